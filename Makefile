@@ -1,0 +1,64 @@
+# The two commands that matter: `make run` and `make check`.
+# Everything is built by CMake + Ninja in build/; this file only strings
+# the steps together.
+
+BUILD    ?= build
+ASAN     ?= build-asan
+CMAKE    ?= cmake
+NINJA    ?= ninja
+JOBS     ?= 2
+
+.PHONY: all setup build run check unit asan integration fuzz format clean
+
+all: build
+
+setup:
+	@scripts/setup.sh
+
+$(BUILD)/build.ninja:
+	$(CMAKE) -S . -B $(BUILD) -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo
+
+build: $(BUILD)/build.ninja
+	$(NINJA) -C $(BUILD) -j$(JOBS)
+
+# Installs what is missing, builds, and starts issod (8080), isso-sim
+# (8090) and the demo agency service (8081) with SQLite under var/.
+run: setup build
+	@scripts/run.sh
+
+# The whole test suite: unit tests and fuzz-corpus replays (ctest), the
+# same under ASan+UBSan, then the integration and browser tests against the
+# real daemons.
+check: setup build unit asan integration
+
+unit: build
+	cd $(BUILD) && ctest --output-on-failure -j$(JOBS)
+
+$(ASAN)/build.ninja:
+	$(CMAKE) -S . -B $(ASAN) -G Ninja -DCMAKE_C_COMPILER=clang -DISSO_SANITIZE=ON \
+		-DCMAKE_BUILD_TYPE=Debug
+
+asan: $(ASAN)/build.ninja
+	$(NINJA) -C $(ASAN) -j$(JOBS)
+	cd $(ASAN) && ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
+		ctest --output-on-failure -j$(JOBS)
+
+integration: build
+	cd tests && ISSO_BUILD_DIR=$(CURDIR)/$(BUILD) node --test --test-concurrency=1 \
+		--test-timeout=180000 integration/
+
+# Runs each libFuzzer target for FUZZ_SECONDS (clang).
+FUZZ_SECONDS ?= 60
+fuzz:
+	$(CMAKE) -S . -B build-fuzz -G Ninja -DCMAKE_C_COMPILER=clang -DISSO_FUZZ=ON
+	$(NINJA) -C build-fuzz -j$(JOBS)
+	for f in build-fuzz/fuzz/fuzz_*; do \
+		n=$$(basename $$f | sed 's/^fuzz_//'); \
+		$$f -max_total_time=$(FUZZ_SECONDS) tests/fuzz/corpus/$$n || exit 1; \
+	done
+
+format:
+	clang-format -i $$(git ls-files '*.c' '*.h')
+
+clean:
+	rm -rf $(BUILD) $(ASAN) build-fuzz
