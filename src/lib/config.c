@@ -1,0 +1,363 @@
+/* Configuration loading: defaults, then the INI file, then the environment.
+ * Every setting is one row of config_table; adding one is a one-line change
+ * plus the field in struct isso_config. */
+#include "lib/config.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <ini.h>
+
+#include "lib/isso.h"
+#include "lib/log.h"
+#include "lib/xmalloc.h"
+
+#ifndef ISSO_DATADIR
+#define ISSO_DATADIR "."
+#endif
+
+/* The longest string value (the file's lines are limited by inih to about
+ * 200 bytes; longer values can come from the environment). */
+#define CONFIG_VALUE_MAX 4096
+
+enum config_type { CONFIG_INT, CONFIG_STRING };
+
+struct config_item {
+	const char *section, *key;
+	enum config_type type;
+	size_t offset;
+	const char *def;     /* CONFIG_STRING */
+	long idef, min, max; /* CONFIG_INT */
+};
+
+#define CS(sec, field, d)                                                                          \
+	{                                                                                          \
+#sec, #field, CONFIG_STRING, offsetof(struct isso_config, sec.field), d, 0, 0, 0   \
+	}
+#define CI(sec, field, d, lo, hi)                                                                  \
+	{                                                                                          \
+#sec, #field, CONFIG_INT, offsetof(struct isso_config, sec.field), NULL, d, lo, hi \
+	}
+
+static const struct config_item config_table[] = {
+    CS(server, listen, "127.0.0.1"),
+    CI(server, port, 8080, 1, 65535),
+    CS(server, public_url, "http://127.0.0.1:8080"),
+    CI(server, threads, 0, 0, 1024),
+    CI(server, max_body, 65536, 1024, 64 * 1024 * 1024),
+    CS(server, datadir, ISSO_DATADIR),
+    CS(store, driver, "sqlite"),
+    CS(store, path, "var/isso.db"),
+    CS(store, conninfo, ""),
+    CS(keys, master_key_file, "var/master.key"),
+    CS(log, level, "info"),
+    CI(oidc, code_ttl, 60, 1, 3600),
+    CI(oidc, access_token_ttl, 600, 1, 86400),
+    CI(oidc, refresh_token_ttl, 2592000, 0, 31536000),
+    CI(oidc, id_token_ttl, 600, 1, 86400),
+    CI(oidc, session_ttl, 28800, 1, 2592000),
+    CI(oidc, txn_ttl, 900, 1, 86400),
+    CI(security, max_failures, 5, 1, 1000),
+    CI(security, lockout_seconds, 900, 0, 31536000),
+    CI(security, ip_rate_per_min, 30, 1, 1000000),
+    CS(sms, mode, "sim"),
+    CS(sms, url, "http://127.0.0.1:8090/api/mtk/SmSend"),
+    CS(sms, username, "isso"),
+    CS(sms, password, "isso-sim"),
+    CI(sms, timeout_ms, 5000, 100, 600000),
+};
+
+#define CONFIG_N ISSO_N_ELEMENTS(config_table)
+
+struct config_ctx {
+	struct isso_config *cfg;
+	bool seen[CONFIG_N]; /* set by the file or the environment */
+	int line;            /* current line of the file */
+	bool at_line_start;
+	FILE *fp;
+	const char *error;
+	int error_line; /* line of error */
+};
+
+/* The message behind *error_r; per thread so that loads never race. */
+static _Thread_local char config_errbuf[512];
+
+static const char *config_fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+static const char *
+config_fail(const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(config_errbuf, sizeof(config_errbuf), fmt, ap);
+	va_end(ap);
+	return config_errbuf;
+}
+
+static char **
+config_str(struct isso_config *cfg, const struct config_item *it)
+{
+	return (char **)((char *)cfg + it->offset);
+}
+
+static int *
+config_int(struct isso_config *cfg, const struct config_item *it)
+{
+	return (int *)((char *)cfg + it->offset);
+}
+
+static const struct config_item *
+config_find(const char *section, const char *key, size_t *idx_r)
+{
+	size_t i;
+
+	for (i = 0; i < CONFIG_N; i++) {
+		if (strcmp(config_table[i].section, section) == 0 &&
+		    strcmp(config_table[i].key, key) == 0) {
+			*idx_r = i;
+			return &config_table[i];
+		}
+	}
+	return NULL;
+}
+
+/* Stores value into the item; on error returns a reason (static). */
+static const char *
+config_set(struct isso_config *cfg, const struct config_item *it, const char *value)
+{
+	char **sp, *end;
+	long v;
+
+	if (it->type == CONFIG_STRING) {
+		if (strlen(value) > CONFIG_VALUE_MAX)
+			return "value too long";
+		sp = config_str(cfg, it);
+		if (*sp != NULL) {
+			explicit_bzero(*sp, strlen(*sp));
+			free(*sp);
+		}
+		*sp = xstrdup(value);
+		return NULL;
+	}
+	errno = 0;
+	v = strtol(value, &end, 10);
+	if (end == value || *end != '\0' || isspace((unsigned char)value[0]))
+		return "not an integer";
+	if (errno == ERANGE || v < it->min || v > it->max)
+		return "out of range";
+	*config_int(cfg, it) = (int)v;
+	return NULL;
+}
+
+/* fgets-style reader for inih that counts lines and refuses long ones. */
+static char *
+config_reader(char *str, int num, void *stream)
+{
+	struct config_ctx *ctx = stream;
+	size_t n;
+
+	if (ctx->error != NULL)
+		return NULL;
+	if (fgets(str, num, ctx->fp) == NULL)
+		return NULL;
+	if (ctx->at_line_start)
+		ctx->line++;
+	n = strlen(str);
+	ctx->at_line_start = n > 0 && str[n - 1] == '\n';
+	if (!ctx->at_line_start && !feof(ctx->fp)) {
+		ctx->error = config_fail("line %d: too long", ctx->line);
+		ctx->error_line = ctx->line;
+		return NULL;
+	}
+	return str;
+}
+
+static int
+config_handler(void *user, const char *section, const char *name, const char *value)
+{
+	struct config_ctx *ctx = user;
+	const struct config_item *it;
+	const char *why;
+	size_t i;
+
+	if (ctx->error != NULL)
+		return 0;
+	ctx->error_line = ctx->line;
+	if ((it = config_find(section, name, &i)) == NULL) {
+		ctx->error =
+		    config_fail("line %d: unknown key [%.64s] %.64s", ctx->line, section, name);
+		return 0;
+	}
+	if (ctx->seen[i]) {
+		ctx->error =
+		    config_fail("line %d: [%s] %s given twice", ctx->line, it->section, it->key);
+		return 0;
+	}
+	if ((why = config_set(ctx->cfg, it, value)) != NULL) {
+		ctx->error =
+		    config_fail("line %d: [%s] %s: %s", ctx->line, it->section, it->key, why);
+		return 0;
+	}
+	ctx->seen[i] = true;
+	return 1;
+}
+
+static const char *
+config_parse_file(struct config_ctx *ctx, const char *path)
+{
+	int r;
+
+	if ((ctx->fp = fopen(path, "re")) == NULL)
+		return config_fail("%s: %s", path, strerror(errno));
+	ctx->line = 0;
+	ctx->at_line_start = true;
+	r = ini_parse_stream(config_reader, ctx, config_handler, ctx);
+	/* inih goes on after a syntax error: report whichever came first. */
+	if (r > 0 && (ctx->error == NULL || r < ctx->error_line))
+		ctx->error = config_fail("line %d: syntax error", r);
+	else if (ctx->error == NULL && ferror(ctx->fp))
+		ctx->error = config_fail("%s: read error", path);
+	else if (ctx->error == NULL && r < 0)
+		ctx->error = config_fail("%s: cannot parse", path);
+	fclose(ctx->fp);
+	ctx->fp = NULL;
+	return ctx->error;
+}
+
+static const char *
+config_parse_env(struct config_ctx *ctx)
+{
+	char name[96], *p;
+	const char *value, *why;
+	size_t i;
+
+	for (i = 0; i < CONFIG_N; i++) {
+		const struct config_item *it = &config_table[i];
+
+		snprintf(name, sizeof(name), "ISSO_%s_%s", it->section, it->key);
+		for (p = name; *p != '\0'; p++)
+			*p = (char)toupper((unsigned char)*p);
+		if ((value = getenv(name)) == NULL)
+			continue;
+		if ((why = config_set(ctx->cfg, it, value)) != NULL)
+			return config_fail("%s: %s", name, why);
+		ctx->seen[i] = true;
+	}
+	return NULL;
+}
+
+static bool
+config_seen(const struct config_ctx *ctx, const char *section, const char *key)
+{
+	size_t i;
+
+	return config_find(section, key, &i) != NULL && ctx->seen[i];
+}
+
+/* Derived values and checks across settings. */
+static const char *
+config_finish(struct config_ctx *ctx)
+{
+	struct isso_config *cfg = ctx->cfg;
+	const char *host = cfg->server.listen, *scheme_end;
+	char *url;
+	size_t n;
+
+	if (config_seen(ctx, "server", "port") && !config_seen(ctx, "server", "public_url")) {
+		if (strcmp(host, "0.0.0.0") == 0 || strcmp(host, "::") == 0 || host[0] == '\0')
+			host = "127.0.0.1";
+		url = xasprintf(strchr(host, ':') != NULL ? "http://[%s]:%d" : "http://%s:%d", host,
+		                cfg->server.port);
+		free(cfg->server.public_url);
+		cfg->server.public_url = url;
+	}
+	url = cfg->server.public_url;
+	if (strncmp(url, "http://", 7) == 0)
+		scheme_end = url + 7;
+	else if (strncmp(url, "https://", 8) == 0)
+		scheme_end = url + 8;
+	else
+		return "server.public_url: must start with http:// or https://";
+	n = strlen(url);
+	while (n > (size_t)(scheme_end - url) && url[n - 1] == '/')
+		url[--n] = '\0';
+	if (url + n == scheme_end)
+		return "server.public_url: no host";
+	if (strpbrk(url, "?# \t\r\n") != NULL)
+		return "server.public_url: no query, fragment or space allowed";
+	if (cfg->server.listen[0] == '\0')
+		return "server.listen: empty";
+	if (cfg->server.datadir[0] == '\0')
+		return "server.datadir: empty";
+	if (strcmp(cfg->store.driver, "sqlite") != 0 &&
+	    strcmp(cfg->store.driver, "postgresql") != 0)
+		return "store.driver: must be sqlite or postgresql";
+	if (strcmp(cfg->store.driver, "sqlite") == 0 && cfg->store.path[0] == '\0')
+		return "store.path: empty";
+	if (cfg->keys.master_key_file[0] == '\0')
+		return "keys.master_key_file: empty";
+	if (log_level_parse(cfg->log.level) < 0)
+		return "log.level: must be debug, info, warn or error";
+	if (strcmp(cfg->sms.mode, "sim") != 0 && strcmp(cfg->sms.mode, "http") != 0)
+		return "sms.mode: must be sim or http";
+	return NULL;
+}
+
+int
+config_load(const char *path, struct isso_config *cfg, const char **error_r)
+{
+	struct config_ctx ctx;
+	const char *error = NULL;
+	size_t i;
+	int ret = ISSO_ERR_INVALID;
+
+	memset(cfg, 0, sizeof(*cfg));
+	memset(&ctx, 0, sizeof(ctx));
+	ctx.cfg = cfg;
+	for (i = 0; i < CONFIG_N; i++) {
+		if (config_table[i].type == CONFIG_STRING)
+			*config_str(cfg, &config_table[i]) = xstrdup(config_table[i].def);
+		else
+			*config_int(cfg, &config_table[i]) = (int)config_table[i].idef;
+	}
+	if (path != NULL && (error = config_parse_file(&ctx, path)) != NULL)
+		goto out;
+	if ((error = config_parse_env(&ctx)) != NULL)
+		goto out;
+	if ((error = config_finish(&ctx)) != NULL)
+		goto out;
+	ret = 0;
+out:
+	if (ret < 0)
+		config_free(cfg);
+	if (error_r != NULL)
+		*error_r = error;
+	return ret;
+}
+
+void
+config_free(struct isso_config *cfg)
+{
+	char **sp;
+	size_t i;
+
+	if (cfg == NULL)
+		return;
+	for (i = 0; i < CONFIG_N; i++) {
+		if (config_table[i].type != CONFIG_STRING)
+			continue;
+		sp = config_str(cfg, &config_table[i]);
+		if (*sp != NULL) {
+			explicit_bzero(*sp, strlen(*sp));
+			free(*sp);
+			*sp = NULL;
+		}
+	}
+}

@@ -1,0 +1,57 @@
+/* Configuration: built-in defaults, then an optional INI file, then
+ * ISSO_<SECTION>_<KEY> environment variables (upper case), later winning.
+ * No file is needed to run with the defaults. */
+#ifndef ISSO_CONFIG_H
+#define ISSO_CONFIG_H
+
+#include <stdbool.h>
+
+struct isso_config {
+	struct {
+		char *listen;     /* address to bind, "127.0.0.1" */
+		int port;         /* 8080 */
+		char *public_url; /* issuer and base of every URL, "http://127.0.0.1:8080" */
+		int threads;      /* worker threads; 0: one per core */
+		int max_body;     /* largest request body in bytes, 65536 */
+		char *datadir;    /* templates/, static/, locales/, migrations */
+	} server;
+	struct {
+		char *driver;   /* "sqlite" (default) | "postgresql" */
+		char *path;     /* SQLite file, "var/isso.db" */
+		char *conninfo; /* PostgreSQL connection string */
+	} store;
+	struct {
+		char *master_key_file; /* "var/master.key", created on first start */
+	} keys;
+	struct {
+		char *level; /* debug | info | warn | error */
+	} log;
+	struct {
+		int code_ttl;          /* seconds, 60 */
+		int access_token_ttl;  /* 600 */
+		int refresh_token_ttl; /* 30 days */
+		int id_token_ttl;      /* 600 */
+		int session_ttl;       /* browser SSO session, 8 hours */
+		int txn_ttl;           /* an unfinished login, 15 minutes */
+	} oidc;
+	struct {
+		int max_failures;    /* password failures before lockout, 5 */
+		int lockout_seconds; /* 900 */
+		int ip_rate_per_min; /* login / OTP attempts per client address per minute, 30 */
+	} security;
+	struct {
+		char *mode;     /* "sim" | "http" */
+		char *url;      /* Mitake-style SmSend endpoint */
+		char *username; /* gateway account */
+		char *password;
+		int timeout_ms; /* 5000 */
+	} sms;
+};
+
+/* Fills cfg from defaults, the file at path (NULL: none) and the
+ * environment. Returns 0, or ISSO_ERR_INVALID with *error_r naming the bad
+ * key or line (static or owned by cfg). Release with config_free(). */
+int config_load(const char *path, struct isso_config *cfg, const char **error_r);
+void config_free(struct isso_config *cfg);
+
+#endif
