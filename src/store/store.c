@@ -1,0 +1,832 @@
+/* The store front end: picks a backend from the registry, checks arguments
+ * once for every backend, dispatches through the driver table, and holds
+ * the pieces every backend must share (audit chain hashing and
+ * verification, migration discovery, record freeing). */
+#include "store/store-private.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "lib/isso.h"
+#include "lib/secret.h"
+#include "lib/xmalloc.h"
+
+#define STORE_MIGRATION_MAX_SIZE (4 * 1024 * 1024)
+#define STORE_MIGRATIONS_MAX     10000
+
+struct store {
+	const struct store_driver *driver;
+	struct store_backend *backend;
+};
+
+const struct store_driver *const store_drivers[] = {
+    &store_driver_sqlite,
+#ifdef HAVE_LIBPQ
+    &store_driver_pgsql,
+#endif
+    NULL,
+};
+
+static _Thread_local char store_error_buf[512];
+
+const char *
+store_error_fmt(const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(store_error_buf, sizeof(store_error_buf), fmt, ap);
+	va_end(ap);
+	return store_error_buf;
+}
+
+int
+store_open(const char *driver, const char *dsn, const char *migrations_dir, struct store **store_r,
+           const char **error_r)
+{
+	const struct store_driver *drv = NULL;
+	struct store_backend *backend = NULL;
+	struct store *store = NULL;
+	const char *error = NULL;
+	int ret = 0;
+	size_t i;
+
+	*store_r = NULL;
+	if (driver == NULL || dsn == NULL) {
+		error = "store driver and dsn are required";
+		ret = ISSO_ERR_INVALID;
+		goto out;
+	}
+	if (migrations_dir == NULL)
+		migrations_dir = ISSO_DATADIR "/migrations";
+	for (i = 0; store_drivers[i] != NULL; i++) {
+		if (strcmp(store_drivers[i]->name, driver) == 0) {
+			drv = store_drivers[i];
+			break;
+		}
+	}
+	if (drv == NULL) {
+		error = store_error_fmt("unknown store driver '%s'", driver);
+		ret = ISSO_ERR_INVALID;
+		goto out;
+	}
+	ret = drv->open(dsn, migrations_dir, &backend, &error);
+	if (ret < 0)
+		goto out;
+	store = xcalloc(1, sizeof(*store));
+	store->driver = drv;
+	store->backend = backend;
+	*store_r = store;
+out:
+	if (error_r != NULL)
+		*error_r = ret < 0 ? (error != NULL ? error : isso_strerror(ret)) : NULL;
+	return ret;
+}
+
+void
+store_close(struct store *store)
+{
+	if (store == NULL)
+		return;
+	store->driver->close(store->backend);
+	free(store);
+}
+
+int
+store_schema_version(struct store *store, int *version_r)
+{
+	return store->driver->schema_version(store->backend, version_r);
+}
+
+/* ---- shared helpers ---- */
+
+char *
+store_audit_hash(const char *prev_hash, int64_t seq, int64_t ts, const char *event,
+                 const char *data, char out[65])
+{
+	char *msg =
+	    xasprintf("%s\n%" PRId64 "\n%" PRId64 "\n%s\n%s", prev_hash, seq, ts, event, data);
+
+	secret_sha256_hex(msg, strlen(msg), out);
+	free(msg);
+	return out;
+}
+
+int
+store_json_parse(const char *text, json_type type, json_t **json_r)
+{
+	json_t *json = NULL;
+	int ret = 0;
+
+	*json_r = NULL;
+	if (text == NULL)
+		goto out;
+	json = json_loads(text, JSON_REJECT_DUPLICATES, NULL);
+	if (json == NULL || json_typeof(json) != type) {
+		ret = ISSO_ERR_STORE;
+		goto out;
+	}
+	*json_r = json;
+	json = NULL;
+out:
+	json_decref(json);
+	return ret;
+}
+
+/* Serialises an optional JSON value of the given type; NULL gives dflt. */
+static int
+store_json_dump(const json_t *json, json_type type, const char *dflt, char **text_r)
+{
+	*text_r = NULL;
+	if (json == NULL) {
+		*text_r = dflt != NULL ? xstrdup(dflt) : NULL;
+		return 0;
+	}
+	if (json_typeof(json) != type)
+		return ISSO_ERR_INVALID;
+	*text_r = json_dumps(json, JSON_COMPACT | JSON_ENCODE_ANY);
+	if (*text_r == NULL)
+		return ISSO_ERR_INVALID;
+	return 0;
+}
+
+static int
+store_migration_cmp(const void *a, const void *b)
+{
+	const struct store_migration *ma = a, *mb = b;
+
+	return (ma->version > mb->version) - (ma->version < mb->version);
+}
+
+/* Parses "NNNN-name.sql"; false when the name does not follow it. */
+static bool
+store_migration_name(const char *name, int *version_r)
+{
+	size_t len = strlen(name), digits = 0;
+	long v = 0;
+
+	while (name[digits] >= '0' && name[digits] <= '9')
+		digits++;
+	if (digits == 0 || digits > 6 || name[digits] != '-' || len < digits + 1 + 4 + 1 ||
+	    strcmp(name + len - 4, ".sql") != 0)
+		return false;
+	for (size_t i = 0; i < digits; i++)
+		v = v * 10 + (name[i] - '0');
+	if (v <= 0)
+		return false;
+	*version_r = (int)v;
+	return true;
+}
+
+int
+store_migrations_scan(const char *migrations_dir, const char *driver,
+                      struct store_migration **list_r, size_t *count_r, const char **error_r)
+{
+	struct store_migration *list = NULL;
+	size_t count = 0, alloc = 0, i;
+	struct dirent *de;
+	char *dir = NULL;
+	DIR *d = NULL;
+	int ret = 0, version;
+
+	*list_r = NULL;
+	*count_r = 0;
+	dir = xasprintf("%s/%s", migrations_dir, driver);
+	d = opendir(dir);
+	if (d == NULL) {
+		*error_r =
+		    store_error_fmt("cannot read migrations in %s: %s", dir, strerror(errno));
+		ret = ISSO_ERR_IO;
+		goto out;
+	}
+	while ((de = readdir(d)) != NULL) {
+		size_t nlen = strlen(de->d_name);
+
+		if (nlen < 4 || strcmp(de->d_name + nlen - 4, ".sql") != 0)
+			continue;
+		if (!store_migration_name(de->d_name, &version)) {
+			*error_r = store_error_fmt("migration %s/%s is not named NNNN-name.sql",
+			                           dir, de->d_name);
+			ret = ISSO_ERR_INVALID;
+			goto out;
+		}
+		if (count == STORE_MIGRATIONS_MAX) {
+			*error_r = store_error_fmt("too many migrations in %s", dir);
+			ret = ISSO_ERR_LIMIT;
+			goto out;
+		}
+		if (count == alloc) {
+			alloc = alloc == 0 ? 8 : alloc * 2;
+			list = xrealloc(list, alloc * sizeof(*list));
+		}
+		list[count].version = version;
+		list[count].path = xasprintf("%s/%s", dir, de->d_name);
+		count++;
+	}
+	qsort(list, count, sizeof(*list), store_migration_cmp);
+	for (i = 1; i < count; i++) {
+		if (list[i].version == list[i - 1].version) {
+			*error_r = store_error_fmt("two migrations with version %d in %s",
+			                           list[i].version, dir);
+			ret = ISSO_ERR_INVALID;
+			goto out;
+		}
+	}
+	*list_r = list;
+	*count_r = count;
+	list = NULL;
+	count = 0;
+out:
+	store_migrations_free(list, count);
+	if (d != NULL)
+		closedir(d);
+	free(dir);
+	return ret;
+}
+
+void
+store_migrations_free(struct store_migration *list, size_t count)
+{
+	for (size_t i = 0; i < count; i++)
+		free(list[i].path);
+	free(list);
+}
+
+int
+store_migration_read(const struct store_migration *m, char **sql_r, const char **error_r)
+{
+	FILE *f = NULL;
+	char *sql = NULL;
+	struct stat st;
+	size_t n;
+	int ret = 0;
+
+	*sql_r = NULL;
+	f = fopen(m->path, "re");
+	if (f == NULL || fstat(fileno(f), &st) < 0) {
+		*error_r = store_error_fmt("cannot read %s: %s", m->path, strerror(errno));
+		ret = ISSO_ERR_IO;
+		goto out;
+	}
+	if (!S_ISREG(st.st_mode) || st.st_size > STORE_MIGRATION_MAX_SIZE) {
+		*error_r = store_error_fmt("%s is not a regular file of at most %d bytes", m->path,
+		                           STORE_MIGRATION_MAX_SIZE);
+		ret = ISSO_ERR_LIMIT;
+		goto out;
+	}
+	sql = xmalloc((size_t)st.st_size + 1);
+	n = fread(sql, 1, (size_t)st.st_size, f);
+	if (n != (size_t)st.st_size || ferror(f)) {
+		*error_r = store_error_fmt("short read on %s", m->path);
+		ret = ISSO_ERR_IO;
+		goto out;
+	}
+	sql[n] = '\0';
+	if (strlen(sql) != n) {
+		*error_r = store_error_fmt("%s contains a NUL byte", m->path);
+		ret = ISSO_ERR_INVALID;
+		goto out;
+	}
+	*sql_r = sql;
+	sql = NULL;
+out:
+	free(sql);
+	if (f != NULL)
+		fclose(f);
+	return ret;
+}
+
+/* ---- clients ---- */
+
+static bool
+store_json_array_or_null(const json_t *j)
+{
+	return j == NULL || json_is_array(j);
+}
+
+int
+store_client_add(struct store *store, const struct store_client *client)
+{
+	if (client == NULL || client->client_id == NULL || client->name == NULL ||
+	    client->id_token_alg == NULL || client->auth_method == NULL ||
+	    !store_json_array_or_null(client->redirect_uris) ||
+	    !store_json_array_or_null(client->post_logout_redirect_uris) ||
+	    (client->jwks != NULL && !json_is_object(client->jwks)) || client->status < 0 ||
+	    client->status > CLIENT_SUSPENDED)
+		return ISSO_ERR_INVALID;
+	return store->driver->client_add(store->backend, client);
+}
+
+int
+store_client_get(struct store *store, const char *client_id, struct store_client **client_r)
+{
+	*client_r = NULL;
+	if (client_id == NULL)
+		return ISSO_ERR_INVALID;
+	return store->driver->client_get(store->backend, client_id, client_r);
+}
+
+int
+store_client_list(struct store *store, int (*fn)(const struct store_client *c, void *ctx),
+                  void *ctx)
+{
+	if (fn == NULL)
+		return ISSO_ERR_INVALID;
+	return store->driver->client_list(store->backend, fn, ctx);
+}
+
+int
+store_client_set_status(struct store *store, const char *client_id, int status)
+{
+	if (client_id == NULL || status < CLIENT_PENDING || status > CLIENT_SUSPENDED)
+		return ISSO_ERR_INVALID;
+	return store->driver->client_set_status(store->backend, client_id, status);
+}
+
+int
+store_client_set_secret(struct store *store, const char *client_id, const char *secret_hash)
+{
+	if (client_id == NULL)
+		return ISSO_ERR_INVALID;
+	return store->driver->client_set_secret(store->backend, client_id, secret_hash);
+}
+
+void
+store_client_free(struct store_client *client)
+{
+	if (client == NULL)
+		return;
+	free(client->client_id);
+	free(client->secret_hash);
+	free(client->name);
+	free(client->purpose);
+	json_decref(client->redirect_uris);
+	json_decref(client->post_logout_redirect_uris);
+	free(client->backchannel_logout_uri);
+	free(client->scope);
+	free(client->id_token_alg);
+	free(client->auth_method);
+	free(client->jwks_uri);
+	json_decref(client->jwks);
+	free(client);
+}
+
+/* ---- persons ---- */
+
+int
+store_person_add(struct store *store, const struct store_person *person)
+{
+	if (person == NULL || person->uuid == NULL)
+		return ISSO_ERR_INVALID;
+	return store->driver->person_add(store->backend, person);
+}
+
+int
+store_person_get(struct store *store, const char *uuid, struct store_person **person_r)
+{
+	*person_r = NULL;
+	if (uuid == NULL)
+		return ISSO_ERR_INVALID;
+	return store->driver->person_get(store->backend, uuid, person_r);
+}
+
+int
+store_person_find_by_id_hash(struct store *store, const char *id_hash,
+                             struct store_person **person_r)
+{
+	*person_r = NULL;
+	if (id_hash == NULL)
+		return ISSO_ERR_INVALID;
+	return store->driver->person_find_by_id_hash(store->backend, id_hash, person_r);
+}
+
+int
+store_person_update(struct store *store, const char *uuid, const char *id_hash, const char *pii,
+                    int64_t now)
+{
+	if (uuid == NULL)
+		return ISSO_ERR_INVALID;
+	return store->driver->person_update(store->backend, uuid, id_hash, pii, now);
+}
+
+int
+store_person_delete(struct store *store, const char *uuid)
+{
+	if (uuid == NULL)
+		return ISSO_ERR_INVALID;
+	return store->driver->person_delete(store->backend, uuid);
+}
+
+void
+store_person_free(struct store_person *person)
+{
+	if (person == NULL)
+		return;
+	free(person->uuid);
+	free(person->id_hash);
+	xfree_secret(person->pii);
+	free(person);
+}
+
+/* ---- members ---- */
+
+int
+store_member_add(struct store *store, const struct store_member *member)
+{
+	if (member == NULL || member->uuid == NULL || member->account == NULL ||
+	    member->phone_hash == NULL || member->password_hash == NULL ||
+	    (member->level != MEMBER_ORDINARY && member->level != MEMBER_GOLD))
+		return ISSO_ERR_INVALID;
+	return store->driver->member_add(store->backend, member);
+}
+
+int
+store_member_find(struct store *store, const char *account, const char *email_hash,
+                  const char *phone_hash, struct store_member **member_r)
+{
+	*member_r = NULL;
+	if (account == NULL && email_hash == NULL && phone_hash == NULL)
+		return 0;
+	return store->driver->member_find(store->backend, account, email_hash, phone_hash,
+	                                  member_r);
+}
+
+int
+store_member_get(struct store *store, const char *uuid, struct store_member **member_r)
+{
+	*member_r = NULL;
+	if (uuid == NULL)
+		return ISSO_ERR_INVALID;
+	return store->driver->member_get(store->backend, uuid, member_r);
+}
+
+int
+store_member_login_failed(struct store *store, const char *uuid, int max_failures, int64_t now,
+                          int lock_seconds, int *failures_r)
+{
+	*failures_r = 0;
+	if (uuid == NULL || max_failures < 1 || lock_seconds < 0)
+		return ISSO_ERR_INVALID;
+	return store->driver->member_login_failed(store->backend, uuid, max_failures, now,
+	                                          lock_seconds, failures_r);
+}
+
+int
+store_member_login_ok(struct store *store, const char *uuid)
+{
+	if (uuid == NULL)
+		return ISSO_ERR_INVALID;
+	return store->driver->member_login_ok(store->backend, uuid);
+}
+
+int
+store_member_set_password(struct store *store, const char *uuid, const char *password_hash)
+{
+	if (uuid == NULL || password_hash == NULL)
+		return ISSO_ERR_INVALID;
+	return store->driver->member_set_password(store->backend, uuid, password_hash);
+}
+
+void
+store_member_free(struct store_member *member)
+{
+	if (member == NULL)
+		return;
+	free(member->uuid);
+	free(member->account);
+	free(member->email_hash);
+	free(member->phone_hash);
+	xfree_secret(member->password_hash);
+	free(member);
+}
+
+/* ---- consents ---- */
+
+int
+store_consent_get(struct store *store, const char *uuid, const char *client_id, char **scope_r)
+{
+	*scope_r = NULL;
+	if (uuid == NULL || client_id == NULL)
+		return ISSO_ERR_INVALID;
+	return store->driver->consent_get(store->backend, uuid, client_id, scope_r);
+}
+
+int
+store_consent_put(struct store *store, const char *uuid, const char *client_id, const char *scope,
+                  int64_t now)
+{
+	if (uuid == NULL || client_id == NULL || scope == NULL)
+		return ISSO_ERR_INVALID;
+	return store->driver->consent_put(store->backend, uuid, client_id, scope, now);
+}
+
+int
+store_consent_delete(struct store *store, const char *uuid, const char *client_id)
+{
+	if (uuid == NULL || client_id == NULL)
+		return ISSO_ERR_INVALID;
+	return store->driver->consent_delete(store->backend, uuid, client_id);
+}
+
+/* ---- tokens ---- */
+
+int
+store_token_add(struct store *store, const struct store_token *token)
+{
+	if (token == NULL || token->hash == NULL || token->grant_id == NULL ||
+	    token->client_id == NULL || token->scope == NULL || token->kind < TOKEN_CODE ||
+	    token->kind > TOKEN_REFRESH || (token->data != NULL && !json_is_object(token->data)))
+		return ISSO_ERR_INVALID;
+	return store->driver->token_add(store->backend, token);
+}
+
+int
+store_token_get(struct store *store, const char *hash, int64_t now, struct store_token **token_r)
+{
+	*token_r = NULL;
+	if (hash == NULL)
+		return ISSO_ERR_INVALID;
+	return store->driver->token_get(store->backend, hash, now, token_r);
+}
+
+int
+store_token_use(struct store *store, const char *hash, int64_t now, bool *won_r)
+{
+	*won_r = false;
+	if (hash == NULL)
+		return ISSO_ERR_INVALID;
+	return store->driver->token_use(store->backend, hash, now, won_r);
+}
+
+int
+store_token_revoke(struct store *store, const char *hash)
+{
+	if (hash == NULL)
+		return ISSO_ERR_INVALID;
+	return store->driver->token_revoke(store->backend, hash);
+}
+
+int
+store_token_revoke_grant(struct store *store, const char *grant_id)
+{
+	if (grant_id == NULL)
+		return ISSO_ERR_INVALID;
+	return store->driver->token_revoke_grant(store->backend, grant_id);
+}
+
+int
+store_token_revoke_client_person(struct store *store, const char *client_id, const char *uuid)
+{
+	if (client_id == NULL || uuid == NULL)
+		return ISSO_ERR_INVALID;
+	return store->driver->token_revoke_client_person(store->backend, client_id, uuid);
+}
+
+void
+store_token_free(struct store_token *token)
+{
+	if (token == NULL)
+		return;
+	free(token->hash);
+	free(token->grant_id);
+	free(token->client_id);
+	free(token->uuid);
+	free(token->sid);
+	free(token->scope);
+	json_decref(token->data);
+	free(token);
+}
+
+/* ---- short-lived objects ---- */
+
+int
+store_eph_put(struct store *store, const char *kind, const char *id, json_t *data,
+              int64_t expires_at)
+{
+	char *text = NULL;
+	int ret;
+
+	if (kind == NULL || id == NULL)
+		return ISSO_ERR_INVALID;
+	ret = store_json_dump(data, JSON_OBJECT, "{}", &text);
+	if (ret == 0)
+		ret = store->driver->eph_put(store->backend, kind, id, text, expires_at);
+	xfree_secret(text);
+	return ret;
+}
+
+int
+store_eph_get(struct store *store, const char *kind, const char *id, int64_t now, json_t **data_r,
+              int *counter_r)
+{
+	json_t *data = NULL;
+	int counter = 0, ret;
+
+	if (data_r != NULL)
+		*data_r = NULL;
+	if (counter_r != NULL)
+		*counter_r = 0;
+	if (kind == NULL || id == NULL)
+		return ISSO_ERR_INVALID;
+	ret = store->driver->eph_get(store->backend, kind, id, now, &data, &counter);
+	if (ret == 0 && counter_r != NULL)
+		*counter_r = counter;
+	if (ret == 0 && data_r != NULL)
+		*data_r = data;
+	else
+		json_decref(data);
+	return ret;
+}
+
+int
+store_eph_update(struct store *store, const char *kind, const char *id, json_t *data, int64_t now,
+                 bool *found_r)
+{
+	char *text = NULL;
+	int ret;
+
+	*found_r = false;
+	if (kind == NULL || id == NULL)
+		return ISSO_ERR_INVALID;
+	ret = store_json_dump(data, JSON_OBJECT, "{}", &text);
+	if (ret == 0)
+		ret = store->driver->eph_update(store->backend, kind, id, text, now, found_r);
+	xfree_secret(text);
+	return ret;
+}
+
+int
+store_eph_delete(struct store *store, const char *kind, const char *id)
+{
+	if (kind == NULL || id == NULL)
+		return ISSO_ERR_INVALID;
+	return store->driver->eph_delete(store->backend, kind, id);
+}
+
+int
+store_eph_bump(struct store *store, const char *kind, const char *id, int64_t now, int *counter_r)
+{
+	*counter_r = -1;
+	if (kind == NULL || id == NULL)
+		return ISSO_ERR_INVALID;
+	return store->driver->eph_bump(store->backend, kind, id, now, counter_r);
+}
+
+int
+store_rate_hit(struct store *store, const char *key, int window_seconds, int64_t now, int *count_r)
+{
+	int64_t start;
+
+	*count_r = 0;
+	if (key == NULL || window_seconds <= 0 || now < 0)
+		return ISSO_ERR_INVALID;
+	start = now - now % window_seconds;
+	return store->driver->rate_hit(store->backend, key, start, start + window_seconds, count_r);
+}
+
+/* ---- signing keys ---- */
+
+int
+store_key_add(struct store *store, const struct store_key *key)
+{
+	if (key == NULL || key->kid == NULL || key->alg == NULL || key->jwk == NULL)
+		return ISSO_ERR_INVALID;
+	return store->driver->key_add(store->backend, key);
+}
+
+int
+store_key_list(struct store *store, int (*fn)(const struct store_key *k, void *ctx), void *ctx)
+{
+	if (fn == NULL)
+		return ISSO_ERR_INVALID;
+	return store->driver->key_list(store->backend, fn, ctx);
+}
+
+int
+store_key_set_active(struct store *store, const char *kid, bool active)
+{
+	if (kid == NULL)
+		return ISSO_ERR_INVALID;
+	return store->driver->key_set_active(store->backend, kid, active);
+}
+
+/* ---- audit ---- */
+
+int
+store_audit_append(struct store *store, int64_t now, const char *event, json_t *data)
+{
+	char *text = NULL;
+	int ret;
+
+	if (event == NULL) {
+		ret = ISSO_ERR_INVALID;
+		goto out;
+	}
+	/* Sorted keys: the stored text, which the hash covers, does not
+	 * depend on how the caller built the object. */
+	if (data != NULL && !json_is_object(data)) {
+		ret = ISSO_ERR_INVALID;
+		goto out;
+	}
+	text = data != NULL ? json_dumps(data, JSON_COMPACT | JSON_SORT_KEYS) : xstrdup("{}");
+	if (text == NULL) {
+		ret = ISSO_ERR_INVALID;
+		goto out;
+	}
+	ret = store->driver->audit_append(store->backend, now, event, text);
+out:
+	json_decref(data);
+	free(text);
+	return ret;
+}
+
+struct store_verify_ctx {
+	char prev_hash[65];
+	int64_t prev_seq;
+	int64_t bad_seq;
+};
+
+static int
+store_audit_verify_row(const struct store_audit_row *row, void *context)
+{
+	struct store_verify_ctx *ctx = context;
+	char hash[65];
+
+	store_audit_hash(ctx->prev_hash, row->seq, row->ts, row->event, row->data, hash);
+	/* A missing row (gap in seq), a rewritten prev_hash or any changed
+	 * field breaks the link here. */
+	if (row->seq != ctx->prev_seq + 1 || strcmp(row->prev_hash, ctx->prev_hash) != 0 ||
+	    strcmp(row->hash, hash) != 0) {
+		ctx->bad_seq = row->seq;
+		return 1;
+	}
+	memcpy(ctx->prev_hash, hash, sizeof(ctx->prev_hash));
+	ctx->prev_seq = row->seq;
+	return 0;
+}
+
+int
+store_audit_verify(struct store *store, bool *ok_r, int64_t *bad_seq_r)
+{
+	struct store_verify_ctx ctx;
+	int ret;
+
+	memset(&ctx, 0, sizeof(ctx));
+	memcpy(ctx.prev_hash, STORE_AUDIT_GENESIS, sizeof(ctx.prev_hash));
+	*ok_r = false;
+	if (bad_seq_r != NULL)
+		*bad_seq_r = 0;
+	ret = store->driver->audit_walk(store->backend, 0, store_audit_verify_row, &ctx);
+	if (ret < 0)
+		return ret;
+	*ok_r = ret == 0;
+	if (bad_seq_r != NULL && ret != 0)
+		*bad_seq_r = ctx.bad_seq;
+	return 0;
+}
+
+struct store_list_ctx {
+	int (*fn)(int64_t seq, int64_t ts, const char *event, const char *data, const char *hash,
+	          void *ctx);
+	void *ctx;
+};
+
+static int
+store_audit_list_row(const struct store_audit_row *row, void *context)
+{
+	struct store_list_ctx *ctx = context;
+
+	return ctx->fn(row->seq, row->ts, row->event, row->data, row->hash, ctx->ctx);
+}
+
+int
+store_audit_list(struct store *store, int64_t since_seq,
+                 int (*fn)(int64_t seq, int64_t ts, const char *event, const char *data,
+                           const char *hash, void *ctx),
+                 void *ctx)
+{
+	struct store_list_ctx lctx = {.fn = fn, .ctx = ctx};
+
+	if (fn == NULL)
+		return ISSO_ERR_INVALID;
+	return store->driver->audit_walk(store->backend, since_seq, store_audit_list_row, &lctx);
+}
+
+/* ---- housekeeping ---- */
+
+int
+store_purge(struct store *store, int64_t now, int *n_r)
+{
+	int n = 0, ret;
+
+	ret = store->driver->purge(store->backend, now, &n);
+	if (n_r != NULL)
+		*n_r = n;
+	return ret;
+}

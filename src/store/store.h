@@ -1,0 +1,220 @@
+/* The store: every piece of persistent state goes through this interface.
+ * Backends (store-sqlite.c, later store-pgsql.c) implement struct
+ * store_driver in store-private.h; no SQL exists outside the backends.
+ *
+ * Conventions: functions return 0 or a negative ISSO_ERR_*; "not found" is
+ * 0 with a NULL result. Records returned through _r parameters are
+ * malloc'd and freed with the matching _free function. Times are Unix
+ * seconds. All functions are safe to call from several threads (each
+ * thread gets its own connection). */
+#ifndef ISSO_STORE_H
+#define ISSO_STORE_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <jansson.h>
+
+struct store;
+
+/* Opens the store named by driver ("sqlite" | "postgresql") at dsn (a file
+ * path or connection string) and applies pending migrations from
+ * migrations_dir/<driver>/NNNN-*.sql. */
+int store_open(const char *driver, const char *dsn, const char *migrations_dir,
+               struct store **store_r, const char **error_r);
+void store_close(struct store *store);
+/* The schema version after migrations. */
+int store_schema_version(struct store *store, int *version_r);
+
+/* ---- clients: agencies' applications ---- */
+
+enum store_client_status {
+	CLIENT_PENDING = 0, /* applied, not yet approved: unusable */
+	CLIENT_APPROVED = 1,
+	CLIENT_SUSPENDED = 2,
+};
+
+struct store_client {
+	char *client_id;
+	char *secret_hash;     /* sha256 hex of the secret; NULL for public clients */
+	char *name;            /* the agency service's name shown on consent */
+	char *purpose;         /* its declared purpose (個資蒐集目的), may be NULL */
+	json_t *redirect_uris; /* array of strings */
+	json_t *post_logout_redirect_uris; /* array of strings */
+	char *backchannel_logout_uri;      /* may be NULL */
+	char *scope;                       /* approved scopes, space-separated */
+	bool public_client;
+	char *id_token_alg; /* "ES256" | "RS256" */
+	char *auth_method;  /* client_secret_basic | client_secret_post | private_key_jwt | none */
+	char *jwks_uri;     /* for private_key_jwt, may be NULL */
+	json_t *jwks;       /* inline JWK set for private_key_jwt, may be NULL */
+	int status;         /* enum store_client_status */
+	int64_t created_at;
+};
+
+int store_client_add(struct store *store, const struct store_client *client);
+int store_client_get(struct store *store, const char *client_id, struct store_client **client_r);
+/* Calls fn for each client ordered by created_at; stops when fn returns
+ * non-zero and returns that value. */
+int store_client_list(struct store *store, int (*fn)(const struct store_client *c, void *ctx),
+                      void *ctx);
+int store_client_set_status(struct store *store, const char *client_id, int status);
+int store_client_set_secret(struct store *store, const char *client_id, const char *secret_hash);
+void store_client_free(struct store_client *client);
+
+/* ---- persons: one per human, the stable uuid (歸戶) ---- */
+
+struct store_person {
+	char *uuid;
+	char *id_hash; /* keyed hash of the national ID, NULL when unknown */
+	char *pii;     /* sealed JSON of personal data (secret_seal) */
+	int64_t created_at, updated_at;
+};
+
+/* ISSO_ERR_CONFLICT when uuid or id_hash is taken. */
+int store_person_add(struct store *store, const struct store_person *person);
+int store_person_get(struct store *store, const char *uuid, struct store_person **person_r);
+int store_person_find_by_id_hash(struct store *store, const char *id_hash,
+                                 struct store_person **person_r);
+/* Replaces pii (and id_hash when not NULL). */
+int store_person_update(struct store *store, const char *uuid, const char *id_hash, const char *pii,
+                        int64_t now);
+/* Deletes a person that has nothing linked to it (undoing a registration
+ * that lost a race); ISSO_ERR_CONFLICT when something still refers to it. */
+int store_person_delete(struct store *store, const char *uuid);
+void store_person_free(struct store_person *person);
+
+/* ---- TaipeiPass members (台北通) ---- */
+
+enum store_member_level { MEMBER_ORDINARY = 0, MEMBER_GOLD = 1 };
+
+struct store_member {
+	char *uuid;          /* the person */
+	char *account;       /* login name, lower case, unique */
+	char *email_hash;    /* lookup hash of the normalised e-mail, unique, may be NULL */
+	char *phone_hash;    /* lookup hash of the mobile number, unique */
+	char *password_hash; /* argon2id string */
+	int level;           /* enum store_member_level */
+	int failed_logins;   /* consecutive failures */
+	int64_t locked_until;
+	int64_t created_at;
+};
+
+/* ISSO_ERR_CONFLICT when account, email_hash or phone_hash is taken. */
+int store_member_add(struct store *store, const struct store_member *member);
+/* Finds by account name, e-mail hash or phone hash (whichever matches). */
+int store_member_find(struct store *store, const char *account, const char *email_hash,
+                      const char *phone_hash, struct store_member **member_r);
+int store_member_get(struct store *store, const char *uuid, struct store_member **member_r);
+/* Counts a failed password: increments failed_logins and, when it reaches
+ * max_failures, sets locked_until = now + lock_seconds and resets the count.
+ * Atomic. *failures_r gets the count after the update (max_failures when
+ * this failure locked the account, although the stored count is reset). */
+int store_member_login_failed(struct store *store, const char *uuid, int max_failures, int64_t now,
+                              int lock_seconds, int *failures_r);
+int store_member_login_ok(struct store *store, const char *uuid);
+int store_member_set_password(struct store *store, const char *uuid, const char *password_hash);
+void store_member_free(struct store_member *member);
+
+/* ---- consents ---- */
+
+/* The scopes the person granted the client, NULL when never. */
+int store_consent_get(struct store *store, const char *uuid, const char *client_id, char **scope_r);
+int store_consent_put(struct store *store, const char *uuid, const char *client_id,
+                      const char *scope, int64_t now);
+int store_consent_delete(struct store *store, const char *uuid, const char *client_id);
+
+/* ---- tokens: authorization codes, access and refresh tokens ---- */
+
+enum store_token_kind { TOKEN_CODE = 1, TOKEN_ACCESS = 2, TOKEN_REFRESH = 3 };
+
+struct store_token {
+	char *hash;     /* sha256 hex of the token value (the value is never stored) */
+	int kind;       /* enum store_token_kind */
+	char *grant_id; /* all tokens issued from one authorization share it */
+	char *client_id;
+	char *uuid; /* the person; NULL for client_credentials */
+	char *sid;  /* browser session, may be NULL */
+	char *scope;
+	json_t *data; /* kind-specific: nonce, redirect_uri, PKCE, claims, acr, amr … */
+	int64_t created_at, expires_at;
+	bool used; /* codes and refresh tokens: already exchanged */
+	bool revoked;
+};
+
+int store_token_add(struct store *store, const struct store_token *token);
+/* The token (even used or revoked, so callers can detect replays); NULL
+ * when unknown or expired. */
+int store_token_get(struct store *store, const char *hash, int64_t now,
+                    struct store_token **token_r);
+/* Atomically marks an unused, unrevoked, unexpired token used. *won_r is
+ * true only for the one caller that flipped it. */
+int store_token_use(struct store *store, const char *hash, int64_t now, bool *won_r);
+int store_token_revoke(struct store *store, const char *hash);
+/* Revokes every token of a grant (code replay, refresh-token reuse). */
+int store_token_revoke_grant(struct store *store, const char *grant_id);
+/* Revokes every token of a person for a client (consent withdrawn). */
+int store_token_revoke_client_person(struct store *store, const char *client_id, const char *uuid);
+void store_token_free(struct store_token *token);
+
+/* ---- short-lived objects: sessions, login transactions, OTP challenges ---- */
+
+/* Each is a JSON object under (kind, id) with an expiry and a counter. kinds
+ * in use: "session", "txn", "otp", "reset". */
+int store_eph_put(struct store *store, const char *kind, const char *id, json_t *data,
+                  int64_t expires_at);
+/* NULL when absent or expired. data_r and counter_r may each be NULL;
+ * *counter_r gets the counter (0 when absent). */
+int store_eph_get(struct store *store, const char *kind, const char *id, int64_t now,
+                  json_t **data_r, int *counter_r);
+/* Replaces data only if the object still exists and is unexpired; *found_r
+ * tells. */
+int store_eph_update(struct store *store, const char *kind, const char *id, json_t *data,
+                     int64_t now, bool *found_r);
+int store_eph_delete(struct store *store, const char *kind, const char *id);
+/* Atomically increments the counter; *counter_r gets the new value, or -1
+ * when the object is absent or expired. */
+int store_eph_bump(struct store *store, const char *kind, const char *id, int64_t now,
+                   int *counter_r);
+
+/* Fixed-window rate limit: counts one hit for key in the window of
+ * window_seconds containing now; *count_r gets the hits so far (this one
+ * included). */
+int store_rate_hit(struct store *store, const char *key, int window_seconds, int64_t now,
+                   int *count_r);
+
+/* ---- signing keys ---- */
+
+struct store_key {
+	char *kid;
+	char *alg; /* ES256 | RS256 */
+	char *jwk; /* sealed private JWK (secret_seal) */
+	int64_t created_at;
+	bool active; /* used for signing; inactive keys stay published until retired */
+};
+
+int store_key_add(struct store *store, const struct store_key *key);
+/* Calls fn for each key, newest first. */
+int store_key_list(struct store *store, int (*fn)(const struct store_key *k, void *ctx), void *ctx);
+int store_key_set_active(struct store *store, const char *kid, bool active);
+
+/* ---- audit log: append-only, hash-chained ---- */
+
+/* Appends an event; the backend computes hash = sha256(prev_hash ‖ seq ‖ ts
+ * ‖ event ‖ data) inside one transaction. data is a JSON object (stolen
+ * reference may be NULL) that never holds a national ID or secret. */
+int store_audit_append(struct store *store, int64_t now, const char *event, json_t *data);
+/* Walks the chain; *ok_r false and *bad_seq_r set at the first broken link. */
+int store_audit_verify(struct store *store, bool *ok_r, int64_t *bad_seq_r);
+/* Calls fn(seq, ts, event, data_json, hash) in order. */
+int store_audit_list(struct store *store, int64_t since_seq,
+                     int (*fn)(int64_t seq, int64_t ts, const char *event, const char *data,
+                               const char *hash, void *ctx),
+                     void *ctx);
+
+/* ---- housekeeping ---- */
+
+/* Deletes expired tokens, short-lived objects and rate windows; *n_r (may be
+ * NULL) gets the number of rows removed. */
+int store_purge(struct store *store, int64_t now, int *n_r);
+
+#endif

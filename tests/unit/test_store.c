@@ -1,0 +1,1395 @@
+/* The store test suite, written once against store.h and run against any
+ * backend: ISSO_TEST_STORE_DRIVER (default "sqlite") and
+ * ISSO_TEST_STORE_DSN (default: a fresh SQLite file per test). With a DSN
+ * from the environment the database is shared between tests, so every test
+ * uses its own random ids and checks only its own rows; tests that need a
+ * database of their own are skipped then. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "lib/isso.h"
+#include "lib/log.h"
+#include "lib/secret.h"
+#include "store/store.h"
+
+#define MIGRATIONS_DIR ISSO_DATADIR "/migrations"
+#define NOW            ((int64_t)1700000000)
+
+static const char *test_driver = "sqlite";
+static const char *env_dsn;
+
+struct fixture {
+	struct store *store;
+	char dir[64];
+	char dsn[128];
+	char prefix[40];
+};
+
+/* ---- helpers ---- */
+
+static bool
+fresh_db(void)
+{
+	return env_dsn == NULL;
+}
+
+static const char *
+fixture_dsn(struct fixture *f)
+{
+	return fresh_db() ? f->dsn : env_dsn;
+}
+
+static int
+setup(void **state)
+{
+	struct fixture *f = calloc(1, sizeof(*f));
+	const char *error = NULL;
+	char uuid[37];
+
+	assert_non_null(f);
+	secret_uuid(uuid);
+	snprintf(f->prefix, sizeof(f->prefix), "t%.8s", uuid);
+	if (fresh_db()) {
+		snprintf(f->dir, sizeof(f->dir), "/tmp/isso-store-XXXXXX");
+		assert_non_null(mkdtemp(f->dir));
+		snprintf(f->dsn, sizeof(f->dsn), "%s/store.db", f->dir);
+	}
+	assert_int_equal(store_open(test_driver, fixture_dsn(f), MIGRATIONS_DIR, &f->store, &error),
+	                 0);
+	assert_non_null(f->store);
+	*state = f;
+	return 0;
+}
+
+static void
+remove_db_files(struct fixture *f)
+{
+	static const char *const suffixes[] = {"", "-wal", "-shm", "-journal"};
+	char path[160];
+
+	for (size_t i = 0; i < ISSO_N_ELEMENTS(suffixes); i++) {
+		snprintf(path, sizeof(path), "%s%s", f->dsn, suffixes[i]);
+		unlink(path);
+	}
+	rmdir(f->dir);
+}
+
+static int
+teardown(void **state)
+{
+	struct fixture *f = *state;
+
+	store_close(f->store);
+	if (fresh_db())
+		remove_db_files(f);
+	free(f);
+	return 0;
+}
+
+/* A test-unique identifier: prefix-name. */
+static char *
+id(struct fixture *f, const char *name, char *buf, size_t size)
+{
+	snprintf(buf, size, "%s-%s", f->prefix, name);
+	return buf;
+}
+
+static bool
+starts_with(const char *s, const char *prefix)
+{
+	return strncmp(s, prefix, strlen(prefix)) == 0;
+}
+
+/* ---- open and migrations ---- */
+
+static void
+test_open_errors(void **state)
+{
+	struct store *store = NULL;
+	const char *error = NULL;
+
+	(void)state;
+	assert_int_equal(store_open("nosuchdb", "x", MIGRATIONS_DIR, &store, &error),
+	                 ISSO_ERR_INVALID);
+	assert_null(store);
+	assert_non_null(error);
+	assert_true(store_open(test_driver, fresh_db() ? "/tmp/x.db" : env_dsn,
+	                       "/nonexistent-isso-dir", &store, &error) < 0);
+	assert_null(store);
+	assert_non_null(error);
+	unlink("/tmp/x.db");
+}
+
+static void
+test_migrations_idempotent(void **state)
+{
+	struct fixture *f = *state;
+	const char *error = NULL;
+	int v1 = 0, v2 = 0, v3 = 0;
+
+	assert_int_equal(store_schema_version(f->store, &v1), 0);
+	assert_true(v1 >= 1);
+	store_close(f->store);
+	f->store = NULL;
+	assert_int_equal(store_open(test_driver, fixture_dsn(f), MIGRATIONS_DIR, &f->store, &error),
+	                 0);
+	assert_int_equal(store_schema_version(f->store, &v2), 0);
+	assert_int_equal(v1, v2);
+	store_close(f->store);
+	assert_int_equal(store_open(test_driver, fixture_dsn(f), MIGRATIONS_DIR, &f->store, &error),
+	                 0);
+	assert_int_equal(store_schema_version(f->store, &v3), 0);
+	assert_int_equal(v1, v3);
+}
+
+static void
+write_file(const char *path, const char *text)
+{
+	FILE *fp = fopen(path, "w");
+
+	assert_non_null(fp);
+	assert_int_equal(fputs(text, fp) >= 0, 1);
+	assert_int_equal(fclose(fp), 0);
+}
+
+/* Later migrations apply in order, each atomically; a failing one leaves
+ * the version where it was; a database newer than the migrations is
+ * refused. Needs a database of its own. */
+static void
+test_migrations_sequence(void **state)
+{
+	struct fixture *f = *state;
+	struct store *store = NULL;
+	const char *error = NULL;
+	char mdir[64], sub[128], path[192], dsn[160], real[192];
+	int version = 0;
+
+	if (!fresh_db())
+		skip();
+	snprintf(mdir, sizeof(mdir), "/tmp/isso-migr-XXXXXX");
+	assert_non_null(mkdtemp(mdir));
+	snprintf(sub, sizeof(sub), "%s/%s", mdir, test_driver);
+	assert_int_equal(mkdir(sub, 0700), 0);
+	snprintf(real, sizeof(real), "%s/%s/0001-initial.sql", MIGRATIONS_DIR, test_driver);
+	snprintf(path, sizeof(path), "%s/0001-initial.sql", sub);
+	assert_int_equal(symlink(real, path), 0);
+	snprintf(path, sizeof(path), "%s/0002-extra.sql", sub);
+	write_file(path, "CREATE TABLE extra_test (x INTEGER);\n"
+	                 "CREATE TABLE extra_test2 (y INTEGER);\n");
+	snprintf(dsn, sizeof(dsn), "%s/m.db", f->dir);
+
+	assert_int_equal(store_open(test_driver, dsn, mdir, &store, &error), 0);
+	assert_int_equal(store_schema_version(store, &version), 0);
+	assert_int_equal(version, 2);
+	store_close(store);
+
+	/* A broken migration: open fails, nothing of it stays. */
+	snprintf(path, sizeof(path), "%s/0003-bad.sql", sub);
+	write_file(path, "CREATE TABLE extra_test3 (z INTEGER);\nTHIS IS NOT SQL;\n");
+	error = NULL;
+	assert_true(store_open(test_driver, dsn, mdir, &store, &error) < 0);
+	assert_null(store);
+	assert_non_null(error);
+	write_file(path, "CREATE TABLE extra_test3 (z INTEGER);\n");
+	assert_int_equal(store_open(test_driver, dsn, mdir, &store, &error), 0);
+	assert_int_equal(store_schema_version(store, &version), 0);
+	assert_int_equal(version, 3);
+	store_close(store);
+	unlink(path);
+
+	/* The database is now newer than these migrations. */
+	assert_true(store_open(test_driver, dsn, mdir, &store, &error) < 0);
+	assert_null(store);
+
+	/* A .sql file with a bad name is refused, not skipped. */
+	snprintf(path, sizeof(path), "%s/initial.sql", sub);
+	write_file(path, "SELECT 1;\n");
+	assert_int_equal(store_open(test_driver, dsn, mdir, &store, &error), ISSO_ERR_INVALID);
+	unlink(path);
+
+	snprintf(path, sizeof(path), "%s/0002-extra.sql", sub);
+	unlink(path);
+	snprintf(path, sizeof(path), "%s/0001-initial.sql", sub);
+	unlink(path);
+	rmdir(sub);
+	rmdir(mdir);
+	snprintf(path, sizeof(path), "%s-wal", dsn);
+	unlink(path);
+	snprintf(path, sizeof(path), "%s-shm", dsn);
+	unlink(path);
+	unlink(dsn);
+}
+
+/* ---- clients ---- */
+
+static void
+client_init(struct store_client *c, const char *client_id, int64_t created_at)
+{
+	memset(c, 0, sizeof(*c));
+	c->client_id = (char *)client_id;
+	c->secret_hash = "aa11";
+	c->name = "臺北市政府 測試服務";
+	c->purpose = "行政服務";
+	c->redirect_uris = json_pack("[ss]", "https://a.example/cb", "https://a.example/cb2");
+	c->post_logout_redirect_uris = json_pack("[s]", "https://a.example/bye");
+	c->backchannel_logout_uri = "https://a.example/bcl";
+	c->scope = "openid profile";
+	c->public_client = false;
+	c->id_token_alg = "ES256";
+	c->auth_method = "client_secret_basic";
+	c->jwks_uri = NULL;
+	c->jwks = json_pack("{s[]}", "keys");
+	c->status = CLIENT_PENDING;
+	c->created_at = created_at;
+}
+
+static void
+client_clear(struct store_client *c)
+{
+	json_decref(c->redirect_uris);
+	json_decref(c->post_logout_redirect_uris);
+	json_decref(c->jwks);
+}
+
+struct list_ctx {
+	const char *prefix;
+	char ids[8][64];
+	int n;
+	int stop_after;
+};
+
+static int
+client_list_cb(const struct store_client *c, void *context)
+{
+	struct list_ctx *ctx = context;
+
+	if (!starts_with(c->client_id, ctx->prefix))
+		return 0;
+	assert_true(ctx->n < 8);
+	snprintf(ctx->ids[ctx->n++], sizeof(ctx->ids[0]), "%s", c->client_id);
+	return ctx->stop_after > 0 && ctx->n == ctx->stop_after ? 42 : 0;
+}
+
+static void
+test_client(void **state)
+{
+	struct fixture *f = *state;
+	struct store_client in, *out = NULL;
+	struct list_ctx lctx;
+	char a[64], b[64], c[64];
+
+	id(f, "a", a, sizeof(a));
+	id(f, "b", b, sizeof(b));
+	id(f, "c", c, sizeof(c));
+	client_init(&in, a, 300);
+	assert_int_equal(store_client_add(f->store, &in), 0);
+	assert_int_equal(store_client_add(f->store, &in), ISSO_ERR_CONFLICT);
+
+	assert_int_equal(store_client_get(f->store, a, &out), 0);
+	assert_non_null(out);
+	assert_string_equal(out->client_id, a);
+	assert_string_equal(out->secret_hash, "aa11");
+	assert_string_equal(out->name, in.name);
+	assert_string_equal(out->purpose, in.purpose);
+	assert_true(json_equal(out->redirect_uris, in.redirect_uris));
+	assert_true(json_equal(out->post_logout_redirect_uris, in.post_logout_redirect_uris));
+	assert_string_equal(out->backchannel_logout_uri, in.backchannel_logout_uri);
+	assert_string_equal(out->scope, in.scope);
+	assert_false(out->public_client);
+	assert_string_equal(out->id_token_alg, "ES256");
+	assert_string_equal(out->auth_method, "client_secret_basic");
+	assert_null(out->jwks_uri);
+	assert_true(json_equal(out->jwks, in.jwks));
+	assert_int_equal(out->status, CLIENT_PENDING);
+	assert_int_equal(out->created_at, 300);
+	store_client_free(out);
+	client_clear(&in);
+
+	/* A public client with no optional fields: arrays come back empty. */
+	memset(&in, 0, sizeof(in));
+	in.client_id = b;
+	in.name = "public";
+	in.scope = "openid";
+	in.public_client = true;
+	in.id_token_alg = "RS256";
+	in.auth_method = "none";
+	in.created_at = 100;
+	assert_int_equal(store_client_add(f->store, &in), 0);
+	assert_int_equal(store_client_get(f->store, b, &out), 0);
+	assert_non_null(out);
+	assert_null(out->secret_hash);
+	assert_null(out->purpose);
+	assert_null(out->backchannel_logout_uri);
+	assert_null(out->jwks);
+	assert_true(json_is_array(out->redirect_uris));
+	assert_int_equal(json_array_size(out->redirect_uris), 0);
+	assert_true(json_is_array(out->post_logout_redirect_uris));
+	assert_true(out->public_client);
+	store_client_free(out);
+
+	client_init(&in, c, 200);
+	assert_int_equal(store_client_add(f->store, &in), 0);
+	client_clear(&in);
+
+	/* Invalid input never reaches the database. */
+	client_init(&in, c, 200);
+	json_decref(in.redirect_uris);
+	in.redirect_uris = json_string("https://not-an-array");
+	in.client_id = id(f, "d", c, sizeof(c));
+	assert_int_equal(store_client_add(f->store, &in), ISSO_ERR_INVALID);
+	client_clear(&in);
+	assert_int_equal(store_client_get(f->store, c, &out), 0);
+	assert_null(out);
+	id(f, "c", c, sizeof(c));
+
+	assert_int_equal(store_client_get(f->store, "no-such-client", &out), 0);
+	assert_null(out);
+
+	/* Ordered by created_at. */
+	memset(&lctx, 0, sizeof(lctx));
+	lctx.prefix = f->prefix;
+	assert_int_equal(store_client_list(f->store, client_list_cb, &lctx), 0);
+	assert_int_equal(lctx.n, 3);
+	assert_string_equal(lctx.ids[0], b);
+	assert_string_equal(lctx.ids[1], c);
+	assert_string_equal(lctx.ids[2], a);
+	/* Stops on a non-zero return and passes it on. */
+	memset(&lctx, 0, sizeof(lctx));
+	lctx.prefix = f->prefix;
+	lctx.stop_after = 2;
+	assert_int_equal(store_client_list(f->store, client_list_cb, &lctx), 42);
+	assert_int_equal(lctx.n, 2);
+
+	assert_int_equal(store_client_set_status(f->store, a, CLIENT_APPROVED), 0);
+	assert_int_equal(store_client_set_status(f->store, a, 17), ISSO_ERR_INVALID);
+	assert_int_equal(store_client_set_secret(f->store, a, "bb22"), 0);
+	assert_int_equal(store_client_get(f->store, a, &out), 0);
+	assert_int_equal(out->status, CLIENT_APPROVED);
+	assert_string_equal(out->secret_hash, "bb22");
+	store_client_free(out);
+	assert_int_equal(store_client_set_secret(f->store, a, NULL), 0);
+	assert_int_equal(store_client_set_status(f->store, a, CLIENT_SUSPENDED), 0);
+	assert_int_equal(store_client_get(f->store, a, &out), 0);
+	assert_null(out->secret_hash);
+	assert_int_equal(out->status, CLIENT_SUSPENDED);
+	/* Other fields untouched. */
+	assert_string_equal(out->name, "臺北市政府 測試服務");
+	store_client_free(out);
+}
+
+/* ---- persons and members ---- */
+
+static void
+add_person(struct fixture *f, const char *uuid, const char *id_hash)
+{
+	struct store_person p = {
+	    .uuid = (char *)uuid,
+	    .id_hash = (char *)id_hash,
+	    .pii = "sealed-pii",
+	    .created_at = NOW,
+	    .updated_at = NOW,
+	};
+
+	assert_int_equal(store_person_add(f->store, &p), 0);
+}
+
+static void
+test_person(void **state)
+{
+	struct fixture *f = *state;
+	struct store_person p, *out = NULL;
+	char u1[64], u2[64], h1[64], h2[64], h3[64];
+
+	id(f, "u1", u1, sizeof(u1));
+	id(f, "u2", u2, sizeof(u2));
+	id(f, "h1", h1, sizeof(h1));
+	id(f, "h2", h2, sizeof(h2));
+	id(f, "h3", h3, sizeof(h3));
+	add_person(f, u1, h1);
+
+	assert_int_equal(store_person_get(f->store, u1, &out), 0);
+	assert_non_null(out);
+	assert_string_equal(out->uuid, u1);
+	assert_string_equal(out->id_hash, h1);
+	assert_string_equal(out->pii, "sealed-pii");
+	assert_int_equal(out->created_at, NOW);
+	assert_int_equal(out->updated_at, NOW);
+	store_person_free(out);
+
+	assert_int_equal(store_person_find_by_id_hash(f->store, h1, &out), 0);
+	assert_non_null(out);
+	assert_string_equal(out->uuid, u1);
+	store_person_free(out);
+	assert_int_equal(store_person_find_by_id_hash(f->store, h2, &out), 0);
+	assert_null(out);
+	assert_int_equal(store_person_get(f->store, u2, &out), 0);
+	assert_null(out);
+
+	/* Conflicts: same uuid, or same id_hash under another uuid. */
+	memset(&p, 0, sizeof(p));
+	p.uuid = u1;
+	p.id_hash = h2;
+	p.created_at = NOW;
+	assert_int_equal(store_person_add(f->store, &p), ISSO_ERR_CONFLICT);
+	p.uuid = u2;
+	p.id_hash = h1;
+	assert_int_equal(store_person_add(f->store, &p), ISSO_ERR_CONFLICT);
+	assert_int_equal(store_person_get(f->store, u2, &out), 0);
+	assert_null(out);
+
+	/* A person without a national ID. */
+	p.id_hash = NULL;
+	assert_int_equal(store_person_add(f->store, &p), 0);
+	assert_int_equal(store_person_get(f->store, u2, &out), 0);
+	assert_null(out->id_hash);
+	assert_null(out->pii);
+	store_person_free(out);
+
+	/* Update: pii replaced, id_hash kept when NULL, set when given. */
+	assert_int_equal(store_person_update(f->store, u1, NULL, "new-pii", NOW + 5), 0);
+	assert_int_equal(store_person_get(f->store, u1, &out), 0);
+	assert_string_equal(out->pii, "new-pii");
+	assert_string_equal(out->id_hash, h1);
+	assert_int_equal(out->updated_at, NOW + 5);
+	assert_int_equal(out->created_at, NOW);
+	store_person_free(out);
+	assert_int_equal(store_person_update(f->store, u2, h3, "p2", NOW + 6), 0);
+	assert_int_equal(store_person_find_by_id_hash(f->store, h3, &out), 0);
+	assert_non_null(out);
+	assert_string_equal(out->uuid, u2);
+	store_person_free(out);
+	assert_int_equal(store_person_update(f->store, u2, h1, "p2", NOW + 7), ISSO_ERR_CONFLICT);
+	assert_int_equal(store_person_get(f->store, u2, &out), 0);
+	assert_string_equal(out->id_hash, h3);
+	assert_int_equal(out->updated_at, NOW + 6);
+	store_person_free(out);
+}
+
+static void
+member_init(struct store_member *m, char *uuid, char *account, char *email, char *phone)
+{
+	memset(m, 0, sizeof(*m));
+	m->uuid = uuid;
+	m->account = account;
+	m->email_hash = email;
+	m->phone_hash = phone;
+	m->password_hash = "$argon2id$v=19$m=65536,t=2,p=1$c2FsdA$aGFzaA";
+	m->level = MEMBER_ORDINARY;
+	m->created_at = NOW;
+}
+
+static void
+assert_no_member(struct fixture *f, const char *uuid)
+{
+	struct store_member *out = NULL;
+
+	assert_int_equal(store_member_get(f->store, uuid, &out), 0);
+	assert_null(out);
+}
+
+static void
+test_member(void **state)
+{
+	struct fixture *f = *state;
+	struct store_member m, *out = NULL;
+	char u1[64], u2[64], acc1[64], acc2[64], e1[64], e2[64], p1[64], p2[64];
+
+	id(f, "u1", u1, sizeof(u1));
+	id(f, "u2", u2, sizeof(u2));
+	id(f, "acc1", acc1, sizeof(acc1));
+	id(f, "acc2", acc2, sizeof(acc2));
+	id(f, "e1", e1, sizeof(e1));
+	id(f, "e2", e2, sizeof(e2));
+	id(f, "p1", p1, sizeof(p1));
+	id(f, "p2", p2, sizeof(p2));
+	add_person(f, u1, NULL);
+	add_person(f, u2, NULL);
+
+	member_init(&m, u1, acc1, e1, p1);
+	m.level = MEMBER_GOLD;
+	assert_int_equal(store_member_add(f->store, &m), 0);
+
+	/* Each unique key conflicts, and nothing is left behind. */
+	member_init(&m, u2, acc1, e2, p2);
+	assert_int_equal(store_member_add(f->store, &m), ISSO_ERR_CONFLICT);
+	assert_no_member(f, u2);
+	member_init(&m, u2, acc2, e1, p2);
+	assert_int_equal(store_member_add(f->store, &m), ISSO_ERR_CONFLICT);
+	assert_no_member(f, u2);
+	member_init(&m, u2, acc2, e2, p1);
+	assert_int_equal(store_member_add(f->store, &m), ISSO_ERR_CONFLICT);
+	assert_no_member(f, u2);
+	member_init(&m, u1, acc2, e2, p2);
+	assert_int_equal(store_member_add(f->store, &m), ISSO_ERR_CONFLICT);
+	assert_int_equal(store_member_find(f->store, acc2, NULL, NULL, &out), 0);
+	assert_null(out);
+
+	/* A member must belong to a person. */
+	{
+		char ghost[64];
+
+		member_init(&m, id(f, "ghost", ghost, sizeof(ghost)), acc2, e2, p2);
+		assert_true(store_member_add(f->store, &m) < 0);
+		assert_no_member(f, ghost);
+	}
+
+	/* The second member has no e-mail; two NULL e-mails do not clash. */
+	member_init(&m, u2, acc2, NULL, p2);
+	assert_int_equal(store_member_add(f->store, &m), 0);
+
+	assert_int_equal(store_member_get(f->store, u1, &out), 0);
+	assert_non_null(out);
+	assert_string_equal(out->uuid, u1);
+	assert_string_equal(out->account, acc1);
+	assert_string_equal(out->email_hash, e1);
+	assert_string_equal(out->phone_hash, p1);
+	assert_string_equal(out->password_hash, m.password_hash);
+	assert_int_equal(out->level, MEMBER_GOLD);
+	assert_int_equal(out->failed_logins, 0);
+	assert_int_equal(out->locked_until, 0);
+	assert_int_equal(out->created_at, NOW);
+	store_member_free(out);
+
+	assert_int_equal(store_member_find(f->store, acc1, NULL, NULL, &out), 0);
+	assert_non_null(out);
+	assert_string_equal(out->uuid, u1);
+	store_member_free(out);
+	assert_int_equal(store_member_find(f->store, NULL, e1, NULL, &out), 0);
+	assert_non_null(out);
+	assert_string_equal(out->uuid, u1);
+	store_member_free(out);
+	assert_int_equal(store_member_find(f->store, NULL, NULL, p2, &out), 0);
+	assert_non_null(out);
+	assert_string_equal(out->uuid, u2);
+	assert_null(out->email_hash);
+	store_member_free(out);
+	assert_int_equal(store_member_find(f->store, "nobody", "nohash", "nophone", &out), 0);
+	assert_null(out);
+	assert_int_equal(store_member_find(f->store, NULL, NULL, NULL, &out), 0);
+	assert_null(out);
+
+	assert_int_equal(store_member_set_password(f->store, u2, "$argon2id$new"), 0);
+	assert_int_equal(store_member_get(f->store, u2, &out), 0);
+	assert_string_equal(out->password_hash, "$argon2id$new");
+	store_member_free(out);
+}
+
+static void
+test_member_lockout(void **state)
+{
+	struct fixture *f = *state;
+	struct store_member m, *out = NULL;
+	char u[64], acc[64], ph[64];
+	int failures = -1;
+
+	id(f, "u", u, sizeof(u));
+	add_person(f, u, NULL);
+	member_init(&m, u, id(f, "acc", acc, sizeof(acc)), NULL, id(f, "ph", ph, sizeof(ph)));
+	assert_int_equal(store_member_add(f->store, &m), 0);
+
+	assert_int_equal(store_member_login_failed(f->store, u, 3, NOW, 900, &failures), 0);
+	assert_int_equal(failures, 1);
+	assert_int_equal(store_member_login_failed(f->store, u, 3, NOW, 900, &failures), 0);
+	assert_int_equal(failures, 2);
+	assert_int_equal(store_member_get(f->store, u, &out), 0);
+	assert_int_equal(out->failed_logins, 2);
+	assert_int_equal(out->locked_until, 0);
+	store_member_free(out);
+
+	/* The third failure locks and resets the count. */
+	assert_int_equal(store_member_login_failed(f->store, u, 3, NOW + 10, 900, &failures), 0);
+	assert_int_equal(failures, 3);
+	assert_int_equal(store_member_get(f->store, u, &out), 0);
+	assert_int_equal(out->failed_logins, 0);
+	assert_int_equal(out->locked_until, NOW + 10 + 900);
+	store_member_free(out);
+
+	assert_int_equal(store_member_login_failed(f->store, u, 3, NOW + 2000, 900, &failures), 0);
+	assert_int_equal(failures, 1);
+
+	/* Success clears both. */
+	assert_int_equal(store_member_login_ok(f->store, u), 0);
+	assert_int_equal(store_member_get(f->store, u, &out), 0);
+	assert_int_equal(out->failed_logins, 0);
+	assert_int_equal(out->locked_until, 0);
+	store_member_free(out);
+
+	/* Unknown member: nothing counted. */
+	assert_int_equal(
+	    store_member_login_failed(f->store, "no-such-uuid", 3, NOW, 900, &failures), 0);
+	assert_int_equal(failures, 0);
+}
+
+/* ---- consents ---- */
+
+static void
+test_consent(void **state)
+{
+	struct fixture *f = *state;
+	char u[64], c1[64], c2[64], *scope = NULL;
+
+	id(f, "u", u, sizeof(u));
+	id(f, "c1", c1, sizeof(c1));
+	id(f, "c2", c2, sizeof(c2));
+	assert_int_equal(store_consent_get(f->store, u, c1, &scope), 0);
+	assert_null(scope);
+	assert_int_equal(store_consent_put(f->store, u, c1, "openid profile", NOW), 0);
+	assert_int_equal(store_consent_put(f->store, u, c2, "openid", NOW), 0);
+	assert_int_equal(store_consent_get(f->store, u, c1, &scope), 0);
+	assert_string_equal(scope, "openid profile");
+	free(scope);
+	assert_int_equal(store_consent_put(f->store, u, c1, "openid email", NOW + 1), 0);
+	assert_int_equal(store_consent_get(f->store, u, c1, &scope), 0);
+	assert_string_equal(scope, "openid email");
+	free(scope);
+	assert_int_equal(store_consent_delete(f->store, u, c1), 0);
+	assert_int_equal(store_consent_get(f->store, u, c1, &scope), 0);
+	assert_null(scope);
+	assert_int_equal(store_consent_get(f->store, u, c2, &scope), 0);
+	assert_string_equal(scope, "openid");
+	free(scope);
+	assert_int_equal(store_consent_delete(f->store, u, c1), 0);
+}
+
+/* ---- tokens ---- */
+
+static void
+add_token(struct fixture *f, const char *hash, int kind, const char *grant, const char *client,
+          const char *uuid, int64_t expires_at)
+{
+	struct store_token t = {
+	    .hash = (char *)hash,
+	    .kind = kind,
+	    .grant_id = (char *)grant,
+	    .client_id = (char *)client,
+	    .uuid = (char *)uuid,
+	    .sid = "sid-1",
+	    .scope = "openid",
+	    .data = json_pack("{ss}", "nonce", "n-0S6_WzA2Mj"),
+	    .created_at = NOW,
+	    .expires_at = expires_at,
+	};
+
+	assert_int_equal(store_token_add(f->store, &t), 0);
+	json_decref(t.data);
+}
+
+static bool
+token_revoked(struct fixture *f, const char *hash)
+{
+	struct store_token *t = NULL;
+	bool revoked;
+
+	assert_int_equal(store_token_get(f->store, hash, NOW, &t), 0);
+	assert_non_null(t);
+	revoked = t->revoked;
+	store_token_free(t);
+	return revoked;
+}
+
+static void
+test_token(void **state)
+{
+	struct fixture *f = *state;
+	struct store_token *t = NULL, bad;
+	char h1[64], h2[64], h3[64], g[64], cl[64], u[64];
+	bool won = true;
+
+	id(f, "h1", h1, sizeof(h1));
+	id(f, "h2", h2, sizeof(h2));
+	id(f, "h3", h3, sizeof(h3));
+	id(f, "g", g, sizeof(g));
+	id(f, "cl", cl, sizeof(cl));
+	id(f, "u", u, sizeof(u));
+	add_token(f, h1, TOKEN_CODE, g, cl, u, NOW + 60);
+
+	assert_int_equal(store_token_get(f->store, h1, NOW, &t), 0);
+	assert_non_null(t);
+	assert_string_equal(t->hash, h1);
+	assert_int_equal(t->kind, TOKEN_CODE);
+	assert_string_equal(t->grant_id, g);
+	assert_string_equal(t->client_id, cl);
+	assert_string_equal(t->uuid, u);
+	assert_string_equal(t->sid, "sid-1");
+	assert_string_equal(t->scope, "openid");
+	assert_string_equal(json_string_value(json_object_get(t->data, "nonce")), "n-0S6_WzA2Mj");
+	assert_int_equal(t->created_at, NOW);
+	assert_int_equal(t->expires_at, NOW + 60);
+	assert_false(t->used);
+	assert_false(t->revoked);
+	store_token_free(t);
+
+	/* Duplicate hash. */
+	memset(&bad, 0, sizeof(bad));
+	bad.hash = h1;
+	bad.kind = TOKEN_ACCESS;
+	bad.grant_id = g;
+	bad.client_id = cl;
+	bad.scope = "";
+	bad.expires_at = NOW + 60;
+	assert_int_equal(store_token_add(f->store, &bad), ISSO_ERR_CONFLICT);
+	/* Bad kind: refused, nothing written. */
+	bad.hash = h3;
+	bad.kind = 9;
+	assert_int_equal(store_token_add(f->store, &bad), ISSO_ERR_INVALID);
+	assert_int_equal(store_token_get(f->store, h3, NOW, &t), 0);
+	assert_null(t);
+
+	/* Expiry hides the token: valid while now < expires_at. */
+	assert_int_equal(store_token_get(f->store, h1, NOW + 59, &t), 0);
+	assert_non_null(t);
+	store_token_free(t);
+	assert_int_equal(store_token_get(f->store, h1, NOW + 60, &t), 0);
+	assert_null(t);
+	assert_int_equal(store_token_get(f->store, "unknown", NOW, &t), 0);
+	assert_null(t);
+
+	/* Expired tokens cannot be used. */
+	assert_int_equal(store_token_use(f->store, h1, NOW + 60, &won), 0);
+	assert_false(won);
+	/* Single use. */
+	assert_int_equal(store_token_use(f->store, h1, NOW, &won), 0);
+	assert_true(won);
+	assert_int_equal(store_token_use(f->store, h1, NOW, &won), 0);
+	assert_false(won);
+	/* Used tokens stay visible so replays can be detected. */
+	assert_int_equal(store_token_get(f->store, h1, NOW, &t), 0);
+	assert_non_null(t);
+	assert_true(t->used);
+	store_token_free(t);
+	assert_int_equal(store_token_use(f->store, "unknown", NOW, &won), 0);
+	assert_false(won);
+
+	/* Revoked tokens cannot be used, and stay visible. */
+	add_token(f, h2, TOKEN_REFRESH, g, cl, NULL, NOW + 3600);
+	assert_int_equal(store_token_revoke(f->store, h2), 0);
+	assert_true(token_revoked(f, h2));
+	assert_int_equal(store_token_use(f->store, h2, NOW, &won), 0);
+	assert_false(won);
+	assert_int_equal(store_token_get(f->store, h2, NOW, &t), 0);
+	assert_null(t->uuid);
+	assert_false(t->used);
+	store_token_free(t);
+	assert_int_equal(store_token_revoke(f->store, "unknown"), 0);
+}
+
+static void
+test_token_revoke_sets(void **state)
+{
+	struct fixture *f = *state;
+	char ga[64], gb[64], c1[64], c2[64], u1[64], u2[64];
+	char a1[64], a2[64], a3[64], b1[64], x1[64], x2[64], x3[64];
+
+	id(f, "ga", ga, sizeof(ga));
+	id(f, "gb", gb, sizeof(gb));
+	id(f, "c1", c1, sizeof(c1));
+	id(f, "c2", c2, sizeof(c2));
+	id(f, "u1", u1, sizeof(u1));
+	id(f, "u2", u2, sizeof(u2));
+	add_token(f, id(f, "a1", a1, sizeof(a1)), TOKEN_CODE, ga, c1, u1, NOW + 60);
+	add_token(f, id(f, "a2", a2, sizeof(a2)), TOKEN_ACCESS, ga, c1, u1, NOW + 60);
+	add_token(f, id(f, "a3", a3, sizeof(a3)), TOKEN_REFRESH, ga, c1, u1, NOW + 60);
+	add_token(f, id(f, "b1", b1, sizeof(b1)), TOKEN_ACCESS, gb, c1, u1, NOW + 60);
+
+	assert_int_equal(store_token_revoke_grant(f->store, ga), 0);
+	assert_true(token_revoked(f, a1));
+	assert_true(token_revoked(f, a2));
+	assert_true(token_revoked(f, a3));
+	assert_false(token_revoked(f, b1));
+
+	/* Client + person: only that pair. */
+	add_token(f, id(f, "x1", x1, sizeof(x1)), TOKEN_ACCESS, gb, c2, u1, NOW + 60);
+	add_token(f, id(f, "x2", x2, sizeof(x2)), TOKEN_ACCESS, gb, c2, u2, NOW + 60);
+	add_token(f, id(f, "x3", x3, sizeof(x3)), TOKEN_ACCESS, gb, c1, u2, NOW + 60);
+	assert_int_equal(store_token_revoke_client_person(f->store, c2, u1), 0);
+	assert_true(token_revoked(f, x1));
+	assert_false(token_revoked(f, x2));
+	assert_false(token_revoked(f, x3));
+	assert_false(token_revoked(f, b1));
+}
+
+#define RACE_THREADS 8
+#define RACE_TOKENS  16
+
+struct race {
+	struct store *store;
+	pthread_barrier_t barrier;
+	char hashes[RACE_TOKENS][64];
+	int wins[RACE_THREADS][RACE_TOKENS];
+	int errors[RACE_THREADS];
+};
+
+struct race_arg {
+	struct race *race;
+	int n;
+};
+
+static void *
+race_thread(void *p)
+{
+	struct race_arg *arg = p;
+	struct race *r = arg->race;
+	bool won;
+
+	pthread_barrier_wait(&r->barrier);
+	for (int i = 0; i < RACE_TOKENS; i++) {
+		/* Start at different tokens too, so threads collide. */
+		int k = (i + arg->n) % RACE_TOKENS;
+
+		won = false;
+		if (store_token_use(r->store, r->hashes[k], NOW, &won) < 0)
+			r->errors[arg->n]++;
+		else if (won)
+			r->wins[arg->n][k]++;
+	}
+	return NULL;
+}
+
+static void
+test_token_use_race(void **state)
+{
+	struct fixture *f = *state;
+	struct race *r = calloc(1, sizeof(*r));
+	struct race_arg args[RACE_THREADS];
+	pthread_t th[RACE_THREADS];
+	char g[64], cl[64], u[64], name[16];
+	int t, k, winners;
+
+	assert_non_null(r);
+	r->store = f->store;
+	id(f, "g", g, sizeof(g));
+	id(f, "cl", cl, sizeof(cl));
+	id(f, "u", u, sizeof(u));
+	for (k = 0; k < RACE_TOKENS; k++) {
+		snprintf(name, sizeof(name), "race%d", k);
+		id(f, name, r->hashes[k], sizeof(r->hashes[k]));
+		add_token(f, r->hashes[k], TOKEN_CODE, g, cl, u, NOW + 60);
+	}
+	assert_int_equal(pthread_barrier_init(&r->barrier, NULL, RACE_THREADS), 0);
+	for (t = 0; t < RACE_THREADS; t++) {
+		args[t].race = r;
+		args[t].n = t;
+		assert_int_equal(pthread_create(&th[t], NULL, race_thread, &args[t]), 0);
+	}
+	for (t = 0; t < RACE_THREADS; t++)
+		pthread_join(th[t], NULL);
+	pthread_barrier_destroy(&r->barrier);
+
+	for (t = 0; t < RACE_THREADS; t++)
+		assert_int_equal(r->errors[t], 0);
+	for (k = 0; k < RACE_TOKENS; k++) {
+		winners = 0;
+		for (t = 0; t < RACE_THREADS; t++)
+			winners += r->wins[t][k];
+		assert_int_equal(winners, 1);
+	}
+	free(r);
+}
+
+/* SQLite only: an in-memory database lives in one connection, which all
+ * threads then share in turn. */
+static void
+test_memory_sqlite(void **state)
+{
+	struct fixture f;
+	const char *error = NULL;
+	struct store_token *t = NULL;
+	char h[64];
+
+	(void)state;
+	if (strcmp(test_driver, "sqlite") != 0)
+		skip();
+	memset(&f, 0, sizeof(f));
+	snprintf(f.prefix, sizeof(f.prefix), "mem");
+	assert_int_equal(store_open("sqlite", ":memory:", MIGRATIONS_DIR, &f.store, &error), 0);
+	add_token(&f, id(&f, "h", h, sizeof(h)), TOKEN_CODE, "g", "c", NULL, NOW + 60);
+	assert_int_equal(store_token_get(f.store, h, NOW, &t), 0);
+	assert_non_null(t);
+	store_token_free(t);
+	{
+		void *st = &f;
+
+		test_token_use_race(&st);
+	}
+	store_close(f.store);
+}
+
+/* ---- short-lived objects and rate limits ---- */
+
+static void
+test_eph(void **state)
+{
+	struct fixture *f = *state;
+	json_t *in, *out = NULL;
+	char s[64], other[64];
+	int counter = -5;
+	bool found = false;
+
+	id(f, "s", s, sizeof(s));
+	id(f, "other", other, sizeof(other));
+	in = json_pack("{sssi}", "uuid", "u-1", "acr", 2);
+	assert_int_equal(store_eph_put(f->store, "session", s, in, NOW + 100), 0);
+	assert_int_equal(store_eph_get(f->store, "session", s, NOW, &out, &counter), 0);
+	assert_non_null(out);
+	assert_true(json_equal(in, out));
+	assert_int_equal(counter, 0);
+	json_decref(out);
+	json_decref(in);
+	/* Kind is part of the key. */
+	assert_int_equal(store_eph_get(f->store, "txn", s, NOW, &out, NULL), 0);
+	assert_null(out);
+
+	in = json_pack("{ss}", "step", "two");
+	assert_int_equal(store_eph_update(f->store, "session", s, in, NOW, &found), 0);
+	assert_true(found);
+	assert_int_equal(store_eph_get(f->store, "session", s, NOW, &out, NULL), 0);
+	assert_true(json_equal(in, out));
+	json_decref(out);
+	assert_int_equal(store_eph_update(f->store, "session", other, in, NOW, &found), 0);
+	assert_false(found);
+	assert_int_equal(store_eph_get(f->store, "session", other, NOW, &out, NULL), 0);
+	assert_null(out);
+	/* Expired: hidden, not updatable. */
+	assert_int_equal(store_eph_update(f->store, "session", s, in, NOW + 100, &found), 0);
+	assert_false(found);
+	json_decref(in);
+	assert_int_equal(store_eph_get(f->store, "session", s, NOW + 100, &out, &counter), 0);
+	assert_null(out);
+
+	assert_int_equal(store_eph_bump(f->store, "session", s, NOW, &counter), 0);
+	assert_int_equal(counter, 1);
+	assert_int_equal(store_eph_bump(f->store, "session", s, NOW, &counter), 0);
+	assert_int_equal(counter, 2);
+	assert_int_equal(store_eph_get(f->store, "session", s, NOW, &out, &counter), 0);
+	assert_int_equal(counter, 2);
+	json_decref(out);
+	assert_int_equal(store_eph_bump(f->store, "session", s, NOW + 100, &counter), 0);
+	assert_int_equal(counter, -1);
+	assert_int_equal(store_eph_bump(f->store, "session", other, NOW, &counter), 0);
+	assert_int_equal(counter, -1);
+
+	/* NULL data is an empty object. */
+	assert_int_equal(store_eph_put(f->store, "otp", s, NULL, NOW + 10), 0);
+	assert_int_equal(store_eph_get(f->store, "otp", s, NOW, &out, NULL), 0);
+	assert_true(json_is_object(out));
+	assert_int_equal(json_object_size(out), 0);
+	json_decref(out);
+
+	assert_int_equal(store_eph_delete(f->store, "session", s), 0);
+	assert_int_equal(store_eph_get(f->store, "session", s, NOW, &out, NULL), 0);
+	assert_null(out);
+	assert_int_equal(store_eph_get(f->store, "otp", s, NOW, &out, NULL), 0);
+	assert_non_null(out);
+	json_decref(out);
+	assert_int_equal(store_eph_delete(f->store, "session", s), 0);
+}
+
+static void
+test_rate(void **state)
+{
+	struct fixture *f = *state;
+	char k1[64], k2[64];
+	int64_t base = NOW - NOW % 60;
+	int count = 0;
+
+	id(f, "ip", k1, sizeof(k1));
+	id(f, "acct", k2, sizeof(k2));
+	for (int i = 1; i <= 3; i++) {
+		assert_int_equal(store_rate_hit(f->store, k1, 60, base + 10 + i, &count), 0);
+		assert_int_equal(count, i);
+	}
+	assert_int_equal(store_rate_hit(f->store, k2, 60, base + 10, &count), 0);
+	assert_int_equal(count, 1);
+	/* Last second of the window, then the next window starts at 1. */
+	assert_int_equal(store_rate_hit(f->store, k1, 60, base + 59, &count), 0);
+	assert_int_equal(count, 4);
+	assert_int_equal(store_rate_hit(f->store, k1, 60, base + 60, &count), 0);
+	assert_int_equal(count, 1);
+	assert_int_equal(store_rate_hit(f->store, k1, 60, base + 61, &count), 0);
+	assert_int_equal(count, 2);
+	assert_int_equal(store_rate_hit(f->store, k1, 0, base, &count), ISSO_ERR_INVALID);
+}
+
+/* ---- signing keys ---- */
+
+struct key_ctx {
+	const char *prefix;
+	char kids[8][64];
+	bool active[8];
+	int n;
+};
+
+static int
+key_list_cb(const struct store_key *k, void *context)
+{
+	struct key_ctx *ctx = context;
+
+	if (!starts_with(k->kid, ctx->prefix))
+		return 0;
+	assert_true(ctx->n < 8);
+	assert_non_null(k->alg);
+	assert_non_null(k->jwk);
+	snprintf(ctx->kids[ctx->n], sizeof(ctx->kids[0]), "%s", k->kid);
+	ctx->active[ctx->n++] = k->active;
+	return 0;
+}
+
+static void
+test_keys(void **state)
+{
+	struct fixture *f = *state;
+	struct store_key k = {.alg = "ES256", .jwk = "sealed-jwk", .active = true};
+	struct key_ctx ctx;
+	char k1[64], k2[64], k3[64];
+
+	id(f, "k1", k1, sizeof(k1));
+	id(f, "k2", k2, sizeof(k2));
+	id(f, "k3", k3, sizeof(k3));
+	k.kid = k2;
+	k.created_at = NOW + 200;
+	assert_int_equal(store_key_add(f->store, &k), 0);
+	k.kid = k1;
+	k.created_at = NOW + 100;
+	assert_int_equal(store_key_add(f->store, &k), 0);
+	k.kid = k3;
+	k.alg = "RS256";
+	k.created_at = NOW + 300;
+	assert_int_equal(store_key_add(f->store, &k), 0);
+	assert_int_equal(store_key_add(f->store, &k), ISSO_ERR_CONFLICT);
+
+	assert_int_equal(store_key_set_active(f->store, k1, false), 0);
+	memset(&ctx, 0, sizeof(ctx));
+	ctx.prefix = f->prefix;
+	assert_int_equal(store_key_list(f->store, key_list_cb, &ctx), 0);
+	assert_int_equal(ctx.n, 3);
+	assert_string_equal(ctx.kids[0], k3);
+	assert_string_equal(ctx.kids[1], k2);
+	assert_string_equal(ctx.kids[2], k1);
+	assert_true(ctx.active[0]);
+	assert_true(ctx.active[1]);
+	assert_false(ctx.active[2]);
+}
+
+/* ---- audit ---- */
+
+struct audit_ctx {
+	int64_t first_seq, last_seq;
+	int n;
+	char prev[65];
+	bool chain_ok;
+	char events[8][32];
+};
+
+/* Recomputes each hash from the documented formula. */
+static int
+audit_list_cb(int64_t seq, int64_t ts, const char *event, const char *data, const char *hash,
+              void *context)
+{
+	struct audit_ctx *ctx = context;
+	char msg[1024], expect[65];
+
+	if (ctx->n == 0)
+		ctx->first_seq = seq;
+	else if (seq != ctx->last_seq + 1)
+		ctx->chain_ok = false;
+	if (ctx->n > 0) {
+		snprintf(msg, sizeof(msg), "%s\n%" PRId64 "\n%" PRId64 "\n%s\n%s", ctx->prev, seq,
+		         ts, event, data);
+		secret_sha256_hex(msg, strlen(msg), expect);
+		if (strcmp(expect, hash) != 0)
+			ctx->chain_ok = false;
+	}
+	if (ctx->n < 8)
+		snprintf(ctx->events[ctx->n], sizeof(ctx->events[0]), "%s", event);
+	snprintf(ctx->prev, sizeof(ctx->prev), "%s", hash);
+	ctx->last_seq = seq;
+	ctx->n++;
+	return 0;
+}
+
+static int
+audit_genesis_cb(int64_t seq, int64_t ts, const char *event, const char *data, const char *hash,
+                 void *context)
+{
+	char msg[1024], expect[65];
+
+	snprintf(msg, sizeof(msg), "%064d\n%" PRId64 "\n%" PRId64 "\n%s\n%s", 0, seq, ts, event,
+	         data);
+	secret_sha256_hex(msg, strlen(msg), expect);
+	*(bool *)context = seq == 1 && strcmp(expect, hash) == 0;
+	return 1;
+}
+
+static int64_t
+audit_last_seq(struct fixture *f)
+{
+	struct audit_ctx ctx;
+
+	memset(&ctx, 0, sizeof(ctx));
+	ctx.chain_ok = true;
+	assert_int_equal(store_audit_list(f->store, 0, audit_list_cb, &ctx), 0);
+	return ctx.n > 0 ? ctx.last_seq : 0;
+}
+
+static void
+test_audit(void **state)
+{
+	struct fixture *f = *state;
+	struct audit_ctx ctx;
+	int64_t start, bad = -1;
+	bool ok = false, genesis = false;
+
+	start = audit_last_seq(f);
+	assert_int_equal(store_audit_append(f->store, NOW, "client.approved",
+	                                    json_pack("{ss}", "client_id", "c-1")),
+	                 0);
+	assert_int_equal(store_audit_append(f->store, NOW + 1, "login.ok",
+	                                    json_pack("{sssi}", "method", "pass", "level", 2)),
+	                 0);
+	assert_int_equal(store_audit_append(f->store, NOW + 2, "purge", NULL), 0);
+	assert_int_equal(
+	    store_audit_append(f->store, NOW + 3, "key.rotated", json_pack("{ss}", "kid", "k-1")),
+	    0);
+	assert_int_equal(store_audit_verify(f->store, &ok, &bad), 0);
+	assert_true(ok);
+
+	/* Rows after start: in order, consecutive, hashes per the formula. */
+	memset(&ctx, 0, sizeof(ctx));
+	ctx.chain_ok = true;
+	assert_int_equal(store_audit_list(f->store, start, audit_list_cb, &ctx), 0);
+	assert_int_equal(ctx.n, 4);
+	assert_int_equal(ctx.first_seq, start + 1);
+	assert_true(ctx.chain_ok);
+	assert_string_equal(ctx.events[0], "client.approved");
+	assert_string_equal(ctx.events[1], "login.ok");
+	assert_string_equal(ctx.events[2], "purge");
+	assert_string_equal(ctx.events[3], "key.rotated");
+
+	memset(&ctx, 0, sizeof(ctx));
+	assert_int_equal(store_audit_list(f->store, start + 2, audit_list_cb, &ctx), 0);
+	assert_int_equal(ctx.n, 2);
+	assert_int_equal(ctx.first_seq, start + 3);
+
+	/* The first row links to the genesis hash. */
+	assert_int_equal(store_audit_list(f->store, 0, audit_genesis_cb, &genesis), 1);
+	assert_true(genesis);
+
+	assert_int_equal(store_audit_append(f->store, NOW, NULL, NULL), ISSO_ERR_INVALID);
+}
+
+/* SQLite only: change the file behind the store's back. */
+static void
+sqlite_tamper(const char *dsn, const char *sql, bool expect_ok)
+{
+	sqlite3 *db = NULL;
+	char *err = NULL;
+	int rc;
+
+	assert_int_equal(sqlite3_open_v2(dsn, &db, SQLITE_OPEN_READWRITE, NULL), SQLITE_OK);
+	sqlite3_busy_timeout(db, 5000);
+	rc = sqlite3_exec(db, sql, NULL, NULL, &err);
+	sqlite3_free(err);
+	sqlite3_close(db);
+	assert_int_equal(rc == SQLITE_OK, expect_ok);
+}
+
+/* Copies the hash of the row after since_seq (row 2 when since_seq is 1). */
+static int
+audit_prev_cb(int64_t seq, int64_t ts, const char *event, const char *data, const char *hash,
+              void *context)
+{
+	snprintf(context, 65, "%s", hash);
+	return 1;
+}
+
+static void
+test_audit_tamper_sqlite(void **state)
+{
+	struct fixture *f = *state;
+	char sql[256], msg[256], prev[65], hash[65];
+	int64_t bad = -1;
+	bool ok = true;
+
+	if (strcmp(test_driver, "sqlite") != 0 || !fresh_db())
+		skip();
+	for (int i = 0; i < 5; i++)
+		assert_int_equal(
+		    store_audit_append(f->store, NOW + i, "event", json_pack("{si}", "i", i)), 0);
+	assert_int_equal(store_audit_verify(f->store, &ok, &bad), 0);
+	assert_true(ok);
+
+	/* The schema itself refuses updates and deletes. */
+	sqlite_tamper(f->dsn, "UPDATE audit SET data = '{}' WHERE seq = 2", false);
+	sqlite_tamper(f->dsn, "DELETE FROM audit WHERE seq = 2", false);
+	assert_int_equal(store_audit_verify(f->store, &ok, &bad), 0);
+	assert_true(ok);
+
+	/* An attacker with the file drops the triggers; the chain shows it. */
+	sqlite_tamper(f->dsn,
+	              "DROP TRIGGER audit_no_update; DROP TRIGGER audit_no_delete; "
+	              "UPDATE audit SET data = '{\"i\":7}' WHERE seq = 3",
+	              true);
+	assert_int_equal(store_audit_verify(f->store, &ok, &bad), 0);
+	assert_false(ok);
+	assert_int_equal(bad, 3);
+
+	/* Rewriting the row's hash to match its new data breaks the next link
+	 * instead. */
+	assert_int_equal(store_audit_list(f->store, 1, audit_prev_cb, prev), 1);
+	snprintf(msg, sizeof(msg), "%s\n3\n%" PRId64 "\nevent\n{\"i\":7}", prev, NOW + 2);
+	secret_sha256_hex(msg, strlen(msg), hash);
+	snprintf(sql, sizeof(sql), "UPDATE audit SET hash = '%s' WHERE seq = 3", hash);
+	sqlite_tamper(f->dsn, sql, true);
+	assert_int_equal(store_audit_verify(f->store, &ok, &bad), 0);
+	assert_false(ok);
+	assert_int_equal(bad, 4);
+
+	/* Putting the row back repairs the chain. */
+	assert_int_equal(store_audit_list(f->store, 1, audit_prev_cb, prev), 1);
+	snprintf(msg, sizeof(msg), "%s\n3\n%" PRId64 "\nevent\n{\"i\":2}", prev, NOW + 2);
+	secret_sha256_hex(msg, strlen(msg), hash);
+	snprintf(sql, sizeof(sql), "UPDATE audit SET data = '{\"i\":2}', hash = '%s' WHERE seq = 3",
+	         hash);
+	sqlite_tamper(f->dsn, sql, true);
+	assert_int_equal(store_audit_verify(f->store, &ok, &bad), 0);
+	assert_true(ok);
+
+	/* A deleted row. */
+	sqlite_tamper(f->dsn, "DELETE FROM audit WHERE seq = 4", true);
+	assert_int_equal(store_audit_verify(f->store, &ok, &bad), 0);
+	assert_false(ok);
+	assert_int_equal(bad, 5);
+}
+
+/* SQLite only: error paths (a conflict) and multi-step operations leave
+ * no transaction open: an outside writer gets the lock at once. */
+static void
+test_no_open_transaction_sqlite(void **state)
+{
+	struct fixture *f = *state;
+	char u[64], acc[64], ph[64];
+	struct store_member m;
+	int failures = 0;
+
+	if (strcmp(test_driver, "sqlite") != 0 || !fresh_db())
+		skip();
+	id(f, "u", u, sizeof(u));
+	add_person(f, u, NULL);
+	member_init(&m, u, id(f, "acc", acc, sizeof(acc)), NULL, id(f, "ph", ph, sizeof(ph)));
+	assert_int_equal(store_member_add(f->store, &m), 0);
+	assert_int_equal(store_member_add(f->store, &m), ISSO_ERR_CONFLICT);
+	assert_int_equal(store_audit_append(f->store, NOW, "x", NULL), 0);
+	sqlite_tamper(f->dsn, "BEGIN IMMEDIATE; CREATE TABLE probe (x); COMMIT;", true);
+	assert_int_equal(store_member_login_failed(f->store, u, 5, NOW, 60, &failures), 0);
+	assert_int_equal(failures, 1);
+	sqlite_tamper(f->dsn, "BEGIN IMMEDIATE; DROP TABLE probe; COMMIT;", true);
+}
+
+/* ---- purge ---- */
+
+static void
+test_purge(void **state)
+{
+	struct fixture *f = *state;
+	struct store_token *t = NULL;
+	char old[64], live[64], used[64], g[64], cl[64], e1[64], e2[64], r1[64], r2[64];
+	json_t *out = NULL;
+	int n = -1, count = 0;
+	bool won = false;
+
+	id(f, "g", g, sizeof(g));
+	id(f, "cl", cl, sizeof(cl));
+	add_token(f, id(f, "old", old, sizeof(old)), TOKEN_CODE, g, cl, NULL, NOW - 1);
+	add_token(f, id(f, "live", live, sizeof(live)), TOKEN_ACCESS, g, cl, NULL, NOW + 60);
+	add_token(f, id(f, "used", used, sizeof(used)), TOKEN_CODE, g, cl, NULL, NOW + 60);
+	assert_int_equal(store_token_use(f->store, used, NOW, &won), 0);
+	assert_true(won);
+	assert_int_equal(store_token_revoke(f->store, live), 0);
+	assert_int_equal(store_eph_put(f->store, "txn", id(f, "e1", e1, sizeof(e1)), NULL, NOW), 0);
+	assert_int_equal(store_eph_put(f->store, "txn", id(f, "e2", e2, sizeof(e2)), NULL, NOW + 1),
+	                 0);
+	/* A window of an hour ago and the current one. */
+	assert_int_equal(
+	    store_rate_hit(f->store, id(f, "r1", r1, sizeof(r1)), 60, NOW - 3600, &count), 0);
+	assert_int_equal(store_rate_hit(f->store, id(f, "r2", r2, sizeof(r2)), 60, NOW, &count), 0);
+
+	assert_int_equal(store_purge(f->store, NOW, &n), 0);
+	if (fresh_db())
+		assert_int_equal(n, 3);
+	else
+		assert_true(n >= 3);
+
+	/* The expired token's row is gone: its hash can be added again. */
+	add_token(f, old, TOKEN_CODE, g, cl, NULL, NOW + 60);
+	/* Used and revoked rows stay until they expire. */
+	assert_int_equal(store_token_get(f->store, used, NOW, &t), 0);
+	assert_non_null(t);
+	assert_true(t->used);
+	store_token_free(t);
+	assert_true(token_revoked(f, live));
+	assert_int_equal(store_eph_get(f->store, "txn", e2, NOW, &out, NULL), 0);
+	assert_non_null(out);
+	json_decref(out);
+	assert_int_equal(store_rate_hit(f->store, r2, 60, NOW, &count), 0);
+	assert_int_equal(count, 2);
+
+	/* Nothing more to do; NULL count is fine. */
+	assert_int_equal(store_purge(f->store, NOW, NULL), 0);
+	if (fresh_db()) {
+		assert_int_equal(store_purge(f->store, NOW, &n), 0);
+		assert_int_equal(n, 0);
+		/* Later everything has expired. */
+		assert_int_equal(store_purge(f->store, NOW + 10000, &n), 0);
+		assert_int_equal(n, 5);
+	}
+}
+
+int
+main(void)
+{
+	const char *drv = getenv("ISSO_TEST_STORE_DRIVER");
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test(test_open_errors),
+	    cmocka_unit_test_setup_teardown(test_migrations_idempotent, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_migrations_sequence, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_client, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_person, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_member, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_member_lockout, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_consent, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_token, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_token_revoke_sets, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_token_use_race, setup, teardown),
+	    cmocka_unit_test(test_memory_sqlite),
+	    cmocka_unit_test_setup_teardown(test_eph, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_rate, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_keys, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_audit, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_audit_tamper_sqlite, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_no_open_transaction_sqlite, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_purge, setup, teardown),
+	};
+
+	if (drv != NULL && drv[0] != '\0')
+		test_driver = drv;
+	env_dsn = getenv("ISSO_TEST_STORE_DSN");
+	if (env_dsn != NULL && env_dsn[0] == '\0')
+		env_dsn = NULL;
+	if (secret_init() != 0)
+		return 1;
+	log_init(2, LOG_WARN);
+	return cmocka_run_group_tests_name("store", tests, NULL, NULL);
+}
