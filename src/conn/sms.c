@@ -1,0 +1,408 @@
+/* SMS connector: one libcurl easy handle per send (thread-safe without
+ * locks), a form POST in the Mitake shape, and a strict reader of its
+ * "[1] / msgid= / statuscode=" reply. See docs/connectors/sms.md. */
+#include "conn/sms.h"
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <curl/curl.h>
+
+#include "lib/buf.h"
+#include "lib/isso.h"
+#include "lib/log.h"
+#include "lib/xmalloc.h"
+
+#define SMS_BODY_MAX        335  /* bytes of UTF-8 the gateway takes in one send */
+#define SMS_REPLY_MAX       4096 /* larger replies are not the gateway's */
+#define SMS_FORM_MAX        8192 /* escaped form: 3x the body plus credentials */
+#define SMS_CRED_MAX        256  /* username / password length we accept */
+#define SMS_MSGID_MAX       32
+#define SMS_TIMEOUT_DEFAULT 5000
+
+struct conn_sms {
+	char *url; /* endpoint with CharsetURL=UTF-8 in its query */
+	char *username;
+	char *password;
+	long timeout_ms;
+};
+
+static pthread_once_t sms_curl_once = PTHREAD_ONCE_INIT;
+static CURLcode sms_curl_status = CURLE_FAILED_INIT;
+
+static void
+sms_curl_init(void)
+{
+	sms_curl_status = curl_global_init(CURL_GLOBAL_DEFAULT);
+}
+
+static bool
+sms_curl_ready(void)
+{
+	pthread_once(&sms_curl_once, sms_curl_init);
+	return sms_curl_status == CURLE_OK;
+}
+
+/* The gateway reads the body as UTF-8 (CharsetURL): refuse what is not, and
+ * control characters other than line breaks, which a handset cannot show. */
+static bool
+sms_text_valid(const unsigned char *s, size_t len)
+{
+	size_t i = 0;
+
+	while (i < len) {
+		unsigned char c = s[i];
+		size_t n;
+		unsigned long cp;
+
+		if (c < 0x80) {
+			if ((c < 0x20 && c != '\n' && c != '\r') || c == 0x7f)
+				return false;
+			i++;
+			continue;
+		}
+		if (c >= 0xc2 && c <= 0xdf) {
+			n = 1;
+			cp = c & 0x1f;
+		} else if (c >= 0xe0 && c <= 0xef) {
+			n = 2;
+			cp = c & 0x0f;
+		} else if (c >= 0xf0 && c <= 0xf4) {
+			n = 3;
+			cp = c & 0x07;
+		} else {
+			return false;
+		}
+		if (len - i <= n)
+			return false;
+		for (size_t k = 1; k <= n; k++) {
+			if ((s[i + k] & 0xc0) != 0x80)
+				return false;
+			cp = (cp << 6) | (s[i + k] & 0x3f);
+		}
+		/* overlong forms, surrogates, beyond U+10FFFF */
+		if ((n == 2 && cp < 0x800) || (n == 3 && (cp < 0x10000 || cp > 0x10ffff)) ||
+		    (cp >= 0xd800 && cp <= 0xdfff))
+			return false;
+		i += n + 1;
+	}
+	return true;
+}
+
+static bool
+sms_phone_valid(const char *s)
+{
+	if (s == NULL || strlen(s) != 10 || s[0] != '0' || s[1] != '9')
+		return false;
+	for (size_t i = 2; i < 10; i++) {
+		if (s[i] < '0' || s[i] > '9')
+			return false;
+	}
+	return true;
+}
+
+struct conn_sms *
+conn_sms_new(const char *url, const char *username, const char *password, int timeout_ms)
+{
+	struct conn_sms *sms = NULL;
+
+	if (url == NULL || username == NULL || password == NULL)
+		goto out;
+	if (strncmp(url, "http://", 7) != 0 && strncmp(url, "https://", 8) != 0)
+		goto out;
+	if (strlen(username) > SMS_CRED_MAX || strlen(password) > SMS_CRED_MAX)
+		goto out;
+	if (!sms_curl_ready())
+		goto out;
+	sms = xcalloc(1, sizeof(*sms));
+	if (strstr(url, "CharsetURL=") != NULL)
+		sms->url = xstrdup(url);
+	else
+		sms->url =
+		    xasprintf("%s%cCharsetURL=UTF-8", url, strchr(url, '?') != NULL ? '&' : '?');
+	sms->username = xstrdup(username);
+	sms->password = xstrdup(password);
+	sms->timeout_ms = timeout_ms > 0 ? timeout_ms : SMS_TIMEOUT_DEFAULT;
+out:
+	return sms;
+}
+
+void
+conn_sms_free(struct conn_sms *sms)
+{
+	if (sms == NULL)
+		return;
+	free(sms->url);
+	free(sms->username);
+	xfree_secret(sms->password);
+	free(sms);
+}
+
+static size_t
+sms_write_cb(char *data, size_t size, size_t nmemb, void *ctx)
+{
+	struct buf *reply = ctx;
+	size_t len = size * nmemb;
+
+	/* a short count makes curl stop with CURLE_WRITE_ERROR */
+	if (buf_add(reply, data, len) != 0)
+		return 0;
+	return len;
+}
+
+/* Appends name=escaped(value) to form; the escaped copy is wiped because it
+ * may hold the password or a one-time code. */
+static int
+sms_form_add(struct buf *form, CURL *curl, const char *name, const char *value)
+{
+	char *esc = NULL;
+	int ret = ISSO_ERR_NOMEM;
+
+	esc = curl_easy_escape(curl, value, (int)strlen(value));
+	if (esc == NULL)
+		goto out;
+	ret = buf_printf(form, "%s%s=%s", form->len > 0 ? "&" : "", name, esc);
+out:
+	if (esc != NULL) {
+		explicit_bzero(esc, strlen(esc));
+		curl_free(esc);
+	}
+	return ret;
+}
+
+static bool
+sms_status_accepted(const char *code)
+{
+	/* 0 scheduled, 1 and 2 handed to the carrier, 4 delivered */
+	return strcmp(code, "0") == 0 || strcmp(code, "1") == 0 || strcmp(code, "2") == 0 ||
+	       strcmp(code, "4") == 0;
+}
+
+static bool
+sms_msgid_valid(const char *s)
+{
+	size_t len = strlen(s);
+
+	if (len == 0 || len > SMS_MSGID_MAX)
+		return false;
+	for (size_t i = 0; i < len; i++) {
+		char c = s[i];
+
+		/* a leading '#' marks a duplicate the gateway did not resend */
+		if (!((c >= '0' && c <= '9') || (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') ||
+		      c == '#'))
+			return false;
+	}
+	return true;
+}
+
+static char *
+sms_trim(char *s)
+{
+	size_t len;
+
+	while (*s == ' ' || *s == '\t' || *s == '\r')
+		s++;
+	len = strlen(s);
+	while (len > 0 && (s[len - 1] == ' ' || s[len - 1] == '\t' || s[len - 1] == '\r'))
+		s[--len] = '\0';
+	return s;
+}
+
+/* Reads the gateway's reply (NUL-terminated, modified in place). The first
+ * "[N]" section is our one message; a reply without one is a refusal of
+ * the whole request when it carries a status code (account errors),
+ * otherwise not the gateway talking. */
+static int
+sms_parse_reply(char *text, char **msgid_r, char status_r[8], const char **error_r)
+{
+	const char *msgid = NULL, *status = NULL, *top_status = NULL;
+	int section = 0; /* 0 before any, 1 in the first, 2 after it */
+	char *line, *next;
+	int ret = ISSO_ERR_IO;
+
+	status_r[0] = '\0';
+	for (line = text; line != NULL; line = next) {
+		char *eq;
+
+		next = strchr(line, '\n');
+		if (next != NULL)
+			*next++ = '\0';
+		line = sms_trim(line);
+		if (*line == '\0')
+			continue;
+		if (line[0] == '[') {
+			section = section == 0 ? 1 : 2;
+			continue;
+		}
+		eq = strchr(line, '=');
+		if (eq == NULL || section == 2)
+			continue;
+		*eq = '\0';
+		if (strcmp(line, "statuscode") == 0) {
+			const char **slot = section == 1 ? &status : &top_status;
+
+			if (*slot != NULL) {
+				*error_r = "SMS gateway reply repeats statuscode";
+				goto out;
+			}
+			*slot = eq + 1;
+		} else if (strcmp(line, "msgid") == 0 && section == 1) {
+			if (msgid != NULL) {
+				*error_r = "SMS gateway reply repeats msgid";
+				goto out;
+			}
+			msgid = eq + 1;
+		}
+	}
+	if (section == 0) {
+		if (top_status != NULL && !sms_status_accepted(top_status)) {
+			snprintf(status_r, 8, "%.7s", top_status);
+			*error_r = "SMS gateway refused the request";
+			ret = ISSO_ERR_DENIED;
+		} else {
+			*error_r = "SMS gateway reply has no result section";
+		}
+		goto out;
+	}
+	if (status == NULL || *status == '\0') {
+		*error_r = "SMS gateway reply has no status code";
+		goto out;
+	}
+	snprintf(status_r, 8, "%.7s", status);
+	if (!sms_status_accepted(status)) {
+		*error_r = "SMS gateway refused the message";
+		ret = ISSO_ERR_DENIED;
+		goto out;
+	}
+	/* The message is on its way: an odd msgid must not turn that into a
+	 * failure (the caller would send a second code). */
+	*msgid_r = msgid != NULL && sms_msgid_valid(msgid) ? xstrdup(msgid) : NULL;
+	ret = 0;
+out:
+	return ret;
+}
+
+int
+conn_sms_send(struct conn_sms *sms, const char *phone, const char *body, char **msgid_r,
+              const char **error_r)
+{
+	const char *error_dummy;
+	CURL *curl = NULL;
+	struct curl_slist *headers = NULL;
+	struct buf form, reply;
+	char errbuf[CURL_ERROR_SIZE] = "";
+	char masked[32], status[8] = "";
+	long http_status = 0;
+	size_t body_len;
+	CURLcode cc;
+	int ret = ISSO_ERR_INVALID;
+
+	if (error_r == NULL)
+		error_r = &error_dummy;
+	*error_r = NULL;
+	if (msgid_r != NULL)
+		*msgid_r = NULL;
+	buf_init(&form, SMS_FORM_MAX);
+	buf_init(&reply, SMS_REPLY_MAX);
+
+	if (sms == NULL || msgid_r == NULL) {
+		*error_r = "no SMS connector";
+		goto out;
+	}
+	if (!sms_phone_valid(phone)) {
+		*error_r = "phone number is not 09 followed by 8 digits";
+		goto out;
+	}
+	if (body == NULL || (body_len = strlen(body)) == 0) {
+		*error_r = "empty SMS body";
+		goto out;
+	}
+	if (body_len > SMS_BODY_MAX) {
+		*error_r = "SMS body longer than 335 bytes";
+		goto out;
+	}
+	if (!sms_text_valid((const unsigned char *)body, body_len)) {
+		*error_r = "SMS body is not printable UTF-8";
+		goto out;
+	}
+
+	ret = ISSO_ERR_IO;
+	curl = curl_easy_init();
+	if (curl == NULL) {
+		*error_r = "cannot create an HTTP handle";
+		goto out;
+	}
+	if (sms_form_add(&form, curl, "username", sms->username) != 0 ||
+	    sms_form_add(&form, curl, "password", sms->password) != 0 ||
+	    sms_form_add(&form, curl, "dstaddr", phone) != 0 ||
+	    sms_form_add(&form, curl, "smbody", body) != 0) {
+		*error_r = "cannot build the SMS request";
+		goto out;
+	}
+	headers = curl_slist_append(NULL, "Content-Type: application/x-www-form-urlencoded");
+	if (headers == NULL) {
+		*error_r = "cannot build the SMS request";
+		goto out;
+	}
+
+	curl_easy_setopt(curl, CURLOPT_URL, sms->url);
+	curl_easy_setopt(curl, CURLOPT_PROTOCOLS_STR, "http,https");
+	curl_easy_setopt(curl, CURLOPT_FOLLOWLOCATION, 0L);
+	curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
+	curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS, sms->timeout_ms);
+	curl_easy_setopt(curl, CURLOPT_CONNECTTIMEOUT_MS, sms->timeout_ms);
+	curl_easy_setopt(curl, CURLOPT_POST, 1L);
+	curl_easy_setopt(curl, CURLOPT_POSTFIELDS, form.data);
+	curl_easy_setopt(curl, CURLOPT_POSTFIELDSIZE, (long)form.len);
+	curl_easy_setopt(curl, CURLOPT_HTTPHEADER, headers);
+	curl_easy_setopt(curl, CURLOPT_USERAGENT, "isso-sms/1");
+	curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, sms_write_cb);
+	curl_easy_setopt(curl, CURLOPT_WRITEDATA, &reply);
+	curl_easy_setopt(curl, CURLOPT_ERRORBUFFER, errbuf);
+
+	cc = curl_easy_perform(curl);
+	if (cc == CURLE_OPERATION_TIMEDOUT) {
+		ret = ISSO_ERR_TIMEOUT;
+		*error_r = "SMS gateway did not answer in time";
+		goto out;
+	}
+	if (cc == CURLE_WRITE_ERROR) {
+		*error_r = "SMS gateway reply too large";
+		goto out;
+	}
+	if (cc != CURLE_OK) {
+		*error_r = "SMS gateway unreachable";
+		goto out;
+	}
+	curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &http_status);
+	if (http_status < 200 || http_status >= 300) {
+		*error_r = "SMS gateway answered with an HTTP error";
+		goto out;
+	}
+	if (memchr(reply.data, '\0', reply.len) != NULL) {
+		*error_r = "SMS gateway reply is not text";
+		goto out;
+	}
+	ret = sms_parse_reply(reply.data, msgid_r, status, error_r);
+out:
+	if (ret == ISSO_ERR_DENIED) {
+		log_warn("sms_gateway_refused", "to", log_mask(phone, masked), "statuscode", status,
+		         NULL);
+	} else if (ret == ISSO_ERR_IO || ret == ISSO_ERR_TIMEOUT) {
+		char code[16];
+
+		snprintf(code, sizeof(code), "%ld", http_status);
+		log_warn("sms_gateway_error", "to", log_mask(phone, masked), "reason", *error_r,
+		         "http_status", code, "detail", errbuf, NULL);
+	}
+	curl_slist_free_all(headers);
+	if (curl != NULL)
+		curl_easy_cleanup(curl);
+	buf_free_secret(&form);
+	buf_free(&reply);
+	return ret;
+}

@@ -1,0 +1,276 @@
+/* isso-sim: the stand-in for every national service (see sim.h).
+ *
+ *   isso-sim [serve] [--listen ADDR] [--port N] [--identities FILE]
+ *            [--sms-user U] [--sms-password P] [--log-level L]
+ *   isso-sim phone sms-last|sms-list|sms-clear NUMBER [--sim URL]
+ */
+#include "sim/sim.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "lib/isso.h"
+#include "lib/log.h"
+#include "lib/secret.h"
+
+#define SIM_DEFAULT_IDENTITIES ISSO_DATADIR "/sim/identities.json"
+#define SIM_MAX_BODY           (64 * 1024)
+
+/* The registry of simulated services, in start-up order (identities
+ * first: other services look citizens up). */
+const struct sim_service *const sim_services[] = {
+    &sim_service_ident,
+    &sim_service_sms,
+    &sim_service_phone,
+    NULL,
+};
+
+void
+sim_send_error(struct http_req *req, int status, const char *code)
+{
+	json_t *o = json_pack("{s:s}", "error", code);
+
+	if (o == NULL)
+		abort();
+	http_send_json(req, status, o);
+}
+
+static void
+sim_health(struct http_req *req, void *ctx)
+{
+	json_t *names = json_array();
+	json_t *o;
+
+	if (names == NULL)
+		abort();
+	for (size_t i = 0; sim_services[i] != NULL; i++)
+		json_array_append_new(names, json_string(sim_services[i]->name));
+	o = json_pack("{s:s, s:o}", "status", "ok", "services", names);
+	if (o == NULL)
+		abort();
+	http_send_json(req, 200, o);
+}
+
+/* Errors the router produces (unknown path, wrong method, bad form) as
+ * JSON, like the rest of the API. */
+static void
+sim_error_page(struct http_req *req, int status, void *ctx)
+{
+	const char *code;
+
+	switch (status) {
+	case 400:
+		code = "bad_request";
+		break;
+	case 404:
+		code = "not_found";
+		break;
+	case 405:
+		code = "method_not_allowed";
+		break;
+	case 413:
+		code = "too_large";
+		break;
+	default:
+		code = "server_error";
+		break;
+	}
+	sim_send_error(req, status, code);
+}
+
+static int
+sim_serve_usage(FILE *out, int status)
+{
+	fprintf(out,
+	        "usage: isso-sim [serve] [--listen ADDR] [--port N] [--identities FILE]\n"
+	        "                [--sms-user U] [--sms-password P] [--log-level LEVEL]\n"
+	        "  defaults: --listen 127.0.0.1 --port 8090 --identities %s\n"
+	        "            --sms-user isso --sms-password isso-sim --log-level info\n",
+	        SIM_DEFAULT_IDENTITIES);
+	return status;
+}
+
+static int
+sim_parse_port(const char *s, int *port_r)
+{
+	char *end;
+	long v;
+	int ret = ISSO_ERR_INVALID;
+
+	errno = 0;
+	v = strtol(s, &end, 10);
+	if (errno == 0 && end != s && *end == '\0' && v >= 0 && v <= 65535) {
+		*port_r = (int)v;
+		ret = 0;
+	}
+	return ret;
+}
+
+/* Stops and releases the services that were initialised, in reverse. */
+static void
+sim_deinit(size_t n)
+{
+	while (n-- > 0) {
+		if (sim_services[n]->deinit != NULL)
+			sim_services[n]->deinit();
+	}
+}
+
+static int
+sim_serve(int argc, char **argv)
+{
+	static const struct option opts[] = {
+	    {"listen", required_argument, NULL, 'l'},
+	    {"port", required_argument, NULL, 'p'},
+	    {"identities", required_argument, NULL, 'i'},
+	    {"sms-user", required_argument, NULL, 'u'},
+	    {"sms-password", required_argument, NULL, 'w'},
+	    {"log-level", required_argument, NULL, 'L'},
+	    {"help", no_argument, NULL, 'h'},
+	    {NULL, 0, NULL, 0},
+	};
+	struct sim_settings set = {
+	    .listen = "127.0.0.1",
+	    .port = 8090,
+	    .identities_path = SIM_DEFAULT_IDENTITIES,
+	    .sms_user = "isso",
+	    .sms_password = "isso-sim",
+	};
+	struct http_server_settings hs = {
+	    .max_body = SIM_MAX_BODY,
+	    .error_page = sim_error_page,
+	};
+	struct http_server *srv = NULL;
+	const char *error = NULL;
+	char port[8];
+	sigset_t sigs;
+	size_t ready = 0;
+	int level = LOG_INFO, c, sig, ret = 2;
+
+	optind = 1;
+	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+		switch (c) {
+		case 'l':
+			set.listen = optarg;
+			break;
+		case 'p':
+			if (sim_parse_port(optarg, &set.port) != 0) {
+				fprintf(stderr, "isso-sim: --port: 0 to 65535\n");
+				goto out;
+			}
+			break;
+		case 'i':
+			set.identities_path = optarg;
+			break;
+		case 'u':
+			set.sms_user = optarg;
+			break;
+		case 'w':
+			set.sms_password = optarg;
+			break;
+		case 'L':
+			level = log_level_parse(optarg);
+			if (level < 0) {
+				fprintf(stderr,
+				        "isso-sim: --log-level: debug, info, warn or error\n");
+				goto out;
+			}
+			break;
+		case 'h':
+			ret = sim_serve_usage(stdout, 0);
+			goto out;
+		default:
+			ret = sim_serve_usage(stderr, 2);
+			goto out;
+		}
+	}
+	if (optind < argc) {
+		ret = sim_serve_usage(stderr, 2);
+		goto out;
+	}
+	log_init(2, (enum log_level)level);
+	ret = 1;
+	if (secret_init() != 0) {
+		log_error("sim_init_failed", "error", "libsodium initialisation failed", NULL);
+		goto out;
+	}
+	for (; sim_services[ready] != NULL; ready++) {
+		const struct sim_service *svc = sim_services[ready];
+
+		if (svc->init != NULL && svc->init(&set, &error) != 0) {
+			log_error("sim_init_failed", "service", svc->name, "error", error, NULL);
+			goto out;
+		}
+	}
+
+	/* Worker threads inherit this mask: only sigwait() below sees them. */
+	sigemptyset(&sigs);
+	sigaddset(&sigs, SIGINT);
+	sigaddset(&sigs, SIGTERM);
+	sigaddset(&sigs, SIGHUP);
+	pthread_sigmask(SIG_BLOCK, &sigs, NULL);
+	signal(SIGPIPE, SIG_IGN);
+
+	hs.listen = set.listen;
+	hs.port = set.port;
+	srv = http_server_new(&hs);
+	http_route(srv, HTTP_GET, "/health", sim_health, NULL);
+	for (size_t i = 0; sim_services[i] != NULL; i++)
+		sim_services[i]->routes(srv);
+	if (http_server_start(srv, &error) != 0) {
+		log_error("sim_listen_failed", "listen", set.listen, "error", error, NULL);
+		goto out;
+	}
+	snprintf(port, sizeof(port), "%d", http_server_port(srv));
+	log_info("sim_listening", "listen", set.listen, "port", port, NULL);
+	do {
+		if (sigwait(&sigs, &sig) != 0)
+			sig = SIGTERM;
+	} while (sig == SIGHUP);
+	log_info("sim_stopping", NULL);
+	ret = 0;
+out:
+	http_server_free(srv);
+	sim_deinit(ready);
+	return ret;
+}
+
+static const struct sim_cmd sim_cmds[] = {
+    {"serve", "serve [--port N] [--listen ADDR] [--identities FILE] …", sim_serve},
+    {"phone", "phone sms-last|sms-list|sms-clear NUMBER [--sim URL]", sim_phone_cmd},
+};
+
+static int
+sim_usage(void)
+{
+	fprintf(stderr, "usage:\n");
+	for (size_t i = 0; i < ISSO_N_ELEMENTS(sim_cmds); i++)
+		fprintf(stderr, "  isso-sim %s\n", sim_cmds[i].usage);
+	return 2;
+}
+
+int
+main(int argc, char **argv)
+{
+	int ret;
+
+	if (argc < 2 || argv[1][0] == '-') {
+		/* no subcommand: serve */
+		ret = sim_serve(argc, argv);
+		goto out;
+	}
+	for (size_t i = 0; i < ISSO_N_ELEMENTS(sim_cmds); i++) {
+		if (strcmp(argv[1], sim_cmds[i].name) == 0) {
+			ret = sim_cmds[i].run(argc - 1, argv + 1);
+			goto out;
+		}
+	}
+	ret = sim_usage();
+out:
+	return ret;
+}
