@@ -1,0 +1,201 @@
+/* Start-up of the shared application state. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <sodium.h>
+
+#include "auth/app.h"
+#include "conn/sms.h"
+#include "http/i18n.h"
+#include "http/tmpl.h"
+#include "jose/jose.h"
+#include "lib/isso.h"
+#include "lib/log.h"
+#include "lib/xmalloc.h"
+#include "store/store.h"
+
+int64_t
+app_now(void)
+{
+	return (int64_t)time(NULL);
+}
+
+struct key_load {
+	struct isso_app *app;
+	bool have_es256, have_rs256;
+	int err;
+	const char *error;
+};
+
+static int
+load_key(const struct store_key *k, void *ctx)
+{
+	struct key_load *kl = ctx;
+	char *jwk = NULL;
+	int ret;
+
+	ret = secret_open(&kl->app->secrets, k->jwk, &jwk);
+	if (ret < 0) {
+		kl->err = ret;
+		kl->error = "cannot decrypt a signing key (wrong master key?)";
+		return 1;
+	}
+	ret = jose_keyset_add(kl->app->keys, jwk, k->active, &kl->error);
+	xfree_secret(jwk);
+	if (ret < 0) {
+		kl->err = ret;
+		return 1;
+	}
+	if (k->active && strcmp(k->alg, "ES256") == 0)
+		kl->have_es256 = true;
+	if (k->active && strcmp(k->alg, "RS256") == 0)
+		kl->have_rs256 = true;
+	return 0;
+}
+
+static int
+add_new_key(struct isso_app *app, const char *alg, const char **error_r)
+{
+	char *jwk = NULL, *kid = NULL, *sealed = NULL;
+	struct store_key k;
+	int ret;
+
+	ret = jose_key_generate(alg, &jwk, &kid);
+	if (ret < 0) {
+		*error_r = "cannot generate a signing key";
+		goto out;
+	}
+	ret = secret_seal(&app->secrets, jwk, strlen(jwk), &sealed);
+	if (ret < 0) {
+		*error_r = "cannot seal a signing key";
+		goto out;
+	}
+	memset(&k, 0, sizeof(k));
+	k.kid = kid;
+	k.alg = (char *)alg;
+	k.jwk = sealed;
+	k.created_at = app_now();
+	k.active = true;
+	ret = store_key_add(app->store, &k);
+	if (ret < 0) {
+		*error_r = "cannot store a signing key";
+		goto out;
+	}
+	ret = jose_keyset_add(app->keys, jwk, true, error_r);
+	if (ret == 0)
+		log_info("signing_key_created", "kid", kid, "alg", alg, NULL);
+out:
+	xfree_secret(jwk);
+	free(kid);
+	free(sealed);
+	return ret;
+}
+
+int
+app_ensure_keys(struct isso_app *app, const char **error_r)
+{
+	struct key_load kl = {.app = app};
+	int ret;
+
+	if (app->keys != NULL)
+		jose_keyset_free(app->keys);
+	app->keys = jose_keyset_new();
+	ret = store_key_list(app->store, load_key, &kl);
+	if (ret == 0 && kl.err < 0) {
+		*error_r = kl.error;
+		return kl.err;
+	}
+	if (ret < 0) {
+		*error_r = "cannot read signing keys";
+		return ret;
+	}
+	if (!kl.have_es256 && (ret = add_new_key(app, "ES256", error_r)) < 0)
+		return ret;
+	if (!kl.have_rs256 && (ret = add_new_key(app, "RS256", error_r)) < 0)
+		return ret;
+	return 0;
+}
+
+int
+app_init(struct isso_app *app, const struct isso_config *cfg, const char **error_r)
+{
+	static char errbuf[512];
+	unsigned char master[32];
+	char *path = NULL, *err = NULL;
+	int ret;
+
+	memset(app, 0, sizeof(*app));
+	app->cfg = cfg;
+	app->issuer = cfg->server.public_url;
+
+	ret = secret_init();
+	if (ret < 0) {
+		*error_r = "libsodium failed to initialise";
+		goto out;
+	}
+	ret = secret_master_load(cfg->keys.master_key_file, true, master, error_r);
+	if (ret < 0)
+		goto out;
+	secret_keys_derive(master, &app->secrets);
+	sodium_memzero(master, sizeof(master));
+
+	path = xasprintf("%s/migrations", cfg->server.datadir);
+	ret = store_open(cfg->store.driver,
+	                 strcmp(cfg->store.driver, "sqlite") == 0 ? cfg->store.path
+	                                                          : cfg->store.conninfo,
+	                 path, &app->store, error_r);
+	if (ret < 0)
+		goto out;
+	ret = app_ensure_keys(app, error_r);
+	if (ret < 0)
+		goto out;
+
+	free(path);
+	path = xasprintf("%s/templates", cfg->server.datadir);
+	app->tmpl = tmpl_set_load(path, &err);
+	if (app->tmpl == NULL) {
+		snprintf(errbuf, sizeof(errbuf), "templates: %s", err != NULL ? err : "?");
+		*error_r = errbuf;
+		ret = ISSO_ERR_INVALID;
+		goto out;
+	}
+	free(path);
+	path = xasprintf("%s/locales", cfg->server.datadir);
+	app->i18n = i18n_load(path, &err);
+	if (app->i18n == NULL) {
+		snprintf(errbuf, sizeof(errbuf), "locales: %s", err != NULL ? err : "?");
+		*error_r = errbuf;
+		ret = ISSO_ERR_INVALID;
+		goto out;
+	}
+	app->sms =
+	    conn_sms_new(cfg->sms.url, cfg->sms.username, cfg->sms.password, cfg->sms.timeout_ms);
+	ret = secret_password_hash("isso-no-such-account", app->dummy_password_hash);
+	if (ret < 0) {
+		*error_r = "cannot hash";
+		goto out;
+	}
+out:
+	free(path);
+	free(err);
+	return ret;
+}
+
+void
+app_free(struct isso_app *app)
+{
+	if (app->sms != NULL)
+		conn_sms_free(app->sms);
+	if (app->i18n != NULL)
+		i18n_free(app->i18n);
+	if (app->tmpl != NULL)
+		tmpl_set_free(app->tmpl);
+	if (app->keys != NULL)
+		jose_keyset_free(app->keys);
+	if (app->store != NULL)
+		store_close(app->store);
+	free(app->discovery);
+	sodium_memzero(&app->secrets, sizeof(app->secrets));
+	memset(app, 0, sizeof(*app));
+}

@@ -1,0 +1,49 @@
+/* The daemon's shared state: configuration, store, keys, templates and
+ * connectors, built once at start-up and read-only afterwards, so request
+ * handlers on every thread can use it without locks. */
+#ifndef ISSO_APP_H
+#define ISSO_APP_H
+
+#include <jansson.h>
+#include <stdint.h>
+
+#include "lib/config.h"
+#include "lib/secret.h"
+
+struct store;
+struct jose_keyset;
+struct tmpl_set;
+struct i18n;
+struct conn_sms;
+struct http_server;
+
+struct isso_app {
+	const struct isso_config *cfg;
+	const char *issuer; /* cfg->server.public_url */
+	struct store *store;
+	struct jose_keyset *keys;
+	struct secret_keys secrets;
+	struct tmpl_set *tmpl;
+	struct i18n *i18n;
+	struct conn_sms *sms;
+	char *discovery; /* the discovery document, built once */
+	/* A precomputed argon2id hash, verified against when a login names no
+	 * account, so both answers take the same time. */
+	char dummy_password_hash[128];
+};
+
+/* Opens the store (migrating it), loads or creates the master key and the
+ * signing keys, compiles templates and catalogues. Returns 0 or an
+ * ISSO_ERR_* with *error_r (static or owned by app). */
+int app_init(struct isso_app *app, const struct isso_config *cfg, const char **error_r);
+void app_free(struct isso_app *app);
+/* Creates an ES256 and an RS256 signing key when the store has none of
+ * that algorithm (first start, or issoctl keys rotate with force). */
+int app_ensure_keys(struct isso_app *app, const char **error_r);
+/* Current time, Unix seconds. */
+int64_t app_now(void);
+
+/* Routes of every part: portal, methods, OpenID Provider. */
+void app_routes(struct isso_app *app, struct http_server *srv);
+
+#endif

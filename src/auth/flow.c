@@ -1,0 +1,217 @@
+/* Login transactions and browser sessions. */
+#include <string.h>
+
+#include "auth/app.h"
+#include "auth/flow.h"
+#include "auth/page.h"
+#include "http/parse.h"
+#include "lib/isso.h"
+#include "lib/log.h"
+#include "lib/secret.h"
+#include "store/store.h"
+
+#define BIND_COOKIE    "isso_bind"
+#define SESSION_COOKIE "isso_sid"
+
+/* The browser's binding secret, created when absent. */
+static const char *
+browser_bind(struct http_req *req)
+{
+	const char *v = http_cookie(req, BIND_COOKIE);
+	char *fresh;
+
+	if (v != NULL && strlen(v) == 43)
+		return v;
+	fresh = pool_alloc(http_pool(req), 48);
+	secret_token(32, fresh);
+	http_set_cookie(req, BIND_COOKIE, fresh, -1, HTTP_COOKIE_HTTPONLY | HTTP_COOKIE_LAX);
+	return fresh;
+}
+
+int
+flow_txn_create(struct isso_app *app, struct http_req *req, json_t *request, char id_r[44])
+{
+	char bind[65];
+	int64_t now = app_now();
+	int ret;
+
+	secret_token(32, id_r);
+	secret_sha256_hex(browser_bind(req), 43, bind);
+	json_object_set_new(request, "bind", json_string(bind));
+	json_object_set_new(request, "created_at", json_integer(now));
+	ret = store_eph_put(app->store, "txn", id_r, request, now + app->cfg->oidc.txn_ttl);
+	json_decref(request);
+	return ret;
+}
+
+json_t *
+flow_txn_load(struct isso_app *app, struct http_req *req, const char **id_r)
+{
+	const char *id = http_param(req, "t");
+	const char *cookie = http_cookie(req, BIND_COOKIE);
+	json_t *txn = NULL;
+	char bind[65];
+	const char *want;
+
+	*id_r = NULL;
+	if (id == NULL || strlen(id) != 43)
+		goto expired;
+	if (store_eph_get(app->store, "txn", id, app_now(), &txn, NULL) < 0) {
+		page_error(app, req, 503, "error.unavailable", "error.unavailable.message", NULL);
+		return NULL;
+	}
+	if (txn == NULL)
+		goto expired;
+	want = json_string_value(json_object_get(txn, "bind"));
+	if (cookie == NULL || want == NULL)
+		goto expired;
+	secret_sha256_hex(cookie, strlen(cookie), bind);
+	if (!secret_equal(bind, want))
+		goto expired;
+	*id_r = id;
+	return txn;
+expired:
+	json_decref(txn);
+	page_error(app, req, 400, "error.txn_title", "error.txn_expired", NULL);
+	return NULL;
+}
+
+int
+flow_txn_save(struct isso_app *app, const char *id, json_t *txn)
+{
+	bool found = false;
+	int ret = store_eph_update(app->store, "txn", id, txn, app_now(), &found);
+
+	if (ret == 0 && !found)
+		ret = ISSO_ERR_INVALID;
+	return ret;
+}
+
+void
+flow_txn_delete(struct isso_app *app, const char *id)
+{
+	(void)store_eph_delete(app->store, "txn", id);
+}
+
+const char *
+flow_url(struct http_req *req, const char *path, const char *id)
+{
+	return pool_printf(http_pool(req), "%s?t=%s", path, id);
+}
+
+static json_t *
+amr_array(const struct flow_auth *auth)
+{
+	const char *const *amr = auth->amr != NULL ? auth->amr : auth->method->amr;
+	json_t *a = json_array();
+
+	for (; amr != NULL && *amr != NULL; amr++)
+		json_array_append_new(a, json_string(*amr));
+	return a;
+}
+
+void
+flow_complete(struct isso_app *app, struct http_req *req, const char *id, json_t *txn,
+              const struct flow_auth *auth)
+{
+	const char *old_key = NULL;
+	json_t *old = flow_session(app, req, &old_key);
+	json_t *session = json_object();
+	char token[48], key[65], sid[48];
+	int64_t now = app_now();
+	int ret;
+
+	/* A new login always gets a new session id (no fixation); the clients
+	 * list survives only when the same person logs in again. */
+	if (old != NULL) {
+		const char *olduuid = json_string_value(json_object_get(old, "uuid"));
+		if (olduuid != NULL && strcmp(olduuid, auth->uuid) == 0)
+			json_object_set(session, "clients", json_object_get(old, "clients"));
+		(void)store_eph_delete(app->store, "session", old_key);
+		json_decref(old);
+	}
+	if (json_object_get(session, "clients") == NULL)
+		json_object_set_new(session, "clients", json_array());
+	secret_token(32, token);
+	secret_token(16, sid);
+	secret_sha256_hex(token, strlen(token), key);
+	json_object_set_new(session, "uuid", json_string(auth->uuid));
+	json_object_set_new(session, "sid", json_string(sid));
+	json_object_set_new(session, "auth_time", json_integer(now));
+	json_object_set_new(session, "loa", json_integer(auth->loa));
+	json_object_set_new(session, "amr", amr_array(auth));
+	json_object_set_new(session, "method", json_string(auth->method->id));
+	if (auth->phone != NULL)
+		json_object_set_new(session, "phone", json_string(auth->phone));
+	ret = store_eph_put(app->store, "session", key, session, now + app->cfg->oidc.session_ttl);
+	if (ret < 0) {
+		json_decref(session);
+		page_error(app, req, 503, "error.unavailable", "error.unavailable.message", NULL);
+		return;
+	}
+	http_set_cookie(req, SESSION_COOKIE, token, -1, HTTP_COOKIE_HTTPONLY | HTTP_COOKIE_LAX);
+
+	/* The transaction records this login: consent reads it from there, so
+	 * the released phone is the one verified now. */
+	json_object_set_new(txn, "auth", session);
+	json_object_set_new(txn, "session_key", json_string(key));
+	if (flow_txn_save(app, id, txn) < 0) {
+		page_error(app, req, 400, "error.txn_title", "error.txn_expired", NULL);
+		return;
+	}
+	store_audit_append(app->store, now, "login",
+	                   json_pack("{s:s, s:s, s:s}", "uuid", auth->uuid, "method",
+	                             auth->method->id, "client_id",
+	                             json_string_value(json_object_get(txn, "client_id")) ?: ""));
+	http_redirect(req, 303, flow_url(req, "/consent", id));
+}
+
+json_t *
+flow_session(struct isso_app *app, struct http_req *req, const char **key_r)
+{
+	const char *token = http_cookie(req, SESSION_COOKIE);
+	json_t *session = NULL;
+	char *key;
+
+	if (key_r != NULL)
+		*key_r = NULL;
+	if (token == NULL || strlen(token) != 43)
+		return NULL;
+	key = pool_alloc(http_pool(req), 65);
+	secret_sha256_hex(token, strlen(token), key);
+	if (store_eph_get(app->store, "session", key, app_now(), &session, NULL) < 0)
+		return NULL;
+	if (session != NULL && key_r != NULL)
+		*key_r = key;
+	return session;
+}
+
+void
+flow_session_add_client(struct isso_app *app, const char *key, json_t *session,
+                        const char *client_id)
+{
+	json_t *clients = json_object_get(session, "clients");
+	size_t i;
+	json_t *v;
+	bool found = false;
+
+	if (!json_is_array(clients)) {
+		clients = json_array();
+		json_object_set_new(session, "clients", clients);
+	}
+	json_array_foreach(clients, i, v)
+	{
+		if (strcmp(json_string_value(v) ?: "", client_id) == 0)
+			return;
+	}
+	json_array_append_new(clients, json_string(client_id));
+	(void)store_eph_update(app->store, "session", key, session, app_now(), &found);
+}
+
+void
+flow_session_end(struct isso_app *app, struct http_req *req, const char *key)
+{
+	if (key != NULL)
+		(void)store_eph_delete(app->store, "session", key);
+	http_set_cookie(req, SESSION_COOKIE, "", 0, HTTP_COOKIE_HTTPONLY | HTTP_COOKIE_LAX);
+}

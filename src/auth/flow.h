@@ -1,0 +1,58 @@
+/* The authentication flow engine: login transactions (a pending
+ * authorization request and the progress of one login), browser sessions
+ * (single sign-on), and the hand-over from a finished method to consent.
+ *
+ * A transaction lives in the store under an unguessable id carried in the
+ * page URLs (?t=), and is bound to the browser that started it by a cookie,
+ * so a leaked URL is useless elsewhere. */
+#ifndef ISSO_FLOW_H
+#define ISSO_FLOW_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "auth/method.h"
+#include "http/http.h"
+
+struct isso_app;
+
+/* What a finished method proved. */
+struct flow_auth {
+	const char *uuid; /* the person */
+	const struct method *method;
+	enum loa loa;           /* level reached by the path used */
+	const char *const *amr; /* NULL: the method's own */
+	const char *phone;      /* mobile number verified in this login, or NULL */
+};
+
+/* Creates a transaction holding request (stolen), binds it to this browser
+ * and writes its id into id_r (44 bytes). */
+int flow_txn_create(struct isso_app *app, struct http_req *req, json_t *request, char id_r[44]);
+/* Loads the transaction named by the t parameter (query or form) for this
+ * browser; NULL (and an error page already sent) when missing, expired or
+ * not this browser's. *id_r points into request memory. */
+json_t *flow_txn_load(struct isso_app *app, struct http_req *req, const char **id_r);
+/* Saves changes to a loaded transaction. */
+int flow_txn_save(struct isso_app *app, const char *id, json_t *txn);
+void flow_txn_delete(struct isso_app *app, const char *id);
+
+/* A method has authenticated someone for transaction id: records it, starts
+ * (or replaces) the browser session, and redirects to the consent step. */
+void flow_complete(struct isso_app *app, struct http_req *req, const char *id, json_t *txn,
+                   const struct flow_auth *auth);
+
+/* The browser's current session, or NULL. Its object holds uuid, sid,
+ * auth_time, acr, amr, method, phone, clients. *key_r (may be NULL) gets the
+ * store key (request memory). */
+json_t *flow_session(struct isso_app *app, struct http_req *req, const char **key_r);
+/* Adds client_id to the session's list (for back-channel logout). */
+void flow_session_add_client(struct isso_app *app, const char *key, json_t *session,
+                             const char *client_id);
+/* Ends the browser session (cookie and store). */
+void flow_session_end(struct isso_app *app, struct http_req *req, const char *key);
+
+/* URL of a method page for transaction id (request memory). */
+const char *flow_url(struct http_req *req, const char *path, const char *id);
+
+#endif

@@ -1,0 +1,42 @@
+/* Login methods. Each is a const driver table listed once in methods[]; the
+ * portal, the flow engine and the OpenID Provider only ever see this
+ * interface, so adding a method touches none of them. */
+#ifndef ISSO_METHOD_H
+#define ISSO_METHOD_H
+
+#include <stdbool.h>
+
+#include "http/http.h"
+
+struct isso_app;
+
+/* Assurance levels, ordered. */
+enum loa { LOA_LOW = 1, LOA_SUBSTANTIAL = 2, LOA_HIGH = 3 };
+
+struct method {
+	const char *id;          /* "taipeipass": also its URL /login/<id> */
+	enum loa loa;            /* level its strongest path reaches */
+	const char *const *amr;  /* RFC 8176 values, NULL-terminated */
+	unsigned vouches;        /* claim_bit set it can vouch for itself */
+	bool linked_member_data; /* may release a linked TaipeiPass member's data */
+	/* Message keys for the portal card: title, bullet lines (NULL-ended)
+	 * and whether it offers 前往註冊 (register_path, NULL when none). */
+	const char *title_key;
+	const char *const *bullet_keys;
+	const char *register_path;
+	/* Serves /login/<id>[/<step>] (GET shows, POST acts) for the login
+	 * transaction txn_id; step is "" for the first page. */
+	void (*handle)(struct isso_app *app, struct http_req *req, const char *step);
+	/* Registers extra routes (account pages …) at start-up; may be NULL. */
+	void (*routes)(struct isso_app *app, struct http_server *srv);
+};
+
+/* The registry: every method built in, NULL-terminated, in portal order. */
+extern const struct method *const methods[];
+
+const struct method *method_find(const char *id);
+/* "urn:isso:loa:low" … and back; 0 for an unknown name. */
+const char *loa_name(enum loa loa);
+enum loa loa_parse(const char *name);
+
+#endif

@@ -1,0 +1,130 @@
+/* Citizen-facing page rendering. */
+#include <string.h>
+
+#include "auth/app.h"
+#include "auth/page.h"
+#include "http/i18n.h"
+#include "http/parse.h"
+#include "http/tmpl.h"
+#include "lib/buf.h"
+#include "lib/log.h"
+
+#define PAGE_MAX (512 * 1024)
+
+const char *
+page_text(struct isso_app *app, struct http_req *req, const char *key)
+{
+	return i18n_get(i18n_catalog(app->i18n, http_locale(req)), key);
+}
+
+/* The current URL with lang= switched to the other language. */
+static const char *
+lang_switch_url(struct http_req *req, const char *other)
+{
+	struct pool *pool = http_pool(req);
+	const struct http_kvs *q = http_query_all(req);
+	struct buf b;
+	const char *url;
+
+	buf_init(&b, 16384);
+	buf_addstr(&b, http_path(req));
+	buf_addc(&b, '?');
+	for (size_t i = 0; q != NULL && i < q->n; i++) {
+		if (strcmp(q->v[i].name, "lang") == 0 || strcmp(q->v[i].name, "ui_locales") == 0)
+			continue;
+		buf_addstr(&b, parse_pct_encode(pool, q->v[i].name));
+		buf_addc(&b, '=');
+		buf_addstr(&b, parse_pct_encode(pool, q->v[i].value));
+		buf_addc(&b, '&');
+	}
+	buf_printf(&b, "lang=%s", other);
+	url = pool_strdup(pool, b.data);
+	buf_free(&b);
+	return url;
+}
+
+void
+page_render(struct isso_app *app, struct http_req *req, int status, const char *tmpl,
+            const char *title_key, json_t *ctx)
+{
+	const char *locale = http_locale(req);
+	bool en = strcmp(locale, "en") == 0;
+	const struct i18n_catalog *cat = i18n_catalog(app->i18n, locale);
+	struct buf out;
+	int ret;
+
+	if (ctx == NULL)
+		ctx = json_object();
+	json_object_set_new(ctx, "lang", json_string(en ? "en" : "zh-Hant-TW"));
+	json_object_set_new(ctx, "lang_switch_url",
+	                    json_string(lang_switch_url(req, en ? "zh-TW" : "en")));
+	json_object_set_new(ctx, "lang_switch_lang", json_string(en ? "zh-Hant-TW" : "en"));
+	if (title_key != NULL && json_object_get(ctx, "title") == NULL)
+		json_object_set_new(ctx, "title", json_string(i18n_get(cat, title_key)));
+
+	buf_init(&out, PAGE_MAX);
+	ret = tmpl_render(app->tmpl, tmpl, ctx, cat, &out);
+	if (ret < 0) {
+		log_error("template_failed", "template", tmpl, NULL);
+		http_send(req, 500, "text/plain; charset=utf-8", "500 Internal Server Error\n", 26);
+	} else {
+		http_send(req, status, "text/html; charset=utf-8", out.data, out.len);
+	}
+	buf_free(&out);
+	json_decref(ctx);
+}
+
+void
+page_error(struct isso_app *app, struct http_req *req, int status, const char *title_key,
+           const char *message_key, const char *back_url)
+{
+	json_t *ctx = json_object();
+
+	json_object_set_new(ctx, "message", json_string(page_text(app, req, message_key)));
+	json_object_set_new(ctx, "status", json_integer(status));
+	if (back_url != NULL)
+		json_object_set_new(ctx, "back_url", json_string(back_url));
+	page_render(app, req, status, "error", title_key, ctx);
+}
+
+void
+page_http_error(struct http_req *req, int status, void *ctx)
+{
+	struct isso_app *app = ctx;
+	const char *key;
+
+	switch (status) {
+	case 400:
+		key = "error.bad_request";
+		break;
+	case 404:
+		key = "error.not_found";
+		break;
+	case 405:
+		key = "error.method_not_allowed";
+		break;
+	case 413:
+		key = "error.too_large";
+		break;
+	default:
+		key = "error.internal";
+		break;
+	}
+	page_error(app, req, status, key, pool_printf(http_pool(req), "%s.message", key), "/");
+}
+
+void
+page_on_request(struct http_req *req, void *ctx)
+{
+	const char *lang = http_query(req, "lang");
+	const char *chosen;
+
+	if (lang != NULL) {
+		chosen = i18n_negotiate(lang, NULL, NULL);
+		http_set_locale(req, chosen);
+		http_set_cookie(req, "isso_lang", chosen, 31536000, HTTP_COOKIE_LAX);
+		return;
+	}
+	http_set_locale(req, i18n_negotiate(NULL, http_cookie(req, "isso_lang"),
+	                                    http_header(req, "Accept-Language")));
+}

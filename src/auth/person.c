@@ -1,0 +1,346 @@
+/* Person directory and TaipeiPass member accounts. */
+#include <ctype.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sodium.h>
+
+#include "auth/app.h"
+#include "auth/person.h"
+#include "lib/idnum.h"
+#include "lib/isso.h"
+#include "lib/secret.h"
+#include "lib/xmalloc.h"
+#include "store/store.h"
+
+static bool
+account_normalize(const char *in, char out[33])
+{
+	size_t n = strlen(in);
+
+	if (n < 4 || n > 32 || !isalpha((unsigned char)in[0]))
+		return false;
+	for (size_t i = 0; i < n; i++) {
+		char c = (char)tolower((unsigned char)in[i]);
+		if (!(isalnum((unsigned char)c) || c == '.' || c == '_' || c == '-'))
+			return false;
+		out[i] = c;
+	}
+	out[n] = '\0';
+	return true;
+}
+
+/* A plausible e-mail address, lower-cased into out (255 bytes). */
+static bool
+email_normalize(const char *in, char out[255])
+{
+	size_t n = strlen(in);
+	const char *at = strchr(in, '@');
+
+	if (n < 3 || n > 254 || at == NULL || at == in || at[1] == '\0' ||
+	    strchr(at + 1, '@') != NULL || strchr(at + 1, '.') == NULL)
+		return false;
+	for (size_t i = 0; i < n; i++) {
+		unsigned char c = (unsigned char)in[i];
+		if (c <= ' ' || c >= 0x7f || c == '<' || c == '>' || c == '"')
+			return false;
+		out[i] = (char)tolower(c);
+	}
+	out[n] = '\0';
+	return true;
+}
+
+/* The lookup hash of an optional, already normalised e-mail, or NULL. */
+static const char *
+member_email_hash(struct isso_app *app, const char *given, const char *email, char out[65])
+{
+	if (given == NULL || given[0] == '\0')
+		return NULL;
+	return secret_lookup_hash(&app->secrets, "email", email, out);
+}
+
+const char *
+member_password_problem(const char *account, const char *password)
+{
+	size_t n = strlen(password);
+	bool letter = false, digit = false;
+
+	if (n < 8)
+		return "password.too_short";
+	if (n > 128)
+		return "password.too_long";
+	for (size_t i = 0; i < n; i++) {
+		if (isalpha((unsigned char)password[i]))
+			letter = true;
+		else if (isdigit((unsigned char)password[i]))
+			digit = true;
+	}
+	if (!letter || !digit)
+		return "password.letters_digits";
+	if (account != NULL && strcasecmp(account, password) == 0)
+		return "password.is_account";
+	return NULL;
+}
+
+int
+member_create(struct isso_app *app, const struct member_new *m, char uuid_r[37],
+              const char **error_key_r)
+{
+	char account[33], phone[11], email[255], idn[11];
+	char phone_hash[65], email_hash[65], id_hash[65];
+	struct store_person person;
+	struct store_member member;
+	json_t *pii = NULL;
+	char *text = NULL, *sealed = NULL, pwhash[128];
+	int64_t now = app_now();
+	int ret = ISSO_ERR_INVALID;
+
+	*error_key_r = NULL;
+	uuid_r[0] = '\0';
+	if (m->account == NULL || !account_normalize(m->account, account)) {
+		*error_key_r = "register.bad_account";
+		goto out;
+	}
+	if (m->phone == NULL || !phone_normalize(m->phone, phone)) {
+		*error_key_r = "register.bad_phone";
+		goto out;
+	}
+	if (m->email != NULL && m->email[0] != '\0' && !email_normalize(m->email, email)) {
+		*error_key_r = "register.bad_email";
+		goto out;
+	}
+	if (m->id_number != NULL && m->id_number[0] != '\0' &&
+	    !(idnum_normalize(m->id_number, idn) && idnum_is_valid(idn))) {
+		*error_key_r = "register.bad_id";
+		goto out;
+	}
+	if (m->birthdate != NULL && m->birthdate[0] != '\0' && !date_is_valid(m->birthdate)) {
+		*error_key_r = "register.bad_birthdate";
+		goto out;
+	}
+	if (m->name != NULL && strlen(m->name) > 120) {
+		*error_key_r = "register.bad_name";
+		goto out;
+	}
+	if (m->password == NULL || (*error_key_r = member_password_problem(account, m->password)))
+		goto out;
+
+	pii = json_object();
+	json_object_set_new(pii, "account", json_string(account));
+	json_object_set_new(pii, "phone", json_string(phone));
+	if (m->email != NULL && m->email[0] != '\0')
+		json_object_set_new(pii, "email", json_string(email));
+	if (m->name != NULL && m->name[0] != '\0')
+		json_object_set_new(pii, "name", json_string(m->name));
+	if (m->id_number != NULL && m->id_number[0] != '\0')
+		json_object_set_new(pii, "id_number", json_string(idn));
+	if (m->birthdate != NULL && m->birthdate[0] != '\0')
+		json_object_set_new(pii, "birthdate", json_string(m->birthdate));
+	if (m->address != NULL && m->address[0] != '\0')
+		json_object_set_new(pii, "address", json_string(m->address));
+	text = json_dumps(pii, JSON_COMPACT);
+	ret = secret_seal(&app->secrets, text, strlen(text), &sealed);
+	if (ret < 0)
+		goto out;
+	ret = secret_password_hash(m->password, pwhash);
+	if (ret < 0)
+		goto out;
+
+	/* Refuse known conflicts before writing anything. */
+	{
+		struct store_member *other = NULL;
+		ret = store_member_find(
+		    app->store, account, member_email_hash(app, m->email, email, email_hash),
+		    secret_lookup_hash(&app->secrets, "phone", phone, phone_hash), &other);
+		if (ret == 0 && other != NULL) {
+			*error_key_r = strcmp(other->account, account) == 0
+			                   ? "register.account_taken"
+			                   : "register.contact_taken";
+			ret = ISSO_ERR_CONFLICT;
+		}
+		store_member_free(other);
+		if (ret < 0)
+			goto out;
+	}
+
+	secret_uuid(uuid_r);
+	memset(&person, 0, sizeof(person));
+	person.uuid = uuid_r;
+	person.pii = sealed;
+	person.created_at = person.updated_at = now;
+	if (m->id_number != NULL && m->id_number[0] != '\0')
+		person.id_hash = secret_lookup_hash(&app->secrets, "id", idn, id_hash);
+	ret = store_person_add(app->store, &person);
+	if (ret == ISSO_ERR_CONFLICT) {
+		*error_key_r = "register.id_taken";
+		goto out;
+	}
+	if (ret < 0)
+		goto out;
+
+	memset(&member, 0, sizeof(member));
+	member.uuid = uuid_r;
+	member.account = account;
+	member.phone_hash = phone_hash;
+	member.email_hash = (char *)member_email_hash(app, m->email, email, email_hash);
+	member.password_hash = pwhash;
+	member.level = m->gold ? MEMBER_GOLD : MEMBER_ORDINARY;
+	member.created_at = now;
+	ret = store_member_add(app->store, &member);
+	if (ret < 0) {
+		/* Lost a race with another registration: leave no person
+		 * behind without its member. */
+		(void)store_person_delete(app->store, uuid_r);
+		if (ret == ISSO_ERR_CONFLICT)
+			*error_key_r = "register.account_taken";
+	}
+out:
+	if (ret < 0)
+		uuid_r[0] = '\0';
+	sodium_memzero(pwhash, sizeof(pwhash));
+	json_decref(pii);
+	xfree_secret(text);
+	free(sealed);
+	return ret;
+}
+
+/* Lookup of a member by login name: an account, an e-mail or a phone. */
+static int
+member_lookup(struct isso_app *app, const char *login, struct store_member **member_r,
+              char key_r[65])
+{
+	char norm[255], hash[65];
+
+	*member_r = NULL;
+	if (phone_normalize(login, norm)) {
+		secret_lookup_hash(&app->secrets, "phone", norm, hash);
+		memcpy(key_r, hash, 65);
+		return store_member_find(app->store, NULL, NULL, hash, member_r);
+	}
+	if (strchr(login, '@') != NULL) {
+		if (!email_normalize(login, norm))
+			goto unknown;
+		secret_lookup_hash(&app->secrets, "email", norm, hash);
+		memcpy(key_r, hash, 65);
+		return store_member_find(app->store, NULL, hash, NULL, member_r);
+	}
+	if (!account_normalize(login, norm))
+		goto unknown;
+	secret_lookup_hash(&app->secrets, "account", norm, key_r);
+	return store_member_find(app->store, norm, NULL, NULL, member_r);
+unknown:
+	secret_lookup_hash(&app->secrets, "login", login, key_r);
+	return 0;
+}
+
+int
+member_authenticate(struct isso_app *app, const char *login, const char *password, bool *ok_r,
+                    bool *locked_r, char uuid_r[37])
+{
+	struct store_member *member = NULL;
+	int64_t now = app_now();
+	char key[65];
+	int failures = 0, ret;
+	bool match;
+
+	*ok_r = false;
+	*locked_r = false;
+	uuid_r[0] = '\0';
+	if (strlen(login) > 254 || strlen(password) > 1024)
+		return ISSO_ERR_INVALID;
+	ret = member_lookup(app, login, &member, key);
+	if (ret < 0)
+		goto out;
+	/* Failures count per login name, existing or not, so a lockout tells
+	 * nothing about whether an account exists. */
+	ret = store_eph_get(app->store, "lock", key, now, NULL, &failures);
+	if (ret < 0)
+		goto out;
+	match = secret_password_verify(
+	    member != NULL ? member->password_hash : app->dummy_password_hash, password);
+	if (failures >= app->cfg->security.max_failures) {
+		*locked_r = true;
+		goto out;
+	}
+	if (member != NULL && match) {
+		*ok_r = true;
+		memcpy(uuid_r, member->uuid, strlen(member->uuid) + 1);
+		(void)store_eph_delete(app->store, "lock", key);
+		goto out;
+	}
+	ret = store_eph_bump(app->store, "lock", key, now, &failures);
+	if (ret == 0 && failures < 0) {
+		json_t *o = json_object();
+		ret = store_eph_put(app->store, "lock", key, o,
+		                    now + app->cfg->security.lockout_seconds);
+		json_decref(o);
+		if (ret == 0)
+			ret = store_eph_bump(app->store, "lock", key, now, &failures);
+	}
+	if (ret == 0 && failures >= app->cfg->security.max_failures)
+		*locked_r = true;
+out:
+	store_member_free(member);
+	return ret;
+}
+
+int
+member_find_by_phone(struct isso_app *app, const char *phone, char uuid_r[37])
+{
+	struct store_member *member = NULL;
+	char hash[65];
+	int ret;
+
+	uuid_r[0] = '\0';
+	secret_lookup_hash(&app->secrets, "phone", phone, hash);
+	ret = store_member_find(app->store, NULL, NULL, hash, &member);
+	if (ret == 0 && member != NULL)
+		memcpy(uuid_r, member->uuid, strlen(member->uuid) + 1);
+	store_member_free(member);
+	return ret;
+}
+
+int
+member_set_password(struct isso_app *app, const char *uuid, const char *password)
+{
+	char hash[128];
+	int ret = secret_password_hash(password, hash);
+
+	if (ret == 0)
+		ret = store_member_set_password(app->store, uuid, hash);
+	sodium_memzero(hash, sizeof(hash));
+	return ret;
+}
+
+int
+person_pii(struct isso_app *app, const char *uuid, json_t **pii_r)
+{
+	struct store_person *person = NULL;
+	struct store_member *member = NULL;
+	char *text = NULL;
+	int ret;
+
+	*pii_r = NULL;
+	ret = store_person_get(app->store, uuid, &person);
+	if (ret < 0 || person == NULL)
+		goto out;
+	ret = secret_open(&app->secrets, person->pii, &text);
+	if (ret < 0)
+		goto out;
+	*pii_r = json_loads(text, 0, NULL);
+	if (*pii_r == NULL || !json_is_object(*pii_r)) {
+		json_decref(*pii_r);
+		*pii_r = NULL;
+		ret = ISSO_ERR_INVALID;
+		goto out;
+	}
+	ret = store_member_get(app->store, uuid, &member);
+	if (ret == 0 && member != NULL)
+		json_object_set_new(
+		    *pii_r, "level",
+		    json_string(member->level == MEMBER_GOLD ? "gold" : "ordinary"));
+out:
+	xfree_secret(text);
+	store_person_free(person);
+	store_member_free(member);
+	return ret;
+}

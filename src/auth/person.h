@@ -1,0 +1,55 @@
+/* The person directory: one record per human (the stable uuid, 歸戶) with
+ * sealed personal data, and the TaipeiPass member accounts that log in with
+ * a password. */
+#ifndef ISSO_PERSON_H
+#define ISSO_PERSON_H
+
+#include <jansson.h>
+#include <stdbool.h>
+
+struct isso_app;
+
+/* A new TaipeiPass member. Strings are checked here: account 4–32 of
+ * [a-z0-9._-] starting with a letter (case-folded), phone a mobile number,
+ * email optional, password per member_password_ok(), id_number optional
+ * (valid national / resident ID), birthdate optional (YYYY-MM-DD). */
+struct member_new {
+	const char *account;
+	const char *password;
+	const char *phone;
+	const char *email;
+	const char *name;
+	const char *id_number;
+	const char *birthdate;
+	const char *address;
+	bool gold;
+};
+
+/* Creates person and member in the store. Returns 0 with uuid_r, or
+ * ISSO_ERR_INVALID with *error_key_r a message key naming the bad field,
+ * or ISSO_ERR_CONFLICT (*error_key_r says which: account / phone / e-mail
+ * / ID already registered — callers facing the public must not show the
+ * phone, e-mail and ID cases). */
+int member_create(struct isso_app *app, const struct member_new *m, char uuid_r[37],
+                  const char **error_key_r);
+
+/* Password rules: 8–128 bytes, at least one letter and one digit, not the
+ * account name. Returns NULL or the message key of the broken rule. */
+const char *member_password_problem(const char *account, const char *password);
+
+/* Checks a login name (account, e-mail or mobile number) and password.
+ * Always spends one argon2id verification, found or not. Returns 0 with
+ * *ok_r and uuid_r set on success. *locked_r is true when this login name
+ * has failed too often recently (whether or not it exists). */
+int member_authenticate(struct isso_app *app, const char *login, const char *password, bool *ok_r,
+                        bool *locked_r, char uuid_r[37]);
+
+/* Looks a member up by normalised mobile number; uuid_r empty when none. */
+int member_find_by_phone(struct isso_app *app, const char *phone, char uuid_r[37]);
+int member_set_password(struct isso_app *app, const char *uuid, const char *password);
+
+/* The sealed personal data of uuid as a JSON object (name, id_number,
+ * birthdate, email, phone, address, account, level), or NULL. */
+int person_pii(struct isso_app *app, const char *uuid, json_t **pii_r);
+
+#endif

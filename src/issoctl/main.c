@@ -1,0 +1,474 @@
+/* issoctl: the operator's command line. Every command answers one JSON
+ * document on stdout and exits 0, or prints {"error": …} and exits 1
+ * (2 for usage errors). */
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "auth/app.h"
+#include "auth/claims.h"
+#include "auth/person.h"
+#include "lib/config.h"
+#include "lib/isso.h"
+#include "lib/log.h"
+#include "lib/secret.h"
+#include "lib/xmalloc.h"
+#include "store/store.h"
+
+#define MAX_URIS 16
+
+/* Prints {"error": what + arg} and returns code. what may end in "%s",
+ * which stands for arg. */
+static int
+fail(int code, const char *what, const char *arg)
+{
+	const char *mark = strstr(what, "%s");
+	char msg[512];
+	json_t *o;
+	char *text;
+
+	if (mark != NULL)
+		snprintf(msg, sizeof(msg), "%.*s%s%s", (int)(mark - what), what,
+		         arg != NULL ? arg : "", mark + 2);
+	else
+		snprintf(msg, sizeof(msg), "%s", what);
+	o = json_pack("{s:s}", "error", msg);
+	text = json_dumps(o, JSON_COMPACT);
+	puts(text);
+	free(text);
+	json_decref(o);
+	return code;
+}
+
+static int
+emit(json_t *o)
+{
+	char *text = json_dumps(o, JSON_INDENT(2) | JSON_SORT_KEYS);
+
+	puts(text);
+	free(text);
+	json_decref(o);
+	return 0;
+}
+
+static json_t *
+client_json(const struct store_client *c)
+{
+	static const char *const status[] = {"pending", "approved", "suspended"};
+
+	return json_pack("{s:s, s:s, s:s?, s:O, s:O, s:s?, s:s, s:b, s:s, s:s, s:s?, s:s, s:I}",
+	                 "client_id", c->client_id, "name", c->name, "purpose", c->purpose,
+	                 "redirect_uris", c->redirect_uris, "post_logout_redirect_uris",
+	                 c->post_logout_redirect_uris, "backchannel_logout_uri",
+	                 c->backchannel_logout_uri, "scope", c->scope, "public", c->public_client,
+	                 "id_token_alg", c->id_token_alg, "token_endpoint_auth_method",
+	                 c->auth_method, "jwks_uri", c->jwks_uri, "status",
+	                 c->status >= 0 && c->status <= 2 ? status[c->status] : "unknown",
+	                 "created_at", (json_int_t)c->created_at);
+}
+
+/* Redirect URIs: absolute, no fragment; https, or http on a loopback host
+ * (development and native apps, RFC 8252 §7.3). */
+static bool
+uri_ok(const char *u)
+{
+	if (strlen(u) > 2000 || strchr(u, '#') != NULL || strchr(u, ' ') != NULL)
+		return false;
+	if (strncmp(u, "https://", 8) == 0)
+		return u[8] != '\0' && u[8] != '/';
+	return strncmp(u, "http://127.0.0.1", 16) == 0 || strncmp(u, "http://localhost", 16) == 0 ||
+	       strncmp(u, "http://[::1]", 12) == 0;
+}
+
+static int
+client_add(struct isso_app *app, int argc, char **argv)
+{
+	static const struct option opts[] = {
+	    {"name", required_argument, NULL, 'n'},
+	    {"purpose", required_argument, NULL, 'p'},
+	    {"redirect-uri", required_argument, NULL, 'r'},
+	    {"post-logout-redirect-uri", required_argument, NULL, 'l'},
+	    {"backchannel-logout-uri", required_argument, NULL, 'b'},
+	    {"scope", required_argument, NULL, 's'},
+	    {"public", no_argument, NULL, 'P'},
+	    {"id-token-alg", required_argument, NULL, 'a'},
+	    {"auth-method", required_argument, NULL, 'm'},
+	    {"jwks-uri", required_argument, NULL, 'j'},
+	    {"jwks", required_argument, NULL, 'J'},
+	    {NULL, 0, NULL, 0},
+	};
+	struct store_client c;
+	json_t *redirects = json_array(), *logouts = json_array(), *out;
+	char id[44], secret[44], hash[65];
+	int opt, ret = 2;
+
+	memset(&c, 0, sizeof(c));
+	c.id_token_alg = "ES256";
+	optind = 1;
+	while ((opt = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+		switch (opt) {
+		case 'n':
+			c.name = optarg;
+			break;
+		case 'p':
+			c.purpose = optarg;
+			break;
+		case 'r':
+			if (!uri_ok(optarg)) {
+				ret = fail(2, "bad redirect URI: %s", optarg);
+				goto out;
+			}
+			json_array_append_new(redirects, json_string(optarg));
+			break;
+		case 'l':
+			if (!uri_ok(optarg)) {
+				ret = fail(2, "bad post-logout redirect URI: %s", optarg);
+				goto out;
+			}
+			json_array_append_new(logouts, json_string(optarg));
+			break;
+		case 'b':
+			if (!uri_ok(optarg)) {
+				ret = fail(2, "bad back-channel logout URI: %s", optarg);
+				goto out;
+			}
+			c.backchannel_logout_uri = optarg;
+			break;
+		case 's':
+			c.scope = optarg;
+			break;
+		case 'P':
+			c.public_client = true;
+			break;
+		case 'a':
+			c.id_token_alg = optarg;
+			break;
+		case 'm':
+			c.auth_method = optarg;
+			break;
+		case 'j':
+			c.jwks_uri = optarg;
+			break;
+		case 'J':
+			json_decref(c.jwks);
+			c.jwks = json_loads(optarg, 0, NULL);
+			if (!json_is_array(json_object_get(c.jwks, "keys"))) {
+				ret = fail(2, "--jwks must be a JWK set {\"keys\":[…]}", NULL);
+				goto out;
+			}
+			break;
+		default:
+			ret = fail(2, "unknown option", NULL);
+			goto out;
+		}
+	}
+	if (c.name == NULL || c.name[0] == '\0' || strlen(c.name) > 200) {
+		ret = fail(2, "--name is required", NULL);
+		goto out;
+	}
+	if (json_array_size(redirects) == 0 || json_array_size(redirects) > MAX_URIS) {
+		ret = fail(2, "one to 16 --redirect-uri are required", NULL);
+		goto out;
+	}
+	if (c.scope == NULL || !scope_has(c.scope, "openid") || strlen(c.scope) > 1000) {
+		ret = fail(2, "--scope must include openid", NULL);
+		goto out;
+	}
+	for (const char *p = c.scope; *p != '\0';) {
+		size_t n = strcspn(p, " ");
+		char w[64];
+		if (n >= sizeof(w))
+			n = sizeof(w) - 1;
+		memcpy(w, p, n);
+		w[n] = '\0';
+		if (n > 0 && !scope_known(w)) {
+			ret = fail(2, "unknown scope: %s", w);
+			goto out;
+		}
+		p += strcspn(p, " ");
+		while (*p == ' ')
+			p++;
+	}
+	if (strcmp(c.id_token_alg, "ES256") != 0 && strcmp(c.id_token_alg, "RS256") != 0) {
+		ret = fail(2, "--id-token-alg must be ES256 or RS256", NULL);
+		goto out;
+	}
+	if (c.auth_method == NULL)
+		c.auth_method = c.public_client ? "none" : "client_secret_basic";
+	if (c.public_client && strcmp(c.auth_method, "none") != 0) {
+		ret = fail(2, "public clients authenticate with none", NULL);
+		goto out;
+	}
+	if (!c.public_client && strcmp(c.auth_method, "client_secret_basic") != 0 &&
+	    strcmp(c.auth_method, "client_secret_post") != 0 &&
+	    strcmp(c.auth_method, "private_key_jwt") != 0) {
+		ret = fail(2, "unknown --auth-method %s", c.auth_method);
+		goto out;
+	}
+	if (strcmp(c.auth_method, "private_key_jwt") == 0 && c.jwks == NULL) {
+		ret = fail(2, "private_key_jwt needs --jwks (inline JWK set)", NULL);
+		goto out;
+	}
+	secret_token(16, id);
+	c.client_id = id;
+	c.redirect_uris = redirects;
+	c.post_logout_redirect_uris = logouts;
+	c.status = CLIENT_PENDING;
+	c.created_at = app_now();
+	if (strcmp(c.auth_method, "client_secret_basic") == 0 ||
+	    strcmp(c.auth_method, "client_secret_post") == 0) {
+		secret_token(32, secret);
+		c.secret_hash = secret_sha256_hex(secret, strlen(secret), hash);
+	}
+	if (store_client_add(app->store, &c) < 0) {
+		ret = fail(1, "cannot store the client", NULL);
+		goto out;
+	}
+	store_audit_append(app->store, app_now(), "client_added",
+	                   json_pack("{s:s, s:s}", "client_id", id, "name", c.name));
+	out = client_json(&c);
+	if (c.secret_hash != NULL)
+		json_object_set_new(out, "client_secret", json_string(secret));
+	ret = emit(out);
+out:
+	json_decref(redirects);
+	json_decref(logouts);
+	json_decref(c.jwks);
+	return ret;
+}
+
+static int
+client_status(struct isso_app *app, const char *id, int status, const char *event)
+{
+	struct store_client *c = NULL;
+	int ret;
+
+	if (id == NULL)
+		return fail(2, "a client id is required", NULL);
+	if (store_client_get(app->store, id, &c) < 0 || c == NULL)
+		return fail(1, "no such client: %s", id);
+	store_client_free(c);
+	c = NULL;
+	if (store_client_set_status(app->store, id, status) < 0)
+		return fail(1, "cannot update the client", NULL);
+	store_audit_append(app->store, app_now(), event, json_pack("{s:s}", "client_id", id));
+	store_client_get(app->store, id, &c);
+	ret = emit(client_json(c));
+	store_client_free(c);
+	return ret;
+}
+
+static int
+list_one(const struct store_client *c, void *ctx)
+{
+	json_array_append_new(ctx, client_json(c));
+	return 0;
+}
+
+static int
+client_cmd(struct isso_app *app, int argc, char **argv)
+{
+	const char *sub = argc > 1 ? argv[1] : "";
+	struct store_client *c = NULL;
+	int ret;
+
+	if (strcmp(sub, "add") == 0)
+		return client_add(app, argc - 1, argv + 1);
+	if (strcmp(sub, "approve") == 0)
+		return client_status(app, argc > 2 ? argv[2] : NULL, CLIENT_APPROVED,
+		                     "client_approved");
+	if (strcmp(sub, "suspend") == 0)
+		return client_status(app, argc > 2 ? argv[2] : NULL, CLIENT_SUSPENDED,
+		                     "client_suspended");
+	if (strcmp(sub, "list") == 0) {
+		json_t *a = json_array();
+		if (store_client_list(app->store, list_one, a) < 0) {
+			json_decref(a);
+			return fail(1, "cannot list clients", NULL);
+		}
+		return emit(a);
+	}
+	if (strcmp(sub, "show") == 0 && argc > 2) {
+		if (store_client_get(app->store, argv[2], &c) < 0 || c == NULL)
+			return fail(1, "no such client: %s", argv[2]);
+		ret = emit(client_json(c));
+		store_client_free(c);
+		return ret;
+	}
+	if (strcmp(sub, "rotate-secret") == 0 && argc > 2) {
+		char secret[44], hash[65];
+		if (store_client_get(app->store, argv[2], &c) < 0 || c == NULL)
+			return fail(1, "no such client: %s", argv[2]);
+		if (c->secret_hash == NULL) {
+			store_client_free(c);
+			return fail(1, "this client has no secret", NULL);
+		}
+		store_client_free(c);
+		secret_token(32, secret);
+		if (store_client_set_secret(app->store, argv[2],
+		                            secret_sha256_hex(secret, strlen(secret), hash)) < 0)
+			return fail(1, "cannot update the client", NULL);
+		store_audit_append(app->store, app_now(), "client_secret_rotated",
+		                   json_pack("{s:s}", "client_id", argv[2]));
+		return emit(json_pack("{s:s, s:s}", "client_id", argv[2], "client_secret", secret));
+	}
+	return fail(2, "usage: issoctl client add|list|show|approve|suspend|rotate-secret", NULL);
+}
+
+static int
+user_add(struct isso_app *app, int argc, char **argv)
+{
+	static const struct option opts[] = {
+	    {"account", required_argument, NULL, 'a'},
+	    {"password", required_argument, NULL, 'p'},
+	    {"phone", required_argument, NULL, 'P'},
+	    {"email", required_argument, NULL, 'e'},
+	    {"name", required_argument, NULL, 'n'},
+	    {"id-number", required_argument, NULL, 'i'},
+	    {"birthdate", required_argument, NULL, 'b'},
+	    {"address", required_argument, NULL, 'A'},
+	    {"gold", no_argument, NULL, 'g'},
+	    {NULL, 0, NULL, 0},
+	};
+	struct member_new m;
+	const char *error_key = NULL;
+	char uuid[37];
+	int opt, ret;
+
+	memset(&m, 0, sizeof(m));
+	optind = 1;
+	while ((opt = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+		switch (opt) {
+		case 'a':
+			m.account = optarg;
+			break;
+		case 'p':
+			m.password = optarg;
+			break;
+		case 'P':
+			m.phone = optarg;
+			break;
+		case 'e':
+			m.email = optarg;
+			break;
+		case 'n':
+			m.name = optarg;
+			break;
+		case 'i':
+			m.id_number = optarg;
+			break;
+		case 'b':
+			m.birthdate = optarg;
+			break;
+		case 'A':
+			m.address = optarg;
+			break;
+		case 'g':
+			m.gold = true;
+			break;
+		default:
+			return fail(2, "unknown option", NULL);
+		}
+	}
+	ret = member_create(app, &m, uuid, &error_key);
+	if (ret < 0)
+		return fail(1, "cannot add the member: %s",
+		            error_key != NULL ? error_key : "store");
+	store_audit_append(app->store, app_now(), "member_added", json_pack("{s:s}", "uuid", uuid));
+	return emit(json_pack("{s:s, s:s}", "uuid", uuid, "account", m.account));
+}
+
+static int
+key_one(const struct store_key *k, void *ctx)
+{
+	json_array_append_new(ctx, json_pack("{s:s, s:s, s:b, s:I}", "kid", k->kid, "alg", k->alg,
+	                                     "active", k->active, "created_at",
+	                                     (json_int_t)k->created_at));
+	return 0;
+}
+
+static int
+audit_one(int64_t seq, int64_t ts, const char *event, const char *data, const char *hash, void *ctx)
+{
+	json_t *o = json_pack("{s:I, s:I, s:s, s:s}", "seq", (json_int_t)seq, "ts", (json_int_t)ts,
+	                      "event", event, "hash", hash);
+	json_t *d = json_loads(data != NULL ? data : "null", JSON_DECODE_ANY, NULL);
+
+	json_object_set_new(o, "data", d != NULL ? d : json_null());
+	json_array_append_new(ctx, o);
+	return 0;
+}
+
+int
+main(int argc, char **argv)
+{
+	struct isso_config cfg;
+	struct isso_app app;
+	const char *error = NULL, *cmd;
+	int ret = 1;
+
+	if (argc < 2 || strcmp(argv[1], "--help") == 0) {
+		fputs("usage: issoctl init | client … | user add … | keys list | audit "
+		      "verify|export\n"
+		      "Configuration from ISSO_<SECTION>_<KEY> or --config FILE as the first "
+		      "arguments.\n",
+		      argc < 2 ? stderr : stdout);
+		return argc < 2 ? 2 : 0;
+	}
+	const char *config_path = NULL;
+	if (strcmp(argv[1], "--config") == 0 && argc > 3) {
+		config_path = argv[2];
+		argc -= 2;
+		argv += 2;
+	}
+	cmd = argv[1];
+	if (config_load(config_path, &cfg, &error) < 0)
+		return fail(2, "configuration: %s", error);
+	log_init(2, LOG_WARN);
+	if (app_init(&app, &cfg, &error) < 0) {
+		ret = fail(1, "start-up: %s", error);
+		goto out;
+	}
+	if (strcmp(cmd, "init") == 0) {
+		int version = 0;
+		store_schema_version(app.store, &version);
+		json_t *keys = json_array();
+		store_key_list(app.store, key_one, keys);
+		ret = emit(json_pack("{s:s, s:i, s:o}", "status", "ok", "schema_version", version,
+		                     "keys", keys));
+	} else if (strcmp(cmd, "client") == 0) {
+		ret = client_cmd(&app, argc - 1, argv + 1);
+	} else if (strcmp(cmd, "user") == 0 && argc > 2 && strcmp(argv[2], "add") == 0) {
+		ret = user_add(&app, argc - 2, argv + 2);
+	} else if (strcmp(cmd, "keys") == 0 && argc > 2 && strcmp(argv[2], "list") == 0) {
+		json_t *keys = json_array();
+		store_key_list(app.store, key_one, keys);
+		ret = emit(keys);
+	} else if (strcmp(cmd, "audit") == 0 && argc > 2 && strcmp(argv[2], "verify") == 0) {
+		bool ok = false;
+		int64_t bad = 0;
+		if (store_audit_verify(app.store, &ok, &bad) < 0)
+			ret = fail(1, "cannot read the audit log", NULL);
+		else if (ok)
+			ret = emit(json_pack("{s:b}", "ok", 1));
+		else {
+			emit(json_pack("{s:b, s:I}", "ok", 0, "first_bad_seq", (json_int_t)bad));
+			ret = 1;
+		}
+	} else if (strcmp(cmd, "audit") == 0 && argc > 2 && strcmp(argv[2], "export") == 0) {
+		json_t *a = json_array();
+		if (store_audit_list(app.store, 0, audit_one, a) < 0) {
+			json_decref(a);
+			ret = fail(1, "cannot read the audit log", NULL);
+		} else {
+			ret = emit(a);
+		}
+	} else {
+		ret = fail(2, "unknown command: %s", cmd);
+	}
+out:
+	app_free(&app);
+	config_free(&cfg);
+	return ret;
+}

@@ -1,0 +1,123 @@
+/* issod: the iSSO daemon. Thin: configuration, start-up, signals and the
+ * housekeeping loop; everything else lives in the libraries. */
+#include <errno.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "auth/app.h"
+#include "auth/page.h"
+#include "http/http.h"
+#include "lib/config.h"
+#include "lib/isso.h"
+#include "lib/log.h"
+#include "oidc/oidc.h"
+#include "portal/portal.h"
+#include "store/store.h"
+
+#define PURGE_INTERVAL 60
+
+static void
+usage(FILE *f)
+{
+	fputs("usage: issod [--config FILE]\n"
+	      "Every setting can also be given as ISSO_<SECTION>_<KEY> in the environment.\n",
+	      f);
+}
+
+int
+main(int argc, char **argv)
+{
+	static const struct option opts[] = {
+	    {"config", required_argument, NULL, 'c'},
+	    {"help", no_argument, NULL, 'h'},
+	    {NULL, 0, NULL, 0},
+	};
+	struct isso_config cfg;
+	struct isso_app app;
+	struct http_server_settings hs;
+	struct http_server *srv = NULL;
+	const char *config_path = NULL, *error = NULL;
+	sigset_t sigs;
+	int c, sig, level, status = 1;
+	char portbuf[16];
+
+	while ((c = getopt_long(argc, argv, "c:h", opts, NULL)) != -1) {
+		switch (c) {
+		case 'c':
+			config_path = optarg;
+			break;
+		case 'h':
+			usage(stdout);
+			return 0;
+		default:
+			usage(stderr);
+			return 2;
+		}
+	}
+	if (config_load(config_path, &cfg, &error) < 0) {
+		fprintf(stderr, "issod: configuration: %s\n", error);
+		return 2;
+	}
+	level = log_level_parse(cfg.log.level);
+	log_init(2, level < 0 ? LOG_INFO : (enum log_level)level);
+
+	/* Signals are taken synchronously by the main thread only; the
+	 * worker threads inherit the mask. */
+	sigemptyset(&sigs);
+	sigaddset(&sigs, SIGTERM);
+	sigaddset(&sigs, SIGINT);
+	sigaddset(&sigs, SIGHUP);
+	pthread_sigmask(SIG_BLOCK, &sigs, NULL);
+	signal(SIGPIPE, SIG_IGN);
+
+	if (app_init(&app, &cfg, &error) < 0) {
+		log_error("startup_failed", "reason", error, NULL);
+		goto out;
+	}
+	if (oidc_discovery_build(&app) < 0) {
+		log_error("startup_failed", "reason", "discovery", NULL);
+		goto out;
+	}
+	memset(&hs, 0, sizeof(hs));
+	hs.listen = cfg.server.listen;
+	hs.port = cfg.server.port;
+	hs.threads = cfg.server.threads;
+	hs.max_body = (size_t)cfg.server.max_body;
+	hs.on_request = page_on_request;
+	hs.error_page = page_http_error;
+	hs.ctx = &app;
+	srv = http_server_new(&hs);
+	portal_routes(&app, srv);
+	if (http_server_start(srv, &error) < 0) {
+		log_error("startup_failed", "reason", error, NULL);
+		goto out;
+	}
+	snprintf(portbuf, sizeof(portbuf), "%d", http_server_port(srv));
+	log_info("listening", "address", cfg.server.listen, "port", portbuf, "issuer", app.issuer,
+	         NULL);
+
+	for (;;) {
+		struct timespec ts = {.tv_sec = PURGE_INTERVAL};
+		int removed = 0;
+
+		sig = sigtimedwait(&sigs, NULL, &ts);
+		if (sig == SIGTERM || sig == SIGINT)
+			break;
+		if (sig < 0 && errno != EAGAIN && errno != EINTR)
+			break;
+		if (store_purge(app.store, app_now(), &removed) < 0)
+			log_warn("purge_failed", NULL);
+	}
+	log_info("stopping", NULL);
+	status = 0;
+out:
+	if (srv != NULL)
+		http_server_free(srv);
+	app_free(&app);
+	config_free(&cfg);
+	return status;
+}

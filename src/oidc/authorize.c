@@ -1,0 +1,424 @@
+/* The authorization endpoint (OpenID Connect Core §3.1.2). */
+#include <stdlib.h>
+#include <string.h>
+
+#include "auth/app.h"
+#include "auth/claims.h"
+#include "auth/flow.h"
+#include "auth/method.h"
+#include "auth/page.h"
+#include "http/i18n.h"
+#include "http/parse.h"
+#include "lib/buf.h"
+#include "lib/isso.h"
+#include "lib/log.h"
+#include "oidc/oidc-private.h"
+#include "store/store.h"
+
+#define STATE_MAX 4096
+#define NONCE_MAX 1024
+#define PARAM_MAX 2048
+
+/* Parameters that must appear at most once (RFC 6749 §3.1). */
+static const char *const single_params[] = {
+    "response_type", "client_id",      "redirect_uri",
+    "redirectUri",   "scope",          "state",
+    "nonce",         "code_challenge", "code_challenge_method",
+    "prompt",        "max_age",        "acr_values",
+    "ui_locales",    "login_hint",     "response_mode",
+    "request",       "request_uri",    NULL,
+};
+
+bool
+oidc_uri_listed(json_t *uris, const char *uri)
+{
+	size_t i;
+	json_t *v;
+
+	json_array_foreach(uris, i, v)
+	{
+		if (json_is_string(v) && strcmp(json_string_value(v), uri) == 0)
+			return true;
+	}
+	return false;
+}
+
+const char *
+oidc_origin(struct pool *pool, const char *uri)
+{
+	const char *p = strstr(uri, "://");
+	size_t n;
+
+	if (p == NULL)
+		return pool_strdup(pool, "'none'");
+	n = (size_t)(p + 3 - uri) + strcspn(p + 3, "/?#");
+	return pool_strndup(pool, uri, n);
+}
+
+struct store_client *
+oidc_client(struct isso_app *app, const char *client_id)
+{
+	struct store_client *c = NULL;
+
+	if (client_id == NULL || strlen(client_id) > 128)
+		return NULL;
+	if (store_client_get(app->store, client_id, &c) < 0 || c == NULL)
+		return NULL;
+	if (c->status != CLIENT_APPROVED) {
+		store_client_free(c);
+		return NULL;
+	}
+	return c;
+}
+
+void
+oidc_error_redirect(struct isso_app *app, struct http_req *req, json_t *request, const char *error,
+                    const char *description)
+{
+	struct pool *pool = http_pool(req);
+	const char *uri = json_string_value(json_object_get(request, "redirect_uri"));
+	const char *state = json_string_value(json_object_get(request, "state"));
+	struct buf b;
+
+	buf_init(&b, 16384);
+	buf_printf(&b, "%s%cerror=%s", uri, strchr(uri, '?') != NULL ? '&' : '?', error);
+	if (description != NULL)
+		buf_printf(&b, "&error_description=%s", parse_pct_encode(pool, description));
+	if (state != NULL)
+		buf_printf(&b, "&state=%s", parse_pct_encode(pool, state));
+	buf_printf(&b, "&iss=%s", parse_pct_encode(pool, app->issuer));
+	http_csp_allow_form_action(req, oidc_origin(pool, uri));
+	http_redirect(req, 303, pool_strdup(pool, b.data));
+	buf_free(&b);
+	log_info("authorize_error", "error", error, "client_id",
+	         json_string_value(json_object_get(request, "client_id")), NULL);
+}
+
+/* Requested scopes that the client was approved for, in request order. */
+static char *
+scope_allowed(struct pool *pool, const char *requested, const char *approved)
+{
+	struct buf b;
+	const char *p = requested;
+	char *out;
+
+	buf_init(&b, PARAM_MAX + 1);
+	while (*p != '\0') {
+		size_t n = strcspn(p, " ");
+		if (n > 0 && n < 64) {
+			char word[64];
+			memcpy(word, p, n);
+			word[n] = '\0';
+			if (scope_known(word) && scope_has(approved, word) &&
+			    !scope_has(b.data, word)) {
+				if (b.len > 0)
+					buf_addc(&b, ' ');
+				buf_addstr(&b, word);
+			}
+		}
+		p += n;
+		while (*p == ' ')
+			p++;
+	}
+	out = pool_strdup(pool, b.data != NULL ? b.data : "");
+	buf_free(&b);
+	return out;
+}
+
+/* The lowest level acceptable for acr_values (the weakest one named, since
+ * any of the values satisfies the request); LOA_LOW when none is known. */
+static enum loa
+min_loa(const char *acr_values)
+{
+	enum loa best = 0;
+	const char *p = acr_values;
+
+	while (p != NULL && *p != '\0') {
+		size_t n = strcspn(p, " ");
+		char word[64];
+		if (n > 0 && n < sizeof(word)) {
+			memcpy(word, p, n);
+			word[n] = '\0';
+			enum loa l = loa_parse(word);
+			if (l != 0 && (best == 0 || l < best))
+				best = l;
+		}
+		p += n;
+		while (*p == ' ')
+			p++;
+	}
+	return best == 0 ? LOA_LOW : best;
+}
+
+static bool
+b64url_token_ok(const char *s, size_t min, size_t max)
+{
+	size_t n = strlen(s);
+
+	if (n < min || n > max)
+		return false;
+	for (size_t i = 0; i < n; i++) {
+		char c = s[i];
+		if (!((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+		      c == '-' || c == '_'))
+			return false;
+	}
+	return true;
+}
+
+static void
+set_opt(json_t *o, const char *key, const char *value)
+{
+	if (value != NULL && value[0] != '\0')
+		json_object_set_new(o, key, json_string(value));
+}
+
+/* Is the session good enough for this request without a new login? */
+static bool
+session_satisfies(json_t *session, json_t *request, int64_t now)
+{
+	json_int_t auth_time = json_integer_value(json_object_get(session, "auth_time"));
+	json_t *max_age = json_object_get(request, "max_age");
+	const char *prompt = json_string_value(json_object_get(request, "prompt"));
+
+	if (prompt != NULL && scope_has(prompt, "login"))
+		return false;
+	if (json_is_integer(max_age) && now - auth_time > json_integer_value(max_age))
+		return false;
+	if (json_integer_value(json_object_get(session, "loa")) <
+	    json_integer_value(json_object_get(request, "min_loa")))
+		return false;
+	return true;
+}
+
+static void
+authorize(struct http_req *req, void *ctx)
+{
+	struct isso_app *app = ctx;
+	struct pool *pool = http_pool(req);
+	struct store_client *client = NULL;
+	json_t *request = NULL, *session = NULL;
+	const char *client_id, *redirect_uri, *response_type, *scope, *state, *nonce;
+	const char *challenge, *method, *prompt, *max_age, *acr_values, *ui_locales;
+	const char *session_key = NULL;
+	char *granted = NULL, txn_id[44];
+	bool dup = false;
+
+	for (const char *const *p = single_params; *p != NULL; p++)
+		dup |= http_param_count(req, *p) > 1;
+
+	client_id = http_param(req, "client_id");
+	redirect_uri = http_param(req, "redirect_uri");
+	if (redirect_uri == NULL) /* the existing iSSO API's spelling */
+		redirect_uri = http_param(req, "redirectUri");
+	ui_locales = http_param(req, "ui_locales");
+	if (ui_locales != NULL && http_query(req, "lang") == NULL)
+		http_set_locale(req, i18n_negotiate(ui_locales, http_cookie(req, "isso_lang"),
+		                                    http_header(req, "Accept-Language")));
+
+	/* Until client and redirect_uri are known good, errors are pages:
+	 * redirecting to an unchecked URI would make us an open redirector. */
+	client = oidc_client(app, client_id);
+	if (client == NULL) {
+		page_error(app, req, 400, "error.client_title", "error.client_unknown", NULL);
+		goto out;
+	}
+	if (redirect_uri == NULL) {
+		if (json_array_size(client->redirect_uris) != 1) {
+			page_error(app, req, 400, "error.client_title", "error.redirect_missing",
+			           NULL);
+			goto out;
+		}
+		redirect_uri = json_string_value(json_array_get(client->redirect_uris, 0));
+	} else if (!oidc_uri_listed(client->redirect_uris, redirect_uri)) {
+		page_error(app, req, 400, "error.client_title", "error.redirect_unregistered",
+		           NULL);
+		goto out;
+	}
+
+	request = json_object();
+	json_object_set_new(request, "client_id", json_string(client->client_id));
+	json_object_set_new(request, "redirect_uri", json_string(redirect_uri));
+	if (http_param(req, "redirect_uri") != NULL || http_param(req, "redirectUri") != NULL)
+		json_object_set_new(request, "redirect_uri_given", json_true());
+	state = http_param(req, "state");
+	if (state != NULL && strlen(state) <= STATE_MAX)
+		json_object_set_new(request, "state", json_string(state));
+
+	if (dup) {
+		oidc_error_redirect(app, req, request, "invalid_request", "repeated parameter");
+		goto out;
+	}
+	if (state != NULL && strlen(state) > STATE_MAX) {
+		oidc_error_redirect(app, req, request, "invalid_request", "state too long");
+		goto out;
+	}
+	if (http_param(req, "request") != NULL) {
+		oidc_error_redirect(app, req, request, "request_not_supported", NULL);
+		goto out;
+	}
+	if (http_param(req, "request_uri") != NULL) {
+		oidc_error_redirect(app, req, request, "request_uri_not_supported", NULL);
+		goto out;
+	}
+	response_type = http_param(req, "response_type");
+	if (response_type == NULL) {
+		oidc_error_redirect(app, req, request, "invalid_request", "response_type missing");
+		goto out;
+	}
+	if (strcmp(response_type, "code") != 0) {
+		oidc_error_redirect(app, req, request, "unsupported_response_type", NULL);
+		goto out;
+	}
+	if (http_param(req, "response_mode") != NULL &&
+	    strcmp(http_param(req, "response_mode"), "query") != 0) {
+		oidc_error_redirect(app, req, request, "invalid_request",
+		                    "only response_mode=query is supported");
+		goto out;
+	}
+	scope = http_param(req, "scope");
+	if (scope == NULL || strlen(scope) > PARAM_MAX) {
+		oidc_error_redirect(app, req, request, "invalid_scope", "scope missing");
+		goto out;
+	}
+	granted = scope_allowed(pool, scope, client->scope);
+	if (granted[0] == '\0') {
+		oidc_error_redirect(app, req, request, "invalid_scope",
+		                    "no requested scope is approved for this client");
+		goto out;
+	}
+	json_object_set_new(request, "scope", json_string(granted));
+
+	nonce = http_param(req, "nonce");
+	if (nonce != NULL && strlen(nonce) > NONCE_MAX) {
+		oidc_error_redirect(app, req, request, "invalid_request", "nonce too long");
+		goto out;
+	}
+	set_opt(request, "nonce", nonce);
+
+	/* PKCE (RFC 7636): only S256; required of public clients. */
+	challenge = http_param(req, "code_challenge");
+	method = http_param(req, "code_challenge_method");
+	if (challenge != NULL) {
+		if (method == NULL || strcmp(method, "S256") != 0) {
+			oidc_error_redirect(app, req, request, "invalid_request",
+			                    "code_challenge_method must be S256");
+			goto out;
+		}
+		if (!b64url_token_ok(challenge, 43, 43)) {
+			oidc_error_redirect(app, req, request, "invalid_request",
+			                    "malformed code_challenge");
+			goto out;
+		}
+		json_object_set_new(request, "code_challenge", json_string(challenge));
+	} else if (method != NULL) {
+		oidc_error_redirect(app, req, request, "invalid_request", "code_challenge missing");
+		goto out;
+	} else if (client->public_client) {
+		oidc_error_redirect(app, req, request, "invalid_request",
+		                    "PKCE (S256) is required for public clients");
+		goto out;
+	}
+
+	prompt = http_param(req, "prompt");
+	if (prompt != NULL) {
+		if (scope_has(prompt, "none") && strcmp(prompt, "none") != 0) {
+			oidc_error_redirect(app, req, request, "invalid_request",
+			                    "prompt=none cannot be combined");
+			goto out;
+		}
+		set_opt(request, "prompt", prompt);
+	}
+	max_age = http_param(req, "max_age");
+	if (max_age != NULL) {
+		char *end = NULL;
+		long v = strtol(max_age, &end, 10);
+		if (max_age[0] == '\0' || *end != '\0' || v < 0 || v > 100000000L) {
+			oidc_error_redirect(app, req, request, "invalid_request", "bad max_age");
+			goto out;
+		}
+		json_object_set_new(request, "max_age", json_integer(v));
+	}
+	acr_values = http_param(req, "acr_values");
+	json_object_set_new(request, "min_loa", json_integer(min_loa(acr_values)));
+	if (ui_locales != NULL && strlen(ui_locales) < 256)
+		set_opt(request, "ui_locales", ui_locales);
+	if (http_param(req, "login_hint") != NULL && strlen(http_param(req, "login_hint")) < 256)
+		set_opt(request, "login_hint", http_param(req, "login_hint"));
+	json_object_set_new(request, "locale", json_string(http_locale(req)));
+
+	/* Single sign-on: a live session that satisfies the request skips the
+	 * login; earlier consent covering the scope skips consent too. */
+	session = flow_session(app, req, &session_key);
+	if (session != NULL && session_satisfies(session, request, app_now())) {
+		char *consented = NULL;
+		const char *uuid = json_string_value(json_object_get(session, "uuid"));
+		bool need_consent = prompt != NULL && scope_has(prompt, "consent");
+
+		if (!need_consent) {
+			if (store_consent_get(app->store, uuid, client->client_id, &consented) <
+			    0) {
+				page_error(app, req, 503, "error.unavailable",
+				           "error.unavailable.message", NULL);
+				goto out;
+			}
+			need_consent = true;
+			if (consented != NULL) {
+				need_consent = false;
+				for (const char *p = granted; *p != '\0';) {
+					size_t n = strcspn(p, " ");
+					char w[64];
+					if (n < sizeof(w)) {
+						memcpy(w, p, n);
+						w[n] = '\0';
+						if (!scope_has(consented, w))
+							need_consent = true;
+					}
+					p += n;
+					while (*p == ' ')
+						p++;
+				}
+				free(consented);
+			}
+		}
+		if (!need_consent) {
+			oidc_code_redirect(app, req, request, session, session_key);
+			goto out;
+		}
+		if (prompt != NULL && strcmp(prompt, "none") == 0) {
+			oidc_error_redirect(app, req, request, "consent_required", NULL);
+			goto out;
+		}
+		json_object_set(request, "auth", session);
+		json_object_set_new(request, "session_key", json_string(session_key));
+		json_object_set_new(request, "sso", json_true());
+		if (flow_txn_create(app, req, json_incref(request), txn_id) < 0) {
+			page_error(app, req, 503, "error.unavailable", "error.unavailable.message",
+			           NULL);
+			goto out;
+		}
+		http_redirect(req, 303, flow_url(req, "/consent", txn_id));
+		goto out;
+	}
+	if (prompt != NULL && strcmp(prompt, "none") == 0) {
+		oidc_error_redirect(app, req, request, "login_required", NULL);
+		goto out;
+	}
+	if (flow_txn_create(app, req, json_incref(request), txn_id) < 0) {
+		page_error(app, req, 503, "error.unavailable", "error.unavailable.message", NULL);
+		goto out;
+	}
+	http_redirect(req, 303, flow_url(req, "/login", txn_id));
+out:
+	json_decref(session);
+	json_decref(request);
+	store_client_free(client);
+}
+
+void
+oidc_authorize_routes(struct isso_app *app, struct http_server *srv)
+{
+	http_route(srv, HTTP_GET | HTTP_POST, "/authorize", authorize, app);
+	/* The path agencies already call on the existing service. */
+	http_route(srv, HTTP_GET | HTTP_POST, "/isso/oauth2/authorize", authorize, app);
+}

@@ -1,0 +1,208 @@
+/* Issuing authorization codes, and the claims they carry. */
+#include <stdlib.h>
+#include <string.h>
+#include <sodium.h>
+
+#include "auth/app.h"
+#include "auth/claims.h"
+#include "auth/flow.h"
+#include "auth/method.h"
+#include "auth/person.h"
+#include "auth/page.h"
+#include "http/parse.h"
+#include "lib/b64.h"
+#include "lib/buf.h"
+#include "lib/idnum.h"
+#include "lib/isso.h"
+#include "lib/log.h"
+#include "lib/secret.h"
+#include "lib/xmalloc.h"
+#include "oidc/oidc-private.h"
+#include "store/store.h"
+
+void
+oidc_new_token(char out[44], char hash[65])
+{
+	secret_token(32, out);
+	secret_sha256_hex(out, strlen(out), hash);
+}
+
+struct store_token *
+oidc_token_lookup(struct isso_app *app, const char *value)
+{
+	struct store_token *t = NULL;
+	char hash[65];
+
+	if (value == NULL || strlen(value) != 43)
+		return NULL;
+	secret_sha256_hex(value, 43, hash);
+	if (store_token_get(app->store, hash, app_now(), &t) < 0)
+		return NULL;
+	return t;
+}
+
+char *
+oidc_seal_claims(struct isso_app *app, json_t *claims)
+{
+	char *text = json_dumps(claims, JSON_COMPACT);
+	char *sealed = NULL;
+
+	if (text == NULL || secret_seal(&app->secrets, text, strlen(text), &sealed) < 0)
+		sealed = NULL;
+	xfree_secret(text);
+	return sealed;
+}
+
+json_t *
+oidc_open_claims(struct isso_app *app, json_t *data)
+{
+	const char *sealed = json_string_value(json_object_get(data, "claims"));
+	char *text = NULL;
+	json_t *claims = NULL;
+
+	if (sealed == NULL)
+		return json_object();
+	if (secret_open(&app->secrets, sealed, &text) == 0)
+		claims = json_loads(text, 0, NULL);
+	xfree_secret(text);
+	return claims;
+}
+
+const char *
+oidc_sub(struct isso_app *app, const char *client_id, const char *uuid, char out[44])
+{
+	char *msg = xasprintf("%s|%s", client_id, uuid);
+	unsigned char mac[32];
+
+	/* Pairwise: a client cannot correlate its subjects with another's;
+	 * the global uuid is released only with the uuid scope. */
+	crypto_generichash_blake2b(mac, sizeof(mac), (const unsigned char *)msg, strlen(msg),
+	                           app->secrets.sub, sizeof(app->secrets.sub));
+	free(msg);
+	return b64url_encode(mac, sizeof(mac), out);
+}
+
+int
+oidc_claims(struct isso_app *app, const char *uuid, const char *scope, json_t *session,
+            json_t **claims_r)
+{
+	const struct method *m = method_find(json_string_value(json_object_get(session, "method")));
+	const char *phone = json_string_value(json_object_get(session, "phone"));
+	unsigned want = claims_from_scope(scope), may;
+	json_t *pii = NULL, *c = json_object(), *v;
+	int ret;
+
+	*claims_r = NULL;
+	ret = person_pii(app, uuid, &pii);
+	if (ret < 0)
+		goto out;
+	may = m != NULL ? m->vouches : 0;
+	if (m != NULL && m->linked_member_data && pii != NULL &&
+	    json_object_get(pii, "account") != NULL)
+		may |= CLAIM_NAME | CLAIM_EMAIL | CLAIM_ADDRESS | CLAIM_BIRTHDATE | CLAIM_ID_NUMBER;
+	want &= may | CLAIM_UUID;
+	if (want & CLAIM_UUID)
+		json_object_set_new(c, "uuid", json_string(uuid));
+	if (pii == NULL)
+		goto done;
+	if ((want & CLAIM_NAME) && (v = json_object_get(pii, "name")) != NULL)
+		json_object_set(c, "name", v);
+	if ((want & CLAIM_ID_NUMBER) && (v = json_object_get(pii, "id_number")) != NULL)
+		json_object_set(c, "id_number", v);
+	if ((want & CLAIM_BIRTHDATE) && (v = json_object_get(pii, "birthdate")) != NULL)
+		json_object_set(c, "birthdate", v);
+	if ((want & CLAIM_EMAIL) && (v = json_object_get(pii, "email")) != NULL) {
+		json_object_set(c, "email", v);
+		json_object_set_new(c, "email_verified", json_false());
+	}
+	if ((want & CLAIM_ADDRESS) && (v = json_object_get(pii, "address")) != NULL)
+		json_object_set_new(c, "address", json_pack("{s:O}", "formatted", v));
+	if (want & CLAIM_PHONE) {
+		/* The number verified in this login, else the member's own
+		 * (verified by SMS when registering). */
+		if (phone == NULL)
+			phone = json_string_value(json_object_get(pii, "phone"));
+		if (phone != NULL) {
+			char e164[14];
+			phone_to_e164(phone, e164);
+			json_object_set_new(c, "phone_number", json_string(e164));
+			json_object_set_new(c, "phone_number_verified", json_true());
+		}
+	}
+	if (m != NULL && strcmp(m->id, "taipeipass") == 0 && (v = json_object_get(pii, "level")))
+		json_object_set(c, "member_level", v);
+done:
+	*claims_r = c;
+	c = NULL;
+out:
+	json_decref(c);
+	json_decref(pii);
+	return ret;
+}
+
+void
+oidc_code_redirect(struct isso_app *app, struct http_req *req, json_t *request, json_t *session,
+                   const char *session_key)
+{
+	struct pool *pool = http_pool(req);
+	const char *client_id = json_string_value(json_object_get(request, "client_id"));
+	const char *uri = json_string_value(json_object_get(request, "redirect_uri"));
+	const char *state = json_string_value(json_object_get(request, "state"));
+	const char *scope = json_string_value(json_object_get(request, "scope"));
+	const char *uuid = json_string_value(json_object_get(session, "uuid"));
+	struct store_token t;
+	json_t *claims = NULL, *data = NULL;
+	char code[44], hash[65], grant[44];
+	char *sealed = NULL;
+	int64_t now = app_now();
+	struct buf b;
+
+	if (oidc_claims(app, uuid, scope, session, &claims) < 0 ||
+	    (sealed = oidc_seal_claims(app, claims)) == NULL) {
+		page_error(app, req, 503, "error.unavailable", "error.unavailable.message", NULL);
+		goto out;
+	}
+	oidc_new_token(code, hash);
+	secret_token(16, grant);
+	data = json_pack("{s:s, s:O, s:O, s:O, s:O, s:s}", "redirect_uri", uri, "auth_time",
+	                 json_object_get(session, "auth_time"), "loa",
+	                 json_object_get(session, "loa"), "amr", json_object_get(session, "amr"),
+	                 "sid", json_object_get(session, "sid"), "claims", sealed);
+	if (json_object_get(request, "redirect_uri_given") != NULL)
+		json_object_set_new(data, "redirect_uri_given", json_true());
+	if (json_object_get(request, "nonce") != NULL)
+		json_object_set(data, "nonce", json_object_get(request, "nonce"));
+	if (json_object_get(request, "code_challenge") != NULL)
+		json_object_set(data, "code_challenge", json_object_get(request, "code_challenge"));
+	memset(&t, 0, sizeof(t));
+	t.hash = hash;
+	t.kind = TOKEN_CODE;
+	t.grant_id = grant;
+	t.client_id = (char *)client_id;
+	t.uuid = (char *)uuid;
+	t.sid = (char *)json_string_value(json_object_get(session, "sid"));
+	t.scope = (char *)scope;
+	t.data = data;
+	t.created_at = now;
+	t.expires_at = now + app->cfg->oidc.code_ttl;
+	if (store_token_add(app->store, &t) < 0) {
+		page_error(app, req, 503, "error.unavailable", "error.unavailable.message", NULL);
+		goto out;
+	}
+	if (session_key != NULL)
+		flow_session_add_client(app, session_key, session, client_id);
+
+	buf_init(&b, 16384);
+	buf_printf(&b, "%s%ccode=%s", uri, strchr(uri, '?') != NULL ? '&' : '?', code);
+	if (state != NULL)
+		buf_printf(&b, "&state=%s", parse_pct_encode(pool, state));
+	buf_printf(&b, "&iss=%s", parse_pct_encode(pool, app->issuer));
+	http_csp_allow_form_action(req, oidc_origin(pool, uri));
+	http_redirect(req, 303, pool_strdup(pool, b.data));
+	buf_free(&b);
+	log_info("code_issued", "client_id", client_id, NULL);
+out:
+	free(sealed);
+	json_decref(claims);
+	json_decref(data);
+}

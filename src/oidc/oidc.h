@@ -1,0 +1,44 @@
+/* The OpenID Provider: discovery, JWKS, authorization, token, UserInfo,
+ * revocation, introspection and logout endpoints. */
+#ifndef ISSO_OIDC_H
+#define ISSO_OIDC_H
+
+#include <jansson.h>
+#include <stdbool.h>
+
+#include "http/http.h"
+
+struct isso_app;
+struct store_client;
+
+/* Registers every OpenID Provider route. */
+void oidc_routes(struct isso_app *app, struct http_server *srv);
+/* Builds the discovery document once, at start-up. */
+int oidc_discovery_build(struct isso_app *app);
+
+/* Ends an authorization request (as stored in a login transaction) with an
+ * error redirect to its redirect_uri, carrying state and iss (RFC 9207). */
+void oidc_error_redirect(struct isso_app *app, struct http_req *req, json_t *request,
+                         const char *error, const char *description);
+/* Issues an authorization code for request to the person of session and
+ * redirects to the client. The session is the browser session object; its
+ * store key is session_key (for the client list of back-channel logout). */
+void oidc_code_redirect(struct isso_app *app, struct http_req *req, json_t *request,
+                        json_t *session, const char *session_key);
+
+/* The claims (name → value) that scope releases about uuid after a login
+ * described by session (method, verified phone). Only what the method may
+ * vouch for is included. *claims_r is a new object. */
+int oidc_claims(struct isso_app *app, const char *uuid, const char *scope, json_t *session,
+                json_t **claims_r);
+/* The pairwise subject of uuid for client_id (43 characters + NUL). */
+const char *oidc_sub(struct isso_app *app, const char *client_id, const char *uuid, char out[44]);
+/* The client by id, only when approved; NULL otherwise. Caller frees with
+ * store_client_free(). */
+struct store_client *oidc_client(struct isso_app *app, const char *client_id);
+/* The origin (scheme://host[:port]) of an absolute URL, for CSP. */
+const char *oidc_origin(struct pool *pool, const char *uri);
+/* True when uri is one of the JSON array's strings, compared exactly. */
+bool oidc_uri_listed(json_t *uris, const char *uri);
+
+#endif

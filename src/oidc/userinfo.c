@@ -1,0 +1,245 @@
+/* UserInfo (OIDC Core §5.3), revocation (RFC 7009), introspection
+ * (RFC 7662), discovery and JWKS. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "auth/app.h"
+#include "auth/claims.h"
+#include "auth/method.h"
+#include "http/parse.h"
+#include "jose/jose.h"
+#include "lib/isso.h"
+#include "lib/log.h"
+#include "oidc/oidc-private.h"
+#include "store/store.h"
+
+static void
+bearer_error(struct http_req *req, int status, const char *error, const char *description)
+{
+	struct pool *pool = http_pool(req);
+
+	if (error == NULL)
+		http_set_header(req, "WWW-Authenticate", "Bearer realm=\"isso\"");
+	else
+		http_set_header(req, "WWW-Authenticate",
+		                pool_printf(pool,
+		                            "Bearer realm=\"isso\", error=\"%s\", "
+		                            "error_description=\"%s\"",
+		                            error, description));
+	if (error == NULL)
+		http_send(req, status, "text/plain; charset=utf-8", "", 0);
+	else
+		oidc_json_error(req, status, error, description);
+}
+
+static void
+userinfo(struct http_req *req, void *ctx)
+{
+	struct isso_app *app = ctx;
+	const char *header = http_header(req, "Authorization");
+	const char *from_header = header != NULL ? parse_bearer(header) : NULL;
+	const char *from_body =
+	    http_method(req) == HTTP_POST ? http_form(req, "access_token") : NULL;
+	const char *value;
+	struct store_token *t = NULL;
+	struct store_client *c = NULL;
+	json_t *claims = NULL;
+	char sub[44];
+
+	/* RFC 6750 §2: exactly one way of sending the token. */
+	if (from_header != NULL && from_body != NULL) {
+		bearer_error(req, 400, "invalid_request", "token sent twice");
+		goto out;
+	}
+	if (header != NULL && from_header == NULL) {
+		bearer_error(req, 401, "invalid_token", "malformed Authorization header");
+		goto out;
+	}
+	value = from_header != NULL ? from_header : from_body;
+	if (value == NULL) {
+		bearer_error(req, 401, NULL, NULL);
+		goto out;
+	}
+	t = oidc_token_lookup(app, value);
+	if (t == NULL || t->kind != TOKEN_ACCESS || t->revoked) {
+		bearer_error(req, 401, "invalid_token", "unknown, expired or revoked token");
+		goto out;
+	}
+	if (t->uuid == NULL || !scope_has(t->scope, "openid")) {
+		bearer_error(req, 403, "insufficient_scope", "the token carries no openid scope");
+		goto out;
+	}
+	c = oidc_client(app, t->client_id);
+	if (c == NULL) {
+		bearer_error(req, 401, "invalid_token", "the client is no longer active");
+		goto out;
+	}
+	claims = oidc_open_claims(app, t->data);
+	if (claims == NULL) {
+		oidc_json_error(req, 500, "server_error", NULL);
+		goto out;
+	}
+	json_object_set_new(claims, "sub", json_string(oidc_sub(app, t->client_id, t->uuid, sub)));
+	http_send_json(req, 200, claims);
+	claims = NULL;
+out:
+	json_decref(claims);
+	store_token_free(t);
+	store_client_free(c);
+}
+
+static void
+revoke(struct http_req *req, void *ctx)
+{
+	struct isso_app *app = ctx;
+	struct store_client *c = oidc_client_auth(app, req);
+	struct store_token *t = NULL;
+	const char *value;
+
+	if (c == NULL)
+		return;
+	value = http_form(req, "token");
+	if (value == NULL) {
+		oidc_json_error(req, 400, "invalid_request", "token missing");
+		goto out;
+	}
+	t = oidc_token_lookup(app, value);
+	/* RFC 7009 §2.2: unknown tokens and other clients' tokens get 200 too. */
+	if (t != NULL && strcmp(t->client_id, c->client_id) == 0 && t->kind != TOKEN_CODE) {
+		if (t->kind == TOKEN_REFRESH)
+			(void)store_token_revoke_grant(app->store, t->grant_id);
+		else
+			(void)store_token_revoke(app->store, t->hash);
+	}
+	http_send(req, 200, "application/json", "{}", 2);
+out:
+	store_token_free(t);
+	store_client_free(c);
+}
+
+static void
+introspect(struct http_req *req, void *ctx)
+{
+	struct isso_app *app = ctx;
+	struct store_client *c = oidc_client_auth(app, req);
+	struct store_token *t = NULL;
+	const char *value;
+	json_t *o;
+	char sub[44];
+
+	if (c == NULL)
+		return;
+	value = http_form(req, "token");
+	if (value == NULL) {
+		oidc_json_error(req, 400, "invalid_request", "token missing");
+		goto out;
+	}
+	t = oidc_token_lookup(app, value);
+	if (t == NULL || t->revoked || t->kind == TOKEN_CODE ||
+	    (t->kind == TOKEN_REFRESH && t->used) || strcmp(t->client_id, c->client_id) != 0) {
+		http_send_json(req, 200, json_pack("{s:b}", "active", 0));
+		goto out;
+	}
+	o = json_pack("{s:b, s:s, s:s, s:I, s:I, s:s, s:s}", "active", 1, "scope", t->scope,
+	              "client_id", t->client_id, "exp", (json_int_t)t->expires_at, "iat",
+	              (json_int_t)t->created_at, "iss", app->issuer, "token_type",
+	              t->kind == TOKEN_ACCESS ? "Bearer" : "refresh_token");
+	if (t->uuid != NULL)
+		json_object_set_new(o, "sub",
+		                    json_string(oidc_sub(app, t->client_id, t->uuid, sub)));
+	http_send_json(req, 200, o);
+out:
+	store_token_free(t);
+	store_client_free(c);
+}
+
+static void
+discovery(struct http_req *req, void *ctx)
+{
+	struct isso_app *app = ctx;
+
+	http_set_header(req, "Cache-Control", "public, max-age=3600");
+	http_set_header(req, "Access-Control-Allow-Origin", "*");
+	http_send(req, 200, "application/json", app->discovery, strlen(app->discovery));
+}
+
+static void
+jwks(struct http_req *req, void *ctx)
+{
+	struct isso_app *app = ctx;
+	const char *text = jose_keyset_jwks(app->keys);
+
+	http_set_header(req, "Cache-Control", "public, max-age=3600");
+	http_set_header(req, "Access-Control-Allow-Origin", "*");
+	http_send(req, 200, "application/jwk-set+json", text, strlen(text));
+}
+
+int
+oidc_discovery_build(struct isso_app *app)
+{
+	const char *iss = app->issuer;
+	json_t *d, *scopes = json_array(), *acrs = json_array();
+
+	json_array_append_new(scopes, json_string("openid"));
+	for (unsigned i = 0; i < claim_scopes_count; i++)
+		json_array_append_new(scopes, json_string(claim_scopes[i].scope));
+	for (int l = LOA_LOW; l <= LOA_HIGH; l++)
+		json_array_append_new(acrs, json_string(loa_name((enum loa)l)));
+	d = json_pack(
+	    "{s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:o, s:[s], s:[s], s:[s,s,s],"
+	    " s:[s], s:[s,s], s:[s,s,s], s:[s,s], s:[s], s:o, s:[s,s,s,s,s,s,s,s,s,s,s,s,s,s,s],"
+	    " s:b, s:b, s:b, s:b, s:[s,s], s:[s,s,s], s:[s,s,s]}",
+	    "issuer", iss, "authorization_endpoint", "", "token_endpoint", "", "userinfo_endpoint",
+	    "", "jwks_uri", "", "revocation_endpoint", "", "introspection_endpoint", "",
+	    "end_session_endpoint", "", "scopes_supported", scopes, "response_types_supported",
+	    "code", "response_modes_supported", "query", "grant_types_supported",
+	    "authorization_code", "refresh_token", "client_credentials", "subject_types_supported",
+	    "pairwise", "id_token_signing_alg_values_supported", "ES256", "RS256",
+	    "token_endpoint_auth_methods_supported", "client_secret_basic", "client_secret_post",
+	    "private_key_jwt", "token_endpoint_auth_signing_alg_values_supported", "ES256", "RS256",
+	    "code_challenge_methods_supported", "S256", "acr_values_supported", acrs,
+	    "claims_supported", "sub", "iss", "aud", "exp", "iat", "auth_time", "nonce", "acr",
+	    "amr", "sid", "uuid", "name", "id_number", "phone_number", "email",
+	    "claims_parameter_supported", 0, "request_parameter_supported", 0,
+	    "backchannel_logout_supported", 1, "backchannel_logout_session_supported", 1,
+	    "ui_locales_supported", "zh-TW", "en", "revocation_endpoint_auth_methods_supported",
+	    "client_secret_basic", "client_secret_post", "private_key_jwt",
+	    "introspection_endpoint_auth_methods_supported", "client_secret_basic",
+	    "client_secret_post", "private_key_jwt");
+	if (d == NULL)
+		return ISSO_ERR_INVALID;
+	json_object_set_new(d, "authorization_endpoint", json_sprintf("%s/authorize", iss));
+	json_object_set_new(d, "token_endpoint", json_sprintf("%s/token", iss));
+	json_object_set_new(d, "userinfo_endpoint", json_sprintf("%s/userinfo", iss));
+	json_object_set_new(d, "jwks_uri", json_sprintf("%s/jwks", iss));
+	json_object_set_new(d, "revocation_endpoint", json_sprintf("%s/revoke", iss));
+	json_object_set_new(d, "introspection_endpoint", json_sprintf("%s/introspect", iss));
+	json_object_set_new(d, "end_session_endpoint", json_sprintf("%s/logout", iss));
+	json_object_set_new(d, "authorization_response_iss_parameter_supported", json_true());
+	json_array_extend(json_object_get(d, "claims_supported"),
+	                  json_pack("[s,s,s,s,s]", "phone_number_verified", "email_verified",
+	                            "birthdate", "address", "member_level"));
+	free(app->discovery);
+	app->discovery = json_dumps(d, JSON_COMPACT);
+	json_decref(d);
+	return app->discovery != NULL ? 0 : ISSO_ERR_NOMEM;
+}
+
+void
+oidc_userinfo_routes(struct isso_app *app, struct http_server *srv)
+{
+	http_route(srv, HTTP_GET | HTTP_POST, "/userinfo", userinfo, app);
+	http_route(srv, HTTP_POST, "/revoke", revoke, app);
+	http_route(srv, HTTP_POST, "/introspect", introspect, app);
+	http_route(srv, HTTP_GET, "/.well-known/openid-configuration", discovery, app);
+	http_route(srv, HTTP_GET, "/jwks", jwks, app);
+}
+
+void
+oidc_routes(struct isso_app *app, struct http_server *srv)
+{
+	oidc_authorize_routes(app, srv);
+	oidc_token_routes(app, srv);
+	oidc_userinfo_routes(app, srv);
+	oidc_logout_routes(app, srv);
+}

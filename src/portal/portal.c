@@ -1,0 +1,252 @@
+/* Method choice, consent and home pages. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "auth/app.h"
+#include "auth/claims.h"
+#include "auth/flow.h"
+#include "auth/method.h"
+#include "auth/page.h"
+#include "auth/person.h"
+#include "http/csrf.h"
+#include "lib/isso.h"
+#include "lib/log.h"
+#include "oidc/oidc.h"
+#include "portal/portal.h"
+#include "store/store.h"
+
+/* The method cards for a request needing at least min_loa; txn_id may be
+ * NULL (home page: cards without a pending login). */
+static json_t *
+method_cards(struct isso_app *app, struct http_req *req, enum loa min, const char *txn_id)
+{
+	json_t *cards = json_array();
+
+	for (const struct method *const *m = methods; *m != NULL; m++) {
+		json_t *card, *bullets = json_array();
+		if ((*m)->loa < min)
+			continue;
+		for (const char *const *b = (*m)->bullet_keys; b != NULL && *b != NULL; b++)
+			json_array_append_new(bullets, json_string(page_text(app, req, *b)));
+		card = json_pack("{s:s, s:s, s:o}", "id", (*m)->id, "title",
+		                 page_text(app, req, (*m)->title_key), "bullets", bullets);
+		if (txn_id != NULL)
+			json_object_set_new(
+			    card, "login_url",
+			    json_string(flow_url(
+			        req, pool_printf(http_pool(req), "/login/%s", (*m)->id), txn_id)));
+		if ((*m)->register_path != NULL)
+			json_object_set_new(
+			    card, "register_url",
+			    json_string(txn_id != NULL ? flow_url(req, (*m)->register_path, txn_id)
+			                               : (*m)->register_path));
+		json_array_append_new(cards, card);
+	}
+	return cards;
+}
+
+static void
+choose(struct http_req *req, void *ctx)
+{
+	struct isso_app *app = ctx;
+	const char *id = NULL;
+	json_t *txn = flow_txn_load(app, req, &id);
+	struct store_client *c = NULL;
+	json_t *page;
+
+	if (txn == NULL)
+		return;
+	c = oidc_client(app, json_string_value(json_object_get(txn, "client_id")));
+	if (c == NULL) {
+		page_error(app, req, 400, "error.client_title", "error.client_unknown", NULL);
+		goto out;
+	}
+	page = json_pack("{s:o, s:s, s:s}", "methods",
+	                 method_cards(app, req,
+	                              (enum loa)json_integer_value(json_object_get(txn, "min_loa")),
+	                              id),
+	                 "client_name", c->name, "cancel_url", flow_url(req, "/cancel", id));
+	page_render(app, req, 200, "portal", "portal.title", page);
+out:
+	store_client_free(c);
+	json_decref(txn);
+}
+
+/* The citizen gives up: the agency hears access_denied. */
+static void
+cancel(struct http_req *req, void *ctx)
+{
+	struct isso_app *app = ctx;
+	const char *id = NULL;
+	json_t *txn = flow_txn_load(app, req, &id);
+
+	if (txn == NULL)
+		return;
+	flow_txn_delete(app, id);
+	oidc_error_redirect(app, req, txn, "access_denied", "the citizen cancelled");
+	json_decref(txn);
+}
+
+/* One row of the consent list: label and the value that will be sent. */
+static void
+consent_rows(struct isso_app *app, struct http_req *req, json_t *claims, json_t *rows)
+{
+	static const struct {
+		const char *claim, *label;
+	} shown[] = {
+	    {"uuid", "claim.uuid"},           {"name", "claim.name"},
+	    {"id_number", "claim.id_number"}, {"phone_number", "claim.phone"},
+	    {"email", "claim.email"},         {"birthdate", "claim.birthdate"},
+	    {"address", "claim.address"},
+	};
+	char masked[32];
+
+	for (size_t i = 0; i < sizeof(shown) / sizeof(shown[0]); i++) {
+		json_t *v = json_object_get(claims, shown[i].claim);
+		const char *text;
+		if (v == NULL)
+			continue;
+		if (json_is_object(v))
+			v = json_object_get(v, "formatted");
+		text = json_string_value(v);
+		if (text == NULL)
+			continue;
+		/* The whole ID never appears on a page: a shoulder-surfer
+		 * learns nothing the citizen didn't already know. */
+		if (strcmp(shown[i].claim, "id_number") == 0)
+			text = log_mask(text, masked);
+		json_array_append_new(rows, json_pack("{s:s, s:s}", "label",
+		                                      page_text(app, req, shown[i].label), "value",
+		                                      text));
+	}
+}
+
+static void
+consent(struct http_req *req, void *ctx)
+{
+	struct isso_app *app = ctx;
+	const char *id = NULL;
+	json_t *txn = flow_txn_load(app, req, &id);
+	json_t *auth, *claims = NULL, *rows, *page;
+	struct store_client *c = NULL;
+	const char *uuid, *scope, *decision, *session_key;
+
+	if (txn == NULL)
+		return;
+	auth = json_object_get(txn, "auth");
+	uuid = json_string_value(json_object_get(auth, "uuid"));
+	scope = json_string_value(json_object_get(txn, "scope"));
+	session_key = json_string_value(json_object_get(txn, "session_key"));
+	if (uuid == NULL) {
+		/* No login yet for this transaction: back to the choice. */
+		http_redirect(req, 303, flow_url(req, "/login", id));
+		goto out;
+	}
+	c = oidc_client(app, json_string_value(json_object_get(txn, "client_id")));
+	if (c == NULL) {
+		page_error(app, req, 400, "error.client_title", "error.client_unknown", NULL);
+		goto out;
+	}
+	if (http_method(req) == HTTP_POST) {
+		if (!csrf_check(req, &app->secrets, "consent")) {
+			page_error(app, req, 403, "error.title", "error.csrf", NULL);
+			goto out;
+		}
+		decision = http_form(req, "decision");
+		flow_txn_delete(app, id);
+		if (decision == NULL || strcmp(decision, "allow") != 0) {
+			store_audit_append(
+			    app->store, app_now(), "consent_denied",
+			    json_pack("{s:s, s:s}", "uuid", uuid, "client_id", c->client_id));
+			oidc_error_redirect(app, req, txn, "access_denied", "the citizen declined");
+			goto out;
+		}
+		if (store_consent_put(app->store, uuid, c->client_id, scope, app_now()) < 0) {
+			page_error(app, req, 503, "error.unavailable", "error.unavailable.message",
+			           NULL);
+			goto out;
+		}
+		store_audit_append(app->store, app_now(), "consent_granted",
+		                   json_pack("{s:s, s:s, s:s}", "uuid", uuid, "client_id",
+		                             c->client_id, "scope", scope));
+		oidc_code_redirect(app, req, txn, auth, session_key);
+		goto out;
+	}
+	if (oidc_claims(app, uuid, scope, auth, &claims) < 0) {
+		page_error(app, req, 503, "error.unavailable", "error.unavailable.message", NULL);
+		goto out;
+	}
+	rows = json_array();
+	consent_rows(app, req, claims, rows);
+	page = json_pack("{s:s, s:s, s:s, s:b, s:o, s:s}", "client_name", c->name, "purpose",
+	                 c->purpose != NULL ? c->purpose : "", "txn", id, "has_fields",
+	                 json_array_size(rows) > 0, "fields", rows, "csrf",
+	                 csrf_token(req, &app->secrets, "consent"));
+	page_render(app, req, 200, "consent", "consent.title", page);
+out:
+	json_decref(claims);
+	store_client_free(c);
+	json_decref(txn);
+}
+
+static void
+home(struct http_req *req, void *ctx)
+{
+	struct isso_app *app = ctx;
+
+	if (strcmp(http_path(req), "/") != 0) {
+		page_error(app, req, 404, "error.not_found", "error.not_found.message", "/");
+		return;
+	}
+	page_render(app, req, 200, "home", "portal.title",
+	            json_pack("{s:o}", "methods", method_cards(app, req, LOA_LOW, NULL)));
+}
+
+static void
+method_dispatch(struct http_req *req, void *ctx)
+{
+	struct isso_app *app = ctx;
+	const char *rest = http_path_rest(req);
+	size_t n = strcspn(rest, "/");
+	char id[32];
+	const struct method *m;
+
+	if (n == 0 || n >= sizeof(id)) {
+		page_error(app, req, 404, "error.not_found", "error.not_found.message", "/");
+		return;
+	}
+	memcpy(id, rest, n);
+	id[n] = '\0';
+	m = method_find(id);
+	if (m == NULL) {
+		page_error(app, req, 404, "error.not_found", "error.not_found.message", "/");
+		return;
+	}
+	m->handle(app, req, rest[n] == '/' ? rest + n + 1 : "");
+}
+
+static void
+health(struct http_req *req, void *ctx)
+{
+	http_send(req, 200, "application/json", "{\"status\":\"ok\"}", 15);
+}
+
+void
+portal_routes(struct isso_app *app, struct http_server *srv)
+{
+	char path[4096];
+
+	http_route(srv, HTTP_GET, "/", home, app);
+	http_route(srv, HTTP_GET, "/health", health, app);
+	http_route(srv, HTTP_GET, "/login", choose, app);
+	http_route(srv, HTTP_GET | HTTP_POST, "/login/", method_dispatch, app);
+	http_route(srv, HTTP_GET | HTTP_POST, "/consent", consent, app);
+	http_route(srv, HTTP_GET, "/cancel", cancel, app);
+	for (const struct method *const *m = methods; *m != NULL; m++) {
+		if ((*m)->routes != NULL)
+			(*m)->routes(app, srv);
+	}
+	oidc_routes(app, srv);
+	snprintf(path, sizeof(path), "%s/static", app->cfg->server.datadir);
+	http_route_static(srv, "/static/", path);
+}
