@@ -171,6 +171,11 @@ app_init(struct isso_app *app, const struct isso_config *cfg, const char **error
 	}
 	app->sms =
 	    conn_sms_new(cfg->sms.url, cfg->sms.username, cfg->sms.password, cfg->sms.timeout_ms);
+	if (app->sms == NULL) {
+		*error_r = "sms.url must be an http(s) URL";
+		ret = ISSO_ERR_INVALID;
+		goto out;
+	}
 	ret = secret_password_hash("isso-no-such-account", app->dummy_password_hash);
 	if (ret < 0) {
 		*error_r = "cannot hash";

@@ -87,6 +87,7 @@ main(int argc, char **argv)
 	hs.port = cfg.server.port;
 	hs.threads = cfg.server.threads;
 	hs.max_body = (size_t)cfg.server.max_body;
+	hs.trust_proxy = cfg.server.trust_proxy != 0;
 	hs.on_request = page_on_request;
 	hs.error_page = page_http_error;
 	hs.ctx = &app;

@@ -52,6 +52,7 @@ static const struct config_item config_table[] = {
     CI(server, threads, 0, 0, 1024),
     CI(server, max_body, 65536, 1024, 64 * 1024 * 1024),
     CS(server, datadir, ISSO_DATADIR),
+    CI(server, trust_proxy, 0, 0, 1),
     CS(store, driver, "sqlite"),
     CS(store, path, "var/isso.db"),
     CS(store, conninfo, ""),

@@ -14,6 +14,7 @@ struct isso_config {
 		int threads;      /* worker threads; 0: one per core */
 		int max_body;     /* largest request body in bytes, 65536 */
 		char *datadir;    /* templates/, static/, locales/, migrations */
+		int trust_proxy;  /* 1: a TLS proxy on loopback sets X-Forwarded-Proto/-For */
 	} server;
 	struct {
 		char *driver;   /* "sqlite" (default) | "postgresql" */

@@ -179,6 +179,8 @@ logout(struct http_req *req, void *ctx)
 				json_object_set_new(ctx_page, "client_id", json_string(client_id));
 			if (c != NULL)
 				json_object_set_new(ctx_page, "client_name", json_string(c->name));
+			if (uri != NULL)
+				http_csp_allow_form_action(req, oidc_origin(pool, uri));
 			page_render(app, req, 200, "logout", "logout.title", ctx_page);
 			goto out;
 		}

@@ -178,7 +178,7 @@ int
 oidc_discovery_build(struct isso_app *app)
 {
 	const char *iss = app->issuer;
-	json_t *d, *scopes = json_array(), *acrs = json_array();
+	json_t *d, *extra, *scopes = json_array(), *acrs = json_array();
 
 	json_array_append_new(scopes, json_string("openid"));
 	for (unsigned i = 0; i < claim_scopes_count; i++)
@@ -216,9 +216,10 @@ oidc_discovery_build(struct isso_app *app)
 	json_object_set_new(d, "introspection_endpoint", json_sprintf("%s/introspect", iss));
 	json_object_set_new(d, "end_session_endpoint", json_sprintf("%s/logout", iss));
 	json_object_set_new(d, "authorization_response_iss_parameter_supported", json_true());
-	json_array_extend(json_object_get(d, "claims_supported"),
-	                  json_pack("[s,s,s,s,s]", "phone_number_verified", "email_verified",
-	                            "birthdate", "address", "member_level"));
+	extra = json_pack("[s,s,s,s,s]", "phone_number_verified", "email_verified", "birthdate",
+	                  "address", "member_level");
+	json_array_extend(json_object_get(d, "claims_supported"), extra);
+	json_decref(extra);
 	free(app->discovery);
 	app->discovery = json_dumps(d, JSON_COMPACT);
 	json_decref(d);

@@ -182,6 +182,11 @@ consent(struct http_req *req, void *ctx)
 	                 c->purpose != NULL ? c->purpose : "", "txn", id, "has_fields",
 	                 json_array_size(rows) > 0, "fields", rows, "csrf",
 	                 csrf_token(req, &app->secrets, "consent"));
+	/* The answer to this form redirects to the client: CSP form-action
+	 * must allow its origin or the browser stops the redirect. */
+	http_csp_allow_form_action(
+	    req,
+	    oidc_origin(http_pool(req), json_string_value(json_object_get(txn, "redirect_uri"))));
 	page_render(app, req, 200, "consent", "consent.title", page);
 out:
 	json_decref(claims);
@@ -226,6 +231,12 @@ method_dispatch(struct http_req *req, void *ctx)
 }
 
 static void
+privacy(struct http_req *req, void *ctx)
+{
+	page_render(ctx, req, 200, "privacy", "privacy.title", NULL);
+}
+
+static void
 health(struct http_req *req, void *ctx)
 {
 	http_send(req, 200, "application/json", "{\"status\":\"ok\"}", 15);
@@ -238,6 +249,7 @@ portal_routes(struct isso_app *app, struct http_server *srv)
 
 	http_route(srv, HTTP_GET, "/", home, app);
 	http_route(srv, HTTP_GET, "/health", health, app);
+	http_route(srv, HTTP_GET, "/privacy", privacy, app);
 	http_route(srv, HTTP_GET, "/login", choose, app);
 	http_route(srv, HTTP_GET | HTTP_POST, "/login/", method_dispatch, app);
 	http_route(srv, HTTP_GET | HTTP_POST, "/consent", consent, app);
