@@ -187,6 +187,7 @@ tmpl_compile_tag(struct tmpl_compiler *c, char *tag, size_t len, unsigned line)
 	enum tmpl_kind kind = TMPL_VAR;
 	struct tmpl_node *open;
 	size_t start = 0;
+	int err = 0;
 	char sigil;
 	bool ok;
 
@@ -197,7 +198,7 @@ tmpl_compile_tag(struct tmpl_compiler *c, char *tag, size_t len, unsigned line)
 	sigil = len > 0 ? tag[0] : '\0';
 	switch (sigil) {
 	case '!':
-		return 0;
+		goto out;
 	case '#':
 		kind = TMPL_SECTION;
 		start = 1;
@@ -225,8 +226,9 @@ tmpl_compile_tag(struct tmpl_compiler *c, char *tag, size_t len, unsigned line)
 		break;
 	case '{':
 	case '=':
-		return tmpl_fail(c, line, "unsupported tag '{{%.*s}}'", (int)(len < 40 ? len : 40),
-		                 tag);
+		err = tmpl_fail(c, line, "unsupported tag '{{%.*s}}'", (int)(len < 40 ? len : 40),
+		                tag);
+		goto out;
 	default:
 		break;
 	}
@@ -236,35 +238,45 @@ tmpl_compile_tag(struct tmpl_compiler *c, char *tag, size_t len, unsigned line)
 		len--;
 	tag += start;
 	len -= start;
-	if (len == 0)
-		return tmpl_fail(c, line, "empty tag");
+	if (len == 0) {
+		err = tmpl_fail(c, line, "empty tag");
+		goto out;
+	}
 	ok = kind == TMPL_PARTIAL || kind == TMPL_TRANSLATE ? tmpl_valid_key(tag, len)
 	                                                    : tmpl_valid_path(tag, len);
 	if (!ok) {
-		return tmpl_fail(c, line, "invalid name '%.*s'", (int)(len < 40 ? len : 40), tag);
+		err = tmpl_fail(c, line, "invalid name '%.*s'", (int)(len < 40 ? len : 40), tag);
+		goto out;
 	}
 	tag[len] = '\0';
 
 	if (sigil == '/') {
-		if (c->nopen == 0)
-			return tmpl_fail(c, line, "'{{/%s}}' closes no section", tag);
+		if (c->nopen == 0) {
+			err = tmpl_fail(c, line, "'{{/%s}}' closes no section", tag);
+			goto out;
+		}
 		open = &c->nodes[c->open[c->nopen - 1]];
-		if (strcmp(open->str, tag) != 0)
-			return tmpl_fail(
+		if (strcmp(open->str, tag) != 0) {
+			err = tmpl_fail(
 			    c, line, "'{{/%s}}' does not match '{{%c%s}}' opened on line %u", tag,
 			    open->kind == TMPL_SECTION ? '#' : '^', open->str, open->line);
+			goto out;
+		}
 		open->end = c->n;
 		c->nopen--;
-		return 0;
+		goto out;
 	}
 	if (kind == TMPL_SECTION || kind == TMPL_INVERTED) {
-		if (c->nopen == TMPL_MAX_NEST)
-			return tmpl_fail(c, line, "sections nested more than %d deep",
-			                 TMPL_MAX_NEST);
+		if (c->nopen == TMPL_MAX_NEST) {
+			err =
+			    tmpl_fail(c, line, "sections nested more than %d deep", TMPL_MAX_NEST);
+			goto out;
+		}
 		c->open[c->nopen++] = c->n;
 	}
 	tmpl_push(c, kind, line, tag, len);
-	return 0;
+out:
+	return err;
 }
 
 /* Compiles src (modified in place) into c->nodes. */
@@ -463,20 +475,21 @@ tmpl_cmp_names(const void *a, const void *b)
 static int
 tmpl_check_partials(const struct tmpl_set *set, const char *dir, char **error_r)
 {
+	const struct tmpl_node *n;
 	size_t i, j;
+	int err = 0;
 
-	for (i = 0; i < set->n; i++) {
-		const struct tmpl *t = &set->v[i];
-
-		for (j = 0; j < t->n; j++) {
-			if (t->nodes[j].kind != TMPL_PARTIAL || tmpl_find(set, t->nodes[j].str))
+	for (i = 0; i < set->n && err == 0; i++) {
+		for (j = 0; j < set->v[i].n && err == 0; j++) {
+			n = &set->v[i].nodes[j];
+			if (n->kind != TMPL_PARTIAL || tmpl_find(set, n->str) != NULL)
 				continue;
-			*error_r = xasprintf("%s/%s.html:%u: unknown partial '%s'", dir, t->name,
-			                     t->nodes[j].line, t->nodes[j].str);
-			return ISSO_ERR_INVALID;
+			*error_r = xasprintf("%s/%s.html:%u: unknown partial '%s'", dir,
+			                     set->v[i].name, n->line, n->str);
+			err = ISSO_ERR_INVALID;
 		}
 	}
-	return 0;
+	return err;
 }
 
 struct tmpl_set *
@@ -642,27 +655,33 @@ static int
 tmpl_put_value(struct buf *out, const json_t *v, bool escape)
 {
 	char num[64];
+	int err = 0;
 
-	if (v == NULL)
-		return 0;
-	switch (json_typeof(v)) {
+	switch (v != NULL ? json_typeof(v) : JSON_NULL) {
 	case JSON_STRING:
 		if (escape)
-			return tmpl_escape(out, json_string_value(v), json_string_length(v));
-		return buf_add(out, json_string_value(v), json_string_length(v));
+			err = tmpl_escape(out, json_string_value(v), json_string_length(v));
+		else
+			err = buf_add(out, json_string_value(v), json_string_length(v));
+		break;
 	case JSON_INTEGER:
 		snprintf(num, sizeof(num), "%" JSON_INTEGER_FORMAT, json_integer_value(v));
-		return buf_addstr(out, num);
+		err = buf_addstr(out, num);
+		break;
 	case JSON_REAL:
 		snprintf(num, sizeof(num), "%.15g", json_real_value(v));
-		return buf_addstr(out, num);
+		err = buf_addstr(out, num);
+		break;
 	case JSON_TRUE:
-		return buf_addstr(out, "true");
+		err = buf_addstr(out, "true");
+		break;
 	case JSON_FALSE:
-		return buf_addstr(out, "false");
+		err = buf_addstr(out, "false");
+		break;
 	default:
-		return 0;
+		break; /* null, objects and arrays render nothing */
 	}
+	return err;
 }
 
 static int tmpl_render_nodes(struct tmpl_render_state *r, const struct tmpl *t, size_t from,
@@ -672,16 +691,18 @@ static int
 tmpl_render_partial(struct tmpl_render_state *r, const char *name, const struct tmpl_frame *f)
 {
 	const struct tmpl *p;
-	int err;
+	int err = ISSO_ERR_LIMIT;
 
 	if (r->depth >= TMPL_MAX_DEPTH)
-		return ISSO_ERR_LIMIT;
+		goto out;
+	err = ISSO_ERR_INVALID;
 	p = tmpl_find(r->set, name);
 	if (p == NULL)
-		return ISSO_ERR_INVALID;
+		goto out;
 	r->depth++;
 	err = tmpl_render_nodes(r, p, 0, p->n, f);
 	r->depth--;
+out:
 	return err;
 }
 

@@ -1,0 +1,78 @@
+/* iSSO progressive enhancement. Every page works without this file: it only
+ * adds conveniences on top of server-rendered HTML and forms.
+ *
+ *  - [data-autofocus-error]: moves focus to an error summary (role="alert")
+ *    so keyboard and screen-reader users land on what went wrong.
+ *  - .countdown[data-seconds]: counts down once a second; at zero, the
+ *    element gets .countdown-expired and any element named by
+ *    data-enable (an id) loses its disabled attribute.
+ *  - form[data-once]: prevents a double submit of the same form.
+ */
+(function () {
+	"use strict";
+
+	function focusErrorSummary() {
+		var el = document.querySelector("[data-autofocus-error]");
+		if (!el) {
+			return;
+		}
+		if (!el.hasAttribute("tabindex")) {
+			el.setAttribute("tabindex", "-1");
+		}
+		el.focus();
+	}
+
+	function startCountdown(el) {
+		var left = parseInt(el.getAttribute("data-seconds"), 10);
+		var target = el.getAttribute("data-enable");
+		var timer;
+		if (!(left > 0)) {
+			return;
+		}
+		function tick() {
+			left -= 1;
+			el.textContent = String(Math.max(left, 0));
+			if (left <= 0) {
+				window.clearInterval(timer);
+				el.classList.add("countdown-expired");
+				if (target) {
+					var t = document.getElementById(target);
+					if (t) {
+						t.removeAttribute("disabled");
+						t.removeAttribute("aria-disabled");
+					}
+				}
+			}
+		}
+		timer = window.setInterval(tick, 1000);
+	}
+
+	function guardDoubleSubmit(form) {
+		form.addEventListener("submit", function (ev) {
+			if (form.getAttribute("data-submitted") === "1") {
+				ev.preventDefault();
+				return;
+			}
+			form.setAttribute("data-submitted", "1");
+		});
+	}
+
+	function init() {
+		var i, list;
+		focusErrorSummary();
+		list = document.querySelectorAll(".countdown[data-seconds]");
+		for (i = 0; i < list.length; i++) {
+			startCountdown(list[i]);
+		}
+		list = document.querySelectorAll("form[data-once]");
+		for (i = 0; i < list.length; i++) {
+			guardDoubleSubmit(list[i]);
+		}
+	}
+
+	if (document.readyState === "loading") {
+		document.addEventListener("DOMContentLoaded", init);
+	} else {
+		init();
+	}
+})();
