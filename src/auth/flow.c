@@ -121,6 +121,14 @@ flow_complete(struct isso_app *app, struct http_req *req, const char *id, json_t
 	int64_t now = app_now();
 	int ret;
 
+	/* The one place no method can skip: a login weaker than the request
+	 * asked for (acr_values) never reaches consent. */
+	if ((json_int_t)auth->loa < json_integer_value(json_object_get(txn, "min_loa"))) {
+		json_decref(old);
+		page_error(app, req, 403, "error.loa_title", "error.loa_too_low",
+		           flow_url(req, "/login", id));
+		return;
+	}
 	/* A new login always gets a new session id (no fixation); the clients
 	 * list survives only when the same person logs in again. */
 	if (old != NULL) {

@@ -55,6 +55,41 @@ oidc_origin(struct pool *pool, const char *uri)
 	return pool_strndup(pool, uri, n);
 }
 
+int
+oidc_consent_needed(struct isso_app *app, json_t *request, const char *uuid, bool *needed_r)
+{
+	const char *prompt = json_string_value(json_object_get(request, "prompt"));
+	const char *scope = json_string_value(json_object_get(request, "scope"));
+	const char *client_id = json_string_value(json_object_get(request, "client_id"));
+	char *consented = NULL;
+	int ret;
+
+	*needed_r = true;
+	if (prompt != NULL && scope_has(prompt, "consent"))
+		return 0;
+	ret = store_consent_get(app->store, uuid, client_id, &consented);
+	if (ret < 0 || consented == NULL)
+		return ret;
+	*needed_r = false;
+	for (const char *p = scope; p != NULL && *p != '\0';) {
+		size_t n = strcspn(p, " ");
+		char w[64];
+		if (n >= sizeof(w)) {
+			*needed_r = true;
+			break;
+		}
+		memcpy(w, p, n);
+		w[n] = '\0';
+		if (n > 0 && !scope_has(consented, w))
+			*needed_r = true;
+		p += n;
+		while (*p == ' ')
+			p++;
+	}
+	free(consented);
+	return 0;
+}
+
 struct store_client *
 oidc_client(struct isso_app *app, const char *client_id)
 {
@@ -218,6 +253,14 @@ authorize(struct http_req *req, void *ctx)
 
 	/* Until client and redirect_uri are known good, errors are pages:
 	 * redirecting to an unchecked URI would make us an open redirector. */
+	/* A repeated client_id or redirect_uri leaves no trustworthy place
+	 * to redirect to (RFC 6749 §4.1.2.1): an error page. */
+	if (http_param_count(req, "client_id") > 1 || http_param_count(req, "redirect_uri") > 1 ||
+	    http_param_count(req, "redirectUri") > 1) {
+		page_error(app, req, 400, "error.client_title", "error.redirect_unregistered",
+		           NULL);
+		goto out;
+	}
 	client = oidc_client(app, client_id);
 	if (client == NULL) {
 		page_error(app, req, 400, "error.client_title", "error.client_unknown", NULL);
@@ -351,35 +394,13 @@ authorize(struct http_req *req, void *ctx)
 	 * login; earlier consent covering the scope skips consent too. */
 	session = flow_session(app, req, &session_key);
 	if (session != NULL && session_satisfies(session, request, app_now())) {
-		char *consented = NULL;
 		const char *uuid = json_string_value(json_object_get(session, "uuid"));
-		bool need_consent = prompt != NULL && scope_has(prompt, "consent");
+		bool need_consent = false;
 
-		if (!need_consent) {
-			if (store_consent_get(app->store, uuid, client->client_id, &consented) <
-			    0) {
-				page_error(app, req, 503, "error.unavailable",
-				           "error.unavailable.message", NULL);
-				goto out;
-			}
-			need_consent = true;
-			if (consented != NULL) {
-				need_consent = false;
-				for (const char *p = granted; *p != '\0';) {
-					size_t n = strcspn(p, " ");
-					char w[64];
-					if (n < sizeof(w)) {
-						memcpy(w, p, n);
-						w[n] = '\0';
-						if (!scope_has(consented, w))
-							need_consent = true;
-					}
-					p += n;
-					while (*p == ' ')
-						p++;
-				}
-				free(consented);
-			}
+		if (oidc_consent_needed(app, request, uuid, &need_consent) < 0) {
+			page_error(app, req, 503, "error.unavailable", "error.unavailable.message",
+			           NULL);
+			goto out;
 		}
 		if (!need_consent) {
 			oidc_code_redirect(app, req, request, session, session_key);

@@ -26,6 +26,10 @@ void oidc_error_redirect(struct isso_app *app, struct http_req *req, json_t *req
 void oidc_code_redirect(struct isso_app *app, struct http_req *req, json_t *request,
                         json_t *session, const char *session_key);
 
+/* Whether request (a stored authorization request) needs the consent page
+ * for uuid: prompt=consent, or scopes not yet granted to its client. */
+int oidc_consent_needed(struct isso_app *app, json_t *request, const char *uuid, bool *needed_r);
+
 /* The claims (name → value) that scope releases about uuid after a login
  * described by session (method, verified phone). Only what the method may
  * vouch for is included. *claims_r is a new object. */

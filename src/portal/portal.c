@@ -115,6 +115,9 @@ consent_rows(struct isso_app *app, struct http_req *req, json_t *claims, json_t 
 		 * learns nothing the citizen didn't already know. */
 		if (strcmp(shown[i].claim, "id_number") == 0)
 			text = log_mask(text, masked);
+		/* Phones as citizens write them: 0912345678. */
+		if (strcmp(shown[i].claim, "phone_number") == 0 && strncmp(text, "+886", 4) == 0)
+			text = pool_printf(http_pool(req), "0%s", text + 4);
 		json_array_append_new(rows, json_pack("{s:s, s:s}", "label",
 		                                      page_text(app, req, shown[i].label), "value",
 		                                      text));
@@ -171,6 +174,16 @@ consent(struct http_req *req, void *ctx)
 		                             c->client_id, "scope", scope));
 		oidc_code_redirect(app, req, txn, auth, session_key);
 		goto out;
+	}
+	/* A returning citizen who already agreed to these scopes for this
+	 * service goes straight back to it. */
+	{
+		bool needed = true;
+		if (oidc_consent_needed(app, txn, uuid, &needed) == 0 && !needed) {
+			flow_txn_delete(app, id);
+			oidc_code_redirect(app, req, txn, auth, session_key);
+			goto out;
+		}
 	}
 	if (oidc_claims(app, uuid, scope, auth, &claims) < 0) {
 		page_error(app, req, 503, "error.unavailable", "error.unavailable.message", NULL);
