@@ -28,7 +28,7 @@ run: setup build
 
 # The whole test suite: unit tests and fuzz-corpus replays (ctest), the
 # same under ASan+UBSan, then the integration and browser tests against the
-# real daemons.
+# real (sanitizer-built) daemons.
 check: setup build unit asan integration
 
 unit: build
@@ -43,9 +43,12 @@ asan: $(ASAN)/build.ninja
 	cd $(ASAN) && ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
 		ctest --output-on-failure -j$(JOBS)
 
-integration: build
-	cd tests && ISSO_BUILD_DIR=$(CURDIR)/$(BUILD) node --test --test-concurrency=1 \
-		--test-timeout=180000 integration/
+# The integration tests drive the sanitizer build of the daemons, so a
+# memory error or leak anywhere on a real request path fails the run
+# (the harness fails a test when issod's exit reports one).
+integration: asan
+	cd tests && ISSO_BUILD_DIR=$(CURDIR)/$(ASAN) ASAN_OPTIONS=detect_leaks=1 \
+		node --test --test-concurrency=1 --test-timeout=180000 integration/
 
 # Runs each libFuzzer target for FUZZ_SECONDS (clang).
 FUZZ_SECONDS ?= 60

@@ -125,6 +125,7 @@ flow_complete(struct isso_app *app, struct http_req *req, const char *id, json_t
 	 * asked for (acr_values) never reaches consent. */
 	if ((json_int_t)auth->loa < json_integer_value(json_object_get(txn, "min_loa"))) {
 		json_decref(old);
+		json_decref(session);
 		page_error(app, req, 403, "error.loa_title", "error.loa_too_low",
 		           flow_url(req, "/login", id));
 		return;

@@ -247,9 +247,17 @@ authorize(struct http_req *req, void *ctx)
 	if (redirect_uri == NULL) /* the existing iSSO API's spelling */
 		redirect_uri = http_param(req, "redirectUri");
 	ui_locales = http_param(req, "ui_locales");
-	if (ui_locales != NULL && http_query(req, "lang") == NULL)
-		http_set_locale(req, i18n_negotiate(ui_locales, http_cookie(req, "isso_lang"),
-		                                    http_header(req, "Accept-Language")));
+	if (ui_locales != NULL && http_query(req, "lang") == NULL && strlen(ui_locales) < 256) {
+		/* The agency's choice holds for every page of this login: the
+		 * pages read the language cookie. */
+		const char *chosen = i18n_negotiate(ui_locales, NULL, "en");
+		/* Only when ui_locales names a language we have: then the
+		 * fallback cannot change the answer. */
+		if (strcmp(chosen, i18n_negotiate(ui_locales, NULL, "zh-TW")) == 0) {
+			http_set_locale(req, chosen);
+			http_set_cookie(req, "isso_lang", chosen, 31536000, HTTP_COOKIE_LAX);
+		}
+	}
 
 	/* Until client and redirect_uri are known good, errors are pages:
 	 * redirecting to an unchecked URI would make us an open redirector. */

@@ -23,9 +23,10 @@ method_cards(struct isso_app *app, struct http_req *req, enum loa min, const cha
 	json_t *cards = json_array();
 
 	for (const struct method *const *m = methods; *m != NULL; m++) {
-		json_t *card, *bullets = json_array();
+		json_t *card, *bullets;
 		if ((*m)->loa < min)
 			continue;
+		bullets = json_array();
 		for (const char *const *b = (*m)->bullet_keys; b != NULL && *b != NULL; b++)
 			json_array_append_new(bullets, json_string(page_text(app, req, *b)));
 		card = json_pack("{s:s, s:s, s:o}", "id", (*m)->id, "title",
