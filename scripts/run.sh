@@ -28,11 +28,23 @@ if [ ! -s var/demo-client.json ] ||
   "$build/issoctl" client approve "$(node -e 'process.stdout.write(require("./var/demo-client.json").client_id)')" >/dev/null
 fi
 
-# A demo TaipeiPass member (the same data isso-sim knows as a gold member).
-"$build/issoctl" user add --account demo.citizen --password 'Taipei2026demo' \
-  --phone 0912345678 --email demo.citizen@example.tw --name '王小明' \
-  --id-number A123456789 --birthdate 1990-05-17 --address '臺北市信義區市府路1號' --gold \
-  >/dev/null 2>&1 || true
+# The TaipeiPass members among isso-sim's test identities (sim/identities.json),
+# so every test citizen who has an account can log in. Already-present
+# members are left alone.
+ISSOCTL="$build/issoctl" node -e '
+  const { spawnSync } = require("child_process");
+  const d = require("./sim/identities.json");
+  for (const c of d.citizens) {
+    const t = c.taipeipass;
+    if (!t) continue;
+    const a = ["user", "add", "--account", t.account, "--password", t.password,
+      "--phone", c.phone, "--name", c.name, "--id-number", c.national_id,
+      "--birthdate", c.birthdate];
+    if (t.email) a.push("--email", t.email);
+    if (t.address) a.push("--address", t.address);
+    if (t.level === "gold") a.push("--gold");
+    spawnSync(process.env.ISSOCTL, a, { stdio: "ignore" });
+  }'
 
 pids=()
 cleanup() { kill "${pids[@]}" 2>/dev/null || true; wait 2>/dev/null || true; }
@@ -49,7 +61,7 @@ cat <<MSG
   iSSO               $issuer
   isso-sim           http://127.0.0.1:$sim_port   (read SMS: build/isso-sim phone sms-last 0912345678)
   demo agency        http://127.0.0.1:$demo_port
-  demo member        account demo.citizen, password Taipei2026demo
+  test citizens      sim/identities.json (e.g. account wang.xiaoming, password Test-Pass-01)
 
 Press Ctrl-C to stop.
 MSG
