@@ -36,7 +36,7 @@ void tmpl_set_free(struct tmpl_set *set);
  * {{t key}}. Returns 0, ISSO_ERR_INVALID for an unknown template or
  * ISSO_ERR_LIMIT when out is full. */
 int tmpl_render(const struct tmpl_set *set, const char *name, json_t *ctx,
-		const struct i18n_catalog *cat, struct buf *out);
+                const struct i18n_catalog *cat, struct buf *out);
 
 /* HTML-escapes s (& < > " ' and `) onto out. */
 int tmpl_escape(struct buf *out, const char *s, size_t len);
