@@ -54,9 +54,11 @@ otp_cooldown_left(struct isso_app *app, const char *phone)
 	return left;
 }
 
-int
-otp_send(struct isso_app *app, struct http_req *req, const char *purpose, const char *phone,
-         const char *notice_key, char id_r[44], int *wait_r)
+/* otp_send, or with deliver false otp_unsent: the same limits, challenge
+ * and cool-down, whether or not the SMS goes out. */
+static int
+otp_issue(struct isso_app *app, struct http_req *req, const char *purpose, const char *phone,
+          const char *notice_key, bool deliver, char id_r[44], int *wait_r)
 {
 	const struct i18n_catalog *zh = i18n_catalog(app->i18n, "zh-TW");
 	char hash[65], key[128], code[OTP_DIGITS + 1], chash[65];
@@ -92,6 +94,8 @@ otp_send(struct isso_app *app, struct http_req *req, const char *purpose, const 
 	ret = store_eph_put(app->store, "otp", id_r, o, now + OTP_TTL);
 	if (ret < 0)
 		goto out;
+	if (!deliver)
+		goto cool;
 	if (notice_key != NULL)
 		body = xasprintf("%s", i18n_get(zh, notice_key));
 	else
@@ -103,10 +107,12 @@ otp_send(struct isso_app *app, struct http_req *req, const char *purpose, const 
 		id_r[0] = '\0';
 		goto out;
 	}
+cool:
 	json_decref(o);
 	o = json_pack("{s:I}", "until", (json_int_t)(now + OTP_COOLDOWN));
 	ret = store_eph_put(app->store, "otp-cool", hash, o, now + OTP_COOLDOWN);
-	log_info("otp_sent", "purpose", purpose, NULL);
+	if (deliver)
+		log_info("otp_sent", "purpose", purpose, NULL);
 out:
 	sodium_memzero(code, sizeof(code));
 	xfree_secret(body);
@@ -116,23 +122,17 @@ out:
 }
 
 int
-otp_unsent(struct isso_app *app, const char *purpose, const char *phone, char id_r[44])
+otp_send(struct isso_app *app, struct http_req *req, const char *purpose, const char *phone,
+         const char *notice_key, char id_r[44], int *wait_r)
 {
-	char hash[65], code[OTP_DIGITS + 1], chash[65];
-	int64_t now = app_now();
-	json_t *o;
-	int ret;
+	return otp_issue(app, req, purpose, phone, notice_key, true, id_r, wait_r);
+}
 
-	secret_lookup_hash(&app->secrets, "phone", phone, hash);
-	secret_token(32, id_r);
-	secret_digits(OTP_DIGITS, code);
-	code_hash(id_r, code, chash);
-	sodium_memzero(code, sizeof(code));
-	o = json_pack("{s:s, s:s, s:s, s:I}", "purpose", purpose, "phone", hash, "code", chash,
-	              "sent_at", (json_int_t)now);
-	ret = store_eph_put(app->store, "otp", id_r, o, now + OTP_TTL);
-	json_decref(o);
-	return ret;
+int
+otp_unsent(struct isso_app *app, struct http_req *req, const char *purpose, const char *phone,
+           char id_r[44], int *wait_r)
+{
+	return otp_issue(app, req, purpose, phone, NULL, false, id_r, wait_r);
 }
 
 int

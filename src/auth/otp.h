@@ -31,8 +31,10 @@ enum otp_result {
 int otp_send(struct isso_app *app, struct http_req *req, const char *purpose, const char *phone,
              const char *notice_key, char id_r[44], int *wait_r);
 /* A challenge like otp_send's whose code is sent to nobody (for numbers
- * that must not be revealed as unknown). */
-int otp_unsent(struct isso_app *app, const char *purpose, const char *phone, char id_r[44]);
+ * that must not be revealed as unknown): the same cool-down and hourly
+ * limits, with the same results. */
+int otp_unsent(struct isso_app *app, struct http_req *req, const char *purpose, const char *phone,
+               char id_r[44], int *wait_r);
 /* Checks code against challenge id for purpose and phone. A correct code
  * consumes the challenge. *tries_left_r (may be NULL) after a wrong code. */
 int otp_check(struct isso_app *app, const char *id, const char *purpose, const char *phone,

@@ -7,30 +7,22 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
-import { chromium } from 'playwright-core';
 import {
-  startStack, Daemon, waitReady, freePort, REPO, NODE_MODULES, limit,
+  startStack, Daemon, waitReady, freePort, REPO, limit,
 } from './lib/harness.mjs';
+import {
+  NO_BROWSER, launchBrowser, newPage as openPage, axeCheck, Screenshots, tabTo, assertNoHorizontalScroll,
+} from './lib/browser.mjs';
 
-const CHROMIUM = process.env.ISSO_CHROMIUM || '/usr/bin/chromium';
-const CHROMIUM_ARGS = [
-  '--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-  '--disable-background-networking', '--disable-component-update', '--disable-sync',
-];
-const AXE_PATH = path.join(NODE_MODULES, 'axe-core', 'axe.min.js');
-const AXE_TAGS = ['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa'];
 const DEMO_CLIENT_NAME = '示範機關線上服務';
-const NO_BROWSER = fs.existsSync(CHROMIUM) ? false : `no Chromium at ${CHROMIUM} (set ISSO_CHROMIUM)`;
 const T = { timeout: limit(60_000), skip: NO_BROWSER };
 
 let stack;
 let demo;
 let demoUrl;
 let browser;
-let shotsDir;
-const shots = [];
+const shots = new Screenshots();
 
 before(async () => {
   if (NO_BROWSER) return;
@@ -56,87 +48,28 @@ before(async () => {
     },
   });
   await waitReady(demo, `${demoUrl}/health`);
-  shotsDir = fs.mkdtempSync(path.join(os.tmpdir(), 'isso-screenshots-'));
-  browser = await chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS, timeout: limit(30_000) });
+  browser = await launchBrowser();
 }, { timeout: limit(60_000) });
 
 after(async () => {
   await browser?.close().catch(() => {});
   if (demo) await demo.stop();
   if (stack) await stack.stop({ check: false });
-  if (shots.length) process.stdout.write(`# screenshots in ${shotsDir}\n`);
+  shots.report();
 });
 
 // ---------------------------------------------------------------- helpers
 
-const AXE_SRC = fs.readFileSync(AXE_PATH, 'utf8');
-
-/** Runs axe-core (WCAG 2.1 A/AA) on the page; fails with a readable list. */
-async function axeCheck(page, label) {
-  // addScriptTag injects an inline script, which a strict CSP (as issod
-  // should send) blocks; evaluating the source through DevTools is not.
-  try {
-    await page.addScriptTag({ path: AXE_PATH });
-  } catch { /* CSP */ }
-  if (!(await page.evaluate(() => typeof window.axe === 'object'))) await page.evaluate(AXE_SRC);
-  const result = await page.evaluate((tags) => window.axe.run(document, {
-    runOnly: { type: 'tag', values: tags },
-    resultTypes: ['violations'],
-  }), AXE_TAGS);
-  const v = result.violations;
-  const readable = v.map((x) => [
-    `- ${x.id} [${x.impact}] ${x.help} (${x.helpUrl})`,
-    ...x.nodes.slice(0, 5).map((n) => `    at ${n.target.join(' ')}\n      ${(n.failureSummary || '').replace(/\n/g, '\n      ')}\n      ${n.html.slice(0, 200)}`),
-  ].join('\n')).join('\n');
-  assert.equal(v.length, 0, `axe found ${v.length} WCAG 2.1 AA violation(s) on ${label} (${page.url()}):\n${readable}`);
-}
-
-async function shot(t, page, name) {
-  const file = path.join(shotsDir, `${String(shots.length + 1).padStart(2, '0')}-${name}.png`);
-  await page.screenshot({ path: file, fullPage: true });
-  shots.push(file);
-  t.diagnostic(`screenshot: ${file}`);
-}
+const shot = (t, page, name) => shots.take(t, page, name);
 
 const onIssuer = (p) => (u) => u.origin === stack.issuer && u.pathname === p;
 const onDemo = (p) => (u) => u.origin === demoUrl && u.pathname === p;
-
-/** Presses Tab until matches(activeElement) is true; fails listing the
- * focus order it saw. Returns a description of the focused element. */
-async function tabTo(page, matches, what, max = 40) {
-  const seen = [];
-  for (let i = 0; i < max; i++) {
-    await page.keyboard.press('Tab');
-    const el = await page.evaluate(() => {
-      const a = document.activeElement;
-      if (!a) return null;
-      return {
-        tag: a.tagName.toLowerCase(), href: a.getAttribute('href'), name: a.getAttribute('name'),
-        value: a.getAttribute('value'), type: a.getAttribute('type'), text: (a.innerText || a.value || '').trim().slice(0, 40),
-      };
-    });
-    if (el && matches(el)) return el;
-    seen.push(el ? `${el.tag}${el.name ? `[name=${el.name}]` : ''}${el.href ? `[href=${el.href}]` : ''} "${el.text}"` : '(none)');
-  }
-  throw new Error(`could not reach ${what} with Tab; focus went through:\n  ${seen.join('\n  ')}`);
-}
-
-async function assertNoHorizontalScroll(page, label) {
-  const { sw, w } = await page.evaluate(() => ({ sw: document.documentElement.scrollWidth, w: window.innerWidth }));
-  assert.ok(sw <= w + 1, `${label}: content is ${sw}px wide in a ${w}px viewport (WCAG 1.4.10 reflow)`);
-}
 
 // The fields by their accessible labels (帳號…, 密碼), pinned to the contract's names.
 const account = (page) => page.getByLabel(/帳號|account/i).and(page.locator('[name="account"]'));
 const password = (page) => page.getByLabel(/密碼|password/i).and(page.locator('[name="password"]'));
 
-async function newPage(opts = {}) {
-  const context = await browser.newContext({ ...opts });
-  const page = await context.newPage();
-  page.setDefaultTimeout(limit(15_000));
-  page.setDefaultNavigationTimeout(limit(15_000));
-  return { context, page };
-}
+const newPage = (opts = {}) => openPage(browser, opts);
 
 // ---------------------------------------------------------------- tests
 

@@ -326,14 +326,13 @@ resend(struct isso_app *app, struct http_req *req, const char *kind, const char 
 	if (strcmp(kind, "reg") == 0 && member_find_by_phone(app, phone, uuid) == 0 &&
 	    uuid[0] != '\0')
 		notice = "otp.sms_registered";
-	if (strcmp(kind, "reset") == 0 && json_is_true(json_object_get(data, "no_account"))) {
+	if (strcmp(kind, "reset") == 0 && json_is_true(json_object_get(data, "no_account")))
 		/* Nothing is sent to a number without an account, but the
-		 * page behaves the same. */
-		verify_page(app, req, tmpl, purpose, pending, phone, 200, "otp.resent");
-		return;
-	}
-	ret = otp_send(app, req, strcmp(kind, "reg") == 0 ? "register" : "reset", phone, notice,
-	               otp_id, &wait);
+		 * page behaves the same (cool-down and limits included). */
+		ret = otp_unsent(app, req, "reset", phone, otp_id, &wait);
+	else
+		ret = otp_send(app, req, strcmp(kind, "reg") == 0 ? "register" : "reset", phone,
+		               notice, otp_id, &wait);
 	if (ret < 0) {
 		verify_page(app, req, tmpl, purpose, pending, phone,
 		            ret == ISSO_ERR_LIMIT ? 429 : 503, otp_error_key(ret, wait));
@@ -469,7 +468,7 @@ forgot_start(struct isso_app *app, struct http_req *req)
 	if (uuid[0] != '\0')
 		ret = otp_send(app, req, "reset", phone, NULL, otp_id, &wait);
 	else
-		ret = otp_unsent(app, "reset", phone, otp_id);
+		ret = otp_unsent(app, req, "reset", phone, otp_id, &wait);
 	if (ret < 0) {
 		forgot_page(app, req, ret == ISSO_ERR_LIMIT ? 429 : 503, otp_error_key(ret, wait));
 		return;
