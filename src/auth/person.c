@@ -81,6 +81,38 @@ member_password_problem(const char *account, const char *password)
 	return NULL;
 }
 
+/* Checks every field of m and writes the normalised forms; returns NULL or
+ * the message key of the first problem. */
+static const char *
+member_problem(const struct member_new *m, char account[33], char phone[11], char email[255],
+               char idn[11])
+{
+	if (m->account == NULL || !account_normalize(m->account, account))
+		return "register.bad_account";
+	if (m->phone == NULL || !phone_normalize(m->phone, phone))
+		return "register.bad_phone";
+	if (m->email != NULL && m->email[0] != '\0' && !email_normalize(m->email, email))
+		return "register.bad_email";
+	if (m->id_number != NULL && m->id_number[0] != '\0' &&
+	    !(idnum_normalize(m->id_number, idn) && idnum_is_valid(idn)))
+		return "register.bad_id";
+	if (m->birthdate != NULL && m->birthdate[0] != '\0' && !date_is_valid(m->birthdate))
+		return "register.bad_birthdate";
+	if (m->name != NULL && strlen(m->name) > 120)
+		return "register.bad_name";
+	if (m->password == NULL)
+		return "password.too_short";
+	return member_password_problem(account, m->password);
+}
+
+const char *
+member_check(const struct member_new *m)
+{
+	char account[33], phone[11], email[255], idn[11];
+
+	return member_problem(m, account, phone, email, idn);
+}
+
 int
 member_create(struct isso_app *app, const struct member_new *m, char uuid_r[37],
               const char **error_key_r)
@@ -96,32 +128,7 @@ member_create(struct isso_app *app, const struct member_new *m, char uuid_r[37],
 
 	*error_key_r = NULL;
 	uuid_r[0] = '\0';
-	if (m->account == NULL || !account_normalize(m->account, account)) {
-		*error_key_r = "register.bad_account";
-		goto out;
-	}
-	if (m->phone == NULL || !phone_normalize(m->phone, phone)) {
-		*error_key_r = "register.bad_phone";
-		goto out;
-	}
-	if (m->email != NULL && m->email[0] != '\0' && !email_normalize(m->email, email)) {
-		*error_key_r = "register.bad_email";
-		goto out;
-	}
-	if (m->id_number != NULL && m->id_number[0] != '\0' &&
-	    !(idnum_normalize(m->id_number, idn) && idnum_is_valid(idn))) {
-		*error_key_r = "register.bad_id";
-		goto out;
-	}
-	if (m->birthdate != NULL && m->birthdate[0] != '\0' && !date_is_valid(m->birthdate)) {
-		*error_key_r = "register.bad_birthdate";
-		goto out;
-	}
-	if (m->name != NULL && strlen(m->name) > 120) {
-		*error_key_r = "register.bad_name";
-		goto out;
-	}
-	if (m->password == NULL || (*error_key_r = member_password_problem(account, m->password)))
+	if ((*error_key_r = member_problem(m, account, phone, email, idn)) != NULL)
 		goto out;
 
 	pii = json_object();

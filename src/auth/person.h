@@ -25,6 +25,10 @@ struct member_new {
 	bool gold;
 };
 
+/* Checks the fields of a new member without writing anything: NULL, or
+ * the message key of the first problem (as member_create would answer). */
+const char *member_check(const struct member_new *m);
+
 /* Creates person and member in the store. Returns 0 with uuid_r, or
  * ISSO_ERR_INVALID with *error_key_r a message key naming the bad field,
  * or ISSO_ERR_CONFLICT (*error_key_r says which: account / phone / e-mail

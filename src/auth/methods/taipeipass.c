@@ -217,9 +217,17 @@ register_start(struct isso_app *app, struct http_req *req)
 		register_page(app, req, 400, "password.mismatch", echo);
 		goto out;
 	}
-	if ((problem = member_password_problem(account, password)) != NULL) {
-		register_page(app, req, 400, problem, echo);
-		goto out;
+	{
+		/* Every field is checked before an SMS is spent on it. */
+		struct member_new m = {.account = account,
+		                       .password = password,
+		                       .phone = phone,
+		                       .email = email,
+		                       .name = name};
+		if ((problem = member_check(&m)) != NULL) {
+			register_page(app, req, 400, problem, echo);
+			goto out;
+		}
 	}
 	if (addr_limited(app, req, "register")) {
 		register_page(app, req, 429, "error.rate_limited", echo);
