@@ -82,6 +82,7 @@ struct store_driver {
 	int (*token_use)(struct store_backend *b, const char *hash, int64_t now, bool *won_r);
 	int (*token_revoke)(struct store_backend *b, const char *hash);
 	int (*token_revoke_grant)(struct store_backend *b, const char *grant_id);
+	int (*token_revoke_person)(struct store_backend *b, const char *uuid);
 	int (*token_revoke_client_person)(struct store_backend *b, const char *client_id,
 	                                  const char *uuid);
 
@@ -93,6 +94,10 @@ struct store_driver {
 	int (*eph_update)(struct store_backend *b, const char *kind, const char *id,
 	                  const char *data, int64_t now, bool *found_r);
 	int (*eph_delete)(struct store_backend *b, const char *kind, const char *id);
+	int (*eph_take)(struct store_backend *b, const char *kind, const char *id, int64_t now,
+	                bool *taken_r);
+	int (*eph_incr)(struct store_backend *b, const char *kind, const char *id, int64_t now,
+	                int64_t expires_at, int *counter_r);
 	int (*eph_bump)(struct store_backend *b, const char *kind, const char *id, int64_t now,
 	                int *counter_r);
 

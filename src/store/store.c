@@ -588,6 +588,14 @@ store_token_revoke_client_person(struct store *store, const char *client_id, con
 	return store->driver->token_revoke_client_person(store->backend, client_id, uuid);
 }
 
+int
+store_token_revoke_person(struct store *store, const char *uuid)
+{
+	if (uuid == NULL)
+		return ISSO_ERR_INVALID;
+	return store->driver->token_revoke_person(store->backend, uuid);
+}
+
 void
 store_token_free(struct store_token *token)
 {
@@ -676,6 +684,25 @@ store_eph_bump(struct store *store, const char *kind, const char *id, int64_t no
 	if (kind == NULL || id == NULL)
 		return ISSO_ERR_INVALID;
 	return store->driver->eph_bump(store->backend, kind, id, now, counter_r);
+}
+
+int
+store_eph_take(struct store *store, const char *kind, const char *id, int64_t now, bool *taken_r)
+{
+	*taken_r = false;
+	if (kind == NULL || id == NULL)
+		return ISSO_ERR_INVALID;
+	return store->driver->eph_take(store->backend, kind, id, now, taken_r);
+}
+
+int
+store_eph_incr(struct store *store, const char *kind, const char *id, int64_t now,
+               int64_t expires_at, int *counter_r)
+{
+	*counter_r = 0;
+	if (kind == NULL || id == NULL || expires_at <= now)
+		return ISSO_ERR_INVALID;
+	return store->driver->eph_incr(store->backend, kind, id, now, expires_at, counter_r);
 }
 
 int

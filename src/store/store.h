@@ -154,6 +154,8 @@ int store_token_revoke(struct store *store, const char *hash);
 int store_token_revoke_grant(struct store *store, const char *grant_id);
 /* Revokes every token of a person for a client (consent withdrawn). */
 int store_token_revoke_client_person(struct store *store, const char *client_id, const char *uuid);
+/* Revokes every token of a person (password reset, account closed). */
+int store_token_revoke_person(struct store *store, const char *uuid);
 void store_token_free(struct store_token *token);
 
 /* ---- short-lived objects: sessions, login transactions, OTP challenges ---- */
@@ -175,6 +177,16 @@ int store_eph_delete(struct store *store, const char *kind, const char *id);
  * when the object is absent or expired. */
 int store_eph_bump(struct store *store, const char *kind, const char *id, int64_t now,
                    int *counter_r);
+
+/* Deletes the object if it exists and is unexpired; *taken_r is true only
+ * for the one caller that removed it (single use under concurrency). */
+int store_eph_take(struct store *store, const char *kind, const char *id, int64_t now,
+                   bool *taken_r);
+/* Atomically counts one more for (kind, id): creates the object (data {},
+ * counter 1, expiring at expires_at) when absent or expired, else
+ * increments. *counter_r gets the new count. */
+int store_eph_incr(struct store *store, const char *kind, const char *id, int64_t now,
+                   int64_t expires_at, int *counter_r);
 
 /* Fixed-window rate limit: counts one hit for key in the window of
  * window_seconds containing now; *count_r gets the hits so far (this one

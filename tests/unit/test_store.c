@@ -537,6 +537,20 @@ test_member(void **state)
 	assert_int_equal(store_member_find(f->store, acc2, NULL, NULL, &out), 0);
 	assert_null(out);
 
+	/* A person with a member cannot be deleted; one without can (the
+	 * undo of a registration that lost a race). */
+	assert_int_equal(store_person_delete(f->store, u1), ISSO_ERR_CONFLICT);
+	{
+		struct store_person *pp = NULL;
+		assert_int_equal(store_person_get(f->store, u1, &pp), 0);
+		assert_non_null(pp);
+		store_person_free(pp);
+		assert_int_equal(store_person_delete(f->store, u2), 0);
+		assert_int_equal(store_person_get(f->store, u2, &pp), 0);
+		assert_null(pp);
+		add_person(f, u2, NULL);
+	}
+
 	/* A member must belong to a person. */
 	{
 		char ghost[64];
@@ -819,6 +833,11 @@ test_token_revoke_sets(void **state)
 	assert_false(token_revoked(f, x2));
 	assert_false(token_revoked(f, x3));
 	assert_false(token_revoked(f, b1));
+	/* Person: every client's tokens of that person, nobody else's. */
+	assert_int_equal(store_token_revoke_person(f->store, u2), 0);
+	assert_true(token_revoked(f, x2));
+	assert_true(token_revoked(f, x3));
+	assert_false(token_revoked(f, b1));
 }
 
 #define RACE_THREADS 8
@@ -995,6 +1014,44 @@ test_eph(void **state)
 	assert_non_null(out);
 	json_decref(out);
 	assert_int_equal(store_eph_delete(f->store, "session", s), 0);
+}
+
+/* take: single use; incr: creates, counts, restarts after expiry. */
+static void
+test_eph_take_incr(void **state)
+{
+	struct fixture *f = *state;
+	char s[64];
+	bool taken = true;
+	int counter = -5;
+	json_t *out = NULL;
+
+	id(f, "t", s, sizeof(s));
+	assert_int_equal(store_eph_take(f->store, "otp", s, NOW, &taken), 0);
+	assert_false(taken);
+	assert_int_equal(store_eph_put(f->store, "otp", s, NULL, NOW + 10), 0);
+	assert_int_equal(store_eph_take(f->store, "otp", s, NOW + 10, &taken), 0);
+	assert_false(taken); /* expired: not taken */
+	assert_int_equal(store_eph_take(f->store, "otp", s, NOW, &taken), 0);
+	assert_true(taken);
+	assert_int_equal(store_eph_take(f->store, "otp", s, NOW, &taken), 0);
+	assert_false(taken);
+
+	assert_int_equal(store_eph_incr(f->store, "lock", s, NOW, NOW + 100, &counter), 0);
+	assert_int_equal(counter, 1);
+	assert_int_equal(store_eph_incr(f->store, "lock", s, NOW + 1, NOW + 500, &counter), 0);
+	assert_int_equal(counter, 2);
+	/* The first expiry holds while counting. */
+	assert_int_equal(store_eph_get(f->store, "lock", s, NOW + 99, &out, &counter), 0);
+	assert_non_null(out);
+	assert_int_equal(counter, 2);
+	json_decref(out);
+	assert_int_equal(store_eph_get(f->store, "lock", s, NOW + 100, &out, &counter), 0);
+	assert_null(out);
+	/* After expiry the count starts again. */
+	assert_int_equal(store_eph_incr(f->store, "lock", s, NOW + 100, NOW + 200, &counter), 0);
+	assert_int_equal(counter, 1);
+	assert_int_equal(store_eph_incr(f->store, "lock", s, NOW, NOW, &counter), ISSO_ERR_INVALID);
 }
 
 static void
@@ -1375,6 +1432,7 @@ main(void)
 	    cmocka_unit_test_setup_teardown(test_token_use_race, setup, teardown),
 	    cmocka_unit_test(test_memory_sqlite),
 	    cmocka_unit_test_setup_teardown(test_eph, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_eph_take_incr, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_rate, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_keys, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_audit, setup, teardown),

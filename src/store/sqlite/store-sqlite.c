@@ -68,11 +68,14 @@ enum sq_id {
 	SQ_TOKEN_REVOKE,
 	SQ_TOKEN_REVOKE_GRANT,
 	SQ_TOKEN_REVOKE_CLIENT_PERSON,
+	SQ_TOKEN_REVOKE_PERSON,
 	SQ_EPH_PUT,
 	SQ_EPH_GET,
 	SQ_EPH_UPDATE,
 	SQ_EPH_DELETE,
 	SQ_EPH_BUMP,
+	SQ_EPH_TAKE,
+	SQ_EPH_INCR,
 	SQ_RATE_HIT,
 	SQ_KEY_ADD,
 	SQ_KEY_PAGE,
@@ -105,7 +108,9 @@ static const char *const sq_sql[SQ_COUNT] = {
     [SQ_PERSON_BY_ID_HASH] = "SELECT " SQ_PERSON_COLS " FROM persons WHERE id_hash = ?1",
     [SQ_PERSON_UPDATE] = "UPDATE persons SET id_hash = COALESCE(?2, id_hash), pii = ?3, "
                          "updated_at = ?4 WHERE uuid = ?1",
-    [SQ_PERSON_DELETE] = "DELETE FROM persons WHERE uuid = ?1",
+    /* Only a person nothing refers to (members would cascade). */
+    [SQ_PERSON_DELETE] = "DELETE FROM persons WHERE uuid = ?1 AND NOT EXISTS "
+                         "(SELECT 1 FROM members WHERE members.uuid = ?1)",
     [SQ_MEMBER_ADD] = "INSERT INTO members (" SQ_MEMBER_COLS ") VALUES "
                       "(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
     [SQ_MEMBER_FIND] = "SELECT " SQ_MEMBER_COLS " FROM members "
@@ -133,6 +138,7 @@ static const char *const sq_sql[SQ_COUNT] = {
                      "AND expires_at > ?2",
     [SQ_TOKEN_REVOKE] = "UPDATE tokens SET revoked = 1 WHERE hash = ?1",
     [SQ_TOKEN_REVOKE_GRANT] = "UPDATE tokens SET revoked = 1 WHERE grant_id = ?1",
+    [SQ_TOKEN_REVOKE_PERSON] = "UPDATE tokens SET revoked = 1 WHERE uuid = ?1",
     [SQ_TOKEN_REVOKE_CLIENT_PERSON] =
         "UPDATE tokens SET revoked = 1 WHERE client_id = ?1 AND uuid = ?2",
     /* A put replaces the object, counter included. */
@@ -144,6 +150,14 @@ static const char *const sq_sql[SQ_COUNT] = {
     [SQ_EPH_UPDATE] = "UPDATE eph SET data = ?3 WHERE kind = ?1 AND id = ?2 "
                       "AND expires_at > ?4",
     [SQ_EPH_DELETE] = "DELETE FROM eph WHERE kind = ?1 AND id = ?2",
+    [SQ_EPH_TAKE] = "DELETE FROM eph WHERE kind = ?1 AND id = ?2 AND expires_at > ?3",
+    /* An expired row left for purge starts again from one. */
+    [SQ_EPH_INCR] = "INSERT INTO eph (kind, id, data, counter, expires_at) "
+                    "VALUES (?1, ?2, '{}', 1, ?4) ON CONFLICT (kind, id) DO UPDATE SET "
+                    "counter = CASE WHEN eph.expires_at > ?3 THEN eph.counter + 1 ELSE 1 END, "
+                    "data = CASE WHEN eph.expires_at > ?3 THEN eph.data ELSE '{}' END, "
+                    "expires_at = CASE WHEN eph.expires_at > ?3 THEN eph.expires_at "
+                    "ELSE excluded.expires_at END RETURNING counter",
     [SQ_EPH_BUMP] = "UPDATE eph SET counter = counter + 1 WHERE kind = ?1 AND id = ?2 "
                     "AND expires_at > ?3 RETURNING counter",
     /* A hit stamped in an older window (another node's clock) counts in
@@ -982,20 +996,16 @@ static int
 sq_person_delete(struct store_backend *base, const char *uuid)
 {
 	struct sq_backend *b = (struct sq_backend *)base;
-	struct sq_conn *c = NULL;
-	sqlite3_stmt *st = NULL;
-	int ret, rc = SQLITE_OK;
+	struct store_person *still = NULL;
+	int changes = 0, ret;
 
-	ret = sq_begin_op(b, SQ_PERSON_DELETE, &c, &st);
-	if (ret < 0)
-		goto out;
-	sq_bind_text(st, 1, uuid, &rc);
-	ret = sq_exec(c, st, rc, "person_delete", NULL);
-	/* A member (foreign key) still pointing at the person. */
-	if (ret == ISSO_ERR_INVALID)
-		ret = ISSO_ERR_CONFLICT;
-out:
-	sq_end_op(b, c, st);
+	ret = sq_simple(b, SQ_PERSON_DELETE, "person_delete", &changes, uuid, NULL, NULL);
+	if (ret == 0 && changes == 0) {
+		ret = sq_person_lookup(b, SQ_PERSON_GET, uuid, &still);
+		if (ret == 0 && still != NULL)
+			ret = ISSO_ERR_CONFLICT;
+		store_person_free(still);
+	}
 	return ret;
 }
 
@@ -1327,6 +1337,13 @@ sq_token_revoke_client_person(struct store_backend *base, const char *client_id,
 	                 "token_revoke_client_person", NULL, client_id, uuid, NULL);
 }
 
+static int
+sq_token_revoke_person(struct store_backend *base, const char *uuid)
+{
+	return sq_simple((struct sq_backend *)base, SQ_TOKEN_REVOKE_PERSON, "token_revoke_person",
+	                 NULL, uuid, NULL, NULL);
+}
+
 /* ---- short-lived objects ---- */
 
 static int
@@ -1436,6 +1453,58 @@ sq_eph_bump(struct store_backend *base, const char *kind, const char *id, int64_
 	}
 	if (rc != SQLITE_DONE) {
 		ret = sq_error(c->db, rc, "eph_bump");
+		goto out;
+	}
+	*counter_r = counter;
+out:
+	sq_end_op(b, c, st);
+	return ret;
+}
+
+static int
+sq_eph_take(struct store_backend *base, const char *kind, const char *id, int64_t now,
+            bool *taken_r)
+{
+	struct sq_backend *b = (struct sq_backend *)base;
+	struct sq_conn *c = NULL;
+	sqlite3_stmt *st = NULL;
+	int ret, rc = SQLITE_OK, changes = 0;
+
+	ret = sq_begin_op(b, SQ_EPH_TAKE, &c, &st);
+	if (ret < 0)
+		goto out;
+	sq_bind_text(st, 1, kind, &rc);
+	sq_bind_text(st, 2, id, &rc);
+	sq_bind_int(st, 3, now, &rc);
+	ret = sq_exec(c, st, rc, "eph_take", &changes);
+	*taken_r = ret == 0 && changes == 1;
+out:
+	sq_end_op(b, c, st);
+	return ret;
+}
+
+static int
+sq_eph_incr(struct store_backend *base, const char *kind, const char *id, int64_t now,
+            int64_t expires_at, int *counter_r)
+{
+	struct sq_backend *b = (struct sq_backend *)base;
+	struct sq_conn *c = NULL;
+	sqlite3_stmt *st = NULL;
+	int ret, rc = SQLITE_OK, counter = 0;
+
+	ret = sq_begin_op(b, SQ_EPH_INCR, &c, &st);
+	if (ret < 0)
+		goto out;
+	sq_bind_text(st, 1, kind, &rc);
+	sq_bind_text(st, 2, id, &rc);
+	sq_bind_int(st, 3, now, &rc);
+	sq_bind_int(st, 4, expires_at, &rc);
+	while (rc == SQLITE_OK && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+		counter = sqlite3_column_int(st, 0);
+		rc = SQLITE_OK;
+	}
+	if (rc != SQLITE_DONE) {
+		ret = sq_error(c->db, rc, "eph_incr");
 		goto out;
 	}
 	*counter_r = counter;
@@ -1802,11 +1871,14 @@ const struct store_driver store_driver_sqlite = {
     .token_revoke = sq_token_revoke,
     .token_revoke_grant = sq_token_revoke_grant,
     .token_revoke_client_person = sq_token_revoke_client_person,
+    .token_revoke_person = sq_token_revoke_person,
     .eph_put = sq_eph_put,
     .eph_get = sq_eph_get,
     .eph_update = sq_eph_update,
     .eph_delete = sq_eph_delete,
     .eph_bump = sq_eph_bump,
+    .eph_take = sq_eph_take,
+    .eph_incr = sq_eph_incr,
     .rate_hit = sq_rate_hit,
     .key_add = sq_key_add,
     .key_list = sq_key_list,
