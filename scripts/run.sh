@@ -38,8 +38,7 @@ ISSOCTL="$build/issoctl" node -e '
     const t = c.taipeipass;
     if (!t) continue;
     const a = ["user", "add", "--account", t.account, "--password", t.password,
-      "--phone", c.phone, "--name", c.name, "--id-number", c.national_id,
-      "--birthdate", c.birthdate];
+      "--phone", c.phone, "--name", c.name, "--id-number", c.national_id,      "--birthdate", c.birthdate, "--phone-verified"];
     if (t.email) a.push("--email", t.email);
     if (t.address) a.push("--address", t.address);
     if (t.level === "gold") a.push("--gold");

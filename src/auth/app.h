@@ -26,7 +26,13 @@ struct isso_app {
 	struct tmpl_set *tmpl;
 	struct i18n *i18n;
 	struct conn_sms *sms;
-	char *discovery; /* the discovery document, built once */
+	char *discovery;
+	    /* the discovery document, built once */ /* Told when a browser session ends other than
+	                                              * by logout (another person logged in on the
+	                                              * same browser), so its clients can be
+	                                              * informed (back-channel logout). May be NULL.
+	                                              */
+	void (*session_ended)(struct isso_app *app, json_t *session);
 	/* A precomputed argon2id hash, verified against when a login names no
 	 * account, so both answers take the same time. */
 	char dummy_password_hash[128];

@@ -1,5 +1,6 @@
 /* Scope and claim tables. */
 #include <string.h>
+#include <jansson.h>
 
 #include "auth/claims.h"
 
@@ -54,4 +55,41 @@ scope_known(const char *name)
 			return true;
 	}
 	return false;
+}
+
+unsigned
+claim_bit_of(const char *claim)
+{
+	static const struct {
+		const char *name;
+		unsigned bit;
+	} map[] = {
+	    {"uuid", CLAIM_UUID},           {"name", CLAIM_NAME},
+	    {"member_level", CLAIM_NAME},   {"id_number", CLAIM_ID_NUMBER},
+	    {"phone_number", CLAIM_PHONE},  {"phone_number_verified", CLAIM_PHONE},
+	    {"email", CLAIM_EMAIL},         {"email_verified", CLAIM_EMAIL},
+	    {"birthdate", CLAIM_BIRTHDATE}, {"address", CLAIM_ADDRESS},
+	};
+
+	for (size_t i = 0; i < sizeof(map) / sizeof(map[0]); i++) {
+		if (strcmp(map[i].name, claim) == 0)
+			return map[i].bit;
+	}
+	return 0;
+}
+
+void
+claims_restrict(json_t *claims, const char *scope)
+{
+	unsigned allowed = claims_from_scope(scope);
+	const char *key;
+	json_t *v;
+	void *tmp;
+
+	json_object_foreach_safe(claims, tmp, key, v)
+	{
+		unsigned bit = claim_bit_of(key);
+		if (bit == 0 || (bit & allowed) == 0)
+			json_object_del(claims, key);
+	}
 }

@@ -2,6 +2,7 @@
 #ifndef ISSO_CLAIMS_H
 #define ISSO_CLAIMS_H
 
+#include <jansson.h>
 #include <stdbool.h>
 
 /* One bit per released claim group. */
@@ -24,6 +25,12 @@ struct claim_scope {
 /* Every scope that releases personal data, in consent-page order. */
 extern const struct claim_scope claim_scopes[];
 extern const unsigned claim_scopes_count;
+
+/* The bit that releases a claim by its name ("phone_number" -> CLAIM_PHONE);
+ * 0 for names that are not personal data (sub …). */
+unsigned claim_bit_of(const char *claim);
+/* Removes from claims every member scope does not release. */
+void claims_restrict(json_t *claims, const char *scope);
 
 /* Bits asked for by a space-separated scope string. */
 unsigned claims_from_scope(const char *scope);

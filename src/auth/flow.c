@@ -134,9 +134,16 @@ flow_complete(struct isso_app *app, struct http_req *req, const char *id, json_t
 	 * list survives only when the same person logs in again. */
 	if (old != NULL) {
 		const char *olduuid = json_string_value(json_object_get(old, "uuid"));
-		if (olduuid != NULL && strcmp(olduuid, auth->uuid) == 0)
+		if (olduuid != NULL && strcmp(olduuid, auth->uuid) == 0) {
+			/* Clients already know this session by its sid: keep
+			 * it, so a later back-channel logout names what they hold. */
 			json_object_set(session, "clients", json_object_get(old, "clients"));
+			json_object_set(session, "sid", json_object_get(old, "sid"));
+		}
 		(void)store_eph_delete(app->store, "session", old_key);
+		if ((olduuid == NULL || strcmp(olduuid, auth->uuid) != 0) &&
+		    app->session_ended != NULL)
+			app->session_ended(app, old);
 		json_decref(old);
 	}
 	if (json_object_get(session, "clients") == NULL)
@@ -145,7 +152,8 @@ flow_complete(struct isso_app *app, struct http_req *req, const char *id, json_t
 	secret_token(16, sid);
 	secret_sha256_hex(token, strlen(token), key);
 	json_object_set_new(session, "uuid", json_string(auth->uuid));
-	json_object_set_new(session, "sid", json_string(sid));
+	if (!json_is_string(json_object_get(session, "sid")))
+		json_object_set_new(session, "sid", json_string(sid));
 	json_object_set_new(session, "auth_time", json_integer(now));
 	json_object_set_new(session, "loa", json_integer(auth->loa));
 	json_object_set_new(session, "amr", amr_array(auth));

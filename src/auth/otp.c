@@ -54,11 +54,9 @@ otp_cooldown_left(struct isso_app *app, const char *phone)
 	return left;
 }
 
-/* otp_send, or with deliver false otp_unsent: the same limits, challenge
- * and cool-down, whether or not the SMS goes out. */
-static int
-otp_issue(struct isso_app *app, struct http_req *req, const char *purpose, const char *phone,
-          const char *notice_key, bool deliver, char id_r[44], int *wait_r)
+int
+otp_send(struct isso_app *app, struct http_req *req, const char *purpose, const char *phone,
+         const char *notice_key, enum otp_delivery delivery, char id_r[44], int *wait_r)
 {
 	const struct i18n_catalog *zh = i18n_catalog(app->i18n, "zh-TW");
 	char hash[65], key[128], code[OTP_DIGITS + 1], chash[65];
@@ -94,13 +92,16 @@ otp_issue(struct isso_app *app, struct http_req *req, const char *purpose, const
 	ret = store_eph_put(app->store, "otp", id_r, o, now + OTP_TTL);
 	if (ret < 0)
 		goto out;
-	if (!deliver)
+	if (delivery == OTP_DELIVER_NONE)
 		goto cool;
 	if (notice_key != NULL)
 		body = xasprintf("%s", i18n_get(zh, notice_key));
 	else
 		body = sms_text(i18n_get(zh, "otp.sms"), code);
-	ret = conn_sms_send(app->sms, phone, body, &msgid, &error);
+	if (delivery == OTP_DELIVER_QUEUED)
+		ret = conn_sms_queue(app->sms, phone, body);
+	else
+		ret = conn_sms_send(app->sms, phone, body, &msgid, &error);
 	if (ret < 0) {
 		log_warn("sms_failed", "reason", error != NULL ? error : "?", NULL);
 		(void)store_eph_delete(app->store, "otp", id_r);
@@ -111,7 +112,7 @@ cool:
 	json_decref(o);
 	o = json_pack("{s:I}", "until", (json_int_t)(now + OTP_COOLDOWN));
 	ret = store_eph_put(app->store, "otp-cool", hash, o, now + OTP_COOLDOWN);
-	if (deliver)
+	if (delivery != OTP_DELIVER_NONE)
 		log_info("otp_sent", "purpose", purpose, NULL);
 out:
 	sodium_memzero(code, sizeof(code));
@@ -122,42 +123,45 @@ out:
 }
 
 int
-otp_send(struct isso_app *app, struct http_req *req, const char *purpose, const char *phone,
-         const char *notice_key, char id_r[44], int *wait_r)
-{
-	return otp_issue(app, req, purpose, phone, notice_key, true, id_r, wait_r);
-}
-
-int
-otp_unsent(struct isso_app *app, struct http_req *req, const char *purpose, const char *phone,
-           char id_r[44], int *wait_r)
-{
-	return otp_issue(app, req, purpose, phone, NULL, false, id_r, wait_r);
-}
-
-int
 otp_check(struct isso_app *app, const char *id, const char *purpose, const char *phone,
           const char *code, enum otp_result *result_r, int *tries_left_r)
 {
-	char hash[65], chash[65];
+	char hash[65], chash[65], key[128];
 	json_t *o = NULL;
 	int64_t now = app_now();
-	int tries = 0, ret;
-	bool digits = strlen(code) == OTP_DIGITS;
+	int tries = 0, attempts = 0, ret;
+	bool digits = strlen(code) == OTP_DIGITS, taken = false;
 
 	*result_r = OTP_EXPIRED;
 	if (tries_left_r != NULL)
 		*tries_left_r = 0;
 	if (id == NULL || strlen(id) != 43)
 		return 0;
-	ret = store_eph_get(app->store, "otp", id, now, &o, &tries);
+	ret = store_eph_get(app->store, "otp", id, now, &o, NULL);
 	if (ret < 0 || o == NULL)
 		goto out;
 	secret_lookup_hash(&app->secrets, "phone", phone, hash);
 	if (!secret_equal(json_string_value(json_object_get(o, "phone")) ?: "", hash) ||
 	    strcmp(json_string_value(json_object_get(o, "purpose")) ?: "", purpose) != 0)
 		goto out;
-	if (tries >= OTP_MAX_TRIES) {
+	/* Across challenges too: a number gets a bounded number of guesses
+	 * an hour, however many codes are asked for. */
+	snprintf(key, sizeof(key), "otp-verify:%s", hash);
+	ret = store_rate_hit(app->store, key, 3600, now, &attempts);
+	if (ret < 0)
+		goto out;
+	if (attempts > OTP_VERIFY_PER_NUMBER_HOUR) {
+		(void)store_eph_delete(app->store, "otp", id);
+		*result_r = OTP_EXHAUSTED;
+		goto out;
+	}
+	/* Count the try before comparing: parallel guesses cannot all slip
+	 * under the limit. */
+	ret = store_eph_bump(app->store, "otp", id, now, &tries);
+	if (ret < 0 || tries < 0)
+		goto out;
+	if (tries > OTP_MAX_TRIES) {
+		(void)store_eph_delete(app->store, "otp", id);
 		*result_r = OTP_EXHAUSTED;
 		goto out;
 	}
@@ -165,15 +169,12 @@ otp_check(struct isso_app *app, const char *id, const char *purpose, const char 
 		digits = code[i] >= '0' && code[i] <= '9';
 	code_hash(id, digits ? code : "", chash);
 	if (digits && secret_equal(json_string_value(json_object_get(o, "code")) ?: "", chash)) {
-		/* Single use: only the caller that deletes it wins. */
-		ret = store_eph_delete(app->store, "otp", id);
-		if (ret == 0)
+		/* Single use: only the caller that removes it wins. */
+		ret = store_eph_take(app->store, "otp", id, now, &taken);
+		if (ret == 0 && taken)
 			*result_r = OTP_OK;
 		goto out;
 	}
-	ret = store_eph_bump(app->store, "otp", id, now, &tries);
-	if (ret < 0 || tries < 0)
-		goto out;
 	if (tries >= OTP_MAX_TRIES) {
 		(void)store_eph_delete(app->store, "otp", id);
 		*result_r = OTP_EXHAUSTED;

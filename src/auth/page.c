@@ -24,10 +24,9 @@ lang_switch_url(struct http_req *req, const char *other)
 	struct pool *pool = http_pool(req);
 	const struct http_kvs *q = http_query_all(req);
 	struct buf b;
-	const char *url;
-
+	const char *url; /* Relative ("?…"): the path never goes into the link, so a crafted
+	                  * path such as //elsewhere cannot turn it into an external one. */
 	buf_init(&b, 16384);
-	buf_addstr(&b, http_path(req));
 	buf_addc(&b, '?');
 	for (size_t i = 0; q != NULL && i < q->n; i++) {
 		if (strcmp(q->v[i].name, "lang") == 0 || strcmp(q->v[i].name, "ui_locales") == 0)

@@ -134,6 +134,7 @@ member_create(struct isso_app *app, const struct member_new *m, char uuid_r[37],
 	pii = json_object();
 	json_object_set_new(pii, "account", json_string(account));
 	json_object_set_new(pii, "phone", json_string(phone));
+	json_object_set_new(pii, "phone_verified", json_boolean(m->phone_verified));
 	if (m->email != NULL && m->email[0] != '\0')
 		json_object_set_new(pii, "email", json_string(email));
 	if (m->name != NULL && m->name[0] != '\0')
@@ -246,7 +247,7 @@ member_authenticate(struct isso_app *app, const char *login, const char *passwor
 	struct store_member *member = NULL;
 	int64_t now = app_now();
 	char key[65];
-	int failures = 0, ret;
+	int attempts = 0, ret;
 	bool match;
 
 	*ok_r = false;
@@ -257,34 +258,28 @@ member_authenticate(struct isso_app *app, const char *login, const char *passwor
 	ret = member_lookup(app, login, &member, key);
 	if (ret < 0)
 		goto out;
-	/* Failures count per login name, existing or not, so a lockout tells
-	 * nothing about whether an account exists. */
-	ret = store_eph_get(app->store, "lock", key, now, NULL, &failures);
+	/* Attempts count per member, however it is named (account, e-mail,
+	 * phone); for a name that matches nobody, per that name, so a lockout
+	 * looks the same and tells nothing about whether an account exists.
+	 * The attempt is counted before the password is checked, so parallel
+	 * guesses cannot slip past the limit. */
+	if (member != NULL)
+		secret_lookup_hash(&app->secrets, "member", member->uuid, key);
+	ret = store_eph_incr(app->store, "lock", key, now, now + app->cfg->security.lockout_seconds,
+	                     &attempts);
 	if (ret < 0)
 		goto out;
 	match = secret_password_verify(
 	    member != NULL ? member->password_hash : app->dummy_password_hash, password);
-	if (failures >= app->cfg->security.max_failures) {
+	if (attempts > app->cfg->security.max_failures) {
 		*locked_r = true;
-		goto out;
-	}
-	if (member != NULL && match) {
+	} else if (member != NULL && match) {
 		*ok_r = true;
 		memcpy(uuid_r, member->uuid, strlen(member->uuid) + 1);
 		(void)store_eph_delete(app->store, "lock", key);
-		goto out;
-	}
-	ret = store_eph_bump(app->store, "lock", key, now, &failures);
-	if (ret == 0 && failures < 0) {
-		json_t *o = json_object();
-		ret = store_eph_put(app->store, "lock", key, o,
-		                    now + app->cfg->security.lockout_seconds);
-		json_decref(o);
-		if (ret == 0)
-			ret = store_eph_bump(app->store, "lock", key, now, &failures);
-	}
-	if (ret == 0 && failures >= app->cfg->security.max_failures)
+	} else if (attempts == app->cfg->security.max_failures) {
 		*locked_r = true;
+	}
 out:
 	store_member_free(member);
 	return ret;

@@ -23,6 +23,7 @@ struct member_new {
 	const char *birthdate;
 	const char *address;
 	bool gold;
+	bool phone_verified; /* the phone was proven (SMS code) when enrolling */
 };
 
 /* Checks the fields of a new member without writing anything: NULL, or
@@ -44,7 +45,8 @@ const char *member_password_problem(const char *account, const char *password);
 /* Checks a login name (account, e-mail or mobile number) and password.
  * Always spends one argon2id verification, found or not. Returns 0 with
  * *ok_r and uuid_r set on success. *locked_r is true when this login name
- * has failed too often recently (whether or not it exists). */
+ * has failed too often recently: counted per member, however it is named,
+ * and per login name when it names nobody, with the same answers. */
 int member_authenticate(struct isso_app *app, const char *login, const char *password, bool *ok_r,
                         bool *locked_r, char uuid_r[37]);
 

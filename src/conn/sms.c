@@ -23,11 +23,25 @@
 #define SMS_MSGID_MAX       32
 #define SMS_TIMEOUT_DEFAULT 5000
 
+#define SMS_QUEUE_MAX 1024
+
+struct sms_job {
+	char *phone, *body;
+};
+
 struct conn_sms {
 	char *url; /* endpoint with CharsetURL=UTF-8 in its query */
 	char *username;
 	char *password;
 	long timeout_ms;
+	/* The background outbox (conn_sms_queue): a ring of jobs and one
+	 * worker thread, started on first use. */
+	pthread_mutex_t lock;
+	pthread_cond_t wake;
+	struct sms_job queue[SMS_QUEUE_MAX];
+	size_t head, count;
+	bool worker_started, stopping;
+	pthread_t worker;
 };
 
 static pthread_once_t sms_curl_once = PTHREAD_ONCE_INIT;
@@ -126,6 +140,8 @@ conn_sms_new(const char *url, const char *username, const char *password, int ti
 	sms->username = xstrdup(username);
 	sms->password = xstrdup(password);
 	sms->timeout_ms = timeout_ms > 0 ? timeout_ms : SMS_TIMEOUT_DEFAULT;
+	pthread_mutex_init(&sms->lock, NULL);
+	pthread_cond_init(&sms->wake, NULL);
 out:
 	return sms;
 }
@@ -135,6 +151,19 @@ conn_sms_free(struct conn_sms *sms)
 {
 	if (sms == NULL)
 		return;
+	pthread_mutex_lock(&sms->lock);
+	sms->stopping = true;
+	pthread_cond_signal(&sms->wake);
+	pthread_mutex_unlock(&sms->lock);
+	if (sms->worker_started)
+		pthread_join(sms->worker, NULL);
+	for (size_t i = 0; i < sms->count; i++) {
+		struct sms_job *j = &sms->queue[(sms->head + i) % SMS_QUEUE_MAX];
+		free(j->phone);
+		xfree_secret(j->body);
+	}
+	pthread_cond_destroy(&sms->wake);
+	pthread_mutex_destroy(&sms->lock);
 	free(sms->url);
 	free(sms->username);
 	xfree_secret(sms->password);
@@ -404,5 +433,67 @@ out:
 		curl_easy_cleanup(curl);
 	buf_free_secret(&form);
 	buf_free(&reply);
+	return ret;
+}
+
+/* The outbox worker: sends queued messages one by one until stopped. */
+static void *
+sms_worker(void *arg)
+{
+	struct conn_sms *sms = arg;
+	struct sms_job job;
+	const char *error = NULL;
+	char *msgid = NULL;
+
+	for (;;) {
+		pthread_mutex_lock(&sms->lock);
+		while (sms->count == 0 && !sms->stopping)
+			pthread_cond_wait(&sms->wake, &sms->lock);
+		if (sms->count == 0) {
+			pthread_mutex_unlock(&sms->lock);
+			break;
+		}
+		job = sms->queue[sms->head];
+		sms->head = (sms->head + 1) % SMS_QUEUE_MAX;
+		sms->count--;
+		pthread_mutex_unlock(&sms->lock);
+
+		if (conn_sms_send(sms, job.phone, job.body, &msgid, &error) < 0)
+			log_warn("sms_queued_failed", "reason", error != NULL ? error : "?", NULL);
+		free(msgid);
+		msgid = NULL;
+		free(job.phone);
+		xfree_secret(job.body);
+	}
+	return NULL;
+}
+
+int
+conn_sms_queue(struct conn_sms *sms, const char *phone, const char *body)
+{
+	int ret = 0;
+
+	if (sms == NULL || phone == NULL || body == NULL)
+		return ISSO_ERR_INVALID;
+	pthread_mutex_lock(&sms->lock);
+	if (!sms->worker_started) {
+		if (pthread_create(&sms->worker, NULL, sms_worker, sms) != 0) {
+			ret = ISSO_ERR_IO;
+			goto out;
+		}
+		sms->worker_started = true;
+	}
+	if (sms->count == SMS_QUEUE_MAX || sms->stopping) {
+		ret = ISSO_ERR_LIMIT;
+		goto out;
+	}
+	sms->queue[(sms->head + sms->count) % SMS_QUEUE_MAX] =
+	    (struct sms_job){.phone = xstrdup(phone), .body = xstrdup(body)};
+	sms->count++;
+	pthread_cond_signal(&sms->wake);
+out:
+	pthread_mutex_unlock(&sms->lock);
+	if (ret == ISSO_ERR_LIMIT)
+		log_warn("sms_queue_full", NULL);
 	return ret;
 }

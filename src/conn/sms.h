@@ -22,4 +22,11 @@ void conn_sms_free(struct conn_sms *sms);
 int conn_sms_send(struct conn_sms *sms, const char *phone, const char *body, char **msgid_r,
                   const char **error_r);
 
+/* Hands the message to a background sender and returns at once: for
+ * answers whose timing or failure must not tell whether a message was
+ * really sent (password reset for a number that may have no account).
+ * Failures are logged, not returned. Returns 0, ISSO_ERR_LIMIT when the
+ * outbox is full (1024 messages) or ISSO_ERR_IO. */
+int conn_sms_queue(struct conn_sms *sms, const char *phone, const char *body);
+
 #endif

@@ -73,12 +73,35 @@ client_json(const struct store_client *c)
 static bool
 uri_ok(const char *u)
 {
-	if (strlen(u) > 2000 || strchr(u, '#') != NULL || strchr(u, ' ') != NULL)
+	static const char *const loopback[] = {"127.0.0.1", "localhost", "[::1]", NULL};
+	const char *host, *end;
+
+	if (strlen(u) > 2000 || strchr(u, '#') != NULL)
 		return false;
+	for (const char *p = u; *p != '\0'; p++) {
+		if ((unsigned char)*p < 0x21 || (unsigned char)*p > 0x7e)
+			return false;
+	}
 	if (strncmp(u, "https://", 8) == 0)
-		return u[8] != '\0' && u[8] != '/';
-	return strncmp(u, "http://127.0.0.1", 16) == 0 || strncmp(u, "http://localhost", 16) == 0 ||
-	       strncmp(u, "http://[::1]", 12) == 0;
+		host = u + 8;
+	else if (strncmp(u, "http://", 7) == 0)
+		host = u + 7;
+	else
+		return false;
+	end = host + strcspn(host, "/?");
+	/* No user-info: "https://good@evil" names the host evil. */
+	if (end == host || memchr(host, '@', (size_t)(end - host)) != NULL)
+		return false;
+	if (host == u + 8)
+		return true;
+	/* Plain http only to this machine (RFC 8252 §7.3): the host must be
+	 * exactly a loopback name, optionally with a port. */
+	for (const char *const *l = loopback; *l != NULL; l++) {
+		size_t n = strlen(*l);
+		if (strncmp(host, *l, n) == 0 && (host + n == end || host[n] == ':'))
+			return true;
+	}
+	return false;
 }
 
 static int
@@ -206,8 +229,10 @@ client_add(struct isso_app *app, int argc, char **argv)
 		ret = fail(2, "unknown --auth-method %s", c.auth_method);
 		goto out;
 	}
-	if (strcmp(c.auth_method, "private_key_jwt") == 0 && c.jwks == NULL) {
-		ret = fail(2, "private_key_jwt needs --jwks (inline JWK set)", NULL);
+	if (strcmp(c.auth_method, "private_key_jwt") == 0 && c.jwks == NULL &&
+	    (c.jwks_uri == NULL || !uri_ok(c.jwks_uri))) {
+		ret = fail(2, "private_key_jwt needs --jwks-uri URL or --jwks (inline JWK set)",
+		           NULL);
 		goto out;
 	}
 	secret_token(16, id);
@@ -329,6 +354,7 @@ user_add(struct isso_app *app, int argc, char **argv)
 	    {"birthdate", required_argument, NULL, 'b'},
 	    {"address", required_argument, NULL, 'A'},
 	    {"gold", no_argument, NULL, 'g'},
+	    {"phone-verified", no_argument, NULL, 'V'},
 	    {NULL, 0, NULL, 0},
 	};
 	struct member_new m;
@@ -366,6 +392,9 @@ user_add(struct isso_app *app, int argc, char **argv)
 			break;
 		case 'g':
 			m.gold = true;
+			break;
+		case 'V':
+			m.phone_verified = true;
 			break;
 		default:
 			return fail(2, "unknown option", NULL);

@@ -55,41 +55,6 @@ oidc_origin(struct pool *pool, const char *uri)
 	return pool_strndup(pool, uri, n);
 }
 
-int
-oidc_consent_needed(struct isso_app *app, json_t *request, const char *uuid, bool *needed_r)
-{
-	const char *prompt = json_string_value(json_object_get(request, "prompt"));
-	const char *scope = json_string_value(json_object_get(request, "scope"));
-	const char *client_id = json_string_value(json_object_get(request, "client_id"));
-	char *consented = NULL;
-	int ret;
-
-	*needed_r = true;
-	if (prompt != NULL && scope_has(prompt, "consent"))
-		return 0;
-	ret = store_consent_get(app->store, uuid, client_id, &consented);
-	if (ret < 0 || consented == NULL)
-		return ret;
-	*needed_r = false;
-	for (const char *p = scope; p != NULL && *p != '\0';) {
-		size_t n = strcspn(p, " ");
-		char w[64];
-		if (n >= sizeof(w)) {
-			*needed_r = true;
-			break;
-		}
-		memcpy(w, p, n);
-		w[n] = '\0';
-		if (n > 0 && !scope_has(consented, w))
-			*needed_r = true;
-		p += n;
-		while (*p == ' ')
-			p++;
-	}
-	free(consented);
-	return 0;
-}
-
 struct store_client *
 oidc_client(struct isso_app *app, const char *client_id)
 {
@@ -405,7 +370,7 @@ authorize(struct http_req *req, void *ctx)
 		const char *uuid = json_string_value(json_object_get(session, "uuid"));
 		bool need_consent = false;
 
-		if (oidc_consent_needed(app, request, uuid, &need_consent) < 0) {
+		if (oidc_consent_needed(app, request, uuid, session, &need_consent) < 0) {
 			page_error(app, req, 503, "error.unavailable", "error.unavailable.message",
 			           NULL);
 			goto out;

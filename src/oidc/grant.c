@@ -117,19 +117,22 @@ oidc_claims(struct isso_app *app, const char *uuid, const char *scope, json_t *s
 	}
 	if ((want & CLAIM_ADDRESS) && (v = json_object_get(pii, "address")) != NULL)
 		json_object_set_new(c, "address", json_pack("{s:O}", "formatted", v));
-	if (want & CLAIM_PHONE) {
-		/* The number verified in this login, else the member's own
-		 * (verified by SMS when registering). */
-		if (phone == NULL)
+	if (want & CLAIM_PHONE) { /* The number verified in this login; else the member's own,
+		                   * verified only if it was proven when enrolling. */
+		bool verified = phone != NULL;
+		if (phone == NULL) {
 			phone = json_string_value(json_object_get(pii, "phone"));
+			verified = json_is_true(json_object_get(pii, "phone_verified"));
+		}
 		if (phone != NULL) {
 			char e164[14];
 			phone_to_e164(phone, e164);
 			json_object_set_new(c, "phone_number", json_string(e164));
-			json_object_set_new(c, "phone_number_verified", json_true());
+			json_object_set_new(c, "phone_number_verified", json_boolean(verified));
 		}
 	}
-	if (m != NULL && strcmp(m->id, "taipeipass") == 0 && (v = json_object_get(pii, "level")))
+	if ((want & CLAIM_NAME) && m != NULL && strcmp(m->id, "taipeipass") == 0 &&
+	    (v = json_object_get(pii, "level")))
 		json_object_set(c, "member_level", v);
 done:
 	*claims_r = c;
@@ -151,12 +154,22 @@ oidc_code_redirect(struct isso_app *app, struct http_req *req, json_t *request, 
 	const char *scope = json_string_value(json_object_get(request, "scope"));
 	const char *uuid = json_string_value(json_object_get(session, "uuid"));
 	struct store_token t;
-	json_t *claims = NULL, *data = NULL;
+	json_t *claims = NULL, *data = NULL, *fresh = NULL;
 	char code[44], hash[65], grant[44];
 	char *sealed = NULL;
 	int64_t now = app_now();
 	struct buf b;
-
+	if (session_key != NULL) {
+		/* The session may have ended (logout in another tab) since this
+		 * login began; and its client list may have grown: use the
+		 * stored one, not the transaction's copy. */
+		if (store_eph_get(app->store, "session", session_key, app_now(), &fresh, NULL) <
+		        0 ||
+		    fresh == NULL) {
+			page_error(app, req, 400, "error.txn_title", "error.session_ended", NULL);
+			goto out;
+		}
+	}
 	if (oidc_claims(app, uuid, scope, session, &claims) < 0 ||
 	    (sealed = oidc_seal_claims(app, claims)) == NULL) {
 		page_error(app, req, 503, "error.unavailable", "error.unavailable.message", NULL);
@@ -189,8 +202,8 @@ oidc_code_redirect(struct isso_app *app, struct http_req *req, json_t *request, 
 		page_error(app, req, 503, "error.unavailable", "error.unavailable.message", NULL);
 		goto out;
 	}
-	if (session_key != NULL)
-		flow_session_add_client(app, session_key, session, client_id);
+	if (fresh != NULL)
+		flow_session_add_client(app, session_key, fresh, client_id);
 
 	buf_init(&b, 16384);
 	buf_printf(&b, "%s%ccode=%s", uri, strchr(uri, '?') != NULL ? '&' : '?', code);
@@ -203,6 +216,7 @@ oidc_code_redirect(struct isso_app *app, struct http_req *req, json_t *request, 
 	log_info("code_issued", "client_id", client_id, NULL);
 out:
 	free(sealed);
+	json_decref(fresh);
 	json_decref(claims);
 	json_decref(data);
 }

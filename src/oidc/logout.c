@@ -2,6 +2,7 @@
  * logout (OIDC Back-Channel Logout 1.0). */
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <curl/curl.h>
 
 #include "auth/app.h"
@@ -17,7 +18,8 @@
 #include "oidc/oidc-private.h"
 #include "store/store.h"
 
-#define BACKCHANNEL_TIMEOUT_MS 3000
+#define BACKCHANNEL_TIMEOUT_MS 2000 /* one client */
+#define BACKCHANNEL_BUDGET_MS  5000 /* all of them */
 
 static size_t
 discard(char *p, size_t size, size_t n, void *ctx)
@@ -27,7 +29,7 @@ discard(char *p, size_t size, size_t n, void *ctx)
 
 static void
 backchannel_one(struct isso_app *app, const struct store_client *c, const char *uuid,
-                const char *sid)
+                const char *sid, long timeout_ms)
 {
 	char sub[44], jti[44];
 	char *jwt = NULL, *body = NULL, *enc = NULL;
@@ -49,13 +51,12 @@ backchannel_one(struct isso_app *app, const struct store_client *c, const char *
 	if (curl == NULL)
 		goto out;
 	enc = curl_easy_escape(curl, jwt, 0);
-	body = malloc(strlen(enc) + 16);
-	if (enc == NULL || body == NULL)
+	if (enc == NULL || (body = malloc(strlen(enc) + 16)) == NULL)
 		goto out;
 	snprintf(body, strlen(enc) + 16, "logout_token=%s", enc);
 	curl_easy_setopt(curl, CURLOPT_URL, c->backchannel_logout_uri);
 	curl_easy_setopt(curl, CURLOPT_POSTFIELDS, body);
-	curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS, (long)BACKCHANNEL_TIMEOUT_MS);
+	curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS, timeout_ms);
 	curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
 	curl_easy_setopt(curl, CURLOPT_FOLLOWLOCATION, 0L);
 	curl_easy_setopt(curl, CURLOPT_PROTOCOLS_STR, "http,https");
@@ -79,17 +80,42 @@ out:
 void
 oidc_backchannel_logout(struct isso_app *app, const char *uuid, const char *sid, json_t *clients)
 {
+	struct timespec start, now;
 	size_t i;
 	json_t *v;
+	long left;
 
+	/* One deadline for all clients, so a logout answers in bounded time
+	 * however many services the citizen used. */
+	clock_gettime(CLOCK_MONOTONIC, &start);
 	json_array_foreach(clients, i, v)
 	{
 		struct store_client *c = oidc_client(app, json_string_value(v));
+		clock_gettime(CLOCK_MONOTONIC, &now);
+		left = BACKCHANNEL_BUDGET_MS - ((now.tv_sec - start.tv_sec) * 1000 +
+		                                (now.tv_nsec - start.tv_nsec) / 1000000);
+		if (left > BACKCHANNEL_TIMEOUT_MS)
+			left = BACKCHANNEL_TIMEOUT_MS;
 		if (c != NULL && c->backchannel_logout_uri != NULL &&
-		    c->backchannel_logout_uri[0] != '\0')
-			backchannel_one(app, c, uuid, sid);
+		    c->backchannel_logout_uri[0] != '\0') {
+			if (left < 100)
+				log_warn("backchannel_logout_skipped", "client_id", c->client_id,
+				         NULL);
+			else
+				backchannel_one(app, c, uuid, sid, left);
+		}
 		store_client_free(c);
 	}
+}
+
+void
+oidc_session_ended(struct isso_app *app, json_t *session)
+{
+	const char *uuid = json_string_value(json_object_get(session, "uuid"));
+	const char *sid = json_string_value(json_object_get(session, "sid"));
+
+	if (uuid != NULL && sid != NULL)
+		oidc_backchannel_logout(app, uuid, sid, json_object_get(session, "clients"));
 }
 
 /* Verifies an id_token_hint we issued (expired ones are fine: OIDC

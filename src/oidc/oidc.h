@@ -13,6 +13,9 @@ struct store_client;
 
 /* Registers every OpenID Provider route. */
 void oidc_routes(struct isso_app *app, struct http_server *srv);
+/* Back-channel logout for a session that ended without a logout request
+ * (the app's session_ended hook). */
+void oidc_session_ended(struct isso_app *app, json_t *session);
 /* Builds the discovery document once, at start-up. */
 int oidc_discovery_build(struct isso_app *app);
 
@@ -27,8 +30,15 @@ void oidc_code_redirect(struct isso_app *app, struct http_req *req, json_t *requ
                         json_t *session, const char *session_key);
 
 /* Whether request (a stored authorization request) needs the consent page
- * for uuid: prompt=consent, or scopes not yet granted to its client. */
-int oidc_consent_needed(struct isso_app *app, json_t *request, const char *uuid, bool *needed_r);
+ * for uuid after the login described by session: prompt=consent, a scope
+ * not yet granted to its client, or a scope granted when it had nothing to
+ * release that now would release something. */
+int oidc_consent_needed(struct isso_app *app, json_t *request, const char *uuid, json_t *session,
+                        bool *needed_r);
+/* Records consent to scope for the fields in claims (what the citizen was
+ * shown): scopes that released nothing are remembered as such. */
+int oidc_consent_record(struct isso_app *app, const char *uuid, const char *client_id,
+                        const char *scope, json_t *claims);
 
 /* The claims (name → value) that scope releases about uuid after a login
  * described by session (method, verified phone). Only what the method may

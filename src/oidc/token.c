@@ -2,12 +2,14 @@
  * authentication. */
 #include <stdlib.h>
 #include <string.h>
+#include <curl/curl.h>
 
 #include "auth/app.h"
 #include "auth/claims.h"
 #include "auth/method.h"
 #include "http/parse.h"
 #include "jose/jose.h"
+#include "lib/buf.h"
 #include "lib/isso.h"
 #include "lib/log.h"
 #include "lib/secret.h"
@@ -35,6 +37,64 @@ client_denied(struct http_req *req, bool basic, const char *description)
 	oidc_json_error(req, 401, "invalid_client", description);
 }
 
+#define JWKS_MAX       (64 * 1024)
+#define JWKS_CACHE_TTL 300
+
+static size_t
+jwks_write(char *data, size_t size, size_t n, void *ctx)
+{
+	return buf_add(ctx, data, size * n) == 0 ? size * n : 0;
+}
+
+/* The client's JWK set: registered inline, or fetched from its jwks_uri
+ * (cached five minutes, bounded in size and time). New reference or NULL. */
+static json_t *
+client_jwks(struct isso_app *app, const struct store_client *c)
+{
+	json_t *jwks = NULL;
+	struct buf body;
+	CURL *curl = NULL;
+	long status = 0;
+	int64_t now = app_now();
+
+	if (c->jwks != NULL)
+		return json_incref(c->jwks);
+	if (c->jwks_uri == NULL || c->jwks_uri[0] == '\0')
+		return NULL;
+	if (store_eph_get(app->store, "jwks", c->client_id, now, &jwks, NULL) == 0 && jwks != NULL)
+		return jwks;
+	buf_init(&body, JWKS_MAX);
+	curl = curl_easy_init();
+	if (curl == NULL)
+		goto out;
+	curl_easy_setopt(curl, CURLOPT_URL, c->jwks_uri);
+	curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS, 3000L);
+	curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
+	curl_easy_setopt(curl, CURLOPT_PROTOCOLS_STR, "http,https");
+	curl_easy_setopt(curl, CURLOPT_FOLLOWLOCATION, 0L);
+	curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, jwks_write);
+	curl_easy_setopt(curl, CURLOPT_WRITEDATA, &body);
+	if (curl_easy_perform(curl) != CURLE_OK)
+		goto out;
+	curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &status);
+	if (status != 200)
+		goto out;
+	jwks = json_loadb(body.data, body.len, JSON_REJECT_DUPLICATES, NULL);
+	if (!json_is_array(json_object_get(jwks, "keys"))) {
+		json_decref(jwks);
+		jwks = NULL;
+		goto out;
+	}
+	(void)store_eph_put(app->store, "jwks", c->client_id, jwks, now + JWKS_CACHE_TTL);
+out:
+	if (jwks == NULL)
+		log_warn("client_jwks_unavailable", "client_id", c->client_id, NULL);
+	if (curl != NULL)
+		curl_easy_cleanup(curl);
+	buf_free(&body);
+	return jwks;
+}
+
 /* private_key_jwt (RFC 7523 §3): the assertion is signed by a key of the
  * client's registered JWK set and names the client as iss and sub. */
 static bool
@@ -42,7 +102,7 @@ assertion_ok(struct isso_app *app, struct store_client *c, const char *assertion
              const char **why_r)
 {
 	static const char *const algs[] = {"ES256", "RS256", "PS256", NULL};
-	json_t *claims = NULL, *aud, *o;
+	json_t *claims = NULL, *aud, *jwks = NULL;
 	const char *jti;
 	char *token_url = NULL, *key = NULL;
 	int64_t now = app_now();
@@ -51,7 +111,12 @@ assertion_ok(struct isso_app *app, struct store_client *c, const char *assertion
 	int counter = 0;
 
 	*why_r = "client assertion rejected";
-	if (c->jwks == NULL || jose_verify(assertion, c->jwks, algs, &claims, why_r) < 0)
+	jwks = client_jwks(app, c);
+	if (jwks == NULL) {
+		*why_r = "the client's JWK set is unavailable";
+		goto out;
+	}
+	if (jose_verify(assertion, jwks, algs, &claims, why_r) < 0)
 		goto out;
 	if (strcmp(json_string_value(json_object_get(claims, "iss")) ?: "", c->client_id) != 0 ||
 	    strcmp(json_string_value(json_object_get(claims, "sub")) ?: "", c->client_id) != 0) {
@@ -86,22 +151,19 @@ assertion_ok(struct isso_app *app, struct store_client *c, const char *assertion
 		*why_r = "assertion jti missing";
 		goto out;
 	}
-	/* One use per jti while the assertion is valid. */
-	key = xasprintf("%s|%s", c->client_id, jti);
-	if (store_eph_get(app->store, "jti", key, now, NULL, &counter) < 0)
+	/* One use per jti while the assertion is valid. */ key =
+	    xasprintf("%s|%s", c->client_id, jti);
+	if (store_eph_incr(app->store, "jti", key, now, exp + 60, &counter) < 0)
 		goto out;
-	o = json_object();
-	if (store_eph_bump(app->store, "jti", key, now, &counter) == 0 && counter >= 0) {
-		json_decref(o);
+	if (counter != 1) {
 		*why_r = "assertion replayed";
 		goto out;
 	}
-	(void)store_eph_put(app->store, "jti", key, o, exp + 60);
-	json_decref(o);
 	ok = true;
 out:
 	free(token_url);
 	free(key);
+	json_decref(jwks);
 	json_decref(claims);
 	return ok;
 }
@@ -257,8 +319,8 @@ token_put(struct isso_app *app, int kind, const char *grant, const struct store_
  * carries auth_time, loa, amr, sid, claims (sealed) and nonce. */
 static void
 issue_tokens(struct isso_app *app, struct http_req *req, const struct store_client *c,
-             const char *grant, const char *uuid, const char *sid, const char *scope, json_t *data,
-             bool with_nonce)
+             const char *grant, const char *uuid, const char *sid, const char *scope,
+             const char *grant_scope, json_t *data, bool with_nonce)
 {
 	const struct isso_config *cfg = app->cfg;
 	char access[44], refresh[44], sub[44], at_hash[64];
@@ -279,7 +341,9 @@ issue_tokens(struct isso_app *app, struct http_req *req, const struct store_clie
 		json_object_del(rdata, "redirect_uri");
 		json_object_del(rdata, "redirect_uri_given");
 		json_object_del(rdata, "code_challenge");
-		int ret = token_put(app, TOKEN_REFRESH, grant, c, uuid, sid, scope, rdata,
+		/* RFC 6749 §6: the new refresh token keeps the grant's scope,
+		 * whatever this access token was narrowed to. */
+		int ret = token_put(app, TOKEN_REFRESH, grant, c, uuid, sid, grant_scope, rdata,
 		                    cfg->oidc.refresh_token_ttl, refresh);
 		json_decref(rdata);
 		if (ret < 0)
@@ -369,7 +433,7 @@ grant_code(struct isso_app *app, struct http_req *req, struct store_client *c)
 		oidc_json_error(req, 400, "invalid_grant", "no code_challenge was sent");
 		goto out;
 	}
-	issue_tokens(app, req, c, t->grant_id, t->uuid, t->sid, t->scope, t->data, true);
+	issue_tokens(app, req, c, t->grant_id, t->uuid, t->sid, t->scope, t->scope, t->data, true);
 out:
 	store_token_free(t);
 }
@@ -429,7 +493,7 @@ grant_refresh(struct isso_app *app, struct http_req *req, struct store_client *c
 		goto out;
 	}
 	issue_tokens(app, req, c, t->grant_id, t->uuid, t->sid, scope != NULL ? scope : t->scope,
-	             t->data, false);
+	             t->scope, t->data, false);
 out:
 	store_token_free(t);
 }
@@ -453,7 +517,8 @@ grant_client_credentials(struct isso_app *app, struct http_req *req, struct stor
 		goto out;
 	}
 	secret_token(16, grant);
-	issue_tokens(app, req, c, grant, NULL, NULL, scope != NULL ? scope : "", data, false);
+	issue_tokens(app, req, c, grant, NULL, NULL, scope != NULL ? scope : "",
+	             scope != NULL ? scope : "", data, false);
 out:
 	json_decref(data);
 }

@@ -98,7 +98,7 @@ consent_rows(struct isso_app *app, struct http_req *req, json_t *claims, json_t 
 	    {"uuid", "claim.uuid"},           {"name", "claim.name"},
 	    {"id_number", "claim.id_number"}, {"phone_number", "claim.phone"},
 	    {"email", "claim.email"},         {"birthdate", "claim.birthdate"},
-	    {"address", "claim.address"},
+	    {"address", "claim.address"},     {"member_level", "claim.member_level"},
 	};
 	char masked[32];
 
@@ -116,6 +116,10 @@ consent_rows(struct isso_app *app, struct http_req *req, json_t *claims, json_t 
 		 * learns nothing the citizen didn't already know. */
 		if (strcmp(shown[i].claim, "id_number") == 0)
 			text = log_mask(text, masked);
+		if (strcmp(shown[i].claim, "member_level") == 0)
+			text = page_text(app, req,
+			                 strcmp(text, "gold") == 0 ? "member.gold"
+			                                           : "member.ordinary");
 		/* Phones as citizens write them: 0912345678. */
 		if (strcmp(shown[i].claim, "phone_number") == 0 && strncmp(text, "+886", 4) == 0)
 			text = pool_printf(http_pool(req), "0%s", text + 4);
@@ -165,7 +169,10 @@ consent(struct http_req *req, void *ctx)
 			oidc_error_redirect(app, req, txn, "access_denied", "the citizen declined");
 			goto out;
 		}
-		if (store_consent_put(app->store, uuid, c->client_id, scope, app_now()) < 0) {
+		/* Consent covers the fields the citizen was shown: a scope with
+		 * nothing to release today is asked again once it has data. */
+		if (oidc_claims(app, uuid, scope, auth, &claims) < 0 ||
+		    oidc_consent_record(app, uuid, c->client_id, scope, claims) < 0) {
 			page_error(app, req, 503, "error.unavailable", "error.unavailable.message",
 			           NULL);
 			goto out;
@@ -180,7 +187,7 @@ consent(struct http_req *req, void *ctx)
 	 * service goes straight back to it. */
 	{
 		bool needed = true;
-		if (oidc_consent_needed(app, txn, uuid, &needed) == 0 && !needed) {
+		if (oidc_consent_needed(app, txn, uuid, auth, &needed) == 0 && !needed) {
 			flow_txn_delete(app, id);
 			oidc_code_redirect(app, req, txn, auth, session_key);
 			goto out;
@@ -260,7 +267,7 @@ void
 portal_routes(struct isso_app *app, struct http_server *srv)
 {
 	char path[4096];
-
+	app->session_ended = oidc_session_ended;
 	http_route(srv, HTTP_GET, "/", home, app);
 	http_route(srv, HTTP_GET, "/health", health, app);
 	http_route(srv, HTTP_GET, "/privacy", privacy, app);

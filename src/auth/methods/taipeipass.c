@@ -255,7 +255,7 @@ register_start(struct isso_app *app, struct http_req *req)
 		goto out;
 	}
 	ret = otp_send(app, req, "register", phone, uuid[0] != '\0' ? "otp.sms_registered" : NULL,
-	               otp_id, &wait);
+	               OTP_DELIVER_NOW, otp_id, &wait);
 	if (ret < 0) {
 		register_page(app, req, ret == ISSO_ERR_LIMIT ? 429 : 503, otp_error_key(ret, wait),
 		              echo);
@@ -321,6 +321,15 @@ done_page(struct isso_app *app, struct http_req *req, const char *title_key, con
 	page_render(app, req, 200, "done", title_key, ctx);
 }
 
+/* A reset's SMS: queued for a member (its timing and any gateway failure
+ * must look like the no-account case), sent to nobody otherwise. */
+static enum otp_delivery
+reset_delivery(json_t *data)
+{
+	return json_is_true(json_object_get(data, "no_account")) ? OTP_DELIVER_NONE
+	                                                         : OTP_DELIVER_QUEUED;
+}
+
 /* Resend for a pending registration or reset (after the cool-down). */
 static void
 resend(struct isso_app *app, struct http_req *req, const char *kind, const char *purpose,
@@ -331,16 +340,13 @@ resend(struct isso_app *app, struct http_req *req, const char *kind, const char 
 	char otp_id[44], uuid[37];
 	int wait = 0, ret;
 
-	if (strcmp(kind, "reg") == 0 && member_find_by_phone(app, phone, uuid) == 0 &&
-	    uuid[0] != '\0')
-		notice = "otp.sms_registered";
-	if (strcmp(kind, "reset") == 0 && json_is_true(json_object_get(data, "no_account")))
-		/* Nothing is sent to a number without an account, but the
-		 * page behaves the same (cool-down and limits included). */
-		ret = otp_unsent(app, req, "reset", phone, otp_id, &wait);
-	else
-		ret = otp_send(app, req, strcmp(kind, "reg") == 0 ? "register" : "reset", phone,
-		               notice, otp_id, &wait);
+	if (strcmp(kind, "reg") == 0) {
+		if (member_find_by_phone(app, phone, uuid) == 0 && uuid[0] != '\0')
+			notice = "otp.sms_registered";
+		ret = otp_send(app, req, "register", phone, notice, OTP_DELIVER_NOW, otp_id, &wait);
+	} else {
+		ret = otp_send(app, req, "reset", phone, NULL, reset_delivery(data), otp_id, &wait);
+	}
 	if (ret < 0) {
 		verify_page(app, req, tmpl, purpose, pending, phone,
 		            ret == ISSO_ERR_LIMIT ? 429 : 503, otp_error_key(ret, wait));
@@ -401,6 +407,7 @@ register_verify(struct isso_app *app, struct http_req *req)
 	m.email = json_string_value(json_object_get(data, "email"));
 	m.name = json_string_value(json_object_get(data, "name"));
 	m.password = password;
+	m.phone_verified = true; /* by the code just checked */
 	ret = member_create(app, &m, uuid, &error_key);
 	if (ret < 0) {
 		/* Taken by a concurrent registration, or a field that the
@@ -471,19 +478,15 @@ forgot_start(struct isso_app *app, struct http_req *req)
 		forgot_page(app, req, 503, "error.unavailable");
 		return;
 	}
-	/* A number without an account gets a challenge whose code is never
-	 * sent: every later answer looks the same as for a member. */
-	if (uuid[0] != '\0')
-		ret = otp_send(app, req, "reset", phone, NULL, otp_id, &wait);
-	else
-		ret = otp_unsent(app, req, "reset", phone, otp_id, &wait);
+	data = json_pack("{s:s, s:b}", "phone", phone, "no_account", uuid[0] == '\0');
+	ret = otp_send(app, req, "reset", phone, NULL, reset_delivery(data), otp_id, &wait);
 	if (ret < 0) {
+		json_decref(data);
 		forgot_page(app, req, ret == ISSO_ERR_LIMIT ? 429 : 503, otp_error_key(ret, wait));
 		return;
 	}
 	secret_token(32, pending);
-	data = json_pack("{s:s, s:s, s:b}", "phone", phone, "otp", otp_id, "no_account",
-	                 uuid[0] == '\0');
+	json_object_set_new(data, "otp", json_string(otp_id));
 	if (store_eph_put(app->store, "reset", pending, data, app_now() + PENDING_TTL) < 0) {
 		forgot_page(app, req, 503, "error.unavailable");
 		json_decref(data);
@@ -543,6 +546,8 @@ forgot_verify(struct isso_app *app, struct http_req *req)
 		forgot_page(app, req, 400, "otp.expired");
 		goto out;
 	}
+	/* Whoever held the old password loses what it gave them. */
+	(void)store_token_revoke_person(app->store, uuid);
 	store_audit_append(app->store, app_now(), "password_reset",
 	                   json_pack("{s:s}", "uuid", uuid));
 	done_page(app, req, "tp.reset_done_title", "tp.reset_done");

@@ -1,0 +1,117 @@
+/* Stored consent: which scopes a person granted a client, and whether each
+ * released anything when granted. A scope granted while it had nothing to
+ * show is stored as "word?" and asked again once it would release data, so
+ * no field reaches a client that the citizen did not see on the page. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "auth/app.h"
+#include "auth/claims.h"
+#include "lib/buf.h"
+#include "lib/isso.h"
+#include "oidc/oidc.h"
+#include "store/store.h"
+
+/* The claim_bit of a claim scope word, 0 for openid and the like. */
+static unsigned
+scope_bit(const char *word, size_t len)
+{
+	for (unsigned i = 0; i < claim_scopes_count; i++) {
+		if (strlen(claim_scopes[i].scope) == len &&
+		    strncmp(claim_scopes[i].scope, word, len) == 0)
+			return claim_scopes[i].bit;
+	}
+	return 0;
+}
+
+static unsigned
+claims_present(json_t *claims)
+{
+	unsigned present = 0;
+	const char *key;
+	json_t *v;
+
+	json_object_foreach(claims, key, v)
+	{
+		present |= claim_bit_of(key);
+	}
+	return present;
+}
+
+int
+oidc_consent_record(struct isso_app *app, const char *uuid, const char *client_id,
+                    const char *scope, json_t *claims)
+{
+	unsigned present = claims_present(claims);
+	struct buf b;
+	int ret;
+
+	buf_init(&b, 4096);
+	for (const char *p = scope; *p != '\0';) {
+		size_t len = strcspn(p, " ");
+		unsigned bit = scope_bit(p, len);
+		if (len > 0) {
+			if (b.len > 0)
+				buf_addc(&b, ' ');
+			buf_add(&b, p, len);
+			if (bit != 0 && (present & bit) == 0)
+				buf_addc(&b, '?');
+		}
+		p += len;
+		while (*p == ' ')
+			p++;
+	}
+	ret = store_consent_put(app->store, uuid, client_id, b.data, app_now());
+	buf_free(&b);
+	return ret;
+}
+
+int
+oidc_consent_needed(struct isso_app *app, json_t *request, const char *uuid, json_t *session,
+                    bool *needed_r)
+{
+	const char *prompt = json_string_value(json_object_get(request, "prompt"));
+	const char *scope = json_string_value(json_object_get(request, "scope"));
+	const char *client_id = json_string_value(json_object_get(request, "client_id"));
+	char *consented = NULL, w[66];
+	json_t *claims = NULL;
+	int ret;
+
+	*needed_r = true;
+	if (prompt != NULL && scope_has(prompt, "consent"))
+		return 0;
+	ret = store_consent_get(app->store, uuid, client_id, &consented);
+	if (ret < 0 || consented == NULL || scope == NULL)
+		goto out;
+	*needed_r = false;
+	for (const char *p = scope; *p != '\0' && !*needed_r;) {
+		size_t n = strcspn(p, " ");
+		if (n + 2 > sizeof(w)) {
+			*needed_r = true;
+			break;
+		}
+		memcpy(w, p, n);
+		w[n] = '\0';
+		if (n > 0 && !scope_has(consented, w)) {
+			w[n] = '?';
+			w[n + 1] = '\0';
+			if (!scope_has(consented, w)) {
+				*needed_r = true;
+			} else {
+				/* Granted when empty: still empty? */
+				if (claims == NULL &&
+				    (ret = oidc_claims(app, uuid, scope, session, &claims)) < 0)
+					goto out;
+				if (claims_present(claims) & scope_bit(p, n))
+					*needed_r = true;
+			}
+		}
+		p += n;
+		while (*p == ' ')
+			p++;
+	}
+out:
+	json_decref(claims);
+	free(consented);
+	return ret;
+}
