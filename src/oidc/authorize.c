@@ -72,24 +72,35 @@ oidc_client(struct isso_app *app, const char *client_id)
 }
 
 void
-oidc_error_redirect(struct isso_app *app, struct http_req *req, json_t *request, const char *error,
-                    const char *description)
+oidc_redirect_to_client(struct isso_app *app, struct http_req *req, const char *uri,
+                        const char *query, const char *state)
 {
 	struct pool *pool = http_pool(req);
-	const char *uri = json_string_value(json_object_get(request, "redirect_uri"));
-	const char *state = json_string_value(json_object_get(request, "state"));
 	struct buf b;
 
 	buf_init(&b, 16384);
-	buf_printf(&b, "%s%cerror=%s", uri, strchr(uri, '?') != NULL ? '&' : '?', error);
-	if (description != NULL)
-		buf_printf(&b, "&error_description=%s", parse_pct_encode(pool, description));
+	buf_printf(&b, "%s%c%s", uri, strchr(uri, '?') != NULL ? '&' : '?', query);
 	if (state != NULL)
 		buf_printf(&b, "&state=%s", parse_pct_encode(pool, state));
 	buf_printf(&b, "&iss=%s", parse_pct_encode(pool, app->issuer));
 	http_csp_allow_form_action(req, oidc_origin(pool, uri));
 	http_redirect(req, 303, pool_strdup(pool, b.data));
 	buf_free(&b);
+}
+
+void
+oidc_error_redirect(struct isso_app *app, struct http_req *req, json_t *request, const char *error,
+                    const char *description)
+{
+	struct pool *pool = http_pool(req);
+	const char *uri = json_string_value(json_object_get(request, "redirect_uri"));
+	const char *state = json_string_value(json_object_get(request, "state"));
+	const char *query = pool_printf(pool, "error=%s", error);
+
+	if (description != NULL)
+		query = pool_printf(pool, "%s&error_description=%s", query,
+		                    parse_pct_encode(pool, description));
+	oidc_redirect_to_client(app, req, uri, query, state);
 	log_info("authorize_error", "error", error, "client_id",
 	         json_string_value(json_object_get(request, "client_id")), NULL);
 }

@@ -147,7 +147,6 @@ void
 oidc_code_redirect(struct isso_app *app, struct http_req *req, json_t *request, json_t *session,
                    const char *session_key)
 {
-	struct pool *pool = http_pool(req);
 	const char *client_id = json_string_value(json_object_get(request, "client_id"));
 	const char *uri = json_string_value(json_object_get(request, "redirect_uri"));
 	const char *state = json_string_value(json_object_get(request, "state"));
@@ -158,7 +157,7 @@ oidc_code_redirect(struct isso_app *app, struct http_req *req, json_t *request, 
 	char code[44], hash[65], grant[44];
 	char *sealed = NULL;
 	int64_t now = app_now();
-	struct buf b;
+
 	if (session_key != NULL) {
 		/* The session may have ended (logout in another tab) since this
 		 * login began; and its client list may have grown: use the
@@ -205,14 +204,7 @@ oidc_code_redirect(struct isso_app *app, struct http_req *req, json_t *request, 
 	if (fresh != NULL)
 		flow_session_add_client(app, session_key, fresh, client_id);
 
-	buf_init(&b, 16384);
-	buf_printf(&b, "%s%ccode=%s", uri, strchr(uri, '?') != NULL ? '&' : '?', code);
-	if (state != NULL)
-		buf_printf(&b, "&state=%s", parse_pct_encode(pool, state));
-	buf_printf(&b, "&iss=%s", parse_pct_encode(pool, app->issuer));
-	http_csp_allow_form_action(req, oidc_origin(pool, uri));
-	http_redirect(req, 303, pool_strdup(pool, b.data));
-	buf_free(&b);
+	oidc_redirect_to_client(app, req, uri, pool_printf(http_pool(req), "code=%s", code), state);
 	log_info("code_issued", "client_id", client_id, NULL);
 out:
 	free(sealed);

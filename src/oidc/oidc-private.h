@@ -17,6 +17,12 @@ void oidc_logout_routes(struct isso_app *app, struct http_server *srv);
  * returns NULL. Caller frees the client. */
 struct store_client *oidc_client_auth(struct isso_app *app, struct http_req *req);
 
+/* Redirects (303) to a client's registered uri with query (already
+ * encoded "k=v&…"), then state and iss (RFC 9207) appended; allows the
+ * uri's origin in CSP form-action (the answer to a form). */
+void oidc_redirect_to_client(struct isso_app *app, struct http_req *req, const char *uri,
+                             const char *query, const char *state);
+
 /* Sends an OAuth error JSON {"error","error_description"} with status. */
 void oidc_json_error(struct http_req *req, int status, const char *error, const char *description);
 

@@ -379,6 +379,26 @@ out:
 	json_decref(tdata);
 }
 
+/* Marks a code or refresh token used. The loser of a race, or a replay,
+ * revokes the whole grant and is answered invalid_grant. */
+static bool
+use_once(struct isso_app *app, struct http_req *req, const struct store_token *t,
+         const struct store_client *c, const char *event, const char *description)
+{
+	bool won = false;
+
+	if (store_token_use(app->store, t->hash, app_now(), &won) < 0) {
+		oidc_json_error(req, 503, "temporarily_unavailable", NULL);
+		return false;
+	}
+	if (!won) {
+		(void)store_token_revoke_grant(app->store, t->grant_id);
+		log_warn(event, "client_id", c->client_id, NULL);
+		oidc_json_error(req, 400, "invalid_grant", description);
+	}
+	return won;
+}
+
 static void
 grant_code(struct isso_app *app, struct http_req *req, struct store_client *c)
 {
@@ -387,7 +407,6 @@ grant_code(struct isso_app *app, struct http_req *req, struct store_client *c)
 	const char *verifier = http_form(req, "code_verifier");
 	struct store_token *t = NULL;
 	const char *challenge, *want_uri;
-	bool won = false;
 
 	if (code == NULL) {
 		oidc_json_error(req, 400, "invalid_request", "code missing");
@@ -402,17 +421,9 @@ grant_code(struct isso_app *app, struct http_req *req, struct store_client *c)
 		oidc_json_error(req, 400, "invalid_grant", "code was issued to another client");
 		goto out;
 	}
-	if (store_token_use(app->store, t->hash, app_now(), &won) < 0) {
-		oidc_json_error(req, 503, "temporarily_unavailable", NULL);
+	/* RFC 6749 §4.1.2: a replayed code revokes what it issued. */
+	if (!use_once(app, req, t, c, "code_replayed", "unknown, expired or used code"))
 		goto out;
-	}
-	if (!won) {
-		/* RFC 6749 §4.1.2: a replayed code revokes what it issued. */
-		(void)store_token_revoke_grant(app->store, t->grant_id);
-		log_warn("code_replayed", "client_id", c->client_id, NULL);
-		oidc_json_error(req, 400, "invalid_grant", "unknown, expired or used code");
-		goto out;
-	}
 	want_uri = json_string_value(json_object_get(t->data, "redirect_uri"));
 	if (json_object_get(t->data, "redirect_uri_given") != NULL &&
 	    (uri == NULL || strcmp(uri, want_uri ?: "") != 0)) {
@@ -464,7 +475,6 @@ grant_refresh(struct isso_app *app, struct http_req *req, struct store_client *c
 	const char *value = http_form(req, "refresh_token");
 	const char *scope = http_form(req, "scope");
 	struct store_token *t = NULL;
-	bool won = false;
 
 	if (value == NULL) {
 		oidc_json_error(req, 400, "invalid_request", "refresh_token missing");
@@ -480,18 +490,10 @@ grant_refresh(struct isso_app *app, struct http_req *req, struct store_client *c
 		oidc_json_error(req, 400, "invalid_scope", "scope exceeds the original grant");
 		goto out;
 	}
-	if (store_token_use(app->store, t->hash, app_now(), &won) < 0) {
-		oidc_json_error(req, 503, "temporarily_unavailable", NULL);
+	/* Reuse of a rotated refresh token: someone holds a copy, so the
+	 * whole family goes (OAuth 2.0 Security BCP §4.14). */
+	if (!use_once(app, req, t, c, "refresh_token_reused", "unknown, expired or revoked token"))
 		goto out;
-	}
-	if (!won) {
-		/* Reuse of a rotated refresh token: someone holds a copy, so
-		 * the whole family goes (OAuth 2.0 Security BCP §4.14). */
-		(void)store_token_revoke_grant(app->store, t->grant_id);
-		log_warn("refresh_token_reused", "client_id", c->client_id, NULL);
-		oidc_json_error(req, 400, "invalid_grant", "unknown, expired or revoked token");
-		goto out;
-	}
 	issue_tokens(app, req, c, t->grant_id, t->uuid, t->sid, scope != NULL ? scope : t->scope,
 	             t->scope, t->data, false);
 out:

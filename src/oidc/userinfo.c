@@ -78,7 +78,8 @@ userinfo(struct http_req *req, void *ctx)
 	if (claims == NULL) {
 		oidc_json_error(req, 500, "server_error", NULL);
 		goto out;
-	} /* A token narrowed at refresh releases only what its scope names. */
+	}
+	/* A token narrowed at refresh releases only what its scope names. */
 	claims_restrict(claims, t->scope);
 	json_object_set_new(claims, "sub", json_string(oidc_sub(app, t->client_id, t->uuid, sub)));
 	http_send_json(req, 200, claims);
