@@ -117,6 +117,29 @@ app_ensure_keys(struct isso_app *app, const char **error_r)
 	return 0;
 }
 
+static int
+retire_key(const struct store_key *k, void *ctx)
+{
+	struct isso_app *app = ctx;
+
+	if (k->active && store_key_set_active(app->store, k->kid, false) < 0)
+		return 1;
+	return 0;
+}
+
+int
+app_rotate_keys(struct isso_app *app, const char **error_r)
+{
+	int ret = store_key_list(app->store, retire_key, app);
+
+	if (ret != 0) {
+		*error_r = "cannot retire the signing keys";
+		return ret < 0 ? ret : ISSO_ERR_STORE;
+	}
+	store_audit_append(app->store, app_now(), "keys_rotated", NULL);
+	return app_ensure_keys(app, error_r);
+}
+
 int
 app_init(struct isso_app *app, const struct isso_config *cfg, const char **error_r)
 {
@@ -129,6 +152,8 @@ app_init(struct isso_app *app, const struct isso_config *cfg, const char **error
 	app->cfg = cfg;
 	app->issuer = cfg->server.public_url;
 
+	/* Out of memory anywhere aborts through one place, jansson included. */
+	json_set_alloc_funcs(xmalloc, free);
 	ret = secret_init();
 	if (ret < 0) {
 		*error_r = "libsodium failed to initialise";

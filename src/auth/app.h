@@ -27,11 +27,11 @@ struct isso_app {
 	struct i18n *i18n;
 	struct conn_sms *sms;
 	char *discovery;
-	    /* the discovery document, built once */ /* Told when a browser session ends other than
-	                                              * by logout (another person logged in on the
-	                                              * same browser), so its clients can be
-	                                              * informed (back-channel logout). May be NULL.
-	                                              */
+	/* the discovery document, built once */ /* Told when a browser session ends other than
+	                                          * by logout (another person logged in on the
+	                                          * same browser), so its clients can be
+	                                          * informed (back-channel logout). May be NULL.
+	                                          */
 	void (*session_ended)(struct isso_app *app, json_t *session);
 	/* A precomputed argon2id hash, verified against when a login names no
 	 * account, so both answers take the same time. */
@@ -46,6 +46,10 @@ void app_free(struct isso_app *app);
 /* Creates an ES256 and an RS256 signing key when the store has none of
  * that algorithm (first start, or issoctl keys rotate with force). */
 int app_ensure_keys(struct isso_app *app, const char **error_r);
+/* Retires the active signing keys (they stay published, so tokens signed
+ * with them still verify) and creates new ES256 and RS256 keys. A running
+ * issod picks them up at its next start. */
+int app_rotate_keys(struct isso_app *app, const char **error_r);
 /* Current time, Unix seconds. */
 int64_t app_now(void);
 

@@ -438,7 +438,7 @@ main(int argc, char **argv)
 	int ret = 1;
 
 	if (argc < 2 || strcmp(argv[1], "--help") == 0) {
-		fputs("usage: issoctl init | client … | user add … | keys list | audit "
+		fputs("usage: issoctl init | client … | user add … | keys list|rotate | audit "
 		      "verify|export\n"
 		      "Configuration from ISSO_<SECTION>_<KEY> or --config FILE as the first "
 		      "arguments.\n",
@@ -474,6 +474,15 @@ main(int argc, char **argv)
 		json_t *keys = json_array();
 		store_key_list(app.store, key_one, keys);
 		ret = emit(keys);
+	} else if (strcmp(cmd, "keys") == 0 && argc > 2 && strcmp(argv[2], "rotate") == 0) {
+		json_t *keys = json_array();
+		if (app_rotate_keys(&app, &error) < 0) {
+			json_decref(keys);
+			ret = fail(1, "cannot rotate keys: %s", error);
+		} else {
+			store_key_list(app.store, key_one, keys);
+			ret = emit(keys);
+		}
 	} else if (strcmp(cmd, "audit") == 0 && argc > 2 && strcmp(argv[2], "verify") == 0) {
 		bool ok = false;
 		int64_t bad = 0;
