@@ -98,7 +98,9 @@ uri_ok(const char *u)
 	 * exactly a loopback name, optionally with a port. */
 	for (const char *const *l = loopback; *l != NULL; l++) {
 		size_t n = strlen(*l);
-		if (strncmp(host, *l, n) == 0 && (host + n == end || host[n] == ':'))
+		if (strncmp(host, *l, n) == 0 &&
+		    (host + n == end ||
+		     (host[n] == ':' && host + n + 1 + strspn(host + n + 1, "0123456789") == end)))
 			return true;
 	}
 	return false;

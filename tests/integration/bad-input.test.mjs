@@ -6,7 +6,9 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import http from 'node:http';
 import net from 'node:net';
-import { startStack, HttpAgent, redirectParams, sameEndpoint, limit } from './lib/harness.mjs';
+import {
+  startStack, HttpAgent, redirectParams, sameEndpoint, limit, parseLinks,
+} from './lib/harness.mjs';
 
 const RP = 'http://127.0.0.1:9/cb';
 const T = { timeout: limit(10_000) };
@@ -244,6 +246,65 @@ test('garbage on the socket (not HTTP)', T, async () => {
     if (m) assert.ok(Number(m[1]) < 500 || Number(m[1]) === 505, `status ${m[1]} for socket garbage`);
     await assertHealthy('socket garbage');
   }
+});
+
+test('the language switch link stays relative on a crafted // path', T, async () => {
+  const paths = [
+    '//evil.example/x', '/%2F%2Fevil.example', '//evil.example/x?next=//evil.example', '///evil.example/',
+    '/\\evil.example/x', '//evil.example', '/login?t=x&lang=zh-TW',
+  ];
+  for (const p of paths) {
+    const r = await raw('GET', p);
+    assertNo5xx(r, `GET ${p}`);
+    assert.match(r.headers['content-type'] || '', /^text\/html/i, `GET ${p}: an HTML page`);
+    const base = `${stack.issuer}${p}`; // the page's own URL, as a browser has it
+    const link = parseLinks(r.body, base).find((l) => l.attrs.hreflang !== undefined);
+    assert.ok(link, `GET ${p}: a language switch link (hreflang)`);
+    const href = link.attrs.href;
+    assert.ok(href.startsWith('?'), `GET ${p}: the language link must be relative to the page ("?…"), got ${JSON.stringify(href)}`);
+    assert.ok(!/^\s*(\/\/|\\|[a-z][a-z0-9+.-]*:)/i.test(href), `GET ${p}: ${href}`);
+    assert.match(href, /(^\?|&)lang=(en|zh-TW)$/, `GET ${p}: switches lang`);
+    // resolved as a browser would against the page's own URL: still issod
+    assert.equal(new URL(href, base).origin, stack.issuer, `GET ${p}: resolves to ${new URL(href, base).href}`);
+  }
+  await assertHealthy('crafted paths');
+});
+
+test('issoctl client add refuses look-alike loopback and user-info URIs', { timeout: limit(20_000) }, async () => {
+  const bad = [
+    'http://127.0.0.1.evil.example/cb', 'http://localhost@evil.example/cb', 'https://good@evil.example/cb',
+    'http://example.com/cb', 'http://localhost.evil.example/cb', 'http://127.0.0.1@evil.example/cb',
+    'http://[::1].evil.example/cb', 'http://localhost:8081@evil.example/cb', 'http://127.0.0.1:8081.evil.example/cb',
+    'http://localhost:80evil.example/cb',
+  ];
+  const good = ['http://127.0.0.1:8081/cb', 'http://localhost/cb', 'http://[::1]:9/cb', 'https://service.example.gov.taipei/cb'];
+  const base = ['client', 'add', '--name', 'uri probe', '--scope', 'openid'];
+  const refused = (r, what) => {
+    assert.equal(r.failed, true, `${what} was accepted: ${JSON.stringify(r)}`);
+    assert.notEqual(r.code, 0, `${what}: exit code`);
+    assert.equal(typeof r.json?.error, 'string', `${what}: a JSON error on stdout (${r.stdout})`);
+  };
+  // (refusals write nothing: four at a time)
+  const probes = [];
+  for (const [i, u] of bad.entries()) {
+    probes.push([`redirect URI ${u}`, ['--redirect-uri', u]]);
+    if (i < 4) probes.push([`post-logout URI ${u}`, ['--redirect-uri', RP, '--post-logout-redirect-uri', u]]);
+    if (i % 4 === 0) probes.push([`back-channel URI ${u}`, ['--redirect-uri', RP, '--backchannel-logout-uri', u]]);
+    if (i % 4 === 1) probes.push([`jwks_uri ${u}`, ['--redirect-uri', RP, '--auth-method', 'private_key_jwt', '--jwks-uri', u]]);
+  }
+  for (let i = 0; i < probes.length; i += 4) {
+    const batch = probes.slice(i, i + 4);
+    const results = await Promise.all(batch.map(([, args]) => stack.issoctl([...base, ...args], { allowFailure: true })));
+    results.forEach((r, j) => refused(r, batch[j][0]));
+  }
+  for (const u of good) {
+    const r = await stack.issoctl([...base, '--redirect-uri', u], { allowFailure: true });
+    assert.ok(!r.failed, `${u} was refused: ${r.stdout}${r.stderr}`);
+    assert.deepEqual(r.redirect_uris, [u]);
+  }
+  const listed = await stack.issoctl(['client', 'list']);
+  const all = JSON.stringify(listed);
+  assert.ok(!all.includes('evil.example') && !all.includes('example.com/'), 'no refused URI was stored');
 });
 
 test('issod stops cleanly after all that', T, async () => {

@@ -5,16 +5,25 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import crypto from 'node:crypto';
+import fs from 'node:fs';
+import path from 'node:path';
 import * as client from 'openid-client';
 import * as jose from 'jose';
 import {
-  startStack, HttpAgent, sleep, decodeJwt, redirectParams, sameEndpoint, startTestServer, limit,
+  startStack, HttpAgent, sleep, decodeJwt, redirectParams, sameEndpoint, startTestServer, limit, REPO,
 } from './lib/harness.mjs';
 
 const RP = 'http://127.0.0.1:9/cb'; // never contacted: the agent stops at it
 const RP2 = 'http://127.0.0.1:9/cb2';
 const ALL_SCOPES = 'openid uuid profile id_number phone email birthdate address';
 const T = { timeout: limit(10_000) };
+const MSG = JSON.parse(fs.readFileSync(path.join(REPO, 'locales', 'zh-TW.json'), 'utf8'));
+
+/** The zh-TW catalogue text of key (fails on an unknown key). */
+function msg(key) {
+  assert.ok(typeof MSG[key] === 'string', `no message ${key} in locales/zh-TW.json`);
+  return MSG[key];
+}
 
 let stack;
 let md; // discovery document
@@ -149,6 +158,82 @@ async function jwks() {
   assert.equal(r.status, 200);
   return jose.createLocalJWKSet(r.json);
 }
+
+/** The words of a scope string, sorted (order is not significant). */
+const words = (scope) => String(scope ?? '').split(' ').filter(Boolean).sort();
+
+/** Walks from an authorization URL to the consent page without answering
+ * it (logging in as who when the login form comes). Returns {res, form}. */
+async function reachConsent(agent, authorizeUrl, who) {
+  const redirectUri = new URL(authorizeUrl).searchParams.get('redirect_uri');
+  let req = { url: String(authorizeUrl), method: 'GET' };
+  for (let i = 0; i < 6; i++) {
+    const r = await agent.followUntil(req.url, isAt(redirectUri), req);
+    assert.ok(!r.stopped, `went back to the client without a consent page: ${r.url}`);
+    const forms = r.res.forms();
+    const consent = forms.find((f) => f.has('decision'));
+    if (consent) return { res: r.res, form: consent };
+    const login = forms.find((f) => f.has('password'));
+    if (login) {
+      assert.ok(who, `a login form at ${r.url} but no credentials`);
+      req = agent.formRequest(login, { account: who.account, password: who.password });
+      continue;
+    }
+    const pick = r.res.links().find((l) => l.href && new URL(l.href).pathname === '/login/taipeipass');
+    assert.ok(pick, `unexpected page ${r.res.status} at ${r.url}: ${r.res.pageText().slice(0, 300)}`);
+    req = { url: pick.href, method: 'GET' };
+  }
+  assert.fail('no consent page after 6 pages');
+}
+
+/** A back-channel logout endpoint that records what it gets. */
+async function backchannelReceiver() {
+  const received = [];
+  let waiters = [];
+  const server = await startTestServer((req, body, res) => {
+    received.push({ method: req.method, type: req.headers['content-type'], body: body.toString('utf8') });
+    res.statusCode = 200;
+    res.setHeader('cache-control', 'no-store');
+    res.end();
+    for (const w of waiters) w();
+    waiters = [];
+  });
+  return {
+    received,
+    url: `${server.url}/backchannel`,
+    close: () => server.close(),
+    /** Waits (at most ms) until n messages have arrived. */
+    async wait(n = 1, ms = 5000) {
+      const deadline = Date.now() + ms;
+      while (received.length < n) {
+        const left = deadline - Date.now();
+        if (left <= 0) assert.fail(`expected ${n} logout_token(s) within ${ms} ms, got ${received.length}`);
+        let timer;
+        await new Promise((resolve) => {
+          waiters.push(resolve);
+          timer = setTimeout(resolve, left);
+        });
+        clearTimeout(timer);
+      }
+      return received;
+    },
+  };
+}
+
+/** Verifies a back-channel logout request (OIDC Back-Channel Logout §2.4)
+ * against /jwks; returns the logout token's payload. */
+async function verifyLogoutToken(msg, clientId) {
+  assert.equal(msg.method, 'POST');
+  assert.match(msg.type || '', /^application\/x-www-form-urlencoded/);
+  const logoutToken = new URLSearchParams(msg.body).get('logout_token');
+  assert.ok(logoutToken, 'logout_token parameter');
+  const { payload } = await jose.jwtVerify(logoutToken, await jwks(), { issuer: stack.issuer, audience: clientId });
+  assert.deepEqual(payload.events, { 'http://schemas.openid.net/event/backchannel-logout': {} });
+  assert.ok(typeof payload.jti === 'string' && payload.jti.length > 0, 'jti');
+  assert.equal(payload.nonce, undefined, 'a logout token has no nonce');
+  return payload;
+}
+
 
 // ---------------------------------------------------------------- setup
 
@@ -323,6 +408,66 @@ test('private_key_jwt (inline JWKS); a foreign key is refused', T, async () => {
   });
   assert.equal(bad.status, 401, bad.text);
   assert.equal(bad.json?.error, 'invalid_client');
+});
+
+test('private_key_jwt with a jwks_uri: keys fetched from the client; foreign key and replayed assertion refused', T, async () => {
+  const { publicKey, privateKey } = await jose.generateKeyPair('ES256', { extractable: true });
+  const jwk = { ...(await jose.exportJWK(publicKey)), kid: 'rp-uri-key', alg: 'ES256', use: 'sig' };
+  let fetches = 0;
+  const keys = await startTestServer((req, body, res) => {
+    if (req.method !== 'GET' || req.url !== '/jwks') {
+      res.statusCode = 404;
+      res.end();
+      return;
+    }
+    fetches += 1;
+    res.setHeader('content-type', 'application/json');
+    res.end(JSON.stringify({ keys: [jwk] }));
+  });
+  try {
+    const c = await stack.registerClient({
+      name: 'pkjwt uri client', redirectUris: [RP], scope: 'openid profile', authMethod: 'private_key_jwt', jwksUri: `${keys.url}/jwks`,
+    });
+    assert.equal(c.jwks_uri, `${keys.url}/jwks`);
+    assert.equal(c.client_secret, undefined, 'no secret for a private_key_jwt client');
+    const cfg = await configFor(c, { auth: client.PrivateKeyJwt({ key: privateKey, kid: 'rp-uri-key' }) });
+    const agent = new HttpAgent();
+    const { tokens } = await codeFlow(cfg, agent, user, { scope: 'openid profile' });
+    assert.ok(tokens.access_token);
+    assert.ok(fetches >= 1, 'issod fetched the JWK set from the jwks_uri');
+
+    const assertion = async (key, jti = crypto.randomUUID()) => {
+      const now = Math.floor(Date.now() / 1000);
+      return new jose.SignJWT({ jti })
+        .setProtectedHeader({ alg: 'ES256', kid: 'rp-uri-key' })
+        .setIssuer(c.client_id).setSubject(c.client_id).setAudience(stack.issuer)
+        .setIssuedAt(now).setExpirationTime(now + 60).sign(key);
+    };
+    const exchange = (code, verifier, a) => rawPost(md.token_endpoint, {
+      grant_type: 'authorization_code', code, redirect_uri: RP, code_verifier: verifier, client_id: c.client_id,
+      client_assertion_type: 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer', client_assertion: a,
+    });
+
+    // signed by a key that is not in the client's set (same kid)
+    const other = await jose.generateKeyPair('ES256');
+    const g1 = await getCode(cfg, agent, user, { scope: 'openid profile' });
+    const forged = await exchange(g1.code, g1.verifier, await assertion(other.privateKey));
+    assert.equal(forged.status, 401, forged.text);
+    assert.equal(forged.json?.error, 'invalid_client');
+
+    // one assertion (one jti) works once
+    const once = await assertion(privateKey);
+    const first = await exchange(g1.code, g1.verifier, once);
+    assert.equal(first.status, 200, `the genuine assertion (the code was not spent by the refused request): ${first.text}`);
+    const g2 = await getCode(cfg, agent, user, { scope: 'openid profile' });
+    const replay = await exchange(g2.code, g2.verifier, once);
+    assert.equal(replay.status, 401, `replayed assertion: ${replay.text}`);
+    assert.equal(replay.json?.error, 'invalid_client');
+    const fresh = await exchange(g2.code, g2.verifier, await assertion(privateKey));
+    assert.equal(fresh.status, 200, `a new assertion for the same code: ${fresh.text}`);
+  } finally {
+    await keys.close();
+  }
 });
 
 test('RS256 client gets an RS256 ID token', T, async () => {
@@ -523,6 +668,35 @@ test('scope beyond what the client was approved for is never released', T, async
   assert.equal(info.name, '王小明');
 });
 
+test('member_level only with the profile scope; the consent page names it', T, async () => {
+  const phone = await codeFlow(cfgBasic, new HttpAgent(), user, { scope: 'openid phone' });
+  const sub = phone.tokens.claims().sub;
+  const a = await client.fetchUserInfo(cfgBasic, phone.tokens.access_token, sub);
+  assert.match(String(a.phone_number), /912345678$/);
+  assert.equal(a.member_level, undefined, `member_level without profile: ${JSON.stringify(a)}`);
+  assert.equal(a.name, undefined);
+  const profile = await codeFlow(cfgBasic, new HttpAgent(), user, { scope: 'openid profile' });
+  const b = await client.fetchUserInfo(cfgBasic, profile.tokens.access_token, sub);
+  assert.equal(b.name, '王小明');
+  assert.equal(b.member_level, 'gold');
+  assert.equal(b.phone_number, undefined);
+
+  // the consent page lists the level (as text) only when profile is asked
+  const agent = new HttpAgent();
+  await codeFlow(cfgBasic, agent, user); // a session: the next client shows only consent
+  const c = await stack.registerClient({ name: 'level rp', redirectUris: [RP], scope: 'openid profile phone' });
+  const cfg = await configFor(c);
+  const withPhone = await reachConsent(agent, (await startAuth(cfg, { scope: 'openid phone' })).url);
+  assert.ok(withPhone.res.pageText().includes('0912345678'), 'the phone row');
+  assert.ok(!withPhone.res.pageText().includes(msg('claim.member_level')), 'no member level row without profile');
+  const withProfile = await reachConsent(agent, (await startAuth(cfg, { scope: 'openid profile' })).url);
+  const text = withProfile.res.pageText();
+  assert.ok(text.includes(msg('claim.member_level')), `the consent page lists ${msg('claim.member_level')}: ${text.slice(0, 600)}`);
+  assert.ok(text.includes(msg('member.gold')), 'the level is shown in words');
+  assert.ok(!/\bgold\b/.test(text), 'not the raw claim value');
+});
+
+
 // ---------------------------------------------------------------- prompt, max_age, SSO
 
 test('acr_values=high: no TaipeiPass password login is offered or accepted', T, async () => {
@@ -637,6 +811,49 @@ test('consent deny -> access_denied', T, async () => {
   );
 });
 
+test('consent is remembered for a scope that had nothing to show (no e-mail)', T, async () => {
+  const noMail = await stack.addUser({ account: 'no.mail', password: 'Tp-No-Mail-42', phone: '0912000333', name: '陳無信' });
+  const c = await stack.registerClient({ name: 'memory rp', redirectUris: [RP], scope: 'openid email profile' });
+  const cfg = await configFor(c);
+  const steps = (agent) => agent.lastFlow.map((s) => s.step);
+
+  const first = new HttpAgent();
+  const one = await codeFlow(cfg, first, noMail, { scope: 'openid email profile' });
+  assert.deepEqual(steps(first), ['choose', 'login', 'consent', 'redirect'], 'consent asked the first time');
+  const info = await client.fetchUserInfo(cfg, one.tokens.access_token, one.tokens.claims().sub);
+  assert.equal(info.email, undefined, 'no e-mail to release');
+  assert.equal(info.name, '陳無信');
+
+  // a new browser: login only, no consent page again
+  const second = new HttpAgent();
+  await codeFlow(cfg, second, noMail, { scope: 'openid email profile' });
+  assert.deepEqual(steps(second), ['choose', 'login', 'redirect'], 'the empty e-mail scope does not ask again');
+  // nor after a logout in the same browser
+  const bye = await second.logoutViaPages(stack.url('/logout'));
+  assert.ok(bye.res.status < 400, `logout: ${bye.res.status}`);
+  await codeFlow(cfg, second, noMail, { scope: 'openid email profile' });
+  assert.deepEqual(steps(second), ['choose', 'login', 'redirect'], 'the same after a logout');
+  // a subset of what was granted does not ask either
+  await codeFlow(cfg, new HttpAgent(), noMail, { scope: 'openid profile' });
+});
+
+test('consent for openid profile, then openid profile phone: the wider request asks again', T, async () => {
+  const c = await stack.registerClient({ name: 'widening rp', redirectUris: [RP], scope: 'openid profile phone' });
+  const cfg = await configFor(c);
+  const steps = (agent) => agent.lastFlow.map((s) => s.step);
+  const first = new HttpAgent();
+  await codeFlow(cfg, first, user, { scope: 'openid profile' });
+  assert.deepEqual(steps(first), ['choose', 'login', 'consent', 'redirect']);
+  const second = new HttpAgent();
+  const { tokens } = await codeFlow(cfg, second, user, { scope: 'openid profile phone' });
+  assert.deepEqual(steps(second), ['choose', 'login', 'consent', 'redirect'], 'phone is new: the consent page again');
+  const info = await client.fetchUserInfo(cfg, tokens.access_token, tokens.claims().sub);
+  assert.match(String(info.phone_number), /912345678$/);
+  // the same scopes once more: remembered (in the same session: no page at all)
+  await codeFlow(cfg, second, user, { scope: 'openid profile phone' });
+  assert.deepEqual(steps(second), ['redirect']);
+});
+
 test('wrong password re-renders the form with an alert and no redirect', T, async () => {
   const agent = new HttpAgent();
   const a = await startAuth(cfgBasic);
@@ -670,6 +887,42 @@ test('refresh token rotation and reuse detection', T, async () => {
   // and another client cannot use a refresh token at all
   const { tokens: fresh } = await codeFlow(cfgBasic, new HttpAgent(), user);
   await rejectsWith(client.refreshTokenGrant(cfgOther, fresh.refresh_token), 'invalid_grant', 'refresh token of another client');
+});
+
+test('refresh with a narrower scope: the access token is narrowed, the refresh token keeps the grant', T, async () => {
+  const granted = 'openid profile phone';
+  const { tokens } = await codeFlow(cfgBasic, new HttpAgent(), user, { scope: granted });
+  const sub = tokens.claims().sub;
+  const full = await client.fetchUserInfo(cfgBasic, tokens.access_token, sub);
+  assert.equal(full.name, '王小明');
+  assert.match(String(full.phone_number), /912345678$/);
+
+  const narrow = await client.refreshTokenGrant(cfgBasic, tokens.refresh_token, { scope: 'openid' });
+  assert.deepEqual(words(narrow.scope), ['openid'], 'the token response names the narrowed scope');
+  const ui = await userinfoStatus(narrow.access_token);
+  assert.equal(ui.status, 200, ui.text);
+  assert.deepEqual(Object.keys(ui.json), ['sub'], `the narrowed token releases only sub: ${ui.text}`);
+  assert.equal(ui.json.sub, sub);
+  assert.deepEqual(words((await introspect(cfgBasic, narrow.access_token)).scope), ['openid'], 'access token scope');
+  const rt = await introspect(cfgBasic, narrow.refresh_token);
+  assert.equal(rt.active, true);
+  assert.deepEqual(words(rt.scope), words(granted), 'the new refresh token keeps the original grant (RFC 6749 §6)');
+
+  const again = await client.refreshTokenGrant(cfgBasic, narrow.refresh_token);
+  assert.deepEqual(words(again.scope), words(granted));
+  const back = await client.fetchUserInfo(cfgBasic, again.access_token, sub);
+  assert.equal(back.name, '王小明', 'a refresh without scope gets the whole grant back');
+  assert.match(String(back.phone_number), /912345678$/);
+
+  // narrowing to a scope with data releases exactly that
+  const phoneOnly = await client.refreshTokenGrant(cfgBasic, again.refresh_token, { scope: 'openid phone' });
+  const p = await client.fetchUserInfo(cfgBasic, phoneOnly.access_token, sub);
+  assert.match(String(p.phone_number), /912345678$/);
+  assert.equal(p.name, undefined);
+  assert.equal(p.member_level, undefined);
+  // and never beyond the grant
+  await rejectsWith(client.refreshTokenGrant(cfgBasic, phoneOnly.refresh_token, { scope: 'openid email' }),
+    'invalid_scope', 'widening at refresh');
 });
 
 test('UserInfo by GET bearer, POST bearer header and POST form body', T, async () => {
@@ -854,6 +1107,86 @@ test('back-channel logout: a signed logout_token reaches the client', T, async (
     await bc.close();
   }
 });
+
+test('the same person logging in again (prompt=login) keeps the sid; no back-channel logout', T, async () => {
+  const bc = await backchannelReceiver();
+  try {
+    const c = await stack.registerClient({ name: 'sid keeper', redirectUris: [RP], scope: 'openid', backchannelLogoutUri: bc.url });
+    const cfg = await configFor(c);
+    const agent = new HttpAgent();
+    const first = await codeFlow(cfg, agent, user);
+    const again = await codeFlow(cfg, agent, user, { extra: { prompt: 'login' } });
+    assert.ok(agent.lastFlow.some((s) => s.step === 'login'), 'the password was asked again');
+    assert.ok(again.tokens.claims().auth_time >= first.tokens.claims().auth_time);
+    assert.ok(first.tokens.claims().sid, 'sid');
+    assert.equal(again.tokens.claims().sid, first.tokens.claims().sid, 'the clients keep knowing the session by one sid');
+    await sleep(300); // a logout token would have been sent during the login itself
+    assert.equal(bc.received.length, 0, 'no back-channel logout for the same person');
+    // a later logout names the sid the client holds
+    const out = await agent.logoutViaPages(stack.url('/logout'));
+    assert.ok(out.res.status < 400, `logout: ${out.res.status}`);
+    const [message] = await bc.wait(1, 5000);
+    const payload = await verifyLogoutToken(message, c.client_id);
+    assert.equal(payload.sid, first.tokens.claims().sid, 'the logout token names the sid of both ID tokens');
+  } finally {
+    await bc.close();
+  }
+});
+
+test("another person's login in the same browser sends back-channel logout for the first person's session", T, async () => {
+  const bc = await backchannelReceiver();
+  try {
+    const other = await stack.addUser({ account: 'lee.second', password: 'Tp-Second-Person-9', phone: '0912000222', name: '李第二' });
+    const x = await stack.registerClient({ name: 'bc on replace', redirectUris: [RP], scope: 'openid', backchannelLogoutUri: bc.url });
+    const cfgX = await configFor(x);
+    const agent = new HttpAgent();
+    const a = await codeFlow(cfgX, agent, user);
+    const aClaims = a.tokens.claims();
+    assert.equal(bc.received.length, 0);
+
+    // person B on the same browser, at another client, with prompt=login
+    const b = await codeFlow(cfgBasic, agent, other, { extra: { prompt: 'login' } });
+    assert.ok(agent.lastFlow.some((s) => s.step === 'login'));
+    const bClaims = b.tokens.claims();
+    assert.notEqual(bClaims.sid, aClaims.sid, "B's session is a new one");
+
+    const [message] = await bc.wait(1, 5000);
+    const payload = await verifyLogoutToken(message, x.client_id);
+    assert.equal(payload.iss, stack.issuer);
+    assert.equal(payload.aud === x.client_id || (Array.isArray(payload.aud) && payload.aud.includes(x.client_id)), true, 'aud');
+    assert.equal(payload.sid, aClaims.sid, "the logout token names A's session");
+    if (payload.sub !== undefined) assert.equal(payload.sub, aClaims.sub, "A's sub at X");
+    await sleep(200);
+    assert.equal(bc.received.length, 1, 'one logout token');
+  } finally {
+    await bc.close();
+  }
+});
+
+test('no code when the session ended between login and consent', T, async () => {
+  const c = await stack.registerClient({ name: 'ended rp', redirectUris: [RP], scope: 'openid profile' });
+  const cfg = await configFor(c);
+  const agent = new HttpAgent();
+  const a = await startAuth(cfg, { scope: 'openid profile' });
+  const { form } = await reachConsent(agent, a.url, user);
+  const allow = form.buttons.find((b) => b.name === 'decision' && b.value === 'allow');
+  assert.ok(allow, 'the consent form has an allow button');
+
+  // logout in "another tab" of the same browser
+  const out = await agent.logoutViaPages(stack.url('/logout'));
+  assert.ok(out.res.status < 400, `logout: ${out.res.status}`);
+  const probe = await startAuth(cfgBasic, { extra: { prompt: 'none' } });
+  const gone = await agent.followUntil(probe.url, isAt(RP));
+  assert.ok(gone.stopped);
+  assert.equal(redirectParams(gone.url).get('error'), 'login_required', 'the session is gone');
+
+  const r = await agent.submit(form, {}, allow, isAt(RP));
+  assert.ok(!r.stopped, `redirected to the client after the session ended: ${r.url}`);
+  assertErrorPage(r.res, 'consent after logout');
+  assert.equal(r.res.status, 400);
+  assert.ok(r.res.pageText().includes(msg('error.session_ended')), `the page says why: ${r.res.pageText().slice(0, 300)}`);
+});
+
 
 // ---------------------------------------------------------------- expiry (one wait)
 

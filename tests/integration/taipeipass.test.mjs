@@ -12,7 +12,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import * as client from 'openid-client';
 import {
-  startStack, HttpAgent, REPO, limit, redirectParams, sameEndpoint,
+  startStack, HttpAgent, REPO, limit, redirectParams, sameEndpoint, sleep,
 } from './lib/harness.mjs';
 import {
   NO_BROWSER, launchBrowser, newPage, axeCheck, Screenshots,
@@ -533,6 +533,88 @@ test('forgotten password for a number with no account looks the same as for a me
   assert.equal(await lastSms(stranger), null, 'no SMS to a number without an account');
   const probe = await openLogin();
   assert.equal((await submitLogin(probe.agent, probe.form, m.account, pw)).status, 401, 'the password was not changed');
+});
+
+// ---------------------------------------------------------------- 4b. phone verification, reset revokes tokens
+
+/** The code of an SMS that may come from the background outbox (password
+ * resets): polls the phone for up to ms for an SMS other than `after`. */
+async function queuedSmsCode(phone, { after = null, ms = 3000 } = {}) {
+  const deadline = Date.now() + ms;
+  for (;;) {
+    const sms = await lastSms(phone);
+    if (sms && (!after || sms.msgid !== after.msgid)) {
+      assert.match(sms.code ?? '', /^\d{6}$/, `the SMS to ${phone} has no code: ${sms.body}`);
+      return sms.code;
+    }
+    if (Date.now() >= deadline) assert.fail(`no SMS reached ${phone} within ${ms} ms`);
+    await sleep(100);
+  }
+}
+
+const e164 = (phone) => `+886${phone.slice(1)}`;
+
+test('phone_number_verified: false for a member added without --phone-verified; true with it, or after an SMS registration', T, async () => {
+  const unproven = await stack.addUser({ account: newAccount('unproven'), password: password('Unproven'), phone: newPhone() });
+  const proven = await stack.addUser({ account: newAccount('proven'), password: password('Proven'), phone: newPhone(), phoneVerified: true });
+  const registered = await register(new HttpAgent(), { account: newAccount('registered'), phone: newPhone(), password: password('Registered') });
+  for (const [m, want, what] of [[unproven, false, 'issoctl without --phone-verified'], [proven, true, 'issoctl --phone-verified'], [registered, true, 'registered with an SMS code']]) {
+    const { tokens, claims } = await loginFlow(m.account, m.password, what);
+    const ui = await client.fetchUserInfo(cfg, tokens.access_token, claims.sub);
+    assert.equal(ui.phone_number, e164(m.phone), `${what}: phone_number`);
+    assert.equal(ui.phone_number_verified, want, `${what}: phone_number_verified`);
+  }
+});
+
+test('a password reset revokes the access and refresh tokens issued before it', T, async () => {
+  const m = await stack.addUser({ account: newAccount('resetrevoke'), password: password('Before-Reset'), phone: newPhone() });
+  const bystander = await stack.addUser({ account: newAccount('bystander'), password: password('Bystander'), phone: newPhone() });
+  const { tokens, claims } = await loginFlow(m.account, m.password, 'before the reset');
+  assert.ok(tokens.refresh_token, 'a refresh token');
+  const other = await loginFlow(bystander.account, bystander.password, 'another member');
+  // and a code issued before the reset, not yet exchanged
+  const pending = await startAuth();
+  const pendingCb = await new HttpAgent().loginViaPages({ authorizeUrl: pending.url, account: m.account, password: m.password });
+  assert.ok(redirectParams(pendingCb).get('code'), 'a pending code');
+  const userinfo = (at) => fetch(stack.url('/userinfo'), { headers: { authorization: `Bearer ${at}` }, signal: AbortSignal.timeout(5000) });
+  const before = await userinfo(tokens.access_token);
+  assert.equal(before.status, 200, 'the access token works before the reset');
+  await before.arrayBuffer();
+
+  const agent = new HttpAgent();
+  const { res } = await forgotStart(agent, m.phone);
+  const code = await queuedSmsCode(m.phone); // the reset SMS goes out through the outbox
+  const newPw = password('After-Reset');
+  const done = await submitCode(agent, res, code, { password: newPw, password2: newPw });
+  assert.equal(done.status, 200, done.alerts().join(' | '));
+  assert.ok(done.pageText().includes(msg('tp.reset_done')));
+
+  const after = await userinfo(tokens.access_token);
+  assert.equal(after.status, 401, 'the old access token is refused at UserInfo');
+  assert.match(after.headers.get('www-authenticate') || '', /error="invalid_token"/);
+  await after.arrayBuffer();
+  await assert.rejects(client.refreshTokenGrant(cfg, tokens.refresh_token), (err) => {
+    const error = err?.error ?? err?.cause?.error;
+    assert.equal(error, 'invalid_grant', `refresh after the reset: ${err?.name}: ${err?.message}`);
+    return true;
+  });
+  assert.equal((await client.tokenIntrospection(cfg, tokens.access_token)).active, false);
+  await assert.rejects(client.authorizationCodeGrant(cfg, new URL(pendingCb), {
+    pkceCodeVerifier: pending.verifier, expectedState: pending.state, expectedNonce: pending.nonce,
+  }), (err) => {
+    const error = err?.error ?? err?.cause?.error;
+    assert.equal(error, 'invalid_grant', `code issued before the reset: ${err?.name}: ${err?.message}`);
+    return true;
+  });
+
+  // another member's tokens are untouched; the member's new login works
+  const still = await userinfo(other.tokens.access_token);
+  assert.equal(still.status, 200, "another member's token is not revoked");
+  await still.arrayBuffer();
+  const fresh = await loginFlow(m.account, newPw, 'after the reset');
+  assert.equal(fresh.claims.sub, claims.sub);
+  const ui = await client.fetchUserInfo(cfg, fresh.tokens.access_token, fresh.claims.sub);
+  assert.equal(ui.sub, claims.sub);
 });
 
 // ---------------------------------------------------------------- 5. lockout

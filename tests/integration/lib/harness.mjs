@@ -359,7 +359,8 @@ export class Stack {
   }
 
   /** issoctl user add. Options: account, password, phone, email, name,
-   * idNumber, birthdate, gold. Returns {uuid, …} plus the inputs. */
+   * idNumber, birthdate, gold, phoneVerified. Returns {uuid, …} plus the
+   * inputs. */
   async addUser(o = {}) {
     const u = {
       account: o.account ?? `citizen${Math.floor(Math.random() * 1e9)}`,
@@ -373,6 +374,7 @@ export class Stack {
     if (u.idNumber) args.push('--id-number', u.idNumber);
     if (u.birthdate) args.push('--birthdate', u.birthdate);
     if (u.gold) args.push('--gold');
+    if (u.phoneVerified) args.push('--phone-verified');
     const out = await this.issoctl(args);
     if (!out || typeof out.uuid !== 'string') throw new Error(`issoctl user add printed no uuid: ${JSON.stringify(out)}`);
     return { ...u, ...out };
