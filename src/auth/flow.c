@@ -183,6 +183,8 @@ flow_complete(struct isso_app *app, struct http_req *req, const char *id, json_t
 	http_redirect(req, 303, flow_url(req, "/consent", id));
 }
 
+static bool ended_by_person(struct isso_app *app, json_t *session);
+
 json_t *
 flow_session(struct isso_app *app, struct http_req *req, const char **key_r)
 {
@@ -198,9 +200,47 @@ flow_session(struct isso_app *app, struct http_req *req, const char **key_r)
 	secret_sha256_hex(token, strlen(token), key);
 	if (store_eph_get(app->store, "session", key, app_now(), &session, NULL) < 0)
 		return NULL;
+	if (session != NULL && ended_by_person(app, session)) {
+		(void)store_eph_delete(app->store, "session", key);
+		json_decref(session);
+		session = NULL;
+	}
 	if (session != NULL && key_r != NULL)
 		*key_r = key;
 	return session;
+}
+
+/* Sessions of a person end all at once (password reset) through a marker
+ * that outlives the longest session: sessions that began before it are
+ * void. Sessions are keyed by cookie, not person, so they cannot be found
+ * and deleted one by one. */
+static bool
+ended_by_person(struct isso_app *app, json_t *session)
+{
+	const char *uuid = json_string_value(json_object_get(session, "uuid"));
+	json_t *mark = NULL;
+	bool ended = false;
+
+	if (uuid == NULL)
+		return true;
+	if (store_eph_get(app->store, "sessions-ended", uuid, app_now(), &mark, NULL) == 0 &&
+	    mark != NULL)
+		ended = json_integer_value(json_object_get(session, "auth_time")) <=
+		        json_integer_value(json_object_get(mark, "before"));
+	json_decref(mark);
+	return ended;
+}
+
+int
+flow_sessions_end_person(struct isso_app *app, const char *uuid)
+{
+	int64_t now = app_now();
+	json_t *mark = json_pack("{s:I}", "before", (json_int_t)now);
+	int ret = store_eph_put(app->store, "sessions-ended", uuid, mark,
+	                        now + app->cfg->oidc.session_ttl + 1);
+
+	json_decref(mark);
+	return ret;
 }
 
 void

@@ -52,6 +52,10 @@ void flow_session_add_client(struct isso_app *app, const char *key, json_t *sess
 /* Ends the browser session (cookie and store). */
 void flow_session_end(struct isso_app *app, struct http_req *req, const char *key);
 
+/* Ends every browser session of uuid (password reset): they stop
+ * counting for single sign-on at once. */
+int flow_sessions_end_person(struct isso_app *app, const char *uuid);
+
 /* URL of a method page for transaction id (request memory). */
 const char *flow_url(struct http_req *req, const char *path, const char *id);
 

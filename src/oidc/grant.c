@@ -160,11 +160,21 @@ oidc_code_redirect(struct isso_app *app, struct http_req *req, json_t *request, 
 
 	if (session_key != NULL) {
 		/* The session may have ended (logout in another tab) since this
-		 * login began; and its client list may have grown: use the
-		 * stored one, not the transaction's copy. */
-		if (store_eph_get(app->store, "session", session_key, app_now(), &fresh, NULL) <
-		        0 ||
-		    fresh == NULL) {
+		 * login began, or been replaced by the same person logging in
+		 * again; its client list may have grown: use the stored one,
+		 * not the transaction's copy. */
+		if (store_eph_get(app->store, "session", session_key, now, &fresh, NULL) < 0)
+			fresh = NULL;
+		if (fresh == NULL) {
+			fresh = flow_session(app, req, &session_key);
+			if (fresh != NULL &&
+			    strcmp(json_string_value(json_object_get(fresh, "uuid")) ?: "", uuid) !=
+			        0) {
+				json_decref(fresh);
+				fresh = NULL;
+			}
+		}
+		if (fresh == NULL) {
 			page_error(app, req, 400, "error.txn_title", "error.session_ended", NULL);
 			goto out;
 		}

@@ -95,12 +95,12 @@ async function smsCode(phone) {
 
 const otherCode = (code) => String((Number(code) + 1) % 1e6).padStart(6, '0');
 
-async function startAuth({ scope = SCOPE } = {}) {
+async function startAuth({ scope = SCOPE, extra = {} } = {}) {
   const verifier = client.randomPKCECodeVerifier();
   const state = client.randomState();
   const nonce = client.randomNonce();
   const url = client.buildAuthorizationUrl(cfg, {
-    redirect_uri: RP, scope, state, nonce,
+    redirect_uri: RP, scope, state, nonce, ...extra,
     code_challenge: await client.calculatePKCECodeChallenge(verifier), code_challenge_method: 'S256',
   });
   return { url, verifier, state, nonce };
@@ -574,7 +574,8 @@ test('a password reset revokes the access and refresh tokens issued before it', 
   const other = await loginFlow(bystander.account, bystander.password, 'another member');
   // and a code issued before the reset, not yet exchanged
   const pending = await startAuth();
-  const pendingCb = await new HttpAgent().loginViaPages({ authorizeUrl: pending.url, account: m.account, password: m.password });
+  const sessionAgent = new HttpAgent(); // a browser logged in before the reset
+  const pendingCb = await sessionAgent.loginViaPages({ authorizeUrl: pending.url, account: m.account, password: m.password });
   assert.ok(redirectParams(pendingCb).get('code'), 'a pending code');
   const userinfo = (at) => fetch(stack.url('/userinfo'), { headers: { authorization: `Bearer ${at}` }, signal: AbortSignal.timeout(5000) });
   const before = await userinfo(tokens.access_token);
@@ -606,6 +607,12 @@ test('a password reset revokes the access and refresh tokens issued before it', 
     assert.equal(error, 'invalid_grant', `code issued before the reset: ${err?.name}: ${err?.message}`);
     return true;
   });
+
+  // the browser session from before the reset no longer logs in silently
+  const silent = await startAuth({ extra: { prompt: 'none' } });
+  const sr = await sessionAgent.followUntil(silent.url, (next) => sameEndpoint(next, RP));
+  assert.ok(sr.stopped, `expected a redirect, got ${sr.res.status} at ${sr.url}`);
+  assert.equal(redirectParams(sr.url).get('error'), 'login_required', 'the old session ended with the reset');
 
   // another member's tokens are untouched; the member's new login works
   const still = await userinfo(other.tokens.access_token);

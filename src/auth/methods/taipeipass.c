@@ -548,6 +548,7 @@ forgot_verify(struct isso_app *app, struct http_req *req)
 	}
 	/* Whoever held the old password loses what it gave them. */
 	(void)store_token_revoke_person(app->store, uuid);
+	(void)flow_sessions_end_person(app, uuid);
 	store_audit_append(app->store, app_now(), "password_reset",
 	                   json_pack("{s:s}", "uuid", uuid));
 	done_page(app, req, "tp.reset_done_title", "tp.reset_done");
