@@ -1,4 +1,5 @@
 /* Login transactions and browser sessions. */
+#include <stdlib.h>
 #include <string.h>
 
 #include "auth/app.h"
@@ -8,6 +9,7 @@
 #include "lib/isso.h"
 #include "lib/log.h"
 #include "lib/secret.h"
+#include "lib/xmalloc.h"
 #include "store/store.h"
 
 #define BIND_COOKIE    "isso_bind"
@@ -158,8 +160,26 @@ flow_complete(struct isso_app *app, struct http_req *req, const char *id, json_t
 	json_object_set_new(session, "loa", json_integer(auth->loa));
 	json_object_set_new(session, "amr", amr_array(auth));
 	json_object_set_new(session, "method", json_string(auth->method->id));
-	if (auth->phone != NULL)
-		json_object_set_new(session, "phone", json_string(auth->phone));
+	/* What the method proved about the person, sealed like all personal
+	 * data at rest; the phone is the one verified in this login. */
+	{
+		json_t *attrs = auth->attrs != NULL ? json_deep_copy(auth->attrs) : json_object();
+		char *text, *sealed = NULL;
+		if (auth->phone != NULL)
+			json_object_set_new(attrs, "phone", json_string(auth->phone));
+		text = json_dumps(attrs, JSON_COMPACT);
+		json_decref(attrs);
+		if (text == NULL || secret_seal(&app->secrets, text, strlen(text), &sealed) < 0) {
+			xfree_secret(text);
+			json_decref(session);
+			page_error(app, req, 503, "error.unavailable", "error.unavailable.message",
+			           NULL);
+			return;
+		}
+		xfree_secret(text);
+		json_object_set_new(session, "attrs", json_string(sealed));
+		free(sealed);
+	}
 	ret = store_eph_put(app->store, "session", key, session, now + app->cfg->oidc.session_ttl);
 	if (ret < 0) {
 		json_decref(session);

@@ -24,6 +24,9 @@ struct flow_auth {
 	enum loa loa;           /* level reached by the path used */
 	const char *const *amr; /* NULL: the method's own */
 	const char *phone;      /* mobile number verified in this login, or NULL */
+	/* Other attributes the method proved in this login (id_number, name,
+	 * birthdate), or NULL. Kept sealed in the session. */
+	json_t *attrs;
 };
 
 /* Creates a transaction holding request (stolen), binds it to this browser
@@ -43,7 +46,7 @@ void flow_complete(struct isso_app *app, struct http_req *req, const char *id, j
                    const struct flow_auth *auth);
 
 /* The browser's current session, or NULL. Its object holds uuid, sid,
- * auth_time, acr, amr, method, phone, clients. *key_r (may be NULL) gets the
+ * auth_time, loa, amr, method, attrs (sealed), clients. *key_r (may be NULL) gets the
  * store key (request memory). */
 json_t *flow_session(struct isso_app *app, struct http_req *req, const char **key_r);
 /* Adds client_id to the session's list (for back-channel logout). */

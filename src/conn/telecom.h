@@ -44,12 +44,12 @@ enum telecom_refusal {
 
 /* Where a started verification stands. */
 enum telecom_state {
-	TELECOM_STATE_PENDING = 0, /* link not yet opened (or only retried) */
-	TELECOM_STATE_CONFIRMED,   /* opened over this carrier's mobile network
-	                            * by this very number: verified */
-	TELECOM_STATE_WIFI,        /* opened, but not over the mobile network
-	                            * (Wi-Fi, iCloud Private Relay, VPN): turn
-	                            * them off and open the link again */
+	TELECOM_STATE_PENDING = 0,  /* link not yet opened (or only retried) */
+	TELECOM_STATE_CONFIRMED,    /* opened over this carrier's mobile network
+	                             * by this very number: verified */
+	TELECOM_STATE_WIFI,         /* opened, but not over the mobile network
+	                             * (Wi-Fi, iCloud Private Relay, VPN): turn
+	                             * them off and open the link again */
 	TELECOM_STATE_OTHER_NUMBER, /* opened over a mobile network, but by
 	                             * another number (dual-SIM phone using the
 	                             * other SIM for data): switch and retry */
@@ -106,8 +106,7 @@ void conn_telecom_free(struct conn_telecom *tel);
 int conn_telecom_start(struct conn_telecom *tel, const char *id_num, const char *phone,
                        const char *birthdate, const char *carrier, int window_s,
                        char verification_id_r[TELECOM_VERIFICATION_ID_SIZE], char **link_r,
-                       int *expires_in_r, enum telecom_refusal *refusal_r,
-                       const char **error_r);
+                       int *expires_in_r, enum telecom_refusal *refusal_r, const char **error_r);
 
 /* Where verification_id stands. Returns 0 with *state_r (ERROR when the
  * carrier does not know the id), ISSO_ERR_INVALID for a malformed id,

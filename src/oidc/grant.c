@@ -82,45 +82,79 @@ oidc_sub(struct isso_app *app, const char *client_id, const char *uuid, char out
 	return b64url_encode(mac, sizeof(mac), out);
 }
 
+/* The attributes a method vouched for in this login, sealed in the
+ * session (phone, id_number, name, birthdate); an empty object when none. */
+static json_t *
+session_attrs(struct isso_app *app, json_t *session)
+{
+	const char *sealed = json_string_value(json_object_get(session, "attrs"));
+	char *text = NULL;
+	json_t *attrs = NULL;
+
+	if (sealed != NULL && secret_open(&app->secrets, sealed, &text) == 0)
+		attrs = json_loads(text, 0, NULL);
+	xfree_secret(text);
+	if (!json_is_object(attrs)) {
+		json_decref(attrs);
+		attrs = json_object();
+	}
+	return attrs;
+}
+
 int
 oidc_claims(struct isso_app *app, const char *uuid, const char *scope, json_t *session,
             json_t **claims_r)
 {
+	static const struct {
+		unsigned bit;
+		const char *key;
+	} simple[] = {
+	    {CLAIM_NAME, "name"},
+	    {CLAIM_ID_NUMBER, "id_number"},
+	    {CLAIM_BIRTHDATE, "birthdate"},
+	};
 	const struct method *m = method_find(json_string_value(json_object_get(session, "method")));
-	const char *phone = json_string_value(json_object_get(session, "phone"));
-	unsigned want = claims_from_scope(scope), may;
-	json_t *pii = NULL, *c = json_object(), *v;
+	unsigned want = claims_from_scope(scope), vouched, member = 0;
+	json_t *pii = NULL, *attrs = NULL, *c = json_object(), *v;
+	const char *phone;
 	int ret;
 
 	*claims_r = NULL;
 	ret = person_pii(app, uuid, &pii);
 	if (ret < 0)
 		goto out;
-	may = m != NULL ? m->vouches : 0;
+	attrs = session_attrs(app, session);
+	/* What this login proved itself, and — for a citizen with a TaipeiPass
+	 * account, when the method may — what the member record holds. */
+	vouched = m != NULL ? m->vouches : 0;
 	if (m != NULL && m->linked_member_data && pii != NULL &&
 	    json_object_get(pii, "account") != NULL)
-		may |= CLAIM_NAME | CLAIM_EMAIL | CLAIM_ADDRESS | CLAIM_BIRTHDATE | CLAIM_ID_NUMBER;
-	want &= may | CLAIM_UUID;
+		member = CLAIM_NAME | CLAIM_EMAIL | CLAIM_ADDRESS | CLAIM_BIRTHDATE |
+		         CLAIM_ID_NUMBER | CLAIM_PHONE;
+	want &= vouched | member | CLAIM_UUID;
 	if (want & CLAIM_UUID)
 		json_object_set_new(c, "uuid", json_string(uuid));
-	if (pii == NULL)
-		goto done;
-	if ((want & CLAIM_NAME) && (v = json_object_get(pii, "name")) != NULL)
-		json_object_set(c, "name", v);
-	if ((want & CLAIM_ID_NUMBER) && (v = json_object_get(pii, "id_number")) != NULL)
-		json_object_set(c, "id_number", v);
-	if ((want & CLAIM_BIRTHDATE) && (v = json_object_get(pii, "birthdate")) != NULL)
-		json_object_set(c, "birthdate", v);
-	if ((want & CLAIM_EMAIL) && (v = json_object_get(pii, "email")) != NULL) {
+	for (size_t i = 0; i < sizeof(simple) / sizeof(simple[0]); i++) {
+		if (!(want & simple[i].bit))
+			continue;
+		v = (vouched & simple[i].bit) ? json_object_get(attrs, simple[i].key) : NULL;
+		if (v == NULL && pii != NULL)
+			v = json_object_get(pii, simple[i].key);
+		if (v != NULL)
+			json_object_set(c, simple[i].key, v);
+	}
+	if ((want & CLAIM_EMAIL) && pii != NULL && (v = json_object_get(pii, "email")) != NULL) {
 		json_object_set(c, "email", v);
 		json_object_set_new(c, "email_verified", json_false());
 	}
-	if ((want & CLAIM_ADDRESS) && (v = json_object_get(pii, "address")) != NULL)
+	if ((want & CLAIM_ADDRESS) && pii != NULL && (v = json_object_get(pii, "address")) != NULL)
 		json_object_set_new(c, "address", json_pack("{s:O}", "formatted", v));
-	if (want & CLAIM_PHONE) { /* The number verified in this login; else the member's own,
-		                   * verified only if it was proven when enrolling. */
-		bool verified = phone != NULL;
-		if (phone == NULL) {
+	if (want & CLAIM_PHONE) {
+		/* The number verified in this login; else the member's own,
+		 * verified only if it was proven when enrolling. */
+		bool verified = true;
+		phone = json_string_value(json_object_get(attrs, "phone"));
+		if (phone == NULL && pii != NULL) {
 			phone = json_string_value(json_object_get(pii, "phone"));
 			verified = json_is_true(json_object_get(pii, "phone_verified"));
 		}
@@ -131,14 +165,13 @@ oidc_claims(struct isso_app *app, const char *uuid, const char *scope, json_t *s
 			json_object_set_new(c, "phone_number_verified", json_boolean(verified));
 		}
 	}
-	if ((want & CLAIM_NAME) && m != NULL && strcmp(m->id, "taipeipass") == 0 &&
-	    (v = json_object_get(pii, "level")))
+	if ((want & CLAIM_NAME) && (member & CLAIM_NAME) && (v = json_object_get(pii, "level")))
 		json_object_set(c, "member_level", v);
-done:
 	*claims_r = c;
 	c = NULL;
 out:
 	json_decref(c);
+	json_decref(attrs);
 	json_decref(pii);
 	return ret;
 }

@@ -2,7 +2,10 @@
  *
  *   isso-sim [serve] [--listen ADDR] [--port N] [--identities FILE]
  *            [--sms-user U] [--sms-password P] [--log-level L]
+ *            [--twfido-sp-id ID] [--twfido-key KEY] [--twfido-min-time-limit S]
  *   isso-sim phone sms-last|sms-list|sms-clear NUMBER [--sim URL]
+ *   isso-sim phone mobilecert approve|deny TICKET [--as ID] [--sim URL]
+ *   isso-sim phone mobilecert pending NATIONAL_ID [--sim URL]
  */
 #include "sim/sim.h"
 
@@ -20,6 +23,10 @@
 
 #define SIM_DEFAULT_IDENTITIES ISSO_DATADIR "/sim/identities.json"
 #define SIM_MAX_BODY           (64 * 1024)
+/* TW FidO: a public test SP id and key, matching issod's defaults; never
+ * a real deployment's. */
+#define SIM_TWFIDO_SP_ID "TPE-ISSO-SIM"
+#define SIM_TWFIDO_KEY   "6ec249964849d00314f8dfc7d385d2f78768e2f1d249c49de5849d0e0afaadd4"
 
 /* The registry of simulated services, in start-up order (identities
  * first: other services look citizens up). */
@@ -27,6 +34,8 @@ const struct sim_service *const sim_services[] = {
     &sim_service_ident,
     &sim_service_sms,
     &sim_service_phone,
+    &sim_service_twfido,
+    &sim_service_telecom,
     NULL,
 };
 
@@ -89,8 +98,12 @@ sim_serve_usage(FILE *out, int status)
 	fprintf(out,
 	        "usage: isso-sim [serve] [--listen ADDR] [--port N] [--identities FILE]\n"
 	        "                [--sms-user U] [--sms-password P] [--log-level LEVEL]\n"
+	        "                [--twfido-sp-id ID] [--twfido-key KEY]\n"
+	        "                [--twfido-min-time-limit SECONDS]\n"
 	        "  defaults: --listen 127.0.0.1 --port 8090 --identities %s\n"
-	        "            --sms-user isso --sms-password isso-sim --log-level info\n",
+	        "            --sms-user isso --sms-password isso-sim --log-level info\n"
+	        "            --twfido-sp-id " SIM_TWFIDO_SP_ID " --twfido-key (the test key)\n"
+	        "            --twfido-min-time-limit 30\n",
 	        SIM_DEFAULT_IDENTITIES);
 	return status;
 }
@@ -131,6 +144,9 @@ sim_serve(int argc, char **argv)
 	    {"sms-user", required_argument, NULL, 'u'},
 	    {"sms-password", required_argument, NULL, 'w'},
 	    {"log-level", required_argument, NULL, 'L'},
+	    {"twfido-sp-id", required_argument, NULL, 'S'},
+	    {"twfido-key", required_argument, NULL, 'K'},
+	    {"twfido-min-time-limit", required_argument, NULL, 'T'},
 	    {"help", no_argument, NULL, 'h'},
 	    {NULL, 0, NULL, 0},
 	};
@@ -140,6 +156,9 @@ sim_serve(int argc, char **argv)
 	    .identities_path = SIM_DEFAULT_IDENTITIES,
 	    .sms_user = "isso",
 	    .sms_password = "isso-sim",
+	    .twfido_sp_id = SIM_TWFIDO_SP_ID,
+	    .twfido_key = SIM_TWFIDO_KEY,
+	    .twfido_min_time_limit = 30,
 	};
 	struct http_server_settings hs = {
 	    .max_body = SIM_MAX_BODY,
@@ -172,6 +191,19 @@ sim_serve(int argc, char **argv)
 			break;
 		case 'w':
 			set.sms_password = optarg;
+			break;
+		case 'S':
+			set.twfido_sp_id = optarg;
+			break;
+		case 'K':
+			set.twfido_key = optarg;
+			break;
+		case 'T':
+			if (sim_parse_port(optarg, &set.twfido_min_time_limit) != 0 ||
+			    set.twfido_min_time_limit < 1 || set.twfido_min_time_limit > 30) {
+				fprintf(stderr, "isso-sim: --twfido-min-time-limit: 1 to 30\n");
+				goto out;
+			}
 			break;
 		case 'L':
 			level = log_level_parse(optarg);
@@ -242,7 +274,10 @@ out:
 
 static const struct sim_cmd sim_cmds[] = {
     {"serve", "serve [--port N] [--listen ADDR] [--identities FILE] …", sim_serve},
+    {"phone", "phone open-link URL --network mobile|wifi [--from NUMBER]", sim_telecom_phone_cmd},
     {"phone", "phone sms-last|sms-list|sms-clear NUMBER [--sim URL]", sim_phone_cmd},
+    {"phone", "phone mobilecert approve|deny TICKET [--as ID] | pending ID [--sim URL]",
+     sim_phone_cmd},
 };
 
 static int

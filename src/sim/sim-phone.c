@@ -6,6 +6,9 @@
  *   GET  /phone/{number}/sms/last   the newest SMS, or 404 {"error":"no_sms"}
  *   GET  /phone/{number}/sms        all kept SMS, newest first (a JSON list)
  *   POST /phone/{number}/sms/clear  forgets them: {"cleared": n}
+ *
+ * The mobile certificate app's prompts (/phone/mobilecert/…, `isso-sim
+ * phone mobilecert …`) live in sim-twfido.c.
  */
 #include "sim/sim.h"
 
@@ -129,6 +132,7 @@ static int
 phone_usage(void)
 {
 	fprintf(stderr, "usage: isso-sim phone sms-last|sms-list|sms-clear NUMBER [--sim URL]\n"
+	                "       isso-sim phone mobilecert approve|deny|pending … (see --help)\n"
 	                "  URL defaults to $ISSO_SIM_URL or " SIM_DEFAULT_URL "\n");
 	return 2;
 }
@@ -145,6 +149,10 @@ sim_phone_cmd(int argc, char **argv)
 	json_t *reply = NULL;
 	int status = 0, i, ret = 2;
 
+	if (argc >= 2 && strcmp(argv[1], "mobilecert") == 0) {
+		ret = sim_twfido_phone_cmd(argc - 1, argv + 1);
+		goto out;
+	}
 	if (url == NULL || *url == '\0')
 		url = SIM_DEFAULT_URL;
 	for (i = 1; i < argc; i++) {

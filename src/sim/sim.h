@@ -18,6 +18,9 @@ struct sim_settings {
 	const char *identities_path; /* test identities (sim/identities.json) */
 	const char *sms_user;        /* account the SMS gateway accepts */
 	const char *sms_password;
+	const char *twfido_sp_id;  /* sp_service_id the TW FidO API accepts */
+	const char *twfido_key;    /* its AES-256 key: 64 hex digits or base64 */
+	int twfido_min_time_limit; /* shortest time_limit accepted: 30 (tests: 1) */
 };
 
 /* One simulated service. */
@@ -39,6 +42,8 @@ extern const struct sim_service *const sim_services[];
 extern const struct sim_service sim_service_ident; /* sim-ident.c: GET /identities */
 extern const struct sim_service sim_service_sms;   /* sim-sms.c: Mitake SmSend */
 extern const struct sim_service sim_service_phone; /* sim-phone.c: the citizen's phone */
+extern const struct sim_service sim_service_twfido; /* sim-twfido.c: TW FidO SP API */
+extern const struct sim_service sim_service_telecom; /* sim-telecom.c: number verification */
 
 /* A command-line subcommand: `isso-sim NAME …`. run gets argv from the
  * subcommand's name on and returns the exit status. */
@@ -50,6 +55,11 @@ struct sim_cmd {
 
 /* `isso-sim phone …` (sim-phone.c). */
 int sim_phone_cmd(int argc, char **argv);
+/* `isso-sim phone mobilecert …`: the TW FidO app (sim-twfido.c); argv
+ * starts at "mobilecert". */
+int sim_twfido_phone_cmd(int argc, char **argv);
+/* `isso-sim phone open-link …`, else sim_phone_cmd() (sim-telecom.c). */
+int sim_telecom_phone_cmd(int argc, char **argv);
 
 /* ---- test identities (sim-ident.c) ---- */
 

@@ -468,7 +468,7 @@ test('forgotten password: code by SMS, new password set, the old one fails', T, 
   assert.equal(res.status, 200);
   const form = mustCodeForm(res, 'forgot');
   assert.ok(form.has('password') && form.has('password2'));
-  const code = await smsCode(m.phone);
+  const code = await queuedSmsCode(m.phone);
 
   const newPw = password('New');
   const weak = await submitCode(agent, res, code, { password: 'short1', password2: 'short1' });
@@ -509,7 +509,7 @@ test('forgotten password for a number with no account looks the same as for a me
   const [pm, ps] = await both('start', start);
   assert.equal(pm.status, 200);
   mustCodeForm(ps, 'the stranger gets the code page');
-  const code = await smsCode(m.phone);
+  const code = await queuedSmsCode(m.phone);
   const page = { m: pm, s: ps };
 
   const [resent] = await both('resend in the cool-down', (agent, _phone, who) => resendCode(agent, page[who]));
@@ -818,7 +818,7 @@ test("issod's log holds no national ID, password, SMS code or whole phone number
   const agent = new HttpAgent();
   const { res } = await forgotStart(agent, m.phone);
   const newPw = password('Privacy-New');
-  const reset = await submitCode(agent, res, await smsCode(m.phone), { password: newPw, password2: newPw });
+  const reset = await submitCode(agent, res, await queuedSmsCode(m.phone), { password: newPw, password2: newPw });
   assert.equal(reset.status, 200, reset.alerts().join(' | '));
   await loginFlow(m.phone, newPw, 'after the reset');
 

@@ -1,0 +1,1035 @@
+/* TW FidO connector: ATH-01 getSpTicket and ATH-02 getAthOrSignResult
+ * over JSON POSTs, one libcurl easy handle per exchange (thread-safe
+ * without locks), the AES-256-GCM checksums with OpenSSL EVP, and a small
+ * bounded map that keeps polls of one transaction 4 s apart. See
+ * docs/connectors/twfido.md. */
+#include "conn/twfido.h"
+
+#include <pthread.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <curl/curl.h>
+#include <jansson.h>
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/rand.h>
+
+#include "lib/b64.h"
+#include "lib/buf.h"
+#include "lib/idnum.h"
+#include "lib/isso.h"
+#include "lib/log.h"
+#include "lib/secret.h"
+#include "lib/xmalloc.h"
+
+#define TF_PATH_TICKET      "/moise/sp/getSpTicket"
+#define TF_PATH_RESULT      "/moise/sp/getAthOrSignResult"
+#define TF_IFACE_TICKET     "SP-API-ATH-01"
+#define TF_IFACE_RESULT     "SP-API-ATH-02"
+#define TF_REPLY_MAX        (64 * 1024)
+#define TF_REQUEST_MAX      (16 * 1024)
+#define TF_PAYLOAD_MAX      (16 * 1024)
+#define TF_SP_TICKET_MAX    8192 /* characters of the QR's content we accept */
+#define TF_SP_ID_MAX        128
+#define TF_TXN_MAX          100 /* the spec's limit on transaction_id */
+#define TF_URL_MAX          2048
+#define TF_TIMEOUT_DEFAULT  5000
+#define TF_IV_LEN           12
+#define TF_TAG_LEN          16
+#define TF_HASH_HEX_LEN     64
+#define TF_POLL_SLOTS       8192
+#define TF_POLL_BUCKETS     2048
+#define TF_NO_SLOT          (-1)
+
+/* When each recently polled transaction was last polled. Slots form
+ * chains per bucket; free slots a list. A slot older than the poll
+ * interval no longer matters and is reclaimed when the free list runs
+ * dry. */
+struct tf_poll_slot {
+	char txn[TF_TXN_MAX + 1];
+	struct timespec at;
+	int next;
+};
+
+struct conn_twfido {
+	char *base_url; /* without a trailing '/' */
+	char *sp_service_id;
+	unsigned char key[TWFIDO_KEY_LEN];
+	long timeout_ms;
+	int min_time_limit;
+	pthread_mutex_t lock; /* guards the poll map */
+	int buckets[TF_POLL_BUCKETS];
+	int free_head;
+	struct tf_poll_slot slots[TF_POLL_SLOTS];
+};
+
+static pthread_once_t tf_curl_once = PTHREAD_ONCE_INIT;
+static CURLcode tf_curl_status = CURLE_FAILED_INIT;
+
+static void
+tf_curl_init(void)
+{
+	tf_curl_status = curl_global_init(CURL_GLOBAL_DEFAULT);
+}
+
+static bool
+tf_curl_ready(void)
+{
+	pthread_once(&tf_curl_once, tf_curl_init);
+	return tf_curl_status == CURLE_OK;
+}
+
+/* ---- checksum ---- */
+
+static int
+tf_hex_value(char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	return -1;
+}
+
+/* Decodes exactly 2*n hex characters of s into out. */
+static bool
+tf_hex_decode(const char *s, unsigned char *out, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		int hi = tf_hex_value(s[2 * i]), lo;
+
+		if (hi < 0)
+			return false;
+		lo = tf_hex_value(s[2 * i + 1]);
+		if (lo < 0)
+			return false;
+		out[i] = (unsigned char)(hi << 4 | lo);
+	}
+	return true;
+}
+
+static void
+tf_hex_encode(const unsigned char *data, size_t n, char *out)
+{
+	static const char hex[] = "0123456789abcdef";
+
+	for (size_t i = 0; i < n; i++) {
+		out[2 * i] = hex[data[i] >> 4];
+		out[2 * i + 1] = hex[data[i] & 15];
+	}
+	out[2 * n] = '\0';
+}
+
+int
+twfido_key_parse(const char *text, unsigned char key[TWFIDO_KEY_LEN])
+{
+	unsigned char tmp[48];
+	size_t len;
+	long n;
+	int ret = ISSO_ERR_INVALID;
+
+	if (text == NULL)
+		goto out;
+	len = strlen(text);
+	if (len == 2 * TWFIDO_KEY_LEN && tf_hex_decode(text, key, TWFIDO_KEY_LEN)) {
+		ret = 0;
+		goto out;
+	}
+	if (len != 44)
+		goto out;
+	n = b64_decode(text, len, tmp, sizeof(tmp));
+	if (n != TWFIDO_KEY_LEN)
+		goto out;
+	memcpy(key, tmp, TWFIDO_KEY_LEN);
+	ret = 0;
+out:
+	explicit_bzero(tmp, sizeof(tmp));
+	if (ret != 0 && key != NULL)
+		explicit_bzero(key, TWFIDO_KEY_LEN);
+	return ret;
+}
+
+int
+twfido_checksum_seal(const unsigned char key[TWFIDO_KEY_LEN], const unsigned char *iv,
+                     const char *payload, size_t len, char out[TWFIDO_CHECKSUM_LEN + 1])
+{
+	unsigned char raw[TF_IV_LEN + TF_HASH_HEX_LEN + TF_TAG_LEN];
+	char digest[TF_HASH_HEX_LEN + 1];
+	EVP_CIPHER_CTX *ctx = NULL;
+	int n = 0, fin = 0, ret = ISSO_ERR_CRYPTO;
+
+	out[0] = '\0';
+	if (iv != NULL)
+		memcpy(raw, iv, TF_IV_LEN);
+	else if (RAND_bytes(raw, TF_IV_LEN) != 1)
+		goto out;
+	secret_sha256_hex(payload, len, digest);
+	ctx = EVP_CIPHER_CTX_new();
+	if (ctx == NULL ||
+	    EVP_EncryptInit_ex(ctx, EVP_aes_256_gcm(), NULL, NULL, NULL) != 1 ||
+	    EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_SET_IVLEN, TF_IV_LEN, NULL) != 1 ||
+	    EVP_EncryptInit_ex(ctx, NULL, NULL, key, raw) != 1 ||
+	    EVP_EncryptUpdate(ctx, raw + TF_IV_LEN, &n, (const unsigned char *)digest,
+	                      TF_HASH_HEX_LEN) != 1 ||
+	    n != TF_HASH_HEX_LEN || EVP_EncryptFinal_ex(ctx, raw + TF_IV_LEN + n, &fin) != 1 ||
+	    fin != 0 ||
+	    EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_GET_TAG, TF_TAG_LEN,
+	                        raw + TF_IV_LEN + TF_HASH_HEX_LEN) != 1)
+		goto out;
+	tf_hex_encode(raw, sizeof(raw), out);
+	ret = 0;
+out:
+	EVP_CIPHER_CTX_free(ctx);
+	explicit_bzero(raw, sizeof(raw));
+	return ret;
+}
+
+bool
+twfido_checksum_verify(const unsigned char key[TWFIDO_KEY_LEN], const char *payload, size_t len,
+                       const char *checksum)
+{
+	unsigned char raw[TF_IV_LEN + TF_HASH_HEX_LEN + TF_TAG_LEN];
+	unsigned char plain[TF_HASH_HEX_LEN + 16];
+	char digest[TF_HASH_HEX_LEN + 1];
+	EVP_CIPHER_CTX *ctx = NULL;
+	int n = 0, fin = 0;
+	bool ok = false;
+
+	if (checksum == NULL || strlen(checksum) != TWFIDO_CHECKSUM_LEN ||
+	    !tf_hex_decode(checksum, raw, sizeof(raw)))
+		goto out;
+	secret_sha256_hex(payload, len, digest);
+	ctx = EVP_CIPHER_CTX_new();
+	if (ctx == NULL ||
+	    EVP_DecryptInit_ex(ctx, EVP_aes_256_gcm(), NULL, NULL, NULL) != 1 ||
+	    EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_SET_IVLEN, TF_IV_LEN, NULL) != 1 ||
+	    EVP_DecryptInit_ex(ctx, NULL, NULL, key, raw) != 1 ||
+	    EVP_DecryptUpdate(ctx, plain, &n, raw + TF_IV_LEN, TF_HASH_HEX_LEN) != 1 ||
+	    n != TF_HASH_HEX_LEN ||
+	    EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_SET_TAG, TF_TAG_LEN,
+	                        raw + TF_IV_LEN + TF_HASH_HEX_LEN) != 1 ||
+	    EVP_DecryptFinal_ex(ctx, plain + n, &fin) != 1 || fin != 0)
+		goto out;
+	/* the peer writes the hex digest in lower case, as we do */
+	ok = CRYPTO_memcmp(plain, digest, TF_HASH_HEX_LEN) == 0;
+out:
+	EVP_CIPHER_CTX_free(ctx);
+	explicit_bzero(plain, sizeof(plain));
+	return ok;
+}
+
+/* The fields, concatenated in order (NULL counts as ""), into a wiped
+ * buffer's worth of memory; the checksum of that into out. */
+static int
+tf_checksum_fields(const struct conn_twfido *tf, const char *const *fields, size_t n,
+                   char out[TWFIDO_CHECKSUM_LEN + 1])
+{
+	struct buf payload;
+	int ret = ISSO_ERR_INVALID;
+
+	buf_init(&payload, TF_PAYLOAD_MAX);
+	for (size_t i = 0; i < n; i++) {
+		if (fields[i] != NULL && buf_addstr(&payload, fields[i]) != 0)
+			goto out;
+	}
+	ret = twfido_checksum_seal(tf->key, NULL, payload.data != NULL ? payload.data : "",
+	                           payload.len, out);
+out:
+	buf_free_secret(&payload);
+	return ret;
+}
+
+static bool
+tf_verify_fields(const struct conn_twfido *tf, const char *const *fields, size_t n,
+                 const char *checksum)
+{
+	struct buf payload;
+	bool ok = false;
+
+	buf_init(&payload, TF_PAYLOAD_MAX);
+	for (size_t i = 0; i < n; i++) {
+		if (fields[i] != NULL && buf_addstr(&payload, fields[i]) != 0)
+			goto out;
+	}
+	ok = twfido_checksum_verify(tf->key, payload.data != NULL ? payload.data : "",
+	                            payload.len, checksum);
+out:
+	buf_free_secret(&payload);
+	return ok;
+}
+
+/* ---- identity checks ---- */
+
+bool
+conn_twfido_same_person(const char *ticket_hashed_id_num, const char *hashed_id_num)
+{
+	size_t len;
+
+	if (ticket_hashed_id_num == NULL || hashed_id_num == NULL)
+		return false;
+	len = strlen(ticket_hashed_id_num);
+	if (len == 0 || len != strlen(hashed_id_num))
+		return false;
+	return CRYPTO_memcmp(ticket_hashed_id_num, hashed_id_num, len) == 0;
+}
+
+bool
+conn_twfido_id_matches(const char *hashed_id_num, const char *id_num)
+{
+	char id[11], want[TF_HASH_HEX_LEN + 1], got[TF_HASH_HEX_LEN + 1];
+	bool ok = false;
+
+	if (hashed_id_num == NULL || strlen(hashed_id_num) != TF_HASH_HEX_LEN ||
+	    !idnum_normalize(id_num != NULL ? id_num : "", id))
+		goto out;
+	for (size_t i = 0; i < TF_HASH_HEX_LEN; i++) {
+		char c = hashed_id_num[i];
+
+		got[i] = c >= 'A' && c <= 'F' ? (char)(c - 'A' + 'a') : c;
+	}
+	got[TF_HASH_HEX_LEN] = '\0';
+	secret_sha256_hex(id, strlen(id), want);
+	ok = CRYPTO_memcmp(want, got, TF_HASH_HEX_LEN) == 0;
+out:
+	explicit_bzero(id, sizeof(id));
+	return ok;
+}
+
+/* ---- connector ---- */
+
+static bool
+tf_token_valid(const char *s, size_t max)
+{
+	size_t len;
+
+	if (s == NULL)
+		return false;
+	len = strlen(s);
+	if (len == 0 || len > max)
+		return false;
+	for (size_t i = 0; i < len; i++) {
+		char c = s[i];
+
+		if (!((c >= '0' && c <= '9') || (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') ||
+		      c == '-' || c == '_' || c == '.' || c == '+' || c == '/' || c == '='))
+			return false;
+	}
+	return true;
+}
+
+struct conn_twfido *
+conn_twfido_new(const char *base_url, const char *sp_service_id, const char *key,
+                int timeout_ms)
+{
+	struct conn_twfido *tf = NULL;
+	unsigned char k[TWFIDO_KEY_LEN];
+	size_t len;
+
+	if (base_url == NULL || sp_service_id == NULL || key == NULL)
+		goto out;
+	if (strncmp(base_url, "http://", 7) != 0 && strncmp(base_url, "https://", 8) != 0)
+		goto out;
+	len = strlen(base_url);
+	if (len > TF_URL_MAX || strpbrk(base_url, " \t\r\n?#") != NULL)
+		goto out;
+	if (!tf_token_valid(sp_service_id, TF_SP_ID_MAX))
+		goto out;
+	if (twfido_key_parse(key, k) != 0)
+		goto out;
+	if (!tf_curl_ready())
+		goto out;
+	tf = xcalloc(1, sizeof(*tf));
+	while (len > 0 && base_url[len - 1] == '/')
+		len--;
+	tf->base_url = xstrndup(base_url, len);
+	tf->sp_service_id = xstrdup(sp_service_id);
+	memcpy(tf->key, k, sizeof(k));
+	tf->timeout_ms = timeout_ms > 0 ? timeout_ms : TF_TIMEOUT_DEFAULT;
+	tf->min_time_limit = TWFIDO_TIME_LIMIT_MIN;
+	pthread_mutex_init(&tf->lock, NULL);
+	for (size_t i = 0; i < TF_POLL_BUCKETS; i++)
+		tf->buckets[i] = TF_NO_SLOT;
+	for (int i = 0; i < TF_POLL_SLOTS; i++)
+		tf->slots[i].next = i + 1 < TF_POLL_SLOTS ? i + 1 : TF_NO_SLOT;
+	tf->free_head = 0;
+out:
+	explicit_bzero(k, sizeof(k));
+	return tf;
+}
+
+void
+conn_twfido_free(struct conn_twfido *tf)
+{
+	if (tf == NULL)
+		return;
+	pthread_mutex_destroy(&tf->lock);
+	free(tf->base_url);
+	free(tf->sp_service_id);
+	explicit_bzero(tf->key, sizeof(tf->key));
+	free(tf);
+}
+
+void
+conn_twfido_set_min_time_limit(struct conn_twfido *tf, int seconds)
+{
+	if (tf != NULL)
+		tf->min_time_limit = seconds < 1 ? 1 : seconds > TWFIDO_TIME_LIMIT_MIN ? TWFIDO_TIME_LIMIT_MIN : seconds;
+}
+
+int
+conn_twfido_poll_interval(void)
+{
+	return TWFIDO_POLL_INTERVAL_MS;
+}
+
+void
+conn_twfido_ticket_clear(struct twfido_ticket *ticket)
+{
+	if (ticket == NULL)
+		return;
+	free(ticket->sp_ticket);
+	memset(ticket, 0, sizeof(*ticket));
+}
+
+/* ---- poll pacing ---- */
+
+static unsigned
+tf_poll_hash(const char *s)
+{
+	uint32_t h = 2166136261u;
+
+	for (; *s != '\0'; s++)
+		h = (h ^ (unsigned char)*s) * 16777619u;
+	return h % TF_POLL_BUCKETS;
+}
+
+static long
+tf_ms_between(const struct timespec *a, const struct timespec *b)
+{
+	return (b->tv_sec - a->tv_sec) * 1000 + (b->tv_nsec - a->tv_nsec) / 1000000;
+}
+
+/* Frees every slot last used more than the interval ago. Lock held. */
+static void
+tf_poll_sweep(struct conn_twfido *tf, const struct timespec *now)
+{
+	for (size_t b = 0; b < TF_POLL_BUCKETS; b++) {
+		int *pp = &tf->buckets[b];
+
+		while (*pp != TF_NO_SLOT) {
+			struct tf_poll_slot *s = &tf->slots[*pp];
+			int idx = *pp;
+
+			if (tf_ms_between(&s->at, now) >= TWFIDO_POLL_INTERVAL_MS) {
+				*pp = s->next;
+				s->next = tf->free_head;
+				tf->free_head = idx;
+			} else {
+				pp = &s->next;
+			}
+		}
+	}
+}
+
+/* Records a poll of txn now; ISSO_ERR_LIMIT when the last one was less
+ * than the interval ago, or when too many transactions were polled within
+ * it to remember them all (the safe side: the service is not asked). */
+static int
+tf_poll_admit(struct conn_twfido *tf, const char *txn)
+{
+	struct timespec now;
+	unsigned b = tf_poll_hash(txn);
+	int idx, ret = 0;
+
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	pthread_mutex_lock(&tf->lock);
+	for (idx = tf->buckets[b]; idx != TF_NO_SLOT; idx = tf->slots[idx].next) {
+		struct tf_poll_slot *s = &tf->slots[idx];
+
+		if (strcmp(s->txn, txn) != 0)
+			continue;
+		if (tf_ms_between(&s->at, &now) < TWFIDO_POLL_INTERVAL_MS)
+			ret = ISSO_ERR_LIMIT;
+		else
+			s->at = now;
+		goto out;
+	}
+	if (tf->free_head == TF_NO_SLOT)
+		tf_poll_sweep(tf, &now);
+	if (tf->free_head == TF_NO_SLOT) {
+		ret = ISSO_ERR_LIMIT;
+		goto out;
+	}
+	idx = tf->free_head;
+	tf->free_head = tf->slots[idx].next;
+	snprintf(tf->slots[idx].txn, sizeof(tf->slots[idx].txn), "%s", txn);
+	tf->slots[idx].at = now;
+	tf->slots[idx].next = tf->buckets[b];
+	tf->buckets[b] = idx;
+out:
+	pthread_mutex_unlock(&tf->lock);
+	return ret;
+}
+
+/* ---- HTTP ---- */
+
+static size_t
+tf_write_cb(char *data, size_t size, size_t nmemb, void *ctx)
+{
+	struct buf *reply = ctx;
+	size_t len = size * nmemb;
+
+	if (buf_add(reply, data, len) != 0)
+		return 0;
+	return len;
+}
+
+/* POSTs body (JSON) to base_url + path and parses the reply as a JSON
+ * object into *reply_r. 0, ISSO_ERR_IO or ISSO_ERR_TIMEOUT; *http_status_r
+ * and errbuf (CURL_ERROR_SIZE) say more for the log. */
+static int
+tf_post(const struct conn_twfido *tf, const char *path, const char *body, json_t **reply_r,
+        long *http_status_r, char *errbuf, const char **error_r)
+{
+	CURL *curl = NULL;
+	struct curl_slist *headers = NULL;
+	struct buf reply;
+	json_error_t jerr;
+	json_t *j = NULL;
+	char *url = NULL;
+	CURLcode cc;
+	int ret = ISSO_ERR_IO;
+
+	*reply_r = NULL;
+	*http_status_r = 0;
+	buf_init(&reply, TF_REPLY_MAX);
+	url = xasprintf("%s%s", tf->base_url, path);
+	curl = curl_easy_init();
+	if (curl == NULL) {
+		*error_r = "cannot create an HTTP handle";
+		goto out;
+	}
+	headers = curl_slist_append(headers, "Content-Type: application/json; charset=utf-8");
+	if (headers != NULL)
+		headers = curl_slist_append(headers, "Accept: application/json");
+	if (headers == NULL) {
+		*error_r = "cannot build the TW FidO request";
+		goto out;
+	}
+	curl_easy_setopt(curl, CURLOPT_URL, url);
+	curl_easy_setopt(curl, CURLOPT_PROTOCOLS_STR, "http,https");
+	curl_easy_setopt(curl, CURLOPT_FOLLOWLOCATION, 0L);
+	curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
+	curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS, tf->timeout_ms);
+	curl_easy_setopt(curl, CURLOPT_CONNECTTIMEOUT_MS, tf->timeout_ms);
+	curl_easy_setopt(curl, CURLOPT_POST, 1L);
+	curl_easy_setopt(curl, CURLOPT_POSTFIELDS, body);
+	curl_easy_setopt(curl, CURLOPT_POSTFIELDSIZE, (long)strlen(body));
+	curl_easy_setopt(curl, CURLOPT_HTTPHEADER, headers);
+	curl_easy_setopt(curl, CURLOPT_USERAGENT, "isso-twfido/1");
+	curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, tf_write_cb);
+	curl_easy_setopt(curl, CURLOPT_WRITEDATA, &reply);
+	curl_easy_setopt(curl, CURLOPT_ERRORBUFFER, errbuf);
+
+	cc = curl_easy_perform(curl);
+	if (cc == CURLE_OPERATION_TIMEDOUT) {
+		ret = ISSO_ERR_TIMEOUT;
+		*error_r = "TW FidO service did not answer in time";
+		goto out;
+	}
+	if (cc == CURLE_WRITE_ERROR) {
+		*error_r = "TW FidO reply too large";
+		goto out;
+	}
+	if (cc != CURLE_OK) {
+		*error_r = "TW FidO service unreachable";
+		goto out;
+	}
+	curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, http_status_r);
+	if (*http_status_r < 200 || *http_status_r >= 300) {
+		*error_r = "TW FidO service answered with an HTTP error";
+		goto out;
+	}
+	j = json_loadb(reply.data != NULL ? reply.data : "", reply.len, JSON_REJECT_DUPLICATES,
+	               &jerr);
+	if (!json_is_object(j)) {
+		*error_r = "TW FidO reply is not a JSON object";
+		goto out;
+	}
+	*reply_r = j;
+	j = NULL;
+	ret = 0;
+out:
+	json_decref(j);
+	curl_slist_free_all(headers);
+	if (curl != NULL)
+		curl_easy_cleanup(curl);
+	free(url);
+	buf_free(&reply);
+	return ret;
+}
+
+/* Serialises a request object and wipes the text afterwards (it may hold
+ * the citizen's ID). */
+static char *
+tf_dump(json_t *req)
+{
+	char *s = json_dumps(req, JSON_COMPACT);
+
+	if (s == NULL)
+		abort();
+	return s;
+}
+
+/* ---- replies ---- */
+
+/* A code from the service: the part before any ':' (some replies append
+ * an explanation), trimmed. Named "{interface}-{code}" into name; the bare
+ * system code into sys. False when empty or not a code's characters. */
+static bool
+tf_code_split(const char *raw, const char *iface, char name[TWFIDO_CODE_MAX],
+              char sys[TWFIDO_CODE_MAX])
+{
+	const char *p = raw, *end, *s;
+	size_t len;
+
+	while (*p == ' ' || *p == '\t')
+		p++;
+	end = p + strcspn(p, ":");
+	while (end > p && (end[-1] == ' ' || end[-1] == '\t'))
+		end--;
+	len = (size_t)(end - p);
+	if (len == 0 || len >= TWFIDO_CODE_MAX - 16)
+		return false;
+	for (size_t i = 0; i < len; i++) {
+		char c = p[i];
+
+		if (!((c >= '0' && c <= '9') || (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') ||
+		      c == '-' || c == '_'))
+			return false;
+	}
+	/* "SP-API-ATH-02-" + code, or a bare code */
+	s = p;
+	if (len > 7 && strncmp(p, "SP-API-", 7) == 0) {
+		const char *q = p + 7;
+
+		while (q < end && *q >= 'A' && *q <= 'Z')
+			q++;
+		if (q < end && *q == '-') {
+			q++;
+			while (q < end && *q >= '0' && *q <= '9')
+				q++;
+			if (q < end && *q == '-' && q + 1 < end)
+				s = q + 1;
+		}
+	}
+	snprintf(sys, TWFIDO_CODE_MAX, "%.*s", (int)(end - s), s);
+	if (s != p)
+		snprintf(name, TWFIDO_CODE_MAX, "%.*s", (int)len, p);
+	else
+		snprintf(name, TWFIDO_CODE_MAX, "%s-%.*s", iface, (int)len, p);
+	return true;
+}
+
+static bool
+tf_code_in(const char *sys, const char *const *list)
+{
+	for (; *list != NULL; list++) {
+		if (strcmp(sys, *list) == 0)
+			return true;
+	}
+	return false;
+}
+
+/* The mapping of the spec's system codes (§伍, 表5-1-1) onto states. */
+static const char *const tf_codes_pending[] = {"20002", "20003", "SPTKTID_TXNLOG_NF", NULL};
+static const char *const tf_codes_denied[] = {"APP_USER_CANCEL", NULL};
+static const char *const tf_codes_expired[] = {"SPTKT_OVD", NULL};
+static const char *const tf_codes_not_enrolled[] = {"IDNUM_USERPROF_NF", "IDNUM_DEVPROF_NF",
+                                                    NULL};
+
+/* Reads error_code from a reply into status (state left to the caller).
+ * Returns the raw code (borrowed from reply) or NULL with *error_r set. */
+static const char *
+tf_reply_code(json_t *reply, const char *iface, struct twfido_status *status, char *sys,
+              const char **error_r)
+{
+	const char *raw = json_string_value(json_object_get(reply, "error_code"));
+
+	if (raw == NULL) {
+		*error_r = "TW FidO reply has no error_code";
+		return NULL;
+	}
+	if (strcmp(raw, "0") == 0) {
+		snprintf(status->code, sizeof(status->code), "0");
+		sys[0] = '\0';
+		return raw;
+	}
+	if (!tf_code_split(raw, iface, status->code, sys)) {
+		*error_r = "TW FidO reply has a malformed error_code";
+		return NULL;
+	}
+	return raw;
+}
+
+/* A string member of the reply's result object, NULL when absent or not a
+ * string (or longer than max). */
+static const char *
+tf_result_str(json_t *reply, const char *name, size_t max)
+{
+	const char *s = json_string_value(json_object_get(json_object_get(reply, "result"), name));
+
+	return s != NULL && strlen(s) <= max ? s : NULL;
+}
+
+/* Decodes the ticket's payload segment (base64url JSON before the last
+ * '.') for the ids we poll with. The digest segment only guards against
+ * transcription errors (idp_checksum already authenticated the whole
+ * ticket): a mismatch is logged, not refused. */
+static int
+tf_ticket_decode(const char *sp_ticket, const char *txn, struct twfido_ticket *t,
+                 const char **error_r)
+{
+	const char *dot = strrchr(sp_ticket, '.');
+	unsigned char *raw = NULL, digest[32];
+	char *want = NULL;
+	json_t *j = NULL;
+	const char *v;
+	size_t seg_len;
+	long n;
+	int ret = ISSO_ERR_IO;
+
+	*error_r = "TW FidO sp_ticket is malformed";
+	if (dot == NULL || dot == sp_ticket)
+		goto out;
+	seg_len = (size_t)(dot - sp_ticket);
+	while (seg_len > 0 && sp_ticket[seg_len - 1] == '=')
+		seg_len--;
+	raw = xmalloc(seg_len);
+	n = b64url_decode(sp_ticket, seg_len, raw, seg_len);
+	if (n <= 0)
+		goto out;
+	j = json_loadb((const char *)raw, (size_t)n, JSON_REJECT_DUPLICATES, NULL);
+	if (!json_is_object(j))
+		goto out;
+	v = json_string_value(json_object_get(j, "transaction_id"));
+	if (v == NULL || strcmp(v, txn) != 0) {
+		*error_r = "TW FidO sp_ticket is for another transaction";
+		goto out;
+	}
+	v = json_string_value(json_object_get(j, "sp_ticket_id"));
+	if (!tf_token_valid(v, TWFIDO_TICKET_ID_MAX))
+		goto out;
+	snprintf(t->sp_ticket_id, sizeof(t->sp_ticket_id), "%s", v);
+	v = json_string_value(json_object_get(j, "hashed_id_num"));
+	if (v != NULL && tf_token_valid(v, TWFIDO_HASHED_ID_MAX))
+		snprintf(t->hashed_id_num, sizeof(t->hashed_id_num), "%s", v);
+
+	secret_sha256(sp_ticket, (size_t)(dot - sp_ticket), digest);
+	want = xmalloc(b64url_encoded_len(sizeof(digest)) + 1);
+	b64url_encode(digest, sizeof(digest), want);
+	if (strncmp(dot + 1, want, strlen(want)) != 0 ||
+	    strspn(dot + 1 + strlen(want), "=") != strlen(dot + 1 + strlen(want)))
+		log_warn("twfido_ticket_digest_mismatch", NULL);
+	ret = 0;
+out:
+	json_decref(j);
+	free(raw);
+	free(want);
+	return ret;
+}
+
+/* Logs a failed exchange (never the ID in full, never the key). */
+static void
+tf_log_error(const char *iface, const char *masked_id, const char *reason, const char *code,
+             long http_status, const char *detail)
+{
+	char status[16];
+
+	snprintf(status, sizeof(status), "%ld", http_status);
+	log_warn("twfido_error", "interface", iface, "id", masked_id, "reason", reason, "code",
+	         code, "http_status", status, "detail", detail, NULL);
+}
+
+static bool
+tf_hint_valid(const unsigned char *s)
+{
+	size_t i = 0, len = strlen((const char *)s);
+
+	if (len > TWFIDO_HINT_MAX)
+		return false;
+	while (i < len) {
+		unsigned char c = s[i];
+		size_t n;
+		unsigned long cp;
+
+		if (c < 0x80) {
+			if (c < 0x20 || c == 0x7f)
+				return false;
+			i++;
+			continue;
+		}
+		if (c >= 0xc2 && c <= 0xdf) {
+			n = 1;
+			cp = c & 0x1f;
+		} else if (c >= 0xe0 && c <= 0xef) {
+			n = 2;
+			cp = c & 0x0f;
+		} else if (c >= 0xf0 && c <= 0xf4) {
+			n = 3;
+			cp = c & 0x07;
+		} else {
+			return false;
+		}
+		if (len - i <= n)
+			return false;
+		for (size_t k = 1; k <= n; k++) {
+			if ((s[i + k] & 0xc0) != 0x80)
+				return false;
+			cp = (cp << 6) | (s[i + k] & 0x3f);
+		}
+		if ((n == 2 && cp < 0x800) || (n == 3 && (cp < 0x10000 || cp > 0x10ffff)) ||
+		    (cp >= 0xd800 && cp <= 0xdfff))
+			return false;
+		i += n + 1;
+	}
+	return true;
+}
+
+int
+conn_twfido_get_ticket(struct conn_twfido *tf, const char *id_num, const char *hint,
+                       int time_limit, struct twfido_ticket *ticket_r,
+                       struct twfido_status *status_r, const char **error_r)
+{
+	const char *error_dummy, *raw_code, *sp_ticket, *idp;
+	struct twfido_status status_dummy;
+	struct twfido_ticket t;
+	char id[11] = "", masked[32] = "", checksum[TWFIDO_CHECKSUM_LEN + 1];
+	char sys[TWFIDO_CODE_MAX] = "", errbuf[CURL_ERROR_SIZE] = "";
+	json_t *req = NULL, *reply = NULL;
+	char *body = NULL;
+	long http_status = 0;
+	time_t now;
+	int ret = ISSO_ERR_INVALID;
+
+	if (error_r == NULL)
+		error_r = &error_dummy;
+	if (status_r == NULL)
+		status_r = &status_dummy;
+	*error_r = NULL;
+	memset(status_r, 0, sizeof(*status_r));
+	status_r->state = TWFIDO_ERROR;
+	memset(&t, 0, sizeof(t));
+	if (ticket_r != NULL)
+		memset(ticket_r, 0, sizeof(*ticket_r));
+
+	if (tf == NULL || ticket_r == NULL) {
+		*error_r = "no TW FidO connector";
+		goto out;
+	}
+	if (id_num == NULL || !idnum_normalize(id_num, id) || !idnum_is_valid(id)) {
+		*error_r = "not a national ID or resident certificate number";
+		goto out;
+	}
+	log_mask(id, masked);
+	if (hint == NULL)
+		hint = "";
+	if (!tf_hint_valid((const unsigned char *)hint)) {
+		*error_r = "hint is not printable UTF-8 of at most 256 bytes";
+		goto out;
+	}
+	if (time_limit < tf->min_time_limit || time_limit > TWFIDO_TIME_LIMIT_MAX) {
+		*error_r = "time_limit must be 30 to 600 seconds";
+		goto out;
+	}
+
+	secret_uuid(t.transaction_id);
+	{
+		const char *fields[] = {t.transaction_id, tf->sp_service_id, id, "ATH", "I-SCAN",
+		                        hint, "" /* sign_data: none for ATH */};
+
+		ret = tf_checksum_fields(tf, fields, ISSO_N_ELEMENTS(fields), checksum);
+		if (ret != 0) {
+			*error_r = "cannot compute sp_checksum";
+			goto out;
+		}
+	}
+	req = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:i}", "transaction_id",
+	                t.transaction_id, "sp_service_id", tf->sp_service_id, "sp_checksum",
+	                checksum, "id_num", id, "op_code", "ATH", "op_mode", "I-SCAN", "hint",
+	                hint, "time_limit", time_limit);
+	if (req == NULL)
+		abort();
+	body = tf_dump(req);
+	now = time(NULL);
+	ret = tf_post(tf, TF_PATH_TICKET, body, &reply, &http_status, errbuf, error_r);
+	if (ret != 0)
+		goto out;
+
+	ret = ISSO_ERR_IO;
+	raw_code = tf_reply_code(reply, TF_IFACE_TICKET, status_r, sys, error_r);
+	if (raw_code == NULL)
+		goto out;
+	if (sys[0] != '\0') {
+		if (tf_code_in(sys, tf_codes_not_enrolled)) {
+			status_r->state = TWFIDO_NOT_ENROLLED;
+			log_info("twfido_not_enrolled", "id", masked, "code", status_r->code, NULL);
+			ret = 0;
+		} else {
+			*error_r = "TW FidO service refused the ticket";
+		}
+		goto out;
+	}
+	sp_ticket = tf_result_str(reply, "sp_ticket", TF_SP_TICKET_MAX);
+	idp = tf_result_str(reply, "idp_checksum", TWFIDO_CHECKSUM_LEN);
+	if (sp_ticket == NULL || *sp_ticket == '\0' || idp == NULL) {
+		*error_r = "TW FidO reply lacks sp_ticket or idp_checksum";
+		goto out;
+	}
+	{
+		const char *fields[] = {t.transaction_id, raw_code, sp_ticket};
+
+		if (!tf_verify_fields(tf, fields, ISSO_N_ELEMENTS(fields), idp)) {
+			ret = ISSO_ERR_CRYPTO;
+			*error_r = "TW FidO idp_checksum does not verify";
+			goto out;
+		}
+	}
+	if (tf_ticket_decode(sp_ticket, t.transaction_id, &t, error_r) != 0)
+		goto out;
+	t.sp_ticket = xstrdup(sp_ticket);
+	t.expires_at = now + time_limit;
+	*ticket_r = t;
+	memset(&t, 0, sizeof(t));
+	status_r->state = TWFIDO_PENDING;
+	ret = 0;
+out:
+	if (ret != 0) {
+		status_r->state = TWFIDO_ERROR;
+		if (ret != ISSO_ERR_INVALID)
+			tf_log_error(TF_IFACE_TICKET, masked, *error_r, status_r->code, http_status,
+			             errbuf);
+	}
+	conn_twfido_ticket_clear(&t);
+	json_decref(req);
+	json_decref(reply);
+	if (body != NULL)
+		xfree_secret(body);
+	explicit_bzero(id, sizeof(id));
+	return ret;
+}
+
+int
+conn_twfido_poll(struct conn_twfido *tf, const char *transaction_id, const char *sp_ticket_id,
+                 struct twfido_status *status_r, char **hashed_id_num_r, const char **error_r)
+{
+	const char *error_dummy, *raw_code, *hashed, *signed_response, *idp;
+	struct twfido_status status_dummy;
+	char checksum[TWFIDO_CHECKSUM_LEN + 1], sys[TWFIDO_CODE_MAX] = "";
+	char errbuf[CURL_ERROR_SIZE] = "";
+	json_t *req = NULL, *reply = NULL;
+	char *body = NULL;
+	long http_status = 0;
+	int ret = ISSO_ERR_INVALID;
+
+	if (error_r == NULL)
+		error_r = &error_dummy;
+	if (status_r == NULL)
+		status_r = &status_dummy;
+	*error_r = NULL;
+	memset(status_r, 0, sizeof(*status_r));
+	status_r->state = TWFIDO_ERROR;
+	if (hashed_id_num_r != NULL)
+		*hashed_id_num_r = NULL;
+
+	if (tf == NULL || hashed_id_num_r == NULL) {
+		*error_r = "no TW FidO connector";
+		goto out;
+	}
+	if (!tf_token_valid(transaction_id, TF_TXN_MAX) ||
+	    !tf_token_valid(sp_ticket_id, TWFIDO_TICKET_ID_MAX)) {
+		*error_r = "malformed transaction_id or sp_ticket_id";
+		goto out;
+	}
+	if (tf_poll_admit(tf, transaction_id) != 0) {
+		status_r->state = TWFIDO_PENDING;
+		*error_r = "polled again within 4 seconds";
+		ret = ISSO_ERR_LIMIT;
+		goto out;
+	}
+	{
+		const char *fields[] = {transaction_id, tf->sp_service_id, sp_ticket_id};
+
+		ret = tf_checksum_fields(tf, fields, ISSO_N_ELEMENTS(fields), checksum);
+		if (ret != 0) {
+			*error_r = "cannot compute sp_checksum";
+			goto out;
+		}
+	}
+	req = json_pack("{s:s, s:s, s:s, s:s}", "transaction_id", transaction_id, "sp_service_id",
+	                tf->sp_service_id, "sp_checksum", checksum, "sp_ticket_id", sp_ticket_id);
+	if (req == NULL)
+		abort();
+	body = tf_dump(req);
+	ret = tf_post(tf, TF_PATH_RESULT, body, &reply, &http_status, errbuf, error_r);
+	if (ret != 0)
+		goto out;
+
+	ret = ISSO_ERR_IO;
+	raw_code = tf_reply_code(reply, TF_IFACE_RESULT, status_r, sys, error_r);
+	if (raw_code == NULL)
+		goto out;
+	if (sys[0] != '\0') {
+		ret = 0;
+		if (tf_code_in(sys, tf_codes_pending)) {
+			status_r->state = TWFIDO_PENDING;
+		} else if (tf_code_in(sys, tf_codes_denied)) {
+			status_r->state = TWFIDO_DENIED;
+		} else if (tf_code_in(sys, tf_codes_expired)) {
+			status_r->state = TWFIDO_EXPIRED;
+		} else if (tf_code_in(sys, tf_codes_not_enrolled)) {
+			status_r->state = TWFIDO_NOT_ENROLLED;
+		} else {
+			*error_r = "TW FidO service returned an error";
+			ret = ISSO_ERR_IO;
+		}
+		goto out;
+	}
+	hashed = tf_result_str(reply, "hashed_id_num", TWFIDO_HASHED_ID_MAX);
+	idp = tf_result_str(reply, "idp_checksum", TWFIDO_CHECKSUM_LEN);
+	signed_response = json_string_value(
+	    json_object_get(json_object_get(reply, "result"), "signed_response"));
+	if (hashed == NULL || *hashed == '\0' || idp == NULL) {
+		*error_r = "TW FidO reply lacks hashed_id_num or idp_checksum";
+		goto out;
+	}
+	{
+		const char *fields[] = {transaction_id, raw_code, hashed, signed_response};
+
+		if (!tf_verify_fields(tf, fields, ISSO_N_ELEMENTS(fields), idp)) {
+			ret = ISSO_ERR_CRYPTO;
+			*error_r = "TW FidO idp_checksum does not verify";
+			goto out;
+		}
+	}
+	*hashed_id_num_r = xstrdup(hashed);
+	status_r->state = TWFIDO_OK;
+	ret = 0;
+out:
+	if (ret != 0 && ret != ISSO_ERR_LIMIT) {
+		status_r->state = TWFIDO_ERROR;
+		if (ret != ISSO_ERR_INVALID)
+			tf_log_error(TF_IFACE_RESULT, "", *error_r, status_r->code, http_status,
+			             errbuf);
+	}
+	json_decref(req);
+	json_decref(reply);
+	if (body != NULL)
+		xfree_secret(body);
+	return ret;
+}

@@ -1,0 +1,882 @@
+/* TW FidO (行動自然人憑證) SP API, as MOI's v2.9 spec and the public clients
+ * describe it, for op_code ATH:
+ *
+ *   POST /moise/sp/getSpTicket         ATH-01: issues an sp_ticket
+ *   POST /moise/sp/getAthOrSignResult  ATH-02: pending / result
+ *
+ * Both check sp_service_id and sp_checksum with the configured key and
+ * answer with idp_checksum (conn/twfido.h holds the checksum code, shared
+ * with the connector). Transactions live in memory (bounded) until a while
+ * after they expire. The citizen's phone side:
+ *
+ *   GET  /phone/mobilecert/pending?id_num=ID   tickets waiting for this ID
+ *   POST /phone/mobilecert/approve?ticket=T[&as=ID]
+ *   POST /phone/mobilecert/deny?ticket=T
+ *
+ * T is the sp_ticket (what scanning the QR code yields) or the
+ * transaction_id; `as` is the ID of the phone's owner when it is not the
+ * ticket's (to test that the method notices). Also `isso-sim phone
+ * mobilecert …`. See docs/connectors/twfido.md. */
+#include "sim/sim.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "conn/twfido.h"
+#include "lib/b64.h"
+#include "lib/buf.h"
+#include "lib/idnum.h"
+#include "lib/isso.h"
+#include "lib/log.h"
+#include "lib/secret.h"
+#include "lib/xmalloc.h"
+
+#define TX_MAX          10000 /* transactions kept; the oldest goes first */
+#define TX_BUCKETS      4096
+#define TX_KEEP_S       600 /* how long an expired or answered one still answers */
+#define TX_TXN_MAX      100
+#define TX_HINT_MAX     1024
+#define TX_DEFAULT_TIME 60
+#define TX_SP_NAME      "臺北市政府 (isso-sim)"
+#define TX_TICKET_MAX   8192
+#define TX_IFACE_TICKET "SP-API-ATH-01"
+#define TX_IFACE_RESULT "SP-API-ATH-02"
+
+enum tx_state { TX_PENDING, TX_APPROVED, TX_DENIED };
+
+struct tx {
+	struct tx *next; /* hash chain by transaction_id */
+	char txn[TX_TXN_MAX + 1];
+	char ticket_id[44];
+	char id_num[11];
+	char id_hash[65];       /* what the ticket carries */
+	char approver_hash[65]; /* whose phone approved */
+	char *hint;
+	char *sp_ticket;
+	enum tx_state state;
+	struct timespec expires;  /* CLOCK_MONOTONIC */
+	struct timespec answered; /* likewise; for the purge */
+	time_t expires_wall;
+	uint64_t seq;
+};
+
+static struct {
+	pthread_mutex_t lock;
+	struct tx *buckets[TX_BUCKETS];
+	size_t count;
+	uint64_t seq;
+	char *sp_id;
+	unsigned char key[TWFIDO_KEY_LEN];
+	int min_time_limit;
+} twfido = {.lock = PTHREAD_MUTEX_INITIALIZER};
+
+/* The spec's messages (§伍) for the codes the simulator answers. */
+static const struct {
+	const char *code, *message;
+} tx_messages[] = {
+    {"PM_INV_NF", "缺少參數或者格式不正確"},
+    {"SPSVCID_NF", "Sp service id 未找到對應之 SP 資訊"},
+    {"INV_SP_CHECKSUM", "SP CHECKSUM 檢驗失敗"},
+    {"PM_IDN_FT_ERR", "身份證字號格式錯誤"},
+    {"TGT_INV", "無效的操作對象代碼"},
+    {"SPTKT_TIME_FT_ERR", "自訂 Sp_ticket 逾期時間格式錯誤"},
+    {"SPTKT_TIME_ORV", "自訂 Sp_ticket 逾期時間超過範圍"},
+    {"TXNLOG_INS_ERR", "認證簽署紀錄DB 資料表寫入失敗"},
+    {"IDNUM_USERPROF_NF", "身分證字號未找到對應之使用者資訊"},
+    {"SPTKTID_SPTKT_NF", "Sp_ticket_id 未找到對應之Sp_ticket"},
+    {"SPTKTID_TXNLOG_NF", "查無使用者認證/簽署結果"},
+    {"SPTKT_OVD", "Sp_ticket 逾期"},
+    {"APP_USER_CANCEL", "APP 簽章時使用者取消"},
+};
+
+static long
+tx_ms_until(const struct timespec *t)
+{
+	struct timespec now;
+
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	return (t->tv_sec - now.tv_sec) * 1000 + (t->tv_nsec - now.tv_nsec) / 1000000;
+}
+
+static bool
+tx_expired(const struct tx *t)
+{
+	return tx_ms_until(&t->expires) <= 0;
+}
+
+static unsigned
+tx_hash(const char *s)
+{
+	uint32_t h = 2166136261u;
+
+	for (; *s != '\0'; s++)
+		h = (h ^ (unsigned char)*s) * 16777619u;
+	return h % TX_BUCKETS;
+}
+
+static void
+tx_free(struct tx *t)
+{
+	if (t == NULL)
+		return;
+	free(t->hint);
+	free(t->sp_ticket);
+	explicit_bzero(t, sizeof(*t));
+	free(t);
+}
+
+/* Called with the lock held. */
+static struct tx *
+tx_find(const char *txn)
+{
+	struct tx *t = twfido.buckets[tx_hash(txn)];
+
+	while (t != NULL && strcmp(t->txn, txn) != 0)
+		t = t->next;
+	return t;
+}
+
+/* Unlinks and frees t. Lock held. */
+static void
+tx_remove(struct tx *t)
+{
+	struct tx **pp = &twfido.buckets[tx_hash(t->txn)];
+
+	while (*pp != NULL && *pp != t)
+		pp = &(*pp)->next;
+	if (*pp == t) {
+		*pp = t->next;
+		twfido.count--;
+	}
+	tx_free(t);
+}
+
+/* True when nobody needs t any more: expired or answered over TX_KEEP_S
+ * ago. */
+static bool
+tx_stale(const struct tx *t)
+{
+	const struct timespec *since = t->state == TX_PENDING ? &t->expires : &t->answered;
+
+	return tx_ms_until(since) < -(long)TX_KEEP_S * 1000;
+}
+
+/* Makes room for one more transaction. Lock held. */
+static void
+tx_make_room(void)
+{
+	struct tx *oldest = NULL;
+
+	if (twfido.count < TX_MAX)
+		return;
+	for (size_t b = 0; b < TX_BUCKETS; b++) {
+		struct tx *t = twfido.buckets[b], *next;
+
+		for (; t != NULL; t = next) {
+			next = t->next;
+			if (tx_stale(t))
+				tx_remove(t);
+		}
+	}
+	if (twfido.count < TX_MAX)
+		return;
+	for (size_t b = 0; b < TX_BUCKETS; b++) {
+		for (struct tx *t = twfido.buckets[b]; t != NULL; t = t->next) {
+			if (oldest == NULL || t->seq < oldest->seq)
+				oldest = t;
+		}
+	}
+	tx_remove(oldest);
+}
+
+/* ---- the SP API ---- */
+
+static void
+tx_reply_error(struct http_req *req, const char *iface, const char *code)
+{
+	const char *message = "";
+	char name[TWFIDO_CODE_MAX];
+	json_t *o;
+
+	for (size_t i = 0; i < ISSO_N_ELEMENTS(tx_messages); i++) {
+		if (strcmp(tx_messages[i].code, code) == 0)
+			message = tx_messages[i].message;
+	}
+	snprintf(name, sizeof(name), "%s-%s", iface, code);
+	o = json_pack("{s:s, s:s}", "error_code", name, "error_message", message);
+	if (o == NULL)
+		abort();
+	http_send_json(req, 200, o);
+}
+
+/* Not JSON at all: the framework's own 400, as a Spring service answers. */
+static void
+tx_reply_bad_request(struct http_req *req)
+{
+	json_t *o = json_pack("{s:i, s:s, s:s}", "status", 400, "error", "Bad Request", "path",
+	                      http_path(req));
+
+	if (o == NULL)
+		abort();
+	http_send_json(req, 400, o);
+}
+
+/* The request body as a JSON object, or NULL (already answered). */
+static json_t *
+tx_read_json(struct http_req *req)
+{
+	size_t len;
+	const char *body = http_body(req, &len);
+	json_t *j = body != NULL ? json_loadb(body, len, JSON_REJECT_DUPLICATES, NULL) : NULL;
+
+	if (!json_is_object(j)) {
+		json_decref(j);
+		tx_reply_bad_request(req);
+		return NULL;
+	}
+	return j;
+}
+
+static const char *
+tx_str(const json_t *o, const char *name)
+{
+	return json_string_value(json_object_get(o, name));
+}
+
+/* Checks the fields (concatenated) against sp_checksum. */
+static bool
+tx_checksum_ok(const char *const *fields, size_t n, const char *checksum)
+{
+	struct buf payload;
+	bool ok = false;
+
+	buf_init(&payload, 64 * 1024);
+	for (size_t i = 0; i < n; i++) {
+		if (fields[i] != NULL && buf_addstr(&payload, fields[i]) != 0)
+			goto out;
+	}
+	ok = twfido_checksum_verify(twfido.key, payload.data != NULL ? payload.data : "",
+	                            payload.len, checksum);
+out:
+	buf_free_secret(&payload);
+	return ok;
+}
+
+static void
+tx_seal(const char *const *fields, size_t n, char out[TWFIDO_CHECKSUM_LEN + 1])
+{
+	struct buf payload;
+
+	buf_init(&payload, 64 * 1024);
+	for (size_t i = 0; i < n; i++) {
+		if (fields[i] != NULL && buf_addstr(&payload, fields[i]) != 0)
+			abort();
+	}
+	if (twfido_checksum_seal(twfido.key, NULL, payload.data != NULL ? payload.data : "",
+	                         payload.len, out) != 0)
+		abort();
+	buf_free_secret(&payload);
+}
+
+/* time_limit: absent (the default), an integer or a string of digits.
+ * Returns the seconds, or -1 when malformed. */
+static long
+tx_time_limit(const json_t *v)
+{
+	const char *s;
+	char *end;
+	long n;
+
+	if (v == NULL || json_is_null(v))
+		return TX_DEFAULT_TIME;
+	if (json_is_integer(v)) {
+		json_int_t i = json_integer_value(v);
+
+		/* out of range either way: clamp for the range check */
+		return i < 0 ? 0 : i > 100000 ? 100000 : (long)i;
+	}
+	s = json_string_value(v);
+	if (s == NULL || *s < '0' || *s > '9')
+		return -1;
+	errno = 0;
+	n = strtol(s, &end, 10);
+	if (errno != 0 || *end != '\0')
+		return -1;
+	return n;
+}
+
+/* base64url(payload JSON) "." base64url(SHA-256 of the first part). */
+static char *
+tx_make_ticket(const struct tx *t, const char *op_mode)
+{
+	char when[32], *json, *seg, *digest_b64, *ticket;
+	unsigned char digest[32];
+	time_t local = t->expires_wall + 8 * 3600; /* Asia/Taipei, no DST */
+	struct tm tm;
+	json_t *o;
+
+	gmtime_r(&local, &tm);
+	strftime(when, sizeof(when), "%Y-%m-%d %H:%M:%S", &tm);
+	o = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s}", "transaction_id",
+	              t->txn, "op_code", "ATH", "op_mode", op_mode, "sp_service_id", twfido.sp_id,
+	              "sp_ticket_id", t->ticket_id, "sp_name", TX_SP_NAME, "hint", t->hint,
+	              "expiration_time", when, "hashed_id_num", t->id_hash, "version", "2.9");
+	if (o == NULL)
+		abort();
+	json = json_dumps(o, JSON_COMPACT);
+	if (json == NULL)
+		abort();
+	seg = xmalloc(b64url_encoded_len(strlen(json)) + 1);
+	b64url_encode(json, strlen(json), seg);
+	secret_sha256(seg, strlen(seg), digest);
+	digest_b64 = xmalloc(b64url_encoded_len(sizeof(digest)) + 1);
+	b64url_encode(digest, sizeof(digest), digest_b64);
+	ticket = xasprintf("%s.%s", seg, digest_b64);
+	free(digest_b64);
+	free(seg);
+	free(json);
+	json_decref(o);
+	return ticket;
+}
+
+static bool
+tx_txn_valid(const char *s)
+{
+	size_t len = s != NULL ? strlen(s) : 0;
+
+	if (len == 0 || len > TX_TXN_MAX)
+		return false;
+	for (size_t i = 0; i < len; i++) {
+		char c = s[i];
+
+		if (!((c >= '0' && c <= '9') || (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') ||
+		      c == '-' || c == '_'))
+			return false;
+	}
+	return true;
+}
+
+static bool
+tx_enrolled(const char *id_num)
+{
+	const json_t *c = sim_ident_by_id(id_num);
+
+	return c != NULL && json_is_true(json_object_get(c, "mobile_cert_enrolled"));
+}
+
+/* ATH-01. */
+static void
+tx_ticket_handler(struct http_req *req, void *ctx)
+{
+	json_t *j = tx_read_json(req), *sign_info, *o;
+	const char *txn, *sp_id, *checksum, *id_num, *op_code, *op_mode, *hint, *sign_data;
+	char masked[32], idp[TWFIDO_CHECKSUM_LEN + 1];
+	struct tx *t = NULL;
+	long limit;
+
+	if (j == NULL)
+		goto out;
+	txn = tx_str(j, "transaction_id");
+	sp_id = tx_str(j, "sp_service_id");
+	checksum = tx_str(j, "sp_checksum");
+	id_num = tx_str(j, "id_num");
+	op_code = tx_str(j, "op_code");
+	op_mode = tx_str(j, "op_mode");
+	hint = tx_str(j, "hint");
+	sign_info = json_object_get(j, "sign_info");
+	sign_data = tx_str(sign_info, "sign_data");
+	if (txn == NULL || sp_id == NULL || checksum == NULL || id_num == NULL ||
+	    op_code == NULL || op_mode == NULL || hint == NULL) {
+		tx_reply_error(req, TX_IFACE_TICKET, "PM_INV_NF");
+		goto out;
+	}
+	if (!secret_equal(sp_id, twfido.sp_id)) {
+		tx_reply_error(req, TX_IFACE_TICKET, "SPSVCID_NF");
+		goto out;
+	}
+	{
+		const char *fields[] = {txn, sp_id, id_num, op_code, op_mode, hint, sign_data};
+
+		if (!tx_checksum_ok(fields, ISSO_N_ELEMENTS(fields), checksum)) {
+			tx_reply_error(req, TX_IFACE_TICKET, "INV_SP_CHECKSUM");
+			goto out;
+		}
+	}
+	if (!tx_txn_valid(txn) || strlen(hint) > TX_HINT_MAX) {
+		tx_reply_error(req, TX_IFACE_TICKET, "PM_INV_NF");
+		goto out;
+	}
+	if (!idnum_is_valid(id_num)) {
+		tx_reply_error(req, TX_IFACE_TICKET, "PM_IDN_FT_ERR");
+		goto out;
+	}
+	/* the simulator speaks login only: no signing */
+	if (strcmp(op_code, "ATH") != 0 ||
+	    (strcmp(op_mode, "I-SCAN") != 0 && strcmp(op_mode, "APP2APP") != 0 &&
+	     strcmp(op_mode, "MWEB2APP") != 0)) {
+		tx_reply_error(req, TX_IFACE_TICKET, "TGT_INV");
+		goto out;
+	}
+	limit = tx_time_limit(json_object_get(j, "time_limit"));
+	if (limit < 0) {
+		tx_reply_error(req, TX_IFACE_TICKET, "SPTKT_TIME_FT_ERR");
+		goto out;
+	}
+	if (limit < twfido.min_time_limit || limit > TWFIDO_TIME_LIMIT_MAX) {
+		tx_reply_error(req, TX_IFACE_TICKET, "SPTKT_TIME_ORV");
+		goto out;
+	}
+	log_mask(id_num, masked);
+	if (!tx_enrolled(id_num)) {
+		log_info("twfido_not_enrolled", "id", masked, NULL);
+		tx_reply_error(req, TX_IFACE_TICKET, "IDNUM_USERPROF_NF");
+		goto out;
+	}
+
+	t = xcalloc(1, sizeof(*t));
+	snprintf(t->txn, sizeof(t->txn), "%s", txn);
+	secret_token(24, t->ticket_id);
+	snprintf(t->id_num, sizeof(t->id_num), "%s", id_num);
+	secret_sha256_hex(id_num, strlen(id_num), t->id_hash);
+	t->hint = xstrdup(hint);
+	clock_gettime(CLOCK_MONOTONIC, &t->expires);
+	t->expires.tv_sec += limit;
+	t->expires_wall = time(NULL) + limit;
+	t->state = TX_PENDING;
+	t->sp_ticket = tx_make_ticket(t, op_mode);
+	{
+		const char *fields[] = {txn, "0", t->sp_ticket};
+
+		tx_seal(fields, ISSO_N_ELEMENTS(fields), idp);
+	}
+	o = json_pack("{s:s, s:s, s:{s:s, s:s}}", "error_code", "0", "error_message", "",
+	              "result", "sp_ticket", t->sp_ticket, "idp_checksum", idp);
+	if (o == NULL)
+		abort();
+
+	pthread_mutex_lock(&twfido.lock);
+	if (tx_find(txn) != NULL) {
+		pthread_mutex_unlock(&twfido.lock);
+		json_decref(o);
+		/* the spec's usual cause: an SP reusing a transaction_id */
+		tx_reply_error(req, TX_IFACE_TICKET, "TXNLOG_INS_ERR");
+		goto out;
+	}
+	tx_make_room();
+	t->seq = ++twfido.seq;
+	{
+		unsigned b = tx_hash(t->txn);
+
+		t->next = twfido.buckets[b];
+		twfido.buckets[b] = t;
+		twfido.count++;
+	}
+	pthread_mutex_unlock(&twfido.lock);
+	log_info("twfido_ticket_issued", "id", masked, "transaction_id", txn, NULL);
+	t = NULL;
+	http_send_json(req, 200, o);
+out:
+	tx_free(t);
+	json_decref(j);
+}
+
+/* ATH-02. */
+static void
+tx_result_handler(struct http_req *req, void *ctx)
+{
+	json_t *j = tx_read_json(req), *o = NULL;
+	const char *txn, *sp_id, *checksum, *ticket_id, *code = NULL;
+	char idp[TWFIDO_CHECKSUM_LEN + 1], hash[65];
+	struct tx *t;
+
+	if (j == NULL)
+		goto out;
+	txn = tx_str(j, "transaction_id");
+	sp_id = tx_str(j, "sp_service_id");
+	checksum = tx_str(j, "sp_checksum");
+	ticket_id = tx_str(j, "sp_ticket_id");
+	if (txn == NULL || sp_id == NULL || checksum == NULL || ticket_id == NULL) {
+		tx_reply_error(req, TX_IFACE_RESULT, "PM_INV_NF");
+		goto out;
+	}
+	if (!secret_equal(sp_id, twfido.sp_id)) {
+		tx_reply_error(req, TX_IFACE_RESULT, "SPSVCID_NF");
+		goto out;
+	}
+	{
+		const char *fields[] = {txn, sp_id, ticket_id};
+
+		if (!tx_checksum_ok(fields, ISSO_N_ELEMENTS(fields), checksum)) {
+			tx_reply_error(req, TX_IFACE_RESULT, "INV_SP_CHECKSUM");
+			goto out;
+		}
+	}
+	hash[0] = '\0';
+	pthread_mutex_lock(&twfido.lock);
+	t = tx_find(txn);
+	if (t == NULL || strcmp(t->ticket_id, ticket_id) != 0)
+		code = "SPTKTID_SPTKT_NF";
+	else if (t->state == TX_DENIED)
+		code = "APP_USER_CANCEL";
+	else if (t->state == TX_APPROVED)
+		snprintf(hash, sizeof(hash), "%s", t->approver_hash);
+	else if (tx_expired(t))
+		code = "SPTKT_OVD";
+	else
+		code = "SPTKTID_TXNLOG_NF";
+	pthread_mutex_unlock(&twfido.lock);
+	if (code != NULL) {
+		tx_reply_error(req, TX_IFACE_RESULT, code);
+		goto out;
+	}
+	{
+		/* signed_response: none for ATH, so "" in the payload */
+		const char *fields[] = {txn, "0", hash, ""};
+
+		tx_seal(fields, ISSO_N_ELEMENTS(fields), idp);
+	}
+	o = json_pack("{s:s, s:s, s:{s:s, s:s}}", "error_code", "0", "error_message", "", "result",
+	              "hashed_id_num", hash, "idp_checksum", idp);
+	if (o == NULL)
+		abort();
+	http_send_json(req, 200, o);
+out:
+	json_decref(j);
+}
+
+/* ---- the phone ---- */
+
+static const char *
+tx_param(struct http_req *req, const char *name)
+{
+	const char *v = http_form(req, name);
+
+	return v != NULL ? v : http_query(req, name);
+}
+
+/* The transaction_id a phone-side reference names: the sp_ticket (its
+ * payload's transaction_id) or the transaction_id itself. Into out; false
+ * when malformed. */
+static bool
+tx_ref_txn(const char *ref, char out[TX_TXN_MAX + 1], bool *is_ticket_r)
+{
+	const char *dot = ref != NULL ? strrchr(ref, '.') : NULL;
+	unsigned char *raw = NULL;
+	json_t *j = NULL;
+	long n;
+	bool ok = false;
+
+	*is_ticket_r = dot != NULL;
+	if (ref == NULL || strlen(ref) > TX_TICKET_MAX)
+		goto out;
+	if (dot == NULL) {
+		ok = tx_txn_valid(ref);
+		if (ok)
+			snprintf(out, TX_TXN_MAX + 1, "%s", ref);
+		goto out;
+	}
+	if (dot == ref)
+		goto out;
+	raw = xmalloc((size_t)(dot - ref));
+	n = b64url_decode(ref, (size_t)(dot - ref), raw, (size_t)(dot - ref));
+	if (n <= 0)
+		goto out;
+	j = json_loadb((const char *)raw, (size_t)n, 0, NULL);
+	ok = tx_txn_valid(tx_str(j, "transaction_id"));
+	if (ok)
+		snprintf(out, TX_TXN_MAX + 1, "%s", tx_str(j, "transaction_id"));
+out:
+	json_decref(j);
+	free(raw);
+	return ok;
+}
+
+static void
+tx_phone_answer(struct http_req *req, bool approve)
+{
+	const char *ref = tx_param(req, "ticket"), *as = tx_param(req, "as");
+	const char *error = NULL;
+	char txn[TX_TXN_MAX + 1], owner[11], masked[32];
+	bool is_ticket;
+	struct tx *t;
+	json_t *o;
+	int status = 200;
+
+	if (!tx_ref_txn(ref, txn, &is_ticket)) {
+		sim_send_error(req, 400, "invalid_ticket");
+		goto out;
+	}
+	if (as != NULL && *as != '\0' && (!idnum_normalize(as, owner) || !idnum_is_valid(owner))) {
+		sim_send_error(req, 400, "invalid_id");
+		goto out;
+	}
+	if (approve && as != NULL && *as != '\0' && !tx_enrolled(owner)) {
+		sim_send_error(req, 403, "not_enrolled");
+		goto out;
+	}
+	pthread_mutex_lock(&twfido.lock);
+	t = tx_find(txn);
+	if (t == NULL || (is_ticket && strcmp(t->sp_ticket, ref) != 0)) {
+		status = 404;
+		error = "no_such_transaction";
+	} else if (t->state != TX_PENDING) {
+		status = 409;
+		error = "already_answered";
+	} else if (tx_expired(t)) {
+		status = 410;
+		error = "expired";
+	} else {
+		if (as == NULL || *as == '\0')
+			snprintf(owner, sizeof(owner), "%s", t->id_num);
+		t->state = approve ? TX_APPROVED : TX_DENIED;
+		clock_gettime(CLOCK_MONOTONIC, &t->answered);
+		if (approve)
+			secret_sha256_hex(owner, strlen(owner), t->approver_hash);
+		log_mask(t->id_num, masked);
+	}
+	pthread_mutex_unlock(&twfido.lock);
+	if (error != NULL) {
+		sim_send_error(req, status, error);
+		goto out;
+	}
+	log_info(approve ? "twfido_approved" : "twfido_denied", "id", masked, "transaction_id",
+	         txn, NULL);
+	o = json_pack("{s:s, s:s}", "transaction_id", txn, "state",
+	              approve ? "approved" : "denied");
+	if (o == NULL)
+		abort();
+	http_send_json(req, 200, o);
+out:
+	return;
+}
+
+static void
+tx_phone_approve(struct http_req *req, void *ctx)
+{
+	tx_phone_answer(req, true);
+}
+
+static void
+tx_phone_deny(struct http_req *req, void *ctx)
+{
+	tx_phone_answer(req, false);
+}
+
+/* The pending, unexpired tickets for an ID, newest first. */
+static void
+tx_phone_pending(struct http_req *req, void *ctx)
+{
+	const char *raw = http_query(req, "id_num");
+	const struct tx **hits = NULL;
+	json_t *list = NULL;
+	char id[11];
+	size_t n = 0;
+
+	if (raw == NULL || !idnum_normalize(raw, id) || !idnum_is_valid(id)) {
+		sim_send_error(req, 400, "invalid_id");
+		goto out;
+	}
+	list = json_array();
+	if (list == NULL)
+		abort();
+	pthread_mutex_lock(&twfido.lock);
+	hits = xcalloc(twfido.count + 1, sizeof(*hits));
+	for (size_t b = 0; b < TX_BUCKETS; b++) {
+		for (const struct tx *t = twfido.buckets[b]; t != NULL; t = t->next) {
+			if (t->state == TX_PENDING && !tx_expired(t) && strcmp(t->id_num, id) == 0)
+				hits[n++] = t;
+		}
+	}
+	/* newest first: an insertion sort on the sequence number (few hits) */
+	for (size_t i = 1; i < n; i++) {
+		for (size_t k = i; k > 0 && hits[k - 1]->seq < hits[k]->seq; k--) {
+			const struct tx *tmp = hits[k];
+
+			hits[k] = hits[k - 1];
+			hits[k - 1] = tmp;
+		}
+	}
+	for (size_t i = 0; i < n; i++) {
+		const struct tx *t = hits[i];
+		json_t *o = json_pack("{s:s, s:s, s:s, s:s, s:s, s:I}", "transaction_id", t->txn,
+		                      "sp_ticket", t->sp_ticket, "sp_ticket_id", t->ticket_id,
+		                      "hint", t->hint, "sp_name", TX_SP_NAME, "expires_in_ms",
+		                      (json_int_t)tx_ms_until(&t->expires));
+
+		if (o == NULL)
+			abort();
+		json_array_append_new(list, o);
+	}
+	pthread_mutex_unlock(&twfido.lock);
+	http_send_json(req, 200, list);
+	list = NULL;
+out:
+	free(hits);
+	json_decref(list);
+}
+
+/* ---- service ---- */
+
+static int
+tx_init(const struct sim_settings *settings, const char **error_r)
+{
+	int ret = ISSO_ERR_INVALID;
+
+	if (settings->twfido_sp_id == NULL || *settings->twfido_sp_id == '\0' ||
+	    strlen(settings->twfido_sp_id) > 128) {
+		*error_r = "--twfido-sp-id: 1 to 128 characters";
+		goto out;
+	}
+	if (twfido_key_parse(settings->twfido_key, twfido.key) != 0) {
+		*error_r = "--twfido-key: 64 hex digits or base64 of 32 bytes";
+		goto out;
+	}
+	if (settings->twfido_min_time_limit < 1 ||
+	    settings->twfido_min_time_limit > TWFIDO_TIME_LIMIT_MIN) {
+		*error_r = "--twfido-min-time-limit: 1 to 30 seconds";
+		goto out;
+	}
+	twfido.sp_id = xstrdup(settings->twfido_sp_id);
+	twfido.min_time_limit = settings->twfido_min_time_limit;
+	ret = 0;
+out:
+	return ret;
+}
+
+static void
+tx_routes(struct http_server *srv)
+{
+	http_route(srv, HTTP_POST, "/moise/sp/getSpTicket", tx_ticket_handler, NULL);
+	http_route(srv, HTTP_POST, "/moise/sp/getAthOrSignResult", tx_result_handler, NULL);
+	http_route(srv, HTTP_GET, "/phone/mobilecert/pending", tx_phone_pending, NULL);
+	http_route(srv, HTTP_POST, "/phone/mobilecert/approve", tx_phone_approve, NULL);
+	http_route(srv, HTTP_POST, "/phone/mobilecert/deny", tx_phone_deny, NULL);
+}
+
+static void
+tx_deinit(void)
+{
+	pthread_mutex_lock(&twfido.lock);
+	for (size_t b = 0; b < TX_BUCKETS; b++) {
+		while (twfido.buckets[b] != NULL) {
+			struct tx *t = twfido.buckets[b];
+
+			twfido.buckets[b] = t->next;
+			tx_free(t);
+		}
+	}
+	twfido.count = 0;
+	free(twfido.sp_id);
+	twfido.sp_id = NULL;
+	explicit_bzero(twfido.key, sizeof(twfido.key));
+	pthread_mutex_unlock(&twfido.lock);
+}
+
+const struct sim_service sim_service_twfido = {
+    .name = "twfido",
+    .init = tx_init,
+    .routes = tx_routes,
+    .deinit = tx_deinit,
+};
+
+/* ---- isso-sim phone mobilecert … ---- */
+
+static int
+tx_cmd_usage(void)
+{
+	fprintf(stderr,
+	        "usage: isso-sim phone mobilecert approve|deny SP_TICKET|TRANSACTION_ID [--as ID]\n"
+	        "                                 [--sim URL]\n"
+	        "       isso-sim phone mobilecert pending NATIONAL_ID [--sim URL]\n"
+	        "  URL defaults to $ISSO_SIM_URL or " SIM_DEFAULT_URL "\n");
+	return 2;
+}
+
+/* Exit status: 0 done (or tickets pending), 1 nothing to act on (none
+ * pending, unknown, expired or already answered), 2 usage or connection
+ * error. argv starts at "mobilecert". */
+int
+sim_twfido_phone_cmd(int argc, char **argv)
+{
+	const char *url = getenv("ISSO_SIM_URL");
+	const char *action = NULL, *arg = NULL, *as = NULL, *error = NULL;
+	char txn[TX_TXN_MAX + 1], id[11];
+	char *path = NULL, *body = NULL;
+	json_t *reply = NULL;
+	bool is_ticket;
+	int status = 0, ret = 2;
+
+	if (url == NULL || *url == '\0')
+		url = SIM_DEFAULT_URL;
+	for (int i = 1; i < argc; i++) {
+		if (strcmp(argv[i], "--sim") == 0 && i + 1 < argc) {
+			url = argv[++i];
+		} else if (strncmp(argv[i], "--sim=", 6) == 0) {
+			url = argv[i] + 6;
+		} else if (strcmp(argv[i], "--as") == 0 && i + 1 < argc) {
+			as = argv[++i];
+		} else if (argv[i][0] == '-' && argv[i][1] != '\0') {
+			ret = tx_cmd_usage();
+			goto out;
+		} else if (action == NULL) {
+			action = argv[i];
+		} else if (arg == NULL) {
+			arg = argv[i];
+		} else {
+			ret = tx_cmd_usage();
+			goto out;
+		}
+	}
+	if (action == NULL || arg == NULL) {
+		ret = tx_cmd_usage();
+		goto out;
+	}
+	if (strcmp(action, "pending") == 0 && as == NULL) {
+		if (!idnum_normalize(arg, id) || !idnum_is_valid(id)) {
+			fprintf(stderr, "isso-sim: %s is not a national ID\n", arg);
+			goto out;
+		}
+		path = xasprintf("/phone/mobilecert/pending?id_num=%s", id);
+	} else if (strcmp(action, "approve") == 0 || strcmp(action, "deny") == 0) {
+		/* validated here: the reference goes into the query unescaped */
+		if (!tx_ref_txn(arg, txn, &is_ticket)) {
+			fprintf(stderr, "isso-sim: not an sp_ticket or a transaction_id\n");
+			goto out;
+		}
+		if (as != NULL && (!idnum_normalize(as, id) || !idnum_is_valid(id))) {
+			fprintf(stderr, "isso-sim: --as %s is not a national ID\n", as);
+			goto out;
+		}
+		path = xasprintf("/phone/mobilecert/%s?ticket=%s%s%s", action, arg,
+		                 as != NULL ? "&as=" : "", as != NULL ? id : "");
+	} else {
+		ret = tx_cmd_usage();
+		goto out;
+	}
+	if (sim_client_request(url, strcmp(action, "pending") == 0 ? "GET" : "POST", path, 5000,
+	                       &status, &body, &error) != 0) {
+		fprintf(stderr, "isso-sim: %s: %s\n", url, error);
+		goto out;
+	}
+	reply = json_loads(body, 0, NULL);
+	if (reply == NULL || (status != 200 && status != 404 && status != 409 && status != 410)) {
+		fprintf(stderr, "isso-sim: %s: unexpected reply (HTTP %d)\n", url, status);
+		goto out;
+	}
+	json_dumpf(reply, stdout, JSON_INDENT(2));
+	fputc('\n', stdout);
+	if (status != 200 || (json_is_array(reply) && json_array_size(reply) == 0))
+		ret = 1;
+	else
+		ret = 0;
+out:
+	json_decref(reply);
+	free(body);
+	free(path);
+	return ret;
+}
