@@ -4,8 +4,9 @@
  *  - [data-autofocus-error]: moves focus to an error summary (role="alert")
  *    so keyboard and screen-reader users land on what went wrong.
  *  - .countdown[data-seconds]: counts down once a second; at zero, the
- *    element gets .countdown-expired and any element named by
- *    data-enable (an id) loses its disabled attribute.
+ *    element gets .countdown-expired, any element named by data-enable
+ *    (an id) loses its disabled attribute, and data-announce is said in
+ *    the polite live region #countdown-announcer.
  *  - form[data-once]: prevents a double submit of the same form.
  */
 (function () {
@@ -22,6 +23,15 @@
 		el.focus();
 	}
 
+	/* Says text politely to screen readers through the page's live
+	 * region (#countdown-announcer), once, when a countdown ends. */
+	function announce(text) {
+		var live = document.getElementById("countdown-announcer");
+		if (text && live) {
+			live.textContent = text;
+		}
+	}
+
 	function startCountdown(el) {
 		var left = parseInt(el.getAttribute("data-seconds"), 10);
 		var target = el.getAttribute("data-enable");
@@ -35,6 +45,7 @@
 			if (left <= 0) {
 				window.clearInterval(timer);
 				el.classList.add("countdown-expired");
+				announce(el.getAttribute("data-announce"));
 				if (target) {
 					var t = document.getElementById(target);
 					if (t) {

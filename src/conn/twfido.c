@@ -25,24 +25,24 @@
 #include "lib/secret.h"
 #include "lib/xmalloc.h"
 
-#define TF_PATH_TICKET      "/moise/sp/getSpTicket"
-#define TF_PATH_RESULT      "/moise/sp/getAthOrSignResult"
-#define TF_IFACE_TICKET     "SP-API-ATH-01"
-#define TF_IFACE_RESULT     "SP-API-ATH-02"
-#define TF_REPLY_MAX        (64 * 1024)
-#define TF_REQUEST_MAX      (16 * 1024)
-#define TF_PAYLOAD_MAX      (16 * 1024)
-#define TF_SP_TICKET_MAX    8192 /* characters of the QR's content we accept */
-#define TF_SP_ID_MAX        128
-#define TF_TXN_MAX          100 /* the spec's limit on transaction_id */
-#define TF_URL_MAX          2048
-#define TF_TIMEOUT_DEFAULT  5000
-#define TF_IV_LEN           12
-#define TF_TAG_LEN          16
-#define TF_HASH_HEX_LEN     64
-#define TF_POLL_SLOTS       8192
-#define TF_POLL_BUCKETS     2048
-#define TF_NO_SLOT          (-1)
+#define TF_PATH_TICKET     "/moise/sp/getSpTicket"
+#define TF_PATH_RESULT     "/moise/sp/getAthOrSignResult"
+#define TF_IFACE_TICKET    "SP-API-ATH-01"
+#define TF_IFACE_RESULT    "SP-API-ATH-02"
+#define TF_REPLY_MAX       (64 * 1024)
+#define TF_REQUEST_MAX     (16 * 1024)
+#define TF_PAYLOAD_MAX     (16 * 1024)
+#define TF_SP_TICKET_MAX   8192 /* characters of the QR's content we accept */
+#define TF_SP_ID_MAX       128
+#define TF_TXN_MAX         100 /* the spec's limit on transaction_id */
+#define TF_URL_MAX         2048
+#define TF_TIMEOUT_DEFAULT 5000
+#define TF_IV_LEN          12
+#define TF_TAG_LEN         16
+#define TF_HASH_HEX_LEN    64
+#define TF_POLL_SLOTS      8192
+#define TF_POLL_BUCKETS    2048
+#define TF_NO_SLOT         (-1)
 
 /* When each recently polled transaction was last polled. Slots form
  * chains per bucket; free slots a list. A slot older than the poll
@@ -170,8 +170,7 @@ twfido_checksum_seal(const unsigned char key[TWFIDO_KEY_LEN], const unsigned cha
 		goto out;
 	secret_sha256_hex(payload, len, digest);
 	ctx = EVP_CIPHER_CTX_new();
-	if (ctx == NULL ||
-	    EVP_EncryptInit_ex(ctx, EVP_aes_256_gcm(), NULL, NULL, NULL) != 1 ||
+	if (ctx == NULL || EVP_EncryptInit_ex(ctx, EVP_aes_256_gcm(), NULL, NULL, NULL) != 1 ||
 	    EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_SET_IVLEN, TF_IV_LEN, NULL) != 1 ||
 	    EVP_EncryptInit_ex(ctx, NULL, NULL, key, raw) != 1 ||
 	    EVP_EncryptUpdate(ctx, raw + TF_IV_LEN, &n, (const unsigned char *)digest,
@@ -205,8 +204,7 @@ twfido_checksum_verify(const unsigned char key[TWFIDO_KEY_LEN], const char *payl
 		goto out;
 	secret_sha256_hex(payload, len, digest);
 	ctx = EVP_CIPHER_CTX_new();
-	if (ctx == NULL ||
-	    EVP_DecryptInit_ex(ctx, EVP_aes_256_gcm(), NULL, NULL, NULL) != 1 ||
+	if (ctx == NULL || EVP_DecryptInit_ex(ctx, EVP_aes_256_gcm(), NULL, NULL, NULL) != 1 ||
 	    EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_SET_IVLEN, TF_IV_LEN, NULL) != 1 ||
 	    EVP_DecryptInit_ex(ctx, NULL, NULL, key, raw) != 1 ||
 	    EVP_DecryptUpdate(ctx, plain, &n, raw + TF_IV_LEN, TF_HASH_HEX_LEN) != 1 ||
@@ -256,8 +254,8 @@ tf_verify_fields(const struct conn_twfido *tf, const char *const *fields, size_t
 		if (fields[i] != NULL && buf_addstr(&payload, fields[i]) != 0)
 			goto out;
 	}
-	ok = twfido_checksum_verify(tf->key, payload.data != NULL ? payload.data : "",
-	                            payload.len, checksum);
+	ok = twfido_checksum_verify(tf->key, payload.data != NULL ? payload.data : "", payload.len,
+	                            checksum);
 out:
 	buf_free_secret(&payload);
 	return ok;
@@ -323,8 +321,7 @@ tf_token_valid(const char *s, size_t max)
 }
 
 struct conn_twfido *
-conn_twfido_new(const char *base_url, const char *sp_service_id, const char *key,
-                int timeout_ms)
+conn_twfido_new(const char *base_url, const char *sp_service_id, const char *key, int timeout_ms)
 {
 	struct conn_twfido *tf = NULL;
 	unsigned char k[TWFIDO_KEY_LEN];
@@ -378,7 +375,9 @@ void
 conn_twfido_set_min_time_limit(struct conn_twfido *tf, int seconds)
 {
 	if (tf != NULL)
-		tf->min_time_limit = seconds < 1 ? 1 : seconds > TWFIDO_TIME_LIMIT_MIN ? TWFIDO_TIME_LIMIT_MIN : seconds;
+		tf->min_time_limit = seconds < 1                       ? 1
+		                     : seconds > TWFIDO_TIME_LIMIT_MIN ? TWFIDO_TIME_LIMIT_MIN
+		                                                       : seconds;
 }
 
 int
@@ -650,8 +649,7 @@ tf_code_in(const char *sys, const char *const *list)
 static const char *const tf_codes_pending[] = {"20002", "20003", "SPTKTID_TXNLOG_NF", NULL};
 static const char *const tf_codes_denied[] = {"APP_USER_CANCEL", NULL};
 static const char *const tf_codes_expired[] = {"SPTKT_OVD", NULL};
-static const char *const tf_codes_not_enrolled[] = {"IDNUM_USERPROF_NF", "IDNUM_DEVPROF_NF",
-                                                    NULL};
+static const char *const tf_codes_not_enrolled[] = {"IDNUM_USERPROF_NF", "IDNUM_DEVPROF_NF", NULL};
 
 /* Reads error_code from a reply into status (state left to the caller).
  * Returns the raw code (borrowed from reply) or NULL with *error_r set. */
@@ -710,6 +708,8 @@ tf_ticket_decode(const char *sp_ticket, const char *txn, struct twfido_ticket *t
 	seg_len = (size_t)(dot - sp_ticket);
 	while (seg_len > 0 && sp_ticket[seg_len - 1] == '=')
 		seg_len--;
+	if (seg_len == 0)
+		goto out;
 	raw = xmalloc(seg_len);
 	n = b64url_decode(sp_ticket, seg_len, raw, seg_len);
 	if (n <= 0)
@@ -751,9 +751,15 @@ tf_log_error(const char *iface, const char *masked_id, const char *reason, const
 {
 	char status[16];
 
+	if (reason == NULL)
+		reason = "?";
 	snprintf(status, sizeof(status), "%ld", http_status);
-	log_warn("twfido_error", "interface", iface, "id", masked_id, "reason", reason, "code",
-	         code, "http_status", status, "detail", detail, NULL);
+	if (masked_id != NULL)
+		log_warn("twfido_error", "interface", iface, "id", masked_id, "reason", reason,
+		         "code", code, "http_status", status, "detail", detail, NULL);
+	else
+		log_warn("twfido_error", "interface", iface, "reason", reason, "code", code,
+		         "http_status", status, "detail", detail, NULL);
 }
 
 static bool
@@ -802,9 +808,9 @@ tf_hint_valid(const unsigned char *s)
 }
 
 int
-conn_twfido_get_ticket(struct conn_twfido *tf, const char *id_num, const char *hint,
-                       int time_limit, struct twfido_ticket *ticket_r,
-                       struct twfido_status *status_r, const char **error_r)
+conn_twfido_get_ticket(struct conn_twfido *tf, const char *id_num, const char *hint, int time_limit,
+                       struct twfido_ticket *ticket_r, struct twfido_status *status_r,
+                       const char **error_r)
 {
 	const char *error_dummy, *raw_code, *sp_ticket, *idp;
 	struct twfido_status status_dummy;
@@ -850,8 +856,13 @@ conn_twfido_get_ticket(struct conn_twfido *tf, const char *id_num, const char *h
 
 	secret_uuid(t.transaction_id);
 	{
-		const char *fields[] = {t.transaction_id, tf->sp_service_id, id, "ATH", "I-SCAN",
-		                        hint, "" /* sign_data: none for ATH */};
+		const char *fields[] = {t.transaction_id,
+		                        tf->sp_service_id,
+		                        id,
+		                        "ATH",
+		                        "I-SCAN",
+		                        hint,
+		                        "" /* sign_data: none for ATH */};
 
 		ret = tf_checksum_fields(tf, fields, ISSO_N_ELEMENTS(fields), checksum);
 		if (ret != 0) {
@@ -861,8 +872,8 @@ conn_twfido_get_ticket(struct conn_twfido *tf, const char *id_num, const char *h
 	}
 	req = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:i}", "transaction_id",
 	                t.transaction_id, "sp_service_id", tf->sp_service_id, "sp_checksum",
-	                checksum, "id_num", id, "op_code", "ATH", "op_mode", "I-SCAN", "hint",
-	                hint, "time_limit", time_limit);
+	                checksum, "id_num", id, "op_code", "ATH", "op_mode", "I-SCAN", "hint", hint,
+	                "time_limit", time_limit);
 	if (req == NULL)
 		abort();
 	body = tf_dump(req);
@@ -887,7 +898,7 @@ conn_twfido_get_ticket(struct conn_twfido *tf, const char *id_num, const char *h
 	}
 	sp_ticket = tf_result_str(reply, "sp_ticket", TF_SP_TICKET_MAX);
 	idp = tf_result_str(reply, "idp_checksum", TWFIDO_CHECKSUM_LEN);
-	if (sp_ticket == NULL || *sp_ticket == '\0' || idp == NULL) {
+	if (!tf_token_valid(sp_ticket, TF_SP_TICKET_MAX) || idp == NULL) {
 		*error_r = "TW FidO reply lacks sp_ticket or idp_checksum";
 		goto out;
 	}
@@ -1002,8 +1013,8 @@ conn_twfido_poll(struct conn_twfido *tf, const char *transaction_id, const char 
 	}
 	hashed = tf_result_str(reply, "hashed_id_num", TWFIDO_HASHED_ID_MAX);
 	idp = tf_result_str(reply, "idp_checksum", TWFIDO_CHECKSUM_LEN);
-	signed_response = json_string_value(
-	    json_object_get(json_object_get(reply, "result"), "signed_response"));
+	signed_response =
+	    json_string_value(json_object_get(json_object_get(reply, "result"), "signed_response"));
 	if (hashed == NULL || *hashed == '\0' || idp == NULL) {
 		*error_r = "TW FidO reply lacks hashed_id_num or idp_checksum";
 		goto out;
@@ -1024,7 +1035,7 @@ out:
 	if (ret != 0 && ret != ISSO_ERR_LIMIT) {
 		status_r->state = TWFIDO_ERROR;
 		if (ret != ISSO_ERR_INVALID)
-			tf_log_error(TF_IFACE_RESULT, "", *error_r, status_r->code, http_status,
+			tf_log_error(TF_IFACE_RESULT, NULL, *error_r, status_r->code, http_status,
 			             errbuf);
 	}
 	json_decref(req);

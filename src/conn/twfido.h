@@ -27,7 +27,7 @@ enum twfido_state {
 	TWFIDO_ERROR,        /* anything else; see status.code */
 };
 
-#define TWFIDO_TIME_LIMIT_MIN     30   /* seconds, per the spec */
+#define TWFIDO_TIME_LIMIT_MIN     30 /* seconds, per the spec */
 #define TWFIDO_TIME_LIMIT_MAX     600
 #define TWFIDO_TIME_LIMIT_DEFAULT 60   /* the portal's ~58 s QR countdown */
 #define TWFIDO_POLL_INTERVAL_MS   4000 /* ATH-02: not more often than this */
@@ -35,8 +35,8 @@ enum twfido_state {
 #define TWFIDO_CODE_MAX           96   /* "SP-API-ATH-02-SPTKTID_TXNLOG_NF" */
 #define TWFIDO_TICKET_ID_MAX      128
 #define TWFIDO_HASHED_ID_MAX      128
-#define TWFIDO_KEY_LEN            32                      /* AES-256 */
-#define TWFIDO_CHECKSUM_LEN       (2 * (12 + 64 + 16))    /* hex characters */
+#define TWFIDO_KEY_LEN            32                   /* AES-256 */
+#define TWFIDO_CHECKSUM_LEN       (2 * (12 + 64 + 16)) /* hex characters */
 
 /* The outcome of one exchange. code is the service's error_code, named
  * "{interface}-{code}" (a bare code gets the interface prefixed), "0" on
@@ -49,10 +49,10 @@ struct twfido_status {
 /* An issued ticket. The method keeps transaction_id and sp_ticket_id to
  * poll with, and hashed_id_num to compare with the result's. */
 struct twfido_ticket {
-	char transaction_id[37];                     /* our UUID */
-	char sp_ticket_id[TWFIDO_TICKET_ID_MAX + 1]; /* from the ticket's payload */
+	char transaction_id[37];                      /* our UUID */
+	char sp_ticket_id[TWFIDO_TICKET_ID_MAX + 1];  /* from the ticket's payload */
 	char hashed_id_num[TWFIDO_HASHED_ID_MAX + 1]; /* likewise; "" when absent */
-	char *sp_ticket;   /* malloc'd: what the QR code carries */
+	char *sp_ticket;                              /* malloc'd: what the QR code carries */
 	time_t expires_at; /* our clock: time of the request + time_limit */
 };
 
@@ -104,9 +104,8 @@ void conn_twfido_ticket_clear(struct twfido_ticket *ticket);
  * for the polls it sends, so the method must pace itself too). Otherwise
  * the state is TWFIDO_ERROR and it returns ISSO_ERR_INVALID, _TIMEOUT,
  * _CRYPTO or _IO as conn_twfido_get_ticket() does. Thread-safe. */
-int conn_twfido_poll(struct conn_twfido *tf, const char *transaction_id,
-                     const char *sp_ticket_id, struct twfido_status *status_r,
-                     char **hashed_id_num_r, const char **error_r);
+int conn_twfido_poll(struct conn_twfido *tf, const char *transaction_id, const char *sp_ticket_id,
+                     struct twfido_status *status_r, char **hashed_id_num_r, const char **error_r);
 
 /* The pause callers keep between polls of one transaction (ms). */
 int conn_twfido_poll_interval(void);

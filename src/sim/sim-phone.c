@@ -132,7 +132,7 @@ static int
 phone_usage(void)
 {
 	fprintf(stderr, "usage: isso-sim phone sms-last|sms-list|sms-clear NUMBER [--sim URL]\n"
-	                "       isso-sim phone mobilecert approve|deny|pending … (see --help)\n"
+	                "       isso-sim phone mobilecert approve|deny TICKET [--as ID] | pending ID\n"
 	                "  URL defaults to $ISSO_SIM_URL or " SIM_DEFAULT_URL "\n");
 	return 2;
 }

@@ -390,8 +390,8 @@ tx_ticket_handler(struct http_req *req, void *ctx)
 	hint = tx_str(j, "hint");
 	sign_info = json_object_get(j, "sign_info");
 	sign_data = tx_str(sign_info, "sign_data");
-	if (txn == NULL || sp_id == NULL || checksum == NULL || id_num == NULL ||
-	    op_code == NULL || op_mode == NULL || hint == NULL) {
+	if (txn == NULL || sp_id == NULL || checksum == NULL || id_num == NULL || op_code == NULL ||
+	    op_mode == NULL || hint == NULL) {
 		tx_reply_error(req, TX_IFACE_TICKET, "PM_INV_NF");
 		goto out;
 	}
@@ -454,8 +454,8 @@ tx_ticket_handler(struct http_req *req, void *ctx)
 
 		tx_seal(fields, ISSO_N_ELEMENTS(fields), idp);
 	}
-	o = json_pack("{s:s, s:s, s:{s:s, s:s}}", "error_code", "0", "error_message", "",
-	              "result", "sp_ticket", t->sp_ticket, "idp_checksum", idp);
+	o = json_pack("{s:s, s:s, s:{s:s, s:s}}", "error_code", "0", "error_message", "", "result",
+	              "sp_ticket", t->sp_ticket, "idp_checksum", idp);
 	if (o == NULL)
 		abort();
 
@@ -644,8 +644,8 @@ tx_phone_answer(struct http_req *req, bool approve)
 		sim_send_error(req, status, error);
 		goto out;
 	}
-	log_info(approve ? "twfido_approved" : "twfido_denied", "id", masked, "transaction_id",
-	         txn, NULL);
+	log_info(approve ? "twfido_approved" : "twfido_denied", "id", masked, "transaction_id", txn,
+	         NULL);
 	o = json_pack("{s:s, s:s}", "transaction_id", txn, "state",
 	              approve ? "approved" : "denied");
 	if (o == NULL)

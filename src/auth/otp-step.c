@@ -1,0 +1,136 @@
+/* The shared SMS-code step of the login methods. */
+#include <string.h>
+
+#include "auth/app.h"
+#include "auth/flow.h"
+#include "auth/method.h"
+#include "auth/otp-step.h"
+#include "auth/otp.h"
+#include "auth/page.h"
+#include "http/csrf.h"
+#include "lib/idnum.h"
+#include "lib/isso.h"
+#include "lib/log.h"
+
+static json_t *
+steps_json(struct isso_app *app, struct http_req *req, const struct otp_step_view *view)
+{
+	json_t *steps = json_array();
+
+	for (int i = 0; view->step_keys != NULL && view->step_keys[i] != NULL; i++)
+		json_array_append_new(steps,
+		                      json_pack("{s:s, s:b, s:b}", "label",
+		                                page_text(app, req, view->step_keys[i]), "current",
+		                                i == view->current, "done", i < view->current));
+	return steps;
+}
+
+static void
+show(struct isso_app *app, struct http_req *req, const char *txn_id, json_t *txn,
+     const struct method *m, const struct otp_step_view *view, const char *phone, int status,
+     const char *error_key)
+{
+	json_t *state = json_object_get(txn, "otp_step");
+	const char *sent_to = json_string_value(json_object_get(state, "phone"));
+	char masked[32];
+	json_t *ctx;
+
+	ctx =
+	    json_pack("{s:s, s:s, s:s, s:o, s:s}", "txn", txn_id, "csrf",
+	              csrf_token(req, &app->secrets, "otp-step"), "action", http_path(req), "steps",
+	              steps_json(app, req, view), "heading", page_text(app, req, view->title_key));
+	json_object_set_new(ctx, "phone", json_string(phone != NULL ? phone : ""));
+	if (view->back_url != NULL)
+		json_object_set_new(ctx, "back_url", json_string(view->back_url));
+	if (sent_to != NULL) {
+		int left = otp_cooldown_left(app, sent_to);
+		json_object_set_new(ctx, "sent", json_true());
+		json_object_set_new(ctx, "phone_masked", json_string(log_mask(sent_to, masked)));
+		json_object_set_new(ctx, "cooldown", json_integer(left));
+		if (left > 0)
+			json_object_set_new(ctx, "cooling", json_true());
+	}
+	if (error_key != NULL)
+		json_object_set_new(ctx, "error", json_string(page_text(app, req, error_key)));
+	json_object_set_new(ctx, "script", json_true());
+	(void)m;
+	page_render(app, req, status, "otp-step", view->title_key, ctx);
+}
+
+static const char *
+send_error_key(int ret, int wait)
+{
+	if (ret == ISSO_ERR_LIMIT)
+		return wait > 0 ? "otp.cooldown" : "otp.hourly_limit";
+	return "otp.sms_failed";
+}
+
+bool
+otp_step(struct isso_app *app, struct http_req *req, const char *txn_id, json_t *txn,
+         const struct method *m, const struct otp_step_view *view, const char *prefill,
+         char phone_r[11])
+{
+	json_t *state = json_object_get(txn, "otp_step");
+	const char *action, *given, *code, *purpose;
+	char phone[11], otp_id[44];
+	enum otp_result r = OTP_EXPIRED;
+	int wait = 0, left = 0, ret;
+
+	phone_r[0] = '\0';
+	purpose = m->id;
+	if (http_method(req) != HTTP_POST) {
+		show(app, req, txn_id, txn, m, view, prefill, 200, NULL);
+		return false;
+	}
+	if (!csrf_check(req, &app->secrets, "otp-step")) {
+		show(app, req, txn_id, txn, m, view, prefill, 403, "error.csrf");
+		return false;
+	}
+	action = http_form(req, "action");
+	if (action != NULL && strcmp(action, "send") == 0) {
+		given = http_form(req, "phone");
+		if (given == NULL || !phone_normalize(given, phone)) {
+			show(app, req, txn_id, txn, m, view, given, 400, "register.bad_phone");
+			return false;
+		}
+		ret = otp_send(app, req, purpose, phone, NULL, OTP_DELIVER_NOW, otp_id, &wait);
+		if (ret < 0) {
+			show(app, req, txn_id, txn, m, view, phone,
+			     ret == ISSO_ERR_LIMIT ? 429 : 503, send_error_key(ret, wait));
+			return false;
+		}
+		json_object_set_new(txn, "otp_step",
+		                    json_pack("{s:s, s:s}", "phone", phone, "id", otp_id));
+		if (flow_txn_save(app, txn_id, txn) < 0) {
+			page_error(app, req, 400, "error.txn_title", "error.txn_expired", NULL);
+			return false;
+		}
+		/* Post/redirect/get: a reload does not send another SMS. */
+		http_redirect(req, 303, flow_url(req, http_path(req), txn_id));
+		return false;
+	}
+	code = http_form(req, "code");
+	if (state == NULL || code == NULL) {
+		show(app, req, txn_id, txn, m, view, prefill, 400, "otp.expired");
+		return false;
+	}
+	memcpy(phone, json_string_value(json_object_get(state, "phone")) ?: "", sizeof(phone));
+	phone[sizeof(phone) - 1] = '\0';
+	ret = otp_check(app, json_string_value(json_object_get(state, "id")), purpose, phone, code,
+	                &r, &left);
+	if (ret == 0 && r == OTP_OK) {
+		json_object_del(txn, "otp_step");
+		memcpy(phone_r, phone, sizeof(phone));
+		return true;
+	}
+	if (ret == 0 && r == OTP_WRONG) {
+		show(app, req, txn_id, txn, m, view, phone, 400, "otp.wrong");
+		return false;
+	}
+	/* Used up or expired: start again from the number. */
+	json_object_del(txn, "otp_step");
+	(void)flow_txn_save(app, txn_id, txn);
+	show(app, req, txn_id, txn, m, view, phone, 400,
+	     r == OTP_EXHAUSTED ? "otp.exhausted_step" : "otp.expired_step");
+	return false;
+}
