@@ -6,7 +6,6 @@
 #include "conn/twfido.h"
 
 #include <pthread.h>
-#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -44,12 +43,13 @@
 #define TF_POLL_BUCKETS    2048
 #define TF_NO_SLOT         (-1)
 
-/* When each recently polled transaction was last polled. Slots form
- * chains per bucket; free slots a list. A slot older than the poll
- * interval no longer matters and is reclaimed when the free list runs
- * dry. */
+/* When each recently polled transaction was last polled, keyed by the
+ * first 16 bytes of the SHA-256 of its transaction_id (320 KiB in all).
+ * Slots form chains per bucket; free slots a list. A slot older than the
+ * poll interval no longer matters and is reclaimed when the free list
+ * runs dry. */
 struct tf_poll_slot {
-	char txn[TF_TXN_MAX + 1];
+	unsigned char key[16];
 	struct timespec at;
 	int next;
 };
@@ -374,10 +374,13 @@ conn_twfido_free(struct conn_twfido *tf)
 void
 conn_twfido_set_min_time_limit(struct conn_twfido *tf, int seconds)
 {
-	if (tf != NULL)
-		tf->min_time_limit = seconds < 1                       ? 1
-		                     : seconds > TWFIDO_TIME_LIMIT_MIN ? TWFIDO_TIME_LIMIT_MIN
-		                                                       : seconds;
+	if (tf == NULL)
+		return;
+	if (seconds < 1)
+		seconds = 1;
+	if (seconds > TWFIDO_TIME_LIMIT_MIN)
+		seconds = TWFIDO_TIME_LIMIT_MIN;
+	tf->min_time_limit = seconds;
 }
 
 int
@@ -396,16 +399,6 @@ conn_twfido_ticket_clear(struct twfido_ticket *ticket)
 }
 
 /* ---- poll pacing ---- */
-
-static unsigned
-tf_poll_hash(const char *s)
-{
-	uint32_t h = 2166136261u;
-
-	for (; *s != '\0'; s++)
-		h = (h ^ (unsigned char)*s) * 16777619u;
-	return h % TF_POLL_BUCKETS;
-}
 
 static long
 tf_ms_between(const struct timespec *a, const struct timespec *b)
@@ -441,16 +434,19 @@ tf_poll_sweep(struct conn_twfido *tf, const struct timespec *now)
 static int
 tf_poll_admit(struct conn_twfido *tf, const char *txn)
 {
+	unsigned char digest[32];
 	struct timespec now;
-	unsigned b = tf_poll_hash(txn);
+	unsigned b;
 	int idx, ret = 0;
 
+	secret_sha256(txn, strlen(txn), digest);
+	b = ((unsigned)digest[0] << 8 | digest[1]) % TF_POLL_BUCKETS;
 	clock_gettime(CLOCK_MONOTONIC, &now);
 	pthread_mutex_lock(&tf->lock);
 	for (idx = tf->buckets[b]; idx != TF_NO_SLOT; idx = tf->slots[idx].next) {
 		struct tf_poll_slot *s = &tf->slots[idx];
 
-		if (strcmp(s->txn, txn) != 0)
+		if (memcmp(s->key, digest, sizeof(s->key)) != 0)
 			continue;
 		if (tf_ms_between(&s->at, &now) < TWFIDO_POLL_INTERVAL_MS)
 			ret = ISSO_ERR_LIMIT;
@@ -466,7 +462,7 @@ tf_poll_admit(struct conn_twfido *tf, const char *txn)
 	}
 	idx = tf->free_head;
 	tf->free_head = tf->slots[idx].next;
-	snprintf(tf->slots[idx].txn, sizeof(tf->slots[idx].txn), "%s", txn);
+	memcpy(tf->slots[idx].key, digest, sizeof(tf->slots[idx].key));
 	tf->slots[idx].at = now;
 	tf->slots[idx].next = tf->buckets[b];
 	tf->buckets[b] = idx;
@@ -573,8 +569,8 @@ out:
 	return ret;
 }
 
-/* Serialises a request object and wipes the text afterwards (it may hold
- * the citizen's ID). */
+/* Serialises a request object; callers wipe the text with
+ * xfree_secret() (it may hold the citizen's ID). */
 static char *
 tf_dump(json_t *req)
 {

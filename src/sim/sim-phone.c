@@ -132,7 +132,8 @@ static int
 phone_usage(void)
 {
 	fprintf(stderr, "usage: isso-sim phone sms-last|sms-list|sms-clear NUMBER [--sim URL]\n"
-	                "       isso-sim phone mobilecert approve|deny TICKET [--as ID] | pending ID\n"
+	                "       isso-sim phone mobilecert approve|deny TICKET [--as ID]\n"
+	                "       isso-sim phone mobilecert pending NATIONAL_ID\n"
 	                "  URL defaults to $ISSO_SIM_URL or " SIM_DEFAULT_URL "\n");
 	return 2;
 }
