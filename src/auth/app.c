@@ -7,6 +7,7 @@
 
 #include "auth/app.h"
 #include "conn/sms.h"
+#include "conn/twfido.h"
 #include "http/i18n.h"
 #include "http/tmpl.h"
 #include "jose/jose.h"
@@ -201,6 +202,21 @@ app_init(struct isso_app *app, const struct isso_config *cfg, const char **error
 		ret = ISSO_ERR_INVALID;
 		goto out;
 	}
+	if (strcmp(cfg->twfido.mode, "http") == 0 &&
+	    (strncmp(cfg->twfido.url, "https://", 8) != 0 ||
+	     strcmp(cfg->twfido.key,
+	            "6ec249964849d00314f8dfc7d385d2f78768e2f1d249c49de5849d0e0afaadd4") == 0)) {
+		*error_r = "twfido: mode http needs an https url and the SP's own key";
+		ret = ISSO_ERR_INVALID;
+		goto out;
+	}
+	app->twfido = conn_twfido_new(cfg->twfido.url, cfg->twfido.sp_service_id, cfg->twfido.key,
+	                              cfg->twfido.timeout_ms);
+	if (app->twfido == NULL) {
+		*error_r = "twfido: bad url, sp_service_id or key";
+		ret = ISSO_ERR_INVALID;
+		goto out;
+	}
 	ret = secret_password_hash("isso-no-such-account", app->dummy_password_hash);
 	if (ret < 0) {
 		*error_r = "cannot hash";
@@ -217,6 +233,8 @@ app_free(struct isso_app *app)
 {
 	if (app->sms != NULL)
 		conn_sms_free(app->sms);
+	if (app->twfido != NULL)
+		conn_twfido_free(app->twfido);
 	if (app->i18n != NULL)
 		i18n_free(app->i18n);
 	if (app->tmpl != NULL)

@@ -15,6 +15,7 @@ struct jose_keyset;
 struct tmpl_set;
 struct i18n;
 struct conn_sms;
+struct conn_twfido;
 struct http_server;
 
 struct isso_app {
@@ -26,6 +27,7 @@ struct isso_app {
 	struct tmpl_set *tmpl;
 	struct i18n *i18n;
 	struct conn_sms *sms;
+	struct conn_twfido *twfido; /* mobile natural-person certificate (TW FidO) */
 	char *discovery;
 	/* the discovery document, built once */ /* Told when a browser session ends other than
 	                                          * by logout (another person logged in on the

@@ -72,6 +72,14 @@ static const struct config_item config_table[] = {
     CS(sms, username, "isso"),
     CS(sms, password, "isso-sim"),
     CI(sms, timeout_ms, 5000, 100, 600000),
+    CS(twfido, mode, "sim"),
+    CS(twfido, url, "http://127.0.0.1:8090"),
+    CS(twfido, sp_service_id, "TPE-ISSO-SIM"),
+    /* isso-sim's public test key: never valid against the real service. */
+    CS(twfido, key, "6ec249964849d00314f8dfc7d385d2f78768e2f1d249c49de5849d0e0afaadd4"),
+    CI(twfido, timeout_ms, 5000, 100, 600000),
+    CI(twfido, time_limit, 60, 30, 600),
+    CS(twfido, hint, "臺北市政府單一身分驗證入口登入"),
 };
 
 #define CONFIG_N ISSO_N_ELEMENTS(config_table)
@@ -308,6 +316,8 @@ config_finish(struct config_ctx *ctx)
 		return "log.level: must be debug, info, warn or error";
 	if (strcmp(cfg->sms.mode, "sim") != 0 && strcmp(cfg->sms.mode, "http") != 0)
 		return "sms.mode: must be sim or http";
+	if (strcmp(cfg->twfido.mode, "sim") != 0 && strcmp(cfg->twfido.mode, "http") != 0)
+		return "twfido.mode: must be sim or http";
 	return NULL;
 }
 

@@ -47,6 +47,15 @@ struct isso_config {
 		char *password;
 		int timeout_ms; /* 5000 */
 	} sms;
+	struct {
+		char *mode;          /* "sim" | "http" */
+		char *url;           /* API base: scheme and host (/moise/sp/… appended) */
+		char *sp_service_id; /* assigned by MOI */
+		char *key;           /* the SP's AES-256 key: 64 hex digits or base64 */
+		int timeout_ms;      /* 5000 */
+		int time_limit;      /* seconds to approve in the app, 60 */
+		char *hint;          /* shown in the app */
+	} twfido;
 };
 
 /* Fills cfg from defaults, the file at path (NULL: none) and the
