@@ -31,7 +31,7 @@ struct conn_telecom;
  * the birthdate and the number's holder, so that a refusal never tells a
  * stranger whether an ID exists or which field was wrong. */
 enum telecom_refusal {
-	TELECOM_REFUSAL_NONE = 0,       /* not refused (or refused as a client) */
+	TELECOM_REFUSAL_NONE = 0,       /* accepted, or not a refusal of the citizen */
 	TELECOM_REFUSAL_MISMATCH,       /* ID / birthdate not the number's holder */
 	TELECOM_REFUSAL_PREPAID,        /* 預付卡 */
 	TELECOM_REFUSAL_FOREIGN,        /* 外國人 (resident certificate holder) */

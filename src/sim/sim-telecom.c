@@ -188,6 +188,11 @@ tel_load_identities(const char *path, const char **error_r)
 	}
 	ret = 0;
 out:
+	if (ret != 0) {
+		free(tel.orgs);
+		tel.orgs = NULL;
+		tel.norgs = 0;
+	}
 	json_decref(root);
 	return ret;
 }

@@ -523,15 +523,15 @@ static void
 test_expiry(void **state)
 {
 	struct conn_telecom *tel = sim_connector(CLIENT_SECRET, 3000);
-	struct started a = start(tel, "A109876547", "0920000009", "2005-06-15", "fet", 1);
-	struct started b = start(tel, "E222223335", "0930000010", "1970-04-01", "cht", 1);
+	struct started a = start(tel, "A109876547", "0920000009", "2005-06-15", "fet", 2);
+	struct started b = start(tel, "E222223335", "0930000010", "1970-04-01", "cht", 2);
 	char err[32];
 
 	assert_int_equal(a.ret, 0);
-	assert_int_equal(a.expires_in, 1);
+	assert_int_equal(a.expires_in, 2);
 	assert_int_equal(b.ret, 0);
 	assert_int_equal(open_link(b.link, "wifi", NULL, err), 403);
-	sleep_ms(1300);
+	sleep_ms(2300);
 	assert_int_equal(state_of(tel, a.vid), TELECOM_STATE_EXPIRED);
 	assert_int_equal(state_of(tel, b.vid), TELECOM_STATE_EXPIRED);
 	assert_int_equal(open_link(a.link, "mobile", NULL, err), 410);
