@@ -7,6 +7,7 @@
 
 #include "auth/app.h"
 #include "conn/sms.h"
+#include "conn/telecom.h"
 #include "conn/twfido.h"
 #include "http/i18n.h"
 #include "http/tmpl.h"
@@ -217,6 +218,19 @@ app_init(struct isso_app *app, const struct isso_config *cfg, const char **error
 		ret = ISSO_ERR_INVALID;
 		goto out;
 	}
+	if (strcmp(cfg->telecom.mode, "http") == 0 &&
+	    strncmp(cfg->telecom.url, "https://", 8) != 0) {
+		*error_r = "telecom: mode http needs an https url";
+		ret = ISSO_ERR_INVALID;
+		goto out;
+	}
+	app->telecom = conn_telecom_new(cfg->telecom.url, cfg->telecom.client_id,
+	                                cfg->telecom.secret, cfg->telecom.timeout_ms);
+	if (app->telecom == NULL) {
+		*error_r = "telecom: bad url or credentials";
+		ret = ISSO_ERR_INVALID;
+		goto out;
+	}
 	ret = secret_password_hash("isso-no-such-account", app->dummy_password_hash);
 	if (ret < 0) {
 		*error_r = "cannot hash";
@@ -235,6 +249,8 @@ app_free(struct isso_app *app)
 		conn_sms_free(app->sms);
 	if (app->twfido != NULL)
 		conn_twfido_free(app->twfido);
+	if (app->telecom != NULL)
+		conn_telecom_free(app->telecom);
 	if (app->i18n != NULL)
 		i18n_free(app->i18n);
 	if (app->tmpl != NULL)

@@ -16,6 +16,7 @@ struct tmpl_set;
 struct i18n;
 struct conn_sms;
 struct conn_twfido;
+struct conn_telecom;
 struct http_server;
 
 struct isso_app {
@@ -27,7 +28,8 @@ struct isso_app {
 	struct tmpl_set *tmpl;
 	struct i18n *i18n;
 	struct conn_sms *sms;
-	struct conn_twfido *twfido; /* mobile natural-person certificate (TW FidO) */
+	struct conn_twfido *twfido;   /* mobile natural-person certificate (TW FidO) */
+	struct conn_telecom *telecom; /* carriers' number verification */
 	char *discovery;
 	/* the discovery document, built once */ /* Told when a browser session ends other than
 	                                          * by logout (another person logged in on the

@@ -80,6 +80,12 @@ static const struct config_item config_table[] = {
     CI(twfido, timeout_ms, 5000, 100, 600000),
     CI(twfido, time_limit, 60, 30, 600),
     CS(twfido, hint, "臺北市政府單一身分驗證入口登入"),
+    CS(telecom, mode, "sim"),
+    CS(telecom, url, "http://127.0.0.1:8090/telecom"),
+    CS(telecom, client_id, "isso"),
+    CS(telecom, secret, "isso-sim"),
+    CI(telecom, timeout_ms, 5000, 100, 600000),
+    CI(telecom, window, 37, 10, 300),
 };
 
 #define CONFIG_N ISSO_N_ELEMENTS(config_table)
@@ -318,6 +324,8 @@ config_finish(struct config_ctx *ctx)
 		return "sms.mode: must be sim or http";
 	if (strcmp(cfg->twfido.mode, "sim") != 0 && strcmp(cfg->twfido.mode, "http") != 0)
 		return "twfido.mode: must be sim or http";
+	if (strcmp(cfg->telecom.mode, "sim") != 0 && strcmp(cfg->telecom.mode, "http") != 0)
+		return "telecom.mode: must be sim or http";
 	return NULL;
 }
 

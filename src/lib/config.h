@@ -56,6 +56,14 @@ struct isso_config {
 		int time_limit;      /* seconds to approve in the app, 60 */
 		char *hint;          /* shown in the app */
 	} twfido;
+	struct {
+		char *mode;      /* "sim" | "http" */
+		char *url;       /* verification API base (/v1/verifications appended) */
+		char *client_id; /* our account at the carriers' aggregator */
+		char *secret;
+		int timeout_ms; /* 5000 */
+		int window;     /* seconds to open the link on the phone, 37 */
+	} telecom;
 };
 
 /* Fills cfg from defaults, the file at path (NULL: none) and the
