@@ -8,6 +8,12 @@
  *    (an id) loses its disabled attribute, and data-announce is said in
  *    the polite live region #countdown-announcer.
  *  - form[data-once]: prevents a double submit of the same form.
+ *  - [data-poll]: a page waiting for something that happens elsewhere (a
+ *    QR code approved in a phone app) asks data-poll (a same-origin URL
+ *    answering JSON) every data-poll-interval ms (default 4000, counted
+ *    from the previous answer, so requests never come faster) and goes
+ *    to the answer's "next" URL when it has one. Without script, the page
+ *    offers a button that asks once.
  */
 (function () {
 	"use strict";
@@ -68,6 +74,49 @@
 		});
 	}
 
+	function startPolling(el) {
+		var url = el.getAttribute("data-poll");
+		var interval = parseInt(el.getAttribute("data-poll-interval"), 10);
+		var failures = 0;
+		if (!url || typeof window.fetch !== "function") {
+			return;
+		}
+		if (!(interval >= 1000)) {
+			interval = 4000;
+		}
+		function again() {
+			window.setTimeout(poll, interval);
+		}
+		function poll() {
+			window.fetch(url, {
+				credentials: "same-origin",
+				cache: "no-store",
+				headers: { Accept: "application/json" }
+			}).then(function (res) {
+				if (!res.ok) {
+					/* The login is gone or was never at this step: the
+					 * page's own buttons still work. */
+					throw new Error("status " + res.status);
+				}
+				return res.json();
+			}).then(function (data) {
+				failures = 0;
+				/* Only a path on this site ("/…", never "//" or "/\\"). */
+				if (data && typeof data.next === "string" && /^\/(?![\/\\])/.test(data.next)) {
+					window.location.assign(data.next);
+					return;
+				}
+				again();
+			}).catch(function () {
+				failures += 1;
+				if (failures < 3) {
+					again();
+				}
+			});
+		}
+		again();
+	}
+
 	function init() {
 		var i, list;
 		focusErrorSummary();
@@ -78,6 +127,10 @@
 		list = document.querySelectorAll("form[data-once]");
 		for (i = 0; i < list.length; i++) {
 			guardDoubleSubmit(list[i]);
+		}
+		list = document.querySelectorAll("[data-poll]");
+		for (i = 0; i < list.length; i++) {
+			startPolling(list[i]);
 		}
 	}
 

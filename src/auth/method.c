@@ -4,9 +4,11 @@
 #include "auth/method.h"
 
 extern const struct method method_taipeipass;
+extern const struct method method_moica_mobile;
 
 const struct method *const methods[] = {
     &method_taipeipass,
+    &method_moica_mobile,
     NULL,
 };
 

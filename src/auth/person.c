@@ -346,3 +346,100 @@ out:
 	store_member_free(member);
 	return ret;
 }
+
+/* Adds name to the sealed PII of a person that has none. Best effort: the
+ * link itself does not depend on it. */
+static int
+person_add_name(struct isso_app *app, const struct store_person *person, const char *name)
+{
+	char *text = NULL, *sealed = NULL;
+	json_t *pii = NULL;
+	int ret;
+
+	ret = secret_open(&app->secrets, person->pii, &text);
+	if (ret < 0)
+		goto out;
+	pii = json_loads(text, 0, NULL);
+	if (!json_is_object(pii)) {
+		ret = ISSO_ERR_INVALID;
+		goto out;
+	}
+	if (json_object_get(pii, "name") != NULL)
+		goto out;
+	json_object_set_new(pii, "name", json_string(name));
+	xfree_secret(text);
+	text = json_dumps(pii, JSON_COMPACT);
+	if (text == NULL) {
+		ret = ISSO_ERR_NOMEM;
+		goto out;
+	}
+	ret = secret_seal(&app->secrets, text, strlen(text), &sealed);
+	if (ret == 0)
+		ret = store_person_update(app->store, person->uuid, NULL, sealed, app_now());
+out:
+	xfree_secret(text);
+	free(sealed);
+	json_decref(pii);
+	return ret;
+}
+
+int
+person_link_id(struct isso_app *app, const char *id_number, const char *name, char uuid_r[37])
+{
+	struct store_person *found = NULL, person;
+	char idn[11], id_hash[65];
+	char *text = NULL, *sealed = NULL;
+	json_t *pii = NULL;
+	int ret = ISSO_ERR_INVALID;
+
+	uuid_r[0] = '\0';
+	if (id_number == NULL || !idnum_normalize(id_number, idn) || !idnum_is_valid(idn))
+		goto out;
+	if (name != NULL && (name[0] == '\0' || strlen(name) > 120))
+		name = NULL;
+	secret_lookup_hash(&app->secrets, "id", idn, id_hash);
+	/* Twice at most: a concurrent first login with the same ID may add
+	 * the person between our lookup and our insert. */
+	for (int attempt = 0; attempt < 2; attempt++) {
+		ret = store_person_find_by_id_hash(app->store, id_hash, &found);
+		if (ret < 0)
+			goto out;
+		if (found != NULL) {
+			memcpy(uuid_r, found->uuid, strlen(found->uuid) + 1);
+			if (name != NULL)
+				(void)person_add_name(app, found, name);
+			goto out;
+		}
+		if (sealed == NULL) {
+			pii = json_pack("{s:s}", "id_number", idn);
+			if (name != NULL)
+				json_object_set_new(pii, "name", json_string(name));
+			text = json_dumps(pii, JSON_COMPACT);
+			if (text == NULL) {
+				ret = ISSO_ERR_NOMEM;
+				goto out;
+			}
+			ret = secret_seal(&app->secrets, text, strlen(text), &sealed);
+			if (ret < 0)
+				goto out;
+		}
+		secret_uuid(uuid_r);
+		memset(&person, 0, sizeof(person));
+		person.uuid = uuid_r;
+		person.id_hash = id_hash;
+		person.pii = sealed;
+		person.created_at = person.updated_at = app_now();
+		ret = store_person_add(app->store, &person);
+		if (ret != ISSO_ERR_CONFLICT)
+			goto out;
+	}
+out:
+	if (ret < 0)
+		uuid_r[0] = '\0';
+	sodium_memzero(idn, sizeof(idn));
+	store_person_free(found);
+	xfree_secret(text);
+	free(sealed);
+	json_decref(pii);
+	return ret;
+}

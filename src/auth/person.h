@@ -58,4 +58,14 @@ int member_set_password(struct isso_app *app, const char *uuid, const char *pass
  * birthdate, email, phone, address, account, level), or NULL. */
 int person_pii(struct isso_app *app, const char *uuid, json_t **pii_r);
 
+/* Identity linking (歸戶) for the methods that prove a national ID: the
+ * person whose keyed ID hash matches id_number (a national or resident ID,
+ * any case), created with sealed PII {id_number, name} when there is none
+ * yet, so every method with the same ID lands on the same uuid (a
+ * TaipeiPass member enrolled with that ID included). name may be NULL; it
+ * is added to a person that has no name yet, never replaces one. Returns
+ * 0 with uuid_r, ISSO_ERR_INVALID for an ID that is not valid, or a store
+ * or crypto error. */
+int person_link_id(struct isso_app *app, const char *id_number, const char *name, char uuid_r[37]);
+
 #endif

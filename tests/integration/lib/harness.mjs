@@ -246,6 +246,9 @@ export class Stack {
       ISSO_STORE_PATH: path.join(this.tmp, 'isso.db'),
       ISSO_KEYS_MASTER_KEY_FILE: path.join(this.tmp, 'master.key'),
       ISSO_SMS_URL: `${this.simUrl}/api/mtk/SmSend`,
+      // TW FidO (行動自然人憑證): isso-sim's SP id and key are issod's
+      // [twfido] defaults; only the address differs (a free port).
+      ISSO_TWFIDO_URL: this.simUrl,
       ISSO_LOG_LEVEL: process.env.ISSO_LOG_LEVEL || 'info',
       // Every test logs in from 127.0.0.1: the per-address limit would
       // otherwise trip half-way through a file. Tests of the limit itself

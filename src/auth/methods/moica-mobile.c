@@ -1,0 +1,767 @@
+/* Method moica-mobile (行動自然人憑證, TW FidO): the privacy notice, then
+ *   1 id     the national ID (or resident certificate number) → ATH-01 ticket
+ *   2 qr     the ticket as a QR code for the MOI app; the page polls
+ *            ("status", JSON) and moves on when the citizen approved
+ *   3 phone  the shared phone + SMS code step (otp_step)
+ * and on to consent with loa high. The progress lives in the login
+ * transaction under "moica_mobile":
+ *
+ *   notice  true once the notice was acknowledged
+ *   stage   "id" | "qr" | "proven"
+ *   id      the typed ID, sealed (PII at rest)
+ *   ticket  {txn, tid, hash, qr, exp}: transaction_id, sp_ticket_id, the
+ *           ticket's hashed_id_num, the sp_ticket (the QR's text) and its
+ *           expiry (Unix seconds, our clock)
+ *   polled  when the service was last asked about the ticket (Unix ms)
+ *   outcome why the ticket ended without approval: "denied", "expired",
+ *           "not_enrolled", "error", "mismatch"
+ *   uuid    the person, once the app approved (stage "proven")
+ *
+ * A later step refuses to run until the earlier one succeeded. The
+ * national ID appears in logs only masked (log_mask), and in no page
+ * after the ID step. */
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "auth/app.h"
+#include "auth/claims.h"
+#include "auth/flow.h"
+#include "auth/method.h"
+#include "auth/otp-step.h"
+#include "auth/page.h"
+#include "auth/person.h"
+#include "auth/qr.h"
+#include "conn/twfido.h"
+#include "http/csrf.h"
+#include "lib/idnum.h"
+#include "lib/isso.h"
+#include "lib/log.h"
+#include "lib/secret.h"
+#include "lib/xmalloc.h"
+#include "store/store.h"
+
+#define STATE_KEY "moica_mobile"
+#define CSRF_ID   "mm-id"
+#define CSRF_QR   "mm-qr"
+/* Tickets per national ID (typed or regenerated), per window: enough for
+ * a citizen who fumbles, too few to pester the service about one person. */
+#define ID_WINDOW 600
+#define ID_MAX    10
+/* The countdown ends this much before the ticket does, so a code scanned
+ * at the last second still reaches the service in time (60 s → 58). */
+#define SHOW_MARGIN 2
+/* How long after the ticket's end a "pending" answer still counts as
+ * pending (clock differences with the service). */
+#define EXPIRY_GRACE 5
+#define HELP_PATH    "/moica-mobile/help"
+
+static const char *const amr_mm[] = {"swk", "mca", "sms", "otp", "mfa", NULL};
+static const char *const bullets[] = {"mm.bullet1", "mm.bullet2", "mm.bullet3", NULL};
+static const char *const step_keys[] = {"mm.step1", "mm.step2", "mm.step3", NULL};
+
+static void handle(struct isso_app *app, struct http_req *req, const char *step);
+static void routes(struct isso_app *app, struct http_server *srv);
+
+/* Name is not vouched: the TW FidO result carries no name (see
+ * docs/connectors/twfido.md); a linked TaipeiPass member's data still
+ * flows through linked_member_data. */
+const struct method method_moica_mobile = {
+    .id = "moica-mobile",
+    .loa = LOA_HIGH,
+    .amr = amr_mm,
+    .vouches = CLAIM_UUID | CLAIM_ID_NUMBER | CLAIM_PHONE,
+    .linked_member_data = true,
+    .title_key = "mm.title",
+    .bullet_keys = bullets,
+    .register_path = HELP_PATH,
+    .handle = handle,
+    .routes = routes,
+};
+
+enum outcome {
+	OUT_NONE,    /* no ticket */
+	OUT_PENDING, /* ticket alive, no answer yet */
+	OUT_DONE,    /* approved by the right person: stage proven */
+	OUT_DENIED,
+	OUT_EXPIRED,
+	OUT_NOT_ENROLLED,
+	OUT_ERROR,
+	OUT_MISMATCH,
+};
+
+static const char *const outcome_names[] = {
+    [OUT_NONE] = "none",     [OUT_PENDING] = "pending",   [OUT_DONE] = "done",
+    [OUT_DENIED] = "denied", [OUT_EXPIRED] = "expired",   [OUT_NOT_ENROLLED] = "not_enrolled",
+    [OUT_ERROR] = "error",   [OUT_MISMATCH] = "mismatch",
+};
+
+static enum outcome
+outcome_parse(const char *s)
+{
+	for (int i = OUT_DENIED; s != NULL && i <= OUT_MISMATCH; i++) {
+		if (strcmp(outcome_names[i], s) == 0)
+			return (enum outcome)i;
+	}
+	return OUT_NONE;
+}
+
+static int64_t
+now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* The method's state in txn, created empty when absent (borrowed). */
+static json_t *
+state_of(json_t *txn)
+{
+	json_t *st = json_object_get(txn, STATE_KEY);
+
+	if (!json_is_object(st)) {
+		st = json_object();
+		json_object_set_new(txn, STATE_KEY, st);
+	}
+	return st;
+}
+
+static const char *
+stage_of(json_t *st)
+{
+	return json_string_value(json_object_get(st, "stage")) ?: "";
+}
+
+/* Saves txn; false (and an error page sent) when it expired meanwhile. */
+static bool
+save(struct isso_app *app, struct http_req *req, const char *id, json_t *txn)
+{
+	if (flow_txn_save(app, id, txn) == 0)
+		return true;
+	page_error(app, req, 400, "error.txn_title", "error.txn_expired", NULL);
+	return false;
+}
+
+/* Too many attempts from one address in the last minute? */
+static bool
+addr_limited(struct isso_app *app, struct http_req *req, const char *what)
+{
+	char key[128];
+	int count = 0;
+
+	snprintf(key, sizeof(key), "%s:%s", what, http_remote_addr(req));
+	if (store_rate_hit(app->store, key, 60, app_now(), &count) < 0)
+		return true;
+	return count > app->cfg->security.ip_rate_per_min;
+}
+
+/* Too many tickets for this ID lately? Counted the same for IDs that are
+ * enrolled, not enrolled or unknown. */
+static bool
+id_limited(struct isso_app *app, const char *idn)
+{
+	char hash[65], key[80];
+	int count = 0;
+
+	secret_lookup_hash(&app->secrets, "id", idn, hash);
+	snprintf(key, sizeof(key), "mm-id:%s", hash);
+	if (store_rate_hit(app->store, key, ID_WINDOW, app_now(), &count) < 0)
+		return true;
+	return count > ID_MAX;
+}
+
+static json_t *
+steps_json(struct isso_app *app, struct http_req *req, int current)
+{
+	json_t *steps = json_array();
+
+	for (int i = 0; step_keys[i] != NULL; i++)
+		json_array_append_new(steps, json_pack("{s:s, s:b, s:b}", "label",
+		                                       page_text(app, req, step_keys[i]), "current",
+		                                       i == current, "done", i < current));
+	return steps;
+}
+
+/* The context every step page shares. */
+static json_t *
+base_ctx(struct isso_app *app, struct http_req *req, const char *id, int current)
+{
+	json_t *ctx = json_pack("{s:s, s:s, s:b}", "txn", id, "back_url",
+	                        flow_url(req, "/login", id), "script", 1);
+
+	if (current >= 0)
+		json_object_set_new(ctx, "steps", steps_json(app, req, current));
+	return ctx;
+}
+
+static void
+set_error(struct isso_app *app, struct http_req *req, json_t *ctx, const char *error_key)
+{
+	if (error_key != NULL)
+		json_object_set_new(ctx, "error", json_string(page_text(app, req, error_key)));
+}
+
+/* A step asked for out of order. */
+static void
+refuse_order(struct isso_app *app, struct http_req *req, const char *id)
+{
+	page_error(app, req, 403, "mm.order_title", "mm.order",
+	           flow_url(req, "/login/moica-mobile", id));
+}
+
+/* The ID, opened from the state (malloc'd: free with xfree_secret), or
+ * NULL. */
+static char *
+sealed_id(struct isso_app *app, json_t *st)
+{
+	const char *sealed = json_string_value(json_object_get(st, "id"));
+	char *idn = NULL;
+
+	if (sealed == NULL || secret_open(&app->secrets, sealed, &idn) < 0)
+		return NULL;
+	return idn;
+}
+
+/* ---- step 0: the privacy notice ---- */
+
+static void
+notice_page(struct isso_app *app, struct http_req *req, const char *id, int status,
+            const char *error_key)
+{
+	json_t *ctx = base_ctx(app, req, id, -1);
+
+	json_object_set_new(ctx, "csrf", json_string(csrf_token(req, &app->secrets, CSRF_ID)));
+	set_error(app, req, ctx, error_key);
+	page_render(app, req, status, "moica-mobile-notice", "mm.notice_title", ctx);
+}
+
+static void
+notice_step(struct isso_app *app, struct http_req *req, const char *id, json_t *txn)
+{
+	json_t *st;
+
+	if (http_method(req) != HTTP_POST) {
+		notice_page(app, req, id, 200, NULL);
+		return;
+	}
+	if (!csrf_check(req, &app->secrets, CSRF_ID)) {
+		notice_page(app, req, id, 403, "error.csrf");
+		return;
+	}
+	if (http_form(req, "agree") == NULL) {
+		notice_page(app, req, id, 400, "mm.must_agree");
+		return;
+	}
+	st = state_of(txn);
+	json_object_set_new(st, "notice", json_true());
+	if (!save(app, req, id, txn))
+		return;
+	http_redirect(req, 303, flow_url(req, "/login/moica-mobile/id", id));
+}
+
+/* ---- step 1: the national ID ---- */
+
+static void
+id_page(struct isso_app *app, struct http_req *req, const char *id, int status,
+        const char *error_key, const char *typed)
+{
+	json_t *ctx = base_ctx(app, req, id, 0);
+
+	json_object_set_new(ctx, "csrf", json_string(csrf_token(req, &app->secrets, CSRF_ID)));
+	json_object_set_new(ctx, "id_number", json_string(typed != NULL ? typed : ""));
+	set_error(app, req, ctx, error_key);
+	page_render(app, req, status, "moica-mobile-id", "mm.heading", ctx);
+}
+
+/* The page for a ticket that ended without an approval the method can
+ * use, when there is nothing to retry on this step: not enrolled,
+ * service failure, another person approved. */
+static void
+result_page(struct isso_app *app, struct http_req *req, const char *id, enum outcome o)
+{
+	json_t *ctx = base_ctx(app, req, id, -1);
+	const char *title = "mm.error_title";
+	int status = 503;
+
+	json_object_set_new(ctx, "retry_url",
+	                    json_string(flow_url(req, "/login/moica-mobile/id", id)));
+	switch (o) {
+	case OUT_NOT_ENROLLED:
+		title = "mm.not_enrolled_title";
+		status = 200;
+		json_object_set_new(ctx, "not_enrolled", json_true());
+		json_object_set_new(ctx, "help_url", json_string(flow_url(req, HELP_PATH, id)));
+		break;
+	case OUT_MISMATCH:
+		title = "mm.mismatch_title";
+		status = 403;
+		json_object_set_new(ctx, "mismatch", json_true());
+		break;
+	default:
+		json_object_set_new(ctx, "failed", json_true());
+		break;
+	}
+	page_render(app, req, status, "moica-mobile-result", title, ctx);
+}
+
+/* Asks the service for a ticket for idn and records it in st: the ticket
+ * (and stage qr), or the outcome. Returns OUT_PENDING, OUT_NOT_ENROLLED or
+ * OUT_ERROR. */
+static enum outcome
+issue_ticket(struct isso_app *app, const char *idn, json_t *st)
+{
+	struct twfido_ticket ticket;
+	struct twfido_status status;
+	const char *error = NULL;
+	char masked[32];
+	int ret;
+
+	memset(&ticket, 0, sizeof(ticket));
+	ret = conn_twfido_get_ticket(app->twfido, idn, app->cfg->twfido.hint,
+	                             app->cfg->twfido.time_limit, &ticket, &status, &error);
+	json_object_del(st, "ticket");
+	json_object_del(st, "polled");
+	json_object_del(st, "outcome");
+	if (ret < 0 || status.state == TWFIDO_ERROR) {
+		log_warn("moica_mobile_ticket_failed", "id", log_mask(idn, masked), "code",
+		         status.code, "reason", error != NULL ? error : "", NULL);
+		conn_twfido_ticket_clear(&ticket);
+		json_object_set_new(st, "outcome", json_string(outcome_names[OUT_ERROR]));
+		return OUT_ERROR;
+	}
+	if (status.state == TWFIDO_NOT_ENROLLED) {
+		json_object_set_new(st, "outcome", json_string(outcome_names[OUT_NOT_ENROLLED]));
+		return OUT_NOT_ENROLLED;
+	}
+	json_object_set_new(st, "ticket",
+	                    json_pack("{s:s, s:s, s:s, s:s, s:I}", "txn", ticket.transaction_id,
+	                              "tid", ticket.sp_ticket_id, "hash", ticket.hashed_id_num,
+	                              "qr", ticket.sp_ticket, "exp",
+	                              (json_int_t)ticket.expires_at));
+	json_object_set_new(st, "stage", json_string("qr"));
+	conn_twfido_ticket_clear(&ticket);
+	return OUT_PENDING;
+}
+
+static void
+id_step(struct isso_app *app, struct http_req *req, const char *id, json_t *txn)
+{
+	json_t *st = state_of(txn);
+	const char *typed;
+	char idn[11], *sealed = NULL;
+	enum outcome o;
+
+	if (!json_is_true(json_object_get(st, "notice"))) {
+		refuse_order(app, req, id);
+		return;
+	}
+	if (http_method(req) != HTTP_POST) {
+		id_page(app, req, id, 200, NULL, NULL);
+		return;
+	}
+	if (!csrf_check(req, &app->secrets, CSRF_ID)) {
+		id_page(app, req, id, 403, "error.csrf", NULL);
+		return;
+	}
+	typed = http_form(req, "id_number");
+	if (typed == NULL || !idnum_normalize(typed, idn) || !idnum_is_valid(idn)) {
+		id_page(app, req, id, 400, "mm.bad_id",
+		        typed != NULL && strlen(typed) <= 16 ? typed : NULL);
+		goto out;
+	}
+	if (addr_limited(app, req, "mm-id")) {
+		id_page(app, req, id, 429, "error.rate_limited", idn);
+		goto out;
+	}
+	if (id_limited(app, idn)) {
+		id_page(app, req, id, 429, "mm.id_limited", idn);
+		goto out;
+	}
+	if (secret_seal(&app->secrets, idn, strlen(idn), &sealed) < 0) {
+		page_error(app, req, 503, "error.unavailable", "error.unavailable.message", NULL);
+		goto out;
+	}
+	/* A new ID starts the method over: nothing proven for another ID
+	 * (or a phone code sent on its behalf) survives. */
+	st = json_pack("{s:b, s:s, s:s}", "notice", 1, "stage", "id", "id", sealed);
+	json_object_set_new(txn, STATE_KEY, st);
+	json_object_del(txn, "otp_step");
+	o = issue_ticket(app, idn, st);
+	if (!save(app, req, id, txn))
+		goto out;
+	if (o == OUT_PENDING)
+		http_redirect(req, 303, flow_url(req, "/login/moica-mobile/qr", id));
+	else
+		result_page(app, req, id, o);
+out:
+	free(sealed);
+	explicit_bzero(idn, sizeof(idn));
+}
+
+/* ---- step 2: the QR code ---- */
+
+/* Seconds the countdown shows for the ticket in st (0 when ended). */
+static int
+seconds_left(json_t *st)
+{
+	json_int_t exp = json_integer_value(json_object_get(json_object_get(st, "ticket"), "exp"));
+	int64_t left = (int64_t)exp - SHOW_MARGIN - app_now();
+
+	return left > 0 ? (int)left : 0;
+}
+
+/* The approval arrived: is it the typed ID's person? Then link the
+ * person and mark the stage proven. */
+static enum outcome
+approved(struct isso_app *app, json_t *st, const char *hashed)
+{
+	json_t *ticket = json_object_get(st, "ticket");
+	char *idn = NULL, uuid[37], masked[32];
+	enum outcome o = OUT_ERROR;
+
+	idn = sealed_id(app, st);
+	if (idn == NULL)
+		goto out;
+	if (!conn_twfido_same_person(json_string_value(json_object_get(ticket, "hash")), hashed)) {
+		log_warn("moica_mobile_mismatch", "id", log_mask(idn, masked), NULL);
+		o = OUT_MISMATCH;
+		goto out;
+	}
+	/* The TW FidO result carries no name: nothing to add. */
+	if (person_link_id(app, idn, NULL, uuid) < 0) {
+		log_error("moica_mobile_link_failed", "id", log_mask(idn, masked), NULL);
+		goto out;
+	}
+	json_object_set_new(st, "uuid", json_string(uuid));
+	json_object_set_new(st, "stage", json_string("proven"));
+	o = OUT_DONE;
+out:
+	xfree_secret(idn);
+	return o;
+}
+
+/* Asks the service about the current ticket, at most once per poll
+ * interval per transaction, and records the answer in st. *changed_r
+ * tells whether st must be saved. */
+static enum outcome
+poll_once(struct isso_app *app, json_t *st, bool *changed_r)
+{
+	json_t *ticket = json_object_get(st, "ticket");
+	struct twfido_status status;
+	const char *error = NULL;
+	char *hashed = NULL;
+	enum outcome o;
+	int ret;
+
+	*changed_r = false;
+	if (strcmp(stage_of(st), "proven") == 0)
+		return OUT_DONE;
+	o = outcome_parse(json_string_value(json_object_get(st, "outcome")));
+	if (o != OUT_NONE)
+		return o;
+	if (ticket == NULL)
+		return OUT_NONE;
+	if (now_ms() - json_integer_value(json_object_get(st, "polled")) <
+	    conn_twfido_poll_interval())
+		return OUT_PENDING;
+	ret = conn_twfido_poll(app->twfido, json_string_value(json_object_get(ticket, "txn")),
+	                       json_string_value(json_object_get(ticket, "tid")), &status, &hashed,
+	                       &error);
+	/* Stamped after the exchange: the connector's own stamp is earlier,
+	 * so a poll this method allows is never one the connector refuses. */
+	json_object_set_new(st, "polled", json_integer(now_ms()));
+	*changed_r = true;
+	if (ret == ISSO_ERR_LIMIT) {
+		o = OUT_PENDING;
+	} else if (ret < 0) {
+		log_warn("moica_mobile_poll_failed", "code", status.code, "reason",
+		         error != NULL ? error : "", NULL);
+		o = OUT_ERROR;
+	} else {
+		switch (status.state) {
+		case TWFIDO_PENDING:
+			o = app_now() > json_integer_value(json_object_get(ticket, "exp")) +
+			                    EXPIRY_GRACE
+			        ? OUT_EXPIRED
+			        : OUT_PENDING;
+			break;
+		case TWFIDO_OK:
+			o = approved(app, st, hashed);
+			break;
+		case TWFIDO_DENIED:
+			o = OUT_DENIED;
+			break;
+		case TWFIDO_EXPIRED:
+			o = OUT_EXPIRED;
+			break;
+		case TWFIDO_NOT_ENROLLED:
+			o = OUT_NOT_ENROLLED;
+			break;
+		default:
+			o = OUT_ERROR;
+			break;
+		}
+	}
+	if (o != OUT_PENDING) {
+		/* The ticket is spent either way. */
+		json_object_del(st, "ticket");
+		json_object_del(st, "polled");
+		if (o != OUT_DONE)
+			json_object_set_new(st, "outcome", json_string(outcome_names[o]));
+		log_info("moica_mobile_result", "state", outcome_names[o], NULL);
+	}
+	free(hashed);
+	return o;
+}
+
+static void
+qr_page(struct isso_app *app, struct http_req *req, const char *id, json_t *st, int status,
+        const char *error_key, const char *info_key)
+{
+	json_t *ctx = base_ctx(app, req, id, 1);
+	json_t *ticket = json_object_get(st, "ticket");
+	enum outcome o = outcome_parse(json_string_value(json_object_get(st, "outcome")));
+	char *svg = NULL;
+
+	json_object_set_new(ctx, "csrf", json_string(csrf_token(req, &app->secrets, CSRF_QR)));
+	json_object_set_new(
+	    ctx, "help_url",
+	    json_string(pool_printf(http_pool(req), "%s#faq", flow_url(req, HELP_PATH, id))));
+	if (o == OUT_DENIED)
+		error_key = "mm.denied";
+	else if (o == OUT_EXPIRED)
+		error_key = "mm.expired";
+	else if (ticket != NULL) {
+		svg = qr_svg(json_string_value(json_object_get(ticket, "qr")),
+		             page_text(app, req, "mm.qr_alt"));
+		if (svg == NULL) {
+			json_decref(ctx);
+			log_error("moica_mobile_qr_failed", NULL);
+			page_error(app, req, 503, "mm.error_title", "mm.error",
+			           flow_url(req, "/login", id));
+			return;
+		}
+		json_object_set_new(ctx, "svg", json_string(svg));
+		json_object_set_new(ctx, "pending", json_true());
+		json_object_set_new(ctx, "seconds", json_integer(seconds_left(st)));
+		json_object_set_new(ctx, "status_url",
+		                    json_string(flow_url(req, "/login/moica-mobile/status", id)));
+		free(svg);
+	}
+	set_error(app, req, ctx, error_key);
+	if (info_key != NULL)
+		json_object_set_new(ctx, "info", json_string(page_text(app, req, info_key)));
+	page_render(app, req, status, "moica-mobile-qr", "mm.heading", ctx);
+}
+
+/* Where the citizen goes for an outcome: the phone step when done, else
+ * the QR step, which shows the outcome. */
+static const char *
+next_url(struct http_req *req, const char *id, enum outcome o)
+{
+	return flow_url(req, o == OUT_DONE ? "/login/moica-mobile/phone" : "/login/moica-mobile/qr",
+	                id);
+}
+
+static void
+regenerate(struct isso_app *app, struct http_req *req, const char *id, json_t *txn, json_t *st)
+{
+	char *idn = sealed_id(app, st);
+	enum outcome o;
+
+	if (idn == NULL) {
+		refuse_order(app, req, id);
+		return;
+	}
+	if (addr_limited(app, req, "mm-id")) {
+		qr_page(app, req, id, st, 429, "error.rate_limited", NULL);
+		goto out;
+	}
+	if (id_limited(app, idn)) {
+		qr_page(app, req, id, st, 429, "mm.id_limited", NULL);
+		goto out;
+	}
+	o = issue_ticket(app, idn, st);
+	if (!save(app, req, id, txn))
+		goto out;
+	if (o == OUT_PENDING)
+		http_redirect(req, 303, flow_url(req, "/login/moica-mobile/qr", id));
+	else
+		result_page(app, req, id, o);
+out:
+	xfree_secret(idn);
+}
+
+static void
+qr_step(struct isso_app *app, struct http_req *req, const char *id, json_t *txn)
+{
+	json_t *st = state_of(txn);
+	const char *stage = stage_of(st), *action;
+	enum outcome o;
+	bool changed = false;
+
+	if (strcmp(stage, "proven") == 0) {
+		http_redirect(req, 303, flow_url(req, "/login/moica-mobile/phone", id));
+		return;
+	}
+	if (strcmp(stage, "qr") != 0) {
+		refuse_order(app, req, id);
+		return;
+	}
+	if (http_method(req) != HTTP_POST) {
+		o = outcome_parse(json_string_value(json_object_get(st, "outcome")));
+		if (o == OUT_NOT_ENROLLED || o == OUT_ERROR || o == OUT_MISMATCH)
+			result_page(app, req, id, o);
+		else
+			qr_page(app, req, id, st, 200, NULL, NULL);
+		return;
+	}
+	if (!csrf_check(req, &app->secrets, CSRF_QR)) {
+		qr_page(app, req, id, st, 403, "error.csrf", NULL);
+		return;
+	}
+	action = http_form(req, "action");
+	if (action != NULL && strcmp(action, "regenerate") == 0) {
+		regenerate(app, req, id, txn, st);
+		return;
+	}
+	/* "check": the page without script asks once. */
+	o = poll_once(app, st, &changed);
+	if (changed && !save(app, req, id, txn))
+		return;
+	if (o == OUT_PENDING || o == OUT_NONE)
+		qr_page(app, req, id, st, 200, NULL, "mm.waiting");
+	else
+		http_redirect(req, 303, next_url(req, id, o));
+}
+
+/* GET …/status: the page's script asks every 4 s; JSON
+ * {"state": "pending"|"done"|…, "seconds": n, "next": url}. */
+static void
+status_step(struct isso_app *app, struct http_req *req, const char *id, json_t *txn)
+{
+	json_t *st = state_of(txn);
+	const char *stage = stage_of(st);
+	json_t *out;
+	enum outcome o;
+	bool changed = false;
+
+	if (strcmp(stage, "qr") != 0 && strcmp(stage, "proven") != 0) {
+		http_send_json(req, 409, json_pack("{s:s}", "state", "none"));
+		return;
+	}
+	o = poll_once(app, st, &changed);
+	if (changed && flow_txn_save(app, id, txn) < 0) {
+		http_send_json(req, 410, json_pack("{s:s}", "state", "gone"));
+		return;
+	}
+	out = json_pack("{s:s}", "state", outcome_names[o]);
+	if (o == OUT_PENDING)
+		json_object_set_new(out, "seconds", json_integer(seconds_left(st)));
+	else
+		json_object_set_new(out, "next", json_string(next_url(req, id, o)));
+	http_send_json(req, 200, out);
+}
+
+/* ---- step 3: phone and SMS code ---- */
+
+static void
+phone_step(struct isso_app *app, struct http_req *req, const char *id, json_t *txn)
+{
+	json_t *st = state_of(txn);
+	const char *uuid = json_string_value(json_object_get(st, "uuid"));
+	struct otp_step_view view = {
+	    .title_key = "mm.heading",
+	    .step_keys = step_keys,
+	    .current = 2,
+	    .back_url = flow_url(req, "/login", id),
+	};
+	struct flow_auth auth;
+	char phone[11], *idn = NULL;
+
+	if (strcmp(stage_of(st), "proven") != 0 || uuid == NULL) {
+		refuse_order(app, req, id);
+		return;
+	}
+	if (!otp_step(app, req, id, txn, &method_moica_mobile, &view, NULL, phone))
+		return;
+	idn = sealed_id(app, st);
+	if (idn == NULL) {
+		page_error(app, req, 503, "error.unavailable", "error.unavailable.message", NULL);
+		return;
+	}
+	memset(&auth, 0, sizeof(auth));
+	auth.uuid = uuid;
+	auth.method = &method_moica_mobile;
+	auth.loa = LOA_HIGH;
+	auth.phone = phone;
+	auth.attrs = json_pack("{s:s}", "id_number", idn);
+	flow_complete(app, req, id, txn, &auth);
+	json_decref(auth.attrs);
+	xfree_secret(idn);
+}
+
+static void
+handle(struct isso_app *app, struct http_req *req, const char *step)
+{
+	const char *id = NULL;
+	json_t *txn;
+
+	if (step[0] != '\0' && strcmp(step, "id") != 0 && strcmp(step, "qr") != 0 &&
+	    strcmp(step, "status") != 0 && strcmp(step, "phone") != 0) {
+		page_error(app, req, 404, "error.not_found", "error.not_found.message", "/");
+		return;
+	}
+	if (strcmp(step, "status") == 0 && http_method(req) != HTTP_GET) {
+		page_error(app, req, 405, "error.method_not_allowed",
+		           "error.method_not_allowed.message", "/");
+		return;
+	}
+	txn = flow_txn_load(app, req, &id);
+	if (txn == NULL)
+		return;
+	if (step[0] == '\0')
+		notice_step(app, req, id, txn);
+	else if (strcmp(step, "id") == 0)
+		id_step(app, req, id, txn);
+	else if (strcmp(step, "qr") == 0)
+		qr_step(app, req, id, txn);
+	else if (strcmp(step, "status") == 0)
+		status_step(app, req, id, txn);
+	else
+		phone_step(app, req, id, txn);
+	json_decref(txn);
+}
+
+/* ---- help: enrolment and frequent questions ---- */
+
+/* The t parameter, echoed only when well-formed. */
+static const char *
+keep_txn(struct http_req *req)
+{
+	static const char b64url[] =
+	    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+	const char *t = http_query(req, "t");
+
+	return t != NULL && strlen(t) == 43 && strspn(t, b64url) == 43 ? t : NULL;
+}
+
+static void
+help_route(struct http_req *req, void *ctx)
+{
+	struct isso_app *app = ctx;
+	const char *t = keep_txn(req);
+	json_t *page = json_object();
+
+	if (t != NULL)
+		json_object_set_new(page, "back_url", json_string(flow_url(req, "/login", t)));
+	page_render(app, req, 200, "moica-mobile-help", "mm.help_title", page);
+}
+
+static void
+routes(struct isso_app *app, struct http_server *srv)
+{
+	http_route(srv, HTTP_GET, HELP_PATH, help_route, app);
+}
