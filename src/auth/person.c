@@ -125,6 +125,7 @@ member_create(struct isso_app *app, const struct member_new *m, char uuid_r[37],
 	char *text = NULL, *sealed = NULL, pwhash[128];
 	int64_t now = app_now();
 	int ret = ISSO_ERR_INVALID;
+	bool adopted = false;
 
 	*error_key_r = NULL;
 	uuid_r[0] = '\0';
@@ -170,20 +171,36 @@ member_create(struct isso_app *app, const struct member_new *m, char uuid_r[37],
 			goto out;
 	}
 
-	secret_uuid(uuid_r);
-	memset(&person, 0, sizeof(person));
-	person.uuid = uuid_r;
-	person.pii = sealed;
-	person.created_at = person.updated_at = now;
-	if (m->id_number != NULL && m->id_number[0] != '\0')
-		person.id_hash = secret_lookup_hash(&app->secrets, "id", idn, id_hash);
-	ret = store_person_add(app->store, &person);
-	if (ret == ISSO_ERR_CONFLICT) {
-		*error_key_r = "register.id_taken";
-		goto out;
+	/* 歸戶: a person this national ID already logged in as (by a
+	 * certificate, say) becomes the member; nobody gets a second uuid. */
+	if (m->id_number != NULL && m->id_number[0] != '\0') {
+		struct store_person *known = NULL;
+		secret_lookup_hash(&app->secrets, "id", idn, id_hash);
+		ret = store_person_find_by_id_hash(app->store, id_hash, &known);
+		if (ret == 0 && known != NULL) {
+			memcpy(uuid_r, known->uuid, strlen(known->uuid) + 1);
+			adopted = true;
+		}
+		store_person_free(known);
+		if (ret < 0)
+			goto out;
 	}
-	if (ret < 0)
-		goto out;
+	if (!adopted) {
+		secret_uuid(uuid_r);
+		memset(&person, 0, sizeof(person));
+		person.uuid = uuid_r;
+		person.pii = sealed;
+		person.created_at = person.updated_at = now;
+		if (m->id_number != NULL && m->id_number[0] != '\0')
+			person.id_hash = id_hash;
+		ret = store_person_add(app->store, &person);
+		if (ret == ISSO_ERR_CONFLICT) {
+			*error_key_r = "register.id_taken";
+			goto out;
+		}
+		if (ret < 0)
+			goto out;
+	}
 
 	memset(&member, 0, sizeof(member));
 	member.uuid = uuid_r;
@@ -195,12 +212,18 @@ member_create(struct isso_app *app, const struct member_new *m, char uuid_r[37],
 	member.created_at = now;
 	ret = store_member_add(app->store, &member);
 	if (ret < 0) {
-		/* Lost a race with another registration: leave no person
-		 * behind without its member. */
-		(void)store_person_delete(app->store, uuid_r);
+		/* Lost a race with another registration (or the person already
+		 * has an account): leave no person behind without its member. */
+		if (!adopted)
+			(void)store_person_delete(app->store, uuid_r);
 		if (ret == ISSO_ERR_CONFLICT)
-			*error_key_r = "register.account_taken";
+			*error_key_r = adopted ? "register.id_taken" : "register.account_taken";
+		goto out;
 	}
+	/* The member's record is now the person's data; what a login proved
+	 * stays in that login's session. */
+	if (adopted)
+		ret = store_person_update(app->store, uuid_r, NULL, sealed, now);
 out:
 	if (ret < 0)
 		uuid_r[0] = '\0';

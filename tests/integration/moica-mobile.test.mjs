@@ -380,6 +380,16 @@ test('login: notice → ID → QR approved on the phone → phone + SMS code →
   const ui2 = await client.fetchUserInfo(cfg, second.tokens.access_token, second.claims.sub);
   assert.equal(ui2.uuid, ui.uuid, 'one ID, one uuid');
   assert.equal(ui2.phone_number, `+886${again.phone.slice(1)}`, 'the phone of this login');
+
+  // and the other way round: a TaipeiPass account opened later for the
+  // same ID joins this person instead of making a second one
+  const member = await stack.addUser({
+    account: 'happy.later', password: 'Later-pass-42', phone: newPhone(), idNumber: ENROLLED.happy,
+  });
+  assert.equal(member.uuid, ui.uuid, 'the account joins the person the certificate made');
+  await assert.rejects(stack.addUser({
+    account: 'happy.twice', password: 'Twice-pass-42', phone: newPhone(), idNumber: ENROLLED.happy,
+  }), /id_taken/, 'one account per person');
 });
 
 test('歸戶: a TaipeiPass member with the same national ID gets the same uuid', T, async () => {
