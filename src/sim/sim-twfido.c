@@ -575,9 +575,10 @@ tx_ref_txn(const char *ref, char out[TX_TXN_MAX + 1], bool *is_ticket_r)
 	if (ref == NULL || strlen(ref) > TX_TICKET_MAX)
 		goto out;
 	if (dot == NULL) {
-		ok = tx_txn_valid(ref);
+		size_t len = strlen(ref);
+		ok = tx_txn_valid(ref) && len <= TX_TXN_MAX;
 		if (ok)
-			snprintf(out, TX_TXN_MAX + 1, "%s", ref);
+			memcpy(out, ref, len + 1);
 		goto out;
 	}
 	if (dot == ref)
