@@ -5,10 +5,12 @@
 
 extern const struct method method_taipeipass;
 extern const struct method method_moica_mobile;
+extern const struct method method_telecom;
 
 const struct method *const methods[] = {
     &method_taipeipass,
     &method_moica_mobile,
+    &method_telecom,
     NULL,
 };
 
