@@ -86,6 +86,7 @@ static const struct config_item config_table[] = {
     CS(telecom, secret, "isso-sim"),
     CI(telecom, timeout_ms, 5000, 100, 600000),
     CI(telecom, window, 37, 10, 300),
+    CI(taipeipass, app_qr_ttl, 120, 2, 600),
 };
 
 #define CONFIG_N ISSO_N_ELEMENTS(config_table)

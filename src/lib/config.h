@@ -64,6 +64,9 @@ struct isso_config {
 		int timeout_ms; /* 5000 */
 		int window;     /* seconds to open the link on the phone, 37 */
 	} telecom;
+	struct {
+		int app_qr_ttl; /* seconds a TaipeiPass app QR code stays valid, 120 */
+	} taipeipass;
 };
 
 /* Fills cfg from defaults, the file at path (NULL: none) and the

@@ -6,6 +6,7 @@
  *   isso-sim phone sms-last|sms-list|sms-clear NUMBER [--sim URL]
  *   isso-sim phone mobilecert approve|deny TICKET [--as ID] [--sim URL]
  *   isso-sim phone mobilecert pending NATIONAL_ID [--sim URL]
+ *   isso-sim phone tpapp approve|deny QR --account A [--password P] [--issod URL]
  */
 #include "sim/sim.h"
 
@@ -36,6 +37,7 @@ const struct sim_service *const sim_services[] = {
     &sim_service_phone,
     &sim_service_twfido,
     &sim_service_telecom,
+    &sim_service_tpapp,
     NULL,
 };
 
@@ -277,6 +279,8 @@ static const struct sim_cmd sim_cmds[] = {
     {"phone", "phone open-link URL --network mobile|wifi [--from NUMBER]", sim_telecom_phone_cmd},
     {"phone", "phone sms-last|sms-list|sms-clear NUMBER [--sim URL]", sim_phone_cmd},
     {"phone", "phone mobilecert approve|deny TICKET [--as ID] | pending ID [--sim URL]",
+     sim_phone_cmd},
+    {"phone", "phone tpapp approve|deny QR --account A [--password P] [--issod URL]",
      sim_phone_cmd},
 };
 

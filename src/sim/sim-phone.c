@@ -8,7 +8,8 @@
  *   POST /phone/{number}/sms/clear  forgets them: {"cleared": n}
  *
  * The mobile certificate app's prompts (/phone/mobilecert/…, `isso-sim
- * phone mobilecert …`) live in sim-twfido.c.
+ * phone mobilecert …`) live in sim-twfido.c; the TaipeiPass app
+ * (/phone/tpapp/…, `isso-sim phone tpapp …`) in sim-tpapp.c.
  */
 #include "sim/sim.h"
 
@@ -134,6 +135,7 @@ phone_usage(void)
 	fprintf(stderr, "usage: isso-sim phone sms-last|sms-list|sms-clear NUMBER [--sim URL]\n"
 	                "       isso-sim phone mobilecert approve|deny TICKET [--as ID]\n"
 	                "       isso-sim phone mobilecert pending NATIONAL_ID\n"
+	                "       isso-sim phone tpapp approve|deny QR --account A [--password P]\n"
 	                "  URL defaults to $ISSO_SIM_URL or " SIM_DEFAULT_URL "\n");
 	return 2;
 }
@@ -152,6 +154,10 @@ sim_phone_cmd(int argc, char **argv)
 
 	if (argc >= 2 && strcmp(argv[1], "mobilecert") == 0) {
 		ret = sim_twfido_phone_cmd(argc - 1, argv + 1);
+		goto out;
+	}
+	if (argc >= 2 && strcmp(argv[1], "tpapp") == 0) {
+		ret = sim_tpapp_phone_cmd(argc - 1, argv + 1);
 		goto out;
 	}
 	if (url == NULL || *url == '\0')

@@ -44,6 +44,7 @@ extern const struct sim_service sim_service_sms;   /* sim-sms.c: Mitake SmSend *
 extern const struct sim_service sim_service_phone; /* sim-phone.c: the citizen's phone */
 extern const struct sim_service sim_service_twfido; /* sim-twfido.c: TW FidO SP API */
 extern const struct sim_service sim_service_telecom; /* sim-telecom.c: number verification */
+extern const struct sim_service sim_service_tpapp;   /* sim-tpapp.c: the TaipeiPass app */
 
 /* A command-line subcommand: `isso-sim NAME …`. run gets argv from the
  * subcommand's name on and returns the exit status. */
@@ -58,6 +59,9 @@ int sim_phone_cmd(int argc, char **argv);
 /* `isso-sim phone mobilecert …`: the TW FidO app (sim-twfido.c); argv
  * starts at "mobilecert". */
 int sim_twfido_phone_cmd(int argc, char **argv);
+/* `isso-sim phone tpapp …`: the TaipeiPass app (sim-tpapp.c); argv starts
+ * at "tpapp". */
+int sim_tpapp_phone_cmd(int argc, char **argv);
 /* `isso-sim phone open-link …`, else sim_phone_cmd() (sim-telecom.c). */
 int sim_telecom_phone_cmd(int argc, char **argv);
 

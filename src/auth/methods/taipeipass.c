@@ -1,7 +1,27 @@
-/* Method taipeipass (台北通會員帳號): password login of TaipeiPass members,
- * with registration and password reset by SMS code. */
+/* Method taipeipass (台北通會員帳號): password login of TaipeiPass members
+ * (loa low, amr pwd), login by scanning a QR code with the TaipeiPass app
+ * (loa substantial, amr swk mca), registration and password reset by SMS
+ * code.
+ *
+ * The app login:
+ *   step "app"         the QR page: `isso-tpapp:<public_url>/app/v1/qr/<c>`
+ *                      with c a one-time 256-bit challenge; countdown,
+ *                      regenerate, and a button that asks once (no script)
+ *   step "app-status"  JSON for the page's [data-poll] script (paced)
+ *   step "app-done"    takes the approved challenge (once) → consent
+ *   POST /app/v1/qr/approve   the app's answer (JSON or form): challenge
+ *                      (or the whole QR text), account, password, decision
+ *                      approve|deny
+ * The challenge lives in the store (kind "tpapp", expiring after
+ * taipeipass.app_qr_ttl) as {txn, state pending|approved|denied, uuid},
+ * bound to the login transaction, which holds {ch, exp, outcome} under
+ * "tpapp". The app's credential is, for now, the member's account and
+ * password (member_authenticate, with its lockout shared with the login
+ * page); in production the app holds a device key enrolled after a
+ * password login, and that signed answer replaces the password here. */
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "auth/app.h"
 #include "auth/claims.h"
@@ -10,6 +30,7 @@
 #include "auth/otp.h"
 #include "auth/page.h"
 #include "auth/person.h"
+#include "auth/qr.h"
 #include "http/csrf.h"
 #include "lib/idnum.h"
 #include "lib/isso.h"
@@ -21,6 +42,7 @@
 #define PENDING_TTL 900
 
 static const char *const amr_pwd[] = {"pwd", NULL};
+static const char *const amr_app[] = {"swk", "mca", NULL};
 static const char *const bullets[] = {"tp.bullet1", "tp.bullet2", "tp.bullet3", NULL};
 
 static void handle(struct isso_app *app, struct http_req *req, const char *step);
@@ -28,7 +50,7 @@ static void routes(struct isso_app *app, struct http_server *srv);
 
 const struct method method_taipeipass = {
     .id = "taipeipass",
-    .loa = LOA_LOW,
+    .loa = LOA_SUBSTANTIAL, /* through the app; a password login is low */
     .amr = amr_pwd,
     .vouches = CLAIM_UUID | CLAIM_NAME | CLAIM_ID_NUMBER | CLAIM_PHONE | CLAIM_EMAIL |
                CLAIM_BIRTHDATE | CLAIM_ADDRESS,
@@ -53,15 +75,23 @@ addr_limited(struct isso_app *app, struct http_req *req, const char *what)
 	return count > app->cfg->security.ip_rate_per_min;
 }
 
+/* Does this login need more than a password (acr_values)? */
+static bool
+app_only(json_t *txn)
+{
+	return json_integer_value(json_object_get(txn, "min_loa")) > LOA_LOW;
+}
+
 static void
-login_page(struct isso_app *app, struct http_req *req, const char *id, int status,
+login_page(struct isso_app *app, struct http_req *req, const char *id, json_t *txn, int status,
            const char *error_key, const char *account)
 {
-	json_t *ctx = json_pack("{s:s, s:s, s:s, s:s, s:s}", "txn", id, "csrf",
-	                        csrf_token(req, &app->secrets, "tp-login"), "register_url",
-	                        flow_url(req, "/taipeipass/register", id), "forgot_url",
-	                        flow_url(req, "/taipeipass/forgot", id), "back_url",
-	                        flow_url(req, "/login", id));
+	json_t *ctx = json_pack(
+	    "{s:s, s:s, s:s, s:s, s:s, s:s, s:b}", "txn", id, "csrf",
+	    csrf_token(req, &app->secrets, "tp-login"), "register_url",
+	    flow_url(req, "/taipeipass/register", id), "forgot_url",
+	    flow_url(req, "/taipeipass/forgot", id), "back_url", flow_url(req, "/login", id),
+	    "app_url", flow_url(req, "/login/taipeipass/app", id), "app_only", app_only(txn));
 
 	if (error_key != NULL)
 		json_object_set_new(ctx, "error", json_string(page_text(app, req, error_key)));
@@ -69,6 +99,11 @@ login_page(struct isso_app *app, struct http_req *req, const char *id, int statu
 		json_object_set_new(ctx, "account", json_string(account));
 	page_render(app, req, status, "login-taipeipass", "tp.login_title", ctx);
 }
+
+static void app_step(struct isso_app *app, struct http_req *req, const char *id, json_t *txn);
+static void app_status_step(struct isso_app *app, struct http_req *req, const char *id,
+                            json_t *txn);
+static void app_done_step(struct isso_app *app, struct http_req *req, const char *id, json_t *txn);
 
 static void
 handle(struct isso_app *app, struct http_req *req, const char *step)
@@ -79,52 +114,477 @@ handle(struct isso_app *app, struct http_req *req, const char *step)
 	char uuid[37];
 	struct flow_auth auth;
 
-	if (step[0] != '\0') {
+	if (step[0] != '\0' && strcmp(step, "app") != 0 && strcmp(step, "app-status") != 0 &&
+	    strcmp(step, "app-done") != 0) {
 		page_error(app, req, 404, "error.not_found", "error.not_found.message", "/");
+		return;
+	}
+	if (step[0] != '\0' && strcmp(step, "app") != 0 && http_method(req) != HTTP_GET) {
+		page_error(app, req, 405, "error.method_not_allowed",
+		           "error.method_not_allowed.message", "/");
 		return;
 	}
 	txn = flow_txn_load(app, req, &id);
 	if (txn == NULL)
 		return;
+	if (strcmp(step, "app") == 0) {
+		app_step(app, req, id, txn);
+		goto out;
+	}
+	if (strcmp(step, "app-status") == 0) {
+		app_status_step(app, req, id, txn);
+		goto out;
+	}
+	if (strcmp(step, "app-done") == 0) {
+		app_done_step(app, req, id, txn);
+		goto out;
+	}
 	if (http_method(req) != HTTP_POST) {
 		const char *hint = json_string_value(json_object_get(txn, "login_hint"));
-		login_page(app, req, id, 200, NULL, hint);
+		login_page(app, req, id, txn, 200, NULL, hint);
 		goto out;
 	}
 	if (!csrf_check(req, &app->secrets, "tp-login")) {
-		login_page(app, req, id, 403, "error.csrf", NULL);
+		login_page(app, req, id, txn, 403, "error.csrf", NULL);
 		goto out;
 	}
 	account = http_form(req, "account");
 	password = http_form(req, "password");
 	if (account == NULL || account[0] == '\0' || password == NULL || password[0] == '\0') {
-		login_page(app, req, id, 400, "tp.missing", account);
+		login_page(app, req, id, txn, 400, "tp.missing", account);
 		goto out;
 	}
 	if (addr_limited(app, req, "login")) {
-		login_page(app, req, id, 429, "error.rate_limited", account);
+		login_page(app, req, id, txn, 429, "error.rate_limited", account);
 		goto out;
 	}
 	if (member_authenticate(app, account, password, &ok, &locked, uuid) < 0 && !locked) {
-		login_page(app, req, id, 400, "tp.bad_login", account);
+		login_page(app, req, id, txn, 400, "tp.bad_login", account);
 		goto out;
 	}
 	if (locked) {
 		/* The same words whether or not the account exists. */
-		login_page(app, req, id, 429, "tp.locked", account);
+		login_page(app, req, id, txn, 429, "tp.locked", account);
 		goto out;
 	}
 	if (!ok) {
-		login_page(app, req, id, 401, "tp.bad_login", account);
+		login_page(app, req, id, txn, 401, "tp.bad_login", account);
 		goto out;
 	}
 	memset(&auth, 0, sizeof(auth));
 	auth.uuid = uuid;
 	auth.method = &method_taipeipass;
-	auth.loa = LOA_LOW;
+	auth.loa = LOA_LOW; /* flow_complete refuses it when more was asked */
 	flow_complete(app, req, id, txn, &auth);
 out:
 	json_decref(txn);
+}
+
+/* ---- the TaipeiPass app: QR login ---- */
+
+#define APP_KIND    "tpapp"
+#define APP_CSRF    "tp-app"
+#define APP_PREFIX  "isso-tpapp:"
+#define APP_QR_PATH "/app/v1/qr/"
+/* The page asks every 2 s; more than this per minute per login is not
+ * the page's script. */
+#define APP_POLL_MAX 90
+
+enum app_outcome { APP_NONE, APP_PENDING, APP_APPROVED, APP_DENIED, APP_EXPIRED };
+
+static const char *const app_outcome_names[] = {
+    [APP_NONE] = "none",     [APP_PENDING] = "pending", [APP_APPROVED] = "approved",
+    [APP_DENIED] = "denied", [APP_EXPIRED] = "expired",
+};
+
+static bool
+is_token(const char *s)
+{
+	static const char b64url[] =
+	    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+
+	return s != NULL && strlen(s) == 43 && strspn(s, b64url) == 43;
+}
+
+/* The method's app state in txn (borrowed), or NULL. */
+static json_t *
+app_state(json_t *txn)
+{
+	json_t *st = json_object_get(txn, APP_KIND);
+
+	return json_is_object(st) ? st : NULL;
+}
+
+/* A new challenge for transaction id, recorded in txn (not yet saved). */
+static int
+app_issue(struct isso_app *app, const char *id, json_t *txn)
+{
+	int64_t exp = app_now() + app->cfg->taipeipass.app_qr_ttl;
+	json_t *st = app_state(txn), *data;
+	char ch[44];
+	int ret;
+
+	/* The previous code is dead from now on. */
+	if (st != NULL && is_token(json_string_value(json_object_get(st, "ch"))))
+		(void)store_eph_delete(app->store, APP_KIND,
+		                       json_string_value(json_object_get(st, "ch")));
+	secret_token(32, ch);
+	data = json_pack("{s:s, s:s}", "txn", id, "state", "pending");
+	ret = store_eph_put(app->store, APP_KIND, ch, data, exp);
+	json_decref(data);
+	if (ret < 0)
+		return ret;
+	json_object_set_new(txn, APP_KIND,
+	                    json_pack("{s:s, s:I}", "ch", ch, "exp", (json_int_t)exp));
+	return 0;
+}
+
+/* Where the challenge of transaction id stands; *uuid_r (37 bytes, may be
+ * NULL) gets the member once approved. Records a final outcome in txn and
+ * sets *changed_r when txn must be saved. */
+static enum app_outcome
+app_check(struct isso_app *app, const char *id, json_t *txn, char *uuid_r, bool *changed_r)
+{
+	json_t *st = app_state(txn), *data = NULL;
+	const char *ch, *state, *uuid;
+	enum app_outcome o = APP_NONE;
+
+	*changed_r = false;
+	if (st == NULL)
+		return APP_NONE;
+	state = json_string_value(json_object_get(st, "outcome"));
+	if (state != NULL)
+		return strcmp(state, "denied") == 0 ? APP_DENIED : APP_EXPIRED;
+	ch = json_string_value(json_object_get(st, "ch"));
+	if (!is_token(ch))
+		return APP_NONE;
+	if (store_eph_get(app->store, APP_KIND, ch, app_now(), &data, NULL) < 0 || data == NULL) {
+		o = APP_EXPIRED;
+	} else if (strcmp(json_string_value(json_object_get(data, "txn")) ?: "", id) != 0) {
+		o = APP_NONE; /* never: the challenge names its own login */
+	} else {
+		state = json_string_value(json_object_get(data, "state")) ?: "";
+		uuid = json_string_value(json_object_get(data, "uuid"));
+		if (strcmp(state, "approved") == 0 && uuid != NULL && strlen(uuid) == 36) {
+			o = APP_APPROVED;
+			if (uuid_r != NULL)
+				memcpy(uuid_r, uuid, 37);
+		} else if (strcmp(state, "denied") == 0) {
+			o = APP_DENIED;
+		} else {
+			o = APP_PENDING;
+		}
+	}
+	json_decref(data);
+	if (o == APP_DENIED || o == APP_EXPIRED) {
+		(void)store_eph_delete(app->store, APP_KIND, ch);
+		json_object_set_new(txn, APP_KIND,
+		                    json_pack("{s:s}", "outcome", app_outcome_names[o]));
+		*changed_r = true;
+	}
+	return o;
+}
+
+static int
+app_seconds_left(json_t *txn)
+{
+	int64_t left =
+	    (int64_t)json_integer_value(json_object_get(app_state(txn), "exp")) - app_now();
+
+	return left > 0 ? (int)left : 0;
+}
+
+static void
+app_page(struct isso_app *app, struct http_req *req, const char *id, json_t *txn, int status,
+         const char *error_key, const char *info_key)
+{
+	json_t *ctx = json_pack("{s:s, s:s, s:s, s:b}", "txn", id, "csrf",
+	                        csrf_token(req, &app->secrets, APP_CSRF), "back_url",
+	                        flow_url(req, "/login", id), "script", 1);
+	json_t *st = app_state(txn);
+	const char *ch = json_string_value(json_object_get(st, "ch"));
+	const char *outcome = json_string_value(json_object_get(st, "outcome"));
+
+	if (!app_only(txn))
+		json_object_set_new(ctx, "password_url",
+		                    json_string(flow_url(req, "/login/taipeipass", id)));
+	if (outcome != NULL && strcmp(outcome, "denied") == 0)
+		error_key = "tp.app_denied";
+	else if (outcome != NULL)
+		error_key = "tp.app_expired";
+	else if (is_token(ch)) {
+		const char *base = app->cfg->server.public_url;
+		size_t n = strlen(base);
+		char *text, *svg;
+
+		while (n > 0 && base[n - 1] == '/')
+			n--;
+		text = pool_printf(http_pool(req), APP_PREFIX "%.*s" APP_QR_PATH "%s", (int)n, base,
+		                   ch);
+		svg = qr_svg(text, page_text(app, req, "tp.app_qr_alt"));
+		if (svg == NULL) {
+			json_decref(ctx);
+			log_error("tpapp_qr_failed", NULL);
+			page_error(app, req, 503, "error.unavailable", "error.unavailable.message",
+			           flow_url(req, "/login", id));
+			return;
+		}
+		json_object_set_new(ctx, "svg", json_string(svg));
+		json_object_set_new(ctx, "qr_text", json_string(text));
+		json_object_set_new(ctx, "pending", json_true());
+		json_object_set_new(ctx, "seconds", json_integer(app_seconds_left(txn)));
+		json_object_set_new(ctx, "status_url",
+		                    json_string(flow_url(req, "/login/taipeipass/app-status", id)));
+		free(svg);
+	}
+	if (error_key != NULL)
+		json_object_set_new(ctx, "error", json_string(page_text(app, req, error_key)));
+	if (info_key != NULL)
+		json_object_set_new(ctx, "info", json_string(page_text(app, req, info_key)));
+	page_render(app, req, status, "taipeipass-app", "tp.app_heading", ctx);
+}
+
+/* Saves txn; false (and an error page sent) when it expired meanwhile. */
+static bool
+app_save(struct isso_app *app, struct http_req *req, const char *id, json_t *txn)
+{
+	if (flow_txn_save(app, id, txn) == 0)
+		return true;
+	page_error(app, req, 400, "error.txn_title", "error.txn_expired", NULL);
+	return false;
+}
+
+static const char *
+app_next_url(struct http_req *req, const char *id, enum app_outcome o)
+{
+	return flow_url(
+	    req, o == APP_APPROVED ? "/login/taipeipass/app-done" : "/login/taipeipass/app", id);
+}
+
+/* GET: the QR code (a new one when there is none); POST: regenerate, or
+ * "check" (asks once: the page without script). */
+static void
+app_step(struct isso_app *app, struct http_req *req, const char *id, json_t *txn)
+{
+	const char *action;
+	enum app_outcome o;
+	bool changed = false;
+
+	if (http_method(req) != HTTP_POST) {
+		o = app_check(app, id, txn, NULL, &changed);
+		if (o == APP_APPROVED) {
+			http_redirect(req, 303, app_next_url(req, id, o));
+			return;
+		}
+		if (o == APP_NONE) {
+			if (addr_limited(app, req, "tpapp-qr")) {
+				page_error(app, req, 429, "tp.app_heading", "error.rate_limited",
+				           flow_url(req, "/login", id));
+				return;
+			}
+			if (app_issue(app, id, txn) < 0) {
+				page_error(app, req, 503, "error.unavailable",
+				           "error.unavailable.message", NULL);
+				return;
+			}
+			changed = true;
+		}
+		if (changed && !app_save(app, req, id, txn))
+			return;
+		app_page(app, req, id, txn, 200, NULL, NULL);
+		return;
+	}
+	if (!csrf_check(req, &app->secrets, APP_CSRF)) {
+		app_page(app, req, id, txn, 403, "error.csrf", NULL);
+		return;
+	}
+	action = http_form(req, "action");
+	if (action != NULL && strcmp(action, "regenerate") == 0) {
+		if (addr_limited(app, req, "tpapp-qr")) {
+			app_page(app, req, id, txn, 429, "error.rate_limited", NULL);
+			return;
+		}
+		if (app_issue(app, id, txn) < 0) {
+			page_error(app, req, 503, "error.unavailable", "error.unavailable.message",
+			           NULL);
+			return;
+		}
+		if (app_save(app, req, id, txn))
+			http_redirect(req, 303, flow_url(req, "/login/taipeipass/app", id));
+		return;
+	}
+	o = app_check(app, id, txn, NULL, &changed);
+	if (changed && !app_save(app, req, id, txn))
+		return;
+	if (o == APP_PENDING || o == APP_NONE)
+		app_page(app, req, id, txn, 200, NULL, "tp.app_waiting");
+	else
+		http_redirect(req, 303, app_next_url(req, id, o));
+}
+
+/* GET …/app-status: the page's script asks every 2 s; JSON
+ * {"state": "pending"|"approved"|"denied"|"expired", "seconds": n,
+ * "next": url}. */
+static void
+app_status_step(struct isso_app *app, struct http_req *req, const char *id, json_t *txn)
+{
+	enum app_outcome o;
+	bool changed = false;
+	char key[80];
+	int count = 0;
+	json_t *out;
+
+	snprintf(key, sizeof(key), "tpapp-poll:%.43s", id);
+	if (store_rate_hit(app->store, key, 60, app_now(), &count) < 0 || count > APP_POLL_MAX) {
+		http_set_header(req, "Retry-After", "10");
+		http_send_json(req, 429, json_pack("{s:s}", "state", "slow_down"));
+		return;
+	}
+	o = app_check(app, id, txn, NULL, &changed);
+	if (changed && flow_txn_save(app, id, txn) < 0) {
+		http_send_json(req, 410, json_pack("{s:s}", "state", "gone"));
+		return;
+	}
+	if (o == APP_NONE) {
+		http_send_json(req, 409, json_pack("{s:s}", "state", "none"));
+		return;
+	}
+	out = json_pack("{s:s}", "state", app_outcome_names[o]);
+	if (o == APP_PENDING)
+		json_object_set_new(out, "seconds", json_integer(app_seconds_left(txn)));
+	else
+		json_object_set_new(out, "next", json_string(app_next_url(req, id, o)));
+	http_send_json(req, 200, out);
+}
+
+/* GET …/app-done: the approval is taken (once) and the login completes
+ * with loa substantial. */
+static void
+app_done_step(struct isso_app *app, struct http_req *req, const char *id, json_t *txn)
+{
+	struct flow_auth auth;
+	enum app_outcome o;
+	bool changed = false, taken = false;
+	char uuid[37];
+	const char *ch;
+
+	o = app_check(app, id, txn, uuid, &changed);
+	if (o != APP_APPROVED) {
+		if (changed && !app_save(app, req, id, txn))
+			return;
+		http_redirect(req, 303, flow_url(req, "/login/taipeipass/app", id));
+		return;
+	}
+	ch = json_string_value(json_object_get(app_state(txn), "ch"));
+	if (store_eph_take(app->store, APP_KIND, ch, app_now(), &taken) < 0 || !taken) {
+		page_error(app, req, 409, "tp.app_used_title", "tp.app_used",
+		           flow_url(req, "/login/taipeipass/app", id));
+		return;
+	}
+	json_object_del(txn, APP_KIND);
+	memset(&auth, 0, sizeof(auth));
+	auth.uuid = uuid;
+	auth.method = &method_taipeipass;
+	auth.loa = LOA_SUBSTANTIAL;
+	auth.amr = amr_app;
+	log_info("tpapp_login", NULL);
+	flow_complete(app, req, id, txn, &auth);
+}
+
+/* POST /app/v1/qr/approve: the app's answer. */
+static void
+app_reply(struct http_req *req, int status, const char *key, const char *value)
+{
+	http_set_header(req, "Cache-Control", "no-store");
+	http_send_json(req, status, json_pack("{s:s}", key, value));
+}
+
+static void
+app_approve_route(struct http_req *req, void *ctx)
+{
+	struct isso_app *app = ctx;
+	const char *ctype = http_header(req, "Content-Type");
+	const char *ch, *account, *password, *decision;
+	json_t *body = NULL, *data = NULL;
+	bool ok = false, locked = false, approve, found = false;
+	char uuid[37];
+	int uses = 0;
+
+	if (ctype != NULL && strncasecmp(ctype, "application/json", 16) == 0) {
+		size_t len = 0;
+		const char *raw = http_body(req, &len);
+		body = raw != NULL ? json_loadb(raw, len, 0, NULL) : NULL;
+		if (!json_is_object(body)) {
+			app_reply(req, 400, "error", "invalid_request");
+			goto out;
+		}
+		ch = json_string_value(json_object_get(body, "challenge"));
+		if (ch == NULL)
+			ch = json_string_value(json_object_get(body, "qr"));
+		account = json_string_value(json_object_get(body, "account"));
+		password = json_string_value(json_object_get(body, "password"));
+		decision = json_string_value(json_object_get(body, "decision"));
+	} else {
+		ch = http_form(req, "challenge");
+		if (ch == NULL)
+			ch = http_form(req, "qr");
+		account = http_form(req, "account");
+		password = http_form(req, "password");
+		decision = http_form(req, "decision");
+	}
+	/* The whole QR text names the challenge in its last segment. */
+	if (ch != NULL && strrchr(ch, '/') != NULL)
+		ch = strrchr(ch, '/') + 1;
+	if (!is_token(ch) || account == NULL || account[0] == '\0' || password == NULL ||
+	    password[0] == '\0' || decision == NULL ||
+	    (strcmp(decision, "approve") != 0 && strcmp(decision, "deny") != 0)) {
+		app_reply(req, 400, "error", "invalid_request");
+		goto out;
+	}
+	approve = strcmp(decision, "approve") == 0;
+	if (addr_limited(app, req, "tpapp")) {
+		http_set_header(req, "Retry-After", "60");
+		app_reply(req, 429, "error", "rate_limited");
+		goto out;
+	}
+	if (store_eph_get(app->store, APP_KIND, ch, app_now(), &data, NULL) < 0 || data == NULL) {
+		app_reply(req, 404, "error", "expired");
+		goto out;
+	}
+	if (strcmp(json_string_value(json_object_get(data, "state")) ?: "", "pending") != 0) {
+		app_reply(req, 409, "error", "already_used");
+		goto out;
+	}
+	if (member_authenticate(app, account, password, &ok, &locked, uuid) < 0 && !locked) {
+		app_reply(req, 401, "error", "invalid_credentials");
+		goto out;
+	}
+	if (locked) {
+		app_reply(req, 429, "error", "locked");
+		goto out;
+	}
+	if (!ok) {
+		app_reply(req, 401, "error", "invalid_credentials");
+		goto out;
+	}
+	/* One answer per challenge, even from two phones at once. */
+	if (store_eph_bump(app->store, APP_KIND, ch, app_now(), &uses) < 0 || uses != 1) {
+		app_reply(req, uses < 0 ? 404 : 409, "error",
+		          uses < 0 ? "expired" : "already_used");
+		goto out;
+	}
+	json_object_set_new(data, "state", json_string(approve ? "approved" : "denied"));
+	if (approve)
+		json_object_set_new(data, "uuid", json_string(uuid));
+	if (store_eph_update(app->store, APP_KIND, ch, data, app_now(), &found) < 0 || !found) {
+		app_reply(req, 404, "error", "expired");
+		goto out;
+	}
+	log_info("tpapp_answer", "decision", approve ? "approved" : "denied", NULL);
+	app_reply(req, 200, "result", approve ? "approved" : "denied");
+out:
+	json_decref(body);
+	json_decref(data);
 }
 
 /* ---- registration ---- */
@@ -580,4 +1040,5 @@ routes(struct isso_app *app, struct http_server *srv)
 {
 	http_route(srv, HTTP_GET | HTTP_POST, "/taipeipass/register", register_route, app);
 	http_route(srv, HTTP_GET | HTTP_POST, "/taipeipass/forgot", forgot_route, app);
+	http_route(srv, HTTP_POST, "/app/v1/qr/approve", app_approve_route, app);
 }
