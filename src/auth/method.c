@@ -1,7 +1,11 @@
 /* The registry of login methods and assurance levels. */
+#include <stdio.h>
 #include <string.h>
+#include <time.h>
 
+#include "auth/app.h"
 #include "auth/method.h"
+#include "store/store.h"
 
 extern const struct method method_taipeipass;
 extern const struct method method_moica_mobile;
@@ -50,4 +54,37 @@ loa_parse(const char *name)
 			return (enum loa)l;
 	}
 	return 0;
+}
+
+bool
+method_addr_limited(struct isso_app *app, struct http_req *req, const char *what)
+{
+	char key[128];
+	int count = 0;
+
+	snprintf(key, sizeof(key), "%s:%s", what, http_remote_addr(req));
+	if (store_rate_hit(app->store, key, 60, app_now(), &count) < 0)
+		return true;
+	return count > app->cfg->security.ip_rate_per_min;
+}
+
+json_t *
+method_state(json_t *txn, const char *key)
+{
+	json_t *st = json_object_get(txn, key);
+
+	if (!json_is_object(st)) {
+		st = json_object();
+		json_object_set_new(txn, key, st);
+	}
+	return st;
+}
+
+int64_t
+method_now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }

@@ -4,7 +4,9 @@
 #ifndef ISSO_METHOD_H
 #define ISSO_METHOD_H
 
+#include <jansson.h>
 #include <stdbool.h>
+#include <stdint.h>
 
 #include "http/http.h"
 
@@ -38,5 +40,17 @@ const struct method *method_find(const char *id);
 /* "urn:isso:loa:low" … and back; 0 for an unknown name. */
 const char *loa_name(enum loa loa);
 enum loa loa_parse(const char *name);
+
+/* ---- helpers for method implementations ---- */
+
+/* True when this client address made more than security.ip_rate_per_min
+ * attempts of kind what in the last minute (this one counted). A store
+ * failure counts as limited. */
+bool method_addr_limited(struct isso_app *app, struct http_req *req, const char *what);
+/* The object under key in the login transaction, created empty when
+ * absent (borrowed reference): where a method keeps its steps' state. */
+json_t *method_state(json_t *txn, const char *key);
+/* Wall-clock milliseconds, for pacing polls. */
+int64_t method_now_ms(void);
 
 #endif

@@ -106,28 +106,6 @@ outcome_parse(const char *s)
 	return OUT_NONE;
 }
 
-static int64_t
-now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-/* The method's state in txn, created empty when absent (borrowed). */
-static json_t *
-state_of(json_t *txn)
-{
-	json_t *st = json_object_get(txn, STATE_KEY);
-
-	if (!json_is_object(st)) {
-		st = json_object();
-		json_object_set_new(txn, STATE_KEY, st);
-	}
-	return st;
-}
-
 static const char *
 stage_of(json_t *st)
 {
@@ -142,19 +120,6 @@ save(struct isso_app *app, struct http_req *req, const char *id, json_t *txn)
 		return true;
 	page_error(app, req, 400, "error.txn_title", "error.txn_expired", NULL);
 	return false;
-}
-
-/* Too many attempts from one address in the last minute? */
-static bool
-addr_limited(struct isso_app *app, struct http_req *req, const char *what)
-{
-	char key[128];
-	int count = 0;
-
-	snprintf(key, sizeof(key), "%s:%s", what, http_remote_addr(req));
-	if (store_rate_hit(app->store, key, 60, app_now(), &count) < 0)
-		return true;
-	return count > app->cfg->security.ip_rate_per_min;
 }
 
 /* Too many tickets for this ID lately? Counted the same for IDs that are
@@ -254,7 +219,7 @@ notice_step(struct isso_app *app, struct http_req *req, const char *id, json_t *
 		notice_page(app, req, id, 400, "mm.must_agree");
 		return;
 	}
-	st = state_of(txn);
+	st = method_state(txn, STATE_KEY);
 	json_object_set_new(st, "notice", json_true());
 	if (!save(app, req, id, txn))
 		return;
@@ -348,7 +313,7 @@ issue_ticket(struct isso_app *app, const char *idn, json_t *st)
 static void
 id_step(struct isso_app *app, struct http_req *req, const char *id, json_t *txn)
 {
-	json_t *st = state_of(txn);
+	json_t *st = method_state(txn, STATE_KEY);
 	const char *typed;
 	char idn[11], *sealed = NULL;
 	enum outcome o;
@@ -371,7 +336,7 @@ id_step(struct isso_app *app, struct http_req *req, const char *id, json_t *txn)
 		        typed != NULL && strlen(typed) <= 16 ? typed : NULL);
 		goto out;
 	}
-	if (addr_limited(app, req, "mm-id")) {
+	if (method_addr_limited(app, req, "mm-id")) {
 		id_page(app, req, id, 429, "error.rate_limited", idn);
 		goto out;
 	}
@@ -463,7 +428,7 @@ poll_once(struct isso_app *app, json_t *st, bool *changed_r)
 		return o;
 	if (ticket == NULL)
 		return OUT_NONE;
-	if (now_ms() - json_integer_value(json_object_get(st, "polled")) <
+	if (method_now_ms() - json_integer_value(json_object_get(st, "polled")) <
 	    conn_twfido_poll_interval())
 		return OUT_PENDING;
 	ret = conn_twfido_poll(app->twfido, json_string_value(json_object_get(ticket, "txn")),
@@ -471,7 +436,7 @@ poll_once(struct isso_app *app, json_t *st, bool *changed_r)
 	                       &error);
 	/* Stamped after the exchange: the connector's own stamp is earlier,
 	 * so a poll this method allows is never one the connector refuses. */
-	json_object_set_new(st, "polled", json_integer(now_ms()));
+	json_object_set_new(st, "polled", json_integer(method_now_ms()));
 	*changed_r = true;
 	if (ret == ISSO_ERR_LIMIT) {
 		o = OUT_PENDING;
@@ -575,7 +540,7 @@ regenerate(struct isso_app *app, struct http_req *req, const char *id, json_t *t
 		refuse_order(app, req, id);
 		return;
 	}
-	if (addr_limited(app, req, "mm-id")) {
+	if (method_addr_limited(app, req, "mm-id")) {
 		qr_page(app, req, id, st, 429, "error.rate_limited", NULL);
 		goto out;
 	}
@@ -597,7 +562,7 @@ out:
 static void
 qr_step(struct isso_app *app, struct http_req *req, const char *id, json_t *txn)
 {
-	json_t *st = state_of(txn);
+	json_t *st = method_state(txn, STATE_KEY);
 	const char *stage = stage_of(st), *action;
 	enum outcome o;
 	bool changed = false;
@@ -642,7 +607,7 @@ qr_step(struct isso_app *app, struct http_req *req, const char *id, json_t *txn)
 static void
 status_step(struct isso_app *app, struct http_req *req, const char *id, json_t *txn)
 {
-	json_t *st = state_of(txn);
+	json_t *st = method_state(txn, STATE_KEY);
 	const char *stage = stage_of(st);
 	json_t *out;
 	enum outcome o;
@@ -670,7 +635,7 @@ status_step(struct isso_app *app, struct http_req *req, const char *id, json_t *
 static void
 phone_step(struct isso_app *app, struct http_req *req, const char *id, json_t *txn)
 {
-	json_t *st = state_of(txn);
+	json_t *st = method_state(txn, STATE_KEY);
 	const char *uuid = json_string_value(json_object_get(st, "uuid"));
 	struct otp_step_view view = {
 	    .title_key = "mm.heading",

@@ -62,19 +62,6 @@ const struct method method_taipeipass = {
     .routes = routes,
 };
 
-/* Too many attempts from one address in the last minute? */
-static bool
-addr_limited(struct isso_app *app, struct http_req *req, const char *what)
-{
-	char key[128];
-	int count = 0;
-
-	snprintf(key, sizeof(key), "%s:%s", what, http_remote_addr(req));
-	if (store_rate_hit(app->store, key, 60, app_now(), &count) < 0)
-		return true;
-	return count > app->cfg->security.ip_rate_per_min;
-}
-
 /* Does this login need more than a password (acr_values)? */
 static bool
 app_only(json_t *txn)
@@ -154,7 +141,7 @@ handle(struct isso_app *app, struct http_req *req, const char *step)
 		login_page(app, req, id, txn, 400, "tp.missing", account);
 		goto out;
 	}
-	if (addr_limited(app, req, "login")) {
+	if (method_addr_limited(app, req, "login")) {
 		login_page(app, req, id, txn, 429, "error.rate_limited", account);
 		goto out;
 	}
@@ -377,7 +364,7 @@ app_step(struct isso_app *app, struct http_req *req, const char *id, json_t *txn
 			return;
 		}
 		if (o == APP_NONE) {
-			if (addr_limited(app, req, "tpapp-qr")) {
+			if (method_addr_limited(app, req, "tpapp-qr")) {
 				page_error(app, req, 429, "tp.app_heading", "error.rate_limited",
 				           flow_url(req, "/login", id));
 				return;
@@ -400,7 +387,7 @@ app_step(struct isso_app *app, struct http_req *req, const char *id, json_t *txn
 	}
 	action = http_form(req, "action");
 	if (action != NULL && strcmp(action, "regenerate") == 0) {
-		if (addr_limited(app, req, "tpapp-qr")) {
+		if (method_addr_limited(app, req, "tpapp-qr")) {
 			app_page(app, req, id, txn, 429, "error.rate_limited", NULL);
 			return;
 		}
@@ -542,7 +529,7 @@ app_approve_route(struct http_req *req, void *ctx)
 		goto out;
 	}
 	approve = strcmp(decision, "approve") == 0;
-	if (addr_limited(app, req, "tpapp")) {
+	if (method_addr_limited(app, req, "tpapp")) {
 		http_set_header(req, "Retry-After", "60");
 		app_reply(req, 429, "error", "rate_limited");
 		goto out;
@@ -689,7 +676,7 @@ register_start(struct isso_app *app, struct http_req *req)
 			goto out;
 		}
 	}
-	if (addr_limited(app, req, "register")) {
+	if (method_addr_limited(app, req, "register")) {
 		register_page(app, req, 429, "error.rate_limited", echo);
 		goto out;
 	}
@@ -930,7 +917,7 @@ forgot_start(struct isso_app *app, struct http_req *req)
 		forgot_page(app, req, 400, "register.bad_phone");
 		return;
 	}
-	if (addr_limited(app, req, "forgot")) {
+	if (method_addr_limited(app, req, "forgot")) {
 		forgot_page(app, req, 429, "error.rate_limited");
 		return;
 	}

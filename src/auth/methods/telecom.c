@@ -133,28 +133,6 @@ outcome_find(const char *name)
 	return NULL;
 }
 
-static int64_t
-now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-/* The method's state in txn, created empty when absent (borrowed). */
-static json_t *
-state_of(json_t *txn)
-{
-	json_t *st = json_object_get(txn, STATE_KEY);
-
-	if (!json_is_object(st)) {
-		st = json_object();
-		json_object_set_new(txn, STATE_KEY, st);
-	}
-	return st;
-}
-
 static const char *
 sget(json_t *obj, const char *key)
 {
@@ -177,19 +155,6 @@ save(struct isso_app *app, struct http_req *req, const char *id, json_t *txn)
 		return true;
 	page_error(app, req, 400, "error.txn_title", "error.txn_expired", NULL);
 	return false;
-}
-
-/* Too many attempts from one address in the last minute? */
-static bool
-addr_limited(struct isso_app *app, struct http_req *req, const char *what)
-{
-	char key[128];
-	int count = 0;
-
-	snprintf(key, sizeof(key), "%s:%s", what, http_remote_addr(req));
-	if (store_rate_hit(app->store, key, 60, app_now(), &count) < 0)
-		return true;
-	return count > app->cfg->security.ip_rate_per_min;
 }
 
 /* Counts one carrier check for value (a number or an ID, by its keyed
@@ -432,7 +397,8 @@ send_error_key(int ret, int wait)
 static void
 form_step(struct isso_app *app, struct http_req *req, const char *id, json_t *txn)
 {
-	json_t *st = state_of(txn), *errors = NULL, *echo = NULL, *fresh = NULL, *who = NULL;
+	json_t *st = method_state(txn, STATE_KEY), *errors = NULL, *echo = NULL, *fresh = NULL,
+	       *who = NULL;
 	const struct telecom_carrier *carrier = NULL;
 	const char *old_phone, *old_stage, *proven;
 	char idn[11] = "", phone[11] = "", birth[11] = "", otp_id[44], *text = NULL, *sealed = NULL;
@@ -468,7 +434,7 @@ form_step(struct isso_app *app, struct http_req *req, const char *id, json_t *tx
 		form_page(app, req, id, 409, "tel.busy_pending", NULL, echo);
 		goto out;
 	}
-	if (addr_limited(app, req, "tel-form")) {
+	if (method_addr_limited(app, req, "tel-form")) {
 		form_page(app, req, id, 429, "error.rate_limited", NULL, echo);
 		goto out;
 	}
@@ -545,7 +511,7 @@ code_page(struct isso_app *app, struct http_req *req, const char *id, json_t *st
 static void
 code_step(struct isso_app *app, struct http_req *req, const char *id, json_t *txn)
 {
-	json_t *st = state_of(txn);
+	json_t *st = method_state(txn, STATE_KEY);
 	const char *phone = sget(st, "phone"), *action, *code;
 	enum otp_result r = OTP_EXPIRED;
 	char otp_id[44];
@@ -652,7 +618,7 @@ do_start(struct isso_app *app, struct http_req *req, const char *id, json_t *txn
 	}
 	/* Every limit counts every time, so that no order of attempts
 	 * escapes one of them. */
-	limited = addr_limited(app, req, "tel-start");
+	limited = method_addr_limited(app, req, "tel-start");
 	limited |= start_limited(app, "phone", phone, STARTS_PER_PHONE);
 	limited |= start_limited(app, "id", sget(who, "id_number"), STARTS_PER_ID);
 	if (limited) {
@@ -724,7 +690,7 @@ poll_once(struct isso_app *app, json_t *st, bool *changed_r)
 	json_t *ver = json_object_get(st, "ver");
 	enum telecom_state state = TELECOM_STATE_ERROR;
 	const char *error = NULL, *outcome = sget(st, "outcome");
-	int64_t ms = now_ms();
+	int64_t ms = method_now_ms();
 	bool over;
 	int ret;
 
@@ -861,7 +827,7 @@ show_state(struct isso_app *app, struct http_req *req, const char *id, json_t *s
 static void
 qr_step(struct isso_app *app, struct http_req *req, const char *id, json_t *txn)
 {
-	json_t *st = state_of(txn);
+	json_t *st = method_state(txn, STATE_KEY);
 	const char *state, *action;
 	const struct outcome_view *v;
 	bool changed = false;
@@ -909,7 +875,7 @@ qr_step(struct isso_app *app, struct http_req *req, const char *id, json_t *txn)
 static void
 status_step(struct isso_app *app, struct http_req *req, const char *id, json_t *txn)
 {
-	json_t *st = state_of(txn), *out;
+	json_t *st = method_state(txn, STATE_KEY), *out;
 	const char *state, *shown = http_query(req, "shown");
 	bool changed = false, open;
 
@@ -941,7 +907,7 @@ status_step(struct isso_app *app, struct http_req *req, const char *id, json_t *
 static void
 done_step(struct isso_app *app, struct http_req *req, const char *id, json_t *txn)
 {
-	json_t *st = state_of(txn), *who = NULL;
+	json_t *st = method_state(txn, STATE_KEY), *who = NULL;
 	const char *uuid = sget(st, "uuid"), *phone = sget(st, "phone");
 	struct flow_auth auth;
 
