@@ -110,8 +110,7 @@ tpapp_answer(const char *qr, const char *issod, const char *account, const char 
 		*error_r = "issod's address is not an http(s) URL";
 		goto out;
 	}
-	url = xmalloc(strlen(base) + 32);
-	sprintf(url, "%s/app/v1/qr/approve", base);
+	url = xasprintf("%s/app/v1/qr/approve", base);
 	req = json_pack("{s:s, s:s, s:s, s:s}", "challenge", ch, "account", account, "password",
 	                password, "decision", decision);
 	body = json_dumps(req, JSON_COMPACT);

@@ -39,10 +39,10 @@ struct sim_service {
 /* The registry: every service module, NULL-terminated (main.c). */
 extern const struct sim_service *const sim_services[];
 
-extern const struct sim_service sim_service_ident; /* sim-ident.c: GET /identities */
-extern const struct sim_service sim_service_sms;   /* sim-sms.c: Mitake SmSend */
-extern const struct sim_service sim_service_phone; /* sim-phone.c: the citizen's phone */
-extern const struct sim_service sim_service_twfido; /* sim-twfido.c: TW FidO SP API */
+extern const struct sim_service sim_service_ident;   /* sim-ident.c: GET /identities */
+extern const struct sim_service sim_service_sms;     /* sim-sms.c: Mitake SmSend */
+extern const struct sim_service sim_service_phone;   /* sim-phone.c: the citizen's phone */
+extern const struct sim_service sim_service_twfido;  /* sim-twfido.c: TW FidO SP API */
 extern const struct sim_service sim_service_telecom; /* sim-telecom.c: number verification */
 extern const struct sim_service sim_service_tpapp;   /* sim-tpapp.c: the TaipeiPass app */
 
