@@ -22,6 +22,8 @@
 #include <unistd.h>
 
 #include <cmocka.h>
+
+#include "sim-child.h"
 #include <curl/curl.h>
 #include <jansson.h>
 
@@ -34,47 +36,10 @@
 #define CORP_PHONE    "0911000099" /* added to organisations[0] for these tests */
 #define RESTR_PHONE   "0988000007" /* B120200311, marked restricted for these tests */
 
-static char sim_bin[PATH_MAX + 16];
 static char ident_path[] = "/tmp/isso-test-telecom-XXXXXX";
-static pid_t sim_pid = -1;
-static char sim_base[64]; /* http://127.0.0.1:PORT */
 static char tel_base[96]; /* …/telecom */
 
 /* ---- helpers ---- */
-
-static long
-ms_since(const struct timespec *t0)
-{
-	struct timespec t1;
-
-	clock_gettime(CLOCK_MONOTONIC, &t1);
-	return (t1.tv_sec - t0->tv_sec) * 1000 + (t1.tv_nsec - t0->tv_nsec) / 1000000;
-}
-
-static void
-sleep_ms(long ms)
-{
-	struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (ms % 1000) * 1000000};
-
-	nanosleep(&ts, NULL);
-}
-
-/* A loopback socket bound to a free port; listening when backlog >= 0. */
-static int
-loopback_socket(int backlog, int *port_r)
-{
-	struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-	socklen_t len = sizeof(sa);
-	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-
-	assert_true(fd >= 0);
-	assert_int_equal(bind(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
-	if (backlog >= 0)
-		assert_int_equal(listen(fd, backlog), 0);
-	assert_int_equal(getsockname(fd, (struct sockaddr *)&sa, &len), 0);
-	*port_r = ntohs(sa.sin_port);
-	return fd;
-}
 
 struct collected {
 	char *p;
@@ -146,60 +111,7 @@ open_link(const char *link, const char *network, const char *from, char error_r[
 	return status;
 }
 
-/* Runs isso-sim with args (NULL-terminated), output discarded; returns its
- * exit status, or -1 when it did not end within timeout_ms. */
-static int
-run_sim(const char *const *args, long timeout_ms)
-{
-	const char *argv[16] = {sim_bin};
-	struct timespec t0;
-	pid_t pid;
-	int status = 0, n = 1;
-
-	for (; args[n - 1] != NULL && n < 15; n++)
-		argv[n] = args[n - 1];
-	argv[n] = NULL;
-	pid = fork();
-	assert_true(pid >= 0);
-	if (pid == 0) {
-		int null = open("/dev/null", O_WRONLY);
-
-		dup2(null, 1);
-		dup2(null, 2);
-		execv(sim_bin, (char *const *)argv);
-		_exit(127);
-	}
-	clock_gettime(CLOCK_MONOTONIC, &t0);
-	while (waitpid(pid, &status, WNOHANG) == 0) {
-		if (ms_since(&t0) > timeout_ms) {
-			kill(pid, SIGKILL);
-			waitpid(pid, &status, 0);
-			return -1;
-		}
-		sleep_ms(20);
-	}
-	return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-}
-
 /* ---- simulator lifecycle ---- */
-
-/* <builddir>/tests/test_telecom -> <builddir>/isso-sim */
-static void
-find_sim_binary(void)
-{
-	char self[PATH_MAX];
-	ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
-	char *slash;
-
-	assert_true(n > 0);
-	self[n] = '\0';
-	for (int i = 0; i < 2; i++) {
-		slash = strrchr(self, '/');
-		assert_non_null(slash);
-		*slash = '\0';
-	}
-	snprintf(sim_bin, sizeof(sim_bin), "%s/isso-sim", self);
-}
 
 /* The shipped identities plus a corporate number and a restricted line. */
 static int
@@ -232,72 +144,24 @@ write_identities(void)
 static int
 sim_start(void **state)
 {
-	struct timespec t0;
-	char port_arg[8], url[128];
-	int fd, port, status;
+	static const char *const extra[] = {"--identities", ident_path, NULL};
 
-	curl_global_init(CURL_GLOBAL_DEFAULT);
 	log_init(2, LOG_ERROR);
-	find_sim_binary();
-	if (access(sim_bin, X_OK) != 0) {
-		fprintf(stderr, "test_telecom: %s: not built\n", sim_bin);
-		return -1;
-	}
 	if (write_identities() != 0) {
 		fprintf(stderr, "test_telecom: cannot write the identities copy\n");
 		return -1;
 	}
-	fd = loopback_socket(-1, &port);
-	close(fd);
-	snprintf(port_arg, sizeof(port_arg), "%d", port);
-	snprintf(sim_base, sizeof(sim_base), "http://127.0.0.1:%d", port);
-	snprintf(tel_base, sizeof(tel_base), "%s/telecom", sim_base);
-
-	sim_pid = fork();
-	if (sim_pid < 0)
+	if (sim_child_start("test_telecom", extra) != 0)
 		return -1;
-	if (sim_pid == 0) {
-		execl(sim_bin, sim_bin, "serve", "--listen", "127.0.0.1", "--port", port_arg,
-		      "--identities", ident_path, "--log-level", "warn", (char *)NULL);
-		_exit(127);
-	}
-	clock_gettime(CLOCK_MONOTONIC, &t0);
-	snprintf(url, sizeof(url), "%s/health", sim_base);
-	while (ms_since(&t0) < 10000) {
-		if (waitpid(sim_pid, &status, WNOHANG) == sim_pid) {
-			fprintf(stderr, "test_telecom: isso-sim exited at start\n");
-			sim_pid = -1;
-			return -1;
-		}
-		if (http_json("GET", url, NULL, NULL, NULL) == 200)
-			return 0;
-		sleep_ms(50);
-	}
-	fprintf(stderr, "test_telecom: isso-sim did not answer\n");
-	return -1;
+	snprintf(tel_base, sizeof(tel_base), "%s/telecom", sim_base);
+	return 0;
 }
 
 static int
 sim_stop(void **state)
 {
-	struct timespec t0;
-	int status;
-
-	if (sim_pid > 0) {
-		kill(sim_pid, SIGTERM);
-		clock_gettime(CLOCK_MONOTONIC, &t0);
-		while (waitpid(sim_pid, &status, WNOHANG) == 0) {
-			if (ms_since(&t0) > 5000) {
-				kill(sim_pid, SIGKILL);
-				waitpid(sim_pid, &status, 0);
-				break;
-			}
-			sleep_ms(20);
-		}
-		sim_pid = -1;
-	}
+	sim_child_stop();
 	unlink(ident_path);
-	curl_global_cleanup();
 	return 0;
 }
 

@@ -23,6 +23,8 @@
 #include <unistd.h>
 
 #include <cmocka.h>
+
+#include "sim-child.h"
 #include <curl/curl.h>
 #include <jansson.h>
 
@@ -43,45 +45,7 @@
 #define HASH_ID_ENROLLED "51ff20a57253f7f0ee3a9bffe86a86a2141c716b2f554b2bf6429df50e538c13"
 #define HINT             "臺北市政府單一身分驗證入口登入"
 
-static char sim_bin[PATH_MAX + 16];
-static pid_t sim_pid = -1;
-static char sim_base[64]; /* http://127.0.0.1:PORT */
-
 /* ---- helpers ---- */
-
-static long
-ms_since(const struct timespec *t0)
-{
-	struct timespec t1;
-
-	clock_gettime(CLOCK_MONOTONIC, &t1);
-	return (t1.tv_sec - t0->tv_sec) * 1000 + (t1.tv_nsec - t0->tv_nsec) / 1000000;
-}
-
-static void
-sleep_ms(long ms)
-{
-	struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (ms % 1000) * 1000000};
-
-	nanosleep(&ts, NULL);
-}
-
-/* A loopback socket bound to a free port; listening when backlog >= 0. */
-static int
-loopback_socket(int backlog, int *port_r)
-{
-	struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-	socklen_t len = sizeof(sa);
-	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-
-	assert_true(fd >= 0);
-	assert_int_equal(bind(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
-	if (backlog >= 0)
-		assert_int_equal(listen(fd, backlog), 0);
-	assert_int_equal(getsockname(fd, (struct sockaddr *)&sa, &len), 0);
-	*port_r = ntohs(sa.sin_port);
-	return fd;
-}
 
 static size_t
 collect_cb(char *data, size_t size, size_t n, void *ctx)
@@ -138,41 +102,6 @@ sim_call(const char *method, const char *path, const char *json_body, long *stat
 	return j;
 }
 
-/* Runs isso-sim with args (NULL-terminated), output discarded; returns its
- * exit status, or -1 when it did not end within timeout_ms. */
-static int
-run_sim(const char *const *args, long timeout_ms)
-{
-	const char *argv[16] = {sim_bin};
-	struct timespec t0;
-	pid_t pid;
-	int status = 0, n = 1;
-
-	for (; args[n - 1] != NULL && n < 15; n++)
-		argv[n] = args[n - 1];
-	argv[n] = NULL;
-	pid = fork();
-	assert_true(pid >= 0);
-	if (pid == 0) {
-		int null = open("/dev/null", O_WRONLY);
-
-		dup2(null, 1);
-		dup2(null, 2);
-		execv(sim_bin, (char *const *)argv);
-		_exit(127);
-	}
-	clock_gettime(CLOCK_MONOTONIC, &t0);
-	while (waitpid(pid, &status, WNOHANG) == 0) {
-		if (ms_since(&t0) > timeout_ms) {
-			kill(pid, SIGKILL);
-			waitpid(pid, &status, 0);
-			return -1;
-		}
-		sleep_ms(20);
-	}
-	return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-}
-
 static void
 key_bytes(const char *text, unsigned char key[TWFIDO_KEY_LEN])
 {
@@ -195,92 +124,23 @@ seal_fields(const char *key_text, const char *const *fields, size_t n,
 
 /* ---- simulator lifecycle ---- */
 
-static void
-find_sim_binary(void)
-{
-	char self[PATH_MAX];
-	ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
-	char *slash;
-
-	assert_true(n > 0);
-	self[n] = '\0';
-	for (int i = 0; i < 2; i++) {
-		slash = strrchr(self, '/');
-		assert_non_null(slash);
-		*slash = '\0';
-	}
-	snprintf(sim_bin, sizeof(sim_bin), "%s/isso-sim", self);
-}
-
 static int
 sim_start(void **state)
 {
-	struct timespec t0;
-	char port_arg[8];
-	int fd, port, status;
+	static const char *const extra[] = {"--twfido-min-time-limit", "1", NULL};
 
-	curl_global_init(CURL_GLOBAL_DEFAULT);
 	log_init(2, LOG_ERROR);
 	if (secret_init() != 0)
 		return -1;
-	find_sim_binary();
-	if (access(sim_bin, X_OK) != 0) {
-		fprintf(stderr, "test_twfido: %s: not built\n", sim_bin);
+	if (sim_child_start("test_twfido", extra) != 0)
 		return -1;
-	}
-	fd = loopback_socket(-1, &port);
-	close(fd);
-	snprintf(port_arg, sizeof(port_arg), "%d", port);
-	snprintf(sim_base, sizeof(sim_base), "http://127.0.0.1:%d", port);
-
-	sim_pid = fork();
-	if (sim_pid < 0)
-		return -1;
-	if (sim_pid == 0) {
-		execl(sim_bin, sim_bin, "serve", "--listen", "127.0.0.1", "--port", port_arg,
-		      "--twfido-min-time-limit", "1", "--log-level", "warn", (char *)NULL);
-		_exit(127);
-	}
-	clock_gettime(CLOCK_MONOTONIC, &t0);
-	while (ms_since(&t0) < 10000) {
-		long st;
-		json_t *j;
-
-		if (waitpid(sim_pid, &status, WNOHANG) == sim_pid) {
-			fprintf(stderr, "test_twfido: isso-sim exited at start\n");
-			sim_pid = -1;
-			return -1;
-		}
-		j = sim_call("GET", "/health", NULL, &st);
-		json_decref(j);
-		if (st == 200)
-			return 0;
-		sleep_ms(50);
-	}
-	fprintf(stderr, "test_twfido: isso-sim did not answer\n");
-	return -1;
+	return 0;
 }
 
 static int
 sim_stop(void **state)
 {
-	struct timespec t0;
-	int status;
-
-	if (sim_pid > 0) {
-		kill(sim_pid, SIGTERM);
-		clock_gettime(CLOCK_MONOTONIC, &t0);
-		while (waitpid(sim_pid, &status, WNOHANG) == 0) {
-			if (ms_since(&t0) > 5000) {
-				kill(sim_pid, SIGKILL);
-				waitpid(sim_pid, &status, 0);
-				break;
-			}
-			sleep_ms(20);
-		}
-		sim_pid = -1;
-	}
-	curl_global_cleanup();
+	sim_child_stop();
 	return 0;
 }
 
