@@ -14,6 +14,7 @@
 #include "lib/buf.h"
 #include "lib/isso.h"
 #include "lib/log.h"
+#include "lib/utf8.h"
 #include "lib/xmalloc.h"
 
 #define SMS_BODY_MAX        335  /* bytes of UTF-8 the gateway takes in one send */
@@ -58,52 +59,6 @@ sms_curl_ready(void)
 {
 	pthread_once(&sms_curl_once, sms_curl_init);
 	return sms_curl_status == CURLE_OK;
-}
-
-/* The gateway reads the body as UTF-8 (CharsetURL): refuse what is not, and
- * control characters other than line breaks, which a handset cannot show. */
-static bool
-sms_text_valid(const unsigned char *s, size_t len)
-{
-	size_t i = 0;
-
-	while (i < len) {
-		unsigned char c = s[i];
-		size_t n;
-		unsigned long cp;
-
-		if (c < 0x80) {
-			if ((c < 0x20 && c != '\n' && c != '\r') || c == 0x7f)
-				return false;
-			i++;
-			continue;
-		}
-		if (c >= 0xc2 && c <= 0xdf) {
-			n = 1;
-			cp = c & 0x1f;
-		} else if (c >= 0xe0 && c <= 0xef) {
-			n = 2;
-			cp = c & 0x0f;
-		} else if (c >= 0xf0 && c <= 0xf4) {
-			n = 3;
-			cp = c & 0x07;
-		} else {
-			return false;
-		}
-		if (len - i <= n)
-			return false;
-		for (size_t k = 1; k <= n; k++) {
-			if ((s[i + k] & 0xc0) != 0x80)
-				return false;
-			cp = (cp << 6) | (s[i + k] & 0x3f);
-		}
-		/* overlong forms, surrogates, beyond U+10FFFF */
-		if ((n == 2 && cp < 0x800) || (n == 3 && (cp < 0x10000 || cp > 0x10ffff)) ||
-		    (cp >= 0xd800 && cp <= 0xdfff))
-			return false;
-		i += n + 1;
-	}
-	return true;
 }
 
 static bool
@@ -354,7 +309,10 @@ conn_sms_send(struct conn_sms *sms, const char *phone, const char *body, char **
 		*error_r = "SMS body longer than 335 bytes";
 		goto out;
 	}
-	if (!sms_text_valid((const unsigned char *)body, body_len)) {
+	/* The gateway reads the body as UTF-8 (CharsetURL): refuse what is
+	 * not, and control characters other than line breaks, which a
+	 * handset cannot show. */
+	if (!utf8_printable(body, body_len, true)) {
 		*error_r = "SMS body is not printable UTF-8";
 		goto out;
 	}

@@ -21,6 +21,7 @@
 #include "lib/idnum.h"
 #include "lib/isso.h"
 #include "lib/log.h"
+#include "lib/utf8.h"
 #include "lib/secret.h"
 #include "lib/xmalloc.h"
 
@@ -761,46 +762,9 @@ tf_log_error(const char *iface, const char *masked_id, const char *reason, const
 static bool
 tf_hint_valid(const unsigned char *s)
 {
-	size_t i = 0, len = strlen((const char *)s);
+	size_t len = strlen((const char *)s);
 
-	if (len > TWFIDO_HINT_MAX)
-		return false;
-	while (i < len) {
-		unsigned char c = s[i];
-		size_t n;
-		unsigned long cp;
-
-		if (c < 0x80) {
-			if (c < 0x20 || c == 0x7f)
-				return false;
-			i++;
-			continue;
-		}
-		if (c >= 0xc2 && c <= 0xdf) {
-			n = 1;
-			cp = c & 0x1f;
-		} else if (c >= 0xe0 && c <= 0xef) {
-			n = 2;
-			cp = c & 0x0f;
-		} else if (c >= 0xf0 && c <= 0xf4) {
-			n = 3;
-			cp = c & 0x07;
-		} else {
-			return false;
-		}
-		if (len - i <= n)
-			return false;
-		for (size_t k = 1; k <= n; k++) {
-			if ((s[i + k] & 0xc0) != 0x80)
-				return false;
-			cp = (cp << 6) | (s[i + k] & 0x3f);
-		}
-		if ((n == 2 && cp < 0x800) || (n == 3 && (cp < 0x10000 || cp > 0x10ffff)) ||
-		    (cp >= 0xd800 && cp <= 0xdfff))
-			return false;
-		i += n + 1;
-	}
-	return true;
+	return len <= TWFIDO_HINT_MAX && utf8_printable((const char *)s, len, false);
 }
 
 int

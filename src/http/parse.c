@@ -4,6 +4,7 @@
 #include <strings.h>
 
 #include "http/parse.h"
+#include "lib/utf8.h"
 #include "lib/b64.h"
 #include "lib/isso.h"
 #include "lib/pool.h"
@@ -26,47 +27,7 @@ hexval(unsigned char c)
 bool
 parse_utf8_valid(const char *s, size_t len)
 {
-	const unsigned char *p = (const unsigned char *)s;
-	size_t i = 0;
-
-	while (i < len) {
-		unsigned char c = p[i];
-		size_t n;
-		uint32_t cp, min;
-
-		if (c < 0x80) {
-			i++;
-			continue;
-		}
-		if (c >= 0xc2 && c <= 0xdf) {
-			n = 1;
-			cp = c & 0x1f;
-			min = 0x80;
-		} else if (c >= 0xe0 && c <= 0xef) {
-			n = 2;
-			cp = c & 0x0f;
-			min = 0x800;
-		} else if (c >= 0xf0 && c <= 0xf4) {
-			n = 3;
-			cp = c & 0x07;
-			min = 0x10000;
-		} else {
-			/* 0x80-0xc1: stray continuation or overlong lead;
-			 * 0xf5-0xff: beyond U+10FFFF. */
-			return false;
-		}
-		if (len - i <= n)
-			return false;
-		for (size_t k = 1; k <= n; k++) {
-			if ((p[i + k] & 0xc0) != 0x80)
-				return false;
-			cp = (cp << 6) | (p[i + k] & 0x3f);
-		}
-		if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
-			return false;
-		i += n + 1;
-	}
-	return true;
+	return utf8_valid(s, len);
 }
 
 /* Decodes in[0..len) into out (room for len + 1). Returns the decoded
