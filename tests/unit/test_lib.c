@@ -17,6 +17,7 @@
 #include "lib/isso.h"
 #include "lib/log.h"
 #include "lib/pool.h"
+#include "lib/utf8.h"
 #include "lib/xmalloc.h"
 
 static void
@@ -543,6 +544,33 @@ test_config_errors(void **state)
 	unsetenv("ISSO_SECURITY_MAX_FAILURES");
 }
 
+static void
+test_utf8(void **state)
+{
+	static const char *const bad[] = {
+	    "\xc0\xaf",         /* overlong '/' */
+	    "\xe0\x80\xaf",     /* overlong */
+	    "\xed\xa0\x80",     /* surrogate */
+	    "\xf4\x90\x80\x80", /* beyond U+10FFFF */
+	    "\x80",             /* stray continuation */
+	    "\xe8\x87",         /* truncated */
+	};
+
+	assert_true(utf8_valid("", 0));
+	assert_true(utf8_valid("臺北 iSSO", strlen("臺北 iSSO")));
+	assert_true(utf8_valid("\xf0\x9f\x98\x80", 4));
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		assert_false(utf8_valid(bad[i], strlen(bad[i])));
+		assert_false(utf8_printable(bad[i], strlen(bad[i]), true));
+	}
+	assert_true(utf8_printable("驗證碼 123456", strlen("驗證碼 123456"), false));
+	assert_false(utf8_printable("a\nb", 3, false));
+	assert_true(utf8_printable("a\r\nb", 4, true));
+	assert_false(utf8_printable("a\tb", 3, true));
+	assert_false(utf8_printable("a\x7f", 2, true));
+	assert_false(utf8_printable("a\0b", 3, true));
+}
+
 int
 main(void)
 {
@@ -558,6 +586,7 @@ main(void)
 	    cmocka_unit_test(test_config_defaults),
 	    cmocka_unit_test(test_config_file_env),
 	    cmocka_unit_test(test_config_errors),
+	    cmocka_unit_test(test_utf8),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
