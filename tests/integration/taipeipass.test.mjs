@@ -409,6 +409,12 @@ test('resend during the 35 s cool-down is refused (429); the first code still wo
   const f = { account: newAccount('resend'), phone: newPhone(), password: password('Resend') };
   const page = await submitRegistration(agent, f);
   const first = await lastSms(f.phone);
+  // the page shows the cool-down: a disabled resend button counting down
+  const button = /<button[^>]*name="resend"[^>]*>[\s\S]*?<\/button>/.exec(page.text)?.[0] ?? '';
+  assert.match(button, /\bdisabled\b/, 'resend is disabled during the cool-down');
+  const secs = Number(/class="countdown" data-seconds="(\d+)"/.exec(button)?.[1]);
+  assert.ok(secs > 25 && secs <= 35, `a live countdown of the cool-down (${secs})`);
+  assert.match(page.text, /id="countdown-announcer"/, 'its end is announced politely');
   const again = await resendCode(agent, page);
   assert.equal(again.status, 429);
   assert.equal(alertText(again), msg('otp.cooldown'));
