@@ -89,7 +89,7 @@ otp_send(struct isso_app *app, struct http_req *req, const char *purpose, const 
 	code_hash(id_r, code, chash);
 	o = json_pack("{s:s, s:s, s:s, s:I}", "purpose", purpose, "phone", hash, "code", chash,
 	              "sent_at", (json_int_t)now);
-	ret = store_eph_put(app->store, "otp", id_r, o, now + OTP_TTL);
+	ret = store_eph_put(app->store, "otp", id_r, o, now + app->cfg->security.otp_ttl);
 	if (ret < 0)
 		goto out;
 	if (delivery == OTP_DELIVER_NONE)

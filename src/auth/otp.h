@@ -1,5 +1,5 @@
 /* The SMS one-time-code step shared by registration, password reset and
- * the methods that verify a phone: 6 digits, valid 5 minutes, 5 wrong tries
+ * the methods that verify a phone: 6 digits, valid 5 minutes (security.otp_ttl), 5 wrong tries
  * end the challenge, a 35-second cool-down between sends to one number, and
  * hourly sending limits per number and per client address. Codes are never
  * stored or logged in clear (only a hash bound to the challenge id). */
@@ -10,8 +10,8 @@
 
 struct isso_app;
 
-#define OTP_DIGITS    6
-#define OTP_TTL       300
+#define OTP_DIGITS 6
+
 #define OTP_MAX_TRIES 5
 #define OTP_COOLDOWN  35
 /* Code checks per number per hour, across all its challenges. */

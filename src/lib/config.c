@@ -67,6 +67,7 @@ static const struct config_item config_table[] = {
     CI(security, max_failures, 5, 1, 1000),
     CI(security, lockout_seconds, 900, 0, 31536000),
     CI(security, ip_rate_per_min, 30, 1, 1000000),
+    CI(security, otp_ttl, 300, 2, 3600),
     CS(sms, mode, "sim"),
     CS(sms, url, "http://127.0.0.1:8090/api/mtk/SmSend"),
     CS(sms, username, "isso"),

@@ -39,6 +39,7 @@ struct isso_config {
 		int max_failures;    /* password failures before lockout, 5 */
 		int lockout_seconds; /* 900 */
 		int ip_rate_per_min; /* login / OTP attempts per client address per minute, 30 */
+		int otp_ttl;         /* seconds an SMS code stays valid, 300 */
 	} security;
 	struct {
 		char *mode;     /* "sim" | "http" */

@@ -404,6 +404,26 @@ test('wrong codes: stay on the code page; the fifth ends the attempt for good', 
   assert.equal(refused.status, 401, 'no account was created');
 });
 
+test('an expired SMS code is refused and the registration starts over (security.otp_ttl=2)', T, async () => {
+  const main = stack;
+  const short = await startStack({ label: 'otp-expiry', env: { ISSO_SECURITY_OTP_TTL: '2' } });
+  stack = short; // the page helpers speak to the stack in this variable
+  try {
+    const agent = new HttpAgent();
+    const f = { account: newAccount('expiry'), phone: newPhone(), password: password('Expiry') };
+    const page = await submitRegistration(agent, f);
+    const code = await smsCode(f.phone);
+    await sleep(3100);
+    const r = await submitCode(agent, page, code);
+    assert.equal(r.status, 400);
+    assert.equal(alertText(r), msg('otp.expired'));
+    assert.ok(registerForm(r), 'back to the registration form');
+  } finally {
+    stack = main;
+    await short.stop();
+  }
+});
+
 test('resend during the 35 s cool-down is refused (429); the first code still works', T, async () => {
   const agent = new HttpAgent();
   const f = { account: newAccount('resend'), phone: newPhone(), password: password('Resend') };
