@@ -70,6 +70,14 @@ struct store_driver {
 	int (*member_set_password)(struct store_backend *b, const char *uuid,
 	                           const char *password_hash);
 
+	int (*org_add)(struct store_backend *b, const struct store_org *org);
+	int (*org_get)(struct store_backend *b, const char *ubn, struct store_org **org_r);
+	/* role is never NULL here ("" for none). */
+	int (*org_member_add)(struct store_backend *b, const char *ubn, const char *uuid,
+	                      const char *role, int64_t now);
+	int (*org_member_role)(struct store_backend *b, const char *ubn, const char *uuid,
+	                       char **role_r);
+
 	int (*consent_get)(struct store_backend *b, const char *uuid, const char *client_id,
 	                   char **scope_r);
 	int (*consent_put)(struct store_backend *b, const char *uuid, const char *client_id,

@@ -506,6 +506,54 @@ store_member_free(struct store_member *member)
 	free(member);
 }
 
+/* ---- organisations ---- */
+
+int
+store_org_add(struct store *store, const struct store_org *org)
+{
+	if (org == NULL || org->ubn == NULL || org->name == NULL || org->name[0] == '\0')
+		return ISSO_ERR_INVALID;
+	return store->driver->org_add(store->backend, org);
+}
+
+int
+store_org_get(struct store *store, const char *ubn, struct store_org **org_r)
+{
+	*org_r = NULL;
+	if (ubn == NULL)
+		return ISSO_ERR_INVALID;
+	return store->driver->org_get(store->backend, ubn, org_r);
+}
+
+void
+store_org_free(struct store_org *org)
+{
+	if (org == NULL)
+		return;
+	free(org->ubn);
+	free(org->name);
+	free(org);
+}
+
+int
+store_org_member_add(struct store *store, const char *ubn, const char *uuid, const char *role,
+                     int64_t now)
+{
+	if (ubn == NULL || uuid == NULL)
+		return ISSO_ERR_INVALID;
+	return store->driver->org_member_add(store->backend, ubn, uuid, role != NULL ? role : "",
+	                                     now);
+}
+
+int
+store_org_member_role(struct store *store, const char *ubn, const char *uuid, char **role_r)
+{
+	*role_r = NULL;
+	if (ubn == NULL || uuid == NULL)
+		return ISSO_ERR_INVALID;
+	return store->driver->org_member_role(store->backend, ubn, uuid, role_r);
+}
+
 /* ---- consents ---- */
 
 int

@@ -115,6 +115,29 @@ int store_member_login_ok(struct store *store, const char *uuid);
 int store_member_set_password(struct store *store, const char *uuid, const char *password_hash);
 void store_member_free(struct store_member *member);
 
+/* ---- organisations (組織 / 公司企業) and the members acting for them ---- */
+
+struct store_org {
+	char *ubn;  /* 統一編號, 8 digits (the caller validates with idnum_is_ubn) */
+	char *name; /* registered name shown on consent and released as a claim */
+	int64_t created_at;
+};
+
+/* ISSO_ERR_CONFLICT when ubn is taken. */
+int store_org_add(struct store *store, const struct store_org *org);
+/* The organisation, NULL when unknown; free with store_org_free. */
+int store_org_get(struct store *store, const char *ubn, struct store_org **org_r);
+void store_org_free(struct store_org *org);
+
+/* Lets member uuid act for organisation ubn in role (may be NULL: none).
+ * ISSO_ERR_CONFLICT when already a member; ISSO_ERR_INVALID when the
+ * organisation or the member does not exist. */
+int store_org_member_add(struct store *store, const char *ubn, const char *uuid, const char *role,
+                         int64_t now);
+/* The member's role in the organisation (malloc'd, "" when none), NULL
+ * when uuid is not a member of ubn. */
+int store_org_member_role(struct store *store, const char *ubn, const char *uuid, char **role_r);
+
 /* ---- consents ---- */
 
 /* The scopes the person granted the client, NULL when never. */

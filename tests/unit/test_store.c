@@ -647,6 +647,87 @@ test_member_lockout(void **state)
 	assert_int_equal(failures, 0);
 }
 
+/* ---- organisations ---- */
+
+static void
+test_org(void **state)
+{
+	struct fixture *f = *state;
+	struct store_member m;
+	struct store_org org, *out = NULL;
+	char ubn1[64], ubn2[64], u1[64], u2[64], acc1[64], acc2[64], p1[64], p2[64];
+	char *role = NULL;
+
+	id(f, "ubn1", ubn1, sizeof(ubn1));
+	id(f, "ubn2", ubn2, sizeof(ubn2));
+	id(f, "u1", u1, sizeof(u1));
+	id(f, "u2", u2, sizeof(u2));
+	id(f, "acc1", acc1, sizeof(acc1));
+	id(f, "acc2", acc2, sizeof(acc2));
+	id(f, "p1", p1, sizeof(p1));
+	id(f, "p2", p2, sizeof(p2));
+	add_person(f, u1, NULL);
+	add_person(f, u2, NULL);
+	member_init(&m, u1, acc1, NULL, p1);
+	assert_int_equal(store_member_add(f->store, &m), 0);
+	member_init(&m, u2, acc2, NULL, p2);
+	assert_int_equal(store_member_add(f->store, &m), 0);
+
+	/* Unknown: success with NULL. */
+	assert_int_equal(store_org_get(f->store, ubn1, &out), 0);
+	assert_null(out);
+
+	org = (struct store_org){.ubn = ubn1, .name = "臺北測試股份有限公司", .created_at = NOW};
+	assert_int_equal(store_org_add(f->store, &org), 0);
+	assert_int_equal(store_org_add(f->store, &org), ISSO_ERR_CONFLICT);
+	org = (struct store_org){.ubn = ubn2, .name = "", .created_at = NOW};
+	assert_int_equal(store_org_add(f->store, &org), ISSO_ERR_INVALID);
+	org.name = NULL;
+	assert_int_equal(store_org_add(f->store, &org), ISSO_ERR_INVALID);
+	org = (struct store_org){.ubn = ubn2, .name = "Second Org", .created_at = NOW + 1};
+	assert_int_equal(store_org_add(f->store, &org), 0);
+
+	assert_int_equal(store_org_get(f->store, ubn1, &out), 0);
+	assert_non_null(out);
+	assert_string_equal(out->ubn, ubn1);
+	assert_string_equal(out->name, "臺北測試股份有限公司");
+	assert_int_equal(out->created_at, NOW);
+	store_org_free(out);
+	out = NULL;
+	assert_int_equal(store_org_get(f->store, NULL, &out), ISSO_ERR_INVALID);
+	assert_null(out);
+
+	/* Not a member until added; membership is per organisation. */
+	assert_int_equal(store_org_member_role(f->store, ubn1, u1, &role), 0);
+	assert_null(role);
+	assert_int_equal(store_org_member_add(f->store, ubn1, u1, "負責人", NOW), 0);
+	assert_int_equal(store_org_member_add(f->store, ubn1, u1, "other", NOW), ISSO_ERR_CONFLICT);
+	assert_int_equal(store_org_member_add(f->store, ubn2, u2, NULL, NOW), 0);
+	assert_int_equal(store_org_member_role(f->store, ubn1, u1, &role), 0);
+	assert_non_null(role);
+	assert_string_equal(role, "負責人");
+	free(role);
+	role = NULL;
+	assert_int_equal(store_org_member_role(f->store, ubn2, u2, &role), 0);
+	assert_non_null(role);
+	assert_string_equal(role, "");
+	free(role);
+	role = NULL;
+	assert_int_equal(store_org_member_role(f->store, ubn1, u2, &role), 0);
+	assert_null(role);
+	assert_int_equal(store_org_member_role(f->store, ubn2, u1, &role), 0);
+	assert_null(role);
+
+	/* Unknown organisation or member; missing arguments. */
+	assert_int_equal(store_org_member_add(f->store, "no-such-org", u1, NULL, NOW),
+	                 ISSO_ERR_INVALID);
+	assert_int_equal(store_org_member_add(f->store, ubn1, "no-such-member", NULL, NOW),
+	                 ISSO_ERR_INVALID);
+	assert_int_equal(store_org_member_add(f->store, NULL, u1, NULL, NOW), ISSO_ERR_INVALID);
+	assert_int_equal(store_org_member_role(f->store, ubn1, NULL, &role), ISSO_ERR_INVALID);
+	assert_null(role);
+}
+
 /* ---- consents ---- */
 
 static void
@@ -1426,6 +1507,7 @@ main(void)
 	    cmocka_unit_test_setup_teardown(test_person, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_member, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_member_lockout, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_org, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_consent, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_token, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_token_revoke_sets, setup, teardown),

@@ -59,6 +59,10 @@ enum sq_id {
 	SQ_MEMBER_FAILED,
 	SQ_MEMBER_OK,
 	SQ_MEMBER_PASSWORD,
+	SQ_ORG_ADD,
+	SQ_ORG_GET,
+	SQ_ORG_MEMBER_ADD,
+	SQ_ORG_MEMBER_ROLE,
 	SQ_CONSENT_GET,
 	SQ_CONSENT_PUT,
 	SQ_CONSENT_DELETE,
@@ -126,6 +130,11 @@ static const char *const sq_sql[SQ_COUNT] = {
                          "WHERE uuid = ?1 RETURNING failed_logins",
     [SQ_MEMBER_OK] = "UPDATE members SET failed_logins = 0, locked_until = 0 WHERE uuid = ?1",
     [SQ_MEMBER_PASSWORD] = "UPDATE members SET password_hash = ?2 WHERE uuid = ?1",
+    [SQ_ORG_ADD] = "INSERT INTO organisations (ubn, name, created_at) VALUES (?1, ?2, ?3)",
+    [SQ_ORG_GET] = "SELECT ubn, name, created_at FROM organisations WHERE ubn = ?1",
+    [SQ_ORG_MEMBER_ADD] = "INSERT INTO org_members (ubn, uuid, role, created_at) "
+                          "VALUES (?1, ?2, ?3, ?4)",
+    [SQ_ORG_MEMBER_ROLE] = "SELECT role FROM org_members WHERE ubn = ?1 AND uuid = ?2",
     [SQ_CONSENT_GET] = "SELECT scope FROM consents WHERE uuid = ?1 AND client_id = ?2",
     [SQ_CONSENT_PUT] = "INSERT INTO consents (uuid, client_id, scope, created_at, updated_at) "
                        "VALUES (?1, ?2, ?3, ?4, ?4) ON CONFLICT (uuid, client_id) DO UPDATE "
@@ -1151,6 +1160,103 @@ sq_member_set_password(struct store_backend *base, const char *uuid, const char 
 	                 uuid, password_hash, NULL);
 }
 
+/* ---- organisations ---- */
+
+static int
+sq_org_add(struct store_backend *base, const struct store_org *org)
+{
+	struct sq_backend *b = (struct sq_backend *)base;
+	struct sq_conn *c = NULL;
+	sqlite3_stmt *st = NULL;
+	int ret, rc = SQLITE_OK;
+
+	ret = sq_begin_op(b, SQ_ORG_ADD, &c, &st);
+	if (ret < 0)
+		goto out;
+	sq_bind_text(st, 1, org->ubn, &rc);
+	sq_bind_text(st, 2, org->name, &rc);
+	sq_bind_int(st, 3, org->created_at, &rc);
+	ret = sq_exec(c, st, rc, "org_add", NULL);
+out:
+	sq_end_op(b, c, st);
+	return ret;
+}
+
+static int
+sq_org_get(struct store_backend *base, const char *ubn, struct store_org **org_r)
+{
+	struct sq_backend *b = (struct sq_backend *)base;
+	struct sq_conn *c = NULL;
+	sqlite3_stmt *st = NULL;
+	struct store_org *org;
+	int ret, rc = SQLITE_OK;
+
+	ret = sq_begin_op(b, SQ_ORG_GET, &c, &st);
+	if (ret < 0)
+		goto out;
+	sq_bind_text(st, 1, ubn, &rc);
+	if (rc == SQLITE_OK)
+		rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW) {
+		org = xcalloc(1, sizeof(*org));
+		org->ubn = sq_col_text(st, 0);
+		org->name = sq_col_text(st, 1);
+		org->created_at = sqlite3_column_int64(st, 2);
+		*org_r = org;
+	} else if (rc != SQLITE_DONE) {
+		ret = sq_error(c->db, rc, "org_get");
+	}
+out:
+	sq_end_op(b, c, st);
+	return ret;
+}
+
+static int
+sq_org_member_add(struct store_backend *base, const char *ubn, const char *uuid, const char *role,
+                  int64_t now)
+{
+	struct sq_backend *b = (struct sq_backend *)base;
+	struct sq_conn *c = NULL;
+	sqlite3_stmt *st = NULL;
+	int ret, rc = SQLITE_OK;
+
+	ret = sq_begin_op(b, SQ_ORG_MEMBER_ADD, &c, &st);
+	if (ret < 0)
+		goto out;
+	sq_bind_text(st, 1, ubn, &rc);
+	sq_bind_text(st, 2, uuid, &rc);
+	sq_bind_text(st, 3, role, &rc);
+	sq_bind_int(st, 4, now, &rc);
+	ret = sq_exec(c, st, rc, "org_member_add", NULL);
+out:
+	sq_end_op(b, c, st);
+	return ret;
+}
+
+static int
+sq_org_member_role(struct store_backend *base, const char *ubn, const char *uuid, char **role_r)
+{
+	struct sq_backend *b = (struct sq_backend *)base;
+	struct sq_conn *c = NULL;
+	sqlite3_stmt *st = NULL;
+	int ret, rc = SQLITE_OK;
+
+	ret = sq_begin_op(b, SQ_ORG_MEMBER_ROLE, &c, &st);
+	if (ret < 0)
+		goto out;
+	sq_bind_text(st, 1, ubn, &rc);
+	sq_bind_text(st, 2, uuid, &rc);
+	if (rc == SQLITE_OK)
+		rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW)
+		*role_r = sq_col_text(st, 0);
+	else if (rc != SQLITE_DONE)
+		ret = sq_error(c->db, rc, "org_member_role");
+out:
+	sq_end_op(b, c, st);
+	return ret;
+}
+
 /* ---- consents ---- */
 
 static int
@@ -1862,6 +1968,10 @@ const struct store_driver store_driver_sqlite = {
     .member_login_failed = sq_member_login_failed,
     .member_login_ok = sq_member_login_ok,
     .member_set_password = sq_member_set_password,
+    .org_add = sq_org_add,
+    .org_get = sq_org_get,
+    .org_member_add = sq_org_member_add,
+    .org_member_role = sq_org_member_role,
     .consent_get = sq_consent_get,
     .consent_put = sq_consent_put,
     .consent_delete = sq_consent_delete,
