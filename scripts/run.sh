@@ -30,7 +30,7 @@ fi
 
 # The TaipeiPass members among isso-sim's test identities (sim/identities.json),
 # so every test citizen who has an account can log in. Already-present
-# members are left alone.
+# members (and organisations and their members) are left alone.
 ISSOCTL="$build/issoctl" node -e '
   const { spawnSync } = require("child_process");
   const d = require("./sim/identities.json");
@@ -43,6 +43,18 @@ ISSOCTL="$build/issoctl" node -e '
     if (t.address) a.push("--address", t.address);
     if (t.level === "gold") a.push("--gold");
     spawnSync(process.env.ISSOCTL, a, { stdio: "ignore" });
+  }
+  // Organisations (組織 / 公司企業) and the members who act for them, named
+  // by national ID: the citizen with that ID and their TaipeiPass account.
+  for (const o of d.organisations || []) {
+    spawnSync(process.env.ISSOCTL, ["org", "add", "--ubn", o.ubn, "--name", o.name],
+      { stdio: "ignore" });
+    for (const id of o.members || []) {
+      const c = d.citizens.find((x) => x.national_id === id);
+      if (!c || !c.taipeipass) continue;
+      spawnSync(process.env.ISSOCTL, ["org", "member", "add", "--ubn", o.ubn,
+        "--account", c.taipeipass.account], { stdio: "ignore" });
+    }
   }'
 
 pids=()

@@ -10,6 +10,7 @@
 #include "auth/claims.h"
 #include "auth/person.h"
 #include "lib/config.h"
+#include "lib/idnum.h"
 #include "lib/isso.h"
 #include "lib/log.h"
 #include "lib/secret.h"
@@ -410,6 +411,148 @@ user_add(struct isso_app *app, int argc, char **argv)
 	return emit(json_pack("{s:s, s:s}", "uuid", uuid, "account", m.account));
 }
 
+static json_t *
+org_json(const struct store_org *o)
+{
+	return json_pack("{s:s, s:s, s:I}", "ubn", o->ubn, "name", o->name, "created_at",
+	                 (json_int_t)o->created_at);
+}
+
+/* issoctl org add --ubn U --name N */
+static int
+org_add(struct isso_app *app, int argc, char **argv)
+{
+	static const struct option opts[] = {
+	    {"ubn", required_argument, NULL, 'u'},
+	    {"name", required_argument, NULL, 'n'},
+	    {NULL, 0, NULL, 0},
+	};
+	struct store_org org = {0};
+	int opt, ret;
+
+	optind = 1;
+	while ((opt = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+		switch (opt) {
+		case 'u':
+			org.ubn = optarg;
+			break;
+		case 'n':
+			org.name = optarg;
+			break;
+		default:
+			return fail(2, "unknown option", NULL);
+		}
+	}
+	if (org.ubn == NULL || org.name == NULL || org.name[0] == '\0')
+		return fail(2, "usage: issoctl org add --ubn UBN --name NAME", NULL);
+	if (!idnum_is_ubn(org.ubn))
+		return fail(1, "not a valid 統一編號 (UBN): %s", org.ubn);
+	if (strlen(org.name) > 200)
+		return fail(1, "the name is too long", NULL);
+	org.created_at = app_now();
+	ret = store_org_add(app->store, &org);
+	if (ret == ISSO_ERR_CONFLICT)
+		return fail(1, "organisation already registered: %s", org.ubn);
+	if (ret < 0)
+		return fail(1, "cannot add the organisation", NULL);
+	store_audit_append(app->store, org.created_at, "org_added",
+	                   json_pack("{s:s}", "ubn", org.ubn));
+	return emit(org_json(&org));
+}
+
+/* issoctl org member add --ubn U --account A [--role R] */
+static int
+org_member_add(struct isso_app *app, int argc, char **argv)
+{
+	static const struct option opts[] = {
+	    {"ubn", required_argument, NULL, 'u'},
+	    {"account", required_argument, NULL, 'a'},
+	    {"role", required_argument, NULL, 'r'},
+	    {NULL, 0, NULL, 0},
+	};
+	const char *ubn = NULL, *account = NULL, *role = NULL;
+	struct store_org *org = NULL;
+	struct store_member *m = NULL;
+	char lower[64];
+	json_t *out = NULL;
+	int opt, ret;
+
+	optind = 1;
+	while ((opt = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+		switch (opt) {
+		case 'u':
+			ubn = optarg;
+			break;
+		case 'a':
+			account = optarg;
+			break;
+		case 'r':
+			role = optarg;
+			break;
+		default:
+			return fail(2, "unknown option", NULL);
+		}
+	}
+	if (ubn == NULL || account == NULL)
+		return fail(
+		    2, "usage: issoctl org member add --ubn UBN --account ACCOUNT [--role ROLE]",
+		    NULL);
+	if (strlen(account) >= sizeof(lower))
+		return fail(1, "no such member: %s", account);
+	if (role != NULL && strlen(role) > 100)
+		return fail(1, "the role is too long", NULL);
+	for (size_t i = 0; i <= strlen(account); i++)
+		lower[i] = (account[i] >= 'A' && account[i] <= 'Z') ? (char)(account[i] - 'A' + 'a')
+		                                                    : account[i];
+	if (store_org_get(app->store, ubn, &org) < 0 || org == NULL) {
+		ret = fail(1, "no such organisation: %s", ubn);
+		goto out;
+	}
+	if (store_member_find(app->store, lower, NULL, NULL, &m) < 0 || m == NULL) {
+		ret = fail(1, "no such member: %s", account);
+		goto out;
+	}
+	ret = store_org_member_add(app->store, ubn, m->uuid, role, app_now());
+	if (ret == ISSO_ERR_CONFLICT) {
+		ret = fail(1, "already a member of the organisation: %s", account);
+		goto out;
+	}
+	if (ret < 0) {
+		ret = fail(1, "cannot add the member", NULL);
+		goto out;
+	}
+	store_audit_append(app->store, app_now(), "org_member_added",
+	                   json_pack("{s:s, s:s}", "ubn", ubn, "uuid", m->uuid));
+	out = json_pack("{s:s, s:s, s:s, s:s}", "ubn", ubn, "uuid", m->uuid, "account", m->account,
+	                "role", role != NULL ? role : "");
+	ret = emit(out);
+out:
+	store_org_free(org);
+	store_member_free(m);
+	return ret;
+}
+
+static int
+org_cmd(struct isso_app *app, int argc, char **argv)
+{
+	const char *sub = argc > 1 ? argv[1] : "";
+	struct store_org *org = NULL;
+	int ret;
+
+	if (strcmp(sub, "add") == 0)
+		return org_add(app, argc - 1, argv + 1);
+	if (strcmp(sub, "member") == 0 && argc > 2 && strcmp(argv[2], "add") == 0)
+		return org_member_add(app, argc - 2, argv + 2);
+	if (strcmp(sub, "show") == 0 && argc > 2) {
+		if (store_org_get(app->store, argv[2], &org) < 0 || org == NULL)
+			return fail(1, "no such organisation: %s", argv[2]);
+		ret = emit(org_json(org));
+		store_org_free(org);
+		return ret;
+	}
+	return fail(2, "usage: issoctl org add|member add|show", NULL);
+}
+
 static int
 key_one(const struct store_key *k, void *ctx)
 {
@@ -440,7 +583,8 @@ main(int argc, char **argv)
 	int ret = 1;
 
 	if (argc < 2 || strcmp(argv[1], "--help") == 0) {
-		fputs("usage: issoctl init | client … | user add … | keys list|rotate | audit "
+		fputs("usage: issoctl init | client … | user add … | org add|member add|show … | "
+		      "keys list|rotate | audit "
 		      "verify|export\n"
 		      "Configuration from ISSO_<SECTION>_<KEY> or --config FILE as the first "
 		      "arguments.\n",
@@ -470,6 +614,8 @@ main(int argc, char **argv)
 		                     "keys", keys));
 	} else if (strcmp(cmd, "client") == 0) {
 		ret = client_cmd(&app, argc - 1, argv + 1);
+	} else if (strcmp(cmd, "org") == 0) {
+		ret = org_cmd(&app, argc - 1, argv + 1);
 	} else if (strcmp(cmd, "user") == 0 && argc > 2 && strcmp(argv[2], "add") == 0) {
 		ret = user_add(&app, argc - 2, argv + 2);
 	} else if (strcmp(cmd, "keys") == 0 && argc > 2 && strcmp(argv[2], "list") == 0) {
