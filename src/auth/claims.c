@@ -12,6 +12,7 @@ const struct claim_scope claim_scopes[] = {
     {"email", CLAIM_EMAIL, "claim.email"},
     {"birthdate", CLAIM_BIRTHDATE, "claim.birthdate"},
     {"address", CLAIM_ADDRESS, "claim.address"},
+    {"organization", CLAIM_ORGANIZATION, "claim.organization"},
 };
 const unsigned claim_scopes_count = sizeof(claim_scopes) / sizeof(claim_scopes[0]);
 
@@ -64,11 +65,17 @@ claim_bit_of(const char *claim)
 		const char *name;
 		unsigned bit;
 	} map[] = {
-	    {"uuid", CLAIM_UUID},           {"name", CLAIM_NAME},
-	    {"member_level", CLAIM_NAME},   {"id_number", CLAIM_ID_NUMBER},
-	    {"phone_number", CLAIM_PHONE},  {"phone_number_verified", CLAIM_PHONE},
-	    {"email", CLAIM_EMAIL},         {"email_verified", CLAIM_EMAIL},
-	    {"birthdate", CLAIM_BIRTHDATE}, {"address", CLAIM_ADDRESS},
+	    {"uuid", CLAIM_UUID},
+	    {"name", CLAIM_NAME},
+	    {"member_level", CLAIM_NAME},
+	    {"id_number", CLAIM_ID_NUMBER},
+	    {"phone_number", CLAIM_PHONE},
+	    {"phone_number_verified", CLAIM_PHONE},
+	    {"email", CLAIM_EMAIL},
+	    {"email_verified", CLAIM_EMAIL},
+	    {"birthdate", CLAIM_BIRTHDATE},
+	    {"address", CLAIM_ADDRESS},
+	    {"organization", CLAIM_ORGANIZATION},
 	};
 
 	for (size_t i = 0; i < sizeof(map) / sizeof(map[0]); i++) {

@@ -14,6 +14,9 @@ enum claim_bit {
 	CLAIM_EMAIL = 1u << 4,     /* email, email_verified */
 	CLAIM_BIRTHDATE = 1u << 5, /* birthdate */
 	CLAIM_ADDRESS = 1u << 6,   /* address */
+	/* organization {ubn, name}: the organisation (組織 / 公司企業) the
+	 * person logged in for; only from an organisation login */
+	CLAIM_ORGANIZATION = 1u << 7,
 };
 
 struct claim_scope {

@@ -131,7 +131,8 @@ oidc_claims(struct isso_app *app, const char *uuid, const char *scope, json_t *s
 	    json_object_get(pii, "account") != NULL)
 		member = CLAIM_NAME | CLAIM_EMAIL | CLAIM_ADDRESS | CLAIM_BIRTHDATE |
 		         CLAIM_ID_NUMBER | CLAIM_PHONE;
-	want &= vouched | member | CLAIM_UUID;
+	/* The organisation comes only from the login that acted for it. */
+	want &= vouched | member | CLAIM_UUID | CLAIM_ORGANIZATION;
 	if (want & CLAIM_UUID)
 		json_object_set_new(c, "uuid", json_string(uuid));
 	for (size_t i = 0; i < sizeof(simple) / sizeof(simple[0]); i++) {
@@ -167,6 +168,12 @@ oidc_claims(struct isso_app *app, const char *uuid, const char *scope, json_t *s
 	}
 	if ((want & CLAIM_NAME) && (member & CLAIM_NAME) && (v = json_object_get(pii, "level")))
 		json_object_set(c, "member_level", v);
+	if ((want & CLAIM_ORGANIZATION) &&
+	    json_is_object(v = json_object_get(attrs, "organisation")) &&
+	    json_is_string(json_object_get(v, "ubn")) && json_is_string(json_object_get(v, "name")))
+		json_object_set_new(c, "organization",
+		                    json_pack("{s:O, s:O}", "ubn", json_object_get(v, "ubn"),
+		                              "name", json_object_get(v, "name")));
 	*claims_r = c;
 	c = NULL;
 out:

@@ -218,8 +218,8 @@ oidc_discovery_build(struct isso_app *app)
 	json_object_set_new(d, "introspection_endpoint", json_sprintf("%s/introspect", iss));
 	json_object_set_new(d, "end_session_endpoint", json_sprintf("%s/logout", iss));
 	json_object_set_new(d, "authorization_response_iss_parameter_supported", json_true());
-	extra = json_pack("[s,s,s,s,s]", "phone_number_verified", "email_verified", "birthdate",
-	                  "address", "member_level");
+	extra = json_pack("[s,s,s,s,s,s]", "phone_number_verified", "email_verified", "birthdate",
+	                  "address", "member_level", "organization");
 	json_array_extend(json_object_get(d, "claims_supported"), extra);
 	json_decref(extra);
 	free(app->discovery);

@@ -95,10 +95,15 @@ consent_rows(struct isso_app *app, struct http_req *req, json_t *claims, json_t 
 	static const struct {
 		const char *claim, *label;
 	} shown[] = {
-	    {"uuid", "claim.uuid"},           {"name", "claim.name"},
-	    {"id_number", "claim.id_number"}, {"phone_number", "claim.phone"},
-	    {"email", "claim.email"},         {"birthdate", "claim.birthdate"},
-	    {"address", "claim.address"},     {"member_level", "claim.member_level"},
+	    {"uuid", "claim.uuid"},
+	    {"name", "claim.name"},
+	    {"id_number", "claim.id_number"},
+	    {"phone_number", "claim.phone"},
+	    {"email", "claim.email"},
+	    {"birthdate", "claim.birthdate"},
+	    {"address", "claim.address"},
+	    {"member_level", "claim.member_level"},
+	    {"organization", "claim.organization"},
 	};
 	char masked[32];
 
@@ -107,6 +112,19 @@ consent_rows(struct isso_app *app, struct http_req *req, json_t *claims, json_t 
 		const char *text;
 		if (v == NULL)
 			continue;
+		/* The organisation as its papers name it: name (統一編號 n). */
+		if (strcmp(shown[i].claim, "organization") == 0) {
+			const char *name = json_string_value(json_object_get(v, "name"));
+			const char *ubn = json_string_value(json_object_get(v, "ubn"));
+			if (name == NULL || ubn == NULL)
+				continue;
+			json_array_append_new(
+			    rows, json_pack("{s:s, s:s}", "label",
+			                    page_text(app, req, shown[i].label), "value",
+			                    pool_printf(http_pool(req), "%s (%s %s)", name,
+			                                page_text(app, req, "claim.ubn"), ubn)));
+			continue;
+		}
 		if (json_is_object(v))
 			v = json_object_get(v, "formatted");
 		text = json_string_value(v);

@@ -2,20 +2,21 @@
  * of issod's TaipeiPass login (`isso-tpapp:<issod>/app/v1/qr/<challenge>`)
  * and answers it at issod's POST /app/v1/qr/approve.
  *
- *   POST /phone/tpapp/approve   JSON {qr, account, password?, issod?}
+ *   POST /phone/tpapp/approve   JSON {qr, account, password?, issod?, org?}
  *   POST /phone/tpapp/deny      the same
  *
  * answer with issod's HTTP status and JSON reply ({"result":"approved"},
  * {"error":"invalid_credentials"} …), or 502 {"error":"issod_unreachable"}.
  * Without a password the app uses the one the test identities give the
  * account (sim/identities.json: citizens' and organisations' taipeipass).
- * issod defaults to the address in the QR code.
+ * issod defaults to the address in the QR code. org (統一編號) answers an
+ * organisation login (組織 / 公司企業) for that organisation.
  *
  * The app's credential is the member's account and password for now; in
  * production the app holds a device key enrolled after a password login.
  *
  *   isso-sim phone tpapp approve|deny QR --account A [--password P]
- *            [--issod URL] [--identities FILE]
+ *            [--org UBN] [--issod URL] [--identities FILE]
  * does the same from the command line (no running simulator needed).
  * Exit status: 0 issod took the answer, 1 issod refused it, 2 usage or
  * connection error. */
@@ -79,11 +80,12 @@ tpapp_write_cb(char *ptr, size_t size, size_t nmemb, void *userdata)
 }
 
 /* Sends the app's answer for qr to issod (issod: base URL, or NULL for the
- * one in the QR code). Returns 0 with *status_r and *reply_r (a new JSON
- * object), or ISSO_ERR_INVALID / ISSO_ERR_IO with *error_r static. */
+ * one in the QR code; org: the organisation's UBN, or NULL). Returns 0 with *status_r and *reply_r
+ * (a new JSON object), or ISSO_ERR_INVALID / ISSO_ERR_IO with *error_r static. */
 static int
 tpapp_answer(const char *qr, const char *issod, const char *account, const char *password,
-             const char *decision, int *status_r, json_t **reply_r, const char **error_r)
+             const char *org, const char *decision, int *status_r, json_t **reply_r,
+             const char **error_r)
 {
 	const char *at, *ch;
 	char *base = NULL, *url = NULL, *body = NULL;
@@ -113,6 +115,8 @@ tpapp_answer(const char *qr, const char *issod, const char *account, const char 
 	url = xasprintf("%s/app/v1/qr/approve", base);
 	req = json_pack("{s:s, s:s, s:s, s:s}", "challenge", ch, "account", account, "password",
 	                password, "decision", decision);
+	if (org != NULL)
+		json_object_set_new(req, "organisation", json_string(org));
 	body = json_dumps(req, JSON_COMPACT);
 	ret = ISSO_ERR_IO;
 	curl = curl_easy_init();
@@ -183,7 +187,7 @@ static void
 tpapp_handle(struct http_req *req, const char *decision)
 {
 	size_t len = 0;
-	const char *raw = http_body(req, &len), *qr, *account, *password, *issod;
+	const char *raw = http_body(req, &len), *qr, *account, *password, *issod, *org;
 	const char *error = NULL;
 	json_t *in = raw != NULL ? json_loadb(raw, len, 0, NULL) : NULL, *reply = NULL;
 	int status = 0;
@@ -192,6 +196,7 @@ tpapp_handle(struct http_req *req, const char *decision)
 	account = json_string_value(json_object_get(in, "account"));
 	password = json_string_value(json_object_get(in, "password"));
 	issod = json_string_value(json_object_get(in, "issod"));
+	org = json_string_value(json_object_get(in, "org"));
 	if (qr == NULL || account == NULL) {
 		sim_send_error(req, 400, "qr_and_account_required");
 		goto out;
@@ -202,7 +207,8 @@ tpapp_handle(struct http_req *req, const char *decision)
 		sim_send_error(req, 404, "unknown_account");
 		goto out;
 	}
-	if (tpapp_answer(qr, issod, account, password, decision, &status, &reply, &error) != 0) {
+	if (tpapp_answer(qr, issod, account, password, org, decision, &status, &reply, &error) !=
+	    0) {
 		sim_send_error(req, error != NULL && strstr(error, "QR") != NULL ? 400 : 502,
 		               error != NULL && strstr(error, "QR") != NULL ? "not_a_tpapp_qr"
 		                                                            : "issod_unreachable");
@@ -249,7 +255,8 @@ static int
 tpapp_usage(void)
 {
 	fprintf(stderr, "usage: isso-sim phone tpapp approve|deny QR --account A [--password P]\n"
-	                "                [--issod URL] [--identities FILE]\n"
+	                "                [--org UBN] [--issod URL] [--identities FILE]\n"
+	                "  --org answers an organisation login for that 統一編號;\n"
 	                "  --issod defaults to the address in the QR code; without --password\n"
 	                "  the test identities' password for the account is used\n");
 	return 2;
@@ -259,7 +266,7 @@ int
 sim_tpapp_phone_cmd(int argc, char **argv)
 {
 	const char *decision = NULL, *qr = NULL, *account = NULL, *password = NULL;
-	const char *issod = NULL, *ids_path = TPAPP_DEFAULT_IDENTITIES, *error = NULL;
+	const char *issod = NULL, *ids_path = TPAPP_DEFAULT_IDENTITIES, *error = NULL, *org = NULL;
 	json_t *ids = NULL, *reply = NULL;
 	int status = 0, ret = 2;
 
@@ -269,6 +276,8 @@ sim_tpapp_phone_cmd(int argc, char **argv)
 			account = argv[++i];
 		else if (strcmp(argv[i], "--password") == 0 && i + 1 < argc)
 			password = argv[++i];
+		else if (strcmp(argv[i], "--org") == 0 && i + 1 < argc)
+			org = argv[++i];
 		else if (strcmp(argv[i], "--issod") == 0 && i + 1 < argc)
 			issod = argv[++i];
 		else if (strcmp(argv[i], "--identities") == 0 && i + 1 < argc)
@@ -295,7 +304,8 @@ sim_tpapp_phone_cmd(int argc, char **argv)
 		}
 	}
 	curl_global_init(CURL_GLOBAL_DEFAULT);
-	if (tpapp_answer(qr, issod, account, password, decision, &status, &reply, &error) != 0) {
+	if (tpapp_answer(qr, issod, account, password, org, decision, &status, &reply, &error) !=
+	    0) {
 		fprintf(stderr, "isso-sim: %s\n", error);
 		goto out;
 	}

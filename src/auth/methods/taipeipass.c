@@ -9,11 +9,16 @@
  *                      regenerate, and a button that asks once (no script)
  *   step "app-status"  JSON for the page's [data-poll] script (paced)
  *   step "app-done"    takes the approved challenge (once) → consent
+ *   step "org"         組織 / 公司企業: marks the login as an organisation
+ *                      login (txn "org") and leads to the same QR page
  *   POST /app/v1/qr/approve   the app's answer (JSON or form): challenge
  *                      (or the whole QR text), account, password, decision
- *                      approve|deny
+ *                      approve|deny, and for an organisation login
+ *                      organisation (統一編號): the member must belong to
+ *                      it, else the challenge ends "refused"
  * The challenge lives in the store (kind "tpapp", expiring after
- * taipeipass.app_qr_ttl) as {txn, state pending|approved|denied, uuid},
+ * taipeipass.app_qr_ttl) as {txn, state pending|approved|denied|refused,
+ * uuid, org (an organisation login), organisation {ubn, name}},
  * bound to the login transaction, which holds {ch, exp, outcome} under
  * "tpapp". The app's credential is, for now, the member's account and
  * password (member_authenticate, with its lockout shared with the login
@@ -91,6 +96,8 @@ static void app_step(struct isso_app *app, struct http_req *req, const char *id,
 static void app_status_step(struct isso_app *app, struct http_req *req, const char *id,
                             json_t *txn);
 static void app_done_step(struct isso_app *app, struct http_req *req, const char *id, json_t *txn);
+static bool app_set_org(struct isso_app *app, json_t *txn, bool org);
+static bool app_save(struct isso_app *app, struct http_req *req, const char *id, json_t *txn);
 
 static void
 handle(struct isso_app *app, struct http_req *req, const char *step)
@@ -102,7 +109,7 @@ handle(struct isso_app *app, struct http_req *req, const char *step)
 	struct flow_auth auth;
 
 	if (step[0] != '\0' && strcmp(step, "app") != 0 && strcmp(step, "app-status") != 0 &&
-	    strcmp(step, "app-done") != 0) {
+	    strcmp(step, "app-done") != 0 && strcmp(step, "org") != 0) {
 		page_error(app, req, 404, "error.not_found", "error.not_found.message", "/");
 		return;
 	}
@@ -126,8 +133,17 @@ handle(struct isso_app *app, struct http_req *req, const char *step)
 		app_done_step(app, req, id, txn);
 		goto out;
 	}
+	if (strcmp(step, "org") == 0) {
+		if (app_set_org(app, txn, true) && !app_save(app, req, id, txn))
+			goto out;
+		http_redirect(req, 303, flow_url(req, "/login/taipeipass/app", id));
+		goto out;
+	}
 	if (http_method(req) != HTTP_POST) {
 		const char *hint = json_string_value(json_object_get(txn, "login_hint"));
+		/* Back on the login page: the next QR code is a personal one. */
+		if (app_set_org(app, txn, false) && !app_save(app, req, id, txn))
+			goto out;
 		login_page(app, req, id, txn, 200, NULL, hint);
 		goto out;
 	}
@@ -177,11 +193,11 @@ out:
  * the page's script. */
 #define APP_POLL_MAX 90
 
-enum app_outcome { APP_NONE, APP_PENDING, APP_APPROVED, APP_DENIED, APP_EXPIRED };
+enum app_outcome { APP_NONE, APP_PENDING, APP_APPROVED, APP_DENIED, APP_EXPIRED, APP_REFUSED };
 
 static const char *const app_outcome_names[] = {
     [APP_NONE] = "none",     [APP_PENDING] = "pending", [APP_APPROVED] = "approved",
-    [APP_DENIED] = "denied", [APP_EXPIRED] = "expired",
+    [APP_DENIED] = "denied", [APP_EXPIRED] = "expired", [APP_REFUSED] = "refused",
 };
 
 static bool
@@ -202,6 +218,33 @@ app_state(json_t *txn)
 	return json_is_object(st) ? st : NULL;
 }
 
+/* Is this an organisation login (組織 / 公司企業)? */
+static bool
+app_is_org(json_t *txn)
+{
+	return json_is_true(json_object_get(txn, "org"));
+}
+
+/* Switches the login between personal and organisation; a challenge of
+ * the other kind dies. Returns true when txn changed (save it). */
+static bool
+app_set_org(struct isso_app *app, json_t *txn, bool org)
+{
+	json_t *st = app_state(txn);
+
+	if (app_is_org(txn) == org)
+		return false;
+	if (st != NULL && is_token(json_string_value(json_object_get(st, "ch"))))
+		(void)store_eph_delete(app->store, APP_KIND,
+		                       json_string_value(json_object_get(st, "ch")));
+	json_object_del(txn, APP_KIND);
+	if (org)
+		json_object_set_new(txn, "org", json_true());
+	else
+		json_object_del(txn, "org");
+	return true;
+}
+
 /* A new challenge for transaction id, recorded in txn (not yet saved). */
 static int
 app_issue(struct isso_app *app, const char *id, json_t *txn)
@@ -217,6 +260,8 @@ app_issue(struct isso_app *app, const char *id, json_t *txn)
 		                       json_string_value(json_object_get(st, "ch")));
 	secret_token(32, ch);
 	data = json_pack("{s:s, s:s}", "txn", id, "state", "pending");
+	if (app_is_org(txn))
+		json_object_set_new(data, "org", json_true());
 	ret = store_eph_put(app->store, APP_KIND, ch, data, exp);
 	json_decref(data);
 	if (ret < 0)
@@ -227,10 +272,13 @@ app_issue(struct isso_app *app, const char *id, json_t *txn)
 }
 
 /* Where the challenge of transaction id stands; *uuid_r (37 bytes, may be
- * NULL) gets the member once approved. Records a final outcome in txn and
- * sets *changed_r when txn must be saved. */
+ * NULL) gets the member once approved, and *org_r (may be NULL) the
+ * organisation {ubn, name} they act for (a new reference, NULL for a
+ * personal login). Records a final outcome in txn and sets *changed_r
+ * when txn must be saved. */
 static enum app_outcome
-app_check(struct isso_app *app, const char *id, json_t *txn, char *uuid_r, bool *changed_r)
+app_check(struct isso_app *app, const char *id, json_t *txn, char *uuid_r, json_t **org_r,
+          bool *changed_r)
 {
 	json_t *st = app_state(txn), *data = NULL;
 	const char *ch, *state, *uuid;
@@ -241,7 +289,9 @@ app_check(struct isso_app *app, const char *id, json_t *txn, char *uuid_r, bool 
 		return APP_NONE;
 	state = json_string_value(json_object_get(st, "outcome"));
 	if (state != NULL)
-		return strcmp(state, "denied") == 0 ? APP_DENIED : APP_EXPIRED;
+		return strcmp(state, "denied") == 0    ? APP_DENIED
+		       : strcmp(state, "refused") == 0 ? APP_REFUSED
+		                                       : APP_EXPIRED;
 	ch = json_string_value(json_object_get(st, "ch"));
 	if (!is_token(ch))
 		return APP_NONE;
@@ -252,18 +302,23 @@ app_check(struct isso_app *app, const char *id, json_t *txn, char *uuid_r, bool 
 	} else {
 		state = json_string_value(json_object_get(data, "state")) ?: "";
 		uuid = json_string_value(json_object_get(data, "uuid"));
-		if (strcmp(state, "approved") == 0 && uuid != NULL && strlen(uuid) == 36) {
+		if (strcmp(state, "approved") == 0 && uuid != NULL && strlen(uuid) == 36 &&
+		    (!app_is_org(txn) || json_is_object(json_object_get(data, "organisation")))) {
 			o = APP_APPROVED;
 			if (uuid_r != NULL)
 				memcpy(uuid_r, uuid, 37);
+			if (org_r != NULL && app_is_org(txn))
+				*org_r = json_incref(json_object_get(data, "organisation"));
 		} else if (strcmp(state, "denied") == 0) {
 			o = APP_DENIED;
+		} else if (strcmp(state, "refused") == 0) {
+			o = APP_REFUSED;
 		} else {
 			o = APP_PENDING;
 		}
 	}
 	json_decref(data);
-	if (o == APP_DENIED || o == APP_EXPIRED) {
+	if (o == APP_DENIED || o == APP_EXPIRED || o == APP_REFUSED) {
 		(void)store_eph_delete(app->store, APP_KIND, ch);
 		json_object_set_new(txn, APP_KIND,
 		                    json_pack("{s:s}", "outcome", app_outcome_names[o]));
@@ -292,11 +347,20 @@ app_page(struct isso_app *app, struct http_req *req, const char *id, json_t *txn
 	const char *ch = json_string_value(json_object_get(st, "ch"));
 	const char *outcome = json_string_value(json_object_get(st, "outcome"));
 
-	if (!app_only(txn))
+	bool org = app_is_org(txn);
+
+	if (org) {
+		json_object_set_new(ctx, "org", json_true());
+		json_object_set_new(ctx, "personal_url",
+		                    json_string(flow_url(req, "/login/taipeipass", id)));
+	} else if (!app_only(txn)) {
 		json_object_set_new(ctx, "password_url",
 		                    json_string(flow_url(req, "/login/taipeipass", id)));
+	}
 	if (outcome != NULL && strcmp(outcome, "denied") == 0)
 		error_key = "tp.app_denied";
+	else if (outcome != NULL && strcmp(outcome, "refused") == 0)
+		error_key = "tp.org_refused";
 	else if (outcome != NULL)
 		error_key = "tp.app_expired";
 	else if (is_token(ch)) {
@@ -328,7 +392,8 @@ app_page(struct isso_app *app, struct http_req *req, const char *id, json_t *txn
 		json_object_set_new(ctx, "error", json_string(page_text(app, req, error_key)));
 	if (info_key != NULL)
 		json_object_set_new(ctx, "info", json_string(page_text(app, req, info_key)));
-	page_render(app, req, status, "taipeipass-app", "tp.app_heading", ctx);
+	page_render(app, req, status, "taipeipass-app", org ? "tp.org_heading" : "tp.app_heading",
+	            ctx);
 }
 
 /* Saves txn; false (and an error page sent) when it expired meanwhile. */
@@ -358,7 +423,7 @@ app_step(struct isso_app *app, struct http_req *req, const char *id, json_t *txn
 	bool changed = false;
 
 	if (http_method(req) != HTTP_POST) {
-		o = app_check(app, id, txn, NULL, &changed);
+		o = app_check(app, id, txn, NULL, NULL, &changed);
 		if (o == APP_APPROVED) {
 			http_redirect(req, 303, app_next_url(req, id, o));
 			return;
@@ -400,7 +465,7 @@ app_step(struct isso_app *app, struct http_req *req, const char *id, json_t *txn
 			http_redirect(req, 303, flow_url(req, "/login/taipeipass/app", id));
 		return;
 	}
-	o = app_check(app, id, txn, NULL, &changed);
+	o = app_check(app, id, txn, NULL, NULL, &changed);
 	if (changed && !app_save(app, req, id, txn))
 		return;
 	if (o == APP_PENDING || o == APP_NONE)
@@ -427,7 +492,7 @@ app_status_step(struct isso_app *app, struct http_req *req, const char *id, json
 		http_send_json(req, 429, json_pack("{s:s}", "state", "slow_down"));
 		return;
 	}
-	o = app_check(app, id, txn, NULL, &changed);
+	o = app_check(app, id, txn, NULL, NULL, &changed);
 	if (changed && flow_txn_save(app, id, txn) < 0) {
 		http_send_json(req, 410, json_pack("{s:s}", "state", "gone"));
 		return;
@@ -454,19 +519,21 @@ app_done_step(struct isso_app *app, struct http_req *req, const char *id, json_t
 	bool changed = false, taken = false;
 	char uuid[37];
 	const char *ch;
+	json_t *org = NULL;
 
-	o = app_check(app, id, txn, uuid, &changed);
+	memset(&auth, 0, sizeof(auth));
+	o = app_check(app, id, txn, uuid, &org, &changed);
 	if (o != APP_APPROVED) {
 		if (changed && !app_save(app, req, id, txn))
-			return;
+			goto out;
 		http_redirect(req, 303, flow_url(req, "/login/taipeipass/app", id));
-		return;
+		goto out;
 	}
 	ch = json_string_value(json_object_get(app_state(txn), "ch"));
 	if (store_eph_take(app->store, APP_KIND, ch, app_now(), &taken) < 0 || !taken) {
 		page_error(app, req, 409, "tp.app_used_title", "tp.app_used",
 		           flow_url(req, "/login/taipeipass/app", id));
-		return;
+		goto out;
 	}
 	json_object_del(txn, APP_KIND);
 	memset(&auth, 0, sizeof(auth));
@@ -474,8 +541,18 @@ app_done_step(struct isso_app *app, struct http_req *req, const char *id, json_t
 	auth.method = &method_taipeipass;
 	auth.loa = LOA_SUBSTANTIAL;
 	auth.amr = amr_app;
-	log_info("tpapp_login", NULL);
+	if (org != NULL) {
+		auth.attrs = json_pack("{s:O}", "organisation", org);
+		json_object_del(txn, "org");
+		log_info("tpapp_org_login", "ubn", json_string_value(json_object_get(org, "ubn")),
+		         NULL);
+	} else {
+		log_info("tpapp_login", NULL);
+	}
 	flow_complete(app, req, id, txn, &auth);
+out:
+	json_decref(auth.attrs);
+	json_decref(org);
 }
 
 /* POST /app/v1/qr/approve: the app's answer. */
@@ -491,9 +568,11 @@ app_approve_route(struct http_req *req, void *ctx)
 {
 	struct isso_app *app = ctx;
 	const char *ctype = http_header(req, "Content-Type");
-	const char *ch, *account, *password, *decision;
+	const char *ch, *account, *password, *decision, *ubn;
 	json_t *body = NULL, *data = NULL;
-	bool ok = false, locked = false, approve, found = false;
+	struct store_org *org = NULL;
+	char *role = NULL;
+	bool ok = false, locked = false, approve, found = false, org_login, refused = false;
 	char uuid[37];
 	int uses = 0;
 
@@ -511,6 +590,7 @@ app_approve_route(struct http_req *req, void *ctx)
 		account = json_string_value(json_object_get(body, "account"));
 		password = json_string_value(json_object_get(body, "password"));
 		decision = json_string_value(json_object_get(body, "decision"));
+		ubn = json_string_value(json_object_get(body, "organisation"));
 	} else {
 		ch = http_form(req, "challenge");
 		if (ch == NULL)
@@ -518,7 +598,10 @@ app_approve_route(struct http_req *req, void *ctx)
 		account = http_form(req, "account");
 		password = http_form(req, "password");
 		decision = http_form(req, "decision");
+		ubn = http_form(req, "organisation");
 	}
+	if (ubn != NULL && ubn[0] == '\0')
+		ubn = NULL;
 	/* The whole QR text names the challenge in its last segment. */
 	if (ch != NULL && strrchr(ch, '/') != NULL)
 		ch = strrchr(ch, '/') + 1;
@@ -542,6 +625,18 @@ app_approve_route(struct http_req *req, void *ctx)
 		app_reply(req, 409, "error", "already_used");
 		goto out;
 	}
+	/* An organisation login is approved for a named organisation; a
+	 * personal one never carries one (the app must not believe it acted
+	 * for an organisation when it did not). */
+	org_login = json_is_true(json_object_get(data, "org"));
+	if (org_login && approve && (ubn == NULL || !idnum_is_ubn(ubn))) {
+		app_reply(req, 400, "error", "organisation_required");
+		goto out;
+	}
+	if (!org_login && ubn != NULL) {
+		app_reply(req, 400, "error", "not_an_organisation_login");
+		goto out;
+	}
 	if (member_authenticate(app, account, password, &ok, &locked, uuid) < 0 && !locked) {
 		app_reply(req, 401, "error", "invalid_credentials");
 		goto out;
@@ -554,22 +649,45 @@ app_approve_route(struct http_req *req, void *ctx)
 		app_reply(req, 401, "error", "invalid_credentials");
 		goto out;
 	}
+	if (org_login && approve) {
+		/* An unknown organisation and one the member does not belong to
+		 * answer alike. */
+		if (store_org_get(app->store, ubn, &org) < 0 ||
+		    (org != NULL && store_org_member_role(app->store, ubn, uuid, &role) < 0)) {
+			app_reply(req, 503, "error", "unavailable");
+			goto out;
+		}
+		refused = org == NULL || role == NULL;
+	}
 	/* One answer per challenge, even from two phones at once. */
 	if (store_eph_bump(app->store, APP_KIND, ch, app_now(), &uses) < 0 || uses != 1) {
 		app_reply(req, uses < 0 ? 404 : 409, "error",
 		          uses < 0 ? "expired" : "already_used");
 		goto out;
 	}
-	json_object_set_new(data, "state", json_string(approve ? "approved" : "denied"));
-	if (approve)
+	json_object_set_new(data, "state",
+	                    json_string(refused   ? "refused"
+	                                : approve ? "approved"
+	                                          : "denied"));
+	if (approve && !refused)
 		json_object_set_new(data, "uuid", json_string(uuid));
+	if (approve && !refused && org != NULL)
+		json_object_set_new(data, "organisation",
+		                    json_pack("{s:s, s:s}", "ubn", org->ubn, "name", org->name));
 	if (store_eph_update(app->store, APP_KIND, ch, data, app_now(), &found) < 0 || !found) {
 		app_reply(req, 404, "error", "expired");
+		goto out;
+	}
+	if (refused) {
+		log_info("tpapp_org_refused", "ubn", ubn, NULL);
+		app_reply(req, 403, "error", "not_a_member");
 		goto out;
 	}
 	log_info("tpapp_answer", "decision", approve ? "approved" : "denied", NULL);
 	app_reply(req, 200, "result", approve ? "approved" : "denied");
 out:
+	store_org_free(org);
+	free(role);
 	json_decref(body);
 	json_decref(data);
 }
