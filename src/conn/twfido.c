@@ -15,6 +15,7 @@
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <openssl/rand.h>
+#include <openssl/x509.h>
 
 #include "lib/b64.h"
 #include "lib/buf.h"
@@ -43,6 +44,7 @@
 #define TF_POLL_SLOTS      8192
 #define TF_POLL_BUCKETS    2048
 #define TF_NO_SLOT         (-1)
+#define TF_CERT_MAX        16384 /* base64 characters of result.cert we read */
 
 /* When each recently polled transaction was last polled, keyed by the
  * first 16 bytes of the SHA-256 of its transaction_id (320 KiB in all).
@@ -895,9 +897,59 @@ out:
 	return ret;
 }
 
+/* The holder's name in a result's cert (standard base64 of a DER X.509
+ * certificate): its subject's one commonName as UTF-8, malloc'd, or NULL
+ * when absent, unparsable, not exactly one CN, longer than
+ * TWFIDO_NAME_MAX bytes or not printable UTF-8. No chain or revocation
+ * check (see docs/connectors/twfido.md). */
+static char *
+tf_cert_holder_name(const char *cert_b64)
+{
+	unsigned char *der = NULL, *utf8 = NULL;
+	const unsigned char *p;
+	const X509_NAME *subject;
+	X509 *cert = NULL;
+	char *name = NULL;
+	size_t len;
+	long n;
+	int idx, ulen;
+
+	if (cert_b64 == NULL)
+		return NULL;
+	len = strlen(cert_b64);
+	if (len == 0 || len > TF_CERT_MAX)
+		goto out;
+	der = xmalloc(len / 4 * 3 + 3);
+	n = b64_decode(cert_b64, len, der, len / 4 * 3 + 3);
+	if (n <= 0)
+		goto out;
+	p = der;
+	cert = d2i_X509(NULL, &p, n);
+	if (cert == NULL || p != der + n)
+		goto out;
+	subject = X509_get_subject_name(cert);
+	idx = X509_NAME_get_index_by_NID(subject, NID_commonName, -1);
+	if (idx < 0 || X509_NAME_get_index_by_NID(subject, NID_commonName, idx) >= 0)
+		goto out;
+	ulen =
+	    ASN1_STRING_to_UTF8(&utf8, X509_NAME_ENTRY_get_data(X509_NAME_get_entry(subject, idx)));
+	if (ulen <= 0 || ulen > TWFIDO_NAME_MAX ||
+	    !utf8_printable((const char *)utf8, (size_t)ulen, false))
+		goto out;
+	name = xstrndup((const char *)utf8, (size_t)ulen);
+out:
+	if (name == NULL && cert_b64 != NULL)
+		log_warn("twfido_cert_unusable", NULL);
+	OPENSSL_free(utf8);
+	X509_free(cert);
+	free(der);
+	return name;
+}
+
 int
 conn_twfido_poll(struct conn_twfido *tf, const char *transaction_id, const char *sp_ticket_id,
-                 struct twfido_status *status_r, char **hashed_id_num_r, const char **error_r)
+                 struct twfido_status *status_r, char **hashed_id_num_r, char **holder_name_r,
+                 const char **error_r)
 {
 	const char *error_dummy, *raw_code, *hashed, *signed_response, *idp;
 	struct twfido_status status_dummy;
@@ -917,6 +969,8 @@ conn_twfido_poll(struct conn_twfido *tf, const char *transaction_id, const char 
 	status_r->state = TWFIDO_ERROR;
 	if (hashed_id_num_r != NULL)
 		*hashed_id_num_r = NULL;
+	if (holder_name_r != NULL)
+		*holder_name_r = NULL;
 
 	if (tf == NULL || hashed_id_num_r == NULL) {
 		*error_r = "no TW FidO connector";
@@ -989,6 +1043,8 @@ conn_twfido_poll(struct conn_twfido *tf, const char *transaction_id, const char 
 		}
 	}
 	*hashed_id_num_r = xstrdup(hashed);
+	if (holder_name_r != NULL)
+		*holder_name_r = tf_cert_holder_name(tf_result_str(reply, "cert", TF_CERT_MAX + 1));
 	status_r->state = TWFIDO_OK;
 	ret = 0;
 out:

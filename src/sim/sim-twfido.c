@@ -27,6 +27,11 @@
 #include <string.h>
 #include <time.h>
 
+#include <openssl/bn.h>
+#include <openssl/evp.h>
+#include <openssl/x509.h>
+#include <openssl/x509v3.h>
+
 #include "conn/twfido.h"
 #include "lib/b64.h"
 #include "lib/buf.h"
@@ -46,6 +51,9 @@
 #define TX_TICKET_MAX   8192
 #define TX_IFACE_TICKET "SP-API-ATH-01"
 #define TX_IFACE_RESULT "SP-API-ATH-02"
+#define TX_CA_NAME      "isso-sim MOICA test CA"
+#define TX_CERT_DAYS    365
+#define TX_NAME_MAX     120 /* bytes of a citizen's name put in a certificate */
 
 enum tx_state { TX_PENDING, TX_APPROVED, TX_DENIED };
 
@@ -56,6 +64,7 @@ struct tx {
 	char id_num[11];
 	char id_hash[65];       /* what the ticket carries */
 	char approver_hash[65]; /* whose phone approved */
+	char approver_id[11];   /* likewise: the ID its certificate is for */
 	char *hint;
 	char *sp_ticket;
 	enum tx_state state;
@@ -73,6 +82,10 @@ static struct {
 	char *sp_id;
 	unsigned char key[TWFIDO_KEY_LEN];
 	int min_time_limit;
+	/* A throwaway CA made at start, and one key all citizens'
+	 * certificates carry (the subject key does not matter here). */
+	EVP_PKEY *ca_key, *holder_key;
+	X509 *ca_cert;
 } twfido = {.lock = PTHREAD_MUTEX_INITIALIZER};
 
 /* The spec's messages (§伍) for the codes the simulator answers. */
@@ -369,6 +382,118 @@ tx_enrolled(const char *id_num)
 	return c != NULL && json_is_true(json_object_get(c, "mobile_cert_enrolled"));
 }
 
+/* ---- certificates ---- */
+
+/* A fresh random serial and validity now..+TX_CERT_DAYS into x. */
+static bool
+tx_cert_basics(X509 *x)
+{
+	ASN1_INTEGER *serial = NULL;
+	BIGNUM *bn = BN_new();
+	bool ok = bn != NULL && BN_rand(bn, 120, BN_RAND_TOP_ANY, BN_RAND_BOTTOM_ANY) == 1 &&
+	          (serial = BN_to_ASN1_INTEGER(bn, NULL)) != NULL &&
+	          X509_set_version(x, X509_VERSION_3) == 1 &&
+	          X509_set_serialNumber(x, serial) == 1 &&
+	          X509_gmtime_adj(X509_getm_notBefore(x), 0) != NULL &&
+	          X509_gmtime_adj(X509_getm_notAfter(x), (long)TX_CERT_DAYS * 86400) != NULL;
+
+	ASN1_INTEGER_free(serial);
+	BN_free(bn);
+	return ok;
+}
+
+static bool
+tx_cert_ext(X509 *x, X509 *issuer, int nid, const char *value)
+{
+	X509V3_CTX ctx;
+	X509_EXTENSION *ext;
+	bool ok;
+
+	X509V3_set_ctx(&ctx, issuer, x, NULL, NULL, 0);
+	ext = X509V3_EXT_conf_nid(NULL, &ctx, nid, value);
+	ok = ext != NULL && X509_add_ext(x, ext, -1) == 1;
+	X509_EXTENSION_free(ext);
+	return ok;
+}
+
+/* The CA key and self-signed certificate, and the holders' key. */
+static bool
+tx_ca_make(void)
+{
+	X509 *x = X509_new();
+	X509_NAME *name;
+	bool ok = false;
+
+	twfido.ca_key = EVP_EC_gen("P-256");
+	twfido.holder_key = EVP_EC_gen("P-256");
+	if (x == NULL || twfido.ca_key == NULL || twfido.holder_key == NULL || !tx_cert_basics(x))
+		goto out;
+	name = X509_get_subject_name(x);
+	if (X509_NAME_add_entry_by_NID(name, NID_countryName, MBSTRING_ASC,
+	                               (const unsigned char *)"TW", -1, -1, 0) != 1 ||
+	    X509_NAME_add_entry_by_NID(name, NID_commonName, MBSTRING_ASC,
+	                               (const unsigned char *)TX_CA_NAME, -1, -1, 0) != 1 ||
+	    X509_set_issuer_name(x, name) != 1 || X509_set_pubkey(x, twfido.ca_key) != 1 ||
+	    !tx_cert_ext(x, x, NID_basic_constraints, "critical,CA:TRUE") ||
+	    !tx_cert_ext(x, x, NID_key_usage, "critical,keyCertSign,cRLSign") ||
+	    X509_sign(x, twfido.ca_key, EVP_sha256()) <= 0)
+		goto out;
+	twfido.ca_cert = x;
+	x = NULL;
+	ok = true;
+out:
+	X509_free(x);
+	return ok;
+}
+
+/* The approving citizen's certificate as standard base64 of its DER
+ * (malloc'd): subject C=TW, CN=name (UTF8String), serialNumber=the last 4
+ * digits of the ID, as MOICA certificates carry; issued by the test CA.
+ * NULL when the citizen has no usable name in the identities file. */
+static char *
+tx_make_cert(const char *id_num)
+{
+	const json_t *c = sim_ident_by_id(id_num);
+	const char *name = json_string_value(json_object_get(c, "name"));
+	size_t id_len = strlen(id_num);
+	unsigned char *der = NULL;
+	X509 *x = NULL;
+	X509_NAME *subject;
+	char *out = NULL;
+	int n;
+
+	if (name == NULL || *name == '\0' || strlen(name) > TX_NAME_MAX || id_len < 4 ||
+	    twfido.ca_cert == NULL)
+		goto out;
+	x = X509_new();
+	if (x == NULL || !tx_cert_basics(x))
+		goto out;
+	subject = X509_get_subject_name(x);
+	if (X509_NAME_add_entry_by_NID(subject, NID_countryName, MBSTRING_ASC,
+	                               (const unsigned char *)"TW", -1, -1, 0) != 1 ||
+	    X509_NAME_add_entry_by_NID(subject, NID_commonName, V_ASN1_UTF8STRING,
+	                               (const unsigned char *)name, -1, -1, 0) != 1 ||
+	    X509_NAME_add_entry_by_NID(subject, NID_serialNumber, V_ASN1_PRINTABLESTRING,
+	                               (const unsigned char *)id_num + id_len - 4, 4, -1, 0) != 1 ||
+	    X509_set_issuer_name(x, X509_get_subject_name(twfido.ca_cert)) != 1 ||
+	    X509_set_pubkey(x, twfido.holder_key) != 1 ||
+	    !tx_cert_ext(x, twfido.ca_cert, NID_basic_constraints, "critical,CA:FALSE") ||
+	    !tx_cert_ext(x, twfido.ca_cert, NID_key_usage, "critical,digitalSignature") ||
+	    X509_sign(x, twfido.ca_key, EVP_sha256()) <= 0)
+		goto out;
+	n = i2d_X509(x, &der);
+	if (n <= 0)
+		goto out;
+	out = xmalloc(((size_t)n + 2) / 3 * 4 + 1);
+	b64_encode(der, (size_t)n, out);
+out:
+	if (out == NULL)
+		log_warn("twfido_sim_cert_failed", NULL);
+	OPENSSL_free(der);
+	X509_free(x);
+	return out;
+}
+
 /* ATH-01. */
 static void
 tx_ticket_handler(struct http_req *req, void *ctx)
@@ -491,7 +616,8 @@ tx_result_handler(struct http_req *req, void *ctx)
 {
 	json_t *j = tx_read_json(req), *o = NULL;
 	const char *txn, *sp_id, *checksum, *ticket_id, *code = NULL;
-	char idp[TWFIDO_CHECKSUM_LEN + 1], hash[65];
+	char idp[TWFIDO_CHECKSUM_LEN + 1], hash[65], approver[11];
+	char *cert = NULL;
 	struct tx *t;
 
 	if (j == NULL)
@@ -517,15 +643,17 @@ tx_result_handler(struct http_req *req, void *ctx)
 		}
 	}
 	hash[0] = '\0';
+	approver[0] = '\0';
 	pthread_mutex_lock(&twfido.lock);
 	t = tx_find(txn);
 	if (t == NULL || strcmp(t->ticket_id, ticket_id) != 0)
 		code = "SPTKTID_SPTKT_NF";
 	else if (t->state == TX_DENIED)
 		code = "APP_USER_CANCEL";
-	else if (t->state == TX_APPROVED)
+	else if (t->state == TX_APPROVED) {
 		snprintf(hash, sizeof(hash), "%s", t->approver_hash);
-	else if (tx_expired(t))
+		snprintf(approver, sizeof(approver), "%s", t->approver_id);
+	} else if (tx_expired(t))
 		code = "SPTKT_OVD";
 	else
 		code = "SPTKTID_TXNLOG_NF";
@@ -544,8 +672,15 @@ tx_result_handler(struct http_req *req, void *ctx)
 	              "hashed_id_num", hash, "idp_checksum", idp);
 	if (o == NULL)
 		abort();
+	/* the approving citizen's certificate (not in the checksum, as in
+	 * the spec); made afresh per answer, outside the lock */
+	cert = tx_make_cert(approver);
+	if (cert != NULL)
+		json_object_set_new(json_object_get(o, "result"), "cert", json_string(cert));
 	http_send_json(req, 200, o);
 out:
+	free(cert);
+	explicit_bzero(approver, sizeof(approver));
 	json_decref(j);
 }
 
@@ -636,8 +771,10 @@ tx_phone_answer(struct http_req *req, bool approve)
 			snprintf(owner, sizeof(owner), "%s", t->id_num);
 		t->state = approve ? TX_APPROVED : TX_DENIED;
 		clock_gettime(CLOCK_MONOTONIC, &t->answered);
-		if (approve)
+		if (approve) {
 			secret_sha256_hex(owner, strlen(owner), t->approver_hash);
+			snprintf(t->approver_id, sizeof(t->approver_id), "%s", owner);
+		}
 		log_mask(t->id_num, masked);
 	}
 	pthread_mutex_unlock(&twfido.lock);
@@ -742,6 +879,11 @@ tx_init(const struct sim_settings *settings, const char **error_r)
 		*error_r = "--twfido-min-time-limit: 1 to 30 seconds";
 		goto out;
 	}
+	if (!tx_ca_make()) {
+		*error_r = "cannot create the TW FidO test CA";
+		ret = ISSO_ERR_CRYPTO;
+		goto out;
+	}
 	twfido.sp_id = xstrdup(settings->twfido_sp_id);
 	twfido.min_time_limit = settings->twfido_min_time_limit;
 	ret = 0;
@@ -775,6 +917,12 @@ tx_deinit(void)
 	free(twfido.sp_id);
 	twfido.sp_id = NULL;
 	explicit_bzero(twfido.key, sizeof(twfido.key));
+	X509_free(twfido.ca_cert);
+	twfido.ca_cert = NULL;
+	EVP_PKEY_free(twfido.ca_key);
+	twfido.ca_key = NULL;
+	EVP_PKEY_free(twfido.holder_key);
+	twfido.holder_key = NULL;
 	pthread_mutex_unlock(&twfido.lock);
 }
 

@@ -40,6 +40,15 @@ const ENROLLED = {
   browser: 'A227182817', // on the short-lived stack too, for the expiry test
 };
 const NOT_ENROLLED = 'A223456781'; // in the file, mobile_cert_enrolled: false
+const IDENTITIES = JSON.parse(fs.readFileSync(path.join(REPO, 'sim', 'identities.json'), 'utf8'));
+
+/** The citizen's name in sim/identities.json: what isso-sim puts in the
+ * certificate's subject CN. */
+function citizenName(id) {
+  const c = IDENTITIES.citizens.find((x) => x.national_id === id);
+  assert.ok(c && typeof c.name === 'string' && c.name !== '', `${id} has a name in sim/identities.json`);
+  return c.name;
+}
 
 function msg(key) {
   assert.ok(typeof MSG[key] === 'string', `no message ${key} in locales/zh-TW.json`);
@@ -364,6 +373,9 @@ test('login: notice → ID → QR approved on the phone → phone + SMS code →
   const r = await submitCode(agent, codePage, await smsCode(phone));
   assert.ok(!r.stopped);
   assert.equal(pathOf(r.url), '/consent');
+  const name = citizenName(ENROLLED.happy);
+  assert.ok(r.res.text.includes(`<dt>${msg('claim.name')}</dt><dd>${name}</dd>`),
+    'the consent page lists 姓名 with the certificate holder\'s name');
   const cb = await allow(agent, r.res);
   const { tokens, claims } = await redeem(a, cb, 'moica-mobile');
   const ui = await client.fetchUserInfo(cfg, tokens.access_token, claims.sub);
@@ -371,7 +383,7 @@ test('login: notice → ID → QR approved on the phone → phone + SMS code →
   assert.equal(ui.phone_number, `+886${phone.slice(1)}`, 'the OTP phone');
   assert.equal(ui.phone_number_verified, true);
   assert.match(ui.uuid, /^[0-9a-f-]{36}$/);
-  assert.equal(ui.name, undefined, 'no name: the TW FidO result carries none');
+  assert.equal(ui.name, name, 'the name from the certificate the TW FidO result carries');
 
   // the same ID again: the same person
   const a2 = await startAuth();

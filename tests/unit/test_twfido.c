@@ -317,6 +317,26 @@ test_identity_checks(void **state)
 
 /* ---- through the simulator ---- */
 
+/* The citizen's name in sim/identities.json (malloc'd), or NULL. */
+static char *
+identity_name(const char *id_num)
+{
+	json_t *root = json_load_file("sim/identities.json", 0, NULL), *c;
+	char *name = NULL;
+	size_t i;
+
+	json_array_foreach(json_object_get(root, "citizens"), i, c)
+	{
+		const char *v = json_string_value(json_object_get(c, "national_id"));
+
+		if (v != NULL && strcmp(v, id_num) == 0 &&
+		    json_string_value(json_object_get(c, "name")) != NULL)
+			name = strdup(json_string_value(json_object_get(c, "name")));
+	}
+	json_decref(root);
+	return name;
+}
+
 static void
 test_flow_approve(void **state)
 {
@@ -324,7 +344,7 @@ test_flow_approve(void **state)
 	struct twfido_ticket t;
 	struct twfido_status st;
 	const char *error = NULL;
-	char *hashed = NULL, path[128];
+	char *hashed = NULL, *name = NULL, path[128];
 	json_t *j, *m;
 	long status;
 	bool listed = false;
@@ -339,10 +359,11 @@ test_flow_approve(void **state)
 
 	/* nobody has scanned yet */
 	assert_int_equal(
-	    conn_twfido_poll(tf, t.transaction_id, t.sp_ticket_id, &st, &hashed, &error), 0);
+	    conn_twfido_poll(tf, t.transaction_id, t.sp_ticket_id, &st, &hashed, &name, &error), 0);
 	assert_int_equal(st.state, TWFIDO_PENDING);
 	assert_string_equal(st.code, "SP-API-ATH-02-SPTKTID_TXNLOG_NF");
 	assert_null(hashed);
+	assert_null(name);
 
 	/* the phone finds it */
 	snprintf(path, sizeof(path), "/phone/mobilecert/pending?id_num=%s", ID_ENROLLED);
@@ -370,19 +391,27 @@ test_flow_approve(void **state)
 
 	/* polled again at once: refused without asking */
 	assert_int_equal(
-	    conn_twfido_poll(tf, t.transaction_id, t.sp_ticket_id, &st, &hashed, &error),
+	    conn_twfido_poll(tf, t.transaction_id, t.sp_ticket_id, &st, &hashed, NULL, &error),
 	    ISSO_ERR_LIMIT);
 	assert_int_equal(st.state, TWFIDO_PENDING);
 	assert_null(hashed);
 	sleep_ms(conn_twfido_poll_interval() + 100);
 
 	assert_int_equal(
-	    conn_twfido_poll(tf, t.transaction_id, t.sp_ticket_id, &st, &hashed, &error), 0);
+	    conn_twfido_poll(tf, t.transaction_id, t.sp_ticket_id, &st, &hashed, &name, &error), 0);
 	assert_int_equal(st.state, TWFIDO_OK);
 	assert_string_equal(st.code, "0");
 	assert_non_null(hashed);
 	assert_true(conn_twfido_same_person(t.hashed_id_num, hashed));
 	assert_true(conn_twfido_id_matches(hashed, ID_ENROLLED));
+	/* the holder's name, from the certificate the result carries */
+	{
+		char *want = identity_name(ID_ENROLLED);
+
+		assert_non_null(name);
+		assert_string_equal(name, want);
+		free(want);
+	}
 
 	/* no longer pending for the phone */
 	j = sim_call("GET", path, NULL, &status);
@@ -394,6 +423,7 @@ test_flow_approve(void **state)
 	json_decref(j);
 
 	free(hashed);
+	free(name);
 	conn_twfido_ticket_clear(&t);
 	assert_null(t.sp_ticket);
 	conn_twfido_free(tf);
@@ -416,8 +446,8 @@ test_flow_deny(void **state)
 		/* answered already */
 		assert_int_equal(run_sim(args, 5000), 1);
 	}
-	assert_int_equal(conn_twfido_poll(tf, t.transaction_id, t.sp_ticket_id, &st, &hashed, NULL),
-	                 0);
+	assert_int_equal(
+	    conn_twfido_poll(tf, t.transaction_id, t.sp_ticket_id, &st, &hashed, NULL, NULL), 0);
 	assert_int_equal(st.state, TWFIDO_DENIED);
 	assert_string_equal(st.code, "SP-API-ATH-02-APP_USER_CANCEL");
 	assert_null(hashed);
@@ -461,7 +491,7 @@ test_flow_expired(void **state)
 	issue(tf, ID_ENROLLED, 1, &t);
 	sleep_ms(1300);
 	assert_int_equal(
-	    conn_twfido_poll(tf, t.transaction_id, t.sp_ticket_id, &st, &hashed, &error), 0);
+	    conn_twfido_poll(tf, t.transaction_id, t.sp_ticket_id, &st, &hashed, NULL, &error), 0);
 	assert_int_equal(st.state, TWFIDO_EXPIRED);
 	assert_string_equal(st.code, "SP-API-ATH-02-SPTKT_OVD");
 	assert_null(hashed);
@@ -484,8 +514,8 @@ test_approved_by_someone_else(void **state)
 	assert_int_equal(phone_answer("approve", t.transaction_id, ID_NOT_ENROLLED), 403);
 	assert_int_equal(phone_answer("approve", t.transaction_id, "A12345678X"), 400);
 	assert_int_equal(phone_answer("approve", t.transaction_id, ID_ENROLLED_2), 200);
-	assert_int_equal(conn_twfido_poll(tf, t.transaction_id, t.sp_ticket_id, &st, &hashed, NULL),
-	                 0);
+	assert_int_equal(
+	    conn_twfido_poll(tf, t.transaction_id, t.sp_ticket_id, &st, &hashed, NULL, NULL), 0);
 	assert_int_equal(st.state, TWFIDO_OK);
 	assert_false(conn_twfido_same_person(t.hashed_id_num, hashed));
 	assert_false(conn_twfido_id_matches(hashed, ID_ENROLLED));
@@ -708,12 +738,16 @@ test_invalid_arguments(void **state)
 	assert_int_equal(st.state, TWFIDO_PENDING);
 	conn_twfido_ticket_clear(&t);
 
-	assert_int_equal(conn_twfido_poll(tf, "", "x", &st, &hashed, &error), ISSO_ERR_INVALID);
-	assert_int_equal(conn_twfido_poll(tf, "a b", "x", &st, &hashed, &error), ISSO_ERR_INVALID);
-	assert_int_equal(conn_twfido_poll(tf, "abc", NULL, &st, &hashed, &error), ISSO_ERR_INVALID);
-	assert_int_equal(conn_twfido_poll(tf, "abc", "x", &st, NULL, &error), ISSO_ERR_INVALID);
+	assert_int_equal(conn_twfido_poll(tf, "", "x", &st, &hashed, NULL, &error),
+	                 ISSO_ERR_INVALID);
+	assert_int_equal(conn_twfido_poll(tf, "a b", "x", &st, &hashed, NULL, &error),
+	                 ISSO_ERR_INVALID);
+	assert_int_equal(conn_twfido_poll(tf, "abc", NULL, &st, &hashed, NULL, &error),
+	                 ISSO_ERR_INVALID);
+	assert_int_equal(conn_twfido_poll(tf, "abc", "x", &st, NULL, NULL, &error),
+	                 ISSO_ERR_INVALID);
 	assert_int_equal(st.state, TWFIDO_ERROR);
-	assert_int_equal(conn_twfido_poll(NULL, "abc", "x", &st, &hashed, &error),
+	assert_int_equal(conn_twfido_poll(NULL, "abc", "x", &st, &hashed, NULL, &error),
 	                 ISSO_ERR_INVALID);
 
 	assert_null(conn_twfido_new(NULL, SIM_SP_ID, SIM_KEY, 1000));
@@ -748,7 +782,7 @@ test_unreachable_is_io(void **state)
 	assert_int_equal(st.state, TWFIDO_ERROR);
 	assert_string_equal(st.code, "");
 	assert_non_null(error);
-	assert_int_equal(conn_twfido_poll(tf, "txn-unreachable", "tid", &st, &hashed, &error),
+	assert_int_equal(conn_twfido_poll(tf, "txn-unreachable", "tid", &st, &hashed, NULL, &error),
 	                 ISSO_ERR_IO);
 	assert_int_equal(st.state, TWFIDO_ERROR);
 	conn_twfido_free(tf);
@@ -774,22 +808,25 @@ test_poll_map_bound(void **state)
 	clock_gettime(CLOCK_MONOTONIC, &t0);
 	for (int i = 0; i < 8192; i++) {
 		snprintf(txn, sizeof(txn), "fill-%d", i);
-		assert_int_equal(conn_twfido_poll(tf, txn, "tid", &st, &hashed, NULL), ISSO_ERR_IO);
+		assert_int_equal(conn_twfido_poll(tf, txn, "tid", &st, &hashed, NULL, NULL),
+		                 ISSO_ERR_IO);
 	}
 	fill_ms = ms_since(&t0);
 	/* (a very slow machine took longer than the interval: nothing to see) */
 	if (fill_ms < 3000) {
-		assert_int_equal(conn_twfido_poll(tf, "fill-0", "tid", &st, &hashed, NULL),
+		assert_int_equal(conn_twfido_poll(tf, "fill-0", "tid", &st, &hashed, NULL, NULL),
 		                 ISSO_ERR_LIMIT);
-		assert_int_equal(conn_twfido_poll(tf, "one-more", "tid", &st, &hashed, NULL),
+		assert_int_equal(conn_twfido_poll(tf, "one-more", "tid", &st, &hashed, NULL, NULL),
 		                 ISSO_ERR_LIMIT);
 		assert_int_equal(st.state, TWFIDO_PENDING);
 	}
 	sleep_ms(4100);
-	assert_int_equal(conn_twfido_poll(tf, "one-more", "tid", &st, &hashed, NULL), ISSO_ERR_IO);
-	assert_int_equal(conn_twfido_poll(tf, "one-more", "tid", &st, &hashed, NULL),
+	assert_int_equal(conn_twfido_poll(tf, "one-more", "tid", &st, &hashed, NULL, NULL),
+	                 ISSO_ERR_IO);
+	assert_int_equal(conn_twfido_poll(tf, "one-more", "tid", &st, &hashed, NULL, NULL),
 	                 ISSO_ERR_LIMIT);
-	assert_int_equal(conn_twfido_poll(tf, "fill-8191", "tid", &st, &hashed, NULL), ISSO_ERR_IO);
+	assert_int_equal(conn_twfido_poll(tf, "fill-8191", "tid", &st, &hashed, NULL, NULL),
+	                 ISSO_ERR_IO);
 	conn_twfido_free(tf);
 }
 
@@ -814,7 +851,7 @@ test_silent_peer_times_out(void **state)
 	assert_true(ms >= 600);
 	assert_true(ms < 2500);
 	assert_int_equal(st.state, TWFIDO_ERROR);
-	assert_int_equal(conn_twfido_poll(tf, "txn-silent", "tid", &st, &hashed, NULL),
+	assert_int_equal(conn_twfido_poll(tf, "txn-silent", "tid", &st, &hashed, NULL, NULL),
 	                 ISSO_ERR_TIMEOUT);
 	conn_twfido_free(tf);
 	close(fd);
@@ -898,7 +935,13 @@ reply_code(const char *body, const void *arg)
 	return s;
 }
 
-enum result_kind { RESULT_GOOD, RESULT_SIGNED, RESULT_TAMPERED, RESULT_NO_CHECKSUM };
+enum result_kind {
+	RESULT_GOOD,
+	RESULT_SIGNED,
+	RESULT_TAMPERED,
+	RESULT_NO_CHECKSUM,
+	RESULT_BAD_CERT
+};
 
 /* ATH-02 success for the request's transaction_id, sealed with the
  * simulator's key (or spoilt, by kind). */
@@ -923,6 +966,10 @@ reply_result(const char *body, const void *arg)
 	if (kind == RESULT_SIGNED)
 		json_object_set_new(json_object_get(o, "result"), "signed_response",
 		                    json_string(signed_response));
+	/* a cert that is no certificate: still a login, without a name */
+	if (kind == RESULT_BAD_CERT)
+		json_object_set_new(json_object_get(o, "result"), "cert",
+		                    json_string("bm90IGEgY2VydGlmaWNhdGU="));
 	text = json_dumps(o, 0);
 	s = http_ok(text);
 	free(text);
@@ -975,7 +1022,8 @@ static void
 test_fake_service_poll(void **state)
 {
 	static const enum result_kind good = RESULT_GOOD, signed_ = RESULT_SIGNED,
-	                              tampered = RESULT_TAMPERED, none = RESULT_NO_CHECKSUM;
+	                              tampered = RESULT_TAMPERED, none = RESULT_NO_CHECKSUM,
+	                              bad_cert = RESULT_BAD_CERT;
 	static char big[70000];
 	static const struct {
 		char *(*reply)(const char *, const void *);
@@ -1001,6 +1049,7 @@ test_fake_service_poll(void **state)
 	    {reply_code, "", ISSO_ERR_IO, TWFIDO_ERROR, ""},
 	    {reply_result, &good, 0, TWFIDO_OK, "0"},
 	    {reply_result, &signed_, 0, TWFIDO_OK, "0"},
+	    {reply_result, &bad_cert, 0, TWFIDO_OK, "0"},
 	    {reply_result, &tampered, ISSO_ERR_CRYPTO, TWFIDO_ERROR, "0"},
 	    {reply_result, &none, ISSO_ERR_IO, TWFIDO_ERROR, "0"},
 	    {reply_canned, HTTP_OK "<html>busy</html>", ISSO_ERR_IO, TWFIDO_ERROR, ""},
@@ -1031,7 +1080,7 @@ test_fake_service_poll(void **state)
 		struct conn_twfido *tf = conn_twfido_new(url, SIM_SP_ID, SIM_KEY, 3000);
 		struct twfido_status st;
 		const char *error = NULL;
-		char *hashed = NULL, txn[48];
+		char *hashed = NULL, *name = NULL, txn[48];
 		json_t *req;
 		pthread_t th;
 		int ret;
@@ -1040,7 +1089,7 @@ test_fake_service_poll(void **state)
 		f.reply = cases[i].reply;
 		f.arg = cases[i].arg;
 		assert_int_equal(pthread_create(&th, NULL, fake_thread, &f), 0);
-		ret = conn_twfido_poll(tf, txn, "TID-1", &st, &hashed, &error);
+		ret = conn_twfido_poll(tf, txn, "TID-1", &st, &hashed, &name, &error);
 		pthread_join(th, NULL);
 		if (ret != cases[i].want_ret || st.state != cases[i].want_state ||
 		    strcmp(st.code, cases[i].want_code) != 0)
@@ -1051,6 +1100,7 @@ test_fake_service_poll(void **state)
 		else
 			assert_null(hashed);
 		assert_true(ret == 0 || error != NULL);
+		assert_null(name); /* no case carries a readable cert */
 		free(hashed);
 
 		/* what went over the wire */

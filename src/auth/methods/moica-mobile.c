@@ -16,6 +16,8 @@
  *   outcome why the ticket ended without approval: "denied", "expired",
  *           "not_enrolled", "error", "mismatch"
  *   uuid    the person, once the app approved (stage "proven")
+ *   name    the holder's name from the result's certificate, sealed;
+ *           absent when the result carried none we could read
  *
  * A later step refuses to run until the earlier one succeeded. The
  * national ID appears in logs only masked (log_mask), and in no page
@@ -63,14 +65,14 @@ static const char *const step_keys[] = {"mm.step1", "mm.step2", "mm.step3", NULL
 static void handle(struct isso_app *app, struct http_req *req, const char *step);
 static void routes(struct isso_app *app, struct http_server *srv);
 
-/* Name is not vouched: the TW FidO result carries no name (see
- * docs/connectors/twfido.md); a linked TaipeiPass member's data still
- * flows through linked_member_data. */
+/* The name comes from the subject of the certificate the TW FidO result
+ * carries (see docs/connectors/twfido.md); a linked TaipeiPass member's
+ * other data still flows through linked_member_data. */
 const struct method method_moica_mobile = {
     .id = "moica-mobile",
     .loa = LOA_HIGH,
     .amr = amr_mm,
-    .vouches = CLAIM_UUID | CLAIM_ID_NUMBER | CLAIM_PHONE,
+    .vouches = CLAIM_UUID | CLAIM_NAME | CLAIM_ID_NUMBER | CLAIM_PHONE,
     .linked_member_data = true,
     .title_key = "mm.title",
     .bullet_keys = bullets,
@@ -189,6 +191,19 @@ sealed_id(struct isso_app *app, json_t *st)
 	return idn;
 }
 
+/* The holder's name, opened from the state (malloc'd: free with
+ * xfree_secret), or NULL when there is none. */
+static char *
+sealed_name(struct isso_app *app, json_t *st)
+{
+	const char *sealed = json_string_value(json_object_get(st, "name"));
+	char *name = NULL;
+
+	if (sealed == NULL || secret_open(&app->secrets, sealed, &name) < 0)
+		return NULL;
+	return name;
+}
+
 /* ---- step 0: the privacy notice ---- */
 
 static void
@@ -289,6 +304,7 @@ issue_ticket(struct isso_app *app, const char *idn, json_t *st)
 	json_object_del(st, "ticket");
 	json_object_del(st, "polled");
 	json_object_del(st, "outcome");
+	json_object_del(st, "name"); /* a new ticket, a new approval */
 	if (ret < 0 || status.state == TWFIDO_ERROR) {
 		log_warn("moica_mobile_ticket_failed", "id", log_mask(idn, masked), "code",
 		         status.code, "reason", error != NULL ? error : "", NULL);
@@ -378,12 +394,13 @@ seconds_left(json_t *st)
 }
 
 /* The approval arrived: is it the typed ID's person? Then link the
- * person and mark the stage proven. */
+ * person (with the certificate's name, when there is one), keep the name
+ * for the session and mark the stage proven. */
 static enum outcome
-approved(struct isso_app *app, json_t *st, const char *hashed)
+approved(struct isso_app *app, json_t *st, const char *hashed, const char *name)
 {
 	json_t *ticket = json_object_get(st, "ticket");
-	char *idn = NULL, uuid[37], masked[32];
+	char *idn = NULL, *sealed = NULL, uuid[37], masked[32];
 	enum outcome o = OUT_ERROR;
 
 	idn = sealed_id(app, st);
@@ -394,15 +411,21 @@ approved(struct isso_app *app, json_t *st, const char *hashed)
 		o = OUT_MISMATCH;
 		goto out;
 	}
-	/* The TW FidO result carries no name: nothing to add. */
-	if (person_link_id(app, idn, NULL, uuid) < 0) {
+	if (name != NULL && secret_seal(&app->secrets, name, strlen(name), &sealed) < 0) {
+		log_error("moica_mobile_seal_failed", NULL);
+		goto out;
+	}
+	if (person_link_id(app, idn, name, uuid) < 0) {
 		log_error("moica_mobile_link_failed", "id", log_mask(idn, masked), NULL);
 		goto out;
 	}
+	if (sealed != NULL)
+		json_object_set_new(st, "name", json_string(sealed));
 	json_object_set_new(st, "uuid", json_string(uuid));
 	json_object_set_new(st, "stage", json_string("proven"));
 	o = OUT_DONE;
 out:
+	free(sealed);
 	xfree_secret(idn);
 	return o;
 }
@@ -416,7 +439,7 @@ poll_once(struct isso_app *app, json_t *st, bool *changed_r)
 	json_t *ticket = json_object_get(st, "ticket");
 	struct twfido_status status;
 	const char *error = NULL;
-	char *hashed = NULL;
+	char *hashed = NULL, *name = NULL;
 	enum outcome o;
 	int ret;
 
@@ -433,7 +456,7 @@ poll_once(struct isso_app *app, json_t *st, bool *changed_r)
 		return OUT_PENDING;
 	ret = conn_twfido_poll(app->twfido, json_string_value(json_object_get(ticket, "txn")),
 	                       json_string_value(json_object_get(ticket, "tid")), &status, &hashed,
-	                       &error);
+	                       &name, &error);
 	/* Stamped after the exchange: the connector's own stamp is earlier,
 	 * so a poll this method allows is never one the connector refuses. */
 	json_object_set_new(st, "polled", json_integer(method_now_ms()));
@@ -453,7 +476,7 @@ poll_once(struct isso_app *app, json_t *st, bool *changed_r)
 			        : OUT_PENDING;
 			break;
 		case TWFIDO_OK:
-			o = approved(app, st, hashed);
+			o = approved(app, st, hashed, name);
 			break;
 		case TWFIDO_DENIED:
 			o = OUT_DENIED;
@@ -478,6 +501,8 @@ poll_once(struct isso_app *app, json_t *st, bool *changed_r)
 		log_info("moica_mobile_result", "state", outcome_names[o], NULL);
 	}
 	free(hashed);
+	if (name != NULL)
+		xfree_secret(name);
 	return o;
 }
 
@@ -644,7 +669,7 @@ phone_step(struct isso_app *app, struct http_req *req, const char *id, json_t *t
 	    .back_url = flow_url(req, "/login", id),
 	};
 	struct flow_auth auth;
-	char phone[11], *idn = NULL;
+	char phone[11], *idn = NULL, *name = NULL;
 
 	if (strcmp(stage_of(st), "proven") != 0 || uuid == NULL) {
 		refuse_order(app, req, id);
@@ -663,9 +688,14 @@ phone_step(struct isso_app *app, struct http_req *req, const char *id, json_t *t
 	auth.loa = LOA_HIGH;
 	auth.phone = phone;
 	auth.attrs = json_pack("{s:s}", "id_number", idn);
+	name = sealed_name(app, st);
+	if (name != NULL)
+		json_object_set_new(auth.attrs, "name", json_string(name));
 	flow_complete(app, req, id, txn, &auth);
 	json_decref(auth.attrs);
 	xfree_secret(idn);
+	if (name != NULL)
+		xfree_secret(name);
 }
 
 static void
