@@ -5,6 +5,8 @@
 
 #include "auth/app.h"
 #include "auth/method.h"
+#include "auth/page.h"
+#include "lib/secret.h"
 #include "store/store.h"
 
 extern const struct method method_taipeipass;
@@ -66,6 +68,32 @@ method_addr_limited(struct isso_app *app, struct http_req *req, const char *what
 	if (store_rate_hit(app->store, key, 60, app_now(), &count) < 0)
 		return true;
 	return count > app->cfg->security.ip_rate_per_min;
+}
+
+bool
+method_value_limited(struct isso_app *app, const char *key_prefix, const char *domain,
+                     const char *value, int window_seconds, int max)
+{
+	char hash[65], key[128];
+	int count = 0;
+
+	secret_lookup_hash(&app->secrets, domain, value, hash);
+	snprintf(key, sizeof(key), "%s:%s", key_prefix, hash);
+	if (store_rate_hit(app->store, key, window_seconds, app_now(), &count) < 0)
+		return true;
+	return count > max;
+}
+
+json_t *
+method_steps(struct isso_app *app, struct http_req *req, const char *const *keys, int current)
+{
+	json_t *steps = json_array();
+
+	for (int i = 0; keys != NULL && keys[i] != NULL; i++)
+		json_array_append_new(steps, json_pack("{s:s, s:b, s:b}", "label",
+		                                       page_text(app, req, keys[i]), "current",
+		                                       i == current, "done", i < current));
+	return steps;
 }
 
 json_t *

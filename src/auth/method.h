@@ -50,6 +50,15 @@ bool method_addr_limited(struct isso_app *app, struct http_req *req, const char 
 /* The object under key in the login transaction, created empty when
  * absent (borrowed reference): where a method keeps its steps' state. */
 json_t *method_state(json_t *txn, const char *key);
+/* Counts one attempt for value (a number, an ID …) under its keyed lookup
+ * hash in domain, in a window of window_seconds; true when over max, or
+ * when the store cannot count (fail closed). key_prefix names the limit. */
+bool method_value_limited(struct isso_app *app, const char *key_prefix, const char *domain,
+                          const char *value, int window_seconds, int max);
+/* The step indicator of a method's pages: one {label, current, done} per
+ * message key of keys (NULL-ended), current being the 0-based step. */
+json_t *method_steps(struct isso_app *app, struct http_req *req, const char *const *keys,
+                     int current);
 /* Wall-clock milliseconds, for pacing polls. */
 int64_t method_now_ms(void);
 

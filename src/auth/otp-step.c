@@ -12,19 +12,6 @@
 #include "lib/isso.h"
 #include "lib/log.h"
 
-static json_t *
-steps_json(struct isso_app *app, struct http_req *req, const struct otp_step_view *view)
-{
-	json_t *steps = json_array();
-
-	for (int i = 0; view->step_keys != NULL && view->step_keys[i] != NULL; i++)
-		json_array_append_new(steps,
-		                      json_pack("{s:s, s:b, s:b}", "label",
-		                                page_text(app, req, view->step_keys[i]), "current",
-		                                i == view->current, "done", i < view->current));
-	return steps;
-}
-
 static void
 show(struct isso_app *app, struct http_req *req, const char *txn_id, json_t *txn,
      const struct method *m, const struct otp_step_view *view, const char *phone, int status,
@@ -35,10 +22,10 @@ show(struct isso_app *app, struct http_req *req, const char *txn_id, json_t *txn
 	char masked[32];
 	json_t *ctx;
 
-	ctx =
-	    json_pack("{s:s, s:s, s:s, s:o, s:s}", "txn", txn_id, "csrf",
-	              csrf_token(req, &app->secrets, "otp-step"), "action", http_path(req), "steps",
-	              steps_json(app, req, view), "heading", page_text(app, req, view->title_key));
+	ctx = json_pack("{s:s, s:s, s:s, s:o, s:s}", "txn", txn_id, "csrf",
+	                csrf_token(req, &app->secrets, "otp-step"), "action", http_path(req),
+	                "steps", method_steps(app, req, view->step_keys, view->current), "heading",
+	                page_text(app, req, view->title_key));
 	json_object_set_new(ctx, "phone", json_string(phone != NULL ? phone : ""));
 	if (view->back_url != NULL)
 		json_object_set_new(ctx, "back_url", json_string(view->back_url));

@@ -129,26 +129,7 @@ save(struct isso_app *app, struct http_req *req, const char *id, json_t *txn)
 static bool
 id_limited(struct isso_app *app, const char *idn)
 {
-	char hash[65], key[80];
-	int count = 0;
-
-	secret_lookup_hash(&app->secrets, "id", idn, hash);
-	snprintf(key, sizeof(key), "mm-id:%s", hash);
-	if (store_rate_hit(app->store, key, ID_WINDOW, app_now(), &count) < 0)
-		return true;
-	return count > ID_MAX;
-}
-
-static json_t *
-steps_json(struct isso_app *app, struct http_req *req, int current)
-{
-	json_t *steps = json_array();
-
-	for (int i = 0; step_keys[i] != NULL; i++)
-		json_array_append_new(steps, json_pack("{s:s, s:b, s:b}", "label",
-		                                       page_text(app, req, step_keys[i]), "current",
-		                                       i == current, "done", i < current));
-	return steps;
+	return method_value_limited(app, "mm-id", "id", idn, ID_WINDOW, ID_MAX);
 }
 
 /* The context every step page shares. */
@@ -159,7 +140,7 @@ base_ctx(struct isso_app *app, struct http_req *req, const char *id, int current
 	                        flow_url(req, "/login", id), "script", 1);
 
 	if (current >= 0)
-		json_object_set_new(ctx, "steps", steps_json(app, req, current));
+		json_object_set_new(ctx, "steps", method_steps(app, req, step_keys, current));
 	return ctx;
 }
 

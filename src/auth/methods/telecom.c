@@ -163,26 +163,10 @@ save(struct isso_app *app, struct http_req *req, const char *id, json_t *txn)
 static bool
 start_limited(struct isso_app *app, const char *domain, const char *value, int max)
 {
-	char hash[65], key[96];
-	int count = 0;
+	char prefix[32];
 
-	secret_lookup_hash(&app->secrets, domain, value, hash);
-	snprintf(key, sizeof(key), "tel-%s:%s", domain, hash);
-	if (store_rate_hit(app->store, key, LIMIT_WINDOW, app_now(), &count) < 0)
-		return true;
-	return count > max;
-}
-
-static json_t *
-steps_json(struct isso_app *app, struct http_req *req, int current)
-{
-	json_t *steps = json_array();
-
-	for (int i = 0; step_keys[i] != NULL; i++)
-		json_array_append_new(steps, json_pack("{s:s, s:b, s:b}", "label",
-		                                       page_text(app, req, step_keys[i]), "current",
-		                                       i == current, "done", i < current));
-	return steps;
+	snprintf(prefix, sizeof(prefix), "tel-%s", domain);
+	return method_value_limited(app, prefix, domain, value, LIMIT_WINDOW, max);
 }
 
 /* The context every page of the method shares. */
@@ -194,7 +178,7 @@ base_ctx(struct isso_app *app, struct http_req *req, const char *id, int current
 	              "form_url", flow_url(req, "/login/telecom", id));
 
 	if (current >= 0)
-		json_object_set_new(ctx, "steps", steps_json(app, req, current));
+		json_object_set_new(ctx, "steps", method_steps(app, req, step_keys, current));
 	/* isso.js: focus on errors, countdowns, polling, no double submit. */
 	json_object_set_new(ctx, "script", json_true());
 	return ctx;
