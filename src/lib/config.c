@@ -88,6 +88,24 @@ static const struct config_item config_table[] = {
     CI(telecom, timeout_ms, 5000, 100, 600000),
     CI(telecom, window, 37, 10, 300),
     CI(taipeipass, app_qr_ttl, 120, 2, 600),
+    CS(cardagent, url, "http://localhost:61161"),
+    CS(cardagent, nhi_url, "wss://iccert.nhi.gov.tw:7777/echo"),
+    CS(moica, mode, "sim"),
+    CS(moica, url, "http://127.0.0.1:8090/moica"),
+    CS(moica, client_id, "isso"),
+    CS(moica, secret, "isso-sim"),
+    CI(moica, timeout_ms, 5000, 100, 600000),
+    CS(moica, roots, "var/pki/roots.pem"),
+    CS(moica, intermediates, "var/pki/chain.pem"),
+    CS(moica, ocsp_url, ""),
+    CS(moica, crl_url, ""),
+    CS(moica, revocation, "ocsp,crl"),
+    CI(moica, crl_cache_seconds, 3600, 0, 604800),
+    CS(nhi, mode, "sim"),
+    CS(nhi, url, "http://127.0.0.1:8090/nhi"),
+    CS(nhi, client_id, "isso"),
+    CS(nhi, secret, "isso-sim"),
+    CI(nhi, timeout_ms, 5000, 100, 600000),
 };
 
 #define CONFIG_N ISSO_N_ELEMENTS(config_table)
@@ -328,6 +346,10 @@ config_finish(struct config_ctx *ctx)
 		return "twfido.mode: must be sim or http";
 	if (strcmp(cfg->telecom.mode, "sim") != 0 && strcmp(cfg->telecom.mode, "http") != 0)
 		return "telecom.mode: must be sim or http";
+	if (strcmp(cfg->moica.mode, "sim") != 0 && strcmp(cfg->moica.mode, "http") != 0)
+		return "moica.mode: must be sim or http";
+	if (strcmp(cfg->nhi.mode, "sim") != 0 && strcmp(cfg->nhi.mode, "http") != 0)
+		return "nhi.mode: must be sim or http";
 	return NULL;
 }
 

@@ -68,6 +68,31 @@ struct isso_config {
 	struct {
 		int app_qr_ttl; /* seconds a TaipeiPass app QR code stays valid, 120 */
 	} taipeipass;
+	struct {
+		char *url;     /* the HiPKI local server the card pages talk to,
+		                * "http://localhost:61161" (HiPKI or isso-cardagent) */
+		char *nhi_url; /* the NHI card component's WebSocket */
+	} cardagent;
+	struct {
+		char *mode;          /* "sim" | "http" */
+		char *url;           /* MOICA ID-check API base (/v1/id-check appended) */
+		char *client_id;     /* our account at the MOICA service */
+		char *secret;
+		int timeout_ms;      /* 5000, also for OCSP and CRL fetches */
+		char *roots;         /* PEM file: trusted roots (GRCA) */
+		char *intermediates; /* PEM file: MOICA CA certificates (all generations) */
+		char *ocsp_url;      /* "" : {url}/ocsp in sim mode, else the cert's AIA */
+		char *crl_url;       /* "" : {url}/crl in sim mode, else the cert's CDP */
+		char *revocation;    /* order of checks: "ocsp,crl" | "ocsp" | "crl" */
+		int crl_cache_seconds; /* a fetched CRL is reused until min(nextUpdate, this) */
+	} moica;
+	struct {
+		char *mode;      /* "sim" | "http" */
+		char *url;       /* NHI card verification API base (/v1/verify appended) */
+		char *client_id; /* our account at the NHI service */
+		char *secret;
+		int timeout_ms;  /* 5000 */
+	} nhi;
 };
 
 /* Fills cfg from defaults, the file at path (NULL: none) and the

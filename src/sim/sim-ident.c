@@ -129,7 +129,7 @@ ident_card_sn_valid(const char *s)
 	       s[1] <= 'Z' && ident_digits(s + 2, 14, 14);
 }
 
-/* cards: {moica: null | {card_sn, pin}, nhi: null | {card_no,
+/* cards: {moica: null | {card_sn, pin[, status]}, nhi: null | {card_no,
  * registration_password}}; card numbers unique in the file. */
 static int
 ident_check_cards(const json_t *list, size_t i, const char *where, const char **error_r)
@@ -158,6 +158,13 @@ ident_check_cards(const json_t *list, size_t i, const char *where, const char **
 		s = ident_str(moica, "pin");
 		if (s == NULL || !ident_digits(s, 6, 8)) {
 			ident_fail(error_r, "%s.cards.moica.pin: 6 to 8 digits", where);
+			goto out;
+		}
+		s = ident_str(moica, "status");
+		if (json_object_get(moica, "status") != NULL &&
+		    (s == NULL || (strcmp(s, "valid") != 0 && strcmp(s, "revoked") != 0 &&
+		                   strcmp(s, "expired") != 0))) {
+			ident_fail(error_r, "%s.cards.moica.status: valid, revoked or expired", where);
 			goto out;
 		}
 	}
