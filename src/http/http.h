@@ -98,6 +98,9 @@ void http_redirect(struct http_req *req, int status, const char *location);
 /* Adds an origin to the page's CSP form-action (for a form whose answer is a
  * redirect to a client's redirect_uri). */
 void http_csp_allow_form_action(struct http_req *req, const char *origin);
+/* Adds an origin to the page's CSP connect-src (a local card agent's
+ * WebSocket, say). */
+void http_csp_allow_connect(struct http_req *req, const char *origin);
 
 /* ---- server ---- */
 

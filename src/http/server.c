@@ -106,6 +106,8 @@ struct http_req {
 	size_t out_len;
 	const char *csp_origins[HTTP_MAX_CSP_ORIGINS];
 	size_t n_csp_origins;
+	const char *csp_connect[HTTP_MAX_CSP_ORIGINS]; /* extra connect-src */
+	size_t n_csp_connect;
 };
 
 /* ---- request state ---- */
@@ -668,8 +670,10 @@ http_redirect(struct http_req *req, int status, const char *location)
 		http_set_header(req, "Cache-Control", "no-store");
 }
 
-void
-http_csp_allow_form_action(struct http_req *req, const char *origin)
+/* Adds origin to list (of n entries, at most HTTP_MAX_CSP_ORIGINS) unless
+ * it is there already or is not a plain CSP source expression. */
+static void
+csp_add(struct http_req *req, const char **list, size_t *n, const char *origin)
 {
 	if (origin == NULL || *origin == '\0')
 		return;
@@ -682,12 +686,24 @@ http_csp_allow_form_action(struct http_req *req, const char *origin)
 			return;
 		}
 	}
-	for (size_t i = 0; i < req->n_csp_origins; i++)
-		if (strcmp(req->csp_origins[i], origin) == 0)
+	for (size_t i = 0; i < *n; i++)
+		if (strcmp(list[i], origin) == 0)
 			return;
-	if (req->n_csp_origins == HTTP_MAX_CSP_ORIGINS)
+	if (*n == HTTP_MAX_CSP_ORIGINS)
 		return;
-	req->csp_origins[req->n_csp_origins++] = pool_strdup(req->pool, origin);
+	list[(*n)++] = pool_strdup(req->pool, origin);
+}
+
+void
+http_csp_allow_form_action(struct http_req *req, const char *origin)
+{
+	csp_add(req, req->csp_origins, &req->n_csp_origins, origin);
+}
+
+void
+http_csp_allow_connect(struct http_req *req, const char *origin)
+{
+	csp_add(req, req->csp_connect, &req->n_csp_connect, origin);
 }
 
 void
@@ -778,6 +794,13 @@ queue_response(struct http_req *req)
 		for (size_t i = 0; i < req->n_csp_origins; i++) {
 			buf_addc(&csp, ' ');
 			buf_addstr(&csp, req->csp_origins[i]);
+		}
+		if (req->n_csp_connect > 0) {
+			buf_addstr(&csp, "; connect-src 'self'");
+			for (size_t i = 0; i < req->n_csp_connect; i++) {
+				buf_addc(&csp, ' ');
+				buf_addstr(&csp, req->csp_connect[i]);
+			}
 		}
 		MHD_add_response_header(resp, "Content-Security-Policy", csp.data);
 		buf_free(&csp);

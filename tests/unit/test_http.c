@@ -102,6 +102,9 @@ h_redirect(struct http_req *req, void *ctx)
 {
 	http_csp_allow_form_action(req, "https://rp.example");
 	http_csp_allow_form_action(req, "bad origin;");
+	http_csp_allow_connect(req, "ws://127.0.0.1:7777");
+	http_csp_allow_connect(req, "ws://127.0.0.1:7777");
+	http_csp_allow_connect(req, "ws://x' 'unsafe-inline'");
 	http_redirect(req, 303, "https://rp.example/cb?code=1");
 }
 
@@ -653,7 +656,8 @@ test_json_redirect_headers(void **state)
 	r = get("/redirect");
 	assert_int_equal(r->status, 303);
 	assert_header(r, "Location", "https://rp.example/cb?code=1");
-	assert_header(r, "Content-Security-Policy", CSP_BASE " https://rp.example");
+	assert_header(r, "Content-Security-Policy",
+	              CSP_BASE " https://rp.example; connect-src 'self' ws://127.0.0.1:7777");
 
 	r = get("/header");
 	assert_int_equal(resp_header_count(r, "X-Test"), 1);
