@@ -193,10 +193,45 @@ function cleanEnv() {
 
 // ---------------------------------------------------------------- the stack
 
+// ---------------------------------------------------------------- cards
+
+const SOFTHSM_MODULE = process.env.ISSO_SOFTHSM_MODULE || '/usr/lib/softhsm/libsofthsm2.so';
+let pkiPromise = null;
+
+/**
+ * The test PKI and its SoftHSM2 tokens (scripts/test-pki.sh), made once per
+ * test process in a temp dir removed at exit. Tokens are only read by the
+ * tests; what a test changes (PIN counters, removed cards) lives in each
+ * stack's own testcard state dir. Returns {dir, cards} (cards.json).
+ */
+export function testPki() {
+  if (!pkiPromise) {
+    pkiPromise = new Promise((resolve, reject) => {
+      const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'isso-pki-'));
+      process.once('exit', () => {
+        if (!process.env.ISSO_TEST_KEEP_TMP) fs.rmSync(dir, { recursive: true, force: true });
+      });
+      execFile(path.join(REPO, 'scripts', 'test-pki.sh'), ['--out', dir], {
+        timeout: 120_000,
+        maxBuffer: 16 * 1024 * 1024,
+      }, (err, stdout, stderr) => {
+        if (err) return reject(new Error(`scripts/test-pki.sh failed: ${err.message}\n${stderr}`));
+        resolve({ dir, cards: JSON.parse(fs.readFileSync(path.join(dir, 'cards.json'), 'utf8')) });
+      });
+    });
+  }
+  return pkiPromise;
+}
+
 /**
  * Starts isso-sim and issod (after `issoctl init`) in a fresh temp dir.
  * opts.env: extra ISSO_* settings for issod/issoctl (e.g. ISSO_OIDC_CODE_TTL).
  * opts.label: used in the temp dir's name.
+ * opts.cards: also the test PKI (isso-sim --pki), and isso-cardagent over
+ *   the testcard PKCS#11 layer on SoftHSM2, trusted for issod's origin;
+ *   issod's moica.* / nhi.* / cardagent.* point at them. Then stack.pki,
+ *   stack.cards, stack.agentUrl, stack.nhiUrl, stack.cardState are set, and
+ *   removeCard / insertCard / unlockCard / stopAgent / startAgent work.
  * Returns a Stack; call stack.stop() at the end (it checks issod exited 0).
  */
 export async function startStack(opts = {}) {
@@ -211,8 +246,15 @@ export async function startStack(opts = {}) {
 }
 
 export class Stack {
-  constructor({ env = {}, label = 'isso', keepTmp = !!process.env.ISSO_TEST_KEEP_TMP } = {}) {
+  constructor({ env = {}, label = 'isso', keepTmp = !!process.env.ISSO_TEST_KEEP_TMP, cards = false } = {}) {
     this.extraEnv = env;
+    this.withCards = cards;
+    this.agent = null;
+    this.pki = null;
+    this.cards = null;
+    this.agentUrl = null;
+    this.nhiUrl = null;
+    this.cardState = null;
     this.label = label;
     this.keepTmp = keepTmp;
     this.tmp = null;
@@ -232,8 +274,31 @@ export class Stack {
     this.tmp = fs.mkdtempSync(path.join(os.tmpdir(), `isso-${this.label}-`));
     const base = cleanEnv();
 
+    const simArgs = [];
+    let cardEnv = {};
+    if (this.withCards) {
+      requireBinary('isso-cardagent');
+      requireBinary('libisso-testcard.so');
+      const pki = await testPki();
+      this.pki = pki.dir;
+      this.cards = pki.cards;
+      simArgs.push('--pki', this.pki);
+      this.cardState = path.join(this.tmp, 'testcard');
+      fs.mkdirSync(this.cardState);
+      this.agentPort = await freePort();
+      this.nhiPort = await freePort();
+      this.agentUrl = `http://127.0.0.1:${this.agentPort}`;
+      this.nhiUrl = `ws://127.0.0.1:${this.nhiPort}/echo`;
+      cardEnv = {
+        ISSO_MOICA_ROOTS: path.join(this.pki, 'roots.pem'),
+        ISSO_MOICA_INTERMEDIATES: path.join(this.pki, 'chain.pem'),
+        ISSO_CARDAGENT_URL: this.agentUrl,
+        ISSO_CARDAGENT_NHI_URL: this.nhiUrl,
+      };
+    }
+
     const sim = await startOnFreePort(
-      (port) => new Daemon('isso-sim', simBin, ['serve', '--port', String(port)], { env: base, cwd: this.tmp }),
+      (port) => new Daemon('isso-sim', simBin, ['serve', '--port', String(port), ...simArgs], { env: base, cwd: this.tmp }),
       (port) => `http://127.0.0.1:${port}/health`,
     );
     this.sim = sim.daemon;
@@ -249,6 +314,10 @@ export class Stack {
       // TW FidO (行動自然人憑證): isso-sim's SP id and key are issod's
       // [twfido] defaults; only the address differs (a free port).
       ISSO_TWFIDO_URL: this.simUrl,
+      ISSO_TELECOM_URL: `${this.simUrl}/telecom`,
+      ISSO_MOICA_URL: `${this.simUrl}/moica`,
+      ISSO_NHI_URL: `${this.simUrl}/nhi`,
+      ...cardEnv,
       ISSO_LOG_LEVEL: process.env.ISSO_LOG_LEVEL || 'info',
       // Every test logs in from 127.0.0.1: the per-address limit would
       // otherwise trip half-way through a file. Tests of the limit itself
@@ -273,7 +342,49 @@ export class Stack {
     this.issod = od.daemon;
     this.port = od.port;
     this.issuer = `http://127.0.0.1:${od.port}`;
+    if (this.withCards) await this.startAgent();
   }
+
+  /** Starts isso-cardagent (again) on the stack's agent ports, trusting
+   * issod's origin (plus opts.trust, an array of origins). */
+  async startAgent({ trust = [] } = {}) {
+    if (this.agent?.running) throw new Error('isso-cardagent already runs');
+    const env = {
+      ...cleanEnv(),
+      SOFTHSM2_CONF: path.join(this.pki, 'softhsm2.conf'),
+      ISSO_TESTCARD_MODULE: SOFTHSM_MODULE,
+      ISSO_TESTCARD_STATE: this.cardState,
+    };
+    const args = ['--listen', '127.0.0.1', '--port', String(this.agentPort),
+      '--nhi-port', String(this.nhiPort),
+      '--module', path.join(BUILD_DIR, 'libisso-testcard.so'),
+      '--trust', this.issuer];
+    for (const t of trust) args.push('--trust', t);
+    this.agent = new Daemon('isso-cardagent', path.join(BUILD_DIR, 'isso-cardagent'), args, { env, cwd: this.tmp });
+    await waitReady(this.agent, `${this.agentUrl}/selfTest.htm`);
+  }
+
+  /** Stops isso-cardagent (a citizen without the component); throws if
+   * it did not exit 0 or a sanitizer spoke. */
+  async stopAgent() {
+    if (!this.agent) return;
+    const r = await this.agent.stop();
+    const agent = this.agent;
+    this.agent = null;
+    if (r.killed || r.code !== 0) throw agent.failure('did not exit 0 after SIGTERM');
+    if (SANITIZER.test(agent.stderr)) throw agent.failure('reported a sanitizer error');
+  }
+
+  /** The testcard module's state file of a card (card_sn or NHI card_no). */
+  cardFile(card, what) {
+    if (!/^[A-Z0-9]{12,16}$/.test(card)) throw new Error(`not a card number: ${card}`);
+    return path.join(this.cardState, `${card}.${what}`);
+  }
+
+  /** Takes a card out of its reader / puts it back / unlocks its PIN. */
+  removeCard(card) { fs.writeFileSync(this.cardFile(card, 'removed'), ''); }
+  insertCard(card) { fs.rmSync(this.cardFile(card, 'removed'), { force: true }); }
+  unlockCard(card) { fs.rmSync(this.cardFile(card, 'pin-failures'), { force: true }); }
 
   /** Absolute URL on issod. */
   url(p = '/') {
@@ -408,6 +519,11 @@ export class Stack {
       else if (r.killed) problems.push(this.issod.failure(`did not exit within ${STOP_TIMEOUT_MS} ms of SIGTERM`));
       else if (r.code !== 0) problems.push(this.issod.failure('did not exit 0 after SIGTERM'));
       if (SANITIZER.test(this.issod.stderr)) problems.push(this.issod.failure('reported a sanitizer error'));
+    }
+    if (this.agent) {
+      const r = await this.agent.stop();
+      if (r.killed || r.code !== 0) problems.push(this.agent.failure('did not exit 0 after SIGTERM'));
+      if (SANITIZER.test(this.agent.stderr)) problems.push(this.agent.failure('reported a sanitizer error'));
     }
     if (this.sim) {
       const r = await this.sim.stop();
