@@ -3,6 +3,7 @@
  *   isso-sim [serve] [--listen ADDR] [--port N] [--identities FILE]
  *            [--sms-user U] [--sms-password P] [--log-level L]
  *            [--twfido-sp-id ID] [--twfido-key KEY] [--twfido-min-time-limit S]
+ *            [--pki DIR] [--nhi-suspend-seconds S]
  *   isso-sim phone sms-last|sms-list|sms-clear NUMBER [--sim URL]
  *   isso-sim phone mobilecert approve|deny TICKET [--as ID] [--sim URL]
  *   isso-sim phone mobilecert pending NATIONAL_ID [--sim URL]
@@ -32,13 +33,9 @@
 /* The registry of simulated services, in start-up order (identities
  * first: other services look citizens up). */
 const struct sim_service *const sim_services[] = {
-    &sim_service_ident,
-    &sim_service_sms,
-    &sim_service_phone,
-    &sim_service_twfido,
-    &sim_service_telecom,
-    &sim_service_tpapp,
-    NULL,
+    &sim_service_ident,  &sim_service_sms,     &sim_service_phone,
+    &sim_service_twfido, &sim_service_telecom, &sim_service_tpapp,
+    &sim_service_moica,  &sim_service_nhi,     NULL,
 };
 
 void
@@ -102,10 +99,13 @@ sim_serve_usage(FILE *out, int status)
 	        "                [--sms-user U] [--sms-password P] [--log-level LEVEL]\n"
 	        "                [--twfido-sp-id ID] [--twfido-key KEY]\n"
 	        "                [--twfido-min-time-limit SECONDS]\n"
+	        "                [--pki DIR] [--nhi-suspend-seconds SECONDS]\n"
 	        "  defaults: --listen 127.0.0.1 --port 8090 --identities %s\n"
 	        "            --sms-user isso --sms-password isso-sim --log-level info\n"
 	        "            --twfido-sp-id " SIM_TWFIDO_SP_ID " --twfido-key (the test key)\n"
-	        "            --twfido-min-time-limit 30\n",
+	        "            --twfido-min-time-limit 30\n"
+	        "            --pki $ISSO_SIM_PKI (none: the card services answer 503)\n"
+	        "            --nhi-suspend-seconds 600\n",
 	        SIM_DEFAULT_IDENTITIES);
 	return status;
 }
@@ -121,6 +121,22 @@ sim_parse_port(const char *s, int *port_r)
 	v = strtol(s, &end, 10);
 	if (errno == 0 && end != s && *end == '\0' && v >= 0 && v <= 65535) {
 		*port_r = (int)v;
+		ret = 0;
+	}
+	return ret;
+}
+
+static int
+sim_parse_int(const char *s, long min, long max, int *value_r)
+{
+	char *end;
+	long v;
+	int ret = ISSO_ERR_INVALID;
+
+	errno = 0;
+	v = strtol(s, &end, 10);
+	if (errno == 0 && end != s && *end == '\0' && v >= min && v <= max) {
+		*value_r = (int)v;
 		ret = 0;
 	}
 	return ret;
@@ -149,6 +165,8 @@ sim_serve(int argc, char **argv)
 	    {"twfido-sp-id", required_argument, NULL, 'S'},
 	    {"twfido-key", required_argument, NULL, 'K'},
 	    {"twfido-min-time-limit", required_argument, NULL, 'T'},
+	    {"pki", required_argument, NULL, 'P'},
+	    {"nhi-suspend-seconds", required_argument, NULL, 'N'},
 	    {"help", no_argument, NULL, 'h'},
 	    {NULL, 0, NULL, 0},
 	};
@@ -161,6 +179,8 @@ sim_serve(int argc, char **argv)
 	    .twfido_sp_id = SIM_TWFIDO_SP_ID,
 	    .twfido_key = SIM_TWFIDO_KEY,
 	    .twfido_min_time_limit = 30,
+	    .pki_dir = getenv("ISSO_SIM_PKI"),
+	    .nhi_suspend_seconds = 600,
 	};
 	struct http_server_settings hs = {
 	    .max_body = SIM_MAX_BODY,
@@ -207,6 +227,15 @@ sim_serve(int argc, char **argv)
 				goto out;
 			}
 			break;
+		case 'P':
+			set.pki_dir = optarg;
+			break;
+		case 'N':
+			if (sim_parse_int(optarg, 1, 86400, &set.nhi_suspend_seconds) != 0) {
+				fprintf(stderr, "isso-sim: --nhi-suspend-seconds: 1 to 86400\n");
+				goto out;
+			}
+			break;
 		case 'L':
 			level = log_level_parse(optarg);
 			if (level < 0) {
@@ -227,6 +256,8 @@ sim_serve(int argc, char **argv)
 		ret = sim_serve_usage(stderr, 2);
 		goto out;
 	}
+	if (set.pki_dir != NULL && *set.pki_dir == '\0')
+		set.pki_dir = NULL;
 	log_init(2, (enum log_level)level);
 	ret = 1;
 	if (secret_init() != 0) {

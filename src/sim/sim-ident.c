@@ -393,8 +393,9 @@ sim_ident_free(void)
 	ident.text_len = 0;
 }
 
+/* The first citizen whose member at path (dotted) is the string value. */
 static const json_t *
-ident_find(const char *key, const char *value)
+ident_find(const char *path, const char *value)
 {
 	const json_t *c;
 	size_t i;
@@ -403,7 +404,7 @@ ident_find(const char *key, const char *value)
 		return NULL;
 	json_array_foreach(ident.citizens, i, c)
 	{
-		const char *v = json_string_value(json_object_get(c, key));
+		const char *v = json_string_value(ident_at(c, path));
 
 		if (v != NULL && strcmp(v, value) == 0)
 			return c;
@@ -421,6 +422,18 @@ const json_t *
 sim_ident_by_phone(const char *phone)
 {
 	return ident_find("phone", phone);
+}
+
+const json_t *
+sim_ident_by_moica_card(const char *card_sn)
+{
+	return ident_find("cards.moica.card_sn", card_sn);
+}
+
+const json_t *
+sim_ident_by_nhi_card(const char *card_no)
+{
+	return ident_find("cards.nhi.card_no", card_no);
 }
 
 static void

@@ -8,6 +8,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <jansson.h>
+#include <openssl/types.h>
 
 #include "http/http.h"
 
@@ -21,6 +22,8 @@ struct sim_settings {
 	const char *twfido_sp_id;  /* sp_service_id the TW FidO API accepts */
 	const char *twfido_key;    /* its AES-256 key: 64 hex digits or base64 */
 	int twfido_min_time_limit; /* shortest time_limit accepted: 30 (tests: 1) */
+	const char *pki_dir;       /* test PKI (scripts/test-pki.sh), NULL: none */
+	int nhi_suspend_seconds;   /* NHI card suspension after 3 wrong passwords: 600 */
 };
 
 /* One simulated service. */
@@ -45,6 +48,8 @@ extern const struct sim_service sim_service_phone;   /* sim-phone.c: the citizen
 extern const struct sim_service sim_service_twfido;  /* sim-twfido.c: TW FidO SP API */
 extern const struct sim_service sim_service_telecom; /* sim-telecom.c: number verification */
 extern const struct sim_service sim_service_tpapp;   /* sim-tpapp.c: the TaipeiPass app */
+extern const struct sim_service sim_service_moica;   /* sim-moica.c: MOICA ID check, CRL, OCSP */
+extern const struct sim_service sim_service_nhi;     /* sim-nhi.c: NHI card verification */
 
 /* A command-line subcommand: `isso-sim NAME …`. run gets argv from the
  * subcommand's name on and returns the exit status. */
@@ -77,6 +82,33 @@ void sim_ident_free(void);
  * or incref it. */
 const json_t *sim_ident_by_id(const char *national_id);
 const json_t *sim_ident_by_phone(const char *phone);
+/* The citizen holding this MOICA card (cards.moica.card_sn) / NHI card
+ * (cards.nhi.card_no), or NULL; borrowed as above. */
+const json_t *sim_ident_by_moica_card(const char *card_sn);
+const json_t *sim_ident_by_nhi_card(const char *card_no);
+
+/* ---- the test PKI (sim-pki.c) ---- */
+
+/* Files of the test PKI made by scripts/test-pki.sh (--pki DIR) hold at
+ * most this many certificates per folder. */
+#define SIM_PKI_MAX_CERTS 10000
+
+/* Reads the PEM certificate / private key DIR/name. Returns it (the
+ * caller frees it), or NULL with *error_r a reason that lives until the
+ * next call. */
+X509 *sim_pki_cert(const char *dir, const char *name, const char **error_r);
+EVP_PKEY *sim_pki_key(const char *dir, const char *name, const char **error_r);
+/* Calls fn(name, cert, ctx) for every DIR/sub/NAME.crt (NAME: 1 to 64
+ * characters [A-Za-z0-9_-]; other files are skipped), in name order; fn
+ * takes cert over. Stops at fn's first non-zero return and returns it.
+ * Returns 0, or ISSO_ERR_IO / ISSO_ERR_INVALID / ISSO_ERR_LIMIT (more than
+ * SIM_PKI_MAX_CERTS) with *error_r as above. */
+int sim_pki_each_cert(const char *dir, const char *sub,
+                      int (*fn)(const char *name, X509 *cert, void *ctx), void *ctx,
+                      const char **error_r);
+/* Decodes base64 in either alphabet (RFC 4648 §4 or §5), padding
+ * optional. Returns the length, or -1 when malformed or over outmax. */
+long sim_b64_decode(const char *s, unsigned char *out, size_t outmax);
 
 /* ---- SMS outbox (sim-sms.c) ---- */
 
