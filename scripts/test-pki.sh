@@ -169,25 +169,44 @@ export PKI_CA=$ca OPENSSL_CONF=$ca/openssl.cnf
 moica_list=$(jq -r '.citizens | to_entries[] | select(.value.cards.moica != null) |
   [(.key + 1), .value.cards.moica.card_sn, .value.national_id, .value.name,
    .value.cards.moica.pin, (.value.cards.moica.status // "valid")] | @tsv' "$identities")
-nhi_list=$(jq -r '.citizens[] | select(.cards.nhi != null) |
-  [.cards.nhi.card_no, .national_id, .name, .birthdate] | @tsv' "$identities")
+# Sex from the national ID's second character (1 M, 2 F; resident
+# certificate numbers: 8 or A/C M, 9 or B/D F), else the identity's "sex".
+jq_sex='def sex: .national_id[1:2] as $c |
+  if ($c | test("^[18AC]$")) then "M" elif ($c | test("^[29BD]$")) then "F" else (.sex // "") end;'
+nhi_list=$(jq -r "$jq_sex"'.citizens[] | select(.cards.nhi != null) |
+  [.cards.nhi.card_no, .national_id, .name, .birthdate, sex] | @tsv' "$identities")
 rogue_line=$(jq -r --arg id "$rogue_id" '.citizens | to_entries[] |
   select(.value.national_id == $id) | [(.key + 1), .value.name] | @tsv' "$identities")
 [ -n "$rogue_line" ] || die "no identity $rogue_id for the rogue card"
 
-# Keys first, two at a time per CPU: RSA key generation is most of the time.
-keys=(grca moica moica-ocsp rogue-root rogue-ca nhi-ca "moica/$rogue_sn")
-while IFS=$'\t' read -r _ sn _; do keys+=("moica/$sn"); done <<< "$moica_list"
-while IFS=$'\t' read -r no _; do keys+=("nhi/$no"); done <<< "$nhi_list"
-printf '%s\n' "${keys[@]}" |
-  xargs -P "$(( $(nproc) * 2 ))" -I{} \
-    openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048 -out "$stage/{}.key" 2>/dev/null
-for k in "${keys[@]}"; do [ -s "$stage/$k.key" ] || die "key generation failed for $k"; done
+# RSA key generation is most of the time: the CA keys first, then the
+# card keys in the background, in the order the cards are made below.
+genkeys() {
+  printf '%s\n' "$@" | xargs -P "$(nproc)" -I{} sh -c \
+    'openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048 -out "$1.tmp" 2>/dev/null &&
+     mv "$1.tmp" "$1"' sh "$stage/{}.key"
+}
+card_keys=()
+while IFS=$'\t' read -r _ sn _; do card_keys+=("moica/$sn"); done <<< "$moica_list"
+card_keys+=("moica/$rogue_sn")
+while IFS=$'\t' read -r no _; do card_keys+=("nhi/$no"); done <<< "$nhi_list"
+genkeys grca moica moica-ocsp rogue-root rogue-ca nhi-ca
+genkeys "${card_keys[@]}" &
+keygen=$!
+trap 'kill $keygen 2>/dev/null || :; wait || :; rm -rf "$stage"' EXIT
+# key NAME: waits for NAME.key.
+key() {
+  while [ ! -e "$stage/$1.key" ]; do
+    kill -0 $keygen 2>/dev/null || [ -e "$stage/$1.key" ] || die "key generation failed for $1"
+    sleep 0.02
+  done
+}
 
 # issue NAME SUBJECT EXT FROM UNTIL [ISSUER]: NAME.crt from NAME.key,
 # signed by ISSUER (none: self-signed), serial 16 random bytes, positive.
 issue() {
   local name=$1 subj=$2 ext=$3 nb=$4 na=$5 issuer=${6:-} serial
+  key "$name"
   serial=$(od -An -tx1 -N16 /dev/urandom | tr -d ' \n')
   serial=$(printf '%02x' $(( (0x${serial:0:2} & 0x7f) | 0x01 )))${serial:2}
   echo "$serial" > "$ca/serial"
@@ -213,23 +232,6 @@ issue nhi-ca '/C=TW/O=NHI (TEST)/CN=NHI Card CA (TEST)' ext_root "$ca_from" "$ca
 cp "$stage/grca.crt" "$stage/roots.pem"
 cp "$stage/moica.crt" "$stage/chain.pem"
 
-subject_serial() { printf '%012d%s' "$1" "${2: -4}"; }
-while IFS=$'\t' read -r idx sn nid name _ status; do
-  if [ "$status" = expired ]; then
-    nb=$expired_from na=$expired_until
-  else
-    nb=$from na=$until
-  fi
-  issue "moica/$sn" "/C=TW/CN=$name/serialNumber=$(subject_serial "$idx" "$nid")" \
-    ext_citizen "$nb" "$na" moica
-done <<< "$moica_list"
-IFS=$'\t' read -r idx name <<< "$rogue_line"
-issue "moica/$rogue_sn" "/C=TW/CN=$name/serialNumber=$(subject_serial "$idx" "$rogue_id")" \
-  ext_citizen "$from" "$until" rogue-ca
-while IFS=$'\t' read -r no _; do
-  issue "nhi/$no" "/C=TW/O=NHI (TEST)/CN=$no" ext_nhi "$from" "$until" nhi-ca
-done <<< "$nhi_list"
-
 # Tokens. SoftHSM2 reads its configuration from the staging directory
 # now; the final softhsm2.conf names DIR/tokens.
 export SOFTHSM2_CONF=$stage/softhsm2.conf
@@ -239,30 +241,37 @@ printf 'directories.tokendir = %s\nobjectstore.backend = file\nlog.level = ERROR
 # token LABEL PIN KEYFILE-BASE OBJECT-LABEL
 token() {
   local label=$1 pin=$2 base=$3 olabel=$4
-  softhsm2-util --init-token --free --label "$label" --so-pin "$so_pin" --pin "$pin" >/dev/null
+  softhsm2-util --init-token --free --label "$label" --so-pin "$so_pin" --pin "$pin" \
+    </dev/null >/dev/null
   softhsm2-util --import "$stage/$base.key" --token "$label" --label "$olabel" --id 01 \
-    --pin "$pin" >/dev/null
-  openssl x509 -in "$stage/$base.crt" -outform DER -out "$ca/cert.der"
+    --pin "$pin" </dev/null >/dev/null
+  sed '/^-----/d' "$stage/$base.crt" | base64 -d > "$ca/cert.der"
   pkcs11-tool --module "$module" --token-label "$label" --login --pin "$pin" \
     --write-object "$ca/cert.der" --type cert --id 01 --label "$olabel" >/dev/null 2>&1 ||
     die "cannot write the certificate to token $label"
 }
 
-while IFS=$'\t' read -r _ sn _ _ pin _; do
+subject_serial() { printf '%012d%s' "$1" "${2: -4}"; }
+while IFS=$'\t' read -r idx sn nid name pin status; do
+  if [ "$status" = expired ]; then
+    nb=$expired_from na=$expired_until
+  else
+    nb=$from na=$until
+  fi
+  issue "moica/$sn" "/C=TW/CN=$name/serialNumber=$(subject_serial "$idx" "$nid")" \
+    ext_citizen "$nb" "$na" moica
   token "$sn" "$pin" "moica/$sn" "MOICA signature"
 done <<< "$moica_list"
+IFS=$'\t' read -r idx name <<< "$rogue_line"
+issue "moica/$rogue_sn" "/C=TW/CN=$name/serialNumber=$(subject_serial "$idx" "$rogue_id")" \
+  ext_citizen "$from" "$until" rogue-ca
 token "$rogue_sn" "$rogue_pin" "moica/$rogue_sn" "MOICA signature"
 
 # NHI basic data (50 bytes): card number, Big5 name padded with spaces to
 # 20 bytes, national ID, ROC birth date YYYMMDD, sex.
-nhi_sex() {
-  case ${1:1:1} in
-  1 | 8 | A | C) echo M ;;
-  2 | 9 | B | D) echo F ;;
-  *) die "cannot tell the sex of national ID ${1:0:1}…" ;;
-  esac
-}
-while IFS=$'\t' read -r no nid name birth; do
+while IFS=$'\t' read -r no nid name birth sex; do
+  [[ $sex =~ ^[MF]$ ]] || die "no sex for NHI card $no"
+  issue "nhi/$no" "/C=TW/O=NHI (TEST)/CN=$no" ext_nhi "$from" "$until" nhi-ca
   label="NHI $no"
   token "$label" "$nhi_pin" "nhi/$no" "NHI card"
   basic=$ca/basic.bin
@@ -272,7 +281,7 @@ while IFS=$'\t' read -r no nid name birth; do
   [ "$len" -le 32 ] || die "name of card $no is longer than 20 bytes in Big5"
   printf "%$(( 32 - len ))s" '' >> "$basic"
   IFS=- read -r y m d <<< "$birth"
-  printf '%s%03d%s%s%s' "$nid" $(( 10#$y - 1911 )) "$m" "$d" "$(nhi_sex "$nid")" >> "$basic"
+  printf '%s%03d%s%s%s' "$nid" $(( 10#$y - 1911 )) "$m" "$d" "$sex" >> "$basic"
   [ "$(stat -c %s "$basic")" -eq 50 ] || die "basic data of card $no is not 50 bytes"
   pkcs11-tool --module "$module" --token-label "$label" --login --pin "$nhi_pin" \
     --write-object "$basic" --type data --application-label isso-nhi --label "NHI basic" \
@@ -281,9 +290,7 @@ done <<< "$nhi_list"
 
 # The manifest, written last: its presence means a complete PKI.
 jq --arg so "$so_pin" --arg np "$nhi_pin" --arg rsn "$rogue_sn" --arg rpin "$rogue_pin" \
-   --arg rid "$rogue_id" '
-  def sex: .national_id[1:2] as $c |
-    if ($c | test("^[18AC]$")) then "M" elif ($c | test("^[29BD]$")) then "F" else .sex end;
+   --arg rid "$rogue_id" "$jq_sex"'
   {so_pin: $so, nhi_token_pin: $np,
    moica: [.citizens[] | select(.cards.moica != null) |
      {card_sn: .cards.moica.card_sn, national_id, name, pin: .cards.moica.pin,
