@@ -1,0 +1,609 @@
+/* The HiPKI local server protocol on http://127.0.0.1:<port>: /pkcs11info,
+ * /sign, /popupForm (+ .js), /addDomain, /selfTest.htm.
+ *
+ * Who may ask (a request that fails gets ret_code 0x76000031):
+ *   - no Origin (curl, the popup's own GETs) and no X-HiPKI-Site, or an
+ *     X-HiPKI-Site that is trusted;
+ *   - a trusted Origin (with no X-HiPKI-Site, or a trusted one);
+ *   - the agent's own origin (the popup) with a trusted X-HiPKI-Site: the
+ *     popup names the site that posted the request to it (event.origin,
+ *     which the browser sets and a page cannot forge).
+ * The Host header must name the agent itself (DNS rebinding). */
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "cardagent/agent.h"
+#include "cardagent/cms.h"
+#include "lib/b64.h"
+#include "lib/buf.h"
+#include "lib/isso.h"
+#include "lib/log.h"
+#include "lib/xmalloc.h"
+
+#define HIPKI_MAX_BODY (64 * 1024)
+#define HIPKI_MAX_TBS  4096
+
+#define HIPKI_CSP                                                                                  \
+	"default-src 'none'; script-src 'self'; connect-src 'self'; style-src 'self'; "            \
+	"base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
+
+struct hipki_server {
+	struct agent *a;
+	struct MHD_Daemon *d;
+	char own[2][64]; /* http://127.0.0.1:<port>, http://localhost:<port> */
+};
+
+/* Per-request state: the body (64 KiB at most; it holds a PIN, so it is
+ * one buffer that is wiped, never reallocated). */
+struct hreq {
+	char *body;
+	size_t len;
+	bool too_large;
+};
+
+static const char *const hipki_hosts[] = {"127.0.0.1", "localhost", NULL};
+
+/* ---- the popup ---- */
+
+static const char popup_html[] =
+    "<!DOCTYPE html>\n"
+    "<html lang=\"zh-Hant-TW\">\n"
+    "<head>\n"
+    "<meta charset=\"utf-8\">\n"
+    "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n"
+    "<title>晶片卡 Card</title>\n"
+    "<script src=\"/popupForm.js\" defer></script>\n"
+    "</head>\n"
+    "<body>\n"
+    "<main>\n"
+    "<h1>isso-cardagent</h1>\n"
+    "<p id=\"status\" role=\"status\">正在與晶片卡溝通…</p>\n"
+    "<p id=\"status-en\" lang=\"en\">Talking to your card…</p>\n"
+    "</main>\n"
+    "</body>\n"
+    "</html>\n";
+
+/* The popupForm exchange: getTbs to the opener, one request back from it,
+ * the agent's reply to that origin only, then close. */
+static const char popup_js[] =
+    "'use strict';\n"
+    "(function () {\n"
+    "  var opener = window.opener;\n"
+    "  var done = false;\n"
+    "  function say(zh, en) {\n"
+    "    document.getElementById('status').textContent = zh;\n"
+    "    document.getElementById('status-en').textContent = en;\n"
+    "  }\n"
+    "  function finish() { done = true; window.close(); }\n"
+    "  if (!opener) {\n"
+    "    say('這個視窗只能由網站開啟。', 'This window only works when a site opens it.');\n"
+    "    finish();\n"
+    "    return;\n"
+    "  }\n"
+    "  var timer = setTimeout(finish, 60000);\n"
+    "  function reply(site, obj) {\n"
+    "    try { opener.postMessage(JSON.stringify(obj), site); } catch (e) { /* gone */ }\n"
+    "    say('完成。', 'Done.');\n"
+    "    finish();\n"
+    "  }\n"
+    "  window.addEventListener('message', function (event) {\n"
+    "    if (done || event.source !== opener) return;\n"
+    "    var site = event.origin, req, body;\n"
+    "    try {\n"
+    "      if (typeof event.data === 'string') { body = event.data; req = JSON.parse(body); }\n"
+    "      else { req = event.data; body = JSON.stringify(req); }\n"
+    "    } catch (e) { return; }\n"
+    "    if (!req || typeof req !== 'object') return;\n"
+    "    done = true;\n"
+    "    clearTimeout(timer);\n"
+    "    var p;\n"
+    "    if (req.func === 'MakeSignature') {\n"
+    "      p = fetch('/sign', { method: 'POST', cache: 'no-store', credentials: 'omit',\n"
+    "        headers: { 'Content-Type': 'application/json', 'X-HiPKI-Site': site }, body: body });\n"
+    "    } else if (req.func === 'pkcs11info') {\n"
+    "      p = fetch('/pkcs11info?withcert=' + (req.withcert ? 'true' : 'false'),\n"
+    "        { cache: 'no-store', credentials: 'omit', headers: { 'X-HiPKI-Site': site } });\n"
+    "    } else {\n"
+    "      reply(site, { func: String(req.func), ret_code: 0x76000001, last_error: 0,\n"
+    "        message: 'unknown func' });\n"
+    "      return;\n"
+    "    }\n"
+    "    p.then(function (r) { return r.json(); }).then(function (obj) { reply(site, obj); },\n"
+    "      function () {\n"
+    "        reply(site, { func: req.func, ret_code: 0x7600000A, last_error: 0,\n"
+    "          message: 'the agent did not answer' });\n"
+    "      });\n"
+    "  });\n"
+    "  say('正在與晶片卡溝通…', 'Talking to your card…');\n"
+    "  opener.postMessage(JSON.stringify({ func: 'getTbs' }), '*');\n"
+    "})();\n";
+
+static const char add_domain_html[] =
+    "<!DOCTYPE html>\n"
+    "<html lang=\"zh-Hant-TW\">\n"
+    "<head><meta charset=\"utf-8\"><title>信任的網站 Trusted sites</title></head>\n"
+    "<body><main>\n"
+    "<h1>信任的網站</h1>\n"
+    "<p>這個程式只為設定檔中信任的網站使用晶片卡；網頁無法自行加入。"
+    "若要信任一個網站，請由管理者在啟動參數加上 <code>--trust https://網站</code>。</p>\n"
+    "<h2 lang=\"en\">Trusted sites</h2>\n"
+    "<p lang=\"en\">This agent uses your card only for the sites trusted in its "
+    "configuration; a web page cannot add itself. To trust a site, start the agent "
+    "with <code>--trust https://site</code> (or ISSO_CARDAGENT_TRUST).</p>\n"
+    "</main></body></html>\n";
+
+/* ---- helpers ---- */
+
+static void
+html_escape(struct buf *b, const char *s)
+{
+	for (; *s != '\0'; s++) {
+		switch (*s) {
+		case '<': buf_addstr(b, "&lt;"); break;
+		case '>': buf_addstr(b, "&gt;"); break;
+		case '&': buf_addstr(b, "&amp;"); break;
+		case '"': buf_addstr(b, "&quot;"); break;
+		case '\'': buf_addstr(b, "&#39;"); break;
+		default: buf_addc(b, *s); break;
+		}
+	}
+}
+
+static json_t *
+reply_new(const char *func, int rc, unsigned long rv, const char *message)
+{
+	return json_pack("{s:s, s:I, s:I, s:s}", "func", func, "ret_code", (json_int_t)rc,
+	                 "last_error", (json_int_t)rv, "message", message);
+}
+
+static const char *
+rc_message(int rc)
+{
+	switch (rc) {
+	case RC_OK: return "";
+	case RC_UNTRUSTED: return "this site is not trusted by the card agent";
+	case RC_BAD_REQUEST: return "bad request";
+	case RC_NO_MODULE: return "no PKCS#11 module";
+	case RC_NO_READER: return "no card reader";
+	case RC_NO_CARD: return "no card";
+	case RC_PIN_FORMAT: return "the PIN must be 6 to 8 digits";
+	case RC_PIN_INCORRECT: return "incorrect PIN";
+	case RC_PIN_LOCKED: return "the PIN is locked";
+	case RC_CARD_REMOVED: return "the card was removed";
+	case RC_NO_KEY: return "no signing key and certificate on the card";
+	default: return "card error";
+	}
+}
+
+/* See the file comment. */
+static bool
+allowed(struct hipki_server *srv, struct MHD_Connection *conn, const char **site_r)
+{
+	const char *origin = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Origin");
+	const char *site = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "X-HiPKI-Site");
+
+	*site_r = site != NULL ? site : origin;
+	if (origin == NULL || agent_trusted(srv->a, origin))
+		return site == NULL || agent_trusted(srv->a, site);
+	if (strcmp(origin, srv->own[0]) == 0 || strcmp(origin, srv->own[1]) == 0)
+		return site != NULL && agent_trusted(srv->a, site);
+	return false;
+}
+
+static void
+log_refused(const char *func, const char *site)
+{
+	log_event(LOG_WARN, "untrusted_site",
+	          json_pack("{s:s, s:s?}", "func", func, "site", site));
+}
+
+/* ---- /pkcs11info ---- */
+
+static enum MHD_Result
+do_info(struct hipki_server *srv, struct MHD_Connection *conn)
+{
+	const char *wc = MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, "withcert");
+	struct p11_status st = {RC_OK, 0, -1};
+	json_t *reply, *info;
+	const char *site;
+
+	if (!allowed(srv, conn, &site)) {
+		log_refused("pkcs11info", site);
+		return agent_send_json(conn, 200,
+		                       reply_new("pkcs11info", RC_UNTRUSTED, 0,
+		                                 rc_message(RC_UNTRUSTED)));
+	}
+	if (srv->a->p11 == NULL) {
+		reply = reply_new("pkcs11info", RC_NO_MODULE, 0, rc_message(RC_NO_MODULE));
+		json_object_set_new(reply, "slots", json_array());
+		return agent_send_json(conn, 200, reply);
+	}
+	info = p11_info(srv->a->p11, wc != NULL && strcmp(wc, "true") == 0, &st);
+	reply = reply_new("pkcs11info", st.rc, st.rv, rc_message(st.rc));
+	if (info != NULL)
+		json_object_update(reply, info);
+	else
+		json_object_set_new(reply, "slots", json_array());
+	json_decref(info);
+	return agent_send_json(conn, 200, reply);
+}
+
+/* ---- /sign ---- */
+
+struct sign_args {
+	bool pkcs7;
+	unsigned char tbs[HIPKI_MAX_TBS];
+	size_t tbs_len;
+	bool with_sn;
+	bool has_slot;
+	unsigned long slot;
+	char pin[9];
+};
+
+static bool
+pin_ok(const char *s)
+{
+	size_t n = strlen(s);
+
+	if (n < 6 || n > 8)
+		return false;
+	for (size_t i = 0; i < n; i++)
+		if (s[i] < '0' || s[i] > '9')
+			return false;
+	return true;
+}
+
+/* Reads the request; on failure sets *rc_r and *why_r. The PIN inside the
+ * JSON is wiped as soon as it is copied. */
+static bool
+parse_sign(const char *body, size_t len, struct sign_args *args, int *rc_r, const char **why_r)
+{
+	json_t *req = NULL, *v;
+	const char *s, *enc = "NONE";
+	bool ok = false;
+	size_t n;
+
+	*rc_r = RC_BAD_REQUEST;
+	req = json_loadb(body, len, JSON_REJECT_DUPLICATES, NULL);
+	if (!json_is_object(req)) {
+		*why_r = "the body is not a JSON object";
+		goto out;
+	}
+	if ((v = json_object_get(req, "func")) != NULL &&
+	    (!json_is_string(v) || strcmp(json_string_value(v), "MakeSignature") != 0)) {
+		*why_r = "func must be MakeSignature";
+		goto out;
+	}
+	args->pkcs7 = true;
+	if ((v = json_object_get(req, "signatureType")) != NULL) {
+		s = json_is_string(v) ? json_string_value(v) : "";
+		if (strcasecmp(s, "PKCS1") == 0)
+			args->pkcs7 = false;
+		else if (strcasecmp(s, "PKCS7") != 0) {
+			*why_r = "signatureType must be PKCS7 or PKCS1";
+			goto out;
+		}
+	}
+	if ((v = json_object_get(req, "hashAlgorithm")) != NULL &&
+	    (!json_is_string(v) || strcasecmp(json_string_value(v), "SHA256") != 0)) {
+		*why_r = "hashAlgorithm must be SHA256";
+		goto out;
+	}
+	if ((v = json_object_get(req, "tbsEncoding")) != NULL) {
+		enc = json_is_string(v) ? json_string_value(v) : "";
+		if (strcasecmp(enc, "NONE") != 0 && strcasecmp(enc, "base64") != 0) {
+			*why_r = "tbsEncoding must be NONE or base64";
+			goto out;
+		}
+	}
+	v = json_object_get(req, "tbs");
+	if (!json_is_string(v) || (n = json_string_length(v)) == 0) {
+		*why_r = "tbs is missing";
+		goto out;
+	}
+	if (strcasecmp(enc, "base64") == 0) {
+		long dn = b64_decode(json_string_value(v), n, args->tbs, sizeof(args->tbs));
+
+		if (dn <= 0) {
+			*why_r = "tbs is not base64 of at most 4096 bytes";
+			goto out;
+		}
+		args->tbs_len = (size_t)dn;
+	} else {
+		if (n > sizeof(args->tbs)) {
+			*why_r = "tbs is longer than 4096 bytes";
+			goto out;
+		}
+		memcpy(args->tbs, json_string_value(v), n);
+		args->tbs_len = n;
+	}
+	args->with_sn = true;
+	if ((v = json_object_get(req, "withCardSN")) != NULL)
+		args->with_sn = json_is_true(v) ||
+		                (json_is_string(v) && strcasecmp(json_string_value(v), "true") == 0);
+	if ((v = json_object_get(req, "slotID")) != NULL && !json_is_null(v)) {
+		if (!json_is_integer(v) || json_integer_value(v) < 0 ||
+		    (unsigned long long)json_integer_value(v) > ULONG_MAX) {
+			*why_r = "slotID must be a number";
+			goto out;
+		}
+		args->has_slot = true;
+		args->slot = (unsigned long)json_integer_value(v);
+	}
+	v = json_object_get(req, "pin");
+	s = json_is_string(v) ? json_string_value(v) : "";
+	if (json_is_string(v) && json_string_length(v) == strlen(s) && pin_ok(s))
+		memcpy(args->pin, s, strlen(s) + 1);
+	if (json_is_string(v))
+		explicit_bzero((char *)s, json_string_length(v));
+	if (args->pin[0] == '\0') {
+		*rc_r = RC_PIN_FORMAT;
+		*why_r = rc_message(RC_PIN_FORMAT);
+		goto out;
+	}
+	ok = true;
+out:
+	json_decref(req);
+	return ok;
+}
+
+/* PKCS1: the card signs the tbs bytes themselves. */
+static int
+prepare_raw(void *ctx, const unsigned char *cert, size_t cert_len, unsigned char **data_r,
+            size_t *len_r)
+{
+	const struct sign_args *args = ctx;
+
+	*data_r = xmalloc(args->tbs_len);
+	memcpy(*data_r, args->tbs, args->tbs_len);
+	*len_r = args->tbs_len;
+	return 0;
+}
+
+static char *
+b64_new(const unsigned char *b, size_t n)
+{
+	char *s = xmalloc((n + 2) / 3 * 4 + 1);
+
+	return b64_encode(b, n, s);
+}
+
+static json_t *
+sign_reply(struct hipki_server *srv, struct sign_args *args, const char *site)
+{
+	struct p11_sign_req req = {0};
+	struct p11_sign_res res = {0};
+	struct p11_status st = {RC_OK, 0, -1};
+	struct cms_sign cms = {.tbs = args->tbs, .tbs_len = args->tbs_len};
+	unsigned char *der = NULL;
+	size_t der_len = 0;
+	char *sig_b64 = NULL, *cert_b64 = NULL;
+	json_t *reply;
+
+	if (srv->a->p11 == NULL) {
+		st.rc = RC_NO_MODULE;
+		goto out;
+	}
+	req.has_slot = args->has_slot;
+	req.slot = args->slot;
+	req.pin = args->pin;
+	req.prepare = args->pkcs7 ? cms_prepare : prepare_raw;
+	req.ctx = args->pkcs7 ? (void *)&cms : (void *)args;
+	p11_sign(srv->a->p11, &req, &res, &st);
+	explicit_bzero(args->pin, sizeof(args->pin));
+	if (st.rc != RC_OK)
+		goto out;
+	if (args->pkcs7) {
+		if (cms_finish(&cms, res.sig, res.sig_len, &der, &der_len) != 0) {
+			st.rc = RC_CARD_ERROR;
+			goto out;
+		}
+		sig_b64 = b64_new(der, der_len);
+	} else {
+		sig_b64 = b64_new(res.sig, res.sig_len);
+	}
+	cert_b64 = b64_new(res.cert, res.cert_len);
+out:
+	reply = reply_new("MakeSignature", st.rc, st.rv, rc_message(st.rc));
+	if (st.rc == RC_OK) {
+		json_object_set_new(reply, "signature", json_string(sig_b64));
+		json_object_set_new(reply, "certb64", json_string(cert_b64));
+		if (args->with_sn)
+			json_object_set_new(reply, "cardSN", json_string(res.serial));
+	}
+	if (st.tries_left >= 0)
+		json_object_set_new(reply, "pinTriesLeft", json_integer(st.tries_left));
+	log_event(st.rc == RC_OK ? LOG_INFO : LOG_WARN, "sign",
+	          json_pack("{s:s?, s:s, s:I, s:I}", "site", site, "type",
+	                    args->pkcs7 ? "PKCS7" : "PKCS1", "ret_code", (json_int_t)st.rc,
+	                    "last_error", (json_int_t)st.rv));
+	explicit_bzero(args->pin, sizeof(args->pin));
+	cms_clear(&cms);
+	p11_sign_res_clear(&res);
+	free(der);
+	free(sig_b64);
+	free(cert_b64);
+	return reply;
+}
+
+static enum MHD_Result
+do_sign(struct hipki_server *srv, struct MHD_Connection *conn, struct hreq *r)
+{
+	struct sign_args *args;
+	const char *site, *why = "";
+	json_t *reply;
+	int rc;
+
+	if (!allowed(srv, conn, &site)) {
+		log_refused("MakeSignature", site);
+		return agent_send_json(conn, 200,
+		                       reply_new("MakeSignature", RC_UNTRUSTED, 0,
+		                                 rc_message(RC_UNTRUSTED)));
+	}
+	if (r->too_large)
+		return agent_send_json(conn, 413,
+		                       reply_new("MakeSignature", RC_BAD_REQUEST, 0,
+		                                 "the request is larger than 64 KiB"));
+	args = xcalloc(1, sizeof(*args));
+	if (!parse_sign(r->body != NULL ? r->body : "", r->len, args, &rc, &why)) {
+		log_event(LOG_WARN, "sign_refused",
+		          json_pack("{s:s?, s:I, s:s}", "site", site, "ret_code", (json_int_t)rc,
+		                    "reason", why));
+		reply = reply_new("MakeSignature", rc, 0, why);
+	} else {
+		if (r->body != NULL)
+			explicit_bzero(r->body, r->len);
+		reply = sign_reply(srv, args, site);
+	}
+	explicit_bzero(args, sizeof(*args));
+	free(args);
+	return agent_send_json(conn, 200, reply);
+}
+
+/* ---- pages ---- */
+
+static enum MHD_Result
+do_self_test(struct hipki_server *srv, struct MHD_Connection *conn)
+{
+	struct buf b;
+	char desc[80];
+	int slots = 0, tokens = 0;
+	enum MHD_Result ret;
+
+	buf_init(&b, 64 * 1024);
+	buf_addstr(&b, "<!DOCTYPE html>\n<html lang=\"zh-Hant-TW\">\n<head><meta "
+	                   "charset=\"utf-8\"><title>isso-cardagent 自我檢測 Self test</title>"
+	                   "</head>\n<body><main>\n<h1>isso-cardagent " AGENT_VERSION "</h1>\n"
+	                   "<dl>\n");
+	buf_addstr(&b, "<dt>PKCS#11 模組 Module</dt><dd>");
+	if (srv->a->p11 == NULL) {
+		buf_addstr(&b, "未載入 not loaded: ");
+		html_escape(&b, srv->a->module_error != NULL ? srv->a->module_error : "none given");
+	} else {
+		p11_counts(srv->a->p11, &slots, &tokens, desc, sizeof(desc));
+		html_escape(&b, desc);
+	}
+	buf_printf(&b,
+	         "</dd>\n<dt>讀卡機 Readers</dt><dd id=\"readers\">%d</dd>\n"
+	         "<dt>晶片卡 Cards present</dt><dd id=\"cards\">%d</dd>\n"
+	         "<dt>信任的網站 Trusted sites</dt><dd id=\"trusted\">%zu</dd>\n</dl>\n"
+	         "</main></body></html>\n",
+	         slots, tokens, srv->a->n_trust);
+	ret = agent_send(conn, 200, "text/html; charset=utf-8", b.data != NULL ? b.data : "", b.len,
+	                 HIPKI_CSP);
+	buf_free(&b);
+	return ret;
+}
+
+/* ---- dispatch ---- */
+
+static enum MHD_Result
+dispatch(struct hipki_server *srv, struct MHD_Connection *conn, const char *url,
+         const char *method, struct hreq *r)
+{
+	bool get = strcmp(method, "GET") == 0 || strcmp(method, "HEAD") == 0;
+	bool post = strcmp(method, "POST") == 0;
+
+	if (!agent_host_ok(conn, srv->a->port, hipki_hosts)) {
+		log_warn("bad_host", NULL);
+		return agent_send_json(conn, 403,
+		                       json_pack("{s:s, s:s}", "error", "forbidden", "message",
+		                                 "the Host header must name this computer"));
+	}
+	if (strcmp(url, "/pkcs11info") == 0 && get)
+		return do_info(srv, conn);
+	if (strcmp(url, "/sign") == 0 && post)
+		return do_sign(srv, conn, r);
+	if (strcmp(url, "/popupForm") == 0 && get)
+		return agent_send(conn, 200, "text/html; charset=utf-8", popup_html,
+		                  sizeof(popup_html) - 1, HIPKI_CSP);
+	if (strcmp(url, "/popupForm.js") == 0 && get)
+		return agent_send(conn, 200, "text/javascript; charset=utf-8", popup_js,
+		                  sizeof(popup_js) - 1, HIPKI_CSP);
+	if (strcmp(url, "/addDomain") == 0 && get)
+		return agent_send(conn, 200, "text/html; charset=utf-8", add_domain_html,
+		                  sizeof(add_domain_html) - 1, HIPKI_CSP);
+	if (strcmp(url, "/selfTest.htm") == 0 && get)
+		return do_self_test(srv, conn);
+	if (strcmp(url, "/pkcs11info") == 0 || strcmp(url, "/sign") == 0 ||
+	    strcmp(url, "/popupForm") == 0 || strcmp(url, "/popupForm.js") == 0 ||
+	    strcmp(url, "/addDomain") == 0 || strcmp(url, "/selfTest.htm") == 0)
+		return agent_send_json(conn, 405, json_pack("{s:s}", "error", "method_not_allowed"));
+	return agent_send_json(conn, 404, json_pack("{s:s}", "error", "not_found"));
+}
+
+static enum MHD_Result
+access_cb(void *cls, struct MHD_Connection *conn, const char *url, const char *method,
+          const char *version, const char *upload_data, size_t *upload_data_size, void **con_cls)
+{
+	struct hipki_server *srv = cls;
+	struct hreq *r = *con_cls;
+
+	if (r == NULL) {
+		*con_cls = xcalloc(1, sizeof(struct hreq));
+		return MHD_YES;
+	}
+	if (*upload_data_size > 0) {
+		if (!r->too_large && r->len + *upload_data_size <= HIPKI_MAX_BODY) {
+			if (r->body == NULL)
+				r->body = xmalloc(HIPKI_MAX_BODY);
+			memcpy(r->body + r->len, upload_data, *upload_data_size);
+			r->len += *upload_data_size;
+		} else {
+			r->too_large = true;
+		}
+		*upload_data_size = 0;
+		return MHD_YES;
+	}
+	return dispatch(srv, conn, url, method, r);
+}
+
+static void
+completed_cb(void *cls, struct MHD_Connection *conn, void **con_cls,
+             enum MHD_RequestTerminationCode toe)
+{
+	struct hreq *r = *con_cls;
+
+	if (r == NULL)
+		return;
+	if (r->body != NULL) {
+		explicit_bzero(r->body, HIPKI_MAX_BODY);
+		free(r->body);
+	}
+	free(r);
+	*con_cls = NULL;
+}
+
+int
+hipki_start(struct agent *a, struct hipki_server **srv_r, const char **error_r)
+{
+	struct hipki_server *srv = xcalloc(1, sizeof(*srv));
+
+	*srv_r = NULL;
+	srv->a = a;
+	snprintf(srv->own[0], sizeof(srv->own[0]), "http://127.0.0.1:%d", a->port);
+	snprintf(srv->own[1], sizeof(srv->own[1]), "http://localhost:%d", a->port);
+	srv->d = agent_mhd_start(0, a->listen, a->port, access_cb, srv, completed_cb, NULL, NULL,
+	                         error_r);
+	if (srv->d == NULL) {
+		free(srv);
+		return ISSO_ERR_IO;
+	}
+	a->port = agent_mhd_port(srv->d);
+	snprintf(srv->own[0], sizeof(srv->own[0]), "http://127.0.0.1:%d", a->port);
+	snprintf(srv->own[1], sizeof(srv->own[1]), "http://localhost:%d", a->port);
+	*srv_r = srv;
+	return 0;
+}
+
+void
+hipki_stop(struct hipki_server *srv)
+{
+	if (srv == NULL)
+		return;
+	MHD_stop_daemon(srv->d);
+	free(srv);
+}
