@@ -1028,10 +1028,34 @@ cp_crl_current(X509_CRL *crl, time_t *next_r, const char **why_r)
 	return true;
 }
 
-/* A complete CRL (no delta, no partition by reason, CA or attribute
- * certificates) whose critical extensions we understand. */
+/* Does x's CRL distribution points extension name uri? */
 static bool
-cp_crl_scope_ok(X509_CRL *crl, const char **why_r)
+cp_cdp_names(X509 *x, const ASN1_IA5STRING *uri)
+{
+	STACK_OF(DIST_POINT) *dps = X509_get_ext_d2i(x, NID_crl_distribution_points, NULL, NULL);
+	bool found = false;
+
+	for (int i = 0; i < sk_DIST_POINT_num(dps) && !found; i++) {
+		DIST_POINT *dp = sk_DIST_POINT_value(dps, i);
+
+		if (dp->distpoint == NULL || dp->distpoint->type != 0)
+			continue;
+		for (int j = 0; j < sk_GENERAL_NAME_num(dp->distpoint->name.fullname) && !found; j++) {
+			GENERAL_NAME *gn = sk_GENERAL_NAME_value(dp->distpoint->name.fullname, j);
+
+			found = gn->type == GEN_URI &&
+			        ASN1_STRING_cmp(gn->d.uniformResourceIdentifier, uri) == 0;
+		}
+	}
+	sk_DIST_POINT_pop_free(dps, DIST_POINT_free);
+	return found;
+}
+
+/* A CRL that covers x: no delta, no partition by reason, CA or attribute
+ * certificates; a partition by distribution point only when x names it
+ * (RFC 5280 §6.3.3 b); no critical extension we do not understand. */
+static bool
+cp_crl_scope_ok(X509_CRL *crl, X509 *x, const char **why_r)
 {
 	ISSUING_DIST_POINT *idp;
 	int crit = -1;
@@ -1055,10 +1079,23 @@ cp_crl_scope_ok(X509_CRL *crl, const char **why_r)
 		*why_r = "CRL issuing distribution point is malformed";
 		return false;
 	}
-	if (idp != NULL && (idp->onlyCA > 0 || idp->onlyattr > 0 || idp->onlysomereasons != NULL ||
-	                    idp->indirectCRL > 0)) {
+	if (idp == NULL)
+		return true;
+	if (idp->onlyCA > 0 || idp->onlyattr > 0 || idp->onlysomereasons != NULL ||
+	    idp->indirectCRL > 0) {
 		*why_r = "CRL does not cover every end-entity certificate";
 		ok = false;
+	} else if (idp->distpoint != NULL) {
+		ok = false;
+		if (idp->distpoint->type == 0) {
+			for (int j = 0; j < sk_GENERAL_NAME_num(idp->distpoint->name.fullname) && !ok; j++) {
+				GENERAL_NAME *gn = sk_GENERAL_NAME_value(idp->distpoint->name.fullname, j);
+
+				ok = gn->type == GEN_URI && cp_cdp_names(x, gn->d.uniformResourceIdentifier);
+			}
+		}
+		if (!ok)
+			*why_r = "CRL is a partition the certificate does not name";
 	}
 	ISSUING_DIST_POINT_free(idp);
 	return ok;
@@ -1165,7 +1202,7 @@ cp_crl(struct cardpki *pki, X509 *x, X509 *issuer, char **url_r, const char **wh
 		/* the URL may serve another CA generation's CRL */
 		if (X509_cmp(checked_with, issuer) != 0 && !cp_crl_signed_by(crl, issuer, why_r))
 			goto out;
-		if (!cp_crl_current(crl, &next, why_r))
+		if (!cp_crl_scope_ok(crl, x, why_r) || !cp_crl_current(crl, &next, why_r))
 			goto out;
 	} else {
 		if (cp_http(pki, *url_r, NULL, 0, NULL, "application/pkix-crl", CARDPKI_CRL_MAX,
@@ -1177,13 +1214,16 @@ cp_crl(struct cardpki *pki, X509 *x, X509 *issuer, char **url_r, const char **wh
 			*why_r = "reply is not a DER CRL";
 			goto out;
 		}
-		if (!cp_crl_signed_by(crl, issuer, why_r) || !cp_crl_scope_ok(crl, why_r) ||
-		    !cp_crl_current(crl, &next, why_r))
+		if (!cp_crl_signed_by(crl, issuer, why_r) || !cp_crl_current(crl, &next, why_r))
 			goto out;
+		/* kept even when it does not cover this certificate: it may
+		 * cover the next one */
 		if (pki->crl_cache_seconds > 0) {
 			expires = time(NULL) + pki->crl_cache_seconds;
 			cp_crl_cache_put(pki, *url_r, crl, issuer, next < expires ? next : expires);
 		}
+		if (!cp_crl_scope_ok(crl, x, why_r))
+			goto out;
 	}
 	found = X509_CRL_get0_by_cert(crl, &rev, x);
 	/* 2: listed with reason removeFromCRL, i.e. no longer revoked */

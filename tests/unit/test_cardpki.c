@@ -496,9 +496,11 @@ fetch_sim_crl(size_t *len_r)
 }
 
 /* A CRL of issuer (signed with key) listing revoked (may be NULL), valid
- * from now + from_s to now + to_s; DER, malloc'd. */
+ * from now + from_s to now + to_s, a partition for the distribution point
+ * idp when not NULL; DER, malloc'd. */
 static unsigned char *
-make_crl(X509 *issuer, EVP_PKEY *key, X509 *revoked, long from_s, long to_s, size_t *len_r)
+make_crl_idp(X509 *issuer, EVP_PKEY *key, X509 *revoked, long from_s, long to_s,
+             const char *idp, size_t *len_r)
 {
 	X509_CRL *crl = X509_CRL_new();
 	ASN1_TIME *t = ASN1_TIME_new();
@@ -519,6 +521,16 @@ make_crl(X509 *issuer, EVP_PKEY *key, X509 *revoked, long from_s, long to_s, siz
 		X509_REVOKED_set_revocationDate(r, t);
 		X509_CRL_add0_revoked(crl, r);
 	}
+	if (idp != NULL) {
+		char value[256];
+		X509_EXTENSION *ext;
+
+		snprintf(value, sizeof(value), "critical,fullname:URI:%s,onlyuser:TRUE", idp);
+		ext = X509V3_EXT_conf_nid(NULL, NULL, NID_issuing_distribution_point, value);
+		assert_non_null(ext);
+		assert_int_equal(X509_CRL_add_ext(crl, ext, -1), 1);
+		X509_EXTENSION_free(ext);
+	}
 	X509_CRL_sort(crl);
 	assert_true(X509_CRL_sign(crl, key, EVP_sha256()) > 0);
 	len = i2d_X509_CRL(crl, &der);
@@ -530,6 +542,12 @@ make_crl(X509 *issuer, EVP_PKEY *key, X509 *revoked, long from_s, long to_s, siz
 	ASN1_TIME_free(t);
 	X509_CRL_free(crl);
 	return out;
+}
+
+static unsigned char *
+make_crl(X509 *issuer, EVP_PKEY *key, X509 *revoked, long from_s, long to_s, size_t *len_r)
+{
+	return make_crl_idp(issuer, key, revoked, from_s, to_s, NULL, len_r);
 }
 
 /* An OCSP response for card (issued by moica.crt) with status, signed by
@@ -1166,6 +1184,18 @@ test_unusable_replies(void **state)
 	free(body);
 	assert_verdict(verdict_with_crl_reply(CARD_OK, big, sizeof(big)),
 	               CARDPKI_REVOCATION_UNAVAILABLE);
+	/* a partition by distribution point covers only the certificates
+	 * naming it (the test PKI's name …:8090/moica/crl) */
+	body = make_crl_idp(ca, ca_key, revoked, -60, 3600, "http://127.0.0.1:8090/moica/crl", &len);
+	assert_verdict(verdict_with_crl_reply(CARD_REVOKED, body, len), CARDPKI_REVOKED);
+	assert_verdict(verdict_with_crl_reply(CARD_OK, body, len), CARDPKI_OK);
+	free(body);
+	body = make_crl_idp(ca, ca_key, revoked, -60, 3600, "http://127.0.0.1:8090/moica/crl-7",
+	                    &len);
+	assert_verdict(verdict_with_crl_reply(CARD_REVOKED, body, len),
+	               CARDPKI_REVOCATION_UNAVAILABLE);
+	assert_verdict(verdict_with_crl_reply(CARD_OK, body, len), CARDPKI_REVOCATION_UNAVAILABLE);
+	free(body);
 
 	X509_free(card);
 	X509_free(card2);
