@@ -1,14 +1,12 @@
 /* Test fixture shared by the card tests: the test PKI of
- * scripts/test-pki.sh. ctest passes the one it made for the build dir in
- * ISSO_TEST_PKI (the pki fixture in CMakeLists.txt); a test program run by
- * hand makes its own in a temporary directory, removed at the end. Also
- * small OpenSSL readers for its files. Header-only: each test program is
- * its own executable. */
+ * scripts/test-pki.sh, one per test program in the build dir (so that
+ * programs run in parallel never write the same one) unless
+ * $ISSO_TEST_PKI names one, and small OpenSSL readers for its files.
+ * Header-only: each test program is its own executable. */
 #ifndef ISSO_TEST_PKI_DIR_H
 #define ISSO_TEST_PKI_DIR_H
 
 #include <fcntl.h>
-#include <ftw.h>
 #include <limits.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -26,14 +24,16 @@
 #define ISSO_TEST_UNUSED __attribute__((unused))
 
 static char pki_dir[PATH_MAX];
-static bool pki_dir_own; /* made here: removed by pki_dir_release() */
 
-/* Sets pki_dir. Returns 0, or -1 (with a message) when there is none. */
+/* Sets pki_dir: $ISSO_TEST_PKI, else <builddir>/tests/<name>-pki made (or
+ * refreshed when stale: the script redoes it only then) with
+ * scripts/test-pki.sh. Returns 0, or -1 with a message. */
 static int
 pki_dir_setup(const char *name)
 {
 	const char *env = getenv("ISSO_TEST_PKI");
-	char tmpl[] = "/tmp/isso-test-pki-XXXXXX";
+	char self[PATH_MAX - 64], *slash;
+	ssize_t n;
 	pid_t pid;
 	int status;
 
@@ -41,10 +41,15 @@ pki_dir_setup(const char *name)
 		snprintf(pki_dir, sizeof(pki_dir), "%s", env);
 		return 0;
 	}
-	if (mkdtemp(tmpl) == NULL)
+	n = readlink("/proc/self/exe", self, sizeof(self) - 1);
+	if (n <= 0)
 		return -1;
-	snprintf(pki_dir, sizeof(pki_dir), "%s", tmpl);
-	pki_dir_own = true;
+	self[n] = '\0';
+	slash = strrchr(self, '/');
+	if (slash == NULL)
+		return -1;
+	*slash = '\0';
+	snprintf(pki_dir, sizeof(pki_dir), "%s/%s-pki", self, name);
 	pid = fork();
 	if (pid < 0)
 		return -1;
@@ -60,20 +65,6 @@ pki_dir_setup(const char *name)
 		return -1;
 	}
 	return 0;
-}
-
-static int
-pki_dir_rm(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-	return remove(path);
-}
-
-static void
-pki_dir_release(void)
-{
-	if (pki_dir_own)
-		nftw(pki_dir, pki_dir_rm, 16, FTW_DEPTH | FTW_PHYS);
-	pki_dir_own = false;
 }
 
 /* DIR/name as a certificate; fails the test when unreadable. */

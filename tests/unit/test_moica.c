@@ -170,7 +170,6 @@ sim_stop(void **state)
 	sim_child_stop();
 	X509_free(ca);
 	X509_free(ocsp_signer);
-	pki_dir_release();
 	return 0;
 }
 

@@ -202,7 +202,6 @@ static int
 sim_stop(void **state)
 {
 	sim_child_stop();
-	pki_dir_release();
 	return 0;
 }
 
