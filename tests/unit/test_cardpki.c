@@ -211,8 +211,8 @@ add_ext(X509 *x, X509 *issuer, int nid, const char *value)
  * validity from now + from_s to now + to_s; AIA OCSP and CDP URIs when
  * ocsp / crl are not NULL. */
 static struct made
-make_cert_ex(const char *cn, const char *serial_number, const char *key_usage, long from_s,
-             long to_s, const char *ocsp, const char *crl)
+make_cert_md(const char *cn, const char *serial_number, const char *key_usage, long from_s,
+             long to_s, const char *ocsp, const char *crl, const EVP_MD *md)
 {
 	char value[256];
 	X509 *ca = load_cert("moica.crt");
@@ -256,10 +256,17 @@ make_cert_ex(const char *cn, const char *serial_number, const char *key_usage, l
 		snprintf(value, sizeof(value), "URI:%s", crl);
 		add_ext(m.cert, ca, NID_crl_distribution_points, value);
 	}
-	assert_true(X509_sign(m.cert, ca_key, EVP_sha256()) > 0);
+	assert_true(X509_sign(m.cert, ca_key, md) > 0);
 	X509_free(ca);
 	EVP_PKEY_free(ca_key);
 	return m;
+}
+
+static struct made
+make_cert_ex(const char *cn, const char *serial_number, const char *key_usage, long from_s,
+             long to_s, const char *ocsp, const char *crl)
+{
+	return make_cert_md(cn, serial_number, key_usage, from_s, to_s, ocsp, crl, EVP_sha256());
 }
 
 static struct made
@@ -847,6 +854,21 @@ test_wrong_chain(void **state)
 		assert_int_equal(cardpki_new(&s, &other, NULL), 0);
 		assert_verdict(verify_card(other, CARD_OK, "PKCS1", NULL), CARDPKI_WRONG_CHAIN);
 		cardpki_free(other);
+	}
+
+	/* our CA's key, but a SHA-1 signature: too weak */
+	{
+		struct made m = make_cert_md("王小明", "0000000000016789", "critical,digitalSignature",
+		                             -60, 86400, NULL, NULL, EVP_sha1());
+		char *cert = cert_b64(m.cert);
+
+		sig = sign_pkcs1(m.key, TBS, strlen(TBS));
+		assert_verdict(cardpki_verify(pki, "PKCS1", sig, cert, (const unsigned char *)TBS,
+		                              strlen(TBS), NULL),
+		               CARDPKI_WRONG_CHAIN);
+		free(sig);
+		free(cert);
+		made_free(&m);
 	}
 
 	cardpki_free(bare);
