@@ -3,9 +3,12 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 #include <sodium.h>
 
 #include "auth/app.h"
+#include "conn/cardpki.h"
+#include "conn/moica.h"
 #include "conn/sms.h"
 #include "conn/telecom.h"
 #include "conn/twfido.h"
@@ -142,6 +145,65 @@ app_rotate_keys(struct isso_app *app, const char **error_r)
 	return app_ensure_keys(app, error_r);
 }
 
+/* The MOICA card method's connector and certificate checks. Without the
+ * trust anchors (a server not set up for cards) issod starts anyway:
+ * app->cardpki stays NULL, a warning is logged and the method answers
+ * with a "not available" page. Anything else wrong is a start-up error. */
+static int
+moica_init(struct isso_app *app, const struct isso_config *cfg, const char **error_r)
+{
+	struct cardpki_settings s;
+	char *ocsp = NULL, *crl = NULL;
+	bool sim = strcmp(cfg->moica.mode, "sim") == 0;
+	int ret = ISSO_ERR_INVALID;
+
+	if (!sim && strncmp(cfg->moica.url, "https://", 8) != 0) {
+		*error_r = "moica: mode http needs an https url";
+		goto out;
+	}
+	if (!sim && strcmp(cfg->moica.revocation, "none") == 0) {
+		*error_r = "moica: revocation none is for tests (mode sim) only";
+		goto out;
+	}
+	app->moica = conn_moica_new(cfg->moica.url, cfg->moica.client_id, cfg->moica.secret,
+	                            cfg->moica.timeout_ms);
+	if (app->moica == NULL) {
+		*error_r = "moica: bad url or credentials";
+		goto out;
+	}
+	if (access(cfg->moica.roots, R_OK) != 0 || access(cfg->moica.intermediates, R_OK) != 0) {
+		log_warn("moica_card_unavailable", "reason",
+		         "moica.roots or moica.intermediates cannot be read", "roots", cfg->moica.roots,
+		         "intermediates", cfg->moica.intermediates, NULL);
+		ret = 0;
+		goto out;
+	}
+	/* isso-sim serves OCSP and the CRL beside its ID check. */
+	ocsp = xstrdup(cfg->moica.ocsp_url);
+	crl = xstrdup(cfg->moica.crl_url);
+	if (sim && ocsp[0] == '\0') {
+		free(ocsp);
+		ocsp = xasprintf("%s/ocsp", cfg->moica.url);
+	}
+	if (sim && crl[0] == '\0') {
+		free(crl);
+		crl = xasprintf("%s/crl", cfg->moica.url);
+	}
+	memset(&s, 0, sizeof(s));
+	s.roots_file = cfg->moica.roots;
+	s.intermediates_file = cfg->moica.intermediates;
+	s.ocsp_url = ocsp;
+	s.crl_url = crl;
+	s.revocation = cfg->moica.revocation;
+	s.timeout_ms = cfg->moica.timeout_ms;
+	s.crl_cache_seconds = cfg->moica.crl_cache_seconds;
+	ret = cardpki_new(&s, &app->cardpki, error_r);
+out:
+	free(ocsp);
+	free(crl);
+	return ret;
+}
+
 int
 app_init(struct isso_app *app, const struct isso_config *cfg, const char **error_r)
 {
@@ -231,6 +293,9 @@ app_init(struct isso_app *app, const struct isso_config *cfg, const char **error
 		ret = ISSO_ERR_INVALID;
 		goto out;
 	}
+	ret = moica_init(app, cfg, error_r);
+	if (ret < 0)
+		goto out;
 	ret = secret_password_hash("isso-no-such-account", app->dummy_password_hash);
 	if (ret < 0) {
 		*error_r = "cannot hash";
@@ -251,6 +316,10 @@ app_free(struct isso_app *app)
 		conn_twfido_free(app->twfido);
 	if (app->telecom != NULL)
 		conn_telecom_free(app->telecom);
+	if (app->moica != NULL)
+		conn_moica_free(app->moica);
+	if (app->cardpki != NULL)
+		cardpki_free(app->cardpki);
 	if (app->i18n != NULL)
 		i18n_free(app->i18n);
 	if (app->tmpl != NULL)

@@ -17,6 +17,8 @@ struct i18n;
 struct conn_sms;
 struct conn_twfido;
 struct conn_telecom;
+struct conn_moica;
+struct cardpki;
 struct http_server;
 
 struct isso_app {
@@ -30,6 +32,9 @@ struct isso_app {
 	struct conn_sms *sms;
 	struct conn_twfido *twfido;   /* mobile natural-person certificate (TW FidO) */
 	struct conn_telecom *telecom; /* carriers' number verification */
+	struct conn_moica *moica;     /* MOICA card certificate ↔ ID check */
+	struct cardpki *cardpki;      /* card certificate verification; NULL when
+	                               * moica.roots / intermediates are missing */
 	char *discovery;
 	/* the discovery document, built once */ /* Told when a browser session ends other than
 	                                          * by logout (another person logged in on the

@@ -1,6 +1,6 @@
 /* Tests for card certificate verification (conn/cardpki) against the test
- * PKI of scripts/test-pki.sh (made once into <builddir>/tests/cardpki-pki,
- * or $ISSO_TEST_PKI) with the real isso-sim answering OCSP and serving the
+ * PKI of scripts/test-pki.sh (pki-dir.h: <builddir>/tests/cardpki-pki, or
+ * $ISSO_TEST_PKI) with the real isso-sim answering OCSP and serving the
  * CRL. Signatures are made here with the cards' key files; certificates the
  * PKI lacks (wrong key usage, not yet valid, no name) are issued here by
  * the test MOICA CA; hand-made peers (a closed port, a silent socket,
@@ -24,6 +24,7 @@
 
 #include <cmocka.h>
 
+#include "pki-dir.h"
 #include "sim-child.h"
 #include <curl/curl.h>
 #include <openssl/bn.h>
@@ -47,7 +48,6 @@
 #define CARD_ROGUE   "ROGUE00000000001" /* 王小明's name, issued by the look-alike CA */
 #define TBS          "isso-challenge:3q2+7wABAgMEBQYHCAkKCw"
 
-static char pki_dir[PATH_MAX];
 static char roots_path[PATH_MAX + 32], chain_path[PATH_MAX + 32];
 static char ocsp_url[128], crl_url[128];
 
@@ -60,44 +60,12 @@ pki_path(char *out, size_t size, const char *rel)
 }
 
 static X509 *
-load_cert(const char *rel)
-{
-	char path[PATH_MAX + 64];
-	FILE *f;
-	X509 *x;
-
-	pki_path(path, sizeof(path), rel);
-	f = fopen(path, "r");
-	assert_non_null(f);
-	x = PEM_read_X509(f, NULL, NULL, NULL);
-	fclose(f);
-	assert_non_null(x);
-	return x;
-}
-
-static EVP_PKEY *
-load_key(const char *rel)
-{
-	char path[PATH_MAX + 64];
-	EVP_PKEY *k;
-	FILE *f;
-
-	pki_path(path, sizeof(path), rel);
-	f = fopen(path, "r");
-	assert_non_null(f);
-	k = PEM_read_PrivateKey(f, NULL, NULL, NULL);
-	fclose(f);
-	assert_non_null(k);
-	return k;
-}
-
-static X509 *
 card_cert(const char *sn)
 {
 	char rel[64];
 
 	snprintf(rel, sizeof(rel), "moica/%s.crt", sn);
-	return load_cert(rel);
+	return pki_cert(rel);
 }
 
 static EVP_PKEY *
@@ -106,7 +74,7 @@ card_key(const char *sn)
 	char rel[64];
 
 	snprintf(rel, sizeof(rel), "moica/%s.key", sn);
-	return load_key(rel);
+	return pki_key(rel);
 }
 
 static char *
@@ -215,8 +183,8 @@ make_cert_md(const char *cn, const char *serial_number, const char *key_usage, l
              long to_s, const char *ocsp, const char *crl, const EVP_MD *md)
 {
 	char value[256];
-	X509 *ca = load_cert("moica.crt");
-	EVP_PKEY *ca_key = load_key("moica.key");
+	X509 *ca = pki_cert("moica.crt");
+	EVP_PKEY *ca_key = pki_key("moica.key");
 	struct made m = {X509_new(), EVP_RSA_gen(2048)};
 	X509_NAME *name = X509_NAME_new();
 	unsigned char serial[16];
@@ -564,7 +532,7 @@ static unsigned char *
 make_ocsp(X509 *card, int status, X509 *signer, EVP_PKEY *key, bool nonce, long next_s,
           size_t *len_r)
 {
-	X509 *ca = load_cert("moica.crt");
+	X509 *ca = pki_cert("moica.crt");
 	OCSP_CERTID *id = OCSP_cert_to_id(NULL, card, ca);
 	OCSP_BASICRESP *bs = OCSP_BASICRESP_new();
 	OCSP_RESPONSE *resp;
@@ -636,26 +604,20 @@ test_pkcs1_ok(void **state)
 {
 	struct cardpki *pki = pki_sim("ocsp,crl");
 	struct cardpki_holder h;
-	X509 *x = card_cert(CARD_OK), *ca = load_cert("moica.crt");
-	const ASN1_OCTET_STRING *ski = X509_get0_subject_key_id(ca);
-	BIGNUM *bn = ASN1_INTEGER_to_BN(X509_get0_serialNumber(x), NULL);
-	char *hex = BN_bn2hex(bn), ski_hex[129];
+	X509 *x = card_cert(CARD_OK), *ca = pki_cert("moica.crt");
+	char serial_hex[80], ski_hex[130];
 
 	assert_verdict(verify_card(pki, CARD_OK, "PKCS1", &h), CARDPKI_OK);
 	assert_string_equal(h.name, "王小明");
 	assert_string_equal(h.id_last4, "6789");
-	for (char *c = hex; *c != '\0'; c++)
-		*c = (char)(*c >= 'A' && *c <= 'F' ? *c - 'A' + 'a' : *c);
-	assert_string_equal(h.serial_hex, hex);
-	for (int i = 0; i < ASN1_STRING_length(ski); i++)
-		snprintf(ski_hex + 2 * i, 3, "%02x", ASN1_STRING_get0_data(ski)[i]);
+	pki_serial_hex(x, serial_hex);
+	assert_string_equal(h.serial_hex, serial_hex);
+	pki_keyid_hex(X509_get0_subject_key_id(ca), ski_hex);
 	assert_string_equal(h.issuer_key_id_hex, ski_hex);
 
 	assert_verdict(verify_card(pki, CARD_OK2, "PKCS1", &h), CARDPKI_OK);
 	assert_string_equal(h.name, "陳美玲");
 	assert_string_equal(h.id_last4, "6781");
-	OPENSSL_free(hex);
-	BN_free(bn);
 	X509_free(x);
 	X509_free(ca);
 	cardpki_free(pki);
@@ -811,8 +773,8 @@ test_wrong_chain(void **state)
 	struct cardpki *pki = pki_new("none", NULL, NULL, 0, 0);
 	struct cardpki_settings s = {.roots_file = roots_path, .revocation = "none"};
 	struct cardpki *bare = NULL;
-	X509 *rogue_root = load_cert("rogue-root.crt"), *grca = load_cert("grca.crt");
-	X509 *moica = load_cert("moica.crt"), *x = card_cert(CARD_OK);
+	X509 *rogue_root = pki_cert("rogue-root.crt"), *grca = pki_cert("grca.crt");
+	X509 *moica = pki_cert("moica.crt"), *x = card_cert(CARD_OK);
 	EVP_PKEY *k = card_key(CARD_OK);
 	STACK_OF(X509) *extra = sk_X509_new_null();
 	PKCS7 *p7;
@@ -936,8 +898,8 @@ test_key_usage(void **state)
 
 	/* the OCSP responder's key is for responses only */
 	{
-		X509 *x = load_cert("moica-ocsp.crt");
-		EVP_PKEY *k = load_key("moica-ocsp.key");
+		X509 *x = pki_cert("moica-ocsp.crt");
+		EVP_PKEY *k = pki_key("moica-ocsp.key");
 
 		cert = cert_b64(x);
 		sig = sign_pkcs1(k, TBS, strlen(TBS));
@@ -995,8 +957,8 @@ test_urls_from_certificate(void **state)
 	unsigned char *body;
 	size_t len;
 	char *cert, *sig;
-	X509 *ca = load_cert("moica.crt"), *resp = load_cert("moica-ocsp.crt");
-	EVP_PKEY *ca_key = load_key("moica.key"), *resp_key = load_key("moica-ocsp.key");
+	X509 *ca = pki_cert("moica.crt"), *resp = pki_cert("moica-ocsp.crt");
+	EVP_PKEY *ca_key = pki_key("moica.key"), *resp_key = pki_key("moica-ocsp.key");
 
 	peer_start(&ocsp_peer, "503 Service Unavailable", "text/plain", "", 0);
 	peer_url(&ocsp_peer, ocsp, sizeof(ocsp));
@@ -1121,10 +1083,10 @@ test_unavailable_silent(void **state)
 static void
 test_unusable_replies(void **state)
 {
-	X509 *card = card_cert(CARD_OK), *ocsp = load_cert("moica-ocsp.crt");
-	X509 *ca = load_cert("moica.crt"), *rogue = load_cert("rogue-ca.crt");
-	EVP_PKEY *ocsp_key = load_key("moica-ocsp.key"), *ca_key = load_key("moica.key");
-	EVP_PKEY *rogue_key = load_key("rogue-ca.key"), *card_k = card_key(CARD_OK2);
+	X509 *card = card_cert(CARD_OK), *ocsp = pki_cert("moica-ocsp.crt");
+	X509 *ca = pki_cert("moica.crt"), *rogue = pki_cert("rogue-ca.crt");
+	EVP_PKEY *ocsp_key = pki_key("moica-ocsp.key"), *ca_key = pki_key("moica.key");
+	EVP_PKEY *rogue_key = pki_key("rogue-ca.key"), *card_k = card_key(CARD_OK2);
 	X509 *card2 = card_cert(CARD_OK2), *revoked = card_cert(CARD_REVOKED);
 	unsigned char *body, big[4096];
 	size_t len;
@@ -1540,54 +1502,13 @@ test_verdict_names(void **state)
 
 /* ---- fixture ---- */
 
-/* Makes the test PKI (scripts/test-pki.sh regenerates only when stale)
- * in <builddir>/tests/cardpki-pki, unless $ISSO_TEST_PKI names one. */
-static int
-make_pki(void)
-{
-	const char *env = getenv("ISSO_TEST_PKI");
-	char self[PATH_MAX - 64], *slash;
-	ssize_t n;
-	pid_t pid;
-	int status;
-
-	if (env != NULL && *env != '\0') {
-		snprintf(pki_dir, sizeof(pki_dir), "%s", env);
-		return 0;
-	}
-	n = readlink("/proc/self/exe", self, sizeof(self) - 1);
-	if (n <= 0)
-		return -1;
-	self[n] = '\0';
-	slash = strrchr(self, '/');
-	if (slash == NULL)
-		return -1;
-	*slash = '\0';
-	snprintf(pki_dir, sizeof(pki_dir), "%s/cardpki-pki", self);
-	pid = fork();
-	if (pid < 0)
-		return -1;
-	if (pid == 0) {
-		int null = open("/dev/null", O_WRONLY);
-
-		dup2(null, 1);
-		execl("scripts/test-pki.sh", "test-pki.sh", "--out", pki_dir, (char *)NULL);
-		_exit(127);
-	}
-	if (waitpid(pid, &status, 0) != pid || !WIFEXITED(status) || WEXITSTATUS(status) != 0) {
-		fprintf(stderr, "test_cardpki: scripts/test-pki.sh --out %s failed\n", pki_dir);
-		return -1;
-	}
-	return 0;
-}
-
 static int
 setup(void **state)
 {
 	const char *extra[] = {"--pki", pki_dir, NULL};
 
 	log_init(2, getenv("ISSO_TEST_LOG") != NULL ? LOG_DEBUG : LOG_ERROR);
-	if (make_pki() != 0)
+	if (pki_dir_setup("cardpki") != 0)
 		return -1;
 	pki_path(roots_path, sizeof(roots_path), "roots.pem");
 	pki_path(chain_path, sizeof(chain_path), "chain.pem");
