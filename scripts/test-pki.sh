@@ -8,9 +8,10 @@
 # MOICA card of sim/identities.json, a rogue chain with the same names, a
 # test NHI card CA, and one SoftHSM2 token per card. It regenerates only
 # when DIR/cards.json is missing or older than the identities file or this
-# script (or with --force). The second form changes the state that the
-# testcard PKCS#11 module (build/libisso-testcard.so) reads: CARD is a
-# MOICA card_sn or an NHI card_no.
+# script (keeping the keys it has), or with --force (all new). The second
+# form changes the state that the testcard PKCS#11 module
+# (build/libisso-testcard.so) reads: CARD is a MOICA card_sn or an NHI
+# card_no.
 #
 # Nothing made here is a real certificate; every key is random and lives in
 # DIR only.
@@ -180,11 +181,17 @@ rogue_line=$(jq -r --arg id "$rogue_id" '.citizens | to_entries[] |
 [ -n "$rogue_line" ] || die "no identity $rogue_id for the rogue card"
 
 # RSA key generation is most of the time: the CA keys first, then the
-# card keys in the background, in the order the cards are made below.
+# card keys in the background, in the order the cards are made below. A
+# regeneration keeps the keys DIR already has (not with --force).
 genkeys() {
+  local keep=$out
+  [ $force -eq 0 ] || keep=/nonexistent
   printf '%s\n' "$@" | xargs -P "$(nproc)" -I{} sh -c \
-    'openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048 -out "$1.tmp" 2>/dev/null &&
-     mv "$1.tmp" "$1"' sh "$stage/{}.key"
+    'if head -n1 "$2" 2>/dev/null | grep -qx -- "-----BEGIN PRIVATE KEY-----"; then
+       cp "$2" "$1.tmp"
+     else
+       openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048 -out "$1.tmp" 2>/dev/null
+     fi && mv "$1.tmp" "$1"' sh "$stage/{}.key" "$keep/{}.key"
 }
 card_keys=()
 while IFS=$'\t' read -r _ sn _; do card_keys+=("moica/$sn"); done <<< "$moica_list"
@@ -207,8 +214,9 @@ key() {
 issue() {
   local name=$1 subj=$2 ext=$3 nb=$4 na=$5 issuer=${6:-} serial
   key "$name"
-  serial=$(od -An -tx1 -N16 /dev/urandom | tr -d ' \n')
-  serial=$(printf '%02x' $(( (0x${serial:0:2} & 0x7f) | 0x01 )))${serial:2}
+  # SRANDOM: 32 bits from getrandom(2) each; the top bit cleared.
+  printf -v serial '%08x%08x%08x%08x' $(( (SRANDOM & 0x7fffffff) | 0x01000000 )) \
+    $SRANDOM $SRANDOM $SRANDOM
   echo "$serial" > "$ca/serial"
   openssl req -new -utf8 -key "$stage/$name.key" -subj "$subj" -out "$ca/req.csr"
   if [ -z "$issuer" ]; then
@@ -232,15 +240,21 @@ issue nhi-ca '/C=TW/O=NHI (TEST)/CN=NHI Card CA (TEST)' ext_root "$ca_from" "$ca
 cp "$stage/grca.crt" "$stage/roots.pem"
 cp "$stage/moica.crt" "$stage/chain.pem"
 
-# Tokens. SoftHSM2 reads its configuration from the staging directory
-# now; the final softhsm2.conf names DIR/tokens.
-export SOFTHSM2_CONF=$stage/softhsm2.conf
-printf 'directories.tokendir = %s\nobjectstore.backend = file\nlog.level = ERROR\n' \
-  "$stage/tokens" > "$SOFTHSM2_CONF"
+# Tokens. Each is made alone in a token directory of its own (SoftHSM2
+# reads every token of its directory at each start), then moved to the
+# others; the final softhsm2.conf names DIR/tokens.
+softhsm_conf() {
+  printf 'directories.tokendir = %s\nobjectstore.backend = file\nlog.level = ERROR\n' "$1"
+}
 
-# token LABEL PIN KEYFILE-BASE OBJECT-LABEL
+# token LABEL PIN KEYFILE-BASE OBJECT-LABEL: leaves SOFTHSM2_CONF naming
+# the new token's own directory, for more objects; token_done moves it.
 token() {
   local label=$1 pin=$2 base=$3 olabel=$4
+  rm -rf "$ca/token"
+  mkdir "$ca/token"
+  export SOFTHSM2_CONF=$ca/token.conf
+  softhsm_conf "$ca/token" > "$SOFTHSM2_CONF"
   softhsm2-util --init-token --free --label "$label" --so-pin "$so_pin" --pin "$pin" \
     </dev/null >/dev/null
   softhsm2-util --import "$stage/$base.key" --token "$label" --label "$olabel" --id 01 \
@@ -250,22 +264,27 @@ token() {
     --write-object "$ca/cert.der" --type cert --id 01 --label "$olabel" >/dev/null 2>&1 ||
     die "cannot write the certificate to token $label"
 }
+token_done() {
+  mv "$ca/token"/* "$stage/tokens/"
+}
 
-subject_serial() { printf '%012d%s' "$1" "${2: -4}"; }
 while IFS=$'\t' read -r idx sn nid name pin status; do
   if [ "$status" = expired ]; then
     nb=$expired_from na=$expired_until
   else
     nb=$from na=$until
   fi
-  issue "moica/$sn" "/C=TW/CN=$name/serialNumber=$(subject_serial "$idx" "$nid")" \
-    ext_citizen "$nb" "$na" moica
+  printf -v subject_sn '%012d%s' "$idx" "${nid: -4}"
+  issue "moica/$sn" "/C=TW/CN=$name/serialNumber=$subject_sn" ext_citizen "$nb" "$na" moica
   token "$sn" "$pin" "moica/$sn" "MOICA signature"
+  token_done
 done <<< "$moica_list"
 IFS=$'\t' read -r idx name <<< "$rogue_line"
-issue "moica/$rogue_sn" "/C=TW/CN=$name/serialNumber=$(subject_serial "$idx" "$rogue_id")" \
-  ext_citizen "$from" "$until" rogue-ca
+printf -v subject_sn '%012d%s' "$idx" "${rogue_id: -4}"
+issue "moica/$rogue_sn" "/C=TW/CN=$name/serialNumber=$subject_sn" ext_citizen "$from" "$until" \
+  rogue-ca
 token "$rogue_sn" "$rogue_pin" "moica/$rogue_sn" "MOICA signature"
+token_done
 
 # NHI basic data (50 bytes): card number, Big5 name padded with spaces to
 # 20 bytes, national ID, ROC birth date YYYMMDD, sex.
@@ -274,18 +293,17 @@ while IFS=$'\t' read -r no nid name birth sex; do
   issue "nhi/$no" "/C=TW/O=NHI (TEST)/CN=$no" ext_nhi "$from" "$until" nhi-ca
   label="NHI $no"
   token "$label" "$nhi_pin" "nhi/$no" "NHI card"
-  basic=$ca/basic.bin
-  printf '%s' "$no" > "$basic"
-  printf '%s' "$name" | iconv -f UTF-8 -t BIG5 >> "$basic" || die "name of card $no is not Big5"
-  len=$(stat -c %s "$basic")
-  [ "$len" -le 32 ] || die "name of card $no is longer than 20 bytes in Big5"
-  printf "%$(( 32 - len ))s" '' >> "$basic"
+  big5=$(printf '%s' "$name" | iconv -f UTF-8 -t BIG5) || die "name of card $no is not Big5"
   IFS=- read -r y m d <<< "$birth"
-  printf '%s%03d%s%s%s' "$nid" $(( 10#$y - 1911 )) "$m" "$d" "$sex" >> "$basic"
-  [ "$(stat -c %s "$basic")" -eq 50 ] || die "basic data of card $no is not 50 bytes"
+  basic=$ca/basic.bin
+  # Byte lengths: the C locale counts bytes.
+  LC_ALL=C printf '%s%-20s%s%03d%s%s%s' "$no" "$big5" "$nid" $(( 10#$y - 1911 )) "$m" "$d" \
+    "$sex" > "$basic"
+  [ "$(LC_ALL=C wc -c < "$basic")" -eq 50 ] || die "basic data of card $no is not 50 bytes"
   pkcs11-tool --module "$module" --token-label "$label" --login --pin "$nhi_pin" \
     --write-object "$basic" --type data --application-label isso-nhi --label "NHI basic" \
     >/dev/null 2>&1 || die "cannot write the basic data to token $label"
+  token_done
 done <<< "$nhi_list"
 
 # The manifest, written last: its presence means a complete PKI.
@@ -310,8 +328,7 @@ for f in grca.crt grca.key moica.crt moica.key moica-ocsp.crt moica-ocsp.key roo
   rm -rf "${out:?}/$f"
   mv "$stage/$f" "$out/$f"
 done
-printf 'directories.tokendir = %s\nobjectstore.backend = file\nlog.level = ERROR\n' \
-  "$out/tokens" > "$out/softhsm2.conf"
+softhsm_conf "$out/tokens" > "$out/softhsm2.conf"
 rm -f "$out/cards.json"
 mv "$stage/cards.json" "$out/cards.json"
 
