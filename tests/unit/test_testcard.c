@@ -33,6 +33,7 @@ struct card {
 	char cert[512]; /* path of its certificate */
 };
 
+static const char *pki = ISSO_TEST_PKI; /* the ctest fixture's; $ISSO_TEST_PKI wins */
 static void *lib;
 static CK_FUNCTION_LIST *p11;
 static char work[] = "/tmp/isso-testcard-XXXXXX"; /* --out of the script's card actions */
@@ -68,7 +69,7 @@ card_from_json(json_t *o, const char *serial_key, const char *pin, struct card *
 	assert_non_null(pin);
 	snprintf(c_r->serial, sizeof(c_r->serial), "%s", serial);
 	snprintf(c_r->pin, sizeof(c_r->pin), "%s", pin);
-	snprintf(c_r->cert, sizeof(c_r->cert), "%s/%s", ISSO_TEST_PKI, cert);
+	snprintf(c_r->cert, sizeof(c_r->cert), "%s/%s", pki, cert);
 }
 
 static int
@@ -79,11 +80,13 @@ setup(void **unused)
 	json_t *cards;
 	size_t i;
 
+	if (getenv("ISSO_TEST_PKI") != NULL && getenv("ISSO_TEST_PKI")[0] != '\0')
+		pki = getenv("ISSO_TEST_PKI");
 	/* Up to date already when ctest's "pki" fixture ran. */
-	snprintf(path, sizeof(path), "--out '%s'", ISSO_TEST_PKI);
+	snprintf(path, sizeof(path), "--out '%s'", pki);
 	if (run_script(path) != 0)
 		return -1;
-	snprintf(path, sizeof(path), "%s/cards.json", ISSO_TEST_PKI);
+	snprintf(path, sizeof(path), "%s/cards.json", pki);
 	cards = json_load_file(path, 0, NULL);
 	if (cards == NULL || json_array_size(json_object_get(cards, "moica")) < 2)
 		return -1;
@@ -105,7 +108,7 @@ setup(void **unused)
 	snprintf(state, sizeof(state), "%s/testcard", work);
 	if (mkdir(state, 0700) < 0)
 		return -1;
-	snprintf(path, sizeof(path), "%s/softhsm2.conf", ISSO_TEST_PKI);
+	snprintf(path, sizeof(path), "%s/softhsm2.conf", pki);
 	setenv("SOFTHSM2_CONF", path, 1);
 	setenv("ISSO_TESTCARD_STATE", state, 1);
 	unsetenv("ISSO_TESTCARD_MODULE");
