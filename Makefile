@@ -8,7 +8,7 @@ CMAKE    ?= cmake
 NINJA    ?= ninja
 JOBS     ?= 2
 
-.PHONY: all setup build run check unit asan integration fuzz format clean
+.PHONY: all setup build run check unit asan integration fuzz format clean pki
 
 all: build
 
@@ -20,6 +20,11 @@ $(BUILD)/build.ninja:
 
 build: $(BUILD)/build.ninja
 	$(NINJA) -C $(BUILD) -j$(JOBS)
+
+# The test PKI and its SoftHSM2 smart cards in var/pki (docs/test-pki.md);
+# remade only when sim/identities.json or the script changes.
+pki:
+	@scripts/test-pki.sh --out var/pki
 
 # Installs what is missing, builds, and starts issod (8080), isso-sim
 # (8090) and the demo agency service (8081) with SQLite under var/.
