@@ -10,6 +10,7 @@
 #include "conn/cardpki.h"
 #include "conn/moica.h"
 #include "conn/sms.h"
+#include "conn/nhi.h"
 #include "conn/telecom.h"
 #include "conn/twfido.h"
 #include "http/i18n.h"
@@ -296,6 +297,18 @@ app_init(struct isso_app *app, const struct isso_config *cfg, const char **error
 	ret = moica_init(app, cfg, error_r);
 	if (ret < 0)
 		goto out;
+	if (strcmp(cfg->nhi.mode, "http") == 0 && strncmp(cfg->nhi.url, "https://", 8) != 0) {
+		*error_r = "nhi: mode http needs an https url";
+		ret = ISSO_ERR_INVALID;
+		goto out;
+	}
+	app->nhi = conn_nhi_new(cfg->nhi.url, cfg->nhi.client_id, cfg->nhi.secret,
+	                        cfg->nhi.timeout_ms);
+	if (app->nhi == NULL) {
+		*error_r = "nhi: bad url or credentials";
+		ret = ISSO_ERR_INVALID;
+		goto out;
+	}
 	ret = secret_password_hash("isso-no-such-account", app->dummy_password_hash);
 	if (ret < 0) {
 		*error_r = "cannot hash";
@@ -320,6 +333,8 @@ app_free(struct isso_app *app)
 		conn_moica_free(app->moica);
 	if (app->cardpki != NULL)
 		cardpki_free(app->cardpki);
+	if (app->nhi != NULL)
+		conn_nhi_free(app->nhi);
 	if (app->i18n != NULL)
 		i18n_free(app->i18n);
 	if (app->tmpl != NULL)

@@ -19,6 +19,7 @@ struct conn_twfido;
 struct conn_telecom;
 struct conn_moica;
 struct cardpki;
+struct conn_nhi;
 struct http_server;
 
 struct isso_app {
@@ -35,6 +36,7 @@ struct isso_app {
 	struct conn_moica *moica;     /* MOICA card certificate ↔ ID check */
 	struct cardpki *cardpki;      /* card certificate verification; NULL when
 	                               * moica.roots / intermediates are missing */
+	struct conn_nhi *nhi;         /* NHI card verification (健保卡) */
 	char *discovery;
 	/* the discovery document, built once */ /* Told when a browser session ends other than
 	                                          * by logout (another person logged in on the

@@ -13,12 +13,14 @@ extern const struct method method_taipeipass;
 extern const struct method method_moica_mobile;
 extern const struct method method_telecom;
 extern const struct method method_moica_card;
+extern const struct method method_nhi_card;
 
 const struct method *const methods[] = {
     &method_taipeipass,
     &method_moica_mobile,
     &method_telecom,
     &method_moica_card,
+    &method_nhi_card,
     NULL,
 };
 

@@ -1,0 +1,516 @@
+/* Method nhi-card (健保卡晶片驗證), steps as the city's briefing draws them:
+ *   1 card      insert the card; the page reads its number from the NHI
+ *               card component (or isso-cardagent) and the citizen types
+ *               the national ID
+ *   2 password  the card's registration password (註冊密碼): the page has
+ *               the card sign a one-time random of ours (H_Sign) and seal
+ *               the password with it (EnCrypt), and we ask the NHI service
+ *               whether the card, the ID and the password belong together
+ *   3 phone     the shared phone + SMS code step (otp_step)
+ * then consent, with loa substantial. Neither the password nor anything
+ * read from the card but its number reaches us in the clear; the card
+ * number the page reports is only a claim until the NHI service has
+ * checked the card's signature.
+ *
+ * State in the login transaction under "nhi_card":
+ *   stage    "card" | "password" | "proven"
+ *   id       the typed ID, sealed
+ *   card     the card number (12 digits) the page reported
+ *   random   {v, exp}: the one-time random of the password page and its
+ *            expiry (Unix seconds); taken out before the service is asked
+ *   uuid     the person, once proven */
+#include <stdlib.h>
+#include <string.h>
+
+#include "auth/app.h"
+#include "auth/claims.h"
+#include "auth/flow.h"
+#include "auth/method.h"
+#include "auth/otp-step.h"
+#include "auth/page.h"
+#include "auth/person.h"
+#include "conn/nhi.h"
+#include "http/csrf.h"
+#include "lib/b64.h"
+#include "lib/idnum.h"
+#include "lib/isso.h"
+#include "lib/log.h"
+#include "lib/secret.h"
+#include "lib/xmalloc.h"
+
+#define STATE_KEY   "nhi_card"
+#define CSRF_ID     "nhi"
+#define HELP_PATH   "/nhi-card/help"
+#define SCRIPT_PATH "/static/card-nhi.js"
+/* A random is good for one try within this many seconds. */
+#define RANDOM_TTL 300
+/* Password attempts per national ID per window, whatever the card: the
+ * NHI service suspends a card after 3 wrong passwords, this bounds
+ * someone with many cards. */
+#define ID_WINDOW 600
+#define ID_MAX    10
+/* Largest card signature / certificate / password blob accepted (b64). */
+#define SIG_MAX  2048
+#define CERT_MAX 8192
+
+static const char *const amr_nhi[] = {"sc", "pwd", "sms", "otp", "mfa", NULL};
+static const char *const bullets[] = {"nhi.bullet1", "nhi.bullet2", NULL};
+static const char *const step_keys[] = {"nhi.step1", "nhi.step2", "nhi.step3", NULL};
+
+static void handle(struct isso_app *app, struct http_req *req, const char *step);
+static void routes(struct isso_app *app, struct http_server *srv);
+
+/* Vouches the ID and the number proven by SMS (the briefing: 健保卡 →
+ * 身分證號、手機); a linked TaipeiPass member's data flows through
+ * linked_member_data (歸戶 by the national ID). */
+const struct method method_nhi_card = {
+    .id = "nhi-card",
+    .loa = LOA_SUBSTANTIAL,
+    .amr = amr_nhi,
+    .vouches = CLAIM_UUID | CLAIM_ID_NUMBER | CLAIM_PHONE,
+    .linked_member_data = true,
+    .title_key = "nhi.title",
+    .bullet_keys = bullets,
+    .register_path = HELP_PATH,
+    .handle = handle,
+    .routes = routes,
+};
+
+/* The scheme://host[:port] of a ws:// or wss:// URL (for CSP connect-src),
+ * in request memory; NULL when url is neither. */
+static const char *
+ws_origin(struct http_req *req, const char *url)
+{
+	size_t skip, n;
+
+	if (strncmp(url, "ws://", 5) == 0)
+		skip = 5;
+	else if (strncmp(url, "wss://", 6) == 0)
+		skip = 6;
+	else
+		return NULL;
+	n = skip + strcspn(url + skip, "/?#");
+	if (n == skip)
+		return NULL;
+	return pool_strndup(http_pool(req), url, n);
+}
+
+static const char *
+stage_of(json_t *st)
+{
+	return json_string_value(json_object_get(st, "stage")) ?: "";
+}
+
+/* Saves txn; false (and an error page sent) when it expired meanwhile. */
+static bool
+save(struct isso_app *app, struct http_req *req, const char *id, json_t *txn)
+{
+	if (flow_txn_save(app, id, txn) == 0)
+		return true;
+	page_error(app, req, 400, "error.txn_title", "error.txn_expired", NULL);
+	return false;
+}
+
+/* The context every step page shares; current < 0 shows no steps. */
+static json_t *
+base_ctx(struct isso_app *app, struct http_req *req, const char *id, int current)
+{
+	const char *url = app->cfg->cardagent.nhi_url, *origin = ws_origin(req, url);
+	json_t *ctx = json_pack("{s:s, s:s, s:s, s:s}", "txn", id, "back_url",
+	                        flow_url(req, "/login", id), "page_script", SCRIPT_PATH,
+	                        "help_url", flow_url(req, HELP_PATH, id));
+
+	if (origin != NULL) {
+		http_csp_allow_connect(req, origin);
+		json_object_set_new(ctx, "nhi_url", json_string(url));
+	} else {
+		log_warn("nhi_card_bad_component_url", NULL);
+	}
+	if (current >= 0)
+		json_object_set_new(ctx, "steps", method_steps(app, req, step_keys, current));
+	return ctx;
+}
+
+static void
+set_error(struct isso_app *app, struct http_req *req, json_t *ctx, const char *error_key)
+{
+	if (error_key != NULL)
+		json_object_set_new(ctx, "error", json_string(page_text(app, req, error_key)));
+}
+
+static void
+refuse_order(struct isso_app *app, struct http_req *req, const char *id)
+{
+	page_error(app, req, 403, "nhi.order_title", "nhi.order",
+	           flow_url(req, "/login/nhi-card", id));
+}
+
+static char *
+sealed_id(struct isso_app *app, json_t *st)
+{
+	const char *sealed = json_string_value(json_object_get(st, "id"));
+	char *idn = NULL;
+
+	if (sealed == NULL || secret_open(&app->secrets, sealed, &idn) < 0)
+		return NULL;
+	return idn;
+}
+
+static bool
+card_no_valid(const char *s)
+{
+	return s != NULL && strlen(s) == 12 && strspn(s, "0123456789") == 12;
+}
+
+/* A base64 field of at most max characters (standard alphabet), or NULL. */
+static const char *
+form_b64(struct http_req *req, const char *name, size_t max)
+{
+	static const char alphabet[] =
+	    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/=";
+	const char *v = http_form(req, name);
+	size_t n = v != NULL ? strlen(v) : 0;
+
+	if (n == 0 || n > max || strspn(v, alphabet) != n)
+		return NULL;
+	return v;
+}
+
+/* A page that ends this attempt: what happened, and the ways on. */
+static void
+result_page(struct isso_app *app, struct http_req *req, const char *id, int status,
+            const char *title_key, const char *message_key, bool retry, int minutes)
+{
+	json_t *ctx = base_ctx(app, req, id, -1);
+	const char *msg = page_text(app, req, message_key);
+
+	if (minutes > 0) {
+		/* "%d" in the message: the minutes left of a suspension. */
+		const char *mark = strstr(msg, "%d");
+		if (mark != NULL)
+			msg = pool_printf(http_pool(req), "%.*s%d%s", (int)(mark - msg), msg,
+			                  minutes, mark + 2);
+	}
+	json_object_del(ctx, "page_script");
+	json_object_set_new(ctx, "message", json_string(msg));
+	if (retry)
+		json_object_set_new(ctx, "retry_url",
+		                    json_string(flow_url(req, "/login/nhi-card", id)));
+	page_render(app, req, status, "nhi-card-result", title_key, ctx);
+}
+
+/* ---- step 1: the card and the national ID ---- */
+
+static void
+card_page(struct isso_app *app, struct http_req *req, const char *id, int status,
+          const char *error_key, const char *typed)
+{
+	json_t *ctx = base_ctx(app, req, id, 0);
+
+	json_object_set_new(ctx, "csrf", json_string(csrf_token(req, &app->secrets, CSRF_ID)));
+	json_object_set_new(ctx, "id_number", json_string(typed != NULL ? typed : ""));
+	set_error(app, req, ctx, error_key);
+	page_render(app, req, status, "nhi-card-card", "nhi.heading", ctx);
+}
+
+static void
+card_step(struct isso_app *app, struct http_req *req, const char *id, json_t *txn)
+{
+	const char *typed, *card;
+	char idn[11], *sealed = NULL;
+	json_t *st;
+
+	if (http_method(req) != HTTP_POST) {
+		card_page(app, req, id, 200, NULL, NULL);
+		return;
+	}
+	if (!csrf_check(req, &app->secrets, CSRF_ID)) {
+		card_page(app, req, id, 403, "error.csrf", NULL);
+		return;
+	}
+	typed = http_form(req, "id_number");
+	card = http_form(req, "card_no");
+	if (typed == NULL || !idnum_normalize(typed, idn) || !idnum_is_valid(idn)) {
+		card_page(app, req, id, 400, "nhi.bad_id",
+		          typed != NULL && strlen(typed) <= 16 ? typed : NULL);
+		goto out;
+	}
+	if (!card_no_valid(card)) {
+		/* No script, no component, or no card read: say which to fix. */
+		card_page(app, req, id, 400, "nhi.no_card", idn);
+		goto out;
+	}
+	if (method_addr_limited(app, req, "nhi-card")) {
+		card_page(app, req, id, 429, "error.rate_limited", idn);
+		goto out;
+	}
+	if (secret_seal(&app->secrets, idn, strlen(idn), &sealed) < 0) {
+		page_error(app, req, 503, "error.unavailable", "error.unavailable.message", NULL);
+		goto out;
+	}
+	/* A new card or ID starts the method over: nothing proven before,
+	 * nor a phone code sent on its behalf, survives. */
+	st = json_pack("{s:s, s:s, s:s}", "stage", "password", "id", sealed, "card", card);
+	json_object_set_new(txn, STATE_KEY, st);
+	json_object_del(txn, "otp_step");
+	if (!save(app, req, id, txn))
+		goto out;
+	http_redirect(req, 303, flow_url(req, "/login/nhi-card/password", id));
+out:
+	free(sealed);
+	explicit_bzero(idn, sizeof(idn));
+}
+
+/* ---- step 2: the registration password ---- */
+
+/* A fresh one-time random in st, returned (request memory). */
+static const char *
+new_random(struct isso_app *app, struct http_req *req, json_t *st)
+{
+	char r[48];
+
+	secret_token(32, r); /* 43 characters of base64url */
+	json_object_set_new(st, "random", json_pack("{s:s, s:I}", "v", r, "exp",
+	                                            (json_int_t)(app_now() + RANDOM_TTL)));
+	return pool_strdup(http_pool(req), r);
+}
+
+/* The password page with a new random; the transaction is saved first
+ * (false: the transaction was gone and an error page sent). */
+static bool
+password_page(struct isso_app *app, struct http_req *req, const char *id, json_t *txn,
+              int status, const char *error_text)
+{
+	json_t *st = method_state(txn, STATE_KEY), *ctx;
+	const char *card = json_string_value(json_object_get(st, "card"));
+	const char *random = new_random(app, req, st);
+
+	if (!save(app, req, id, txn))
+		return false;
+	ctx = base_ctx(app, req, id, 1);
+	json_object_set_new(ctx, "csrf", json_string(csrf_token(req, &app->secrets, CSRF_ID)));
+	json_object_set_new(ctx, "random", json_string(random));
+	json_object_set_new(ctx, "card_no", json_string(card != NULL ? card : ""));
+	/* The page shows only the card number's last four digits. */
+	json_object_set_new(ctx, "card_tail",
+	                    json_string(card != NULL && strlen(card) == 12 ? card + 8 : ""));
+	if (error_text != NULL)
+		json_object_set_new(ctx, "error", json_string(error_text));
+	page_render(app, req, status, "nhi-card-password", "nhi.heading", ctx);
+	return true;
+}
+
+/* Takes the page's random out of st: true when it is the one we issued
+ * and still fresh. Either way it can never be used again. */
+static bool
+take_random(json_t *st, const char *posted)
+{
+	json_t *r = json_object_get(st, "random");
+	const char *v = json_string_value(json_object_get(r, "v"));
+	json_int_t exp = json_integer_value(json_object_get(r, "exp"));
+	bool ok = v != NULL && posted != NULL && secret_equal(v, posted) && exp >= app_now();
+
+	json_object_del(st, "random");
+	return ok;
+}
+
+static void
+password_step(struct isso_app *app, struct http_req *req, const char *id, json_t *txn)
+{
+	json_t *st = method_state(txn, STATE_KEY);
+	const char *card = json_string_value(json_object_get(st, "card"));
+	const char *random, *sig, *cert, *blob, *signed_card;
+	char *idn = NULL, uuid[37], masked[32], text[512];
+	int tries_left = -1, retry_after = 0;
+	enum nhi_result r;
+
+	if (strcmp(stage_of(st), "proven") == 0) {
+		http_redirect(req, 303, flow_url(req, "/login/nhi-card/phone", id));
+		return;
+	}
+	if (strcmp(stage_of(st), "password") != 0 || !card_no_valid(card)) {
+		refuse_order(app, req, id);
+		return;
+	}
+	if (http_method(req) != HTTP_POST) {
+		password_page(app, req, id, txn, 200, NULL);
+		return;
+	}
+	if (!csrf_check(req, &app->secrets, CSRF_ID)) {
+		password_page(app, req, id, txn, 403, page_text(app, req, "error.csrf"));
+		return;
+	}
+	random = http_form(req, "random");
+	if (!take_random(st, random)) {
+		/* Replayed, stale or forged: this try is over, a new one starts. */
+		password_page(app, req, id, txn, 400, page_text(app, req, "nhi.stale"));
+		return;
+	}
+	/* The random is spent from here on, whatever happens next. */
+	if (!save(app, req, id, txn))
+		return;
+	sig = form_b64(req, "signature", SIG_MAX);
+	cert = form_b64(req, "cert", CERT_MAX);
+	blob = form_b64(req, "blob", SIG_MAX);
+	signed_card = http_form(req, "signed_card_no");
+	if (sig == NULL || cert == NULL || blob == NULL) {
+		password_page(app, req, id, txn, 400, page_text(app, req, "nhi.card_failed"));
+		return;
+	}
+	if (signed_card == NULL || strcmp(signed_card, card) != 0) {
+		/* Another card than the one read at step 1 signed. */
+		result_page(app, req, id, 409, "nhi.changed_title", "nhi.changed", true, 0);
+		return;
+	}
+	if (method_addr_limited(app, req, "nhi-card")) {
+		password_page(app, req, id, txn, 429, page_text(app, req, "error.rate_limited"));
+		return;
+	}
+	idn = sealed_id(app, st);
+	if (idn == NULL) {
+		page_error(app, req, 503, "error.unavailable", "error.unavailable.message", NULL);
+		return;
+	}
+	if (method_value_limited(app, "nhi-id", "id", idn, ID_WINDOW, ID_MAX)) {
+		password_page(app, req, id, txn, 429, page_text(app, req, "nhi.id_limited"));
+		goto out;
+	}
+	r = conn_nhi_verify(app->nhi, card, idn, random, sig, cert, blob, &tries_left,
+	                    &retry_after);
+	switch (r) {
+	case NHI_OK:
+		if (person_link_id(app, idn, NULL, uuid) < 0) {
+			log_error("nhi_card_link_failed", "id", log_mask(idn, masked), NULL);
+			page_error(app, req, 503, "error.unavailable", "error.unavailable.message",
+			           NULL);
+			goto out;
+		}
+		json_object_set_new(st, "uuid", json_string(uuid));
+		json_object_set_new(st, "stage", json_string("proven"));
+		if (!save(app, req, id, txn))
+			goto out;
+		log_info("nhi_card_verified", "id", log_mask(idn, masked), NULL);
+		http_redirect(req, 303, flow_url(req, "/login/nhi-card/phone", id));
+		break;
+	case NHI_PASSWORD:
+		log_info("nhi_card_password_wrong", "id", log_mask(idn, masked), NULL);
+		if (tries_left > 0) {
+			const char *fmt = page_text(app, req, "nhi.password_wrong_n");
+			const char *mark = strstr(fmt, "%d");
+
+			if (mark != NULL)
+				snprintf(text, sizeof(text), "%.*s%d%s", (int)(mark - fmt), fmt,
+				         tries_left, mark + 2);
+			else
+				snprintf(text, sizeof(text), "%s", fmt);
+			password_page(app, req, id, txn, 403, text);
+		} else {
+			password_page(app, req, id, txn, 403,
+			              page_text(app, req, "nhi.password_wrong"));
+		}
+		break;
+	case NHI_SUSPENDED:
+		log_info("nhi_card_suspended", "id", log_mask(idn, masked), NULL);
+		result_page(app, req, id, 403, "nhi.suspended_title", "nhi.suspended", false,
+		            retry_after > 0 ? (retry_after + 59) / 60 : 10);
+		break;
+	case NHI_MISMATCH:
+		/* The same page whether the ID exists or not: only "this card
+		 * and this ID do not go together". */
+		log_info("nhi_card_mismatch", "id", log_mask(idn, masked), NULL);
+		result_page(app, req, id, 403, "nhi.mismatch_title", "nhi.mismatch", true, 0);
+		break;
+	case NHI_SIGNATURE:
+		log_warn("nhi_card_bad_signature", "id", log_mask(idn, masked), NULL);
+		result_page(app, req, id, 403, "nhi.signature_title", "nhi.signature", true, 0);
+		break;
+	default:
+		log_warn("nhi_card_service_failed", NULL);
+		result_page(app, req, id, 503, "nhi.error_title", "nhi.error", true, 0);
+		break;
+	}
+out:
+	xfree_secret(idn);
+}
+
+/* ---- step 3: phone and SMS code ---- */
+
+static void
+phone_step(struct isso_app *app, struct http_req *req, const char *id, json_t *txn)
+{
+	json_t *st = method_state(txn, STATE_KEY);
+	const char *uuid = json_string_value(json_object_get(st, "uuid"));
+	struct otp_step_view view = {
+	    .title_key = "nhi.heading",
+	    .step_keys = step_keys,
+	    .current = 2,
+	    .back_url = flow_url(req, "/login", id),
+	};
+	struct flow_auth auth;
+	char phone[11], *idn = NULL;
+
+	if (strcmp(stage_of(st), "proven") != 0 || uuid == NULL) {
+		refuse_order(app, req, id);
+		return;
+	}
+	if (!otp_step(app, req, id, txn, &method_nhi_card, &view, NULL, phone))
+		return;
+	idn = sealed_id(app, st);
+	if (idn == NULL) {
+		page_error(app, req, 503, "error.unavailable", "error.unavailable.message", NULL);
+		return;
+	}
+	memset(&auth, 0, sizeof(auth));
+	auth.uuid = uuid;
+	auth.method = &method_nhi_card;
+	auth.loa = LOA_SUBSTANTIAL;
+	auth.phone = phone;
+	auth.attrs = json_pack("{s:s}", "id_number", idn);
+	flow_complete(app, req, id, txn, &auth);
+	json_decref(auth.attrs);
+	xfree_secret(idn);
+}
+
+static void
+handle(struct isso_app *app, struct http_req *req, const char *step)
+{
+	const char *id = NULL;
+	json_t *txn;
+
+	if (step[0] != '\0' && strcmp(step, "password") != 0 && strcmp(step, "phone") != 0) {
+		page_error(app, req, 404, "error.not_found", "error.not_found.message", "/");
+		return;
+	}
+	txn = flow_txn_load(app, req, &id);
+	if (txn == NULL)
+		return;
+	if (step[0] == '\0')
+		card_step(app, req, id, txn);
+	else if (strcmp(step, "password") == 0)
+		password_step(app, req, id, txn);
+	else
+		phone_step(app, req, id, txn);
+	json_decref(txn);
+}
+
+/* ---- help: what is needed, and frequent questions ---- */
+
+static void
+help_route(struct http_req *req, void *ctx)
+{
+	struct isso_app *app = ctx;
+	const char *t = http_query(req, "t");
+	json_t *page = json_object();
+
+	/* Echo the transaction only when well-formed (43 base64url). */
+	if (t != NULL && strlen(t) == 43 &&
+	    strspn(t, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_") == 43)
+		json_object_set_new(page, "back_url", json_string(flow_url(req, "/login", t)));
+	page_render(app, req, 200, "nhi-card-help", "nhi.help_title", page);
+}
+
+static void
+routes(struct isso_app *app, struct http_server *srv)
+{
+	http_route(srv, HTTP_GET, HELP_PATH, help_route, app);
+}
