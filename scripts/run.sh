@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# `make run`: starts isso-sim, issod and the demo agency service, with
-# SQLite and keys under var/. Ctrl-C stops all three.
+# `make run`: starts isso-sim, issod, the demo agency service and
+# isso-cardagent (over SoftHSM2 test cards made by scripts/test-pki.sh in
+# var/pki), with SQLite and keys under var/. Ctrl-C stops them all.
 set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 cd "$top"
@@ -14,6 +15,18 @@ sim_port=${SIM_PORT:-8090}
 demo_port=${DEMO_PORT:-8081}
 export ISSO_SMS_URL=${ISSO_SMS_URL:-http://127.0.0.1:$sim_port/api/mtk/SmSend}
 issuer="http://127.0.0.1:$ISSO_SERVER_PORT"
+agent_port=${AGENT_PORT:-61161}
+nhi_port=${NHI_PORT:-7777}
+
+# The test PKI and one SoftHSM2 token per test card (made once; again when
+# sim/identities.json changes). The agent reaches them through the testcard
+# PKCS#11 layer, which counts wrong PINs and can "remove" a card like a
+# real reader would.
+scripts/test-pki.sh --out var/pki
+export ISSO_CARDAGENT_URL=${ISSO_CARDAGENT_URL:-http://localhost:$agent_port}
+export ISSO_CARDAGENT_NHI_URL=${ISSO_CARDAGENT_NHI_URL:-ws://127.0.0.1:$nhi_port/echo}
+export ISSO_MOICA_ROOTS=${ISSO_MOICA_ROOTS:-$top/var/pki/roots.pem}
+export ISSO_MOICA_INTERMEDIATES=${ISSO_MOICA_INTERMEDIATES:-$top/var/pki/chain.pem}
 
 "$build/issoctl" init >/dev/null
 
@@ -61,8 +74,11 @@ pids=()
 cleanup() { kill "${pids[@]}" 2>/dev/null || true; wait 2>/dev/null || true; }
 trap cleanup EXIT INT TERM
 
-"$build/isso-sim" serve --port "$sim_port" & pids+=($!)
+"$build/isso-sim" serve --port "$sim_port" --pki var/pki & pids+=($!)
 "$build/issod" & pids+=($!)
+SOFTHSM2_CONF=$top/var/pki/softhsm2.conf ISSO_TESTCARD_STATE=$top/var/pki/testcard \
+  "$build/isso-cardagent" --port "$agent_port" --nhi-port "$nhi_port" \
+  --module "$build/libisso-testcard.so" --trust "$issuer" & pids+=($!)
 DEMO_PORT=$demo_port DEMO_ISSUER=$issuer DEMO_CLIENT_FILE=var/demo-client.json \
   node demo/agency.mjs & pids+=($!)
 
@@ -72,7 +88,10 @@ cat <<MSG
   iSSO               $issuer
   isso-sim           http://127.0.0.1:$sim_port   (read SMS: build/isso-sim phone sms-last 0912345678)
   demo agency        http://127.0.0.1:$demo_port
-  test citizens      sim/identities.json (e.g. account wang.xiaoming, password Test-Pass-01)
+  isso-cardagent     http://localhost:$agent_port   (NHI cards: ws://127.0.0.1:$nhi_port/echo)
+  test citizens      sim/identities.json (e.g. account wang.xiaoming, password Test-Pass-01;
+                     cards and their PINs / registration passwords are there too)
+  test cards         scripts/test-pki.sh --out var/pki --remove|--insert|--unlock CARD
 
 Press Ctrl-C to stop.
 MSG
