@@ -66,15 +66,15 @@ enum MHD_Result agent_send(struct MHD_Connection *conn, unsigned status, const c
 /* A JSON reply; steals obj. */
 enum MHD_Result agent_send_json(struct MHD_Connection *conn, unsigned status, json_t *obj);
 
-/* Starts a libmicrohttpd daemon on listen:port (thread per connection),
- * with TLS when cert_pem and key_pem are given. Returns NULL with
- * *error_r set. */
-struct MHD_Daemon *agent_mhd_start(unsigned flags, const char *listen, int port,
-                                   MHD_AccessHandlerCallback cb, void *cls,
+/* Binds and listens on addr:port (an IP address; port 0: any), and sets
+ * *port_r to the bound port. Returns 0 or ISSO_ERR_* with *error_r set. */
+int agent_listen(const char *addr, int port, int *fd_r, int *port_r, const char **error_r);
+/* Starts a libmicrohttpd daemon (thread per connection) on a listening
+ * socket, which it then owns, with TLS when cert_pem and key_pem are
+ * given. Returns NULL with *error_r set (the socket is closed). */
+struct MHD_Daemon *agent_mhd_start(unsigned flags, int fd, MHD_AccessHandlerCallback cb, void *cls,
                                    MHD_RequestCompletedCallback done, const char *cert_pem,
                                    const char *key_pem, const char **error_r);
-/* The port a daemon is bound to. */
-int agent_mhd_port(struct MHD_Daemon *d);
 
 /* Makes jansson wipe every block it frees: parsed requests hold PINs and
  * passwords. Call once, before any JSON is parsed. */

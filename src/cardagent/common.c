@@ -11,8 +11,10 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 #include "cardagent/agent.h"
+#include "lib/isso.h"
 #include "lib/log.h"
 #include "lib/xmalloc.h"
 
@@ -168,33 +170,69 @@ mhd_log_cb(void *cls, const char *fmt, va_list ap)
 	log_warn("http_mhd", "message", msg, NULL);
 }
 
-struct MHD_Daemon *
-agent_mhd_start(unsigned flags, const char *listen, int port, MHD_AccessHandlerCallback cb,
-                void *cls, MHD_RequestCompletedCallback done, const char *cert_pem,
-                const char *key_pem, const char **error_r)
+int
+agent_listen(const char *addr, int port, int *fd_r, int *port_r, const char **error_r)
 {
 	struct sockaddr_storage ss;
 	struct sockaddr_in *sin = (struct sockaddr_in *)&ss;
 	struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)&ss;
-	struct MHD_OptionItem tls[3] = {{MHD_OPTION_END, 0, NULL}};
-	struct MHD_Daemon *d;
+	socklen_t len;
+	int fd = -1, one = 1;
 
+	*fd_r = -1;
 	memset(&ss, 0, sizeof(ss));
 	if (port < 0 || port > 65535) {
 		*error_r = "invalid port";
-		return NULL;
+		return ISSO_ERR_INVALID;
 	}
-	if (inet_pton(AF_INET, listen, &sin->sin_addr) == 1) {
+	if (inet_pton(AF_INET, addr, &sin->sin_addr) == 1) {
 		sin->sin_family = AF_INET;
 		sin->sin_port = htons((uint16_t)port);
-	} else if (inet_pton(AF_INET6, listen, &sin6->sin6_addr) == 1) {
+		len = sizeof(*sin);
+	} else if (inet_pton(AF_INET6, addr, &sin6->sin6_addr) == 1) {
 		sin6->sin6_family = AF_INET6;
 		sin6->sin6_port = htons((uint16_t)port);
-		flags |= MHD_USE_IPv6;
+		len = sizeof(*sin6);
 	} else {
 		*error_r = "invalid listen address (an IP address is needed)";
-		return NULL;
+		return ISSO_ERR_INVALID;
 	}
+	fd = socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	if (fd < 0) {
+		*error_r = "cannot create a socket";
+		return ISSO_ERR_IO;
+	}
+	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	if (ss.ss_family == AF_INET6)
+		setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
+	if (bind(fd, (struct sockaddr *)&ss, len) != 0 || listen(fd, 64) != 0) {
+		close(fd);
+		*error_r = "cannot listen (address in use?)";
+		return ISSO_ERR_IO;
+	}
+	len = sizeof(ss);
+	if (getsockname(fd, (struct sockaddr *)&ss, &len) != 0) {
+		close(fd);
+		*error_r = "cannot read the bound port";
+		return ISSO_ERR_IO;
+	}
+	*port_r = ntohs(ss.ss_family == AF_INET ? sin->sin_port : sin6->sin6_port);
+	*fd_r = fd;
+	return 0;
+}
+
+struct MHD_Daemon *
+agent_mhd_start(unsigned flags, int fd, MHD_AccessHandlerCallback cb, void *cls,
+                MHD_RequestCompletedCallback done, const char *cert_pem, const char *key_pem,
+                const char **error_r)
+{
+	struct MHD_OptionItem tls[3] = {{MHD_OPTION_END, 0, NULL}};
+	struct sockaddr_storage ss;
+	socklen_t len = sizeof(ss);
+	struct MHD_Daemon *d;
+
+	if (getsockname(fd, (struct sockaddr *)&ss, &len) == 0 && ss.ss_family == AF_INET6)
+		flags |= MHD_USE_IPv6;
 	if (cert_pem != NULL && key_pem != NULL) {
 		flags |= MHD_USE_TLS;
 		tls[0] = (struct MHD_OptionItem){MHD_OPTION_HTTPS_MEM_CERT, 0, (void *)cert_pem};
@@ -202,24 +240,18 @@ agent_mhd_start(unsigned flags, const char *listen, int port, MHD_AccessHandlerC
 	}
 	flags |= MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION |
 	         MHD_USE_ERROR_LOG;
-	d = MHD_start_daemon(flags, (uint16_t)port, NULL, NULL, cb, cls, MHD_OPTION_EXTERNAL_LOGGER,
-	                     mhd_log_cb, NULL, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
+	d = MHD_start_daemon(flags, 0, NULL, NULL, cb, cls, MHD_OPTION_EXTERNAL_LOGGER, mhd_log_cb,
+	                     NULL, MHD_OPTION_LISTEN_SOCKET, (MHD_socket)fd,
 	                     MHD_OPTION_CONNECTION_LIMIT, (unsigned)AGENT_CONNECTION_LIMIT,
 	                     MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)AGENT_TIMEOUT_SECONDS,
 	                     MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)AGENT_CONN_MEMORY_LIMIT,
 	                     MHD_OPTION_NOTIFY_COMPLETED, done, cls, MHD_OPTION_ARRAY, tls,
 	                     MHD_OPTION_END);
-	if (d == NULL)
-		*error_r = "cannot listen (address in use, or a bad TLS certificate or key?)";
+	if (d == NULL) {
+		close(fd);
+		*error_r = "cannot start the server (a bad TLS certificate or key?)";
+	}
 	return d;
-}
-
-int
-agent_mhd_port(struct MHD_Daemon *d)
-{
-	const union MHD_DaemonInfo *di = MHD_get_daemon_info(d, MHD_DAEMON_INFO_BIND_PORT);
-
-	return di != NULL ? di->port : 0;
 }
 
 /* ---- JSON memory ---- */

@@ -580,21 +580,21 @@ completed_cb(void *cls, struct MHD_Connection *conn, void **con_cls,
 int
 hipki_start(struct agent *a, struct hipki_server **srv_r, const char **error_r)
 {
-	struct hipki_server *srv = xcalloc(1, sizeof(*srv));
+	struct hipki_server *srv = NULL;
+	int fd;
 
 	*srv_r = NULL;
+	if (agent_listen(a->listen, a->port, &fd, &a->port, error_r) != 0)
+		return ISSO_ERR_IO;
+	srv = xcalloc(1, sizeof(*srv));
 	srv->a = a;
 	snprintf(srv->own[0], sizeof(srv->own[0]), "http://127.0.0.1:%d", a->port);
 	snprintf(srv->own[1], sizeof(srv->own[1]), "http://localhost:%d", a->port);
-	srv->d = agent_mhd_start(0, a->listen, a->port, access_cb, srv, completed_cb, NULL, NULL,
-	                         error_r);
+	srv->d = agent_mhd_start(0, fd, access_cb, srv, completed_cb, NULL, NULL, error_r);
 	if (srv->d == NULL) {
 		free(srv);
 		return ISSO_ERR_IO;
 	}
-	a->port = agent_mhd_port(srv->d);
-	snprintf(srv->own[0], sizeof(srv->own[0]), "http://127.0.0.1:%d", a->port);
-	snprintf(srv->own[1], sizeof(srv->own[1]), "http://localhost:%d", a->port);
 	*srv_r = srv;
 	return 0;
 }

@@ -508,9 +508,14 @@ drain(int sock)
 {
 	unsigned char scratch[4096];
 	struct pollfd pfd = {sock, POLLIN, 0};
+	struct timespec start, now;
 
 	shutdown(sock, SHUT_WR);
-	for (int i = 0; i < 10; i++) {
+	clock_gettime(CLOCK_MONOTONIC, &start);
+	for (;;) {
+		clock_gettime(CLOCK_MONOTONIC, &now);
+		if ((now.tv_sec - start.tv_sec) * 1000 + (now.tv_nsec - start.tv_nsec) / 1000000 >= 1000)
+			break;
 		if (poll(&pfd, 1, 100) <= 0)
 			continue;
 		if (recv(sock, scratch, sizeof(scratch), 0) <= 0)
@@ -738,22 +743,25 @@ completed_cb(void *cls, struct MHD_Connection *conn, void **con_cls,
 int
 nhi_start(struct agent *a, struct nhi_server **srv_r, const char **error_r)
 {
-	struct nhi_server *srv = xcalloc(1, sizeof(*srv));
+	struct nhi_server *srv = NULL;
+	int fd;
 
 	*srv_r = NULL;
+	if (agent_listen(a->listen, a->nhi_port, &fd, &a->nhi_port, error_r) != 0)
+		return ISSO_ERR_IO;
+	srv = xcalloc(1, sizeof(*srv));
 	srv->a = a;
 	pthread_mutex_init(&srv->lock, NULL);
 	pthread_cond_init(&srv->cond, NULL);
 	atomic_init(&srv->stopping, false);
-	srv->d = agent_mhd_start(MHD_ALLOW_UPGRADE, a->listen, a->nhi_port, access_cb, srv,
-	                         completed_cb, a->nhi_tls_cert, a->nhi_tls_key, error_r);
+	srv->d = agent_mhd_start(MHD_ALLOW_UPGRADE, fd, access_cb, srv, completed_cb,
+	                         a->nhi_tls_cert, a->nhi_tls_key, error_r);
 	if (srv->d == NULL) {
 		pthread_cond_destroy(&srv->cond);
 		pthread_mutex_destroy(&srv->lock);
 		free(srv);
 		return ISSO_ERR_IO;
 	}
-	a->nhi_port = agent_mhd_port(srv->d);
 	*srv_r = srv;
 	return 0;
 }
