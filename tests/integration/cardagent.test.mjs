@@ -638,6 +638,33 @@ test('WebSocket framing: ping, fragments, close; bad frames close the connection
   ws.destroy();
 });
 
+test('WebSocket over TLS with --nhi-tls-cert / --nhi-tls-key', { timeout: limit(20_000) }, async () => {
+  const cert = path.join(tmp, 'nhi-tls.crt');
+  const key = path.join(tmp, 'nhi-tls.key');
+  await execFileP('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-days', '1', '-subj', '/CN=iccert.nhi.gov.tw',
+    '-keyout', key, '-out', cert]);
+  const port = await freePort();
+  const a = await startAgent(['--module', path.join(BUILD_DIR, 'libisso-testcard.so'), '--trust', TRUSTED,
+    '--nhi-port', String(port), '--nhi-tls-cert', cert, '--nhi-tls-key', key, '--nhi-pin', pki.cards.nhi_token_pin]);
+  try {
+    assert.match(a.d.stderr, /"nhi_tls":true/);
+    const ws = await connect(port, { origin: TRUSTED, secure: true });
+    assert.equal(ws.status, 101);
+    assert.equal((await ws.command('GetVersion')).ret, 0);
+    ws.raw(frame(9, 'tls'));
+    assert.equal((await ws.next()).opcode, 10);
+    ws.close();
+    const bad = await connect(port, { origin: EVIL, secure: true });
+    assert.equal(bad.status, 403);
+    // plain text on the TLS port gets no upgrade
+    await assert.rejects(connect(port, { origin: TRUSTED }).then((r) => { if (r.status !== 101) throw new Error('refused'); return r; }));
+  } finally {
+    const r = await a.d.stop();
+    assert.equal(r.code, 0, a.d.tail());
+    assert.doesNotMatch(a.d.stderr, SANITIZER, a.d.tail());
+  }
+});
+
 // ---------------------------------------------------------------- no module, log, exit
 
 test('without a usable module: 0x76000002 and NHI -3, pages still served', { timeout: limit(15_000) }, async () => {

@@ -4,6 +4,7 @@
 
 import crypto from 'node:crypto';
 import net from 'node:net';
+import tls from 'node:tls';
 
 const GUID = '258EAFA5-E914-47DA-95CA-C5AB0DC85B11';
 
@@ -34,16 +35,19 @@ export function frame(opcode, payload = Buffer.alloc(0), { fin = true, mask = tr
 }
 
 /**
- * Opens ws://host:port/path. Resolves {status, headers} for a refused
- * handshake (no socket left open), or a RawWs once 101 is received.
+ * Opens ws://host:port/path (wss:// with secure, any certificate).
+ * Resolves {status, headers} for a refused handshake (no socket left
+ * open), or a RawWs once 101 is received.
  */
-export function connect(port, { path = '/echo', origin, host = `127.0.0.1:${port}`, headers = {}, key = crypto.randomBytes(16).toString('base64') } = {}) {
+export function connect(port, { path = '/echo', origin, host = `127.0.0.1:${port}`, headers = {}, key = crypto.randomBytes(16).toString('base64'), secure = false } = {}) {
   return new Promise((resolve, reject) => {
-    const sock = net.connect(port, '127.0.0.1');
+    const sock = secure
+      ? tls.connect({ port, host: '127.0.0.1', rejectUnauthorized: false, servername: 'localhost' })
+      : net.connect(port, '127.0.0.1');
     let buf = Buffer.alloc(0);
     const timer = setTimeout(() => { sock.destroy(); reject(new Error('handshake timed out')); }, 5000);
     sock.on('error', (err) => { clearTimeout(timer); reject(err); });
-    sock.on('connect', () => {
+    sock.on(secure ? 'secureConnect' : 'connect', () => {
       const lines = [
         `GET ${path} HTTP/1.1`, `Host: ${host}`, 'Upgrade: websocket', 'Connection: Upgrade',
         `Sec-WebSocket-Key: ${key}`, 'Sec-WebSocket-Version: 13',
