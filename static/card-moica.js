@@ -40,6 +40,7 @@
 		TOKEN_NOT_RECOGNIZED: 0xE1,
 		SESSION_HANDLE_INVALID: 0xB3
 	};
+	var CKF_TOKEN_INITIALIZED = 0x400;
 	/* Once the request was handed over, how long the card may take. */
 	var REPLY_WAIT_MS = 90000;
 
@@ -211,6 +212,17 @@
 		}
 	}
 
+	/* A slot with a card in it that can be a certificate card (an
+	 * uninitialised token is a blank card, not a certificate). */
+	function hasCard(s) {
+		var flags;
+		if (!s.token || typeof s.token !== "object") {
+			return false;
+		}
+		flags = Number(s.token.flags);
+		return !(flags >= 0) || (flags & CKF_TOKEN_INITIALIZED) !== 0;
+	}
+
 	/* The readers and cards of a pkcs11info reply, one line each. */
 	function describeSlots(r) {
 		var lines = [];
@@ -218,7 +230,9 @@
 		slots.forEach(function (s) {
 			var name = typeof s.slotDescription === "string" ? s.slotDescription.trim() : "";
 			var line;
-			if (s.token && typeof s.token === "object") {
+			if (s.token && typeof s.token === "object" && !hasCard(s)) {
+				line = msg("card_unknown", { reader: name });
+			} else if (hasCard(s)) {
 				line = msg("card_found", { reader: name });
 				var left = Number(s.token.pinTriesLeft);
 				if (s.token.pinTriesLeft !== undefined && left === 0) {
@@ -259,9 +273,7 @@
 				setStatus([msg("no_reader")]);
 				return;
 			}
-			var anyCard = (r.slots || []).some(function (s) {
-				return s.token && typeof s.token === "object";
-			});
+			var anyCard = (r.slots || []).some(hasCard);
 			if (!anyCard) {
 				lines.push(msg("no_card"));
 			}

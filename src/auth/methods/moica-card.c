@@ -87,7 +87,7 @@ const struct method method_moica_card = {
     .linked_member_data = true,
     .title_key = "mc.title",
     .bullet_keys = bullets,
-    .register_path = HELP_PATH "#apply",
+    .register_path = HELP_PATH,
     .handle = handle,
     .routes = routes,
 };
@@ -108,6 +108,7 @@ static const struct {
     {"sending", "mc.js.sending"},
     {"card_found", "mc.js.card_found"},
     {"card_empty", "mc.js.card_empty"},
+    {"card_unknown", "mc.js.card_unknown"},
     {"card_locked", "mc.js.card_locked"},
     {"tries_left", "mc.js.tries_left"},
     {"no_reader", "mc.js.no_reader"},
