@@ -35,12 +35,12 @@
 #include "lib/utf8.h"
 #include "lib/xmalloc.h"
 
-#define CP_TIMEOUT_DEFAULT 5000
-#define CP_URL_MAX         1024
-#define CP_CHAIN_DEPTH     6   /* root, a cross-certificate or two, CA, card */
-#define CP_AUTH_LEVEL      2   /* keys >= 112 bits of security, no SHA-1 signatures */
-#define CP_SKEW            300 /* seconds of clock difference we forgive a responder */
-#define CP_CRL_CACHE_MAX   16  /* distinct CRL URLs kept */
+#define CP_TIMEOUT_DEFAULT  5000
+#define CP_URL_MAX          1024
+#define CP_CHAIN_DEPTH      6   /* root, a cross-certificate or two, CA, card */
+#define CP_AUTH_LEVEL       2   /* keys >= 112 bits of security, no SHA-1 signatures */
+#define CP_SKEW             300 /* seconds of clock difference we forgive a responder */
+#define CP_CRL_CACHE_MAX    16  /* distinct CRL URLs kept */
 #define CP_SERIALNUMBER_MAX 64
 
 enum cp_source { CP_SRC_OCSP, CP_SRC_CRL };
@@ -287,8 +287,9 @@ cardpki_new(const struct cardpki_settings *s, struct cardpki **pki_r, const char
 	if (s->intermediates_file != NULL && *s->intermediates_file != '\0') {
 		ret = cp_load_pem(s->intermediates_file, &pki->intermediates);
 		if (ret != 0) {
-			*error_r = ret == ISSO_ERR_IO ? "intermediates: cannot read the file"
-			                              : "intermediates: not a PEM file of certificates";
+			*error_r = ret == ISSO_ERR_IO
+			               ? "intermediates: cannot read the file"
+			               : "intermediates: not a PEM file of certificates";
 			goto out;
 		}
 	} else {
@@ -601,7 +602,8 @@ cp_cert_ids(X509 *x, struct cardpki_holder *h)
 	if (hex == NULL || strlen(hex) >= sizeof(h->serial_hex))
 		goto out;
 	for (size_t i = 0; hex[i] != '\0'; i++)
-		h->serial_hex[i] = (hex[i] >= 'A' && hex[i] <= 'F') ? (char)(hex[i] - 'A' + 'a') : hex[i];
+		h->serial_hex[i] =
+		    (hex[i] >= 'A' && hex[i] <= 'F') ? (char)(hex[i] - 'A' + 'a') : hex[i];
 	h->serial_hex[strlen(hex)] = '\0';
 	aki = X509_get0_authority_key_id(x);
 	if (aki == NULL || ASN1_STRING_length(aki) <= 0 ||
@@ -751,7 +753,8 @@ cp_check_key_usage(X509 *x, const char **why_r)
 		*why_r = "certificate is a CA's";
 		return CARDPKI_KEY_USAGE;
 	}
-	if ((flags & EXFLAG_XKUSAGE) != 0 && (X509_get_extended_key_usage(x) & XKU_OCSP_SIGN) != 0) {
+	if ((flags & EXFLAG_XKUSAGE) != 0 &&
+	    (X509_get_extended_key_usage(x) & XKU_OCSP_SIGN) != 0) {
 		*why_r = "certificate is an OCSP responder's";
 		return CARDPKI_KEY_USAGE;
 	}
@@ -991,7 +994,8 @@ cp_cdp_url(X509 *x)
 			if (gn->type != GEN_URI)
 				continue;
 			u = (const char *)ASN1_STRING_get0_data(gn->d.uniformResourceIdentifier);
-			if ((size_t)ASN1_STRING_length(gn->d.uniformResourceIdentifier) == strlen(u) &&
+			if ((size_t)ASN1_STRING_length(gn->d.uniformResourceIdentifier) ==
+			        strlen(u) &&
 			    cp_url_valid(u)) {
 				url = xstrdup(u);
 				break;
@@ -1040,7 +1044,8 @@ cp_cdp_names(X509 *x, const ASN1_IA5STRING *uri)
 
 		if (dp->distpoint == NULL || dp->distpoint->type != 0)
 			continue;
-		for (int j = 0; j < sk_GENERAL_NAME_num(dp->distpoint->name.fullname) && !found; j++) {
+		for (int j = 0; j < sk_GENERAL_NAME_num(dp->distpoint->name.fullname) && !found;
+		     j++) {
 			GENERAL_NAME *gn = sk_GENERAL_NAME_value(dp->distpoint->name.fullname, j);
 
 			found = gn->type == GEN_URI &&
@@ -1088,10 +1093,13 @@ cp_crl_scope_ok(X509_CRL *crl, X509 *x, const char **why_r)
 	} else if (idp->distpoint != NULL) {
 		ok = false;
 		if (idp->distpoint->type == 0) {
-			for (int j = 0; j < sk_GENERAL_NAME_num(idp->distpoint->name.fullname) && !ok; j++) {
-				GENERAL_NAME *gn = sk_GENERAL_NAME_value(idp->distpoint->name.fullname, j);
+			for (int j = 0;
+			     j < sk_GENERAL_NAME_num(idp->distpoint->name.fullname) && !ok; j++) {
+				GENERAL_NAME *gn =
+				    sk_GENERAL_NAME_value(idp->distpoint->name.fullname, j);
 
-				ok = gn->type == GEN_URI && cp_cdp_names(x, gn->d.uniformResourceIdentifier);
+				ok = gn->type == GEN_URI &&
+				     cp_cdp_names(x, gn->d.uniformResourceIdentifier);
 			}
 		}
 		if (!ok)
@@ -1152,8 +1160,7 @@ cp_crl_cache_get(struct cardpki *pki, const char *url, X509 **issuer_r)
 /* Keeps crl (verified with issuer) for url until expires; replaces the
  * entry for url, else a free one, else the one expiring first. */
 static void
-cp_crl_cache_put(struct cardpki *pki, const char *url, X509_CRL *crl, X509 *issuer,
-                 time_t expires)
+cp_crl_cache_put(struct cardpki *pki, const char *url, X509_CRL *crl, X509 *issuer, time_t expires)
 {
 	struct cp_crl_entry *slot = NULL;
 
@@ -1165,7 +1172,8 @@ cp_crl_cache_put(struct cardpki *pki, const char *url, X509_CRL *crl, X509 *issu
 			slot = e;
 			break;
 		}
-		if (slot == NULL || (slot->url != NULL && (e->url == NULL || e->expires < slot->expires)))
+		if (slot == NULL ||
+		    (slot->url != NULL && (e->url == NULL || e->expires < slot->expires)))
 			slot = e;
 	}
 	if (X509_CRL_up_ref(crl) && X509_up_ref(issuer)) {
@@ -1352,10 +1360,12 @@ out:
 	} else if (v == CARDPKI_REVOCATION_UNAVAILABLE) {
 		/* ours to fix, not the citizen's */
 		log_warn("cardpki_refused", "verdict", cardpki_verdict_name(v), "reason", why,
-		         "serial", holder.serial_hex, "issuer_key_id", holder.issuer_key_id_hex, NULL);
+		         "serial", holder.serial_hex, "issuer_key_id", holder.issuer_key_id_hex,
+		         NULL);
 	} else {
 		log_info("cardpki_refused", "verdict", cardpki_verdict_name(v), "reason", why,
-		         "serial", holder.serial_hex, "issuer_key_id", holder.issuer_key_id_hex, NULL);
+		         "serial", holder.serial_hex, "issuer_key_id", holder.issuer_key_id_hex,
+		         NULL);
 	}
 	explicit_bzero(&holder, sizeof(holder));
 	X509_free(issuer);

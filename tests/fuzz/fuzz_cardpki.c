@@ -22,47 +22,45 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 #define FUZZ_TBS "isso-fuzz-challenge"
 
-static const char fuzz_root[] =
-    "-----BEGIN CERTIFICATE-----\n"
-    "MIIDEjCCAfqgAwIBAgIUG5kF+mitstYpiUQXvV141wBBg+0wDQYJKoZIhvcNAQEL\n"
-    "BQAwITELMAkGA1UEBhMCVFcxEjAQBgNVBAoMCUZ1enogUm9vdDAeFw0yNjExMjgw\n"
-    "MzI4NTRaFw00NjExMjMwMzI4NTRaMCExCzAJBgNVBAYTAlRXMRIwEAYDVQQKDAlG\n"
-    "dXp6IFJvb3QwggEiMA0GCSqGSIb3DQEBAQUAA4IBDwAwggEKAoIBAQCjJ+OJbe+R\n"
-    "OOixHLZlEYlSwb5mulrkUy66f6HHoR60OSySp7ub9rePNybqE73kHg1vMgh7fyli\n"
-    "fURNGB6s0ldMEMNPg7+3UUeZbdRqq76QvDqCoy74otb5B+qaf41o7bLIw+c8BjYy\n"
-    "NLCU6r51eyIvR6CgB2/Q5aLvrxVCK7wCqUCUrxKzQBjWC7qtjW6zStRfiK5eMITf\n"
-    "iYFT1ItDChzPS74ozsdtAWbfXy4JsGFHyT1VnQXS1mGwqwnJUfL885OgYk7FQbAe\n"
-    "3EASsHT0x+Ahtnlo7J+HIJqxfA1kS1+2ICRxp0Xzjv/NsW60UGQgrDCPjwZwPe6d\n"
-    "wXz8KoNBYE6VAgMBAAGjQjBAMA8GA1UdEwEB/wQFMAMBAf8wDgYDVR0PAQH/BAQD\n"
-    "AgEGMB0GA1UdDgQWBBQFNIO7ppdsmrHh5BSCznMfHT9NWzANBgkqhkiG9w0BAQsF\n"
-    "AAOCAQEAh4O2cJTDf1i42GjN5SRpol/2B/3qCJvRlqKAMVfBO7rOrZgsA3hJ6zSM\n"
-    "L3dlVeJgXQBiTFv8KZ/wRaMCbmUvdZKnH+troPxVp3Xa/tDVEPUed1NeuDsa12hX\n"
-    "m70T/ushsSa+mQbu42rWN2n3MAJDyeuYiwbQ1/EkaHdKrvp3umiQtSz8r5IMUvQA\n"
-    "jbSikcTqXdYnOMs9NWGWkO8lii0zd7FQ5YcIN8dmlIUobVMzAum0c2NR3s/Oh/M3\n"
-    "fzOsaxUy+wT3EusPfqEUG3/NkecP/008Cfttz7secz6RAliqdosdZq4SHix/fDa8\n"
-    "pgN1d5hQdgEQH7rHW1JHcEVpYtb6og==\n"
-    "-----END CERTIFICATE-----\n";
+static const char fuzz_root[] = "-----BEGIN CERTIFICATE-----\n"
+                                "MIIDEjCCAfqgAwIBAgIUG5kF+mitstYpiUQXvV141wBBg+0wDQYJKoZIhvcNAQEL\n"
+                                "BQAwITELMAkGA1UEBhMCVFcxEjAQBgNVBAoMCUZ1enogUm9vdDAeFw0yNjExMjgw\n"
+                                "MzI4NTRaFw00NjExMjMwMzI4NTRaMCExCzAJBgNVBAYTAlRXMRIwEAYDVQQKDAlG\n"
+                                "dXp6IFJvb3QwggEiMA0GCSqGSIb3DQEBAQUAA4IBDwAwggEKAoIBAQCjJ+OJbe+R\n"
+                                "OOixHLZlEYlSwb5mulrkUy66f6HHoR60OSySp7ub9rePNybqE73kHg1vMgh7fyli\n"
+                                "fURNGB6s0ldMEMNPg7+3UUeZbdRqq76QvDqCoy74otb5B+qaf41o7bLIw+c8BjYy\n"
+                                "NLCU6r51eyIvR6CgB2/Q5aLvrxVCK7wCqUCUrxKzQBjWC7qtjW6zStRfiK5eMITf\n"
+                                "iYFT1ItDChzPS74ozsdtAWbfXy4JsGFHyT1VnQXS1mGwqwnJUfL885OgYk7FQbAe\n"
+                                "3EASsHT0x+Ahtnlo7J+HIJqxfA1kS1+2ICRxp0Xzjv/NsW60UGQgrDCPjwZwPe6d\n"
+                                "wXz8KoNBYE6VAgMBAAGjQjBAMA8GA1UdEwEB/wQFMAMBAf8wDgYDVR0PAQH/BAQD\n"
+                                "AgEGMB0GA1UdDgQWBBQFNIO7ppdsmrHh5BSCznMfHT9NWzANBgkqhkiG9w0BAQsF\n"
+                                "AAOCAQEAh4O2cJTDf1i42GjN5SRpol/2B/3qCJvRlqKAMVfBO7rOrZgsA3hJ6zSM\n"
+                                "L3dlVeJgXQBiTFv8KZ/wRaMCbmUvdZKnH+troPxVp3Xa/tDVEPUed1NeuDsa12hX\n"
+                                "m70T/ushsSa+mQbu42rWN2n3MAJDyeuYiwbQ1/EkaHdKrvp3umiQtSz8r5IMUvQA\n"
+                                "jbSikcTqXdYnOMs9NWGWkO8lii0zd7FQ5YcIN8dmlIUobVMzAum0c2NR3s/Oh/M3\n"
+                                "fzOsaxUy+wT3EusPfqEUG3/NkecP/008Cfttz7secz6RAliqdosdZq4SHix/fDa8\n"
+                                "pgN1d5hQdgEQH7rHW1JHcEVpYtb6og==\n"
+                                "-----END CERTIFICATE-----\n";
 
-static const char fuzz_ca[] =
-    "-----BEGIN CERTIFICATE-----\n"
-    "MIIDITCCAgmgAwIBAgIBAjANBgkqhkiG9w0BAQsFADAhMQswCQYDVQQGEwJUVzES\n"
-    "MBAGA1UECgwJRnV6eiBSb290MB4XDTI2MTEyODAzMjg1NVoXDTQ2MDgxNTAzMjg1\n"
-    "NVowHzELMAkGA1UEBhMCVFcxEDAOBgNVBAoMB0Z1enogQ0EwggEiMA0GCSqGSIb3\n"
-    "DQEBAQUAA4IBDwAwggEKAoIBAQDe9tBxxLdR5z2EEgp3fzu0KA8pmC+EaHnq9uNW\n"
-    "2OYq29WTIFPi5KJyEAjzezDrixwRhcRWysr6RG+IRsDW2/6fq7UMCk4GPRZWW5wo\n"
-    "UMygR8AW3pTXS1w0unBsM3WTnirEBJkx1Qo9D7OuMoXlUc2GO9EBBc2c6kA80lQN\n"
-    "0rfvsk2mNoUVWCuESKqj+O/WyIVXjCHvoFMvoiVCq1O/5iDRk/HmCS91WLvVQ7DA\n"
-    "bi+EB+2DGb54gKGcOWYGOx4LOBcm/JwEs9Xe0gA/J6o9jfjhDyFSrloLMO0pq6cq\n"
-    "i1KJHwRSTEY2Mk4xPl4ytW+dCW06eIVT+pVXFcmE6ga5Aw7PAgMBAAGjZjBkMBIG\n"
-    "A1UdEwEB/wQIMAYBAf8CAQAwDgYDVR0PAQH/BAQDAgEGMB0GA1UdDgQWBBTh5keP\n"
-    "h+SksT3yC246BuNX4sNu2zAfBgNVHSMEGDAWgBQFNIO7ppdsmrHh5BSCznMfHT9N\n"
-    "WzANBgkqhkiG9w0BAQsFAAOCAQEAQHnWWhQ1P7rAHAx7dKfIXbZLUvyoRe9TKeEu\n"
-    "ZyBNf6QuS/I5M13sI/LX5rP+vS0xT20dC5KYOtfkS0R7J+mVOjq4aIQd8i8/G8RK\n"
-    "RHhIzCidQyVO4AA5tBJrrHDcbzEG+t30FJ6ctsgZYMNHki2EqeP7dxKeBZ4pH3KJ\n"
-    "8j4kmwXUfyMA/eonUDYbFhix7jpSM7iClJ35XCChFjEIxEiJz/Ijum+IEtJOAY90\n"
-    "hcxHpx0wEmAfvk77fEYTLSrtY4PJUcTnqERZkABMhSZVmRqM2dCXjM3UOiR8baiN\n"
-    "OF6nYXlJdVwJMzGEv0D8FefqI/7XKqYRkcA+gNC8fyFdqA+Amw==\n"
-    "-----END CERTIFICATE-----\n";
+static const char fuzz_ca[] = "-----BEGIN CERTIFICATE-----\n"
+                              "MIIDITCCAgmgAwIBAgIBAjANBgkqhkiG9w0BAQsFADAhMQswCQYDVQQGEwJUVzES\n"
+                              "MBAGA1UECgwJRnV6eiBSb290MB4XDTI2MTEyODAzMjg1NVoXDTQ2MDgxNTAzMjg1\n"
+                              "NVowHzELMAkGA1UEBhMCVFcxEDAOBgNVBAoMB0Z1enogQ0EwggEiMA0GCSqGSIb3\n"
+                              "DQEBAQUAA4IBDwAwggEKAoIBAQDe9tBxxLdR5z2EEgp3fzu0KA8pmC+EaHnq9uNW\n"
+                              "2OYq29WTIFPi5KJyEAjzezDrixwRhcRWysr6RG+IRsDW2/6fq7UMCk4GPRZWW5wo\n"
+                              "UMygR8AW3pTXS1w0unBsM3WTnirEBJkx1Qo9D7OuMoXlUc2GO9EBBc2c6kA80lQN\n"
+                              "0rfvsk2mNoUVWCuESKqj+O/WyIVXjCHvoFMvoiVCq1O/5iDRk/HmCS91WLvVQ7DA\n"
+                              "bi+EB+2DGb54gKGcOWYGOx4LOBcm/JwEs9Xe0gA/J6o9jfjhDyFSrloLMO0pq6cq\n"
+                              "i1KJHwRSTEY2Mk4xPl4ytW+dCW06eIVT+pVXFcmE6ga5Aw7PAgMBAAGjZjBkMBIG\n"
+                              "A1UdEwEB/wQIMAYBAf8CAQAwDgYDVR0PAQH/BAQDAgEGMB0GA1UdDgQWBBTh5keP\n"
+                              "h+SksT3yC246BuNX4sNu2zAfBgNVHSMEGDAWgBQFNIO7ppdsmrHh5BSCznMfHT9N\n"
+                              "WzANBgkqhkiG9w0BAQsFAAOCAQEAQHnWWhQ1P7rAHAx7dKfIXbZLUvyoRe9TKeEu\n"
+                              "ZyBNf6QuS/I5M13sI/LX5rP+vS0xT20dC5KYOtfkS0R7J+mVOjq4aIQd8i8/G8RK\n"
+                              "RHhIzCidQyVO4AA5tBJrrHDcbzEG+t30FJ6ctsgZYMNHki2EqeP7dxKeBZ4pH3KJ\n"
+                              "8j4kmwXUfyMA/eonUDYbFhix7jpSM7iClJ35XCChFjEIxEiJz/Ijum+IEtJOAY90\n"
+                              "hcxHpx0wEmAfvk77fEYTLSrtY4PJUcTnqERZkABMhSZVmRqM2dCXjM3UOiR8baiN\n"
+                              "OF6nYXlJdVwJMzGEv0D8FefqI/7XKqYRkcA+gNC8fyFdqA+Amw==\n"
+                              "-----END CERTIFICATE-----\n";
 
 /* Writes pem to a temporary file; returns its path (malloc'd). */
 static char *
@@ -147,15 +145,16 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		                : fuzz_b64(data + 1, size - 1);
 	}
 	memset(&h, 0x55, sizeof(h));
-	v = cardpki_verify(pki, type, sig, cert, (const unsigned char *)FUZZ_TBS,
-	                   strlen(FUZZ_TBS), &h);
+	v = cardpki_verify(pki, type, sig, cert, (const unsigned char *)FUZZ_TBS, strlen(FUZZ_TBS),
+	                   &h);
 	if ((unsigned)v > CARDPKI_REVOCATION_UNAVAILABLE)
 		abort();
 	if (v == CARDPKI_OK) {
 		/* holder data is complete and terminated */
 		if (h.name[0] == '\0' || memchr(h.name, '\0', sizeof(h.name)) == NULL ||
 		    strlen(h.id_last4) != 4 || strspn(h.id_last4, "0123456789") != 4 ||
-		    h.serial_hex[0] == '\0' || memchr(h.serial_hex, '\0', sizeof(h.serial_hex)) == NULL ||
+		    h.serial_hex[0] == '\0' ||
+		    memchr(h.serial_hex, '\0', sizeof(h.serial_hex)) == NULL ||
 		    h.issuer_key_id_hex[0] == '\0' ||
 		    memchr(h.issuer_key_id_hex, '\0', sizeof(h.issuer_key_id_hex)) == NULL)
 			abort();

@@ -128,8 +128,8 @@ p7_b64(PKCS7 *p7)
 /* PKCS#7 SignedData, content attached, signed attributes, SHA-256 unless
  * md says otherwise; extra certificates (may be NULL) added inside. */
 static PKCS7 *
-make_pkcs7(X509 *cert, EVP_PKEY *key, const EVP_MD *md, const void *content, size_t len,
-           int flags, STACK_OF(X509) *extra)
+make_pkcs7(X509 *cert, EVP_PKEY *key, const EVP_MD *md, const void *content, size_t len, int flags,
+           STACK_OF(X509) *extra)
 {
 	BIO *in = BIO_new_mem_buf(content, (int)len);
 	PKCS7 *p7;
@@ -200,8 +200,8 @@ make_cert_md(const char *cn, const char *serial_number, const char *key_usage, l
 	BN_free(bn);
 	X509_NAME_add_entry_by_txt(name, "C", MBSTRING_ASC, (const unsigned char *)"TW", -1, -1, 0);
 	if (cn != NULL)
-		X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_UTF8, (const unsigned char *)cn, -1, -1,
-		                           0);
+		X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_UTF8, (const unsigned char *)cn, -1,
+		                           -1, 0);
 	if (serial_number != NULL)
 		X509_NAME_add_entry_by_txt(name, "serialNumber", MBSTRING_ASC,
 		                           (const unsigned char *)serial_number, -1, -1, 0);
@@ -238,8 +238,7 @@ make_cert_ex(const char *cn, const char *serial_number, const char *key_usage, l
 }
 
 static struct made
-make_cert(const char *cn, const char *serial_number, const char *key_usage, long from_s,
-          long to_s)
+make_cert(const char *cn, const char *serial_number, const char *key_usage, long from_s, long to_s)
 {
 	return make_cert_ex(cn, serial_number, key_usage, from_s, to_s, NULL, NULL);
 }
@@ -355,7 +354,8 @@ peer_thread(void *arg)
 			if (end == NULL)
 				continue;
 			cl = strcasestr(req, "Content-Length:");
-			want = (size_t)(end + 4 - req) + (cl != NULL ? strtoul(cl + 15, NULL, 10) : 0);
+			want =
+			    (size_t)(end + 4 - req) + (cl != NULL ? strtoul(cl + 15, NULL, 10) : 0);
 			if (got >= want)
 				break;
 		}
@@ -474,8 +474,8 @@ fetch_sim_crl(size_t *len_r)
  * from now + from_s to now + to_s, a partition for the distribution point
  * idp when not NULL; DER, malloc'd. */
 static unsigned char *
-make_crl_idp(X509 *issuer, EVP_PKEY *key, X509 *revoked, long from_s, long to_s,
-             const char *idp, size_t *len_r)
+make_crl_idp(X509 *issuer, EVP_PKEY *key, X509 *revoked, long from_s, long to_s, const char *idp,
+             size_t *len_r)
 {
 	X509_CRL *crl = X509_CRL_new();
 	ASN1_TIME *t = ASN1_TIME_new();
@@ -630,15 +630,16 @@ test_pkcs7_ok(void **state)
 	struct cardpki_holder h;
 	X509 *x = card_cert(CARD_OK), *other = card_cert(CARD_OK2);
 	EVP_PKEY *k = card_key(CARD_OK);
-	char *sig = sign_pkcs7(x, k, TBS, strlen(TBS)), *cert = cert_b64(x), *other_b64 = cert_b64(other);
+	char *sig = sign_pkcs7(x, k, TBS, strlen(TBS)), *cert = cert_b64(x),
+	     *other_b64 = cert_b64(other);
 
 	assert_verdict(verify_card(pki, CARD_OK, "PKCS7", &h), CARDPKI_OK);
 	assert_string_equal(h.name, "王小明");
 	assert_string_equal(h.id_last4, "6789");
 	/* the certificate given with it must be the signer's */
-	assert_verdict(cardpki_verify(pki, "PKCS7", sig, cert, (const unsigned char *)TBS,
-	                              strlen(TBS), &h),
-	               CARDPKI_OK);
+	assert_verdict(
+	    cardpki_verify(pki, "PKCS7", sig, cert, (const unsigned char *)TBS, strlen(TBS), &h),
+	    CARDPKI_OK);
 	assert_verdict(cardpki_verify(pki, "PKCS7", sig, other_b64, (const unsigned char *)TBS,
 	                              strlen(TBS), &h),
 	               CARDPKI_BAD_SIGNATURE);
@@ -684,30 +685,30 @@ test_tampered_signature(void **state)
 	raw[n / 2] ^= 0x01;
 	free(sig);
 	sig = b64_of(raw, (size_t)n);
-	assert_verdict(cardpki_verify(pki, "PKCS1", sig, cert, (const unsigned char *)TBS,
-	                              strlen(TBS), NULL),
-	               CARDPKI_BAD_SIGNATURE);
+	assert_verdict(
+	    cardpki_verify(pki, "PKCS1", sig, cert, (const unsigned char *)TBS, strlen(TBS), NULL),
+	    CARDPKI_BAD_SIGNATURE);
 	free(sig);
 	/* a good signature over something else */
 	sig = sign_pkcs1(k, "another challenge", 17);
-	assert_verdict(cardpki_verify(pki, "PKCS1", sig, cert, (const unsigned char *)TBS,
-	                              strlen(TBS), NULL),
-	               CARDPKI_BAD_SIGNATURE);
+	assert_verdict(
+	    cardpki_verify(pki, "PKCS1", sig, cert, (const unsigned char *)TBS, strlen(TBS), NULL),
+	    CARDPKI_BAD_SIGNATURE);
 	free(sig);
 	/* another card's key with this card's certificate */
 	sig = sign_pkcs1(k2, TBS, strlen(TBS));
-	assert_verdict(cardpki_verify(pki, "PKCS1", sig, cert, (const unsigned char *)TBS,
-	                              strlen(TBS), NULL),
-	               CARDPKI_BAD_SIGNATURE);
+	assert_verdict(
+	    cardpki_verify(pki, "PKCS1", sig, cert, (const unsigned char *)TBS, strlen(TBS), NULL),
+	    CARDPKI_BAD_SIGNATURE);
 	free(sig);
 	/* PKCS7: the signature value is the last thing in the DER */
 	p7 = make_pkcs7(x, k, NULL, TBS, strlen(TBS), 0, NULL);
 	len = i2d_PKCS7(p7, &der);
 	der[len - 3] ^= 0x40;
 	sig = b64_of(der, (size_t)len);
-	assert_verdict(cardpki_verify(pki, "PKCS7", sig, NULL, (const unsigned char *)TBS,
-	                              strlen(TBS), NULL),
-	               CARDPKI_BAD_SIGNATURE);
+	assert_verdict(
+	    cardpki_verify(pki, "PKCS7", sig, NULL, (const unsigned char *)TBS, strlen(TBS), NULL),
+	    CARDPKI_BAD_SIGNATURE);
 	free(sig);
 	OPENSSL_free(der);
 	PKCS7_free(p7);
@@ -718,9 +719,8 @@ test_tampered_signature(void **state)
 
 		p7 = make_pkcs7(x2, k2, NULL, TBS, strlen(TBS), 0, NULL);
 		si = sk_PKCS7_SIGNER_INFO_value(PKCS7_get_signer_info(p7), 0);
-		assert_int_equal(ASN1_STRING_copy(si->issuer_and_serial->serial,
-		                                  X509_get0_serialNumber(x)),
-		                 1);
+		assert_int_equal(
+		    ASN1_STRING_copy(si->issuer_and_serial->serial, X509_get0_serialNumber(x)), 1);
 		assert_int_equal(PKCS7_add_certificate(p7, x), 1);
 		sig = p7_b64(p7);
 		assert_verdict(cardpki_verify(pki, "PKCS7", sig, NULL, (const unsigned char *)TBS,
@@ -747,20 +747,20 @@ test_content_mismatch(void **state)
 	char *sig;
 
 	sig = sign_pkcs7(x, k, "isso-challenge:an-older-one", 27);
-	assert_verdict(cardpki_verify(pki, "PKCS7", sig, NULL, (const unsigned char *)TBS,
-	                              strlen(TBS), NULL),
-	               CARDPKI_CONTENT_MISMATCH);
+	assert_verdict(
+	    cardpki_verify(pki, "PKCS7", sig, NULL, (const unsigned char *)TBS, strlen(TBS), NULL),
+	    CARDPKI_CONTENT_MISMATCH);
 	free(sig);
 	/* the challenge with one more byte, and one byte less */
 	sig = sign_pkcs7(x, k, TBS "x", strlen(TBS) + 1);
-	assert_verdict(cardpki_verify(pki, "PKCS7", sig, NULL, (const unsigned char *)TBS,
-	                              strlen(TBS), NULL),
-	               CARDPKI_CONTENT_MISMATCH);
+	assert_verdict(
+	    cardpki_verify(pki, "PKCS7", sig, NULL, (const unsigned char *)TBS, strlen(TBS), NULL),
+	    CARDPKI_CONTENT_MISMATCH);
 	free(sig);
 	sig = sign_pkcs7(x, k, TBS, strlen(TBS) - 1);
-	assert_verdict(cardpki_verify(pki, "PKCS7", sig, NULL, (const unsigned char *)TBS,
-	                              strlen(TBS), NULL),
-	               CARDPKI_CONTENT_MISMATCH);
+	assert_verdict(
+	    cardpki_verify(pki, "PKCS7", sig, NULL, (const unsigned char *)TBS, strlen(TBS), NULL),
+	    CARDPKI_CONTENT_MISMATCH);
 	free(sig);
 	X509_free(x);
 	EVP_PKEY_free(k);
@@ -781,9 +781,8 @@ test_wrong_chain(void **state)
 	char *sig;
 
 	/* the look-alike chain has our CAs' names: only the keys differ */
-	assert_int_equal(X509_NAME_cmp(X509_get_subject_name(rogue_root),
-	                               X509_get_subject_name(grca)),
-	                 0);
+	assert_int_equal(
+	    X509_NAME_cmp(X509_get_subject_name(rogue_root), X509_get_subject_name(grca)), 0);
 	assert_verdict(verify_card(pki, CARD_ROGUE, "PKCS1", NULL), CARDPKI_WRONG_CHAIN);
 	assert_verdict(verify_card(pki, CARD_ROGUE, "PKCS7", NULL), CARDPKI_WRONG_CHAIN);
 
@@ -794,13 +793,13 @@ test_wrong_chain(void **state)
 	sk_X509_push(extra, moica);
 	p7 = make_pkcs7(x, k, NULL, TBS, strlen(TBS), 0, extra);
 	sig = p7_b64(p7);
-	assert_verdict(cardpki_verify(bare, "PKCS7", sig, NULL, (const unsigned char *)TBS,
-	                              strlen(TBS), NULL),
-	               CARDPKI_WRONG_CHAIN);
+	assert_verdict(
+	    cardpki_verify(bare, "PKCS7", sig, NULL, (const unsigned char *)TBS, strlen(TBS), NULL),
+	    CARDPKI_WRONG_CHAIN);
 	/* … and the same PKCS7 is fine with the configured chain */
-	assert_verdict(cardpki_verify(pki, "PKCS7", sig, NULL, (const unsigned char *)TBS,
-	                              strlen(TBS), NULL),
-	               CARDPKI_OK);
+	assert_verdict(
+	    cardpki_verify(pki, "PKCS7", sig, NULL, (const unsigned char *)TBS, strlen(TBS), NULL),
+	    CARDPKI_OK);
 	free(sig);
 	PKCS7_free(p7);
 	sk_X509_free(extra);
@@ -820,8 +819,9 @@ test_wrong_chain(void **state)
 
 	/* our CA's key, but a SHA-1 signature: too weak */
 	{
-		struct made m = make_cert_md("王小明", "0000000000016789", "critical,digitalSignature",
-		                             -60, 86400, NULL, NULL, EVP_sha1());
+		struct made m =
+		    make_cert_md("王小明", "0000000000016789", "critical,digitalSignature", -60,
+		                 86400, NULL, NULL, EVP_sha1());
 		char *cert = cert_b64(m.cert);
 
 		sig = sign_pkcs1(m.key, TBS, strlen(TBS));
@@ -856,9 +856,9 @@ test_expired(void **state)
 	              86400, 2 * 86400);
 	cert = cert_b64(m.cert);
 	sig = sign_pkcs1(m.key, TBS, strlen(TBS));
-	assert_verdict(cardpki_verify(pki, "PKCS1", sig, cert, (const unsigned char *)TBS,
-	                              strlen(TBS), NULL),
-	               CARDPKI_NOT_YET_VALID);
+	assert_verdict(
+	    cardpki_verify(pki, "PKCS1", sig, cert, (const unsigned char *)TBS, strlen(TBS), NULL),
+	    CARDPKI_NOT_YET_VALID);
 	free(cert);
 	free(sig);
 	made_free(&m);
@@ -869,8 +869,8 @@ static void
 test_key_usage(void **state)
 {
 	struct cardpki *pki = pki_new("none", NULL, NULL, 0, 0);
-	static const char *const usages[] = {"critical,keyEncipherment", "critical,dataEncipherment",
-	                                     NULL};
+	static const char *const usages[] = {"critical,keyEncipherment",
+	                                     "critical,dataEncipherment", NULL};
 	struct made m;
 	char *cert, *sig;
 
@@ -889,9 +889,9 @@ test_key_usage(void **state)
 	m = make_cert("王小明", "0000000000016789", "critical,nonRepudiation", -60, 86400);
 	cert = cert_b64(m.cert);
 	sig = sign_pkcs1(m.key, TBS, strlen(TBS));
-	assert_verdict(cardpki_verify(pki, "PKCS1", sig, cert, (const unsigned char *)TBS,
-	                              strlen(TBS), NULL),
-	               CARDPKI_OK);
+	assert_verdict(
+	    cardpki_verify(pki, "PKCS1", sig, cert, (const unsigned char *)TBS, strlen(TBS), NULL),
+	    CARDPKI_OK);
 	free(cert);
 	free(sig);
 	made_free(&m);
@@ -972,16 +972,16 @@ test_urls_from_certificate(void **state)
 	sig = sign_pkcs1(m.key, TBS, strlen(TBS));
 
 	pki = pki_new("crl", NULL, NULL, 2000, 0);
-	assert_verdict(cardpki_verify(pki, "PKCS1", sig, cert, (const unsigned char *)TBS,
-	                              strlen(TBS), NULL),
-	               CARDPKI_OK);
+	assert_verdict(
+	    cardpki_verify(pki, "PKCS1", sig, cert, (const unsigned char *)TBS, strlen(TBS), NULL),
+	    CARDPKI_OK);
 	assert_int_equal(peer_requests(&crl_peer), 1);
 	cardpki_free(pki);
 	/* the AIA's responder is busy: the CDP's CRL decides */
 	pki = pki_new("ocsp,crl", NULL, NULL, 2000, 0);
-	assert_verdict(cardpki_verify(pki, "PKCS1", sig, cert, (const unsigned char *)TBS,
-	                              strlen(TBS), NULL),
-	               CARDPKI_OK);
+	assert_verdict(
+	    cardpki_verify(pki, "PKCS1", sig, cert, (const unsigned char *)TBS, strlen(TBS), NULL),
+	    CARDPKI_OK);
 	assert_int_equal(peer_requests(&ocsp_peer), 1);
 	assert_int_equal(peer_requests(&crl_peer), 2);
 	cardpki_free(pki);
@@ -990,16 +990,16 @@ test_urls_from_certificate(void **state)
 	peer_reply(&ocsp_peer, "200 OK", "application/ocsp-response", body, len);
 	free(body);
 	pki = pki_new("ocsp,crl", NULL, NULL, 2000, 0);
-	assert_verdict(cardpki_verify(pki, "PKCS1", sig, cert, (const unsigned char *)TBS,
-	                              strlen(TBS), NULL),
-	               CARDPKI_REVOKED);
+	assert_verdict(
+	    cardpki_verify(pki, "PKCS1", sig, cert, (const unsigned char *)TBS, strlen(TBS), NULL),
+	    CARDPKI_REVOKED);
 	assert_int_equal(peer_requests(&ocsp_peer), 2);
 	cardpki_free(pki);
 	/* configured URLs win over the certificate's */
 	pki = pki_new("ocsp,crl", "http://127.0.0.1:1/ocsp", "http://127.0.0.1:1/crl", 1000, 0);
-	assert_verdict(cardpki_verify(pki, "PKCS1", sig, cert, (const unsigned char *)TBS,
-	                              strlen(TBS), NULL),
-	               CARDPKI_REVOCATION_UNAVAILABLE);
+	assert_verdict(
+	    cardpki_verify(pki, "PKCS1", sig, cert, (const unsigned char *)TBS, strlen(TBS), NULL),
+	    CARDPKI_REVOCATION_UNAVAILABLE);
 	assert_int_equal(peer_requests(&ocsp_peer), 2);
 	assert_int_equal(peer_requests(&crl_peer), 2);
 	cardpki_free(pki);
@@ -1170,12 +1170,13 @@ test_unusable_replies(void **state)
 	               CARDPKI_REVOCATION_UNAVAILABLE);
 	/* a partition by distribution point covers only the certificates
 	 * naming it (the test PKI's name …:8090/moica/crl) */
-	body = make_crl_idp(ca, ca_key, revoked, -60, 3600, "http://127.0.0.1:8090/moica/crl", &len);
+	body =
+	    make_crl_idp(ca, ca_key, revoked, -60, 3600, "http://127.0.0.1:8090/moica/crl", &len);
 	assert_verdict(verdict_with_crl_reply(CARD_REVOKED, body, len), CARDPKI_REVOKED);
 	assert_verdict(verdict_with_crl_reply(CARD_OK, body, len), CARDPKI_OK);
 	free(body);
-	body = make_crl_idp(ca, ca_key, revoked, -60, 3600, "http://127.0.0.1:8090/moica/crl-7",
-	                    &len);
+	body =
+	    make_crl_idp(ca, ca_key, revoked, -60, 3600, "http://127.0.0.1:8090/moica/crl-7", &len);
 	assert_verdict(verdict_with_crl_reply(CARD_REVOKED, body, len),
 	               CARDPKI_REVOCATION_UNAVAILABLE);
 	assert_verdict(verdict_with_crl_reply(CARD_OK, body, len), CARDPKI_REVOCATION_UNAVAILABLE);
@@ -1203,12 +1204,13 @@ test_holder_fields(void **state)
 
 	/* a name outside the BMP and with a middle dot, serialNumber letters
 	 * before the digits */
-	m = make_cert("𠀋·Ａｂｕ 林", "AB0000000000000420", "critical,digitalSignature", -60, 86400);
+	m = make_cert("𠀋·Ａｂｕ 林", "AB0000000000000420", "critical,digitalSignature", -60,
+	              86400);
 	cert = cert_b64(m.cert);
 	sig = sign_pkcs1(m.key, TBS, strlen(TBS));
-	assert_verdict(cardpki_verify(pki, "PKCS1", sig, cert, (const unsigned char *)TBS,
-	                              strlen(TBS), &h),
-	               CARDPKI_OK);
+	assert_verdict(
+	    cardpki_verify(pki, "PKCS1", sig, cert, (const unsigned char *)TBS, strlen(TBS), &h),
+	    CARDPKI_OK);
 	assert_string_equal(h.name, "𠀋·Ａｂｕ 林");
 	assert_string_equal(h.id_last4, "0420");
 	assert_int_equal(strlen(h.serial_hex), 32);
@@ -1221,14 +1223,16 @@ test_holder_fields(void **state)
 	{
 		static const struct {
 			const char *cn, *sn;
-		} bad[] = {{NULL, "0000000000016789"}, {"王小明", NULL}, {"王小明", "000000000001678X"}};
+		} bad[] = {
+		    {NULL, "0000000000016789"}, {"王小明", NULL}, {"王小明", "000000000001678X"}};
 
 		for (size_t i = 0; i < ISSO_N_ELEMENTS(bad); i++) {
-			m = make_cert(bad[i].cn, bad[i].sn, "critical,digitalSignature", -60, 86400);
+			m = make_cert(bad[i].cn, bad[i].sn, "critical,digitalSignature", -60,
+			              86400);
 			cert = cert_b64(m.cert);
 			sig = sign_pkcs1(m.key, TBS, strlen(TBS));
-			assert_verdict(cardpki_verify(pki, "PKCS1", sig, cert, (const unsigned char *)TBS,
-			                              strlen(TBS), &h),
+			assert_verdict(cardpki_verify(pki, "PKCS1", sig, cert,
+			                              (const unsigned char *)TBS, strlen(TBS), &h),
 			               CARDPKI_MALFORMED);
 			assert_string_equal(h.name, "");
 			free(cert);
@@ -1257,10 +1261,14 @@ test_malformed(void **state)
 	               CARDPKI_MALFORMED);
 	assert_verdict(cardpki_verify(pki, NULL, sig1, cert, tbs, tlen, NULL), CARDPKI_MALFORMED);
 	assert_verdict(cardpki_verify(pki, "RAW", sig1, cert, tbs, tlen, NULL), CARDPKI_MALFORMED);
-	assert_verdict(cardpki_verify(pki, "pkcs1", sig1, cert, tbs, tlen, NULL), CARDPKI_MALFORMED);
-	assert_verdict(cardpki_verify(pki, "PKCS1", NULL, cert, tbs, tlen, NULL), CARDPKI_MALFORMED);
-	assert_verdict(cardpki_verify(pki, "PKCS1", sig1, NULL, tbs, tlen, NULL), CARDPKI_MALFORMED);
-	assert_verdict(cardpki_verify(pki, "PKCS1", sig1, cert, NULL, tlen, NULL), CARDPKI_MALFORMED);
+	assert_verdict(cardpki_verify(pki, "pkcs1", sig1, cert, tbs, tlen, NULL),
+	               CARDPKI_MALFORMED);
+	assert_verdict(cardpki_verify(pki, "PKCS1", NULL, cert, tbs, tlen, NULL),
+	               CARDPKI_MALFORMED);
+	assert_verdict(cardpki_verify(pki, "PKCS1", sig1, NULL, tbs, tlen, NULL),
+	               CARDPKI_MALFORMED);
+	assert_verdict(cardpki_verify(pki, "PKCS1", sig1, cert, NULL, tlen, NULL),
+	               CARDPKI_MALFORMED);
 	assert_verdict(cardpki_verify(pki, "PKCS1", sig1, cert, tbs, 0, NULL), CARDPKI_MALFORMED);
 	assert_verdict(cardpki_verify(pki, "PKCS1", sig1, cert, tbs, tlen, NULL), CARDPKI_OK);
 
@@ -1301,7 +1309,8 @@ test_malformed(void **state)
 	s = b64_of(der, (size_t)n + 1);
 	assert_verdict(cardpki_verify(pki, "PKCS1", sig1, s, tbs, tlen, NULL), CARDPKI_MALFORMED);
 	free(s);
-	assert_verdict(cardpki_verify(pki, "PKCS7", sig1, NULL, tbs, tlen, NULL), CARDPKI_MALFORMED);
+	assert_verdict(cardpki_verify(pki, "PKCS7", sig1, NULL, tbs, tlen, NULL),
+	               CARDPKI_MALFORMED);
 	s = sign_pkcs7(x, k, TBS, tlen);
 	n = b64_decode(s, strlen(s), der, sizeof(der));
 	free(s);
@@ -1390,8 +1399,8 @@ test_new_refuses_bad_settings(void **state)
 {
 	static const char *const revocations[] = {"",          "ocsp,",     ",crl", "ocsp,ocsp",
 	                                          "ocsp, crl", "none,ocsp", "OCSP", "crl;ocsp"};
-	struct cardpki_settings s = {.roots_file = roots_path, .intermediates_file = chain_path,
-	                             .revocation = "ocsp,crl"};
+	struct cardpki_settings s = {
+	    .roots_file = roots_path, .intermediates_file = chain_path, .revocation = "ocsp,crl"};
 	struct cardpki *pki = (struct cardpki *)&s;
 	const char *error = NULL;
 	char key_path[PATH_MAX + 32];
@@ -1450,8 +1459,8 @@ worker_run(void *arg)
 	struct worker *w = arg;
 
 	for (int i = 0; i < 4; i++) {
-		if (verify_card(w->pki, i % 2 ? CARD_OK2 : CARD_OK, i % 2 ? "PKCS7" : "PKCS1", NULL) ==
-		    CARDPKI_OK)
+		if (verify_card(w->pki, i % 2 ? CARD_OK2 : CARD_OK, i % 2 ? "PKCS7" : "PKCS1",
+		                NULL) == CARDPKI_OK)
 			w->ok++;
 		if (verify_card(w->pki, CARD_REVOKED, "PKCS1", NULL) == CARDPKI_REVOKED)
 			w->revoked++;
