@@ -13,9 +13,9 @@
 
 #include "cardagent/p11.h"
 
-#define AGENT_VERSION     "1.0"
-#define AGENT_MAX_TRUST   32
-#define AGENT_MAX_ORIGIN  256
+#define AGENT_VERSION    "1.0"
+#define AGENT_MAX_TRUST  32
+#define AGENT_MAX_ORIGIN 256
 
 /* HiPKI ret_code values (numbers in the JSON replies). */
 #define RC_OK            0

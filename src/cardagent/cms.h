@@ -9,8 +9,8 @@
 struct cms_sign {
 	const unsigned char *tbs; /* the content, attached */
 	size_t tbs_len;
-	void *p7;                 /* PKCS7 *, between prepare and finish */
-	void *si;                 /* its PKCS7_SIGNER_INFO * (owned by p7) */
+	void *p7; /* PKCS7 *, between prepare and finish */
+	void *si; /* its PKCS7_SIGNER_INFO * (owned by p7) */
 };
 
 /* A p11_prepare_fn (ctx = struct cms_sign *): parses the card's
@@ -21,8 +21,8 @@ struct cms_sign {
 int cms_prepare(void *ctx, const unsigned char *cert, size_t cert_len, unsigned char **data_r,
                 size_t *len_r);
 /* Puts the card's signature in and returns the DER SignedData (malloc'd). */
-int cms_finish(struct cms_sign *c, const unsigned char *sig, size_t sig_len,
-               unsigned char **der_r, size_t *der_len_r);
+int cms_finish(struct cms_sign *c, const unsigned char *sig, size_t sig_len, unsigned char **der_r,
+               size_t *der_len_r);
 /* Frees what prepare built; safe to call more than once. */
 void cms_clear(struct cms_sign *c);
 

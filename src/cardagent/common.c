@@ -61,8 +61,8 @@ agent_origin_normalise(const char *s)
 		hlen = (size_t)(close + 1 - host);
 	} else {
 		hlen = 0;
-		while (host + hlen < end &&
-		       (isalnum((unsigned char)host[hlen]) || host[hlen] == '-' || host[hlen] == '.'))
+		while (host + hlen < end && (isalnum((unsigned char)host[hlen]) ||
+		                             host[hlen] == '-' || host[hlen] == '.'))
 			hlen++;
 	}
 	if (hlen == 0 || host[0] == '.' || host[0] == '-')
@@ -149,16 +149,14 @@ agent_send_json(struct MHD_Connection *conn, unsigned status, json_t *obj)
 	json_decref(obj);
 	if (text == NULL)
 		return MHD_NO;
-	ret = agent_send(conn, status, "application/json; charset=utf-8", text, strlen(text),
-	                 NULL);
+	ret = agent_send(conn, status, "application/json; charset=utf-8", text, strlen(text), NULL);
 	free(text);
 	return ret;
 }
 
 /* ---- libmicrohttpd ---- */
 
-static void __attribute__((format(printf, 2, 0)))
-mhd_log_cb(void *cls, const char *fmt, va_list ap)
+static void __attribute__((format(printf, 2, 0))) mhd_log_cb(void *cls, const char *fmt, va_list ap)
 {
 	char msg[512];
 	size_t n;
@@ -238,8 +236,8 @@ agent_mhd_start(unsigned flags, int fd, MHD_AccessHandlerCallback cb, void *cls,
 		tls[0] = (struct MHD_OptionItem){MHD_OPTION_HTTPS_MEM_CERT, 0, (void *)cert_pem};
 		tls[1] = (struct MHD_OptionItem){MHD_OPTION_HTTPS_MEM_KEY, 0, (void *)key_pem};
 	}
-	flags |= MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION |
-	         MHD_USE_ERROR_LOG;
+	flags |=
+	    MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION | MHD_USE_ERROR_LOG;
 	d = MHD_start_daemon(flags, 0, NULL, NULL, cb, cls, MHD_OPTION_EXTERNAL_LOGGER, mhd_log_cb,
 	                     NULL, MHD_OPTION_LISTEN_SOCKET, (MHD_socket)fd,
 	                     MHD_OPTION_CONNECTION_LIMIT, (unsigned)AGENT_CONNECTION_LIMIT,

@@ -102,7 +102,8 @@ static const char popup_js[] =
     "    var p;\n"
     "    if (req.func === 'MakeSignature') {\n"
     "      p = fetch('/sign', { method: 'POST', cache: 'no-store', credentials: 'omit',\n"
-    "        headers: { 'Content-Type': 'application/json', 'X-HiPKI-Site': site }, body: body });\n"
+    "        headers: { 'Content-Type': 'application/json', 'X-HiPKI-Site': site },\n"
+    "        body: body });\n"
     "    } else if (req.func === 'pkcs11info') {\n"
     "      p = fetch('/pkcs11info?withcert=' + (req.withcert ? 'true' : 'false'),\n"
     "        { cache: 'no-store', credentials: 'omit', headers: { 'X-HiPKI-Site': site } });\n"
@@ -142,12 +143,24 @@ html_escape(struct buf *b, const char *s)
 {
 	for (; *s != '\0'; s++) {
 		switch (*s) {
-		case '<': buf_addstr(b, "&lt;"); break;
-		case '>': buf_addstr(b, "&gt;"); break;
-		case '&': buf_addstr(b, "&amp;"); break;
-		case '"': buf_addstr(b, "&quot;"); break;
-		case '\'': buf_addstr(b, "&#39;"); break;
-		default: buf_addc(b, *s); break;
+		case '<':
+			buf_addstr(b, "&lt;");
+			break;
+		case '>':
+			buf_addstr(b, "&gt;");
+			break;
+		case '&':
+			buf_addstr(b, "&amp;");
+			break;
+		case '"':
+			buf_addstr(b, "&quot;");
+			break;
+		case '\'':
+			buf_addstr(b, "&#39;");
+			break;
+		default:
+			buf_addc(b, *s);
+			break;
 		}
 	}
 }
@@ -163,18 +176,30 @@ static const char *
 rc_message(int rc)
 {
 	switch (rc) {
-	case RC_OK: return "";
-	case RC_UNTRUSTED: return "this site is not trusted by the card agent";
-	case RC_BAD_REQUEST: return "bad request";
-	case RC_NO_MODULE: return "no PKCS#11 module";
-	case RC_NO_READER: return "no card reader";
-	case RC_NO_CARD: return "no card";
-	case RC_PIN_FORMAT: return "the PIN must be 6 to 8 digits";
-	case RC_PIN_INCORRECT: return "incorrect PIN";
-	case RC_PIN_LOCKED: return "the PIN is locked";
-	case RC_CARD_REMOVED: return "the card was removed";
-	case RC_NO_KEY: return "no signing key and certificate on the card";
-	default: return "card error";
+	case RC_OK:
+		return "";
+	case RC_UNTRUSTED:
+		return "this site is not trusted by the card agent";
+	case RC_BAD_REQUEST:
+		return "bad request";
+	case RC_NO_MODULE:
+		return "no PKCS#11 module";
+	case RC_NO_READER:
+		return "no card reader";
+	case RC_NO_CARD:
+		return "no card";
+	case RC_PIN_FORMAT:
+		return "the PIN must be 6 to 8 digits";
+	case RC_PIN_INCORRECT:
+		return "incorrect PIN";
+	case RC_PIN_LOCKED:
+		return "the PIN is locked";
+	case RC_CARD_REMOVED:
+		return "the card was removed";
+	case RC_NO_KEY:
+		return "no signing key and certificate on the card";
+	default:
+		return "card error";
 	}
 }
 
@@ -196,8 +221,7 @@ allowed(struct hipki_server *srv, struct MHD_Connection *conn, const char **site
 static void
 log_refused(const char *func, const char *site)
 {
-	log_event(LOG_WARN, "untrusted_site",
-	          json_pack("{s:s, s:s?}", "func", func, "site", site));
+	log_event(LOG_WARN, "untrusted_site", json_pack("{s:s, s:s?}", "func", func, "site", site));
 }
 
 /* ---- /pkcs11info ---- */
@@ -212,9 +236,8 @@ do_info(struct hipki_server *srv, struct MHD_Connection *conn)
 
 	if (!allowed(srv, conn, &site)) {
 		log_refused("pkcs11info", site);
-		return agent_send_json(conn, 200,
-		                       reply_new("pkcs11info", RC_UNTRUSTED, 0,
-		                                 rc_message(RC_UNTRUSTED)));
+		return agent_send_json(
+		    conn, 200, reply_new("pkcs11info", RC_UNTRUSTED, 0, rc_message(RC_UNTRUSTED)));
 	}
 	if (srv->a->p11 == NULL) {
 		reply = reply_new("pkcs11info", RC_NO_MODULE, 0, rc_message(RC_NO_MODULE));
@@ -322,8 +345,8 @@ parse_sign(const char *body, size_t len, struct sign_args *args, int *rc_r, cons
 	}
 	args->with_sn = true;
 	if ((v = json_object_get(req, "withCardSN")) != NULL)
-		args->with_sn = json_is_true(v) ||
-		                (json_is_string(v) && strcasecmp(json_string_value(v), "true") == 0);
+		args->with_sn = json_is_true(v) || (json_is_string(v) &&
+		                                    strcasecmp(json_string_value(v), "true") == 0);
 	if ((v = json_object_get(req, "slotID")) != NULL && !json_is_null(v)) {
 		if (!json_is_integer(v) || json_integer_value(v) < 0 ||
 		    (unsigned long long)json_integer_value(v) > ULONG_MAX) {
@@ -439,9 +462,9 @@ do_sign(struct hipki_server *srv, struct MHD_Connection *conn, struct hreq *r)
 
 	if (!allowed(srv, conn, &site)) {
 		log_refused("MakeSignature", site);
-		return agent_send_json(conn, 200,
-		                       reply_new("MakeSignature", RC_UNTRUSTED, 0,
-		                                 rc_message(RC_UNTRUSTED)));
+		return agent_send_json(
+		    conn, 200,
+		    reply_new("MakeSignature", RC_UNTRUSTED, 0, rc_message(RC_UNTRUSTED)));
 	}
 	if (r->too_large)
 		return agent_send_json(conn, 413,
@@ -475,9 +498,9 @@ do_self_test(struct hipki_server *srv, struct MHD_Connection *conn)
 
 	buf_init(&b, 64 * 1024);
 	buf_addstr(&b, "<!DOCTYPE html>\n<html lang=\"zh-Hant-TW\">\n<head><meta "
-	                   "charset=\"utf-8\"><title>isso-cardagent 自我檢測 Self test</title>"
-	                   "</head>\n<body><main>\n<h1>isso-cardagent " AGENT_VERSION "</h1>\n"
-	                   "<dl>\n");
+	               "charset=\"utf-8\"><title>isso-cardagent 自我檢測 Self test</title>"
+	               "</head>\n<body><main>\n<h1>isso-cardagent " AGENT_VERSION "</h1>\n"
+	               "<dl>\n");
 	buf_addstr(&b, "<dt>PKCS#11 模組 Module</dt><dd>");
 	if (srv->a->p11 == NULL) {
 		buf_addstr(&b, "未載入 not loaded: ");
@@ -487,11 +510,11 @@ do_self_test(struct hipki_server *srv, struct MHD_Connection *conn)
 		html_escape(&b, desc);
 	}
 	buf_printf(&b,
-	         "</dd>\n<dt>讀卡機 Readers</dt><dd id=\"readers\">%d</dd>\n"
-	         "<dt>晶片卡 Cards present</dt><dd id=\"cards\">%d</dd>\n"
-	         "<dt>信任的網站 Trusted sites</dt><dd id=\"trusted\">%zu</dd>\n</dl>\n"
-	         "</main></body></html>\n",
-	         slots, tokens, srv->a->n_trust);
+	           "</dd>\n<dt>讀卡機 Readers</dt><dd id=\"readers\">%d</dd>\n"
+	           "<dt>晶片卡 Cards present</dt><dd id=\"cards\">%d</dd>\n"
+	           "<dt>信任的網站 Trusted sites</dt><dd id=\"trusted\">%zu</dd>\n</dl>\n"
+	           "</main></body></html>\n",
+	           slots, tokens, srv->a->n_trust);
 	ret = agent_send(conn, 200, "text/html; charset=utf-8", b.data != NULL ? b.data : "", b.len,
 	                 HIPKI_CSP);
 	buf_free(&b);
@@ -501,8 +524,8 @@ do_self_test(struct hipki_server *srv, struct MHD_Connection *conn)
 /* ---- dispatch ---- */
 
 static enum MHD_Result
-dispatch(struct hipki_server *srv, struct MHD_Connection *conn, const char *url,
-         const char *method, struct hreq *r)
+dispatch(struct hipki_server *srv, struct MHD_Connection *conn, const char *url, const char *method,
+         struct hreq *r)
 {
 	bool get = strcmp(method, "GET") == 0 || strcmp(method, "HEAD") == 0;
 	bool post = strcmp(method, "POST") == 0;
@@ -531,7 +554,8 @@ dispatch(struct hipki_server *srv, struct MHD_Connection *conn, const char *url,
 	if (strcmp(url, "/pkcs11info") == 0 || strcmp(url, "/sign") == 0 ||
 	    strcmp(url, "/popupForm") == 0 || strcmp(url, "/popupForm.js") == 0 ||
 	    strcmp(url, "/addDomain") == 0 || strcmp(url, "/selfTest.htm") == 0)
-		return agent_send_json(conn, 405, json_pack("{s:s}", "error", "method_not_allowed"));
+		return agent_send_json(conn, 405,
+		                       json_pack("{s:s}", "error", "method_not_allowed"));
 	return agent_send_json(conn, 404, json_pack("{s:s}", "error", "not_found"));
 }
 

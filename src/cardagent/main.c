@@ -36,12 +36,13 @@ struct options {
 static void
 usage(FILE *f)
 {
-	fprintf(f, "usage: isso-cardagent --module PATH --trust ORIGIN [--trust ORIGIN ...]\n"
-	           "                      [--listen 127.0.0.1] [--port 61161] [--nhi-port 7777]\n"
-	           "                      [--nhi-pin 000000] [--nhi-tls-cert FILE --nhi-tls-key FILE]\n"
-	           "                      [--log-level debug|info|warn|error]\n"
-	           "Each option may also be set as ISSO_CARDAGENT_<NAME> (e.g. ISSO_CARDAGENT_TRUST,\n"
-	           "several origins separated by spaces or commas); flags win.\n");
+	fprintf(
+	    f, "usage: isso-cardagent --module PATH --trust ORIGIN [--trust ORIGIN ...]\n"
+	       "                      [--listen 127.0.0.1] [--port 61161] [--nhi-port 7777]\n"
+	       "                      [--nhi-pin 000000] [--nhi-tls-cert FILE --nhi-tls-key FILE]\n"
+	       "                      [--log-level debug|info|warn|error]\n"
+	       "Each option may also be set as ISSO_CARDAGENT_<NAME> (e.g. ISSO_CARDAGENT_TRUST,\n"
+	       "several origins separated by spaces or commas); flags win.\n");
 }
 
 static const char *
@@ -126,7 +127,8 @@ configure(struct agent *a, const struct options *o, enum log_level *level_r)
 	if (a->listen == NULL)
 		a->listen = "127.0.0.1";
 	a->port = 61161;
-	if ((s = env_or(o->port, "ISSO_CARDAGENT_PORT")) != NULL && !parse_port(s, true, &a->port)) {
+	if ((s = env_or(o->port, "ISSO_CARDAGENT_PORT")) != NULL &&
+	    !parse_port(s, true, &a->port)) {
 		fprintf(stderr, "isso-cardagent: bad --port %s\n", s);
 		return false;
 	}
@@ -137,8 +139,8 @@ configure(struct agent *a, const struct options *o, enum log_level *level_r)
 		return false;
 	}
 	a->module_path = env_or(o->module, "ISSO_CARDAGENT_MODULE");
-	a->nhi_pin = xstrdup((s = env_or(o->nhi_pin, "ISSO_CARDAGENT_NHI_PIN")) != NULL ? s
-	                                                                                 : "000000");
+	a->nhi_pin =
+	    xstrdup((s = env_or(o->nhi_pin, "ISSO_CARDAGENT_NHI_PIN")) != NULL ? s : "000000");
 	a->nhi_tls_cert = env_or(o->nhi_tls_cert, "ISSO_CARDAGENT_NHI_TLS_CERT");
 	a->nhi_tls_key = env_or(o->nhi_tls_key, "ISSO_CARDAGENT_NHI_TLS_KEY");
 	if ((a->nhi_tls_cert == NULL) != (a->nhi_tls_key == NULL)) {
@@ -207,22 +209,42 @@ main(int argc, char **argv)
 
 	while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
 		switch (c) {
-		case 'l': o.listen = optarg; break;
-		case 'p': o.port = optarg; break;
-		case 'm': o.module = optarg; break;
-		case 'n': o.nhi_port = optarg; break;
-		case 'P': o.nhi_pin = optarg; break;
-		case 'c': o.nhi_tls_cert = optarg; break;
-		case 'k': o.nhi_tls_key = optarg; break;
-		case 'L': o.log_level = optarg; break;
+		case 'l':
+			o.listen = optarg;
+			break;
+		case 'p':
+			o.port = optarg;
+			break;
+		case 'm':
+			o.module = optarg;
+			break;
+		case 'n':
+			o.nhi_port = optarg;
+			break;
+		case 'P':
+			o.nhi_pin = optarg;
+			break;
+		case 'c':
+			o.nhi_tls_cert = optarg;
+			break;
+		case 'k':
+			o.nhi_tls_key = optarg;
+			break;
+		case 'L':
+			o.log_level = optarg;
+			break;
 		case 't':
 			if (o.n_trust < AGENT_MAX_TRUST)
 				o.trust[o.n_trust++] = optarg;
 			else
 				o.trust_overflow = true;
 			break;
-		case 'h': usage(stdout); return 0;
-		default: usage(stderr); return 2;
+		case 'h':
+			usage(stdout);
+			return 0;
+		default:
+			usage(stderr);
+			return 2;
 		}
 	}
 	if (optind != argc) {

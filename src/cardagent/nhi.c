@@ -340,8 +340,8 @@ nhi_command(struct agent *a, const char *msg, size_t len)
 	}
 
 	if (strcmp(cmd, "GetVersion") == 0) {
-		out = reply_json(json_pack("{s:i, s:s}", "ret", 0, "version",
-		                           "isso-cardagent " AGENT_VERSION));
+		out = reply_json(
+		    json_pack("{s:i, s:s}", "ret", 0, "version", "isso-cardagent " AGENT_VERSION));
 		goto out;
 	}
 	if (a->p11 == NULL) {
@@ -384,24 +384,26 @@ nhi_command(struct agent *a, const char *msg, size_t len)
 		basic = NULL;
 		goto out;
 	}
-	snprintf(card_no, sizeof(card_no), "%s", json_string_value(json_object_get(basic, "card_no")));
+	snprintf(card_no, sizeof(card_no), "%s",
+	         json_string_value(json_object_get(basic, "card_no")));
 	sig = b64_new(op.sig, op.sig_len);
 	if (strcmp(cmd, "H_Sign") == 0) {
 		cert = b64_new(op.cert, op.cert_len);
 		out = reply_json(json_pack("{s:i, s:s, s:s, s:s}", "ret", 0, "card_no", card_no,
 		                           "signature", sig, "cert", cert));
 	} else {
-		out = reply_json(json_pack("{s:i, s:s, s:s}", "ret", 0, "card_no", card_no, "blob",
-		                           sig));
+		out = reply_json(
+		    json_pack("{s:i, s:s, s:s}", "ret", 0, "card_no", card_no, "blob", sig));
 	}
 	goto out;
 fail:
 	out = reply_error(ret);
 out:
-	log_event(LOG_INFO, "nhi_command",
-	          json_pack("{s:s, s:I, s:I}", "command", cmd != NULL ? cmd : "(unknown)", "ret",
-	                    (json_int_t)(out != NULL && strncmp(out, "{\"ret\":0", 8) == 0 ? 0 : ret),
-	                    "last_error", (json_int_t)st.rv));
+	log_event(
+	    LOG_INFO, "nhi_command",
+	    json_pack("{s:s, s:I, s:I}", "command", cmd != NULL ? cmd : "(unknown)", "ret",
+	              (json_int_t)(out != NULL && strncmp(out, "{\"ret\":0", 8) == 0 ? 0 : ret),
+	              "last_error", (json_int_t)st.rv));
 	if (tbs != NULL)
 		explicit_bzero(tbs, strlen(tbs));
 	free(tbs);
@@ -467,7 +469,8 @@ on_frame(struct ws_conn *c, const struct ws_frame *f)
 		if (!ws_close_payload_ok(f->payload, f->len, &code))
 			return WS_CLOSE_PROTOCOL;
 		send_close(c, code == WS_CLOSE_NORMAL || code == WS_CLOSE_GOING_AWAY
-		                  ? code : WS_CLOSE_NORMAL);
+		                  ? code
+		                  : WS_CLOSE_NORMAL);
 		return -1;
 	case WS_CONT:
 		if (!c->in_msg)
@@ -514,7 +517,8 @@ drain(int sock)
 	clock_gettime(CLOCK_MONOTONIC, &start);
 	for (;;) {
 		clock_gettime(CLOCK_MONOTONIC, &now);
-		if ((now.tv_sec - start.tv_sec) * 1000 + (now.tv_nsec - start.tv_nsec) / 1000000 >= 1000)
+		if ((now.tv_sec - start.tv_sec) * 1000 + (now.tv_nsec - start.tv_nsec) / 1000000 >=
+		    1000)
 			break;
 		if (poll(&pfd, 1, 100) <= 0)
 			continue;

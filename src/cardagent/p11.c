@@ -20,12 +20,12 @@
 #include "lib/utf8.h"
 #include "lib/xmalloc.h"
 
-#define P11_MAX_SLOTS    64
-#define P11_MAX_OBJECTS  16
-#define P11_MAX_CERT     (16 * 1024)
-#define P11_MAX_ATTR     256
-#define P11_MAX_SIG      1024
-#define P11_NHI_PREFIX   "NHI "
+#define P11_MAX_SLOTS   64
+#define P11_MAX_OBJECTS 16
+#define P11_MAX_CERT    (16 * 1024)
+#define P11_MAX_ATTR    256
+#define P11_MAX_SIG     1024
+#define P11_NHI_PREFIX  "NHI "
 
 struct p11 {
 	void *dl;
@@ -137,8 +137,8 @@ p11_load(const char *path, struct p11 **p11_r, const char **error_r)
 	if (p->f->C_GetInfo(&info) == CKR_OK) {
 		p11_text(info.manufacturerID, sizeof(info.manufacturerID), p->manufacturer,
 		         sizeof(p->manufacturer));
-		p11_text(info.libraryDescription, sizeof(info.libraryDescription),
-		         p->description, sizeof(p->description));
+		p11_text(info.libraryDescription, sizeof(info.libraryDescription), p->description,
+		         sizeof(p->description));
 	}
 	*p11_r = p;
 	p = NULL;
@@ -221,8 +221,8 @@ find_objects(struct p11 *p, CK_SESSION_HANDLE s, CK_ATTRIBUTE *tmpl, CK_ULONG n_
 
 /* One attribute's value, malloc'd (with a NUL after it), at most max bytes. */
 static CK_RV
-get_attr(struct p11 *p, CK_SESSION_HANDLE s, CK_OBJECT_HANDLE o, CK_ATTRIBUTE_TYPE type,
-         size_t max, unsigned char **val_r, size_t *len_r)
+get_attr(struct p11 *p, CK_SESSION_HANDLE s, CK_OBJECT_HANDLE o, CK_ATTRIBUTE_TYPE type, size_t max,
+         unsigned char **val_r, size_t *len_r)
 {
 	CK_ATTRIBUTE a = {type, NULL, 0};
 	CK_RV rv;
@@ -234,8 +234,7 @@ get_attr(struct p11 *p, CK_SESSION_HANDLE s, CK_OBJECT_HANDLE o, CK_ATTRIBUTE_TY
 	if (a.ulValueLen == CK_UNAVAILABLE_INFORMATION || a.ulValueLen > max)
 		return CKR_ATTRIBUTE_VALUE_INVALID;
 	a.pValue = xmalloc(a.ulValueLen + 1);
-	if ((rv = p->f->C_GetAttributeValue(s, o, &a, 1)) != CKR_OK ||
-	    a.ulValueLen > max) {
+	if ((rv = p->f->C_GetAttributeValue(s, o, &a, 1)) != CKR_OK || a.ulValueLen > max) {
 		free(a.pValue);
 		return rv != CKR_OK ? rv : CKR_ATTRIBUTE_VALUE_INVALID;
 	}
@@ -293,9 +292,9 @@ token_certs(struct p11 *p, CK_SLOT_ID slot)
 				p11_text(label, label_len, text, sizeof(text));
 			if (get_attr(p, s, objs[i], CKA_ID, P11_MAX_ATTR, &id, &id_len) != CKR_OK)
 				id_len = 0;
-			json_array_append_new(certs, json_pack("{s:s, s:s, s:o}", "certb64", b64,
-			                                       "label", text, "id",
-			                                       hex_string(id, id_len)));
+			json_array_append_new(certs,
+			                      json_pack("{s:s, s:s, s:o}", "certb64", b64, "label",
+			                                text, "id", hex_string(id, id_len)));
 			free(b64);
 		}
 		free(der);
@@ -333,10 +332,12 @@ p11_info(struct p11 *p, bool withcert, struct p11_status *st)
 		if (p->f->C_GetSlotInfo(slots[i], &si) != CKR_OK)
 			continue;
 		p11_text(si.slotDescription, sizeof(si.slotDescription), desc, sizeof(desc));
-		if ((si.flags & CKF_TOKEN_PRESENT) && p->f->C_GetTokenInfo(slots[i], &ti) == CKR_OK) {
+		if ((si.flags & CKF_TOKEN_PRESENT) &&
+		    p->f->C_GetTokenInfo(slots[i], &ti) == CKR_OK) {
 			p11_text(ti.serialNumber, sizeof(ti.serialNumber), serial, sizeof(serial));
 			p11_text(ti.label, sizeof(ti.label), label, sizeof(label));
-			p11_text(ti.manufacturerID, sizeof(ti.manufacturerID), manuf, sizeof(manuf));
+			p11_text(ti.manufacturerID, sizeof(ti.manufacturerID), manuf,
+			         sizeof(manuf));
 			p11_text(ti.model, sizeof(ti.model), model, sizeof(model));
 			token = json_pack("{s:s, s:s, s:s, s:s, s:I, s:i}", "serialNumber", serial,
 			                  "label", label, "manufacturerID", manuf, "model", model,
@@ -398,8 +399,8 @@ count_certs(struct p11 *p, CK_SLOT_ID slot)
 /* The slot to use: the asked one, or the first present, initialised token
  * of the kind (a MOICA-like token also needs a certificate). */
 static void
-choose_slot(struct p11 *p, enum token_kind kind, bool has_slot, CK_SLOT_ID want,
-            CK_SLOT_ID *slot_r, CK_TOKEN_INFO *ti, struct p11_status *st)
+choose_slot(struct p11 *p, enum token_kind kind, bool has_slot, CK_SLOT_ID want, CK_SLOT_ID *slot_r,
+            CK_TOKEN_INFO *ti, struct p11_status *st)
 {
 	CK_SLOT_ID slots[P11_MAX_SLOTS];
 	CK_ULONG n = 0, i;

@@ -66,7 +66,7 @@ void p11_sign_res_clear(struct p11_sign_res *res);
 struct p11_nhi_op {
 	const char *pin; /* the agent's --nhi-pin (NULL: no login) */
 	bool read_basic;
-	size_t random_len; /* 0: no random; at most P11_MAX_RANDOM */
+	size_t random_len;        /* 0: no random; at most P11_MAX_RANDOM */
 	const unsigned char *tbs; /* NULL: no signature */
 	size_t tbs_len;
 	/* results */
