@@ -174,8 +174,8 @@ moica_init(struct isso_app *app, const struct isso_config *cfg, const char **err
 	}
 	if (access(cfg->moica.roots, R_OK) != 0 || access(cfg->moica.intermediates, R_OK) != 0) {
 		log_warn("moica_card_unavailable", "reason",
-		         "moica.roots or moica.intermediates cannot be read", "roots", cfg->moica.roots,
-		         "intermediates", cfg->moica.intermediates, NULL);
+		         "moica.roots or moica.intermediates cannot be read", "roots",
+		         cfg->moica.roots, "intermediates", cfg->moica.intermediates, NULL);
 		ret = 0;
 		goto out;
 	}

@@ -131,7 +131,7 @@ enum refusal {
 	REF_NOT_YET_VALID,
 	REF_KEY_USAGE,
 	REF_REVOKED,
-	REF_SERVICE, /* revocation or ID-check service unavailable */
+	REF_SERVICE,     /* revocation or ID-check service unavailable */
 	REF_UNAVAILABLE, /* the method is not set up on this server */
 };
 
@@ -214,9 +214,9 @@ challenge_new(struct isso_app *app, const char *id, json_t *st)
 	if (ret < 0)
 		return ret;
 	tbs = xasprintf("%s\n%s\n%s\n%s", TBS_PREFIX, app->issuer, nonce, when);
-	json_object_set_new(st, "chal",
-	                    json_pack("{s:s, s:s, s:I}", "n", nonce, "tbs", tbs, "exp",
-	                              (json_int_t)exp));
+	json_object_set_new(
+	    st, "chal",
+	    json_pack("{s:s, s:s, s:I}", "n", nonce, "tbs", tbs, "exp", (json_int_t)exp));
 	free(tbs);
 	return 0;
 }
@@ -263,9 +263,9 @@ out:
 static json_t *
 base_ctx(struct isso_app *app, struct http_req *req, const char *id, int current)
 {
-	json_t *ctx = json_pack("{s:s, s:s, s:s}", "txn", id, "back_url",
-	                        flow_url(req, "/login", id), "help_url",
-	                        flow_url(req, HELP_PATH, id));
+	json_t *ctx =
+	    json_pack("{s:s, s:s, s:s}", "txn", id, "back_url", flow_url(req, "/login", id),
+	              "help_url", flow_url(req, HELP_PATH, id));
 
 	if (current >= 0)
 		json_object_set_new(ctx, "steps", method_steps(app, req, step_keys, current));
@@ -315,10 +315,12 @@ card_page(struct isso_app *app, struct http_req *req, const char *id, json_t *tx
 		result_page(app, req, id, REF_UNAVAILABLE);
 		return;
 	}
-	if (challenge_new(app, id, st) < 0 || flow_txn_save(app, id, txn) < 0) {
+	if (challenge_new(app, id, st) < 0) {
 		page_error(app, req, 503, "error.unavailable", "error.unavailable.message", NULL);
 		return;
 	}
+	if (!save(app, req, id, txn))
+		return;
 	ctx = base_ctx(app, req, id, 0);
 	json_object_set_new(ctx, "page_script", json_string(SCRIPT_PATH));
 	json_object_set_new(ctx, "csrf", json_string(csrf_token(req, &app->secrets, CSRF_ID)));
@@ -326,8 +328,8 @@ card_page(struct isso_app *app, struct http_req *req, const char *id, json_t *tx
 	json_object_set_new(ctx, "agent_url", json_string(agent));
 	json_object_set_new(ctx, "agent_origin", json_string(origin));
 	json_object_set_new(ctx, "agent_wait", json_integer(AGENT_WAIT_MS));
-	json_object_set_new(ctx, "challenge", json_incref(json_object_get(
-	                                          json_object_get(st, "chal"), "n")));
+	json_object_set_new(ctx, "challenge",
+	                    json_incref(json_object_get(json_object_get(st, "chal"), "n")));
 	json_object_set_new(ctx, "tbs",
 	                    json_incref(json_object_get(json_object_get(st, "chal"), "tbs")));
 	msgs = json_array();
@@ -431,7 +433,10 @@ card_post(struct isso_app *app, struct http_req *req, const char *id, json_t *tx
 	cr = challenge_take(app, st, field(req, "challenge", 64), &tbs);
 	if (cr != CHAL_OK) {
 		log_info("moica_card_challenge", "state",
-		         cr == CHAL_EXPIRED ? "expired" : cr == CHAL_USED ? "used" : "error", NULL);
+		         cr == CHAL_EXPIRED ? "expired"
+		         : cr == CHAL_USED  ? "used"
+		                            : "error",
+		         NULL);
 		card_page(app, req, id, txn, cr == CHAL_ERROR ? 503 : 400,
 		          cr == CHAL_EXPIRED ? "mc.challenge_expired"
 		          : cr == CHAL_USED  ? "mc.challenge_used"
