@@ -23,6 +23,19 @@ nhi_port=${NHI_PORT:-7777}
 # PKCS#11 layer, which counts wrong PINs and can "remove" a card like a
 # real reader would.
 scripts/test-pki.sh --out var/pki
+# One card of each kind in the "readers", as on a citizen's desk: 王小明's
+# MOICA and NHI cards unless DEMO_CARDS names others; swap with
+# scripts/test-pki.sh --out var/pki --remove|--insert CARD.
+demo_cards=${DEMO_CARDS:-TP03000000000001 000012340001}
+for card in $(node -e '
+  const c = require("./var/pki/cards.json");
+  for (const x of [...c.moica, ...c.rogue]) console.log(x.card_sn);
+  for (const x of c.nhi) console.log(x.card_no);'); do
+  case " $demo_cards " in
+  *" $card "*) scripts/test-pki.sh --out var/pki --insert "$card" ;;
+  *) scripts/test-pki.sh --out var/pki --remove "$card" ;;
+  esac
+done >/dev/null
 export ISSO_CARDAGENT_URL=${ISSO_CARDAGENT_URL:-http://localhost:$agent_port}
 export ISSO_CARDAGENT_NHI_URL=${ISSO_CARDAGENT_NHI_URL:-ws://127.0.0.1:$nhi_port/echo}
 export ISSO_MOICA_ROOTS=${ISSO_MOICA_ROOTS:-$top/var/pki/roots.pem}
@@ -91,7 +104,8 @@ cat <<MSG
   isso-cardagent     http://localhost:$agent_port   (NHI cards: ws://127.0.0.1:$nhi_port/echo)
   test citizens      sim/identities.json (e.g. account wang.xiaoming, password Test-Pass-01;
                      cards and their PINs / registration passwords are there too)
-  test cards         scripts/test-pki.sh --out var/pki --remove|--insert|--unlock CARD
+  test cards         in the readers: $demo_cards (王小明; PIN 123456, NHI password nhi12345)
+                     swap: scripts/test-pki.sh --out var/pki --remove|--insert|--unlock CARD
 
 Press Ctrl-C to stop.
 MSG
