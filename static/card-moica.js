@@ -47,6 +47,7 @@
 	var form, alertBox, statusBox, detectBtn, nextBtn, pinField, idField;
 	var agentUrl, agentOrigin, agentWait, helpUrl;
 	var busy = false;
+	var detected = null; /* the last detection's lines, shown again after a try */
 
 	function msg(name, vars) {
 		var el = document.querySelector('#mc-messages [data-name="' + name + '"]');
@@ -257,6 +258,7 @@
 		setStatus([msg("detecting")]);
 		callAgent({ func: "pkcs11info", withcert: false }, function (r, problem) {
 			setBusy(false);
+			detected = null;
 			if (problem) {
 				setStatus([msg("detect_failed")]);
 				showError(msg(problem), problem === "agent_missing");
@@ -270,15 +272,21 @@
 			}
 			var lines = describeSlots(r);
 			if (lines.length === 0) {
-				setStatus([msg("no_reader")]);
+				detected = [msg("no_reader")];
+				setStatus(detected);
 				return;
 			}
 			var anyCard = (r.slots || []).some(hasCard);
 			if (!anyCard) {
 				lines.push(msg("no_card"));
 			}
+			detected = lines;
 			setStatus(lines);
 		});
+	}
+
+	function restoreStatus() {
+		setStatus(detected || [msg("detect_idle")]);
 	}
 
 	function fieldProblem(el, text) {
@@ -329,14 +337,14 @@
 			var e;
 			if (problem) {
 				setBusy(false);
-				setStatus([msg("detect_idle")]);
+				restoreStatus();
 				showError(msg(problem), problem === "agent_missing");
 				return;
 			}
 			if (Number(r.ret_code) !== RET.OK || typeof r.signature !== "string" || r.signature === "") {
 				setBusy(false);
 				e = replyError(r);
-				setStatus([msg("detect_idle")]);
+				restoreStatus();
 				if (e.field) {
 					e.field.setAttribute("aria-invalid", "true");
 				}
