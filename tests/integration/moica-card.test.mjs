@@ -799,7 +799,9 @@ test('browser: a refusal page (revoked) and the no-script page, axe', { timeout:
     await page.getByLabel(msg('mc.id_label')).fill(c.national_id);
     await page.getByLabel(msg('mc.pin_label')).fill(c.pin);
     await page.getByRole('button', { name: msg('mc.next') }).click();
-    await page.getByRole('heading', { level: 1, name: msg('mc.refused_title') }).waitFor();
+    const heading = page.getByRole('heading', { level: 1, name: msg('mc.refused_title') });
+    await heading.or(page.locator('#mc-alert:not([hidden])')).first().waitFor({ timeout: limit(30_000) });
+    assert.ok(await heading.isVisible(), `the refusal page, not: ${await page.locator('#mc-alert').innerText().catch(() => '?')}`);
     assert.ok((await page.locator('main').innerText()).includes(msg('mc.revoked')));
     await axeCheck(page, 'the revoked page');
     await assertNoHorizontalScroll(page, 'the revoked page at 375px');
