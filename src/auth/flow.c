@@ -46,6 +46,21 @@ flow_txn_create(struct isso_app *app, struct http_req *req, json_t *request, cha
 	return ret;
 }
 
+/* Any form of a login may be answered, through /consent, by a redirect to
+ * the client (consent given before): CSP form-action must allow the
+ * client's origin or the browser stops that redirect. */
+static void
+allow_client_origin(struct http_req *req, json_t *txn)
+{
+	const char *uri = json_string_value(json_object_get(txn, "redirect_uri"));
+	const char *host = uri != NULL ? strstr(uri, "://") : NULL;
+
+	if (host == NULL)
+		return;
+	http_csp_allow_form_action(
+	    req, pool_strndup(http_pool(req), uri, (size_t)(host + 3 - uri) + strcspn(host + 3, "/?#")));
+}
+
 json_t *
 flow_txn_load(struct isso_app *app, struct http_req *req, const char **id_r)
 {
@@ -70,6 +85,7 @@ flow_txn_load(struct isso_app *app, struct http_req *req, const char **id_r)
 	secret_sha256_hex(cookie, strlen(cookie), bind);
 	if (!secret_equal(bind, want))
 		goto expired;
+	allow_client_origin(req, txn);
 	*id_r = id;
 	return txn;
 expired:
