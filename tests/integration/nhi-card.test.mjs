@@ -430,6 +430,34 @@ test('browser: the card read through isso-cardagent, password sealed by the card
       assert.ok(!body.includes(c.registration_password), 'the registration password never left the browser');
       assert.ok(!body.includes('wrong-pass'), 'nor the wrong one');
     }
+
+    // Again with prompt=login: consent is remembered, so the SMS step's
+    // answer redirects (via /consent) straight to the client, which the
+    // page's CSP form-action must allow or the browser stops it.
+    const again = await startAuth({ extra: { prompt: 'login' } });
+    const p2 = await context.newPage(); // the same browser: its cookies
+    await p2.goto(again.url.href);
+    await p2.waitForURL(onIssuer('/login'));
+    await p2.locator('a[href*="/login/nhi-card"]').first().click();
+    await p2.locator('#nhi-status').filter({ hasText: msg('nhi.js_found').split('%s')[0] }).waitFor({ timeout: limit(10_000) });
+    await p2.getByLabel(msg('nhi.id_label')).fill(c.national_id);
+    await p2.getByRole('button', { name: msg('nhi.next') }).click();
+    await p2.waitForURL(onIssuer('/login/nhi-card/password'));
+    await p2.getByLabel(msg('nhi.password_label')).fill(c.registration_password);
+    await p2.getByRole('button', { name: msg('nhi.verify') }).click();
+    await p2.waitForURL(onIssuer('/login/nhi-card/phone'), { timeout: limit(10_000) });
+    const phone2 = newPhone(); // the first number is in its resend cool-down
+    await p2.getByLabel(msg('otp.step_phone')).fill(phone2);
+    await p2.getByRole('button', { name: msg('otp.send') }).click();
+    await p2.getByLabel(msg('otp.code')).waitFor();
+    await p2.waitForLoadState('load');
+    const code2 = p2.getByLabel(msg('otp.code'));
+    await code2.fill(await smsCode(phone2));
+    const [back] = await Promise.all([
+      p2.waitForRequest((r) => r.url().startsWith(RP), { timeout: limit(10_000) }),
+      p2.getByRole('button', { name: msg('otp.step_submit'), exact: true }).click(),
+    ]);
+    assert.ok(redirectParams(back.url()).get('code'), 'straight back to the client with a code');
   } finally {
     await context.close();
     for (const x of others) stack.insertCard(x.card_no);
