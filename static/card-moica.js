@@ -224,9 +224,12 @@
 		return !(flags >= 0) || (flags & CKF_TOKEN_INITIALIZED) !== 0;
 	}
 
-	/* The readers and cards of a pkcs11info reply, one line each. */
+	/* The readers and cards of a pkcs11info reply: one line for each
+	 * reader holding a card; empty readers one line each when there are
+	 * few, else counted in one line (a PC may list many virtual ones). */
 	function describeSlots(r) {
 		var lines = [];
+		var empty = [];
 		var slots = Array.isArray(r.slots) ? r.slots : [];
 		slots.forEach(function (s) {
 			var name = typeof s.slotDescription === "string" ? s.slotDescription.trim() : "";
@@ -242,10 +245,16 @@
 					line += " " + msg("tries_left", { n: left });
 				}
 			} else {
-				line = msg("card_empty", { reader: name });
+				empty.push(msg("card_empty", { reader: name }));
+				return;
 			}
 			lines.push(line);
 		});
+		if (empty.length > 0 && empty.length <= 2) {
+			lines = lines.concat(empty);
+		} else if (empty.length > 2) {
+			lines.push(msg("readers_empty", { n: empty.length }));
+		}
 		return lines;
 	}
 

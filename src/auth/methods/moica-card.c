@@ -108,6 +108,7 @@ static const struct {
     {"sending", "mc.js.sending"},
     {"card_found", "mc.js.card_found"},
     {"card_empty", "mc.js.card_empty"},
+    {"readers_empty", "mc.js.readers_empty"},
     {"card_unknown", "mc.js.card_unknown"},
     {"card_locked", "mc.js.card_locked"},
     {"tries_left", "mc.js.tries_left"},
