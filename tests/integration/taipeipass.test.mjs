@@ -210,7 +210,9 @@ function alertText(res) {
 }
 
 /** What a visitor can tell apart about a page: status, title, heading, the
- * forms' fields, the alert; hidden values and the masked number aside. */
+ * forms' fields, the alert; hidden values, the masked number and the
+ * resend countdown's seconds (the two pages are fetched a moment apart)
+ * aside. */
 function looks(res) {
   const h1 = /<h1\b[^>]*>([\s\S]*?)<\/h1>/i.exec(res.text)?.[1].replace(/<[^>]+>/g, '').trim() ?? null;
   return {
@@ -220,7 +222,7 @@ function looks(res) {
     forms: res.forms().map((f) => `${f.method} ${new URL(f.action).pathname} ${f.controls.map((c) => `${c.type}:${c.name}`).join(',')}`),
     alert: alertText(res),
     codeForm: !!codeForm(res),
-    text: res.pageText().replace(/0\*+\d\d/g, '<masked>'),
+    text: res.pageText().replace(/0\*+\d\d/g, '<masked>').replace(/\(\s*\d+\s*(秒|s)\s*\)/g, '(<n> $1)'),
   };
 }
 
