@@ -17,7 +17,9 @@
  *   id       the typed ID, sealed
  *   card     the card number (12 digits) the page reported
  *   random   {v, exp}: the one-time random of the password page and its
- *            expiry (Unix seconds); taken out before the service is asked
+ *            expiry (Unix seconds); its hash is also in the store (kind
+ *            nhi-rand), taken atomically before the service is asked, so
+ *            two POSTs racing with one random cannot both use it
  *   uuid     the person, once proven */
 #include <stdlib.h>
 #include <string.h>
@@ -37,16 +39,19 @@
 #include "lib/log.h"
 #include "lib/secret.h"
 #include "lib/xmalloc.h"
+#include "store/store.h"
 
 #define STATE_KEY   "nhi_card"
 #define CSRF_ID     "nhi"
 #define HELP_PATH   "/nhi-card/help"
 #define SCRIPT_PATH "/static/card-nhi.js"
-/* A random is good for one try within this many seconds. */
-#define RANDOM_TTL 300
-/* Password attempts per national ID per window, whatever the card: the
+/* A random is good for one try within this many seconds; the store keeps
+ * its hash under this kind, taken atomically by the one POST that uses it. */
+#define RANDOM_TTL  300
+#define RANDOM_KIND "nhi-rand"
+/* Card-proven attempts per national ID per window, whatever the card: the
  * NHI service suspends a card after 3 wrong passwords, this bounds
- * someone with many cards. */
+ * someone with many cards trying one ID. */
 #define ID_WINDOW 600
 #define ID_MAX    10
 /* Largest card signature / certificate / password blob accepted (b64). */
@@ -263,15 +268,28 @@ out:
 
 /* ---- step 2: the registration password ---- */
 
-/* A fresh one-time random in st, returned (request memory). */
+/* A fresh one-time random in st and in the store, returned (request
+ * memory); the previous one is dead. NULL on a store failure. */
 static const char *
-new_random(struct isso_app *app, struct http_req *req, json_t *st)
+new_random(struct isso_app *app, struct http_req *req, const char *id, json_t *st)
 {
-	char r[48];
+	const char *old = json_string_value(json_object_get(json_object_get(st, "random"), "v"));
+	int64_t exp = app_now() + RANDOM_TTL;
+	char r[48], key[65];
+	json_t *data;
+	int ret;
 
+	if (old != NULL)
+		(void)store_eph_delete(app->store, RANDOM_KIND,
+		                       secret_sha256_hex(old, strlen(old), key));
 	secret_token(32, r); /* 43 characters of base64url */
-	json_object_set_new(st, "random", json_pack("{s:s, s:I}", "v", r, "exp",
-	                                            (json_int_t)(app_now() + RANDOM_TTL)));
+	data = json_pack("{s:s}", "txn", id);
+	ret = store_eph_put(app->store, RANDOM_KIND, secret_sha256_hex(r, strlen(r), key), data,
+	                    exp);
+	json_decref(data);
+	if (ret < 0)
+		return NULL;
+	json_object_set_new(st, "random", json_pack("{s:s, s:I}", "v", r, "exp", (json_int_t)exp));
 	return pool_strdup(http_pool(req), r);
 }
 
@@ -283,8 +301,12 @@ password_page(struct isso_app *app, struct http_req *req, const char *id, json_t
 {
 	json_t *st = method_state(txn, STATE_KEY), *ctx;
 	const char *card = json_string_value(json_object_get(st, "card"));
-	const char *random = new_random(app, req, st);
+	const char *random = new_random(app, req, id, st);
 
+	if (random == NULL) {
+		page_error(app, req, 503, "error.unavailable", "error.unavailable.message", NULL);
+		return false;
+	}
 	if (!save(app, req, id, txn))
 		return false;
 	ctx = base_ctx(app, req, id, 1);
@@ -300,16 +322,25 @@ password_page(struct isso_app *app, struct http_req *req, const char *id, json_t
 	return true;
 }
 
-/* Takes the page's random out of st: true when it is the one we issued
- * and still fresh. Either way it can never be used again. */
+/* Takes the page's random out of st and out of the store: true only for
+ * the one request that posts the transaction's current random, unexpired
+ * and not yet used. Either way st no longer holds it. */
 static bool
-take_random(json_t *st, const char *posted)
+take_random(struct isso_app *app, json_t *st, const char *posted)
 {
 	json_t *r = json_object_get(st, "random");
 	const char *v = json_string_value(json_object_get(r, "v"));
 	json_int_t exp = json_integer_value(json_object_get(r, "exp"));
-	bool ok = v != NULL && posted != NULL && secret_equal(v, posted) && exp >= app_now();
+	bool ok = false, taken = false;
+	char key[65];
 
+	if (v != NULL && posted != NULL && secret_equal(v, posted)) {
+		secret_sha256_hex(v, strlen(v), key);
+		if (exp < app_now())
+			(void)store_eph_delete(app->store, RANDOM_KIND, key);
+		else if (store_eph_take(app->store, RANDOM_KIND, key, app_now(), &taken) == 0)
+			ok = taken;
+	}
 	json_object_del(st, "random");
 	return ok;
 }
@@ -341,7 +372,7 @@ password_step(struct isso_app *app, struct http_req *req, const char *id, json_t
 		return;
 	}
 	random = http_form(req, "random");
-	if (!take_random(st, random)) {
+	if (!take_random(app, st, random)) {
 		/* Replayed, stale or forged: this try is over, a new one starts. */
 		password_page(app, req, id, txn, 400, page_text(app, req, "nhi.stale"));
 		return;
@@ -371,12 +402,16 @@ password_step(struct isso_app *app, struct http_req *req, const char *id, json_t
 		page_error(app, req, 503, "error.unavailable", "error.unavailable.message", NULL);
 		return;
 	}
-	if (method_value_limited(app, "nhi-id", "id", idn, ID_WINDOW, ID_MAX)) {
+	r = conn_nhi_verify(app->nhi, card, idn, random, sig, cert, blob, &tries_left,
+	                    &retry_after);
+	/* Tries per ID count only once the card's signature was good (any
+	 * answer but "signature" or an error): a stranger posting junk with
+	 * someone's ID must not be able to lock that person out. */
+	if (r != NHI_SIGNATURE && r != NHI_ERROR &&
+	    method_value_limited(app, "nhi-id", "id", idn, ID_WINDOW, ID_MAX)) {
 		password_page(app, req, id, txn, 429, page_text(app, req, "nhi.id_limited"));
 		goto out;
 	}
-	r = conn_nhi_verify(app->nhi, card, idn, random, sig, cert, blob, &tries_left,
-	                    &retry_after);
 	switch (r) {
 	case NHI_OK:
 		if (person_link_id(app, idn, NULL, uuid) < 0) {
