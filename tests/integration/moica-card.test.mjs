@@ -610,12 +610,19 @@ test('without trust anchors: issod starts, warns, and the method says it is not 
   assert.ok(res.links().some((l) => l.text === msg('mc.other_method') && pathOf(l.href) === '/login'));
 });
 
-test('too many attempts for one ID are refused before the card is checked', T, async () => {
+test('too many card-proven attempts for one ID are refused; junk with the ID does not count', T, async () => {
   // E222223335 (the expired card's holder): ID_MAX (10) attempts in 10 minutes
   const c = card(CARD.expired);
   const agent = new HttpAgent();
   let { form, tbs } = await toCard(agent);
   let last;
+  // a stranger posting garbage with the ID proves no card: never limited
+  for (let i = 0; i < 12; i++) {
+    last = await post(agent, form, c.national_id,
+      { sig_type: 'PKCS7', signature: Buffer.from(`junk ${i}`).toString('base64'), certb64: '', card_sn: '' });
+    assert.equal(last.res.status, 400, `junk ${i} is a bad signature, not a counted try`);
+    ({ form, tbs } = cardForm(last.res));
+  }
   for (let i = 0; i < 11; i++) {
     last = await post(agent, form, c.national_id, fileSign(CARD.happy, tbs));
     ({ form, tbs } = last.res.forms().some((f) => f.has('challenge')) ? cardForm(last.res) : await toCard(agent));

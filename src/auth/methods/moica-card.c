@@ -60,8 +60,8 @@
 #define TBS_PREFIX  "iSSO moica-card login"
 /* One challenge, one attempt, within this many seconds. */
 #define CHALLENGE_TTL 300
-/* Attempts per national ID per window, whatever the card: bounds someone
- * trying IDs against the MOICA service with one card. */
+/* Card-proven attempts per national ID per window, whatever the card:
+ * bounds someone trying IDs against the MOICA service with one card. */
 #define ID_WINDOW 600
 #define ID_MAX    10
 /* Largest signature (PKCS#7 with its certificate) and certificate (b64). */
@@ -457,10 +457,6 @@ card_post(struct isso_app *app, struct http_req *req, const char *id, json_t *tx
 		card_page(app, req, id, txn, 400, "mc.no_signature", idn);
 		goto out;
 	}
-	if (method_value_limited(app, "mc-id", "id", idn, ID_WINDOW, ID_MAX)) {
-		card_page(app, req, id, txn, 429, "mc.id_limited", idn);
-		goto out;
-	}
 	if (sig_type == NULL || (strcmp(sig_type, "PKCS7") != 0 && strcmp(sig_type, "PKCS1") != 0))
 		v = CARDPKI_MALFORMED;
 	else
@@ -503,6 +499,14 @@ card_post(struct isso_app *app, struct http_req *req, const char *id, json_t *tx
 	}
 	if (shown)
 		goto save;
+	/* Tries per ID count only for a card that proved itself: a stranger
+	 * posting junk with someone's ID must not lock that person out. What
+	 * this bounds is one card holder probing IDs. */
+	if (method_value_limited(app, "mc-id", "id", idn, ID_WINDOW, ID_MAX)) {
+		verdict = "id_limited";
+		card_page(app, req, id, txn, 429, "mc.id_limited", idn);
+		goto save;
+	}
 	/* The certificate names the holder by the last four digits of the ID;
 	 * the MOICA service confirms the whole ID. Both refusals read the
 	 * same, so the answer never tells whether an ID exists. */
