@@ -166,7 +166,7 @@
 			ev.preventDefault();
 			if (busy)
 				return;
-			if (!/^[\x21-\x7e]{6,12}$/.test(password)) {
+			if (!/^[\x20-\x7e]{6,12}$/.test(password)) {
 				show(form, msg("bad_password"));
 				pw.focus();
 				return;

@@ -322,6 +322,35 @@ test('a random is good once: the same answer posted twice is refused', T, async 
   assert.equal(pathOf(ok.url), '/login/nhi-card/phone');
 });
 
+test('posts racing with one random: exactly one reaches the NHI service', T, async () => {
+  const c = card('A113579248'); // suspended by the wrong-password test: any answer but "stale" counts
+  const agent = new HttpAgent();
+  const page = await toPassword(agent, await startAuth(), c);
+  const { f, random } = passwordForm(page);
+  const fields = cardAnswers(c, random, 'race-pass');
+  const results = await Promise.all(Array.from({ length: 8 }, () => agent.submit(f, fields)));
+  const stale = results.filter((r) => r.res.status === 400 && r.res.alerts().includes(msg('nhi.stale')));
+  assert.equal(stale.length, 7, `one winner: ${results.map((r) => r.res.status).join(',')}`);
+});
+
+test('junk posted with someone\'s ID never uses up that ID\'s tries', T, async () => {
+  const victim = card('A224680138');
+  const other = card('A109876547');
+  // a stranger's card-less posts naming the victim's ID: each is "signature"
+  for (let i = 0; i < 12; i++) {
+    const agent = new HttpAgent();
+    const page = await toPassword(agent, await startAuth(), other, victim.national_id);
+    const r = await answer(agent, page, other, 'whatever', { signature: Buffer.from(`junk ${i}`).toString('base64') });
+    assert.equal(r.res.status, 403, `junk ${i}`);
+    assert.equal(r.res.title(), `${msg('nhi.signature_title')} - ${msg('site.name')}`);
+  }
+  // the victim still logs in
+  const agent = new HttpAgent();
+  const page = await toPassword(agent, await startAuth(), victim);
+  const r = await answer(agent, page, victim, victim.registration_password);
+  assert.equal(pathOf(r.url), '/login/nhi-card/phone', `the victim is not locked out: ${r.res.alerts().join(' | ')}`);
+});
+
 test('a signature by another card, and a card changed between the steps, are refused', T, async () => {
   const c = card('A224680138');
   const other = card('A109876547');
