@@ -6,7 +6,8 @@
 #
 # The first form makes a test GRCA -> MOICA chain with a certificate per
 # MOICA card of sim/identities.json, a rogue chain with the same names, a
-# test NHI card CA, and one SoftHSM2 token per card. It regenerates only
+# test NHI card CA, the test NHI card service's key pair (the key the
+# password blob of EnCrypt is encrypted to), and one SoftHSM2 token per card. It regenerates only
 # when DIR/cards.json is missing or older than the identities file or this
 # script (keeping the keys it has), or with --force (all new). The second
 # form changes the state that the testcard PKCS#11 module
@@ -163,6 +164,11 @@ authorityKeyIdentifier = keyid:always
 keyUsage = critical, digitalSignature
 subjectKeyIdentifier = hash
 authorityKeyIdentifier = keyid:always
+
+[ ext_nhi_service ]
+keyUsage = critical, keyEncipherment
+subjectKeyIdentifier = hash
+authorityKeyIdentifier = keyid:always
 EOF
 export PKI_CA=$ca OPENSSL_CONF=$ca/openssl.cnf
 
@@ -197,7 +203,7 @@ card_keys=()
 while IFS=$'\t' read -r _ sn _; do card_keys+=("moica/$sn"); done <<< "$moica_list"
 card_keys+=("moica/$rogue_sn")
 while IFS=$'\t' read -r no _; do card_keys+=("nhi/$no"); done <<< "$nhi_list"
-genkeys grca moica moica-ocsp rogue-root rogue-ca nhi-ca
+genkeys grca moica moica-ocsp rogue-root rogue-ca nhi-ca nhi-service
 genkeys "${card_keys[@]}" &
 keygen=$!
 trap 'kill $keygen 2>/dev/null || :; wait || :; rm -rf "$stage"' EXIT
@@ -237,6 +243,8 @@ issue moica-ocsp "$moica_dn/CN=MOICA OCSP Responder (TEST)" ext_ocsp "$from" "$u
 issue rogue-root "$grca_dn" ext_root "$ca_from" "$ca_until"
 issue rogue-ca "$moica_dn" ext_subca "$ca_from" "$ca_until" rogue-root
 issue nhi-ca '/C=TW/O=NHI (TEST)/CN=NHI Card CA (TEST)' ext_root "$ca_from" "$ca_until"
+issue nhi-service '/C=TW/O=NHI (TEST)/CN=NHI card service (TEST)' ext_nhi_service "$from" "$until" \
+  nhi-ca
 cp "$stage/grca.crt" "$stage/roots.pem"
 cp "$stage/moica.crt" "$stage/chain.pem"
 
@@ -309,7 +317,7 @@ done <<< "$nhi_list"
 # The manifest, written last: its presence means a complete PKI.
 jq --arg so "$so_pin" --arg np "$nhi_pin" --arg rsn "$rogue_sn" --arg rpin "$rogue_pin" \
    --arg rid "$rogue_id" "$jq_sex"'
-  {so_pin: $so, nhi_token_pin: $np,
+  {so_pin: $so, nhi_token_pin: $np, nhi_service_cert: "nhi-service.crt",
    moica: [.citizens[] | select(.cards.moica != null) |
      {card_sn: .cards.moica.card_sn, national_id, name, pin: .cards.moica.pin,
       status: (.cards.moica.status // "valid"), cert: "moica/\(.cards.moica.card_sn).crt"}],
@@ -324,7 +332,7 @@ jq --arg so "$so_pin" --arg np "$nhi_pin" --arg rsn "$rogue_sn" --arg rpin "$rog
 rm -rf "$ca"
 for f in grca.crt grca.key moica.crt moica.key moica-ocsp.crt moica-ocsp.key roots.pem \
          chain.pem rogue-root.crt rogue-root.key rogue-ca.crt rogue-ca.key nhi-ca.crt \
-         nhi-ca.key moica nhi tokens testcard; do
+         nhi-ca.key nhi-service.crt nhi-service.key moica nhi tokens testcard; do
   rm -rf "${out:?}/$f"
   mv "$stage/$f" "$out/$f"
 done
