@@ -37,6 +37,8 @@ struct agent {
 	int nhi_port; /* 0: no WebSocket */
 	const char *nhi_tls_cert, *nhi_tls_key;
 	char *nhi_pin;
+	const char *nhi_service_cert; /* PEM file named by --nhi-service-cert */
+	void *nhi_service_key;        /* its EVP_PKEY *; NULL: EnCrypt answers -6 */
 	/* Normalised origins (scheme://host[:port], no default port). */
 	char *trust[AGENT_MAX_TRUST];
 	size_t n_trust;
@@ -90,6 +92,13 @@ struct nhi_server;
 int nhi_start(struct agent *a, struct nhi_server **srv_r, const char **error_r);
 /* Closes every WebSocket, then stops listening. */
 void nhi_stop(struct nhi_server *srv);
+
+/* Loads the NHI service's certificate (PEM, an RSA key of at least 2048
+ * bits) whose key EnCrypt encrypts the password to, into
+ * a->nhi_service_key. Returns 0, or ISSO_ERR_IO / ISSO_ERR_INVALID with
+ * *error_r set (a static string). nhi_service_free() releases it. */
+int nhi_service_load(struct agent *a, const char *path, const char **error_r);
+void nhi_service_free(struct agent *a);
 
 /* One NHI command (a WebSocket text message, not NUL-terminated) -> the
  * JSON reply text (caller frees). The message may hold a password: the

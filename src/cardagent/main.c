@@ -3,7 +3,8 @@
  *   isso-cardagent --module PATH --trust ORIGIN [--trust ORIGIN …]
  *                  [--listen 127.0.0.1] [--port 61161]
  *                  [--nhi-port 7777] [--nhi-pin 000000]
- *                  [--nhi-tls-cert FILE --nhi-tls-key FILE] [--log-level info]
+ *                  [--nhi-tls-cert FILE --nhi-tls-key FILE]
+ *                  [--nhi-service-cert FILE] [--log-level info]
  *
  * Each option may also come from ISSO_CARDAGENT_<NAME> (ISSO_CARDAGENT_TRUST:
  * origins separated by spaces or commas); a flag wins over the
@@ -27,7 +28,7 @@
 
 struct options {
 	const char *listen, *port, *module, *nhi_port, *nhi_pin, *nhi_tls_cert, *nhi_tls_key;
-	const char *log_level;
+	const char *nhi_service_cert, *log_level;
 	const char *trust[AGENT_MAX_TRUST];
 	size_t n_trust;
 	bool trust_overflow;
@@ -37,12 +38,13 @@ static void
 usage(FILE *f)
 {
 	fprintf(
-	    f, "usage: isso-cardagent --module PATH --trust ORIGIN [--trust ORIGIN ...]\n"
-	       "                      [--listen 127.0.0.1] [--port 61161] [--nhi-port 7777]\n"
-	       "                      [--nhi-pin 000000] [--nhi-tls-cert FILE --nhi-tls-key FILE]\n"
-	       "                      [--log-level debug|info|warn|error]\n"
-	       "Each option may also be set as ISSO_CARDAGENT_<NAME> (e.g. ISSO_CARDAGENT_TRUST,\n"
-	       "several origins separated by spaces or commas); flags win.\n");
+	    f,
+	    "usage: isso-cardagent --module PATH --trust ORIGIN [--trust ORIGIN ...]\n"
+	    "                      [--listen 127.0.0.1] [--port 61161] [--nhi-port 7777]\n"
+	    "                      [--nhi-pin 000000] [--nhi-tls-cert FILE --nhi-tls-key FILE]\n"
+	    "                      [--nhi-service-cert FILE] [--log-level debug|info|warn|error]\n"
+	    "Each option may also be set as ISSO_CARDAGENT_<NAME> (e.g. ISSO_CARDAGENT_TRUST,\n"
+	    "several origins separated by spaces or commas); flags win.\n");
 }
 
 static const char *
@@ -143,6 +145,7 @@ configure(struct agent *a, const struct options *o, enum log_level *level_r)
 	    xstrdup((s = env_or(o->nhi_pin, "ISSO_CARDAGENT_NHI_PIN")) != NULL ? s : "000000");
 	a->nhi_tls_cert = env_or(o->nhi_tls_cert, "ISSO_CARDAGENT_NHI_TLS_CERT");
 	a->nhi_tls_key = env_or(o->nhi_tls_key, "ISSO_CARDAGENT_NHI_TLS_KEY");
+	a->nhi_service_cert = env_or(o->nhi_service_cert, "ISSO_CARDAGENT_NHI_SERVICE_CERT");
 	if ((a->nhi_tls_cert == NULL) != (a->nhi_tls_key == NULL)) {
 		fprintf(stderr, "isso-cardagent: --nhi-tls-cert and --nhi-tls-key go together\n");
 		return false;
@@ -193,6 +196,7 @@ main(int argc, char **argv)
 	    {"nhi-pin", required_argument, NULL, 'P'},
 	    {"nhi-tls-cert", required_argument, NULL, 'c'},
 	    {"nhi-tls-key", required_argument, NULL, 'k'},
+	    {"nhi-service-cert", required_argument, NULL, 's'},
 	    {"log-level", required_argument, NULL, 'L'},
 	    {"help", no_argument, NULL, 'h'},
 	    {NULL, 0, NULL, 0},
@@ -229,6 +233,9 @@ main(int argc, char **argv)
 			break;
 		case 'k':
 			o.nhi_tls_key = optarg;
+			break;
+		case 's':
+			o.nhi_service_cert = optarg;
 			break;
 		case 'L':
 			o.log_level = optarg;
@@ -283,6 +290,14 @@ main(int argc, char **argv)
 		a.nhi_tls_cert = cert_pem;
 		a.nhi_tls_key = key_pem;
 	}
+	if (a.nhi_service_cert != NULL && nhi_service_load(&a, a.nhi_service_cert, &error) != 0) {
+		log_error("start_failed", "file", a.nhi_service_cert, "message", error, NULL);
+		goto out;
+	}
+	if (a.nhi_port > 0 && a.nhi_service_key == NULL)
+		log_warn("no_nhi_service_cert", "message",
+		         "no --nhi-service-cert: EnCrypt (the registration password) answers -6",
+		         NULL);
 	if (hipki_start(&a, &hipki, &error) != 0) {
 		log_error("start_failed", "server", "hipki", "message", error, NULL);
 		goto out;
@@ -310,6 +325,7 @@ out:
 	nhi_stop(nhi);
 	hipki_stop(hipki);
 	p11_unload(a.p11);
+	nhi_service_free(&a);
 	for (size_t i = 0; i < a.n_trust; i++)
 		free(a.trust[i]);
 	xfree_secret(a.nhi_pin);

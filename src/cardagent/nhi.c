@@ -2,7 +2,9 @@
  * the handshake (trusted Origin only), one thread per connection reading
  * RFC 6455 frames, and the commands (GetVersion, GetBasic,
  * SecureGetBasicWithParam, GetRandom, H_Sign, EnCrypt). Replies are our
- * own JSON format (see docs/cardagent.md). */
+ * own JSON format (see docs/cardagent.md). EnCrypt encrypts the password
+ * to the NHI service's key (--nhi-service-cert), so that whoever sees the
+ * blob on its way (the portal, a proxy, a log) cannot test guesses. */
 #include <errno.h>
 #include <fcntl.h>
 #include <iconv.h>
@@ -17,6 +19,11 @@
 #include <sys/time.h>
 #include <time.h>
 #include <unistd.h>
+
+#include <openssl/evp.h>
+#include <openssl/pem.h>
+#include <openssl/rsa.h>
+#include <openssl/x509.h>
 
 #include "cardagent/agent.h"
 #include "cardagent/ws.h"
@@ -34,6 +41,7 @@
 #define NHI_MAX_PWD         12
 #define NHI_MAX_PARAMS      4
 #define NHI_RANDOM_BYTES    32
+#define NHI_SERVICE_BITS    2048 /* the smallest service key accepted */
 
 /* Error replies (spec: {"ret":<n>}). */
 #define NHI_ERR_COMMAND   -1
@@ -289,6 +297,73 @@ b64_new(const unsigned char *b, size_t n)
 	return b64_encode(b, n, s);
 }
 
+/* RSA-OAEP (SHA-256, MGF1 with SHA-256) of msg to the NHI service's key;
+ * malloc'd, or NULL. */
+static unsigned char *
+service_encrypt(EVP_PKEY *key, const unsigned char *msg, size_t len, size_t *out_len_r)
+{
+	EVP_PKEY_CTX *ctx = EVP_PKEY_CTX_new(key, NULL);
+	unsigned char *out = NULL;
+	size_t n = 0;
+
+	if (ctx == NULL || EVP_PKEY_encrypt_init(ctx) <= 0 ||
+	    EVP_PKEY_CTX_set_rsa_padding(ctx, RSA_PKCS1_OAEP_PADDING) <= 0 ||
+	    EVP_PKEY_CTX_set_rsa_oaep_md(ctx, EVP_sha256()) <= 0 ||
+	    EVP_PKEY_CTX_set_rsa_mgf1_md(ctx, EVP_sha256()) <= 0 ||
+	    EVP_PKEY_encrypt(ctx, NULL, &n, msg, len) <= 0 || n == 0)
+		goto out;
+	out = xmalloc(n);
+	if (EVP_PKEY_encrypt(ctx, out, &n, msg, len) <= 0) {
+		free(out);
+		out = NULL;
+		goto out;
+	}
+	*out_len_r = n;
+out:
+	EVP_PKEY_CTX_free(ctx);
+	return out;
+}
+
+int
+nhi_service_load(struct agent *a, const char *path, const char **error_r)
+{
+	FILE *f = fopen(path, "r");
+	X509 *x = NULL;
+	EVP_PKEY *key = NULL;
+	int ret = ISSO_ERR_INVALID;
+
+	if (f == NULL) {
+		*error_r = "cannot open the NHI service certificate file";
+		return ISSO_ERR_IO;
+	}
+	x = PEM_read_X509(f, NULL, NULL, NULL);
+	fclose(f);
+	if (x == NULL) {
+		*error_r = "the NHI service certificate file holds no PEM certificate";
+		goto out;
+	}
+	key = X509_get_pubkey(x);
+	if (key == NULL || EVP_PKEY_get_base_id(key) != EVP_PKEY_RSA ||
+	    EVP_PKEY_get_bits(key) < NHI_SERVICE_BITS) {
+		*error_r = "the NHI service certificate needs an RSA key of at least 2048 bits";
+		goto out;
+	}
+	a->nhi_service_key = key;
+	key = NULL;
+	ret = 0;
+out:
+	EVP_PKEY_free(key);
+	X509_free(x);
+	return ret;
+}
+
+void
+nhi_service_free(struct agent *a)
+{
+	EVP_PKEY_free(a->nhi_service_key);
+	a->nhi_service_key = NULL;
+}
+
 static const char *const nhi_commands[] = {
     "GetVersion", "GetBasic", "SecureGetBasicWithParam", "GetRandom", "H_Sign", "EnCrypt",
 };
@@ -302,6 +377,8 @@ nhi_command(struct agent *a, const char *msg, size_t len)
 	const char *q = memchr(msg, '?', len), *cmd = NULL;
 	size_t name_len = q != NULL ? (size_t)(q - msg) : len;
 	char *out = NULL, *sig = NULL, *cert = NULL, *tbs = NULL, card_no[13];
+	unsigned char *blob = NULL;
+	size_t blob_len = 0;
 	json_t *basic = NULL;
 	int ret;
 
@@ -344,6 +421,10 @@ nhi_command(struct agent *a, const char *msg, size_t len)
 		    json_pack("{s:i, s:s}", "ret", 0, "version", "isso-cardagent " AGENT_VERSION));
 		goto out;
 	}
+	if (strcmp(cmd, "EnCrypt") == 0 && a->nhi_service_key == NULL) {
+		ret = NHI_ERR_CARD; /* nobody to encrypt the password to */
+		goto fail;
+	}
 	if (a->p11 == NULL) {
 		ret = nhi_ret(RC_NO_MODULE);
 		goto fail;
@@ -353,13 +434,10 @@ nhi_command(struct agent *a, const char *msg, size_t len)
 		op.random_len = NHI_RANDOM_BYTES;
 	} else {
 		op.read_basic = true;
+		/* EnCrypt only needs the card number from the card */
 		if (strcmp(cmd, "H_Sign") == 0) {
 			op.tbs = (const unsigned char *)par.random;
 			op.tbs_len = strlen(par.random);
-		} else if (strcmp(cmd, "EnCrypt") == 0) {
-			tbs = xasprintf("NHI-PWD\n%s\n%s", par.random, par.pwd);
-			op.tbs = (const unsigned char *)tbs;
-			op.tbs_len = strlen(tbs);
 		}
 	}
 	p11_nhi(a->p11, &op, &st);
@@ -379,21 +457,27 @@ nhi_command(struct agent *a, const char *msg, size_t len)
 		ret = NHI_ERR_CARD;
 		goto fail;
 	}
-	if (op.tbs == NULL) {
-		out = reply_json(basic);
-		basic = NULL;
-		goto out;
-	}
 	snprintf(card_no, sizeof(card_no), "%s",
 	         json_string_value(json_object_get(basic, "card_no")));
-	sig = b64_new(op.sig, op.sig_len);
 	if (strcmp(cmd, "H_Sign") == 0) {
+		sig = b64_new(op.sig, op.sig_len);
 		cert = b64_new(op.cert, op.cert_len);
 		out = reply_json(json_pack("{s:i, s:s, s:s, s:s}", "ret", 0, "card_no", card_no,
 		                           "signature", sig, "cert", cert));
-	} else {
+	} else if (strcmp(cmd, "EnCrypt") == 0) {
+		tbs = xasprintf("NHI-PWD\n%s\n%s", par.random, par.pwd);
+		blob = service_encrypt(a->nhi_service_key, (const unsigned char *)tbs, strlen(tbs),
+		                       &blob_len);
+		if (blob == NULL) {
+			ret = NHI_ERR_CARD;
+			goto fail;
+		}
+		sig = b64_new(blob, blob_len);
 		out = reply_json(
 		    json_pack("{s:i, s:s, s:s}", "ret", 0, "card_no", card_no, "blob", sig));
+	} else {
+		out = reply_json(basic);
+		basic = NULL;
 	}
 	goto out;
 fail:
@@ -407,6 +491,7 @@ out:
 	if (tbs != NULL)
 		explicit_bzero(tbs, strlen(tbs));
 	free(tbs);
+	free(blob);
 	explicit_bzero(&par, sizeof(par));
 	p11_nhi_op_clear(&op);
 	explicit_bzero(&op, sizeof(op));

@@ -3,17 +3,21 @@
  *
  *   POST /nhi/v1/verify    Basic auth, JSON body
  *
- * The card signed a server random (H_Sign) and its registration password
- * bound to that random (EnCrypt); the service checks, in this order, that
- * the card is known and the signature over the random verifies with the
- * card's certificate from the test PKI (DIR/nhi/<card_no>.crt; the
- * certificate posted is not trusted) and that the random is fresh for the
- * card; that the national ID is the card holder's; that the card is not
- * suspended; that the password blob verifies with the holder's
- * registration password (identities: cards.nhi). Three wrong passwords in
- * a row suspend the card's web use for --nhi-suspend-seconds (600). State
- * (counters, used randoms) lives in memory, bounded, under one mutex.
- * IDs, passwords, randoms and blobs are never logged. */
+ * The card signed a server random (H_Sign), and the card component
+ * encrypted the registration password bound to that random to the
+ * service's key (EnCrypt: RSA-OAEP of "NHI-PWD\n" random "\n" password to
+ * DIR/nhi-service.crt), so only the service can check the password. The
+ * service checks, in this order, that the card is known and the signature
+ * over the random verifies with the card's certificate from the test PKI
+ * (DIR/nhi/<card_no>.crt; the certificate posted is not trusted), that the
+ * blob opens with DIR/nhi-service.key and holds this random, and that the
+ * random is fresh for the card; that the national ID is the card holder's;
+ * that the card is not suspended; that the password in the blob is the
+ * holder's registration password (identities: cards.nhi; compared in
+ * constant time). Three wrong passwords in a row suspend the card's web
+ * use for --nhi-suspend-seconds (600). State (counters, used randoms)
+ * lives in memory, bounded, under one mutex. IDs, passwords, randoms and
+ * blobs are never logged. */
 #include "sim/sim.h"
 
 #include <pthread.h>
@@ -22,7 +26,9 @@
 #include <string.h>
 #include <time.h>
 
+#include <openssl/crypto.h>
 #include <openssl/evp.h>
+#include <openssl/rsa.h>
 #include <openssl/x509.h>
 
 #include "http/parse.h"
@@ -38,6 +44,7 @@
 #define NHI_B64_MAX      16384
 #define NHI_PASSWORD_MAX 12
 #define NHI_RANDOMS_MAX  16384 /* used randoms remembered (all cards) */
+#define NHI_PWD_PREFIX   "NHI-PWD\n"
 
 struct nhi_card {
 	char card_no[13];
@@ -51,6 +58,7 @@ static struct {
 	bool loaded; /* false: no --pki, the endpoint answers 503 */
 	struct nhi_card *cards;
 	size_t ncards;
+	EVP_PKEY *service_key; /* DIR/nhi-service.key: opens the password blobs */
 	int suspend_s;
 	/* SHA-256 of card_no "\n" random for every random accepted, oldest
 	 * overwritten first */
@@ -224,22 +232,54 @@ nhi_bad_request(struct http_req *req, const char *description)
 	http_send_json(req, 400, o);
 }
 
-/* Verifies the request's password blob against the holder's password:
- * the card's signature over "NHI-PWD\n" random "\n" password. */
+/* Opens the password blob (base64 of RSA-OAEP, SHA-256 and MGF1-SHA-256,
+ * to the service key) into plain, which must be "NHI-PWD\n" random "\n"
+ * password with this request's random and no NUL. Sets *pwd_r (inside
+ * plain) and *pwd_len_r. False when it does not open or is another
+ * random's: such a blob says nothing about the password. The caller wipes
+ * plain. */
 static bool
-nhi_password_ok(struct nhi_card *c, const char *random, const char *blob_b64)
+nhi_blob_open(const char *random, const char *blob_b64, unsigned char plain[NHI_SIG_MAX],
+              const unsigned char **pwd_r, size_t *pwd_len_r)
 {
-	const char *pwd = json_string_value(json_object_get(
-	    json_object_get(json_object_get(c->holder, "cards"), "nhi"), "registration_password"));
-	char *msg;
-	bool ok;
+	unsigned char blob[NHI_SIG_MAX];
+	long blen = sim_b64_decode(blob_b64, blob, sizeof(blob));
+	size_t n = NHI_SIG_MAX, plen = strlen(NHI_PWD_PREFIX), rlen = strlen(random);
+	EVP_PKEY_CTX *ctx = NULL;
+	bool ok = false;
 
-	if (pwd == NULL)
-		return false;
-	msg = xasprintf("NHI-PWD\n%s\n%s", random, pwd);
-	ok = nhi_verify_sig(c->key, msg, strlen(msg), blob_b64);
-	xfree_secret(msg);
+	if (blen <= 0)
+		goto out;
+	ctx = EVP_PKEY_CTX_new(nhi.service_key, NULL);
+	if (ctx == NULL)
+		abort();
+	if (EVP_PKEY_decrypt_init(ctx) <= 0 ||
+	    EVP_PKEY_CTX_set_rsa_padding(ctx, RSA_PKCS1_OAEP_PADDING) <= 0 ||
+	    EVP_PKEY_CTX_set_rsa_oaep_md(ctx, EVP_sha256()) <= 0 ||
+	    EVP_PKEY_CTX_set_rsa_mgf1_md(ctx, EVP_sha256()) <= 0 ||
+	    EVP_PKEY_decrypt(ctx, plain, &n, blob, (size_t)blen) <= 0)
+		goto out;
+	if (n < plen + rlen + 1 || memchr(plain, '\0', n) != NULL ||
+	    memcmp(plain, NHI_PWD_PREFIX, plen) != 0 || memcmp(plain + plen, random, rlen) != 0 ||
+	    plain[plen + rlen] != '\n')
+		goto out;
+	*pwd_r = plain + plen + rlen + 1;
+	*pwd_len_r = n - (plen + rlen + 1);
+	ok = true;
+out:
+	EVP_PKEY_CTX_free(ctx);
 	return ok;
+}
+
+/* The password from the blob against the holder's registration password,
+ * in constant time (only the length may show). */
+static bool
+nhi_password_ok(struct nhi_card *c, const unsigned char *pwd, size_t len)
+{
+	const char *want = json_string_value(json_object_get(
+	    json_object_get(json_object_get(c->holder, "cards"), "nhi"), "registration_password"));
+
+	return want != NULL && strlen(want) == len && CRYPTO_memcmp(pwd, want, len) == 0;
 }
 
 static void
@@ -248,7 +288,9 @@ nhi_verify_handler(struct http_req *req, void *ctx)
 	const char *body, *card_no, *id, *random, *sig, *blob, *holder_id, *reason = NULL;
 	struct nhi_card *c;
 	json_t *in = NULL, *o;
-	size_t len;
+	unsigned char plain[NHI_SIG_MAX];
+	const unsigned char *pwd = NULL;
+	size_t len, pwd_len = 0;
 	int tries_left = -1, retry_after = -1;
 
 	if (!nhi_authorised(req))
@@ -291,6 +333,7 @@ nhi_verify_handler(struct http_req *req, void *ctx)
 	c = nhi_card_find(card_no);
 	if (c == NULL || c->holder == NULL ||
 	    !nhi_verify_sig(c->key, random, strlen(random), sig) ||
+	    !nhi_blob_open(random, blob, plain, &pwd, &pwd_len) ||
 	    !nhi_random_fresh(card_no, random)) {
 		reason = "signature";
 		goto reply;
@@ -308,7 +351,7 @@ nhi_verify_handler(struct http_req *req, void *ctx)
 		goto reply;
 	}
 	retry_after = -1;
-	if (nhi_password_ok(c, random, blob)) {
+	if (nhi_password_ok(c, pwd, pwd_len)) {
 		pthread_mutex_lock(&nhi.lock);
 		c->failures = 0;
 		pthread_mutex_unlock(&nhi.lock);
@@ -346,6 +389,7 @@ reply:
 	log_info("nhi_verify", "result", reason != NULL ? reason : "ok", NULL);
 	http_send_json(req, 200, o);
 out:
+	explicit_bzero(plain, sizeof(plain));
 	json_decref(in);
 }
 
@@ -358,6 +402,8 @@ nhi_unload(void)
 		EVP_PKEY_free(nhi.cards[i].key);
 	free(nhi.cards);
 	free(nhi.randoms);
+	EVP_PKEY_free(nhi.service_key);
+	nhi.service_key = NULL;
 	nhi.cards = NULL;
 	nhi.randoms = NULL;
 	nhi.ncards = nhi.nrandoms = nhi.next_random = 0;
@@ -378,6 +424,18 @@ nhi_init(const struct sim_settings *settings, const char **error_r)
 		goto out;
 	nhi.cards = xcalloc(SIM_PKI_MAX_CERTS, sizeof(*nhi.cards));
 	nhi.randoms = xcalloc(NHI_RANDOMS_MAX, sizeof(*nhi.randoms));
+	nhi.service_key = sim_pki_key(settings->pki_dir, "nhi-service.key", error_r);
+	if (nhi.service_key == NULL) {
+		ret = ISSO_ERR_IO;
+		nhi_unload();
+		goto out;
+	}
+	if (EVP_PKEY_get_base_id(nhi.service_key) != EVP_PKEY_RSA) {
+		*error_r = "nhi-service.key: not an RSA key";
+		ret = ISSO_ERR_INVALID;
+		nhi_unload();
+		goto out;
+	}
 	ret = sim_pki_each_cert(settings->pki_dir, "nhi", nhi_add_card, error_r, error_r);
 	if (ret != 0) {
 		nhi_unload();

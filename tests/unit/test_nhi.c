@@ -1,10 +1,10 @@
 /* Tests for the NHI card verification connector and isso-sim's NHI
  * stand-in. The real simulator runs as a child with the test PKI
  * (pki-dir.h) and a short suspension; the tests sign as the card would,
- * with the card's key from the PKI. Each test uses its own card, since
- * the simulator keeps per-card counters and used randoms. Hand-made peers
- * (a closed port, a silent socket, canned replies) cover what the
- * simulator never does. */
+ * with the card's key from the PKI, and encrypt the password as the card
+ * component would, to the service's certificate (nhi-service.crt). Each test uses its own card,
+ * since the simulator keeps per-card counters and used randoms. Hand-made peers (a closed port, a
+ * silent socket, canned replies) cover what the simulator never does. */
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -31,6 +31,7 @@
 #include <jansson.h>
 #include <openssl/evp.h>
 #include <openssl/rand.h>
+#include <openssl/rsa.h>
 
 #include "conn/nhi.h"
 #include "lib/b64.h"
@@ -50,7 +51,8 @@ static const struct card {
   card_chang = {"000012340004", "F228033121", "yating04"},
   card_lee = {"000012340006", "A220000125", "shufen66"},
   card_liu = {"000012340008", "A224680138", "yijun0229"},
-  card_tsai = {"000012340009", "A109876547", "chengen09"};
+  card_tsai = {"000012340009", "A109876547", "chengen09"},
+  card_wu = {"000012340011", "A131415925", "jiahao11"};
 
 static char nhi_base[96]; /* …/nhi */
 
@@ -76,6 +78,32 @@ card_sign(const char *card_no, const void *msg, size_t len)
 	b64_encode(sig, slen, b64);
 	EVP_MD_CTX_free(md);
 	EVP_PKEY_free(key);
+	return b64;
+}
+
+/* RSA-OAEP (SHA-256, MGF1-SHA-256) of len bytes of msg to the key of the
+ * PKI's cert_name (EnCrypt uses nhi-service.crt), base64 (caller frees). */
+static char *
+encrypt_to(const char *cert_name, const void *msg, size_t len)
+{
+	X509 *x = pki_cert(cert_name);
+	EVP_PKEY *key = X509_get_pubkey(x);
+	EVP_PKEY_CTX *ctx = EVP_PKEY_CTX_new(key, NULL);
+	unsigned char out[1024];
+	size_t n = sizeof(out);
+	char *b64;
+
+	assert_non_null(ctx);
+	assert_int_equal(EVP_PKEY_encrypt_init(ctx), 1);
+	assert_true(EVP_PKEY_CTX_set_rsa_padding(ctx, RSA_PKCS1_OAEP_PADDING) > 0);
+	assert_true(EVP_PKEY_CTX_set_rsa_oaep_md(ctx, EVP_sha256()) > 0);
+	assert_true(EVP_PKEY_CTX_set_rsa_mgf1_md(ctx, EVP_sha256()) > 0);
+	assert_int_equal(EVP_PKEY_encrypt(ctx, out, &n, msg, len), 1);
+	b64 = malloc(n / 3 * 4 + 5);
+	b64_encode(out, n, b64);
+	EVP_PKEY_CTX_free(ctx);
+	EVP_PKEY_free(key);
+	X509_free(x);
 	return b64;
 }
 
@@ -122,7 +150,7 @@ card_answer(const char *signer, const char *random, const char *password)
 
 	snprintf(msg, sizeof(msg), "NHI-PWD\n%s\n%s", random, password);
 	a.sig = card_sign(signer, random, strlen(random));
-	a.blob = card_sign(signer, msg, strlen(msg));
+	a.blob = encrypt_to("nhi-service.crt", msg, strlen(msg));
 	a.cert = card_cert(signer);
 	return a;
 }
@@ -382,6 +410,91 @@ test_replayed_random(void **state)
 	    verify_as(c, card_tsai.no, card_tsai.id, card_wang.no, random, card_tsai.pwd).r,
 	    NHI_SIGNATURE);
 	assert_int_equal(verify(c, &card_tsai, random, card_tsai.pwd).r, NHI_OK);
+	conn_nhi_free(c);
+}
+
+/* A blob the service cannot open, or made for another random, proves
+ * nothing about the password: "signature", no try counted, the random not
+ * spent. */
+static void
+test_blob(void **state)
+{
+	struct conn_nhi *c = sim_connector(CLIENT_SECRET, 3000);
+	struct answer a, b;
+	struct outcome o;
+	char random[44], other[44], msg[256], *blob, *sig;
+	static const char nul_pwd[] = "NHI-PWD\nRND\njiahao11\0x";
+
+	new_random(random);
+	new_random(other);
+	a = card_answer(card_wu.no, random, card_wu.pwd);
+	/* the right password, but bound to another random */
+	b = card_answer(card_wu.no, other, card_wu.pwd);
+	assert_int_equal(
+	    conn_nhi_verify(c, card_wu.no, card_wu.id, random, a.sig, a.cert, b.blob, NULL, NULL),
+	    NHI_SIGNATURE);
+	/* a wrong password bound to another random: not a try either */
+	answer_free(&b);
+	b = card_answer(card_wu.no, other, "wrong-pw");
+	assert_int_equal(
+	    conn_nhi_verify(c, card_wu.no, card_wu.id, random, a.sig, a.cert, b.blob, NULL, NULL),
+	    NHI_SIGNATURE);
+	/* the former format (the card's signature over the text) */
+	snprintf(msg, sizeof(msg), "NHI-PWD\n%s\n%s", random, card_wu.pwd);
+	blob = card_sign(card_wu.no, msg, strlen(msg));
+	assert_int_equal(
+	    conn_nhi_verify(c, card_wu.no, card_wu.id, random, a.sig, a.cert, blob, NULL, NULL),
+	    NHI_SIGNATURE);
+	free(blob);
+	/* encrypted to another key (the card's own) */
+	blob = encrypt_to("nhi/000012340011.crt", msg, strlen(msg));
+	assert_int_equal(
+	    conn_nhi_verify(c, card_wu.no, card_wu.id, random, a.sig, a.cert, blob, NULL, NULL),
+	    NHI_SIGNATURE);
+	free(blob);
+	/* without the prefix; the random without its line end */
+	snprintf(msg, sizeof(msg), "NHI-PWx\n%s\n%s", random, card_wu.pwd);
+	blob = encrypt_to("nhi-service.crt", msg, strlen(msg));
+	assert_int_equal(
+	    conn_nhi_verify(c, card_wu.no, card_wu.id, random, a.sig, a.cert, blob, NULL, NULL),
+	    NHI_SIGNATURE);
+	free(blob);
+	snprintf(msg, sizeof(msg), "NHI-PWD\n%s%s", random, card_wu.pwd);
+	blob = encrypt_to("nhi-service.crt", msg, strlen(msg));
+	assert_int_equal(
+	    conn_nhi_verify(c, card_wu.no, card_wu.id, random, a.sig, a.cert, blob, NULL, NULL),
+	    NHI_SIGNATURE);
+	free(blob);
+	/* not an encryption at all */
+	assert_int_equal(
+	    conn_nhi_verify(c, card_wu.no, card_wu.id, random, a.sig, a.cert, "AAAA", NULL, NULL),
+	    NHI_SIGNATURE);
+	/* a NUL after the right password is no match by truncation */
+	blob = encrypt_to("nhi-service.crt", nul_pwd, sizeof(nul_pwd) - 1);
+	sig = card_sign(card_wu.no, "RND", 3);
+	assert_int_equal(
+	    conn_nhi_verify(c, card_wu.no, card_wu.id, "RND", sig, NULL, blob, NULL, NULL),
+	    NHI_SIGNATURE);
+	free(sig);
+	free(blob);
+	answer_free(&b);
+	/* none of this counted, and the random is still fresh */
+	b = card_answer(card_wu.no, random, "wrong-pw");
+	o.tries_left = 7;
+	o.retry_after = 7;
+	o.r = conn_nhi_verify(c, card_wu.no, card_wu.id, random, a.sig, a.cert, b.blob,
+	                      &o.tries_left, &o.retry_after);
+	assert_int_equal(o.r, NHI_PASSWORD);
+	assert_int_equal(o.tries_left, 2);
+	/* that one was spent */
+	assert_int_equal(
+	    conn_nhi_verify(c, card_wu.no, card_wu.id, random, a.sig, a.cert, a.blob, NULL, NULL),
+	    NHI_SIGNATURE);
+	/* a password that differs only in length */
+	assert_int_equal(verify(c, &card_wu, NULL, "jiahao111").tries_left, 1);
+	assert_int_equal(verify(c, &card_wu, NULL, card_wu.pwd).r, NHI_OK);
+	answer_free(&a);
+	answer_free(&b);
 	conn_nhi_free(c);
 }
 
@@ -709,6 +822,7 @@ main(void)
 	    cmocka_unit_test(test_password_then_suspended),
 	    cmocka_unit_test(test_ok_resets_count),
 	    cmocka_unit_test(test_replayed_random),
+	    cmocka_unit_test(test_blob),
 	    cmocka_unit_test(test_bad_credentials),
 	    cmocka_unit_test(test_invalid_input),
 	    cmocka_unit_test(test_sim_refuses_bad_requests),
