@@ -91,7 +91,8 @@ trap cleanup EXIT INT TERM
 "$build/issod" & pids+=($!)
 SOFTHSM2_CONF=$top/var/pki/softhsm2.conf ISSO_TESTCARD_STATE=$top/var/pki/testcard \
   "$build/isso-cardagent" --port "$agent_port" --nhi-port "$nhi_port" \
-  --module "$build/libisso-testcard.so" --trust "$issuer" & pids+=($!)
+  --module "$build/libisso-testcard.so" --nhi-service-cert var/pki/nhi-service.crt \
+  --trust "$issuer" & pids+=($!)
 DEMO_PORT=$demo_port DEMO_ISSUER=$issuer DEMO_CLIENT_FILE=var/demo-client.json \
   node demo/agency.mjs & pids+=($!)
 

@@ -148,7 +148,8 @@ before(async () => {
   nhiPort = await freePort();
   const a = await startAgent(['--nhi-port', String(nhiPort),
     '--module', path.join(BUILD_DIR, 'libisso-testcard.so'),
-    '--trust', TRUSTED, '--trust', `${page.url}/`, '--nhi-pin', pki.cards.nhi_token_pin]);
+    '--trust', TRUSTED, '--trust', `${page.url}/`, '--nhi-pin', pki.cards.nhi_token_pin,
+    '--nhi-service-cert', path.join(pki.dir, pki.cards.nhi_service_cert)]);
   agent = a.d;
   url = a.url;
   const { body } = await getJson('/pkcs11info');
@@ -516,7 +517,14 @@ test('WebSocket: GetVersion, GetBasic (name from Big5), GetRandom', { timeout: l
   });
 });
 
-test('WebSocket: H_Sign and EnCrypt verify with the card certificate', { timeout: limit(15_000) }, async () => {
+/** EnCrypt's blob opened with the test NHI service's private key. */
+function openBlob(b64) {
+  const key = fs.readFileSync(path.join(pki.dir, 'nhi-service.key'));
+  return crypto.privateDecrypt({ key, padding: crypto.constants.RSA_PKCS1_OAEP_PADDING, oaepHash: 'sha256' },
+    Buffer.from(b64, 'base64'));
+}
+
+test('WebSocket: H_Sign verifies with the card certificate; EnCrypt opens with the service key', { timeout: limit(15_000) }, async () => {
   await nhi(async (ws, card) => {
     const random = `R_${crypto.randomBytes(24).toString('base64url')}`;
     const s = await ws.command(`H_Sign?Random=${random}`);
@@ -532,11 +540,19 @@ test('WebSocket: H_Sign and EnCrypt verify with the card certificate', { timeout
     assert.equal(e.ret, 0, JSON.stringify(e));
     assert.equal(e.card_no, card.card_no);
     const blob = Buffer.from(e.blob, 'base64');
-    assert.ok(crypto.verify('sha256', Buffer.from(`NHI-PWD\n${random}\n${pwd}`, 'utf8'), key, blob));
-    assert.ok(!crypto.verify('sha256', Buffer.from(`NHI-PWD\n${random}\n${pwd}x`, 'utf8'), key, blob));
+    assert.equal(blob.length, 256, 'one RSA-2048 block');
+    assert.equal(openBlob(e.blob).toString('utf8'), `NHI-PWD\n${random}\n${pwd}`);
+    // not a signature any more: the card's public key checks nothing
+    assert.ok(!crypto.verify('sha256', Buffer.from(`NHI-PWD\n${random}\n${pwd}`, 'utf8'), key, blob));
+    // OAEP is randomised: the same password gives another blob each time
+    const again = await ws.command(`EnCrypt?Pwd=${encodeURIComponent(pwd)}&Random=${random}`);
+    assert.notEqual(again.blob, e.blob);
+    assert.equal(openBlob(again.blob).toString('utf8'), `NHI-PWD\n${random}\n${pwd}`);
     // parameter order does not matter; percent-encoding is decoded
     const e2 = await ws.command(`EnCrypt?Random=${random}&Pwd=a%26b%3Dc%25d`);
-    assert.ok(crypto.verify('sha256', Buffer.from(`NHI-PWD\n${random}\na&b=c%d`), key, Buffer.from(e2.blob, 'base64')));
+    assert.equal(openBlob(e2.blob).toString('utf8'), `NHI-PWD\n${random}\na&b=c%d`);
+    const e3 = await ws.command(`EnCrypt?Random=${'Z'.repeat(128)}&Pwd=${encodeURIComponent('~ !"#$%&\'()*')}`);
+    assert.equal(openBlob(e3.blob).toString('utf8'), `NHI-PWD\n${'Z'.repeat(128)}\n~ !"#$%&'()*`);
   });
 });
 
@@ -651,6 +667,10 @@ test('WebSocket over TLS with --nhi-tls-cert / --nhi-tls-key', { timeout: limit(
     const ws = await connect(port, { origin: TRUSTED, secure: true });
     assert.equal(ws.status, 101);
     assert.equal((await ws.command('GetVersion')).ret, 0);
+    // no --nhi-service-cert: nobody to encrypt the password to
+    assert.match(a.d.stderr, /"event":"no_nhi_service_cert"/);
+    assert.deepEqual(await ws.command('EnCrypt?Pwd=abcdefgh&Random=abc'), { ret: -6 });
+    assert.equal((await ws.command('H_Sign?Random=abc')).ret, 0, 'the rest works');
     ws.raw(frame(9, 'tls'));
     assert.equal((await ws.next()).opcode, 10);
     ws.close();
@@ -683,7 +703,10 @@ test('without a usable module: 0x76000002 and NHI -3, pages still served', { tim
 });
 
 test('bad options stop the agent before it listens', { timeout: limit(10_000) }, async () => {
-  for (const args of [['--trust', 'ftp://x'], ['--trust', 'https://a.gov/path'], ['--port', '70000'], ['--bogus'], ['--nhi-tls-cert', '/x']]) {
+  const notCert = path.join(tmp, 'not-a-cert.pem');
+  fs.writeFileSync(notCert, 'hello\n');
+  for (const args of [['--trust', 'ftp://x'], ['--trust', 'https://a.gov/path'], ['--port', '70000'], ['--bogus'], ['--nhi-tls-cert', '/x'],
+    ['--nhi-service-cert', path.join(tmp, 'no-such.crt')], ['--nhi-service-cert', notCert]]) {
     const d = new Daemon('isso-cardagent', path.join(BUILD_DIR, 'isso-cardagent'), ['--nhi-port', '0', '--port', '0', ...args], { env: { PATH: process.env.PATH }, cwd: tmp });
     await d.exited;
     assert.notEqual(d.exitCode, 0, args.join(' '));

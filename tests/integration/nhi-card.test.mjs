@@ -66,13 +66,16 @@ function card(id) {
 }
 
 /** What the card component answers to H_Sign and EnCrypt (our contract,
- * docs/cardagent.md): RSA PKCS#1 v1.5 SHA-256 by the card's key. */
+ * docs/cardagent.md): RSA PKCS#1 v1.5 SHA-256 by the card's key over the
+ * random; the password RSA-OAEP-encrypted to the NHI service's key. */
 function cardAnswers(c, random, password) {
   const sign = (text) => crypto.sign('sha256', Buffer.from(text, 'utf8'), c.key).toString('base64');
+  const service = fs.readFileSync(path.join(stack.pki, stack.cards.nhi_service_cert), 'utf8');
   return {
     signature: sign(random),
     cert: c.certB64,
-    blob: sign(`NHI-PWD\n${random}\n${password}`),
+    blob: crypto.publicEncrypt({ key: service, padding: crypto.constants.RSA_PKCS1_OAEP_PADDING, oaepHash: 'sha256' },
+      Buffer.from(`NHI-PWD\n${random}\n${password}`, 'utf8')).toString('base64'),
     signed_card_no: c.card_no,
   };
 }

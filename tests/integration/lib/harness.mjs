@@ -358,6 +358,7 @@ export class Stack {
     const args = ['--listen', '127.0.0.1', '--port', String(this.agentPort),
       '--nhi-port', String(this.nhiPort),
       '--module', path.join(BUILD_DIR, 'libisso-testcard.so'),
+      '--nhi-service-cert', path.join(this.pki, 'nhi-service.crt'),
       '--trust', this.issuer];
     for (const t of trust) args.push('--trust', t);
     this.agent = new Daemon('isso-cardagent', path.join(BUILD_DIR, 'isso-cardagent'), args, { env, cwd: this.tmp });
