@@ -123,7 +123,8 @@ hexval(char c)
 
 /* Percent-decodes s[0..n) into out (NUL-terminated, at most max bytes
  * before the NUL); '+' is a space. Returns the length, -1 when the
- * encoding is bad, -2 when the value is too long. */
+ * encoding is bad, -2 when the value is too long, -3 when it holds a NUL
+ * (%00: later code would see a shorter string than was checked). */
 static long
 pct_decode(const char *s, size_t n, char *out, size_t max)
 {
@@ -139,6 +140,8 @@ pct_decode(const char *s, size_t n, char *out, size_t max)
 			if ((h = hexval(s[i + 1])) < 0 || (l = hexval(s[i + 2])) < 0)
 				return -1;
 			c = (char)(h << 4 | l);
+			if (c == '\0')
+				return -3;
 			i += 2;
 		} else if (c == '+') {
 			c = ' ';
@@ -158,10 +161,8 @@ struct nhi_params {
 };
 
 static bool
-random_ok(const char *s)
+random_ok(const char *s, size_t n)
 {
-	size_t n = strlen(s);
-
 	if (n < 1 || n > NHI_MAX_RANDOM)
 		return false;
 	for (size_t i = 0; i < n; i++) {
@@ -212,7 +213,7 @@ parse_params(const char *q, size_t n, struct nhi_params *p)
 			vlen = pct_decode(eq + 1, plen - 7, tmp, NHI_MAX_RANDOM);
 			if (vlen == -1)
 				return NHI_ERR_COMMAND;
-			if (vlen < 0 || !random_ok(tmp))
+			if (vlen < 0 || !random_ok(tmp, (size_t)vlen))
 				return NHI_ERR_PARAM;
 			memcpy(p->random, tmp, (size_t)vlen + 1);
 			p->has_random = true;

@@ -566,6 +566,10 @@ test('WebSocket: bad commands and parameters get -1 / -2', { timeout: limit(15_0
       ['EnCrypt?Pwd=12345&Random=a', -2], ['EnCrypt?Pwd=1234567890123&Random=a', -2], ['EnCrypt?Pwd=abcdef', -2],
       ['EnCrypt?Pwd=abc%0Adef&Random=a', -2], ['GetBasic?Pwd=abcdef', -2], ['SecureGetBasicWithParam', -2],
       ['GetRandom?Random=a', -2],
+      // a NUL inside a value: never cut short (H_Sign would sign "abc")
+      ['H_Sign?Random=abc%00def', -2], ['H_Sign?Random=abc%00', -2], ['H_Sign?Random=%00', -2],
+      ['EnCrypt?Pwd=abcdef%00gh&Random=a', -2], ['EnCrypt?Pwd=abcdefgh&Random=a%00b', -2],
+      ['SecureGetBasicWithParam?Pwd=%00bcdefg', -2],
     ]) {
       const r = await ws.command(cmd);
       assert.deepEqual(r, { ret }, JSON.stringify(cmd));
