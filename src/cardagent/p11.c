@@ -508,13 +508,23 @@ sign_data(struct p11 *p, CK_SESSION_HANDLE s, CK_OBJECT_HANDLE key, const unsign
 	return CKR_OK;
 }
 
-/* C_Login as the user. The PIN is the caller's buffer; nothing is kept. */
+/* C_Login as the user. The PIN is the caller's buffer; nothing is kept.
+ * A token left logged in (by another program, or an earlier operation that
+ * could not log out) answers CKR_USER_ALREADY_LOGGED_IN without looking at
+ * the PIN: taking that as success would sign with any well-formed PIN. So
+ * log out and log in once more; still logged in is a card error. */
 static CK_RV
 login(struct p11 *p, CK_SESSION_HANDLE s, const char *pin)
 {
 	CK_RV rv = p->f->C_Login(s, CKU_USER, (CK_UTF8CHAR_PTR)pin, strlen(pin));
 
-	return rv == CKR_USER_ALREADY_LOGGED_IN ? CKR_OK : rv;
+	if (rv != CKR_USER_ALREADY_LOGGED_IN)
+		return rv;
+	log_warn("card_already_logged_in", "message", "logging out before the login", NULL);
+	rv = p->f->C_Logout(s);
+	if (rv != CKR_OK && rv != CKR_USER_NOT_LOGGED_IN && rv_to_rc(rv) == RC_CARD_REMOVED)
+		return rv;
+	return p->f->C_Login(s, CKU_USER, (CK_UTF8CHAR_PTR)pin, strlen(pin));
 }
 
 /* The status after a failed call on a card that was present. */
