@@ -1,13 +1,20 @@
 /* The HiPKI local server protocol on http://127.0.0.1:<port>: /pkcs11info,
  * /sign, /popupForm (+ .js), /addDomain, /selfTest.htm.
  *
- * Who may ask (a request that fails gets ret_code 0x76000031):
- *   - no Origin (curl, the popup's own GETs) and no X-HiPKI-Site, or an
- *     X-HiPKI-Site that is trusted;
- *   - a trusted Origin (with no X-HiPKI-Site, or a trusted one);
+ * Who may reach the card through /pkcs11info and /sign (a request that
+ * fails gets ret_code 0x76000031); an X-HiPKI-Site header, when present,
+ * must always be trusted:
+ *   - a trusted Origin;
  *   - the agent's own origin (the popup) with a trusted X-HiPKI-Site: the
  *     popup names the site that posted the request to it (event.origin,
- *     which the browser sets and a page cannot forge).
+ *     which the browser sets and a page cannot forge);
+ *   - no Origin (the popup's same-origin GETs, curl) with a trusted
+ *     X-HiPKI-Site. A bare request is refused: any page can send a
+ *     no-cors GET or a form POST without an Origin reaching us, but not
+ *     with a custom header (that needs a CORS preflight, which the agent
+ *     never grants).
+ * POST /sign also needs Content-Type application/json (not one of the
+ * types a cross-site form or no-cors fetch may send).
  * The Host header must name the agent itself (DNS rebinding). */
 #include <limits.h>
 #include <stdio.h>
@@ -211,11 +218,35 @@ allowed(struct hipki_server *srv, struct MHD_Connection *conn, const char **site
 	const char *site = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "X-HiPKI-Site");
 
 	*site_r = site != NULL ? site : origin;
-	if (origin == NULL || agent_trusted(srv->a, origin))
-		return site == NULL || agent_trusted(srv->a, site);
+	if (site != NULL && !agent_trusted(srv->a, site))
+		return false;
+	if (origin == NULL)
+		return site != NULL;
+	if (agent_trusted(srv->a, origin))
+		return true;
 	if (strcmp(origin, srv->own[0]) == 0 || strcmp(origin, srv->own[1]) == 0)
-		return site != NULL && agent_trusted(srv->a, site);
+		return site != NULL;
 	return false;
+}
+
+/* Content-Type application/json, parameters (charset) allowed. */
+static bool
+json_content_type(struct MHD_Connection *conn)
+{
+	const char *ct = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Content-Type");
+	static const char want[] = "application/json";
+	size_t n = sizeof(want) - 1;
+
+	if (ct == NULL)
+		return false;
+	while (*ct == ' ' || *ct == '\t')
+		ct++;
+	if (strncasecmp(ct, want, n) != 0)
+		return false;
+	ct += n;
+	while (*ct == ' ' || *ct == '\t')
+		ct++;
+	return *ct == '\0' || *ct == ';';
 }
 
 static void
@@ -465,6 +496,14 @@ do_sign(struct hipki_server *srv, struct MHD_Connection *conn, struct hreq *r)
 		return agent_send_json(
 		    conn, 200,
 		    reply_new("MakeSignature", RC_UNTRUSTED, 0, rc_message(RC_UNTRUSTED)));
+	}
+	if (!json_content_type(conn)) {
+		log_event(LOG_WARN, "sign_refused",
+		          json_pack("{s:s?, s:I, s:s}", "site", site, "ret_code",
+		                    (json_int_t)RC_BAD_REQUEST, "reason", "content_type"));
+		return agent_send_json(conn, 415,
+		                       reply_new("MakeSignature", RC_BAD_REQUEST, 0,
+		                                 "the Content-Type must be application/json"));
 	}
 	if (r->too_large)
 		return agent_send_json(conn, 413,

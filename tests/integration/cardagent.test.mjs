@@ -29,6 +29,9 @@ const CKR_PIN_INCORRECT = 0xa0;
 const CKR_PIN_LOCKED = 0xa4;
 const TRUSTED = 'https://isso.gov.taipei';
 const EVIL = 'https://evil.example';
+// What the popup adds to its requests; a request with neither a trusted
+// Origin nor this header is refused.
+const ASK = { 'X-HiPKI-Site': TRUSTED };
 
 let pki; // {dir, cards}
 let state; // testcard state dir
@@ -73,13 +76,13 @@ async function startAgent(args, env = {}) {
   return { d, port, url: `http://127.0.0.1:${port}` };
 }
 
-async function getJson(p, headers = {}) {
+async function getJson(p, headers = ASK) {
   const res = await fetch(url + p, { headers });
   assert.equal(res.status, 200, `GET ${p}`);
   return { res, body: await res.json() };
 }
 
-async function sign(req, headers = {}) {
+async function sign(req, headers = ASK) {
   for (const k of ['pin']) if (typeof req[k] === 'string' && req[k].length >= 6) secrets.push(req[k]);
   const res = await fetch(`${url}/sign`, {
     method: 'POST', headers: { 'Content-Type': 'application/json', ...headers }, body: JSON.stringify(req),
@@ -334,6 +337,7 @@ test('a removed card is no card; back in its reader it signs again', { timeout: 
 test('untrusted sites get 0x76000031 and never reach the card', { timeout: limit(10_000) }, async () => {
   const card = moicaCard(0);
   for (const headers of [
+    {}, // curl, or a cross-site no-cors request that reached us without an Origin
     { Origin: EVIL },
     { Origin: 'null' },
     { Origin: `${TRUSTED}.evil.example` },
@@ -373,9 +377,25 @@ test('a Host other than the agent itself gets 403', { timeout: limit(10_000) }, 
 test('bad requests get a JSON error, never a crash', { timeout: limit(15_000) }, async () => {
   const card = moicaCard(0);
   const post = async (body, type = 'application/json') => {
-    const res = await fetch(`${url}/sign`, { method: 'POST', headers: { 'Content-Type': type }, body });
+    const res = await fetch(`${url}/sign`, { method: 'POST', headers: { 'Content-Type': type, ...ASK }, body });
     return { status: res.status, body: await res.json() };
   };
+  // only JSON: the types a cross-site form or no-cors fetch may send are refused
+  const valid = JSON.stringify(signReq(card, { pin: '000000' }));
+  for (const type of ['text/plain', 'text/plain;charset=UTF-8', 'application/x-www-form-urlencoded', 'multipart/form-data; boundary=x',
+    'application/jsonx', 'application/json-seq', '']) {
+    const r = await post(valid, type);
+    assert.equal(r.status, 415, `Content-Type ${type}`);
+    assert.equal(r.body.ret_code, RC.BAD_REQUEST);
+    assert.equal(r.body.signature, undefined);
+  }
+  const bare = await fetch(`${url}/sign`, { method: 'POST', headers: ASK, body: new Blob([valid]) });
+  assert.equal(bare.status, 415, 'no Content-Type');
+  assert.equal(pinFailures(card.card_sn), 0, 'none of them reached the card');
+  for (const type of ['application/json; charset=utf-8', 'Application/JSON']) {
+    const r = await post(JSON.stringify(signReq(card)), type);
+    assert.equal(r.body.ret_code, 0, `Content-Type ${type}`);
+  }
   for (const body of ['', 'not json', '[]', '"x"', '{"tbs":', '{"tbs":"a","tbs":"b","pin":"123456"}', '{'.repeat(5000)]) {
     const r = await post(body);
     assert.equal(r.body.ret_code, RC.BAD_REQUEST, body.slice(0, 40));
@@ -694,10 +714,12 @@ test('WebSocket over TLS with --nhi-tls-cert / --nhi-tls-key', { timeout: limit(
 test('without a usable module: 0x76000002 and NHI -3, pages still served', { timeout: limit(15_000) }, async () => {
   const a = await startAgent(['--module', path.join(tmp, 'no-such-module.so'), '--trust', TRUSTED, '--nhi-port', '0']);
   try {
-    const info = await (await fetch(`${a.url}/pkcs11info`)).json();
+    const info = await (await fetch(`${a.url}/pkcs11info`, { headers: ASK })).json();
     assert.equal(info.ret_code, RC.NO_MODULE);
     assert.deepEqual(info.slots, []);
-    const res = await fetch(`${a.url}/sign`, { method: 'POST', body: JSON.stringify({ tbs: 'x', pin: '123456' }) });
+    const res = await fetch(`${a.url}/sign`, {
+      method: 'POST', headers: { 'Content-Type': 'application/json', ...ASK }, body: JSON.stringify({ tbs: 'x', pin: '123456' }),
+    });
     assert.equal((await res.json()).ret_code, RC.NO_MODULE);
     assert.match(await (await fetch(`${a.url}/selfTest.htm`)).text(), /not loaded/);
   } finally {

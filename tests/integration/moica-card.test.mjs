@@ -4,7 +4,8 @@
 // SoftHSM2 tokens.
 //
 // Over plain HTTP (HttpAgent) the tests sign the page's challenge
-// themselves, through the agent's /sign (no Origin: allowed) or with the
+// themselves, through the agent's /sign (no Origin, X-HiPKI-Site naming
+// issod as the popup does) or with the
 // test PKI's key files: success through phone + SMS code and consent to
 // tokens (name from the certificate, ID, phone, acr high), PKCS#1 too, 歸戶
 // with a TaipeiPass member, and the refusals: wrong ID (an unknown ID reads
@@ -178,7 +179,7 @@ async function toCard(agent, s = stack, conf = cfg) {
 
 /** The agent's slot holding card sn. */
 async function slotOf(sn, s = stack) {
-  const info = await (await fetch(`${s.agentUrl}/pkcs11info`)).json();
+  const info = await (await fetch(`${s.agentUrl}/pkcs11info`, { headers: { 'x-hipki-site': s.issuer } })).json();
   assert.equal(info.ret_code, 0, 'pkcs11info');
   const slot = info.slots.find((x) => x.token && x.token.serialNumber.trim() === sn);
   assert.ok(slot, `card ${sn} is in a reader`);
@@ -189,7 +190,7 @@ async function slotOf(sn, s = stack) {
 async function agentSign(sn, tbs, { type = 'PKCS7', pin = card(sn).pin, s = stack } = {}) {
   const res = await fetch(`${s.agentUrl}/sign`, {
     method: 'POST',
-    headers: { 'content-type': 'application/json' },
+    headers: { 'content-type': 'application/json', 'x-hipki-site': s.issuer },
     body: JSON.stringify({
       func: 'MakeSignature', signatureType: type, tbs, tbsEncoding: 'NONE', hashAlgorithm: 'SHA256',
       withCardSN: 'true', pin, nonce: '', slotID: await slotOf(sn, s),
