@@ -4,6 +4,7 @@
 #include <time.h>
 
 #include "auth/app.h"
+#include "auth/flow.h"
 #include "auth/method.h"
 #include "auth/page.h"
 #include "lib/secret.h"
@@ -119,4 +120,34 @@ method_now_ms(void)
 
 	clock_gettime(CLOCK_REALTIME, &ts);
 	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+bool
+method_txn_save(struct isso_app *app, struct http_req *req, const char *id, json_t *txn)
+{
+	if (flow_txn_save(app, id, txn) == 0)
+		return true;
+	page_error(app, req, 400, "error.txn_title", "error.txn_expired", NULL);
+	return false;
+}
+
+char *
+method_state_open(struct isso_app *app, json_t *st, const char *key)
+{
+	const char *sealed = json_string_value(json_object_get(st, key));
+	char *plain = NULL;
+
+	if (sealed == NULL || secret_open(&app->secrets, sealed, &plain) < 0)
+		return NULL;
+	return plain;
+}
+
+const char *
+method_keep_txn(struct http_req *req)
+{
+	static const char b64url[] =
+	    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+	const char *t = http_param(req, "t");
+
+	return t != NULL && strlen(t) == 43 && strspn(t, b64url) == 43 ? t : NULL;
 }

@@ -59,6 +59,15 @@ bool method_value_limited(struct isso_app *app, const char *key_prefix, const ch
  * message key of keys (NULL-ended), current being the 0-based step. */
 json_t *method_steps(struct isso_app *app, struct http_req *req, const char *const *keys,
                      int current);
+/* Saves the login transaction txn (id); false, with an error page sent,
+ * when it expired meanwhile. */
+bool method_txn_save(struct isso_app *app, struct http_req *req, const char *id, json_t *txn);
+/* The sealed string under key in a method's state st, opened (malloc'd:
+ * free with xfree_secret), or NULL when absent or unreadable. */
+char *method_state_open(struct isso_app *app, json_t *st, const char *key);
+/* The request's t parameter (query or form) when it is a well-formed
+ * transaction id, else NULL: what a page may echo back in a link. */
+const char *method_keep_txn(struct http_req *req);
 /* Wall-clock milliseconds, for pacing polls. */
 int64_t method_now_ms(void);
 

@@ -142,27 +142,6 @@ stage_of(json_t *st)
 	return json_string_value(json_object_get(st, "stage")) ?: "";
 }
 
-/* Saves txn; false (and an error page sent) when it expired meanwhile. */
-static bool
-save(struct isso_app *app, struct http_req *req, const char *id, json_t *txn)
-{
-	if (flow_txn_save(app, id, txn) == 0)
-		return true;
-	page_error(app, req, 400, "error.txn_title", "error.txn_expired", NULL);
-	return false;
-}
-
-static char *
-sealed_field(struct isso_app *app, json_t *st, const char *key)
-{
-	const char *sealed = json_string_value(json_object_get(st, key));
-	char *plain = NULL;
-
-	if (sealed == NULL || secret_open(&app->secrets, sealed, &plain) < 0)
-		return NULL;
-	return plain;
-}
-
 /* The store key of a challenge nonce (only its hash is kept there). */
 static const char *
 chal_key(const char *nonce, char out[65])
@@ -320,7 +299,7 @@ card_page(struct isso_app *app, struct http_req *req, const char *id, json_t *tx
 		page_error(app, req, 503, "error.unavailable", "error.unavailable.message", NULL);
 		return;
 	}
-	if (!save(app, req, id, txn))
+	if (!method_txn_save(app, req, id, txn))
 		return;
 	ctx = base_ctx(app, req, id, 0);
 	json_object_set_new(ctx, "page_script", json_string(SCRIPT_PATH));
@@ -531,7 +510,7 @@ card_post(struct isso_app *app, struct http_req *req, const char *id, json_t *tx
 		page_error(app, req, 503, "error.unavailable", "error.unavailable.message", NULL);
 		goto save;
 	}
-	if (!save(app, req, id, txn))
+	if (!method_txn_save(app, req, id, txn))
 		goto out;
 	log_info("moica_card_result", "state", "proven", "id", log_mask(idn, masked), NULL);
 	http_redirect(req, 303, flow_url(req, "/login/moica-card/phone", id));
@@ -585,7 +564,7 @@ phone_step(struct isso_app *app, struct http_req *req, const char *id, json_t *t
 	}
 	if (!otp_step(app, req, id, txn, &method_moica_card, &view, NULL, phone))
 		return;
-	idn = sealed_field(app, st, "id");
+	idn = method_state_open(app, st, "id");
 	if (idn == NULL) {
 		page_error(app, req, 503, "error.unavailable", "error.unavailable.message", NULL);
 		return;
@@ -596,7 +575,7 @@ phone_step(struct isso_app *app, struct http_req *req, const char *id, json_t *t
 	auth.loa = LOA_HIGH;
 	auth.phone = phone;
 	auth.attrs = json_pack("{s:s}", "id_number", idn);
-	name = sealed_field(app, st, "name");
+	name = method_state_open(app, st, "name");
 	if (name != NULL)
 		json_object_set_new(auth.attrs, "name", json_string(name));
 	flow_complete(app, req, id, txn, &auth);
@@ -631,22 +610,11 @@ handle(struct isso_app *app, struct http_req *req, const char *step)
 
 /* ---- help: what a citizen needs, unlocking, applying ---- */
 
-/* The t parameter, echoed only when well-formed. */
-static const char *
-keep_txn(struct http_req *req)
-{
-	static const char b64url[] =
-	    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-	const char *t = http_query(req, "t");
-
-	return t != NULL && strlen(t) == 43 && strspn(t, b64url) == 43 ? t : NULL;
-}
-
 static void
 help_route(struct http_req *req, void *ctx)
 {
 	struct isso_app *app = ctx;
-	const char *t = keep_txn(req);
+	const char *t = method_keep_txn(req);
 	json_t *page = json_object();
 
 	if (t != NULL)

@@ -114,16 +114,6 @@ stage_of(json_t *st)
 	return json_string_value(json_object_get(st, "stage")) ?: "";
 }
 
-/* Saves txn; false (and an error page sent) when it expired meanwhile. */
-static bool
-save(struct isso_app *app, struct http_req *req, const char *id, json_t *txn)
-{
-	if (flow_txn_save(app, id, txn) == 0)
-		return true;
-	page_error(app, req, 400, "error.txn_title", "error.txn_expired", NULL);
-	return false;
-}
-
 /* Too many tickets for this ID lately? Counted the same for IDs that are
  * enrolled, not enrolled or unknown. */
 static bool
@@ -159,32 +149,6 @@ refuse_order(struct isso_app *app, struct http_req *req, const char *id)
 	           flow_url(req, "/login/moica-mobile", id));
 }
 
-/* The ID, opened from the state (malloc'd: free with xfree_secret), or
- * NULL. */
-static char *
-sealed_id(struct isso_app *app, json_t *st)
-{
-	const char *sealed = json_string_value(json_object_get(st, "id"));
-	char *idn = NULL;
-
-	if (sealed == NULL || secret_open(&app->secrets, sealed, &idn) < 0)
-		return NULL;
-	return idn;
-}
-
-/* The holder's name, opened from the state (malloc'd: free with
- * xfree_secret), or NULL when there is none. */
-static char *
-sealed_name(struct isso_app *app, json_t *st)
-{
-	const char *sealed = json_string_value(json_object_get(st, "name"));
-	char *name = NULL;
-
-	if (sealed == NULL || secret_open(&app->secrets, sealed, &name) < 0)
-		return NULL;
-	return name;
-}
-
 /* ---- step 0: the privacy notice ---- */
 
 static void
@@ -217,7 +181,7 @@ notice_step(struct isso_app *app, struct http_req *req, const char *id, json_t *
 	}
 	st = method_state(txn, STATE_KEY);
 	json_object_set_new(st, "notice", json_true());
-	if (!save(app, req, id, txn))
+	if (!method_txn_save(app, req, id, txn))
 		return;
 	http_redirect(req, 303, flow_url(req, "/login/moica-mobile/id", id));
 }
@@ -351,7 +315,7 @@ id_step(struct isso_app *app, struct http_req *req, const char *id, json_t *txn)
 	json_object_set_new(txn, STATE_KEY, st);
 	json_object_del(txn, "otp_step");
 	o = issue_ticket(app, idn, st);
-	if (!save(app, req, id, txn))
+	if (!method_txn_save(app, req, id, txn))
 		goto out;
 	if (o == OUT_PENDING)
 		http_redirect(req, 303, flow_url(req, "/login/moica-mobile/qr", id));
@@ -384,7 +348,7 @@ approved(struct isso_app *app, json_t *st, const char *hashed, const char *name)
 	char *idn = NULL, *sealed = NULL, uuid[37], masked[32];
 	enum outcome o = OUT_ERROR;
 
-	idn = sealed_id(app, st);
+	idn = method_state_open(app, st, "id");
 	if (idn == NULL)
 		goto out;
 	if (!conn_twfido_same_person(json_string_value(json_object_get(ticket, "hash")), hashed)) {
@@ -539,7 +503,7 @@ next_url(struct http_req *req, const char *id, enum outcome o)
 static void
 regenerate(struct isso_app *app, struct http_req *req, const char *id, json_t *txn, json_t *st)
 {
-	char *idn = sealed_id(app, st);
+	char *idn = method_state_open(app, st, "id");
 	enum outcome o;
 
 	if (idn == NULL) {
@@ -555,7 +519,7 @@ regenerate(struct isso_app *app, struct http_req *req, const char *id, json_t *t
 		goto out;
 	}
 	o = issue_ticket(app, idn, st);
-	if (!save(app, req, id, txn))
+	if (!method_txn_save(app, req, id, txn))
 		goto out;
 	if (o == OUT_PENDING)
 		http_redirect(req, 303, flow_url(req, "/login/moica-mobile/qr", id));
@@ -600,7 +564,7 @@ qr_step(struct isso_app *app, struct http_req *req, const char *id, json_t *txn)
 	}
 	/* "check": the page without script asks once. */
 	o = poll_once(app, st, &changed);
-	if (changed && !save(app, req, id, txn))
+	if (changed && !method_txn_save(app, req, id, txn))
 		return;
 	if (o == OUT_PENDING || o == OUT_NONE)
 		qr_page(app, req, id, st, 200, NULL, "mm.waiting");
@@ -658,7 +622,7 @@ phone_step(struct isso_app *app, struct http_req *req, const char *id, json_t *t
 	}
 	if (!otp_step(app, req, id, txn, &method_moica_mobile, &view, NULL, phone))
 		return;
-	idn = sealed_id(app, st);
+	idn = method_state_open(app, st, "id");
 	if (idn == NULL) {
 		page_error(app, req, 503, "error.unavailable", "error.unavailable.message", NULL);
 		return;
@@ -669,7 +633,7 @@ phone_step(struct isso_app *app, struct http_req *req, const char *id, json_t *t
 	auth.loa = LOA_HIGH;
 	auth.phone = phone;
 	auth.attrs = json_pack("{s:s}", "id_number", idn);
-	name = sealed_name(app, st);
+	name = method_state_open(app, st, "name");
 	if (name != NULL)
 		json_object_set_new(auth.attrs, "name", json_string(name));
 	flow_complete(app, req, id, txn, &auth);
@@ -713,22 +677,11 @@ handle(struct isso_app *app, struct http_req *req, const char *step)
 
 /* ---- help: enrolment and frequent questions ---- */
 
-/* The t parameter, echoed only when well-formed. */
-static const char *
-keep_txn(struct http_req *req)
-{
-	static const char b64url[] =
-	    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-	const char *t = http_query(req, "t");
-
-	return t != NULL && strlen(t) == 43 && strspn(t, b64url) == 43 ? t : NULL;
-}
-
 static void
 help_route(struct http_req *req, void *ctx)
 {
 	struct isso_app *app = ctx;
-	const char *t = keep_txn(req);
+	const char *t = method_keep_txn(req);
 	json_t *page = json_object();
 
 	if (t != NULL)

@@ -106,16 +106,6 @@ stage_of(json_t *st)
 	return json_string_value(json_object_get(st, "stage")) ?: "";
 }
 
-/* Saves txn; false (and an error page sent) when it expired meanwhile. */
-static bool
-save(struct isso_app *app, struct http_req *req, const char *id, json_t *txn)
-{
-	if (flow_txn_save(app, id, txn) == 0)
-		return true;
-	page_error(app, req, 400, "error.txn_title", "error.txn_expired", NULL);
-	return false;
-}
-
 /* The context every step page shares; current < 0 shows no steps. */
 static json_t *
 base_ctx(struct isso_app *app, struct http_req *req, const char *id, int current)
@@ -148,17 +138,6 @@ refuse_order(struct isso_app *app, struct http_req *req, const char *id)
 {
 	page_error(app, req, 403, "nhi.order_title", "nhi.order",
 	           flow_url(req, "/login/nhi-card", id));
-}
-
-static char *
-sealed_id(struct isso_app *app, json_t *st)
-{
-	const char *sealed = json_string_value(json_object_get(st, "id"));
-	char *idn = NULL;
-
-	if (sealed == NULL || secret_open(&app->secrets, sealed, &idn) < 0)
-		return NULL;
-	return idn;
 }
 
 static bool
@@ -258,7 +237,7 @@ card_step(struct isso_app *app, struct http_req *req, const char *id, json_t *tx
 	st = json_pack("{s:s, s:s, s:s}", "stage", "password", "id", sealed, "card", card);
 	json_object_set_new(txn, STATE_KEY, st);
 	json_object_del(txn, "otp_step");
-	if (!save(app, req, id, txn))
+	if (!method_txn_save(app, req, id, txn))
 		goto out;
 	http_redirect(req, 303, flow_url(req, "/login/nhi-card/password", id));
 out:
@@ -307,7 +286,7 @@ password_page(struct isso_app *app, struct http_req *req, const char *id, json_t
 		page_error(app, req, 503, "error.unavailable", "error.unavailable.message", NULL);
 		return false;
 	}
-	if (!save(app, req, id, txn))
+	if (!method_txn_save(app, req, id, txn))
 		return false;
 	ctx = base_ctx(app, req, id, 1);
 	json_object_set_new(ctx, "csrf", json_string(csrf_token(req, &app->secrets, CSRF_ID)));
@@ -378,7 +357,7 @@ password_step(struct isso_app *app, struct http_req *req, const char *id, json_t
 		return;
 	}
 	/* The random is spent from here on, whatever happens next. */
-	if (!save(app, req, id, txn))
+	if (!method_txn_save(app, req, id, txn))
 		return;
 	sig = form_b64(req, "signature", SIG_MAX);
 	cert = form_b64(req, "cert", CERT_MAX);
@@ -397,7 +376,7 @@ password_step(struct isso_app *app, struct http_req *req, const char *id, json_t
 		password_page(app, req, id, txn, 429, page_text(app, req, "error.rate_limited"));
 		return;
 	}
-	idn = sealed_id(app, st);
+	idn = method_state_open(app, st, "id");
 	if (idn == NULL) {
 		page_error(app, req, 503, "error.unavailable", "error.unavailable.message", NULL);
 		return;
@@ -422,7 +401,7 @@ password_step(struct isso_app *app, struct http_req *req, const char *id, json_t
 		}
 		json_object_set_new(st, "uuid", json_string(uuid));
 		json_object_set_new(st, "stage", json_string("proven"));
-		if (!save(app, req, id, txn))
+		if (!method_txn_save(app, req, id, txn))
 			goto out;
 		log_info("nhi_card_verified", "id", log_mask(idn, masked), NULL);
 		http_redirect(req, 303, flow_url(req, "/login/nhi-card/phone", id));
@@ -490,7 +469,7 @@ phone_step(struct isso_app *app, struct http_req *req, const char *id, json_t *t
 	}
 	if (!otp_step(app, req, id, txn, &method_nhi_card, &view, NULL, phone))
 		return;
-	idn = sealed_id(app, st);
+	idn = method_state_open(app, st, "id");
 	if (idn == NULL) {
 		page_error(app, req, 503, "error.unavailable", "error.unavailable.message", NULL);
 		return;
@@ -534,12 +513,10 @@ static void
 help_route(struct http_req *req, void *ctx)
 {
 	struct isso_app *app = ctx;
-	const char *t = http_query(req, "t");
+	const char *t = method_keep_txn(req);
 	json_t *page = json_object();
 
-	/* Echo the transaction only when well-formed (43 base64url). */
-	if (t != NULL && strlen(t) == 43 &&
-	    strspn(t, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_") == 43)
+	if (t != NULL)
 		json_object_set_new(page, "back_url", json_string(flow_url(req, "/login", t)));
 	page_render(app, req, 200, "nhi-card-help", "nhi.help_title", page);
 }

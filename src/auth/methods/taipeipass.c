@@ -694,25 +694,12 @@ out:
 
 /* ---- registration ---- */
 
-/* The t parameter, kept through registration so the citizen returns to
- * the login they came from. Only a well-formed value is echoed. */
-static const char *
-keep_txn(struct http_req *req)
-{
-	const char *t = http_param(req, "t");
-
-	static const char b64url[] =
-	    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-
-	return t != NULL && strlen(t) == 43 && strspn(t, b64url) == 43 ? t : NULL;
-}
-
 static void
 register_page(struct isso_app *app, struct http_req *req, int status, const char *error_key,
               json_t *fields)
 {
 	json_t *ctx = fields != NULL ? json_deep_copy(fields) : json_object();
-	const char *t = keep_txn(req);
+	const char *t = method_keep_txn(req);
 
 	json_object_set_new(ctx, "csrf", json_string(csrf_token(req, &app->secrets, "tp-reg")));
 	if (t != NULL)
@@ -731,7 +718,7 @@ verify_page(struct isso_app *app, struct http_req *req, const char *tmpl, const 
 	    json_pack("{s:s, s:s, s:s, s:i}", "csrf", csrf_token(req, &app->secrets, purpose),
 	              "pending", pending, "phone_masked", log_mask(phone, masked), "cooldown",
 	              otp_cooldown_left(app, phone));
-	const char *t = keep_txn(req);
+	const char *t = method_keep_txn(req);
 
 	if (t != NULL)
 		json_object_set_new(ctx, "txn", json_string(t));
@@ -878,7 +865,7 @@ otp_result_key(enum otp_result r)
 static void
 done_page(struct isso_app *app, struct http_req *req, const char *title_key, const char *text_key)
 {
-	const char *t = keep_txn(req);
+	const char *t = method_keep_txn(req);
 	json_t *ctx = json_pack("{s:s}", "message", page_text(app, req, text_key));
 
 	json_object_set_new(ctx, "next_url",
@@ -1013,7 +1000,7 @@ register_route(struct http_req *req, void *ctx)
 static void
 forgot_page(struct isso_app *app, struct http_req *req, int status, const char *error_key)
 {
-	const char *t = keep_txn(req);
+	const char *t = method_keep_txn(req);
 	json_t *ctx = json_pack("{s:s}", "csrf", csrf_token(req, &app->secrets, "tp-forgot"));
 
 	if (t != NULL)

@@ -147,16 +147,6 @@ stage_is(json_t *st, const char *stage)
 	return s != NULL && strcmp(s, stage) == 0;
 }
 
-/* Saves txn; false (and an error page sent) when it expired meanwhile. */
-static bool
-save(struct isso_app *app, struct http_req *req, const char *id, json_t *txn)
-{
-	if (flow_txn_save(app, id, txn) == 0)
-		return true;
-	page_error(app, req, 400, "error.txn_title", "error.txn_expired", NULL);
-	return false;
-}
-
 /* Counts one carrier check for value (a number or an ID, by its keyed
  * lookup hash); true when over max in the window, or when the store
  * cannot count (fail closed). */
@@ -456,7 +446,7 @@ form_step(struct isso_app *app, struct http_req *req, const char *id, json_t *tx
 	}
 	json_object_set_new(fresh, "stage", json_string("code"));
 	json_object_set(txn, STATE_KEY, fresh);
-	if (!save(app, req, id, txn))
+	if (!method_txn_save(app, req, id, txn))
 		goto out;
 	/* Post/redirect/get: a reload sends no second SMS. */
 	http_redirect(req, 303, flow_url(req, "/login/telecom/code", id));
@@ -527,7 +517,7 @@ code_step(struct isso_app *app, struct http_req *req, const char *id, json_t *tx
 			return;
 		}
 		json_object_set_new(st, "otp", json_string(otp_id));
-		if (save(app, req, id, txn))
+		if (method_txn_save(app, req, id, txn))
 			code_page(app, req, id, st, 200, NULL, "otp.resent");
 		return;
 	}
@@ -552,7 +542,7 @@ code_step(struct isso_app *app, struct http_req *req, const char *id, json_t *tx
 	json_object_del(st, "otp");
 	json_object_del(st, "stage");
 	json_object_del(st, "who");
-	if (!save(app, req, id, txn))
+	if (!method_txn_save(app, req, id, txn))
 		return;
 	{
 		json_t *echo = form_echo(req, st);
@@ -639,7 +629,7 @@ done:
 		xfree_secret(link);
 	free(sealed);
 	json_decref(who);
-	if (save(app, req, id, txn))
+	if (method_txn_save(app, req, id, txn))
 		http_redirect(req, 303, flow_url(req, "/login/telecom/qr", id));
 }
 
@@ -845,7 +835,7 @@ qr_step(struct isso_app *app, struct http_req *req, const char *id, json_t *txn)
 		}
 	}
 	state = poll_once(app, st, &changed);
-	if (changed && !save(app, req, id, txn))
+	if (changed && !method_txn_save(app, req, id, txn))
 		return;
 	/* "check": the page without script asks once. */
 	show_state(app, req, id, st, state,
