@@ -361,6 +361,79 @@ test('untrusted sites get 0x76000031 and never reach the card', { timeout: limit
   }
 });
 
+// A PKCS#11 layer over the testcard module whose C_Login answers
+// CKR_USER_ALREADY_LOGGED_IN without looking at the PIN (a token left
+// logged in): "always", or only for the first call ("once").
+const LOGGED_IN_SHIM = `#include <dlfcn.h>
+#include <stdlib.h>
+#include <string.h>
+#include <p11-kit/pkcs11.h>
+static CK_FUNCTION_LIST mine;
+static CK_FUNCTION_LIST_PTR real;
+static int calls;
+static CK_RV
+shim_login(CK_SESSION_HANDLE s, CK_USER_TYPE u, CK_UTF8CHAR_PTR pin, CK_ULONG n)
+{
+	const char *mode = getenv("SHIM_MODE");
+	if (strcmp(mode, "always") == 0 || (strcmp(mode, "once") == 0 && calls++ == 0))
+		return CKR_USER_ALREADY_LOGGED_IN;
+	return real->C_Login(s, u, pin, n);
+}
+CK_RV
+C_GetFunctionList(CK_FUNCTION_LIST_PTR_PTR out)
+{
+	void *dl = dlopen(getenv("SHIM_MODULE"), RTLD_NOW | RTLD_LOCAL);
+	CK_C_GetFunctionList get = dl != NULL ? (CK_C_GetFunctionList)dlsym(dl, "C_GetFunctionList") : NULL;
+	CK_RV rv = get != NULL ? get(&real) : CKR_GENERAL_ERROR;
+	if (rv != CKR_OK)
+		return rv;
+	mine = *real;
+	mine.C_Login = shim_login;
+	*out = &mine;
+	return CKR_OK;
+}
+`;
+
+test('a token left logged in is logged out first: the PIN is always checked', { timeout: limit(20_000) }, async () => {
+  const src = path.join(tmp, 'logged-in-shim.c');
+  const so = path.join(tmp, 'logged-in-shim.so');
+  fs.writeFileSync(src, LOGGED_IN_SHIM);
+  const cflags = (await execFileP('pkg-config', ['--cflags', 'p11-kit-1'])).toString().trim().split(/\s+/).filter(Boolean);
+  await execFileP(process.env.CC || 'cc', ['-shared', '-fPIC', '-o', so, src, ...cflags, '-ldl']);
+  const card = moicaCard(0);
+  for (const mode of ['always', 'once']) {
+    const a = await startAgent(['--module', so, '--trust', TRUSTED, '--nhi-port', '0'],
+      { SHIM_MODE: mode, SHIM_MODULE: path.join(BUILD_DIR, 'libisso-testcard.so') });
+    try {
+      const ask = async (pin) => {
+        const res = await fetch(`${a.url}/sign`, {
+          method: 'POST', headers: { 'Content-Type': 'application/json', ...ASK }, body: JSON.stringify(signReq(card, { pin })),
+        });
+        return res.json();
+      };
+      const wrong = await ask(card.pin === '86420975' ? '97531864' : '86420975');
+      assert.equal(wrong.signature, undefined, `${mode}: a wrong PIN never signs`);
+      const right = await ask(card.pin);
+      if (mode === 'always') {
+        // still logged in after a logout: a card error, whatever the PIN
+        for (const r of [wrong, right]) {
+          assert.equal(r.ret_code, 0x7600000a, JSON.stringify(r));
+          assert.equal(r.last_error, 0x100);
+        }
+        assert.equal(right.signature, undefined);
+      } else {
+        assert.equal(wrong.ret_code, RC.PIN_INCORRECT, JSON.stringify(wrong));
+        assert.equal(right.ret_code, 0, JSON.stringify(right));
+      }
+      assert.match(a.d.stderr, /"event":"card_already_logged_in"/);
+    } finally {
+      rmState(card.card_sn, 'pin-failures');
+      const r = await a.d.stop();
+      assert.equal(r.code, 0, a.d.tail());
+    }
+  }
+});
+
 test('a Host other than the agent itself gets 403', { timeout: limit(10_000) }, async () => {
   const port = Number(new URL(url).port);
   for (const host of ['evil.example', `evil.example:${port}`, `127.0.0.1:${port + 1}`, `127.0.0.2:${port}`]) {
