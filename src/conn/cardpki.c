@@ -932,10 +932,19 @@ cp_ocsp(struct cardpki *pki, X509 *x, X509 *issuer, char **url_r, const char **w
 		goto out;
 	}
 	/* signed by the CA itself or by a responder it delegated to (EKU
-	 * OCSPSigning), chaining to our roots; never by explicit trust */
-	certs = sk_X509_dup(pki->intermediates);
+	 * OCSPSigning), chaining to our roots; never by explicit trust. The
+	 * actual issuer goes first: a responder named by its subject is looked
+	 * up by name, the first match wins, and two CA generations share one
+	 * name. */
+	certs = sk_X509_new_null();
 	if (certs == NULL || !sk_X509_push(certs, issuer))
 		abort();
+	for (int i = 0; i < sk_X509_num(pki->intermediates); i++) {
+		X509 *c = sk_X509_value(pki->intermediates, i);
+
+		if (X509_cmp(c, issuer) != 0 && !sk_X509_push(certs, c))
+			abort();
+	}
 	if (OCSP_basic_verify(bs, certs, pki->roots, OCSP_NOEXPLICIT) != 1) {
 		*why_r = "OCSP response is not signed by the CA or its responder";
 		goto out;
@@ -1206,10 +1215,15 @@ cp_crl(struct cardpki *pki, X509 *x, X509 *issuer, char **url_r, const char **wh
 	}
 	if (pki->crl_cache_seconds > 0)
 		crl = cp_crl_cache_get(pki, *url_r, &checked_with);
+	/* The cached CRL was checked against another CA generation (same
+	 * name, other key) and is not this issuer's: the URL may serve this
+	 * generation's CRL by now, so fetch it rather than give no answer. */
+	if (crl != NULL && X509_cmp(checked_with, issuer) != 0 &&
+	    !cp_crl_signed_by(crl, issuer, why_r)) {
+		X509_CRL_free(crl);
+		crl = NULL;
+	}
 	if (crl != NULL) {
-		/* the URL may serve another CA generation's CRL */
-		if (X509_cmp(checked_with, issuer) != 0 && !cp_crl_signed_by(crl, issuer, why_r))
-			goto out;
 		if (!cp_crl_scope_ok(crl, x, why_r) || !cp_crl_current(crl, &next, why_r))
 			goto out;
 	} else {
