@@ -5,8 +5,9 @@
  *  - form[data-nhi-card="read"]   reads the card (GetBasic) on load and on
  *    the detect button, shows the card's presence and fills card_no;
  *  - form[data-nhi-card="sign"]   on submit has the card sign the page's
- *    one-time random (H_Sign) and seal the registration password with it
- *    (EnCrypt), clears the password field and posts only what the card made.
+ *    one-time random (H_Sign) and the component encrypt the registration
+ *    password with it to the NHI service's key (EnCrypt), clears the
+ *    password field and posts only the signature and the ciphertext.
  *
  * Every text shown comes from the page (#nhi-messages, in its language). */
 (function () {

@@ -412,7 +412,7 @@ test('the NHI service unreachable: a clear page offering another method', T, asy
 
 const onIssuer = (p) => (u) => u.origin === stack.issuer && u.pathname === p;
 
-test('browser: the card read through isso-cardagent, password sealed by the card, SMS, consent; axe on each page', { timeout: limit(120_000), skip: NO_BROWSER }, async (t) => {
+test('browser: the card read through isso-cardagent, password encrypted to the NHI service, SMS, consent; axe on each page', { timeout: limit(120_000), skip: NO_BROWSER }, async (t) => {
   const c = card('A227182817');
   const a = await startAuth();
   // only this card in a reader: the component answers for the first card it sees
@@ -435,7 +435,7 @@ test('browser: the card read through isso-cardagent, password sealed by the card
     await page.getByRole('button', { name: msg('nhi.next') }).click();
     await page.waitForURL(onIssuer('/login/nhi-card/password'));
     await axeCheck(page, 'nhi-card: password');
-    // a wrong password first: the card seals it, the service says 2 left
+    // a wrong password first: the agent encrypts it, the service says 2 left
     await page.getByLabel(msg('nhi.password_label')).fill('wrong-pass');
     await page.getByRole('button', { name: msg('nhi.verify') }).click();
     await page.getByRole('alert').filter({ hasText: msg('nhi.password_wrong_n').replace('%d', '2') }).waitFor({ timeout: limit(10_000) });

@@ -3,8 +3,9 @@
  *               card component (or isso-cardagent) and the citizen types
  *               the national ID
  *   2 password  the card's registration password (註冊密碼): the page has
- *               the card sign a one-time random of ours (H_Sign) and seal
- *               the password with it (EnCrypt), and we ask the NHI service
+ *               the card sign a one-time random of ours (H_Sign) and the
+ *               component encrypt the password with that random to the
+ *               NHI service's key (EnCrypt), and we ask the NHI service
  *               whether the card, the ID and the password belong together
  *   3 phone     the shared phone + SMS code step (otp_step)
  * then consent, with loa substantial. Neither the password nor anything
