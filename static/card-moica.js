@@ -258,6 +258,42 @@
 		return lines;
 	}
 
+	/* With more than one certificate card in the readers, radio buttons
+	 * to choose the one to sign with (its slotID goes with MakeSignature);
+	 * with one or none, nothing to choose: the component takes the card. */
+	function offerChoice(r) {
+		var box = document.getElementById("mc-choose");
+		var list = document.getElementById("mc-choose-list");
+		var cards = (Array.isArray(r.slots) ? r.slots : []).filter(function (s) {
+			return hasCard(s) && Number.isInteger(Number(s.slotID));
+		});
+		if (!box || !list) {
+			return;
+		}
+		list.textContent = "";
+		box.hidden = cards.length < 2;
+		if (cards.length < 2) {
+			return;
+		}
+		cards.forEach(function (s, i) {
+			var id = "mc-slot-" + i;
+			var wrap = document.createElement("div");
+			var input = document.createElement("input");
+			var label = document.createElement("label");
+			wrap.className = "check";
+			input.type = "radio";
+			input.name = "mc_slot";
+			input.id = id;
+			input.value = String(Number(s.slotID));
+			input.checked = i === 0;
+			label.htmlFor = id;
+			label.textContent = typeof s.slotDescription === "string" ? s.slotDescription.trim() : id;
+			wrap.appendChild(input);
+			wrap.appendChild(label);
+			list.appendChild(wrap);
+		});
+	}
+
 	function detect() {
 		if (busy) {
 			return;
@@ -280,6 +316,7 @@
 				return;
 			}
 			var lines = describeSlots(r);
+			offerChoice(r);
 			if (lines.length === 0) {
 				detected = [msg("no_reader")];
 				setStatus(detected);
@@ -305,7 +342,7 @@
 	}
 
 	function sign(ev) {
-		var id, pin, request;
+		var id, pin, request, chosen;
 		if (form.signature.value) {
 			return; /* already signed: the real submit */
 		}
@@ -340,6 +377,10 @@
 			nonce: ""
 		};
 		pin = "";
+		chosen = form.querySelector('input[name="mc_slot"]:checked');
+		if (chosen) {
+			request.slotID = Number(chosen.value);
+		}
 		setBusy(true);
 		setStatus([msg("working")]);
 		callAgent(request, function (r, problem) {

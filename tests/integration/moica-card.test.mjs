@@ -762,6 +762,45 @@ test('browser: detect, wrong PINs (2, 1, locked), card taken out, then a good ca
   }
 });
 
+test('browser: two certificate cards inserted: the citizen chooses which one signs', { timeout: limit(90_000), skip: NO_BROWSER }, async (t) => {
+  const first = card(CARD.happy);
+  const chosen = card(CARD.linked);
+  for (const sn of cardsAllBut([CARD.happy, CARD.linked])) stack.removeCard(sn);
+  const a = await startAuth();
+  const { context, page } = await newPage(browser, { viewport: { width: 390, height: 844 }, locale: 'zh-TW' });
+  await context.route((u) => sameEndpoint(u.href, RP), (route) => route.fulfill({ status: 200, contentType: 'text/plain', body: 'agency' }));
+  const onIssuer = (p) => (u) => u.origin === stack.issuer && u.pathname === p;
+  try {
+    await page.goto(a.url.href);
+    await page.waitForURL(onIssuer('/login'));
+    await page.locator('a[href*="/login/moica-card"]').click();
+    await page.waitForURL(onIssuer('/login/moica-card'));
+    assert.ok(await page.locator('#mc-choose').isHidden(), 'nothing to choose before detecting');
+    await page.locator('#mc-detect').click();
+    const group = page.getByRole('group', { name: msg('mc.choose_card') });
+    await group.waitFor();
+    const radios = group.getByRole('radio');
+    assert.equal(await radios.count(), 2, 'one choice per certificate card');
+    assert.ok(await radios.nth(0).isChecked(), 'the first is chosen by default');
+    await axeCheck(page, 'two cards to choose from');
+    await shots.take(t, page, 'mc-choose');
+    // which reader holds which card: ask the agent like the test helpers do
+    const slot = await slotOf(CARD.linked);
+    const labels = await radios.evaluateAll((els) => els.map((e) => e.value));
+    const idx = labels.indexOf(String(slot));
+    assert.ok(idx >= 0, `a choice for the reader of ${CARD.linked}`);
+    await radios.nth(idx).check();
+    await page.locator('#id_number').fill(chosen.national_id);
+    await page.locator('#pin').fill(chosen.pin);
+    await page.getByRole('button', { name: msg('mc.next') }).click();
+    await page.waitForURL(onIssuer('/login/moica-card/phone'), { timeout: limit(15_000) });
+    assert.ok(first.pin, 'the other card was there too');
+  } finally {
+    await context.close();
+    for (const sn of cardsAllBut([])) stack.insertCard(sn);
+  }
+});
+
 test('browser: the card component not running → install guidance; English at phone width', { timeout: limit(60_000), skip: NO_BROWSER }, async (t) => {
   const a = await startAuth({ extra: { ui_locales: 'en' } });
   const { context, page } = await newPage(browser, { viewport: { width: 375, height: 800 }, locale: 'en-US', isMobile: true, hasTouch: true });
