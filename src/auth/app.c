@@ -302,8 +302,8 @@ app_init(struct isso_app *app, const struct isso_config *cfg, const char **error
 		ret = ISSO_ERR_INVALID;
 		goto out;
 	}
-	app->nhi = conn_nhi_new(cfg->nhi.url, cfg->nhi.client_id, cfg->nhi.secret,
-	                        cfg->nhi.timeout_ms);
+	app->nhi =
+	    conn_nhi_new(cfg->nhi.url, cfg->nhi.client_id, cfg->nhi.secret, cfg->nhi.timeout_ms);
 	if (app->nhi == NULL) {
 		*error_r = "nhi: bad url or credentials";
 		ret = ISSO_ERR_INVALID;

@@ -58,7 +58,8 @@ allow_client_origin(struct http_req *req, json_t *txn)
 	if (host == NULL)
 		return;
 	http_csp_allow_form_action(
-	    req, pool_strndup(http_pool(req), uri, (size_t)(host + 3 - uri) + strcspn(host + 3, "/?#")));
+	    req,
+	    pool_strndup(http_pool(req), uri, (size_t)(host + 3 - uri) + strcspn(host + 3, "/?#")));
 }
 
 json_t *

@@ -74,16 +74,16 @@ struct isso_config {
 		char *nhi_url; /* the NHI card component's WebSocket */
 	} cardagent;
 	struct {
-		char *mode;          /* "sim" | "http" */
-		char *url;           /* MOICA ID-check API base (/v1/id-check appended) */
-		char *client_id;     /* our account at the MOICA service */
+		char *mode;      /* "sim" | "http" */
+		char *url;       /* MOICA ID-check API base (/v1/id-check appended) */
+		char *client_id; /* our account at the MOICA service */
 		char *secret;
-		int timeout_ms;      /* 5000, also for OCSP and CRL fetches */
-		char *roots;         /* PEM file: trusted roots (GRCA) */
-		char *intermediates; /* PEM file: MOICA CA certificates (all generations) */
-		char *ocsp_url;      /* "" : {url}/ocsp in sim mode, else the cert's AIA */
-		char *crl_url;       /* "" : {url}/crl in sim mode, else the cert's CDP */
-		char *revocation;    /* order of checks: "ocsp,crl" | "ocsp" | "crl" */
+		int timeout_ms;        /* 5000, also for OCSP and CRL fetches */
+		char *roots;           /* PEM file: trusted roots (GRCA) */
+		char *intermediates;   /* PEM file: MOICA CA certificates (all generations) */
+		char *ocsp_url;        /* "" : {url}/ocsp in sim mode, else the cert's AIA */
+		char *crl_url;         /* "" : {url}/crl in sim mode, else the cert's CDP */
+		char *revocation;      /* order of checks: "ocsp,crl" | "ocsp" | "crl" */
 		int crl_cache_seconds; /* a fetched CRL is reused until min(nextUpdate, this) */
 	} moica;
 	struct {
@@ -91,7 +91,7 @@ struct isso_config {
 		char *url;       /* NHI card verification API base (/v1/verify appended) */
 		char *client_id; /* our account at the NHI service */
 		char *secret;
-		int timeout_ms;  /* 5000 */
+		int timeout_ms; /* 5000 */
 	} nhi;
 };
 

@@ -164,7 +164,8 @@ ident_check_cards(const json_t *list, size_t i, const char *where, const char **
 		if (json_object_get(moica, "status") != NULL &&
 		    (s == NULL || (strcmp(s, "valid") != 0 && strcmp(s, "revoked") != 0 &&
 		                   strcmp(s, "expired") != 0))) {
-			ident_fail(error_r, "%s.cards.moica.status: valid, revoked or expired", where);
+			ident_fail(error_r, "%s.cards.moica.status: valid, revoked or expired",
+			           where);
 			goto out;
 		}
 	}

@@ -41,7 +41,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		}
 		if ((size_t)n > size - off || f.len > WS_MAX_MESSAGE)
 			abort();
-		if (f.len > 0 && (f.payload < buf + off || f.payload + f.len > buf + off + (size_t)n))
+		if (f.len > 0 &&
+		    (f.payload < buf + off || f.payload + f.len > buf + off + (size_t)n))
 			abort();
 		if (f.opcode >= WS_CLOSE) {
 			if (f.len > WS_MAX_CONTROL || !f.fin)

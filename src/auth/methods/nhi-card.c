@@ -112,9 +112,9 @@ static json_t *
 base_ctx(struct isso_app *app, struct http_req *req, const char *id, int current)
 {
 	const char *url = app->cfg->cardagent.nhi_url, *origin = ws_origin(req, url);
-	json_t *ctx = json_pack("{s:s, s:s, s:s, s:s}", "txn", id, "back_url",
-	                        flow_url(req, "/login", id), "page_script", SCRIPT_PATH,
-	                        "help_url", flow_url(req, HELP_PATH, id));
+	json_t *ctx =
+	    json_pack("{s:s, s:s, s:s, s:s}", "txn", id, "back_url", flow_url(req, "/login", id),
+	              "page_script", SCRIPT_PATH, "help_url", flow_url(req, HELP_PATH, id));
 
 	if (origin != NULL) {
 		http_csp_allow_connect(req, origin);
@@ -264,8 +264,8 @@ new_random(struct isso_app *app, struct http_req *req, const char *id, json_t *s
 		                       secret_sha256_hex(old, strlen(old), key));
 	secret_token(32, r); /* 43 characters of base64url */
 	data = json_pack("{s:s}", "txn", id);
-	ret = store_eph_put(app->store, RANDOM_KIND, secret_sha256_hex(r, strlen(r), key), data,
-	                    exp);
+	ret =
+	    store_eph_put(app->store, RANDOM_KIND, secret_sha256_hex(r, strlen(r), key), data, exp);
 	json_decref(data);
 	if (ret < 0)
 		return NULL;
@@ -276,8 +276,8 @@ new_random(struct isso_app *app, struct http_req *req, const char *id, json_t *s
 /* The password page with a new random; the transaction is saved first
  * (false: the transaction was gone and an error page sent). */
 static bool
-password_page(struct isso_app *app, struct http_req *req, const char *id, json_t *txn,
-              int status, const char *error_text)
+password_page(struct isso_app *app, struct http_req *req, const char *id, json_t *txn, int status,
+              const char *error_text)
 {
 	json_t *st = method_state(txn, STATE_KEY), *ctx;
 	const char *card = json_string_value(json_object_get(st, "card"));
