@@ -135,9 +135,10 @@ http_write_cb(char *data, size_t size, size_t nmemb, void *ctx)
 	return len;
 }
 
-int
-conn_http_post_json(struct conn_http *h, const char *path, const json_t *body, long *status_r,
-                    json_t **reply_r, const char **error_r, char detail_r[CONN_HTTP_DETAIL_SIZE])
+/* One exchange: GET base + path, or POST body when it is not NULL. */
+static int
+http_exchange(struct conn_http *h, const char *path, const json_t *body, long *status_r,
+              json_t **reply_r, const char **error_r, char detail_r[CONN_HTTP_DETAIL_SIZE])
 {
 	CURL *curl = NULL;
 	struct curl_slist *headers = NULL;
@@ -151,8 +152,7 @@ conn_http_post_json(struct conn_http *h, const char *path, const json_t *body, l
 	*reply_r = NULL;
 	detail_r[0] = '\0';
 	buf_init(&reply, h->reply_max);
-	text = json_dumps(body, JSON_COMPACT);
-	if (text == NULL)
+	if (body != NULL && (text = json_dumps(body, JSON_COMPACT)) == NULL)
 		abort();
 	url = xasprintf("%s%s", h->base, path);
 	curl = curl_easy_init();
@@ -163,7 +163,7 @@ conn_http_post_json(struct conn_http *h, const char *path, const json_t *body, l
 	headers = curl_slist_append(NULL, h->authz);
 	if (headers != NULL)
 		headers = curl_slist_append(headers, "Accept: application/json");
-	if (headers != NULL)
+	if (headers != NULL && text != NULL)
 		headers = curl_slist_append(headers, "Content-Type: application/json");
 	if (headers == NULL) {
 		*error_r = "cannot build the request";
@@ -180,9 +180,11 @@ conn_http_post_json(struct conn_http *h, const char *path, const json_t *body, l
 	curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, http_write_cb);
 	curl_easy_setopt(curl, CURLOPT_WRITEDATA, &reply);
 	curl_easy_setopt(curl, CURLOPT_ERRORBUFFER, detail_r);
-	curl_easy_setopt(curl, CURLOPT_POST, 1L);
-	curl_easy_setopt(curl, CURLOPT_POSTFIELDS, text);
-	curl_easy_setopt(curl, CURLOPT_POSTFIELDSIZE, (long)strlen(text));
+	if (text != NULL) {
+		curl_easy_setopt(curl, CURLOPT_POST, 1L);
+		curl_easy_setopt(curl, CURLOPT_POSTFIELDS, text);
+		curl_easy_setopt(curl, CURLOPT_POSTFIELDSIZE, (long)strlen(text));
+	}
 
 	cc = curl_easy_perform(curl);
 	if (cc == CURLE_OPERATION_TIMEDOUT) {
@@ -216,4 +218,20 @@ out:
 	free(url);
 	buf_free_secret(&reply);
 	return ret;
+}
+
+int
+conn_http_post_json(struct conn_http *h, const char *path, const json_t *body, long *status_r,
+                    json_t **reply_r, const char **error_r, char detail_r[CONN_HTTP_DETAIL_SIZE])
+{
+	if (body == NULL)
+		abort();
+	return http_exchange(h, path, body, status_r, reply_r, error_r, detail_r);
+}
+
+int
+conn_http_get_json(struct conn_http *h, const char *path, long *status_r, json_t **reply_r,
+                   const char **error_r, char detail_r[CONN_HTTP_DETAIL_SIZE])
+{
+	return http_exchange(h, path, NULL, status_r, reply_r, error_r, detail_r);
 }

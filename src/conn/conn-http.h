@@ -1,6 +1,6 @@
 /* One JSON-over-HTTP(S) client for the connectors whose contract is ours
- * (moica, nhi): HTTP Basic client authentication, POST of a JSON object,
- * a JSON object back. Private to src/conn. libcurl types never appear
+ * (telecom, moica, nhi): HTTP Basic client authentication, GET or POST of
+ * a JSON object, a JSON object back. Private to src/conn. libcurl types never appear
  * here. */
 #ifndef ISSO_CONN_HTTP_H
 #define ISSO_CONN_HTTP_H
@@ -29,5 +29,9 @@ void conn_http_free(struct conn_http *h);
 int conn_http_post_json(struct conn_http *h, const char *path, const json_t *body, long *status_r,
                         json_t **reply_r, const char **error_r,
                         char detail_r[CONN_HTTP_DETAIL_SIZE]);
+
+/* GETs base + path; otherwise as conn_http_post_json. */
+int conn_http_get_json(struct conn_http *h, const char *path, long *status_r, json_t **reply_r,
+                       const char **error_r, char detail_r[CONN_HTTP_DETAIL_SIZE]);
 
 #endif

@@ -1,31 +1,25 @@
-/* Telecom number-verification connector: one libcurl easy handle per call
- * (thread-safe without locks), JSON both ways through jansson, replies
- * capped, and strict readers of our contract's two replies. See
- * docs/connectors/telecom.md. */
+/* Telecom number-verification connector: the exchange (Basic auth, JSON
+ * both ways, timeouts, no redirects, replies capped) is conn-http's; here
+ * are the checks of what we send and strict readers of our contract's two
+ * replies. See docs/connectors/telecom.md. */
 #include "conn/telecom.h"
 
-#include <pthread.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include <curl/curl.h>
 #include <jansson.h>
 
-#include "lib/b64.h"
-#include "lib/buf.h"
+#include "conn/conn-http.h"
 #include "lib/idnum.h"
 #include "lib/isso.h"
 #include "lib/log.h"
 #include "lib/xmalloc.h"
 
-#define TEL_REPLY_MAX       8192 /* larger replies are not the gateway's */
-#define TEL_URL_MAX         1024 /* base URL */
-#define TEL_LINK_MAX        2048 /* link the phone opens (a QR code holds it) */
-#define TEL_CRED_MAX        256  /* client_id / client_secret length we accept */
-#define TEL_VID_MAX         (TELECOM_VERIFICATION_ID_SIZE - 1)
-#define TEL_TIMEOUT_DEFAULT 5000
+#define TEL_REPLY_MAX 8192 /* larger replies are not the gateway's */
+#define TEL_LINK_MAX  2048 /* link the phone opens (a QR code holds it) */
+#define TEL_VID_MAX   (TELECOM_VERIFICATION_ID_SIZE - 1)
 
 const struct telecom_carrier telecom_carriers[] = {
     {"cht", "中華電信", "Chunghwa Telecom", NULL},
@@ -58,27 +52,9 @@ static const char *const tel_state_names[] = {
 };
 
 struct conn_telecom {
-	char *base;  /* without a trailing '/' */
-	char *authz; /* "Authorization: Basic …" (secret) */
-	bool https;  /* links must then be https too */
-	long timeout_ms;
+	struct conn_http *http; /* the exchange: Basic auth, JSON, limits */
+	bool https;             /* links must then be https too */
 };
-
-static pthread_once_t tel_curl_once = PTHREAD_ONCE_INIT;
-static CURLcode tel_curl_status = CURLE_FAILED_INIT;
-
-static void
-tel_curl_init(void)
-{
-	tel_curl_status = curl_global_init(CURL_GLOBAL_DEFAULT);
-}
-
-static bool
-tel_curl_ready(void)
-{
-	pthread_once(&tel_curl_once, tel_curl_init);
-	return tel_curl_status == CURLE_OK;
-}
 
 const struct telecom_carrier *
 telecom_carrier_find(const char *id)
@@ -112,7 +88,7 @@ telecom_state_name(enum telecom_state state)
 	return tel_state_names[state];
 }
 
-/* Printable ASCII without spaces, quotes or angle brackets. */
+/* Printable ASCII without spaces, quotes or angle brackets (a link). */
 static bool
 tel_url_chars_ok(const char *s)
 {
@@ -140,64 +116,20 @@ tel_vid_valid(const char *s)
 	return n > 0;
 }
 
-/* "Authorization: Basic b64(esc(id):esc(secret))" (RFC 6749 §2.3.1). */
-static char *
-tel_basic_header(const char *client_id, const char *client_secret)
-{
-	char *id = NULL, *secret = NULL, *pair = NULL, *enc = NULL, *header = NULL;
-	size_t len;
-
-	id = curl_easy_escape(NULL, client_id, (int)strlen(client_id));
-	secret = curl_easy_escape(NULL, client_secret, (int)strlen(client_secret));
-	if (id == NULL || secret == NULL)
-		goto out;
-	pair = xasprintf("%s:%s", id, secret);
-	len = strlen(pair);
-	enc = xmalloc(len / 3 * 4 + 5);
-	b64_encode(pair, len, enc);
-	header = xasprintf("Authorization: Basic %s", enc);
-out:
-	if (secret != NULL) {
-		explicit_bzero(secret, strlen(secret));
-		curl_free(secret);
-	}
-	curl_free(id);
-	xfree_secret(pair);
-	xfree_secret(enc);
-	return header;
-}
-
 struct conn_telecom *
 conn_telecom_new(const char *base_url, const char *client_id, const char *client_secret,
                  int timeout_ms)
 {
-	struct conn_telecom *tel = NULL;
-	size_t len;
+	struct conn_http *http;
+	struct conn_telecom *tel;
 
-	if (base_url == NULL || client_id == NULL || client_secret == NULL)
-		goto out;
-	len = strlen(base_url);
-	if (len > TEL_URL_MAX || !tel_url_chars_ok(base_url) || strpbrk(base_url, "?#") != NULL)
-		goto out;
-	if (strncmp(base_url, "http://", 7) != 0 && strncmp(base_url, "https://", 8) != 0)
-		goto out;
-	if (*client_id == '\0' || *client_secret == '\0' || strlen(client_id) > TEL_CRED_MAX ||
-	    strlen(client_secret) > TEL_CRED_MAX)
-		goto out;
-	if (!tel_curl_ready())
-		goto out;
+	http = conn_http_new(base_url, client_id, client_secret, timeout_ms, TEL_REPLY_MAX,
+	                     "isso-telecom/1");
+	if (http == NULL)
+		return NULL;
 	tel = xcalloc(1, sizeof(*tel));
-	while (len > 0 && base_url[len - 1] == '/')
-		len--;
-	tel->base = xstrndup(base_url, len);
+	tel->http = http;
 	tel->https = strncmp(base_url, "https://", 8) == 0;
-	tel->authz = tel_basic_header(client_id, client_secret);
-	tel->timeout_ms = timeout_ms > 0 ? timeout_ms : TEL_TIMEOUT_DEFAULT;
-	if (tel->authz == NULL) {
-		conn_telecom_free(tel);
-		tel = NULL;
-	}
-out:
 	return tel;
 }
 
@@ -206,103 +138,8 @@ conn_telecom_free(struct conn_telecom *tel)
 {
 	if (tel == NULL)
 		return;
-	free(tel->base);
-	xfree_secret(tel->authz);
+	conn_http_free(tel->http);
 	free(tel);
-}
-
-static size_t
-tel_write_cb(char *data, size_t size, size_t nmemb, void *ctx)
-{
-	struct buf *reply = ctx;
-	size_t len = size * nmemb;
-
-	/* a short count makes curl stop with CURLE_WRITE_ERROR */
-	if (buf_add(reply, data, len) != 0)
-		return 0;
-	return len;
-}
-
-/* One exchange: GET url, or POST body (JSON) when body is not NULL.
- * Returns 0 with *status_r and *reply_r (a JSON object, the caller
- * decrefs; NULL when the body is not a JSON object), or ISSO_ERR_IO /
- * ISSO_ERR_TIMEOUT with *error_r and *detail_r (libcurl's words). */
-static int
-tel_exchange(struct conn_telecom *tel, const char *url, const char *body, long *status_r,
-             json_t **reply_r, const char **error_r, char detail_r[CURL_ERROR_SIZE])
-{
-	CURL *curl = NULL;
-	struct curl_slist *headers = NULL;
-	struct buf reply;
-	CURLcode cc;
-	json_t *j = NULL;
-	int ret = ISSO_ERR_IO;
-
-	*status_r = 0;
-	*reply_r = NULL;
-	buf_init(&reply, TEL_REPLY_MAX);
-	curl = curl_easy_init();
-	if (curl == NULL) {
-		*error_r = "cannot create an HTTP handle";
-		goto out;
-	}
-	headers = curl_slist_append(NULL, tel->authz);
-	if (headers != NULL)
-		headers = curl_slist_append(headers, "Accept: application/json");
-	if (headers != NULL && body != NULL)
-		headers = curl_slist_append(headers, "Content-Type: application/json");
-	if (headers == NULL) {
-		*error_r = "cannot build the request";
-		goto out;
-	}
-	curl_easy_setopt(curl, CURLOPT_URL, url);
-	curl_easy_setopt(curl, CURLOPT_PROTOCOLS_STR, "http,https");
-	curl_easy_setopt(curl, CURLOPT_FOLLOWLOCATION, 0L);
-	curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
-	curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS, tel->timeout_ms);
-	curl_easy_setopt(curl, CURLOPT_CONNECTTIMEOUT_MS, tel->timeout_ms);
-	curl_easy_setopt(curl, CURLOPT_HTTPHEADER, headers);
-	curl_easy_setopt(curl, CURLOPT_USERAGENT, "isso-telecom/1");
-	curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, tel_write_cb);
-	curl_easy_setopt(curl, CURLOPT_WRITEDATA, &reply);
-	curl_easy_setopt(curl, CURLOPT_ERRORBUFFER, detail_r);
-	if (body != NULL) {
-		curl_easy_setopt(curl, CURLOPT_POST, 1L);
-		curl_easy_setopt(curl, CURLOPT_POSTFIELDS, body);
-		curl_easy_setopt(curl, CURLOPT_POSTFIELDSIZE, (long)strlen(body));
-	}
-
-	cc = curl_easy_perform(curl);
-	if (cc == CURLE_OPERATION_TIMEDOUT) {
-		ret = ISSO_ERR_TIMEOUT;
-		*error_r = "carrier gateway did not answer in time";
-		goto out;
-	}
-	if (cc == CURLE_WRITE_ERROR) {
-		*error_r = "carrier gateway reply too large";
-		goto out;
-	}
-	if (cc != CURLE_OK) {
-		*error_r = "carrier gateway unreachable";
-		goto out;
-	}
-	curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, status_r);
-	if (reply.len > 0 && memchr(reply.data, '\0', reply.len) == NULL) {
-		j = json_loadb(reply.data, reply.len, JSON_REJECT_DUPLICATES, NULL);
-		if (j != NULL && !json_is_object(j)) {
-			json_decref(j);
-			j = NULL;
-		}
-	}
-	*reply_r = j;
-	ret = 0;
-out:
-	curl_slist_free_all(headers);
-	if (curl != NULL)
-		curl_easy_cleanup(curl);
-	/* the reply may carry the link, a bearer of the verification */
-	buf_free_secret(&reply);
-	return ret;
 }
 
 /* Maps an HTTP status other than 200 to a return value. */
@@ -409,9 +246,8 @@ conn_telecom_start(struct conn_telecom *tel, const char *id_num, const char *pho
 {
 	const struct telecom_carrier *car = NULL;
 	const char *error_dummy;
-	char id[11] = "", number[11] = "", masked[32], url[TEL_URL_MAX + 32];
-	char detail[CURL_ERROR_SIZE] = "", code[16];
-	char *body = NULL;
+	char id[11] = "", number[11] = "", masked[32];
+	char detail[CONN_HTTP_DETAIL_SIZE] = "", code[16];
 	json_t *req = NULL, *reply = NULL;
 	long http_status = 0;
 	int ret = ISSO_ERR_INVALID;
@@ -463,11 +299,8 @@ conn_telecom_start(struct conn_telecom *tel, const char *id_num, const char *pho
 	                birthdate, "carrier", car->id, "window", window_s);
 	if (req == NULL)
 		abort();
-	body = json_dumps(req, JSON_COMPACT);
-	if (body == NULL)
-		abort();
-	snprintf(url, sizeof(url), "%s/v1/verifications", tel->base);
-	ret = tel_exchange(tel, url, body, &http_status, &reply, error_r, detail);
+	ret = conn_http_post_json(tel->http, "/v1/verifications", req, &http_status, &reply,
+	                          error_r, detail);
 	if (ret != 0)
 		goto out;
 	if (http_status != 200) {
@@ -491,10 +324,6 @@ out:
 		         *error_r, "http_status", code, "detail", detail, NULL);
 	}
 	explicit_bzero(id, sizeof(id));
-	if (body != NULL) {
-		explicit_bzero(body, strlen(body));
-		free(body);
-	}
 	json_decref(req);
 	json_decref(reply);
 	return ret;
@@ -505,8 +334,8 @@ conn_telecom_status(struct conn_telecom *tel, const char *verification_id,
                     enum telecom_state *state_r, const char **error_r)
 {
 	const char *error_dummy, *state;
-	char url[TEL_URL_MAX + 32 + TELECOM_VERIFICATION_ID_SIZE];
-	char detail[CURL_ERROR_SIZE] = "", code[16];
+	char path[32 + TELECOM_VERIFICATION_ID_SIZE];
+	char detail[CONN_HTTP_DETAIL_SIZE] = "", code[16];
 	json_t *reply = NULL;
 	long http_status = 0;
 	size_t i;
@@ -525,8 +354,8 @@ conn_telecom_status(struct conn_telecom *tel, const char *verification_id,
 		*error_r = "malformed verification_id";
 		goto out;
 	}
-	snprintf(url, sizeof(url), "%s/v1/verifications/%s", tel->base, verification_id);
-	ret = tel_exchange(tel, url, NULL, &http_status, &reply, error_r, detail);
+	snprintf(path, sizeof(path), "/v1/verifications/%s", verification_id);
+	ret = conn_http_get_json(tel->http, path, &http_status, &reply, error_r, detail);
 	if (ret != 0)
 		goto out;
 	if (http_status == 404) {
