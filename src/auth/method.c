@@ -16,6 +16,8 @@ extern const struct method method_telecom;
 extern const struct method method_moica_card;
 extern const struct method method_nhi_card;
 
+/* One method per line, in portal order. */
+/* clang-format off */
 const struct method *const methods[] = {
     &method_taipeipass,
     &method_moica_mobile,
@@ -24,6 +26,7 @@ const struct method *const methods[] = {
     &method_nhi_card,
     NULL,
 };
+/* clang-format on */
 
 const struct method *
 method_find(const char *id)
