@@ -37,7 +37,7 @@ const AMR = ['sc', 'hwk', 'pin', 'sms', 'otp', 'mfa'];
 const T = { timeout: limit(30_000) };
 const MSG = JSON.parse(fs.readFileSync(path.join(REPO, 'locales', 'zh-TW.json'), 'utf8'));
 const MSG_EN = JSON.parse(fs.readFileSync(path.join(REPO, 'locales', 'en.json'), 'utf8'));
-const TBS_RE = /^iSSO moica-card login\n(http:\/\/127\.0\.0\.1:\d+)\n([A-Za-z0-9_-]{43})\n(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ)$/;
+const TBS_RE = /^iSSO-LOGIN-v1\n(http:\/\/127\.0\.0\.1:\d+)\n([A-Za-z0-9_-]{43})\n(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ)$/;
 
 // Test cards (sim/identities.json → the test PKI's cards.json). Each test
 // uses its own, so PIN counters and per-ID limits never meet.
@@ -505,7 +505,7 @@ test('tampered or foreign signatures are refused with their own message', T, asy
       der[der.length - 10] ^= 0x01; // inside the RSA signature
       return { ...s, signature: der.toString('base64') };
     }, 'PKCS7'],
-    ['a signature over another text', null, 'other-tbs'],
+    ['a signature over another challenge', null, 'other-tbs'],
     ['another card\'s certificate with a PKCS#1', (s) => ({ ...s, certb64: fileSign(CARD.happy, 'x').certb64 }), 'PKCS1'],
     ['not base64 at all', (s) => ({ ...s, signature: '!!!' }), 'PKCS1'],
     ['an unknown signature type', (s) => ({ ...s, sig_type: 'CMS' }), 'PKCS1'],
@@ -513,7 +513,7 @@ test('tampered or foreign signatures are refused with their own message', T, asy
   for (const [what, change, kind] of tries) {
     let signed;
     if (kind === 'PKCS7') signed = change(await agentSign(CARD.pkcs1, tbs));
-    else if (kind === 'other-tbs') signed = await agentSign(CARD.pkcs1, tbs.replace(/Z$/, 'Y'));
+    else if (kind === 'other-tbs') signed = await agentSign(CARD.pkcs1, tbs.replace(/\n[A-Za-z0-9_-]{43}\n/, `\n${'A'.repeat(43)}\n`));
     else signed = change(fileSign(CARD.pkcs1, tbs));
     const r = await post(agent, form, c.national_id, signed);
     assert.ok(!r.stopped, `${what}: refused`);

@@ -13,8 +13,10 @@
  *
  * A challenge is good for one attempt within CHALLENGE_TTL seconds. Each
  * rendering of the card page makes a new one (the previous one dies): the
- * text to be signed (tbs) is "iSSO moica-card login\n<issuer>\n<nonce>\n
- * <UTC time>", with a 256-bit nonce; the nonce's SHA-256 names a store
+ * text to be signed (tbs) is iSSO's login challenge (lib/loginchal.h)
+ * "iSSO-LOGIN-v1\n<issuer>\n<nonce>\n<UTC time>", with a 256-bit nonce,
+ * the only text isso-cardagent signs in its iSSO profile; the nonce's
+ * SHA-256 names a store
  * object (kind "mc-chal") that a POST takes atomically before anything is
  * verified, so a replayed or raced signature is refused however fast it
  * comes. State in the login transaction under "moica_card":
@@ -48,6 +50,7 @@
 #include "lib/idnum.h"
 #include "lib/isso.h"
 #include "lib/log.h"
+#include "lib/loginchal.h"
 #include "lib/secret.h"
 #include "lib/xmalloc.h"
 #include "store/store.h"
@@ -57,7 +60,6 @@
 #define CHAL_KIND   "mc-chal"
 #define HELP_PATH   "/moica-card/help"
 #define SCRIPT_PATH "/static/card-moica.js"
-#define TBS_PREFIX  "iSSO moica-card login"
 /* One challenge, one attempt, within this many seconds. */
 #define CHALLENGE_TTL 300
 /* Card-proven attempts per national ID per window, whatever the card:
@@ -120,6 +122,7 @@ static const struct {
     {"pin_locked", "mc.js.pin_locked"},
     {"card_removed", "mc.js.card_removed"},
     {"untrusted", "mc.js.untrusted"},
+    {"not_login", "mc.js.not_login"},
     {"pin_format", "mc.js.pin_format"},
     {"sign_failed", "mc.js.sign_failed"},
     {"bad_id", "mc.bad_id"},
@@ -178,22 +181,25 @@ challenge_new(struct isso_app *app, const char *id, json_t *st)
 	json_t *old = json_object_get(st, "chal"), *data;
 	const char *old_n = json_string_value(json_object_get(old, "n"));
 	int64_t now = app_now(), exp = now + CHALLENGE_TTL;
-	char nonce[48], key[65], when[32], *tbs;
-	time_t t = (time_t)now;
-	struct tm tm;
+	char nonce[48], key[65], *tbs;
 	int ret;
 
 	if (old_n != NULL)
 		(void)store_eph_delete(app->store, CHAL_KIND, chal_key(old_n, key));
 	secret_token(32, nonce);
-	gmtime_r(&t, &tm);
-	strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", &tm);
+	tbs = login_chal_format(app->issuer, nonce, now);
+	if (tbs == NULL) {
+		/* an issuer the challenge format cannot carry (over 255 bytes) */
+		log_error("moica_card_bad_issuer", NULL);
+		return ISSO_ERR_INVALID;
+	}
 	data = json_pack("{s:s}", "txn", id);
 	ret = store_eph_put(app->store, CHAL_KIND, chal_key(nonce, key), data, exp);
 	json_decref(data);
-	if (ret < 0)
+	if (ret < 0) {
+		free(tbs);
 		return ret;
-	tbs = xasprintf("%s\n%s\n%s\n%s", TBS_PREFIX, app->issuer, nonce, when);
+	}
 	json_object_set_new(
 	    st, "chal",
 	    json_pack("{s:s, s:s, s:I}", "n", nonce, "tbs", tbs, "exp", (json_int_t)exp));
@@ -202,6 +208,24 @@ challenge_new(struct isso_app *app, const char *id, json_t *st)
 }
 
 enum chal_result { CHAL_OK, CHAL_USED, CHAL_EXPIRED, CHAL_ERROR };
+
+/* The challenge text tbs is in iSSO's format, for our issuer and nonce
+ * n, made no more than CHALLENGE_TTL seconds ago (and not in the future,
+ * a minute's slack for clock steps). */
+static bool
+challenge_sound(struct isso_app *app, const char *tbs, const char *n)
+{
+	struct login_chal ch;
+	int64_t now = app_now();
+
+	if (login_chal_parse((const unsigned char *)tbs, strlen(tbs), &ch) != 0 ||
+	    strcmp(ch.issuer, app->issuer) != 0 || strcmp(ch.nonce, n) != 0 || ch.time > now + 60 ||
+	    ch.time < now - CHALLENGE_TTL - 60) {
+		log_error("moica_card_challenge_unsound", NULL);
+		return false;
+	}
+	return true;
+}
 
 /* Takes the challenge the form names out of st and out of the store, once:
  * CHAL_OK with *tbs_r (malloc'd) when it is the transaction's current one,
@@ -232,6 +256,13 @@ challenge_take(struct isso_app *app, json_t *st, const char *given, char **tbs_r
 	}
 	if (!taken)
 		goto out;
+	/* What the card signs is this text, byte for byte: it must still be
+	 * a well-formed challenge naming this issuer, this nonce and a time
+	 * within the challenge's life. */
+	if (!challenge_sound(app, tbs, n)) {
+		r = CHAL_ERROR;
+		goto out;
+	}
 	*tbs_r = xstrdup(tbs);
 	r = CHAL_OK;
 out:
