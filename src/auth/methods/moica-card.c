@@ -139,6 +139,16 @@ enum refusal {
 	REF_UNAVAILABLE, /* the method is not set up on this server */
 };
 
+/* The security event for a failed attempt: the method, why, and the
+ * client address; never the ID, a PIN or a password. */
+static void
+login_failed(struct http_req *req, const char *reason)
+{
+	log_event(LOG_WARN, "login_failed",
+	          json_pack("{s:s, s:s, s:s?}", "method", "moica-card", "reason", reason, "addr",
+	                    http_remote_addr(req)));
+}
+
 static const char *
 stage_of(json_t *st)
 {
@@ -423,6 +433,7 @@ card_post(struct isso_app *app, struct http_req *req, const char *id, json_t *tx
 	memset(&holder, 0, sizeof(holder));
 	memset(idn, 0, sizeof(idn));
 	if (!csrf_check(req, &app->secrets, CSRF_ID)) {
+		login_failed(req, "csrf");
 		card_page(app, req, id, txn, 403, "error.csrf", NULL);
 		return;
 	}
@@ -430,6 +441,7 @@ card_post(struct isso_app *app, struct http_req *req, const char *id, json_t *tx
 	if (typed != NULL && strlen(typed) > 16)
 		typed = NULL;
 	if (method_addr_limited(app, req, "mc")) {
+		login_failed(req, "rate_limited");
 		card_page(app, req, id, txn, 429, "error.rate_limited", typed);
 		return;
 	}
@@ -448,6 +460,9 @@ card_post(struct isso_app *app, struct http_req *req, const char *id, json_t *tx
 		         : cr == CHAL_USED  ? "used"
 		                            : "error",
 		         NULL);
+		login_failed(req, cr == CHAL_EXPIRED ? "challenge_expired"
+		                  : cr == CHAL_USED  ? "challenge_used"
+		                                     : "error");
 		card_page(app, req, id, txn, cr == CHAL_ERROR ? 503 : 400,
 		          cr == CHAL_EXPIRED ? "mc.challenge_expired"
 		          : cr == CHAL_USED  ? "mc.challenge_used"
@@ -459,11 +474,13 @@ card_post(struct isso_app *app, struct http_req *req, const char *id, json_t *tx
 	sig = field(req, "signature", SIG_MAX);
 	cert = field(req, "certb64", CERT_MAX);
 	if (typed == NULL || !idnum_normalize(typed, idn) || !idnum_is_valid(idn)) {
+		login_failed(req, "bad_id");
 		card_page(app, req, id, txn, 400, "mc.bad_id", typed);
 		goto out;
 	}
 	if (sig == NULL) {
 		/* Without script the form posts no signature. */
+		login_failed(req, "no_signature");
 		card_page(app, req, id, txn, 400, "mc.no_signature", idn);
 		goto out;
 	}
@@ -551,6 +568,7 @@ save:
 	 * shown already carries a new challenge saved with the transaction,
 	 * or the transaction is saved here. */
 	log_info("moica_card_result", "state", verdict, "id", log_mask(idn, masked), NULL);
+	login_failed(req, verdict);
 	if (json_object_get(st, "chal") == NULL)
 		(void)flow_txn_save(app, id, txn);
 out:
