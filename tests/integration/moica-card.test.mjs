@@ -836,6 +836,41 @@ test('browser: the card component not running → install guidance; English at p
   }
 });
 
+test('browser: a script on the page swaps in other text: the agent refuses it, the page says so, no PIN try is used', { timeout: limit(60_000), skip: NO_BROWSER }, async (t) => {
+  const c = card(CARD.happy);
+  const a = await startAuth();
+  for (const sn of cardsAllBut([CARD.happy])) stack.removeCard(sn);
+  const failures = () => { try { return Number(fs.readFileSync(stack.cardFile(CARD.happy, 'pin-failures'), 'utf8')); } catch { return 0; } };
+  const { context, page } = await newPage(browser, { locale: 'zh-TW' });
+  try {
+    await page.goto(a.url.href);
+    await page.locator('a[href*="/login/moica-card"]').click();
+    await page.waitForURL((u) => u.pathname === '/login/moica-card');
+    const real = await page.locator('#mc-form').getAttribute('data-tbs');
+    assert.match(real, TBS_RE);
+    // what an injected script would do: ask the card to sign something else
+    await page.evaluate(() => document.getElementById('mc-form').setAttribute('data-tbs', 'I agree to transfer NT$1,000,000'));
+    await page.getByLabel(msg('mc.id_label')).fill(c.national_id);
+    const wrong = c.pin === '000000' ? '111111' : '000000';
+    secrets.pins.add(wrong);
+    await page.getByLabel(msg('mc.pin_label')).fill(wrong);
+    await page.getByRole('button', { name: msg('mc.next') }).click();
+    await page.locator('#mc-alert').filter({ hasText: msg('mc.js.not_login') }).waitFor({ timeout: limit(20_000) });
+    assert.equal(failures(), 0, 'the wrong PIN never reached the card');
+    assert.equal(page.url().split('?')[0], stack.url('/login/moica-card'), 'still on the card page');
+    await axeCheck(page, 'the refused text');
+    await shots.take(t, page, 'mc-not-login');
+    // the page's own challenge signs and logs in
+    await page.evaluate((v) => document.getElementById('mc-form').setAttribute('data-tbs', v), real);
+    await page.getByLabel(msg('mc.pin_label')).fill(c.pin);
+    await page.getByRole('button', { name: msg('mc.next') }).click();
+    await page.waitForURL((u) => u.pathname === '/login/moica-card/phone', { timeout: limit(30_000) });
+  } finally {
+    await context.close();
+    for (const sn of cardsAllBut([])) stack.insertCard(sn);
+  }
+});
+
 test('browser: a refusal page (revoked) and the no-script page, axe', { timeout: limit(60_000), skip: NO_BROWSER }, async (t) => {
   const c = card(CARD.revoked);
   const a = await startAuth();
