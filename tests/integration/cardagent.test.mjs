@@ -999,6 +999,12 @@ test('bad options stop the agent before it listens', { timeout: limit(10_000) },
     assert.notEqual(d.exitCode, 0, args.join(' '));
     assert.doesNotMatch(d.stderr, /"listening"/);
   }
+  // the general signer is switched on only by a clear yes
+  const d = new Daemon('isso-cardagent', path.join(BUILD_DIR, 'isso-cardagent'), ['--nhi-port', '0', '--port', '0'],
+    { env: { PATH: process.env.PATH, ISSO_CARDAGENT_GENERAL_SIGNER: 'maybe' }, cwd: tmp });
+  await d.exited;
+  assert.equal(d.exitCode, 2);
+  assert.match(d.stderr, /ISSO_CARDAGENT_GENERAL_SIGNER/);
 });
 
 test('the log holds no PIN, password, national ID or tbs', { timeout: limit(10_000) }, async () => {
