@@ -15,6 +15,10 @@
  *    in the form. On success the signature, certificate, card number and
  *    signature type go into hidden fields and the form is posted.
  *
+ * The challenge is iSSO's login challenge text exactly as the server made
+ * it (the same for the HiPKI local server and isso-cardagent, which in its
+ * iSSO profile signs nothing else).
+ *
  * Every text shown comes from the page (#mc-messages, in its language).
  * Errors are read from last_error first (it means the same for HiPKI),
  * then ret_code. */
@@ -30,7 +34,8 @@
 		PIN_INCORRECT: 0x76000006,
 		PIN_LOCKED: 0x76000007,
 		REMOVED: 0x76000008,
-		NO_KEY: 0x76000009
+		NO_KEY: 0x76000009,
+		NOT_LOGIN: 0x7600000B /* isso-cardagent: not this site's login challenge */
 	};
 	var CKR = {
 		PIN_INCORRECT: 0xA0,
@@ -200,6 +205,8 @@
 		switch (ret) {
 		case RET.UNTRUSTED:
 			return { text: msg("untrusted"), help: true };
+		case RET.NOT_LOGIN:
+			return { text: msg("not_login"), help: true };
 		case RET.NO_READER:
 			return { text: msg("no_reader"), help: true };
 		case RET.NO_CARD:

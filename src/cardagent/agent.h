@@ -30,6 +30,12 @@
 #define RC_CARD_REMOVED  0x76000008
 #define RC_NO_KEY        0x76000009
 #define RC_CARD_ERROR    0x7600000A
+/* Ours: the iSSO profile refuses text that is not this site's iSSO login
+ * challenge; the general signer waits for (or did not get) the citizen's
+ * confirmation in the agent's own window. */
+#define RC_NOT_LOGIN 0x7600000B
+#define RC_CONFIRM   0x7600000C
+#define RC_DECLINED  0x7600000D
 
 struct agent {
 	const char *listen;
@@ -42,6 +48,10 @@ struct agent {
 	/* Normalised origins (scheme://host[:port], no default port). */
 	char *trust[AGENT_MAX_TRUST];
 	size_t n_trust;
+	/* false (the default, the iSSO profile): /sign signs only an iSSO
+	 * login challenge whose issuer is the asking site. true: other text
+	 * too, once the citizen confirmed it in the agent's window. */
+	bool general_signer;
 	struct p11 *p11; /* NULL when the module could not be loaded */
 	const char *module_path;
 	const char *module_error;

@@ -15,12 +15,28 @@
  *     never grants).
  * POST /sign also needs Content-Type application/json (not one of the
  * types a cross-site form or no-cors fetch may send).
+ *
+ * What is signed: in the iSSO profile (the default) only an iSSO login
+ * challenge (lib/loginchal.h) whose issuer is the asking site; anything
+ * else is refused with RC_NOT_LOGIN before the card is touched. With
+ * --general-signer other text is signed too, but only after the citizen
+ * confirmed it in the agent's own window (the popup): the first /sign
+ * answers RC_CONFIRM with a one-time token and the text, which only the
+ * popup can read (no CORS); the popup shows the text and sends the same
+ * request again with X-HiPKI-Confirm: <token> when the citizen clicks
+ * "sign" there. The token is bound to the text and the site.
  * The Host header must name the agent itself (DNS rebinding). */
 #include <limits.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
+
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/rand.h>
 
 #include "cardagent/agent.h"
 #include "cardagent/cms.h"
@@ -28,6 +44,8 @@
 #include "lib/buf.h"
 #include "lib/isso.h"
 #include "lib/log.h"
+#include "lib/loginchal.h"
+#include "lib/utf8.h"
 #include "lib/xmalloc.h"
 
 #define HIPKI_MAX_BODY (64 * 1024)
@@ -37,10 +55,24 @@
 	"default-src 'none'; script-src 'self'; connect-src 'self'; style-src 'self'; "            \
 	"base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
 
+/* General signer: texts shown in the popup and waiting for the citizen.
+ * A token is good once, for CONFIRM_TTL seconds, for one text and site. */
+#define CONFIRM_SLOTS 16
+#define CONFIRM_TTL   120
+
+struct confirm {
+	char token[65]; /* 64 hex digits; "" when the slot is free */
+	unsigned char hash[32];
+	char site[AGENT_MAX_ORIGIN];
+	time_t exp;
+};
+
 struct hipki_server {
 	struct agent *a;
 	struct MHD_Daemon *d;
-	char own[2][64]; /* http://127.0.0.1:<port>, http://localhost:<port> */
+	char own[2][64];      /* http://127.0.0.1:<port>, http://localhost:<port> */
+	pthread_mutex_t lock; /* pending */
+	struct confirm pending[CONFIRM_SLOTS];
 };
 
 /* Per-request state: the body (64 KiB at most; it holds a PIN, so it is
@@ -62,6 +94,7 @@ static const char popup_html[] =
     "<meta charset=\"utf-8\">\n"
     "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n"
     "<title>晶片卡 Card</title>\n"
+    "<link rel=\"stylesheet\" href=\"/popupForm.css\">\n"
     "<script src=\"/popupForm.js\" defer></script>\n"
     "</head>\n"
     "<body>\n"
@@ -69,20 +102,53 @@ static const char popup_html[] =
     "<h1>isso-cardagent</h1>\n"
     "<p id=\"status\" role=\"status\">正在與晶片卡溝通…</p>\n"
     "<p id=\"status-en\" lang=\"en\">Talking to your card…</p>\n"
+    "<section id=\"confirm\" hidden aria-labelledby=\"confirm-h\">\n"
+    "<h2 id=\"confirm-h\" tabindex=\"-1\">確認要簽署的文字 <span lang=\"en\">Confirm the text "
+    "to sign</span></h2>\n"
+    "<p><strong id=\"confirm-site\"></strong> 要求您的晶片卡簽署下面的文字。"
+    "簽署具有法律效力：請讀完全文，只有您同意時才按「簽署」。</p>\n"
+    "<p lang=\"en\"><strong id=\"confirm-site-en\"></strong> asks your card to sign the text "
+    "below. A signature is legally binding: read all of it, and press Sign only if you "
+    "agree.</p>\n"
+    "<pre id=\"confirm-text\" tabindex=\"0\" aria-label=\"要簽署的文字 Text to sign\"></pre>\n"
+    "<p class=\"buttons\">"
+    "<button type=\"button\" id=\"confirm-yes\" disabled>簽署 <span lang=\"en\">Sign</span>"
+    "</button> "
+    "<button type=\"button\" id=\"confirm-no\">不簽署 <span lang=\"en\">Do not sign</span>"
+    "</button></p>\n"
+    "</section>\n"
     "</main>\n"
     "</body>\n"
     "</html>\n";
 
+static const char popup_css[] =
+    "body{font-family:system-ui,sans-serif;margin:0;padding:1rem;line-height:1.5;"
+    "color:#1a1a1a;background:#fff}\n"
+    "h1{font-size:1.1rem;margin:0 0 .5rem}\n"
+    "h2{font-size:1.05rem}\n"
+    "pre{white-space:pre-wrap;overflow-wrap:anywhere;border:2px solid #1a1a1a;padding:.75rem;"
+    "max-height:40vh;overflow:auto;font-size:1rem;background:#f5f5f5}\n"
+    "button{font-size:1rem;min-height:44px;min-width:44px;padding:.5rem 1rem;margin:.25rem "
+    ".5rem .25rem 0;border:2px solid #1a1a1a;border-radius:4px;background:#fff;color:#1a1a1a}\n"
+    "#confirm-yes{background:#0b4f9c;border-color:#0b4f9c;color:#fff}\n"
+    "#confirm-yes:disabled{background:#5a5a5a;border-color:#5a5a5a}\n"
+    "button:focus{outline:3px solid #c75000;outline-offset:2px}\n";
+
 /* The popupForm exchange: getTbs to the opener, one request back from it,
- * the agent's reply to that origin only, then close. */
+ * the agent's reply to that origin only, then close. A general signer's
+ * text waits here for the citizen's click (never the opener's: it cannot
+ * reach this window's document, and the confirmation token never leaves
+ * this window). */
 static const char popup_js[] =
     "'use strict';\n"
     "(function () {\n"
     "  var opener = window.opener;\n"
     "  var done = false;\n"
+    "  var RC_CONFIRM = 0x7600000C, RC_DECLINED = 0x7600000D;\n"
+    "  function $(id) { return document.getElementById(id); }\n"
     "  function say(zh, en) {\n"
-    "    document.getElementById('status').textContent = zh;\n"
-    "    document.getElementById('status-en').textContent = en;\n"
+    "    $('status').textContent = zh;\n"
+    "    $('status-en').textContent = en;\n"
     "  }\n"
     "  function finish() { done = true; window.close(); }\n"
     "  if (!opener) {\n"
@@ -96,6 +162,49 @@ static const char popup_js[] =
     "    say('完成。', 'Done.');\n"
     "    finish();\n"
     "  }\n"
+    "  function failed(site, func) {\n"
+    "    reply(site, { func: func, ret_code: 0x7600000A, last_error: 0,\n"
+    "      message: 'the agent did not answer' });\n"
+    "  }\n"
+    "  function sign(site, body, token) {\n"
+    "    var headers = { 'Content-Type': 'application/json', 'X-HiPKI-Site': site };\n"
+    "    if (token) headers['X-HiPKI-Confirm'] = token;\n"
+    "    return fetch('/sign', { method: 'POST', cache: 'no-store', credentials: 'omit',\n"
+    "      headers: headers, body: body }).then(function (r) { return r.json(); });\n"
+    "  }\n"
+    "  function confirmText(site, body, ask) {\n"
+    "    var box = $('confirm'), yes = $('confirm-yes'), no = $('confirm-no'), asked = true;\n"
+    "    var limit = setTimeout(function () { decline(); }, 110000);\n"
+    "    function decline() {\n"
+    "      if (!asked) return;\n"
+    "      asked = false;\n"
+    "      clearTimeout(limit);\n"
+    "      box.hidden = true;\n"
+    "      reply(site, { func: 'MakeSignature', ret_code: RC_DECLINED, last_error: 0,\n"
+    "        message: 'the citizen did not confirm the text' });\n"
+    "    }\n"
+    "    $('confirm-site').textContent = site;\n"
+    "    $('confirm-site-en').textContent = site;\n"
+    "    $('confirm-text').textContent = ask.text;\n"
+    "    say('請確認要簽署的文字。', 'Please confirm the text to sign.');\n"
+    "    yes.disabled = true;\n"
+    "    box.hidden = false;\n"
+    "    window.focus();\n"
+    "    $('confirm-h').focus();\n"
+    "    /* a click aimed at the page that opened this window must not land\n"
+    "     * on Sign as the window appears */\n"
+    "    setTimeout(function () { yes.disabled = false; }, 1500);\n"
+    "    yes.addEventListener('click', function (ev) {\n"
+    "      if (!asked || !ev.isTrusted || yes.disabled) return;\n"
+    "      asked = false;\n"
+    "      clearTimeout(limit);\n"
+    "      box.hidden = true;\n"
+    "      say('正在與晶片卡溝通…', 'Talking to your card…');\n"
+    "      sign(site, body, ask.confirm).then(function (obj) { reply(site, obj); },\n"
+    "        function () { failed(site, 'MakeSignature'); });\n"
+    "    });\n"
+    "    no.addEventListener('click', function (ev) { if (ev.isTrusted) decline(); });\n"
+    "  }\n"
     "  window.addEventListener('message', function (event) {\n"
     "    if (done || event.source !== opener) return;\n"
     "    var site = event.origin, req, body;\n"
@@ -106,24 +215,22 @@ static const char popup_js[] =
     "    if (!req || typeof req !== 'object') return;\n"
     "    done = true;\n"
     "    clearTimeout(timer);\n"
-    "    var p;\n"
     "    if (req.func === 'MakeSignature') {\n"
-    "      p = fetch('/sign', { method: 'POST', cache: 'no-store', credentials: 'omit',\n"
-    "        headers: { 'Content-Type': 'application/json', 'X-HiPKI-Site': site },\n"
-    "        body: body });\n"
+    "      sign(site, body, null).then(function (obj) {\n"
+    "        if (obj && obj.ret_code === RC_CONFIRM && typeof obj.confirm === 'string' &&\n"
+    "            typeof obj.text === 'string') confirmText(site, body, obj);\n"
+    "        else reply(site, obj);\n"
+    "      }, function () { failed(site, 'MakeSignature'); });\n"
     "    } else if (req.func === 'pkcs11info') {\n"
-    "      p = fetch('/pkcs11info?withcert=' + (req.withcert ? 'true' : 'false'),\n"
-    "        { cache: 'no-store', credentials: 'omit', headers: { 'X-HiPKI-Site': site } });\n"
+    "      fetch('/pkcs11info?withcert=' + (req.withcert ? 'true' : 'false'),\n"
+    "        { cache: 'no-store', credentials: 'omit', headers: { 'X-HiPKI-Site': site } })\n"
+    "        .then(function (r) { return r.json(); })\n"
+    "        .then(function (obj) { reply(site, obj); }, function () { failed(site, 'pkcs11info'); "
+    "});\n"
     "    } else {\n"
     "      reply(site, { func: String(req.func), ret_code: 0x76000001, last_error: 0,\n"
     "        message: 'unknown func' });\n"
-    "      return;\n"
     "    }\n"
-    "    p.then(function (r) { return r.json(); }).then(function (obj) { reply(site, obj); },\n"
-    "      function () {\n"
-    "        reply(site, { func: req.func, ret_code: 0x7600000A, last_error: 0,\n"
-    "          message: 'the agent did not answer' });\n"
-    "      });\n"
     "  });\n"
     "  say('正在與晶片卡溝通…', 'Talking to your card…');\n"
     "  opener.postMessage(JSON.stringify({ func: 'getTbs' }), '*');\n"
@@ -205,6 +312,12 @@ rc_message(int rc)
 		return "the card was removed";
 	case RC_NO_KEY:
 		return "no signing key and certificate on the card";
+	case RC_NOT_LOGIN:
+		return "the card agent signs only this site's iSSO login challenge";
+	case RC_CONFIRM:
+		return "waiting for the citizen to confirm the text in the agent's window";
+	case RC_DECLINED:
+		return "the citizen did not confirm the text";
 	default:
 		return "card error";
 	}
@@ -483,6 +596,198 @@ out:
 	return reply;
 }
 
+/* ---- what may be signed ---- */
+
+/* True when the text may be shown to the citizen as it is: UTF-8 without
+ * control characters (but tab and line breaks), C1 controls, or the
+ * invisible and direction-changing characters that could make the text
+ * read other than what is signed. */
+static bool
+showable(const unsigned char *s, size_t n)
+{
+	if (!utf8_printable((const char *)s, n, true))
+		return false;
+	for (size_t i = 0; i < n;) {
+		unsigned long c = s[i];
+		size_t len = 1;
+
+		if (c >= 0xf0) {
+			c = (c & 0x07) << 18 | (unsigned long)(s[i + 1] & 0x3f) << 12 |
+			    (unsigned long)(s[i + 2] & 0x3f) << 6 | (s[i + 3] & 0x3f);
+			len = 4;
+		} else if (c >= 0xe0) {
+			c = (c & 0x0f) << 12 | (unsigned long)(s[i + 1] & 0x3f) << 6 |
+			    (s[i + 2] & 0x3f);
+			len = 3;
+		} else if (c >= 0xc0) {
+			c = (c & 0x1f) << 6 | (s[i + 1] & 0x3f);
+			len = 2;
+		}
+		if ((c >= 0x80 && c <= 0x9f) || c == 0xad || c == 0x61c || c == 0x180e ||
+		    (c >= 0x200b && c <= 0x200f) || (c >= 0x202a && c <= 0x202e) ||
+		    (c >= 0x2060 && c <= 0x206f) || c == 0xfeff || (c >= 0xfff9 && c <= 0xfffb) ||
+		    (c >= 0xe0000 && c <= 0xe007f))
+			return false;
+		i += len;
+	}
+	return true;
+}
+
+/* The iSSO profile: an iSSO login challenge naming the asking site. */
+static bool
+login_challenge_for(const struct sign_args *args, const char *site, const char **why_r)
+{
+	struct login_chal ch;
+	char origin[AGENT_MAX_ORIGIN], *norm;
+	bool ok;
+
+	if (login_chal_parse(args->tbs, args->tbs_len, &ch) != 0) {
+		*why_r = "not_login_challenge";
+		return false;
+	}
+	norm = login_chal_issuer_origin(ch.issuer, origin, sizeof(origin)) != NULL
+	           ? agent_origin_normalise(origin)
+	           : NULL;
+	ok = norm != NULL && site != NULL && strcmp(norm, site) == 0;
+	free(norm);
+	*why_r = ok ? "" : "other_site";
+	return ok;
+}
+
+static void
+text_hash(const struct sign_args *args, unsigned char out[32])
+{
+	unsigned int n = 32;
+
+	if (EVP_Digest(args->tbs, args->tbs_len, out, &n, EVP_sha256(), NULL) != 1)
+		abort();
+}
+
+/* A new confirmation token for the text and site into tok (65 bytes);
+ * false when too many texts are waiting. */
+static bool
+confirm_new(struct hipki_server *srv, const struct sign_args *args, const char *site, char tok[65])
+{
+	static const char hex[] = "0123456789abcdef";
+	struct confirm *slot = NULL;
+	unsigned char rnd[32];
+	time_t now = time(NULL);
+
+	if (RAND_bytes(rnd, sizeof(rnd)) != 1)
+		return false;
+	for (size_t i = 0; i < sizeof(rnd); i++) {
+		tok[2 * i] = hex[rnd[i] >> 4];
+		tok[2 * i + 1] = hex[rnd[i] & 15];
+	}
+	tok[64] = '\0';
+	pthread_mutex_lock(&srv->lock);
+	for (size_t i = 0; i < CONFIRM_SLOTS; i++) {
+		struct confirm *c = &srv->pending[i];
+
+		if (c->token[0] != '\0' && c->exp <= now)
+			memset(c, 0, sizeof(*c));
+		if (slot == NULL && c->token[0] == '\0')
+			slot = c;
+	}
+	if (slot != NULL) {
+		memcpy(slot->token, tok, 65);
+		text_hash(args, slot->hash);
+		snprintf(slot->site, sizeof(slot->site), "%s", site);
+		slot->exp = now + CONFIRM_TTL;
+	}
+	pthread_mutex_unlock(&srv->lock);
+	return slot != NULL;
+}
+
+/* Takes the confirmation token tok for this text and site, once. */
+static bool
+confirm_take(struct hipki_server *srv, const struct sign_args *args, const char *site,
+             const char *tok)
+{
+	unsigned char hash[32];
+	time_t now = time(NULL);
+	bool ok = false;
+
+	if (strlen(tok) != 64)
+		return false;
+	text_hash(args, hash);
+	pthread_mutex_lock(&srv->lock);
+	for (size_t i = 0; i < CONFIRM_SLOTS && !ok; i++) {
+		struct confirm *c = &srv->pending[i];
+
+		if (c->token[0] == '\0' || CRYPTO_memcmp(c->token, tok, 64) != 0)
+			continue;
+		ok = c->exp > now && CRYPTO_memcmp(c->hash, hash, 32) == 0 &&
+		     strcmp(c->site, site) == 0;
+		memset(c, 0, sizeof(*c)); /* one use, right or wrong */
+	}
+	pthread_mutex_unlock(&srv->lock);
+	return ok;
+}
+
+/* Decides whether args may be signed for site. true: sign now. false:
+ * *reply_r is the answer (a refusal, or RC_CONFIRM with the token and the
+ * text for the popup). The card is not touched either way. */
+static bool
+may_sign(struct hipki_server *srv, struct MHD_Connection *conn, const struct sign_args *args,
+         const char *site, json_t **reply_r)
+{
+	const char *origin = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Origin");
+	const char *tok = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "X-HiPKI-Confirm");
+	const char *why = "";
+	bool popup = origin != NULL &&
+	             (strcmp(origin, srv->own[0]) == 0 || strcmp(origin, srv->own[1]) == 0);
+	char token[65];
+	int rc = RC_NOT_LOGIN;
+
+	if (login_challenge_for(args, site, &why))
+		return true;
+	if (!srv->a->general_signer)
+		goto refuse;
+	/* The general signer: only through the popup, only text the citizen
+	 * can read, only once confirmed there. */
+	if (!popup) {
+		why = "general_needs_window";
+		goto refuse;
+	}
+	if (!showable(args->tbs, args->tbs_len)) {
+		why = "not_showable";
+		rc = RC_BAD_REQUEST;
+		goto refuse;
+	}
+	if (tok != NULL) {
+		if (confirm_take(srv, args, site, tok)) {
+			log_event(LOG_INFO, "sign_confirmed", json_pack("{s:s}", "site", site));
+			return true;
+		}
+		why = "bad_confirmation";
+		rc = RC_DECLINED;
+		goto refuse;
+	}
+	if (!confirm_new(srv, args, site, token)) {
+		why = "too_many_waiting";
+		rc = RC_CARD_ERROR;
+		goto refuse;
+	}
+	log_event(LOG_INFO, "sign_confirm_asked", json_pack("{s:s}", "site", site));
+	*reply_r = reply_new("MakeSignature", RC_CONFIRM, 0, rc_message(RC_CONFIRM));
+	json_object_set_new(*reply_r, "confirm", json_string(token));
+	json_object_set_new(*reply_r, "text", json_stringn((const char *)args->tbs, args->tbs_len));
+	json_object_set_new(*reply_r, "site", json_string(site));
+	explicit_bzero(token, sizeof(token));
+	return false;
+refuse:
+	log_event(
+	    LOG_WARN, "sign_refused",
+	    json_pack("{s:s?, s:I, s:s}", "site", site, "ret_code", (json_int_t)rc, "reason", why));
+	*reply_r =
+	    reply_new("MakeSignature", rc, 0,
+	              rc == RC_BAD_REQUEST  ? "the text cannot be shown to the citizen as it is"
+	              : rc == RC_CARD_ERROR ? "too many texts are waiting for confirmation"
+	                                    : rc_message(rc));
+	return false;
+}
+
 static enum MHD_Result
 do_sign(struct hipki_server *srv, struct MHD_Connection *conn, struct hreq *r)
 {
@@ -518,7 +823,8 @@ do_sign(struct hipki_server *srv, struct MHD_Connection *conn, struct hreq *r)
 	} else {
 		if (r->body != NULL)
 			explicit_bzero(r->body, r->len);
-		reply = sign_reply(srv, args, site);
+		if (may_sign(srv, conn, args, site, &reply))
+			reply = sign_reply(srv, args, site);
 	}
 	explicit_bzero(args, sizeof(*args));
 	free(args);
@@ -585,6 +891,9 @@ dispatch(struct hipki_server *srv, struct MHD_Connection *conn, const char *url,
 	if (strcmp(url, "/popupForm.js") == 0 && get)
 		return agent_send(conn, 200, "text/javascript; charset=utf-8", popup_js,
 		                  sizeof(popup_js) - 1, HIPKI_CSP);
+	if (strcmp(url, "/popupForm.css") == 0 && get)
+		return agent_send(conn, 200, "text/css; charset=utf-8", popup_css,
+		                  sizeof(popup_css) - 1, HIPKI_CSP);
 	if (strcmp(url, "/addDomain") == 0 && get)
 		return agent_send(conn, 200, "text/html; charset=utf-8", add_domain_html,
 		                  sizeof(add_domain_html) - 1, HIPKI_CSP);
@@ -592,7 +901,8 @@ dispatch(struct hipki_server *srv, struct MHD_Connection *conn, const char *url,
 		return do_self_test(srv, conn);
 	if (strcmp(url, "/pkcs11info") == 0 || strcmp(url, "/sign") == 0 ||
 	    strcmp(url, "/popupForm") == 0 || strcmp(url, "/popupForm.js") == 0 ||
-	    strcmp(url, "/addDomain") == 0 || strcmp(url, "/selfTest.htm") == 0)
+	    strcmp(url, "/popupForm.css") == 0 || strcmp(url, "/addDomain") == 0 ||
+	    strcmp(url, "/selfTest.htm") == 0)
 		return agent_send_json(conn, 405,
 		                       json_pack("{s:s}", "error", "method_not_allowed"));
 	return agent_send_json(conn, 404, json_pack("{s:s}", "error", "not_found"));
@@ -651,10 +961,12 @@ hipki_start(struct agent *a, struct hipki_server **srv_r, const char **error_r)
 		return ISSO_ERR_IO;
 	srv = xcalloc(1, sizeof(*srv));
 	srv->a = a;
+	pthread_mutex_init(&srv->lock, NULL);
 	snprintf(srv->own[0], sizeof(srv->own[0]), "http://127.0.0.1:%d", a->port);
 	snprintf(srv->own[1], sizeof(srv->own[1]), "http://localhost:%d", a->port);
 	srv->d = agent_mhd_start(0, fd, access_cb, srv, completed_cb, NULL, NULL, error_r);
 	if (srv->d == NULL) {
+		pthread_mutex_destroy(&srv->lock);
 		free(srv);
 		return ISSO_ERR_IO;
 	}
@@ -668,5 +980,7 @@ hipki_stop(struct hipki_server *srv)
 	if (srv == NULL)
 		return;
 	MHD_stop_daemon(srv->d);
+	pthread_mutex_destroy(&srv->lock);
+	explicit_bzero(srv->pending, sizeof(srv->pending));
 	free(srv);
 }

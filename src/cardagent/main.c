@@ -5,6 +5,7 @@
  *                  [--nhi-port 7777] [--nhi-pin 000000]
  *                  [--nhi-tls-cert FILE --nhi-tls-key FILE]
  *                  [--nhi-service-cert FILE] [--log-level info]
+ *                  [--general-signer]
  *
  * Each option may also come from ISSO_CARDAGENT_<NAME> (ISSO_CARDAGENT_TRUST:
  * origins separated by spaces or commas); a flag wins over the
@@ -29,6 +30,7 @@
 struct options {
 	const char *listen, *port, *module, *nhi_port, *nhi_pin, *nhi_tls_cert, *nhi_tls_key;
 	const char *nhi_service_cert, *log_level;
+	bool general_signer;
 	const char *trust[AGENT_MAX_TRUST];
 	size_t n_trust;
 	bool trust_overflow;
@@ -43,6 +45,7 @@ usage(FILE *f)
 	    "                      [--listen 127.0.0.1] [--port 61161] [--nhi-port 7777]\n"
 	    "                      [--nhi-pin 000000] [--nhi-tls-cert FILE --nhi-tls-key FILE]\n"
 	    "                      [--nhi-service-cert FILE] [--log-level debug|info|warn|error]\n"
+	    "                      [--general-signer]\n"
 	    "Each option may also be set as ISSO_CARDAGENT_<NAME> (e.g. ISSO_CARDAGENT_TRUST,\n"
 	    "several origins separated by spaces or commas); flags win.\n");
 }
@@ -156,6 +159,19 @@ configure(struct agent *a, const struct options *o, enum log_level *level_r)
 		return false;
 	}
 	*level_r = (enum log_level)lvl;
+	/* Off unless asked for: in its iSSO profile the agent signs only
+	 * iSSO's login challenge (docs/cardagent.md). */
+	a->general_signer = o->general_signer;
+	if (!a->general_signer && (s = getenv("ISSO_CARDAGENT_GENERAL_SIGNER")) != NULL &&
+	    *s != '\0') {
+		if (strcmp(s, "1") == 0 || strcmp(s, "true") == 0 || strcmp(s, "yes") == 0) {
+			a->general_signer = true;
+		} else if (strcmp(s, "0") != 0 && strcmp(s, "false") != 0 && strcmp(s, "no") != 0) {
+			fprintf(stderr, "isso-cardagent: bad ISSO_CARDAGENT_GENERAL_SIGNER %s\n",
+			        s);
+			return false;
+		}
+	}
 	if (o->trust_overflow) {
 		fprintf(stderr, "isso-cardagent: at most %d trusted origins\n", AGENT_MAX_TRUST);
 		return false;
@@ -198,6 +214,7 @@ main(int argc, char **argv)
 	    {"nhi-tls-key", required_argument, NULL, 'k'},
 	    {"nhi-service-cert", required_argument, NULL, 's'},
 	    {"log-level", required_argument, NULL, 'L'},
+	    {"general-signer", no_argument, NULL, 'G'},
 	    {"help", no_argument, NULL, 'h'},
 	    {NULL, 0, NULL, 0},
 	};
@@ -239,6 +256,9 @@ main(int argc, char **argv)
 			break;
 		case 'L':
 			o.log_level = optarg;
+			break;
+		case 'G':
+			o.general_signer = true;
 			break;
 		case 't':
 			if (o.n_trust < AGENT_MAX_TRUST)
@@ -307,9 +327,11 @@ main(int argc, char **argv)
 		goto out;
 	}
 	log_event(LOG_INFO, "listening",
-	          json_pack("{s:s, s:i, s:i, s:b, s:b, s:I}", "address", a.listen, "port", a.port,
-	                    "nhi_port", nhi != NULL ? a.nhi_port : 0, "nhi_tls", cert_pem != NULL,
-	                    "module", a.p11 != NULL, "trusted", (json_int_t)a.n_trust));
+	          json_pack("{s:s, s:i, s:i, s:b, s:b, s:I, s:s}", "address", a.listen, "port",
+	                    a.port, "nhi_port", nhi != NULL ? a.nhi_port : 0, "nhi_tls",
+	                    cert_pem != NULL, "module", a.p11 != NULL, "trusted",
+	                    (json_int_t)a.n_trust, "profile",
+	                    a.general_signer ? "general-signer" : "isso"));
 	for (;;) {
 		if (sigwait(&sigs, &sig) != 0)
 			continue;

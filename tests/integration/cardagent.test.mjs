@@ -15,7 +15,7 @@ import path from 'node:path';
 import {
   BUILD_DIR, Daemon, freePort, limit, sleep, startTestServer, testPki, waitReady,
 } from './lib/harness.mjs';
-import { NO_BROWSER, launchBrowser, newPage } from './lib/browser.mjs';
+import { NO_BROWSER, axeCheck, launchBrowser, newPage } from './lib/browser.mjs';
 import { connect, frame } from './lib/ws-raw.mjs';
 
 const SOFTHSM_MODULE = process.env.ISSO_SOFTHSM_MODULE || '/usr/lib/softhsm/libsofthsm2.so';
@@ -24,7 +24,9 @@ const SANITIZER = /(AddressSanitizer|LeakSanitizer|UndefinedBehaviorSanitizer|ru
 const RC = {
   OK: 0, UNTRUSTED: 0x76000031, BAD_REQUEST: 0x76000001, NO_MODULE: 0x76000002,
   NO_CARD: 0x76000004, PIN_FORMAT: 0x76000005, PIN_INCORRECT: 0x76000006, PIN_LOCKED: 0x76000007,
+  NOT_LOGIN: 0x7600000B, CONFIRM: 0x7600000C, DECLINED: 0x7600000D,
 };
+const TRANSFER = 'I agree to transfer NT$1,000,000';
 const CKR_PIN_INCORRECT = 0xa0;
 const CKR_PIN_LOCKED = 0xa4;
 const TRUSTED = 'https://isso.gov.taipei';
@@ -91,9 +93,15 @@ async function sign(req, headers = ASK) {
   return { res, body };
 }
 
+/** iSSO's login challenge for issuer (docs/cardagent.md): the only text
+ * the agent signs in its iSSO profile. */
+function chal(issuer = TRUSTED, { nonce = crypto.randomBytes(32).toString('base64url'), time = new Date() } = {}) {
+  return `iSSO-LOGIN-v1\n${issuer}\n${nonce}\n${time.toISOString().replace(/\.\d{3}Z$/, 'Z')}`;
+}
+
 function signReq(card, extra = {}) {
   return {
-    func: 'MakeSignature', signatureType: 'PKCS1', tbs: 'challenge-1234', tbsEncoding: 'NONE',
+    func: 'MakeSignature', signatureType: 'PKCS1', tbs: chal(), tbsEncoding: 'NONE',
     hashAlgorithm: 'SHA256', withCardSN: 'true', pin: card.pin, nonce: '', slotID: slots[card.card_sn], ...extra,
   };
 }
@@ -126,9 +134,11 @@ const SITE_PAGE = `<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><t
 <body><button id="go" type="button">sign</button><script>
 window.messages = [];
 window.result = null;
+window.popup = null;
 document.getElementById('go').addEventListener('click', () => {
   const agent = window.AGENT;
   const popup = window.open(agent + '/popupForm', 'hipki', 'width=400,height=300');
+  window.popup = popup;
   window.addEventListener('message', (ev) => {
     if (ev.source !== popup) return;
     const msg = JSON.parse(ev.data);
@@ -214,7 +224,8 @@ test('pkcs11info?withcert=true carries each card certificate', { timeout: limit(
 
 test('PKCS1: RSA SHA-256 over the tbs bytes, verified with certb64', { timeout: limit(10_000) }, async () => {
   const card = moicaCard(0);
-  const { body } = await sign(signReq(card, { tbs: '登入 isso 2026-11-28 nonce=abc' }));
+  const text = chal();
+  const { body } = await sign(signReq(card, { tbs: text }));
   assert.equal(body.ret_code, 0, JSON.stringify(body));
   assert.equal(body.func, 'MakeSignature');
   assert.equal(body.last_error, 0);
@@ -223,11 +234,11 @@ test('PKCS1: RSA SHA-256 over the tbs bytes, verified with certb64', { timeout: 
   assert.deepEqual(der, certDer(card.cert));
   const key = new crypto.X509Certificate(der).publicKey;
   const sig = Buffer.from(body.signature, 'base64');
-  assert.ok(crypto.verify('sha256', Buffer.from('登入 isso 2026-11-28 nonce=abc', 'utf8'), key, sig));
-  assert.ok(!crypto.verify('sha256', Buffer.from('登入 isso 2026-11-28 nonce=abd', 'utf8'), key, sig));
+  assert.ok(crypto.verify('sha256', Buffer.from(text, 'utf8'), key, sig));
+  assert.ok(!crypto.verify('sha256', Buffer.from(`${text.slice(0, -1)}9`, 'utf8'), key, sig));
 
   // base64 tbs: the decoded bytes are signed
-  const raw = crypto.randomBytes(300);
+  const raw = Buffer.from(chal(`${TRUSTED}/isso`));
   const r2 = await sign(signReq(card, { tbs: raw.toString('base64'), tbsEncoding: 'base64' }));
   assert.equal(r2.body.ret_code, 0);
   assert.ok(crypto.verify('sha256', raw, key, Buffer.from(r2.body.signature, 'base64')));
@@ -235,7 +246,7 @@ test('PKCS1: RSA SHA-256 over the tbs bytes, verified with certb64', { timeout: 
 
 test('PKCS7: SignedData with the tbs attached, verified by openssl cms', { timeout: limit(15_000) }, async () => {
   const card = moicaCard(1);
-  const tbs = Buffer.concat([Buffer.from('isso-challenge:'), crypto.randomBytes(64)]);
+  const tbs = Buffer.from(chal());
   const { body } = await sign(signReq(card, { signatureType: 'PKCS7', tbs: tbs.toString('base64'), tbsEncoding: 'base64', withCardSN: 'false' }));
   assert.equal(body.ret_code, 0, JSON.stringify(body));
   assert.equal(body.cardSN, undefined, 'withCardSN false: no cardSN');
@@ -434,6 +445,69 @@ test('a token left logged in is logged out first: the PIN is always checked', { 
   }
 });
 
+test('the iSSO profile signs only this site\'s login challenge; other text never reaches the card', { timeout: limit(20_000) }, async () => {
+  const card = moicaCard(0);
+  const wrong = card.pin === '97531864' ? '86420975' : '97531864';
+  const info = async () => (await getJson('/pkcs11info')).body.slots.find((s) => s.token?.serialNumber === card.card_sn).token;
+  const good = chal();
+  const [tag, issuer, nonce, time] = good.split('\n');
+  const refused = [
+    TRANSFER,
+    `${TRANSFER}\n${good}`,
+    chal(EVIL), // another site's challenge
+    chal('https://isso.gov.taipei.evil.example'),
+    chal('http://isso.gov.taipei'), // same host, other scheme
+    `${good}\n`, `${good}\nI agree to transfer NT$1,000,000`, good.replace(/\n/g, '\r\n'), ` ${good}`,
+    ['iSSO-LOGIN-v2', issuer, nonce, time].join('\n'),
+    ['isso-login-v1', issuer, nonce, time].join('\n'),
+    [tag, issuer, nonce.slice(1), time].join('\n'),
+    [tag, issuer, `${nonce.slice(1)}=`, time].join('\n'),
+    [tag, issuer, nonce, '2026-02-30T10:00:00Z'].join('\n'),
+    [tag, issuer, nonce, time.replace('Z', '+08:00')].join('\n'),
+    [tag, `${issuer}?x=1`, nonce, time].join('\n'),
+    [tag, 'https://user@isso.gov.taipei', nonce, time].join('\n'),
+    [tag, issuer, time, nonce].join('\n'),
+  ];
+  for (const tbs of refused) {
+    for (const extra of [{ tbs }, { tbs: Buffer.from(tbs).toString('base64'), tbsEncoding: 'base64', signatureType: 'PKCS7' }]) {
+      // a wrong PIN: had the card been asked, a try would be gone
+      const { body } = await sign(signReq(card, { ...extra, pin: wrong }));
+      assert.equal(body.ret_code, RC.NOT_LOGIN, `refused: ${JSON.stringify(tbs).slice(0, 80)}`);
+      assert.equal(body.signature, undefined);
+      assert.equal(body.last_error, 0);
+      assert.equal(body.pinTriesLeft, undefined);
+      assert.match(body.message, /login challenge/);
+    }
+  }
+  // through the agent's own window (the popup's headers) it is the same
+  const viaPopup = await sign(signReq(card, { tbs: TRANSFER, pin: wrong }), { Origin: url, ...ASK });
+  assert.equal(viaPopup.body.ret_code, RC.NOT_LOGIN);
+  assert.equal(pinFailures(card.card_sn), 0, 'no refused text ever reached C_Login');
+  assert.equal((await info()).pinTriesLeft, 3);
+
+  // the real challenge reaches the card: a wrong PIN costs a try there
+  try {
+    const w = await sign(signReq(card, { tbs: good, pin: wrong }));
+    assert.equal(w.body.ret_code, RC.PIN_INCORRECT);
+    assert.equal(pinFailures(card.card_sn), 1);
+  } finally {
+    rmState(card.card_sn, 'pin-failures');
+  }
+  // and with the right PIN it is signed, also with a path in the issuer
+  for (const text of [good, chal(`${TRUSTED}/isso/`)]) {
+    const { body } = await sign(signReq(card, { tbs: text }));
+    assert.equal(body.ret_code, 0, JSON.stringify(body));
+    const key = new crypto.X509Certificate(Buffer.from(body.certb64, 'base64')).publicKey;
+    assert.ok(crypto.verify('sha256', Buffer.from(text), key, Buffer.from(body.signature, 'base64')));
+  }
+  // a site signs only its own challenge: the page's origin is not TRUSTED's
+  const other = await sign(signReq(card, { tbs: good }), { 'X-HiPKI-Site': `${page.url}` });
+  assert.equal(other.body.ret_code, RC.NOT_LOGIN);
+  assert.equal((await sign(signReq(card, { tbs: chal(page.url) }), { 'X-HiPKI-Site': page.url })).body.ret_code, 0);
+  assert.match(agent.stderr, /"event":"sign_refused".*"reason":"not_login_challenge"/);
+  assert.match(agent.stderr, /"event":"sign_refused".*"reason":"other_site"/);
+});
+
 test('a Host other than the agent itself gets 403', { timeout: limit(10_000) }, async () => {
   const port = Number(new URL(url).port);
   for (const host of ['evil.example', `evil.example:${port}`, `127.0.0.1:${port + 1}`, `127.0.0.2:${port}`]) {
@@ -483,8 +557,8 @@ test('bad requests get a JSON error, never a crash', { timeout: limit(15_000) },
     assert.equal(body.ret_code, RC.BAD_REQUEST, JSON.stringify(extra).slice(0, 60));
     assert.equal(typeof body.message, 'string');
   }
-  // exactly 4096 bytes is fine
-  assert.equal((await sign(signReq(card, { tbs: 'y'.repeat(4096) }))).body.ret_code, 0);
+  // exactly 4096 bytes is within the limit (and then not a login challenge)
+  assert.equal((await sign(signReq(card, { tbs: 'y'.repeat(4096) }))).body.ret_code, RC.NOT_LOGIN);
   const big = await post(JSON.stringify({ ...signReq(card), tbs: 'z'.repeat(70 * 1024) }));
   assert.equal(big.status, 413);
   assert.equal(big.body.ret_code, RC.BAD_REQUEST);
@@ -542,7 +616,8 @@ async function popupFlow(origin, request) {
 
 test('popupForm: a trusted page gets a signature through the popup', { skip: NO_BROWSER, timeout: limit(60_000) }, async () => {
   const card = moicaCard(0);
-  const req = signReq(card, { tbs: 'popup-challenge-42' });
+  const text = chal(page.url);
+  const req = signReq(card, { tbs: text });
   const out = await popupFlow(page.url, req);
   assert.equal(out.messages[0].msg.func, 'getTbs');
   assert.equal(out.messages[0].origin, url);
@@ -550,7 +625,7 @@ test('popupForm: a trusted page gets a signature through the popup', { skip: NO_
   assert.equal(r.ret_code, 0, JSON.stringify(r));
   assert.equal(r.cardSN, card.card_sn);
   const key = new crypto.X509Certificate(Buffer.from(r.certb64, 'base64')).publicKey;
-  assert.ok(crypto.verify('sha256', Buffer.from('popup-challenge-42'), key, Buffer.from(r.signature, 'base64')));
+  assert.ok(crypto.verify('sha256', Buffer.from(text), key, Buffer.from(r.signature, 'base64')));
   assert.ok(out.popupClosed, 'the popup closes itself');
 
   const info = await popupFlow(page.url, { func: 'pkcs11info', withcert: true });
@@ -566,6 +641,119 @@ test('popupForm: an untrusted page gets 0x76000031', { skip: NO_BROWSER, timeout
   assert.equal(out.result.ret_code, RC.UNTRUSTED);
   assert.equal(out.result.signature, undefined);
   assert.equal(pinFailures(card.card_sn), 0);
+});
+
+// ---------------------------------------------------------------- the general signer
+
+test('popupForm: the iSSO profile refuses other text and the page is told why', { skip: NO_BROWSER, timeout: limit(60_000) }, async () => {
+  const card = moicaCard(0);
+  const out = await popupFlow(page.url, signReq(card, { tbs: TRANSFER }));
+  assert.equal(out.result.ret_code, RC.NOT_LOGIN);
+  assert.equal(out.result.signature, undefined);
+  assert.equal(out.result.confirm, undefined);
+  assert.ok(out.popupClosed);
+  assert.equal(pinFailures(card.card_sn), 0);
+});
+
+/** A second agent with --general-signer, trusting the test page. */
+async function withGeneralSigner(fn) {
+  const a = await startAgent(['--module', path.join(BUILD_DIR, 'libisso-testcard.so'), '--trust', page.url,
+    '--nhi-port', '0', '--general-signer']);
+  try {
+    assert.match(a.d.stderr, /"profile":"general-signer"/);
+    await fn(a);
+  } finally {
+    await a.d.stop();
+  }
+  assert.doesNotMatch(a.d.stderr, SANITIZER);
+  assert.ok(!a.d.stderr.includes('NT$1,000,000'), 'the text never reaches the log');
+  return a;
+}
+
+/** The page asks the general signer (agent a) to sign request; returns
+ * the page, its popup and context once the popup shows the text. */
+async function openConfirm(a, request) {
+  const { context, page: p } = await newPage(browser);
+  await p.goto(`${page.url}/`);
+  await p.evaluate(([agentUrl, req]) => { window.AGENT = agentUrl; window.REQUEST = req; }, [a.url, request]);
+  const popupP = p.waitForEvent('popup');
+  await p.click('#go');
+  const popup = await popupP;
+  await popup.locator('#confirm').waitFor({ state: 'visible', timeout: limit(10_000) });
+  return { context, p, popup };
+}
+
+test('general signer: the text is shown in the agent\'s window and signed only after the citizen confirms there', { skip: NO_BROWSER, timeout: limit(90_000) }, async () => {
+  const card = moicaCard(0);
+  await withGeneralSigner(async (a) => {
+    const slot = (await (await fetch(`${a.url}/pkcs11info`, { headers: { 'X-HiPKI-Site': page.url } })).json())
+      .slots.find((s) => s.token?.serialNumber === card.card_sn).slotID;
+    const { context, p, popup } = await openConfirm(a, { ...signReq(card, { tbs: TRANSFER }), slotID: slot });
+    try {
+      assert.equal(await popup.locator('#confirm-text').textContent(), TRANSFER);
+      assert.equal(await popup.locator('#confirm-site').textContent(), page.url);
+      await axeCheck(popup, 'the agent\'s confirmation window');
+      // nothing signed while the citizen has not confirmed
+      await sleep(1500);
+      assert.equal(await p.evaluate(() => window.result), null, 'signing waits for the citizen');
+      assert.equal(pinFailures(card.card_sn), 0);
+      // the page cannot reach into the window to press Sign
+      const reach = await p.evaluate(() => {
+        try { window.popup.document.getElementById('confirm-yes').click(); return 'clicked'; } catch (e) { return e.name; }
+      });
+      assert.equal(reach, 'SecurityError');
+      // the citizen reads and confirms in the agent's window
+      await popup.locator('#confirm-yes:not([disabled])').waitFor({ timeout: limit(5_000) });
+      await popup.click('#confirm-yes');
+      await p.waitForFunction(() => window.result !== null, null, { timeout: limit(15_000) });
+      const r = await p.evaluate(() => window.result);
+      assert.equal(r.ret_code, 0, JSON.stringify(r));
+      assert.equal(r.confirm, undefined, 'the confirmation token never reaches the page');
+      const key = new crypto.X509Certificate(Buffer.from(r.certb64, 'base64')).publicKey;
+      assert.ok(crypto.verify('sha256', Buffer.from(TRANSFER), key, Buffer.from(r.signature, 'base64')));
+      const messages = await p.evaluate(() => window.messages.map((m) => m.msg));
+      assert.ok(messages.every((m) => m.confirm === undefined && m.text === undefined));
+    } finally {
+      await context.close();
+    }
+
+    // "Do not sign": the page hears so, the card is never asked
+    const second = await openConfirm(a, { ...signReq(card, { tbs: TRANSFER, pin: '86420975' }), slotID: slot });
+    try {
+      await second.popup.click('#confirm-no');
+      await second.p.waitForFunction(() => window.result !== null, null, { timeout: limit(15_000) });
+      assert.equal((await second.p.evaluate(() => window.result)).ret_code, RC.DECLINED);
+      assert.equal(pinFailures(card.card_sn), 0);
+    } finally {
+      await second.context.close();
+    }
+
+    // outside the window: the page's own origin gets no general signing,
+    // a made-up or reused token is refused, a token covers only its text
+    const body = (extra = {}) => JSON.stringify({ ...signReq(card, { tbs: TRANSFER, ...extra }), slotID: slot });
+    const post = async (headers, b = body()) => (await fetch(`${a.url}/sign`, {
+      method: 'POST', headers: { 'Content-Type': 'application/json', 'X-HiPKI-Site': page.url, ...headers }, body: b,
+    })).json();
+    assert.equal((await post({ Origin: page.url })).ret_code, RC.NOT_LOGIN);
+    assert.equal((await post({})).ret_code, RC.NOT_LOGIN);
+    assert.equal((await post({ Origin: a.url, 'X-HiPKI-Confirm': 'f'.repeat(64) })).ret_code, RC.DECLINED);
+    const asked = await post({ Origin: a.url });
+    assert.equal(asked.ret_code, RC.CONFIRM);
+    assert.equal(asked.text, TRANSFER);
+    assert.equal(asked.signature, undefined);
+    assert.equal((await post({ Origin: a.url, 'X-HiPKI-Confirm': asked.confirm }, body({ tbs: `${TRANSFER}0` }))).ret_code, RC.DECLINED);
+    assert.equal((await post({ Origin: a.url, 'X-HiPKI-Confirm': asked.confirm })).ret_code, RC.DECLINED, 'a token is good once');
+    // text that would not read as what is signed is never offered
+    for (const tbs of ['pay \u202eelbuod\u202c', 'a\u200bb', 'bell\u0007', 'x\u0085y']) {
+      const r = await post({ Origin: a.url }, body({ tbs }));
+      assert.equal(r.ret_code, RC.BAD_REQUEST, JSON.stringify(tbs));
+      assert.equal(r.confirm, undefined);
+    }
+    assert.equal(pinFailures(card.card_sn), 0);
+    // the login challenge still signs at once
+    const login = await post({ Origin: a.url }, body({ tbs: chal(page.url) }));
+    assert.equal(login.ret_code, 0, JSON.stringify(login));
+  });
 });
 
 // ---------------------------------------------------------------- NHI WebSocket
@@ -791,7 +979,7 @@ test('without a usable module: 0x76000002 and NHI -3, pages still served', { tim
     assert.equal(info.ret_code, RC.NO_MODULE);
     assert.deepEqual(info.slots, []);
     const res = await fetch(`${a.url}/sign`, {
-      method: 'POST', headers: { 'Content-Type': 'application/json', ...ASK }, body: JSON.stringify({ tbs: 'x', pin: '123456' }),
+      method: 'POST', headers: { 'Content-Type': 'application/json', ...ASK }, body: JSON.stringify({ tbs: chal(), pin: '123456' }),
     });
     assert.equal((await res.json()).ret_code, RC.NO_MODULE);
     assert.match(await (await fetch(`${a.url}/selfTest.htm`)).text(), /not loaded/);
@@ -811,6 +999,12 @@ test('bad options stop the agent before it listens', { timeout: limit(10_000) },
     assert.notEqual(d.exitCode, 0, args.join(' '));
     assert.doesNotMatch(d.stderr, /"listening"/);
   }
+  // the general signer is switched on only by a clear yes
+  const d = new Daemon('isso-cardagent', path.join(BUILD_DIR, 'isso-cardagent'), ['--nhi-port', '0', '--port', '0'],
+    { env: { PATH: process.env.PATH, ISSO_CARDAGENT_GENERAL_SIGNER: 'maybe' }, cwd: tmp });
+  await d.exited;
+  assert.equal(d.exitCode, 2);
+  assert.match(d.stderr, /ISSO_CARDAGENT_GENERAL_SIGNER/);
 });
 
 test('the log holds no PIN, password, national ID or tbs', { timeout: limit(10_000) }, async () => {
@@ -818,7 +1012,7 @@ test('the log holds no PIN, password, national ID or tbs', { timeout: limit(10_0
   assert.match(log, /"event":"listening"/);
   assert.match(log, /"event":"sign"/);
   for (const s of new Set(secrets)) assert.ok(!log.includes(s), `the log contains a secret (${s.slice(0, 2)}…)`);
-  for (const s of ['challenge', 'NHI-PWD', '登入']) assert.ok(!log.includes(s), `the log contains ${s}`);
+  for (const s of ['iSSO-LOGIN', 'NT$1,000,000', 'NHI-PWD', '登入']) assert.ok(!log.includes(s), `the log contains ${s}`);
 });
 
 test('SIGTERM with a WebSocket open: exit 0, no sanitizer report', { timeout: limit(15_000) }, async () => {

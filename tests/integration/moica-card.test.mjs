@@ -37,7 +37,7 @@ const AMR = ['sc', 'hwk', 'pin', 'sms', 'otp', 'mfa'];
 const T = { timeout: limit(30_000) };
 const MSG = JSON.parse(fs.readFileSync(path.join(REPO, 'locales', 'zh-TW.json'), 'utf8'));
 const MSG_EN = JSON.parse(fs.readFileSync(path.join(REPO, 'locales', 'en.json'), 'utf8'));
-const TBS_RE = /^iSSO moica-card login\n(http:\/\/127\.0\.0\.1:\d+)\n([A-Za-z0-9_-]{43})\n(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ)$/;
+const TBS_RE = /^iSSO-LOGIN-v1\n(http:\/\/127\.0\.0\.1:\d+)\n([A-Za-z0-9_-]{43})\n(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ)$/;
 
 // Test cards (sim/identities.json → the test PKI's cards.json). Each test
 // uses its own, so PIN counters and per-ID limits never meet.
@@ -505,7 +505,7 @@ test('tampered or foreign signatures are refused with their own message', T, asy
       der[der.length - 10] ^= 0x01; // inside the RSA signature
       return { ...s, signature: der.toString('base64') };
     }, 'PKCS7'],
-    ['a signature over another text', null, 'other-tbs'],
+    ['a signature over another challenge', null, 'other-tbs'],
     ['another card\'s certificate with a PKCS#1', (s) => ({ ...s, certb64: fileSign(CARD.happy, 'x').certb64 }), 'PKCS1'],
     ['not base64 at all', (s) => ({ ...s, signature: '!!!' }), 'PKCS1'],
     ['an unknown signature type', (s) => ({ ...s, sig_type: 'CMS' }), 'PKCS1'],
@@ -513,7 +513,7 @@ test('tampered or foreign signatures are refused with their own message', T, asy
   for (const [what, change, kind] of tries) {
     let signed;
     if (kind === 'PKCS7') signed = change(await agentSign(CARD.pkcs1, tbs));
-    else if (kind === 'other-tbs') signed = await agentSign(CARD.pkcs1, tbs.replace(/Z$/, 'Y'));
+    else if (kind === 'other-tbs') signed = await agentSign(CARD.pkcs1, tbs.replace(/\n[A-Za-z0-9_-]{43}\n/, `\n${'A'.repeat(43)}\n`));
     else signed = change(fileSign(CARD.pkcs1, tbs));
     const r = await post(agent, form, c.national_id, signed);
     assert.ok(!r.stopped, `${what}: refused`);
@@ -836,6 +836,41 @@ test('browser: the card component not running → install guidance; English at p
   }
 });
 
+test('browser: a script on the page swaps in other text: the agent refuses it, the page says so, no PIN try is used', { timeout: limit(60_000), skip: NO_BROWSER }, async (t) => {
+  const c = card(CARD.happy);
+  const a = await startAuth();
+  for (const sn of cardsAllBut([CARD.happy])) stack.removeCard(sn);
+  const failures = () => { try { return Number(fs.readFileSync(stack.cardFile(CARD.happy, 'pin-failures'), 'utf8')); } catch { return 0; } };
+  const { context, page } = await newPage(browser, { locale: 'zh-TW' });
+  try {
+    await page.goto(a.url.href);
+    await page.locator('a[href*="/login/moica-card"]').click();
+    await page.waitForURL((u) => u.pathname === '/login/moica-card');
+    const real = await page.locator('#mc-form').getAttribute('data-tbs');
+    assert.match(real, TBS_RE);
+    // what an injected script would do: ask the card to sign something else
+    await page.evaluate(() => document.getElementById('mc-form').setAttribute('data-tbs', 'I agree to transfer NT$1,000,000'));
+    await page.getByLabel(msg('mc.id_label')).fill(c.national_id);
+    const wrong = c.pin === '000000' ? '111111' : '000000';
+    secrets.pins.add(wrong);
+    await page.getByLabel(msg('mc.pin_label')).fill(wrong);
+    await page.getByRole('button', { name: msg('mc.next') }).click();
+    await page.locator('#mc-alert').filter({ hasText: msg('mc.js.not_login') }).waitFor({ timeout: limit(20_000) });
+    assert.equal(failures(), 0, 'the wrong PIN never reached the card');
+    assert.equal(page.url().split('?')[0], stack.url('/login/moica-card'), 'still on the card page');
+    await axeCheck(page, 'the refused text');
+    await shots.take(t, page, 'mc-not-login');
+    // the page's own challenge signs and logs in
+    await page.evaluate((v) => document.getElementById('mc-form').setAttribute('data-tbs', v), real);
+    await page.getByLabel(msg('mc.pin_label')).fill(c.pin);
+    await page.getByRole('button', { name: msg('mc.next') }).click();
+    await page.waitForURL((u) => u.pathname === '/login/moica-card/phone', { timeout: limit(30_000) });
+  } finally {
+    await context.close();
+    for (const sn of cardsAllBut([])) stack.insertCard(sn);
+  }
+});
+
 test('browser: a refusal page (revoked) and the no-script page, axe', { timeout: limit(60_000), skip: NO_BROWSER }, async (t) => {
   const c = card(CARD.revoked);
   const a = await startAuth();
@@ -874,9 +909,28 @@ test('browser: a refusal page (revoked) and the no-script page, axe', { timeout:
 
 // ---------------------------------------------------------------- the log
 
+/** The login_failed security events of a daemon log (JSON lines). */
+function loginFailed(log) {
+  return log.split('\n').filter((l) => l.includes('"event":"login_failed"')).map((l) => JSON.parse(l));
+}
+
+/** Each event has method, reason and addr (and nothing else besides the
+ * line's ts, level and event); the given reasons for method occurred. */
+function checkLoginFailed(log, method, reasons) {
+  const events = loginFailed(log).filter((e) => e.method === method);
+  for (const e of events) {
+    assert.deepEqual(Object.keys(e).sort(), ['addr', 'event', 'level', 'method', 'reason', 'ts'], JSON.stringify(e));
+    assert.match(e.addr, /^127\.0\.0\.1$/);
+    assert.match(e.reason, /^[a-z_]+$/);
+  }
+  const seen = new Set(events.map((e) => e.reason));
+  for (const r of reasons) assert.ok(seen.has(r), `a login_failed event for ${method} with reason ${r} (seen: ${[...seen].join(', ')})`);
+}
+
 test("issod's log holds no PIN, whole national ID, phone number, SMS code, name or certificate", T, async () => {
   const log = stack.issod.stderr + stackDead.issod.stderr;
   assert.ok(log.includes('moica_card_result'), 'the log did record the logins');
+  checkLoginFailed(log, 'moica-card', ['id_mismatch', 'revoked', 'expired', 'wrong_chain', 'bad_signature', 'challenge_used', 'bad_id', 'no_signature']);
   const leaks = [];
   const digits = (s) => new RegExp(`(?<![0-9])${s}(?![0-9])`);
   for (const id of secrets.ids) if (log.toUpperCase().includes(id)) leaks.push(`national ID ${id}`);

@@ -812,9 +812,28 @@ test('the TW FidO service unreachable: a clear page that offers another method',
 
 // ---------------------------------------------------------------- the log
 
+/** The login_failed security events of a daemon log (JSON lines). */
+function loginFailed(log) {
+  return log.split('\n').filter((l) => l.includes('"event":"login_failed"')).map((l) => JSON.parse(l));
+}
+
+/** Each event has method, reason and addr (and nothing else besides the
+ * line's ts, level and event); the given reasons for method occurred. */
+function checkLoginFailed(log, method, reasons) {
+  const events = loginFailed(log).filter((e) => e.method === method);
+  for (const e of events) {
+    assert.deepEqual(Object.keys(e).sort(), ['addr', 'event', 'level', 'method', 'reason', 'ts'], JSON.stringify(e));
+    assert.match(e.addr, /^127\.0\.0\.1$/);
+    assert.match(e.reason, /^[a-z_]+$/);
+  }
+  const seen = new Set(events.map((e) => e.reason));
+  for (const r of reasons) assert.ok(seen.has(r), `a login_failed event for ${method} with reason ${r} (seen: ${[...seen].join(', ')})`);
+}
+
 test("issod's log holds no whole national ID, phone number or SMS code", T, async () => {
   const log = stack.issod.stderr + stackShort.issod.stderr;
   assert.ok(log.includes('moica_mobile_result'), 'the log did record the logins');
+  checkLoginFailed(log, 'moica-mobile', ['denied', 'mismatch', 'not_enrolled', 'bad_id', 'id_limited', 'expired']);
   const leaks = [];
   const digits = (s) => new RegExp(`(?<![0-9])${s}(?![0-9])`);
   for (const id of secrets.ids) if (log.toUpperCase().includes(id)) leaks.push(`national ID ${id}`);

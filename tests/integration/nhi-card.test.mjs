@@ -354,6 +354,43 @@ test('junk posted with someone\'s ID never uses up that ID\'s tries', T, async (
   assert.equal(pathOf(r.url), '/login/nhi-card/phone', `the victim is not locked out: ${r.res.alerts().join(' | ')}`);
 });
 
+test('once an ID reached its limit, the NHI service is not asked again', T, async () => {
+  const c = card('F228033121');
+  const target = validId('R', '24681357'); // not this card's holder: each answer is "mismatch"
+  secrets.add(target);
+  const verifies = () => (stack.sim.stderr.match(/"event":"nhi_verify"/g) ?? []).length;
+  const start = verifies();
+  for (let i = 0; i < 10; i++) {
+    const agent = new HttpAgent();
+    const page = await toPassword(agent, await startAuth(), c, target);
+    const r = await answer(agent, page, c, c.registration_password);
+    assert.equal(r.res.status, 403, `card-proven answer ${i}: ${r.res.alerts().join(' | ')}`);
+  }
+  assert.equal(verifies(), start + 10, 'each of those reached the NHI service');
+  for (let i = 0; i < 2; i++) {
+    const agent = new HttpAgent();
+    const page = await toPassword(agent, await startAuth(), c, target);
+    const r = await answer(agent, page, c, c.registration_password);
+    assert.equal(r.res.status, 429);
+    assert.deepEqual(r.res.alerts(), [msg('nhi.id_limited')]);
+  }
+  assert.equal(verifies(), start + 10, 'the NHI service heard nothing once the limit was reached');
+  // the card's own holder is not held back by someone else's limit
+  const agent = new HttpAgent();
+  const page = await toPassword(agent, await startAuth(), c);
+  const ok = await answer(agent, page, c, c.registration_password);
+  assert.equal(pathOf(ok.url), '/login/nhi-card/phone');
+  assert.equal(verifies(), start + 11);
+  // security events: method, reason and address only
+  const events = stack.issod.stderr.split('\n').filter((l) => l.includes('"event":"login_failed"')).map((l) => JSON.parse(l))
+    .filter((e) => e.method === 'nhi-card');
+  for (const e of events) assert.deepEqual(Object.keys(e).sort(), ['addr', 'event', 'level', 'method', 'reason', 'ts']);
+  const reasons = new Set(events.map((e) => e.reason));
+  for (const r of ['id_limited', 'id_mismatch', 'wrong_password', 'suspended', 'bad_signature', 'random_stale']) {
+    assert.ok(reasons.has(r), `login_failed ${r} (seen: ${[...reasons].join(', ')})`);
+  }
+});
+
 test('a signature by another card, and a card changed between the steps, are refused', T, async () => {
   const c = card('A224680138');
   const other = card('A109876547');

@@ -778,9 +778,28 @@ test('browser (phone 390×844): the same walk, with Wi-Fi on at first', { timeou
 
 // ---------------------------------------------------------------- 9. the log
 
+/** The login_failed security events of a daemon log (JSON lines). */
+function loginFailed(log) {
+  return log.split('\n').filter((l) => l.includes('"event":"login_failed"')).map((l) => JSON.parse(l));
+}
+
+/** Each event has method, reason and addr (and nothing else besides the
+ * line's ts, level and event); the given reasons for method occurred. */
+function checkLoginFailed(log, method, reasons) {
+  const events = loginFailed(log).filter((e) => e.method === method);
+  for (const e of events) {
+    assert.deepEqual(Object.keys(e).sort(), ['addr', 'event', 'level', 'method', 'reason', 'ts'], JSON.stringify(e));
+    assert.match(e.addr, /^127\.0\.0\.1$/);
+    assert.match(e.reason, /^[a-z_]+$/);
+  }
+  const seen = new Set(events.map((e) => e.reason));
+  for (const r of reasons) assert.ok(seen.has(r), `a login_failed event for ${method} with reason ${r} (seen: ${[...seen].join(', ')})`);
+}
+
 test('issod\'s log holds no national ID, birthdate, whole number or SMS code', T, async () => {
   const log = stack.issod.stderr;
   for (const event of ['telecom_started', 'otp_sent']) assert.ok(log.includes(event), `the log has ${event} events`);
+  checkLoginFailed(log, 'telecom', ['mismatch', 'limited']);
   const leaks = [];
   const digits = (s) => new RegExp(`(?<![0-9])${s}(?![0-9])`);
   for (const id of secrets.ids) if (log.toUpperCase().includes(id)) leaks.push(`national ID ${id}`);

@@ -16,6 +16,7 @@
 #include "lib/config.h"
 #include "lib/isso.h"
 #include "lib/log.h"
+#include "lib/loginchal.h"
 #include "lib/pool.h"
 #include "lib/utf8.h"
 #include "lib/xmalloc.h"
@@ -571,6 +572,98 @@ test_utf8(void **state)
 	assert_false(utf8_printable("a\0b", 3, true));
 }
 
+/* The card login challenge: what issod makes parses back; anything off
+ * the format by one byte does not. */
+static void
+test_loginchal(void **state)
+{
+	static const char nonce[] = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJ0123-_Z";
+	static const char *const bad[] = {
+	    "",
+	    "iSSO-LOGIN-v1",
+	    "iSSO-LOGIN-v1\nhttps://isso.gov.taipei\nabcdefghijklmnopqrstuvwxyzABCDEFGHIJ0123-_Z\n"
+	    "2026-12-07T01:02:03Z\n",
+	    "iSSO-LOGIN-v2\nhttps://isso.gov.taipei\nabcdefghijklmnopqrstuvwxyzABCDEFGHIJ0123-_Z\n"
+	    "2026-12-07T01:02:03Z",
+	    "iSSO-LOGIN-v1\r\nhttps://"
+	    "isso.gov.taipei\nabcdefghijklmnopqrstuvwxyzABCDEFGHIJ0123-_Z\n"
+	    "2026-12-07T01:02:03Z",
+	    "iSSO-LOGIN-v1\nftp://isso.gov.taipei\nabcdefghijklmnopqrstuvwxyzABCDEFGHIJ0123-_Z\n"
+	    "2026-12-07T01:02:03Z",
+	    "iSSO-LOGIN-v1\nhttps://\nabcdefghijklmnopqrstuvwxyzABCDEFGHIJ0123-_Z\n"
+	    "2026-12-07T01:02:03Z",
+	    "iSSO-LOGIN-v1\nhttps://a b\nabcdefghijklmnopqrstuvwxyzABCDEFGHIJ0123-_Z\n"
+	    "2026-12-07T01:02:03Z",
+	    "iSSO-LOGIN-v1\nhttps://a?b\nabcdefghijklmnopqrstuvwxyzABCDEFGHIJ0123-_Z\n"
+	    "2026-12-07T01:02:03Z",
+	    "iSSO-LOGIN-v1\nhttps://u@a\nabcdefghijklmnopqrstuvwxyzABCDEFGHIJ0123-_Z\n"
+	    "2026-12-07T01:02:03Z",
+	    "iSSO-LOGIN-v1\nhttps://"
+	    "a\nabcdefghijklmnopqrstuvwxyzABCDEFGHIJ0123-_\n2026-12-07T01:02:03Z",
+	    "iSSO-LOGIN-v1\nhttps://"
+	    "a\nabcdefghijklmnopqrstuvwxyzABCDEFGHIJ0123-_=\n2026-12-07T01:02:03Z",
+	    "iSSO-LOGIN-v1\nhttps://"
+	    "a\nabcdefghijklmnopqrstuvwxyzABCDEFGHIJ0123-_Z\n2026-02-29T01:02:03Z",
+	    "iSSO-LOGIN-v1\nhttps://"
+	    "a\nabcdefghijklmnopqrstuvwxyzABCDEFGHIJ0123-_Z\n2026-12-07T24:02:03Z",
+	    "iSSO-LOGIN-v1\nhttps://a\nabcdefghijklmnopqrstuvwxyzABCDEFGHIJ0123-_Z\n2026-12-07 "
+	    "01:02:03Z",
+	    "iSSO-LOGIN-v1\nhttps://"
+	    "a\nabcdefghijklmnopqrstuvwxyzABCDEFGHIJ0123-_Z\n2026-12-07T01:02:03",
+	    "iSSO-LOGIN-v1\nhttps://"
+	    "a\nabcdefghijklmnopqrstuvwxyzABCDEFGHIJ0123-_Z\n2026-12-07T01:02:03Z\nx",
+	    "I agree to transfer NT$1,000,000",
+	};
+	struct login_chal ch;
+	char *text, origin[64], *big;
+
+	(void)state;
+	text = login_chal_format("https://isso.gov.taipei/isso", nonce, 1796605323);
+	assert_non_null(text);
+	assert_string_equal(text,
+	                    "iSSO-LOGIN-v1\nhttps://isso.gov.taipei/isso\n"
+	                    "abcdefghijklmnopqrstuvwxyzABCDEFGHIJ0123-_Z\n2026-12-07T01:02:03Z");
+	assert_int_equal(login_chal_parse((const unsigned char *)text, strlen(text), &ch), 0);
+	assert_string_equal(ch.issuer, "https://isso.gov.taipei/isso");
+	assert_string_equal(ch.nonce, nonce);
+	assert_int_equal(ch.time, 1796605323);
+	assert_string_equal(login_chal_issuer_origin(ch.issuer, origin, sizeof(origin)),
+	                    "https://isso.gov.taipei");
+	assert_null(login_chal_issuer_origin(ch.issuer, origin, 8));
+	/* a NUL inside is not the text */
+	text[20] = '\0';
+	assert_int_equal(login_chal_parse((const unsigned char *)text, strlen(text + 21) + 21, &ch),
+	                 ISSO_ERR_INVALID);
+	free(text);
+	/* a leap day */
+	text = login_chal_format("http://127.0.0.1:8080", nonce, 1709164800);
+	assert_non_null(text);
+	assert_non_null(strstr(text, "2024-02-29T00:00:00Z"));
+	assert_int_equal(login_chal_parse((const unsigned char *)text, strlen(text), &ch), 0);
+	assert_int_equal(ch.time, 1709164800);
+	free(text);
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+		assert_int_equal(
+		    login_chal_parse((const unsigned char *)bad[i], strlen(bad[i]), &ch),
+		    ISSO_ERR_INVALID);
+	/* what does not fit the format is never made */
+	assert_null(login_chal_format("isso.gov.taipei", nonce, 0));
+	assert_null(login_chal_format("https://isso.gov.taipei", "short", 0));
+	assert_null(login_chal_format("https://isso.gov.taipei", nonce, -1));
+	big = xmalloc(300);
+	memset(big, 'a', 299);
+	memcpy(big, "https://", 8);
+	big[299] = '\0';
+	assert_null(login_chal_format(big, nonce, 0));
+	big[LOGIN_CHAL_ISSUER_MAX] = '\0';
+	text = login_chal_format(big, nonce, 0);
+	assert_non_null(text);
+	assert_int_equal(strlen(text), LOGIN_CHAL_MAX);
+	assert_int_equal(login_chal_parse((const unsigned char *)text, strlen(text), &ch), 0);
+	free(text);
+	free(big);
+}
+
 int
 main(void)
 {
@@ -587,6 +680,7 @@ main(void)
 	    cmocka_unit_test(test_config_file_env),
 	    cmocka_unit_test(test_config_errors),
 	    cmocka_unit_test(test_utf8),
+	    cmocka_unit_test(test_loginchal),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

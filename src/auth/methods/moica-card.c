@@ -13,8 +13,10 @@
  *
  * A challenge is good for one attempt within CHALLENGE_TTL seconds. Each
  * rendering of the card page makes a new one (the previous one dies): the
- * text to be signed (tbs) is "iSSO moica-card login\n<issuer>\n<nonce>\n
- * <UTC time>", with a 256-bit nonce; the nonce's SHA-256 names a store
+ * text to be signed (tbs) is iSSO's login challenge (lib/loginchal.h)
+ * "iSSO-LOGIN-v1\n<issuer>\n<nonce>\n<UTC time>", with a 256-bit nonce,
+ * the only text isso-cardagent signs in its iSSO profile; the nonce's
+ * SHA-256 names a store
  * object (kind "mc-chal") that a POST takes atomically before anything is
  * verified, so a replayed or raced signature is refused however fast it
  * comes. State in the login transaction under "moica_card":
@@ -48,6 +50,7 @@
 #include "lib/idnum.h"
 #include "lib/isso.h"
 #include "lib/log.h"
+#include "lib/loginchal.h"
 #include "lib/secret.h"
 #include "lib/xmalloc.h"
 #include "store/store.h"
@@ -57,7 +60,6 @@
 #define CHAL_KIND   "mc-chal"
 #define HELP_PATH   "/moica-card/help"
 #define SCRIPT_PATH "/static/card-moica.js"
-#define TBS_PREFIX  "iSSO moica-card login"
 /* One challenge, one attempt, within this many seconds. */
 #define CHALLENGE_TTL 300
 /* Card-proven attempts per national ID per window, whatever the card:
@@ -120,6 +122,7 @@ static const struct {
     {"pin_locked", "mc.js.pin_locked"},
     {"card_removed", "mc.js.card_removed"},
     {"untrusted", "mc.js.untrusted"},
+    {"not_login", "mc.js.not_login"},
     {"pin_format", "mc.js.pin_format"},
     {"sign_failed", "mc.js.sign_failed"},
     {"bad_id", "mc.bad_id"},
@@ -135,6 +138,16 @@ enum refusal {
 	REF_SERVICE,     /* revocation or ID-check service unavailable */
 	REF_UNAVAILABLE, /* the method is not set up on this server */
 };
+
+/* The security event for a failed attempt: the method, why, and the
+ * client address; never the ID, a PIN or a password. */
+static void
+login_failed(struct http_req *req, const char *reason)
+{
+	log_event(LOG_WARN, "login_failed",
+	          json_pack("{s:s, s:s, s:s?}", "method", "moica-card", "reason", reason, "addr",
+	                    http_remote_addr(req)));
+}
 
 static const char *
 stage_of(json_t *st)
@@ -178,22 +191,25 @@ challenge_new(struct isso_app *app, const char *id, json_t *st)
 	json_t *old = json_object_get(st, "chal"), *data;
 	const char *old_n = json_string_value(json_object_get(old, "n"));
 	int64_t now = app_now(), exp = now + CHALLENGE_TTL;
-	char nonce[48], key[65], when[32], *tbs;
-	time_t t = (time_t)now;
-	struct tm tm;
+	char nonce[48], key[65], *tbs;
 	int ret;
 
 	if (old_n != NULL)
 		(void)store_eph_delete(app->store, CHAL_KIND, chal_key(old_n, key));
 	secret_token(32, nonce);
-	gmtime_r(&t, &tm);
-	strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", &tm);
+	tbs = login_chal_format(app->issuer, nonce, now);
+	if (tbs == NULL) {
+		/* an issuer the challenge format cannot carry (over 255 bytes) */
+		log_error("moica_card_bad_issuer", NULL);
+		return ISSO_ERR_INVALID;
+	}
 	data = json_pack("{s:s}", "txn", id);
 	ret = store_eph_put(app->store, CHAL_KIND, chal_key(nonce, key), data, exp);
 	json_decref(data);
-	if (ret < 0)
+	if (ret < 0) {
+		free(tbs);
 		return ret;
-	tbs = xasprintf("%s\n%s\n%s\n%s", TBS_PREFIX, app->issuer, nonce, when);
+	}
 	json_object_set_new(
 	    st, "chal",
 	    json_pack("{s:s, s:s, s:I}", "n", nonce, "tbs", tbs, "exp", (json_int_t)exp));
@@ -202,6 +218,24 @@ challenge_new(struct isso_app *app, const char *id, json_t *st)
 }
 
 enum chal_result { CHAL_OK, CHAL_USED, CHAL_EXPIRED, CHAL_ERROR };
+
+/* The challenge text tbs is in iSSO's format, for our issuer and nonce
+ * n, made no more than CHALLENGE_TTL seconds ago (and not in the future,
+ * a minute's slack for clock steps). */
+static bool
+challenge_sound(struct isso_app *app, const char *tbs, const char *n)
+{
+	struct login_chal ch;
+	int64_t now = app_now();
+
+	if (login_chal_parse((const unsigned char *)tbs, strlen(tbs), &ch) != 0 ||
+	    strcmp(ch.issuer, app->issuer) != 0 || strcmp(ch.nonce, n) != 0 || ch.time > now + 60 ||
+	    ch.time < now - CHALLENGE_TTL - 60) {
+		log_error("moica_card_challenge_unsound", NULL);
+		return false;
+	}
+	return true;
+}
 
 /* Takes the challenge the form names out of st and out of the store, once:
  * CHAL_OK with *tbs_r (malloc'd) when it is the transaction's current one,
@@ -232,6 +266,13 @@ challenge_take(struct isso_app *app, json_t *st, const char *given, char **tbs_r
 	}
 	if (!taken)
 		goto out;
+	/* What the card signs is this text, byte for byte: it must still be
+	 * a well-formed challenge naming this issuer, this nonce and a time
+	 * within the challenge's life. */
+	if (!challenge_sound(app, tbs, n)) {
+		r = CHAL_ERROR;
+		goto out;
+	}
 	*tbs_r = xstrdup(tbs);
 	r = CHAL_OK;
 out:
@@ -392,6 +433,7 @@ card_post(struct isso_app *app, struct http_req *req, const char *id, json_t *tx
 	memset(&holder, 0, sizeof(holder));
 	memset(idn, 0, sizeof(idn));
 	if (!csrf_check(req, &app->secrets, CSRF_ID)) {
+		login_failed(req, "csrf");
 		card_page(app, req, id, txn, 403, "error.csrf", NULL);
 		return;
 	}
@@ -399,6 +441,7 @@ card_post(struct isso_app *app, struct http_req *req, const char *id, json_t *tx
 	if (typed != NULL && strlen(typed) > 16)
 		typed = NULL;
 	if (method_addr_limited(app, req, "mc")) {
+		login_failed(req, "rate_limited");
 		card_page(app, req, id, txn, 429, "error.rate_limited", typed);
 		return;
 	}
@@ -417,6 +460,9 @@ card_post(struct isso_app *app, struct http_req *req, const char *id, json_t *tx
 		         : cr == CHAL_USED  ? "used"
 		                            : "error",
 		         NULL);
+		login_failed(req, cr == CHAL_EXPIRED ? "challenge_expired"
+		                  : cr == CHAL_USED  ? "challenge_used"
+		                                     : "error");
 		card_page(app, req, id, txn, cr == CHAL_ERROR ? 503 : 400,
 		          cr == CHAL_EXPIRED ? "mc.challenge_expired"
 		          : cr == CHAL_USED  ? "mc.challenge_used"
@@ -428,11 +474,13 @@ card_post(struct isso_app *app, struct http_req *req, const char *id, json_t *tx
 	sig = field(req, "signature", SIG_MAX);
 	cert = field(req, "certb64", CERT_MAX);
 	if (typed == NULL || !idnum_normalize(typed, idn) || !idnum_is_valid(idn)) {
+		login_failed(req, "bad_id");
 		card_page(app, req, id, txn, 400, "mc.bad_id", typed);
 		goto out;
 	}
 	if (sig == NULL) {
 		/* Without script the form posts no signature. */
+		login_failed(req, "no_signature");
 		card_page(app, req, id, txn, 400, "mc.no_signature", idn);
 		goto out;
 	}
@@ -520,6 +568,7 @@ save:
 	 * shown already carries a new challenge saved with the transaction,
 	 * or the transaction is saved here. */
 	log_info("moica_card_result", "state", verdict, "id", log_mask(idn, masked), NULL);
+	login_failed(req, verdict);
 	if (json_object_get(st, "chal") == NULL)
 		(void)flow_txn_save(app, id, txn);
 out:

@@ -108,6 +108,16 @@ outcome_parse(const char *s)
 	return OUT_NONE;
 }
 
+/* The security event for a failed attempt: the method, why, and the
+ * client address; never the ID. */
+static void
+login_failed(struct http_req *req, const char *reason)
+{
+	log_event(LOG_WARN, "login_failed",
+	          json_pack("{s:s, s:s, s:s?}", "method", "moica-mobile", "reason", reason, "addr",
+	                    http_remote_addr(req)));
+}
+
 static const char *
 stage_of(json_t *st)
 {
@@ -293,15 +303,18 @@ id_step(struct isso_app *app, struct http_req *req, const char *id, json_t *txn)
 	}
 	typed = http_form(req, "id_number");
 	if (typed == NULL || !idnum_normalize(typed, idn) || !idnum_is_valid(idn)) {
+		login_failed(req, "bad_id");
 		id_page(app, req, id, 400, "mm.bad_id",
 		        typed != NULL && strlen(typed) <= 16 ? typed : NULL);
 		goto out;
 	}
 	if (method_addr_limited(app, req, "mm-id")) {
+		login_failed(req, "rate_limited");
 		id_page(app, req, id, 429, "error.rate_limited", idn);
 		goto out;
 	}
 	if (id_limited(app, idn)) {
+		login_failed(req, "id_limited");
 		id_page(app, req, id, 429, "mm.id_limited", idn);
 		goto out;
 	}
@@ -315,6 +328,8 @@ id_step(struct isso_app *app, struct http_req *req, const char *id, json_t *txn)
 	json_object_set_new(txn, STATE_KEY, st);
 	json_object_del(txn, "otp_step");
 	o = issue_ticket(app, idn, st);
+	if (o != OUT_PENDING)
+		login_failed(req, outcome_names[o]);
 	if (!method_txn_save(app, req, id, txn))
 		goto out;
 	if (o == OUT_PENDING)
@@ -379,7 +394,7 @@ out:
  * interval per transaction, and records the answer in st. *changed_r
  * tells whether st must be saved. */
 static enum outcome
-poll_once(struct isso_app *app, json_t *st, bool *changed_r)
+poll_once(struct isso_app *app, struct http_req *req, json_t *st, bool *changed_r)
 {
 	json_t *ticket = json_object_get(st, "ticket");
 	struct twfido_status status;
@@ -444,6 +459,8 @@ poll_once(struct isso_app *app, json_t *st, bool *changed_r)
 		if (o != OUT_DONE)
 			json_object_set_new(st, "outcome", json_string(outcome_names[o]));
 		log_info("moica_mobile_result", "state", outcome_names[o], NULL);
+		if (o != OUT_DONE)
+			login_failed(req, outcome_names[o]);
 	}
 	free(hashed);
 	if (name != NULL)
@@ -511,14 +528,18 @@ regenerate(struct isso_app *app, struct http_req *req, const char *id, json_t *t
 		return;
 	}
 	if (method_addr_limited(app, req, "mm-id")) {
+		login_failed(req, "rate_limited");
 		qr_page(app, req, id, st, 429, "error.rate_limited", NULL);
 		goto out;
 	}
 	if (id_limited(app, idn)) {
+		login_failed(req, "id_limited");
 		qr_page(app, req, id, st, 429, "mm.id_limited", NULL);
 		goto out;
 	}
 	o = issue_ticket(app, idn, st);
+	if (o != OUT_PENDING)
+		login_failed(req, outcome_names[o]);
 	if (!method_txn_save(app, req, id, txn))
 		goto out;
 	if (o == OUT_PENDING)
@@ -563,7 +584,7 @@ qr_step(struct isso_app *app, struct http_req *req, const char *id, json_t *txn)
 		return;
 	}
 	/* "check": the page without script asks once. */
-	o = poll_once(app, st, &changed);
+	o = poll_once(app, req, st, &changed);
 	if (changed && !method_txn_save(app, req, id, txn))
 		return;
 	if (o == OUT_PENDING || o == OUT_NONE)
@@ -587,7 +608,7 @@ status_step(struct isso_app *app, struct http_req *req, const char *id, json_t *
 		http_send_json(req, 409, json_pack("{s:s}", "state", "none"));
 		return;
 	}
-	o = poll_once(app, st, &changed);
+	o = poll_once(app, req, st, &changed);
 	if (changed && flow_txn_save(app, id, txn) < 0) {
 		http_send_json(req, 410, json_pack("{s:s}", "state", "gone"));
 		return;

@@ -52,9 +52,13 @@
 #define RANDOM_KIND "nhi-rand"
 /* Card-proven attempts per national ID per window, whatever the card: the
  * NHI service suspends a card after 3 wrong passwords, this bounds
- * someone with many cards trying one ID. */
+ * someone with many cards trying one ID. The count (store kind ID_KIND,
+ * under the ID's lookup hash) is read before the NHI service is asked,
+ * and raised only by an answer that proved the card (see
+ * password_step). */
 #define ID_WINDOW 600
 #define ID_MAX    10
+#define ID_KIND   "nhi-id"
 /* Largest card signature / certificate / password blob accepted (b64). */
 #define SIG_MAX  2048
 #define CERT_MAX 8192
@@ -99,6 +103,44 @@ ws_origin(struct http_req *req, const char *url)
 	if (n == skip)
 		return NULL;
 	return pool_strndup(http_pool(req), url, n);
+}
+
+/* The security event for a failed attempt: the method, why, and the
+ * client address; never the ID or the password. */
+static void
+login_failed(struct http_req *req, const char *reason)
+{
+	log_event(LOG_WARN, "login_failed",
+	          json_pack("{s:s, s:s, s:s?}", "method", "nhi-card", "reason", reason, "addr",
+	                    http_remote_addr(req)));
+}
+
+/* Has idn had ID_MAX card-proven answers in the window? Asked before the
+ * NHI service, so that once the limit is reached the service is not
+ * asked at all. A store failure counts as reached. */
+static bool
+id_limit_reached(struct isso_app *app, const char *idn)
+{
+	char hash[65];
+	int count = 0;
+
+	secret_lookup_hash(&app->secrets, "id", idn, hash);
+	if (store_eph_get(app->store, ID_KIND, hash, app_now(), NULL, &count) < 0)
+		return true;
+	return count >= ID_MAX;
+}
+
+/* One more card-proven answer for idn (the window starts at the first). */
+static void
+id_count(struct isso_app *app, const char *idn)
+{
+	char hash[65];
+	int64_t now = app_now();
+	int count = 0;
+
+	secret_lookup_hash(&app->secrets, "id", idn, hash);
+	if (store_eph_incr(app->store, ID_KIND, hash, now, now + ID_WINDOW, &count) < 0)
+		log_error("nhi_card_id_count_failed", NULL);
 }
 
 static const char *
@@ -348,12 +390,14 @@ password_step(struct isso_app *app, struct http_req *req, const char *id, json_t
 		return;
 	}
 	if (!csrf_check(req, &app->secrets, CSRF_ID)) {
+		login_failed(req, "csrf");
 		password_page(app, req, id, txn, 403, page_text(app, req, "error.csrf"));
 		return;
 	}
 	random = http_form(req, "random");
 	if (!take_random(app, st, random)) {
 		/* Replayed, stale or forged: this try is over, a new one starts. */
+		login_failed(req, "random_stale");
 		password_page(app, req, id, txn, 400, page_text(app, req, "nhi.stale"));
 		return;
 	}
@@ -365,15 +409,18 @@ password_step(struct isso_app *app, struct http_req *req, const char *id, json_t
 	blob = form_b64(req, "blob", SIG_MAX);
 	signed_card = http_form(req, "signed_card_no");
 	if (sig == NULL || cert == NULL || blob == NULL) {
+		login_failed(req, "malformed");
 		password_page(app, req, id, txn, 400, page_text(app, req, "nhi.card_failed"));
 		return;
 	}
 	if (signed_card == NULL || strcmp(signed_card, card) != 0) {
 		/* Another card than the one read at step 1 signed. */
+		login_failed(req, "card_changed");
 		result_page(app, req, id, 409, "nhi.changed_title", "nhi.changed", true, 0);
 		return;
 	}
 	if (method_addr_limited(app, req, "nhi-card")) {
+		login_failed(req, "rate_limited");
 		password_page(app, req, id, txn, 429, page_text(app, req, "error.rate_limited"));
 		return;
 	}
@@ -382,16 +429,28 @@ password_step(struct isso_app *app, struct http_req *req, const char *id, json_t
 		page_error(app, req, 503, "error.unavailable", "error.unavailable.message", NULL);
 		return;
 	}
+	/* The per-ID limit is checked before the NHI service is asked: once
+	 * reached, no more guesses for this ID reach the service. */
+	if (id_limit_reached(app, idn)) {
+		login_failed(req, "id_limited");
+		password_page(app, req, id, txn, 429, page_text(app, req, "nhi.id_limited"));
+		goto out;
+	}
 	r = conn_nhi_verify(app->nhi, card, idn, random, sig, cert, blob, &tries_left,
 	                    &retry_after);
 	/* Tries per ID count only once the card's signature was good (any
 	 * answer but "signature" or an error): a stranger posting junk with
-	 * someone's ID must not be able to lock that person out. */
-	if (r != NHI_SIGNATURE && r != NHI_ERROR &&
-	    method_value_limited(app, "nhi-id", "id", idn, ID_WINDOW, ID_MAX)) {
-		password_page(app, req, id, txn, 429, page_text(app, req, "nhi.id_limited"));
-		goto out;
-	}
+	 * someone's ID must not be able to lock that person out. Concurrent
+	 * posts for one ID can each pass the check above before either is
+	 * counted; each still needs its own random and the card. */
+	if (r != NHI_SIGNATURE && r != NHI_ERROR)
+		id_count(app, idn);
+	if (r != NHI_OK)
+		login_failed(req, r == NHI_PASSWORD    ? "wrong_password"
+		                  : r == NHI_SUSPENDED ? "suspended"
+		                  : r == NHI_MISMATCH  ? "id_mismatch"
+		                  : r == NHI_SIGNATURE ? "bad_signature"
+		                                       : "service_failed");
 	switch (r) {
 	case NHI_OK:
 		if (person_link_id(app, idn, NULL, uuid) < 0) {

@@ -569,6 +569,16 @@ set_outcome(json_t *st, const char *name)
 /* Starts the carrier's check for the proven number (unless one is still
  * pending), records the verification or the outcome, and sends the
  * citizen to the QR step, which shows either. */
+/* The security event for a failed attempt: the method, why, and the
+ * client address; never the ID, birthdate or number. */
+static void
+login_failed(struct http_req *req, const char *reason)
+{
+	log_event(LOG_WARN, "login_failed",
+	          json_pack("{s:s, s:s, s:s?}", "method", "telecom", "reason", reason, "addr",
+	                    http_remote_addr(req)));
+}
+
 static void
 do_start(struct isso_app *app, struct http_req *req, const char *id, json_t *txn, json_t *st)
 {
@@ -625,6 +635,8 @@ do_start(struct isso_app *app, struct http_req *req, const char *id, json_t *txn
 		set_outcome(st, "error");
 	}
 done:
+	if (sget(st, "outcome") != NULL)
+		login_failed(req, sget(st, "outcome"));
 	if (link != NULL)
 		xfree_secret(link);
 	free(sealed);
@@ -659,7 +671,7 @@ out:
  * POLL_MS: "done", an outcome name, "pending", "wifi", "other_number", or
  * "none". *changed_r tells whether st must be saved. */
 static const char *
-poll_once(struct isso_app *app, json_t *st, bool *changed_r)
+poll_once(struct isso_app *app, struct http_req *req, json_t *st, bool *changed_r)
 {
 	json_t *ver = json_object_get(st, "ver");
 	enum telecom_state state = TELECOM_STATE_ERROR;
@@ -715,6 +727,7 @@ poll_once(struct isso_app *app, json_t *st, bool *changed_r)
 		return "done";
 	if (sget(st, "outcome") != NULL) {
 		log_info("telecom_result", "state", sget(st, "outcome"), NULL);
+		login_failed(req, sget(st, "outcome"));
 		return sget(st, "outcome");
 	}
 	return sget(st, "seen") ?: "pending";
@@ -834,7 +847,7 @@ qr_step(struct isso_app *app, struct http_req *req, const char *id, json_t *txn)
 			return;
 		}
 	}
-	state = poll_once(app, st, &changed);
+	state = poll_once(app, req, st, &changed);
 	if (changed && !method_txn_save(app, req, id, txn))
 		return;
 	/* "check": the page without script asks once. */
@@ -857,7 +870,7 @@ status_step(struct isso_app *app, struct http_req *req, const char *id, json_t *
 		http_send_json(req, 409, json_pack("{s:s}", "state", "none"));
 		return;
 	}
-	state = poll_once(app, st, &changed);
+	state = poll_once(app, req, st, &changed);
 	if (changed && flow_txn_save(app, id, txn) < 0) {
 		http_send_json(req, 410, json_pack("{s:s}", "state", "gone"));
 		return;
