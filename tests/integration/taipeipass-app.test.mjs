@@ -2,11 +2,12 @@
 // 點擊掃描QRcode進行登入, a QR code carrying a one-time challenge that
 // isso-sim's TaipeiPass app answers at issod's POST /app/v1/qr/approve
 // (through `isso-sim phone tpapp …` and the sim's phone HTTP API), the
-// page's polling, and the outcomes: approved (acr substantial, amr swk
-// mca), denied, expired, a wrong app password (with the lockout the
-// password page shares), a replayed approval, a challenge of another
-// login, and acr_values=substantial (the password is not offered, and a
-// password login is refused). Once in headless Chromium with axe.
+// page's polling, and the outcomes: approved, denied, expired, a wrong
+// app password (with the lockout the password page shares), a replayed
+// approval, a challenge of another login. The app's credential is still
+// the member's password, so an app login is acr low with amr ["pwd"], and
+// a service asking for substantial is offered neither the password nor
+// the app (issue 14's probe). Once in headless Chromium with axe.
 
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -179,21 +180,18 @@ async function finish(agent, a, next, s = stack) {
     pkceCodeVerifier: a.verifier, expectedState: a.state, expectedNonce: a.nonce,
   });
   const claims = tokens.claims();
-  assert.equal(claims.acr, ACR_SUBSTANTIAL, 'acr substantial');
-  assert.deepEqual([...claims.amr].sort(), ['mca', 'swk'], `amr ${JSON.stringify(claims.amr)}`);
+  // the app's credential is the member's password: no more than that
+  assert.equal(claims.acr, ACR_LOW, 'acr low');
+  assert.deepEqual(claims.amr, ['pwd'], `amr ${JSON.stringify(claims.amr)}`);
   return { tokens, claims };
 }
 
 // ---------------------------------------------------------------- tests
 
-test('acr_values=substantial: the card is shown, only the QR code is offered; approved by `isso-sim phone tpapp` (CLI) → acr substantial, amr swk mca', T, async () => {
+test('issue 14 probe: an app approval by account + password (`isso-sim phone tpapp` CLI) is acr low, amr ["pwd"]', T, async () => {
   const agent = new HttpAgent();
-  const a = await startAuth({ extra: { acr_values: ACR_SUBSTANTIAL } });
-  const { res: login } = await toLogin(agent, a);
-  assert.ok(!login.forms().some((f) => f.has('password')), 'no password form');
-  assert.ok(login.pageText().includes(msg('tp.app_only')), 'says why');
+  const a = await startAuth();
   const { res, t, qr } = await toQr(agent, a);
-  assert.ok(!res.links().some((l) => l.text === msg('tp.app_use_password')), 'no way back to the password');
   assert.match(res.text, /<svg [^>]*role="img"/, 'an inline SVG QR code');
   assert.match(res.text, /data-poll="\/login\/taipeipass\/app-status\?t=/);
   const seconds = Number(/class="countdown" data-seconds="(\d+)"/.exec(res.text)?.[1]);
@@ -348,13 +346,34 @@ test('a challenge belongs to its own login', T, async () => {
   await finish(agentA, a, st.body.next);
 });
 
-test('acr_values=substantial: a direct POST of the password form is refused by flow_complete', T, async () => {
+test('issue 14 probe: acr_values=substantial offers neither the password nor the app, and refuses both', T, async () => {
+  const agent = new HttpAgent();
+  const a = await startAuth({ extra: { acr_values: ACR_SUBSTANTIAL } });
+  const r = await agent.followUntil(a.url.href, isRp);
+  assert.equal(r.res.status, 200, 'the method choice');
+  assert.equal(pathOf(r.url), '/login');
+  assert.ok(!r.res.links().some((l) => pathOf(l.href).startsWith('/login/taipeipass')), '台北通 is not offered');
+  const t = tOf(r.url);
+  for (const step of ['', '/app', '/org', '/app-done']) {
+    const res = await agent.get(stack.url(`/login/taipeipass${step}?t=${t}`));
+    assert.equal(res.status, 403, `/login/taipeipass${step}`);
+    assert.ok(res.pageText().includes(msg('error.loa_too_low')), `/login/taipeipass${step}: ${res.pageText().slice(0, 200)}`);
+  }
+  const st = await appStatus(agent, t);
+  assert.equal(st.status, 403);
+  assert.equal(st.body.state, 'none');
+  const page = await agent.get(stack.url(`/login/taipeipass/app?t=${t}`));
+  assert.ok(!/data-qr=/.test(page.text), 'no QR code');
+});
+
+test('acr_values=substantial: a direct POST of the password form is refused', T, async () => {
   const agent = new HttpAgent();
   // a tp-login CSRF token from a low login in the same browser
   const { res: lowLogin } = await toLogin(agent, await startAuth());
   const lf = lowLogin.forms().find((x) => x.has('password'));
   const csrf = lf.controls.find((c) => c.name === 'csrf').value;
-  const { t } = await toLogin(agent, await startAuth({ extra: { acr_values: ACR_SUBSTANTIAL } }));
+  const r = await agent.followUntil((await startAuth({ extra: { acr_values: ACR_SUBSTANTIAL } })).url.href, isRp);
+  const t = tOf(r.url);
   const res = await agent.postForm(stack.url('/login/taipeipass'), {
     csrf, t, account: WANG.taipeipass.account, password: WANG.taipeipass.password,
   });

@@ -1,7 +1,9 @@
-/* Method taipeipass (台北通會員帳號): password login of TaipeiPass members
- * (loa low, amr pwd), login by scanning a QR code with the TaipeiPass app
- * (loa substantial, amr swk mca), registration and password reset by SMS
- * code.
+/* Method taipeipass (台北通會員帳號): password login of TaipeiPass members,
+ * login by scanning a QR code with the TaipeiPass app, registration and
+ * password reset by SMS code. Both logins are loa low, amr pwd: the app's
+ * credential is, for now, the member's account and password. It counts as
+ * substantial only once the app signs its answer with a device key
+ * enrolled on the phone.
  *
  * The app login:
  *   step "app"         the QR page: `isso-tpapp:<public_url>/app/v1/qr/<c>`
@@ -47,7 +49,6 @@
 #define PENDING_TTL 900
 
 static const char *const amr_pwd[] = {"pwd", NULL};
-static const char *const amr_app[] = {"swk", "mca", NULL};
 static const char *const bullets[] = {"tp.bullet1", "tp.bullet2", "tp.bullet3", NULL};
 
 static void handle(struct isso_app *app, struct http_req *req, const char *step);
@@ -55,7 +56,7 @@ static void routes(struct isso_app *app, struct http_server *srv);
 
 const struct method method_taipeipass = {
     .id = "taipeipass",
-    .loa = LOA_SUBSTANTIAL, /* through the app; a password login is low */
+    .loa = LOA_LOW, /* the app too, until it signs with an enrolled device key */
     .amr = amr_pwd,
     .vouches = CLAIM_UUID | CLAIM_NAME | CLAIM_ID_NUMBER | CLAIM_PHONE | CLAIM_EMAIL |
                CLAIM_BIRTHDATE | CLAIM_ADDRESS,
@@ -67,23 +68,16 @@ const struct method method_taipeipass = {
     .routes = routes,
 };
 
-/* Does this login need more than a password (acr_values)? */
-static bool
-app_only(json_t *txn)
-{
-	return json_integer_value(json_object_get(txn, "min_loa")) > LOA_LOW;
-}
-
 static void
 login_page(struct isso_app *app, struct http_req *req, const char *id, json_t *txn, int status,
            const char *error_key, const char *account)
 {
-	json_t *ctx = json_pack(
-	    "{s:s, s:s, s:s, s:s, s:s, s:s, s:b}", "txn", id, "csrf",
-	    csrf_token(req, &app->secrets, "tp-login"), "register_url",
-	    flow_url(req, "/taipeipass/register", id), "forgot_url",
-	    flow_url(req, "/taipeipass/forgot", id), "back_url", flow_url(req, "/login", id),
-	    "app_url", flow_url(req, "/login/taipeipass/app", id), "app_only", app_only(txn));
+	json_t *ctx = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s}", "txn", id, "csrf",
+	                        csrf_token(req, &app->secrets, "tp-login"), "register_url",
+	                        flow_url(req, "/taipeipass/register", id), "forgot_url",
+	                        flow_url(req, "/taipeipass/forgot", id), "back_url",
+	                        flow_url(req, "/login", id), "app_url",
+	                        flow_url(req, "/login/taipeipass/app", id));
 
 	if (error_key != NULL)
 		json_object_set_new(ctx, "error", json_string(page_text(app, req, error_key)));
@@ -121,6 +115,17 @@ handle(struct isso_app *app, struct http_req *req, const char *step)
 	txn = flow_txn_load(app, req, &id);
 	if (txn == NULL)
 		return;
+	/* No path of this method proves more than a password: a login that
+	 * asks for more is refused before any step (flow_complete would
+	 * refuse it too). */
+	if (json_integer_value(json_object_get(txn, "min_loa")) > method_taipeipass.loa) {
+		if (strcmp(step, "app-status") == 0)
+			http_send_json(req, 403, json_pack("{s:s}", "state", "none"));
+		else
+			page_error(app, req, 403, "error.loa_title", "error.loa_too_low",
+			           flow_url(req, "/login", id));
+		goto out;
+	}
 	if (strcmp(step, "app") == 0) {
 		app_step(app, req, id, txn);
 		goto out;
@@ -353,7 +358,7 @@ app_page(struct isso_app *app, struct http_req *req, const char *id, json_t *txn
 		json_object_set_new(ctx, "org", json_true());
 		json_object_set_new(ctx, "personal_url",
 		                    json_string(flow_url(req, "/login/taipeipass", id)));
-	} else if (!app_only(txn)) {
+	} else {
 		json_object_set_new(ctx, "password_url",
 		                    json_string(flow_url(req, "/login/taipeipass", id)));
 	}
@@ -510,7 +515,7 @@ app_status_step(struct isso_app *app, struct http_req *req, const char *id, json
 }
 
 /* GET …/app-done: the approval is taken (once) and the login completes
- * with loa substantial. */
+ * with loa low, amr pwd: the app's credential is still the password. */
 static void
 app_done_step(struct isso_app *app, struct http_req *req, const char *id, json_t *txn)
 {
@@ -539,8 +544,8 @@ app_done_step(struct isso_app *app, struct http_req *req, const char *id, json_t
 	memset(&auth, 0, sizeof(auth));
 	auth.uuid = uuid;
 	auth.method = &method_taipeipass;
-	auth.loa = LOA_SUBSTANTIAL;
-	auth.amr = amr_app;
+	auth.loa = LOA_LOW;
+	auth.amr = amr_pwd;
 	if (org != NULL) {
 		auth.attrs = json_pack("{s:O}", "organisation", org);
 		json_object_del(txn, "org");
