@@ -4,7 +4,8 @@
 // and issod checks that the member belongs to it. Covers issoctl org …,
 // the happy path (scope organization: UserInfo organization {ubn, name}
 // beside the acting member's own claims, acr low and amr pwd like every
-// app login for now,
+// app login for now, the app told the service's name and picking the
+// page's number,
 // the consent page naming the organisation), refusals (a member of another
 // organisation, of none, an approval without an organisation, an
 // organisation named in a personal login), a client not approved for the
@@ -122,7 +123,9 @@ async function toOrgQr(agent, a) {
   assert.ok(res.pageText().includes(msg('tp.org_heading')), 'marked as an organisation login');
   const m = /data-qr="([^"]+)"/.exec(res.text);
   assert.ok(m, 'the QR page carries the code');
-  return { res, t: tOf(r.url), qr: decodeEntities(m[1]) };
+  const n = /id="tp-number">(\d{2})</.exec(res.text);
+  assert.ok(n, 'the QR page shows the number to pick');
+  return { res, t: tOf(r.url), qr: decodeEntities(m[1]), pick: n[1] };
 }
 
 /** `isso-sim phone tpapp ARGS`: {code, out}. */
@@ -221,15 +224,22 @@ test('discovery lists the organization scope', T, async () => {
 test('組織 / 公司企業 → QR → the member approves for their organisation (isso-sim --org) → consent names it → UserInfo organization + the member; acr low, amr pwd', T, async () => {
   const agent = new HttpAgent();
   const a = await startAuth();
-  const { t, qr } = await toOrgQr(agent, a);
+  const { t, qr, pick } = await toOrgQr(agent, a);
+
+  // the app is told it is an organisation login, for which service
+  const show = await simTpapp(['show', qr]);
+  assert.equal(show.code, 0, show.stderr);
+  assert.equal(show.out.organisation, true);
+  assert.equal(show.out.service, '臺北市測試機關');
+  assert.ok(show.out.choices.includes(Number(pick)));
 
   // an organisation login needs the organisation named
-  const bare = await simTpapp(['approve', qr, '--account', WANG.taipeipass.account]);
+  const bare = await simTpapp(['approve', qr, '--account', WANG.taipeipass.account, '--pick', pick]);
   assert.equal(bare.code, 1);
   assert.equal(bare.out.error, 'organisation_required');
   assert.equal((await appStatus(agent, t)).body.state, 'pending', 'still waiting');
 
-  const cli = await simTpapp(['approve', qr, '--account', WANG.taipeipass.account, '--org', ORG.ubn]);
+  const cli = await simTpapp(['approve', qr, '--account', WANG.taipeipass.account, '--org', ORG.ubn, '--pick', pick]);
   assert.equal(cli.code, 0, `isso-sim: ${cli.stderr} ${JSON.stringify(cli.out)}`);
   assert.equal(cli.out.result, 'approved');
   const st = await appStatus(agent, t);
@@ -249,27 +259,42 @@ test('組織 / 公司企業 → QR → the member approves for their organisatio
 
 test('a member of another organisation is refused (clear error to the app, refusal and retry on the page)', T, async () => {
   const agent = new HttpAgent();
-  const { t, qr } = await toOrgQr(agent, await startAuth());
-  const r = await simHttp('approve', { qr, account: outsider.account, password: outsider.password, org: ORG.ubn });
+  const { t, qr, pick } = await toOrgQr(agent, await startAuth());
+  const r = await simHttp('approve', { qr, account: outsider.account, password: outsider.password, org: ORG.ubn, pick });
   await assertRefused(agent, t, r);
 });
 
 test('a member of no organisation, and an unregistered 統一編號, are refused alike', T, async () => {
   const agent = new HttpAgent();
-  const { t, qr } = await toOrgQr(agent, await startAuth());
-  const r = await simHttp('approve', { qr, account: loner.account, password: loner.password, org: ORG.ubn });
+  const { t, qr, pick } = await toOrgQr(agent, await startAuth());
+  const r = await simHttp('approve', { qr, account: loner.account, password: loner.password, org: ORG.ubn, pick });
   await assertRefused(agent, t, r);
 
   const agent2 = new HttpAgent();
   const second = await toOrgQr(agent2, await startAuth());
-  const r2 = await simHttp('approve', { qr: second.qr, account: wang.account, password: wang.password, org: '22099136' });
+  const r2 = await simHttp('approve', { qr: second.qr, account: wang.account, password: wang.password, org: '22099136', pick: second.pick });
   await assertRefused(agent2, second.t, r2);
 
   const agent3 = new HttpAgent();
   const third = await toOrgQr(agent3, await startAuth());
-  const bad = await simHttp('approve', { qr: third.qr, account: wang.account, password: wang.password, org: '12345678' });
+  const bad = await simHttp('approve', { qr: third.qr, account: wang.account, password: wang.password, org: '12345678', pick: third.pick });
   assert.equal(bad.status, 400);
   assert.equal(bad.body.error, 'organisation_required');
+});
+
+test('a wrong number in an organisation login ends the code with the number\'s message, not the organisation\'s', T, async () => {
+  const agent = new HttpAgent();
+  const { t, qr, pick } = await toOrgQr(agent, await startAuth());
+  const show = await simTpapp(['show', qr]);
+  const wrong = String(show.out.choices.find((c) => c !== Number(pick)));
+  const r = await simHttp('approve', { qr, account: wang.account, password: wang.password, org: ORG.ubn, pick: wrong });
+  assert.equal(r.status, 403);
+  assert.equal(r.body.error, 'wrong_number');
+  const st = await appStatus(agent, t);
+  assert.equal(st.body.state, 'refused');
+  const page = await agent.get(stack.url(st.body.next));
+  assert.deepEqual(page.alerts(), [msg('tp.app_wrong_number')]);
+  assert.ok(page.pageText().includes(msg('tp.org_heading')), 'still the organisation login');
 });
 
 test('a personal QR login does not take an organisation', T, async () => {
@@ -280,7 +305,8 @@ test('a personal QR login does not take an organisation', T, async () => {
   const res = await agent.get(stack.url(`/login/taipeipass/app?t=${t}`));
   assert.ok(!res.pageText().includes(msg('tp.org_heading')), 'a personal QR page');
   const qr = decodeEntities(/data-qr="([^"]+)"/.exec(res.text)[1]);
-  const out = await simHttp('approve', { qr, account: wang.account, password: wang.password, org: ORG.ubn });
+  const pick = /id="tp-number">(\d{2})</.exec(res.text)[1];
+  const out = await simHttp('approve', { qr, account: wang.account, password: wang.password, org: ORG.ubn, pick });
   assert.equal(out.status, 400);
   assert.equal(out.body.error, 'not_an_organisation_login');
 });
@@ -288,8 +314,8 @@ test('a personal QR login does not take an organisation', T, async () => {
 test('a client not approved for the organization scope gets no organization claim', T, async () => {
   const agent = new HttpAgent();
   const a = await startAuth({ conf: cfgNoOrg });
-  const { t, qr } = await toOrgQr(agent, a);
-  const r = await simHttp('approve', { qr, account: wang.account, password: wang.password, org: ORG.ubn });
+  const { t, qr, pick } = await toOrgQr(agent, a);
+  const r = await simHttp('approve', { qr, account: wang.account, password: wang.password, org: ORG.ubn, pick });
   assert.equal(r.status, 200, JSON.stringify(r.body));
   const st = await appStatus(agent, t);
   let consentText = '';
@@ -322,7 +348,8 @@ test('browser: 組織 / 公司企業 → the organisation QR page (axe) → appr
     await axeCheck(page, 'the organisation QR page');
     await shots.take(t, page, 'tporg-qr');
     const qr = decodeEntities(await page.locator('[data-qr]').getAttribute('data-qr'));
-    const r = await simHttp('approve', { qr, account: member.account, password: member.password, org: ORG.ubn });
+    const pick = (await page.locator('#tp-number').innerText()).trim();
+    const r = await simHttp('approve', { qr, account: member.account, password: member.password, org: ORG.ubn, pick });
     assert.equal(r.status, 200, JSON.stringify(r.body));
     await page.waitForURL(onIssuer('/consent'), { timeout: limit(10_000) });
     const text = await page.locator('main, body').first().innerText();
