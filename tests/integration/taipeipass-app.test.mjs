@@ -630,7 +630,7 @@ test('app-status is JSON, GET only, for this browser only', T, async () => {
   assert.equal(ret.status, 405, 'app-return is GET only');
 });
 
-test('browser: the app link (keyboard) → the QR page names the service and the number, polls and moves on by itself → consent, axe', { timeout: limit(60_000), skip: NO_BROWSER }, async (t) => {
+test('browser: 台北通APP登入 (keyboard) → the QR page names the service and the number, polls and moves on by itself → consent, axe', { timeout: limit(60_000), skip: NO_BROWSER }, async (t) => {
   // a member who has not consented yet, so the page lands on consent
   const member = await stack.addUser({ account: 'browser.member', password: 'Browser-pass-42', phone: '0912000999' });
   const a = await startAuth();
@@ -643,7 +643,12 @@ test('browser: the app link (keyboard) → the QR page names the service and the
     await page.locator('a[href*="/login/taipeipass?"]').first().click();
     await page.waitForURL(onIssuer('/login/taipeipass'));
     await axeCheck(page, 'the login page with both options');
-    await tabTo(page, (el) => el.tag === 'a' && el.text === msg('tp.tab_app'), 'the app link');
+    // issue 15: the personal app link and the organisation button have names of their own
+    assert.notEqual(msg('tp.tab_app'), msg('tp.org_link'));
+    assert.equal(await page.getByRole('link', { name: msg('tp.tab_app'), exact: true }).count(), 1);
+    assert.equal(await page.getByRole('button', { name: msg('tp.org_link'), exact: true }).count(), 1);
+    assert.equal(await page.getByRole('link', { name: msg('tp.org_link'), exact: true }).count(), 0);
+    await tabTo(page, (el) => el.tag === 'a' && el.text === msg('tp.tab_app'), '台北通APP登入');
     await page.keyboard.press('Enter');
     await page.waitForURL(onIssuer('/login/taipeipass/app'));
     const img = page.getByRole('img', { name: msg('tp.app_qr_alt') });

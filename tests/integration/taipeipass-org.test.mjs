@@ -341,7 +341,10 @@ test('browser: 組織 / 公司企業 → the organisation QR page (axe) → appr
     await page.locator('a[href*="/login/taipeipass?"]').first().click();
     await page.waitForURL(onIssuer('/login/taipeipass'));
     await axeCheck(page, 'the login page with the organisation option');
-    await page.locator('#tp-org-link').click();
+    // its own name, not the personal app link's (issue 15); by keyboard
+    await page.locator('#tp-org-link').focus();
+    assert.equal(await page.evaluate(() => document.activeElement.textContent.trim()), msg('tp.org_link'));
+    await page.keyboard.press('Enter');
     await page.waitForURL(onIssuer('/login/taipeipass/app'));
     await page.getByRole('heading', { name: msg('tp.org_heading') }).waitFor();
     await page.getByRole('img', { name: msg('tp.app_qr_alt') }).waitFor();
