@@ -51,7 +51,9 @@
 #include "auth/page.h"
 #include "auth/person.h"
 #include "auth/qr.h"
+#include "conn/sms.h"
 #include "http/csrf.h"
+#include "http/i18n.h"
 #include "lib/idnum.h"
 #include "lib/isso.h"
 #include "lib/log.h"
@@ -1362,6 +1364,20 @@ forgot_start(struct isso_app *app, struct http_req *req)
 	verify_page(app, req, "forgot-verify", "tp-forgot", pending, phone, 200, NULL);
 }
 
+/* Tells the member by SMS, on the number the reset was proven with, that
+ * the password changed and earlier logins ended, so a reset the member did
+ * not make (a SIM swap) does not go unnoticed. Through the outbox, like
+ * the reset's code. iSSO has no e-mail sender: members with an e-mail
+ * address get the SMS only. */
+static void
+reset_notify(struct isso_app *app, const char *phone)
+{
+	const struct i18n_catalog *zh = i18n_catalog(app->i18n, "zh-TW");
+
+	if (conn_sms_queue(app->sms, phone, i18n_get(zh, "tp.reset_notice_sms")) < 0)
+		log_warn("reset_notice_failed", NULL);
+}
+
 static void
 forgot_verify(struct isso_app *app, struct http_req *req)
 {
@@ -1417,6 +1433,7 @@ forgot_verify(struct isso_app *app, struct http_req *req)
 	(void)flow_sessions_end_person(app, uuid);
 	store_audit_append(app->store, app_now(), "password_reset",
 	                   json_pack("{s:s}", "uuid", uuid));
+	reset_notify(app, phone);
 	done_page(app, req, "tp.reset_done_title", "tp.reset_done");
 out:
 	json_decref(data);
