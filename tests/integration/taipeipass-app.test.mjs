@@ -314,6 +314,9 @@ test('number matching: the app sees the service and three numbers (one the page\
   assert.equal(noPick.body.error, 'pick_required');
   const notChoice = await simTpapp(['approve', qr, '--account', WANG.taipeipass.account, '--pick', '00']);
   assert.equal(notChoice.code, 2, 'the app offers no such number');
+  const cliNoPick = await simTpapp(['approve', qr, '--account', WANG.taipeipass.account]);
+  assert.equal(cliNoPick.code, 2, 'without a terminal to ask on, --pick is needed');
+  assert.match(cliNoPick.stderr, /--pick/);
   // issod: a scanned code is not approved without a number
   const bare = await approveDirect(stack, { qr, account: WANG.taipeipass.account, password: WANG.taipeipass.password, decision: 'approve' });
   assert.equal(bare.status, 400);
@@ -617,6 +620,36 @@ test('an expired QR code: its own message, then a new one (app_qr_ttl 2 s)', T, 
   assert.equal(r.body.error, 'rate_limited');
   for (let i = 0; i < 5; i++) r = await approveDirect(stackShort, { qr: qr2 }, 'details');
   assert.equal(r.status, 429, 'and so are the details');
+});
+
+test('hostile input to the app API: a clear 4xx, never a 5xx, and the code stays usable', T, async () => {
+  const agent = new HttpAgent();
+  const { res, t, qr } = await toQr(agent, await startAuth());
+  const ch = qr.split('/').pop();
+  const post = async (what, body, type = 'application/json') => {
+    const r = await fetch(stack.url(`/app/v1/qr/${what}`), { method: 'POST', headers: { 'content-type': type }, body });
+    await r.arrayBuffer();
+    return r.status;
+  };
+  const base = { challenge: ch, account: WANG.taipeipass.account, password: WANG.taipeipass.password, decision: 'approve' };
+  const cases = [
+    ['details', '{'], ['details', '[]'], ['details', 'null'], ['details', JSON.stringify({ challenge: 42 })],
+    ['details', JSON.stringify({ challenge: 'x'.repeat(50_000) })], ['details', Buffer.from([0xff, 0xfe, 0x00, 0x80])],
+    ['details', 'challenge=%ff%00', 'application/x-www-form-urlencoded'],
+    ['approve', JSON.stringify({ ...base, number: 1e300 })], ['approve', JSON.stringify({ ...base, number: -1 })],
+    ['approve', JSON.stringify({ ...base, number: '4a' })], ['approve', JSON.stringify({ ...base, number: '１２' })],
+    ['approve', JSON.stringify({ ...base, number: [12] })], ['approve', JSON.stringify({ ...base, via: 7 })],
+    ['approve', JSON.stringify({ ...base, number: '123' })], ['approve', Buffer.from([0x80, 0x81, 0x82])],
+    ['approve', 'x'.repeat(60_000), 'text/plain'],
+  ];
+  for (const [what, body, type] of cases) {
+    const status = await post(what, body, type);
+    assert.ok(status >= 400 && status < 500, `${what} ${String(body).slice(0, 40)}: ${status}`);
+  }
+  assert.equal((await appStatus(agent, t)).body.state, 'pending', 'none of it touched the code');
+  const ok = await simHttp('approve', { qr, account: WANG.taipeipass.account, pick: numberOf(res) });
+  assert.equal(ok.status, 200, JSON.stringify(ok.body));
+  assert.ok(await stack.healthy());
 });
 
 test('app-status is JSON, GET only, for this browser only', T, async () => {

@@ -297,6 +297,26 @@ test('a wrong number in an organisation login ends the code with the number\'s m
   assert.ok(page.pageText().includes(msg('tp.org_heading')), 'still the organisation login');
 });
 
+test('on a phone: the organisation login through the app link returns to consent with the organisation', T, async () => {
+  const agent = new HttpAgent({ userAgent: 'Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Mobile/15E148' });
+  const a = await startAuth();
+  const { res } = await toOrgQr(agent, a);
+  const link = decodeEntities(/href="(isso-tpapp:[^"]+)" id="tp-app-open"/.exec(res.text)?.[1] ?? '');
+  assert.match(link, /\/app\/v1\/link\//, 'the organisation page offers the app link too');
+  const bare = await simTpapp(['open-link', link, '--account', wang.account]);
+  assert.equal(bare.code, 1);
+  assert.equal(bare.out.error, 'organisation_required');
+  const open = await simTpapp(['open-link', link, '--account', wang.account, '--org', ORG.ubn]);
+  assert.equal(open.code, 0, JSON.stringify(open.out));
+  const r = await agent.followUntil(open.out.return_url, isRp);
+  let consentText = '';
+  if (!r.stopped) {
+    assert.equal(pathOf(r.url), '/consent', r.res.pageText().slice(0, 300));
+    consentText = r.res.pageText();
+  }
+  assert.ok(r.stopped || consentText.includes(ORG.name), 'the consent page names the organisation');
+});
+
 test('a personal QR login does not take an organisation', T, async () => {
   const agent = new HttpAgent();
   const a = await startAuth();
