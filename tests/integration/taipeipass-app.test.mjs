@@ -752,6 +752,36 @@ test('browser on a phone (390×844, keyboard only): 用台北通 APP 登入 open
   }
 });
 
+test('browser: a wrong pick shows its message (focused, axe), and the keyboard makes a new code', { timeout: limit(60_000), skip: NO_BROWSER }, async (t) => {
+  const a = await startAuth();
+  const { context, page } = await newPage(browser, { viewport: { width: 1280, height: 900 }, locale: 'zh-TW' });
+  const onIssuer = (p) => (u) => u.origin === stack.issuer && u.pathname === p;
+  try {
+    await page.goto(a.url.href);
+    await page.waitForURL(onIssuer('/login'));
+    const tParam = new URL(page.url()).searchParams.get('t');
+    await page.goto(stack.url(`/login/taipeipass/app?t=${tParam}`));
+    const qr = decodeEntities(await page.locator('[data-qr]').getAttribute('data-qr'));
+    const number = (await page.locator('#tp-number').innerText()).trim();
+    const show = await simTpapp(['show', qr]);
+    const r = await simHttp('approve', { qr, account: WANG.taipeipass.account, pick: wrongPick(show.out.choices, number) });
+    assert.equal(r.status, 403);
+    // the waiting page notices by itself and shows the refusal
+    await page.getByRole('alert').filter({ hasText: msg('tp.app_wrong_number') }).waitFor({ timeout: limit(10_000) });
+    assert.equal(await page.evaluate(() => document.activeElement?.id), 'qr-error', 'focus on the message');
+    await axeCheck(page, 'the wrong-number page');
+    await shots.take(t, page, 'tpapp-wrong-number');
+    await tabTo(page, (el) => el.tag === 'button' && el.value === 'regenerate', 'make a new QR code');
+    await page.keyboard.press('Enter');
+    await page.waitForURL(onIssuer('/login/taipeipass/app'));
+    await page.locator('#tp-number').waitFor();
+    const qr2 = decodeEntities(await page.locator('[data-qr]').getAttribute('data-qr'));
+    assert.notEqual(qr2, qr, 'a new code');
+  } finally {
+    await context.close();
+  }
+});
+
 test('issod is still healthy', T, async () => {
   assert.ok(await stack.healthy());
   assert.ok(await stackShort.healthy());
