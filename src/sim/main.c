@@ -7,7 +7,10 @@
  *   isso-sim phone sms-last|sms-list|sms-clear NUMBER [--sim URL]
  *   isso-sim phone mobilecert approve|deny TICKET [--as ID] [--sim URL]
  *   isso-sim phone mobilecert pending NATIONAL_ID [--sim URL]
- *   isso-sim phone tpapp approve|deny QR --account A [--password P] [--issod URL]
+ *   isso-sim phone tpapp show QR [--issod URL]
+ *   isso-sim phone tpapp approve|deny QR --account A [--password P] [--org UBN]
+ *            [--pick NN] [--issod URL]
+ *   isso-sim phone tpapp open-link LINK --account A [--password P] [--org UBN]
  */
 #include "sim/sim.h"
 
@@ -311,8 +314,9 @@ static const struct sim_cmd sim_cmds[] = {
     {"phone", "phone sms-last|sms-list|sms-clear NUMBER [--sim URL]", sim_phone_cmd},
     {"phone", "phone mobilecert approve|deny TICKET [--as ID] | pending ID [--sim URL]",
      sim_phone_cmd},
-    {"phone", "phone tpapp approve|deny QR --account A [--password P] [--issod URL]",
+    {"phone", "phone tpapp show QR | approve|deny QR --account A [--pick NN] [--org UBN]",
      sim_phone_cmd},
+    {"phone", "phone tpapp open-link LINK --account A [--org UBN] [--password P]", sim_phone_cmd},
 };
 
 static int

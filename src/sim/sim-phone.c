@@ -132,11 +132,14 @@ static const struct phone_cmd {
 static int
 phone_usage(void)
 {
-	fprintf(stderr, "usage: isso-sim phone sms-last|sms-list|sms-clear NUMBER [--sim URL]\n"
-	                "       isso-sim phone mobilecert approve|deny TICKET [--as ID]\n"
-	                "       isso-sim phone mobilecert pending NATIONAL_ID\n"
-	                "       isso-sim phone tpapp approve|deny QR --account A [--password P]\n"
-	                "  URL defaults to $ISSO_SIM_URL or " SIM_DEFAULT_URL "\n");
+	fprintf(stderr,
+	        "usage: isso-sim phone sms-last|sms-list|sms-clear NUMBER [--sim URL]\n"
+	        "       isso-sim phone mobilecert approve|deny TICKET [--as ID]\n"
+	        "       isso-sim phone mobilecert pending NATIONAL_ID\n"
+	        "       isso-sim phone tpapp show QR\n"
+	        "       isso-sim phone tpapp approve|deny QR --account A [--pick NN] [--org UBN]\n"
+	        "       isso-sim phone tpapp open-link LINK --account A [--org UBN]\n"
+	        "  URL defaults to $ISSO_SIM_URL or " SIM_DEFAULT_URL "\n");
 	return 2;
 }
 

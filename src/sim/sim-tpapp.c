@@ -1,23 +1,41 @@
-/* The TaipeiPass app (台北通APP) on the citizen's phone: scans the QR code
- * of issod's TaipeiPass login (`isso-tpapp:<issod>/app/v1/qr/<challenge>`)
- * and answers it at issod's POST /app/v1/qr/approve.
+/* The TaipeiPass app (台北通APP) on the citizen's phone. It scans the QR
+ * code of issod's TaipeiPass login (`isso-tpapp:<issod>/app/v1/qr/<c>`),
+ * or is opened by the app link on the same phone
+ * (`isso-tpapp:<issod>/app/v1/link/<c>`), asks issod what the login is
+ * for (POST /app/v1/qr/details: the agency service's name and three
+ * two-digit numbers) and answers at POST /app/v1/qr/approve.
  *
- *   POST /phone/tpapp/approve   JSON {qr, account, password?, issod?, org?}
- *   POST /phone/tpapp/deny      the same
+ *   POST /phone/tpapp/show       JSON {qr, issod?}: issod's details
+ *   POST /phone/tpapp/approve    JSON {qr, account, password?, issod?, org?,
+ *                                pick?}: a scanned code; pick (the number the
+ *                                citizen chose, one of the three) is needed
+ *                                to approve
+ *   POST /phone/tpapp/deny       the same, no pick
+ *   POST /phone/tpapp/open-link  JSON {link, account, password?, issod?, org?}:
+ *                                approve through the app link (no number:
+ *                                the page is on this very phone); issod's
+ *                                reply carries the return_url the app opens
+ *                                in the phone's browser
  *
  * answer with issod's HTTP status and JSON reply ({"result":"approved"},
- * {"error":"invalid_credentials"} …), or 502 {"error":"issod_unreachable"}.
+ * {"error":"wrong_number"} …), 400 {"error":"pick_required","choices":[…]}
+ * or {"error":"not_a_choice"}, or 502 {"error":"issod_unreachable"}.
  * Without a password the app uses the one the test identities give the
  * account (sim/identities.json: citizens' and organisations' taipeipass).
- * issod defaults to the address in the QR code. org (統一編號) answers an
- * organisation login (組織 / 公司企業) for that organisation.
+ * issod defaults to the address in the QR code or link. org (統一編號)
+ * answers an organisation login (組織 / 公司企業) for that organisation.
  *
  * The app's credential is the member's account and password for now; in
  * production the app holds a device key enrolled after a password login.
  *
- *   isso-sim phone tpapp approve|deny QR --account A [--password P]
- *            [--org UBN] [--issod URL] [--identities FILE]
- * does the same from the command line (no running simulator needed).
+ *   isso-sim phone tpapp show QR [--issod URL]
+ *   isso-sim phone tpapp approve QR --account A [--password P] [--org UBN]
+ *            [--pick NN] [--issod URL] [--identities FILE]
+ *   isso-sim phone tpapp deny QR --account A [--password P] [--org UBN] …
+ *   isso-sim phone tpapp open-link LINK --account A [--password P] [--org UBN] …
+ * do the same from the command line (no running simulator needed). approve
+ * without --pick shows the service and the choices and asks which number
+ * the page shows (on a terminal; otherwise it is a usage error).
  * Exit status: 0 issod took the answer, 1 issod refused it, 2 usage or
  * connection error. */
 #include "sim/sim.h"
@@ -26,12 +44,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "lib/isso.h"
 #include "lib/xmalloc.h"
 
 #define TPAPP_PREFIX             "isso-tpapp:"
 #define TPAPP_QR_PATH            "/app/v1/qr/"
+#define TPAPP_LINK_PATH          "/app/v1/link/"
 #define TPAPP_DEFAULT_IDENTITIES ISSO_DATADIR "/sim/identities.json"
 #define TPAPP_REPLY_MAX          (64 * 1024)
 
@@ -79,46 +99,68 @@ tpapp_write_cb(char *ptr, size_t size, size_t nmemb, void *userdata)
 	return n;
 }
 
-/* Sends the app's answer for qr to issod (issod: base URL, or NULL for the
- * one in the QR code; org: the organisation's UBN, or NULL). Returns 0 with *status_r and *reply_r
- * (a new JSON object), or ISSO_ERR_INVALID / ISSO_ERR_IO with *error_r static. */
-static int
-tpapp_answer(const char *qr, const char *issod, const char *account, const char *password,
-             const char *org, const char *decision, int *status_r, json_t **reply_r,
-             const char **error_r)
+/* What the app read: the challenge and issod's base URL (malloc'd), and
+ * whether it came by the app link. */
+struct tpapp_code {
+	char *base;
+	char *challenge;
+	bool link;
+};
+
+static void
+tpapp_code_free(struct tpapp_code *c)
 {
-	const char *at, *ch;
-	char *base = NULL, *url = NULL, *body = NULL;
+	free(c->base);
+	free(c->challenge);
+	c->base = c->challenge = NULL;
+}
+
+/* Parses text (a QR code or, when link, an app link) into *c; issod
+ * (may be NULL) overrides the address in it. Returns 0 or
+ * ISSO_ERR_INVALID with *error_r static. */
+static int
+tpapp_code_parse(const char *text, bool link, const char *issod, struct tpapp_code *c,
+                 const char **error_r)
+{
+	const char *path = link ? TPAPP_LINK_PATH : TPAPP_QR_PATH;
+	const char *at;
+
+	memset(c, 0, sizeof(*c));
+	if (strncmp(text, TPAPP_PREFIX, strlen(TPAPP_PREFIX)) != 0 ||
+	    (at = strstr(text, path)) == NULL || strlen(at + strlen(path)) != 43) {
+		*error_r = link ? "not a TaipeiPass app link (isso-tpapp:…/app/v1/link/…)"
+		                : "not a TaipeiPass login QR code (isso-tpapp:…/app/v1/qr/…)";
+		return ISSO_ERR_INVALID;
+	}
+	c->challenge = xstrdup(at + strlen(path));
+	c->link = link;
+	if (issod == NULL)
+		c->base = xstrndup(text + strlen(TPAPP_PREFIX),
+		                   (size_t)(at - text) - strlen(TPAPP_PREFIX));
+	else
+		c->base = xstrdup(issod);
+	if (strncmp(c->base, "http://", 7) != 0 && strncmp(c->base, "https://", 8) != 0) {
+		*error_r = "issod's address is not an http(s) URL";
+		tpapp_code_free(c);
+		return ISSO_ERR_INVALID;
+	}
+	return 0;
+}
+
+/* POSTs req (JSON) to base + path. Returns 0 with *status_r and *reply_r
+ * (a new JSON object), or ISSO_ERR_IO with *error_r static. */
+static int
+tpapp_post(const char *base, const char *path, json_t *req, int *status_r, json_t **reply_r,
+           const char **error_r)
+{
+	char *url = xasprintf("%s%s", base, path), *body = json_dumps(req, JSON_COMPACT);
 	struct tpapp_buf reply = {NULL, 0};
 	struct curl_slist *headers = NULL;
 	CURL *curl = NULL;
-	json_t *req = NULL;
 	long status = 0;
-	int ret = ISSO_ERR_INVALID;
+	int ret = ISSO_ERR_IO;
 
 	*reply_r = NULL;
-	if (strncmp(qr, TPAPP_PREFIX, strlen(TPAPP_PREFIX)) != 0 ||
-	    (at = strstr(qr, TPAPP_QR_PATH)) == NULL) {
-		*error_r = "not a TaipeiPass login QR code (isso-tpapp:…/app/v1/qr/…)";
-		goto out;
-	}
-	ch = at + strlen(TPAPP_QR_PATH);
-	if (issod == NULL)
-		base =
-		    xstrndup(qr + strlen(TPAPP_PREFIX), (size_t)(at - qr) - strlen(TPAPP_PREFIX));
-	else
-		base = xstrdup(issod);
-	if (strncmp(base, "http://", 7) != 0 && strncmp(base, "https://", 8) != 0) {
-		*error_r = "issod's address is not an http(s) URL";
-		goto out;
-	}
-	url = xasprintf("%s/app/v1/qr/approve", base);
-	req = json_pack("{s:s, s:s, s:s, s:s}", "challenge", ch, "account", account, "password",
-	                password, "decision", decision);
-	if (org != NULL)
-		json_object_set_new(req, "organisation", json_string(org));
-	body = json_dumps(req, JSON_COMPACT);
-	ret = ISSO_ERR_IO;
 	curl = curl_easy_init();
 	headers = curl_slist_append(NULL, "Content-Type: application/json");
 	if (curl == NULL || headers == NULL || body == NULL) {
@@ -153,12 +195,65 @@ out:
 	curl_slist_free_all(headers);
 	if (curl != NULL)
 		curl_easy_cleanup(curl);
-	json_decref(req);
 	free(body);
 	free(reply.data);
 	free(url);
-	free(base);
 	return ret;
+}
+
+/* Asks issod what the code is for: {service, organisation, choices}. */
+static int
+tpapp_details(const struct tpapp_code *c, int *status_r, json_t **reply_r, const char **error_r)
+{
+	json_t *req = json_pack("{s:s}", "challenge", c->challenge);
+	int ret = tpapp_post(c->base, "/app/v1/qr/details", req, status_r, reply_r, error_r);
+
+	json_decref(req);
+	return ret;
+}
+
+/* Is pick one of the choices issod offered (details)? */
+static bool
+tpapp_is_choice(const json_t *details, int pick)
+{
+	const json_t *v;
+	size_t i;
+
+	json_array_foreach(json_object_get(details, "choices"), i, v)
+	{
+		if (json_integer_value(v) == pick)
+			return true;
+	}
+	return false;
+}
+
+/* The app's answer: decision for the code, with pick (the chosen number,
+ * -1 for none) and org (UBN, may be NULL). */
+static int
+tpapp_answer(const struct tpapp_code *c, const char *account, const char *password, const char *org,
+             const char *decision, int pick, int *status_r, json_t **reply_r, const char **error_r)
+{
+	json_t *req =
+	    json_pack("{s:s, s:s, s:s, s:s, s:s}", "challenge", c->challenge, "account", account,
+	              "password", password, "decision", decision, "via", c->link ? "link" : "scan");
+	int ret;
+
+	if (org != NULL)
+		json_object_set_new(req, "organisation", json_string(org));
+	if (pick >= 0)
+		json_object_set_new(req, "number", json_integer(pick));
+	ret = tpapp_post(c->base, "/app/v1/qr/approve", req, status_r, reply_r, error_r);
+	json_decref(req);
+	return ret;
+}
+
+/* "47" → 47; -1 unless exactly two digits. */
+static int
+tpapp_parse_pick(const char *s)
+{
+	if (s == NULL || strlen(s) != 2 || s[0] < '0' || s[0] > '9' || s[1] < '0' || s[1] > '9')
+		return -1;
+	return (s[0] - '0') * 10 + (s[1] - '0');
 }
 
 /* ---- the HTTP API ---- */
@@ -183,63 +278,117 @@ tpapp_deinit(void)
 	tpapp_identities = NULL;
 }
 
+enum tpapp_action { TPAPP_SHOW, TPAPP_APPROVE, TPAPP_DENY, TPAPP_OPEN_LINK };
+
 static void
-tpapp_handle(struct http_req *req, const char *decision)
+tpapp_handle(struct http_req *req, enum tpapp_action action)
 {
 	size_t len = 0;
-	const char *raw = http_body(req, &len), *qr, *account, *password, *issod, *org;
+	const char *raw = http_body(req, &len), *text, *account, *password, *issod, *org;
 	const char *error = NULL;
 	json_t *in = raw != NULL ? json_loadb(raw, len, 0, NULL) : NULL, *reply = NULL;
-	int status = 0;
+	json_t *details = NULL, *pick_v;
+	struct tpapp_code c = {0};
+	int status = 0, pick = -1;
+	bool link = action == TPAPP_OPEN_LINK;
 
-	qr = json_string_value(json_object_get(in, "qr"));
+	text = json_string_value(json_object_get(in, link ? "link" : "qr"));
 	account = json_string_value(json_object_get(in, "account"));
 	password = json_string_value(json_object_get(in, "password"));
 	issod = json_string_value(json_object_get(in, "issod"));
 	org = json_string_value(json_object_get(in, "org"));
-	if (qr == NULL || account == NULL) {
-		sim_send_error(req, 400, "qr_and_account_required");
+	pick_v = json_object_get(in, "pick");
+	if (text == NULL || (action != TPAPP_SHOW && account == NULL)) {
+		sim_send_error(req, 400,
+		               link ? "link_and_account_required" : "qr_and_account_required");
 		goto out;
 	}
-	if (password == NULL)
-		password = tpapp_password_of(tpapp_identities, account);
-	if (password == NULL) {
-		sim_send_error(req, 404, "unknown_account");
+	if (tpapp_code_parse(text, link, issod, &c, &error) != 0) {
+		sim_send_error(req, 400, link ? "not_a_tpapp_link" : "not_a_tpapp_qr");
 		goto out;
 	}
-	if (tpapp_answer(qr, issod, account, password, org, decision, &status, &reply, &error) !=
-	    0) {
-		sim_send_error(req, error != NULL && strstr(error, "QR") != NULL ? 400 : 502,
-		               error != NULL && strstr(error, "QR") != NULL ? "not_a_tpapp_qr"
-		                                                            : "issod_unreachable");
+	if (action != TPAPP_SHOW) {
+		if (password == NULL)
+			password = tpapp_password_of(tpapp_identities, account);
+		if (password == NULL) {
+			sim_send_error(req, 404, "unknown_account");
+			goto out;
+		}
+	}
+	/* Like the real app: first what the login is for. */
+	if (tpapp_details(&c, &status, &details, &error) != 0) {
+		sim_send_error(req, 502, "issod_unreachable");
 		goto out;
 	}
+	if (action == TPAPP_SHOW || status != 200) {
+		http_send_json(req, status, details);
+		details = NULL;
+		goto out;
+	}
+	if (action == TPAPP_APPROVE) {
+		pick = json_is_integer(pick_v) ? (int)json_integer_value(pick_v)
+		                               : tpapp_parse_pick(json_string_value(pick_v));
+		if (pick_v == NULL) {
+			http_send_json(req, 400,
+			               json_pack("{s:s, s:O}", "error", "pick_required", "choices",
+			                         json_object_get(details, "choices")));
+			goto out;
+		}
+		if (!tpapp_is_choice(details, pick)) {
+			sim_send_error(req, 400, "not_a_choice");
+			goto out;
+		}
+	}
+	if (tpapp_answer(&c, account, password, org, action == TPAPP_DENY ? "deny" : "approve",
+	                 pick, &status, &reply, &error) != 0) {
+		sim_send_error(req, 502, "issod_unreachable");
+		goto out;
+	}
+	json_object_set(reply, "service", json_object_get(details, "service"));
 	http_send_json(req, status, reply);
 	reply = NULL;
 out:
+	tpapp_code_free(&c);
+	json_decref(details);
 	json_decref(reply);
 	json_decref(in);
+}
+
+static void
+tpapp_show_handler(struct http_req *req, void *ctx)
+{
+	(void)ctx;
+	tpapp_handle(req, TPAPP_SHOW);
 }
 
 static void
 tpapp_approve_handler(struct http_req *req, void *ctx)
 {
 	(void)ctx;
-	tpapp_handle(req, "approve");
+	tpapp_handle(req, TPAPP_APPROVE);
 }
 
 static void
 tpapp_deny_handler(struct http_req *req, void *ctx)
 {
 	(void)ctx;
-	tpapp_handle(req, "deny");
+	tpapp_handle(req, TPAPP_DENY);
+}
+
+static void
+tpapp_open_link_handler(struct http_req *req, void *ctx)
+{
+	(void)ctx;
+	tpapp_handle(req, TPAPP_OPEN_LINK);
 }
 
 static void
 tpapp_routes(struct http_server *srv)
 {
+	http_route(srv, HTTP_POST, "/phone/tpapp/show", tpapp_show_handler, NULL);
 	http_route(srv, HTTP_POST, "/phone/tpapp/approve", tpapp_approve_handler, NULL);
 	http_route(srv, HTTP_POST, "/phone/tpapp/deny", tpapp_deny_handler, NULL);
+	http_route(srv, HTTP_POST, "/phone/tpapp/open-link", tpapp_open_link_handler, NULL);
 }
 
 const struct sim_service sim_service_tpapp = {
@@ -254,21 +403,57 @@ const struct sim_service sim_service_tpapp = {
 static int
 tpapp_usage(void)
 {
-	fprintf(stderr, "usage: isso-sim phone tpapp approve|deny QR --account A [--password P]\n"
-	                "                [--org UBN] [--issod URL] [--identities FILE]\n"
-	                "  --org answers an organisation login for that 統一編號;\n"
-	                "  --issod defaults to the address in the QR code; without --password\n"
-	                "  the test identities' password for the account is used\n");
+	fprintf(
+	    stderr,
+	    "usage: isso-sim phone tpapp show QR [--issod URL]\n"
+	    "       isso-sim phone tpapp approve QR --account A [--password P] [--org UBN]\n"
+	    "                [--pick NN] [--issod URL] [--identities FILE]\n"
+	    "       isso-sim phone tpapp deny QR --account A [--password P] [--org UBN] …\n"
+	    "       isso-sim phone tpapp open-link LINK --account A [--password P] [--org UBN] …\n"
+	    "  show prints the service's name and the three numbers the app offers;\n"
+	    "  --pick is the number the login page shows (without it, approve asks on a\n"
+	    "  terminal); open-link approves through the app link on the same phone and\n"
+	    "  prints the return_url to open in that phone's browser;\n"
+	    "  --org answers an organisation login for that 統一編號;\n"
+	    "  --issod defaults to the address in the QR code or link; without --password\n"
+	    "  the test identities' password for the account is used\n");
 	return 2;
+}
+
+/* The number the citizen reads on the page, asked on the terminal; -1
+ * when there is no terminal or no valid answer. */
+static int
+tpapp_ask_pick(const json_t *details)
+{
+	char line[32];
+	const json_t *v;
+	size_t i;
+
+	if (!isatty(STDIN_FILENO))
+		return -1;
+	fprintf(stderr, "%s\n", json_string_value(json_object_get(details, "service")) ?: "");
+	fprintf(stderr, "Which number does the login page show?");
+	json_array_foreach(json_object_get(details, "choices"), i, v)
+	{
+		fprintf(stderr, " %02d", (int)json_integer_value(v));
+	}
+	fprintf(stderr, ": ");
+	if (fgets(line, sizeof(line), stdin) == NULL)
+		return -1;
+	line[strcspn(line, "\r\n")] = '\0';
+	return tpapp_parse_pick(line);
 }
 
 int
 sim_tpapp_phone_cmd(int argc, char **argv)
 {
-	const char *decision = NULL, *qr = NULL, *account = NULL, *password = NULL;
+	const char *action = NULL, *text = NULL, *account = NULL, *password = NULL;
 	const char *issod = NULL, *ids_path = TPAPP_DEFAULT_IDENTITIES, *error = NULL, *org = NULL;
-	json_t *ids = NULL, *reply = NULL;
-	int status = 0, ret = 2;
+	const char *pick_arg = NULL;
+	json_t *ids = NULL, *reply = NULL, *details = NULL;
+	struct tpapp_code c = {0};
+	int status = 0, ret = 2, pick = -1;
+	bool show, link;
 
 	/* argv[0] is "tpapp" */
 	for (int i = 1; i < argc; i++) {
@@ -278,23 +463,38 @@ sim_tpapp_phone_cmd(int argc, char **argv)
 			password = argv[++i];
 		else if (strcmp(argv[i], "--org") == 0 && i + 1 < argc)
 			org = argv[++i];
+		else if (strcmp(argv[i], "--pick") == 0 && i + 1 < argc)
+			pick_arg = argv[++i];
 		else if (strcmp(argv[i], "--issod") == 0 && i + 1 < argc)
 			issod = argv[++i];
 		else if (strcmp(argv[i], "--identities") == 0 && i + 1 < argc)
 			ids_path = argv[++i];
 		else if (argv[i][0] == '-')
 			return tpapp_usage();
-		else if (decision == NULL)
-			decision = argv[i];
-		else if (qr == NULL)
-			qr = argv[i];
+		else if (action == NULL)
+			action = argv[i];
+		else if (text == NULL)
+			text = argv[i];
 		else
 			return tpapp_usage();
 	}
-	if (decision == NULL || qr == NULL || account == NULL ||
-	    (strcmp(decision, "approve") != 0 && strcmp(decision, "deny") != 0))
+	if (action == NULL || text == NULL ||
+	    (strcmp(action, "show") != 0 && strcmp(action, "approve") != 0 &&
+	     strcmp(action, "deny") != 0 && strcmp(action, "open-link") != 0))
 		return tpapp_usage();
-	if (password == NULL) {
+	show = strcmp(action, "show") == 0;
+	link = strcmp(action, "open-link") == 0;
+	if ((!show && account == NULL) || (pick_arg != NULL && strcmp(action, "approve") != 0))
+		return tpapp_usage();
+	if (pick_arg != NULL && (pick = tpapp_parse_pick(pick_arg)) < 0) {
+		fprintf(stderr, "isso-sim: --pick takes the two digits the page shows\n");
+		return 2;
+	}
+	if (tpapp_code_parse(text, link, issod, &c, &error) != 0) {
+		fprintf(stderr, "isso-sim: %s\n", error);
+		goto out;
+	}
+	if (!show && password == NULL) {
 		ids = json_load_file(ids_path, 0, NULL);
 		password = tpapp_password_of(ids, account);
 		if (password == NULL) {
@@ -304,16 +504,47 @@ sim_tpapp_phone_cmd(int argc, char **argv)
 		}
 	}
 	curl_global_init(CURL_GLOBAL_DEFAULT);
-	if (tpapp_answer(qr, issod, account, password, org, decision, &status, &reply, &error) !=
-	    0) {
+	/* Like the real app: first what the login is for. */
+	if (tpapp_details(&c, &status, &details, &error) != 0) {
 		fprintf(stderr, "isso-sim: %s\n", error);
 		goto out;
 	}
+	if (show || status != 200) {
+		json_object_set_new(details, "status", json_integer(status));
+		json_dumpf(details, stdout, JSON_INDENT(2));
+		fputc('\n', stdout);
+		ret = status == 200 ? 0 : 1;
+		goto out;
+	}
+	if (strcmp(action, "approve") == 0) {
+		if (pick < 0)
+			pick = tpapp_ask_pick(details);
+		if (pick < 0) {
+			fprintf(stderr,
+			        "isso-sim: give --pick NN: the number the login page shows\n");
+			json_dumpf(details, stderr, JSON_INDENT(2));
+			fputc('\n', stderr);
+			goto out;
+		}
+		if (!tpapp_is_choice(details, pick)) {
+			fprintf(stderr, "isso-sim: %02d is not one of the app's choices\n", pick);
+			goto out;
+		}
+	}
+	if (tpapp_answer(&c, account, password, org,
+	                 strcmp(action, "deny") == 0 ? "deny" : "approve", pick, &status, &reply,
+	                 &error) != 0) {
+		fprintf(stderr, "isso-sim: %s\n", error);
+		goto out;
+	}
+	json_object_set(reply, "service", json_object_get(details, "service"));
 	json_object_set_new(reply, "status", json_integer(status));
 	json_dumpf(reply, stdout, JSON_INDENT(2));
 	fputc('\n', stdout);
 	ret = status == 200 ? 0 : 1;
 out:
+	tpapp_code_free(&c);
+	json_decref(details);
 	json_decref(reply);
 	json_decref(ids);
 	return ret;

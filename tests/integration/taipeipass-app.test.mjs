@@ -1,12 +1,19 @@
-// The TaipeiPass app QR login (台北通APP掃描QR code登入): the login page's
-// 點擊掃描QRcode進行登入, a QR code carrying a one-time challenge that
-// isso-sim's TaipeiPass app answers at issod's POST /app/v1/qr/approve
-// (through `isso-sim phone tpapp …` and the sim's phone HTTP API), the
-// page's polling, and the outcomes: approved (acr substantial, amr swk
-// mca), denied, expired, a wrong app password (with the lockout the
-// password page shares), a replayed approval, a challenge of another
-// login, and acr_values=substantial (the password is not offered, and a
-// password login is refused). Once in headless Chromium with axe.
+// The TaipeiPass app login (台北通APP登入): the login page's 台北通APP登入
+// link, a QR code carrying a one-time challenge that isso-sim's TaipeiPass
+// app answers at issod's POST /app/v1/qr/approve (through `isso-sim phone
+// tpapp …` and the sim's phone HTTP API), the page's polling, and the
+// outcomes: approved, denied, expired, a wrong app password (with the
+// lockout the password page shares), a replayed approval, a challenge of
+// another login. The app's credential is still the member's password, so
+// every app login is acr low with amr ["pwd"], and a service asking for
+// substantial is offered neither the password nor the app (issue 14's
+// probe). Number matching: the page shows the agency service's name and a
+// two-digit number, the app (POST /app/v1/qr/details) the name and three
+// numbers; a wrong pick ends the code. On a phone, the same challenge as
+// an app link: the app returns the browser to app-return with a one-time
+// code, which completes only in the browser that started the login (a
+// forwarded link completes nothing for the one who forwarded it). Chromium
+// walks on a desktop and on a phone viewport, keyboard only, with axe.
 
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -18,12 +25,14 @@ import {
   startStack, HttpAgent, REPO, BUILD_DIR, limit, redirectParams, sameEndpoint, sleep, decodeEntities,
 } from './lib/harness.mjs';
 import {
-  NO_BROWSER, launchBrowser, newPage, axeCheck, Screenshots,
+  NO_BROWSER, launchBrowser, newPage, axeCheck, Screenshots, tabTo, assertNoHorizontalScroll,
 } from './lib/browser.mjs';
 
 const RP = 'http://127.0.0.1:9/cb'; // never contacted: the agent stops at it
 const SCOPE = 'openid uuid profile phone email';
 const ACR_LOW = 'urn:isso:loa:low';
+const PHONE_UA = 'Mozilla/5.0 (Linux; Android 14; Pixel 8) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0 Mobile Safari/537.36';
+const SERVICE = '臺北市測試機關';
 const ACR_SUBSTANTIAL = 'urn:isso:loa:substantial';
 const T = { timeout: limit(20_000) };
 const MSG = JSON.parse(fs.readFileSync(path.join(REPO, 'locales', 'zh-TW.json'), 'utf8'));
@@ -47,7 +56,7 @@ const shots = new Screenshots();
 
 async function setupClient(s) {
   const c = await s.registerClient({
-    name: '臺北市測試機關', purpose: '台北通APP整合測試', redirectUris: [RP], scope: SCOPE,
+    name: SERVICE, purpose: '台北通APP整合測試', redirectUris: [RP], scope: SCOPE,
   });
   return client.discovery(new URL(s.issuer), c.client_id, { id_token_signed_response_alg: 'ES256' },
     client.ClientSecretBasic(c.client_secret), { execute: [client.allowInsecureRequests], timeout: 5 });
@@ -124,6 +133,25 @@ function qrOf(res, s = stack) {
   return qr;
 }
 
+/** The two-digit number the QR page shows (number matching). */
+function numberOf(res) {
+  const m = /id="tp-number">(\d{2})</.exec(res.text);
+  assert.ok(m, 'the QR page shows a two-digit number');
+  return m[1];
+}
+
+/** The app link on a QR page (the same challenge, for the app on this phone). */
+function linkOf(res, s = stack) {
+  const a = res.links().find((l) => l.text === msg('tp.app_open'));
+  assert.ok(a, 'the page offers the app link');
+  const link = a.href;
+  assert.match(link, new RegExp(`^isso-tpapp:${s.issuer.replace(/[.]/g, '\\.')}/app/v1/link/[A-Za-z0-9_-]{43}$`));
+  return link;
+}
+
+/** A wrong pick among the app's choices. */
+const wrongPick = (choices, right) => String(choices.find((c) => c !== Number(right))).padStart(2, '0');
+
 /** `isso-sim phone tpapp ARGS`: {code, out}. */
 function simTpapp(args) {
   return new Promise((resolve) => {
@@ -144,9 +172,9 @@ async function simHttp(decision, body, s = stack) {
   return { status: res.status, body: await res.json() };
 }
 
-/** issod's app endpoint, directly: {status, body}. */
-async function approveDirect(s, fields) {
-  const res = await fetch(s.url('/app/v1/qr/approve'), {
+/** issod's app endpoints, directly: {status, body}. */
+async function approveDirect(s, fields, what = 'approve') {
+  const res = await fetch(s.url(`/app/v1/qr/${what}`), {
     method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(fields),
   });
   return { status: res.status, body: await res.json() };
@@ -179,27 +207,26 @@ async function finish(agent, a, next, s = stack) {
     pkceCodeVerifier: a.verifier, expectedState: a.state, expectedNonce: a.nonce,
   });
   const claims = tokens.claims();
-  assert.equal(claims.acr, ACR_SUBSTANTIAL, 'acr substantial');
-  assert.deepEqual([...claims.amr].sort(), ['mca', 'swk'], `amr ${JSON.stringify(claims.amr)}`);
+  // the app's credential is the member's password: no more than that
+  assert.equal(claims.acr, ACR_LOW, 'acr low');
+  assert.deepEqual(claims.amr, ['pwd'], `amr ${JSON.stringify(claims.amr)}`);
   return { tokens, claims };
 }
 
 // ---------------------------------------------------------------- tests
 
-test('acr_values=substantial: the card is shown, only the QR code is offered; approved by `isso-sim phone tpapp` (CLI) → acr substantial, amr swk mca', T, async () => {
+test('issue 14 probe: an app approval by account + password is acr low, amr ["pwd"] (CLI, --pick the page\'s number)', T, async () => {
   const agent = new HttpAgent();
-  const a = await startAuth({ extra: { acr_values: ACR_SUBSTANTIAL } });
-  const { res: login } = await toLogin(agent, a);
-  assert.ok(!login.forms().some((f) => f.has('password')), 'no password form');
-  assert.ok(login.pageText().includes(msg('tp.app_only')), 'says why');
+  const a = await startAuth();
   const { res, t, qr } = await toQr(agent, a);
-  assert.ok(!res.links().some((l) => l.text === msg('tp.app_use_password')), 'no way back to the password');
   assert.match(res.text, /<svg [^>]*role="img"/, 'an inline SVG QR code');
   assert.match(res.text, /data-poll="\/login\/taipeipass\/app-status\?t=/);
   const seconds = Number(/class="countdown" data-seconds="(\d+)"/.exec(res.text)?.[1]);
   assert.ok(seconds >= 115 && seconds <= 120, `countdown ${seconds}`);
   const qf = res.forms().find((f) => f.buttons.some((b) => b.value === 'check'));
   assert.ok(qf && qf.buttons.some((b) => b.value === 'regenerate'), 'check and regenerate buttons');
+  assert.ok(res.pageText().includes(`${msg('tp.app_service')} ${SERVICE}`), 'the page names the agency service');
+  const number = numberOf(res);
 
   const first = await appStatus(agent, t);
   assert.equal(first.status, 200);
@@ -209,11 +236,12 @@ test('acr_values=substantial: the card is shown, only the QR code is offered; ap
   assert.equal(pathOf(early.url), '/login/taipeipass/app', 'no login before the approval');
 
   // the sim finds the password in sim/identities.json; issod from the QR
-  const cli = await simTpapp(['approve', qr, '--account', WANG.taipeipass.account]);
+  const cli = await simTpapp(['approve', qr, '--account', WANG.taipeipass.account, '--pick', number]);
   assert.equal(cli.code, 0, `isso-sim: ${cli.stderr} ${JSON.stringify(cli.out)}`);
   assert.equal(cli.out.result, 'approved');
+  assert.equal(cli.out.service, SERVICE, 'the app showed the service name');
   // replaying the approval: one use
-  const again = await simTpapp(['approve', qr, '--account', WANG.taipeipass.account]);
+  const again = await simTpapp(['approve', qr, '--account', WANG.taipeipass.account, '--pick', number]);
   assert.equal(again.code, 1);
   assert.equal(again.out.error, 'already_used');
 
@@ -223,9 +251,123 @@ test('acr_values=substantial: the card is shown, only the QR code is offered; ap
   assert.ok(claims.sub);
 
   // after the login the challenge is gone
-  const late = await simTpapp(['approve', qr, '--account', WANG.taipeipass.account]);
+  const late = await simTpapp(['approve', qr, '--account', WANG.taipeipass.account, '--pick', number]);
   assert.equal(late.code, 1);
   assert.equal(late.out.error, 'expired');
+});
+
+test('issue 14 probe: acr_values=substantial offers neither the password nor the app, and refuses both', T, async () => {
+  // an approved app login in a low request, to have the app's answer at hand
+  const agent = new HttpAgent();
+  const a = await startAuth({ extra: { acr_values: ACR_SUBSTANTIAL } });
+  const r = await agent.followUntil(a.url.href, isRp);
+  assert.equal(r.res.status, 200, 'the method choice');
+  assert.equal(pathOf(r.url), '/login');
+  assert.ok(!r.res.links().some((l) => pathOf(l.href).startsWith('/login/taipeipass')), '台北通 is not offered');
+  const t = tOf(r.url);
+  for (const step of ['', '/app', '/org', '/app-done', `/app-return`]) {
+    const res = await agent.get(stack.url(`/login/taipeipass${step}?t=${t}&r=${'A'.repeat(43)}`));
+    assert.equal(res.status, 403, `/login/taipeipass${step}`);
+    assert.ok(res.pageText().includes(msg('error.loa_too_low')), `/login/taipeipass${step}: ${res.pageText().slice(0, 200)}`);
+  }
+  const st = await appStatus(agent, t);
+  assert.equal(st.status, 403);
+  assert.equal(st.body.state, 'none');
+  // no challenge was ever made for it: nothing for the app to answer
+  const page = await agent.get(stack.url(`/login/taipeipass/app?t=${t}`));
+  assert.ok(!/data-qr=/.test(page.text), 'no QR code');
+});
+
+test('acr_values=substantial: a direct POST of the password form is refused', T, async () => {
+  const agent = new HttpAgent();
+  // a tp-login CSRF token from a low login in the same browser
+  const { res: lowLogin } = await toLogin(agent, await startAuth());
+  const lf = lowLogin.forms().find((x) => x.has('password'));
+  const csrf = lf.controls.find((c) => c.name === 'csrf').value;
+  const r = await agent.followUntil((await startAuth({ extra: { acr_values: ACR_SUBSTANTIAL } })).url.href, isRp);
+  const res = await agent.postForm(stack.url('/login/taipeipass'), {
+    csrf, t: tOf(r.url), account: WANG.taipeipass.account, password: WANG.taipeipass.password,
+  });
+  assert.equal(res.status, 403);
+  assert.ok(res.pageText().includes(msg('error.loa_too_low')), res.pageText().slice(0, 300));
+});
+
+test('number matching: the app sees the service and three numbers (one the page\'s), never which is right', T, async () => {
+  const agent = new HttpAgent();
+  const { res, qr } = await toQr(agent, await startAuth());
+  const number = numberOf(res);
+  const show = await simTpapp(['show', qr]);
+  assert.equal(show.code, 0, show.stderr);
+  assert.equal(show.out.service, SERVICE);
+  assert.equal(show.out.organisation, false);
+  assert.equal(show.out.choices.length, 3);
+  assert.equal(new Set(show.out.choices).size, 3, 'three different numbers');
+  for (const c of show.out.choices) assert.ok(c >= 10 && c <= 99, `two digits: ${c}`);
+  assert.ok(show.out.choices.includes(Number(number)), `the page's ${number} is among ${show.out.choices}`);
+  const direct = await approveDirect(stack, { challenge: qr.split('/').pop() }, 'details');
+  assert.equal(direct.status, 200);
+  assert.deepEqual(Object.keys(direct.body).sort(), ['choices', 'organisation', 'service'], 'nothing else, no number');
+  assert.deepEqual(direct.body.choices, show.out.choices, 'the same choices each time');
+  // the sim app offers only these; approving without a pick is not possible
+  const noPick = await simHttp('approve', { qr, account: WANG.taipeipass.account });
+  assert.equal(noPick.status, 400);
+  assert.equal(noPick.body.error, 'pick_required');
+  const notChoice = await simTpapp(['approve', qr, '--account', WANG.taipeipass.account, '--pick', '00']);
+  assert.equal(notChoice.code, 2, 'the app offers no such number');
+  const cliNoPick = await simTpapp(['approve', qr, '--account', WANG.taipeipass.account]);
+  assert.equal(cliNoPick.code, 2, 'without a terminal to ask on, --pick is needed');
+  assert.match(cliNoPick.stderr, /--pick/);
+  // issod: a scanned code is not approved without a number
+  const bare = await approveDirect(stack, { qr, account: WANG.taipeipass.account, password: WANG.taipeipass.password, decision: 'approve' });
+  assert.equal(bare.status, 400);
+  assert.equal(bare.body.error, 'number_required');
+  const bad = await approveDirect(stack, { qr: 'isso-tpapp:x/app/v1/qr/short' }, 'details');
+  assert.equal(bad.status, 400);
+  const gone = await approveDirect(stack, { challenge: 'A'.repeat(43) }, 'details');
+  assert.equal(gone.status, 404);
+});
+
+test('number matching: a wrong pick ends the QR code (refused), the page says so and offers a new one', T, async () => {
+  const agent = new HttpAgent();
+  const a = await startAuth();
+  const { res, t, qr } = await toQr(agent, a);
+  const number = numberOf(res);
+  const show = await simTpapp(['show', qr]);
+  const wrong = await simTpapp(['approve', qr, '--account', WANG.taipeipass.account, '--pick', wrongPick(show.out.choices, number)]);
+  assert.equal(wrong.code, 1);
+  assert.equal(wrong.out.status, 403);
+  assert.equal(wrong.out.error, 'wrong_number');
+  assert.deepEqual(Object.keys(wrong.out).sort(), ['error', 'service', 'status'], 'the reply does not tell the right number');
+  // the code is finished: the right number no longer helps
+  const right = await simTpapp(['approve', qr, '--account', WANG.taipeipass.account, '--pick', number]);
+  assert.equal(right.code, 1);
+  assert.ok(['already_used', 'expired'].includes(right.out.error), JSON.stringify(right.out));
+  const st = await appStatus(agent, t);
+  assert.equal(st.body.state, 'refused');
+  const page = await agent.get(stack.url(st.body.next));
+  assert.deepEqual(page.alerts(), [msg('tp.app_wrong_number')]);
+  assert.ok(!/data-poll=/.test(page.text), 'no polling');
+  const done = await agent.followUntil(stack.url(`/login/taipeipass/app-done?t=${t}`), isRp);
+  assert.equal(pathOf(done.url), '/login/taipeipass/app', 'nobody is logged in');
+  const f = page.forms().find((x) => x.buttons.some((b) => b.value === 'regenerate'));
+  const fresh = await agent.submit(f, {}, f.buttons.find((b) => b.value === 'regenerate'));
+  assert.equal(fresh.res.status, 200);
+  const qr2 = qrOf(fresh.res);
+  assert.notEqual(qr2, qr, 'a new challenge');
+  const ok = await simHttp('approve', { qr: qr2, account: WANG.taipeipass.account, pick: numberOf(fresh.res) });
+  assert.equal(ok.status, 200, JSON.stringify(ok.body));
+  await finish(agent, a, (await appStatus(agent, t)).body.next);
+});
+
+test('a wrong number outside the choices, straight to issod, ends the code too', T, async () => {
+  const agent = new HttpAgent();
+  const { res, t, qr } = await toQr(agent, await startAuth());
+  const number = Number(numberOf(res));
+  const other = String(((number - 10 + 45) % 90) + 10); // another two-digit number
+  const r = await approveDirect(stack, { qr, account: WANG.taipeipass.account, password: WANG.taipeipass.password, decision: 'approve', number: other });
+  assert.equal(r.status, 403);
+  assert.equal(r.body.error, 'wrong_number');
+  assert.equal((await appStatus(agent, t)).body.state, 'refused');
 });
 
 test('from the password page (acr low): approved through the sim phone HTTP API; userinfo is the member', T, async () => {
@@ -236,10 +378,11 @@ test('from the password page (acr low): approved through the sim phone HTTP API;
   assert.ok(login.pageText().includes(msg('tp.tab_password')), '帳號登入');
   const { t, qr, res } = await toQr(agent, a);
   assert.ok(res.links().some((l) => l.text === msg('tp.app_use_password')), 'the password is offered');
-  const r = await simHttp('approve', { qr, account: WANG.taipeipass.account });
+  const pick = numberOf(res);
+  const r = await simHttp('approve', { qr, account: WANG.taipeipass.account, pick });
   assert.equal(r.status, 200, JSON.stringify(r.body));
   assert.equal(r.body.result, 'approved');
-  const replay = await simHttp('approve', { qr, account: WANG.taipeipass.account, password: WANG.taipeipass.password });
+  const replay = await simHttp('approve', { qr, account: WANG.taipeipass.account, password: WANG.taipeipass.password, pick });
   assert.equal(replay.status, 409);
   assert.equal(replay.body.error, 'already_used');
   const denyAfter = await simHttp('deny', { qr, account: WANG.taipeipass.account });
@@ -274,7 +417,7 @@ test('denied in the app: its own message, a new QR code, or the password', T, as
   assert.equal(fresh.res.status, 200);
   const qr2 = qrOf(fresh.res);
   assert.notEqual(qr2, qr, 'a new challenge');
-  const ok = await simHttp('approve', { qr: qr2, account: WANG.taipeipass.account });
+  const ok = await simHttp('approve', { qr: qr2, account: WANG.taipeipass.account, pick: numberOf(fresh.res) });
   assert.equal(ok.status, 200);
   const st2 = await appStatus(agent, t);
   await finish(agent, a, st2.body.next);
@@ -287,7 +430,7 @@ test('regenerate kills the old code', T, async () => {
   const f = res.forms().find((x) => x.buttons.some((b) => b.value === 'regenerate'));
   const fresh = await agent.submit(f, {}, f.buttons.find((b) => b.value === 'regenerate'));
   assert.notEqual(qrOf(fresh.res), qr);
-  const old = await simHttp('approve', { qr, account: WANG.taipeipass.account });
+  const old = await simHttp('approve', { qr, account: WANG.taipeipass.account, pick: numberOf(res) });
   assert.equal(old.status, 404);
   assert.equal(old.body.error, 'expired');
 });
@@ -296,20 +439,21 @@ test('a wrong app password is refused; the lockout is the password page\'s', T, 
   const member = await stack.addUser({ account: 'lock.me', password: 'Right-pass-42', phone: '0912000888' });
   const agent = new HttpAgent();
   const a = await startAuth();
-  const { t, qr } = await toQr(agent, a);
-  const wrong = await simTpapp(['approve', qr, '--account', member.account, '--password', 'Wrong-pass-1']);
+  const { t, qr, res } = await toQr(agent, a);
+  const number = numberOf(res);
+  const wrong = await simTpapp(['approve', qr, '--account', member.account, '--password', 'Wrong-pass-1', '--pick', number]);
   assert.equal(wrong.code, 1);
   assert.equal(wrong.out.error, 'invalid_credentials');
   assert.equal(wrong.out.status, 401);
   assert.equal((await appStatus(agent, t)).body.state, 'pending', 'still waiting');
-  const unknown = await simHttp('approve', { qr, account: 'no.such.account' });
+  const unknown = await simHttp('approve', { qr, account: 'no.such.account', pick: number });
   assert.equal(unknown.status, 404, 'the sim knows no password for an unknown account');
   // four more (security.max_failures 5): the last one locks
   let last;
-  for (let i = 0; i < 4; i++) last = await approveDirect(stack, { qr, account: member.account, password: `Wrong-${i}`, decision: 'approve' });
+  for (let i = 0; i < 4; i++) last = await approveDirect(stack, { qr, account: member.account, password: `Wrong-${i}`, decision: 'approve', number });
   assert.equal(last.status, 429);
   assert.equal(last.body.error, 'locked');
-  const right = await approveDirect(stack, { challenge: qr.split('/').pop(), account: member.account, password: member.password, decision: 'approve' });
+  const right = await approveDirect(stack, { challenge: qr.split('/').pop(), account: member.account, password: member.password, decision: 'approve', number });
   assert.equal(right.status, 429, 'locked even with the right password');
   // the password page is locked too
   const agent2 = new HttpAgent();
@@ -324,6 +468,9 @@ test('a wrong app password is refused; the lockout is the password page\'s', T, 
   });
   assert.equal(form.status, 400);
   assert.equal((await form.json()).error, 'invalid_request');
+  const via = await approveDirect(stack, { qr, account: member.account, password: 'x', decision: 'approve', via: 'bluetooth' });
+  assert.equal(via.status, 400);
+  assert.equal(via.body.error, 'invalid_request');
 });
 
 test('a challenge belongs to its own login', T, async () => {
@@ -334,7 +481,7 @@ test('a challenge belongs to its own login', T, async () => {
   const A = await toQr(agentA, a);
   const B = await toQr(agentB, b);
   assert.notEqual(A.qr, B.qr);
-  const r = await simHttp('approve', { qr: A.qr, account: WANG.taipeipass.account });
+  const r = await simHttp('approve', { qr: A.qr, account: WANG.taipeipass.account, pick: numberOf(A.res) });
   assert.equal(r.status, 200);
   assert.equal((await appStatus(agentB, B.t)).body.state, 'pending', 'B is not approved by A\'s code');
   const bDone = await agentB.followUntil(stack.url(`/login/taipeipass/app-done?t=${B.t}`), isRp);
@@ -348,18 +495,87 @@ test('a challenge belongs to its own login', T, async () => {
   await finish(agentA, a, st.body.next);
 });
 
-test('acr_values=substantial: a direct POST of the password form is refused by flow_complete', T, async () => {
-  const agent = new HttpAgent();
-  // a tp-login CSRF token from a low login in the same browser
-  const { res: lowLogin } = await toLogin(agent, await startAuth());
-  const lf = lowLogin.forms().find((x) => x.has('password'));
-  const csrf = lf.controls.find((c) => c.name === 'csrf').value;
-  const { t } = await toLogin(agent, await startAuth({ extra: { acr_values: ACR_SUBSTANTIAL } }));
-  const res = await agent.postForm(stack.url('/login/taipeipass'), {
-    csrf, t, account: WANG.taipeipass.account, password: WANG.taipeipass.password,
+test('same phone: a phone browser gets the app link first; the app returns it to app-return → consent (acr low, amr pwd)', T, async () => {
+  const agent = new HttpAgent({ userAgent: PHONE_UA });
+  const a = await startAuth();
+  const { res, t, qr } = await toQr(agent, a);
+  const link = linkOf(res);
+  assert.equal(link.split('/').pop(), qr.split('/').pop(), 'the same challenge as the QR code');
+  assert.ok(res.text.indexOf('id="tp-app-open"') < res.text.indexOf('data-qr='), 'on a phone the app link comes before the QR code');
+  assert.match(res.text, /class="btn btn-primary" href="isso-tpapp:[^"]+" id="tp-app-open"/, 'and is the primary action');
+  // a computer gets the QR code first, and the link as the other way
+  const desk = await toQr(new HttpAgent(), await startAuth());
+  assert.ok(desk.res.text.indexOf('id="tp-app-open"') > desk.res.text.indexOf('data-qr='), 'on a computer the QR code comes first');
+  linkOf(desk.res);
+  // client hints win over the User-Agent
+  const hinted = await agent.get(stack.url(`/login/taipeipass/app?t=${t}`), { headers: { 'sec-ch-ua-mobile': '?0' } });
+  assert.ok(hinted.text.indexOf('id="tp-app-open"') > hinted.text.indexOf('data-qr='), 'Sec-CH-UA-Mobile: ?0 → the QR code first');
+
+  const open = await simTpapp(['open-link', link, '--account', WANG.taipeipass.account]);
+  assert.equal(open.code, 0, `isso-sim: ${open.stderr} ${JSON.stringify(open.out)}`);
+  assert.equal(open.out.result, 'approved');
+  assert.equal(open.out.service, SERVICE);
+  const ret = new URL(open.out.return_url);
+  assert.equal(ret.origin, stack.issuer);
+  assert.equal(ret.pathname, '/login/taipeipass/app-return');
+  assert.equal(ret.searchParams.get('t'), t);
+  assert.match(ret.searchParams.get('r'), /^[A-Za-z0-9_-]{43}$/);
+  // the polling page does not complete an approval made through the link
+  const st = await appStatus(agent, t);
+  assert.equal(st.body.state, 'returning');
+  assert.equal(st.body.next, undefined, 'no next for the polling page');
+  const done = await agent.followUntil(stack.url(`/login/taipeipass/app-done?t=${t}`), isRp);
+  assert.equal(pathOf(done.url), '/login/taipeipass/app', 'app-done does not take a link approval');
+  // a wrong return code does not complete it either, nor use it up
+  const wrongRet = new URL(ret);
+  wrongRet.searchParams.set('r', 'B'.repeat(43));
+  const w = await agent.get(wrongRet.href);
+  assert.equal(w.status, 400);
+  assert.ok(w.pageText().includes(msg('tp.app_return_invalid')));
+  // the browser that started the login, with the app's code: done
+  const r = await agent.followUntil(ret.href, isRp);
+  const cb = r.stopped ? r.url : await allow(agent, r.res);
+  const tokens = await client.authorizationCodeGrant(a.conf, new URL(cb), {
+    pkceCodeVerifier: a.verifier, expectedState: a.state, expectedNonce: a.nonce,
   });
-  assert.equal(res.status, 403);
-  assert.ok(res.pageText().includes(msg('error.loa_too_low')), res.pageText().slice(0, 300));
+  assert.equal(tokens.claims().acr, ACR_LOW);
+  assert.deepEqual(tokens.claims().amr, ['pwd']);
+  // once
+  const again = await agent.get(ret.href);
+  assert.notEqual(again.status, 303);
+});
+
+test('same phone: a forwarded app link completes nothing for the one who forwarded it', T, async () => {
+  // the phisher starts a login and sends the victim its app link
+  const phisher = new HttpAgent({ userAgent: PHONE_UA });
+  const a = await startAuth();
+  const { res, t } = await toQr(phisher, a);
+  const link = linkOf(res);
+  // the victim's app approves it (the victim's own password) and opens
+  // the return URL in the victim's browser
+  const open = await simTpapp(['open-link', link, '--account', WANG.taipeipass.account]);
+  assert.equal(open.code, 0, JSON.stringify(open.out));
+  const victim = new HttpAgent({ userAgent: PHONE_UA });
+  const v = await victim.followUntil(open.out.return_url, isRp);
+  assert.equal(v.res.status, 400, 'the victim\'s browser does not hold the login');
+  assert.ok(!v.stopped && pathOf(v.url) !== '/consent');
+  // the phisher's page never moves on, by polling or by asking
+  const st = await appStatus(phisher, t);
+  assert.equal(st.body.state, 'returning');
+  assert.equal(st.body.next, undefined);
+  const done = await phisher.followUntil(stack.url(`/login/taipeipass/app-done?t=${t}`), isRp);
+  assert.equal(pathOf(done.url), '/login/taipeipass/app');
+  assert.ok(done.res.pageText().includes(msg('tp.app_returning')));
+  const qf = done.res.forms().find((f) => f.buttons.some((b) => b.value === 'check'));
+  const check = await phisher.submit(qf, {}, qf.buttons.find((b) => b.value === 'check'), isRp);
+  assert.ok(!check.stopped && pathOf(check.url) === '/login/taipeipass/app', 'the check button does not complete it');
+  for (const r of [undefined, '', 'A'.repeat(43), 'x'.repeat(500)]) {
+    const u = stack.url(`/login/taipeipass/app-return?t=${t}${r === undefined ? '' : `&r=${r}`}`);
+    const g = await phisher.get(u);
+    assert.equal(g.status, 400, `app-return with r=${r}`);
+  }
+  // a link approval needs no number; the QR code's path needs it
+  assert.equal(open.out.status, 200);
 });
 
 test('without script: "我已在APP完成確認" asks once, then moves on', T, async () => {
@@ -372,7 +588,7 @@ test('without script: "我已在APP完成確認" asks once, then moves on', T, a
   const waiting = await agent.submit(f, {}, check);
   assert.equal(waiting.res.status, 200);
   assert.ok(waiting.res.pageText().includes(msg('tp.app_waiting')));
-  await simHttp('approve', { qr, account: WANG.taipeipass.account });
+  await simHttp('approve', { qr, account: WANG.taipeipass.account, pick: numberOf(res) });
   const f2 = waiting.res.forms().find((x) => x.buttons.some((b) => b.value === 'check'));
   const r = await agent.submit(f2, {}, f2.buttons.find((b) => b.value === 'check'), isRp);
   assert.ok(r.stopped || pathOf(r.url) === '/consent', `after the check: ${r.url}`);
@@ -389,7 +605,7 @@ test('an expired QR code: its own message, then a new one (app_qr_ttl 2 s)', T, 
   const page = await agent.get(stackShort.url(st.body.next));
   assert.deepEqual(page.alerts(), [msg('tp.app_expired')]);
   assert.ok(page.links().some((l) => l.text === msg('tp.app_use_password')), 'the password is offered');
-  const late = await approveDirect(stackShort, { qr, account: 'short.member', password: 'Short-pass-42', decision: 'approve' });
+  const late = await approveDirect(stackShort, { qr, account: 'short.member', password: 'Short-pass-42', decision: 'approve', number: numberOf(res) });
   assert.equal(late.status, 404);
   assert.equal(late.body.error, 'expired');
   const f = page.forms().find((x) => x.buttons.some((b) => b.value === 'regenerate'));
@@ -399,9 +615,41 @@ test('an expired QR code: its own message, then a new one (app_qr_ttl 2 s)', T, 
   assert.notEqual(qr2, qr);
   // security.ip_rate_per_min 4 on this stack: the app's answers are limited per address
   let r;
-  for (let i = 0; i < 5; i++) r = await approveDirect(stackShort, { qr: qr2, account: 'short.member', password: 'Wrong-pass', decision: 'approve' });
+  for (let i = 0; i < 5; i++) r = await approveDirect(stackShort, { qr: qr2, account: 'short.member', password: 'Wrong-pass', decision: 'approve', number: '10' });
   assert.equal(r.status, 429);
   assert.equal(r.body.error, 'rate_limited');
+  for (let i = 0; i < 5; i++) r = await approveDirect(stackShort, { qr: qr2 }, 'details');
+  assert.equal(r.status, 429, 'and so are the details');
+});
+
+test('hostile input to the app API: a clear 4xx, never a 5xx, and the code stays usable', T, async () => {
+  const agent = new HttpAgent();
+  const { res, t, qr } = await toQr(agent, await startAuth());
+  const ch = qr.split('/').pop();
+  const post = async (what, body, type = 'application/json') => {
+    const r = await fetch(stack.url(`/app/v1/qr/${what}`), { method: 'POST', headers: { 'content-type': type }, body });
+    await r.arrayBuffer();
+    return r.status;
+  };
+  const base = { challenge: ch, account: WANG.taipeipass.account, password: WANG.taipeipass.password, decision: 'approve' };
+  const cases = [
+    ['details', '{'], ['details', '[]'], ['details', 'null'], ['details', JSON.stringify({ challenge: 42 })],
+    ['details', JSON.stringify({ challenge: 'x'.repeat(50_000) })], ['details', Buffer.from([0xff, 0xfe, 0x00, 0x80])],
+    ['details', 'challenge=%ff%00', 'application/x-www-form-urlencoded'],
+    ['approve', JSON.stringify({ ...base, number: 1e300 })], ['approve', JSON.stringify({ ...base, number: -1 })],
+    ['approve', JSON.stringify({ ...base, number: '4a' })], ['approve', JSON.stringify({ ...base, number: '１２' })],
+    ['approve', JSON.stringify({ ...base, number: [12] })], ['approve', JSON.stringify({ ...base, via: 7 })],
+    ['approve', JSON.stringify({ ...base, number: '123' })], ['approve', Buffer.from([0x80, 0x81, 0x82])],
+    ['approve', 'x'.repeat(60_000), 'text/plain'],
+  ];
+  for (const [what, body, type] of cases) {
+    const status = await post(what, body, type);
+    assert.ok(status >= 400 && status < 500, `${what} ${String(body).slice(0, 40)}: ${status}`);
+  }
+  assert.equal((await appStatus(agent, t)).body.state, 'pending', 'none of it touched the code');
+  const ok = await simHttp('approve', { qr, account: WANG.taipeipass.account, pick: numberOf(res) });
+  assert.equal(ok.status, 200, JSON.stringify(ok.body));
+  assert.ok(await stack.healthy());
 });
 
 test('app-status is JSON, GET only, for this browser only', T, async () => {
@@ -411,9 +659,11 @@ test('app-status is JSON, GET only, for this browser only', T, async () => {
   assert.equal(post.status, 405);
   const other = await new HttpAgent().get(stack.url(`/login/taipeipass/app-status?t=${t}`));
   assert.notEqual(other.status, 200);
+  const ret = await agent.request(stack.url(`/login/taipeipass/app-return?t=${t}`), { method: 'POST', form: { t } });
+  assert.equal(ret.status, 405, 'app-return is GET only');
 });
 
-test('browser: 點擊掃描QRcode進行登入 → the QR page polls and moves on by itself → consent, axe', { timeout: limit(60_000), skip: NO_BROWSER }, async (t) => {
+test('browser: 台北通APP登入 (keyboard) → the QR page names the service and the number, polls and moves on by itself → consent, axe', { timeout: limit(60_000), skip: NO_BROWSER }, async (t) => {
   // a member who has not consented yet, so the page lands on consent
   const member = await stack.addUser({ account: 'browser.member', password: 'Browser-pass-42', phone: '0912000999' });
   const a = await startAuth();
@@ -426,12 +676,22 @@ test('browser: 點擊掃描QRcode進行登入 → the QR page polls and moves on
     await page.locator('a[href*="/login/taipeipass?"]').first().click();
     await page.waitForURL(onIssuer('/login/taipeipass'));
     await axeCheck(page, 'the login page with both options');
-    await page.getByRole('link', { name: msg('tp.tab_app') }).click();
+    // issue 15: the personal app link and the organisation button have names of their own
+    assert.notEqual(msg('tp.tab_app'), msg('tp.org_link'));
+    assert.equal(await page.getByRole('link', { name: msg('tp.tab_app'), exact: true }).count(), 1);
+    assert.equal(await page.getByRole('button', { name: msg('tp.org_link'), exact: true }).count(), 1);
+    assert.equal(await page.getByRole('link', { name: msg('tp.org_link'), exact: true }).count(), 0);
+    await tabTo(page, (el) => el.tag === 'a' && el.text === msg('tp.tab_app'), '台北通APP登入');
+    await page.keyboard.press('Enter');
     await page.waitForURL(onIssuer('/login/taipeipass/app'));
     const img = page.getByRole('img', { name: msg('tp.app_qr_alt') });
     await img.waitFor();
     const box = await img.boundingBox();
     assert.ok(box.width >= 150, `the QR code is large enough (${box.width})`);
+    const shown = await page.locator('#tp-service').innerText();
+    assert.ok(shown.includes(SERVICE), `the service name: ${shown}`);
+    const number = (await page.locator('#tp-number').innerText()).trim();
+    assert.match(number, /^\d{2}$/);
     const c1 = Number(await page.locator('.countdown').innerText());
     await sleep(1200);
     const c2 = Number(await page.locator('.countdown').innerText());
@@ -441,11 +701,82 @@ test('browser: 點擊掃描QRcode進行登入 → the QR page polls and moves on
     const qr = decodeEntities(await page.locator('[data-qr]').getAttribute('data-qr'));
     const navigations = [];
     page.on('framenavigated', (f) => { if (f === page.mainFrame()) navigations.push(new URL(f.url()).pathname); });
-    const r = await simHttp('approve', { qr, account: member.account, password: member.password });
-    assert.equal(r.status, 200);
+    const r = await simHttp('approve', { qr, account: member.account, password: member.password, pick: number });
+    assert.equal(r.status, 200, JSON.stringify(r.body));
     await page.waitForURL(onIssuer('/consent'), { timeout: limit(10_000) });
     assert.deepEqual(navigations.filter((p) => p !== '/login/taipeipass/app-done'), ['/consent'], 'the page moved on by itself');
     await axeCheck(page, 'the consent page');
+  } finally {
+    await context.close();
+  }
+});
+
+test('browser on a phone (390×844, keyboard only): 用台北通 APP 登入 opens the app, which returns to this browser → consent; axe', { timeout: limit(60_000), skip: NO_BROWSER }, async (t) => {
+  const member = await stack.addUser({ account: 'phone.member', password: 'Phone-pass-42', phone: '0912000997' });
+  const a = await startAuth();
+  const { context, page } = await newPage(browser, {
+    viewport: { width: 390, height: 844 }, isMobile: true, hasTouch: true, userAgent: PHONE_UA, locale: 'zh-TW',
+  });
+  await context.route((u) => sameEndpoint(u.href, RP), (route) => route.fulfill({ status: 200, contentType: 'text/plain', body: 'agency' }));
+  const onIssuer = (p) => (u) => u.origin === stack.issuer && u.pathname === p;
+  try {
+    await page.goto(a.url.href);
+    await page.waitForURL(onIssuer('/login'));
+    await tabTo(page, (el) => el.tag === 'a' && (el.href || '').startsWith('/login/taipeipass?'), '台北通');
+    await page.keyboard.press('Enter');
+    await page.waitForURL(onIssuer('/login/taipeipass'));
+    await tabTo(page, (el) => el.tag === 'a' && el.text === msg('tp.tab_app'), '台北通APP登入');
+    await page.keyboard.press('Enter');
+    await page.waitForURL(onIssuer('/login/taipeipass/app'));
+    await page.getByRole('heading', { name: msg('tp.app_link_heading') }).waitFor();
+    await axeCheck(page, 'the app page on a phone');
+    await assertNoHorizontalScroll(page, 'the app page on a phone');
+    await shots.take(t, page, 'tpapp-phone');
+    // the first control after the tabs is the app link; the QR code is still offered
+    const el = await tabTo(page, (e) => e.tag === 'a' && e.text === msg('tp.app_open'), '用台北通 APP 登入', 6);
+    assert.match(el.href, /^isso-tpapp:/);
+    await page.getByRole('heading', { name: msg('tp.app_qr_other') }).waitFor();
+    await page.getByRole('img', { name: msg('tp.app_qr_alt') }).waitFor();
+    // the phone's app takes the link (the browser cannot open isso-tpapp:)
+    const open = await simTpapp(['open-link', el.href, '--account', member.account, '--password', member.password]);
+    assert.equal(open.code, 0, JSON.stringify(open.out));
+    await sleep(2500); // the page's polling sees "returning" and stays put
+    assert.equal(new URL(page.url()).pathname, '/login/taipeipass/app', 'the waiting page does not complete a link approval');
+    // …and brings the citizen back to this browser
+    await page.goto(open.out.return_url);
+    await page.waitForURL(onIssuer('/consent'));
+    await axeCheck(page, 'the consent page on a phone');
+    await assertNoHorizontalScroll(page, 'the consent page on a phone');
+  } finally {
+    await context.close();
+  }
+});
+
+test('browser: a wrong pick shows its message (focused, axe), and the keyboard makes a new code', { timeout: limit(60_000), skip: NO_BROWSER }, async (t) => {
+  const a = await startAuth();
+  const { context, page } = await newPage(browser, { viewport: { width: 1280, height: 900 }, locale: 'zh-TW' });
+  const onIssuer = (p) => (u) => u.origin === stack.issuer && u.pathname === p;
+  try {
+    await page.goto(a.url.href);
+    await page.waitForURL(onIssuer('/login'));
+    const tParam = new URL(page.url()).searchParams.get('t');
+    await page.goto(stack.url(`/login/taipeipass/app?t=${tParam}`));
+    const qr = decodeEntities(await page.locator('[data-qr]').getAttribute('data-qr'));
+    const number = (await page.locator('#tp-number').innerText()).trim();
+    const show = await simTpapp(['show', qr]);
+    const r = await simHttp('approve', { qr, account: WANG.taipeipass.account, pick: wrongPick(show.out.choices, number) });
+    assert.equal(r.status, 403);
+    // the waiting page notices by itself and shows the refusal
+    await page.getByRole('alert').filter({ hasText: msg('tp.app_wrong_number') }).waitFor({ timeout: limit(10_000) });
+    assert.equal(await page.evaluate(() => document.activeElement?.id), 'qr-error', 'focus on the message');
+    await axeCheck(page, 'the wrong-number page');
+    await shots.take(t, page, 'tpapp-wrong-number');
+    await tabTo(page, (el) => el.tag === 'button' && el.value === 'regenerate', 'make a new QR code');
+    await page.keyboard.press('Enter');
+    await page.waitForURL(onIssuer('/login/taipeipass/app'));
+    await page.locator('#tp-number').waitFor();
+    const qr2 = decodeEntities(await page.locator('[data-qr]').getAttribute('data-qr'));
+    assert.notEqual(qr2, qr, 'a new code');
   } finally {
     await context.close();
   }

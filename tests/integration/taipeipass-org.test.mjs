@@ -3,7 +3,9 @@
 // organisation login; the app's approval names the organisation (統一編號)
 // and issod checks that the member belongs to it. Covers issoctl org …,
 // the happy path (scope organization: UserInfo organization {ubn, name}
-// beside the acting member's own claims, acr substantial, amr swk mca,
+// beside the acting member's own claims, acr low and amr pwd like every
+// app login for now, the app told the service's name and picking the
+// page's number,
 // the consent page naming the organisation), refusals (a member of another
 // organisation, of none, an approval without an organisation, an
 // organisation named in a personal login), a client not approved for the
@@ -24,7 +26,7 @@ import {
 
 const RP = 'http://127.0.0.1:9/cb'; // never contacted: the agent stops at it
 const SCOPE = 'openid profile organization';
-const ACR_SUBSTANTIAL = 'urn:isso:loa:substantial';
+const ACR_LOW = 'urn:isso:loa:low';
 const T = { timeout: limit(20_000) };
 const MSG = JSON.parse(fs.readFileSync(path.join(REPO, 'locales', 'zh-TW.json'), 'utf8'));
 const IDENTITIES = JSON.parse(fs.readFileSync(path.join(REPO, 'sim', 'identities.json'), 'utf8'));
@@ -121,7 +123,9 @@ async function toOrgQr(agent, a) {
   assert.ok(res.pageText().includes(msg('tp.org_heading')), 'marked as an organisation login');
   const m = /data-qr="([^"]+)"/.exec(res.text);
   assert.ok(m, 'the QR page carries the code');
-  return { res, t: tOf(r.url), qr: decodeEntities(m[1]) };
+  const n = /id="tp-number">(\d{2})</.exec(res.text);
+  assert.ok(n, 'the QR page shows the number to pick');
+  return { res, t: tOf(r.url), qr: decodeEntities(m[1]), pick: n[1] };
 }
 
 /** `isso-sim phone tpapp ARGS`: {code, out}. */
@@ -166,8 +170,8 @@ async function finish(agent, a, next, { onConsent } = {}) {
     pkceCodeVerifier: a.verifier, expectedState: a.state, expectedNonce: a.nonce,
   });
   const claims = tokens.claims();
-  assert.equal(claims.acr, ACR_SUBSTANTIAL, 'acr substantial');
-  assert.deepEqual([...claims.amr].sort(), ['mca', 'swk'], `amr ${JSON.stringify(claims.amr)}`);
+  assert.equal(claims.acr, ACR_LOW, 'acr low: the app still answers with a password');
+  assert.deepEqual(claims.amr, ['pwd'], `amr ${JSON.stringify(claims.amr)}`);
   const userinfo = await client.fetchUserInfo(a.conf, tokens.access_token, claims.sub);
   return { tokens, claims, userinfo };
 }
@@ -217,18 +221,25 @@ test('discovery lists the organization scope', T, async () => {
   assert.ok(d.claims_supported.includes('organization'));
 });
 
-test('組織 / 公司企業 → QR → the member approves for their organisation (isso-sim --org) → consent names it → UserInfo organization + the member; acr substantial, amr swk mca', T, async () => {
+test('組織 / 公司企業 → QR → the member approves for their organisation (isso-sim --org) → consent names it → UserInfo organization + the member; acr low, amr pwd', T, async () => {
   const agent = new HttpAgent();
   const a = await startAuth();
-  const { t, qr } = await toOrgQr(agent, a);
+  const { t, qr, pick } = await toOrgQr(agent, a);
+
+  // the app is told it is an organisation login, for which service
+  const show = await simTpapp(['show', qr]);
+  assert.equal(show.code, 0, show.stderr);
+  assert.equal(show.out.organisation, true);
+  assert.equal(show.out.service, '臺北市測試機關');
+  assert.ok(show.out.choices.includes(Number(pick)));
 
   // an organisation login needs the organisation named
-  const bare = await simTpapp(['approve', qr, '--account', WANG.taipeipass.account]);
+  const bare = await simTpapp(['approve', qr, '--account', WANG.taipeipass.account, '--pick', pick]);
   assert.equal(bare.code, 1);
   assert.equal(bare.out.error, 'organisation_required');
   assert.equal((await appStatus(agent, t)).body.state, 'pending', 'still waiting');
 
-  const cli = await simTpapp(['approve', qr, '--account', WANG.taipeipass.account, '--org', ORG.ubn]);
+  const cli = await simTpapp(['approve', qr, '--account', WANG.taipeipass.account, '--org', ORG.ubn, '--pick', pick]);
   assert.equal(cli.code, 0, `isso-sim: ${cli.stderr} ${JSON.stringify(cli.out)}`);
   assert.equal(cli.out.result, 'approved');
   const st = await appStatus(agent, t);
@@ -248,27 +259,62 @@ test('組織 / 公司企業 → QR → the member approves for their organisatio
 
 test('a member of another organisation is refused (clear error to the app, refusal and retry on the page)', T, async () => {
   const agent = new HttpAgent();
-  const { t, qr } = await toOrgQr(agent, await startAuth());
-  const r = await simHttp('approve', { qr, account: outsider.account, password: outsider.password, org: ORG.ubn });
+  const { t, qr, pick } = await toOrgQr(agent, await startAuth());
+  const r = await simHttp('approve', { qr, account: outsider.account, password: outsider.password, org: ORG.ubn, pick });
   await assertRefused(agent, t, r);
 });
 
 test('a member of no organisation, and an unregistered 統一編號, are refused alike', T, async () => {
   const agent = new HttpAgent();
-  const { t, qr } = await toOrgQr(agent, await startAuth());
-  const r = await simHttp('approve', { qr, account: loner.account, password: loner.password, org: ORG.ubn });
+  const { t, qr, pick } = await toOrgQr(agent, await startAuth());
+  const r = await simHttp('approve', { qr, account: loner.account, password: loner.password, org: ORG.ubn, pick });
   await assertRefused(agent, t, r);
 
   const agent2 = new HttpAgent();
   const second = await toOrgQr(agent2, await startAuth());
-  const r2 = await simHttp('approve', { qr: second.qr, account: wang.account, password: wang.password, org: '22099136' });
+  const r2 = await simHttp('approve', { qr: second.qr, account: wang.account, password: wang.password, org: '22099136', pick: second.pick });
   await assertRefused(agent2, second.t, r2);
 
   const agent3 = new HttpAgent();
   const third = await toOrgQr(agent3, await startAuth());
-  const bad = await simHttp('approve', { qr: third.qr, account: wang.account, password: wang.password, org: '12345678' });
+  const bad = await simHttp('approve', { qr: third.qr, account: wang.account, password: wang.password, org: '12345678', pick: third.pick });
   assert.equal(bad.status, 400);
   assert.equal(bad.body.error, 'organisation_required');
+});
+
+test('a wrong number in an organisation login ends the code with the number\'s message, not the organisation\'s', T, async () => {
+  const agent = new HttpAgent();
+  const { t, qr, pick } = await toOrgQr(agent, await startAuth());
+  const show = await simTpapp(['show', qr]);
+  const wrong = String(show.out.choices.find((c) => c !== Number(pick)));
+  const r = await simHttp('approve', { qr, account: wang.account, password: wang.password, org: ORG.ubn, pick: wrong });
+  assert.equal(r.status, 403);
+  assert.equal(r.body.error, 'wrong_number');
+  const st = await appStatus(agent, t);
+  assert.equal(st.body.state, 'refused');
+  const page = await agent.get(stack.url(st.body.next));
+  assert.deepEqual(page.alerts(), [msg('tp.app_wrong_number')]);
+  assert.ok(page.pageText().includes(msg('tp.org_heading')), 'still the organisation login');
+});
+
+test('on a phone: the organisation login through the app link returns to consent with the organisation', T, async () => {
+  const agent = new HttpAgent({ userAgent: 'Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Mobile/15E148' });
+  const a = await startAuth();
+  const { res } = await toOrgQr(agent, a);
+  const link = decodeEntities(/href="(isso-tpapp:[^"]+)" id="tp-app-open"/.exec(res.text)?.[1] ?? '');
+  assert.match(link, /\/app\/v1\/link\//, 'the organisation page offers the app link too');
+  const bare = await simTpapp(['open-link', link, '--account', wang.account]);
+  assert.equal(bare.code, 1);
+  assert.equal(bare.out.error, 'organisation_required');
+  const open = await simTpapp(['open-link', link, '--account', wang.account, '--org', ORG.ubn]);
+  assert.equal(open.code, 0, JSON.stringify(open.out));
+  const r = await agent.followUntil(open.out.return_url, isRp);
+  let consentText = '';
+  if (!r.stopped) {
+    assert.equal(pathOf(r.url), '/consent', r.res.pageText().slice(0, 300));
+    consentText = r.res.pageText();
+  }
+  assert.ok(r.stopped || consentText.includes(ORG.name), 'the consent page names the organisation');
 });
 
 test('a personal QR login does not take an organisation', T, async () => {
@@ -279,7 +325,8 @@ test('a personal QR login does not take an organisation', T, async () => {
   const res = await agent.get(stack.url(`/login/taipeipass/app?t=${t}`));
   assert.ok(!res.pageText().includes(msg('tp.org_heading')), 'a personal QR page');
   const qr = decodeEntities(/data-qr="([^"]+)"/.exec(res.text)[1]);
-  const out = await simHttp('approve', { qr, account: wang.account, password: wang.password, org: ORG.ubn });
+  const pick = /id="tp-number">(\d{2})</.exec(res.text)[1];
+  const out = await simHttp('approve', { qr, account: wang.account, password: wang.password, org: ORG.ubn, pick });
   assert.equal(out.status, 400);
   assert.equal(out.body.error, 'not_an_organisation_login');
 });
@@ -287,8 +334,8 @@ test('a personal QR login does not take an organisation', T, async () => {
 test('a client not approved for the organization scope gets no organization claim', T, async () => {
   const agent = new HttpAgent();
   const a = await startAuth({ conf: cfgNoOrg });
-  const { t, qr } = await toOrgQr(agent, a);
-  const r = await simHttp('approve', { qr, account: wang.account, password: wang.password, org: ORG.ubn });
+  const { t, qr, pick } = await toOrgQr(agent, a);
+  const r = await simHttp('approve', { qr, account: wang.account, password: wang.password, org: ORG.ubn, pick });
   assert.equal(r.status, 200, JSON.stringify(r.body));
   const st = await appStatus(agent, t);
   let consentText = '';
@@ -314,14 +361,18 @@ test('browser: 組織 / 公司企業 → the organisation QR page (axe) → appr
     await page.locator('a[href*="/login/taipeipass?"]').first().click();
     await page.waitForURL(onIssuer('/login/taipeipass'));
     await axeCheck(page, 'the login page with the organisation option');
-    await page.locator('#tp-org-link').click();
+    // its own name, not the personal app link's (issue 15); by keyboard
+    await page.locator('#tp-org-link').focus();
+    assert.equal(await page.evaluate(() => document.activeElement.textContent.trim()), msg('tp.org_link'));
+    await page.keyboard.press('Enter');
     await page.waitForURL(onIssuer('/login/taipeipass/app'));
     await page.getByRole('heading', { name: msg('tp.org_heading') }).waitFor();
     await page.getByRole('img', { name: msg('tp.app_qr_alt') }).waitFor();
     await axeCheck(page, 'the organisation QR page');
     await shots.take(t, page, 'tporg-qr');
     const qr = decodeEntities(await page.locator('[data-qr]').getAttribute('data-qr'));
-    const r = await simHttp('approve', { qr, account: member.account, password: member.password, org: ORG.ubn });
+    const pick = (await page.locator('#tp-number').innerText()).trim();
+    const r = await simHttp('approve', { qr, account: member.account, password: member.password, org: ORG.ubn, pick });
     assert.equal(r.status, 200, JSON.stringify(r.body));
     await page.waitForURL(onIssuer('/consent'), { timeout: limit(10_000) });
     const text = await page.locator('main, body').first().innerText();

@@ -1,32 +1,47 @@
-/* Method taipeipass (台北通會員帳號): password login of TaipeiPass members
- * (loa low, amr pwd), login by scanning a QR code with the TaipeiPass app
- * (loa substantial, amr swk mca), registration and password reset by SMS
- * code.
+/* Method taipeipass (台北通會員帳號): password login of TaipeiPass members,
+ * login by the TaipeiPass app (a QR code scanned by the app, or on the
+ * same phone an app link), registration and password reset by SMS code.
+ * Every path is loa low, amr pwd: the app's credential is, for now, the
+ * member's account and password. It counts as substantial only once the
+ * app signs its answer with a device key enrolled on the phone.
  *
  * The app login:
- *   step "app"         the QR page: `isso-tpapp:<public_url>/app/v1/qr/<c>`
- *                      with c a one-time 256-bit challenge; countdown,
+ *   step "app"         the page: `isso-tpapp:<public_url>/app/v1/qr/<c>`
+ *                      as a QR code, with c a one-time 256-bit challenge,
+ *                      the agency service's name and a two-digit number
+ *                      to pick in the app (number matching); the same
+ *                      challenge as an app link
+ *                      `isso-tpapp:<public_url>/app/v1/link/<c>` for the
+ *                      app on this phone (first on a phone); countdown,
  *                      regenerate, and a button that asks once (no script)
  *   step "app-status"  JSON for the page's [data-poll] script (paced)
- *   step "app-done"    takes the approved challenge (once) → consent
+ *   step "app-done"    takes a scanned approval (once) → consent
+ *   step "app-return"  where the app returns the browser after approving
+ *                      through the app link: needs the browser that
+ *                      started the login and the app's one-time return
+ *                      code (r) → consent
  *   step "org"         組織 / 公司企業: marks the login as an organisation
  *                      login (txn "org") and leads to the same QR page
+ *   POST /app/v1/qr/details   what the app shows: service name,
+ *                      organisation or not, three numbers to choose from
  *   POST /app/v1/qr/approve   the app's answer (JSON or form): challenge
  *                      (or the whole QR text), account, password, decision
- *                      approve|deny, and for an organisation login
- *                      organisation (統一編號): the member must belong to
- *                      it, else the challenge ends "refused"
+ *                      approve|deny, number (picked; a wrong one ends the
+ *                      challenge "refused"), via scan|link, and for an
+ *                      organisation login organisation (統一編號): the
+ *                      member must belong to it, else "refused"
  * The challenge lives in the store (kind "tpapp", expiring after
  * taipeipass.app_qr_ttl) as {txn, state pending|approved|denied|refused,
- * uuid, org (an organisation login), organisation {ubn, name}},
- * bound to the login transaction, which holds {ch, exp, outcome} under
- * "tpapp". The app's credential is, for now, the member's account and
- * password (member_authenticate, with its lockout shared with the login
- * page); in production the app holds a device key enrolled after a
- * password login, and that signed answer replaces the password here. */
+ * reason, service, number, choices, uuid, org (an organisation login),
+ * organisation {ubn, name}, link + return_hash (approved through the app
+ * link)}, bound to the login transaction, which holds {ch, exp, number,
+ * service, outcome, reason} under "tpapp". The app's password is checked
+ * by member_authenticate, with the login page's guessing limits. */
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+
+#include <sodium.h>
 
 #include "auth/app.h"
 #include "auth/claims.h"
@@ -36,7 +51,9 @@
 #include "auth/page.h"
 #include "auth/person.h"
 #include "auth/qr.h"
+#include "conn/sms.h"
 #include "http/csrf.h"
+#include "http/i18n.h"
 #include "lib/idnum.h"
 #include "lib/isso.h"
 #include "lib/log.h"
@@ -47,7 +64,6 @@
 #define PENDING_TTL 900
 
 static const char *const amr_pwd[] = {"pwd", NULL};
-static const char *const amr_app[] = {"swk", "mca", NULL};
 static const char *const bullets[] = {"tp.bullet1", "tp.bullet2", "tp.bullet3", NULL};
 
 static void handle(struct isso_app *app, struct http_req *req, const char *step);
@@ -55,7 +71,7 @@ static void routes(struct isso_app *app, struct http_server *srv);
 
 const struct method method_taipeipass = {
     .id = "taipeipass",
-    .loa = LOA_SUBSTANTIAL, /* through the app; a password login is low */
+    .loa = LOA_LOW, /* the app too, until it signs with an enrolled device key */
     .amr = amr_pwd,
     .vouches = CLAIM_UUID | CLAIM_NAME | CLAIM_ID_NUMBER | CLAIM_PHONE | CLAIM_EMAIL |
                CLAIM_BIRTHDATE | CLAIM_ADDRESS,
@@ -67,23 +83,16 @@ const struct method method_taipeipass = {
     .routes = routes,
 };
 
-/* Does this login need more than a password (acr_values)? */
-static bool
-app_only(json_t *txn)
-{
-	return json_integer_value(json_object_get(txn, "min_loa")) > LOA_LOW;
-}
-
 static void
 login_page(struct isso_app *app, struct http_req *req, const char *id, json_t *txn, int status,
            const char *error_key, const char *account)
 {
-	json_t *ctx = json_pack(
-	    "{s:s, s:s, s:s, s:s, s:s, s:s, s:b}", "txn", id, "csrf",
-	    csrf_token(req, &app->secrets, "tp-login"), "register_url",
-	    flow_url(req, "/taipeipass/register", id), "forgot_url",
-	    flow_url(req, "/taipeipass/forgot", id), "back_url", flow_url(req, "/login", id),
-	    "app_url", flow_url(req, "/login/taipeipass/app", id), "app_only", app_only(txn));
+	json_t *ctx = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s}", "txn", id, "csrf",
+	                        csrf_token(req, &app->secrets, "tp-login"), "register_url",
+	                        flow_url(req, "/taipeipass/register", id), "forgot_url",
+	                        flow_url(req, "/taipeipass/forgot", id), "back_url",
+	                        flow_url(req, "/login", id), "app_url",
+	                        flow_url(req, "/login/taipeipass/app", id));
 
 	if (error_key != NULL)
 		json_object_set_new(ctx, "error", json_string(page_text(app, req, error_key)));
@@ -96,6 +105,8 @@ static void app_step(struct isso_app *app, struct http_req *req, const char *id,
 static void app_status_step(struct isso_app *app, struct http_req *req, const char *id,
                             json_t *txn);
 static void app_done_step(struct isso_app *app, struct http_req *req, const char *id, json_t *txn);
+static void app_return_step(struct isso_app *app, struct http_req *req, const char *id,
+                            json_t *txn);
 static bool app_set_org(struct isso_app *app, json_t *txn, bool org);
 static bool app_save(struct isso_app *app, struct http_req *req, const char *id, json_t *txn);
 
@@ -109,7 +120,8 @@ handle(struct isso_app *app, struct http_req *req, const char *step)
 	struct flow_auth auth;
 
 	if (step[0] != '\0' && strcmp(step, "app") != 0 && strcmp(step, "app-status") != 0 &&
-	    strcmp(step, "app-done") != 0 && strcmp(step, "org") != 0) {
+	    strcmp(step, "app-done") != 0 && strcmp(step, "app-return") != 0 &&
+	    strcmp(step, "org") != 0) {
 		page_error(app, req, 404, "error.not_found", "error.not_found.message", "/");
 		return;
 	}
@@ -121,6 +133,21 @@ handle(struct isso_app *app, struct http_req *req, const char *step)
 	txn = flow_txn_load(app, req, &id);
 	if (txn == NULL)
 		return;
+	/* No path of this method proves more than a password: a login that
+	 * asks for more is refused before any step (flow_complete would
+	 * refuse it too). */
+	if (json_integer_value(json_object_get(txn, "min_loa")) > method_taipeipass.loa) {
+		if (strcmp(step, "app-status") == 0)
+			http_send_json(req, 403, json_pack("{s:s}", "state", "none"));
+		else
+			page_error(app, req, 403, "error.loa_title", "error.loa_too_low",
+			           flow_url(req, "/login", id));
+		goto out;
+	}
+	if (strcmp(step, "app-return") == 0) {
+		app_return_step(app, req, id, txn);
+		goto out;
+	}
 	if (strcmp(step, "app") == 0) {
 		app_step(app, req, id, txn);
 		goto out;
@@ -183,21 +210,36 @@ out:
 	json_decref(txn);
 }
 
-/* ---- the TaipeiPass app: QR login ---- */
+/* ---- the TaipeiPass app: QR login and the same-phone app link ---- */
 
 #define APP_KIND    "tpapp"
 #define APP_CSRF    "tp-app"
 #define APP_PREFIX  "isso-tpapp:"
 #define APP_QR_PATH "/app/v1/qr/"
+/* The same challenge handed to the app on this phone: the app knows it
+ * came by link (not by its camera) and answers with via "link". */
+#define APP_LINK_PATH "/app/v1/link/"
 /* The page asks every 2 s; more than this per minute per login is not
  * the page's script. */
 #define APP_POLL_MAX 90
+/* Number matching: the page shows one two-digit number, the app offers
+ * it among APP_CHOICES. */
+#define APP_CHOICES 3
 
-enum app_outcome { APP_NONE, APP_PENDING, APP_APPROVED, APP_DENIED, APP_EXPIRED, APP_REFUSED };
+enum app_outcome {
+	APP_NONE,
+	APP_PENDING,
+	APP_APPROVED,  /* scanned and approved: the polling page completes */
+	APP_RETURNING, /* approved through the app link: only the return completes */
+	APP_DENIED,
+	APP_EXPIRED,
+	APP_REFUSED,
+};
 
 static const char *const app_outcome_names[] = {
-    [APP_NONE] = "none",     [APP_PENDING] = "pending", [APP_APPROVED] = "approved",
-    [APP_DENIED] = "denied", [APP_EXPIRED] = "expired", [APP_REFUSED] = "refused",
+    [APP_NONE] = "none",           [APP_PENDING] = "pending", [APP_APPROVED] = "approved",
+    [APP_RETURNING] = "returning", [APP_DENIED] = "denied",   [APP_EXPIRED] = "expired",
+    [APP_REFUSED] = "refused",
 };
 
 static bool
@@ -245,12 +287,31 @@ app_set_org(struct isso_app *app, json_t *txn, bool org)
 	return true;
 }
 
-/* A new challenge for transaction id, recorded in txn (not yet saved). */
+/* A two-digit number, 10 to 99, none of the n in avoid. */
+static int
+app_random_number(const int *avoid, size_t n)
+{
+	for (;;) {
+		int v = 10 + (int)randombytes_uniform(90);
+		size_t i;
+
+		for (i = 0; i < n && avoid[i] != v; i++)
+			;
+		if (i == n)
+			return v;
+	}
+}
+
+/* A new challenge for transaction id, recorded in txn (not yet saved):
+ * the number the page shows, the choices the app offers (the number at a
+ * random place among decoys) and the agency service's name. */
 static int
 app_issue(struct isso_app *app, const char *id, json_t *txn)
 {
 	int64_t exp = app_now() + app->cfg->taipeipass.app_qr_ttl;
-	json_t *st = app_state(txn), *data;
+	json_t *st = app_state(txn), *data, *choices;
+	struct store_client *client = NULL;
+	int picks[APP_CHOICES], right;
 	char ch[44];
 	int ret;
 
@@ -258,30 +319,46 @@ app_issue(struct isso_app *app, const char *id, json_t *txn)
 	if (st != NULL && is_token(json_string_value(json_object_get(st, "ch"))))
 		(void)store_eph_delete(app->store, APP_KIND,
 		                       json_string_value(json_object_get(st, "ch")));
+	ret = store_client_get(app->store, json_string_value(json_object_get(txn, "client_id")),
+	                       &client);
+	if (ret < 0)
+		return ret;
+	if (client == NULL)
+		return ISSO_ERR_INVALID;
+	for (size_t i = 0; i < APP_CHOICES; i++)
+		picks[i] = app_random_number(picks, i);
+	right = picks[randombytes_uniform(APP_CHOICES)];
+	choices = json_array();
+	for (size_t i = 0; i < APP_CHOICES; i++)
+		json_array_append_new(choices, json_integer(picks[i]));
 	secret_token(32, ch);
-	data = json_pack("{s:s, s:s}", "txn", id, "state", "pending");
+	data = json_pack("{s:s, s:s, s:s, s:i, s:o}", "txn", id, "state", "pending", "service",
+	                 client->name, "number", right, "choices", choices);
 	if (app_is_org(txn))
 		json_object_set_new(data, "org", json_true());
 	ret = store_eph_put(app->store, APP_KIND, ch, data, exp);
 	json_decref(data);
-	if (ret < 0)
-		return ret;
-	json_object_set_new(txn, APP_KIND,
-	                    json_pack("{s:s, s:I}", "ch", ch, "exp", (json_int_t)exp));
-	return 0;
+	if (ret == 0)
+		json_object_set_new(txn, APP_KIND,
+		                    json_pack("{s:s, s:I, s:i, s:s}", "ch", ch, "exp",
+		                              (json_int_t)exp, "number", right, "service",
+		                              client->name));
+	store_client_free(client);
+	return ret;
 }
 
 /* Where the challenge of transaction id stands; *uuid_r (37 bytes, may be
- * NULL) gets the member once approved, and *org_r (may be NULL) the
+ * NULL) gets the member once approved, *org_r (may be NULL) the
  * organisation {ubn, name} they act for (a new reference, NULL for a
- * personal login). Records a final outcome in txn and sets *changed_r
- * when txn must be saved. */
+ * personal login), and *ret_hash_r (65 bytes, may be NULL) the hash of
+ * the return code of an approval through the app link. Records a final
+ * outcome in txn and sets *changed_r when txn must be saved. */
 static enum app_outcome
 app_check(struct isso_app *app, const char *id, json_t *txn, char *uuid_r, json_t **org_r,
-          bool *changed_r)
+          char *ret_hash_r, bool *changed_r)
 {
 	json_t *st = app_state(txn), *data = NULL;
-	const char *ch, *state, *uuid;
+	const char *ch, *state, *uuid, *reason = NULL;
 	enum app_outcome o = APP_NONE;
 
 	*changed_r = false;
@@ -304,26 +381,35 @@ app_check(struct isso_app *app, const char *id, json_t *txn, char *uuid_r, json_
 		uuid = json_string_value(json_object_get(data, "uuid"));
 		if (strcmp(state, "approved") == 0 && uuid != NULL && strlen(uuid) == 36 &&
 		    (!app_is_org(txn) || json_is_object(json_object_get(data, "organisation")))) {
-			o = APP_APPROVED;
+			const char *rh = json_string_value(json_object_get(data, "return_hash"));
+			o = json_is_true(json_object_get(data, "link")) ? APP_RETURNING
+			                                                : APP_APPROVED;
+			if (o == APP_RETURNING && (rh == NULL || strlen(rh) != 64))
+				o = APP_PENDING; /* never: a link approval has its code */
 			if (uuid_r != NULL)
 				memcpy(uuid_r, uuid, 37);
 			if (org_r != NULL && app_is_org(txn))
 				*org_r = json_incref(json_object_get(data, "organisation"));
+			if (ret_hash_r != NULL && o == APP_RETURNING)
+				memcpy(ret_hash_r, rh, 65);
 		} else if (strcmp(state, "denied") == 0) {
 			o = APP_DENIED;
 		} else if (strcmp(state, "refused") == 0) {
 			o = APP_REFUSED;
+			reason = json_string_value(json_object_get(data, "reason"));
 		} else {
 			o = APP_PENDING;
 		}
 	}
-	json_decref(data);
 	if (o == APP_DENIED || o == APP_EXPIRED || o == APP_REFUSED) {
 		(void)store_eph_delete(app->store, APP_KIND, ch);
 		json_object_set_new(txn, APP_KIND,
 		                    json_pack("{s:s}", "outcome", app_outcome_names[o]));
+		if (reason != NULL)
+			json_object_set_new(app_state(txn), "reason", json_string(reason));
 		*changed_r = true;
 	}
+	json_decref(data);
 	return o;
 }
 
@@ -336,6 +422,44 @@ app_seconds_left(json_t *txn)
 	return left > 0 ? (int)left : 0;
 }
 
+/* Is the browser likely on a phone? Client hints when sent, else the
+ * User-Agent. Only the order of the page depends on it: both ways are
+ * always offered. */
+static bool
+app_on_phone(struct http_req *req)
+{
+	static const char *const marks[] = {"Mobi", "Android", "iPhone", "iPod"};
+	const char *hint = http_header(req, "Sec-CH-UA-Mobile");
+	const char *ua = http_header(req, "User-Agent");
+
+	if (hint != NULL && strcmp(hint, "?1") == 0)
+		return true;
+	if (hint != NULL && strcmp(hint, "?0") == 0)
+		return false;
+	for (size_t i = 0; ua != NULL && i < ISSO_N_ELEMENTS(marks); i++) {
+		if (strstr(ua, marks[i]) != NULL)
+			return true;
+	}
+	return false;
+}
+
+/* The page's message for a finished challenge. */
+static const char *
+app_outcome_key(json_t *st)
+{
+	const char *outcome = json_string_value(json_object_get(st, "outcome"));
+	const char *reason = json_string_value(json_object_get(st, "reason"));
+
+	if (outcome == NULL)
+		return NULL;
+	if (strcmp(outcome, "denied") == 0)
+		return "tp.app_denied";
+	if (strcmp(outcome, "refused") == 0)
+		return reason != NULL && strcmp(reason, "number") == 0 ? "tp.app_wrong_number"
+		                                                       : "tp.org_refused";
+	return "tp.app_expired";
+}
+
 static void
 app_page(struct isso_app *app, struct http_req *req, const char *id, json_t *txn, int status,
          const char *error_key, const char *info_key)
@@ -345,25 +469,19 @@ app_page(struct isso_app *app, struct http_req *req, const char *id, json_t *txn
 	                        flow_url(req, "/login", id), "script", 1);
 	json_t *st = app_state(txn);
 	const char *ch = json_string_value(json_object_get(st, "ch"));
-	const char *outcome = json_string_value(json_object_get(st, "outcome"));
-
 	bool org = app_is_org(txn);
 
 	if (org) {
 		json_object_set_new(ctx, "org", json_true());
 		json_object_set_new(ctx, "personal_url",
 		                    json_string(flow_url(req, "/login/taipeipass", id)));
-	} else if (!app_only(txn)) {
+	} else {
 		json_object_set_new(ctx, "password_url",
 		                    json_string(flow_url(req, "/login/taipeipass", id)));
 	}
-	if (outcome != NULL && strcmp(outcome, "denied") == 0)
-		error_key = "tp.app_denied";
-	else if (outcome != NULL && strcmp(outcome, "refused") == 0)
-		error_key = "tp.org_refused";
-	else if (outcome != NULL)
-		error_key = "tp.app_expired";
-	else if (is_token(ch)) {
+	if (app_outcome_key(st) != NULL) {
+		error_key = app_outcome_key(st);
+	} else if (is_token(ch)) {
 		const char *base = app->cfg->server.public_url;
 		size_t n = strlen(base);
 		char *text, *svg;
@@ -382,8 +500,17 @@ app_page(struct isso_app *app, struct http_req *req, const char *id, json_t *txn
 		}
 		json_object_set_new(ctx, "svg", json_string(svg));
 		json_object_set_new(ctx, "qr_text", json_string(text));
+		json_object_set_new(
+		    ctx, "app_link",
+		    json_string(pool_printf(http_pool(req), APP_PREFIX "%.*s" APP_LINK_PATH "%s",
+		                            (int)n, base, ch)));
 		json_object_set_new(ctx, "pending", json_true());
+		json_object_set_new(ctx, "phone", json_boolean(app_on_phone(req)));
 		json_object_set_new(ctx, "seconds", json_integer(app_seconds_left(txn)));
+		json_object_set_new(
+		    ctx, "number",
+		    json_sprintf("%02d", (int)json_integer_value(json_object_get(st, "number"))));
+		json_object_set(ctx, "service", json_object_get(st, "service"));
 		json_object_set_new(ctx, "status_url",
 		                    json_string(flow_url(req, "/login/taipeipass/app-status", id)));
 		free(svg);
@@ -406,6 +533,9 @@ app_save(struct isso_app *app, struct http_req *req, const char *id, json_t *txn
 	return false;
 }
 
+/* Where the page goes next: only a scanned approval moves the polling
+ * page on; an approval through the app link completes where the app
+ * returns (app-return), never here. */
 static const char *
 app_next_url(struct http_req *req, const char *id, enum app_outcome o)
 {
@@ -423,7 +553,7 @@ app_step(struct isso_app *app, struct http_req *req, const char *id, json_t *txn
 	bool changed = false;
 
 	if (http_method(req) != HTTP_POST) {
-		o = app_check(app, id, txn, NULL, NULL, &changed);
+		o = app_check(app, id, txn, NULL, NULL, NULL, &changed);
 		if (o == APP_APPROVED) {
 			http_redirect(req, 303, app_next_url(req, id, o));
 			return;
@@ -443,7 +573,8 @@ app_step(struct isso_app *app, struct http_req *req, const char *id, json_t *txn
 		}
 		if (changed && !app_save(app, req, id, txn))
 			return;
-		app_page(app, req, id, txn, 200, NULL, NULL);
+		app_page(app, req, id, txn, 200, NULL,
+		         o == APP_RETURNING ? "tp.app_returning" : NULL);
 		return;
 	}
 	if (!csrf_check(req, &app->secrets, APP_CSRF)) {
@@ -465,18 +596,20 @@ app_step(struct isso_app *app, struct http_req *req, const char *id, json_t *txn
 			http_redirect(req, 303, flow_url(req, "/login/taipeipass/app", id));
 		return;
 	}
-	o = app_check(app, id, txn, NULL, NULL, &changed);
+	o = app_check(app, id, txn, NULL, NULL, NULL, &changed);
 	if (changed && !app_save(app, req, id, txn))
 		return;
-	if (o == APP_PENDING || o == APP_NONE)
-		app_page(app, req, id, txn, 200, NULL, "tp.app_waiting");
+	if (o == APP_PENDING || o == APP_NONE || o == APP_RETURNING)
+		app_page(app, req, id, txn, 200, NULL,
+		         o == APP_RETURNING ? "tp.app_returning" : "tp.app_waiting");
 	else
 		http_redirect(req, 303, app_next_url(req, id, o));
 }
 
 /* GET …/app-status: the page's script asks every 2 s; JSON
- * {"state": "pending"|"approved"|"denied"|"expired", "seconds": n,
- * "next": url}. */
+ * {"state": "pending"|"approved"|"returning"|"denied"|"expired"|"refused",
+ * "seconds": n, "next": url}. "returning" (approved through the app link)
+ * has no next: that login completes only where the app returns. */
 static void
 app_status_step(struct isso_app *app, struct http_req *req, const char *id, json_t *txn)
 {
@@ -492,7 +625,7 @@ app_status_step(struct isso_app *app, struct http_req *req, const char *id, json
 		http_send_json(req, 429, json_pack("{s:s}", "state", "slow_down"));
 		return;
 	}
-	o = app_check(app, id, txn, NULL, NULL, &changed);
+	o = app_check(app, id, txn, NULL, NULL, NULL, &changed);
 	if (changed && flow_txn_save(app, id, txn) < 0) {
 		http_send_json(req, 410, json_pack("{s:s}", "state", "gone"));
 		return;
@@ -502,45 +635,34 @@ app_status_step(struct isso_app *app, struct http_req *req, const char *id, json
 		return;
 	}
 	out = json_pack("{s:s}", "state", app_outcome_names[o]);
-	if (o == APP_PENDING)
+	if (o == APP_PENDING || o == APP_RETURNING)
 		json_object_set_new(out, "seconds", json_integer(app_seconds_left(txn)));
 	else
 		json_object_set_new(out, "next", json_string(app_next_url(req, id, o)));
 	http_send_json(req, 200, out);
 }
 
-/* GET …/app-done: the approval is taken (once) and the login completes
- * with loa substantial. */
+/* Takes the approved challenge (once) and completes the login: loa low,
+ * amr pwd, since the app's credential is still the member's password. */
 static void
-app_done_step(struct isso_app *app, struct http_req *req, const char *id, json_t *txn)
+app_finish(struct isso_app *app, struct http_req *req, const char *id, json_t *txn,
+           const char *uuid, json_t *org)
 {
 	struct flow_auth auth;
-	enum app_outcome o;
-	bool changed = false, taken = false;
-	char uuid[37];
-	const char *ch;
-	json_t *org = NULL;
+	const char *ch = json_string_value(json_object_get(app_state(txn), "ch"));
+	bool taken = false;
 
-	memset(&auth, 0, sizeof(auth));
-	o = app_check(app, id, txn, uuid, &org, &changed);
-	if (o != APP_APPROVED) {
-		if (changed && !app_save(app, req, id, txn))
-			goto out;
-		http_redirect(req, 303, flow_url(req, "/login/taipeipass/app", id));
-		goto out;
-	}
-	ch = json_string_value(json_object_get(app_state(txn), "ch"));
 	if (store_eph_take(app->store, APP_KIND, ch, app_now(), &taken) < 0 || !taken) {
 		page_error(app, req, 409, "tp.app_used_title", "tp.app_used",
 		           flow_url(req, "/login/taipeipass/app", id));
-		goto out;
+		return;
 	}
 	json_object_del(txn, APP_KIND);
 	memset(&auth, 0, sizeof(auth));
 	auth.uuid = uuid;
 	auth.method = &method_taipeipass;
-	auth.loa = LOA_SUBSTANTIAL;
-	auth.amr = amr_app;
+	auth.loa = LOA_LOW;
+	auth.amr = amr_pwd;
 	if (org != NULL) {
 		auth.attrs = json_pack("{s:O}", "organisation", org);
 		json_object_del(txn, "org");
@@ -550,12 +672,69 @@ app_done_step(struct isso_app *app, struct http_req *req, const char *id, json_t
 		log_info("tpapp_login", NULL);
 	}
 	flow_complete(app, req, id, txn, &auth);
-out:
 	json_decref(auth.attrs);
+}
+
+/* GET …/app-done: a scanned approval completes the polling page's login. */
+static void
+app_done_step(struct isso_app *app, struct http_req *req, const char *id, json_t *txn)
+{
+	enum app_outcome o;
+	bool changed = false;
+	char uuid[37];
+	json_t *org = NULL;
+
+	o = app_check(app, id, txn, uuid, &org, NULL, &changed);
+	if (o != APP_APPROVED) {
+		if (changed && !app_save(app, req, id, txn))
+			goto out;
+		http_redirect(req, 303, flow_url(req, "/login/taipeipass/app", id));
+		goto out;
+	}
+	app_finish(app, req, id, txn, uuid, org);
+out:
 	json_decref(org);
 }
 
-/* POST /app/v1/qr/approve: the app's answer. */
+/* GET …/app-return?t=…&r=…: the app brings the citizen back to the
+ * browser on the same phone after approving through the app link. The
+ * login completes only for the browser that started it (flow_txn_load
+ * checked its binding cookie) and only with the one-time return code the
+ * app received: an app link forwarded from another person's login
+ * approves nothing for them (their page never completes a link approval)
+ * and returns the approver to a browser that does not hold their login. */
+static void
+app_return_step(struct isso_app *app, struct http_req *req, const char *id, json_t *txn)
+{
+	const char *code = http_param(req, "r");
+	enum app_outcome o;
+	bool changed = false;
+	char uuid[37], want[65], got[65];
+	json_t *org = NULL;
+
+	o = app_check(app, id, txn, uuid, &org, want, &changed);
+	if (changed && !app_save(app, req, id, txn))
+		goto out;
+	if (o != APP_RETURNING || !is_token(code)) {
+		log_info("tpapp_return_refused", "state", app_outcome_names[o], NULL);
+		page_error(app, req, 400, "tp.app_return_title", "tp.app_return_invalid",
+		           flow_url(req, "/login/taipeipass/app", id));
+		goto out;
+	}
+	secret_sha256_hex(code, strlen(code), got);
+	if (!secret_equal(got, want)) {
+		log_info("tpapp_return_refused", "state", "wrong_code", NULL);
+		page_error(app, req, 400, "tp.app_return_title", "tp.app_return_invalid",
+		           flow_url(req, "/login/taipeipass/app", id));
+		goto out;
+	}
+	app_finish(app, req, id, txn, uuid, org);
+out:
+	json_decref(org);
+}
+
+/* ---- the app's API: POST /app/v1/qr/details and /app/v1/qr/approve ---- */
+
 static void
 app_reply(struct http_req *req, int status, const char *key, const char *value)
 {
@@ -563,55 +742,152 @@ app_reply(struct http_req *req, int status, const char *key, const char *value)
 	http_send_json(req, status, json_pack("{s:s}", key, value));
 }
 
-static void
-app_approve_route(struct http_req *req, void *ctx)
+/* The app's request body as a JSON object (a new reference): JSON as
+ * sent, or the form fields named in names (NULL-ended) as strings. NULL
+ * for malformed JSON. */
+static json_t *
+app_request(struct http_req *req, const char *const *names)
 {
-	struct isso_app *app = ctx;
 	const char *ctype = http_header(req, "Content-Type");
-	const char *ch, *account, *password, *decision, *ubn;
-	json_t *body = NULL, *data = NULL;
-	struct store_org *org = NULL;
-	char *role = NULL;
-	bool ok = false, locked = false, approve, found = false, org_login, refused = false;
-	char uuid[37];
-	int uses = 0;
+	json_t *body;
 
 	if (ctype != NULL && strncasecmp(ctype, "application/json", 16) == 0) {
 		size_t len = 0;
 		const char *raw = http_body(req, &len);
 		body = raw != NULL ? json_loadb(raw, len, 0, NULL) : NULL;
 		if (!json_is_object(body)) {
-			app_reply(req, 400, "error", "invalid_request");
-			goto out;
+			json_decref(body);
+			return NULL;
 		}
-		ch = json_string_value(json_object_get(body, "challenge"));
-		if (ch == NULL)
-			ch = json_string_value(json_object_get(body, "qr"));
-		account = json_string_value(json_object_get(body, "account"));
-		password = json_string_value(json_object_get(body, "password"));
-		decision = json_string_value(json_object_get(body, "decision"));
-		ubn = json_string_value(json_object_get(body, "organisation"));
-	} else {
-		ch = http_form(req, "challenge");
-		if (ch == NULL)
-			ch = http_form(req, "qr");
-		account = http_form(req, "account");
-		password = http_form(req, "password");
-		decision = http_form(req, "decision");
-		ubn = http_form(req, "organisation");
+		return body;
 	}
-	if (ubn != NULL && ubn[0] == '\0')
-		ubn = NULL;
-	/* The whole QR text names the challenge in its last segment. */
+	body = json_object();
+	for (; *names != NULL; names++) {
+		const char *v = http_form(req, *names);
+		if (v != NULL)
+			json_object_set_new(body, *names, json_string(v));
+	}
+	return body;
+}
+
+/* The challenge named by body's "challenge", or the last segment of the
+ * QR text or app link in "qr" (borrowed from body), when well-formed. */
+static const char *
+app_challenge(json_t *body)
+{
+	const char *ch = json_string_value(json_object_get(body, "challenge"));
+
+	if (ch == NULL)
+		ch = json_string_value(json_object_get(body, "qr"));
 	if (ch != NULL && strrchr(ch, '/') != NULL)
 		ch = strrchr(ch, '/') + 1;
-	if (!is_token(ch) || account == NULL || account[0] == '\0' || password == NULL ||
+	return is_token(ch) ? ch : NULL;
+}
+
+static const char *const app_fields[] = {
+    "challenge", "qr", "account", "password", "decision", "organisation", "number", "via", NULL,
+};
+
+/* POST /app/v1/qr/details: what the app shows before the citizen
+ * decides: the agency service's name, whether it is an organisation
+ * login, and the numbers to choose from (never which one is right). */
+static void
+app_details_route(struct http_req *req, void *ctx)
+{
+	struct isso_app *app = ctx;
+	json_t *body = app_request(req, app_fields), *data = NULL, *out;
+	const char *ch = app_challenge(body);
+
+	if (ch == NULL) {
+		app_reply(req, 400, "error", "invalid_request");
+		goto out;
+	}
+	if (method_addr_limited(app, req, "tpapp-details")) {
+		http_set_header(req, "Retry-After", "60");
+		app_reply(req, 429, "error", "rate_limited");
+		goto out;
+	}
+	if (store_eph_get(app->store, APP_KIND, ch, app_now(), &data, NULL) < 0 || data == NULL) {
+		app_reply(req, 404, "error", "expired");
+		goto out;
+	}
+	if (strcmp(json_string_value(json_object_get(data, "state")) ?: "", "pending") != 0) {
+		app_reply(req, 409, "error", "already_used");
+		goto out;
+	}
+	out = json_pack("{s:O, s:b, s:O}", "service", json_object_get(data, "service"),
+	                "organisation", json_is_true(json_object_get(data, "org")), "choices",
+	                json_object_get(data, "choices"));
+	http_set_header(req, "Cache-Control", "no-store");
+	http_send_json(req, 200, out);
+out:
+	json_decref(body);
+	json_decref(data);
+}
+
+/* The number the app's citizen picked: a JSON integer or a string of two
+ * digits; -1 when absent or malformed. */
+static int
+app_picked(json_t *body)
+{
+	json_t *v = json_object_get(body, "number");
+	const char *s = json_string_value(v);
+
+	if (json_is_integer(v))
+		return json_integer_value(v) >= 0 && json_integer_value(v) <= 99
+		           ? (int)json_integer_value(v)
+		           : -1;
+	if (s != NULL && strlen(s) == 2 && s[0] >= '0' && s[0] <= '9' && s[1] >= '0' && s[1] <= '9')
+		return (s[0] - '0') * 10 + (s[1] - '0');
+	return -1;
+}
+
+/* POST /app/v1/qr/approve: the app's answer: challenge (or the QR text /
+ * app link), account, password, decision approve|deny, number (the one
+ * picked: required to approve a scanned code), via "link" (the app was
+ * opened by the app link on this phone: no number, and the reply carries
+ * the return_url to open in the browser), organisation (統一編號) for an
+ * organisation login. */
+static void
+app_approve_route(struct http_req *req, void *ctx)
+{
+	struct isso_app *app = ctx;
+	const char *ch, *account, *password, *decision, *ubn, *via;
+	json_t *body = app_request(req, app_fields), *data = NULL;
+	struct store_org *org = NULL;
+	char *role = NULL, *return_url = NULL;
+	bool ok = false, locked = false, approve, found = false, org_login, refused = false;
+	bool link, wrong_number = false;
+	char uuid[37], code[44], code_hash[65];
+	int uses = 0, picked;
+
+	if (body == NULL) {
+		app_reply(req, 400, "error", "invalid_request");
+		goto out;
+	}
+	ch = app_challenge(body);
+	account = json_string_value(json_object_get(body, "account"));
+	password = json_string_value(json_object_get(body, "password"));
+	decision = json_string_value(json_object_get(body, "decision"));
+	ubn = json_string_value(json_object_get(body, "organisation"));
+	via = json_string_value(json_object_get(body, "via"));
+	picked = app_picked(body);
+	if (ubn != NULL && ubn[0] == '\0')
+		ubn = NULL;
+	if (ch == NULL || account == NULL || account[0] == '\0' || password == NULL ||
 	    password[0] == '\0' || decision == NULL ||
-	    (strcmp(decision, "approve") != 0 && strcmp(decision, "deny") != 0)) {
+	    (strcmp(decision, "approve") != 0 && strcmp(decision, "deny") != 0) ||
+	    (via != NULL && strcmp(via, "link") != 0 && strcmp(via, "scan") != 0)) {
 		app_reply(req, 400, "error", "invalid_request");
 		goto out;
 	}
 	approve = strcmp(decision, "approve") == 0;
+	link = via != NULL && strcmp(via, "link") == 0;
+	/* A scanned code is approved with the number the page shows. */
+	if (approve && !link && picked < 0) {
+		app_reply(req, 400, "error", "number_required");
+		goto out;
+	}
 	if (method_addr_limited(app, req, "tpapp")) {
 		http_set_header(req, "Retry-After", "60");
 		app_reply(req, 429, "error", "rate_limited");
@@ -637,6 +913,7 @@ app_approve_route(struct http_req *req, void *ctx)
 		app_reply(req, 400, "error", "not_an_organisation_login");
 		goto out;
 	}
+	/* Password guessing here is throttled exactly as on the login page. */
 	if (member_authenticate(app, account, password, &ok, &locked, uuid) < 0 && !locked) {
 		app_reply(req, 401, "error", "invalid_credentials");
 		goto out;
@@ -649,7 +926,11 @@ app_approve_route(struct http_req *req, void *ctx)
 		app_reply(req, 401, "error", "invalid_credentials");
 		goto out;
 	}
-	if (org_login && approve) {
+	/* A wrong pick ends this code: the citizen may be looking at someone
+	 * else's screen. */
+	if (approve && !link)
+		wrong_number = picked != json_integer_value(json_object_get(data, "number"));
+	if (org_login && approve && !wrong_number) {
 		/* An unknown organisation and one the member does not belong to
 		 * answer alike. */
 		if (store_org_get(app->store, ubn, &org) < 0 ||
@@ -666,16 +947,42 @@ app_approve_route(struct http_req *req, void *ctx)
 		goto out;
 	}
 	json_object_set_new(data, "state",
-	                    json_string(refused   ? "refused"
-	                                : approve ? "approved"
-	                                          : "denied"));
-	if (approve && !refused)
+	                    json_string(refused || wrong_number ? "refused"
+	                                : approve               ? "approved"
+	                                                        : "denied"));
+	if (wrong_number)
+		json_object_set_new(data, "reason", json_string("number"));
+	else if (refused)
+		json_object_set_new(data, "reason", json_string("organisation"));
+	if (approve && !refused && !wrong_number) {
 		json_object_set_new(data, "uuid", json_string(uuid));
-	if (approve && !refused && org != NULL)
-		json_object_set_new(data, "organisation",
-		                    json_pack("{s:s, s:s}", "ubn", org->ubn, "name", org->name));
+		if (org != NULL)
+			json_object_set_new(
+			    data, "organisation",
+			    json_pack("{s:s, s:s}", "ubn", org->ubn, "name", org->name));
+		if (link) {
+			const char *base = app->cfg->server.public_url;
+			size_t n = strlen(base);
+
+			while (n > 0 && base[n - 1] == '/')
+				n--;
+			secret_token(32, code);
+			secret_sha256_hex(code, strlen(code), code_hash);
+			json_object_set_new(data, "link", json_true());
+			json_object_set_new(data, "return_hash", json_string(code_hash));
+			return_url =
+			    xasprintf("%.*s/login/taipeipass/app-return?t=%s&r=%s", (int)n, base,
+			              json_string_value(json_object_get(data, "txn")), code);
+			explicit_bzero(code, sizeof(code));
+		}
+	}
 	if (store_eph_update(app->store, APP_KIND, ch, data, app_now(), &found) < 0 || !found) {
 		app_reply(req, 404, "error", "expired");
+		goto out;
+	}
+	if (wrong_number) {
+		log_info("tpapp_wrong_number", NULL);
+		app_reply(req, 403, "error", "wrong_number");
 		goto out;
 	}
 	if (refused) {
@@ -683,9 +990,18 @@ app_approve_route(struct http_req *req, void *ctx)
 		app_reply(req, 403, "error", "not_a_member");
 		goto out;
 	}
-	log_info("tpapp_answer", "decision", approve ? "approved" : "denied", NULL);
+	log_info("tpapp_answer", "decision", approve ? "approved" : "denied", "via",
+	         link ? "link" : "scan", NULL);
+	if (return_url != NULL) {
+		http_set_header(req, "Cache-Control", "no-store");
+		http_send_json(
+		    req, 200,
+		    json_pack("{s:s, s:s}", "result", "approved", "return_url", return_url));
+		goto out;
+	}
 	app_reply(req, 200, "result", approve ? "approved" : "denied");
 out:
+	xfree_secret(return_url);
 	store_org_free(org);
 	free(role);
 	json_decref(body);
@@ -1048,6 +1364,20 @@ forgot_start(struct isso_app *app, struct http_req *req)
 	verify_page(app, req, "forgot-verify", "tp-forgot", pending, phone, 200, NULL);
 }
 
+/* Tells the member by SMS, on the number the reset was proven with, that
+ * the password changed and earlier logins ended, so a reset the member did
+ * not make (a SIM swap) does not go unnoticed. Through the outbox, like
+ * the reset's code. iSSO has no e-mail sender: members with an e-mail
+ * address get the SMS only. */
+static void
+reset_notify(struct isso_app *app, const char *phone)
+{
+	const struct i18n_catalog *zh = i18n_catalog(app->i18n, "zh-TW");
+
+	if (conn_sms_queue(app->sms, phone, i18n_get(zh, "tp.reset_notice_sms")) < 0)
+		log_warn("reset_notice_failed", NULL);
+}
+
 static void
 forgot_verify(struct isso_app *app, struct http_req *req)
 {
@@ -1103,6 +1433,7 @@ forgot_verify(struct isso_app *app, struct http_req *req)
 	(void)flow_sessions_end_person(app, uuid);
 	store_audit_append(app->store, app_now(), "password_reset",
 	                   json_pack("{s:s}", "uuid", uuid));
+	reset_notify(app, phone);
 	done_page(app, req, "tp.reset_done_title", "tp.reset_done");
 out:
 	json_decref(data);
@@ -1132,5 +1463,6 @@ routes(struct isso_app *app, struct http_server *srv)
 {
 	http_route(srv, HTTP_GET | HTTP_POST, "/taipeipass/register", register_route, app);
 	http_route(srv, HTTP_GET | HTTP_POST, "/taipeipass/forgot", forgot_route, app);
+	http_route(srv, HTTP_POST, "/app/v1/qr/details", app_details_route, app);
 	http_route(srv, HTTP_POST, "/app/v1/qr/approve", app_approve_route, app);
 }
