@@ -132,11 +132,13 @@ static const struct phone_cmd {
 static int
 phone_usage(void)
 {
-	fprintf(stderr, "usage: isso-sim phone sms-last|sms-list|sms-clear NUMBER [--sim URL]\n"
-	                "       isso-sim phone mobilecert approve|deny TICKET [--as ID]\n"
-	                "       isso-sim phone mobilecert pending NATIONAL_ID\n"
-	                "       isso-sim phone tpapp approve|deny QR --account A [--password P]\n"
-	                "  URL defaults to $ISSO_SIM_URL or " SIM_DEFAULT_URL "\n");
+	fprintf(stderr,
+	        "usage: isso-sim phone sms-last|sms-list|sms-clear NUMBER [--sim URL]\n"
+	        "       isso-sim phone mobilecert approve|deny TICKET|NATIONAL_ID [--as ID]\n"
+	        "       isso-sim phone mobilecert open-link APP_LINK [--deny] [--as ID]\n"
+	        "       isso-sim phone mobilecert pending NATIONAL_ID\n"
+	        "       isso-sim phone tpapp approve|deny QR --account A [--password P]\n"
+	        "  URL defaults to $ISSO_SIM_URL or " SIM_DEFAULT_URL "\n");
 	return 2;
 }
 
