@@ -866,6 +866,22 @@ test("same device: the return in a browser without the login's binding does not 
   assert.equal((await agent.get(stack.url(done.next))).status, 200);
 });
 
+test('the new steps out of order, and unknown ones', T, async () => {
+  const agent = new HttpAgent({ userAgent: PHONE_UA });
+  const a = await startAuth();
+  const { t } = await toIdStep(agent, a.url.href);
+  for (const step of ['app', 'push', 'return']) {
+    const r = await agent.get(stack.url(`/login/moica-mobile/${step}?t=${t}`));
+    assert.equal(r.status, 403, `${step} before the ID step`);
+    assert.equal(r.title(), `${msg('mm.order_title')} - ${msg('site.name')}`);
+  }
+  assert.equal((await agent.get(stack.url(`/login/moica-mobile/pushes?t=${t}`))).status, 404);
+  // a way the form does not know falls back to the likely one
+  const { form } = await toIdStep(agent, (await startAuth()).url.href);
+  const r = await agent.submit(form, { id_number: ENROLLED.happy, action: 'sms' });
+  assert.equal(pathOf(r.url), '/login/moica-mobile/app');
+});
+
 test('browser at a phone (390x844, mobile user agent): same-device path by keyboard, axe on each state', { timeout: limit(90_000), skip: NO_BROWSER }, async (t) => {
   const a = await startAuth();
   const id = ENROLLED.mismatch; // no consent given before: the walk meets the consent page
