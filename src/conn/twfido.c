@@ -981,21 +981,22 @@ tf_rtn_val_valid(const char *s)
 	return len <= TWFIDO_RTN_VAL_MAX && utf8_printable(s != NULL ? s : "", len, false);
 }
 
-/* Appends "&name=" and the percent-encoded value ('+', '/', '=' of
- * standard base64, which a query would misread). */
-static void
+/* Appends sep, "name=" and the percent-encoded value ('+', '/', '=' of
+ * standard base64, which a query would misread). 0 or ISSO_ERR_LIMIT. */
+static int
 tf_query_add(struct buf *b, const char *sep, const char *name, const char *value)
 {
 	static const char hex[] = "0123456789ABCDEF";
+	int ret = buf_printf(b, "%s%s=", sep, name);
 
-	buf_printf(b, "%s%s=", sep, name);
-	for (const char *p = value; *p != '\0'; p++) {
+	for (const char *p = value; ret == 0 && *p != '\0'; p++) {
 		if (*p == '+' || *p == '/' || *p == '=')
-			buf_printf(b, "%%%c%c", hex[(unsigned char)*p >> 4],
-			           hex[(unsigned char)*p & 15]);
+			ret = buf_printf(b, "%%%c%c", hex[(unsigned char)*p >> 4],
+			                 hex[(unsigned char)*p & 15]);
 		else
-			buf_add(b, p, 1);
+			ret = buf_addc(b, *p);
 	}
+	return ret;
 }
 
 static char *
@@ -1021,10 +1022,11 @@ conn_twfido_app_link(enum twfido_mode mode, const char *sp_ticket, const char *r
 	val64 = tf_b64url_text(rtn_val != NULL ? rtn_val : "");
 	buf_init(&b, 4 * TF_SP_TICKET_MAX);
 	buf_printf(&b, "%s", mode == TWFIDO_MODE_MWEB2APP ? TF_LINK_W2A : TF_LINK_A2A);
-	tf_query_add(&b, "?", "sp_ticket", sp_ticket);
-	tf_query_add(&b, "&", "rtn_url", url64);
-	tf_query_add(&b, "&", "rtn_val", val64);
-	link = buf_detach(&b, NULL);
+	if (tf_query_add(&b, "?", "sp_ticket", sp_ticket) == 0 &&
+	    tf_query_add(&b, "&", "rtn_url", url64) == 0 &&
+	    tf_query_add(&b, "&", "rtn_val", val64) == 0)
+		link = buf_detach(&b, NULL);
+	buf_free(&b);
 	free(url64);
 	free(val64);
 	return link;
