@@ -996,6 +996,30 @@ test('browser at a phone: the return in another browser, and the push page, axe'
   }
 });
 
+test('browser at a phone (English): the ways and the same-device step, axe', { timeout: limit(60_000), skip: NO_BROWSER }, async (t) => {
+  const a = await startAuth({ extra: { ui_locales: 'en' } });
+  const { context, page } = await newPage(browser, { viewport: { width: 320, height: 640 }, isMobile: true, userAgent: PHONE_UA, locale: 'en-US' });
+  try {
+    await page.goto(a.url.href);
+    await page.getByRole('link', { name: MSG_EN['portal.login'] }).and(page.locator('a[href*="/login/moica-mobile"]')).click();
+    await page.getByRole('checkbox', { name: MSG_EN['mm.agree'] }).check();
+    await page.getByRole('button', { name: MSG_EN['mm.next'] }).click();
+    const names = await page.locator('form button[name="action"]').allInnerTexts();
+    assert.deepEqual(names, [MSG_EN['mm.way_app'], MSG_EN['mm.way_push'], MSG_EN['mm.way_qr']]);
+    await axeCheck(page, 'the ID step in English at 320px');
+    await page.getByLabel(MSG_EN['mm.id_label']).fill(ENROLLED.browser);
+    await page.getByRole('button', { name: MSG_EN['mm.way_app'] }).click();
+    await page.getByRole('link', { name: MSG_EN['mm.open_app'] }).waitFor();
+    assert.equal(await page.evaluate(() => document.documentElement.lang), 'en');
+    await axeCheck(page, 'the same-device step in English at 320px');
+    await shots.take(t, page, 'mm-phone-app-en');
+    const { sw, w } = await page.evaluate(() => ({ sw: document.documentElement.scrollWidth, w: window.innerWidth }));
+    assert.ok(sw <= w + 1, `no horizontal scroll at 320px (${sw} > ${w})`);
+  } finally {
+    await context.close();
+  }
+});
+
 test('an unanswered push expires: its own message and a way on', { timeout: limit(60_000) }, async () => {
   const { agent, t, res, started } = expiringPush;
   const s = stackShort;
