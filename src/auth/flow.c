@@ -62,8 +62,8 @@ allow_client_origin(struct http_req *req, json_t *txn)
 	    pool_strndup(http_pool(req), uri, (size_t)(host + 3 - uri) + strcspn(host + 3, "/?#")));
 }
 
-json_t *
-flow_txn_load(struct isso_app *app, struct http_req *req, const char **id_r)
+static json_t *
+txn_load(struct isso_app *app, struct http_req *req, const char **id_r, bool *foreign_r)
 {
 	const char *id = http_param(req, "t");
 	const char *cookie = http_cookie(req, BIND_COOKIE);
@@ -81,18 +81,39 @@ flow_txn_load(struct isso_app *app, struct http_req *req, const char **id_r)
 	if (txn == NULL)
 		goto expired;
 	want = json_string_value(json_object_get(txn, "bind"));
-	if (cookie == NULL || want == NULL)
+	if (want == NULL)
 		goto expired;
+	if (cookie == NULL)
+		goto foreign;
 	secret_sha256_hex(cookie, strlen(cookie), bind);
 	if (!secret_equal(bind, want))
-		goto expired;
+		goto foreign;
 	allow_client_origin(req, txn);
 	*id_r = id;
 	return txn;
+foreign:
+	if (foreign_r != NULL) {
+		json_decref(txn);
+		*foreign_r = true;
+		return NULL;
+	}
 expired:
 	json_decref(txn);
 	page_error(app, req, 400, "error.txn_title", "error.txn_expired", NULL);
 	return NULL;
+}
+
+json_t *
+flow_txn_load(struct isso_app *app, struct http_req *req, const char **id_r)
+{
+	return txn_load(app, req, id_r, NULL);
+}
+
+json_t *
+flow_txn_load_bound(struct isso_app *app, struct http_req *req, const char **id_r, bool *foreign_r)
+{
+	*foreign_r = false;
+	return txn_load(app, req, id_r, foreign_r);
 }
 
 int

@@ -36,6 +36,12 @@ int flow_txn_create(struct isso_app *app, struct http_req *req, json_t *request,
  * browser; NULL (and an error page already sent) when missing, expired or
  * not this browser's. *id_r points into request memory. */
 json_t *flow_txn_load(struct isso_app *app, struct http_req *req, const char **id_r);
+/* The same, except that for a live transaction another browser started
+ * (a link opened elsewhere, e.g. by a phone app in the default browser)
+ * it sends no page and sets *foreign_r: the caller says where to go on.
+ * Nothing of the transaction is revealed or changed. */
+json_t *flow_txn_load_bound(struct isso_app *app, struct http_req *req, const char **id_r,
+                            bool *foreign_r);
 /* Saves changes to a loaded transaction. */
 int flow_txn_save(struct isso_app *app, const char *id, json_t *txn);
 void flow_txn_delete(struct isso_app *app, const char *id);

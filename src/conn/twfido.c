@@ -1,6 +1,6 @@
-/* TW FidO connector: ATH-01 getSpTicket and ATH-02 getAthOrSignResult
- * over JSON POSTs, one libcurl easy handle per exchange (thread-safe
- * without locks), the AES-256-GCM checksums with OpenSSL EVP, and a small
+/* TW FidO connector: ATH-01 getSpTicket, ATH-03 requestAthOrSignPush and
+ * ATH-02 getAthOrSignResult over JSON POSTs, the APP-API-01 app link, one libcurl easy handle per
+ * exchange (thread-safe without locks), the AES-256-GCM checksums with OpenSSL EVP, and a small
  * bounded map that keeps polls of one transaction 4 s apart. See
  * docs/connectors/twfido.md. */
 #include "conn/twfido.h"
@@ -28,7 +28,11 @@
 
 #define TF_PATH_TICKET     "/moise/sp/getSpTicket"
 #define TF_PATH_RESULT     "/moise/sp/getAthOrSignResult"
+#define TF_PATH_PUSH       "/moise/sp/requestAthOrSignPush"
 #define TF_IFACE_TICKET    "SP-API-ATH-01"
+#define TF_IFACE_PUSH      "SP-API-ATH-03"
+#define TF_LINK_W2A        "mobilemoica://moica.moi.gov.tw/w2a/verifySign"
+#define TF_LINK_A2A        "mobilemoica://moica.moi.gov.tw/a2a/verifySign"
 #define TF_IFACE_RESULT    "SP-API-ATH-02"
 #define TF_REPLY_MAX       (64 * 1024)
 #define TF_REQUEST_MAX     (16 * 1024)
@@ -769,12 +773,37 @@ tf_hint_valid(const unsigned char *s)
 	return len <= TWFIDO_HINT_MAX && utf8_printable((const char *)s, len, false);
 }
 
+/* The push service's codes (spec §伍, 3002-3116): the request did not
+ * reach the phone. */
+static bool
+tf_code_unreachable(const char *sys)
+{
+	return strncmp(sys, "PS_", 3) == 0;
+}
+
+static const char *const tf_op_modes[] = {
+    [TWFIDO_MODE_ISCAN] = "I-SCAN",
+    [TWFIDO_MODE_APP2APP] = "APP2APP",
+    [TWFIDO_MODE_MWEB2APP] = "MWEB2APP",
+    [TWFIDO_MODE_PUSH] = NULL, /* ATH-03 has no op_mode */
+};
+
 int
 conn_twfido_get_ticket(struct conn_twfido *tf, const char *id_num, const char *hint, int time_limit,
                        struct twfido_ticket *ticket_r, struct twfido_status *status_r,
                        const char **error_r)
 {
-	const char *error_dummy, *raw_code, *sp_ticket, *idp;
+	return conn_twfido_request(tf, TWFIDO_MODE_ISCAN, id_num, hint, time_limit, ticket_r,
+	                           status_r, error_r);
+}
+
+int
+conn_twfido_request(struct conn_twfido *tf, enum twfido_mode mode, const char *id_num,
+                    const char *hint, int time_limit, struct twfido_ticket *ticket_r,
+                    struct twfido_status *status_r, const char **error_r)
+{
+	const char *error_dummy, *raw_code, *sp_ticket, *idp, *iface = TF_IFACE_TICKET;
+	const char *op_mode = NULL;
 	struct twfido_status status_dummy;
 	struct twfido_ticket t;
 	char id[11] = "", masked[32] = "", checksum[TWFIDO_CHECKSUM_LEN + 1];
@@ -800,6 +829,13 @@ conn_twfido_get_ticket(struct conn_twfido *tf, const char *id_num, const char *h
 		*error_r = "no TW FidO connector";
 		goto out;
 	}
+	if ((unsigned)mode >= ISSO_N_ELEMENTS(tf_op_modes)) {
+		*error_r = "unknown TW FidO mode";
+		goto out;
+	}
+	op_mode = tf_op_modes[mode];
+	if (mode == TWFIDO_MODE_PUSH)
+		iface = TF_IFACE_PUSH;
 	if (id_num == NULL || !idnum_normalize(id_num, id) || !idnum_is_valid(id)) {
 		*error_r = "not a national ID or resident certificate number";
 		goto out;
@@ -817,41 +853,58 @@ conn_twfido_get_ticket(struct conn_twfido *tf, const char *id_num, const char *h
 	}
 
 	secret_uuid(t.transaction_id);
-	{
+	if (op_mode != NULL) {
 		const char *fields[] = {t.transaction_id,
 		                        tf->sp_service_id,
 		                        id,
 		                        "ATH",
-		                        "I-SCAN",
+		                        op_mode,
 		                        hint,
 		                        "" /* sign_data: none for ATH */};
 
 		ret = tf_checksum_fields(tf, fields, ISSO_N_ELEMENTS(fields), checksum);
-		if (ret != 0) {
-			*error_r = "cannot compute sp_checksum";
-			goto out;
-		}
+	} else {
+		const char *fields[] = {t.transaction_id,
+		                        tf->sp_service_id,
+		                        id,
+		                        "" /* device_user_def_desc: every bound device */,
+		                        "ATH",
+		                        hint,
+		                        "" /* sign_data: none for ATH */};
+
+		ret = tf_checksum_fields(tf, fields, ISSO_N_ELEMENTS(fields), checksum);
 	}
-	req = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:i}", "transaction_id",
-	                t.transaction_id, "sp_service_id", tf->sp_service_id, "sp_checksum",
-	                checksum, "id_num", id, "op_code", "ATH", "op_mode", "I-SCAN", "hint", hint,
-	                "time_limit", time_limit);
+	if (ret != 0) {
+		*error_r = "cannot compute sp_checksum";
+		goto out;
+	}
+	req = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:i}", "transaction_id", t.transaction_id,
+	                "sp_service_id", tf->sp_service_id, "sp_checksum", checksum, "id_num", id,
+	                "op_code", "ATH", "hint", hint, "time_limit", time_limit);
 	if (req == NULL)
 		abort();
+	if (op_mode != NULL)
+		json_object_set_new(req, "op_mode", json_string(op_mode));
 	body = tf_dump(req);
 	now = time(NULL);
-	ret = tf_post(tf, TF_PATH_TICKET, body, &reply, &http_status, errbuf, error_r);
+	ret = tf_post(tf, op_mode != NULL ? TF_PATH_TICKET : TF_PATH_PUSH, body, &reply,
+	              &http_status, errbuf, error_r);
 	if (ret != 0)
 		goto out;
 
 	ret = ISSO_ERR_IO;
-	raw_code = tf_reply_code(reply, TF_IFACE_TICKET, status_r, sys, error_r);
+	raw_code = tf_reply_code(reply, iface, status_r, sys, error_r);
 	if (raw_code == NULL)
 		goto out;
 	if (sys[0] != '\0') {
 		if (tf_code_in(sys, tf_codes_not_enrolled)) {
 			status_r->state = TWFIDO_NOT_ENROLLED;
 			log_info("twfido_not_enrolled", "id", masked, "code", status_r->code, NULL);
+			ret = 0;
+		} else if (mode == TWFIDO_MODE_PUSH && tf_code_unreachable(sys)) {
+			status_r->state = TWFIDO_UNREACHABLE;
+			log_info("twfido_push_unreachable", "id", masked, "code", status_r->code,
+			         NULL);
 			ret = 0;
 		} else {
 			*error_r = "TW FidO service refused the ticket";
@@ -865,6 +918,7 @@ conn_twfido_get_ticket(struct conn_twfido *tf, const char *id_num, const char *h
 		goto out;
 	}
 	{
+		/* ATH-01 and ATH-03 seal the same fields */
 		const char *fields[] = {t.transaction_id, raw_code, sp_ticket};
 
 		if (!tf_verify_fields(tf, fields, ISSO_N_ELEMENTS(fields), idp)) {
@@ -885,8 +939,7 @@ out:
 	if (ret != 0) {
 		status_r->state = TWFIDO_ERROR;
 		if (ret != ISSO_ERR_INVALID)
-			tf_log_error(TF_IFACE_TICKET, masked, *error_r, status_r->code, http_status,
-			             errbuf);
+			tf_log_error(iface, masked, *error_r, status_r->code, http_status, errbuf);
 	}
 	conn_twfido_ticket_clear(&t);
 	json_decref(req);
@@ -894,6 +947,188 @@ out:
 	if (body != NULL)
 		xfree_secret(body);
 	explicit_bzero(id, sizeof(id));
+	return ret;
+}
+
+/* ---- APP-API-01: the app link ---- */
+
+/* A URL the app may send the citizen back to: http(s), no spaces, quotes,
+ * angle brackets or control characters. */
+static bool
+tf_rtn_url_valid(const char *s)
+{
+	size_t len = s != NULL ? strlen(s) : 0;
+
+	if (len == 0 || len > TWFIDO_RTN_URL_MAX)
+		return false;
+	if (strncmp(s, "https://", 8) != 0 && strncmp(s, "http://", 7) != 0)
+		return false;
+	for (size_t i = 0; i < len; i++) {
+		unsigned char c = (unsigned char)s[i];
+
+		if (c <= 0x20 || c >= 0x7f || c == '"' || c == '<' || c == '>' || c == '\\' ||
+		    c == '`')
+			return false;
+	}
+	return true;
+}
+
+static bool
+tf_rtn_val_valid(const char *s)
+{
+	size_t len = s != NULL ? strlen(s) : 0;
+
+	return len <= TWFIDO_RTN_VAL_MAX && utf8_printable(s != NULL ? s : "", len, false);
+}
+
+/* Appends sep, "name=" and the percent-encoded value ('+', '/', '=' of
+ * standard base64, which a query would misread). 0 or ISSO_ERR_LIMIT. */
+static int
+tf_query_add(struct buf *b, const char *sep, const char *name, const char *value)
+{
+	static const char hex[] = "0123456789ABCDEF";
+	int ret = buf_printf(b, "%s%s=", sep, name);
+
+	for (const char *p = value; ret == 0 && *p != '\0'; p++) {
+		if (*p == '+' || *p == '/' || *p == '=')
+			ret = buf_printf(b, "%%%c%c", hex[(unsigned char)*p >> 4],
+			                 hex[(unsigned char)*p & 15]);
+		else
+			ret = buf_addc(b, *p);
+	}
+	return ret;
+}
+
+static char *
+tf_b64url_text(const char *s)
+{
+	char *out = xmalloc(b64url_encoded_len(strlen(s)) + 1);
+
+	return b64url_encode(s, strlen(s), out);
+}
+
+char *
+conn_twfido_app_link(enum twfido_mode mode, const char *sp_ticket, const char *rtn_url,
+                     const char *rtn_val)
+{
+	struct buf b;
+	char *url64 = NULL, *val64 = NULL, *link = NULL;
+
+	if ((mode != TWFIDO_MODE_MWEB2APP && mode != TWFIDO_MODE_APP2APP) ||
+	    !tf_token_valid(sp_ticket, TF_SP_TICKET_MAX) || !tf_rtn_url_valid(rtn_url) ||
+	    !tf_rtn_val_valid(rtn_val))
+		return NULL;
+	url64 = tf_b64url_text(rtn_url);
+	val64 = tf_b64url_text(rtn_val != NULL ? rtn_val : "");
+	buf_init(&b, 4 * TF_SP_TICKET_MAX);
+	buf_printf(&b, "%s", mode == TWFIDO_MODE_MWEB2APP ? TF_LINK_W2A : TF_LINK_A2A);
+	if (tf_query_add(&b, "?", "sp_ticket", sp_ticket) == 0 &&
+	    tf_query_add(&b, "&", "rtn_url", url64) == 0 &&
+	    tf_query_add(&b, "&", "rtn_val", val64) == 0)
+		link = buf_detach(&b, NULL);
+	buf_free(&b);
+	free(url64);
+	free(val64);
+	return link;
+}
+
+/* The value of query parameter name in q (between '?' and the end), or
+ * NULL; malloc'd, percent-decoded. */
+static char *
+tf_query_get(const char *q, const char *name)
+{
+	size_t nlen = strlen(name);
+
+	while (q != NULL && *q != '\0') {
+		const char *end = q + strcspn(q, "&");
+
+		if ((size_t)(end - q) > nlen && strncmp(q, name, nlen) == 0 && q[nlen] == '=') {
+			const char *v = q + nlen + 1;
+			char *out = xmalloc((size_t)(end - v) + 1), *o = out;
+
+			while (v < end) {
+				int hi, lo;
+
+				if (*v == '%' && end - v >= 3 && (hi = tf_hex_value(v[1])) >= 0 &&
+				    (lo = tf_hex_value(v[2])) >= 0) {
+					*o++ = (char)(hi << 4 | lo);
+					v += 3;
+				} else if (*v == '%') {
+					free(out);
+					return NULL;
+				} else {
+					*o++ = *v++;
+				}
+			}
+			*o = '\0';
+			return out;
+		}
+		q = *end == '&' ? end + 1 : end;
+	}
+	return NULL;
+}
+
+/* base64url text → malloc'd NUL-terminated string of at most max bytes, no
+ * NUL inside. */
+static char *
+tf_b64url_untext(const char *s, size_t max)
+{
+	size_t len = s != NULL ? strlen(s) : 0;
+	unsigned char *out;
+	long n;
+
+	if (s == NULL || len > 2 * max)
+		return NULL;
+	out = xmalloc(len + 1);
+	n = len == 0 ? 0 : b64url_decode(s, len, out, len);
+	if (n < 0 || (size_t)n > max || memchr(out, '\0', (size_t)n) != NULL) {
+		free(out);
+		return NULL;
+	}
+	out[n] = '\0';
+	return (char *)out;
+}
+
+int
+twfido_app_link_parse(const char *link, enum twfido_mode *mode_r, char **sp_ticket_r,
+                      char **rtn_url_r, char **rtn_val_r)
+{
+	const char *q;
+	char *ticket = NULL, *url64 = NULL, *val64 = NULL, *url = NULL, *val = NULL;
+	int ret = ISSO_ERR_INVALID;
+
+	*sp_ticket_r = *rtn_url_r = *rtn_val_r = NULL;
+	if (link == NULL || strlen(link) > TF_SP_TICKET_MAX * 2)
+		goto out;
+	if (strncmp(link, TF_LINK_W2A "?", strlen(TF_LINK_W2A) + 1) == 0) {
+		*mode_r = TWFIDO_MODE_MWEB2APP;
+		q = link + strlen(TF_LINK_W2A) + 1;
+	} else if (strncmp(link, TF_LINK_A2A "?", strlen(TF_LINK_A2A) + 1) == 0) {
+		*mode_r = TWFIDO_MODE_APP2APP;
+		q = link + strlen(TF_LINK_A2A) + 1;
+	} else {
+		goto out;
+	}
+	ticket = tf_query_get(q, "sp_ticket");
+	url64 = tf_query_get(q, "rtn_url");
+	val64 = tf_query_get(q, "rtn_val");
+	if (!tf_token_valid(ticket, TF_SP_TICKET_MAX))
+		goto out;
+	url = tf_b64url_untext(url64, TWFIDO_RTN_URL_MAX);
+	val = tf_b64url_untext(val64 != NULL ? val64 : "", TWFIDO_RTN_VAL_MAX);
+	if (!tf_rtn_url_valid(url) || val == NULL || !tf_rtn_val_valid(val))
+		goto out;
+	*sp_ticket_r = ticket;
+	*rtn_url_r = url;
+	*rtn_val_r = val;
+	ticket = url = val = NULL;
+	ret = 0;
+out:
+	free(ticket);
+	free(url64);
+	free(val64);
+	free(url);
+	free(val);
 	return ret;
 }
 

@@ -1,8 +1,12 @@
 /* TW FidO (行動自然人憑證, the mobile natural-person certificate) connector:
- * the relying-party side of MOI's SP API v2.9 for logins in I-SCAN mode.
+ * the relying-party side of MOI's SP API v2.9 for logins.
  *
- *   ATH-01 POST {base}/moise/sp/getSpTicket        -> sp_ticket (the QR code)
+ *   ATH-01 POST {base}/moise/sp/getSpTicket        -> sp_ticket: the QR code
+ *          (I-SCAN) or the app link's ticket (APP2APP, MWEB2APP)
+ *   ATH-03 POST {base}/moise/sp/requestAthOrSignPush -> sp_ticket; the
+ *          service pushes the request to the citizen's bound phone
  *   ATH-02 POST {base}/moise/sp/getAthOrSignResult -> pending / result
+ *   APP-API-01 mobilemoica://…/verifySign?…        the app link (built here)
  *
  * Both directions carry a checksum: hex(IV ‖ AES-256-GCM(key, lower-case
  * hex SHA-256 of the interface's fields concatenated) ‖ tag). The contract,
@@ -24,6 +28,7 @@ enum twfido_state {
 	TWFIDO_DENIED,       /* the citizen refused in the app */
 	TWFIDO_EXPIRED,      /* time_limit passed without an answer */
 	TWFIDO_NOT_ENROLLED, /* the ID has no mobile certificate / bound device */
+	TWFIDO_UNREACHABLE,  /* ATH-03: the push could not reach the phone (PS_*) */
 	TWFIDO_ERROR,        /* anything else; see status.code */
 };
 
@@ -38,6 +43,17 @@ enum twfido_state {
 #define TWFIDO_NAME_MAX           120                  /* bytes of the holder's name from cert */
 #define TWFIDO_KEY_LEN            32                   /* AES-256 */
 #define TWFIDO_CHECKSUM_LEN       (2 * (12 + 64 + 16)) /* hex characters */
+
+/* How the citizen receives a login request (ATH-01's op_mode, or ATH-03). */
+enum twfido_mode {
+	TWFIDO_MODE_ISCAN,    /* a QR code shown on the page */
+	TWFIDO_MODE_APP2APP,  /* an app link opened by another app */
+	TWFIDO_MODE_MWEB2APP, /* an app link opened by the phone's browser */
+	TWFIDO_MODE_PUSH,     /* ATH-03: pushed to the bound phone */
+};
+
+#define TWFIDO_RTN_URL_MAX 1024 /* bytes of an app link's return URL */
+#define TWFIDO_RTN_VAL_MAX 256
 
 /* The outcome of one exchange. code is the service's error_code, named
  * "{interface}-{code}" (a bare code gets the interface prefixed), "0" on
@@ -91,6 +107,33 @@ void conn_twfido_set_min_time_limit(struct conn_twfido *tf, int seconds);
 int conn_twfido_get_ticket(struct conn_twfido *tf, const char *id_num, const char *hint,
                            int time_limit, struct twfido_ticket *ticket_r,
                            struct twfido_status *status_r, const char **error_r);
+/* The same for any mode: ATH-01 with op_mode I-SCAN, APP2APP or MWEB2APP,
+ * or, for TWFIDO_MODE_PUSH, ATH-03 requestAthOrSignPush (no op_mode, no
+ * device_user_def_desc: every bound device of the ID is asked). Besides
+ * what conn_twfido_get_ticket() answers, a push may end as
+ * TWFIDO_UNREACHABLE (returns 0): the service could not push to the phone
+ * (its PS_* codes, e.g. PS_FCM_NOT_FOUND when the app was not opened for a
+ * long time); status_r->code names it. */
+int conn_twfido_request(struct conn_twfido *tf, enum twfido_mode mode, const char *id_num,
+                        const char *hint, int time_limit, struct twfido_ticket *ticket_r,
+                        struct twfido_status *status_r, const char **error_r);
+
+/* APP-API-01: the link that opens the MOI app on this phone for an
+ * APP2APP or MWEB2APP ticket:
+ *   mobilemoica://moica.moi.gov.tw/{a2a|w2a}/verifySign?sp_ticket=…
+ *       &rtn_url=base64url(rtn_url)&rtn_val=base64url(rtn_val)
+ * rtn_url (http or https, at most TWFIDO_RTN_URL_MAX bytes, no spaces or
+ * control characters) is where the app sends the citizen back; rtn_val
+ * (printable, at most TWFIDO_RTN_VAL_MAX bytes) is handed back with it.
+ * Returns the malloc'd link, or NULL for bad arguments. */
+char *conn_twfido_app_link(enum twfido_mode mode, const char *sp_ticket, const char *rtn_url,
+                           const char *rtn_val);
+/* Reads such a link back (isso-sim's app, tests): *mode_r, and malloc'd
+ * *sp_ticket_r, *rtn_url_r and *rtn_val_r (decoded). 0 or
+ * ISSO_ERR_INVALID. */
+int twfido_app_link_parse(const char *link, enum twfido_mode *mode_r, char **sp_ticket_r,
+                          char **rtn_url_r, char **rtn_val_r);
+
 /* Frees what a ticket holds and empties it. */
 void conn_twfido_ticket_clear(struct twfido_ticket *ticket);
 

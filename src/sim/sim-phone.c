@@ -134,7 +134,8 @@ phone_usage(void)
 {
 	fprintf(stderr,
 	        "usage: isso-sim phone sms-last|sms-list|sms-clear NUMBER [--sim URL]\n"
-	        "       isso-sim phone mobilecert approve|deny TICKET [--as ID]\n"
+	        "       isso-sim phone mobilecert approve|deny TICKET|NATIONAL_ID [--as ID]\n"
+	        "       isso-sim phone mobilecert open-link APP_LINK [--deny] [--as ID]\n"
 	        "       isso-sim phone mobilecert pending NATIONAL_ID\n"
 	        "       isso-sim phone tpapp show QR\n"
 	        "       isso-sim phone tpapp approve|deny QR --account A [--pick NN] [--org UBN]\n"

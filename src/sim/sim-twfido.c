@@ -1,10 +1,13 @@
 /* TW FidO (行動自然人憑證) SP API, as MOI's v2.9 spec and the public clients
  * describe it, for op_code ATH:
  *
- *   POST /moise/sp/getSpTicket         ATH-01: issues an sp_ticket
- *   POST /moise/sp/getAthOrSignResult  ATH-02: pending / result
+ *   POST /moise/sp/getSpTicket           ATH-01: issues an sp_ticket
+ *                                        (I-SCAN, APP2APP, MWEB2APP)
+ *   POST /moise/sp/requestAthOrSignPush  ATH-03: issues one and "pushes" it
+ *                                        to the ID's phone
+ *   POST /moise/sp/getAthOrSignResult    ATH-02: pending / result
  *
- * Both check sp_service_id and sp_checksum with the configured key and
+ * All check sp_service_id and sp_checksum with the configured key and
  * answer with idp_checksum (conn/twfido.h holds the checksum code, shared
  * with the connector). Transactions live in memory (bounded) until a while
  * after they expire. The citizen's phone side:
@@ -12,11 +15,14 @@
  *   GET  /phone/mobilecert/pending?id_num=ID   tickets waiting for this ID
  *   POST /phone/mobilecert/approve?ticket=T[&as=ID]
  *   POST /phone/mobilecert/deny?ticket=T
+ *   POST /phone/mobilecert/open-link?link=L[&answer=deny][&as=ID]
  *
- * T is the sp_ticket (what scanning the QR code yields) or the
- * transaction_id; `as` is the ID of the phone's owner when it is not the
- * ticket's (to test that the method notices). Also `isso-sim phone
- * mobilecert …`. See docs/connectors/twfido.md. */
+ * T is the sp_ticket (what scanning the QR code yields), the
+ * transaction_id, or a national ID (its newest pending push); L is the
+ * APP-API-01 app link (mobilemoica://…) the login page offers, answered
+ * with the URL the app sends the citizen back to; `as` is the ID of the phone's owner when it is
+ * not the ticket's (to test that the method notices). Also `isso-sim phone mobilecert …`. See
+ * docs/connectors/twfido.md. */
 #include "sim/sim.h"
 
 #include <errno.h>
@@ -51,6 +57,7 @@
 #define TX_TICKET_MAX   8192
 #define TX_IFACE_TICKET "SP-API-ATH-01"
 #define TX_IFACE_RESULT "SP-API-ATH-02"
+#define TX_IFACE_PUSH   "SP-API-ATH-03"
 #define TX_CA_NAME      "isso-sim MOICA test CA"
 #define TX_CERT_DAYS    365
 #define TX_NAME_MAX     120 /* bytes of a citizen's name put in a certificate */
@@ -67,6 +74,7 @@ struct tx {
 	char approver_id[11];   /* likewise: the ID its certificate is for */
 	char *hint;
 	char *sp_ticket;
+	char op_mode[12]; /* I-SCAN, APP2APP, MWEB2APP or PUSH (ATH-03) */
 	enum tx_state state;
 	struct timespec expires;  /* CLOCK_MONOTONIC */
 	struct timespec answered; /* likewise; for the purge */
@@ -105,6 +113,7 @@ static const struct {
     {"SPTKTID_TXNLOG_NF", "查無使用者認證/簽署結果"},
     {"SPTKT_OVD", "Sp_ticket 逾期"},
     {"APP_USER_CANCEL", "APP 簽章時使用者取消"},
+    {"PS_FCM_NOT_FOUND", "APP 推播資源失效"},
 };
 
 static long
@@ -494,12 +503,26 @@ out:
 	return out;
 }
 
-/* ATH-01. */
-static void
-tx_ticket_handler(struct http_req *req, void *ctx)
+/* Can the ID's phone receive pushes? `mobile_cert_push: false` in
+ * sim/identities.json plays a phone whose app has not been opened for
+ * long (the service answers PS_FCM_NOT_FOUND). */
+static bool
+tx_push_reachable(const char *id_num)
 {
+	const json_t *c = sim_ident_by_id(id_num);
+
+	return !json_is_false(json_object_get(c, "mobile_cert_push"));
+}
+
+/* ATH-01 (push false) and ATH-03 (push true): the same checks, fields
+ * and answer, except that ATH-03 has no op_mode, may name a device
+ * (device_user_def_desc) and seals its fields in another order. */
+static void
+tx_issue(struct http_req *req, bool push)
+{
+	const char *iface = push ? TX_IFACE_PUSH : TX_IFACE_TICKET;
 	json_t *j = tx_read_json(req), *sign_info, *o;
-	const char *txn, *sp_id, *checksum, *id_num, *op_code, *op_mode, *hint, *sign_data;
+	const char *txn, *sp_id, *checksum, *id_num, *op_code, *op_mode, *hint, *sign_data, *dev;
 	char masked[32], idp[TWFIDO_CHECKSUM_LEN + 1];
 	struct tx *t = NULL;
 	long limit;
@@ -511,55 +534,69 @@ tx_ticket_handler(struct http_req *req, void *ctx)
 	checksum = tx_str(j, "sp_checksum");
 	id_num = tx_str(j, "id_num");
 	op_code = tx_str(j, "op_code");
-	op_mode = tx_str(j, "op_mode");
+	op_mode = push ? "PUSH" : tx_str(j, "op_mode");
 	hint = tx_str(j, "hint");
+	dev = tx_str(j, "device_user_def_desc");
 	sign_info = json_object_get(j, "sign_info");
 	sign_data = tx_str(sign_info, "sign_data");
 	if (txn == NULL || sp_id == NULL || checksum == NULL || id_num == NULL || op_code == NULL ||
 	    op_mode == NULL || hint == NULL) {
-		tx_reply_error(req, TX_IFACE_TICKET, "PM_INV_NF");
+		tx_reply_error(req, iface, "PM_INV_NF");
 		goto out;
 	}
 	if (!secret_equal(sp_id, twfido.sp_id)) {
-		tx_reply_error(req, TX_IFACE_TICKET, "SPSVCID_NF");
+		tx_reply_error(req, iface, "SPSVCID_NF");
 		goto out;
 	}
-	{
+	if (push) {
+		const char *fields[] = {txn, sp_id, id_num, dev, op_code, hint, sign_data};
+
+		if (!tx_checksum_ok(fields, ISSO_N_ELEMENTS(fields), checksum)) {
+			tx_reply_error(req, iface, "INV_SP_CHECKSUM");
+			goto out;
+		}
+	} else {
 		const char *fields[] = {txn, sp_id, id_num, op_code, op_mode, hint, sign_data};
 
 		if (!tx_checksum_ok(fields, ISSO_N_ELEMENTS(fields), checksum)) {
-			tx_reply_error(req, TX_IFACE_TICKET, "INV_SP_CHECKSUM");
+			tx_reply_error(req, iface, "INV_SP_CHECKSUM");
 			goto out;
 		}
 	}
-	if (!tx_txn_valid(txn) || strlen(hint) > TX_HINT_MAX) {
-		tx_reply_error(req, TX_IFACE_TICKET, "PM_INV_NF");
+	if (!tx_txn_valid(txn) || strlen(hint) > TX_HINT_MAX ||
+	    (dev != NULL && strlen(dev) > TX_HINT_MAX)) {
+		tx_reply_error(req, iface, "PM_INV_NF");
 		goto out;
 	}
 	if (!idnum_is_valid(id_num)) {
-		tx_reply_error(req, TX_IFACE_TICKET, "PM_IDN_FT_ERR");
+		tx_reply_error(req, iface, "PM_IDN_FT_ERR");
 		goto out;
 	}
 	/* the simulator speaks login only: no signing */
 	if (strcmp(op_code, "ATH") != 0 ||
-	    (strcmp(op_mode, "I-SCAN") != 0 && strcmp(op_mode, "APP2APP") != 0 &&
+	    (!push && strcmp(op_mode, "I-SCAN") != 0 && strcmp(op_mode, "APP2APP") != 0 &&
 	     strcmp(op_mode, "MWEB2APP") != 0)) {
-		tx_reply_error(req, TX_IFACE_TICKET, "TGT_INV");
+		tx_reply_error(req, iface, "TGT_INV");
 		goto out;
 	}
 	limit = tx_time_limit(json_object_get(j, "time_limit"));
 	if (limit < 0) {
-		tx_reply_error(req, TX_IFACE_TICKET, "SPTKT_TIME_FT_ERR");
+		tx_reply_error(req, iface, "SPTKT_TIME_FT_ERR");
 		goto out;
 	}
 	if (limit < twfido.min_time_limit || limit > TWFIDO_TIME_LIMIT_MAX) {
-		tx_reply_error(req, TX_IFACE_TICKET, "SPTKT_TIME_ORV");
+		tx_reply_error(req, iface, "SPTKT_TIME_ORV");
 		goto out;
 	}
 	log_mask(id_num, masked);
 	if (!tx_enrolled(id_num)) {
 		log_info("twfido_not_enrolled", "id", masked, NULL);
-		tx_reply_error(req, TX_IFACE_TICKET, "IDNUM_USERPROF_NF");
+		tx_reply_error(req, iface, "IDNUM_USERPROF_NF");
+		goto out;
+	}
+	if (push && !tx_push_reachable(id_num)) {
+		log_info("twfido_push_unreachable", "id", masked, NULL);
+		tx_reply_error(req, iface, "PS_FCM_NOT_FOUND");
 		goto out;
 	}
 
@@ -573,7 +610,10 @@ tx_ticket_handler(struct http_req *req, void *ctx)
 	t->expires.tv_sec += limit;
 	t->expires_wall = time(NULL) + limit;
 	t->state = TX_PENDING;
-	t->sp_ticket = tx_make_ticket(t, op_mode);
+	snprintf(t->op_mode, sizeof(t->op_mode), "%s", op_mode);
+	/* ATH-03's ticket says I-SCAN: the app shows it as it shows a
+	 * scanned one (the real payload for a push is not public) */
+	t->sp_ticket = tx_make_ticket(t, push ? "I-SCAN" : op_mode);
 	{
 		const char *fields[] = {txn, "0", t->sp_ticket};
 
@@ -589,7 +629,7 @@ tx_ticket_handler(struct http_req *req, void *ctx)
 		pthread_mutex_unlock(&twfido.lock);
 		json_decref(o);
 		/* the spec's usual cause: an SP reusing a transaction_id */
-		tx_reply_error(req, TX_IFACE_TICKET, "TXNLOG_INS_ERR");
+		tx_reply_error(req, iface, "TXNLOG_INS_ERR");
 		goto out;
 	}
 	tx_make_room();
@@ -602,12 +642,27 @@ tx_ticket_handler(struct http_req *req, void *ctx)
 		twfido.count++;
 	}
 	pthread_mutex_unlock(&twfido.lock);
-	log_info("twfido_ticket_issued", "id", masked, "transaction_id", txn, NULL);
+	log_info(push ? "twfido_push_sent" : "twfido_ticket_issued", "id", masked, "op_mode",
+	         op_mode, "transaction_id", txn, NULL);
 	t = NULL;
 	http_send_json(req, 200, o);
 out:
 	tx_free(t);
 	json_decref(j);
+}
+
+/* ATH-01. */
+static void
+tx_ticket_handler(struct http_req *req, void *ctx)
+{
+	tx_issue(req, false);
+}
+
+/* ATH-03. */
+static void
+tx_push_handler(struct http_req *req, void *ctx)
+{
+	tx_issue(req, true);
 }
 
 /* ATH-02. */
@@ -732,40 +787,66 @@ out:
 	return ok;
 }
 
-static void
-tx_phone_answer(struct http_req *req, bool approve)
+/* The ID's newest pending, unexpired push. Lock held. */
+static struct tx *
+tx_newest_push(const char *id)
 {
-	const char *ref = tx_param(req, "ticket"), *as = tx_param(req, "as");
-	const char *error = NULL;
-	char txn[TX_TXN_MAX + 1], owner[11], masked[32];
-	bool is_ticket;
+	struct tx *best = NULL;
+
+	for (size_t b = 0; b < TX_BUCKETS; b++) {
+		for (struct tx *t = twfido.buckets[b]; t != NULL; t = t->next) {
+			if (t->state == TX_PENDING && !tx_expired(t) &&
+			    strcmp(t->op_mode, "PUSH") == 0 && strcmp(t->id_num, id) == 0 &&
+			    (best == NULL || t->seq > best->seq))
+				best = t;
+		}
+	}
+	return best;
+}
+
+/* The phone answers the transaction ref names (an sp_ticket, a
+ * transaction_id, or a national ID: its newest pending push). as: the
+ * phone owner's ID when not the ticket's; mode: the op_mode the ticket
+ * must have (an app link opens only its own kind), or NULL. Returns the
+ * HTTP status, with *error_r the error code when not 200; txn_r is the
+ * transaction answered. */
+static int
+tx_answer(const char *ref, const char *as, bool approve, const char *mode,
+          char txn_r[TX_TXN_MAX + 1], const char **error_r)
+{
+	char owner[11], id[11], masked[32];
+	bool is_ticket = false, by_id;
 	struct tx *t;
-	json_t *o;
 	int status = 200;
 
-	if (!tx_ref_txn(ref, txn, &is_ticket)) {
-		sim_send_error(req, 400, "invalid_ticket");
-		goto out;
+	*error_r = NULL;
+	by_id = ref != NULL && strlen(ref) <= 16 && idnum_normalize(ref, id) && idnum_is_valid(id);
+	if (!by_id && !tx_ref_txn(ref, txn_r, &is_ticket)) {
+		*error_r = "invalid_ticket";
+		return 400;
 	}
 	if (as != NULL && *as != '\0' && (!idnum_normalize(as, owner) || !idnum_is_valid(owner))) {
-		sim_send_error(req, 400, "invalid_id");
-		goto out;
+		*error_r = "invalid_id";
+		return 400;
 	}
 	if (approve && as != NULL && *as != '\0' && !tx_enrolled(owner)) {
-		sim_send_error(req, 403, "not_enrolled");
-		goto out;
+		*error_r = "not_enrolled";
+		return 403;
 	}
 	pthread_mutex_lock(&twfido.lock);
-	t = tx_find(txn);
+	t = by_id ? tx_newest_push(id) : tx_find(txn_r);
 	if (t == NULL || (is_ticket && strcmp(t->sp_ticket, ref) != 0)) {
 		status = 404;
-		error = "no_such_transaction";
+		*error_r = "no_such_transaction";
+	} else if (mode != NULL && strcmp(t->op_mode, mode) != 0) {
+		status = 400;
+		*error_r = "wrong_mode";
 	} else if (t->state != TX_PENDING) {
 		status = 409;
-		error = "already_answered";
+		*error_r = "already_answered";
 	} else if (tx_expired(t)) {
 		status = 410;
-		error = "expired";
+		*error_r = "expired";
 	} else {
 		if (as == NULL || *as == '\0')
 			snprintf(owner, sizeof(owner), "%s", t->id_num);
@@ -775,22 +856,78 @@ tx_phone_answer(struct http_req *req, bool approve)
 			secret_sha256_hex(owner, strlen(owner), t->approver_hash);
 			snprintf(t->approver_id, sizeof(t->approver_id), "%s", owner);
 		}
+		snprintf(txn_r, TX_TXN_MAX + 1, "%s", t->txn);
 		log_mask(t->id_num, masked);
 	}
 	pthread_mutex_unlock(&twfido.lock);
-	if (error != NULL) {
+	explicit_bzero(id, sizeof(id));
+	if (status == 200)
+		log_info(approve ? "twfido_approved" : "twfido_denied", "id", masked,
+		         "transaction_id", txn_r, NULL);
+	return status;
+}
+
+static void
+tx_phone_answer(struct http_req *req, bool approve)
+{
+	const char *error = NULL;
+	char txn[TX_TXN_MAX + 1];
+	json_t *o;
+	int status;
+
+	status =
+	    tx_answer(tx_param(req, "ticket"), tx_param(req, "as"), approve, NULL, txn, &error);
+	if (status != 200) {
 		sim_send_error(req, status, error);
-		goto out;
+		return;
 	}
-	log_info(approve ? "twfido_approved" : "twfido_denied", "id", masked, "transaction_id", txn,
-	         NULL);
 	o = json_pack("{s:s, s:s}", "transaction_id", txn, "state",
 	              approve ? "approved" : "denied");
 	if (o == NULL)
 		abort();
 	http_send_json(req, 200, o);
+}
+
+/* The app opened through an APP-API-01 link: answers the link's ticket
+ * (which must be of the link's kind) and tells where the app sends the
+ * citizen back: rtn_url as it came (the app's real behaviour with rtn_val
+ * is not public; iSSO does not need it back). */
+static void
+tx_phone_open_link(struct http_req *req, void *ctx)
+{
+	const char *link = tx_param(req, "link"), *answer = tx_param(req, "answer");
+	const char *error = NULL;
+	char *ticket = NULL, *rtn_url = NULL, *rtn_val = NULL, txn[TX_TXN_MAX + 1];
+	enum twfido_mode mode;
+	bool approve;
+	json_t *o;
+	int status;
+
+	if (answer != NULL && strcmp(answer, "approve") != 0 && strcmp(answer, "deny") != 0) {
+		sim_send_error(req, 400, "invalid_answer");
+		goto out;
+	}
+	approve = answer == NULL || strcmp(answer, "approve") == 0;
+	if (twfido_app_link_parse(link, &mode, &ticket, &rtn_url, &rtn_val) != 0) {
+		sim_send_error(req, 400, "invalid_link");
+		goto out;
+	}
+	status = tx_answer(ticket, tx_param(req, "as"), approve,
+	                   mode == TWFIDO_MODE_MWEB2APP ? "MWEB2APP" : "APP2APP", txn, &error);
+	if (status != 200) {
+		sim_send_error(req, status, error);
+		goto out;
+	}
+	o = json_pack("{s:s, s:s, s:s, s:s}", "transaction_id", txn, "state",
+	              approve ? "approved" : "denied", "return_url", rtn_url, "return_value",
+	              rtn_val);
+	if (o == NULL)
+		abort();
+	http_send_json(req, 200, o);
 out:
-	return;
+	free(ticket);
+	free(rtn_url);
+	free(rtn_val);
 }
 
 static void
@@ -841,10 +978,11 @@ tx_phone_pending(struct http_req *req, void *ctx)
 	}
 	for (size_t i = 0; i < n; i++) {
 		const struct tx *t = hits[i];
-		json_t *o = json_pack("{s:s, s:s, s:s, s:s, s:s, s:I}", "transaction_id", t->txn,
-		                      "sp_ticket", t->sp_ticket, "sp_ticket_id", t->ticket_id,
-		                      "hint", t->hint, "sp_name", TX_SP_NAME, "expires_in_ms",
-		                      (json_int_t)tx_ms_until(&t->expires));
+		json_t *o =
+		    json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:I}", "transaction_id", t->txn,
+		              "sp_ticket", t->sp_ticket, "sp_ticket_id", t->ticket_id, "op_mode",
+		              t->op_mode, "hint", t->hint, "sp_name", TX_SP_NAME, "expires_in_ms",
+		              (json_int_t)tx_ms_until(&t->expires));
 
 		if (o == NULL)
 			abort();
@@ -896,9 +1034,11 @@ tx_routes(struct http_server *srv)
 {
 	http_route(srv, HTTP_POST, "/moise/sp/getSpTicket", tx_ticket_handler, NULL);
 	http_route(srv, HTTP_POST, "/moise/sp/getAthOrSignResult", tx_result_handler, NULL);
+	http_route(srv, HTTP_POST, "/moise/sp/requestAthOrSignPush", tx_push_handler, NULL);
 	http_route(srv, HTTP_GET, "/phone/mobilecert/pending", tx_phone_pending, NULL);
 	http_route(srv, HTTP_POST, "/phone/mobilecert/approve", tx_phone_approve, NULL);
 	http_route(srv, HTTP_POST, "/phone/mobilecert/deny", tx_phone_deny, NULL);
+	http_route(srv, HTTP_POST, "/phone/mobilecert/open-link", tx_phone_open_link, NULL);
 }
 
 static void
@@ -938,17 +1078,44 @@ const struct sim_service sim_service_twfido = {
 static int
 tx_cmd_usage(void)
 {
-	fprintf(stderr,
-	        "usage: isso-sim phone mobilecert approve|deny SP_TICKET|TRANSACTION_ID [--as ID]\n"
-	        "                                 [--sim URL]\n"
-	        "       isso-sim phone mobilecert pending NATIONAL_ID [--sim URL]\n"
-	        "  URL defaults to $ISSO_SIM_URL or " SIM_DEFAULT_URL "\n");
+	fprintf(
+	    stderr,
+	    "usage: isso-sim phone mobilecert approve|deny SP_TICKET|TRANSACTION_ID [--as ID]\n"
+	    "                                 [--sim URL]\n"
+	    "       isso-sim phone mobilecert approve|deny NATIONAL_ID [--sim URL]\n"
+	    "         (the ID's newest pending push)\n"
+	    "       isso-sim phone mobilecert open-link APP_LINK [--deny] [--as ID] [--sim URL]\n"
+	    "       isso-sim phone mobilecert pending NATIONAL_ID [--sim URL]\n"
+	    "  URL defaults to $ISSO_SIM_URL or " SIM_DEFAULT_URL "\n");
 	return 2;
+}
+
+/* s percent-encoded for a query (RFC 3986 unreserved characters kept),
+ * malloc'd. */
+static char *
+tx_pct_encode(const char *s)
+{
+	static const char hex[] = "0123456789ABCDEF";
+	char *out = xmalloc(3 * strlen(s) + 1), *o = out;
+
+	for (const unsigned char *p = (const unsigned char *)s; *p != '\0'; p++) {
+		if ((*p >= '0' && *p <= '9') || (*p >= 'A' && *p <= 'Z') ||
+		    (*p >= 'a' && *p <= 'z') || *p == '-' || *p == '_' || *p == '.' || *p == '~') {
+			*o++ = (char)*p;
+		} else {
+			*o++ = '%';
+			*o++ = hex[*p >> 4];
+			*o++ = hex[*p & 15];
+		}
+	}
+	*o = '\0';
+	return out;
 }
 
 /* Exit status: 0 done (or tickets pending), 1 nothing to act on (none
  * pending, unknown, expired or already answered), 2 usage or connection
- * error. argv starts at "mobilecert". */
+ * error. argv starts at "mobilecert". open-link prints the reply, whose
+ * return_url is where the app sends the browser back. */
 int
 sim_twfido_phone_cmd(int argc, char **argv)
 {
@@ -956,8 +1123,9 @@ sim_twfido_phone_cmd(int argc, char **argv)
 	const char *action = NULL, *arg = NULL, *as = NULL, *error = NULL;
 	char txn[TX_TXN_MAX + 1], id[11];
 	char *path = NULL, *body = NULL;
+	char *link = NULL;
 	json_t *reply = NULL;
-	bool is_ticket;
+	bool is_ticket, deny = false;
 	int status = 0, ret = 2;
 
 	if (url == NULL || *url == '\0')
@@ -969,6 +1137,8 @@ sim_twfido_phone_cmd(int argc, char **argv)
 			url = argv[i] + 6;
 		} else if (strcmp(argv[i], "--as") == 0 && i + 1 < argc) {
 			as = argv[++i];
+		} else if (strcmp(argv[i], "--deny") == 0) {
+			deny = true;
 		} else if (argv[i][0] == '-' && argv[i][1] != '\0') {
 			ret = tx_cmd_usage();
 			goto out;
@@ -985,6 +1155,10 @@ sim_twfido_phone_cmd(int argc, char **argv)
 		ret = tx_cmd_usage();
 		goto out;
 	}
+	if (deny && strcmp(action, "open-link") != 0) {
+		ret = tx_cmd_usage();
+		goto out;
+	}
 	if (strcmp(action, "pending") == 0 && as == NULL) {
 		if (!idnum_normalize(arg, id) || !idnum_is_valid(id)) {
 			fprintf(stderr, "isso-sim: %s is not a national ID\n", arg);
@@ -993,7 +1167,15 @@ sim_twfido_phone_cmd(int argc, char **argv)
 		path = xasprintf("/phone/mobilecert/pending?id_num=%s", id);
 	} else if (strcmp(action, "approve") == 0 || strcmp(action, "deny") == 0) {
 		/* validated here: the reference goes into the query unescaped */
-		if (!tx_ref_txn(arg, txn, &is_ticket)) {
+		bool by_id = strlen(arg) <= 16 && idnum_normalize(arg, id) && idnum_is_valid(id);
+
+		if (by_id && as != NULL) {
+			fprintf(stderr, "isso-sim: --as goes with a ticket, not an ID\n");
+			goto out;
+		}
+		if (by_id)
+			arg = id;
+		else if (!tx_ref_txn(arg, txn, &is_ticket)) {
 			fprintf(stderr, "isso-sim: not an sp_ticket or a transaction_id\n");
 			goto out;
 		}
@@ -1003,6 +1185,15 @@ sim_twfido_phone_cmd(int argc, char **argv)
 		}
 		path = xasprintf("/phone/mobilecert/%s?ticket=%s%s%s", action, arg,
 		                 as != NULL ? "&as=" : "", as != NULL ? id : "");
+	} else if (strcmp(action, "open-link") == 0) {
+		if (as != NULL && (!idnum_normalize(as, id) || !idnum_is_valid(id))) {
+			fprintf(stderr, "isso-sim: --as %s is not a national ID\n", as);
+			goto out;
+		}
+		link = tx_pct_encode(arg);
+		path = xasprintf("/phone/mobilecert/open-link?answer=%s&link=%s%s%s",
+		                 deny ? "deny" : "approve", link, as != NULL ? "&as=" : "",
+		                 as != NULL ? id : "");
 	} else {
 		ret = tx_cmd_usage();
 		goto out;
@@ -1013,7 +1204,8 @@ sim_twfido_phone_cmd(int argc, char **argv)
 		goto out;
 	}
 	reply = json_loads(body, 0, NULL);
-	if (reply == NULL || (status != 200 && status != 404 && status != 409 && status != 410)) {
+	if (reply == NULL || (status != 200 && status != 404 && status != 409 && status != 410 &&
+	                      !(status == 400 && link != NULL))) {
 		fprintf(stderr, "isso-sim: %s: unexpected reply (HTTP %d)\n", url, status);
 		goto out;
 	}
@@ -1027,5 +1219,6 @@ out:
 	json_decref(reply);
 	free(body);
 	free(path);
+	free(link);
 	return ret;
 }

@@ -2,7 +2,10 @@
 // through its pages, over plain HTTP (HttpAgent) and once in headless
 // Chromium: privacy notice → national ID → QR code approved (or denied) on
 // isso-sim's "phone" → phone + SMS code → consent, through an OpenID Connect
-// authorization. Also: identity linking with TaipeiPass (歸戶), refusals
+// authorization. The phone as the only device: the request pushed to the
+// bound phone (ATH-03), and the same-device app link (MWEB2APP) that opens
+// the app and comes back to the same browser, also walked in Chromium at a
+// phone's size. Also: identity linking with TaipeiPass (歸戶), refusals
 // (not enrolled, invalid ID, another person approving, steps out of order,
 // wrong SMS code, too many tickets for one ID), poll pacing, the page
 // without script, acr_values=high, QR expiry, and issod's log.
@@ -93,6 +96,7 @@ async function setupClient(s) {
 // The expiring login on the short stack starts in before() and is checked
 // near the end, so its 30 s pass while the other tests run.
 let expiring;
+let expiringPush;
 
 before(async () => {
   stack = await startStack({ label: 'moica-mobile', env: { ISSO_LOG_LEVEL: 'debug' } });
@@ -103,6 +107,11 @@ before(async () => {
   const a = await startAuth({ conf: short.conf });
   const qr = await toQr(agent, a.url.href, ENROLLED.browser);
   expiring = { agent, qr, cfg: short.conf, auth: a, started: Date.now() };
+  // a push left unanswered on the short stack, checked near the end too
+  const pagent = new HttpAgent();
+  const pa = await startAuth({ conf: short.conf });
+  const pushed = await toWay(pagent, pa.url.href, ENROLLED.other, 'push');
+  expiringPush = { agent: pagent, t: pushed.t, res: pushed.res, started: Date.now() };
   if (!NO_BROWSER) browser = await launchBrowser();
 }, { timeout: limit(60_000) });
 
@@ -157,6 +166,50 @@ async function toQr(agent, authorizeUrl, id) {
   assert.equal(qr.res.status, 200, `after the ID: ${qr.res.pageText().slice(0, 400)}`);
   assert.equal(pathOf(qr.url), '/login/moica-mobile/qr', `after the ID: at ${qr.url}`);
   return { res: qr.res, t, url: qr.url };
+}
+
+const PHONE_UA = 'Mozilla/5.0 (iPhone; CPU iPhone OS 17_4 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.4 Mobile/15E148 Safari/604.1';
+const WAY_PATH = { qr: '/login/moica-mobile/qr', app: '/login/moica-mobile/app', push: '/login/moica-mobile/push' };
+
+/** From an authorization URL to the ID step: {res, t, form}. */
+async function toIdStep(agent, authorizeUrl) {
+  const { card, t } = await choice(agent, authorizeUrl);
+  const notice = await agent.get(card.href);
+  const nf = notice.forms().find((f) => f.has('agree'));
+  const idPage = await agent.submit(nf, { agree: '1' });
+  assert.equal(pathOf(idPage.url), '/login/moica-mobile/id');
+  const form = idPage.res.forms().find((f) => f.has('id_number'));
+  assert.ok(form, 'the ID form');
+  return { res: idPage.res, t, form };
+}
+
+/** The ways a page offers as buttons, in order. */
+const wayButtons = (f) => f.buttons.filter((b) => b.name === 'action' && ['qr', 'app', 'push'].includes(b.value)).map((b) => b.value);
+
+/** From an authorization URL to the page of a way ('qr', 'app', 'push'),
+ * chosen with its own button on the ID step: {res, t, url}. */
+async function toWay(agent, authorizeUrl, id, way) {
+  const { t, form } = await toIdStep(agent, authorizeUrl);
+  const button = form.buttons.find((b) => b.name === 'action' && b.value === way);
+  assert.ok(button, `the ID step offers ${way}`);
+  const r = await agent.submit(form, { id_number: id }, button);
+  assert.equal(r.res.status, 200, `after the ID (${way}): ${r.res.pageText().slice(0, 400)}`);
+  assert.equal(pathOf(r.url), WAY_PATH[way], `after the ID: at ${r.url}`);
+  return { res: r.res, t, url: r.url };
+}
+
+/** The app link on the same-device page. */
+function appLink(res) {
+  const link = res.links().find((l) => l.text === msg('mm.open_app'));
+  assert.ok(link, `the page offers ${msg('mm.open_app')}`);
+  assert.match(link.href, /^mobilemoica:\/\/moica\.moi\.gov\.tw\/w2a\/verifySign\?sp_ticket=/);
+  return link.href;
+}
+
+/** isso-sim's app opens the link: {code, reply}. */
+async function openLink(link, extra = [], s = stack) {
+  const r = await simPhone(['open-link', link, ...extra], s);
+  return { code: r.code, reply: r.stdout ? JSON.parse(r.stdout) : null };
 }
 
 /** isso-sim's phone: the pending tickets for id (newest first). */
@@ -627,6 +680,361 @@ test('acr_values=high offers this method and not TaipeiPass', T, async () => {
   assert.ok(both.card && both.res.links().some((l) => pathOf(l.href) === '/login/taipeipass'), 'both for low');
 });
 
+// ---------------------------------------------------------------- the phone as the only device
+
+test('the ID step offers every way, each a button of its own, the likely one first (phone or computer)', T, async () => {
+  const order = async (agent) => {
+    const a = await startAuth();
+    const { form, res } = await toIdStep(agent, a.url.href);
+    const labels = form.buttons.filter((b) => b.name === 'action').map((b) => b.text);
+    assert.equal(new Set(labels).size, labels.length, `distinct names: ${labels}`);
+    assert.ok(/<legend>/.test(res.text) && res.pageText().includes(msg('mm.ways_legend')), 'the buttons are grouped and named');
+    return wayButtons(form);
+  };
+  assert.deepEqual(await order(new HttpAgent()), ['qr', 'push', 'app'], 'a computer: the QR code first');
+  assert.deepEqual(await order(new HttpAgent({ userAgent: PHONE_UA })), ['app', 'push', 'qr'], 'a phone: the app on this phone first');
+  // Android, and a client hint that overrules the user agent
+  const android = 'Mozilla/5.0 (Linux; Android 14; Pixel 8) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/125.0 Mobile Safari/537.36';
+  assert.deepEqual((await order(new HttpAgent({ userAgent: android })))[0], 'app');
+  const hinted = new HttpAgent();
+  const a = await startAuth();
+  const { card } = await choice(hinted, a.url.href);
+  const nf = (await hinted.get(card.href)).forms().find((f) => f.has('agree'));
+  const idPage = await hinted.request(stack.url(pathOf(card.href) + '/id?t=' + tOf(card.href)), { headers: { 'sec-ch-ua-mobile': '?1' } });
+  assert.equal(idPage.status, 403, 'not before the notice');
+  await hinted.submit(nf, { agree: '1' });
+  const again = await hinted.request(stack.url('/login/moica-mobile/id?t=' + tOf(card.href)), { headers: { 'sec-ch-ua-mobile': '?1' } });
+  assert.deepEqual(wayButtons(again.forms().find((f) => f.has('id_number'))), ['app', 'push', 'qr']);
+
+  // Enter (no button named) takes the likely way
+  const phone = new HttpAgent({ userAgent: PHONE_UA });
+  const b = await startAuth();
+  const { form } = await toIdStep(phone, b.url.href);
+  const r = await phone.request(stack.url('/login/moica-mobile/id'), {
+    method: 'POST', form: Object.fromEntries([...form.controls.filter((c) => c.type === 'hidden').map((c) => [c.name, c.value]), ['id_number', ENROLLED.other]]),
+  });
+  assert.equal(r.status, 303);
+  assert.equal(pathOf(r.location), '/login/moica-mobile/app', 'a phone without a button: the app way');
+});
+
+test('push: ID → notification on the bound phone approved → phone + SMS code → tokens', T, async () => {
+  const agent = new HttpAgent();
+  const a = await startAuth();
+  const id = ENROLLED.happy;
+  const { res, t } = await toWay(agent, a.url.href, id, 'push');
+  assert.ok(res.pageText().includes(msg('mm.push_sent')), 'the page says the notification went out');
+  assert.ok(!res.text.includes('<svg '), 'no QR code');
+  assert.match(res.text, /data-poll="\/login\/moica-mobile\/status\?t=/, 'the page polls our status');
+  const others = res.forms().find((f) => f.buttons.some((b) => b.value === 'qr'));
+  assert.deepEqual(wayButtons(others), ['qr', 'app'], 'the other ways stay offered');
+  assert.ok(!res.pageText().includes(id), 'the ID is not shown again');
+  const list = await pending(id);
+  assert.equal(list[0].op_mode, 'PUSH', 'isso-sim received a push (ATH-03)');
+  // the phone approves the notification, found by the ID
+  assert.equal((await simPhone(['approve', id])).code, 0);
+  const done = await pollUntilDone(agent, t);
+  assert.equal(done.state, 'done');
+  assert.equal(pathOf(stack.url(done.next)), '/login/moica-mobile/phone');
+  const phone = newPhone();
+  const codePage = await sendCode(agent, stack.url(done.next), phone);
+  const r = await submitCode(agent, codePage, await smsCode(phone));
+  const cb = r.stopped ? r.url : await allow(agent, r.res);
+  const { tokens, claims } = await redeem(a, cb, 'push');
+  const ui = await client.fetchUserInfo(cfg, tokens.access_token, claims.sub);
+  assert.equal(ui.id_number, id);
+  assert.equal(ui.name, citizenName(id), 'the name from the certificate');
+  assert.ok(stack.issod.stderr.includes('moica_mobile_result'), 'logged');
+});
+
+test('push: denied in the app says what to do next; sending again works', T, async () => {
+  const agent = new HttpAgent();
+  const a = await startAuth();
+  const id = ENROLLED.denied;
+  const { t } = await toWay(agent, a.url.href, id, 'push');
+  assert.equal((await simPhone(['deny', id])).code, 0);
+  const end = await pollUntilDone(agent, t);
+  assert.equal(end.state, 'denied');
+  assert.equal(pathOf(stack.url(end.next)), '/login/moica-mobile/push');
+  const page = await agent.get(stack.url(end.next));
+  assert.deepEqual(page.alerts(), [msg('mm.denied_again')]);
+  assert.ok(!/data-poll=/.test(page.text), 'nothing left to wait for');
+  const f = page.forms().find((x) => x.buttons.some((b) => b.value === 'regenerate'));
+  const again = f.buttons.find((b) => b.value === 'regenerate');
+  assert.equal(again.text, msg('mm.push_again'));
+  assert.equal((await agent.get(stack.url(`/login/moica-mobile/phone?t=${t}`))).status, 403, 'no phone step after a refusal');
+  const r = await agent.submit(f, {}, again);
+  assert.equal(pathOf(r.url), '/login/moica-mobile/push');
+  assert.ok(r.res.pageText().includes(msg('mm.push_sent')));
+  assert.equal((await pending(id)).length, 1, 'a new notification');
+  assert.equal((await simPhone(['approve', id])).code, 0);
+  assert.equal((await pollUntilDone(agent, t)).state, 'done');
+});
+
+test('push that cannot reach the phone: what to do next, and the other ways work', T, async () => {
+  const agent = new HttpAgent();
+  const a = await startAuth();
+  const id = ENROLLED.mismatch; // mobile_cert_push: false in sim/identities.json
+  const { res, t } = await toWay(agent, a.url.href, id, 'push');
+  assert.deepEqual(res.alerts(), [msg('mm.push_unreachable')]);
+  assert.equal((await pending(id)).length, 0);
+  assert.equal((await status(agent, t)).body.state, 'unreachable');
+  const f = res.forms().find((x) => x.buttons.some((b) => b.value === 'qr'));
+  const r = await agent.submit(f, {}, f.buttons.find((b) => b.value === 'qr'));
+  assert.equal(pathOf(r.url), '/login/moica-mobile/qr');
+  assert.match(r.res.text, /<svg /, 'a QR code instead');
+  // the old way's page follows the current way
+  const old = await agent.get(stack.url(`/login/moica-mobile/push?t=${t}`));
+  assert.equal(old.status, 303);
+  assert.equal(pathOf(old.location), '/login/moica-mobile/qr');
+});
+
+test('same device: ID → app link → approved in the app → back in the same browser → phone + SMS code → tokens', T, async () => {
+  const agent = new HttpAgent({ userAgent: PHONE_UA });
+  const a = await startAuth();
+  const id = ENROLLED.linked;
+  const { res, t } = await toWay(agent, a.url.href, id, 'app');
+  assert.ok(!res.text.includes('<svg '), 'no QR code on the phone');
+  const link = appLink(res);
+  const others = res.forms().find((f) => f.buttons.some((b) => b.value === 'push'));
+  assert.deepEqual(wayButtons(others), ['push', 'qr']);
+  assert.equal((await pending(id))[0].op_mode, 'MWEB2APP', 'ATH-01 with op_mode MWEB2APP');
+  const { code, reply } = await openLink(link);
+  assert.equal(code, 0);
+  assert.equal(reply.state, 'approved');
+  assert.equal(reply.return_url, stack.url(`/login/moica-mobile/return?t=${t}`), 'the app sends the browser back to this login');
+  // the app opens the return URL in the browser: at once to the phone step
+  const back = await agent.get(reply.return_url);
+  assert.equal(back.status, 303, `the return: ${back.pageText?.().slice(0, 300)}`);
+  assert.equal(pathOf(back.location), '/login/moica-mobile/phone');
+  assert.equal((await agent.request(reply.return_url, { method: 'POST', form: { t } })).status, 405);
+  const phone = newPhone();
+  const codePage = await sendCode(agent, back.location, phone);
+  const r = await submitCode(agent, codePage, await smsCode(phone));
+  const cb = r.stopped ? r.url : await allow(agent, r.res);
+  const { tokens, claims } = await redeem(a, cb, 'same device');
+  const ui = await client.fetchUserInfo(cfg, tokens.access_token, claims.sub);
+  assert.equal(ui.id_number, id);
+  assert.equal(ui.name, citizenName(id), 'the name from the certificate');
+  // the link is spent
+  assert.equal((await openLink(link)).code, 1);
+});
+
+test('same device: denied in the app, back in the browser: what to do next', T, async () => {
+  const agent = new HttpAgent({ userAgent: PHONE_UA });
+  const a = await startAuth();
+  const id = ENROLLED.browser;
+  const { res } = await toWay(agent, a.url.href, id, 'app');
+  const { code, reply } = await openLink(appLink(res), ['--deny']);
+  assert.equal(code, 0);
+  assert.equal(reply.state, 'denied');
+  const back = await agent.get(reply.return_url);
+  assert.equal(back.status, 303);
+  assert.equal(pathOf(back.location), '/login/moica-mobile/app');
+  const page = await agent.get(back.location);
+  assert.deepEqual(page.alerts(), [msg('mm.denied_again')]);
+  const f = page.forms().find((x) => x.buttons.some((b) => b.value === 'regenerate'));
+  assert.equal(f.buttons.find((b) => b.value === 'regenerate').text, msg('mm.new_link'));
+  const r = await agent.submit(f, {}, f.buttons.find((b) => b.value === 'regenerate'));
+  assert.notEqual(appLink(r.res), appLink(res), 'a new link');
+});
+
+test("same device: the return in a browser without the login's binding does not complete it", T, async () => {
+  const agent = new HttpAgent({ userAgent: PHONE_UA });
+  const a = await startAuth();
+  const id = ENROLLED.other;
+  const { res, t } = await toWay(agent, a.url.href, id, 'app');
+  const { reply } = await openLink(appLink(res));
+  assert.equal(reply.state, 'approved');
+
+  // another browser (no cookie), and one bound to a login of its own
+  const stranger = new HttpAgent({ userAgent: PHONE_UA });
+  const other = new HttpAgent({ userAgent: PHONE_UA });
+  await toIdStep(other, (await startAuth()).url.href);
+  for (const [who, ag] of [['no binding cookie', stranger], ["another login's browser", other]]) {
+    const r = await ag.get(reply.return_url);
+    assert.equal(r.status, 400, who);
+    assert.equal(r.title(), `${msg('mm.elsewhere_title')} - ${msg('site.name')}`, who);
+    assert.ok(!r.forms().some((f) => f.has('t')) && !r.links().some((l) => ['/login/moica-mobile/phone', '/login/moica-mobile/app', '/consent'].includes(pathOf(l.href))), `${who}: nothing of the login`);
+    assert.ok(!r.pageText().includes(id) && !r.pageText().includes(citizenName(id)), `${who}: no ID or name`);
+    assert.equal((await ag.get(stack.url(`/login/moica-mobile/phone?t=${t}`))).status, 400, `${who}: no phone step`);
+    const st = await ag.get(stack.url(`/login/moica-mobile/status?t=${t}`), { headers: { accept: 'application/json' } });
+    assert.equal(st.status, 400, `${who}: no status`);
+  }
+  // the browser that started it goes on
+  const done = await pollUntilDone(agent, t);
+  assert.equal(done.state, 'done');
+  assert.equal((await agent.get(stack.url(done.next))).status, 200);
+});
+
+test('the new steps out of order, and unknown ones', T, async () => {
+  const agent = new HttpAgent({ userAgent: PHONE_UA });
+  const a = await startAuth();
+  const { t } = await toIdStep(agent, a.url.href);
+  for (const step of ['app', 'push', 'return']) {
+    const r = await agent.get(stack.url(`/login/moica-mobile/${step}?t=${t}`));
+    assert.equal(r.status, 403, `${step} before the ID step`);
+    assert.equal(r.title(), `${msg('mm.order_title')} - ${msg('site.name')}`);
+  }
+  assert.equal((await agent.get(stack.url(`/login/moica-mobile/pushes?t=${t}`))).status, 404);
+  // a way the form does not know falls back to the likely one
+  const { form } = await toIdStep(agent, (await startAuth()).url.href);
+  const r = await agent.submit(form, { id_number: ENROLLED.happy, action: 'sms' });
+  assert.equal(pathOf(r.url), '/login/moica-mobile/app');
+});
+
+test('browser at a phone (390x844, mobile user agent): same-device path by keyboard, axe on each state', { timeout: limit(90_000), skip: NO_BROWSER }, async (t) => {
+  const a = await startAuth();
+  const id = ENROLLED.mismatch; // no consent given before: the walk meets the consent page
+  const phone = newPhone();
+  const { context, page } = await newPage(browser, {
+    viewport: { width: 390, height: 844 }, isMobile: true, hasTouch: true, deviceScaleFactor: 3, userAgent: PHONE_UA, locale: 'zh-TW',
+  });
+  await context.route((u) => sameEndpoint(u.href, RP), (route) => route.fulfill({ status: 200, contentType: 'text/plain', body: 'agency' }));
+  const onIssuer = (p) => (u) => u.origin === stack.issuer && u.pathname === p;
+  const noSideScroll = async (what) => {
+    const { sw, w } = await page.evaluate(() => ({ sw: document.documentElement.scrollWidth, w: window.innerWidth }));
+    assert.ok(sw <= w + 1, `${what}: no horizontal scroll at 390px (${sw} > ${w})`);
+  };
+  /** Tabs until the focused element matches, then returns it. */
+  const tabTo = async (locator, what, max = 40) => {
+    for (let i = 0; i < max; i++) {
+      await page.keyboard.press('Tab');
+      if (await locator.evaluate((el) => el === document.activeElement).catch(() => false)) return;
+    }
+    assert.fail(`Tab never reached ${what}`);
+  };
+  try {
+    await page.goto(a.url.href);
+    await page.waitForURL(onIssuer('/login'));
+    await tabTo(page.locator('a[href*="/login/moica-mobile?"]'), 'the method link');
+    await page.keyboard.press('Enter');
+    await page.waitForURL(onIssuer('/login/moica-mobile'));
+    await tabTo(page.getByRole('checkbox', { name: msg('mm.agree') }), 'the notice box');
+    await page.keyboard.press('Space');
+    await tabTo(page.getByRole('button', { name: msg('mm.next') }), 'the notice button');
+    await page.keyboard.press('Enter');
+    await page.waitForURL(onIssuer('/login/moica-mobile/id'));
+    await axeCheck(page, 'the ID step on a phone');
+    await noSideScroll('the ID step');
+    const first = page.locator('form button[name="action"]').first();
+    assert.equal(await first.innerText(), msg('mm.way_app'), 'on a phone the app on this phone comes first');
+    await shots.take(t, page, 'mm-phone-id');
+    await tabTo(page.getByLabel(msg('mm.id_label')), 'the ID field');
+    await page.keyboard.type(id);
+    await page.keyboard.press('Enter'); // the likely way
+    await page.waitForURL(onIssuer('/login/moica-mobile/app'));
+    const open = page.getByRole('link', { name: msg('mm.open_app') });
+    await open.waitFor();
+    await axeCheck(page, 'the same-device step');
+    await noSideScroll('the same-device step');
+    await shots.take(t, page, 'mm-phone-app');
+    for (const w of ['mm.way_push', 'mm.way_qr']) await page.getByRole('button', { name: msg(w) }).waitFor();
+    await tabTo(open, 'the open-the-app link');
+    const link = await open.getAttribute('href');
+    // the citizen opens the app (isso-sim's), approves, and the app
+    // opens the return URL in this same browser
+    const { reply } = await openLink(link);
+    assert.equal(reply.state, 'approved');
+    await page.goto(reply.return_url);
+    await page.waitForURL(onIssuer('/login/moica-mobile/phone'));
+    await axeCheck(page, 'the phone step after the app');
+    await noSideScroll('the phone step');
+    await tabTo(page.getByLabel(msg('otp.step_phone')), 'the phone field');
+    await page.keyboard.type(phone);
+    await tabTo(page.getByRole('button', { name: msg('otp.send') }), 'the send button');
+    await page.keyboard.press('Enter');
+    const code = page.getByLabel(msg('otp.code'));
+    await code.waitFor();
+    await code.focus();
+    await page.keyboard.type(await smsCode(phone));
+    await tabTo(page.getByRole('button', { name: msg('otp.step_submit'), exact: true }), 'the verify button');
+    await page.keyboard.press('Enter');
+    await page.waitForURL(onIssuer('/consent'));
+    await axeCheck(page, 'consent on a phone');
+    await tabTo(page.getByRole('button', { name: msg('consent.allow') }), 'allow');
+    // the redirect to the agency (whatever becomes of it in this browser)
+    const toRp = page.waitForRequest((r) => sameEndpoint(r.url(), RP), { timeout: limit(15_000) });
+    await page.keyboard.press('Enter');
+    const { tokens, claims } = await redeem(a, (await toRp).url(), 'phone browser');
+    const ui = await client.fetchUserInfo(cfg, tokens.access_token, claims.sub);
+    assert.equal(ui.id_number, id);
+  } finally {
+    await context.close();
+  }
+});
+
+test('browser at a phone: the return in another browser, and the push page, axe', { timeout: limit(60_000), skip: NO_BROWSER }, async (t) => {
+  const opts = { viewport: { width: 390, height: 844 }, isMobile: true, userAgent: PHONE_UA, locale: 'zh-TW' };
+  const agent = new HttpAgent({ userAgent: PHONE_UA });
+  const { reply, res } = await (async () => {
+    const w = await toWay(agent, (await startAuth()).url.href, ENROLLED.linked, 'app');
+    return { ...(await openLink(appLink(w.res))), res: w.res };
+  })();
+  assert.ok(res);
+  const { context, page } = await newPage(browser, opts);
+  try {
+    const r = await page.goto(reply.return_url);
+    assert.equal(r.status(), 400);
+    await page.getByRole('heading', { level: 1, name: msg('mm.elsewhere_title') }).waitFor();
+    await axeCheck(page, 'the return in another browser');
+    await shots.take(t, page, 'mm-phone-elsewhere');
+    // the push page in this browser
+    await page.goto((await startAuth()).url.href);
+    await page.getByRole('link', { name: /點我登入/ }).and(page.locator('a[href*="/login/moica-mobile"]')).click();
+    await page.getByRole('checkbox', { name: msg('mm.agree') }).check();
+    await page.getByRole('button', { name: msg('mm.next') }).click();
+    await page.getByLabel(msg('mm.id_label')).fill(ENROLLED.happy);
+    await page.getByRole('button', { name: msg('mm.way_push') }).click();
+    await page.waitForURL((u) => u.pathname === '/login/moica-mobile/push');
+    await axeCheck(page, 'the push step');
+    await shots.take(t, page, 'mm-phone-push');
+    // the phone approves; the page moves on by itself
+    assert.equal((await simPhone(['approve', ENROLLED.happy])).code, 0);
+    await page.waitForURL((u) => u.pathname === '/login/moica-mobile/phone', { timeout: limit(15_000) });
+  } finally {
+    await context.close();
+  }
+});
+
+test('browser at a phone (English): the ways and the same-device step, axe', { timeout: limit(60_000), skip: NO_BROWSER }, async (t) => {
+  const a = await startAuth({ extra: { ui_locales: 'en' } });
+  const { context, page } = await newPage(browser, { viewport: { width: 320, height: 640 }, isMobile: true, userAgent: PHONE_UA, locale: 'en-US' });
+  try {
+    await page.goto(a.url.href);
+    await page.getByRole('link', { name: MSG_EN['portal.login'] }).and(page.locator('a[href*="/login/moica-mobile"]')).click();
+    await page.getByRole('checkbox', { name: MSG_EN['mm.agree'] }).check();
+    await page.getByRole('button', { name: MSG_EN['mm.next'] }).click();
+    const names = await page.locator('form button[name="action"]').allInnerTexts();
+    assert.deepEqual(names, [MSG_EN['mm.way_app'], MSG_EN['mm.way_push'], MSG_EN['mm.way_qr']]);
+    await axeCheck(page, 'the ID step in English at 320px');
+    await page.getByLabel(MSG_EN['mm.id_label']).fill(ENROLLED.browser);
+    await page.getByRole('button', { name: MSG_EN['mm.way_app'] }).click();
+    await page.getByRole('link', { name: MSG_EN['mm.open_app'] }).waitFor();
+    assert.equal(await page.evaluate(() => document.documentElement.lang), 'en');
+    await axeCheck(page, 'the same-device step in English at 320px');
+    await shots.take(t, page, 'mm-phone-app-en');
+    const { sw, w } = await page.evaluate(() => ({ sw: document.documentElement.scrollWidth, w: window.innerWidth }));
+    assert.ok(sw <= w + 1, `no horizontal scroll at 320px (${sw} > ${w})`);
+  } finally {
+    await context.close();
+  }
+});
+
+test('an unanswered push expires: its own message and a way on', { timeout: limit(60_000) }, async () => {
+  const { agent, t, res, started } = expiringPush;
+  const s = stackShort;
+  assert.ok(res.pageText().includes(msg('mm.push_sent')));
+  const wait = started + 31_000 - Date.now();
+  if (wait > 0) await sleep(wait);
+  const end = await pollUntilDone(agent, t, s);
+  assert.equal(end.state, 'expired');
+  const page = await agent.get(s.url(end.next));
+  assert.deepEqual(page.alerts(), [msg('mm.expired_again')]);
+  const f = page.forms().find((x) => x.buttons.some((b) => b.value === 'regenerate'));
+  assert.equal(f.buttons.find((b) => b.value === 'regenerate').text, msg('mm.push_again'));
+  assert.ok(page.forms().some((x) => x.buttons.some((b) => b.value === 'qr')), 'the QR way is offered');
+});
+
 // ---------------------------------------------------------------- browser
 
 test('browser (zh-TW): notice → ID → QR approved while the page polls → phone + code → consent, axe on each page', { timeout: limit(90_000), skip: NO_BROWSER }, async (t) => {
@@ -659,12 +1067,12 @@ test('browser (zh-TW): notice → ID → QR approved while the page polls → ph
     await shots.take(t, page, 'mm-id');
     const idField = page.getByLabel(msg('mm.id_label'));
     await idField.fill('A123');
-    await page.getByRole('button', { name: msg('mm.next') }).click();
+    await page.getByRole('button', { name: msg('mm.way_qr') }).click();
     await page.getByRole('alert').filter({ hasText: msg('mm.bad_id') }).waitFor();
     await page.waitForFunction(() => document.activeElement?.getAttribute('role') === 'alert', null, { timeout: limit(5000) });
     await axeCheck(page, 'the ID step with an error');
     await page.getByLabel(msg('mm.id_label')).fill(id);
-    await page.getByRole('button', { name: msg('mm.next') }).click();
+    await page.getByRole('button', { name: msg('mm.way_qr') }).click();
 
     // step 2: the QR code; the phone approves while the page polls
     await page.waitForURL(onIssuer('/login/moica-mobile/qr'));
@@ -721,7 +1129,7 @@ test('browser (English): the QR step, axe', { timeout: limit(60_000), skip: NO_B
     await page.getByRole('checkbox', { name: MSG_EN['mm.agree'] }).check();
     await page.getByRole('button', { name: MSG_EN['mm.next'] }).click();
     await page.getByLabel(MSG_EN['mm.id_label']).fill(ENROLLED.linked);
-    await page.getByRole('button', { name: MSG_EN['mm.next'] }).click();
+    await page.getByRole('button', { name: MSG_EN['mm.way_qr'] }).click();
     await page.getByRole('img', { name: MSG_EN['mm.qr_alt'] }).waitFor();
     assert.equal(await page.evaluate(() => document.documentElement.lang), 'en');
     assert.ok((await page.locator('main').innerText()).includes(MSG_EN['mm.scan']));
@@ -743,7 +1151,7 @@ test('browser: the not-enrolled page and the FAQ, axe', { timeout: limit(60_000)
     await page.getByRole('checkbox', { name: msg('mm.agree') }).check();
     await page.getByRole('button', { name: msg('mm.next') }).click();
     await page.getByLabel(msg('mm.id_label')).fill(NOT_ENROLLED);
-    await page.getByRole('button', { name: msg('mm.next') }).click();
+    await page.getByRole('button', { name: msg('mm.way_qr') }).click();
     await page.getByRole('heading', { level: 1, name: msg('mm.not_enrolled_title') }).waitFor();
     await axeCheck(page, 'the not-enrolled page');
     await shots.take(t, page, 'mm-not-enrolled');

@@ -586,6 +586,315 @@ test_cli_phone(void **state)
 	conn_twfido_free(tf);
 }
 
+/* ---- push (ATH-03) and the app link (APP-API-01) ---- */
+
+#define ID_NO_PUSH "A224680138" /* enrolled, mobile_cert_push: false */
+
+static void
+issue_mode(struct conn_twfido *tf, enum twfido_mode mode, const char *id, struct twfido_ticket *t)
+{
+	struct twfido_status st;
+	const char *error = NULL;
+	int ret = conn_twfido_request(tf, mode, id, HINT, 60, t, &st, &error);
+
+	if (ret != 0)
+		fail_msg("request: %d %s (%s)", ret, error != NULL ? error : "", st.code);
+	assert_int_equal(st.state, TWFIDO_PENDING);
+	assert_string_equal(st.code, "0");
+	assert_non_null(t->sp_ticket);
+}
+
+/* The op_mode isso-sim lists for a transaction on the phone. */
+static char *
+pending_mode(const char *id, const char *txn)
+{
+	char path[128], *mode = NULL;
+	json_t *j, *m;
+	long status;
+	size_t i;
+
+	snprintf(path, sizeof(path), "/phone/mobilecert/pending?id_num=%s", id);
+	j = sim_call("GET", path, NULL, &status);
+	assert_int_equal(status, 200);
+	json_array_foreach(j, i, m)
+	{
+		if (strcmp(json_string_value(json_object_get(m, "transaction_id")), txn) == 0)
+			mode = strdup(json_string_value(json_object_get(m, "op_mode")));
+	}
+	json_decref(j);
+	return mode;
+}
+
+static void
+test_push_flow(void **state)
+{
+	struct conn_twfido *tf = sim_connector();
+	struct twfido_ticket t, older;
+	struct twfido_status st;
+	char *hashed = NULL, *mode;
+
+	/* two pushes: approving "by ID" answers the newest */
+	issue_mode(tf, TWFIDO_MODE_PUSH, "E222223335", &older);
+	issue_mode(tf, TWFIDO_MODE_PUSH, "E222223335", &t);
+	assert_true(strlen(t.sp_ticket_id) > 0);
+	mode = pending_mode("E222223335", t.transaction_id);
+	assert_non_null(mode);
+	assert_string_equal(mode, "PUSH");
+	free(mode);
+	{
+		const char *args[] = {"phone", "mobilecert", "approve", "e222223335",
+		                      "--sim", sim_base,     NULL};
+
+		assert_int_equal(run_sim(args, 5000), 0);
+	}
+	assert_int_equal(
+	    conn_twfido_poll(tf, t.transaction_id, t.sp_ticket_id, &st, &hashed, NULL, NULL), 0);
+	assert_int_equal(st.state, TWFIDO_OK);
+	assert_true(conn_twfido_same_person(t.hashed_id_num, hashed));
+	free(hashed);
+	hashed = NULL;
+	/* the older one is still waiting; deny it by ID, then none is left */
+	assert_int_equal(conn_twfido_poll(tf, older.transaction_id, older.sp_ticket_id, &st,
+	                                  &hashed, NULL, NULL),
+	                 0);
+	assert_int_equal(st.state, TWFIDO_PENDING);
+	{
+		const char *args[] = {"phone", "mobilecert", "deny", "E222223335",
+		                      "--sim", sim_base,     NULL};
+
+		assert_int_equal(run_sim(args, 5000), 0);
+		assert_int_equal(run_sim(args, 5000), 1);
+	}
+	sleep_ms(conn_twfido_poll_interval() + 100);
+	assert_int_equal(conn_twfido_poll(tf, older.transaction_id, older.sp_ticket_id, &st,
+	                                  &hashed, NULL, NULL),
+	                 0);
+	assert_int_equal(st.state, TWFIDO_DENIED);
+	assert_null(hashed);
+	{
+		/* by ID answers pushes only, and --as goes with a ticket */
+		const char *args[] = {"phone",     "mobilecert", "approve", ID_ENROLLED_2, "--as",
+		                      ID_ENROLLED, "--sim",      sim_base,  NULL};
+
+		assert_int_equal(run_sim(args, 5000), 2);
+	}
+	conn_twfido_ticket_clear(&t);
+	conn_twfido_ticket_clear(&older);
+	conn_twfido_free(tf);
+}
+
+static void
+test_push_refused(void **state)
+{
+	struct conn_twfido *tf = sim_connector();
+	struct twfido_ticket t;
+	struct twfido_status st;
+	const char *error = NULL;
+
+	assert_int_equal(
+	    conn_twfido_request(tf, TWFIDO_MODE_PUSH, ID_NO_PUSH, HINT, 60, &t, &st, &error), 0);
+	assert_int_equal(st.state, TWFIDO_UNREACHABLE);
+	assert_string_equal(st.code, "SP-API-ATH-03-PS_FCM_NOT_FOUND");
+	assert_null(t.sp_ticket);
+	/* the same ID still gets a QR code */
+	issue_mode(tf, TWFIDO_MODE_ISCAN, ID_NO_PUSH, &t);
+	conn_twfido_ticket_clear(&t);
+	assert_int_equal(
+	    conn_twfido_request(tf, TWFIDO_MODE_PUSH, ID_NOT_ENROLLED, HINT, 60, &t, &st, &error),
+	    0);
+	assert_int_equal(st.state, TWFIDO_NOT_ENROLLED);
+	assert_string_equal(st.code, "SP-API-ATH-03-IDNUM_USERPROF_NF");
+	assert_int_equal(
+	    conn_twfido_request(tf, (enum twfido_mode)7, ID_ENROLLED, HINT, 60, &t, &st, &error),
+	    ISSO_ERR_INVALID);
+	conn_twfido_free(tf);
+}
+
+/* Percent-encodes everything but unreserved characters. */
+static void
+pct(const char *in, char *out, size_t max)
+{
+	static const char hex[] = "0123456789ABCDEF";
+	size_t o = 0;
+
+	for (const unsigned char *p = (const unsigned char *)in; *p != '\0' && o + 4 < max; p++) {
+		if ((*p >= '0' && *p <= '9') || (*p >= 'A' && *p <= 'Z') ||
+		    (*p >= 'a' && *p <= 'z') || *p == '-' || *p == '_' || *p == '.') {
+			out[o++] = (char)*p;
+		} else {
+			out[o++] = '%';
+			out[o++] = hex[*p >> 4];
+			out[o++] = hex[*p & 15];
+		}
+	}
+	out[o] = '\0';
+}
+
+static json_t *
+open_link(const char *link, const char *answer, long *status_r)
+{
+	char enc[16384], path[17000];
+
+	pct(link, enc, sizeof(enc));
+	snprintf(path, sizeof(path), "/phone/mobilecert/open-link?link=%s%s%s", enc,
+	         answer != NULL ? "&answer=" : "", answer != NULL ? answer : "");
+	return sim_call("POST", path, NULL, status_r);
+}
+
+#define RTN_URL "https://isso.example/login/moica-mobile/return?t=abc_DEF-123"
+
+static void
+test_app_link(void **state)
+{
+	struct conn_twfido *tf = sim_connector();
+	struct twfido_ticket t, qr;
+	struct twfido_status st;
+	enum twfido_mode mode;
+	char *link, *ticket, *url, *val, *hashed = NULL, *m;
+	json_t *j;
+	long status;
+
+	issue_mode(tf, TWFIDO_MODE_MWEB2APP, ID_ENROLLED, &t);
+	m = pending_mode(ID_ENROLLED, t.transaction_id);
+	assert_string_equal(m, "MWEB2APP");
+	free(m);
+	link = conn_twfido_app_link(TWFIDO_MODE_MWEB2APP, t.sp_ticket, RTN_URL, "v+1/=");
+	assert_non_null(link);
+	assert_true(strncmp(link, "mobilemoica://moica.moi.gov.tw/w2a/verifySign?sp_ticket=", 56) ==
+	            0);
+	assert_null(strchr(link, ' '));
+	assert_int_equal(twfido_app_link_parse(link, &mode, &ticket, &url, &val), 0);
+	assert_int_equal(mode, TWFIDO_MODE_MWEB2APP);
+	assert_string_equal(ticket, t.sp_ticket);
+	assert_string_equal(url, RTN_URL);
+	assert_string_equal(val, "v+1/=");
+	free(ticket);
+	free(url);
+	free(val);
+
+	/* the app refuses a link of the other kind for this ticket */
+	{
+		char *a2a = conn_twfido_app_link(TWFIDO_MODE_APP2APP, t.sp_ticket, RTN_URL, "");
+
+		assert_non_null(strstr(a2a, "/a2a/verifySign?"));
+		j = open_link(a2a, NULL, &status);
+		assert_int_equal(status, 400);
+		assert_string_equal(json_string_value(json_object_get(j, "error")), "wrong_mode");
+		json_decref(j);
+		free(a2a);
+	}
+	/* and a QR ticket opened as a link */
+	issue_mode(tf, TWFIDO_MODE_ISCAN, ID_ENROLLED, &qr);
+	{
+		char *l = conn_twfido_app_link(TWFIDO_MODE_MWEB2APP, qr.sp_ticket, RTN_URL, "");
+
+		j = open_link(l, NULL, &status);
+		assert_int_equal(status, 400);
+		json_decref(j);
+		free(l);
+	}
+	j = open_link("mobilemoica://evil.example/w2a/verifySign?sp_ticket=a.b", NULL, &status);
+	assert_int_equal(status, 400);
+	assert_string_equal(json_string_value(json_object_get(j, "error")), "invalid_link");
+	json_decref(j);
+	j = open_link(link, "maybe", &status);
+	assert_int_equal(status, 400);
+	json_decref(j);
+
+	/* approved in the app: it says where the browser goes back to */
+	j = open_link(link, NULL, &status);
+	assert_int_equal(status, 200);
+	assert_string_equal(json_string_value(json_object_get(j, "state")), "approved");
+	assert_string_equal(json_string_value(json_object_get(j, "return_url")), RTN_URL);
+	assert_string_equal(json_string_value(json_object_get(j, "transaction_id")),
+	                    t.transaction_id);
+	json_decref(j);
+	{
+		const char *args[] = {"phone", "mobilecert", "open-link", link,
+		                      "--sim", sim_base,     NULL};
+
+		/* answered already */
+		assert_int_equal(run_sim(args, 5000), 1);
+	}
+	assert_int_equal(
+	    conn_twfido_poll(tf, t.transaction_id, t.sp_ticket_id, &st, &hashed, NULL, NULL), 0);
+	assert_int_equal(st.state, TWFIDO_OK);
+	assert_true(conn_twfido_same_person(t.hashed_id_num, hashed));
+	free(hashed);
+	free(link);
+	conn_twfido_ticket_clear(&t);
+
+	/* denied through the CLI */
+	issue_mode(tf, TWFIDO_MODE_MWEB2APP, ID_ENROLLED_2, &t);
+	link = conn_twfido_app_link(TWFIDO_MODE_MWEB2APP, t.sp_ticket, RTN_URL, "");
+	{
+		const char *args[] = {"phone",  "mobilecert", "open-link", link,
+		                      "--deny", "--sim",      sim_base,    NULL};
+
+		assert_int_equal(run_sim(args, 5000), 0);
+	}
+	assert_int_equal(
+	    conn_twfido_poll(tf, t.transaction_id, t.sp_ticket_id, &st, &hashed, NULL, NULL), 0);
+	assert_int_equal(st.state, TWFIDO_DENIED);
+	free(link);
+	conn_twfido_ticket_clear(&t);
+	conn_twfido_ticket_clear(&qr);
+	conn_twfido_free(tf);
+}
+
+static void
+test_app_link_refusals(void **state)
+{
+	static const char *const bad_urls[] = {
+	    "javascript:alert(1)", "ftp://x/", "https://a b/",   "https://a/\"x",
+	    "https://a/<",         "",         "https://a/\x01",
+	};
+	enum twfido_mode mode;
+	char *a, *b, *c, *d, big[TWFIDO_RTN_URL_MAX + 16];
+
+	assert_null(conn_twfido_app_link(TWFIDO_MODE_ISCAN, "a.b", RTN_URL, ""));
+	assert_null(conn_twfido_app_link(TWFIDO_MODE_PUSH, "a.b", RTN_URL, ""));
+	assert_null(conn_twfido_app_link(TWFIDO_MODE_MWEB2APP, "a b", RTN_URL, ""));
+	assert_null(conn_twfido_app_link(TWFIDO_MODE_MWEB2APP, NULL, RTN_URL, ""));
+	assert_null(conn_twfido_app_link(TWFIDO_MODE_MWEB2APP, "a.b", RTN_URL, "x\ny"));
+	for (size_t i = 0; i < sizeof(bad_urls) / sizeof(bad_urls[0]); i++) {
+		if (conn_twfido_app_link(TWFIDO_MODE_MWEB2APP, "a.b", bad_urls[i], "") != NULL)
+			fail_msg("url %zu", i);
+	}
+	memset(big, 'a', sizeof(big) - 1);
+	memcpy(big, "https://", 8);
+	big[sizeof(big) - 1] = '\0';
+	assert_null(conn_twfido_app_link(TWFIDO_MODE_MWEB2APP, "a.b", big, ""));
+	/* a ticket with '+', '/' and '=' survives the query */
+	a = conn_twfido_app_link(TWFIDO_MODE_APP2APP, "a+b/c=.d", RTN_URL, "");
+	assert_non_null(a);
+	assert_null(strchr(strchr(a, '?'), '+'));
+	assert_int_equal(twfido_app_link_parse(a, &mode, &b, &c, &d), 0);
+	assert_int_equal(mode, TWFIDO_MODE_APP2APP);
+	assert_string_equal(b, "a+b/c=.d");
+	free(a);
+	free(b);
+	free(c);
+	free(d);
+
+	assert_int_equal(twfido_app_link_parse("https://x/?sp_ticket=a.b", &mode, &a, &b, &c),
+	                 ISSO_ERR_INVALID);
+	assert_null(a);
+	assert_int_equal(twfido_app_link_parse("mobilemoica://moica.moi.gov.tw/w2a/verifySign?"
+	                                       "sp_ticket=a.b&rtn_url=!!",
+	                                       &mode, &a, &b, &c),
+	                 ISSO_ERR_INVALID);
+	assert_int_equal(twfido_app_link_parse("mobilemoica://moica.moi.gov.tw/w2a/verifySign?"
+	                                       "sp_ticket=a.b&rtn_url=amF2YXNjcmlwdDp4",
+	                                       &mode, &a, &b, &c),
+	                 ISSO_ERR_INVALID); /* javascript:x */
+	assert_int_equal(twfido_app_link_parse("mobilemoica://moica.moi.gov.tw/w2a/verifySign?"
+	                                       "sp_ticket=a.b%2&rtn_url=",
+	                                       &mode, &a, &b, &c),
+	                 ISSO_ERR_INVALID);
+	assert_int_equal(twfido_app_link_parse(NULL, &mode, &a, &b, &c), ISSO_ERR_INVALID);
+}
+
 /* What the simulator refuses, spoken to directly. */
 static void
 test_sim_refusals(void **state)
@@ -1215,6 +1524,86 @@ test_fake_service_ticket(void **state)
 	close(f.fd);
 }
 
+/* ATH-03 on the wire: its path, no op_mode, its checksum's field order,
+ * and the push service's codes. */
+static void
+test_fake_service_push(void **state)
+{
+	static const enum ticket_kind good = TICKET_GOOD;
+	static const struct {
+		char *(*reply)(const char *, const void *);
+		const void *arg;
+		int want_ret;
+		enum twfido_state want_state;
+		const char *want_code;
+	} cases[] = {
+	    {reply_ticket, &good, 0, TWFIDO_PENDING, "0"},
+	    {reply_code, "SP-API-ATH-03-PS_FCM_UNAVAILABLE", 0, TWFIDO_UNREACHABLE,
+	     "SP-API-ATH-03-PS_FCM_UNAVAILABLE"},
+	    {reply_code, "PS_CONNECT_500", 0, TWFIDO_UNREACHABLE, "SP-API-ATH-03-PS_CONNECT_500"},
+	    {reply_code, "IDNUM_DEVPROF_NF", 0, TWFIDO_NOT_ENROLLED,
+	     "SP-API-ATH-03-IDNUM_DEVPROF_NF"},
+	    {reply_code, "DEV_DESC_MISMATCH", ISSO_ERR_IO, TWFIDO_ERROR,
+	     "SP-API-ATH-03-DEV_DESC_MISMATCH"},
+	};
+	struct fake f;
+	char url[64];
+	int port;
+
+	f.fd = loopback_socket(8, &port);
+	snprintf(url, sizeof(url), "http://127.0.0.1:%d", port);
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct conn_twfido *tf = conn_twfido_new(url, SIM_SP_ID, SIM_KEY, 3000);
+		struct twfido_ticket t;
+		struct twfido_status st;
+		const char *error = NULL;
+		json_t *req;
+		pthread_t th;
+		int ret;
+
+		f.reply = cases[i].reply;
+		f.arg = cases[i].arg;
+		assert_int_equal(pthread_create(&th, NULL, fake_thread, &f), 0);
+		ret = conn_twfido_request(tf, TWFIDO_MODE_PUSH, ID_ENROLLED, "你好", 90, &t, &st,
+		                          &error);
+		pthread_join(th, NULL);
+		if (ret != cases[i].want_ret || st.state != cases[i].want_state ||
+		    strcmp(st.code, cases[i].want_code) != 0)
+			fail_msg("case %zu: got %d state %d code '%s' (%s)", i, ret, st.state,
+			         st.code, error != NULL ? error : "");
+		if (st.state == TWFIDO_PENDING)
+			assert_string_equal(t.sp_ticket_id, "TID-1");
+		else
+			assert_null(t.sp_ticket);
+		conn_twfido_ticket_clear(&t);
+		assert_non_null(
+		    strstr(f.request, "POST /moise/sp/requestAthOrSignPush HTTP/1.1\r\n"));
+		req = json_loads(f.body, 0, NULL);
+		assert_non_null(req);
+		assert_null(json_object_get(req, "op_mode"));
+		assert_null(json_object_get(req, "device_user_def_desc"));
+		assert_string_equal(json_string_value(json_object_get(req, "op_code")), "ATH");
+		assert_int_equal(json_integer_value(json_object_get(req, "time_limit")), 90);
+		{
+			unsigned char key[TWFIDO_KEY_LEN];
+			char payload[256];
+
+			key_bytes(SIM_KEY, key);
+			/* transaction_id sp_service_id id_num device_user_def_desc
+			 * op_code hint sign_data */
+			snprintf(payload, sizeof(payload), "%s%s%s%s%s%s",
+			         json_string_value(json_object_get(req, "transaction_id")),
+			         SIM_SP_ID, ID_ENROLLED, "", "ATH", "你好");
+			assert_true(twfido_checksum_verify(
+			    key, payload, strlen(payload),
+			    json_string_value(json_object_get(req, "sp_checksum"))));
+		}
+		json_decref(req);
+		conn_twfido_free(tf);
+	}
+	close(f.fd);
+}
+
 int
 main(void)
 {
@@ -1227,6 +1616,10 @@ main(void)
 	    cmocka_unit_test(test_flow_expired),
 	    cmocka_unit_test(test_approved_by_someone_else),
 	    cmocka_unit_test(test_cli_phone),
+	    cmocka_unit_test(test_push_flow),
+	    cmocka_unit_test(test_push_refused),
+	    cmocka_unit_test(test_app_link),
+	    cmocka_unit_test(test_app_link_refusals),
 	    cmocka_unit_test(test_sim_refusals),
 	    cmocka_unit_test(test_invalid_arguments),
 	    cmocka_unit_test(test_unreachable_is_io),
@@ -1234,6 +1627,7 @@ main(void)
 	    cmocka_unit_test(test_silent_peer_times_out),
 	    cmocka_unit_test(test_fake_service_poll),
 	    cmocka_unit_test(test_fake_service_ticket),
+	    cmocka_unit_test(test_fake_service_push),
 	};
 
 	signal(SIGPIPE, SIG_IGN);

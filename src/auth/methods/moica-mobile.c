@@ -1,20 +1,31 @@
 /* Method moica-mobile (行動自然人憑證, TW FidO): the privacy notice, then
- *   1 id     the national ID (or resident certificate number) → ATH-01 ticket
- *   2 qr     the ticket as a QR code for the MOI app; the page polls
- *            ("status", JSON) and moves on when the citizen approved
+ *   1 id     the national ID (or resident certificate number) and the way
+ *            the request reaches the MOI app, each a button of its own,
+ *            the likely one first (a phone: the app on this phone; a
+ *            computer: the QR code):
+ *              qr    ATH-01 I-SCAN: a QR code to scan         (…/qr)
+ *              app   ATH-01 MWEB2APP: a link that opens the app on this
+ *                    phone, which sends the browser back to …/return
+ *                                                             (…/app)
+ *              push  ATH-03: the service pushes the request to the
+ *                    ID's bound phone                         (…/push)
+ *   2 wait   the page of that way; it polls ("status", JSON) and moves on
+ *            when the citizen approved; it offers the other ways
  *   3 phone  the shared phone + SMS code step (otp_step)
  * and on to consent with loa high. The progress lives in the login
  * transaction under "moica_mobile":
  *
  *   notice  true once the notice was acknowledged
- *   stage   "id" | "qr" | "proven"
+ *   stage   "id" | "qr" (waiting for the app, whatever the way) | "proven"
+ *   mode    the way of the current or last ticket: "qr" | "app" | "push"
  *   id      the typed ID, sealed (PII at rest)
  *   ticket  {txn, tid, hash, qr, exp}: transaction_id, sp_ticket_id, the
- *           ticket's hashed_id_num, the sp_ticket (the QR's text) and its
- *           expiry (Unix seconds, our clock)
+ *           ticket's hashed_id_num, the sp_ticket (the QR's or the app
+ *           link's ticket) and its expiry (Unix seconds, our clock)
  *   polled  when the service was last asked about the ticket (Unix ms)
  *   outcome why the ticket ended without approval: "denied", "expired",
- *           "not_enrolled", "error", "mismatch"
+ *           "not_enrolled", "error", "mismatch", "unreachable" (a push
+ *           that could not reach the phone)
  *   uuid    the person, once the app approved (stage "proven")
  *   name    the holder's name from the result's certificate, sealed;
  *           absent when the result carried none we could read
@@ -57,6 +68,7 @@
  * pending (clock differences with the service). */
 #define EXPIRY_GRACE 5
 #define HELP_PATH    "/moica-mobile/help"
+#define RETURN_PATH  "/login/moica-mobile/return"
 
 static const char *const amr_mm[] = {"swk", "mca", "sms", "otp", "mfa", NULL};
 static const char *const bullets[] = {"mm.bullet1", "mm.bullet2", "mm.bullet3", NULL};
@@ -90,18 +102,19 @@ enum outcome {
 	OUT_NOT_ENROLLED,
 	OUT_ERROR,
 	OUT_MISMATCH,
+	OUT_UNREACHABLE,
 };
 
 static const char *const outcome_names[] = {
     [OUT_NONE] = "none",     [OUT_PENDING] = "pending",   [OUT_DONE] = "done",
     [OUT_DENIED] = "denied", [OUT_EXPIRED] = "expired",   [OUT_NOT_ENROLLED] = "not_enrolled",
-    [OUT_ERROR] = "error",   [OUT_MISMATCH] = "mismatch",
+    [OUT_ERROR] = "error",   [OUT_MISMATCH] = "mismatch", [OUT_UNREACHABLE] = "unreachable",
 };
 
 static enum outcome
 outcome_parse(const char *s)
 {
-	for (int i = OUT_DENIED; s != NULL && i <= OUT_MISMATCH; i++) {
+	for (int i = OUT_DENIED; s != NULL && i <= OUT_UNREACHABLE; i++) {
 		if (strcmp(outcome_names[i], s) == 0)
 			return (enum outcome)i;
 	}
@@ -122,6 +135,80 @@ static const char *
 stage_of(json_t *st)
 {
 	return json_string_value(json_object_get(st, "stage")) ?: "";
+}
+
+/* ---- the ways a request reaches the app ---- */
+
+enum way { WAY_QR, WAY_APP, WAY_PUSH, WAY_COUNT };
+
+static const struct way_def {
+	const char *name;  /* in the state, the form's action, the step's path */
+	const char *label; /* the button that chooses it */
+	const char *path;
+	enum twfido_mode mode;
+} ways[WAY_COUNT] = {
+    [WAY_QR] = {"qr", "mm.way_qr", "/login/moica-mobile/qr", TWFIDO_MODE_ISCAN},
+    [WAY_APP] = {"app", "mm.way_app", "/login/moica-mobile/app", TWFIDO_MODE_MWEB2APP},
+    [WAY_PUSH] = {"push", "mm.way_push", "/login/moica-mobile/push", TWFIDO_MODE_PUSH},
+};
+
+/* -1 when s names no way. */
+static int
+way_parse(const char *s)
+{
+	for (int i = 0; s != NULL && i < WAY_COUNT; i++) {
+		if (strcmp(ways[i].name, s) == 0)
+			return i;
+	}
+	return -1;
+}
+
+static enum way
+way_of(json_t *st)
+{
+	int w = way_parse(json_string_value(json_object_get(st, "mode")));
+
+	return w < 0 ? WAY_QR : (enum way)w;
+}
+
+/* Is the browser on a phone? Client hints first (Sec-CH-UA-Mobile, sent
+ * by Chromium browsers unasked), then the user agent's usual markers.
+ * Only the order of the buttons depends on it: every way stays offered. */
+static bool
+on_phone(struct http_req *req)
+{
+	const char *hint = http_header(req, "Sec-CH-UA-Mobile");
+	const char *ua = http_header(req, "User-Agent");
+
+	if (hint != NULL && strcmp(hint, "?1") == 0)
+		return true;
+	if (hint != NULL && strcmp(hint, "?0") == 0)
+		return false;
+	if (ua == NULL || strlen(ua) > 1024)
+		return false;
+	return strstr(ua, "Mobi") != NULL || strstr(ua, "Android") != NULL ||
+	       strstr(ua, "iPhone") != NULL || strstr(ua, "iPod") != NULL;
+}
+
+/* The ways as buttons, the likely one first; except is left out (the one
+ * on screen), or -1 for all. [{"way", "label", "primary"}]. */
+static json_t *
+way_buttons(struct isso_app *app, struct http_req *req, int except)
+{
+	static const enum way phone_order[] = {WAY_APP, WAY_PUSH, WAY_QR};
+	static const enum way computer_order[] = {WAY_QR, WAY_PUSH, WAY_APP};
+	const enum way *order = on_phone(req) ? phone_order : computer_order;
+	json_t *list = json_array();
+
+	for (int i = 0; i < WAY_COUNT; i++) {
+		if ((int)order[i] == except)
+			continue;
+		json_array_append_new(list,
+		                      json_pack("{s:s, s:s, s:b}", "way", ways[order[i]].name,
+		                                "label", page_text(app, req, ways[order[i]].label),
+		                                "primary", json_array_size(list) == 0));
+	}
+	return list;
 }
 
 /* Too many tickets for this ID lately? Counted the same for IDs that are
@@ -206,6 +293,7 @@ id_page(struct isso_app *app, struct http_req *req, const char *id, int status,
 
 	json_object_set_new(ctx, "csrf", json_string(csrf_token(req, &app->secrets, CSRF_ID)));
 	json_object_set_new(ctx, "id_number", json_string(typed != NULL ? typed : ""));
+	json_object_set_new(ctx, "ways", way_buttons(app, req, -1));
 	set_error(app, req, ctx, error_key);
 	page_render(app, req, status, "moica-mobile-id", "mm.heading", ctx);
 }
@@ -241,11 +329,11 @@ result_page(struct isso_app *app, struct http_req *req, const char *id, enum out
 	page_render(app, req, status, "moica-mobile-result", title, ctx);
 }
 
-/* Asks the service for a ticket for idn and records it in st: the ticket
- * (and stage qr), or the outcome. Returns OUT_PENDING, OUT_NOT_ENROLLED or
- * OUT_ERROR. */
+/* Asks the service for a ticket for idn, the way w, and records it in st:
+ * the ticket (and stage qr), or the outcome. Returns OUT_PENDING,
+ * OUT_NOT_ENROLLED, OUT_UNREACHABLE (a push) or OUT_ERROR. */
 static enum outcome
-issue_ticket(struct isso_app *app, const char *idn, json_t *st)
+issue_ticket(struct isso_app *app, const char *idn, json_t *st, enum way w)
 {
 	struct twfido_ticket ticket;
 	struct twfido_status status;
@@ -254,15 +342,24 @@ issue_ticket(struct isso_app *app, const char *idn, json_t *st)
 	int ret;
 
 	memset(&ticket, 0, sizeof(ticket));
-	ret = conn_twfido_get_ticket(app->twfido, idn, app->cfg->twfido.hint,
-	                             app->cfg->twfido.time_limit, &ticket, &status, &error);
+	ret = conn_twfido_request(app->twfido, ways[w].mode, idn, app->cfg->twfido.hint,
+	                          app->cfg->twfido.time_limit, &ticket, &status, &error);
 	json_object_del(st, "ticket");
 	json_object_del(st, "polled");
 	json_object_del(st, "outcome");
 	json_object_del(st, "name"); /* a new ticket, a new approval */
+	json_object_set_new(st, "mode", json_string(ways[w].name));
+	if (ret == 0 && status.state == TWFIDO_UNREACHABLE) {
+		log_info("moica_mobile_push_unreachable", "id", log_mask(idn, masked), "code",
+		         status.code, NULL);
+		json_object_set_new(st, "outcome", json_string(outcome_names[OUT_UNREACHABLE]));
+		json_object_set_new(st, "stage", json_string("qr"));
+		return OUT_UNREACHABLE;
+	}
 	if (ret < 0 || status.state == TWFIDO_ERROR) {
-		log_warn("moica_mobile_ticket_failed", "id", log_mask(idn, masked), "code",
-		         status.code, "reason", error != NULL ? error : "", NULL);
+		log_warn("moica_mobile_ticket_failed", "id", log_mask(idn, masked), "way",
+		         ways[w].name, "code", status.code, "reason", error != NULL ? error : "",
+		         NULL);
 		conn_twfido_ticket_clear(&ticket);
 		json_object_set_new(st, "outcome", json_string(outcome_names[OUT_ERROR]));
 		return OUT_ERROR;
@@ -288,6 +385,7 @@ id_step(struct isso_app *app, struct http_req *req, const char *id, json_t *txn)
 	const char *typed;
 	char idn[11], *sealed = NULL;
 	enum outcome o;
+	int w;
 
 	if (!json_is_true(json_object_get(st, "notice"))) {
 		refuse_order(app, req, id);
@@ -302,6 +400,10 @@ id_step(struct isso_app *app, struct http_req *req, const char *id, json_t *txn)
 		return;
 	}
 	typed = http_form(req, "id_number");
+	/* the button pressed; Enter presses the first, the likely way */
+	w = way_parse(http_form(req, "action"));
+	if (w < 0)
+		w = on_phone(req) ? WAY_APP : WAY_QR;
 	if (typed == NULL || !idnum_normalize(typed, idn) || !idnum_is_valid(idn)) {
 		login_failed(req, "bad_id");
 		id_page(app, req, id, 400, "mm.bad_id",
@@ -327,13 +429,13 @@ id_step(struct isso_app *app, struct http_req *req, const char *id, json_t *txn)
 	st = json_pack("{s:b, s:s, s:s}", "notice", 1, "stage", "id", "id", sealed);
 	json_object_set_new(txn, STATE_KEY, st);
 	json_object_del(txn, "otp_step");
-	o = issue_ticket(app, idn, st);
+	o = issue_ticket(app, idn, st, (enum way)w);
 	if (o != OUT_PENDING)
 		login_failed(req, outcome_names[o]);
 	if (!method_txn_save(app, req, id, txn))
 		goto out;
-	if (o == OUT_PENDING)
-		http_redirect(req, 303, flow_url(req, "/login/moica-mobile/qr", id));
+	if (o == OUT_PENDING || o == OUT_UNREACHABLE)
+		http_redirect(req, 303, flow_url(req, ways[w].path, id));
 	else
 		result_page(app, req, id, o);
 out:
@@ -468,57 +570,86 @@ poll_once(struct isso_app *app, struct http_req *req, json_t *st, bool *changed_
 	return o;
 }
 
+/* The page for the way w, waiting for the app (or saying why the last
+ * request ended and what to do next). */
 static void
-qr_page(struct isso_app *app, struct http_req *req, const char *id, json_t *st, int status,
-        const char *error_key, const char *info_key)
+wait_page(struct isso_app *app, struct http_req *req, const char *id, json_t *st, enum way w,
+          int status, const char *error_key, const char *info_key)
 {
+	static const char *const templates[WAY_COUNT] = {[WAY_QR] = "moica-mobile-qr",
+	                                                 [WAY_APP] = "moica-mobile-app",
+	                                                 [WAY_PUSH] = "moica-mobile-push"};
 	json_t *ctx = base_ctx(app, req, id, 1);
 	json_t *ticket = json_object_get(st, "ticket");
 	enum outcome o = outcome_parse(json_string_value(json_object_get(st, "outcome")));
-	char *svg = NULL;
+	char *svg = NULL, *link = NULL;
 
 	json_object_set_new(ctx, "csrf", json_string(csrf_token(req, &app->secrets, CSRF_QR)));
 	json_object_set_new(
 	    ctx, "help_url",
 	    json_string(pool_printf(http_pool(req), "%s#faq", flow_url(req, HELP_PATH, id))));
+	json_object_set_new(ctx, "action_url", json_string(ways[w].path));
+	json_object_set_new(ctx, "others", way_buttons(app, req, (int)w));
 	if (o == OUT_DENIED)
-		error_key = "mm.denied";
+		error_key = w == WAY_QR ? "mm.denied" : "mm.denied_again";
 	else if (o == OUT_EXPIRED)
-		error_key = "mm.expired";
+		error_key = w == WAY_QR ? "mm.expired" : "mm.expired_again";
+	else if (o == OUT_UNREACHABLE)
+		error_key = "mm.push_unreachable";
 	else if (ticket != NULL) {
-		svg = qr_svg(json_string_value(json_object_get(ticket, "qr")),
-		             page_text(app, req, "mm.qr_alt"));
-		if (svg == NULL) {
+		const char *qr = json_string_value(json_object_get(ticket, "qr"));
+
+		if (w == WAY_QR) {
+			svg = qr_svg(qr, page_text(app, req, "mm.qr_alt"));
+			if (svg != NULL)
+				json_object_set_new(ctx, "svg", json_string(svg));
+		} else if (w == WAY_APP) {
+			const char *rtn = pool_printf(http_pool(req), "%s%s?t=%s",
+			                              app->cfg->server.public_url, RETURN_PATH, id);
+
+			/* rtn_val: nothing the return needs (the URL carries the
+			 * login, the browser's binding cookie proves whose it is) */
+			link =
+			    conn_twfido_app_link(TWFIDO_MODE_MWEB2APP, qr, rtn,
+			                         json_string_value(json_object_get(ticket, "txn")));
+			if (link != NULL)
+				json_object_set_new(ctx, "app_link", json_string(link));
+		}
+		if (w != WAY_PUSH && svg == NULL && link == NULL) {
 			json_decref(ctx);
-			log_error("moica_mobile_qr_failed", NULL);
+			log_error(w == WAY_QR ? "moica_mobile_qr_failed"
+			                      : "moica_mobile_link_failed",
+			          NULL);
 			page_error(app, req, 503, "mm.error_title", "mm.error",
 			           flow_url(req, "/login", id));
 			return;
 		}
-		json_object_set_new(ctx, "svg", json_string(svg));
 		json_object_set_new(ctx, "pending", json_true());
 		json_object_set_new(ctx, "seconds", json_integer(seconds_left(st)));
 		json_object_set_new(ctx, "status_url",
 		                    json_string(flow_url(req, "/login/moica-mobile/status", id)));
 		free(svg);
+		free(link);
 	}
 	set_error(app, req, ctx, error_key);
 	if (info_key != NULL)
 		json_object_set_new(ctx, "info", json_string(page_text(app, req, info_key)));
-	page_render(app, req, status, "moica-mobile-qr", "mm.heading", ctx);
+	page_render(app, req, status, templates[w], "mm.heading", ctx);
 }
 
 /* Where the citizen goes for an outcome: the phone step when done, else
- * the QR step, which shows the outcome. */
+ * the page of the current way, which shows the outcome. */
 static const char *
-next_url(struct http_req *req, const char *id, enum outcome o)
+next_url(struct http_req *req, const char *id, json_t *st, enum outcome o)
 {
-	return flow_url(req, o == OUT_DONE ? "/login/moica-mobile/phone" : "/login/moica-mobile/qr",
+	return flow_url(req, o == OUT_DONE ? "/login/moica-mobile/phone" : ways[way_of(st)].path,
 	                id);
 }
 
+/* A new request, the way w (the same again, or another). */
 static void
-regenerate(struct isso_app *app, struct http_req *req, const char *id, json_t *txn, json_t *st)
+regenerate(struct isso_app *app, struct http_req *req, const char *id, json_t *txn, json_t *st,
+           enum way w)
 {
 	char *idn = method_state_open(app, st, "id");
 	enum outcome o;
@@ -529,32 +660,93 @@ regenerate(struct isso_app *app, struct http_req *req, const char *id, json_t *t
 	}
 	if (method_addr_limited(app, req, "mm-id")) {
 		login_failed(req, "rate_limited");
-		qr_page(app, req, id, st, 429, "error.rate_limited", NULL);
+		wait_page(app, req, id, st, way_of(st), 429, "error.rate_limited", NULL);
 		goto out;
 	}
 	if (id_limited(app, idn)) {
 		login_failed(req, "id_limited");
-		qr_page(app, req, id, st, 429, "mm.id_limited", NULL);
+		wait_page(app, req, id, st, way_of(st), 429, "mm.id_limited", NULL);
 		goto out;
 	}
-	o = issue_ticket(app, idn, st);
+	o = issue_ticket(app, idn, st, w);
 	if (o != OUT_PENDING)
 		login_failed(req, outcome_names[o]);
 	if (!method_txn_save(app, req, id, txn))
 		goto out;
-	if (o == OUT_PENDING)
-		http_redirect(req, 303, flow_url(req, "/login/moica-mobile/qr", id));
+	if (o == OUT_PENDING || o == OUT_UNREACHABLE)
+		http_redirect(req, 303, flow_url(req, ways[w].path, id));
 	else
 		result_page(app, req, id, o);
 out:
 	xfree_secret(idn);
 }
 
+/* …/qr, …/app, …/push: the page of one way (step) */
 static void
-qr_step(struct isso_app *app, struct http_req *req, const char *id, json_t *txn)
+wait_step(struct isso_app *app, struct http_req *req, const char *id, json_t *txn, enum way step)
 {
 	json_t *st = method_state(txn, STATE_KEY);
 	const char *stage = stage_of(st), *action;
+	enum outcome o;
+	bool changed = false;
+	int w;
+
+	if (strcmp(stage, "proven") == 0) {
+		http_redirect(req, 303, flow_url(req, "/login/moica-mobile/phone", id));
+		return;
+	}
+	if (strcmp(stage, "qr") != 0) {
+		refuse_order(app, req, id);
+		return;
+	}
+	if (http_method(req) != HTTP_POST) {
+		if (way_of(st) != step) {
+			/* an old tab or bookmark: the current way's page */
+			http_redirect(req, 303, flow_url(req, ways[way_of(st)].path, id));
+			return;
+		}
+		o = outcome_parse(json_string_value(json_object_get(st, "outcome")));
+		if (o == OUT_NOT_ENROLLED || o == OUT_ERROR || o == OUT_MISMATCH)
+			result_page(app, req, id, o);
+		else
+			wait_page(app, req, id, st, step, 200, NULL, NULL);
+		return;
+	}
+	if (!csrf_check(req, &app->secrets, CSRF_QR)) {
+		wait_page(app, req, id, st, way_of(st), 403, "error.csrf", NULL);
+		return;
+	}
+	action = http_form(req, "action");
+	w = way_parse(action);
+	if (w >= 0) {
+		/* another way, or the same again */
+		regenerate(app, req, id, txn, st, (enum way)w);
+		return;
+	}
+	if (action != NULL && strcmp(action, "regenerate") == 0) {
+		regenerate(app, req, id, txn, st, way_of(st));
+		return;
+	}
+	/* "check": the page without script asks once. */
+	o = poll_once(app, req, st, &changed);
+	if (changed && !method_txn_save(app, req, id, txn))
+		return;
+	if (o == OUT_PENDING || o == OUT_NONE)
+		wait_page(app, req, id, st, way_of(st), 200, NULL, "mm.waiting");
+	else
+		http_redirect(req, 303, next_url(req, id, st, o));
+}
+
+/* GET …/return: where the MOI app sends the browser back after the
+ * citizen answered an app link. Asks the service at once (when the pause
+ * between polls allows) and moves on; otherwise the app way's page,
+ * which keeps asking. Opened in a browser that did not start the login,
+ * it only says where to go on. */
+static void
+return_step(struct isso_app *app, struct http_req *req, const char *id, json_t *txn)
+{
+	json_t *st = method_state(txn, STATE_KEY);
+	const char *stage = stage_of(st);
 	enum outcome o;
 	bool changed = false;
 
@@ -566,31 +758,13 @@ qr_step(struct isso_app *app, struct http_req *req, const char *id, json_t *txn)
 		refuse_order(app, req, id);
 		return;
 	}
-	if (http_method(req) != HTTP_POST) {
-		o = outcome_parse(json_string_value(json_object_get(st, "outcome")));
-		if (o == OUT_NOT_ENROLLED || o == OUT_ERROR || o == OUT_MISMATCH)
-			result_page(app, req, id, o);
-		else
-			qr_page(app, req, id, st, 200, NULL, NULL);
-		return;
-	}
-	if (!csrf_check(req, &app->secrets, CSRF_QR)) {
-		qr_page(app, req, id, st, 403, "error.csrf", NULL);
-		return;
-	}
-	action = http_form(req, "action");
-	if (action != NULL && strcmp(action, "regenerate") == 0) {
-		regenerate(app, req, id, txn, st);
-		return;
-	}
-	/* "check": the page without script asks once. */
 	o = poll_once(app, req, st, &changed);
 	if (changed && !method_txn_save(app, req, id, txn))
 		return;
 	if (o == OUT_PENDING || o == OUT_NONE)
-		qr_page(app, req, id, st, 200, NULL, "mm.waiting");
+		wait_page(app, req, id, st, way_of(st), 200, NULL, "mm.returned");
 	else
-		http_redirect(req, 303, next_url(req, id, o));
+		http_redirect(req, 303, next_url(req, id, st, o));
 }
 
 /* GET …/status: the page's script asks every 4 s; JSON
@@ -617,7 +791,7 @@ status_step(struct isso_app *app, struct http_req *req, const char *id, json_t *
 	if (o == OUT_PENDING)
 		json_object_set_new(out, "seconds", json_integer(seconds_left(st)));
 	else
-		json_object_set_new(out, "next", json_string(next_url(req, id, o)));
+		json_object_set_new(out, "next", json_string(next_url(req, id, st, o)));
 	http_send_json(req, 200, out);
 }
 
@@ -664,23 +838,44 @@ phone_step(struct isso_app *app, struct http_req *req, const char *id, json_t *t
 		xfree_secret(name);
 }
 
+/* The return from the app in a browser that did not start the login:
+ * nothing of the login is shown or changed. */
+static void
+elsewhere_page(struct isso_app *app, struct http_req *req)
+{
+	json_t *ctx = json_object();
+
+	page_render(app, req, 400, "moica-mobile-elsewhere", "mm.elsewhere_title", ctx);
+}
+
 static void
 handle(struct isso_app *app, struct http_req *req, const char *step)
 {
+	static const char *const steps[] = {"",     "id",     "qr",     "app",
+	                                    "push", "status", "return", "phone"};
 	const char *id = NULL;
+	bool known = false, foreign = false;
 	json_t *txn;
 
-	if (step[0] != '\0' && strcmp(step, "id") != 0 && strcmp(step, "qr") != 0 &&
-	    strcmp(step, "status") != 0 && strcmp(step, "phone") != 0) {
+	for (size_t i = 0; i < ISSO_N_ELEMENTS(steps); i++)
+		known = known || strcmp(step, steps[i]) == 0;
+	if (!known) {
 		page_error(app, req, 404, "error.not_found", "error.not_found.message", "/");
 		return;
 	}
-	if (strcmp(step, "status") == 0 && http_method(req) != HTTP_GET) {
+	if ((strcmp(step, "status") == 0 || strcmp(step, "return") == 0) &&
+	    http_method(req) != HTTP_GET) {
 		page_error(app, req, 405, "error.method_not_allowed",
 		           "error.method_not_allowed.message", "/");
 		return;
 	}
-	txn = flow_txn_load(app, req, &id);
+	if (strcmp(step, "return") == 0) {
+		txn = flow_txn_load_bound(app, req, &id, &foreign);
+		if (foreign)
+			elsewhere_page(app, req);
+	} else {
+		txn = flow_txn_load(app, req, &id);
+	}
 	if (txn == NULL)
 		return;
 	if (step[0] == '\0')
@@ -688,9 +883,15 @@ handle(struct isso_app *app, struct http_req *req, const char *step)
 	else if (strcmp(step, "id") == 0)
 		id_step(app, req, id, txn);
 	else if (strcmp(step, "qr") == 0)
-		qr_step(app, req, id, txn);
+		wait_step(app, req, id, txn, WAY_QR);
+	else if (strcmp(step, "app") == 0)
+		wait_step(app, req, id, txn, WAY_APP);
+	else if (strcmp(step, "push") == 0)
+		wait_step(app, req, id, txn, WAY_PUSH);
 	else if (strcmp(step, "status") == 0)
 		status_step(app, req, id, txn);
+	else if (strcmp(step, "return") == 0)
+		return_step(app, req, id, txn);
 	else
 		phone_step(app, req, id, txn);
 	json_decref(txn);
