@@ -221,6 +221,9 @@ consent(struct http_req *req, void *ctx)
 	                 c->purpose != NULL ? c->purpose : "", "txn", id, "has_fields",
 	                 json_array_size(rows) > 0, "fields", rows, "csrf",
 	                 csrf_token(req, &app->secrets, "consent"));
+	/* OIDC Core §11: the citizen sees that access outlives the login. */
+	if (scope != NULL && scope_has(scope, "offline_access"))
+		json_object_set_new(page, "offline", json_true());
 	/* The answer to this form redirects to the client: CSP form-action
 	 * must allow its origin or the browser stops the redirect. */
 	http_csp_allow_form_action(

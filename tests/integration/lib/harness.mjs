@@ -461,6 +461,7 @@ export class Stack {
     if (o.authMethod) args.push('--auth-method', o.authMethod);
     if (o.jwksUri) args.push('--jwks-uri', o.jwksUri);
     if (o.jwks) args.push('--jwks', typeof o.jwks === 'string' ? o.jwks : JSON.stringify(o.jwks));
+    for (const g of o.grantTypes ?? []) args.push('--grant-type', g);
     const added = await this.issoctl(args);
     if (!added || typeof added.client_id !== 'string') {
       throw new Error(`issoctl client add printed no client_id: ${JSON.stringify(added)}`);
@@ -511,6 +512,18 @@ export class Stack {
    * issod did not exit 0 in time, or if a sanitizer reported anything.
    * Removes the temp dir unless something failed or keepTmp is set.
    */
+  /** Stops issod with SIGTERM (it must exit 0, without a sanitizer
+   * report) and starts it again on the same port and store: for what
+   * must survive a restart. */
+  async restartIssod() {
+    const r = await this.issod.stop();
+    if (r.killed || r.code !== 0) throw this.issod.failure('did not exit 0 on SIGTERM before a restart');
+    if (SANITIZER.test(this.issod.stderr)) throw this.issod.failure('reported a sanitizer error');
+    this.previousIssodStderr = (this.previousIssodStderr ?? '') + this.issod.stderr;
+    this.issod = new Daemon('issod', requireBinary('issod'), [], { env: this.env, cwd: this.tmp });
+    await waitReady(this.issod, `${this.issuer}/.well-known/openid-configuration`);
+  }
+
   async stop({ check = true } = {}) {
     const problems = [];
     if (this.issod) {
