@@ -404,6 +404,25 @@ test("another person's login on the browser ends the first person's session-boun
   assert.equal(await oauthError(client.refreshTokenGrant(cfg, first.tokens.refresh_token)), 'invalid_grant');
 });
 
+test('a session-bound refresh token ends when the session expires', { timeout: limit(30_000) }, async () => {
+  const short = await startStack({ label: 'session-ttl', env: { ISSO_OIDC_SESSION_TTL: '2' } });
+  const saved = { stack, md };
+  try {
+    stack = short;
+    md = await short.metadata();
+    await short.addUser({ account: user.account, password: user.password, phone: '0912345678' });
+    const c = await short.registerClient({ name: 'ttl', redirectUris: [RP], scope: 'openid' });
+    const cfg = await configFor(c);
+    const { tokens } = await codeFlow(cfg, new HttpAgent());
+    assert.ok(tokens.refresh_token);
+    await sleep(2500);
+    assert.equal(await oauthError(client.refreshTokenGrant(cfg, tokens.refresh_token)), 'invalid_grant', 'refresh after the session expired');
+  } finally {
+    ({ stack, md } = saved);
+    await short.stop();
+  }
+});
+
 // ------------------------------------------------------------ back-channel logout
 
 async function loginAndLogout(c) {
