@@ -9,6 +9,7 @@
 #include "auth/app.h"
 #include "auth/claims.h"
 #include "auth/person.h"
+#include "conn/outbound.h"
 #include "lib/config.h"
 #include "lib/idnum.h"
 #include "lib/isso.h"
@@ -127,6 +128,7 @@ client_add(struct isso_app *app, int argc, char **argv)
 	struct store_client c;
 	json_t *redirects = json_array(), *logouts = json_array(), *out;
 	char id[44], secret[44], hash[65];
+	const char *why = NULL;
 	int opt, ret = 2;
 
 	memset(&c, 0, sizeof(c));
@@ -236,6 +238,19 @@ client_add(struct isso_app *app, int argc, char **argv)
 	    (c.jwks_uri == NULL || !uri_ok(c.jwks_uri))) {
 		ret = fail(2, "private_key_jwt needs --jwks-uri URL or --jwks (inline JWK set)",
 		           NULL);
+		goto out;
+	}
+	/* issod will fetch and post to these: the outbound policy must let
+	 * them through (no loopback, private or metadata addresses unless
+	 * [outbound] allow lists them; https unless the issuer is on
+	 * loopback). */
+	if (c.jwks_uri != NULL && outbound_check_url(c.jwks_uri, &why) < 0) {
+		ret = fail(2, "--jwks-uri refused: %s", why);
+		goto out;
+	}
+	if (c.backchannel_logout_uri != NULL &&
+	    outbound_check_url(c.backchannel_logout_uri, &why) < 0) {
+		ret = fail(2, "--backchannel-logout-uri refused: %s", why);
 		goto out;
 	}
 	secret_token(16, id);
