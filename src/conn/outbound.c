@@ -303,6 +303,13 @@ ob_class_refusal(enum outbound_class c)
 
 /* ---- host names ---- */
 
+/* ASCII only, whatever the locale. */
+static bool
+ob_alnum(unsigned char c)
+{
+	return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z');
+}
+
 /* A DNS name in letters, digits, '-' and '.', lower-cased into out. */
 static bool
 ob_name_ok(const char *s, size_t len, char out[OB_HOST_MAX + 1])
@@ -312,11 +319,11 @@ ob_name_ok(const char *s, size_t len, char out[OB_HOST_MAX + 1])
 	for (size_t i = 0; i < len; i++) {
 		unsigned char c = (unsigned char)s[i];
 
-		if (!(isalnum(c) || c == '-' || c == '.'))
+		if (!(ob_alnum(c) || c == '-' || c == '.'))
 			return false;
 		if (c == '.' && i > 0 && s[i - 1] == '.')
 			return false;
-		out[i] = (char)tolower(c);
+		out[i] = (char)(c >= 'A' && c <= 'Z' ? c + ('a' - 'A') : c);
 	}
 	out[len] = '\0';
 	return true;
@@ -697,16 +704,15 @@ outbound_check_url(const char *url, const char **error_r)
 /* ---- form encoding ---- */
 
 int
-outbound_form_add(struct buf *form, const char *name, const char *value)
+outbound_escape(struct buf *out, const char *value)
 {
 	static const char hex[] = "0123456789ABCDEF";
 	struct buf enc;
-	int ret;
+	int ret = 0;
 
-	buf_init(&enc, form->max);
-	ret = buf_printf(&enc, "%s%s=", form->len > 0 ? "&" : "", name);
+	buf_init(&enc, out->max);
 	for (const unsigned char *p = (const unsigned char *)value; ret == 0 && *p != '\0'; p++) {
-		if (isalnum(*p) || *p == '-' || *p == '.' || *p == '_' || *p == '~') {
+		if (ob_alnum(*p) || *p == '-' || *p == '.' || *p == '_' || *p == '~') {
 			ret = buf_addc(&enc, (char)*p);
 		} else {
 			char pct[3] = {'%', hex[*p >> 4], hex[*p & 15]};
@@ -714,9 +720,26 @@ outbound_form_add(struct buf *form, const char *name, const char *value)
 			ret = buf_add(&enc, pct, 3);
 		}
 	}
-	if (ret == 0)
-		ret = buf_add(form, enc.data, enc.len);
+	if (ret == 0 && enc.len > 0)
+		ret = buf_add(out, enc.data, enc.len);
 	buf_free_secret(&enc);
+	return ret;
+}
+
+int
+outbound_form_add(struct buf *form, const char *name, const char *value)
+{
+	size_t mark = form->len;
+	int ret;
+
+	ret = buf_printf(form, "%s%s=", form->len > 0 ? "&" : "", name);
+	if (ret == 0)
+		ret = outbound_escape(form, value);
+	if (ret != 0 && form->data != NULL) {
+		explicit_bzero(form->data + mark, form->len - mark);
+		form->len = mark;
+		form->data[mark] = '\0';
+	}
 	return ret;
 }
 

@@ -110,6 +110,10 @@ int outbound_request(const struct outbound_req *req, struct outbound_resp *resp_
 /* Wipes and frees what a reply holds (it may carry personal data). */
 void outbound_resp_free(struct outbound_resp *resp);
 
+/* Appends value percent-encoded (everything but RFC 3986 unreserved
+ * characters); the intermediate copy is wiped. Returns 0 or
+ * ISSO_ERR_LIMIT (out unchanged). */
+int outbound_escape(struct buf *out, const char *value);
 /* Appends "name=value" (value percent-encoded as
  * application/x-www-form-urlencoded, '&' before all but the first) to
  * form; the encoded copy is wiped (it may hold a secret). Returns 0 or

@@ -9,6 +9,7 @@
 #include "auth/app.h"
 #include "auth/claims.h"
 #include "auth/person.h"
+#include "conn/outbound.h"
 #include "lib/config.h"
 #include "lib/idnum.h"
 #include "lib/isso.h"
@@ -170,6 +171,7 @@ client_add(struct isso_app *app, int argc, char **argv)
 	char grants[96] = "";
 	json_t *redirects = json_array(), *logouts = json_array(), *out;
 	char id[44], secret[44], hash[65];
+	const char *why = NULL;
 	int opt, ret = 2;
 
 	memset(&c, 0, sizeof(c));
@@ -298,6 +300,19 @@ client_add(struct isso_app *app, int argc, char **argv)
 	}
 	if (c.public_client && scope_has(c.grant_types, "client_credentials")) {
 		ret = fail(2, "public clients cannot use client_credentials", NULL);
+		goto out;
+	}
+	/* issod will fetch and post to these: the outbound policy must let
+	 * them through (no loopback, private or metadata addresses unless
+	 * [outbound] allow lists them; https unless the issuer is on
+	 * loopback). */
+	if (c.jwks_uri != NULL && outbound_check_url(c.jwks_uri, &why) < 0) {
+		ret = fail(2, "--jwks-uri refused: %s", why);
+		goto out;
+	}
+	if (c.backchannel_logout_uri != NULL &&
+	    outbound_check_url(c.backchannel_logout_uri, &why) < 0) {
+		ret = fail(2, "--backchannel-logout-uri refused: %s", why);
 		goto out;
 	}
 	secret_token(16, id);

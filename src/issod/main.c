@@ -9,6 +9,7 @@
 #include <time.h>
 
 #include "auth/app.h"
+#include "auth/method.h"
 #include "auth/page.h"
 #include "http/http.h"
 #include "lib/config.h"
@@ -81,6 +82,7 @@ main(int argc, char **argv)
 		log_error("startup_failed", "reason", error, NULL);
 		goto out;
 	}
+	method_log_unavailable(&app);
 	if (oidc_discovery_build(&app) < 0) {
 		log_error("startup_failed", "reason", "discovery", NULL);
 		goto out;

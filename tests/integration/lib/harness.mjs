@@ -193,6 +193,27 @@ function cleanEnv() {
 
 // ---------------------------------------------------------------- the stack
 
+/** isso-sim's side of every connector (src/sim/main.c): mode sim, the
+ * simulator's accounts and TW FidO SP id and key. The test and `make run`
+ * configuration only; issod refuses them for an issuer off loopback. */
+export const SIM_CONNECTORS = Object.freeze({
+  ISSO_SMS_MODE: 'sim',
+  ISSO_SMS_USERNAME: 'isso',
+  ISSO_SMS_PASSWORD: 'isso-sim',
+  ISSO_TWFIDO_MODE: 'sim',
+  ISSO_TWFIDO_SP_SERVICE_ID: 'TPE-ISSO-SIM',
+  ISSO_TWFIDO_KEY: '6ec249964849d00314f8dfc7d385d2f78768e2f1d249c49de5849d0e0afaadd4',
+  ISSO_TELECOM_MODE: 'sim',
+  ISSO_TELECOM_CLIENT_ID: 'isso',
+  ISSO_TELECOM_SECRET: 'isso-sim',
+  ISSO_MOICA_MODE: 'sim',
+  ISSO_MOICA_CLIENT_ID: 'isso',
+  ISSO_MOICA_SECRET: 'isso-sim',
+  ISSO_NHI_MODE: 'sim',
+  ISSO_NHI_CLIENT_ID: 'isso',
+  ISSO_NHI_SECRET: 'isso-sim',
+});
+
 // ---------------------------------------------------------------- cards
 
 const SOFTHSM_MODULE = process.env.ISSO_SOFTHSM_MODULE || '/usr/lib/softhsm/libsofthsm2.so';
@@ -310,9 +331,13 @@ export class Stack {
       ISSO_SERVER_PUBLIC_URL: `http://127.0.0.1:${port}`,
       ISSO_STORE_PATH: path.join(this.tmp, 'isso.db'),
       ISSO_KEYS_MASTER_KEY_FILE: path.join(this.tmp, 'master.key'),
+      // Every connector talks to isso-sim (mode sim, its accounts and the
+      // published TW FidO test key): issod has no such defaults. The
+      // issuer is on loopback, so plain http is fine; 127.0.0.1 (isso-sim,
+      // the tests' own agency endpoints) must be listed to be reachable.
+      ...SIM_CONNECTORS,
+      ISSO_OUTBOUND_ALLOW: '127.0.0.1',
       ISSO_SMS_URL: `${this.simUrl}/api/mtk/SmSend`,
-      // TW FidO (行動自然人憑證): isso-sim's SP id and key are issod's
-      // [twfido] defaults; only the address differs (a free port).
       ISSO_TWFIDO_URL: this.simUrl,
       ISSO_TELECOM_URL: `${this.simUrl}/telecom`,
       ISSO_MOICA_URL: `${this.simUrl}/moica`,
