@@ -7,10 +7,9 @@
 #include <string.h>
 #include <strings.h>
 #include <time.h>
-#include <curl/curl.h>
 
 #include "auth/app.h"
-#include "lib/buf.h"
+#include "conn/outbound.h"
 #include "lib/isso.h"
 #include "lib/log.h"
 #include "lib/worker.h"
@@ -90,117 +89,54 @@ oidc_jwks_cache_free(struct oidc_jwks_cache *c)
 
 /* ---- the one outbound call ---- */
 
-struct fetch_io {
-	struct buf body;
-	long max_age; /* from Cache-Control, -1 when none */
-	bool no_cache;
-	struct worker_pool *pool;
-};
-
-static size_t
-fetch_write(char *data, size_t size, size_t n, void *ctx)
-{
-	struct fetch_io *io = ctx;
-
-	return buf_add(&io->body, data, size * n) == 0 ? size * n : 0;
-}
-
-/* Cache-Control: max-age=N / no-store / no-cache (RFC 9111 §5.2.2). */
-static size_t
-fetch_header(char *data, size_t size, size_t n, void *ctx)
-{
-	struct fetch_io *io = ctx;
-	size_t len = size * n;
-	char line[512], *p;
-
-	if (len < 14 || len >= sizeof(line) || strncasecmp(data, "cache-control:", 14) != 0)
-		return len;
-	memcpy(line, data, len);
-	line[len] = '\0';
-	for (p = line; *p != '\0'; p++)
-		*p = (char)(*p >= 'A' && *p <= 'Z' ? *p + 32 : *p);
-	if (strstr(line, "no-store") != NULL || strstr(line, "no-cache") != NULL)
-		io->no_cache = true;
-	if ((p = strstr(line, "max-age=")) != NULL) {
-		char *end = NULL;
-		long v = strtol(p + 8, &end, 10);
-		if (end != p + 8 && v >= 0)
-			io->max_age = v;
-	}
-	return len;
-}
-
+/* GETs uri through the outbound client (its address policy, bounded in
+ * size and time); on success *jwks_r is a JWK set and *ttl_r its cache
+ * lifetime in seconds. */
 static int
-fetch_progress(void *ctx, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal,
-               curl_off_t ulnow)
+jwks_http_get(const char *uri, json_t **jwks_r, int *ttl_r, const char **why_r)
 {
-	struct fetch_io *io = ctx;
-
-	(void)dltotal;
-	(void)dlnow;
-	(void)ultotal;
-	(void)ulnow;
-	return worker_stopping(io->pool) ? 1 : 0;
-}
-
-/* GETs uri (bounded in size and time); on success *jwks_r is a JWK set
- * and *ttl_r its cache lifetime in seconds. */
-static int
-jwks_http_get(struct worker_pool *pool, const char *uri, json_t **jwks_r, int *ttl_r,
-              const char **why_r)
-{
-	struct fetch_io io = {.max_age = -1, .pool = pool};
-	CURL *curl = NULL;
+	struct outbound_req rq = {
+	    .method = OUTBOUND_GET,
+	    .url = uri,
+	    .agent = "isso-jwks/1",
+	    .timeout_ms = JWKS_FETCH_TIMEOUT_MS,
+	    .reply_max = JWKS_MAX_BYTES,
+	    .purpose = "jwks",
+	};
+	struct outbound_resp rs;
+	const char *err = NULL;
 	json_t *jwks = NULL;
-	long status = 0;
-	int ret = ISSO_ERR_IO;
+	int ret;
 
 	*jwks_r = NULL;
-	*why_r = "fetch failed";
-	buf_init(&io.body, JWKS_MAX_BYTES);
-	curl = curl_easy_init();
-	if (curl == NULL)
-		goto out;
-	curl_easy_setopt(curl, CURLOPT_URL, uri);
-	curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS, (long)JWKS_FETCH_TIMEOUT_MS);
-	curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
-	curl_easy_setopt(curl, CURLOPT_PROTOCOLS_STR, "http,https");
-	curl_easy_setopt(curl, CURLOPT_FOLLOWLOCATION, 0L);
-	curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, fetch_write);
-	curl_easy_setopt(curl, CURLOPT_WRITEDATA, &io);
-	curl_easy_setopt(curl, CURLOPT_HEADERFUNCTION, fetch_header);
-	curl_easy_setopt(curl, CURLOPT_HEADERDATA, &io);
-	curl_easy_setopt(curl, CURLOPT_XFERINFOFUNCTION, fetch_progress);
-	curl_easy_setopt(curl, CURLOPT_XFERINFODATA, &io);
-	curl_easy_setopt(curl, CURLOPT_NOPROGRESS, 0L);
-	if (curl_easy_perform(curl) != CURLE_OK) {
-		*why_r = "jwks_uri did not answer";
+	ret = outbound_request(&rq, &rs, &err);
+	if (ret < 0) {
+		*why_r = err != NULL ? err : "jwks_uri did not answer";
 		goto out;
 	}
-	curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &status);
-	if (status != 200) {
+	ret = ISSO_ERR_IO;
+	if (rs.status != 200) {
 		*why_r = "jwks_uri answered an error status";
 		goto out;
 	}
-	jwks = json_loadb(io.body.data != NULL ? io.body.data : "", io.body.len,
+	jwks = json_loadb(rs.body.data != NULL ? rs.body.data : "", rs.body.len,
 	                  JSON_REJECT_DUPLICATES, NULL);
 	if (!json_is_array(json_object_get(jwks, "keys"))) {
 		*why_r = "jwks_uri sent no JWK set";
 		goto out;
 	}
-	*ttl_r = io.no_cache                 ? JWKS_TTL_MIN
-	         : io.max_age < 0            ? JWKS_TTL_DEFAULT
-	         : io.max_age < JWKS_TTL_MIN ? JWKS_TTL_MIN
-	         : io.max_age > JWKS_TTL_MAX ? JWKS_TTL_MAX
-	                                     : (int)io.max_age;
+	/* Its HTTP lifetime, within bounds: no-store still keeps it for the
+	 * minimum, so a client cannot make us fetch on every request. */
+	*ttl_r = rs.max_age < 0              ? JWKS_TTL_DEFAULT
+	         : rs.max_age < JWKS_TTL_MIN ? JWKS_TTL_MIN
+	         : rs.max_age > JWKS_TTL_MAX ? JWKS_TTL_MAX
+	                                     : (int)rs.max_age;
 	*jwks_r = jwks;
 	jwks = NULL;
 	ret = 0;
 out:
 	json_decref(jwks);
-	if (curl != NULL)
-		curl_easy_cleanup(curl);
-	buf_free(&io.body);
+	outbound_resp_free(&rs);
 	return ret;
 }
 
@@ -255,8 +191,7 @@ fetch_task(void *arg)
 	int ttl = 0, ret;
 	int64_t now;
 
-	ret = worker_stopping(c->pool) ? ISSO_ERR_IO
-	                               : jwks_http_get(c->pool, f->uri, &jwks, &ttl, &why);
+	ret = worker_stopping(c->pool) ? ISSO_ERR_IO : jwks_http_get(f->uri, &jwks, &ttl, &why);
 	now = app_now();
 	if (ret < 0)
 		log_warn("client_jwks_unavailable", "client_id", f->client_id, "reason",

@@ -3,11 +3,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <curl/curl.h>
 
 #include "auth/app.h"
 #include "auth/flow.h"
 #include "auth/page.h"
+#include "conn/outbound.h"
 #include "http/csrf.h"
 #include "http/parse.h"
 #include "jose/jose.h"
@@ -29,66 +29,38 @@
 #define BC_PARALLEL     2    /* deliveries at once, leaving workers free */
 #define BC_TICK_MS      1000 /* how often due notices are looked for */
 
-struct bc_post {
-	struct worker_pool *pool;
-};
-
-static size_t
-discard(char *p, size_t size, size_t n, void *ctx)
-{
-	(void)p;
-	(void)ctx;
-	return size * n;
-}
-
+/* POSTs the form body to uri through the outbound client (its address
+ * policy); 0 when the client answered 2xx, else an ISSO_ERR_* with
+ * *why_r. */
 static int
-bc_progress(void *ctx, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal, curl_off_t ulnow)
+backchannel_post(const char *uri, const struct buf *form, const char **why_r)
 {
-	struct bc_post *io = ctx;
+	static const char *const headers[] = {"Content-Type: application/x-www-form-urlencoded",
+	                                      NULL};
+	struct outbound_req rq = {
+	    .method = OUTBOUND_POST,
+	    .url = uri,
+	    .headers = headers,
+	    .body = form->data,
+	    .body_len = form->len,
+	    .agent = "isso-backchannel-logout/1",
+	    .timeout_ms = BC_TIMEOUT_MS,
+	    .reply_max = 64 * 1024,
+	    .purpose = "backchannel_logout",
+	};
+	struct outbound_resp rs;
+	const char *err = NULL;
+	int ret;
 
-	(void)dltotal;
-	(void)dlnow;
-	(void)ultotal;
-	(void)ulnow;
-	return worker_stopping(io->pool) ? 1 : 0;
-}
-
-/* POSTs the form body to uri; 0 when the client answered 2xx, else
- * ISSO_ERR_IO with *why_r. */
-static int
-backchannel_post(struct worker_pool *pool, const char *uri, const char *body, const char **why_r)
-{
-	struct bc_post io = {.pool = pool};
-	CURL *curl = curl_easy_init();
-	CURLcode rc;
-	long status = 0;
-
-	*why_r = "cannot start a transfer";
-	if (curl == NULL)
-		return ISSO_ERR_IO;
-	curl_easy_setopt(curl, CURLOPT_URL, uri);
-	curl_easy_setopt(curl, CURLOPT_POSTFIELDS, body);
-	curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS, (long)BC_TIMEOUT_MS);
-	curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
-	curl_easy_setopt(curl, CURLOPT_FOLLOWLOCATION, 0L);
-	curl_easy_setopt(curl, CURLOPT_PROTOCOLS_STR, "http,https");
-	curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, discard);
-	curl_easy_setopt(curl, CURLOPT_XFERINFOFUNCTION, bc_progress);
-	curl_easy_setopt(curl, CURLOPT_XFERINFODATA, &io);
-	curl_easy_setopt(curl, CURLOPT_NOPROGRESS, 0L);
-	rc = curl_easy_perform(curl);
-	if (rc == CURLE_OK)
-		curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &status);
-	curl_easy_cleanup(curl);
-	if (rc != CURLE_OK) {
-		*why_r = curl_easy_strerror(rc);
-		return ISSO_ERR_IO;
-	}
-	if (status < 200 || status > 299) {
+	ret = outbound_request(&rq, &rs, &err);
+	if (ret < 0) {
+		*why_r = err != NULL ? err : "no answer";
+	} else if (rs.status < 200 || rs.status > 299) {
 		*why_r = "HTTP status";
-		return ISSO_ERR_IO;
+		ret = ISSO_ERR_IO;
 	}
-	return 0;
+	outbound_resp_free(&rs);
+	return ret;
 }
 
 /* Delivers one queued notice: a fresh logout token (OIDC Back-Channel
@@ -102,13 +74,14 @@ backchannel_deliver(struct isso_app *app, const struct store_job *job, const cha
 	const char *sub = json_string_value(json_object_get(job->data, "sub"));
 	const char *sid = json_string_value(json_object_get(job->data, "sid"));
 	struct store_client *c = oidc_client(app, client_id);
-	char *jwt = NULL, *body = NULL, *enc = NULL;
+	char *jwt = NULL;
 	int64_t now = app_now();
 	json_t *claims = NULL;
-	CURL *curl = NULL;
+	struct buf form;
 	int ret = 1;
 
 	*why_r = "cannot sign";
+	buf_init(&form, 16384);
 	if (c == NULL || sub == NULL || sid == NULL || c->backchannel_logout_uri == NULL ||
 	    c->backchannel_logout_uri[0] == '\0')
 		goto out;
@@ -119,19 +92,13 @@ backchannel_deliver(struct isso_app *app, const struct store_job *job, const cha
 	                   "events", "http://schemas.openid.net/event/backchannel-logout");
 	if (claims == NULL || jose_sign(app->keys, c->id_token_alg, "logout+jwt", claims, &jwt) < 0)
 		goto out;
-	ret = ISSO_ERR_IO;
-	curl = curl_easy_init();
-	enc = curl != NULL ? curl_easy_escape(curl, jwt, 0) : NULL;
-	if (enc == NULL)
+	ret = ISSO_ERR_LIMIT;
+	*why_r = "logout token too large";
+	if (outbound_form_add(&form, "logout_token", jwt) < 0)
 		goto out;
-	body = xasprintf("logout_token=%s", enc);
-	ret = backchannel_post(app->workers, c->backchannel_logout_uri, body, why_r);
+	ret = backchannel_post(c->backchannel_logout_uri, &form, why_r);
 out:
-	if (enc != NULL)
-		curl_free(enc);
-	if (curl != NULL)
-		curl_easy_cleanup(curl);
-	free(body);
+	buf_free(&form);
 	free(jwt);
 	json_decref(claims);
 	store_client_free(c);
