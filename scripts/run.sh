@@ -13,7 +13,32 @@ export ISSO_KEYS_MASTER_KEY_FILE=${ISSO_KEYS_MASTER_KEY_FILE:-$top/var/master.ke
 export ISSO_SERVER_PORT=${ISSO_SERVER_PORT:-8080}
 sim_port=${SIM_PORT:-8090}
 demo_port=${DEMO_PORT:-8081}
-export ISSO_SMS_URL=${ISSO_SMS_URL:-http://127.0.0.1:$sim_port/api/mtk/SmSend}
+# Every connector talks to isso-sim: mode sim, its accounts and the
+# published TW FidO test key. issod has no such defaults and refuses them
+# for an issuer that is not on loopback. isso-sim is on 127.0.0.1, which
+# outbound requests reach only when listed.
+sim=http://127.0.0.1:$sim_port
+export ISSO_OUTBOUND_ALLOW=${ISSO_OUTBOUND_ALLOW:-127.0.0.1:$sim_port}
+export ISSO_SMS_MODE=${ISSO_SMS_MODE:-sim}
+export ISSO_SMS_URL=${ISSO_SMS_URL:-$sim/api/mtk/SmSend}
+export ISSO_SMS_USERNAME=${ISSO_SMS_USERNAME:-isso}
+export ISSO_SMS_PASSWORD=${ISSO_SMS_PASSWORD:-isso-sim}
+export ISSO_TWFIDO_MODE=${ISSO_TWFIDO_MODE:-sim}
+export ISSO_TWFIDO_URL=${ISSO_TWFIDO_URL:-$sim}
+export ISSO_TWFIDO_SP_SERVICE_ID=${ISSO_TWFIDO_SP_SERVICE_ID:-TPE-ISSO-SIM}
+export ISSO_TWFIDO_KEY=${ISSO_TWFIDO_KEY:-6ec249964849d00314f8dfc7d385d2f78768e2f1d249c49de5849d0e0afaadd4}
+export ISSO_TELECOM_MODE=${ISSO_TELECOM_MODE:-sim}
+export ISSO_TELECOM_URL=${ISSO_TELECOM_URL:-$sim/telecom}
+export ISSO_TELECOM_CLIENT_ID=${ISSO_TELECOM_CLIENT_ID:-isso}
+export ISSO_TELECOM_SECRET=${ISSO_TELECOM_SECRET:-isso-sim}
+export ISSO_MOICA_MODE=${ISSO_MOICA_MODE:-sim}
+export ISSO_MOICA_URL=${ISSO_MOICA_URL:-$sim/moica}
+export ISSO_MOICA_CLIENT_ID=${ISSO_MOICA_CLIENT_ID:-isso}
+export ISSO_MOICA_SECRET=${ISSO_MOICA_SECRET:-isso-sim}
+export ISSO_NHI_MODE=${ISSO_NHI_MODE:-sim}
+export ISSO_NHI_URL=${ISSO_NHI_URL:-$sim/nhi}
+export ISSO_NHI_CLIENT_ID=${ISSO_NHI_CLIENT_ID:-isso}
+export ISSO_NHI_SECRET=${ISSO_NHI_SECRET:-isso-sim}
 issuer="http://127.0.0.1:$ISSO_SERVER_PORT"
 agent_port=${AGENT_PORT:-61161}
 nhi_port=${NHI_PORT:-7777}

@@ -11,7 +11,7 @@ pkgs=(
   libcmocka-dev libclang-rt-14-dev
   chromium fonts-noto-cjk
   curl ca-certificates
-  jq softhsm2 opensc libp11-kit-dev
+  jq softhsm2 opensc libp11-kit-dev libnss-wrapper
 )
 
 sudo=""

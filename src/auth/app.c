@@ -11,6 +11,7 @@
 #include "conn/moica.h"
 #include "conn/sms.h"
 #include "conn/nhi.h"
+#include "conn/outbound.h"
 #include "conn/telecom.h"
 #include "conn/twfido.h"
 #include "http/i18n.h"
@@ -146,6 +147,38 @@ app_rotate_keys(struct isso_app *app, const char **error_r)
 	return app_ensure_keys(app, error_r);
 }
 
+/* The reason behind a connector setting that cannot be used, as
+ * "<section>.<key>: <why>" (start-up is single-threaded). */
+static char conn_errbuf[512];
+
+static int
+conn_fail(const char **error_r, const char *section, const char *key, const char *why)
+{
+	snprintf(conn_errbuf, sizeof(conn_errbuf), "%s.%s: %s", section, key, why);
+	*error_r = conn_errbuf;
+	return ISSO_ERR_INVALID;
+}
+
+/* What every connector with a url and an account shares: mode http talks
+ * to the real service over https only; the url must pass the outbound
+ * policy; the account must be given. */
+static int
+conn_settings_ok(const char *section, const char *mode, const char *url, const char *id_key,
+                 const char *id, const char *secret_key, const char *secret, const char **error_r)
+{
+	const char *why = NULL;
+
+	if (strcmp(mode, "http") == 0 && strncmp(url, "https://", 8) != 0)
+		return conn_fail(error_r, section, "url", "mode http needs an https URL");
+	if (outbound_check_url(url, &why) < 0)
+		return conn_fail(error_r, section, "url", why);
+	if (id_key != NULL && id[0] == '\0')
+		return conn_fail(error_r, section, id_key, "needed with a url");
+	if (secret_key != NULL && secret[0] == '\0')
+		return conn_fail(error_r, section, secret_key, "needed with a url");
+	return 0;
+}
+
 /* The MOICA card method's connector and certificate checks. Without the
  * trust anchors (a server not set up for cards) issod starts anyway:
  * app->cardpki stays NULL, a warning is logged and the method answers
@@ -155,17 +188,22 @@ moica_init(struct isso_app *app, const struct isso_config *cfg, const char **err
 {
 	struct cardpki_settings s;
 	char *ocsp = NULL, *crl = NULL;
+	const char *why = NULL;
 	bool sim = strcmp(cfg->moica.mode, "sim") == 0;
-	int ret = ISSO_ERR_INVALID;
+	int ret;
 
-	if (!sim && strncmp(cfg->moica.url, "https://", 8) != 0) {
-		*error_r = "moica: mode http needs an https url";
+	if (cfg->moica.url[0] == '\0')
+		return 0; /* unconfigured */
+	ret = conn_settings_ok("moica", cfg->moica.mode, cfg->moica.url, "client_id",
+	                       cfg->moica.client_id, "secret", cfg->moica.secret, error_r);
+	if (ret < 0)
 		goto out;
-	}
 	if (!sim && strcmp(cfg->moica.revocation, "none") == 0) {
-		*error_r = "moica: revocation none is for tests (mode sim) only";
+		ret =
+		    conn_fail(error_r, "moica", "revocation", "none is for tests (mode sim) only");
 		goto out;
 	}
+	ret = ISSO_ERR_INVALID;
 	app->moica = conn_moica_new(cfg->moica.url, cfg->moica.client_id, cfg->moica.secret,
 	                            cfg->moica.timeout_ms);
 	if (app->moica == NULL) {
@@ -190,6 +228,15 @@ moica_init(struct isso_app *app, const struct isso_config *cfg, const char **err
 		free(crl);
 		crl = xasprintf("%s/crl", cfg->moica.url);
 	}
+	/* OCSP responses and CRLs are signed: plain http is theirs */
+	if (ocsp[0] != '\0' && outbound_check_url_flags(ocsp, OUTBOUND_PLAIN_HTTP_OK, &why) < 0) {
+		ret = conn_fail(error_r, "moica", "ocsp_url", why);
+		goto out;
+	}
+	if (crl[0] != '\0' && outbound_check_url_flags(crl, OUTBOUND_PLAIN_HTTP_OK, &why) < 0) {
+		ret = conn_fail(error_r, "moica", "crl_url", why);
+		goto out;
+	}
 	memset(&s, 0, sizeof(s));
 	s.roots_file = cfg->moica.roots;
 	s.intermediates_file = cfg->moica.intermediates;
@@ -205,10 +252,84 @@ out:
 	return ret;
 }
 
+/* The connectors to national services. One without a url is
+ * unconfigured: it stays NULL and the methods that need it are not
+ * offered (app_log_unavailable). */
+static int
+connectors_init(struct isso_app *app, const struct isso_config *cfg, const char **error_r)
+{
+	int ret = 0;
+
+	if (cfg->sms.url[0] != '\0') {
+		ret = conn_settings_ok("sms", cfg->sms.mode, cfg->sms.url, "username",
+		                       cfg->sms.username, "password", cfg->sms.password, error_r);
+		if (ret < 0)
+			goto out;
+		app->sms = conn_sms_new(cfg->sms.url, cfg->sms.username, cfg->sms.password,
+		                        cfg->sms.timeout_ms);
+		if (app->sms == NULL) {
+			ret = conn_fail(error_r, "sms", "url", "must be an http(s) URL");
+			goto out;
+		}
+	}
+	if (cfg->twfido.url[0] != '\0') {
+		ret = conn_settings_ok("twfido", cfg->twfido.mode, cfg->twfido.url, "sp_service_id",
+		                       cfg->twfido.sp_service_id, "key", cfg->twfido.key, error_r);
+		if (ret < 0)
+			goto out;
+		if (strcmp(cfg->twfido.mode, "http") == 0 &&
+		    config_is_sim_twfido_key(cfg->twfido.key)) {
+			ret = conn_fail(error_r, "twfido", "key",
+			                "mode http needs the SP's own key, not isso-sim's");
+			goto out;
+		}
+		app->twfido = conn_twfido_new(cfg->twfido.url, cfg->twfido.sp_service_id,
+		                              cfg->twfido.key, cfg->twfido.timeout_ms);
+		if (app->twfido == NULL) {
+			*error_r = "twfido: bad url, sp_service_id or key";
+			ret = ISSO_ERR_INVALID;
+			goto out;
+		}
+	}
+	if (cfg->telecom.url[0] != '\0') {
+		ret = conn_settings_ok("telecom", cfg->telecom.mode, cfg->telecom.url, "client_id",
+		                       cfg->telecom.client_id, "secret", cfg->telecom.secret,
+		                       error_r);
+		if (ret < 0)
+			goto out;
+		app->telecom = conn_telecom_new(cfg->telecom.url, cfg->telecom.client_id,
+		                                cfg->telecom.secret, cfg->telecom.timeout_ms);
+		if (app->telecom == NULL) {
+			*error_r = "telecom: bad url or credentials";
+			ret = ISSO_ERR_INVALID;
+			goto out;
+		}
+	}
+	ret = moica_init(app, cfg, error_r);
+	if (ret < 0)
+		goto out;
+	if (cfg->nhi.url[0] != '\0') {
+		ret = conn_settings_ok("nhi", cfg->nhi.mode, cfg->nhi.url, "client_id",
+		                       cfg->nhi.client_id, "secret", cfg->nhi.secret, error_r);
+		if (ret < 0)
+			goto out;
+		app->nhi = conn_nhi_new(cfg->nhi.url, cfg->nhi.client_id, cfg->nhi.secret,
+		                        cfg->nhi.timeout_ms);
+		if (app->nhi == NULL) {
+			*error_r = "nhi: bad url or credentials";
+			ret = ISSO_ERR_INVALID;
+			goto out;
+		}
+	}
+out:
+	return ret;
+}
+
 int
 app_init(struct isso_app *app, const struct isso_config *cfg, const char **error_r)
 {
 	static char errbuf[512];
+	struct outbound_policy policy;
 	unsigned char master[32];
 	char *path = NULL, *err = NULL;
 	int ret;
@@ -259,56 +380,14 @@ app_init(struct isso_app *app, const struct isso_config *cfg, const char **error
 		ret = ISSO_ERR_INVALID;
 		goto out;
 	}
-	app->sms =
-	    conn_sms_new(cfg->sms.url, cfg->sms.username, cfg->sms.password, cfg->sms.timeout_ms);
-	if (app->sms == NULL) {
-		*error_r = "sms.url must be an http(s) URL";
-		ret = ISSO_ERR_INVALID;
-		goto out;
-	}
-	if (strcmp(cfg->twfido.mode, "http") == 0 &&
-	    (strncmp(cfg->twfido.url, "https://", 8) != 0 ||
-	     strcmp(cfg->twfido.key,
-	            "6ec249964849d00314f8dfc7d385d2f78768e2f1d249c49de5849d0e0afaadd4") == 0)) {
-		*error_r = "twfido: mode http needs an https url and the SP's own key";
-		ret = ISSO_ERR_INVALID;
-		goto out;
-	}
-	app->twfido = conn_twfido_new(cfg->twfido.url, cfg->twfido.sp_service_id, cfg->twfido.key,
-	                              cfg->twfido.timeout_ms);
-	if (app->twfido == NULL) {
-		*error_r = "twfido: bad url, sp_service_id or key";
-		ret = ISSO_ERR_INVALID;
-		goto out;
-	}
-	if (strcmp(cfg->telecom.mode, "http") == 0 &&
-	    strncmp(cfg->telecom.url, "https://", 8) != 0) {
-		*error_r = "telecom: mode http needs an https url";
-		ret = ISSO_ERR_INVALID;
-		goto out;
-	}
-	app->telecom = conn_telecom_new(cfg->telecom.url, cfg->telecom.client_id,
-	                                cfg->telecom.secret, cfg->telecom.timeout_ms);
-	if (app->telecom == NULL) {
-		*error_r = "telecom: bad url or credentials";
-		ret = ISSO_ERR_INVALID;
-		goto out;
-	}
-	ret = moica_init(app, cfg, error_r);
+	policy.issuer = cfg->server.public_url;
+	policy.allow = cfg->outbound.allow;
+	ret = outbound_configure(&policy, error_r);
 	if (ret < 0)
 		goto out;
-	if (strcmp(cfg->nhi.mode, "http") == 0 && strncmp(cfg->nhi.url, "https://", 8) != 0) {
-		*error_r = "nhi: mode http needs an https url";
-		ret = ISSO_ERR_INVALID;
+	ret = connectors_init(app, cfg, error_r);
+	if (ret < 0)
 		goto out;
-	}
-	app->nhi =
-	    conn_nhi_new(cfg->nhi.url, cfg->nhi.client_id, cfg->nhi.secret, cfg->nhi.timeout_ms);
-	if (app->nhi == NULL) {
-		*error_r = "nhi: bad url or credentials";
-		ret = ISSO_ERR_INVALID;
-		goto out;
-	}
 	ret = secret_password_hash("isso-no-such-account", app->dummy_password_hash);
 	if (ret < 0) {
 		*error_r = "cannot hash";

@@ -21,6 +21,8 @@ struct conn_moica;
 struct cardpki;
 struct conn_nhi;
 struct http_server;
+struct worker_pool;
+struct oidc_runtime;
 
 struct isso_app {
 	const struct isso_config *cfg;
@@ -44,6 +46,11 @@ struct isso_app {
 	                                          * informed (back-channel logout). May be NULL.
 	                                          */
 	void (*session_ended)(struct isso_app *app, json_t *session);
+	/* Background threads (issod only, NULL elsewhere): outbound calls and
+	 * other work that must not hold a request thread. */
+	struct worker_pool *workers;
+	/* The OpenID Provider's background state (oidc_start), or NULL. */
+	struct oidc_runtime *oidc;
 	/* A precomputed argon2id hash, verified against when a login names no
 	 * account, so both answers take the same time. */
 	char dummy_password_hash[128];

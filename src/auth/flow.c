@@ -181,9 +181,13 @@ flow_complete(struct isso_app *app, struct http_req *req, const char *id, json_t
 			json_object_set(session, "sid", json_object_get(old, "sid"));
 		}
 		(void)store_eph_delete(app->store, "session", old_key);
-		if ((olduuid == NULL || strcmp(olduuid, auth->uuid) != 0) &&
-		    app->session_ended != NULL)
-			app->session_ended(app, old);
+		if (olduuid == NULL || strcmp(olduuid, auth->uuid) != 0) {
+			const char *oldsid = json_string_value(json_object_get(old, "sid"));
+			if (oldsid != NULL)
+				(void)store_eph_delete(app->store, "sid", oldsid);
+			if (app->session_ended != NULL)
+				app->session_ended(app, old);
+		}
 		json_decref(old);
 	}
 	if (json_object_get(session, "clients") == NULL)
@@ -219,6 +223,17 @@ flow_complete(struct isso_app *app, struct http_req *req, const char *id, json_t
 		free(sealed);
 	}
 	ret = store_eph_put(app->store, "session", key, session, now + app->cfg->oidc.session_ttl);
+	if (ret == 0) {
+		/* The session as clients know it (by sid), for tokens bound
+		 * to it: it lives exactly as long. */
+		json_t *live =
+		    json_pack("{s:s, s:I, s:I}", "uuid", auth->uuid, "auth_time", (json_int_t)now,
+		              "expires_at", (json_int_t)(now + app->cfg->oidc.session_ttl));
+		ret = store_eph_put(app->store, "sid",
+		                    json_string_value(json_object_get(session, "sid")), live,
+		                    now + app->cfg->oidc.session_ttl);
+		json_decref(live);
+	}
 	if (ret < 0) {
 		json_decref(session);
 		page_error(app, req, 503, "error.unavailable", "error.unavailable.message", NULL);
@@ -323,10 +338,48 @@ flow_session_add_client(struct isso_app *app, const char *key, json_t *session,
 	(void)store_eph_update(app->store, "session", key, session, app_now(), &found);
 }
 
+bool
+flow_sid_alive(struct isso_app *app, const char *sid, const char *uuid, int64_t *expires_at_r)
+{
+	json_t *live = NULL, *mark = NULL;
+	int64_t now = app_now();
+	bool alive = false;
+
+	if (expires_at_r != NULL)
+		*expires_at_r = 0;
+	if (sid == NULL || uuid == NULL ||
+	    store_eph_get(app->store, "sid", sid, now, &live, NULL) < 0 || live == NULL)
+		goto out;
+	if (strcmp(json_string_value(json_object_get(live, "uuid")) ?: "", uuid) != 0)
+		goto out;
+	/* A password reset ends every session that began before it. */
+	if (store_eph_get(app->store, "sessions-ended", uuid, now, &mark, NULL) < 0)
+		goto out;
+	if (mark != NULL && json_integer_value(json_object_get(live, "auth_time")) <=
+	                        json_integer_value(json_object_get(mark, "before")))
+		goto out;
+	alive = true;
+	if (expires_at_r != NULL)
+		*expires_at_r = json_integer_value(json_object_get(live, "expires_at"));
+out:
+	json_decref(mark);
+	json_decref(live);
+	return alive;
+}
+
 void
 flow_session_end(struct isso_app *app, struct http_req *req, const char *key)
 {
-	if (key != NULL)
+	json_t *session = NULL;
+
+	if (key != NULL) {
+		/* Tokens bound to the session die with it. */
+		if (store_eph_get(app->store, "session", key, app_now(), &session, NULL) == 0 &&
+		    json_is_string(json_object_get(session, "sid")))
+			(void)store_eph_delete(app->store, "sid",
+			                       json_string_value(json_object_get(session, "sid")));
+		json_decref(session);
 		(void)store_eph_delete(app->store, "session", key);
+	}
 	http_set_cookie(req, SESSION_COOKIE, "", 0, HTTP_COOKIE_HTTPONLY | HTTP_COOKIE_LAX);
 }

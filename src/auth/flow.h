@@ -61,6 +61,12 @@ void flow_session_add_client(struct isso_app *app, const char *key, json_t *sess
 /* Ends the browser session (cookie and store). */
 void flow_session_end(struct isso_app *app, struct http_req *req, const char *key);
 
+/* Whether the session that clients know as sid is still live for uuid:
+ * not ended by logout, expiry, another person's login on the browser or
+ * a password reset. *expires_at_r (may be NULL) gets when it ends.
+ * Refresh tokens issued without offline_access live only as long. */
+bool flow_sid_alive(struct isso_app *app, const char *sid, const char *uuid, int64_t *expires_at_r);
+
 /* Ends every browser session of uuid (password reset): they stop
  * counting for single sign-on at once. */
 int flow_sessions_end_person(struct isso_app *app, const char *uuid);

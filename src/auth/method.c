@@ -7,6 +7,7 @@
 #include "auth/flow.h"
 #include "auth/method.h"
 #include "auth/page.h"
+#include "lib/log.h"
 #include "lib/secret.h"
 #include "store/store.h"
 
@@ -38,6 +39,78 @@ method_find(const char *id)
 			return *m;
 	}
 	return NULL;
+}
+
+static const struct {
+	unsigned need;
+	const char *setting;
+} method_need_settings[] = {
+    {METHOD_NEEDS_SMS, "sms.url"},         {METHOD_NEEDS_TWFIDO, "twfido.url"},
+    {METHOD_NEEDS_TELECOM, "telecom.url"}, {METHOD_NEEDS_MOICA, "moica.url"},
+    {METHOD_NEEDS_NHI, "nhi.url"},
+};
+
+/* The needs among mask that are not configured. */
+static unsigned
+method_missing(const struct isso_app *app, unsigned mask)
+{
+	unsigned missing = 0;
+
+	if ((mask & METHOD_NEEDS_SMS) && app->sms == NULL)
+		missing |= METHOD_NEEDS_SMS;
+	if ((mask & METHOD_NEEDS_TWFIDO) && app->twfido == NULL)
+		missing |= METHOD_NEEDS_TWFIDO;
+	if ((mask & METHOD_NEEDS_TELECOM) && app->telecom == NULL)
+		missing |= METHOD_NEEDS_TELECOM;
+	if ((mask & METHOD_NEEDS_MOICA) && app->moica == NULL)
+		missing |= METHOD_NEEDS_MOICA;
+	if ((mask & METHOD_NEEDS_NHI) && app->nhi == NULL)
+		missing |= METHOD_NEEDS_NHI;
+	return missing;
+}
+
+bool
+method_connectors_ready(const struct isso_app *app, unsigned needs)
+{
+	return method_missing(app, needs) == 0;
+}
+
+bool
+method_available(const struct isso_app *app, const struct method *m)
+{
+	return method_missing(app, m->needs) == 0;
+}
+
+void
+method_log_unavailable(const struct isso_app *app)
+{
+	char ids[256] = "", settings[256] = "";
+	unsigned missing = 0;
+	size_t n;
+
+	for (const struct method *const *m = methods; *m != NULL; m++) {
+		unsigned mm = method_missing(app, (*m)->needs);
+		unsigned rm = method_missing(app, (*m)->register_needs);
+
+		missing |= mm | rm;
+		n = strlen(ids);
+		if (mm != 0)
+			snprintf(ids + n, sizeof(ids) - n, "%s%s", n > 0 ? "," : "", (*m)->id);
+		else if (rm != 0 && (*m)->register_path != NULL)
+			snprintf(ids + n, sizeof(ids) - n, "%s%s%s", n > 0 ? "," : "", (*m)->id,
+			         "/register");
+	}
+	if (missing == 0)
+		return;
+	for (size_t i = 0; i < sizeof(method_need_settings) / sizeof(method_need_settings[0]);
+	     i++) {
+		if ((missing & method_need_settings[i].need) == 0)
+			continue;
+		n = strlen(settings);
+		snprintf(settings + n, sizeof(settings) - n, "%s%s", n > 0 ? "," : "",
+		         method_need_settings[i].setting);
+	}
+	log_warn("methods_unavailable", "methods", ids, "unset", settings, NULL);
 }
 
 static const char *const loa_names[] = {

@@ -15,6 +15,15 @@ struct isso_app;
 /* Assurance levels, ordered. */
 enum loa { LOA_LOW = 1, LOA_SUBSTANTIAL = 2, LOA_HIGH = 3 };
 
+/* The connectors a method cannot work without. */
+enum method_needs {
+	METHOD_NEEDS_SMS = 1u << 0,     /* sms.url */
+	METHOD_NEEDS_TWFIDO = 1u << 1,  /* twfido.url */
+	METHOD_NEEDS_TELECOM = 1u << 2, /* telecom.url */
+	METHOD_NEEDS_MOICA = 1u << 3,   /* moica.url */
+	METHOD_NEEDS_NHI = 1u << 4,     /* nhi.url */
+};
+
 struct method {
 	const char *id;          /* "taipeipass": also its URL /login/<id> */
 	enum loa loa;            /* level its strongest path reaches */
@@ -26,6 +35,9 @@ struct method {
 	const char *title_key;
 	const char *const *bullet_keys;
 	const char *register_path;
+	/* enum method_needs: connectors the login needs, and those the
+	 * register_path page needs (its link is hidden without them). */
+	unsigned needs, register_needs;
 	/* Serves /login/<id>[/<step>] (GET shows, POST acts) for the login
 	 * transaction txn_id; step is "" for the first page. */
 	void (*handle)(struct isso_app *app, struct http_req *req, const char *step);
@@ -37,6 +49,15 @@ struct method {
 extern const struct method *const methods[];
 
 const struct method *method_find(const char *id);
+/* True when every connector in needs (enum method_needs) is configured. */
+bool method_connectors_ready(const struct isso_app *app, unsigned needs);
+/* True when the method's connectors are configured: only then is it
+ * offered on the portal and served under /login/<id>. */
+bool method_available(const struct isso_app *app, const struct method *m);
+/* Logs, in one line (methods_unavailable), the methods that are not
+ * offered for want of a connector and the settings that would enable
+ * them; nothing when all are available. For issod's start. */
+void method_log_unavailable(const struct isso_app *app);
 /* "urn:isso:loa:low" … and back; 0 for an unknown name. */
 const char *loa_name(enum loa loa);
 enum loa loa_parse(const char *name);

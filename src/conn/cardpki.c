@@ -1,11 +1,12 @@
 /* Card certificate verification on OpenSSL 3 (no deprecated API): the
  * signature (PKCS#1 v1.5 or PKCS#7 SignedData), the chain to the configured
  * roots through the configured intermediates, validity, key usage, and
- * revocation by OCSP and / or CRL over libcurl (one easy handle per
- * exchange, bounded replies, no redirects). The CRL cache is the only
+ * revocation by OCSP and / or CRL through the outbound client (bounded
+ * replies, no redirects, plain http allowed for these signed objects). The CRL cache is the only
  * mutable shared state and sits under a mutex. See cardpki.h for the order
  * of the checks and docs/card-certificates.md for operators. */
 #include "conn/cardpki.h"
+#include "conn/outbound.h"
 
 #include <pthread.h>
 #include <stdbool.h>
@@ -15,7 +16,6 @@
 #include <string.h>
 #include <time.h>
 
-#include <curl/curl.h>
 #include <openssl/asn1.h>
 #include <openssl/bn.h>
 #include <openssl/crypto.h>
@@ -79,22 +79,6 @@ static const char *const cp_verdict_names[] = {
     [CARDPKI_REVOKED] = "revoked",
     [CARDPKI_REVOCATION_UNAVAILABLE] = "revocation_unavailable",
 };
-
-static pthread_once_t cp_curl_once = PTHREAD_ONCE_INIT;
-static CURLcode cp_curl_status = CURLE_FAILED_INIT;
-
-static void
-cp_curl_init(void)
-{
-	cp_curl_status = curl_global_init(CURL_GLOBAL_DEFAULT);
-}
-
-static bool
-cp_curl_ready(void)
-{
-	pthread_once(&cp_curl_once, cp_curl_init);
-	return cp_curl_status == CURLE_OK;
-}
 
 const char *
 cardpki_verdict_name(enum cardpki_verdict v)
@@ -228,11 +212,6 @@ cardpki_new(const struct cardpki_settings *s, struct cardpki **pki_r, const char
 	*pki_r = NULL;
 	if (s == NULL || s->roots_file == NULL || *s->roots_file == '\0') {
 		*error_r = "no roots file";
-		goto out;
-	}
-	if (!cp_curl_ready()) {
-		ret = ISSO_ERR_IO;
-		*error_r = "cannot initialise libcurl";
 		goto out;
 	}
 	pki = xcalloc(1, sizeof(*pki));
@@ -763,91 +742,63 @@ cp_check_key_usage(X509 *x, const char **why_r)
 
 /* ---- HTTP ---- */
 
-static size_t
-cp_write_cb(char *data, size_t size, size_t nmemb, void *ctx)
-{
-	struct buf *reply = ctx;
-	size_t len = size * nmemb;
-
-	/* a short count makes curl stop with CURLE_WRITE_ERROR */
-	if (buf_add(reply, data, len) != 0)
-		return 0;
-	return len;
-}
-
 /* GET url, or POST body (of content_type) when body is not NULL; the
  * reply must be HTTP 200 within max bytes. Returns 0 with *reply (the
  * caller frees with buf_free), else -1 with *why_r. */
 static int
 cp_http(struct cardpki *pki, const char *url, const void *body, size_t body_len,
         const char *content_type, const char *accept, size_t max, struct buf *reply,
-        const char **why_r, char detail[CURL_ERROR_SIZE])
+        const char **why_r, char detail[OUTBOUND_DETAIL_SIZE])
 {
-	CURL *curl = NULL;
-	struct curl_slist *headers = NULL;
-	char line[96];
-	long status = 0;
-	CURLcode cc;
-	int ret = -1;
+	const char *headers[3] = {NULL, NULL, NULL};
+	char accept_line[96], type_line[96];
+	struct outbound_req req;
+	struct outbound_resp resp;
+	int r, ret = -1;
 
 	buf_init(reply, max);
-	curl = curl_easy_init();
-	if (curl == NULL) {
-		*why_r = "cannot create an HTTP handle";
-		goto out;
-	}
-	snprintf(line, sizeof(line), "Accept: %s", accept);
-	headers = curl_slist_append(NULL, line);
-	if (headers != NULL && body != NULL) {
-		snprintf(line, sizeof(line), "Content-Type: %s", content_type);
-		headers = curl_slist_append(headers, line);
-	}
-	if (headers == NULL) {
-		*why_r = "cannot build the request";
-		goto out;
-	}
-	curl_easy_setopt(curl, CURLOPT_URL, url);
-	curl_easy_setopt(curl, CURLOPT_PROTOCOLS_STR, "http,https");
-	curl_easy_setopt(curl, CURLOPT_FOLLOWLOCATION, 0L);
-	curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
-	curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS, pki->timeout_ms);
-	curl_easy_setopt(curl, CURLOPT_CONNECTTIMEOUT_MS, pki->timeout_ms);
-	curl_easy_setopt(curl, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)max);
-	curl_easy_setopt(curl, CURLOPT_HTTPHEADER, headers);
-	curl_easy_setopt(curl, CURLOPT_USERAGENT, "isso-cardpki/1");
-	curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, cp_write_cb);
-	curl_easy_setopt(curl, CURLOPT_WRITEDATA, reply);
-	curl_easy_setopt(curl, CURLOPT_ERRORBUFFER, detail);
+	snprintf(accept_line, sizeof(accept_line), "Accept: %s", accept);
+	headers[0] = accept_line;
 	if (body != NULL) {
-		curl_easy_setopt(curl, CURLOPT_POST, 1L);
-		curl_easy_setopt(curl, CURLOPT_POSTFIELDS, body);
-		curl_easy_setopt(curl, CURLOPT_POSTFIELDSIZE, (long)body_len);
+		snprintf(type_line, sizeof(type_line), "Content-Type: %s", content_type);
+		headers[1] = type_line;
 	}
-	cc = curl_easy_perform(curl);
-	if (cc == CURLE_OPERATION_TIMEDOUT) {
+	memset(&req, 0, sizeof(req));
+	req.method = body != NULL ? OUTBOUND_POST : OUTBOUND_GET;
+	req.url = url;
+	req.headers = headers;
+	req.body = body;
+	req.body_len = body_len;
+	req.agent = "isso-cardpki/1";
+	req.timeout_ms = pki->timeout_ms;
+	req.reply_max = max;
+	req.flags = OUTBOUND_PLAIN_HTTP_OK; /* OCSP responses and CRLs are signed */
+	req.purpose = body != NULL ? "ocsp" : "crl";
+	r = outbound_request(&req, &resp, why_r);
+	snprintf(detail, OUTBOUND_DETAIL_SIZE, "%s", resp.detail);
+	if (r == ISSO_ERR_TIMEOUT) {
 		*why_r = "no answer in time";
 		goto out;
 	}
-	if (cc == CURLE_WRITE_ERROR || cc == CURLE_FILESIZE_EXCEEDED) {
+	if (r == ISSO_ERR_LIMIT) {
 		*why_r = "reply too large";
 		goto out;
 	}
-	if (cc != CURLE_OK) {
+	if (r == ISSO_ERR_DENIED)
+		goto out; /* *why_r says why; the refusal is logged */
+	if (r < 0) {
 		*why_r = "unreachable";
 		goto out;
 	}
-	curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &status);
-	if (status != 200) {
+	if (resp.status != 200) {
 		*why_r = "answered with an HTTP status other than 200";
 		goto out;
 	}
+	*reply = resp.body;
+	buf_init(&resp.body, max);
 	ret = 0;
 out:
-	if (ret != 0)
-		buf_free(reply);
-	curl_slist_free_all(headers);
-	if (curl != NULL)
-		curl_easy_cleanup(curl);
+	outbound_resp_free(&resp);
 	return ret;
 }
 
@@ -872,7 +823,7 @@ cp_aia_ocsp_url(X509 *x)
 
 static enum cp_status
 cp_ocsp(struct cardpki *pki, X509 *x, X509 *issuer, char **url_r, const char **why_r,
-        char detail[CURL_ERROR_SIZE])
+        char detail[OUTBOUND_DETAIL_SIZE])
 {
 	OCSP_REQUEST *req = NULL;
 	OCSP_CERTID *id = NULL, *id_copy;
@@ -1197,7 +1148,7 @@ cp_crl_cache_put(struct cardpki *pki, const char *url, X509_CRL *crl, X509 *issu
 
 static enum cp_status
 cp_crl(struct cardpki *pki, X509 *x, X509 *issuer, char **url_r, const char **why_r,
-       char detail[CURL_ERROR_SIZE])
+       char detail[OUTBOUND_DETAIL_SIZE])
 {
 	X509_CRL *crl = NULL;
 	X509 *checked_with = NULL;
@@ -1265,7 +1216,7 @@ cp_check_revocation(struct cardpki *pki, X509 *x, X509 *issuer, const char *seri
 {
 	for (size_t i = 0; i < pki->n_order; i++) {
 		enum cp_source src = pki->order[i];
-		char detail[CURL_ERROR_SIZE] = "";
+		char detail[OUTBOUND_DETAIL_SIZE] = "";
 		const char *why = "";
 		char *url = NULL;
 		enum cp_status st;

@@ -2,14 +2,12 @@
  * (see conn-http.h). */
 #include "conn/conn-http.h"
 
-#include <pthread.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include <curl/curl.h>
-
+#include "conn/outbound.h"
 #include "lib/b64.h"
 #include "lib/buf.h"
 #include "lib/isso.h"
@@ -19,24 +17,16 @@
 #define HTTP_CRED_MAX        256
 #define HTTP_TIMEOUT_DEFAULT 5000
 
-_Static_assert(CURL_ERROR_SIZE <= CONN_HTTP_DETAIL_SIZE, "libcurl's error buffer grew");
+_Static_assert(OUTBOUND_DETAIL_SIZE <= CONN_HTTP_DETAIL_SIZE, "the outbound detail grew");
 
 struct conn_http {
 	char *base;  /* without a trailing '/' */
 	char *authz; /* "Authorization: Basic …" (secret) */
 	char *agent;
+	char *purpose; /* for the outbound log: the agent without its version */
 	long timeout_ms;
 	size_t reply_max;
 };
-
-static pthread_once_t http_curl_once = PTHREAD_ONCE_INIT;
-static CURLcode http_curl_status = CURLE_FAILED_INIT;
-
-static void
-http_curl_init(void)
-{
-	http_curl_status = curl_global_init(CURL_GLOBAL_DEFAULT);
-}
 
 /* Printable ASCII without spaces, quotes, backslashes or angle brackets. */
 static bool
@@ -53,25 +43,18 @@ http_url_chars_ok(const char *s)
 static char *
 http_basic_header(const char *client_id, const char *secret)
 {
-	char *id = NULL, *pw = NULL, *pair = NULL, *enc = NULL, *header = NULL;
-	size_t len;
+	struct buf pair;
+	char *enc = NULL, *header = NULL;
 
-	id = curl_easy_escape(NULL, client_id, (int)strlen(client_id));
-	pw = curl_easy_escape(NULL, secret, (int)strlen(secret));
-	if (id == NULL || pw == NULL)
+	buf_init(&pair, 4 * HTTP_CRED_MAX + 8);
+	if (outbound_escape(&pair, client_id) != 0 || buf_addc(&pair, ':') != 0 ||
+	    outbound_escape(&pair, secret) != 0)
 		goto out;
-	pair = xasprintf("%s:%s", id, pw);
-	len = strlen(pair);
-	enc = xmalloc(len / 3 * 4 + 5);
-	b64_encode(pair, len, enc);
+	enc = xmalloc(pair.len / 3 * 4 + 5);
+	b64_encode(pair.data, pair.len, enc);
 	header = xasprintf("Authorization: Basic %s", enc);
 out:
-	if (pw != NULL) {
-		explicit_bzero(pw, strlen(pw));
-		curl_free(pw);
-	}
-	curl_free(id);
-	xfree_secret(pair);
+	buf_free_secret(&pair);
 	xfree_secret(enc);
 	return header;
 }
@@ -93,15 +76,13 @@ conn_http_new(const char *base_url, const char *client_id, const char *secret, i
 	if (*client_id == '\0' || *secret == '\0' || strlen(client_id) > HTTP_CRED_MAX ||
 	    strlen(secret) > HTTP_CRED_MAX)
 		goto out;
-	pthread_once(&http_curl_once, http_curl_init);
-	if (http_curl_status != CURLE_OK)
-		goto out;
 	h = xcalloc(1, sizeof(*h));
 	while (len > 0 && base_url[len - 1] == '/')
 		len--;
 	h->base = xstrndup(base_url, len);
 	h->authz = http_basic_header(client_id, secret);
 	h->agent = xstrdup(agent);
+	h->purpose = xstrndup(agent, strcspn(agent, "/"));
 	h->timeout_ms = timeout_ms > 0 ? timeout_ms : HTTP_TIMEOUT_DEFAULT;
 	h->reply_max = reply_max;
 	if (h->authz == NULL) {
@@ -119,20 +100,9 @@ conn_http_free(struct conn_http *h)
 		return;
 	free(h->base);
 	free(h->agent);
+	free(h->purpose);
 	xfree_secret(h->authz);
 	free(h);
-}
-
-static size_t
-http_write_cb(char *data, size_t size, size_t nmemb, void *ctx)
-{
-	struct buf *reply = ctx;
-	size_t len = size * nmemb;
-
-	/* a short count makes curl stop with CURLE_WRITE_ERROR */
-	if (buf_add(reply, data, len) != 0)
-		return 0;
-	return len;
 }
 
 /* One exchange: GET base + path, or POST body when it is not NULL. */
@@ -140,83 +110,65 @@ static int
 http_exchange(struct conn_http *h, const char *path, const json_t *body, long *status_r,
               json_t **reply_r, const char **error_r, char detail_r[CONN_HTTP_DETAIL_SIZE])
 {
-	CURL *curl = NULL;
-	struct curl_slist *headers = NULL;
-	struct buf reply;
+	const char *headers[4] = {h->authz, "Accept: application/json", NULL, NULL};
+	struct outbound_req req;
+	struct outbound_resp resp;
 	char *url = NULL, *text = NULL;
-	CURLcode cc;
 	json_t *j = NULL;
-	int ret = ISSO_ERR_IO;
+	int ret;
 
 	*status_r = 0;
 	*reply_r = NULL;
 	detail_r[0] = '\0';
-	buf_init(&reply, h->reply_max);
 	if (body != NULL && (text = json_dumps(body, JSON_COMPACT)) == NULL)
 		abort();
+	if (text != NULL)
+		headers[2] = "Content-Type: application/json";
 	url = xasprintf("%s%s", h->base, path);
-	curl = curl_easy_init();
-	if (curl == NULL) {
-		*error_r = "cannot create an HTTP handle";
-		goto out;
-	}
-	headers = curl_slist_append(NULL, h->authz);
-	if (headers != NULL)
-		headers = curl_slist_append(headers, "Accept: application/json");
-	if (headers != NULL && text != NULL)
-		headers = curl_slist_append(headers, "Content-Type: application/json");
-	if (headers == NULL) {
-		*error_r = "cannot build the request";
-		goto out;
-	}
-	curl_easy_setopt(curl, CURLOPT_URL, url);
-	curl_easy_setopt(curl, CURLOPT_PROTOCOLS_STR, "http,https");
-	curl_easy_setopt(curl, CURLOPT_FOLLOWLOCATION, 0L);
-	curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
-	curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS, h->timeout_ms);
-	curl_easy_setopt(curl, CURLOPT_CONNECTTIMEOUT_MS, h->timeout_ms);
-	curl_easy_setopt(curl, CURLOPT_HTTPHEADER, headers);
-	curl_easy_setopt(curl, CURLOPT_USERAGENT, h->agent);
-	curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, http_write_cb);
-	curl_easy_setopt(curl, CURLOPT_WRITEDATA, &reply);
-	curl_easy_setopt(curl, CURLOPT_ERRORBUFFER, detail_r);
-	if (text != NULL) {
-		curl_easy_setopt(curl, CURLOPT_POST, 1L);
-		curl_easy_setopt(curl, CURLOPT_POSTFIELDS, text);
-		curl_easy_setopt(curl, CURLOPT_POSTFIELDSIZE, (long)strlen(text));
-	}
-
-	cc = curl_easy_perform(curl);
-	if (cc == CURLE_OPERATION_TIMEDOUT) {
-		ret = ISSO_ERR_TIMEOUT;
+	memset(&req, 0, sizeof(req));
+	req.method = text != NULL ? OUTBOUND_POST : OUTBOUND_GET;
+	req.url = url;
+	req.headers = headers;
+	req.body = text;
+	req.body_len = text != NULL ? strlen(text) : 0;
+	req.agent = h->agent;
+	req.timeout_ms = h->timeout_ms;
+	req.reply_max = h->reply_max;
+	req.purpose = h->purpose;
+	ret = outbound_request(&req, &resp, error_r);
+	snprintf(detail_r, CONN_HTTP_DETAIL_SIZE, "%s", resp.detail);
+	if (ret == ISSO_ERR_TIMEOUT) {
 		*error_r = "service did not answer in time";
 		goto out;
 	}
-	if (cc == CURLE_WRITE_ERROR) {
+	if (ret == ISSO_ERR_LIMIT) {
 		*error_r = "service reply too large";
+		ret = ISSO_ERR_IO;
 		goto out;
 	}
-	if (cc != CURLE_OK) {
+	if (ret == ISSO_ERR_DENIED) {
+		/* *error_r says why; the refusal is logged */
+		ret = ISSO_ERR_IO;
+		goto out;
+	}
+	if (ret < 0) {
 		*error_r = "service unreachable";
+		ret = ISSO_ERR_IO;
 		goto out;
 	}
-	curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, status_r);
-	if (reply.len > 0 && memchr(reply.data, '\0', reply.len) == NULL) {
-		j = json_loadb(reply.data, reply.len, JSON_REJECT_DUPLICATES, NULL);
+	*status_r = resp.status;
+	if (resp.body.len > 0 && memchr(resp.body.data, '\0', resp.body.len) == NULL) {
+		j = json_loadb(resp.body.data, resp.body.len, JSON_REJECT_DUPLICATES, NULL);
 		if (j != NULL && !json_is_object(j)) {
 			json_decref(j);
 			j = NULL;
 		}
 	}
 	*reply_r = j;
-	ret = 0;
 out:
-	curl_slist_free_all(headers);
-	if (curl != NULL)
-		curl_easy_cleanup(curl);
+	outbound_resp_free(&resp);
 	xfree_secret(text);
 	free(url);
-	buf_free_secret(&reply);
 	return ret;
 }
 

@@ -1,13 +1,13 @@
 /* One JSON-over-HTTP(S) client for the connectors whose contract is ours
  * (telecom, moica, nhi): HTTP Basic client authentication, GET or POST of
- * a JSON object, a JSON object back. Private to src/conn. libcurl types never appear
- * here. */
+ * a JSON object, a JSON object back, through the outbound client (so the
+ * outbound policy applies). Private to src/conn. */
 #ifndef ISSO_CONN_HTTP_H
 #define ISSO_CONN_HTTP_H
 
 #include <jansson.h>
 
-#define CONN_HTTP_DETAIL_SIZE 256 /* libcurl's CURL_ERROR_SIZE */
+#define CONN_HTTP_DETAIL_SIZE 256 /* OUTBOUND_DETAIL_SIZE */
 
 struct conn_http;
 
@@ -22,9 +22,9 @@ void conn_http_free(struct conn_http *h);
 
 /* POSTs body (a JSON object) to base + path. Returns 0 with *status_r and
  * *reply_r (a JSON object the caller decrefs, NULL when the reply is not
- * one), or ISSO_ERR_TIMEOUT / ISSO_ERR_IO (unreachable, TLS, redirect
- * refused, reply over reply_max) with *error_r a static reason and detail_r
- * libcurl's words. The request text is wiped after sending (it may carry
+ * one), or ISSO_ERR_TIMEOUT / ISSO_ERR_IO (unreachable, TLS, refused by
+ * the outbound policy, reply over reply_max) with *error_r a static reason
+ * and detail_r libcurl's words. The request text is wiped after sending (it may carry
  * personal data). Thread-safe (one libcurl handle per call). */
 int conn_http_post_json(struct conn_http *h, const char *path, const json_t *body, long *status_r,
                         json_t **reply_r, const char **error_r,

@@ -1,4 +1,4 @@
-/* SMS connector: one libcurl easy handle per send (thread-safe without
+/* SMS connector: one outbound request per send (thread-safe without
  * locks), a form POST in the Mitake shape, and a strict reader of its
  * "[1] / msgid= / statuscode=" reply. See docs/connectors/sms.md. */
 #include "conn/sms.h"
@@ -9,8 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <curl/curl.h>
-
+#include "conn/outbound.h"
 #include "lib/buf.h"
 #include "lib/isso.h"
 #include "lib/log.h"
@@ -45,22 +44,6 @@ struct conn_sms {
 	pthread_t worker;
 };
 
-static pthread_once_t sms_curl_once = PTHREAD_ONCE_INIT;
-static CURLcode sms_curl_status = CURLE_FAILED_INIT;
-
-static void
-sms_curl_init(void)
-{
-	sms_curl_status = curl_global_init(CURL_GLOBAL_DEFAULT);
-}
-
-static bool
-sms_curl_ready(void)
-{
-	pthread_once(&sms_curl_once, sms_curl_init);
-	return sms_curl_status == CURLE_OK;
-}
-
 static bool
 sms_phone_valid(const char *s)
 {
@@ -83,8 +66,6 @@ conn_sms_new(const char *url, const char *username, const char *password, int ti
 	if (strncmp(url, "http://", 7) != 0 && strncmp(url, "https://", 8) != 0)
 		goto out;
 	if (strlen(username) > SMS_CRED_MAX || strlen(password) > SMS_CRED_MAX)
-		goto out;
-	if (!sms_curl_ready())
 		goto out;
 	sms = xcalloc(1, sizeof(*sms));
 	if (strstr(url, "CharsetURL=") != NULL)
@@ -123,38 +104,6 @@ conn_sms_free(struct conn_sms *sms)
 	free(sms->username);
 	xfree_secret(sms->password);
 	free(sms);
-}
-
-static size_t
-sms_write_cb(char *data, size_t size, size_t nmemb, void *ctx)
-{
-	struct buf *reply = ctx;
-	size_t len = size * nmemb;
-
-	/* a short count makes curl stop with CURLE_WRITE_ERROR */
-	if (buf_add(reply, data, len) != 0)
-		return 0;
-	return len;
-}
-
-/* Appends name=escaped(value) to form; the escaped copy is wiped because it
- * may hold the password or a one-time code. */
-static int
-sms_form_add(struct buf *form, CURL *curl, const char *name, const char *value)
-{
-	char *esc = NULL;
-	int ret = ISSO_ERR_NOMEM;
-
-	esc = curl_easy_escape(curl, value, (int)strlen(value));
-	if (esc == NULL)
-		goto out;
-	ret = buf_printf(form, "%s%s=%s", form->len > 0 ? "&" : "", name, esc);
-out:
-	if (esc != NULL) {
-		explicit_bzero(esc, strlen(esc));
-		curl_free(esc);
-	}
-	return ret;
 }
 
 static bool
@@ -274,15 +223,15 @@ int
 conn_sms_send(struct conn_sms *sms, const char *phone, const char *body, char **msgid_r,
               const char **error_r)
 {
+	static const char *const headers[] = {"Content-Type: application/x-www-form-urlencoded",
+	                                      NULL};
 	const char *error_dummy;
-	CURL *curl = NULL;
-	struct curl_slist *headers = NULL;
-	struct buf form, reply;
-	char errbuf[CURL_ERROR_SIZE] = "";
+	struct outbound_req req;
+	struct outbound_resp resp;
+	struct buf form;
 	char masked[32], status[8] = "";
-	long http_status = 0;
+	char *text = NULL;
 	size_t body_len;
-	CURLcode cc;
 	int ret = ISSO_ERR_INVALID;
 
 	if (error_r == NULL)
@@ -290,8 +239,8 @@ conn_sms_send(struct conn_sms *sms, const char *phone, const char *body, char **
 	*error_r = NULL;
 	if (msgid_r != NULL)
 		*msgid_r = NULL;
+	memset(&resp, 0, sizeof(resp));
 	buf_init(&form, SMS_FORM_MAX);
-	buf_init(&reply, SMS_REPLY_MAX);
 
 	if (sms == NULL || msgid_r == NULL) {
 		*error_r = "no SMS connector";
@@ -318,63 +267,54 @@ conn_sms_send(struct conn_sms *sms, const char *phone, const char *body, char **
 	}
 
 	ret = ISSO_ERR_IO;
-	curl = curl_easy_init();
-	if (curl == NULL) {
-		*error_r = "cannot create an HTTP handle";
-		goto out;
-	}
-	if (sms_form_add(&form, curl, "username", sms->username) != 0 ||
-	    sms_form_add(&form, curl, "password", sms->password) != 0 ||
-	    sms_form_add(&form, curl, "dstaddr", phone) != 0 ||
-	    sms_form_add(&form, curl, "smbody", body) != 0) {
+	if (outbound_form_add(&form, "username", sms->username) != 0 ||
+	    outbound_form_add(&form, "password", sms->password) != 0 ||
+	    outbound_form_add(&form, "dstaddr", phone) != 0 ||
+	    outbound_form_add(&form, "smbody", body) != 0) {
 		*error_r = "cannot build the SMS request";
 		goto out;
 	}
-	headers = curl_slist_append(NULL, "Content-Type: application/x-www-form-urlencoded");
-	if (headers == NULL) {
-		*error_r = "cannot build the SMS request";
-		goto out;
-	}
-
-	curl_easy_setopt(curl, CURLOPT_URL, sms->url);
-	curl_easy_setopt(curl, CURLOPT_PROTOCOLS_STR, "http,https");
-	curl_easy_setopt(curl, CURLOPT_FOLLOWLOCATION, 0L);
-	curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
-	curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS, sms->timeout_ms);
-	curl_easy_setopt(curl, CURLOPT_CONNECTTIMEOUT_MS, sms->timeout_ms);
-	curl_easy_setopt(curl, CURLOPT_POST, 1L);
-	curl_easy_setopt(curl, CURLOPT_POSTFIELDS, form.data);
-	curl_easy_setopt(curl, CURLOPT_POSTFIELDSIZE, (long)form.len);
-	curl_easy_setopt(curl, CURLOPT_HTTPHEADER, headers);
-	curl_easy_setopt(curl, CURLOPT_USERAGENT, "isso-sms/1");
-	curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, sms_write_cb);
-	curl_easy_setopt(curl, CURLOPT_WRITEDATA, &reply);
-	curl_easy_setopt(curl, CURLOPT_ERRORBUFFER, errbuf);
-
-	cc = curl_easy_perform(curl);
-	if (cc == CURLE_OPERATION_TIMEDOUT) {
-		ret = ISSO_ERR_TIMEOUT;
+	memset(&req, 0, sizeof(req));
+	req.method = OUTBOUND_POST;
+	req.url = sms->url;
+	req.headers = headers;
+	req.body = form.data;
+	req.body_len = form.len;
+	req.agent = "isso-sms/1";
+	req.timeout_ms = sms->timeout_ms;
+	req.reply_max = SMS_REPLY_MAX;
+	req.purpose = "sms";
+	ret = outbound_request(&req, &resp, error_r);
+	if (ret == ISSO_ERR_TIMEOUT) {
 		*error_r = "SMS gateway did not answer in time";
 		goto out;
 	}
-	if (cc == CURLE_WRITE_ERROR) {
+	if (ret == ISSO_ERR_LIMIT) {
 		*error_r = "SMS gateway reply too large";
+		ret = ISSO_ERR_IO;
 		goto out;
 	}
-	if (cc != CURLE_OK) {
+	if (ret == ISSO_ERR_DENIED) {
+		/* *error_r says why; the refusal is logged */
+		ret = ISSO_ERR_IO;
+		goto out;
+	}
+	if (ret < 0) {
 		*error_r = "SMS gateway unreachable";
+		ret = ISSO_ERR_IO;
 		goto out;
 	}
-	curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &http_status);
-	if (http_status < 200 || http_status >= 300) {
+	ret = ISSO_ERR_IO;
+	if (resp.status < 200 || resp.status >= 300) {
 		*error_r = "SMS gateway answered with an HTTP error";
 		goto out;
 	}
-	if (memchr(reply.data, '\0', reply.len) != NULL) {
+	if (resp.body.len > 0 && memchr(resp.body.data, '\0', resp.body.len) != NULL) {
 		*error_r = "SMS gateway reply is not text";
 		goto out;
 	}
-	ret = sms_parse_reply(reply.data, msgid_r, status, error_r);
+	text = xstrndup(resp.body.data != NULL ? resp.body.data : "", resp.body.len);
+	ret = sms_parse_reply(text, msgid_r, status, error_r);
 out:
 	if (ret == ISSO_ERR_DENIED) {
 		log_warn("sms_gateway_refused", "to", log_mask(phone, masked), "statuscode", status,
@@ -382,15 +322,13 @@ out:
 	} else if (ret == ISSO_ERR_IO || ret == ISSO_ERR_TIMEOUT) {
 		char code[16];
 
-		snprintf(code, sizeof(code), "%ld", http_status);
+		snprintf(code, sizeof(code), "%ld", resp.status);
 		log_warn("sms_gateway_error", "to", log_mask(phone, masked), "reason", *error_r,
-		         "http_status", code, "detail", errbuf, NULL);
+		         "http_status", code, "detail", resp.detail, NULL);
 	}
-	curl_slist_free_all(headers);
-	if (curl != NULL)
-		curl_easy_cleanup(curl);
+	outbound_resp_free(&resp);
+	xfree_secret(text);
 	buf_free_secret(&form);
-	buf_free(&reply);
 	return ret;
 }
 

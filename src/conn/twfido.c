@@ -1,6 +1,7 @@
 /* TW FidO connector: ATH-01 getSpTicket, ATH-03 requestAthOrSignPush and
- * ATH-02 getAthOrSignResult over JSON POSTs, the APP-API-01 app link, one libcurl easy handle per
- * exchange (thread-safe without locks), the AES-256-GCM checksums with OpenSSL EVP, and a small
+ * ATH-02 getAthOrSignResult over JSON POSTs, the APP-API-01 app link, one
+ * outbound request per exchange (thread-safe without locks), the
+ * AES-256-GCM checksums with OpenSSL EVP, and a small
  * bounded map that keeps polls of one transaction 4 s apart. See
  * docs/connectors/twfido.md. */
 #include "conn/twfido.h"
@@ -10,13 +11,13 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <curl/curl.h>
 #include <jansson.h>
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <openssl/rand.h>
 #include <openssl/x509.h>
 
+#include "conn/outbound.h"
 #include "lib/b64.h"
 #include "lib/buf.h"
 #include "lib/idnum.h"
@@ -72,22 +73,6 @@ struct conn_twfido {
 	int free_head;
 	struct tf_poll_slot slots[TF_POLL_SLOTS];
 };
-
-static pthread_once_t tf_curl_once = PTHREAD_ONCE_INIT;
-static CURLcode tf_curl_status = CURLE_FAILED_INIT;
-
-static void
-tf_curl_init(void)
-{
-	tf_curl_status = curl_global_init(CURL_GLOBAL_DEFAULT);
-}
-
-static bool
-tf_curl_ready(void)
-{
-	pthread_once(&tf_curl_once, tf_curl_init);
-	return tf_curl_status == CURLE_OK;
-}
 
 /* ---- checksum ---- */
 
@@ -345,8 +330,6 @@ conn_twfido_new(const char *base_url, const char *sp_service_id, const char *key
 		goto out;
 	if (twfido_key_parse(key, k) != 0)
 		goto out;
-	if (!tf_curl_ready())
-		goto out;
 	tf = xcalloc(1, sizeof(*tf));
 	while (len > 0 && base_url[len - 1] == '/')
 		len--;
@@ -480,85 +463,64 @@ out:
 
 /* ---- HTTP ---- */
 
-static size_t
-tf_write_cb(char *data, size_t size, size_t nmemb, void *ctx)
-{
-	struct buf *reply = ctx;
-	size_t len = size * nmemb;
-
-	if (buf_add(reply, data, len) != 0)
-		return 0;
-	return len;
-}
-
 /* POSTs body (JSON) to base_url + path and parses the reply as a JSON
  * object into *reply_r. 0, ISSO_ERR_IO or ISSO_ERR_TIMEOUT; *http_status_r
- * and errbuf (CURL_ERROR_SIZE) say more for the log. */
+ * and detail (OUTBOUND_DETAIL_SIZE) say more for the log. */
 static int
 tf_post(const struct conn_twfido *tf, const char *path, const char *body, json_t **reply_r,
-        long *http_status_r, char *errbuf, const char **error_r)
+        long *http_status_r, char *detail, const char **error_r)
 {
-	CURL *curl = NULL;
-	struct curl_slist *headers = NULL;
-	struct buf reply;
+	static const char *const headers[] = {"Content-Type: application/json; charset=utf-8",
+	                                      "Accept: application/json", NULL};
+	struct outbound_req req;
+	struct outbound_resp resp;
 	json_error_t jerr;
 	json_t *j = NULL;
 	char *url = NULL;
-	CURLcode cc;
-	int ret = ISSO_ERR_IO;
+	int ret;
 
 	*reply_r = NULL;
 	*http_status_r = 0;
-	buf_init(&reply, TF_REPLY_MAX);
 	url = xasprintf("%s%s", tf->base_url, path);
-	curl = curl_easy_init();
-	if (curl == NULL) {
-		*error_r = "cannot create an HTTP handle";
-		goto out;
-	}
-	headers = curl_slist_append(headers, "Content-Type: application/json; charset=utf-8");
-	if (headers != NULL)
-		headers = curl_slist_append(headers, "Accept: application/json");
-	if (headers == NULL) {
-		*error_r = "cannot build the TW FidO request";
-		goto out;
-	}
-	curl_easy_setopt(curl, CURLOPT_URL, url);
-	curl_easy_setopt(curl, CURLOPT_PROTOCOLS_STR, "http,https");
-	curl_easy_setopt(curl, CURLOPT_FOLLOWLOCATION, 0L);
-	curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
-	curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS, tf->timeout_ms);
-	curl_easy_setopt(curl, CURLOPT_CONNECTTIMEOUT_MS, tf->timeout_ms);
-	curl_easy_setopt(curl, CURLOPT_POST, 1L);
-	curl_easy_setopt(curl, CURLOPT_POSTFIELDS, body);
-	curl_easy_setopt(curl, CURLOPT_POSTFIELDSIZE, (long)strlen(body));
-	curl_easy_setopt(curl, CURLOPT_HTTPHEADER, headers);
-	curl_easy_setopt(curl, CURLOPT_USERAGENT, "isso-twfido/1");
-	curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, tf_write_cb);
-	curl_easy_setopt(curl, CURLOPT_WRITEDATA, &reply);
-	curl_easy_setopt(curl, CURLOPT_ERRORBUFFER, errbuf);
-
-	cc = curl_easy_perform(curl);
-	if (cc == CURLE_OPERATION_TIMEDOUT) {
-		ret = ISSO_ERR_TIMEOUT;
+	memset(&req, 0, sizeof(req));
+	req.method = OUTBOUND_POST;
+	req.url = url;
+	req.headers = headers;
+	req.body = body;
+	req.body_len = strlen(body);
+	req.agent = "isso-twfido/1";
+	req.timeout_ms = tf->timeout_ms;
+	req.reply_max = TF_REPLY_MAX;
+	req.purpose = "twfido";
+	ret = outbound_request(&req, &resp, error_r);
+	snprintf(detail, OUTBOUND_DETAIL_SIZE, "%s", resp.detail);
+	if (ret == ISSO_ERR_TIMEOUT) {
 		*error_r = "TW FidO service did not answer in time";
 		goto out;
 	}
-	if (cc == CURLE_WRITE_ERROR) {
+	if (ret == ISSO_ERR_LIMIT) {
 		*error_r = "TW FidO reply too large";
+		ret = ISSO_ERR_IO;
 		goto out;
 	}
-	if (cc != CURLE_OK) {
+	if (ret == ISSO_ERR_DENIED) {
+		/* *error_r says why; the refusal is logged */
+		ret = ISSO_ERR_IO;
+		goto out;
+	}
+	if (ret < 0) {
 		*error_r = "TW FidO service unreachable";
+		ret = ISSO_ERR_IO;
 		goto out;
 	}
-	curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, http_status_r);
-	if (*http_status_r < 200 || *http_status_r >= 300) {
+	ret = ISSO_ERR_IO;
+	*http_status_r = resp.status;
+	if (resp.status < 200 || resp.status >= 300) {
 		*error_r = "TW FidO service answered with an HTTP error";
 		goto out;
 	}
-	j = json_loadb(reply.data != NULL ? reply.data : "", reply.len, JSON_REJECT_DUPLICATES,
-	               &jerr);
+	j = json_loadb(resp.body.data != NULL ? resp.body.data : "", resp.body.len,
+	               JSON_REJECT_DUPLICATES, &jerr);
 	if (!json_is_object(j)) {
 		*error_r = "TW FidO reply is not a JSON object";
 		goto out;
@@ -568,11 +530,8 @@ tf_post(const struct conn_twfido *tf, const char *path, const char *body, json_t
 	ret = 0;
 out:
 	json_decref(j);
-	curl_slist_free_all(headers);
-	if (curl != NULL)
-		curl_easy_cleanup(curl);
+	outbound_resp_free(&resp);
 	free(url);
-	buf_free(&reply);
 	return ret;
 }
 
@@ -807,7 +766,7 @@ conn_twfido_request(struct conn_twfido *tf, enum twfido_mode mode, const char *i
 	struct twfido_status status_dummy;
 	struct twfido_ticket t;
 	char id[11] = "", masked[32] = "", checksum[TWFIDO_CHECKSUM_LEN + 1];
-	char sys[TWFIDO_CODE_MAX] = "", errbuf[CURL_ERROR_SIZE] = "";
+	char sys[TWFIDO_CODE_MAX] = "", errbuf[OUTBOUND_DETAIL_SIZE] = "";
 	json_t *req = NULL, *reply = NULL;
 	char *body = NULL;
 	long http_status = 0;
@@ -1189,7 +1148,7 @@ conn_twfido_poll(struct conn_twfido *tf, const char *transaction_id, const char 
 	const char *error_dummy, *raw_code, *hashed, *signed_response, *idp;
 	struct twfido_status status_dummy;
 	char checksum[TWFIDO_CHECKSUM_LEN + 1], sys[TWFIDO_CODE_MAX] = "";
-	char errbuf[CURL_ERROR_SIZE] = "";
+	char errbuf[OUTBOUND_DETAIL_SIZE] = "";
 	json_t *req = NULL, *reply = NULL;
 	char *body = NULL;
 	long http_status = 0;

@@ -9,6 +9,7 @@
 #include "auth/app.h"
 #include "auth/claims.h"
 #include "auth/person.h"
+#include "conn/outbound.h"
 #include "lib/config.h"
 #include "lib/idnum.h"
 #include "lib/isso.h"
@@ -53,20 +54,61 @@ emit(json_t *o)
 	return 0;
 }
 
+/* A space-separated list as a JSON array of its words. */
+static json_t *
+words_json(const char *list)
+{
+	json_t *a = json_array();
+
+	for (const char *p = list != NULL ? list : ""; *p != '\0';) {
+		size_t n = strcspn(p, " ");
+		if (n > 0)
+			json_array_append_new(a, json_stringn(p, n));
+		p += n;
+		while (*p == ' ')
+			p++;
+	}
+	return a;
+}
+
 static json_t *
 client_json(const struct store_client *c)
 {
 	static const char *const status[] = {"pending", "approved", "suspended"};
+	json_t *o;
 
-	return json_pack("{s:s, s:s, s:s?, s:O, s:O, s:s?, s:s, s:b, s:s, s:s, s:s?, s:s, s:I}",
-	                 "client_id", c->client_id, "name", c->name, "purpose", c->purpose,
-	                 "redirect_uris", c->redirect_uris, "post_logout_redirect_uris",
-	                 c->post_logout_redirect_uris, "backchannel_logout_uri",
-	                 c->backchannel_logout_uri, "scope", c->scope, "public", c->public_client,
-	                 "id_token_alg", c->id_token_alg, "token_endpoint_auth_method",
-	                 c->auth_method, "jwks_uri", c->jwks_uri, "status",
-	                 c->status >= 0 && c->status <= 2 ? status[c->status] : "unknown",
-	                 "created_at", (json_int_t)c->created_at);
+	o = json_pack("{s:s, s:s, s:s?, s:O, s:O, s:s?, s:s, s:b, s:s, s:s, s:s?, s:s, s:I}",
+	              "client_id", c->client_id, "name", c->name, "purpose", c->purpose,
+	              "redirect_uris", c->redirect_uris, "post_logout_redirect_uris",
+	              c->post_logout_redirect_uris, "backchannel_logout_uri",
+	              c->backchannel_logout_uri, "scope", c->scope, "public", c->public_client,
+	              "id_token_alg", c->id_token_alg, "token_endpoint_auth_method", c->auth_method,
+	              "jwks_uri", c->jwks_uri, "status",
+	              c->status >= 0 && c->status <= 2 ? status[c->status] : "unknown",
+	              "created_at", (json_int_t)c->created_at);
+	json_object_set_new(
+	    o, "grant_types",
+	    words_json(c->grant_types != NULL ? c->grant_types : STORE_CLIENT_DEFAULT_GRANTS));
+	return o;
+}
+
+/* Adds a --grant-type to the space-separated list in grants (size n);
+ * false when it is unknown or repeated. */
+static bool
+grant_type_add(char *grants, size_t n, const char *g)
+{
+	static const char *const known[] = {"authorization_code", "refresh_token",
+	                                    "client_credentials", NULL};
+	bool ok = false;
+
+	for (const char *const *k = known; *k != NULL; k++)
+		ok |= strcmp(*k, g) == 0;
+	if (!ok || scope_has(grants, g))
+		return false;
+	if (grants[0] != '\0')
+		strncat(grants, " ", n - strlen(grants) - 1);
+	strncat(grants, g, n - strlen(grants) - 1);
+	return true;
 }
 
 /* Redirect URIs: absolute, no fragment; https, or http on a loopback host
@@ -122,11 +164,14 @@ client_add(struct isso_app *app, int argc, char **argv)
 	    {"auth-method", required_argument, NULL, 'm'},
 	    {"jwks-uri", required_argument, NULL, 'j'},
 	    {"jwks", required_argument, NULL, 'J'},
+	    {"grant-type", required_argument, NULL, 'g'},
 	    {NULL, 0, NULL, 0},
 	};
 	struct store_client c;
+	char grants[96] = "";
 	json_t *redirects = json_array(), *logouts = json_array(), *out;
 	char id[44], secret[44], hash[65];
+	const char *why = NULL;
 	int opt, ret = 2;
 
 	memset(&c, 0, sizeof(c));
@@ -184,6 +229,15 @@ client_add(struct isso_app *app, int argc, char **argv)
 				goto out;
 			}
 			break;
+		case 'g':
+			if (!grant_type_add(grants, sizeof(grants), optarg)) {
+				ret = fail(2,
+				           "--grant-type is authorization_code, refresh_token or "
+				           "client_credentials, each at most once: %s",
+				           optarg);
+				goto out;
+			}
+			break;
 		default:
 			ret = fail(2, "unknown option", NULL);
 			goto out;
@@ -236,6 +290,29 @@ client_add(struct isso_app *app, int argc, char **argv)
 	    (c.jwks_uri == NULL || !uri_ok(c.jwks_uri))) {
 		ret = fail(2, "private_key_jwt needs --jwks-uri URL or --jwks (inline JWK set)",
 		           NULL);
+		goto out;
+	}
+	c.grant_types = grants[0] != '\0' ? grants : STORE_CLIENT_DEFAULT_GRANTS;
+	if (scope_has(c.grant_types, "refresh_token") &&
+	    !scope_has(c.grant_types, "authorization_code")) {
+		ret = fail(2, "--grant-type refresh_token needs authorization_code", NULL);
+		goto out;
+	}
+	if (c.public_client && scope_has(c.grant_types, "client_credentials")) {
+		ret = fail(2, "public clients cannot use client_credentials", NULL);
+		goto out;
+	}
+	/* issod will fetch and post to these: the outbound policy must let
+	 * them through (no loopback, private or metadata addresses unless
+	 * [outbound] allow lists them; https unless the issuer is on
+	 * loopback). */
+	if (c.jwks_uri != NULL && outbound_check_url(c.jwks_uri, &why) < 0) {
+		ret = fail(2, "--jwks-uri refused: %s", why);
+		goto out;
+	}
+	if (c.backchannel_logout_uri != NULL &&
+	    outbound_check_url(c.backchannel_logout_uri, &why) < 0) {
+		ret = fail(2, "--backchannel-logout-uri refused: %s", why);
 		goto out;
 	}
 	secret_token(16, id);

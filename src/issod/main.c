@@ -9,16 +9,20 @@
 #include <time.h>
 
 #include "auth/app.h"
+#include "auth/method.h"
 #include "auth/page.h"
 #include "http/http.h"
 #include "lib/config.h"
 #include "lib/isso.h"
 #include "lib/log.h"
+#include "lib/worker.h"
 #include "oidc/oidc.h"
 #include "portal/portal.h"
 #include "store/store.h"
 
 #define PURGE_INTERVAL 60
+#define WORKER_THREADS 4    /* background work: outbound calls */
+#define WORKER_QUEUE   1024 /* tasks waiting for a worker */
 
 static void
 usage(FILE *f)
@@ -78,8 +82,14 @@ main(int argc, char **argv)
 		log_error("startup_failed", "reason", error, NULL);
 		goto out;
 	}
+	method_log_unavailable(&app);
 	if (oidc_discovery_build(&app) < 0) {
 		log_error("startup_failed", "reason", "discovery", NULL);
+		goto out;
+	}
+	if (worker_pool_new(WORKER_THREADS, WORKER_QUEUE, &app.workers) < 0 ||
+	    oidc_start(&app) < 0) {
+		log_error("startup_failed", "reason", "background workers", NULL);
 		goto out;
 	}
 	memset(&hs, 0, sizeof(hs));
@@ -118,6 +128,11 @@ main(int argc, char **argv)
 out:
 	if (srv != NULL)
 		http_server_free(srv);
+	/* No request runs any more: stop the background work, then free
+	 * what it used. */
+	worker_pool_free(app.workers);
+	app.workers = NULL;
+	oidc_stop(&app);
 	app_free(&app);
 	config_free(&cfg);
 	return status;

@@ -12,8 +12,12 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <arpa/inet.h>
+#include <strings.h>
+
 #include <ini.h>
 
+#include "lib/b64.h"
 #include "lib/isso.h"
 #include "lib/log.h"
 #include "lib/xmalloc.h"
@@ -68,32 +72,37 @@ static const struct config_item config_table[] = {
     CI(security, lockout_seconds, 900, 0, 31536000),
     CI(security, ip_rate_per_min, 30, 1, 1000000),
     CI(security, otp_ttl, 300, 2, 3600),
-    CS(sms, mode, "sim"),
-    CS(sms, url, "http://127.0.0.1:8090/api/mtk/SmSend"),
-    CS(sms, username, "isso"),
-    CS(sms, password, "isso-sim"),
+    CS(outbound, allow, ""),
+    /* The connectors have no working defaults: a connector without a url
+     * is unconfigured and its login methods are not offered. The
+     * simulator's settings (mode sim, isso-sim's address and secrets, the
+     * published TW FidO test key) belong in the development and test
+     * configuration (scripts/run.sh, tests/integration/lib/harness.mjs). */
+    CS(sms, mode, "http"),
+    CS(sms, url, ""),
+    CS(sms, username, ""),
+    CS(sms, password, ""),
     CI(sms, timeout_ms, 5000, 100, 600000),
-    CS(twfido, mode, "sim"),
-    CS(twfido, url, "http://127.0.0.1:8090"),
-    CS(twfido, sp_service_id, "TPE-ISSO-SIM"),
-    /* isso-sim's public test key: never valid against the real service. */
-    CS(twfido, key, "6ec249964849d00314f8dfc7d385d2f78768e2f1d249c49de5849d0e0afaadd4"),
+    CS(twfido, mode, "http"),
+    CS(twfido, url, ""),
+    CS(twfido, sp_service_id, ""),
+    CS(twfido, key, ""),
     CI(twfido, timeout_ms, 5000, 100, 600000),
     CI(twfido, time_limit, 60, 30, 600),
     CS(twfido, hint, "臺北市政府單一身分驗證入口登入"),
-    CS(telecom, mode, "sim"),
-    CS(telecom, url, "http://127.0.0.1:8090/telecom"),
-    CS(telecom, client_id, "isso"),
-    CS(telecom, secret, "isso-sim"),
+    CS(telecom, mode, "http"),
+    CS(telecom, url, ""),
+    CS(telecom, client_id, ""),
+    CS(telecom, secret, ""),
     CI(telecom, timeout_ms, 5000, 100, 600000),
     CI(telecom, window, 37, 10, 300),
     CI(taipeipass, app_qr_ttl, 120, 2, 600),
     CS(cardagent, url, "http://localhost:61161"),
     CS(cardagent, nhi_url, "wss://iccert.nhi.gov.tw:7777/echo"),
-    CS(moica, mode, "sim"),
-    CS(moica, url, "http://127.0.0.1:8090/moica"),
-    CS(moica, client_id, "isso"),
-    CS(moica, secret, "isso-sim"),
+    CS(moica, mode, "http"),
+    CS(moica, url, ""),
+    CS(moica, client_id, ""),
+    CS(moica, secret, ""),
     CI(moica, timeout_ms, 5000, 100, 600000),
     CS(moica, roots, "var/pki/roots.pem"),
     CS(moica, intermediates, "var/pki/chain.pem"),
@@ -101,10 +110,10 @@ static const struct config_item config_table[] = {
     CS(moica, crl_url, ""),
     CS(moica, revocation, "ocsp,crl"),
     CI(moica, crl_cache_seconds, 3600, 0, 604800),
-    CS(nhi, mode, "sim"),
-    CS(nhi, url, "http://127.0.0.1:8090/nhi"),
-    CS(nhi, client_id, "isso"),
-    CS(nhi, secret, "isso-sim"),
+    CS(nhi, mode, "http"),
+    CS(nhi, url, ""),
+    CS(nhi, client_id, ""),
+    CS(nhi, secret, ""),
     CI(nhi, timeout_ms, 5000, 100, 600000),
 };
 
@@ -296,6 +305,156 @@ config_seen(const struct config_ctx *ctx, const char *section, const char *key)
 	return config_find(section, key, &i) != NULL && ctx->seen[i];
 }
 
+/* isso-sim's secrets: a connector carrying one talks to the simulator. */
+#define CONFIG_SIM_SECRET "isso-sim"
+/* isso-sim's TW FidO SP key, published with iSSO (src/sim/main.c). */
+static const unsigned char config_sim_twfido_key[32] = {
+    0x6e, 0xc2, 0x49, 0x96, 0x48, 0x49, 0xd0, 0x03, 0x14, 0xf8, 0xdf, 0xc7, 0xd3, 0x85, 0xd2, 0xf7,
+    0x87, 0x68, 0xe2, 0xf1, 0xd2, 0x49, 0xc4, 0x9d, 0xe5, 0x84, 0x9d, 0x0e, 0x0a, 0xfa, 0xad, 0xd4,
+};
+
+/* The connectors with a mode, a url and a shared secret, for the checks
+ * a production issuer needs. */
+static const struct {
+	const char *section;
+	size_t mode, url, secret;
+	const char *secret_key;
+} config_connectors[] = {
+    {"sms", offsetof(struct isso_config, sms.mode), offsetof(struct isso_config, sms.url),
+     offsetof(struct isso_config, sms.password), "password"},
+    {"twfido", offsetof(struct isso_config, twfido.mode), offsetof(struct isso_config, twfido.url),
+     0, NULL},
+    {"telecom", offsetof(struct isso_config, telecom.mode),
+     offsetof(struct isso_config, telecom.url), offsetof(struct isso_config, telecom.secret),
+     "secret"},
+    {"moica", offsetof(struct isso_config, moica.mode), offsetof(struct isso_config, moica.url),
+     offsetof(struct isso_config, moica.secret), "secret"},
+    {"nhi", offsetof(struct isso_config, nhi.mode), offsetof(struct isso_config, nhi.url),
+     offsetof(struct isso_config, nhi.secret), "secret"},
+};
+
+static const char *
+config_at(const struct isso_config *cfg, size_t offset)
+{
+	return *(char *const *)(const void *)((const char *)cfg + offset);
+}
+
+static int
+config_hex(char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	return -1;
+}
+
+bool
+config_is_sim_twfido_key(const char *text)
+{
+	unsigned char k[48];
+	size_t len = strlen(text);
+	bool same;
+
+	if (len == 64) {
+		for (size_t i = 0; i < 32; i++) {
+			int hi = config_hex(text[2 * i]), lo = config_hex(text[2 * i + 1]);
+
+			if (hi < 0 || lo < 0)
+				goto base64;
+			k[i] = (unsigned char)(hi << 4 | lo);
+		}
+		same = memcmp(k, config_sim_twfido_key, 32) == 0;
+		explicit_bzero(k, sizeof(k));
+		return same;
+	}
+base64:
+	if (b64_decode(text, len, k, sizeof(k)) != 32)
+		return false;
+	same = memcmp(k, config_sim_twfido_key, 32) == 0;
+	explicit_bzero(k, sizeof(k));
+	return same;
+}
+
+bool
+config_issuer_on_loopback(const struct isso_config *cfg)
+{
+	const char *url = cfg->server.public_url, *host, *end;
+	char name[256];
+	unsigned char a[16];
+	size_t n;
+
+	host = strstr(url, "://");
+	if (host == NULL)
+		return false;
+	host += 3;
+	if (*host == '[') {
+		end = strchr(host, ']');
+		if (end == NULL)
+			return false;
+		host++;
+	} else {
+		end = host + strcspn(host, ":/");
+	}
+	n = (size_t)(end - host);
+	if (n == 0 || n >= sizeof(name))
+		return false;
+	memcpy(name, host, n);
+	name[n] = '\0';
+	if (inet_pton(AF_INET, name, a) == 1)
+		return a[0] == 127;
+	if (inet_pton(AF_INET6, name, a) == 1) {
+		static const unsigned char loop6[16] = {[15] = 1};
+		static const unsigned char mapped[12] = {[10] = 0xff, [11] = 0xff};
+
+		return memcmp(a, loop6, 16) == 0 || (memcmp(a, mapped, 12) == 0 && a[12] == 127);
+	}
+	if (n > 0 && name[n - 1] == '.')
+		name[--n] = '\0';
+	return strcasecmp(name, "localhost") == 0 ||
+	       (n > 10 && strcasecmp(name + n - 10, ".localhost") == 0);
+}
+
+/* An issuer that is not on loopback serves citizens: no connector may
+ * talk to the simulator or in clear, and card revocation must be checked.
+ * Returns the first offending setting's reason, or NULL. */
+static const char *
+config_check_production(const struct isso_config *cfg)
+{
+	if (config_issuer_on_loopback(cfg))
+		return NULL;
+	for (size_t i = 0; i < ISSO_N_ELEMENTS(config_connectors); i++) {
+		const char *sec = config_connectors[i].section;
+
+		if (strcmp(config_at(cfg, config_connectors[i].mode), "sim") == 0)
+			return config_fail(
+			    "%s.mode: sim (isso-sim) is for development and tests; the "
+			    "issuer %s is not on loopback",
+			    sec, cfg->server.public_url);
+		if (strncasecmp(config_at(cfg, config_connectors[i].url), "http://", 7) == 0)
+			return config_fail("%s.url: plain http; with the issuer %s not on loopback "
+			                   "every connector needs https",
+			                   sec, cfg->server.public_url);
+		if (config_connectors[i].secret_key != NULL &&
+		    strcmp(config_at(cfg, config_connectors[i].secret), CONFIG_SIM_SECRET) == 0)
+			return config_fail("%s.%s: isso-sim's test secret; the issuer %s is not on "
+			                   "loopback",
+			                   sec, config_connectors[i].secret_key,
+			                   cfg->server.public_url);
+	}
+	if (config_is_sim_twfido_key(cfg->twfido.key))
+		return config_fail("twfido.key: the published isso-sim test key; the issuer %s is "
+		                   "not on loopback",
+		                   cfg->server.public_url);
+	if (strcmp(cfg->moica.revocation, "none") == 0)
+		return config_fail("moica.revocation: none turns certificate revocation checking "
+		                   "off; the issuer %s is not on loopback",
+		                   cfg->server.public_url);
+	return NULL;
+}
+
 /* Derived values and checks across settings. */
 static const char *
 config_finish(struct config_ctx *ctx)
@@ -350,7 +509,7 @@ config_finish(struct config_ctx *ctx)
 		return "moica.mode: must be sim or http";
 	if (strcmp(cfg->nhi.mode, "sim") != 0 && strcmp(cfg->nhi.mode, "http") != 0)
 		return "nhi.mode: must be sim or http";
-	return NULL;
+	return config_check_production(cfg);
 }
 
 int

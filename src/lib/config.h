@@ -42,6 +42,11 @@ struct isso_config {
 		int otp_ttl;         /* seconds an SMS code stays valid, 300 */
 	} security;
 	struct {
+		/* hosts, addresses and CIDRs outbound requests may reach
+		 * although they are not public (conn/outbound.h) */
+		char *allow;
+	} outbound;
+	struct {
 		char *mode;     /* "sim" | "http" */
 		char *url;      /* Mitake-style SmSend endpoint */
 		char *username; /* gateway account */
@@ -99,6 +104,15 @@ struct isso_config {
  * environment. Returns 0, or ISSO_ERR_INVALID with *error_r naming the bad
  * key or line (static or owned by cfg). Release with config_free(). */
 int config_load(const char *path, struct isso_config *cfg, const char **error_r);
+/* True when server.public_url's host is on loopback (127.0.0.0/8, ::1,
+ * localhost): a development or test set-up. Otherwise config_load()
+ * refuses, naming the setting, any connector in mode sim, with a plain
+ * http url or isso-sim's secret, the published TW FidO test key, and
+ * moica.revocation none. */
+bool config_issuer_on_loopback(const struct isso_config *cfg);
+/* True when text, in either form twfido.key takes (64 hex digits or
+ * base64 of 32 bytes), is isso-sim's published test key. */
+bool config_is_sim_twfido_key(const char *text);
 void config_free(struct isso_config *cfg);
 
 #endif

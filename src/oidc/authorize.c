@@ -136,6 +136,30 @@ scope_allowed(struct pool *pool, const char *requested, const char *approved)
 	return out;
 }
 
+/* scope without the word name. */
+static char *
+scope_without(struct pool *pool, const char *scope, const char *name)
+{
+	struct buf b;
+	char *out;
+
+	buf_init(&b, PARAM_MAX + 1);
+	for (const char *p = scope; *p != '\0';) {
+		size_t n = strcspn(p, " ");
+		if (n > 0 && !(n == strlen(name) && strncmp(p, name, n) == 0)) {
+			if (b.len > 0)
+				buf_addc(&b, ' ');
+			buf_add(&b, p, n);
+		}
+		p += n;
+		while (*p == ' ')
+			p++;
+	}
+	out = pool_strdup(pool, b.data != NULL ? b.data : "");
+	buf_free(&b);
+	return out;
+}
+
 /* The lowest level acceptable for acr_values (the weakest one named, since
  * any of the values satisfies the request); LOA_LOW when none is known. */
 static enum loa
@@ -297,6 +321,17 @@ authorize(struct http_req *req, void *ctx)
 		oidc_error_redirect(app, req, request, "unsupported_response_type", NULL);
 		goto out;
 	}
+	/* A client uses only the grants it was registered for. */
+	if (!scope_has(client->grant_types != NULL ? client->grant_types
+	                                           : STORE_CLIENT_DEFAULT_GRANTS,
+	               "authorization_code")) {
+		oidc_security_event(req, "grant_refused", "client_id", client->client_id,
+		                    "grant_type", "authorization_code", "error",
+		                    "unauthorized_client", NULL);
+		oidc_error_redirect(app, req, request, "unauthorized_client",
+		                    "the client is not registered for the code flow");
+		goto out;
+	}
 	if (http_param(req, "response_mode") != NULL &&
 	    strcmp(http_param(req, "response_mode"), "query") != 0) {
 		oidc_error_redirect(app, req, request, "invalid_request",
@@ -309,6 +344,21 @@ authorize(struct http_req *req, void *ctx)
 		goto out;
 	}
 	granted = scope_allowed(pool, scope, client->scope);
+	if (granted[0] == '\0') {
+		oidc_error_redirect(app, req, request, "invalid_scope",
+		                    "no requested scope is approved for this client");
+		goto out;
+	}
+	prompt = http_param(req, "prompt");
+	/* OIDC Core §11: offline_access only with prompt=consent (the
+	 * citizen is asked every time) and only for a client that may
+	 * refresh; otherwise it is ignored. */
+	if (scope_has(granted, "offline_access") &&
+	    (prompt == NULL || !scope_has(prompt, "consent") ||
+	     !scope_has(client->grant_types != NULL ? client->grant_types
+	                                            : STORE_CLIENT_DEFAULT_GRANTS,
+	                "refresh_token")))
+		granted = scope_without(pool, granted, "offline_access");
 	if (granted[0] == '\0') {
 		oidc_error_redirect(app, req, request, "invalid_scope",
 		                    "no requested scope is approved for this client");
@@ -347,7 +397,6 @@ authorize(struct http_req *req, void *ctx)
 		goto out;
 	}
 
-	prompt = http_param(req, "prompt");
 	if (prompt != NULL) {
 		if (scope_has(prompt, "none") && strcmp(prompt, "none") != 0) {
 			oidc_error_redirect(app, req, request, "invalid_request",

@@ -38,6 +38,13 @@ oidc_token_lookup(struct isso_app *app, const char *value)
 	secret_sha256_hex(value, 43, hash);
 	if (store_token_get(app->store, hash, app_now(), &t) < 0)
 		return NULL;
+	/* A refresh token without offline_access dies with the session. */
+	if (t != NULL && t->kind == TOKEN_REFRESH &&
+	    !json_is_true(json_object_get(t->data, "offline")) &&
+	    !flow_sid_alive(app, t->sid, t->uuid, NULL)) {
+		store_token_free(t);
+		t = NULL;
+	}
 	return t;
 }
 

@@ -1,13 +1,13 @@
 /* RP-initiated logout (OIDC RP-Initiated Logout 1.0) and back-channel
  * logout (OIDC Back-Channel Logout 1.0). */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
-#include <curl/curl.h>
 
 #include "auth/app.h"
 #include "auth/flow.h"
 #include "auth/page.h"
+#include "conn/outbound.h"
 #include "http/csrf.h"
 #include "http/parse.h"
 #include "jose/jose.h"
@@ -15,97 +15,212 @@
 #include "lib/isso.h"
 #include "lib/log.h"
 #include "lib/secret.h"
+#include "lib/worker.h"
+#include "lib/xmalloc.h"
 #include "oidc/oidc-private.h"
 #include "store/store.h"
 
-#define BACKCHANNEL_TIMEOUT_MS 2000 /* one client */
-#define BACKCHANNEL_BUDGET_MS  5000 /* all of them */
+#define BC_KIND         "backchannel_logout"
+#define BC_TIMEOUT_MS   5000  /* one delivery attempt */
+#define BC_LEASE        60    /* a claim outlives any attempt */
+#define BC_GIVE_UP      86400 /* a notice is kept trying for a day */
+#define BC_MAX_ATTEMPTS 40
+#define BC_BACKOFF_MAX  3600
+#define BC_PARALLEL     2    /* deliveries at once, leaving workers free */
+#define BC_TICK_MS      1000 /* how often due notices are looked for */
 
-static size_t
-discard(char *p, size_t size, size_t n, void *ctx)
+/* POSTs the form body to uri through the outbound client (its address
+ * policy); 0 when the client answered 2xx, else an ISSO_ERR_* with
+ * *why_r. */
+static int
+backchannel_post(const char *uri, const struct buf *form, const char **why_r)
 {
-	return size * n;
+	static const char *const headers[] = {"Content-Type: application/x-www-form-urlencoded",
+	                                      NULL};
+	struct outbound_req rq = {
+	    .method = OUTBOUND_POST,
+	    .url = uri,
+	    .headers = headers,
+	    .body = form->data,
+	    .body_len = form->len,
+	    .agent = "isso-backchannel-logout/1",
+	    .timeout_ms = BC_TIMEOUT_MS,
+	    .reply_max = 64 * 1024,
+	    .purpose = "backchannel_logout",
+	};
+	struct outbound_resp rs;
+	const char *err = NULL;
+	int ret;
+
+	ret = outbound_request(&rq, &rs, &err);
+	if (ret < 0) {
+		*why_r = err != NULL ? err : "no answer";
+	} else if (rs.status < 200 || rs.status > 299) {
+		*why_r = "HTTP status";
+		ret = ISSO_ERR_IO;
+	}
+	outbound_resp_free(&rs);
+	return ret;
 }
 
-static void
-backchannel_one(struct isso_app *app, const struct store_client *c, const char *uuid,
-                const char *sid, long timeout_ms)
+/* Delivers one queued notice: a fresh logout token (OIDC Back-Channel
+ * Logout §2.4) whose jti is the notice's id, so retries name one event.
+ * 1 when there is nothing to deliver any more (client gone or without a
+ * URI), 0 when delivered, ISSO_ERR_* with *why_r when it failed. */
+static int
+backchannel_deliver(struct isso_app *app, const struct store_job *job, const char **why_r)
 {
-	char sub[44], jti[44];
-	char *jwt = NULL, *body = NULL, *enc = NULL;
+	const char *client_id = json_string_value(json_object_get(job->data, "client_id"));
+	const char *sub = json_string_value(json_object_get(job->data, "sub"));
+	const char *sid = json_string_value(json_object_get(job->data, "sid"));
+	struct store_client *c = oidc_client(app, client_id);
+	char *jwt = NULL;
 	int64_t now = app_now();
-	json_t *claims;
-	CURL *curl = NULL;
-	CURLcode rc;
-	long status = 0;
+	json_t *claims = NULL;
+	struct buf form;
+	int ret = 1;
 
-	secret_token(16, jti);
-	claims =
-	    json_pack("{s:s, s:s, s:I, s:I, s:s, s:s, s:s, s:{s:{}}}", "iss", app->issuer, "aud",
-	              c->client_id, "iat", (json_int_t)now, "exp", (json_int_t)(now + 120), "jti",
-	              jti, "sub", oidc_sub(app, c->client_id, uuid, sub), "sid", sid, "events",
-	              "http://schemas.openid.net/event/backchannel-logout");
+	*why_r = "cannot sign";
+	buf_init(&form, 16384);
+	if (c == NULL || sub == NULL || sid == NULL || c->backchannel_logout_uri == NULL ||
+	    c->backchannel_logout_uri[0] == '\0')
+		goto out;
+	ret = ISSO_ERR_CRYPTO;
+	claims = json_pack("{s:s, s:s, s:I, s:I, s:s, s:s, s:s, s:{s:{}}}", "iss", app->issuer,
+	                   "aud", c->client_id, "iat", (json_int_t)now, "exp",
+	                   (json_int_t)(now + 120), "jti", job->id, "sub", sub, "sid", sid,
+	                   "events", "http://schemas.openid.net/event/backchannel-logout");
 	if (claims == NULL || jose_sign(app->keys, c->id_token_alg, "logout+jwt", claims, &jwt) < 0)
 		goto out;
-	curl = curl_easy_init();
-	if (curl == NULL)
+	ret = ISSO_ERR_LIMIT;
+	*why_r = "logout token too large";
+	if (outbound_form_add(&form, "logout_token", jwt) < 0)
 		goto out;
-	enc = curl_easy_escape(curl, jwt, 0);
-	if (enc == NULL || (body = malloc(strlen(enc) + 16)) == NULL)
-		goto out;
-	snprintf(body, strlen(enc) + 16, "logout_token=%s", enc);
-	curl_easy_setopt(curl, CURLOPT_URL, c->backchannel_logout_uri);
-	curl_easy_setopt(curl, CURLOPT_POSTFIELDS, body);
-	curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS, timeout_ms);
-	curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
-	curl_easy_setopt(curl, CURLOPT_FOLLOWLOCATION, 0L);
-	curl_easy_setopt(curl, CURLOPT_PROTOCOLS_STR, "http,https");
-	curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, discard);
-	rc = curl_easy_perform(curl);
-	if (rc == CURLE_OK)
-		curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &status);
-	if (rc != CURLE_OK || status != 200)
-		log_warn("backchannel_logout_failed", "client_id", c->client_id, "reason",
-		         rc != CURLE_OK ? curl_easy_strerror(rc) : "HTTP status", NULL);
+	ret = backchannel_post(c->backchannel_logout_uri, &form, why_r);
 out:
-	if (enc != NULL)
-		curl_free(enc);
-	if (curl != NULL)
-		curl_easy_cleanup(curl);
-	free(body);
+	buf_free(&form);
 	free(jwt);
 	json_decref(claims);
+	store_client_free(c);
+	return ret;
+}
+
+struct bc_task {
+	struct isso_app *app;
+	struct store_job *job;
+};
+
+static void
+backchannel_send_task(void *arg)
+{
+	struct bc_task *t = arg;
+	struct isso_app *app = t->app;
+	struct oidc_runtime *rt = app->oidc;
+	struct store_job *job = t->job;
+	const char *client_id = json_string_value(json_object_get(job->data, "client_id")) ?: "";
+	const char *why = NULL;
+	char attempts[16], retry[16];
+	int64_t now, delay;
+	int ret;
+
+	ret = backchannel_deliver(app, job, &why);
+	now = app_now();
+	snprintf(attempts, sizeof(attempts), "%d", job->attempts);
+	if (ret >= 0) {
+		if (ret == 0)
+			log_info("backchannel_logout_sent", "client_id", client_id, "attempts",
+			         attempts, NULL);
+		(void)store_job_done(app->store, job->id, rt->node);
+	} else if (worker_stopping(app->workers)) {
+		/* Stopping: the next start (or another node) sends it. */
+		(void)store_job_retry(app->store, job->id, rt->node, now);
+	} else {
+		/* Exponential back-off: 1 s, 2 s, 4 s … at most an hour. */
+		delay = job->attempts >= 13 ? BC_BACKOFF_MAX : (int64_t)1 << (job->attempts - 1);
+		if (delay > BC_BACKOFF_MAX)
+			delay = BC_BACKOFF_MAX;
+		if (job->attempts >= BC_MAX_ATTEMPTS || now + delay >= job->expires_at) {
+			log_warn("backchannel_logout_gave_up", "client_id", client_id, "attempts",
+			         attempts, "reason", why, NULL);
+			(void)store_job_done(app->store, job->id, rt->node);
+		} else {
+			snprintf(retry, sizeof(retry), "%lld", (long long)delay);
+			log_warn("backchannel_logout_failed", "client_id", client_id, "attempts",
+			         attempts, "reason", why, "retry_in", retry, NULL);
+			(void)store_job_retry(app->store, job->id, rt->node, now + delay);
+		}
+	}
+	store_job_free(job);
+	free(t);
+	atomic_fetch_sub(&rt->backchannel_sending, 1);
+	worker_poke(app->workers, rt->backchannel_task);
+}
+
+/* Claims due notices (a lease: no other node sends them meanwhile) and
+ * hands each to a worker, a few at a time. */
+static void
+backchannel_tick(void *ctx)
+{
+	struct isso_app *app = ctx;
+	struct oidc_runtime *rt = app->oidc;
+
+	while (!worker_stopping(app->workers) &&
+	       atomic_load(&rt->backchannel_sending) < BC_PARALLEL) {
+		struct store_job *job = NULL;
+		struct bc_task *t;
+		if (store_job_claim(app->store, BC_KIND, rt->node, app_now(), BC_LEASE, &job) < 0 ||
+		    job == NULL)
+			break;
+		t = xcalloc(1, sizeof(*t));
+		t->app = app;
+		t->job = job;
+		atomic_fetch_add(&rt->backchannel_sending, 1);
+		if (worker_submit(app->workers, backchannel_send_task, t) < 0) {
+			atomic_fetch_sub(&rt->backchannel_sending, 1);
+			(void)store_job_retry(app->store, job->id, rt->node, app_now() + 1);
+			store_job_free(job);
+			free(t);
+			break;
+		}
+	}
+}
+
+int
+oidc_backchannel_start(struct isso_app *app)
+{
+	return worker_every(app->workers, BC_TICK_MS, backchannel_tick, app,
+	                    &app->oidc->backchannel_task);
 }
 
 void
 oidc_backchannel_logout(struct isso_app *app, const char *uuid, const char *sid, json_t *clients)
 {
-	struct timespec start, now;
+	int64_t now = app_now();
 	size_t i;
 	json_t *v;
-	long left;
+	bool queued = false;
 
-	/* One deadline for all clients, so a logout answers in bounded time
-	 * however many services the citizen used. */
-	clock_gettime(CLOCK_MONOTONIC, &start);
 	json_array_foreach(clients, i, v)
 	{
 		struct store_client *c = oidc_client(app, json_string_value(v));
-		clock_gettime(CLOCK_MONOTONIC, &now);
-		left = BACKCHANNEL_BUDGET_MS - ((now.tv_sec - start.tv_sec) * 1000 +
-		                                (now.tv_nsec - start.tv_nsec) / 1000000);
-		if (left > BACKCHANNEL_TIMEOUT_MS)
-			left = BACKCHANNEL_TIMEOUT_MS;
+		char sub[44];
 		if (c != NULL && c->backchannel_logout_uri != NULL &&
 		    c->backchannel_logout_uri[0] != '\0') {
-			if (left < 100)
-				log_warn("backchannel_logout_skipped", "client_id", c->client_id,
-				         NULL);
+			json_t *data =
+			    json_pack("{s:s, s:s, s:s}", "client_id", c->client_id, "sub",
+			              oidc_sub(app, c->client_id, uuid, sub), "sid", sid);
+			if (store_job_add(app->store, BC_KIND, data, now, now, now + BC_GIVE_UP,
+			                  NULL) < 0)
+				log_error("backchannel_logout_lost", "client_id", c->client_id,
+				          NULL);
 			else
-				backchannel_one(app, c, uuid, sid, left);
+				queued = true;
+			json_decref(data);
 		}
 		store_client_free(c);
 	}
+	if (queued && app->oidc != NULL)
+		worker_poke(app->workers, app->oidc->backchannel_task);
 }
 
 void

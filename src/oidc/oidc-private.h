@@ -2,10 +2,36 @@
 #ifndef ISSO_OIDC_PRIVATE_H
 #define ISSO_OIDC_PRIVATE_H
 
+#include <stdatomic.h>
+
 #include "oidc/oidc.h"
 
 struct store_client;
 struct store_token;
+struct worker_pool;
+struct oidc_jwks_cache;
+
+/* What the OpenID Provider runs beside its request handlers (issod only;
+ * app->oidc is NULL in issoctl). */
+struct oidc_runtime {
+	struct oidc_jwks_cache *jwks;
+	int backchannel_task; /* worker_every id of the sender */
+	char node[24];        /* this process's lease owner name for jobs */
+	atomic_int backchannel_sending;
+};
+
+/* Clients' JWK sets from their jwks_uri (client-jwks.c). max_waiters: how
+ * many request threads may wait for a fetch at once. */
+struct oidc_jwks_cache *oidc_jwks_cache_new(struct worker_pool *pool, unsigned max_waiters);
+void oidc_jwks_cache_free(struct oidc_jwks_cache *cache);
+/* The JWK set of client_id at uri: a new reference, or NULL with *why_r
+ * (a static reason). Served from the cache while fresh (its HTTP lifetime,
+ * 60 s to 24 h); otherwise fetched once on a worker while at most
+ * max_waiters requests wait (at most 1.5 s) and the rest fail at once.
+ * A failed fetch is remembered for 30 s. refetch: the set lacked the
+ * assertion's key, fetch again if it is at least a minute old. */
+json_t *oidc_jwks_get(struct oidc_jwks_cache *cache, const char *client_id, const char *uri,
+                      bool refetch, const char **why_r);
 
 void oidc_authorize_routes(struct isso_app *app, struct http_server *srv);
 void oidc_token_routes(struct isso_app *app, struct http_server *srv);
@@ -37,9 +63,18 @@ struct store_token *oidc_token_lookup(struct isso_app *app, const char *value);
 char *oidc_seal_claims(struct isso_app *app, json_t *claims);
 json_t *oidc_open_claims(struct isso_app *app, json_t *data);
 
-/* Sends back-channel logout tokens for sid to every client in clients
- * (array of client ids) that registered a URI. Bounded in time. */
+/* Queues back-channel logout notices for sid to every client in clients
+ * (array of client ids) that registered a URI; a background sender
+ * delivers them (with retries, surviving restarts). Never waits on a
+ * client. */
 void oidc_backchannel_logout(struct isso_app *app, const char *uuid, const char *sid,
                              json_t *clients);
+/* Starts / stops the back-channel sender on app->workers (logout.c). */
+int oidc_backchannel_start(struct isso_app *app);
+
+/* Logs a security event (JSON line, level warn): event with the request's
+ * client address and the given string fields (NULL-terminated pairs);
+ * never pass a secret. */
+void oidc_security_event(struct http_req *req, const char *event, ...) __attribute__((sentinel));
 
 #endif

@@ -16,6 +16,12 @@ void oidc_routes(struct isso_app *app, struct http_server *srv);
 /* Back-channel logout for a session that ended without a logout request
  * (the app's session_ended hook). */
 void oidc_session_ended(struct isso_app *app, json_t *session);
+/* Starts what the OpenID Provider runs in the background on app->workers
+ * (the JWK set cache of clients, the back-channel logout sender). issod
+ * only; 0 or an ISSO_ERR_*. */
+int oidc_start(struct isso_app *app);
+/* Frees that state; call after app->workers has been stopped. */
+void oidc_stop(struct isso_app *app);
 /* Builds the discovery document once, at start-up. */
 int oidc_discovery_build(struct isso_app *app);
 

@@ -1,11 +1,12 @@
 /* The token endpoint (RFC 6749 §3.2, OIDC Core §3.1.3) and client
  * authentication. */
+#include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
-#include <curl/curl.h>
 
 #include "auth/app.h"
 #include "auth/claims.h"
+#include "auth/flow.h"
 #include "auth/method.h"
 #include "http/parse.h"
 #include "jose/jose.h"
@@ -29,141 +30,186 @@ oidc_json_error(struct http_req *req, int status, const char *error, const char 
 	http_send_json(req, status, o);
 }
 
-static void
-client_denied(struct http_req *req, bool basic, const char *description)
+void
+oidc_security_event(struct http_req *req, const char *event, ...)
 {
+	json_t *fields = json_object();
+	const char *k, *v;
+	va_list ap;
+
+	json_object_set_new(fields, "address", json_string(http_remote_addr(req)));
+	va_start(ap, event);
+	while ((k = va_arg(ap, const char *)) != NULL) {
+		v = va_arg(ap, const char *);
+		/* Values may come from the request: bounded, and dropped when
+		 * the cut would split a character. */
+		if (v != NULL)
+			json_object_set_new(fields, k, json_stringn(v, strnlen(v, 128)));
+	}
+	va_end(ap);
+	log_event(LOG_WARN, event, fields);
+}
+
+/* Refuses client authentication (401 invalid_client) and logs why. */
+static void
+client_denied(struct http_req *req, bool basic, const char *client_id, const char *method,
+              const char *reason)
+{
+	oidc_security_event(req, "client_auth_refused", "client_id", client_id, "method", method,
+	                    "reason", reason, NULL);
 	if (basic)
 		http_set_header(req, "WWW-Authenticate", "Basic realm=\"isso\"");
-	oidc_json_error(req, 401, "invalid_client", description);
+	oidc_json_error(req, 401, "invalid_client", reason);
 }
 
-#define JWKS_MAX       (64 * 1024)
-#define JWKS_CACHE_TTL 300
+#define ASSERTION_MAX      8192 /* bytes of a client assertion */
+#define ASSERTION_MAX_LIFE 300  /* exp at most this long after iat (and now) */
+#define CLOCK_SKEW         60   /* tolerated for iat and nbf */
 
-static size_t
-jwks_write(char *data, size_t size, size_t n, void *ctx)
+static const char *const assertion_algs[] = {"ES256", "RS256", "PS256", NULL};
+
+/* A JWS compact serialisation of sane size: three base64url parts. */
+static bool
+compact_jws_form(const char *s)
 {
-	return buf_add(ctx, data, size * n) == 0 ? size * n : 0;
-}
+	size_t n = strnlen(s, ASSERTION_MAX + 1), dots = 0;
 
-/* The client's JWK set: registered inline, or fetched from its jwks_uri
- * (cached five minutes, bounded in size and time). New reference or NULL. */
-static json_t *
-client_jwks(struct isso_app *app, const struct store_client *c)
-{
-	json_t *jwks = NULL;
-	struct buf body;
-	CURL *curl = NULL;
-	long status = 0;
-	int64_t now = app_now();
-
-	if (c->jwks != NULL)
-		return json_incref(c->jwks);
-	if (c->jwks_uri == NULL || c->jwks_uri[0] == '\0')
-		return NULL;
-	if (store_eph_get(app->store, "jwks", c->client_id, now, &jwks, NULL) == 0 && jwks != NULL)
-		return jwks;
-	buf_init(&body, JWKS_MAX);
-	curl = curl_easy_init();
-	if (curl == NULL)
-		goto out;
-	curl_easy_setopt(curl, CURLOPT_URL, c->jwks_uri);
-	curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS, 3000L);
-	curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
-	curl_easy_setopt(curl, CURLOPT_PROTOCOLS_STR, "http,https");
-	curl_easy_setopt(curl, CURLOPT_FOLLOWLOCATION, 0L);
-	curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, jwks_write);
-	curl_easy_setopt(curl, CURLOPT_WRITEDATA, &body);
-	if (curl_easy_perform(curl) != CURLE_OK)
-		goto out;
-	curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &status);
-	if (status != 200)
-		goto out;
-	jwks = json_loadb(body.data, body.len, JSON_REJECT_DUPLICATES, NULL);
-	if (!json_is_array(json_object_get(jwks, "keys"))) {
-		json_decref(jwks);
-		jwks = NULL;
-		goto out;
+	if (n == 0 || n > ASSERTION_MAX)
+		return false;
+	for (size_t i = 0; i < n; i++) {
+		char ch = s[i];
+		if (ch == '.')
+			dots++;
+		else if (!((ch >= 'A' && ch <= 'Z') || (ch >= 'a' && ch <= 'z') ||
+		           (ch >= '0' && ch <= '9') || ch == '-' || ch == '_'))
+			return false;
 	}
-	(void)store_eph_put(app->store, "jwks", c->client_id, jwks, now + JWKS_CACHE_TTL);
-out:
-	if (jwks == NULL)
-		log_warn("client_jwks_unavailable", "client_id", c->client_id, NULL);
-	if (curl != NULL)
-		curl_easy_cleanup(curl);
-	buf_free(&body);
-	return jwks;
+	return dots == 2 && s[0] != '.' && s[n - 1] != '.';
 }
 
-/* private_key_jwt (RFC 7523 §3): the assertion is signed by a key of the
- * client's registered JWK set and names the client as iss and sub. */
+/* An integer claim; false when present but not an integer. */
+static bool
+int_claim(json_t *claims, const char *name, bool *present_r, json_int_t *v_r)
+{
+	json_t *v = json_object_get(claims, name);
+
+	*present_r = v != NULL;
+	*v_r = json_integer_value(v);
+	return v == NULL || json_is_integer(v);
+}
+
+/* private_key_jwt (RFC 7523 §3, FAPI 2.0 §5.3.2.1): everything the
+ * payload says is checked first, unverified; only an assertion that would
+ * be acceptable makes us look for the client's keys (possibly fetching
+ * them), and the signature is checked last. */
 static bool
 assertion_ok(struct isso_app *app, struct store_client *c, const char *assertion,
              const char **why_r)
 {
-	static const char *const algs[] = {"ES256", "RS256", "PS256", NULL};
-	json_t *claims = NULL, *aud, *jwks = NULL;
-	const char *jti;
-	char *token_url = NULL, *key = NULL;
+	json_t *header = NULL, *claims = NULL, *verified = NULL, *jwks = NULL, *again = NULL, *aud;
+	const char *alg, *jti;
+	char *key = NULL;
 	int64_t now = app_now();
-	json_int_t exp;
-	bool ok = false, aud_ok = false;
+	json_int_t exp, iat, nbf;
+	bool ok = false, has_exp, has_iat, has_nbf, from_uri;
 	int counter = 0;
 
-	*why_r = "client assertion rejected";
-	jwks = client_jwks(app, c);
-	if (jwks == NULL) {
-		*why_r = "the client's JWK set is unavailable";
+	*why_r = "malformed client assertion";
+	if (!compact_jws_form(assertion) || jose_decode_unverified(assertion, &header, &claims) < 0)
+		goto out;
+	alg = json_string_value(json_object_get(header, "alg"));
+	ok = false;
+	for (const char *const *a = assertion_algs; alg != NULL && *a != NULL; a++)
+		ok |= strcmp(*a, alg) == 0;
+	if (!ok) {
+		*why_r = "assertion alg not allowed";
 		goto out;
 	}
-	if (jose_verify(assertion, jwks, algs, &claims, why_r) < 0)
-		goto out;
+	ok = false;
 	if (strcmp(json_string_value(json_object_get(claims, "iss")) ?: "", c->client_id) != 0 ||
 	    strcmp(json_string_value(json_object_get(claims, "sub")) ?: "", c->client_id) != 0) {
 		*why_r = "assertion iss and sub must be the client_id";
 		goto out;
 	}
-	token_url = xasprintf("%s/token", app->issuer);
+	/* The issuer identifier as a single string: an array could name
+	 * other audiences the assertion is also good for (FAPI 2.0). */
 	aud = json_object_get(claims, "aud");
-	if (json_is_string(aud)) {
-		aud_ok = strcmp(json_string_value(aud), token_url) == 0 ||
-		         strcmp(json_string_value(aud), app->issuer) == 0;
-	} else if (json_is_array(aud)) {
-		size_t i;
-		json_t *v;
-		json_array_foreach(aud, i, v)
-		{
-			const char *s = json_string_value(v) ?: "";
-			aud_ok |= strcmp(s, token_url) == 0 || strcmp(s, app->issuer) == 0;
-		}
-	}
-	if (!aud_ok) {
-		*why_r = "assertion audience is not this server";
+	if (!json_is_string(aud) || strcmp(json_string_value(aud), app->issuer) != 0) {
+		*why_r = "assertion aud must be the issuer identifier, as a single string";
 		goto out;
 	}
-	exp = json_integer_value(json_object_get(claims, "exp"));
-	if (exp <= now || exp > now + 600) {
-		*why_r = "assertion expired or valid too long";
+	if (!int_claim(claims, "exp", &has_exp, &exp) ||
+	    !int_claim(claims, "iat", &has_iat, &iat) ||
+	    !int_claim(claims, "nbf", &has_nbf, &nbf)) {
+		*why_r = "assertion exp, iat and nbf must be integers";
+		goto out;
+	}
+	if (!has_exp || exp <= now) {
+		*why_r = "assertion expired";
+		goto out;
+	}
+	if (exp > now + ASSERTION_MAX_LIFE + CLOCK_SKEW ||
+	    (has_iat && exp - iat > ASSERTION_MAX_LIFE)) {
+		*why_r = "assertion valid too long (at most 5 minutes)";
+		goto out;
+	}
+	if (has_iat && iat > now + CLOCK_SKEW) {
+		*why_r = "assertion issued in the future";
+		goto out;
+	}
+	if (has_nbf && nbf > now + CLOCK_SKEW) {
+		*why_r = "assertion not yet valid";
 		goto out;
 	}
 	jti = json_string_value(json_object_get(claims, "jti"));
-	if (jti == NULL || strlen(jti) > 256) {
+	if (jti == NULL || jti[0] == '\0' || strlen(jti) > 256) {
 		*why_r = "assertion jti missing";
 		goto out;
 	}
-	/* One use per jti while the assertion is valid. */ key =
-	    xasprintf("%s|%s", c->client_id, jti);
-	if (store_eph_incr(app->store, "jti", key, now, exp + 60, &counter) < 0)
+	key = xasprintf("%s|%s", c->client_id, jti);
+	if (store_eph_get(app->store, "jti", key, now, NULL, &counter) < 0) {
+		*why_r = "temporarily unavailable";
 		goto out;
+	}
+	if (counter > 0) {
+		*why_r = "assertion replayed";
+		goto out;
+	}
+	from_uri = c->jwks == NULL;
+	if (!from_uri)
+		jwks = json_incref(c->jwks);
+	else if (c->jwks_uri != NULL && c->jwks_uri[0] != '\0')
+		jwks = oidc_jwks_get(app->oidc != NULL ? app->oidc->jwks : NULL, c->client_id,
+		                     c->jwks_uri, false, why_r);
+	else
+		*why_r = "the client has no JWK set";
+	if (jwks == NULL)
+		goto out;
+	if (jose_verify(assertion, jwks, assertion_algs, &verified, why_r) < 0) {
+		/* The client may have rotated its keys since we fetched. */
+		if (!from_uri ||
+		    (again = oidc_jwks_get(app->oidc->jwks, c->client_id, c->jwks_uri, true,
+		                           why_r)) == NULL ||
+		    json_equal(again, jwks) ||
+		    jose_verify(assertion, again, assertion_algs, &verified, why_r) < 0)
+			goto out;
+	}
+	/* One use per jti while the assertion is valid (RFC 7523 §3 item 7). */
+	if (store_eph_incr(app->store, "jti", key, now, exp + CLOCK_SKEW, &counter) < 0) {
+		*why_r = "temporarily unavailable";
+		goto out;
+	}
 	if (counter != 1) {
 		*why_r = "assertion replayed";
 		goto out;
 	}
 	ok = true;
 out:
-	free(token_url);
 	free(key);
+	json_decref(again);
 	json_decref(jwks);
+	json_decref(verified);
+	json_decref(header);
 	json_decref(claims);
 	return ok;
 }
@@ -223,7 +269,8 @@ oidc_client_auth(struct isso_app *app, struct http_req *req)
 	}
 	if (basic) {
 		if (parse_basic_auth(pool, authz, &user, &pass) < 0) {
-			client_denied(req, true, "malformed Basic credentials");
+			client_denied(req, true, NULL, "client_secret_basic",
+			              "malformed Basic credentials");
 			return NULL;
 		}
 		if (form_id != NULL && strcmp(form_id, user) != 0) {
@@ -239,14 +286,17 @@ oidc_client_auth(struct isso_app *app, struct http_req *req)
 			oidc_json_error(req, 400, "invalid_request", "bad client_assertion_type");
 			return NULL;
 		}
-		if (jose_decode_unverified(assertion, NULL, &claims) < 0) {
-			client_denied(req, false, "malformed client assertion");
+		if (!compact_jws_form(assertion) ||
+		    jose_decode_unverified(assertion, NULL, &claims) < 0) {
+			client_denied(req, false, form_id, "private_key_jwt",
+			              "malformed client assertion");
 			return NULL;
 		}
 		id = pool_strdup(pool, json_string_value(json_object_get(claims, "sub")));
 		json_decref(claims);
 		if (id == NULL || (form_id != NULL && strcmp(form_id, id) != 0)) {
-			client_denied(req, false, "assertion subject mismatch");
+			client_denied(req, false, form_id, "private_key_jwt",
+			              "assertion subject mismatch");
 			return NULL;
 		}
 		used = "private_key_jwt";
@@ -259,35 +309,54 @@ oidc_client_auth(struct isso_app *app, struct http_req *req)
 		id = form_id;
 	}
 	if (id == NULL) {
-		client_denied(req, basic, "client authentication missing");
+		client_denied(req, basic, NULL, used, "client authentication missing");
 		return NULL;
 	}
 	c = oidc_client(app, id);
 	if (c == NULL) {
-		client_denied(req, basic, "unknown client");
+		client_denied(req, basic, id, used, "unknown client");
 		return NULL;
 	}
 	/* A client uses the one method it registered (OIDC Registration
 	 * token_endpoint_auth_method). */
 	if (strcmp(c->auth_method, used) != 0) {
-		client_denied(req, basic, "client authentication method not allowed");
+		client_denied(req, basic, id, used, "client authentication method not allowed");
 		goto fail;
 	}
 	if (secret != NULL) {
 		secret_sha256_hex(secret, strlen(secret), hash);
 		if (c->secret_hash == NULL || !secret_equal(c->secret_hash, hash)) {
-			client_denied(req, basic, "client authentication failed");
-			log_info("client_auth_failed", "client_id", c->client_id, NULL);
+			client_denied(req, basic, id, used, "client authentication failed");
 			goto fail;
 		}
 	} else if (assertion != NULL && !assertion_ok(app, c, assertion, &why)) {
-		client_denied(req, false, why);
+		oidc_security_event(req, "client_assertion_refused", "client_id", id, "reason", why,
+		                    NULL);
+		client_denied(req, false, id, used, why);
 		goto fail;
 	}
 	return c;
 fail:
 	store_client_free(c);
 	return NULL;
+}
+
+/* Was the client registered for grant_type? */
+static bool
+client_grant(const struct store_client *c, const char *grant_type)
+{
+	return scope_has(c->grant_types != NULL ? c->grant_types : STORE_CLIENT_DEFAULT_GRANTS,
+	                 grant_type);
+}
+
+/* Refuses a grant (400) and logs it as a security event. */
+static void
+grant_refused(struct http_req *req, const struct store_client *c, const char *grant_type,
+              const char *error, const char *description)
+{
+	oidc_security_event(req, "grant_refused", "client_id", c->client_id, "grant_type",
+	                    grant_type, "error", error, "reason", description, NULL);
+	oidc_json_error(req, 400, error, description);
 }
 
 /* Stores a new token of kind for the grant; writes its value to value_r. */
@@ -335,20 +404,33 @@ issue_tokens(struct isso_app *app, struct http_req *req, const struct store_clie
 		goto fail;
 	rep = json_pack("{s:s, s:s, s:i, s:s}", "access_token", access, "token_type", "Bearer",
 	                "expires_in", cfg->oidc.access_token_ttl, "scope", scope);
-	if (uuid != NULL) {
-		json_t *rdata = json_deep_copy(data);
-		json_object_del(rdata, "nonce");
-		json_object_del(rdata, "redirect_uri");
-		json_object_del(rdata, "redirect_uri_given");
-		json_object_del(rdata, "code_challenge");
-		/* RFC 6749 §6: the new refresh token keeps the grant's scope,
-		 * whatever this access token was narrowed to. */
-		int ret = token_put(app, TOKEN_REFRESH, grant, c, uuid, sid, grant_scope, rdata,
-		                    cfg->oidc.refresh_token_ttl, refresh);
-		json_decref(rdata);
-		if (ret < 0)
-			goto fail;
-		json_object_set_new(rep, "refresh_token", json_string(refresh));
+	if (uuid != NULL && client_grant(c, "refresh_token")) {
+		/* Without offline_access (OIDC Core §11) a refresh token lives
+		 * no longer than the single sign-on session; none at all when
+		 * that has already ended. */
+		bool offline = scope_has(grant_scope, "offline_access");
+		int64_t session_end = 0;
+		int ttl = cfg->oidc.refresh_token_ttl;
+		if (!offline && flow_sid_alive(app, sid, uuid, &session_end) &&
+		    session_end - now < ttl)
+			ttl = (int)(session_end - now);
+		if (offline || session_end > now) {
+			json_t *rdata = json_deep_copy(data);
+			json_object_del(rdata, "nonce");
+			json_object_del(rdata, "redirect_uri");
+			json_object_del(rdata, "redirect_uri_given");
+			json_object_del(rdata, "code_challenge");
+			if (offline)
+				json_object_set_new(rdata, "offline", json_true());
+			/* RFC 6749 §6: the new refresh token keeps the grant's
+			 * scope, whatever this access token was narrowed to. */
+			int ret = token_put(app, TOKEN_REFRESH, grant, c, uuid, sid, grant_scope,
+			                    rdata, ttl, refresh);
+			json_decref(rdata);
+			if (ret < 0)
+				goto fail;
+			json_object_set_new(rep, "refresh_token", json_string(refresh));
+		}
 	}
 	if (uuid != NULL && scope_has(scope, "openid")) {
 		enum loa loa = (enum loa)json_integer_value(json_object_get(data, "loa"));
@@ -414,11 +496,13 @@ grant_code(struct isso_app *app, struct http_req *req, struct store_client *c)
 	}
 	t = oidc_token_lookup(app, code);
 	if (t == NULL || t->kind != TOKEN_CODE || t->revoked) {
-		oidc_json_error(req, 400, "invalid_grant", "unknown, expired or used code");
+		grant_refused(req, c, "authorization_code", "invalid_grant",
+		              "unknown, expired or used code");
 		goto out;
 	}
 	if (strcmp(t->client_id, c->client_id) != 0) {
-		oidc_json_error(req, 400, "invalid_grant", "code was issued to another client");
+		grant_refused(req, c, "authorization_code", "invalid_grant",
+		              "code was issued to another client");
 		goto out;
 	}
 	/* RFC 6749 §4.1.2: a replayed code revokes what it issued. */
@@ -427,21 +511,25 @@ grant_code(struct isso_app *app, struct http_req *req, struct store_client *c)
 	want_uri = json_string_value(json_object_get(t->data, "redirect_uri"));
 	if (json_object_get(t->data, "redirect_uri_given") != NULL &&
 	    (uri == NULL || strcmp(uri, want_uri ?: "") != 0)) {
-		oidc_json_error(req, 400, "invalid_grant", "redirect_uri mismatch");
+		grant_refused(req, c, "authorization_code", "invalid_grant",
+		              "redirect_uri mismatch");
 		goto out;
 	}
 	if (uri != NULL && strcmp(uri, want_uri ?: "") != 0) {
-		oidc_json_error(req, 400, "invalid_grant", "redirect_uri mismatch");
+		grant_refused(req, c, "authorization_code", "invalid_grant",
+		              "redirect_uri mismatch");
 		goto out;
 	}
 	challenge = json_string_value(json_object_get(t->data, "code_challenge"));
 	if (challenge != NULL) {
 		if (verifier == NULL || !jose_pkce_s256_ok(verifier, challenge)) {
-			oidc_json_error(req, 400, "invalid_grant", "PKCE verification failed");
+			grant_refused(req, c, "authorization_code", "invalid_grant",
+			              "PKCE verification failed");
 			goto out;
 		}
 	} else if (verifier != NULL) {
-		oidc_json_error(req, 400, "invalid_grant", "no code_challenge was sent");
+		grant_refused(req, c, "authorization_code", "invalid_grant",
+		              "no code_challenge was sent");
 		goto out;
 	}
 	issue_tokens(app, req, c, t->grant_id, t->uuid, t->sid, t->scope, t->scope, t->data, true);
@@ -475,6 +563,7 @@ grant_refresh(struct isso_app *app, struct http_req *req, struct store_client *c
 	const char *value = http_form(req, "refresh_token");
 	const char *scope = http_form(req, "scope");
 	struct store_token *t = NULL;
+	char *consented = NULL;
 
 	if (value == NULL) {
 		oidc_json_error(req, 400, "invalid_request", "refresh_token missing");
@@ -483,11 +572,23 @@ grant_refresh(struct isso_app *app, struct http_req *req, struct store_client *c
 	t = oidc_token_lookup(app, value);
 	if (t == NULL || t->kind != TOKEN_REFRESH || t->revoked ||
 	    strcmp(t->client_id, c->client_id) != 0) {
-		oidc_json_error(req, 400, "invalid_grant", "unknown, expired or revoked token");
+		grant_refused(req, c, "refresh_token", "invalid_grant",
+		              "unknown, expired or revoked token");
+		goto out;
+	}
+	/* Consent withdrawn: no refresh token of the grant lives on. */
+	if (store_consent_get(app->store, t->uuid, c->client_id, &consented) < 0) {
+		oidc_json_error(req, 503, "temporarily_unavailable", NULL);
+		goto out;
+	}
+	if (consented == NULL) {
+		(void)store_token_revoke_grant(app->store, t->grant_id);
+		grant_refused(req, c, "refresh_token", "invalid_grant", "consent was withdrawn");
 		goto out;
 	}
 	if (scope != NULL && (strlen(scope) > 2048 || !scope_subset(scope, t->scope))) {
-		oidc_json_error(req, 400, "invalid_scope", "scope exceeds the original grant");
+		grant_refused(req, c, "refresh_token", "invalid_scope",
+		              "scope exceeds the original grant");
 		goto out;
 	}
 	/* Reuse of a rotated refresh token: someone holds a copy, so the
@@ -497,6 +598,7 @@ grant_refresh(struct isso_app *app, struct http_req *req, struct store_client *c
 	issue_tokens(app, req, c, t->grant_id, t->uuid, t->sid, scope != NULL ? scope : t->scope,
 	             t->scope, t->data, false);
 out:
+	free(consented);
 	store_token_free(t);
 }
 
@@ -508,14 +610,21 @@ grant_client_credentials(struct isso_app *app, struct http_req *req, struct stor
 	json_t *data = json_object();
 
 	if (c->public_client) {
-		oidc_json_error(req, 400, "unauthorized_client",
-		                "public clients cannot use client_credentials");
+		grant_refused(req, c, "client_credentials", "unauthorized_client",
+		              "public clients cannot use client_credentials");
 		goto out;
 	}
-	/* No person is involved: personal-data scopes make no sense here. */
-	if (scope != NULL &&
-	    (strlen(scope) > 2048 || claims_from_scope(scope) != 0 || scope_has(scope, "openid"))) {
-		oidc_json_error(req, 400, "invalid_scope", "client_credentials carry no person");
+	/* Only scopes the client was approved for (RFC 6749 §3.3), and no
+	 * person is involved: personal-data scopes make no sense here. */
+	if (scope != NULL && (strlen(scope) > 2048 || !scope_subset(scope, c->scope))) {
+		grant_refused(req, c, "client_credentials", "invalid_scope",
+		              "scope not approved for this client");
+		goto out;
+	}
+	if (scope != NULL && (claims_from_scope(scope) != 0 || scope_has(scope, "openid") ||
+	                      scope_has(scope, "offline_access"))) {
+		grant_refused(req, c, "client_credentials", "invalid_scope",
+		              "client_credentials carry no person");
 		goto out;
 	}
 	secret_token(16, grant);
@@ -552,6 +661,13 @@ token_endpoint(struct http_req *req, void *ctx)
 	c = oidc_client_auth(app, req);
 	if (c == NULL)
 		return;
+	/* Each client uses only the grants it was registered for. */
+	if (!client_grant(c, grant_type)) {
+		grant_refused(req, c, grant_type, "unauthorized_client",
+		              "grant type not registered for this client");
+		store_client_free(c);
+		return;
+	}
 	if (strcmp(grant_type, "authorization_code") == 0)
 		grant_code(app, req, c);
 	else if (strcmp(grant_type, "refresh_token") == 0)

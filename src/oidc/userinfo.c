@@ -183,6 +183,7 @@ oidc_discovery_build(struct isso_app *app)
 	json_t *d, *extra, *scopes = json_array(), *acrs = json_array();
 
 	json_array_append_new(scopes, json_string("openid"));
+	json_array_append_new(scopes, json_string("offline_access"));
 	for (unsigned i = 0; i < claim_scopes_count; i++)
 		json_array_append_new(scopes, json_string(claim_scopes[i].scope));
 	for (int l = LOA_LOW; l <= LOA_HIGH; l++)

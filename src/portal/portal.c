@@ -24,7 +24,7 @@ method_cards(struct isso_app *app, struct http_req *req, enum loa min, const cha
 
 	for (const struct method *const *m = methods; *m != NULL; m++) {
 		json_t *card, *bullets;
-		if ((*m)->loa < min)
+		if ((*m)->loa < min || !method_available(app, *m))
 			continue;
 		bullets = json_array();
 		for (const char *const *b = (*m)->bullet_keys; b != NULL && *b != NULL; b++)
@@ -36,7 +36,8 @@ method_cards(struct isso_app *app, struct http_req *req, enum loa min, const cha
 			    card, "login_url",
 			    json_string(flow_url(
 			        req, pool_printf(http_pool(req), "/login/%s", (*m)->id), txn_id)));
-		if ((*m)->register_path != NULL)
+		if ((*m)->register_path != NULL &&
+		    method_connectors_ready(app, (*m)->register_needs))
 			json_object_set_new(
 			    card, "register_url",
 			    json_string(txn_id != NULL ? flow_url(req, (*m)->register_path, txn_id)
@@ -221,6 +222,9 @@ consent(struct http_req *req, void *ctx)
 	                 c->purpose != NULL ? c->purpose : "", "txn", id, "has_fields",
 	                 json_array_size(rows) > 0, "fields", rows, "csrf",
 	                 csrf_token(req, &app->secrets, "consent"));
+	/* OIDC Core §11: the citizen sees that access outlives the login. */
+	if (scope != NULL && scope_has(scope, "offline_access"))
+		json_object_set_new(page, "offline", json_true());
 	/* The answer to this form redirects to the client: CSP form-action
 	 * must allow its origin or the browser stops the redirect. */
 	http_csp_allow_form_action(
@@ -264,6 +268,11 @@ method_dispatch(struct http_req *req, void *ctx)
 	m = method_find(id);
 	if (m == NULL) {
 		page_error(app, req, 404, "error.not_found", "error.not_found.message", "/");
+		return;
+	}
+	/* a method whose connectors are not configured is not offered */
+	if (!method_available(app, m)) {
+		page_error(app, req, 503, "error.unavailable", "error.unavailable.message", NULL);
 		return;
 	}
 	m->handle(app, req, rest[n] == '/' ? rest + n + 1 : "");

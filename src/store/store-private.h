@@ -126,6 +126,15 @@ struct store_driver {
 	int (*audit_walk)(struct store_backend *b, int64_t since_seq,
 	                  int (*fn)(const struct store_audit_row *row, void *ctx), void *ctx);
 
+	/* data is the serialised JSON object. */
+	int (*job_add)(struct store_backend *b, const char *id, const char *kind, const char *data,
+	               int64_t now, int64_t run_at, int64_t expires_at);
+	int (*job_claim)(struct store_backend *b, const char *kind, const char *owner, int64_t now,
+	                 int lease_seconds, struct store_job **job_r);
+	int (*job_done)(struct store_backend *b, const char *id, const char *owner);
+	int (*job_retry)(struct store_backend *b, const char *id, const char *owner,
+	                 int64_t run_at);
+
 	int (*purge)(struct store_backend *b, int64_t now, int *n_r);
 };
 

@@ -374,6 +374,7 @@ store_client_free(struct store_client *client)
 	free(client->auth_method);
 	free(client->jwks_uri);
 	json_decref(client->jwks);
+	free(client->grant_types);
 	free(client);
 }
 
@@ -894,6 +895,65 @@ store_audit_list(struct store *store, int64_t since_seq,
 }
 
 /* ---- housekeeping ---- */
+
+/* ---- jobs ---- */
+
+int
+store_job_add(struct store *store, const char *kind, json_t *data, int64_t now, int64_t run_at,
+              int64_t expires_at, char id_r[33])
+{
+	char id[33], *text = NULL;
+	int ret;
+
+	if (kind == NULL || strlen(kind) > 64 || !json_is_object(data) || expires_at <= now)
+		return ISSO_ERR_INVALID;
+	secret_token(16, id);
+	ret = store_json_dump(data, JSON_OBJECT, NULL, &text);
+	if (ret == 0)
+		ret =
+		    store->driver->job_add(store->backend, id, kind, text, now, run_at, expires_at);
+	free(text);
+	if (ret == 0 && id_r != NULL)
+		memcpy(id_r, id, sizeof(id));
+	return ret;
+}
+
+int
+store_job_claim(struct store *store, const char *kind, const char *owner, int64_t now,
+                int lease_seconds, struct store_job **job_r)
+{
+	*job_r = NULL;
+	if (kind == NULL || owner == NULL || lease_seconds <= 0)
+		return ISSO_ERR_INVALID;
+	return store->driver->job_claim(store->backend, kind, owner, now, lease_seconds, job_r);
+}
+
+int
+store_job_done(struct store *store, const char *id, const char *owner)
+{
+	if (id == NULL || owner == NULL)
+		return ISSO_ERR_INVALID;
+	return store->driver->job_done(store->backend, id, owner);
+}
+
+int
+store_job_retry(struct store *store, const char *id, const char *owner, int64_t run_at)
+{
+	if (id == NULL || owner == NULL)
+		return ISSO_ERR_INVALID;
+	return store->driver->job_retry(store->backend, id, owner, run_at);
+}
+
+void
+store_job_free(struct store_job *job)
+{
+	if (job == NULL)
+		return;
+	free(job->id);
+	free(job->kind);
+	json_decref(job->data);
+	free(job);
+}
 
 int
 store_purge(struct store *store, int64_t now, int *n_r)

@@ -47,9 +47,14 @@ struct store_client {
 	char *auth_method;  /* client_secret_basic | client_secret_post | private_key_jwt | none */
 	char *jwks_uri;     /* for private_key_jwt, may be NULL */
 	json_t *jwks;       /* inline JWK set for private_key_jwt, may be NULL */
-	int status;         /* enum store_client_status */
+	/* grant types it was registered for, space-separated; NULL on add:
+	 * STORE_CLIENT_DEFAULT_GRANTS */
+	char *grant_types;
+	int status; /* enum store_client_status */
 	int64_t created_at;
 };
+
+#define STORE_CLIENT_DEFAULT_GRANTS "authorization_code refresh_token"
 
 int store_client_add(struct store *store, const struct store_client *client);
 int store_client_get(struct store *store, const char *client_id, struct store_client **client_r);
@@ -246,9 +251,37 @@ int store_audit_list(struct store *store, int64_t since_seq,
                                const char *hash, void *ctx),
                      void *ctx);
 
+/* ---- jobs: durable background work shared by every node ---- */
+
+struct store_job {
+	char *id;
+	char *kind;
+	json_t *data; /* the job's own JSON object */
+	int attempts; /* claims so far, this one included */
+	int64_t created_at, expires_at;
+};
+
+/* Queues a job of kind with data (an object, not stolen) due at run_at;
+ * it is given up (and purged) at expires_at. *id_r (may be NULL, 33
+ * bytes) gets its id. */
+int store_job_add(struct store *store, const char *kind, json_t *data, int64_t now, int64_t run_at,
+                  int64_t expires_at, char id_r[33]);
+/* Claims the most overdue job of kind that is due, unexpired and not
+ * leased: owner holds it until now + lease_seconds, and its attempts
+ * counter grows by one. Atomic across processes sharing the store: two
+ * claimants never get the same job while a lease runs. NULL when none is
+ * due. Free with store_job_free. */
+int store_job_claim(struct store *store, const char *kind, const char *owner, int64_t now,
+                    int lease_seconds, struct store_job **job_r);
+/* Deletes a job owner holds (done, or given up). */
+int store_job_done(struct store *store, const char *id, const char *owner);
+/* Gives a held job back, due again at run_at. */
+int store_job_retry(struct store *store, const char *id, const char *owner, int64_t run_at);
+void store_job_free(struct store_job *job);
+
 /* ---- housekeeping ---- */
 
-/* Deletes expired tokens, short-lived objects and rate windows; *n_r (may be
+/* Deletes expired tokens, short-lived objects, rate windows and jobs; *n_r (may be
  * NULL) gets the number of rows removed. */
 int store_purge(struct store *store, int64_t now, int *n_r);
 

@@ -383,18 +383,22 @@ test('private_key_jwt (inline JWKS); a foreign key is refused', T, async () => {
   const { tokens } = await codeFlow(cfg, agent, user, { scope: 'openid profile' });
   assert.ok(tokens.access_token);
 
-  // aud = the token endpoint URL (OIDC Core §9) is accepted too
+  // aud is the issuer identifier only (FAPI 2.0): the token endpoint URL
+  // is refused, and so is the issuer inside an array
   const { code, verifier } = await getCode(cfg, agent, user, { scope: 'openid profile' });
   const now = Math.floor(Date.now() / 1000);
-  const assertion = await new jose.SignJWT({ jti: crypto.randomUUID() })
-    .setProtectedHeader({ alg: 'ES256', kid: 'rp-key-1' })
-    .setIssuer(c.client_id).setSubject(c.client_id).setAudience(md.token_endpoint)
-    .setIssuedAt(now).setExpirationTime(now + 60).sign(privateKey);
-  const ok = await rawPost(md.token_endpoint, {
-    grant_type: 'authorization_code', code, redirect_uri: RP, code_verifier: verifier, client_id: c.client_id,
-    client_assertion_type: 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer', client_assertion: assertion,
-  });
-  assert.equal(ok.status, 200, ok.text);
+  for (const aud of [md.token_endpoint, [stack.issuer], [stack.issuer, 'https://elsewhere.example']]) {
+    const assertion = await new jose.SignJWT({ jti: crypto.randomUUID() })
+      .setProtectedHeader({ alg: 'ES256', kid: 'rp-key-1' })
+      .setIssuer(c.client_id).setSubject(c.client_id).setAudience(aud)
+      .setIssuedAt(now).setExpirationTime(now + 60).sign(privateKey);
+    const refused = await rawPost(md.token_endpoint, {
+      grant_type: 'authorization_code', code, redirect_uri: RP, code_verifier: verifier, client_id: c.client_id,
+      client_assertion_type: 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer', client_assertion: assertion,
+    });
+    assert.equal(refused.status, 401, `aud ${JSON.stringify(aud)}: ${refused.text}`);
+    assert.equal(refused.json?.error, 'invalid_client');
+  }
 
   // signed by a key the client never registered
   const other = await jose.generateKeyPair('ES256');
@@ -998,13 +1002,17 @@ test('introspection (RFC 7662): active fields; another client sees active:false'
 });
 
 test('client_credentials grant: an access token with no sub', T, async () => {
-  const tokens = await client.clientCredentialsGrant(cfgBasic);
+  const svc = await stack.registerClient({
+    name: 'cc client', redirectUris: [RP], scope: 'openid profile', grantTypes: ['authorization_code', 'client_credentials'],
+  });
+  const cfgSvc = await configFor(svc);
+  const tokens = await client.clientCredentialsGrant(cfgSvc);
   assert.ok(tokens.access_token);
   assert.equal(tokens.id_token, undefined);
   assert.equal(tokens.refresh_token, undefined);
-  const r = await introspect(cfgBasic, tokens.access_token);
+  const r = await introspect(cfgSvc, tokens.access_token);
   assert.equal(r.active, true);
-  assert.equal(r.client_id, basicClient.client_id);
+  assert.equal(r.client_id, svc.client_id);
   assert.equal(r.sub, undefined);
   const ui = await userinfoStatus(tokens.access_token);
   assert.ok([401, 403].includes(ui.status), `userinfo with a client token: ${ui.status}`);

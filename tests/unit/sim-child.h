@@ -19,6 +19,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "conn/outbound.h"
+
 static char sim_bin[PATH_MAX + 16];
 static pid_t sim_pid = -1;
 static char sim_base[64]; /* http://127.0.0.1:PORT */
@@ -150,6 +152,18 @@ sim_child_start(const char *name, const char *const *extra)
 	int fd, port, status, n = 8;
 
 	curl_global_init(CURL_GLOBAL_DEFAULT);
+	/* The connectors go through the outbound client: every peer of these
+	 * tests is on 127.0.0.1, as in a development set-up. */
+	{
+		struct outbound_policy policy = {.issuer = "http://127.0.0.1:8080",
+		                                 .allow = "127.0.0.1"};
+		const char *error = NULL;
+
+		if (outbound_configure(&policy, &error) != 0) {
+			fprintf(stderr, "%s: outbound policy: %s\n", name, error);
+			return -1;
+		}
+	}
 	find_sim_binary();
 	if (access(sim_bin, X_OK) != 0) {
 		fprintf(stderr, "%s: %s: not built\n", name, sim_bin);

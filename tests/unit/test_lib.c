@@ -421,11 +421,28 @@ test_config_defaults(void **state)
 	assert_int_equal(c.security.max_failures, 5);
 	assert_int_equal(c.security.lockout_seconds, 900);
 	assert_int_equal(c.security.ip_rate_per_min, 30);
-	assert_string_equal(c.sms.mode, "sim");
-	assert_string_equal(c.sms.url, "http://127.0.0.1:8090/api/mtk/SmSend");
-	assert_string_equal(c.sms.username, "isso");
-	assert_string_equal(c.sms.password, "isso-sim");
+	/* no connector is configured, none talks to the simulator */
+	assert_string_equal(c.outbound.allow, "");
+	assert_string_equal(c.sms.mode, "http");
+	assert_string_equal(c.sms.url, "");
+	assert_string_equal(c.sms.username, "");
+	assert_string_equal(c.sms.password, "");
 	assert_int_equal(c.sms.timeout_ms, 5000);
+	assert_string_equal(c.twfido.mode, "http");
+	assert_string_equal(c.twfido.url, "");
+	assert_string_equal(c.twfido.sp_service_id, "");
+	assert_string_equal(c.twfido.key, "");
+	assert_string_equal(c.telecom.mode, "http");
+	assert_string_equal(c.telecom.url, "");
+	assert_string_equal(c.telecom.secret, "");
+	assert_string_equal(c.moica.mode, "http");
+	assert_string_equal(c.moica.url, "");
+	assert_string_equal(c.moica.secret, "");
+	assert_string_equal(c.moica.revocation, "ocsp,crl");
+	assert_string_equal(c.nhi.mode, "http");
+	assert_string_equal(c.nhi.url, "");
+	assert_string_equal(c.nhi.secret, "");
+	assert_true(config_issuer_on_loopback(&c));
 	config_free(&c);
 	config_free(&c);
 }
@@ -499,6 +516,80 @@ expect_error(const char *text, const char *needle)
 	assert_null(c.server.listen);
 	config_free(&c);
 	unlink(path);
+}
+
+/* An issuer off loopback refuses every simulator setting, naming it. */
+static void
+test_config_production(void **state)
+{
+	static const struct {
+		const char *text, *needle;
+	} cases[] = {
+	    {"[sms]\nmode = sim\n", "sms.mode: sim"},
+	    {"[twfido]\nmode = sim\n", "twfido.mode: sim"},
+	    {"[telecom]\nmode = sim\n", "telecom.mode: sim"},
+	    {"[moica]\nmode = sim\n", "moica.mode: sim"},
+	    {"[nhi]\nmode = sim\n", "nhi.mode: sim"},
+	    {"[sms]\nurl = http://sms.example.com.tw/api/mtk/SmSend\n", "sms.url: plain http"},
+	    {"[twfido]\nurl = HTTP://fido.example.gov.tw\n", "twfido.url: plain http"},
+	    {"[telecom]\nurl = http://t.example.com.tw/telecom\n", "telecom.url: plain http"},
+	    {"[moica]\nurl = http://m.example.gov.tw/moica\n", "moica.url: plain http"},
+	    {"[nhi]\nurl = http://n.example.gov.tw/nhi\n", "nhi.url: plain http"},
+	    {"[sms]\npassword = isso-sim\n", "sms.password: isso-sim"},
+	    {"[telecom]\nsecret = isso-sim\n", "telecom.secret: isso-sim"},
+	    {"[moica]\nsecret = isso-sim\n", "moica.secret: isso-sim"},
+	    {"[nhi]\nsecret = isso-sim\n", "nhi.secret: isso-sim"},
+	    {"[twfido]\nkey = 6EC249964849D00314F8DFC7D385D2F78768E2F1D249C49DE5849D0E0AFAADD4\n",
+	     "twfido.key: the published"},
+	    {"[twfido]\nkey = bsJJlkhJ0AMU+N/H04XS94do4vHSScSd5YSdDgr6rdQ=\n",
+	     "twfido.key: the published"},
+	    {"[moica]\nrevocation = none\n", "moica.revocation: none"},
+	};
+	static const char *const issuers[] = {"https://isso.gov.taipei", "http://isso.gov.taipei",
+	                                      "https://10.0.0.5:8443", "https://[2001:db8::1]",
+	                                      "https://localhost.example.gov.tw"};
+	struct isso_config c;
+	const char *err = NULL;
+
+	clear_env();
+	for (size_t j = 0; j < sizeof(issuers) / sizeof(issuers[0]); j++) {
+		setenv("ISSO_SERVER_PUBLIC_URL", issuers[j], 1);
+		for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
+			expect_error(cases[i].text, cases[i].needle);
+		/* the real services' settings pass */
+		const char *path =
+		    write_tmp("[sms]\nurl = https://sms.example.com.tw/SmSend\n"
+		              "password = p\n[twfido]\nkey = "
+		              "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff\n"
+		              "[moica]\nocsp_url = http://ocsp.example.gov.tw/\n"
+		              "revocation = ocsp\n");
+		assert_int_equal(config_load(path, &c, &err), 0);
+		assert_false(config_issuer_on_loopback(&c));
+		config_free(&c);
+		unlink(path);
+	}
+	/* on loopback, the simulator is the development set-up */
+	static const char *const loopbacks[] = {"http://127.0.0.1:8080",  "http://127.1.2.3",
+	                                        "https://localhost:8443", "http://[::1]:8080",
+	                                        "http://api.localhost",   "http://LOCALHOST."};
+	for (size_t j = 0; j < sizeof(loopbacks) / sizeof(loopbacks[0]); j++) {
+		setenv("ISSO_SERVER_PUBLIC_URL", loopbacks[j], 1);
+		for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+			const char *path = write_tmp(cases[i].text);
+
+			if (config_load(path, &c, &err) != 0)
+				fail_msg("%s refused %s: %s", loopbacks[j], cases[i].text, err);
+			assert_true(config_issuer_on_loopback(&c));
+			config_free(&c);
+			unlink(path);
+		}
+	}
+	assert_true(config_is_sim_twfido_key(
+	    "6ec249964849d00314f8dfc7d385d2f78768e2f1d249c49de5849d0e0afaadd4"));
+	assert_false(config_is_sim_twfido_key(""));
+	assert_false(config_is_sim_twfido_key(
+	    "6ec249964849d00314f8dfc7d385d2f78768e2f1d249c49de5849d0e0afaadd5"));
+	clear_env();
 }
 
 static void
@@ -679,6 +770,7 @@ main(void)
 	    cmocka_unit_test(test_config_defaults),
 	    cmocka_unit_test(test_config_file_env),
 	    cmocka_unit_test(test_config_errors),
+	    cmocka_unit_test(test_config_production),
 	    cmocka_unit_test(test_utf8),
 	    cmocka_unit_test(test_loginchal),
 	};

@@ -315,6 +315,8 @@ test_client(void **state)
 	assert_true(json_equal(out->jwks, in.jwks));
 	assert_int_equal(out->status, CLIENT_PENDING);
 	assert_int_equal(out->created_at, 300);
+	/* Registered without grant types: the code flow and refresh only. */
+	assert_string_equal(out->grant_types, STORE_CLIENT_DEFAULT_GRANTS);
 	store_client_free(out);
 	client_clear(&in);
 
@@ -1438,6 +1440,83 @@ test_no_open_transaction_sqlite(void **state)
 
 /* ---- purge ---- */
 
+/* Jobs: claimed once while leased, retried later, given back after the
+ * lease lapses (a node that died), deleted only by their holder, purged
+ * after expiry. */
+static void
+test_jobs(void **state)
+{
+	struct fixture *f = *state;
+	struct store_job *j = NULL, *j2 = NULL;
+	json_t *data = json_pack("{s:s}", "client_id", "c1");
+	char kind[64], id1[33], id2[33];
+	int n = 0;
+
+	id(f, "kind", kind, sizeof(kind));
+	assert_int_equal(store_job_add(f->store, kind, data, NOW, NOW, NOW + 100, id1), 0);
+	assert_int_equal(store_job_add(f->store, kind, data, NOW, NOW + 50, NOW + 100, id2), 0);
+	assert_string_not_equal(id1, id2);
+	assert_int_equal(store_job_add(f->store, kind, data, NOW, NOW, NOW, NULL),
+	                 ISSO_ERR_INVALID);
+
+	/* Only the due one; the second claimant finds nothing while leased. */
+	assert_int_equal(store_job_claim(f->store, kind, "node-a", NOW, 30, &j), 0);
+	assert_non_null(j);
+	assert_string_equal(j->id, id1);
+	assert_string_equal(j->kind, kind);
+	assert_true(json_equal(j->data, data));
+	assert_int_equal(j->attempts, 1);
+	assert_int_equal(j->expires_at, NOW + 100);
+	assert_int_equal(store_job_claim(f->store, kind, "node-b", NOW + 1, 30, &j2), 0);
+	assert_null(j2);
+
+	/* Another node cannot finish or reschedule a job it does not hold. */
+	assert_int_equal(store_job_done(f->store, id1, "node-b"), 0);
+	assert_int_equal(store_job_retry(f->store, id1, "node-b", NOW), 0);
+	assert_int_equal(store_job_claim(f->store, kind, "node-b", NOW + 1, 30, &j2), 0);
+	assert_null(j2);
+
+	/* Given back for later: due again only then. */
+	assert_int_equal(store_job_retry(f->store, id1, "node-a", NOW + 10), 0);
+	assert_int_equal(store_job_claim(f->store, kind, "node-b", NOW + 5, 30, &j2), 0);
+	assert_null(j2);
+	assert_int_equal(store_job_claim(f->store, kind, "node-b", NOW + 10, 30, &j2), 0);
+	assert_non_null(j2);
+	assert_string_equal(j2->id, id1);
+	assert_int_equal(j2->attempts, 2);
+	store_job_free(j2);
+	j2 = NULL;
+
+	/* node-b dies holding it: after its lease the job is claimable. */
+	assert_int_equal(store_job_claim(f->store, kind, "node-a", NOW + 39, 30, &j2), 0);
+	assert_null(j2);
+	assert_int_equal(store_job_claim(f->store, kind, "node-a", NOW + 40, 30, &j2), 0);
+	assert_non_null(j2);
+	assert_int_equal(j2->attempts, 3);
+	assert_int_equal(store_job_done(f->store, j2->id, "node-a"), 0);
+	store_job_free(j2);
+	j2 = NULL;
+
+	/* The second job is due at +50; the first is gone. */
+	assert_int_equal(store_job_claim(f->store, kind, "node-a", NOW + 60, 30, &j2), 0);
+	assert_non_null(j2);
+	assert_string_equal(j2->id, id2);
+	assert_int_equal(store_job_retry(f->store, id2, "node-a", NOW + 60), 0);
+	store_job_free(j2);
+	j2 = NULL;
+
+	/* Expired jobs are never claimed and purge removes them. */
+	assert_int_equal(store_job_claim(f->store, kind, "node-a", NOW + 100, 30, &j2), 0);
+	assert_null(j2);
+	assert_int_equal(store_purge(f->store, NOW + 100, &n), 0);
+	assert_true(n >= 1);
+	assert_int_equal(store_job_claim(f->store, kind, "node-a", NOW + 60, 30, &j2), 0);
+	assert_null(j2);
+
+	store_job_free(j);
+	json_decref(data);
+}
+
 static void
 test_purge(void **state)
 {
@@ -1520,6 +1599,7 @@ main(void)
 	    cmocka_unit_test_setup_teardown(test_audit, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_audit_tamper_sqlite, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_no_open_transaction_sqlite, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_jobs, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_purge, setup, teardown),
 	};
 

@@ -90,6 +90,7 @@ const struct method method_moica_card = {
     .title_key = "mc.title",
     .bullet_keys = bullets,
     .register_path = HELP_PATH,
+    .needs = METHOD_NEEDS_MOICA | METHOD_NEEDS_SMS,
     .handle = handle,
     .routes = routes,
 };

@@ -89,6 +89,7 @@ const struct method method_moica_mobile = {
     .title_key = "mm.title",
     .bullet_keys = bullets,
     .register_path = HELP_PATH,
+    .needs = METHOD_NEEDS_TWFIDO | METHOD_NEEDS_SMS,
     .handle = handle,
     .routes = routes,
 };

@@ -82,6 +82,7 @@ const struct method method_nhi_card = {
     .title_key = "nhi.title",
     .bullet_keys = bullets,
     .register_path = HELP_PATH,
+    .needs = METHOD_NEEDS_NHI | METHOD_NEEDS_SMS,
     .handle = handle,
     .routes = routes,
 };

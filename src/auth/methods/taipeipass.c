@@ -79,6 +79,8 @@ const struct method method_taipeipass = {
     .title_key = "tp.title",
     .bullet_keys = bullets,
     .register_path = "/taipeipass/register",
+    .needs = 0,
+    .register_needs = METHOD_NEEDS_SMS,
     .handle = handle,
     .routes = routes,
 };

@@ -96,6 +96,7 @@ const struct method method_telecom = {
     .title_key = "tel.title",
     .bullet_keys = bullets,
     .register_path = NULL,
+    .needs = METHOD_NEEDS_TELECOM | METHOD_NEEDS_SMS,
     .handle = handle,
     .routes = NULL,
 };

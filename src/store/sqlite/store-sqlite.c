@@ -27,7 +27,7 @@
 #define SQ_CLIENT_COLS                                                                             \
 	"client_id, secret_hash, name, purpose, redirect_uris, post_logout_redirect_uris, "        \
 	"backchannel_logout_uri, scope, public_client, id_token_alg, auth_method, jwks_uri, "      \
-	"jwks, status, created_at"
+	"jwks, status, created_at, grant_types"
 #define SQ_PERSON_COLS "uuid, id_hash, pii, created_at, updated_at"
 #define SQ_MEMBER_COLS                                                                             \
 	"uuid, account, email_hash, phone_hash, password_hash, level, failed_logins, "             \
@@ -90,6 +90,11 @@ enum sq_id {
 	SQ_PURGE_TOKENS,
 	SQ_PURGE_EPH,
 	SQ_PURGE_RATE,
+	SQ_JOB_ADD,
+	SQ_JOB_CLAIM,
+	SQ_JOB_DONE,
+	SQ_JOB_RETRY,
+	SQ_PURGE_JOBS,
 	SQ_COUNT
 };
 
@@ -100,7 +105,7 @@ static const char *const sq_sql[SQ_COUNT] = {
     [SQ_VERSION] = "SELECT COALESCE(MAX(version), 0) FROM schema_version",
     [SQ_VERSION_ADD] = "INSERT INTO schema_version (version, applied_at) VALUES (?1, ?2)",
     [SQ_CLIENT_ADD] = "INSERT INTO clients (" SQ_CLIENT_COLS ") VALUES "
-                      "(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
+                      "(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)",
     [SQ_CLIENT_GET] = "SELECT " SQ_CLIENT_COLS " FROM clients WHERE client_id = ?1",
     [SQ_CLIENT_PAGE] = "SELECT " SQ_CLIENT_COLS " FROM clients "
                        "WHERE ?3 OR (created_at, client_id) > (?1, ?2) "
@@ -194,6 +199,21 @@ static const char *const sq_sql[SQ_COUNT] = {
                      "(SELECT rowid FROM eph WHERE expires_at <= ?1 LIMIT ?2)",
     [SQ_PURGE_RATE] = "DELETE FROM rate WHERE rowid IN "
                       "(SELECT rowid FROM rate WHERE expires_at <= ?1 LIMIT ?2)",
+    [SQ_JOB_ADD] = "INSERT INTO jobs (id, kind, data, attempts, run_at, lease_owner, "
+                   "lease_until, created_at, expires_at) VALUES (?1, ?2, ?3, 0, ?5, NULL, 0, "
+                   "?4, ?6)",
+    /* One statement under SQLite's write lock: the pick and the lease
+     * cannot interleave with another claimant's. */
+    [SQ_JOB_CLAIM] = "UPDATE jobs SET lease_owner = ?2, lease_until = ?3 + ?4, "
+                     "attempts = attempts + 1 WHERE id = (SELECT id FROM jobs "
+                     "WHERE kind = ?1 AND run_at <= ?3 AND lease_until <= ?3 "
+                     "AND expires_at > ?3 ORDER BY run_at LIMIT 1) AND lease_until <= ?3 "
+                     "RETURNING id, kind, data, attempts, created_at, expires_at",
+    [SQ_JOB_DONE] = "DELETE FROM jobs WHERE id = ?1 AND lease_owner = ?2",
+    [SQ_JOB_RETRY] = "UPDATE jobs SET run_at = ?3, lease_owner = NULL, lease_until = 0 "
+                     "WHERE id = ?1 AND lease_owner = ?2",
+    [SQ_PURGE_JOBS] = "DELETE FROM jobs WHERE rowid IN "
+                      "(SELECT rowid FROM jobs WHERE expires_at <= ?1 LIMIT ?2)",
 };
 
 static const char sq_bootstrap_sql[] = "CREATE TABLE IF NOT EXISTS schema_version ("
@@ -738,6 +758,8 @@ sq_client_add(struct store_backend *base, const struct store_client *cl)
 	sq_bind_text(st, 13, jwks, &rc);
 	sq_bind_int(st, 14, cl->status, &rc);
 	sq_bind_int(st, 15, cl->created_at, &rc);
+	sq_bind_text(st, 16,
+	             cl->grant_types != NULL ? cl->grant_types : STORE_CLIENT_DEFAULT_GRANTS, &rc);
 	ret = sq_exec(c, st, rc, "client_add", NULL);
 out:
 	sq_end_op(b, c, st);
@@ -766,6 +788,7 @@ sq_client_row(sqlite3_stmt *st, struct store_client **client_r)
 	cl->jwks_uri = sq_col_text(st, 11);
 	cl->status = sqlite3_column_int(st, 13);
 	cl->created_at = sqlite3_column_int64(st, 14);
+	cl->grant_types = sq_col_text(st, 15);
 	ret = store_json_parse((const char *)sqlite3_column_text(st, 4), JSON_ARRAY,
 	                       &cl->redirect_uris);
 	if (ret == 0)
@@ -1906,12 +1929,112 @@ sq_audit_walk(struct store_backend *base, int64_t since_seq,
 	return ret;
 }
 
+/* ---- jobs ---- */
+
+static int
+sq_job_add(struct store_backend *base, const char *id, const char *kind, const char *data,
+           int64_t now, int64_t run_at, int64_t expires_at)
+{
+	struct sq_backend *b = (struct sq_backend *)base;
+	struct sq_conn *c = NULL;
+	sqlite3_stmt *st = NULL;
+	int ret, rc = SQLITE_OK;
+
+	ret = sq_begin_op(b, SQ_JOB_ADD, &c, &st);
+	if (ret < 0)
+		goto out;
+	sq_bind_text(st, 1, id, &rc);
+	sq_bind_text(st, 2, kind, &rc);
+	sq_bind_text(st, 3, data, &rc);
+	sq_bind_int(st, 4, now, &rc);
+	sq_bind_int(st, 5, run_at, &rc);
+	sq_bind_int(st, 6, expires_at, &rc);
+	ret = sq_exec(c, st, rc, "job_add", NULL);
+out:
+	sq_end_op(b, c, st);
+	return ret;
+}
+
+static int
+sq_job_claim(struct store_backend *base, const char *kind, const char *owner, int64_t now,
+             int lease_seconds, struct store_job **job_r)
+{
+	struct sq_backend *b = (struct sq_backend *)base;
+	struct store_job *job = NULL;
+	struct sq_conn *c = NULL;
+	sqlite3_stmt *st = NULL;
+	int ret, rc = SQLITE_OK;
+
+	ret = sq_begin_op(b, SQ_JOB_CLAIM, &c, &st);
+	if (ret < 0)
+		goto out;
+	sq_bind_text(st, 1, kind, &rc);
+	sq_bind_text(st, 2, owner, &rc);
+	sq_bind_int(st, 3, now, &rc);
+	sq_bind_int(st, 4, lease_seconds, &rc);
+	while (rc == SQLITE_OK && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+		if (job == NULL) {
+			job = xcalloc(1, sizeof(*job));
+			job->id = sq_col_text(st, 0);
+			job->kind = sq_col_text(st, 1);
+			ret = store_json_parse((const char *)sqlite3_column_text(st, 2),
+			                       JSON_OBJECT, &job->data);
+			job->attempts = sqlite3_column_int(st, 3);
+			job->created_at = sqlite3_column_int64(st, 4);
+			job->expires_at = sqlite3_column_int64(st, 5);
+		}
+		rc = SQLITE_OK;
+	}
+	if (rc != SQLITE_DONE) {
+		ret = sq_error(c->db, rc, "job_claim");
+		goto out;
+	}
+	if (job != NULL && (ret < 0 || job->id == NULL || job->data == NULL)) {
+		log_error("store_sqlite_corrupt", "table", "jobs", NULL);
+		ret = ISSO_ERR_STORE;
+		goto out;
+	}
+	*job_r = job;
+	job = NULL;
+out:
+	sq_end_op(b, c, st);
+	store_job_free(job);
+	return ret;
+}
+
+static int
+sq_job_done(struct store_backend *base, const char *id, const char *owner)
+{
+	return sq_simple((struct sq_backend *)base, SQ_JOB_DONE, "job_done", NULL, id, owner, NULL);
+}
+
+static int
+sq_job_retry(struct store_backend *base, const char *id, const char *owner, int64_t run_at)
+{
+	struct sq_backend *b = (struct sq_backend *)base;
+	struct sq_conn *c = NULL;
+	sqlite3_stmt *st = NULL;
+	int ret, rc = SQLITE_OK;
+
+	ret = sq_begin_op(b, SQ_JOB_RETRY, &c, &st);
+	if (ret < 0)
+		goto out;
+	sq_bind_text(st, 1, id, &rc);
+	sq_bind_text(st, 2, owner, &rc);
+	sq_bind_int(st, 3, run_at, &rc);
+	ret = sq_exec(c, st, rc, "job_retry", NULL);
+out:
+	sq_end_op(b, c, st);
+	return ret;
+}
+
 /* ---- housekeeping ---- */
 
 static int
 sq_purge(struct store_backend *base, int64_t now, int *n_r)
 {
-	static const enum sq_id ids[] = {SQ_PURGE_TOKENS, SQ_PURGE_EPH, SQ_PURGE_RATE};
+	static const enum sq_id ids[] = {SQ_PURGE_TOKENS, SQ_PURGE_EPH, SQ_PURGE_RATE,
+	                                 SQ_PURGE_JOBS};
 	struct sq_backend *b = (struct sq_backend *)base;
 	struct sq_conn *c = NULL;
 	sqlite3_stmt *st = NULL;
@@ -1995,5 +2118,9 @@ const struct store_driver store_driver_sqlite = {
     .key_set_active = sq_key_set_active,
     .audit_append = sq_audit_append,
     .audit_walk = sq_audit_walk,
+    .job_add = sq_job_add,
+    .job_claim = sq_job_claim,
+    .job_done = sq_job_done,
+    .job_retry = sq_job_retry,
     .purge = sq_purge,
 };

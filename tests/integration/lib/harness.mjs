@@ -193,6 +193,27 @@ function cleanEnv() {
 
 // ---------------------------------------------------------------- the stack
 
+/** isso-sim's side of every connector (src/sim/main.c): mode sim, the
+ * simulator's accounts and TW FidO SP id and key. The test and `make run`
+ * configuration only; issod refuses them for an issuer off loopback. */
+export const SIM_CONNECTORS = Object.freeze({
+  ISSO_SMS_MODE: 'sim',
+  ISSO_SMS_USERNAME: 'isso',
+  ISSO_SMS_PASSWORD: 'isso-sim',
+  ISSO_TWFIDO_MODE: 'sim',
+  ISSO_TWFIDO_SP_SERVICE_ID: 'TPE-ISSO-SIM',
+  ISSO_TWFIDO_KEY: '6ec249964849d00314f8dfc7d385d2f78768e2f1d249c49de5849d0e0afaadd4',
+  ISSO_TELECOM_MODE: 'sim',
+  ISSO_TELECOM_CLIENT_ID: 'isso',
+  ISSO_TELECOM_SECRET: 'isso-sim',
+  ISSO_MOICA_MODE: 'sim',
+  ISSO_MOICA_CLIENT_ID: 'isso',
+  ISSO_MOICA_SECRET: 'isso-sim',
+  ISSO_NHI_MODE: 'sim',
+  ISSO_NHI_CLIENT_ID: 'isso',
+  ISSO_NHI_SECRET: 'isso-sim',
+});
+
 // ---------------------------------------------------------------- cards
 
 const SOFTHSM_MODULE = process.env.ISSO_SOFTHSM_MODULE || '/usr/lib/softhsm/libsofthsm2.so';
@@ -310,9 +331,13 @@ export class Stack {
       ISSO_SERVER_PUBLIC_URL: `http://127.0.0.1:${port}`,
       ISSO_STORE_PATH: path.join(this.tmp, 'isso.db'),
       ISSO_KEYS_MASTER_KEY_FILE: path.join(this.tmp, 'master.key'),
+      // Every connector talks to isso-sim (mode sim, its accounts and the
+      // published TW FidO test key): issod has no such defaults. The
+      // issuer is on loopback, so plain http is fine; 127.0.0.1 (isso-sim,
+      // the tests' own agency endpoints) must be listed to be reachable.
+      ...SIM_CONNECTORS,
+      ISSO_OUTBOUND_ALLOW: '127.0.0.1',
       ISSO_SMS_URL: `${this.simUrl}/api/mtk/SmSend`,
-      // TW FidO (行動自然人憑證): isso-sim's SP id and key are issod's
-      // [twfido] defaults; only the address differs (a free port).
       ISSO_TWFIDO_URL: this.simUrl,
       ISSO_TELECOM_URL: `${this.simUrl}/telecom`,
       ISSO_MOICA_URL: `${this.simUrl}/moica`,
@@ -461,6 +486,7 @@ export class Stack {
     if (o.authMethod) args.push('--auth-method', o.authMethod);
     if (o.jwksUri) args.push('--jwks-uri', o.jwksUri);
     if (o.jwks) args.push('--jwks', typeof o.jwks === 'string' ? o.jwks : JSON.stringify(o.jwks));
+    for (const g of o.grantTypes ?? []) args.push('--grant-type', g);
     const added = await this.issoctl(args);
     if (!added || typeof added.client_id !== 'string') {
       throw new Error(`issoctl client add printed no client_id: ${JSON.stringify(added)}`);
@@ -511,6 +537,18 @@ export class Stack {
    * issod did not exit 0 in time, or if a sanitizer reported anything.
    * Removes the temp dir unless something failed or keepTmp is set.
    */
+  /** Stops issod with SIGTERM (it must exit 0, without a sanitizer
+   * report) and starts it again on the same port and store: for what
+   * must survive a restart. */
+  async restartIssod() {
+    const r = await this.issod.stop();
+    if (r.killed || r.code !== 0) throw this.issod.failure('did not exit 0 on SIGTERM before a restart');
+    if (SANITIZER.test(this.issod.stderr)) throw this.issod.failure('reported a sanitizer error');
+    this.previousIssodStderr = (this.previousIssodStderr ?? '') + this.issod.stderr;
+    this.issod = new Daemon('issod', requireBinary('issod'), [], { env: this.env, cwd: this.tmp });
+    await waitReady(this.issod, `${this.issuer}/.well-known/openid-configuration`);
+  }
+
   async stop({ check = true } = {}) {
     const problems = [];
     if (this.issod) {
