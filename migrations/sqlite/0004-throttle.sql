@@ -3,10 +3,11 @@
 -- and per device cookie. Keep migrations/postgresql/0004-throttle.sql
 -- equivalent.
 --
--- level is in seconds: each failure adds the kind's weight, and the level
--- drains by one per second since updated_at, so it is the time until
--- every failure is forgotten. No attempt is allowed before next_at. Rows
--- are purged at expires_at, when the level has drained.
+-- Times are in milliseconds. level is a time: each failure adds the
+-- kind's weight, and the level drains by one per millisecond since
+-- updated_at, so it is the time until every failure is forgotten. No
+-- attempt is allowed before next_at. Rows are purged at expires_at, when
+-- the level has drained.
 CREATE TABLE throttle (
 	key TEXT PRIMARY KEY,
 	level INTEGER NOT NULL CHECK (level >= 0),

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "auth/app.h"
+#include "auth/method.h"
 #include "lib/addr.h"
 #include "lib/log.h"
 #include "lib/secret.h"
@@ -33,7 +34,10 @@ throttle_delay(int failures, int free_failures, int cap)
 	return d < cap ? d : cap;
 }
 
-/* The failures a level stands for, each weighing weight seconds. */
+/* Buckets count in milliseconds: a hold of one second is one whole second. */
+#define MS 1000
+
+/* The failures a level stands for, each weighing weight. */
 static int
 failures_of(int64_t level, int64_t weight)
 {
@@ -118,11 +122,13 @@ event_fields(struct http_req *req, const struct throttle_attempt *a)
 	                 "address", http_remote_addr(req));
 }
 
-/* Refuses the attempt for seconds (the longer of the holds in force). */
+/* Refuses the attempt for ms milliseconds (the longer of the holds in
+ * force), said in whole seconds rounded up. */
 static void
-delayed(struct http_req *req, struct throttle_attempt *a, int64_t seconds, const char *by)
+delayed(struct http_req *req, struct throttle_attempt *a, int64_t ms, const char *by)
 {
 	json_t *f = event_fields(req, a);
+	int64_t seconds = (ms + MS - 1) / MS;
 
 	a->wait = seconds > 0 ? (int)seconds : 1;
 	json_object_set_new(f, "seconds", json_integer(a->wait));
@@ -137,14 +143,15 @@ static bool
 begin_trusted(struct isso_app *app, struct http_req *req, struct throttle_attempt *a, int64_t now)
 {
 	const struct isso_config *cfg = app->cfg;
-	int64_t weight = cfg->security.guess_memory;
+	int64_t weight = (int64_t)cfg->security.guess_memory * MS;
 	struct store_throttle t;
 	json_t *f;
 	bool locked;
 
-	locked = store_throttle_take(app->store, a->device, now, weight, weight * LEVEL_FAILURES,
-	                             cfg->security.device_cookie_lock_seconds, &t) < 0 ||
-	         t.next_at > now;
+	locked =
+	    store_throttle_take(app->store, a->device, now, weight, weight * LEVEL_FAILURES,
+	                        (int64_t)cfg->security.device_cookie_lock_seconds * MS, &t) < 0 ||
+	    t.next_at > now;
 	f = event_fields(req, a);
 	json_object_set_new(f, "exempt", json_boolean(!locked));
 	log_event(LOG_INFO, "device_cookie_used", f);
@@ -161,7 +168,8 @@ throttle_begin(struct isso_app *app, struct http_req *req, const char *method,
                const char *account_key, const char *uuid, struct throttle_attempt *a)
 {
 	const struct isso_config *cfg = app->cfg;
-	int64_t now = app_now(), weight = cfg->security.guess_memory, cap = weight * LEVEL_FAILURES;
+	int64_t now = method_now_ms(), weight = (int64_t)cfg->security.guess_memory * MS;
+	int64_t cap = weight * LEVEL_FAILURES;
 	struct store_throttle ta, tn;
 	char key[ADDR_KEY_MAX], hash[65], nonce[23];
 	const char *cookie;
@@ -178,7 +186,7 @@ throttle_begin(struct isso_app *app, struct http_req *req, const char *method,
 
 	cookie = http_cookie(req, THROTTLE_DEVICE_COOKIE);
 	if (uuid != NULL && cfg->security.device_cookie_days > 0 && cookie != NULL &&
-	    throttle_device_cookie_valid(&app->secrets, cookie, uuid, now, nonce)) {
+	    throttle_device_cookie_valid(&app->secrets, cookie, uuid, now / MS, nonce)) {
 		snprintf(a->device, sizeof(a->device), "d:%s", nonce);
 		if (begin_trusted(app, req, a, now))
 			return 0;
@@ -198,7 +206,7 @@ throttle_begin(struct isso_app *app, struct http_req *req, const char *method,
 	/* Counted as a failure until throttle_end says otherwise, so that
 	 * parallel guesses meet the hold at once. */
 	ret = store_throttle_take(app->store, a->address, now, weight, cap,
-	                          cfg->security.address_delay_max, &tn);
+	                          (int64_t)cfg->security.address_delay_max * MS, &tn);
 	if (ret < 0)
 		return ret;
 	if (tn.next_at > now) {
@@ -207,7 +215,7 @@ throttle_begin(struct isso_app *app, struct http_req *req, const char *method,
 	}
 	a->counted_address = true;
 	ret = store_throttle_take(app->store, a->account, now, weight, cap,
-	                          cfg->security.account_delay_max, &ta);
+	                          (int64_t)cfg->security.account_delay_max * MS, &ta);
 	if (ret < 0 || ta.next_at > now) {
 		(void)store_throttle_give(app->store, a->address, now, weight);
 		a->counted_address = false;
@@ -220,11 +228,11 @@ throttle_begin(struct isso_app *app, struct http_req *req, const char *method,
 	d = throttle_delay(failures_of(tn.level, weight), cfg->security.address_free_failures,
 	                   cfg->security.address_delay_max);
 	if (d > 0)
-		(void)store_throttle_hold(app->store, a->address, now + d);
+		(void)store_throttle_hold(app->store, a->address, now + (int64_t)d * MS);
 	d = throttle_delay(failures_of(ta.level, weight), cfg->security.account_free_failures,
 	                   cfg->security.account_delay_max);
 	if (d > 0)
-		(void)store_throttle_hold(app->store, a->account, now + d);
+		(void)store_throttle_hold(app->store, a->account, now + (int64_t)d * MS);
 	return 0;
 }
 
@@ -245,7 +253,7 @@ throttle_end(struct isso_app *app, struct http_req *req, struct throttle_attempt
              const char *uuid, const char *reason)
 {
 	const struct isso_config *cfg = app->cfg;
-	int64_t now = app_now(), weight = cfg->security.guess_memory;
+	int64_t now = method_now_ms(), weight = (int64_t)cfg->security.guess_memory * MS;
 	struct store_throttle t;
 	json_t *f;
 
@@ -269,7 +277,8 @@ throttle_end(struct isso_app *app, struct http_req *req, struct throttle_attempt
 	if (a->counted_device && store_throttle_get(app->store, a->device, now, &t) == 0 &&
 	    failures_of(t.level, weight) >= cfg->security.device_cookie_max_failures) {
 		(void)store_throttle_hold(app->store, a->device,
-		                          now + cfg->security.device_cookie_lock_seconds);
+		                          now + (int64_t)cfg->security.device_cookie_lock_seconds *
+		                                    MS);
 		log_event(LOG_WARN, "device_cookie_locked", event_fields(req, a));
 	}
 }

@@ -219,9 +219,11 @@ int store_rate_hit(struct store *store, const char *key, int window_seconds, int
 
 /* ---- guess throttling: leaky buckets (src/auth/throttle.c) ---- */
 
-/* A bucket's level is in seconds: each counted attempt adds weight, and
- * it drains by one per second, so it is the time until every attempt is
- * forgotten. next_at is the earliest time of the next attempt. */
+/* Times here are in milliseconds (Unix time × 1000), so that a hold of
+ * one second is a whole second. A bucket's level is a time: each counted
+ * attempt adds weight, and it drains by one per millisecond, so it is the
+ * time until every attempt is forgotten. next_at is the earliest time of
+ * the next attempt. store_purge removes drained buckets. */
 struct store_throttle {
 	int64_t level;   /* drained to now */
 	int64_t next_at; /* 0 when never held */

@@ -1167,55 +1167,59 @@ static void
 test_throttle(void **state)
 {
 	struct fixture *f = *state;
+	const int64_t T0 = (int64_t)NOW * 1000; /* milliseconds */
 	struct store_throttle t;
 	char k1[64], k2[64];
 
 	id(f, "thr-a", k1, sizeof(k1));
 	id(f, "thr-b", k2, sizeof(k2));
 	/* Absent: all zero. */
-	assert_int_equal(store_throttle_get(f->store, k1, NOW, &t), 0);
+	assert_int_equal(store_throttle_get(f->store, k1, T0, &t), 0);
 	assert_int_equal(t.level, 0);
 	assert_int_equal(t.next_at, 0);
 	/* Each attempt adds its weight; the level drains one per second. */
-	assert_int_equal(store_throttle_take(f->store, k1, NOW, 60, 600, 10, &t), 0);
+	assert_int_equal(store_throttle_take(f->store, k1, T0, 60, 600, 10, &t), 0);
 	assert_int_equal(t.level, 60);
 	assert_int_equal(t.next_at, 0);
-	assert_int_equal(store_throttle_take(f->store, k1, NOW + 20, 60, 600, 10, &t), 0);
+	assert_int_equal(store_throttle_take(f->store, k1, T0 + 20, 60, 600, 10, &t), 0);
 	assert_int_equal(t.level, 100);
-	assert_int_equal(store_throttle_get(f->store, k1, NOW + 50, &t), 0);
+	assert_int_equal(store_throttle_get(f->store, k1, T0 + 50, &t), 0);
 	assert_int_equal(t.level, 70);
 	/* A hold: attempts before next_at count nothing. */
-	assert_int_equal(store_throttle_hold(f->store, k1, NOW + 30), 0);
-	assert_int_equal(store_throttle_hold(f->store, k1, NOW + 25), 0); /* a later one stays */
-	assert_int_equal(store_throttle_take(f->store, k1, NOW + 29, 60, 600, 10, &t), 0);
-	assert_int_equal(t.next_at, NOW + 30);
-	assert_int_equal(store_throttle_get(f->store, k1, NOW + 29, &t), 0);
+	assert_int_equal(store_throttle_hold(f->store, k1, T0 + 30), 0);
+	assert_int_equal(store_throttle_hold(f->store, k1, T0 + 25), 0); /* a later one stays */
+	assert_int_equal(store_throttle_take(f->store, k1, T0 + 29, 60, 600, 10, &t), 0);
+	assert_int_equal(t.next_at, T0 + 30);
+	assert_int_equal(store_throttle_get(f->store, k1, T0 + 29, &t), 0);
 	assert_int_equal(t.level, 91);
-	assert_int_equal(store_throttle_take(f->store, k1, NOW + 30, 60, 600, 10, &t), 0);
-	assert_int_equal(t.next_at, NOW + 30);
+	assert_int_equal(store_throttle_take(f->store, k1, T0 + 30, 60, 600, 10, &t), 0);
+	assert_int_equal(t.next_at, T0 + 30);
 	assert_int_equal(t.level, 150);
 	/* Given back: one weight less, and no hold any more. */
-	assert_int_equal(store_throttle_hold(f->store, k1, NOW + 40), 0);
-	assert_int_equal(store_throttle_give(f->store, k1, NOW + 30, 60), 0);
-	assert_int_equal(store_throttle_get(f->store, k1, NOW + 30, &t), 0);
+	assert_int_equal(store_throttle_hold(f->store, k1, T0 + 40), 0);
+	assert_int_equal(store_throttle_give(f->store, k1, T0 + 30, 60), 0);
+	assert_int_equal(store_throttle_get(f->store, k1, T0 + 30, &t), 0);
 	assert_int_equal(t.level, 90);
-	assert_true(t.next_at <= NOW + 30);
+	assert_true(t.next_at <= T0 + 30);
 	/* The cap. */
 	for (int i = 0; i < 20; i++)
-		assert_int_equal(store_throttle_take(f->store, k2, NOW, 60, 600, 10, &t), 0);
+		assert_int_equal(store_throttle_take(f->store, k2, T0, 60, 600, 10, &t), 0);
 	assert_int_equal(t.level, 600);
 	/* Other keys are apart; clear forgets. */
 	assert_int_equal(store_throttle_clear(f->store, k2), 0);
-	assert_int_equal(store_throttle_get(f->store, k2, NOW, &t), 0);
+	assert_int_equal(store_throttle_get(f->store, k2, T0, &t), 0);
 	assert_int_equal(t.level, 0);
-	assert_int_equal(store_throttle_get(f->store, k1, NOW + 30, &t), 0);
+	assert_int_equal(store_throttle_get(f->store, k1, T0 + 30, &t), 0);
 	assert_int_equal(t.level, 90);
 	/* Drained and expired rows are purged. */
-	assert_int_equal(store_throttle_take(f->store, k2, NOW, 60, 60, 0, &t), 0);
-	assert_int_equal(store_purge(f->store, NOW + 61, NULL), 0);
-	assert_int_equal(store_throttle_get(f->store, k2, NOW, &t), 0);
+	assert_int_equal(store_throttle_take(f->store, k2, T0, 60, 60, 0, &t), 0);
+	assert_int_equal(store_purge(f->store, NOW, NULL), 0);
+	assert_int_equal(store_throttle_get(f->store, k2, T0, &t), 0);
+	assert_int_equal(t.level, 60);
+	assert_int_equal(store_purge(f->store, NOW + 1, NULL), 0);
+	assert_int_equal(store_throttle_get(f->store, k2, T0, &t), 0);
 	assert_int_equal(t.level, 0);
-	assert_int_equal(store_throttle_take(f->store, k1, NOW, 0, 600, 10, &t), ISSO_ERR_INVALID);
+	assert_int_equal(store_throttle_take(f->store, k1, T0, 0, 600, 10, &t), ISSO_ERR_INVALID);
 }
 
 /* ---- signing keys ---- */

@@ -2078,7 +2078,8 @@ sq_purge(struct store_backend *base, int64_t now, int *n_r)
 			goto out;
 		do {
 			rc = SQLITE_OK;
-			sq_bind_int(st, 1, now, &rc);
+			/* throttle rows count in milliseconds */
+			sq_bind_int(st, 1, ids[i] == SQ_PURGE_THROTTLE ? now * 1000 : now, &rc);
 			sq_bind_int(st, 2, SQ_PURGE_BATCH, &rc);
 			changes = 0;
 			ret = sq_exec(c, st, rc, "purge", &changes);
