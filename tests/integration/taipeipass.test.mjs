@@ -755,6 +755,54 @@ test('guessing is slowed, never locked: "try again in N s" (N ≤ 10) once the f
   await loginFlow(other.account, other.password);
 });
 
+test('a reset password containing the member\'s own account name is refused after the code; another goes on without a new code', T, async () => {
+  const m = await stack.addUser({ account: newAccount('ownword'), password: password('Own-Word'), phone: newPhone(), email: 'ownword@example.tw' });
+  const agent = new HttpAgent();
+  const { res } = await forgotStart(agent, m.phone);
+  const code = await queuedSmsCode(m.phone);
+  const withName = `${m.account}-kx7Qm2`;
+  secrets.passwords.add(withName);
+  const r1 = await submitCode(agent, res, code, { password: withName, password2: withName });
+  assert.equal(r1.status, 400);
+  assert.equal(alertText(r1), msg('password.context_proven'));
+  const good = password('Fresh-Start');
+  const r2 = await submitCode(agent, r1, '', { password: good, password2: good });
+  assert.equal(r2.status, 200, alertText(r2));
+  assert.ok(r2.headers.getSetCookie().some((c) => c.startsWith('isso_dev=')), 'the browser that proved the phone gets a device cookie');
+  await loginFlow(m.account, good, 'after the reset');
+});
+
+test('browser: the delay page counts down and passes axe', { timeout: limit(60_000), skip: NO_BROWSER }, async (t) => {
+  const m = await stack.addUser({ account: newAccount('countdown'), password: password('Countdown'), phone: newPhone() });
+  secrets.accounts.add(m.account);
+  const a = await startAuth();
+  const { page } = await newPage(browser, { viewport: { width: 390, height: 844 }, locale: 'zh-TW' });
+  try {
+    await page.goto(a.url.href);
+    await page.locator('a[href*="/login/taipeipass"]').first().click();
+    await page.waitForURL((u) => u.pathname === '/login/taipeipass');
+    for (let i = 0; i < 8; i++) {
+      await page.locator('[name="account"]').fill(m.account);
+      await page.locator('[name="password"]').fill(`Wrong-guess-${i}x`);
+      await Promise.all([page.waitForEvent('load'), page.getByRole('button', { name: msg('tp.submit'), exact: true }).click()]);
+      if (await page.locator('#login-error .countdown').count() > 0) break;
+    }
+    const countdown = page.locator('#login-error .countdown');
+    await countdown.waitFor();
+    const secs = Number(await countdown.getAttribute('data-seconds'));
+    assert.ok(secs >= 1 && secs <= 10, `countdown of ${secs} s`);
+    assert.ok((await page.getByRole('alert').innerText()).includes(msg('tp.wait')));
+    await axeCheck(page, 'the delay page');
+    await shots.take(t, page, 'login-delay');
+    // it counts down to zero and says so to screen readers
+    await page.locator('#login-error .countdown.countdown-expired').waitFor({ timeout: secs * 1000 + limit(3000) });
+    assert.equal(await countdown.innerText(), '0');
+    assert.equal(await page.locator('#countdown-announcer').innerText(), msg('tp.wait_over'));
+  } finally {
+    await page.context().close();
+  }
+});
+
 // ---------------------------------------------------------------- 6. CSRF
 
 test('CSRF: login, register, forgot and consent refuse a POST without or with a wrong csrf field (403)', T, async () => {
@@ -857,6 +905,15 @@ test('browser (zh-TW): register through the pages, axe on every step, then log i
     await page.getByRole('alert').filter({ hasText: msg('register.must_agree') }).waitFor();
     assert.equal(await field(msg('tp.reg_account'), 'account').inputValue(), f.account, 'the account is kept');
     await axeCheck(page, 'the registration page with an error');
+    // a common password: the page says why
+    await fill();
+    await field(msg('tp.password'), 'password').fill('Password1');
+    await field(msg('tp.password_again'), 'password2').fill('Password1');
+    await page.getByRole('checkbox', { name: msg('tp.reg_agree') }).check();
+    await page.getByRole('button', { name: msg('tp.reg_send_code') }).click();
+    await page.getByRole('alert').filter({ hasText: msg('password.common') }).waitFor();
+    await axeCheck(page, 'the registration page refusing a common password');
+    await shots.take(t, page, 'register-common-password');
     await fill();
     await page.getByRole('checkbox', { name: msg('tp.reg_agree') }).check();
     await page.getByRole('button', { name: msg('tp.reg_send_code') }).click();
