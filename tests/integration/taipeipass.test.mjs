@@ -987,6 +987,7 @@ test("issod's log holds no national ID, password, account name, SMS code or whol
   }
   secrets.accounts.add(m.account);
   secrets.accounts.add('no.such.privacy');
+  await sleep(500); // issod's last lines reach us a moment after its answers
 
   const log = stack.issod.stderr;
   // the log did record these flows (the check below is not vacuous)
