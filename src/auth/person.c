@@ -95,7 +95,8 @@ member_check(struct isso_app *app, const struct member_new *m)
 {
 	char account[33], phone[11], email[255], idn[11];
 	const char *problem = member_problem(m, account, phone, email, idn);
-	const char *context[] = {account, m->email, phone, m->name, NULL};
+	const char *context[] = {account, m->email != NULL ? m->email : "", phone,
+	                         m->name != NULL ? m->name : "", NULL};
 
 	if (problem != NULL)
 		return problem;

@@ -334,6 +334,7 @@ test('registration refusals: weak passwords (the page says why), mismatch, agree
     ['contains the account', { account: 'chen2024abc', password: 'CHEN2024ABC-kx7Q' }, {}, 400, 'password.context'],
     ['contains the e-mail name', { password: 'kx7Q-Refused-zz' }, {}, 400, 'password.context'],
     ['contains the phone', { password: `kx7Q${phone.slice(1)}` }, {}, 400, 'password.context'],
+    ['contains the name (no e-mail given)', { email: '', name: 'Margaret', password: 'Margaret-kx7Q-91' }, {}, 400, 'password.context'],
     ['mismatch', { password2: 'Good-pass-124' }, {}, 400, 'password.mismatch'],
     ['no agreement', {}, { agree: false }, 400, 'register.must_agree'],
     ['bad phone', { phone: '0212345678' }, {}, 400, 'register.bad_phone'],
