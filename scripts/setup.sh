@@ -9,6 +9,7 @@ pkgs=(
   libmicrohttpd-dev libjansson-dev libcjose-dev libsodium-dev libssl-dev
   libsqlite3-dev sqlite3 libcurl4-openssl-dev libqrencode-dev libinih-dev
   libcmocka-dev libclang-rt-14-dev
+  libzxcvbn-dev libunistring-dev
   chromium fonts-noto-cjk
   curl ca-certificates
   jq softhsm2 opensc libp11-kit-dev libnss-wrapper

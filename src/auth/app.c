@@ -7,6 +7,7 @@
 #include <sodium.h>
 
 #include "auth/app.h"
+#include "auth/password.h"
 #include "conn/cardpki.h"
 #include "conn/moica.h"
 #include "conn/sms.h"
@@ -393,6 +394,13 @@ app_init(struct isso_app *app, const struct isso_config *cfg, const char **error
 		*error_r = "cannot hash";
 		goto out;
 	}
+	free(path);
+	path = cfg->security.common_passwords[0] != '\0'
+	           ? xstrdup(cfg->security.common_passwords)
+	           : xasprintf("%s/data/common-passwords.txt", cfg->server.datadir);
+	ret = password_policy_load(path, cfg->security.password_min_bits, &app->passwords, error_r);
+	if (ret < 0)
+		goto out;
 out:
 	free(path);
 	free(err);
@@ -422,6 +430,7 @@ app_free(struct isso_app *app)
 		jose_keyset_free(app->keys);
 	if (app->store != NULL)
 		store_close(app->store);
+	password_policy_free(app->passwords);
 	free(app->discovery);
 	sodium_memzero(&app->secrets, sizeof(app->secrets));
 	memset(app, 0, sizeof(*app));

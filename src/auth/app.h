@@ -23,6 +23,7 @@ struct conn_nhi;
 struct http_server;
 struct worker_pool;
 struct oidc_runtime;
+struct password_policy;
 
 struct isso_app {
 	const struct isso_config *cfg;
@@ -54,6 +55,8 @@ struct isso_app {
 	/* A precomputed argon2id hash, verified against when a login names no
 	 * account, so both answers take the same time. */
 	char dummy_password_hash[128];
+	/* What a new password must pass (common list, zxcvbn). */
+	struct password_policy *passwords;
 };
 
 /* Opens the store (migrating it), loads or creates the master key and the

@@ -8,6 +8,7 @@
 #include "auth/method.h"
 #include "auth/page.h"
 #include "lib/log.h"
+#include "lib/addr.h"
 #include "lib/secret.h"
 #include "store/store.h"
 
@@ -142,10 +143,10 @@ loa_parse(const char *name)
 bool
 method_addr_limited(struct isso_app *app, struct http_req *req, const char *what)
 {
-	char key[128];
+	char key[128], addr[ADDR_KEY_MAX];
 	int count = 0;
 
-	snprintf(key, sizeof(key), "%s:%s", what, http_remote_addr(req));
+	snprintf(key, sizeof(key), "%s:%s", what, addr_limit_key(http_remote_addr(req), addr));
 	if (store_rate_hit(app->store, key, 60, app_now(), &count) < 0)
 		return true;
 	return count > app->cfg->security.ip_rate_per_min;

@@ -64,9 +64,10 @@ enum loa loa_parse(const char *name);
 
 /* ---- helpers for method implementations ---- */
 
-/* True when this client address made more than security.ip_rate_per_min
- * attempts of kind what in the last minute (this one counted). A store
- * failure counts as limited. */
+/* True when this client address (an IPv6 address by its /64: see
+ * lib/addr.h) made more than security.ip_rate_per_min attempts of kind
+ * what in the last minute (this one counted). A store failure counts as
+ * limited. */
 bool method_addr_limited(struct isso_app *app, struct http_req *req, const char *what);
 /* The object under key in the login transaction, created empty when
  * absent (borrowed reference): where a method keeps its steps' state. */

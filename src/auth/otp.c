@@ -7,6 +7,7 @@
 #include "auth/otp.h"
 #include "conn/sms.h"
 #include "http/i18n.h"
+#include "lib/addr.h"
 #include "lib/isso.h"
 #include "lib/log.h"
 #include "lib/secret.h"
@@ -59,7 +60,7 @@ otp_send(struct isso_app *app, struct http_req *req, const char *purpose, const 
          const char *notice_key, enum otp_delivery delivery, char id_r[44], int *wait_r)
 {
 	const struct i18n_catalog *zh = i18n_catalog(app->i18n, "zh-TW");
-	char hash[65], key[128], code[OTP_DIGITS + 1], chash[65];
+	char hash[65], key[128], code[OTP_DIGITS + 1], chash[65], addr[ADDR_KEY_MAX];
 	char *body = NULL, *msgid = NULL;
 	const char *error = NULL;
 	json_t *o = NULL;
@@ -77,7 +78,7 @@ otp_send(struct isso_app *app, struct http_req *req, const char *purpose, const 
 		return ret;
 	if (count > SMS_PER_NUMBER_HOUR)
 		return ISSO_ERR_LIMIT;
-	snprintf(key, sizeof(key), "sms-addr:%s", http_remote_addr(req));
+	snprintf(key, sizeof(key), "sms-addr:%s", addr_limit_key(http_remote_addr(req), addr));
 	ret = store_rate_hit(app->store, key, 3600, now, &count);
 	if (ret < 0)
 		return ret;

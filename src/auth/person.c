@@ -5,7 +5,9 @@
 #include <sodium.h>
 
 #include "auth/app.h"
+#include "auth/password.h"
 #include "auth/person.h"
+#include "auth/throttle.h"
 #include "lib/idnum.h"
 #include "lib/isso.h"
 #include "lib/secret.h"
@@ -59,26 +61,9 @@ member_email_hash(struct isso_app *app, const char *given, const char *email, ch
 }
 
 const char *
-member_password_problem(const char *account, const char *password)
+member_password_problem(struct isso_app *app, const char *password, const char *const *context)
 {
-	size_t n = strlen(password);
-	bool letter = false, digit = false;
-
-	if (n < 8)
-		return "password.too_short";
-	if (n > 128)
-		return "password.too_long";
-	for (size_t i = 0; i < n; i++) {
-		if (isalpha((unsigned char)password[i]))
-			letter = true;
-		else if (isdigit((unsigned char)password[i]))
-			digit = true;
-	}
-	if (!letter || !digit)
-		return "password.letters_digits";
-	if (account != NULL && strcasecmp(account, password) == 0)
-		return "password.is_account";
-	return NULL;
+	return password_problem(app->passwords, password, context);
 }
 
 /* Checks every field of m and writes the normalised forms; returns NULL or
@@ -102,15 +87,34 @@ member_problem(const struct member_new *m, char account[33], char phone[11], cha
 		return "register.bad_name";
 	if (m->password == NULL)
 		return "password.too_short";
-	return member_password_problem(account, m->password);
+	return password_problem(NULL, m->password, NULL);
 }
 
 const char *
-member_check(const struct member_new *m)
+member_check(struct isso_app *app, const struct member_new *m)
 {
 	char account[33], phone[11], email[255], idn[11];
+	const char *problem = member_problem(m, account, phone, email, idn);
+	const char *context[] = {account, m->email != NULL ? m->email : "", phone,
+	                         m->name != NULL ? m->name : "", NULL};
 
-	return member_problem(m, account, phone, email, idn);
+	if (problem != NULL)
+		return problem;
+	return member_password_problem(app, m->password, context);
+}
+
+/* argon2id of the NFKC form of password into out (128 bytes). */
+static int
+member_hash_password(const char *password, char out[128])
+{
+	char *norm = password_normalize(password);
+	int ret;
+
+	if (norm == NULL)
+		return ISSO_ERR_INVALID;
+	ret = secret_password_hash(norm, out);
+	xfree_secret(norm);
+	return ret;
 }
 
 int
@@ -150,7 +154,7 @@ member_create(struct isso_app *app, const struct member_new *m, char uuid_r[37],
 	ret = secret_seal(&app->secrets, text, strlen(text), &sealed);
 	if (ret < 0)
 		goto out;
-	ret = secret_password_hash(m->password, pwhash);
+	ret = member_hash_password(m->password, pwhash);
 	if (ret < 0)
 		goto out;
 
@@ -263,46 +267,62 @@ unknown:
 	return 0;
 }
 
+/* Does password match hash? Checked in its NFKC form, and as typed when
+ * that differs (a password set before passwords were normalised). */
+static bool
+member_password_matches(const char *hash, const char *password)
+{
+	char *norm = password_normalize(password);
+	bool match = false;
+
+	if (norm != NULL)
+		match = secret_password_verify(hash, norm);
+	if (!match && (norm == NULL || strcmp(norm, password) != 0))
+		match = secret_password_verify(hash, password);
+	xfree_secret(norm);
+	return match;
+}
+
 int
-member_authenticate(struct isso_app *app, const char *login, const char *password, bool *ok_r,
-                    bool *locked_r, char uuid_r[37])
+member_authenticate(struct isso_app *app, struct http_req *req, const char *login,
+                    const char *password, bool *ok_r, int *wait_r, char uuid_r[37])
 {
 	struct store_member *member = NULL;
-	int64_t now = app_now();
+	struct throttle_attempt attempt;
+	const char *method;
 	char key[65];
-	int attempts = 0, ret;
+	int ret;
 	bool match;
 
 	*ok_r = false;
-	*locked_r = false;
+	*wait_r = 0;
 	uuid_r[0] = '\0';
 	if (strlen(login) > 254 || strlen(password) > 1024)
 		return ISSO_ERR_INVALID;
 	ret = member_lookup(app, login, &member, key);
 	if (ret < 0)
 		goto out;
-	/* Attempts count per member, however it is named (account, e-mail,
-	 * phone); for a name that matches nobody, per that name, so a lockout
-	 * looks the same and tells nothing about whether an account exists.
-	 * The attempt is counted before the password is checked, so parallel
-	 * guesses cannot slip past the limit. */
+	/* Throttled per member, however it is named (account, e-mail, phone);
+	 * for a name that matches nobody, per that name, so the answers and
+	 * their timing tell nothing about whether an account exists. */
 	if (member != NULL)
 		secret_lookup_hash(&app->secrets, "member", member->uuid, key);
-	ret = store_eph_incr(app->store, "lock", key, now, now + app->cfg->security.lockout_seconds,
-	                     &attempts);
+	method = strncmp(http_path(req), "/app/", 5) == 0 ? "taipeipass-app" : "taipeipass";
+	ret = throttle_begin(app, req, method, key, member != NULL ? member->uuid : NULL, &attempt);
 	if (ret < 0)
 		goto out;
-	match = secret_password_verify(
+	if (attempt.wait > 0) {
+		*wait_r = attempt.wait;
+		goto out;
+	}
+	match = member_password_matches(
 	    member != NULL ? member->password_hash : app->dummy_password_hash, password);
-	if (attempts > app->cfg->security.max_failures) {
-		*locked_r = true;
-	} else if (member != NULL && match) {
+	if (member != NULL && match) {
 		*ok_r = true;
 		memcpy(uuid_r, member->uuid, strlen(member->uuid) + 1);
-		(void)store_eph_delete(app->store, "lock", key);
-	} else if (attempts == app->cfg->security.max_failures) {
-		*locked_r = true;
 	}
+	throttle_end(app, req, &attempt, *ok_r, *ok_r ? uuid_r : NULL,
+	             member != NULL ? "wrong_password" : "unknown_login");
 out:
 	store_member_free(member);
 	return ret;
@@ -325,10 +345,29 @@ member_find_by_phone(struct isso_app *app, const char *phone, char uuid_r[37])
 }
 
 int
+member_context(struct isso_app *app, const char *uuid, char **account_r, char **email_r)
+{
+	json_t *pii = NULL;
+	const char *v;
+	int ret;
+
+	*account_r = *email_r = NULL;
+	ret = person_pii(app, uuid, &pii);
+	if (ret == 0 && pii != NULL) {
+		if ((v = json_string_value(json_object_get(pii, "account"))) != NULL)
+			*account_r = xstrdup(v);
+		if ((v = json_string_value(json_object_get(pii, "email"))) != NULL)
+			*email_r = xstrdup(v);
+	}
+	json_decref(pii);
+	return ret;
+}
+
+int
 member_set_password(struct isso_app *app, const char *uuid, const char *password)
 {
 	char hash[128];
-	int ret = secret_password_hash(password, hash);
+	int ret = member_hash_password(password, hash);
 
 	if (ret == 0)
 		ret = store_member_set_password(app->store, uuid, hash);

@@ -7,11 +7,13 @@
 #include <jansson.h>
 #include <stdbool.h>
 
+#include "http/http.h"
+
 struct isso_app;
 
 /* A new TaipeiPass member. Strings are checked here: account 4–32 of
  * [a-z0-9._-] starting with a letter (case-folded), phone a mobile number,
- * email optional, password per member_password_ok(), id_number optional
+ * email optional, password 8–128 characters, id_number optional
  * (valid national / resident ID), birthdate optional (YYYY-MM-DD). */
 struct member_new {
 	const char *account;
@@ -26,11 +28,16 @@ struct member_new {
 	bool phone_verified; /* the phone was proven (SMS code) when enrolling */
 };
 
-/* Checks the fields of a new member without writing anything: NULL, or
- * the message key of the first problem (as member_create would answer). */
-const char *member_check(const struct member_new *m);
+/* Checks the fields of a new member a citizen chose without writing
+ * anything: NULL, or the message key of the first problem. Stricter than
+ * member_create: the password must also pass the policy for new
+ * passwords (auth/password.h), with the member's account, e-mail, phone
+ * and name as context words. */
+const char *member_check(struct isso_app *app, const struct member_new *m);
 
-/* Creates person and member in the store. Returns 0 with uuid_r, or
+/* Creates person and member in the store; the password (8–128
+ * characters: an operator may import an existing member's) is hashed in
+ * its NFKC form. Returns 0 with uuid_r, or
  * ISSO_ERR_INVALID with *error_key_r a message key naming the bad field,
  * or ISSO_ERR_CONFLICT (*error_key_r says which: account / phone / e-mail
  * / ID already registered — callers facing the public must not show the
@@ -38,20 +45,27 @@ const char *member_check(const struct member_new *m);
 int member_create(struct isso_app *app, const struct member_new *m, char uuid_r[37],
                   const char **error_key_r);
 
-/* Password rules: 8–128 bytes, at least one letter and one digit, not the
- * account name. Returns NULL or the message key of the broken rule. */
-const char *member_password_problem(const char *account, const char *password);
+/* The policy for a new password (auth/password.h) with context, the
+ * member's own words (NULL-terminated). Returns NULL or a message key. */
+const char *member_password_problem(struct isso_app *app, const char *password,
+                                    const char *const *context);
 
-/* Checks a login name (account, e-mail or mobile number) and password.
- * Always spends one argon2id verification, found or not. Returns 0 with
- * *ok_r and uuid_r set on success. *locked_r is true when this login name
- * has failed too often recently: counted per member, however it is named,
- * and per login name when it names nobody, with the same answers. */
-int member_authenticate(struct isso_app *app, const char *login, const char *password, bool *ok_r,
-                        bool *locked_r, char uuid_r[37]);
+/* Checks a login name (account, e-mail or mobile number) and password for
+ * the request req, throttled (auth/throttle.h): per member, however it is
+ * named, and per login name when it names nobody, with the same answers
+ * and timing; and per client address. Returns 0 with *ok_r and uuid_r set
+ * on success; *wait_r > 0 when the attempt was refused unchecked: try
+ * again in that many seconds. Otherwise spends one argon2id verification,
+ * found or not. A successful check gives the browser a device cookie. */
+int member_authenticate(struct isso_app *app, struct http_req *req, const char *login,
+                        const char *password, bool *ok_r, int *wait_r, char uuid_r[37]);
 
 /* Looks a member up by normalised mobile number; uuid_r empty when none. */
 int member_find_by_phone(struct isso_app *app, const char *phone, char uuid_r[37]);
+/* The member's account name and e-mail, for context words (malloc'd,
+ * each NULL when unknown; the caller frees). */
+int member_context(struct isso_app *app, const char *uuid, char **account_r, char **email_r);
+/* Sets a new password (hashed in its NFKC form). */
 int member_set_password(struct isso_app *app, const char *uuid, const char *password);
 
 /* The sealed personal data of uuid as a JSON object (name, id_number,

@@ -36,10 +36,20 @@ struct isso_config {
 		int txn_ttl;           /* an unfinished login, 15 minutes */
 	} oidc;
 	struct {
-		int max_failures;    /* password failures before lockout, 5 */
-		int lockout_seconds; /* 900 */
 		int ip_rate_per_min; /* login / OTP attempts per client address per minute, 30 */
 		int otp_ttl;         /* seconds an SMS code stays valid, 300 */
+
+		/* Password guessing is slowed, never locked out (src/auth/throttle.c). */
+		int guess_memory;          /* seconds until one failure is forgotten, 900 */
+		int account_free_failures; /* failures per account before delays, 3 */
+		int account_delay_max;     /* longest delay per account (s), 10 (at most 10) */
+		int address_free_failures; /* failures per address (IPv6 /64) before delays, 10 */
+		int address_delay_max;     /* longest delay per address (s), 60 */
+		int device_cookie_days;    /* lifetime of a device cookie, 90; 0: none issued */
+		int device_cookie_max_failures; /* failures that lock a device cookie, 10 */
+		int device_cookie_lock_seconds; /* how long, 3600 */
+		int password_min_bits;          /* zxcvbn estimate a new password needs, 30 */
+		char *common_passwords; /* list file; "": <datadir>/data/common-passwords.txt */
 	} security;
 	struct {
 		/* hosts, addresses and CIDRs outbound requests may reach

@@ -113,6 +113,14 @@ struct store_driver {
 	int (*rate_hit)(struct store_backend *b, const char *key, int64_t window_start,
 	                int64_t expires_at, int *count_r);
 
+	int (*throttle_get)(struct store_backend *b, const char *key, int64_t now,
+	                    struct store_throttle *t_r);
+	int (*throttle_take)(struct store_backend *b, const char *key, int64_t now, int64_t weight,
+	                     int64_t cap, int64_t expires_at, struct store_throttle *t_r);
+	int (*throttle_hold)(struct store_backend *b, const char *key, int64_t next_at);
+	int (*throttle_give)(struct store_backend *b, const char *key, int64_t now, int64_t weight);
+	int (*throttle_clear)(struct store_backend *b, const char *key);
+
 	int (*key_add)(struct store_backend *b, const struct store_key *key);
 	int (*key_list)(struct store_backend *b, int (*fn)(const struct store_key *k, void *ctx),
 	                void *ctx);

@@ -766,6 +766,52 @@ store_rate_hit(struct store *store, const char *key, int window_seconds, int64_t
 	return store->driver->rate_hit(store->backend, key, start, start + window_seconds, count_r);
 }
 
+/* ---- guess throttling ---- */
+
+int
+store_throttle_get(struct store *store, const char *key, int64_t now, struct store_throttle *t_r)
+{
+	memset(t_r, 0, sizeof(*t_r));
+	if (key == NULL)
+		return ISSO_ERR_INVALID;
+	return store->driver->throttle_get(store->backend, key, now, t_r);
+}
+
+int
+store_throttle_take(struct store *store, const char *key, int64_t now, int64_t weight, int64_t cap,
+                    int64_t hold_max, struct store_throttle *t_r)
+{
+	memset(t_r, 0, sizeof(*t_r));
+	if (key == NULL || weight <= 0 || cap < weight || hold_max < 0 || now < 0)
+		return ISSO_ERR_INVALID;
+	return store->driver->throttle_take(store->backend, key, now, weight, cap,
+	                                    now + cap + hold_max, t_r);
+}
+
+int
+store_throttle_hold(struct store *store, const char *key, int64_t next_at)
+{
+	if (key == NULL || next_at < 0)
+		return ISSO_ERR_INVALID;
+	return store->driver->throttle_hold(store->backend, key, next_at);
+}
+
+int
+store_throttle_give(struct store *store, const char *key, int64_t now, int64_t weight)
+{
+	if (key == NULL || weight < 0 || now < 0)
+		return ISSO_ERR_INVALID;
+	return store->driver->throttle_give(store->backend, key, now, weight);
+}
+
+int
+store_throttle_clear(struct store *store, const char *key)
+{
+	if (key == NULL)
+		return ISSO_ERR_INVALID;
+	return store->driver->throttle_clear(store->backend, key);
+}
+
 /* ---- signing keys ---- */
 
 int

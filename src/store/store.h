@@ -222,6 +222,36 @@ int store_eph_incr(struct store *store, const char *kind, const char *id, int64_
 int store_rate_hit(struct store *store, const char *key, int window_seconds, int64_t now,
                    int *count_r);
 
+/* ---- guess throttling: leaky buckets (src/auth/throttle.c) ---- */
+
+/* Times here are in milliseconds (Unix time × 1000), so that a hold of
+ * one second is a whole second. A bucket's level is a time: each counted
+ * attempt adds weight, and it drains by one per millisecond, so it is the
+ * time until every attempt is forgotten. next_at is the earliest time of
+ * the next attempt. store_purge removes drained buckets. */
+struct store_throttle {
+	int64_t level;   /* drained to now */
+	int64_t next_at; /* 0 when never held */
+};
+
+/* Reads the bucket of key drained to now (all zero when absent). */
+int store_throttle_get(struct store *store, const char *key, int64_t now,
+                       struct store_throttle *t_r);
+/* Counts one attempt under key unless it is held (next_at > now): then
+ * nothing changes. Atomic. The level, drained to now, grows by weight and
+ * is capped at cap; the row lives until now + cap + hold_max at least.
+ * *t_r gets the bucket after the call; t_r->next_at > now means it was
+ * held and nothing was counted. */
+int store_throttle_take(struct store *store, const char *key, int64_t now, int64_t weight,
+                        int64_t cap, int64_t hold_max, struct store_throttle *t_r);
+/* Holds key until next_at (a later hold already in place is kept). */
+int store_throttle_hold(struct store *store, const char *key, int64_t next_at);
+/* Takes back one counted attempt (weight) and ends the hold: the attempt
+ * turned out right. */
+int store_throttle_give(struct store *store, const char *key, int64_t now, int64_t weight);
+/* Forgets key. */
+int store_throttle_clear(struct store *store, const char *key);
+
 /* ---- signing keys ---- */
 
 struct store_key {

@@ -919,8 +919,8 @@ function loginFailed(log) {
 function checkLoginFailed(log, method, reasons) {
   const events = loginFailed(log).filter((e) => e.method === method);
   for (const e of events) {
-    assert.deepEqual(Object.keys(e).sort(), ['addr', 'event', 'level', 'method', 'reason', 'ts'], JSON.stringify(e));
-    assert.match(e.addr, /^127\.0\.0\.1$/);
+    assert.deepEqual(Object.keys(e).sort(), ['address', 'event', 'level', 'method', 'reason', 'ts'], JSON.stringify(e));
+    assert.match(e.address, /^127\.0\.0\.1$/);
     assert.match(e.reason, /^[a-z_]+$/);
   }
   const seen = new Set(events.map((e) => e.reason));

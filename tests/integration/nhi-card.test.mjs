@@ -384,7 +384,7 @@ test('once an ID reached its limit, the NHI service is not asked again', T, asyn
   // security events: method, reason and address only
   const events = stack.issod.stderr.split('\n').filter((l) => l.includes('"event":"login_failed"')).map((l) => JSON.parse(l))
     .filter((e) => e.method === 'nhi-card');
-  for (const e of events) assert.deepEqual(Object.keys(e).sort(), ['addr', 'event', 'level', 'method', 'reason', 'ts']);
+  for (const e of events) assert.deepEqual(Object.keys(e).sort(), ['address', 'event', 'level', 'method', 'reason', 'ts']);
   const reasons = new Set(events.map((e) => e.reason));
   for (const r of ['id_limited', 'id_mismatch', 'wrong_password', 'suspended', 'bad_signature', 'random_stale']) {
     assert.ok(reasons.has(r), `login_failed ${r} (seen: ${[...reasons].join(', ')})`);

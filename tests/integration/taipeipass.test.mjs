@@ -3,8 +3,9 @@
 // read from isso-sim's phone, login by account / e-mail / mobile number
 // through an OIDC authorization, registration refusals, SMS code limits,
 // forgotten password (with no difference between members and strangers),
-// lockout that does not tell whether an account exists, CSRF on every form,
-// and the absence of secrets from issod's log.
+// guessing slowed (never locked) alike whether an account exists, CSRF on
+// every form, and the absence of secrets from issod's log, security
+// events included.
 
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -37,7 +38,7 @@ let browser;
 const shots = new Screenshots();
 
 // Everything secret the tests used, checked against issod's log at the end.
-const secrets = { passwords: new Set(), codes: new Set(), phones: new Set(), ids: new Set() };
+const secrets = { passwords: new Set(), codes: new Set(), phones: new Set(), ids: new Set(), accounts: new Set() };
 
 // Fresh mobile numbers (a number has a 35 s cool-down between codes).
 let phoneSeq = 0;
@@ -316,22 +317,28 @@ test('standalone registration (no login transaction), then an OIDC login', T, as
 
 // ---------------------------------------------------------------- 2. refusals
 
-test('registration refusals: weak passwords, mismatch, agreement, phone, taken account', T, async () => {
-  const member = await stack.addUser({ account: 'taken.name', password: password('Taken'), phone: newPhone() });
+test('registration refusals: weak passwords (the page says why), mismatch, agreement, phone', T, async () => {
   const agent = new HttpAgent();
   const phone = newPhone();
   const base = { account: 'refused.one', name: '王大明', phone, email: 'refused@example.tw', password: 'Good-pass-123' };
+  // NIST SP 800-63B: length, common, context and estimated strength; no
+  // composition rules.
   const cases = [
     ['too short', { password: 'Ab1-x' }, {}, 400, 'password.too_short'],
-    ['no digit', { password: 'Only-Letters-here' }, {}, 400, 'password.letters_digits'],
-    ['no letter', { password: '1234-5678-90' }, {}, 400, 'password.letters_digits'],
-    ['equal to the account', { account: 'chen2024abc', password: 'CHEN2024ABC' }, {}, 400, 'password.is_account'],
+    ['too short in characters, not bytes', { password: '台北市民密碼' }, {}, 400, 'password.too_short'],
+    ['common', { password: 'Password1' }, {}, 400, 'password.common'],
+    ['common, pinyin', { password: 'woaini1314' }, {}, 400, 'password.common'],
+    ['keyboard run', { password: 'qwertyuiop' }, {}, 400, 'password.common'],
+    ['weak by zxcvbn', { password: 'Summer2019' }, {}, 400, 'password.weak'],
+    ['a date', { password: '19880808' }, {}, 400, 'password.weak'],
+    ['contains the account', { account: 'chen2024abc', password: 'CHEN2024ABC-kx7Q' }, {}, 400, 'password.context'],
+    ['contains the e-mail name', { password: 'kx7Q-Refused-zz' }, {}, 400, 'password.context'],
+    ['contains the phone', { password: `kx7Q${phone.slice(1)}` }, {}, 400, 'password.context'],
+    ['contains the name (no e-mail given)', { email: '', name: 'Margaret', password: 'Margaret-kx7Q-91' }, {}, 400, 'password.context'],
     ['mismatch', { password2: 'Good-pass-124' }, {}, 400, 'password.mismatch'],
     ['no agreement', {}, { agree: false }, 400, 'register.must_agree'],
     ['bad phone', { phone: '0212345678' }, {}, 400, 'register.bad_phone'],
     ['short phone', { phone: '09123' }, {}, 400, 'register.bad_phone'],
-    ['taken account', { account: member.account }, {}, 409, 'register.account_taken'],
-    ['taken account, other case', { account: 'Taken.Name' }, {}, 409, 'register.account_taken'],
   ];
   for (const [what, change, opts, status, key] of cases) {
     const f = { ...base, ...change };
@@ -346,6 +353,54 @@ test('registration refusals: weak passwords, mismatch, agreement, phone, taken a
     assert.ok(!res.text.includes(f.password), `${what}: the password is nowhere in the page`);
   }
   assert.equal(await lastSms(phone), null, 'no SMS for a refused registration');
+
+  // The English page says why too.
+  const en = new HttpAgent({ lang: 'en' });
+  const res = await submitRegistration(en, { ...base, password: 'Password1' });
+  assert.equal(res.status, 400);
+  assert.match(alertText(res), /too common/);
+
+  // Strong passwords pass, with no composition rule: letters and spaces
+  // only, or Chinese characters only.
+  for (const [i, pw] of ['correct horse battery staple', '我家門前有小河後面有山坡'].entries()) {
+    const f = { account: newAccount('strong'), phone: newPhone(), password: pw };
+    secrets.passwords.add(pw);
+    const ok = await submitRegistration(new HttpAgent(), f);
+    assert.equal(ok.status, 200, `strong password ${i + 1}: ${ok.alerts().join(' | ')}`);
+    mustCodeForm(ok, `strong password ${i + 1}`);
+  }
+});
+
+test('a taken and a free account name get the same registration answer; the name is refused only after the code', T, async () => {
+  const member = await stack.addUser({ account: 'taken.name', password: password('Taken'), phone: newPhone() });
+  const a1 = new HttpAgent();
+  const a2 = new HttpAgent();
+  const pTaken = newPhone();
+  const pFree = newPhone();
+  const f1 = { account: member.account, phone: pTaken, password: password('Want-Taken') };
+  const f2 = { account: 'free.name', phone: pFree, password: password('Want-Free') };
+  // any case of the taken name
+  const r1 = await submitRegistration(a1, { ...f1, account: 'Taken.Name' });
+  const r2 = await submitRegistration(a2, f2);
+  assert.equal(r1.status, 200, r1.alerts().join(' | '));
+  assert.deepEqual(looks(r1), looks(r2), 'the page for a taken name looks like the one for a free name');
+  const shape = (res) => ({
+    headers: [...res.headers.keys()].filter((k) => !['date', 'content-length'].includes(k)).sort(),
+    cookies: res.headers.getSetCookie().map((c) => c.replace(/=[^;]*/, '=…')).sort(),
+  });
+  assert.deepEqual(shape(r1), shape(r2), 'the same headers and cookies');
+  // Both numbers get a code (they are free); only after it does the taken
+  // name show, to the holder of a proven number.
+  const c1 = await smsCode(pTaken);
+  const c2 = await smsCode(pFree);
+  const d1 = await submitCode(a1, r1, c1);
+  assert.equal(d1.status, 409);
+  assert.equal(alertText(d1), msg('register.account_taken'));
+  assert.ok(registerForm(d1), 'the registration form, to choose another name');
+  const d2 = await submitCode(a2, r2, c2);
+  assert.equal(d2.status, 200, d2.alerts().join(' | '));
+  // The taken account is untouched: its owner still logs in.
+  await loginFlow(member.account, member.password, 'the owner of the taken name');
 });
 
 test('a number that already has an account: the same page, but the SMS says so (no code)', T, async () => {
@@ -652,37 +707,104 @@ test('a password reset revokes the access and refresh tokens issued before it', 
   assert.equal(ui.sub, claims.sub);
 });
 
-// ---------------------------------------------------------------- 5. lockout
+// ---------------------------------------------------------------- 5. guessing slowed, never locked
 
-test('lockout after security.max_failures (5): the right password is refused too; a non-existent account gets the same', T, async () => {
-  const MAX = 5;
-  const m = await stack.addUser({ account: newAccount('locked'), password: password('Locked'), phone: newPhone() });
-  /** MAX wrong passwords then the "right" one, on one login page. */
-  const attempts = async (account, right) => {
+test('guessing is slowed, never locked: "try again in N s" (N ≤ 10) once the free failures are spent, alike for a non-existent account', T, async () => {
+  const m = await stack.addUser({ account: newAccount('guessed'), password: password('Guessed'), phone: newPhone() });
+  secrets.accounts.add(m.account);
+  secrets.accounts.add('nobody.here');
+  /** Wrong passwords until the answer is a delay (at most 8 tries). */
+  const guess = async (account) => {
     const { agent, form } = await openLogin();
-    const seen = [];
+    const statuses = [];
     let f = form;
-    for (let i = 1; i <= MAX + 1; i++) {
-      const res = await submitLogin(agent, f, account, i <= MAX ? `Wrong-guess-${i}x` : right);
-      seen.push({ status: res.status, alert: alertText(res), redirected: res.redirected });
+    for (let i = 1; i <= 8; i++) {
+      const res = await submitLogin(agent, f, account, `Wrong-guess-${i}x`);
+      statuses.push(res.status);
       f = loginForm(res);
       assert.equal(f.value('account'), account, 'the account is kept in the form');
+      if (res.status === 429) return { agent, form: f, statuses, res };
+      assert.equal(res.status, 401, `wrong password ${i}`);
+      assert.equal(alertText(res), msg('tp.bad_login'));
     }
-    return seen;
+    assert.fail(`no delay after 8 wrong passwords: ${statuses}`);
   };
-  const member = await attempts(m.account, m.password);
-  const ghost = await attempts('nobody.here', m.password);
-  const locked = msg('tp.locked');
-  for (let i = 0; i < MAX - 1; i++) {
-    assert.deepEqual(member[i], { status: 401, alert: msg('tp.bad_login'), redirected: false }, `wrong password ${i + 1}`);
+  const member = await guess(m.account);
+  const ghost = await guess('nobody.here');
+  assert.ok(member.statuses.length >= 4, `free failures first: ${member.statuses}`);
+  assert.deepEqual(ghost.statuses, member.statuses, 'a non-existent account goes through the same answers');
+  for (const who of [member, ghost]) {
+    const wait = Number(who.res.headers.get('retry-after'));
+    assert.ok(wait >= 1 && wait <= 10, `Retry-After ${wait}`);
+    assert.ok(alertText(who.res).startsWith(msg('tp.wait')), alertText(who.res));
+    const countdown = /<span class="countdown" data-seconds="(\d+)"/.exec(who.res.text);
+    assert.ok(countdown, 'the page counts the seconds down');
+    assert.equal(Number(countdown[1]), wait, 'the countdown says what Retry-After says');
   }
-  assert.deepEqual(member[MAX], { status: 429, alert: locked, redirected: false }, 'the right password after the lockout');
-  assert.deepEqual(member[MAX - 1].alert, locked, `the ${MAX}th failure locks`);
-  assert.deepEqual(ghost, member, 'a non-existent account goes through exactly the same answers');
+  const noSeconds = (res) => ({ ...looks(res), alert: null, text: looks(res).text.replace(/\d+/g, 'N') });
+  assert.deepEqual(noSeconds(ghost.res), noSeconds(member.res), 'the delay pages look alike');
+
+  // The owner is only delayed: after the wait the right password works.
+  const wait = Number(member.res.headers.get('retry-after'));
+  await sleep(wait * 1000 + 200);
+  const ok = await submitLogin(member.agent, member.form, m.account, m.password);
+  assert.equal(ok.status, 303, `after the wait: ${ok.status} ${alertText(ok)}`);
+  assert.ok(ok.headers.getSetCookie().some((c) => c.startsWith('isso_dev=')), 'a device cookie for this browser');
 
   // other accounts are not affected
-  const other = await stack.addUser({ account: newAccount('unlocked'), password: password('Unlocked'), phone: newPhone() });
+  const other = await stack.addUser({ account: newAccount('unaffected'), password: password('Unaffected'), phone: newPhone() });
   await loginFlow(other.account, other.password);
+});
+
+test('a reset password containing the member\'s own account name is refused after the code; another goes on without a new code', T, async () => {
+  const m = await stack.addUser({ account: newAccount('ownword'), password: password('Own-Word'), phone: newPhone(), email: 'ownword@example.tw' });
+  const agent = new HttpAgent();
+  const { res } = await forgotStart(agent, m.phone);
+  const code = await queuedSmsCode(m.phone);
+  const withName = `${m.account}-kx7Qm2`;
+  secrets.passwords.add(withName);
+  const r1 = await submitCode(agent, res, code, { password: withName, password2: withName });
+  assert.equal(r1.status, 400);
+  assert.equal(alertText(r1), msg('password.context_proven'));
+  const good = password('Fresh-Start');
+  const r2 = await submitCode(agent, r1, '', { password: good, password2: good });
+  assert.equal(r2.status, 200, alertText(r2));
+  assert.ok(r2.headers.getSetCookie().some((c) => c.startsWith('isso_dev=')), 'the browser that proved the phone gets a device cookie');
+  await loginFlow(m.account, good, 'after the reset');
+});
+
+test('browser: the delay page counts down and passes axe', { timeout: limit(60_000), skip: NO_BROWSER }, async (t) => {
+  const m = await stack.addUser({ account: newAccount('countdown'), password: password('Countdown'), phone: newPhone() });
+  secrets.accounts.add(m.account);
+  const a = await startAuth();
+  const { page } = await newPage(browser, { viewport: { width: 390, height: 844 }, locale: 'zh-TW' });
+  try {
+    await page.goto(a.url.href);
+    await page.locator('a[href*="/login/taipeipass"]').first().click();
+    await page.waitForURL((u) => u.pathname === '/login/taipeipass');
+    for (let i = 0; i < 8; i++) {
+      await page.locator('[name="account"]').fill(m.account);
+      await page.locator('[name="password"]').fill(`Wrong-guess-${i}x`);
+      await Promise.all([page.waitForEvent('load'), page.getByRole('button', { name: msg('tp.submit'), exact: true }).click()]);
+      if (await page.locator('#login-wait .countdown').count() > 0) break;
+    }
+    // the seconds count outside the alert, so that screen readers do not
+    // hear every tick; the end is said once
+    const countdown = page.locator('#login-wait .countdown');
+    await countdown.waitFor();
+    const secs = Number(await countdown.getAttribute('data-seconds'));
+    assert.ok(secs >= 1 && secs <= 10, `countdown of ${secs} s`);
+    assert.ok((await page.getByRole('alert').innerText()).includes(msg('tp.wait')));
+    await axeCheck(page, 'the delay page');
+    await shots.take(t, page, 'login-delay');
+    // it counts down to zero and says so to screen readers
+    assert.equal(await page.locator('[role="alert"] .countdown').count(), 0);
+    await page.locator('#login-wait .countdown.countdown-expired').waitFor({ timeout: secs * 1000 + limit(3000) });
+    assert.equal(await countdown.innerText(), '0');
+    assert.equal(await page.locator('#countdown-announcer').innerText(), msg('tp.wait_over'));
+  } finally {
+    await page.context().close();
+  }
 });
 
 // ---------------------------------------------------------------- 6. CSRF
@@ -755,7 +877,7 @@ test('CSRF: login, register, forgot and consent refuse a POST without or with a 
 test('browser (zh-TW): register through the pages, axe on every step, then log in', { timeout: limit(60_000), skip: NO_BROWSER }, async (t) => {
   const a = await startAuth();
   const phone = newPhone();
-  const f = { account: 'zhang.browser', name: '張瀏覽', phone, email: 'browser@example.tw', password: password('Browser') };
+  const f = { account: 'zhang.browser', name: '張瀏覽', phone, email: 'browser@example.tw', password: password('Web-Flow') };
   const { context, page } = await newPage(browser, { viewport: { width: 1280, height: 900 }, locale: 'zh-TW' });
   // the agency's redirect_uri is answered here, not by a real server
   await context.route((u) => sameEndpoint(u.href, RP), (route) => route.fulfill({ status: 200, contentType: 'text/plain', body: 'agency' }));
@@ -787,6 +909,15 @@ test('browser (zh-TW): register through the pages, axe on every step, then log i
     await page.getByRole('alert').filter({ hasText: msg('register.must_agree') }).waitFor();
     assert.equal(await field(msg('tp.reg_account'), 'account').inputValue(), f.account, 'the account is kept');
     await axeCheck(page, 'the registration page with an error');
+    // a common password: the page says why
+    await fill();
+    await field(msg('tp.password'), 'password').fill('Password1');
+    await field(msg('tp.password_again'), 'password2').fill('Password1');
+    await page.getByRole('checkbox', { name: msg('tp.reg_agree') }).check();
+    await page.getByRole('button', { name: msg('tp.reg_send_code') }).click();
+    await page.getByRole('alert').filter({ hasText: msg('password.common') }).waitFor();
+    await axeCheck(page, 'the registration page refusing a common password');
+    await shots.take(t, page, 'register-common-password');
     await fill();
     await page.getByRole('checkbox', { name: msg('tp.reg_agree') }).check();
     await page.getByRole('button', { name: msg('tp.reg_send_code') }).click();
@@ -832,7 +963,7 @@ test('browser (zh-TW): register through the pages, axe on every step, then log i
 
 // ---------------------------------------------------------------- 7. the log
 
-test("issod's log holds no national ID, password, SMS code or whole phone number", T, async () => {
+test("issod's log holds no national ID, password, account name, SMS code or whole phone number; security events carry a keyed account hash", T, async () => {
   const idn = 'A123456789';
   secrets.ids.add(idn);
   const m = await stack.addUser({
@@ -845,19 +976,45 @@ test("issod's log holds no national ID, password, SMS code or whole phone number
   await register(new HttpAgent(), { account: newAccount('privacyreg'), phone: newPhone(), password: password('Privacy-Reg') });
   const agent = new HttpAgent();
   const { res } = await forgotStart(agent, m.phone);
-  const newPw = password('Privacy-New');
+  const newPw = password('Renewed-Secret');
   const reset = await submitCode(agent, res, await queuedSmsCode(m.phone), { password: newPw, password2: newPw });
   assert.equal(reset.status, 200, reset.alerts().join(' | '));
   await loginFlow(m.phone, newPw, 'after the reset');
+  // failed logins, by account, e-mail and phone, and one that names nobody
+  const probe = await openLogin();
+  let form = probe.form;
+  for (const login of [m.account, 'privacy@example.tw', m.phone, 'no.such.privacy']) {
+    const wrong = password('Wrong-Privacy');
+    const res = await submitLogin(probe.agent, form, login, wrong);
+    assert.ok([401, 429].includes(res.status), `a wrong password: ${res.status}`);
+    form = loginForm(res);
+  }
+  secrets.accounts.add(m.account);
+  secrets.accounts.add('no.such.privacy');
+  await sleep(500); // issod's last lines reach us a moment after its answers
 
   const log = stack.issod.stderr;
   // the log did record these flows (the check below is not vacuous)
-  for (const event of ['otp_sent', 'code_issued']) assert.ok(log.includes(event), `the log has ${event} events`);
+  for (const event of ['otp_sent', 'code_issued', 'login_failed', 'login_delayed']) assert.ok(log.includes(event), `the log has ${event} events`);
+  // security events: method, a keyed account hash and the address, never the account
+  const events = log.split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l))
+    .filter((e) => ['login_failed', 'login_delayed', 'device_cookie_used', 'device_cookie_locked'].includes(e.event));
+  assert.ok(events.length >= 4, `security events: ${events.length}`);
+  for (const e of events) {
+    assert.equal(e.method, 'taipeipass', `${e.event}: method`);
+    assert.match(e.account, /^[0-9a-f]{16}$/, `${e.event}: the account as a keyed hash`);
+    assert.equal(e.address, '127.0.0.1', `${e.event}: address`);
+  }
+  const failed = events.filter((e) => e.event === 'login_failed');
+  assert.ok(failed.some((e) => e.reason === 'wrong_password') && failed.some((e) => e.reason === 'unknown_login'), 'reasons');
+  const byPerson = new Set(failed.filter((e) => e.reason === 'wrong_password').map((e) => e.account));
+  assert.ok(byPerson.size >= 1);
   assert.ok(secrets.codes.size >= 10, `codes collected: ${secrets.codes.size}`);
   const leaks = [];
   const digits = (s) => new RegExp(`(?<![0-9])${s}(?![0-9])`);
   for (const id of secrets.ids) if (log.toUpperCase().includes(id)) leaks.push(`national ID ${id}`);
   for (const p of secrets.passwords) if (log.includes(p)) leaks.push(`password ${p}`);
+  for (const a of secrets.accounts) if (log.toLowerCase().includes(a.toLowerCase())) leaks.push(`account ${a}`);
   for (const c of secrets.codes) if (digits(c).test(log)) leaks.push(`SMS code ${c}`);
   for (const p of secrets.phones) {
     if (digits(p).test(log) || digits(p.slice(1)).test(log)) leaks.push(`phone ${p}`);

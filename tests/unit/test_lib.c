@@ -418,8 +418,8 @@ test_config_defaults(void **state)
 	assert_int_equal(c.oidc.id_token_ttl, 600);
 	assert_int_equal(c.oidc.session_ttl, 28800);
 	assert_int_equal(c.oidc.txn_ttl, 900);
-	assert_int_equal(c.security.max_failures, 5);
-	assert_int_equal(c.security.lockout_seconds, 900);
+	assert_int_equal(c.security.account_free_failures, 3);
+	assert_int_equal(c.security.account_delay_max, 10);
 	assert_int_equal(c.security.ip_rate_per_min, 30);
 	/* no connector is configured, none talks to the simulator */
 	assert_string_equal(c.outbound.allow, "");
@@ -624,16 +624,16 @@ test_config_errors(void **state)
 	assert_int_equal(config_load("/nonexistent/isso.ini", &c, &err), ISSO_ERR_INVALID);
 	assert_non_null(strstr(err, "/nonexistent/isso.ini"));
 
-	setenv("ISSO_SECURITY_MAX_FAILURES", "0", 1);
+	setenv("ISSO_SECURITY_DEVICE_COOKIE_MAX_FAILURES", "0", 1);
 	assert_int_equal(config_load(NULL, &c, &err), ISSO_ERR_INVALID);
-	assert_string_equal(err, "ISSO_SECURITY_MAX_FAILURES: out of range");
-	setenv("ISSO_SECURITY_MAX_FAILURES", " 5", 1);
+	assert_string_equal(err, "ISSO_SECURITY_DEVICE_COOKIE_MAX_FAILURES: out of range");
+	setenv("ISSO_SECURITY_DEVICE_COOKIE_MAX_FAILURES", " 5", 1);
 	assert_int_equal(config_load(NULL, &c, &err), ISSO_ERR_INVALID);
-	setenv("ISSO_SECURITY_MAX_FAILURES", "5", 1);
+	setenv("ISSO_SECURITY_DEVICE_COOKIE_MAX_FAILURES", "5", 1);
 	assert_int_equal(config_load(NULL, &c, &err), 0);
-	assert_int_equal(c.security.max_failures, 5);
+	assert_int_equal(c.security.device_cookie_max_failures, 5);
 	config_free(&c);
-	unsetenv("ISSO_SECURITY_MAX_FAILURES");
+	unsetenv("ISSO_SECURITY_DEVICE_COOKIE_MAX_FAILURES");
 }
 
 static void

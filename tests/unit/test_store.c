@@ -1163,6 +1163,67 @@ test_rate(void **state)
 	assert_int_equal(store_rate_hit(f->store, k1, 0, base, &count), ISSO_ERR_INVALID);
 }
 
+/* ---- guess throttling ---- */
+
+static void
+test_throttle(void **state)
+{
+	struct fixture *f = *state;
+	const int64_t T0 = (int64_t)NOW * 1000; /* milliseconds */
+	struct store_throttle t;
+	char k1[64], k2[64];
+
+	id(f, "thr-a", k1, sizeof(k1));
+	id(f, "thr-b", k2, sizeof(k2));
+	/* Absent: all zero. */
+	assert_int_equal(store_throttle_get(f->store, k1, T0, &t), 0);
+	assert_int_equal(t.level, 0);
+	assert_int_equal(t.next_at, 0);
+	/* Each attempt adds its weight; the level drains one per second. */
+	assert_int_equal(store_throttle_take(f->store, k1, T0, 60, 600, 10, &t), 0);
+	assert_int_equal(t.level, 60);
+	assert_int_equal(t.next_at, 0);
+	assert_int_equal(store_throttle_take(f->store, k1, T0 + 20, 60, 600, 10, &t), 0);
+	assert_int_equal(t.level, 100);
+	assert_int_equal(store_throttle_get(f->store, k1, T0 + 50, &t), 0);
+	assert_int_equal(t.level, 70);
+	/* A hold: attempts before next_at count nothing. */
+	assert_int_equal(store_throttle_hold(f->store, k1, T0 + 30), 0);
+	assert_int_equal(store_throttle_hold(f->store, k1, T0 + 25), 0); /* a later one stays */
+	assert_int_equal(store_throttle_take(f->store, k1, T0 + 29, 60, 600, 10, &t), 0);
+	assert_int_equal(t.next_at, T0 + 30);
+	assert_int_equal(store_throttle_get(f->store, k1, T0 + 29, &t), 0);
+	assert_int_equal(t.level, 91);
+	assert_int_equal(store_throttle_take(f->store, k1, T0 + 30, 60, 600, 10, &t), 0);
+	assert_int_equal(t.next_at, T0 + 30);
+	assert_int_equal(t.level, 150);
+	/* Given back: one weight less, and no hold any more. */
+	assert_int_equal(store_throttle_hold(f->store, k1, T0 + 40), 0);
+	assert_int_equal(store_throttle_give(f->store, k1, T0 + 30, 60), 0);
+	assert_int_equal(store_throttle_get(f->store, k1, T0 + 30, &t), 0);
+	assert_int_equal(t.level, 90);
+	assert_true(t.next_at <= T0 + 30);
+	/* The cap. */
+	for (int i = 0; i < 20; i++)
+		assert_int_equal(store_throttle_take(f->store, k2, T0, 60, 600, 10, &t), 0);
+	assert_int_equal(t.level, 600);
+	/* Other keys are apart; clear forgets. */
+	assert_int_equal(store_throttle_clear(f->store, k2), 0);
+	assert_int_equal(store_throttle_get(f->store, k2, T0, &t), 0);
+	assert_int_equal(t.level, 0);
+	assert_int_equal(store_throttle_get(f->store, k1, T0 + 30, &t), 0);
+	assert_int_equal(t.level, 90);
+	/* Drained and expired rows are purged. */
+	assert_int_equal(store_throttle_take(f->store, k2, T0, 60, 60, 0, &t), 0);
+	assert_int_equal(store_purge(f->store, NOW, NULL), 0);
+	assert_int_equal(store_throttle_get(f->store, k2, T0, &t), 0);
+	assert_int_equal(t.level, 60);
+	assert_int_equal(store_purge(f->store, NOW + 1, NULL), 0);
+	assert_int_equal(store_throttle_get(f->store, k2, T0, &t), 0);
+	assert_int_equal(t.level, 0);
+	assert_int_equal(store_throttle_take(f->store, k1, T0, 0, 600, 10, &t), ISSO_ERR_INVALID);
+}
+
 /* ---- signing keys ---- */
 
 struct key_ctx {
@@ -1595,6 +1656,7 @@ main(void)
 	    cmocka_unit_test_setup_teardown(test_eph, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_eph_take_incr, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_rate, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_throttle, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_keys, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_audit, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_audit_tamper_sqlite, setup, teardown),

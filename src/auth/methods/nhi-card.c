@@ -112,7 +112,7 @@ static void
 login_failed(struct http_req *req, const char *reason)
 {
 	log_event(LOG_WARN, "login_failed",
-	          json_pack("{s:s, s:s, s:s?}", "method", "nhi-card", "reason", reason, "addr",
+	          json_pack("{s:s, s:s, s:s?}", "method", "nhi-card", "reason", reason, "address",
 	                    http_remote_addr(req)));
 }
 

@@ -36,7 +36,7 @@
  * organisation {ubn, name}, link + return_hash (approved through the app
  * link)}, bound to the login transaction, which holds {ch, exp, number,
  * service, outcome, reason} under "tpapp". The app's password is checked
- * by member_authenticate, with the login page's guessing limits. */
+ * by member_authenticate, with the login page's guess delays. */
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -52,6 +52,7 @@
 #include "auth/person.h"
 #include "auth/qr.h"
 #include "conn/sms.h"
+#include "auth/throttle.h"
 #include "http/csrf.h"
 #include "http/i18n.h"
 #include "lib/idnum.h"
@@ -86,8 +87,8 @@ const struct method method_taipeipass = {
 };
 
 static void
-login_page(struct isso_app *app, struct http_req *req, const char *id, json_t *txn, int status,
-           const char *error_key, const char *account)
+login_page_wait(struct isso_app *app, struct http_req *req, const char *id, json_t *txn, int status,
+                const char *error_key, const char *account, int wait)
 {
 	json_t *ctx = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s}", "txn", id, "csrf",
 	                        csrf_token(req, &app->secrets, "tp-login"), "register_url",
@@ -100,7 +101,16 @@ login_page(struct isso_app *app, struct http_req *req, const char *id, json_t *t
 		json_object_set_new(ctx, "error", json_string(page_text(app, req, error_key)));
 	if (account != NULL)
 		json_object_set_new(ctx, "account", json_string(account));
+	if (wait > 0)
+		json_object_set_new(ctx, "wait", json_integer(wait));
 	page_render(app, req, status, "login-taipeipass", "tp.login_title", ctx);
+}
+
+static void
+login_page(struct isso_app *app, struct http_req *req, const char *id, json_t *txn, int status,
+           const char *error_key, const char *account)
+{
+	login_page_wait(app, req, id, txn, status, error_key, account, 0);
 }
 
 static void app_step(struct isso_app *app, struct http_req *req, const char *id, json_t *txn);
@@ -117,8 +127,9 @@ handle(struct isso_app *app, struct http_req *req, const char *step)
 {
 	const char *id = NULL, *account, *password;
 	json_t *txn;
-	bool ok = false, locked = false;
-	char uuid[37];
+	bool ok = false;
+	int wait = 0;
+	char uuid[37], retry[16];
 	struct flow_auth auth;
 
 	if (step[0] != '\0' && strcmp(step, "app") != 0 && strcmp(step, "app-status") != 0 &&
@@ -190,13 +201,16 @@ handle(struct isso_app *app, struct http_req *req, const char *step)
 		login_page(app, req, id, txn, 429, "error.rate_limited", account);
 		goto out;
 	}
-	if (member_authenticate(app, account, password, &ok, &locked, uuid) < 0 && !locked) {
+	if (member_authenticate(app, req, account, password, &ok, &wait, uuid) < 0) {
 		login_page(app, req, id, txn, 400, "tp.bad_login", account);
 		goto out;
 	}
-	if (locked) {
-		/* The same words whether or not the account exists. */
-		login_page(app, req, id, txn, 429, "tp.locked", account);
+	if (wait > 0) {
+		/* Guessing is slowed, never locked out; the same words whether
+		 * or not the account exists. */
+		snprintf(retry, sizeof(retry), "%d", wait);
+		http_set_header(req, "Retry-After", retry);
+		login_page_wait(app, req, id, txn, 429, "tp.wait", account, wait);
 		goto out;
 	}
 	if (!ok) {
@@ -858,10 +872,10 @@ app_approve_route(struct http_req *req, void *ctx)
 	json_t *body = app_request(req, app_fields), *data = NULL;
 	struct store_org *org = NULL;
 	char *role = NULL, *return_url = NULL;
-	bool ok = false, locked = false, approve, found = false, org_login, refused = false;
+	bool ok = false, approve, found = false, org_login, refused = false;
 	bool link, wrong_number = false;
-	char uuid[37], code[44], code_hash[65];
-	int uses = 0, picked;
+	char uuid[37], code[44], code_hash[65], retry[16];
+	int uses = 0, picked, wait = 0;
 
 	if (body == NULL) {
 		app_reply(req, 400, "error", "invalid_request");
@@ -915,13 +929,15 @@ app_approve_route(struct http_req *req, void *ctx)
 		app_reply(req, 400, "error", "not_an_organisation_login");
 		goto out;
 	}
-	/* Password guessing here is throttled exactly as on the login page. */
-	if (member_authenticate(app, account, password, &ok, &locked, uuid) < 0 && !locked) {
+	/* Password guessing here is slowed exactly as on the login page. */
+	if (member_authenticate(app, req, account, password, &ok, &wait, uuid) < 0) {
 		app_reply(req, 401, "error", "invalid_credentials");
 		goto out;
 	}
-	if (locked) {
-		app_reply(req, 429, "error", "locked");
+	if (wait > 0) {
+		snprintf(retry, sizeof(retry), "%d", wait);
+		http_set_header(req, "Retry-After", retry);
+		app_reply(req, 429, "error", "slow_down");
 		goto out;
 	}
 	if (!ok) {
@@ -1063,7 +1079,6 @@ register_start(struct isso_app *app, struct http_req *req)
 	const char *email = http_form(req, "email");
 	const char *name = http_form(req, "name");
 	const char *problem = NULL;
-	struct store_member *other = NULL;
 	char phone[11], pending[44], otp_id[44], uuid[37];
 	char *sealed = NULL;
 	json_t *echo, *data = NULL;
@@ -1094,7 +1109,7 @@ register_start(struct isso_app *app, struct http_req *req)
 		                       .phone = phone,
 		                       .email = email,
 		                       .name = name};
-		if ((problem = member_check(&m)) != NULL) {
+		if ((problem = member_check(app, &m)) != NULL) {
 			register_page(app, req, 400, problem, echo);
 			goto out;
 		}
@@ -1103,23 +1118,11 @@ register_start(struct isso_app *app, struct http_req *req)
 		register_page(app, req, 429, "error.rate_limited", echo);
 		goto out;
 	}
-	{
-		char lower[40];
-		size_t n = strlen(account);
-		if (n >= sizeof(lower))
-			n = sizeof(lower) - 1;
-		for (size_t i = 0; i < n; i++)
-			lower[i] = (char)(account[i] >= 'A' && account[i] <= 'Z' ? account[i] + 32
-			                                                         : account[i]);
-		lower[n] = '\0';
-		if (store_member_find(app->store, lower, NULL, NULL, &other) == 0 &&
-		    other != NULL) {
-			register_page(app, req, 409, "register.account_taken", echo);
-			goto out;
-		}
-	}
-	/* A number that already has an account gets a notice instead of a
-	 * code, so the page tells a stranger nothing. */
+	/* Whether the account name or the number is taken, the answer is
+	 * this same SMS step: a number that already has an account gets a
+	 * notice instead of a code, so the page tells a stranger nothing; a
+	 * taken account name shows only once the number is proven (the code),
+	 * and no step here does argon2 work for one case and not the other. */
 	if (member_find_by_phone(app, phone, uuid) < 0) {
 		register_page(app, req, 503, "error.unavailable", echo);
 		goto out;
@@ -1146,7 +1149,6 @@ register_start(struct isso_app *app, struct http_req *req)
 	verify_page(app, req, "register-verify", "tp-reg", pending, phone, 200, NULL);
 out:
 	json_decref(echo);
-	store_member_free(other);
 	free(sealed);
 	json_decref(data);
 }
@@ -1389,9 +1391,10 @@ forgot_verify(struct isso_app *app, struct http_req *req)
 	const char *password = http_form(req, "password");
 	const char *password2 = http_form(req, "password2");
 	const char *phone, *problem;
-	char uuid[37];
+	char uuid[37], *account = NULL, *email = NULL;
 	enum otp_result r = OTP_EXPIRED;
 	int left = 0;
+	bool found = false;
 
 	if (data == NULL) {
 		forgot_page(app, req, 400, "otp.expired");
@@ -1407,14 +1410,23 @@ forgot_verify(struct isso_app *app, struct http_req *req)
 		            "password.mismatch");
 		goto out;
 	}
-	if ((problem = member_password_problem(NULL, password)) != NULL) {
-		verify_page(app, req, "forgot-verify", "tp-forgot", pending, phone, 400, problem);
-		goto out;
+	/* Before the code, only what the requester typed counts as context:
+	 * the member's own words would tell a stranger about the account. */
+	{
+		const char *context[] = {phone, NULL};
+		if ((problem = member_password_problem(app, password, context)) != NULL) {
+			verify_page(app, req, "forgot-verify", "tp-forgot", pending, phone, 400,
+			            problem);
+			goto out;
+		}
 	}
-	if (code == NULL ||
-	    otp_check(app, json_string_value(json_object_get(data, "otp")), "reset", phone, code,
-	              &r, &left) < 0 ||
-	    r != OTP_OK) {
+	/* A reset whose code was right but whose password contained the
+	 * member's own words goes on without a second code. */
+	if (!json_is_true(json_object_get(data, "proven")) &&
+	    (code == NULL ||
+	     otp_check(app, json_string_value(json_object_get(data, "otp")), "reset", phone, code,
+	               &r, &left) < 0 ||
+	     r != OTP_OK)) {
 		if (r == OTP_EXHAUSTED || r == OTP_EXPIRED) {
 			(void)store_eph_delete(app->store, "reset", pending);
 			forgot_page(app, req, 400, otp_result_key(r));
@@ -1424,20 +1436,45 @@ forgot_verify(struct isso_app *app, struct http_req *req)
 		}
 		goto out;
 	}
+	if (member_find_by_phone(app, phone, uuid) < 0 || uuid[0] == '\0') {
+		(void)store_eph_delete(app->store, "reset", pending);
+		forgot_page(app, req, 400, "otp.expired");
+		goto out;
+	}
+	(void)member_context(app, uuid, &account, &email);
+	{
+		const char *context[] = {phone, account, email, NULL};
+		if ((problem = member_password_problem(app, password, context)) != NULL) {
+			json_object_set_new(data, "proven", json_true());
+			if (store_eph_update(app->store, "reset", pending, data, app_now(),
+			                     &found) < 0 ||
+			    !found) {
+				forgot_page(app, req, 400, "otp.expired");
+				goto out;
+			}
+			verify_page(app, req, "forgot-verify", "tp-forgot", pending, phone, 400,
+			            "password.context_proven");
+			goto out;
+		}
+	}
 	(void)store_eph_delete(app->store, "reset", pending);
-	if (member_find_by_phone(app, phone, uuid) < 0 || uuid[0] == '\0' ||
-	    member_set_password(app, uuid, password) < 0) {
+	if (member_set_password(app, uuid, password) < 0) {
 		forgot_page(app, req, 400, "otp.expired");
 		goto out;
 	}
 	/* Whoever held the old password loses what it gave them. */
 	(void)store_token_revoke_person(app->store, uuid);
 	(void)flow_sessions_end_person(app, uuid);
+	/* This browser proved the member's phone: it may skip the delays
+	 * strangers' guesses put on the account. */
+	throttle_trust_browser(app, req, uuid);
 	store_audit_append(app->store, app_now(), "password_reset",
 	                   json_pack("{s:s}", "uuid", uuid));
 	reset_notify(app, phone);
 	done_page(app, req, "tp.reset_done_title", "tp.reset_done");
 out:
+	free(account);
+	free(email);
 	json_decref(data);
 }
 

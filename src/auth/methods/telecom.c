@@ -576,7 +576,7 @@ static void
 login_failed(struct http_req *req, const char *reason)
 {
 	log_event(LOG_WARN, "login_failed",
-	          json_pack("{s:s, s:s, s:s?}", "method", "telecom", "reason", reason, "addr",
+	          json_pack("{s:s, s:s, s:s?}", "method", "telecom", "reason", reason, "address",
 	                    http_remote_addr(req)));
 }
 

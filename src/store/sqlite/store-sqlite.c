@@ -81,6 +81,11 @@ enum sq_id {
 	SQ_EPH_TAKE,
 	SQ_EPH_INCR,
 	SQ_RATE_HIT,
+	SQ_THROTTLE_GET,
+	SQ_THROTTLE_TAKE,
+	SQ_THROTTLE_HOLD,
+	SQ_THROTTLE_GIVE,
+	SQ_THROTTLE_CLEAR,
 	SQ_KEY_ADD,
 	SQ_KEY_PAGE,
 	SQ_KEY_ACTIVE,
@@ -95,6 +100,7 @@ enum sq_id {
 	SQ_JOB_DONE,
 	SQ_JOB_RETRY,
 	SQ_PURGE_JOBS,
+	SQ_PURGE_THROTTLE,
 	SQ_COUNT
 };
 
@@ -183,6 +189,27 @@ static const char *const sq_sql[SQ_COUNT] = {
                     "window_start = max(rate.window_start, excluded.window_start), "
                     "expires_at = max(rate.expires_at, excluded.expires_at) "
                     "RETURNING count",
+    /* Levels drain one per second since updated_at; a clock that went
+     * back drains nothing. A held bucket (next_at > now) counts nothing. */
+    [SQ_THROTTLE_GET] = "SELECT max(0, level - max(0, ?2 - updated_at)), next_at "
+                        "FROM throttle WHERE key = ?1 AND expires_at > ?2",
+    [SQ_THROTTLE_TAKE] =
+        "INSERT INTO throttle (key, level, updated_at, next_at, expires_at) "
+        "VALUES (?1, min(?3, ?4), ?2, 0, ?5) ON CONFLICT (key) DO UPDATE SET "
+        "level = CASE WHEN throttle.next_at > ?2 THEN throttle.level "
+        "ELSE min(?4, max(0, throttle.level - max(0, ?2 - throttle.updated_at)) + ?3) END, "
+        "updated_at = CASE WHEN throttle.next_at > ?2 THEN throttle.updated_at "
+        "ELSE max(throttle.updated_at, ?2) END, "
+        "expires_at = CASE WHEN throttle.next_at > ?2 THEN throttle.expires_at "
+        "ELSE max(throttle.expires_at, ?5) END "
+        "RETURNING level, next_at",
+    [SQ_THROTTLE_HOLD] = "UPDATE throttle SET next_at = max(next_at, ?2), "
+                         "expires_at = max(expires_at, ?2) WHERE key = ?1",
+    [SQ_THROTTLE_GIVE] = "UPDATE throttle SET "
+                         "level = max(0, level - max(0, ?2 - updated_at) - ?3), "
+                         "updated_at = max(updated_at, ?2), next_at = min(next_at, ?2) "
+                         "WHERE key = ?1",
+    [SQ_THROTTLE_CLEAR] = "DELETE FROM throttle WHERE key = ?1",
     [SQ_KEY_ADD] = "INSERT INTO signing_keys (" SQ_KEY_COLS ") VALUES (?1, ?2, ?3, ?4, ?5)",
     [SQ_KEY_PAGE] = "SELECT " SQ_KEY_COLS " FROM signing_keys "
                     "WHERE ?3 OR (created_at, kid) < (?1, ?2) "
@@ -214,6 +241,8 @@ static const char *const sq_sql[SQ_COUNT] = {
                      "WHERE id = ?1 AND lease_owner = ?2",
     [SQ_PURGE_JOBS] = "DELETE FROM jobs WHERE rowid IN "
                       "(SELECT rowid FROM jobs WHERE expires_at <= ?1 LIMIT ?2)",
+    [SQ_PURGE_THROTTLE] = "DELETE FROM throttle WHERE rowid IN "
+                          "(SELECT rowid FROM throttle WHERE expires_at <= ?1 LIMIT ?2)",
 };
 
 static const char sq_bootstrap_sql[] = "CREATE TABLE IF NOT EXISTS schema_version ("
@@ -1671,6 +1700,125 @@ out:
 	return ret;
 }
 
+/* ---- guess throttling ---- */
+
+/* Steps st (bound, rc the binding result) and reads one row of (level,
+ * next_at) into t_r when there is one. */
+static int
+sq_throttle_row(struct sq_conn *c, sqlite3_stmt *st, int rc, const char *op,
+                struct store_throttle *t_r)
+{
+	if (rc != SQLITE_OK)
+		return sq_error(c->db, rc, op);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		t_r->level = sqlite3_column_int64(st, 0);
+		t_r->next_at = sqlite3_column_int64(st, 1);
+	}
+	if (rc != SQLITE_DONE)
+		return sq_error(c->db, rc, op);
+	return 0;
+}
+
+static int
+sq_throttle_get(struct store_backend *base, const char *key, int64_t now,
+                struct store_throttle *t_r)
+{
+	struct sq_backend *b = (struct sq_backend *)base;
+	struct sq_conn *c = NULL;
+	sqlite3_stmt *st = NULL;
+	int ret, rc = SQLITE_OK;
+
+	ret = sq_begin_op(b, SQ_THROTTLE_GET, &c, &st);
+	if (ret < 0)
+		goto out;
+	sq_bind_text(st, 1, key, &rc);
+	sq_bind_int(st, 2, now, &rc);
+	ret = sq_throttle_row(c, st, rc, "throttle_get", t_r);
+out:
+	sq_end_op(b, c, st);
+	return ret;
+}
+
+static int
+sq_throttle_take(struct store_backend *base, const char *key, int64_t now, int64_t weight,
+                 int64_t cap, int64_t expires_at, struct store_throttle *t_r)
+{
+	struct sq_backend *b = (struct sq_backend *)base;
+	struct sq_conn *c = NULL;
+	sqlite3_stmt *st = NULL;
+	int ret, rc = SQLITE_OK;
+
+	ret = sq_begin_op(b, SQ_THROTTLE_TAKE, &c, &st);
+	if (ret < 0)
+		goto out;
+	sq_bind_text(st, 1, key, &rc);
+	sq_bind_int(st, 2, now, &rc);
+	sq_bind_int(st, 3, weight, &rc);
+	sq_bind_int(st, 4, cap, &rc);
+	sq_bind_int(st, 5, expires_at, &rc);
+	ret = sq_throttle_row(c, st, rc, "throttle_take", t_r);
+out:
+	sq_end_op(b, c, st);
+	return ret;
+}
+
+static int
+sq_throttle_hold(struct store_backend *base, const char *key, int64_t next_at)
+{
+	struct sq_backend *b = (struct sq_backend *)base;
+	struct sq_conn *c = NULL;
+	sqlite3_stmt *st = NULL;
+	int ret, rc = SQLITE_OK;
+
+	ret = sq_begin_op(b, SQ_THROTTLE_HOLD, &c, &st);
+	if (ret < 0)
+		goto out;
+	sq_bind_text(st, 1, key, &rc);
+	sq_bind_int(st, 2, next_at, &rc);
+	ret = sq_exec(c, st, rc, "throttle_hold", NULL);
+out:
+	sq_end_op(b, c, st);
+	return ret;
+}
+
+static int
+sq_throttle_give(struct store_backend *base, const char *key, int64_t now, int64_t weight)
+{
+	struct sq_backend *b = (struct sq_backend *)base;
+	struct sq_conn *c = NULL;
+	sqlite3_stmt *st = NULL;
+	int ret, rc = SQLITE_OK;
+
+	ret = sq_begin_op(b, SQ_THROTTLE_GIVE, &c, &st);
+	if (ret < 0)
+		goto out;
+	sq_bind_text(st, 1, key, &rc);
+	sq_bind_int(st, 2, now, &rc);
+	sq_bind_int(st, 3, weight, &rc);
+	ret = sq_exec(c, st, rc, "throttle_give", NULL);
+out:
+	sq_end_op(b, c, st);
+	return ret;
+}
+
+static int
+sq_throttle_clear(struct store_backend *base, const char *key)
+{
+	struct sq_backend *b = (struct sq_backend *)base;
+	struct sq_conn *c = NULL;
+	sqlite3_stmt *st = NULL;
+	int ret, rc = SQLITE_OK;
+
+	ret = sq_begin_op(b, SQ_THROTTLE_CLEAR, &c, &st);
+	if (ret < 0)
+		goto out;
+	sq_bind_text(st, 1, key, &rc);
+	ret = sq_exec(c, st, rc, "throttle_clear", NULL);
+out:
+	sq_end_op(b, c, st);
+	return ret;
+}
+
 /* ---- signing keys ---- */
 
 static int
@@ -2034,7 +2182,7 @@ static int
 sq_purge(struct store_backend *base, int64_t now, int *n_r)
 {
 	static const enum sq_id ids[] = {SQ_PURGE_TOKENS, SQ_PURGE_EPH, SQ_PURGE_RATE,
-	                                 SQ_PURGE_JOBS};
+	                                 SQ_PURGE_JOBS, SQ_PURGE_THROTTLE};
 	struct sq_backend *b = (struct sq_backend *)base;
 	struct sq_conn *c = NULL;
 	sqlite3_stmt *st = NULL;
@@ -2052,7 +2200,8 @@ sq_purge(struct store_backend *base, int64_t now, int *n_r)
 			goto out;
 		do {
 			rc = SQLITE_OK;
-			sq_bind_int(st, 1, now, &rc);
+			/* throttle rows count in milliseconds */
+			sq_bind_int(st, 1, ids[i] == SQ_PURGE_THROTTLE ? now * 1000 : now, &rc);
 			sq_bind_int(st, 2, SQ_PURGE_BATCH, &rc);
 			changes = 0;
 			ret = sq_exec(c, st, rc, "purge", &changes);
@@ -2113,6 +2262,11 @@ const struct store_driver store_driver_sqlite = {
     .eph_take = sq_eph_take,
     .eph_incr = sq_eph_incr,
     .rate_hit = sq_rate_hit,
+    .throttle_get = sq_throttle_get,
+    .throttle_take = sq_throttle_take,
+    .throttle_hold = sq_throttle_hold,
+    .throttle_give = sq_throttle_give,
+    .throttle_clear = sq_throttle_clear,
     .key_add = sq_key_add,
     .key_list = sq_key_list,
     .key_set_active = sq_key_set_active,

@@ -7,6 +7,7 @@
 
 import { spawn, execFile } from 'node:child_process';
 import fs from 'node:fs';
+import http from 'node:http';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
@@ -348,6 +349,9 @@ export class Stack {
       // otherwise trip half-way through a file. Tests of the limit itself
       // start their own stack with a low value.
       ISSO_SECURITY_IP_RATE_PER_MIN: '100000',
+      // Likewise the per-address delays of password guessing (the
+      // per-account ones stay as they are).
+      ISSO_SECURITY_ADDRESS_FREE_FAILURES: '100000',
       ...this.extraEnv,
     });
 
@@ -943,11 +947,38 @@ export function sameEndpoint(a, b) {
 }
 
 /**
+ * One plain-http request from the local address localAddress (loopback
+ * has the whole 127/8, so tests can be several clients): a small fetch
+ * look-alike over node:http, which can bind the source address.
+ */
+function fetchFrom(localAddress, url, { method, headers, body, signal }) {
+  return new Promise((resolve, reject) => {
+    const req = http.request(url, {
+      method, localAddress, signal, headers: Object.fromEntries(headers.entries()),
+    }, (res) => {
+      const chunks = [];
+      res.on('data', (c) => chunks.push(c));
+      res.on('error', reject);
+      res.on('end', () => {
+        const h = new Headers();
+        for (let i = 0; i + 1 < res.rawHeaders.length; i += 2) h.append(res.rawHeaders[i], res.rawHeaders[i + 1]);
+        const buf = Buffer.concat(chunks);
+        resolve({ status: res.statusCode, headers: h, arrayBuffer: async () => buf });
+      });
+    });
+    req.on('error', reject);
+    req.end(body === undefined ? undefined : String(body));
+  });
+}
+
+/**
  * A browser-less user agent: a cookie jar over fetch with redirect:'manual',
- * and helpers to read and submit the server-rendered forms.
+ * and helpers to read and submit the server-rendered forms. localAddress
+ * (optional): the loopback address its requests come from.
  */
 export class HttpAgent {
-  constructor({ lang = 'zh-TW,zh;q=0.9', timeoutMs = 8000, userAgent = 'isso-integration-tests' } = {}) {
+  constructor({ lang = 'zh-TW,zh;q=0.9', timeoutMs = 8000, userAgent = 'isso-integration-tests', localAddress = null } = {}) {
+    this.localAddress = localAddress;
     this.jar = new CookieJar();
     this.lang = lang;
     this.timeoutMs = timeoutMs;
@@ -976,9 +1007,11 @@ export class HttpAgent {
       h.set('content-type', 'application/x-www-form-urlencoded');
     }
     if (method !== 'GET' && method !== 'HEAD' && !h.has('origin')) h.set('origin', u.origin);
-    const res = await fetch(url, {
-      method, headers: h, body, redirect: 'manual', signal: AbortSignal.timeout(this.timeoutMs),
-    });
+    const res = this.localAddress
+      ? await fetchFrom(this.localAddress, url, { method, headers: h, body, signal: AbortSignal.timeout(this.timeoutMs) })
+      : await fetch(url, {
+        method, headers: h, body, redirect: 'manual', signal: AbortSignal.timeout(this.timeoutMs),
+      });
     this.jar.store(url, res.headers.getSetCookie());
     const buf = Buffer.from(await res.arrayBuffer());
     const loc = res.headers.get('location');
