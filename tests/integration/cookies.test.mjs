@@ -10,7 +10,10 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import crypto from 'node:crypto';
-import { CookieJar, HttpAgent, limit, redirectParams, sameEndpoint, startStack } from './lib/harness.mjs';
+import {
+  CookieJar, HttpAgent, limit, redirectParams, sameEndpoint, startStack, startTestServer,
+} from './lib/harness.mjs';
+import { NO_BROWSER, axeCheck, launchBrowser, newPage } from './lib/browser.mjs';
 
 const T = { timeout: limit(60_000) };
 const RP = 'http://127.0.0.1:9/cb';
@@ -190,4 +193,70 @@ test('an agency form POSTing to /authorize (no Lax cookie) is sent on as a GET t
   const old = await agent.postForm(secure.url('/isso/oauth2/authorize'), params, { headers: { cookie: '' } });
   assert.equal(old.status, 303);
   assert.equal(new URL(old.location).pathname, '/isso/oauth2/authorize');
+});
+
+// The same in Chromium, where SameSite is real: the agency's site is
+// http://localhost:PORT, issod is http://127.0.0.1:PORT (another site).
+test('Chromium: an agency page on another site POSTs to /logout and the citizen is logged out', { ...T, skip: NO_BROWSER }, async () => {
+  const agency = await startTestServer((req, body, res) => {
+    const u = new URL(req.url, 'http://localhost');
+    res.setHeader('content-type', 'text/html; charset=utf-8');
+    if (u.pathname === '/logout-form') {
+      res.end(`<!doctype html><html lang="en"><head><title>Agency</title></head><body><main>
+<form method="post" action="${plain.url('/logout')}">
+<input type="hidden" name="client_id" value="${browserClient.client_id}">
+<input type="hidden" name="post_logout_redirect_uri" value="${agencyBase}/bye">
+<input type="hidden" name="state" value="st-9">
+<button type="submit">Log out of iSSO</button></form></main></body></html>`);
+    } else {
+      res.end(`<!doctype html><html lang="en"><head><title>Agency ${u.pathname}</title></head><body><main><p>${u.pathname}</p></main></body></html>`);
+    }
+  });
+  const agencyBase = `http://localhost:${agency.port}`;
+  const browserClient = await plain.registerClient({
+    redirectUris: [`${agencyBase}/cb`], postLogoutRedirectUri: `${agencyBase}/bye`,
+  });
+  const browser = await launchBrowser();
+  try {
+    const { context, page } = await newPage(browser, { locale: 'zh-TW' });
+    const authz = () => {
+      const q = new URLSearchParams({
+        response_type: 'code', client_id: browserClient.client_id, redirect_uri: `${agencyBase}/cb`,
+        scope: 'openid', state: 'st-1', nonce: 'n-1',
+        code_challenge: crypto.createHash('sha256').update('v'.repeat(43)).digest('base64url'),
+        code_challenge_method: 'S256',
+      });
+      return plain.url(`/authorize?${q}`);
+    };
+    await page.goto(authz());
+    await page.locator('a[href*="/login/taipeipass"]').first().click();
+    await page.locator('input[name="account"]').fill(plainUser.account);
+    await page.locator('input[name="password"]').fill(PASSWORD);
+    await page.getByRole('button', { name: '登入', exact: true }).click();
+    await page.locator('button[value="allow"]').click();
+    await page.waitForURL((u) => u.origin === agencyBase && u.pathname === '/cb');
+
+    // the agency's form: Chromium sends no session cookie with the POST
+    let postCookie = null;
+    page.on('request', async (r) => {
+      if (r.method() === 'POST' && new URL(r.url()).pathname === '/logout') postCookie = (await r.allHeaders()).cookie ?? '';
+    });
+    await page.goto(`${agencyBase}/logout-form`);
+    await page.getByRole('button', { name: 'Log out of iSSO' }).click();
+    await page.waitForURL((u) => u.origin === new URL(plain.issuer).origin && u.pathname === '/logout');
+    assert.ok(postCookie !== null && !postCookie.includes('isso_sid'), `the cross-site POST carried no session cookie: ${postCookie}`);
+    // …yet the session was found: the citizen is asked to confirm
+    await page.locator('button[name="confirm"]').waitFor();
+    await axeCheck(page, 'the logout confirmation');
+    await page.locator('button[name="confirm"]').click();
+    await page.waitForURL((u) => u.origin === agencyBase && u.pathname === '/bye');
+    assert.equal(new URL(page.url()).searchParams.get('state'), 'st-9');
+    // logged out: the next login asks for the password again
+    await page.goto(authz());
+    await page.waitForURL((u) => u.pathname === '/login');
+    await context.close();
+  } finally {
+    await browser.close();
+    await agency.close();
+  }
 });
