@@ -211,13 +211,6 @@ moica_init(struct isso_app *app, const struct isso_config *cfg, const char **err
 		*error_r = "moica: bad url or credentials";
 		goto out;
 	}
-	if (access(cfg->moica.roots, R_OK) != 0 || access(cfg->moica.intermediates, R_OK) != 0) {
-		log_warn("moica_card_unavailable", "reason",
-		         "moica.roots or moica.intermediates cannot be read", "roots",
-		         cfg->moica.roots, "intermediates", cfg->moica.intermediates, NULL);
-		ret = 0;
-		goto out;
-	}
 	/* isso-sim serves OCSP and the CRL beside its ID check. */
 	ocsp = xstrdup(cfg->moica.ocsp_url);
 	crl = xstrdup(cfg->moica.crl_url);
@@ -236,6 +229,13 @@ moica_init(struct isso_app *app, const struct isso_config *cfg, const char **err
 	}
 	if (crl[0] != '\0' && outbound_check_url_flags(crl, OUTBOUND_PLAIN_HTTP_OK, &why) < 0) {
 		ret = conn_fail(error_r, "moica", "crl_url", why);
+		goto out;
+	}
+	if (access(cfg->moica.roots, R_OK) != 0 || access(cfg->moica.intermediates, R_OK) != 0) {
+		log_warn("moica_card_unavailable", "reason",
+		         "moica.roots or moica.intermediates cannot be read", "roots",
+		         cfg->moica.roots, "intermediates", cfg->moica.intermediates, NULL);
+		ret = 0;
 		goto out;
 	}
 	memset(&s, 0, sizeof(s));

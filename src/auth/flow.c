@@ -258,6 +258,12 @@ flow_complete(struct isso_app *app, struct http_req *req, const char *id, json_t
 
 static bool ended_by_person(struct isso_app *app, json_t *session);
 
+bool
+flow_session_cookie_sent(struct http_req *req)
+{
+	return http_cookie(req, SESSION_COOKIE) != NULL;
+}
+
 json_t *
 flow_session(struct isso_app *app, struct http_req *req, const char **key_r)
 {

@@ -55,6 +55,9 @@ void flow_complete(struct isso_app *app, struct http_req *req, const char *id, j
  * auth_time, loa, amr, method, attrs (sealed), clients. *key_r (may be NULL) gets the
  * store key (request memory). */
 json_t *flow_session(struct isso_app *app, struct http_req *req, const char **key_r);
+/* True when the request carries a session cookie, valid or not. A
+ * cross-site POST never does: the cookie is SameSite=Lax. */
+bool flow_session_cookie_sent(struct http_req *req);
 /* Adds client_id to the session's list (for back-channel logout). */
 void flow_session_add_client(struct isso_app *app, const char *key, json_t *session,
                              const char *client_id);

@@ -744,7 +744,7 @@ cp_check_key_usage(X509 *x, const char **why_r)
 
 /* GET url, or POST body (of content_type) when body is not NULL; the
  * reply must be HTTP 200 within max bytes. Returns 0 with *reply (the
- * caller frees with buf_free), else -1 with *why_r. */
+ * caller frees with buf_free), else -1 with *why_r and *reply empty. */
 static int
 cp_http(struct cardpki *pki, const char *url, const void *body, size_t body_len,
         const char *content_type, const char *accept, size_t max, struct buf *reply,
@@ -756,7 +756,7 @@ cp_http(struct cardpki *pki, const char *url, const void *body, size_t body_len,
 	struct outbound_resp resp;
 	int r, ret = -1;
 
-	buf_init(reply, max);
+	memset(reply, 0, sizeof(*reply));
 	snprintf(accept_line, sizeof(accept_line), "Accept: %s", accept);
 	headers[0] = accept_line;
 	if (body != NULL) {
@@ -794,8 +794,8 @@ cp_http(struct cardpki *pki, const char *url, const void *body, size_t body_len,
 		*why_r = "answered with an HTTP status other than 200";
 		goto out;
 	}
-	*reply = resp.body;
-	buf_init(&resp.body, max);
+	*reply = resp.body; /* handed over */
+	memset(&resp.body, 0, sizeof(resp.body));
 	ret = 0;
 out:
 	outbound_resp_free(&resp);

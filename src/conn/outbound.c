@@ -29,6 +29,7 @@
 #define OB_TIMEOUT_DEFAULT 5000
 #define OB_REPLY_DEFAULT   (1024 * 1024)
 #define OB_HEADER_VALUE    256
+#define OB_ALLOW_SEP       ", \t\r\n"
 
 _Static_assert(CURL_ERROR_SIZE <= OUTBOUND_DETAIL_SIZE, "libcurl's error buffer grew");
 
@@ -451,7 +452,7 @@ outbound_configure(const struct outbound_policy *p, const char **error_r)
 {
 	static _Thread_local char errbuf[160];
 	struct ob_allow *entries = NULL;
-	char *copy = NULL, *tok, *save = NULL;
+	char *copy = NULL, *tok, *next;
 	const char *why = NULL;
 	bool http_ok;
 	size_t n = 0;
@@ -469,8 +470,11 @@ outbound_configure(const struct outbound_policy *p, const char **error_r)
 	}
 	entries = xcalloc(OB_ALLOW_MAX, sizeof(*entries));
 	copy = xstrdup(p->allow != NULL ? p->allow : "");
-	for (tok = strtok_r(copy, ", \t", &save); tok != NULL;
-	     tok = strtok_r(NULL, ", \t", &save)) {
+	for (tok = copy + strspn(copy, OB_ALLOW_SEP); *tok != '\0';
+	     tok = next + strspn(next, OB_ALLOW_SEP)) {
+		next = tok + strcspn(tok, OB_ALLOW_SEP);
+		if (*next != '\0')
+			*next++ = '\0';
 		if (n == OB_ALLOW_MAX) {
 			*error_r = "outbound.allow: more than 64 entries";
 			goto out;

@@ -84,8 +84,11 @@ enum http_cookie_flags {
 	HTTP_COOKIE_LAX = 1 << 1,  /* SameSite=Lax (default Strict otherwise) */
 	HTTP_COOKIE_NONE = 1 << 2, /* SameSite=None (forces Secure) */
 };
-/* Sets a cookie on Path=/; Secure whenever the request is https. max_age
- * < 0: a session cookie; 0: delete it. */
+/* Sets a cookie on Path=/, without Domain; Secure when the server's
+ * secure_cookies is set (the issuer is https) or the request is https;
+ * with secure_cookies the name also gets the __Host- prefix (RFC 6265bis
+ * §4.1.3.2: only this host, over https, may set it), and http_cookie()
+ * reads the prefixed name. max_age < 0: a session cookie; 0: delete it. */
 void http_set_cookie(struct http_req *req, const char *name, const char *value, long max_age,
                      unsigned flags);
 /* Body, copied. */
@@ -110,6 +113,9 @@ struct http_server_settings {
 	int threads;      /* 0: one per core */
 	size_t max_body;  /* larger bodies get 413 */
 	bool trust_proxy; /* honour X-Forwarded-Proto / -For from 127.0.0.1 */
+	/* The public URL is https: every cookie is Secure and __Host-
+	 * prefixed, whatever the request says about its scheme. */
+	bool secure_cookies;
 	/* Called for each request before routing (may be NULL): sets
 	 * per-request state such as the locale. */
 	void (*on_request)(struct http_req *req, void *ctx);

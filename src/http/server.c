@@ -60,6 +60,9 @@ struct cleanup {
 	void *arg;
 };
 
+/* RFC 6265bis §4.1.3.2: a cookie only this host can set, over https */
+#define HOST_PREFIX "__Host-"
+
 struct http_server {
 	struct http_server_settings set;
 	size_t max_body;
@@ -426,6 +429,10 @@ http_cookie(struct http_req *req, const char *name)
 		parse_cookies(req->pool, http_header(req, "Cookie"), HTTP_MAX_COOKIES,
 		              &req->cookies);
 	}
+	/* with secure cookies only the __Host- one counts: another could have
+	 * been set over http or by a sibling host */
+	if (req->srv->set.secure_cookies)
+		return http_kvs_get(&req->cookies, pool_printf(req->pool, HOST_PREFIX "%s", name));
 	return http_kvs_get(&req->cookies, name);
 }
 
@@ -576,30 +583,43 @@ cookie_value_ok(const char *s)
 	return true;
 }
 
-void
-http_set_cookie(struct http_req *req, const char *name, const char *value, long max_age,
-                unsigned flags)
+const char *
+http_cookie_format(struct pool *pool, const char *name, const char *value, long max_age,
+                   unsigned flags, bool secure, bool host_prefix)
 {
 	char age[48] = "";
 	const char *samesite = "Strict";
-	bool secure = http_is_https(req);
-	char *line;
 
-	if (!cookie_name_ok(name) || !cookie_value_ok(value)) {
-		log_warn("http_bad_cookie", "name", cookie_name_ok(name) ? name : "?", NULL);
-		return;
-	}
+	if (!cookie_name_ok(name) || !cookie_value_ok(value))
+		return NULL;
 	if (flags & HTTP_COOKIE_NONE) {
 		samesite = "None";
 		secure = true;
 	} else if (flags & HTTP_COOKIE_LAX) {
 		samesite = "Lax";
 	}
+	if (host_prefix)
+		secure = true;
 	if (max_age >= 0)
 		snprintf(age, sizeof(age), "; Max-Age=%ld", max_age);
-	line = pool_printf(req->pool, "%s=%s; Path=/%s%s; SameSite=%s%s", name, value, age,
+	return pool_printf(pool, "%s%s=%s; Path=/%s%s; SameSite=%s%s",
+	                   host_prefix ? HOST_PREFIX : "", name, value, age,
 	                   (flags & HTTP_COOKIE_HTTPONLY) ? "; HttpOnly" : "", samesite,
 	                   secure ? "; Secure" : "");
+}
+
+void
+http_set_cookie(struct http_req *req, const char *name, const char *value, long max_age,
+                unsigned flags)
+{
+	bool prefix = req->srv->set.secure_cookies;
+	const char *line = http_cookie_format(req->pool, name, value, max_age, flags,
+	                                      prefix || http_is_https(req), prefix);
+
+	if (line == NULL) {
+		log_warn("http_bad_cookie", "name", cookie_name_ok(name) ? name : "?", NULL);
+		return;
+	}
 	for (size_t i = 0; i < req->n_hdrs; i++) {
 		if (req->hdrs[i].cookie != NULL && strcmp(req->hdrs[i].cookie, name) == 0) {
 			req->hdrs[i].value = line;
@@ -618,7 +638,7 @@ http_response_cookie(const struct http_req *req, const char *name)
 
 		if (h->cookie == NULL || strcmp(h->cookie, name) != 0)
 			continue;
-		n = strlen(name);
+		n = strlen(name) + (req->srv->set.secure_cookies ? strlen(HOST_PREFIX) : 0);
 		/* "name=value; Path=/…": a value never contains ';'. */
 		return pool_strndup(req->pool, h->value + n + 1, strcspn(h->value + n + 1, ";"));
 	}

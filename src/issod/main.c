@@ -98,6 +98,9 @@ main(int argc, char **argv)
 	hs.threads = cfg.server.threads;
 	hs.max_body = (size_t)cfg.server.max_body;
 	hs.trust_proxy = cfg.server.trust_proxy != 0;
+	/* an https issuer: Secure, __Host- cookies even when the TLS proxy
+	 * does not say X-Forwarded-Proto */
+	hs.secure_cookies = strncmp(cfg.server.public_url, "https://", 8) == 0;
 	hs.on_request = page_on_request;
 	hs.error_page = page_http_error;
 	hs.ctx = &app;

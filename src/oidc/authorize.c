@@ -239,6 +239,31 @@ authorize(struct http_req *req, void *ctx)
 	char *granted = NULL, txn_id[44];
 	bool dup = false;
 
+	/* An agency's form that POSTs here is another site: the browser
+	 * sends no SameSite=Lax session cookie with it, so single sign-on
+	 * would be lost. The same request as a GET is a top-level
+	 * navigation, which carries it (OIDC Core §3.1.2.1 allows both). */
+	if (http_method(req) == HTTP_POST && !flow_session_cookie_sent(req)) {
+		const struct http_kvs *form = http_form_all(req);
+		struct buf b;
+
+		buf_init(&b, 65536);
+		buf_addstr(&b, http_path(req));
+		for (size_t i = 0; i < form->n; i++) {
+			if (buf_printf(&b, "%c%s=%s", i > 0 ? '&' : '?',
+			               parse_pct_encode(pool, form->v[i].name),
+			               parse_pct_encode(pool, form->v[i].value)) != 0) {
+				page_error(app, req, 400, "error.bad_request",
+				           "error.bad_request.message", NULL);
+				buf_free(&b);
+				goto out;
+			}
+		}
+		http_redirect(req, 303, pool_strdup(pool, b.data));
+		buf_free(&b);
+		goto out;
+	}
+
 	for (const char *const *p = single_params; *p != NULL; p++)
 		dup |= http_param_count(req, *p) > 1;
 

@@ -267,6 +267,35 @@ logout(struct http_req *req, void *ctx)
 	json_t *claims = NULL, *session = NULL;
 	bool confirmed = false;
 
+	/* An agency's page that POSTs here is another site: the browser sends
+	 * no SameSite=Lax session cookie with it, and the citizen would stay
+	 * logged in. The same request as a GET is a top-level navigation,
+	 * which carries the cookie (RP-Initiated Logout 1.0 §2 allows both).
+	 * Our own confirmation form is same-site and goes on. */
+	if (http_method(req) == HTTP_POST && http_form(req, "confirm") == NULL &&
+	    !flow_session_cookie_sent(req)) {
+		static const char *const keep[] = {"id_token_hint", "post_logout_redirect_uri",
+		                                   "state",         "client_id",
+		                                   "ui_locales",    NULL};
+		struct buf b;
+
+		buf_init(&b, 65536);
+		buf_addstr(&b, "/logout");
+		for (const char *const *k = keep; *k != NULL; k++) {
+			const char *v = http_form(req, *k);
+
+			if (v != NULL && buf_printf(&b, "%c%s=%s", b.len > 7 ? '&' : '?', *k,
+			                            parse_pct_encode(pool, v)) != 0) {
+				page_error(app, req, 400, "logout.title", "error.bad_request",
+				           NULL);
+				buf_free(&b);
+				goto out;
+			}
+		}
+		http_redirect(req, 303, pool_strdup(pool, b.data));
+		buf_free(&b);
+		goto out;
+	}
 	if (hint != NULL) {
 		claims = hint_claims(app, hint);
 		if (claims == NULL) {

@@ -19,6 +19,7 @@
 #include <cmocka.h>
 
 #include "http/csrf.h"
+#include "http/http-private.h"
 #include "http/http.h"
 #include "lib/isso.h"
 #include "lib/secret.h"
@@ -27,9 +28,10 @@
 	"default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "          \
 	"object-src 'none'; base-uri 'none'; frame-ancestors 'none'; form-action 'self'"
 
-static struct http_server *srv;       /* plain, no error page */
-static struct http_server *proxy_srv; /* trust_proxy, custom error page */
-static int port, proxy_port;
+static struct http_server *srv;        /* plain, no error page */
+static struct http_server *proxy_srv;  /* trust_proxy, custom error page */
+static struct http_server *secure_srv; /* secure_cookies: an https issuer */
+static int port, proxy_port, secure_port;
 static struct secret_keys keys;
 static char static_dir[64];
 
@@ -641,6 +643,96 @@ test_cookies(void **state)
 	                    "gone=x; Path=/; Max-Age=0; SameSite=None; Secure");
 }
 
+/* The Set-Cookie builder on its own. */
+static void
+test_cookie_format(void **state)
+{
+	struct pool *p = pool_new(4096);
+
+	assert_string_equal(
+	    http_cookie_format(p, "sid", "abc", -1, HTTP_COOKIE_HTTPONLY, false, false),
+	    "sid=abc; Path=/; HttpOnly; SameSite=Strict");
+	assert_string_equal(http_cookie_format(p, "sid", "abc", 60,
+	                                       HTTP_COOKIE_HTTPONLY | HTTP_COOKIE_LAX, true, false),
+	                    "sid=abc; Path=/; Max-Age=60; HttpOnly; SameSite=Lax; Secure");
+	/* __Host-: Secure, Path=/, no Domain, whatever secure says */
+	assert_string_equal(http_cookie_format(p, "sid", "abc", 0,
+	                                       HTTP_COOKIE_HTTPONLY | HTTP_COOKIE_LAX, false, true),
+	                    "__Host-sid=abc; Path=/; Max-Age=0; HttpOnly; SameSite=Lax; Secure");
+	assert_string_equal(http_cookie_format(p, "b", "1", -1, 0, true, true),
+	                    "__Host-b=1; Path=/; SameSite=Strict; Secure");
+	/* SameSite=None always goes with Secure */
+	assert_string_equal(http_cookie_format(p, "x", "1", -1, HTTP_COOKIE_NONE, false, false),
+	                    "x=1; Path=/; SameSite=None; Secure");
+	assert_null(
+	    strstr(http_cookie_format(p, "x", "1", -1, HTTP_COOKIE_LAX, true, true), "Domain"));
+	/* what cannot be a cookie */
+	assert_null(http_cookie_format(p, "a b", "1", -1, 0, true, true));
+	assert_null(http_cookie_format(p, "a=b", "1", -1, 0, false, false));
+	assert_null(http_cookie_format(p, "", "1", -1, 0, false, false));
+	assert_null(http_cookie_format(p, "a", "1;Domain=evil", -1, 0, false, false));
+	assert_null(http_cookie_format(p, "a", "x\r\nSet-Cookie: y=1", -1, 0, false, false));
+	assert_null(http_cookie_format(p, "a", "\"q\"", -1, 0, false, false));
+	pool_free(p);
+}
+
+/* An https issuer (secure_cookies): Secure and __Host- on every cookie,
+ * even on a request that does not say it came over https, and only the
+ * __Host- cookie is read back. */
+static void
+test_secure_cookies(void **state)
+{
+	struct resp r;
+	char v[512];
+
+	request(secure_port,
+	        "GET /cookies HTTP/1.1\r\nHost: t\r\nCookie: in=plain; __Host-in=host\r\n\r\n", &r);
+	assert_int_equal(r.status, 200);
+	assert_string_equal(r.body, "in=host");
+	assert_int_equal(resp_header_count(&r, "Set-Cookie"), 3);
+	assert_string_equal(
+	    resp_header(&r, "Set-Cookie", 0, v, sizeof(v)),
+	    "__Host-sid=abc; Path=/; Max-Age=3600; HttpOnly; SameSite=Strict; Secure");
+	assert_string_equal(resp_header(&r, "Set-Cookie", 1, v, sizeof(v)),
+	                    "__Host-lang=zh-TW; Path=/; SameSite=Lax; Secure");
+	assert_string_equal(resp_header(&r, "Set-Cookie", 2, v, sizeof(v)),
+	                    "__Host-gone=x; Path=/; Max-Age=0; SameSite=None; Secure");
+	/* a cookie without the prefix (set over http, or by a sibling host)
+	 * is not the one */
+	request(secure_port, "GET /cookies HTTP/1.1\r\nHost: t\r\nCookie: in=plain\r\n\r\n", &r);
+	assert_string_equal(r.body, "in=(null)");
+}
+
+/* The CSRF pair works through the prefixed cookie. */
+static void
+test_secure_csrf(void **state)
+{
+	struct resp r;
+	char cookie[256], token[64], raw[1024], *semi;
+
+	request(secure_port, "GET /csrf HTTP/1.1\r\nHost: t\r\n\r\n", &r);
+	assert_non_null(resp_header(&r, "Set-Cookie", 0, cookie, sizeof(cookie)));
+	assert_int_equal(strncmp(cookie, "__Host-isso_b=", 14), 0);
+	assert_non_null(strstr(cookie, "; HttpOnly; SameSite=Lax; Secure"));
+	semi = strchr(cookie, ';');
+	*semi = '\0';
+	assert_int_equal(strlen(r.body), 43);
+	memcpy(token, r.body, 44);
+	snprintf(raw, sizeof(raw),
+	         "POST /csrf HTTP/1.1\r\nHost: t\r\nCookie: %s\r\nContent-Type: "
+	         "application/x-www-form-urlencoded\r\nContent-Length: %zu\r\n\r\ncsrf=%s",
+	         cookie, strlen(token) + 5, token);
+	request(secure_port, raw, &r);
+	assert_int_equal(r.status, 200);
+	/* the same browser id without the prefix is refused */
+	snprintf(raw, sizeof(raw),
+	         "POST /csrf HTTP/1.1\r\nHost: t\r\nCookie: %s\r\nContent-Type: "
+	         "application/x-www-form-urlencoded\r\nContent-Length: %zu\r\n\r\ncsrf=%s",
+	         cookie + 7, strlen(token) + 5, token);
+	request(secure_port, raw, &r);
+	assert_int_equal(r.status, 403);
+}
+
 static void
 test_json_redirect_headers(void **state)
 {
@@ -929,6 +1021,13 @@ group_setup(void **state)
 	assert_int_equal(http_server_start(proxy_srv, &err), 0);
 	proxy_port = http_server_port(proxy_srv);
 	assert_true(proxy_port > 0 && proxy_port != port);
+
+	set.trust_proxy = false;
+	set.secure_cookies = true;
+	secure_srv = http_server_new(&set);
+	add_routes(secure_srv);
+	assert_int_equal(http_server_start(secure_srv, &err), 0);
+	secure_port = http_server_port(secure_srv);
 	return 0;
 }
 
@@ -937,6 +1036,7 @@ group_teardown(void **state)
 {
 	http_server_free(srv);
 	http_server_free(proxy_srv);
+	http_server_free(secure_srv);
 	remove_static_dir();
 	return 0;
 }
@@ -1010,6 +1110,9 @@ main(void)
 	    cmocka_unit_test(test_prefix),
 	    cmocka_unit_test(test_form),
 	    cmocka_unit_test(test_cookies),
+	    cmocka_unit_test(test_cookie_format),
+	    cmocka_unit_test(test_secure_cookies),
+	    cmocka_unit_test(test_secure_csrf),
 	    cmocka_unit_test(test_json_redirect_headers),
 	    cmocka_unit_test(test_info_and_locale),
 	    cmocka_unit_test(test_trusted_proxy),

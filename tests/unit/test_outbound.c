@@ -305,6 +305,20 @@ test_allow_list(void **state)
 			fail_msg("accepted allow entry %s", bad[i]);
 		assert_non_null(strstr(err, "entry 2"));
 	}
+	/* separators only: an empty list; more than 64 entries: refused */
+	p.allow = " ,\t, ";
+	assert_int_equal(outbound_configure(&p, &err), 0);
+	{
+		char many[65 * 12 + 1] = "";
+
+		for (int i = 0; i < 65; i++)
+			snprintf(many + strlen(many), sizeof(many) - strlen(many), "10.0.0.%d,", i);
+		p.allow = many;
+		assert_int_equal(outbound_configure(&p, &err), ISSO_ERR_INVALID);
+		assert_non_null(strstr(err, "more than 64"));
+		many[strlen(many) - strlen("10.0.0.64,")] = '\0';
+		assert_int_equal(outbound_configure(&p, &err), 0);
+	}
 	p.issuer = "not a url";
 	p.allow = "";
 	assert_int_equal(outbound_configure(&p, &err), ISSO_ERR_INVALID);
