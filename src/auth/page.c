@@ -60,6 +60,14 @@ page_render(struct isso_app *app, struct http_req *req, int status, const char *
 	json_object_set_new(ctx, "lang_switch_lang", json_string(en ? "zh-Hant-TW" : "en"));
 	if (title_key != NULL && json_object_get(ctx, "title") == NULL)
 		json_object_set_new(ctx, "title", json_string(i18n_get(cat, title_key)));
+	/* A page showing what went wrong says so first in its title, the
+	 * first thing a screen reader reads of a new page. */
+	if (json_is_true(json_object_get(ctx, "has_error")) &&
+	    json_is_string(json_object_get(ctx, "title")))
+		json_object_set_new(ctx, "title",
+		                    json_string(pool_printf(
+		                        http_pool(req), "%s%s", i18n_get(cat, "error.title_prefix"),
+		                        json_string_value(json_object_get(ctx, "title")))));
 
 	buf_init(&out, PAGE_MAX);
 	ret = tmpl_render(app->tmpl, tmpl, ctx, cat, &out);
@@ -71,6 +79,51 @@ page_render(struct isso_app *app, struct http_req *req, int status, const char *
 	}
 	buf_free(&out);
 	json_decref(ctx);
+}
+
+void
+page_form_error(struct isso_app *app, struct http_req *req, json_t *ctx, const char *error_key,
+                json_t *fields, const char *const *order)
+{
+	json_t *list, *err, *key;
+	const char *text;
+
+	if (error_key != NULL) {
+		json_object_set_new(ctx, "error", json_string(page_text(app, req, error_key)));
+		json_object_set_new(ctx, "has_error", json_true());
+	}
+	if (fields == NULL || order == NULL || json_object_size(fields) == 0)
+		return;
+	list = json_array();
+	err = json_object();
+	for (size_t i = 0; order[i] != NULL; i++) {
+		key = json_object_get(fields, order[i]);
+		if (!json_is_string(key))
+			continue;
+		text = page_text(app, req, json_string_value(key));
+		json_array_append_new(list,
+		                      json_pack("{s:s, s:s}", "field", order[i], "text", text));
+		json_object_set_new(err, order[i], json_string(text));
+	}
+	if (json_array_size(list) == 0) {
+		json_decref(list);
+		json_decref(err);
+		return;
+	}
+	json_object_set_new(ctx, "error_list", list);
+	json_object_set_new(ctx, "err", err);
+	json_object_set_new(ctx, "has_error", json_true());
+}
+
+void
+page_field_error(struct isso_app *app, struct http_req *req, json_t *ctx, const char *field,
+                 const char *key)
+{
+	const char *const order[] = {field, NULL};
+	json_t *fields = json_pack("{s:s}", field, key);
+
+	page_form_error(app, req, ctx, NULL, fields, order);
+	json_decref(fields);
 }
 
 void
