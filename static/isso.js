@@ -16,7 +16,8 @@
  *    short), data-warn is said once in the polite live region
  *    #countdown-announcer; at zero, data-expired is said there, the element
  *    gets .timer-expired, polling on the page stops (nothing reloads under
- *    the message) and focus moves to the element named by data-focus (an
+ *    the message) unless data-keep-polling (the server then sends the page
+ *    to one whose message takes focus), and focus moves to the element named by data-focus (an
  *    id: the action that starts again) unless the citizen is typing.
  *  - form[data-once]: prevents a double submit of the same form.
  *  - [data-poll]: a page waiting for something that happens elsewhere (a
@@ -128,7 +129,9 @@
 				window.clearInterval(timer);
 				el.classList.remove("timer-warning");
 				el.classList.add("timer-expired");
-				pollingStopped = true;
+				if (!el.hasAttribute("data-keep-polling")) {
+					pollingStopped = true;
+				}
 				announce(el.getAttribute("data-expired"));
 				if (target && !typing()) {
 					target.focus();

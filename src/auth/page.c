@@ -110,6 +110,8 @@ page_form_error(struct isso_app *app, struct http_req *req, json_t *ctx, const c
 		json_decref(err);
 		return;
 	}
+	if (json_array_size(list) > 1)
+		json_object_set_new(ctx, "error_many", json_true());
 	json_object_set_new(ctx, "error_list", list);
 	json_object_set_new(ctx, "err", err);
 	json_object_set_new(ctx, "has_error", json_true());

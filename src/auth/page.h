@@ -19,8 +19,8 @@ void page_render(struct isso_app *app, struct http_req *req, int status, const c
  * ended), a link to each field named in fields ({field: message key}, may
  * be NULL). Sets in ctx: "error" (text), "error_list" [{field, text}],
  * "err" {field: text} for each field's aria-invalid / aria-describedby
- * "<field>-error", and "has_error", which makes page_render start the
- * title with 錯誤： / "Error: ". Does nothing when there is no error. */
+ * "<field>-error", "error_many" (more than one field), and "has_error", which makes page_render
+ * start the title with 錯誤： / "Error: ". Does nothing when there is no error. */
 void page_form_error(struct isso_app *app, struct http_req *req, json_t *ctx, const char *error_key,
                      json_t *fields, const char *const *order);
 /* The same for a single field: field in error with message key. */

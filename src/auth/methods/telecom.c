@@ -287,11 +287,10 @@ form_page(struct isso_app *app, struct http_req *req, const char *id, int status
           const char *error_key, json_t *errors, json_t *echo)
 {
 	json_t *ctx = base_ctx(app, req, id, 0);
-	json_t *list = json_array(), *carriers = json_array(), *field_errors = json_object();
+	json_t *carriers = json_array();
 	const char *chosen = sget(echo, "carrier");
-	const char *field, *lang = http_locale(req);
+	const char *lang = http_locale(req);
 	char today[11];
-	json_t *key;
 	bool en = lang != NULL && strncmp(lang, "en", 2) == 0;
 
 	json_object_set_new(ctx, "csrf", json_string(csrf_token(req, &app->secrets, CSRF_FORM)));
@@ -308,24 +307,7 @@ form_page(struct isso_app *app, struct http_req *req, const char *id, int status
 	/* Field errors in form order, each linked from the summary. */
 	static const char *const order[] = {"id_number", "phone", "birthdate",
 	                                    "carrier",   "agree", NULL};
-	for (int i = 0; errors != NULL && order[i] != NULL; i++) {
-		field = order[i];
-		key = json_object_get(errors, field);
-		if (!json_is_string(key))
-			continue;
-		json_array_append_new(list, json_pack("{s:s, s:s}", "field", field, "text",
-		                                      page_text(app, req, json_string_value(key))));
-		json_object_set_new(field_errors, field,
-		                    json_string(page_text(app, req, json_string_value(key))));
-	}
-	if (json_array_size(list) > 0) {
-		json_object_set_new(ctx, "error_list", list);
-		json_object_set_new(ctx, "err", field_errors);
-	} else {
-		json_decref(list);
-		json_decref(field_errors);
-	}
-	set_text(app, req, ctx, "error", error_key);
+	page_form_error(app, req, ctx, error_key, errors, order);
 	page_render(app, req, status, "telecom-form", "tel.heading", ctx);
 }
 
@@ -477,7 +459,11 @@ code_page(struct isso_app *app, struct http_req *req, const char *id, json_t *st
 	json_object_set_new(ctx, "cooldown", json_integer(left));
 	if (left > 0)
 		json_object_set_new(ctx, "cooling", json_true());
-	set_text(app, req, ctx, "error", error_key);
+	if (error_key != NULL &&
+	    (strcmp(error_key, "otp.wrong") == 0 || strcmp(error_key, "tel.code_missing") == 0))
+		page_field_error(app, req, ctx, "code", error_key);
+	else
+		page_form_error(app, req, ctx, error_key, NULL, NULL);
 	set_text(app, req, ctx, "info", info_key);
 	page_render(app, req, status, "telecom-code", "tel.heading", ctx);
 }
