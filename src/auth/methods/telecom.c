@@ -51,6 +51,7 @@
 #include "auth/qr.h"
 #include "conn/telecom.h"
 #include "http/csrf.h"
+#include "lib/birthdate.h"
 #include "lib/idnum.h"
 #include "lib/isso.h"
 #include "lib/log.h"
@@ -244,39 +245,26 @@ today_taipei(char out[11])
 	return out;
 }
 
-/* "YYYY-MM-DD", also "YYYY/M/D" (browsers without a date picker), into
- * out; a real date between 1900-01-01 and today (Taiwan time). */
-static bool
+/* The birthdate as typed (西元 or 民國 year, lib/birthdate.h) into out, a
+ * real date between 1900-01-01 and today (Taiwan time); NULL, or the
+ * message key saying what to type instead. */
+static const char *
 birthdate_normalize(const char *s, char out[11])
 {
-	int part[3] = {0, 0, 0}, digits, n = 0;
-	char sep = '\0', today[11];
+	char today[11];
 
-	if (s == NULL)
-		return false;
-	while (*s == ' ')
-		s++;
-	for (;;) {
-		for (digits = 0; *s >= '0' && *s <= '9' && digits < 4; s++, digits++)
-			part[n] = part[n] * 10 + (*s - '0');
-		if (digits == 0 || (n == 0 && digits != 4) || (n > 0 && digits > 2))
-			return false;
-		if (++n == 3)
-			break;
-		if ((*s != '-' && *s != '/') || (sep != '\0' && *s != sep))
-			return false;
-		sep = *s++;
+	switch (date_parse_typed(s, today_taipei(today), out)) {
+	case DATE_OK:
+		return NULL;
+	case DATE_INVALID:
+		return "tel.birthdate_invalid";
+	case DATE_FUTURE:
+		return "tel.birthdate_future";
+	case DATE_TOO_EARLY:
+		return "tel.birthdate_too_early";
+	default:
+		return "tel.bad_birthdate";
 	}
-	while (*s == ' ')
-		s++;
-	if (*s != '\0' || part[0] < 1900)
-		return false;
-	/* The parts have at most 4, 2 and 2 digits: exactly 10 characters. */
-	snprintf(out, 11, "%04u-%02u-%02u", (unsigned)part[0] % 10000u, (unsigned)part[1] % 100u,
-	         (unsigned)part[2] % 100u);
-	if (!date_is_valid(out))
-		return false;
-	return strcmp(out, today_taipei(today)) <= 0;
 }
 
 /* ---- step 1: the notice and the form ---- */
@@ -290,7 +278,6 @@ form_page(struct isso_app *app, struct http_req *req, const char *id, int status
 	json_t *carriers = json_array();
 	const char *chosen = sget(echo, "carrier");
 	const char *lang = http_locale(req);
-	char today[11];
 	bool en = lang != NULL && strncmp(lang, "en", 2) == 0;
 
 	json_object_set_new(ctx, "csrf", json_string(csrf_token(req, &app->secrets, CSRF_FORM)));
@@ -301,7 +288,6 @@ form_page(struct isso_app *app, struct http_req *req, const char *id, int status
 		json_array_append_new(carriers, o);
 	}
 	json_object_set_new(ctx, "carriers", carriers);
-	json_object_set_new(ctx, "max_date", json_string(today_taipei(today)));
 	if (echo != NULL)
 		json_object_update(ctx, echo);
 	/* Field errors in form order, each linked from the summary. */
@@ -320,7 +306,7 @@ form_echo(struct http_req *req, json_t *st)
 	static const struct {
 		const char *name;
 		size_t max;
-	} typed[] = {{"id_number", 16}, {"phone", 16}, {"birthdate", 10}, {"carrier", 8}};
+	} typed[] = {{"id_number", 16}, {"phone", 16}, {"birthdate", 64}, {"carrier", 8}};
 
 	if (http_method(req) == HTTP_POST) {
 		for (size_t i = 0; i < ISSO_N_ELEMENTS(typed); i++) {
@@ -356,7 +342,7 @@ form_step(struct isso_app *app, struct http_req *req, const char *id, json_t *tx
 	json_t *st = method_state(txn, STATE_KEY), *errors = NULL, *echo = NULL, *fresh = NULL,
 	       *who = NULL;
 	const struct telecom_carrier *carrier = NULL;
-	const char *old_phone, *old_stage, *proven;
+	const char *old_phone, *old_stage, *proven, *problem;
 	char idn[11] = "", phone[11] = "", birth[11] = "", otp_id[44], *text = NULL, *sealed = NULL;
 	int wait = 0, ret;
 
@@ -374,8 +360,8 @@ form_step(struct isso_app *app, struct http_req *req, const char *id, json_t *tx
 		json_object_set_new(errors, "id_number", json_string("tel.bad_id"));
 	if (!phone_normalize(http_form(req, "phone") ?: "", phone))
 		json_object_set_new(errors, "phone", json_string("tel.bad_phone"));
-	if (!birthdate_normalize(http_form(req, "birthdate"), birth))
-		json_object_set_new(errors, "birthdate", json_string("tel.bad_birthdate"));
+	if ((problem = birthdate_normalize(http_form(req, "birthdate"), birth)) != NULL)
+		json_object_set_new(errors, "birthdate", json_string(problem));
 	carrier = telecom_carrier_find(http_form(req, "carrier"));
 	if (carrier == NULL)
 		json_object_set_new(errors, "carrier", json_string("tel.bad_carrier"));
