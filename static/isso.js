@@ -93,6 +93,11 @@
 	}
 
 	var pollingStopped = false;
+	/* The expiry of each [data-timer] not marked data-keep-polling: run
+	 * when the server says "expired" first (the page's own count is
+	 * late by the time the page took to arrive, or was slowed down in a
+	 * background tab), so the message comes from this page either way. */
+	var expireNow = [];
 
 	function startTimer(el) {
 		var left = parseInt(el.getAttribute("data-timer"), 10);
@@ -123,10 +128,11 @@
 				secs.textContent = String(Math.max(left, 0));
 			}
 			check();
-			if (left <= 0) {
+			if (left <= 0 && timer !== null) {
 				var focus = el.getAttribute("data-focus");
 				var target = focus ? document.getElementById(focus) : null;
 				window.clearInterval(timer);
+				timer = null;
 				el.classList.remove("timer-warning");
 				el.classList.add("timer-expired");
 				if (!el.hasAttribute("data-keep-polling")) {
@@ -140,6 +146,14 @@
 		}
 		check();
 		timer = window.setInterval(tick, 1000);
+		if (!el.hasAttribute("data-keep-polling")) {
+			expireNow.push(function () {
+				if (timer !== null) {
+					left = 1;
+					tick();
+				}
+			});
+		}
 	}
 
 	function guardDoubleSubmit(form) {
@@ -184,6 +198,11 @@
 				if (pollingStopped) {
 					/* The time limit ended: the page says so and
 					 * offers the next step; nothing reloads under it. */
+					return;
+				}
+				if (data && data.state === "expired" && expireNow.length > 0) {
+					/* This page says it, and offers a new code. */
+					expireNow.forEach(function (f) { f(); });
 					return;
 				}
 				/* Only a path on this site ("/…", never "//" or "/\\"). */

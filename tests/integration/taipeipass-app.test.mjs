@@ -196,7 +196,7 @@ test('acr_values=substantial: the card is shown, only the QR code is offered; ap
   assert.ok(!res.links().some((l) => l.text === msg('tp.app_use_password')), 'no way back to the password');
   assert.match(res.text, /<svg [^>]*role="img"/, 'an inline SVG QR code');
   assert.match(res.text, /data-poll="\/login\/taipeipass\/app-status\?t=/);
-  const seconds = Number(/class="countdown" data-seconds="(\d+)"/.exec(res.text)?.[1]);
+  const seconds = Number(/id="qr-timer" data-timer="(\d+)"/.exec(res.text)?.[1]);
   assert.ok(seconds >= 115 && seconds <= 120, `countdown ${seconds}`);
   const qf = res.forms().find((f) => f.buttons.some((b) => b.value === 'check'));
   assert.ok(qf && qf.buttons.some((b) => b.value === 'regenerate'), 'check and regenerate buttons');
@@ -382,7 +382,7 @@ test('an expired QR code: its own message, then a new one (app_qr_ttl 2 s)', T, 
   const agent = new HttpAgent();
   const a = await startAuth({ conf: cfgShort });
   const { t, qr, res } = await toQr(agent, a, stackShort);
-  assert.ok(Number(/data-seconds="(\d+)"/.exec(res.text)[1]) <= 2);
+  assert.ok(Number(/data-timer="(\d+)"/.exec(res.text)[1]) <= 2);
   await sleep(2500);
   const st = await appStatus(agent, t, stackShort);
   assert.equal(st.body.state, 'expired');
@@ -432,9 +432,9 @@ test('browser: 點擊掃描QRcode進行登入 → the QR page polls and moves on
     await img.waitFor();
     const box = await img.boundingBox();
     assert.ok(box.width >= 150, `the QR code is large enough (${box.width})`);
-    const c1 = Number(await page.locator('.countdown').innerText());
+    const c1 = Number(await page.locator('#qr-timer .timer-secs').innerText());
     await sleep(1200);
-    const c2 = Number(await page.locator('.countdown').innerText());
+    const c2 = Number(await page.locator('#qr-timer .timer-secs').innerText());
     assert.ok(c2 < c1, `the countdown runs (${c1} → ${c2})`);
     await axeCheck(page, 'the QR page');
     await shots.take(t, page, 'tpapp-qr');
