@@ -138,6 +138,10 @@
 				if (!el.hasAttribute("data-keep-polling")) {
 					pollingStopped = true;
 				}
+				if (el.getAttribute("data-expired")) {
+					/* Seen as well as heard: the sentence replaces "0". */
+					el.textContent = el.getAttribute("data-expired");
+				}
 				announce(el.getAttribute("data-expired"));
 				if (target && !typing()) {
 					target.focus();

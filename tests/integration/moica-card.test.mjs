@@ -682,6 +682,8 @@ test('browser: detect, wrong PINs (2, 1, locked), card taken out, then a good ca
     const found = await status.innerText();
     assert.match(found, /^Generic Smart Card Reader \d+ — 偵測到憑證IC卡$/m, `the status: ${found}`);
     assert.ok(popups.some((u) => u.startsWith(`${stack.agentUrl}/popupForm`)), 'the agent\'s popupForm opened');
+    await page.waitForFunction(() => document.activeElement?.id === 'mc-detect', null, { timeout: limit(5000) });
+    assert.equal(await page.evaluate(() => document.activeElement.id), 'mc-detect', 'focus is back on 偵測 after the component\'s window');
     await axeCheck(page, 'the card page after detection');
 
     // the ID, then a wrong PIN twice and a third time
