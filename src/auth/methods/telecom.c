@@ -23,6 +23,7 @@
  *   stage    "code" | "check" | "proven" | "done"
  *   phone    the step-1 number (normalised); carrier its carrier id
  *   who      sealed {"id_number", "birthdate"} (PII at rest)
+ *   otp_at   when the code was sent (its timer on the code page)
  *   otp      the SMS challenge id (stage code)
  *   proven   the number proven by SMS in this transaction: a corrected
  *            form with the same number goes straight to the carrier
@@ -403,6 +404,8 @@ form_step(struct isso_app *app, struct http_req *req, const char *id, json_t *tx
 	if (old_stage != NULL && strcmp(old_stage, "code") == 0 && old_phone != NULL &&
 	    strcmp(old_phone, phone) == 0 && sget(st, "otp") != NULL) {
 		json_object_set_new(fresh, "otp", json_string(sget(st, "otp")));
+		if (json_is_integer(json_object_get(st, "otp_at")))
+			json_object_set(fresh, "otp_at", json_object_get(st, "otp_at"));
 	} else {
 		ret = otp_send(app, req, OTP_PURPOSE, phone, NULL, OTP_DELIVER_NOW, otp_id, &wait);
 		if (ret < 0) {
@@ -411,6 +414,7 @@ form_step(struct isso_app *app, struct http_req *req, const char *id, json_t *tx
 			goto out;
 		}
 		json_object_set_new(fresh, "otp", json_string(otp_id));
+		json_object_set_new(fresh, "otp_at", json_integer(app_now()));
 	}
 	json_object_set_new(fresh, "stage", json_string("code"));
 	json_object_set(txn, STATE_KEY, fresh);
@@ -445,6 +449,13 @@ code_page(struct isso_app *app, struct http_req *req, const char *id, json_t *st
 	json_object_set_new(ctx, "cooldown", json_integer(left));
 	if (left > 0)
 		json_object_set_new(ctx, "cooling", json_true());
+	/* The code's time left, for its timer (otp-timer partial). */
+	if (json_is_integer(json_object_get(st, "otp_at"))) {
+		json_int_t valid = json_integer_value(json_object_get(st, "otp_at")) +
+		                   app->cfg->security.otp_ttl - app_now();
+		if (valid > 0)
+			json_object_set_new(ctx, "code_seconds", json_integer(valid));
+	}
 	if (error_key != NULL &&
 	    (strcmp(error_key, "otp.wrong") == 0 || strcmp(error_key, "tel.code_missing") == 0))
 		page_field_error(app, req, ctx, "code", error_key);
@@ -489,6 +500,7 @@ code_step(struct isso_app *app, struct http_req *req, const char *id, json_t *tx
 			return;
 		}
 		json_object_set_new(st, "otp", json_string(otp_id));
+		json_object_set_new(st, "otp_at", json_integer(app_now()));
 		if (method_txn_save(app, req, id, txn))
 			code_page(app, req, id, st, 200, NULL, "otp.resent");
 		return;
@@ -501,6 +513,7 @@ code_step(struct isso_app *app, struct http_req *req, const char *id, json_t *tx
 	ret = otp_check(app, sget(st, "otp"), OTP_PURPOSE, phone, code, &r, &left);
 	if (ret == 0 && r == OTP_OK) {
 		json_object_del(st, "otp");
+		json_object_del(st, "otp_at");
 		json_object_set_new(st, "proven", json_string(phone));
 		json_object_set_new(st, "stage", json_string("check"));
 		do_start(app, req, id, txn, st);
@@ -512,6 +525,7 @@ code_step(struct isso_app *app, struct http_req *req, const char *id, json_t *tx
 	}
 	/* Used up or expired: back to the form, which sends a new code. */
 	json_object_del(st, "otp");
+	json_object_del(st, "otp_at");
 	json_object_del(st, "stage");
 	json_object_del(st, "who");
 	if (!method_txn_save(app, req, id, txn))
