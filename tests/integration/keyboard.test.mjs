@@ -446,7 +446,7 @@ test('手機電信驗證 by keyboard: a 民國 birthdate, the agreement by Space
 
 // ---------------------------------------------------------------- expiry
 
-test('at expiry: the QR pages say so and focus the way to start again (nothing reloads under the message); telecom moves focus to its message; the SMS code says so', T, async (t) => {
+test('at expiry: the QR pages say so and focus the way to start again (nothing reloads under the message); telecom moves focus to its message', T, async (t) => {
   const pages = [];
   const open = async () => {
     const b = await openBrowser();
@@ -593,6 +593,34 @@ test('an English browser, end to end from the demo agency: English everywhere, n
   } finally {
     await context.close();
   }
+});
+
+test('ui_locales holds for that login only; the switch is the citizen\'s choice and outweighs it', T, async () => {
+  const agent = new HttpAgent({ lang: 'zh-TW,zh;q=0.9' });
+  const names = () => agent.jar.header(stack.issuer) ?? '';
+  const r = await agent.followUntil((await startAuth({ ui_locales: 'en' })).href, (u) => sameEndpoint(u, RP));
+  assert.equal(new URL(r.url).pathname, '/login');
+  assert.match(r.res.text, /<html lang="en">/, 'the agency asked for English');
+  assert.match(names(), /isso_login_lang=en/, 'for this login');
+  assert.doesNotMatch(names(), /isso_lang=/, 'not the citizen\'s lasting choice');
+  const t = new URL(r.url).searchParams.get('t');
+  const next = await agent.get(stack.url(`/login/taipeipass?t=${t}`));
+  assert.match(next.text, /<html lang="en">/, 'every page of the login');
+  const switched = await agent.get(stack.url(`/login/taipeipass?t=${t}&lang=zh-TW`));
+  assert.match(switched.text, /<html lang="zh-Hant-TW">/);
+  assert.match(names(), /isso_lang=zh-TW/, 'the switch sets the lasting choice');
+  assert.doesNotMatch(names(), /isso_login_lang=/, 'and ends the agency\'s for this login');
+  const after = await agent.get(stack.url(`/login/taipeipass?t=${t}`));
+  assert.match(after.text, /<html lang="zh-Hant-TW">/, 'the switch sticks');
+  // a failed POST: the switch link carries the login
+  const form = after.forms().find((f) => f.has('password'));
+  const failed = await agent.submit(form, { account: 'nobody.here', password: 'Wrong-pass-1' });
+  const link = failed.res.links().find((l) => /lang=en/.test(l.href));
+  assert.ok(link, 'the switch link');
+  assert.equal(new URL(link.href).searchParams.get('t'), t, 'it carries t');
+  const en = await agent.get(link.href);
+  assert.equal(en.status, 200);
+  assert.ok(en.forms().some((f) => f.has('password')), 'the same login, in English');
 });
 
 test('issod is still healthy', { skip: NO_BROWSER }, async () => {
