@@ -422,6 +422,8 @@ test('手機電信驗證 by keyboard: a 民國 birthdate, the agreement by Space
     await pressButton(page, msg('tel.next'));
 
     await page.waitForURL(onIssuer('/login/telecom/code'));
+    assert.ok(Number(await page.locator('#code-timer').getAttribute('data-timer')) > 30, 'the code\'s time limit, as text of its own');
+    await waitAnnounced(page, msg('otp.timer_warn'), limit(5000), 'the telecom code\'s warning (otp_ttl 40 s)');
     await axeCheck(page, 'the code page');
     await typeInto(page, 'code', await smsCode(p.phone));
     await page.keyboard.press('Enter');
