@@ -238,8 +238,9 @@ page_on_request(struct http_req *req, void *ctx)
 	 * /authorize, see there), else the citizen's choice, else the
 	 * browser's languages. */
 	lang = http_cookie(req, "isso_login_lang");
-	if (lang != NULL && strcmp(i18n_negotiate(lang, NULL, "en"), lang) == 0) {
-		http_set_locale(req, lang);
+	chosen = lang != NULL ? i18n_negotiate(lang, NULL, "en") : NULL;
+	if (chosen != NULL && strcmp(chosen, lang) == 0) {
+		http_set_locale(req, chosen);
 		return;
 	}
 	http_set_locale(req, i18n_negotiate(NULL, http_cookie(req, "isso_lang"),
