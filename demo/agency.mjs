@@ -265,6 +265,27 @@ function esc(v) {
   return String(v).replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' }[c]));
 }
 
+/** The browser's language from Accept-Language: English when English
+ * comes before any Chinese, Chinese otherwise. */
+function browserLang(req) {
+  const tags = String(req.headers['accept-language'] || '')
+    .split(',')
+    .map((part) => {
+      const [tag, ...params] = part.trim().toLowerCase().split(';');
+      const q = params.map((p) => /^\s*q=([0-9.]+)\s*$/.exec(p)).find(Boolean);
+      return { tag, q: q ? Number(q[1]) : 1 };
+    })
+    .filter((x) => x.tag && x.q > 0)
+    .sort((a, b) => b.q - a.q);
+  for (const { tag } of tags) {
+    if (tag === 'en' || tag.startsWith('en-')) return 'en';
+    if (tag === 'zh' || tag.startsWith('zh-')) return 'zh-TW';
+  }
+  return 'zh-TW';
+}
+
+/** The page language: the visitor's choice on this site (?lang=, then its
+ * cookie), else the browser's. */
 function pickLang(req, url, res) {
   const q = url.searchParams.get('lang');
   if (q === 'en' || q === 'zh-TW') {
@@ -272,7 +293,18 @@ function pickLang(req, url, res) {
     return q;
   }
   const c = parseCookies(req.headers.cookie).demo_lang;
-  return c === 'en' ? 'en' : 'zh-TW';
+  if (c === 'en' || c === 'zh-TW') return c;
+  return browserLang(req);
+}
+
+/** The language the visitor chose on this site, or null: only a choice is
+ * sent to iSSO as ui_locales; without one iSSO reads the same browser
+ * language itself and the citizen's own choice there still counts. */
+function chosenLang(req, url) {
+  const q = url.searchParams.get('lang');
+  if (q === 'en' || q === 'zh-TW') return q;
+  const c = parseCookies(req.headers.cookie).demo_lang;
+  return c === 'en' || c === 'zh-TW' ? c : null;
 }
 
 function layout(lang, { title, body, url }) {
@@ -453,8 +485,9 @@ async function startLogin(req, res, url, lang) {
     nonce: pending.nonce,
     code_challenge: await oidc.calculatePKCECodeChallenge(verifier),
     code_challenge_method: 'S256',
-    ui_locales: lang,
   };
+  const chosen = chosenLang(req, url);
+  if (chosen) params.ui_locales = chosen;
   if (url.searchParams.get('acr') === 'high') params.acr_values = 'urn:isso:loa:high';
   else if (url.searchParams.get('acr') === 'substantial') params.acr_values = 'urn:isso:loa:substantial';
   s.pending = pending;
@@ -543,7 +576,9 @@ async function logout(req, res, url, lang) {
     return redirect(res, '/');
   }
   s.logoutState = oidc.randomState();
-  const params = { post_logout_redirect_uri: POST_LOGOUT_URI, state: s.logoutState, ui_locales: lang };
+  const params = { post_logout_redirect_uri: POST_LOGOUT_URI, state: s.logoutState };
+  const chosen = chosenLang(req, url);
+  if (chosen) params.ui_locales = chosen;
   if (idToken) params.id_token_hint = idToken;
   redirect(res, oidc.buildEndSessionUrl(config, params).href);
 }

@@ -114,6 +114,10 @@
 	 * user gesture (click, submit). */
 	function callAgent(request, done) {
 		var popup, timer = null, watch = null, state = "hello", finished = false;
+		/* The control that opened the component's window: focus comes
+		 * back to it when the window closes, unless the answer put it
+		 * elsewhere (an error, a field to correct). */
+		var returnTo = document.activeElement;
 
 		function finish(reply, problem) {
 			if (finished) {
@@ -132,6 +136,14 @@
 				} catch (e) { /* gone already */ }
 			}
 			done(reply, problem);
+			try {
+				window.focus();
+			} catch (e) { /* not allowed: the browser keeps its own */ }
+			if (returnTo && returnTo !== document.body && document.contains(returnTo) &&
+				(!document.activeElement || document.activeElement === document.body ||
+					document.activeElement === returnTo)) {
+				returnTo.focus();
+			}
 		}
 
 		function onMessage(ev) {

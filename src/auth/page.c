@@ -10,6 +10,8 @@
 #include "lib/log.h"
 
 #define PAGE_MAX (512 * 1024)
+/* The characters of a login transaction id (base64url). */
+#define TXN_CHARS "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
 
 const char *
 page_text(struct isso_app *app, struct http_req *req, const char *key)
@@ -23,6 +25,7 @@ lang_switch_url(struct http_req *req, const char *other)
 {
 	struct pool *pool = http_pool(req);
 	const struct http_kvs *q = http_query_all(req);
+	const char *form_t;
 	struct buf b;
 	const char *url; /* Relative ("?…"): the path never goes into the link, so a crafted
 	                  * path such as //elsewhere cannot turn it into an external one. */
@@ -36,10 +39,56 @@ lang_switch_url(struct http_req *req, const char *other)
 		buf_addstr(&b, parse_pct_encode(pool, q->v[i].value));
 		buf_addc(&b, '&');
 	}
+	/* A page answering a form (an error shown after a POST) has the
+	 * login in the form, not in the URL: the switch carries it, so
+	 * that changing language keeps the login. */
+	form_t = http_method(req) == HTTP_POST ? http_form(req, "t") : NULL;
+	if (form_t != NULL && http_query(req, "t") == NULL && strlen(form_t) <= 64 &&
+	    strspn(form_t, TXN_CHARS) == strlen(form_t)) {
+		buf_addstr(&b, "t=");
+		buf_addstr(&b, form_t);
+		buf_addc(&b, '&');
+	}
 	buf_printf(&b, "lang=%s", other);
 	url = pool_strdup(pool, b.data);
 	buf_free(&b);
 	return url;
+}
+
+/* Does text hold Chinese (CJK symbols, ideographs, full-width forms)? */
+static bool
+has_cjk(const char *text)
+{
+	for (const unsigned char *p = (const unsigned char *)text; p != NULL && *p != '\0'; p++) {
+		/* UTF-8 lead bytes of U+3000..U+9FFF, and U+FF00..U+FFEF. */
+		if ((*p >= 0xE3 && *p <= 0xE9) || (*p == 0xEF && (p[1] == 0xBC || p[1] == 0xBD)))
+			return true;
+	}
+	return false;
+}
+
+/* On an English page, names and text that came in Chinese (the agency's
+ * name and purpose, the citizen's name on consent) say so with lang, so
+ * a screen reader reads them in the right voice: sets "<key>_lang" for
+ * client_name and purpose, and "value_lang" on each fields[] item. */
+static void
+mark_other_language(json_t *ctx)
+{
+	static const char *const keys[] = {"client_name", "purpose"};
+	json_t *item;
+	size_t i;
+
+	for (i = 0; i < sizeof(keys) / sizeof(keys[0]); i++) {
+		if (has_cjk(json_string_value(json_object_get(ctx, keys[i]))))
+			json_object_set_new(
+			    ctx, keys[i] == keys[0] ? "client_name_lang" : "purpose_lang",
+			    json_string("zh-Hant-TW"));
+	}
+	json_array_foreach(json_object_get(ctx, "fields"), i, item)
+	{
+		if (has_cjk(json_string_value(json_object_get(item, "value"))))
+			json_object_set_new(item, "value_lang", json_string("zh-Hant-TW"));
+	}
 }
 
 void
@@ -58,8 +107,18 @@ page_render(struct isso_app *app, struct http_req *req, int status, const char *
 	json_object_set_new(ctx, "lang_switch_url",
 	                    json_string(lang_switch_url(req, en ? "zh-TW" : "en")));
 	json_object_set_new(ctx, "lang_switch_lang", json_string(en ? "zh-Hant-TW" : "en"));
+	if (en)
+		mark_other_language(ctx);
 	if (title_key != NULL && json_object_get(ctx, "title") == NULL)
 		json_object_set_new(ctx, "title", json_string(i18n_get(cat, title_key)));
+	/* A page showing what went wrong says so first in its title, the
+	 * first thing a screen reader reads of a new page. */
+	if (json_is_true(json_object_get(ctx, "has_error")) &&
+	    json_is_string(json_object_get(ctx, "title")))
+		json_object_set_new(ctx, "title",
+		                    json_string(pool_printf(
+		                        http_pool(req), "%s%s", i18n_get(cat, "error.title_prefix"),
+		                        json_string_value(json_object_get(ctx, "title")))));
 
 	buf_init(&out, PAGE_MAX);
 	ret = tmpl_render(app->tmpl, tmpl, ctx, cat, &out);
@@ -71,6 +130,53 @@ page_render(struct isso_app *app, struct http_req *req, int status, const char *
 	}
 	buf_free(&out);
 	json_decref(ctx);
+}
+
+void
+page_form_error(struct isso_app *app, struct http_req *req, json_t *ctx, const char *error_key,
+                json_t *fields, const char *const *order)
+{
+	json_t *list, *err, *key;
+	const char *text;
+
+	if (error_key != NULL) {
+		json_object_set_new(ctx, "error", json_string(page_text(app, req, error_key)));
+		json_object_set_new(ctx, "has_error", json_true());
+	}
+	if (fields == NULL || order == NULL || json_object_size(fields) == 0)
+		return;
+	list = json_array();
+	err = json_object();
+	for (size_t i = 0; order[i] != NULL; i++) {
+		key = json_object_get(fields, order[i]);
+		if (!json_is_string(key))
+			continue;
+		text = page_text(app, req, json_string_value(key));
+		json_array_append_new(list,
+		                      json_pack("{s:s, s:s}", "field", order[i], "text", text));
+		json_object_set_new(err, order[i], json_string(text));
+	}
+	if (json_array_size(list) == 0) {
+		json_decref(list);
+		json_decref(err);
+		return;
+	}
+	if (json_array_size(list) > 1)
+		json_object_set_new(ctx, "error_many", json_true());
+	json_object_set_new(ctx, "error_list", list);
+	json_object_set_new(ctx, "err", err);
+	json_object_set_new(ctx, "has_error", json_true());
+}
+
+void
+page_field_error(struct isso_app *app, struct http_req *req, json_t *ctx, const char *field,
+                 const char *key)
+{
+	const char *const order[] = {field, NULL};
+	json_t *fields = json_pack("{s:s}", field, key);
+
+	page_form_error(app, req, ctx, NULL, fields, order);
+	json_decref(fields);
 }
 
 void
@@ -119,9 +225,22 @@ page_on_request(struct http_req *req, void *ctx)
 	const char *chosen;
 
 	if (lang != NULL) {
+		/* The switch: the citizen's choice, kept for a year, and it
+		 * now outweighs what the agency asked for this login. */
 		chosen = i18n_negotiate(lang, NULL, NULL);
 		http_set_locale(req, chosen);
 		http_set_cookie(req, "isso_lang", chosen, 31536000, HTTP_COOKIE_LAX);
+		if (http_cookie(req, "isso_login_lang") != NULL)
+			http_set_cookie(req, "isso_login_lang", "", 0, HTTP_COOKIE_LAX);
+		return;
+	}
+	/* The agency's ui_locales for the login under way (set by
+	 * /authorize, see there), else the citizen's choice, else the
+	 * browser's languages. */
+	lang = http_cookie(req, "isso_login_lang");
+	chosen = lang != NULL ? i18n_negotiate(lang, NULL, "en") : NULL;
+	if (chosen != NULL && strcmp(chosen, lang) == 0) {
+		http_set_locale(req, chosen);
 		return;
 	}
 	http_set_locale(req, i18n_negotiate(NULL, http_cookie(req, "isso_lang"),

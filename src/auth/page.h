@@ -13,6 +13,19 @@ struct isso_app;
  * (lang, lang_switch_url, title from title_key …) and sends it with status. */
 void page_render(struct isso_app *app, struct http_req *req, int status, const char *tmpl,
                  const char *title_key, json_t *ctx);
+/* What went wrong on a form page, in the one pattern every form uses (the
+ * error-summary partial): a summary (role=alert, focused on load) with the
+ * general message error_key (may be NULL) and, in form order (order, NULL
+ * ended), a link to each field named in fields ({field: message key}, may
+ * be NULL). Sets in ctx: "error" (text), "error_list" [{field, text}],
+ * "err" {field: text} for each field's aria-invalid / aria-describedby
+ * "<field>-error", "error_many" (more than one field), and "has_error", which makes page_render
+ * start the title with 錯誤： / "Error: ". Does nothing when there is no error. */
+void page_form_error(struct isso_app *app, struct http_req *req, json_t *ctx, const char *error_key,
+                     json_t *fields, const char *const *order);
+/* The same for a single field: field in error with message key. */
+void page_field_error(struct isso_app *app, struct http_req *req, json_t *ctx, const char *field,
+                      const char *key);
 /* An error page: message keys for title and text; back_url may be NULL. */
 void page_error(struct isso_app *app, struct http_req *req, int status, const char *title_key,
                 const char *message_key, const char *back_url);

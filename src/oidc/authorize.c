@@ -273,14 +273,16 @@ authorize(struct http_req *req, void *ctx)
 		redirect_uri = http_param(req, "redirectUri");
 	ui_locales = http_param(req, "ui_locales");
 	if (ui_locales != NULL && http_query(req, "lang") == NULL && strlen(ui_locales) < 256) {
-		/* The agency's choice holds for every page of this login: the
-		 * pages read the language cookie. */
+		/* The agency's choice holds for the pages of this login (a
+		 * cookie that ends with it); the citizen's own choice, the
+		 * isso_lang cookie, is set only by the language switch. */
 		const char *chosen = i18n_negotiate(ui_locales, NULL, "en");
 		/* Only when ui_locales names a language we have: then the
 		 * fallback cannot change the answer. */
 		if (strcmp(chosen, i18n_negotiate(ui_locales, NULL, "zh-TW")) == 0) {
 			http_set_locale(req, chosen);
-			http_set_cookie(req, "isso_lang", chosen, 31536000, HTTP_COOKIE_LAX);
+			http_set_cookie(req, "isso_login_lang", chosen, app->cfg->oidc.txn_ttl,
+			                HTTP_COOKIE_LAX);
 		}
 	}
 

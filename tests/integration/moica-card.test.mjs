@@ -264,7 +264,9 @@ async function redeem(a, cb, what, conf = cfg) {
 async function refused(agent, r, t, { status, title, text }, s = stack) {
   assert.ok(!r.stopped, 'not on to the phone step');
   assert.equal(r.res.status, status, `${text}: status`);
-  assert.equal(r.res.title(), `${msg(title)} - ${msg('site.name')}`);
+  // back on the card form, the title starts by saying there is an error
+  const prefix = title === 'mc.heading' ? msg('error.title_prefix') : '';
+  assert.equal(r.res.title(), `${prefix}${msg(title)} - ${msg('site.name')}`);
   assert.deepEqual(alertsOf(r.res), [msg(text)]);
   assert.equal((await agent.get(s.url(`/login/moica-card/phone?t=${t}`))).status, 403, 'nothing proven');
 }
@@ -682,6 +684,8 @@ test('browser: detect, wrong PINs (2, 1, locked), card taken out, then a good ca
     const found = await status.innerText();
     assert.match(found, /^Generic Smart Card Reader \d+ — 偵測到憑證IC卡$/m, `the status: ${found}`);
     assert.ok(popups.some((u) => u.startsWith(`${stack.agentUrl}/popupForm`)), 'the agent\'s popupForm opened');
+    await page.waitForFunction(() => document.activeElement?.id === 'mc-detect', null, { timeout: limit(5000) });
+    assert.equal(await page.evaluate(() => document.activeElement.id), 'mc-detect', 'focus is back on 偵測 after the component\'s window');
     await axeCheck(page, 'the card page after detection');
 
     // the ID, then a wrong PIN twice and a third time

@@ -221,7 +221,7 @@ test('issue 14 probe: an app approval by account + password is acr low, amr ["pw
   const { res, t, qr } = await toQr(agent, a);
   assert.match(res.text, /<svg [^>]*role="img"/, 'an inline SVG QR code');
   assert.match(res.text, /data-poll="\/login\/taipeipass\/app-status\?t=/);
-  const seconds = Number(/class="countdown" data-seconds="(\d+)"/.exec(res.text)?.[1]);
+  const seconds = Number(/id="qr-timer" data-timer="(\d+)"/.exec(res.text)?.[1]);
   assert.ok(seconds >= 115 && seconds <= 120, `countdown ${seconds}`);
   const qf = res.forms().find((f) => f.buttons.some((b) => b.value === 'check'));
   assert.ok(qf && qf.buttons.some((b) => b.value === 'regenerate'), 'check and regenerate buttons');
@@ -600,7 +600,7 @@ test('an expired QR code: its own message, then a new one (app_qr_ttl 2 s)', T, 
   const agent = new HttpAgent();
   const a = await startAuth({ conf: cfgShort });
   const { t, qr, res } = await toQr(agent, a, stackShort);
-  assert.ok(Number(/data-seconds="(\d+)"/.exec(res.text)[1]) <= 2);
+  assert.ok(Number(/data-timer="(\d+)"/.exec(res.text)[1]) <= 2);
   await sleep(2500);
   const st = await appStatus(agent, t, stackShort);
   assert.equal(st.body.state, 'expired');
@@ -694,9 +694,9 @@ test('browser: 台北通APP登入 (keyboard) → the QR page names the service a
     assert.ok(shown.includes(SERVICE), `the service name: ${shown}`);
     const number = (await page.locator('#tp-number').innerText()).trim();
     assert.match(number, /^\d{2}$/);
-    const c1 = Number(await page.locator('.countdown').innerText());
+    const c1 = Number(await page.locator('#qr-timer .timer-secs').innerText());
     await sleep(1200);
-    const c2 = Number(await page.locator('.countdown').innerText());
+    const c2 = Number(await page.locator('#qr-timer .timer-secs').innerText());
     assert.ok(c2 < c1, `the countdown runs (${c1} → ${c2})`);
     await axeCheck(page, 'the QR page');
     await shots.take(t, page, 'tpapp-qr');

@@ -443,7 +443,7 @@ test('wrong codes: stay on the code page; the fifth ends the attempt for good', 
     assert.equal(alertText(res), msg('otp.wrong'), `wrong code ${i}: message`);
     assert.equal(mustCodeForm(res, `wrong code ${i}`).value('pending'), pending, 'the same attempt');
     const input = mustCodeForm(res, 'x').controls.find((c) => c.name === 'code');
-    assert.match(input.attrs['aria-describedby'] ?? '', /otp-error/, 'the code field points at the error');
+    assert.match(input.attrs['aria-describedby'] ?? '', /code-error/, 'the code field points at its error');
   }
   const fifth = await submitCode(agent, res, otherCode(code));
   assert.equal(fifth.status, 400);
@@ -933,7 +933,7 @@ test('browser (zh-TW): register through the pages, axe on every step, then log i
     await page.getByRole('button', { name: msg('tp.reg_finish') }).click();
     const alert = page.getByRole('alert');
     await alert.filter({ hasText: msg('otp.wrong') }).waitFor();
-    assert.match(await code.getAttribute('aria-describedby'), /otp-error/, 'the field is described by the error');
+    assert.match(await code.getAttribute('aria-describedby'), /code-error/, 'the field is described by its error');
     await axeCheck(page, 'the code page with an error');
     await shots.take(t, page, 'register-code-error');
     await code.fill(right);

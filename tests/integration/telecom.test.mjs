@@ -218,7 +218,7 @@ function assertQrPage(res, what) {
   for (const k of ['tel.remind1', 'tel.remind2', 'tel.remind3', 'tel.remind4']) {
     assert.ok(res.pageText().includes(msg(k)), `${what}: reminder ${k}`);
   }
-  const m = /data-seconds="(\d+)"/.exec(res.text);
+  const m = /data-timer="(\d+)"/.exec(res.text);
   assert.ok(m && Number(m[1]) > 0 && Number(m[1]) <= 37, `${what}: a countdown of at most 37 s (${m?.[1]})`);
   return carrierLink(res);
 }
@@ -323,7 +323,7 @@ test('happy path: form → SMS code → QR opened over mobile data (isso-sim pho
   const carrier = form.controls.find((c) => c.name === 'carrier');
   assert.deepEqual(carrier.options.map((o) => o.value), ['', 'cht', 'twm', 'fet'], 'the three carriers');
   assert.deepEqual(carrier.options.slice(1).map((o) => o.text), ['中華電信', '台灣大哥大', '遠傳電信']);
-  assert.equal(form.controls.find((c) => c.name === 'birthdate').type, 'date');
+  assert.equal(form.controls.find((c) => c.name === 'birthdate').type, 'text', 'the birthdate is typed, as the hint says');
   assert.equal(form.controls.find((c) => c.name === 'agree').checked, false);
 
   // step 2: the code went to the number typed; it is shown masked only
@@ -496,21 +496,31 @@ test('the form checks every field, keeps what was typed, and sends no SMS for a 
   const bad = await submitForm(agent, form, { id: 'A123456788', phone: '12345', birthdate: '2999-01-01', carrier: 'tstar-x' }, { agree: false });
   assert.equal(bad.status, 400);
   const summary = alertText(bad);
-  for (const k of ['tel.bad_id', 'tel.bad_phone', 'tel.bad_birthdate', 'tel.bad_carrier', 'tel.must_agree']) {
+  for (const k of ['tel.bad_id', 'tel.bad_phone', 'tel.birthdate_future', 'tel.bad_carrier', 'tel.must_agree']) {
     assert.ok(summary.includes(msg(k)), `the summary lists ${k}`);
   }
+  assert.ok(bad.title().startsWith(msg('error.title_prefix')), 'the title says there is an error');
   assert.match(bad.text, /id="id_number"[^>]*aria-invalid="true"/);
   assert.equal(mustForm(bad).value('id_number'), 'A123456788', 'what was typed stays');
-  for (const birthdate of ['1985-02-30', '85-03-14', '1899-12-31', 'yesterday']) {
+  // each refusal says what to type instead
+  for (const [birthdate, key] of [['1985-02-30', 'tel.birthdate_invalid'], ['民國74年2月29日', 'tel.birthdate_invalid'],
+    ['1899-12-31', 'tel.birthdate_too_early'], ['民國200-01-01', 'tel.birthdate_future'], ['yesterday', 'tel.bad_birthdate'],
+    ['14/03/1985', 'tel.bad_birthdate']]) {
     const r = await submitForm(agent, form, { id: P.wang.id, phone, birthdate, carrier: 'cht' });
     assert.equal(r.status, 400, birthdate);
-    assert.ok(alertText(r).includes(msg('tel.bad_birthdate')), birthdate);
+    assert.ok(alertText(r).includes(msg(key)), `${birthdate}: ${alertText(r)}`);
+    assert.equal(mustForm(r).value('birthdate'), birthdate, 'the typed birthdate stays to be corrected');
+    assert.match(r.text, /id="birthdate"[^>]*aria-describedby="birthdate-hint birthdate-error"[^>]*aria-invalid="true"/);
   }
   assert.equal(await stack.readLastSms(phone), null, 'no SMS for a refused form');
   // a former carrier's id is taken as the carrier that absorbed it; a
   // slash date as typed where the browser has no date picker
   const ok = await submitForm(agent, form, { id: nationalId('D', 1112223), phone, birthdate: '1990/1/2', carrier: 'aptg' });
   mustCodeForm(ok, 'aptg and 1990/1/2 accepted');
+  // a 民國 year as many citizens think of it
+  const roc = await openForm();
+  const rocPage = await submitForm(roc.agent, roc.form, { id: nationalId('D', 1112231), phone: unknownPhone(), birthdate: '民國79年1月2日', carrier: 'cht' });
+  mustCodeForm(rocPage, '民國79年1月2日 accepted');
 
   // English
   const en = await openForm({ agent: new HttpAgent({ lang: 'en' }) });
@@ -663,7 +673,7 @@ test('the window passes: the page says so and a new link works; a failing carrie
     const { agent, form, t } = await openForm({ auth });
     const { res } = await throughCode(p, { agent, form, s });
     const first = assertQrPage(res, 'QR');
-    assert.ok(Number(/data-seconds="(\d+)"/.exec(res.text)[1]) <= 10);
+    assert.ok(Number(/data-timer="(\d+)"/.exec(res.text)[1]) <= 10);
     const st = await waitState(agent, t, ['expired'], { s, timeoutMs: 20_000 });
     assert.equal(new URL(st.next, s.issuer).pathname, '/login/telecom/qr');
     const page = await agent.get(s.url(`/login/telecom/qr?t=${t}`));
@@ -745,7 +755,7 @@ async function browserWalk(t, p, { viewport, label, wifiFirst = false }) {
     await page.getByRole('img', { name: msg('tel.qr_alt') }).waitFor();
     const main = await page.locator('main').innerText();
     assert.ok(main.includes(msg('tel.within_before')) && main.includes(msg('tel.within_after')), 'the countdown sentence');
-    const secs = async () => Number(await page.locator('span.countdown[data-seconds]').innerText());
+    const secs = async () => Number(await page.locator('#qr-timer .timer-secs').innerText());
     const s0 = await secs();
     await sleep(1500);
     assert.ok((await secs()) < s0, 'the countdown is live');

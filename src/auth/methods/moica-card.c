@@ -360,8 +360,7 @@ card_page(struct isso_app *app, struct http_req *req, const char *id, json_t *tx
 		                                      "text",
 		                                      page_text(app, req, script_messages[i].key)));
 	json_object_set_new(ctx, "messages", msgs);
-	if (error_key != NULL)
-		json_object_set_new(ctx, "error", json_string(page_text(app, req, error_key)));
+	page_form_error(app, req, ctx, error_key, NULL, NULL);
 	page_render(app, req, status, "moica-card-form", "mc.heading", ctx);
 }
 

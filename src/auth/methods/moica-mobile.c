@@ -235,8 +235,7 @@ base_ctx(struct isso_app *app, struct http_req *req, const char *id, int current
 static void
 set_error(struct isso_app *app, struct http_req *req, json_t *ctx, const char *error_key)
 {
-	if (error_key != NULL)
-		json_object_set_new(ctx, "error", json_string(page_text(app, req, error_key)));
+	page_form_error(app, req, ctx, error_key, NULL, NULL);
 }
 
 /* A step asked for out of order. */

@@ -173,8 +173,7 @@ base_ctx(struct isso_app *app, struct http_req *req, const char *id, int current
 static void
 set_error(struct isso_app *app, struct http_req *req, json_t *ctx, const char *error_key)
 {
-	if (error_key != NULL)
-		json_object_set_new(ctx, "error", json_string(page_text(app, req, error_key)));
+	page_form_error(app, req, ctx, error_key, NULL, NULL);
 }
 
 static void
@@ -339,8 +338,10 @@ password_page(struct isso_app *app, struct http_req *req, const char *id, json_t
 	/* The page shows only the card number's last four digits. */
 	json_object_set_new(ctx, "card_tail",
 	                    json_string(card != NULL && strlen(card) == 12 ? card + 8 : ""));
-	if (error_text != NULL)
+	if (error_text != NULL) {
 		json_object_set_new(ctx, "error", json_string(error_text));
+		json_object_set_new(ctx, "has_error", json_true());
+	}
 	page_render(app, req, status, "nhi-card-password", "nhi.heading", ctx);
 	return true;
 }

@@ -97,13 +97,60 @@ login_page_wait(struct isso_app *app, struct http_req *req, const char *id, json
 	                        flow_url(req, "/login", id), "app_url",
 	                        flow_url(req, "/login/taipeipass/app", id));
 
-	if (error_key != NULL)
-		json_object_set_new(ctx, "error", json_string(page_text(app, req, error_key)));
+	set_error(app, req, ctx, error_key);
 	if (account != NULL)
 		json_object_set_new(ctx, "account", json_string(account));
 	if (wait > 0)
 		json_object_set_new(ctx, "wait", json_integer(wait));
 	page_render(app, req, status, "login-taipeipass", "tp.login_title", ctx);
+}
+
+/* The field a message is about, so that the page's error summary links
+ * to it and the field is marked invalid (page_form_error); NULL: the page
+ * as a whole (limits, an expired form, the SMS gateway). */
+static const char *
+error_field(const char *key)
+{
+	static const struct {
+		const char *key, *field;
+	} fields[] = {
+	    {"tp.missing", "account"},
+	    {"tp.bad_login", "account"},
+	    {"register.missing", "account"},
+	    {"register.bad_account", "account"},
+	    {"register.account_taken", "account"},
+	    {"register.bad_name", "name"},
+	    {"register.bad_phone", "phone"},
+	    {"register.contact_taken", "phone"},
+	    {"register.bad_email", "email"},
+	    {"register.must_agree", "agree"},
+	    {"password.mismatch", "password2"},
+	    {"otp.wrong", "code"},
+	};
+
+	if (key == NULL)
+		return NULL;
+	for (size_t i = 0; i < ISSO_N_ELEMENTS(fields); i++) {
+		if (strcmp(fields[i].key, key) == 0)
+			return fields[i].field;
+	}
+	if (strncmp(key, "password.", 9) == 0)
+		return "password";
+	return NULL;
+}
+
+/* Puts error_key on ctx in the shared pattern (see error_field). */
+static void
+set_error(struct isso_app *app, struct http_req *req, json_t *ctx, const char *error_key)
+{
+	const char *field = error_field(error_key);
+
+	if (error_key == NULL)
+		return;
+	if (field != NULL)
+		page_field_error(app, req, ctx, field, error_key);
+	else
+		page_form_error(app, req, ctx, error_key, NULL, NULL);
 }
 
 static void
@@ -531,8 +578,7 @@ app_page(struct isso_app *app, struct http_req *req, const char *id, json_t *txn
 		                    json_string(flow_url(req, "/login/taipeipass/app-status", id)));
 		free(svg);
 	}
-	if (error_key != NULL)
-		json_object_set_new(ctx, "error", json_string(page_text(app, req, error_key)));
+	page_form_error(app, req, ctx, error_key, NULL, NULL);
 	if (info_key != NULL)
 		json_object_set_new(ctx, "info", json_string(page_text(app, req, info_key)));
 	page_render(app, req, status, "taipeipass-app", org ? "tp.org_heading" : "tp.app_heading",
@@ -1038,8 +1084,10 @@ register_page(struct isso_app *app, struct http_req *req, int status, const char
 	json_object_set_new(ctx, "csrf", json_string(csrf_token(req, &app->secrets, "tp-reg")));
 	if (t != NULL)
 		json_object_set_new(ctx, "txn", json_string(t));
-	if (error_key != NULL)
-		json_object_set_new(ctx, "error", json_string(page_text(app, req, error_key)));
+	/* A tick survives an error on another field (passwords do not). */
+	if (http_method(req) == HTTP_POST && http_form(req, "agree") != NULL)
+		json_object_set_new(ctx, "agreed", json_true());
+	set_error(app, req, ctx, error_key);
 	page_render(app, req, status, "register", "tp.register_title", ctx);
 }
 
@@ -1054,10 +1102,21 @@ verify_page(struct isso_app *app, struct http_req *req, const char *tmpl, const 
 	              otp_cooldown_left(app, phone));
 	const char *t = method_keep_txn(req);
 
+	const char *code = http_form(req, "code");
+
 	if (t != NULL)
 		json_object_set_new(ctx, "txn", json_string(t));
-	if (error_key != NULL)
-		json_object_set_new(ctx, "error", json_string(page_text(app, req, error_key)));
+	if (error_key != NULL && strcmp(error_key, "otp.resent") == 0) {
+		json_object_set_new(ctx, "info", json_string(page_text(app, req, error_key)));
+		error_key = NULL;
+	}
+	/* The code survives an error on another field (a new password);
+	 * it is only six digits the citizen typed, never a wrong one. */
+	if (code != NULL && error_field(error_key) != NULL &&
+	    strcmp(error_field(error_key), "code") != 0 && strlen(code) == OTP_DIGITS &&
+	    strspn(code, "0123456789") == OTP_DIGITS)
+		json_object_set_new(ctx, "code", json_string(code));
+	set_error(app, req, ctx, error_key);
 	page_render(app, req, status, tmpl, "otp.title", ctx);
 }
 
@@ -1323,10 +1382,13 @@ forgot_page(struct isso_app *app, struct http_req *req, int status, const char *
 	const char *t = method_keep_txn(req);
 	json_t *ctx = json_pack("{s:s}", "csrf", csrf_token(req, &app->secrets, "tp-forgot"));
 
+	const char *phone = http_form(req, "phone");
+
 	if (t != NULL)
 		json_object_set_new(ctx, "txn", json_string(t));
-	if (error_key != NULL)
-		json_object_set_new(ctx, "error", json_string(page_text(app, req, error_key)));
+	if (phone != NULL && strlen(phone) <= 16)
+		json_object_set_new(ctx, "phone", json_string(phone));
+	set_error(app, req, ctx, error_key);
 	page_render(app, req, status, "forgot", "tp.forgot_title", ctx);
 }
 

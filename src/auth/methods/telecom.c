@@ -23,6 +23,7 @@
  *   stage    "code" | "check" | "proven" | "done"
  *   phone    the step-1 number (normalised); carrier its carrier id
  *   who      sealed {"id_number", "birthdate"} (PII at rest)
+ *   otp_at   when the code was sent (its timer on the code page)
  *   otp      the SMS challenge id (stage code)
  *   proven   the number proven by SMS in this transaction: a corrected
  *            form with the same number goes straight to the carrier
@@ -51,6 +52,7 @@
 #include "auth/qr.h"
 #include "conn/telecom.h"
 #include "http/csrf.h"
+#include "lib/birthdate.h"
 #include "lib/idnum.h"
 #include "lib/isso.h"
 #include "lib/log.h"
@@ -245,39 +247,26 @@ today_taipei(char out[11])
 	return out;
 }
 
-/* "YYYY-MM-DD", also "YYYY/M/D" (browsers without a date picker), into
- * out; a real date between 1900-01-01 and today (Taiwan time). */
-static bool
+/* The birthdate as typed (西元 or 民國 year, lib/birthdate.h) into out, a
+ * real date between 1900-01-01 and today (Taiwan time); NULL, or the
+ * message key saying what to type instead. */
+static const char *
 birthdate_normalize(const char *s, char out[11])
 {
-	int part[3] = {0, 0, 0}, digits, n = 0;
-	char sep = '\0', today[11];
+	char today[11];
 
-	if (s == NULL)
-		return false;
-	while (*s == ' ')
-		s++;
-	for (;;) {
-		for (digits = 0; *s >= '0' && *s <= '9' && digits < 4; s++, digits++)
-			part[n] = part[n] * 10 + (*s - '0');
-		if (digits == 0 || (n == 0 && digits != 4) || (n > 0 && digits > 2))
-			return false;
-		if (++n == 3)
-			break;
-		if ((*s != '-' && *s != '/') || (sep != '\0' && *s != sep))
-			return false;
-		sep = *s++;
+	switch (date_parse_typed(s, today_taipei(today), out)) {
+	case DATE_OK:
+		return NULL;
+	case DATE_INVALID:
+		return "tel.birthdate_invalid";
+	case DATE_FUTURE:
+		return "tel.birthdate_future";
+	case DATE_TOO_EARLY:
+		return "tel.birthdate_too_early";
+	default:
+		return "tel.bad_birthdate";
 	}
-	while (*s == ' ')
-		s++;
-	if (*s != '\0' || part[0] < 1900)
-		return false;
-	/* The parts have at most 4, 2 and 2 digits: exactly 10 characters. */
-	snprintf(out, 11, "%04u-%02u-%02u", (unsigned)part[0] % 10000u, (unsigned)part[1] % 100u,
-	         (unsigned)part[2] % 100u);
-	if (!date_is_valid(out))
-		return false;
-	return strcmp(out, today_taipei(today)) <= 0;
 }
 
 /* ---- step 1: the notice and the form ---- */
@@ -288,11 +277,9 @@ form_page(struct isso_app *app, struct http_req *req, const char *id, int status
           const char *error_key, json_t *errors, json_t *echo)
 {
 	json_t *ctx = base_ctx(app, req, id, 0);
-	json_t *list = json_array(), *carriers = json_array(), *field_errors = json_object();
+	json_t *carriers = json_array();
 	const char *chosen = sget(echo, "carrier");
-	const char *field, *lang = http_locale(req);
-	char today[11];
-	json_t *key;
+	const char *lang = http_locale(req);
 	bool en = lang != NULL && strncmp(lang, "en", 2) == 0;
 
 	json_object_set_new(ctx, "csrf", json_string(csrf_token(req, &app->secrets, CSRF_FORM)));
@@ -303,30 +290,12 @@ form_page(struct isso_app *app, struct http_req *req, const char *id, int status
 		json_array_append_new(carriers, o);
 	}
 	json_object_set_new(ctx, "carriers", carriers);
-	json_object_set_new(ctx, "max_date", json_string(today_taipei(today)));
 	if (echo != NULL)
 		json_object_update(ctx, echo);
 	/* Field errors in form order, each linked from the summary. */
 	static const char *const order[] = {"id_number", "phone", "birthdate",
 	                                    "carrier",   "agree", NULL};
-	for (int i = 0; errors != NULL && order[i] != NULL; i++) {
-		field = order[i];
-		key = json_object_get(errors, field);
-		if (!json_is_string(key))
-			continue;
-		json_array_append_new(list, json_pack("{s:s, s:s}", "field", field, "text",
-		                                      page_text(app, req, json_string_value(key))));
-		json_object_set_new(field_errors, field,
-		                    json_string(page_text(app, req, json_string_value(key))));
-	}
-	if (json_array_size(list) > 0) {
-		json_object_set_new(ctx, "error_list", list);
-		json_object_set_new(ctx, "err", field_errors);
-	} else {
-		json_decref(list);
-		json_decref(field_errors);
-	}
-	set_text(app, req, ctx, "error", error_key);
+	page_form_error(app, req, ctx, error_key, errors, order);
 	page_render(app, req, status, "telecom-form", "tel.heading", ctx);
 }
 
@@ -339,7 +308,7 @@ form_echo(struct http_req *req, json_t *st)
 	static const struct {
 		const char *name;
 		size_t max;
-	} typed[] = {{"id_number", 16}, {"phone", 16}, {"birthdate", 10}, {"carrier", 8}};
+	} typed[] = {{"id_number", 16}, {"phone", 16}, {"birthdate", 64}, {"carrier", 8}};
 
 	if (http_method(req) == HTTP_POST) {
 		for (size_t i = 0; i < ISSO_N_ELEMENTS(typed); i++) {
@@ -375,7 +344,7 @@ form_step(struct isso_app *app, struct http_req *req, const char *id, json_t *tx
 	json_t *st = method_state(txn, STATE_KEY), *errors = NULL, *echo = NULL, *fresh = NULL,
 	       *who = NULL;
 	const struct telecom_carrier *carrier = NULL;
-	const char *old_phone, *old_stage, *proven;
+	const char *old_phone, *old_stage, *proven, *problem;
 	char idn[11] = "", phone[11] = "", birth[11] = "", otp_id[44], *text = NULL, *sealed = NULL;
 	int wait = 0, ret;
 
@@ -393,8 +362,8 @@ form_step(struct isso_app *app, struct http_req *req, const char *id, json_t *tx
 		json_object_set_new(errors, "id_number", json_string("tel.bad_id"));
 	if (!phone_normalize(http_form(req, "phone") ?: "", phone))
 		json_object_set_new(errors, "phone", json_string("tel.bad_phone"));
-	if (!birthdate_normalize(http_form(req, "birthdate"), birth))
-		json_object_set_new(errors, "birthdate", json_string("tel.bad_birthdate"));
+	if ((problem = birthdate_normalize(http_form(req, "birthdate"), birth)) != NULL)
+		json_object_set_new(errors, "birthdate", json_string(problem));
 	carrier = telecom_carrier_find(http_form(req, "carrier"));
 	if (carrier == NULL)
 		json_object_set_new(errors, "carrier", json_string("tel.bad_carrier"));
@@ -436,6 +405,8 @@ form_step(struct isso_app *app, struct http_req *req, const char *id, json_t *tx
 	if (old_stage != NULL && strcmp(old_stage, "code") == 0 && old_phone != NULL &&
 	    strcmp(old_phone, phone) == 0 && sget(st, "otp") != NULL) {
 		json_object_set_new(fresh, "otp", json_string(sget(st, "otp")));
+		if (json_is_integer(json_object_get(st, "otp_at")))
+			json_object_set(fresh, "otp_at", json_object_get(st, "otp_at"));
 	} else {
 		ret = otp_send(app, req, OTP_PURPOSE, phone, NULL, OTP_DELIVER_NOW, otp_id, &wait);
 		if (ret < 0) {
@@ -444,6 +415,7 @@ form_step(struct isso_app *app, struct http_req *req, const char *id, json_t *tx
 			goto out;
 		}
 		json_object_set_new(fresh, "otp", json_string(otp_id));
+		json_object_set_new(fresh, "otp_at", json_integer(app_now()));
 	}
 	json_object_set_new(fresh, "stage", json_string("code"));
 	json_object_set(txn, STATE_KEY, fresh);
@@ -478,7 +450,18 @@ code_page(struct isso_app *app, struct http_req *req, const char *id, json_t *st
 	json_object_set_new(ctx, "cooldown", json_integer(left));
 	if (left > 0)
 		json_object_set_new(ctx, "cooling", json_true());
-	set_text(app, req, ctx, "error", error_key);
+	/* The code's time left, for its timer (otp-timer partial). */
+	if (json_is_integer(json_object_get(st, "otp_at"))) {
+		json_int_t valid = json_integer_value(json_object_get(st, "otp_at")) +
+		                   app->cfg->security.otp_ttl - app_now();
+		if (valid > 0)
+			json_object_set_new(ctx, "code_seconds", json_integer(valid));
+	}
+	if (error_key != NULL &&
+	    (strcmp(error_key, "otp.wrong") == 0 || strcmp(error_key, "tel.code_missing") == 0))
+		page_field_error(app, req, ctx, "code", error_key);
+	else
+		page_form_error(app, req, ctx, error_key, NULL, NULL);
 	set_text(app, req, ctx, "info", info_key);
 	page_render(app, req, status, "telecom-code", "tel.heading", ctx);
 }
@@ -518,6 +501,7 @@ code_step(struct isso_app *app, struct http_req *req, const char *id, json_t *tx
 			return;
 		}
 		json_object_set_new(st, "otp", json_string(otp_id));
+		json_object_set_new(st, "otp_at", json_integer(app_now()));
 		if (method_txn_save(app, req, id, txn))
 			code_page(app, req, id, st, 200, NULL, "otp.resent");
 		return;
@@ -530,6 +514,7 @@ code_step(struct isso_app *app, struct http_req *req, const char *id, json_t *tx
 	ret = otp_check(app, sget(st, "otp"), OTP_PURPOSE, phone, code, &r, &left);
 	if (ret == 0 && r == OTP_OK) {
 		json_object_del(st, "otp");
+		json_object_del(st, "otp_at");
 		json_object_set_new(st, "proven", json_string(phone));
 		json_object_set_new(st, "stage", json_string("check"));
 		do_start(app, req, id, txn, st);
@@ -541,6 +526,7 @@ code_step(struct isso_app *app, struct http_req *req, const char *id, json_t *tx
 	}
 	/* Used up or expired: back to the form, which sends a new code. */
 	json_object_del(st, "otp");
+	json_object_del(st, "otp_at");
 	json_object_del(st, "stage");
 	json_object_del(st, "who");
 	if (!method_txn_save(app, req, id, txn))
