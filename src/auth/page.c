@@ -231,7 +231,8 @@ page_on_request(struct http_req *req, void *ctx)
 		http_set_locale(req, chosen);
 		http_set_cookie(req, "isso_lang", chosen, 31536000, HTTP_COOKIE_LAX);
 		if (http_cookie(req, "isso_login_lang") != NULL)
-			http_set_cookie(req, "isso_login_lang", "", 0, HTTP_COOKIE_LAX);
+			http_set_cookie(req, "isso_login_lang", "", 0,
+			                HTTP_COOKIE_LAX | HTTP_COOKIE_HTTPONLY);
 		return;
 	}
 	/* The agency's ui_locales for the login under way (set by

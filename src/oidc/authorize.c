@@ -282,7 +282,7 @@ authorize(struct http_req *req, void *ctx)
 		if (strcmp(chosen, i18n_negotiate(ui_locales, NULL, "zh-TW")) == 0) {
 			http_set_locale(req, chosen);
 			http_set_cookie(req, "isso_login_lang", chosen, app->cfg->oidc.txn_ttl,
-			                HTTP_COOKIE_LAX);
+			                HTTP_COOKIE_LAX | HTTP_COOKIE_HTTPONLY);
 		}
 	}
 

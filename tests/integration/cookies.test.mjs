@@ -52,7 +52,9 @@ function authorizeUrl(stack, clientId) {
   return stack.url(`/authorize?${q}`);
 }
 
-const COOKIE_NAMES = new Set(['isso_bind', 'isso_sid', 'isso_b', 'isso_lang']);
+const COOKIE_NAMES = new Set(['isso_bind', 'isso_sid', 'isso_b', 'isso_lang', 'isso_login_lang', 'isso_dev']);
+// The device cookie is only ever read by a same-site POST of the login form.
+const STRICT = new Set(['isso_dev']);
 
 /** Checks one Set-Cookie line; returns its bare name. */
 function checkCookie(line, { secure }) {
@@ -61,7 +63,9 @@ function checkCookie(line, { secure }) {
   const lower = attrs.map((a) => a.toLowerCase());
   assert.ok(lower.includes('path=/'), `Path=/: ${line}`);
   assert.ok(!lower.some((a) => a.startsWith('domain')), `no Domain: ${line}`);
-  assert.ok(lower.includes('samesite=lax'), `SameSite=Lax: ${line}`);
+  const bare = name.replace(/^__Host-/, '');
+  const sameSite = STRICT.has(bare) ? 'samesite=strict' : 'samesite=lax';
+  assert.ok(lower.includes(sameSite), `${sameSite}: ${line}`);
   if (secure) {
     assert.ok(name.startsWith('__Host-'), `__Host- prefix: ${line}`);
     assert.ok(lower.includes('secure'), `Secure: ${line}`);
@@ -69,7 +73,6 @@ function checkCookie(line, { secure }) {
     assert.ok(!name.startsWith('__Host-'), `no prefix on http: ${line}`);
     assert.ok(!lower.includes('secure'), `not Secure on http: ${line}`);
   }
-  const bare = name.replace(/^__Host-/, '');
   assert.ok(COOKIE_NAMES.has(bare), `a known cookie: ${line}`);
   if (bare !== 'isso_lang') assert.ok(lower.includes('httponly'), `HttpOnly: ${line}`);
   return bare;
