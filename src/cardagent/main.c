@@ -279,8 +279,10 @@ main(int argc, char **argv)
 		return 2;
 	}
 	agent_json_wipe();
-	if (!configure(&a, &o, &level))
+	if (!configure(&a, &o, &level)) {
+		xfree_secret(a.nhi_pin);
 		return 2;
+	}
 	log_init(2, level);
 	if (a.n_trust == 0)
 		log_warn("no_trusted_sites", "message",
