@@ -86,25 +86,6 @@ const struct method method_taipeipass = {
     .routes = routes,
 };
 
-static void
-login_page_wait(struct isso_app *app, struct http_req *req, const char *id, json_t *txn, int status,
-                const char *error_key, const char *account, int wait)
-{
-	json_t *ctx = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s}", "txn", id, "csrf",
-	                        csrf_token(req, &app->secrets, "tp-login"), "register_url",
-	                        flow_url(req, "/taipeipass/register", id), "forgot_url",
-	                        flow_url(req, "/taipeipass/forgot", id), "back_url",
-	                        flow_url(req, "/login", id), "app_url",
-	                        flow_url(req, "/login/taipeipass/app", id));
-
-	set_error(app, req, ctx, error_key);
-	if (account != NULL)
-		json_object_set_new(ctx, "account", json_string(account));
-	if (wait > 0)
-		json_object_set_new(ctx, "wait", json_integer(wait));
-	page_render(app, req, status, "login-taipeipass", "tp.login_title", ctx);
-}
-
 /* The field a message is about, so that the page's error summary links
  * to it and the field is marked invalid (page_form_error); NULL: the page
  * as a whole (limits, an expired form, the SMS gateway). */
@@ -151,6 +132,25 @@ set_error(struct isso_app *app, struct http_req *req, json_t *ctx, const char *e
 		page_field_error(app, req, ctx, field, error_key);
 	else
 		page_form_error(app, req, ctx, error_key, NULL, NULL);
+}
+
+static void
+login_page_wait(struct isso_app *app, struct http_req *req, const char *id, json_t *txn, int status,
+                const char *error_key, const char *account, int wait)
+{
+	json_t *ctx = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s}", "txn", id, "csrf",
+	                        csrf_token(req, &app->secrets, "tp-login"), "register_url",
+	                        flow_url(req, "/taipeipass/register", id), "forgot_url",
+	                        flow_url(req, "/taipeipass/forgot", id), "back_url",
+	                        flow_url(req, "/login", id), "app_url",
+	                        flow_url(req, "/login/taipeipass/app", id));
+
+	set_error(app, req, ctx, error_key);
+	if (account != NULL)
+		json_object_set_new(ctx, "account", json_string(account));
+	if (wait > 0)
+		json_object_set_new(ctx, "wait", json_integer(wait));
+	page_render(app, req, status, "login-taipeipass", "tp.login_title", ctx);
 }
 
 static void
