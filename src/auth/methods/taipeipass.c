@@ -850,6 +850,31 @@ static const char *const app_fields[] = {
     "challenge", "qr", "account", "password", "decision", "organisation", "number", "via", NULL,
 };
 
+/* The app's pending challenge ch (a new reference), after the per-address
+ * limit named limit_key; NULL when the answer (429, 404 expired, 409
+ * already used) has been sent. */
+static json_t *
+app_pending(struct isso_app *app, struct http_req *req, const char *limit_key, const char *ch)
+{
+	json_t *data = NULL;
+
+	if (method_addr_limited(app, req, limit_key)) {
+		http_set_header(req, "Retry-After", "60");
+		app_reply(req, 429, "error", "rate_limited");
+		return NULL;
+	}
+	if (store_eph_get(app->store, APP_KIND, ch, app_now(), &data, NULL) < 0 || data == NULL) {
+		app_reply(req, 404, "error", "expired");
+		return NULL;
+	}
+	if (strcmp(json_string_value(json_object_get(data, "state")) ?: "", "pending") != 0) {
+		app_reply(req, 409, "error", "already_used");
+		json_decref(data);
+		return NULL;
+	}
+	return data;
+}
+
 /* POST /app/v1/qr/details: what the app shows before the citizen
  * decides: the agency service's name, whether it is an organisation
  * login, and the numbers to choose from (never which one is right). */
@@ -864,19 +889,8 @@ app_details_route(struct http_req *req, void *ctx)
 		app_reply(req, 400, "error", "invalid_request");
 		goto out;
 	}
-	if (method_addr_limited(app, req, "tpapp-details")) {
-		http_set_header(req, "Retry-After", "60");
-		app_reply(req, 429, "error", "rate_limited");
+	if ((data = app_pending(app, req, "tpapp-details", ch)) == NULL)
 		goto out;
-	}
-	if (store_eph_get(app->store, APP_KIND, ch, app_now(), &data, NULL) < 0 || data == NULL) {
-		app_reply(req, 404, "error", "expired");
-		goto out;
-	}
-	if (strcmp(json_string_value(json_object_get(data, "state")) ?: "", "pending") != 0) {
-		app_reply(req, 409, "error", "already_used");
-		goto out;
-	}
 	out = json_pack("{s:O, s:b, s:O}", "service", json_object_get(data, "service"),
 	                "organisation", json_is_true(json_object_get(data, "org")), "choices",
 	                json_object_get(data, "choices"));
@@ -950,19 +964,8 @@ app_approve_route(struct http_req *req, void *ctx)
 		app_reply(req, 400, "error", "number_required");
 		goto out;
 	}
-	if (method_addr_limited(app, req, "tpapp")) {
-		http_set_header(req, "Retry-After", "60");
-		app_reply(req, 429, "error", "rate_limited");
+	if ((data = app_pending(app, req, "tpapp", ch)) == NULL)
 		goto out;
-	}
-	if (store_eph_get(app->store, APP_KIND, ch, app_now(), &data, NULL) < 0 || data == NULL) {
-		app_reply(req, 404, "error", "expired");
-		goto out;
-	}
-	if (strcmp(json_string_value(json_object_get(data, "state")) ?: "", "pending") != 0) {
-		app_reply(req, 409, "error", "already_used");
-		goto out;
-	}
 	/* An organisation login is approved for a named organisation; a
 	 * personal one never carries one (the app must not believe it acted
 	 * for an organisation when it did not). */
