@@ -22,6 +22,22 @@
 
 /* Prints {"error": what + arg} and returns code. what may end in "%s",
  * which stands for arg. */
+
+/* An operator's action: appended to the hash-chained audit log and said as
+ * a security event ("admin_action") on the log, so that monitoring sees
+ * it as it happens. data (stolen, may be NULL) never holds a secret. */
+static void
+admin_audit(struct isso_app *app, int64_t now, const char *action, json_t *data)
+{
+	json_t *fields = json_object();
+
+	json_object_set_new(fields, "action", json_string(action));
+	if (data != NULL)
+		json_object_update(fields, data);
+	log_event(LOG_WARN, "admin_action", fields);
+	store_audit_append(app->store, now, action, data);
+}
+
 static int
 fail(int code, const char *what, const char *arg)
 {
@@ -330,8 +346,8 @@ client_add(struct isso_app *app, int argc, char **argv)
 		ret = fail(1, "cannot store the client", NULL);
 		goto out;
 	}
-	store_audit_append(app->store, app_now(), "client_added",
-	                   json_pack("{s:s, s:s}", "client_id", id, "name", c.name));
+	admin_audit(app, app_now(), "client_added",
+	            json_pack("{s:s, s:s}", "client_id", id, "name", c.name));
 	out = client_json(&c);
 	if (c.secret_hash != NULL)
 		json_object_set_new(out, "client_secret", json_string(secret));
@@ -357,7 +373,7 @@ client_status(struct isso_app *app, const char *id, int status, const char *even
 	c = NULL;
 	if (store_client_set_status(app->store, id, status) < 0)
 		return fail(1, "cannot update the client", NULL);
-	store_audit_append(app->store, app_now(), event, json_pack("{s:s}", "client_id", id));
+	admin_audit(app, app_now(), event, json_pack("{s:s}", "client_id", id));
 	store_client_get(app->store, id, &c);
 	ret = emit(client_json(c));
 	store_client_free(c);
@@ -414,8 +430,8 @@ client_cmd(struct isso_app *app, int argc, char **argv)
 		if (store_client_set_secret(app->store, argv[2],
 		                            secret_sha256_hex(secret, strlen(secret), hash)) < 0)
 			return fail(1, "cannot update the client", NULL);
-		store_audit_append(app->store, app_now(), "client_secret_rotated",
-		                   json_pack("{s:s}", "client_id", argv[2]));
+		admin_audit(app, app_now(), "client_secret_rotated",
+		            json_pack("{s:s}", "client_id", argv[2]));
 		return emit(json_pack("{s:s, s:s}", "client_id", argv[2], "client_secret", secret));
 	}
 	return fail(2, "usage: issoctl client add|list|show|approve|suspend|rotate-secret", NULL);
@@ -484,7 +500,7 @@ user_add(struct isso_app *app, int argc, char **argv)
 	if (ret < 0)
 		return fail(1, "cannot add the member: %s",
 		            error_key != NULL ? error_key : "store");
-	store_audit_append(app->store, app_now(), "member_added", json_pack("{s:s}", "uuid", uuid));
+	admin_audit(app, app_now(), "member_added", json_pack("{s:s}", "uuid", uuid));
 	return emit(json_pack("{s:s, s:s}", "uuid", uuid, "account", m.account));
 }
 
@@ -532,8 +548,7 @@ org_add(struct isso_app *app, int argc, char **argv)
 		return fail(1, "organisation already registered: %s", org.ubn);
 	if (ret < 0)
 		return fail(1, "cannot add the organisation", NULL);
-	store_audit_append(app->store, org.created_at, "org_added",
-	                   json_pack("{s:s}", "ubn", org.ubn));
+	admin_audit(app, org.created_at, "org_added", json_pack("{s:s}", "ubn", org.ubn));
 	return emit(org_json(&org));
 }
 
@@ -598,8 +613,8 @@ org_member_add(struct isso_app *app, int argc, char **argv)
 		ret = fail(1, "cannot add the member", NULL);
 		goto out;
 	}
-	store_audit_append(app->store, app_now(), "org_member_added",
-	                   json_pack("{s:s, s:s}", "ubn", ubn, "uuid", m->uuid));
+	admin_audit(app, app_now(), "org_member_added",
+	            json_pack("{s:s, s:s}", "ubn", ubn, "uuid", m->uuid));
 	out = json_pack("{s:s, s:s, s:s, s:s}", "ubn", ubn, "uuid", m->uuid, "account", m->account,
 	                "role", role != NULL ? role : "");
 	ret = emit(out);
@@ -705,6 +720,7 @@ main(int argc, char **argv)
 			json_decref(keys);
 			ret = fail(1, "cannot rotate keys: %s", error);
 		} else {
+			log_warn("admin_action", "action", "keys_rotated", NULL);
 			store_key_list(app.store, key_one, keys);
 			ret = emit(keys);
 		}

@@ -1223,6 +1223,26 @@ test('expired code -> invalid_grant; expired access token -> 401 invalid_token',
   }
 });
 
+test('operators\' actions are security events on issoctl\'s log, never with a secret', T, async () => {
+  const { execFile } = await import('node:child_process');
+  const { BUILD_DIR } = await import('./lib/harness.mjs');
+  const run = (args) => new Promise((resolve, reject) => {
+    execFile(path.join(BUILD_DIR, 'issoctl'), args, { env: stack.env, cwd: stack.tmp }, (err, stdout, stderr) => {
+      if (err) return reject(new Error(`issoctl ${args.join(' ')}: ${stderr}`));
+      resolve({ out: JSON.parse(stdout), events: stderr.split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l)) });
+    });
+  });
+  const added = await run(['client', 'add', '--name', '稽核測試', '--redirect-uri', RP, '--scope', 'openid']);
+  const rotated = await run(['client', 'rotate-secret', added.out.client_id]);
+  const suspended = await run(['client', 'suspend', added.out.client_id]);
+  const actions = [added, rotated, suspended].map((r) => r.events.filter((e) => e.event === 'admin_action'));
+  assert.deepEqual(actions.map((a) => a.map((e) => e.action)), [['client_added'], ['client_secret_rotated'], ['client_suspended']]);
+  for (const a of actions) assert.equal(a[0].client_id, added.out.client_id);
+  const logged = [added, rotated, suspended].map((r) => JSON.stringify(r.events)).join('\n');
+  assert.ok(!logged.includes(added.out.client_secret), 'the first secret is not logged');
+  assert.ok(!logged.includes(rotated.out.client_secret), 'the rotated secret is not logged');
+});
+
 // ---------------------------------------------------------------- the end
 
 test('issod is still healthy and stops cleanly on SIGTERM', T, async () => {
