@@ -363,7 +363,7 @@ test('browser: 組織 / 公司企業 → the organisation QR page (axe) → appr
     await axeCheck(page, 'the login page with the organisation option');
     // its own name, not the personal app link's (issue 15); by keyboard
     await page.locator('#tp-org-link').focus();
-    assert.equal(await page.evaluate(() => document.activeElement.textContent.trim()), msg('tp.org_link'));
+    assert.equal(await page.evaluate(() => document.activeElement.textContent.trim()), msg('tp.org_link') + msg('tp.org_link_for'));
     await page.keyboard.press('Enter');
     await page.waitForURL(onIssuer('/login/taipeipass/app'));
     await page.getByRole('heading', { name: msg('tp.org_heading') }).waitFor();
