@@ -9,10 +9,12 @@
 
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import * as client from 'openid-client';
-import { startStack, HttpAgent, limit, sleep } from './lib/harness.mjs';
+import { startStack, HttpAgent, limit, sleep, REPO, BUILD_DIR } from './lib/harness.mjs';
 
 const RP = 'http://127.0.0.1:9/cb'; // never contacted
 const T = { timeout: limit(20_000) };
@@ -259,6 +261,41 @@ test('/healthz answers ok; /readyz follows the store', T, async () => {
     await sleep(100);
   }
   assert.equal(back.status, 200, back.text);
+});
+
+// The unit in dist/systemd passes systemd-analyze verify without a single
+// warning (verify only warns about unknown keys and bad values, so any
+// output fails here) and its hardening scores as exposure "OK". verify
+// insists that ExecStart exists: the copy checked runs the built issod.
+test('dist/systemd/issod.service verifies and is hardened', T, (t) => {
+  const analyze = ['/usr/bin/systemd-analyze', '/bin/systemd-analyze'].find((f) => fs.existsSync(f));
+  if (!analyze) {
+    t.skip('systemd-analyze is not installed (Debian package systemd): the unit was NOT verified');
+    return;
+  }
+  const unit = fs.readFileSync(path.join(REPO, 'dist', 'systemd', 'issod.service'), 'utf8');
+  for (const line of ['ProtectSystem=strict', 'NoNewPrivileges=yes', 'PrivateTmp=yes', 'ProtectHome=yes',
+    'CapabilityBoundingSet=\n', 'MemoryDenyWriteExecute=yes', 'SystemCallFilter=@system-service',
+    'RestrictAddressFamilies=AF_INET AF_INET6 AF_UNIX', 'User=isso', 'StateDirectory=isso',
+    'ReadWritePaths=/var/lib/isso']) {
+    assert.ok(unit.includes(line), `the unit has ${line}`);
+  }
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'isso-unit-'));
+  try {
+    const file = path.join(dir, 'issod.service');
+    assert.match(unit, /^ExecStart=\/usr\/local\/bin\/issod /m);
+    fs.writeFileSync(file, unit.replace(/^ExecStart=\/usr\/local\/bin\/issod /m, `ExecStart=${path.join(BUILD_DIR, 'issod')} `));
+    const v = spawnSync(analyze, ['verify', '--man=no', file], { encoding: 'utf8', timeout: 20_000 });
+    assert.equal(v.status, 0, v.stderr);
+    assert.equal(v.stderr.trim(), '', 'no warning from systemd-analyze verify');
+
+    const sec = spawnSync(analyze, ['security', '--offline=yes', '--no-pager', file], { encoding: 'utf8', timeout: 20_000 });
+    const m = /Overall exposure level for issod\.service: ([0-9.]+) (\w+)/.exec(sec.stdout + sec.stderr);
+    assert.ok(m, `systemd-analyze security said: ${sec.stdout}${sec.stderr}`);
+    assert.ok(Number(m[1]) <= 2.0, `exposure ${m[1]} ${m[2]}`);
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
 });
 
 test('issod stops cleanly', T, async () => {
