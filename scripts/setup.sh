@@ -13,6 +13,7 @@ pkgs=(
   chromium fonts-noto-cjk
   curl ca-certificates
   jq softhsm2 opensc libp11-kit-dev libnss-wrapper
+  systemd # systemd-analyze verifies dist/systemd/issod.service in the tests
 )
 
 sudo=""

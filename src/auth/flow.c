@@ -8,6 +8,7 @@
 #include "http/parse.h"
 #include "lib/isso.h"
 #include "lib/log.h"
+#include "lib/metrics.h"
 #include "lib/secret.h"
 #include "lib/xmalloc.h"
 #include "store/store.h"
@@ -253,7 +254,15 @@ flow_complete(struct isso_app *app, struct http_req *req, const char *id, json_t
 	                   json_pack("{s:s, s:s, s:s}", "uuid", auth->uuid, "method",
 	                             auth->method->id, "client_id",
 	                             json_string_value(json_object_get(txn, "client_id")) ?: ""));
+	metrics_login(auth->method->id, true);
 	http_redirect(req, 303, flow_url(req, "/consent", id));
+}
+
+void
+flow_login_failed(json_t *fields)
+{
+	metrics_login(json_string_value(json_object_get(fields, "method")), false);
+	log_event(LOG_WARN, "login_failed", fields);
 }
 
 static bool ended_by_person(struct isso_app *app, json_t *session);

@@ -58,6 +58,11 @@ json_t *flow_session(struct isso_app *app, struct http_req *req, const char **ke
 /* True when the request carries a session cookie, valid or not. A
  * cross-site POST never does: the cookie is SameSite=Lax. */
 bool flow_session_cookie_sent(struct http_req *req);
+/* A failed login attempt: logs the login_failed security event with
+ * fields (an object naming at least the method; the reference is stolen)
+ * and counts it in the method's failed logins (lib/metrics.h). Every
+ * method reports its failures through here. */
+void flow_login_failed(json_t *fields);
 /* Adds client_id to the session's list (for back-channel logout). */
 void flow_session_add_client(struct isso_app *app, const char *key, json_t *session,
                              const char *client_id);

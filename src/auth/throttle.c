@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "auth/app.h"
+#include "auth/flow.h"
 #include "auth/method.h"
 #include "lib/addr.h"
 #include "lib/log.h"
@@ -273,7 +274,7 @@ throttle_end(struct isso_app *app, struct http_req *req, struct throttle_attempt
 	f = event_fields(req, a);
 	json_object_set_new(f, "reason", json_string(reason != NULL ? reason : "wrong_password"));
 	json_object_set_new(f, "device_cookie", json_boolean(a->counted_device));
-	log_event(LOG_WARN, "login_failed", f);
+	flow_login_failed(f);
 	if (a->counted_device && store_throttle_get(app->store, a->device, now, &t) == 0 &&
 	    failures_of(t.level, weight) >= cfg->security.device_cookie_max_failures) {
 		(void)store_throttle_hold(app->store, a->device,

@@ -75,6 +75,8 @@ bool http_is_https(const struct http_req *req);
 /* ---- response ---- */
 
 void http_set_status(struct http_req *req, int status);
+/* The status set so far (200 until a handler sets one). */
+int http_response_status(const struct http_req *req);
 /* Adds a header; the strings are copied. Setting a header of the same name
  * again replaces it. */
 void http_set_header(struct http_req *req, const char *name, const char *value);

@@ -27,6 +27,7 @@
 #include "lib/buf.h"
 #include "lib/isso.h"
 #include "lib/log.h"
+#include "lib/metrics.h"
 #include "lib/pool.h"
 #include "lib/xmalloc.h"
 
@@ -111,6 +112,9 @@ struct http_req {
 	size_t n_csp_origins;
 	const char *csp_connect[HTTP_MAX_CSP_ORIGINS]; /* extra connect-src */
 	size_t n_csp_connect;
+
+	uint64_t t0;           /* arrival (metrics_now_ns) */
+	const char *route_pat; /* the matched route's pattern, "(none)"; NULL: not routed */
 };
 
 /* ---- request state ---- */
@@ -128,6 +132,7 @@ req_new(struct http_server *srv, const char *uri)
 	req->rest = "";
 	req->locale = "zh-TW";
 	req->status = 200;
+	req->t0 = metrics_now_ns();
 	buf_init(&req->body, srv->max_body);
 	return req;
 }
@@ -527,6 +532,12 @@ find_header(const struct http_req *req, const char *name)
 		if (req->hdrs[i].cookie == NULL && strcasecmp(req->hdrs[i].name, name) == 0)
 			return &req->hdrs[i];
 	return NULL;
+}
+
+int
+http_response_status(const struct http_req *req)
+{
+	return req->status;
 }
 
 void
@@ -972,6 +983,7 @@ dispatch(struct http_req *req)
 	unsigned allowed = 0;
 	int err;
 
+	req->route_pat = "(none)";
 	err = parse_target(req);
 	if (srv->set.on_request != NULL)
 		srv->set.on_request(req, srv->set.ctx);
@@ -988,6 +1000,7 @@ dispatch(struct http_req *req)
 		goto out;
 	}
 	r = find_route(srv, req, &allowed);
+	req->route_pat = r != NULL ? r->path : "(none)";
 	if (r == NULL && allowed == 0) {
 		http_send_error(req, 404);
 	} else if (r == NULL) {
@@ -1016,6 +1029,11 @@ static void
 completed_cb(void *cls, struct MHD_Connection *conn, void **con_cls,
              enum MHD_RequestTerminationCode toe)
 {
+	struct http_req *req = *con_cls;
+
+	/* the one place every answered request passes, however it was answered */
+	if (req != NULL && req->route_pat != NULL)
+		metrics_http_request(req->route_pat, req->status, metrics_now_ns() - req->t0);
 	req_free(*con_cls);
 	*con_cls = NULL;
 }

@@ -20,6 +20,7 @@
 #include "lib/b64.h"
 #include "lib/isso.h"
 #include "lib/log.h"
+#include "lib/metrics.h"
 #include "lib/xmalloc.h"
 
 #ifndef ISSO_DATADIR
@@ -81,6 +82,8 @@ static const struct config_item config_table[] = {
     CI(security, password_min_bits, 30, 0, 128),
     CS(security, common_passwords, ""),
     CS(outbound, allow, ""),
+    CI(metrics, enabled, 1, 0, 1),
+    CS(metrics, allow, "127.0.0.1, ::1"),
     /* The connectors have no working defaults: a connector without a url
      * is unconfigured and its login methods are not offered. The
      * simulator's settings (mode sim, isso-sim's address and secrets, the
@@ -468,7 +471,8 @@ static const char *
 config_finish(struct config_ctx *ctx)
 {
 	struct isso_config *cfg = ctx->cfg;
-	const char *host = cfg->server.listen, *scheme_end;
+	const char *host = cfg->server.listen, *scheme_end, *why = NULL;
+	struct metrics_allow allow;
 	char *url;
 	size_t n;
 
@@ -517,6 +521,8 @@ config_finish(struct config_ctx *ctx)
 		return "moica.mode: must be sim or http";
 	if (strcmp(cfg->nhi.mode, "sim") != 0 && strcmp(cfg->nhi.mode, "http") != 0)
 		return "nhi.mode: must be sim or http";
+	if (metrics_allow_parse(cfg->metrics.allow, &allow, &why) < 0)
+		return config_fail("metrics.allow: %s", why);
 	return config_check_production(cfg);
 }
 

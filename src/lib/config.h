@@ -81,6 +81,11 @@ struct isso_config {
 		int window;     /* seconds to open the link on the phone, 37 */
 	} telecom;
 	struct {
+		int enabled; /* 1: serve /metrics, 1 */
+		/* addresses and CIDRs that may read /metrics, "127.0.0.1, ::1" */
+		char *allow;
+	} metrics;
+	struct {
 		int app_qr_ttl; /* seconds a TaipeiPass app QR code stays valid, 120 */
 	} taipeipass;
 	struct {

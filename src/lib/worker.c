@@ -221,6 +221,19 @@ worker_poke(struct worker_pool *p, int id)
 	pthread_mutex_unlock(&p->lock);
 }
 
+unsigned
+worker_queue_depth(struct worker_pool *p)
+{
+	unsigned n;
+
+	if (p == NULL)
+		return 0;
+	pthread_mutex_lock(&p->lock);
+	n = p->queued;
+	pthread_mutex_unlock(&p->lock);
+	return n;
+}
+
 bool
 worker_stopping(const struct worker_pool *p)
 {

@@ -25,6 +25,8 @@ int worker_every(struct worker_pool *pool, unsigned interval_ms, void (*fn)(void
                  int *id_r);
 /* Makes periodic task id due now (a running one runs once more after). */
 void worker_poke(struct worker_pool *pool, int id);
+/* Tasks queued and not yet started (metrics); 0 for NULL. */
+unsigned worker_queue_depth(struct worker_pool *pool);
 /* True once worker_pool_free has begun: long tasks should give up. */
 bool worker_stopping(const struct worker_pool *pool);
 /* Stops accepting work, lets queued tasks run (they see

@@ -13,6 +13,7 @@
 #include "lib/buf.h"
 #include "lib/isso.h"
 #include "lib/log.h"
+#include "lib/metrics.h"
 #include "lib/secret.h"
 #include "lib/xmalloc.h"
 #include "oidc/oidc-private.h"
@@ -674,6 +675,9 @@ token_endpoint(struct http_req *req, void *ctx)
 		grant_refresh(app, req, c);
 	else
 		grant_client_credentials(app, req, c);
+	/* grant_type is one of the three above: a bounded label */
+	if (http_response_status(req) == 200)
+		metrics_token_issued(grant_type);
 	store_client_free(c);
 }
 

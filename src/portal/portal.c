@@ -13,6 +13,7 @@
 #include "lib/log.h"
 #include "oidc/oidc.h"
 #include "portal/portal.h"
+#include "portal/ops.h"
 #include "store/store.h"
 
 /* The method cards for a request needing at least min_loa; txn_id may be
@@ -297,6 +298,7 @@ portal_routes(struct isso_app *app, struct http_server *srv)
 	app->session_ended = oidc_session_ended;
 	http_route(srv, HTTP_GET, "/", home, app);
 	http_route(srv, HTTP_GET, "/health", health, app);
+	ops_routes(app, srv);
 	http_route(srv, HTTP_GET, "/privacy", privacy, app);
 	http_route(srv, HTTP_GET, "/login", choose, app);
 	http_route(srv, HTTP_GET | HTTP_POST, "/login/", method_dispatch, app);

@@ -40,6 +40,9 @@ struct store_driver {
 	            const char **error_r);
 	void (*close)(struct store_backend *b);
 	int (*schema_version)(struct store_backend *b, int *version_r);
+	/* Readiness: a cheap query with a short timeout. Optional (NULL:
+	 * store_ping asks for the schema version instead). */
+	int (*ping)(struct store_backend *b, const char **error_r);
 
 	int (*client_add)(struct store_backend *b, const struct store_client *client);
 	int (*client_get)(struct store_backend *b, const char *client_id,
@@ -102,6 +105,8 @@ struct store_driver {
 	int (*eph_update)(struct store_backend *b, const char *kind, const char *id,
 	                  const char *data, int64_t now, bool *found_r);
 	int (*eph_delete)(struct store_backend *b, const char *kind, const char *id);
+	/* Optional (NULL: store_eph_count answers ISSO_ERR_INVALID). */
+	int (*eph_count)(struct store_backend *b, const char *kind, int64_t now, int64_t *count_r);
 	int (*eph_take)(struct store_backend *b, const char *kind, const char *id, int64_t now,
 	                bool *taken_r);
 	int (*eph_incr)(struct store_backend *b, const char *kind, const char *id, int64_t now,

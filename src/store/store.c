@@ -14,6 +14,7 @@
 #include <sys/stat.h>
 
 #include "lib/isso.h"
+#include "lib/metrics.h"
 #include "lib/secret.h"
 #include "lib/xmalloc.h"
 
@@ -24,6 +25,16 @@ struct store {
 	const struct store_driver *driver;
 	struct store_backend *backend;
 };
+
+/* Every call into the backend goes through here: its duration is the
+ * store latency operators see (isso_store_call_duration_seconds). */
+#define STORE_CALL(s, op, ...)                                                                     \
+	({                                                                                         \
+		uint64_t store_t0_ = metrics_now_ns();                                             \
+		int store_ret_ = (s)->driver->op((s)->backend, ##__VA_ARGS__);                     \
+		metrics_store_call(metrics_now_ns() - store_t0_);                                  \
+		store_ret_;                                                                        \
+	})
 
 const struct store_driver *const store_drivers[] = {
     &store_driver_sqlite,
@@ -101,7 +112,22 @@ store_close(struct store *store)
 int
 store_schema_version(struct store *store, int *version_r)
 {
-	return store->driver->schema_version(store->backend, version_r);
+	return STORE_CALL(store, schema_version, version_r);
+}
+
+int
+store_ping(struct store *store, const char **error_r)
+{
+	int version = 0, ret;
+
+	if (error_r != NULL)
+		*error_r = NULL;
+	if (store->driver->ping != NULL)
+		return STORE_CALL(store, ping, error_r);
+	ret = STORE_CALL(store, schema_version, &version);
+	if (ret < 0 && error_r != NULL)
+		*error_r = "store query failed";
+	return ret;
 }
 
 /* ---- shared helpers ---- */
@@ -320,7 +346,7 @@ store_client_add(struct store *store, const struct store_client *client)
 	    (client->jwks != NULL && !json_is_object(client->jwks)) || client->status < 0 ||
 	    client->status > CLIENT_SUSPENDED)
 		return ISSO_ERR_INVALID;
-	return store->driver->client_add(store->backend, client);
+	return STORE_CALL(store, client_add, client);
 }
 
 int
@@ -329,7 +355,7 @@ store_client_get(struct store *store, const char *client_id, struct store_client
 	*client_r = NULL;
 	if (client_id == NULL)
 		return ISSO_ERR_INVALID;
-	return store->driver->client_get(store->backend, client_id, client_r);
+	return STORE_CALL(store, client_get, client_id, client_r);
 }
 
 int
@@ -338,7 +364,7 @@ store_client_list(struct store *store, int (*fn)(const struct store_client *c, v
 {
 	if (fn == NULL)
 		return ISSO_ERR_INVALID;
-	return store->driver->client_list(store->backend, fn, ctx);
+	return STORE_CALL(store, client_list, fn, ctx);
 }
 
 int
@@ -346,7 +372,7 @@ store_client_set_status(struct store *store, const char *client_id, int status)
 {
 	if (client_id == NULL || status < CLIENT_PENDING || status > CLIENT_SUSPENDED)
 		return ISSO_ERR_INVALID;
-	return store->driver->client_set_status(store->backend, client_id, status);
+	return STORE_CALL(store, client_set_status, client_id, status);
 }
 
 int
@@ -354,7 +380,7 @@ store_client_set_secret(struct store *store, const char *client_id, const char *
 {
 	if (client_id == NULL)
 		return ISSO_ERR_INVALID;
-	return store->driver->client_set_secret(store->backend, client_id, secret_hash);
+	return STORE_CALL(store, client_set_secret, client_id, secret_hash);
 }
 
 void
@@ -385,7 +411,7 @@ store_person_add(struct store *store, const struct store_person *person)
 {
 	if (person == NULL || person->uuid == NULL)
 		return ISSO_ERR_INVALID;
-	return store->driver->person_add(store->backend, person);
+	return STORE_CALL(store, person_add, person);
 }
 
 int
@@ -394,7 +420,7 @@ store_person_get(struct store *store, const char *uuid, struct store_person **pe
 	*person_r = NULL;
 	if (uuid == NULL)
 		return ISSO_ERR_INVALID;
-	return store->driver->person_get(store->backend, uuid, person_r);
+	return STORE_CALL(store, person_get, uuid, person_r);
 }
 
 int
@@ -404,7 +430,7 @@ store_person_find_by_id_hash(struct store *store, const char *id_hash,
 	*person_r = NULL;
 	if (id_hash == NULL)
 		return ISSO_ERR_INVALID;
-	return store->driver->person_find_by_id_hash(store->backend, id_hash, person_r);
+	return STORE_CALL(store, person_find_by_id_hash, id_hash, person_r);
 }
 
 int
@@ -413,7 +439,7 @@ store_person_update(struct store *store, const char *uuid, const char *id_hash, 
 {
 	if (uuid == NULL)
 		return ISSO_ERR_INVALID;
-	return store->driver->person_update(store->backend, uuid, id_hash, pii, now);
+	return STORE_CALL(store, person_update, uuid, id_hash, pii, now);
 }
 
 int
@@ -421,7 +447,7 @@ store_person_delete(struct store *store, const char *uuid)
 {
 	if (uuid == NULL)
 		return ISSO_ERR_INVALID;
-	return store->driver->person_delete(store->backend, uuid);
+	return STORE_CALL(store, person_delete, uuid);
 }
 
 void
@@ -444,7 +470,7 @@ store_member_add(struct store *store, const struct store_member *member)
 	    member->phone_hash == NULL || member->password_hash == NULL ||
 	    (member->level != MEMBER_ORDINARY && member->level != MEMBER_GOLD))
 		return ISSO_ERR_INVALID;
-	return store->driver->member_add(store->backend, member);
+	return STORE_CALL(store, member_add, member);
 }
 
 int
@@ -454,8 +480,7 @@ store_member_find(struct store *store, const char *account, const char *email_ha
 	*member_r = NULL;
 	if (account == NULL && email_hash == NULL && phone_hash == NULL)
 		return 0;
-	return store->driver->member_find(store->backend, account, email_hash, phone_hash,
-	                                  member_r);
+	return STORE_CALL(store, member_find, account, email_hash, phone_hash, member_r);
 }
 
 int
@@ -464,7 +489,7 @@ store_member_get(struct store *store, const char *uuid, struct store_member **me
 	*member_r = NULL;
 	if (uuid == NULL)
 		return ISSO_ERR_INVALID;
-	return store->driver->member_get(store->backend, uuid, member_r);
+	return STORE_CALL(store, member_get, uuid, member_r);
 }
 
 int
@@ -474,8 +499,8 @@ store_member_login_failed(struct store *store, const char *uuid, int max_failure
 	*failures_r = 0;
 	if (uuid == NULL || max_failures < 1 || lock_seconds < 0)
 		return ISSO_ERR_INVALID;
-	return store->driver->member_login_failed(store->backend, uuid, max_failures, now,
-	                                          lock_seconds, failures_r);
+	return STORE_CALL(store, member_login_failed, uuid, max_failures, now, lock_seconds,
+	                  failures_r);
 }
 
 int
@@ -483,7 +508,7 @@ store_member_login_ok(struct store *store, const char *uuid)
 {
 	if (uuid == NULL)
 		return ISSO_ERR_INVALID;
-	return store->driver->member_login_ok(store->backend, uuid);
+	return STORE_CALL(store, member_login_ok, uuid);
 }
 
 int
@@ -491,7 +516,7 @@ store_member_set_password(struct store *store, const char *uuid, const char *pas
 {
 	if (uuid == NULL || password_hash == NULL)
 		return ISSO_ERR_INVALID;
-	return store->driver->member_set_password(store->backend, uuid, password_hash);
+	return STORE_CALL(store, member_set_password, uuid, password_hash);
 }
 
 void
@@ -514,7 +539,7 @@ store_org_add(struct store *store, const struct store_org *org)
 {
 	if (org == NULL || org->ubn == NULL || org->name == NULL || org->name[0] == '\0')
 		return ISSO_ERR_INVALID;
-	return store->driver->org_add(store->backend, org);
+	return STORE_CALL(store, org_add, org);
 }
 
 int
@@ -523,7 +548,7 @@ store_org_get(struct store *store, const char *ubn, struct store_org **org_r)
 	*org_r = NULL;
 	if (ubn == NULL)
 		return ISSO_ERR_INVALID;
-	return store->driver->org_get(store->backend, ubn, org_r);
+	return STORE_CALL(store, org_get, ubn, org_r);
 }
 
 void
@@ -542,8 +567,7 @@ store_org_member_add(struct store *store, const char *ubn, const char *uuid, con
 {
 	if (ubn == NULL || uuid == NULL)
 		return ISSO_ERR_INVALID;
-	return store->driver->org_member_add(store->backend, ubn, uuid, role != NULL ? role : "",
-	                                     now);
+	return STORE_CALL(store, org_member_add, ubn, uuid, role != NULL ? role : "", now);
 }
 
 int
@@ -552,7 +576,7 @@ store_org_member_role(struct store *store, const char *ubn, const char *uuid, ch
 	*role_r = NULL;
 	if (ubn == NULL || uuid == NULL)
 		return ISSO_ERR_INVALID;
-	return store->driver->org_member_role(store->backend, ubn, uuid, role_r);
+	return STORE_CALL(store, org_member_role, ubn, uuid, role_r);
 }
 
 /* ---- consents ---- */
@@ -563,7 +587,7 @@ store_consent_get(struct store *store, const char *uuid, const char *client_id, 
 	*scope_r = NULL;
 	if (uuid == NULL || client_id == NULL)
 		return ISSO_ERR_INVALID;
-	return store->driver->consent_get(store->backend, uuid, client_id, scope_r);
+	return STORE_CALL(store, consent_get, uuid, client_id, scope_r);
 }
 
 int
@@ -572,7 +596,7 @@ store_consent_put(struct store *store, const char *uuid, const char *client_id, 
 {
 	if (uuid == NULL || client_id == NULL || scope == NULL)
 		return ISSO_ERR_INVALID;
-	return store->driver->consent_put(store->backend, uuid, client_id, scope, now);
+	return STORE_CALL(store, consent_put, uuid, client_id, scope, now);
 }
 
 int
@@ -580,7 +604,7 @@ store_consent_delete(struct store *store, const char *uuid, const char *client_i
 {
 	if (uuid == NULL || client_id == NULL)
 		return ISSO_ERR_INVALID;
-	return store->driver->consent_delete(store->backend, uuid, client_id);
+	return STORE_CALL(store, consent_delete, uuid, client_id);
 }
 
 /* ---- tokens ---- */
@@ -592,7 +616,7 @@ store_token_add(struct store *store, const struct store_token *token)
 	    token->client_id == NULL || token->scope == NULL || token->kind < TOKEN_CODE ||
 	    token->kind > TOKEN_REFRESH || (token->data != NULL && !json_is_object(token->data)))
 		return ISSO_ERR_INVALID;
-	return store->driver->token_add(store->backend, token);
+	return STORE_CALL(store, token_add, token);
 }
 
 int
@@ -601,7 +625,7 @@ store_token_get(struct store *store, const char *hash, int64_t now, struct store
 	*token_r = NULL;
 	if (hash == NULL)
 		return ISSO_ERR_INVALID;
-	return store->driver->token_get(store->backend, hash, now, token_r);
+	return STORE_CALL(store, token_get, hash, now, token_r);
 }
 
 int
@@ -610,7 +634,7 @@ store_token_use(struct store *store, const char *hash, int64_t now, bool *won_r)
 	*won_r = false;
 	if (hash == NULL)
 		return ISSO_ERR_INVALID;
-	return store->driver->token_use(store->backend, hash, now, won_r);
+	return STORE_CALL(store, token_use, hash, now, won_r);
 }
 
 int
@@ -618,7 +642,7 @@ store_token_revoke(struct store *store, const char *hash)
 {
 	if (hash == NULL)
 		return ISSO_ERR_INVALID;
-	return store->driver->token_revoke(store->backend, hash);
+	return STORE_CALL(store, token_revoke, hash);
 }
 
 int
@@ -626,7 +650,7 @@ store_token_revoke_grant(struct store *store, const char *grant_id)
 {
 	if (grant_id == NULL)
 		return ISSO_ERR_INVALID;
-	return store->driver->token_revoke_grant(store->backend, grant_id);
+	return STORE_CALL(store, token_revoke_grant, grant_id);
 }
 
 int
@@ -634,7 +658,7 @@ store_token_revoke_client_person(struct store *store, const char *client_id, con
 {
 	if (client_id == NULL || uuid == NULL)
 		return ISSO_ERR_INVALID;
-	return store->driver->token_revoke_client_person(store->backend, client_id, uuid);
+	return STORE_CALL(store, token_revoke_client_person, client_id, uuid);
 }
 
 int
@@ -642,7 +666,7 @@ store_token_revoke_person(struct store *store, const char *uuid)
 {
 	if (uuid == NULL)
 		return ISSO_ERR_INVALID;
-	return store->driver->token_revoke_person(store->backend, uuid);
+	return STORE_CALL(store, token_revoke_person, uuid);
 }
 
 void
@@ -673,7 +697,7 @@ store_eph_put(struct store *store, const char *kind, const char *id, json_t *dat
 		return ISSO_ERR_INVALID;
 	ret = store_json_dump(data, JSON_OBJECT, "{}", &text);
 	if (ret == 0)
-		ret = store->driver->eph_put(store->backend, kind, id, text, expires_at);
+		ret = STORE_CALL(store, eph_put, kind, id, text, expires_at);
 	xfree_secret(text);
 	return ret;
 }
@@ -691,7 +715,7 @@ store_eph_get(struct store *store, const char *kind, const char *id, int64_t now
 		*counter_r = 0;
 	if (kind == NULL || id == NULL)
 		return ISSO_ERR_INVALID;
-	ret = store->driver->eph_get(store->backend, kind, id, now, &data, &counter);
+	ret = STORE_CALL(store, eph_get, kind, id, now, &data, &counter);
 	if (ret == 0 && counter_r != NULL)
 		*counter_r = counter;
 	if (ret == 0 && data_r != NULL)
@@ -713,7 +737,7 @@ store_eph_update(struct store *store, const char *kind, const char *id, json_t *
 		return ISSO_ERR_INVALID;
 	ret = store_json_dump(data, JSON_OBJECT, "{}", &text);
 	if (ret == 0)
-		ret = store->driver->eph_update(store->backend, kind, id, text, now, found_r);
+		ret = STORE_CALL(store, eph_update, kind, id, text, now, found_r);
 	xfree_secret(text);
 	return ret;
 }
@@ -723,7 +747,16 @@ store_eph_delete(struct store *store, const char *kind, const char *id)
 {
 	if (kind == NULL || id == NULL)
 		return ISSO_ERR_INVALID;
-	return store->driver->eph_delete(store->backend, kind, id);
+	return STORE_CALL(store, eph_delete, kind, id);
+}
+
+int
+store_eph_count(struct store *store, const char *kind, int64_t now, int64_t *count_r)
+{
+	*count_r = 0;
+	if (kind == NULL || store->driver->eph_count == NULL)
+		return ISSO_ERR_INVALID;
+	return STORE_CALL(store, eph_count, kind, now, count_r);
 }
 
 int
@@ -732,7 +765,7 @@ store_eph_bump(struct store *store, const char *kind, const char *id, int64_t no
 	*counter_r = -1;
 	if (kind == NULL || id == NULL)
 		return ISSO_ERR_INVALID;
-	return store->driver->eph_bump(store->backend, kind, id, now, counter_r);
+	return STORE_CALL(store, eph_bump, kind, id, now, counter_r);
 }
 
 int
@@ -741,7 +774,7 @@ store_eph_take(struct store *store, const char *kind, const char *id, int64_t no
 	*taken_r = false;
 	if (kind == NULL || id == NULL)
 		return ISSO_ERR_INVALID;
-	return store->driver->eph_take(store->backend, kind, id, now, taken_r);
+	return STORE_CALL(store, eph_take, kind, id, now, taken_r);
 }
 
 int
@@ -751,7 +784,7 @@ store_eph_incr(struct store *store, const char *kind, const char *id, int64_t no
 	*counter_r = 0;
 	if (kind == NULL || id == NULL || expires_at <= now)
 		return ISSO_ERR_INVALID;
-	return store->driver->eph_incr(store->backend, kind, id, now, expires_at, counter_r);
+	return STORE_CALL(store, eph_incr, kind, id, now, expires_at, counter_r);
 }
 
 int
@@ -763,7 +796,7 @@ store_rate_hit(struct store *store, const char *key, int window_seconds, int64_t
 	if (key == NULL || window_seconds <= 0 || now < 0)
 		return ISSO_ERR_INVALID;
 	start = now - now % window_seconds;
-	return store->driver->rate_hit(store->backend, key, start, start + window_seconds, count_r);
+	return STORE_CALL(store, rate_hit, key, start, start + window_seconds, count_r);
 }
 
 /* ---- guess throttling ---- */
@@ -774,7 +807,7 @@ store_throttle_get(struct store *store, const char *key, int64_t now, struct sto
 	memset(t_r, 0, sizeof(*t_r));
 	if (key == NULL)
 		return ISSO_ERR_INVALID;
-	return store->driver->throttle_get(store->backend, key, now, t_r);
+	return STORE_CALL(store, throttle_get, key, now, t_r);
 }
 
 int
@@ -784,8 +817,7 @@ store_throttle_take(struct store *store, const char *key, int64_t now, int64_t w
 	memset(t_r, 0, sizeof(*t_r));
 	if (key == NULL || weight <= 0 || cap < weight || hold_max < 0 || now < 0)
 		return ISSO_ERR_INVALID;
-	return store->driver->throttle_take(store->backend, key, now, weight, cap,
-	                                    now + cap + hold_max, t_r);
+	return STORE_CALL(store, throttle_take, key, now, weight, cap, now + cap + hold_max, t_r);
 }
 
 int
@@ -793,7 +825,7 @@ store_throttle_hold(struct store *store, const char *key, int64_t next_at)
 {
 	if (key == NULL || next_at < 0)
 		return ISSO_ERR_INVALID;
-	return store->driver->throttle_hold(store->backend, key, next_at);
+	return STORE_CALL(store, throttle_hold, key, next_at);
 }
 
 int
@@ -801,7 +833,7 @@ store_throttle_give(struct store *store, const char *key, int64_t now, int64_t w
 {
 	if (key == NULL || weight < 0 || now < 0)
 		return ISSO_ERR_INVALID;
-	return store->driver->throttle_give(store->backend, key, now, weight);
+	return STORE_CALL(store, throttle_give, key, now, weight);
 }
 
 int
@@ -809,7 +841,7 @@ store_throttle_clear(struct store *store, const char *key)
 {
 	if (key == NULL)
 		return ISSO_ERR_INVALID;
-	return store->driver->throttle_clear(store->backend, key);
+	return STORE_CALL(store, throttle_clear, key);
 }
 
 /* ---- signing keys ---- */
@@ -819,7 +851,7 @@ store_key_add(struct store *store, const struct store_key *key)
 {
 	if (key == NULL || key->kid == NULL || key->alg == NULL || key->jwk == NULL)
 		return ISSO_ERR_INVALID;
-	return store->driver->key_add(store->backend, key);
+	return STORE_CALL(store, key_add, key);
 }
 
 int
@@ -827,7 +859,7 @@ store_key_list(struct store *store, int (*fn)(const struct store_key *k, void *c
 {
 	if (fn == NULL)
 		return ISSO_ERR_INVALID;
-	return store->driver->key_list(store->backend, fn, ctx);
+	return STORE_CALL(store, key_list, fn, ctx);
 }
 
 int
@@ -835,7 +867,7 @@ store_key_set_active(struct store *store, const char *kid, bool active)
 {
 	if (kid == NULL)
 		return ISSO_ERR_INVALID;
-	return store->driver->key_set_active(store->backend, kid, active);
+	return STORE_CALL(store, key_set_active, kid, active);
 }
 
 /* ---- audit ---- */
@@ -861,7 +893,7 @@ store_audit_append(struct store *store, int64_t now, const char *event, json_t *
 		ret = ISSO_ERR_INVALID;
 		goto out;
 	}
-	ret = store->driver->audit_append(store->backend, now, event, text);
+	ret = STORE_CALL(store, audit_append, now, event, text);
 out:
 	json_decref(data);
 	free(text);
@@ -904,7 +936,7 @@ store_audit_verify(struct store *store, bool *ok_r, int64_t *bad_seq_r)
 	*ok_r = false;
 	if (bad_seq_r != NULL)
 		*bad_seq_r = 0;
-	ret = store->driver->audit_walk(store->backend, 0, store_audit_verify_row, &ctx);
+	ret = STORE_CALL(store, audit_walk, 0, store_audit_verify_row, &ctx);
 	if (ret < 0)
 		return ret;
 	*ok_r = ret == 0;
@@ -937,7 +969,7 @@ store_audit_list(struct store *store, int64_t since_seq,
 
 	if (fn == NULL)
 		return ISSO_ERR_INVALID;
-	return store->driver->audit_walk(store->backend, since_seq, store_audit_list_row, &lctx);
+	return STORE_CALL(store, audit_walk, since_seq, store_audit_list_row, &lctx);
 }
 
 /* ---- housekeeping ---- */
@@ -956,8 +988,7 @@ store_job_add(struct store *store, const char *kind, json_t *data, int64_t now, 
 	secret_token(16, id);
 	ret = store_json_dump(data, JSON_OBJECT, NULL, &text);
 	if (ret == 0)
-		ret =
-		    store->driver->job_add(store->backend, id, kind, text, now, run_at, expires_at);
+		ret = STORE_CALL(store, job_add, id, kind, text, now, run_at, expires_at);
 	free(text);
 	if (ret == 0 && id_r != NULL)
 		memcpy(id_r, id, sizeof(id));
@@ -971,7 +1002,7 @@ store_job_claim(struct store *store, const char *kind, const char *owner, int64_
 	*job_r = NULL;
 	if (kind == NULL || owner == NULL || lease_seconds <= 0)
 		return ISSO_ERR_INVALID;
-	return store->driver->job_claim(store->backend, kind, owner, now, lease_seconds, job_r);
+	return STORE_CALL(store, job_claim, kind, owner, now, lease_seconds, job_r);
 }
 
 int
@@ -979,7 +1010,7 @@ store_job_done(struct store *store, const char *id, const char *owner)
 {
 	if (id == NULL || owner == NULL)
 		return ISSO_ERR_INVALID;
-	return store->driver->job_done(store->backend, id, owner);
+	return STORE_CALL(store, job_done, id, owner);
 }
 
 int
@@ -987,7 +1018,7 @@ store_job_retry(struct store *store, const char *id, const char *owner, int64_t 
 {
 	if (id == NULL || owner == NULL)
 		return ISSO_ERR_INVALID;
-	return store->driver->job_retry(store->backend, id, owner, run_at);
+	return STORE_CALL(store, job_retry, id, owner, run_at);
 }
 
 void
@@ -1006,7 +1037,7 @@ store_purge(struct store *store, int64_t now, int *n_r)
 {
 	int n = 0, ret;
 
-	ret = store->driver->purge(store->backend, now, &n);
+	ret = STORE_CALL(store, purge, now, &n);
 	if (n_r != NULL)
 		*n_r = n;
 	return ret;

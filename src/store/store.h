@@ -24,6 +24,11 @@ int store_open(const char *driver, const char *dsn, const char *migrations_dir,
 void store_close(struct store *store);
 /* The schema version after migrations. */
 int store_schema_version(struct store *store, int *version_r);
+/* A cheap round trip that says whether the store can serve requests
+ * (readiness): 0, or ISSO_ERR_STORE / ISSO_ERR_TIMEOUT with *error_r
+ * (static; may be NULL) saying why. Bounded by the backend's own short
+ * timeout; never waits on a client's lock for long. */
+int store_ping(struct store *store, const char **error_r);
 
 /* ---- clients: agencies' applications ---- */
 
@@ -201,6 +206,10 @@ int store_eph_get(struct store *store, const char *kind, const char *id, int64_t
 int store_eph_update(struct store *store, const char *kind, const char *id, json_t *data,
                      int64_t now, bool *found_r);
 int store_eph_delete(struct store *store, const char *kind, const char *id);
+/* The number of unexpired objects of kind (e.g. live sessions). Costs a
+ * scan of that kind's rows: callers cache it. ISSO_ERR_INVALID when the
+ * backend cannot count. */
+int store_eph_count(struct store *store, const char *kind, int64_t now, int64_t *count_r);
 /* Atomically increments the counter; *counter_r gets the new value, or -1
  * when the object is absent or expired. */
 int store_eph_bump(struct store *store, const char *kind, const char *id, int64_t now,

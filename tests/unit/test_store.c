@@ -1100,6 +1100,61 @@ test_eph(void **state)
 }
 
 /* take: single use; incr: creates, counts, restarts after expiry. */
+/* The live-session gauge counts unexpired objects of one kind only; the
+ * readiness ping answers on a healthy store. */
+static void
+test_eph_count_ping(void **state)
+{
+	struct fixture *f = *state;
+	char kind[64], other[64], a[64], b[64], c[64];
+	int64_t n = -1;
+	const char *why = "unset";
+
+	id(f, "count", kind, sizeof(kind));
+	id(f, "count-other", other, sizeof(other));
+	id(f, "a", a, sizeof(a));
+	id(f, "b", b, sizeof(b));
+	id(f, "c", c, sizeof(c));
+	assert_int_equal(store_eph_count(f->store, kind, NOW, &n), 0);
+	assert_int_equal(n, 0);
+	assert_int_equal(store_eph_put(f->store, kind, a, NULL, NOW + 100), 0);
+	assert_int_equal(store_eph_put(f->store, kind, b, NULL, NOW + 1), 0);
+	assert_int_equal(store_eph_put(f->store, other, c, NULL, NOW + 100), 0);
+	assert_int_equal(store_eph_count(f->store, kind, NOW, &n), 0);
+	assert_int_equal(n, 2);
+	assert_int_equal(store_eph_count(f->store, kind, NOW + 1, &n), 0);
+	assert_int_equal(n, 1); /* expired at NOW + 1 */
+	assert_int_equal(store_eph_delete(f->store, kind, a), 0);
+	assert_int_equal(store_eph_count(f->store, kind, NOW, &n), 0);
+	assert_int_equal(n, 1);
+	assert_int_equal(store_eph_count(f->store, NULL, NOW, &n), ISSO_ERR_INVALID);
+
+	assert_int_equal(store_ping(f->store, &why), 0);
+	assert_null(why);
+}
+
+/* A database file moved away under the open store is not ready (its
+ * connections would write to an orphaned file); moved back, it is. */
+static void
+test_ping_moved_sqlite(void **state)
+{
+	struct fixture *f = *state;
+	char moved[160];
+	const char *why = NULL;
+
+	if (strcmp(test_driver, "sqlite") != 0 || !fresh_db())
+		skip();
+	assert_int_equal(store_ping(f->store, &why), 0);
+	snprintf(moved, sizeof(moved), "%s.moved", f->dsn);
+	assert_int_equal(rename(f->dsn, moved), 0);
+	assert_int_equal(store_ping(f->store, &why), ISSO_ERR_STORE);
+	assert_non_null(why);
+	assert_non_null(strstr(why, "moved or removed"));
+	assert_int_equal(rename(moved, f->dsn), 0);
+	assert_int_equal(store_ping(f->store, &why), 0);
+	assert_null(why);
+}
+
 static void
 test_eph_take_incr(void **state)
 {
@@ -1655,6 +1710,8 @@ main(void)
 	    cmocka_unit_test(test_memory_sqlite),
 	    cmocka_unit_test_setup_teardown(test_eph, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_eph_take_incr, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_eph_count_ping, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_ping_moved_sqlite, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_rate, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_throttle, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_keys, setup, teardown),

@@ -145,9 +145,8 @@ enum refusal {
 static void
 login_failed(struct http_req *req, const char *reason)
 {
-	log_event(LOG_WARN, "login_failed",
-	          json_pack("{s:s, s:s, s:s?}", "method", "moica-card", "reason", reason, "address",
-	                    http_remote_addr(req)));
+	flow_login_failed(json_pack("{s:s, s:s, s:s?}", "method", "moica-card", "reason", reason,
+	                            "address", http_remote_addr(req)));
 }
 
 static const char *

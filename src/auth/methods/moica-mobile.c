@@ -127,9 +127,8 @@ outcome_parse(const char *s)
 static void
 login_failed(struct http_req *req, const char *reason)
 {
-	log_event(LOG_WARN, "login_failed",
-	          json_pack("{s:s, s:s, s:s?}", "method", "moica-mobile", "reason", reason,
-	                    "address", http_remote_addr(req)));
+	flow_login_failed(json_pack("{s:s, s:s, s:s?}", "method", "moica-mobile", "reason", reason,
+	                            "address", http_remote_addr(req)));
 }
 
 static const char *

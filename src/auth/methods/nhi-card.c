@@ -111,9 +111,8 @@ ws_origin(struct http_req *req, const char *url)
 static void
 login_failed(struct http_req *req, const char *reason)
 {
-	log_event(LOG_WARN, "login_failed",
-	          json_pack("{s:s, s:s, s:s?}", "method", "nhi-card", "reason", reason, "address",
-	                    http_remote_addr(req)));
+	flow_login_failed(json_pack("{s:s, s:s, s:s?}", "method", "nhi-card", "reason", reason,
+	                            "address", http_remote_addr(req)));
 }
 
 /* Has idn had ID_MAX card-proven answers in the window? Asked before the

@@ -561,9 +561,8 @@ set_outcome(json_t *st, const char *name)
 static void
 login_failed(struct http_req *req, const char *reason)
 {
-	log_event(LOG_WARN, "login_failed",
-	          json_pack("{s:s, s:s, s:s?}", "method", "telecom", "reason", reason, "address",
-	                    http_remote_addr(req)));
+	flow_login_failed(json_pack("{s:s, s:s, s:s?}", "method", "telecom", "reason", reason,
+	                            "address", http_remote_addr(req)));
 }
 
 static void

@@ -77,6 +77,7 @@ enum sq_id {
 	SQ_EPH_GET,
 	SQ_EPH_UPDATE,
 	SQ_EPH_DELETE,
+	SQ_EPH_COUNT,
 	SQ_EPH_BUMP,
 	SQ_EPH_TAKE,
 	SQ_EPH_INCR,
@@ -170,6 +171,7 @@ static const char *const sq_sql[SQ_COUNT] = {
     [SQ_EPH_UPDATE] = "UPDATE eph SET data = ?3 WHERE kind = ?1 AND id = ?2 "
                       "AND expires_at > ?4",
     [SQ_EPH_DELETE] = "DELETE FROM eph WHERE kind = ?1 AND id = ?2",
+    [SQ_EPH_COUNT] = "SELECT COUNT(*) FROM eph WHERE kind = ?1 AND expires_at > ?2",
     [SQ_EPH_TAKE] = "DELETE FROM eph WHERE kind = ?1 AND id = ?2 AND expires_at > ?3",
     /* An expired row left for purge starts again from one. */
     [SQ_EPH_INCR] = "INSERT INTO eph (kind, id, data, counter, expires_at) "
@@ -739,6 +741,35 @@ sq_schema_version(struct store_backend *base, int *version_r)
 	ret = sq_acquire(b, &c);
 	if (ret == 0)
 		ret = sq_version(c, version_r);
+	sq_release(b, c);
+	return ret;
+}
+
+/* Readiness: the file we opened is still the one at the path (a database
+ * moved or deleted under a running daemon keeps answering from the
+ * orphaned inode, and every write would be lost), and a query answers. */
+static int
+sq_ping(struct store_backend *base, const char **error_r)
+{
+	struct sq_backend *b = (struct sq_backend *)base;
+	struct sq_conn *c = NULL;
+	int ret, version = 0, moved = 0;
+
+	ret = sq_acquire(b, &c);
+	if (ret < 0) {
+		*error_r = "cannot open the database";
+		goto out;
+	}
+	if (sqlite3_file_control(c->db, "main", SQLITE_FCNTL_HAS_MOVED, &moved) == SQLITE_OK &&
+	    moved) {
+		*error_r = "the database file was moved or removed";
+		ret = ISSO_ERR_STORE;
+		goto out;
+	}
+	ret = sq_version(c, &version);
+	if (ret < 0)
+		*error_r = "the database does not answer";
+out:
 	sq_release(b, c);
 	return ret;
 }
@@ -1591,6 +1622,31 @@ sq_eph_delete(struct store_backend *base, const char *kind, const char *id)
 }
 
 static int
+sq_eph_count(struct store_backend *base, const char *kind, int64_t now, int64_t *count_r)
+{
+	struct sq_backend *b = (struct sq_backend *)base;
+	struct sq_conn *c = NULL;
+	sqlite3_stmt *st = NULL;
+	int ret, rc = SQLITE_OK;
+
+	ret = sq_begin_op(b, SQ_EPH_COUNT, &c, &st);
+	if (ret < 0)
+		goto out;
+	sq_bind_text(st, 1, kind, &rc);
+	sq_bind_int(st, 2, now, &rc);
+	if (rc == SQLITE_OK)
+		rc = sqlite3_step(st);
+	if (rc != SQLITE_ROW) {
+		ret = sq_error(c->db, rc, "eph_count");
+		goto out;
+	}
+	*count_r = sqlite3_column_int64(st, 0);
+out:
+	sq_end_op(b, c, st);
+	return ret;
+}
+
+static int
 sq_eph_bump(struct store_backend *base, const char *kind, const char *id, int64_t now,
             int *counter_r)
 {
@@ -2258,6 +2314,7 @@ const struct store_driver store_driver_sqlite = {
     .eph_get = sq_eph_get,
     .eph_update = sq_eph_update,
     .eph_delete = sq_eph_delete,
+    .eph_count = sq_eph_count,
     .eph_bump = sq_eph_bump,
     .eph_take = sq_eph_take,
     .eph_incr = sq_eph_incr,
@@ -2277,4 +2334,5 @@ const struct store_driver store_driver_sqlite = {
     .job_done = sq_job_done,
     .job_retry = sq_job_retry,
     .purge = sq_purge,
+    .ping = sq_ping,
 };
