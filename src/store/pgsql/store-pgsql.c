@@ -315,6 +315,22 @@ pg_conn_close(struct pg_conn *c)
 	free(c);
 }
 
+/* Server notices and the messages of a connection the server ended go to
+ * the log, not to stderr. */
+static void
+pg_notice(void *arg, const char *message)
+{
+	char buf[256];
+	size_t n;
+
+	(void)arg;
+	snprintf(buf, sizeof(buf), "%s", message);
+	n = strlen(buf);
+	while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == ' '))
+		buf[--n] = '\0';
+	log_warn("store_pgsql_notice", "message", buf, NULL);
+}
+
 static int
 pg_conn_open(struct pg_backend *b, struct pg_conn **conn_r, const char **error_r)
 {
@@ -339,6 +355,7 @@ pg_conn_open(struct pg_backend *b, struct pg_conn **conn_r, const char **error_r
 		ret = ISSO_ERR_STORE;
 		goto out;
 	}
+	PQsetNoticeProcessor(c->db, pg_notice, NULL);
 	/* Times and counters are plain integers; nothing depends on the
 	 * session's time zone. Quiet notices ("already exists, skipping"). */
 	res = PQexec(c->db, "SET client_min_messages = warning");
@@ -372,13 +389,14 @@ pg_conn_alive(struct pg_conn *c)
 /* Takes a connection from the pool, opening one when none is idle and the
  * pool is not full, else waiting for one. */
 static int
-pg_acquire(struct pg_backend *b, struct pg_conn **conn_r)
+pg_acquire_conn(struct pg_backend *b, struct pg_conn **conn_r, bool *reused_r)
 {
 	struct pg_conn *c = NULL;
 	const char *error = NULL;
 	int ret = 0;
 
 	*conn_r = NULL;
+	*reused_r = false;
 	pthread_mutex_lock(&b->lock);
 	for (;;) {
 		while (b->idle == NULL && b->n_conns >= PG_MAX_CONNS)
@@ -391,6 +409,7 @@ pg_acquire(struct pg_backend *b, struct pg_conn **conn_r)
 		if (pg_conn_alive(c)) {
 			pthread_mutex_unlock(&b->lock);
 			*conn_r = c;
+			*reused_r = true;
 			return 0;
 		}
 		/* Lost while idle: drop it and look again. */
@@ -436,6 +455,14 @@ pg_release(struct pg_backend *b, struct pg_conn *c)
 		pg_conn_close(c);
 }
 
+static int
+pg_acquire(struct pg_backend *b, struct pg_conn **conn_r)
+{
+	bool reused;
+
+	return pg_acquire_conn(b, conn_r, &reused);
+}
+
 /* Maps a failed result to an ISSO_ERR_*; logs real failures (the primary
  * message names tables, columns and constraints, never values: the detail,
  * which may hold values, is never logged). */
@@ -454,8 +481,8 @@ pg_error(struct pg_conn *c, const PGresult *res, const char *op)
 		return ISSO_ERR_INVALID;
 	}
 	if (PQstatus(c->db) != CONNECTION_OK) {
-		log_error("store_pgsql_connection_lost", "op", op, "error", PQerrorMessage(c->db),
-		          NULL);
+		log_warn("store_pgsql_connection_lost", "op", op, "error", PQerrorMessage(c->db),
+		         NULL);
 		return ISSO_ERR_STORE;
 	}
 	log_error("store_pgsql_error", "op", op, "sqlstate", state != NULL ? state : "", "detail",
@@ -546,16 +573,22 @@ pg_query(struct pg_backend *b, enum pg_id id, const struct pg_params *p, const c
          PGresult **res_r, int *changes_r)
 {
 	struct pg_conn *c = NULL;
-	int ret;
+	bool reused, lost;
+	int ret, attempt;
 
-	if (res_r != NULL)
-		*res_r = NULL;
-	if (changes_r != NULL)
-		*changes_r = 0;
-	ret = pg_acquire(b, &c);
-	if (ret == 0)
-		ret = pg_run(c, id, p, op, res_r, changes_r);
-	pg_release(b, c);
+	for (attempt = 0;; attempt++) {
+		ret = pg_acquire_conn(b, &c, &reused);
+		if (ret == 0)
+			ret = pg_run(c, id, p, op, res_r, changes_r);
+		lost = ret < 0 && c != NULL && PQstatus(c->db) != CONNECTION_OK;
+		pg_release(b, c);
+		c = NULL;
+		/* A pooled connection the server ended while it was idle (a
+		 * restart) fails on first use: once more on a new one. */
+		if (!lost || !reused || attempt > 0)
+			break;
+		log_info("store_pgsql_reconnect", "op", op, NULL);
+	}
 	return ret;
 }
 
@@ -1701,20 +1734,15 @@ pg_key_set_active(struct store_backend *base, const char *kid, bool active)
 /* ---- audit ---- */
 
 static int
-pg_audit_append(struct store_backend *base, int64_t ts, const char *event, const char *data)
+pg_audit_append_on(struct pg_conn *c, int64_t ts, const char *event, const char *data)
 {
-	struct pg_backend *b = (struct pg_backend *)base;
 	struct pg_params p = {0};
-	struct pg_conn *c = NULL;
 	PGresult *res = NULL;
 	char prev[65], hash[65];
 	int64_t seq = 1;
 	int ret;
 
 	memcpy(prev, STORE_AUDIT_GENESIS, sizeof(prev));
-	ret = pg_acquire(b, &c);
-	if (ret < 0)
-		goto out;
 	/* The table lock is taken before reading the chain's end, so two
 	 * appenders (of any node) cannot both link to the same row; readers
 	 * are not held up. */
@@ -1749,7 +1777,29 @@ pg_audit_append(struct store_backend *base, int64_t ts, const char *event, const
 out:
 	PQclear(res);
 	pg_rollback(c);
-	pg_release(b, c);
+	return ret;
+}
+
+static int
+pg_audit_append(struct store_backend *base, int64_t ts, const char *event, const char *data)
+{
+	struct pg_backend *b = (struct pg_backend *)base;
+	struct pg_conn *c = NULL;
+	bool reused, lost;
+	int ret, attempt;
+
+	for (attempt = 0;; attempt++) {
+		ret = pg_acquire_conn(b, &c, &reused);
+		if (ret == 0)
+			ret = pg_audit_append_on(c, ts, event, data);
+		lost = ret < 0 && c != NULL && PQstatus(c->db) != CONNECTION_OK;
+		pg_release(b, c);
+		c = NULL;
+		/* As in pg_query: a connection lost while idle is replaced once. */
+		if (!lost || !reused || attempt > 0)
+			break;
+		log_info("store_pgsql_reconnect", "op", "audit_append", NULL);
+	}
 	return ret;
 }
 
