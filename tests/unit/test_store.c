@@ -1773,13 +1773,14 @@ static void
 test_pgsql_reconnect(void **state)
 {
 	struct fixture *f = *state;
-	json_t *data = json_pack("{s:s}", "a", "b"), *got = NULL;
+	json_t *data, *got = NULL;
 	bool taken = false;
 	char eid[64];
 	int counter = -1;
 
 	if (!is_pgsql())
 		skip();
+	data = json_pack("{s:s}", "a", "b");
 	id(f, "conn", eid, sizeof(eid));
 	assert_int_equal(store_eph_put(f->store, "test", eid, data, NOW + 60), 0);
 	for (int round = 0; round < 3; round++) {
