@@ -1804,6 +1804,40 @@ test_pgsql_reconnect(void **state)
 	json_decref(data);
 }
 
+/* Keys that are not UTF-8 (hostile input) find nothing, on every backend;
+ * nothing is half-done. */
+static void
+test_non_utf8_keys(void **state)
+{
+	struct fixture *f = *state;
+	struct store_client *c = NULL;
+	struct store_token *t = NULL;
+	json_t *data = NULL;
+	bool won = true, taken = true, found = true;
+	int counter = 0;
+	char bad[64];
+
+	snprintf(bad, sizeof(bad), "%s-\xff\xfe", f->prefix);
+	assert_int_equal(store_client_get(f->store, bad, &c), 0);
+	assert_null(c);
+	assert_int_equal(store_token_get(f->store, bad, NOW, &t), 0);
+	assert_null(t);
+	assert_int_equal(store_token_use(f->store, bad, NOW, &won), 0);
+	assert_false(won);
+	assert_int_equal(store_eph_get(f->store, "sid", bad, NOW, &data, &counter), 0);
+	assert_null(data);
+	assert_int_equal(store_eph_take(f->store, "sid", bad, NOW, &taken), 0);
+	assert_false(taken);
+	data = json_object();
+	assert_int_equal(store_eph_update(f->store, "sid", bad, data, NOW, &found), 0);
+	assert_false(found);
+	json_decref(data);
+	data = NULL;
+	assert_int_equal(store_eph_bump(f->store, "sid", bad, NOW, &counter), 0);
+	assert_int_equal(counter, -1);
+	assert_int_equal(store_token_revoke(f->store, bad), 0);
+}
+
 /* PostgreSQL only: a server that is not there fails the open with a
  * reason, quickly. */
 static void
@@ -1857,6 +1891,7 @@ main(void)
 	    cmocka_unit_test_setup_teardown(test_job_claim_race, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_audit_tamper_pgsql, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_pgsql_reconnect, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_non_utf8_keys, setup, teardown),
 	    cmocka_unit_test(test_pgsql_unreachable),
 	    cmocka_unit_test_setup_teardown(test_purge, setup, teardown),
 	};

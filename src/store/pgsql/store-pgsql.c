@@ -19,6 +19,7 @@
 
 #include "lib/isso.h"
 #include "lib/log.h"
+#include "lib/utf8.h"
 #include "lib/xmalloc.h"
 
 #define PG_MAX_CONNS    16
@@ -567,6 +568,18 @@ out:
 	return ret;
 }
 
+/* True when every text parameter is valid UTF-8, which the server
+ * requires of text. */
+static bool
+pg_params_valid(const struct pg_params *p)
+{
+	for (int i = 0; p != NULL && i < p->n; i++) {
+		if (p->v[i] != NULL && !utf8_valid(p->v[i], strlen(p->v[i])))
+			return false;
+	}
+	return true;
+}
+
 /* One statement on a pooled connection. */
 static int
 pg_query(struct pg_backend *b, enum pg_id id, const struct pg_params *p, const char *op,
@@ -575,6 +588,24 @@ pg_query(struct pg_backend *b, enum pg_id id, const struct pg_params *p, const c
 	struct pg_conn *c = NULL;
 	bool reused, lost;
 	int ret, attempt;
+
+	/* A key that is not UTF-8 (hostile input) names no stored row, as on
+	 * SQLite: lookups and changes find nothing; only a new row is refused. */
+	if (!pg_params_valid(p)) {
+		if (changes_r != NULL)
+			*changes_r = 0;
+		if (strncmp(pg_sql[id], "INSERT", 6) == 0) {
+			if (res_r != NULL)
+				*res_r = NULL;
+			return ISSO_ERR_INVALID;
+		}
+		if (res_r != NULL) {
+			*res_r = PQmakeEmptyPGresult(NULL, PGRES_TUPLES_OK);
+			if (*res_r == NULL)
+				return ISSO_ERR_NOMEM;
+		}
+		return 0;
+	}
 
 	for (attempt = 0;; attempt++) {
 		ret = pg_acquire_conn(b, &c, &reused);
