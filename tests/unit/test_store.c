@@ -1692,6 +1692,83 @@ test_purge(void **state)
 	}
 }
 
+/* Counters several nodes bump at once lose no count: every eph_incr,
+ * rate_hit and throttle_take returns a value no other caller saw. */
+#define COUNT_THREADS 6
+#define COUNT_EACH    40
+
+struct count_args {
+	struct store *store;
+	const char *key;
+	pthread_barrier_t *barrier;
+	int incr[COUNT_EACH], rate[COUNT_EACH];
+	int errors;
+};
+
+static void *
+count_thread(void *arg)
+{
+	struct count_args *a = arg;
+	struct store_throttle t;
+
+	pthread_barrier_wait(a->barrier);
+	for (int i = 0; i < COUNT_EACH; i++) {
+		if (store_eph_incr(a->store, "count", a->key, NOW, NOW + 600, &a->incr[i]) != 0)
+			a->errors++;
+		if (store_rate_hit(a->store, a->key, 3600, NOW, &a->rate[i]) != 0)
+			a->errors++;
+		if (store_throttle_take(a->store, a->key, NOW * 1000, 1, 1000000, 0, &t) != 0)
+			a->errors++;
+	}
+	return NULL;
+}
+
+static void
+test_counter_race(void **state)
+{
+	struct fixture *f = *state;
+	struct count_args *args = calloc(COUNT_THREADS, sizeof(*args));
+	bool *seen_incr = calloc(COUNT_THREADS * COUNT_EACH + 1, 1);
+	bool *seen_rate = calloc(COUNT_THREADS * COUNT_EACH + 1, 1);
+	const int total = COUNT_THREADS * COUNT_EACH;
+	pthread_barrier_t barrier;
+	pthread_t th[COUNT_THREADS];
+	struct store_throttle t;
+	char key[64];
+
+	assert_non_null(args);
+	assert_non_null(seen_incr);
+	assert_non_null(seen_rate);
+	id(f, "count", key, sizeof(key));
+	assert_int_equal(pthread_barrier_init(&barrier, NULL, COUNT_THREADS), 0);
+	for (int i = 0; i < COUNT_THREADS; i++) {
+		args[i].store = f->store;
+		args[i].key = key;
+		args[i].barrier = &barrier;
+		assert_int_equal(pthread_create(&th[i], NULL, count_thread, &args[i]), 0);
+	}
+	for (int i = 0; i < COUNT_THREADS; i++)
+		assert_int_equal(pthread_join(th[i], NULL), 0);
+	pthread_barrier_destroy(&barrier);
+	for (int i = 0; i < COUNT_THREADS; i++) {
+		assert_int_equal(args[i].errors, 0);
+		for (int k = 0; k < COUNT_EACH; k++) {
+			assert_in_range(args[i].incr[k], 1, total);
+			assert_false(seen_incr[args[i].incr[k]]);
+			seen_incr[args[i].incr[k]] = true;
+			assert_in_range(args[i].rate[k], 1, total);
+			assert_false(seen_rate[args[i].rate[k]]);
+			seen_rate[args[i].rate[k]] = true;
+		}
+	}
+	/* Every take counted one (no time passed, no hold). */
+	assert_int_equal(store_throttle_get(f->store, key, NOW * 1000, &t), 0);
+	assert_int_equal(t.level, total);
+	free(seen_incr);
+	free(seen_rate);
+	free(args);
+}
+
 /* Workers of several nodes claim from one queue at once: each job is
  * claimed exactly once. */
 struct claim_args {
@@ -1889,6 +1966,7 @@ main(void)
 	    cmocka_unit_test_setup_teardown(test_no_open_transaction_sqlite, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_jobs, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_job_claim_race, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_counter_race, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_audit_tamper_pgsql, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_pgsql_reconnect, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_non_utf8_keys, setup, teardown),
