@@ -55,19 +55,32 @@ oidc_origin(struct pool *pool, const char *uri)
 	return pool_strndup(pool, uri, n);
 }
 
+int
+oidc_client_find(struct isso_app *app, const char *client_id, struct store_client **client_r)
+{
+	struct store_client *c = NULL;
+	int ret;
+
+	*client_r = NULL;
+	if (client_id == NULL || strlen(client_id) > 128)
+		return 0;
+	ret = store_client_get(app->store, client_id, &c);
+	if (ret < 0)
+		return ret;
+	if (c != NULL && c->status != CLIENT_APPROVED) {
+		store_client_free(c);
+		c = NULL;
+	}
+	*client_r = c;
+	return 0;
+}
+
 struct store_client *
 oidc_client(struct isso_app *app, const char *client_id)
 {
 	struct store_client *c = NULL;
 
-	if (client_id == NULL || strlen(client_id) > 128)
-		return NULL;
-	if (store_client_get(app->store, client_id, &c) < 0 || c == NULL)
-		return NULL;
-	if (c->status != CLIENT_APPROVED) {
-		store_client_free(c);
-		return NULL;
-	}
+	(void)oidc_client_find(app, client_id, &c);
 	return c;
 }
 
@@ -296,7 +309,11 @@ authorize(struct http_req *req, void *ctx)
 		           NULL);
 		goto out;
 	}
-	client = oidc_client(app, client_id);
+	/* A store that cannot answer is not an unknown client. */
+	if (oidc_client_find(app, client_id, &client) < 0) {
+		page_error(app, req, 503, "error.unavailable", "error.unavailable.message", NULL);
+		goto out;
+	}
 	if (client == NULL) {
 		page_error(app, req, 400, "error.client_title", "error.client_unknown", NULL);
 		goto out;

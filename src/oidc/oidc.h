@@ -56,6 +56,9 @@ const char *oidc_sub(struct isso_app *app, const char *client_id, const char *uu
 /* The client by id, only when approved; NULL otherwise. Caller frees with
  * store_client_free(). */
 struct store_client *oidc_client(struct isso_app *app, const char *client_id);
+/* The same, telling a store failure (< 0) from an unknown or unapproved
+ * client (0 with *client_r NULL). */
+int oidc_client_find(struct isso_app *app, const char *client_id, struct store_client **client_r);
 /* The origin (scheme://host[:port]) of an absolute URL, for CSP. */
 const char *oidc_origin(struct pool *pool, const char *uri);
 /* True when uri is one of the JSON array's strings, compared exactly. */

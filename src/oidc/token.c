@@ -313,7 +313,10 @@ oidc_client_auth(struct isso_app *app, struct http_req *req)
 		client_denied(req, basic, NULL, used, "client authentication missing");
 		return NULL;
 	}
-	c = oidc_client(app, id);
+	if (oidc_client_find(app, id, &c) < 0) {
+		oidc_json_error(req, 503, "temporarily_unavailable", NULL);
+		return NULL;
+	}
 	if (c == NULL) {
 		client_denied(req, basic, id, used, "unknown client");
 		return NULL;

@@ -156,6 +156,7 @@ struct store_driver {
 extern const struct store_driver *const store_drivers[];
 
 extern const struct store_driver store_driver_sqlite;
+extern const struct store_driver store_driver_pgsql;
 
 /* The prev_hash of the first audit row. */
 #define STORE_AUDIT_GENESIS "0000000000000000000000000000000000000000000000000000000000000000"

@@ -3,7 +3,9 @@
  * ISSO_TEST_STORE_DSN (default: a fresh SQLite file per test). With a DSN
  * from the environment the database is shared between tests, so every test
  * uses its own random ids and checks only its own rows; tests that need a
- * database of their own are skipped then. */
+ * database of their own are skipped then, except on PostgreSQL, where they
+ * create one (scripts/pg-test.sh runs this suite against a throwaway
+ * cluster). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -12,6 +14,7 @@
 #include <cmocka.h>
 #include <errno.h>
 #include <inttypes.h>
+#include <libpq-fe.h>
 #include <pthread.h>
 #include <sqlite3.h>
 #include <stdio.h>
@@ -113,6 +116,53 @@ starts_with(const char *s, const char *prefix)
 	return strncmp(s, prefix, strlen(prefix)) == 0;
 }
 
+static bool
+is_pgsql(void)
+{
+	return strcmp(test_driver, "postgresql") == 0;
+}
+
+/* PostgreSQL only: runs sql (a test's own fixed text) on a connection of
+ * its own to env_dsn, outside the store. Returns whether it succeeded. */
+static bool
+pg_admin(const char *sql)
+{
+	PGconn *db = PQconnectdb(env_dsn);
+	PGresult *res;
+	bool ok;
+
+	assert_int_equal(PQstatus(db), CONNECTION_OK);
+	res = PQexec(db, sql);
+	ok = PQresultStatus(res) == PGRES_COMMAND_OK || PQresultStatus(res) == PGRES_TUPLES_OK;
+	PQclear(res);
+	PQfinish(db);
+	return ok;
+}
+
+/* PostgreSQL only: a new empty database named after the test; dsn gets
+ * its conninfo (a later dbname overrides env_dsn's). */
+static void
+pg_create_db(struct fixture *f, char *name, size_t name_size, char *dsn, size_t dsn_size)
+{
+	char sql[128];
+
+	snprintf(name, name_size, "isso_%s", f->prefix);
+	for (char *p = name; *p != '\0'; p++)
+		assert_true((*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9') || *p == '_');
+	snprintf(sql, sizeof(sql), "CREATE DATABASE %s", name);
+	assert_true(pg_admin(sql));
+	snprintf(dsn, dsn_size, "%s dbname=%s", env_dsn, name);
+}
+
+static void
+pg_drop_db(const char *name)
+{
+	char sql[128];
+
+	snprintf(sql, sizeof(sql), "DROP DATABASE %s WITH (FORCE)", name);
+	assert_true(pg_admin(sql));
+}
+
 /* ---- open and migrations ---- */
 
 static void
@@ -174,10 +224,10 @@ test_migrations_sequence(void **state)
 	struct fixture *f = *state;
 	struct store *store = NULL;
 	const char *error = NULL;
-	char mdir[64], sub[128], path[192], dsn[160], real[192];
+	char mdir[64], sub[128], path[600], dsn[512], real[192], dbname[64] = "";
 	int version = 0;
 
-	if (!fresh_db())
+	if (!fresh_db() && !is_pgsql())
 		skip();
 	snprintf(mdir, sizeof(mdir), "/tmp/isso-migr-XXXXXX");
 	assert_non_null(mkdtemp(mdir));
@@ -189,7 +239,10 @@ test_migrations_sequence(void **state)
 	snprintf(path, sizeof(path), "%s/0002-extra.sql", sub);
 	write_file(path, "CREATE TABLE extra_test (x INTEGER);\n"
 	                 "CREATE TABLE extra_test2 (y INTEGER);\n");
-	snprintf(dsn, sizeof(dsn), "%s/m.db", f->dir);
+	if (is_pgsql())
+		pg_create_db(f, dbname, sizeof(dbname), dsn, sizeof(dsn));
+	else
+		snprintf(dsn, sizeof(dsn), "%s/m.db", f->dir);
 
 	assert_int_equal(store_open(test_driver, dsn, mdir, &store, &error), 0);
 	assert_int_equal(store_schema_version(store, &version), 0);
@@ -226,6 +279,10 @@ test_migrations_sequence(void **state)
 	unlink(path);
 	rmdir(sub);
 	rmdir(mdir);
+	if (is_pgsql()) {
+		pg_drop_db(dbname);
+		return;
+	}
 	snprintf(path, sizeof(path), "%s-wal", dsn);
 	unlink(path);
 	snprintf(path, sizeof(path), "%s-shm", dsn);
@@ -1690,6 +1747,252 @@ test_purge(void **state)
 	}
 }
 
+/* Counters several nodes bump at once lose no count: every eph_incr,
+ * rate_hit and throttle_take returns a value no other caller saw. */
+#define COUNT_THREADS 6
+#define COUNT_EACH    40
+
+struct count_args {
+	struct store *store;
+	const char *key;
+	pthread_barrier_t *barrier;
+	int incr[COUNT_EACH], rate[COUNT_EACH];
+	int errors;
+};
+
+static void *
+count_thread(void *arg)
+{
+	struct count_args *a = arg;
+	struct store_throttle t;
+
+	pthread_barrier_wait(a->barrier);
+	for (int i = 0; i < COUNT_EACH; i++) {
+		if (store_eph_incr(a->store, "count", a->key, NOW, NOW + 600, &a->incr[i]) != 0)
+			a->errors++;
+		if (store_rate_hit(a->store, a->key, 3600, NOW, &a->rate[i]) != 0)
+			a->errors++;
+		if (store_throttle_take(a->store, a->key, NOW * 1000, 1, 1000000, 0, &t) != 0)
+			a->errors++;
+	}
+	return NULL;
+}
+
+static void
+test_counter_race(void **state)
+{
+	struct fixture *f = *state;
+	struct count_args *args = calloc(COUNT_THREADS, sizeof(*args));
+	bool *seen_incr = calloc(COUNT_THREADS * COUNT_EACH + 1, 1);
+	bool *seen_rate = calloc(COUNT_THREADS * COUNT_EACH + 1, 1);
+	const int total = COUNT_THREADS * COUNT_EACH;
+	pthread_barrier_t barrier;
+	pthread_t th[COUNT_THREADS];
+	struct store_throttle t;
+	char key[64];
+
+	assert_non_null(args);
+	assert_non_null(seen_incr);
+	assert_non_null(seen_rate);
+	id(f, "count", key, sizeof(key));
+	assert_int_equal(pthread_barrier_init(&barrier, NULL, COUNT_THREADS), 0);
+	for (int i = 0; i < COUNT_THREADS; i++) {
+		args[i].store = f->store;
+		args[i].key = key;
+		args[i].barrier = &barrier;
+		assert_int_equal(pthread_create(&th[i], NULL, count_thread, &args[i]), 0);
+	}
+	for (int i = 0; i < COUNT_THREADS; i++)
+		assert_int_equal(pthread_join(th[i], NULL), 0);
+	pthread_barrier_destroy(&barrier);
+	for (int i = 0; i < COUNT_THREADS; i++) {
+		assert_int_equal(args[i].errors, 0);
+		for (int k = 0; k < COUNT_EACH; k++) {
+			assert_in_range(args[i].incr[k], 1, total);
+			assert_false(seen_incr[args[i].incr[k]]);
+			seen_incr[args[i].incr[k]] = true;
+			assert_in_range(args[i].rate[k], 1, total);
+			assert_false(seen_rate[args[i].rate[k]]);
+			seen_rate[args[i].rate[k]] = true;
+		}
+	}
+	/* Every take counted one (no time passed, no hold). */
+	assert_int_equal(store_throttle_get(f->store, key, NOW * 1000, &t), 0);
+	assert_int_equal(t.level, total);
+	free(seen_incr);
+	free(seen_rate);
+	free(args);
+}
+
+/* Workers of several nodes claim from one queue at once: each job is
+ * claimed exactly once. */
+struct claim_args {
+	struct store *store;
+	const char *kind;
+	char owner[16];
+	int claimed;
+};
+
+static void *
+claim_thread(void *arg)
+{
+	struct claim_args *a = arg;
+	struct store_job *j = NULL;
+
+	for (;;) {
+		if (store_job_claim(a->store, a->kind, a->owner, NOW, 60, &j) != 0 || j == NULL)
+			break;
+		a->claimed++;
+		if (store_job_done(a->store, j->id, a->owner) != 0)
+			a->claimed = -1000;
+		store_job_free(j);
+		j = NULL;
+	}
+	return NULL;
+}
+
+static void
+test_job_claim_race(void **state)
+{
+	struct fixture *f = *state;
+	struct claim_args args[6];
+	pthread_t th[6];
+	json_t *data = json_object();
+	char kind[64];
+	int total = 0;
+
+	id(f, "race", kind, sizeof(kind));
+	for (int i = 0; i < 60; i++)
+		assert_int_equal(store_job_add(f->store, kind, data, NOW, NOW, NOW + 100, NULL), 0);
+	for (int t = 0; t < 6; t++) {
+		args[t].store = f->store;
+		args[t].kind = kind;
+		snprintf(args[t].owner, sizeof(args[t].owner), "node-%d", t);
+		args[t].claimed = 0;
+		assert_int_equal(pthread_create(&th[t], NULL, claim_thread, &args[t]), 0);
+	}
+	for (int t = 0; t < 6; t++) {
+		assert_int_equal(pthread_join(th[t], NULL), 0);
+		assert_true(args[t].claimed >= 0);
+		total += args[t].claimed;
+	}
+	assert_int_equal(total, 60);
+	json_decref(data);
+}
+
+/* PostgreSQL only: the schema itself refuses to change or remove audit
+ * rows, even to the store's own role. */
+static void
+test_audit_tamper_pgsql(void **state)
+{
+	struct fixture *f = *state;
+	int64_t bad = -1;
+	bool ok = false;
+
+	if (!is_pgsql())
+		skip();
+	assert_int_equal(store_audit_append(f->store, NOW, "event", json_pack("{si}", "i", 1)), 0);
+	assert_false(pg_admin("UPDATE audit SET data = '{}'"));
+	assert_false(pg_admin("DELETE FROM audit"));
+	assert_false(pg_admin("TRUNCATE audit"));
+	assert_int_equal(store_audit_verify(f->store, &ok, &bad), 0);
+	assert_true(ok);
+}
+
+/* PostgreSQL only: connections the server ends (as a restart does) are
+ * replaced without failing the caller, and nothing is lost. */
+static void
+test_pgsql_reconnect(void **state)
+{
+	struct fixture *f = *state;
+	json_t *data, *got = NULL;
+	bool taken = false;
+	char eid[64];
+	int counter = -1;
+
+	if (!is_pgsql())
+		skip();
+	data = json_pack("{s:s}", "a", "b");
+	id(f, "conn", eid, sizeof(eid));
+	assert_int_equal(store_eph_put(f->store, "test", eid, data, NOW + 60), 0);
+	for (int round = 0; round < 3; round++) {
+		assert_true(
+		    pg_admin("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+		             "WHERE application_name = 'issod' AND pid <> pg_backend_pid()"));
+		usleep(50 * 1000);
+		assert_int_equal(store_eph_get(f->store, "test", eid, NOW, &got, &counter), 0);
+		assert_non_null(got);
+		assert_true(json_equal(got, data));
+		json_decref(got);
+		got = NULL;
+		assert_true(
+		    pg_admin("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+		             "WHERE application_name = 'issod' AND pid <> pg_backend_pid()"));
+		usleep(50 * 1000);
+		assert_int_equal(store_audit_append(f->store, NOW, "reconnect", NULL), 0);
+	}
+	assert_int_equal(store_eph_take(f->store, "test", eid, NOW, &taken), 0);
+	assert_true(taken);
+	json_decref(data);
+}
+
+/* Keys that are not UTF-8 (hostile input) find nothing, on every backend;
+ * nothing is half-done. */
+static void
+test_non_utf8_keys(void **state)
+{
+	struct fixture *f = *state;
+	struct store_client *c = NULL;
+	struct store_token *t = NULL;
+	json_t *data = NULL;
+	bool won = true, taken = true, found = true;
+	int counter = 0;
+	char bad[64];
+
+	snprintf(bad, sizeof(bad), "%s-\xff\xfe", f->prefix);
+	assert_int_equal(store_client_get(f->store, bad, &c), 0);
+	assert_null(c);
+	assert_int_equal(store_token_get(f->store, bad, NOW, &t), 0);
+	assert_null(t);
+	assert_int_equal(store_token_use(f->store, bad, NOW, &won), 0);
+	assert_false(won);
+	assert_int_equal(store_eph_get(f->store, "sid", bad, NOW, &data, &counter), 0);
+	assert_null(data);
+	assert_int_equal(store_eph_take(f->store, "sid", bad, NOW, &taken), 0);
+	assert_false(taken);
+	data = json_object();
+	assert_int_equal(store_eph_update(f->store, "sid", bad, data, NOW, &found), 0);
+	assert_false(found);
+	json_decref(data);
+	data = NULL;
+	assert_int_equal(store_eph_bump(f->store, "sid", bad, NOW, &counter), 0);
+	assert_int_equal(counter, -1);
+	assert_int_equal(store_token_revoke(f->store, bad), 0);
+}
+
+/* PostgreSQL only: a server that is not there fails the open with a
+ * reason, quickly. */
+static void
+test_pgsql_unreachable(void **state)
+{
+	struct store *store = NULL;
+	const char *error = NULL;
+
+	(void)state;
+	if (!is_pgsql())
+		skip();
+	assert_int_equal(store_open("postgresql", "host=/nonexistent-isso-dir dbname=isso",
+	                            MIGRATIONS_DIR, &store, &error),
+	                 ISSO_ERR_STORE);
+	assert_null(store);
+	assert_non_null(error);
+	assert_non_null(strstr(error, "cannot connect"));
+	error = NULL;
+	assert_int_equal(store_open("postgresql", "", MIGRATIONS_DIR, &store, &error),
+	                 ISSO_ERR_INVALID);
+	assert_null(store);
+}
+
 int
 main(void)
 {
@@ -1719,6 +2022,12 @@ main(void)
 	    cmocka_unit_test_setup_teardown(test_audit_tamper_sqlite, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_no_open_transaction_sqlite, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_jobs, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_job_claim_race, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_counter_race, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_audit_tamper_pgsql, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_pgsql_reconnect, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_non_utf8_keys, setup, teardown),
+	    cmocka_unit_test(test_pgsql_unreachable),
 	    cmocka_unit_test_setup_teardown(test_purge, setup, teardown),
 	};
 
