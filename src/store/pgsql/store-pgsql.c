@@ -79,6 +79,7 @@ enum pg_id {
 	PG_TOKEN_REVOKE_PERSON,
 	PG_EPH_PUT,
 	PG_EPH_GET,
+	PG_EPH_COUNT,
 	PG_EPH_UPDATE,
 	PG_EPH_DELETE,
 	PG_EPH_BUMP,
@@ -172,6 +173,7 @@ static const char *const pg_sql[PG_COUNT] = {
                    "data = excluded.data, counter = 0, expires_at = excluded.expires_at",
     [PG_EPH_GET] = "SELECT data, counter FROM eph WHERE kind = $1 AND id = $2 "
                    "AND expires_at > $3",
+    [PG_EPH_COUNT] = "SELECT COUNT(*) FROM eph WHERE kind = $1 AND expires_at > $2",
     [PG_EPH_UPDATE] = "UPDATE eph SET data = $3 WHERE kind = $1 AND id = $2 "
                       "AND expires_at > $4",
     [PG_EPH_DELETE] = "DELETE FROM eph WHERE kind = $1 AND id = $2",
@@ -1465,6 +1467,24 @@ pg_eph_put(struct store_backend *base, const char *kind, const char *id, const c
 }
 
 static int
+pg_eph_count(struct store_backend *base, const char *kind, int64_t now, int64_t *count_r)
+{
+	struct pg_backend *b = (struct pg_backend *)base;
+	struct pg_params p = {0};
+	PGresult *res = NULL;
+	int ret;
+
+	*count_r = 0;
+	pp_text(&p, kind);
+	pp_int(&p, now);
+	ret = pg_query(b, PG_EPH_COUNT, &p, "eph_count", &res, NULL);
+	if (ret == 0 && PQntuples(res) == 1)
+		*count_r = pg_col_int(res, 0, 0);
+	PQclear(res);
+	return ret;
+}
+
+static int
 pg_eph_get(struct store_backend *base, const char *kind, const char *id, int64_t now,
            json_t **data_r, int *counter_r)
 {
@@ -2049,6 +2069,7 @@ const struct store_driver store_driver_pgsql = {
     .token_revoke_person = pg_token_revoke_person,
     .eph_put = pg_eph_put,
     .eph_get = pg_eph_get,
+    .eph_count = pg_eph_count,
     .eph_update = pg_eph_update,
     .eph_delete = pg_eph_delete,
     .eph_bump = pg_eph_bump,
