@@ -6,11 +6,19 @@
  * access-handler call only records the method and returns (queueing a
  * response then would make MHD close the connection); later calls collect
  * the body; the call with *upload_data_size == 0 routes, runs the handler
- * and queues the response; the completion callback frees everything. */
+ * and queues the response; the completion callback frees everything.
+ *
+ * A handler that defers work (http_defer) returns without a response: the
+ * connection is suspended until a work pool thread has run the work and
+ * resumes it; MHD then calls the access handler once more, which runs the
+ * deferral's done and queues its response. A request whose connection is
+ * closed before done ran gets done(NULL) instead; one closed while its work
+ * still runs is freed by the pool thread when the work ends. */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <limits.h>
 #include <netinet/in.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -28,6 +36,7 @@
 #include "lib/isso.h"
 #include "lib/log.h"
 #include "lib/pool.h"
+#include "lib/worker.h"
 #include "lib/xmalloc.h"
 
 #define HTTP_MAX_PATH          2048
@@ -41,6 +50,7 @@
 #define HTTP_CONNECTION_LIMIT  1024
 #define HTTP_TIMEOUT_SECONDS   30
 #define HTTP_CONN_MEMORY_LIMIT (64 * 1024)
+#define HTTP_BUSY_RETRY_AFTER  "5" /* seconds, for a full work pool */
 
 #define HTTP_CSP_BASE                                                                              \
 	"default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "          \
@@ -73,6 +83,25 @@ struct http_server {
 	size_t n_cleanups, cap_cleanups;
 	struct MHD_Daemon *daemon;
 	int port;
+	/* deferred work: the pool, and one lock for every deferral's state */
+	struct worker_pool *defer_pool;
+	pthread_mutex_t defer_lock;
+	bool defer_stopping;
+};
+
+/* One http_defer in flight. The flags are read and written under the
+ * server's defer_lock. */
+struct http_deferral {
+	struct http_server *srv;
+	struct http_req *req;
+	struct MHD_Connection *conn;
+	http_work_fn *work;
+	http_done_fn *done;
+	void *ctx;
+	bool finished;  /* work has returned */
+	bool suspended; /* the connection waits for the work */
+	bool orphaned;  /* the request ended first: the pool thread frees it */
+	bool done_run;
 };
 
 struct resp_header {
@@ -111,6 +140,7 @@ struct http_req {
 	size_t n_csp_origins;
 	const char *csp_connect[HTTP_MAX_CSP_ORIGINS]; /* extra connect-src */
 	size_t n_csp_connect;
+	struct http_deferral *deferral;
 };
 
 /* ---- request state ---- */
@@ -142,15 +172,43 @@ wipe_kvs(struct http_kvs *kvs)
 }
 
 static void
-req_free(struct http_req *req)
+req_destroy(struct http_req *req)
 {
-	if (req == NULL)
-		return;
 	/* Forms carry passwords, PINs and OTPs. */
 	wipe_kvs(&req->form);
 	buf_free_secret(&req->body);
 	free(req->out);
+	free(req->deferral);
 	pool_free(req->pool);
+}
+
+/* The end of a request's life (MHD's completion callback). A deferral
+ * whose work still runs takes the request over; one whose work ran but
+ * whose done did not (the client left while suspended) is abandoned. */
+static void
+req_free(struct http_req *req)
+{
+	struct http_deferral *d;
+	bool abandon = false, orphan = false;
+
+	if (req == NULL)
+		return;
+	d = req->deferral;
+	if (d != NULL) {
+		pthread_mutex_lock(&req->srv->defer_lock);
+		if (!d->finished)
+			orphan = d->orphaned = true;
+		else
+			abandon = !d->done_run;
+		pthread_mutex_unlock(&req->srv->defer_lock);
+		if (orphan)
+			return; /* d and req now belong to the pool thread */
+		if (abandon) {
+			d->done_run = true;
+			d->done(NULL, d->ctx);
+		}
+	}
+	req_destroy(req);
 }
 
 struct pool *
@@ -726,6 +784,100 @@ http_csp_allow_connect(struct http_req *req, const char *origin)
 	csp_add(req, req->csp_connect, &req->n_csp_connect, origin);
 }
 
+/* ---- deferred work ---- */
+
+static void
+defer_task(void *arg)
+{
+	struct http_deferral *d = arg;
+	struct http_server *srv = d->srv;
+	struct MHD_Connection *conn = d->conn;
+	bool resume, orphan;
+
+	d->work(d->ctx);
+	pthread_mutex_lock(&srv->defer_lock);
+	d->finished = true;
+	resume = d->suspended;
+	orphan = d->orphaned;
+	pthread_mutex_unlock(&srv->defer_lock);
+	/* From here the request thread may finish and free the request: d
+	 * is not touched again unless it was orphaned (then it is ours). */
+	if (resume)
+		MHD_resume_connection(conn);
+	if (orphan) {
+		d->done_run = true;
+		d->done(NULL, d->ctx);
+		req_destroy(d->req);
+	}
+}
+
+int
+http_defer(struct http_req *req, http_work_fn *work, http_done_fn *done, void *ctx)
+{
+	struct http_server *srv = req->srv;
+	struct http_deferral *d;
+	int ret = ISSO_ERR_LIMIT;
+
+	if (work == NULL || done == NULL || req->deferral != NULL || req->conn == NULL)
+		return ISSO_ERR_INVALID;
+	if (srv->defer_pool == NULL) {
+		work(ctx);
+		done(req, ctx);
+		return 0;
+	}
+	d = xcalloc(1, sizeof(*d));
+	d->srv = srv;
+	d->req = req;
+	d->conn = req->conn;
+	d->work = work;
+	d->done = done;
+	d->ctx = ctx;
+	pthread_mutex_lock(&srv->defer_lock);
+	if (!srv->defer_stopping) {
+		req->deferral = d;
+		ret = worker_submit(srv->defer_pool, defer_task, d);
+		if (ret < 0)
+			req->deferral = NULL;
+		else
+			d = NULL;
+	}
+	pthread_mutex_unlock(&srv->defer_lock);
+	if (ret < 0)
+		log_warn("http_defer_busy", "path", req->path, NULL);
+	free(d);
+	return ret < 0 ? ISSO_ERR_LIMIT : 0;
+}
+
+void
+http_set_busy(struct http_req *req)
+{
+	http_set_header(req, "Retry-After", HTTP_BUSY_RETRY_AFTER);
+}
+
+/* After the handler: true when the request waits for its deferred work
+ * (the connection is now suspended), false when it can be answered. */
+static bool
+defer_wait(struct http_req *req)
+{
+	struct http_deferral *d = req->deferral;
+	bool wait = false;
+
+	if (d == NULL || d->done_run)
+		return false;
+	pthread_mutex_lock(&req->srv->defer_lock);
+	if (!d->finished) {
+		MHD_suspend_connection(req->conn);
+		d->suspended = true;
+		wait = true;
+	}
+	pthread_mutex_unlock(&req->srv->defer_lock);
+	if (!wait) {
+		d->done_run = true;
+		d->done(req, d->ctx);
+	}
+	return wait;
+}
+
 void
 http_send_error(struct http_req *req, int status)
 {
@@ -995,6 +1147,8 @@ dispatch(struct http_req *req)
 		set_allow(req, allowed);
 	} else {
 		r->fn(req, r->ctx);
+		if (defer_wait(req))
+			return MHD_YES;
 		if (!req->responded) {
 			log_error("http_no_response", "path", req->path, NULL);
 			http_send_error(req, 500);
@@ -1071,6 +1225,17 @@ access_cb(void *cls, struct MHD_Connection *conn, const char *url, const char *m
 		*upload_data_size = 0;
 		goto out;
 	}
+	if (req->deferral != NULL) {
+		/* resumed: the deferred work has run */
+		if (!defer_wait(req)) {
+			if (!req->responded) {
+				log_error("http_no_response", "path", req->path, NULL);
+				http_send_error(req, 500);
+			}
+			ret = queue_response(req);
+		}
+		goto out;
+	}
 	ret = dispatch(req);
 out:
 	return ret;
@@ -1099,6 +1264,7 @@ http_server_new(const struct http_server_settings *settings)
 	srv->pool = pool_new(0);
 	srv->set.listen = pool_strdup(srv->pool, settings->listen);
 	srv->max_body = settings->max_body > 0 ? settings->max_body : HTTP_DEFAULT_MAX_BODY;
+	pthread_mutex_init(&srv->defer_lock, NULL);
 	return srv;
 }
 
@@ -1176,8 +1342,9 @@ http_server_start(struct http_server *srv, const char **error_r)
 {
 	struct sockaddr_storage ss;
 	const union MHD_DaemonInfo *di;
-	unsigned int flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_ERROR_LOG;
-	unsigned int threads;
+	unsigned int flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_ERROR_LOG |
+	                     MHD_ALLOW_SUSPEND_RESUME;
+	unsigned int threads, defer_threads;
 	bool ipv6, dual;
 	long ncpu;
 	int ret = ISSO_ERR_IO;
@@ -1202,6 +1369,17 @@ http_server_start(struct http_server *srv, const char **error_r)
 	} else {
 		ncpu = sysconf(_SC_NPROCESSORS_ONLN);
 		threads = ncpu > 0 && ncpu < 256 ? (unsigned)ncpu : 1;
+	}
+	if (srv->set.defer_queue > 0) {
+		ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+		defer_threads = srv->set.defer_threads > 0 ? srv->set.defer_threads
+		                : ncpu > 0 && ncpu < 64    ? (unsigned)ncpu
+		                                           : 1;
+		if (worker_pool_new(defer_threads, srv->set.defer_queue, &srv->defer_pool) < 0) {
+			if (error_r != NULL)
+				*error_r = "cannot start the work pool";
+			goto out;
+		}
 	}
 	srv->daemon = MHD_start_daemon(
 	    flags, (uint16_t)srv->set.port, NULL, NULL, access_cb, srv, MHD_OPTION_EXTERNAL_LOGGER,
@@ -1234,8 +1412,16 @@ http_server_free(struct http_server *srv)
 {
 	if (srv == NULL)
 		return;
+	/* No new deferrals; the queued ones run, resuming their requests,
+	 * before the daemon may stop (it refuses to with suspended ones). */
+	pthread_mutex_lock(&srv->defer_lock);
+	srv->defer_stopping = true;
+	pthread_mutex_unlock(&srv->defer_lock);
+	worker_pool_free(srv->defer_pool);
+	srv->defer_pool = NULL;
 	if (srv->daemon != NULL)
 		MHD_stop_daemon(srv->daemon);
+	pthread_mutex_destroy(&srv->defer_lock);
 	for (size_t i = srv->n_cleanups; i > 0; i--)
 		srv->cleanups[i - 1].fn(srv->cleanups[i - 1].arg);
 	free(srv->cleanups);
