@@ -283,49 +283,105 @@ member_password_matches(const char *hash, const char *password)
 	return match;
 }
 
-int
-member_authenticate(struct isso_app *app, struct http_req *req, const char *login,
-                    const char *password, bool *ok_r, int *wait_r, char uuid_r[37])
-{
-	struct store_member *member = NULL;
+/* One password check in flight: begun on the request thread, verified on
+ * the hashing pool, ended back on the request thread. */
+struct member_auth {
+	struct isso_app *app;
+	struct store_member *member;
 	struct throttle_attempt attempt;
+	char *password; /* a copy, wiped once verified */
+	bool match;
+	member_auth_done_fn *done;
+	void *ctx;
+};
+
+static void
+member_auth_free(struct member_auth *a)
+{
+	xfree_secret(a->password);
+	store_member_free(a->member);
+	sodium_memzero(a, sizeof(*a));
+	free(a);
+}
+
+/* On the hashing pool: the argon2id verification, nothing else. */
+static void
+member_auth_work(void *arg)
+{
+	struct member_auth *a = arg;
+
+	a->match = member_password_matches(a->member != NULL ? a->member->password_hash
+	                                                     : a->app->dummy_password_hash,
+	                                   a->password);
+	xfree_secret(a->password);
+	a->password = NULL;
+}
+
+static void
+member_auth_done(struct http_req *req, void *arg)
+{
+	struct member_auth *a = arg;
+	struct member_auth_result res;
+
+	if (req == NULL) {
+		a->done(NULL, NULL, a->ctx);
+		goto out;
+	}
+	memset(&res, 0, sizeof(res));
+	if (a->member != NULL && a->match) {
+		res.ok = true;
+		memcpy(res.uuid, a->member->uuid, strlen(a->member->uuid) + 1);
+	}
+	throttle_end(a->app, req, &a->attempt, res.ok, res.ok ? res.uuid : NULL,
+	             a->member != NULL ? "wrong_password" : "unknown_login");
+	a->done(req, &res, a->ctx);
+out:
+	member_auth_free(a);
+}
+
+void
+member_authenticate(struct isso_app *app, struct http_req *req, const char *login,
+                    const char *password, member_auth_done_fn *done, void *ctx)
+{
+	struct member_auth *a = xcalloc(1, sizeof(*a));
+	struct member_auth_result res;
 	const char *method;
 	char key[65];
-	int ret;
-	bool match;
 
-	*ok_r = false;
-	*wait_r = 0;
-	uuid_r[0] = '\0';
-	if (strlen(login) > 254 || strlen(password) > 1024)
-		return ISSO_ERR_INVALID;
-	ret = member_lookup(app, login, &member, key);
-	if (ret < 0)
-		goto out;
+	memset(&res, 0, sizeof(res));
+	a->app = app;
+	a->done = done;
+	a->ctx = ctx;
+	if (strlen(login) > 254 || strlen(password) > 1024) {
+		res.ret = ISSO_ERR_INVALID;
+		goto answer;
+	}
+	res.ret = member_lookup(app, login, &a->member, key);
+	if (res.ret < 0)
+		goto answer;
 	/* Throttled per member, however it is named (account, e-mail, phone);
 	 * for a name that matches nobody, per that name, so the answers and
 	 * their timing tell nothing about whether an account exists. */
-	if (member != NULL)
-		secret_lookup_hash(&app->secrets, "member", member->uuid, key);
+	if (a->member != NULL)
+		secret_lookup_hash(&app->secrets, "member", a->member->uuid, key);
 	method = strncmp(http_path(req), "/app/", 5) == 0 ? "taipeipass-app" : "taipeipass";
-	ret = throttle_begin(app, req, method, key, member != NULL ? member->uuid : NULL, &attempt);
-	if (ret < 0)
-		goto out;
-	if (attempt.wait > 0) {
-		*wait_r = attempt.wait;
-		goto out;
+	res.ret = throttle_begin(app, req, method, key, a->member != NULL ? a->member->uuid : NULL,
+	                         &a->attempt);
+	if (res.ret < 0)
+		goto answer;
+	if (a->attempt.wait > 0) {
+		res.wait = a->attempt.wait;
+		goto answer;
 	}
-	match = member_password_matches(
-	    member != NULL ? member->password_hash : app->dummy_password_hash, password);
-	if (member != NULL && match) {
-		*ok_r = true;
-		memcpy(uuid_r, member->uuid, strlen(member->uuid) + 1);
-	}
-	throttle_end(app, req, &attempt, *ok_r, *ok_r ? uuid_r : NULL,
-	             member != NULL ? "wrong_password" : "unknown_login");
-out:
-	store_member_free(member);
-	return ret;
+	a->password = xstrdup(password);
+	if (http_defer(req, member_auth_work, member_auth_done, a) == 0)
+		return; /* a is member_auth_done's now */
+	/* Nothing was checked: the attempt must not count as a guess. */
+	throttle_cancel(app, &a->attempt);
+	res.ret = ISSO_ERR_LIMIT;
+answer:
+	done(req, &res, ctx);
+	member_auth_free(a);
 }
 
 int

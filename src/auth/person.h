@@ -50,15 +50,36 @@ int member_create(struct isso_app *app, const struct member_new *m, char uuid_r[
 const char *member_password_problem(struct isso_app *app, const char *password,
                                     const char *const *context);
 
+/* The outcome of a password check (member_authenticate). */
+struct member_auth_result {
+	/* 0; ISSO_ERR_INVALID (unusable login or password); a store error;
+	 * or ISSO_ERR_LIMIT: the server's hashing queue is full, nothing
+	 * was checked or counted (answer 503, http_set_busy). */
+	int ret;
+	bool ok;       /* the password is right: uuid names the member */
+	int wait;      /* > 0: refused unchecked, try again in that many seconds */
+	char uuid[37]; /* "" unless ok */
+};
+
+/* Finishes a request after member_authenticate: done(req, res, ctx) with
+ * the outcome, or done(NULL, NULL, ctx) when the request was abandoned
+ * (the client left while its password was checked): only release ctx. */
+typedef void member_auth_done_fn(struct http_req *req, const struct member_auth_result *res,
+                                 void *ctx);
+
 /* Checks a login name (account, e-mail or mobile number) and password for
  * the request req, throttled (auth/throttle.h): per member, however it is
  * named, and per login name when it names nobody, with the same answers
- * and timing; and per client address. Returns 0 with *ok_r and uuid_r set
- * on success; *wait_r > 0 when the attempt was refused unchecked: try
- * again in that many seconds. Otherwise spends one argon2id verification,
- * found or not. A successful check gives the browser a device cookie. */
-int member_authenticate(struct isso_app *app, struct http_req *req, const char *login,
-                        const char *password, bool *ok_r, int *wait_r, char uuid_r[37]);
+ * and timing; and per client address. Unless the attempt is refused
+ * unchecked (res->wait), it spends one argon2id verification, found or
+ * not, on the server's hashing pool (http_defer): the request thread is
+ * free meanwhile. Calls done exactly once, at once when no hash is needed
+ * or the queue is full; the caller returns right after this and responds
+ * only in done. The password is copied and the copy wiped after use on
+ * every path. A successful check gives the browser a device cookie. An
+ * abandoned check stays counted as a failed guess. */
+void member_authenticate(struct isso_app *app, struct http_req *req, const char *login,
+                         const char *password, member_auth_done_fn *done, void *ctx);
 
 /* Looks a member up by normalised mobile number; uuid_r empty when none. */
 int member_find_by_phone(struct isso_app *app, const char *phone, char uuid_r[37]);

@@ -122,15 +122,65 @@ static void app_return_step(struct isso_app *app, struct http_req *req, const ch
 static bool app_set_org(struct isso_app *app, json_t *txn, bool org);
 static bool app_save(struct isso_app *app, struct http_req *req, const char *id, json_t *txn);
 
+/* A login form waiting for its password check. */
+struct login_check {
+	struct isso_app *app;
+	const char *id;
+	json_t *txn;
+};
+
+/* The login form's second half, once the password was checked. */
+static void
+login_checked(struct http_req *req, const struct member_auth_result *res, void *ctx)
+{
+	struct login_check *lc = ctx;
+	struct isso_app *app = lc->app;
+	const char *account;
+	struct flow_auth auth;
+	char retry[16];
+
+	if (req == NULL)
+		goto out;
+	account = http_form(req, "account");
+	if (res->ret == ISSO_ERR_LIMIT) {
+		/* Too many passwords being checked: come back soon, never a
+		 * hang; the same for every account. */
+		http_set_busy(req);
+		login_page(app, req, lc->id, lc->txn, 503, "tp.busy", account);
+		goto out;
+	}
+	if (res->ret < 0) {
+		login_page(app, req, lc->id, lc->txn, 400, "tp.bad_login", account);
+		goto out;
+	}
+	if (res->wait > 0) {
+		/* Guessing is slowed, never locked out; the same words whether
+		 * or not the account exists. */
+		snprintf(retry, sizeof(retry), "%d", res->wait);
+		http_set_header(req, "Retry-After", retry);
+		login_page_wait(app, req, lc->id, lc->txn, 429, "tp.wait", account, res->wait);
+		goto out;
+	}
+	if (!res->ok) {
+		login_page(app, req, lc->id, lc->txn, 401, "tp.bad_login", account);
+		goto out;
+	}
+	memset(&auth, 0, sizeof(auth));
+	auth.uuid = res->uuid;
+	auth.method = &method_taipeipass;
+	auth.loa = LOA_LOW; /* flow_complete refuses it when more was asked */
+	flow_complete(app, req, lc->id, lc->txn, &auth);
+out:
+	json_decref(lc->txn);
+	lc->txn = NULL;
+}
+
 static void
 handle(struct isso_app *app, struct http_req *req, const char *step)
 {
 	const char *id = NULL, *account, *password;
 	json_t *txn;
-	bool ok = false;
-	int wait = 0;
-	char uuid[37], retry[16];
-	struct flow_auth auth;
+	struct login_check *lc;
 
 	if (step[0] != '\0' && strcmp(step, "app") != 0 && strcmp(step, "app-status") != 0 &&
 	    strcmp(step, "app-done") != 0 && strcmp(step, "app-return") != 0 &&
@@ -201,27 +251,12 @@ handle(struct isso_app *app, struct http_req *req, const char *step)
 		login_page(app, req, id, txn, 429, "error.rate_limited", account);
 		goto out;
 	}
-	if (member_authenticate(app, req, account, password, &ok, &wait, uuid) < 0) {
-		login_page(app, req, id, txn, 400, "tp.bad_login", account);
-		goto out;
-	}
-	if (wait > 0) {
-		/* Guessing is slowed, never locked out; the same words whether
-		 * or not the account exists. */
-		snprintf(retry, sizeof(retry), "%d", wait);
-		http_set_header(req, "Retry-After", retry);
-		login_page_wait(app, req, id, txn, 429, "tp.wait", account, wait);
-		goto out;
-	}
-	if (!ok) {
-		login_page(app, req, id, txn, 401, "tp.bad_login", account);
-		goto out;
-	}
-	memset(&auth, 0, sizeof(auth));
-	auth.uuid = uuid;
-	auth.method = &method_taipeipass;
-	auth.loa = LOA_LOW; /* flow_complete refuses it when more was asked */
-	flow_complete(app, req, id, txn, &auth);
+	lc = pool_alloc(http_pool(req), sizeof(*lc));
+	lc->app = app;
+	lc->id = id;
+	lc->txn = txn;
+	txn = NULL; /* login_checked's now */
+	member_authenticate(app, req, account, password, login_checked, lc);
 out:
 	json_decref(txn);
 }
@@ -858,6 +893,25 @@ app_picked(json_t *body)
 	return -1;
 }
 
+/* An app answer waiting for its password check. */
+struct app_check {
+	struct isso_app *app;
+	json_t *body, *data;
+};
+
+/* The password in the app's request body is wiped before the body goes. */
+static void
+app_wipe_password(json_t *body)
+{
+	const char *pw = json_string_value(json_object_get(body, "password"));
+
+	if (pw != NULL)
+		explicit_bzero((char *)pw, strlen(pw));
+}
+
+static void app_approve_checked(struct http_req *req, const struct member_auth_result *res,
+                                void *ctx);
+
 /* POST /app/v1/qr/approve: the app's answer: challenge (or the QR text /
  * app link), account, password, decision approve|deny, number (the one
  * picked: required to approve a scanned code), via "link" (the app was
@@ -870,12 +924,9 @@ app_approve_route(struct http_req *req, void *ctx)
 	struct isso_app *app = ctx;
 	const char *ch, *account, *password, *decision, *ubn, *via;
 	json_t *body = app_request(req, app_fields), *data = NULL;
-	struct store_org *org = NULL;
-	char *role = NULL, *return_url = NULL;
-	bool ok = false, approve, found = false, org_login, refused = false;
-	bool link, wrong_number = false;
-	char uuid[37], code[44], code_hash[65], retry[16];
-	int uses = 0, picked, wait = 0;
+	struct app_check *st;
+	bool approve, org_login, link;
+	int picked;
 
 	if (body == NULL) {
 		app_reply(req, 400, "error", "invalid_request");
@@ -930,20 +981,42 @@ app_approve_route(struct http_req *req, void *ctx)
 		goto out;
 	}
 	/* Password guessing here is slowed exactly as on the login page. */
-	if (member_authenticate(app, req, account, password, &ok, &wait, uuid) < 0) {
-		app_reply(req, 401, "error", "invalid_credentials");
-		goto out;
-	}
-	if (wait > 0) {
-		snprintf(retry, sizeof(retry), "%d", wait);
-		http_set_header(req, "Retry-After", retry);
-		app_reply(req, 429, "error", "slow_down");
-		goto out;
-	}
-	if (!ok) {
-		app_reply(req, 401, "error", "invalid_credentials");
-		goto out;
-	}
+	st = pool_alloc(http_pool(req), sizeof(*st));
+	st->app = app;
+	st->body = body;
+	st->data = data;
+	body = data = NULL; /* app_approve_checked's now */
+	member_authenticate(app, req, account, password, app_approve_checked, st);
+out:
+	app_wipe_password(body);
+	json_decref(body);
+	json_decref(data);
+}
+
+/* The app's answer once its password was checked: the challenge is
+ * answered (approved, denied or refused). */
+static void
+app_approve_finish(struct isso_app *app, struct http_req *req, json_t *body, json_t *data,
+                   const char *uuid)
+{
+	const char *ch, *decision, *ubn, *via;
+	struct store_org *org = NULL;
+	char *role = NULL, *return_url = NULL;
+	bool approve, found = false, org_login, refused = false;
+	bool link, wrong_number = false;
+	char code[44], code_hash[65];
+	int uses = 0, picked;
+
+	ch = app_challenge(body);
+	decision = json_string_value(json_object_get(body, "decision"));
+	ubn = json_string_value(json_object_get(body, "organisation"));
+	via = json_string_value(json_object_get(body, "via"));
+	picked = app_picked(body);
+	if (ubn != NULL && ubn[0] == '\0')
+		ubn = NULL;
+	approve = strcmp(decision, "approve") == 0;
+	link = via != NULL && strcmp(via, "link") == 0;
+	org_login = json_is_true(json_object_get(data, "org"));
 	/* A wrong pick ends this code: the citizen may be looking at someone
 	 * else's screen. */
 	if (approve && !link)
@@ -1022,8 +1095,33 @@ out:
 	xfree_secret(return_url);
 	store_org_free(org);
 	free(role);
-	json_decref(body);
-	json_decref(data);
+}
+
+static void
+app_approve_checked(struct http_req *req, const struct member_auth_result *res, void *ctx)
+{
+	struct app_check *st = ctx;
+	char retry[16];
+
+	if (req == NULL)
+		goto out;
+	if (res->ret == ISSO_ERR_LIMIT) {
+		http_set_busy(req);
+		app_reply(req, 503, "error", "busy");
+	} else if (res->ret < 0 || (res->wait <= 0 && !res->ok)) {
+		app_reply(req, 401, "error", "invalid_credentials");
+	} else if (res->wait > 0) {
+		snprintf(retry, sizeof(retry), "%d", res->wait);
+		http_set_header(req, "Retry-After", retry);
+		app_reply(req, 429, "error", "slow_down");
+	} else {
+		app_approve_finish(st->app, req, st->body, st->data, res->uuid);
+	}
+out:
+	app_wipe_password(st->body);
+	json_decref(st->body);
+	json_decref(st->data);
+	st->body = st->data = NULL;
 }
 
 /* ---- registration ---- */
