@@ -105,7 +105,7 @@ member_check(struct isso_app *app, const struct member_new *m)
 
 /* argon2id of the NFKC form of password into out (128 bytes). */
 static int
-member_hash_password(const char *password, char out[128])
+hash_password(const char *password, char out[128])
 {
 	char *norm = password_normalize(password);
 	int ret;
@@ -154,7 +154,12 @@ member_create(struct isso_app *app, const struct member_new *m, char uuid_r[37],
 	ret = secret_seal(&app->secrets, text, strlen(text), &sealed);
 	if (ret < 0)
 		goto out;
-	ret = member_hash_password(m->password, pwhash);
+	if (m->password_hash != NULL) {
+		ret = snprintf(pwhash, sizeof(pwhash), "%s", m->password_hash);
+		ret = ret > 0 && (size_t)ret < sizeof(pwhash) ? 0 : ISSO_ERR_INVALID;
+	} else {
+		ret = hash_password(m->password, pwhash);
+	}
 	if (ret < 0)
 		goto out;
 
@@ -423,12 +428,72 @@ int
 member_set_password(struct isso_app *app, const char *uuid, const char *password)
 {
 	char hash[128];
-	int ret = member_hash_password(password, hash);
+	int ret = hash_password(password, hash);
 
 	if (ret == 0)
 		ret = store_member_set_password(app->store, uuid, hash);
 	sodium_memzero(hash, sizeof(hash));
 	return ret;
+}
+
+int
+member_set_password_hash(struct isso_app *app, const char *uuid, const char *hash)
+{
+	return store_member_set_password(app->store, uuid, hash);
+}
+
+/* One new password being hashed on the hashing pool. */
+struct member_hash {
+	char *password; /* a copy, wiped once hashed */
+	char hash[128];
+	int ret;
+	member_hash_done_fn *done;
+	void *ctx;
+};
+
+static void
+member_hash_free(struct member_hash *h)
+{
+	xfree_secret(h->password);
+	sodium_memzero(h, sizeof(*h));
+	free(h);
+}
+
+static void
+member_hash_work(void *arg)
+{
+	struct member_hash *h = arg;
+
+	h->ret = hash_password(h->password, h->hash);
+	xfree_secret(h->password);
+	h->password = NULL;
+}
+
+static void
+member_hash_done(struct http_req *req, void *arg)
+{
+	struct member_hash *h = arg;
+
+	if (req == NULL)
+		h->done(NULL, 0, NULL, h->ctx);
+	else
+		h->done(req, h->ret, h->ret == 0 ? h->hash : NULL, h->ctx);
+	member_hash_free(h);
+}
+
+void
+member_hash_password(struct http_req *req, const char *password, member_hash_done_fn *done,
+                     void *ctx)
+{
+	struct member_hash *h = xcalloc(1, sizeof(*h));
+
+	h->password = xstrdup(password);
+	h->done = done;
+	h->ctx = ctx;
+	if (http_defer(req, member_hash_work, member_hash_done, h) == 0)
+		return;
+	done(req, ISSO_ERR_LIMIT, NULL, ctx);
+	member_hash_free(h);
 }
 
 int

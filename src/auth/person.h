@@ -26,6 +26,9 @@ struct member_new {
 	const char *address;
 	bool gold;
 	bool phone_verified; /* the phone was proven (SMS code) when enrolling */
+	/* The password already hashed (member_hash_password): stored as is;
+	 * password is then only checked. NULL: member_create hashes it. */
+	const char *password_hash;
 };
 
 /* Checks the fields of a new member a citizen chose without writing
@@ -81,13 +84,30 @@ typedef void member_auth_done_fn(struct http_req *req, const struct member_auth_
 void member_authenticate(struct isso_app *app, struct http_req *req, const char *login,
                          const char *password, member_auth_done_fn *done, void *ctx);
 
+/* Finishes a request after member_hash_password: ret 0 with hash (the
+ * argon2id string, wiped after done returns), ISSO_ERR_LIMIT when the
+ * hashing queue is full (answer 503, http_set_busy; nothing was done), or
+ * ISSO_ERR_INVALID (not UTF-8). req NULL: the request was abandoned, only
+ * release ctx. */
+typedef void member_hash_done_fn(struct http_req *req, int ret, const char *hash, void *ctx);
+
+/* Hashes a new password (its NFKC form) on the server's hashing pool, for
+ * member_create (member_new.password_hash) or member_set_password_hash.
+ * Calls done exactly once (at once when the queue is full); the caller
+ * returns right after this and responds only in done. The password is
+ * copied and the copy wiped after use. */
+void member_hash_password(struct http_req *req, const char *password, member_hash_done_fn *done,
+                          void *ctx);
+
 /* Looks a member up by normalised mobile number; uuid_r empty when none. */
 int member_find_by_phone(struct isso_app *app, const char *phone, char uuid_r[37]);
 /* The member's account name and e-mail, for context words (malloc'd,
  * each NULL when unknown; the caller frees). */
 int member_context(struct isso_app *app, const char *uuid, char **account_r, char **email_r);
-/* Sets a new password (hashed in its NFKC form). */
+/* Sets a new password (hashed in its NFKC form, on this thread). */
 int member_set_password(struct isso_app *app, const char *uuid, const char *password);
+/* Sets a password hashed by member_hash_password. */
+int member_set_password_hash(struct isso_app *app, const char *uuid, const char *hash);
 
 /* The sealed personal data of uuid as a JSON object (name, id_number,
  * birthdate, email, phone, address, account, level), or NULL. */

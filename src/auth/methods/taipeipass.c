@@ -1328,55 +1328,68 @@ resend(struct isso_app *app, struct http_req *req, const char *kind, const char 
 	verify_page(app, req, tmpl, purpose, pending, phone, 200, "otp.resent");
 }
 
+/* A registration whose SMS code is being checked, its password hashed
+ * meanwhile. */
+struct reg_check {
+	struct isso_app *app;
+	const char *pending;
+	json_t *data;
+	char *password;
+};
+
+/* The registration's second half, once the password is hashed: the code,
+ * then the new member. */
 static void
-register_verify(struct isso_app *app, struct http_req *req)
+register_hashed(struct http_req *req, int hret, const char *hash, void *ctx)
 {
-	const char *pending = NULL;
-	json_t *data = pending_load(app, req, "reg", &pending);
-	const char *code = http_form(req, "code");
-	const char *phone, *error_key = NULL;
-	char *password = NULL, uuid[37];
+	struct reg_check *rc = ctx;
+	struct isso_app *app = rc->app;
+	const char *code, *phone, *error_key = NULL;
+	char uuid[37];
 	enum otp_result r;
 	int left = 0, ret;
 	struct member_new m;
 
-	if (data == NULL) {
+	if (req == NULL)
+		goto out;
+	code = http_form(req, "code");
+	phone = json_string_value(json_object_get(rc->data, "phone"));
+	if (hret == ISSO_ERR_LIMIT) {
+		/* Nothing was checked: the same code works once more. */
+		http_set_busy(req);
+		verify_page(app, req, "register-verify", "tp-reg", rc->pending, phone, 503,
+		            "tp.busy");
+		goto out;
+	}
+	if (hret < 0) {
+		(void)store_eph_delete(app->store, "reg", rc->pending);
 		register_page(app, req, 400, "otp.expired", NULL);
 		goto out;
 	}
-	phone = json_string_value(json_object_get(data, "phone"));
-	if (http_form(req, "resend") != NULL) {
-		resend(app, req, "reg", "tp-reg", "register-verify", pending, data);
-		goto out;
-	}
-	if (code == NULL || otp_check(app, json_string_value(json_object_get(data, "otp")),
-	                              "register", phone, code, &r, &left) < 0) {
-		verify_page(app, req, "register-verify", "tp-reg", pending, phone, 400,
+	if (otp_check(app, json_string_value(json_object_get(rc->data, "otp")), "register", phone,
+	              code, &r, &left) < 0) {
+		verify_page(app, req, "register-verify", "tp-reg", rc->pending, phone, 400,
 		            "otp.wrong");
 		goto out;
 	}
 	if (r != OTP_OK) {
 		if (r == OTP_WRONG) {
-			verify_page(app, req, "register-verify", "tp-reg", pending, phone, 400,
+			verify_page(app, req, "register-verify", "tp-reg", rc->pending, phone, 400,
 			            otp_result_key(r));
 		} else {
-			(void)store_eph_delete(app->store, "reg", pending);
+			(void)store_eph_delete(app->store, "reg", rc->pending);
 			register_page(app, req, 400, otp_result_key(r), NULL);
 		}
 		goto out;
 	}
-	(void)store_eph_delete(app->store, "reg", pending);
-	if (secret_open(&app->secrets, json_string_value(json_object_get(data, "password")),
-	                &password) < 0) {
-		register_page(app, req, 400, "otp.expired", NULL);
-		goto out;
-	}
+	(void)store_eph_delete(app->store, "reg", rc->pending);
 	memset(&m, 0, sizeof(m));
-	m.account = json_string_value(json_object_get(data, "account"));
+	m.account = json_string_value(json_object_get(rc->data, "account"));
 	m.phone = phone;
-	m.email = json_string_value(json_object_get(data, "email"));
-	m.name = json_string_value(json_object_get(data, "name"));
-	m.password = password;
+	m.email = json_string_value(json_object_get(rc->data, "email"));
+	m.name = json_string_value(json_object_get(rc->data, "name"));
+	m.password = rc->password;
+	m.password_hash = hash;
 	m.phone_verified = true; /* by the code just checked */
 	ret = member_create(app, &m, uuid, &error_key);
 	if (ret < 0) {
@@ -1389,6 +1402,53 @@ register_verify(struct isso_app *app, struct http_req *req)
 	store_audit_append(app->store, app_now(), "member_registered",
 	                   json_pack("{s:s}", "uuid", uuid));
 	done_page(app, req, "tp.register_done_title", "tp.register_done");
+out:
+	xfree_secret(rc->password);
+	rc->password = NULL;
+	json_decref(rc->data);
+	rc->data = NULL;
+}
+
+static void
+register_verify(struct isso_app *app, struct http_req *req)
+{
+	const char *pending = NULL;
+	json_t *data = pending_load(app, req, "reg", &pending);
+	const char *code = http_form(req, "code");
+	const char *phone;
+	char *password = NULL;
+	struct reg_check *rc;
+
+	if (data == NULL) {
+		register_page(app, req, 400, "otp.expired", NULL);
+		goto out;
+	}
+	phone = json_string_value(json_object_get(data, "phone"));
+	if (http_form(req, "resend") != NULL) {
+		resend(app, req, "reg", "tp-reg", "register-verify", pending, data);
+		goto out;
+	}
+	if (code == NULL) {
+		verify_page(app, req, "register-verify", "tp-reg", pending, phone, 400,
+		            "otp.wrong");
+		goto out;
+	}
+	if (secret_open(&app->secrets, json_string_value(json_object_get(data, "password")),
+	                &password) < 0) {
+		(void)store_eph_delete(app->store, "reg", pending);
+		register_page(app, req, 400, "otp.expired", NULL);
+		goto out;
+	}
+	/* The password is hashed on the hashing pool while the code waits:
+	 * each code tried costs one hash, as many as the code allows tries. */
+	rc = pool_alloc(http_pool(req), sizeof(*rc));
+	rc->app = app;
+	rc->pending = pending;
+	rc->data = data;
+	rc->password = password;
+	data = NULL;
+	password = NULL;
+	member_hash_password(req, rc->password, register_hashed, rc);
 out:
 	xfree_secret(password);
 	json_decref(data);
@@ -1480,43 +1540,42 @@ reset_notify(struct isso_app *app, const char *phone)
 		log_warn("reset_notice_failed", NULL);
 }
 
+/* A password reset whose SMS code is being checked, the new password
+ * hashed meanwhile. */
+struct reset_check {
+	struct isso_app *app;
+	const char *pending;
+	json_t *data;
+};
+
+/* The reset's second half, once the new password is hashed. */
 static void
-forgot_verify(struct isso_app *app, struct http_req *req)
+forgot_hashed(struct http_req *req, int hret, const char *hash, void *ctx)
 {
-	const char *pending = NULL;
-	json_t *data = pending_load(app, req, "reset", &pending);
-	const char *code = http_form(req, "code");
-	const char *password = http_form(req, "password");
-	const char *password2 = http_form(req, "password2");
-	const char *phone, *problem;
+	struct reset_check *fc = ctx;
+	struct isso_app *app = fc->app;
+	const char *pending = fc->pending, *code, *password, *phone, *problem;
+	json_t *data = fc->data;
 	char uuid[37], *account = NULL, *email = NULL;
 	enum otp_result r = OTP_EXPIRED;
 	int left = 0;
 	bool found = false;
 
-	if (data == NULL) {
-		forgot_page(app, req, 400, "otp.expired");
+	if (req == NULL)
 		goto out;
-	}
+	code = http_form(req, "code");
+	password = http_form(req, "password");
 	phone = json_string_value(json_object_get(data, "phone"));
-	if (http_form(req, "resend") != NULL) {
-		resend(app, req, "reset", "tp-forgot", "forgot-verify", pending, data);
+	if (hret == ISSO_ERR_LIMIT) {
+		/* Nothing was checked: the same code works once more. */
+		http_set_busy(req);
+		verify_page(app, req, "forgot-verify", "tp-forgot", pending, phone, 503, "tp.busy");
 		goto out;
 	}
-	if (password == NULL || password2 == NULL || strcmp(password, password2) != 0) {
+	if (hret < 0) {
 		verify_page(app, req, "forgot-verify", "tp-forgot", pending, phone, 400,
-		            "password.mismatch");
+		            "password.too_short");
 		goto out;
-	}
-	/* Before the code, only what the requester typed counts as context:
-	 * the member's own words would tell a stranger about the account. */
-	{
-		const char *context[] = {phone, NULL};
-		if ((problem = member_password_problem(app, password, context)) != NULL) {
-			verify_page(app, req, "forgot-verify", "tp-forgot", pending, phone, 400,
-			            problem);
-			goto out;
-		}
 	}
 	/* A reset whose code was right but whose password contained the
 	 * member's own words goes on without a second code. */
@@ -1556,7 +1615,7 @@ forgot_verify(struct isso_app *app, struct http_req *req)
 		}
 	}
 	(void)store_eph_delete(app->store, "reset", pending);
-	if (member_set_password(app, uuid, password) < 0) {
+	if (member_set_password_hash(app, uuid, hash) < 0) {
 		forgot_page(app, req, 400, "otp.expired");
 		goto out;
 	}
@@ -1573,6 +1632,59 @@ forgot_verify(struct isso_app *app, struct http_req *req)
 out:
 	free(account);
 	free(email);
+	json_decref(data);
+	fc->data = NULL;
+}
+
+static void
+forgot_verify(struct isso_app *app, struct http_req *req)
+{
+	const char *pending = NULL;
+	json_t *data = pending_load(app, req, "reset", &pending);
+	const char *code = http_form(req, "code");
+	const char *password = http_form(req, "password");
+	const char *password2 = http_form(req, "password2");
+	const char *phone, *problem;
+	struct reset_check *fc;
+
+	if (data == NULL) {
+		forgot_page(app, req, 400, "otp.expired");
+		goto out;
+	}
+	phone = json_string_value(json_object_get(data, "phone"));
+	if (http_form(req, "resend") != NULL) {
+		resend(app, req, "reset", "tp-forgot", "forgot-verify", pending, data);
+		goto out;
+	}
+	if (password == NULL || password2 == NULL || strcmp(password, password2) != 0) {
+		verify_page(app, req, "forgot-verify", "tp-forgot", pending, phone, 400,
+		            "password.mismatch");
+		goto out;
+	}
+	/* Before the code, only what the requester typed counts as context:
+	 * the member's own words would tell a stranger about the account. */
+	{
+		const char *context[] = {phone, NULL};
+		if ((problem = member_password_problem(app, password, context)) != NULL) {
+			verify_page(app, req, "forgot-verify", "tp-forgot", pending, phone, 400,
+			            problem);
+			goto out;
+		}
+	}
+	if (!json_is_true(json_object_get(data, "proven")) && code == NULL) {
+		verify_page(app, req, "forgot-verify", "tp-forgot", pending, phone, 400,
+		            "otp.wrong");
+		goto out;
+	}
+	/* The new password is hashed on the hashing pool while the code
+	 * waits: each code tried costs one hash, as many as the code allows. */
+	fc = pool_alloc(http_pool(req), sizeof(*fc));
+	fc->app = app;
+	fc->pending = pending;
+	fc->data = data;
+	data = NULL;
+	member_hash_password(req, password, forgot_hashed, fc);
+out:
 	json_decref(data);
 }
 
