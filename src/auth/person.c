@@ -369,6 +369,12 @@ member_authenticate(struct isso_app *app, struct http_req *req, const char *logi
 	 * their timing tell nothing about whether an account exists. */
 	if (a->member != NULL)
 		secret_lookup_hash(&app->secrets, "member", a->member->uuid, key);
+	/* A place in the hashing queue before anything is counted: a full
+	 * queue refuses an attempt that counted nothing. */
+	if (!http_defer_reserve(req)) {
+		res.ret = ISSO_ERR_LIMIT;
+		goto answer;
+	}
 	method = strncmp(http_path(req), "/app/", 5) == 0 ? "taipeipass-app" : "taipeipass";
 	res.ret = throttle_begin(app, req, method, key, a->member != NULL ? a->member->uuid : NULL,
 	                         &a->attempt);
@@ -381,7 +387,8 @@ member_authenticate(struct isso_app *app, struct http_req *req, const char *logi
 	a->password = xstrdup(password);
 	if (http_defer(req, member_auth_work, member_auth_done, a) == 0)
 		return; /* a is member_auth_done's now */
-	/* Nothing was checked: the attempt must not count as a guess. */
+	/* The server stops: nothing was checked, the attempt must not count
+	 * as a guess. */
 	throttle_cancel(app, &a->attempt);
 	res.ret = ISSO_ERR_LIMIT;
 answer:

@@ -66,7 +66,8 @@ void throttle_end(struct isso_app *app, struct http_req *req, struct throttle_at
                   const char *uuid, const char *reason);
 
 /* Instead of throttle_end when the password could not be checked at all
- * (the hashing queue was full): what the attempt counted is given back,
+ * (the server stopped before the check was queued): what the attempt
+ * counted is given back (store_throttle_give, which also lifts holds),
  * and nothing is logged as a failure. */
 void throttle_cancel(struct isso_app *app, struct throttle_attempt *a);
 

@@ -128,6 +128,12 @@ typedef void http_done_fn(struct http_req *req, void *ctx);
  * one deferral per request. A server started without a work pool runs
  * work and done at once, on the calling thread. */
 int http_defer(struct http_req *req, http_work_fn *work, http_done_fn *done, void *ctx);
+/* Holds a place in the queue for this request's http_defer, taken before
+ * steps that cannot be taken back (counting a password guess). Returns
+ * false when the queue is full or the server stops (answer 503). Once it
+ * returned true, http_defer refuses only when the server stops; a place
+ * not used by the time the handler returns is given back. */
+bool http_defer_reserve(struct http_req *req);
 /* Says Retry-After for a request refused because the work pool is full:
  * the caller then renders its 503 page or JSON. */
 void http_set_busy(struct http_req *req);

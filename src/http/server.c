@@ -86,6 +86,7 @@ struct http_server {
 	/* deferred work: the pool, and one lock for every deferral's state */
 	struct worker_pool *defer_pool;
 	pthread_mutex_t defer_lock;
+	unsigned defer_waiting; /* reserved or queued, work not started */
 	bool defer_stopping;
 };
 
@@ -141,6 +142,7 @@ struct http_req {
 	const char *csp_connect[HTTP_MAX_CSP_ORIGINS]; /* extra connect-src */
 	size_t n_csp_connect;
 	struct http_deferral *deferral;
+	bool defer_reserved; /* holds a place in the work queue */
 };
 
 /* ---- request state ---- */
@@ -794,6 +796,9 @@ defer_task(void *arg)
 	struct MHD_Connection *conn = d->conn;
 	bool resume, orphan;
 
+	pthread_mutex_lock(&srv->defer_lock);
+	srv->defer_waiting--;
+	pthread_mutex_unlock(&srv->defer_lock);
 	d->work(d->ctx);
 	pthread_mutex_lock(&srv->defer_lock);
 	d->finished = true;
@@ -833,19 +838,57 @@ http_defer(struct http_req *req, http_work_fn *work, http_done_fn *done, void *c
 	d->done = done;
 	d->ctx = ctx;
 	pthread_mutex_lock(&srv->defer_lock);
-	if (!srv->defer_stopping) {
+	if (!srv->defer_stopping &&
+	    (req->defer_reserved || srv->defer_waiting < srv->set.defer_queue)) {
 		req->deferral = d;
 		ret = worker_submit(srv->defer_pool, defer_task, d);
-		if (ret < 0)
+		if (ret < 0) {
 			req->deferral = NULL;
-		else
+		} else {
+			if (!req->defer_reserved)
+				srv->defer_waiting++;
+			req->defer_reserved = false; /* the task holds the place now */
 			d = NULL;
+		}
 	}
 	pthread_mutex_unlock(&srv->defer_lock);
 	if (ret < 0)
 		log_warn("http_defer_busy", "path", req->path, NULL);
 	free(d);
 	return ret < 0 ? ISSO_ERR_LIMIT : 0;
+}
+
+bool
+http_defer_reserve(struct http_req *req)
+{
+	struct http_server *srv = req->srv;
+	bool ok = true;
+
+	if (srv->defer_pool == NULL || req->defer_reserved)
+		return true;
+	pthread_mutex_lock(&srv->defer_lock);
+	if (srv->defer_stopping || srv->defer_waiting >= srv->set.defer_queue) {
+		ok = false;
+	} else {
+		srv->defer_waiting++;
+		req->defer_reserved = true;
+	}
+	pthread_mutex_unlock(&srv->defer_lock);
+	if (!ok)
+		log_warn("http_defer_busy", "path", req->path, NULL);
+	return ok;
+}
+
+/* Gives back a place reserved but not used by the handler (or done). */
+static void
+defer_unreserve(struct http_req *req)
+{
+	if (!req->defer_reserved)
+		return;
+	pthread_mutex_lock(&req->srv->defer_lock);
+	req->srv->defer_waiting--;
+	req->defer_reserved = false;
+	pthread_mutex_unlock(&req->srv->defer_lock);
 }
 
 void
@@ -874,6 +917,7 @@ defer_wait(struct http_req *req)
 	if (!wait) {
 		d->done_run = true;
 		d->done(req, d->ctx);
+		defer_unreserve(req);
 	}
 	return wait;
 }
@@ -1147,6 +1191,7 @@ dispatch(struct http_req *req)
 		set_allow(req, allowed);
 	} else {
 		r->fn(req, r->ctx);
+		defer_unreserve(req);
 		if (defer_wait(req))
 			return MHD_YES;
 		if (!req->responded) {

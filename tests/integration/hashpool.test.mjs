@@ -40,7 +40,10 @@ before(async () => {
   rpStorm = await storm.registerClient({ name: 'storm rp', redirectUris: [RP], scope: 'openid' });
   busy = await startStack({
     label: 'hashpool-busy',
-    env: { ISSO_SERVER_HASH_WORKERS: '1', ISSO_SERVER_HASH_QUEUE: '1' },
+    // no free failures: an attempt that counted would hold its account
+    // back a second, so an immediate retry shows that a refusal counted
+    // nothing
+    env: { ISSO_SERVER_HASH_WORKERS: '1', ISSO_SERVER_HASH_QUEUE: '1', ISSO_SECURITY_ACCOUNT_FREE_FAILURES: '0' },
   });
   rpBusy = await busy.registerClient({ name: 'busy rp', redirectUris: [RP], scope: 'openid' });
 }, { timeout: limit(60_000) });

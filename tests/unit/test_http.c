@@ -1134,6 +1134,28 @@ h_defer(struct http_req *req, void *ctx)
 	http_send(req, 503, "text/plain", "busy", 4);
 }
 
+/* Reserves first, as a handler does before steps it cannot take back. */
+static void
+h_defer_check(struct http_req *req, void *ctx)
+{
+	if (!http_defer_reserve(req)) {
+		http_set_busy(req);
+		http_send(req, 503, "text/plain", "busy-check", 10);
+		return;
+	}
+	h_defer(req, ctx);
+}
+
+/* Reserves a place and answers without deferring: the place comes back. */
+static void
+h_reserve_only(struct http_req *req, void *ctx)
+{
+	if (http_defer_reserve(req))
+		http_send(req, 200, "text/plain", "reserved", 8);
+	else
+		http_send(req, 503, "text/plain", "busy", 4);
+}
+
 /* A server whose work pool has one thread and room for one waiting task;
  * one request thread, so a blocked handler would block everything. */
 static struct http_server *
@@ -1149,6 +1171,8 @@ defer_server(unsigned queue, int *port_r)
 	const char *err = NULL;
 
 	http_route(s, HTTP_POST, "/defer", h_defer, NULL);
+	http_route(s, HTTP_POST, "/defer-check", h_defer_check, NULL);
+	http_route(s, HTTP_POST, "/reserve", h_reserve_only, NULL);
 	http_route(s, HTTP_GET, "/hello", h_hello, NULL);
 	if (http_server_start(s, &err) != 0)
 		fail_msg("start: %s", err);
@@ -1171,16 +1195,22 @@ wait_for(atomic_int *counter, int want)
 }
 
 static void
-post_defer(struct conn *c, int p, const char *pw)
+post_to(struct conn *c, int p, const char *path, const char *pw)
 {
 	char raw[256];
 	int n = snprintf(raw, sizeof(raw),
-	                 "POST /defer HTTP/1.1\r\nHost: t\r\nContent-Type: "
+	                 "POST %s HTTP/1.1\r\nHost: t\r\nContent-Type: "
 	                 "application/x-www-form-urlencoded\r\nContent-Length: %zu\r\n\r\npw=%s",
-	                 strlen(pw) + 3, pw);
+	                 path, strlen(pw) + 3, pw);
 
 	conn_open(c, p);
 	conn_send(c, raw, (size_t)n);
+}
+
+static void
+post_defer(struct conn *c, int p, const char *pw)
+{
+	post_to(c, p, "/defer", pw);
 }
 
 /* While the work waits, the only request thread serves other requests;
@@ -1234,6 +1264,13 @@ test_defer_queue_full(void **state)
 	int p;
 	struct http_server *s = defer_server(1, &p);
 
+	/* a place reserved but not used is given back */
+	for (int i = 0; i < 3; i++) {
+		post_to(c, p, "/reserve", "x");
+		assert_true(conn_read(c, r, false));
+		assert_string_equal(r->body, "reserved");
+		conn_close(c);
+	}
 	post_defer(a, p, "one");
 	wait_for(&works_started, 1);
 	post_defer(b, p, "second");
@@ -1241,13 +1278,26 @@ test_defer_queue_full(void **state)
 	post_defer(c, p, "third");
 	assert_true(conn_read(c, r, false));
 	assert_int_equal(r->status, 503);
+	assert_string_equal(r->body, "busy");
 	assert_header(r, "Retry-After", "5");
+	conn_close(c);
+	/* asking first says so too */
+	post_to(c, p, "/defer-check", "fourth");
+	assert_true(conn_read(c, r, false));
+	assert_int_equal(r->status, 503);
+	assert_string_equal(r->body, "busy-check");
 	assert_int_equal(atomic_load(&defers_queued), 2);
 	atomic_store(&gate_open, true);
 	assert_true(conn_read(a, r, false));
 	assert_string_equal(r->body, "len=3");
 	assert_true(conn_read(b, r, false));
 	assert_string_equal(r->body, "len=6");
+	conn_close(c);
+	/* room again */
+	post_to(c, p, "/defer-check", "fifth");
+	assert_true(conn_read(c, r, false));
+	assert_int_equal(r->status, 200);
+	assert_string_equal(r->body, "len=5");
 	conn_close(a);
 	conn_close(b);
 	conn_close(c);
