@@ -105,7 +105,7 @@ member_check(struct isso_app *app, const struct member_new *m)
 
 /* argon2id of the NFKC form of password into out (128 bytes). */
 static int
-member_hash_password(const char *password, char out[128])
+hash_password(const char *password, char out[128])
 {
 	char *norm = password_normalize(password);
 	int ret;
@@ -154,7 +154,12 @@ member_create(struct isso_app *app, const struct member_new *m, char uuid_r[37],
 	ret = secret_seal(&app->secrets, text, strlen(text), &sealed);
 	if (ret < 0)
 		goto out;
-	ret = member_hash_password(m->password, pwhash);
+	if (m->password_hash != NULL) {
+		ret = snprintf(pwhash, sizeof(pwhash), "%s", m->password_hash);
+		ret = ret > 0 && (size_t)ret < sizeof(pwhash) ? 0 : ISSO_ERR_INVALID;
+	} else {
+		ret = hash_password(m->password, pwhash);
+	}
 	if (ret < 0)
 		goto out;
 
@@ -283,49 +288,112 @@ member_password_matches(const char *hash, const char *password)
 	return match;
 }
 
-int
-member_authenticate(struct isso_app *app, struct http_req *req, const char *login,
-                    const char *password, bool *ok_r, int *wait_r, char uuid_r[37])
-{
-	struct store_member *member = NULL;
+/* One password check in flight: begun on the request thread, verified on
+ * the hashing pool, ended back on the request thread. */
+struct member_auth {
+	struct isso_app *app;
+	struct store_member *member;
 	struct throttle_attempt attempt;
+	char *password; /* a copy, wiped once verified */
+	bool match;
+	member_auth_done_fn *done;
+	void *ctx;
+};
+
+static void
+member_auth_free(struct member_auth *a)
+{
+	xfree_secret(a->password);
+	store_member_free(a->member);
+	sodium_memzero(a, sizeof(*a));
+	free(a);
+}
+
+/* On the hashing pool: the argon2id verification, nothing else. */
+static void
+member_auth_work(void *arg)
+{
+	struct member_auth *a = arg;
+
+	a->match = member_password_matches(a->member != NULL ? a->member->password_hash
+	                                                     : a->app->dummy_password_hash,
+	                                   a->password);
+	xfree_secret(a->password);
+	a->password = NULL;
+}
+
+static void
+member_auth_done(struct http_req *req, void *arg)
+{
+	struct member_auth *a = arg;
+	struct member_auth_result res;
+
+	if (req == NULL) {
+		a->done(NULL, NULL, a->ctx);
+		goto out;
+	}
+	memset(&res, 0, sizeof(res));
+	if (a->member != NULL && a->match) {
+		res.ok = true;
+		memcpy(res.uuid, a->member->uuid, strlen(a->member->uuid) + 1);
+	}
+	throttle_end(a->app, req, &a->attempt, res.ok, res.ok ? res.uuid : NULL,
+	             a->member != NULL ? "wrong_password" : "unknown_login");
+	a->done(req, &res, a->ctx);
+out:
+	member_auth_free(a);
+}
+
+void
+member_authenticate(struct isso_app *app, struct http_req *req, const char *login,
+                    const char *password, member_auth_done_fn *done, void *ctx)
+{
+	struct member_auth *a = xcalloc(1, sizeof(*a));
+	struct member_auth_result res;
 	const char *method;
 	char key[65];
-	int ret;
-	bool match;
 
-	*ok_r = false;
-	*wait_r = 0;
-	uuid_r[0] = '\0';
-	if (strlen(login) > 254 || strlen(password) > 1024)
-		return ISSO_ERR_INVALID;
-	ret = member_lookup(app, login, &member, key);
-	if (ret < 0)
-		goto out;
+	memset(&res, 0, sizeof(res));
+	a->app = app;
+	a->done = done;
+	a->ctx = ctx;
+	if (strlen(login) > 254 || strlen(password) > 1024) {
+		res.ret = ISSO_ERR_INVALID;
+		goto answer;
+	}
+	res.ret = member_lookup(app, login, &a->member, key);
+	if (res.ret < 0)
+		goto answer;
 	/* Throttled per member, however it is named (account, e-mail, phone);
 	 * for a name that matches nobody, per that name, so the answers and
 	 * their timing tell nothing about whether an account exists. */
-	if (member != NULL)
-		secret_lookup_hash(&app->secrets, "member", member->uuid, key);
+	if (a->member != NULL)
+		secret_lookup_hash(&app->secrets, "member", a->member->uuid, key);
+	/* A place in the hashing queue before anything is counted: a full
+	 * queue refuses an attempt that counted nothing. */
+	if (!http_defer_reserve(req)) {
+		res.ret = ISSO_ERR_LIMIT;
+		goto answer;
+	}
 	method = strncmp(http_path(req), "/app/", 5) == 0 ? "taipeipass-app" : "taipeipass";
-	ret = throttle_begin(app, req, method, key, member != NULL ? member->uuid : NULL, &attempt);
-	if (ret < 0)
-		goto out;
-	if (attempt.wait > 0) {
-		*wait_r = attempt.wait;
-		goto out;
+	res.ret = throttle_begin(app, req, method, key, a->member != NULL ? a->member->uuid : NULL,
+	                         &a->attempt);
+	if (res.ret < 0)
+		goto answer;
+	if (a->attempt.wait > 0) {
+		res.wait = a->attempt.wait;
+		goto answer;
 	}
-	match = member_password_matches(
-	    member != NULL ? member->password_hash : app->dummy_password_hash, password);
-	if (member != NULL && match) {
-		*ok_r = true;
-		memcpy(uuid_r, member->uuid, strlen(member->uuid) + 1);
-	}
-	throttle_end(app, req, &attempt, *ok_r, *ok_r ? uuid_r : NULL,
-	             member != NULL ? "wrong_password" : "unknown_login");
-out:
-	store_member_free(member);
-	return ret;
+	a->password = xstrdup(password);
+	if (http_defer(req, member_auth_work, member_auth_done, a) == 0)
+		return; /* a is member_auth_done's now */
+	/* The server stops: nothing was checked, the attempt must not count
+	 * as a guess. */
+	throttle_cancel(app, &a->attempt);
+	res.ret = ISSO_ERR_LIMIT;
+answer:
+	done(req, &res, ctx);
+	member_auth_free(a);
 }
 
 int
@@ -367,12 +435,72 @@ int
 member_set_password(struct isso_app *app, const char *uuid, const char *password)
 {
 	char hash[128];
-	int ret = member_hash_password(password, hash);
+	int ret = hash_password(password, hash);
 
 	if (ret == 0)
 		ret = store_member_set_password(app->store, uuid, hash);
 	sodium_memzero(hash, sizeof(hash));
 	return ret;
+}
+
+int
+member_set_password_hash(struct isso_app *app, const char *uuid, const char *hash)
+{
+	return store_member_set_password(app->store, uuid, hash);
+}
+
+/* One new password being hashed on the hashing pool. */
+struct member_hash {
+	char *password; /* a copy, wiped once hashed */
+	char hash[128];
+	int ret;
+	member_hash_done_fn *done;
+	void *ctx;
+};
+
+static void
+member_hash_free(struct member_hash *h)
+{
+	xfree_secret(h->password);
+	sodium_memzero(h, sizeof(*h));
+	free(h);
+}
+
+static void
+member_hash_work(void *arg)
+{
+	struct member_hash *h = arg;
+
+	h->ret = hash_password(h->password, h->hash);
+	xfree_secret(h->password);
+	h->password = NULL;
+}
+
+static void
+member_hash_done(struct http_req *req, void *arg)
+{
+	struct member_hash *h = arg;
+
+	if (req == NULL)
+		h->done(NULL, 0, NULL, h->ctx);
+	else
+		h->done(req, h->ret, h->ret == 0 ? h->hash : NULL, h->ctx);
+	member_hash_free(h);
+}
+
+void
+member_hash_password(struct http_req *req, const char *password, member_hash_done_fn *done,
+                     void *ctx)
+{
+	struct member_hash *h = xcalloc(1, sizeof(*h));
+
+	h->password = xstrdup(password);
+	h->done = done;
+	h->ctx = ctx;
+	if (http_defer(req, member_hash_work, member_hash_done, h) == 0)
+		return;
+	done(req, ISSO_ERR_LIMIT, NULL, ctx);
+	member_hash_free(h);
 }
 
 int

@@ -26,6 +26,9 @@ struct member_new {
 	const char *address;
 	bool gold;
 	bool phone_verified; /* the phone was proven (SMS code) when enrolling */
+	/* The password already hashed (member_hash_password): stored as is;
+	 * password is then only checked. NULL: member_create hashes it. */
+	const char *password_hash;
 };
 
 /* Checks the fields of a new member a citizen chose without writing
@@ -50,23 +53,61 @@ int member_create(struct isso_app *app, const struct member_new *m, char uuid_r[
 const char *member_password_problem(struct isso_app *app, const char *password,
                                     const char *const *context);
 
+/* The outcome of a password check (member_authenticate). */
+struct member_auth_result {
+	/* 0; ISSO_ERR_INVALID (unusable login or password); a store error;
+	 * or ISSO_ERR_LIMIT: the server's hashing queue is full, nothing
+	 * was checked or counted (answer 503, http_set_busy). */
+	int ret;
+	bool ok;       /* the password is right: uuid names the member */
+	int wait;      /* > 0: refused unchecked, try again in that many seconds */
+	char uuid[37]; /* "" unless ok */
+};
+
+/* Finishes a request after member_authenticate: done(req, res, ctx) with
+ * the outcome, or done(NULL, NULL, ctx) when the request was abandoned
+ * (the client left while its password was checked): only release ctx. */
+typedef void member_auth_done_fn(struct http_req *req, const struct member_auth_result *res,
+                                 void *ctx);
+
 /* Checks a login name (account, e-mail or mobile number) and password for
  * the request req, throttled (auth/throttle.h): per member, however it is
  * named, and per login name when it names nobody, with the same answers
- * and timing; and per client address. Returns 0 with *ok_r and uuid_r set
- * on success; *wait_r > 0 when the attempt was refused unchecked: try
- * again in that many seconds. Otherwise spends one argon2id verification,
- * found or not. A successful check gives the browser a device cookie. */
-int member_authenticate(struct isso_app *app, struct http_req *req, const char *login,
-                        const char *password, bool *ok_r, int *wait_r, char uuid_r[37]);
+ * and timing; and per client address. Unless the attempt is refused
+ * unchecked (res->wait), it spends one argon2id verification, found or
+ * not, on the server's hashing pool (http_defer): the request thread is
+ * free meanwhile. Calls done exactly once, at once when no hash is needed
+ * or the queue is full; the caller returns right after this and responds
+ * only in done. The password is copied and the copy wiped after use on
+ * every path. A successful check gives the browser a device cookie. An
+ * abandoned check stays counted as a failed guess. */
+void member_authenticate(struct isso_app *app, struct http_req *req, const char *login,
+                         const char *password, member_auth_done_fn *done, void *ctx);
+
+/* Finishes a request after member_hash_password: ret 0 with hash (the
+ * argon2id string, wiped after done returns), ISSO_ERR_LIMIT when the
+ * hashing queue is full (answer 503, http_set_busy; nothing was done), or
+ * ISSO_ERR_INVALID (not UTF-8). req NULL: the request was abandoned, only
+ * release ctx. */
+typedef void member_hash_done_fn(struct http_req *req, int ret, const char *hash, void *ctx);
+
+/* Hashes a new password (its NFKC form) on the server's hashing pool, for
+ * member_create (member_new.password_hash) or member_set_password_hash.
+ * Calls done exactly once (at once when the queue is full); the caller
+ * returns right after this and responds only in done. The password is
+ * copied and the copy wiped after use. */
+void member_hash_password(struct http_req *req, const char *password, member_hash_done_fn *done,
+                          void *ctx);
 
 /* Looks a member up by normalised mobile number; uuid_r empty when none. */
 int member_find_by_phone(struct isso_app *app, const char *phone, char uuid_r[37]);
 /* The member's account name and e-mail, for context words (malloc'd,
  * each NULL when unknown; the caller frees). */
 int member_context(struct isso_app *app, const char *uuid, char **account_r, char **email_r);
-/* Sets a new password (hashed in its NFKC form). */
+/* Sets a new password (hashed in its NFKC form, on this thread). */
 int member_set_password(struct isso_app *app, const char *uuid, const char *password);
+/* Sets a password hashed by member_hash_password. */
+int member_set_password_hash(struct isso_app *app, const char *uuid, const char *hash);
 
 /* The sealed personal data of uuid as a JSON object (name, id_number,
  * birthdate, email, phone, address, account, level), or NULL. */

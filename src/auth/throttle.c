@@ -283,3 +283,19 @@ throttle_end(struct isso_app *app, struct http_req *req, struct throttle_attempt
 		log_event(LOG_WARN, "device_cookie_locked", event_fields(req, a));
 	}
 }
+
+void
+throttle_cancel(struct isso_app *app, struct throttle_attempt *a)
+{
+	int64_t now = method_now_ms(), weight = (int64_t)app->cfg->security.guess_memory * MS;
+
+	if (a->wait > 0)
+		return;
+	if (a->counted_device)
+		(void)store_throttle_give(app->store, a->device, now, weight);
+	if (a->counted_address)
+		(void)store_throttle_give(app->store, a->address, now, weight);
+	if (a->counted_account)
+		(void)store_throttle_give(app->store, a->account, now, weight);
+	a->counted_device = a->counted_address = a->counted_account = false;
+}

@@ -65,6 +65,12 @@ int throttle_begin(struct isso_app *app, struct http_req *req, const char *metho
 void throttle_end(struct isso_app *app, struct http_req *req, struct throttle_attempt *a, bool ok,
                   const char *uuid, const char *reason);
 
+/* Instead of throttle_end when the password could not be checked at all
+ * (the server stopped before the check was queued): what the attempt
+ * counted is given back (store_throttle_give, which also lifts holds),
+ * and nothing is logged as a failure. */
+void throttle_cancel(struct isso_app *app, struct throttle_attempt *a);
+
 /* Gives the browser a new device cookie for member uuid (unless
  * security.device_cookie_days is 0): after a successful login, or a
  * password reset proven by an SMS code. */

@@ -107,12 +107,50 @@ void http_csp_allow_form_action(struct http_req *req, const char *origin);
  * WebSocket, say). */
 void http_csp_allow_connect(struct http_req *req, const char *origin);
 
+/* ---- deferred work ----
+ *
+ * CPU-heavy steps (password hashing) must not run on the request threads:
+ * a handler hands them to the server's bounded work pool with http_defer
+ * and returns without responding; the request is suspended meanwhile (its
+ * thread serves others) and done finishes it once the work ran. */
+
+/* Runs on a pool thread. Must not touch the request: it only gets ctx. */
+typedef void http_work_fn(void *ctx);
+/* Runs exactly once after work, back on a request thread. With req set it
+ * is the handler's second half: it reads the request and must respond
+ * (otherwise 500). With req NULL the request was abandoned (the client
+ * left, or the server stops): it only wipes and releases ctx. */
+typedef void http_done_fn(struct http_req *req, void *ctx);
+
+/* Queues work(ctx) for req, then done(req, ctx). Returns 0: the handler
+ * returns now and must not respond (done does); or ISSO_ERR_LIMIT: the
+ * queue is full or the server stops, nothing runs, ctx stays the
+ * caller's, who answers 503 (see http_set_busy). ctx may come from
+ * http_pool(req): the request's memory lives until done has run. At most
+ * one deferral per request. A server started without a work pool runs
+ * work and done at once, on the calling thread. */
+int http_defer(struct http_req *req, http_work_fn *work, http_done_fn *done, void *ctx);
+/* Holds a place in the queue for this request's http_defer, taken before
+ * steps that cannot be taken back (counting a password guess). Returns
+ * false when the queue is full or the server stops (answer 503). Once it
+ * returned true, http_defer refuses only when the server stops; a place
+ * not used by the time the handler returns is given back. */
+bool http_defer_reserve(struct http_req *req);
+/* Says Retry-After for a request refused because the work pool is full:
+ * the caller then renders its 503 page or JSON. */
+void http_set_busy(struct http_req *req);
+
 /* ---- server ---- */
 
 struct http_server_settings {
 	const char *listen; /* address */
 	int port;
-	int threads;      /* 0: one per core */
+	int threads; /* 0: one per core */
+	/* The work pool for http_defer: threads (0: one per core) and the
+	 * tasks that may wait for one (0: no pool, deferred work runs
+	 * inline). */
+	unsigned defer_threads;
+	unsigned defer_queue;
 	size_t max_body;  /* larger bodies get 413 */
 	bool trust_proxy; /* honour X-Forwarded-Proto / -For from 127.0.0.1 */
 	/* The public URL is https: every cookie is Secure and __Host-
@@ -136,7 +174,8 @@ void http_route(struct http_server *srv, unsigned method_mask, const char *path,
 int http_server_start(struct http_server *srv, const char **error_r);
 /* The port actually bound (useful with port 0). */
 int http_server_port(const struct http_server *srv);
-/* Stops accepting, finishes running requests, frees everything. */
+/* Stops accepting, finishes running requests and deferred work (their
+ * requests get done with the request or abandoned), frees everything. */
 void http_server_free(struct http_server *srv);
 
 /* Serves files below dir for GET/HEAD under url_prefix ("/static/"), with

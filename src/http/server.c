@@ -6,11 +6,19 @@
  * access-handler call only records the method and returns (queueing a
  * response then would make MHD close the connection); later calls collect
  * the body; the call with *upload_data_size == 0 routes, runs the handler
- * and queues the response; the completion callback frees everything. */
+ * and queues the response; the completion callback frees everything.
+ *
+ * A handler that defers work (http_defer) returns without a response: the
+ * connection is suspended until a work pool thread has run the work and
+ * resumes it; MHD then calls the access handler once more, which runs the
+ * deferral's done and queues its response. A request whose connection is
+ * closed before done ran gets done(NULL) instead; one closed while its work
+ * still runs is freed by the pool thread when the work ends. */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <limits.h>
 #include <netinet/in.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -29,6 +37,7 @@
 #include "lib/log.h"
 #include "lib/metrics.h"
 #include "lib/pool.h"
+#include "lib/worker.h"
 #include "lib/xmalloc.h"
 
 #define HTTP_MAX_PATH          2048
@@ -42,6 +51,7 @@
 #define HTTP_CONNECTION_LIMIT  1024
 #define HTTP_TIMEOUT_SECONDS   30
 #define HTTP_CONN_MEMORY_LIMIT (64 * 1024)
+#define HTTP_BUSY_RETRY_AFTER  "5" /* seconds, for a full work pool */
 
 #define HTTP_CSP_BASE                                                                              \
 	"default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "          \
@@ -74,6 +84,26 @@ struct http_server {
 	size_t n_cleanups, cap_cleanups;
 	struct MHD_Daemon *daemon;
 	int port;
+	/* deferred work: the pool, and one lock for every deferral's state */
+	struct worker_pool *defer_pool;
+	pthread_mutex_t defer_lock;
+	unsigned defer_waiting; /* reserved or queued, work not started */
+	bool defer_stopping;
+};
+
+/* One http_defer in flight. The flags are read and written under the
+ * server's defer_lock. */
+struct http_deferral {
+	struct http_server *srv;
+	struct http_req *req;
+	struct MHD_Connection *conn;
+	http_work_fn *work;
+	http_done_fn *done;
+	void *ctx;
+	bool finished;  /* work has returned */
+	bool suspended; /* the connection waits for the work */
+	bool orphaned;  /* the request ended first: the pool thread frees it */
+	bool done_run;
 };
 
 struct resp_header {
@@ -115,6 +145,8 @@ struct http_req {
 
 	uint64_t t0;           /* arrival (metrics_now_ns) */
 	const char *route_pat; /* the matched route's pattern, "(none)"; NULL: not routed */
+	struct http_deferral *deferral;
+	bool defer_reserved; /* holds a place in the work queue */
 };
 
 /* ---- request state ---- */
@@ -147,15 +179,43 @@ wipe_kvs(struct http_kvs *kvs)
 }
 
 static void
-req_free(struct http_req *req)
+req_destroy(struct http_req *req)
 {
-	if (req == NULL)
-		return;
 	/* Forms carry passwords, PINs and OTPs. */
 	wipe_kvs(&req->form);
 	buf_free_secret(&req->body);
 	free(req->out);
+	free(req->deferral);
 	pool_free(req->pool);
+}
+
+/* The end of a request's life (MHD's completion callback). A deferral
+ * whose work still runs takes the request over; one whose work ran but
+ * whose done did not (the client left while suspended) is abandoned. */
+static void
+req_free(struct http_req *req)
+{
+	struct http_deferral *d;
+	bool abandon = false, orphan = false;
+
+	if (req == NULL)
+		return;
+	d = req->deferral;
+	if (d != NULL) {
+		pthread_mutex_lock(&req->srv->defer_lock);
+		if (!d->finished)
+			orphan = d->orphaned = true;
+		else
+			abandon = !d->done_run;
+		pthread_mutex_unlock(&req->srv->defer_lock);
+		if (orphan)
+			return; /* d and req now belong to the pool thread */
+		if (abandon) {
+			d->done_run = true;
+			d->done(NULL, d->ctx);
+		}
+	}
+	req_destroy(req);
 }
 
 struct pool *
@@ -737,6 +797,142 @@ http_csp_allow_connect(struct http_req *req, const char *origin)
 	csp_add(req, req->csp_connect, &req->n_csp_connect, origin);
 }
 
+/* ---- deferred work ---- */
+
+static void
+defer_task(void *arg)
+{
+	struct http_deferral *d = arg;
+	struct http_server *srv = d->srv;
+	struct MHD_Connection *conn = d->conn;
+	bool resume, orphan;
+
+	pthread_mutex_lock(&srv->defer_lock);
+	srv->defer_waiting--;
+	pthread_mutex_unlock(&srv->defer_lock);
+	d->work(d->ctx);
+	pthread_mutex_lock(&srv->defer_lock);
+	d->finished = true;
+	resume = d->suspended;
+	orphan = d->orphaned;
+	pthread_mutex_unlock(&srv->defer_lock);
+	/* From here the request thread may finish and free the request: d
+	 * is not touched again unless it was orphaned (then it is ours). */
+	if (resume)
+		MHD_resume_connection(conn);
+	if (orphan) {
+		d->done_run = true;
+		d->done(NULL, d->ctx);
+		req_destroy(d->req);
+	}
+}
+
+int
+http_defer(struct http_req *req, http_work_fn *work, http_done_fn *done, void *ctx)
+{
+	struct http_server *srv = req->srv;
+	struct http_deferral *d;
+	int ret = ISSO_ERR_LIMIT;
+
+	if (work == NULL || done == NULL || req->deferral != NULL || req->conn == NULL)
+		return ISSO_ERR_INVALID;
+	if (srv->defer_pool == NULL) {
+		work(ctx);
+		done(req, ctx);
+		return 0;
+	}
+	d = xcalloc(1, sizeof(*d));
+	d->srv = srv;
+	d->req = req;
+	d->conn = req->conn;
+	d->work = work;
+	d->done = done;
+	d->ctx = ctx;
+	pthread_mutex_lock(&srv->defer_lock);
+	if (!srv->defer_stopping &&
+	    (req->defer_reserved || srv->defer_waiting < srv->set.defer_queue)) {
+		req->deferral = d;
+		ret = worker_submit(srv->defer_pool, defer_task, d);
+		if (ret < 0) {
+			req->deferral = NULL;
+		} else {
+			if (!req->defer_reserved)
+				srv->defer_waiting++;
+			req->defer_reserved = false; /* the task holds the place now */
+			d = NULL;
+		}
+	}
+	pthread_mutex_unlock(&srv->defer_lock);
+	if (ret < 0)
+		log_warn("http_defer_busy", "path", req->path, NULL);
+	free(d);
+	return ret < 0 ? ISSO_ERR_LIMIT : 0;
+}
+
+bool
+http_defer_reserve(struct http_req *req)
+{
+	struct http_server *srv = req->srv;
+	bool ok = true;
+
+	if (srv->defer_pool == NULL || req->defer_reserved)
+		return true;
+	pthread_mutex_lock(&srv->defer_lock);
+	if (srv->defer_stopping || srv->defer_waiting >= srv->set.defer_queue) {
+		ok = false;
+	} else {
+		srv->defer_waiting++;
+		req->defer_reserved = true;
+	}
+	pthread_mutex_unlock(&srv->defer_lock);
+	if (!ok)
+		log_warn("http_defer_busy", "path", req->path, NULL);
+	return ok;
+}
+
+/* Gives back a place reserved but not used by the handler (or done). */
+static void
+defer_unreserve(struct http_req *req)
+{
+	if (!req->defer_reserved)
+		return;
+	pthread_mutex_lock(&req->srv->defer_lock);
+	req->srv->defer_waiting--;
+	req->defer_reserved = false;
+	pthread_mutex_unlock(&req->srv->defer_lock);
+}
+
+void
+http_set_busy(struct http_req *req)
+{
+	http_set_header(req, "Retry-After", HTTP_BUSY_RETRY_AFTER);
+}
+
+/* After the handler: true when the request waits for its deferred work
+ * (the connection is now suspended), false when it can be answered. */
+static bool
+defer_wait(struct http_req *req)
+{
+	struct http_deferral *d = req->deferral;
+	bool wait = false;
+
+	if (d == NULL || d->done_run)
+		return false;
+	pthread_mutex_lock(&req->srv->defer_lock);
+	if (!d->finished) {
+		MHD_suspend_connection(req->conn);
+		d->suspended = true;
+		wait = true;
+	}
+	pthread_mutex_unlock(&req->srv->defer_lock);
+	if (!wait) {
+		d->done_run = true;
+		d->done(req, d->ctx);
+		defer_unreserve(req);
+	}
+	return wait;
+}
+
 void
 http_send_error(struct http_req *req, int status)
 {
@@ -1008,6 +1204,9 @@ dispatch(struct http_req *req)
 		set_allow(req, allowed);
 	} else {
 		r->fn(req, r->ctx);
+		defer_unreserve(req);
+		if (defer_wait(req))
+			return MHD_YES;
 		if (!req->responded) {
 			log_error("http_no_response", "path", req->path, NULL);
 			http_send_error(req, 500);
@@ -1089,6 +1288,17 @@ access_cb(void *cls, struct MHD_Connection *conn, const char *url, const char *m
 		*upload_data_size = 0;
 		goto out;
 	}
+	if (req->deferral != NULL) {
+		/* resumed: the deferred work has run */
+		if (!defer_wait(req)) {
+			if (!req->responded) {
+				log_error("http_no_response", "path", req->path, NULL);
+				http_send_error(req, 500);
+			}
+			ret = queue_response(req);
+		}
+		goto out;
+	}
 	ret = dispatch(req);
 out:
 	return ret;
@@ -1117,6 +1327,7 @@ http_server_new(const struct http_server_settings *settings)
 	srv->pool = pool_new(0);
 	srv->set.listen = pool_strdup(srv->pool, settings->listen);
 	srv->max_body = settings->max_body > 0 ? settings->max_body : HTTP_DEFAULT_MAX_BODY;
+	pthread_mutex_init(&srv->defer_lock, NULL);
 	return srv;
 }
 
@@ -1194,8 +1405,9 @@ http_server_start(struct http_server *srv, const char **error_r)
 {
 	struct sockaddr_storage ss;
 	const union MHD_DaemonInfo *di;
-	unsigned int flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_ERROR_LOG;
-	unsigned int threads;
+	unsigned int flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_ERROR_LOG |
+	                     MHD_ALLOW_SUSPEND_RESUME;
+	unsigned int threads, defer_threads;
 	bool ipv6, dual;
 	long ncpu;
 	int ret = ISSO_ERR_IO;
@@ -1220,6 +1432,17 @@ http_server_start(struct http_server *srv, const char **error_r)
 	} else {
 		ncpu = sysconf(_SC_NPROCESSORS_ONLN);
 		threads = ncpu > 0 && ncpu < 256 ? (unsigned)ncpu : 1;
+	}
+	if (srv->set.defer_queue > 0) {
+		ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+		defer_threads = srv->set.defer_threads > 0 ? srv->set.defer_threads
+		                : ncpu > 0 && ncpu < 64    ? (unsigned)ncpu
+		                                           : 1;
+		if (worker_pool_new(defer_threads, srv->set.defer_queue, &srv->defer_pool) < 0) {
+			if (error_r != NULL)
+				*error_r = "cannot start the work pool";
+			goto out;
+		}
 	}
 	srv->daemon = MHD_start_daemon(
 	    flags, (uint16_t)srv->set.port, NULL, NULL, access_cb, srv, MHD_OPTION_EXTERNAL_LOGGER,
@@ -1252,8 +1475,16 @@ http_server_free(struct http_server *srv)
 {
 	if (srv == NULL)
 		return;
+	/* No new deferrals; the queued ones run, resuming their requests,
+	 * before the daemon may stop (it refuses to with suspended ones). */
+	pthread_mutex_lock(&srv->defer_lock);
+	srv->defer_stopping = true;
+	pthread_mutex_unlock(&srv->defer_lock);
+	worker_pool_free(srv->defer_pool);
+	srv->defer_pool = NULL;
 	if (srv->daemon != NULL)
 		MHD_stop_daemon(srv->daemon);
+	pthread_mutex_destroy(&srv->defer_lock);
 	for (size_t i = srv->n_cleanups; i > 0; i--)
 		srv->cleanups[i - 1].fn(srv->cleanups[i - 1].arg);
 	free(srv->cleanups);

@@ -96,6 +96,9 @@ main(int argc, char **argv)
 	hs.listen = cfg.server.listen;
 	hs.port = cfg.server.port;
 	hs.threads = cfg.server.threads;
+	/* argon2id runs here, never on the request threads */
+	hs.defer_threads = (unsigned)cfg.server.hash_workers;
+	hs.defer_queue = (unsigned)cfg.server.hash_queue;
 	hs.max_body = (size_t)cfg.server.max_body;
 	hs.trust_proxy = cfg.server.trust_proxy != 0;
 	/* an https issuer: Secure, __Host- cookies even when the TLS proxy

@@ -58,6 +58,8 @@ static const struct config_item config_table[] = {
     CI(server, max_body, 65536, 1024, 64 * 1024 * 1024),
     CS(server, datadir, ISSO_DATADIR),
     CI(server, trust_proxy, 0, 0, 1),
+    CI(server, hash_workers, 0, 0, 64),
+    CI(server, hash_queue, 64, 1, 65536),
     CS(store, driver, "sqlite"),
     CS(store, path, "var/isso.db"),
     CS(store, conninfo, ""),

@@ -15,6 +15,8 @@ struct isso_config {
 		int max_body;     /* largest request body in bytes, 65536 */
 		char *datadir;    /* templates/, static/, locales/, migrations */
 		int trust_proxy;  /* 1: a TLS proxy on loopback sets X-Forwarded-Proto/-For */
+		int hash_workers; /* threads for password hashing; 0: one per core */
+		int hash_queue;   /* hashing tasks that may wait for a thread, 64 */
 	} server;
 	struct {
 		char *driver;   /* "sqlite" (default) | "postgresql" */

@@ -4,8 +4,10 @@
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <poll.h>
+#include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -1072,6 +1074,326 @@ test_aborted(void **state)
 	free(r);
 }
 
+/* ---- deferred work ---- */
+
+/* Work waits for the gate to open, so tests can hold it "in flight". */
+static atomic_bool gate_open;
+static atomic_int works_started, defers_queued, dones_req, dones_abandoned, secrets_live;
+
+struct defer_ctx {
+	char *secret; /* a copy of the form's pw, as a password would be */
+	size_t len;
+};
+
+static void
+defer_work(void *arg)
+{
+	struct defer_ctx *d = arg;
+
+	atomic_fetch_add(&works_started, 1);
+	for (int i = 0; i < 10000 && !atomic_load(&gate_open); i++)
+		usleep(1000);
+	d->len = strlen(d->secret);
+}
+
+static void
+defer_done(struct http_req *req, void *arg)
+{
+	struct defer_ctx *d = arg;
+	const char *out;
+
+	explicit_bzero(d->secret, strlen(d->secret));
+	free(d->secret);
+	d->secret = NULL;
+	atomic_fetch_sub(&secrets_live, 1);
+	if (req == NULL) {
+		atomic_fetch_add(&dones_abandoned, 1);
+		return;
+	}
+	atomic_fetch_add(&dones_req, 1);
+	out = pool_printf(http_pool(req), "len=%zu", d->len);
+	http_send(req, 200, "text/plain", out, strlen(out));
+}
+
+static void
+h_defer(struct http_req *req, void *ctx)
+{
+	struct defer_ctx *d = pool_alloc(http_pool(req), sizeof(*d));
+	const char *pw = http_form(req, "pw");
+
+	d->secret = strdup(pw != NULL ? pw : "");
+	d->len = 0;
+	atomic_fetch_add(&secrets_live, 1);
+	if (http_defer(req, defer_work, defer_done, d) == 0) {
+		atomic_fetch_add(&defers_queued, 1);
+		return;
+	}
+	free(d->secret);
+	atomic_fetch_sub(&secrets_live, 1);
+	http_set_busy(req);
+	http_send(req, 503, "text/plain", "busy", 4);
+}
+
+/* Reserves first, as a handler does before steps it cannot take back. */
+static void
+h_defer_check(struct http_req *req, void *ctx)
+{
+	if (!http_defer_reserve(req)) {
+		http_set_busy(req);
+		http_send(req, 503, "text/plain", "busy-check", 10);
+		return;
+	}
+	h_defer(req, ctx);
+}
+
+/* Reserves a place and answers without deferring: the place comes back. */
+static void
+h_reserve_only(struct http_req *req, void *ctx)
+{
+	if (http_defer_reserve(req))
+		http_send(req, 200, "text/plain", "reserved", 8);
+	else
+		http_send(req, 503, "text/plain", "busy", 4);
+}
+
+/* A server whose work pool has one thread and room for one waiting task;
+ * one request thread, so a blocked handler would block everything. */
+static struct http_server *
+defer_server(unsigned queue, int *port_r)
+{
+	struct http_server_settings set = {
+	    .listen = "127.0.0.1",
+	    .threads = 1,
+	    .defer_threads = 1,
+	    .defer_queue = queue,
+	};
+	struct http_server *s = http_server_new(&set);
+	const char *err = NULL;
+
+	http_route(s, HTTP_POST, "/defer", h_defer, NULL);
+	http_route(s, HTTP_POST, "/defer-check", h_defer_check, NULL);
+	http_route(s, HTTP_POST, "/reserve", h_reserve_only, NULL);
+	http_route(s, HTTP_GET, "/hello", h_hello, NULL);
+	if (http_server_start(s, &err) != 0)
+		fail_msg("start: %s", err);
+	*port_r = http_server_port(s);
+	atomic_store(&gate_open, false);
+	atomic_store(&works_started, 0);
+	atomic_store(&defers_queued, 0);
+	atomic_store(&dones_req, 0);
+	atomic_store(&dones_abandoned, 0);
+	atomic_store(&secrets_live, 0);
+	return s;
+}
+
+static void
+wait_for(atomic_int *counter, int want)
+{
+	for (int i = 0; i < 5000 && atomic_load(counter) < want; i++)
+		usleep(1000);
+	assert_int_equal(atomic_load(counter), want);
+}
+
+static void
+post_to(struct conn *c, int p, const char *path, const char *pw)
+{
+	char raw[256];
+	int n = snprintf(raw, sizeof(raw),
+	                 "POST %s HTTP/1.1\r\nHost: t\r\nContent-Type: "
+	                 "application/x-www-form-urlencoded\r\nContent-Length: %zu\r\n\r\npw=%s",
+	                 path, strlen(pw) + 3, pw);
+
+	conn_open(c, p);
+	conn_send(c, raw, (size_t)n);
+}
+
+static void
+post_defer(struct conn *c, int p, const char *pw)
+{
+	post_to(c, p, "/defer", pw);
+}
+
+/* While the work waits, the only request thread serves other requests;
+ * the deferred request is then answered by done, with the work's result. */
+static void
+test_defer(void **state)
+{
+	struct conn *a = malloc(sizeof(*a)), *b = malloc(sizeof(*b));
+	struct resp *r = malloc(sizeof(*r));
+	int p;
+	struct http_server *s = defer_server(1, &p);
+
+	post_defer(a, p, "hunter22");
+	wait_for(&works_started, 1);
+	conn_open(b, p);
+	conn_send(b, "GET /hello HTTP/1.1\r\nHost: t\r\n\r\n", 32);
+	assert_true(conn_read(b, r, false));
+	assert_int_equal(r->status, 200);
+	assert_string_equal(r->body, "hello");
+	assert_int_equal(atomic_load(&dones_req), 0);
+	/* keep-alive: the same connection serves the next request */
+	conn_send(b, "GET /hello HTTP/1.1\r\nHost: t\r\n\r\n", 32);
+	assert_true(conn_read(b, r, false));
+	assert_int_equal(r->status, 200);
+	atomic_store(&gate_open, true);
+	assert_true(conn_read(a, r, false));
+	assert_int_equal(r->status, 200);
+	assert_string_equal(r->body, "len=8");
+	assert_header(r, "X-Content-Type-Options", "nosniff");
+	/* and the deferred request's connection stays usable */
+	conn_send(a, "GET /hello HTTP/1.1\r\nHost: t\r\n\r\n", 32);
+	assert_true(conn_read(a, r, false));
+	assert_int_equal(r->status, 200);
+	conn_close(a);
+	conn_close(b);
+	http_server_free(s);
+	assert_int_equal(atomic_load(&dones_req), 1);
+	assert_int_equal(atomic_load(&secrets_live), 0);
+	free(a);
+	free(b);
+	free(r);
+}
+
+/* One task runs, one waits: a third is refused at once with 503 and
+ * Retry-After, and the first two still finish. */
+static void
+test_defer_queue_full(void **state)
+{
+	struct conn *a = malloc(sizeof(*a)), *b = malloc(sizeof(*b)), *c = malloc(sizeof(*c));
+	struct resp *r = malloc(sizeof(*r));
+	int p;
+	struct http_server *s = defer_server(1, &p);
+
+	/* a place reserved but not used is given back */
+	for (int i = 0; i < 3; i++) {
+		post_to(c, p, "/reserve", "x");
+		assert_true(conn_read(c, r, false));
+		assert_string_equal(r->body, "reserved");
+		conn_close(c);
+	}
+	post_defer(a, p, "one");
+	wait_for(&works_started, 1);
+	post_defer(b, p, "second");
+	wait_for(&defers_queued, 2);
+	post_defer(c, p, "third");
+	assert_true(conn_read(c, r, false));
+	assert_int_equal(r->status, 503);
+	assert_string_equal(r->body, "busy");
+	assert_header(r, "Retry-After", "5");
+	conn_close(c);
+	/* asking first says so too */
+	post_to(c, p, "/defer-check", "fourth");
+	assert_true(conn_read(c, r, false));
+	assert_int_equal(r->status, 503);
+	assert_string_equal(r->body, "busy-check");
+	assert_int_equal(atomic_load(&defers_queued), 2);
+	atomic_store(&gate_open, true);
+	assert_true(conn_read(a, r, false));
+	assert_string_equal(r->body, "len=3");
+	assert_true(conn_read(b, r, false));
+	assert_string_equal(r->body, "len=6");
+	conn_close(c);
+	/* room again */
+	post_to(c, p, "/defer-check", "fifth");
+	assert_true(conn_read(c, r, false));
+	assert_int_equal(r->status, 200);
+	assert_string_equal(r->body, "len=5");
+	conn_close(a);
+	conn_close(b);
+	conn_close(c);
+	http_server_free(s);
+	assert_int_equal(atomic_load(&secrets_live), 0);
+	free(a);
+	free(b);
+	free(c);
+	free(r);
+}
+
+/* A client that leaves while its work runs: the work finishes, done runs
+ * once (abandoned or answering into the void) and everything is freed
+ * (the ASan build checks the leaks); the server serves on. */
+static void
+test_defer_client_gone(void **state)
+{
+	struct conn *a = malloc(sizeof(*a));
+	struct resp *r = malloc(sizeof(*r));
+	int p;
+	struct http_server *s = defer_server(1, &p);
+
+	post_defer(a, p, "secret");
+	wait_for(&works_started, 1);
+	conn_close(a);
+	usleep(20000);
+	atomic_store(&gate_open, true);
+	for (int i = 0; i < 5000 && atomic_load(&secrets_live) > 0; i++)
+		usleep(1000);
+	assert_int_equal(atomic_load(&secrets_live), 0);
+	assert_int_equal(atomic_load(&dones_req) + atomic_load(&dones_abandoned), 1);
+	conn_open(a, p);
+	conn_send(a, "GET /hello HTTP/1.1\r\nHost: t\r\n\r\n", 32);
+	assert_true(conn_read(a, r, false));
+	assert_int_equal(r->status, 200);
+	conn_close(a);
+	http_server_free(s);
+	free(a);
+	free(r);
+}
+
+static void *
+open_gate_later(void *arg)
+{
+	usleep(200000);
+	atomic_store(&gate_open, true);
+	return NULL;
+}
+
+/* Stopping the server while work runs and more waits: the stop waits
+ * for the work, every done runs exactly once, nothing leaks, and MHD
+ * never meets a suspended connection at its stop. */
+static void
+test_defer_shutdown(void **state)
+{
+	struct conn *a = malloc(sizeof(*a)), *b = malloc(sizeof(*b));
+	pthread_t t;
+	int p;
+	struct http_server *s = defer_server(4, &p);
+
+	post_defer(a, p, "one");
+	wait_for(&works_started, 1);
+	post_defer(b, p, "two");
+	wait_for(&defers_queued, 2);
+	assert_int_equal(pthread_create(&t, NULL, open_gate_later, NULL), 0);
+	http_server_free(s);
+	pthread_join(t, NULL);
+	assert_int_equal(atomic_load(&works_started), 2);
+	assert_int_equal(atomic_load(&dones_req) + atomic_load(&dones_abandoned), 2);
+	assert_int_equal(atomic_load(&secrets_live), 0);
+	conn_close(a);
+	conn_close(b);
+	free(a);
+	free(b);
+}
+
+/* Without a work pool the work runs inline and the request is answered. */
+static void
+test_defer_inline(void **state)
+{
+	struct resp *r = malloc(sizeof(*r));
+	int p;
+	struct http_server *s = defer_server(0, &p);
+	static const char raw[] = "POST /defer HTTP/1.1\r\nHost: t\r\nContent-Type: "
+	                          "application/x-www-form-urlencoded\r\nContent-Length: "
+	                          "5\r\n\r\npw=ab";
+
+	atomic_store(&gate_open, true);
+	request(p, raw, r);
+	assert_int_equal(r->status, 200);
+	assert_string_equal(r->body, "len=2");
+	http_server_free(s);
+	assert_int_equal(atomic_load(&secrets_live), 0);
+	free(r);
+}
+
 static void
 test_start_errors(void **state)
 {
@@ -1119,6 +1441,11 @@ main(void)
 	    cmocka_unit_test(test_csrf),
 	    cmocka_unit_test(test_static),
 	    cmocka_unit_test(test_aborted),
+	    cmocka_unit_test(test_defer),
+	    cmocka_unit_test(test_defer_queue_full),
+	    cmocka_unit_test(test_defer_client_gone),
+	    cmocka_unit_test(test_defer_shutdown),
+	    cmocka_unit_test(test_defer_inline),
 	    cmocka_unit_test(test_start_errors),
 	};
 

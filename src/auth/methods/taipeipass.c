@@ -169,15 +169,65 @@ static void app_return_step(struct isso_app *app, struct http_req *req, const ch
 static bool app_set_org(struct isso_app *app, json_t *txn, bool org);
 static bool app_save(struct isso_app *app, struct http_req *req, const char *id, json_t *txn);
 
+/* A login form waiting for its password check. */
+struct login_check {
+	struct isso_app *app;
+	const char *id;
+	json_t *txn;
+};
+
+/* The login form's second half, once the password was checked. */
+static void
+login_checked(struct http_req *req, const struct member_auth_result *res, void *ctx)
+{
+	struct login_check *lc = ctx;
+	struct isso_app *app = lc->app;
+	const char *account;
+	struct flow_auth auth;
+	char retry[16];
+
+	if (req == NULL)
+		goto out;
+	account = http_form(req, "account");
+	if (res->ret == ISSO_ERR_LIMIT) {
+		/* Too many passwords being checked: come back soon, never a
+		 * hang; the same for every account. */
+		http_set_busy(req);
+		login_page(app, req, lc->id, lc->txn, 503, "tp.busy", account);
+		goto out;
+	}
+	if (res->ret < 0) {
+		login_page(app, req, lc->id, lc->txn, 400, "tp.bad_login", account);
+		goto out;
+	}
+	if (res->wait > 0) {
+		/* Guessing is slowed, never locked out; the same words whether
+		 * or not the account exists. */
+		snprintf(retry, sizeof(retry), "%d", res->wait);
+		http_set_header(req, "Retry-After", retry);
+		login_page_wait(app, req, lc->id, lc->txn, 429, "tp.wait", account, res->wait);
+		goto out;
+	}
+	if (!res->ok) {
+		login_page(app, req, lc->id, lc->txn, 401, "tp.bad_login", account);
+		goto out;
+	}
+	memset(&auth, 0, sizeof(auth));
+	auth.uuid = res->uuid;
+	auth.method = &method_taipeipass;
+	auth.loa = LOA_LOW; /* flow_complete refuses it when more was asked */
+	flow_complete(app, req, lc->id, lc->txn, &auth);
+out:
+	json_decref(lc->txn);
+	lc->txn = NULL;
+}
+
 static void
 handle(struct isso_app *app, struct http_req *req, const char *step)
 {
 	const char *id = NULL, *account, *password;
 	json_t *txn;
-	bool ok = false;
-	int wait = 0;
-	char uuid[37], retry[16];
-	struct flow_auth auth;
+	struct login_check *lc;
 
 	if (step[0] != '\0' && strcmp(step, "app") != 0 && strcmp(step, "app-status") != 0 &&
 	    strcmp(step, "app-done") != 0 && strcmp(step, "app-return") != 0 &&
@@ -248,27 +298,12 @@ handle(struct isso_app *app, struct http_req *req, const char *step)
 		login_page(app, req, id, txn, 429, "error.rate_limited", account);
 		goto out;
 	}
-	if (member_authenticate(app, req, account, password, &ok, &wait, uuid) < 0) {
-		login_page(app, req, id, txn, 400, "tp.bad_login", account);
-		goto out;
-	}
-	if (wait > 0) {
-		/* Guessing is slowed, never locked out; the same words whether
-		 * or not the account exists. */
-		snprintf(retry, sizeof(retry), "%d", wait);
-		http_set_header(req, "Retry-After", retry);
-		login_page_wait(app, req, id, txn, 429, "tp.wait", account, wait);
-		goto out;
-	}
-	if (!ok) {
-		login_page(app, req, id, txn, 401, "tp.bad_login", account);
-		goto out;
-	}
-	memset(&auth, 0, sizeof(auth));
-	auth.uuid = uuid;
-	auth.method = &method_taipeipass;
-	auth.loa = LOA_LOW; /* flow_complete refuses it when more was asked */
-	flow_complete(app, req, id, txn, &auth);
+	lc = pool_alloc(http_pool(req), sizeof(*lc));
+	lc->app = app;
+	lc->id = id;
+	lc->txn = txn;
+	txn = NULL; /* login_checked's now */
+	member_authenticate(app, req, account, password, login_checked, lc);
 out:
 	json_decref(txn);
 }
@@ -918,6 +953,25 @@ app_picked(json_t *body)
 	return -1;
 }
 
+/* An app answer waiting for its password check. */
+struct app_check {
+	struct isso_app *app;
+	json_t *body, *data;
+};
+
+/* The password in the app's request body is wiped before the body goes. */
+static void
+app_wipe_password(json_t *body)
+{
+	const char *pw = json_string_value(json_object_get(body, "password"));
+
+	if (pw != NULL)
+		explicit_bzero((char *)pw, strlen(pw));
+}
+
+static void app_approve_checked(struct http_req *req, const struct member_auth_result *res,
+                                void *ctx);
+
 /* POST /app/v1/qr/approve: the app's answer: challenge (or the QR text /
  * app link), account, password, decision approve|deny, number (the one
  * picked: required to approve a scanned code), via "link" (the app was
@@ -930,12 +984,9 @@ app_approve_route(struct http_req *req, void *ctx)
 	struct isso_app *app = ctx;
 	const char *ch, *account, *password, *decision, *ubn, *via;
 	json_t *body = app_request(req, app_fields), *data = NULL;
-	struct store_org *org = NULL;
-	char *role = NULL, *return_url = NULL;
-	bool ok = false, approve, found = false, org_login, refused = false;
-	bool link, wrong_number = false;
-	char uuid[37], code[44], code_hash[65], retry[16];
-	int uses = 0, picked, wait = 0;
+	struct app_check *st;
+	bool approve, org_login, link;
+	int picked;
 
 	if (body == NULL) {
 		app_reply(req, 400, "error", "invalid_request");
@@ -979,20 +1030,42 @@ app_approve_route(struct http_req *req, void *ctx)
 		goto out;
 	}
 	/* Password guessing here is slowed exactly as on the login page. */
-	if (member_authenticate(app, req, account, password, &ok, &wait, uuid) < 0) {
-		app_reply(req, 401, "error", "invalid_credentials");
-		goto out;
-	}
-	if (wait > 0) {
-		snprintf(retry, sizeof(retry), "%d", wait);
-		http_set_header(req, "Retry-After", retry);
-		app_reply(req, 429, "error", "slow_down");
-		goto out;
-	}
-	if (!ok) {
-		app_reply(req, 401, "error", "invalid_credentials");
-		goto out;
-	}
+	st = pool_alloc(http_pool(req), sizeof(*st));
+	st->app = app;
+	st->body = body;
+	st->data = data;
+	body = data = NULL; /* app_approve_checked's now */
+	member_authenticate(app, req, account, password, app_approve_checked, st);
+out:
+	app_wipe_password(body);
+	json_decref(body);
+	json_decref(data);
+}
+
+/* The app's answer once its password was checked: the challenge is
+ * answered (approved, denied or refused). */
+static void
+app_approve_finish(struct isso_app *app, struct http_req *req, json_t *body, json_t *data,
+                   const char *uuid)
+{
+	const char *ch, *decision, *ubn, *via;
+	struct store_org *org = NULL;
+	char *role = NULL, *return_url = NULL;
+	bool approve, found = false, org_login, refused = false;
+	bool link, wrong_number = false;
+	char code[44], code_hash[65];
+	int uses = 0, picked;
+
+	ch = app_challenge(body);
+	decision = json_string_value(json_object_get(body, "decision"));
+	ubn = json_string_value(json_object_get(body, "organisation"));
+	via = json_string_value(json_object_get(body, "via"));
+	picked = app_picked(body);
+	if (ubn != NULL && ubn[0] == '\0')
+		ubn = NULL;
+	approve = strcmp(decision, "approve") == 0;
+	link = via != NULL && strcmp(via, "link") == 0;
+	org_login = json_is_true(json_object_get(data, "org"));
 	/* A wrong pick ends this code: the citizen may be looking at someone
 	 * else's screen. */
 	if (approve && !link)
@@ -1071,8 +1144,33 @@ out:
 	xfree_secret(return_url);
 	store_org_free(org);
 	free(role);
-	json_decref(body);
-	json_decref(data);
+}
+
+static void
+app_approve_checked(struct http_req *req, const struct member_auth_result *res, void *ctx)
+{
+	struct app_check *st = ctx;
+	char retry[16];
+
+	if (req == NULL)
+		goto out;
+	if (res->ret == ISSO_ERR_LIMIT) {
+		http_set_busy(req);
+		app_reply(req, 503, "error", "busy");
+	} else if (res->ret < 0 || (res->wait <= 0 && !res->ok)) {
+		app_reply(req, 401, "error", "invalid_credentials");
+	} else if (res->wait > 0) {
+		snprintf(retry, sizeof(retry), "%d", res->wait);
+		http_set_header(req, "Retry-After", retry);
+		app_reply(req, 429, "error", "slow_down");
+	} else {
+		app_approve_finish(st->app, req, st->body, st->data, res->uuid);
+	}
+out:
+	app_wipe_password(st->body);
+	json_decref(st->body);
+	json_decref(st->data);
+	st->body = st->data = NULL;
 }
 
 /* ---- registration ---- */
@@ -1292,55 +1390,68 @@ resend(struct isso_app *app, struct http_req *req, const char *kind, const char 
 	verify_page(app, req, tmpl, purpose, pending, phone, 200, "otp.resent");
 }
 
+/* A registration whose SMS code is being checked, its password hashed
+ * meanwhile. */
+struct reg_check {
+	struct isso_app *app;
+	const char *pending;
+	json_t *data;
+	char *password;
+};
+
+/* The registration's second half, once the password is hashed: the code,
+ * then the new member. */
 static void
-register_verify(struct isso_app *app, struct http_req *req)
+register_hashed(struct http_req *req, int hret, const char *hash, void *ctx)
 {
-	const char *pending = NULL;
-	json_t *data = pending_load(app, req, "reg", &pending);
-	const char *code = http_form(req, "code");
-	const char *phone, *error_key = NULL;
-	char *password = NULL, uuid[37];
+	struct reg_check *rc = ctx;
+	struct isso_app *app = rc->app;
+	const char *code, *phone, *error_key = NULL;
+	char uuid[37];
 	enum otp_result r;
 	int left = 0, ret;
 	struct member_new m;
 
-	if (data == NULL) {
+	if (req == NULL)
+		goto out;
+	code = http_form(req, "code");
+	phone = json_string_value(json_object_get(rc->data, "phone"));
+	if (hret == ISSO_ERR_LIMIT) {
+		/* Nothing was checked: the same code works once more. */
+		http_set_busy(req);
+		verify_page(app, req, "register-verify", "tp-reg", rc->pending, phone, 503,
+		            "tp.busy");
+		goto out;
+	}
+	if (hret < 0) {
+		(void)store_eph_delete(app->store, "reg", rc->pending);
 		register_page(app, req, 400, "otp.expired", NULL);
 		goto out;
 	}
-	phone = json_string_value(json_object_get(data, "phone"));
-	if (http_form(req, "resend") != NULL) {
-		resend(app, req, "reg", "tp-reg", "register-verify", pending, data);
-		goto out;
-	}
-	if (code == NULL || otp_check(app, json_string_value(json_object_get(data, "otp")),
-	                              "register", phone, code, &r, &left) < 0) {
-		verify_page(app, req, "register-verify", "tp-reg", pending, phone, 400,
+	if (otp_check(app, json_string_value(json_object_get(rc->data, "otp")), "register", phone,
+	              code, &r, &left) < 0) {
+		verify_page(app, req, "register-verify", "tp-reg", rc->pending, phone, 400,
 		            "otp.wrong");
 		goto out;
 	}
 	if (r != OTP_OK) {
 		if (r == OTP_WRONG) {
-			verify_page(app, req, "register-verify", "tp-reg", pending, phone, 400,
+			verify_page(app, req, "register-verify", "tp-reg", rc->pending, phone, 400,
 			            otp_result_key(r));
 		} else {
-			(void)store_eph_delete(app->store, "reg", pending);
+			(void)store_eph_delete(app->store, "reg", rc->pending);
 			register_page(app, req, 400, otp_result_key(r), NULL);
 		}
 		goto out;
 	}
-	(void)store_eph_delete(app->store, "reg", pending);
-	if (secret_open(&app->secrets, json_string_value(json_object_get(data, "password")),
-	                &password) < 0) {
-		register_page(app, req, 400, "otp.expired", NULL);
-		goto out;
-	}
+	(void)store_eph_delete(app->store, "reg", rc->pending);
 	memset(&m, 0, sizeof(m));
-	m.account = json_string_value(json_object_get(data, "account"));
+	m.account = json_string_value(json_object_get(rc->data, "account"));
 	m.phone = phone;
-	m.email = json_string_value(json_object_get(data, "email"));
-	m.name = json_string_value(json_object_get(data, "name"));
-	m.password = password;
+	m.email = json_string_value(json_object_get(rc->data, "email"));
+	m.name = json_string_value(json_object_get(rc->data, "name"));
+	m.password = rc->password;
+	m.password_hash = hash;
 	m.phone_verified = true; /* by the code just checked */
 	ret = member_create(app, &m, uuid, &error_key);
 	if (ret < 0) {
@@ -1353,6 +1464,53 @@ register_verify(struct isso_app *app, struct http_req *req)
 	store_audit_append(app->store, app_now(), "member_registered",
 	                   json_pack("{s:s}", "uuid", uuid));
 	done_page(app, req, "tp.register_done_title", "tp.register_done");
+out:
+	xfree_secret(rc->password);
+	rc->password = NULL;
+	json_decref(rc->data);
+	rc->data = NULL;
+}
+
+static void
+register_verify(struct isso_app *app, struct http_req *req)
+{
+	const char *pending = NULL;
+	json_t *data = pending_load(app, req, "reg", &pending);
+	const char *code = http_form(req, "code");
+	const char *phone;
+	char *password = NULL;
+	struct reg_check *rc;
+
+	if (data == NULL) {
+		register_page(app, req, 400, "otp.expired", NULL);
+		goto out;
+	}
+	phone = json_string_value(json_object_get(data, "phone"));
+	if (http_form(req, "resend") != NULL) {
+		resend(app, req, "reg", "tp-reg", "register-verify", pending, data);
+		goto out;
+	}
+	if (code == NULL) {
+		verify_page(app, req, "register-verify", "tp-reg", pending, phone, 400,
+		            "otp.wrong");
+		goto out;
+	}
+	if (secret_open(&app->secrets, json_string_value(json_object_get(data, "password")),
+	                &password) < 0) {
+		(void)store_eph_delete(app->store, "reg", pending);
+		register_page(app, req, 400, "otp.expired", NULL);
+		goto out;
+	}
+	/* The password is hashed on the hashing pool while the code waits:
+	 * each code tried costs one hash, as many as the code allows tries. */
+	rc = pool_alloc(http_pool(req), sizeof(*rc));
+	rc->app = app;
+	rc->pending = pending;
+	rc->data = data;
+	rc->password = password;
+	data = NULL;
+	password = NULL;
+	member_hash_password(req, rc->password, register_hashed, rc);
 out:
 	xfree_secret(password);
 	json_decref(data);
@@ -1447,43 +1605,42 @@ reset_notify(struct isso_app *app, const char *phone)
 		log_warn("reset_notice_failed", NULL);
 }
 
+/* A password reset whose SMS code is being checked, the new password
+ * hashed meanwhile. */
+struct reset_check {
+	struct isso_app *app;
+	const char *pending;
+	json_t *data;
+};
+
+/* The reset's second half, once the new password is hashed. */
 static void
-forgot_verify(struct isso_app *app, struct http_req *req)
+forgot_hashed(struct http_req *req, int hret, const char *hash, void *ctx)
 {
-	const char *pending = NULL;
-	json_t *data = pending_load(app, req, "reset", &pending);
-	const char *code = http_form(req, "code");
-	const char *password = http_form(req, "password");
-	const char *password2 = http_form(req, "password2");
-	const char *phone, *problem;
+	struct reset_check *fc = ctx;
+	struct isso_app *app = fc->app;
+	const char *pending = fc->pending, *code, *password, *phone, *problem;
+	json_t *data = fc->data;
 	char uuid[37], *account = NULL, *email = NULL;
 	enum otp_result r = OTP_EXPIRED;
 	int left = 0;
 	bool found = false;
 
-	if (data == NULL) {
-		forgot_page(app, req, 400, "otp.expired");
+	if (req == NULL)
 		goto out;
-	}
+	code = http_form(req, "code");
+	password = http_form(req, "password");
 	phone = json_string_value(json_object_get(data, "phone"));
-	if (http_form(req, "resend") != NULL) {
-		resend(app, req, "reset", "tp-forgot", "forgot-verify", pending, data);
+	if (hret == ISSO_ERR_LIMIT) {
+		/* Nothing was checked: the same code works once more. */
+		http_set_busy(req);
+		verify_page(app, req, "forgot-verify", "tp-forgot", pending, phone, 503, "tp.busy");
 		goto out;
 	}
-	if (password == NULL || password2 == NULL || strcmp(password, password2) != 0) {
+	if (hret < 0) {
 		verify_page(app, req, "forgot-verify", "tp-forgot", pending, phone, 400,
-		            "password.mismatch");
+		            "password.too_short");
 		goto out;
-	}
-	/* Before the code, only what the requester typed counts as context:
-	 * the member's own words would tell a stranger about the account. */
-	{
-		const char *context[] = {phone, NULL};
-		if ((problem = member_password_problem(app, password, context)) != NULL) {
-			verify_page(app, req, "forgot-verify", "tp-forgot", pending, phone, 400,
-			            problem);
-			goto out;
-		}
 	}
 	/* A reset whose code was right but whose password contained the
 	 * member's own words goes on without a second code. */
@@ -1523,7 +1680,7 @@ forgot_verify(struct isso_app *app, struct http_req *req)
 		}
 	}
 	(void)store_eph_delete(app->store, "reset", pending);
-	if (member_set_password(app, uuid, password) < 0) {
+	if (member_set_password_hash(app, uuid, hash) < 0) {
 		forgot_page(app, req, 400, "otp.expired");
 		goto out;
 	}
@@ -1540,6 +1697,59 @@ forgot_verify(struct isso_app *app, struct http_req *req)
 out:
 	free(account);
 	free(email);
+	json_decref(data);
+	fc->data = NULL;
+}
+
+static void
+forgot_verify(struct isso_app *app, struct http_req *req)
+{
+	const char *pending = NULL;
+	json_t *data = pending_load(app, req, "reset", &pending);
+	const char *code = http_form(req, "code");
+	const char *password = http_form(req, "password");
+	const char *password2 = http_form(req, "password2");
+	const char *phone, *problem;
+	struct reset_check *fc;
+
+	if (data == NULL) {
+		forgot_page(app, req, 400, "otp.expired");
+		goto out;
+	}
+	phone = json_string_value(json_object_get(data, "phone"));
+	if (http_form(req, "resend") != NULL) {
+		resend(app, req, "reset", "tp-forgot", "forgot-verify", pending, data);
+		goto out;
+	}
+	if (password == NULL || password2 == NULL || strcmp(password, password2) != 0) {
+		verify_page(app, req, "forgot-verify", "tp-forgot", pending, phone, 400,
+		            "password.mismatch");
+		goto out;
+	}
+	/* Before the code, only what the requester typed counts as context:
+	 * the member's own words would tell a stranger about the account. */
+	{
+		const char *context[] = {phone, NULL};
+		if ((problem = member_password_problem(app, password, context)) != NULL) {
+			verify_page(app, req, "forgot-verify", "tp-forgot", pending, phone, 400,
+			            problem);
+			goto out;
+		}
+	}
+	if (!json_is_true(json_object_get(data, "proven")) && code == NULL) {
+		verify_page(app, req, "forgot-verify", "tp-forgot", pending, phone, 400,
+		            "otp.wrong");
+		goto out;
+	}
+	/* The new password is hashed on the hashing pool while the code
+	 * waits: each code tried costs one hash, as many as the code allows. */
+	fc = pool_alloc(http_pool(req), sizeof(*fc));
+	fc->app = app;
+	fc->pending = pending;
+	fc->data = data;
+	data = NULL;
+	member_hash_password(req, password, forgot_hashed, fc);
+out:
 	json_decref(data);
 }
 
