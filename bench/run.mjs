@@ -183,6 +183,15 @@ async function main() {
     console.log(`  ${m.label.padEnd(24)} ${f(m.idle_rss_kib / 1024, 1).padStart(6)}  ${f(m.after_rss_kib / 1024, 1).padStart(14)}   ${m.password_logins}`);
   }
 
+  const st = results.find((x) => x.name === 'password_storm');
+  if (st) {
+    console.log('\nPassword storm: discovery during the storm against discovery alone');
+    for (const [key, r] of Object.entries(st.runs)) {
+      if (r.vs_idle) console.log(`  ${key.padEnd(8)} ${f(r.vs_idle.rps_fraction * 100, 1)}% of idle ops/s; p99 ${f(r.vs_idle.p99_idle_ms, 2)} ms -> ${f(r.vs_idle.p99_storm_ms, 2)} ms`);
+    }
+  }
+  info.loadavg_at_end = os.loadavg();
+
   fs.mkdirSync(path.dirname(OUT), { recursive: true });
   fs.writeFileSync(OUT, `${JSON.stringify({
     date: new Date().toISOString(),
