@@ -26,6 +26,7 @@ import refresh from './scenarios/refresh.mjs';
 import sso from './scenarios/sso.mjs';
 import password from './scenarios/password.mjs';
 import storm from './scenarios/storm.mjs';
+import otpTelecom from './scenarios/otp-telecom.mjs';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 const REPO = path.resolve(HERE, '..');
@@ -36,7 +37,7 @@ const num = (name, def) => {
   return Number.isFinite(v) && v > 0 ? v : def;
 };
 
-const SCENARIOS = [discovery, jwks, clientCredentials, introspection, refresh, sso, password, storm];
+const SCENARIOS = [discovery, jwks, clientCredentials, introspection, refresh, sso, password, otpTelecom, storm];
 const only = process.env.BENCH_ONLY ? new Set(process.env.BENCH_ONLY.split(',')) : null;
 
 function sh(cmd, args) {
@@ -73,6 +74,7 @@ function machine() {
 }
 
 const f = (x, d = 0) => (x === null || x === undefined || Number.isNaN(x) ? '—' : x.toFixed(d));
+const rate = (x) => f(x, x !== null && x !== undefined && x < 100 ? 1 : 0);
 
 function printTable(results, targets) {
   const issod = 'issod';
@@ -85,11 +87,13 @@ function printTable(results, targets) {
       const t = targets.find((x) => x.key === key);
       let ratioRps = '';
       let ratioCpu = '';
-      if (key !== issod && base) {
+      if (sc.alone) {
+        ratioRps = 'no peer';
+      } else if (key !== issod && base) {
         ratioRps = f(base.rps / r.rps, 2);
         ratioCpu = r.cpu_ms_per_op ? f(base.cpu_ms_per_op / r.cpu_ms_per_op, 2) : '—';
       }
-      rows.push([sc.name, t.label, f(r.rps), f(r.p50, 2), f(r.p99, 2), f(r.cpu_ms_per_op, 3), String(r.errors), ratioRps, ratioCpu]);
+      rows.push([sc.name, t.label, rate(r.rps), f(r.p50, 2), f(r.p99, 2), f(r.cpu_ms_per_op, 3), String(r.errors), ratioRps, ratioCpu]);
       if (r.logins) {
         rows.push([' └ logins meanwhile', t.label, f(r.logins.rps, 1), f(r.logins.p50, 0), f(r.logins.p99, 0), '', String(r.logins.errors), key !== issod && base ? f(base.logins.rps / r.logins.rps, 2) : '', '']);
       }
@@ -143,7 +147,7 @@ async function main() {
 
     for (const sc of SCENARIOS) {
       if (only && !only.has(sc.name)) continue;
-      const entry = { name: sc.name, title: sc.title, tool: sc.tool, runs: {} };
+      const entry = { name: sc.name, title: sc.title, tool: sc.tool, alone: !!sc.alone, runs: {} };
       for (const key of sc.targets) {
         const t = byKey[key];
         if (sc.tool === 'wrk') {
@@ -161,7 +165,7 @@ async function main() {
           cpu_ms_per_op: r.logins ? null : cpu / Math.max(1, ops),
         };
         entry.runs[key] = run;
-        console.log(`${f(run.rps)} ops/s, p99 ${f(run.p99, 2)} ms, ${f(run.server_cpu_share, 2)} cores${r.errors ? `, ${r.errors} errors ${JSON.stringify(r.firstErrors ?? [])}` : ''}`);
+        console.log(`${rate(run.rps)} ops/s, p99 ${f(run.p99, 2)} ms, ${f(run.server_cpu_share, 2)} cores${r.errors ? `, ${r.errors} errors ${JSON.stringify(r.firstErrors ?? [])}` : ''}`);
       }
       results.push(entry);
     }

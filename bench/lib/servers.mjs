@@ -70,6 +70,8 @@ export async function startIssod() {
       users,
       chooseLink: (href) => new URL(href).pathname === '/login/taipeipass',
       accessTokens: 'opaque (a row in SQLite)',
+      stack, // isso-sim's phone (readLastSms, simUrl) for the OTP flow
+      simPid: stack.sim.child.pid,
       stop: () => stack.stop(),
     };
   } catch (err) {
