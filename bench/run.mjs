@@ -7,7 +7,8 @@
 // Settings (environment): BENCH_SECONDS (5) per run, BENCH_CONNECTIONS
 // (32, wrk), BENCH_FLOWS (16, node loops of the SSO and refresh flows),
 // BENCH_PASSWORD (4, concurrent password logins), BENCH_STORM (16,
-// password logins during the storm), BENCH_ONLY (comma-separated
+// password logins during the storm), BENCH_SESSIONS (300, password
+// logins made before the memory is read), BENCH_ONLY (comma-separated
 // scenario names), ISSO_BUILD_DIR (default build/).
 
 import { execFileSync } from 'node:child_process';
@@ -27,6 +28,7 @@ import sso from './scenarios/sso.mjs';
 import password from './scenarios/password.mjs';
 import storm from './scenarios/storm.mjs';
 import otpTelecom from './scenarios/otp-telecom.mjs';
+import manySessions from './scenarios/sessions.mjs';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 const REPO = path.resolve(HERE, '..');
@@ -37,7 +39,7 @@ const num = (name, def) => {
   return Number.isFinite(v) && v > 0 ? v : def;
 };
 
-const SCENARIOS = [discovery, jwks, clientCredentials, introspection, refresh, sso, password, otpTelecom, storm];
+const SCENARIOS = [discovery, jwks, clientCredentials, introspection, refresh, sso, password, otpTelecom, storm, manySessions];
 const only = process.env.BENCH_ONLY ? new Set(process.env.BENCH_ONLY.split(',')) : null;
 
 function sh(cmd, args) {
@@ -113,6 +115,7 @@ async function main() {
     flowConcurrency: num('BENCH_FLOWS', 16),
     passwordConcurrency: num('BENCH_PASSWORD', 4),
     stormLogins: num('BENCH_STORM', 16),
+    sessionLogins: num('BENCH_SESSIONS', 300),
     sessions: {},
     logins: {},
   };
@@ -202,7 +205,8 @@ async function main() {
     machine: info,
     settings: {
       seconds: ctx.seconds, wrk_connections: ctx.connections, wrk_threads: 1, flow_concurrency: ctx.flowConcurrency,
-      password_concurrency: ctx.passwordConcurrency, storm_logins: ctx.stormLogins, scope: SCOPE,
+      password_concurrency: ctx.passwordConcurrency, storm_logins: ctx.stormLogins,
+      session_logins: ctx.sessionLogins, scope: SCOPE,
     },
     access_tokens: { issod: 'opaque, stored in SQLite', peer: 'opaque, in memory', peerJwt: 'ES256 JWT, not stored' },
     scenarios: results,

@@ -72,20 +72,23 @@ export function wrk(url, { seconds, connections = 32, threads = 1, method = 'GET
 }
 
 /**
- * Runs op(state, worker, i) in `concurrency` loops for `seconds`, state
- * being states[worker] (made beforehand, outside the measurement); an op
- * that throws counts as an error (the first few messages are kept).
+ * Runs op(state, worker, i) in `concurrency` loops for `seconds` (or
+ * until `count` ops have started, when given), state being states[worker]
+ * (made beforehand, outside the measurement); an op that throws counts as
+ * an error (the first few messages are kept).
  * Returns {ops, seconds, rps, p50, p99, errors, firstErrors}.
  */
-export async function loop({ seconds, concurrency, op, states = [] }) {
+export async function loop({ seconds, count = Infinity, concurrency, op, states = [] }) {
   const lat = [];
   let errors = 0;
   const firstErrors = [];
   const start = process.hrtime.bigint();
   const end = start + BigInt(Math.round(seconds * 1e9));
+  let started = 0;
   const worker = async (w) => {
     const state = states[w];
-    for (let i = 0; process.hrtime.bigint() < end; i++) {
+    for (let i = 0; process.hrtime.bigint() < end && started < count; i++) {
+      started++;
       const t0 = process.hrtime.bigint();
       try {
         await op(state, w, i);

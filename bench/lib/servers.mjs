@@ -96,6 +96,8 @@ export async function startPeer(atFormat = 'opaque') {
     },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
+  const killAtExit = () => child.kill('SIGKILL');
+  process.once('exit', killAtExit); // a crashed run leaves no peer behind
   let stderr = '';
   child.stderr.on('data', (c) => { stderr = (stderr + c).slice(-20000); });
   const exited = new Promise((resolve) => child.once('exit', resolve));
@@ -128,6 +130,7 @@ export async function startPeer(atFormat = 'opaque') {
     accessTokens: atFormat === 'jwt' ? 'ES256 JWT (in memory: none stored)' : 'opaque (in memory)',
     stderr: () => stderr,
     async stop() {
+      process.removeListener('exit', killAtExit);
       if (child.exitCode === null && child.signalCode === null) {
         child.kill('SIGTERM');
         const t = setTimeout(() => child.kill('SIGKILL'), 5000);
