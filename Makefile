@@ -8,7 +8,7 @@ CMAKE    ?= cmake
 NINJA    ?= ninja
 JOBS     ?= 2
 
-.PHONY: all setup build run check unit asan integration fuzz format clean pki
+.PHONY: all setup build run check unit asan integration fuzz format clean pki bench
 
 all: build
 
@@ -54,6 +54,12 @@ asan: $(ASAN)/build.ninja
 integration: asan
 	cd tests && ISSO_BUILD_DIR=$(CURDIR)/$(ASAN) ASAN_OPTIONS=detect_leaks=1 \
 		node --test --test-concurrency=1 --test-timeout=180000 integration/
+
+# issod against node oidc-provider on this machine, side by side (not part
+# of check; nothing is asserted): a table on stdout and build/bench/results.json.
+# Installs wrk and bench/'s own pinned npm packages (bench/node_modules).
+bench: build
+	@bench/bench.sh
 
 # Runs each libFuzzer target for FUZZ_SECONDS (clang).
 FUZZ_SECONDS ?= 60

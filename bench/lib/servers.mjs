@@ -1,0 +1,142 @@
+// The two servers under test, started the same way each run:
+//  - issod: the gcc RelWithDebInfo build in build/ (or ISSO_BUILD_DIR), on
+//    SQLite in a fresh temp dir, with isso-sim for the connectors, through
+//    the integration harness (tests/integration/lib/harness.mjs: the same
+//    settings as the tests, SIM_CONNECTORS included);
+//  - the peer: node oidc-provider (bench/peer/provider.mjs), opaque access
+//    tokens, and optionally a second one with JWT access tokens.
+// Each target: {key, label, issuer, pid, md, client, users, chooseLink,
+// basic, stop()}.
+
+import { spawn } from 'node:child_process';
+import crypto from 'node:crypto';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { startStack, freePort } from '../../tests/integration/lib/harness.mjs';
+
+const HERE = path.dirname(fileURLToPath(import.meta.url));
+export const RP = 'http://127.0.0.1:9/cb'; // never contacted: the driver stops at it
+export const SCOPE = 'openid profile phone email';
+const USERS = 16;
+
+function basicAuth(id, secret) {
+  const enc = (s) => encodeURIComponent(s).replace(/%20/g, '+');
+  return `Basic ${Buffer.from(`${enc(id)}:${enc(secret)}`).toString('base64')}`;
+}
+
+function benchUsers() {
+  return Array.from({ length: USERS }, (_, i) => ({
+    account: `bench.citizen${String(i).padStart(2, '0')}`,
+    password: `Bench-Pass-${crypto.randomBytes(6).toString('hex')}`,
+    name: `測試市民${i}`,
+    phone: `09120000${String(i).padStart(2, '0')}`,
+    email: `citizen${i}@bench.example`,
+  }));
+}
+
+async function discovery(issuer) {
+  const res = await fetch(`${issuer}/.well-known/openid-configuration`);
+  if (res.status !== 200) throw new Error(`${issuer} discovery answered ${res.status}`);
+  return res.json();
+}
+
+export async function startIssod() {
+  const stack = await startStack({
+    label: 'bench',
+    // info logs one JSON line per request; warn is what a loaded node
+    // would run with, and keeps the harness's in-memory log small
+    env: { ISSO_LOG_LEVEL: process.env.ISSO_LOG_LEVEL || 'warn' },
+  });
+  try {
+    const c = await stack.registerClient({
+      name: 'Bench agency service',
+      redirectUris: [RP],
+      scope: SCOPE,
+      grantTypes: ['authorization_code', 'refresh_token', 'client_credentials'],
+      idTokenAlg: 'ES256',
+    });
+    const users = benchUsers();
+    for (const u of users) {
+      await stack.addUser({ account: u.account, password: u.password, phone: u.phone, name: u.name, email: u.email, phoneVerified: true });
+    }
+    return {
+      key: 'issod',
+      label: 'issod',
+      issuer: stack.issuer,
+      pid: stack.issod.child.pid,
+      md: await discovery(stack.issuer),
+      client: { client_id: c.client_id, client_secret: c.client_secret, redirect_uri: RP },
+      basic: basicAuth(c.client_id, c.client_secret),
+      users,
+      chooseLink: (href) => new URL(href).pathname === '/login/taipeipass',
+      accessTokens: 'opaque (a row in SQLite)',
+      stack, // isso-sim's phone (readLastSms, simUrl) for the OTP flow
+      simPid: stack.sim.child.pid,
+      stop: () => stack.stop(),
+    };
+  } catch (err) {
+    await stack.stop({ check: false }).catch(() => {});
+    throw err;
+  }
+}
+
+/** Starts node oidc-provider; atFormat 'opaque' or 'jwt'. */
+export async function startPeer(atFormat = 'opaque') {
+  const port = await freePort();
+  const client = { client_id: `bench-${atFormat}`, client_secret: crypto.randomBytes(24).toString('base64url'), redirect_uri: RP, scope: SCOPE };
+  const users = benchUsers();
+  const child = spawn(process.execPath, [path.join(HERE, '..', 'peer', 'provider.mjs')], {
+    env: {
+      ...process.env,
+      NODE_ENV: 'production',
+      PEER_PORT: String(port),
+      PEER_CLIENT: JSON.stringify(client),
+      PEER_USERS: JSON.stringify(users),
+      PEER_AT_FORMAT: atFormat,
+    },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  const killAtExit = () => child.kill('SIGKILL');
+  process.once('exit', killAtExit); // a crashed run leaves no peer behind
+  let stderr = '';
+  child.stderr.on('data', (c) => { stderr = (stderr + c).slice(-20000); });
+  const exited = new Promise((resolve) => child.once('exit', resolve));
+  await new Promise((resolve, reject) => {
+    let out = '';
+    const timer = setTimeout(() => reject(new Error(`oidc-provider did not start:\n${stderr}`)), 30_000);
+    child.stdout.on('data', (c) => {
+      out += c;
+      if (out.includes('ready ')) {
+        clearTimeout(timer);
+        resolve();
+      }
+    });
+    child.once('exit', (code) => {
+      clearTimeout(timer);
+      reject(new Error(`oidc-provider exited ${code}:\n${stderr}`));
+    });
+  });
+  const issuer = `http://127.0.0.1:${port}`;
+  return {
+    key: atFormat === 'jwt' ? 'peerJwt' : 'peer',
+    label: atFormat === 'jwt' ? 'oidc-provider (JWT AT)' : 'oidc-provider',
+    issuer,
+    pid: child.pid,
+    md: await discovery(issuer),
+    client,
+    basic: basicAuth(client.client_id, client.client_secret),
+    users,
+    chooseLink: (href) => /^\/interaction\/[^/]+\/password$/.test(new URL(href).pathname),
+    accessTokens: atFormat === 'jwt' ? 'ES256 JWT (in memory: none stored)' : 'opaque (in memory)',
+    stderr: () => stderr,
+    async stop() {
+      process.removeListener('exit', killAtExit);
+      if (child.exitCode === null && child.signalCode === null) {
+        child.kill('SIGTERM');
+        const t = setTimeout(() => child.kill('SIGKILL'), 5000);
+        await exited;
+        clearTimeout(t);
+      }
+    },
+  };
+}
