@@ -28,6 +28,7 @@ import {
 } from './lib/harness.mjs';
 import {
   NO_BROWSER, launchBrowser, newPage, axeCheck, Screenshots, tabTo, assertNoHorizontalScroll,
+  waitForFocus,
 } from './lib/browser.mjs';
 
 const RP = 'http://127.0.0.1:9/cb'; // never contacted
@@ -696,6 +697,7 @@ test('browser: detect, wrong PINs (2, 1, locked), card taken out, then a good ca
     await tryPin(wrong);
     await alertBox.filter({ hasText: msg('mc.js.wrong_pin', { n: 2 }) }).waitFor();
     assert.equal(await pin.inputValue(), '', 'the PIN field is emptied');
+    await waitForFocus(page, () => document.activeElement?.id === 'mc-alert');
     assert.equal(await page.evaluate(() => document.activeElement.id), 'mc-alert', 'focus on the message');
     await axeCheck(page, 'a wrong PIN');
     await shots.take(t, page, 'mc-wrong-pin');

@@ -26,6 +26,7 @@ import {
 } from './lib/harness.mjs';
 import {
   NO_BROWSER, launchBrowser, newPage, axeCheck, Screenshots, tabTo, assertNoHorizontalScroll,
+  waitForFocus,
 } from './lib/browser.mjs';
 
 const RP = 'http://127.0.0.1:9/cb'; // never contacted: the agent stops at it
@@ -773,6 +774,7 @@ test('browser: a wrong pick shows its message (focused, axe), and the keyboard m
     assert.equal(r.status, 403);
     // the waiting page notices by itself and shows the refusal
     await page.getByRole('alert').filter({ hasText: msg('tp.app_wrong_number') }).waitFor({ timeout: limit(10_000) });
+    await waitForFocus(page, () => document.activeElement?.id === 'error-summary');
     assert.equal(await page.evaluate(() => document.activeElement?.id), 'error-summary', 'focus on the message');
     await axeCheck(page, 'the wrong-number page');
     await shots.take(t, page, 'tpapp-wrong-number');

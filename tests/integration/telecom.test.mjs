@@ -18,6 +18,7 @@ import {
 } from './lib/harness.mjs';
 import {
   NO_BROWSER, launchBrowser, newPage, axeCheck, Screenshots, assertNoHorizontalScroll,
+  waitForFocus,
 } from './lib/browser.mjs';
 
 const RP = 'http://127.0.0.1:9/cb'; // never contacted: the agent stops at it
@@ -738,6 +739,7 @@ async function browserWalk(t, p, { viewport, label, wifiFirst = false }) {
     await field(msg('tel.carrier_label'), 'carrier').selectOption(p.carrier);
     await page.getByRole('button', { name: msg('tel.next') }).click();
     await page.getByRole('alert').filter({ hasText: msg('tel.must_agree') }).waitFor();
+    await waitForFocus(page, () => document.activeElement?.getAttribute('role') === 'alert');
     assert.equal(await page.evaluate(() => document.activeElement?.getAttribute('role')), 'alert', 'focus moves to the error summary');
     await check('form-error');
     await field(msg('tel.birthdate_label'), 'birthdate').fill(p.birthdate);

@@ -82,6 +82,14 @@ export class Screenshots {
 
 /** Presses Tab until matches(activeElement) is true; fails listing the
  * focus order it saw. Returns a description of the focused element. */
+/** Waits (bounded) until test, run in the page, holds for
+ * document.activeElement: pages move focus from their script after load,
+ * so an assertion on focus made the moment an element appears can race
+ * it. Returns whether it came; assert on what is focused afterwards. */
+export async function waitForFocus(page, test, arg) {
+  return page.waitForFunction(test, arg, { timeout: limit(5000) }).then(() => true, () => false);
+}
+
 export async function tabTo(page, matches, what, max = 40) {
   const seen = [];
   for (let i = 0; i < max; i++) {
