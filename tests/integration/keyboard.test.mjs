@@ -323,6 +323,78 @@ test('forgotten password: the SMS code survives an error on the new password; th
   assert.ok(done.res.pageText().includes(msg('tp.reset_done')));
 });
 
+test('台北通 registration code by keyboard: its time limit is text of its own, warned and said at expiry; focus goes to resend, Enter gives a new code', T, async (t) => {
+  const { context, page } = await openBrowser();
+  const phone = newPhone();
+  try {
+    await page.goto(stack.url('/taipeipass/register'));
+    await typeInto(page, 'account', 'kbreg02');
+    await typeInto(page, 'phone', phone);
+    await typeInto(page, 'password', 'Kb-Reg-Pass-42');
+    await typeInto(page, 'password2', 'Kb-Reg-Pass-42');
+    await tabTo(page, (el) => el.name === 'agree', 'the agreement');
+    await page.keyboard.press('Space');
+    await page.keyboard.press('Enter');
+    await page.locator('#code').waitFor();
+    await recordLive(page);
+    const timer = page.locator('#code-timer');
+    const secs = Number(await timer.getAttribute('data-timer'));
+    assert.ok(secs > 30 && secs <= 40, `the code's real time left, from the server (${secs} of otp_ttl 40 s)`);
+    assert.equal(await timer.getAttribute('aria-live'), null, 'the ticking text is not live');
+    assert.equal(await timer.getAttribute('data-focus'), 'resend-btn');
+    assert.ok((await timer.textContent()).startsWith(msg('otp.timer_before')));
+    // otp_ttl 40 s is under the 60 s warning: said at once
+    await waitAnnounced(page, msg('tp.code_timer_warn'), limit(5000), 'the registration code\'s warning');
+    await axeCheck(page, 'the registration code at the warning');
+    await shots.take(t, page, 'tp-register-code-warning');
+    await waitAnnounced(page, msg('otp.timer_expired'), limit((secs + 4) * 1000), 'the registration code\'s expiry');
+    await focusIs(page, 'resend-btn', 'the registration code\'s expiry: the way to a new code');
+    // (the warning was said on load, before the recorder; the cool-down's
+    // end comes 5 s before the code's)
+    assert.deepEqual(await said(page), [msg('otp.can_resend'), msg('otp.timer_expired')], 'the cool-down\'s end and the expiry, nothing while it ticks');
+    assert.equal(await timer.textContent(), msg('otp.timer_expired'), 'seen as well as heard');
+    await axeCheck(page, 'the registration code expired');
+    await page.keyboard.press('Enter'); // 重新發送驗證碼
+    await page.waitForLoadState('load');
+    await page.locator('#code-timer').waitFor();
+    assert.ok(Number(await page.locator('#code-timer').getAttribute('data-timer')) > 30, 'the new code with its full time');
+    assert.ok((await page.locator('main').innerText()).includes(msg('otp.resent')));
+    await typeInto(page, 'code', await smsCode(phone));
+    await page.keyboard.press('Enter');
+    await page.getByText(msg('tp.register_done')).waitFor({ timeout: limit(10_000) }); // registered with the new code
+  } finally {
+    await context.close();
+  }
+});
+
+test('forgotten password: the code page\'s timer counts the code\'s real time left, a new code restarts it', T, async () => {
+  const member = await stack.addUser({ account: 'kb.forgot2', password: 'Kb-Old-Pass-42', phone: '0955123004' });
+  const agent = new HttpAgent();
+  const timerOf = (res) => {
+    const m = /<p class="countdown timer" id="code-timer" data-timer="(\d+)"[^>]* data-warn="([^"]*)"[^>]* data-focus="([^"]*)"/.exec(res.text);
+    assert.ok(m, `the code page has its timer (${res.status}): ${res.pageText().slice(0, 300)}`);
+    return { secs: Number(m[1]), warn: m[2], focus: m[3] };
+  };
+  const start = await agent.get(stack.url('/taipeipass/forgot'));
+  const sent = await agent.submit(start.forms().find((f) => f.has('phone')), { phone: member.phone });
+  const first = timerOf(sent.res);
+  assert.ok(first.secs > 35 && first.secs <= 40, `a new code's full time (${first.secs} of otp_ttl 40 s)`);
+  assert.equal(first.focus, 'resend-btn', 'at expiry, focus goes to the way to a new code');
+  assert.ok(sent.res.text.includes('id="resend-btn"'));
+  await sleep(3000);
+  const weak = await agent.submit(sent.res.forms().find((f) => f.has('code')), { code: '000000', password: 'short', password2: 'short' });
+  assert.equal(weak.res.status, 400);
+  const later = timerOf(weak.res);
+  assert.ok(later.secs <= first.secs - 2, `the time left goes down (${first.secs} → ${later.secs}), not restarted by an error`);
+  // after the 35 s cool-down, a new code: its full time again
+  await sleep(33_000);
+  const again = weak.res.forms().find((f) => f.has('code'));
+  const resent = await agent.submit(again, {}, again.buttons.find((b) => b.name === 'resend'));
+  assert.equal(resent.res.status, 200, resent.res.pageText().slice(0, 300));
+  const fresh = timerOf(resent.res);
+  assert.ok(fresh.secs > 35, `a new code restarts the timer (${fresh.secs})`);
+});
+
 // ---------------------------------------------------------------- 行動自然人憑證 and the SMS step
 
 test('行動自然人憑證 by keyboard: the QR warning is said once; the SMS step: Enter sends, Enter verifies, the number stays', T, async (t) => {

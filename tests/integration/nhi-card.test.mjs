@@ -21,6 +21,7 @@ import {
 } from './lib/harness.mjs';
 import {
   NO_BROWSER, launchBrowser, newPage, axeCheck, Screenshots, assertNoHorizontalScroll,
+  tabTo, focusIs, assertFocusAtTop, assertErrorFocus,
 } from './lib/browser.mjs';
 
 const RP = 'http://127.0.0.1:9/cb'; // never contacted: the agent stops at it
@@ -527,6 +528,100 @@ test('browser: the card read through isso-cardagent, password encrypted to the N
       p2.getByRole('button', { name: msg('otp.step_submit'), exact: true }).click(),
     ]);
     assert.ok(redirectParams(back.url()).get('code'), 'straight back to the client with a code');
+  } finally {
+    await context.close();
+    for (const x of others) stack.insertCard(x.card_no);
+  }
+});
+
+test('keyboard only (Tab, Enter, Space, typing): focus after each load and each error, Enter submits each step; axe on every state', { timeout: limit(120_000), skip: NO_BROWSER }, async (t) => {
+  const c = card('A223456781');
+  const a = await startAuth();
+  const others = stack.cards.nhi.filter((x) => x.card_no !== c.card_no);
+  for (const x of others) stack.removeCard(x.card_no);
+  const { context, page } = await newPage(browser, { viewport: { width: 1280, height: 900 }, locale: 'zh-TW' });
+  await context.route((u) => sameEndpoint(u.href, RP), (route) => route.fulfill({ status: 200, contentType: 'text/plain', body: 'agency' }));
+  const prefix = msg('error.title_prefix');
+  const type = async (matches, what, text) => {
+    await tabTo(page, matches, what);
+    await page.keyboard.type(text);
+  };
+  try {
+    await page.goto(a.url.href);
+    await page.waitForURL(onIssuer('/login'));
+    await assertFocusAtTop(page, 'the method choice');
+    await tabTo(page, (el) => el.tag === 'a' && /^\/login\/nhi-card\?/.test(el.href ?? ''), 'the 健保卡 card', 80);
+    await page.keyboard.press('Enter');
+    await page.waitForURL(onIssuer('/login/nhi-card'));
+    await assertFocusAtTop(page, 'the card step');
+    await page.locator('#nhi-status').filter({ hasText: msg('nhi.js_found').replace('%s', c.card_no.slice(-4)) }).waitFor({ timeout: limit(10_000) });
+    await axeCheck(page, 'keyboard: the card step');
+
+    // a wrong ID: Enter in the field submits 下一步; the summary takes focus
+    await type((el) => el.name === 'id_number', 'the ID field', 'A123456780');
+    await page.keyboard.press('Enter');
+    await page.locator('#error-summary').waitFor({ timeout: limit(10_000) });
+    await assertErrorFocus(page, 'a wrong ID', prefix);
+    assert.equal(await page.locator('#id_number').getAttribute('aria-invalid'), 'true');
+    await axeCheck(page, 'keyboard: the ID error');
+    await shots.take(t, page, 'nhi-kb-id-error');
+    await page.locator('#nhi-status').filter({ hasText: msg('nhi.js_found').split('%s')[0] }).waitFor({ timeout: limit(10_000) });
+    await page.locator('#id_number').evaluate((e) => { e.value = ''; }); // as Ctrl+A, Delete would
+    await type((el) => el.name === 'id_number', 'the ID field', c.national_id);
+    await page.keyboard.press('Enter');
+
+    await page.waitForURL(onIssuer('/login/nhi-card/password'), { timeout: limit(10_000) });
+    await assertFocusAtTop(page, 'the password step');
+    await axeCheck(page, 'keyboard: the password step');
+    const isPw = (el) => el.tag === 'input' && el.type === 'password';
+    // too short for a registration password: said, focus back in the field
+    await type(isPw, 'the password field', 'abc');
+    await page.keyboard.press('Enter');
+    await page.locator('#nhi-alert').filter({ hasText: msg('nhi.js_bad_password') }).waitFor();
+    assert.equal(await page.locator('#nhi-alert').getAttribute('role'), 'alert');
+    await focusIs(page, 'nhi-password', 'a too short password: back in the field');
+    await axeCheck(page, 'keyboard: a too short password');
+    await page.keyboard.press('Control+A');
+    await page.keyboard.press('Delete');
+    // a wrong one: the card signs, the NHI service counts it
+    await page.keyboard.type('wrong-pass');
+    await page.keyboard.press('Enter');
+    await page.locator('#error-summary').waitFor({ timeout: limit(10_000) });
+    await assertErrorFocus(page, 'a wrong registration password', prefix);
+    assert.ok((await page.locator('#error-summary').innerText()).includes(msg('nhi.password_wrong_n').replace('%d', '2')));
+    await axeCheck(page, 'keyboard: a wrong password');
+    await shots.take(t, page, 'nhi-kb-password-wrong');
+    await type(isPw, 'the password field', c.registration_password);
+    await page.keyboard.press('Enter');
+
+    await page.waitForURL(onIssuer('/login/nhi-card/phone'), { timeout: limit(10_000) });
+    await assertFocusAtTop(page, 'the phone step');
+    await axeCheck(page, 'keyboard: the phone step');
+    const phone = newPhone();
+    await type((el) => el.name === 'phone', 'the phone field', phone);
+    await page.keyboard.press('Enter'); // in the number field: send
+    await page.locator('#code').waitFor();
+    await assertFocusAtTop(page, 'the code field');
+    await axeCheck(page, 'keyboard: the code field');
+    await type((el) => el.name === 'code', 'the code field', '000000');
+    await page.keyboard.press('Enter'); // in the code field: verify
+    await page.locator('#error-summary').waitFor({ timeout: limit(10_000) });
+    await assertErrorFocus(page, 'a wrong code', prefix);
+    assert.equal(await page.locator('#code').getAttribute('aria-invalid'), 'true');
+    assert.equal(await page.locator('#phone').inputValue(), phone, 'the number stays');
+    await axeCheck(page, 'keyboard: a wrong code');
+    await type((el) => el.name === 'code', 'the code field', await smsCode(phone));
+    await page.keyboard.press('Enter');
+
+    await page.waitForURL(onIssuer('/consent'), { timeout: limit(10_000) });
+    await assertFocusAtTop(page, 'consent');
+    await axeCheck(page, 'keyboard: consent');
+    await tabTo(page, (el) => el.tag === 'button' && el.text === msg('consent.allow'), 'the allow button');
+    const [req] = await Promise.all([
+      page.waitForRequest((r) => sameEndpoint(r.url(), RP)),
+      page.keyboard.press('Space'),
+    ]);
+    assert.ok(redirectParams(req.url()).get('code'), 'a code for the client');
   } finally {
     await context.close();
     for (const x of others) stack.insertCard(x.card_no);

@@ -21,7 +21,7 @@ import {
   startStack, HttpAgent, REPO, BUILD_DIR, limit, redirectParams, sameEndpoint, decodeEntities,
 } from './lib/harness.mjs';
 import {
-  NO_BROWSER, launchBrowser, newPage, axeCheck, Screenshots,
+  NO_BROWSER, launchBrowser, newPage, axeCheck, Screenshots, tabTo, assertFocusAtTop, assertErrorFocus,
 } from './lib/browser.mjs';
 
 const RP = 'http://127.0.0.1:9/cb'; // never contacted: the agent stops at it
@@ -378,6 +378,71 @@ test('browser: 組織 / 公司企業 → the organisation QR page (axe) → appr
     const text = await page.locator('main, body').first().innerText();
     assert.ok(text.includes(ORG.name) && text.includes(ORG.ubn), 'consent lists the organisation');
     await axeCheck(page, 'the consent page');
+  } finally {
+    await context.close();
+  }
+});
+
+test('keyboard only (Tab, Enter, Space): 組織 / 公司企業 → QR → a refusal focuses its summary → Enter regenerates → approved → consent; axe on every state', { timeout: limit(90_000), skip: NO_BROWSER }, async (t) => {
+  const member = await stack.addUser({ account: 'org.keyboard', password: 'Keyboard-pass-42', phone: '0912000997', name: '鍵盤測試' });
+  await stack.issoctl(['org', 'member', 'add', '--ubn', ORG.ubn, '--account', member.account]);
+  const a = await startAuth();
+  const { context, page } = await newPage(browser, { viewport: { width: 1280, height: 900 }, locale: 'zh-TW' });
+  await context.route((u) => sameEndpoint(u.href, RP), (route) => route.fulfill({ status: 200, contentType: 'text/plain', body: 'agency' }));
+  const onIssuer = (p) => (u) => u.origin === stack.issuer && u.pathname === p;
+  const qrOf = async () => ({
+    qr: decodeEntities(await page.locator('[data-qr]').getAttribute('data-qr')),
+    pick: (await page.locator('#tp-number').innerText()).trim(),
+  });
+  try {
+    await page.goto(a.url.href);
+    await page.waitForURL(onIssuer('/login'));
+    await assertFocusAtTop(page, 'the method choice');
+    await tabTo(page, (el) => el.tag === 'a' && /^\/login\/taipeipass\?/.test(el.href ?? ''), 'the 台北通 card', 80);
+    await page.keyboard.press('Enter');
+    await page.waitForURL(onIssuer('/login/taipeipass'));
+    await assertFocusAtTop(page, 'the login page');
+    await axeCheck(page, 'keyboard: the login page');
+    // the organisation's own button, reached by Tab, pressed with Enter
+    await tabTo(page, (el) => el.tag === 'button' && el.text.startsWith(msg('tp.org_link')), 'the organisation button');
+    await page.keyboard.press('Enter');
+    await page.waitForURL(onIssuer('/login/taipeipass/app'));
+    await page.getByRole('heading', { name: msg('tp.org_heading') }).waitFor();
+    await assertFocusAtTop(page, 'the organisation QR page');
+    await axeCheck(page, 'keyboard: the organisation QR page');
+
+    // a member of another organisation approves: the page moves to the
+    // refusal, whose summary takes focus
+    const first = await qrOf();
+    const refused = await simHttp('approve', { qr: first.qr, account: outsider.account, password: outsider.password, org: ORG.ubn, pick: first.pick });
+    assert.equal(refused.status, 403, JSON.stringify(refused.body));
+    await page.locator('#error-summary').waitFor({ timeout: limit(15_000) });
+    await assertErrorFocus(page, 'the refusal', msg('error.title_prefix'));
+    assert.ok((await page.locator('#error-summary').innerText()).includes(msg('tp.org_refused')));
+    await axeCheck(page, 'keyboard: the refusal');
+    await shots.take(t, page, 'tporg-kb-refused');
+    // Enter on 重新產生QR code: a new organisation code
+    await tabTo(page, (el) => el.tag === 'button' && el.text === msg('tp.app_regenerate'), 'the regenerate button');
+    await page.keyboard.press('Enter');
+    await page.waitForLoadState('load');
+    await page.locator('[data-qr]').waitFor();
+    await page.getByRole('heading', { name: msg('tp.org_heading') }).waitFor();
+    await assertFocusAtTop(page, 'the new organisation QR code');
+    await axeCheck(page, 'keyboard: the new QR code');
+    const second = await qrOf();
+    assert.notEqual(second.qr, first.qr, 'a new code');
+    const ok = await simHttp('approve', { qr: second.qr, account: member.account, password: member.password, org: ORG.ubn, pick: second.pick });
+    assert.equal(ok.status, 200, JSON.stringify(ok.body));
+
+    await page.waitForURL(onIssuer('/consent'), { timeout: limit(15_000) });
+    await assertFocusAtTop(page, 'consent');
+    await axeCheck(page, 'keyboard: consent with the organisation');
+    await tabTo(page, (el) => el.tag === 'button' && el.text === msg('consent.allow'), 'the allow button');
+    const [req] = await Promise.all([
+      page.waitForRequest((r) => sameEndpoint(r.url(), RP)),
+      page.keyboard.press('Space'),
+    ]);
+    assert.ok(redirectParams(req.url()).get('code'), 'a code for the client');
   } finally {
     await context.close();
   }

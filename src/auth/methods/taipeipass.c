@@ -1192,10 +1192,13 @@ register_page(struct isso_app *app, struct http_req *req, int status, const char
 	page_render(app, req, status, "register", "tp.register_title", ctx);
 }
 
+/* The code step of a pending registration or reset (data: its "phone",
+ * "otp_at" when its code was sent, "proven" once the code was right). */
 static void
 verify_page(struct isso_app *app, struct http_req *req, const char *tmpl, const char *purpose,
-            const char *pending, const char *phone, int status, const char *error_key)
+            const char *pending, json_t *data, int status, const char *error_key)
 {
+	const char *phone = json_string_value(json_object_get(data, "phone"));
 	char masked[32];
 	json_t *ctx =
 	    json_pack("{s:s, s:s, s:s, s:i}", "csrf", csrf_token(req, &app->secrets, purpose),
@@ -1207,6 +1210,15 @@ verify_page(struct isso_app *app, struct http_req *req, const char *tmpl, const 
 
 	if (t != NULL)
 		json_object_set_new(ctx, "txn", json_string(t));
+	/* The code's time left, for its timer; none once the code was
+	 * proven (a reset that only needs a better password). */
+	if (json_is_integer(json_object_get(data, "otp_at")) &&
+	    !json_is_true(json_object_get(data, "proven"))) {
+		json_int_t valid = json_integer_value(json_object_get(data, "otp_at")) +
+		                   app->cfg->security.otp_ttl - app_now();
+		if (valid > 0)
+			json_object_set_new(ctx, "code_seconds", json_integer(valid));
+	}
 	if (error_key != NULL && strcmp(error_key, "otp.resent") == 0) {
 		json_object_set_new(ctx, "info", json_string(page_text(app, req, error_key)));
 		error_key = NULL;
@@ -1299,14 +1311,14 @@ register_start(struct isso_app *app, struct http_req *req)
 		goto out;
 	}
 	secret_token(32, pending);
-	data =
-	    json_pack("{s:s, s:s, s:s, s:s, s:s, s:s}", "account", account, "phone", phone, "email",
-	              email ?: "", "name", name ?: "", "password", sealed, "otp", otp_id);
+	data = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:I}", "account", account, "phone", phone,
+	                 "email", email ?: "", "name", name ?: "", "password", sealed, "otp",
+	                 otp_id, "otp_at", (json_int_t)app_now());
 	if (store_eph_put(app->store, "reg", pending, data, app_now() + PENDING_TTL) < 0) {
 		register_page(app, req, 503, "error.unavailable", echo);
 		goto out;
 	}
-	verify_page(app, req, "register-verify", "tp-reg", pending, phone, 200, NULL);
+	verify_page(app, req, "register-verify", "tp-reg", pending, data, 200, NULL);
 out:
 	json_decref(echo);
 	free(sealed);
@@ -1380,14 +1392,15 @@ resend(struct isso_app *app, struct http_req *req, const char *kind, const char 
 		ret = otp_send(app, req, "reset", phone, NULL, reset_delivery(data), otp_id, &wait);
 	}
 	if (ret < 0) {
-		verify_page(app, req, tmpl, purpose, pending, phone,
+		verify_page(app, req, tmpl, purpose, pending, data,
 		            ret == ISSO_ERR_LIMIT ? 429 : 503, otp_error_key(ret, wait));
 		return;
 	}
 	json_object_set_new(data, "otp", json_string(otp_id));
+	json_object_set_new(data, "otp_at", json_integer(app_now()));
 	bool found = false;
 	(void)store_eph_update(app->store, kind, pending, data, app_now(), &found);
-	verify_page(app, req, tmpl, purpose, pending, phone, 200, "otp.resent");
+	verify_page(app, req, tmpl, purpose, pending, data, 200, "otp.resent");
 }
 
 /* A registration whose SMS code is being checked, its password hashed
@@ -1419,7 +1432,7 @@ register_hashed(struct http_req *req, int hret, const char *hash, void *ctx)
 	if (hret == ISSO_ERR_LIMIT) {
 		/* Nothing was checked: the same code works once more. */
 		http_set_busy(req);
-		verify_page(app, req, "register-verify", "tp-reg", rc->pending, phone, 503,
+		verify_page(app, req, "register-verify", "tp-reg", rc->pending, rc->data, 503,
 		            "tp.busy");
 		goto out;
 	}
@@ -1430,14 +1443,14 @@ register_hashed(struct http_req *req, int hret, const char *hash, void *ctx)
 	}
 	if (otp_check(app, json_string_value(json_object_get(rc->data, "otp")), "register", phone,
 	              code, &r, &left) < 0) {
-		verify_page(app, req, "register-verify", "tp-reg", rc->pending, phone, 400,
+		verify_page(app, req, "register-verify", "tp-reg", rc->pending, rc->data, 400,
 		            "otp.wrong");
 		goto out;
 	}
 	if (r != OTP_OK) {
 		if (r == OTP_WRONG) {
-			verify_page(app, req, "register-verify", "tp-reg", rc->pending, phone, 400,
-			            otp_result_key(r));
+			verify_page(app, req, "register-verify", "tp-reg", rc->pending, rc->data,
+			            400, otp_result_key(r));
 		} else {
 			(void)store_eph_delete(app->store, "reg", rc->pending);
 			register_page(app, req, 400, otp_result_key(r), NULL);
@@ -1477,7 +1490,6 @@ register_verify(struct isso_app *app, struct http_req *req)
 	const char *pending = NULL;
 	json_t *data = pending_load(app, req, "reg", &pending);
 	const char *code = http_form(req, "code");
-	const char *phone;
 	char *password = NULL;
 	struct reg_check *rc;
 
@@ -1485,14 +1497,12 @@ register_verify(struct isso_app *app, struct http_req *req)
 		register_page(app, req, 400, "otp.expired", NULL);
 		goto out;
 	}
-	phone = json_string_value(json_object_get(data, "phone"));
 	if (http_form(req, "resend") != NULL) {
 		resend(app, req, "reg", "tp-reg", "register-verify", pending, data);
 		goto out;
 	}
 	if (code == NULL) {
-		verify_page(app, req, "register-verify", "tp-reg", pending, phone, 400,
-		            "otp.wrong");
+		verify_page(app, req, "register-verify", "tp-reg", pending, data, 400, "otp.wrong");
 		goto out;
 	}
 	if (secret_open(&app->secrets, json_string_value(json_object_get(data, "password")),
@@ -1582,13 +1592,14 @@ forgot_start(struct isso_app *app, struct http_req *req)
 	}
 	secret_token(32, pending);
 	json_object_set_new(data, "otp", json_string(otp_id));
+	json_object_set_new(data, "otp_at", json_integer(app_now()));
 	if (store_eph_put(app->store, "reset", pending, data, app_now() + PENDING_TTL) < 0) {
 		forgot_page(app, req, 503, "error.unavailable");
 		json_decref(data);
 		return;
 	}
+	verify_page(app, req, "forgot-verify", "tp-forgot", pending, data, 200, NULL);
 	json_decref(data);
-	verify_page(app, req, "forgot-verify", "tp-forgot", pending, phone, 200, NULL);
 }
 
 /* Tells the member by SMS, on the number the reset was proven with, that
@@ -1634,11 +1645,11 @@ forgot_hashed(struct http_req *req, int hret, const char *hash, void *ctx)
 	if (hret == ISSO_ERR_LIMIT) {
 		/* Nothing was checked: the same code works once more. */
 		http_set_busy(req);
-		verify_page(app, req, "forgot-verify", "tp-forgot", pending, phone, 503, "tp.busy");
+		verify_page(app, req, "forgot-verify", "tp-forgot", pending, data, 503, "tp.busy");
 		goto out;
 	}
 	if (hret < 0) {
-		verify_page(app, req, "forgot-verify", "tp-forgot", pending, phone, 400,
+		verify_page(app, req, "forgot-verify", "tp-forgot", pending, data, 400,
 		            "password.too_short");
 		goto out;
 	}
@@ -1653,7 +1664,7 @@ forgot_hashed(struct http_req *req, int hret, const char *hash, void *ctx)
 			(void)store_eph_delete(app->store, "reset", pending);
 			forgot_page(app, req, 400, otp_result_key(r));
 		} else {
-			verify_page(app, req, "forgot-verify", "tp-forgot", pending, phone, 400,
+			verify_page(app, req, "forgot-verify", "tp-forgot", pending, data, 400,
 			            "otp.wrong");
 		}
 		goto out;
@@ -1674,7 +1685,7 @@ forgot_hashed(struct http_req *req, int hret, const char *hash, void *ctx)
 				forgot_page(app, req, 400, "otp.expired");
 				goto out;
 			}
-			verify_page(app, req, "forgot-verify", "tp-forgot", pending, phone, 400,
+			verify_page(app, req, "forgot-verify", "tp-forgot", pending, data, 400,
 			            "password.context_proven");
 			goto out;
 		}
@@ -1722,7 +1733,7 @@ forgot_verify(struct isso_app *app, struct http_req *req)
 		goto out;
 	}
 	if (password == NULL || password2 == NULL || strcmp(password, password2) != 0) {
-		verify_page(app, req, "forgot-verify", "tp-forgot", pending, phone, 400,
+		verify_page(app, req, "forgot-verify", "tp-forgot", pending, data, 400,
 		            "password.mismatch");
 		goto out;
 	}
@@ -1731,13 +1742,13 @@ forgot_verify(struct isso_app *app, struct http_req *req)
 	{
 		const char *context[] = {phone, NULL};
 		if ((problem = member_password_problem(app, password, context)) != NULL) {
-			verify_page(app, req, "forgot-verify", "tp-forgot", pending, phone, 400,
+			verify_page(app, req, "forgot-verify", "tp-forgot", pending, data, 400,
 			            problem);
 			goto out;
 		}
 	}
 	if (!json_is_true(json_object_get(data, "proven")) && code == NULL) {
-		verify_page(app, req, "forgot-verify", "tp-forgot", pending, phone, 400,
+		verify_page(app, req, "forgot-verify", "tp-forgot", pending, data, 400,
 		            "otp.wrong");
 		goto out;
 	}

@@ -108,6 +108,39 @@ export async function tabTo(page, matches, what, max = 40) {
   throw new Error(`could not reach ${what} with Tab; focus went through:\n  ${seen.join('\n  ')}`);
 }
 
+/** Waits until the element with id has focus; fails saying where focus is. */
+export async function focusIs(page, id, what, ms = limit(5000)) {
+  try {
+    await page.waitForFunction((x) => document.activeElement?.id === x, id, { timeout: ms });
+  } catch {
+    const at = await page.evaluate(() => {
+      const a = document.activeElement;
+      return a ? `${a.tagName.toLowerCase()}#${a.id}` : '(none)';
+    });
+    assert.fail(`${what}: focus is on ${at}, not #${id}`);
+  }
+}
+
+/** A page just loaded without an error: nothing took focus, so the first
+ * Tab reaches the skip link, as at the top of any page. */
+export async function assertFocusAtTop(page, what) {
+  await page.waitForLoadState('load');
+  const at = await page.evaluate(() => (document.activeElement === document.body || document.activeElement === null ? 'body' : `${document.activeElement.tagName.toLowerCase()}#${document.activeElement.id}`));
+  assert.equal(at, 'body', `${what}: nothing takes focus on load`);
+  await page.keyboard.press('Tab');
+  const first = await page.evaluate(() => document.activeElement?.className ?? '');
+  assert.match(first, /\bskip-link\b/, `${what}: the first Tab reaches the skip link`);
+}
+
+/** After a form error: focus on the error summary (an alert), the title
+ * starts with prefix (錯誤： / "Error: "). */
+export async function assertErrorFocus(page, what, prefix, ms = limit(5000)) {
+  await focusIs(page, 'error-summary', what, ms);
+  assert.equal(await page.locator('#error-summary').getAttribute('role'), 'alert', `${what}: the summary is an alert`);
+  const title = await page.title();
+  assert.ok(title.startsWith(prefix), `${what}: the title starts with ${prefix} (${title})`);
+}
+
 export async function assertNoHorizontalScroll(page, label) {
   const { sw, w } = await page.evaluate(() => ({ sw: document.documentElement.scrollWidth, w: window.innerWidth }));
   assert.ok(sw <= w + 1, `${label}: content is ${sw}px wide in a ${w}px viewport (WCAG 1.4.10 reflow)`);
