@@ -53,7 +53,7 @@ asan: $(ASAN)/build.ninja
 # (the harness fails a test when issod's exit reports one).
 integration: asan
 	cd tests && ISSO_BUILD_DIR=$(CURDIR)/$(ASAN) ASAN_OPTIONS=detect_leaks=1 \
-		node --test --test-concurrency=1 --test-timeout=180000 integration/
+		node --test --test-concurrency=1 --test-timeout=600000 integration/
 
 # issod against node oidc-provider on this machine, side by side (not part
 # of check; nothing is asserted): a table on stdout and build/bench/results.json.
