@@ -68,7 +68,12 @@
  * pending (clock differences with the service). */
 #define EXPIRY_GRACE 5
 #define HELP_PATH    "/moica-mobile/help"
-#define RETURN_PATH  "/login/moica-mobile/return"
+/* The store's row that takes one ATH-02 poll turn per transaction for
+ * every node, and how long it lives (s): 4 s plus the second the store's
+ * clock rounds away. */
+#define POLL_KIND   "twfido_poll"
+#define POLL_WINDOW (TWFIDO_POLL_INTERVAL_MS / 1000 + 1)
+#define RETURN_PATH "/login/moica-mobile/return"
 
 static const char *const amr_mm[] = {"swk", "mca", "sms", "otp", "mfa", NULL};
 static const char *const bullets[] = {"mm.bullet1", "mm.bullet2", "mm.bullet3", NULL};
@@ -491,6 +496,31 @@ out:
 	return o;
 }
 
+/* Whether this node may send the next ATH-02 poll of txn. The service
+ * wants one poll per transaction every 4 s at most, whichever node sends
+ * it, so the turn is taken in the store: the first caller in a window
+ * creates an eph row (its id the transaction's SHA-256) that lives until
+ * the window has surely passed, later callers count 2 or more and wait.
+ * The store counts in whole seconds: the row expires POLL_WINDOW seconds
+ * after the second of the poll, so two polls are 4 to 5 s apart. When the
+ * store fails nothing is sent (the citizen's page keeps polling). */
+static bool
+poll_turn(struct isso_app *app, const char *txn)
+{
+	char id[65];
+	int64_t now = app_now();
+	int count = 0;
+
+	if (txn == NULL)
+		return false;
+	secret_sha256_hex(txn, strlen(txn), id);
+	if (store_eph_incr(app->store, POLL_KIND, id, now, now + POLL_WINDOW, &count) < 0) {
+		log_warn("moica_mobile_poll_turn_failed", NULL);
+		return false;
+	}
+	return count == 1;
+}
+
 /* Asks the service about the current ticket, at most once per poll
  * interval per transaction, and records the answer in st. *changed_r
  * tells whether st must be saved. */
@@ -514,6 +544,8 @@ poll_once(struct isso_app *app, struct http_req *req, json_t *st, bool *changed_
 		return OUT_NONE;
 	if (method_now_ms() - json_integer_value(json_object_get(st, "polled")) <
 	    conn_twfido_poll_interval())
+		return OUT_PENDING;
+	if (!poll_turn(app, json_string_value(json_object_get(ticket, "txn"))))
 		return OUT_PENDING;
 	ret = conn_twfido_poll(app->twfido, json_string_value(json_object_get(ticket, "txn")),
 	                       json_string_value(json_object_get(ticket, "tid")), &status, &hashed,
