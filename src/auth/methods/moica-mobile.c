@@ -69,8 +69,8 @@
 #define EXPIRY_GRACE 5
 #define HELP_PATH    "/moica-mobile/help"
 /* The store's row that takes one ATH-02 poll turn per transaction for
- * every node, and how long it lives (s): 4 s plus the second the store's
- * clock rounds away. */
+ * every node (poll_turn()), and how long it lives (s): past the 4 s
+ * interval however the store's whole seconds round. */
 #define POLL_KIND   "twfido_poll"
 #define POLL_WINDOW (TWFIDO_POLL_INTERVAL_MS / 1000 + 1)
 #define RETURN_PATH "/login/moica-mobile/return"
@@ -496,24 +496,29 @@ out:
 	return o;
 }
 
-/* Whether this node may send the next ATH-02 poll of txn. The service
- * wants one poll per transaction every 4 s at most, whichever node sends
- * it, so the turn is taken in the store: the first caller in a window
- * creates an eph row (its id the transaction's SHA-256) that lives until
- * the window has surely passed, later callers count 2 or more and wait.
- * The store counts in whole seconds: the row expires POLL_WINDOW seconds
- * after the second of the poll, so two polls are 4 to 5 s apart. When the
+/* Whether this node may send the ATH-02 poll of txn that follows the one
+ * stamped `polled` (ms; 0 before the first). The caller has checked that
+ * 4 s have passed since then; several nodes may have read the same state
+ * at once, so the turn is taken in the store: the first one creates the
+ * eph row (kind POLL_KIND, id the SHA-256 of txn and polled), the others
+ * count 2 or more and answer "pending". Only the winner stamps the next
+ * `polled`, so all nodes together poll one transaction at most every 4 s.
+ * The row lives POLL_WINDOW s: should the winner die mid-poll, another
+ * node takes the turn after that, still more than 4 s later. When the
  * store fails nothing is sent (the citizen's page keeps polling). */
 static bool
-poll_turn(struct isso_app *app, const char *txn)
+poll_turn(struct isso_app *app, const char *txn, int64_t polled)
 {
 	char id[65];
+	char *key;
 	int64_t now = app_now();
 	int count = 0;
 
 	if (txn == NULL)
 		return false;
-	secret_sha256_hex(txn, strlen(txn), id);
+	key = xasprintf("%s:%lld", txn, (long long)polled);
+	secret_sha256_hex(key, strlen(key), id);
+	free(key);
 	if (store_eph_incr(app->store, POLL_KIND, id, now, now + POLL_WINDOW, &count) < 0) {
 		log_warn("moica_mobile_poll_turn_failed", NULL);
 		return false;
@@ -532,6 +537,7 @@ poll_once(struct isso_app *app, struct http_req *req, json_t *st, bool *changed_
 	const char *error = NULL;
 	char *hashed = NULL, *name = NULL;
 	enum outcome o;
+	int64_t polled;
 	int ret;
 
 	*changed_r = false;
@@ -542,10 +548,10 @@ poll_once(struct isso_app *app, struct http_req *req, json_t *st, bool *changed_
 		return o;
 	if (ticket == NULL)
 		return OUT_NONE;
-	if (method_now_ms() - json_integer_value(json_object_get(st, "polled")) <
-	    conn_twfido_poll_interval())
+	polled = json_integer_value(json_object_get(st, "polled"));
+	if (method_now_ms() - polled < conn_twfido_poll_interval())
 		return OUT_PENDING;
-	if (!poll_turn(app, json_string_value(json_object_get(ticket, "txn"))))
+	if (!poll_turn(app, json_string_value(json_object_get(ticket, "txn")), polled))
 		return OUT_PENDING;
 	ret = conn_twfido_poll(app->twfido, json_string_value(json_object_get(ticket, "txn")),
 	                       json_string_value(json_object_get(ticket, "tid")), &status, &hashed,
