@@ -6,9 +6,19 @@
 // poll: all nodes together must poll the transaction at most once every
 // 4 s (the turn is taken in the store, src/auth/methods/moica-mobile.c).
 // The login then completes on node B (phone + SMS code + consent) and its
-// code is redeemed through node A with openid-client.
+// code is redeemed through the proxy with openid-client.
+//
+// In front of both, haproxy (run in the foreground as a child of the
+// test, its configuration written to the temp dir): round robin, no
+// stickiness, a new connection per request so consecutive requests of
+// one citizen alternate between the nodes, health checks on /readyz.
+// Password logins through it complete across the nodes; then node B is
+// killed with SIGKILL in the middle of several logins: every consent,
+// token and audit row committed before is still in PostgreSQL, the tokens
+// still work, and the citizens in flight finish on node A.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
+import fs from 'node:fs';
 import path from 'node:path';
 import * as client from 'openid-client';
 import {
@@ -28,6 +38,9 @@ let stack; // node A, isso-sim and the store
 let nodeB; // the second issod
 let urlB;
 let cfg;
+let lb; // haproxy
+let lbUrl; // the issuer: both nodes' public URL
+let citizens = [];
 
 const isRp = (next) => sameEndpoint(next, RP);
 const pathOf = (url) => new URL(url).pathname;
@@ -35,28 +48,73 @@ const tOf = (url) => new URL(url).searchParams.get('t');
 
 before(async () => {
   pg = new Postgres().init();
+  const lbPort = await freePort();
+  lbUrl = `http://127.0.0.1:${lbPort}`;
   stack = await startStack({
     label: 'cluster',
-    env: { ISSO_STORE_DRIVER: 'postgresql', ISSO_STORE_CONNINFO: pg.conninfo },
+    env: {
+      ISSO_STORE_DRIVER: 'postgresql', ISSO_STORE_CONNINFO: pg.conninfo,
+      ISSO_SERVER_PUBLIC_URL: lbUrl,
+      ISSO_SERVER_TRUST_PROXY: '1', ISSO_SERVER_TRUSTED_PROXIES: '127.0.0.1',
+    },
   });
   // node B: the same configuration and store, its own port; the public
-  // URL stays the one both nodes serve (as behind a proxy)
+  // URL is the proxy's, as on node A
   const portB = await freePort();
   urlB = `http://127.0.0.1:${portB}`;
   nodeB = new Daemon('issod-b', path.join(BUILD_DIR, 'issod'), [],
     { env: { ...stack.env, ISSO_SERVER_PORT: String(portB) }, cwd: stack.tmp });
   await waitReady(nodeB, `${urlB}/.well-known/openid-configuration`);
+
+  const cfgFile = path.join(stack.tmp, 'haproxy.cfg');
+  fs.writeFileSync(cfgFile, [
+    'global',
+    '    maxconn 512',
+    'defaults',
+    '    mode http',
+    '    timeout connect 2s',
+    '    timeout client 30s',
+    '    timeout server 30s',
+    '    option forwardfor',
+    '    option httpclose',
+    '    retries 3',
+    '    option redispatch 1',
+    '    retry-on conn-failure empty-response',
+    'frontend isso',
+    `    bind 127.0.0.1:${lbPort}`,
+    '    default_backend issod',
+    'backend issod',
+    '    balance roundrobin',
+    '    option httpchk',
+    '    http-check send meth GET uri /readyz',
+    '    http-check expect status 200',
+    '    default-server inter 300ms fall 2 rise 2 on-marked-down shutdown-sessions',
+    `    server a 127.0.0.1:${stack.port} check`,
+    `    server b 127.0.0.1:${portB} check`,
+    '',
+  ].join('\n'));
+  lb = new Daemon('haproxy', '/usr/sbin/haproxy', ['-db', '-f', cfgFile], { env: { PATH: '/usr/bin:/bin' }, cwd: stack.tmp });
+  await waitReady(lb, `${lbUrl}/readyz`);
+  await sleep(1000); // both servers up after two checks
+
   const c = await stack.registerClient({
     name: '臺北市測試機關 叢集', purpose: '多節點整合測試', redirectUris: [RP], scope: SCOPE,
   });
-  cfg = await client.discovery(new URL(stack.issuer), c.client_id, { id_token_signed_response_alg: 'ES256' },
+  cfg = await client.discovery(new URL(lbUrl), c.client_id, { id_token_signed_response_alg: 'ES256' },
     client.ClientSecretBasic(c.client_secret), { execute: [client.allowInsecureRequests], timeout: 15 });
+  for (let i = 0; i < 8; i++) {
+    citizens.push(await stack.addUser({
+      account: `cluster.c${i}`, password: `Tp-Cluster-Login-${i}-42`, phone: `09120003${String(10 + i)}`,
+      email: `c${i}@example.tw`, name: '林大同', birthdate: '1988-02-03',
+    }));
+  }
 }, { timeout: limit(90_000) });
 
 after(async () => {
+  if (lb) await lb.stop();
   if (nodeB) {
     const r = await nodeB.stop();
-    if (r.killed || r.code !== 0) console.error(nodeB.stderr.slice(-4000));
+    if (r.killed || (r.code !== 0 && r.signal !== 'SIGKILL')) console.error(nodeB.stderr.slice(-4000));
   }
   if (stack) await stack.stop({ check: false });
   if (pg) pg.destroy();
@@ -152,12 +210,90 @@ test('two nodes poll one TW FidO transaction at most every 4 s together; the log
   assert.ok(cb.stopped, 'consent leads back to the client');
   assert.ok(redirectParams(cb.url).get('code'), 'a code');
 
-  // redeemed through node A
+  // redeemed through the proxy
   const tokens = await client.authorizationCodeGrant(cfg, new URL(cb.url), {
     pkceCodeVerifier: verifier, expectedState: state, expectedNonce: nonce,
   });
   const claims = tokens.claims();
-  assert.equal(claims.iss, stack.issuer);
+  assert.equal(claims.iss, lbUrl);
   const ui = await client.fetchUserInfo(cfg, tokens.access_token, claims.sub);
   assert.equal(ui.id_number, CITIZEN);
+});
+
+/** A password login through the proxy with openid-client: the tokens. */
+async function passwordLogin(user) {
+  const verifier = client.randomPKCECodeVerifier();
+  const state = client.randomState();
+  const nonce = client.randomNonce();
+  const url = client.buildAuthorizationUrl(cfg, {
+    redirect_uri: RP, scope: 'openid profile', state, nonce,
+    code_challenge: await client.calculatePKCECodeChallenge(verifier), code_challenge_method: 'S256',
+  });
+  const cb = await new HttpAgent().loginViaPages({ authorizeUrl: url, account: user.account, password: user.password, consent: true });
+  assert.ok(redirectParams(cb).get('code'), `a code in ${cb}`);
+  return client.authorizationCodeGrant(cfg, new URL(cb), {
+    pkceCodeVerifier: verifier, expectedState: state, expectedNonce: nonce,
+  });
+}
+
+/** Requests a node has answered for route (its /metrics, asked directly). */
+async function answered(base, route) {
+  const text = await (await fetch(`${base}/metrics`)).text();
+  let n = 0;
+  for (const line of text.split('\n')) {
+    if (line.startsWith('isso_http_request_duration_seconds_count') && line.includes(`route="${route}"`)) {
+      n += Number(line.split(' ').pop());
+    }
+  }
+  return n;
+}
+
+const rows = (sql) => pg.psql(sql).split('\n').filter((l) => l !== '');
+
+test('through haproxy: logins alternate between the nodes; kill -9 of one loses no committed row, the logins in flight finish on the other', T, async () => {
+  const clientId = cfg.clientMetadata().client_id;
+  const consents0 = rows(`SELECT uuid FROM consents WHERE client_id = '${clientId}'`).length;
+  const before = { a: await answered(stack.issuer, '/authorize'), b: await answered(urlB, '/authorize') };
+  const first = [];
+  for (const u of citizens.slice(0, 2)) first.push(await passwordLogin(u));
+  const after1 = { a: await answered(stack.issuer, '/authorize'), b: await answered(urlB, '/authorize') };
+  assert.ok(after1.a > before.a && after1.b > before.b, `both nodes served the logins: ${JSON.stringify({ before, after1 })}`);
+
+  // what is committed before the kill
+  const tokens = rows('SELECT hash FROM tokens ORDER BY hash');
+  const audit = rows('SELECT seq || \' \' || hash FROM audit ORDER BY seq');
+  const consents = rows(`SELECT uuid FROM consents WHERE client_id = '${clientId}' ORDER BY uuid`);
+  assert.ok(tokens.length >= 4, `${tokens.length} token rows before the kill`);
+  assert.ok(audit.length >= 2, `${audit.length} audit rows before the kill`);
+  assert.equal(consents.length, consents0 + 2, 'the two consents before the kill');
+
+  // six logins at once; node B killed while they run
+  let finished = 0;
+  const inFlight = citizens.slice(2).map((u) => passwordLogin(u).finally(() => { finished += 1; }));
+  await sleep(150);
+  nodeB.child.kill('SIGKILL');
+  const atKill = finished;
+  const results = await Promise.allSettled(inFlight);
+  for (const [i, r] of results.entries()) {
+    assert.equal(r.status, 'fulfilled', `citizen ${i + 2}: ${r.reason?.stack ?? ''}`);
+  }
+  assert.equal(nodeB.running, false, 'node B is gone');
+  assert.ok(atKill < inFlight.length, `logins were in flight at the kill (${atKill} of ${inFlight.length} done)`);
+
+  // every committed row is still there
+  const tokensAfter = new Set(rows('SELECT hash FROM tokens'));
+  for (const h of tokens) assert.ok(tokensAfter.has(h), 'a token row survived');
+  const auditAfter = new Set(rows('SELECT seq || \' \' || hash FROM audit'));
+  for (const a of audit) assert.ok(auditAfter.has(a), 'an audit row survived');
+  const consentsAfter = rows(`SELECT uuid FROM consents WHERE client_id = '${clientId}'`);
+  for (const c of consents) assert.ok(consentsAfter.includes(c), 'a consent survived');
+  assert.equal(consentsAfter.length, consents0 + citizens.length, 'one consent per citizen');
+  // and the tokens issued before the kill still work, through node A
+  for (const t of [...first, ...results.map((r) => r.value)]) {
+    const claims = t.claims();
+    const ui = await client.fetchUserInfo(cfg, t.access_token, claims.sub);
+    assert.equal(ui.sub, claims.sub);
+  }
+  const again = await client.refreshTokenGrant(cfg, first[0].refresh_token ?? '');
+  assert.ok(again.access_token);
 });
