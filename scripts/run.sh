@@ -113,7 +113,44 @@ cleanup() { kill "${pids[@]}" 2>/dev/null || true; wait 2>/dev/null || true; }
 trap cleanup EXIT INT TERM
 
 "$build/isso-sim" serve --port "$sim_port" --pki var/pki & pids+=($!)
-"$build/issod" & pids+=($!)
+if [ -n "${ISSO_CLUSTER_NODES:-}" ]; then
+  # scripts/cluster.sh: the nodes on the ports after the issuer's, haproxy
+  # on the issuer's (round robin, no stickiness, health checks on /readyz)
+  cat > var/haproxy.cfg <<CFG
+global
+    maxconn 512
+defaults
+    mode http
+    timeout connect 2s
+    timeout client 30s
+    timeout server 30s
+    option forwardfor
+    retries 3
+    option redispatch 1
+    retry-on conn-failure empty-response
+frontend isso
+    bind 127.0.0.1:$ISSO_SERVER_PORT
+    http-request deny deny_status 404 if { path_beg /metrics }
+    default_backend issod
+backend issod
+    balance roundrobin
+    option httpchk
+    http-check send meth GET uri /readyz
+    http-check expect status 200
+    default-server inter 1s fall 2 rise 2 on-marked-down shutdown-sessions
+CFG
+  nodes=""
+  for i in $(seq 1 "$ISSO_CLUSTER_NODES"); do
+    port=$((ISSO_SERVER_PORT + 1 + i))
+    echo "    server node$i 127.0.0.1:$port check" >> var/haproxy.cfg
+    ISSO_SERVER_PORT=$port ISSO_SERVER_PUBLIC_URL=$issuer ISSO_SERVER_TRUST_PROXY=1 \
+      "$build/issod" & pids+=($!)
+    nodes="$nodes node$i http://127.0.0.1:$port (pid $!)"
+  done
+  "$(command -v haproxy || echo /usr/sbin/haproxy)" -db -f var/haproxy.cfg & pids+=($!)
+else
+  "$build/issod" & pids+=($!)
+fi
 SOFTHSM2_CONF=$top/var/pki/softhsm2.conf ISSO_TESTCARD_STATE=$top/var/pki/testcard \
   "$build/isso-cardagent" --port "$agent_port" --nhi-port "$nhi_port" \
   --module "$build/libisso-testcard.so" --nhi-service-cert var/pki/nhi-service.crt \
@@ -124,7 +161,7 @@ DEMO_PORT=$demo_port DEMO_ISSUER=$issuer DEMO_CLIENT_FILE=var/demo-client.json \
 sleep 1
 cat <<MSG
 
-  iSSO               $issuer
+  iSSO               $issuer${ISSO_CLUSTER_NODES:+   (haproxy; issod$nodes; store $ISSO_STORE_DRIVER)}
   isso-sim           http://127.0.0.1:$sim_port   (read SMS: build/isso-sim phone sms-last 0912345678)
   demo agency        http://127.0.0.1:$demo_port
   isso-cardagent     http://localhost:$agent_port   (NHI cards: ws://127.0.0.1:$nhi_port/echo)

@@ -7,7 +7,7 @@ top=$(cd "$(dirname "$0")/.." && pwd)
 pkgs=(
   build-essential cmake ninja-build pkg-config clang
   libmicrohttpd-dev libjansson-dev libcjose-dev libsodium-dev libssl-dev
-  libsqlite3-dev sqlite3 libpq-dev postgresql libcurl4-openssl-dev libqrencode-dev libinih-dev
+  libsqlite3-dev sqlite3 libpq-dev postgresql haproxy libcurl4-openssl-dev libqrencode-dev libinih-dev
   libcmocka-dev libclang-rt-14-dev
   libzxcvbn-dev libunistring-dev
   chromium fonts-noto-cjk

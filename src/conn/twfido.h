@@ -150,7 +150,8 @@ void conn_twfido_ticket_clear(struct twfido_ticket *ticket);
  * nothing sent, when this transaction was polled less than
  * TWFIDO_POLL_INTERVAL_MS ago (the connector remembers the last poll of up
  * to 8192 transactions; in a multi-node deployment each node enforces it
- * for the polls it sends, so the method must pace itself too). Otherwise
+ * for the polls it sends, so the method takes each poll's turn in the
+ * store too: see poll_turn() in auth/methods/moica-mobile.c). Otherwise
  * the state is TWFIDO_ERROR and it returns ISSO_ERR_INVALID, _TIMEOUT,
  * _CRYPTO or _IO as conn_twfido_get_ticket() does. Thread-safe. */
 int conn_twfido_poll(struct conn_twfido *tf, const char *transaction_id, const char *sp_ticket_id,

@@ -152,7 +152,11 @@ struct http_server_settings {
 	unsigned defer_threads;
 	unsigned defer_queue;
 	size_t max_body;  /* larger bodies get 413 */
-	bool trust_proxy; /* honour X-Forwarded-Proto / -For from 127.0.0.1 */
+	bool trust_proxy; /* honour X-Forwarded-Proto / -For from a trusted proxy */
+	/* With trust_proxy: the proxies' addresses and CIDR networks, as
+	 * metrics_allow_parse() reads them ("10.0.3.7, 10.0.4.0/24"); NULL
+	 * or empty: loopback ("127.0.0.1, ::1"). Unparsable: nobody. */
+	const char *trusted_proxies;
 	/* The public URL is https: every cookie is Secure and __Host-
 	 * prefixed, whatever the request says about its scheme. */
 	bool secure_cookies;

@@ -48,6 +48,7 @@
 #define HTTP_MAX_RESP_HEADERS  64
 #define HTTP_MAX_CSP_ORIGINS   16
 #define HTTP_DEFAULT_MAX_BODY  (1024 * 1024)
+#define HTTP_DEFAULT_PROXIES   "127.0.0.1, ::1" /* trusted_proxies when unset */
 #define HTTP_CONNECTION_LIMIT  1024
 #define HTTP_TIMEOUT_SECONDS   30
 #define HTTP_CONN_MEMORY_LIMIT (64 * 1024)
@@ -76,6 +77,7 @@ struct cleanup {
 
 struct http_server {
 	struct http_server_settings set;
+	struct metrics_allow proxies; /* whose X-Forwarded-* headers count */
 	size_t max_body;
 	struct pool *pool;
 	struct route *routes;
@@ -311,35 +313,6 @@ peer_addr(const struct http_req *req)
 	return ci != NULL ? ci->client_addr : NULL;
 }
 
-static bool
-peer_is_loopback(const struct http_req *req)
-{
-	const struct sockaddr *sa = peer_addr(req);
-
-	if (sa == NULL)
-		return false;
-	if (sa->sa_family == AF_INET) {
-		const struct sockaddr_in *sin = (const struct sockaddr_in *)(const void *)sa;
-
-		return ntohl(sin->sin_addr.s_addr) == INADDR_LOOPBACK;
-	}
-	if (sa->sa_family == AF_INET6) {
-		const struct sockaddr_in6 *sin6 = (const struct sockaddr_in6 *)(const void *)sa;
-		static const unsigned char mapped[16] = {0, 0, 0,    0,    0,   0, 0, 0,
-		                                         0, 0, 0xff, 0xff, 127, 0, 0, 1};
-
-		return IN6_IS_ADDR_LOOPBACK(&sin6->sin6_addr) ||
-		       memcmp(sin6->sin6_addr.s6_addr, mapped, 16) == 0;
-	}
-	return false;
-}
-
-static bool
-behind_trusted_proxy(const struct http_req *req)
-{
-	return req->srv->set.trust_proxy && peer_is_loopback(req);
-}
-
 static const char *
 peer_text(struct http_req *req)
 {
@@ -359,6 +332,16 @@ peer_text(struct http_req *req)
 			inet_ntop(AF_INET6, &sin6->sin6_addr, text, sizeof(text));
 	}
 	return pool_strdup(req->pool, text[0] != '\0' ? text : "unknown");
+}
+
+/* The peer is one of the configured proxies (loopback by default) and
+ * its X-Forwarded-* headers may be believed. */
+static bool
+behind_trusted_proxy(const struct http_req *req)
+{
+	struct http_req *r = (struct http_req *)req; /* peer_text allocates from the pool */
+
+	return req->srv->set.trust_proxy && metrics_allow_has(&req->srv->proxies, peer_text(r));
 }
 
 const char *
@@ -1326,6 +1309,18 @@ http_server_new(const struct http_server_settings *settings)
 	srv->set = *settings;
 	srv->pool = pool_new(0);
 	srv->set.listen = pool_strdup(srv->pool, settings->listen);
+	srv->set.trusted_proxies = NULL;
+	if (settings->trust_proxy) {
+		const char *list = settings->trusted_proxies, *why = NULL;
+
+		if (list == NULL || list[0] == '\0')
+			list = HTTP_DEFAULT_PROXIES;
+		if (metrics_allow_parse(list, &srv->proxies, &why) < 0) {
+			/* config_load refuses this first; here: trust nobody */
+			log_error("http_trusted_proxies_invalid", "reason", why, NULL);
+			memset(&srv->proxies, 0, sizeof(srv->proxies));
+		}
+	}
 	srv->max_body = settings->max_body > 0 ? settings->max_body : HTTP_DEFAULT_MAX_BODY;
 	pthread_mutex_init(&srv->defer_lock, NULL);
 	return srv;

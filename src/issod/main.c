@@ -101,6 +101,7 @@ main(int argc, char **argv)
 	hs.defer_queue = (unsigned)cfg.server.hash_queue;
 	hs.max_body = (size_t)cfg.server.max_body;
 	hs.trust_proxy = cfg.server.trust_proxy != 0;
+	hs.trusted_proxies = cfg.server.trusted_proxies;
 	/* an https issuer: Secure, __Host- cookies even when the TLS proxy
 	 * does not say X-Forwarded-Proto */
 	hs.secure_cookies = strncmp(cfg.server.public_url, "https://", 8) == 0;

@@ -58,6 +58,7 @@ static const struct config_item config_table[] = {
     CI(server, max_body, 65536, 1024, 64 * 1024 * 1024),
     CS(server, datadir, ISSO_DATADIR),
     CI(server, trust_proxy, 0, 0, 1),
+    CS(server, trusted_proxies, "127.0.0.1, ::1"),
     CI(server, hash_workers, 0, 0, 64),
     CI(server, hash_queue, 64, 1, 65536),
     CS(store, driver, "sqlite"),
@@ -525,6 +526,8 @@ config_finish(struct config_ctx *ctx)
 		return "nhi.mode: must be sim or http";
 	if (metrics_allow_parse(cfg->metrics.allow, &allow, &why) < 0)
 		return config_fail("metrics.allow: %s", why);
+	if (metrics_allow_parse(cfg->server.trusted_proxies, &allow, &why) < 0)
+		return config_fail("server.trusted_proxies: %s", why);
 	return config_check_production(cfg);
 }
 

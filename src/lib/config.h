@@ -14,7 +14,10 @@ struct isso_config {
 		int threads;      /* worker threads; 0: one per core */
 		int max_body;     /* largest request body in bytes, 65536 */
 		char *datadir;    /* templates/, static/, locales/, migrations */
-		int trust_proxy;  /* 1: a TLS proxy on loopback sets X-Forwarded-Proto/-For */
+		int trust_proxy;  /* 1: a TLS proxy sets X-Forwarded-Proto/-For */
+		/* the proxies trust_proxy believes: addresses and CIDRs,
+		 * "127.0.0.1, ::1" */
+		char *trusted_proxies;
 		int hash_workers; /* threads for password hashing; 0: one per core */
 		int hash_queue;   /* hashing tasks that may wait for a thread, 64 */
 	} server;

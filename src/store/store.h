@@ -194,7 +194,8 @@ void store_token_free(struct store_token *token);
 /* ---- short-lived objects: sessions, login transactions, OTP challenges ---- */
 
 /* Each is a JSON object under (kind, id) with an expiry and a counter. kinds
- * in use: "session", "txn", "otp", "reset". */
+ * in use: "session", "txn", "otp", "reset", "twfido_poll" (one TW FidO
+ * poll turn per transaction for all nodes), and others. */
 int store_eph_put(struct store *store, const char *kind, const char *id, json_t *data,
                   int64_t expires_at);
 /* NULL when absent or expired. data_r and counter_r may each be NULL;

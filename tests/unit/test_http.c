@@ -783,6 +783,60 @@ test_info_and_locale(void **state)
 	assert_string_equal(r.body, "addr=127.0.0.1 https=0 locale=en body=0 null");
 }
 
+static void add_routes(struct http_server *s);
+
+/* Starts a trust_proxy server believing only the proxies in list and
+ * asks it, from loopback, for /info with X-Forwarded-For and -Proto. */
+static void
+info_via_proxy_list(const char *list, struct resp *r)
+{
+	struct http_server_settings set = {
+	    .listen = "127.0.0.1",
+	    .threads = 1,
+	    .max_body = 1024,
+	    .on_request = on_request,
+	    .trust_proxy = true,
+	    .trusted_proxies = list,
+	};
+	struct http_server *s = http_server_new(&set);
+	const char *err = NULL;
+
+	add_routes(s);
+	if (http_server_start(s, &err) != 0)
+		fail_msg("start: %s", err);
+	request(http_server_port(s),
+	        "GET /info HTTP/1.1\r\nHost: t\r\nX-Forwarded-For: 9.9.9.9, 1.2.3.4\r\n"
+	        "X-Forwarded-Proto: https\r\n\r\n",
+	        r);
+	http_server_free(s);
+}
+
+static void
+test_trusted_proxies_list(void **state)
+{
+	struct resp r;
+
+	/* a proxy on another host: loopback no longer counts as one */
+	info_via_proxy_list("10.0.0.0/8, 192.0.2.7", &r);
+	assert_string_equal(r.body, "addr=127.0.0.1 https=0 locale=zh-TW body=0 null");
+	info_via_proxy_list("::1", &r);
+	assert_string_equal(r.body, "addr=127.0.0.1 https=0 locale=zh-TW body=0 null");
+	/* the peer is in a listed network */
+	info_via_proxy_list("192.0.2.7 127.0.0.0/8", &r);
+	assert_string_equal(r.body, "addr=1.2.3.4 https=1 locale=zh-TW body=0 null");
+	info_via_proxy_list("127.0.0.1/32", &r);
+	assert_string_equal(r.body, "addr=1.2.3.4 https=1 locale=zh-TW body=0 null");
+	/* unset: loopback, as before the list existed */
+	info_via_proxy_list(NULL, &r);
+	assert_string_equal(r.body, "addr=1.2.3.4 https=1 locale=zh-TW body=0 null");
+	info_via_proxy_list("", &r);
+	assert_string_equal(r.body, "addr=1.2.3.4 https=1 locale=zh-TW body=0 null");
+	/* unparsable: nobody is believed */
+	info_via_proxy_list("127.0.0.1/99", &r);
+	assert_string_equal(r.body, "addr=127.0.0.1 https=0 locale=zh-TW body=0 null");
+	(void)state;
+}
+
 static void
 test_trusted_proxy(void **state)
 {
@@ -1438,6 +1492,7 @@ main(void)
 	    cmocka_unit_test(test_json_redirect_headers),
 	    cmocka_unit_test(test_info_and_locale),
 	    cmocka_unit_test(test_trusted_proxy),
+	    cmocka_unit_test(test_trusted_proxies_list),
 	    cmocka_unit_test(test_csrf),
 	    cmocka_unit_test(test_static),
 	    cmocka_unit_test(test_aborted),

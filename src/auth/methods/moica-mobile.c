@@ -68,7 +68,12 @@
  * pending (clock differences with the service). */
 #define EXPIRY_GRACE 5
 #define HELP_PATH    "/moica-mobile/help"
-#define RETURN_PATH  "/login/moica-mobile/return"
+/* The store's row that takes one ATH-02 poll turn per transaction for
+ * every node (poll_turn()), and how long it lives (s): past the 4 s
+ * interval however the store's whole seconds round. */
+#define POLL_KIND   "twfido_poll"
+#define POLL_WINDOW (TWFIDO_POLL_INTERVAL_MS / 1000 + 1)
+#define RETURN_PATH "/login/moica-mobile/return"
 
 static const char *const amr_mm[] = {"swk", "mca", "sms", "otp", "mfa", NULL};
 static const char *const bullets[] = {"mm.bullet1", "mm.bullet2", "mm.bullet3", NULL};
@@ -491,6 +496,36 @@ out:
 	return o;
 }
 
+/* Whether this node may send the ATH-02 poll of txn that follows the one
+ * stamped `polled` (ms; 0 before the first). The caller has checked that
+ * 4 s have passed since then; several nodes may have read the same state
+ * at once, so the turn is taken in the store: the first one creates the
+ * eph row (kind POLL_KIND, id the SHA-256 of txn and polled), the others
+ * count 2 or more and answer "pending". Only the winner stamps the next
+ * `polled`, so all nodes together poll one transaction at most every 4 s.
+ * The row lives POLL_WINDOW s: should the winner die mid-poll, another
+ * node takes the turn after that, still more than 4 s later. When the
+ * store fails nothing is sent (the citizen's page keeps polling). */
+static bool
+poll_turn(struct isso_app *app, const char *txn, int64_t polled)
+{
+	char id[65];
+	char *key;
+	int64_t now = app_now();
+	int count = 0;
+
+	if (txn == NULL)
+		return false;
+	key = xasprintf("%s:%lld", txn, (long long)polled);
+	secret_sha256_hex(key, strlen(key), id);
+	free(key);
+	if (store_eph_incr(app->store, POLL_KIND, id, now, now + POLL_WINDOW, &count) < 0) {
+		log_warn("moica_mobile_poll_turn_failed", NULL);
+		return false;
+	}
+	return count == 1;
+}
+
 /* Asks the service about the current ticket, at most once per poll
  * interval per transaction, and records the answer in st. *changed_r
  * tells whether st must be saved. */
@@ -502,6 +537,7 @@ poll_once(struct isso_app *app, struct http_req *req, json_t *st, bool *changed_
 	const char *error = NULL;
 	char *hashed = NULL, *name = NULL;
 	enum outcome o;
+	int64_t polled;
 	int ret;
 
 	*changed_r = false;
@@ -512,8 +548,10 @@ poll_once(struct isso_app *app, struct http_req *req, json_t *st, bool *changed_
 		return o;
 	if (ticket == NULL)
 		return OUT_NONE;
-	if (method_now_ms() - json_integer_value(json_object_get(st, "polled")) <
-	    conn_twfido_poll_interval())
+	polled = json_integer_value(json_object_get(st, "polled"));
+	if (method_now_ms() - polled < conn_twfido_poll_interval())
+		return OUT_PENDING;
+	if (!poll_turn(app, json_string_value(json_object_get(ticket, "txn")), polled))
 		return OUT_PENDING;
 	ret = conn_twfido_poll(app->twfido, json_string_value(json_object_get(ticket, "txn")),
 	                       json_string_value(json_object_get(ticket, "tid")), &status, &hashed,

@@ -1,0 +1,299 @@
+// Two issod nodes on one PostgreSQL store (lib/pgsql.mjs, a throwaway
+// cluster), both answering for the same issuer, no sticky sessions: a
+// mobile natural-person certificate (moica-mobile) login started on node
+// A whose status is asked of both nodes at once, many times a second, for
+// longer than two TW FidO poll intervals. isso-sim records every ATH-02
+// poll: all nodes together must poll the transaction at most once every
+// 4 s (the turn is taken in the store, src/auth/methods/moica-mobile.c).
+// The login then completes on node B (phone + SMS code + consent) and its
+// code is redeemed through the proxy with openid-client.
+//
+// In front of both, haproxy (run in the foreground as a child of the
+// test, its configuration written to the temp dir): round robin, no
+// stickiness, a new connection per request so consecutive requests of
+// one citizen alternate between the nodes, health checks on /readyz.
+// Password logins through it complete across the nodes; then node B is
+// killed with SIGKILL in the middle of several logins: every consent,
+// token and audit row committed before is still in PostgreSQL, the tokens
+// still work, and the citizens in flight finish on node A.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import path from 'node:path';
+import * as client from 'openid-client';
+import {
+  startStack, HttpAgent, Daemon, waitReady, freePort, BUILD_DIR, redirectParams, sameEndpoint,
+  sleep, limit,
+} from './lib/harness.mjs';
+import { Postgres } from './lib/pgsql.mjs';
+
+const RP = 'http://127.0.0.1:9/cb'; // never contacted: the agent stops at it
+const SCOPE = 'openid uuid profile phone id_number';
+const CITIZEN = 'A123456789'; // sim/identities.json: mobile_cert_enrolled
+const POLL_MS = 4000; // the TW FidO spec's pause between polls
+const T = { timeout: limit(60_000) };
+
+let pg;
+let stack; // node A, isso-sim and the store
+let nodeB; // the second issod
+let urlB;
+let cfg;
+let lb; // haproxy
+let lbUrl; // the issuer: both nodes' public URL
+let citizens = [];
+
+const isRp = (next) => sameEndpoint(next, RP);
+const pathOf = (url) => new URL(url).pathname;
+const tOf = (url) => new URL(url).searchParams.get('t');
+
+before(async () => {
+  pg = new Postgres().init();
+  const lbPort = await freePort();
+  lbUrl = `http://127.0.0.1:${lbPort}`;
+  stack = await startStack({
+    label: 'cluster',
+    env: {
+      ISSO_STORE_DRIVER: 'postgresql', ISSO_STORE_CONNINFO: pg.conninfo,
+      ISSO_SERVER_PUBLIC_URL: lbUrl,
+      ISSO_SERVER_TRUST_PROXY: '1', ISSO_SERVER_TRUSTED_PROXIES: '127.0.0.1',
+    },
+  });
+  // node B: the same configuration and store, its own port; the public
+  // URL is the proxy's, as on node A
+  const portB = await freePort();
+  urlB = `http://127.0.0.1:${portB}`;
+  nodeB = new Daemon('issod-b', path.join(BUILD_DIR, 'issod'), [],
+    { env: { ...stack.env, ISSO_SERVER_PORT: String(portB) }, cwd: stack.tmp });
+  await waitReady(nodeB, `${urlB}/.well-known/openid-configuration`);
+
+  const cfgFile = path.join(stack.tmp, 'haproxy.cfg');
+  fs.writeFileSync(cfgFile, [
+    'global',
+    '    maxconn 512',
+    'defaults',
+    '    mode http',
+    '    timeout connect 2s',
+    '    timeout client 30s',
+    '    timeout server 30s',
+    '    option forwardfor',
+    '    option httpclose',
+    '    retries 3',
+    '    option redispatch 1',
+    '    retry-on conn-failure empty-response',
+    'frontend isso',
+    `    bind 127.0.0.1:${lbPort}`,
+    '    default_backend issod',
+    'backend issod',
+    '    balance roundrobin',
+    '    option httpchk',
+    '    http-check send meth GET uri /readyz',
+    '    http-check expect status 200',
+    '    default-server inter 300ms fall 2 rise 2 on-marked-down shutdown-sessions',
+    `    server a 127.0.0.1:${stack.port} check`,
+    `    server b 127.0.0.1:${portB} check`,
+    '',
+  ].join('\n'));
+  lb = new Daemon('haproxy', '/usr/sbin/haproxy', ['-db', '-f', cfgFile], { env: { PATH: '/usr/bin:/bin' }, cwd: stack.tmp });
+  await waitReady(lb, `${lbUrl}/readyz`);
+  await sleep(1000); // both servers up after two checks
+
+  const c = await stack.registerClient({
+    name: '臺北市測試機關 叢集', purpose: '多節點整合測試', redirectUris: [RP], scope: SCOPE,
+  });
+  cfg = await client.discovery(new URL(lbUrl), c.client_id, { id_token_signed_response_alg: 'ES256' },
+    client.ClientSecretBasic(c.client_secret), { execute: [client.allowInsecureRequests], timeout: 15 });
+  for (let i = 0; i < 8; i++) {
+    citizens.push(await stack.addUser({
+      account: `cluster.c${i}`, password: `Tp-Cluster-Login-${i}-42`, phone: `09120003${String(10 + i)}`,
+      email: `c${i}@example.tw`, name: '林大同', birthdate: '1988-02-03',
+    }));
+  }
+}, { timeout: limit(90_000) });
+
+after(async () => {
+  if (lb) await lb.stop();
+  if (nodeB) {
+    const r = await nodeB.stop();
+    if (r.killed || (r.code !== 0 && r.signal !== 'SIGKILL')) console.error(nodeB.stderr.slice(-4000));
+  }
+  if (stack) await stack.stop({ check: false });
+  if (pg) pg.destroy();
+});
+
+/** isso-sim's phone: the pending tickets for id (newest first). */
+async function pending(id) {
+  const res = await fetch(`${stack.simUrl}/phone/mobilecert/pending?id_num=${id}`);
+  assert.equal(res.status, 200, 'isso-sim pending');
+  return res.json();
+}
+
+/** GET …/status on the node at base: {status, state, next}. */
+async function status(agent, base, t) {
+  const res = await agent.get(`${base}/login/moica-mobile/status?t=${t}`, { headers: { accept: 'application/json' } });
+  const body = res.contentType().startsWith('application/json') ? res.json() : {};
+  return { status: res.status, state: body.state, next: body.next };
+}
+
+test('two nodes poll one TW FidO transaction at most every 4 s together; the login completes on the other node', T, async () => {
+  const verifier = client.randomPKCECodeVerifier();
+  const state = client.randomState();
+  const nonce = client.randomNonce();
+  const authUrl = client.buildAuthorizationUrl(cfg, {
+    redirect_uri: RP, scope: SCOPE, state, nonce,
+    code_challenge: await client.calculatePKCECodeChallenge(verifier), code_challenge_method: 'S256',
+  });
+  const agent = new HttpAgent();
+
+  // started on node A: method choice → notice → ID → QR
+  const r = await agent.followUntil(authUrl.href, isRp);
+  assert.equal(pathOf(r.url), '/login');
+  const t = tOf(r.url);
+  const card = r.res.links().find((l) => pathOf(l.href) === '/login/moica-mobile');
+  assert.ok(card, 'the method choice offers 行動自然人憑證');
+  const notice = await agent.get(card.href);
+  const idPage = await agent.submit(notice.forms().find((f) => f.has('agree')), { agree: '1' });
+  assert.equal(pathOf(idPage.url), '/login/moica-mobile/id');
+  const qr = await agent.submit(idPage.res.forms().find((f) => f.has('id_number')), { id_number: CITIZEN });
+  assert.equal(pathOf(qr.url), '/login/moica-mobile/qr', `after the ID: ${qr.res.pageText().slice(0, 300)}`);
+
+  // both nodes asked at once, four at a time, every 200 ms, for 2.5 intervals
+  const until = Date.now() + 2.5 * POLL_MS;
+  let asked = 0;
+  while (Date.now() < until) {
+    const answers = await Promise.all([
+      status(agent, stack.issuer, t), status(agent, urlB, t),
+      status(agent, urlB, t), status(agent, stack.issuer, t),
+    ]);
+    for (const a of answers) {
+      assert.equal(a.status, 200, 'status answered');
+      assert.equal(a.state, 'pending');
+    }
+    asked += answers.length;
+    await sleep(200);
+  }
+  const [ticket] = await pending(CITIZEN);
+  assert.ok(ticket, 'the ticket is pending at isso-sim');
+  assert.ok(asked >= 40, `asked ${asked} times`);
+  assert.ok(ticket.polls >= 2, `polled ${ticket.polls} times in 10 s (at least every 5 s expected)`);
+  assert.ok(ticket.polls <= 3, `polled ${ticket.polls} times in 10 s`);
+  assert.equal(ticket.fast_polls, 0, 'no poll sooner than 4 s after the one before, across both nodes');
+
+  // approved on the phone; the answer is fetched by node B
+  const ok = await fetch(`${stack.simUrl}/phone/mobilecert/approve?${new URLSearchParams({ ticket: ticket.sp_ticket })}`, { method: 'POST' });
+  assert.equal(ok.status, 200);
+  let done;
+  const deadline = Date.now() + limit(3 * POLL_MS);
+  for (;;) {
+    done = await status(agent, urlB, t);
+    if (done.state !== 'pending') break;
+    assert.ok(Date.now() < deadline, 'still pending on node B');
+    await sleep(500);
+  }
+  assert.equal(done.state, 'done');
+  assert.equal((await pending(CITIZEN)).length, 0, 'answered');
+
+  // the phone + SMS step and consent on node B
+  const phone = '0936511422';
+  const page = await agent.get(new URL(done.next, urlB).href);
+  assert.equal(page.status, 200, `the phone step on node B: ${page.pageText().slice(0, 300)}`);
+  const pf = page.forms().find((x) => x.has('phone'));
+  const sent = await agent.submit(pf, { phone }, pf.buttons.find((b) => b.value === 'send'));
+  assert.equal(sent.res.status, 200);
+  assert.ok(sent.url.startsWith(urlB), `still on node B: ${sent.url}`);
+  const sms = await stack.readLastSms(phone);
+  assert.ok(sms?.code, 'the SMS code reached the phone');
+  const cf = sent.res.forms().find((x) => x.has('code'));
+  const verified = await agent.submit(cf, { code: sms.code }, cf.buttons.find((b) => b.value === 'verify'), isRp);
+  assert.equal(pathOf(verified.url), '/consent');
+  const consent = verified.res.forms().find((f) => f.buttons.some((b) => b.name === 'decision'));
+  const cb = await agent.submit(consent, {}, consent.buttons.find((b) => b.value === 'allow'), isRp);
+  assert.ok(cb.stopped, 'consent leads back to the client');
+  assert.ok(redirectParams(cb.url).get('code'), 'a code');
+
+  // redeemed through the proxy
+  const tokens = await client.authorizationCodeGrant(cfg, new URL(cb.url), {
+    pkceCodeVerifier: verifier, expectedState: state, expectedNonce: nonce,
+  });
+  const claims = tokens.claims();
+  assert.equal(claims.iss, lbUrl);
+  const ui = await client.fetchUserInfo(cfg, tokens.access_token, claims.sub);
+  assert.equal(ui.id_number, CITIZEN);
+});
+
+/** A password login through the proxy with openid-client: the tokens. */
+async function passwordLogin(user) {
+  const verifier = client.randomPKCECodeVerifier();
+  const state = client.randomState();
+  const nonce = client.randomNonce();
+  const url = client.buildAuthorizationUrl(cfg, {
+    redirect_uri: RP, scope: 'openid profile', state, nonce,
+    code_challenge: await client.calculatePKCECodeChallenge(verifier), code_challenge_method: 'S256',
+  });
+  const cb = await new HttpAgent().loginViaPages({ authorizeUrl: url, account: user.account, password: user.password, consent: true });
+  assert.ok(redirectParams(cb).get('code'), `a code in ${cb}`);
+  return client.authorizationCodeGrant(cfg, new URL(cb), {
+    pkceCodeVerifier: verifier, expectedState: state, expectedNonce: nonce,
+  });
+}
+
+/** Requests a node has answered for route (its /metrics, asked directly). */
+async function answered(base, route) {
+  const text = await (await fetch(`${base}/metrics`)).text();
+  let n = 0;
+  for (const line of text.split('\n')) {
+    if (line.startsWith('isso_http_request_duration_seconds_count') && line.includes(`route="${route}"`)) {
+      n += Number(line.split(' ').pop());
+    }
+  }
+  return n;
+}
+
+const rows = (sql) => pg.psql(sql).split('\n').filter((l) => l !== '');
+
+test('through haproxy: logins alternate between the nodes; kill -9 of one loses no committed row, the logins in flight finish on the other', T, async () => {
+  const clientId = cfg.clientMetadata().client_id;
+  const consents0 = rows(`SELECT uuid FROM consents WHERE client_id = '${clientId}'`).length;
+  const before = { a: await answered(stack.issuer, '/authorize'), b: await answered(urlB, '/authorize') };
+  const first = [];
+  for (const u of citizens.slice(0, 2)) first.push(await passwordLogin(u));
+  const after1 = { a: await answered(stack.issuer, '/authorize'), b: await answered(urlB, '/authorize') };
+  assert.ok(after1.a > before.a && after1.b > before.b, `both nodes served the logins: ${JSON.stringify({ before, after1 })}`);
+
+  // what is committed before the kill
+  const tokens = rows('SELECT hash FROM tokens ORDER BY hash');
+  const audit = rows('SELECT seq || \' \' || hash FROM audit ORDER BY seq');
+  const consents = rows(`SELECT uuid FROM consents WHERE client_id = '${clientId}' ORDER BY uuid`);
+  assert.ok(tokens.length >= 4, `${tokens.length} token rows before the kill`);
+  assert.ok(audit.length >= 2, `${audit.length} audit rows before the kill`);
+  assert.equal(consents.length, consents0 + 2, 'the two consents before the kill');
+
+  // six logins at once; node B killed while they run
+  let finished = 0;
+  const inFlight = citizens.slice(2).map((u) => passwordLogin(u).finally(() => { finished += 1; }));
+  await sleep(150);
+  nodeB.child.kill('SIGKILL');
+  const atKill = finished;
+  const results = await Promise.allSettled(inFlight);
+  for (const [i, r] of results.entries()) {
+    assert.equal(r.status, 'fulfilled', `citizen ${i + 2}: ${r.reason?.stack ?? ''}`);
+  }
+  assert.equal(nodeB.running, false, 'node B is gone');
+  assert.ok(atKill < inFlight.length, `logins were in flight at the kill (${atKill} of ${inFlight.length} done)`);
+
+  // every committed row is still there
+  const tokensAfter = new Set(rows('SELECT hash FROM tokens'));
+  for (const h of tokens) assert.ok(tokensAfter.has(h), 'a token row survived');
+  const auditAfter = new Set(rows('SELECT seq || \' \' || hash FROM audit'));
+  for (const a of audit) assert.ok(auditAfter.has(a), 'an audit row survived');
+  const consentsAfter = rows(`SELECT uuid FROM consents WHERE client_id = '${clientId}'`);
+  for (const c of consents) assert.ok(consentsAfter.includes(c), 'a consent survived');
+  assert.equal(consentsAfter.length, consents0 + citizens.length, 'one consent per citizen');
+  // and the tokens issued before the kill still work, through node A
+  for (const t of [...first, ...results.map((r) => r.value)]) {
+    const claims = t.claims();
+    const ui = await client.fetchUserInfo(cfg, t.access_token, claims.sub);
+    assert.equal(ui.sub, claims.sub);
+  }
+  const again = await client.refreshTokenGrant(cfg, first[0].refresh_token ?? '');
+  assert.ok(again.access_token);
+});
