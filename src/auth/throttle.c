@@ -149,10 +149,14 @@ begin_trusted(struct isso_app *app, struct http_req *req, struct throttle_attemp
 	json_t *f;
 	bool locked;
 
+	/* The level includes this attempt and comes back atomically, so
+	 * parallel guesses under one cookie meet the limit before any of
+	 * them has been verified (the hold is set only after a failure). */
 	locked =
 	    store_throttle_take(app->store, a->device, now, weight, weight * LEVEL_FAILURES,
 	                        (int64_t)cfg->security.device_cookie_lock_seconds * MS, &t) < 0 ||
-	    t.next_at > now;
+	    t.next_at > now ||
+	    failures_of(t.level, weight) > cfg->security.device_cookie_max_failures;
 	f = event_fields(req, a);
 	json_object_set_new(f, "exempt", json_boolean(!locked));
 	log_event(LOG_INFO, "device_cookie_used", f);
@@ -263,8 +267,9 @@ throttle_end(struct isso_app *app, struct http_req *req, struct throttle_attempt
 	if (ok) {
 		if (a->counted_device)
 			(void)store_throttle_give(app->store, a->device, now, weight);
-		if (a->counted_address)
-			(void)store_throttle_give(app->store, a->address, now, weight);
+		/* The address keeps its count: giving it back would also lift
+		 * the holds that parallel failures from it just set, letting
+		 * one account's owner spray guesses at others between logins. */
 		if (a->counted_account)
 			(void)store_throttle_clear(app->store, a->account);
 		if (uuid != NULL)

@@ -229,6 +229,25 @@ test('an abused device cookie is locked: it loses its exemption, the account sta
   assert.ok(isConsent(res), `the owner: ${res.status}`);
 });
 
+test('parallel guesses under one device cookie: no more are exempt than its limit', T, async () => {
+  const m = await member();
+  const owner = new HttpAgent({ localAddress: '127.0.0.2' });
+  assert.ok(isConsent(await submit(owner, await openLogin(owner), m.account, m.password)));
+  const cookie = owner.jar.header(stack.url('/login/taipeipass')).split('; ').find((c) => c.startsWith('isso_dev='));
+  assert.ok(cookie);
+  // all at once, before any of them has been verified
+  const thief = new HttpAgent({ localAddress: '127.0.0.9' });
+  const form = await openLogin(thief);
+  const headers = { cookie: `${thief.jar.header(stack.url('/login/taipeipass'))}; ${cookie}` };
+  const n = DEVICE_MAX + 4;
+  await Promise.all(Array.from({ length: n }, (_, i) => submit(thief, form, m.account, `Parallel-guess-${i}-x9`, headers)));
+  const used = (await eventsSoon(stack, 'device_cookie_used', (e) => e.address === '127.0.0.9'))
+    .filter((e) => e.address === '127.0.0.9');
+  assert.equal(used.length, n, 'every guess presented the cookie');
+  const exempt = used.filter((e) => e.exempt === true).length;
+  assert.ok(exempt <= DEVICE_MAX, `${exempt} of ${n} parallel guesses were exempt (limit ${DEVICE_MAX})`);
+});
+
 test('per-address delays: one address guessing many accounts is slowed; another address is not', T, async () => {
   const sprayer = new HttpAgent({ localAddress: '127.0.0.6' });
   let form = await openLogin(sprayer);
