@@ -245,16 +245,23 @@ static const char *const pg_sql[PG_COUNT] = {
     [PG_JOB_DONE] = "DELETE FROM jobs WHERE id = $1 AND lease_owner = $2",
     [PG_JOB_RETRY] = "UPDATE jobs SET run_at = $3, lease_owner = NULL, lease_until = 0 "
                      "WHERE id = $1 AND lease_owner = $2",
-    [PG_PURGE_TOKENS] = "DELETE FROM tokens WHERE hash IN "
-                        "(SELECT hash FROM tokens WHERE expires_at <= $1 LIMIT $2::bigint)",
-    [PG_PURGE_EPH] = "DELETE FROM eph WHERE (kind, id) IN "
-                     "(SELECT kind, id FROM eph WHERE expires_at <= $1 LIMIT $2::bigint)",
-    [PG_PURGE_RATE] = "DELETE FROM rate WHERE key IN "
-                      "(SELECT key FROM rate WHERE expires_at <= $1 LIMIT $2::bigint)",
-    [PG_PURGE_JOBS] = "DELETE FROM jobs WHERE id IN "
-                      "(SELECT id FROM jobs WHERE expires_at <= $1 LIMIT $2::bigint)",
-    [PG_PURGE_THROTTLE] = "DELETE FROM throttle WHERE key IN "
-                          "(SELECT key FROM throttle WHERE expires_at <= $1 LIMIT $2::bigint)",
+    /* The outer test again: a row another node revived (its expiry
+     * pushed on) after this statement's snapshot must not go. */
+    [PG_PURGE_TOKENS] =
+        "DELETE FROM tokens WHERE hash IN "
+        "(SELECT hash FROM tokens WHERE expires_at <= $1 LIMIT $2::bigint) AND expires_at <= $1",
+    [PG_PURGE_EPH] =
+        "DELETE FROM eph WHERE (kind, id) IN "
+        "(SELECT kind, id FROM eph WHERE expires_at <= $1 LIMIT $2::bigint) AND expires_at <= $1",
+    [PG_PURGE_RATE] =
+        "DELETE FROM rate WHERE key IN "
+        "(SELECT key FROM rate WHERE expires_at <= $1 LIMIT $2::bigint) AND expires_at <= $1",
+    [PG_PURGE_JOBS] =
+        "DELETE FROM jobs WHERE id IN "
+        "(SELECT id FROM jobs WHERE expires_at <= $1 LIMIT $2::bigint) AND expires_at <= $1",
+    [PG_PURGE_THROTTLE] =
+        "DELETE FROM throttle WHERE key IN "
+        "(SELECT key FROM throttle WHERE expires_at <= $1 LIMIT $2::bigint) AND expires_at <= $1",
 };
 
 static const char pg_bootstrap_sql[] = "CREATE TABLE IF NOT EXISTS schema_version ("
@@ -338,9 +345,17 @@ static int
 pg_conn_open(struct pg_backend *b, struct pg_conn **conn_r, const char **error_r)
 {
 	/* Ours first: the conninfo (expanded from dbname) overrides them. */
-	const char *const keys[] = {"connect_timeout", "application_name", "client_encoding",
-	                            "dbname", NULL};
-	const char *const values[] = {PG_CONNECT_WAIT, "issod", "UTF8", b->conninfo, NULL};
+	/* A server that falls silent (a network partition) must not hold a
+	 * request thread for TCP's own quarter of an hour: keepalives and a
+	 * user timeout end the connection. (No statement timeout: migrations
+	 * run on these connections too.) */
+	const char *const keys[] = {"connect_timeout",  "application_name",
+	                            "client_encoding",  "keepalives",
+	                            "keepalives_idle",  "keepalives_interval",
+	                            "keepalives_count", "tcp_user_timeout",
+	                            "dbname",           NULL};
+	const char *const values[] = {PG_CONNECT_WAIT, "issod",     "UTF8", "1", "30", "10", "3",
+	                              "30000",         b->conninfo, NULL};
 	struct pg_conn *c = xcalloc(1, sizeof(*c));
 	PGresult *res = NULL;
 	int ret = 0;
