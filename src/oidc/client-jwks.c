@@ -227,6 +227,7 @@ oidc_jwks_get(struct oidc_jwks_cache *c, const char *client_id, const char *uri,
 	json_t *jwks = NULL;
 	int64_t now = app_now();
 	struct timespec until;
+	bool force;
 
 	*why_r = "the client's JWK set is unavailable";
 	if (c == NULL)
@@ -244,10 +245,12 @@ oidc_jwks_get(struct oidc_jwks_cache *c, const char *client_id, const char *uri,
 		goto out;
 	}
 	e->last_used = now;
-	/* A key the set lacks may be a new one: fetch again, but not often. */
-	if (refetch && e->jwks != NULL && now - e->fetched_at >= JWKS_REFETCH_AGE)
-		e->fresh_until = 0;
-	if (e->jwks != NULL && now < e->fresh_until)
+	/* A key the set lacks may be a new one: fetch again, but not often,
+	 * and only for this caller. The cached set stays fresh for every
+	 * other request, so an assertion anyone can forge (a made-up kid,
+	 * any signature) cannot take the client's keys away meanwhile. */
+	force = refetch && e->jwks != NULL && now - e->fetched_at >= JWKS_REFETCH_AGE;
+	if (e->jwks != NULL && now < e->fresh_until && !force)
 		goto found;
 	if (now < e->failed_until) {
 		*why_r = "the client's JWK set could not be fetched recently";
