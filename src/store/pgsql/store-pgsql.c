@@ -632,8 +632,11 @@ pg_query(struct pg_backend *b, enum pg_id id, const struct pg_params *p, const c
 		pg_release(b, c);
 		c = NULL;
 		/* A pooled connection the server ended while it was idle (a
-		 * restart) fails on first use: once more on a new one. */
-		if (!lost || !reused || attempt > 0)
+		 * restart) fails on first use: once more on a new one. Only a
+		 * read is run again: a change may have been committed before
+		 * the connection dropped, and a second run would count twice or
+		 * find its one-time token already used. */
+		if (!lost || !reused || attempt > 0 || strncmp(pg_sql[id], "SELECT", 6) != 0)
 			break;
 		log_info("store_pgsql_reconnect", "op", op, NULL);
 	}
