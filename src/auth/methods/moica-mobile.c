@@ -718,6 +718,24 @@ out:
 	xfree_secret(idn);
 }
 
+/* Asks the service once (when the pause between polls allows), keeps
+ * what changed, and answers: the current way's page with info_key while
+ * the request is open, else the next step. */
+static void
+poll_and_answer(struct isso_app *app, struct http_req *req, const char *id, json_t *txn, json_t *st,
+                const char *info_key)
+{
+	bool changed = false;
+	enum outcome o = poll_once(app, req, st, &changed);
+
+	if (changed && !method_txn_save(app, req, id, txn))
+		return;
+	if (o == OUT_PENDING || o == OUT_NONE)
+		wait_page(app, req, id, st, way_of(st), 200, NULL, info_key);
+	else
+		http_redirect(req, 303, next_url(req, id, st, o));
+}
+
 /* …/qr, …/app, …/push: the page of one way (step) */
 static void
 wait_step(struct isso_app *app, struct http_req *req, const char *id, json_t *txn, enum way step)
@@ -725,7 +743,6 @@ wait_step(struct isso_app *app, struct http_req *req, const char *id, json_t *tx
 	json_t *st = method_state(txn, STATE_KEY);
 	const char *stage = stage_of(st), *action;
 	enum outcome o;
-	bool changed = false;
 	int w;
 
 	if (strcmp(stage, "proven") == 0) {
@@ -765,13 +782,7 @@ wait_step(struct isso_app *app, struct http_req *req, const char *id, json_t *tx
 		return;
 	}
 	/* "check": the page without script asks once. */
-	o = poll_once(app, req, st, &changed);
-	if (changed && !method_txn_save(app, req, id, txn))
-		return;
-	if (o == OUT_PENDING || o == OUT_NONE)
-		wait_page(app, req, id, st, way_of(st), 200, NULL, "mm.waiting");
-	else
-		http_redirect(req, 303, next_url(req, id, st, o));
+	poll_and_answer(app, req, id, txn, st, "mm.waiting");
 }
 
 /* GET …/return: where the MOI app sends the browser back after the
@@ -784,8 +795,6 @@ return_step(struct isso_app *app, struct http_req *req, const char *id, json_t *
 {
 	json_t *st = method_state(txn, STATE_KEY);
 	const char *stage = stage_of(st);
-	enum outcome o;
-	bool changed = false;
 
 	if (strcmp(stage, "proven") == 0) {
 		http_redirect(req, 303, flow_url(req, "/login/moica-mobile/phone", id));
@@ -795,13 +804,7 @@ return_step(struct isso_app *app, struct http_req *req, const char *id, json_t *
 		refuse_order(app, req, id);
 		return;
 	}
-	o = poll_once(app, req, st, &changed);
-	if (changed && !method_txn_save(app, req, id, txn))
-		return;
-	if (o == OUT_PENDING || o == OUT_NONE)
-		wait_page(app, req, id, st, way_of(st), 200, NULL, "mm.returned");
-	else
-		http_redirect(req, 303, next_url(req, id, st, o));
+	poll_and_answer(app, req, id, txn, st, "mm.returned");
 }
 
 /* GET …/status: the page's script asks every 4 s; JSON
