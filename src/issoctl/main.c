@@ -105,6 +105,8 @@ client_json(const struct store_client *c)
 	json_object_set_new(
 	    o, "grant_types",
 	    words_json(c->grant_types != NULL ? c->grant_types : STORE_CLIENT_DEFAULT_GRANTS));
+	if (c->settings != NULL)
+		json_object_set(o, "settings", c->settings);
 	return o;
 }
 

@@ -52,6 +52,9 @@ struct store_driver {
 	int (*client_set_status)(struct store_backend *b, const char *client_id, int status);
 	int (*client_set_secret)(struct store_backend *b, const char *client_id,
 	                         const char *secret_hash);
+	/* settings is the serialised JSON object. */
+	int (*client_set_settings)(struct store_backend *b, const char *client_id,
+	                           const char *settings);
 
 	int (*person_add)(struct store_backend *b, const struct store_person *person);
 	int (*person_get)(struct store_backend *b, const char *uuid,

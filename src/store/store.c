@@ -383,6 +383,22 @@ store_client_set_secret(struct store *store, const char *client_id, const char *
 	return STORE_CALL(store, client_set_secret, client_id, secret_hash);
 }
 
+int
+store_client_set_settings(struct store *store, const char *client_id, const json_t *settings)
+{
+	char *text;
+	int ret;
+
+	if (client_id == NULL || !json_is_object(settings))
+		return ISSO_ERR_INVALID;
+	text = json_dumps(settings, JSON_COMPACT | JSON_SORT_KEYS);
+	if (text == NULL)
+		return ISSO_ERR_INVALID;
+	ret = STORE_CALL(store, client_set_settings, client_id, text);
+	free(text);
+	return ret;
+}
+
 void
 store_client_free(struct store_client *client)
 {
@@ -401,6 +417,7 @@ store_client_free(struct store_client *client)
 	free(client->jwks_uri);
 	json_decref(client->jwks);
 	free(client->grant_types);
+	json_decref(client->settings);
 	free(client);
 }
 

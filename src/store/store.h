@@ -57,6 +57,10 @@ struct store_client {
 	char *grant_types;
 	int status; /* enum store_client_status */
 	int64_t created_at;
+	/* Further registered settings, a JSON object that src/oidc validates
+	 * and reads (e.g. per-client protocol requirements); the store keeps
+	 * it opaque. NULL on add: {}. Never NULL when read. */
+	json_t *settings;
 };
 
 #define STORE_CLIENT_DEFAULT_GRANTS "authorization_code refresh_token"
@@ -69,6 +73,8 @@ int store_client_list(struct store *store, int (*fn)(const struct store_client *
                       void *ctx);
 int store_client_set_status(struct store *store, const char *client_id, int status);
 int store_client_set_secret(struct store *store, const char *client_id, const char *secret_hash);
+/* Replaces the client's settings object (a JSON object, not NULL). */
+int store_client_set_settings(struct store *store, const char *client_id, const json_t *settings);
 void store_client_free(struct store_client *client);
 
 /* ---- persons: one per human, the stable uuid (歸戶) ---- */

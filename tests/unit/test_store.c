@@ -446,7 +446,22 @@ test_client(void **state)
 	assert_int_equal(out->status, CLIENT_SUSPENDED);
 	/* Other fields untouched. */
 	assert_string_equal(out->name, "臺北市政府 測試服務");
+	/* A client added without settings reads back an empty object. */
+	assert_true(json_is_object(out->settings));
+	assert_int_equal(json_object_size(out->settings), 0);
 	store_client_free(out);
+
+	json_t *settings = json_pack("{s:b, s:s}", "require_par", 1, "note", "臺北");
+	assert_int_equal(store_client_set_settings(f->store, a, settings), 0);
+	assert_int_equal(store_client_set_settings(f->store, a, NULL), ISSO_ERR_INVALID);
+	json_t *arr = json_array();
+	assert_int_equal(store_client_set_settings(f->store, a, arr), ISSO_ERR_INVALID);
+	json_decref(arr);
+	assert_int_equal(store_client_get(f->store, a, &out), 0);
+	assert_true(json_equal(out->settings, settings));
+	assert_int_equal(out->status, CLIENT_SUSPENDED);
+	store_client_free(out);
+	json_decref(settings);
 }
 
 /* ---- persons and members ---- */

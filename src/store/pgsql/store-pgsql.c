@@ -25,7 +25,7 @@
 #define PG_MAX_CONNS    16
 #define PG_PAGE         128 /* rows fetched per round in list walks */
 #define PG_PURGE_BATCH  500 /* rows deleted per statement in purge */
-#define PG_MAX_PARAMS   16
+#define PG_MAX_PARAMS   24
 #define PG_CONNECT_WAIT "5" /* seconds, unless the conninfo says otherwise */
 
 /* Serialises migrations of every process opening the same database. */
@@ -34,7 +34,7 @@
 #define PG_CLIENT_COLS                                                                             \
 	"client_id, secret_hash, name, purpose, redirect_uris, post_logout_redirect_uris, "        \
 	"backchannel_logout_uri, scope, public_client, id_token_alg, auth_method, jwks_uri, "      \
-	"jwks, status, created_at, grant_types"
+	"jwks, status, created_at, grant_types, settings"
 #define PG_PERSON_COLS "uuid, id_hash, pii, created_at, updated_at"
 #define PG_MEMBER_COLS                                                                             \
 	"uuid, account, email_hash, phone_hash, password_hash, level, failed_logins, "             \
@@ -52,6 +52,7 @@ enum pg_id {
 	PG_CLIENT_PAGE,
 	PG_CLIENT_STATUS,
 	PG_CLIENT_SECRET,
+	PG_CLIENT_SETTINGS,
 	PG_PERSON_ADD,
 	PG_PERSON_GET,
 	PG_PERSON_BY_ID_HASH,
@@ -113,14 +114,16 @@ enum pg_id {
 static const char *const pg_sql[PG_COUNT] = {
     [PG_VERSION] = "SELECT COALESCE(MAX(version), 0) FROM schema_version",
     [PG_VERSION_ADD] = "INSERT INTO schema_version (version, applied_at) VALUES ($1, $2)",
-    [PG_CLIENT_ADD] = "INSERT INTO clients (" PG_CLIENT_COLS ") VALUES "
-                      "($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)",
+    [PG_CLIENT_ADD] =
+        "INSERT INTO clients (" PG_CLIENT_COLS ") VALUES "
+        "($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)",
     [PG_CLIENT_GET] = "SELECT " PG_CLIENT_COLS " FROM clients WHERE client_id = $1",
     [PG_CLIENT_PAGE] = "SELECT " PG_CLIENT_COLS " FROM clients "
                        "WHERE $3::boolean OR (created_at, client_id) > ($1::bigint, $2::text) "
                        "ORDER BY created_at, client_id LIMIT $4::bigint",
     [PG_CLIENT_STATUS] = "UPDATE clients SET status = $2 WHERE client_id = $1",
     [PG_CLIENT_SECRET] = "UPDATE clients SET secret_hash = $2 WHERE client_id = $1",
+    [PG_CLIENT_SETTINGS] = "UPDATE clients SET settings = $2 WHERE client_id = $1",
     [PG_PERSON_ADD] = "INSERT INTO persons (" PG_PERSON_COLS ") VALUES ($1, $2, $3, $4, $5)",
     [PG_PERSON_GET] = "SELECT " PG_PERSON_COLS " FROM persons WHERE uuid = $1",
     [PG_PERSON_BY_ID_HASH] = "SELECT " PG_PERSON_COLS " FROM persons WHERE id_hash = $1",
@@ -895,13 +898,15 @@ pg_client_add(struct store_backend *base, const struct store_client *cl)
 {
 	struct pg_backend *b = (struct pg_backend *)base;
 	struct pg_params p = {0};
-	char *uris = NULL, *logout_uris = NULL, *jwks = NULL;
+	char *uris = NULL, *logout_uris = NULL, *jwks = NULL, *settings = NULL;
 	int ret;
 
 	uris = pg_json_text(cl->redirect_uris, "[]");
 	logout_uris = pg_json_text(cl->post_logout_redirect_uris, "[]");
 	jwks = pg_json_text(cl->jwks, NULL);
-	if (uris == NULL || logout_uris == NULL || (cl->jwks != NULL && jwks == NULL)) {
+	settings = pg_json_text(cl->settings, "{}");
+	if (uris == NULL || logout_uris == NULL || settings == NULL ||
+	    (cl->jwks != NULL && jwks == NULL)) {
 		ret = ISSO_ERR_INVALID;
 		goto out;
 	}
@@ -921,11 +926,13 @@ pg_client_add(struct store_backend *base, const struct store_client *cl)
 	pp_int(&p, cl->status);
 	pp_int(&p, cl->created_at);
 	pp_text(&p, cl->grant_types != NULL ? cl->grant_types : STORE_CLIENT_DEFAULT_GRANTS);
+	pp_text(&p, settings);
 	ret = pg_query(b, PG_CLIENT_ADD, &p, "client_add", NULL, NULL);
 out:
 	free(uris);
 	free(logout_uris);
 	free(jwks);
+	free(settings);
 	return ret;
 }
 
@@ -955,7 +962,10 @@ pg_client_row(const PGresult *res, int r, struct store_client **client_r)
 		                       &cl->post_logout_redirect_uris);
 	if (ret == 0)
 		ret = store_json_parse(pg_col_raw(res, r, 12), JSON_OBJECT, &cl->jwks);
-	if (ret == 0 && (cl->redirect_uris == NULL || cl->post_logout_redirect_uris == NULL))
+	if (ret == 0)
+		ret = store_json_parse(pg_col_raw(res, r, 16), JSON_OBJECT, &cl->settings);
+	if (ret == 0 && (cl->redirect_uris == NULL || cl->post_logout_redirect_uris == NULL ||
+	                 cl->settings == NULL))
 		ret = ISSO_ERR_STORE;
 	if (ret < 0) {
 		log_error("store_pgsql_corrupt", "table", "clients", NULL);
@@ -1057,6 +1067,13 @@ pg_client_set_secret(struct store_backend *base, const char *client_id, const ch
 	/* A NULL secret_hash (public client) is bound as NULL. */
 	return pg_simple((struct pg_backend *)base, PG_CLIENT_SECRET, "client_set_secret", NULL, 2,
 	                 client_id, secret_hash);
+}
+
+static int
+pg_client_set_settings(struct store_backend *base, const char *client_id, const char *settings)
+{
+	return pg_simple((struct pg_backend *)base, PG_CLIENT_SETTINGS, "client_set_settings", NULL,
+	                 2, client_id, settings);
 }
 
 /* ---- persons ---- */
@@ -2060,6 +2077,7 @@ const struct store_driver store_driver_pgsql = {
     .client_list = pg_client_list,
     .client_set_status = pg_client_set_status,
     .client_set_secret = pg_client_set_secret,
+    .client_set_settings = pg_client_set_settings,
     .person_add = pg_person_add,
     .person_get = pg_person_get,
     .person_find_by_id_hash = pg_person_find_by_id_hash,

@@ -27,7 +27,7 @@
 #define SQ_CLIENT_COLS                                                                             \
 	"client_id, secret_hash, name, purpose, redirect_uris, post_logout_redirect_uris, "        \
 	"backchannel_logout_uri, scope, public_client, id_token_alg, auth_method, jwks_uri, "      \
-	"jwks, status, created_at, grant_types"
+	"jwks, status, created_at, grant_types, settings"
 #define SQ_PERSON_COLS "uuid, id_hash, pii, created_at, updated_at"
 #define SQ_MEMBER_COLS                                                                             \
 	"uuid, account, email_hash, phone_hash, password_hash, level, failed_logins, "             \
@@ -48,6 +48,7 @@ enum sq_id {
 	SQ_CLIENT_PAGE,
 	SQ_CLIENT_STATUS,
 	SQ_CLIENT_SECRET,
+	SQ_CLIENT_SETTINGS,
 	SQ_PERSON_ADD,
 	SQ_PERSON_GET,
 	SQ_PERSON_BY_ID_HASH,
@@ -111,14 +112,16 @@ static const char *const sq_sql[SQ_COUNT] = {
     [SQ_ROLLBACK] = "ROLLBACK",
     [SQ_VERSION] = "SELECT COALESCE(MAX(version), 0) FROM schema_version",
     [SQ_VERSION_ADD] = "INSERT INTO schema_version (version, applied_at) VALUES (?1, ?2)",
-    [SQ_CLIENT_ADD] = "INSERT INTO clients (" SQ_CLIENT_COLS ") VALUES "
-                      "(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)",
+    [SQ_CLIENT_ADD] =
+        "INSERT INTO clients (" SQ_CLIENT_COLS ") VALUES "
+        "(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)",
     [SQ_CLIENT_GET] = "SELECT " SQ_CLIENT_COLS " FROM clients WHERE client_id = ?1",
     [SQ_CLIENT_PAGE] = "SELECT " SQ_CLIENT_COLS " FROM clients "
                        "WHERE ?3 OR (created_at, client_id) > (?1, ?2) "
                        "ORDER BY created_at, client_id LIMIT ?4",
     [SQ_CLIENT_STATUS] = "UPDATE clients SET status = ?2 WHERE client_id = ?1",
     [SQ_CLIENT_SECRET] = "UPDATE clients SET secret_hash = ?2 WHERE client_id = ?1",
+    [SQ_CLIENT_SETTINGS] = "UPDATE clients SET settings = ?2 WHERE client_id = ?1",
     [SQ_PERSON_ADD] = "INSERT INTO persons (" SQ_PERSON_COLS ") VALUES (?1, ?2, ?3, ?4, ?5)",
     [SQ_PERSON_GET] = "SELECT " SQ_PERSON_COLS " FROM persons WHERE uuid = ?1",
     [SQ_PERSON_BY_ID_HASH] = "SELECT " SQ_PERSON_COLS " FROM persons WHERE id_hash = ?1",
@@ -790,13 +793,15 @@ sq_client_add(struct store_backend *base, const struct store_client *cl)
 	struct sq_backend *b = (struct sq_backend *)base;
 	struct sq_conn *c = NULL;
 	sqlite3_stmt *st = NULL;
-	char *uris = NULL, *logout_uris = NULL, *jwks = NULL;
+	char *uris = NULL, *logout_uris = NULL, *jwks = NULL, *settings = NULL;
 	int ret, rc = SQLITE_OK;
 
 	uris = sq_json_text(cl->redirect_uris, "[]");
 	logout_uris = sq_json_text(cl->post_logout_redirect_uris, "[]");
 	jwks = sq_json_text(cl->jwks, NULL);
-	if (uris == NULL || logout_uris == NULL || (cl->jwks != NULL && jwks == NULL)) {
+	settings = sq_json_text(cl->settings, "{}");
+	if (uris == NULL || logout_uris == NULL || settings == NULL ||
+	    (cl->jwks != NULL && jwks == NULL)) {
 		ret = ISSO_ERR_INVALID;
 		goto out;
 	}
@@ -820,12 +825,14 @@ sq_client_add(struct store_backend *base, const struct store_client *cl)
 	sq_bind_int(st, 15, cl->created_at, &rc);
 	sq_bind_text(st, 16,
 	             cl->grant_types != NULL ? cl->grant_types : STORE_CLIENT_DEFAULT_GRANTS, &rc);
+	sq_bind_text(st, 17, settings, &rc);
 	ret = sq_exec(c, st, rc, "client_add", NULL);
 out:
 	sq_end_op(b, c, st);
 	free(uris);
 	free(logout_uris);
 	free(jwks);
+	free(settings);
 	return ret;
 }
 
@@ -857,7 +864,11 @@ sq_client_row(sqlite3_stmt *st, struct store_client **client_r)
 	if (ret == 0)
 		ret = store_json_parse((const char *)sqlite3_column_text(st, 12), JSON_OBJECT,
 		                       &cl->jwks);
-	if (ret == 0 && (cl->redirect_uris == NULL || cl->post_logout_redirect_uris == NULL))
+	if (ret == 0)
+		ret = store_json_parse((const char *)sqlite3_column_text(st, 16), JSON_OBJECT,
+		                       &cl->settings);
+	if (ret == 0 && (cl->redirect_uris == NULL || cl->post_logout_redirect_uris == NULL ||
+	                 cl->settings == NULL))
 		ret = ISSO_ERR_STORE;
 	if (ret < 0) {
 		log_error("store_sqlite_corrupt", "table", "clients", NULL);
@@ -992,6 +1003,13 @@ sq_client_set_secret(struct store_backend *base, const char *client_id, const ch
 out:
 	sq_end_op(b, c, st);
 	return ret;
+}
+
+static int
+sq_client_set_settings(struct store_backend *base, const char *client_id, const char *settings)
+{
+	return sq_simple((struct sq_backend *)base, SQ_CLIENT_SETTINGS, "client_set_settings", NULL,
+	                 client_id, settings, NULL);
 }
 
 /* ---- persons ---- */
@@ -2285,6 +2303,7 @@ const struct store_driver store_driver_sqlite = {
     .client_list = sq_client_list,
     .client_set_status = sq_client_set_status,
     .client_set_secret = sq_client_set_secret,
+    .client_set_settings = sq_client_set_settings,
     .person_add = sq_person_add,
     .person_get = sq_person_get,
     .person_find_by_id_hash = sq_person_find_by_id_hash,
