@@ -40,6 +40,7 @@
 
 #include "cardagent/agent.h"
 #include "cardagent/cms.h"
+#include "lib/hex.h"
 #include "lib/b64.h"
 #include "lib/buf.h"
 #include "lib/isso.h"
@@ -668,18 +669,13 @@ text_hash(const struct sign_args *args, unsigned char out[32])
 static bool
 confirm_new(struct hipki_server *srv, const struct sign_args *args, const char *site, char tok[65])
 {
-	static const char hex[] = "0123456789abcdef";
 	struct confirm *slot = NULL;
 	unsigned char rnd[32];
 	time_t now = time(NULL);
 
 	if (RAND_bytes(rnd, sizeof(rnd)) != 1)
 		return false;
-	for (size_t i = 0; i < sizeof(rnd); i++) {
-		tok[2 * i] = hex[rnd[i] >> 4];
-		tok[2 * i + 1] = hex[rnd[i] & 15];
-	}
-	tok[64] = '\0';
+	hex_encode(rnd, sizeof(rnd), tok);
 	pthread_mutex_lock(&srv->lock);
 	for (size_t i = 0; i < CONFIRM_SLOTS; i++) {
 		struct confirm *c = &srv->pending[i];

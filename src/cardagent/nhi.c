@@ -27,6 +27,7 @@
 
 #include "cardagent/agent.h"
 #include "cardagent/ws.h"
+#include "lib/hex.h"
 #include "lib/b64.h"
 #include "lib/isso.h"
 #include "lib/log.h"
@@ -109,18 +110,6 @@ nhi_ret(int rc)
 	}
 }
 
-static int
-hexval(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
 /* Percent-decodes s[0..n) into out (NUL-terminated, at most max bytes
  * before the NUL); '+' is a space. Returns the length, -1 when the
  * encoding is bad, -2 when the value is too long, -3 when it holds a NUL
@@ -137,7 +126,8 @@ pct_decode(const char *s, size_t n, char *out, size_t max)
 		if (c == '%') {
 			if (i + 2 >= n)
 				return -1;
-			if ((h = hexval(s[i + 1])) < 0 || (l = hexval(s[i + 2])) < 0)
+			if ((h = hex_digit_value((unsigned char)s[i + 1])) < 0 ||
+			    (l = hex_digit_value((unsigned char)s[i + 2])) < 0)
 				return -1;
 			c = (char)(h << 4 | l);
 			if (c == '\0')
@@ -449,8 +439,7 @@ nhi_command(struct agent *a, const char *msg, size_t len)
 	if (op.random_len > 0) {
 		char hex[2 * NHI_RANDOM_BYTES + 1];
 
-		for (size_t i = 0; i < NHI_RANDOM_BYTES; i++)
-			snprintf(hex + 2 * i, 3, "%02x", op.random[i]);
+		hex_encode(op.random, NHI_RANDOM_BYTES, hex);
 		out = reply_json(json_pack("{s:i, s:s}", "ret", 0, "random", hex));
 		goto out;
 	}

@@ -14,6 +14,7 @@
 #include <p11-kit/pkcs11.h>
 
 #include "cardagent/agent.h"
+#include "lib/hex.h"
 #include "lib/b64.h"
 #include "lib/isso.h"
 #include "lib/log.h"
@@ -247,16 +248,10 @@ get_attr(struct p11 *p, CK_SESSION_HANDLE s, CK_OBJECT_HANDLE o, CK_ATTRIBUTE_TY
 static json_t *
 hex_string(const unsigned char *b, size_t n)
 {
-	static const char digits[] = "0123456789abcdef";
 	char *s = xmalloc(2 * n + 1);
 	json_t *j;
 
-	for (size_t i = 0; i < n; i++) {
-		s[2 * i] = digits[b[i] >> 4];
-		s[2 * i + 1] = digits[b[i] & 15];
-	}
-	s[2 * n] = '\0';
-	j = json_string(s);
+	j = json_string(hex_encode(b, n, s));
 	free(s);
 	return j;
 }

@@ -28,6 +28,7 @@
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
 
+#include "lib/hex.h"
 #include "lib/b64.h"
 #include "lib/buf.h"
 #include "lib/isso.h"
@@ -553,18 +554,6 @@ out:
 
 /* ---- certificate ---- */
 
-static void
-cp_hex_lower(const unsigned char *p, size_t n, char *out)
-{
-	static const char digits[] = "0123456789abcdef";
-
-	for (size_t i = 0; i < n; i++) {
-		out[2 * i] = digits[p[i] >> 4];
-		out[2 * i + 1] = digits[p[i] & 15];
-	}
-	out[2 * n] = '\0';
-}
-
 /* Serial and AKI (for logs too); false when absent or unusable. */
 static bool
 cp_cert_ids(X509 *x, struct cardpki_holder *h)
@@ -588,8 +577,8 @@ cp_cert_ids(X509 *x, struct cardpki_holder *h)
 	if (aki == NULL || ASN1_STRING_length(aki) <= 0 ||
 	    (size_t)ASN1_STRING_length(aki) * 2 >= sizeof(h->issuer_key_id_hex))
 		goto out;
-	cp_hex_lower(ASN1_STRING_get0_data(aki), (size_t)ASN1_STRING_length(aki),
-	             h->issuer_key_id_hex);
+	hex_encode(ASN1_STRING_get0_data(aki), (size_t)ASN1_STRING_length(aki),
+	           h->issuer_key_id_hex);
 	ok = true;
 out:
 	OPENSSL_free(hex);

@@ -19,6 +19,7 @@
 
 #include <curl/curl.h>
 
+#include "lib/hex.h"
 #include "lib/isso.h"
 #include "lib/log.h"
 #include "lib/xmalloc.h"
@@ -710,7 +711,6 @@ outbound_check_url(const char *url, const char **error_r)
 int
 outbound_escape(struct buf *out, const char *value)
 {
-	static const char hex[] = "0123456789ABCDEF";
 	struct buf enc;
 	int ret = 0;
 
@@ -719,7 +719,7 @@ outbound_escape(struct buf *out, const char *value)
 		if (ob_alnum(*p) || *p == '-' || *p == '.' || *p == '_' || *p == '~') {
 			ret = buf_addc(&enc, (char)*p);
 		} else {
-			char pct[3] = {'%', hex[*p >> 4], hex[*p & 15]};
+			char pct[3] = {'%', hex_digit_upper(*p >> 4), hex_digit_upper(*p)};
 
 			ret = buf_add(&enc, pct, 3);
 		}

@@ -18,6 +18,7 @@
 #include <openssl/x509.h>
 
 #include "conn/outbound.h"
+#include "lib/hex.h"
 #include "lib/b64.h"
 #include "lib/buf.h"
 #include "lib/idnum.h"
@@ -76,47 +77,6 @@ struct conn_twfido {
 
 /* ---- checksum ---- */
 
-static int
-tf_hex_value(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
-/* Decodes exactly 2*n hex characters of s into out. */
-static bool
-tf_hex_decode(const char *s, unsigned char *out, size_t n)
-{
-	for (size_t i = 0; i < n; i++) {
-		int hi = tf_hex_value(s[2 * i]), lo;
-
-		if (hi < 0)
-			return false;
-		lo = tf_hex_value(s[2 * i + 1]);
-		if (lo < 0)
-			return false;
-		out[i] = (unsigned char)(hi << 4 | lo);
-	}
-	return true;
-}
-
-static void
-tf_hex_encode(const unsigned char *data, size_t n, char *out)
-{
-	static const char hex[] = "0123456789abcdef";
-
-	for (size_t i = 0; i < n; i++) {
-		out[2 * i] = hex[data[i] >> 4];
-		out[2 * i + 1] = hex[data[i] & 15];
-	}
-	out[2 * n] = '\0';
-}
-
 int
 twfido_key_parse(const char *text, unsigned char key[TWFIDO_KEY_LEN])
 {
@@ -128,7 +88,7 @@ twfido_key_parse(const char *text, unsigned char key[TWFIDO_KEY_LEN])
 	if (text == NULL)
 		goto out;
 	len = strlen(text);
-	if (len == 2 * TWFIDO_KEY_LEN && tf_hex_decode(text, key, TWFIDO_KEY_LEN)) {
+	if (len == 2 * TWFIDO_KEY_LEN && hex_decode(text, key, TWFIDO_KEY_LEN)) {
 		ret = 0;
 		goto out;
 	}
@@ -172,7 +132,7 @@ twfido_checksum_seal(const unsigned char key[TWFIDO_KEY_LEN], const unsigned cha
 	    EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_GET_TAG, TF_TAG_LEN,
 	                        raw + TF_IV_LEN + TF_HASH_HEX_LEN) != 1)
 		goto out;
-	tf_hex_encode(raw, sizeof(raw), out);
+	hex_encode(raw, sizeof(raw), out);
 	ret = 0;
 out:
 	EVP_CIPHER_CTX_free(ctx);
@@ -192,7 +152,7 @@ twfido_checksum_verify(const unsigned char key[TWFIDO_KEY_LEN], const char *payl
 	bool ok = false;
 
 	if (checksum == NULL || strlen(checksum) != TWFIDO_CHECKSUM_LEN ||
-	    !tf_hex_decode(checksum, raw, sizeof(raw)))
+	    !hex_decode(checksum, raw, sizeof(raw)))
 		goto out;
 	secret_sha256_hex(payload, len, digest);
 	ctx = EVP_CIPHER_CTX_new();
@@ -945,13 +905,12 @@ tf_rtn_val_valid(const char *s)
 static int
 tf_query_add(struct buf *b, const char *sep, const char *name, const char *value)
 {
-	static const char hex[] = "0123456789ABCDEF";
 	int ret = buf_printf(b, "%s%s=", sep, name);
 
 	for (const char *p = value; ret == 0 && *p != '\0'; p++) {
 		if (*p == '+' || *p == '/' || *p == '=')
-			ret = buf_printf(b, "%%%c%c", hex[(unsigned char)*p >> 4],
-			                 hex[(unsigned char)*p & 15]);
+			ret = buf_printf(b, "%%%c%c", hex_digit_upper((unsigned char)*p >> 4),
+			                 hex_digit_upper((unsigned char)*p));
 		else
 			ret = buf_addc(b, *p);
 	}
@@ -1008,8 +967,9 @@ tf_query_get(const char *q, const char *name)
 			while (v < end) {
 				int hi, lo;
 
-				if (*v == '%' && end - v >= 3 && (hi = tf_hex_value(v[1])) >= 0 &&
-				    (lo = tf_hex_value(v[2])) >= 0) {
+				if (*v == '%' && end - v >= 3 &&
+				    (hi = hex_digit_value((unsigned char)v[1])) >= 0 &&
+				    (lo = hex_digit_value((unsigned char)v[2])) >= 0) {
 					*o++ = (char)(hi << 4 | lo);
 					v += 3;
 				} else if (*v == '%') {

@@ -4,6 +4,7 @@
 #include <strings.h>
 
 #include "http/parse.h"
+#include "lib/hex.h"
 #include "lib/utf8.h"
 #include "lib/b64.h"
 #include "lib/isso.h"
@@ -11,18 +12,6 @@
 
 /* Longest Authorization header parse_basic_auth() accepts. */
 #define PARSE_AUTH_MAX 4096
-
-static int
-hexval(unsigned char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
 
 bool
 parse_utf8_valid(const char *s, size_t len)
@@ -45,8 +34,8 @@ pct_decode_into(const char *in, size_t len, bool plus_is_space, char *out)
 
 			if (len - i < 3)
 				return -1;
-			hi = hexval((unsigned char)in[i + 1]);
-			lo = hexval((unsigned char)in[i + 2]);
+			hi = hex_digit_value((unsigned char)in[i + 1]);
+			lo = hex_digit_value((unsigned char)in[i + 2]);
 			if (hi < 0 || lo < 0)
 				return -1;
 			c = (unsigned char)(hi << 4 | lo);
@@ -85,7 +74,6 @@ out:
 char *
 parse_pct_encode(struct pool *pool, const char *in)
 {
-	static const char hex[] = "0123456789ABCDEF";
 	size_t len, o = 0;
 	char *out;
 
@@ -102,8 +90,8 @@ parse_pct_encode(struct pool *pool, const char *in)
 			out[o++] = (char)c;
 		} else {
 			out[o++] = '%';
-			out[o++] = hex[c >> 4];
-			out[o++] = hex[c & 0x0f];
+			out[o++] = hex_digit_upper(c >> 4);
+			out[o++] = hex_digit_upper(c);
 		}
 	}
 	out[o] = '\0';

@@ -1,6 +1,7 @@
 /* Configuration loading: defaults, then the INI file, then the environment.
  * Every setting is one row of config_table; adding one is a one-line change
  * plus the field in struct isso_config. */
+#include "lib/hex.h"
 #include "lib/config.h"
 
 #include <ctype.h>
@@ -353,18 +354,6 @@ config_at(const struct isso_config *cfg, size_t offset)
 	return *(char *const *)(const void *)((const char *)cfg + offset);
 }
 
-static int
-config_hex(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
 bool
 config_is_sim_twfido_key(const char *text)
 {
@@ -374,7 +363,8 @@ config_is_sim_twfido_key(const char *text)
 
 	if (len == 64) {
 		for (size_t i = 0; i < 32; i++) {
-			int hi = config_hex(text[2 * i]), lo = config_hex(text[2 * i + 1]);
+			int hi = hex_digit_value((unsigned char)text[2 * i]),
+			    lo = hex_digit_value((unsigned char)text[2 * i + 1]);
 
 			if (hi < 0 || lo < 0)
 				goto base64;

@@ -1,4 +1,5 @@
 /* Cryptographic helpers on libsodium. */
+#include "lib/hex.h"
 #include "lib/secret.h"
 
 #include <errno.h>
@@ -54,7 +55,6 @@ secret_token(size_t nbytes, char *out)
 char *
 secret_uuid(char out[37])
 {
-	static const char hex[] = "0123456789abcdef";
 	unsigned char b[16];
 	size_t i, o = 0;
 
@@ -64,8 +64,8 @@ secret_uuid(char out[37])
 	for (i = 0; i < 16; i++) {
 		if (i == 4 || i == 6 || i == 8 || i == 10)
 			out[o++] = '-';
-		out[o++] = hex[b[i] >> 4];
-		out[o++] = hex[b[i] & 15];
+		out[o++] = hex_digit(b[i] >> 4);
+		out[o++] = hex_digit(b[i]);
 	}
 	out[o] = '\0';
 	return out;

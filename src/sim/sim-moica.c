@@ -32,6 +32,7 @@
 #include <openssl/x509v3.h>
 
 #include "http/parse.h"
+#include "lib/hex.h"
 #include "lib/idnum.h"
 #include "lib/isso.h"
 #include "lib/log.h"
@@ -71,19 +72,6 @@ static struct {
 	uint64_t crl_number;
 } moica = {.lock = PTHREAD_MUTEX_INITIALIZER};
 
-/* Lowercase hex of n bytes into out (room for 2n+1). */
-static void
-moica_hex(const unsigned char *p, size_t n, char *out)
-{
-	static const char digits[] = "0123456789abcdef";
-
-	for (size_t i = 0; i < n; i++) {
-		out[2 * i] = digits[p[i] >> 4];
-		out[2 * i + 1] = digits[p[i] & 0xf];
-	}
-	out[2 * n] = '\0';
-}
-
 /* The keyIdentifier of a key-identifier extension as hex, "" when none. */
 static void
 moica_keyid_hex(const ASN1_OCTET_STRING *id, char out[MOICA_KEYID_HEX_MAX + 1])
@@ -91,7 +79,7 @@ moica_keyid_hex(const ASN1_OCTET_STRING *id, char out[MOICA_KEYID_HEX_MAX + 1])
 	out[0] = '\0';
 	if (id != NULL && ASN1_STRING_length(id) > 0 &&
 	    ASN1_STRING_length(id) <= MOICA_KEYID_HEX_MAX / 2)
-		moica_hex(ASN1_STRING_get0_data(id), (size_t)ASN1_STRING_length(id), out);
+		hex_encode(ASN1_STRING_get0_data(id), (size_t)ASN1_STRING_length(id), out);
 }
 
 /* 1..max hex digits (either case). */

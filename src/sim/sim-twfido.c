@@ -39,6 +39,7 @@
 #include <openssl/x509v3.h>
 
 #include "conn/twfido.h"
+#include "lib/hex.h"
 #include "lib/b64.h"
 #include "lib/buf.h"
 #include "lib/idnum.h"
@@ -1112,7 +1113,6 @@ tx_cmd_usage(void)
 static char *
 tx_pct_encode(const char *s)
 {
-	static const char hex[] = "0123456789ABCDEF";
 	char *out = xmalloc(3 * strlen(s) + 1), *o = out;
 
 	for (const unsigned char *p = (const unsigned char *)s; *p != '\0'; p++) {
@@ -1121,8 +1121,8 @@ tx_pct_encode(const char *s)
 			*o++ = (char)*p;
 		} else {
 			*o++ = '%';
-			*o++ = hex[*p >> 4];
-			*o++ = hex[*p & 15];
+			*o++ = hex_digit_upper(*p >> 4);
+			*o++ = hex_digit_upper(*p);
 		}
 	}
 	*o = '\0';

@@ -14,6 +14,7 @@
 #include "lib/b64.h"
 #include "lib/buf.h"
 #include "lib/config.h"
+#include "lib/hex.h"
 #include "lib/isso.h"
 #include "lib/log.h"
 #include "lib/loginchal.h"
@@ -755,6 +756,34 @@ test_loginchal(void **state)
 	free(big);
 }
 
+static void
+test_hex(void **state)
+{
+	const unsigned char bytes[] = {0x00, 0x0f, 0xa5, 0xff};
+	unsigned char back[4];
+	char out[9];
+
+	(void)state;
+	assert_string_equal(hex_encode(bytes, sizeof(bytes), out), "000fa5ff");
+	assert_string_equal(hex_encode(bytes, 0, out), "");
+	assert_true(hex_decode("000FA5ff", back, sizeof(back)));
+	assert_memory_equal(back, bytes, sizeof(bytes));
+	/* A bad digit in either place of a pair refuses and wipes. */
+	assert_false(hex_decode("000fa5fg", back, sizeof(back)));
+	assert_memory_equal(back, "\0\0\0\0", 4);
+	assert_false(hex_decode("0g0fa5ff", back, sizeof(back)));
+	/* A short string stops at its NUL without reading past it. */
+	assert_false(hex_decode("00f", back, sizeof(back)));
+	assert_false(hex_decode("", back, 1));
+	assert_int_equal(hex_digit_value('7'), 7);
+	assert_int_equal(hex_digit_value('b'), 11);
+	assert_int_equal(hex_digit_value('B'), 11);
+	assert_int_equal(hex_digit_value('g'), -1);
+	assert_int_equal(hex_digit_value('\0'), -1);
+	assert_int_equal(hex_digit(0xab), 'b');
+	assert_int_equal(hex_digit_upper(0xab), 'B');
+}
+
 int
 main(void)
 {
@@ -773,6 +802,7 @@ main(void)
 	    cmocka_unit_test(test_config_production),
 	    cmocka_unit_test(test_utf8),
 	    cmocka_unit_test(test_loginchal),
+	    cmocka_unit_test(test_hex),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
