@@ -52,7 +52,7 @@ asan: $(ASAN)/build.ninja
 # memory error or leak anywhere on a real request path fails the run
 # (the harness fails a test when issod's exit reports one).
 integration: asan
-	cd tests && ISSO_BUILD_DIR=$(CURDIR)/$(ASAN) ASAN_OPTIONS=detect_leaks=1 \
+	cd tests && ISSO_BUILD_DIR=$(CURDIR)/$(ASAN) ASAN_OPTIONS=detect_leaks=1 ISSO_REQUIRE_BROWSER=1 \
 		node --test --test-concurrency=1 --test-timeout=600000 integration/
 
 # issod against node oidc-provider on this machine, side by side (not part

@@ -16,8 +16,14 @@ export const CHROMIUM_ARGS = [
 export const AXE_PATH = path.join(NODE_MODULES, 'axe-core', 'axe.min.js');
 export const AXE_TAGS = ['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa'];
 
-/** false when Chromium is there, else the reason to skip (for test options). */
+/** false when Chromium is there, else the reason to skip (for test options).
+ * Under `make check` (ISSO_REQUIRE_BROWSER=1) a missing Chromium fails every
+ * browser test file instead: a check that skipped them would pass without
+ * having looked at a single page. */
 export const NO_BROWSER = fs.existsSync(CHROMIUM) ? false : `no Chromium at ${CHROMIUM} (set ISSO_CHROMIUM)`;
+if (NO_BROWSER && process.env.ISSO_REQUIRE_BROWSER === '1') {
+  throw new Error(`${NO_BROWSER}; the browser tests are required (ISSO_REQUIRE_BROWSER=1)`);
+}
 
 /** Starts headless Chromium with the tests' options. */
 export function launchBrowser() {
