@@ -136,6 +136,9 @@ int http_defer(struct http_req *req, http_work_fn *work, http_done_fn *done, voi
  * returned true, http_defer refuses only when the server stops; a place
  * not used by the time the handler returns is given back. */
 bool http_defer_reserve(struct http_req *req);
+/* Requests of req's server waiting for a thread of its work pool (queued
+ * or holding a reserved place); 0 without a pool. */
+unsigned http_defer_waiting(struct http_req *req);
 /* Says Retry-After for a request refused because the work pool is full:
  * the caller then renders its 503 page or JSON. */
 void http_set_busy(struct http_req *req);

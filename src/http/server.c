@@ -852,6 +852,18 @@ http_defer(struct http_req *req, http_work_fn *work, http_done_fn *done, void *c
 	return ret < 0 ? ISSO_ERR_LIMIT : 0;
 }
 
+unsigned
+http_defer_waiting(struct http_req *req)
+{
+	struct http_server *srv = req->srv;
+	unsigned n;
+
+	pthread_mutex_lock(&srv->defer_lock);
+	n = srv->defer_waiting;
+	pthread_mutex_unlock(&srv->defer_lock);
+	return n;
+}
+
 bool
 http_defer_reserve(struct http_req *req)
 {

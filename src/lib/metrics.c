@@ -251,7 +251,16 @@ metrics_gauge_render(struct buf *out, const char *name, const char *help, const 
 	int ret = render_header(out, name, help, "gauge");
 
 	if (ret == 0)
-		ret = buf_addstr(out, name);
+		ret = metrics_gauge_sample(out, name, label, label_value, value);
+	return ret;
+}
+
+int
+metrics_gauge_sample(struct buf *out, const char *name, const char *label, const char *label_value,
+                     double value)
+{
+	int ret = buf_addstr(out, name);
+
 	if (ret == 0 && label != NULL) {
 		ret = buf_printf(out, "{%s=\"", label);
 		if (ret == 0)

@@ -79,6 +79,10 @@ int metrics_family_render(const struct metrics_family *f, struct buf *out);
  * (label NULL: none). Returns 0 or ISSO_ERR_LIMIT. */
 int metrics_gauge_render(struct buf *out, const char *name, const char *help, const char *label,
                          const char *label_value, double value);
+/* Appends one more sample of the gauge name just rendered (no HELP or
+ * TYPE lines). Returns 0 or ISSO_ERR_LIMIT. */
+int metrics_gauge_sample(struct buf *out, const char *name, const char *label,
+                         const char *label_value, double value);
 /* Appends value as a label value: backslash, double quote and newline
  * escaped as the text format requires. Returns 0 or ISSO_ERR_LIMIT. */
 int metrics_escape_label(struct buf *out, const char *value);

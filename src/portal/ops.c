@@ -125,10 +125,12 @@ metrics(struct http_req *req, void *ctx)
 	buf_init(&b, OPS_METRICS_MAX);
 	ret = metrics_render_all(&b);
 	if (ret == 0)
-		ret = metrics_gauge_render(&b, "isso_worker_queue_depth",
-		                           "Tasks waiting for a thread of a background pool.",
-		                           "pool", "background",
-		                           (double)worker_queue_depth(ops->app->workers));
+		ret = metrics_gauge_render(
+		    &b, "isso_worker_queue_depth", "Tasks waiting for a thread of a worker pool.",
+		    "pool", "background", (double)worker_queue_depth(ops->app->workers));
+	if (ret == 0)
+		ret = metrics_gauge_sample(&b, "isso_worker_queue_depth", "pool", "hash",
+		                           (double)http_defer_waiting(req));
 	sessions = live_sessions(ops);
 	if (ret == 0 && sessions >= 0)
 		ret =

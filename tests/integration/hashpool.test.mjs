@@ -147,11 +147,17 @@ test('during a storm of password logins, discovery and JWKS answer promptly and 
   // lasts far longer than the probes below.
   await sleep(60);
   const probes = [];
+  let deepest = 0;
   for (let i = 0; i < 4; i++) {
     const during = finished < N;
     const d = await timed(storm.url('/.well-known/openid-configuration'));
     const j = await timed(storm.url('/jwks'));
     probes.push({ during, d, j });
+    // operators see the waiting checks (isso_worker_queue_depth{pool="hash"})
+    const m = await fetch(storm.url('/metrics')).then((r) => r.text());
+    const depth = m.match(/^isso_worker_queue_depth\{pool="hash"\} (\S+)$/m);
+    assert.ok(depth, 'the hashing queue depth is exported');
+    if (finished < N) deepest = Math.max(deepest, Number(depth[1]));
     await sleep(30);
   }
   const results = await all;
@@ -159,6 +165,7 @@ test('during a storm of password logins, discovery and JWKS answer promptly and 
     assert.ok(isConsent(res), `login ${i}: ${res.status} ${res.pageText?.().slice(0, 200)}`);
   }
   const inStorm = probes.filter((p) => p.during);
+  assert.ok(deepest >= 1, `checks were seen waiting for the one hashing thread (deepest ${deepest})`);
   assert.ok(inStorm.length >= 2, `probes issued while logins were in flight: ${JSON.stringify(probes)}`);
   for (const p of inStorm) {
     assert.equal(p.d.status, 200);

@@ -199,6 +199,7 @@ test('a login with openid-client moves the login, token, route and store metrics
 
   assert.equal(after1.types.get('isso_worker_queue_depth'), 'gauge');
   assert.ok(sample(after1, 'isso_worker_queue_depth', { pool: 'background' }).value >= 0);
+  assert.equal(sample(after1, 'isso_worker_queue_depth', { pool: 'hash' }).value, 0, 'no password waits');
   // counted at most every 10 s: here the count of the first scrape
   assert.ok(sample(after1, 'isso_sessions_active').value >= 0);
   assert.ok(sample(after1, 'process_start_time_seconds').value > 1.7e9);
