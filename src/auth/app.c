@@ -31,6 +31,7 @@ app_now(void)
 
 struct key_load {
 	struct isso_app *app;
+	struct jose_keyset *ks; /* the set being filled */
 	bool have_es256, have_rs256;
 	int err;
 	const char *error;
@@ -49,7 +50,7 @@ load_key(const struct store_key *k, void *ctx)
 		kl->error = "cannot decrypt a signing key (wrong master key?)";
 		return 1;
 	}
-	ret = jose_keyset_add(kl->app->keys, jwk, k->active, &kl->error);
+	ret = jose_keyset_add(kl->ks, jwk, k->active, &kl->error);
 	xfree_secret(jwk);
 	if (ret < 0) {
 		kl->err = ret;
@@ -100,28 +101,68 @@ out:
 	return ret;
 }
 
+/* Reads every key of the store into a new set (*ks_r, NULL on error). */
+static int
+keys_read(struct isso_app *app, struct jose_keyset **ks_r, struct key_load *kl,
+          const char **error_r)
+{
+	int ret;
+
+	*kl = (struct key_load){.app = app, .ks = jose_keyset_new()};
+	ret = store_key_list(app->store, load_key, kl);
+	if (ret == 0 && kl->err < 0) {
+		*error_r = kl->error;
+		ret = kl->err;
+	} else if (ret < 0) {
+		*error_r = "cannot read signing keys";
+	}
+	if (ret < 0) {
+		jose_keyset_free(kl->ks);
+		kl->ks = NULL;
+	}
+	*ks_r = kl->ks;
+	return ret;
+}
+
 int
 app_ensure_keys(struct isso_app *app, const char **error_r)
 {
-	struct key_load kl = {.app = app};
+	struct jose_keyset *ks;
+	struct key_load kl;
 	int ret;
 
-	if (app->keys != NULL)
-		jose_keyset_free(app->keys);
-	app->keys = jose_keyset_new();
-	ret = store_key_list(app->store, load_key, &kl);
-	if (ret == 0 && kl.err < 0) {
-		*error_r = kl.error;
-		return kl.err;
-	}
-	if (ret < 0) {
-		*error_r = "cannot read signing keys";
+	if ((ret = keys_read(app, &ks, &kl, error_r)) < 0)
 		return ret;
-	}
+	jose_keyset_free(app->keys);
+	app->keys = ks;
 	if (!kl.have_es256 && (ret = add_new_key(app, "ES256", error_r)) < 0)
 		return ret;
 	if (!kl.have_rs256 && (ret = add_new_key(app, "RS256", error_r)) < 0)
 		return ret;
+	return 0;
+}
+
+int
+app_reload_keys(struct isso_app *app)
+{
+	struct jose_keyset *ks;
+	const char *error = NULL;
+	struct key_load kl;
+	int ret;
+
+	if ((ret = keys_read(app, &ks, &kl, &error)) < 0) {
+		log_warn("signing_keys_reload_failed", "reason", error, NULL);
+		return ret;
+	}
+	/* never trade a working set for one that cannot sign (keys being
+	 * rotated right now: the next round sees the new ones) */
+	if (!kl.have_es256 || !kl.have_rs256) {
+		jose_keyset_free(ks);
+		return 0;
+	}
+	if (jose_keyset_swap(app->keys, ks))
+		log_info("signing_keys_reloaded", NULL);
+	jose_keyset_free(ks);
 	return 0;
 }
 

@@ -67,9 +67,14 @@ void app_free(struct isso_app *app);
 /* Creates an ES256 and an RS256 signing key when the store has none of
  * that algorithm (first start, or issoctl keys rotate with force). */
 int app_ensure_keys(struct isso_app *app, const char **error_r);
+/* Takes up the store's keys as they are now (another node's first keys,
+ * a rotation by issoctl) while requests sign with the set: called
+ * periodically by issod. A set that cannot sign with both algorithms is
+ * not taken. 0, or an error already logged. */
+int app_reload_keys(struct isso_app *app);
 /* Retires the active signing keys (they stay published, so tokens signed
- * with them still verify) and creates new ES256 and RS256 keys. A running
- * issod picks them up at its next start. */
+ * with them still verify) and creates new ES256 and RS256 keys. Running
+ * issods take them up within keys.reload_interval (app_reload_keys). */
 int app_rotate_keys(struct isso_app *app, const char **error_r);
 /* Current time, Unix seconds. */
 int64_t app_now(void);

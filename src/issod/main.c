@@ -47,6 +47,7 @@ main(int argc, char **argv)
 	const char *config_path = NULL, *error = NULL;
 	sigset_t sigs;
 	int c, sig, level, status = 1;
+	int64_t next_purge, next_keys;
 	char portbuf[16];
 
 	while ((c = getopt_long(argc, argv, "c:h", opts, NULL)) != -1) {
@@ -118,8 +119,12 @@ main(int argc, char **argv)
 	log_info("listening", "address", cfg.server.listen, "port", portbuf, "issuer", app.issuer,
 	         NULL);
 
+	next_purge = app_now() + PURGE_INTERVAL;
+	next_keys = app_now() + cfg.keys.reload_interval;
 	for (;;) {
-		struct timespec ts = {.tv_sec = PURGE_INTERVAL};
+		int64_t now = app_now();
+		int64_t wait = (next_purge < next_keys ? next_purge : next_keys) - now;
+		struct timespec ts = {.tv_sec = wait > 0 ? wait : 0};
 		int removed = 0;
 
 		sig = sigtimedwait(&sigs, NULL, &ts);
@@ -127,8 +132,16 @@ main(int argc, char **argv)
 			break;
 		if (sig < 0 && errno != EAGAIN && errno != EINTR)
 			break;
-		if (store_purge(app.store, app_now(), &removed) < 0)
-			log_warn("purge_failed", NULL);
+		now = app_now();
+		if (now >= next_keys) {
+			app_reload_keys(&app);
+			next_keys = now + cfg.keys.reload_interval;
+		}
+		if (now >= next_purge) {
+			if (store_purge(app.store, now, &removed) < 0)
+				log_warn("purge_failed", NULL);
+			next_purge = now + PURGE_INTERVAL;
+		}
 	}
 	log_info("stopping", NULL);
 	status = 0;

@@ -5,6 +5,7 @@
  * duplicate JSON members, crit). */
 #include "jose/jose.h"
 
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -74,7 +75,11 @@ struct jose_key {
 	bool active;
 };
 
+/* Readers (signing, the published set) take lock shared; adding a key
+ * and jose_keyset_swap take it exclusively, so a running server can
+ * reload its keys from the store under its readers. */
 struct jose_keyset {
+	pthread_rwlock_t lock;
 	struct jose_key keys[JOSE_MAX_KEYS];
 	size_t n;
 	char *jwks;
@@ -381,6 +386,7 @@ jose_keyset_new(void)
 {
 	struct jose_keyset *ks = xcalloc(1, sizeof(*ks));
 
+	pthread_rwlock_init(&ks->lock, NULL);
 	ks->jwks = xstrdup("{\"keys\":[]}");
 	return ks;
 }
@@ -397,6 +403,7 @@ jose_keyset_free(struct jose_keyset *ks)
 		free(ks->keys[i].kid);
 	}
 	free(ks->jwks);
+	pthread_rwlock_destroy(&ks->lock);
 	free(ks);
 }
 
@@ -526,6 +533,7 @@ jose_keyset_add(struct jose_keyset *ks, const char *jwk_text, bool active, const
 	size_t i;
 	int ret = ISSO_ERR_INVALID;
 
+	pthread_rwlock_wrlock(&ks->lock);
 	if (ks->n >= JOSE_MAX_KEYS) {
 		ret = ISSO_ERR_LIMIT;
 		error = "too many signing keys";
@@ -599,6 +607,7 @@ jose_keyset_add(struct jose_keyset *ks, const char *jwk_text, bool active, const
 	ks->jwks = jwks;
 	ret = 0;
 out:
+	pthread_rwlock_unlock(&ks->lock);
 	if (ret < 0)
 		ERR_clear_error();
 	cjose_jwk_release(jwk);
@@ -610,10 +619,40 @@ out:
 	return ret;
 }
 
-const char *
-jose_keyset_jwks(struct jose_keyset *ks)
+char *
+jose_keyset_jwks_dup(struct jose_keyset *ks)
 {
-	return ks->jwks;
+	char *text;
+
+	pthread_rwlock_rdlock(&ks->lock);
+	text = xstrdup(ks->jwks);
+	pthread_rwlock_unlock(&ks->lock);
+	return text;
+}
+
+bool
+jose_keyset_swap(struct jose_keyset *ks, struct jose_keyset *other)
+{
+	struct jose_key keys[JOSE_MAX_KEYS];
+	bool changed;
+	size_t n;
+	char *jwks;
+
+	pthread_rwlock_wrlock(&ks->lock);
+	pthread_rwlock_wrlock(&other->lock);
+	changed = strcmp(ks->jwks, other->jwks) != 0;
+	memcpy(keys, ks->keys, sizeof(keys));
+	memcpy(ks->keys, other->keys, sizeof(keys));
+	memcpy(other->keys, keys, sizeof(keys));
+	n = ks->n;
+	ks->n = other->n;
+	other->n = n;
+	jwks = ks->jwks;
+	ks->jwks = other->jwks;
+	other->jwks = jwks;
+	pthread_rwlock_unlock(&other->lock);
+	pthread_rwlock_unlock(&ks->lock);
+	return changed;
 }
 
 /* The newest active key of alg, or NULL. */
@@ -638,14 +677,19 @@ out:
 bool
 jose_keyset_has_alg(const struct jose_keyset *ks, const char *alg)
 {
-	return active_key(ks, alg) != NULL;
+	bool has;
+
+	pthread_rwlock_rdlock((pthread_rwlock_t *)&ks->lock);
+	has = active_key(ks, alg) != NULL;
+	pthread_rwlock_unlock((pthread_rwlock_t *)&ks->lock);
+	return has;
 }
 
 int
 jose_sign(const struct jose_keyset *ks, const char *alg, const char *typ, json_t *claims,
           char **jwt_r)
 {
-	const struct jose_key *key = active_key(ks, alg);
+	const struct jose_key *key;
 	cjose_header_t *hdr = NULL;
 	cjose_jws_t *jws = NULL;
 	char *payload = NULL;
@@ -654,6 +698,9 @@ jose_sign(const struct jose_keyset *ks, const char *alg, const char *typ, json_t
 	int ret = ISSO_ERR_INVALID;
 
 	*jwt_r = NULL;
+	/* held while the key is used: a reload frees replaced keys */
+	pthread_rwlock_rdlock((pthread_rwlock_t *)&ks->lock);
+	key = active_key(ks, alg);
 	if (key == NULL || !json_is_object(claims))
 		goto out;
 	ret = ISSO_ERR_NOMEM;
@@ -671,6 +718,7 @@ jose_sign(const struct jose_keyset *ks, const char *alg, const char *typ, json_t
 	*jwt_r = xstrdup(ser);
 	ret = 0;
 out:
+	pthread_rwlock_unlock((pthread_rwlock_t *)&ks->lock);
 	if (ret < 0)
 		ERR_clear_error();
 	cjose_jws_release(jws);

@@ -25,10 +25,16 @@ void jose_keyset_free(struct jose_keyset *ks);
 /* Adds a private JWK (text). The newest active key of each alg signs; every
  * added key is published. ISSO_ERR_INVALID with *error_r on a bad key. */
 int jose_keyset_add(struct jose_keyset *ks, const char *jwk, bool active, const char **error_r);
-/* The public JWK set {"keys":[…]} as JSON text, computed once after the
- * last add; owned by ks. */
-const char *jose_keyset_jwks(struct jose_keyset *ks);
-/* True when alg has an active signing key. */
+/* The public JWK set {"keys":[…]} as JSON text (computed once after the
+ * last add), malloc'd: the set may be replaced while the caller uses it. */
+char *jose_keyset_jwks_dup(struct jose_keyset *ks);
+/* Exchanges the keys of ks and other (a set being built by the caller,
+ * which nobody else uses) while ks's readers wait: how a running server
+ * takes up the keys reloaded from the store. The caller frees other, now
+ * holding the old keys. True when the published sets differ. */
+bool jose_keyset_swap(struct jose_keyset *ks, struct jose_keyset *other);
+/* True when alg has an active signing key. Every function here but
+ * jose_keyset_new/free is thread-safe. */
 bool jose_keyset_has_alg(const struct jose_keyset *ks, const char *alg);
 
 /* Signs claims (a JSON object, not stolen) as a compact JWS with header

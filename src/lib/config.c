@@ -66,6 +66,7 @@ static const struct config_item config_table[] = {
     CS(store, path, "var/isso.db"),
     CS(store, conninfo, ""),
     CS(keys, master_key_file, "var/master.key"),
+    CI(keys, reload_interval, 60, 1, 3600),
     CS(log, level, "info"),
     CI(oidc, code_ttl, 60, 1, 3600),
     CI(oidc, access_token_ttl, 600, 1, 86400),

@@ -28,6 +28,7 @@ struct isso_config {
 	} store;
 	struct {
 		char *master_key_file; /* "var/master.key", created on first start */
+		int reload_interval;   /* seconds between re-reads of the signing keys */
 	} keys;
 	struct {
 		char *level; /* debug | info | warn | error */

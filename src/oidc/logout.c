@@ -239,10 +239,12 @@ static json_t *
 hint_claims(struct isso_app *app, const char *hint)
 {
 	static const char *const algs[] = {"ES256", "RS256", NULL};
-	json_t *jwks = json_loads(jose_keyset_jwks(app->keys), 0, NULL);
+	char *text = jose_keyset_jwks_dup(app->keys);
+	json_t *jwks = json_loads(text, 0, NULL);
 	json_t *claims = NULL;
 	const char *why = NULL;
 
+	free(text);
 	if (jwks == NULL || strlen(hint) > 8192 ||
 	    jose_verify(hint, jwks, algs, &claims, &why) < 0 ||
 	    strcmp(json_string_value(json_object_get(claims, "iss")) ?: "", app->issuer) != 0) {

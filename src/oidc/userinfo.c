@@ -169,11 +169,12 @@ static void
 jwks(struct http_req *req, void *ctx)
 {
 	struct isso_app *app = ctx;
-	const char *text = jose_keyset_jwks(app->keys);
+	char *text = jose_keyset_jwks_dup(app->keys);
 
 	http_set_header(req, "Cache-Control", "public, max-age=3600");
 	http_set_header(req, "Access-Control-Allow-Origin", "*");
 	http_send(req, 200, "application/jwk-set+json", text, strlen(text));
+	free(text);
 }
 
 int

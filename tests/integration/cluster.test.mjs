@@ -41,6 +41,7 @@ let cfg;
 let lb; // haproxy
 let lbUrl; // the issuer: both nodes' public URL
 let citizens = [];
+let rp; // the registered client (id and secret)
 
 const isRp = (next) => sameEndpoint(next, RP);
 const pathOf = (url) => new URL(url).pathname;
@@ -56,6 +57,7 @@ before(async () => {
       ISSO_STORE_DRIVER: 'postgresql', ISSO_STORE_CONNINFO: pg.conninfo,
       ISSO_SERVER_PUBLIC_URL: lbUrl,
       ISSO_SERVER_TRUST_PROXY: '1', ISSO_SERVER_TRUSTED_PROXIES: '127.0.0.1',
+      ISSO_KEYS_RELOAD_INTERVAL: '1',
     },
   });
   // node B: the same configuration and store, its own port; the public
@@ -100,6 +102,7 @@ before(async () => {
   const c = await stack.registerClient({
     name: '臺北市測試機關 叢集', purpose: '多節點整合測試', redirectUris: [RP], scope: SCOPE,
   });
+  rp = c;
   cfg = await client.discovery(new URL(lbUrl), c.client_id, { id_token_signed_response_alg: 'ES256' },
     client.ClientSecretBasic(c.client_secret), { execute: [client.allowInsecureRequests], timeout: 15 });
   for (let i = 0; i < 8; i++) {
@@ -221,17 +224,17 @@ test('two nodes poll one TW FidO transaction at most every 4 s together; the log
 });
 
 /** A password login through the proxy with openid-client: the tokens. */
-async function passwordLogin(user) {
+async function passwordLogin(user, conf = cfg) {
   const verifier = client.randomPKCECodeVerifier();
   const state = client.randomState();
   const nonce = client.randomNonce();
-  const url = client.buildAuthorizationUrl(cfg, {
+  const url = client.buildAuthorizationUrl(conf, {
     redirect_uri: RP, scope: 'openid profile', state, nonce,
     code_challenge: await client.calculatePKCECodeChallenge(verifier), code_challenge_method: 'S256',
   });
   const cb = await new HttpAgent().loginViaPages({ authorizeUrl: url, account: user.account, password: user.password, consent: true });
   assert.ok(redirectParams(cb).get('code'), `a code in ${cb}`);
-  return client.authorizationCodeGrant(cfg, new URL(cb), {
+  return client.authorizationCodeGrant(conf, new URL(cb), {
     pkceCodeVerifier: verifier, expectedState: state, expectedNonce: nonce,
   });
 }
@@ -249,6 +252,43 @@ async function answered(base, route) {
 }
 
 const rows = (sql) => pg.psql(sql).split('\n').filter((l) => l !== '');
+
+test('issoctl keys rotate: both nodes take up the new keys without a restart and sign with them', T, async () => {
+  const kids = async (base) => (await (await fetch(`${base}/jwks`)).json()).keys.map((k) => k.kid).sort();
+  const old = await kids(stack.issuer);
+  assert.deepEqual(await kids(urlB), old, 'both nodes publish the same keys');
+  await stack.issoctl(['keys', 'rotate']);
+  const deadline = Date.now() + limit(10_000);
+  let a;
+  let b;
+  for (;;) {
+    a = await kids(stack.issuer);
+    b = await kids(urlB);
+    if (a.length === old.length + 2 && b.length === old.length + 2) break;
+    assert.ok(Date.now() < deadline, `the new keys published by both nodes (A ${a.length}, B ${b.length}, before ${old.length})`);
+    await sleep(200);
+  }
+  assert.deepEqual(b, a, 'the same set on both nodes');
+  for (const k of old) assert.ok(a.includes(k), 'the retired keys stay published');
+  const fresh = a.filter((k) => !old.includes(k));
+  // a new relying-party configuration (its own JWK set cache); logins
+  // through haproxy reach both nodes, and each ID token is signed with
+  // the new ES256 key and verifies against the set either node serves
+  const conf = await client.discovery(new URL(lbUrl), rp.client_id, { id_token_signed_response_alg: 'ES256' },
+    client.ClientSecretBasic(rp.client_secret), { execute: [client.allowInsecureRequests], timeout: 15 });
+  const before = { a: await answered(stack.issuer, '/token'), b: await answered(urlB, '/token') };
+  for (let i = 0; i < 4; i++) {
+    const u = await stack.addUser({
+      account: `cluster.rot${i}`, password: `Tp-Cluster-Rotate-${i}-42`, phone: `09120004${String(10 + i)}`,
+      email: `rot${i}@example.tw`, name: '林大同', birthdate: '1988-02-03',
+    });
+    const t = await passwordLogin(u, conf);
+    const header = JSON.parse(Buffer.from(t.id_token.split('.')[0], 'base64url'));
+    assert.ok(fresh.includes(header.kid), `ID token ${i} signed with a new key (${header.kid})`);
+  }
+  const after = { a: await answered(stack.issuer, '/token'), b: await answered(urlB, '/token') };
+  assert.ok(after.a > before.a && after.b > before.b, `both nodes issued tokens: ${JSON.stringify({ before, after })}`);
+});
 
 test('through haproxy: logins alternate between the nodes; kill -9 of one loses no committed row, the logins in flight finish on the other', T, async () => {
   const clientId = cfg.clientMetadata().client_id;

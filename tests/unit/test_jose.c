@@ -25,6 +25,18 @@
  * P-256 key "node-ec" and an RSA 2048 key "node-rsa", tokens signed with
  * them, a 1024-bit RSA key with a token (signed with node:crypto, since
  * jose refuses short keys), and a P-384 private key. */
+/* The key set's published JWKs text; valid until the next call (the
+ * tests read it at once). */
+static const char *
+ks_jwks(struct jose_keyset *ks)
+{
+	static char *last;
+
+	free(last);
+	last = jose_keyset_jwks_dup(ks);
+	return last;
+}
+
 static const char node_jwks[] =
     "{\"keys\":[{\"kty\":\"EC\",\"x\":\"ar9capZ1ZKk5pnboRlJY8fGraTR42YeHQXX5doOBk9o\",\"y\":\"e"
     "vACM_4VgimQJ12wZTsjoslTiG9E3kKB_XbyLYzaUeA\",\"crv\":\"P-256\",\"kid\":\"node-ec\",\"use\""
@@ -256,7 +268,7 @@ roundtrip(const char *alg, const char *kty)
 	assert_true(jose_keyset_has_alg(ks, alg));
 	xfree_secret(jwk);
 
-	j = load(jose_keyset_jwks(ks));
+	j = load(ks_jwks(ks));
 	keys = json_object_get(j, "keys");
 	assert_int_equal(json_array_size(keys), 1);
 	assert_string_equal(json_string_value(json_object_get(json_array_get(keys, 0), "kid")),
@@ -282,7 +294,7 @@ roundtrip(const char *alg, const char *kty)
 	assert_int_equal(strlen(sig), strcmp(kty, "EC") == 0 ? 86 : 342);
 	free(sig);
 
-	assert_int_equal(verify_text(jwt, jose_keyset_jwks(ks), algs_all, &claims), 0);
+	assert_int_equal(verify_text(jwt, ks_jwks(ks), algs_all, &claims), 0);
 	want = load(claims_text);
 	assert_true(json_equal(claims, want));
 	json_decref(want);
@@ -293,7 +305,7 @@ roundtrip(const char *alg, const char *kty)
 	assert_int_equal(jose_decode_unverified(jwt, &hdr, NULL), 0);
 	assert_string_equal(json_string_value(json_object_get(hdr, "typ")), "logout+jwt");
 	json_decref(hdr);
-	assert_int_equal(verify_text(jwt, jose_keyset_jwks(ks), algs_all, NULL), 0);
+	assert_int_equal(verify_text(jwt, ks_jwks(ks), algs_all, NULL), 0);
 	free(jwt);
 
 	free(kid);
@@ -333,7 +345,7 @@ test_tampered(void **state)
 	const char *jwks;
 
 	ks = keyset_with("ES256", &kid);
-	jwks = jose_keyset_jwks(ks);
+	jwks = ks_jwks(ks);
 	jwt = sign_text(ks, "ES256", NULL, "{\"sub\":\"alice\",\"admin\":false}");
 	assert_int_equal(verify_text(jwt, jwks, algs_es, NULL), 0);
 	h = segment(jwt, 0);
@@ -502,9 +514,9 @@ test_wrong_key(void **state)
 	b = keyset_with("ES256", NULL);
 	jwt = sign_text(a, "ES256", NULL, "{\"sub\":\"x\"}");
 	/* b's set has no key with a's kid */
-	assert_int_equal(verify_text(jwt, jose_keyset_jwks(b), algs_all, NULL), ISSO_ERR_INVALID);
+	assert_int_equal(verify_text(jwt, ks_jwks(b), algs_all, NULL), ISSO_ERR_INVALID);
 	/* b's key published under a's kid */
-	jwks_b = load(jose_keyset_jwks(b));
+	jwks_b = load(ks_jwks(b));
 	key = json_array_get(json_object_get(jwks_b, "keys"), 0);
 	json_object_set_new(key, "kid", json_string(kid_a));
 	swapped = json_dumps(jwks_b, JSON_COMPACT);
@@ -682,7 +694,7 @@ test_keyset(void **state)
 	json_t *h = NULL, *j, *other, *keys;
 	const char *error = NULL;
 
-	assert_string_equal(jose_keyset_jwks(ks), "{\"keys\":[]}");
+	assert_string_equal(ks_jwks(ks), "{\"keys\":[]}");
 	assert_int_equal(jose_key_generate("ES256", &j1, &k1), 0);
 	assert_int_equal(jose_key_generate("ES256", &j2, &k2), 0);
 	assert_int_equal(jose_key_generate("ES256", &j3, &k3), 0);
@@ -702,7 +714,7 @@ test_keyset(void **state)
 	json_decref(h);
 	/* a newer active k3 takes over; k1's tokens still verify */
 	assert_int_equal(jose_keyset_add(ks, j3, true, &error), 0);
-	assert_int_equal(verify_text(jwt, jose_keyset_jwks(ks), algs_all, NULL), 0);
+	assert_int_equal(verify_text(jwt, ks_jwks(ks), algs_all, NULL), 0);
 	free(jwt);
 	jwt = sign_text(ks, "ES256", NULL, "{}");
 	assert_int_equal(jose_decode_unverified(jwt, &h, NULL), 0);
@@ -713,7 +725,7 @@ test_keyset(void **state)
 	assert_int_equal(jose_keyset_add(ks, jr, true, &error), 0);
 	assert_true(jose_keyset_has_alg(ks, "RS256"));
 	assert_false(jose_keyset_has_alg(ks, "PS256"));
-	j = load(jose_keyset_jwks(ks));
+	j = load(ks_jwks(ks));
 	assert_int_equal(json_array_size(json_object_get(j, "keys")), 4);
 	json_decref(j);
 
@@ -806,7 +818,7 @@ test_keyset(void **state)
 	assert_int_equal(jose_jwk_thumbprint(j, tp), 0);
 	assert_string_equal(tp, k1);
 	json_decref(j);
-	j = load(jose_keyset_jwks(ks));
+	j = load(ks_jwks(ks));
 	keys = json_object_get(j, "keys");
 	assert_string_equal(json_string_value(json_object_get(json_array_get(keys, 0), "kid")), k1);
 	assert_string_equal(json_string_value(json_object_get(json_array_get(keys, 0), "alg")),
@@ -842,16 +854,16 @@ test_rsa_signature_length(void **state)
 	assert_int_equal(n, 256);
 	raw[0] = 0;
 	t = xasprintf("%s.%s", hc, b64url_encode(raw, (size_t)n + 1, enc));
-	assert_int_equal(verify_text(t, jose_keyset_jwks(ks), algs_all, NULL), ISSO_ERR_CRYPTO);
+	assert_int_equal(verify_text(t, ks_jwks(ks), algs_all, NULL), ISSO_ERR_CRYPTO);
 	free(t);
-	assert_int_equal(verify_text(jwt, jose_keyset_jwks(ks), algs_all, NULL), 0);
+	assert_int_equal(verify_text(jwt, ks_jwks(ks), algs_all, NULL), 0);
 	/* the same RS256 signature presented as PS256: the published key is
 	 * restricted to RS256, and without that restriction PSS fails */
 	hdr = xasprintf("{\"alg\":\"PS256\",\"kid\":\"%s\",\"typ\":\"JWT\"}", kid);
 	h = b64url_str(hdr);
 	t = xasprintf("%s.%s", h, strchr(jwt, '.') + 1);
-	assert_int_equal(verify_text(t, jose_keyset_jwks(ks), algs_all, NULL), ISSO_ERR_INVALID);
-	jwks = load(jose_keyset_jwks(ks));
+	assert_int_equal(verify_text(t, ks_jwks(ks), algs_all, NULL), ISSO_ERR_INVALID);
+	jwks = load(ks_jwks(ks));
 	json_object_del(json_array_get(json_object_get(jwks, "keys"), 0), "alg");
 	text = json_dumps(jwks, JSON_COMPACT);
 	assert_int_equal(verify_text(t, text, algs_all, NULL), ISSO_ERR_CRYPTO);
@@ -987,7 +999,7 @@ test_threads(void **state)
 	assert_int_equal(jose_keyset_add(ks, jwk, true, NULL), 0);
 	xfree_secret(jwk);
 	free(kid);
-	jwks = load(jose_keyset_jwks(ks));
+	jwks = load(ks_jwks(ks));
 	for (i = 0; i < 4; i++) {
 		jobs[i] =
 		    (struct sign_job){.ks = ks, .jwks = jwks, .alg = i % 2 ? "RS256" : "ES256"};
@@ -999,6 +1011,82 @@ test_threads(void **state)
 	}
 	json_decref(jwks);
 	jose_keyset_free(ks);
+}
+
+struct swap_job {
+	struct jose_keyset *ks;
+	const char *jwk[2];
+	int changed;
+};
+
+static void *
+swap_worker(void *arg)
+{
+	struct swap_job *job = arg;
+
+	for (int i = 0; i < 40; i++) {
+		struct jose_keyset *fresh = jose_keyset_new();
+
+		/* the same keys, imported anew: the old copies are freed while
+		 * signers may be using them unless the swap waits for them */
+		if (jose_keyset_add(fresh, job->jwk[0], true, NULL) != 0 ||
+		    jose_keyset_add(fresh, job->jwk[1], true, NULL) != 0 ||
+		    jose_keyset_swap(job->ks, fresh))
+			job->changed++;
+		jose_keyset_free(fresh);
+	}
+	return NULL;
+}
+
+/* A running server reloads its keys (jose_keyset_swap) under signers. */
+static void
+test_swap_under_signers(void **state)
+{
+	struct jose_keyset *ks = jose_keyset_new(), *other;
+	char *jwk[3] = {NULL}, *kid[3] = {NULL}, *text;
+	struct sign_job jobs[2];
+	struct swap_job swap;
+	pthread_t th[3];
+	json_t *jwks;
+	size_t i;
+
+	(void)state;
+	assert_int_equal(jose_key_generate("ES256", &jwk[0], &kid[0]), 0);
+	assert_int_equal(jose_key_generate("RS256", &jwk[1], &kid[1]), 0);
+	assert_int_equal(jose_key_generate("ES256", &jwk[2], &kid[2]), 0);
+	assert_int_equal(jose_keyset_add(ks, jwk[0], true, NULL), 0);
+	assert_int_equal(jose_keyset_add(ks, jwk[1], true, NULL), 0);
+	jwks = load(ks_jwks(ks));
+	swap = (struct swap_job){.ks = ks, .jwk = {jwk[0], jwk[1]}};
+	for (i = 0; i < 2; i++) {
+		jobs[i] = (struct sign_job){.ks = ks, .jwks = jwks, .alg = i ? "RS256" : "ES256"};
+		assert_int_equal(pthread_create(&th[i], NULL, sign_worker, &jobs[i]), 0);
+	}
+	assert_int_equal(pthread_create(&th[2], NULL, swap_worker, &swap), 0);
+	for (i = 0; i < 3; i++)
+		assert_int_equal(pthread_join(th[i], NULL), 0);
+	assert_int_equal(jobs[0].failures, 0);
+	assert_int_equal(jobs[1].failures, 0);
+	assert_int_equal(swap.changed, 0);
+	json_decref(jwks);
+
+	/* a set with another key: the swap says the published set changed,
+	 * the new key signs, the caller's set now holds the old keys */
+	other = jose_keyset_new();
+	assert_int_equal(jose_keyset_add(other, jwk[2], true, NULL), 0);
+	assert_true(jose_keyset_swap(ks, other));
+	text = sign_text(ks, "ES256", NULL, "{}");
+	assert_int_equal(verify_text(text, ks_jwks(ks), algs_all, NULL), 0);
+	assert_int_equal(verify_text(text, ks_jwks(other), algs_all, NULL), ISSO_ERR_INVALID);
+	free(text);
+	assert_false(jose_keyset_has_alg(ks, "RS256"));
+	assert_true(jose_keyset_has_alg(other, "RS256"));
+	jose_keyset_free(other);
+	jose_keyset_free(ks);
+	for (i = 0; i < 3; i++) {
+		xfree_secret(jwk[i]);
+		free(kid[i]);
+	}
 }
 
 int
@@ -1021,6 +1109,7 @@ main(void)
 	    cmocka_unit_test(test_half_hash),
 	    cmocka_unit_test(test_pkce),
 	    cmocka_unit_test(test_threads),
+	    cmocka_unit_test(test_swap_under_signers),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
