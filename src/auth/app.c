@@ -368,12 +368,11 @@ out:
 }
 
 int
-app_init(struct isso_app *app, const struct isso_config *cfg, const char **error_r)
+app_init_admin(struct isso_app *app, const struct isso_config *cfg, const char **error_r)
 {
-	static char errbuf[512];
 	struct outbound_policy policy;
 	unsigned char master[32];
-	char *path = NULL, *err = NULL;
+	char *path = NULL;
 	int ret;
 
 	memset(app, 0, sizeof(*app));
@@ -403,8 +402,25 @@ app_init(struct isso_app *app, const struct isso_config *cfg, const char **error
 	ret = app_ensure_keys(app, error_r);
 	if (ret < 0)
 		goto out;
-
+	/* issoctl checks agencies' URLs against it */
+	policy.issuer = cfg->server.public_url;
+	policy.allow = cfg->outbound.allow;
+	ret = outbound_configure(&policy, error_r);
+out:
 	free(path);
+	return ret;
+}
+
+int
+app_init(struct isso_app *app, const struct isso_config *cfg, const char **error_r)
+{
+	static char errbuf[512];
+	char *path = NULL, *err = NULL;
+	int ret;
+
+	ret = app_init_admin(app, cfg, error_r);
+	if (ret < 0)
+		goto out;
 	path = xasprintf("%s/templates", cfg->server.datadir);
 	app->tmpl = tmpl_set_load(path, &err);
 	if (app->tmpl == NULL) {
@@ -422,11 +438,6 @@ app_init(struct isso_app *app, const struct isso_config *cfg, const char **error
 		ret = ISSO_ERR_INVALID;
 		goto out;
 	}
-	policy.issuer = cfg->server.public_url;
-	policy.allow = cfg->outbound.allow;
-	ret = outbound_configure(&policy, error_r);
-	if (ret < 0)
-		goto out;
 	ret = connectors_init(app, cfg, error_r);
 	if (ret < 0)
 		goto out;

@@ -63,6 +63,10 @@ struct isso_app {
  * signing keys, compiles templates and catalogues. Returns 0 or an
  * ISSO_ERR_* with *error_r (static or owned by app). */
 int app_init(struct isso_app *app, const struct isso_config *cfg, const char **error_r);
+/* What issoctl needs and nothing more: the master key, the store
+ * (migrated), the signing keys and the outbound policy; no templates,
+ * catalogues, connectors or certificate roots. app_free frees it. */
+int app_init_admin(struct isso_app *app, const struct isso_config *cfg, const char **error_r);
 void app_free(struct isso_app *app);
 /* Creates an ES256 and an RS256 signing key when the store has none of
  * that algorithm (first start, or issoctl keys rotate with force). */

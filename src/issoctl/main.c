@@ -695,7 +695,7 @@ main(int argc, char **argv)
 	if (config_load(config_path, &cfg, &error) < 0)
 		return fail(2, "configuration: %s", error);
 	log_init(2, LOG_WARN);
-	if (app_init(&app, &cfg, &error) < 0) {
+	if (app_init_admin(&app, &cfg, &error) < 0) {
 		ret = fail(1, "start-up: %s", error);
 		goto out;
 	}

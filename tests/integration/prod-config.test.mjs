@@ -15,7 +15,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import {
-  BUILD_DIR, Daemon, HttpAgent, SIM_CONNECTORS, freePort, limit, startStack, waitReady,
+  BUILD_DIR, Daemon, HttpAgent, REPO, SIM_CONNECTORS, freePort, limit, startStack, waitReady,
 } from './lib/harness.mjs';
 
 const T = { timeout: limit(60_000) };
@@ -163,6 +163,29 @@ test('a correct production configuration starts', T, async () => {
     const s = await d.stop();
     assert.equal(s.code, 0, d.tail());
   }
+});
+
+test('issoctl opens only what it needs: no templates, catalogues or connectors', T, async () => {
+  const dir = tmpDir();
+  const port = await freePort();
+  // a data directory with the migrations and nothing else
+  const data = path.join(dir, 'data');
+  fs.mkdirSync(data);
+  fs.symlinkSync(path.join(REPO, 'migrations'), path.join(data, 'migrations'));
+  // and MOICA roots that cannot be read: the card method's concern, not issoctl's
+  const env = {
+    ...prodEnv(dir, port), ISSO_SERVER_DATADIR: data,
+    ISSO_MOICA_ROOTS: path.join(dir, 'no-such-roots.pem'),
+  };
+  const init = await issoctl(['init'], env, dir);
+  assert.equal(init.code, 0, `issoctl init: ${init.stdout}${init.stderr}`);
+  assert.equal(JSON.parse(init.stdout).keys.length, 2, 'the signing keys were created');
+  const add = await issoctl(['client', 'add', '--name', '臺北市測試機關', '--redirect-uri', 'https://agency.example.gov.tw/cb', '--scope', 'openid'], env, dir);
+  assert.equal(add.code, 0, `issoctl client add: ${add.stdout}${add.stderr}`);
+  // issod, which serves pages, refuses that directory
+  const r = await issodMustExit(env, dir);
+  assert.notEqual(r.code, 0);
+  assert.match(r.stderr, /templates/);
 });
 
 test('a connector url the outbound policy refuses stops the start, naming it', T, async () => {
