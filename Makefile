@@ -8,7 +8,7 @@ CMAKE    ?= cmake
 NINJA    ?= ninja
 JOBS     ?= 2
 
-.PHONY: all setup build run check unit asan integration fuzz format clean pki bench
+.PHONY: all setup build run check unit asan integration fuzz format clean pki bench bench-scale
 
 all: build
 
@@ -60,6 +60,11 @@ integration: asan
 # Installs wrk and bench/'s own pinned npm packages (bench/node_modules).
 bench: build
 	@bench/bench.sh
+
+# What changes with size: RSS with 100k sessions, latency with 1M persons,
+# one node against two on PostgreSQL behind haproxy (build/bench/scale.json).
+bench-scale: build
+	@bench/bench.sh scale
 
 # Runs each libFuzzer target for FUZZ_SECONDS (clang).
 FUZZ_SECONDS ?= 60

@@ -6,7 +6,9 @@
 # Installs what only the benchmark needs — Debian's wrk, and the pinned
 # npm packages of bench/package-lock.json into bench/node_modules (never
 # tests/node_modules) — then runs bench/run.mjs, which prints a table and
-# writes build/bench/results.json. Settings: see bench/run.mjs.
+# writes build/bench/results.json (settings: see bench/run.mjs), or with
+# the argument "scale" bench/scale.mjs (`make bench-scale`: sessions,
+# persons and nodes; build/bench/scale.json).
 set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 
@@ -26,4 +28,8 @@ for b in issod issoctl isso-sim; do
   [ -x "${ISSO_BUILD_DIR:-$top/build}/$b" ] || { echo "bench: ${ISSO_BUILD_DIR:-$top/build}/$b missing (make build)" >&2; exit 1; }
 done
 
-exec node "$top/bench/run.mjs"
+case "${1:-}" in
+  scale) exec node "$top/bench/scale.mjs" ;;
+  "") exec node "$top/bench/run.mjs" ;;
+  *) echo "usage: bench/bench.sh [scale]" >&2; exit 2 ;;
+esac

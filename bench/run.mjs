@@ -16,7 +16,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { cpuMs, rssKiB, withCpu, wrk } from './lib/measure.mjs';
+import { cpuMs, rssKiB, runScenario } from './lib/measure.mjs';
 import { passwordLogin } from './lib/oauth.mjs';
 import { SCOPE, startIssod, startPeer } from './lib/servers.mjs';
 import discovery from './scenarios/discovery.mjs';
@@ -153,22 +153,10 @@ async function main() {
       const entry = { name: sc.name, title: sc.title, tool: sc.tool, alone: !!sc.alone, runs: {} };
       for (const key of sc.targets) {
         const t = byKey[key];
-        if (sc.tool === 'wrk') {
-          // a second of warm-up (JIT, caches, connections), not counted
-          await wrk(`${t.issuer}/.well-known/openid-configuration`, { seconds: 1, connections: ctx.connections });
-        }
         process.stdout.write(`  ${sc.name} on ${t.label} … `);
-        const state = sc.prepare ? await sc.prepare(t, ctx) : undefined;
-        const { result: r, cpuMs: [cpu] } = await withCpu([t.pid], () => sc.run(t, ctx, state));
-        const ops = r.logins ? r.ops + r.logins.ops : r.ops;
-        const run = {
-          ...r,
-          server_cpu_ms: cpu,
-          server_cpu_share: cpu / (r.seconds * 1000), // 1.0 = one core busy all the time
-          cpu_ms_per_op: r.logins ? null : cpu / Math.max(1, ops),
-        };
+        const run = await runScenario(sc, t, ctx);
         entry.runs[key] = run;
-        console.log(`${rate(run.rps)} ops/s, p99 ${f(run.p99, 2)} ms, ${f(run.server_cpu_share, 2)} cores${r.errors ? `, ${r.errors} errors ${JSON.stringify(r.firstErrors ?? [])}` : ''}`);
+        console.log(`${rate(run.rps)} ops/s, p99 ${f(run.p99, 2)} ms, ${f(run.server_cpu_share, 2)} cores${run.errors ? `, ${run.errors} errors ${JSON.stringify(run.firstErrors ?? [])}` : ''}`);
       }
       results.push(entry);
     }

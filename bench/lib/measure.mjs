@@ -104,3 +104,25 @@ export async function loop({ seconds, count = Infinity, concurrency, op, states 
   lat.sort((a, b) => a - b);
   return { ops: lat.length, seconds: s, rps: lat.length / s, p50: pct(lat, 50), p99: pct(lat, 99), errors, firstErrors };
 }
+
+/**
+ * Runs scenario sc against target t (its prepare outside the
+ * measurement) and returns the run with the server's own CPU time: the
+ * sum over t.pids (every node of a cluster). A wrk scenario gets a
+ * second of warm-up first.
+ */
+export async function runScenario(sc, t, ctx) {
+  if (sc.tool === 'wrk') {
+    await wrk(`${t.issuer}/.well-known/openid-configuration`, { seconds: 1, connections: ctx.connections });
+  }
+  const state = sc.prepare ? await sc.prepare(t, ctx) : undefined;
+  const { result: r, cpuMs: cpus } = await withCpu(t.pids ?? [t.pid], () => sc.run(t, ctx, state));
+  const cpu = cpus.reduce((a, b) => a + b, 0);
+  const ops = r.logins ? r.ops + r.logins.ops : r.ops;
+  return {
+    ...r,
+    server_cpu_ms: cpu,
+    server_cpu_share: cpu / (r.seconds * 1000), // 1.0 = one core busy all the time
+    cpu_ms_per_op: r.logins ? null : cpu / Math.max(1, ops),
+  };
+}

@@ -12,7 +12,10 @@ import { spawn } from 'node:child_process';
 import crypto from 'node:crypto';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { startStack, freePort } from '../../tests/integration/lib/harness.mjs';
+import {
+  BUILD_DIR, Daemon, startStack, freePort, waitReady,
+} from '../../tests/integration/lib/harness.mjs';
+import { startHaproxy } from '../../tests/integration/lib/haproxy.mjs';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 export const RP = 'http://127.0.0.1:9/cb'; // never contacted: the driver stops at it
@@ -40,14 +43,47 @@ async function discovery(issuer) {
   return res.json();
 }
 
-export async function startIssod() {
+/**
+ * Starts issod with isso-sim, registers the bench client and users.
+ * opts: label; env (extra ISSO_* settings); key and title (the target's
+ * name in the tables); pg (a Postgres from tests/integration/lib/pgsql.mjs:
+ * the store) and nodes (1 or 2 issod on it, behind haproxy with
+ * keep-alive; the target's issuer is then the proxy and pids every node).
+ */
+export async function startIssod(opts = {}) {
+  const { label = 'bench', env = {}, key = 'issod', title = 'issod', pg = null, nodes = 0 } = opts;
+  const lbPort = nodes > 0 ? await freePort() : null;
+  const lbUrl = lbPort ? `http://127.0.0.1:${lbPort}` : null;
   const stack = await startStack({
-    label: 'bench',
+    label,
     // info logs one JSON line per request; warn is what a loaded node
     // would run with, and keeps the harness's in-memory log small
-    env: { ISSO_LOG_LEVEL: process.env.ISSO_LOG_LEVEL || 'warn' },
+    env: {
+      ISSO_LOG_LEVEL: process.env.ISSO_LOG_LEVEL || 'warn',
+      ...(pg ? { ISSO_STORE_DRIVER: 'postgresql', ISSO_STORE_CONNINFO: pg.conninfo } : {}),
+      ...(lbUrl ? { ISSO_SERVER_PUBLIC_URL: lbUrl, ISSO_SERVER_TRUST_PROXY: '1', ISSO_SERVER_TRUSTED_PROXIES: '127.0.0.1' } : {}),
+      ...env,
+    },
   });
+  const extra = [];
+  let lb = null;
+  const stopAll = async () => {
+    if (lb) await lb.stop();
+    for (const d of extra) await d.stop();
+    await stack.stop({ check: false });
+  };
   try {
+    const servers = [{ name: 'n1', port: stack.port }];
+    for (let i = 1; i < nodes; i++) {
+      const port = await freePort();
+      const d = new Daemon(`issod-${i + 1}`, path.join(BUILD_DIR, 'issod'), [],
+        { env: { ...stack.env, ISSO_SERVER_PORT: String(port) }, cwd: stack.tmp });
+      extra.push(d);
+      await waitReady(d, `http://127.0.0.1:${port}/.well-known/openid-configuration`);
+      servers.push({ name: `n${i + 1}`, port });
+    }
+    if (lbPort) lb = await startHaproxy({ dir: stack.tmp, port: lbPort, servers, keepAlive: true });
+    const issuer = lbUrl ?? stack.issuer;
     const c = await stack.registerClient({
       name: 'Bench agency service',
       redirectUris: [RP],
@@ -59,29 +95,32 @@ export async function startIssod() {
     for (const u of users) {
       await stack.addUser({ account: u.account, password: u.password, phone: u.phone, name: u.name, email: u.email, phoneVerified: true });
     }
+    const pids = [stack.issod.child.pid, ...extra.map((d) => d.child.pid)];
     return {
-      key: 'issod',
-      label: 'issod',
-      issuer: stack.issuer,
-      pid: stack.issod.child.pid,
-      md: await discovery(stack.issuer),
+      key,
+      label: title,
+      issuer,
+      pid: pids[0],
+      pids,
+      lbPid: lb?.child.pid ?? null,
+      md: await discovery(issuer),
       client: { client_id: c.client_id, client_secret: c.client_secret, redirect_uri: RP },
       basic: basicAuth(c.client_id, c.client_secret),
       users,
       chooseLink: (href) => new URL(href).pathname === '/login/taipeipass',
-      accessTokens: 'opaque (a row in SQLite)',
-      stack, // isso-sim's phone (readLastSms, simUrl) for the OTP flow
+      accessTokens: pg ? 'opaque (a row in PostgreSQL)' : 'opaque (a row in SQLite)',
+      stack, // isso-sim's phone (readLastSms, simUrl) for the OTP flow; the store's path
       simPid: stack.sim.child.pid,
-      stop: () => stack.stop(),
+      stop: stopAll,
     };
   } catch (err) {
-    await stack.stop({ check: false }).catch(() => {});
+    await stopAll().catch(() => {});
     throw err;
   }
 }
 
 /** Starts node oidc-provider; atFormat 'opaque' or 'jwt'. */
-export async function startPeer(atFormat = 'opaque') {
+export async function startPeer(atFormat = 'opaque', { seedSessions = 0, seedUsers = 0, key = null, title = null } = {}) {
   const port = await freePort();
   const client = { client_id: `bench-${atFormat}`, client_secret: crypto.randomBytes(24).toString('base64url'), redirect_uri: RP, scope: SCOPE };
   const users = benchUsers();
@@ -93,6 +132,8 @@ export async function startPeer(atFormat = 'opaque') {
       PEER_CLIENT: JSON.stringify(client),
       PEER_USERS: JSON.stringify(users),
       PEER_AT_FORMAT: atFormat,
+      PEER_SEED_SESSIONS: String(seedSessions),
+      PEER_SEED_USERS: String(seedUsers),
     },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
@@ -118,10 +159,11 @@ export async function startPeer(atFormat = 'opaque') {
   });
   const issuer = `http://127.0.0.1:${port}`;
   return {
-    key: atFormat === 'jwt' ? 'peerJwt' : 'peer',
-    label: atFormat === 'jwt' ? 'oidc-provider (JWT AT)' : 'oidc-provider',
+    key: key ?? (atFormat === 'jwt' ? 'peerJwt' : 'peer'),
+    label: title ?? (atFormat === 'jwt' ? 'oidc-provider (JWT AT)' : 'oidc-provider'),
     issuer,
     pid: child.pid,
+    pids: [child.pid],
     md: await discovery(issuer),
     client,
     basic: basicAuth(client.client_id, client.client_secret),

@@ -14,6 +14,8 @@
 //   PEER_USERS         JSON [{account, password, name, phone, email}]
 //   PEER_AT_FORMAT     opaque (default) or jwt (RFC 9068-style ES256 JWT
 //                      access tokens through a default resource)
+//   PEER_SEED_USERS, PEER_SEED_SESSIONS
+//                      accounts and live sessions made at start (bench/scale.mjs)
 // Prints one line "ready <port>" on stdout when it listens.
 //
 // Storage is in memory (a Map with expiry, see MemoryAdapter below): the
@@ -115,7 +117,48 @@ for (const u of JSON.parse(process.env.PEER_USERS)) {
   });
   users.set(u.account, { ...u, hash, sub: crypto.randomUUID() });
 }
+// Seeded state for bench/scale.mjs (bench/run.mjs seeds nothing):
+// accounts beyond the bench users, each with its own hash string (they
+// never log in), and live sessions each with its grant, of the size a
+// real login leaves.
+const seedUsers = Number(process.env.PEER_SEED_USERS) || 0;
+const seedSessions = Number(process.env.PEER_SEED_SESSIONS) || 0;
+{
+  const model = [...users.values()][0];
+  for (let i = 0; i < seedUsers; i++) {
+    const n = String(i).padStart(8, '0');
+    users.set(`seed.${n}`, {
+      account: `seed.${n}`, password: null, name: `${model.name}${n}`, phone: `09${n}`,
+      email: `seed${n}@bench.example`, hash: `${model.hash.slice(0, -8)}${n}`, sub: crypto.randomUUID(),
+    });
+  }
+  const now = Math.floor(Date.now() / 1000);
+  const ttl = 8 * 3600;
+  for (let i = 0; i < seedSessions; i++) {
+    const id = crypto.randomBytes(32).toString('base64url');
+    const uid = crypto.randomBytes(16).toString('base64url');
+    const grantId = crypto.randomBytes(32).toString('base64url');
+    const accountId = crypto.randomUUID();
+    entries.set(`Session:${id}`, {
+      payload: {
+        iat: now, exp: now + ttl, uid, jti: id, kind: 'Session', loginTs: now, accountId,
+        authorizations: { [clientCfg.client_id]: { sid: crypto.randomUUID(), grantId, persistsLogout: false } },
+      },
+      exp: Date.now() + ttl * 1000,
+    });
+    byUid.set(uid, id);
+    entries.set(`Grant:${grantId}`, {
+      payload: {
+        iat: now, exp: now + ttl, jti: grantId, kind: 'Grant', accountId, clientId: clientCfg.client_id,
+        openid: { scope: clientCfg.scope }, loginTs: now,
+      },
+      exp: Date.now() + ttl * 1000,
+    });
+  }
+}
 const bySub = new Map([...users.values()].map((u) => [u.sub, u]));
+// verified for an unknown account, as issod verifies a dummy hash
+const unknownAccountHash = [...users.values()][0].hash;
 
 async function findAccount(ctx, sub) {
   const u = bySub.get(sub);
@@ -266,7 +309,7 @@ async function interaction(req, res) {
     // an unknown account costs a hash too (no enumeration by timing)
     const ok = u
       ? await argon2.verify(u.hash, form.get('password') ?? '')
-      : (await argon2.verify([...users.values()][0].hash, `x${form.get('password') ?? ''}`), false);
+      : (await argon2.verify(unknownAccountHash, `x${form.get('password') ?? ''}`), false);
     if (!ok) return loginForm(res, uid, '帳號或密碼錯誤 Wrong account or password');
     return provider.interactionFinished(req, res, { login: { accountId: u.sub } }, { mergeWithLastSubmission: false });
   }

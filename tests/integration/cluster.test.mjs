@@ -8,17 +8,16 @@
 // The login then completes on node B (phone + SMS code + consent) and its
 // code is redeemed through the proxy with openid-client.
 //
-// In front of both, haproxy (run in the foreground as a child of the
-// test, its configuration written to the temp dir): round robin, no
-// stickiness, a new connection per request so consecutive requests of
-// one citizen alternate between the nodes, health checks on /readyz.
+// In front of both, haproxy (lib/haproxy.mjs: in the foreground as a
+// child of the test, round robin, no stickiness, a new connection per
+// request so consecutive requests of one citizen alternate between the
+// nodes, health checks on /readyz).
 // Password logins through it complete across the nodes; then node B is
 // killed with SIGKILL in the middle of several logins: every consent,
 // token and audit row committed before is still in PostgreSQL, the tokens
 // still work, and the citizens in flight finish on node A.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import fs from 'node:fs';
 import path from 'node:path';
 import * as client from 'openid-client';
 import {
@@ -26,6 +25,7 @@ import {
   sleep, limit,
 } from './lib/harness.mjs';
 import { Postgres } from './lib/pgsql.mjs';
+import { startHaproxy } from './lib/haproxy.mjs';
 
 const RP = 'http://127.0.0.1:9/cb'; // never contacted: the agent stops at it
 const SCOPE = 'openid uuid profile phone id_number';
@@ -68,36 +68,10 @@ before(async () => {
     { env: { ...stack.env, ISSO_SERVER_PORT: String(portB) }, cwd: stack.tmp });
   await waitReady(nodeB, `${urlB}/.well-known/openid-configuration`);
 
-  const cfgFile = path.join(stack.tmp, 'haproxy.cfg');
-  fs.writeFileSync(cfgFile, [
-    'global',
-    '    maxconn 512',
-    'defaults',
-    '    mode http',
-    '    timeout connect 2s',
-    '    timeout client 30s',
-    '    timeout server 30s',
-    '    option forwardfor',
-    '    option httpclose',
-    '    retries 3',
-    '    option redispatch 1',
-    '    retry-on conn-failure empty-response',
-    'frontend isso',
-    `    bind 127.0.0.1:${lbPort}`,
-    '    default_backend issod',
-    'backend issod',
-    '    balance roundrobin',
-    '    option httpchk',
-    '    http-check send meth GET uri /readyz',
-    '    http-check expect status 200',
-    '    default-server inter 300ms fall 2 rise 2 on-marked-down shutdown-sessions',
-    `    server a 127.0.0.1:${stack.port} check`,
-    `    server b 127.0.0.1:${portB} check`,
-    '',
-  ].join('\n'));
-  lb = new Daemon('haproxy', '/usr/sbin/haproxy', ['-db', '-f', cfgFile], { env: { PATH: '/usr/bin:/bin' }, cwd: stack.tmp });
-  await waitReady(lb, `${lbUrl}/readyz`);
-  await sleep(1000); // both servers up after two checks
+  lb = await startHaproxy({
+    dir: stack.tmp, port: lbPort,
+    servers: [{ name: 'a', port: stack.port }, { name: 'b', port: portB }],
+  });
 
   const c = await stack.registerClient({
     name: '臺北市測試機關 叢集', purpose: '多節點整合測試', redirectUris: [RP], scope: SCOPE,

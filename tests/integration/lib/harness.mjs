@@ -1125,7 +1125,10 @@ export class HttpAgent {
         loginSubmitted = true;
         continue;
       }
-      if (res.status >= 400) throw new FlowError(`error page ${res.status}`, res, this);
+      if (res.status >= 400) {
+        // say whose page it is (issod's, or a proxy's) and why
+        throw new FlowError(`error page ${res.status} from ${res.url}: ${res.pageText().replace(/\s+/g, ' ').slice(0, 200)}`, res, this);
+      }
       if (consentForm) {
         const want = consent ? 'allow' : 'deny';
         const button = consentForm.buttons.find((b) => b.name === 'decision' && b.value === want);
