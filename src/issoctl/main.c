@@ -183,9 +183,11 @@ client_add(struct isso_app *app, int argc, char **argv)
 	    {"jwks-uri", required_argument, NULL, 'j'},
 	    {"jwks", required_argument, NULL, 'J'},
 	    {"grant-type", required_argument, NULL, 'g'},
+	    {"legacy-api", no_argument, NULL, 'L'},
 	    {NULL, 0, NULL, 0},
 	};
 	struct store_client c;
+	bool legacy = false;
 	char grants[96] = "";
 	json_t *redirects = json_array(), *logouts = json_array(), *out;
 	char id[44], secret[44], hash[65];
@@ -255,6 +257,9 @@ client_add(struct isso_app *app, int argc, char **argv)
 				           optarg);
 				goto out;
 			}
+			break;
+		case 'L':
+			legacy = true;
 			break;
 		default:
 			ret = fail(2, "unknown option", NULL);
@@ -333,6 +338,16 @@ client_add(struct isso_app *app, int argc, char **argv)
 		ret = fail(2, "--backchannel-logout-uri refused: %s", why);
 		goto out;
 	}
+	/* The legacy token call checks no redirect_uri and no PKCE: only a
+	 * confidential client with a secret may be registered for it. */
+	if (legacy && (c.public_client || (strcmp(c.auth_method, "client_secret_basic") != 0 &&
+	                                   strcmp(c.auth_method, "client_secret_post") != 0))) {
+		ret = fail(2, "--legacy-api needs a client secret (client_secret_basic or post)",
+		           NULL);
+		goto out;
+	}
+	if (legacy)
+		c.settings = json_pack("{s:b}", "legacy_api", 1);
 	secret_token(16, id);
 	c.client_id = id;
 	c.redirect_uris = redirects;
@@ -358,6 +373,7 @@ out:
 	json_decref(redirects);
 	json_decref(logouts);
 	json_decref(c.jwks);
+	json_decref(c.settings);
 	return ret;
 }
 
