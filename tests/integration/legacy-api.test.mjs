@@ -165,6 +165,19 @@ test('/tpcd: authorize, token with client_id and client_secret in the body, sing
   assert.equal(my.json.data.account, null);
 });
 
+test('the consent page shows the TaipeiPass account that the legacy API will release', T, async () => {
+  const agent = new HttpAgent();
+  await legacyCode(legacyA, agent, gold); // a single sign-on session
+  const d = await addLegacyClient('臺北市舊版介接機關 D', ALL_SCOPES);
+  const r = await agent.followUntil(legacyAuthorizeUrl(d), (next) => next.startsWith(RP));
+  assert.equal(r.stopped, false);
+  assert.equal(r.res.status, 200);
+  assert.equal(new URL(r.res.url).pathname, '/consent');
+  assert.ok(r.res.text.includes('台北通帳號'), 'the account line is on the page');
+  assert.ok(r.res.text.includes('legacy.gold'), 'with the value that will be sent');
+  assert.ok(!r.res.text.includes(ID), 'the whole national ID never appears on a page');
+});
+
 test('only what the client was approved for is released; the rest is null', T, async () => {
   const agent = new HttpAgent();
   const code = await legacyCode(narrow, agent, gold);
