@@ -233,7 +233,12 @@ oidc_code_redirect(struct isso_app *app, struct http_req *req, json_t *request, 
 		page_error(app, req, 503, "error.unavailable", "error.unavailable.message", NULL);
 		goto out;
 	}
-	oidc_new_token(code, hash);
+	/* The older TaipeiPass service's codes are 6 characters, and agencies
+	 * pick its token call by that length (docs/legacy-api.md). */
+	if (strcmp(json_string_value(json_object_get(request, "legacy")) ?: "", "tpcd") == 0)
+		oidc_legacy_new_code(code, hash);
+	else
+		oidc_new_token(code, hash);
 	secret_token(16, grant);
 	data = json_pack("{s:s, s:O, s:O, s:O, s:O, s:s}", "redirect_uri", uri, "auth_time",
 	                 json_object_get(session, "auth_time"), "loa",

@@ -7,6 +7,7 @@
  * the legacy names translated (the table below). */
 #include <stdlib.h>
 #include <string.h>
+#include <sodium.h>
 
 #include "auth/app.h"
 #include "auth/claims.h"
@@ -63,6 +64,44 @@ legacy_scope_find(const char *word, size_t n)
 			return &legacy_scopes[i];
 	}
 	return NULL;
+}
+
+#define SHORT_CODE_LEN 6
+
+static const char short_code_chars[] =
+    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+
+void
+oidc_legacy_new_code(char out[44], char hash[65])
+{
+	for (size_t i = 0; i < SHORT_CODE_LEN; i++)
+		out[i] = short_code_chars[randombytes_uniform(sizeof(short_code_chars) - 1)];
+	out[SHORT_CODE_LEN] = '\0';
+	secret_sha256_hex(out, SHORT_CODE_LEN, hash);
+}
+
+/* A presented code: iSSO's (43 characters) or a short one. */
+static struct store_token *
+legacy_code_lookup(struct isso_app *app, const char *value)
+{
+	struct store_token *t = NULL;
+	char hash[65];
+
+	if (strlen(value) != SHORT_CODE_LEN)
+		return oidc_token_lookup(app, value);
+	for (size_t i = 0; i < SHORT_CODE_LEN; i++) {
+		if (strchr(short_code_chars, value[i]) == NULL)
+			return NULL;
+	}
+	secret_sha256_hex(value, SHORT_CODE_LEN, hash);
+	if (store_token_get(app->store, hash, app_now(), &t) < 0)
+		return NULL;
+	/* Only codes have the short form. */
+	if (t != NULL && t->kind != TOKEN_CODE) {
+		store_token_free(t);
+		t = NULL;
+	}
+	return t;
 }
 
 bool
@@ -328,7 +367,7 @@ legacy_grant_code(struct isso_app *app, struct http_req *req, struct store_clien
 		oidc_json_error(req, 400, "invalid_request", "code missing");
 		goto out;
 	}
-	t = oidc_token_lookup(app, code);
+	t = legacy_code_lookup(app, code);
 	/* The code must come from a legacy authorize for this very client:
 	 * nothing else stands in for the redirect_uri and PKCE checks. */
 	if (t == NULL || t->kind != TOKEN_CODE || t->revoked ||

@@ -47,7 +47,9 @@ async function legacyCode(c, agent, who, opts = {}) {
   const p = redirectParams(cb);
   assert.equal(p.get('state'), opts.state ?? 'st-123');
   assert.ok(p.get('code'), `no code in ${cb}`);
-  assert.ok(p.get('code').length > 6, 'iSSO codes are longer than TaipeiPass ones');
+  // Agencies pick the token call by the code's length: 6 for TaipeiPass.
+  if ((opts.path ?? '').startsWith('/tpcd/')) assert.match(p.get('code'), /^[A-Za-z0-9]{6}$/);
+  else assert.ok(p.get('code').length > 6, 'iSSO codes are longer than TaipeiPass ones');
   return p.get('code');
 }
 
@@ -163,6 +165,11 @@ test('/tpcd: authorize, token with client_id and client_secret in the body, sing
   assert.equal(my.json.data.birthday, '1990/01/31');
   assert.equal(my.json.data.email, null, 'email was not asked for this time');
   assert.equal(my.json.data.account, null);
+  // The short code works once, and only for its client.
+  assertOAuthError(await tpcdToken(legacyB, code), 400, 'invalid_grant');
+  const other = await legacyCode(legacyB, agent, undefined, { path: '/tpcd/oauth/authorize', scope: 'uuid' });
+  assertOAuthError(await tpcdToken(legacyA, other), 400, 'invalid_grant');
+  assert.equal((await tpcdToken(legacyB, other)).status, 200, 'another client cannot burn the code');
 });
 
 test('the consent page shows the TaipeiPass account that the legacy API will release', T, async () => {
