@@ -398,6 +398,49 @@ client_status(struct isso_app *app, const char *id, int status, const char *even
 	return ret;
 }
 
+/* Registers an existing client for the legacy API (docs/legacy-api.md)
+ * or withdraws it: the "legacy_api" member of its settings. */
+static int
+client_legacy_api(struct isso_app *app, const char *id, const char *onoff)
+{
+	struct store_client *c = NULL;
+	json_t *settings = NULL;
+	bool on;
+	int ret;
+
+	if (strcmp(onoff, "on") != 0 && strcmp(onoff, "off") != 0)
+		return fail(2, "legacy-api takes on or off", NULL);
+	on = strcmp(onoff, "on") == 0;
+	if (store_client_get(app->store, id, &c) < 0 || c == NULL)
+		return fail(1, "no such client: %s", id);
+	if (on && (c->public_client || c->secret_hash == NULL)) {
+		store_client_free(c);
+		return fail(2, "--legacy-api needs a client secret (client_secret_basic or post)",
+		            NULL);
+	}
+	settings = json_deep_copy(c->settings);
+	store_client_free(c);
+	c = NULL;
+	if (!json_is_object(settings)) {
+		json_decref(settings);
+		settings = json_object();
+	}
+	if (on)
+		json_object_set_new(settings, "legacy_api", json_true());
+	else
+		json_object_del(settings, "legacy_api");
+	ret = store_client_set_settings(app->store, id, settings);
+	json_decref(settings);
+	if (ret < 0)
+		return fail(1, "cannot update the client", NULL);
+	admin_audit(app, app_now(), on ? "client_legacy_api_on" : "client_legacy_api_off",
+	            json_pack("{s:s}", "client_id", id));
+	store_client_get(app->store, id, &c);
+	ret = emit(client_json(c));
+	store_client_free(c);
+	return ret;
+}
+
 static int
 list_one(const struct store_client *c, void *ctx)
 {
@@ -452,7 +495,12 @@ client_cmd(struct isso_app *app, int argc, char **argv)
 		            json_pack("{s:s}", "client_id", argv[2]));
 		return emit(json_pack("{s:s, s:s}", "client_id", argv[2], "client_secret", secret));
 	}
-	return fail(2, "usage: issoctl client add|list|show|approve|suspend|rotate-secret", NULL);
+	if (strcmp(sub, "legacy-api") == 0 && argc > 3)
+		return client_legacy_api(app, argv[2], argv[3]);
+	return fail(2,
+	            "usage: issoctl client add|list|show|approve|suspend|rotate-secret|"
+	            "legacy-api ID on|off",
+	            NULL);
 }
 
 static int

@@ -106,6 +106,16 @@ test('issoctl registers a client for the legacy API only with a secret', T, asyn
   const r = await stack.issoctl(['client', 'add', '--name', 'spa', '--redirect-uri', RP, '--scope', 'openid', '--public', '--legacy-api'], { allowFailure: true });
   assert.ok(r.failed);
   assert.match(r.stdout + r.stderr, /legacy-api/);
+  // An existing client is registered for it, and withdrawn, with client legacy-api.
+  const later = await stack.registerClient({ name: '既有機關', redirectUris: [RP], scope: 'openid uuid' });
+  assert.equal((await stack.issoctl(['client', 'legacy-api', later.client_id, 'on'])).settings.legacy_api, true);
+  assert.equal((await stack.issoctl(['client', 'show', later.client_id])).settings.legacy_api, true);
+  const code = 'x'.repeat(43);
+  assertOAuthError(await issoToken(later, `grant_type=authorization_code&code=${code}`), 400, 'invalid_grant');
+  assert.equal((await stack.issoctl(['client', 'legacy-api', later.client_id, 'off'])).settings.legacy_api, undefined);
+  assertOAuthError(await issoToken(later, `grant_type=authorization_code&code=${code}`), 400, 'unauthorized_client');
+  const spa = await stack.registerClient({ name: 'spa2', redirectUris: [RP], scope: 'openid', public: true });
+  assert.ok((await stack.issoctl(['client', 'legacy-api', spa.client_id, 'on'], { allowFailure: true })).failed);
 });
 
 test('/isso: authorize with redirectUri and legacy scopes, Basic token call without redirect_uri, member data', T, async () => {
