@@ -8,7 +8,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import {
-  startStack, HttpAgent, redirectParams, limit,
+  startStack, HttpAgent, redirectParams, limit, sleep,
 } from './lib/harness.mjs';
 
 const RP = 'http://127.0.0.1:9/legacy-cb'; // never contacted
@@ -207,6 +207,75 @@ test('only what the client was approved for is released; the rest is null', T, a
   for (const f of ['account', 'username', 'realName', 'idNo', 'email', 'phoneNo', 'addresses', 'residentAddress']) {
     assert.equal(d[f], null, `${f} must not be released`);
   }
+});
+
+/** A telecom login (手機電信驗證) of sim identity p through the legacy
+ * authorize, with the phone on mobile data; returns the code. */
+async function telecomLegacyCode(c, p) {
+  const agent = new HttpAgent();
+  const atClient = (next) => next.startsWith(RP);
+  const first = await agent.followUntil(legacyAuthorizeUrl(c), atClient);
+  const pick = first.res.links().find((l) => l.href && new URL(l.href).pathname === '/login/telecom');
+  assert.ok(pick, 'the method page offers telecom');
+  const t = new URL(pick.href).searchParams.get('t');
+  const formPage = await agent.get(pick.href);
+  const form = formPage.forms().find((f) => f.has('id_number') && f.has('carrier'));
+  assert.ok(form, 'the telecom form');
+  const step2 = (await agent.submit(form, {
+    id_number: p.id, phone: p.phone, birthdate: p.birthdate, carrier: p.carrier, agree: '1',
+  }, null, atClient)).res;
+  const codeForm = step2.forms().find((f) => f.has('code'));
+  assert.ok(codeForm, `the SMS code page: ${step2.status}`);
+  const sms = await stack.readLastSms(p.phone);
+  const verify = codeForm.buttons.find((b) => b.value === 'verify');
+  const qr = (await agent.submit(codeForm, { code: sms.code }, verify, atClient)).res;
+  const open = qr.links().find((l) => l.attrs.id === 'open-here');
+  assert.ok(open, `the QR page: ${qr.status}`);
+  const u = new URL(open.href);
+  u.searchParams.set('network', 'mobile');
+  assert.equal((await fetch(u)).status, 200);
+  for (let i = 0; ; i++) {
+    const st = await agent.get(stack.url(`/login/telecom/status?t=${t}&shown=pending`));
+    if (st.json().state === 'done') break;
+    assert.ok(i < 30, `telecom status: ${st.text}`);
+    await sleep(300);
+  }
+  const r = await agent.followUntil(stack.url(`/login/telecom/done?t=${t}`), atClient);
+  const cf = r.res.forms().find((f) => f.buttons.some((b) => b.name === 'decision'));
+  assert.ok(cf, `the consent page: ${r.res.status}`);
+  const allow = cf.buttons.find((b) => b.name === 'decision' && b.value === 'allow');
+  const done = await agent.submit(cf, {}, allow, atClient);
+  assert.ok(done.stopped);
+  return redirectParams(done.url).get('code');
+}
+
+test('a telecom login proves the ID: verifyLevel "1"; no TaipeiPass account: only the method\'s fields', T, async () => {
+  const lin = { id: 'A113579248', phone: '0933000003', birthdate: '1978-11-23', carrier: 'fet' };
+  const code = await telecomLegacyCode(legacyA, lin);
+  const tok = await issoToken(legacyA, `grant_type=authorization_code&code=${code}`);
+  assert.equal(tok.status, 200, JSON.stringify(tok.json));
+  const d = (await userMy(tok.json.access_token)).json.data;
+  assert.equal(d.verifyLevel, '1');
+  assert.equal(d.memberType, 'personal');
+  assert.equal(d.idNo, lin.id);
+  assert.equal(d.phoneNo, lin.phone, 'the number verified in this login');
+  assert.equal(d.account, null, 'no TaipeiPass account');
+  assert.equal(d.email, null, 'no member data without a TaipeiPass account');
+  assert.equal(d.residentAddress, null);
+  assert.deepEqual(d.addresses, []);
+  assert.ok(!stack.issod.stderr.includes(lin.id), 'the national ID is not logged');
+});
+
+test('a member with a resident certificate number is memberType "foreigner"', T, async () => {
+  const who = await stack.addUser({ account: 'legacy.maria', phone: '0970000013', idNumber: 'A911223347', name: 'Maria SANTOS' });
+  const code = await legacyCode(legacyB, new HttpAgent(), who, { path: '/tpcd/oauth/authorize' });
+  const tok = await tpcdToken(legacyB, code);
+  assert.equal(tok.status, 200, JSON.stringify(tok.json));
+  const d = (await userMy(tok.json.access_token)).json.data;
+  assert.equal(d.memberType, 'foreigner');
+  assert.equal(d.verifyLevel, '0', 'an ordinary member with a password proves no identity');
+  assert.equal(d.idNo, 'A911223347');
+  assert.ok(!stack.issod.stderr.includes('A911223347'), 'the resident certificate number is not logged');
 });
 
 test('an ordinary member logging in with a password is verifyLevel "0"', T, async () => {
