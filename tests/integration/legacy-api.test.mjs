@@ -407,6 +407,69 @@ test('bad input on the legacy API paths is answered in the OAuth JSON shape', T,
   }
 });
 
+test('authorize errors go back to the redirectUri in the OAuth shape, with state', T, async () => {
+  const agent = new HttpAgent();
+  const atClient = (next) => next.startsWith(RP);
+  const cases = [
+    [legacyAuthorizeUrl(legacyA, { scope: 'openid nothing_known' }), 'invalid_scope'],
+    [legacyAuthorizeUrl(narrow, { scope: 'email id_no' }), 'invalid_scope'],
+    [legacyAuthorizeUrl(legacyA).replace('response_type=code', 'response_type=token'), 'unsupported_response_type'],
+    [`${legacyAuthorizeUrl(legacyA)}&state=again`, 'invalid_request'],
+  ];
+  for (const [url, error] of cases) {
+    const r = await agent.followUntil(url, atClient);
+    assert.ok(r.stopped, `${url}: ${r.res?.status}`);
+    const p = redirectParams(r.url);
+    assert.equal(p.get('error'), error, url);
+    assert.equal(p.get('state'), 'st-123');
+  }
+  // An unregistered redirectUri: a page, never a redirect.
+  const bad = legacyAuthorizeUrl(legacyA).replace(encodeURIComponent(RP), encodeURIComponent('https://evil.example/cb'));
+  const r = await agent.followUntil(bad, (next) => next.startsWith('https://evil.example'));
+  assert.equal(r.stopped, false);
+  assert.equal(r.res.status, 400);
+});
+
+test('a short /tpcd code is also redeemed at /isso/oauth2/token', T, async () => {
+  const agent = new HttpAgent();
+  const code = await legacyCode(legacyA, agent, gold, { path: '/tpcd/oauth/authorize' });
+  const tok = await issoToken(legacyA, `grant_type=authorization_code&code=${code}`);
+  assert.equal(tok.status, 200, JSON.stringify(tok.json));
+  assert.equal((await userMy(tok.json.access_token)).json.data.id, gold.uuid);
+  // and never at the OpenID Connect token endpoint
+  const code2 = await legacyCode(legacyA, agent, gold, { path: '/tpcd/oauth/authorize' });
+  const res = await fetch(stack.url('/token'), {
+    method: 'POST',
+    headers: { 'Content-Type': 'application/x-www-form-urlencoded', Authorization: basic(legacyA) },
+    body: `grant_type=authorization_code&code=${code2}`,
+  });
+  assert.equal(res.status, 400);
+  assert.equal((await res.json()).error, 'invalid_grant');
+});
+
+test('legacy codes expire with oidc.code_ttl', { timeout: limit(40_000) }, async () => {
+  const short = await startStack({ label: 'legacy-api-ttl', env: { ISSO_OIDC_CODE_TTL: '2' } });
+  try {
+    const who = await short.addUser({ account: 'legacy.ttl' });
+    const added = await short.issoctl(['client', 'add', '--name', 'ttl', '--redirect-uri', RP, '--scope', 'openid uuid', '--legacy-api']);
+    await short.issoctl(['client', 'approve', added.client_id]);
+    const agent = new HttpAgent();
+    const url = short.url(`/isso/oauth2/authorize?response_type=code&client_id=${added.client_id}&redirectUri=${encodeURIComponent(RP)}&scope=uuid`);
+    const cb = await agent.loginViaPages({ authorizeUrl: url, account: who.account, password: who.password });
+    const code = redirectParams(cb).get('code');
+    await sleep(3000);
+    const res = await fetch(short.url('/isso/oauth2/token'), {
+      method: 'POST',
+      headers: { 'Content-Type': 'application/x-www-form-urlencoded', Authorization: basic(added) },
+      body: `grant_type=authorization_code&code=${code}`,
+    });
+    assert.equal(res.status, 400);
+    assert.equal((await res.json()).error, 'invalid_grant');
+  } finally {
+    await short.stop();
+  }
+});
+
 test('issod is still healthy and stops cleanly on SIGTERM', T, async () => {
   assert.ok(await stack.healthy());
   const s = stack;
