@@ -8,8 +8,9 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import {
-  startStack, HttpAgent, redirectParams, limit, sleep,
+  startStack, HttpAgent, redirectParams, limit, sleep, sameEndpoint,
 } from './lib/harness.mjs';
+import { NO_BROWSER, launchBrowser, newPage, axeCheck } from './lib/browser.mjs';
 
 const RP = 'http://127.0.0.1:9/legacy-cb'; // never contacted
 const LEGACY_SCOPE = 'uuid account member_type verify_level formatted_name real_name email phone_no id_no addresses resident_address';
@@ -467,6 +468,44 @@ test('legacy codes expire with oidc.code_ttl', { timeout: limit(40_000) }, async
     assert.equal((await res.json()).error, 'invalid_grant');
   } finally {
     await short.stop();
+  }
+});
+
+test('in Chromium on a phone: legacy authorize, login, consent with the account line (axe), the agency redeems the code', { timeout: limit(90_000), skip: NO_BROWSER }, async () => {
+  const who = await stack.addUser({ account: 'legacy.browser', phone: '0933444555', name: '林小華', email: 'hua@example.tw' });
+  const c = await addLegacyClient('臺北市舊版介接機關 瀏覽器', ALL_SCOPES);
+  const browser = await launchBrowser();
+  try {
+    const { context, page } = await newPage(browser, { viewport: { width: 390, height: 844 }, locale: 'zh-TW', isMobile: true, hasTouch: true });
+    await context.route((u) => sameEndpoint(u.href, RP), (route) => route.fulfill({ status: 200, contentType: 'text/plain', body: 'agency' }));
+    await page.goto(legacyAuthorizeUrl(c, { scope: 'uuid account real_name email verify_level' }));
+    await page.waitForURL((u) => u.pathname === '/login');
+    await page.locator('a[href*="/login/taipeipass"]').first().click();
+    await page.waitForURL((u) => u.pathname === '/login/taipeipass');
+    await page.locator('[name="account"]').fill(who.account);
+    await page.locator('[name="password"]').fill(who.password);
+    await page.getByRole('button', { name: '登入', exact: true }).click();
+    await page.waitForURL((u) => u.pathname === '/consent');
+    const text = await page.locator('body').innerText();
+    assert.ok(text.includes('臺北市舊版介接機關 瀏覽器'), 'the consent page names the agency');
+    assert.ok(text.includes('台北通帳號') && text.includes('legacy.browser'), 'the account line and its value');
+    assert.ok(text.includes('hua@example.tw'), 'the e-mail line and its value');
+    await axeCheck(page, 'the consent page of a legacy authorize');
+    const [req] = await Promise.all([
+      page.waitForRequest((r) => sameEndpoint(r.url(), RP)),
+      page.getByRole('button', { name: '同意授權' }).and(page.locator('[value="allow"]')).click(),
+    ]);
+    const code = new URL(req.url()).searchParams.get('code');
+    const tok = await issoToken(c, `grant_type=authorization_code&code=${code}`);
+    assert.equal(tok.status, 200, JSON.stringify(tok.json));
+    const d = (await userMy(tok.json.access_token)).json.data;
+    assert.equal(d.account, 'legacy.browser');
+    assert.equal(d.realName, '林小華');
+    assert.equal(d.email, 'hua@example.tw');
+    assert.equal(d.username, null, 'formatted_name was not asked for');
+    await context.close();
+  } finally {
+    await browser.close();
   }
 });
 
