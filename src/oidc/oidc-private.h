@@ -58,7 +58,7 @@ char *oidc_legacy_scope_parse(struct pool *pool, const char *scope);
 char *oidc_legacy_scope_map(struct pool *pool, const char *legacy_scope);
 /* A code of the older TaipeiPass service's form: 6 letters and digits,
  * into out (7 bytes used), and its store hash into hash. Guessing one
- * takes the client's secret first, and it works once for 60 seconds. */
+ * takes the client's secret first, and it works once, within oidc.code_ttl. */
 void oidc_legacy_new_code(char out[44], char hash[65]);
 /* The legacy names of legacy_scope that granted (iSSO scopes) covers. */
 char *oidc_legacy_scope_granted(struct pool *pool, const char *legacy_scope, const char *granted);
