@@ -183,9 +183,11 @@ client_add(struct isso_app *app, int argc, char **argv)
 	    {"jwks-uri", required_argument, NULL, 'j'},
 	    {"jwks", required_argument, NULL, 'J'},
 	    {"grant-type", required_argument, NULL, 'g'},
+	    {"legacy-api", no_argument, NULL, 'L'},
 	    {NULL, 0, NULL, 0},
 	};
 	struct store_client c;
+	bool legacy = false;
 	char grants[96] = "";
 	json_t *redirects = json_array(), *logouts = json_array(), *out;
 	char id[44], secret[44], hash[65];
@@ -255,6 +257,9 @@ client_add(struct isso_app *app, int argc, char **argv)
 				           optarg);
 				goto out;
 			}
+			break;
+		case 'L':
+			legacy = true;
 			break;
 		default:
 			ret = fail(2, "unknown option", NULL);
@@ -333,6 +338,16 @@ client_add(struct isso_app *app, int argc, char **argv)
 		ret = fail(2, "--backchannel-logout-uri refused: %s", why);
 		goto out;
 	}
+	/* The legacy token call checks no redirect_uri and no PKCE: only a
+	 * confidential client with a secret may be registered for it. */
+	if (legacy && (c.public_client || (strcmp(c.auth_method, "client_secret_basic") != 0 &&
+	                                   strcmp(c.auth_method, "client_secret_post") != 0))) {
+		ret = fail(2, "--legacy-api needs a client secret (client_secret_basic or post)",
+		           NULL);
+		goto out;
+	}
+	if (legacy)
+		c.settings = json_pack("{s:b}", "legacy_api", 1);
 	secret_token(16, id);
 	c.client_id = id;
 	c.redirect_uris = redirects;
@@ -358,6 +373,7 @@ out:
 	json_decref(redirects);
 	json_decref(logouts);
 	json_decref(c.jwks);
+	json_decref(c.settings);
 	return ret;
 }
 
@@ -376,6 +392,49 @@ client_status(struct isso_app *app, const char *id, int status, const char *even
 	if (store_client_set_status(app->store, id, status) < 0)
 		return fail(1, "cannot update the client", NULL);
 	admin_audit(app, app_now(), event, json_pack("{s:s}", "client_id", id));
+	store_client_get(app->store, id, &c);
+	ret = emit(client_json(c));
+	store_client_free(c);
+	return ret;
+}
+
+/* Registers an existing client for the legacy API (docs/legacy-api.md)
+ * or withdraws it: the "legacy_api" member of its settings. */
+static int
+client_legacy_api(struct isso_app *app, const char *id, const char *onoff)
+{
+	struct store_client *c = NULL;
+	json_t *settings = NULL;
+	bool on;
+	int ret;
+
+	if (strcmp(onoff, "on") != 0 && strcmp(onoff, "off") != 0)
+		return fail(2, "legacy-api takes on or off", NULL);
+	on = strcmp(onoff, "on") == 0;
+	if (store_client_get(app->store, id, &c) < 0 || c == NULL)
+		return fail(1, "no such client: %s", id);
+	if (on && (c->public_client || c->secret_hash == NULL)) {
+		store_client_free(c);
+		return fail(2, "--legacy-api needs a client secret (client_secret_basic or post)",
+		            NULL);
+	}
+	settings = json_deep_copy(c->settings);
+	store_client_free(c);
+	c = NULL;
+	if (!json_is_object(settings)) {
+		json_decref(settings);
+		settings = json_object();
+	}
+	if (on)
+		json_object_set_new(settings, "legacy_api", json_true());
+	else
+		json_object_del(settings, "legacy_api");
+	ret = store_client_set_settings(app->store, id, settings);
+	json_decref(settings);
+	if (ret < 0)
+		return fail(1, "cannot update the client", NULL);
+	admin_audit(app, app_now(), on ? "client_legacy_api_on" : "client_legacy_api_off",
+	            json_pack("{s:s}", "client_id", id));
 	store_client_get(app->store, id, &c);
 	ret = emit(client_json(c));
 	store_client_free(c);
@@ -436,7 +495,12 @@ client_cmd(struct isso_app *app, int argc, char **argv)
 		            json_pack("{s:s}", "client_id", argv[2]));
 		return emit(json_pack("{s:s, s:s}", "client_id", argv[2], "client_secret", secret));
 	}
-	return fail(2, "usage: issoctl client add|list|show|approve|suspend|rotate-secret", NULL);
+	if (strcmp(sub, "legacy-api") == 0 && argc > 3)
+		return client_legacy_api(app, argv[2], argv[3]);
+	return fail(2,
+	            "usage: issoctl client add|list|show|approve|suspend|rotate-secret|"
+	            "legacy-api ID on|off",
+	            NULL);
 }
 
 static int

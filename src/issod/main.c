@@ -32,6 +32,14 @@ usage(FILE *f)
 	      f);
 }
 
+/* Error answers: JSON on the legacy API's machine paths, pages elsewhere. */
+static void
+issod_http_error(struct http_req *req, int status, void *ctx)
+{
+	if (!oidc_legacy_http_error(req, status))
+		page_http_error(req, status, ctx);
+}
+
 int
 main(int argc, char **argv)
 {
@@ -107,7 +115,7 @@ main(int argc, char **argv)
 	 * does not say X-Forwarded-Proto */
 	hs.secure_cookies = strncmp(cfg.server.public_url, "https://", 8) == 0;
 	hs.on_request = page_on_request;
-	hs.error_page = page_http_error;
+	hs.error_page = issod_http_error;
 	hs.ctx = &app;
 	srv = http_server_new(&hs);
 	portal_routes(&app, srv);

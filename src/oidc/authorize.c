@@ -239,16 +239,15 @@ session_satisfies(json_t *session, json_t *request, int64_t now)
 	return true;
 }
 
-static void
-authorize(struct http_req *req, void *ctx)
+void
+oidc_authorize_run(struct isso_app *app, struct http_req *req, const char *legacy)
 {
-	struct isso_app *app = ctx;
 	struct pool *pool = http_pool(req);
 	struct store_client *client = NULL;
 	json_t *request = NULL, *session = NULL;
 	const char *client_id, *redirect_uri, *response_type, *scope, *state, *nonce;
 	const char *challenge, *method, *prompt, *max_age, *acr_values, *ui_locales;
-	const char *session_key = NULL;
+	const char *session_key = NULL, *legacy_scope = NULL;
 	char *granted = NULL, txn_id[44];
 	bool dup = false;
 
@@ -282,7 +281,7 @@ authorize(struct http_req *req, void *ctx)
 
 	client_id = http_param(req, "client_id");
 	redirect_uri = http_param(req, "redirect_uri");
-	if (redirect_uri == NULL) /* the existing iSSO API's spelling */
+	if (redirect_uri == NULL && legacy != NULL) /* the legacy API's spelling */
 		redirect_uri = http_param(req, "redirectUri");
 	ui_locales = http_param(req, "ui_locales");
 	if (ui_locales != NULL && http_query(req, "lang") == NULL && strlen(ui_locales) < 256) {
@@ -334,8 +333,13 @@ authorize(struct http_req *req, void *ctx)
 	request = json_object();
 	json_object_set_new(request, "client_id", json_string(client->client_id));
 	json_object_set_new(request, "redirect_uri", json_string(redirect_uri));
-	if (http_param(req, "redirect_uri") != NULL || http_param(req, "redirectUri") != NULL)
+	/* RFC 6749 §4.1.3: a redirect_uri sent here must be sent again with
+	 * the code. The legacy token call has no such parameter; its codes
+	 * are bound to the client instead (legacy.c). */
+	if (legacy == NULL && http_param(req, "redirect_uri") != NULL)
 		json_object_set_new(request, "redirect_uri_given", json_true());
+	if (legacy != NULL)
+		json_object_set_new(request, "legacy", json_string(legacy));
 	state = http_param(req, "state");
 	if (state != NULL && strlen(state) <= STATE_MAX)
 		json_object_set_new(request, "state", json_string(state));
@@ -365,6 +369,13 @@ authorize(struct http_req *req, void *ctx)
 		oidc_error_redirect(app, req, request, "unsupported_response_type", NULL);
 		goto out;
 	}
+	if (legacy != NULL && !oidc_legacy_allowed(client)) {
+		oidc_security_event(req, "legacy_api_refused", "client_id", client->client_id,
+		                    NULL);
+		oidc_error_redirect(app, req, request, "unauthorized_client",
+		                    "the client is not registered for the legacy API");
+		goto out;
+	}
 	/* A client uses only the grants it was registered for. */
 	if (!scope_has(client->grant_types != NULL ? client->grant_types
 	                                           : STORE_CLIENT_DEFAULT_GRANTS,
@@ -386,6 +397,13 @@ authorize(struct http_req *req, void *ctx)
 	if (scope == NULL || strlen(scope) > PARAM_MAX) {
 		oidc_error_redirect(app, req, request, "invalid_scope", "scope missing");
 		goto out;
+	}
+	if (legacy != NULL) {
+		/* The legacy names, translated to iSSO's scopes; both kept:
+		 * the consent and release rules work on iSSO's, the answers
+		 * speak the legacy names. */
+		legacy_scope = oidc_legacy_scope_parse(pool, scope);
+		scope = oidc_legacy_scope_map(pool, legacy_scope);
 	}
 	granted = scope_allowed(pool, scope, client->scope);
 	if (granted[0] == '\0') {
@@ -409,6 +427,10 @@ authorize(struct http_req *req, void *ctx)
 		goto out;
 	}
 	json_object_set_new(request, "scope", json_string(granted));
+	if (legacy != NULL)
+		json_object_set_new(
+		    request, "legacy_scope",
+		    json_string(oidc_legacy_scope_granted(pool, legacy_scope, granted)));
 
 	nonce = http_param(req, "nonce");
 	if (nonce != NULL && strlen(nonce) > NONCE_MAX) {
@@ -513,10 +535,14 @@ out:
 	store_client_free(client);
 }
 
+static void
+authorize(struct http_req *req, void *ctx)
+{
+	oidc_authorize_run(ctx, req, NULL);
+}
+
 void
 oidc_authorize_routes(struct isso_app *app, struct http_server *srv)
 {
 	http_route(srv, HTTP_GET | HTTP_POST, "/authorize", authorize, app);
-	/* The path agencies already call on the existing service. */
-	http_route(srv, HTTP_GET | HTTP_POST, "/isso/oauth2/authorize", authorize, app);
 }

@@ -91,8 +91,8 @@ oidc_sub(struct isso_app *app, const char *client_id, const char *uuid, char out
 
 /* The attributes a method vouched for in this login, sealed in the
  * session (phone, id_number, name, birthdate); an empty object when none. */
-static json_t *
-session_attrs(struct isso_app *app, json_t *session)
+json_t *
+oidc_session_attrs(struct isso_app *app, json_t *session)
 {
 	const char *sealed = json_string_value(json_object_get(session, "attrs"));
 	char *text = NULL;
@@ -130,7 +130,7 @@ oidc_claims(struct isso_app *app, const char *uuid, const char *scope, json_t *s
 	ret = person_pii(app, uuid, &pii);
 	if (ret < 0)
 		goto out;
-	attrs = session_attrs(app, session);
+	attrs = oidc_session_attrs(app, session);
 	/* What this login proved itself, and — for a citizen with a TaipeiPass
 	 * account, when the method may — what the member record holds. */
 	vouched = m != NULL ? m->vouches : 0;
@@ -227,11 +227,18 @@ oidc_code_redirect(struct isso_app *app, struct http_req *req, json_t *request, 
 		}
 	}
 	if (oidc_claims(app, uuid, scope, session, &claims) < 0 ||
+	    (json_object_get(request, "legacy") != NULL &&
+	     oidc_legacy_claims_add(app, request, session, claims) < 0) ||
 	    (sealed = oidc_seal_claims(app, claims)) == NULL) {
 		page_error(app, req, 503, "error.unavailable", "error.unavailable.message", NULL);
 		goto out;
 	}
-	oidc_new_token(code, hash);
+	/* The older TaipeiPass service's codes are 6 characters, and agencies
+	 * pick its token call by that length (docs/legacy-api.md). */
+	if (strcmp(json_string_value(json_object_get(request, "legacy")) ?: "", "tpcd") == 0)
+		oidc_legacy_new_code(code, hash);
+	else
+		oidc_new_token(code, hash);
 	secret_token(16, grant);
 	data = json_pack("{s:s, s:O, s:O, s:O, s:O, s:s}", "redirect_uri", uri, "auth_time",
 	                 json_object_get(session, "auth_time"), "loa",
@@ -243,6 +250,10 @@ oidc_code_redirect(struct isso_app *app, struct http_req *req, json_t *request, 
 		json_object_set(data, "nonce", json_object_get(request, "nonce"));
 	if (json_object_get(request, "code_challenge") != NULL)
 		json_object_set(data, "code_challenge", json_object_get(request, "code_challenge"));
+	if (json_object_get(request, "legacy") != NULL) {
+		json_object_set(data, "legacy", json_object_get(request, "legacy"));
+		json_object_set(data, "legacy_scope", json_object_get(request, "legacy_scope"));
+	}
 	memset(&t, 0, sizeof(t));
 	t.hash = hash;
 	t.kind = TOKEN_CODE;

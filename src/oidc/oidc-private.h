@@ -38,6 +38,47 @@ void oidc_token_routes(struct isso_app *app, struct http_server *srv);
 void oidc_userinfo_routes(struct isso_app *app, struct http_server *srv);
 void oidc_logout_routes(struct isso_app *app, struct http_server *srv);
 
+/* The authorization endpoint for a request; legacy: NULL for OpenID
+ * Connect, or the legacy API it came in by ("isso", "tpcd"): its names
+ * (redirectUri, legacy scope names) are translated, only clients
+ * registered for it are served, and the code is marked for the legacy
+ * token call. */
+void oidc_authorize_run(struct isso_app *app, struct http_req *req, const char *legacy);
+
+/* ---- the existing iSSO / TaipeiPass API (legacy.c) ---- */
+
+void oidc_legacy_routes(struct isso_app *app, struct http_server *srv);
+/* Was the client registered for the legacy API (settings "legacy_api":
+ * true, and a client secret)? */
+bool oidc_legacy_allowed(const struct store_client *c);
+/* The legacy scope names in scope (space- or comma-separated), known ones
+ * only, each once, space-separated; "" when none. From pool. */
+char *oidc_legacy_scope_parse(struct pool *pool, const char *scope);
+/* The iSSO scopes that the legacy names of legacy_scope need. From pool. */
+char *oidc_legacy_scope_map(struct pool *pool, const char *legacy_scope);
+/* A code of the older TaipeiPass service's form: 6 letters and digits,
+ * into out (7 bytes used), and its store hash into hash. Guessing one
+ * takes the client's secret first, and it works once, within oidc.code_ttl. */
+void oidc_legacy_new_code(char out[44], char hash[65]);
+/* The legacy names of legacy_scope that granted (iSSO scopes) covers. */
+char *oidc_legacy_scope_granted(struct pool *pool, const char *legacy_scope, const char *granted);
+
+/* Issues access (+ refresh, + ID) tokens for a grant: the token response
+ * as a new object, NULL on a store or signing failure. data carries
+ * auth_time, loa, amr, sid, claims (sealed), nonce and, for the legacy
+ * API, legacy and legacy_scope. */
+json_t *oidc_tokens_issue(struct isso_app *app, const struct store_client *c, const char *grant,
+                          const char *uuid, const char *sid, const char *scope,
+                          const char *grant_scope, json_t *data, bool with_nonce);
+/* Marks a code or refresh token used. The loser of a race, or a replay,
+ * revokes the whole grant and is answered invalid_grant (false). */
+bool oidc_use_once(struct isso_app *app, struct http_req *req, const struct store_token *t,
+                   const struct store_client *c, const char *event, const char *description);
+/* The attributes the login method vouched for, sealed in the session
+ * (phone, id_number, name, birthdate, organisation); a new object, empty
+ * when none. */
+json_t *oidc_session_attrs(struct isso_app *app, json_t *session);
+
 /* Authenticates the client of a token-endpoint-style request (RFC 6749
  * §2.3, OIDC Core §9). On failure sends the invalid_client answer and
  * returns NULL. Caller frees the client. */

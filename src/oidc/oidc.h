@@ -22,6 +22,10 @@ void oidc_session_ended(struct isso_app *app, json_t *session);
 int oidc_start(struct isso_app *app);
 /* Frees that state; call after app->workers has been stopped. */
 void oidc_stop(struct isso_app *app);
+/* The error answer (status 400, 404, 405, 413, 500 …) on the legacy
+ * API's machine paths (/tpcd/… but its authorize, /isso/oauth2/token):
+ * OAuth-style JSON, never a page. True when it answered. */
+bool oidc_legacy_http_error(struct http_req *req, int status);
 /* Builds the discovery document once, at start-up. */
 int oidc_discovery_build(struct isso_app *app);
 
@@ -51,6 +55,11 @@ int oidc_consent_record(struct isso_app *app, const char *uuid, const char *clie
  * vouch for is included. *claims_r is a new object. */
 int oidc_claims(struct isso_app *app, const char *uuid, const char *scope, json_t *session,
                 json_t **claims_r);
+/* For a request of the legacy API: adds to claims (of oidc_claims for the
+ * request's scope) what only that API releases: account (a TaipeiPass
+ * member's login name, with profile), legacy_verify_level and
+ * legacy_member_type. 0 or an ISSO_ERR_*. */
+int oidc_legacy_claims_add(struct isso_app *app, json_t *request, json_t *session, json_t *claims);
 /* The pairwise subject of uuid for client_id (43 characters + NUL). */
 const char *oidc_sub(struct isso_app *app, const char *client_id, const char *uuid, char out[44]);
 /* The client by id, only when approved; NULL otherwise. Caller frees with

@@ -388,21 +388,24 @@ token_put(struct isso_app *app, int kind, const char *grant, const struct store_
 	return store_token_add(app->store, &t);
 }
 
-/* Issues access (+ refresh, + ID) tokens for a grant and answers. data
- * carries auth_time, loa, amr, sid, claims (sealed) and nonce. */
-static void
-issue_tokens(struct isso_app *app, struct http_req *req, const struct store_client *c,
-             const char *grant, const char *uuid, const char *sid, const char *scope,
-             const char *grant_scope, json_t *data, bool with_nonce)
+json_t *
+oidc_tokens_issue(struct isso_app *app, const struct store_client *c, const char *grant,
+                  const char *uuid, const char *sid, const char *scope, const char *grant_scope,
+                  json_t *data, bool with_nonce)
 {
 	const struct isso_config *cfg = app->cfg;
 	char access[44], refresh[44], sub[44], at_hash[64];
-	json_t *tdata = json_object(), *rep = NULL, *idt = NULL;
+	json_t *tdata = json_object(), *rep = NULL, *idt = NULL, *answer = NULL;
 	char *jwt = NULL;
 	int64_t now = app_now();
 
 	if (json_object_get(data, "claims") != NULL)
 		json_object_set(tdata, "claims", json_object_get(data, "claims"));
+	/* A token of the legacy API answers only there, with its names. */
+	if (json_object_get(data, "legacy") != NULL) {
+		json_object_set(tdata, "legacy", json_object_get(data, "legacy"));
+		json_object_set(tdata, "legacy_scope", json_object_get(data, "legacy_scope"));
+	}
 	if (token_put(app, TOKEN_ACCESS, grant, c, uuid, sid, scope, tdata,
 	              cfg->oidc.access_token_ttl, access) < 0)
 		goto fail;
@@ -453,23 +456,34 @@ issue_tokens(struct isso_app *app, struct http_req *req, const struct store_clie
 			goto fail;
 		json_object_set_new(rep, "id_token", json_string(jwt));
 	}
-	http_send_json(req, 200, rep);
+	answer = rep;
 	rep = NULL;
-	goto out;
 fail:
-	oidc_json_error(req, 503, "temporarily_unavailable", NULL);
-out:
 	free(jwt);
 	json_decref(idt);
 	json_decref(rep);
 	json_decref(tdata);
+	return answer;
 }
 
-/* Marks a code or refresh token used. The loser of a race, or a replay,
- * revokes the whole grant and is answered invalid_grant. */
-static bool
-use_once(struct isso_app *app, struct http_req *req, const struct store_token *t,
-         const struct store_client *c, const char *event, const char *description)
+/* Issues tokens (oidc_tokens_issue) and answers with them. */
+static void
+issue_tokens(struct isso_app *app, struct http_req *req, const struct store_client *c,
+             const char *grant, const char *uuid, const char *sid, const char *scope,
+             const char *grant_scope, json_t *data, bool with_nonce)
+{
+	json_t *rep =
+	    oidc_tokens_issue(app, c, grant, uuid, sid, scope, grant_scope, data, with_nonce);
+
+	if (rep == NULL)
+		oidc_json_error(req, 503, "temporarily_unavailable", NULL);
+	else
+		http_send_json(req, 200, rep);
+}
+
+bool
+oidc_use_once(struct isso_app *app, struct http_req *req, const struct store_token *t,
+              const struct store_client *c, const char *event, const char *description)
 {
 	bool won = false;
 
@@ -509,8 +523,14 @@ grant_code(struct isso_app *app, struct http_req *req, struct store_client *c)
 		              "code was issued to another client");
 		goto out;
 	}
+	/* A code of the legacy API is redeemed there only (legacy.c). */
+	if (json_object_get(t->data, "legacy") != NULL) {
+		grant_refused(req, c, "authorization_code", "invalid_grant",
+		              "code was issued for the legacy API");
+		goto out;
+	}
 	/* RFC 6749 §4.1.2: a replayed code revokes what it issued. */
-	if (!use_once(app, req, t, c, "code_replayed", "unknown, expired or used code"))
+	if (!oidc_use_once(app, req, t, c, "code_replayed", "unknown, expired or used code"))
 		goto out;
 	want_uri = json_string_value(json_object_get(t->data, "redirect_uri"));
 	if (json_object_get(t->data, "redirect_uri_given") != NULL &&
@@ -575,7 +595,7 @@ grant_refresh(struct isso_app *app, struct http_req *req, struct store_client *c
 	}
 	t = oidc_token_lookup(app, value);
 	if (t == NULL || t->kind != TOKEN_REFRESH || t->revoked ||
-	    strcmp(t->client_id, c->client_id) != 0) {
+	    strcmp(t->client_id, c->client_id) != 0 || json_object_get(t->data, "legacy") != NULL) {
 		grant_refused(req, c, "refresh_token", "invalid_grant",
 		              "unknown, expired or revoked token");
 		goto out;
@@ -597,7 +617,8 @@ grant_refresh(struct isso_app *app, struct http_req *req, struct store_client *c
 	}
 	/* Reuse of a rotated refresh token: someone holds a copy, so the
 	 * whole family goes (OAuth 2.0 Security BCP §4.14). */
-	if (!use_once(app, req, t, c, "refresh_token_reused", "unknown, expired or revoked token"))
+	if (!oidc_use_once(app, req, t, c, "refresh_token_reused",
+	                   "unknown, expired or revoked token"))
 		goto out;
 	issue_tokens(app, req, c, t->grant_id, t->uuid, t->sid, scope != NULL ? scope : t->scope,
 	             t->scope, t->data, false);
@@ -688,5 +709,4 @@ void
 oidc_token_routes(struct isso_app *app, struct http_server *srv)
 {
 	http_route(srv, HTTP_POST, "/token", token_endpoint, app);
-	http_route(srv, HTTP_POST, "/isso/oauth2/token", token_endpoint, app);
 }

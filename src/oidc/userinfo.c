@@ -247,4 +247,5 @@ oidc_routes(struct isso_app *app, struct http_server *srv)
 	oidc_token_routes(app, srv);
 	oidc_userinfo_routes(app, srv);
 	oidc_logout_routes(app, srv);
+	oidc_legacy_routes(app, srv);
 }

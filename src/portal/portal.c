@@ -99,6 +99,7 @@ consent_rows(struct isso_app *app, struct http_req *req, json_t *claims, json_t 
 	} shown[] = {
 	    {"uuid", "claim.uuid"},
 	    {"name", "claim.name"},
+	    {"account", "claim.account"}, /* the legacy API only */
 	    {"id_number", "claim.id_number"},
 	    {"phone_number", "claim.phone"},
 	    {"email", "claim.email"},
@@ -213,7 +214,9 @@ consent(struct http_req *req, void *ctx)
 			goto out;
 		}
 	}
-	if (oidc_claims(app, uuid, scope, auth, &claims) < 0) {
+	if (oidc_claims(app, uuid, scope, auth, &claims) < 0 ||
+	    (json_object_get(txn, "legacy") != NULL &&
+	     oidc_legacy_claims_add(app, txn, auth, claims) < 0)) {
 		page_error(app, req, 503, "error.unavailable", "error.unavailable.message", NULL);
 		goto out;
 	}
