@@ -4,11 +4,13 @@
 
 #include <stdatomic.h>
 
+#include "auth/method.h"
 #include "oidc/oidc.h"
 
 struct store_client;
 struct store_token;
 struct worker_pool;
+struct pool;
 struct oidc_jwks_cache;
 
 /* What the OpenID Provider runs beside its request handlers (issod only;
@@ -37,6 +39,23 @@ void oidc_authorize_routes(struct isso_app *app, struct http_server *srv);
 void oidc_token_routes(struct isso_app *app, struct http_server *srv);
 void oidc_userinfo_routes(struct isso_app *app, struct http_server *srv);
 void oidc_logout_routes(struct isso_app *app, struct http_server *srv);
+
+/* ---- authorization request decisions (authorize.c) ---- */
+
+/* The scope an authorization request is granted: the requested words
+ * (space-separated) that iSSO knows and the client was approved for, in
+ * request order, each once; offline_access only with prompt=consent and
+ * for a client registered for refresh_token (grant_types NULL: the
+ * default grants). "" when nothing is left. Allocated from pool. */
+char *oidc_scope_granted(struct pool *pool, const char *requested, const char *approved,
+                         const char *prompt, const char *grant_types);
+/* The lowest level acceptable for acr_values (the weakest one named, since
+ * any of the values satisfies the request); LOA_LOW when none is known. */
+enum loa oidc_min_loa(const char *acr_values);
+/* True when the browser session is good enough for the stored request
+ * without a new login: no prompt=login, within max_age at now, and at
+ * the request's min_loa. */
+bool oidc_session_satisfies(json_t *session, json_t *request, int64_t now);
 
 /* Authenticates the client of a token-endpoint-style request (RFC 6749
  * §2.3, OIDC Core §9). On failure sends the invalid_client answer and
