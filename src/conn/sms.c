@@ -192,7 +192,8 @@ sms_parse_reply(char *text, char **msgid_r, char status_r[8], const char **error
 		}
 	}
 	if (section == 0) {
-		if (top_status != NULL && !sms_status_accepted(top_status)) {
+		/* an empty code is no answer either */
+		if (top_status != NULL && *top_status != '\0' && !sms_status_accepted(top_status)) {
 			snprintf(status_r, 8, "%.7s", top_status);
 			*error_r = "SMS gateway refused the request";
 			ret = ISSO_ERR_DENIED;
