@@ -232,6 +232,8 @@ basic_name(const unsigned char *b, size_t n, char *out, size_t out_size)
 
 	while (n > 0 && (b[n - 1] == ' ' || b[n - 1] == '\0'))
 		n--;
+	if (n == 0)
+		return false; /* a card holds a name, as it holds the other fields */
 	for (size_t k = 0; k < ISSO_N_ELEMENTS(charsets); k++) {
 		iconv_t cd = iconv_open("UTF-8", charsets[k]);
 		char *in = (char *)b, *o = out;
