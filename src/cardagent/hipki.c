@@ -593,8 +593,13 @@ out:
 bool
 hipki_showable(const unsigned char *s, size_t n)
 {
-	if (!utf8_printable((const char *)s, n, true))
+	if (!utf8_valid((const char *)s, n))
 		return false;
+	/* C0 controls and DEL, but tab, CR and LF (utf8_printable refuses
+	 * tabs, which a text to sign may well hold) */
+	for (size_t i = 0; i < n; i++)
+		if ((s[i] < 0x20 && s[i] != '\t' && s[i] != '\n' && s[i] != '\r') || s[i] == 0x7f)
+			return false;
 	for (size_t i = 0; i < n;) {
 		unsigned long c = s[i];
 		size_t len = 1;
