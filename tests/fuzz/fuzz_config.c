@@ -32,9 +32,12 @@ check_config(const struct isso_config *c)
 	if (c->server.port < 1 || c->server.port > 65535 || c->server.threads < 0 ||
 	    c->server.max_body < 1024)
 		abort();
+	size_t scheme = strncmp(url, "https://", 8) == 0 ? 8 : 7;
+
 	if (strncmp(url, "http://", 7) != 0 && strncmp(url, "https://", 8) != 0)
 		abort();
-	if (n <= 8 || url[n - 1] == '/' || strpbrk(url, "?# \t\r\n") != NULL)
+	/* a host, no trailing '/', no query, fragment or space */
+	if (n <= scheme || url[n - 1] == '/' || strpbrk(url, "?# \t\r\n") != NULL)
 		abort();
 	if (c->server.listen[0] == '\0' || c->server.datadir[0] == '\0' ||
 	    c->keys.master_key_file[0] == '\0')
