@@ -484,6 +484,50 @@ test_pairwise_sub(void **state)
 }
 
 static void
+test_sealed_claims_and_tokens(void **state)
+{
+	struct app_fixture *f = *state;
+	struct isso_app *app = &f->app;
+	json_t *claims = json_pack("{s:s, s:s}", "name", "王小明", "id_number", ID_A);
+	json_t *data, *back;
+	char *sealed = oidc_seal_claims(app, claims);
+	char token[44], hash[65], want[65];
+
+	/* codes and tokens carry claims sealed: no ID in the clear */
+	assert_non_null(sealed);
+	assert_null(strstr(sealed, ID_A));
+	data = json_pack("{s:s}", "claims", sealed);
+	back = oidc_open_claims(app, data);
+	assert_true(json_equal(back, claims));
+	json_decref(back);
+	json_decref(data);
+	/* tampered: nothing */
+	sealed[strlen(sealed) - 2] = sealed[strlen(sealed) - 2] == 'A' ? 'B' : 'A';
+	data = json_pack("{s:s}", "claims", sealed);
+	assert_null(oidc_open_claims(app, data));
+	json_decref(data);
+	/* none sealed: an empty object */
+	data = json_object();
+	back = oidc_open_claims(app, data);
+	assert_true(json_is_object(back));
+	assert_int_equal(json_object_size(back), 0);
+	json_decref(back);
+	json_decref(data);
+	free(sealed);
+	json_decref(claims);
+
+	/* a token is 43 characters; the store keeps only its SHA-256 */
+	oidc_new_token(token, hash);
+	assert_int_equal(strlen(token), 43);
+	secret_sha256_hex(token, 43, want);
+	assert_string_equal(hash, want);
+	/* unknown, or not a token's length: looked up as nothing */
+	assert_null(oidc_token_lookup(app, token));
+	assert_null(oidc_token_lookup(app, "short"));
+	assert_null(oidc_token_lookup(app, NULL));
+}
+
+static void
 test_client_find_only_approved(void **state)
 {
 	struct app_fixture *f = *state;
@@ -558,6 +602,7 @@ main(void)
 	    cmocka_unit_test(test_claims_linked_member_data),
 	    cmocka_unit_test(test_consent_decisions),
 	    cmocka_unit_test(test_pairwise_sub),
+	    cmocka_unit_test(test_sealed_claims_and_tokens),
 	    cmocka_unit_test(test_client_find_only_approved),
 	};
 	int failed = cmocka_run_group_tests_name("oidc", pure, NULL, NULL);
