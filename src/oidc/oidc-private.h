@@ -62,6 +62,16 @@ bool oidc_session_satisfies(json_t *session, json_t *request, int64_t now);
  * returns NULL. Caller frees the client. */
 struct store_client *oidc_client_auth(struct isso_app *app, struct http_req *req);
 
+/* Whether a private_key_jwt client assertion authenticates client c (RFC
+ * 7523 §3): ES256, RS256 or PS256; iss and sub the client_id; aud the
+ * issuer as a single string; exp in the future and at most 5 minutes
+ * after iat and now (60 s of clock skew for iat and nbf); a jti used only
+ * once; signed by a key of the client's JWK set (inline, or from its
+ * jwks_uri). Counts the jti as used when it succeeds. false with *why_r,
+ * a static reason. What oidc_client_auth runs for private_key_jwt. */
+bool oidc_client_assertion_ok(struct isso_app *app, struct store_client *c, const char *assertion,
+                              const char **why_r);
+
 /* Redirects (303) to a client's registered uri with query (already
  * encoded "k=v&…"), then state and iss (RFC 9207) appended; allows the
  * uri's origin in CSP form-action (the answer to a form). */

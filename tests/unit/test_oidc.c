@@ -18,6 +18,8 @@
 #include "auth/claims.h"
 #include "auth/method.h"
 #include "auth/person.h"
+#include "jose/jose.h"
+#include "lib/b64.h"
 #include "lib/isso.h"
 #include "lib/pool.h"
 #include "lib/secret.h"
@@ -560,6 +562,163 @@ test_client_find_only_approved(void **state)
 	store_client_free(c);
 }
 
+/* ---- private_key_jwt ---- */
+
+static struct jose_keyset *
+client_keys(void)
+{
+	struct jose_keyset *ks = jose_keyset_new();
+	char *jwk = NULL, *kid = NULL;
+	const char *error = NULL;
+
+	assert_int_equal(jose_key_generate("ES256", &jwk, &kid), 0);
+	assert_int_equal(jose_keyset_add(ks, jwk, true, &error), 0);
+	free(jwk);
+	free(kid);
+	return ks;
+}
+
+/* An assertion by ks for client id, claims as given over the defaults
+ * (iss, sub, aud, a fresh jti, exp in a minute, iat now); a member set
+ * to null is left out. */
+static char *
+assertion(struct isso_app *app, struct jose_keyset *ks, const char *id, json_t *over)
+{
+	static unsigned jti;
+	int64_t now = app_now();
+	json_t *c =
+	    json_pack("{s:s, s:s, s:s, s:s, s:I, s:I}", "iss", id, "sub", id, "aud", app->issuer,
+	              "jti", "", "exp", (json_int_t)(now + 60), "iat", (json_int_t)now);
+	const char *key;
+	json_t *v;
+	char *jwt = NULL, buf[32];
+
+	snprintf(buf, sizeof(buf), "jti-%u", ++jti);
+	json_object_set_new(c, "jti", json_string(buf));
+	json_object_foreach(over, key, v)
+	{
+		if (json_is_null(v))
+			json_object_del(c, key);
+		else
+			json_object_set(c, key, v);
+	}
+	assert_int_equal(jose_sign(ks, "ES256", NULL, c, &jwt), 0);
+	json_decref(c);
+	json_decref(over);
+	return jwt;
+}
+
+static void
+refused_assertion(struct isso_app *app, struct store_client *c, char *jwt, const char *why_want)
+{
+	const char *why = NULL;
+
+	assert_false(oidc_client_assertion_ok(app, c, jwt, &why));
+	assert_non_null(why);
+	if (why_want != NULL)
+		assert_string_equal(why, why_want);
+	free(jwt);
+}
+
+static void
+test_client_assertion(void **state)
+{
+	struct app_fixture *f = *state;
+	struct isso_app *app = &f->app;
+	struct jose_keyset *ks = client_keys(), *other = client_keys();
+	struct store_client c;
+	int64_t now = app_now();
+	const char *why = NULL;
+	char *jwt, *b64, *none;
+
+	memset(&c, 0, sizeof(c));
+	c.client_id = "jwt-rp";
+	c.auth_method = "private_key_jwt";
+	c.jwks = json_loads(jose_keyset_jwks(ks), 0, NULL);
+	assert_non_null(c.jwks);
+
+	/* good once; the same jti again is a replay */
+	jwt = assertion(app, ks, "jwt-rp", NULL);
+	assert_true(oidc_client_assertion_ok(app, &c, jwt, &why));
+	why = NULL;
+	assert_false(oidc_client_assertion_ok(app, &c, jwt, &why));
+	assert_string_equal(why, "assertion replayed");
+	free(jwt);
+	/* a refused assertion does not use its jti up */
+	jwt = assertion(app, other, "jwt-rp", json_pack("{s:s}", "jti", "kept"));
+	assert_false(oidc_client_assertion_ok(app, &c, jwt, &why));
+	free(jwt);
+	jwt = assertion(app, ks, "jwt-rp", json_pack("{s:s}", "jti", "kept"));
+	assert_true(oidc_client_assertion_ok(app, &c, jwt, &why));
+	free(jwt);
+
+	/* who and for whom */
+	refused_assertion(app, &c, assertion(app, ks, "jwt-rp", json_pack("{s:s}", "iss", "x")),
+	                  "assertion iss and sub must be the client_id");
+	refused_assertion(app, &c, assertion(app, ks, "other-rp", NULL),
+	                  "assertion iss and sub must be the client_id");
+	refused_assertion(app, &c,
+	                  assertion(app, ks, "jwt-rp", json_pack("{s:[s]}", "aud", app->issuer)),
+	                  "assertion aud must be the issuer identifier, as a single string");
+	refused_assertion(
+	    app, &c,
+	    assertion(app, ks, "jwt-rp", json_pack("{s:s}", "aud", "https://other.example.tw")),
+	    "assertion aud must be the issuer identifier, as a single string");
+	/* when */
+	refused_assertion(app, &c, assertion(app, ks, "jwt-rp", json_pack("{s:n}", "exp")),
+	                  "assertion expired");
+	refused_assertion(app, &c,
+	                  assertion(app, ks, "jwt-rp", json_pack("{s:I}", "exp", (json_int_t)now)),
+	                  "assertion expired");
+	refused_assertion(app, &c,
+	                  assertion(app, ks, "jwt-rp",
+	                            json_pack("{s:I, s:n}", "exp", (json_int_t)(now + 361), "iat")),
+	                  "assertion valid too long (at most 5 minutes)");
+	refused_assertion(app, &c,
+	                  assertion(app, ks, "jwt-rp",
+	                            json_pack("{s:I, s:I}", "exp", (json_int_t)(now + 200), "iat",
+	                                      (json_int_t)(now - 101))),
+	                  "assertion valid too long (at most 5 minutes)");
+	refused_assertion(
+	    app, &c,
+	    assertion(app, ks, "jwt-rp", json_pack("{s:I}", "iat", (json_int_t)(now + 61))),
+	    "assertion issued in the future");
+	refused_assertion(
+	    app, &c,
+	    assertion(app, ks, "jwt-rp", json_pack("{s:I}", "nbf", (json_int_t)(now + 61))),
+	    "assertion not yet valid");
+	refused_assertion(app, &c, assertion(app, ks, "jwt-rp", json_pack("{s:s}", "iat", "now")),
+	                  "assertion exp, iat and nbf must be integers");
+	/* within the clock skew */
+	jwt = assertion(app, ks, "jwt-rp", json_pack("{s:I}", "nbf", (json_int_t)(now + 30)));
+	assert_true(oidc_client_assertion_ok(app, &c, jwt, &why));
+	free(jwt);
+	/* a jti */
+	refused_assertion(app, &c, assertion(app, ks, "jwt-rp", json_pack("{s:n}", "jti")),
+	                  "assertion jti missing");
+	refused_assertion(app, &c, assertion(app, ks, "jwt-rp", json_pack("{s:s}", "jti", "")),
+	                  "assertion jti missing");
+	/* signed by a key that is not the client's */
+	refused_assertion(app, &c, assertion(app, other, "jwt-rp", NULL), NULL);
+	/* not a JWS, or not an allowed alg */
+	refused_assertion(app, &c, strdup("abc.def"), "malformed client assertion");
+	refused_assertion(app, &c, strdup("a b.c.d"), "malformed client assertion");
+	b64 = malloc(b64url_encoded_len(strlen("{\"alg\":\"none\"}")) + 1);
+	b64url_encode("{\"alg\":\"none\"}", strlen("{\"alg\":\"none\"}"), b64);
+	jwt = assertion(app, ks, "jwt-rp", NULL);
+	/* the signed payload under a header that says alg none */
+	none = xasprintf("%s%s", b64, strchr(jwt, '.'));
+	refused_assertion(app, &c, none, "assertion alg not allowed");
+	free(jwt);
+	free(b64);
+	/* a client with no keys at all */
+	json_decref(c.jwks);
+	c.jwks = NULL;
+	refused_assertion(app, &c, assertion(app, ks, "jwt-rp", NULL), "the client has no JWK set");
+	jose_keyset_free(ks);
+	jose_keyset_free(other);
+}
+
 static void
 test_uri_listed_exactly(void **state)
 {
@@ -603,6 +762,7 @@ main(void)
 	    cmocka_unit_test(test_consent_decisions),
 	    cmocka_unit_test(test_pairwise_sub),
 	    cmocka_unit_test(test_sealed_claims_and_tokens),
+	    cmocka_unit_test(test_client_assertion),
 	    cmocka_unit_test(test_client_find_only_approved),
 	};
 	int failed = cmocka_run_group_tests_name("oidc", pure, NULL, NULL);
