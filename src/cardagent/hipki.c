@@ -40,6 +40,7 @@
 
 #include "cardagent/agent.h"
 #include "cardagent/cms.h"
+#include "cardagent/parse.h"
 #include "lib/hex.h"
 #include "lib/b64.h"
 #include "lib/buf.h"
@@ -50,7 +51,6 @@
 #include "lib/xmalloc.h"
 
 #define HIPKI_MAX_BODY (64 * 1024)
-#define HIPKI_MAX_TBS  4096
 
 #define HIPKI_CSP                                                                                  \
 	"default-src 'none'; script-src 'self'; connect-src 'self'; style-src 'self'; "            \
@@ -401,16 +401,6 @@ do_info(struct hipki_server *srv, struct MHD_Connection *conn)
 
 /* ---- /sign ---- */
 
-struct sign_args {
-	bool pkcs7;
-	unsigned char tbs[HIPKI_MAX_TBS];
-	size_t tbs_len;
-	bool with_sn;
-	bool has_slot;
-	unsigned long slot;
-	char pin[9];
-};
-
 static bool
 pin_ok(const char *s)
 {
@@ -424,10 +414,10 @@ pin_ok(const char *s)
 	return true;
 }
 
-/* Reads the request; on failure sets *rc_r and *why_r. The PIN inside the
- * JSON is wiped as soon as it is copied. */
-static bool
-parse_sign(const char *body, size_t len, struct sign_args *args, int *rc_r, const char **why_r)
+/* See cardagent/parse.h. */
+bool
+hipki_parse_sign(const char *body, size_t len, struct sign_args *args, int *rc_r,
+                 const char **why_r)
 {
 	json_t *req = NULL, *v;
 	const char *s, *enc = "NONE";
@@ -599,15 +589,17 @@ out:
 
 /* ---- what may be signed ---- */
 
-/* True when the text may be shown to the citizen as it is: UTF-8 without
- * control characters (but tab and line breaks), C1 controls, or the
- * invisible and direction-changing characters that could make the text
- * read other than what is signed. */
-static bool
-showable(const unsigned char *s, size_t n)
+/* See cardagent/parse.h. */
+bool
+hipki_showable(const unsigned char *s, size_t n)
 {
-	if (!utf8_printable((const char *)s, n, true))
+	if (!utf8_valid((const char *)s, n))
 		return false;
+	/* C0 controls and DEL, but tab, CR and LF (utf8_printable refuses
+	 * tabs, which a text to sign may well hold) */
+	for (size_t i = 0; i < n; i++)
+		if ((s[i] < 0x20 && s[i] != '\t' && s[i] != '\n' && s[i] != '\r') || s[i] == 0x7f)
+			return false;
 	for (size_t i = 0; i < n;) {
 		unsigned long c = s[i];
 		size_t len = 1;
@@ -746,7 +738,7 @@ may_sign(struct hipki_server *srv, struct MHD_Connection *conn, const struct sig
 		why = "general_needs_window";
 		goto refuse;
 	}
-	if (!showable(args->tbs, args->tbs_len)) {
+	if (!hipki_showable(args->tbs, args->tbs_len)) {
 		why = "not_showable";
 		rc = RC_BAD_REQUEST;
 		goto refuse;
@@ -811,7 +803,7 @@ do_sign(struct hipki_server *srv, struct MHD_Connection *conn, struct hreq *r)
 		                       reply_new("MakeSignature", RC_BAD_REQUEST, 0,
 		                                 "the request is larger than 64 KiB"));
 	args = xcalloc(1, sizeof(*args));
-	if (!parse_sign(r->body != NULL ? r->body : "", r->len, args, &rc, &why)) {
+	if (!hipki_parse_sign(r->body != NULL ? r->body : "", r->len, args, &rc, &why)) {
 		log_event(LOG_WARN, "sign_refused",
 		          json_pack("{s:s?, s:I, s:s}", "site", site, "ret_code", (json_int_t)rc,
 		                    "reason", why));

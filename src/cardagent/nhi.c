@@ -26,6 +26,7 @@
 #include <openssl/x509.h>
 
 #include "cardagent/agent.h"
+#include "cardagent/parse.h"
 #include "cardagent/ws.h"
 #include "lib/hex.h"
 #include "lib/b64.h"
@@ -37,20 +38,9 @@
 #define NHI_MAX_CONNECTIONS 8
 #define NHI_IDLE_SECONDS    300
 #define NHI_POLL_MS         200
-#define NHI_MAX_RANDOM      128
-#define NHI_MIN_PWD         6
-#define NHI_MAX_PWD         12
 #define NHI_MAX_PARAMS      4
 #define NHI_RANDOM_BYTES    32
 #define NHI_SERVICE_BITS    2048 /* the smallest service key accepted */
-
-/* Error replies (spec: {"ret":<n>}). */
-#define NHI_ERR_COMMAND   -1
-#define NHI_ERR_PARAM     -2
-#define NHI_ERR_NO_READER -3
-#define NHI_ERR_NO_CARD   -4
-#define NHI_ERR_REMOVED   -5
-#define NHI_ERR_CARD      -6
 
 static const char *const nhi_hosts[] = {"127.0.0.1", "localhost", "iccert.nhi.gov.tw", NULL};
 
@@ -144,12 +134,6 @@ pct_decode(const char *s, size_t n, char *out, size_t max)
 	return (long)o;
 }
 
-struct nhi_params {
-	char random[NHI_MAX_RANDOM + 1];
-	char pwd[NHI_MAX_PWD + 1];
-	bool has_random, has_pwd;
-};
-
 static bool
 random_ok(const char *s, size_t n)
 {
@@ -176,10 +160,9 @@ pwd_ok(const char *s, size_t n)
 	return true;
 }
 
-/* Parses "k=v&k=v" (Random and Pwd only, each at most once). Returns 0,
- * NHI_ERR_COMMAND for a malformed query or NHI_ERR_PARAM. */
-static int
-parse_params(const char *q, size_t n, struct nhi_params *p)
+/* See cardagent/parse.h. */
+int
+nhi_parse_params(const char *q, size_t n, struct nhi_params *p)
 {
 	size_t i = 0, count = 0;
 	char tmp[NHI_MAX_RANDOM + 1];
@@ -249,6 +232,8 @@ basic_name(const unsigned char *b, size_t n, char *out, size_t out_size)
 
 	while (n > 0 && (b[n - 1] == ' ' || b[n - 1] == '\0'))
 		n--;
+	if (n == 0)
+		return false; /* a card holds a name, as it holds the other fields */
 	for (size_t k = 0; k < ISSO_N_ELEMENTS(charsets); k++) {
 		iconv_t cd = iconv_open("UTF-8", charsets[k]);
 		char *in = (char *)b, *o = out;
@@ -266,9 +251,9 @@ basic_name(const unsigned char *b, size_t n, char *out, size_t out_size)
 	return false;
 }
 
-/* {"card_no","name","national_id","birth","sex"} from the 50 bytes. */
-static json_t *
-basic_json(const unsigned char *b)
+/* See cardagent/parse.h. */
+json_t *
+nhi_basic_json(const unsigned char *b)
 {
 	char card_no[13], name[128], id[11], birth[8], sex[2];
 
@@ -389,7 +374,7 @@ nhi_command(struct agent *a, const char *msg, size_t len)
 		ret = NHI_ERR_COMMAND;
 		goto fail;
 	}
-	if (q != NULL && (ret = parse_params(q + 1, len - name_len - 1, &par)) != 0)
+	if (q != NULL && (ret = nhi_parse_params(q + 1, len - name_len - 1, &par)) != 0)
 		goto fail;
 	/* Exactly the parameters each command takes. */
 	ret = NHI_ERR_PARAM;
@@ -443,7 +428,7 @@ nhi_command(struct agent *a, const char *msg, size_t len)
 		out = reply_json(json_pack("{s:i, s:s}", "ret", 0, "random", hex));
 		goto out;
 	}
-	if ((basic = basic_json(op.basic)) == NULL) {
+	if ((basic = nhi_basic_json(op.basic)) == NULL) {
 		ret = NHI_ERR_CARD;
 		goto fail;
 	}

@@ -2,6 +2,7 @@
  * locks), a form POST in the Mitake shape, and a strict reader of its
  * "[1] / msgid= / statuscode=" reply. See docs/connectors/sms.md. */
 #include "conn/sms.h"
+#include "conn/sms-private.h"
 
 #include <pthread.h>
 #include <stdbool.h>
@@ -20,7 +21,6 @@
 #define SMS_REPLY_MAX       4096 /* larger replies are not the gateway's */
 #define SMS_FORM_MAX        8192 /* escaped form: 3x the body plus credentials */
 #define SMS_CRED_MAX        256  /* username / password length we accept */
-#define SMS_MSGID_MAX       32
 #define SMS_TIMEOUT_DEFAULT 5000
 
 #define SMS_QUEUE_MAX 1024
@@ -149,7 +149,7 @@ sms_trim(char *s)
  * "[N]" section is our one message; a reply without one is a refusal of
  * the whole request when it carries a status code (account errors),
  * otherwise not the gateway talking. */
-static int
+int
 sms_parse_reply(char *text, char **msgid_r, char status_r[8], const char **error_r)
 {
 	const char *msgid = NULL, *status = NULL, *top_status = NULL;
@@ -192,7 +192,8 @@ sms_parse_reply(char *text, char **msgid_r, char status_r[8], const char **error
 		}
 	}
 	if (section == 0) {
-		if (top_status != NULL && !sms_status_accepted(top_status)) {
+		/* an empty code is no answer either */
+		if (top_status != NULL && *top_status != '\0' && !sms_status_accepted(top_status)) {
 			snprintf(status_r, 8, "%.7s", top_status);
 			*error_r = "SMS gateway refused the request";
 			ret = ISSO_ERR_DENIED;

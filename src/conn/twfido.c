@@ -5,6 +5,7 @@
  * bounded map that keeps polls of one transaction 4 s apart. See
  * docs/connectors/twfido.md. */
 #include "conn/twfido.h"
+#include "conn/twfido-private.h"
 
 #include <pthread.h>
 #include <stdio.h>
@@ -512,7 +513,7 @@ tf_dump(json_t *req)
 /* A code from the service: the part before any ':' (some replies append
  * an explanation), trimmed. Named "{interface}-{code}" into name; the bare
  * system code into sys. False when empty or not a code's characters. */
-static bool
+bool
 tf_code_split(const char *raw, const char *iface, char name[TWFIDO_CODE_MAX],
               char sys[TWFIDO_CODE_MAX])
 {
@@ -611,7 +612,7 @@ tf_result_str(json_t *reply, const char *name, size_t max)
  * '.') for the ids we poll with. The digest segment only guards against
  * transcription errors (idp_checksum already authenticated the whole
  * ticket): a mismatch is logged, not refused. */
-static int
+int
 tf_ticket_decode(const char *sp_ticket, const char *txn, struct twfido_ticket *t,
                  const char **error_r)
 {

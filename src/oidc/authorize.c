@@ -173,10 +173,27 @@ scope_without(struct pool *pool, const char *scope, const char *name)
 	return out;
 }
 
-/* The lowest level acceptable for acr_values (the weakest one named, since
- * any of the values satisfies the request); LOA_LOW when none is known. */
-static enum loa
-min_loa(const char *acr_values)
+/* See oidc-private.h. */
+char *
+oidc_scope_granted(struct pool *pool, const char *requested, const char *approved,
+                   const char *prompt, const char *grant_types)
+{
+	char *granted = scope_allowed(pool, requested, approved);
+
+	/* OIDC Core §11: offline_access only with prompt=consent (the
+	 * citizen is asked every time) and only for a client that may
+	 * refresh; otherwise it is ignored. */
+	if (scope_has(granted, "offline_access") &&
+	    (prompt == NULL || !scope_has(prompt, "consent") ||
+	     !scope_has(grant_types != NULL ? grant_types : STORE_CLIENT_DEFAULT_GRANTS,
+	                "refresh_token")))
+		granted = scope_without(pool, granted, "offline_access");
+	return granted;
+}
+
+/* See oidc-private.h. */
+enum loa
+oidc_min_loa(const char *acr_values)
 {
 	enum loa best = 0;
 	const char *p = acr_values;
@@ -221,9 +238,9 @@ set_opt(json_t *o, const char *key, const char *value)
 		json_object_set_new(o, key, json_string(value));
 }
 
-/* Is the session good enough for this request without a new login? */
-static bool
-session_satisfies(json_t *session, json_t *request, int64_t now)
+/* See oidc-private.h. */
+bool
+oidc_session_satisfies(json_t *session, json_t *request, int64_t now)
 {
 	json_int_t auth_time = json_integer_value(json_object_get(session, "auth_time"));
 	json_t *max_age = json_object_get(request, "max_age");
@@ -405,22 +422,8 @@ oidc_authorize_run(struct isso_app *app, struct http_req *req, const char *legac
 		legacy_scope = oidc_legacy_scope_parse(pool, scope);
 		scope = oidc_legacy_scope_map(pool, legacy_scope);
 	}
-	granted = scope_allowed(pool, scope, client->scope);
-	if (granted[0] == '\0') {
-		oidc_error_redirect(app, req, request, "invalid_scope",
-		                    "no requested scope is approved for this client");
-		goto out;
-	}
 	prompt = http_param(req, "prompt");
-	/* OIDC Core §11: offline_access only with prompt=consent (the
-	 * citizen is asked every time) and only for a client that may
-	 * refresh; otherwise it is ignored. */
-	if (scope_has(granted, "offline_access") &&
-	    (prompt == NULL || !scope_has(prompt, "consent") ||
-	     !scope_has(client->grant_types != NULL ? client->grant_types
-	                                            : STORE_CLIENT_DEFAULT_GRANTS,
-	                "refresh_token")))
-		granted = scope_without(pool, granted, "offline_access");
+	granted = oidc_scope_granted(pool, scope, client->scope, prompt, client->grant_types);
 	if (granted[0] == '\0') {
 		oidc_error_redirect(app, req, request, "invalid_scope",
 		                    "no requested scope is approved for this client");
@@ -482,7 +485,7 @@ oidc_authorize_run(struct isso_app *app, struct http_req *req, const char *legac
 		json_object_set_new(request, "max_age", json_integer(v));
 	}
 	acr_values = http_param(req, "acr_values");
-	json_object_set_new(request, "min_loa", json_integer(min_loa(acr_values)));
+	json_object_set_new(request, "min_loa", json_integer(oidc_min_loa(acr_values)));
 	if (ui_locales != NULL && strlen(ui_locales) < 256)
 		set_opt(request, "ui_locales", ui_locales);
 	if (http_param(req, "login_hint") != NULL && strlen(http_param(req, "login_hint")) < 256)
@@ -492,7 +495,7 @@ oidc_authorize_run(struct isso_app *app, struct http_req *req, const char *legac
 	/* Single sign-on: a live session that satisfies the request skips the
 	 * login; earlier consent covering the scope skips consent too. */
 	session = flow_session(app, req, &session_key);
-	if (session != NULL && session_satisfies(session, request, app_now())) {
+	if (session != NULL && oidc_session_satisfies(session, request, app_now())) {
 		const char *uuid = json_string_value(json_object_get(session, "uuid"));
 		bool need_consent = false;
 

@@ -4,11 +4,13 @@
 
 #include <stdatomic.h>
 
+#include "auth/method.h"
 #include "oidc/oidc.h"
 
 struct store_client;
 struct store_token;
 struct worker_pool;
+struct pool;
 struct oidc_jwks_cache;
 
 /* What the OpenID Provider runs beside its request handlers (issod only;
@@ -79,10 +81,37 @@ bool oidc_use_once(struct isso_app *app, struct http_req *req, const struct stor
  * when none. */
 json_t *oidc_session_attrs(struct isso_app *app, json_t *session);
 
+/* ---- authorization request decisions (authorize.c) ---- */
+
+/* The scope an authorization request is granted: the requested words
+ * (space-separated) that iSSO knows and the client was approved for, in
+ * request order, each once; offline_access only with prompt=consent and
+ * for a client registered for refresh_token (grant_types NULL: the
+ * default grants). "" when nothing is left. Allocated from pool. */
+char *oidc_scope_granted(struct pool *pool, const char *requested, const char *approved,
+                         const char *prompt, const char *grant_types);
+/* The lowest level acceptable for acr_values (the weakest one named, since
+ * any of the values satisfies the request); LOA_LOW when none is known. */
+enum loa oidc_min_loa(const char *acr_values);
+/* True when the browser session is good enough for the stored request
+ * without a new login: no prompt=login, within max_age at now, and at
+ * the request's min_loa. */
+bool oidc_session_satisfies(json_t *session, json_t *request, int64_t now);
+
 /* Authenticates the client of a token-endpoint-style request (RFC 6749
  * §2.3, OIDC Core §9). On failure sends the invalid_client answer and
  * returns NULL. Caller frees the client. */
 struct store_client *oidc_client_auth(struct isso_app *app, struct http_req *req);
+
+/* Whether a private_key_jwt client assertion authenticates client c (RFC
+ * 7523 §3): ES256, RS256 or PS256; iss and sub the client_id; aud the
+ * issuer as a single string; exp in the future and at most 5 minutes
+ * after iat and now (60 s of clock skew for iat and nbf); a jti used only
+ * once; signed by a key of the client's JWK set (inline, or from its
+ * jwks_uri). Counts the jti as used when it succeeds. false with *why_r,
+ * a static reason. What oidc_client_auth runs for private_key_jwt. */
+bool oidc_client_assertion_ok(struct isso_app *app, struct store_client *c, const char *assertion,
+                              const char **why_r);
 
 /* Redirects (303) to a client's registered uri with query (already
  * encoded "k=v&…"), then state and iss (RFC 9207) appended; allows the

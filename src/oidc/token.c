@@ -215,6 +215,14 @@ out:
 	return ok;
 }
 
+/* See oidc-private.h. */
+bool
+oidc_client_assertion_ok(struct isso_app *app, struct store_client *c, const char *assertion,
+                         const char **why_r)
+{
+	return assertion_ok(app, c, assertion, why_r);
+}
+
 /* RFC 6749 §3.2: request parameters must not repeat. */
 static bool
 form_repeats(struct http_req *req)
