@@ -243,6 +243,8 @@ oidc_code_redirect(struct isso_app *app, struct http_req *req, json_t *request, 
 		json_object_set(data, "nonce", json_object_get(request, "nonce"));
 	if (json_object_get(request, "code_challenge") != NULL)
 		json_object_set(data, "code_challenge", json_object_get(request, "code_challenge"));
+	if (json_object_get(request, "dpop_jkt") != NULL)
+		json_object_set(data, "dpop_jkt", json_object_get(request, "dpop_jkt"));
 	memset(&t, 0, sizeof(t));
 	t.hash = hash;
 	t.kind = TOKEN_CODE;
