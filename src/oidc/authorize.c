@@ -317,7 +317,6 @@ authz_validate(struct pool *pool, const struct authz_params *p, const struct sto
 	    client->grant_types != NULL ? client->grant_types : STORE_CLIENT_DEFAULT_GRANTS;
 	char *granted = NULL;
 	bool dup = false;
-	int ret;
 
 	*request_r = NULL;
 	/* Until client and redirect_uri are known good, errors are pages:
@@ -448,8 +447,7 @@ authz_validate(struct pool *pool, const struct authz_params *p, const struct sto
 			return refuse(r, NULL, "invalid_request", "malformed dpop_jkt");
 		json_object_set_new(request, "dpop_jkt", json_string(dpop_jkt));
 	}
-	ret = 0;
-	return ret;
+	return 0;
 }
 
 #define PAR_PREFIX "urn:ietf:params:oauth:request_uri:"
