@@ -48,6 +48,8 @@ const char *http_path(const struct http_req *req);
 const char *http_path_rest(const struct http_req *req);
 /* A request header (case-insensitive name), NULL when absent. */
 const char *http_header(const struct http_req *req, const char *name);
+/* How many times a request header (case-insensitive name) was sent. */
+size_t http_header_count(const struct http_req *req, const char *name);
 /* The client's address as text. */
 const char *http_remote_addr(const struct http_req *req);
 /* Parsed query string, form body (application/x-www-form-urlencoded only)

@@ -355,7 +355,13 @@ out:
 const char *
 parse_bearer(const char *header)
 {
-	const char *p = auth_scheme(header, "Bearer"), *tok;
+	return parse_auth_token(header, "Bearer");
+}
+
+const char *
+parse_auth_token(const char *header, const char *scheme)
+{
+	const char *p = auth_scheme(header, scheme), *tok;
 	const char *ret = NULL;
 
 	if (p == NULL || strlen(p) > PARSE_AUTH_MAX)

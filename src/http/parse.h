@@ -29,5 +29,8 @@ size_t http_kvs_count(const struct http_kvs *kvs, const char *name);
 int parse_basic_auth(struct pool *pool, const char *header, char **user_r, char **pass_r);
 /* Bearer token from an Authorization header (RFC 6750 §2.1), or NULL. */
 const char *parse_bearer(const char *header);
+/* The token68 credentials of an Authorization header of scheme (compared
+ * case-insensitively), e.g. "DPoP" (RFC 9449 §7.1), or NULL. */
+const char *parse_auth_token(const char *header, const char *scheme);
 
 #endif

@@ -252,6 +252,34 @@ http_header(const struct http_req *req, const char *name)
 	return MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND, name);
 }
 
+struct header_count {
+	const char *name;
+	size_t n;
+};
+
+static enum MHD_Result
+header_count_cb(void *cls, enum MHD_ValueKind kind, const char *key, const char *value)
+{
+	struct header_count *hc = cls;
+
+	(void)kind;
+	(void)value;
+	if (key != NULL && strcasecmp(key, hc->name) == 0)
+		hc->n++;
+	return MHD_YES;
+}
+
+size_t
+http_header_count(const struct http_req *req, const char *name)
+{
+	struct header_count hc = {.name = name, .n = 0};
+
+	if (req->conn == NULL || name == NULL)
+		return 0;
+	(void)MHD_get_connection_values(req->conn, MHD_HEADER_KIND, header_count_cb, &hc);
+	return hc.n;
+}
+
 struct last_value {
 	const char *name;
 	const char *value;

@@ -184,9 +184,12 @@ client_add(struct isso_app *app, int argc, char **argv)
 	    {"jwks", required_argument, NULL, 'J'},
 	    {"grant-type", required_argument, NULL, 'g'},
 	    {"legacy-api", no_argument, NULL, 'L'},
+	    {"require-par", no_argument, NULL, 'R'},
+	    {"require-dpop", no_argument, NULL, 'D'},
 	    {NULL, 0, NULL, 0},
 	};
 	struct store_client c;
+	json_t *settings = json_object();
 	bool legacy = false;
 	char grants[96] = "";
 	json_t *redirects = json_array(), *logouts = json_array(), *out;
@@ -248,6 +251,12 @@ client_add(struct isso_app *app, int argc, char **argv)
 				ret = fail(2, "--jwks must be a JWK set {\"keys\":[…]}", NULL);
 				goto out;
 			}
+			break;
+		case 'R':
+			json_object_set_new(settings, "require_par", json_true());
+			break;
+		case 'D':
+			json_object_set_new(settings, "require_dpop", json_true());
 			break;
 		case 'g':
 			if (!grant_type_add(grants, sizeof(grants), optarg)) {
@@ -347,13 +356,14 @@ client_add(struct isso_app *app, int argc, char **argv)
 		goto out;
 	}
 	if (legacy)
-		c.settings = json_pack("{s:b}", "legacy_api", 1);
+		json_object_set_new(settings, "legacy_api", json_true());
 	secret_token(16, id);
 	c.client_id = id;
 	c.redirect_uris = redirects;
 	c.post_logout_redirect_uris = logouts;
 	c.status = CLIENT_PENDING;
 	c.created_at = app_now();
+	c.settings = settings;
 	if (strcmp(c.auth_method, "client_secret_basic") == 0 ||
 	    strcmp(c.auth_method, "client_secret_post") == 0) {
 		secret_token(32, secret);
@@ -373,7 +383,88 @@ out:
 	json_decref(redirects);
 	json_decref(logouts);
 	json_decref(c.jwks);
-	json_decref(c.settings);
+	json_decref(settings);
+	return ret;
+}
+
+/* A yes/no option value; false when it is neither. */
+static bool
+yes_no(const char *v, bool *on_r)
+{
+	if (strcmp(v, "yes") == 0 || strcmp(v, "true") == 0)
+		*on_r = true;
+	else if (strcmp(v, "no") == 0 || strcmp(v, "false") == 0)
+		*on_r = false;
+	else
+		return false;
+	return true;
+}
+
+/* issoctl client update ID --require-par yes|no --require-dpop yes|no:
+ * changes the client's registered protocol requirements (its settings
+ * object), keeping any other setting. */
+static int
+client_update(struct isso_app *app, int argc, char **argv)
+{
+	static const struct option opts[] = {
+	    {"require-par", required_argument, NULL, 'R'},
+	    {"require-dpop", required_argument, NULL, 'D'},
+	    {NULL, 0, NULL, 0},
+	};
+	struct store_client *c = NULL;
+	json_t *settings = NULL, *changed = json_object();
+	const char *id;
+	bool on;
+	int opt, ret = 2;
+
+	if (argc < 2 || argv[1][0] == '-') {
+		ret = fail(2,
+		           "usage: issoctl client update ID [--require-par yes|no] "
+		           "[--require-dpop yes|no]",
+		           NULL);
+		goto out;
+	}
+	id = argv[1];
+	optind = 1;
+	while ((opt = getopt_long(argc - 1, argv + 1, "", opts, NULL)) != -1) {
+		if ((opt != 'R' && opt != 'D') || !yes_no(optarg, &on)) {
+			ret = fail(2, "--require-par and --require-dpop take yes or no", NULL);
+			goto out;
+		}
+		json_object_set_new(changed, opt == 'R' ? "require_par" : "require_dpop",
+		                    json_boolean(on));
+	}
+	if (optind < argc - 1 || json_object_size(changed) == 0) {
+		ret = fail(2, "nothing to update: give --require-par or --require-dpop", NULL);
+		goto out;
+	}
+	if (store_client_get(app->store, id, &c) < 0 || c == NULL) {
+		ret = fail(1, "no such client: %s", id);
+		goto out;
+	}
+	settings = json_deep_copy(c->settings);
+	if (!json_is_object(settings)) {
+		json_decref(settings);
+		settings = json_object();
+	}
+	json_object_update(settings, changed);
+	if (store_client_set_settings(app->store, id, settings) < 0) {
+		ret = fail(1, "cannot update the client", NULL);
+		goto out;
+	}
+	admin_audit(app, app_now(), "client_updated",
+	            json_pack("{s:s, s:O}", "client_id", id, "settings", changed));
+	store_client_free(c);
+	c = NULL;
+	if (store_client_get(app->store, id, &c) < 0 || c == NULL) {
+		ret = fail(1, "no such client: %s", id);
+		goto out;
+	}
+	ret = emit(client_json(c));
+out:
+	store_client_free(c);
+	json_decref(settings);
+	json_decref(changed);
 	return ret;
 }
 
@@ -457,6 +548,8 @@ client_cmd(struct isso_app *app, int argc, char **argv)
 
 	if (strcmp(sub, "add") == 0)
 		return client_add(app, argc - 1, argv + 1);
+	if (strcmp(argv[1], "update") == 0)
+		return client_update(app, argc - 1, argv + 1);
 	if (strcmp(sub, "approve") == 0)
 		return client_status(app, argc > 2 ? argv[2] : NULL, CLIENT_APPROVED,
 		                     "client_approved");
@@ -498,7 +591,7 @@ client_cmd(struct isso_app *app, int argc, char **argv)
 	if (strcmp(sub, "legacy-api") == 0 && argc > 3)
 		return client_legacy_api(app, argv[2], argv[3]);
 	return fail(2,
-	            "usage: issoctl client add|list|show|approve|suspend|rotate-secret|"
+	            "usage: issoctl client add|update|list|show|approve|suspend|rotate-secret|"
 	            "legacy-api ID on|off",
 	            NULL);
 }

@@ -326,6 +326,20 @@ out:
 	return ret;
 }
 
+bool
+jose_jwk_has_private(const json_t *jwk)
+{
+	size_t i;
+
+	if (!json_is_object(jwk))
+		return true;
+	for (i = 0; i < ISSO_N_ELEMENTS(jose_private_members); i++) {
+		if (json_object_get(jwk, jose_private_members[i]) != NULL)
+			return true;
+	}
+	return false;
+}
+
 int
 jose_key_generate(const char *alg, char **jwk_r, char **kid_r)
 {

@@ -20,6 +20,10 @@ int jose_key_generate(const char *alg, char **jwk_r, char **kid_r);
  * or ISSO_ERR_INVALID. */
 int jose_jwk_thumbprint(const json_t *jwk, char out[44]);
 
+/* True when a JWK (JSON object) carries any private or symmetric key
+ * member (RFC 7518 §6: d, p, q, dp, dq, qi, k) or is not an object. */
+bool jose_jwk_has_private(const json_t *jwk);
+
 struct jose_keyset *jose_keyset_new(void);
 void jose_keyset_free(struct jose_keyset *ks);
 /* Adds a private JWK (text). The newest active key of each alg signs; every

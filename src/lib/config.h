@@ -40,6 +40,7 @@ struct isso_config {
 		int id_token_ttl;      /* 600 */
 		int session_ttl;       /* browser SSO session, 8 hours */
 		int txn_ttl;           /* an unfinished login, 15 minutes */
+		int par_ttl;           /* a pushed authorization request, 60 */
 	} oidc;
 	struct {
 		int ip_rate_per_min; /* login / OTP attempts per client address per minute, 30 */

@@ -254,6 +254,8 @@ oidc_code_redirect(struct isso_app *app, struct http_req *req, json_t *request, 
 		json_object_set(data, "legacy", json_object_get(request, "legacy"));
 		json_object_set(data, "legacy_scope", json_object_get(request, "legacy_scope"));
 	}
+	if (json_object_get(request, "dpop_jkt") != NULL)
+		json_object_set(data, "dpop_jkt", json_object_get(request, "dpop_jkt"));
 	memset(&t, 0, sizeof(t));
 	t.hash = hash;
 	t.kind = TOKEN_CODE;

@@ -331,7 +331,7 @@ legacy_tokens_send(struct isso_app *app, struct http_req *req, const struct stor
                    const struct store_token *t)
 {
 	json_t *rep = oidc_tokens_issue(app, c, t->grant_id, t->uuid, t->sid, t->scope, t->scope,
-	                                t->data, false);
+	                                t->data, false, "");
 
 	if (rep == NULL) {
 		oidc_json_error(req, 503, "temporarily_unavailable", NULL);

@@ -68,10 +68,12 @@ char *oidc_legacy_scope_granted(struct pool *pool, const char *legacy_scope, con
 /* Issues access (+ refresh, + ID) tokens for a grant: the token response
  * as a new object, NULL on a store or signing failure. data carries
  * auth_time, loa, amr, sid, claims (sealed), nonce and, for the legacy
- * API, legacy and legacy_scope. */
+ * API, legacy and legacy_scope. jkt: the DPoP key's thumbprint ("" for
+ * none) that the access token, and a public client's refresh token, are
+ * bound to (RFC 9449 §5). */
 json_t *oidc_tokens_issue(struct isso_app *app, const struct store_client *c, const char *grant,
                           const char *uuid, const char *sid, const char *scope,
-                          const char *grant_scope, json_t *data, bool with_nonce);
+                          const char *grant_scope, json_t *data, bool with_nonce, const char *jkt);
 /* Marks a code or refresh token used. The loser of a race, or a replay,
  * revokes the whole grant and is answered invalid_grant (false). */
 bool oidc_use_once(struct isso_app *app, struct http_req *req, const struct store_token *t,
@@ -141,6 +143,38 @@ void oidc_backchannel_logout(struct isso_app *app, const char *uuid, const char 
                              json_t *clients);
 /* Starts / stops the back-channel sender on app->workers (logout.c). */
 int oidc_backchannel_start(struct isso_app *app);
+
+/* ---- DPoP (RFC 9449), dpop.c ---- */
+
+/* How old (seconds) and how far in the future a proof's iat may be. */
+#define OIDC_DPOP_IAT_PAST   60
+#define OIDC_DPOP_IAT_FUTURE 5
+
+/* The proof algorithms accepted (NULL-terminated). */
+extern const char *const oidc_dpop_algs[];
+
+/* Checks the DPoP header of req (RFC 9449 §4.3): exactly one compact JWT
+ * with typ dpop+jwt, an accepted alg, a public jwk that verifies it, jti,
+ * htm and htu of this request (against the issuer's URL of this path),
+ * iat within the window, and, when access_token is not NULL, ath of it;
+ * each jti once per key across nodes. Returns 0 with jkt_r the key's RFC
+ * 7638 thumbprint, or with jkt_r "" when the request has no DPoP header;
+ * ISSO_ERR_INVALID (bad proof) or ISSO_ERR_STORE with *why_r (static). */
+int oidc_dpop_check(struct isso_app *app, struct http_req *req, const char *access_token,
+                    char jkt_r[44], const char **why_r);
+/* RFC 9449 §4.2 ath: base64url of SHA-256 of the access token. */
+void oidc_dpop_ath(const char *access_token, char out[44]);
+/* Normalises an absolute http(s) URL for the htu comparison (RFC 9449
+ * §4.3, RFC 3986 §6.2.2–6.2.3): lower-case scheme and host, no default or
+ * empty port, "/" for an empty path, percent-encoding in upper case with
+ * unreserved characters decoded, query and fragment dropped. False (out
+ * "") for anything else, user-info included, or when out (size n) is too
+ * small. */
+bool oidc_dpop_htu_normalize(const char *url, char *out, size_t n);
+
+/* A registered per-client flag of its settings object (e.g.
+ * "require_par", "require_dpop"); false unless it is JSON true. */
+bool oidc_client_flag(const struct store_client *c, const char *name);
 
 /* Logs a security event (JSON line, level warn): event with the request's
  * client address and the given string fields (NULL-terminated pairs);

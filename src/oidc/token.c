@@ -399,7 +399,7 @@ token_put(struct isso_app *app, int kind, const char *grant, const struct store_
 json_t *
 oidc_tokens_issue(struct isso_app *app, const struct store_client *c, const char *grant,
                   const char *uuid, const char *sid, const char *scope, const char *grant_scope,
-                  json_t *data, bool with_nonce)
+                  json_t *data, bool with_nonce, const char *jkt)
 {
 	const struct isso_config *cfg = app->cfg;
 	char access[44], refresh[44], sub[44], at_hash[64];
@@ -414,11 +414,14 @@ oidc_tokens_issue(struct isso_app *app, const struct store_client *c, const char
 		json_object_set(tdata, "legacy", json_object_get(data, "legacy"));
 		json_object_set(tdata, "legacy_scope", json_object_get(data, "legacy_scope"));
 	}
+	if (jkt[0] != '\0')
+		json_object_set_new(tdata, "jkt", json_string(jkt));
 	if (token_put(app, TOKEN_ACCESS, grant, c, uuid, sid, scope, tdata,
 	              cfg->oidc.access_token_ttl, access) < 0)
 		goto fail;
-	rep = json_pack("{s:s, s:s, s:i, s:s}", "access_token", access, "token_type", "Bearer",
-	                "expires_in", cfg->oidc.access_token_ttl, "scope", scope);
+	rep = json_pack("{s:s, s:s, s:i, s:s}", "access_token", access, "token_type",
+	                jkt[0] != '\0' ? "DPoP" : "Bearer", "expires_in",
+	                cfg->oidc.access_token_ttl, "scope", scope);
 	if (uuid != NULL && client_grant(c, "refresh_token")) {
 		/* Without offline_access (OIDC Core §11) a refresh token lives
 		 * no longer than the single sign-on session; none at all when
@@ -435,6 +438,12 @@ oidc_tokens_issue(struct isso_app *app, const struct store_client *c, const char
 			json_object_del(rdata, "redirect_uri");
 			json_object_del(rdata, "redirect_uri_given");
 			json_object_del(rdata, "code_challenge");
+			json_object_del(rdata, "dpop_jkt");
+			/* A confidential client's refresh token is bound by
+			 * its authentication; a public client's to the key. */
+			json_object_del(rdata, "jkt");
+			if (c->public_client && jkt[0] != '\0')
+				json_object_set_new(rdata, "jkt", json_string(jkt));
 			if (offline)
 				json_object_set_new(rdata, "offline", json_true());
 			/* RFC 6749 §6: the new refresh token keeps the grant's
@@ -478,10 +487,10 @@ fail:
 static void
 issue_tokens(struct isso_app *app, struct http_req *req, const struct store_client *c,
              const char *grant, const char *uuid, const char *sid, const char *scope,
-             const char *grant_scope, json_t *data, bool with_nonce)
+             const char *grant_scope, json_t *data, bool with_nonce, const char *jkt)
 {
 	json_t *rep =
-	    oidc_tokens_issue(app, c, grant, uuid, sid, scope, grant_scope, data, with_nonce);
+	    oidc_tokens_issue(app, c, grant, uuid, sid, scope, grant_scope, data, with_nonce, jkt);
 
 	if (rep == NULL)
 		oidc_json_error(req, 503, "temporarily_unavailable", NULL);
@@ -507,8 +516,30 @@ oidc_use_once(struct isso_app *app, struct http_req *req, const struct store_tok
 	return won;
 }
 
+/* A token request's DPoP key (jkt, "" for none) against the key its code
+ * or refresh token was bound to (want, NULL for none); false after
+ * answering invalid_dpop_proof (RFC 9449 §5, §10). */
+static bool
+dpop_key_matches(struct http_req *req, const struct store_client *c, const char *grant_type,
+                 const char *want, const char *jkt)
+{
+	if (want == NULL)
+		return true;
+	if (jkt[0] == '\0') {
+		grant_refused(req, c, grant_type, "invalid_dpop_proof",
+		              "the grant is bound to a DPoP key: a DPoP proof is required");
+		return false;
+	}
+	if (strcmp(want, jkt) != 0) {
+		grant_refused(req, c, grant_type, "invalid_dpop_proof",
+		              "the DPoP proof is signed by another key than the grant is bound to");
+		return false;
+	}
+	return true;
+}
+
 static void
-grant_code(struct isso_app *app, struct http_req *req, struct store_client *c)
+grant_code(struct isso_app *app, struct http_req *req, struct store_client *c, const char *jkt)
 {
 	const char *code = http_form(req, "code");
 	const char *uri = http_form(req, "redirect_uri");
@@ -564,7 +595,11 @@ grant_code(struct isso_app *app, struct http_req *req, struct store_client *c)
 		              "no code_challenge was sent");
 		goto out;
 	}
-	issue_tokens(app, req, c, t->grant_id, t->uuid, t->sid, t->scope, t->scope, t->data, true);
+	if (!dpop_key_matches(req, c, "authorization_code",
+	                      json_string_value(json_object_get(t->data, "dpop_jkt")), jkt))
+		goto out;
+	issue_tokens(app, req, c, t->grant_id, t->uuid, t->sid, t->scope, t->scope, t->data, true,
+	             jkt);
 out:
 	store_token_free(t);
 }
@@ -590,7 +625,7 @@ scope_subset(const char *sub, const char *scope)
 }
 
 static void
-grant_refresh(struct isso_app *app, struct http_req *req, struct store_client *c)
+grant_refresh(struct isso_app *app, struct http_req *req, struct store_client *c, const char *jkt)
 {
 	const char *value = http_form(req, "refresh_token");
 	const char *scope = http_form(req, "scope");
@@ -623,20 +658,26 @@ grant_refresh(struct isso_app *app, struct http_req *req, struct store_client *c
 		              "scope exceeds the original grant");
 		goto out;
 	}
+	/* Before it is used up: a thief without the key must not be able to
+	 * spend the holder's refresh token. */
+	if (!dpop_key_matches(req, c, "refresh_token",
+	                      json_string_value(json_object_get(t->data, "jkt")), jkt))
+		goto out;
 	/* Reuse of a rotated refresh token: someone holds a copy, so the
 	 * whole family goes (OAuth 2.0 Security BCP §4.14). */
 	if (!oidc_use_once(app, req, t, c, "refresh_token_reused",
 	                   "unknown, expired or revoked token"))
 		goto out;
 	issue_tokens(app, req, c, t->grant_id, t->uuid, t->sid, scope != NULL ? scope : t->scope,
-	             t->scope, t->data, false);
+	             t->scope, t->data, false, jkt);
 out:
 	free(consented);
 	store_token_free(t);
 }
 
 static void
-grant_client_credentials(struct isso_app *app, struct http_req *req, struct store_client *c)
+grant_client_credentials(struct isso_app *app, struct http_req *req, struct store_client *c,
+                         const char *jkt)
 {
 	const char *scope = http_form(req, "scope");
 	char grant[44];
@@ -662,7 +703,7 @@ grant_client_credentials(struct isso_app *app, struct http_req *req, struct stor
 	}
 	secret_token(16, grant);
 	issue_tokens(app, req, c, grant, NULL, NULL, scope != NULL ? scope : "",
-	             scope != NULL ? scope : "", data, false);
+	             scope != NULL ? scope : "", data, false, jkt);
 out:
 	json_decref(data);
 }
@@ -672,8 +713,10 @@ token_endpoint(struct http_req *req, void *ctx)
 {
 	struct isso_app *app = ctx;
 	const char *type = http_header(req, "Content-Type");
-	const char *grant_type;
+	const char *grant_type, *why = NULL;
 	struct store_client *c = NULL;
+	char jkt[44];
+	int ret;
 
 	if (type == NULL || strncasecmp(type, "application/x-www-form-urlencoded", 33) != 0) {
 		oidc_json_error(req, 400, "invalid_request",
@@ -698,18 +741,33 @@ token_endpoint(struct http_req *req, void *ctx)
 	if (!client_grant(c, grant_type)) {
 		grant_refused(req, c, grant_type, "unauthorized_client",
 		              "grant type not registered for this client");
-		store_client_free(c);
-		return;
+		goto out;
+	}
+	/* RFC 9449 §5: a valid proof binds the tokens to its key. */
+	ret = oidc_dpop_check(app, req, NULL, jkt, &why);
+	if (ret == ISSO_ERR_INVALID) {
+		grant_refused(req, c, grant_type, "invalid_dpop_proof", why);
+		goto out;
+	}
+	if (ret < 0) {
+		oidc_json_error(req, 503, "temporarily_unavailable", NULL);
+		goto out;
+	}
+	if (jkt[0] == '\0' && oidc_client_flag(c, "require_dpop")) {
+		grant_refused(req, c, grant_type, "invalid_dpop_proof",
+		              "this client must send a DPoP proof");
+		goto out;
 	}
 	if (strcmp(grant_type, "authorization_code") == 0)
-		grant_code(app, req, c);
+		grant_code(app, req, c, jkt);
 	else if (strcmp(grant_type, "refresh_token") == 0)
-		grant_refresh(app, req, c);
+		grant_refresh(app, req, c, jkt);
 	else
-		grant_client_credentials(app, req, c);
+		grant_client_credentials(app, req, c, jkt);
 	/* grant_type is one of the three above: a bounded label */
 	if (http_response_status(req) == 200)
 		metrics_token_issued(grant_type);
+out:
 	store_client_free(c);
 }
 

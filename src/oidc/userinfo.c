@@ -13,19 +13,28 @@
 #include "oidc/oidc-private.h"
 #include "store/store.h"
 
+#define DPOP_ALGS_TEXT "ES256 RS256 PS256"
+
+/* Answers a refused resource request with a challenge of scheme ("Bearer"
+ * or "DPoP", RFC 6750 §3, RFC 9449 §7.1); with no error, both schemes are
+ * offered. */
 static void
-bearer_error(struct http_req *req, int status, const char *error, const char *description)
+auth_error(struct http_req *req, const char *scheme, int status, const char *error,
+           const char *description)
 {
 	struct pool *pool = http_pool(req);
+	const char *algs = strcmp(scheme, "DPoP") == 0 ? ", algs=\"" DPOP_ALGS_TEXT "\"" : "";
 
 	if (error == NULL)
-		http_set_header(req, "WWW-Authenticate", "Bearer realm=\"isso\"");
+		http_set_header(req, "WWW-Authenticate",
+		                "Bearer realm=\"isso\", DPoP realm=\"isso\", algs=\"" DPOP_ALGS_TEXT
+		                "\"");
 	else
 		http_set_header(req, "WWW-Authenticate",
 		                pool_printf(pool,
-		                            "Bearer realm=\"isso\", error=\"%s\", "
-		                            "error_description=\"%s\"",
-		                            error, description));
+		                            "%s realm=\"isso\", error=\"%s\", "
+		                            "error_description=\"%s\"%s",
+		                            scheme, error, description, algs));
 	if (error == NULL)
 		http_send(req, status, "text/plain; charset=utf-8", "", 0);
 	else
@@ -33,18 +42,27 @@ bearer_error(struct http_req *req, int status, const char *error, const char *de
 }
 
 static void
+bearer_error(struct http_req *req, int status, const char *error, const char *description)
+{
+	auth_error(req, "Bearer", status, error, description);
+}
+
+static void
 userinfo(struct http_req *req, void *ctx)
 {
 	struct isso_app *app = ctx;
 	const char *header = http_header(req, "Authorization");
-	const char *from_header = header != NULL ? parse_bearer(header) : NULL;
+	const char *from_bearer = header != NULL ? parse_bearer(header) : NULL;
+	const char *from_dpop = header != NULL ? parse_auth_token(header, "DPoP") : NULL;
+	const char *from_header = from_bearer != NULL ? from_bearer : from_dpop;
 	const char *from_body =
 	    http_method(req) == HTTP_POST ? http_form(req, "access_token") : NULL;
-	const char *value;
+	const char *value, *bound, *why = NULL;
 	struct store_token *t = NULL;
 	struct store_client *c = NULL;
 	json_t *claims = NULL;
-	char sub[44];
+	char sub[44], jkt[44];
+	int ret;
 
 	/* RFC 6750 §2: exactly one way of sending the token. */
 	if (from_header != NULL && from_body != NULL) {
@@ -62,8 +80,39 @@ userinfo(struct http_req *req, void *ctx)
 	}
 	t = oidc_token_lookup(app, value);
 	if (t == NULL || t->kind != TOKEN_ACCESS || t->revoked) {
-		bearer_error(req, 401, "invalid_token", "unknown, expired or revoked token");
+		auth_error(req, from_dpop != NULL ? "DPoP" : "Bearer", 401, "invalid_token",
+		           "unknown, expired or revoked token");
 		goto out;
+	}
+	/* RFC 9449 §7: a DPoP-bound token only with the DPoP scheme and a
+	 * proof of its key for this request; a Bearer token never as DPoP. */
+	bound = json_string_value(json_object_get(t->data, "jkt"));
+	if (bound != NULL && from_dpop == NULL) {
+		auth_error(req, "DPoP", 401, "invalid_token",
+		           "the token is DPoP-bound: use the DPoP scheme with a proof");
+		goto out;
+	}
+	if (bound == NULL && from_dpop != NULL) {
+		auth_error(req, "DPoP", 401, "invalid_token", "the token is not DPoP-bound");
+		goto out;
+	}
+	if (bound != NULL) {
+		ret = oidc_dpop_check(app, req, value, jkt, &why);
+		if (ret == ISSO_ERR_INVALID || (ret == 0 && jkt[0] == '\0')) {
+			auth_error(req, "DPoP", 401, "invalid_dpop_proof",
+			           why != NULL ? why : "DPoP proof missing");
+			goto out;
+		}
+		if (ret < 0) {
+			oidc_json_error(req, 503, "temporarily_unavailable", NULL);
+			goto out;
+		}
+		if (strcmp(jkt, bound) != 0) {
+			auth_error(req, "DPoP", 401, "invalid_dpop_proof",
+			           "the DPoP proof is signed by another key than the token is "
+			           "bound to");
+			goto out;
+		}
 	}
 	if (t->uuid == NULL || !scope_has(t->scope, "openid")) {
 		bearer_error(req, 403, "insufficient_scope", "the token carries no openid scope");
@@ -125,7 +174,7 @@ introspect(struct http_req *req, void *ctx)
 	struct isso_app *app = ctx;
 	struct store_client *c = oidc_client_auth(app, req);
 	struct store_token *t = NULL;
-	const char *value;
+	const char *value, *bound;
 	json_t *o;
 	char sub[44];
 
@@ -142,10 +191,16 @@ introspect(struct http_req *req, void *ctx)
 		http_send_json(req, 200, json_pack("{s:b}", "active", 0));
 		goto out;
 	}
+	bound = json_string_value(json_object_get(t->data, "jkt"));
 	o = json_pack("{s:b, s:s, s:s, s:I, s:I, s:s, s:s}", "active", 1, "scope", t->scope,
 	              "client_id", t->client_id, "exp", (json_int_t)t->expires_at, "iat",
 	              (json_int_t)t->created_at, "iss", app->issuer, "token_type",
-	              t->kind == TOKEN_ACCESS ? "Bearer" : "refresh_token");
+	              t->kind != TOKEN_ACCESS ? "refresh_token"
+	              : bound != NULL         ? "DPoP"
+	                                      : "Bearer");
+	/* RFC 9449 §6.2: the key the token is bound to. */
+	if (bound != NULL)
+		json_object_set_new(o, "cnf", json_pack("{s:s}", "jkt", bound));
 	if (t->uuid != NULL)
 		json_object_set_new(o, "sub",
 		                    json_string(oidc_sub(app, t->client_id, t->uuid, sub)));
@@ -220,6 +275,15 @@ oidc_discovery_build(struct isso_app *app)
 	json_object_set_new(d, "introspection_endpoint", json_sprintf("%s/introspect", iss));
 	json_object_set_new(d, "end_session_endpoint", json_sprintf("%s/logout", iss));
 	json_object_set_new(d, "authorization_response_iss_parameter_supported", json_true());
+	/* RFC 9126 §5: PAR is available to all and required per client. */
+	json_object_set_new(d, "pushed_authorization_request_endpoint",
+	                    json_sprintf("%s/par", iss));
+	json_object_set_new(d, "require_pushed_authorization_requests", json_false());
+	/* RFC 9449 §5.1. */
+	extra = json_array();
+	for (const char *const *a = oidc_dpop_algs; *a != NULL; a++)
+		json_array_append_new(extra, json_string(*a));
+	json_object_set_new(d, "dpop_signing_alg_values_supported", extra);
 	extra = json_pack("[s,s,s,s,s,s]", "phone_number_verified", "email_verified", "birthdate",
 	                  "address", "member_level", "organization");
 	json_array_extend(json_object_get(d, "claims_supported"), extra);

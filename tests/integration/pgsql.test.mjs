@@ -5,9 +5,11 @@
 // working again. The cluster is a throwaway one (lib/pgsql.mjs).
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
+import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import * as client from 'openid-client';
+import * as jose from 'jose';
 import { startStack, HttpAgent, redirectParams, limit, REPO } from './lib/harness.mjs';
 import { Postgres } from './lib/pgsql.mjs';
 
@@ -82,6 +84,37 @@ test('a full login with openid-client, every row in PostgreSQL', T, async () => 
   assert.ok(Number(pg.psql('SELECT count(*) FROM signing_keys')) >= 2, 'signing keys stored');
   assert.ok(Number(pg.psql('SELECT count(*) FROM audit')) >= 1, 'audit rows stored');
   assert.equal(fs.existsSync(path.join(stack.tmp, 'isso.db')), false);
+});
+
+test('PAR and DPoP on PostgreSQL: request_uri once, each proof once, the binding kept', T, async () => {
+  const md = await stack.metadata();
+  const key = await jose.generateKeyPair('ES256', { extractable: true });
+  const jwk = await jose.exportJWK(key.publicKey);
+  const dpop = client.getDPoPHandle(cfg, key);
+  const verifier = client.randomPKCECodeVerifier();
+  const state = client.randomState();
+  const url = await client.buildAuthorizationUrlWithPAR(cfg, {
+    redirect_uri: RP, scope: 'openid profile', state,
+    code_challenge: await client.calculatePKCECodeChallenge(verifier), code_challenge_method: 'S256',
+  }, { DPoP: dpop });
+  const cb = await new HttpAgent().loginViaPages({ authorizeUrl: url, account: user.account, password: user.password });
+  const tokens = await client.authorizationCodeGrant(cfg, new URL(cb), { pkceCodeVerifier: verifier, expectedState: state },
+    undefined, { DPoP: dpop });
+  assert.match(tokens.token_type, /^dpop$/i);
+  assert.equal((await fetchText(url.href)).status, 400, 'the request_uri was used up');
+  const at = tokens.access_token;
+  const proof = await new jose.SignJWT({
+    htm: 'GET', htu: md.userinfo_endpoint, iat: Math.floor(Date.now() / 1000), jti: crypto.randomUUID(),
+    ath: crypto.createHash('sha256').update(at).digest('base64url'),
+  }).setProtectedHeader({ alg: 'ES256', typ: 'dpop+jwt', jwk }).sign(key.privateKey);
+  const headers = { authorization: `DPoP ${at}`, dpop: proof };
+  assert.equal((await fetchText(md.userinfo_endpoint, { headers })).status, 200);
+  const replayed = await fetchText(md.userinfo_endpoint, { headers });
+  assert.equal(replayed.status, 401);
+  assert.match(replayed.headers.get('www-authenticate') || '', /invalid_dpop_proof/);
+  assert.equal((await fetchText(md.userinfo_endpoint, { headers: { authorization: `Bearer ${at}` } })).status, 401);
+  assert.ok(Number(pg.psql("SELECT count(*) FROM eph WHERE kind = 'dpop_jti'")) >= 3, 'proof jtis in PostgreSQL');
+  assert.equal(Number(pg.psql("SELECT count(*) FROM eph WHERE kind = 'par'")), 0, 'the pushed request was taken');
 });
 
 test('PostgreSQL restarted mid-way: 503 meanwhile, recovery without restarting issod', T, async () => {

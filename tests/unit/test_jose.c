@@ -216,6 +216,32 @@ sign_text(const struct jose_keyset *ks, const char *alg, const char *typ, const 
 }
 
 static void
+test_jwk_has_private(void **state)
+{
+	static const char *const private_keys[] = {
+	    "{\"kty\":\"EC\",\"crv\":\"P-256\",\"x\":\"AA\",\"y\":\"AA\",\"d\":\"AA\"}",
+	    "{\"kty\":\"RSA\",\"n\":\"AA\",\"e\":\"AQAB\",\"p\":\"AA\"}",
+	    "{\"kty\":\"RSA\",\"n\":\"AA\",\"e\":\"AQAB\",\"qi\":\"AA\"}",
+	    "{\"kty\":\"oct\",\"k\":\"AAAA\"}",
+	    "[]",
+	};
+	json_t *j = load(rfc7638_key);
+
+	(void)state;
+	assert_false(jose_jwk_has_private(j));
+	json_decref(j);
+	j = load("{\"kty\":\"EC\",\"crv\":\"P-256\",\"x\":\"AA\",\"y\":\"AA\"}");
+	assert_false(jose_jwk_has_private(j));
+	json_decref(j);
+	for (size_t i = 0; i < sizeof(private_keys) / sizeof(private_keys[0]); i++) {
+		j = load(private_keys[i]);
+		assert_true(jose_jwk_has_private(j));
+		json_decref(j);
+	}
+	assert_true(jose_jwk_has_private(NULL));
+}
+
+static void
 test_thumbprint_rfc7638(void **state)
 {
 	json_t *j = load(rfc7638_key);
@@ -1108,6 +1134,7 @@ main(void)
 	    cmocka_unit_test(test_rsa_signature_length),
 	    cmocka_unit_test(test_half_hash),
 	    cmocka_unit_test(test_pkce),
+	    cmocka_unit_test(test_jwk_has_private),
 	    cmocka_unit_test(test_threads),
 	    cmocka_unit_test(test_swap_under_signers),
 	};

@@ -237,6 +237,14 @@ test_bearer(void **state)
 	assert_null(parse_bearer("Basic abc"));
 	assert_null(parse_bearer("Bearerabc"));
 	assert_null(parse_bearer(NULL));
+	/* Other token68 schemes (RFC 9449 §7.1 DPoP) by name. */
+	assert_string_equal(parse_auth_token("DPoP abc-_.~+/=", "DPoP"), "abc-_.~+/=");
+	assert_string_equal(parse_auth_token("dpop tok", "DPoP"), "tok");
+	assert_null(parse_auth_token("Bearer tok", "DPoP"));
+	assert_null(parse_auth_token("DPoP tok", "Bearer"));
+	assert_null(parse_auth_token("DPoPtok", "DPoP"));
+	assert_null(parse_auth_token("DPoP a b", "DPoP"));
+	assert_null(parse_auth_token("DPoP ", "DPoP"));
 }
 
 static void

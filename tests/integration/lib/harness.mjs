@@ -474,7 +474,8 @@ export class Stack {
   /**
    * issoctl client add + approve. Options: name, redirectUris (array),
    * scope, purpose, postLogoutRedirectUri, backchannelLogoutUri, public,
-   * idTokenAlg, authMethod, jwksUri, jwks (object or JSON text).
+   * idTokenAlg, authMethod, jwksUri, jwks (object or JSON text),
+   * grantTypes, requirePar, requireDpop (the per-client PAR / DPoP flags).
    * Returns the add output ({client_id, client_secret?, …}) plus .approved.
    */
   async registerClient(o = {}) {
@@ -491,6 +492,8 @@ export class Stack {
     if (o.jwksUri) args.push('--jwks-uri', o.jwksUri);
     if (o.jwks) args.push('--jwks', typeof o.jwks === 'string' ? o.jwks : JSON.stringify(o.jwks));
     for (const g of o.grantTypes ?? []) args.push('--grant-type', g);
+    if (o.requirePar) args.push('--require-par');
+    if (o.requireDpop) args.push('--require-dpop');
     const added = await this.issoctl(args);
     if (!added || typeof added.client_id !== 'string') {
       throw new Error(`issoctl client add printed no client_id: ${JSON.stringify(added)}`);
