@@ -1932,3 +1932,21 @@ const struct store_driver store_driver_sqlite = {
     .ping = ss_ping,
     SS_DRIVER_OPS,
 };
+
+#ifdef HAVE_LIBPQ
+static int
+ss_open_pgsql(const char *dsn, const char *migrations_dir, struct store_backend **backend_r,
+              const char **error_r)
+{
+	return ss_open(&store_driver_pgsql, &sql_dialect_pgsql, dsn, migrations_dir, backend_r,
+	               error_r);
+}
+
+/* Readiness is a query (store_ping's schema version). */
+const struct store_driver store_driver_pgsql = {
+    .name = "postgresql",
+    .open = ss_open_pgsql,
+    .ping = NULL,
+    SS_DRIVER_OPS,
+};
+#endif
