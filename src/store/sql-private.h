@@ -12,7 +12,8 @@ struct sql_db {
 	const struct sql_dialect *dialect;
 	char *dsn; /* may hold a password: wiped on close */
 	const struct sql_statement *stmts;
-	char **sql; /* per statement: the dialect's text, translated */
+	char **sql;             /* per statement: the dialect's text, translated */
+	unsigned int *n_params; /* per statement: its highest placeholder */
 	unsigned int n_stmts;
 
 	pthread_mutex_t lock;

@@ -13,10 +13,12 @@
 
 /* ---- statement texts ---- */
 
-int
-sql_translate(const char *sql, char mark, char **out_r)
+/* sql_translate; *max_r gets the highest placeholder number. */
+static int
+sql_translate_count(const char *sql, char mark, char **out_r, unsigned int *max_r)
 {
 	size_t len = strlen(sql), o = 0;
+	unsigned int max = 0;
 	char *out = xmalloc(len + 1), quote = '\0';
 	const char *p = sql;
 
@@ -45,6 +47,8 @@ sql_translate(const char *sql, char mark, char **out_r)
 			}
 			if (digits == 0 || n == 0 || n > 99 || (*p >= '0' && *p <= '9'))
 				goto fail;
+			if (n > max)
+				max = n;
 			continue;
 		}
 		out[o++] = *p++;
@@ -53,10 +57,19 @@ sql_translate(const char *sql, char mark, char **out_r)
 		goto fail;
 	out[o] = '\0';
 	*out_r = out;
+	*max_r = max;
 	return 0;
 fail:
 	free(out);
 	return ISSO_ERR_INVALID;
+}
+
+int
+sql_translate(const char *sql, char mark, char **out_r)
+{
+	unsigned int max;
+
+	return sql_translate_count(sql, mark, out_r, &max);
 }
 
 static const char *
@@ -70,6 +83,18 @@ sql_variant(const struct sql_dialect *dialect, const struct sql_statement *s)
 }
 
 /* ---- the database ---- */
+
+const struct sql_dialect *
+sql_dialect_find(const char *name)
+{
+	if (strcmp(name, sql_dialect_sqlite.name) == 0)
+		return &sql_dialect_sqlite;
+#ifdef HAVE_LIBPQ
+	if (strcmp(name, sql_dialect_pgsql.name) == 0)
+		return &sql_dialect_pgsql;
+#endif
+	return NULL;
+}
 
 void
 sql_db_close(struct sql_db *db)
@@ -93,6 +118,7 @@ sql_db_close(struct sql_db *db)
 	for (unsigned int i = 0; db->sql != NULL && i < db->n_stmts; i++)
 		free(db->sql[i]);
 	free(db->sql);
+	free(db->n_params);
 	if (db->dsn != NULL)
 		xfree_secret(db->dsn);
 	free(db);
@@ -111,13 +137,15 @@ sql_db_open(const struct sql_dialect *dialect, const char *dsn, const struct sql
 	db->stmts = stmts;
 	db->n_stmts = n_stmts;
 	db->sql = xcalloc(n_stmts > 0 ? n_stmts : 1, sizeof(*db->sql));
+	db->n_params = xcalloc(n_stmts > 0 ? n_stmts : 1, sizeof(*db->n_params));
 	db->max_conns = 1;
 	pthread_mutex_init(&db->lock, NULL);
 	pthread_cond_init(&db->cond, NULL);
 	for (unsigned int i = 0; i < n_stmts; i++) {
 		const char *text = sql_variant(dialect, &stmts[i]);
 
-		ret = text != NULL ? sql_translate(text, dialect->placeholder, &db->sql[i])
+		ret = text != NULL ? sql_translate_count(text, dialect->placeholder, &db->sql[i],
+		                                         &db->n_params[i])
 		                   : ISSO_ERR_INVALID;
 		if (ret < 0) {
 			*error_r = store_error_fmt("statement %s: bad placeholders",

@@ -31,6 +31,10 @@ extern const struct sql_dialect sql_dialect_sqlite;
 extern const struct sql_dialect sql_dialect_pgsql;
 #endif
 
+/* The dialect named "sqlite" or "postgresql"; NULL when it is unknown or
+ * not built in. */
+const struct sql_dialect *sql_dialect_find(const char *name);
+
 /* One statement of a database's table, found by its index there. */
 struct sql_statement {
 	const char *name; /* the operation, for logs */

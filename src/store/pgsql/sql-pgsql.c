@@ -36,7 +36,7 @@
 
 struct pg_stmt {
 	struct sql_stmt base;
-	int n; /* parameters: the highest bound */
+	int n; /* parameters: the statement's (unbound ones are NULL) */
 	const char *v[PG_MAX_PARAMS];
 	char buf[PG_MAX_PARAMS][24];
 	PGresult *res;
@@ -187,7 +187,6 @@ pg_reset(struct sql_stmt *base)
 	PQclear(s->res);
 	s->res = NULL;
 	memset(s->v, 0, sizeof(s->v));
-	s->n = 0;
 	s->executed = false;
 	s->row = -1;
 	s->n_rows = 0;
@@ -297,9 +296,15 @@ pg_prepare(struct sql_conn *base, unsigned int id, struct sql_stmt **stmt_r)
 	struct pg_conn *c = (struct pg_conn *)base;
 	struct pg_stmt *s = &c->stmts[id];
 
+	if (base->db->n_params[id] > PG_MAX_PARAMS) {
+		log_error("store_pgsql_error", "op", base->db->stmts[id].name, "detail",
+		          "too many parameters", NULL);
+		return ISSO_ERR_INVALID;
+	}
 	s->base.conn = base;
 	s->base.id = id;
 	pg_reset(&s->base);
+	s->n = (int)base->db->n_params[id];
 	*stmt_r = &s->base;
 	return 0;
 }
@@ -307,13 +312,11 @@ pg_prepare(struct sql_conn *base, unsigned int id, struct sql_stmt **stmt_r)
 static int
 pg_bind_slot(struct pg_stmt *s, int i)
 {
-	if (i < 1 || i > PG_MAX_PARAMS) {
+	if (i < 1 || i > s->n) {
 		log_error("store_pgsql_error", "op", pg_op(&s->base), "detail",
 		          "parameter out of range", NULL);
 		return ISSO_ERR_INVALID;
 	}
-	if (i > s->n)
-		s->n = i;
 	return 0;
 }
 
