@@ -84,18 +84,6 @@ sql_variant(const struct sql_dialect *dialect, const struct sql_statement *s)
 
 /* ---- the database ---- */
 
-const struct sql_dialect *
-sql_dialect_find(const char *name)
-{
-	if (strcmp(name, sql_dialect_sqlite.name) == 0)
-		return &sql_dialect_sqlite;
-#ifdef HAVE_LIBPQ
-	if (strcmp(name, sql_dialect_pgsql.name) == 0)
-		return &sql_dialect_pgsql;
-#endif
-	return NULL;
-}
-
 void
 sql_db_close(struct sql_db *db)
 {

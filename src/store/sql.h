@@ -26,14 +26,9 @@ struct sql_conn;
 struct sql_stmt;
 struct sql_dialect;
 
+/* The dialects (sql_dialect_pgsql exists in builds with libpq). */
 extern const struct sql_dialect sql_dialect_sqlite;
-#ifdef HAVE_LIBPQ
 extern const struct sql_dialect sql_dialect_pgsql;
-#endif
-
-/* The dialect named "sqlite" or "postgresql"; NULL when it is unknown or
- * not built in. */
-const struct sql_dialect *sql_dialect_find(const char *name);
 
 /* One statement of a database's table, found by its index there. */
 struct sql_statement {
