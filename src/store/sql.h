@@ -67,7 +67,8 @@ int sql_acquire(struct sql_db *db, struct sql_conn **conn_r, const char **error_
  * connection is closed instead of pooled. NULL is a no-op. */
 void sql_release(struct sql_conn *conn);
 
-/* The connection's statement id, prepared on first use. */
+/* The connection's statement id, prepared on first use. A connection has
+ * one of each: finish it before preparing the same id again. */
 int sql_prepare(struct sql_conn *conn, unsigned int id, struct sql_stmt **stmt_r);
 /* sql_acquire + sql_prepare: sql_finish() gives the connection back too.
  * On failure *stmt_r is NULL and nothing is held. */
