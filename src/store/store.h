@@ -1,6 +1,7 @@
 /* The store: every piece of persistent state goes through this interface.
- * Backends (store-sqlite.c, later store-pgsql.c) implement struct
- * store_driver in store-private.h; no SQL exists outside the backends.
+ * Backends implement struct store_driver in store-private.h: the SQL
+ * ones (SQLite, PostgreSQL) are one set of operations, store-sql.c, over
+ * the statement layer sql.h; no SQL exists outside src/store.
  *
  * Conventions: functions return 0 or a negative ISSO_ERR_*; "not found" is
  * 0 with a NULL result. Records returned through _r parameters are
