@@ -7,6 +7,7 @@
 #include "http/http.h"
 #include "jose/jose.h"
 #include "lib/b64.h"
+#include "lib/hex.h"
 #include "lib/isso.h"
 #include "lib/secret.h"
 #include "lib/xmalloc.h"
@@ -26,18 +27,6 @@ is_unreserved(unsigned char c)
 	       c == '-' || c == '.' || c == '_' || c == '~';
 }
 
-static int
-hexval(unsigned char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
 /* Appends c to out (size n) at *len; false when it does not fit. */
 static bool
 put(char *out, size_t n, size_t *len, char c)
@@ -52,7 +41,6 @@ put(char *out, size_t n, size_t *len, char c)
 bool
 oidc_dpop_htu_normalize(const char *url, char *out, size_t n)
 {
-	static const char hex[] = "0123456789ABCDEF";
 	const char *p, *auth, *auth_end, *port = NULL, *host_end;
 	size_t len = 0, slen;
 	bool https, ok = false;
@@ -134,8 +122,8 @@ oidc_dpop_htu_normalize(const char *url, char *out, size_t n)
 	/* The path; RFC 9449 §4.3 ignores query and fragment. */
 	for (p = auth_end; *p != '\0' && *p != '?' && *p != '#'; p++) {
 		if (*p == '%') {
-			int hi = hexval((unsigned char)p[1]),
-			    lo = hi < 0 ? -1 : hexval((unsigned char)p[2]);
+			int hi = hex_digit_value((unsigned char)p[1]),
+			    lo = hi < 0 ? -1 : hex_digit_value((unsigned char)p[2]);
 			unsigned char c;
 			if (hi < 0 || lo < 0)
 				goto out;
@@ -144,8 +132,9 @@ oidc_dpop_htu_normalize(const char *url, char *out, size_t n)
 			if (is_unreserved(c)) {
 				if (!put(out, n, &len, (char)c))
 					goto out;
-			} else if (!put(out, n, &len, '%') || !put(out, n, &len, hex[c >> 4]) ||
-			           !put(out, n, &len, hex[c & 15])) {
+			} else if (!put(out, n, &len, '%') ||
+			           !put(out, n, &len, hex_digit_upper(c >> 4)) ||
+			           !put(out, n, &len, hex_digit_upper(c))) {
 				goto out;
 			}
 			p += 2;
