@@ -8,6 +8,8 @@
 #include "http/tmpl.h"
 #include "lib/buf.h"
 #include "lib/log.h"
+#include "lib/xmalloc.h"
+#include "store/store.h"
 
 #define PAGE_MAX (512 * 1024)
 /* The characters of a login transaction id (base64url). */
@@ -246,4 +248,41 @@ page_on_request(struct http_req *req, void *ctx)
 	}
 	http_set_locale(req, i18n_negotiate(NULL, http_cookie(req, "isso_lang"),
 	                                    http_header(req, "Accept-Language")));
+}
+
+void
+page_notice(struct isso_app *app, struct http_req *req, json_t *ctx, const char *txn_id,
+            const char *method)
+{
+	const char *locale = http_locale(req);
+	bool en = locale != NULL && strncmp(locale, "en", 2) == 0;
+	struct pool *pool = http_pool(req);
+	const char *title_key = pool_printf(pool, "notice.title.%s", method);
+	const char *title = page_text(app, req, title_key);
+	struct store_client *c = NULL;
+	json_t *txn = NULL, *notice;
+
+	notice = json_pack("{s:s, s:s}", "who",
+	                   page_text(app, req, pool_printf(pool, "notice.who.%s", method)), "data",
+	                   page_text(app, req, pool_printf(pool, "notice.data.%s", method)));
+	/* A method may keep the title its notice is known by. */
+	if (strcmp(title, title_key) != 0)
+		json_object_set_new(notice, "own_title", json_string(title));
+	/* Without the agency's name the notice still says everything else:
+	 * a registration on its own, or a store that does not answer. */
+	if (txn_id != NULL &&
+	    store_eph_get(app->store, "txn", txn_id, app_now(), &txn, NULL) == 0 && txn != NULL &&
+	    store_client_get(app->store, json_string_value(json_object_get(txn, "client_id")),
+	                     &c) == 0 &&
+	    c != NULL && c->name != NULL) {
+		json_object_set_new(notice, "agency", json_string(c->name));
+		if (c->purpose != NULL && c->purpose[0] != '\0')
+			json_object_set_new(notice, "agency_purpose", json_string(c->purpose));
+		/* An agency's name and purpose are written in Chinese. */
+		if (en)
+			json_object_set_new(notice, "agency_lang", json_string("zh-Hant-TW"));
+	}
+	json_object_set_new(ctx, "notice", notice);
+	store_client_free(c);
+	json_decref(txn);
 }

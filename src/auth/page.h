@@ -31,6 +31,15 @@ void page_error(struct isso_app *app, struct http_req *req, int status, const ch
                 const char *message_key, const char *back_url);
 /* The message text of key in the request's language. */
 const char *page_text(struct isso_app *app, struct http_req *req, const char *key);
+/* The 個人資料保護法 §8 notice of login method (its id: "taipeipass",
+ * "taipeipass-app", "telecom", …) for the notice partial: sets ctx
+ * "notice" {who, data} from the method's catalogue texts
+ * (notice.who.<method>, notice.data.<method>; notice.title.<method> when
+ * the method's notice has a title of its own) and, when txn_id (may be
+ * NULL) names a login under way, the agency service's name and purpose
+ * (agency, agency_purpose, and agency_lang on English pages). */
+void page_notice(struct isso_app *app, struct http_req *req, json_t *ctx, const char *txn_id,
+                 const char *method);
 /* The http_server error_page hook (400, 404, 405, 413, 500 …). */
 void page_http_error(struct http_req *req, int status, void *ctx);
 /* The per-request hook: picks the language (?lang=, cookie, header). */

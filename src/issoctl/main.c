@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "auth/anchor.h"
 #include "auth/app.h"
 #include "auth/claims.h"
 #include "auth/person.h"
@@ -825,6 +826,79 @@ audit_one(int64_t seq, int64_t ts, const char *event, const char *data, const ch
 	return 0;
 }
 
+#define CHECKPOINTS_FILE_MAX (64 * 1024 * 1024)
+
+/* A checkpoints file as `audit checkpoints export` wrote it, or NULL with
+ * the reason in *why_r. */
+static json_t *
+checkpoints_load(const char *path, const char **why_r)
+{
+	FILE *f = fopen(path, "rb");
+	json_t *list = NULL;
+	json_error_t jerr;
+	long size;
+
+	*why_r = "cannot read the checkpoints file";
+	if (f == NULL)
+		return NULL;
+	if (fseek(f, 0, SEEK_END) == 0 && (size = ftell(f)) >= 0 && size <= CHECKPOINTS_FILE_MAX &&
+	    fseek(f, 0, SEEK_SET) == 0) {
+		list = json_loadf(f, JSON_REJECT_DUPLICATES, &jerr);
+		*why_r = "the checkpoints file is not a JSON array";
+		if (list != NULL && !json_is_array(list)) {
+			json_decref(list);
+			list = NULL;
+		}
+	}
+	fclose(f);
+	return list;
+}
+
+/* audit verify [--checkpoints FILE] | export | checkpoint | checkpoints export */
+static int
+audit_cmd(struct isso_app *app, int argc, char **argv)
+{
+	const char *sub = argc > 1 ? argv[1] : "";
+	json_t *list = NULL, *report = NULL;
+	const char *why = NULL;
+	bool ok = false;
+	int ret;
+
+	if (strcmp(sub, "verify") == 0 &&
+	    (argc == 2 || (argc == 4 && strcmp(argv[2], "--checkpoints") == 0))) {
+		if (argc == 4 && (list = checkpoints_load(argv[3], &why)) == NULL)
+			return fail(2, "%s", why);
+		ret = anchor_verify(app, list, &report, &ok);
+		json_decref(list);
+		if (ret < 0)
+			return fail(1, "cannot read the audit log", NULL);
+		emit(report);
+		return ok ? 0 : 1;
+	}
+	if (strcmp(sub, "export") == 0 && argc == 2) {
+		list = json_array();
+		if (store_audit_list(app->store, 0, audit_one, list) < 0) {
+			json_decref(list);
+			return fail(1, "cannot read the audit log", NULL);
+		}
+		return emit(list);
+	}
+	if (strcmp(sub, "checkpoint") == 0 && argc == 2) {
+		if (anchor_checkpoint(app, app_now(), NULL, &ok) < 0)
+			return fail(1, "cannot write a checkpoint", NULL);
+		return emit(json_pack("{s:b}", "written", ok));
+	}
+	if (strcmp(sub, "checkpoints") == 0 && argc == 3 && strcmp(argv[2], "export") == 0) {
+		if (anchor_export(app, &list) < 0)
+			return fail(1, "cannot read the audit log", NULL);
+		return emit(list);
+	}
+	return fail(2,
+	            "usage: issoctl audit verify [--checkpoints FILE] | export | checkpoint | "
+	            "checkpoints export",
+	            NULL);
+}
+
 int
 main(int argc, char **argv)
 {
@@ -836,7 +910,7 @@ main(int argc, char **argv)
 	if (argc < 2 || strcmp(argv[1], "--help") == 0) {
 		fputs("usage: issoctl init | client … | user add … | org add|member add|show … | "
 		      "keys list|rotate | audit "
-		      "verify|export\n"
+		      "verify [--checkpoints FILE]|export|checkpoint|checkpoints export\n"
 		      "Configuration from ISSO_<SECTION>_<KEY> or --config FILE as the first "
 		      "arguments.\n",
 		      argc < 2 ? stderr : stdout);
@@ -883,25 +957,8 @@ main(int argc, char **argv)
 			store_key_list(app.store, key_one, keys);
 			ret = emit(keys);
 		}
-	} else if (strcmp(cmd, "audit") == 0 && argc > 2 && strcmp(argv[2], "verify") == 0) {
-		bool ok = false;
-		int64_t bad = 0;
-		if (store_audit_verify(app.store, &ok, &bad) < 0)
-			ret = fail(1, "cannot read the audit log", NULL);
-		else if (ok)
-			ret = emit(json_pack("{s:b}", "ok", 1));
-		else {
-			emit(json_pack("{s:b, s:I}", "ok", 0, "first_bad_seq", (json_int_t)bad));
-			ret = 1;
-		}
-	} else if (strcmp(cmd, "audit") == 0 && argc > 2 && strcmp(argv[2], "export") == 0) {
-		json_t *a = json_array();
-		if (store_audit_list(app.store, 0, audit_one, a) < 0) {
-			json_decref(a);
-			ret = fail(1, "cannot read the audit log", NULL);
-		} else {
-			ret = emit(a);
-		}
+	} else if (strcmp(cmd, "audit") == 0) {
+		ret = audit_cmd(&app, argc - 1, argv + 1);
 	} else {
 		ret = fail(2, "unknown command: %s", cmd);
 	}

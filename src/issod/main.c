@@ -8,6 +8,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "auth/anchor.h"
 #include "auth/app.h"
 #include "auth/method.h"
 #include "auth/page.h"
@@ -97,7 +98,7 @@ main(int argc, char **argv)
 		goto out;
 	}
 	if (worker_pool_new(WORKER_THREADS, WORKER_QUEUE, &app.workers) < 0 ||
-	    oidc_start(&app) < 0) {
+	    oidc_start(&app) < 0 || anchor_start(&app) < 0) {
 		log_error("startup_failed", "reason", "background workers", NULL);
 		goto out;
 	}

@@ -114,6 +114,7 @@ static const struct config_item config_table[] = {
     CI(telecom, timeout_ms, 5000, 100, 600000),
     CI(telecom, window, 37, 10, 300),
     CI(taipeipass, app_qr_ttl, 120, 2, 600),
+    CI(audit, checkpoint_interval, 300, 0, 86400),
     CS(cardagent, url, "http://localhost:61161"),
     CS(cardagent, nhi_url, "wss://iccert.nhi.gov.tw:7777/echo"),
     CS(moica, mode, "http"),

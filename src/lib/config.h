@@ -120,6 +120,11 @@ struct isso_config {
 		char *secret;
 		int timeout_ms; /* 5000 */
 	} nhi;
+	struct {
+		/* seconds between signed checkpoints of the audit chain's head,
+		 * 300; 0: none written */
+		int checkpoint_interval;
+	} audit;
 };
 
 /* Fills cfg from defaults, the file at path (NULL: none) and the

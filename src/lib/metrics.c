@@ -396,6 +396,11 @@ struct metrics_family metrics_logins =
 struct metrics_family metrics_tokens =
     METRICS_FAMILY("isso_tokens_issued_total", "Token responses issued, by grant type.",
                    METRICS_COUNTER, 1, "grant_type", NULL, NULL, 0);
+struct metrics_family metrics_client_auths = METRICS_FAMILY(
+    "isso_client_auth_total",
+    "Client authentications at the token, introspection and revocation endpoints, by the "
+    "method the client used and whether it was accepted.",
+    METRICS_COUNTER, 2, "method", "result", NULL, 0);
 struct metrics_family metrics_http_duration = METRICS_FAMILY(
     "isso_http_request_duration_seconds",
     "Time from a request's arrival to its answer, by route pattern.", METRICS_HISTOGRAM, 1, "route",
@@ -422,6 +427,12 @@ metrics_token_issued(const char *grant_type)
 }
 
 void
+metrics_client_auth(const char *method, bool accepted)
+{
+	metrics_counter_add(&metrics_client_auths, method, accepted ? "accepted" : "refused", 1);
+}
+
+void
 metrics_http_request(const char *route, int status, uint64_t ns)
 {
 	static const char *const classes[] = {"1xx", "2xx", "3xx", "4xx", "5xx"};
@@ -442,9 +453,9 @@ metrics_store_call(uint64_t ns)
 int
 metrics_render_all(struct buf *out)
 {
-	struct metrics_family *const all[] = {&metrics_logins, &metrics_tokens,
-	                                      &metrics_http_duration, &metrics_http_responses,
-	                                      &metrics_store_duration};
+	struct metrics_family *const all[] = {&metrics_logins,         &metrics_tokens,
+	                                      &metrics_client_auths,   &metrics_http_duration,
+	                                      &metrics_http_responses, &metrics_store_duration};
 	int ret = 0;
 
 	for (size_t i = 0; i < ISSO_N_ELEMENTS(all) && ret == 0; i++)

@@ -117,6 +117,10 @@ uint64_t metrics_now_ns(void);
 void metrics_login(const char *method, bool completed);
 /* Tokens issued at the token endpoint, by grant type. */
 void metrics_token_issued(const char *grant_type);
+/* A client authentication at the token, introspection or revocation
+ * endpoint, by the method the client used (client_secret_basic,
+ * client_secret_post, private_key_jwt, none). */
+void metrics_client_auth(const char *method, bool accepted);
 /* One HTTP request answered: its route pattern as registered (never the
  * raw path; NULL: no route matched), its status and its duration. */
 void metrics_http_request(const char *route, int status, uint64_t ns);
@@ -125,7 +129,7 @@ void metrics_store_call(uint64_t ns);
 /* Appends every family above. Returns 0 or ISSO_ERR_LIMIT. */
 int metrics_render_all(struct buf *out);
 /* The families, for tests. */
-extern struct metrics_family metrics_logins, metrics_tokens, metrics_http_duration,
-    metrics_http_responses, metrics_store_duration;
+extern struct metrics_family metrics_logins, metrics_tokens, metrics_client_auths,
+    metrics_http_duration, metrics_http_responses, metrics_store_duration;
 
 #endif

@@ -58,6 +58,7 @@ client_denied(struct http_req *req, bool basic, const char *client_id, const cha
 {
 	oidc_security_event(req, "client_auth_refused", "client_id", client_id, "method", method,
 	                    "reason", reason, NULL);
+	metrics_client_auth(method, false);
 	if (basic)
 		http_set_header(req, "WWW-Authenticate", "Basic realm=\"isso\"");
 	oidc_json_error(req, 401, "invalid_client", reason);
@@ -223,6 +224,14 @@ oidc_client_assertion_ok(struct isso_app *app, struct store_client *c, const cha
 	return assertion_ok(app, c, assertion, why_r);
 }
 
+/* Is method one of the two that carry the client secret itself? */
+static bool
+secret_method(const char *method)
+{
+	return strcmp(method, "client_secret_basic") == 0 ||
+	       strcmp(method, "client_secret_post") == 0;
+}
+
 /* RFC 6749 §3.2: request parameters must not repeat. */
 static bool
 form_repeats(struct http_req *req)
@@ -329,9 +338,12 @@ oidc_client_auth(struct isso_app *app, struct http_req *req)
 		client_denied(req, basic, id, used, "unknown client");
 		return NULL;
 	}
-	/* A client uses the one method it registered (OIDC Registration
-	 * token_endpoint_auth_method). */
-	if (strcmp(c->auth_method, used) != 0) {
+	/* A client uses the method it registered (OIDC Registration
+	 * token_endpoint_auth_method), except that a secret client may send
+	 * its secret either way: Basic and the form carry the same secret
+	 * (RFC 6749 §2.3.1), and common libraries default to the form. */
+	if (strcmp(c->auth_method, used) != 0 &&
+	    !(secret_method(c->auth_method) && secret_method(used))) {
 		client_denied(req, basic, id, used, "client authentication method not allowed");
 		goto fail;
 	}
@@ -347,6 +359,7 @@ oidc_client_auth(struct isso_app *app, struct http_req *req)
 		client_denied(req, false, id, used, why);
 		goto fail;
 	}
+	metrics_client_auth(used, true);
 	return c;
 fail:
 	store_client_free(c);

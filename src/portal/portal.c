@@ -289,6 +289,12 @@ privacy(struct http_req *req, void *ctx)
 }
 
 static void
+terms(struct http_req *req, void *ctx)
+{
+	page_render(ctx, req, 200, "terms", "terms.title", NULL);
+}
+
+static void
 health(struct http_req *req, void *ctx)
 {
 	http_send(req, 200, "application/json", "{\"status\":\"ok\"}", 15);
@@ -303,6 +309,7 @@ portal_routes(struct isso_app *app, struct http_server *srv)
 	http_route(srv, HTTP_GET, "/health", health, app);
 	ops_routes(app, srv);
 	http_route(srv, HTTP_GET, "/privacy", privacy, app);
+	http_route(srv, HTTP_GET, "/terms", terms, app);
 	http_route(srv, HTTP_GET, "/login", choose, app);
 	http_route(srv, HTTP_GET | HTTP_POST, "/login/", method_dispatch, app);
 	http_route(srv, HTTP_GET | HTTP_POST, "/consent", consent, app);

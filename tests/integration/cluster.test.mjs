@@ -8,6 +8,10 @@
 // The login then completes on node B (phone + SMS code + consent) and its
 // code is redeemed through the proxy with openid-client.
 //
+// Both nodes try to sign an audit checkpoint every second
+// (audit.checkpoint_interval = 1): at most one is written per interval,
+// and `issoctl audit verify` accepts the chain and all of them.
+//
 // In front of both, haproxy (lib/haproxy.mjs: in the foreground as a
 // child of the test, round robin, no stickiness, a new connection per
 // request so consecutive requests of one citizen alternate between the
@@ -58,6 +62,7 @@ before(async () => {
       ISSO_SERVER_PUBLIC_URL: lbUrl,
       ISSO_SERVER_TRUST_PROXY: '1', ISSO_SERVER_TRUSTED_PROXIES: '127.0.0.1',
       ISSO_KEYS_RELOAD_INTERVAL: '1',
+      ISSO_AUDIT_CHECKPOINT_INTERVAL: '1',
     },
   });
   // node B: the same configuration and store, its own port; the public
@@ -262,6 +267,25 @@ test('issoctl keys rotate: both nodes take up the new keys without a restart and
   }
   const after = { a: await answered(stack.issuer, '/token'), b: await answered(urlB, '/token') };
   assert.ok(after.a > before.a && after.b > before.b, `both nodes issued tokens: ${JSON.stringify({ before, after })}`);
+});
+
+test('two nodes ticking every second write at most one audit checkpoint per interval; the chain and its checkpoints verify on PostgreSQL', T, async () => {
+  // a new row in each of several intervals, so both nodes have something
+  // to anchor every second
+  for (let i = 0; i < 4; i++) {
+    await stack.addUser({ account: `cluster.audit${i}`, password: `Cluster-Audit-${i}-42`, phone: `093300000${i}`, name: `稽核${i}` });
+    await new Promise((r) => setTimeout(r, 1100));
+  }
+  await new Promise((r) => setTimeout(r, 2500));
+  const ts = rows("SELECT ts FROM audit WHERE event = 'audit_checkpoint' ORDER BY seq");
+  assert.ok(ts.length >= 2, `checkpoints written (${ts.length})`);
+  assert.equal(new Set(ts).size, ts.length, `never two checkpoints in one interval: ${ts.join(', ')}`);
+  const head = rows("SELECT event FROM audit ORDER BY seq DESC LIMIT 1");
+  assert.deepEqual(head, ['audit_checkpoint'], 'the newest rows are anchored');
+  const report = await stack.issoctl(['audit', 'verify']);
+  assert.equal(report.ok, true, JSON.stringify(report));
+  assert.equal(report.checkpoints, ts.length);
+  assert.equal(report.unanchored_rows, 0);
 });
 
 test('through haproxy: logins alternate between the nodes; kill -9 of one loses no committed row, the logins in flight finish on the other', T, async () => {

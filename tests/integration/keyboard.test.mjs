@@ -697,6 +697,47 @@ test('ui_locales holds for that login only; the switch is the citizen\'s choice 
   assert.ok(en.forms().some((f) => f.has('password')), 'the same login, in English');
 });
 
+test('in the browser: ui_locales outweighs the browser\'s language, and the switch outweighs both', T, async () => {
+  const lang = (page) => page.evaluate(() => document.documentElement.lang);
+  const toSwitch = (page, to) => tabTo(page, (el) => el.tag === 'a' && new RegExp(`[?&]lang=${to}(&|$)`).test(el.href ?? ''), `the switch to ${to}`);
+  // an English browser, an agency asking for Chinese
+  const { context, page } = await newPage(browser, { viewport: { width: 390, height: 844 }, locale: 'en-US' });
+  try {
+    await page.goto((await startAuth({ ui_locales: 'zh-TW' })).href);
+    await page.waitForURL(onIssuer('/login'));
+    assert.equal(await lang(page), 'zh-Hant-TW', 'ui_locales over Accept-Language');
+    await axeCheck(page, 'the method choice, ui_locales=zh-TW in an English browser');
+    // the citizen's choice outweighs the agency's, for the rest of the login
+    await toSwitch(page, 'en');
+    await page.keyboard.press('Enter');
+    await page.waitForFunction(() => document.documentElement.lang === 'en');
+    await followLink(page, /^\/login\/taipeipass\?/, 'the TaipeiPass card');
+    await page.waitForURL(onIssuer('/login/taipeipass'));
+    assert.equal(await lang(page), 'en', 'the switch over ui_locales');
+  } finally {
+    await context.close();
+  }
+  // an English browser: English; the switch to Chinese outweighs the
+  // browser's language from then on, in the next login too
+  const second = await newPage(browser, { viewport: { width: 1280, height: 900 }, locale: 'en-US' });
+  try {
+    const p = second.page;
+    await p.goto((await startAuth()).href);
+    await p.waitForURL(onIssuer('/login'));
+    assert.equal(await lang(p), 'en', 'Accept-Language: en-US');
+    await toSwitch(p, 'zh-TW');
+    await p.keyboard.press('Enter');
+    await p.waitForFunction(() => document.documentElement.lang === 'zh-Hant-TW');
+    await axeCheck(p, 'the method choice switched to Chinese in an English browser');
+    await p.goto((await startAuth()).href);
+    await p.waitForURL(onIssuer('/login'));
+    assert.equal(await lang(p), 'zh-Hant-TW', 'the switch over Accept-Language, in a new login');
+    assert.ok((await p.locator('body').innerText()).includes(msg('portal.choose')), 'the page reads in Chinese');
+  } finally {
+    await second.context.close();
+  }
+});
+
 test('issod is still healthy', { skip: NO_BROWSER }, async () => {
   assert.ok(await stack.healthy());
 });

@@ -360,7 +360,7 @@ test('login: notice → ID → QR approved on the phone → phone + SMS code →
   // the notice must be acknowledged
   const notice = await agent.get(card.href);
   assert.equal(notice.title(), `${msg('mm.notice_title')} - ${msg('site.name')}`);
-  for (const k of ['mm.notice_who', 'mm.notice_purpose', 'mm.notice_data', 'mm.notice_rights']) {
+  for (const k of ['notice.who.moica-mobile', 'notice.purpose', 'notice.data.moica-mobile', 'notice.period', 'notice.recipients', 'notice.rights', 'notice.refuse']) {
     assert.ok(notice.pageText().includes(msg(k)), `the notice says ${k}`);
   }
   const nf = notice.forms().find((f) => f.has('agree'));

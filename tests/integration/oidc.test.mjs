@@ -372,6 +372,82 @@ test('client_secret_post', T, async () => {
   assert.equal(info.name, '王小明');
 });
 
+/** isso_client_auth_total{method, result} from /metrics (0 when absent). */
+async function clientAuthCount(method, result) {
+  const r = await rawGet(stack.url('/metrics'));
+  assert.equal(r.status, 200, r.text);
+  const line = r.text.split('\n').find((l) =>
+    l.startsWith(`isso_client_auth_total{method="${method}",result="${result}"} `));
+  return line ? Number(line.split(' ').at(-1)) : 0;
+}
+
+test('a secret client may send its secret by Basic or in the form: openid-client defaults work either way', T, async () => {
+  // openid-client given only the secret authenticates with
+  // client_secret_post; basicClient was registered for client_secret_basic
+  const postBefore = await clientAuthCount('client_secret_post', 'accepted');
+  const cfgDefault = await client.discovery(new URL(stack.issuer), basicClient.client_id,
+    { client_secret: basicClient.client_secret, id_token_signed_response_alg: 'ES256' }, undefined, {
+      execute: [client.allowInsecureRequests], timeout: 5,
+    });
+  const agent = new HttpAgent();
+  const { tokens } = await codeFlow(cfgDefault, agent, user, { scope: 'openid profile' });
+  assert.ok(tokens.access_token && tokens.id_token);
+  // the metric names the method the client used, not the registered one
+  assert.equal(await clientAuthCount('client_secret_post', 'accepted'), postBefore + 1);
+
+  // and the other way round: a client_secret_post client using Basic
+  const c = await stack.registerClient({ name: 'post client 2', redirectUris: [RP], scope: 'openid profile', authMethod: 'client_secret_post' });
+  const basicBefore = await clientAuthCount('client_secret_basic', 'accepted');
+  const cfg = await configFor(c, { auth: client.ClientSecretBasic(c.client_secret) });
+  const { tokens: t2 } = await codeFlow(cfg, agent, user, { scope: 'openid profile' });
+  const info = await client.fetchUserInfo(cfg, t2.access_token, t2.claims().sub);
+  assert.equal(info.name, '王小明');
+  assert.equal(await clientAuthCount('client_secret_basic', 'accepted'), basicBefore + 1);
+
+  // a wrong secret is refused whichever way it comes
+  const code = 'x'.repeat(43);
+  const wrongPost = await rawPost(md.token_endpoint, {
+    grant_type: 'authorization_code', code, redirect_uri: RP, client_id: basicClient.client_id, client_secret: 'not-the-secret',
+  });
+  assert.equal(wrongPost.status, 401, wrongPost.text);
+  assert.equal(wrongPost.json?.error, 'invalid_client');
+  const wrongBasic = await rawPost(md.token_endpoint, { grant_type: 'authorization_code', code, redirect_uri: RP },
+    { authorization: basicAuth(c.client_id, 'not-the-secret') });
+  assert.equal(wrongBasic.status, 401, wrongBasic.text);
+  assert.equal(wrongBasic.json?.error, 'invalid_client');
+
+  // both at once stays invalid (RFC 6749 §2.3)
+  const both = await rawPost(md.token_endpoint, {
+    grant_type: 'authorization_code', code, redirect_uri: RP, client_id: basicClient.client_id, client_secret: basicClient.client_secret,
+  }, { authorization: basicAuth(basicClient.client_id, basicClient.client_secret) });
+  assert.equal(both.status, 400, both.text);
+  assert.equal(both.json?.error, 'invalid_request');
+});
+
+test('a private_key_jwt client and a public client are refused a secret', T, async () => {
+  const { publicKey } = await jose.generateKeyPair('ES256', { extractable: true });
+  const jwk = { ...(await jose.exportJWK(publicKey)), kid: 'rp-strict-key', alg: 'ES256', use: 'sig' };
+  const pk = await stack.registerClient({
+    name: 'pkjwt strict', redirectUris: [RP], scope: 'openid', authMethod: 'private_key_jwt', jwks: { keys: [jwk] },
+  });
+  const pub = await stack.registerClient({ name: 'spa strict', redirectUris: [RP], scope: 'openid', public: true });
+  const refusedBefore = await clientAuthCount('client_secret_post', 'refused');
+  const code = 'x'.repeat(43);
+  for (const c of [pk, pub]) {
+    const post = await rawPost(md.token_endpoint, {
+      grant_type: 'authorization_code', code, redirect_uri: RP, code_verifier: 'v'.repeat(43), client_id: c.client_id, client_secret: 'some-secret',
+    });
+    assert.equal(post.status, 401, `${c.client_id} post: ${post.text}`);
+    assert.equal(post.json?.error, 'invalid_client');
+    const basic = await rawPost(md.token_endpoint, { grant_type: 'authorization_code', code, redirect_uri: RP, code_verifier: 'v'.repeat(43) },
+      { authorization: basicAuth(c.client_id, 'some-secret') });
+    assert.equal(basic.status, 401, `${c.client_id} basic: ${basic.text}`);
+    assert.equal(basic.json?.error, 'invalid_client');
+    assert.match(basic.headers.get('www-authenticate') || '', /^Basic /);
+  }
+  assert.equal(await clientAuthCount('client_secret_post', 'refused'), refusedBefore + 2);
+});
+
 test('private_key_jwt (inline JWKS); a foreign key is refused', T, async () => {
   const { publicKey, privateKey } = await jose.generateKeyPair('ES256', { extractable: true });
   const jwk = { ...(await jose.exportJWK(publicKey)), kid: 'rp-key-1', alg: 'ES256', use: 'sig' };

@@ -318,7 +318,7 @@ test('happy path: form → SMS code → QR opened over mobile data (isso-sim pho
 
   // step 1: the notice and the form
   const text = formPage.pageText();
-  for (const k of ['tel.notice_title', 'tel.notice_data', 'tel.bullet1', 'tel.bullet2', 'tel.bullet3', 'tel.agree', 'tel.carrier_hint']) {
+  for (const k of ['notice.title.telecom', 'notice.who.telecom', 'notice.data.telecom', 'notice.refuse', 'tel.bullet1', 'tel.bullet2', 'tel.bullet3', 'tel.agree', 'tel.carrier_hint']) {
     assert.ok(text.includes(msg(k)), `the form page shows ${k}`);
   }
   const carrier = form.controls.find((c) => c.name === 'carrier');

@@ -360,6 +360,7 @@ card_page(struct isso_app *app, struct http_req *req, const char *id, json_t *tx
 		                                      page_text(app, req, script_messages[i].key)));
 	json_object_set_new(ctx, "messages", msgs);
 	page_form_error(app, req, ctx, error_key, NULL, NULL);
+	page_notice(app, req, ctx, id, "moica-card");
 	page_render(app, req, status, "moica-card-form", "mc.heading", ctx);
 }
 

@@ -260,6 +260,7 @@ notice_page(struct isso_app *app, struct http_req *req, const char *id, int stat
 
 	json_object_set_new(ctx, "csrf", json_string(csrf_token(req, &app->secrets, CSRF_ID)));
 	set_error(app, req, ctx, error_key);
+	page_notice(app, req, ctx, id, "moica-mobile");
 	page_render(app, req, status, "moica-mobile-notice", "mm.notice_title", ctx);
 }
 

@@ -236,6 +236,7 @@ card_page(struct isso_app *app, struct http_req *req, const char *id, int status
 	json_object_set_new(ctx, "csrf", json_string(csrf_token(req, &app->secrets, CSRF_ID)));
 	json_object_set_new(ctx, "id_number", json_string(typed != NULL ? typed : ""));
 	set_error(app, req, ctx, error_key);
+	page_notice(app, req, ctx, id, "nhi-card");
 	page_render(app, req, status, "nhi-card-card", "nhi.heading", ctx);
 }
 

@@ -150,6 +150,7 @@ login_page_wait(struct isso_app *app, struct http_req *req, const char *id, json
 		json_object_set_new(ctx, "account", json_string(account));
 	if (wait > 0)
 		json_object_set_new(ctx, "wait", json_integer(wait));
+	page_notice(app, req, ctx, id, "taipeipass");
 	page_render(app, req, status, "login-taipeipass", "tp.login_title", ctx);
 }
 
@@ -616,6 +617,7 @@ app_page(struct isso_app *app, struct http_req *req, const char *id, json_t *txn
 	page_form_error(app, req, ctx, error_key, NULL, NULL);
 	if (info_key != NULL)
 		json_object_set_new(ctx, "info", json_string(page_text(app, req, info_key)));
+	page_notice(app, req, ctx, id, "taipeipass-app");
 	page_render(app, req, status, "taipeipass-app", org ? "tp.org_heading" : "tp.app_heading",
 	            ctx);
 }
@@ -1189,6 +1191,7 @@ register_page(struct isso_app *app, struct http_req *req, int status, const char
 	if (http_method(req) == HTTP_POST && http_form(req, "agree") != NULL)
 		json_object_set_new(ctx, "agreed", json_true());
 	set_error(app, req, ctx, error_key);
+	page_notice(app, req, ctx, t, "taipeipass-register");
 	page_render(app, req, status, "register", "tp.register_title", ctx);
 }
 

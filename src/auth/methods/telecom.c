@@ -296,6 +296,7 @@ form_page(struct isso_app *app, struct http_req *req, const char *id, int status
 	static const char *const order[] = {"id_number", "phone", "birthdate",
 	                                    "carrier",   "agree", NULL};
 	page_form_error(app, req, ctx, error_key, errors, order);
+	page_notice(app, req, ctx, id, "telecom");
 	page_render(app, req, status, "telecom-form", "tel.heading", ctx);
 }
 
