@@ -107,6 +107,10 @@ enum pg_id {
 	PG_PURGE_RATE,
 	PG_PURGE_JOBS,
 	PG_PURGE_THROTTLE,
+	PG_CONSENT_RECORD,
+	PG_CONSENT_LIST,
+	PG_RELEASE_ADD,
+	PG_RELEASE_LIST,
 	PG_COUNT
 };
 
@@ -265,6 +269,15 @@ static const char *const pg_sql[PG_COUNT] = {
     [PG_PURGE_THROTTLE] =
         "DELETE FROM throttle WHERE key IN "
         "(SELECT key FROM throttle WHERE expires_at <= $1 LIMIT $2::bigint) AND expires_at <= $1",
+    [PG_CONSENT_RECORD] = "INSERT INTO consents (uuid, client_id, scope, created_at, updated_at, "
+                          "record) VALUES ($1, $2, $3, $4, $4, $5) ON CONFLICT (uuid, client_id) "
+                          "DO UPDATE SET scope = excluded.scope, updated_at = excluded.updated_at, "
+                          "record = excluded.record",
+    [PG_CONSENT_LIST] = "SELECT client_id, scope, record, created_at, updated_at FROM consents "
+                        "WHERE uuid = $1 ORDER BY created_at, client_id LIMIT $2::bigint",
+    [PG_RELEASE_ADD] = "INSERT INTO releases (uuid, ts, client_id, data) VALUES ($1, $2, $3, $4)",
+    [PG_RELEASE_LIST] = "SELECT ts, client_id, data FROM releases WHERE uuid = $1 "
+                        "ORDER BY ts DESC, id DESC LIMIT $2::bigint",
 };
 
 static const char pg_bootstrap_sql[] = "CREATE TABLE IF NOT EXISTS schema_version ("
@@ -2066,6 +2079,93 @@ out:
 	return ret;
 }
 
+/* ---- consent records and releases ---- */
+
+static int
+pg_consent_record(struct store_backend *base, const char *uuid, const char *client_id,
+                  const char *scope, const char *record, int64_t now)
+{
+	struct pg_params p = {0};
+
+	pp_text(&p, uuid);
+	pp_text(&p, client_id);
+	pp_text(&p, scope);
+	pp_int(&p, now);
+	pp_text(&p, record);
+	return pg_query((struct pg_backend *)base, PG_CONSENT_RECORD, &p, "consent_record", NULL,
+	                NULL);
+}
+
+static int
+pg_consent_list(struct store_backend *base, const char *uuid,
+                int (*fn)(const struct store_consent *c, void *ctx), void *ctx)
+{
+	struct pg_params p = {0};
+	PGresult *res = NULL;
+	int ret, rows;
+
+	pp_text(&p, uuid);
+	pp_int(&p, STORE_CONSENT_LIST_MAX);
+	ret = pg_query((struct pg_backend *)base, PG_CONSENT_LIST, &p, "consent_list", &res, NULL);
+	rows = ret == 0 ? PQntuples(res) : 0;
+	for (int i = 0; ret == 0 && i < rows; i++) {
+		struct store_consent c = {0};
+		c.client_id = pg_col_text(res, i, 0);
+		c.scope = pg_col_text(res, i, 1);
+		if (store_json_parse(pg_col_raw(res, i, 2), JSON_OBJECT, &c.record) < 0 ||
+		    c.record == NULL)
+			c.record = json_object();
+		c.created_at = pg_col_int(res, i, 3);
+		c.updated_at = pg_col_int(res, i, 4);
+		ret = fn(&c, ctx);
+		free(c.client_id);
+		free(c.scope);
+		json_decref(c.record);
+	}
+	PQclear(res);
+	return ret;
+}
+
+static int
+pg_release_add(struct store_backend *base, const char *uuid, const char *client_id, int64_t now,
+               const char *data)
+{
+	struct pg_params p = {0};
+
+	pp_text(&p, uuid);
+	pp_int(&p, now);
+	pp_text(&p, client_id);
+	pp_text(&p, data);
+	return pg_query((struct pg_backend *)base, PG_RELEASE_ADD, &p, "release_add", NULL, NULL);
+}
+
+static int
+pg_release_list(struct store_backend *base, const char *uuid, int limit,
+                int (*fn)(const struct store_release *r, void *ctx), void *ctx)
+{
+	struct pg_params p = {0};
+	PGresult *res = NULL;
+	int ret, rows;
+
+	pp_text(&p, uuid);
+	pp_int(&p, limit);
+	ret = pg_query((struct pg_backend *)base, PG_RELEASE_LIST, &p, "release_list", &res, NULL);
+	rows = ret == 0 ? PQntuples(res) : 0;
+	for (int i = 0; ret == 0 && i < rows; i++) {
+		struct store_release r = {0};
+		r.ts = pg_col_int(res, i, 0);
+		r.client_id = pg_col_text(res, i, 1);
+		if (store_json_parse(pg_col_raw(res, i, 2), JSON_OBJECT, &r.data) < 0 ||
+		    r.data == NULL)
+			r.data = json_object();
+		ret = fn(&r, ctx);
+		free(r.client_id);
+		json_decref(r.data);
+	}
+	PQclear(res);
+	return ret;
+}
+
 const struct store_driver store_driver_pgsql = {
     .name = "postgresql",
     .flags = STORE_DRIVER_FLAG_RETURNING,
@@ -2127,4 +2227,8 @@ const struct store_driver store_driver_pgsql = {
     .job_done = pg_job_done,
     .job_retry = pg_job_retry,
     .purge = pg_purge,
+    .consent_record = pg_consent_record,
+    .consent_list = pg_consent_list,
+    .release_add = pg_release_add,
+    .release_list = pg_release_list,
 };

@@ -103,6 +103,10 @@ enum sq_id {
 	SQ_JOB_RETRY,
 	SQ_PURGE_JOBS,
 	SQ_PURGE_THROTTLE,
+	SQ_CONSENT_RECORD,
+	SQ_CONSENT_LIST,
+	SQ_RELEASE_ADD,
+	SQ_RELEASE_LIST,
 	SQ_COUNT
 };
 
@@ -248,6 +252,15 @@ static const char *const sq_sql[SQ_COUNT] = {
                       "(SELECT rowid FROM jobs WHERE expires_at <= ?1 LIMIT ?2)",
     [SQ_PURGE_THROTTLE] = "DELETE FROM throttle WHERE rowid IN "
                           "(SELECT rowid FROM throttle WHERE expires_at <= ?1 LIMIT ?2)",
+    [SQ_CONSENT_RECORD] = "INSERT INTO consents (uuid, client_id, scope, created_at, updated_at, "
+                          "record) VALUES (?1, ?2, ?3, ?4, ?4, ?5) ON CONFLICT (uuid, client_id) "
+                          "DO UPDATE SET scope = excluded.scope, updated_at = excluded.updated_at, "
+                          "record = excluded.record",
+    [SQ_CONSENT_LIST] = "SELECT client_id, scope, record, created_at, updated_at FROM consents "
+                        "WHERE uuid = ?1 ORDER BY created_at, client_id LIMIT ?2",
+    [SQ_RELEASE_ADD] = "INSERT INTO releases (uuid, ts, client_id, data) VALUES (?1, ?2, ?3, ?4)",
+    [SQ_RELEASE_LIST] = "SELECT ts, client_id, data FROM releases WHERE uuid = ?1 "
+                        "ORDER BY ts DESC, id DESC LIMIT ?2",
 };
 
 static const char sq_bootstrap_sql[] = "CREATE TABLE IF NOT EXISTS schema_version ("
@@ -2292,6 +2305,164 @@ out:
 	return ret;
 }
 
+/* ---- consent records and releases ---- */
+
+static int
+sq_consent_record(struct store_backend *base, const char *uuid, const char *client_id,
+                  const char *scope, const char *record, int64_t now)
+{
+	struct sq_backend *b = (struct sq_backend *)base;
+	struct sq_conn *c = NULL;
+	sqlite3_stmt *st = NULL;
+	int ret, rc = SQLITE_OK;
+
+	ret = sq_begin_op(b, SQ_CONSENT_RECORD, &c, &st);
+	if (ret < 0)
+		goto out;
+	sq_bind_text(st, 1, uuid, &rc);
+	sq_bind_text(st, 2, client_id, &rc);
+	sq_bind_text(st, 3, scope, &rc);
+	sq_bind_int(st, 4, now, &rc);
+	sq_bind_text(st, 5, record, &rc);
+	ret = sq_exec(c, st, rc, "consent_record", NULL);
+out:
+	sq_end_op(b, c, st);
+	return ret;
+}
+
+static void
+sq_consents_free(struct store_consent *v, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		free(v[i].client_id);
+		free(v[i].scope);
+		json_decref(v[i].record);
+	}
+	free(v);
+}
+
+static int
+sq_consent_list(struct store_backend *base, const char *uuid,
+                int (*fn)(const struct store_consent *c, void *ctx), void *ctx)
+{
+	struct sq_backend *b = (struct sq_backend *)base;
+	struct store_consent *v = NULL;
+	struct sq_conn *c = NULL;
+	sqlite3_stmt *st = NULL;
+	size_t n = 0, cap = 0;
+	int ret, rc = SQLITE_OK;
+
+	ret = sq_begin_op(b, SQ_CONSENT_LIST, &c, &st);
+	if (ret < 0)
+		goto out;
+	sq_bind_text(st, 1, uuid, &rc);
+	sq_bind_int(st, 2, STORE_CONSENT_LIST_MAX, &rc);
+	if (rc != SQLITE_OK)
+		goto fail;
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		char *record;
+		if (n == cap) {
+			cap = cap == 0 ? 16 : cap * 2;
+			v = xrealloc(v, cap * sizeof(*v));
+		}
+		memset(&v[n], 0, sizeof(v[n]));
+		v[n].client_id = sq_col_text(st, 0);
+		v[n].scope = sq_col_text(st, 1);
+		record = sq_col_text(st, 2);
+		if (store_json_parse(record, JSON_OBJECT, &v[n].record) < 0 || v[n].record == NULL)
+			v[n].record = json_object();
+		free(record);
+		v[n].created_at = sqlite3_column_int64(st, 3);
+		v[n].updated_at = sqlite3_column_int64(st, 4);
+		n++;
+	}
+fail:
+	if (rc != SQLITE_DONE)
+		ret = sq_error(c->db, rc, "consent_list");
+out:
+	sq_end_op(b, c, st);
+	for (size_t i = 0; ret == 0 && i < n; i++)
+		ret = fn(&v[i], ctx);
+	sq_consents_free(v, n);
+	return ret;
+}
+
+static int
+sq_release_add(struct store_backend *base, const char *uuid, const char *client_id, int64_t now,
+               const char *data)
+{
+	struct sq_backend *b = (struct sq_backend *)base;
+	struct sq_conn *c = NULL;
+	sqlite3_stmt *st = NULL;
+	int ret, rc = SQLITE_OK;
+
+	ret = sq_begin_op(b, SQ_RELEASE_ADD, &c, &st);
+	if (ret < 0)
+		goto out;
+	sq_bind_text(st, 1, uuid, &rc);
+	sq_bind_int(st, 2, now, &rc);
+	sq_bind_text(st, 3, client_id, &rc);
+	sq_bind_text(st, 4, data, &rc);
+	ret = sq_exec(c, st, rc, "release_add", NULL);
+out:
+	sq_end_op(b, c, st);
+	return ret;
+}
+
+static void
+sq_releases_free(struct store_release *v, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		free(v[i].client_id);
+		json_decref(v[i].data);
+	}
+	free(v);
+}
+
+static int
+sq_release_list(struct store_backend *base, const char *uuid, int limit,
+                int (*fn)(const struct store_release *r, void *ctx), void *ctx)
+{
+	struct sq_backend *b = (struct sq_backend *)base;
+	struct store_release *v = NULL;
+	struct sq_conn *c = NULL;
+	sqlite3_stmt *st = NULL;
+	size_t n = 0, cap = 0;
+	int ret, rc = SQLITE_OK;
+
+	ret = sq_begin_op(b, SQ_RELEASE_LIST, &c, &st);
+	if (ret < 0)
+		goto out;
+	sq_bind_text(st, 1, uuid, &rc);
+	sq_bind_int(st, 2, limit, &rc);
+	if (rc != SQLITE_OK)
+		goto fail;
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		char *data;
+		if (n == cap) {
+			cap = cap == 0 ? 16 : cap * 2;
+			v = xrealloc(v, cap * sizeof(*v));
+		}
+		memset(&v[n], 0, sizeof(v[n]));
+		v[n].ts = sqlite3_column_int64(st, 0);
+		v[n].client_id = sq_col_text(st, 1);
+		data = sq_col_text(st, 2);
+		if (store_json_parse(data, JSON_OBJECT, &v[n].data) < 0 || v[n].data == NULL)
+			v[n].data = json_object();
+		free(data);
+		n++;
+	}
+fail:
+	if (rc != SQLITE_DONE)
+		ret = sq_error(c->db, rc, "release_list");
+out:
+	sq_end_op(b, c, st);
+	for (size_t i = 0; ret == 0 && i < n; i++)
+		ret = fn(&v[i], ctx);
+	sq_releases_free(v, n);
+	return ret;
+}
+
 const struct store_driver store_driver_sqlite = {
     .name = "sqlite",
     .flags = STORE_DRIVER_FLAG_RETURNING,
@@ -2354,4 +2525,8 @@ const struct store_driver store_driver_sqlite = {
     .job_retry = sq_job_retry,
     .purge = sq_purge,
     .ping = sq_ping,
+    .consent_record = sq_consent_record,
+    .consent_list = sq_consent_list,
+    .release_add = sq_release_add,
+    .release_list = sq_release_list,
 };
