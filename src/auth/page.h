@@ -31,6 +31,9 @@ void page_error(struct isso_app *app, struct http_req *req, int status, const ch
                 const char *message_key, const char *back_url);
 /* The message text of key in the request's language. */
 const char *page_text(struct isso_app *app, struct http_req *req, const char *key);
+/* "zh-Hant-TW" when text (an agency's name, a stored value) is Chinese on
+ * an English page, for its lang attribute; NULL otherwise. */
+const char *page_other_lang(struct http_req *req, const char *text);
 /* The http_server error_page hook (400, 404, 405, 413, 500 …). */
 void page_http_error(struct http_req *req, int status, void *ctx);
 /* The per-request hook: picks the language (?lang=, cookie, header). */

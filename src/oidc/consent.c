@@ -9,8 +9,12 @@
 #include "auth/claims.h"
 #include "lib/buf.h"
 #include "lib/isso.h"
-#include "oidc/oidc.h"
+#include "oidc/oidc-private.h"
 #include "store/store.h"
+
+/* Change with the text of the consent page's notice (consent.notice and
+ * the page around it), so each consent records what the citizen read. */
+const char oidc_consent_notice_version[] = "2026-12-consent-1";
 
 /* The claim_bit of a claim scope word, 0 for openid and the like. */
 static unsigned
@@ -43,6 +47,7 @@ oidc_consent_record(struct isso_app *app, const char *uuid, const char *client_i
                     const char *scope, json_t *claims)
 {
 	unsigned present = claims_present(claims);
+	json_t *record;
 	struct buf b;
 	int ret;
 
@@ -61,7 +66,11 @@ oidc_consent_record(struct isso_app *app, const char *uuid, const char *client_i
 		while (*p == ' ')
 			p++;
 	}
-	ret = store_consent_put(app->store, uuid, client_id, b.data, app_now());
+	record = json_pack("{s:s}", "notice", oidc_consent_notice_version);
+	ret = record != NULL
+	          ? store_consent_record(app->store, uuid, client_id, b.data, record, app_now())
+	          : ISSO_ERR_NOMEM;
+	json_decref(record);
 	buf_free(&b);
 	return ret;
 }
@@ -114,4 +123,25 @@ out:
 	json_decref(claims);
 	free(consented);
 	return ret;
+}
+
+int
+oidc_consent_withdraw(struct isso_app *app, const char *uuid, const char *client_id)
+{
+	json_t *clients;
+	int ret;
+
+	/* Tokens first: once the consent is gone nothing the client holds
+	 * may still work, and a failure here leaves the consent listed. */
+	ret = store_token_revoke_client_person(app->store, client_id, uuid);
+	if (ret == 0)
+		ret = store_consent_delete(app->store, uuid, client_id);
+	if (ret < 0)
+		return ret;
+	clients = json_pack("[s]", client_id);
+	oidc_backchannel_logout(app, uuid, NULL, clients);
+	json_decref(clients);
+	store_audit_append(app->store, app_now(), "consent_withdrawn",
+	                   json_pack("{s:s, s:s}", "uuid", uuid, "client_id", client_id));
+	return 0;
 }

@@ -12,6 +12,7 @@
 #include "lib/isso.h"
 #include "lib/log.h"
 #include "oidc/oidc.h"
+#include "portal/account.h"
 #include "portal/portal.h"
 #include "portal/ops.h"
 #include "store/store.h"
@@ -59,6 +60,14 @@ choose(struct http_req *req, void *ctx)
 
 	if (txn == NULL)
 		return;
+	if (json_is_true(json_object_get(txn, "account"))) {
+		/* Logging in to /account: iSSO's own page, any method. */
+		page = json_pack("{s:o, s:s, s:s}", "methods", method_cards(app, req, LOA_LOW, id),
+		                 "client_name", page_text(app, req, "account.title"), "cancel_url",
+		                 flow_url(req, "/cancel", id));
+		page_render(app, req, 200, "portal", "portal.title", page);
+		goto out;
+	}
 	c = oidc_client(app, json_string_value(json_object_get(txn, "client_id")));
 	if (c == NULL) {
 		page_error(app, req, 400, "error.client_title", "error.client_unknown", NULL);
@@ -86,7 +95,10 @@ cancel(struct http_req *req, void *ctx)
 	if (txn == NULL)
 		return;
 	flow_txn_delete(app, id);
-	oidc_error_redirect(app, req, txn, "access_denied", "the citizen cancelled");
+	if (json_is_true(json_object_get(txn, "account")))
+		http_redirect(req, 303, "/");
+	else
+		oidc_error_redirect(app, req, txn, "access_denied", "the citizen cancelled");
 	json_decref(txn);
 }
 
@@ -168,6 +180,12 @@ consent(struct http_req *req, void *ctx)
 	if (uuid == NULL) {
 		/* No login yet for this transaction: back to the choice. */
 		http_redirect(req, 303, flow_url(req, "/login", id));
+		goto out;
+	}
+	if (json_is_true(json_object_get(txn, "account"))) {
+		/* A login to /account releases nothing to anyone. */
+		flow_txn_delete(app, id);
+		http_redirect(req, 303, "/account");
 		goto out;
 	}
 	c = oidc_client(app, json_string_value(json_object_get(txn, "client_id")));
@@ -300,6 +318,7 @@ portal_routes(struct isso_app *app, struct http_server *srv)
 	http_route(srv, HTTP_GET, "/health", health, app);
 	ops_routes(app, srv);
 	http_route(srv, HTTP_GET, "/privacy", privacy, app);
+	account_routes(app, srv);
 	http_route(srv, HTTP_GET, "/login", choose, app);
 	http_route(srv, HTTP_GET | HTTP_POST, "/login/", method_dispatch, app);
 	http_route(srv, HTTP_GET | HTTP_POST, "/consent", consent, app);
