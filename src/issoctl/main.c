@@ -16,6 +16,7 @@
 #include "lib/log.h"
 #include "lib/secret.h"
 #include "lib/xmalloc.h"
+#include "oidc/oidc.h"
 #include "store/store.h"
 
 #define MAX_URIS 16
@@ -183,11 +184,12 @@ client_add(struct isso_app *app, int argc, char **argv)
 	    {"jwks-uri", required_argument, NULL, 'j'},
 	    {"jwks", required_argument, NULL, 'J'},
 	    {"grant-type", required_argument, NULL, 'g'},
+	    {"optional-scope", required_argument, NULL, 'o'},
 	    {NULL, 0, NULL, 0},
 	};
 	struct store_client c;
 	char grants[96] = "";
-	json_t *redirects = json_array(), *logouts = json_array(), *out;
+	json_t *redirects = json_array(), *logouts = json_array(), *optional = json_array(), *out;
 	char id[44], secret[44], hash[65];
 	const char *why = NULL;
 	int opt, ret = 2;
@@ -255,6 +257,9 @@ client_add(struct isso_app *app, int argc, char **argv)
 				           optarg);
 				goto out;
 			}
+			break;
+		case 'o':
+			json_array_append_new(optional, json_string(optarg));
 			break;
 		default:
 			ret = fail(2, "unknown option", NULL);
@@ -333,6 +338,14 @@ client_add(struct isso_app *app, int argc, char **argv)
 		ret = fail(2, "--backchannel-logout-uri refused: %s", why);
 		goto out;
 	}
+	/* Fields the citizen may untick on the consent page. */
+	if (json_array_size(optional) > 0) {
+		c.settings = json_pack("{s:O}", "optional_scopes", optional);
+		if (oidc_optional_scopes_check(c.settings, c.scope, &why) < 0) {
+			ret = fail(2, "--optional-scope refused: %s", why);
+			goto out;
+		}
+	}
 	secret_token(16, id);
 	c.client_id = id;
 	c.redirect_uris = redirects;
@@ -357,6 +370,8 @@ client_add(struct isso_app *app, int argc, char **argv)
 out:
 	json_decref(redirects);
 	json_decref(logouts);
+	json_decref(optional);
+	json_decref(c.settings);
 	json_decref(c.jwks);
 	return ret;
 }
@@ -389,6 +404,50 @@ list_one(const struct store_client *c, void *ctx)
 	return 0;
 }
 
+/* client set-optional-scopes ID [SCOPE ...]: replaces the fields the
+ * citizen may untick (none given: every field is required again). */
+static int
+client_set_optional(struct isso_app *app, const char *id, int n, char **scopes)
+{
+	struct store_client *c = NULL;
+	json_t *settings = NULL, *list = json_array();
+	const char *why = NULL;
+	int ret;
+
+	if (store_client_get(app->store, id, &c) < 0 || c == NULL) {
+		ret = fail(1, "no such client: %s", id);
+		goto out;
+	}
+	for (int i = 0; i < n; i++)
+		json_array_append_new(list, json_string(scopes[i]));
+	settings = json_deep_copy(c->settings);
+	if (settings == NULL)
+		settings = json_object();
+	json_object_set(settings, "optional_scopes", list);
+	if (oidc_optional_scopes_check(settings, c->scope, &why) < 0) {
+		ret = fail(2, "optional scopes refused: %s", why);
+		goto out;
+	}
+	if (store_client_set_settings(app->store, id, settings) < 0) {
+		ret = fail(1, "cannot update the client", NULL);
+		goto out;
+	}
+	admin_audit(app, app_now(), "client_optional_scopes",
+	            json_pack("{s:s, s:O}", "client_id", id, "optional_scopes", list));
+	store_client_free(c);
+	c = NULL;
+	if (store_client_get(app->store, id, &c) < 0 || c == NULL) {
+		ret = fail(1, "no such client: %s", id);
+		goto out;
+	}
+	ret = emit(client_json(c));
+out:
+	store_client_free(c);
+	json_decref(settings);
+	json_decref(list);
+	return ret;
+}
+
 static int
 client_cmd(struct isso_app *app, int argc, char **argv)
 {
@@ -419,6 +478,8 @@ client_cmd(struct isso_app *app, int argc, char **argv)
 		store_client_free(c);
 		return ret;
 	}
+	if (strcmp(sub, "set-optional-scopes") == 0 && argc > 2)
+		return client_set_optional(app, argv[2], argc - 3, argv + 3);
 	if (strcmp(sub, "rotate-secret") == 0 && argc > 2) {
 		char secret[44], hash[65];
 		if (store_client_get(app->store, argv[2], &c) < 0 || c == NULL)
@@ -436,7 +497,10 @@ client_cmd(struct isso_app *app, int argc, char **argv)
 		            json_pack("{s:s}", "client_id", argv[2]));
 		return emit(json_pack("{s:s, s:s}", "client_id", argv[2], "client_secret", secret));
 	}
-	return fail(2, "usage: issoctl client add|list|show|approve|suspend|rotate-secret", NULL);
+	return fail(
+	    2,
+	    "usage: issoctl client add|list|show|approve|suspend|rotate-secret|set-optional-scopes",
+	    NULL);
 }
 
 static int

@@ -237,7 +237,7 @@ oidc_code_redirect(struct isso_app *app, struct http_req *req, json_t *request, 
 	struct store_token t;
 	json_t *claims = NULL, *data = NULL, *fresh = NULL;
 	char code[44], hash[65], grant[44];
-	char *sealed = NULL;
+	char *sealed = NULL, *consented = NULL, *released = NULL;
 	int64_t now = app_now();
 
 	if (session_key != NULL) {
@@ -261,6 +261,16 @@ oidc_code_redirect(struct isso_app *app, struct http_req *req, json_t *request, 
 			goto out;
 		}
 	}
+	/* Optional fields the citizen left unticked are not released: the
+	 * code (so the ID token, UserInfo and refreshes) carries the scope
+	 * without them. */
+	if (store_consent_get(app->store, uuid, client_id, &consented) < 0) {
+		page_error(app, req, 503, "error.unavailable", "error.unavailable.message", NULL);
+		goto out;
+	}
+	released = oidc_scope_consented(scope, consented);
+	scope = released;
+	json_object_set_new(request, "scope", json_string(released));
 	if (oidc_claims(app, uuid, scope, session, &claims) < 0 ||
 	    (sealed = oidc_seal_claims(app, claims)) == NULL) {
 		page_error(app, req, 503, "error.unavailable", "error.unavailable.message", NULL);
@@ -304,6 +314,8 @@ oidc_code_redirect(struct isso_app *app, struct http_req *req, json_t *request, 
 	oidc_redirect_to_client(app, req, uri, pool_printf(http_pool(req), "code=%s", code), state);
 	log_info("code_issued", "client_id", client_id, NULL);
 out:
+	free(consented);
+	free(released);
 	free(sealed);
 	json_decref(fresh);
 	json_decref(claims);

@@ -271,3 +271,110 @@ test('phone, English, keyboard: log in to /account, log out everywhere ends ever
     await phone.context.close();
   }
 });
+
+test('optional fields: the citizen unticks one, and the agency receives only what was ticked', T, async (t) => {
+  const agencyC = await stack.registerClient({
+    name: '圖書館借閱服務', purpose: '借閱證申辦', redirectUris: [`${rp.url}/cb`],
+    scope: 'openid profile email phone',
+  });
+  // The operator marks e-mail and phone optional; a scope the client is
+  // not approved for, or one that releases nothing, is refused.
+  const refused = await stack.issoctl(['client', 'set-optional-scopes', agencyC.client_id, 'address'], { allowFailure: true });
+  assert.ok(refused.failed, 'an optional scope outside the client\'s scopes is refused');
+  const refused2 = await stack.issoctl(['client', 'set-optional-scopes', agencyC.client_id, 'openid'], { allowFailure: true });
+  assert.ok(refused2.failed, 'openid cannot be optional');
+  const set = await stack.issoctl(['client', 'set-optional-scopes', agencyC.client_id, 'email', 'phone']);
+  assert.deepEqual(set.settings.optional_scopes, ['email', 'phone']);
+  const cfgC = await client.discovery(new URL(stack.issuer), agencyC.client_id, {}, client.ClientSecretBasic(agencyC.client_secret), {
+    execute: [client.allowInsecureRequests], timeout: 5,
+  });
+
+  const { context, page } = await openPage(browser, {
+    viewport: { width: 390, height: 844 }, deviceScaleFactor: 2, isMobile: true, hasTouch: true, locale: 'zh-TW',
+  });
+  try {
+    const verifier = client.randomPKCECodeVerifier();
+    const state = client.randomState();
+    const url = client.buildAuthorizationUrl(cfgC, {
+      redirect_uri: `${rp.url}/cb`, scope: 'openid profile email phone', state,
+      code_challenge: await client.calculatePKCECodeChallenge(verifier), code_challenge_method: 'S256',
+    });
+    await page.goto(url.href);
+    await page.waitForURL(onIssuer('/login'));
+    await page.locator('a[href*="/login/taipeipass"]').first().click();
+    await page.waitForURL(onIssuer('/login/taipeipass'));
+    await page.locator('[name="account"]').fill(user.account);
+    await page.locator('[name="password"]').fill(user.password);
+    await page.getByRole('button', { name: '登入', exact: true }).click();
+    await page.waitForURL(onIssuer('/consent'));
+    // Name is required (no checkbox); e-mail and phone are optional, ticked.
+    const email = page.getByRole('checkbox', { name: /電子郵件/ });
+    const phoneBox = page.getByRole('checkbox', { name: /手機號碼/ });
+    assert.ok(await email.isChecked(), 'optional fields start ticked');
+    assert.ok(await phoneBox.isChecked());
+    assert.equal(await page.getByRole('checkbox', { name: /姓名/ }).count(), 0, 'a required field has no checkbox');
+    await assertNoHorizontalScroll(page, 'consent with optional fields');
+    await axeCheck(page, 'consent with optional fields (phone)');
+    await shots.take(t, page, 'consent-optional');
+    // Untick e-mail with the keyboard, then agree.
+    await tabTo(page, (el) => el.tag === 'input' && el.value === 'email', 'the e-mail checkbox');
+    await page.keyboard.press('Space');
+    assert.equal(await email.isChecked(), false);
+    await page.locator('button[value="allow"]').click();
+    await page.waitForURL(onRp);
+    const tokens = await client.authorizationCodeGrant(cfgC, new URL(page.url()), { pkceCodeVerifier: verifier, expectedState: state });
+    assert.ok(!tokens.scope.split(' ').includes('email'), `the granted scope leaves e-mail out (${tokens.scope})`);
+    assert.ok(tokens.scope.split(' ').includes('phone'));
+    const info = await client.fetchUserInfo(cfgC, tokens.access_token, tokens.claims().sub);
+    assert.equal(info.name, '王小明');
+    assert.equal(info.phone_number, '+886933444555');
+    assert.equal(info.email, undefined, 'UserInfo has no e-mail');
+    assert.equal(tokens.claims().email, undefined, 'the ID token has no e-mail');
+    // A refresh keeps it out.
+    const refreshed = await client.refreshTokenGrant(cfgC, tokens.refresh_token);
+    const info2 = await client.fetchUserInfo(cfgC, refreshed.access_token, tokens.claims().sub);
+    assert.equal(info2.email, undefined);
+
+    // Single sign-on for the same agency: not asked again, still no e-mail.
+    const v2 = client.randomPKCECodeVerifier();
+    const s2 = client.randomState();
+    await page.goto(client.buildAuthorizationUrl(cfgC, {
+      redirect_uri: `${rp.url}/cb`, scope: 'openid profile email phone', state: s2,
+      code_challenge: await client.calculatePKCECodeChallenge(v2), code_challenge_method: 'S256',
+    }).href);
+    await page.waitForURL(onRp);
+    const t2 = await client.authorizationCodeGrant(cfgC, new URL(page.url()), { pkceCodeVerifier: v2, expectedState: s2 });
+    assert.equal((await client.fetchUserInfo(cfgC, t2.access_token, t2.claims().sub)).email, undefined);
+
+    // Once the agency makes e-mail required, the citizen is asked again.
+    await stack.issoctl(['client', 'set-optional-scopes', agencyC.client_id, 'phone']);
+    await page.goto(client.buildAuthorizationUrl(cfgC, {
+      redirect_uri: `${rp.url}/cb`, scope: 'openid profile email phone', state: client.randomState(),
+      code_challenge: await client.calculatePKCECodeChallenge(client.randomPKCECodeVerifier()), code_challenge_method: 'S256',
+    }).href);
+    await page.waitForURL(onIssuer('/consent'));
+    assert.equal(await page.getByRole('checkbox', { name: /電子郵件/ }).count(), 0, 'e-mail is now required');
+    await page.locator('a[href^="/cancel"], button[value="deny"]').first().click();
+    await page.waitForURL(onRp);
+    await stack.issoctl(['client', 'set-optional-scopes', agencyC.client_id, 'email', 'phone']);
+
+    // The records: consent with the declined field, releases without it.
+    const ev = (await audit()).filter((e) => e.data.client_id === agencyC.client_id);
+    const granted = ev.find((e) => e.event === 'consent_granted');
+    assert.equal(granted.data.declined, 'email');
+    const rel = ev.filter((e) => e.event === 'release');
+    assert.equal(rel.length, 2);
+    for (const e of rel) {
+      assert.ok(!e.data.fields.includes('email'), 'no e-mail released');
+      assert.ok(e.data.fields.includes('phone_number'));
+    }
+    await page.goto(`${stack.issuer}/account`);
+    const item = page.locator('#consents .account-item').filter({ hasText: '圖書館借閱服務' });
+    assert.match(await item.innerText(), /您選擇不提供\s*電子郵件/);
+    assert.doesNotMatch(await item.locator('dd').first().innerText(), /電子郵件/);
+    await axeCheck(page, '/account with a declined field (phone)');
+    await assertNoHorizontalScroll(page, '/account (phone)');
+  } finally {
+    await context.close();
+  }
+});
