@@ -29,7 +29,7 @@
 #define ACCOUNT_CSRF     "account"
 #define HISTORY_SHOWN    100 /* releases on the page, newest first */
 #define CLIENT_ID_MAX    128
-#define CLIENT_NAMES_MAX 64 /* distinct agencies looked up per page */
+#define CLIENT_NAMES_MAX 256 /* distinct agencies looked up per page */
 
 /* A time as people in Taipei read it (UTC+8, no daylight saving), and as
  * an ISO 8601 value for <time datetime>. */
@@ -287,8 +287,7 @@ member_rows(struct isso_app *app, struct http_req *req, json_t *pii)
  * national ID proven by a card or certificate (which every ID method then
  * lands on). */
 static json_t *
-linked_methods(struct isso_app *app, struct http_req *req, const char *uuid, json_t *pii,
-               int *ret_r)
+linked_methods(struct isso_app *app, struct http_req *req, const char *uuid, int *ret_r)
 {
 	struct store_member *m = NULL;
 	struct store_person *p = NULL;
@@ -313,7 +312,6 @@ linked_methods(struct isso_app *app, struct http_req *req, const char *uuid, jso
 		json_array_append_new(
 		    out, json_pack("{s:s, s:s}", "title", page_text(app, req, "account.id_linked"),
 		                   "detail", page_text(app, req, "account.id_linked_detail")));
-	(void)pii;
 out:
 	store_member_free(m);
 	store_person_free(p);
@@ -352,7 +350,7 @@ account_page(struct isso_app *app, struct http_req *req, json_t *session, const 
 		goto fail;
 	page = json_pack("{s:s, s:o}", "csrf", csrf_token(req, &app->secrets, ACCOUNT_CSRF),
 	                 "member", member_rows(app, req, pii));
-	json_object_set_new(page, "methods", linked_methods(app, req, uuid, pii, &ret));
+	json_object_set_new(page, "methods", linked_methods(app, req, uuid, &ret));
 	if (ret < 0)
 		goto fail;
 	json_object_set_new(page, "has_member",
