@@ -226,6 +226,9 @@ test('phone, English, keyboard: log in to /account, log out everywhere ends ever
   try {
     const tokB = await authorize(first.page, cfgB, 'openid profile', { login: true });
     assert.ok(tokB.refresh_token);
+    // …and by single sign-on to A, which registered a back-channel URI.
+    const tokA = await authorize(first.page, cfgA, 'openid profile');
+    const before = backchannel.length;
 
     const { page } = phone;
     await page.goto(`${stack.issuer}/account?lang=en`);
@@ -266,6 +269,22 @@ test('phone, English, keyboard: log in to /account, log out everywhere ends ever
     await assert.rejects(client.refreshTokenGrant(cfgB, tokB.refresh_token), 'the session-bound refresh token died');
     const ev = (await audit()).filter((e) => e.event === 'logout_everywhere');
     assert.deepEqual(ev.map((e) => e.data.uuid), [user.uuid]);
+    // A was told that each session it knew ended: the first browser's,
+    // and the earlier test's browser session, still live until now.
+    const deadline = Date.now() + limit(10_000);
+    const sids = async () => {
+      const out = [];
+      for (const tok of backchannel.slice(before)) {
+        const { payload } = await jose.jwtVerify(tok, await jwks(), { issuer: stack.issuer, audience: agencyA.client_id });
+        assert.equal(payload.sub, tokA.claims().sub);
+        out.push(payload.sid);
+      }
+      return out;
+    };
+    while (!(await sids()).includes(tokA.claims().sid) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+    const told = await sids();
+    assert.equal(told.filter((x) => x === tokA.claims().sid).length, 1, 'one notice names the first browser\'s session');
+    assert.equal(new Set(told).size, told.length, 'one notice per session');
   } finally {
     await first.context.close();
     await phone.context.close();
