@@ -210,6 +210,12 @@ test('releases on fresh and single sign-on logins; /account lists consents and h
       form: { csrf: 'forged', client_id: agencyB.client_id }, maxRedirects: 0,
     });
     assert.equal(bad.status(), 403, 'a forged CSRF token is refused');
+    for (const form of [{ csrf }, { csrf, client_id: '' }, { csrf, client_id: 'x'.repeat(200) }]) {
+      const odd = await page.request.post(`${stack.issuer}/account/withdraw`, { form, maxRedirects: 0 });
+      assert.equal(odd.status(), 400, `a bad client_id is a clear error (${JSON.stringify(form).slice(0, 60)})`);
+    }
+    const get = await page.request.get(`${stack.issuer}/account/withdraw`, { maxRedirects: 0 });
+    assert.equal(get.status(), 405, 'withdrawal is a POST only');
     await page.goto(`${stack.issuer}/account`);
     assert.equal(await page.locator('#consents .account-item').count(), 2);
   } finally {
