@@ -384,8 +384,9 @@ account_page(struct isso_app *app, struct http_req *req, json_t *session, const 
 			json_array_append_new(list, item);
 		}
 	}
-	if (json_array_size(list) == 0) {
-		/* Not indexed (begun before the index existed): this one at least. */
+	if (!json_is_true(json_object_get(json_array_get(list, 0), "here"))) {
+		/* This browser's session is not indexed (begun before the index
+		 * existed, or dropped by a race): listed all the same. */
 		json_t *item = json_pack(
 		    "{s:s, s:s, s:b, s:i}", "method",
 		    method_title(app, req,
@@ -398,7 +399,7 @@ account_page(struct isso_app *app, struct http_req *req, json_t *session, const 
 		    (int)json_array_size(json_object_get(session, "clients")));
 		set_time(req, item, "since",
 		         json_integer_value(json_object_get(session, "auth_time")));
-		json_array_append_new(list, item);
+		json_array_insert_new(list, 0, item);
 	}
 	json_object_set_new(page, "sessions", list);
 	json_object_set_new(page, "session_count", json_integer((json_int_t)json_array_size(list)));
