@@ -11,7 +11,7 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import * as client from 'openid-client';
 import * as jose from 'jose';
-import { startStack, startTestServer, limit } from './lib/harness.mjs';
+import { startStack, startTestServer, limit, HttpAgent, sleep } from './lib/harness.mjs';
 import {
   NO_BROWSER, launchBrowser, newPage as openPage, axeCheck, Screenshots, tabTo, assertNoHorizontalScroll,
 } from './lib/browser.mjs';
@@ -402,4 +402,47 @@ test('optional fields: the citizen unticks one, and the agency receives only wha
   } finally {
     await context.close();
   }
+});
+
+test('any method: a 手機電信驗證 login reaches /account, and the person (same national ID) sees the same consents', { timeout: limit(60_000), skip: NO_BROWSER }, async () => {
+  // isso-sim's subscriber with the national ID user was enrolled with.
+  const p = { id: 'A123456789', phone: '0912345678', birthdate: '1985-03-14', carrier: 'cht' };
+  const agent = new HttpAgent();
+  const choice = await agent.followUntil(`${stack.issuer}/account`);
+  assert.equal(new URL(choice.url).pathname, '/login', 'no session: the method page');
+  assert.match(choice.res.pageText(), /我的帳戶/, 'the method page names the citizen\'s own page');
+  const pick = choice.res.links().find((l) => l.href && new URL(l.href).pathname === '/login/telecom');
+  assert.ok(pick, 'the method page offers 手機電信驗證');
+  const t = new URL(pick.href).searchParams.get('t');
+  const formPage = await agent.get(pick.href);
+  const form = formPage.forms().find((f) => f.has('id_number') && f.has('carrier'));
+  const { res: codePage } = await agent.submit(form, {
+    id_number: p.id, phone: p.phone, birthdate: p.birthdate, carrier: p.carrier, agree: '1',
+  });
+  const codeForm = codePage.forms().find((f) => f.has('code'));
+  assert.ok(codeForm, `the SMS code page: ${codePage.pageText().slice(0, 300)}`);
+  const sms = await stack.readLastSms(p.phone);
+  const { res: qr } = await agent.submit(codeForm, { code: sms.code }, codeForm.buttons.find((b) => b.value === 'verify'));
+  const link = qr.links().find((l) => l.attrs.id === 'open-here');
+  assert.ok(link, `the QR page: ${qr.pageText().slice(0, 300)}`);
+  const u = new URL(link.href);
+  u.searchParams.set('network', 'mobile');
+  assert.equal((await fetch(u, { signal: AbortSignal.timeout(5000) })).status, 200);
+  const deadline = Date.now() + limit(10_000);
+  for (;;) {
+    const st = (await agent.get(`${stack.issuer}/login/telecom/status?t=${t}&shown=pending`)).json();
+    if (st.state === 'done') break;
+    assert.ok(Date.now() < deadline, `the telecom login never finished: ${JSON.stringify(st)}`);
+    await sleep(300);
+  }
+  const done = await agent.followUntil(`${stack.issuer}/login/telecom/done?t=${t}`);
+  assert.equal(new URL(done.url).pathname, '/account', 'the login comes back to /account, not to consent');
+  const text = done.res.pageText();
+  assert.match(text, /手機電信驗證/, 'the session\'s method');
+  assert.match(text, /身分證字號已驗證/, 'the verified national ID is a linked method');
+  assert.match(text, new RegExp(NAME_B), 'the same person: the consents given through 台北通');
+  assert.ok(!text.includes(p.id), 'the whole ID never appears');
+  const logins = (await audit()).filter((e) => e.event === 'login' && e.data.method === 'telecom');
+  assert.equal(logins.at(-1).data.uuid, user.uuid, 'the same uuid');
+  assert.equal(logins.at(-1).data.client_id, '', 'a login to /account names no agency');
 });
