@@ -13,6 +13,8 @@
 #include "lib/xmalloc.h"
 #include "store/store.h"
 
+static bool ended_by_person(struct isso_app *app, json_t *session);
+
 #define BIND_COOKIE    "isso_bind"
 #define SESSION_COOKIE "isso_sid"
 
@@ -140,6 +142,116 @@ flow_url(struct http_req *req, const char *path, const char *id)
 	return pool_printf(http_pool(req), "%s?t=%s", path, id);
 }
 
+/* Sessions are keyed by cookie; each person's are also listed (by store
+ * key) in one short-lived row, so /account can show them and end them
+ * one by one. The list is an index, pruned of ended sessions when read;
+ * the sessions-ended marker, not the list, is what ends them all. */
+#define PERSON_SESSIONS_KIND "person-sessions"
+#define PERSON_SESSIONS_MAX  32
+
+static void
+person_sessions_add(struct isso_app *app, const char *uuid, const char *key, int64_t now)
+{
+	json_t *idx = NULL, *keys, *fresh = json_array();
+	size_t i, n;
+
+	if (store_eph_get(app->store, PERSON_SESSIONS_KIND, uuid, now, &idx, NULL) < 0)
+		idx = NULL;
+	keys = json_object_get(idx, "keys");
+	json_array_append_new(fresh, json_string(key));
+	n = json_array_size(keys);
+	/* The newest first; the oldest beyond the cap are no longer listed
+	 * (they still end with the marker). */
+	for (i = 0; i < n && json_array_size(fresh) < PERSON_SESSIONS_MAX; i++) {
+		const char *k = json_string_value(json_array_get(keys, i));
+		if (k != NULL && strlen(k) == 64 && strcmp(k, key) != 0)
+			json_array_append_new(fresh, json_string(k));
+	}
+	json_decref(idx);
+	idx = json_pack("{s:o}", "keys", fresh);
+	if (store_eph_put(app->store, PERSON_SESSIONS_KIND, uuid, idx,
+	                  now + app->cfg->oidc.session_ttl) < 0)
+		log_warn("person_sessions_index", "error", "store", NULL);
+	json_decref(idx);
+}
+
+json_t *
+flow_person_sessions(struct isso_app *app, const char *uuid)
+{
+	json_t *idx = NULL, *out = json_array();
+	int64_t now = app_now();
+	size_t i;
+	json_t *v;
+
+	if (store_eph_get(app->store, PERSON_SESSIONS_KIND, uuid, now, &idx, NULL) < 0 ||
+	    idx == NULL)
+		goto out;
+	json_array_foreach(json_object_get(idx, "keys"), i, v)
+	{
+		const char *key = json_string_value(v);
+		json_t *session = NULL;
+		if (key == NULL ||
+		    store_eph_get(app->store, "session", key, now, &session, NULL) < 0 ||
+		    session == NULL)
+			continue;
+		/* Another person's login on that browser replaced it, or a
+		 * reset ended it. */
+		if (strcmp(json_string_value(json_object_get(session, "uuid")) ?: "", uuid) != 0 ||
+		    ended_by_person(app, session)) {
+			json_decref(session);
+			continue;
+		}
+		json_object_set_new(session, "key", json_string(key));
+		json_array_append_new(out, session);
+	}
+out:
+	json_decref(idx);
+	return out;
+}
+
+int
+flow_person_sessions_end_all(struct isso_app *app, const char *uuid, const char *current_key,
+                             json_t *current)
+{
+	json_t *sessions = flow_person_sessions(app, uuid);
+	bool current_listed = false;
+	size_t i;
+	json_t *s;
+	int ret;
+
+	/* The marker first: whatever happens next, no session of uuid that
+	 * began until now counts any more. */
+	ret = flow_sessions_end_person(app, uuid);
+	if (ret < 0)
+		goto out;
+	json_array_foreach(sessions, i, s)
+	{
+		const char *sid = json_string_value(json_object_get(s, "sid"));
+		const char *key = json_string_value(json_object_get(s, "key"));
+		if (current_key != NULL && strcmp(key, current_key) == 0)
+			current_listed = true;
+		(void)store_eph_delete(app->store, "session", key);
+		if (sid != NULL)
+			(void)store_eph_delete(app->store, "sid", sid);
+		if (app->session_ended != NULL)
+			app->session_ended(app, s);
+	}
+	/* The caller's own session, begun before the index listed it. */
+	if (current != NULL && !current_listed) {
+		const char *sid = json_string_value(json_object_get(current, "sid"));
+		if (sid != NULL)
+			(void)store_eph_delete(app->store, "sid", sid);
+		if (current_key != NULL)
+			(void)store_eph_delete(app->store, "session", current_key);
+		if (app->session_ended != NULL)
+			app->session_ended(app, current);
+	}
+	(void)store_eph_delete(app->store, PERSON_SESSIONS_KIND, uuid);
+out:
+	json_decref(sessions);
+	return ret;
+}
+
 static json_t *
 amr_array(const struct flow_auth *auth)
 {
@@ -241,11 +353,13 @@ flow_complete(struct isso_app *app, struct http_req *req, const char *id, json_t
 		return;
 	}
 	http_set_cookie(req, SESSION_COOKIE, token, -1, HTTP_COOKIE_HTTPONLY | HTTP_COOKIE_LAX);
+	person_sessions_add(app, auth->uuid, key, now);
 
 	/* The transaction records this login: consent reads it from there, so
 	 * the released phone is the one verified now. */
 	json_object_set_new(txn, "auth", session);
 	json_object_set_new(txn, "session_key", json_string(key));
+	json_object_del(txn, "sso"); /* a fresh login, not single sign-on */
 	if (flow_txn_save(app, id, txn) < 0) {
 		page_error(app, req, 400, "error.txn_title", "error.txn_expired", NULL);
 		return;
@@ -264,8 +378,6 @@ flow_login_failed(json_t *fields)
 	metrics_login(json_string_value(json_object_get(fields, "method")), false);
 	log_event(LOG_WARN, "login_failed", fields);
 }
-
-static bool ended_by_person(struct isso_app *app, json_t *session);
 
 bool
 flow_session_cookie_sent(struct http_req *req)

@@ -79,6 +79,19 @@ bool flow_sid_alive(struct isso_app *app, const char *sid, const char *uuid, int
  * counting for single sign-on at once. */
 int flow_sessions_end_person(struct isso_app *app, const char *uuid);
 
+/* The live browser sessions of uuid, newest first (at most 32): an array
+ * of session objects (as flow_session) each with its store "key"; a new
+ * reference, empty when none or the store fails. */
+json_t *flow_person_sessions(struct isso_app *app, const char *uuid);
+/* Ends every browser session of uuid at once (flow_sessions_end_person)
+ * and deletes the listed ones with their sids, telling each one's clients
+ * through app->session_ended (back-channel logout); current (may be
+ * NULL), the caller's own session under current_key, is ended and told
+ * once whether listed or not. Refresh tokens bound to them die with
+ * them. */
+int flow_person_sessions_end_all(struct isso_app *app, const char *uuid, const char *current_key,
+                                 json_t *current);
+
 /* URL of a method page for transaction id (request memory). */
 const char *flow_url(struct http_req *req, const char *path, const char *id);
 

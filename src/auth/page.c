@@ -69,6 +69,13 @@ has_cjk(const char *text)
 	return false;
 }
 
+const char *
+page_other_lang(struct http_req *req, const char *text)
+{
+	return strcmp(http_locale(req), "en") == 0 && text != NULL && has_cjk(text) ? "zh-Hant-TW"
+	                                                                            : NULL;
+}
+
 /* On an English page, names and text that came in Chinese (the agency's
  * name and purpose, the citizen's name on consent) say so with lang, so
  * a screen reader reads them in the right voice: sets "<key>_lang" for

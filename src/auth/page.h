@@ -40,6 +40,9 @@ const char *page_text(struct isso_app *app, struct http_req *req, const char *ke
  * (agency, agency_purpose, and agency_lang on English pages). */
 void page_notice(struct isso_app *app, struct http_req *req, json_t *ctx, const char *txn_id,
                  const char *method);
+/* "zh-Hant-TW" when text (an agency's name, a stored value) is Chinese on
+ * an English page, for its lang attribute; NULL otherwise. */
+const char *page_other_lang(struct http_req *req, const char *text);
 /* The http_server error_page hook (400, 404, 405, 413, 500 …). */
 void page_http_error(struct http_req *req, int status, void *ctx);
 /* The per-request hook: picks the language (?lang=, cookie, header). */

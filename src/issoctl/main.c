@@ -17,6 +17,7 @@
 #include "lib/log.h"
 #include "lib/secret.h"
 #include "lib/xmalloc.h"
+#include "oidc/oidc.h"
 #include "store/store.h"
 
 #define MAX_URIS 16
@@ -187,13 +188,14 @@ client_add(struct isso_app *app, int argc, char **argv)
 	    {"legacy-api", no_argument, NULL, 'L'},
 	    {"require-par", no_argument, NULL, 'R'},
 	    {"require-dpop", no_argument, NULL, 'D'},
+	    {"optional-scope", required_argument, NULL, 'o'},
 	    {NULL, 0, NULL, 0},
 	};
 	struct store_client c;
 	json_t *settings = json_object();
 	bool legacy = false;
 	char grants[96] = "";
-	json_t *redirects = json_array(), *logouts = json_array(), *out;
+	json_t *redirects = json_array(), *logouts = json_array(), *optional = json_array(), *out;
 	char id[44], secret[44], hash[65];
 	const char *why = NULL;
 	int opt, ret = 2;
@@ -270,6 +272,9 @@ client_add(struct isso_app *app, int argc, char **argv)
 			break;
 		case 'L':
 			legacy = true;
+			break;
+		case 'o':
+			json_array_append_new(optional, json_string(optarg));
 			break;
 		default:
 			ret = fail(2, "unknown option", NULL);
@@ -358,6 +363,14 @@ client_add(struct isso_app *app, int argc, char **argv)
 	}
 	if (legacy)
 		json_object_set_new(settings, "legacy_api", json_true());
+	/* Fields the citizen may untick on the consent page. */
+	if (json_array_size(optional) > 0) {
+		json_object_set(settings, "optional_scopes", optional);
+		if (oidc_optional_scopes_check(settings, c.scope, &why) < 0) {
+			ret = fail(2, "--optional-scope refused: %s", why);
+			goto out;
+		}
+	}
 	secret_token(16, id);
 	c.client_id = id;
 	c.redirect_uris = redirects;
@@ -383,6 +396,7 @@ client_add(struct isso_app *app, int argc, char **argv)
 out:
 	json_decref(redirects);
 	json_decref(logouts);
+	json_decref(optional);
 	json_decref(c.jwks);
 	json_decref(settings);
 	return ret;
@@ -540,6 +554,50 @@ list_one(const struct store_client *c, void *ctx)
 	return 0;
 }
 
+/* client set-optional-scopes ID [SCOPE ...]: replaces the fields the
+ * citizen may untick (none given: every field is required again). */
+static int
+client_set_optional(struct isso_app *app, const char *id, int n, char **scopes)
+{
+	struct store_client *c = NULL;
+	json_t *settings = NULL, *list = json_array();
+	const char *why = NULL;
+	int ret;
+
+	if (store_client_get(app->store, id, &c) < 0 || c == NULL) {
+		ret = fail(1, "no such client: %s", id);
+		goto out;
+	}
+	for (int i = 0; i < n; i++)
+		json_array_append_new(list, json_string(scopes[i]));
+	settings = json_deep_copy(c->settings);
+	if (settings == NULL)
+		settings = json_object();
+	json_object_set(settings, "optional_scopes", list);
+	if (oidc_optional_scopes_check(settings, c->scope, &why) < 0) {
+		ret = fail(2, "optional scopes refused: %s", why);
+		goto out;
+	}
+	if (store_client_set_settings(app->store, id, settings) < 0) {
+		ret = fail(1, "cannot update the client", NULL);
+		goto out;
+	}
+	admin_audit(app, app_now(), "client_optional_scopes",
+	            json_pack("{s:s, s:O}", "client_id", id, "optional_scopes", list));
+	store_client_free(c);
+	c = NULL;
+	if (store_client_get(app->store, id, &c) < 0 || c == NULL) {
+		ret = fail(1, "no such client: %s", id);
+		goto out;
+	}
+	ret = emit(client_json(c));
+out:
+	store_client_free(c);
+	json_decref(settings);
+	json_decref(list);
+	return ret;
+}
+
 static int
 client_cmd(struct isso_app *app, int argc, char **argv)
 {
@@ -572,6 +630,8 @@ client_cmd(struct isso_app *app, int argc, char **argv)
 		store_client_free(c);
 		return ret;
 	}
+	if (strcmp(sub, "set-optional-scopes") == 0 && argc > 2)
+		return client_set_optional(app, argv[2], argc - 3, argv + 3);
 	if (strcmp(sub, "rotate-secret") == 0 && argc > 2) {
 		char secret[44], hash[65];
 		if (store_client_get(app->store, argv[2], &c) < 0 || c == NULL)
@@ -593,7 +653,7 @@ client_cmd(struct isso_app *app, int argc, char **argv)
 		return client_legacy_api(app, argv[2], argv[3]);
 	return fail(2,
 	            "usage: issoctl client add|update|list|show|approve|suspend|rotate-secret|"
-	            "legacy-api ID on|off",
+	            "set-optional-scopes|legacy-api ID on|off",
 	            NULL);
 }
 

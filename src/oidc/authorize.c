@@ -645,6 +645,7 @@ oidc_authorize_run(struct isso_app *app, struct http_req *req, const char *legac
 			           NULL);
 			goto out;
 		}
+		json_object_set_new(request, "sso", json_true());
 		if (!need_consent) {
 			oidc_code_redirect(app, req, request, session, session_key);
 			goto out;
@@ -655,7 +656,6 @@ oidc_authorize_run(struct isso_app *app, struct http_req *req, const char *legac
 		}
 		json_object_set(request, "auth", session);
 		json_object_set_new(request, "session_key", json_string(session_key));
-		json_object_set_new(request, "sso", json_true());
 		if (flow_txn_create(app, req, json_incref(request), txn_id) < 0) {
 			page_error(app, req, 503, "error.unavailable", "error.unavailable.message",
 			           NULL);

@@ -9,8 +9,13 @@
 #include "auth/claims.h"
 #include "lib/buf.h"
 #include "lib/isso.h"
-#include "oidc/oidc.h"
+#include "lib/xmalloc.h"
+#include "oidc/oidc-private.h"
 #include "store/store.h"
+
+/* Change with the text of the consent page's notice (consent.notice and
+ * the page around it), so each consent records what the citizen read. */
+const char oidc_consent_notice_version[] = "2026-12-consent-1";
 
 /* The claim_bit of a claim scope word, 0 for openid and the like. */
 static unsigned
@@ -40,28 +45,42 @@ claims_present(json_t *claims)
 
 int
 oidc_consent_record(struct isso_app *app, const char *uuid, const char *client_id,
-                    const char *scope, json_t *claims)
+                    const char *scope, const char *declined, json_t *claims)
 {
 	unsigned present = claims_present(claims);
+	json_t *record, *no = json_array();
 	struct buf b;
+	char w[66];
 	int ret;
 
 	buf_init(&b, 4096);
 	for (const char *p = scope; *p != '\0';) {
 		size_t len = strcspn(p, " ");
 		unsigned bit = scope_bit(p, len);
-		if (len > 0) {
+		if (len > 0 && len + 1 < sizeof(w)) {
+			memcpy(w, p, len);
+			w[len] = '\0';
 			if (b.len > 0)
 				buf_addc(&b, ' ');
 			buf_add(&b, p, len);
-			if (bit != 0 && (present & bit) == 0)
+			/* Declined (an optional field left unticked) is a choice,
+			 * remembered as "word-"; it counts as answered. */
+			if (bit != 0 && declined != NULL && scope_has(declined, w)) {
+				buf_addc(&b, '-');
+				json_array_append_new(no, json_string(w));
+			} else if (bit != 0 && (present & bit) == 0) {
 				buf_addc(&b, '?');
+			}
 		}
 		p += len;
 		while (*p == ' ')
 			p++;
 	}
-	ret = store_consent_put(app->store, uuid, client_id, b.data, app_now());
+	record = json_pack("{s:s, s:o}", "notice", oidc_consent_notice_version, "declined", no);
+	ret = record != NULL
+	          ? store_consent_record(app->store, uuid, client_id, b.data, record, app_now())
+	          : ISSO_ERR_NOMEM;
+	json_decref(record);
 	buf_free(&b);
 	return ret;
 }
@@ -73,6 +92,7 @@ oidc_consent_needed(struct isso_app *app, json_t *request, const char *uuid, jso
 	const char *prompt = json_string_value(json_object_get(request, "prompt"));
 	const char *scope = json_string_value(json_object_get(request, "scope"));
 	const char *client_id = json_string_value(json_object_get(request, "client_id"));
+	struct store_client *client = NULL;
 	char *consented = NULL, w[66];
 	json_t *claims = NULL;
 	int ret;
@@ -93,8 +113,24 @@ oidc_consent_needed(struct isso_app *app, json_t *request, const char *uuid, jso
 		memcpy(w, p, n);
 		w[n] = '\0';
 		if (n > 0 && !scope_has(consented, w)) {
-			w[n] = '?';
+			w[n] = '-';
 			w[n + 1] = '\0';
+			if (scope_has(consented, w)) {
+				/* Declined on the page: answered while the agency
+				 * still marks it optional; asked again once it
+				 * makes it required. */
+				if (client == NULL &&
+				    (ret = oidc_client_find(app, client_id, &client)) < 0)
+					goto out;
+				w[n] = '\0';
+				if (!oidc_scope_optional(client, w))
+					*needed_r = true;
+				p += n;
+				while (*p == ' ')
+					p++;
+				continue;
+			}
+			w[n] = '?';
 			if (!scope_has(consented, w)) {
 				*needed_r = true;
 			} else {
@@ -111,7 +147,108 @@ oidc_consent_needed(struct isso_app *app, json_t *request, const char *uuid, jso
 			p++;
 	}
 out:
+	store_client_free(client);
 	json_decref(claims);
 	free(consented);
 	return ret;
+}
+
+int
+oidc_consent_withdraw(struct isso_app *app, const char *uuid, const char *client_id)
+{
+	json_t *clients;
+	int ret;
+
+	/* Tokens first: once the consent is gone nothing the client holds
+	 * may still work, and a failure here leaves the consent listed. */
+	ret = store_token_revoke_client_person(app->store, client_id, uuid);
+	if (ret == 0)
+		ret = store_consent_delete(app->store, uuid, client_id);
+	if (ret < 0)
+		return ret;
+	clients = json_pack("[s]", client_id);
+	oidc_backchannel_logout(app, uuid, NULL, clients);
+	json_decref(clients);
+	store_audit_append(app->store, app_now(), "consent_withdrawn",
+	                   json_pack("{s:s, s:s}", "uuid", uuid, "client_id", client_id));
+	return 0;
+}
+
+char *
+oidc_scope_consented(const char *scope, const char *consented)
+{
+	struct buf b;
+	char w[66], *out;
+
+	buf_init(&b, 4096);
+	for (const char *p = scope; p != NULL && *p != '\0';) {
+		size_t n = strcspn(p, " ");
+		if (n > 0 && n + 2 <= sizeof(w)) {
+			memcpy(w, p, n);
+			w[n] = '-';
+			w[n + 1] = '\0';
+			if (consented == NULL || !scope_has(consented, w)) {
+				if (b.len > 0)
+					buf_addc(&b, ' ');
+				buf_add(&b, p, n);
+			}
+		}
+		p += n;
+		while (*p == ' ')
+			p++;
+	}
+	out = xstrdup(b.data != NULL ? b.data : "");
+	buf_free(&b);
+	return out;
+}
+
+bool
+oidc_scope_optional(const struct store_client *c, const char *word)
+{
+	size_t i;
+	json_t *v;
+
+	if (c == NULL || word == NULL || scope_bit(word, strlen(word)) == 0)
+		return false;
+	json_array_foreach(json_object_get(c->settings, "optional_scopes"), i, v)
+	{
+		if (json_is_string(v) && strcmp(json_string_value(v), word) == 0)
+			return true;
+	}
+	return false;
+}
+
+int
+oidc_optional_scopes_check(const json_t *settings, const char *client_scope, const char **why_r)
+{
+	json_t *list = json_object_get(settings, "optional_scopes");
+	size_t i, j;
+	json_t *v;
+
+	*why_r = NULL;
+	if (list == NULL)
+		return 0;
+	if (!json_is_array(list) || json_array_size(list) > claim_scopes_count) {
+		*why_r = "optional_scopes must be an array of the client's claim scopes";
+		return ISSO_ERR_INVALID;
+	}
+	json_array_foreach(list, i, v)
+	{
+		const char *w = json_string_value(v);
+		if (w == NULL || scope_bit(w, strlen(w)) == 0) {
+			*why_r = "an optional scope must be a scope that releases a field";
+			return ISSO_ERR_INVALID;
+		}
+		if (client_scope == NULL || !scope_has(client_scope, w)) {
+			*why_r = "an optional scope must be one the client is approved for";
+			return ISSO_ERR_INVALID;
+		}
+		for (j = 0; j < i; j++) {
+			if (strcmp(json_string_value(json_array_get(list, j)), w) == 0) {
+				*why_r = "an optional scope is listed twice";
+				return ISSO_ERR_INVALID;
+			}
+		}
+	}
+	return 0;
 }

@@ -190,6 +190,41 @@ out:
 	return ret;
 }
 
+/* One release of personal data to a client: the audit event "release"
+ * and the person's release index (/account) hold the same record — the
+ * names of the fields, never their values. */
+static int
+record_release(struct isso_app *app, json_t *request, json_t *session, json_t *claims, int64_t now)
+{
+	const char *client_id = json_string_value(json_object_get(request, "client_id"));
+	const char *uuid = json_string_value(json_object_get(session, "uuid"));
+	json_t *fields = json_array(), *data;
+	const char *key;
+	json_t *v;
+	int ret;
+
+	json_object_foreach(claims, key, v)
+	{
+		json_array_append_new(fields, json_string(key));
+	}
+	data = json_pack("{s:o, s:s, s:s, s:s, s:b, s:I}", "fields", fields, "scope",
+	                 json_string_value(json_object_get(request, "scope")) ?: "", "method",
+	                 json_string_value(json_object_get(session, "method")) ?: "", "acr",
+	                 loa_name((enum loa)json_integer_value(json_object_get(session, "loa"))),
+	                 "sso", json_is_true(json_object_get(request, "sso")), "auth_time",
+	                 json_integer_value(json_object_get(session, "auth_time")));
+	if (data == NULL)
+		return ISSO_ERR_NOMEM;
+	ret = store_release_add(app->store, uuid, client_id, now, data);
+	if (ret == 0) {
+		json_object_set_new(data, "uuid", json_string(uuid));
+		json_object_set_new(data, "client_id", json_string(client_id));
+		ret = store_audit_append(app->store, now, "release", json_incref(data));
+	}
+	json_decref(data);
+	return ret;
+}
+
 void
 oidc_code_redirect(struct isso_app *app, struct http_req *req, json_t *request, json_t *session,
                    const char *session_key)
@@ -202,7 +237,7 @@ oidc_code_redirect(struct isso_app *app, struct http_req *req, json_t *request, 
 	struct store_token t;
 	json_t *claims = NULL, *data = NULL, *fresh = NULL;
 	char code[44], hash[65], grant[44];
-	char *sealed = NULL;
+	char *sealed = NULL, *consented = NULL, *released = NULL;
 	int64_t now = app_now();
 
 	if (session_key != NULL) {
@@ -226,6 +261,16 @@ oidc_code_redirect(struct isso_app *app, struct http_req *req, json_t *request, 
 			goto out;
 		}
 	}
+	/* Optional fields the citizen left unticked are not released: the
+	 * code (so the ID token, UserInfo and refreshes) carries the scope
+	 * without them. */
+	if (store_consent_get(app->store, uuid, client_id, &consented) < 0) {
+		page_error(app, req, 503, "error.unavailable", "error.unavailable.message", NULL);
+		goto out;
+	}
+	released = oidc_scope_consented(scope, consented);
+	scope = released;
+	json_object_set_new(request, "scope", json_string(released));
 	if (oidc_claims(app, uuid, scope, session, &claims) < 0 ||
 	    (json_object_get(request, "legacy") != NULL &&
 	     oidc_legacy_claims_add(app, request, session, claims) < 0) ||
@@ -271,12 +316,19 @@ oidc_code_redirect(struct isso_app *app, struct http_req *req, json_t *request, 
 		page_error(app, req, 503, "error.unavailable", "error.unavailable.message", NULL);
 		goto out;
 	}
+	if (record_release(app, request, session, claims, now) < 0) {
+		(void)store_token_revoke(app->store, hash);
+		page_error(app, req, 503, "error.unavailable", "error.unavailable.message", NULL);
+		goto out;
+	}
 	if (fresh != NULL)
 		flow_session_add_client(app, session_key, fresh, client_id);
 
 	oidc_redirect_to_client(app, req, uri, pool_printf(http_pool(req), "code=%s", code), state);
 	log_info("code_issued", "client_id", client_id, NULL);
 out:
+	free(consented);
+	free(released);
 	free(sealed);
 	json_decref(fresh);
 	json_decref(claims);

@@ -82,14 +82,19 @@ backchannel_deliver(struct isso_app *app, const struct store_job *job, const cha
 
 	*why_r = "cannot sign";
 	buf_init(&form, 16384);
-	if (c == NULL || sub == NULL || sid == NULL || c->backchannel_logout_uri == NULL ||
+	if (c == NULL || sub == NULL || c->backchannel_logout_uri == NULL ||
 	    c->backchannel_logout_uri[0] == '\0')
 		goto out;
 	ret = ISSO_ERR_CRYPTO;
-	claims = json_pack("{s:s, s:s, s:I, s:I, s:s, s:s, s:s, s:{s:{}}}", "iss", app->issuer,
-	                   "aud", c->client_id, "iat", (json_int_t)now, "exp",
-	                   (json_int_t)(now + 120), "jti", job->id, "sub", sub, "sid", sid,
-	                   "events", "http://schemas.openid.net/event/backchannel-logout");
+	/* Without a sid (consent withdrawn: every session of sub at the
+	 * client) the token names the subject only (OIDC Back-Channel Logout
+	 * §2.4: sub, sid or both). */
+	claims = json_pack("{s:s, s:s, s:I, s:I, s:s, s:s, s:{s:{}}}", "iss", app->issuer, "aud",
+	                   c->client_id, "iat", (json_int_t)now, "exp", (json_int_t)(now + 120),
+	                   "jti", job->id, "sub", sub, "events",
+	                   "http://schemas.openid.net/event/backchannel-logout");
+	if (claims != NULL && sid != NULL)
+		json_object_set_new(claims, "sid", json_string(sid));
 	if (claims == NULL || jose_sign(app->keys, c->id_token_alg, "logout+jwt", claims, &jwt) < 0)
 		goto out;
 	ret = ISSO_ERR_LIMIT;
@@ -206,9 +211,10 @@ oidc_backchannel_logout(struct isso_app *app, const char *uuid, const char *sid,
 		char sub[44];
 		if (c != NULL && c->backchannel_logout_uri != NULL &&
 		    c->backchannel_logout_uri[0] != '\0') {
-			json_t *data =
-			    json_pack("{s:s, s:s, s:s}", "client_id", c->client_id, "sub",
-			              oidc_sub(app, c->client_id, uuid, sub), "sid", sid);
+			json_t *data = json_pack("{s:s, s:s}", "client_id", c->client_id, "sub",
+			                         oidc_sub(app, c->client_id, uuid, sub));
+			if (sid != NULL)
+				json_object_set_new(data, "sid", json_string(sid));
 			if (store_job_add(app->store, BC_KIND, data, now, now, now + BC_GIVE_UP,
 			                  NULL) < 0)
 				log_error("backchannel_logout_lost", "client_id", c->client_id,

@@ -135,7 +135,8 @@ struct store_token *oidc_token_lookup(struct isso_app *app, const char *value);
 char *oidc_seal_claims(struct isso_app *app, json_t *claims);
 json_t *oidc_open_claims(struct isso_app *app, json_t *data);
 
-/* Queues back-channel logout notices for sid to every client in clients
+/* Queues back-channel logout notices for sid (NULL: every session of
+ * uuid, the token names the subject only) to every client in clients
  * (array of client ids) that registered a URI; a background sender
  * delivers them (with retries, surviving restarts). Never waits on a
  * client. */

@@ -45,10 +45,34 @@ void oidc_code_redirect(struct isso_app *app, struct http_req *req, json_t *requ
  * release that now would release something. */
 int oidc_consent_needed(struct isso_app *app, json_t *request, const char *uuid, json_t *session,
                         bool *needed_r);
+/* The version of the notice the consent page shows, recorded with each
+ * consent. */
+extern const char oidc_consent_notice_version[];
 /* Records consent to scope for the fields in claims (what the citizen was
- * shown): scopes that released nothing are remembered as such. */
+ * shown): scopes that released nothing are remembered as such ("word?"),
+ * the optional scopes in declined (space-separated, may be NULL) as left
+ * unticked ("word-", and in the record's "declined"), with the notice
+ * version. */
 int oidc_consent_record(struct isso_app *app, const char *uuid, const char *client_id,
-                        const char *scope, json_t *claims);
+                        const char *scope, const char *declined, json_t *claims);
+/* scope without the words the stored consent (consented, may be NULL)
+ * marks declined: what is released. malloc'd. */
+char *oidc_scope_consented(const char *scope, const char *consented);
+/* Whether the client marked the claim scope word optional (its settings'
+ * "optional_scopes"): the citizen may untick it on the consent page. */
+bool oidc_scope_optional(const struct store_client *c, const char *word);
+/* Validates a client's settings' "optional_scopes" (absent is fine): an
+ * array of distinct claim scopes among client_scope. 0, or
+ * ISSO_ERR_INVALID with *why_r. */
+int oidc_optional_scopes_check(const json_t *settings, const char *client_scope,
+                               const char **why_r);
+
+/* The citizen withdraws the consent uuid gave client_id: the consent is
+ * deleted, every token of uuid for the client revoked at once, the client
+ * told by back-channel logout when it registered a URI, and the audit log
+ * records consent_withdrawn. 0, or an ISSO_ERR_* when the store failed
+ * (then nothing is claimed to be done). */
+int oidc_consent_withdraw(struct isso_app *app, const char *uuid, const char *client_id);
 
 /* The claims (name → value) that scope releases about uuid after a login
  * described by session (method, verified phone). Only what the method may

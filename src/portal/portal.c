@@ -12,6 +12,7 @@
 #include "lib/isso.h"
 #include "lib/log.h"
 #include "oidc/oidc.h"
+#include "portal/account.h"
 #include "portal/portal.h"
 #include "portal/ops.h"
 #include "store/store.h"
@@ -59,6 +60,14 @@ choose(struct http_req *req, void *ctx)
 
 	if (txn == NULL)
 		return;
+	if (json_is_true(json_object_get(txn, "account"))) {
+		/* Logging in to /account: iSSO's own page, any method. */
+		page = json_pack("{s:o, s:s, s:s}", "methods", method_cards(app, req, LOA_LOW, id),
+		                 "client_name", page_text(app, req, "account.title"), "cancel_url",
+		                 flow_url(req, "/cancel", id));
+		page_render(app, req, 200, "portal", "portal.title", page);
+		goto out;
+	}
 	c = oidc_client(app, json_string_value(json_object_get(txn, "client_id")));
 	if (c == NULL) {
 		page_error(app, req, 400, "error.client_title", "error.client_unknown", NULL);
@@ -86,8 +95,89 @@ cancel(struct http_req *req, void *ctx)
 	if (txn == NULL)
 		return;
 	flow_txn_delete(app, id);
-	oidc_error_redirect(app, req, txn, "access_denied", "the citizen cancelled");
+	if (json_is_true(json_object_get(txn, "account")))
+		http_redirect(req, 303, "/");
+	else
+		oidc_error_redirect(app, req, txn, "access_denied", "the citizen cancelled");
 	json_decref(txn);
+}
+
+/* The scope word that releases a claim ("phone_number" -> "phone"). */
+static const char *
+claim_scope_word(const char *claim)
+{
+	unsigned bit = claim_bit_of(claim);
+
+	for (unsigned i = 0; i < claim_scopes_count; i++) {
+		if (claim_scopes[i].bit == bit)
+			return claim_scopes[i].scope;
+	}
+	return "";
+}
+
+/* Splits the consent rows: the client's optional scopes go, grouped by
+ * scope, into optional[] {scope, rows[]} (a checkbox each), the rest stay
+ * in fields. */
+static json_t *
+consent_optional(struct http_req *req, const struct store_client *c, json_t *rows)
+{
+	json_t *optional = json_array(), *keep = json_array(), *row, *group;
+	size_t i, j;
+
+	json_array_foreach(rows, i, row)
+	{
+		const char *word = json_string_value(json_object_get(row, "scope"));
+		const char *value = json_string_value(json_object_get(row, "value"));
+		if (!oidc_scope_optional(c, word)) {
+			json_array_append(keep, row);
+			continue;
+		}
+		if (page_other_lang(req, value) != NULL)
+			json_object_set_new(row, "value_lang",
+			                    json_string(page_other_lang(req, value)));
+		group = NULL;
+		json_array_foreach(optional, j, group)
+		{
+			if (strcmp(json_string_value(json_object_get(group, "scope")), word) == 0)
+				break;
+			group = NULL;
+		}
+		if (group == NULL) {
+			group = json_pack("{s:s, s:[]}", "scope", word, "rows");
+			json_array_append_new(optional, group);
+		}
+		json_array_append(json_object_get(group, "rows"), row);
+	}
+	json_array_clear(rows);
+	json_array_extend(rows, keep);
+	json_decref(keep);
+	return optional;
+}
+
+/* The optional scopes of the request the citizen left unticked
+ * (space-separated, request memory): every optional claim scope in scope
+ * not named by a "share" form value. */
+static const char *
+consent_declined(struct http_req *req, const struct store_client *c, const char *scope)
+{
+	const struct http_kvs *form = http_form_all(req);
+	struct pool *pool = http_pool(req);
+	const char *out = "";
+
+	for (unsigned i = 0; i < claim_scopes_count; i++) {
+		const char *word = claim_scopes[i].scope;
+		bool ticked = false;
+		if (!scope_has(scope, word) || !oidc_scope_optional(c, word))
+			continue;
+		for (size_t k = 0; form != NULL && k < form->n; k++) {
+			if (strcmp(form->v[k].name, "share") == 0 &&
+			    strcmp(form->v[k].value, word) == 0)
+				ticked = true;
+		}
+		if (!ticked)
+			out = pool_printf(pool, "%s%s%s", out, out[0] != '\0' ? " " : "", word);
+	}
+	return out;
 }
 
 /* One row of the consent list: label and the value that will be sent. */
@@ -122,10 +212,11 @@ consent_rows(struct isso_app *app, struct http_req *req, json_t *claims, json_t 
 			if (name == NULL || ubn == NULL)
 				continue;
 			json_array_append_new(
-			    rows, json_pack("{s:s, s:s}", "label",
+			    rows, json_pack("{s:s, s:s, s:s}", "label",
 			                    page_text(app, req, shown[i].label), "value",
 			                    pool_printf(http_pool(req), "%s (%s %s)", name,
-			                                page_text(app, req, "claim.ubn"), ubn)));
+			                                page_text(app, req, "claim.ubn"), ubn),
+			                    "scope", claim_scope_word(shown[i].claim)));
 			continue;
 		}
 		if (json_is_object(v))
@@ -144,9 +235,9 @@ consent_rows(struct isso_app *app, struct http_req *req, json_t *claims, json_t 
 		/* Phones as citizens write them: 0912345678. */
 		if (strcmp(shown[i].claim, "phone_number") == 0 && strncmp(text, "+886", 4) == 0)
 			text = pool_printf(http_pool(req), "0%s", text + 4);
-		json_array_append_new(rows, json_pack("{s:s, s:s}", "label",
-		                                      page_text(app, req, shown[i].label), "value",
-		                                      text));
+		json_array_append_new(
+		    rows, json_pack("{s:s, s:s, s:s}", "label", page_text(app, req, shown[i].label),
+		                    "value", text, "scope", claim_scope_word(shown[i].claim)));
 	}
 }
 
@@ -156,9 +247,9 @@ consent(struct http_req *req, void *ctx)
 	struct isso_app *app = ctx;
 	const char *id = NULL;
 	json_t *txn = flow_txn_load(app, req, &id);
-	json_t *auth, *claims = NULL, *rows, *page;
+	json_t *auth, *claims = NULL, *rows, *page, *optional;
 	struct store_client *c = NULL;
-	const char *uuid, *scope, *decision, *session_key;
+	const char *uuid, *scope, *decision, *session_key, *declined;
 
 	if (txn == NULL)
 		return;
@@ -169,6 +260,12 @@ consent(struct http_req *req, void *ctx)
 	if (uuid == NULL) {
 		/* No login yet for this transaction: back to the choice. */
 		http_redirect(req, 303, flow_url(req, "/login", id));
+		goto out;
+	}
+	if (json_is_true(json_object_get(txn, "account"))) {
+		/* A login to /account releases nothing to anyone. */
+		flow_txn_delete(app, id);
+		http_redirect(req, 303, "/account");
 		goto out;
 	}
 	c = oidc_client(app, json_string_value(json_object_get(txn, "client_id")));
@@ -192,15 +289,17 @@ consent(struct http_req *req, void *ctx)
 		}
 		/* Consent covers the fields the citizen was shown: a scope with
 		 * nothing to release today is asked again once it has data. */
+		declined = consent_declined(req, c, scope);
 		if (oidc_claims(app, uuid, scope, auth, &claims) < 0 ||
-		    oidc_consent_record(app, uuid, c->client_id, scope, claims) < 0) {
+		    oidc_consent_record(app, uuid, c->client_id, scope, declined, claims) < 0) {
 			page_error(app, req, 503, "error.unavailable", "error.unavailable.message",
 			           NULL);
 			goto out;
 		}
 		store_audit_append(app->store, app_now(), "consent_granted",
-		                   json_pack("{s:s, s:s, s:s}", "uuid", uuid, "client_id",
-		                             c->client_id, "scope", scope));
+		                   json_pack("{s:s, s:s, s:s, s:s, s:s}", "uuid", uuid, "client_id",
+		                             c->client_id, "scope", scope, "declined", declined,
+		                             "notice", oidc_consent_notice_version));
 		oidc_code_redirect(app, req, txn, auth, session_key);
 		goto out;
 	}
@@ -222,10 +321,13 @@ consent(struct http_req *req, void *ctx)
 	}
 	rows = json_array();
 	consent_rows(app, req, claims, rows);
-	page = json_pack("{s:s, s:s, s:s, s:b, s:o, s:s}", "client_name", c->name, "purpose",
-	                 c->purpose != NULL ? c->purpose : "", "txn", id, "has_fields",
-	                 json_array_size(rows) > 0, "fields", rows, "csrf",
-	                 csrf_token(req, &app->secrets, "consent"));
+	optional = consent_optional(req, c, rows);
+	page = json_pack("{s:s, s:s, s:s, s:b, s:o, s:s, s:b, s:o}", "client_name", c->name,
+	                 "purpose", c->purpose != NULL ? c->purpose : "", "txn", id, "has_fields",
+	                 json_array_size(rows) > 0 || json_array_size(optional) > 0, "fields", rows,
+	                 "csrf", csrf_token(req, &app->secrets, "consent"), "has_optional",
+	                 json_array_size(optional) > 0, "optional", optional);
+	json_object_set_new(page, "has_required", json_boolean(json_array_size(rows) > 0));
 	/* OIDC Core §11: the citizen sees that access outlives the login. */
 	if (scope != NULL && scope_has(scope, "offline_access"))
 		json_object_set_new(page, "offline", json_true());
@@ -310,6 +412,7 @@ portal_routes(struct isso_app *app, struct http_server *srv)
 	ops_routes(app, srv);
 	http_route(srv, HTTP_GET, "/privacy", privacy, app);
 	http_route(srv, HTTP_GET, "/terms", terms, app);
+	account_routes(app, srv);
 	http_route(srv, HTTP_GET, "/login", choose, app);
 	http_route(srv, HTTP_GET | HTTP_POST, "/login/", method_dispatch, app);
 	http_route(srv, HTTP_GET | HTTP_POST, "/consent", consent, app);

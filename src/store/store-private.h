@@ -152,6 +152,17 @@ struct store_driver {
 	                 int64_t run_at);
 
 	int (*purge)(struct store_backend *b, int64_t now, int *n_r);
+
+	/* record and data are serialised JSON objects. The lists call fn
+	 * after the connection has been given back. */
+	int (*consent_record)(struct store_backend *b, const char *uuid, const char *client_id,
+	                      const char *scope, const char *record, int64_t now);
+	int (*consent_list)(struct store_backend *b, const char *uuid,
+	                    int (*fn)(const struct store_consent *c, void *ctx), void *ctx);
+	int (*release_add)(struct store_backend *b, const char *uuid, const char *client_id,
+	                   int64_t now, const char *data);
+	int (*release_list)(struct store_backend *b, const char *uuid, int limit,
+	                    int (*fn)(const struct store_release *r, void *ctx), void *ctx);
 };
 
 /* The registry, NULL-terminated: the only place a build option selects

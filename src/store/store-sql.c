@@ -137,6 +137,10 @@ enum ss_id {
 	SS_PURGE_RATE,
 	SS_PURGE_JOBS,
 	SS_PURGE_THROTTLE,
+	SS_CONSENT_RECORD,
+	SS_CONSENT_LIST,
+	SS_RELEASE_ADD,
+	SS_RELEASE_LIST,
 	SS_COUNT
 };
 
@@ -283,6 +287,15 @@ static const struct sql_statement ss_statements[SS_COUNT] = {
     S(SS_PURGE_RATE, SS_PURGE("rate", "key", "key")),
     S(SS_PURGE_JOBS, SS_PURGE("jobs", "id", "id")),
     S(SS_PURGE_THROTTLE, SS_PURGE("throttle", "key", "key")),
+    S(SS_CONSENT_RECORD, "INSERT INTO consents (uuid, client_id, scope, created_at, updated_at, "
+                         "record) VALUES (?1, ?2, ?3, ?4, ?4, ?5) ON CONFLICT (uuid, client_id) "
+                         "DO UPDATE SET scope = excluded.scope, updated_at = excluded.updated_at, "
+                         "record = excluded.record"),
+    S(SS_CONSENT_LIST, "SELECT client_id, scope, record, created_at, updated_at FROM consents "
+                       "WHERE uuid = ?1 ORDER BY created_at, client_id LIMIT CAST(?2 AS BIGINT)"),
+    S(SS_RELEASE_ADD, "INSERT INTO releases (uuid, ts, client_id, data) VALUES (?1, ?2, ?3, ?4)"),
+    S(SS_RELEASE_LIST, "SELECT ts, client_id, data FROM releases WHERE uuid = ?1 "
+                       "ORDER BY ts DESC, id DESC LIMIT CAST(?2 AS BIGINT)"),
 };
 
 #undef S
@@ -1888,6 +1901,148 @@ ss_purge(struct store_backend *base, int64_t now, int *n_r)
 	return ret;
 }
 
+/* ---- consent records and releases ---- */
+
+static int
+ss_consent_record(struct store_backend *base, const char *uuid, const char *client_id,
+                  const char *scope, const char *record, int64_t now)
+{
+	struct sql_stmt *st;
+	int ret;
+
+	ret = sql_query(ss_db(base), SS_CONSENT_RECORD, &st);
+	if (ret < 0)
+		return ret;
+	sql_bind_text(st, 1, uuid);
+	sql_bind_text(st, 2, client_id);
+	sql_bind_text(st, 3, scope);
+	sql_bind_int(st, 4, now);
+	sql_bind_text(st, 5, record);
+	ret = sql_exec(st, NULL);
+	sql_finish(st);
+	return ret;
+}
+
+/* A JSON object column; {} when it is NULL or unreadable. */
+static json_t *
+ss_col_object(struct sql_stmt *st, int i)
+{
+	json_t *j = NULL;
+
+	if (store_json_parse(sql_col_text(st, i), JSON_OBJECT, &j) < 0 || j == NULL)
+		j = json_object();
+	return j;
+}
+
+static void
+ss_consents_free(struct store_consent *v, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		free(v[i].client_id);
+		free(v[i].scope);
+		json_decref(v[i].record);
+	}
+	free(v);
+}
+
+/* The rows are read whole (at most STORE_CONSENT_LIST_MAX) and the
+ * statement finished before fn runs, so fn may use the store. */
+static int
+ss_consent_list(struct store_backend *base, const char *uuid,
+                int (*fn)(const struct store_consent *c, void *ctx), void *ctx)
+{
+	struct store_consent *v = NULL;
+	struct sql_stmt *st;
+	size_t n = 0, cap = 0;
+	int ret;
+
+	ret = sql_query(ss_db(base), SS_CONSENT_LIST, &st);
+	if (ret < 0)
+		return ret;
+	sql_bind_text(st, 1, uuid);
+	sql_bind_int(st, 2, STORE_CONSENT_LIST_MAX);
+	while ((ret = sql_step(st)) == 1) {
+		if (n == cap) {
+			cap = cap == 0 ? 16 : cap * 2;
+			v = xrealloc(v, cap * sizeof(*v));
+		}
+		memset(&v[n], 0, sizeof(v[n]));
+		v[n].client_id = sql_col_dup(st, 0);
+		v[n].scope = sql_col_dup(st, 1);
+		v[n].record = ss_col_object(st, 2);
+		v[n].created_at = sql_col_int(st, 3);
+		v[n].updated_at = sql_col_int(st, 4);
+		n++;
+	}
+	sql_finish(st);
+	for (size_t i = 0; ret == 0 && i < n; i++)
+		ret = fn(&v[i], ctx);
+	ss_consents_free(v, n);
+	return ret;
+}
+
+static int
+ss_release_add(struct store_backend *base, const char *uuid, const char *client_id, int64_t now,
+               const char *data)
+{
+	struct sql_stmt *st;
+	int ret;
+
+	ret = sql_query(ss_db(base), SS_RELEASE_ADD, &st);
+	if (ret < 0)
+		return ret;
+	sql_bind_text(st, 1, uuid);
+	sql_bind_int(st, 2, now);
+	sql_bind_text(st, 3, client_id);
+	sql_bind_text(st, 4, data);
+	ret = sql_exec(st, NULL);
+	sql_finish(st);
+	return ret;
+}
+
+static void
+ss_releases_free(struct store_release *v, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		free(v[i].client_id);
+		json_decref(v[i].data);
+	}
+	free(v);
+}
+
+/* Newest first, at most limit; read whole before fn runs. */
+static int
+ss_release_list(struct store_backend *base, const char *uuid, int limit,
+                int (*fn)(const struct store_release *r, void *ctx), void *ctx)
+{
+	struct store_release *v = NULL;
+	struct sql_stmt *st;
+	size_t n = 0, cap = 0;
+	int ret;
+
+	ret = sql_query(ss_db(base), SS_RELEASE_LIST, &st);
+	if (ret < 0)
+		return ret;
+	sql_bind_text(st, 1, uuid);
+	sql_bind_int(st, 2, limit);
+	while ((ret = sql_step(st)) == 1) {
+		if (n == cap) {
+			cap = cap == 0 ? 16 : cap * 2;
+			v = xrealloc(v, cap * sizeof(*v));
+		}
+		memset(&v[n], 0, sizeof(v[n]));
+		v[n].ts = sql_col_int(st, 0);
+		v[n].client_id = sql_col_dup(st, 1);
+		v[n].data = ss_col_object(st, 2);
+		n++;
+	}
+	sql_finish(st);
+	for (size_t i = 0; ret == 0 && i < n; i++)
+		ret = fn(&v[i], ctx);
+	ss_releases_free(v, n);
+	return ret;
+}
+
 /* ---- the driver tables ---- */
 
 #define SS_DRIVER_OPS                                                                              \
@@ -1916,7 +2071,8 @@ ss_purge(struct store_backend *base, int64_t now, int *n_r)
 	.key_add = ss_key_add, .key_list = ss_key_list, .key_set_active = ss_key_set_active,       \
 	.audit_append = ss_audit_append, .audit_walk = ss_audit_walk, .job_add = ss_job_add,       \
 	.job_claim = ss_job_claim, .job_done = ss_job_done, .job_retry = ss_job_retry,             \
-	.purge = ss_purge
+	.purge = ss_purge, .consent_record = ss_consent_record, .consent_list = ss_consent_list,   \
+	.release_add = ss_release_add, .release_list = ss_release_list
 
 static int
 ss_open_sqlite(const char *dsn, const char *migrations_dir, struct store_backend **backend_r,

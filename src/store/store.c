@@ -1059,3 +1059,67 @@ store_purge(struct store *store, int64_t now, int *n_r)
 		*n_r = n;
 	return ret;
 }
+
+/* ---- consent records and releases ---- */
+
+static char *
+store_json_object_text(const json_t *o)
+{
+	if (!json_is_object(o))
+		return NULL;
+	return json_dumps(o, JSON_COMPACT | JSON_SORT_KEYS);
+}
+
+int
+store_consent_record(struct store *store, const char *uuid, const char *client_id,
+                     const char *scope, const json_t *record, int64_t now)
+{
+	char *text;
+	int ret;
+
+	if (uuid == NULL || client_id == NULL || scope == NULL)
+		return ISSO_ERR_INVALID;
+	text = store_json_object_text(record);
+	if (text == NULL)
+		return ISSO_ERR_INVALID;
+	ret = STORE_CALL(store, consent_record, uuid, client_id, scope, text, now);
+	free(text);
+	return ret;
+}
+
+int
+store_consent_list(struct store *store, const char *uuid,
+                   int (*fn)(const struct store_consent *c, void *ctx), void *ctx)
+{
+	if (uuid == NULL || fn == NULL)
+		return ISSO_ERR_INVALID;
+	return STORE_CALL(store, consent_list, uuid, fn, ctx);
+}
+
+int
+store_release_add(struct store *store, const char *uuid, const char *client_id, int64_t now,
+                  const json_t *data)
+{
+	char *text;
+	int ret;
+
+	if (uuid == NULL || client_id == NULL)
+		return ISSO_ERR_INVALID;
+	text = store_json_object_text(data);
+	if (text == NULL)
+		return ISSO_ERR_INVALID;
+	ret = STORE_CALL(store, release_add, uuid, client_id, now, text);
+	free(text);
+	return ret;
+}
+
+int
+store_release_list(struct store *store, const char *uuid, int limit,
+                   int (*fn)(const struct store_release *r, void *ctx), void *ctx)
+{
+	if (uuid == NULL || fn == NULL || limit <= 0)
+		return ISSO_ERR_INVALID;
+	if (limit > STORE_RELEASE_LIST_MAX)
+		limit = STORE_RELEASE_LIST_MAX;
+	return STORE_CALL(store, release_list, uuid, limit, fn, ctx);
+}

@@ -332,4 +332,47 @@ void store_job_free(struct store_job *job);
  * NULL) gets the number of rows removed. */
 int store_purge(struct store *store, int64_t now, int *n_r);
 
+/* ---- consent records and releases: what the citizen sees on /account ---- */
+
+/* At most this many consents of one person are listed. */
+#define STORE_CONSENT_LIST_MAX 1000
+/* At most this many releases are listed at once. */
+#define STORE_RELEASE_LIST_MAX 500
+
+struct store_consent {
+	char *client_id;
+	char *scope;
+	/* the consent record: {"notice": version seen, "declined": [optional
+	 * scopes left unticked]}; {} for consents recorded by
+	 * store_consent_put. Never NULL when read. */
+	json_t *record;
+	int64_t created_at, updated_at;
+};
+
+/* store_consent_put with the record (a JSON object, not stolen) beside
+ * the scopes, replacing any earlier one; created_at is kept. */
+int store_consent_record(struct store *store, const char *uuid, const char *client_id,
+                         const char *scope, const json_t *record, int64_t now);
+/* Calls fn for each consent of uuid (at most STORE_CONSENT_LIST_MAX), in
+ * the order they were first given; stops when fn returns non-zero and
+ * returns that value. The records are freed after fn returns. */
+int store_consent_list(struct store *store, const char *uuid,
+                       int (*fn)(const struct store_consent *c, void *ctx), void *ctx);
+
+struct store_release {
+	int64_t ts;
+	char *client_id;
+	json_t *data; /* what the audit event "release" holds; never NULL when read */
+};
+
+/* Records a release of uuid's data to client_id (data: a JSON object, not
+ * stolen, naming fields, never holding their values). */
+int store_release_add(struct store *store, const char *uuid, const char *client_id, int64_t now,
+                      const json_t *data);
+/* Calls fn for the newest releases of uuid (at most limit, capped at
+ * STORE_RELEASE_LIST_MAX), newest first; stops when fn returns non-zero
+ * and returns that value. */
+int store_release_list(struct store *store, const char *uuid, int limit,
+                       int (*fn)(const struct store_release *r, void *ctx), void *ctx);
+
 #endif

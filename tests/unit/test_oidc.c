@@ -423,7 +423,7 @@ test_consent_decisions(void **state)
 	/* what the citizen saw: scopes that showed nothing are marked */
 	claims = claims_of(app, uuid, scope, s);
 	assert_int_equal(json_object_size(claims), 0);
-	assert_int_equal(oidc_consent_record(app, uuid, "consent-rp", scope, claims), 0);
+	assert_int_equal(oidc_consent_record(app, uuid, "consent-rp", scope, NULL, claims), 0);
 	json_decref(claims);
 	assert_int_equal(store_consent_get(app->store, uuid, "consent-rp", &stored), 0);
 	assert_string_equal(stored, "openid profile? phone?");
@@ -451,7 +451,7 @@ test_consent_decisions(void **state)
 	s = session_new(app, "nhi-card", json_pack("{s:s}", "phone", "0912345678"));
 	assert_true(consent_needed(app, "consent-rp", scope, NULL, uuid, s));
 	claims = claims_of(app, uuid, scope, s);
-	assert_int_equal(oidc_consent_record(app, uuid, "consent-rp", scope, claims), 0);
+	assert_int_equal(oidc_consent_record(app, uuid, "consent-rp", scope, NULL, claims), 0);
 	json_decref(claims);
 	assert_int_equal(store_consent_get(app->store, uuid, "consent-rp", &stored), 0);
 	assert_string_equal(stored, "openid profile? phone");

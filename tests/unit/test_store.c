@@ -833,6 +833,119 @@ test_consent(void **state)
 	assert_int_equal(store_consent_delete(f->store, u, c1), 0);
 }
 
+/* ---- consent records and releases ---- */
+
+struct seen_ctx {
+	int n;
+	char seen[8][160];
+	int stop_after;
+};
+
+static int
+consent_seen(const struct store_consent *c, void *ctx)
+{
+	struct seen_ctx *l = ctx;
+
+	if (l->n < 8)
+		snprintf(l->seen[l->n], sizeof(l->seen[0]), "%s|%s|%s|%lld|%lld", c->client_id,
+		         c->scope, json_string_value(json_object_get(c->record, "notice")) ?: "-",
+		         (long long)c->created_at, (long long)c->updated_at);
+	l->n++;
+	return l->stop_after > 0 && l->n >= l->stop_after ? 7 : 0;
+}
+
+static int
+release_seen(const struct store_release *r, void *ctx)
+{
+	struct seen_ctx *l = ctx;
+
+	if (l->n < 8)
+		snprintf(l->seen[l->n], sizeof(l->seen[0]), "%s|%lld|%s", r->client_id,
+		         (long long)r->ts,
+		         json_string_value(json_object_get(r->data, "method")) ?: "-");
+	l->n++;
+	return l->stop_after > 0 && l->n >= l->stop_after ? 7 : 0;
+}
+
+static void
+test_consent_records_releases(void **state)
+{
+	struct fixture *f = *state;
+	char u[64], u2[64], c1[64], c2[64], want[160], *scope = NULL;
+	struct seen_ctx l;
+	json_t *rec = json_pack("{s:s, s:[s]}", "notice", "2026-12", "declined", "email");
+	json_t *data;
+
+	id(f, "u", u, sizeof(u));
+	id(f, "u2", u2, sizeof(u2));
+	id(f, "c1", c1, sizeof(c1));
+	id(f, "c2", c2, sizeof(c2));
+	/* A consent given before records existed reads with an empty one. */
+	assert_int_equal(store_consent_put(f->store, u, c1, "openid", NOW), 0);
+	assert_int_equal(store_consent_record(f->store, u, c2, "openid profile", rec, NOW + 1), 0);
+	assert_int_equal(store_consent_put(f->store, u2, c1, "openid", NOW), 0);
+	memset(&l, 0, sizeof(l));
+	assert_int_equal(store_consent_list(f->store, u, consent_seen, &l), 0);
+	assert_int_equal(l.n, 2);
+	snprintf(want, sizeof(want), "%s|openid|-|%lld|%lld", c1, (long long)NOW, (long long)NOW);
+	assert_string_equal(l.seen[0], want);
+	snprintf(want, sizeof(want), "%s|openid profile|2026-12|%lld|%lld", c2, (long long)NOW + 1,
+	         (long long)NOW + 1);
+	assert_string_equal(l.seen[1], want);
+	/* A new record replaces the scopes and record, keeps when it began;
+	 * the plain put still works beside it. */
+	json_object_set_new(rec, "notice", json_string("2027-01"));
+	assert_int_equal(store_consent_record(f->store, u, c1, "openid email", rec, NOW + 5), 0);
+	assert_int_equal(store_consent_get(f->store, u, c1, &scope), 0);
+	assert_string_equal(scope, "openid email");
+	free(scope);
+	memset(&l, 0, sizeof(l));
+	assert_int_equal(store_consent_list(f->store, u, consent_seen, &l), 0);
+	snprintf(want, sizeof(want), "%s|openid email|2027-01|%lld|%lld", c1, (long long)NOW,
+	         (long long)NOW + 5);
+	assert_string_equal(l.seen[0], want);
+	/* fn stops the walk with its own value; a withdrawn consent is gone. */
+	memset(&l, 0, sizeof(l));
+	l.stop_after = 1;
+	assert_int_equal(store_consent_list(f->store, u, consent_seen, &l), 7);
+	assert_int_equal(l.n, 1);
+	assert_int_equal(store_consent_delete(f->store, u, c1), 0);
+	memset(&l, 0, sizeof(l));
+	assert_int_equal(store_consent_list(f->store, u, consent_seen, &l), 0);
+	assert_int_equal(l.n, 1);
+	assert_int_equal(store_consent_record(f->store, u, c1, "openid", NULL, NOW),
+	                 ISSO_ERR_INVALID);
+	assert_int_equal(store_consent_list(f->store, NULL, consent_seen, &l), ISSO_ERR_INVALID);
+	json_decref(rec);
+
+	/* Releases: newest first, per person, bounded by the limit. */
+	data = json_pack("{s:s, s:[s, s]}", "method", "taipeipass", "fields", "name", "email");
+	assert_int_equal(store_release_add(f->store, u, c1, NOW, data), 0);
+	json_object_set_new(data, "method", json_string("moica-card"));
+	assert_int_equal(store_release_add(f->store, u, c2, NOW + 2, data), 0);
+	assert_int_equal(store_release_add(f->store, u, c1, NOW + 2, data), 0);
+	assert_int_equal(store_release_add(f->store, u2, c1, NOW + 3, data), 0);
+	memset(&l, 0, sizeof(l));
+	assert_int_equal(store_release_list(f->store, u, 10, release_seen, &l), 0);
+	assert_int_equal(l.n, 3);
+	/* Equal times: the later written first. */
+	snprintf(want, sizeof(want), "%s|%lld|moica-card", c1, (long long)NOW + 2);
+	assert_string_equal(l.seen[0], want);
+	snprintf(want, sizeof(want), "%s|%lld|moica-card", c2, (long long)NOW + 2);
+	assert_string_equal(l.seen[1], want);
+	snprintf(want, sizeof(want), "%s|%lld|taipeipass", c1, (long long)NOW);
+	assert_string_equal(l.seen[2], want);
+	memset(&l, 0, sizeof(l));
+	assert_int_equal(store_release_list(f->store, u, 2, release_seen, &l), 0);
+	assert_int_equal(l.n, 2);
+	memset(&l, 0, sizeof(l));
+	assert_int_equal(store_release_list(f->store, "nobody", 10, release_seen, &l), 0);
+	assert_int_equal(l.n, 0);
+	assert_int_equal(store_release_add(f->store, u, c1, NOW, NULL), ISSO_ERR_INVALID);
+	assert_int_equal(store_release_list(f->store, u, 0, release_seen, &l), ISSO_ERR_INVALID);
+	json_decref(data);
+}
+
 /* ---- tokens ---- */
 
 static void
@@ -2022,6 +2135,7 @@ main(void)
 	    cmocka_unit_test_setup_teardown(test_member_lockout, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_org, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_consent, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_consent_records_releases, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_token, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_token_revoke_sets, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_token_use_race, setup, teardown),

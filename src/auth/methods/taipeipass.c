@@ -404,6 +404,9 @@ app_random_number(const int *avoid, size_t n)
 /* A new challenge for transaction id, recorded in txn (not yet saved):
  * the number the page shows, the choices the app offers (the number at a
  * random place among decoys) and the agency service's name. */
+/* The service the app names for a login to the citizen's own page. */
+#define ACCOUNT_SERVICE_NAME "臺北市政府單一身分驗證入口 我的帳戶 (iSSO account)"
+
 static int
 app_issue(struct isso_app *app, const char *id, json_t *txn)
 {
@@ -418,10 +421,19 @@ app_issue(struct isso_app *app, const char *id, json_t *txn)
 	if (st != NULL && is_token(json_string_value(json_object_get(st, "ch"))))
 		(void)store_eph_delete(app->store, APP_KIND,
 		                       json_string_value(json_object_get(st, "ch")));
-	ret = store_client_get(app->store, json_string_value(json_object_get(txn, "client_id")),
-	                       &client);
-	if (ret < 0)
-		return ret;
+	/* A login to /account names no agency: the app shows iSSO's own. */
+	if (json_is_true(json_object_get(txn, "account"))) {
+		client = calloc(1, sizeof(*client));
+		if (client == NULL || (client->name = strdup(ACCOUNT_SERVICE_NAME)) == NULL) {
+			free(client);
+			return ISSO_ERR_NOMEM;
+		}
+	} else {
+		ret = store_client_get(
+		    app->store, json_string_value(json_object_get(txn, "client_id")), &client);
+		if (ret < 0)
+			return ret;
+	}
 	if (client == NULL)
 		return ISSO_ERR_INVALID;
 	for (size_t i = 0; i < APP_CHOICES; i++)
