@@ -16,6 +16,7 @@
 #include "lib/log.h"
 #include "lib/secret.h"
 #include "lib/xmalloc.h"
+#include "oidc/oidc.h"
 #include "store/store.h"
 
 #define MAX_URIS 16
@@ -183,11 +184,13 @@ client_add(struct isso_app *app, int argc, char **argv)
 	    {"jwks-uri", required_argument, NULL, 'j'},
 	    {"jwks", required_argument, NULL, 'J'},
 	    {"grant-type", required_argument, NULL, 'g'},
+	    {"access-token-format", required_argument, NULL, 'F'},
+	    {"access-token-audience", required_argument, NULL, 'A'},
 	    {NULL, 0, NULL, 0},
 	};
 	struct store_client c;
 	char grants[96] = "";
-	json_t *redirects = json_array(), *logouts = json_array(), *out;
+	json_t *redirects = json_array(), *logouts = json_array(), *settings = json_object(), *out;
 	char id[44], secret[44], hash[65];
 	const char *why = NULL;
 	int opt, ret = 2;
@@ -256,10 +259,20 @@ client_add(struct isso_app *app, int argc, char **argv)
 				goto out;
 			}
 			break;
+		case 'F':
+			json_object_set_new(settings, "access_token_format", json_string(optarg));
+			break;
+		case 'A':
+			json_object_set_new(settings, "access_token_audience", json_string(optarg));
+			break;
 		default:
 			ret = fail(2, "unknown option", NULL);
 			goto out;
 		}
+	}
+	if (oidc_client_settings_check(settings, &why) < 0) {
+		ret = fail(2, "%s", why);
+		goto out;
 	}
 	if (c.name == NULL || c.name[0] == '\0' || strlen(c.name) > 200) {
 		ret = fail(2, "--name is required", NULL);
@@ -339,6 +352,7 @@ client_add(struct isso_app *app, int argc, char **argv)
 	c.post_logout_redirect_uris = logouts;
 	c.status = CLIENT_PENDING;
 	c.created_at = app_now();
+	c.settings = settings;
 	if (strcmp(c.auth_method, "client_secret_basic") == 0 ||
 	    strcmp(c.auth_method, "client_secret_post") == 0) {
 		secret_token(32, secret);
@@ -357,7 +371,80 @@ client_add(struct isso_app *app, int argc, char **argv)
 out:
 	json_decref(redirects);
 	json_decref(logouts);
+	json_decref(settings);
 	json_decref(c.jwks);
+	return ret;
+}
+
+/* issoctl client update ID --access-token-format opaque|jwt
+ * [--access-token-audience AUD]: changes registered settings, keeping the
+ * others. */
+static int
+client_update(struct isso_app *app, int argc, char **argv)
+{
+	static const struct option opts[] = {
+	    {"access-token-format", required_argument, NULL, 'F'},
+	    {"access-token-audience", required_argument, NULL, 'A'},
+	    {NULL, 0, NULL, 0},
+	};
+	struct store_client *c = NULL;
+	json_t *settings = NULL, *changed = json_object();
+	const char *id = argc > 1 && argv[1][0] != '-' ? argv[1] : NULL, *why = NULL;
+	int opt, ret = 2;
+
+	optind = id != NULL ? 2 : 1;
+	while ((opt = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+		switch (opt) {
+		case 'F':
+			json_object_set_new(changed, "access_token_format", json_string(optarg));
+			break;
+		case 'A':
+			json_object_set_new(changed, "access_token_audience",
+			                    json_string(optarg[0] != '\0' ? optarg : ""));
+			break;
+		default:
+			ret = fail(2, "unknown option", NULL);
+			goto out;
+		}
+	}
+	if (id == NULL || optind != argc || json_object_size(changed) == 0) {
+		ret = fail(2,
+		           "usage: issoctl client update ID [--access-token-format opaque|jwt] "
+		           "[--access-token-audience AUD]",
+		           NULL);
+		goto out;
+	}
+	if (store_client_get(app->store, id, &c) < 0 || c == NULL) {
+		ret = fail(1, "no such client: %s", id);
+		goto out;
+	}
+	settings = c->settings != NULL ? json_deep_copy(c->settings) : json_object();
+	json_object_update(settings, changed);
+	/* An empty audience removes the setting: the issuer again. */
+	if (json_is_string(json_object_get(settings, "access_token_audience")) &&
+	    json_string_value(json_object_get(settings, "access_token_audience"))[0] == '\0')
+		json_object_del(settings, "access_token_audience");
+	if (oidc_client_settings_check(settings, &why) < 0) {
+		ret = fail(2, "%s", why);
+		goto out;
+	}
+	if (store_client_set_settings(app->store, id, settings) < 0) {
+		ret = fail(1, "cannot update the client", NULL);
+		goto out;
+	}
+	admin_audit(app, app_now(), "client_updated",
+	            json_pack("{s:s, s:O}", "client_id", id, "settings", changed));
+	store_client_free(c);
+	c = NULL;
+	if (store_client_get(app->store, id, &c) < 0 || c == NULL) {
+		ret = fail(1, "no such client: %s", id);
+		goto out;
+	}
+	ret = emit(client_json(c));
+out:
+	store_client_free(c);
+	json_decref(settings);
+	json_decref(changed);
 	return ret;
 }
 
@@ -398,6 +485,8 @@ client_cmd(struct isso_app *app, int argc, char **argv)
 
 	if (strcmp(sub, "add") == 0)
 		return client_add(app, argc - 1, argv + 1);
+	if (strcmp(sub, "update") == 0)
+		return client_update(app, argc - 1, argv + 1);
 	if (strcmp(sub, "approve") == 0)
 		return client_status(app, argc > 2 ? argv[2] : NULL, CLIENT_APPROVED,
 		                     "client_approved");
@@ -436,7 +525,8 @@ client_cmd(struct isso_app *app, int argc, char **argv)
 		            json_pack("{s:s}", "client_id", argv[2]));
 		return emit(json_pack("{s:s, s:s}", "client_id", argv[2], "client_secret", secret));
 	}
-	return fail(2, "usage: issoctl client add|list|show|approve|suspend|rotate-secret", NULL);
+	return fail(2, "usage: issoctl client add|update|list|show|approve|suspend|rotate-secret",
+	            NULL);
 }
 
 static int

@@ -491,6 +491,8 @@ export class Stack {
     if (o.jwksUri) args.push('--jwks-uri', o.jwksUri);
     if (o.jwks) args.push('--jwks', typeof o.jwks === 'string' ? o.jwks : JSON.stringify(o.jwks));
     for (const g of o.grantTypes ?? []) args.push('--grant-type', g);
+    if (o.accessTokenFormat) args.push('--access-token-format', o.accessTokenFormat);
+    if (o.accessTokenAudience) args.push('--access-token-audience', o.accessTokenAudience);
     const added = await this.issoctl(args);
     if (!added || typeof added.client_id !== 'string') {
       throw new Error(`issoctl client add printed no client_id: ${JSON.stringify(added)}`);
