@@ -6,7 +6,8 @@
 //  - the peer: node oidc-provider (bench/peer/provider.mjs), opaque access
 //    tokens, and optionally a second one with JWT access tokens.
 // Each target: {key, label, issuer, pid, md, client, users, chooseLink,
-// basic, stop()}.
+// basic, stop()}. startIssod gives two targets of one process: its
+// opaque-token client and its JWT-access-token client (sameProcessAs).
 
 import { spawn } from 'node:child_process';
 import crypto from 'node:crypto';
@@ -55,11 +56,21 @@ export async function startIssod() {
       grantTypes: ['authorization_code', 'refresh_token', 'client_credentials'],
       idTokenAlg: 'ES256',
     });
+    // the same service registered for RFC 9068 JWT access tokens
+    // (client_credentials only: a person's tokens stay opaque rows)
+    const cj = await stack.registerClient({
+      name: 'Bench agency service (JWT access tokens)',
+      redirectUris: [RP],
+      scope: SCOPE,
+      grantTypes: ['authorization_code', 'client_credentials'],
+      idTokenAlg: 'ES256',
+      accessTokenFormat: 'jwt',
+    });
     const users = benchUsers();
     for (const u of users) {
       await stack.addUser({ account: u.account, password: u.password, phone: u.phone, name: u.name, email: u.email, phoneVerified: true });
     }
-    return {
+    const main = {
       key: 'issod',
       label: 'issod',
       issuer: stack.issuer,
@@ -74,6 +85,17 @@ export async function startIssod() {
       simPid: stack.sim.child.pid,
       stop: () => stack.stop(),
     };
+    const jwt = {
+      ...main,
+      key: 'issodJwt',
+      label: 'issod (JWT AT)',
+      client: { client_id: cj.client_id, client_secret: cj.client_secret, redirect_uri: RP },
+      basic: basicAuth(cj.client_id, cj.client_secret),
+      accessTokens: 'ES256 JWT (RFC 9068, none stored)',
+      sameProcessAs: 'issod',
+      stop: async () => {},
+    };
+    return [main, jwt];
   } catch (err) {
     await stack.stop({ check: false }).catch(() => {});
     throw err;
