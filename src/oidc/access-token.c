@@ -121,10 +121,10 @@ oidc_at_jwt_sign(const struct jose_keyset *ks, const char *issuer, const struct 
 }
 
 int
-oidc_at_jwt_verify(struct jose_keyset *ks, const char *issuer, const char *value, int64_t now,
+oidc_at_jwt_verify(const struct jose_keyset *ks, const char *issuer, const char *value, int64_t now,
                    json_t **claims_r, const char **why_r)
 {
-	json_t *hdr = NULL, *claims = NULL, *jwks = NULL;
+	json_t *hdr = NULL, *claims = NULL;
 	const char *typ, *jti;
 	json_t *exp, *iat;
 	int ret = ISSO_ERR_INVALID;
@@ -137,12 +137,7 @@ oidc_at_jwt_verify(struct jose_keyset *ks, const char *issuer, const char *value
 	typ = json_string_value(json_object_get(hdr, "typ"));
 	if (typ == NULL || strcmp(typ, AT_JWT_TYP) != 0)
 		goto out;
-	jwks = json_loads(jose_keyset_jwks(ks), 0, NULL);
-	if (jwks == NULL) {
-		ret = ISSO_ERR_NOMEM;
-		goto out;
-	}
-	if (jose_verify(value, jwks, at_algs, &claims, why_r) < 0)
+	if (jose_keyset_verify(ks, value, at_algs, &claims, why_r) < 0)
 		goto out;
 	exp = json_object_get(claims, "exp");
 	iat = json_object_get(claims, "iat");
@@ -162,7 +157,6 @@ oidc_at_jwt_verify(struct jose_keyset *ks, const char *issuer, const char *value
 	*why_r = NULL;
 	ret = 0;
 out:
-	json_decref(jwks);
 	json_decref(claims);
 	json_decref(hdr);
 	return ret;

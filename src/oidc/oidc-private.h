@@ -85,8 +85,8 @@ int oidc_at_jwt_sign(const struct jose_keyset *ks, const char *issuer, const str
  * typ at+jwt, signed by one of ks's keys, iss, client_id, jti, exp and
  * iat. Revocation is not looked at. 0 with *claims_r, or ISSO_ERR_INVALID
  * with *why_r. */
-int oidc_at_jwt_verify(struct jose_keyset *ks, const char *issuer, const char *value, int64_t now,
-                       json_t **claims_r, const char **why_r);
+int oidc_at_jwt_verify(const struct jose_keyset *ks, const char *issuer, const char *value,
+                       int64_t now, json_t **claims_r, const char **why_r);
 /* The same, and not revoked: 0 with *claims_r (NULL when the token is not
  * active), or < 0 when the store fails. */
 int oidc_at_jwt_active(struct isso_app *app, const char *value, json_t **claims_r);

@@ -222,14 +222,54 @@ rs256_only_issuer(void **state)
 	jose_keyset_free(ks);
 }
 
+/* After a key rotation the old key, no longer active, still verifies the
+ * tokens it signed; a kid the set does not hold verifies nothing. */
+static void
+rotated_key(void **state)
+{
+	struct jose_keyset *before = jose_keyset_new(), *after = jose_keyset_new();
+	struct store_client c;
+	char *old_jwk = NULL, *old_kid = NULL, *new_jwk = NULL, *new_kid = NULL, *jwt = NULL;
+	const char *error = NULL, *why = NULL;
+	json_t *got = NULL, *hdr = NULL;
+	char jti[44];
+
+	(void)state;
+	memset(&c, 0, sizeof(c));
+	c.client_id = "svc-3";
+	assert_int_equal(jose_key_generate("ES256", &old_jwk, &old_kid), 0);
+	assert_int_equal(jose_key_generate("ES256", &new_jwk, &new_kid), 0);
+	assert_int_equal(jose_keyset_add(before, old_jwk, true, &error), 0);
+	assert_int_equal(jose_keyset_add(after, old_jwk, false, &error), 0);
+	assert_int_equal(jose_keyset_add(after, new_jwk, true, &error), 0);
+	assert_int_equal(oidc_at_jwt_sign(before, ISS, &c, "s", NOW, 60, &jwt, jti), 0);
+	assert_int_equal(oidc_at_jwt_verify(after, ISS, jwt, NOW, &got, &why), 0);
+	json_decref(got);
+	free(jwt);
+	jwt = NULL;
+	/* Signed by the new key: the set that only has the old one refuses. */
+	assert_int_equal(oidc_at_jwt_sign(after, ISS, &c, "s", NOW, 60, &jwt, jti), 0);
+	assert_int_equal(jose_decode_unverified(jwt, &hdr, NULL), 0);
+	assert_string_equal(json_string_value(json_object_get(hdr, "kid")), new_kid);
+	assert_int_equal(oidc_at_jwt_verify(before, ISS, jwt, NOW, &got, &why), ISSO_ERR_INVALID);
+	assert_null(got);
+	json_decref(hdr);
+	free(jwt);
+	free(old_jwk);
+	free(old_kid);
+	free(new_jwk);
+	free(new_kid);
+	jose_keyset_free(before);
+	jose_keyset_free(after);
+}
+
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(settings_check),
-	    cmocka_unit_test(format_choice),
-	    cmocka_unit_test(sign_and_verify),
-	    cmocka_unit_test(rs256_only_issuer),
+	    cmocka_unit_test(settings_check),  cmocka_unit_test(format_choice),
+	    cmocka_unit_test(sign_and_verify), cmocka_unit_test(rs256_only_issuer),
+	    cmocka_unit_test(rotated_key),
 	};
 
 	if (sodium_init() < 0)
