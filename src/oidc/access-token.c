@@ -193,8 +193,11 @@ oidc_at_jwt_revoke(struct isso_app *app, json_t *claims)
 	int counter = 0;
 
 	/* Counted, not put: revoking twice, or on two nodes at once, is one
-	 * marker; it lives as long as the token would. */
-	return store_eph_incr(
-	    app->store, AT_REVOKED_KIND, json_string_value(json_object_get(claims, "jti")),
-	    app_now(), (int64_t)json_integer_value(json_object_get(claims, "exp")), &counter);
+	 * marker. It outlives the token by the clock skew we tolerate, so a
+	 * node whose clock lags the one that purges it still finds it. */
+	return store_eph_incr(app->store, AT_REVOKED_KIND,
+	                      json_string_value(json_object_get(claims, "jti")), app_now(),
+	                      (int64_t)json_integer_value(json_object_get(claims, "exp")) +
+	                          AT_JWT_CLOCK_SKEW,
+	                      &counter);
 }

@@ -71,6 +71,9 @@ userinfo(struct http_req *req, void *ctx)
 		if (at == NULL)
 			bearer_error(req, 401, "invalid_token",
 			             "unknown, expired or revoked token");
+		else if ((c = oidc_client(
+		              app, json_string_value(json_object_get(at, "client_id")))) == NULL)
+			bearer_error(req, 401, "invalid_token", "the client is no longer active");
 		else
 			bearer_error(req, 403, "insufficient_scope",
 			             "the token carries no openid scope");

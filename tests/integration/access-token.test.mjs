@@ -198,6 +198,20 @@ test('issoctl client update switches the format and sets the audience', T, async
   assert.equal((await introspect(c, t)).active, true);
 });
 
+test('a suspended client\'s JWT access tokens stop working at UserInfo and introspection', T, async () => {
+  const c = await stack.registerClient({ name: '停權服務', redirectUris: [RP], scope: 'openid', grantTypes: ['authorization_code', 'client_credentials'], accessTokenFormat: 'jwt' });
+  const t = (await ccToken(c)).access_token;
+  assert.equal((await userinfo(t)).status, 403);
+  await stack.issoctl(['client', 'suspend', c.client_id]);
+  const ui = await userinfo(t);
+  assert.equal(ui.status, 401);
+  assert.match(ui.auth, /invalid_token/);
+  const i = await post(md.introspection_endpoint, { token: t }, c);
+  assert.equal(i.status, 401, 'a suspended client cannot introspect');
+  const again = await post(md.token_endpoint, { grant_type: 'client_credentials' }, c);
+  assert.equal(again.status, 401, 'nor get new tokens');
+});
+
 test('an expired JWT access token is inactive', { timeout: limit(30_000) }, async () => {
   const short = await startStack({ label: 'access-token-ttl', env: { ISSO_OIDC_ACCESS_TOKEN_TTL: '1' } });
   try {
