@@ -23,6 +23,7 @@ import discovery from './scenarios/discovery.mjs';
 import jwks from './scenarios/jwks.mjs';
 import clientCredentials from './scenarios/client-credentials.mjs';
 import introspection from './scenarios/introspection.mjs';
+import introspectionJwt from './scenarios/introspection-jwt.mjs';
 import refresh from './scenarios/refresh.mjs';
 import sso from './scenarios/sso.mjs';
 import password from './scenarios/password.mjs';
@@ -39,7 +40,7 @@ const num = (name, def) => {
   return Number.isFinite(v) && v > 0 ? v : def;
 };
 
-const SCENARIOS = [discovery, jwks, clientCredentials, introspection, refresh, sso, password, otpTelecom, storm, manySessions];
+const SCENARIOS = [discovery, jwks, clientCredentials, introspection, introspectionJwt, refresh, sso, password, otpTelecom, storm, manySessions];
 const only = process.env.BENCH_ONLY ? new Set(process.env.BENCH_ONLY.split(',')) : null;
 
 function sh(cmd, args) {
@@ -80,24 +81,26 @@ const rate = (x) => f(x, x !== null && x !== undefined && x < 100 ? 1 : 0);
 
 function printTable(results, targets) {
   const issod = 'issod';
-  const peers = targets.filter((t) => t.key !== issod);
+  const ours = (key) => key === issod || key === 'issodJwt';
+  const peers = targets.filter((t) => !ours(t.key));
   const rows = [];
   rows.push(['scenario', 'server', 'ops/s', 'p50 ms', 'p99 ms', 'CPU ms/op', 'errors', 'ops/s ×', 'CPU/op ×']);
   for (const sc of results) {
-    const base = sc.runs[issod];
     for (const [key, r] of Object.entries(sc.runs)) {
+      // like for like: the JWT peer against issod's JWT client when both ran
+      const base = sc.runs[key === 'peerJwt' && sc.runs.issodJwt ? 'issodJwt' : issod];
       const t = targets.find((x) => x.key === key);
       let ratioRps = '';
       let ratioCpu = '';
       if (sc.alone) {
         ratioRps = 'no peer';
-      } else if (key !== issod && base) {
+      } else if (!ours(key) && base) {
         ratioRps = f(base.rps / r.rps, 2);
         ratioCpu = r.cpu_ms_per_op ? f(base.cpu_ms_per_op / r.cpu_ms_per_op, 2) : '—';
       }
       rows.push([sc.name, t.label, rate(r.rps), f(r.p50, 2), f(r.p99, 2), f(r.cpu_ms_per_op, 3), String(r.errors), ratioRps, ratioCpu]);
       if (r.logins) {
-        rows.push([' └ logins meanwhile', t.label, f(r.logins.rps, 1), f(r.logins.p50, 0), f(r.logins.p99, 0), '', String(r.logins.errors), key !== issod && base ? f(base.logins.rps / r.logins.rps, 2) : '', '']);
+        rows.push([' └ logins meanwhile', t.label, f(r.logins.rps, 1), f(r.logins.p50, 0), f(r.logins.p99, 0), '', String(r.logins.errors), !ours(key) && base ? f(base.logins.rps / r.logins.rps, 2) : '', '']);
       }
     }
   }
@@ -105,7 +108,7 @@ function printTable(results, targets) {
   const line = (r) => r.map((c, i) => (i < 2 ? c.padEnd(w[i]) : c.padStart(w[i]))).join('  ');
   console.log(`\n${line(rows[0])}\n${w.map((n) => '-'.repeat(n)).join('  ')}`);
   for (const r of rows.slice(1)) console.log(line(r));
-  console.log(`\n× columns: issod / ${peers.map((p) => p.label).join(', ')} (ops/s: >1 means issod is faster; CPU/op: <1 means issod spends less of its own CPU per operation)`);
+  console.log(`\n× columns: issod / ${peers.map((p) => p.label).join(', ')}; issod (JWT AT) / oidc-provider (JWT AT) where both ran (ops/s: >1 means issod is faster; CPU/op: <1 means issod spends less of its own CPU per operation)`);
 }
 
 async function main() {
@@ -141,12 +144,12 @@ async function main() {
   const results = [];
   const memory = {};
   try {
-    targets.push(await startIssod());
+    targets.push(...(await startIssod()));
     targets.push(await startPeer('opaque'));
     targets.push(await startPeer('jwt'));
     const byKey = Object.fromEntries(targets.map((t) => [t.key, t]));
     await new Promise((r) => setTimeout(r, 1000));
-    for (const t of targets) memory[t.key] = { label: t.label, idle_rss_kib: rssKiB(t.pid) };
+    for (const t of targets) if (!t.sameProcessAs) memory[t.key] = { label: t.label, idle_rss_kib: rssKiB(t.pid) };
 
     for (const sc of SCENARIOS) {
       if (only && !only.has(sc.name)) continue;
@@ -161,7 +164,7 @@ async function main() {
       results.push(entry);
     }
 
-    for (const t of targets) {
+    for (const t of targets.filter((x) => !x.sameProcessAs)) {
       memory[t.key].after_rss_kib = rssKiB(t.pid);
       memory[t.key].password_logins = ctx.logins[t.key] ?? 0;
       memory[t.key].total_cpu_ms = cpuMs(t.pid);
@@ -171,7 +174,8 @@ async function main() {
   }
 
   printTable(results, [
-    { key: 'issod', label: 'issod' }, { key: 'peer', label: 'oidc-provider' }, { key: 'peerJwt', label: 'oidc-provider (JWT AT)' },
+    { key: 'issod', label: 'issod' }, { key: 'issodJwt', label: 'issod (JWT AT)' },
+    { key: 'peer', label: 'oidc-provider' }, { key: 'peerJwt', label: 'oidc-provider (JWT AT)' },
   ]);
   console.log('\nRSS (MiB)        idle    after the run   password logins (sessions) made');
   for (const m of Object.values(memory)) {
@@ -196,7 +200,7 @@ async function main() {
       password_concurrency: ctx.passwordConcurrency, storm_logins: ctx.stormLogins,
       session_logins: ctx.sessionLogins, scope: SCOPE,
     },
-    access_tokens: { issod: 'opaque, stored in SQLite', peer: 'opaque, in memory', peerJwt: 'ES256 JWT, not stored' },
+    access_tokens: { issod: 'opaque, stored in SQLite', issodJwt: 'ES256 JWT (RFC 9068), not stored; revocations in SQLite', peer: 'opaque, in memory', peerJwt: 'ES256 JWT, not stored' },
     scenarios: results,
     memory,
   }, null, 2)}\n`);

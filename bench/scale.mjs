@@ -131,7 +131,7 @@ async function partSessions(out) {
   const rows = [];
   const memory = {};
   // issod: the same process before and after its store grows
-  await withTargets([() => startIssod({ label: 'bench-scale' })], async ([t]) => {
+  await withTargets([async () => (await startIssod({ label: 'bench-scale' }))[0]], async ([t]) => {
     await passwordLogin(t, t.users[0], SCOPE); // one real session row to copy
     memory.issod = { idle_rss_kib: rssKiB(t.pid) };
     rows.push(await measure('few sessions', sso, t));
@@ -160,7 +160,7 @@ async function partSessions(out) {
 async function partPersons(out) {
   console.log(`\npersons: the password and SSO code flows with ${N_FEW_PERSONS} and ${N_PERSONS} persons`);
   const rows = [];
-  await withTargets([() => startIssod({ label: 'bench-scale' })], async ([t]) => {
+  await withTargets([async () => (await startIssod({ label: 'bench-scale' }))[0]], async ([t]) => {
     for (const n of [N_FEW_PERSONS, N_PERSONS]) {
       const seeded = seedPersons(t, n);
       console.log(`  issod: ${seeded.count} members (seeded in ${f(seeded.seconds, 1)} s)`);
@@ -185,9 +185,9 @@ async function partNodes(out) {
   for (const nodes of [1, 2]) {
     const pg = new Postgres().init();
     try {
-      await withTargets([() => startIssod({
+      await withTargets([async () => (await startIssod({
         label: `bench-nodes${nodes}`, pg, nodes, key: `nodes${nodes}`, title: `issod ×${nodes}`,
-      })], async ([t]) => {
+      }))[0]], async ([t]) => {
         for (const sc of [clientCredentials, sso, password]) rows.push(await measure('PostgreSQL', sc, t));
       });
     } finally {

@@ -6,7 +6,8 @@
 //  - the peer: node oidc-provider (bench/peer/provider.mjs), opaque access
 //    tokens, and optionally a second one with JWT access tokens.
 // Each target: {key, label, issuer, pid, md, client, users, chooseLink,
-// basic, stop()}.
+// basic, stop()}. startIssod gives two targets of one process: its
+// opaque-token client and its JWT-access-token client (sameProcessAs).
 
 import { spawn } from 'node:child_process';
 import crypto from 'node:crypto';
@@ -91,12 +92,22 @@ export async function startIssod(opts = {}) {
       grantTypes: ['authorization_code', 'refresh_token', 'client_credentials'],
       idTokenAlg: 'ES256',
     });
+    // the same service registered for RFC 9068 JWT access tokens
+    // (client_credentials only: a person's tokens stay opaque rows)
+    const cj = await stack.registerClient({
+      name: 'Bench agency service (JWT access tokens)',
+      redirectUris: [RP],
+      scope: SCOPE,
+      grantTypes: ['authorization_code', 'client_credentials'],
+      idTokenAlg: 'ES256',
+      accessTokenFormat: 'jwt',
+    });
     const users = benchUsers();
     for (const u of users) {
       await stack.addUser({ account: u.account, password: u.password, phone: u.phone, name: u.name, email: u.email, phoneVerified: true });
     }
     const pids = [stack.issod.child.pid, ...extra.map((d) => d.child.pid)];
-    return {
+    const main = {
       key,
       label: title,
       issuer,
@@ -113,6 +124,17 @@ export async function startIssod(opts = {}) {
       simPid: stack.sim.child.pid,
       stop: stopAll,
     };
+    const jwt = {
+      ...main,
+      key: `${key}Jwt`,
+      label: `${title} (JWT AT)`,
+      client: { client_id: cj.client_id, client_secret: cj.client_secret, redirect_uri: RP },
+      basic: basicAuth(cj.client_id, cj.client_secret),
+      accessTokens: 'ES256 JWT (RFC 9068, none stored)',
+      sameProcessAs: key,
+      stop: async () => {},
+    };
+    return [main, jwt];
   } catch (err) {
     await stopAll().catch(() => {});
     throw err;

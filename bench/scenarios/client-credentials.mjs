@@ -1,13 +1,14 @@
 // POST grant_type=client_credentials with client_secret_basic, with wrk:
 // every answer is a new access token (issod: an opaque token, one SQLite
-// row; the peers: an opaque token in memory, or an ES256 JWT).
+// row, or for its second client an RFC 9068 ES256 JWT, nothing stored; the
+// peers: an opaque token in memory, or an ES256 JWT).
 import { wrk } from '../lib/measure.mjs';
 
 export default {
   name: 'client_credentials',
   title: 'client_credentials grant (POST /token)',
   tool: 'wrk',
-  targets: ['issod', 'peer', 'peerJwt'],
+  targets: ['issod', 'issodJwt', 'peer', 'peerJwt'],
   run: (t, ctx) => wrk(t.md.token_endpoint, {
     seconds: ctx.seconds,
     connections: ctx.connections,

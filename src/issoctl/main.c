@@ -189,6 +189,8 @@ client_add(struct isso_app *app, int argc, char **argv)
 	    {"require-par", no_argument, NULL, 'R'},
 	    {"require-dpop", no_argument, NULL, 'D'},
 	    {"optional-scope", required_argument, NULL, 'o'},
+	    {"access-token-format", required_argument, NULL, 'F'},
+	    {"access-token-audience", required_argument, NULL, 'A'},
 	    {NULL, 0, NULL, 0},
 	};
 	struct store_client c;
@@ -276,10 +278,20 @@ client_add(struct isso_app *app, int argc, char **argv)
 		case 'o':
 			json_array_append_new(optional, json_string(optarg));
 			break;
+		case 'F':
+			json_object_set_new(settings, "access_token_format", json_string(optarg));
+			break;
+		case 'A':
+			json_object_set_new(settings, "access_token_audience", json_string(optarg));
+			break;
 		default:
 			ret = fail(2, "unknown option", NULL);
 			goto out;
 		}
+	}
+	if (oidc_client_settings_check(settings, &why) < 0) {
+		ret = fail(2, "%s", why);
+		goto out;
 	}
 	if (c.name == NULL || c.name[0] == '\0' || strlen(c.name) > 200) {
 		ret = fail(2, "--name is required", NULL);
@@ -415,54 +427,70 @@ yes_no(const char *v, bool *on_r)
 	return true;
 }
 
-/* issoctl client update ID --require-par yes|no --require-dpop yes|no:
- * changes the client's registered protocol requirements (its settings
- * object), keeping any other setting. */
+/* issoctl client update ID [--require-par yes|no] [--require-dpop yes|no]
+ * [--access-token-format opaque|jwt] [--access-token-audience AUD]:
+ * changes registered settings, keeping the others. */
 static int
 client_update(struct isso_app *app, int argc, char **argv)
 {
 	static const struct option opts[] = {
 	    {"require-par", required_argument, NULL, 'R'},
 	    {"require-dpop", required_argument, NULL, 'D'},
+	    {"access-token-format", required_argument, NULL, 'F'},
+	    {"access-token-audience", required_argument, NULL, 'A'},
 	    {NULL, 0, NULL, 0},
 	};
+	static const char usage[] = "usage: issoctl client update ID [--require-par yes|no] "
+	                            "[--require-dpop yes|no] [--access-token-format opaque|jwt] "
+	                            "[--access-token-audience AUD]";
 	struct store_client *c = NULL;
 	json_t *settings = NULL, *changed = json_object();
-	const char *id;
+	const char *id = argc > 1 && argv[1][0] != '-' ? argv[1] : NULL, *why = NULL;
 	bool on;
 	int opt, ret = 2;
 
-	if (argc < 2 || argv[1][0] == '-') {
-		ret = fail(2,
-		           "usage: issoctl client update ID [--require-par yes|no] "
-		           "[--require-dpop yes|no]",
-		           NULL);
-		goto out;
-	}
-	id = argv[1];
-	optind = 1;
-	while ((opt = getopt_long(argc - 1, argv + 1, "", opts, NULL)) != -1) {
-		if ((opt != 'R' && opt != 'D') || !yes_no(optarg, &on)) {
-			ret = fail(2, "--require-par and --require-dpop take yes or no", NULL);
+	optind = id != NULL ? 2 : 1;
+	while ((opt = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+		switch (opt) {
+		case 'R':
+		case 'D':
+			if (!yes_no(optarg, &on)) {
+				ret = fail(2, "--require-par and --require-dpop take yes or no",
+				           NULL);
+				goto out;
+			}
+			json_object_set_new(changed, opt == 'R' ? "require_par" : "require_dpop",
+			                    json_boolean(on));
+			break;
+		case 'F':
+			json_object_set_new(changed, "access_token_format", json_string(optarg));
+			break;
+		case 'A':
+			json_object_set_new(changed, "access_token_audience", json_string(optarg));
+			break;
+		default:
+			ret = fail(2, usage, NULL);
 			goto out;
 		}
-		json_object_set_new(changed, opt == 'R' ? "require_par" : "require_dpop",
-		                    json_boolean(on));
 	}
-	if (optind < argc - 1 || json_object_size(changed) == 0) {
-		ret = fail(2, "nothing to update: give --require-par or --require-dpop", NULL);
+	if (id == NULL || optind != argc || json_object_size(changed) == 0) {
+		ret = fail(2, usage, NULL);
 		goto out;
 	}
 	if (store_client_get(app->store, id, &c) < 0 || c == NULL) {
 		ret = fail(1, "no such client: %s", id);
 		goto out;
 	}
-	settings = json_deep_copy(c->settings);
-	if (!json_is_object(settings)) {
-		json_decref(settings);
-		settings = json_object();
-	}
+	settings = json_is_object(c->settings) ? json_deep_copy(c->settings) : json_object();
 	json_object_update(settings, changed);
+	/* An empty audience removes the setting: the issuer again. */
+	if (json_is_string(json_object_get(settings, "access_token_audience")) &&
+	    json_string_value(json_object_get(settings, "access_token_audience"))[0] == '\0')
+		json_object_del(settings, "access_token_audience");
+	if (oidc_client_settings_check(settings, &why) < 0) {
+		ret = fail(2, "%s", why);
+		goto out;
+	}
 	if (store_client_set_settings(app->store, id, settings) < 0) {
 		ret = fail(1, "cannot update the client", NULL);
 		goto out;
@@ -607,7 +635,7 @@ client_cmd(struct isso_app *app, int argc, char **argv)
 
 	if (strcmp(sub, "add") == 0)
 		return client_add(app, argc - 1, argv + 1);
-	if (strcmp(argv[1], "update") == 0)
+	if (strcmp(sub, "update") == 0)
 		return client_update(app, argc - 1, argv + 1);
 	if (strcmp(sub, "approve") == 0)
 		return client_status(app, argc > 2 ? argv[2] : NULL, CLIENT_APPROVED,

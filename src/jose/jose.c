@@ -865,22 +865,60 @@ out:
 	return ret;
 }
 
-int
-jose_verify(const char *jwt, json_t *jwks, const char *const *allowed_algs, json_t **claims_r,
-            const char **error_r)
+/* The key of our own set for a token of alg a (and kid, when given): the
+ * set's own parsed key, borrowed (cjose's reference count is not
+ * thread-safe, so it is not touched); *bits_r its RSA modulus size. Keys
+ * no longer active still verify what they signed. */
+static int
+keyset_select(const struct jose_keyset *ks, const struct jose_alg *a, const char *kid,
+              cjose_jwk_t **jwk_r, size_t *bits_r, const char **error_r)
+{
+	const struct jose_key *found = NULL;
+	cjose_err cerr;
+	size_t i;
+
+	*jwk_r = NULL;
+	*bits_r = 0;
+	for (i = 0; i < ks->n; i++) {
+		const struct jose_key *k = &ks->keys[i];
+		if (k->alg->kty != a->kty || (a->kty == CJOSE_JWK_KTY_EC && k->alg != a))
+			continue;
+		if (kid != NULL && strcmp(kid, k->kid) != 0)
+			continue;
+		if (found != NULL) {
+			*error_r = "several keys match the token";
+			return ISSO_ERR_INVALID;
+		}
+		found = k;
+	}
+	if (found == NULL) {
+		*error_r = "no key matches the token";
+		return ISSO_ERR_INVALID;
+	}
+	*jwk_r = found->jwk;
+	if (a->kty == CJOSE_JWK_KTY_RSA)
+		*bits_r = cjose_jwk_get_keysize(found->jwk, &cerr);
+	return 0;
+}
+
+/* jose_verify against either a JWK set given as JSON (jwks) or our own
+ * key set (ks). */
+static int
+verify(const char *jwt, json_t *jwks, const struct jose_keyset *ks, const char *const *allowed_algs,
+       json_t **claims_r, const char **error_r)
 {
 	json_t *hdr = NULL, *claims = NULL, *v;
 	const json_t *key_json = NULL;
-	cjose_jwk_t *jwk = NULL;
+	cjose_jwk_t *jwk = NULL, *borrowed = NULL;
 	cjose_jws_t *jws = NULL;
 	const struct jose_alg *a;
 	const char *alg, *kid = NULL, *error = NULL, *calg;
-	size_t len, siglen, want;
+	size_t len, siglen, want, bits = 0;
 	cjose_err cerr;
 	int ret = ISSO_ERR_INVALID;
 
 	*claims_r = NULL;
-	if (jwt == NULL || jwks == NULL) {
+	if (jwt == NULL || (jwks == NULL && ks == NULL)) {
 		error = "no token or no JWK set";
 		goto out;
 	}
@@ -919,12 +957,19 @@ jose_verify(const char *jwt, json_t *jwks, const char *const *allowed_algs, json
 		}
 		kid = json_string_value(v);
 	}
-	if ((ret = key_select(jwks, a, kid, &jwk, &key_json, &error)) < 0)
-		goto out;
+	if (ks != NULL) {
+		if ((ret = keyset_select(ks, a, kid, &borrowed, &bits, &error)) < 0)
+			goto out;
+	} else {
+		if ((ret = key_select(jwks, a, kid, &jwk, &key_json, &error)) < 0)
+			goto out;
+		if (a->kty == CJOSE_JWK_KTY_RSA)
+			bits = rsa_bits(key_json);
+	}
 	ret = ISSO_ERR_CRYPTO;
 	/* Exact lengths: ES256 is R||S (RFC 7518 §3.4), RSA the modulus size
 	 * (RFC 8017 §8.2.2); cjose checks neither for EC. */
-	want = a->kty == CJOSE_JWK_KTY_EC ? a->ec_sig_len : (rsa_bits(key_json) + 7) / 8;
+	want = a->kty == CJOSE_JWK_KTY_EC ? a->ec_sig_len : (bits + 7) / 8;
 	if (siglen != want) {
 		error = "signature has the wrong length";
 		goto out;
@@ -940,7 +985,7 @@ jose_verify(const char *jwt, json_t *jwks, const char *const *allowed_algs, json
 		error = "malformed token";
 		goto out;
 	}
-	if (!cjose_jws_verify(jws, jwk, &cerr)) {
+	if (!cjose_jws_verify(jws, borrowed != NULL ? borrowed : jwk, &cerr)) {
 		error = "signature verification failed";
 		goto out;
 	}
@@ -957,6 +1002,20 @@ out:
 	if (error_r != NULL)
 		*error_r = error;
 	return ret;
+}
+
+int
+jose_verify(const char *jwt, json_t *jwks, const char *const *allowed_algs, json_t **claims_r,
+            const char **error_r)
+{
+	return verify(jwt, jwks, NULL, allowed_algs, claims_r, error_r);
+}
+
+int
+jose_keyset_verify(const struct jose_keyset *ks, const char *jwt, const char *const *allowed_algs,
+                   json_t **claims_r, const char **error_r)
+{
+	return verify(jwt, NULL, ks, allowed_algs, claims_r, error_r);
 }
 
 int

@@ -58,6 +58,11 @@ int jose_sign(const struct jose_keyset *ks, const char *alg, const char *typ, js
 int jose_verify(const char *jwt, json_t *jwks, const char *const *allowed_algs, json_t **claims_r,
                 const char **error_r);
 
+/* The same against our own key set (every key in it, active or not): for
+ * tokens we issued, without parsing the published set each time. */
+int jose_keyset_verify(const struct jose_keyset *ks, const char *jwt,
+                       const char *const *allowed_algs, json_t **claims_r, const char **error_r);
+
 /* Splits and decodes a compact JWS without verifying (header and claims
  * must be JSON objects). For diagnostics and fuzzing only. */
 int jose_decode_unverified(const char *jwt, json_t **header_r, json_t **claims_r);

@@ -3,6 +3,7 @@
 #define ISSO_OIDC_PRIVATE_H
 
 #include <stdatomic.h>
+#include <stdint.h>
 
 #include "auth/method.h"
 #include "oidc/oidc.h"
@@ -134,6 +135,38 @@ struct store_token *oidc_token_lookup(struct isso_app *app, const char *value);
 /* Seals / opens the claims carried by codes and tokens. */
 char *oidc_seal_claims(struct isso_app *app, json_t *claims);
 json_t *oidc_open_claims(struct isso_app *app, json_t *data);
+
+/* ---- JWT access tokens (RFC 9068, access-token.c) ---- */
+
+struct jose_keyset;
+
+/* Whether the client registered access_token_format "jwt" (a settings
+ * object that fails oidc_client_settings_check means opaque). */
+bool oidc_client_jwt_access_tokens(const struct store_client *c);
+/* Whether a presented token has the form of a JWT (opaque ones have no
+ * dot). */
+bool oidc_at_jwt_form(const char *value);
+/* Signs a JWT access token of client c, which has no person behind it
+ * (client_credentials): typ at+jwt; iss, exp (now + ttl), aud (the
+ * client's access_token_audience, else the issuer), sub and client_id (the
+ * client), iat, jti (also written to jti_r), scope unless empty, and
+ * cnf.jkt when jkt (a DPoP key's thumbprint) is not NULL or "".
+ * *jwt_r is malloc'd. */
+int oidc_at_jwt_sign(const struct jose_keyset *ks, const char *issuer, const struct store_client *c,
+                     const char *scope, const char *jkt, int64_t now, int ttl, char **jwt_r,
+                     char jti_r[44]);
+/* Checks that value is a JWT access token of this issuer, valid at now:
+ * typ at+jwt, signed by one of ks's keys, iss, client_id, jti, exp and
+ * iat. Revocation is not looked at. 0 with *claims_r, or ISSO_ERR_INVALID
+ * with *why_r. */
+int oidc_at_jwt_verify(const struct jose_keyset *ks, const char *issuer, const char *value,
+                       int64_t now, json_t **claims_r, const char **why_r);
+/* The same, and not revoked: 0 with *claims_r (NULL when the token is not
+ * active), or < 0 when the store fails. */
+int oidc_at_jwt_active(struct isso_app *app, const char *value, json_t **claims_r);
+/* Revokes the JWT access token whose verified claims are given, on every
+ * node, until it expires. */
+int oidc_at_jwt_revoke(struct isso_app *app, json_t *claims);
 
 /* Queues back-channel logout notices for sid (NULL: every session of
  * uuid, the token names the subject only) to every client in clients

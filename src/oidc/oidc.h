@@ -92,6 +92,11 @@ struct store_client *oidc_client(struct isso_app *app, const char *client_id);
 /* The same, telling a store failure (< 0) from an unknown or unapproved
  * client (0 with *client_r NULL). */
 int oidc_client_find(struct isso_app *app, const char *client_id, struct store_client **client_r);
+/* Checks the settings the OpenID Provider reads from a client's settings
+ * object (access_token_format "opaque" | "jwt", access_token_audience);
+ * other keys are left to whoever reads them. 0, or ISSO_ERR_INVALID with
+ * *why_r (static). */
+int oidc_client_settings_check(const json_t *settings, const char **why_r);
 /* The origin (scheme://host[:port]) of an absolute URL, for CSP. */
 const char *oidc_origin(struct pool *pool, const char *uri);
 /* True when uri is one of the JSON array's strings, compared exactly. */

@@ -688,6 +688,28 @@ out:
 	store_token_free(t);
 }
 
+/* A self-contained access token (RFC 9068) for a client that registered
+ * them: nothing is written to the store. */
+static void
+issue_jwt_access_token(struct isso_app *app, struct http_req *req, const struct store_client *c,
+                       const char *scope, const char *jkt)
+{
+	int ttl = app->cfg->oidc.access_token_ttl;
+	char *jwt = NULL;
+	char jti[44];
+
+	if (oidc_at_jwt_sign(app->keys, app->issuer, c, scope, jkt, app_now(), ttl, &jwt, jti) <
+	    0) {
+		oidc_json_error(req, 503, "temporarily_unavailable", NULL);
+		return;
+	}
+	http_send_json(req, 200,
+	               json_pack("{s:s, s:s, s:i, s:s}", "access_token", jwt, "token_type",
+	                         jkt[0] != '\0' ? "DPoP" : "Bearer", "expires_in", ttl, "scope",
+	                         scope));
+	free(jwt);
+}
+
 static void
 grant_client_credentials(struct isso_app *app, struct http_req *req, struct store_client *c,
                          const char *jkt)
@@ -712,6 +734,10 @@ grant_client_credentials(struct isso_app *app, struct http_req *req, struct stor
 	                      scope_has(scope, "offline_access"))) {
 		grant_refused(req, c, "client_credentials", "invalid_scope",
 		              "client_credentials carry no person");
+		goto out;
+	}
+	if (oidc_client_jwt_access_tokens(c)) {
+		issue_jwt_access_token(app, req, c, scope != NULL ? scope : "", jkt);
 		goto out;
 	}
 	secret_token(16, grant);

@@ -78,6 +78,26 @@ userinfo(struct http_req *req, void *ctx)
 		bearer_error(req, 401, NULL, NULL);
 		goto out;
 	}
+	if (oidc_at_jwt_form(value)) {
+		/* JWT access tokens come only from client_credentials: no
+		 * person to tell about, once the token itself holds. */
+		json_t *at = NULL;
+		if (oidc_at_jwt_active(app, value, &at) < 0) {
+			oidc_json_error(req, 503, "temporarily_unavailable", NULL);
+			goto out;
+		}
+		if (at == NULL)
+			bearer_error(req, 401, "invalid_token",
+			             "unknown, expired or revoked token");
+		else if ((c = oidc_client(
+		              app, json_string_value(json_object_get(at, "client_id")))) == NULL)
+			bearer_error(req, 401, "invalid_token", "the client is no longer active");
+		else
+			bearer_error(req, 403, "insufficient_scope",
+			             "the token carries no openid scope");
+		json_decref(at);
+		goto out;
+	}
 	t = oidc_token_lookup(app, value);
 	if (t == NULL || t->kind != TOKEN_ACCESS || t->revoked) {
 		auth_error(req, from_dpop != NULL ? "DPoP" : "Bearer", 401, "invalid_token",
@@ -154,6 +174,24 @@ revoke(struct http_req *req, void *ctx)
 		oidc_json_error(req, 400, "invalid_request", "token missing");
 		goto out;
 	}
+	if (oidc_at_jwt_form(value)) {
+		json_t *at = NULL;
+		const char *why;
+		/* An expired or forged one needs nothing; another client's
+		 * is not ours to revoke (RFC 7009 §2.1) but answered alike. */
+		if (oidc_at_jwt_verify(app->keys, app->issuer, value, app_now(), &at, &why) == 0 &&
+		    strcmp(json_string_value(json_object_get(at, "client_id")), c->client_id) ==
+		        0 &&
+		    oidc_at_jwt_revoke(app, at) < 0) {
+			json_decref(at);
+			/* RFC 7009 §2.2.1: the client may retry. */
+			oidc_json_error(req, 503, "temporarily_unavailable", NULL);
+			goto out;
+		}
+		json_decref(at);
+		http_send(req, 200, "application/json", "{}", 2);
+		goto out;
+	}
 	t = oidc_token_lookup(app, value);
 	/* RFC 7009 §2.2: unknown tokens and other clients' tokens get 200 too. */
 	if (t != NULL && strcmp(t->client_id, c->client_id) == 0 && t->kind != TOKEN_CODE) {
@@ -166,6 +204,40 @@ revoke(struct http_req *req, void *ctx)
 out:
 	store_token_free(t);
 	store_client_free(c);
+}
+
+/* RFC 7662 for a JWT access token (RFC 9068): active only for the client
+ * it was issued to, while it is unexpired and not revoked. */
+static void
+introspect_jwt(struct isso_app *app, struct http_req *req, const struct store_client *c,
+               const char *value)
+{
+	json_t *at = NULL, *o;
+	static const char *const copied[] = {"scope", "client_id", "exp", "iat", "iss",
+	                                     "sub",   "aud",       "jti", "cnf", NULL};
+
+	if (oidc_at_jwt_active(app, value, &at) < 0) {
+		oidc_json_error(req, 503, "temporarily_unavailable", NULL);
+		return;
+	}
+	if (at == NULL ||
+	    strcmp(json_string_value(json_object_get(at, "client_id")), c->client_id) != 0) {
+		json_decref(at);
+		http_send_json(req, 200, json_pack("{s:b}", "active", 0));
+		return;
+	}
+	/* RFC 9449 §6.2: a DPoP-bound one says so, with its key. */
+	o = json_pack("{s:b, s:s}", "active", 1, "token_type",
+	              json_object_get(at, "cnf") != NULL ? "DPoP" : "Bearer");
+	for (const char *const *k = copied; *k != NULL; k++) {
+		json_t *v = json_object_get(at, *k);
+		if (v != NULL)
+			json_object_set(o, *k, v);
+	}
+	if (json_object_get(o, "scope") == NULL)
+		json_object_set_new(o, "scope", json_string(""));
+	json_decref(at);
+	http_send_json(req, 200, o);
 }
 
 static void
@@ -183,6 +255,10 @@ introspect(struct http_req *req, void *ctx)
 	value = http_form(req, "token");
 	if (value == NULL) {
 		oidc_json_error(req, 400, "invalid_request", "token missing");
+		goto out;
+	}
+	if (oidc_at_jwt_form(value)) {
+		introspect_jwt(app, req, c, value);
 		goto out;
 	}
 	t = oidc_token_lookup(app, value);

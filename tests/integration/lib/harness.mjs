@@ -494,6 +494,8 @@ export class Stack {
     for (const g of o.grantTypes ?? []) args.push('--grant-type', g);
     if (o.requirePar) args.push('--require-par');
     if (o.requireDpop) args.push('--require-dpop');
+    if (o.accessTokenFormat) args.push('--access-token-format', o.accessTokenFormat);
+    if (o.accessTokenAudience) args.push('--access-token-audience', o.accessTokenAudience);
     const added = await this.issoctl(args);
     if (!added || typeof added.client_id !== 'string') {
       throw new Error(`issoctl client add printed no client_id: ${JSON.stringify(added)}`);

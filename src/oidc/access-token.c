@@ -1,0 +1,207 @@
+/* Access tokens as JWTs (RFC 9068), a per-client registered setting, and
+ * the client settings that the OpenID Provider reads.
+ *
+ * A JWT access token is issued only by the client_credentials grant: no
+ * person and no session stand behind it, so nothing at logout, consent
+ * withdrawal or a password reset has to reach it, and issuing it writes
+ * nothing to the store. Tokens of a person stay opaque rows (token.c):
+ * those are revoked by grant and by person, and UserInfo reads the claims
+ * sealed in them. A revoked JWT access token's jti is kept as an
+ * ephemeral row ("at_revoked") until the token's own expiry; introspection
+ * and UserInfo look it up, so revocation holds on every node. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "auth/app.h"
+#include "jose/jose.h"
+#include "lib/isso.h"
+#include "lib/secret.h"
+#include "oidc/oidc-private.h"
+#include "store/store.h"
+
+#define AT_JWT_TYP        "at+jwt"
+#define AT_REVOKED_KIND   "at_revoked"
+#define AUDIENCE_MAX      512
+#define AT_JWT_CLOCK_SKEW 60 /* tolerated for iat in the future */
+
+static const char *const at_algs[] = {"ES256", "RS256", NULL};
+
+/* A registered audience: printable ASCII without spaces or quotes. */
+static bool
+audience_ok(const char *s)
+{
+	size_t n = strnlen(s, AUDIENCE_MAX + 1);
+
+	if (n == 0 || n > AUDIENCE_MAX)
+		return false;
+	for (size_t i = 0; i < n; i++) {
+		unsigned char ch = (unsigned char)s[i];
+		if (ch <= 0x20 || ch >= 0x7f || ch == '"' || ch == '\\')
+			return false;
+	}
+	return true;
+}
+
+int
+oidc_client_settings_check(const json_t *settings, const char **why_r)
+{
+	const char *key;
+	json_t *v;
+
+	*why_r = "client settings must be a JSON object";
+	if (!json_is_object(settings))
+		return ISSO_ERR_INVALID;
+	json_object_foreach((json_t *)settings, key, v)
+	{
+		if (strcmp(key, "access_token_format") == 0) {
+			const char *f = json_string_value(v);
+			if (f == NULL || (strcmp(f, "opaque") != 0 && strcmp(f, "jwt") != 0)) {
+				*why_r = "access_token_format must be \"opaque\" or \"jwt\"";
+				return ISSO_ERR_INVALID;
+			}
+		} else if (strcmp(key, "access_token_audience") == 0) {
+			if (!json_is_string(v) || !audience_ok(json_string_value(v))) {
+				*why_r = "access_token_audience must be a URI or identifier of at "
+				         "most 512 printable characters";
+				return ISSO_ERR_INVALID;
+			}
+		}
+		/* Other keys belong to other settings, checked where read. */
+	}
+	*why_r = NULL;
+	return 0;
+}
+
+bool
+oidc_client_jwt_access_tokens(const struct store_client *c)
+{
+	const char *why;
+	const char *f;
+
+	/* Anything unexpected in the stored object means the default. */
+	if (c->settings == NULL || oidc_client_settings_check(c->settings, &why) < 0)
+		return false;
+	f = json_string_value(json_object_get(c->settings, "access_token_format"));
+	return f != NULL && strcmp(f, "jwt") == 0;
+}
+
+bool
+oidc_at_jwt_form(const char *value)
+{
+	const char *d1 = value != NULL ? strchr(value, '.') : NULL;
+
+	return d1 != NULL && strchr(d1 + 1, '.') != NULL;
+}
+
+int
+oidc_at_jwt_sign(const struct jose_keyset *ks, const char *issuer, const struct store_client *c,
+                 const char *scope, const char *jkt, int64_t now, int ttl, char **jwt_r,
+                 char jti_r[44])
+{
+	const char *aud = NULL, *why;
+	const char *alg = jose_keyset_has_alg(ks, "ES256") ? "ES256" : "RS256";
+	json_t *claims;
+	int ret;
+
+	*jwt_r = NULL;
+	if (c->settings != NULL && oidc_client_settings_check(c->settings, &why) == 0)
+		aud = json_string_value(json_object_get(c->settings, "access_token_audience"));
+	secret_token(16, jti_r);
+	/* RFC 9068 §2.2; without a person, sub is the client itself. */
+	claims = json_pack("{s:s, s:I, s:s, s:s, s:s, s:I, s:s}", "iss", issuer, "exp",
+	                   (json_int_t)(now + ttl), "aud", aud != NULL ? aud : issuer, "sub",
+	                   c->client_id, "client_id", c->client_id, "iat", (json_int_t)now, "jti",
+	                   jti_r);
+	if (claims == NULL)
+		return ISSO_ERR_NOMEM;
+	if (scope != NULL && scope[0] != '\0')
+		json_object_set_new(claims, "scope", json_string(scope));
+	/* RFC 9449 §6.1: bound to the DPoP key of the token request. */
+	if (jkt != NULL && jkt[0] != '\0')
+		json_object_set_new(claims, "cnf", json_pack("{s:s}", "jkt", jkt));
+	ret = jose_sign(ks, alg, AT_JWT_TYP, claims, jwt_r);
+	json_decref(claims);
+	return ret;
+}
+
+int
+oidc_at_jwt_verify(const struct jose_keyset *ks, const char *issuer, const char *value, int64_t now,
+                   json_t **claims_r, const char **why_r)
+{
+	json_t *hdr = NULL, *claims = NULL;
+	const char *typ, *jti;
+	json_t *exp, *iat;
+	int ret = ISSO_ERR_INVALID;
+
+	*claims_r = NULL;
+	*why_r = "not an access token";
+	/* The header first: ID and logout tokens carry the same signature. */
+	if (jose_decode_unverified(value, &hdr, NULL) < 0)
+		goto out;
+	typ = json_string_value(json_object_get(hdr, "typ"));
+	if (typ == NULL || strcmp(typ, AT_JWT_TYP) != 0)
+		goto out;
+	if (jose_keyset_verify(ks, value, at_algs, &claims, why_r) < 0)
+		goto out;
+	exp = json_object_get(claims, "exp");
+	iat = json_object_get(claims, "iat");
+	jti = json_string_value(json_object_get(claims, "jti"));
+	if (strcmp(json_string_value(json_object_get(claims, "iss")) ?: "", issuer) != 0 ||
+	    !json_is_string(json_object_get(claims, "client_id")) || jti == NULL ||
+	    jti[0] == '\0' || strlen(jti) > 64 || !json_is_integer(exp) || !json_is_integer(iat)) {
+		*why_r = "not an access token";
+		goto out;
+	}
+	if (json_integer_value(exp) <= now || json_integer_value(iat) > now + AT_JWT_CLOCK_SKEW) {
+		*why_r = "expired";
+		goto out;
+	}
+	*claims_r = claims;
+	claims = NULL;
+	*why_r = NULL;
+	ret = 0;
+out:
+	json_decref(claims);
+	json_decref(hdr);
+	return ret;
+}
+
+int
+oidc_at_jwt_active(struct isso_app *app, const char *value, json_t **claims_r)
+{
+	json_t *claims = NULL;
+	const char *why;
+	int64_t now = app_now();
+	int counter = 0, ret;
+
+	*claims_r = NULL;
+	if (oidc_at_jwt_verify(app->keys, app->issuer, value, now, &claims, &why) < 0)
+		return 0;
+	ret = store_eph_get(app->store, AT_REVOKED_KIND,
+	                    json_string_value(json_object_get(claims, "jti")), now, NULL, &counter);
+	if (ret < 0) {
+		json_decref(claims);
+		return ret;
+	}
+	if (counter > 0) {
+		json_decref(claims);
+		return 0;
+	}
+	*claims_r = claims;
+	return 0;
+}
+
+int
+oidc_at_jwt_revoke(struct isso_app *app, json_t *claims)
+{
+	int counter = 0;
+
+	/* Counted, not put: revoking twice, or on two nodes at once, is one
+	 * marker. It outlives the token by the clock skew we tolerate, so a
+	 * node whose clock lags the one that purges it still finds it. */
+	return store_eph_incr(app->store, AT_REVOKED_KIND,
+	                      json_string_value(json_object_get(claims, "jti")), app_now(),
+	                      (int64_t)json_integer_value(json_object_get(claims, "exp")) +
+	                          AT_JWT_CLOCK_SKEW,
+	                      &counter);
+}
