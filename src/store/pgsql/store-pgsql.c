@@ -107,10 +107,18 @@ enum pg_id {
 	PG_PURGE_RATE,
 	PG_PURGE_JOBS,
 	PG_PURGE_THROTTLE,
+	PG_DEVICE_ADD,
+	PG_DEVICE_GET,
+	PG_DEVICE_LIST,
+	PG_DEVICE_USE,
+	PG_DEVICE_REVOKE,
+	PG_DEVICE_REVOKE_ALL,
 	PG_COUNT
 };
 
 /* Parameters whose type the server cannot infer from a column are cast. */
+#define PG_DEVICE_COLS "id, uuid, jwk, name, created_at, last_used_at, revoked_at"
+
 static const char *const pg_sql[PG_COUNT] = {
     [PG_VERSION] = "SELECT COALESCE(MAX(version), 0) FROM schema_version",
     [PG_VERSION_ADD] = "INSERT INTO schema_version (version, applied_at) VALUES ($1, $2)",
@@ -265,6 +273,16 @@ static const char *const pg_sql[PG_COUNT] = {
     [PG_PURGE_THROTTLE] =
         "DELETE FROM throttle WHERE key IN "
         "(SELECT key FROM throttle WHERE expires_at <= $1 LIMIT $2::bigint) AND expires_at <= $1",
+    [PG_DEVICE_ADD] = "INSERT INTO devices (" PG_DEVICE_COLS ") "
+                      "VALUES ($1, $2, $3, $4, $5, $6, $7)",
+    [PG_DEVICE_GET] = "SELECT " PG_DEVICE_COLS " FROM devices WHERE id = $1",
+    [PG_DEVICE_LIST] = "SELECT " PG_DEVICE_COLS " FROM devices WHERE uuid = $1 "
+                       "ORDER BY created_at, id LIMIT $2::bigint",
+    [PG_DEVICE_USE] = "UPDATE devices SET last_used_at = $2 WHERE id = $1 AND revoked_at = 0",
+    [PG_DEVICE_REVOKE] = "UPDATE devices SET revoked_at = $3 "
+                         "WHERE uuid = $1 AND id = $2 AND revoked_at = 0",
+    [PG_DEVICE_REVOKE_ALL] =
+        "UPDATE devices SET revoked_at = $2 WHERE uuid = $1 AND revoked_at = 0",
 };
 
 static const char pg_bootstrap_sql[] = "CREATE TABLE IF NOT EXISTS schema_version ("
@@ -2066,6 +2084,111 @@ out:
 	return ret;
 }
 
+/* ---- TaipeiPass app device keys ---- */
+
+static int
+pg_device_add(struct store_backend *base, const struct store_device *d)
+{
+	struct pg_params p = {0};
+
+	pp_text(&p, d->id);
+	pp_text(&p, d->uuid);
+	pp_text(&p, d->jwk);
+	pp_text(&p, d->name != NULL ? d->name : "");
+	pp_int(&p, d->created_at);
+	pp_int(&p, d->last_used_at);
+	pp_int(&p, d->revoked_at);
+	return pg_query((struct pg_backend *)base, PG_DEVICE_ADD, &p, "device_add", NULL, NULL);
+}
+
+static void
+pg_device_row(const PGresult *res, int r, struct store_device *d)
+{
+	d->id = pg_col_text(res, r, 0);
+	d->uuid = pg_col_text(res, r, 1);
+	d->jwk = pg_col_text(res, r, 2);
+	d->name = pg_col_text(res, r, 3);
+	d->created_at = pg_col_int(res, r, 4);
+	d->last_used_at = pg_col_int(res, r, 5);
+	d->revoked_at = pg_col_int(res, r, 6);
+}
+
+static int
+pg_device_get(struct store_backend *base, const char *id, struct store_device **d_r)
+{
+	struct pg_params p = {0};
+	struct store_device *d;
+	PGresult *res = NULL;
+	int ret;
+
+	pp_text(&p, id);
+	ret = pg_query((struct pg_backend *)base, PG_DEVICE_GET, &p, "device_get", &res, NULL);
+	if (ret == 0 && PQntuples(res) > 0) {
+		d = xcalloc(1, sizeof(*d));
+		pg_device_row(res, 0, d);
+		*d_r = d;
+	}
+	PQclear(res);
+	return ret;
+}
+
+static int
+pg_device_list(struct store_backend *base, const char *uuid, size_t max,
+               struct store_device **list_r, size_t *n_r)
+{
+	struct pg_params p = {0};
+	struct store_device *list;
+	PGresult *res = NULL;
+	size_t n;
+	int ret;
+
+	pp_text(&p, uuid);
+	pp_int(&p, (int64_t)max);
+	ret = pg_query((struct pg_backend *)base, PG_DEVICE_LIST, &p, "device_list", &res, NULL);
+	if (ret < 0) {
+		PQclear(res);
+		return ret;
+	}
+	n = (size_t)PQntuples(res);
+	if (n > max)
+		n = max;
+	list = xcalloc(max, sizeof(*list));
+	for (size_t i = 0; i < n; i++)
+		pg_device_row(res, (int)i, &list[i]);
+	PQclear(res);
+	*list_r = list;
+	*n_r = n;
+	return 0;
+}
+
+static int
+pg_device_use(struct store_backend *base, const char *id, int64_t now, bool *found_r)
+{
+	struct pg_params p = {0};
+	int changes = 0, ret;
+
+	pp_text(&p, id);
+	pp_int(&p, now);
+	ret = pg_query((struct pg_backend *)base, PG_DEVICE_USE, &p, "device_use", NULL, &changes);
+	*found_r = ret == 0 && changes > 0;
+	return ret;
+}
+
+static int
+pg_device_revoke(struct store_backend *base, const char *uuid, const char *id, int64_t now,
+                 int *n_r)
+{
+	struct pg_params p = {0};
+
+	pp_text(&p, uuid);
+	if (id != NULL)
+		pp_text(&p, id);
+	pp_int(&p, now);
+	return pg_query((struct pg_backend *)base,
+	                id != NULL ? PG_DEVICE_REVOKE : PG_DEVICE_REVOKE_ALL, &p, "device_revoke",
+	                NULL, n_r);
+}
+
 const struct store_driver store_driver_pgsql = {
     .name = "postgresql",
     .flags = STORE_DRIVER_FLAG_RETURNING,
@@ -2127,4 +2250,9 @@ const struct store_driver store_driver_pgsql = {
     .job_done = pg_job_done,
     .job_retry = pg_job_retry,
     .purge = pg_purge,
+    .device_add = pg_device_add,
+    .device_get = pg_device_get,
+    .device_list = pg_device_list,
+    .device_use = pg_device_use,
+    .device_revoke = pg_device_revoke,
 };

@@ -103,8 +103,16 @@ enum sq_id {
 	SQ_JOB_RETRY,
 	SQ_PURGE_JOBS,
 	SQ_PURGE_THROTTLE,
+	SQ_DEVICE_ADD,
+	SQ_DEVICE_GET,
+	SQ_DEVICE_LIST,
+	SQ_DEVICE_USE,
+	SQ_DEVICE_REVOKE,
+	SQ_DEVICE_REVOKE_ALL,
 	SQ_COUNT
 };
+
+#define SQ_DEVICE_COLS "id, uuid, jwk, name, created_at, last_used_at, revoked_at"
 
 static const char *const sq_sql[SQ_COUNT] = {
     [SQ_BEGIN] = "BEGIN IMMEDIATE",
@@ -248,6 +256,16 @@ static const char *const sq_sql[SQ_COUNT] = {
                       "(SELECT rowid FROM jobs WHERE expires_at <= ?1 LIMIT ?2)",
     [SQ_PURGE_THROTTLE] = "DELETE FROM throttle WHERE rowid IN "
                           "(SELECT rowid FROM throttle WHERE expires_at <= ?1 LIMIT ?2)",
+    [SQ_DEVICE_ADD] = "INSERT INTO devices (" SQ_DEVICE_COLS ") "
+                      "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+    [SQ_DEVICE_GET] = "SELECT " SQ_DEVICE_COLS " FROM devices WHERE id = ?1",
+    [SQ_DEVICE_LIST] = "SELECT " SQ_DEVICE_COLS " FROM devices WHERE uuid = ?1 "
+                       "ORDER BY created_at, id LIMIT ?2",
+    [SQ_DEVICE_USE] = "UPDATE devices SET last_used_at = ?2 WHERE id = ?1 AND revoked_at = 0",
+    [SQ_DEVICE_REVOKE] = "UPDATE devices SET revoked_at = ?3 "
+                         "WHERE uuid = ?1 AND id = ?2 AND revoked_at = 0",
+    [SQ_DEVICE_REVOKE_ALL] =
+        "UPDATE devices SET revoked_at = ?2 WHERE uuid = ?1 AND revoked_at = 0",
 };
 
 static const char sq_bootstrap_sql[] = "CREATE TABLE IF NOT EXISTS schema_version ("
@@ -2292,6 +2310,151 @@ out:
 	return ret;
 }
 
+/* ---- TaipeiPass app device keys ---- */
+
+static int
+sq_device_add(struct store_backend *base, const struct store_device *d)
+{
+	struct sq_backend *b = (struct sq_backend *)base;
+	struct sq_conn *c = NULL;
+	sqlite3_stmt *st = NULL;
+	int ret, rc = SQLITE_OK;
+
+	ret = sq_begin_op(b, SQ_DEVICE_ADD, &c, &st);
+	if (ret < 0)
+		goto out;
+	sq_bind_text(st, 1, d->id, &rc);
+	sq_bind_text(st, 2, d->uuid, &rc);
+	sq_bind_text(st, 3, d->jwk, &rc);
+	sq_bind_text(st, 4, d->name != NULL ? d->name : "", &rc);
+	sq_bind_int(st, 5, d->created_at, &rc);
+	sq_bind_int(st, 6, d->last_used_at, &rc);
+	sq_bind_int(st, 7, d->revoked_at, &rc);
+	ret = sq_exec(c, st, rc, "device_add", NULL);
+out:
+	sq_end_op(b, c, st);
+	return ret;
+}
+
+static void
+sq_device_row(sqlite3_stmt *st, struct store_device *d)
+{
+	d->id = sq_col_text(st, 0);
+	d->uuid = sq_col_text(st, 1);
+	d->jwk = sq_col_text(st, 2);
+	d->name = sq_col_text(st, 3);
+	d->created_at = sqlite3_column_int64(st, 4);
+	d->last_used_at = sqlite3_column_int64(st, 5);
+	d->revoked_at = sqlite3_column_int64(st, 6);
+}
+
+static int
+sq_device_get(struct store_backend *base, const char *id, struct store_device **d_r)
+{
+	struct sq_backend *b = (struct sq_backend *)base;
+	struct sq_conn *c = NULL;
+	sqlite3_stmt *st = NULL;
+	struct store_device *d;
+	int ret, rc = SQLITE_OK;
+
+	ret = sq_begin_op(b, SQ_DEVICE_GET, &c, &st);
+	if (ret < 0)
+		goto out;
+	sq_bind_text(st, 1, id, &rc);
+	if (rc == SQLITE_OK)
+		rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW) {
+		d = xcalloc(1, sizeof(*d));
+		sq_device_row(st, d);
+		*d_r = d;
+	} else if (rc != SQLITE_DONE) {
+		ret = sq_error(c->db, rc, "device_get");
+	}
+out:
+	sq_end_op(b, c, st);
+	return ret;
+}
+
+static int
+sq_device_list(struct store_backend *base, const char *uuid, size_t max,
+               struct store_device **list_r, size_t *n_r)
+{
+	struct sq_backend *b = (struct sq_backend *)base;
+	struct sq_conn *c = NULL;
+	sqlite3_stmt *st = NULL;
+	struct store_device *list = xcalloc(max, sizeof(*list));
+	size_t n = 0;
+	int ret, rc = SQLITE_OK;
+
+	ret = sq_begin_op(b, SQ_DEVICE_LIST, &c, &st);
+	if (ret < 0)
+		goto out;
+	sq_bind_text(st, 1, uuid, &rc);
+	sq_bind_int(st, 2, (int64_t)max, &rc);
+	while (rc == SQLITE_OK || rc == SQLITE_ROW) {
+		rc = sqlite3_step(st);
+		if (rc != SQLITE_ROW || n == max)
+			break;
+		sq_device_row(st, &list[n++]);
+	}
+	if (rc != SQLITE_DONE && rc != SQLITE_ROW)
+		ret = sq_error(c->db, rc, "device_list");
+out:
+	sq_end_op(b, c, st);
+	if (ret < 0) {
+		store_device_list_free(list, n);
+		return ret;
+	}
+	*list_r = list;
+	*n_r = n;
+	return 0;
+}
+
+static int
+sq_device_use(struct store_backend *base, const char *id, int64_t now, bool *found_r)
+{
+	struct sq_backend *b = (struct sq_backend *)base;
+	struct sq_conn *c = NULL;
+	sqlite3_stmt *st = NULL;
+	int ret, rc = SQLITE_OK, changes = 0;
+
+	ret = sq_begin_op(b, SQ_DEVICE_USE, &c, &st);
+	if (ret < 0)
+		goto out;
+	sq_bind_text(st, 1, id, &rc);
+	sq_bind_int(st, 2, now, &rc);
+	ret = sq_exec(c, st, rc, "device_use", &changes);
+	*found_r = ret == 0 && changes > 0;
+out:
+	sq_end_op(b, c, st);
+	return ret;
+}
+
+static int
+sq_device_revoke(struct store_backend *base, const char *uuid, const char *id, int64_t now,
+                 int *n_r)
+{
+	struct sq_backend *b = (struct sq_backend *)base;
+	struct sq_conn *c = NULL;
+	sqlite3_stmt *st = NULL;
+	int ret, rc = SQLITE_OK;
+
+	ret = sq_begin_op(b, id != NULL ? SQ_DEVICE_REVOKE : SQ_DEVICE_REVOKE_ALL, &c, &st);
+	if (ret < 0)
+		goto out;
+	sq_bind_text(st, 1, uuid, &rc);
+	if (id != NULL) {
+		sq_bind_text(st, 2, id, &rc);
+		sq_bind_int(st, 3, now, &rc);
+	} else {
+		sq_bind_int(st, 2, now, &rc);
+	}
+	ret = sq_exec(c, st, rc, "device_revoke", n_r);
+out:
+	sq_end_op(b, c, st);
+	return ret;
+}
+
 const struct store_driver store_driver_sqlite = {
     .name = "sqlite",
     .flags = STORE_DRIVER_FLAG_RETURNING,
@@ -2354,4 +2517,9 @@ const struct store_driver store_driver_sqlite = {
     .job_retry = sq_job_retry,
     .purge = sq_purge,
     .ping = sq_ping,
+    .device_add = sq_device_add,
+    .device_get = sq_device_get,
+    .device_list = sq_device_list,
+    .device_use = sq_device_use,
+    .device_revoke = sq_device_revoke,
 };
