@@ -24,6 +24,7 @@ struct sim_settings {
 	int twfido_min_time_limit; /* shortest time_limit accepted: 30 (tests: 1) */
 	const char *pki_dir;       /* test PKI (scripts/test-pki.sh), NULL: none */
 	int nhi_suspend_seconds;   /* NHI card suspension after 3 wrong passwords: 600 */
+	const char *state_dir;     /* the sim's own state (app device keys), NULL: temporary */
 };
 
 /* One simulated service. */
