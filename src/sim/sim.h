@@ -111,6 +111,15 @@ int sim_pki_each_cert(const char *dir, const char *sub,
  * optional. Returns the length, or -1 when malformed or over outmax. */
 long sim_b64_decode(const char *s, unsigned char *out, size_t outmax);
 
+/* ---- the test MOICA CA's records (sim-moica.c) ---- */
+
+/* Records a certificate the test PKI's MOICA CA issued outside the PKI's
+ * files (the mobile certificates of sim-twfido.c): its OCSP then answers
+ * good for it, or revoked (and its CRL lists it) when revoked. Keeps the
+ * newest SIM_MOICA_RECORDS. Thread-safe. */
+#define SIM_MOICA_RECORDS 4096
+void sim_moica_record(const ASN1_INTEGER *serial, bool revoked);
+
 /* ---- SMS outbox (sim-sms.c) ---- */
 
 /* At most max messages sent to number ("09…", normalised), newest first,
