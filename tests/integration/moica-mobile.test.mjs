@@ -1209,6 +1209,33 @@ test('browser: the not-enrolled page and the FAQ, axe', { timeout: limit(60_000)
   }
 });
 
+test('browser at a phone size: a refused certificate says so, the keyboard leads to another method, axe', { timeout: limit(60_000), skip: NO_BROWSER }, async (t) => {
+  const a = await startAuth();
+  const { context, page } = await newPage(browser, { viewport: { width: 390, height: 844 }, locale: 'zh-TW' });
+  try {
+    await page.goto(a.url.href);
+    await page.getByRole('link', { name: /點我登入/ }).and(page.locator('a[href*="/login/moica-mobile"]')).click();
+    await page.getByRole('checkbox', { name: msg('mm.agree') }).check();
+    await page.getByRole('button', { name: msg('mm.next') }).click();
+    await page.getByLabel(msg('mm.id_label')).fill(ENROLLED.linked);
+    await page.getByRole('button', { name: msg('mm.way_qr') }).click();
+    await page.waitForURL((u) => u.pathname === '/login/moica-mobile/qr');
+    await phoneAnswers(ENROLLED.linked, 'approve', { cert: 'revoked' });
+    // the page polls and moves on by itself
+    await page.getByRole('heading', { level: 1, name: msg('mm.cert_title') }).waitFor({ timeout: limit(20_000) });
+    assert.equal(await page.getByRole('alert').innerText(), msg('mm.cert_refused'));
+    assert.equal(await page.evaluate(() => document.documentElement.scrollWidth <= window.innerWidth), true, 'no horizontal scroll');
+    await axeCheck(page, 'the refused-certificate page');
+    await shots.take(t, page, 'mm-cert-refused');
+    const other = page.getByRole('link', { name: msg('mm.other_method') });
+    await other.focus();
+    await page.keyboard.press('Enter');
+    await page.waitForURL((u) => u.pathname === '/login');
+  } finally {
+    await context.close();
+  }
+});
+
 // ---------------------------------------------------------------- expiry
 
 test('an expired QR code: its own message, then a new one', { timeout: limit(60_000) }, async () => {
