@@ -517,6 +517,15 @@ test('an app approval without the device key is refused; so is one by another ke
   await pending();
 
   const dev = await tpapp.enrolled(stack, member, 'Pixel 8');
+  // the member is told by SMS that a device was enrolled (and nothing more)
+  let notice;
+  for (let i = 0; i < 50 && !notice; i++) {
+    const list = await (await fetch(`${stack.simUrl}/phone/${member.phone}/sms`)).json();
+    notice = list.find((m) => m.body === msg('tp.device_enrolled_sms'));
+    if (!notice) await sleep(100);
+  }
+  assert.ok(notice, 'the enrolment notice reached the member\'s phone');
+  assert.ok(!notice.code && !notice.body.includes('Pixel') && !notice.body.includes(dev.device), 'no code, device name or id in it');
   const refused = async (what, d, opts) => {
     const r = await tpapp.answer(stack, qr, d, { number, ...opts });
     assert.equal(r.status, 401, `${what}: ${JSON.stringify(r.body)}`);

@@ -1205,6 +1205,26 @@ out:
 	json_decref(body);
 }
 
+/* Tells the member by SMS that a device was enrolled (a stolen password
+ * that enrols the thief's phone does not go unnoticed). Best effort: the
+ * enrolment stands either way. */
+static void
+app_enrol_notify(struct isso_app *app, const char *uuid)
+{
+	const struct i18n_catalog *zh = i18n_catalog(app->i18n, "zh-TW");
+	json_t *pii = NULL;
+	const char *phone;
+
+	if (app->sms == NULL || person_pii(app, uuid, &pii) < 0 || pii == NULL)
+		goto out;
+	phone = json_string_value(json_object_get(pii, "phone"));
+	if (phone != NULL && phone[0] != '\0' &&
+	    conn_sms_queue(app->sms, phone, i18n_get(zh, "tp.device_enrolled_sms")) < 0)
+		log_warn("tpapp_enrol_notice_failed", NULL);
+out:
+	json_decref(pii);
+}
+
 /* Records the device once the password was right. */
 static void
 app_enrol_finish(struct isso_app *app, struct http_req *req, struct app_enrol *st, const char *uuid)
@@ -1240,6 +1260,7 @@ app_enrol_finish(struct isso_app *app, struct http_req *req, struct app_enrol *s
 	store_audit_append(app->store, app_now(), "tpapp_device_enrolled",
 	                   json_pack("{s:s, s:s}", "uuid", uuid, "device", id));
 	log_info("tpapp_device_enrolled", NULL);
+	app_enrol_notify(app, uuid);
 	http_set_header(req, "Cache-Control", "no-store");
 	http_send_json(req, 201, json_pack("{s:s}", "device", id));
 out:
