@@ -1226,6 +1226,95 @@ cp_check_revocation(struct cardpki *pki, X509 *x, X509 *issuer, const char *seri
 	return pki->n_order == 0 ? CARDPKI_OK : CARDPKI_REVOCATION_UNAVAILABLE;
 }
 
+/* Steps 4 to 8 for a certificate x whose key is trusted to be the
+ * holder's: validity, chain, key usage, holder data, revocation. *h gets
+ * the holder (its ids even on failure, for the log lines), *issuer_r the
+ * issuer found on the chain (free it). */
+static enum cardpki_verdict
+cp_check_cert(struct cardpki *pki, X509 *x, struct cardpki_holder *h, X509 **issuer_r,
+              const char **why_r)
+{
+	enum cardpki_verdict v;
+
+	/* for the log lines; the holder data proper is read once trusted */
+	(void)cp_cert_ids(x, h);
+	v = cp_check_times(x, why_r);
+	if (v != CARDPKI_OK)
+		return v;
+	v = cp_check_chain(pki, x, issuer_r, why_r);
+	if (v != CARDPKI_OK)
+		return v;
+	v = cp_check_key_usage(x, why_r);
+	if (v != CARDPKI_OK)
+		return v;
+	if (!cp_holder(x, h, why_r))
+		return CARDPKI_MALFORMED;
+	v = cp_check_revocation(pki, x, *issuer_r, h->serial_hex);
+	if (v == CARDPKI_REVOKED)
+		*why_r = "certificate is revoked";
+	else if (v == CARDPKI_REVOCATION_UNAVAILABLE)
+		*why_r = "no revocation source answered";
+	return v;
+}
+
+/* Logs a refusal (never the holder's name or digits). */
+static void
+cp_log_refusal(enum cardpki_verdict v, const char *why, const struct cardpki_holder *h)
+{
+	if (v == CARDPKI_REVOCATION_UNAVAILABLE) {
+		/* ours to fix, not the citizen's */
+		log_warn("cardpki_refused", "verdict", cardpki_verdict_name(v), "reason", why,
+		         "serial", h->serial_hex, "issuer_key_id", h->issuer_key_id_hex, NULL);
+	} else {
+		log_info("cardpki_refused", "verdict", cardpki_verdict_name(v), "reason", why,
+		         "serial", h->serial_hex, "issuer_key_id", h->issuer_key_id_hex, NULL);
+	}
+}
+
+enum cardpki_verdict
+cardpki_check_cert(struct cardpki *pki, const char *cert_b64, struct cardpki_holder *holder_r)
+{
+	struct cardpki_holder holder;
+	unsigned char *der = NULL;
+	X509 *x = NULL, *issuer = NULL;
+	const char *why = "", *b64_why = "";
+	enum cardpki_verdict v = CARDPKI_MALFORMED;
+	long len;
+
+	memset(&holder, 0, sizeof(holder));
+	if (holder_r != NULL)
+		memset(holder_r, 0, sizeof(*holder_r));
+	if (pki == NULL || cert_b64 == NULL) {
+		why = "argument missing";
+		goto out;
+	}
+	len = cp_b64_decode(cert_b64, CARDPKI_CERT_MAX, &der, &b64_why);
+	if (len < 0) {
+		why = strcmp(b64_why, "too large") == 0 ? "certificate too large"
+		                                        : "certificate is not base64";
+		goto out;
+	}
+	x = cp_d2i_cert(der, len);
+	if (x == NULL) {
+		why = "certificate is not one DER X.509 certificate";
+		goto out;
+	}
+	v = cp_check_cert(pki, x, &holder, &issuer, &why);
+out:
+	if (v == CARDPKI_OK) {
+		if (holder_r != NULL)
+			*holder_r = holder;
+	} else {
+		cp_log_refusal(v, why, &holder);
+	}
+	explicit_bzero(&holder, sizeof(holder));
+	X509_free(issuer);
+	X509_free(x);
+	free(der);
+	ERR_clear_error();
+	return v;
+}
+
 enum cardpki_verdict
 cardpki_verify(struct cardpki *pki, const char *sig_type, const char *signature_b64,
                const char *cert_b64, const unsigned char *tbs, size_t tbs_len,
@@ -1287,39 +1376,13 @@ cardpki_verify(struct cardpki *pki, const char *sig_type, const char *signature_
 	}
 	if (v != CARDPKI_OK)
 		goto out;
-	/* for the log lines; the holder data proper is read once trusted */
-	(void)cp_cert_ids(x, &holder);
-	v = cp_check_times(x, &why);
-	if (v != CARDPKI_OK)
-		goto out;
-	v = cp_check_chain(pki, x, &issuer, &why);
-	if (v != CARDPKI_OK)
-		goto out;
-	v = cp_check_key_usage(x, &why);
-	if (v != CARDPKI_OK)
-		goto out;
-	if (!cp_holder(x, &holder, &why)) {
-		v = CARDPKI_MALFORMED;
-		goto out;
-	}
-	v = cp_check_revocation(pki, x, issuer, holder.serial_hex);
-	if (v == CARDPKI_REVOKED)
-		why = "certificate is revoked";
-	else if (v == CARDPKI_REVOCATION_UNAVAILABLE)
-		why = "no revocation source answered";
+	v = cp_check_cert(pki, x, &holder, &issuer, &why);
 out:
 	if (v == CARDPKI_OK) {
 		if (holder_r != NULL)
 			*holder_r = holder;
-	} else if (v == CARDPKI_REVOCATION_UNAVAILABLE) {
-		/* ours to fix, not the citizen's */
-		log_warn("cardpki_refused", "verdict", cardpki_verdict_name(v), "reason", why,
-		         "serial", holder.serial_hex, "issuer_key_id", holder.issuer_key_id_hex,
-		         NULL);
 	} else {
-		log_info("cardpki_refused", "verdict", cardpki_verdict_name(v), "reason", why,
-		         "serial", holder.serial_hex, "issuer_key_id", holder.issuer_key_id_hex,
-		         NULL);
+		cp_log_refusal(v, why, &holder);
 	}
 	explicit_bzero(&holder, sizeof(holder));
 	X509_free(issuer);

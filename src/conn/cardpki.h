@@ -123,4 +123,13 @@ enum cardpki_verdict cardpki_verify(struct cardpki *pki, const char *sig_type,
                                     const unsigned char *tbs, size_t tbs_len,
                                     struct cardpki_holder *holder_r);
 
+/* The checks 4 to 8 above (validity, chain, key usage, holder data,
+ * revocation) for a certificate alone, cert_b64 in standard base64 of its
+ * DER: one whose key proved itself elsewhere, e.g. the certificate a TW
+ * FidO result carries for the mobile natural-person certificate. A
+ * certificate that cannot be read is MALFORMED. holder_r as for
+ * cardpki_verify(); blocks, logs and is thread-safe as it does. */
+enum cardpki_verdict cardpki_check_cert(struct cardpki *pki, const char *cert_b64,
+                                        struct cardpki_holder *holder_r);
+
 #endif

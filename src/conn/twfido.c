@@ -1052,58 +1052,31 @@ out:
 	return ret;
 }
 
-/* The holder's name in a result's cert (standard base64 of a DER X.509
- * certificate): its subject's one commonName as UTF-8, malloc'd, or NULL
- * when absent, unparsable, not exactly one CN, longer than
- * TWFIDO_NAME_MAX bytes or not printable UTF-8. No chain or revocation
- * check (see docs/connectors/twfido.md). */
+/* A result's cert as sent (standard base64 of a DER X.509 certificate),
+ * malloc'd; NULL when absent, empty, longer than TF_CERT_MAX or not
+ * base64 text. Read, not trusted: the caller checks it with the card PKI
+ * code (docs/connectors/twfido.md). */
 static char *
-tf_cert_holder_name(const char *cert_b64)
+tf_cert_copy(const char *cert_b64)
 {
-	unsigned char *der = NULL, *utf8 = NULL;
-	const unsigned char *p;
-	const X509_NAME *subject;
-	X509 *cert = NULL;
-	char *name = NULL;
 	size_t len;
-	long n;
-	int idx, ulen;
 
 	if (cert_b64 == NULL)
 		return NULL;
 	len = strlen(cert_b64);
-	if (len == 0 || len > TF_CERT_MAX)
-		goto out;
-	der = xmalloc(len / 4 * 3 + 3);
-	n = b64_decode(cert_b64, len, der, len / 4 * 3 + 3);
-	if (n <= 0)
-		goto out;
-	p = der;
-	cert = d2i_X509(NULL, &p, n);
-	if (cert == NULL || p != der + n)
-		goto out;
-	subject = X509_get_subject_name(cert);
-	idx = X509_NAME_get_index_by_NID(subject, NID_commonName, -1);
-	if (idx < 0 || X509_NAME_get_index_by_NID(subject, NID_commonName, idx) >= 0)
-		goto out;
-	ulen =
-	    ASN1_STRING_to_UTF8(&utf8, X509_NAME_ENTRY_get_data(X509_NAME_get_entry(subject, idx)));
-	if (ulen <= 0 || ulen > TWFIDO_NAME_MAX ||
-	    !utf8_printable((const char *)utf8, (size_t)ulen, false))
-		goto out;
-	name = xstrndup((const char *)utf8, (size_t)ulen);
-out:
-	if (name == NULL && cert_b64 != NULL)
+	if (len == 0 || len > TF_CERT_MAX ||
+	    strspn(cert_b64,
+	           "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/=\r\n") !=
+	        len) {
 		log_warn("twfido_cert_unusable", NULL);
-	OPENSSL_free(utf8);
-	X509_free(cert);
-	free(der);
-	return name;
+		return NULL;
+	}
+	return xstrdup(cert_b64);
 }
 
 int
 conn_twfido_poll(struct conn_twfido *tf, const char *transaction_id, const char *sp_ticket_id,
-                 struct twfido_status *status_r, char **hashed_id_num_r, char **holder_name_r,
+                 struct twfido_status *status_r, char **hashed_id_num_r, char **cert_r,
                  const char **error_r)
 {
 	const char *error_dummy, *raw_code, *hashed, *signed_response, *idp;
@@ -1124,8 +1097,8 @@ conn_twfido_poll(struct conn_twfido *tf, const char *transaction_id, const char 
 	status_r->state = TWFIDO_ERROR;
 	if (hashed_id_num_r != NULL)
 		*hashed_id_num_r = NULL;
-	if (holder_name_r != NULL)
-		*holder_name_r = NULL;
+	if (cert_r != NULL)
+		*cert_r = NULL;
 
 	if (tf == NULL || hashed_id_num_r == NULL) {
 		*error_r = "no TW FidO connector";
@@ -1198,8 +1171,8 @@ conn_twfido_poll(struct conn_twfido *tf, const char *transaction_id, const char 
 		}
 	}
 	*hashed_id_num_r = xstrdup(hashed);
-	if (holder_name_r != NULL)
-		*holder_name_r = tf_cert_holder_name(tf_result_str(reply, "cert", TF_CERT_MAX + 1));
+	if (cert_r != NULL)
+		*cert_r = tf_cert_copy(tf_result_str(reply, "cert", TF_CERT_MAX + 1));
 	status_r->state = TWFIDO_OK;
 	ret = 0;
 out:

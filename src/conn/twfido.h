@@ -140,12 +140,12 @@ void conn_twfido_ticket_clear(struct twfido_ticket *ticket);
 /* ATH-02 getAthOrSignResult for a ticket. Returns 0 when the service
  * answered: status_r->state is TWFIDO_PENDING, TWFIDO_OK (then
  * *hashed_id_num_r, malloc'd, is the approving person's hashed ID and the
- * idp_checksum has been verified; and *holder_name_r, when holder_name_r
- * is not NULL, is the certificate holder's name, malloc'd: the subject CN
- * of the result's `cert`, UTF-8, at most TWFIDO_NAME_MAX bytes; NULL when
- * the result has no cert or one we cannot read, which is no error. The
- * cert is not covered by idp_checksum and its chain and revocation are not
- * checked yet), TWFIDO_DENIED, TWFIDO_EXPIRED or
+ * idp_checksum has been verified; and *cert_r, when cert_r is not NULL,
+ * is the result's `cert` as sent: standard base64 of the citizen's DER
+ * certificate, malloc'd, NULL when absent or unusable (no error). The cert
+ * is not covered by idp_checksum and nothing here checks it: the caller
+ * verifies it with the card PKI code (cardpki_check_cert) before it
+ * believes a word of it), TWFIDO_DENIED, TWFIDO_EXPIRED or
  * TWFIDO_NOT_ENROLLED. ISSO_ERR_LIMIT, with the state TWFIDO_PENDING and
  * nothing sent, when this transaction was polled less than
  * TWFIDO_POLL_INTERVAL_MS ago (the connector remembers the last poll of up
@@ -155,7 +155,7 @@ void conn_twfido_ticket_clear(struct twfido_ticket *ticket);
  * the state is TWFIDO_ERROR and it returns ISSO_ERR_INVALID, _TIMEOUT,
  * _CRYPTO or _IO as conn_twfido_get_ticket() does. Thread-safe. */
 int conn_twfido_poll(struct conn_twfido *tf, const char *transaction_id, const char *sp_ticket_id,
-                     struct twfido_status *status_r, char **hashed_id_num_r, char **holder_name_r,
+                     struct twfido_status *status_r, char **hashed_id_num_r, char **cert_r,
                      const char **error_r);
 
 /* The pause callers keep between polls of one transaction (ms). */

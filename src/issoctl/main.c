@@ -987,6 +987,97 @@ audit_cmd(struct isso_app *app, int argc, char **argv)
 	            NULL);
 }
 
+/* ---- issoctl member device list|revoke: the TaipeiPass app's keys ---- */
+
+static json_t *
+device_json(const struct store_device *d)
+{
+	return json_pack("{s:s, s:s, s:I, s:I, s:b, s:I}", "device", d->id, "name",
+	                 d->name != NULL ? d->name : "", "created_at", (json_int_t)d->created_at,
+	                 "last_used_at", (json_int_t)d->last_used_at, "revoked", d->revoked_at != 0,
+	                 "revoked_at", (json_int_t)d->revoked_at);
+}
+
+/* issoctl member device list --account A
+ * issoctl member device revoke --account A (--device ID | --all) */
+static int
+member_device_cmd(struct isso_app *app, int argc, char **argv)
+{
+	static const struct option opts[] = {
+	    {"account", required_argument, NULL, 'a'},
+	    {"device", required_argument, NULL, 'd'},
+	    {"all", no_argument, NULL, 'A'},
+	    {NULL, 0, NULL, 0},
+	};
+	static const char usage[] = "usage: issoctl member device list --account ACCOUNT | "
+	                            "revoke --account ACCOUNT (--device ID | --all)";
+	const char *sub = argc > 1 ? argv[1] : "", *account = NULL, *device = NULL;
+	struct store_member *m = NULL;
+	struct store_device *list = NULL;
+	size_t n = 0;
+	bool all = false, list_cmd;
+	char lower[64];
+	json_t *out;
+	int opt, ret, count = 0;
+
+	list_cmd = strcmp(sub, "list") == 0;
+	if (!list_cmd && strcmp(sub, "revoke") != 0)
+		return fail(2, usage, NULL);
+	optind = 1;
+	while ((opt = getopt_long(argc - 1, argv + 1, "", opts, NULL)) != -1) {
+		switch (opt) {
+		case 'a':
+			account = optarg;
+			break;
+		case 'd':
+			device = optarg;
+			break;
+		case 'A':
+			all = true;
+			break;
+		default:
+			return fail(2, "unknown option", NULL);
+		}
+	}
+	if (account == NULL || (list_cmd && (device != NULL || all)) ||
+	    (!list_cmd && (device != NULL) == all))
+		return fail(2, usage, NULL);
+	if (strlen(account) >= sizeof(lower))
+		return fail(1, "no such member: %s", account);
+	for (size_t i = 0; i <= strlen(account); i++)
+		lower[i] = (account[i] >= 'A' && account[i] <= 'Z') ? (char)(account[i] - 'A' + 'a')
+		                                                    : account[i];
+	if (store_member_find(app->store, lower, NULL, NULL, &m) < 0 || m == NULL)
+		return fail(1, "no such member: %s", account);
+	if (list_cmd) {
+		if (store_device_list(app->store, m->uuid, 1000, &list, &n) < 0) {
+			ret = fail(1, "cannot read the devices", NULL);
+			goto out;
+		}
+		out = json_array();
+		for (size_t i = 0; i < n; i++)
+			json_array_append_new(out, device_json(&list[i]));
+		ret = emit(out);
+		goto out;
+	}
+	if (store_device_revoke(app->store, m->uuid, device, app_now(), &count) < 0) {
+		ret = fail(1, "cannot revoke", NULL);
+		goto out;
+	}
+	if (device != NULL && count == 0) {
+		ret = fail(1, "no such device in use for %s", account);
+		goto out;
+	}
+	admin_audit(app, app_now(), "tpapp_device_revoked",
+	            json_pack("{s:s, s:s, s:i}", "uuid", m->uuid, "device",
+	                      device != NULL ? device : "*", "count", count));
+	ret = emit(json_pack("{s:s, s:i}", "account", m->account, "revoked", count));
+out:
+	store_device_list_free(list, n);
+	store_member_free(m);
+	return ret;
+}
+
 int
 main(int argc, char **argv)
 {
@@ -997,7 +1088,7 @@ main(int argc, char **argv)
 
 	if (argc < 2 || strcmp(argv[1], "--help") == 0) {
 		fputs("usage: issoctl init | client … | user add … | org add|member add|show … | "
-		      "keys list|rotate | audit "
+		      "member device list|revoke … | keys list|rotate | audit "
 		      "verify [--checkpoints FILE]|export|checkpoint|checkpoints export\n"
 		      "Configuration from ISSO_<SECTION>_<KEY> or --config FILE as the first "
 		      "arguments.\n",
@@ -1029,6 +1120,8 @@ main(int argc, char **argv)
 		ret = client_cmd(&app, argc - 1, argv + 1);
 	} else if (strcmp(cmd, "org") == 0) {
 		ret = org_cmd(&app, argc - 1, argv + 1);
+	} else if (strcmp(cmd, "member") == 0 && argc > 2 && strcmp(argv[2], "device") == 0) {
+		ret = member_device_cmd(&app, argc - 2, argv + 2);
 	} else if (strcmp(cmd, "user") == 0 && argc > 2 && strcmp(argv[2], "add") == 0) {
 		ret = user_add(&app, argc - 2, argv + 2);
 	} else if (strcmp(cmd, "keys") == 0 && argc > 2 && strcmp(argv[2], "list") == 0) {

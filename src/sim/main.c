@@ -3,7 +3,7 @@
  *   isso-sim [serve] [--listen ADDR] [--port N] [--identities FILE]
  *            [--sms-user U] [--sms-password P] [--log-level L]
  *            [--twfido-sp-id ID] [--twfido-key KEY] [--twfido-min-time-limit S]
- *            [--pki DIR] [--nhi-suspend-seconds S]
+ *            [--pki DIR] [--nhi-suspend-seconds S] [--state DIR]
  *   isso-sim phone sms-last|sms-list|sms-clear NUMBER [--sim URL]
  *   isso-sim phone mobilecert approve|deny TICKET [--as ID] [--sim URL]
  *   isso-sim phone mobilecert pending NATIONAL_ID [--sim URL]
@@ -11,6 +11,7 @@
  *   isso-sim phone tpapp approve|deny QR --account A [--password P] [--org UBN]
  *            [--pick NN] [--issod URL]
  *   isso-sim phone tpapp open-link LINK --account A [--password P] [--org UBN]
+ *   isso-sim phone tpapp enrol --account A --issod URL [--password P] [--name N]
  */
 #include "sim/sim.h"
 
@@ -102,13 +103,15 @@ sim_serve_usage(FILE *out, int status)
 	        "                [--sms-user U] [--sms-password P] [--log-level LEVEL]\n"
 	        "                [--twfido-sp-id ID] [--twfido-key KEY]\n"
 	        "                [--twfido-min-time-limit SECONDS]\n"
-	        "                [--pki DIR] [--nhi-suspend-seconds SECONDS]\n"
+	        "                [--pki DIR] [--nhi-suspend-seconds SECONDS] [--state DIR]\n"
 	        "  defaults: --listen 127.0.0.1 --port 8090 --identities %s\n"
 	        "            --sms-user isso --sms-password isso-sim --log-level info\n"
 	        "            --twfido-sp-id " SIM_TWFIDO_SP_ID " --twfido-key (the test key)\n"
 	        "            --twfido-min-time-limit 30\n"
 	        "            --pki $ISSO_SIM_PKI (none: the card services answer 503)\n"
-	        "            --nhi-suspend-seconds 600\n",
+	        "            --nhi-suspend-seconds 600\n"
+	        "            --state $ISSO_SIM_STATE (none: a temporary folder, removed at exit;\n"
+	        "            the TaipeiPass app keeps its device keys there)\n",
 	        SIM_DEFAULT_IDENTITIES);
 	return status;
 }
@@ -170,6 +173,7 @@ sim_serve(int argc, char **argv)
 	    {"twfido-min-time-limit", required_argument, NULL, 'T'},
 	    {"pki", required_argument, NULL, 'P'},
 	    {"nhi-suspend-seconds", required_argument, NULL, 'N'},
+	    {"state", required_argument, NULL, 'D'},
 	    {"help", no_argument, NULL, 'h'},
 	    {NULL, 0, NULL, 0},
 	};
@@ -184,6 +188,7 @@ sim_serve(int argc, char **argv)
 	    .twfido_min_time_limit = 30,
 	    .pki_dir = getenv("ISSO_SIM_PKI"),
 	    .nhi_suspend_seconds = 600,
+	    .state_dir = getenv("ISSO_SIM_STATE"),
 	};
 	struct http_server_settings hs = {
 	    .max_body = SIM_MAX_BODY,
@@ -233,6 +238,9 @@ sim_serve(int argc, char **argv)
 		case 'P':
 			set.pki_dir = optarg;
 			break;
+		case 'D':
+			set.state_dir = optarg;
+			break;
 		case 'N':
 			if (sim_parse_int(optarg, 1, 86400, &set.nhi_suspend_seconds) != 0) {
 				fprintf(stderr, "isso-sim: --nhi-suspend-seconds: 1 to 86400\n");
@@ -261,6 +269,8 @@ sim_serve(int argc, char **argv)
 	}
 	if (set.pki_dir != NULL && *set.pki_dir == '\0')
 		set.pki_dir = NULL;
+	if (set.state_dir != NULL && *set.state_dir == '\0')
+		set.state_dir = NULL;
 	log_init(2, (enum log_level)level);
 	ret = 1;
 	if (secret_init() != 0) {
@@ -317,6 +327,7 @@ static const struct sim_cmd sim_cmds[] = {
     {"phone", "phone tpapp show QR | approve|deny QR --account A [--pick NN] [--org UBN]",
      sim_phone_cmd},
     {"phone", "phone tpapp open-link LINK --account A [--org UBN] [--password P]", sim_phone_cmd},
+    {"phone", "phone tpapp enrol --account A --issod URL [--password P] [--name N]", sim_phone_cmd},
 };
 
 static int

@@ -68,9 +68,56 @@ static struct {
 	size_t ncerts;
 	char *client_id;
 	char *secret;
-	pthread_mutex_t lock; /* crl_number */
+	pthread_mutex_t lock; /* crl_number, records */
 	uint64_t crl_number;
+	/* certificates the CA issued outside DIR/moica/ (sim_moica_record):
+	 * a ring of the newest SIM_MOICA_RECORDS */
+	struct moica_record {
+		ASN1_INTEGER *serial;
+		bool revoked;
+		time_t revoked_at;
+	} records[SIM_MOICA_RECORDS];
+	size_t next_record;
 } moica = {.lock = PTHREAD_MUTEX_INITIALIZER};
+
+void
+sim_moica_record(const ASN1_INTEGER *serial, bool revoked)
+{
+	ASN1_INTEGER *copy = ASN1_INTEGER_dup(serial);
+	struct moica_record *r;
+
+	if (copy == NULL)
+		abort();
+	pthread_mutex_lock(&moica.lock);
+	r = &moica.records[moica.next_record];
+	moica.next_record = (moica.next_record + 1) % SIM_MOICA_RECORDS;
+	ASN1_INTEGER_free(r->serial);
+	r->serial = copy;
+	r->revoked = revoked;
+	/* revoked a minute before now (the CRL needs a date in the past) */
+	r->revoked_at = time(NULL) - 60;
+	pthread_mutex_unlock(&moica.lock);
+}
+
+/* A recorded certificate's status: 0 unknown, 1 good, 2 revoked (with
+ * *at_r). */
+static int
+moica_record_status(const ASN1_INTEGER *serial, time_t *at_r)
+{
+	int st = 0;
+
+	pthread_mutex_lock(&moica.lock);
+	for (size_t i = 0; i < SIM_MOICA_RECORDS && st == 0; i++) {
+		const struct moica_record *r = &moica.records[i];
+
+		if (r->serial != NULL && ASN1_INTEGER_cmp(r->serial, serial) == 0) {
+			st = r->revoked ? 2 : 1;
+			*at_r = r->revoked_at;
+		}
+	}
+	pthread_mutex_unlock(&moica.lock);
+	return st;
+}
 
 /* The keyIdentifier of a key-identifier extension as hex, "" when none. */
 static void
@@ -331,6 +378,24 @@ moica_crl_der(unsigned char **der_r)
 		if (r == NULL)
 			goto out;
 	}
+	pthread_mutex_lock(&moica.lock);
+	for (size_t i = 0; i < SIM_MOICA_RECORDS; i++) {
+		const struct moica_record *rec = &moica.records[i];
+		X509_REVOKED *r;
+		ASN1_TIME *when;
+
+		if (rec->serial == NULL || !rec->revoked)
+			continue;
+		r = X509_REVOKED_new();
+		when = ASN1_TIME_set(NULL, rec->revoked_at);
+		if (r == NULL || when == NULL ||
+		    X509_REVOKED_set_serialNumber(r, rec->serial) != 1 ||
+		    X509_REVOKED_set_revocationDate(r, when) != 1 ||
+		    X509_CRL_add0_revoked(crl, r) != 1)
+			abort();
+		ASN1_TIME_free(when);
+	}
+	pthread_mutex_unlock(&moica.lock);
 	X509_CRL_sort(crl);
 
 	pthread_mutex_lock(&moica.lock);
@@ -400,8 +465,22 @@ moica_ocsp_status(OCSP_BASICRESP *bs, OCSP_CERTID *cid, ASN1_TIME *now, ASN1_TIM
 	if (md != NULL)
 		ours = OCSP_cert_id_new(md, X509_get_subject_name(moica.ca),
 		                        X509_get0_pubkey_bitstr(moica.ca), serial);
-	if (ours != NULL && OCSP_id_issuer_cmp(ours, cid) == 0)
+	if (ours != NULL && OCSP_id_issuer_cmp(ours, cid) == 0) {
 		c = moica_by_serial(serial);
+		if (c == NULL) {
+			time_t at = 0;
+			int rec = moica_record_status(serial, &at);
+
+			if (rec == 2) {
+				status = V_OCSP_CERTSTATUS_REVOKED;
+				reason = OCSP_REVOKED_STATUS_KEYCOMPROMISE;
+				if ((revoked_at = ASN1_TIME_set(NULL, at)) == NULL)
+					goto out;
+			} else if (rec == 1) {
+				status = V_OCSP_CERTSTATUS_GOOD;
+			}
+		}
+	}
 	if (c != NULL && c->revoked) {
 		status = V_OCSP_CERTSTATUS_REVOKED;
 		reason = OCSP_REVOKED_STATUS_KEYCOMPROMISE;
@@ -566,6 +645,12 @@ static void
 moica_deinit(void)
 {
 	moica_unload();
+	pthread_mutex_lock(&moica.lock);
+	for (size_t i = 0; i < SIM_MOICA_RECORDS; i++) {
+		ASN1_INTEGER_free(moica.records[i].serial);
+		moica.records[i].serial = NULL;
+	}
+	pthread_mutex_unlock(&moica.lock);
 	free(moica.client_id);
 	xfree_secret(moica.secret);
 	moica.client_id = moica.secret = NULL;

@@ -140,6 +140,7 @@ phone_usage(void)
 	        "       isso-sim phone tpapp show QR\n"
 	        "       isso-sim phone tpapp approve|deny QR --account A [--pick NN] [--org UBN]\n"
 	        "       isso-sim phone tpapp open-link LINK --account A [--org UBN]\n"
+	        "       isso-sim phone tpapp enrol --account A --issod URL\n"
 	        "  URL defaults to $ISSO_SIM_URL or " SIM_DEFAULT_URL "\n");
 	return 2;
 }

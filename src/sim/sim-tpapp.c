@@ -3,8 +3,17 @@
  * or is opened by the app link on the same phone
  * (`isso-tpapp:<issod>/app/v1/link/<c>`), asks issod what the login is
  * for (POST /app/v1/qr/details: the agency service's name and three
- * two-digit numbers) and answers at POST /app/v1/qr/approve.
+ * two-digit numbers, and a nonce) and answers at POST /app/v1/qr/approve
+ * with an ES256 signature of its device key (docs/taipeipass-app.md).
  *
+ * The device key: like the real app at its first start, the app enrols a
+ * fresh P-256 key for the account (POST /app/v1/device/enrol with the
+ * account's password) the first time it answers for it, and keeps it in
+ * the state folder (one file per issod address and account, mode 0600:
+ * {issod, account, device, jwk}); `enrol` does it on demand (and replaces
+ * the kept key). An answer never carries the password.
+ *
+ *   POST /phone/tpapp/enrol      JSON {issod, account, password?, name?}
  *   POST /phone/tpapp/show       JSON {qr, issod?}: issod's details
  *   POST /phone/tpapp/approve    JSON {qr, account, password?, issod?, org?,
  *                                pick?}: a scanned code; pick (the number the
@@ -25,14 +34,16 @@
  * issod defaults to the address in the QR code or link. org (統一編號)
  * answers an organisation login (組織 / 公司企業) for that organisation.
  *
- * The app's credential is the member's account and password for now; in
- * production the app holds a device key enrolled after a password login.
+ * The state folder: `serve --state DIR` (else $ISSO_SIM_STATE, else a
+ * temporary folder removed at exit); the command line: --state DIR, else
+ * $ISSO_SIM_STATE, else $HOME/.local/state/isso-sim.
  *
  *   isso-sim phone tpapp show QR [--issod URL]
  *   isso-sim phone tpapp approve QR --account A [--password P] [--org UBN]
  *            [--pick NN] [--issod URL] [--identities FILE]
  *   isso-sim phone tpapp deny QR --account A [--password P] [--org UBN] …
  *   isso-sim phone tpapp open-link LINK --account A [--password P] [--org UBN] …
+ *   isso-sim phone tpapp enrol --account A --issod URL [--password P] [--name N]
  * do the same from the command line (no running simulator needed). approve
  * without --pick shows the service and the choices and asks which number
  * the page shows (on a terminal; otherwise it is a usage error).
@@ -41,11 +52,18 @@
 #include "sim/sim.h"
 
 #include <curl/curl.h>
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <openssl/sha.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
+#include "jose/jose.h"
 #include "lib/isso.h"
 #include "lib/xmalloc.h"
 
@@ -56,6 +74,8 @@
 #define TPAPP_REPLY_MAX          (64 * 1024)
 
 static json_t *tpapp_identities; /* loaded by the service's init */
+static char *tpapp_state;        /* the running simulator's state folder */
+static bool tpapp_state_temp;    /* made by init, removed by deinit */
 
 /* The password the test identities give account (borrowed from ids), or
  * NULL. */
@@ -227,23 +247,195 @@ tpapp_is_choice(const json_t *details, int pick)
 	return false;
 }
 
-/* The app's answer: decision for the code, with pick (the chosen number,
- * -1 for none) and org (UBN, may be NULL). */
-static int
-tpapp_answer(const struct tpapp_code *c, const char *account, const char *password, const char *org,
-             const char *decision, int pick, int *status_r, json_t **reply_r, const char **error_r)
+/* ---- the device key, kept in the state folder ---- */
+
+/* The file keeping account's key for issod base: malloc'd. */
+static char *
+tpapp_key_path(const char *dir, const char *base, const char *account)
 {
-	json_t *req =
-	    json_pack("{s:s, s:s, s:s, s:s, s:s}", "challenge", c->challenge, "account", account,
-	              "password", password, "decision", decision, "via", c->link ? "link" : "scan");
+	unsigned char md[SHA256_DIGEST_LENGTH];
+	char *in = xasprintf("%s\n%s", base, account), hex[33];
+
+	SHA256((const unsigned char *)in, strlen(in), md);
+	for (size_t i = 0; i < 16; i++)
+		snprintf(hex + 2 * i, 3, "%02x", md[i]);
+	free(in);
+	return xasprintf("%s/tpapp-%s.json", dir, hex);
+}
+
+/* account's kept key for base: {issod, account, device, jwk} (a new
+ * reference), or NULL when there is none. */
+static json_t *
+tpapp_key_load(const char *dir, const char *base, const char *account)
+{
+	char *path = tpapp_key_path(dir, base, account);
+	json_t *k = json_load_file(path, 0, NULL);
+
+	free(path);
+	if (!json_is_string(json_object_get(k, "device")) ||
+	    !json_is_string(json_object_get(k, "jwk")) ||
+	    strcmp(json_string_value(json_object_get(k, "account")) ?: "", account) != 0) {
+		json_decref(k);
+		return NULL;
+	}
+	return k;
+}
+
+/* Keeps the key (written whole, then renamed into place). */
+static int
+tpapp_key_save(const char *dir, const char *base, const char *account, const char *device,
+               const char *jwk, const char **error_r)
+{
+	char *path = tpapp_key_path(dir, base, account), *tmp = xasprintf("%s.tmp", path);
+	json_t *k = json_pack("{s:s, s:s, s:s, s:s}", "issod", base, "account", account, "device",
+	                      device, "jwk", jwk);
+	char *text = k != NULL ? json_dumps(k, JSON_INDENT(2)) : NULL;
+	int fd = -1, ret = ISSO_ERR_IO;
+	size_t len;
+
+	if (text == NULL)
+		goto out;
+	(void)mkdir(dir, 0700);
+	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	len = strlen(text);
+	if (fd < 0 || write(fd, text, len) != (ssize_t)len || fsync(fd) != 0 || close(fd) != 0) {
+		if (fd >= 0)
+			(void)close(fd);
+		(void)unlink(tmp);
+		goto out;
+	}
+	if (rename(tmp, path) != 0) {
+		(void)unlink(tmp);
+		goto out;
+	}
+	ret = 0;
+out:
+	if (ret < 0)
+		*error_r = "cannot write the device key to the state folder";
+	if (text != NULL)
+		explicit_bzero(text, strlen(text));
+	free(text);
+	json_decref(k);
+	free(tmp);
+	free(path);
+	return ret;
+}
+
+/* Enrols a new device key for account at issod base with password:
+ * issod's status and reply (201 {device}); the key is kept on 201. */
+static int
+tpapp_enrol(const char *dir, const char *base, const char *account, const char *password,
+            const char *name, int *status_r, json_t **reply_r, const char **error_r)
+{
+	char *priv = NULL, *kid = NULL;
+	json_t *pub = NULL, *req = NULL;
 	int ret;
 
+	*reply_r = NULL;
+	ret = jose_key_generate("ES256", &priv, &kid);
+	if (ret < 0) {
+		*error_r = "cannot make a key";
+		goto out;
+	}
+	pub = json_loads(priv, 0, NULL);
+	json_object_del(pub, "d");
+	json_object_del(pub, "kid");
+	json_object_del(pub, "use");
+	json_object_del(pub, "alg");
+	req = json_pack("{s:s, s:s, s:O, s:s}", "account", account, "password", password,
+	                "public_key", pub, "name", name != NULL ? name : "isso-sim");
+	ret = tpapp_post(base, "/app/v1/device/enrol", req, status_r, reply_r, error_r);
+	if (ret == 0 && *status_r == 201) {
+		const char *device = json_string_value(json_object_get(*reply_r, "device"));
+		if (device == NULL) {
+			*error_r = "issod's enrolment reply has no device";
+			ret = ISSO_ERR_IO;
+		} else {
+			ret = tpapp_key_save(dir, base, account, device, priv, error_r);
+		}
+	}
+out:
+	json_decref(req);
+	json_decref(pub);
+	if (priv != NULL)
+		explicit_bzero(priv, strlen(priv));
+	free(priv);
+	free(kid);
+	return ret;
+}
+
+/* The app's answer: decision for the code, with pick (the chosen number,
+ * -1 for none) and org (UBN, may be NULL), signed with account's device
+ * key (enrolled first with password when the app has none: *status_r and
+ * *reply_r are then the enrolment's when it failed). details carries
+ * issod's nonce. */
+static int
+tpapp_answer(const struct tpapp_code *c, const char *dir, const char *account, const char *password,
+             const char *org, const char *decision, int pick, const json_t *details, int *status_r,
+             json_t **reply_r, const char **error_r)
+{
+	const char *via = c->link ? "link" : "scan";
+	struct jose_keyset *ks = NULL;
+	json_t *key = NULL, *claims = NULL, *req = NULL;
+	char *jws = NULL;
+	int ret = ISSO_ERR_IO;
+
+	*reply_r = NULL;
+	key = tpapp_key_load(dir, c->base, account);
+	if (key == NULL) {
+		if (password == NULL) {
+			*error_r = "no device key for the account and no password to enrol one";
+			ret = ISSO_ERR_INVALID;
+			goto out;
+		}
+		ret =
+		    tpapp_enrol(dir, c->base, account, password, NULL, status_r, reply_r, error_r);
+		if (ret < 0 || *status_r != 201)
+			goto out;
+		json_decref(*reply_r);
+		*reply_r = NULL;
+		key = tpapp_key_load(dir, c->base, account);
+		if (key == NULL) {
+			*error_r = "cannot read the device key back";
+			ret = ISSO_ERR_IO;
+			goto out;
+		}
+	}
+	claims =
+	    json_pack("{s:s, s:O, s:s, s:s, s:O, s:I}", "challenge", c->challenge, "device",
+	              json_object_get(key, "device"), "decision", decision, "via", via, "nonce",
+	              json_object_get(details, "nonce"), "iat", (json_int_t)time(NULL));
+	if (claims == NULL) {
+		*error_r = "issod's details have no nonce";
+		ret = ISSO_ERR_IO;
+		goto out;
+	}
+	if (org != NULL)
+		json_object_set_new(claims, "organisation", json_string(org));
+	if (pick >= 0)
+		json_object_set_new(claims, "number", json_integer(pick));
+	ks = jose_keyset_new();
+	if (jose_keyset_add(ks, json_string_value(json_object_get(key, "jwk")), true, error_r) <
+	        0 ||
+	    jose_sign(ks, "ES256", NULL, claims, &jws) < 0) {
+		*error_r = "cannot sign with the kept device key";
+		ret = ISSO_ERR_IO;
+		goto out;
+	}
+	req = json_pack("{s:s, s:O, s:s, s:s, s:s}", "challenge", c->challenge, "device",
+	                json_object_get(key, "device"), "decision", decision, "via", via,
+	                "signature", jws);
 	if (org != NULL)
 		json_object_set_new(req, "organisation", json_string(org));
 	if (pick >= 0)
 		json_object_set_new(req, "number", json_integer(pick));
 	ret = tpapp_post(c->base, "/app/v1/qr/approve", req, status_r, reply_r, error_r);
+out:
+	jose_keyset_free(ks);
+	free(jws);
 	json_decref(req);
+	json_decref(claims);
+	json_decref(key);
 	return ret;
 }
 
@@ -268,6 +460,22 @@ tpapp_init(const struct sim_settings *settings, const char **error_r)
 		*error_r = "tpapp: cannot read the identities file";
 		return ISSO_ERR_IO;
 	}
+	if (settings->state_dir != NULL) {
+		tpapp_state = xstrdup(settings->state_dir);
+		if (mkdir(tpapp_state, 0700) != 0 && errno != EEXIST) {
+			*error_r = "tpapp: cannot make the state folder";
+			return ISSO_ERR_IO;
+		}
+	} else {
+		const char *tmp = getenv("TMPDIR");
+		tpapp_state =
+		    xasprintf("%s/isso-sim-XXXXXX", tmp != NULL && tmp[0] != '\0' ? tmp : "/tmp");
+		if (mkdtemp(tpapp_state) == NULL) {
+			*error_r = "tpapp: cannot make a temporary state folder";
+			return ISSO_ERR_IO;
+		}
+		tpapp_state_temp = true;
+	}
 	return 0;
 }
 
@@ -276,9 +484,78 @@ tpapp_deinit(void)
 {
 	json_decref(tpapp_identities);
 	tpapp_identities = NULL;
+	if (tpapp_state_temp) {
+		DIR *d = opendir(tpapp_state);
+		struct dirent *e;
+
+		while (d != NULL && (e = readdir(d)) != NULL) {
+			if (strncmp(e->d_name, "tpapp-", 6) == 0)
+				(void)unlinkat(dirfd(d), e->d_name, 0);
+		}
+		if (d != NULL)
+			closedir(d);
+		(void)rmdir(tpapp_state);
+	}
+	free(tpapp_state);
+	tpapp_state = NULL;
+	tpapp_state_temp = false;
 }
 
 enum tpapp_action { TPAPP_SHOW, TPAPP_APPROVE, TPAPP_DENY, TPAPP_OPEN_LINK };
+
+/* issod's address without a trailing slash (malloc'd), or NULL when it
+ * is no http(s) URL. */
+static char *
+tpapp_base(const char *issod)
+{
+	size_t n;
+
+	if (issod == NULL ||
+	    (strncmp(issod, "http://", 7) != 0 && strncmp(issod, "https://", 8) != 0))
+		return NULL;
+	n = strlen(issod);
+	while (n > 0 && issod[n - 1] == '/')
+		n--;
+	return xstrndup(issod, n);
+}
+
+/* POST /phone/tpapp/enrol {issod, account, password?, name?}: issod's
+ * reply to the enrolment (201 {device}). */
+static void
+tpapp_enrol_handler(struct http_req *req, void *ctx)
+{
+	size_t len = 0;
+	const char *raw = http_body(req, &len), *account, *password, *name, *error = NULL;
+	json_t *in = raw != NULL ? json_loadb(raw, len, 0, NULL) : NULL, *reply = NULL;
+	char *base = NULL;
+	int status = 0;
+
+	(void)ctx;
+	account = json_string_value(json_object_get(in, "account"));
+	password = json_string_value(json_object_get(in, "password"));
+	name = json_string_value(json_object_get(in, "name"));
+	base = tpapp_base(json_string_value(json_object_get(in, "issod")));
+	if (account == NULL || base == NULL) {
+		sim_send_error(req, 400, "issod_and_account_required");
+		goto out;
+	}
+	if (password == NULL)
+		password = tpapp_password_of(tpapp_identities, account);
+	if (password == NULL) {
+		sim_send_error(req, 404, "unknown_account");
+		goto out;
+	}
+	if (tpapp_enrol(tpapp_state, base, account, password, name, &status, &reply, &error) != 0) {
+		sim_send_error(req, 502, reply == NULL ? "issod_unreachable" : "state_unwritable");
+		goto out;
+	}
+	http_send_json(req, status, reply);
+	reply = NULL;
+out:
+	free(base);
+	json_decref(reply);
+	json_decref(in);
+}
 
 static void
 tpapp_handle(struct http_req *req, enum tpapp_action action)
@@ -308,12 +585,14 @@ tpapp_handle(struct http_req *req, enum tpapp_action action)
 		goto out;
 	}
 	if (action != TPAPP_SHOW) {
+		json_t *kept = tpapp_key_load(tpapp_state, c.base, account);
 		if (password == NULL)
 			password = tpapp_password_of(tpapp_identities, account);
-		if (password == NULL) {
+		if (password == NULL && kept == NULL) {
 			sim_send_error(req, 404, "unknown_account");
 			goto out;
 		}
+		json_decref(kept);
 	}
 	/* Like the real app: first what the login is for. */
 	if (tpapp_details(&c, &status, &details, &error) != 0) {
@@ -339,8 +618,9 @@ tpapp_handle(struct http_req *req, enum tpapp_action action)
 			goto out;
 		}
 	}
-	if (tpapp_answer(&c, account, password, org, action == TPAPP_DENY ? "deny" : "approve",
-	                 pick, &status, &reply, &error) != 0) {
+	if (tpapp_answer(&c, tpapp_state, account, password, org,
+	                 action == TPAPP_DENY ? "deny" : "approve", pick, details, &status, &reply,
+	                 &error) != 0) {
 		sim_send_error(req, 502, "issod_unreachable");
 		goto out;
 	}
@@ -385,6 +665,7 @@ tpapp_open_link_handler(struct http_req *req, void *ctx)
 static void
 tpapp_routes(struct http_server *srv)
 {
+	http_route(srv, HTTP_POST, "/phone/tpapp/enrol", tpapp_enrol_handler, NULL);
 	http_route(srv, HTTP_POST, "/phone/tpapp/show", tpapp_show_handler, NULL);
 	http_route(srv, HTTP_POST, "/phone/tpapp/approve", tpapp_approve_handler, NULL);
 	http_route(srv, HTTP_POST, "/phone/tpapp/deny", tpapp_deny_handler, NULL);
@@ -410,6 +691,10 @@ tpapp_usage(void)
 	    "                [--pick NN] [--issod URL] [--identities FILE]\n"
 	    "       isso-sim phone tpapp deny QR --account A [--password P] [--org UBN] …\n"
 	    "       isso-sim phone tpapp open-link LINK --account A [--password P] [--org UBN] …\n"
+	    "       isso-sim phone tpapp enrol --account A --issod URL [--password P] [--name N]\n"
+	    "  every command but show takes --state DIR (default $ISSO_SIM_STATE, else\n"
+	    "  ~/.local/state/isso-sim): where the app keeps its device keys; an answer\n"
+	    "  for an account without one enrols one first (with its password);\n"
 	    "  show prints the service's name and the three numbers the app offers;\n"
 	    "  --pick is the number the login page shows (without it, approve asks on a\n"
 	    "  terminal); open-link approves through the app link on the same phone and\n"
@@ -444,16 +729,51 @@ tpapp_ask_pick(const json_t *details)
 	return tpapp_parse_pick(line);
 }
 
+/* The command line's state folder (malloc'd). */
+static char *
+tpapp_cli_state(const char *arg)
+{
+	const char *env = getenv("ISSO_SIM_STATE"), *home = getenv("HOME");
+
+	if (arg != NULL)
+		return xstrdup(arg);
+	if (env != NULL && env[0] != '\0')
+		return xstrdup(env);
+	if (home != NULL && home[0] != '\0') {
+		char *local = xasprintf("%s/.local", home),
+		     *st = xasprintf("%s/.local/state", home);
+		(void)mkdir(local, 0700);
+		(void)mkdir(st, 0700);
+		free(local);
+		free(st);
+		return xasprintf("%s/.local/state/isso-sim", home);
+	}
+	return xstrdup(".isso-sim");
+}
+
+/* Prints issod's reply with its status; 0 when status is ok, else 1. */
+static int
+tpapp_print(json_t *reply, const json_t *details, int status, int ok)
+{
+	if (details != NULL)
+		json_object_set(reply, "service", json_object_get(details, "service"));
+	json_object_set_new(reply, "status", json_integer(status));
+	json_dumpf(reply, stdout, JSON_INDENT(2));
+	fputc('\n', stdout);
+	return status == ok ? 0 : 1;
+}
+
 int
 sim_tpapp_phone_cmd(int argc, char **argv)
 {
 	const char *action = NULL, *text = NULL, *account = NULL, *password = NULL;
 	const char *issod = NULL, *ids_path = TPAPP_DEFAULT_IDENTITIES, *error = NULL, *org = NULL;
-	const char *pick_arg = NULL;
+	const char *pick_arg = NULL, *state_arg = NULL, *name = NULL;
 	json_t *ids = NULL, *reply = NULL, *details = NULL;
 	struct tpapp_code c = {0};
+	char *state = NULL, *base = NULL;
 	int status = 0, ret = 2, pick = -1;
-	bool show, link;
+	bool show, link, enrol;
 
 	/* argv[0] is "tpapp" */
 	for (int i = 1; i < argc; i++) {
@@ -469,6 +789,10 @@ sim_tpapp_phone_cmd(int argc, char **argv)
 			issod = argv[++i];
 		else if (strcmp(argv[i], "--identities") == 0 && i + 1 < argc)
 			ids_path = argv[++i];
+		else if (strcmp(argv[i], "--state") == 0 && i + 1 < argc)
+			state_arg = argv[++i];
+		else if (strcmp(argv[i], "--name") == 0 && i + 1 < argc)
+			name = argv[++i];
 		else if (argv[i][0] == '-')
 			return tpapp_usage();
 		else if (action == NULL)
@@ -478,32 +802,57 @@ sim_tpapp_phone_cmd(int argc, char **argv)
 		else
 			return tpapp_usage();
 	}
-	if (action == NULL || text == NULL ||
-	    (strcmp(action, "show") != 0 && strcmp(action, "approve") != 0 &&
-	     strcmp(action, "deny") != 0 && strcmp(action, "open-link") != 0))
+	if (action == NULL)
+		return tpapp_usage();
+	enrol = strcmp(action, "enrol") == 0;
+	if (enrol ? (text != NULL || account == NULL || issod == NULL)
+	          : (text == NULL ||
+	             (strcmp(action, "show") != 0 && strcmp(action, "approve") != 0 &&
+	              strcmp(action, "deny") != 0 && strcmp(action, "open-link") != 0)))
 		return tpapp_usage();
 	show = strcmp(action, "show") == 0;
 	link = strcmp(action, "open-link") == 0;
-	if ((!show && account == NULL) || (pick_arg != NULL && strcmp(action, "approve") != 0))
+	if ((!show && account == NULL) || (pick_arg != NULL && strcmp(action, "approve") != 0) ||
+	    (name != NULL && !enrol))
 		return tpapp_usage();
 	if (pick_arg != NULL && (pick = tpapp_parse_pick(pick_arg)) < 0) {
 		fprintf(stderr, "isso-sim: --pick takes the two digits the page shows\n");
 		return 2;
 	}
-	if (tpapp_code_parse(text, link, issod, &c, &error) != 0) {
+	state = tpapp_cli_state(state_arg);
+	if (!enrol && tpapp_code_parse(text, link, issod, &c, &error) != 0) {
 		fprintf(stderr, "isso-sim: %s\n", error);
 		goto out;
 	}
+	if (enrol && (base = tpapp_base(issod)) == NULL) {
+		fprintf(stderr, "isso-sim: --issod takes issod's http(s) address\n");
+		goto out;
+	}
 	if (!show && password == NULL) {
-		ids = json_load_file(ids_path, 0, NULL);
-		password = tpapp_password_of(ids, account);
-		if (password == NULL) {
-			fprintf(stderr, "isso-sim: no password for %s in %s: give --password\n",
-			        account, ids_path);
-			goto out;
+		json_t *kept = enrol ? NULL : tpapp_key_load(state, c.base, account);
+		if (kept == NULL) {
+			ids = json_load_file(ids_path, 0, NULL);
+			password = tpapp_password_of(ids, account);
+			if (password == NULL) {
+				fprintf(stderr,
+				        "isso-sim: no device key and no password for %s in %s: "
+				        "give --password\n",
+				        account, ids_path);
+				goto out;
+			}
 		}
+		json_decref(kept);
 	}
 	curl_global_init(CURL_GLOBAL_DEFAULT);
+	if (enrol) {
+		if (tpapp_enrol(state, base, account, password, name, &status, &reply, &error) !=
+		    0) {
+			fprintf(stderr, "isso-sim: %s\n", error);
+			goto out;
+		}
+		ret = tpapp_print(reply, NULL, status, 201);
+		goto out;
+	}
 	/* Like the real app: first what the login is for. */
 	if (tpapp_details(&c, &status, &details, &error) != 0) {
 		fprintf(stderr, "isso-sim: %s\n", error);
@@ -531,21 +880,19 @@ sim_tpapp_phone_cmd(int argc, char **argv)
 			goto out;
 		}
 	}
-	if (tpapp_answer(&c, account, password, org,
-	                 strcmp(action, "deny") == 0 ? "deny" : "approve", pick, &status, &reply,
-	                 &error) != 0) {
+	if (tpapp_answer(&c, state, account, password, org,
+	                 strcmp(action, "deny") == 0 ? "deny" : "approve", pick, details, &status,
+	                 &reply, &error) != 0) {
 		fprintf(stderr, "isso-sim: %s\n", error);
 		goto out;
 	}
-	json_object_set(reply, "service", json_object_get(details, "service"));
-	json_object_set_new(reply, "status", json_integer(status));
-	json_dumpf(reply, stdout, JSON_INDENT(2));
-	fputc('\n', stdout);
-	ret = status == 200 ? 0 : 1;
+	ret = tpapp_print(reply, details, status, 200);
 out:
 	tpapp_code_free(&c);
 	json_decref(details);
 	json_decref(reply);
 	json_decref(ids);
+	free(state);
+	free(base);
 	return ret;
 }

@@ -13,7 +13,7 @@
  * after they expire. The citizen's phone side:
  *
  *   GET  /phone/mobilecert/pending?id_num=ID   tickets waiting for this ID
- *   POST /phone/mobilecert/approve?ticket=T[&as=ID]
+ *   POST /phone/mobilecert/approve?ticket=T[&as=ID][&cert=KIND]
  *   POST /phone/mobilecert/deny?ticket=T
  *   POST /phone/mobilecert/open-link?link=L[&answer=deny][&as=ID]
  *
@@ -21,7 +21,15 @@
  * transaction_id, or a national ID (its newest pending push); L is the
  * APP-API-01 app link (mobilemoica://…) the login page offers, answered
  * with the URL the app sends the citizen back to; `as` is the ID of the phone's owner when it is
- * not the ticket's (to test that the method notices). Also `isso-sim phone mobilecert …`. See
+ * not the ticket's (to test that the method notices). Also `isso-sim phone mobilecert …`.
+ *
+ * The result's certificate: with the test PKI (--pki DIR) the test MOICA
+ * CA (DIR/moica.crt, .key) issues one per answer, recorded with the sim's
+ * MOICA (its OCSP answers good, sim-moica.c); without it, a throwaway CA
+ * made at start. KIND makes the phone hold a bad one, for the tests of the
+ * method's check: "foreign" (issued by the PKI's look-alike rogue CA),
+ * "expired", "revoked" (OCSP and the CRL say so), "other-id" (another
+ * person's name and ID digits), "none" (no certificate). See
  * docs/connectors/twfido.md. */
 #include "sim/sim.h"
 
@@ -74,6 +82,7 @@ struct tx {
 	char id_hash[65];       /* what the ticket carries */
 	char approver_hash[65]; /* whose phone approved */
 	char approver_id[11];   /* likewise: the ID its certificate is for */
+	char cert_kind[12];     /* "" (the approver's own) or a bad one's KIND */
 	char *hint;
 	char *sp_ticket;
 	char op_mode[12]; /* I-SCAN, APP2APP, MWEB2APP or PUSH (ATH-03) */
@@ -100,7 +109,13 @@ static struct {
 	 * certificates carry (the subject key does not matter here). */
 	EVP_PKEY *ca_key, *holder_key;
 	X509 *ca_cert;
+	/* The test PKI's MOICA CA and look-alike rogue CA (--pki), or NULL. */
+	X509 *pki_ca, *rogue_ca;
+	EVP_PKEY *pki_ca_key, *rogue_ca_key;
 } twfido = {.lock = PTHREAD_MUTEX_INITIALIZER};
+
+/* The certificate kinds the phone may be told to hold (cert=KIND). */
+static const char *const tx_cert_kinds[] = {"foreign", "expired", "revoked", "other-id", "none"};
 
 /* The spec's messages (§伍) for the codes the simulator answers. */
 static const struct {
@@ -451,6 +466,7 @@ tx_ca_make(void)
 	    X509_set_issuer_name(x, name) != 1 || X509_set_pubkey(x, twfido.ca_key) != 1 ||
 	    !tx_cert_ext(x, x, NID_basic_constraints, "critical,CA:TRUE") ||
 	    !tx_cert_ext(x, x, NID_key_usage, "critical,keyCertSign,cRLSign") ||
+	    !tx_cert_ext(x, x, NID_subject_key_identifier, "hash") ||
 	    X509_sign(x, twfido.ca_key, EVP_sha256()) <= 0)
 		goto out;
 	twfido.ca_cert = x;
@@ -462,26 +478,52 @@ out:
 }
 
 /* The approving citizen's certificate as standard base64 of its DER
- * (malloc'd): subject C=TW, CN=name (UTF8String), serialNumber=the last 4
- * digits of the ID, as MOICA certificates carry; issued by the test CA.
- * NULL when the citizen has no usable name in the identities file. */
+ * (malloc'd): subject C=TW, CN=name (UTF8String), serialNumber=12 zeros
+ * and the last 4 digits of the ID (with the test PKI; without it the 4
+ * digits alone), as MOICA certificates carry; keyUsage digitalSignature
+ * and nonRepudiation, key identifiers. Issued by the test PKI's MOICA CA
+ * and recorded with the sim's MOICA (revoked for kind "revoked"), else by
+ * the throwaway CA. kind (see tx_cert_kinds; "" for the approver's own)
+ * makes a bad one. NULL when the citizen has no usable name in the
+ * identities file, or for kind "none". */
 static char *
-tx_make_cert(const char *id_num)
+tx_make_cert(const char *id_num, const char *kind)
 {
 	const json_t *c = sim_ident_by_id(id_num);
 	const char *name = json_string_value(json_object_get(c, "name"));
 	size_t id_len = strlen(id_num);
+	bool foreign = strcmp(kind, "foreign") == 0, other = strcmp(kind, "other-id") == 0;
+	X509 *issuer =
+	    twfido.pki_ca != NULL ? (foreign ? twfido.rogue_ca : twfido.pki_ca) : twfido.ca_cert;
+	EVP_PKEY *issuer_key = twfido.pki_ca != NULL
+	                           ? (foreign ? twfido.rogue_ca_key : twfido.pki_ca_key)
+	                           : twfido.ca_key;
 	unsigned char *der = NULL;
 	X509 *x = NULL;
 	X509_NAME *subject;
-	char *out = NULL;
-	int n;
+	char *out = NULL, serial_number[17];
+	int n, last4;
 
+	if (strcmp(kind, "none") == 0)
+		return NULL;
 	if (name == NULL || *name == '\0' || strlen(name) > TX_NAME_MAX || id_len < 4 ||
-	    twfido.ca_cert == NULL)
+	    issuer == NULL || issuer_key == NULL)
 		goto out;
+	last4 = (int)strtol(id_num + id_len - 4, NULL, 10);
+	if (other) {
+		/* someone else: another name, other digits */
+		name = "王大同";
+		last4 = (last4 + 1) % 10000;
+	}
+	snprintf(serial_number, sizeof(serial_number), "%s%04d",
+	         twfido.pki_ca != NULL ? "000000000000" : "", last4);
 	x = X509_new();
 	if (x == NULL || !tx_cert_basics(x))
+		goto out;
+	if (strcmp(kind, "expired") == 0
+	        ? (X509_gmtime_adj(X509_getm_notBefore(x), -2L * 365 * 86400) == NULL ||
+	           X509_gmtime_adj(X509_getm_notAfter(x), -86400L) == NULL)
+	        : X509_gmtime_adj(X509_getm_notBefore(x), -3600L) == NULL)
 		goto out;
 	subject = X509_get_subject_name(x);
 	if (X509_NAME_add_entry_by_NID(subject, NID_countryName, MBSTRING_ASC,
@@ -489,13 +531,17 @@ tx_make_cert(const char *id_num)
 	    X509_NAME_add_entry_by_NID(subject, NID_commonName, V_ASN1_UTF8STRING,
 	                               (const unsigned char *)name, -1, -1, 0) != 1 ||
 	    X509_NAME_add_entry_by_NID(subject, NID_serialNumber, V_ASN1_PRINTABLESTRING,
-	                               (const unsigned char *)id_num + id_len - 4, 4, -1, 0) != 1 ||
-	    X509_set_issuer_name(x, X509_get_subject_name(twfido.ca_cert)) != 1 ||
+	                               (const unsigned char *)serial_number, -1, -1, 0) != 1 ||
+	    X509_set_issuer_name(x, X509_get_subject_name(issuer)) != 1 ||
 	    X509_set_pubkey(x, twfido.holder_key) != 1 ||
-	    !tx_cert_ext(x, twfido.ca_cert, NID_basic_constraints, "critical,CA:FALSE") ||
-	    !tx_cert_ext(x, twfido.ca_cert, NID_key_usage, "critical,digitalSignature") ||
-	    X509_sign(x, twfido.ca_key, EVP_sha256()) <= 0)
+	    !tx_cert_ext(x, issuer, NID_basic_constraints, "critical,CA:FALSE") ||
+	    !tx_cert_ext(x, issuer, NID_key_usage, "critical,digitalSignature,nonRepudiation") ||
+	    !tx_cert_ext(x, issuer, NID_subject_key_identifier, "hash") ||
+	    !tx_cert_ext(x, issuer, NID_authority_key_identifier, "keyid:always") ||
+	    X509_sign(x, issuer_key, EVP_sha256()) <= 0)
 		goto out;
+	if (twfido.pki_ca != NULL && !foreign)
+		sim_moica_record(X509_get0_serialNumber(x), strcmp(kind, "revoked") == 0);
 	n = i2d_X509(x, &der);
 	if (n <= 0)
 		goto out;
@@ -677,7 +723,7 @@ tx_result_handler(struct http_req *req, void *ctx)
 {
 	json_t *j = tx_read_json(req), *o = NULL;
 	const char *txn, *sp_id, *checksum, *ticket_id, *code = NULL;
-	char idp[TWFIDO_CHECKSUM_LEN + 1], hash[65], approver[11];
+	char idp[TWFIDO_CHECKSUM_LEN + 1], hash[65], approver[11], kind[12] = "";
 	char *cert = NULL;
 	struct tx *t;
 
@@ -725,6 +771,7 @@ tx_result_handler(struct http_req *req, void *ctx)
 	else if (t->state == TX_APPROVED) {
 		snprintf(hash, sizeof(hash), "%s", t->approver_hash);
 		snprintf(approver, sizeof(approver), "%s", t->approver_id);
+		snprintf(kind, sizeof(kind), "%s", t->cert_kind);
 	} else if (tx_expired(t))
 		code = "SPTKT_OVD";
 	else
@@ -746,7 +793,7 @@ tx_result_handler(struct http_req *req, void *ctx)
 		abort();
 	/* the approving citizen's certificate (not in the checksum, as in
 	 * the spec); made afresh per answer, outside the lock */
-	cert = tx_make_cert(approver);
+	cert = tx_make_cert(approver, kind);
 	if (cert != NULL)
 		json_object_set_new(json_object_get(o, "result"), "cert", json_string(cert));
 	http_send_json(req, 200, o);
@@ -824,11 +871,12 @@ tx_newest_push(const char *id)
 /* The phone answers the transaction ref names (an sp_ticket, a
  * transaction_id, or a national ID: its newest pending push). as: the
  * phone owner's ID when not the ticket's; mode: the op_mode the ticket
- * must have (an app link opens only its own kind), or NULL. Returns the
- * HTTP status, with *error_r the error code when not 200; txn_r is the
- * transaction answered. */
+ * must have (an app link opens only its own kind), or NULL; cert: the
+ * kind of bad certificate the phone holds (tx_cert_kinds), or NULL / "".
+ * Returns the HTTP status, with *error_r the error code when not 200;
+ * txn_r is the transaction answered. */
 static int
-tx_answer(const char *ref, const char *as, bool approve, const char *mode,
+tx_answer(const char *ref, const char *as, bool approve, const char *mode, const char *cert,
           char txn_r[TX_TXN_MAX + 1], const char **error_r)
 {
 	char owner[11], id[11], masked[32];
@@ -845,6 +893,17 @@ tx_answer(const char *ref, const char *as, bool approve, const char *mode,
 	if (as != NULL && *as != '\0' && (!idnum_normalize(as, owner) || !idnum_is_valid(owner))) {
 		*error_r = "invalid_id";
 		return 400;
+	}
+	if (cert != NULL && *cert != '\0') {
+		size_t k;
+
+		for (k = 0;
+		     k < ISSO_N_ELEMENTS(tx_cert_kinds) && strcmp(tx_cert_kinds[k], cert) != 0; k++)
+			;
+		if (k == ISSO_N_ELEMENTS(tx_cert_kinds)) {
+			*error_r = "invalid_cert";
+			return 400;
+		}
 	}
 	if (approve && as != NULL && *as != '\0' && !tx_enrolled(owner)) {
 		*error_r = "not_enrolled";
@@ -872,6 +931,8 @@ tx_answer(const char *ref, const char *as, bool approve, const char *mode,
 		if (approve) {
 			secret_sha256_hex(owner, strlen(owner), t->approver_hash);
 			snprintf(t->approver_id, sizeof(t->approver_id), "%s", owner);
+			snprintf(t->cert_kind, sizeof(t->cert_kind), "%s",
+			         cert != NULL ? cert : "");
 		}
 		snprintf(txn_r, TX_TXN_MAX + 1, "%s", t->txn);
 		log_mask(t->id_num, masked);
@@ -892,8 +953,8 @@ tx_phone_answer(struct http_req *req, bool approve)
 	json_t *o;
 	int status;
 
-	status =
-	    tx_answer(tx_param(req, "ticket"), tx_param(req, "as"), approve, NULL, txn, &error);
+	status = tx_answer(tx_param(req, "ticket"), tx_param(req, "as"), approve, NULL,
+	                   tx_param(req, "cert"), txn, &error);
 	if (status != 200) {
 		sim_send_error(req, status, error);
 		return;
@@ -930,7 +991,8 @@ tx_phone_open_link(struct http_req *req, void *ctx)
 		goto out;
 	}
 	status = tx_answer(ticket, tx_param(req, "as"), approve,
-	                   mode == TWFIDO_MODE_MWEB2APP ? "MWEB2APP" : "APP2APP", txn, &error);
+	                   mode == TWFIDO_MODE_MWEB2APP ? "MWEB2APP" : "APP2APP",
+	                   tx_param(req, "cert"), txn, &error);
 	if (status != 200) {
 		sim_send_error(req, status, error);
 		goto out;
@@ -1040,6 +1102,21 @@ tx_init(const struct sim_settings *settings, const char **error_r)
 		ret = ISSO_ERR_CRYPTO;
 		goto out;
 	}
+	if (settings->pki_dir != NULL) {
+		const char *why = NULL;
+
+		if ((twfido.pki_ca = sim_pki_cert(settings->pki_dir, "moica.crt", &why)) == NULL ||
+		    (twfido.pki_ca_key = sim_pki_key(settings->pki_dir, "moica.key", &why)) ==
+		        NULL ||
+		    (twfido.rogue_ca = sim_pki_cert(settings->pki_dir, "rogue-ca.crt", &why)) ==
+		        NULL ||
+		    (twfido.rogue_ca_key = sim_pki_key(settings->pki_dir, "rogue-ca.key", &why)) ==
+		        NULL) {
+			*error_r = why != NULL ? why : "cannot read the test PKI's CAs";
+			ret = ISSO_ERR_IO;
+			goto out;
+		}
+	}
 	twfido.sp_id = xstrdup(settings->twfido_sp_id);
 	twfido.min_time_limit = settings->twfido_min_time_limit;
 	ret = 0;
@@ -1081,6 +1158,12 @@ tx_deinit(void)
 	twfido.ca_key = NULL;
 	EVP_PKEY_free(twfido.holder_key);
 	twfido.holder_key = NULL;
+	X509_free(twfido.pki_ca);
+	X509_free(twfido.rogue_ca);
+	EVP_PKEY_free(twfido.pki_ca_key);
+	EVP_PKEY_free(twfido.rogue_ca_key);
+	twfido.pki_ca = twfido.rogue_ca = NULL;
+	twfido.pki_ca_key = twfido.rogue_ca_key = NULL;
 	pthread_mutex_unlock(&twfido.lock);
 }
 

@@ -24,6 +24,7 @@ struct sim_settings {
 	int twfido_min_time_limit; /* shortest time_limit accepted: 30 (tests: 1) */
 	const char *pki_dir;       /* test PKI (scripts/test-pki.sh), NULL: none */
 	int nhi_suspend_seconds;   /* NHI card suspension after 3 wrong passwords: 600 */
+	const char *state_dir;     /* the sim's own state (app device keys), NULL: temporary */
 };
 
 /* One simulated service. */
@@ -109,6 +110,15 @@ int sim_pki_each_cert(const char *dir, const char *sub,
 /* Decodes base64 in either alphabet (RFC 4648 §4 or §5), padding
  * optional. Returns the length, or -1 when malformed or over outmax. */
 long sim_b64_decode(const char *s, unsigned char *out, size_t outmax);
+
+/* ---- the test MOICA CA's records (sim-moica.c) ---- */
+
+/* Records a certificate the test PKI's MOICA CA issued outside the PKI's
+ * files (the mobile certificates of sim-twfido.c): its OCSP then answers
+ * good for it, or revoked (and its CRL lists it) when revoked. Keeps the
+ * newest SIM_MOICA_RECORDS. Thread-safe. */
+#define SIM_MOICA_RECORDS 4096
+void sim_moica_record(const ASN1_INTEGER *serial, bool revoked);
 
 /* ---- SMS outbox (sim-sms.c) ---- */
 

@@ -163,6 +163,14 @@ struct store_driver {
 	                   int64_t now, const char *data);
 	int (*release_list)(struct store_backend *b, const char *uuid, int limit,
 	                    int (*fn)(const struct store_release *r, void *ctx), void *ctx);
+	int (*device_add)(struct store_backend *b, const struct store_device *d);
+	int (*device_get)(struct store_backend *b, const char *id, struct store_device **d_r);
+	int (*device_list)(struct store_backend *b, const char *uuid, size_t max,
+	                   struct store_device **list_r, size_t *n_r);
+	int (*device_use)(struct store_backend *b, const char *id, int64_t now, bool *found_r);
+	/* id NULL: every device of uuid. */
+	int (*device_revoke)(struct store_backend *b, const char *uuid, const char *id, int64_t now,
+	                     int *n_r);
 };
 
 /* The registry, NULL-terminated: the only place a build option selects

@@ -52,7 +52,8 @@
 #define SS_TOKEN_COLS                                                                              \
 	"hash, kind, grant_id, client_id, uuid, sid, scope, data, created_at, expires_at, "        \
 	"used, revoked"
-#define SS_KEY_COLS "kid, alg, jwk, created_at, active"
+#define SS_KEY_COLS    "kid, alg, jwk, created_at, active"
+#define SS_DEVICE_COLS "id, uuid, jwk, name, created_at, last_used_at, revoked_at"
 
 /* A job claim: one statement. The pick and the lease cannot interleave
  * with another claimant's: SQLite runs it under its write lock;
@@ -141,6 +142,12 @@ enum ss_id {
 	SS_CONSENT_LIST,
 	SS_RELEASE_ADD,
 	SS_RELEASE_LIST,
+	SS_DEVICE_ADD,
+	SS_DEVICE_GET,
+	SS_DEVICE_LIST,
+	SS_DEVICE_USE,
+	SS_DEVICE_REVOKE,
+	SS_DEVICE_REVOKE_ALL,
 	SS_COUNT
 };
 
@@ -296,6 +303,16 @@ static const struct sql_statement ss_statements[SS_COUNT] = {
     S(SS_RELEASE_ADD, "INSERT INTO releases (uuid, ts, client_id, data) VALUES (?1, ?2, ?3, ?4)"),
     S(SS_RELEASE_LIST, "SELECT ts, client_id, data FROM releases WHERE uuid = ?1 "
                        "ORDER BY ts DESC, id DESC LIMIT CAST(?2 AS BIGINT)"),
+    S(SS_DEVICE_ADD,
+      "INSERT INTO devices (" SS_DEVICE_COLS ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)"),
+    S(SS_DEVICE_GET, "SELECT " SS_DEVICE_COLS " FROM devices WHERE id = ?1"),
+    S(SS_DEVICE_LIST, "SELECT " SS_DEVICE_COLS " FROM devices WHERE uuid = ?1 "
+                      "ORDER BY created_at, id LIMIT CAST(?2 AS BIGINT)"),
+    S(SS_DEVICE_USE, "UPDATE devices SET last_used_at = ?2 WHERE id = ?1 AND revoked_at = 0"),
+    S(SS_DEVICE_REVOKE, "UPDATE devices SET revoked_at = ?3 "
+                        "WHERE uuid = ?1 AND id = ?2 AND revoked_at = 0"),
+    S(SS_DEVICE_REVOKE_ALL,
+      "UPDATE devices SET revoked_at = ?2 WHERE uuid = ?1 AND revoked_at = 0"),
 };
 
 #undef S
@@ -2043,6 +2060,130 @@ ss_release_list(struct store_backend *base, const char *uuid, int limit,
 	return ret;
 }
 
+/* ---- TaipeiPass app device keys ---- */
+
+static int
+ss_device_add(struct store_backend *base, const struct store_device *d)
+{
+	struct sql_stmt *st;
+	int ret;
+
+	ret = sql_query(ss_db(base), SS_DEVICE_ADD, &st);
+	if (ret < 0)
+		return ret;
+	sql_bind_text(st, 1, d->id);
+	sql_bind_text(st, 2, d->uuid);
+	sql_bind_text(st, 3, d->jwk);
+	sql_bind_text(st, 4, d->name != NULL ? d->name : "");
+	sql_bind_int(st, 5, d->created_at);
+	sql_bind_int(st, 6, d->last_used_at);
+	sql_bind_int(st, 7, d->revoked_at);
+	ret = sql_exec(st, NULL);
+	sql_finish(st);
+	return ret;
+}
+
+static void
+ss_device_row(struct sql_stmt *st, struct store_device *d)
+{
+	d->id = sql_col_dup(st, 0);
+	d->uuid = sql_col_dup(st, 1);
+	d->jwk = sql_col_dup(st, 2);
+	d->name = sql_col_dup(st, 3);
+	d->created_at = sql_col_int(st, 4);
+	d->last_used_at = sql_col_int(st, 5);
+	d->revoked_at = sql_col_int(st, 6);
+}
+
+static int
+ss_device_get(struct store_backend *base, const char *id, struct store_device **d_r)
+{
+	struct sql_stmt *st;
+	int ret;
+
+	ret = sql_query(ss_db(base), SS_DEVICE_GET, &st);
+	if (ret < 0)
+		return ret;
+	sql_bind_text(st, 1, id);
+	ret = sql_step(st);
+	if (ret == 1) {
+		*d_r = xcalloc(1, sizeof(**d_r));
+		ss_device_row(st, *d_r);
+		ret = 0;
+	}
+	sql_finish(st);
+	return ret;
+}
+
+static int
+ss_device_list(struct store_backend *base, const char *uuid, size_t max,
+               struct store_device **list_r, size_t *n_r)
+{
+	struct store_device *list = xcalloc(max, sizeof(*list));
+	struct sql_stmt *st;
+	size_t n = 0;
+	int ret;
+
+	ret = sql_query(ss_db(base), SS_DEVICE_LIST, &st);
+	if (ret < 0) {
+		free(list);
+		return ret;
+	}
+	sql_bind_text(st, 1, uuid);
+	sql_bind_int(st, 2, (int64_t)max);
+	while (n < max && (ret = sql_step(st)) == 1)
+		ss_device_row(st, &list[n++]);
+	if (ret == 1)
+		ret = 0;
+	sql_finish(st);
+	if (ret < 0) {
+		store_device_list_free(list, n);
+		return ret;
+	}
+	*list_r = list;
+	*n_r = n;
+	return 0;
+}
+
+static int
+ss_device_use(struct store_backend *base, const char *id, int64_t now, bool *found_r)
+{
+	struct sql_stmt *st;
+	int ret, changes = 0;
+
+	ret = sql_query(ss_db(base), SS_DEVICE_USE, &st);
+	if (ret < 0)
+		return ret;
+	sql_bind_text(st, 1, id);
+	sql_bind_int(st, 2, now);
+	ret = sql_exec(st, &changes);
+	sql_finish(st);
+	*found_r = ret == 0 && changes > 0;
+	return ret;
+}
+
+static int
+ss_device_revoke(struct store_backend *base, const char *uuid, const char *id, int64_t now,
+                 int *n_r)
+{
+	struct sql_stmt *st;
+	int ret;
+
+	ret = sql_query(ss_db(base), id != NULL ? SS_DEVICE_REVOKE : SS_DEVICE_REVOKE_ALL, &st);
+	if (ret < 0)
+		return ret;
+	sql_bind_text(st, 1, uuid);
+	if (id != NULL) {
+		sql_bind_text(st, 2, id);
+		sql_bind_int(st, 3, now);
+	} else {
+		sql_bind_int(st, 2, now);
+	}
+	ret = sql_exec(st, n_r);
+	sql_finish(st);
+	return ret;
+}
+
 /* ---- the driver tables ---- */
 
 #define SS_DRIVER_OPS                                                                              \
@@ -2072,7 +2213,9 @@ ss_release_list(struct store_backend *base, const char *uuid, int limit,
 	.audit_append = ss_audit_append, .audit_walk = ss_audit_walk, .job_add = ss_job_add,       \
 	.job_claim = ss_job_claim, .job_done = ss_job_done, .job_retry = ss_job_retry,             \
 	.purge = ss_purge, .consent_record = ss_consent_record, .consent_list = ss_consent_list,   \
-	.release_add = ss_release_add, .release_list = ss_release_list
+	.release_add = ss_release_add, .release_list = ss_release_list,                            \
+	.device_add = ss_device_add, .device_get = ss_device_get, .device_list = ss_device_list,   \
+	.device_use = ss_device_use, .device_revoke = ss_device_revoke
 
 static int
 ss_open_sqlite(const char *dsn, const char *migrations_dir, struct store_backend **backend_r,

@@ -1123,3 +1123,81 @@ store_release_list(struct store *store, const char *uuid, int limit,
 		limit = STORE_RELEASE_LIST_MAX;
 	return STORE_CALL(store, release_list, uuid, limit, fn, ctx);
 }
+
+/* ---- TaipeiPass app device keys ---- */
+
+int
+store_device_add(struct store *store, const struct store_device *d)
+{
+	if (d == NULL || d->id == NULL || d->uuid == NULL || d->jwk == NULL)
+		return ISSO_ERR_INVALID;
+	return STORE_CALL(store, device_add, d);
+}
+
+int
+store_device_get(struct store *store, const char *id, struct store_device **d_r)
+{
+	*d_r = NULL;
+	if (id == NULL)
+		return ISSO_ERR_INVALID;
+	return STORE_CALL(store, device_get, id, d_r);
+}
+
+int
+store_device_list(struct store *store, const char *uuid, size_t max, struct store_device **list_r,
+                  size_t *n_r)
+{
+	*list_r = NULL;
+	*n_r = 0;
+	if (uuid == NULL || max == 0 || max > 1000)
+		return ISSO_ERR_INVALID;
+	return STORE_CALL(store, device_list, uuid, max, list_r, n_r);
+}
+
+int
+store_device_use(struct store *store, const char *id, int64_t now, bool *found_r)
+{
+	*found_r = false;
+	if (id == NULL)
+		return ISSO_ERR_INVALID;
+	return STORE_CALL(store, device_use, id, now, found_r);
+}
+
+int
+store_device_revoke(struct store *store, const char *uuid, const char *id, int64_t now, int *n_r)
+{
+	int n = 0, ret;
+
+	if (uuid == NULL)
+		return ISSO_ERR_INVALID;
+	ret = STORE_CALL(store, device_revoke, uuid, id, now, &n);
+	if (n_r != NULL)
+		*n_r = n;
+	return ret;
+}
+
+static void
+store_device_clear(struct store_device *d)
+{
+	free(d->id);
+	free(d->uuid);
+	free(d->jwk);
+	free(d->name);
+}
+
+void
+store_device_free(struct store_device *d)
+{
+	if (d == NULL)
+		return;
+	store_device_clear(d);
+	free(d);
+}
+
+void
+store_device_list_free(struct store_device *list, size_t n)
+{
+	for (size_t i = 0; list != NULL && i < n; i++)
+		store_device_clear(&list[i]);
+	free(list);
+}

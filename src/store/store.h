@@ -375,4 +375,42 @@ int store_release_add(struct store *store, const char *uuid, const char *client_
 int store_release_list(struct store *store, const char *uuid, int limit,
                        int (*fn)(const struct store_release *r, void *ctx), void *ctx);
 
+/* ---- TaipeiPass app device keys ---- */
+
+/* A device key the TaipeiPass app enrolled for a member: the app signs
+ * its QR approvals with the private half (docs/taipeipass-app.md). */
+struct store_device {
+	char *id;   /* 43 characters, base64url of 32 random bytes */
+	char *uuid; /* the member */
+	char *jwk;  /* the public key: an EC P-256 JWK, JSON text */
+	char *name; /* what the app called itself ("" when nothing) */
+	int64_t created_at;
+	int64_t last_used_at; /* 0: never */
+	int64_t revoked_at;   /* 0: in use */
+};
+
+/* A member holds at most this many devices in use. */
+#define STORE_DEVICES_MAX 10
+
+/* Records a new device (last_used_at and revoked_at as given, normally
+ * 0). ISSO_ERR_CONFLICT when the id is taken; an error when the member
+ * does not exist. */
+int store_device_add(struct store *store, const struct store_device *d);
+/* The device (revoked or not), NULL when unknown; free with
+ * store_device_free. */
+int store_device_get(struct store *store, const char *id, struct store_device **d_r);
+/* The member's devices, revoked ones too, oldest first, at most max:
+ * *list_r (free with store_device_list_free) and *n_r. */
+int store_device_list(struct store *store, const char *uuid, size_t max,
+                      struct store_device **list_r, size_t *n_r);
+/* Notes a use of device id at now; *found_r false when it is unknown or
+ * revoked (nothing changes). */
+int store_device_use(struct store *store, const char *id, int64_t now, bool *found_r);
+/* Revokes member uuid's device id, or every device of theirs when id is
+ * NULL, at now; *n_r (may be NULL) gets how many were still in use. */
+int store_device_revoke(struct store *store, const char *uuid, const char *id, int64_t now,
+                        int *n_r);
+void store_device_free(struct store_device *d);
+void store_device_list_free(struct store_device *list, size_t n);
+
 #endif

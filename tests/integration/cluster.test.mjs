@@ -57,6 +57,7 @@ before(async () => {
   lbUrl = `http://127.0.0.1:${lbPort}`;
   stack = await startStack({
     label: 'cluster',
+    pki: true, // the mobile certificate is checked against the test PKI
     env: {
       ISSO_STORE_DRIVER: 'postgresql', ISSO_STORE_CONNINFO: pg.conninfo,
       ISSO_SERVER_PUBLIC_URL: lbUrl,

@@ -3,7 +3,7 @@
 // suspended meanwhile. While a storm of password logins is being checked,
 // discovery and JWKS still answer at once; when the queue is full the
 // login page answers 503 with Retry-After and a clear page (zh-TW and
-// English), the app approval 503 {"error":"busy"}, and nobody is counted
+// English), the app's device enrolment 503 {"error":"busy"}, and nobody is counted
 // as guessing; clients that leave in the middle of a check leave nothing
 // behind (the ASan build's leak check at the SIGTERM stop).
 
@@ -12,6 +12,7 @@ import assert from 'node:assert/strict';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
+import * as tpapp from './lib/tpapp.mjs';
 import {
   startStack, HttpAgent, REPO, limit, sameEndpoint, sleep, decodeEntities,
 } from './lib/harness.mjs';
@@ -220,50 +221,28 @@ test('a full hashing queue in English', T, async () => {
   await busyRound('en');
 });
 
-/** A new TaipeiPass app challenge (QR page) on s: its 43-character id. */
-async function challenge(s, client) {
-  const { agent, res } = await loginPage(s, client);
-  const link = res.links().find((l) => l.href && new URL(l.href).pathname === '/login/taipeipass/app');
-  assert.ok(link, 'the login page offers the QR code');
-  const qr = await agent.get(link.href);
-  const m = /data-qr="([^"]+)"/.exec(qr.text);
-  assert.ok(m, `the QR page carries the code (${qr.status})`);
-  return decodeEntities(m[1]).split('/').pop();
-}
-
-test('a full hashing queue: the app approval answers 503 {"error":"busy"} with Retry-After', T, async () => {
+test('a full hashing queue: the app\'s device enrolment answers 503 {"error":"busy"} with Retry-After', T, async () => {
   const N = 10;
   const ms = await members(busy, N);
-  const chs = [];
-  for (let i = 0; i < N; i++) chs.push(await challenge(busy, rpBusy));
+  const keys = ms.map(() => tpapp.deviceKey());
   const results = await Promise.all(ms.map(async (m, i) => {
-    const res = await fetch(busy.url('/app/v1/qr/approve'), {
-      method: 'POST',
-      headers: { 'content-type': 'application/json' },
-      body: JSON.stringify({ challenge: chs[i], account: m.account, password: m.password, decision: 'deny' }),
-      signal: AbortSignal.timeout(10_000),
-    });
-    return { status: res.status, retry: res.headers.get('retry-after'), body: await res.json() };
+    const r = await tpapp.enrol(busy, { account: m.account, password: m.password, jwk: keys[i].jwk });
+    return { status: r.status, retry: r.headers.get('retry-after'), body: r.body };
   }));
   const refused = results.filter((r) => r.status === 503);
-  assert.ok(refused.length >= 1, `some app answers are refused: ${JSON.stringify(results)}`);
+  assert.ok(refused.length >= 1, `some enrolments are refused: ${JSON.stringify(results)}`);
   for (const r of refused) {
     assert.deepEqual(r.body, { error: 'busy' });
     assert.equal(r.retry, '5');
   }
   for (const r of results.filter((x) => x.status !== 503)) {
-    assert.equal(r.status, 200, JSON.stringify(r));
-    assert.deepEqual(r.body, { result: 'denied' });
+    assert.equal(r.status, 201, JSON.stringify(r));
+    assert.match(r.body.device, /^[A-Za-z0-9_-]{43}$/);
   }
-  // a refused challenge is still pending: the app may answer again
+  // a refused enrolment was not counted: the app may try again at once
   const i = results.findIndex((r) => r.status === 503);
-  const again = await fetch(busy.url('/app/v1/qr/approve'), {
-    method: 'POST',
-    headers: { 'content-type': 'application/json' },
-    body: JSON.stringify({ challenge: chs[i], account: ms[i].account, password: ms[i].password, decision: 'deny' }),
-  });
-  assert.equal(again.status, 200);
-  assert.deepEqual(await again.json(), { result: 'denied' });
+  const again = await tpapp.enrol(busy, { account: ms[i].account, password: ms[i].password, jwk: keys[i].jwk });
+  assert.equal(again.status, 201, JSON.stringify(again.body));
 });
 
 /** The code of the last SMS to phone (polls: some are queued). */

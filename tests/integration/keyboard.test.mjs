@@ -57,6 +57,7 @@ before(async () => {
   RP = `${rpServer.url}/cb`;
   stack = await startStack({
     label: 'keyboard',
+    pki: true, // the mobile certificate is checked against the test PKI
     env: {
       ISSO_SECURITY_OTP_TTL: '40',
       ISSO_TWFIDO_TIME_LIMIT: '30',

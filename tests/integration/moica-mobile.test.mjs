@@ -8,7 +8,11 @@
 // phone's size. Also: identity linking with TaipeiPass (歸戶), refusals
 // (not enrolled, invalid ID, another person approving, steps out of order,
 // wrong SMS code, too many tickets for one ID), poll pacing, the page
-// without script, acr_values=high, QR expiry, and issod's log.
+// without script, acr_values=high, QR expiry, and issod's log. The
+// result's certificate is checked with the card PKI code against the test
+// PKI (isso-sim issues it from the test MOICA CA): one from another CA,
+// an expired one, a revoked one, one for another ID, or none, is refused
+// with its own page and an audit event, and nothing is released.
 
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -99,9 +103,9 @@ let expiring;
 let expiringPush;
 
 before(async () => {
-  stack = await startStack({ label: 'moica-mobile', env: { ISSO_LOG_LEVEL: 'debug' } });
+  stack = await startStack({ label: 'moica-mobile', pki: true, env: { ISSO_LOG_LEVEL: 'debug' } });
   ({ c: rp, conf: cfg } = await setupClient(stack));
-  stackShort = await startStack({ label: 'moica-mobile-short', env: { ISSO_TWFIDO_TIME_LIMIT: '30' } });
+  stackShort = await startStack({ label: 'moica-mobile-short', pki: true, env: { ISSO_TWFIDO_TIME_LIMIT: '30' } });
   const short = await setupClient(stackShort);
   const agent = new HttpAgent();
   const a = await startAuth({ conf: short.conf });
@@ -221,11 +225,12 @@ async function pending(id, s = stack) {
 
 /** isso-sim's phone answers the newest ticket for id: approve or deny
  * (as: another person's phone approving). Returns the ticket. */
-async function phoneAnswers(id, action = 'approve', { as, s = stack } = {}) {
+async function phoneAnswers(id, action = 'approve', { as, cert, s = stack } = {}) {
   const list = await pending(id, s);
   assert.ok(list.length >= 1, `no pending ticket for ${id}`);
   const q = new URLSearchParams({ ticket: list[0].sp_ticket });
   if (as) q.set('as', as);
+  if (cert) q.set('cert', cert); // the phone holds a bad certificate
   const res = await fetch(`${s.simUrl}/phone/mobilecert/${action}?${q}`, { method: 'POST' });
   assert.equal(res.status, 200, `isso-sim ${action}: ${await res.clone().text()}`);
   return list[0];
@@ -527,6 +532,45 @@ test('another person approving in the app is refused', T, async () => {
   assert.deepEqual(page.alerts(), [msg('mm.mismatch')]);
   assert.ok(page.links().some((l) => l.text === msg('mm.other_method') && pathOf(l.href) === '/login'));
   assert.equal((await agent.get(stack.url(`/login/moica-mobile/phone?t=${t}`))).status, 403, 'nothing proven');
+});
+
+test('the result\'s certificate is checked: another CA, expired, revoked, another ID or none are refused, nothing released', { timeout: limit(90_000) }, async () => {
+  // (two IDs: the per-ID ticket limit)
+  const id = ENROLLED.denied;
+  const kinds = [
+    ['foreign', 'wrong_chain', id], ['expired', 'expired', id], ['revoked', 'revoked', id],
+    ['other-id', 'holder_mismatch', id], ['none', 'no_certificate', ENROLLED.linked],
+  ];
+  for (const [i, [kind, verdict, who]] of kinds.entries()) {
+    const agent = new HttpAgent();
+    const en = i === 0; // one of them in English
+    const a = await startAuth(en ? { extra: { ui_locales: 'en' } } : {});
+    const { t } = await toQr(agent, a.url.href, who);
+    await phoneAnswers(who, 'approve', { cert: kind });
+    const end = await pollUntilDone(agent, t);
+    assert.equal(end.state, 'certificate', `${kind}: ${JSON.stringify(end)}`);
+    const page = await agent.get(stack.url(end.next));
+    assert.equal(page.status, 403, kind);
+    assert.deepEqual(page.alerts(), [(en ? MSG_EN : MSG)['mm.cert_refused']], kind);
+    assert.ok(page.pageText().includes((en ? MSG_EN : MSG)['mm.cert_title']), kind);
+    assert.ok(page.links().some((l) => pathOf(l.href) === '/login'), `${kind}: another method is offered`);
+    // nothing proven: no phone step, no session, no consent
+    assert.equal((await agent.get(stack.url(`/login/moica-mobile/phone?t=${t}`))).status, 403, `${kind}: nothing proven`);
+    const silent = await agent.followUntil((await startAuth({ extra: { prompt: 'none' } })).url.href, isRp);
+    assert.equal(redirectParams(silent.url).get('error'), 'login_required', `${kind}: no session`);
+    const audit = await stack.issoctl(['audit', 'export']);
+    assert.ok(audit.some((e) => e.event === 'moica_mobile_cert_refused' && e.data.verdict === verdict),
+      `${kind}: the audit event (${verdict})`);
+    assert.ok(!JSON.stringify(audit).includes(who), 'the audit log holds no national ID');
+  }
+  assert.ok(stack.issod.stderr.includes('moica_mobile_cert_refused'), 'the refusals are logged');
+  assert.ok(!stack.issod.stderr.includes(citizenName(id)), 'the holder\'s name is not logged');
+  // the same citizen with the certificate the test CA issued: the login completes
+  const a = await startAuth();
+  const { cb } = await mmLogin({ id, a });
+  const { tokens, claims } = await redeem(a, cb, 'after the refusals');
+  const ui = await client.fetchUserInfo(cfg, tokens.access_token, claims.sub);
+  assert.equal(ui.name, citizenName(id), 'the name from the checked certificate');
 });
 
 test('not enrolled: a page on how to enrol, the same for an unknown ID', T, async () => {
@@ -1165,6 +1209,33 @@ test('browser: the not-enrolled page and the FAQ, axe', { timeout: limit(60_000)
   }
 });
 
+test('browser at a phone size: a refused certificate says so, the keyboard leads to another method, axe', { timeout: limit(60_000), skip: NO_BROWSER }, async (t) => {
+  const a = await startAuth();
+  const { context, page } = await newPage(browser, { viewport: { width: 390, height: 844 }, locale: 'zh-TW' });
+  try {
+    await page.goto(a.url.href);
+    await page.getByRole('link', { name: /點我登入/ }).and(page.locator('a[href*="/login/moica-mobile"]')).click();
+    await page.getByRole('checkbox', { name: msg('mm.agree') }).check();
+    await page.getByRole('button', { name: msg('mm.next') }).click();
+    await page.getByLabel(msg('mm.id_label')).fill(ENROLLED.linked);
+    await page.getByRole('button', { name: msg('mm.way_qr') }).click();
+    await page.waitForURL((u) => u.pathname === '/login/moica-mobile/qr');
+    await phoneAnswers(ENROLLED.linked, 'approve', { cert: 'revoked' });
+    // the page polls and moves on by itself
+    await page.getByRole('heading', { level: 1, name: msg('mm.cert_title') }).waitFor({ timeout: limit(20_000) });
+    assert.equal(await page.getByRole('alert').innerText(), msg('mm.cert_refused'));
+    assert.equal(await page.evaluate(() => document.documentElement.scrollWidth <= window.innerWidth), true, 'no horizontal scroll');
+    await axeCheck(page, 'the refused-certificate page');
+    await shots.take(t, page, 'mm-cert-refused');
+    const other = page.getByRole('link', { name: msg('mm.other_method') });
+    await other.focus();
+    await page.keyboard.press('Enter');
+    await page.waitForURL((u) => u.pathname === '/login');
+  } finally {
+    await context.close();
+  }
+});
+
 // ---------------------------------------------------------------- expiry
 
 test('an expired QR code: its own message, then a new one', { timeout: limit(60_000) }, async () => {
@@ -1241,7 +1312,7 @@ function checkLoginFailed(log, method, reasons) {
 test("issod's log holds no whole national ID, phone number or SMS code", T, async () => {
   const log = stack.issod.stderr + stackShort.issod.stderr;
   assert.ok(log.includes('moica_mobile_result'), 'the log did record the logins');
-  checkLoginFailed(log, 'moica-mobile', ['denied', 'mismatch', 'not_enrolled', 'bad_id', 'id_limited', 'expired']);
+  checkLoginFailed(log, 'moica-mobile', ['denied', 'mismatch', 'not_enrolled', 'bad_id', 'id_limited', 'expired', 'certificate']);
   const leaks = [];
   const digits = (s) => new RegExp(`(?<![0-9])${s}(?![0-9])`);
   for (const id of secrets.ids) if (log.toUpperCase().includes(id)) leaks.push(`national ID ${id}`);

@@ -2,12 +2,14 @@
 // link, a QR code carrying a one-time challenge that isso-sim's TaipeiPass
 // app answers at issod's POST /app/v1/qr/approve (through `isso-sim phone
 // tpapp …` and the sim's phone HTTP API), the page's polling, and the
-// outcomes: approved, denied, expired, a wrong app password (with the
-// guess delays the password page shares), a replayed approval, a challenge of
-// another login. The app's credential is still the member's password, so
-// every app login is acr low with amr ["pwd"], and a service asking for
-// substantial is offered neither the password nor the app (issue 14's
-// probe). Number matching: the page shows the agency service's name and a
+// outcomes: approved, denied, expired, a replayed approval, a challenge of
+// another login. The app answers with an ES256 signature of the device key
+// it enrolled once with the member's password (a wrong password at the
+// enrolment meets the password page's guess delays); an answer with the
+// account and password, with another key, over other data, a stale one,
+// or from a revoked device is refused. An app login is acr low with amr
+// ["swk"], and a service asking for substantial is offered neither the
+// password nor the app (issue 14's probe). Number matching: the page shows the agency service's name and a
 // two-digit number, the app (POST /app/v1/qr/details) the name and three
 // numbers; a wrong pick ends the code. On a phone, the same challenge as
 // an app link: the app returns the browser to app-return with a one-time
@@ -18,7 +20,9 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
+import crypto from 'node:crypto';
 import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import * as client from 'openid-client';
 import {
@@ -28,6 +32,7 @@ import {
   NO_BROWSER, launchBrowser, newPage, axeCheck, Screenshots, tabTo, assertNoHorizontalScroll,
   waitForFocus,
 } from './lib/browser.mjs';
+import * as tpapp from './lib/tpapp.mjs';
 
 const RP = 'http://127.0.0.1:9/cb'; // never contacted: the agent stops at it
 const SCOPE = 'openid uuid profile phone email';
@@ -53,6 +58,7 @@ let cfg;
 let cfgShort;
 let wang; // the member, added to issod with the identities' password
 let browser;
+let simState; // the command-line app's state folder (its device keys)
 const shots = new Screenshots();
 
 async function setupClient(s) {
@@ -75,6 +81,7 @@ before(async () => {
   });
   cfgShort = await setupClient(stackShort);
   await stackShort.addUser({ account: 'short.member', password: 'Short-pass-42', phone: '0912000777' });
+  simState = fs.mkdtempSync(path.join(os.tmpdir(), 'isso-tpapp-state-'));
   if (!NO_BROWSER) browser = await launchBrowser();
 }, { timeout: limit(60_000) });
 
@@ -82,6 +89,7 @@ after(async () => {
   await browser?.close().catch(() => {});
   if (stackShort) await stackShort.stop({ check: false });
   if (stack) await stack.stop({ check: false });
+  if (simState) fs.rmSync(simState, { recursive: true, force: true });
   shots.report();
 });
 
@@ -156,7 +164,8 @@ const wrongPick = (choices, right) => String(choices.find((c) => c !== Number(ri
 /** `isso-sim phone tpapp ARGS`: {code, out}. */
 function simTpapp(args) {
   return new Promise((resolve) => {
-    execFile(path.join(BUILD_DIR, 'isso-sim'), ['phone', 'tpapp', ...args],
+    const state = args[0] === 'show' ? [] : ['--state', simState];
+    execFile(path.join(BUILD_DIR, 'isso-sim'), ['phone', 'tpapp', ...args, ...state],
       { timeout: 10_000 }, (err, stdout, stderr) => {
         let out = null;
         try { out = JSON.parse(stdout); } catch { /* usage or connection error */ }
@@ -208,15 +217,15 @@ async function finish(agent, a, next, s = stack) {
     pkceCodeVerifier: a.verifier, expectedState: a.state, expectedNonce: a.nonce,
   });
   const claims = tokens.claims();
-  // the app's credential is the member's password: no more than that
+  // the app proved its enrolled device key: one factor, no more
   assert.equal(claims.acr, ACR_LOW, 'acr low');
-  assert.deepEqual(claims.amr, ['pwd'], `amr ${JSON.stringify(claims.amr)}`);
+  assert.deepEqual(claims.amr, ['swk'], `amr ${JSON.stringify(claims.amr)}`);
   return { tokens, claims };
 }
 
 // ---------------------------------------------------------------- tests
 
-test('issue 14 probe: an app approval by account + password is acr low, amr ["pwd"] (CLI, --pick the page\'s number)', T, async () => {
+test('an app approval signed by the enrolled device key is acr low, amr ["swk"] (CLI, --pick the page\'s number)', T, async () => {
   const agent = new HttpAgent();
   const a = await startAuth();
   const { res, t, qr } = await toQr(agent, a);
@@ -236,7 +245,8 @@ test('issue 14 probe: an app approval by account + password is acr low, amr ["pw
   const early = await agent.followUntil(stack.url(`/login/taipeipass/app-done?t=${t}`), isRp);
   assert.equal(pathOf(early.url), '/login/taipeipass/app', 'no login before the approval');
 
-  // the sim finds the password in sim/identities.json; issod from the QR
+  // the sim finds the password in sim/identities.json and enrols its
+  // device key first (the app's first start); issod from the QR
   const cli = await simTpapp(['approve', qr, '--account', WANG.taipeipass.account, '--pick', number]);
   assert.equal(cli.code, 0, `isso-sim: ${cli.stderr} ${JSON.stringify(cli.out)}`);
   assert.equal(cli.out.result, 'approved');
@@ -307,7 +317,8 @@ test('number matching: the app sees the service and three numbers (one the page\
   assert.ok(show.out.choices.includes(Number(number)), `the page's ${number} is among ${show.out.choices}`);
   const direct = await approveDirect(stack, { challenge: qr.split('/').pop() }, 'details');
   assert.equal(direct.status, 200);
-  assert.deepEqual(Object.keys(direct.body).sort(), ['choices', 'organisation', 'service'], 'nothing else, no number');
+  assert.deepEqual(Object.keys(direct.body).sort(), ['choices', 'nonce', 'organisation', 'service'], 'nothing else, no number');
+  assert.match(direct.body.nonce, /^[A-Za-z0-9_-]{43}$/, 'a nonce for the signature');
   assert.deepEqual(direct.body.choices, show.out.choices, 'the same choices each time');
   // the sim app offers only these; approving without a pick is not possible
   const noPick = await simHttp('approve', { qr, account: WANG.taipeipass.account });
@@ -319,7 +330,7 @@ test('number matching: the app sees the service and three numbers (one the page\
   assert.equal(cliNoPick.code, 2, 'without a terminal to ask on, --pick is needed');
   assert.match(cliNoPick.stderr, /--pick/);
   // issod: a scanned code is not approved without a number
-  const bare = await approveDirect(stack, { qr, account: WANG.taipeipass.account, password: WANG.taipeipass.password, decision: 'approve' });
+  const bare = await approveDirect(stack, { qr, device: 'A'.repeat(43), signature: 'a.b.c', decision: 'approve' });
   assert.equal(bare.status, 400);
   assert.equal(bare.body.error, 'number_required');
   const bad = await approveDirect(stack, { qr: 'isso-tpapp:x/app/v1/qr/short' }, 'details');
@@ -365,7 +376,8 @@ test('a wrong number outside the choices, straight to issod, ends the code too',
   const { res, t, qr } = await toQr(agent, await startAuth());
   const number = Number(numberOf(res));
   const other = String(((number - 10 + 45) % 90) + 10); // another two-digit number
-  const r = await approveDirect(stack, { qr, account: WANG.taipeipass.account, password: WANG.taipeipass.password, decision: 'approve', number: other });
+  const dev = await tpapp.enrolled(stack, wang);
+  const r = await tpapp.answer(stack, qr, dev, { number: other });
   assert.equal(r.status, 403);
   assert.equal(r.body.error, 'wrong_number');
   assert.equal((await appStatus(agent, t)).body.state, 'refused');
@@ -388,6 +400,9 @@ test('from the password page (acr low): approved through the sim phone HTTP API;
   assert.equal(replay.body.error, 'already_used');
   const denyAfter = await simHttp('deny', { qr, account: WANG.taipeipass.account });
   assert.equal(denyAfter.status, 409, 'nor a later deny');
+  // the sim app answered with its device key, enrolled once: it is listed
+  const devices = await stack.issoctl(['member', 'device', 'list', '--account', WANG.taipeipass.account]);
+  assert.ok(devices.some((d) => d.name === 'isso-sim' && !d.revoked && d.last_used_at > 0), JSON.stringify(devices));
   const done = await appStatus(agent, t);
   const { tokens, claims } = await finish(agent, a, done.body.next);
   const ui = await client.fetchUserInfo(cfg, tokens.access_token, claims.sub);
@@ -436,7 +451,7 @@ test('regenerate kills the old code', T, async () => {
   assert.equal(old.body.error, 'expired');
 });
 
-test('a wrong app password is refused; guessing is slowed by the password page\'s delays, never locked', T, async () => {
+test('a wrong password at the enrolment is refused; guessing is slowed by the password page\'s delays, never locked', T, async () => {
   const member = await stack.addUser({ account: 'lock.me', password: 'Right-pass-42', phone: '0912000888' });
   const agent = new HttpAgent();
   const a = await startAuth();
@@ -450,10 +465,12 @@ test('a wrong app password is refused; guessing is slowed by the password page\'
   const unknown = await simHttp('approve', { qr, account: 'no.such.account', pick: number });
   assert.equal(unknown.status, 404, 'the sim knows no password for an unknown account');
   // more wrong passwords (security.account_free_failures 3): then a delay
+  const key = tpapp.deviceKey();
   let last;
-  for (let i = 0; i < 6 && last?.status !== 429; i++) last = await approveDirect(stack, { qr, account: member.account, password: `Wrong-${i}`, decision: 'approve', number });
+  for (let i = 0; i < 6 && last?.status !== 429; i++) last = await tpapp.enrol(stack, { account: member.account, password: `Wrong-${i}`, jwk: key.jwk });
   assert.equal(last.status, 429);
   assert.equal(last.body.error, 'slow_down');
+  assert.ok(Number(last.headers.get('retry-after')) > 0);
   // the password page is delayed too, for the same account
   const agent2 = new HttpAgent();
   const { res: login } = await toLogin(agent2, await startAuth());
@@ -461,19 +478,176 @@ test('a wrong app password is refused; guessing is slowed by the password page\'
   const r = await agent2.submit(lf, { account: member.account, password: member.password }, null, isRp);
   assert.equal(r.res.status, 429);
   assert.ok(r.res.alerts()[0].startsWith(msg('tp.wait')), r.res.alerts()[0]);
-  // never locked: after the wait the right password approves
+  // never locked: after the wait the right password enrols, and the key approves
   await sleep(Number(r.res.headers.get('retry-after')) * 1000 + 200);
-  const right = await approveDirect(stack, { challenge: qr.split('/').pop(), account: member.account, password: member.password, decision: 'approve', number });
-  assert.equal(right.status, 200, `the right password after the wait: ${JSON.stringify(right.body)}`);
+  const ok = await tpapp.enrol(stack, { account: member.account, password: member.password, jwk: key.jwk });
+  assert.equal(ok.status, 201, `the right password after the wait: ${JSON.stringify(ok.body)}`);
+  assert.match(ok.body.device, /^[A-Za-z0-9_-]{43}$/);
+  const right = await tpapp.answer(stack, qr, { device: ok.body.device, privateKey: key.privateKey }, { number });
+  assert.equal(right.status, 200, JSON.stringify(right.body));
   // form-encoded answers and bad requests
   const form = await fetch(stack.url('/app/v1/qr/approve'), {
-    method: 'POST', body: new URLSearchParams({ qr, account: member.account, password: 'x', decision: 'maybe' }),
+    method: 'POST', body: new URLSearchParams({ qr, device: ok.body.device, signature: 'a.b.c', decision: 'maybe' }),
   });
   assert.equal(form.status, 400);
   assert.equal((await form.json()).error, 'invalid_request');
-  const via = await approveDirect(stack, { qr, account: member.account, password: 'x', decision: 'approve', via: 'bluetooth' });
+  const via = await approveDirect(stack, { qr, device: ok.body.device, signature: 'a.b.c', decision: 'approve', via: 'bluetooth' });
   assert.equal(via.status, 400);
   assert.equal(via.body.error, 'invalid_request');
+});
+
+test('an app approval without the device key is refused; so is one by another key, over other data, stale, or from a revoked device', T, async () => {
+  const member = await stack.addUser({ account: 'device.member', password: 'Device-pass-42', phone: '0912000886' });
+  const agent = new HttpAgent();
+  const a = await startAuth();
+  const { t, qr, res } = await toQr(agent, a);
+  const number = numberOf(res);
+  const pending = async () => assert.equal((await appStatus(agent, t)).body.state, 'pending', 'the code still waits');
+
+  // the password alone approves nothing, nor denies
+  for (const decision of ['approve', 'deny']) {
+    const pw = await approveDirect(stack, { qr, account: member.account, password: member.password, decision, number });
+    assert.equal(pw.status, 401, JSON.stringify(pw.body));
+    assert.deepEqual(pw.body, { error: 'device_key_required' });
+  }
+  const form = await fetch(stack.url('/app/v1/qr/approve'), {
+    method: 'POST', body: new URLSearchParams({ qr, account: member.account, password: member.password, decision: 'approve', number }),
+  });
+  assert.equal(form.status, 401);
+  await pending();
+
+  const dev = await tpapp.enrolled(stack, member, 'Pixel 8');
+  // the member is told by SMS that a device was enrolled (and nothing more)
+  let notice;
+  for (let i = 0; i < 50 && !notice; i++) {
+    const list = await (await fetch(`${stack.simUrl}/phone/${member.phone}/sms`)).json();
+    notice = list.find((m) => m.body === msg('tp.device_enrolled_sms'));
+    if (!notice) await sleep(100);
+  }
+  assert.ok(notice, 'the enrolment notice reached the member\'s phone');
+  assert.ok(!notice.code && !notice.body.includes('Pixel') && !notice.body.includes(dev.device), 'no code, device name or id in it');
+  const refused = async (what, d, opts) => {
+    const r = await tpapp.answer(stack, qr, d, { number, ...opts });
+    assert.equal(r.status, 401, `${what}: ${JSON.stringify(r.body)}`);
+    await pending();
+    return r.body.error;
+  };
+  // another key under this device's id; a signature over other data
+  const thief = tpapp.deviceKey();
+  assert.equal(await refused('another key', { device: dev.device, privateKey: thief.privateKey }), 'invalid_signature');
+  const other = String(((Number(number) - 10 + 45) % 90) + 10);
+  assert.equal(await refused('another number signed', dev, { over: { number: Number(other) } }), 'invalid_signature');
+  assert.equal(await refused('another challenge signed', dev, { over: { challenge: 'B'.repeat(43) } }), 'invalid_signature');
+  assert.equal(await refused('another nonce', dev, { nonce: 'C'.repeat(43) }), 'invalid_signature');
+  assert.equal(await refused('no nonce', dev, { over: { nonce: undefined } }), 'invalid_signature');
+  assert.equal(await refused('a deny signed, an approval sent', dev, { over: { decision: 'deny' } }), 'invalid_signature');
+  assert.equal(await refused('signed for the app link', dev, { over: { via: 'link' } }), 'invalid_signature');
+  assert.equal(await refused('an hour old', dev, { over: { iat: Math.floor(Date.now() / 1000) - 3600 } }), 'invalid_signature');
+  assert.equal(await refused('no time', dev, { over: { iat: undefined } }), 'invalid_signature');
+  assert.equal(await refused('another device\'s id signed', dev, { over: { device: 'D'.repeat(43) } }), 'invalid_signature');
+  assert.equal(await refused('an unknown device', { device: 'E'.repeat(43), privateKey: dev.privateKey }), 'unknown_device');
+  // alg none: not ES256
+  const d = await tpapp.details(stack, qr);
+  const payload = { challenge: qr.split('/').pop(), device: dev.device, decision: 'approve', number: Number(number), nonce: d.body.nonce, iat: Math.floor(Date.now() / 1000) };
+  const b64 = (o) => Buffer.from(JSON.stringify(o)).toString('base64url');
+  const none = await approveDirect(stack, { qr, device: dev.device, decision: 'approve', number, signature: `${b64({ alg: 'none' })}.${b64(payload)}.` });
+  assert.equal(none.status, 401);
+  assert.equal(none.body.error, 'invalid_signature');
+  await pending();
+
+  // revoked (issoctl, as the member's account page will): refused alike
+  const listed = await stack.issoctl(['member', 'device', 'list', '--account', member.account]);
+  assert.equal(listed.length, 1);
+  assert.equal(listed[0].device, dev.device);
+  assert.equal(listed[0].name, 'Pixel 8');
+  assert.equal(listed[0].revoked, false);
+  const rv = await stack.issoctl(['member', 'device', 'revoke', '--account', member.account, '--device', dev.device]);
+  assert.equal(rv.revoked, 1);
+  assert.equal(await refused('a revoked device', dev), 'unknown_device');
+  const again = await stack.issoctl(['member', 'device', 'revoke', '--account', member.account, '--device', dev.device], { allowFailure: true });
+  assert.equal(again.failed, true, 'revoking twice: no such device in use');
+  assert.equal((await stack.issoctl(['member', 'device', 'list', '--account', member.account]))[0].revoked, true);
+
+  // a new enrolment approves, once
+  const dev2 = await tpapp.enrolled(stack, member);
+  const ok = await tpapp.answer(stack, qr, dev2, { number });
+  assert.equal(ok.status, 200, JSON.stringify(ok.body));
+  assert.deepEqual(ok.body, { result: 'approved' });
+  const replay = await tpapp.answer(stack, qr, dev2, { number });
+  assert.equal(replay.status, 409);
+  const st = await appStatus(agent, t);
+  const { tokens, claims } = await finish(agent, a, st.body.next);
+  const ui = await client.fetchUserInfo(cfg, tokens.access_token, claims.sub);
+  assert.equal(ui.uuid, member.uuid, 'the member whose device signed');
+  const audit = await stack.issoctl(['audit', 'export']);
+  assert.ok(audit.some((e) => e.event === 'tpapp_device_enrolled' && e.data.uuid === member.uuid && e.data.device === dev2.device));
+  assert.ok(audit.some((e) => e.event === 'tpapp_device_revoked' && e.data.device === dev.device));
+});
+
+test('enrolment: only a P-256 public key, at most 10 devices in use, never by a wrong password', T, async () => {
+  const member = await stack.addUser({ account: 'enrol.member', password: 'Enrol-pass-42', phone: '0912000885' });
+  const key = tpapp.deviceKey();
+  const cases = [
+    ['no key', undefined],
+    ['a string', 'key'],
+    ['P-384', crypto.generateKeyPairSync('ec', { namedCurve: 'P-384' }).publicKey.export({ format: 'jwk' })],
+    ['an RSA key', crypto.generateKeyPairSync('rsa', { modulusLength: 2048 }).publicKey.export({ format: 'jwk' })],
+    ['the private part', crypto.generateKeyPairSync('ec', { namedCurve: 'P-256' }).privateKey.export({ format: 'jwk' })],
+    ['off the curve', { ...key.jwk, y: key.jwk.x }],
+    ['a short coordinate', { ...key.jwk, x: 'AAAA' }],
+  ];
+  for (const [what, jwk] of cases) {
+    const r = await tpapp.enrol(stack, { account: member.account, password: member.password, jwk });
+    assert.equal(r.status, 400, `${what}: ${JSON.stringify(r.body)}`);
+    assert.deepEqual(r.body, { error: 'invalid_key' }, what);
+  }
+  const noPw = await tpapp.enrol(stack, { account: member.account, jwk: key.jwk });
+  assert.equal(noPw.status, 400);
+  const longName = await tpapp.enrol(stack, { account: member.account, password: member.password, jwk: key.jwk, name: 'x'.repeat(65) });
+  assert.equal(longName.status, 400);
+  const unknown = await tpapp.enrol(stack, { account: 'no.such.member', password: member.password, jwk: key.jwk });
+  assert.equal(unknown.status, 401);
+  assert.deepEqual(unknown.body, { error: 'invalid_credentials' });
+  // ten devices in use, then no more until one is revoked
+  const devices = [];
+  for (let i = 0; i < 10; i++) devices.push(await tpapp.enrolled(stack, member, `phone ${i}`));
+  const eleventh = await tpapp.enrol(stack, { account: member.account, password: member.password, jwk: key.jwk });
+  assert.equal(eleventh.status, 409);
+  assert.deepEqual(eleventh.body, { error: 'too_many_devices' });
+  await stack.issoctl(['member', 'device', 'revoke', '--account', member.account, '--device', devices[0].device]);
+  const again = await tpapp.enrol(stack, { account: member.account, password: member.password, jwk: key.jwk });
+  assert.equal(again.status, 201, JSON.stringify(again.body));
+  const all = await stack.issoctl(['member', 'device', 'revoke', '--account', member.account, '--all']);
+  assert.equal(all.revoked, 10);
+});
+
+test('isso-sim: enrol keeps one device key per account in its state folder; answers reuse it', T, async () => {
+  const member = await stack.addUser({ account: 'sim.enrol', password: 'Sim-enrol-42', phone: '0912000884' });
+  const e = await simTpapp(['enrol', '--account', member.account, '--password', member.password, '--issod', `${stack.issuer}/`, '--name', 'sim phone']);
+  assert.equal(e.code, 0, `${e.stderr} ${JSON.stringify(e.out)}`);
+  assert.equal(e.out.status, 201);
+  const kept = fs.readdirSync(simState).filter((f) => f.startsWith('tpapp-'));
+  for (const f of kept) assert.equal(fs.statSync(path.join(simState, f)).mode & 0o077, 0, `${f} is private`);
+  const file = kept.map((f) => JSON.parse(fs.readFileSync(path.join(simState, f), 'utf8'))).find((k) => k.account === member.account);
+  assert.equal(file.device, e.out.device);
+  assert.equal(file.issod, stack.issuer);
+  // two answers, no password given: the kept key signs both
+  for (let i = 0; i < 2; i++) {
+    const agent = new HttpAgent();
+    const { res, qr } = await toQr(agent, await startAuth());
+    const r = await simTpapp(['approve', qr, '--account', member.account, '--pick', numberOf(res)]);
+    assert.equal(r.code, 0, `${r.stderr} ${JSON.stringify(r.out)}`);
+  }
+  const devices = await stack.issoctl(['member', 'device', 'list', '--account', member.account]);
+  assert.deepEqual(devices.map((d) => [d.device, d.name, d.revoked]), [[e.out.device, 'sim phone', false]]);
+  // the running simulator's enrolment; a wrong password is issod's 401
+  const h = await simHttp('enrol', { issod: stack.issuer, account: member.account, password: member.password });
+  assert.equal(h.status, 201, JSON.stringify(h.body));
+  const w = await simHttp('enrol', { issod: stack.issuer, account: member.account, password: 'Wrong-pass-9' });
+  assert.equal(w.status, 401);
+  assert.equal(w.body.error, 'invalid_credentials');
+  const u = await simTpapp(['enrol', '--account', member.account]);
+  assert.equal(u.code, 2, 'enrol needs --issod');
 });
 
 test('a challenge belongs to its own login', T, async () => {
@@ -498,7 +672,7 @@ test('a challenge belongs to its own login', T, async () => {
   await finish(agentA, a, st.body.next);
 });
 
-test('same phone: a phone browser gets the app link first; the app returns it to app-return → consent (acr low, amr pwd)', T, async () => {
+test('same phone: a phone browser gets the app link first; the app returns it to app-return → consent (acr low, amr swk)', T, async () => {
   const agent = new HttpAgent({ userAgent: PHONE_UA });
   const a = await startAuth();
   const { res, t, qr } = await toQr(agent, a);
@@ -542,7 +716,7 @@ test('same phone: a phone browser gets the app link first; the app returns it to
     pkceCodeVerifier: a.verifier, expectedState: a.state, expectedNonce: a.nonce,
   });
   assert.equal(tokens.claims().acr, ACR_LOW);
-  assert.deepEqual(tokens.claims().amr, ['pwd']);
+  assert.deepEqual(tokens.claims().amr, ['swk']);
   // once
   const again = await agent.get(ret.href);
   assert.notEqual(again.status, 303);
@@ -608,7 +782,7 @@ test('an expired QR code: its own message, then a new one (app_qr_ttl 2 s)', T, 
   const page = await agent.get(stackShort.url(st.body.next));
   assert.deepEqual(page.alerts(), [msg('tp.app_expired')]);
   assert.ok(page.links().some((l) => l.text === msg('tp.app_use_password')), 'the password is offered');
-  const late = await approveDirect(stackShort, { qr, account: 'short.member', password: 'Short-pass-42', decision: 'approve', number: numberOf(res) });
+  const late = await approveDirect(stackShort, { qr, device: 'A'.repeat(43), signature: 'a.b.c', decision: 'approve', number: numberOf(res) });
   assert.equal(late.status, 404);
   assert.equal(late.body.error, 'expired');
   const f = page.forms().find((x) => x.buttons.some((b) => b.value === 'regenerate'));
@@ -618,7 +792,7 @@ test('an expired QR code: its own message, then a new one (app_qr_ttl 2 s)', T, 
   assert.notEqual(qr2, qr);
   // security.ip_rate_per_min 4 on this stack: the app's answers are limited per address
   let r;
-  for (let i = 0; i < 5; i++) r = await approveDirect(stackShort, { qr: qr2, account: 'short.member', password: 'Wrong-pass', decision: 'approve', number: '10' });
+  for (let i = 0; i < 5; i++) r = await approveDirect(stackShort, { qr: qr2, device: 'A'.repeat(43), signature: 'a.b.c', decision: 'approve', number: '10' });
   assert.equal(r.status, 429);
   assert.equal(r.body.error, 'rate_limited');
   for (let i = 0; i < 5; i++) r = await approveDirect(stackShort, { qr: qr2 }, 'details');
@@ -634,7 +808,7 @@ test('hostile input to the app API: a clear 4xx, never a 5xx, and the code stays
     await r.arrayBuffer();
     return r.status;
   };
-  const base = { challenge: ch, account: WANG.taipeipass.account, password: WANG.taipeipass.password, decision: 'approve' };
+  const base = { challenge: ch, device: 'A'.repeat(43), signature: 'a.b.c', decision: 'approve' };
   const cases = [
     ['details', '{'], ['details', '[]'], ['details', 'null'], ['details', JSON.stringify({ challenge: 42 })],
     ['details', JSON.stringify({ challenge: 'x'.repeat(50_000) })], ['details', Buffer.from([0xff, 0xfe, 0x00, 0x80])],
@@ -644,6 +818,11 @@ test('hostile input to the app API: a clear 4xx, never a 5xx, and the code stays
     ['approve', JSON.stringify({ ...base, number: [12] })], ['approve', JSON.stringify({ ...base, via: 7 })],
     ['approve', JSON.stringify({ ...base, number: '123' })], ['approve', Buffer.from([0x80, 0x81, 0x82])],
     ['approve', 'x'.repeat(60_000), 'text/plain'],
+    ['approve', JSON.stringify({ ...base, number: 12, signature: 'x'.repeat(5000) })],
+    ['approve', JSON.stringify({ ...base, number: 12, signature: 42 })],
+    ['approve', JSON.stringify({ ...base, number: 12, device: 'short' })],
+    ['approve', JSON.stringify({ ...base, number: 12, signature: '..' })],
+    ['approve', JSON.stringify({ ...base, number: 12, signature: 'eyJhbGciOiJub25lIn0.e30.' })],
   ];
   for (const [what, body, type] of cases) {
     const status = await post(what, body, type);

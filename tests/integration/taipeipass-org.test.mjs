@@ -3,8 +3,8 @@
 // organisation login; the app's approval names the organisation (統一編號)
 // and issod checks that the member belongs to it. Covers issoctl org …,
 // the happy path (scope organization: UserInfo organization {ubn, name}
-// beside the acting member's own claims, acr low and amr pwd like every
-// app login for now, the app told the service's name and picking the
+// beside the acting member's own claims, acr low and amr swk like every
+// app login (the app's enrolled device key signs), the app told the service's name and picking the
 // page's number,
 // the consent page naming the organisation), refusals (a member of another
 // organisation, of none, an approval without an organisation, an
@@ -15,6 +15,7 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import * as client from 'openid-client';
 import {
@@ -50,6 +51,7 @@ let wang;
 let outsider; // a member of OTHER_ORG only
 let loner; // a member of no organisation
 let browser;
+let simState; // the command-line app's state folder (its device keys)
 const shots = new Screenshots();
 
 async function setupClient(scope) {
@@ -77,12 +79,14 @@ before(async () => {
   await stack.issoctl(['org', 'member', 'add', '--ubn', ORG.ubn, '--account', wang.account, '--role', '負責人']);
   await stack.issoctl(['org', 'add', '--ubn', OTHER_ORG.ubn, '--name', OTHER_ORG.name]);
   await stack.issoctl(['org', 'member', 'add', '--ubn', OTHER_ORG.ubn, '--account', outsider.account]);
+  simState = fs.mkdtempSync(path.join(os.tmpdir(), 'isso-tpapp-state-'));
   if (!NO_BROWSER) browser = await launchBrowser();
 }, { timeout: limit(60_000) });
 
 after(async () => {
   await browser?.close().catch(() => {});
   if (stack) await stack.stop({ check: false });
+  if (simState) fs.rmSync(simState, { recursive: true, force: true });
   shots.report();
 });
 
@@ -131,7 +135,8 @@ async function toOrgQr(agent, a) {
 /** `isso-sim phone tpapp ARGS`: {code, out}. */
 function simTpapp(args) {
   return new Promise((resolve) => {
-    execFile(path.join(BUILD_DIR, 'isso-sim'), ['phone', 'tpapp', ...args],
+    const state = args[0] === 'show' ? [] : ['--state', simState];
+    execFile(path.join(BUILD_DIR, 'isso-sim'), ['phone', 'tpapp', ...args, ...state],
       { timeout: 10_000 }, (err, stdout, stderr) => {
         let out = null;
         try { out = JSON.parse(stdout); } catch { /* usage or connection error */ }
@@ -170,8 +175,8 @@ async function finish(agent, a, next, { onConsent } = {}) {
     pkceCodeVerifier: a.verifier, expectedState: a.state, expectedNonce: a.nonce,
   });
   const claims = tokens.claims();
-  assert.equal(claims.acr, ACR_LOW, 'acr low: the app still answers with a password');
-  assert.deepEqual(claims.amr, ['pwd'], `amr ${JSON.stringify(claims.amr)}`);
+  assert.equal(claims.acr, ACR_LOW, 'acr low: the app\'s device key is one factor');
+  assert.deepEqual(claims.amr, ['swk'], `amr ${JSON.stringify(claims.amr)}`);
   const userinfo = await client.fetchUserInfo(a.conf, tokens.access_token, claims.sub);
   return { tokens, claims, userinfo };
 }
@@ -221,7 +226,7 @@ test('discovery lists the organization scope', T, async () => {
   assert.ok(d.claims_supported.includes('organization'));
 });
 
-test('組織 / 公司企業 → QR → the member approves for their organisation (isso-sim --org) → consent names it → UserInfo organization + the member; acr low, amr pwd', T, async () => {
+test('組織 / 公司企業 → QR → the member approves for their organisation (isso-sim --org) → consent names it → UserInfo organization + the member; acr low, amr swk', T, async () => {
   const agent = new HttpAgent();
   const a = await startAuth();
   const { t, qr, pick } = await toOrgQr(agent, a);

@@ -1,7 +1,8 @@
 // A TaipeiPass password reset (忘記密碼) and what it ends and tells:
 // every earlier login of the member ends — access and refresh tokens,
 // browser sessions (single sign-on), also those of a TaipeiPass app login
-// — and the member gets an SMS saying the password was changed, on the
+// — and the TaipeiPass app devices enrolled with the old password are
+// revoked — and the member gets an SMS saying the password was changed, on the
 // number the reset was proven with, without any secret in it. A reset
 // that does not complete sends no such notice. (iSSO has no e-mail
 // sender: a member with an e-mail address gets the SMS only.)
@@ -11,6 +12,7 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import * as client from 'openid-client';
+import * as tpapp from './lib/tpapp.mjs';
 import {
   startStack, HttpAgent, REPO, limit, redirectParams, sameEndpoint, sleep, decodeEntities,
 } from './lib/harness.mjs';
@@ -93,19 +95,17 @@ async function forgotStart(phone) {
   return { agent, res };
 }
 
-/** A TaipeiPass app login of member in agent: its tokens. */
-async function appLogin(agent, member) {
+/** A TaipeiPass app login of member in agent, answered by the app's
+ * device dev (tpapp.enrolled): its tokens. */
+async function appLogin(agent, member, dev) {
   const a = await startAuth();
   const r = await agent.followUntil(a.url.href, isRp);
   const t = new URL(r.url).searchParams.get('t');
   const page = await agent.get(stack.url(`/login/taipeipass/app?t=${t}`));
   const qr = decodeEntities(/data-qr="([^"]+)"/.exec(page.text)[1]);
   const number = /id="tp-number">(\d{2})</.exec(page.text)[1];
-  const ok = await fetch(stack.url('/app/v1/qr/approve'), {
-    method: 'POST', headers: { 'content-type': 'application/json' },
-    body: JSON.stringify({ qr, account: member.account, password: member.password, decision: 'approve', number }),
-  });
-  assert.equal(ok.status, 200, await ok.text());
+  const ok = await tpapp.answer(stack, qr, dev, { number });
+  assert.equal(ok.status, 200, JSON.stringify(ok.body));
   const done = await agent.followUntil(stack.url(`/login/taipeipass/app-done?t=${t}`), isRp);
   let cb = done.url;
   if (!done.stopped) {
@@ -119,7 +119,8 @@ async function appLogin(agent, member) {
 test('a completed reset ends the app login\'s session and refresh token and tells the member by SMS', T, async () => {
   const m = await stack.addUser({ account: 'reset.notice', password: 'Before-reset-42', phone: '0912000555', email: 'reset.notice@example.tw' });
   const browser = new HttpAgent(); // the member's browser, logged in by the app
-  const tokens = await appLogin(browser, m);
+  const dev = await tpapp.enrolled(stack, m, 'the member\'s phone');
+  const tokens = await appLogin(browser, m, dev);
   assert.ok(tokens.refresh_token, 'a refresh token');
   const silentBefore = await browser.followUntil((await startAuth({ prompt: 'none' })).url.href, isRp);
   assert.ok(redirectParams(silentBefore.url).get('code'), 'single sign-on works before the reset');
@@ -142,6 +143,14 @@ test('a completed reset ends the app login\'s session and refresh token and tell
   });
   const silentAfter = await browser.followUntil((await startAuth({ prompt: 'none' })).url.href, isRp);
   assert.equal(redirectParams(silentAfter.url).get('error'), 'login_required', 'the session ended');
+  // the app's device, enrolled with the old password, approves no more
+  const devices = await stack.issoctl(['member', 'device', 'list', '--account', m.account]);
+  assert.equal(devices.length, 1);
+  assert.equal(devices[0].revoked, true, 'the reset revoked the device');
+  await assert.rejects(appLogin(new HttpAgent(), m, dev), /unknown_device/);
+  // enrolled again with the new password, it does
+  const dev2 = await tpapp.enrolled(stack, { account: m.account, password: newPw });
+  assert.ok((await appLogin(new HttpAgent(), m, dev2)).access_token);
 });
 
 test('a reset that does not complete sends no notice', T, async () => {

@@ -865,6 +865,54 @@ test_expired(void **state)
 	cardpki_free(pki);
 }
 
+/* A certificate alone (the mobile certificate of a TW FidO result): the
+ * same checks but the signature, and the same holder. */
+static void
+test_check_cert(void **state)
+{
+	struct cardpki *pki = pki_sim("ocsp,crl");
+	struct cardpki_holder h;
+	X509 *x;
+	char *b64;
+	struct made m;
+
+	x = card_cert(CARD_OK);
+	b64 = cert_b64(x);
+	assert_verdict(cardpki_check_cert(pki, b64, &h), CARDPKI_OK);
+	assert_string_equal(h.name, "王小明");
+	assert_string_equal(h.id_last4, "6789");
+	assert_true(strlen(h.serial_hex) > 0);
+	free(b64);
+	X509_free(x);
+
+	static const struct {
+		const char *sn;
+		enum cardpki_verdict v;
+	} cases[] = {
+	    {CARD_ROGUE, CARDPKI_WRONG_CHAIN},
+	    {CARD_EXPIRED, CARDPKI_EXPIRED},
+	    {CARD_REVOKED, CARDPKI_REVOKED},
+	};
+	for (size_t i = 0; i < ISSO_N_ELEMENTS(cases); i++) {
+		x = card_cert(cases[i].sn);
+		b64 = cert_b64(x);
+		assert_verdict(cardpki_check_cert(pki, b64, &h), cases[i].v);
+		assert_string_equal(h.name, "");
+		free(b64);
+		X509_free(x);
+	}
+	m = make_cert("王小明", "0000000000016789", "critical,keyEncipherment", -60, 86400);
+	b64 = cert_b64(m.cert);
+	assert_verdict(cardpki_check_cert(pki, b64, NULL), CARDPKI_KEY_USAGE);
+	free(b64);
+	made_free(&m);
+	assert_verdict(cardpki_check_cert(pki, "not base64!", &h), CARDPKI_MALFORMED);
+	assert_verdict(cardpki_check_cert(pki, "AAAA", &h), CARDPKI_MALFORMED);
+	assert_verdict(cardpki_check_cert(pki, NULL, &h), CARDPKI_MALFORMED);
+	assert_verdict(cardpki_check_cert(NULL, "AAAA", &h), CARDPKI_MALFORMED);
+	cardpki_free(pki);
+}
+
 static void
 test_key_usage(void **state)
 {
@@ -1548,6 +1596,7 @@ main(void)
 	    cmocka_unit_test(test_key_usage),
 	    cmocka_unit_test(test_revoked_ocsp),
 	    cmocka_unit_test(test_revoked_crl),
+	    cmocka_unit_test(test_check_cert),
 	    cmocka_unit_test(test_urls_from_certificate),
 	    cmocka_unit_test(test_crl_cache),
 	    cmocka_unit_test(test_unavailable_unreachable),

@@ -802,6 +802,108 @@ test_org(void **state)
 	assert_null(role);
 }
 
+/* ---- TaipeiPass app device keys ---- */
+
+static void
+test_devices(void **state)
+{
+	struct fixture *f = *state;
+	struct store_member m;
+	struct store_device d, *out = NULL, *list = NULL;
+	char u1[64], u2[64], acc1[64], acc2[64], p1[64], p2[64], d1[64], d2[64], d3[64];
+	size_t n = 0;
+	bool found = true;
+	int count = -1;
+
+	id(f, "du1", u1, sizeof(u1));
+	id(f, "du2", u2, sizeof(u2));
+	id(f, "dacc1", acc1, sizeof(acc1));
+	id(f, "dacc2", acc2, sizeof(acc2));
+	id(f, "dp1", p1, sizeof(p1));
+	id(f, "dp2", p2, sizeof(p2));
+	id(f, "dev1", d1, sizeof(d1));
+	id(f, "dev2", d2, sizeof(d2));
+	id(f, "dev3", d3, sizeof(d3));
+	add_person(f, u1, NULL);
+	add_person(f, u2, NULL);
+	member_init(&m, u1, acc1, NULL, p1);
+	assert_int_equal(store_member_add(f->store, &m), 0);
+	member_init(&m, u2, acc2, NULL, p2);
+	assert_int_equal(store_member_add(f->store, &m), 0);
+
+	assert_int_equal(store_device_get(f->store, d1, &out), 0);
+	assert_null(out);
+	d = (struct store_device){
+	    .id = d1, .uuid = u1, .jwk = "{\"kty\":\"EC\"}", .name = "手機", .created_at = NOW};
+	assert_int_equal(store_device_add(f->store, &d), 0);
+	assert_int_equal(store_device_add(f->store, &d), ISSO_ERR_CONFLICT);
+	d = (struct store_device){.id = d2, .uuid = u1, .jwk = "{}", .created_at = NOW + 1};
+	assert_int_equal(store_device_add(f->store, &d), 0);
+	d = (struct store_device){.id = d3, .uuid = u2, .jwk = "{}", .created_at = NOW};
+	assert_int_equal(store_device_add(f->store, &d), 0);
+	/* An unknown member holds no device. */
+	d = (struct store_device){.id = "x", .uuid = "no-such-member", .jwk = "{}"};
+	assert_true(store_device_add(f->store, &d) < 0);
+	d.jwk = NULL;
+	assert_int_equal(store_device_add(f->store, &d), ISSO_ERR_INVALID);
+
+	assert_int_equal(store_device_get(f->store, d1, &out), 0);
+	assert_non_null(out);
+	assert_string_equal(out->uuid, u1);
+	assert_string_equal(out->jwk, "{\"kty\":\"EC\"}");
+	assert_string_equal(out->name, "手機");
+	assert_int_equal(out->created_at, NOW);
+	assert_int_equal(out->last_used_at, 0);
+	assert_int_equal(out->revoked_at, 0);
+	store_device_free(out);
+	out = NULL;
+
+	assert_int_equal(store_device_use(f->store, d1, NOW + 5, &found), 0);
+	assert_true(found);
+	assert_int_equal(store_device_use(f->store, "unknown", NOW + 5, &found), 0);
+	assert_false(found);
+
+	/* Oldest first, the member's own only, at most max. */
+	assert_int_equal(store_device_list(f->store, u1, 10, &list, &n), 0);
+	assert_int_equal(n, 2);
+	assert_string_equal(list[0].id, d1);
+	assert_int_equal(list[0].last_used_at, NOW + 5);
+	assert_string_equal(list[1].id, d2);
+	assert_string_equal(list[1].name, "");
+	store_device_list_free(list, n);
+	assert_int_equal(store_device_list(f->store, u1, 1, &list, &n), 0);
+	assert_int_equal(n, 1);
+	store_device_list_free(list, n);
+	assert_int_equal(store_device_list(f->store, u1, 0, &list, &n), ISSO_ERR_INVALID);
+
+	/* Revoking one: only the owner's, once; a revoked key is not used. */
+	assert_int_equal(store_device_revoke(f->store, u2, d1, NOW + 6, &count), 0);
+	assert_int_equal(count, 0);
+	assert_int_equal(store_device_revoke(f->store, u1, d1, NOW + 6, &count), 0);
+	assert_int_equal(count, 1);
+	assert_int_equal(store_device_revoke(f->store, u1, d1, NOW + 7, &count), 0);
+	assert_int_equal(count, 0);
+	assert_int_equal(store_device_use(f->store, d1, NOW + 8, &found), 0);
+	assert_false(found);
+	assert_int_equal(store_device_get(f->store, d1, &out), 0);
+	assert_int_equal(out->revoked_at, NOW + 6);
+	assert_int_equal(out->last_used_at, NOW + 5);
+	store_device_free(out);
+	out = NULL;
+
+	/* All of a member's (a password reset): the other member's stay. */
+	assert_int_equal(store_device_revoke(f->store, u1, NULL, NOW + 9, &count), 0);
+	assert_int_equal(count, 1);
+	assert_int_equal(store_device_use(f->store, d2, NOW + 10, &found), 0);
+	assert_false(found);
+	assert_int_equal(store_device_use(f->store, d3, NOW + 10, &found), 0);
+	assert_true(found);
+	assert_int_equal(store_device_list(f->store, u1, 10, &list, &n), 0);
+	assert_int_equal(n, 2);
+	assert_int_equal(list[1].revoked_at, NOW + 9);
+	store_device_list_free(list, n);
+}
+
 /* ---- consents ---- */
 
 static void
@@ -2158,6 +2260,7 @@ main(void)
 	    cmocka_unit_test_setup_teardown(test_non_utf8_keys, setup, teardown),
 	    cmocka_unit_test(test_pgsql_unreachable),
 	    cmocka_unit_test_setup_teardown(test_purge, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_devices, setup, teardown),
 	};
 
 	if (drv != NULL && drv[0] != '\0')

@@ -25,10 +25,12 @@
  *   polled  when the service was last asked about the ticket (Unix ms)
  *   outcome why the ticket ended without approval: "denied", "expired",
  *           "not_enrolled", "error", "mismatch", "unreachable" (a push
- *           that could not reach the phone)
+ *           that could not reach the phone), "certificate" (the result's
+ *           certificate failed the card PKI check: chain to the MOICA
+ *           roots, validity, key usage, revocation, or it names another ID)
  *   uuid    the person, once the app approved (stage "proven")
- *   name    the holder's name from the result's certificate, sealed;
- *           absent when the result carried none we could read
+ *   name    the holder's name from the result's certificate once it
+ *           passed the card PKI check (cardpki_check_cert), sealed
  *
  * A later step refuses to run until the earlier one succeeded. The
  * national ID appears in logs only masked (log_mask), and in no page
@@ -45,6 +47,7 @@
 #include "auth/page.h"
 #include "auth/person.h"
 #include "auth/qr.h"
+#include "conn/cardpki.h"
 #include "conn/twfido.h"
 #include "http/csrf.h"
 #include "lib/idnum.h"
@@ -83,8 +86,10 @@ static void handle(struct isso_app *app, struct http_req *req, const char *step)
 static void routes(struct isso_app *app, struct http_server *srv);
 
 /* The name comes from the subject of the certificate the TW FidO result
- * carries (see docs/connectors/twfido.md); a linked TaipeiPass member's
- * other data still flows through linked_member_data. */
+ * carries, checked like a MOICA card's (chain, validity, revocation, the
+ * typed ID's last four digits; docs/connectors/twfido.md): hence the
+ * MOICA settings; a linked TaipeiPass member's other data still flows
+ * through linked_member_data. */
 const struct method method_moica_mobile = {
     .id = "moica-mobile",
     .loa = LOA_HIGH,
@@ -94,7 +99,7 @@ const struct method method_moica_mobile = {
     .title_key = "mm.title",
     .bullet_keys = bullets,
     .register_path = HELP_PATH,
-    .needs = METHOD_NEEDS_TWFIDO | METHOD_NEEDS_SMS,
+    .needs = METHOD_NEEDS_TWFIDO | METHOD_NEEDS_SMS | METHOD_NEEDS_MOICA,
     .handle = handle,
     .routes = routes,
 };
@@ -109,18 +114,20 @@ enum outcome {
 	OUT_ERROR,
 	OUT_MISMATCH,
 	OUT_UNREACHABLE,
+	OUT_CERT, /* the result's certificate failed the card PKI check */
 };
 
 static const char *const outcome_names[] = {
-    [OUT_NONE] = "none",     [OUT_PENDING] = "pending",   [OUT_DONE] = "done",
-    [OUT_DENIED] = "denied", [OUT_EXPIRED] = "expired",   [OUT_NOT_ENROLLED] = "not_enrolled",
-    [OUT_ERROR] = "error",   [OUT_MISMATCH] = "mismatch", [OUT_UNREACHABLE] = "unreachable",
+    [OUT_NONE] = "none",        [OUT_PENDING] = "pending",   [OUT_DONE] = "done",
+    [OUT_DENIED] = "denied",    [OUT_EXPIRED] = "expired",   [OUT_NOT_ENROLLED] = "not_enrolled",
+    [OUT_ERROR] = "error",      [OUT_MISMATCH] = "mismatch", [OUT_UNREACHABLE] = "unreachable",
+    [OUT_CERT] = "certificate",
 };
 
 static enum outcome
 outcome_parse(const char *s)
 {
-	for (int i = OUT_DENIED; s != NULL && i <= OUT_UNREACHABLE; i++) {
+	for (int i = OUT_DENIED; s != NULL && i <= OUT_CERT; i++) {
 		if (strcmp(outcome_names[i], s) == 0)
 			return (enum outcome)i;
 	}
@@ -327,6 +334,11 @@ result_page(struct isso_app *app, struct http_req *req, const char *id, enum out
 		status = 403;
 		json_object_set_new(ctx, "mismatch", json_true());
 		break;
+	case OUT_CERT:
+		title = "mm.cert_title";
+		status = 403;
+		json_object_set_new(ctx, "cert_refused", json_true());
+		break;
 	default:
 		json_object_set_new(ctx, "failed", json_true());
 		break;
@@ -460,16 +472,57 @@ seconds_left(json_t *st)
 	return left > 0 ? (int)left : 0;
 }
 
-/* The approval arrived: is it the typed ID's person? Then link the
- * person (with the certificate's name, when there is one), keep the name
- * for the session and mark the stage proven. */
+/* Checks the certificate of an approval (cert: standard base64 of its
+ * DER, or NULL) for the typed ID idn with the card PKI code: chain to the
+ * configured MOICA roots, validity, key usage, revocation (moica.revocation)
+ * and the holder: its subject serialNumber's last four digits are the
+ * ID's, as the MOICA card path checks. OUT_DONE with *holder_r filled, or
+ * OUT_CERT (OUT_ERROR when no revocation source answered or the PKI is not
+ * configured: ours to fix); a refusal is logged and audited. */
 static enum outcome
-approved(struct isso_app *app, json_t *st, const char *hashed, const char *name)
+check_cert(struct isso_app *app, const char *idn, const char *cert, struct cardpki_holder *holder_r)
+{
+	enum cardpki_verdict v;
+	const char *verdict;
+	char masked[32];
+
+	memset(holder_r, 0, sizeof(*holder_r));
+	if (app->cardpki == NULL) {
+		log_error("moica_mobile_no_pki", "reason",
+		          "moica.roots / moica.intermediates not loaded: certificates cannot be "
+		          "checked",
+		          NULL);
+		return OUT_ERROR;
+	}
+	v = cert != NULL ? cardpki_check_cert(app->cardpki, cert, holder_r) : CARDPKI_MALFORMED;
+	verdict = cert == NULL ? "no_certificate" : cardpki_verdict_name(v);
+	if (v == CARDPKI_OK && (strlen(idn) != 10 || !secret_equal(holder_r->id_last4, idn + 6))) {
+		v = CARDPKI_MALFORMED;
+		verdict = "holder_mismatch";
+	}
+	if (v == CARDPKI_OK)
+		return OUT_DONE;
+	explicit_bzero(holder_r, sizeof(*holder_r));
+	log_warn("moica_mobile_cert_refused", "verdict", verdict, "id", log_mask(idn, masked),
+	         NULL);
+	store_audit_append(app->store, app_now(), "moica_mobile_cert_refused",
+	                   json_pack("{s:s}", "verdict", verdict));
+	return v == CARDPKI_REVOCATION_UNAVAILABLE ? OUT_ERROR : OUT_CERT;
+}
+
+/* The approval arrived: is it the typed ID's person, and does the
+ * result's certificate pass the card PKI check for that ID? Then link the
+ * person with the certificate's name, keep the name for the session and
+ * mark the stage proven. Nothing is kept otherwise. */
+static enum outcome
+approved(struct isso_app *app, json_t *st, const char *hashed, const char *cert)
 {
 	json_t *ticket = json_object_get(st, "ticket");
+	struct cardpki_holder holder;
 	char *idn = NULL, *sealed = NULL, uuid[37], masked[32];
 	enum outcome o = OUT_ERROR;
 
+	memset(&holder, 0, sizeof(holder));
 	idn = method_state_open(app, st, "id");
 	if (idn == NULL)
 		goto out;
@@ -478,20 +531,24 @@ approved(struct isso_app *app, json_t *st, const char *hashed, const char *name)
 		o = OUT_MISMATCH;
 		goto out;
 	}
-	if (name != NULL && secret_seal(&app->secrets, name, strlen(name), &sealed) < 0) {
+	o = check_cert(app, idn, cert, &holder);
+	if (o != OUT_DONE)
+		goto out;
+	o = OUT_ERROR;
+	if (secret_seal(&app->secrets, holder.name, strlen(holder.name), &sealed) < 0) {
 		log_error("moica_mobile_seal_failed", NULL);
 		goto out;
 	}
-	if (person_link_id(app, idn, name, uuid) < 0) {
+	if (person_link_id(app, idn, holder.name, uuid) < 0) {
 		log_error("moica_mobile_link_failed", "id", log_mask(idn, masked), NULL);
 		goto out;
 	}
-	if (sealed != NULL)
-		json_object_set_new(st, "name", json_string(sealed));
+	json_object_set_new(st, "name", json_string(sealed));
 	json_object_set_new(st, "uuid", json_string(uuid));
 	json_object_set_new(st, "stage", json_string("proven"));
 	o = OUT_DONE;
 out:
+	explicit_bzero(&holder, sizeof(holder));
 	free(sealed);
 	xfree_secret(idn);
 	return o;
@@ -536,7 +593,7 @@ poll_once(struct isso_app *app, struct http_req *req, json_t *st, bool *changed_
 	json_t *ticket = json_object_get(st, "ticket");
 	struct twfido_status status;
 	const char *error = NULL;
-	char *hashed = NULL, *name = NULL;
+	char *hashed = NULL, *cert = NULL;
 	enum outcome o;
 	int64_t polled;
 	int ret;
@@ -556,7 +613,7 @@ poll_once(struct isso_app *app, struct http_req *req, json_t *st, bool *changed_
 		return OUT_PENDING;
 	ret = conn_twfido_poll(app->twfido, json_string_value(json_object_get(ticket, "txn")),
 	                       json_string_value(json_object_get(ticket, "tid")), &status, &hashed,
-	                       &name, &error);
+	                       &cert, &error);
 	/* Stamped after the exchange: the connector's own stamp is earlier,
 	 * so a poll this method allows is never one the connector refuses. */
 	json_object_set_new(st, "polled", json_integer(method_now_ms()));
@@ -576,7 +633,7 @@ poll_once(struct isso_app *app, struct http_req *req, json_t *st, bool *changed_
 			        : OUT_PENDING;
 			break;
 		case TWFIDO_OK:
-			o = approved(app, st, hashed, name);
+			o = approved(app, st, hashed, cert);
 			break;
 		case TWFIDO_DENIED:
 			o = OUT_DENIED;
@@ -603,8 +660,7 @@ poll_once(struct isso_app *app, struct http_req *req, json_t *st, bool *changed_
 			login_failed(req, outcome_names[o]);
 	}
 	free(hashed);
-	if (name != NULL)
-		xfree_secret(name);
+	free(cert);
 	return o;
 }
 
@@ -761,7 +817,7 @@ wait_step(struct isso_app *app, struct http_req *req, const char *id, json_t *tx
 			return;
 		}
 		o = outcome_parse(json_string_value(json_object_get(st, "outcome")));
-		if (o == OUT_NOT_ENROLLED || o == OUT_ERROR || o == OUT_MISMATCH)
+		if (o == OUT_NOT_ENROLLED || o == OUT_ERROR || o == OUT_MISMATCH || o == OUT_CERT)
 			result_page(app, req, id, o);
 		else
 			wait_page(app, req, id, st, step, 200, NULL, NULL);
@@ -902,6 +958,12 @@ handle(struct isso_app *app, struct http_req *req, const char *step)
 		known = known || strcmp(step, steps[i]) == 0;
 	if (!known) {
 		page_error(app, req, 404, "error.not_found", "error.not_found.message", "/");
+		return;
+	}
+	/* Without the MOICA roots no result certificate can be checked: the
+	 * method is not available (as the MOICA card's). */
+	if (app->cardpki == NULL) {
+		page_error(app, req, 503, "mm.error_title", "mm.error", "/");
 		return;
 	}
 	if ((strcmp(step, "status") == 0 || strcmp(step, "return") == 0) &&

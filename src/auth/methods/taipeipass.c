@@ -1,9 +1,10 @@
 /* Method taipeipass (台北通會員帳號): password login of TaipeiPass members,
  * login by the TaipeiPass app (a QR code scanned by the app, or on the
  * same phone an app link), registration and password reset by SMS code.
- * Every path is loa low, amr pwd: the app's credential is, for now, the
- * member's account and password. It counts as substantial only once the
- * app signs its answer with a device key enrolled on the phone.
+ * Every path is loa low. The password paths are amr pwd; the app answers
+ * with a signature of a device key it enrolled once with the member's
+ * account and password (amr swk: possession of that key, nothing more is
+ * proven at the approval, so still loa low).
  *
  * The app login:
  *   step "app"         the page: `isso-tpapp:<public_url>/app/v1/qr/<c>`
@@ -22,21 +23,26 @@
  *                      code (r) → consent
  *   step "org"         組織 / 公司企業: marks the login as an organisation
  *                      login (txn "org") and leads to the same QR page
+ *   POST /app/v1/device/enrol  account, password and a P-256 public key
+ *                      (JWK) → a device id (store table devices)
  *   POST /app/v1/qr/details   what the app shows: service name,
- *                      organisation or not, three numbers to choose from
+ *                      organisation or not, three numbers to choose from,
+ *                      and the nonce the app signs
  *   POST /app/v1/qr/approve   the app's answer (JSON or form): challenge
- *                      (or the whole QR text), account, password, decision
- *                      approve|deny, number (picked; a wrong one ends the
- *                      challenge "refused"), via scan|link, and for an
- *                      organisation login organisation (統一編號): the
- *                      member must belong to it, else "refused"
+ *                      (or the whole QR text), device, signature (ES256
+ *                      JWS over the answer, the nonce and the time),
+ *                      decision approve|deny, number (picked; a wrong one
+ *                      ends the challenge "refused"), via scan|link, and
+ *                      for an organisation login organisation (統一編號):
+ *                      the member must belong to it, else "refused"
  * The challenge lives in the store (kind "tpapp", expiring after
  * taipeipass.app_qr_ttl) as {txn, state pending|approved|denied|refused,
  * reason, service, number, choices, uuid, org (an organisation login),
  * organisation {ubn, name}, link + return_hash (approved through the app
  * link)}, bound to the login transaction, which holds {ch, exp, number,
- * service, outcome, reason} under "tpapp". The app's password is checked
- * by member_authenticate, with the login page's guess delays. */
+ * service, outcome, reason} under "tpapp". The enrolment's password is
+ * checked by member_authenticate, with the login page's guess delays; a
+ * password never answers a challenge. */
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -45,6 +51,7 @@
 
 #include "auth/app.h"
 #include "auth/claims.h"
+#include "auth/devkey.h"
 #include "auth/flow.h"
 #include "auth/method.h"
 #include "auth/otp.h"
@@ -65,6 +72,8 @@
 #define PENDING_TTL 900
 
 static const char *const amr_pwd[] = {"pwd", NULL};
+/* RFC 8176 swk: proof of possession of a software-secured key. */
+static const char *const amr_swk[] = {"swk", NULL};
 static const char *const bullets[] = {"tp.bullet1", "tp.bullet2", "tp.bullet3", NULL};
 
 static void handle(struct isso_app *app, struct http_req *req, const char *step);
@@ -72,7 +81,7 @@ static void routes(struct isso_app *app, struct http_server *srv);
 
 const struct method method_taipeipass = {
     .id = "taipeipass",
-    .loa = LOA_LOW, /* the app too, until it signs with an enrolled device key */
+    .loa = LOA_LOW, /* the app too: its device key is a single factor */
     .amr = amr_pwd,
     .vouches = CLAIM_UUID | CLAIM_NAME | CLAIM_ID_NUMBER | CLAIM_PHONE | CLAIM_EMAIL |
                CLAIM_BIRTHDATE | CLAIM_ADDRESS,
@@ -414,7 +423,7 @@ app_issue(struct isso_app *app, const char *id, json_t *txn)
 	json_t *st = app_state(txn), *data, *choices;
 	struct store_client *client = NULL;
 	int picks[APP_CHOICES], right;
-	char ch[44];
+	char ch[44], nonce[44];
 	int ret;
 
 	/* The previous code is dead from now on. */
@@ -443,8 +452,9 @@ app_issue(struct isso_app *app, const char *id, json_t *txn)
 	for (size_t i = 0; i < APP_CHOICES; i++)
 		json_array_append_new(choices, json_integer(picks[i]));
 	secret_token(32, ch);
-	data = json_pack("{s:s, s:s, s:s, s:i, s:o}", "txn", id, "state", "pending", "service",
-	                 client->name, "number", right, "choices", choices);
+	secret_token(32, nonce);
+	data = json_pack("{s:s, s:s, s:s, s:i, s:o, s:s}", "txn", id, "state", "pending", "service",
+	                 client->name, "number", right, "choices", choices, "nonce", nonce);
 	if (app_is_org(txn))
 		json_object_set_new(data, "org", json_true());
 	ret = store_eph_put(app->store, APP_KIND, ch, data, exp);
@@ -754,7 +764,7 @@ app_status_step(struct isso_app *app, struct http_req *req, const char *id, json
 }
 
 /* Takes the approved challenge (once) and completes the login: loa low,
- * amr pwd, since the app's credential is still the member's password. */
+ * amr swk: the app proved its enrolled device key, one factor. */
 static void
 app_finish(struct isso_app *app, struct http_req *req, const char *id, json_t *txn,
            const char *uuid, json_t *org)
@@ -773,7 +783,7 @@ app_finish(struct isso_app *app, struct http_req *req, const char *id, json_t *t
 	auth.uuid = uuid;
 	auth.method = &method_taipeipass;
 	auth.loa = LOA_LOW;
-	auth.amr = amr_pwd;
+	auth.amr = amr_swk;
 	if (org != NULL) {
 		auth.attrs = json_pack("{s:O}", "organisation", org);
 		json_object_del(txn, "org");
@@ -844,7 +854,7 @@ out:
 	json_decref(org);
 }
 
-/* ---- the app's API: POST /app/v1/qr/details and /app/v1/qr/approve ---- */
+/* ---- the app's API: /app/v1/device/enrol, /app/v1/qr/details, /app/v1/qr/approve ---- */
 
 static void
 app_reply(struct http_req *req, int status, const char *key, const char *value)
@@ -896,7 +906,8 @@ app_challenge(json_t *body)
 }
 
 static const char *const app_fields[] = {
-    "challenge", "qr", "account", "password", "decision", "organisation", "number", "via", NULL,
+    "challenge", "qr",  "account", "password",  "decision", "organisation",
+    "number",    "via", "device",  "signature", NULL,
 };
 
 /* The app's pending challenge ch (a new reference), after the per-address
@@ -940,9 +951,9 @@ app_details_route(struct http_req *req, void *ctx)
 	}
 	if ((data = app_pending(app, req, "tpapp-details", ch)) == NULL)
 		goto out;
-	out = json_pack("{s:O, s:b, s:O}", "service", json_object_get(data, "service"),
+	out = json_pack("{s:O, s:b, s:O, s:O}", "service", json_object_get(data, "service"),
 	                "organisation", json_is_true(json_object_get(data, "org")), "choices",
-	                json_object_get(data, "choices"));
+	                json_object_get(data, "choices"), "nonce", json_object_get(data, "nonce"));
 	http_set_header(req, "Cache-Control", "no-store");
 	http_send_json(req, 200, out);
 out:
@@ -967,12 +978,6 @@ app_picked(json_t *body)
 	return -1;
 }
 
-/* An app answer waiting for its password check. */
-struct app_check {
-	struct isso_app *app;
-	json_t *body, *data;
-};
-
 /* The password in the app's request body is wiped before the body goes. */
 static void
 app_wipe_password(json_t *body)
@@ -983,23 +988,68 @@ app_wipe_password(json_t *body)
 		explicit_bzero((char *)pw, strlen(pw));
 }
 
-static void app_approve_checked(struct http_req *req, const struct member_auth_result *res,
-                                void *ctx);
+static void app_approve_finish(struct isso_app *app, struct http_req *req, json_t *body,
+                               json_t *data, const char *uuid);
+
+/* Seconds a signed answer's iat may lie from now. */
+#define APP_SIG_SKEW 300
+
+/* An optional string member: NULL when absent or "". */
+static const char *
+app_opt(json_t *obj, const char *key)
+{
+	const char *v = json_string_value(json_object_get(obj, key));
+
+	return v != NULL && v[0] != '\0' ? v : NULL;
+}
+
+static bool
+app_same(const char *a, const char *b)
+{
+	return (a == NULL && b == NULL) || (a != NULL && b != NULL && strcmp(a, b) == 0);
+}
+
+/* Does the signed payload say what the request says, for this challenge,
+ * this device and this challenge's nonce, signed about now? */
+static bool
+app_claims_match(json_t *claims, json_t *body, const char *ch, const char *device,
+                 const char *nonce)
+{
+	json_t *iat = json_object_get(claims, "iat");
+	const char *cn = json_string_value(json_object_get(claims, "nonce"));
+	const char *via = app_opt(body, "via"), *cvia = app_opt(claims, "via");
+	int64_t now = app_now();
+
+	if (!json_is_integer(iat) || json_integer_value(iat) < now - APP_SIG_SKEW ||
+	    json_integer_value(iat) > now + APP_SIG_SKEW)
+		return false;
+	if (nonce == NULL || cn == NULL || strlen(cn) != strlen(nonce) || !secret_equal(cn, nonce))
+		return false;
+	return app_same(json_string_value(json_object_get(claims, "challenge")), ch) &&
+	       app_same(json_string_value(json_object_get(claims, "device")), device) &&
+	       app_same(app_opt(claims, "decision"), app_opt(body, "decision")) &&
+	       app_same(cvia != NULL ? cvia : "scan", via != NULL ? via : "scan") &&
+	       app_same(app_opt(claims, "organisation"), app_opt(body, "organisation")) &&
+	       app_picked(claims) == app_picked(body);
+}
 
 /* POST /app/v1/qr/approve: the app's answer: challenge (or the QR text /
- * app link), account, password, decision approve|deny, number (the one
- * picked: required to approve a scanned code), via "link" (the app was
- * opened by the app link on this phone: no number, and the reply carries
- * the return_url to open in the browser), organisation (統一編號) for an
- * organisation login. */
+ * app link), device (the enrolled device's id), signature (a compact
+ * ES256 JWS by that device's key whose payload repeats challenge, device,
+ * decision, number, via and organisation, with the details' nonce and
+ * iat), decision approve|deny, number (the one picked: required to
+ * approve a scanned code), via "link" (the app was opened by the app link
+ * on this phone: no number, and the reply carries the return_url to open
+ * in the browser), organisation (統一編號) for an organisation login. An
+ * account and password approve nothing. */
 static void
 app_approve_route(struct http_req *req, void *ctx)
 {
 	struct isso_app *app = ctx;
-	const char *ch, *account, *password, *decision, *ubn, *via;
-	json_t *body = app_request(req, app_fields), *data = NULL;
-	struct app_check *st;
-	bool approve, org_login, link;
+	const char *ch, *decision, *ubn, *via, *device, *sig, *error = NULL;
+	json_t *body = app_request(req, app_fields), *data = NULL, *claims = NULL;
+	struct store_device *dev = NULL;
+	bool approve, org_login, link, found = false;
 	int picked;
 
 	if (body == NULL) {
@@ -1007,19 +1057,23 @@ app_approve_route(struct http_req *req, void *ctx)
 		goto out;
 	}
 	ch = app_challenge(body);
-	account = json_string_value(json_object_get(body, "account"));
-	password = json_string_value(json_object_get(body, "password"));
 	decision = json_string_value(json_object_get(body, "decision"));
-	ubn = json_string_value(json_object_get(body, "organisation"));
+	ubn = app_opt(body, "organisation");
 	via = json_string_value(json_object_get(body, "via"));
+	device = json_string_value(json_object_get(body, "device"));
+	sig = json_string_value(json_object_get(body, "signature"));
 	picked = app_picked(body);
-	if (ubn != NULL && ubn[0] == '\0')
-		ubn = NULL;
-	if (ch == NULL || account == NULL || account[0] == '\0' || password == NULL ||
-	    password[0] == '\0' || decision == NULL ||
+	if (ch == NULL || decision == NULL ||
 	    (strcmp(decision, "approve") != 0 && strcmp(decision, "deny") != 0) ||
 	    (via != NULL && strcmp(via, "link") != 0 && strcmp(via, "scan") != 0)) {
 		app_reply(req, 400, "error", "invalid_request");
+		goto out;
+	}
+	/* The password no longer answers anything: only an enrolled device's
+	 * signature does. */
+	if (!is_token(device) || sig == NULL || sig[0] == '\0' || strlen(sig) > 4096) {
+		log_info("tpapp_no_device_key", NULL);
+		app_reply(req, 401, "error", "device_key_required");
 		goto out;
 	}
 	approve = strcmp(decision, "approve") == 0;
@@ -1043,21 +1097,218 @@ app_approve_route(struct http_req *req, void *ctx)
 		app_reply(req, 400, "error", "not_an_organisation_login");
 		goto out;
 	}
-	/* Password guessing here is slowed exactly as on the login page. */
-	st = pool_alloc(http_pool(req), sizeof(*st));
-	st->app = app;
-	st->body = body;
-	st->data = data;
-	body = data = NULL; /* app_approve_checked's now */
-	member_authenticate(app, req, account, password, app_approve_checked, st);
+	if (store_device_get(app->store, device, &dev) < 0) {
+		app_reply(req, 503, "error", "unavailable");
+		goto out;
+	}
+	/* Unknown and revoked answer alike: the app enrols again. */
+	if (dev == NULL || dev->revoked_at != 0) {
+		log_info("tpapp_unknown_device", NULL);
+		app_reply(req, 401, "error", "unknown_device");
+		goto out;
+	}
+	if (devkey_verify(dev->jwk, sig, &claims, &error) < 0 ||
+	    !app_claims_match(claims, body, ch, device,
+	                      json_string_value(json_object_get(data, "nonce")))) {
+		log_info("tpapp_bad_signature", "reason", error != NULL ? error : "claims", NULL);
+		app_reply(req, 401, "error", "invalid_signature");
+		goto out;
+	}
+	if (store_device_use(app->store, device, app_now(), &found) < 0 || !found) {
+		app_reply(req, found ? 503 : 401, "error",
+		          found ? "unavailable" : "unknown_device");
+		goto out;
+	}
+	app_approve_finish(app, req, body, data, dev->uuid);
 out:
 	app_wipe_password(body);
+	store_device_free(dev);
+	json_decref(claims);
 	json_decref(body);
 	json_decref(data);
 }
 
-/* The app's answer once its password was checked: the challenge is
- * answered (approved, denied or refused). */
+/* ---- device enrolment: POST /app/v1/device/enrol ---- */
+
+static const char *const enrol_fields[] = {"account", "password", "public_key", "name", NULL};
+
+/* Longest device name kept (bytes of UTF-8). */
+#define APP_DEVICE_NAME_MAX 64
+
+/* An enrolment waiting for its password check. */
+struct app_enrol {
+	struct isso_app *app;
+	char *jwk;  /* checked public key */
+	char *name; /* may be "" */
+};
+
+/* A device name: printable, at most APP_DEVICE_NAME_MAX bytes; "" for
+ * none. NULL when unfit. */
+static const char *
+app_device_name(json_t *body)
+{
+	json_t *v = json_object_get(body, "name");
+	const char *s = json_string_value(v);
+
+	if (v == NULL || json_is_null(v))
+		return "";
+	if (s == NULL || strlen(s) > APP_DEVICE_NAME_MAX)
+		return NULL;
+	for (const unsigned char *p = (const unsigned char *)s; *p != '\0'; p++) {
+		if (*p < 0x20 || *p == 0x7f)
+			return NULL;
+	}
+	return s;
+}
+
+static void app_enrol_checked(struct http_req *req, const struct member_auth_result *res,
+                              void *ctx);
+
+/* POST /app/v1/device/enrol (JSON or form): account, password,
+ * public_key (an EC P-256 JWK; a form sends it as JSON text), name
+ * (optional). Once the password is right (the login page's guess delays
+ * apply), records the key as a new device of the member: 201 {device}. */
+static void
+app_enrol_route(struct http_req *req, void *ctx)
+{
+	struct isso_app *app = ctx;
+	json_t *body = app_request(req, enrol_fields), *key = NULL;
+	const char *account, *password, *name, *error = NULL;
+	struct app_enrol *st;
+	char *jwk = NULL;
+
+	if (body == NULL) {
+		app_reply(req, 400, "error", "invalid_request");
+		goto out;
+	}
+	account = json_string_value(json_object_get(body, "account"));
+	password = json_string_value(json_object_get(body, "password"));
+	name = app_device_name(body);
+	key = json_incref(json_object_get(body, "public_key"));
+	if (json_is_string(key)) {
+		const char *text = json_string_value(key);
+		json_t *parsed = strlen(text) <= 1024 ? json_loads(text, 0, NULL) : NULL;
+		json_decref(key);
+		key = parsed;
+	}
+	if (account == NULL || account[0] == '\0' || password == NULL || password[0] == '\0' ||
+	    name == NULL) {
+		app_reply(req, 400, "error", "invalid_request");
+		goto out;
+	}
+	if (devkey_jwk_check(key, &jwk, &error) < 0) {
+		log_info("tpapp_enrol_bad_key", "reason", error, NULL);
+		app_reply(req, 400, "error", "invalid_key");
+		goto out;
+	}
+	if (method_addr_limited(app, req, "tpapp-enrol")) {
+		http_set_header(req, "Retry-After", "60");
+		app_reply(req, 429, "error", "rate_limited");
+		goto out;
+	}
+	st = pool_alloc(http_pool(req), sizeof(*st));
+	st->app = app;
+	st->jwk = jwk;
+	st->name = xstrdup(name);
+	jwk = NULL;
+	member_authenticate(app, req, account, password, app_enrol_checked, st);
+out:
+	free(jwk);
+	json_decref(key);
+	app_wipe_password(body);
+	json_decref(body);
+}
+
+/* Tells the member by SMS that a device was enrolled (a stolen password
+ * that enrols the thief's phone does not go unnoticed). Best effort: the
+ * enrolment stands either way. */
+static void
+app_enrol_notify(struct isso_app *app, const char *uuid)
+{
+	const struct i18n_catalog *zh = i18n_catalog(app->i18n, "zh-TW");
+	json_t *pii = NULL;
+	const char *phone;
+
+	if (app->sms == NULL || person_pii(app, uuid, &pii) < 0 || pii == NULL)
+		goto out;
+	phone = json_string_value(json_object_get(pii, "phone"));
+	if (phone != NULL && phone[0] != '\0' &&
+	    conn_sms_queue(app->sms, phone, i18n_get(zh, "tp.device_enrolled_sms")) < 0)
+		log_warn("tpapp_enrol_notice_failed", NULL);
+out:
+	json_decref(pii);
+}
+
+/* Records the device once the password was right. */
+static void
+app_enrol_finish(struct isso_app *app, struct http_req *req, struct app_enrol *st, const char *uuid)
+{
+	struct store_device *list = NULL, d;
+	size_t n = 0, in_use = 0;
+	char id[44];
+	int ret;
+
+	if (store_device_list(app->store, uuid, 1000, &list, &n) < 0) {
+		app_reply(req, 503, "error", "unavailable");
+		goto out;
+	}
+	for (size_t i = 0; i < n; i++)
+		in_use += list[i].revoked_at == 0;
+	if (in_use >= STORE_DEVICES_MAX || n >= 1000) {
+		log_info("tpapp_enrol_refused", "reason", "too_many_devices", NULL);
+		app_reply(req, 409, "error", "too_many_devices");
+		goto out;
+	}
+	secret_token(32, id);
+	memset(&d, 0, sizeof(d));
+	d.id = id;
+	d.uuid = (char *)uuid;
+	d.jwk = st->jwk;
+	d.name = st->name;
+	d.created_at = app_now();
+	ret = store_device_add(app->store, &d);
+	if (ret < 0) {
+		app_reply(req, 503, "error", "unavailable");
+		goto out;
+	}
+	store_audit_append(app->store, app_now(), "tpapp_device_enrolled",
+	                   json_pack("{s:s, s:s}", "uuid", uuid, "device", id));
+	log_info("tpapp_device_enrolled", NULL);
+	app_enrol_notify(app, uuid);
+	http_set_header(req, "Cache-Control", "no-store");
+	http_send_json(req, 201, json_pack("{s:s}", "device", id));
+out:
+	store_device_list_free(list, n);
+}
+
+static void
+app_enrol_checked(struct http_req *req, const struct member_auth_result *res, void *ctx)
+{
+	struct app_enrol *st = ctx;
+	char retry[16];
+
+	if (req == NULL)
+		goto out;
+	if (res->ret == ISSO_ERR_LIMIT) {
+		http_set_busy(req);
+		app_reply(req, 503, "error", "busy");
+	} else if (res->ret < 0 || (res->wait <= 0 && !res->ok)) {
+		app_reply(req, 401, "error", "invalid_credentials");
+	} else if (res->wait > 0) {
+		snprintf(retry, sizeof(retry), "%d", res->wait);
+		http_set_header(req, "Retry-After", retry);
+		app_reply(req, 429, "error", "slow_down");
+	} else {
+		app_enrol_finish(st->app, req, st, res->uuid);
+	}
+out:
+	free(st->jwk);
+	free(st->name);
+	st->jwk = st->name = NULL;
+}
+
+/* The app's verified answer: the challenge is answered (approved, denied
+ * or refused). */
 static void
 app_approve_finish(struct isso_app *app, struct http_req *req, json_t *body, json_t *data,
                    const char *uuid)
@@ -1158,33 +1409,6 @@ out:
 	xfree_secret(return_url);
 	store_org_free(org);
 	free(role);
-}
-
-static void
-app_approve_checked(struct http_req *req, const struct member_auth_result *res, void *ctx)
-{
-	struct app_check *st = ctx;
-	char retry[16];
-
-	if (req == NULL)
-		goto out;
-	if (res->ret == ISSO_ERR_LIMIT) {
-		http_set_busy(req);
-		app_reply(req, 503, "error", "busy");
-	} else if (res->ret < 0 || (res->wait <= 0 && !res->ok)) {
-		app_reply(req, 401, "error", "invalid_credentials");
-	} else if (res->wait > 0) {
-		snprintf(retry, sizeof(retry), "%d", res->wait);
-		http_set_header(req, "Retry-After", retry);
-		app_reply(req, 429, "error", "slow_down");
-	} else {
-		app_approve_finish(st->app, req, st->body, st->data, res->uuid);
-	}
-out:
-	app_wipe_password(st->body);
-	json_decref(st->body);
-	json_decref(st->data);
-	st->body = st->data = NULL;
 }
 
 /* ---- registration ---- */
@@ -1710,8 +1934,10 @@ forgot_hashed(struct http_req *req, int hret, const char *hash, void *ctx)
 		forgot_page(app, req, 400, "otp.expired");
 		goto out;
 	}
-	/* Whoever held the old password loses what it gave them. */
+	/* Whoever held the old password loses what it gave them, the app
+	 * devices enrolled with it included. */
 	(void)store_token_revoke_person(app->store, uuid);
+	(void)store_device_revoke(app->store, uuid, NULL, app_now(), NULL);
 	(void)flow_sessions_end_person(app, uuid);
 	/* This browser proved the member's phone: it may skip the delays
 	 * strangers' guesses put on the account. */
@@ -1803,6 +2029,7 @@ routes(struct isso_app *app, struct http_server *srv)
 {
 	http_route(srv, HTTP_GET | HTTP_POST, "/taipeipass/register", register_route, app);
 	http_route(srv, HTTP_GET | HTTP_POST, "/taipeipass/forgot", forgot_route, app);
+	http_route(srv, HTTP_POST, "/app/v1/device/enrol", app_enrol_route, app);
 	http_route(srv, HTTP_POST, "/app/v1/qr/details", app_details_route, app);
 	http_route(srv, HTTP_POST, "/app/v1/qr/approve", app_approve_route, app);
 }

@@ -254,6 +254,9 @@ export function testPki() {
  *   issod's moica.* / nhi.* / cardagent.* point at them. Then stack.pki,
  *   stack.cards, stack.agentUrl, stack.nhiUrl, stack.cardState are set, and
  *   removeCard / insertCard / unlockCard / stopAgent / startAgent work.
+ * opts.pki: the test PKI only (isso-sim --pki, issod's moica.roots and
+ *   moica.intermediates), for the mobile certificate (moica-mobile), whose
+ *   result certificate issod checks against it; stack.pki is set.
  * Returns a Stack; call stack.stop() at the end (it checks issod exited 0).
  */
 export async function startStack(opts = {}) {
@@ -268,9 +271,10 @@ export async function startStack(opts = {}) {
 }
 
 export class Stack {
-  constructor({ env = {}, label = 'isso', keepTmp = !!process.env.ISSO_TEST_KEEP_TMP, cards = false } = {}) {
+  constructor({ env = {}, label = 'isso', keepTmp = !!process.env.ISSO_TEST_KEEP_TMP, cards = false, pki = false } = {}) {
     this.extraEnv = env;
     this.withCards = cards;
+    this.withPki = cards || pki;
     this.agent = null;
     this.pki = null;
     this.cards = null;
@@ -298,13 +302,19 @@ export class Stack {
 
     const simArgs = [];
     let cardEnv = {};
-    if (this.withCards) {
-      requireBinary('isso-cardagent');
-      requireBinary('libisso-testcard.so');
+    if (this.withPki) {
       const pki = await testPki();
       this.pki = pki.dir;
       this.cards = pki.cards;
       simArgs.push('--pki', this.pki);
+      cardEnv = {
+        ISSO_MOICA_ROOTS: path.join(this.pki, 'roots.pem'),
+        ISSO_MOICA_INTERMEDIATES: path.join(this.pki, 'chain.pem'),
+      };
+    }
+    if (this.withCards) {
+      requireBinary('isso-cardagent');
+      requireBinary('libisso-testcard.so');
       this.cardState = path.join(this.tmp, 'testcard');
       fs.mkdirSync(this.cardState);
       this.agentPort = await freePort();
@@ -312,8 +322,7 @@ export class Stack {
       this.agentUrl = `http://127.0.0.1:${this.agentPort}`;
       this.nhiUrl = `ws://127.0.0.1:${this.nhiPort}/echo`;
       cardEnv = {
-        ISSO_MOICA_ROOTS: path.join(this.pki, 'roots.pem'),
-        ISSO_MOICA_INTERMEDIATES: path.join(this.pki, 'chain.pem'),
+        ...cardEnv,
         ISSO_CARDAGENT_URL: this.agentUrl,
         ISSO_CARDAGENT_NHI_URL: this.nhiUrl,
       };
