@@ -445,12 +445,14 @@ client_update(struct isso_app *app, int argc, char **argv)
 	                            "[--access-token-audience AUD]";
 	struct store_client *c = NULL;
 	json_t *settings = NULL, *changed = json_object();
-	const char *id = argc > 1 && argv[1][0] != '-' ? argv[1] : NULL, *why = NULL;
+	/* A client id may begin with '-' (base64url): it is the first
+	 * argument, whatever it looks like. */
+	const char *id = argc > 1 ? argv[1] : NULL, *why = NULL;
 	bool on;
 	int opt, ret = 2;
 
-	optind = id != NULL ? 2 : 1;
-	while ((opt = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+	optind = 1;
+	while (id != NULL && (opt = getopt_long(argc - 1, argv + 1, "", opts, NULL)) != -1) {
 		switch (opt) {
 		case 'R':
 		case 'D':
@@ -473,7 +475,7 @@ client_update(struct isso_app *app, int argc, char **argv)
 			goto out;
 		}
 	}
-	if (id == NULL || optind != argc || json_object_size(changed) == 0) {
+	if (id == NULL || optind != argc - 1 || json_object_size(changed) == 0) {
 		ret = fail(2, usage, NULL);
 		goto out;
 	}

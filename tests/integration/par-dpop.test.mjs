@@ -238,6 +238,11 @@ test('issoctl: require_par and require_dpop are registered per client and can be
   const shown = await stack.issoctl(['client', 'show', other.client_id]);
   assert.deepEqual(shown.settings, { require_par: true, require_dpop: false });
   await stack.issoctl(['client', 'update', other.client_id, '--require-par', 'no']);
+  // a client id is base64url and may begin with '-': it is never read as
+  // an option (the store simply has no such client here)
+  const dash = await stack.issoctl(['client', 'update', '-XoTr53jtuDrhwLZbR1hOQ', '--require-par', 'yes'], { allowFailure: true });
+  assert.equal(dash.code, 1, `${JSON.stringify(dash)}`);
+  assert.match(dash.json?.error ?? '', /no such client: -XoTr53jtuDrhwLZbR1hOQ/);
 });
 
 // ---------------------------------------------------------------- PAR
