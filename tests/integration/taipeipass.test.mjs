@@ -223,7 +223,10 @@ function looks(res) {
     forms: res.forms().map((f) => `${f.method} ${new URL(f.action).pathname} ${f.controls.map((c) => `${c.type}:${c.name}`).join(',')}`),
     alert: alertText(res),
     codeForm: !!codeForm(res),
-    text: res.pageText().replace(/0\*+\d\d/g, '<masked>').replace(/\(\s*\d+\s*(秒|s)\s*\)/g, '(<n> $1)'),
+    // the countdowns: "(35 秒)" / "( 35 )" on the resend button, "300 秒" left
+    text: res.pageText().replace(/0\*+\d\d/g, '<masked>')
+      .replace(/\(\s*\d+\s*(秒|s)?\s*\)/g, '(<n> $1)')
+      .replace(/\b\d+ (秒|seconds?)/g, '<n> $1'),
   };
 }
 
