@@ -1951,51 +1951,95 @@ ss_col_object(struct sql_stmt *st, int i)
 	return j;
 }
 
-static void
-ss_consents_free(struct store_consent *v, size_t n)
-{
-	for (size_t i = 0; i < n; i++) {
-		free(v[i].client_id);
-		free(v[i].scope);
-		json_decref(v[i].record);
-	}
-	free(v);
-}
+/* A list read whole before anyone is told of it: the rows of id (?1 key,
+ * ?2 limit) mapped by row() into elements of size bytes, the statement
+ * finished (so that visit may use the store), then visit() for each until
+ * it answers non-zero; clear() frees an element's members. */
+struct ss_list {
+	enum ss_id id;
+	size_t size;
+	void (*row)(struct sql_stmt *st, void *elem);
+	int (*visit)(const void *elem, void *ctx);
+	void (*clear)(void *elem);
+};
 
-/* The rows are read whole (at most STORE_CONSENT_LIST_MAX) and the
- * statement finished before fn runs, so fn may use the store. */
 static int
-ss_consent_list(struct store_backend *base, const char *uuid,
-                int (*fn)(const struct store_consent *c, void *ctx), void *ctx)
+ss_list_visit(struct store_backend *base, const struct ss_list *l, const char *key, int64_t limit,
+              void *ctx)
 {
-	struct store_consent *v = NULL;
 	struct sql_stmt *st;
+	char *v = NULL;
 	size_t n = 0, cap = 0;
 	int ret;
 
-	ret = sql_query(ss_db(base), SS_CONSENT_LIST, &st);
+	ret = sql_query(ss_db(base), l->id, &st);
 	if (ret < 0)
 		return ret;
-	sql_bind_text(st, 1, uuid);
-	sql_bind_int(st, 2, STORE_CONSENT_LIST_MAX);
+	sql_bind_text(st, 1, key);
+	sql_bind_int(st, 2, limit);
 	while ((ret = sql_step(st)) == 1) {
 		if (n == cap) {
 			cap = cap == 0 ? 16 : cap * 2;
-			v = xrealloc(v, cap * sizeof(*v));
+			v = xrealloc(v, cap * l->size);
 		}
-		memset(&v[n], 0, sizeof(v[n]));
-		v[n].client_id = sql_col_dup(st, 0);
-		v[n].scope = sql_col_dup(st, 1);
-		v[n].record = ss_col_object(st, 2);
-		v[n].created_at = sql_col_int(st, 3);
-		v[n].updated_at = sql_col_int(st, 4);
+		memset(v + n * l->size, 0, l->size);
+		l->row(st, v + n * l->size);
 		n++;
 	}
 	sql_finish(st);
 	for (size_t i = 0; ret == 0 && i < n; i++)
-		ret = fn(&v[i], ctx);
-	ss_consents_free(v, n);
+		ret = l->visit(v + i * l->size, ctx);
+	for (size_t i = 0; i < n; i++)
+		l->clear(v + i * l->size);
+	free(v);
 	return ret;
+}
+
+struct ss_consent_visit {
+	int (*fn)(const struct store_consent *c, void *ctx);
+	void *ctx;
+};
+
+static void
+ss_consent_row(struct sql_stmt *st, void *elem)
+{
+	struct store_consent *c = elem;
+
+	c->client_id = sql_col_dup(st, 0);
+	c->scope = sql_col_dup(st, 1);
+	c->record = ss_col_object(st, 2);
+	c->created_at = sql_col_int(st, 3);
+	c->updated_at = sql_col_int(st, 4);
+}
+
+static int
+ss_consent_visit(const void *elem, void *ctx)
+{
+	const struct ss_consent_visit *v = ctx;
+
+	return v->fn(elem, v->ctx);
+}
+
+static void
+ss_consent_clear(void *elem)
+{
+	struct store_consent *c = elem;
+
+	free(c->client_id);
+	free(c->scope);
+	json_decref(c->record);
+}
+
+/* At most STORE_CONSENT_LIST_MAX, oldest first. */
+static int
+ss_consent_list(struct store_backend *base, const char *uuid,
+                int (*fn)(const struct store_consent *c, void *ctx), void *ctx)
+{
+	static const struct ss_list list = {SS_CONSENT_LIST, sizeof(struct store_consent),
+	                                    ss_consent_row, ss_consent_visit, ss_consent_clear};
+	struct ss_consent_visit v = {fn, ctx};
+
+	return ss_list_visit(base, &list, uuid, STORE_CONSENT_LIST_MAX, &v);
 }
 
 static int
@@ -2017,47 +2061,48 @@ ss_release_add(struct store_backend *base, const char *uuid, const char *client_
 	return ret;
 }
 
+struct ss_release_visit {
+	int (*fn)(const struct store_release *r, void *ctx);
+	void *ctx;
+};
+
 static void
-ss_releases_free(struct store_release *v, size_t n)
+ss_release_row(struct sql_stmt *st, void *elem)
 {
-	for (size_t i = 0; i < n; i++) {
-		free(v[i].client_id);
-		json_decref(v[i].data);
-	}
-	free(v);
+	struct store_release *r = elem;
+
+	r->ts = sql_col_int(st, 0);
+	r->client_id = sql_col_dup(st, 1);
+	r->data = ss_col_object(st, 2);
 }
 
-/* Newest first, at most limit; read whole before fn runs. */
+static int
+ss_release_visit(const void *elem, void *ctx)
+{
+	const struct ss_release_visit *v = ctx;
+
+	return v->fn(elem, v->ctx);
+}
+
+static void
+ss_release_clear(void *elem)
+{
+	struct store_release *r = elem;
+
+	free(r->client_id);
+	json_decref(r->data);
+}
+
+/* Newest first, at most limit. */
 static int
 ss_release_list(struct store_backend *base, const char *uuid, int limit,
                 int (*fn)(const struct store_release *r, void *ctx), void *ctx)
 {
-	struct store_release *v = NULL;
-	struct sql_stmt *st;
-	size_t n = 0, cap = 0;
-	int ret;
+	static const struct ss_list list = {SS_RELEASE_LIST, sizeof(struct store_release),
+	                                    ss_release_row, ss_release_visit, ss_release_clear};
+	struct ss_release_visit v = {fn, ctx};
 
-	ret = sql_query(ss_db(base), SS_RELEASE_LIST, &st);
-	if (ret < 0)
-		return ret;
-	sql_bind_text(st, 1, uuid);
-	sql_bind_int(st, 2, limit);
-	while ((ret = sql_step(st)) == 1) {
-		if (n == cap) {
-			cap = cap == 0 ? 16 : cap * 2;
-			v = xrealloc(v, cap * sizeof(*v));
-		}
-		memset(&v[n], 0, sizeof(v[n]));
-		v[n].ts = sql_col_int(st, 0);
-		v[n].client_id = sql_col_dup(st, 1);
-		v[n].data = ss_col_object(st, 2);
-		n++;
-	}
-	sql_finish(st);
-	for (size_t i = 0; ret == 0 && i < n; i++)
-		ret = fn(&v[i], ctx);
-	ss_releases_free(v, n);
-	return ret;
+	return ss_list_visit(base, &list, uuid, limit, &v);
 }
 
 /* ---- TaipeiPass app device keys ---- */
