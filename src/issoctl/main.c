@@ -427,6 +427,27 @@ yes_no(const char *v, bool *on_r)
 	return true;
 }
 
+/* Stores settings (not stolen) as client id's, audits action with data
+ * (stolen) and prints the client as it now is. */
+static int
+client_settings_save(struct isso_app *app, const char *id, json_t *settings, const char *action,
+                     json_t *data)
+{
+	struct store_client *c = NULL;
+	int ret;
+
+	if (store_client_set_settings(app->store, id, settings) < 0) {
+		json_decref(data);
+		return fail(1, "cannot update the client", NULL);
+	}
+	admin_audit(app, app_now(), action, data);
+	if (store_client_get(app->store, id, &c) < 0 || c == NULL)
+		return fail(1, "no such client: %s", id);
+	ret = emit(client_json(c));
+	store_client_free(c);
+	return ret;
+}
+
 /* issoctl client update ID [--require-par yes|no] [--require-dpop yes|no]
  * [--access-token-format opaque|jwt] [--access-token-audience AUD]:
  * changes registered settings, keeping the others. */
@@ -493,19 +514,8 @@ client_update(struct isso_app *app, int argc, char **argv)
 		ret = fail(2, "%s", why);
 		goto out;
 	}
-	if (store_client_set_settings(app->store, id, settings) < 0) {
-		ret = fail(1, "cannot update the client", NULL);
-		goto out;
-	}
-	admin_audit(app, app_now(), "client_updated",
-	            json_pack("{s:s, s:O}", "client_id", id, "settings", changed));
-	store_client_free(c);
-	c = NULL;
-	if (store_client_get(app->store, id, &c) < 0 || c == NULL) {
-		ret = fail(1, "no such client: %s", id);
-		goto out;
-	}
-	ret = emit(client_json(c));
+	ret = client_settings_save(app, id, settings, "client_updated",
+	                           json_pack("{s:s, s:O}", "client_id", id, "settings", changed));
 out:
 	store_client_free(c);
 	json_decref(settings);
@@ -565,15 +575,10 @@ client_legacy_api(struct isso_app *app, const char *id, const char *onoff)
 		json_object_set_new(settings, "legacy_api", json_true());
 	else
 		json_object_del(settings, "legacy_api");
-	ret = store_client_set_settings(app->store, id, settings);
+	ret = client_settings_save(app, id, settings,
+	                           on ? "client_legacy_api_on" : "client_legacy_api_off",
+	                           json_pack("{s:s}", "client_id", id));
 	json_decref(settings);
-	if (ret < 0)
-		return fail(1, "cannot update the client", NULL);
-	admin_audit(app, app_now(), on ? "client_legacy_api_on" : "client_legacy_api_off",
-	            json_pack("{s:s}", "client_id", id));
-	store_client_get(app->store, id, &c);
-	ret = emit(client_json(c));
-	store_client_free(c);
 	return ret;
 }
 
@@ -608,19 +613,9 @@ client_set_optional(struct isso_app *app, const char *id, int n, char **scopes)
 		ret = fail(2, "optional scopes refused: %s", why);
 		goto out;
 	}
-	if (store_client_set_settings(app->store, id, settings) < 0) {
-		ret = fail(1, "cannot update the client", NULL);
-		goto out;
-	}
-	admin_audit(app, app_now(), "client_optional_scopes",
-	            json_pack("{s:s, s:O}", "client_id", id, "optional_scopes", list));
-	store_client_free(c);
-	c = NULL;
-	if (store_client_get(app->store, id, &c) < 0 || c == NULL) {
-		ret = fail(1, "no such client: %s", id);
-		goto out;
-	}
-	ret = emit(client_json(c));
+	ret =
+	    client_settings_save(app, id, settings, "client_optional_scopes",
+	                         json_pack("{s:s, s:O}", "client_id", id, "optional_scopes", list));
 out:
 	store_client_free(c);
 	json_decref(settings);
