@@ -17,18 +17,6 @@
  * the page around it), so each consent records what the citizen read. */
 const char oidc_consent_notice_version[] = "2026-12-consent-1";
 
-/* The claim_bit of a claim scope word, 0 for openid and the like. */
-static unsigned
-scope_bit(const char *word, size_t len)
-{
-	for (unsigned i = 0; i < claim_scopes_count; i++) {
-		if (strlen(claim_scopes[i].scope) == len &&
-		    strncmp(claim_scopes[i].scope, word, len) == 0)
-			return claim_scopes[i].bit;
-	}
-	return 0;
-}
-
 static unsigned
 claims_present(json_t *claims)
 {
@@ -56,7 +44,7 @@ oidc_consent_record(struct isso_app *app, const char *uuid, const char *client_i
 	buf_init(&b, 4096);
 	for (const char *p = scope; *p != '\0';) {
 		size_t len = strcspn(p, " ");
-		unsigned bit = scope_bit(p, len);
+		unsigned bit = oidc_scope_bit(p, len);
 		if (len > 0 && len + 1 < sizeof(w)) {
 			memcpy(w, p, len);
 			w[len] = '\0';
@@ -138,7 +126,7 @@ oidc_consent_needed(struct isso_app *app, json_t *request, const char *uuid, jso
 				if (claims == NULL &&
 				    (ret = oidc_claims(app, uuid, scope, session, &claims)) < 0)
 					goto out;
-				if (claims_present(claims) & scope_bit(p, n))
+				if (claims_present(claims) & oidc_scope_bit(p, n))
 					*needed_r = true;
 			}
 		}
@@ -171,84 +159,5 @@ oidc_consent_withdraw(struct isso_app *app, const char *uuid, const char *client
 	json_decref(clients);
 	store_audit_append(app->store, app_now(), "consent_withdrawn",
 	                   json_pack("{s:s, s:s}", "uuid", uuid, "client_id", client_id));
-	return 0;
-}
-
-char *
-oidc_scope_consented(const char *scope, const char *consented)
-{
-	struct buf b;
-	char w[66], *out;
-
-	buf_init(&b, 4096);
-	for (const char *p = scope; p != NULL && *p != '\0';) {
-		size_t n = strcspn(p, " ");
-		if (n > 0 && n + 2 <= sizeof(w)) {
-			memcpy(w, p, n);
-			w[n] = '-';
-			w[n + 1] = '\0';
-			if (consented == NULL || !scope_has(consented, w)) {
-				if (b.len > 0)
-					buf_addc(&b, ' ');
-				buf_add(&b, p, n);
-			}
-		}
-		p += n;
-		while (*p == ' ')
-			p++;
-	}
-	out = xstrdup(b.data != NULL ? b.data : "");
-	buf_free(&b);
-	return out;
-}
-
-bool
-oidc_scope_optional(const struct store_client *c, const char *word)
-{
-	size_t i;
-	json_t *v;
-
-	if (c == NULL || word == NULL || scope_bit(word, strlen(word)) == 0)
-		return false;
-	json_array_foreach(json_object_get(c->settings, "optional_scopes"), i, v)
-	{
-		if (json_is_string(v) && strcmp(json_string_value(v), word) == 0)
-			return true;
-	}
-	return false;
-}
-
-int
-oidc_optional_scopes_check(const json_t *settings, const char *client_scope, const char **why_r)
-{
-	json_t *list = json_object_get(settings, "optional_scopes");
-	size_t i, j;
-	json_t *v;
-
-	*why_r = NULL;
-	if (list == NULL)
-		return 0;
-	if (!json_is_array(list) || json_array_size(list) > claim_scopes_count) {
-		*why_r = "optional_scopes must be an array of the client's claim scopes";
-		return ISSO_ERR_INVALID;
-	}
-	json_array_foreach(list, i, v)
-	{
-		const char *w = json_string_value(v);
-		if (w == NULL || scope_bit(w, strlen(w)) == 0) {
-			*why_r = "an optional scope must be a scope that releases a field";
-			return ISSO_ERR_INVALID;
-		}
-		if (client_scope == NULL || !scope_has(client_scope, w)) {
-			*why_r = "an optional scope must be one the client is approved for";
-			return ISSO_ERR_INVALID;
-		}
-		for (j = 0; j < i; j++) {
-			if (strcmp(json_string_value(json_array_get(list, j)), w) == 0) {
-				*why_r = "an optional scope is listed twice";
-				return ISSO_ERR_INVALID;
-			}
-		}
-	}
 	return 0;
 }

@@ -84,8 +84,11 @@ bool oidc_use_once(struct isso_app *app, struct http_req *req, const struct stor
  * when none. */
 json_t *oidc_session_attrs(struct isso_app *app, json_t *session);
 
-/* ---- authorization request decisions (authorize.c) ---- */
+/* ---- scope words (scope.c) ---- */
 
+/* The claim_bit of a claim scope word of len bytes, 0 for openid and the
+ * like. */
+unsigned oidc_scope_bit(const char *word, size_t len);
 /* The scope an authorization request is granted: the requested words
  * (space-separated) that iSSO knows and the client was approved for, in
  * request order, each once; offline_access only with prompt=consent and
@@ -96,10 +99,15 @@ char *oidc_scope_granted(struct pool *pool, const char *requested, const char *a
 /* The lowest level acceptable for acr_values (the weakest one named, since
  * any of the values satisfies the request); LOA_LOW when none is known. */
 enum loa oidc_min_loa(const char *acr_values);
+
+/* ---- authorization request decisions (authorize.c) ---- */
+
 /* True when the browser session is good enough for the stored request
  * without a new login: no prompt=login, within max_age at now, and at
  * the request's min_loa. */
 bool oidc_session_satisfies(json_t *session, json_t *request, int64_t now);
+
+/* ---- clients: lookup, redirects, errors, authentication (client.c) ---- */
 
 /* Authenticates the client of a token-endpoint-style request (RFC 6749
  * §2.3, OIDC Core §9). On failure sends the invalid_client answer and
