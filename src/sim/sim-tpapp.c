@@ -44,6 +44,8 @@
  *   isso-sim phone tpapp deny QR --account A [--password P] [--org UBN] …
  *   isso-sim phone tpapp open-link LINK --account A [--password P] [--org UBN] …
  *   isso-sim phone tpapp enrol --account A --issod URL [--password P] [--name N]
+ *   isso-sim phone tpapp ciba-list --account A --issod URL
+ *   isso-sim phone tpapp ciba-approve|ciba-deny [REQUEST] --account A --issod URL
  * do the same from the command line (no running simulator needed). approve
  * without --pick shows the service and the choices and asks which number
  * the page shows (on a terminal; otherwise it is a usage error).
@@ -55,6 +57,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <openssl/rand.h>
 #include <openssl/sha.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -692,6 +695,8 @@ tpapp_usage(void)
 	    "       isso-sim phone tpapp deny QR --account A [--password P] [--org UBN] …\n"
 	    "       isso-sim phone tpapp open-link LINK --account A [--password P] [--org UBN] …\n"
 	    "       isso-sim phone tpapp enrol --account A --issod URL [--password P] [--name N]\n"
+	    "       isso-sim phone tpapp ciba-list --account A --issod URL\n"
+	    "       isso-sim phone tpapp ciba-approve|ciba-deny [REQUEST] --account A --issod URL\n"
 	    "  every command but show takes --state DIR (default $ISSO_SIM_STATE, else\n"
 	    "  ~/.local/state/isso-sim): where the app keeps its device keys; an answer\n"
 	    "  for an account without one enrols one first (with its password);\n"
@@ -701,7 +706,10 @@ tpapp_usage(void)
 	    "  prints the return_url to open in that phone's browser;\n"
 	    "  --org answers an organisation login for that 統一編號;\n"
 	    "  --issod defaults to the address in the QR code or link; without --password\n"
-	    "  the test identities' password for the account is used\n");
+	    "  the test identities' password for the account is used;\n"
+	    "  ciba-list shows the counter requests (CIBA) waiting for the account's app\n"
+	    "  (the agency's service, the binding message, the fields); ciba-approve and\n"
+	    "  ciba-deny answer REQUEST, or the only one waiting\n");
 	return 2;
 }
 
@@ -763,6 +771,173 @@ tpapp_print(json_t *reply, const json_t *details, int status, int ok)
 	return status == ok ? 0 : 1;
 }
 
+/* ---- counter identification (CIBA): the app's list and answer ---- */
+
+/* account's kept key for base, enrolled first with password when there
+ * is none (*status_r and *reply_r are then the enrolment's when it
+ * failed). */
+static json_t *
+tpapp_key_or_enrol(const char *dir, const char *base, const char *account, const char *password,
+                   int *status_r, json_t **reply_r, const char **error_r)
+{
+	json_t *key = tpapp_key_load(dir, base, account);
+
+	*reply_r = NULL;
+	if (key != NULL)
+		return key;
+	if (password == NULL) {
+		*error_r = "no device key for the account and no password to enrol one";
+		return NULL;
+	}
+	if (tpapp_enrol(dir, base, account, password, NULL, status_r, reply_r, error_r) < 0 ||
+	    *status_r != 201)
+		return NULL;
+	json_decref(*reply_r);
+	*reply_r = NULL;
+	key = tpapp_key_load(dir, base, account);
+	if (key == NULL)
+		*error_r = "cannot read the device key back";
+	return key;
+}
+
+/* Signs claims with the kept key and posts {signature, device, …req} to
+ * path. */
+static int
+tpapp_signed_post(const char *base, const char *path, const json_t *key, json_t *claims,
+                  json_t *req, int *status_r, json_t **reply_r, const char **error_r)
+{
+	struct jose_keyset *ks = jose_keyset_new();
+	char *jws = NULL;
+	int ret = ISSO_ERR_IO;
+
+	if (jose_keyset_add(ks, json_string_value(json_object_get(key, "jwk")), true, error_r) <
+	        0 ||
+	    jose_sign(ks, "ES256", NULL, claims, &jws) < 0) {
+		*error_r = "cannot sign with the kept device key";
+		goto out;
+	}
+	json_object_set(req, "device", json_object_get(key, "device"));
+	json_object_set_new(req, "signature", json_string(jws));
+	ret = tpapp_post(base, path, req, status_r, reply_r, error_r);
+out:
+	jose_keyset_free(ks);
+	free(jws);
+	return ret;
+}
+
+/* POST /app/v1/ciba/pending, signed with a fresh jti. */
+static int
+tpapp_ciba_list(const char *base, const json_t *key, int *status_r, json_t **reply_r,
+                const char **error_r)
+{
+	unsigned char rnd[16];
+	char jti[33];
+	json_t *claims, *req = json_object();
+	int ret;
+
+	if (RAND_bytes(rnd, sizeof(rnd)) != 1) {
+		*error_r = "no randomness";
+		json_decref(req);
+		return ISSO_ERR_IO;
+	}
+	for (size_t i = 0; i < sizeof(rnd); i++)
+		snprintf(jti + 2 * i, 3, "%02x", rnd[i]);
+	claims = json_pack("{s:O, s:s, s:s, s:I}", "device", json_object_get(key, "device"),
+	                   "action", "ciba_pending", "jti", jti, "iat", (json_int_t)time(NULL));
+	ret = tpapp_signed_post(base, "/app/v1/ciba/pending", key, claims, req, status_r, reply_r,
+	                        error_r);
+	json_decref(claims);
+	json_decref(req);
+	return ret;
+}
+
+/* The app's answer to the pending request entry (from the list). */
+static int
+tpapp_ciba_answer(const char *base, const json_t *key, const json_t *entry, const char *decision,
+                  int *status_r, json_t **reply_r, const char **error_r)
+{
+	json_t *claims, *req;
+	int ret;
+
+	claims =
+	    json_pack("{s:O, s:O, s:s, s:O, s:I}", "request", json_object_get(entry, "request"),
+	              "device", json_object_get(key, "device"), "decision", decision, "nonce",
+	              json_object_get(entry, "nonce"), "iat", (json_int_t)time(NULL));
+	req = json_pack("{s:O, s:s}", "request", json_object_get(entry, "request"), "decision",
+	                decision);
+	if (claims == NULL || req == NULL) {
+		*error_r = "issod's list entry has no request or nonce";
+		ret = ISSO_ERR_IO;
+	} else {
+		ret = tpapp_signed_post(base, "/app/v1/ciba/answer", key, claims, req, status_r,
+		                        reply_r, error_r);
+	}
+	json_decref(claims);
+	json_decref(req);
+	return ret;
+}
+
+/* isso-sim phone tpapp ciba-list|ciba-approve|ciba-deny [REQUEST]
+ * --account A --issod URL: lists the counter requests waiting for the
+ * account's app, or answers one (REQUEST, or the only one waiting) as the
+ * list shows it. */
+static int
+tpapp_ciba_cmd(const char *action, const char *request, const char *state, const char *base,
+               const char *account, const char *password)
+{
+	json_t *key = NULL, *reply = NULL, *answer = NULL, *entry = NULL, *v;
+	const char *error = NULL;
+	int status = 0, ret = 2;
+	size_t i;
+
+	key = tpapp_key_or_enrol(state, base, account, password, &status, &reply, &error);
+	if (key == NULL) {
+		if (reply != NULL)
+			return tpapp_print(reply, NULL, status, 201);
+		fprintf(stderr, "isso-sim: %s\n", error);
+		return 2;
+	}
+	if (tpapp_ciba_list(base, key, &status, &reply, &error) < 0) {
+		fprintf(stderr, "isso-sim: %s\n", error);
+		goto out;
+	}
+	if (strcmp(action, "ciba-list") == 0 || status != 200) {
+		ret = tpapp_print(reply, NULL, status, 200);
+		goto out;
+	}
+	json_array_foreach(json_object_get(reply, "requests"), i, v)
+	{
+		if (request == NULL ? json_array_size(json_object_get(reply, "requests")) == 1
+		                    : strcmp(json_string_value(json_object_get(v, "request")) ?: "",
+		                             request) == 0)
+			entry = v;
+	}
+	if (entry == NULL) {
+		fprintf(stderr, "isso-sim: %s\n",
+		        request != NULL ? "no such request is waiting for this app"
+		                        : "give the request: not exactly one is waiting");
+		json_dumpf(reply, stderr, JSON_INDENT(2));
+		fputc('\n', stderr);
+		ret = 1;
+		goto out;
+	}
+	if (tpapp_ciba_answer(base, key, entry,
+	                      strcmp(action, "ciba-deny") == 0 ? "deny" : "approve", &status,
+	                      &answer, &error) < 0) {
+		fprintf(stderr, "isso-sim: %s\n", error);
+		goto out;
+	}
+	json_object_set(answer, "service", json_object_get(entry, "service"));
+	json_object_set(answer, "binding_message", json_object_get(entry, "binding_message"));
+	json_object_set(answer, "request", json_object_get(entry, "request"));
+	ret = tpapp_print(answer, NULL, status, 200);
+out:
+	json_decref(answer);
+	json_decref(reply);
+	json_decref(key);
+	return ret;
+}
+
 int
 sim_tpapp_phone_cmd(int argc, char **argv)
 {
@@ -804,6 +979,29 @@ sim_tpapp_phone_cmd(int argc, char **argv)
 	}
 	if (action == NULL)
 		return tpapp_usage();
+	if (strncmp(action, "ciba-", 5) == 0) {
+		if ((strcmp(action, "ciba-list") != 0 && strcmp(action, "ciba-approve") != 0 &&
+		     strcmp(action, "ciba-deny") != 0) ||
+		    account == NULL || issod == NULL || org != NULL || pick_arg != NULL ||
+		    name != NULL || (text != NULL && strcmp(action, "ciba-list") == 0))
+			return tpapp_usage();
+		if ((base = tpapp_base(issod)) == NULL) {
+			fprintf(stderr, "isso-sim: --issod takes issod's http(s) address\n");
+			return 2;
+		}
+		state = tpapp_cli_state(state_arg);
+		if (password == NULL) {
+			json_t *kept = tpapp_key_load(state, base, account);
+			if (kept == NULL) {
+				ids = json_load_file(ids_path, 0, NULL);
+				password = tpapp_password_of(ids, account);
+			}
+			json_decref(kept);
+		}
+		curl_global_init(CURL_GLOBAL_DEFAULT);
+		ret = tpapp_ciba_cmd(action, text, state, base, account, password);
+		goto out;
+	}
 	enrol = strcmp(action, "enrol") == 0;
 	if (enrol ? (text != NULL || account == NULL || issod == NULL)
 	          : (text == NULL ||
