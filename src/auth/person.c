@@ -412,8 +412,12 @@ member_resolve_hint(struct isso_app *app, const char *hint, char uuid_r[37], cha
 		memcpy(key_r, id_hash, 65);
 		explicit_bzero(idn, sizeof(idn));
 		ret = store_person_find_by_id_hash(app->store, id_hash, &person);
-		if (ret == 0 && person != NULL)
-			ret = store_member_get(app->store, person->uuid, &member);
+		/* The same two look-ups whether or not the ID is known. */
+		if (ret == 0)
+			ret = store_member_get(
+			    app->store,
+			    person != NULL ? person->uuid : "00000000-0000-0000-0000-000000000000",
+			    &member);
 	} else {
 		ret = member_lookup(app, hint, &member, key_r);
 	}

@@ -28,6 +28,7 @@
 #include "http/parse.h"
 #include "lib/isso.h"
 #include "lib/log.h"
+#include "lib/pool.h"
 #include "lib/secret.h"
 #include "lib/utf8.h"
 #include "lib/xmalloc.h"
@@ -46,6 +47,7 @@
 #define CIBA_LIST_MAX       10  /* a member's latest requests looked at */
 #define CIBA_BINDING_MAX    20  /* characters of a binding message */
 #define CIBA_HINT_MAX       254 /* bytes of a login_hint */
+#define CIBA_CLIENT_RATE    120 /* requests a minute one counter client may start */
 #define CIBA_ID_LEN         22  /* 16 random bytes, base64url */
 #define CIBA_SECRET_LEN     43  /* 32 random bytes, base64url */
 
@@ -107,6 +109,10 @@ expiry_of(const char *s)
 		return -1;
 	return v > CIBA_EXPIRY_MAX ? CIBA_EXPIRY_MAX : v;
 }
+
+/* Looked up in place of a member the hint did not name, so that the
+ * store is asked the same questions either way. */
+static const char nobody[] = "00000000-0000-0000-0000-000000000000";
 
 /* Whether the member has a device that can approve. */
 static int
@@ -171,6 +177,7 @@ bc_authorize(struct http_req *req, void *ctx)
 	int64_t now = app_now();
 	bool device = false;
 	long expiry;
+	int count = 0;
 
 	secret[0] = '\0';
 	if (type == NULL || strncasecmp(type, "application/x-www-form-urlencoded", 33) != 0) {
@@ -228,8 +235,21 @@ bc_authorize(struct http_req *req, void *ctx)
 		             "acr_values: an approval in the TaipeiPass app is urn:isso:loa:low");
 		goto out;
 	}
+	/* Bounds what one counter can push to citizens' phones. */
+	if (store_rate_hit(app->store, pool_printf(http_pool(req), "ciba:%s", c->client_id), 60,
+	                   now, &count) < 0) {
+		oidc_json_error(req, 503, "temporarily_unavailable", NULL);
+		goto out;
+	}
+	if (count > CIBA_CLIENT_RATE) {
+		oidc_security_event(req, "ciba_rate_limited", "client_id", c->client_id, NULL);
+		http_set_header(req, "Retry-After", "60");
+		oidc_json_error(req, 429, "slow_down",
+		                "too many requests from this client: retry later");
+		goto out;
+	}
 	if (member_resolve_hint(app, hint, uuid, key) < 0 ||
-	    (uuid[0] != '\0' && has_device(app, uuid, &device) < 0)) {
+	    has_device(app, uuid[0] != '\0' ? uuid : nobody, &device) < 0) {
 		oidc_json_error(req, 503, "temporarily_unavailable", NULL);
 		goto out;
 	}

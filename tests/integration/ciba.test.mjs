@@ -227,6 +227,16 @@ test('refusals: binding message, scope, hints, acr, clients without the grant, a
   await bad({ id_token_hint: 'x.y.z' }, 'invalid_request');
   await bad({ acr_values: 'urn:isso:loa:substantial' }, 'invalid_request');
   await bad({ requested_expiry: '-5' }, 'invalid_request');
+  await bad({ requested_expiry: '60s' }, 'invalid_request');
+  await bad({ login_hint_token: 'x' }, 'invalid_request');
+  await bad({ request: 'x.y.z' }, 'invalid_request');
+  // a repeated parameter is refused, not picked from
+  const twice = await fetch(stack.url('/bc-authorize'), {
+    method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded', authorization: basic(counter) },
+    body: `scope=openid&binding_message=A1&login_hint=${citizen.account}&login_hint=someone.else`,
+  });
+  assert.equal(twice.status, 400);
+  assert.equal((await twice.json()).error, 'invalid_request');
   // twenty characters are fine
   assert.equal((await bcAuthorize(counter, { login_hint: 'x', binding_message: '一二三四五六七八九十一二三四五六七八九十' })).status, 200);
 
@@ -246,6 +256,25 @@ test('refusals: binding message, scope, hints, acr, clients without the grant, a
   assert.equal((await poll(counter, 'nonsense')).body.error, 'invalid_grant');
   const no = await simTpapp(['ciba-deny', '--account', citizen.account, '--issod', stack.issuer]);
   assert.equal(no.out.result, 'denied');
+});
+
+test('one counter client starts at most 120 requests a minute', T, async () => {
+  const busy = await stack.registerClient({ name: '忙碌臨櫃', redirectUris: [RP], scope: SCOPE, grantTypes: [CIBA] });
+  // counted per clock minute: the first refusal comes after 120 (or, across
+  // a minute's turn, up to 240) requests
+  let ok = 0;
+  let last;
+  for (let i = 0; i < 241; i++) {
+    last = await bcAuthorize(busy, { login_hint: `nobody${i}` });
+    if (last.status !== 200) break;
+    ok++;
+  }
+  assert.ok(ok >= 120 && ok < 241, `${ok} accepted before ${last.status}`);
+  assert.equal(last.status, 429);
+  assert.equal(last.body.error, 'slow_down');
+  assert.equal(last.headers.get('retry-after'), '60');
+  // other counters are not held back
+  assert.equal((await bcAuthorize(counter, { login_hint: 'nobody' })).status, 200);
 });
 
 test('the app\'s CIBA endpoints: signed by the enrolled device key, a listing signature works once, another member\'s device answers nothing', T, async () => {
