@@ -20,6 +20,11 @@
  *                                citizen chose, one of the three) is needed
  *                                to approve
  *   POST /phone/tpapp/deny       the same, no pick
+ *   POST /phone/tpapp/ciba-list  JSON {issod, account, password?}: the
+ *                                counter requests (CIBA) waiting for the app
+ *   POST /phone/tpapp/ciba-approve|ciba-deny  JSON {issod, account,
+ *                                password?, request?}: answers request, or
+ *                                the only one waiting
  *   POST /phone/tpapp/open-link  JSON {link, account, password?, issod?, org?}:
  *                                approve through the app link (no number:
  *                                the page is on this very phone); issod's
@@ -665,6 +670,10 @@ tpapp_open_link_handler(struct http_req *req, void *ctx)
 	tpapp_handle(req, TPAPP_OPEN_LINK);
 }
 
+static void tpapp_ciba_list_handler(struct http_req *req, void *ctx);
+static void tpapp_ciba_approve_handler(struct http_req *req, void *ctx);
+static void tpapp_ciba_deny_handler(struct http_req *req, void *ctx);
+
 static void
 tpapp_routes(struct http_server *srv)
 {
@@ -673,6 +682,9 @@ tpapp_routes(struct http_server *srv)
 	http_route(srv, HTTP_POST, "/phone/tpapp/approve", tpapp_approve_handler, NULL);
 	http_route(srv, HTTP_POST, "/phone/tpapp/deny", tpapp_deny_handler, NULL);
 	http_route(srv, HTTP_POST, "/phone/tpapp/open-link", tpapp_open_link_handler, NULL);
+	http_route(srv, HTTP_POST, "/phone/tpapp/ciba-list", tpapp_ciba_list_handler, NULL);
+	http_route(srv, HTTP_POST, "/phone/tpapp/ciba-approve", tpapp_ciba_approve_handler, NULL);
+	http_route(srv, HTTP_POST, "/phone/tpapp/ciba-deny", tpapp_ciba_deny_handler, NULL);
 }
 
 const struct sim_service sim_service_tpapp = {
@@ -877,64 +889,148 @@ tpapp_ciba_answer(const char *base, const json_t *key, const json_t *entry, cons
 	return ret;
 }
 
-/* isso-sim phone tpapp ciba-list|ciba-approve|ciba-deny [REQUEST]
- * --account A --issod URL: lists the counter requests waiting for the
- * account's app, or answers one (REQUEST, or the only one waiting) as the
- * list shows it. */
+/* The app's side of a counter request (CIBA) for account at issod base:
+ * action "ciba-list" lists the requests waiting for its app; "ciba-approve"
+ * and "ciba-deny" answer request (or, when NULL, the only one waiting) as
+ * the list shows it. Returns 0 with issod's status and reply (the answer
+ * carries the request, service and binding message), or the app's own
+ * refusal: 404 {"error": "no_such_request", requests} / 409 {"error":
+ * "request_required", requests} (not exactly one waiting); < 0 with
+ * *error_r when issod cannot be reached or the key cannot be kept. */
 static int
-tpapp_ciba_cmd(const char *action, const char *request, const char *state, const char *base,
-               const char *account, const char *password)
+tpapp_ciba_run(const char *action, const char *request, const char *state, const char *base,
+               const char *account, const char *password, int *status_r, json_t **reply_r,
+               const char **error_r)
 {
-	json_t *key = NULL, *reply = NULL, *answer = NULL, *entry = NULL, *v;
-	const char *error = NULL;
-	int status = 0, ret = 2;
+	json_t *key = NULL, *list = NULL, *answer = NULL, *entry = NULL, *v;
+	bool deny = strcmp(action, "ciba-deny") == 0;
+	int ret;
 	size_t i;
 
-	key = tpapp_key_or_enrol(state, base, account, password, &status, &reply, &error);
-	if (key == NULL) {
-		if (reply != NULL)
-			return tpapp_print(reply, NULL, status, 201);
-		fprintf(stderr, "isso-sim: %s\n", error);
-		return 2;
-	}
-	if (tpapp_ciba_list(base, key, &status, &reply, &error) < 0) {
-		fprintf(stderr, "isso-sim: %s\n", error);
+	*reply_r = NULL;
+	key = tpapp_key_or_enrol(state, base, account, password, status_r, reply_r, error_r);
+	if (key == NULL)
+		return *reply_r != NULL ? 0 : ISSO_ERR_IO;
+	ret = tpapp_ciba_list(base, key, status_r, &list, error_r);
+	if (ret < 0)
+		goto out;
+	if (strcmp(action, "ciba-list") == 0 || *status_r != 200) {
+		*reply_r = list;
+		list = NULL;
 		goto out;
 	}
-	if (strcmp(action, "ciba-list") == 0 || status != 200) {
-		ret = tpapp_print(reply, NULL, status, 200);
-		goto out;
-	}
-	json_array_foreach(json_object_get(reply, "requests"), i, v)
+	json_array_foreach(json_object_get(list, "requests"), i, v)
 	{
-		if (request == NULL ? json_array_size(json_object_get(reply, "requests")) == 1
+		if (request == NULL ? json_array_size(json_object_get(list, "requests")) == 1
 		                    : strcmp(json_string_value(json_object_get(v, "request")) ?: "",
 		                             request) == 0)
 			entry = v;
 	}
 	if (entry == NULL) {
-		fprintf(stderr, "isso-sim: %s\n",
-		        request != NULL ? "no such request is waiting for this app"
-		                        : "give the request: not exactly one is waiting");
-		json_dumpf(reply, stderr, JSON_INDENT(2));
-		fputc('\n', stderr);
-		ret = 1;
+		*status_r = request != NULL ? 404 : 409;
+		*reply_r = json_pack("{s:s, s:O}", "error",
+		                     request != NULL ? "no_such_request" : "request_required",
+		                     "requests", json_object_get(list, "requests"));
 		goto out;
 	}
-	if (tpapp_ciba_answer(base, key, entry,
-	                      strcmp(action, "ciba-deny") == 0 ? "deny" : "approve", &status,
-	                      &answer, &error) < 0) {
-		fprintf(stderr, "isso-sim: %s\n", error);
+	ret = tpapp_ciba_answer(base, key, entry, deny ? "deny" : "approve", status_r, &answer,
+	                        error_r);
+	if (ret < 0)
 		goto out;
-	}
 	json_object_set(answer, "service", json_object_get(entry, "service"));
 	json_object_set(answer, "binding_message", json_object_get(entry, "binding_message"));
 	json_object_set(answer, "request", json_object_get(entry, "request"));
-	ret = tpapp_print(answer, NULL, status, 200);
+	*reply_r = answer;
+	answer = NULL;
 out:
 	json_decref(answer);
-	json_decref(reply);
+	json_decref(list);
 	json_decref(key);
+	return ret;
+}
+
+/* POST /phone/tpapp/ciba-list|ciba-approve|ciba-deny {issod, account,
+ * password?, request?}: tpapp_ciba_run's status and reply. */
+static void
+tpapp_ciba_handle(struct http_req *req, const char *action)
+{
+	size_t len = 0;
+	const char *raw = http_body(req, &len), *account, *password, *request, *error = NULL;
+	json_t *in = raw != NULL ? json_loadb(raw, len, 0, NULL) : NULL, *reply = NULL, *kept;
+	char *base = NULL;
+	int status = 0;
+
+	account = json_string_value(json_object_get(in, "account"));
+	password = json_string_value(json_object_get(in, "password"));
+	request = json_string_value(json_object_get(in, "request"));
+	base = tpapp_base(json_string_value(json_object_get(in, "issod")));
+	if (account == NULL || base == NULL) {
+		sim_send_error(req, 400, "issod_and_account_required");
+		goto out;
+	}
+	kept = tpapp_key_load(tpapp_state, base, account);
+	if (password == NULL && kept == NULL)
+		password = tpapp_password_of(tpapp_identities, account);
+	if (password == NULL && kept == NULL) {
+		sim_send_error(req, 404, "unknown_account");
+		goto out;
+	}
+	json_decref(kept);
+	if (tpapp_ciba_run(action, request, tpapp_state, base, account, password, &status, &reply,
+	                   &error) < 0 ||
+	    reply == NULL) {
+		sim_send_error(req, 502, "issod_unreachable");
+		goto out;
+	}
+	http_send_json(req, status, reply);
+	reply = NULL;
+out:
+	free(base);
+	json_decref(reply);
+	json_decref(in);
+}
+
+static void
+tpapp_ciba_list_handler(struct http_req *req, void *ctx)
+{
+	(void)ctx;
+	tpapp_ciba_handle(req, "ciba-list");
+}
+
+static void
+tpapp_ciba_approve_handler(struct http_req *req, void *ctx)
+{
+	(void)ctx;
+	tpapp_ciba_handle(req, "ciba-approve");
+}
+
+static void
+tpapp_ciba_deny_handler(struct http_req *req, void *ctx)
+{
+	(void)ctx;
+	tpapp_ciba_handle(req, "ciba-deny");
+}
+
+/* isso-sim phone tpapp ciba-list|ciba-approve|ciba-deny [REQUEST]
+ * --account A --issod URL: prints tpapp_ciba_run's reply; exit 0 when
+ * issod took it. */
+static int
+tpapp_ciba_cmd(const char *action, const char *request, const char *state, const char *base,
+               const char *account, const char *password)
+{
+	json_t *reply = NULL;
+	const char *error = NULL;
+	int status = 0, ret;
+
+	if (tpapp_ciba_run(action, request, state, base, account, password, &status, &reply,
+	                   &error) < 0 ||
+	    reply == NULL) {
+		fprintf(stderr, "isso-sim: %s\n", error != NULL ? error : "no reply");
+		json_decref(reply);
+		return 2;
+	}
+	ret = tpapp_print(reply, NULL, status, 200);
+	json_decref(reply);
 	return ret;
 }
 

@@ -179,12 +179,26 @@ test('the citizen declines (national ID hint): access_denied', T, async () => {
   assert.equal(p.body.error, 'access_denied');
 });
 
-test('a mobile-number hint reaches the app too', T, async () => {
+async function simHttp(what, body) {
+  const res = await fetch(`${stack.simUrl}/phone/tpapp/${what}`, {
+    method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body),
+  });
+  return { status: res.status, body: await res.json() };
+}
+
+test('a mobile-number hint reaches the app too (the sim\'s phone HTTP API)', T, async () => {
   const r = await start('0922-333-444');
-  const list = await simTpapp(['ciba-list', '--account', citizen.account, '--issod', stack.issuer]);
-  assert.equal(list.out.requests.length, 1, JSON.stringify(list.out));
-  const no = await simTpapp(['ciba-deny', '--account', citizen.account, '--issod', stack.issuer]);
-  assert.equal(no.out.result, 'denied');
+  const who = { issod: stack.issuer, account: citizen.account, password: citizen.password };
+  const list = await simHttp('ciba-list', who);
+  assert.equal(list.status, 200, JSON.stringify(list.body));
+  assert.equal(list.body.requests.length, 1, JSON.stringify(list.body));
+  assert.equal(list.body.requests[0].service, SERVICE);
+  const wrong = await simHttp('ciba-deny', { ...who, request: 'A'.repeat(22) });
+  assert.equal(wrong.status, 404);
+  assert.equal(wrong.body.error, 'no_such_request');
+  const no = await simHttp('ciba-deny', { ...who, request: list.body.requests[0].request });
+  assert.equal(no.status, 200, JSON.stringify(no.body));
+  assert.equal(no.body.result, 'denied');
   assert.equal((await poll(counter, r.auth_req_id)).body.error, 'access_denied');
 });
 
