@@ -397,6 +397,38 @@ answer:
 }
 
 int
+member_resolve_hint(struct isso_app *app, const char *hint, char uuid_r[37], char key_r[65])
+{
+	struct store_member *member = NULL;
+	struct store_person *person = NULL;
+	char idn[11], id_hash[65];
+	int ret;
+
+	uuid_r[0] = '\0';
+	if (idnum_normalize(hint, idn) && idnum_is_valid(idn)) {
+		/* A national ID finds the person; only a person who is also a
+		 * member has an app to approve with. */
+		secret_lookup_hash(&app->secrets, "id", idn, id_hash);
+		memcpy(key_r, id_hash, 65);
+		explicit_bzero(idn, sizeof(idn));
+		ret = store_person_find_by_id_hash(app->store, id_hash, &person);
+		/* The same two look-ups whether or not the ID is known. */
+		if (ret == 0)
+			ret = store_member_get(
+			    app->store,
+			    person != NULL ? person->uuid : "00000000-0000-0000-0000-000000000000",
+			    &member);
+	} else {
+		ret = member_lookup(app, hint, &member, key_r);
+	}
+	if (ret == 0 && member != NULL && strlen(member->uuid) < 37)
+		memcpy(uuid_r, member->uuid, strlen(member->uuid) + 1);
+	store_person_free(person);
+	store_member_free(member);
+	return ret;
+}
+
+int
 member_find_by_phone(struct isso_app *app, const char *phone, char uuid_r[37])
 {
 	struct store_member *member = NULL;

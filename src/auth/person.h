@@ -100,6 +100,11 @@ void member_hash_password(struct http_req *req, const char *password, member_has
                           void *ctx);
 
 /* Looks a member up by normalised mobile number; uuid_r empty when none. */
+/* The member a hint names (a counter's login_hint): a national ID (of a
+ * person who is a member), a mobile number, an e-mail or an account.
+ * uuid_r "" when it names nobody; key_r gets a keyed hash of what was
+ * looked up, the same shape either way. 0 or ISSO_ERR_STORE. */
+int member_resolve_hint(struct isso_app *app, const char *hint, char uuid_r[37], char key_r[65]);
 int member_find_by_phone(struct isso_app *app, const char *phone, char uuid_r[37]);
 /* The member's account name and e-mail, for context words (malloc'd,
  * each NULL when unknown; the caller frees). */

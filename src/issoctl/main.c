@@ -118,7 +118,7 @@ static bool
 grant_type_add(char *grants, size_t n, const char *g)
 {
 	static const char *const known[] = {"authorization_code", "refresh_token",
-	                                    "client_credentials", NULL};
+	                                    "client_credentials", OIDC_CIBA_GRANT, NULL};
 	bool ok = false;
 
 	for (const char *const *k = known; *k != NULL; k++)
@@ -196,7 +196,7 @@ client_add(struct isso_app *app, int argc, char **argv)
 	struct store_client c;
 	json_t *settings = json_object();
 	bool legacy = false;
-	char grants[96] = "";
+	char grants[160] = "";
 	json_t *redirects = json_array(), *logouts = json_array(), *optional = json_array(), *out;
 	char id[44], secret[44], hash[65];
 	const char *why = NULL;
@@ -266,8 +266,9 @@ client_add(struct isso_app *app, int argc, char **argv)
 		case 'g':
 			if (!grant_type_add(grants, sizeof(grants), optarg)) {
 				ret = fail(2,
-				           "--grant-type is authorization_code, refresh_token or "
-				           "client_credentials, each at most once: %s",
+				           "--grant-type is authorization_code, refresh_token, "
+				           "client_credentials or " OIDC_CIBA_GRANT
+				           ", each at most once: %s",
 				           optarg);
 				goto out;
 			}
@@ -352,6 +353,14 @@ client_add(struct isso_app *app, int argc, char **argv)
 		ret = fail(2, "public clients cannot use client_credentials", NULL);
 		goto out;
 	}
+	/* A counter authenticates itself: CIBA is for confidential clients. */
+	if (c.public_client && scope_has(c.grant_types, OIDC_CIBA_GRANT)) {
+		ret = fail(2, "public clients cannot use " OIDC_CIBA_GRANT, NULL);
+		goto out;
+	}
+	if (scope_has(c.grant_types, OIDC_CIBA_GRANT))
+		json_object_set_new(settings, "backchannel_token_delivery_mode",
+		                    json_string("poll"));
 	/* issod will fetch and post to these: the outbound policy must let
 	 * them through (no loopback, private or metadata addresses unless
 	 * [outbound] allow lists them; https unless the issuer is on

@@ -65,6 +65,12 @@ oidc_client_settings_check(const json_t *settings, const char **why_r)
 				         "most 512 printable characters";
 				return ISSO_ERR_INVALID;
 			}
+		} else if (strcmp(key, "backchannel_token_delivery_mode") == 0) {
+			/* CIBA Core §4: only poll is delivered here. */
+			if (!json_is_string(v) || strcmp(json_string_value(v), "poll") != 0) {
+				*why_r = "backchannel_token_delivery_mode must be \"poll\"";
+				return ISSO_ERR_INVALID;
+			}
 		}
 		/* Other keys belong to other settings, checked where read. */
 	}

@@ -345,6 +345,11 @@ form_repeats(struct http_req *req)
 	    "client_assertion_type",
 	    "token",
 	    "token_type_hint",
+	    "auth_req_id",
+	    "login_hint",
+	    "binding_message",
+	    "requested_expiry",
+	    "acr_values",
 	    NULL,
 	};
 	const struct http_kvs *form = http_form_all(req);

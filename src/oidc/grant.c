@@ -193,8 +193,9 @@ out:
 /* One release of personal data to a client: the audit event "release"
  * and the person's release index (/account) hold the same record — the
  * names of the fields, never their values. */
-static int
-record_release(struct isso_app *app, json_t *request, json_t *session, json_t *claims, int64_t now)
+int
+oidc_release_record(struct isso_app *app, json_t *request, json_t *session, json_t *claims,
+                    int64_t now)
 {
 	const char *client_id = json_string_value(json_object_get(request, "client_id"));
 	const char *uuid = json_string_value(json_object_get(session, "uuid"));
@@ -316,7 +317,7 @@ oidc_code_redirect(struct isso_app *app, struct http_req *req, json_t *request, 
 		page_error(app, req, 503, "error.unavailable", "error.unavailable.message", NULL);
 		goto out;
 	}
-	if (record_release(app, request, session, claims, now) < 0) {
+	if (oidc_release_record(app, request, session, claims, now) < 0) {
 		(void)store_token_revoke(app->store, hash);
 		page_error(app, req, 503, "error.unavailable", "error.unavailable.message", NULL);
 		goto out;

@@ -223,4 +223,24 @@ bool oidc_client_flag(const struct store_client *c, const char *name);
  * never pass a secret. */
 void oidc_security_event(struct http_req *req, const char *event, ...) __attribute__((sentinel));
 
+/* One release of personal data (claims) to request's client: the audit
+ * event "release" and the person's release index, the field names only.
+ * request carries client_id, scope and sso; session uuid, method, loa and
+ * auth_time. */
+int oidc_release_record(struct isso_app *app, json_t *request, json_t *session, json_t *claims,
+                        int64_t now);
+/* ---- identification at the counter: CIBA, poll mode (ciba.c) ---- */
+/* Seconds a counter client waits between polls (slow_down when faster). */
+#define OIDC_CIBA_INTERVAL 5
+/* Whether client c may start counter identifications: confidential,
+ * registered for the CIBA grant, delivery mode poll (its settings'
+ * backchannel_token_delivery_mode, absent or "poll"). */
+bool oidc_ciba_client(const struct store_client *c);
+/* The token endpoint's CIBA grant for authenticated client c (jkt: the
+ * DPoP key the tokens are bound to, "" for none): authorization_pending,
+ * slow_down, access_denied, expired_token or the tokens, once. */
+void oidc_ciba_grant(struct isso_app *app, struct http_req *req, struct store_client *c,
+                     const char *jkt);
+/* /bc-authorize and the app's /app/v1/ciba/ endpoints. */
+void oidc_ciba_routes(struct isso_app *app, struct http_server *srv);
 #endif

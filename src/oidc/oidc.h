@@ -11,6 +11,9 @@
 struct isso_app;
 struct store_client;
 
+/* The grant type of counter identification (CIBA Core 1.0 §10.1). */
+#define OIDC_CIBA_GRANT "urn:openid:params:grant-type:ciba"
+
 /* Registers every OpenID Provider route. */
 void oidc_routes(struct isso_app *app, struct http_server *srv);
 /* Back-channel logout for a session that ended without a logout request

@@ -400,6 +400,18 @@ out:
 	json_decref(data);
 }
 
+/* The CIBA grant (ciba.c), for a confidential client in poll mode. */
+static void
+grant_ciba(struct isso_app *app, struct http_req *req, struct store_client *c, const char *jkt)
+{
+	if (!oidc_ciba_client(c)) {
+		grant_refused(req, c, OIDC_CIBA_GRANT, "unauthorized_client",
+		              "this client is not registered for CIBA (poll mode)");
+		return;
+	}
+	oidc_ciba_grant(app, req, c, jkt);
+}
+
 static void
 token_endpoint(struct http_req *req, void *ctx)
 {
@@ -422,7 +434,8 @@ token_endpoint(struct http_req *req, void *ctx)
 	}
 	if (strcmp(grant_type, "authorization_code") != 0 &&
 	    strcmp(grant_type, "refresh_token") != 0 &&
-	    strcmp(grant_type, "client_credentials") != 0) {
+	    strcmp(grant_type, "client_credentials") != 0 &&
+	    strcmp(grant_type, OIDC_CIBA_GRANT) != 0) {
 		oidc_json_error(req, 400, "unsupported_grant_type", NULL);
 		return;
 	}
@@ -454,9 +467,11 @@ token_endpoint(struct http_req *req, void *ctx)
 		grant_code(app, req, c, jkt);
 	else if (strcmp(grant_type, "refresh_token") == 0)
 		grant_refresh(app, req, c, jkt);
+	else if (strcmp(grant_type, OIDC_CIBA_GRANT) == 0)
+		grant_ciba(app, req, c, jkt);
 	else
 		grant_client_credentials(app, req, c, jkt);
-	/* grant_type is one of the three above: a bounded label */
+	/* grant_type is one of the four above: a bounded label */
 	if (http_response_status(req) == 200)
 		metrics_token_issued(grant_type);
 out:

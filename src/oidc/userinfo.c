@@ -355,6 +355,14 @@ oidc_discovery_build(struct isso_app *app)
 	json_object_set_new(d, "pushed_authorization_request_endpoint",
 	                    json_sprintf("%s/par", iss));
 	json_object_set_new(d, "require_pushed_authorization_requests", json_false());
+	/* CIBA Core §4: counter identification, poll mode only. */
+	json_array_append_new(json_object_get(d, "grant_types_supported"),
+	                      json_string(OIDC_CIBA_GRANT));
+	json_object_set_new(d, "backchannel_authentication_endpoint",
+	                    json_sprintf("%s/bc-authorize", iss));
+	json_object_set_new(d, "backchannel_token_delivery_modes_supported",
+	                    json_pack("[s]", "poll"));
+	json_object_set_new(d, "backchannel_user_code_parameter_supported", json_false());
 	/* RFC 9449 §5.1. */
 	extra = json_array();
 	for (const char *const *a = oidc_dpop_algs; *a != NULL; a++)
@@ -385,6 +393,7 @@ oidc_routes(struct isso_app *app, struct http_server *srv)
 {
 	oidc_authorize_routes(app, srv);
 	oidc_token_routes(app, srv);
+	oidc_ciba_routes(app, srv);
 	oidc_userinfo_routes(app, srv);
 	oidc_logout_routes(app, srv);
 	oidc_legacy_routes(app, srv);

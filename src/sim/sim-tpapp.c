@@ -20,6 +20,11 @@
  *                                citizen chose, one of the three) is needed
  *                                to approve
  *   POST /phone/tpapp/deny       the same, no pick
+ *   POST /phone/tpapp/ciba-list  JSON {issod, account, password?}: the
+ *                                counter requests (CIBA) waiting for the app
+ *   POST /phone/tpapp/ciba-approve|ciba-deny  JSON {issod, account,
+ *                                password?, request?}: answers request, or
+ *                                the only one waiting
  *   POST /phone/tpapp/open-link  JSON {link, account, password?, issod?, org?}:
  *                                approve through the app link (no number:
  *                                the page is on this very phone); issod's
@@ -44,6 +49,8 @@
  *   isso-sim phone tpapp deny QR --account A [--password P] [--org UBN] …
  *   isso-sim phone tpapp open-link LINK --account A [--password P] [--org UBN] …
  *   isso-sim phone tpapp enrol --account A --issod URL [--password P] [--name N]
+ *   isso-sim phone tpapp ciba-list --account A --issod URL
+ *   isso-sim phone tpapp ciba-approve|ciba-deny [REQUEST] --account A --issod URL
  * do the same from the command line (no running simulator needed). approve
  * without --pick shows the service and the choices and asks which number
  * the page shows (on a terminal; otherwise it is a usage error).
@@ -55,6 +62,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <openssl/rand.h>
 #include <openssl/sha.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -662,6 +670,10 @@ tpapp_open_link_handler(struct http_req *req, void *ctx)
 	tpapp_handle(req, TPAPP_OPEN_LINK);
 }
 
+static void tpapp_ciba_list_handler(struct http_req *req, void *ctx);
+static void tpapp_ciba_approve_handler(struct http_req *req, void *ctx);
+static void tpapp_ciba_deny_handler(struct http_req *req, void *ctx);
+
 static void
 tpapp_routes(struct http_server *srv)
 {
@@ -670,6 +682,9 @@ tpapp_routes(struct http_server *srv)
 	http_route(srv, HTTP_POST, "/phone/tpapp/approve", tpapp_approve_handler, NULL);
 	http_route(srv, HTTP_POST, "/phone/tpapp/deny", tpapp_deny_handler, NULL);
 	http_route(srv, HTTP_POST, "/phone/tpapp/open-link", tpapp_open_link_handler, NULL);
+	http_route(srv, HTTP_POST, "/phone/tpapp/ciba-list", tpapp_ciba_list_handler, NULL);
+	http_route(srv, HTTP_POST, "/phone/tpapp/ciba-approve", tpapp_ciba_approve_handler, NULL);
+	http_route(srv, HTTP_POST, "/phone/tpapp/ciba-deny", tpapp_ciba_deny_handler, NULL);
 }
 
 const struct sim_service sim_service_tpapp = {
@@ -692,6 +707,8 @@ tpapp_usage(void)
 	    "       isso-sim phone tpapp deny QR --account A [--password P] [--org UBN] …\n"
 	    "       isso-sim phone tpapp open-link LINK --account A [--password P] [--org UBN] …\n"
 	    "       isso-sim phone tpapp enrol --account A --issod URL [--password P] [--name N]\n"
+	    "       isso-sim phone tpapp ciba-list --account A --issod URL\n"
+	    "       isso-sim phone tpapp ciba-approve|ciba-deny [REQUEST] --account A --issod URL\n"
 	    "  every command but show takes --state DIR (default $ISSO_SIM_STATE, else\n"
 	    "  ~/.local/state/isso-sim): where the app keeps its device keys; an answer\n"
 	    "  for an account without one enrols one first (with its password);\n"
@@ -701,7 +718,10 @@ tpapp_usage(void)
 	    "  prints the return_url to open in that phone's browser;\n"
 	    "  --org answers an organisation login for that 統一編號;\n"
 	    "  --issod defaults to the address in the QR code or link; without --password\n"
-	    "  the test identities' password for the account is used\n");
+	    "  the test identities' password for the account is used;\n"
+	    "  ciba-list shows the counter requests (CIBA) waiting for the account's app\n"
+	    "  (the agency's service, the binding message, the fields); ciba-approve and\n"
+	    "  ciba-deny answer REQUEST, or the only one waiting\n");
 	return 2;
 }
 
@@ -763,6 +783,257 @@ tpapp_print(json_t *reply, const json_t *details, int status, int ok)
 	return status == ok ? 0 : 1;
 }
 
+/* ---- counter identification (CIBA): the app's list and answer ---- */
+
+/* account's kept key for base, enrolled first with password when there
+ * is none (*status_r and *reply_r are then the enrolment's when it
+ * failed). */
+static json_t *
+tpapp_key_or_enrol(const char *dir, const char *base, const char *account, const char *password,
+                   int *status_r, json_t **reply_r, const char **error_r)
+{
+	json_t *key = tpapp_key_load(dir, base, account);
+
+	*reply_r = NULL;
+	if (key != NULL)
+		return key;
+	if (password == NULL) {
+		*error_r = "no device key for the account and no password to enrol one";
+		return NULL;
+	}
+	if (tpapp_enrol(dir, base, account, password, NULL, status_r, reply_r, error_r) < 0 ||
+	    *status_r != 201)
+		return NULL;
+	json_decref(*reply_r);
+	*reply_r = NULL;
+	key = tpapp_key_load(dir, base, account);
+	if (key == NULL)
+		*error_r = "cannot read the device key back";
+	return key;
+}
+
+/* Signs claims with the kept key and posts {signature, device, …req} to
+ * path. */
+static int
+tpapp_signed_post(const char *base, const char *path, const json_t *key, json_t *claims,
+                  json_t *req, int *status_r, json_t **reply_r, const char **error_r)
+{
+	struct jose_keyset *ks = jose_keyset_new();
+	char *jws = NULL;
+	int ret = ISSO_ERR_IO;
+
+	if (jose_keyset_add(ks, json_string_value(json_object_get(key, "jwk")), true, error_r) <
+	        0 ||
+	    jose_sign(ks, "ES256", NULL, claims, &jws) < 0) {
+		*error_r = "cannot sign with the kept device key";
+		goto out;
+	}
+	json_object_set(req, "device", json_object_get(key, "device"));
+	json_object_set_new(req, "signature", json_string(jws));
+	ret = tpapp_post(base, path, req, status_r, reply_r, error_r);
+out:
+	jose_keyset_free(ks);
+	free(jws);
+	return ret;
+}
+
+/* POST /app/v1/ciba/pending, signed with a fresh jti. */
+static int
+tpapp_ciba_list(const char *base, const json_t *key, int *status_r, json_t **reply_r,
+                const char **error_r)
+{
+	unsigned char rnd[16];
+	char jti[33];
+	json_t *claims, *req = json_object();
+	int ret;
+
+	if (RAND_bytes(rnd, sizeof(rnd)) != 1) {
+		*error_r = "no randomness";
+		json_decref(req);
+		return ISSO_ERR_IO;
+	}
+	for (size_t i = 0; i < sizeof(rnd); i++)
+		snprintf(jti + 2 * i, 3, "%02x", rnd[i]);
+	claims = json_pack("{s:O, s:s, s:s, s:I}", "device", json_object_get(key, "device"),
+	                   "action", "ciba_pending", "jti", jti, "iat", (json_int_t)time(NULL));
+	ret = tpapp_signed_post(base, "/app/v1/ciba/pending", key, claims, req, status_r, reply_r,
+	                        error_r);
+	json_decref(claims);
+	json_decref(req);
+	return ret;
+}
+
+/* The app's answer to the pending request entry (from the list). */
+static int
+tpapp_ciba_answer(const char *base, const json_t *key, const json_t *entry, const char *decision,
+                  int *status_r, json_t **reply_r, const char **error_r)
+{
+	json_t *claims, *req;
+	int ret;
+
+	claims =
+	    json_pack("{s:O, s:O, s:s, s:O, s:I}", "request", json_object_get(entry, "request"),
+	              "device", json_object_get(key, "device"), "decision", decision, "nonce",
+	              json_object_get(entry, "nonce"), "iat", (json_int_t)time(NULL));
+	req = json_pack("{s:O, s:s}", "request", json_object_get(entry, "request"), "decision",
+	                decision);
+	if (claims == NULL || req == NULL) {
+		*error_r = "issod's list entry has no request or nonce";
+		ret = ISSO_ERR_IO;
+	} else {
+		ret = tpapp_signed_post(base, "/app/v1/ciba/answer", key, claims, req, status_r,
+		                        reply_r, error_r);
+	}
+	json_decref(claims);
+	json_decref(req);
+	return ret;
+}
+
+/* The app's side of a counter request (CIBA) for account at issod base:
+ * action "ciba-list" lists the requests waiting for its app; "ciba-approve"
+ * and "ciba-deny" answer request (or, when NULL, the only one waiting) as
+ * the list shows it. Returns 0 with issod's status and reply (the answer
+ * carries the request, service and binding message), or the app's own
+ * refusal: 404 {"error": "no_such_request", requests} / 409 {"error":
+ * "request_required", requests} (not exactly one waiting); < 0 with
+ * *error_r when issod cannot be reached or the key cannot be kept. */
+static int
+tpapp_ciba_run(const char *action, const char *request, const char *state, const char *base,
+               const char *account, const char *password, int *status_r, json_t **reply_r,
+               const char **error_r)
+{
+	json_t *key = NULL, *list = NULL, *answer = NULL, *entry = NULL, *v;
+	bool deny = strcmp(action, "ciba-deny") == 0;
+	int ret;
+	size_t i;
+
+	*reply_r = NULL;
+	key = tpapp_key_or_enrol(state, base, account, password, status_r, reply_r, error_r);
+	if (key == NULL)
+		return *reply_r != NULL ? 0 : ISSO_ERR_IO;
+	ret = tpapp_ciba_list(base, key, status_r, &list, error_r);
+	if (ret < 0)
+		goto out;
+	if (strcmp(action, "ciba-list") == 0 || *status_r != 200) {
+		*reply_r = list;
+		list = NULL;
+		goto out;
+	}
+	json_array_foreach(json_object_get(list, "requests"), i, v)
+	{
+		if (request == NULL ? json_array_size(json_object_get(list, "requests")) == 1
+		                    : strcmp(json_string_value(json_object_get(v, "request")) ?: "",
+		                             request) == 0)
+			entry = v;
+	}
+	if (entry == NULL) {
+		*status_r = request != NULL ? 404 : 409;
+		*reply_r = json_pack("{s:s, s:O}", "error",
+		                     request != NULL ? "no_such_request" : "request_required",
+		                     "requests", json_object_get(list, "requests"));
+		goto out;
+	}
+	ret = tpapp_ciba_answer(base, key, entry, deny ? "deny" : "approve", status_r, &answer,
+	                        error_r);
+	if (ret < 0)
+		goto out;
+	json_object_set(answer, "service", json_object_get(entry, "service"));
+	json_object_set(answer, "binding_message", json_object_get(entry, "binding_message"));
+	json_object_set(answer, "request", json_object_get(entry, "request"));
+	*reply_r = answer;
+	answer = NULL;
+out:
+	json_decref(answer);
+	json_decref(list);
+	json_decref(key);
+	return ret;
+}
+
+/* POST /phone/tpapp/ciba-list|ciba-approve|ciba-deny {issod, account,
+ * password?, request?}: tpapp_ciba_run's status and reply. */
+static void
+tpapp_ciba_handle(struct http_req *req, const char *action)
+{
+	size_t len = 0;
+	const char *raw = http_body(req, &len), *account, *password, *request, *error = NULL;
+	json_t *in = raw != NULL ? json_loadb(raw, len, 0, NULL) : NULL, *reply = NULL, *kept;
+	char *base = NULL;
+	int status = 0;
+
+	account = json_string_value(json_object_get(in, "account"));
+	password = json_string_value(json_object_get(in, "password"));
+	request = json_string_value(json_object_get(in, "request"));
+	base = tpapp_base(json_string_value(json_object_get(in, "issod")));
+	if (account == NULL || base == NULL) {
+		sim_send_error(req, 400, "issod_and_account_required");
+		goto out;
+	}
+	kept = tpapp_key_load(tpapp_state, base, account);
+	if (password == NULL && kept == NULL)
+		password = tpapp_password_of(tpapp_identities, account);
+	if (password == NULL && kept == NULL) {
+		sim_send_error(req, 404, "unknown_account");
+		goto out;
+	}
+	json_decref(kept);
+	if (tpapp_ciba_run(action, request, tpapp_state, base, account, password, &status, &reply,
+	                   &error) < 0 ||
+	    reply == NULL) {
+		sim_send_error(req, 502, "issod_unreachable");
+		goto out;
+	}
+	http_send_json(req, status, reply);
+	reply = NULL;
+out:
+	free(base);
+	json_decref(reply);
+	json_decref(in);
+}
+
+static void
+tpapp_ciba_list_handler(struct http_req *req, void *ctx)
+{
+	(void)ctx;
+	tpapp_ciba_handle(req, "ciba-list");
+}
+
+static void
+tpapp_ciba_approve_handler(struct http_req *req, void *ctx)
+{
+	(void)ctx;
+	tpapp_ciba_handle(req, "ciba-approve");
+}
+
+static void
+tpapp_ciba_deny_handler(struct http_req *req, void *ctx)
+{
+	(void)ctx;
+	tpapp_ciba_handle(req, "ciba-deny");
+}
+
+/* isso-sim phone tpapp ciba-list|ciba-approve|ciba-deny [REQUEST]
+ * --account A --issod URL: prints tpapp_ciba_run's reply; exit 0 when
+ * issod took it. */
+static int
+tpapp_ciba_cmd(const char *action, const char *request, const char *state, const char *base,
+               const char *account, const char *password)
+{
+	json_t *reply = NULL;
+	const char *error = NULL;
+	int status = 0, ret;
+
+	if (tpapp_ciba_run(action, request, state, base, account, password, &status, &reply,
+	                   &error) < 0 ||
+	    reply == NULL) {
+		fprintf(stderr, "isso-sim: %s\n", error != NULL ? error : "no reply");
+		json_decref(reply);
+		return 2;
+	}
+	ret = tpapp_print(reply, NULL, status, 200);
+	json_decref(reply);
+	return ret;
+}
+
 int
 sim_tpapp_phone_cmd(int argc, char **argv)
 {
@@ -804,6 +1075,29 @@ sim_tpapp_phone_cmd(int argc, char **argv)
 	}
 	if (action == NULL)
 		return tpapp_usage();
+	if (strncmp(action, "ciba-", 5) == 0) {
+		if ((strcmp(action, "ciba-list") != 0 && strcmp(action, "ciba-approve") != 0 &&
+		     strcmp(action, "ciba-deny") != 0) ||
+		    account == NULL || issod == NULL || org != NULL || pick_arg != NULL ||
+		    name != NULL || (text != NULL && strcmp(action, "ciba-list") == 0))
+			return tpapp_usage();
+		if ((base = tpapp_base(issod)) == NULL) {
+			fprintf(stderr, "isso-sim: --issod takes issod's http(s) address\n");
+			return 2;
+		}
+		state = tpapp_cli_state(state_arg);
+		if (password == NULL) {
+			json_t *kept = tpapp_key_load(state, base, account);
+			if (kept == NULL) {
+				ids = json_load_file(ids_path, 0, NULL);
+				password = tpapp_password_of(ids, account);
+			}
+			json_decref(kept);
+		}
+		curl_global_init(CURL_GLOBAL_DEFAULT);
+		ret = tpapp_ciba_cmd(action, text, state, base, account, password);
+		goto out;
+	}
 	enrol = strcmp(action, "enrol") == 0;
 	if (enrol ? (text != NULL || account == NULL || issod == NULL)
 	          : (text == NULL ||

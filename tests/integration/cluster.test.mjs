@@ -8,6 +8,10 @@
 // The login then completes on node B (phone + SMS code + consent) and its
 // code is redeemed through the proxy with openid-client.
 //
+// A counter's CIBA request started on node A is polled on both (the poll
+// interval is counted in the store: slow_down on the other node), listed
+// and approved by the app on node B, and its tokens come once.
+//
 // Both nodes try to sign an audit checkpoint every second
 // (audit.checkpoint_interval = 1): at most one is written per interval,
 // and `issoctl audit verify` accepts the chain and all of them.
@@ -28,6 +32,7 @@ import {
   startStack, HttpAgent, Daemon, waitReady, freePort, BUILD_DIR, redirectParams, sameEndpoint,
   sleep, limit,
 } from './lib/harness.mjs';
+import * as tpapp from './lib/tpapp.mjs';
 import { Postgres } from './lib/pgsql.mjs';
 import { startHaproxy } from './lib/haproxy.mjs';
 
@@ -287,6 +292,51 @@ test('two nodes ticking every second write at most one audit checkpoint per inte
   assert.equal(report.ok, true, JSON.stringify(report));
   assert.equal(report.checkpoints, ts.length);
   assert.equal(report.unanchored_rows, 0);
+});
+
+test('counter identification (CIBA) across the nodes: the poll interval is kept in the store, the app answers on the other node, the tokens come once', T, async () => {
+  const CIBA = 'urn:openid:params:grant-type:ciba';
+  const counter = await stack.registerClient({ name: '臨櫃 叢集', redirectUris: [RP], scope: 'openid uuid profile', grantTypes: [CIBA] });
+  const member = citizens[7];
+  const dev = await tpapp.enrolled(stack, member);
+  const auth = `Basic ${Buffer.from(`${counter.client_id}:${counter.client_secret}`).toString('base64')}`;
+  const form = async (base, p, body) => {
+    const res = await fetch(`${base}${p}`, {
+      method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded', authorization: auth },
+      body: new URLSearchParams(body),
+    });
+    return { status: res.status, body: await res.json() };
+  };
+  const app = async (base, p, payload, body) => {
+    const res = await fetch(`${base}${p}`, {
+      method: 'POST', headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ ...body, device: dev.device, signature: tpapp.signJws(dev.privateKey, { device: dev.device, iat: Math.floor(Date.now() / 1000), ...payload }) }),
+    });
+    return { status: res.status, body: await res.json() };
+  };
+  const nodeA = stack.url('').replace(/\/$/, '');
+  const start = await form(nodeA, '/bc-authorize', { scope: 'openid uuid profile', login_hint: member.account, binding_message: '叢集櫃台1' });
+  assert.equal(start.status, 200, JSON.stringify(start.body));
+  const poll = (base) => form(base, '/token', { grant_type: CIBA, auth_req_id: start.body.auth_req_id });
+  assert.equal((await poll(nodeA)).body.error, 'authorization_pending');
+  assert.equal((await poll(urlB)).body.error, 'slow_down', 'the other node knows of the last poll');
+
+  const list = await app(urlB, '/app/v1/ciba/pending', { action: 'ciba_pending', jti: `cluster-${Date.now()}-jti` }, {});
+  assert.equal(list.status, 200, JSON.stringify(list.body));
+  assert.equal(list.body.requests.length, 1);
+  const entry = list.body.requests[0];
+  assert.equal(entry.binding_message, '叢集櫃台1');
+  const yes = await app(urlB, '/app/v1/ciba/answer', { request: entry.request, decision: 'approve', nonce: entry.nonce }, { request: entry.request, decision: 'approve' });
+  assert.equal(yes.status, 200, JSON.stringify(yes.body));
+  const again = await app(nodeA, '/app/v1/ciba/answer', { request: entry.request, decision: 'deny', nonce: entry.nonce }, { request: entry.request, decision: 'deny' });
+  assert.equal(again.status, 409, 'one answer, whichever node');
+
+  await sleep(5500);
+  const [a, b] = await Promise.all([poll(nodeA), poll(urlB)]);
+  const won = [a, b].filter((r) => r.status === 200);
+  assert.equal(won.length, 1, `tokens once: ${JSON.stringify([a.body, b.body])}`);
+  const ui = await (await fetch(`${urlB}/userinfo`, { headers: { authorization: `Bearer ${won[0].body.access_token}` } })).json();
+  assert.equal(ui.uuid, member.uuid);
 });
 
 test('through haproxy: logins alternate between the nodes; kill -9 of one loses no committed row, the logins in flight finish on the other', T, async () => {

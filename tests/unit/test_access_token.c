@@ -58,6 +58,10 @@ settings_check(void **state)
 	    {"{\"access_token_audience\":\"line\\nbreak\"}", false},
 	    {"{\"access_token_audience\":[\"a\"]}", false},
 	    {"{\"some_other_setting\":true}", true},
+	    {"{\"backchannel_token_delivery_mode\":\"poll\"}", true},
+	    {"{\"backchannel_token_delivery_mode\":\"ping\"}", false},
+	    {"{\"backchannel_token_delivery_mode\":\"push\"}", false},
+	    {"{\"backchannel_token_delivery_mode\":true}", false},
 	    {"[]", false},
 	};
 	const char *why;

@@ -744,6 +744,82 @@ test_uri_listed_exactly(void **state)
 	json_decref(uris);
 }
 
+/* A counter's login_hint names a member by account, e-mail, mobile number
+ * or national ID (through the person); a person who is no member, and a
+ * hint that names nobody, give no uuid, and a key of the same shape. */
+static void
+test_member_resolve_hint(void **state)
+{
+	struct app_fixture *f = *state;
+	struct isso_app *app = &f->app;
+	struct member_new m = {
+	    .account = "counter01",
+	    .password = "correct horse battery staple",
+	    .phone = "0955000111",
+	    .email = "counter01@example.tw",
+	    .name = "陳臨櫃",
+	    .id_number = "C123456781",
+	};
+	static const char *const names[] = {
+	    "counter01",    "COUNTER01",  "counter01@example.tw", "0955000111",
+	    "0955-000-111", "C123456781", "c123456781",           NULL};
+	static const char *const nobody[] = {
+	    "counter02", "0955000112", "x@example.tw", "D223456784", "A123456788", "???", NULL};
+	const char *key = NULL;
+	char uuid[37], got[37], k[65], k2[65];
+
+	assert_int_equal(member_create(app, &m, uuid, &key), 0);
+	for (const char *const *n = names; *n != NULL; n++) {
+		assert_int_equal(member_resolve_hint(app, *n, got, k), 0);
+		assert_string_equal(got, uuid);
+		assert_int_equal(strlen(k), 64);
+	}
+	/* A person known by ID (a card login) without a TaipeiPass account. */
+	assert_int_equal(person_link_id(app, "D223456784", "林卡片", got), 0);
+	for (const char *const *n = nobody; *n != NULL; n++) {
+		assert_int_equal(member_resolve_hint(app, *n, got, k), 0);
+		assert_string_equal(got, "");
+		assert_int_equal(strlen(k), 64);
+		assert_int_equal(member_resolve_hint(app, *n, got, k2), 0);
+		assert_string_equal(k, k2);
+	}
+}
+
+/* Only a confidential client registered for the CIBA grant, in poll
+ * mode, starts counter requests. */
+static void
+test_ciba_client(void **state)
+{
+	struct store_client c;
+	json_t *poll = json_pack("{s:s}", "backchannel_token_delivery_mode", "poll");
+	json_t *ping = json_pack("{s:s}", "backchannel_token_delivery_mode", "ping");
+	json_t *none = json_object();
+
+	(void)state;
+	memset(&c, 0, sizeof(c));
+	c.client_id = "counter";
+	c.grant_types = "authorization_code " OIDC_CIBA_GRANT;
+	c.settings = poll;
+	assert_true(oidc_ciba_client(&c));
+	c.settings = none;
+	assert_true(oidc_ciba_client(&c));
+	c.settings = ping;
+	assert_false(oidc_ciba_client(&c));
+	c.settings = poll;
+	c.public_client = true;
+	assert_false(oidc_ciba_client(&c));
+	c.public_client = false;
+	c.grant_types = "authorization_code refresh_token";
+	assert_false(oidc_ciba_client(&c));
+	c.grant_types = NULL;
+	assert_false(oidc_ciba_client(&c));
+	c.grant_types = "urn:openid:params:grant-type:ciba-not";
+	assert_false(oidc_ciba_client(&c));
+	json_decref(poll);
+	json_decref(ping);
+	json_decref(none);
+}
+
 int
 main(void)
 {
@@ -754,6 +830,7 @@ main(void)
 	    cmocka_unit_test(test_scope_granted),
 	    cmocka_unit_test(test_scope_granted_long_words),
 	    cmocka_unit_test(test_min_loa),
+	    cmocka_unit_test(test_ciba_client),
 	    cmocka_unit_test(test_session_satisfies),
 	    cmocka_unit_test(test_uri_listed_exactly),
 	};
@@ -766,6 +843,7 @@ main(void)
 	    cmocka_unit_test(test_sealed_claims_and_tokens),
 	    cmocka_unit_test(test_client_assertion),
 	    cmocka_unit_test(test_client_find_only_approved),
+	    cmocka_unit_test(test_member_resolve_hint),
 	};
 	int failed = cmocka_run_group_tests_name("oidc", pure, NULL, NULL);
 

@@ -50,6 +50,7 @@
 #include <sodium.h>
 
 #include "auth/app.h"
+#include "auth/appsig.h"
 #include "auth/claims.h"
 #include "auth/devkey.h"
 #include "auth/flow.h"
@@ -991,9 +992,6 @@ app_wipe_password(json_t *body)
 static void app_approve_finish(struct isso_app *app, struct http_req *req, json_t *body,
                                json_t *data, const char *uuid);
 
-/* Seconds a signed answer's iat may lie from now. */
-#define APP_SIG_SKEW 300
-
 /* An optional string member: NULL when absent or "". */
 static const char *
 app_opt(json_t *obj, const char *key)
@@ -1009,24 +1007,24 @@ app_same(const char *a, const char *b)
 	return (a == NULL && b == NULL) || (a != NULL && b != NULL && strcmp(a, b) == 0);
 }
 
-/* Does the signed payload say what the request says, for this challenge,
- * this device and this challenge's nonce, signed about now? */
-static bool
-app_claims_match(json_t *claims, json_t *body, const char *ch, const char *device,
-                 const char *nonce)
-{
-	json_t *iat = json_object_get(claims, "iat");
-	const char *cn = json_string_value(json_object_get(claims, "nonce"));
-	const char *via = app_opt(body, "via"), *cvia = app_opt(claims, "via");
-	int64_t now = app_now();
+struct app_answer {
+	json_t *body;
+	const char *challenge;
+	const char *nonce;
+};
 
-	if (!json_is_integer(iat) || json_integer_value(iat) < now - APP_SIG_SKEW ||
-	    json_integer_value(iat) > now + APP_SIG_SKEW)
-		return false;
-	if (nonce == NULL || cn == NULL || strlen(cn) != strlen(nonce) || !secret_equal(cn, nonce))
-		return false;
-	return app_same(json_string_value(json_object_get(claims, "challenge")), ch) &&
-	       app_same(json_string_value(json_object_get(claims, "device")), device) &&
+/* Does the signed payload say what the request says, for this challenge
+ * and this challenge's nonce? (appsig_check has checked the device and
+ * iat.) */
+static bool
+app_claims_match(json_t *claims, void *ctx)
+{
+	struct app_answer *a = ctx;
+	json_t *body = a->body;
+	const char *via = app_opt(body, "via"), *cvia = app_opt(claims, "via");
+
+	return appsig_nonce_ok(claims, a->nonce) &&
+	       app_same(json_string_value(json_object_get(claims, "challenge")), a->challenge) &&
 	       app_same(app_opt(claims, "decision"), app_opt(body, "decision")) &&
 	       app_same(cvia != NULL ? cvia : "scan", via != NULL ? via : "scan") &&
 	       app_same(app_opt(claims, "organisation"), app_opt(body, "organisation")) &&
@@ -1047,10 +1045,11 @@ app_approve_route(struct http_req *req, void *ctx)
 {
 	struct isso_app *app = ctx;
 	const char *ch, *decision, *ubn, *via, *device, *sig, *error = NULL;
-	json_t *body = app_request(req, app_fields), *data = NULL, *claims = NULL;
-	struct store_device *dev = NULL;
-	bool approve, org_login, link, found = false;
-	int picked;
+	json_t *body = app_request(req, app_fields), *data = NULL;
+	struct app_answer answer;
+	char uuid[37];
+	bool approve, org_login, link;
+	int picked, ret;
 
 	if (body == NULL) {
 		app_reply(req, 400, "error", "invalid_request");
@@ -1097,33 +1096,25 @@ app_approve_route(struct http_req *req, void *ctx)
 		app_reply(req, 400, "error", "not_an_organisation_login");
 		goto out;
 	}
-	if (store_device_get(app->store, device, &dev) < 0) {
-		app_reply(req, 503, "error", "unavailable");
-		goto out;
-	}
-	/* Unknown and revoked answer alike: the app enrols again. */
-	if (dev == NULL || dev->revoked_at != 0) {
-		log_info("tpapp_unknown_device", NULL);
+	answer.body = body;
+	answer.challenge = ch;
+	answer.nonce = json_string_value(json_object_get(data, "nonce"));
+	ret = appsig_check(app, device, sig, app_claims_match, &answer, uuid, NULL, &error);
+	if (ret == ISSO_ERR_DENIED) {
 		app_reply(req, 401, "error", "unknown_device");
 		goto out;
 	}
-	if (devkey_verify(dev->jwk, sig, &claims, &error) < 0 ||
-	    !app_claims_match(claims, body, ch, device,
-	                      json_string_value(json_object_get(data, "nonce")))) {
-		log_info("tpapp_bad_signature", "reason", error != NULL ? error : "claims", NULL);
+	if (ret == ISSO_ERR_INVALID) {
 		app_reply(req, 401, "error", "invalid_signature");
 		goto out;
 	}
-	if (store_device_use(app->store, device, app_now(), &found) < 0 || !found) {
-		app_reply(req, found ? 503 : 401, "error",
-		          found ? "unavailable" : "unknown_device");
+	if (ret < 0) {
+		app_reply(req, 503, "error", "unavailable");
 		goto out;
 	}
-	app_approve_finish(app, req, body, data, dev->uuid);
+	app_approve_finish(app, req, body, data, uuid);
 out:
 	app_wipe_password(body);
-	store_device_free(dev);
-	json_decref(claims);
 	json_decref(body);
 	json_decref(data);
 }
