@@ -14,6 +14,7 @@
 #include <time.h>
 
 #include "auth/app.h"
+#include "auth/bind.h"
 #include "auth/claims.h"
 #include "auth/flow.h"
 #include "auth/method.h"
@@ -287,7 +288,8 @@ member_rows(struct isso_app *app, struct http_req *req, json_t *pii)
  * national ID proven by a card or certificate (which every ID method then
  * lands on). */
 static json_t *
-linked_methods(struct isso_app *app, struct http_req *req, const char *uuid, int *ret_r)
+linked_methods(struct isso_app *app, struct http_req *req, const char *uuid, json_t *page,
+               int *ret_r)
 {
 	struct store_member *m = NULL;
 	struct store_person *p = NULL;
@@ -312,6 +314,21 @@ linked_methods(struct isso_app *app, struct http_req *req, const char *uuid, int
 		json_array_append_new(
 		    out, json_pack("{s:s, s:s}", "title", page_text(app, req, "account.id_linked"),
 		                   "detail", page_text(app, req, "account.id_linked_detail")));
+	/* A member not yet proven (gold) may bind a method that proves the
+	 * national ID. */
+	if (m != NULL && (m->level != MEMBER_GOLD || p == NULL || p->id_hash == NULL)) {
+		json_t *options = json_array();
+		for (const struct method *const *mt = methods; *mt != NULL; mt++) {
+			if (bind_method_ok((*mt)->id) && method_available(app, *mt))
+				json_array_append_new(
+				    options, json_pack("{s:s, s:s}", "id", (*mt)->id, "title",
+				                       page_text(app, req, (*mt)->title_key)));
+		}
+		json_object_set_new(page, "can_bind", json_boolean(json_array_size(options) > 0));
+		json_object_set_new(page, "bind_methods", options);
+	}
+	if (m != NULL && m->level == MEMBER_GOLD)
+		json_object_set_new(page, "gold", json_true());
 out:
 	store_member_free(m);
 	store_person_free(p);
@@ -350,7 +367,7 @@ account_page(struct isso_app *app, struct http_req *req, json_t *session, const 
 		goto fail;
 	page = json_pack("{s:s, s:o}", "csrf", csrf_token(req, &app->secrets, ACCOUNT_CSRF),
 	                 "member", member_rows(app, req, pii));
-	json_object_set_new(page, "methods", linked_methods(app, req, uuid, &ret));
+	json_object_set_new(page, "methods", linked_methods(app, req, uuid, page, &ret));
 	if (ret < 0)
 		goto fail;
 	json_object_set_new(page, "has_member",
@@ -446,6 +463,8 @@ account(struct http_req *req, void *ctx)
 	/* What the last change did, said once in a status message. */
 	if (done != NULL && strcmp(done, "withdrawn") == 0)
 		notice = "account.withdrawn";
+	else if (done != NULL && strcmp(done, "bound") == 0)
+		notice = "account.bound";
 	account_page(app, req, session, key, notice);
 	json_decref(session);
 }
@@ -526,9 +545,48 @@ out:
 	json_decref(session);
 }
 
+/* POST /account/bind: method. A member proves the national ID with a
+ * card or certificate login in this session (auth/bind.h). */
+static void
+bind_post(struct http_req *req, void *ctx)
+{
+	struct isso_app *app = ctx;
+	const char *key = NULL, *method_id = http_form(req, "method");
+	json_t *session = flow_session(app, req, &key);
+	const struct method *m;
+	char txn_id[44];
+	int ret;
+
+	if (session == NULL) {
+		account_login(app, req);
+		return;
+	}
+	if (!csrf_check(req, &app->secrets, ACCOUNT_CSRF)) {
+		page_error(app, req, 403, "error.title", "error.csrf", "/account");
+		goto out;
+	}
+	m = method_id != NULL ? method_find(method_id) : NULL;
+	if (m == NULL || !bind_method_ok(m->id) || !method_available(app, m)) {
+		page_error(app, req, 400, "error.bad_request", "error.bad_request.message",
+		           "/account");
+		goto out;
+	}
+	ret = bind_start(app, req, session, key, m->id, txn_id);
+	if (ret < 0) {
+		page_error(app, req, 503, "error.unavailable", "error.unavailable.message",
+		           "/account");
+		goto out;
+	}
+	http_redirect(req, 303,
+	              flow_url(req, pool_printf(http_pool(req), "/login/%s", m->id), txn_id));
+out:
+	json_decref(session);
+}
+
 void
 account_routes(struct isso_app *app, struct http_server *srv)
 {
+	http_route(srv, HTTP_POST, "/account/bind", bind_post, app);
 	http_route(srv, HTTP_GET, "/account", account, app);
 	http_route(srv, HTTP_POST, "/account/withdraw", withdraw, app);
 	http_route(srv, HTTP_POST, "/account/logout-all", logout_all, app);

@@ -1,0 +1,331 @@
+// 歸戶 from /account: a TaipeiPass member who registered without a national
+// ID binds the NHI card (the test cards' keys answer the card component's
+// part, as in nhi-card.test.mjs; the NHI service is isso-sim): the card's
+// proven ID links the member's person, the member becomes gold, and a later
+// card login through an agency (openid-client) lands on the same uuid —
+// the same `sub` as the member's password login. The merge: a citizen who
+// logged in by card first (a second uuid, with a consent) binds the card
+// to the member account: the consent moves (the agency asks nothing
+// again), the card's uuid is gone, audit `persons_merged`. The refusals:
+// an ID bound to another member, a member bound to another ID, no CSRF
+// token, a session that ended before the card login finished, a login
+// that proves no ID.
+
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import crypto from 'node:crypto';
+import fs from 'node:fs';
+import path from 'node:path';
+import * as client from 'openid-client';
+import { startStack, HttpAgent, REPO, limit, sameEndpoint, sleep } from './lib/harness.mjs';
+
+const RP = 'http://127.0.0.1:9/cb'; // never contacted: the agent stops at it
+const SCOPE = 'openid uuid profile';
+const T = { timeout: limit(60_000) };
+const MSG = JSON.parse(fs.readFileSync(path.join(REPO, 'locales', 'zh-TW.json'), 'utf8'));
+
+function msg(key) {
+  assert.ok(typeof MSG[key] === 'string', `no message ${key} in locales/zh-TW.json`);
+  return MSG[key];
+}
+
+let stack;
+let cfg;
+const secrets = new Set(); // IDs, passwords, codes: never in issod's log
+
+const isRp = (next) => sameEndpoint(next, RP);
+const pathOf = (url) => new URL(url).pathname;
+
+function card(id) {
+  const c = stack.cards.nhi.find((x) => x.national_id === id);
+  assert.ok(c, `${id} has an NHI test card`);
+  secrets.add(c.national_id);
+  secrets.add(c.registration_password);
+  const key = fs.readFileSync(path.join(stack.pki, c.cert.replace(/\.crt$/, '.key')), 'utf8');
+  const cert = fs.readFileSync(path.join(stack.pki, c.cert), 'utf8');
+  return { ...c, key, certB64: new crypto.X509Certificate(cert).raw.toString('base64') };
+}
+
+/** The card component's answers (docs/cardagent.md). */
+function cardAnswers(c, random, password) {
+  const service = fs.readFileSync(path.join(stack.pki, stack.cards.nhi_service_cert), 'utf8');
+  return {
+    signature: crypto.sign('sha256', Buffer.from(random, 'utf8'), c.key).toString('base64'),
+    cert: c.certB64,
+    blob: crypto.publicEncrypt({ key: service, padding: crypto.constants.RSA_PKCS1_OAEP_PADDING, oaepHash: 'sha256' },
+      Buffer.from(`NHI-PWD\n${random}\n${password}`, 'utf8')).toString('base64'),
+    signed_card_no: c.card_no,
+  };
+}
+
+let phoneSeq = 0;
+function newPhone() {
+  phoneSeq += 1;
+  const p = `0938${String(500000 + phoneSeq * 191).padStart(6, '0')}`;
+  secrets.add(p);
+  return p;
+}
+
+let userSeq = 0;
+async function newMember({ name = '自填的名字' } = {}) {
+  userSeq += 1;
+  const u = await stack.addUser({ account: `bind.member${userSeq}`, password: `Tp-Bind-Member-${userSeq}7`, phone: newPhone(), ...(name ? { name } : {}) });
+  secrets.add(u.password);
+  return u;
+}
+
+before(async () => {
+  stack = await startStack({ label: 'bind', cards: true });
+  const c = await stack.registerClient({ name: '臺北市歸戶測試機關', purpose: '歸戶整合測試', redirectUris: [RP], scope: SCOPE });
+  cfg = await client.discovery(new URL(stack.issuer), c.client_id, {}, client.ClientSecretBasic(c.client_secret),
+    { execute: [client.allowInsecureRequests], timeout: 5 });
+}, { timeout: limit(120_000) });
+
+after(async () => {
+  if (stack) {
+    const log = stack.issod.stderr;
+    await stack.stop();
+    for (const s of secrets) assert.ok(!log.includes(s), 'a national ID, password, phone or code reached the log');
+  }
+});
+
+// ---------------------------------------------------------------- helpers
+
+/** Logs member u in to /account with the TaipeiPass password: the page. */
+async function accountLogin(agent, u) {
+  const choice = await agent.followUntil(stack.url('/account'));
+  assert.equal(pathOf(choice.url), '/login');
+  const link = choice.res.links().find((l) => pathOf(l.href) === '/login/taipeipass');
+  const page = await agent.get(link.href);
+  const f = page.forms().find((x) => x.has('password'));
+  const r = await agent.submit(f, { account: u.account, password: u.password });
+  assert.equal(pathOf(r.url), '/account', `after the password: ${r.res.pageText().slice(0, 300)}`);
+  assert.equal(r.res.status, 200);
+  return r.res;
+}
+
+/** The bind form of an /account page and its NHI card button. */
+function bindForm(res) {
+  const f = res.forms().find((x) => pathOf(x.action) === '/account/bind');
+  return f ? { f, button: f.buttons.find((b) => b.value === 'nhi-card') } : null;
+}
+
+/** The NHI card login at its first page url, through the phone step;
+ * stop: where to stop following (the agency). */
+async function nhiLogin(agent, url, c, stop = () => false) {
+  const first = await agent.get(url);
+  assert.equal(first.status, 200, `the card step: ${first.pageText().slice(0, 300)}`);
+  const cf = first.forms().find((x) => x.has('card_no'));
+  const pw = await agent.submit(cf, { id_number: c.national_id, card_no: c.card_no });
+  assert.equal(pathOf(pw.url), '/login/nhi-card/password', `after the card: ${pw.res.pageText().slice(0, 300)}`);
+  const pf = pw.res.forms().find((x) => x.has('random'));
+  const random = pf.controls.find((x) => x.name === 'random').value;
+  const r = await agent.submit(pf, cardAnswers(c, random, c.registration_password));
+  assert.equal(pathOf(r.url), '/login/nhi-card/phone', `after the password: ${r.res.pageText().slice(0, 300)}`);
+  const phone = newPhone();
+  const page = await agent.get(r.url);
+  const f = page.forms().find((x) => x.has('phone'));
+  const sent = await agent.submit(f, { phone }, f.buttons.find((b) => b.value === 'send'));
+  const vf = sent.res.forms().find((x) => x.has('code'));
+  const sms = await stack.readLastSms(phone);
+  assert.ok(sms?.code, 'an SMS code');
+  secrets.add(sms.code);
+  return agent.submit(vf, { code: sms.code }, vf.buttons.find((b) => b.value === 'verify'), stop);
+}
+
+/** Binds card c to the member logged in on agent (page: its /account). */
+async function bindCard(agent, page, c) {
+  const b = bindForm(page);
+  assert.ok(b && b.button, '/account offers to bind the NHI card');
+  const start = await agent.submit(b.f, {}, b.button, () => true);
+  assert.equal(start.res.status, 303);
+  assert.equal(pathOf(start.url), '/login/nhi-card');
+  return nhiLogin(agent, start.url, c);
+}
+
+/** An agency login by NHI card (fresh browser): {claims, consentAsked}. */
+async function agencyCardLogin(c, scope = SCOPE) {
+  const agent = new HttpAgent();
+  const verifier = client.randomPKCECodeVerifier();
+  const state = client.randomState();
+  const nonce = client.randomNonce();
+  const url = client.buildAuthorizationUrl(cfg, {
+    redirect_uri: RP, scope, state, nonce,
+    code_challenge: await client.calculatePKCECodeChallenge(verifier), code_challenge_method: 'S256',
+  });
+  const choice = await agent.followUntil(url.href, isRp);
+  const link = choice.res.links().find((l) => pathOf(l.href) === '/login/nhi-card');
+  let r = await nhiLogin(agent, link.href, c, isRp);
+  const consentAsked = !r.stopped;
+  if (!r.stopped) {
+    const f = r.res.forms().find((x) => x.buttons.some((b) => b.name === 'decision'));
+    assert.ok(f, `the consent page: ${r.res.pageText().slice(0, 300)}`);
+    r = await agent.submit(f, {}, f.buttons.find((b) => b.value === 'allow'), isRp);
+  }
+  assert.ok(r.stopped, 'back at the agency');
+  const tokens = await client.authorizationCodeGrant(cfg, new URL(r.url), {
+    pkceCodeVerifier: verifier, expectedState: state, expectedNonce: nonce,
+  });
+  const info = await client.fetchUserInfo(cfg, tokens.access_token, tokens.claims().sub);
+  return { claims: { ...tokens.claims(), uuid: info.uuid }, consentAsked };
+}
+
+/** An agency login by the member's TaipeiPass password: the claims. */
+async function agencyPasswordLogin(u) {
+  const agent = new HttpAgent();
+  const verifier = client.randomPKCECodeVerifier();
+  const state = client.randomState();
+  const nonce = client.randomNonce();
+  const url = client.buildAuthorizationUrl(cfg, {
+    redirect_uri: RP, scope: SCOPE, state, nonce,
+    code_challenge: await client.calculatePKCECodeChallenge(verifier), code_challenge_method: 'S256',
+  });
+  const cb = await agent.loginViaPages({ authorizeUrl: url.href, account: u.account, password: u.password });
+  const tokens = await client.authorizationCodeGrant(cfg, new URL(cb), {
+    pkceCodeVerifier: verifier, expectedState: state, expectedNonce: nonce,
+  });
+  const info = await client.fetchUserInfo(cfg, tokens.access_token, tokens.claims().sub);
+  return { ...tokens.claims(), uuid: info.uuid };
+}
+
+async function audit() {
+  return stack.issoctl(['audit', 'export']);
+}
+
+// ---------------------------------------------------------------- binding
+
+test('a member binds the NHI card from /account: gold, and a later card login lands on the same uuid', T, async () => {
+  const u = await newMember();
+  const c = card('A123456789');
+  const agent = new HttpAgent();
+  const page = await accountLogin(agent, u);
+  assert.ok(page.pageText().includes(msg('account.bind_title')), 'the bind section');
+  assert.ok(!page.pageText().includes(msg('account.gold')), 'not gold yet');
+
+  const done = await bindCard(agent, page, c);
+  assert.equal(pathOf(done.url), '/account', `after the card: ${done.res.pageText().slice(0, 300)}`);
+  assert.equal(done.res.status, 200);
+  assert.ok(done.res.pageText().includes(msg('account.bound')), 'the notice');
+  const text = done.res.pageText();
+  assert.ok(text.includes(msg('account.gold')), 'gold now');
+  assert.ok(text.includes(msg('account.id_linked')), 'the ID is listed as linked');
+  assert.ok(!text.includes(msg('account.bind_title')), 'nothing more to bind');
+  assert.ok(!done.res.text.includes(c.national_id), 'the whole ID is never on the page');
+  // the same browser session goes on: it is still the member's
+  const again = await agent.get(stack.url('/account'));
+  assert.equal(again.status, 200);
+  const bound = (await audit()).filter((e) => e.event === 'person_bound' && e.data.uuid === u.uuid);
+  assert.equal(bound.length, 1);
+  assert.equal(bound[0].data.method, 'nhi-card');
+  // the card's own record made by the binding login is absorbed quietly
+  assert.ok(!(await audit()).some((e) => e.event === 'persons_merged' && e.data.kept === u.uuid));
+
+  // A card login through an agency is the member: same sub, same uuid.
+  const byCard = await agencyCardLogin(c);
+  assert.equal(byCard.claims.uuid, u.uuid, 'the card login lands on the member\'s uuid');
+  const byPassword = await agencyPasswordLogin(u);
+  assert.equal(byPassword.sub, byCard.claims.sub, 'the same sub for the same agency');
+  assert.equal(byPassword.uuid, u.uuid);
+});
+
+test('merge: a card login first made a second uuid with a consent; binding merges it into the member', T, async () => {
+  const c = card('A223456781');
+  // 'openid uuid': data both persons have, so the moved consent covers
+  // the member as it covered the card's person
+  const first = await agencyCardLogin(c, 'openid uuid');
+  assert.ok(first.consentAsked, 'the first card login asks consent');
+  const cardUuid = first.claims.uuid;
+  const u = await newMember();
+  assert.notEqual(cardUuid, u.uuid);
+
+  const agent = new HttpAgent();
+  const page = await accountLogin(agent, u);
+  assert.ok(!page.pageText().includes('臺北市歸戶測試機關'), 'no consent on the member yet');
+  const done = await bindCard(agent, page, c);
+  assert.ok(done.res.pageText().includes(msg('account.bound')), `bound: ${done.res.pageText().slice(0, 300)}`);
+  assert.ok(done.res.pageText().includes('臺北市歸戶測試機關'), 'the card\'s consent moved to the member');
+
+  const merged = (await audit()).filter((e) => e.event === 'persons_merged');
+  assert.equal(merged.length, 1);
+  assert.equal(merged[0].data.kept, u.uuid);
+  assert.equal(merged[0].data.merged, cardUuid);
+  assert.deepEqual(merged[0].data.clients, [cfg.clientMetadata().client_id]);
+
+  // the card now lands on the member, and the moved consent holds
+  const later = await agencyCardLogin(c, 'openid uuid');
+  assert.equal(later.claims.uuid, u.uuid);
+  assert.ok(!later.consentAsked, 'the consent moved with the merge: nothing asked again');
+});
+
+// ---------------------------------------------------------------- refusals
+
+test('refused: an ID bound to another member, a member bound to another ID; nothing changes', T, async () => {
+  // the card of the previous test's member
+  const taken = card('A223456781');
+  const u = await newMember();
+  const agent = new HttpAgent();
+  const page = await accountLogin(agent, u);
+  const r = await bindCard(agent, page, taken);
+  assert.equal(r.res.status, 409);
+  assert.ok(r.res.pageText().includes(msg('bind.taken')), r.res.pageText().slice(0, 300));
+  const after = await agent.get(stack.url('/account'));
+  assert.ok(!after.pageText().includes(msg('account.gold')), 'still not gold');
+  assert.ok(after.pageText().includes(msg('account.bind_title')), 'may still bind its own card');
+
+  // the same member binds its own card, then tries another ID: the bind
+  // form is gone, and a forged post is refused after the card login
+  const own = card('A113579248');
+  const ok = await bindCard(agent, after, own);
+  assert.ok(ok.res.pageText().includes(msg('account.bound')));
+  const other = card('F228033121');
+  const forged = await agent.submit(bindForm(page).f, {}, bindForm(page).button, () => true);
+  assert.equal(pathOf(forged.url), '/login/nhi-card');
+  const r2 = await nhiLogin(agent, forged.url, other);
+  assert.equal(r2.res.status, 409);
+  assert.ok(r2.res.pageText().includes(msg('bind.other_id')), r2.res.pageText().slice(0, 300));
+  const byOwn = await agencyCardLogin(own);
+  assert.equal(byOwn.claims.uuid, u.uuid, 'the member keeps its own ID');
+  const byOther = await agencyCardLogin(other);
+  assert.notEqual(byOther.claims.uuid, u.uuid, 'the other ID is not the member');
+});
+
+test('refused: no CSRF token, a session ended before the card login finished, a login that proves no ID', T, async () => {
+  const u = await newMember();
+  const agent = new HttpAgent();
+  const page = await accountLogin(agent, u);
+  const noCsrf = await agent.postForm(stack.url('/account/bind'), { method: 'nhi-card' });
+  assert.equal(noCsrf.status, 403);
+  const bad = await agent.submit(bindForm(page).f, { method: 'taipeipass' }, null, () => true);
+  assert.equal(bad.res.status, 400, 'only a method that proves the ID');
+
+  // the session ends between the start and the card login
+  const c = card('A220000125');
+  const start = await agent.submit(bindForm(page).f, {}, bindForm(page).button, () => true);
+  const lo = page.forms().find((x) => pathOf(x.action) === '/account/logout-all');
+  await agent.submit(lo, {});
+  await sleep(1100); // a login in the same second as "log out everywhere" is void
+  const r = await nhiLogin(agent, start.url, c);
+  assert.equal(r.res.status, 403);
+  assert.ok(r.res.pageText().includes(msg('bind.session_lost')), r.res.pageText().slice(0, 300));
+
+  // the bind transaction finished by a password login links nothing
+  const agent2 = new HttpAgent();
+  const page2 = await accountLogin(agent2, u);
+  const start2 = await agent2.submit(bindForm(page2).f, {}, bindForm(page2).button, () => true);
+  const t = new URL(start2.url).searchParams.get('t');
+  const choice = await agent2.get(stack.url(`/login?t=${t}`));
+  assert.ok(!choice.links().some((l) => pathOf(l.href) === '/login/taipeipass'), 'the choice offers only methods that prove the ID');
+  // a password reaches no further than the level binding asks (the
+  // TaipeiPass app, which reaches it, proves no ID: refused at the end)
+  const tp = await agent2.get(stack.url(`/login/taipeipass?t=${t}`));
+  const f = tp.forms().find((x) => x.has('password'));
+  if (f) {
+    const r2 = await agent2.submit(f, { account: u.account, password: u.password });
+    assert.equal(r2.res.status, 403, r2.res.pageText().slice(0, 300));
+  } else {
+    assert.equal(tp.status, 403, tp.pageText().slice(0, 300));
+  }
+  const acct = await agent2.get(stack.url('/account'));
+  assert.ok(!acct.pageText().includes(msg('account.gold')), 'nothing was bound');
+  assert.ok(!(await audit()).some((e) => e.event === 'person_bound' && e.data.uuid === u.uuid));
+});
