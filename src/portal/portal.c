@@ -418,6 +418,7 @@ portal_routes(struct isso_app *app, struct http_server *srv)
 {
 	char path[4096];
 	app->session_ended = oidc_session_ended;
+	app->persons_merged = oidc_persons_merged;
 	http_route(srv, HTTP_GET, "/", home, app);
 	http_route(srv, HTTP_GET, "/health", health, app);
 	ops_routes(app, srv);

@@ -17,7 +17,10 @@ import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import * as client from 'openid-client';
-import { startStack, HttpAgent, REPO, limit, sameEndpoint, sleep } from './lib/harness.mjs';
+import * as jose from 'jose';
+import {
+  startStack, startTestServer, HttpAgent, REPO, limit, sameEndpoint, sleep,
+} from './lib/harness.mjs';
 
 const RP = 'http://127.0.0.1:9/cb'; // never contacted: the agent stops at it
 const SCOPE = 'openid uuid profile';
@@ -29,8 +32,12 @@ function msg(key) {
   return MSG[key];
 }
 
+const EVENT = 'https://isso.gov.taipei/events/persons-merged';
+
 let stack;
 let cfg;
+let receiver; // the agency's events_uri (RFC 8935 push)
+const received = []; // {type, body}
 const secrets = new Set(); // IDs, passwords, codes: never in issod's log
 
 const isRp = (next) => sameEndpoint(next, RP);
@@ -76,12 +83,20 @@ async function newMember({ name = '自填的名字' } = {}) {
 
 before(async () => {
   stack = await startStack({ label: 'bind', cards: true });
-  const c = await stack.registerClient({ name: '臺北市歸戶測試機關', purpose: '歸戶整合測試', redirectUris: [RP], scope: SCOPE });
+  receiver = await startTestServer((req, body, res) => {
+    received.push({ type: req.headers['content-type'], body: body.toString('utf8') });
+    res.statusCode = 202;
+    res.end();
+  });
+  const c = await stack.registerClient({
+    name: '臺北市歸戶測試機關', purpose: '歸戶整合測試', redirectUris: [RP], scope: SCOPE, eventsUri: `${receiver.url}/events`,
+  });
   cfg = await client.discovery(new URL(stack.issuer), c.client_id, {}, client.ClientSecretBasic(c.client_secret),
     { execute: [client.allowInsecureRequests], timeout: 5 });
 }, { timeout: limit(120_000) });
 
 after(async () => {
+  await receiver?.close();
   if (stack) {
     const log = stack.issod.stderr;
     await stack.stop();
@@ -219,6 +234,7 @@ test('a member binds the NHI card from /account: gold, and a later card login la
   assert.equal(bound[0].data.method, 'nhi-card');
   // the card's own record made by the binding login is absorbed quietly
   assert.ok(!(await audit()).some((e) => e.event === 'persons_merged' && e.data.kept === u.uuid));
+  assert.equal(received.length, 0, 'no agency is told of it');
 
   // A card login through an agency is the member: same sub, same uuid.
   const byCard = await agencyCardLogin(c);
@@ -255,6 +271,23 @@ test('merge: a card login first made a second uuid with a consent; binding merge
   const later = await agencyCardLogin(c, 'openid uuid');
   assert.equal(later.claims.uuid, u.uuid);
   assert.ok(!later.consentAsked, 'the consent moved with the merge: nothing asked again');
+
+  // The agency that held the card person's consent is told, by a signed
+  // Security Event Token: the sub it knew is now the member's sub.
+  for (let i = 0; i < 100 && received.length === 0; i++) await sleep(100);
+  assert.equal(received.length, 1, 'one event to the one agency concerned');
+  assert.equal(received[0].type, 'application/secevent+jwt');
+  const jwks = jose.createLocalJWKSet(await (await fetch(`${stack.issuer}/jwks`)).json());
+  const { payload, protectedHeader } = await jose.jwtVerify(received[0].body, jwks, {
+    issuer: stack.issuer, audience: cfg.clientMetadata().client_id, typ: 'secevent+jwt',
+  });
+  assert.equal(protectedHeader.alg, 'ES256');
+  assert.equal(typeof payload.jti, 'string');
+  assert.equal(typeof payload.iat, 'number');
+  assert.deepEqual(Object.keys(payload.events), [EVENT]);
+  assert.equal(payload.events[EVENT].merged_sub, first.claims.sub, 'the sub the agency knew');
+  assert.equal(payload.events[EVENT].sub, later.claims.sub, 'the sub it sees from now on');
+  assert.notEqual(first.claims.sub, later.claims.sub);
 });
 
 // ---------------------------------------------------------------- refusals

@@ -58,6 +58,12 @@ settings_check(void **state)
 	    {"{\"access_token_audience\":\"line\\nbreak\"}", false},
 	    {"{\"access_token_audience\":[\"a\"]}", false},
 	    {"{\"some_other_setting\":true}", true},
+	    {"{\"events_uri\":\"https://agency.example/events\"}", true},
+	    {"{\"events_uri\":\"http://127.0.0.1:8080/events\"}", true},
+	    {"{\"events_uri\":\"ftp://agency.example/events\"}", false},
+	    {"{\"events_uri\":\"https://agency.example/a b\"}", false},
+	    {"{\"events_uri\":\"\"}", false},
+	    {"{\"events_uri\":true}", false},
 	    {"[]", false},
 	};
 	const char *why;
