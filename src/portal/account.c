@@ -31,6 +31,8 @@
 #define HISTORY_SHOWN    100 /* releases on the page, newest first */
 #define CLIENT_ID_MAX    128
 #define CLIENT_NAMES_MAX 256 /* distinct agencies looked up per page */
+#define DEVICES_SHOWN    100 /* a member's devices read, revoked ones too */
+#define DEVICE_ID_LEN    43  /* base64url of 32 bytes */
 
 /* A time as people in Taipei read it (UTC+8, no daylight saving), and as
  * an ISO 8601 value for <time datetime>. */
@@ -335,6 +337,48 @@ out:
 	return out;
 }
 
+/* The TaipeiPass app's devices of a member that are in use, each with
+ * its name and when it was enrolled and last used; nothing for a person
+ * who is no member. */
+static int
+member_devices(struct isso_app *app, struct http_req *req, const char *uuid, json_t *page)
+{
+	struct store_member *m = NULL;
+	struct store_device *list = NULL;
+	json_t *out;
+	size_t n = 0;
+	int ret;
+
+	ret = store_member_get(app->store, uuid, &m);
+	if (ret < 0 || m == NULL)
+		goto out;
+	json_object_set_new(page, "is_member", json_true());
+	/* Revoked ones are listed too: room for all of them. */
+	ret = store_device_list(app->store, uuid, DEVICES_SHOWN, &list, &n);
+	if (ret < 0)
+		goto out;
+	out = json_array();
+	for (size_t i = 0; i < n; i++) {
+		json_t *item;
+		if (list[i].revoked_at != 0)
+			continue;
+		item = json_pack("{s:s, s:s}", "id", list[i].id, "name",
+		                 list[i].name != NULL && list[i].name[0] != '\0'
+		                     ? list[i].name
+		                     : page_text(app, req, "account.device_unnamed"));
+		set_time(req, item, "enrolled", list[i].created_at);
+		if (list[i].last_used_at != 0)
+			set_time(req, item, "used", list[i].last_used_at);
+		json_array_append_new(out, item);
+	}
+	json_object_set_new(page, "has_devices", json_boolean(json_array_size(out) > 0));
+	json_object_set_new(page, "devices", out);
+out:
+	store_device_list_free(list, n);
+	store_member_free(m);
+	return ret;
+}
+
 /* Sends the citizen to pick a method; the login comes back to /account. */
 static void
 account_login(struct isso_app *app, struct http_req *req)
@@ -419,6 +463,8 @@ account_page(struct isso_app *app, struct http_req *req, json_t *session, const 
 		json_array_insert_new(list, 0, item);
 	}
 	json_object_set_new(page, "sessions", list);
+	if (member_devices(app, req, uuid, page) < 0)
+		goto fail;
 	json_object_set_new(page, "session_count", json_integer((json_int_t)json_array_size(list)));
 
 	cx = (struct consent_ctx){app, req, &names, json_array()};
@@ -465,6 +511,8 @@ account(struct http_req *req, void *ctx)
 		notice = "account.withdrawn";
 	else if (done != NULL && strcmp(done, "bound") == 0)
 		notice = "account.bound";
+	else if (done != NULL && strcmp(done, "device_revoked") == 0)
+		notice = "account.device_revoked";
 	account_page(app, req, session, key, notice);
 	json_decref(session);
 }
@@ -545,6 +593,49 @@ out:
 	json_decref(session);
 }
 
+/* POST /account/device/revoke: device. The app on that device can no
+ * longer approve logins. */
+static void
+device_revoke(struct http_req *req, void *ctx)
+{
+	struct isso_app *app = ctx;
+	const char *key = NULL, *device = http_form(req, "device");
+	json_t *session = flow_session(app, req, &key);
+	const char *uuid;
+	int n = 0;
+
+	if (session == NULL) {
+		account_login(app, req);
+		return;
+	}
+	if (!csrf_check(req, &app->secrets, ACCOUNT_CSRF)) {
+		page_error(app, req, 403, "error.title", "error.csrf", "/account");
+		goto out;
+	}
+	if (device == NULL || strlen(device) != DEVICE_ID_LEN ||
+	    strspn(device, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_") !=
+	        DEVICE_ID_LEN) {
+		page_error(app, req, 400, "error.bad_request", "error.bad_request.message",
+		           "/account");
+		goto out;
+	}
+	uuid = json_string_value(json_object_get(session, "uuid"));
+	/* Only this member's device: another's, or one revoked already, gets
+	 * the same answer and nothing changes. */
+	if (store_device_revoke(app->store, uuid, device, app_now(), &n) < 0) {
+		page_error(app, req, 503, "error.unavailable", "error.unavailable.message",
+		           "/account");
+		goto out;
+	}
+	if (n > 0)
+		store_audit_append(app->store, app_now(), "tpapp_device_revoked",
+		                   json_pack("{s:s, s:s, s:i, s:s}", "uuid", uuid, "device", device,
+		                             "count", n, "by", "citizen"));
+	http_redirect(req, 303, "/account?done=device_revoked#devices");
+out:
+	json_decref(session);
+}
+
 /* POST /account/bind: method. A member proves the national ID with a
  * card or certificate login in this session (auth/bind.h). */
 static void
@@ -587,6 +678,7 @@ void
 account_routes(struct isso_app *app, struct http_server *srv)
 {
 	http_route(srv, HTTP_POST, "/account/bind", bind_post, app);
+	http_route(srv, HTTP_POST, "/account/device/revoke", device_revoke, app);
 	http_route(srv, HTTP_GET, "/account", account, app);
 	http_route(srv, HTTP_POST, "/account/withdraw", withdraw, app);
 	http_route(srv, HTTP_POST, "/account/logout-all", logout_all, app);

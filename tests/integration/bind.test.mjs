@@ -21,6 +21,10 @@ import * as jose from 'jose';
 import {
   startStack, startTestServer, HttpAgent, REPO, limit, sameEndpoint, sleep,
 } from './lib/harness.mjs';
+import {
+  NO_BROWSER, launchBrowser, newPage, axeCheck, Screenshots, assertNoHorizontalScroll,
+} from './lib/browser.mjs';
+import * as tpapp from './lib/tpapp.mjs';
 
 const RP = 'http://127.0.0.1:9/cb'; // never contacted: the agent stops at it
 const SCOPE = 'openid uuid profile';
@@ -36,6 +40,8 @@ const EVENT = 'https://isso.gov.taipei/events/persons-merged';
 
 let stack;
 let cfg;
+let browser;
+const shots = new Screenshots();
 let receiver; // the agency's events_uri (RFC 8935 push)
 const received = []; // {type, body}
 const secrets = new Set(); // IDs, passwords, codes: never in issod's log
@@ -93,9 +99,12 @@ before(async () => {
   });
   cfg = await client.discovery(new URL(stack.issuer), c.client_id, {}, client.ClientSecretBasic(c.client_secret),
     { execute: [client.allowInsecureRequests], timeout: 5 });
+  if (!NO_BROWSER) browser = await launchBrowser();
 }, { timeout: limit(120_000) });
 
 after(async () => {
+  await browser?.close().catch(() => {});
+  shots.report();
   await receiver?.close();
   if (stack) {
     const log = stack.issod.stderr;
@@ -361,4 +370,78 @@ test('refused: no CSRF token, a session ended before the card login finished, a 
   const acct = await agent2.get(stack.url('/account'));
   assert.ok(!acct.pageText().includes(msg('account.gold')), 'nothing was bound');
   assert.ok(!(await audit()).some((e) => e.event === 'person_bound' && e.data.uuid === u.uuid));
+});
+
+// ---------------------------------------------------------------- in the browser
+
+/** Logs member u in to /account in the browser page (any language). */
+async function browserLogin(page, u) {
+  await page.goto(stack.url('/account'));
+  await page.locator('a[href*="/login/taipeipass"]').first().click();
+  await page.locator('[name="account"]').fill(u.account);
+  await page.locator('[name="password"]').fill(u.password);
+  await page.locator('form:has([name="password"]) button[type="submit"]').first().click();
+  await page.waitForURL((x) => x.pathname === '/account');
+}
+
+test('in Chromium: the bind choice and the app devices on /account, a device removed (zh-TW desktop, en phone)', { ...T, skip: NO_BROWSER }, async (t) => {
+  const u = await newMember();
+  const dev1 = await tpapp.enrolled(stack, u, 'Pixel 8');
+  const dev2 = await tpapp.enrolled(stack, u, 'iPhone 15');
+  const { context, page } = await newPage(browser, { viewport: { width: 1280, height: 900 }, locale: 'zh-TW' });
+  try {
+    await browserLogin(page, u);
+    // binding: the three methods that prove the ID, nothing else
+    const bind = page.locator('form[action="/account/bind"] button');
+    assert.deepEqual((await bind.evaluateAll((b) => b.map((x) => x.value))).sort(), ['moica-card', 'moica-mobile', 'nhi-card']);
+    // the devices, each with its own remove button
+    const devices = page.locator('#devices li');
+    assert.equal(await devices.count(), 2);
+    assert.ok((await devices.nth(0).innerText()).includes('Pixel 8'));
+    await axeCheck(page, '/account with bind and devices');
+    await shots.take(t, page, 'account-bind-devices');
+    await devices.nth(0).getByRole('button').click();
+    await page.waitForURL((x) => x.pathname === '/account');
+    assert.ok((await page.locator('[role="status"]').innerText()).includes(msg('account.device_revoked')));
+    assert.equal(await page.locator('#devices li').count(), 1);
+    assert.ok(!(await page.locator('#devices').innerText()).includes('Pixel 8'), 'the removed device is gone');
+    const list = await stack.issoctl(['member', 'device', 'list', '--account', u.account]);
+    assert.equal(list.find((d) => d.device === dev1.device).revoked, true);
+    assert.equal(list.find((d) => d.device === dev2.device).revoked, false);
+    const ev = (await audit()).filter((e) => e.event === 'tpapp_device_revoked' && e.data.uuid === u.uuid);
+    assert.equal(ev.length, 1);
+    assert.equal(ev[0].data.by, 'citizen');
+  } finally {
+    await context.close();
+  }
+  // a phone in English
+  const phone = await newPage(browser, { viewport: { width: 375, height: 740 }, locale: 'en', isMobile: true, hasTouch: true });
+  try {
+    await browserLogin(phone.page, u);
+    assert.equal(await phone.page.locator('h1').innerText(), 'My account');
+    await assertNoHorizontalScroll(phone.page);
+    await axeCheck(phone.page, '/account (en, phone)');
+    await shots.take(t, phone.page, 'account-bind-devices-phone');
+  } finally {
+    await phone.context.close();
+  }
+});
+
+test('device removal: CSRF, a malformed id, and another member\'s device (same answer, nothing changes)', T, async () => {
+  const u = await newMember();
+  const other = await newMember();
+  const theirs = await tpapp.enrolled(stack, other, 'Theirs');
+  const agent = new HttpAgent();
+  const page = await accountLogin(agent, u);
+  assert.ok(page.pageText().includes(msg('account.no_devices')));
+  const noCsrf = await agent.postForm(stack.url('/account/device/revoke'), { device: theirs.device });
+  assert.equal(noCsrf.status, 403);
+  const csrf = bindForm(page).f.fields().find(([k]) => k === 'csrf')[1];
+  const bad = await agent.postForm(stack.url('/account/device/revoke'), { csrf, device: 'x' });
+  assert.equal(bad.status, 400);
+  const r = await agent.postForm(stack.url('/account/device/revoke'), { csrf, device: theirs.device });
+  assert.equal(r.status, 303);
+  assert.equal(new URL(r.location).pathname, '/account');
+  const list = await stack.issoctl(['member', 'device', 'list', '--account', other.account]);
+  assert.equal(list[0].revoked, false, 'another member\'s device is untouched');
 });
