@@ -6,10 +6,16 @@
 // the same `sub` as the member's password login. The merge: a citizen who
 // logged in by card first (a second uuid, with a consent) binds the card
 // to the member account: the consent moves (the agency asks nothing
-// again), the card's uuid is gone, audit `persons_merged`. The refusals:
-// an ID bound to another member, a member bound to another ID, no CSRF
-// token, a session that ended before the card login finished, a login
-// that proves no ID.
+// again), the card's uuid is gone, audit `persons_merged`, and the agency
+// that held the card person's consent receives a signed persons-merged
+// Security Event Token at its events_uri. The refusals: an ID bound to
+// another member, a member bound to another ID, no CSRF token, a session
+// that ended before the card login finished, a login that proves no ID.
+// In headless Chromium: the binding with the card read by the real
+// isso-cardagent (SoftHSM2 test card), then a card login at an agency in
+// another browser landing on the same uuid and sub; the TaipeiPass app
+// devices on /account with remove; axe-core on the pages, a phone in
+// English.
 
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -444,4 +450,88 @@ test('device removal: CSRF, a malformed id, and another member\'s device (same a
   assert.equal(new URL(r.location).pathname, '/account');
   const list = await stack.issoctl(['member', 'device', 'list', '--account', other.account]);
   assert.equal(list[0].revoked, false, 'another member\'s device is untouched');
+});
+
+/** The NHI card pages in the browser (card read by isso-cardagent): ID,
+ * registration password, phone and SMS code; then the click that ends the
+ * login, whose navigation the caller awaits. */
+async function browserNhi(page, c) {
+  await page.locator('#nhi-status').filter({ hasText: msg('nhi.js_found').replace('%s', c.card_no.slice(-4)) }).waitFor({ timeout: limit(10_000) });
+  await page.getByLabel(msg('nhi.id_label')).fill(c.national_id);
+  await page.getByRole('button', { name: msg('nhi.next') }).click();
+  await page.waitForURL((x) => x.pathname === '/login/nhi-card/password');
+  await page.getByLabel(msg('nhi.password_label')).fill(c.registration_password);
+  await page.getByRole('button', { name: msg('nhi.verify') }).click();
+  await page.waitForURL((x) => x.pathname === '/login/nhi-card/phone', { timeout: limit(10_000) });
+  const phone = newPhone();
+  await page.getByLabel(msg('otp.step_phone')).fill(phone);
+  await page.getByRole('button', { name: msg('otp.send') }).click();
+  const code = page.getByLabel(msg('otp.code'));
+  await code.waitFor();
+  await page.waitForLoadState('load');
+  const sms = await stack.readLastSms(phone);
+  secrets.add(sms.code);
+  await code.fill(sms.code);
+}
+
+test('in Chromium: a member binds the NHI card read by isso-cardagent; a later card login at an agency is the same uuid', { timeout: limit(120_000), skip: NO_BROWSER }, async (t) => {
+  const c = card('A227182817');
+  const u = await newMember();
+  // only this card in a reader: the component answers for the first card it sees
+  const others = stack.cards.nhi.filter((x) => x.card_no !== c.card_no);
+  for (const x of others) stack.removeCard(x.card_no);
+  try {
+    const { context, page } = await newPage(browser, { viewport: { width: 390, height: 844 }, locale: 'zh-TW' });
+    try {
+      await browserLogin(page, u);
+      await page.locator('form[action="/account/bind"] button[value="nhi-card"]').click();
+      await page.waitForURL((x) => x.pathname === '/login/nhi-card');
+      await axeCheck(page, 'binding: the NHI card step');
+      await browserNhi(page, c);
+      await page.getByRole('button', { name: msg('otp.step_submit'), exact: true }).click();
+      await page.waitForURL((x) => x.pathname === '/account');
+      assert.ok((await page.locator('[role="status"]').innerText()).includes(msg('account.bound')));
+      assert.ok((await page.locator('#member').innerText()).includes(msg('account.gold')));
+      await axeCheck(page, '/account after binding');
+      await assertNoHorizontalScroll(page, '/account after binding');
+      await shots.take(t, page, 'account-bound');
+    } finally {
+      await context.close();
+    }
+
+    // another browser, an agency (openid-client), the same card
+    const verifier = client.randomPKCECodeVerifier();
+    const state = client.randomState();
+    const nonce = client.randomNonce();
+    const url = client.buildAuthorizationUrl(cfg, {
+      redirect_uri: RP, scope: SCOPE, state, nonce,
+      code_challenge: await client.calculatePKCECodeChallenge(verifier), code_challenge_method: 'S256',
+    });
+    const second = await newPage(browser, { viewport: { width: 1280, height: 900 }, locale: 'zh-TW' });
+    try {
+      const p = second.page;
+      await p.goto(url.href);
+      await p.locator('a[href*="/login/nhi-card"]').first().click();
+      await p.waitForURL((x) => x.pathname === '/login/nhi-card');
+      await browserNhi(p, c);
+      await p.getByRole('button', { name: msg('otp.step_submit'), exact: true }).click();
+      await p.waitForURL((x) => x.pathname === '/consent');
+      const [req] = await Promise.all([
+        p.waitForRequest((r) => r.url().startsWith(RP)),
+        p.getByRole('button', { name: msg('consent.allow') }).click(),
+      ]);
+      const tokens = await client.authorizationCodeGrant(cfg, new URL(req.url()), {
+        pkceCodeVerifier: verifier, expectedState: state, expectedNonce: nonce,
+      });
+      const info = await client.fetchUserInfo(cfg, tokens.access_token, tokens.claims().sub);
+      assert.equal(info.uuid, u.uuid, 'the second card login lands on the member\'s uuid');
+      assert.equal(info.member_level, 'gold');
+      const byPassword = await agencyPasswordLogin(u);
+      assert.equal(byPassword.sub, tokens.claims().sub, 'the same sub as the member\'s password login');
+    } finally {
+      await second.context.close();
+    }
+  } finally {
+    for (const x of others) stack.insertCard(x.card_no);
+  }
 });
