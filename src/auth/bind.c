@@ -189,6 +189,10 @@ bind_complete(struct isso_app *app, struct http_req *req, const char *id, json_t
 	}
 	if (ret < 0)
 		goto unavailable;
+	/* The merged person's browser sessions end (their single sign-on
+	 * would name a uuid that is gone). */
+	if (outcome == BIND_MERGE)
+		(void)flow_person_sessions_end_all(app, found->uuid, NULL, NULL);
 	/* The binding login itself links the card's ID to a person (created
 	 * then when the ID was new): that record, made during this
 	 * transaction and known to no agency, is absorbed without a word.
@@ -196,9 +200,6 @@ bind_complete(struct isso_app *app, struct http_req *req, const char *id, json_t
 	if (outcome == BIND_MERGE &&
 	    (found->created_at < json_integer_value(json_object_get(txn, "created_at")) ||
 	     json_array_size(clients) > 0)) {
-		/* The merged person's browser sessions end (their single
-		 * sign-on would name a uuid that is gone). */
-		(void)flow_person_sessions_end_all(app, found->uuid, NULL, NULL);
 		store_audit_append(app->store, app_now(), "persons_merged",
 		                   json_pack("{s:s, s:s, s:O}", "kept", uuid, "merged", found->uuid,
 		                             "clients", clients));
