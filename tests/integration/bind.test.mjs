@@ -3,7 +3,8 @@
 // part, as in nhi-card.test.mjs; the NHI service is isso-sim): the card's
 // proven ID links the member's person, the member becomes gold, and a later
 // card login through an agency (openid-client) lands on the same uuid —
-// the same `sub` as the member's password login. The merge: a citizen who
+// the same `sub` as the member's password login. The MOICA card too (its
+// certificate's name replaces the typed one). The merge: a citizen who
 // logged in by card first (a second uuid, with a consent) binds the card
 // to the member account: the consent moves (the agency asks nothing
 // again), the card's uuid is gone, audit `persons_merged`, and the agency
@@ -25,7 +26,7 @@ import path from 'node:path';
 import * as client from 'openid-client';
 import * as jose from 'jose';
 import {
-  startStack, startTestServer, HttpAgent, REPO, limit, sameEndpoint, sleep,
+  startStack, startTestServer, HttpAgent, REPO, limit, sameEndpoint, sleep, decodeEntities,
 } from './lib/harness.mjs';
 import {
   NO_BROWSER, launchBrowser, newPage, axeCheck, Screenshots, assertNoHorizontalScroll,
@@ -303,6 +304,49 @@ test('merge: a card login first made a second uuid with a consent; binding merge
   assert.equal(payload.events[EVENT].merged_sub, first.claims.sub, 'the sub the agency knew');
   assert.equal(payload.events[EVENT].sub, later.claims.sub, 'the sub it sees from now on');
   assert.notEqual(first.claims.sub, later.claims.sub);
+});
+
+test('a member binds the MOICA card: the certificate\'s name replaces the typed one, gold', T, async () => {
+  const sn = 'TP03000000000008'; // 劉怡君 A224680138
+  const c = stack.cards.moica.find((x) => x.card_sn === sn);
+  assert.ok(c, `card ${sn} in cards.json`);
+  secrets.add(c.national_id);
+  const u = await newMember();
+  const agent = new HttpAgent();
+  const page = await accountLogin(agent, u);
+  assert.ok(page.pageText().includes('自填的名字'));
+  const f = page.forms().find((x) => pathOf(x.action) === '/account/bind');
+  const start = await agent.submit(f, {}, f.buttons.find((b) => b.value === 'moica-card'), () => true);
+  assert.equal(pathOf(start.url), '/login/moica-card');
+  const cardPage = await agent.get(start.url);
+  const form = cardPage.forms().find((x) => x.has('challenge'));
+  assert.ok(form, `the card form: ${cardPage.pageText().slice(0, 300)}`);
+  const tbs = decodeEntities(/data-tbs="([^"]*)"/.exec(cardPage.text)?.[1] ?? '');
+  // PKCS#1 v1.5 SHA-256 by the card's key file (test PKI), as the card would
+  const key = fs.readFileSync(path.join(stack.pki, 'moica', `${sn}.key`));
+  const pem = fs.readFileSync(path.join(stack.pki, 'moica', `${sn}.crt`), 'utf8');
+  const signed = {
+    sig_type: 'PKCS1', signature: crypto.sign('sha256', Buffer.from(tbs, 'utf8'), key).toString('base64'),
+    certb64: pem.replace(/-----[^-]+-----|\s/g, ''), card_sn: sn,
+  };
+  const r = await agent.submit(form, { id_number: c.national_id, ...signed }, null, (next) => pathOf(next) === '/login/moica-card/phone');
+  assert.ok(r.stopped, `on to the phone step: ${r.res.pageText().slice(0, 300)}`);
+  const phone = newPhone();
+  const pp = await agent.get(r.url);
+  const pf = pp.forms().find((x) => x.has('phone'));
+  const sent = await agent.submit(pf, { phone }, pf.buttons.find((b) => b.value === 'send'));
+  const cf = sent.res.forms().find((x) => x.has('code'));
+  const sms = await stack.readLastSms(phone);
+  secrets.add(sms.code);
+  const done = await agent.submit(cf, { code: sms.code }, cf.buttons.find((b) => b.value === 'verify'));
+  assert.equal(pathOf(done.url), '/account', done.res.pageText().slice(0, 300));
+  const text = done.res.pageText();
+  assert.ok(text.includes(msg('account.bound')));
+  assert.ok(text.includes(msg('account.gold')));
+  assert.ok(text.includes(c.name), 'the name the certificate proved');
+  assert.ok(!text.includes('自填的名字'), 'in place of the typed one');
+  const bound = (await audit()).filter((e) => e.event === 'person_bound' && e.data.uuid === u.uuid);
+  assert.equal(bound[0]?.data.method, 'moica-card');
 });
 
 // ---------------------------------------------------------------- refusals
