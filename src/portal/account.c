@@ -644,6 +644,7 @@ bind_post(struct http_req *req, void *ctx)
 	struct isso_app *app = ctx;
 	const char *key = NULL, *method_id = http_form(req, "method");
 	json_t *session = flow_session(app, req, &key);
+	struct store_member *member = NULL;
 	const struct method *m;
 	char txn_id[44];
 	int ret;
@@ -654,6 +655,17 @@ bind_post(struct http_req *req, void *ctx)
 	}
 	if (!csrf_check(req, &app->secrets, ACCOUNT_CSRF)) {
 		page_error(app, req, 403, "error.title", "error.csrf", "/account");
+		goto out;
+	}
+	/* Only a TaipeiPass member binds (checked again at the end). */
+	if (store_member_get(app->store, json_string_value(json_object_get(session, "uuid")),
+	                     &member) < 0) {
+		page_error(app, req, 503, "error.unavailable", "error.unavailable.message",
+		           "/account");
+		goto out;
+	}
+	if (member == NULL) {
+		page_error(app, req, 403, "bind.refused_title", "bind.not_member", "/account");
 		goto out;
 	}
 	m = method_id != NULL ? method_find(method_id) : NULL;
@@ -671,6 +683,7 @@ bind_post(struct http_req *req, void *ctx)
 	http_redirect(req, 303,
 	              flow_url(req, pool_printf(http_pool(req), "/login/%s", m->id), txn_id));
 out:
+	store_member_free(member);
 	json_decref(session);
 }
 

@@ -422,6 +422,20 @@ test('refused: no CSRF token, a session ended before the card login finished, a 
   assert.ok(!(await audit()).some((e) => e.event === 'person_bound' && e.data.uuid === u.uuid));
 });
 
+test('refused: a person who is no TaipeiPass member (logged in by card) cannot bind', T, async () => {
+  const c = card('A109876547');
+  const agent = new HttpAgent();
+  const choice = await agent.followUntil(stack.url('/account'));
+  const link = choice.res.links().find((l) => pathOf(l.href) === '/login/nhi-card');
+  const r = await nhiLogin(agent, link.href, c);
+  assert.equal(pathOf(r.url), '/account');
+  assert.ok(!r.res.pageText().includes(msg('account.bind_title')), 'no bind offer without a member account');
+  const csrf = r.res.forms().find((x) => pathOf(x.action) === '/account/logout-all').fields().find(([k]) => k === 'csrf')[1];
+  const forged = await agent.postForm(stack.url('/account/bind'), { csrf, method: 'moica-card' });
+  assert.equal(forged.status, 403);
+  assert.ok(forged.pageText().includes(msg('bind.not_member')));
+});
+
 // ---------------------------------------------------------------- in the browser
 
 /** Logs member u in to /account in the browser page (any language). */
