@@ -47,6 +47,10 @@ struct isso_app {
 	                                          * informed (back-channel logout). May be NULL.
 	                                          */
 	void (*session_ended)(struct isso_app *app, json_t *session);
+	/* Person merged is now kept (auth/bind.h): clients, the client ids
+	 * that held merged's consents, are told (oidc/events.c). May be NULL. */
+	void (*persons_merged)(struct isso_app *app, const char *kept, const char *merged,
+	                       json_t *clients);
 	/* Background threads (issod only, NULL elsewhere): outbound calls and
 	 * other work that must not hold a request thread. */
 	struct worker_pool *workers;

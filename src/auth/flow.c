@@ -3,6 +3,7 @@
 #include <string.h>
 
 #include "auth/app.h"
+#include "auth/bind.h"
 #include "auth/flow.h"
 #include "auth/page.h"
 #include "http/parse.h"
@@ -281,6 +282,14 @@ flow_complete(struct isso_app *app, struct http_req *req, const char *id, json_t
 		json_decref(session);
 		page_error(app, req, 403, "error.loa_title", "error.loa_too_low",
 		           flow_url(req, "/login", id));
+		return;
+	}
+	/* A binding from /account: the proven ID links to the member whose
+	 * session this is; that session stays as it was. */
+	if (bind_txn(txn)) {
+		json_decref(old);
+		json_decref(session);
+		bind_complete(app, req, id, txn, auth);
 		return;
 	}
 	/* A new login always gets a new session id (no fixation); the clients

@@ -191,6 +191,7 @@ client_add(struct isso_app *app, int argc, char **argv)
 	    {"optional-scope", required_argument, NULL, 'o'},
 	    {"access-token-format", required_argument, NULL, 'F'},
 	    {"access-token-audience", required_argument, NULL, 'A'},
+	    {"events-uri", required_argument, NULL, 'E'},
 	    {NULL, 0, NULL, 0},
 	};
 	struct store_client c;
@@ -285,6 +286,13 @@ client_add(struct isso_app *app, int argc, char **argv)
 		case 'A':
 			json_object_set_new(settings, "access_token_audience", json_string(optarg));
 			break;
+		case 'E':
+			if (!uri_ok(optarg)) {
+				ret = fail(2, "bad events URI: %s", optarg);
+				goto out;
+			}
+			json_object_set_new(settings, "events_uri", json_string(optarg));
+			break;
 		default:
 			ret = fail(2, "unknown option", NULL);
 			goto out;
@@ -372,6 +380,12 @@ client_add(struct isso_app *app, int argc, char **argv)
 	if (c.backchannel_logout_uri != NULL &&
 	    outbound_check_url(c.backchannel_logout_uri, &why) < 0) {
 		ret = fail(2, "--backchannel-logout-uri refused: %s", why);
+		goto out;
+	}
+	if (json_is_string(json_object_get(settings, "events_uri")) &&
+	    outbound_check_url(json_string_value(json_object_get(settings, "events_uri")), &why) <
+	        0) {
+		ret = fail(2, "--events-uri refused: %s", why);
 		goto out;
 	}
 	/* The legacy token call checks no redirect_uri and no PKCE: only a

@@ -71,6 +71,9 @@ oidc_client_settings_check(const json_t *settings, const char **why_r)
 				*why_r = "backchannel_token_delivery_mode must be \"poll\"";
 				return ISSO_ERR_INVALID;
 			}
+		} else if (strcmp(key, "events_uri") == 0) {
+			if (oidc_events_uri_check(v, why_r) < 0)
+				return ISSO_ERR_INVALID;
 		}
 		/* Other keys belong to other settings, checked where read. */
 	}

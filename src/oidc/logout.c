@@ -128,13 +128,15 @@ backchannel_send_task(void *arg)
 	int64_t now, delay;
 	int ret;
 
-	ret = backchannel_deliver(app, job, &why);
+	bool is_set = strcmp(job->kind, OIDC_SET_KIND) == 0;
+
+	ret = is_set ? oidc_set_deliver(app, job, &why) : backchannel_deliver(app, job, &why);
 	now = app_now();
 	snprintf(attempts, sizeof(attempts), "%d", job->attempts);
 	if (ret >= 0) {
 		if (ret == 0)
-			log_info("backchannel_logout_sent", "client_id", client_id, "attempts",
-			         attempts, NULL);
+			log_info(is_set ? "security_event_sent" : "backchannel_logout_sent",
+			         "client_id", client_id, "attempts", attempts, NULL);
 		(void)store_job_done(app->store, job->id, rt->node);
 	} else if (worker_stopping(app->workers)) {
 		/* Stopping: the next start (or another node) sends it. */
@@ -145,13 +147,14 @@ backchannel_send_task(void *arg)
 		if (delay > BC_BACKOFF_MAX)
 			delay = BC_BACKOFF_MAX;
 		if (job->attempts >= BC_MAX_ATTEMPTS || now + delay >= job->expires_at) {
-			log_warn("backchannel_logout_gave_up", "client_id", client_id, "attempts",
-			         attempts, "reason", why, NULL);
+			log_warn(is_set ? "security_event_gave_up" : "backchannel_logout_gave_up",
+			         "client_id", client_id, "attempts", attempts, "reason", why, NULL);
 			(void)store_job_done(app->store, job->id, rt->node);
 		} else {
 			snprintf(retry, sizeof(retry), "%lld", (long long)delay);
-			log_warn("backchannel_logout_failed", "client_id", client_id, "attempts",
-			         attempts, "reason", why, "retry_in", retry, NULL);
+			log_warn(is_set ? "security_event_failed" : "backchannel_logout_failed",
+			         "client_id", client_id, "attempts", attempts, "reason", why,
+			         "retry_in", retry, NULL);
 			(void)store_job_retry(app->store, job->id, rt->node, now + delay);
 		}
 	}
@@ -173,8 +176,13 @@ backchannel_tick(void *ctx)
 	       atomic_load(&rt->backchannel_sending) < BC_PARALLEL) {
 		struct store_job *job = NULL;
 		struct bc_task *t;
-		if (store_job_claim(app->store, BC_KIND, rt->node, app_now(), BC_LEASE, &job) < 0 ||
-		    job == NULL)
+		/* Logout notices first, then security events (events.c). */
+		if (store_job_claim(app->store, BC_KIND, rt->node, app_now(), BC_LEASE, &job) < 0)
+			break;
+		if (job == NULL && store_job_claim(app->store, OIDC_SET_KIND, rt->node, app_now(),
+		                                   BC_LEASE, &job) < 0)
+			break;
+		if (job == NULL)
 			break;
 		t = xcalloc(1, sizeof(*t));
 		t->app = app;

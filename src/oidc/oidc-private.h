@@ -10,6 +10,7 @@
 
 struct store_client;
 struct store_token;
+struct store_job;
 struct worker_pool;
 struct pool;
 struct oidc_jwks_cache;
@@ -185,6 +186,19 @@ void oidc_backchannel_logout(struct isso_app *app, const char *uuid, const char 
                              json_t *clients);
 /* Starts / stops the back-channel sender on app->workers (logout.c). */
 int oidc_backchannel_start(struct isso_app *app);
+
+/* ---- Security Event Tokens to agencies (RFC 8417 / 8935), events.c ---- */
+
+/* The store job kind of a queued event; the back-channel sender
+ * (logout.c) claims and retries these too. */
+#define OIDC_SET_KIND "security_event"
+/* The event type of a merge of two persons into one. */
+#define OIDC_EVENT_PERSONS_MERGED "https://isso.gov.taipei/events/persons-merged"
+/* Delivers one queued event: as backchannel_deliver (1 nothing to do,
+ * 0 delivered, < 0 with *why_r). */
+int oidc_set_deliver(struct isso_app *app, const struct store_job *job, const char **why_r);
+/* Checks a client settings' events_uri value. */
+int oidc_events_uri_check(const json_t *v, const char **why_r);
 
 /* ---- DPoP (RFC 9449), dpop.c ---- */
 

@@ -18,6 +18,12 @@ struct store_client;
 void oidc_routes(struct isso_app *app, struct http_server *srv);
 /* Back-channel logout for a session that ended without a logout request
  * (the app's session_ended hook). */
+/* Person merged is now kept (auth/bind.h): queues a signed persons-merged
+ * Security Event Token for each client in clients (client ids) that
+ * registered an events_uri (docs/agency-integration.md). Never waits on
+ * a client. For app->persons_merged. */
+void oidc_persons_merged(struct isso_app *app, const char *kept, const char *merged,
+                         json_t *clients);
 void oidc_session_ended(struct isso_app *app, json_t *session);
 /* Starts what the OpenID Provider runs in the background on app->workers
  * (the JWK set cache of clients, the back-channel logout sender). issod

@@ -14,6 +14,7 @@
 #include <time.h>
 
 #include "auth/app.h"
+#include "auth/bind.h"
 #include "auth/claims.h"
 #include "auth/flow.h"
 #include "auth/method.h"
@@ -30,6 +31,8 @@
 #define HISTORY_SHOWN    100 /* releases on the page, newest first */
 #define CLIENT_ID_MAX    128
 #define CLIENT_NAMES_MAX 256 /* distinct agencies looked up per page */
+#define DEVICES_SHOWN    100 /* a member's devices read, revoked ones too */
+#define DEVICE_ID_LEN    43  /* base64url of 32 bytes */
 
 /* A time as people in Taipei read it (UTC+8, no daylight saving), and as
  * an ISO 8601 value for <time datetime>. */
@@ -287,7 +290,8 @@ member_rows(struct isso_app *app, struct http_req *req, json_t *pii)
  * national ID proven by a card or certificate (which every ID method then
  * lands on). */
 static json_t *
-linked_methods(struct isso_app *app, struct http_req *req, const char *uuid, int *ret_r)
+linked_methods(struct isso_app *app, struct http_req *req, const char *uuid, json_t *page,
+               int *ret_r)
 {
 	struct store_member *m = NULL;
 	struct store_person *p = NULL;
@@ -312,10 +316,67 @@ linked_methods(struct isso_app *app, struct http_req *req, const char *uuid, int
 		json_array_append_new(
 		    out, json_pack("{s:s, s:s}", "title", page_text(app, req, "account.id_linked"),
 		                   "detail", page_text(app, req, "account.id_linked_detail")));
+	/* A member not yet proven (gold) may bind a method that proves the
+	 * national ID. */
+	if (m != NULL && (m->level != MEMBER_GOLD || p == NULL || p->id_hash == NULL)) {
+		json_t *options = json_array();
+		for (const struct method *const *mt = methods; *mt != NULL; mt++) {
+			if (bind_method_ok((*mt)->id) && method_available(app, *mt))
+				json_array_append_new(
+				    options, json_pack("{s:s, s:s}", "id", (*mt)->id, "title",
+				                       page_text(app, req, (*mt)->title_key)));
+		}
+		json_object_set_new(page, "can_bind", json_boolean(json_array_size(options) > 0));
+		json_object_set_new(page, "bind_methods", options);
+	}
+	if (m != NULL && m->level == MEMBER_GOLD)
+		json_object_set_new(page, "gold", json_true());
 out:
 	store_member_free(m);
 	store_person_free(p);
 	return out;
+}
+
+/* The TaipeiPass app's devices of a member that are in use, each with
+ * its name and when it was enrolled and last used; nothing for a person
+ * who is no member. */
+static int
+member_devices(struct isso_app *app, struct http_req *req, const char *uuid, json_t *page)
+{
+	struct store_member *m = NULL;
+	struct store_device *list = NULL;
+	json_t *out;
+	size_t n = 0;
+	int ret;
+
+	ret = store_member_get(app->store, uuid, &m);
+	if (ret < 0 || m == NULL)
+		goto out;
+	json_object_set_new(page, "is_member", json_true());
+	/* Revoked ones are listed too: room for all of them. */
+	ret = store_device_list(app->store, uuid, DEVICES_SHOWN, &list, &n);
+	if (ret < 0)
+		goto out;
+	out = json_array();
+	for (size_t i = 0; i < n; i++) {
+		json_t *item;
+		if (list[i].revoked_at != 0)
+			continue;
+		item = json_pack("{s:s, s:s}", "id", list[i].id, "name",
+		                 list[i].name != NULL && list[i].name[0] != '\0'
+		                     ? list[i].name
+		                     : page_text(app, req, "account.device_unnamed"));
+		set_time(req, item, "enrolled", list[i].created_at);
+		if (list[i].last_used_at != 0)
+			set_time(req, item, "used", list[i].last_used_at);
+		json_array_append_new(out, item);
+	}
+	json_object_set_new(page, "has_devices", json_boolean(json_array_size(out) > 0));
+	json_object_set_new(page, "devices", out);
+out:
+	store_device_list_free(list, n);
+	store_member_free(m);
+	return ret;
 }
 
 /* Sends the citizen to pick a method; the login comes back to /account. */
@@ -350,7 +411,7 @@ account_page(struct isso_app *app, struct http_req *req, json_t *session, const 
 		goto fail;
 	page = json_pack("{s:s, s:o}", "csrf", csrf_token(req, &app->secrets, ACCOUNT_CSRF),
 	                 "member", member_rows(app, req, pii));
-	json_object_set_new(page, "methods", linked_methods(app, req, uuid, &ret));
+	json_object_set_new(page, "methods", linked_methods(app, req, uuid, page, &ret));
 	if (ret < 0)
 		goto fail;
 	json_object_set_new(page, "has_member",
@@ -402,6 +463,8 @@ account_page(struct isso_app *app, struct http_req *req, json_t *session, const 
 		json_array_insert_new(list, 0, item);
 	}
 	json_object_set_new(page, "sessions", list);
+	if (member_devices(app, req, uuid, page) < 0)
+		goto fail;
 	json_object_set_new(page, "session_count", json_integer((json_int_t)json_array_size(list)));
 
 	cx = (struct consent_ctx){app, req, &names, json_array()};
@@ -446,6 +509,10 @@ account(struct http_req *req, void *ctx)
 	/* What the last change did, said once in a status message. */
 	if (done != NULL && strcmp(done, "withdrawn") == 0)
 		notice = "account.withdrawn";
+	else if (done != NULL && strcmp(done, "bound") == 0)
+		notice = "account.bound";
+	else if (done != NULL && strcmp(done, "device_revoked") == 0)
+		notice = "account.device_revoked";
 	account_page(app, req, session, key, notice);
 	json_decref(session);
 }
@@ -526,9 +593,105 @@ out:
 	json_decref(session);
 }
 
+/* POST /account/device/revoke: device. The app on that device can no
+ * longer approve logins. */
+static void
+device_revoke(struct http_req *req, void *ctx)
+{
+	struct isso_app *app = ctx;
+	const char *key = NULL, *device = http_form(req, "device");
+	json_t *session = flow_session(app, req, &key);
+	const char *uuid;
+	int n = 0;
+
+	if (session == NULL) {
+		account_login(app, req);
+		return;
+	}
+	if (!csrf_check(req, &app->secrets, ACCOUNT_CSRF)) {
+		page_error(app, req, 403, "error.title", "error.csrf", "/account");
+		goto out;
+	}
+	if (device == NULL || strlen(device) != DEVICE_ID_LEN ||
+	    strspn(device, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_") !=
+	        DEVICE_ID_LEN) {
+		page_error(app, req, 400, "error.bad_request", "error.bad_request.message",
+		           "/account");
+		goto out;
+	}
+	uuid = json_string_value(json_object_get(session, "uuid"));
+	/* Only this member's device: another's, or one revoked already, gets
+	 * the same answer and nothing changes. */
+	if (store_device_revoke(app->store, uuid, device, app_now(), &n) < 0) {
+		page_error(app, req, 503, "error.unavailable", "error.unavailable.message",
+		           "/account");
+		goto out;
+	}
+	if (n > 0)
+		store_audit_append(app->store, app_now(), "tpapp_device_revoked",
+		                   json_pack("{s:s, s:s, s:i, s:s}", "uuid", uuid, "device", device,
+		                             "count", n, "by", "citizen"));
+	http_redirect(req, 303, "/account?done=device_revoked#devices");
+out:
+	json_decref(session);
+}
+
+/* POST /account/bind: method. A member proves the national ID with a
+ * card or certificate login in this session (auth/bind.h). */
+static void
+bind_post(struct http_req *req, void *ctx)
+{
+	struct isso_app *app = ctx;
+	const char *key = NULL, *method_id = http_form(req, "method");
+	json_t *session = flow_session(app, req, &key);
+	struct store_member *member = NULL;
+	const struct method *m;
+	char txn_id[44];
+	int ret;
+
+	if (session == NULL) {
+		account_login(app, req);
+		return;
+	}
+	if (!csrf_check(req, &app->secrets, ACCOUNT_CSRF)) {
+		page_error(app, req, 403, "error.title", "error.csrf", "/account");
+		goto out;
+	}
+	/* Only a TaipeiPass member binds (checked again at the end). */
+	if (store_member_get(app->store, json_string_value(json_object_get(session, "uuid")),
+	                     &member) < 0) {
+		page_error(app, req, 503, "error.unavailable", "error.unavailable.message",
+		           "/account");
+		goto out;
+	}
+	if (member == NULL) {
+		page_error(app, req, 403, "bind.refused_title", "bind.not_member", "/account");
+		goto out;
+	}
+	m = method_id != NULL ? method_find(method_id) : NULL;
+	if (m == NULL || !bind_method_ok(m->id) || !method_available(app, m)) {
+		page_error(app, req, 400, "error.bad_request", "error.bad_request.message",
+		           "/account");
+		goto out;
+	}
+	ret = bind_start(app, req, session, key, m->id, txn_id);
+	if (ret < 0) {
+		page_error(app, req, 503, "error.unavailable", "error.unavailable.message",
+		           "/account");
+		goto out;
+	}
+	http_redirect(req, 303,
+	              flow_url(req, pool_printf(http_pool(req), "/login/%s", m->id), txn_id));
+out:
+	store_member_free(member);
+	json_decref(session);
+}
+
 void
 account_routes(struct isso_app *app, struct http_server *srv)
 {
+	http_route(srv, HTTP_POST, "/account/bind", bind_post, app);
+	http_route(srv, HTTP_POST, "/account/device/revoke", device_revoke, app);
 	http_route(srv, HTTP_GET, "/account", account, app);
 	http_route(srv, HTTP_POST, "/account/withdraw", withdraw, app);
 	http_route(srv, HTTP_POST, "/account/logout-all", logout_all, app);

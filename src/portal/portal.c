@@ -4,6 +4,7 @@
 
 #include "auth/app.h"
 #include "auth/claims.h"
+#include "auth/bind.h"
 #include "auth/flow.h"
 #include "auth/method.h"
 #include "auth/page.h"
@@ -61,9 +62,19 @@ choose(struct http_req *req, void *ctx)
 	if (txn == NULL)
 		return;
 	if (json_is_true(json_object_get(txn, "account"))) {
-		/* Logging in to /account: iSSO's own page, any method. */
-		page = json_pack("{s:o, s:s, s:s}", "methods", method_cards(app, req, LOA_LOW, id),
-		                 "client_name", page_text(app, req, "account.title"), "cancel_url",
+		/* Logging in to /account: iSSO's own page, any method; binding
+		 * a method from there: only those that prove the ID. */
+		json_t *cards = method_cards(app, req, LOA_LOW, id), *card;
+		size_t i;
+		if (bind_txn(txn)) {
+			for (i = json_array_size(cards); i-- > 0;) {
+				card = json_array_get(cards, i);
+				if (!bind_method_ok(json_string_value(json_object_get(card, "id"))))
+					json_array_remove(cards, i);
+			}
+		}
+		page = json_pack("{s:o, s:s, s:s}", "methods", cards, "client_name",
+		                 page_text(app, req, "account.title"), "cancel_url",
 		                 flow_url(req, "/cancel", id));
 		page_render(app, req, 200, "portal", "portal.title", page);
 		goto out;
@@ -407,6 +418,7 @@ portal_routes(struct isso_app *app, struct http_server *srv)
 {
 	char path[4096];
 	app->session_ended = oidc_session_ended;
+	app->persons_merged = oidc_persons_merged;
 	http_route(srv, HTTP_GET, "/", home, app);
 	http_route(srv, HTTP_GET, "/health", health, app);
 	ops_routes(app, srv);

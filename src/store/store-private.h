@@ -171,6 +171,8 @@ struct store_driver {
 	/* id NULL: every device of uuid. */
 	int (*device_revoke)(struct store_backend *b, const char *uuid, const char *id, int64_t now,
 	                     int *n_r);
+	int (*person_bind)(struct store_backend *b, const char *uuid, const char *merged,
+	                   const char *id_hash, const char *pii, int64_t now);
 };
 
 /* The registry, NULL-terminated: the only place a build option selects

@@ -148,6 +148,13 @@ enum ss_id {
 	SS_DEVICE_USE,
 	SS_DEVICE_REVOKE,
 	SS_DEVICE_REVOKE_ALL,
+	SS_BIND_CONSENTS_MOVE,
+	SS_BIND_CONSENTS_DROP,
+	SS_BIND_RELEASES_MOVE,
+	SS_BIND_TOKENS_REVOKE,
+	SS_BIND_PERSON_DROP,
+	SS_BIND_PERSON_SET,
+	SS_BIND_MEMBER_GOLD,
 	SS_COUNT
 };
 
@@ -313,6 +320,18 @@ static const struct sql_statement ss_statements[SS_COUNT] = {
                         "WHERE uuid = ?1 AND id = ?2 AND revoked_at = 0"),
     S(SS_DEVICE_REVOKE_ALL,
       "UPDATE devices SET revoked_at = ?2 WHERE uuid = ?1 AND revoked_at = 0"),
+    /* Binding (person_bind): ?1 the kept person, ?2 the merged one. The
+     * kept person's consent to a client wins over the merged one's. */
+    S(SS_BIND_CONSENTS_MOVE, "UPDATE consents SET uuid = ?1 WHERE uuid = ?2 AND client_id NOT IN "
+                             "(SELECT c.client_id FROM consents c WHERE c.uuid = ?1)"),
+    S(SS_BIND_CONSENTS_DROP, "DELETE FROM consents WHERE uuid = ?1"),
+    S(SS_BIND_RELEASES_MOVE, "UPDATE releases SET uuid = ?1 WHERE uuid = ?2"),
+    S(SS_BIND_TOKENS_REVOKE, "UPDATE tokens SET revoked = 1 WHERE uuid = ?1"),
+    S(SS_BIND_PERSON_DROP, "DELETE FROM persons WHERE uuid = ?1 AND NOT EXISTS "
+                           "(SELECT 1 FROM members WHERE members.uuid = ?1)"),
+    S(SS_BIND_PERSON_SET, "UPDATE persons SET id_hash = ?2, pii = ?3, updated_at = ?4 "
+                          "WHERE uuid = ?1 AND (id_hash IS NULL OR id_hash = ?2)"),
+    S(SS_BIND_MEMBER_GOLD, "UPDATE members SET level = 1 WHERE uuid = ?1"),
 };
 
 #undef S
@@ -2229,6 +2248,84 @@ ss_device_revoke(struct store_backend *base, const char *uuid, const char *id, i
 	return ret;
 }
 
+/* ---- binding a proven national ID to a member (歸戶) ---- */
+
+/* One statement of a binding on connection c: texts t1, t2 (may be
+ * unused), *changes_r the rows changed (may be NULL). */
+static int
+ss_bind_exec(struct sql_conn *c, enum ss_id id, const char *t1, const char *t2, int *changes_r)
+{
+	struct sql_stmt *st = NULL;
+	int ret;
+
+	ret = sql_prepare(c, id, &st);
+	if (ret < 0)
+		return ret;
+	sql_bind_text(st, 1, t1);
+	if (t2 != NULL)
+		sql_bind_text(st, 2, t2);
+	ret = sql_exec(st, changes_r);
+	sql_finish(st);
+	return ret;
+}
+
+static int
+ss_person_bind(struct store_backend *base, const char *uuid, const char *merged,
+               const char *id_hash, const char *pii, int64_t now)
+{
+	struct sql_conn *c = NULL;
+	struct sql_stmt *st = NULL;
+	int ret, changes = 0;
+
+	ret = sql_acquire(ss_db(base), &c, NULL);
+	if (ret < 0)
+		return ret;
+	ret = sql_begin(c);
+	if (ret < 0)
+		goto out;
+	if (merged != NULL) {
+		ret = ss_bind_exec(c, SS_BIND_CONSENTS_MOVE, uuid, merged, NULL);
+		if (ret == 0)
+			ret = ss_bind_exec(c, SS_BIND_CONSENTS_DROP, merged, NULL, NULL);
+		if (ret == 0)
+			ret = ss_bind_exec(c, SS_BIND_RELEASES_MOVE, uuid, merged, NULL);
+		if (ret == 0)
+			ret = ss_bind_exec(c, SS_BIND_TOKENS_REVOKE, merged, NULL, NULL);
+		if (ret == 0)
+			ret = ss_bind_exec(c, SS_BIND_PERSON_DROP, merged, NULL, &changes);
+		/* A member's person is never merged away; one already gone
+		 * (another binding won) leaves nothing to merge either. */
+		if (ret == 0 && changes != 1)
+			ret = ISSO_ERR_CONFLICT;
+		if (ret < 0)
+			goto out;
+	}
+	ret = sql_prepare(c, SS_BIND_PERSON_SET, &st);
+	if (ret < 0)
+		goto out;
+	sql_bind_text(st, 1, uuid);
+	sql_bind_text(st, 2, id_hash);
+	sql_bind_text(st, 3, pii);
+	sql_bind_int(st, 4, now);
+	changes = 0;
+	ret = sql_exec(st, &changes);
+	sql_finish(st);
+	/* Bound to another ID already, or the ID is another person's. */
+	if (ret == 0 && changes != 1)
+		ret = ISSO_ERR_CONFLICT;
+	if (ret < 0)
+		goto out;
+	changes = 0;
+	ret = ss_bind_exec(c, SS_BIND_MEMBER_GOLD, uuid, NULL, &changes);
+	if (ret == 0 && changes != 1)
+		ret = ISSO_ERR_INVALID; /* not a member */
+	if (ret == 0)
+		ret = sql_commit(c);
+out:
+	sql_release(c); /* rolls back whatever is left open */
+	return ret;
+}
+
 /* ---- the driver tables ---- */
 
 #define SS_DRIVER_OPS                                                                              \
@@ -2260,7 +2357,8 @@ ss_device_revoke(struct store_backend *base, const char *uuid, const char *id, i
 	.purge = ss_purge, .consent_record = ss_consent_record, .consent_list = ss_consent_list,   \
 	.release_add = ss_release_add, .release_list = ss_release_list,                            \
 	.device_add = ss_device_add, .device_get = ss_device_get, .device_list = ss_device_list,   \
-	.device_use = ss_device_use, .device_revoke = ss_device_revoke
+	.device_use = ss_device_use, .device_revoke = ss_device_revoke,                            \
+	.person_bind = ss_person_bind
 
 static int
 ss_open_sqlite(const char *dsn, const char *migrations_dir, struct store_backend **backend_r,

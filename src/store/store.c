@@ -460,6 +460,16 @@ store_person_update(struct store *store, const char *uuid, const char *id_hash, 
 }
 
 int
+store_person_bind(struct store *store, const char *uuid, const char *merged, const char *id_hash,
+                  const char *pii, int64_t now)
+{
+	if (uuid == NULL || id_hash == NULL || pii == NULL ||
+	    (merged != NULL && strcmp(merged, uuid) == 0))
+		return ISSO_ERR_INVALID;
+	return STORE_CALL(store, person_bind, uuid, merged, id_hash, pii, now);
+}
+
+int
 store_person_delete(struct store *store, const char *uuid)
 {
 	if (uuid == NULL)

@@ -99,6 +99,17 @@ int store_person_update(struct store *store, const char *uuid, const char *id_ha
  * that lost a race); ISSO_ERR_CONFLICT when something still refers to it. */
 int store_person_delete(struct store *store, const char *uuid);
 void store_person_free(struct store_person *person);
+/* Binds a proven national ID to member uuid in one transaction (歸戶):
+ * the person gets id_hash and pii (sealed) and the member becomes
+ * MEMBER_GOLD. merged (may be NULL) is another person, not a member, who
+ * is that same human: first its consents move to uuid (uuid's own consent
+ * to a client wins), its release records move, its tokens are revoked
+ * and it is deleted. ISSO_ERR_CONFLICT, with nothing changed, when uuid
+ * already has another ID, when id_hash is still another person's, or
+ * when merged is a member or gone; ISSO_ERR_INVALID when uuid is not a
+ * member. */
+int store_person_bind(struct store *store, const char *uuid, const char *merged,
+                      const char *id_hash, const char *pii, int64_t now);
 
 /* ---- TaipeiPass members (台北通) ---- */
 

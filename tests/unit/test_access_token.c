@@ -62,6 +62,12 @@ settings_check(void **state)
 	    {"{\"backchannel_token_delivery_mode\":\"ping\"}", false},
 	    {"{\"backchannel_token_delivery_mode\":\"push\"}", false},
 	    {"{\"backchannel_token_delivery_mode\":true}", false},
+	    {"{\"events_uri\":\"https://agency.example/events\"}", true},
+	    {"{\"events_uri\":\"http://127.0.0.1:8080/events\"}", true},
+	    {"{\"events_uri\":\"ftp://agency.example/events\"}", false},
+	    {"{\"events_uri\":\"https://agency.example/a b\"}", false},
+	    {"{\"events_uri\":\"\"}", false},
+	    {"{\"events_uri\":true}", false},
 	    {"[]", false},
 	};
 	const char *why;

@@ -2200,6 +2200,96 @@ test_non_utf8_keys(void **state)
 	assert_int_equal(store_token_revoke(f->store, bad), 0);
 }
 
+/* Binding a proven ID to a member: gold, the ID set; a merged person's
+ * consents (the member's own win), releases and tokens go to the member
+ * and the person goes; every refusal leaves everything as it was. */
+static void
+test_person_bind(void **state)
+{
+	struct fixture *f = *state;
+	struct store_member m, *mo = NULL;
+	struct store_person *po = NULL;
+	struct seen_ctx l;
+	char a[64], b[64], c[64], hb[64], hc[64], acc[64], ph[64], acc2[64], ph2[64];
+	char tok[64], g[64];
+	char *scope = NULL;
+	json_t *data = json_pack("{s:s}", "method", "moica-card");
+
+	id(f, "a", a, sizeof(a));
+	id(f, "b", b, sizeof(b));
+	id(f, "c", c, sizeof(c));
+	id(f, "hb", hb, sizeof(hb));
+	id(f, "hc", hc, sizeof(hc));
+	id(f, "acc", acc, sizeof(acc));
+	id(f, "ph", ph, sizeof(ph));
+	id(f, "acc2", acc2, sizeof(acc2));
+	id(f, "ph2", ph2, sizeof(ph2));
+	id(f, "tok", tok, sizeof(tok));
+	id(f, "g", g, sizeof(g));
+	add_person(f, a, NULL);
+	member_init(&m, a, acc, NULL, ph);
+	assert_int_equal(store_member_add(f->store, &m), 0);
+	/* b: the same human, known by card: two consents and a release. */
+	add_person(f, b, hb);
+	assert_int_equal(store_consent_put(f->store, b, "client-x", "openid profile", NOW), 0);
+	assert_int_equal(store_consent_put(f->store, b, "client-y", "openid", NOW), 0);
+	assert_int_equal(store_consent_put(f->store, a, "client-y", "openid email", NOW + 1), 0);
+	assert_int_equal(store_release_add(f->store, b, "client-x", NOW, data), 0);
+	add_token(f, tok, 3, g, "client-x", b, NOW + 100);
+
+	/* Refusals change nothing: a is not the merged person itself, c is
+	 * no member, and b's ID cannot be set while b holds it. */
+	assert_int_equal(store_person_bind(f->store, a, a, hb, "p", NOW), ISSO_ERR_INVALID);
+	assert_int_equal(store_person_bind(f->store, a, NULL, hb, "p", NOW), ISSO_ERR_CONFLICT);
+	add_person(f, c, NULL);
+	assert_int_equal(store_person_bind(f->store, c, NULL, hc, "p", NOW), ISSO_ERR_INVALID);
+	assert_int_equal(store_person_get(f->store, c, &po), 0);
+	assert_null(po->id_hash); /* rolled back with the member check */
+	store_person_free(po);
+	po = NULL;
+
+	assert_int_equal(store_person_bind(f->store, a, b, hb, "sealed-new", NOW + 2), 0);
+	assert_int_equal(store_person_get(f->store, a, &po), 0);
+	assert_string_equal(po->id_hash, hb);
+	assert_string_equal(po->pii, "sealed-new");
+	store_person_free(po);
+	po = NULL;
+	assert_int_equal(store_member_get(f->store, a, &mo), 0);
+	assert_int_equal(mo->level, MEMBER_GOLD);
+	store_member_free(mo);
+	mo = NULL;
+	assert_int_equal(store_person_get(f->store, b, &po), 0);
+	assert_null(po);
+	assert_int_equal(store_consent_get(f->store, a, "client-x", &scope), 0);
+	assert_string_equal(scope, "openid profile");
+	free(scope);
+	assert_int_equal(store_consent_get(f->store, a, "client-y", &scope), 0);
+	assert_string_equal(scope, "openid email"); /* the member's own */
+	free(scope);
+	assert_int_equal(store_consent_get(f->store, b, "client-x", &scope), 0);
+	assert_null(scope);
+	memset(&l, 0, sizeof(l));
+	assert_int_equal(store_release_list(f->store, a, 10, release_seen, &l), 0);
+	assert_int_equal(l.n, 1);
+	assert_true(token_revoked(f, tok));
+
+	/* Binding again with the same ID is harmless; another ID is refused,
+	 * and so is a merge of a member's person. */
+	assert_int_equal(store_person_bind(f->store, a, NULL, hb, "sealed-2", NOW + 3), 0);
+	assert_int_equal(store_person_bind(f->store, a, NULL, hc, "sealed-3", NOW + 4),
+	                 ISSO_ERR_CONFLICT);
+	member_init(&m, c, acc2, NULL, ph2);
+	assert_int_equal(store_member_add(f->store, &m), 0);
+	assert_int_equal(store_person_bind(f->store, c, a, hb, "p", NOW + 5), ISSO_ERR_CONFLICT);
+	assert_int_equal(store_person_get(f->store, a, &po), 0);
+	assert_string_equal(po->pii, "sealed-2");
+	store_person_free(po);
+	assert_int_equal(store_member_get(f->store, c, &mo), 0);
+	assert_int_equal(mo->level, MEMBER_ORDINARY);
+	store_member_free(mo);
+	json_decref(data);
+}
+
 /* PostgreSQL only: a server that is not there fails the open with a
  * reason, quickly. */
 static void
@@ -2234,6 +2324,7 @@ main(void)
 	    cmocka_unit_test_setup_teardown(test_client, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_person, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_member, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_person_bind, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_member_lockout, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_org, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_consent, setup, teardown),

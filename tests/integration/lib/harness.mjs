@@ -482,7 +482,7 @@ export class Stack {
 
   /**
    * issoctl client add + approve. Options: name, redirectUris (array),
-   * scope, purpose, postLogoutRedirectUri, backchannelLogoutUri, public,
+   * scope, purpose, postLogoutRedirectUri, backchannelLogoutUri, eventsUri, public,
    * idTokenAlg, authMethod, jwksUri, jwks (object or JSON text),
    * grantTypes, requirePar, requireDpop (the per-client PAR / DPoP flags).
    * Returns the add output ({client_id, client_secret?, …}) plus .approved.
@@ -495,6 +495,7 @@ export class Stack {
     if (o.purpose) args.push('--purpose', o.purpose);
     if (o.postLogoutRedirectUri) args.push('--post-logout-redirect-uri', o.postLogoutRedirectUri);
     if (o.backchannelLogoutUri) args.push('--backchannel-logout-uri', o.backchannelLogoutUri);
+    if (o.eventsUri) args.push('--events-uri', o.eventsUri);
     if (o.public) args.push('--public');
     if (o.idTokenAlg) args.push('--id-token-alg', o.idTokenAlg);
     if (o.authMethod) args.push('--auth-method', o.authMethod);
