@@ -345,6 +345,52 @@ ui_locales_apply(struct isso_app *app, struct http_req *req, const char *ui_loca
 	}
 }
 
+/* Starts a login transaction carrying request and sends the browser to
+ * its first page, path ("/login" or "/consent"). */
+static void
+txn_start(struct isso_app *app, struct http_req *req, json_t *request, const char *path)
+{
+	char txn_id[44];
+
+	if (flow_txn_create(app, req, json_incref(request), txn_id) < 0) {
+		page_error(app, req, 503, "error.unavailable", "error.unavailable.message", NULL);
+		return;
+	}
+	http_redirect(req, 303, flow_url(req, path, txn_id));
+}
+
+/* Single sign-on, for a live session that satisfies request: the code at
+ * once when an earlier consent covers the scope, else the consent page
+ * (consent_required for prompt=none). */
+static void
+sso_answer(struct isso_app *app, struct http_req *req, json_t *request, json_t *session,
+           const char *session_key)
+{
+	const char *uuid = json_string_value(json_object_get(session, "uuid"));
+	const char *prompt = json_string_value(json_object_get(request, "prompt"));
+	bool need_consent = false;
+
+	if (oidc_consent_needed(app, request, uuid, session, &need_consent) < 0) {
+		page_error(app, req, 503, "error.unavailable", "error.unavailable.message", NULL);
+		return;
+	}
+	json_object_set_new(request, "sso", json_true());
+	if (!need_consent) {
+		oidc_code_redirect(app, req, request, session, session_key);
+		return;
+	}
+	if (prompt != NULL && strcmp(prompt, "none") == 0) {
+		oidc_error_redirect(app, req, request, "consent_required", NULL);
+		return;
+	}
+	json_object_set(request, "auth", session);
+	json_object_set_new(request, "session_key", json_string(session_key));
+	txn_start(app, req, request, "/consent");
+}
+
+/* The authorization endpoint: the request validated (authz_validate, or
+ * the one pushed to /par), then single sign-on (sso_answer) or a login
+ * transaction (txn_start). */
 void
 oidc_authorize_run(struct isso_app *app, struct http_req *req, const char *legacy)
 {
@@ -355,7 +401,6 @@ oidc_authorize_run(struct isso_app *app, struct http_req *req, const char *legac
 	json_t *request = NULL, *session = NULL;
 	const char *client_id, *request_uri, *prompt;
 	const char *session_key = NULL;
-	char txn_id[44];
 
 	/* An agency's form that POSTs here is another site: the browser
 	 * sends no SameSite=Lax session cookie with it, so single sign-on
@@ -441,46 +486,16 @@ oidc_authorize_run(struct isso_app *app, struct http_req *req, const char *legac
 	json_object_set_new(request, "locale", json_string(http_locale(req)));
 	prompt = json_string_value(json_object_get(request, "prompt"));
 
-	/* Single sign-on: a live session that satisfies the request skips the
-	 * login; earlier consent covering the scope skips consent too. */
 	session = flow_session(app, req, &session_key);
 	if (session != NULL && oidc_session_satisfies(session, request, app_now())) {
-		const char *uuid = json_string_value(json_object_get(session, "uuid"));
-		bool need_consent = false;
-
-		if (oidc_consent_needed(app, request, uuid, session, &need_consent) < 0) {
-			page_error(app, req, 503, "error.unavailable", "error.unavailable.message",
-			           NULL);
-			goto out;
-		}
-		json_object_set_new(request, "sso", json_true());
-		if (!need_consent) {
-			oidc_code_redirect(app, req, request, session, session_key);
-			goto out;
-		}
-		if (prompt != NULL && strcmp(prompt, "none") == 0) {
-			oidc_error_redirect(app, req, request, "consent_required", NULL);
-			goto out;
-		}
-		json_object_set(request, "auth", session);
-		json_object_set_new(request, "session_key", json_string(session_key));
-		if (flow_txn_create(app, req, json_incref(request), txn_id) < 0) {
-			page_error(app, req, 503, "error.unavailable", "error.unavailable.message",
-			           NULL);
-			goto out;
-		}
-		http_redirect(req, 303, flow_url(req, "/consent", txn_id));
+		sso_answer(app, req, request, session, session_key);
 		goto out;
 	}
 	if (prompt != NULL && strcmp(prompt, "none") == 0) {
 		oidc_error_redirect(app, req, request, "login_required", NULL);
 		goto out;
 	}
-	if (flow_txn_create(app, req, json_incref(request), txn_id) < 0) {
-		page_error(app, req, 503, "error.unavailable", "error.unavailable.message", NULL);
-		goto out;
-	}
-	http_redirect(req, 303, flow_url(req, "/login", txn_id));
+	txn_start(app, req, request, "/login");
 out:
 	json_decref(session);
 	json_decref(request);

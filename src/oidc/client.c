@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "auth/app.h"
+#include "auth/claims.h"
 #include "auth/page.h"
 #include "http/parse.h"
 #include "jose/jose.h"
@@ -465,4 +466,12 @@ oidc_client_auth(struct isso_app *app, struct http_req *req)
 fail:
 	store_client_free(c);
 	return NULL;
+}
+
+/* See oidc-private.h. */
+bool
+oidc_client_grant(const struct store_client *c, const char *grant_type)
+{
+	return scope_has(c->grant_types != NULL ? c->grant_types : STORE_CLIENT_DEFAULT_GRANTS,
+	                 grant_type);
 }

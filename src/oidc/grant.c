@@ -10,6 +10,7 @@
 #include "auth/person.h"
 #include "auth/page.h"
 #include "http/parse.h"
+#include "jose/jose.h"
 #include "lib/b64.h"
 #include "lib/buf.h"
 #include "lib/idnum.h"
@@ -334,4 +335,162 @@ out:
 	json_decref(fresh);
 	json_decref(claims);
 	json_decref(data);
+}
+
+/* The legacy API's own fields (docs/legacy-api.md): the account, verifyLevel
+ * and memberType, from the person and the login's attributes. */
+int
+oidc_legacy_claims_add(struct isso_app *app, json_t *request, json_t *session, json_t *claims)
+{
+	const char *uuid = json_string_value(json_object_get(session, "uuid"));
+	json_t *pii = NULL, *attrs = NULL;
+	const char *idn, *level, *account;
+	bool verified;
+	int ret;
+
+	(void)request;
+	ret = person_pii(app, uuid, &pii);
+	if (ret < 0)
+		goto out;
+	attrs = oidc_session_attrs(app, session);
+	/* The member's login name follows the member data rule of
+	 * oidc_claims: released with profile exactly when member_level is. */
+	account = json_string_value(json_object_get(pii, "account"));
+	if (json_object_get(claims, "member_level") != NULL && account != NULL)
+		json_object_set_new(claims, "account", json_string(account));
+	/* verifyLevel: "1" when the person's identity is proven, by this
+	 * login (a method that checked the national ID itself leaves it in
+	 * the login's attributes: MOICA, TW FidO, telecom, NHI) or by the
+	 * member's enrolment (gold); "0" otherwise. */
+	level = json_string_value(json_object_get(pii, "level"));
+	verified = json_is_string(json_object_get(attrs, "id_number")) ||
+	           (level != NULL && strcmp(level, "gold") == 0);
+	json_object_set_new(claims, "legacy_verify_level", json_string(verified ? "1" : "0"));
+	/* memberType: organization for a login on behalf of an organisation;
+	 * foreigner for a resident certificate number; else personal. */
+	idn = json_string_value(json_object_get(attrs, "id_number"));
+	if (idn == NULL)
+		idn = json_string_value(json_object_get(pii, "id_number"));
+	if (json_is_object(json_object_get(attrs, "organisation")))
+		json_object_set_new(claims, "legacy_member_type", json_string("organization"));
+	else if (idn != NULL && idnum_is_resident_id(idn))
+		json_object_set_new(claims, "legacy_member_type", json_string("foreigner"));
+	else
+		json_object_set_new(claims, "legacy_member_type", json_string("personal"));
+out:
+	json_decref(attrs);
+	json_decref(pii);
+	return ret;
+}
+
+/* Stores a new token of kind for the grant; writes its value to value_r. */
+static int
+token_put(struct isso_app *app, int kind, const char *grant, const struct store_client *c,
+          const char *uuid, const char *sid, const char *scope, json_t *data, int ttl,
+          char value_r[44])
+{
+	struct store_token t;
+	char hash[65];
+	int64_t now = app_now();
+
+	oidc_new_token(value_r, hash);
+	memset(&t, 0, sizeof(t));
+	t.hash = hash;
+	t.kind = kind;
+	t.grant_id = (char *)grant;
+	t.client_id = c->client_id;
+	t.uuid = (char *)uuid;
+	t.sid = (char *)sid;
+	t.scope = (char *)scope;
+	t.data = data;
+	t.created_at = now;
+	t.expires_at = now + ttl;
+	return store_token_add(app->store, &t);
+}
+
+json_t *
+oidc_tokens_issue(struct isso_app *app, const struct store_client *c, const char *grant,
+                  const char *uuid, const char *sid, const char *scope, const char *grant_scope,
+                  json_t *data, bool with_nonce, const char *jkt)
+{
+	const struct isso_config *cfg = app->cfg;
+	char access[44], refresh[44], sub[44], at_hash[64];
+	json_t *tdata = json_object(), *rep = NULL, *idt = NULL, *answer = NULL;
+	char *jwt = NULL;
+	int64_t now = app_now();
+
+	if (json_object_get(data, "claims") != NULL)
+		json_object_set(tdata, "claims", json_object_get(data, "claims"));
+	/* A token of the legacy API answers only there, with its names. */
+	if (json_object_get(data, "legacy") != NULL) {
+		json_object_set(tdata, "legacy", json_object_get(data, "legacy"));
+		json_object_set(tdata, "legacy_scope", json_object_get(data, "legacy_scope"));
+	}
+	if (jkt[0] != '\0')
+		json_object_set_new(tdata, "jkt", json_string(jkt));
+	if (token_put(app, TOKEN_ACCESS, grant, c, uuid, sid, scope, tdata,
+	              cfg->oidc.access_token_ttl, access) < 0)
+		goto fail;
+	rep = json_pack("{s:s, s:s, s:i, s:s}", "access_token", access, "token_type",
+	                jkt[0] != '\0' ? "DPoP" : "Bearer", "expires_in",
+	                cfg->oidc.access_token_ttl, "scope", scope);
+	if (uuid != NULL && oidc_client_grant(c, "refresh_token")) {
+		/* Without offline_access (OIDC Core §11) a refresh token lives
+		 * no longer than the single sign-on session; none at all when
+		 * that has already ended. */
+		bool offline = scope_has(grant_scope, "offline_access");
+		int64_t session_end = 0;
+		int ttl = cfg->oidc.refresh_token_ttl;
+		if (!offline && flow_sid_alive(app, sid, uuid, &session_end) &&
+		    session_end - now < ttl)
+			ttl = (int)(session_end - now);
+		if (offline || session_end > now) {
+			json_t *rdata = json_deep_copy(data);
+			json_object_del(rdata, "nonce");
+			json_object_del(rdata, "redirect_uri");
+			json_object_del(rdata, "redirect_uri_given");
+			json_object_del(rdata, "code_challenge");
+			json_object_del(rdata, "dpop_jkt");
+			/* A confidential client's refresh token is bound by
+			 * its authentication; a public client's to the key. */
+			json_object_del(rdata, "jkt");
+			if (c->public_client && jkt[0] != '\0')
+				json_object_set_new(rdata, "jkt", json_string(jkt));
+			if (offline)
+				json_object_set_new(rdata, "offline", json_true());
+			/* RFC 6749 §6: the new refresh token keeps the grant's
+			 * scope, whatever this access token was narrowed to. */
+			int ret = token_put(app, TOKEN_REFRESH, grant, c, uuid, sid, grant_scope,
+			                    rdata, ttl, refresh);
+			json_decref(rdata);
+			if (ret < 0)
+				goto fail;
+			json_object_set_new(rep, "refresh_token", json_string(refresh));
+		}
+	}
+	if (uuid != NULL && scope_has(scope, "openid")) {
+		enum loa loa = (enum loa)json_integer_value(json_object_get(data, "loa"));
+		jose_half_hash(c->id_token_alg, access, at_hash);
+		idt = json_pack(
+		    "{s:s, s:s, s:s, s:I, s:I, s:O, s:s, s:O, s:s, s:s}", "iss", app->issuer, "sub",
+		    oidc_sub(app, c->client_id, uuid, sub), "aud", c->client_id, "exp",
+		    (json_int_t)(now + cfg->oidc.id_token_ttl), "iat", (json_int_t)now, "auth_time",
+		    json_object_get(data, "auth_time"), "acr", loa_name(loa), "amr",
+		    json_object_get(data, "amr"), "azp", c->client_id, "at_hash", at_hash);
+		if (sid != NULL)
+			json_object_set_new(idt, "sid", json_string(sid));
+		if (with_nonce && json_object_get(data, "nonce") != NULL)
+			json_object_set(idt, "nonce", json_object_get(data, "nonce"));
+		if (jose_sign(app->keys, c->id_token_alg, NULL, idt, &jwt) < 0)
+			goto fail;
+		json_object_set_new(rep, "id_token", json_string(jwt));
+	}
+	answer = rep;
+	rep = NULL;
+fail:
+	free(jwt);
+	json_decref(idt);
+	json_decref(rep);
+	json_decref(tdata);
+	return answer;
 }

@@ -22,63 +22,11 @@
 #include "oidc/oidc-private.h"
 #include "store/store.h"
 
-#define LEGACY_SCOPE_MAX 2048
-#define LEGACY_VERSION   "1.0.9"
-
-/* One legacy scope name: the iSSO scope whose consent and release rules
- * it follows (NULL: none, it describes the login, like acr), and the
- * field of the member data answer it fills. */
-struct legacy_scope {
-	const char *name;
-	const char *scope;
-	const char *field;
-};
-
-static const struct legacy_scope legacy_scopes[] = {
-    {"uuid", "uuid", "id"},
-    {"account", "profile", "account"},
-    {"member_type", NULL, "memberType"},
-    {"verify_level", NULL, "verifyLevel"},
-    {"formatted_name", "profile", "username"},
-    {"real_name", "profile", "realName"},
-    {"email", "email", "email"},
-    {"phone_no", "phone", "phoneNo"},
-    {"id_no", "id_number", "idNo"},
-    {"addresses", "address", "addresses"},
-    {"resident_address", "address", "residentAddress"},
-    /* not seen in agencies' code: iSSO's name for the birthday field */
-    {"birthday", "birthdate", "birthday"},
-};
-#define LEGACY_SCOPES_COUNT (sizeof(legacy_scopes) / sizeof(legacy_scopes[0]))
+#define LEGACY_VERSION "1.0.9"
 
 /* Fields of the answer that no scope fills here (null, as the real
  * service answers for what it does not release). */
 static const char *const legacy_unfilled[] = {"idNoUnverified", "citizen", "nativePeople", NULL};
-
-static const struct legacy_scope *
-legacy_scope_find(const char *word, size_t n)
-{
-	for (size_t i = 0; i < LEGACY_SCOPES_COUNT; i++) {
-		if (strlen(legacy_scopes[i].name) == n &&
-		    strncmp(legacy_scopes[i].name, word, n) == 0)
-			return &legacy_scopes[i];
-	}
-	return NULL;
-}
-
-#define SHORT_CODE_LEN 6
-
-static const char short_code_chars[] =
-    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
-
-void
-oidc_legacy_new_code(char out[44], char hash[65])
-{
-	for (size_t i = 0; i < SHORT_CODE_LEN; i++)
-		out[i] = short_code_chars[randombytes_uniform(sizeof(short_code_chars) - 1)];
-	out[SHORT_CODE_LEN] = '\0';
-	secret_sha256_hex(out, SHORT_CODE_LEN, hash);
-}
 
 /* A presented code: iSSO's (43 characters) or a short one. */
 static struct store_token *
@@ -87,13 +35,9 @@ legacy_code_lookup(struct isso_app *app, const char *value)
 	struct store_token *t = NULL;
 	char hash[65];
 
-	if (strlen(value) != SHORT_CODE_LEN)
-		return oidc_token_lookup(app, value);
-	for (size_t i = 0; i < SHORT_CODE_LEN; i++) {
-		if (strchr(short_code_chars, value[i]) == NULL)
-			return NULL;
-	}
-	secret_sha256_hex(value, SHORT_CODE_LEN, hash);
+	if (!oidc_legacy_short_code_hash(value, hash))
+		return strlen(value) == OIDC_LEGACY_SHORT_CODE_LEN ? NULL
+		                                                   : oidc_token_lookup(app, value);
 	if (store_token_get(app->store, hash, app_now(), &t) < 0)
 		return NULL;
 	/* Only codes have the short form. */
@@ -102,128 +46,6 @@ legacy_code_lookup(struct isso_app *app, const char *value)
 		t = NULL;
 	}
 	return t;
-}
-
-bool
-oidc_legacy_allowed(const struct store_client *c)
-{
-	return c != NULL && !c->public_client && c->secret_hash != NULL &&
-	       json_is_true(json_object_get(c->settings, "legacy_api"));
-}
-
-char *
-oidc_legacy_scope_parse(struct pool *pool, const char *scope)
-{
-	struct buf b;
-	char *out;
-
-	buf_init(&b, LEGACY_SCOPE_MAX + 1);
-	for (const char *p = scope != NULL ? scope : ""; *p != '\0';) {
-		size_t n = strcspn(p, " ,");
-		const struct legacy_scope *ls = n > 0 ? legacy_scope_find(p, n) : NULL;
-
-		if (ls != NULL && !scope_has(b.data, ls->name)) {
-			if (b.len > 0)
-				buf_addc(&b, ' ');
-			buf_addstr(&b, ls->name);
-		}
-		p += n;
-		while (*p == ' ' || *p == ',')
-			p++;
-	}
-	out = pool_strdup(pool, b.data != NULL ? b.data : "");
-	buf_free(&b);
-	return out;
-}
-
-char *
-oidc_legacy_scope_map(struct pool *pool, const char *legacy_scope)
-{
-	struct buf b;
-	char *out;
-
-	buf_init(&b, LEGACY_SCOPE_MAX + 1);
-	for (size_t i = 0; i < LEGACY_SCOPES_COUNT; i++) {
-		const char *s = legacy_scopes[i].scope;
-		if (s == NULL || !scope_has(legacy_scope, legacy_scopes[i].name) ||
-		    scope_has(b.data, s))
-			continue;
-		if (b.len > 0)
-			buf_addc(&b, ' ');
-		buf_addstr(&b, s);
-	}
-	out = pool_strdup(pool, b.data != NULL ? b.data : "");
-	buf_free(&b);
-	return out;
-}
-
-char *
-oidc_legacy_scope_granted(struct pool *pool, const char *legacy_scope, const char *granted)
-{
-	struct buf b;
-	char *out;
-
-	buf_init(&b, LEGACY_SCOPE_MAX + 1);
-	for (const char *p = legacy_scope; *p != '\0';) {
-		size_t n = strcspn(p, " ");
-		const struct legacy_scope *ls = legacy_scope_find(p, n);
-
-		if (ls != NULL && (ls->scope == NULL || scope_has(granted, ls->scope))) {
-			if (b.len > 0)
-				buf_addc(&b, ' ');
-			buf_addstr(&b, ls->name);
-		}
-		p += n;
-		while (*p == ' ')
-			p++;
-	}
-	out = pool_strdup(pool, b.data != NULL ? b.data : "");
-	buf_free(&b);
-	return out;
-}
-
-int
-oidc_legacy_claims_add(struct isso_app *app, json_t *request, json_t *session, json_t *claims)
-{
-	const char *uuid = json_string_value(json_object_get(session, "uuid"));
-	json_t *pii = NULL, *attrs = NULL;
-	const char *idn, *level, *account;
-	bool verified;
-	int ret;
-
-	(void)request;
-	ret = person_pii(app, uuid, &pii);
-	if (ret < 0)
-		goto out;
-	attrs = oidc_session_attrs(app, session);
-	/* The member's login name follows the member data rule of
-	 * oidc_claims: released with profile exactly when member_level is. */
-	account = json_string_value(json_object_get(pii, "account"));
-	if (json_object_get(claims, "member_level") != NULL && account != NULL)
-		json_object_set_new(claims, "account", json_string(account));
-	/* verifyLevel: "1" when the person's identity is proven, by this
-	 * login (a method that checked the national ID itself leaves it in
-	 * the login's attributes: MOICA, TW FidO, telecom, NHI) or by the
-	 * member's enrolment (gold); "0" otherwise. */
-	level = json_string_value(json_object_get(pii, "level"));
-	verified = json_is_string(json_object_get(attrs, "id_number")) ||
-	           (level != NULL && strcmp(level, "gold") == 0);
-	json_object_set_new(claims, "legacy_verify_level", json_string(verified ? "1" : "0"));
-	/* memberType: organization for a login on behalf of an organisation;
-	 * foreigner for a resident certificate number; else personal. */
-	idn = json_string_value(json_object_get(attrs, "id_number"));
-	if (idn == NULL)
-		idn = json_string_value(json_object_get(pii, "id_number"));
-	if (json_is_object(json_object_get(attrs, "organisation")))
-		json_object_set_new(claims, "legacy_member_type", json_string("organization"));
-	else if (idn != NULL && idnum_is_resident_id(idn))
-		json_object_set_new(claims, "legacy_member_type", json_string("foreigner"));
-	else
-		json_object_set_new(claims, "legacy_member_type", json_string("personal"));
-out:
-	json_decref(attrs);
-	json_decref(pii);
-	return ret;
 }
 
 /* ---- authorize ---- */
@@ -535,7 +357,7 @@ legacy_phone(json_t *e164)
 
 /* The value of one legacy field from the sealed claims. */
 static json_t *
-legacy_field(const struct legacy_scope *ls, json_t *claims)
+legacy_field(const struct oidc_legacy_scope *ls, json_t *claims)
 {
 	json_t *addr = json_object_get(json_object_get(claims, "address"), "formatted");
 
@@ -606,8 +428,8 @@ user_my(struct http_req *req, void *ctx)
 	 * approved or not consented to are null. */
 	legacy_scope = json_string_value(json_object_get(t->data, "legacy_scope"));
 	data = json_object();
-	for (size_t i = 0; i < LEGACY_SCOPES_COUNT; i++) {
-		const struct legacy_scope *ls = &legacy_scopes[i];
+	for (size_t i = 0; i < oidc_legacy_scopes_count; i++) {
+		const struct oidc_legacy_scope *ls = &oidc_legacy_scopes[i];
 		json_t *v = NULL;
 
 		if (scope_has(legacy_scope, ls->name) &&

@@ -49,7 +49,27 @@ void oidc_logout_routes(struct isso_app *app, struct http_server *srv);
  * token call. */
 void oidc_authorize_run(struct isso_app *app, struct http_req *req, const char *legacy);
 
-/* ---- the existing iSSO / TaipeiPass API (legacy.c) ---- */
+/* ---- the existing iSSO / TaipeiPass API's names (legacy-scope.c) ---- */
+
+/* One legacy scope name: the iSSO scope whose consent and release rules
+ * it follows (NULL: none, it describes the login, like acr), and the
+ * field of the member data answer it fills. */
+struct oidc_legacy_scope {
+	const char *name;
+	const char *scope;
+	const char *field;
+};
+extern const struct oidc_legacy_scope oidc_legacy_scopes[];
+extern const size_t oidc_legacy_scopes_count;
+/* The legacy scope named by the n bytes at word, or NULL. */
+const struct oidc_legacy_scope *oidc_legacy_scope_find(const char *word, size_t n);
+/* True, with its store hash in hash, when value has the form of a short
+ * code (oidc_legacy_new_code): OIDC_LEGACY_SHORT_CODE_LEN letters and
+ * digits. */
+#define OIDC_LEGACY_SHORT_CODE_LEN 6
+bool oidc_legacy_short_code_hash(const char *value, char hash[65]);
+
+/* ---- the existing iSSO / TaipeiPass API (legacy.c: endpoints; legacy-scope.c: names) ---- */
 
 void oidc_legacy_routes(struct isso_app *app, struct http_server *srv);
 /* Was the client registered for the legacy API (settings "legacy_api":
@@ -109,6 +129,10 @@ enum loa oidc_min_loa(const char *acr_values);
 bool oidc_session_satisfies(json_t *session, json_t *request, int64_t now);
 
 /* ---- clients: lookup, redirects, errors, authentication (client.c) ---- */
+
+/* Was client c registered for grant_type (grant_types NULL: the default
+ * grants)? */
+bool oidc_client_grant(const struct store_client *c, const char *grant_type);
 
 /* Authenticates the client of a token-endpoint-style request (RFC 6749
  * §2.3, OIDC Core §9). On failure sends the invalid_client answer and

@@ -19,14 +19,6 @@
 #include "oidc/oidc-private.h"
 #include "store/store.h"
 
-/* Was the client registered for grant_type? */
-static bool
-client_grant(const struct store_client *c, const char *grant_type)
-{
-	return scope_has(c->grant_types != NULL ? c->grant_types : STORE_CLIENT_DEFAULT_GRANTS,
-	                 grant_type);
-}
-
 /* Refuses a grant (400) and logs it as a security event. */
 static void
 grant_refused(struct http_req *req, const struct store_client *c, const char *grant_type,
@@ -35,118 +27,6 @@ grant_refused(struct http_req *req, const struct store_client *c, const char *gr
 	oidc_security_event(req, "grant_refused", "client_id", c->client_id, "grant_type",
 	                    grant_type, "error", error, "reason", description, NULL);
 	oidc_json_error(req, 400, error, description);
-}
-
-/* Stores a new token of kind for the grant; writes its value to value_r. */
-static int
-token_put(struct isso_app *app, int kind, const char *grant, const struct store_client *c,
-          const char *uuid, const char *sid, const char *scope, json_t *data, int ttl,
-          char value_r[44])
-{
-	struct store_token t;
-	char hash[65];
-	int64_t now = app_now();
-
-	oidc_new_token(value_r, hash);
-	memset(&t, 0, sizeof(t));
-	t.hash = hash;
-	t.kind = kind;
-	t.grant_id = (char *)grant;
-	t.client_id = c->client_id;
-	t.uuid = (char *)uuid;
-	t.sid = (char *)sid;
-	t.scope = (char *)scope;
-	t.data = data;
-	t.created_at = now;
-	t.expires_at = now + ttl;
-	return store_token_add(app->store, &t);
-}
-
-json_t *
-oidc_tokens_issue(struct isso_app *app, const struct store_client *c, const char *grant,
-                  const char *uuid, const char *sid, const char *scope, const char *grant_scope,
-                  json_t *data, bool with_nonce, const char *jkt)
-{
-	const struct isso_config *cfg = app->cfg;
-	char access[44], refresh[44], sub[44], at_hash[64];
-	json_t *tdata = json_object(), *rep = NULL, *idt = NULL, *answer = NULL;
-	char *jwt = NULL;
-	int64_t now = app_now();
-
-	if (json_object_get(data, "claims") != NULL)
-		json_object_set(tdata, "claims", json_object_get(data, "claims"));
-	/* A token of the legacy API answers only there, with its names. */
-	if (json_object_get(data, "legacy") != NULL) {
-		json_object_set(tdata, "legacy", json_object_get(data, "legacy"));
-		json_object_set(tdata, "legacy_scope", json_object_get(data, "legacy_scope"));
-	}
-	if (jkt[0] != '\0')
-		json_object_set_new(tdata, "jkt", json_string(jkt));
-	if (token_put(app, TOKEN_ACCESS, grant, c, uuid, sid, scope, tdata,
-	              cfg->oidc.access_token_ttl, access) < 0)
-		goto fail;
-	rep = json_pack("{s:s, s:s, s:i, s:s}", "access_token", access, "token_type",
-	                jkt[0] != '\0' ? "DPoP" : "Bearer", "expires_in",
-	                cfg->oidc.access_token_ttl, "scope", scope);
-	if (uuid != NULL && client_grant(c, "refresh_token")) {
-		/* Without offline_access (OIDC Core §11) a refresh token lives
-		 * no longer than the single sign-on session; none at all when
-		 * that has already ended. */
-		bool offline = scope_has(grant_scope, "offline_access");
-		int64_t session_end = 0;
-		int ttl = cfg->oidc.refresh_token_ttl;
-		if (!offline && flow_sid_alive(app, sid, uuid, &session_end) &&
-		    session_end - now < ttl)
-			ttl = (int)(session_end - now);
-		if (offline || session_end > now) {
-			json_t *rdata = json_deep_copy(data);
-			json_object_del(rdata, "nonce");
-			json_object_del(rdata, "redirect_uri");
-			json_object_del(rdata, "redirect_uri_given");
-			json_object_del(rdata, "code_challenge");
-			json_object_del(rdata, "dpop_jkt");
-			/* A confidential client's refresh token is bound by
-			 * its authentication; a public client's to the key. */
-			json_object_del(rdata, "jkt");
-			if (c->public_client && jkt[0] != '\0')
-				json_object_set_new(rdata, "jkt", json_string(jkt));
-			if (offline)
-				json_object_set_new(rdata, "offline", json_true());
-			/* RFC 6749 §6: the new refresh token keeps the grant's
-			 * scope, whatever this access token was narrowed to. */
-			int ret = token_put(app, TOKEN_REFRESH, grant, c, uuid, sid, grant_scope,
-			                    rdata, ttl, refresh);
-			json_decref(rdata);
-			if (ret < 0)
-				goto fail;
-			json_object_set_new(rep, "refresh_token", json_string(refresh));
-		}
-	}
-	if (uuid != NULL && scope_has(scope, "openid")) {
-		enum loa loa = (enum loa)json_integer_value(json_object_get(data, "loa"));
-		jose_half_hash(c->id_token_alg, access, at_hash);
-		idt = json_pack(
-		    "{s:s, s:s, s:s, s:I, s:I, s:O, s:s, s:O, s:s, s:s}", "iss", app->issuer, "sub",
-		    oidc_sub(app, c->client_id, uuid, sub), "aud", c->client_id, "exp",
-		    (json_int_t)(now + cfg->oidc.id_token_ttl), "iat", (json_int_t)now, "auth_time",
-		    json_object_get(data, "auth_time"), "acr", loa_name(loa), "amr",
-		    json_object_get(data, "amr"), "azp", c->client_id, "at_hash", at_hash);
-		if (sid != NULL)
-			json_object_set_new(idt, "sid", json_string(sid));
-		if (with_nonce && json_object_get(data, "nonce") != NULL)
-			json_object_set(idt, "nonce", json_object_get(data, "nonce"));
-		if (jose_sign(app->keys, c->id_token_alg, NULL, idt, &jwt) < 0)
-			goto fail;
-		json_object_set_new(rep, "id_token", json_string(jwt));
-	}
-	answer = rep;
-	rep = NULL;
-fail:
-	free(jwt);
-	json_decref(idt);
-	json_decref(rep);
-	json_decref(tdata);
-	return answer;
 }
 
 /* Issues tokens (oidc_tokens_issue) and answers with them. */
@@ -443,7 +323,7 @@ token_endpoint(struct http_req *req, void *ctx)
 	if (c == NULL)
 		return;
 	/* Each client uses only the grants it was registered for. */
-	if (!client_grant(c, grant_type)) {
+	if (!oidc_client_grant(c, grant_type)) {
 		grant_refused(req, c, grant_type, "unauthorized_client",
 		              "grant type not registered for this client");
 		goto out;
