@@ -63,9 +63,11 @@ agency_app_history(json_t *settings, const char *event, const char *by, int64_t 
 
 /* The scope an approval gives: openid, then each claim scope asked for
  * (in the application's fields, or the client's scope when it has no
- * application) that drop does not name. Optional ones go to optional. */
+ * application) that drop does not name. Optional ones go to optional,
+ * the ones asked for and dropped to dropped. */
 static void
-approved_scope(const struct store_client *c, const char *drop, struct buf *scope, json_t *optional)
+approved_scope(const struct store_client *c, const char *drop, struct buf *scope, json_t *optional,
+               json_t *dropped)
 {
 	json_t *fields = json_object_get(agency_app_of(c), "fields");
 
@@ -74,8 +76,12 @@ approved_scope(const struct store_client *c, const char *drop, struct buf *scope
 		const char *w = claim_scopes[i].scope;
 		json_t *f = json_object_get(fields, w);
 		bool asked = json_is_object(fields) ? json_is_object(f) : scope_has(c->scope, w);
-		if (!asked || (drop != NULL && scope_has(drop, w)))
+		if (!asked)
 			continue;
+		if (drop != NULL && scope_has(drop, w)) {
+			json_array_append_new(dropped, json_string(w));
+			continue;
+		}
 		buf_addstr(scope, " ");
 		buf_addstr(scope, w);
 		if (json_is_object(fields) ? json_is_false(json_object_get(f, "required"))
@@ -129,11 +135,7 @@ agency_app_approve(struct isso_app *app, const char *client_id, const char *drop
 	ret = load_pending(app, client_id, &c, why_r);
 	if (ret < 0)
 		goto out;
-	for (unsigned i = 0; drop != NULL && i < claim_scopes_count; i++) {
-		if (scope_has(drop, claim_scopes[i].scope))
-			json_array_append_new(dropped, json_string(claim_scopes[i].scope));
-	}
-	approved_scope(c, drop, &scope, optional);
+	approved_scope(c, drop, &scope, optional, dropped);
 	settings = json_deep_copy(c->settings);
 	if (!json_is_object(settings)) {
 		json_decref(settings);

@@ -13,6 +13,7 @@
 #include "lib/log.h"
 #include "oidc/oidc.h"
 #include "portal/account.h"
+#include "portal/agency.h"
 #include "portal/portal.h"
 #include "portal/ops.h"
 #include "store/store.h"
@@ -49,6 +50,38 @@ method_cards(struct isso_app *app, struct http_req *req, enum loa min, const cha
 	return cards;
 }
 
+/* Where a login to iSSO's own pages ("account": true) comes back to: the
+ * transaction's "return_to" when it is one of those pages, else
+ * /account. */
+static const char *
+own_page_path(json_t *txn)
+{
+	static const char *const prefixes[] = {"/agency", "/admin/applications", NULL};
+	const char *to = json_string_value(json_object_get(txn, "return_to"));
+
+	if (to == NULL || strstr(to, "//") != NULL || strchr(to, '\\') != NULL)
+		return "/account";
+	for (const char *const *p = prefixes; *p != NULL; p++) {
+		size_t n = strlen(*p);
+		if (strncmp(to, *p, n) == 0 && (to[n] == '\0' || to[n] == '/' || to[n] == '?'))
+			return to;
+	}
+	return "/account";
+}
+
+/* The name the method choice shows for a login to iSSO's own pages. */
+static const char *
+own_page_title(json_t *txn)
+{
+	const char *to = own_page_path(txn);
+
+	if (strncmp(to, "/agency", 7) == 0)
+		return "agency.title";
+	if (strncmp(to, "/admin", 6) == 0)
+		return "admin.title";
+	return "account.title";
+}
+
 static void
 choose(struct http_req *req, void *ctx)
 {
@@ -61,10 +94,14 @@ choose(struct http_req *req, void *ctx)
 	if (txn == NULL)
 		return;
 	if (json_is_true(json_object_get(txn, "account"))) {
-		/* Logging in to /account: iSSO's own page, any method. */
-		page = json_pack("{s:o, s:s, s:s}", "methods", method_cards(app, req, LOA_LOW, id),
-		                 "client_name", page_text(app, req, "account.title"), "cancel_url",
-		                 flow_url(req, "/cancel", id));
+		/* Logging in to iSSO's own pages: /account at any level, the
+		 * agencies' and reviewers' pages at the level they ask. */
+		page = json_pack(
+		    "{s:o, s:s, s:s}", "methods",
+		    method_cards(app, req,
+		                 (enum loa)json_integer_value(json_object_get(txn, "min_loa")), id),
+		    "client_name", page_text(app, req, own_page_title(txn)), "cancel_url",
+		    flow_url(req, "/cancel", id));
 		page_render(app, req, 200, "portal", "portal.title", page);
 		goto out;
 	}
@@ -263,9 +300,9 @@ consent(struct http_req *req, void *ctx)
 		goto out;
 	}
 	if (json_is_true(json_object_get(txn, "account"))) {
-		/* A login to /account releases nothing to anyone. */
+		/* A login to iSSO's own pages releases nothing to anyone. */
 		flow_txn_delete(app, id);
-		http_redirect(req, 303, "/account");
+		http_redirect(req, 303, own_page_path(txn));
 		goto out;
 	}
 	c = oidc_client(app, json_string_value(json_object_get(txn, "client_id")));
@@ -413,6 +450,7 @@ portal_routes(struct isso_app *app, struct http_server *srv)
 	http_route(srv, HTTP_GET, "/privacy", privacy, app);
 	http_route(srv, HTTP_GET, "/terms", terms, app);
 	account_routes(app, srv);
+	agency_routes(app, srv);
 	http_route(srv, HTTP_GET, "/login", choose, app);
 	http_route(srv, HTTP_GET | HTTP_POST, "/login/", method_dispatch, app);
 	http_route(srv, HTTP_GET | HTTP_POST, "/consent", consent, app);
