@@ -155,10 +155,12 @@ agency_app_approve(struct isso_app *app, const char *client_id, const char *drop
 	json_object_del(a, "refusal");
 	json_object_set(a, "dropped", dropped);
 
-	/* A secret only the agency sees: a new one on every approval, since
-	 * nobody may have seen the one before. */
-	with_secret = strcmp(c->auth_method, "client_secret_basic") == 0 ||
-	              strcmp(c->auth_method, "client_secret_post") == 0;
+	/* A secret only the agency sees, made at the first approval of a
+	 * client that has none (an application from the web); a service
+	 * approved again after an edit keeps the secret it runs with. */
+	with_secret = (strcmp(c->auth_method, "client_secret_basic") == 0 ||
+	               strcmp(c->auth_method, "client_secret_post") == 0) &&
+	              c->secret_hash == NULL;
 	old_scope = c->scope;
 	old_hash = c->secret_hash;
 	old_settings = c->settings;

@@ -17,10 +17,10 @@
  * may narrow them. Approving sets status approved last, so a failure half
  * way leaves the client unusable, never half approved.
  *
- * Credentials are shown once, to the agency, never to the reviewer: an
- * approval of a client that authenticates with a secret makes a new
- * secret, keeps only its hash on the client and the secret itself sealed
- * in a short-lived "reveal" row that the agency's page takes (deletes)
+ * Credentials are shown once, to the agency, never to the reviewer: the
+ * first approval of a client that authenticates with a secret and has
+ * none yet (an application from the web) makes the secret, keeps only its hash on the client and
+ * the secret itself sealed in a short-lived "reveal" row that the agency's page takes (deletes)
  * when it shows it. */
 #ifndef ISSO_AGENCY_APP_H
 #define ISSO_AGENCY_APP_H

@@ -29,6 +29,7 @@
 #include "auth/page.h"
 #include "conn/outbound.h"
 #include "http/csrf.h"
+#include "lib/buf.h"
 #include "lib/idnum.h"
 #include "lib/isso.h"
 #include "lib/log.h"
@@ -416,10 +417,15 @@ apply_page(struct isso_app *app, struct http_req *req, json_t *orgs, json_t *ech
 	                    field_choices(app, req, json_object_get(page, "asked")));
 	if (json_object_get(page, "private_key_jwt") == NULL)
 		json_object_set_new(page, "secret_basic", json_true());
+	if (json_object_get(page, "form_action") == NULL)
+		json_object_set_new(page, "form_action", json_string("/agency/apply"));
 	if (errors != NULL && json_object_size(errors) > 0)
 		page_form_error(app, req, page, "agency.apply_errors", errors, apply_order);
 	page_render(app, req, errors != NULL && json_object_size(errors) > 0 ? 400 : 200,
-	            "agency-apply", "agency.apply_title", page);
+	            "agency-apply",
+	            json_is_true(json_object_get(page, "editing")) ? "agency.edit_title"
+	                                                           : "agency.apply_title",
+	            page);
 }
 
 /* Reads and checks the application form. On success *c_r holds the
@@ -613,9 +619,8 @@ out:
  * (and a page sent) otherwise. Another organisation's service and an
  * unknown id read the same. */
 static struct store_client *
-owned_client(struct isso_app *app, struct http_req *req, json_t *orgs)
+owned_client(struct isso_app *app, struct http_req *req, json_t *orgs, const char *id)
 {
-	const char *id = http_path_rest(req);
 	struct store_client *c = NULL;
 
 	if (id == NULL || id[0] == '\0' || strlen(id) > CLIENT_ID_MAX || strchr(id, '/') != NULL) {
@@ -656,13 +661,202 @@ service_page(struct isso_app *app, struct http_req *req, const struct store_clie
 	page_render(app, req, 200, "agency-service", "agency.service_title", page);
 }
 
+/* The application form filled in with the client's values. */
+static json_t *
+edit_echo(const struct store_client *c, const char *path)
+{
+	json_t *a = agency_app_of(c), *echo, *v;
+	struct buf b;
+	size_t i;
+
+	echo = json_pack("{s:s, s:s, s:s, s:s, s:s, s:O, s:s}", "ubn",
+	                 json_string_value(json_object_get(a, "ubn")) ?: "", "name", c->name,
+	                 "purpose", c->purpose ?: "", "notice",
+	                 json_string_value(json_object_get(a, "notice")) ?: "", "contacts",
+	                 json_string_value(json_object_get(a, "contacts")) ?: "", "asked",
+	                 json_is_object(json_object_get(a, "fields")) ? json_object_get(a, "fields")
+	                                                              : json_null(),
+	                 "form_action", path);
+	buf_init(&b, URIS_MAX * (URI_MAX + 2));
+	json_array_foreach(c->redirect_uris, i, v)
+	{
+		(void)buf_addstr(&b, json_string_value(v) ?: "");
+		(void)buf_addc(&b, '\n');
+	}
+	json_object_set_new(echo, "redirect_uris", json_string(b.data ?: ""));
+	buf_reset(&b);
+	json_array_foreach(c->post_logout_redirect_uris, i, v)
+	{
+		(void)buf_addstr(&b, json_string_value(v) ?: "");
+		(void)buf_addc(&b, '\n');
+	}
+	json_object_set_new(echo, "logout_uris", json_string(b.data ?: ""));
+	buf_free(&b);
+	if (strcmp(c->auth_method, "private_key_jwt") == 0) {
+		json_object_set_new(echo, "private_key_jwt", json_true());
+		if (c->jwks != NULL) {
+			char *text = json_dumps(c->jwks, JSON_COMPACT);
+			json_object_set_new(echo, "jwks", json_string(text ?: ""));
+			free(text);
+		}
+		if (c->jwks_uri != NULL)
+			json_object_set_new(echo, "jwks_uri", json_string(c->jwks_uri));
+	}
+	json_object_set_new(echo, "editing", json_true());
+	return echo;
+}
+
+static bool
+same_text(const char *a, const char *b)
+{
+	return strcmp(a != NULL ? a : "", b != NULL ? b : "") == 0;
+}
+
+/* GET|POST /agency/service/ID/edit: a change of anything citizens see or
+ * the review weighed (name, purpose, notice, URIs, fields, how the service
+ * authenticates) sends the service back to review: it stays pending, and
+ * logins are refused, until a city administrator approves it again. A
+ * change of the contacts alone is saved as it is. */
+static void
+service_edit(struct isso_app *app, struct http_req *req, const struct store_client *c,
+             const char *uuid, const char *path)
+{
+	const char *ubn = json_string_value(json_object_get(agency_app_of(c), "ubn"));
+	const char *edit_path = pool_printf(http_pool(req), "%s/edit", path);
+	json_t *orgs = json_pack("[{s:s, s:s}]", "ubn", ubn ?: "", "name", "");
+	json_t *echo = NULL, *errors = NULL, *application = NULL, *redirects = NULL;
+	json_t *logouts = NULL, *jwks = NULL, *settings = NULL, *a, *changed = json_array();
+	struct store_client n;
+	const char *method, *jwks_uri;
+	bool found = false, review;
+	int64_t now = app_now();
+	int status;
+
+	{
+		struct store_org *org = NULL;
+		if (ubn != NULL && store_org_get(app->store, ubn, &org) == 0 && org != NULL)
+			json_object_set_new(json_array_get(orgs, 0), "name",
+			                    json_string(org->name));
+		store_org_free(org);
+	}
+	if (c->status == CLIENT_SUSPENDED) {
+		page_error(app, req, 409, "agency.suspended_title", "agency.suspended_no_edit",
+		           path);
+		goto out;
+	}
+	if (http_method(req) != HTTP_POST) {
+		echo = edit_echo(c, edit_path);
+		apply_page(app, req, orgs, echo, NULL);
+		goto out;
+	}
+	if (!csrf_check(req, &app->secrets, AGENCY_CSRF)) {
+		page_error(app, req, 403, "error.title", "error.csrf", edit_path);
+		goto out;
+	}
+	echo = json_pack("{s:s, s:b}", "form_action", edit_path, "editing", 1);
+	errors = json_object();
+	apply_read(req, orgs, echo, errors, &application, &redirects, &logouts, &jwks);
+	if (json_object_size(errors) > 0) {
+		apply_page(app, req, orgs, echo, errors);
+		goto out;
+	}
+	method = json_is_true(json_object_get(echo, "private_key_jwt")) ? "private_key_jwt"
+	                                                                : "client_secret_basic";
+	jwks_uri = strcmp(method, "private_key_jwt") == 0 && jwks == NULL
+	               ? http_form(req, "jwks_uri")
+	               : NULL;
+	a = agency_app_of(c);
+#define CHANGED(cond, what)                                                                        \
+	do {                                                                                       \
+		if (cond)                                                                          \
+			json_array_append_new(changed, json_string(what));                         \
+	} while (0)
+	CHANGED(!same_text(c->name, http_form(req, "name")), "name");
+	CHANGED(!same_text(c->purpose, http_form(req, "purpose")), "purpose");
+	CHANGED(
+	    !same_text(json_string_value(json_object_get(a, "notice")), http_form(req, "notice")),
+	    "notice");
+	CHANGED(!json_equal(c->redirect_uris, redirects), "redirect_uris");
+	CHANGED(!json_equal(c->post_logout_redirect_uris, logouts), "logout_uris");
+	CHANGED(!json_equal(json_object_get(a, "fields"), json_object_get(application, "fields")),
+	        "fields");
+	CHANGED(strcmp(c->auth_method, method) != 0 || !same_text(c->jwks_uri, jwks_uri) ||
+	            (jwks != NULL) != (c->jwks != NULL) ||
+	            (jwks != NULL && !json_equal(jwks, c->jwks)),
+	        "auth_method");
+	review = json_array_size(changed) > 0;
+	CHANGED(!same_text(json_string_value(json_object_get(a, "contacts")),
+	                   http_form(req, "contacts")),
+	        "contacts");
+#undef CHANGED
+	if (json_array_size(changed) == 0) {
+		http_redirect(req, 303, path);
+		goto out;
+	}
+	settings = json_deep_copy(c->settings);
+	a = json_object_get(settings, AGENCY_APP_KEY);
+	json_object_set(a, "notice", json_object_get(application, "notice"));
+	json_object_set(a, "contacts", json_object_get(application, "contacts"));
+	json_object_set(a, "fields", json_object_get(application, "fields"));
+	status = c->status;
+	if (review) {
+		json_object_set_new(a, "state", json_string("pending"));
+		json_object_del(a, "refusal");
+		status = CLIENT_PENDING;
+	}
+	agency_app_history(settings, "client_edited", uuid, now);
+	n = *c;
+	n.name = (char *)http_form(req, "name");
+	n.purpose = (char *)http_form(req, "purpose");
+	n.redirect_uris = redirects;
+	n.post_logout_redirect_uris = logouts;
+	n.auth_method = (char *)method;
+	n.jwks_uri = (char *)jwks_uri;
+	n.jwks = jwks;
+	n.settings = settings;
+	n.status = status;
+	/* A service that signs with its key has no secret; one that turns to
+	 * a secret gets it at the next approval. */
+	if (strcmp(method, "private_key_jwt") == 0)
+		n.secret_hash = NULL;
+	if (store_client_update(app->store, &n, c->status, &found) < 0) {
+		page_error(app, req, 503, "error.unavailable", "error.unavailable.message",
+		           edit_path);
+		goto out;
+	}
+	if (!found) {
+		page_error(app, req, 409, "admin.conflict_title", "agency.edit_conflict", path);
+		goto out;
+	}
+	store_audit_append(app->store, now, "client_edited",
+	                   json_pack("{s:s, s:s, s:O, s:b}", "client_id", c->client_id, "by", uuid,
+	                             "changed", changed, "review", review));
+	http_redirect(req, 303,
+	              pool_printf(http_pool(req), "%s?done=%s", path, review ? "edited" : "saved"));
+out:
+	json_decref(orgs);
+	json_decref(echo);
+	json_decref(errors);
+	json_decref(application);
+	json_decref(redirects);
+	json_decref(logouts);
+	json_decref(jwks);
+	json_decref(settings);
+	json_decref(changed);
+}
+
 static void
 service(struct http_req *req, void *ctx)
 {
 	struct isso_app *app = ctx;
-	const char *path =
-	    pool_printf(http_pool(req), "/agency/service/%.64s", http_path_rest(req));
-	json_t *session = high_session(app, req, path), *orgs = NULL;
+	const char *rest = http_path_rest(req);
+	size_t n = strlen(rest);
+	bool edit = n > 5 && strcmp(rest + n - 5, "/edit") == 0;
+	const char *id = edit ? pool_printf(http_pool(req), "%.*s", (int)(n - 5), rest) : rest;
+	const char *path = pool_printf(http_pool(req), "/agency/service/%.64s", id);
+	json_t *session = high_session(app, req,
+	                               edit ? pool_printf(http_pool(req), "%s/edit", path) : path),
+	       *orgs = NULL;
 	struct store_client *c = NULL;
 	const char *uuid, *action, *done = http_query(req, "done"), *notice = NULL;
 	char *secret = NULL;
@@ -678,12 +872,20 @@ service(struct http_req *req, void *ctx)
 		page_error(app, req, 403, "agency.not_staff_title", "agency.not_staff", "/");
 		goto out;
 	}
-	c = owned_client(app, req, orgs);
+	c = owned_client(app, req, orgs, id);
 	if (c == NULL)
 		goto out;
+	if (edit) {
+		service_edit(app, req, c, uuid, path);
+		goto out;
+	}
 	if (http_method(req) != HTTP_POST) {
 		if (done != NULL && strcmp(done, "applied") == 0)
 			notice = "agency.applied";
+		else if (done != NULL && strcmp(done, "edited") == 0)
+			notice = "agency.edited";
+		else if (done != NULL && strcmp(done, "saved") == 0)
+			notice = "agency.saved";
 		else if (done != NULL && strcmp(done, "suspended") == 0)
 			notice = "agency.suspended";
 		service_page(app, req, c, notice, NULL);

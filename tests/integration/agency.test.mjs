@@ -164,9 +164,11 @@ test('issoctl: an application is approved with a field narrowed; the secret is n
   assert.deepEqual(ev.dropped, ['email']);
   assert.equal(ev.by, 'issoctl');
 
-  // The secret of client add is void: the approval made a new one.
+  // A client with a secret already (client add) keeps it: the approval
+  // makes one only for an application that has none.
   const cfg = await rp(added.client_id, added.client_secret);
-  await assert.rejects(login(cfg, 'openid profile'));
+  const tokens = await login(cfg, 'openid profile phone email');
+  assert.equal(tokens.scope.split(' ').includes('email'), false, 'email was left out');
 
   // Approved once, not again; unknown ids and bad fields are refused.
   let r = await stack.issoctl(['application', 'approve', added.client_id], { allowFailure: true });
@@ -429,6 +431,42 @@ test('the web: apply, review with a field left out, credentials once, a citizen 
   assert.ok(!String(asked.scope ?? '').split(' ').includes('phone'), `granted ${asked.scope}`);
   const ui2 = await client.fetchUserInfo(cfg, asked.access_token, asked.claims().sub);
   assert.equal(ui2.phone_number, undefined);
+
+  // A change of the contacts alone is saved as it is.
+  const editUrl = `${stack.issuer}/agency/service/${clientId}/edit`;
+  const e = await browserAs(agent);
+  try {
+    await e.page.goto(`${stack.issuer}/agency/service/${clientId}`);
+    await e.page.getByRole('link', { name: msg('agency.edit') }).click();
+    await e.page.waitForURL(/\/edit$/);
+    assert.equal(await e.page.locator('h1').innerText(), msg('agency.edit_title'));
+    assert.equal(await e.page.inputValue('#name'), '臺北市測試線上申辦');
+    assert.equal(await e.page.isChecked('#need_email_optional'), true);
+    await checked(e.page, 'the edit form');
+  } finally {
+    await e.context.close();
+  }
+  let ef = (await agent.get(editUrl)).forms().find((f) => f.has('contacts'));
+  assert.ok(ef, 'the edit form');
+  let saved = await agent.submit(ef, { contacts: '承辦人 陳美玲 02-2720-8889' });
+  assert.match(saved.url, /\?done=saved$/);
+  assert.equal((await stack.issoctl(['client', 'show', clientId])).status, 'approved');
+  // A change of fields goes back to review: logins are refused meanwhile.
+  ef = (await agent.get(editUrl)).forms().find((f) => f.has('contacts'));
+  assert.equal(ef.fields().find(([n]) => n === 'reason_email')[1], '寄送收據', 'the form holds what was applied for');
+  saved = await agent.submit(ef, { need_birthdate: 'required', reason_birthdate: '確認年齡資格' });
+  assert.match(saved.url, /\?done=edited$/);
+  const edited = await stack.issoctl(['client', 'show', clientId]);
+  assert.equal(edited.status, 'pending');
+  assert.equal(edited.settings.application.fields.birthdate.reason, '確認年齡資格');
+  const ed = (await events('client_edited')).filter((d) => d.client_id === clientId);
+  assert.deepEqual(ed.map((d) => d.review), [false, true]);
+  assert.deepEqual(ed[1].changed, ['fields']);
+  await assert.rejects(login(cfg, 'openid profile'), 'no logins while under review');
+  // Approved again, the service runs on with the secret it has.
+  await stack.issoctl(['application', 'approve', clientId]);
+  const again = await login(cfg, 'openid profile birthdate');
+  assert.ok(again.scope.split(' ').includes('birthdate'));
 
   // Rotate: the new secret works, the old one not; suspend; delete.
   const rot = await agent.request(`${stack.issuer}/agency/service/${clientId}`, {
