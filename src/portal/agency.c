@@ -50,6 +50,26 @@
 #define URI_MAX        1000
 #define JWKS_MAX       16000
 #define SERVICES_SHOWN 200
+/* An organisation holds at most this many services and applications. */
+#define ORG_SERVICES_MAX 100
+
+/* A client id as iSSO makes them (base64url), so that it is safe in a
+ * path, a Location header and a return page. */
+static bool
+id_ok(const char *id)
+{
+	size_t n = id != NULL ? strlen(id) : 0;
+
+	if (n == 0 || n > CLIENT_ID_MAX)
+		return false;
+	for (size_t i = 0; i < n; i++) {
+		char ch = id[i];
+		if (!((ch >= 'A' && ch <= 'Z') || (ch >= 'a' && ch <= 'z') ||
+		      (ch >= '0' && ch <= '9') || ch == '-' || ch == '_'))
+			return false;
+	}
+	return true;
+}
 
 /* ---- who is asking ---- */
 
@@ -233,6 +253,17 @@ owned_one(const struct store_client *c, void *arg)
 
 	if (ubn != NULL && orgs_have(x->orgs, ubn) && json_array_size(x->list) < SERVICES_SHOWN)
 		json_array_append_new(x->list, service_json(x->app, x->req, c));
+	return 0;
+}
+
+/* Counts (in list, as nulls) the services of orgs, without a limit. */
+static int
+owned_one_count(const struct store_client *c, void *arg)
+{
+	struct owned_ctx *x = arg;
+
+	if (orgs_have(x->orgs, json_string_value(json_object_get(agency_app_of(c), "ubn"))))
+		json_array_append_new(x->list, json_null());
 	return 0;
 }
 
@@ -566,6 +597,25 @@ apply(struct http_req *req, void *ctx)
 		apply_page(app, req, orgs, echo, errors);
 		goto out;
 	}
+	{
+		/* Bounded: one organisation cannot fill the store. */
+		json_t *one = json_pack("[{s:O}]", "ubn", json_object_get(application, "ubn"));
+		struct owned_ctx x = {app, req, one, json_array()};
+		int ret = store_client_list(app->store, owned_one_count, &x);
+		size_t held = json_array_size(x.list);
+		json_decref(x.list);
+		json_decref(one);
+		if (ret < 0) {
+			page_error(app, req, 503, "error.unavailable", "error.unavailable.message",
+			           "/agency/apply");
+			goto out;
+		}
+		if (held >= ORG_SERVICES_MAX) {
+			page_error(app, req, 429, "agency.too_many_title", "agency.too_many",
+			           "/agency");
+			goto out;
+		}
+	}
 	json_object_set_new(application, "owner", json_string(uuid));
 	settings = json_object();
 	json_object_set(settings, AGENCY_APP_KEY, application);
@@ -623,10 +673,6 @@ owned_client(struct isso_app *app, struct http_req *req, json_t *orgs, const cha
 {
 	struct store_client *c = NULL;
 
-	if (id == NULL || id[0] == '\0' || strlen(id) > CLIENT_ID_MAX || strchr(id, '/') != NULL) {
-		page_error(app, req, 404, "agency.unknown_title", "agency.unknown", "/agency");
-		return NULL;
-	}
 	if (store_client_get(app->store, id, &c) < 0) {
 		page_error(app, req, 503, "error.unavailable", "error.unavailable.message",
 		           "/agency");
@@ -854,14 +900,18 @@ service(struct http_req *req, void *ctx)
 	bool edit = n > 5 && strcmp(rest + n - 5, "/edit") == 0;
 	const char *id = edit ? pool_printf(http_pool(req), "%.*s", (int)(n - 5), rest) : rest;
 	const char *path = pool_printf(http_pool(req), "/agency/service/%.64s", id);
-	json_t *session = high_session(app, req,
-	                               edit ? pool_printf(http_pool(req), "%s/edit", path) : path),
-	       *orgs = NULL;
+	json_t *session = NULL, *orgs = NULL;
 	struct store_client *c = NULL;
 	const char *uuid, *action, *done = http_query(req, "done"), *notice = NULL;
 	char *secret = NULL;
 	int64_t now = app_now();
 
+	if (!id_ok(id)) {
+		page_error(app, req, 404, "agency.unknown_title", "agency.unknown", "/agency");
+		return;
+	}
+	session =
+	    high_session(app, req, edit ? pool_printf(http_pool(req), "%s/edit", path) : path);
 	if (session == NULL)
 		return;
 	uuid = json_string_value(json_object_get(session, "uuid"));
@@ -1055,11 +1105,17 @@ admin_review(struct http_req *req, void *ctx)
 	struct isso_app *app = ctx;
 	const char *id = http_path_rest(req);
 	const char *path = pool_printf(http_pool(req), "/admin/applications/%.64s", id);
-	json_t *session = admin_session(app, req, path);
+	json_t *session;
 	struct store_client *c = NULL;
 	const char *uuid, *decision, *why = NULL;
 	int ret;
 
+	if (!id_ok(id)) {
+		page_error(app, req, 404, "agency.unknown_title", "agency.unknown",
+		           "/admin/applications");
+		return;
+	}
+	session = admin_session(app, req, path);
 	if (session == NULL)
 		return;
 	uuid = json_string_value(json_object_get(session, "uuid"));

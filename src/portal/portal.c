@@ -59,8 +59,12 @@ own_page_path(json_t *txn)
 	static const char *const prefixes[] = {"/agency", "/admin/applications", NULL};
 	const char *to = json_string_value(json_object_get(txn, "return_to"));
 
-	if (to == NULL || strstr(to, "//") != NULL || strchr(to, '\\') != NULL)
+	if (to == NULL || strstr(to, "//") != NULL || strlen(to) > 200)
 		return "/account";
+	for (const char *p = to; *p != '\0'; p++) {
+		if (*p <= ' ' || *p >= 0x7f || *p == '\\')
+			return "/account";
+	}
 	for (const char *const *p = prefixes; *p != NULL; p++) {
 		size_t n = strlen(*p);
 		if (strncmp(to, *p, n) == 0 && (to[n] == '\0' || to[n] == '/' || to[n] == '?'))

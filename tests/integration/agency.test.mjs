@@ -494,6 +494,29 @@ test('the web: apply, review with a field left out, credentials once, a citizen 
   assert.ok((await events('client_deleted')).some((d) => d.client_id === clientId && d.by === staff.uuid));
   assert.equal((await stack.issoctl(['client', 'show', clientId], { allowFailure: true })).code, 1);
 
+  // Ids not as iSSO makes them never reach the store or a Location header.
+  for (const bad of ['a%0d%0aSet-Cookie:x=1', 'a.b', 'x'.repeat(65)]) {
+    // (the server's parser may refuse the encoded line break first: 400)
+    assert.ok([400, 404].includes((await agent.get(`${stack.issuer}/agency/service/${bad}`)).status), bad);
+    assert.ok([400, 404].includes((await adminAgent.get(`${stack.issuer}/admin/applications/${bad}`)).status), bad);
+    assert.ok(!agent.jar.get('x'));
+  }
+
+  // One organisation holds at most 100 services and applications.
+  const applyForm = (await agent.get(`${stack.issuer}/agency/apply`)).forms().find((f) => f.has('notice'));
+  const csrf = applyForm.fields().find(([n]) => n === 'csrf')[1];
+  const one = (i) => ({
+    csrf, ubn: UBN, name: `大量申請 ${i}`, purpose: '上限測試', notice: '告知事項', contacts: '承辦人',
+    redirect_uris: RP, auth_method: 'client_secret_basic',
+  });
+  for (let i = 0; i < 100; i++) {
+    const r = await agent.request(`${stack.issuer}/agency/apply`, { method: 'POST', form: one(i) });
+    assert.equal(r.status, 303, `application ${i}`);
+  }
+  const over = await agent.request(`${stack.issuer}/agency/apply`, { method: 'POST', form: one(100) });
+  assert.equal(over.status, 429);
+  assert.equal((await stack.issoctl(['application', 'list'])).filter((c) => c.name.startsWith('大量申請')).length, 100);
+
   // Someone of no organisation, logged in at high, is refused /agency.
   const out = new HttpAgent();
   const outLanded = await cardLogin(out, '/agency', CARD_OUTSIDER);
