@@ -1362,6 +1362,61 @@ race_thread(void *p)
 	return NULL;
 }
 
+/* An update replaces what may change, only while the status is as expected. */
+static void
+test_client_update(void **state)
+{
+	struct fixture *f = *state;
+	struct store_client in, *out = NULL;
+	char a[64];
+	bool found = false;
+
+	id(f, "a", a, sizeof(a));
+	client_init(&in, a, 300);
+	assert_int_equal(store_client_add(f->store, &in), 0);
+	client_clear(&in);
+
+	assert_int_equal(store_client_get(f->store, a, &out), 0);
+	json_decref(out->redirect_uris);
+	out->redirect_uris = json_pack("[s]", "https://b.example/cb");
+	free(out->name);
+	out->name = strdup("新名稱");
+	free(out->scope);
+	out->scope = strdup("openid email");
+	free(out->secret_hash);
+	out->secret_hash = NULL;
+	json_decref(out->settings);
+	out->settings = json_pack("{s:{s:s}}", "application", "state", "approved");
+	out->status = CLIENT_APPROVED;
+	/* Expected approved, but it is pending: nothing changes. */
+	assert_int_equal(store_client_update(f->store, out, CLIENT_APPROVED, &found), 0);
+	assert_false(found);
+	assert_int_equal(store_client_update(f->store, out, CLIENT_PENDING, &found), 0);
+	assert_true(found);
+	store_client_free(out);
+	out = NULL;
+
+	assert_int_equal(store_client_get(f->store, a, &out), 0);
+	assert_string_equal(out->name, "新名稱");
+	assert_string_equal(out->scope, "openid email");
+	assert_null(out->secret_hash);
+	assert_int_equal(out->status, CLIENT_APPROVED);
+	assert_int_equal(json_array_size(out->redirect_uris), 1);
+	assert_string_equal(json_string_value(json_array_get(out->redirect_uris, 0)),
+	                    "https://b.example/cb");
+	assert_string_equal(json_string_value(json_object_get(
+	                        json_object_get(out->settings, "application"), "state")),
+	                    "approved");
+	assert_int_equal(out->created_at, 300);
+	/* A second decision expecting pending loses. */
+	assert_int_equal(store_client_update(f->store, out, CLIENT_PENDING, &found), 0);
+	assert_false(found);
+	out->status = 7;
+	assert_int_equal(store_client_update(f->store, out, CLIENT_APPROVED, &found),
+	                 ISSO_ERR_INVALID);
+	store_client_free(out);
+}
+
 /* A deleted client takes its tokens and consents with it, no one else's. */
 static void
 test_client_delete(void **state)
@@ -1382,8 +1437,10 @@ test_client_delete(void **state)
 	add_person(f, u, NULL);
 	client_init(&in, c1, 300);
 	assert_int_equal(store_client_add(f->store, &in), 0);
+	client_clear(&in);
 	client_init(&in, c2, 301);
 	assert_int_equal(store_client_add(f->store, &in), 0);
+	client_clear(&in);
 	add_token(f, h1, TOKEN_REFRESH, g, c1, u, NOW + 600);
 	add_token(f, h2, TOKEN_REFRESH, g, c2, u, NOW + 600);
 	assert_int_equal(store_consent_put(f->store, u, c1, "openid phone", NOW), 0);
@@ -2407,6 +2464,7 @@ main(void)
 	    cmocka_unit_test_setup_teardown(test_token, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_token_revoke_sets, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_client_delete, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_client_update, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_token_use_race, setup, teardown),
 	    cmocka_unit_test(test_memory_sqlite),
 	    cmocka_unit_test_setup_teardown(test_eph, setup, teardown),
