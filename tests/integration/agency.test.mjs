@@ -32,6 +32,7 @@ const UBN = '04595257'; // a valid 統一編號 (checksum)
 
 const UBN_OTHER = '22099131';
 const MSG = JSON.parse(fs.readFileSync(path.join(REPO, 'locales', 'zh-TW.json'), 'utf8'));
+const MSG_EN = JSON.parse(fs.readFileSync(path.join(REPO, 'locales', 'en.json'), 'utf8'));
 const CARD_STAFF = 'TP03000000000001';
 const CARD_ADMIN = 'TP03000000000006';
 const CARD_OUTSIDER = 'TP03000000000012';
@@ -294,6 +295,14 @@ test('the web: apply, review with a field left out, credentials once, a citizen 
     await page.getByRole('link', { name: msg('agency.apply') }).click();
     await page.waitForURL(/\/agency\/apply$/);
     await checked(page, '/agency/apply');
+    // English second, and usable on a phone.
+    await page.goto(`${stack.issuer}/agency/apply?lang=en`);
+    assert.equal(await page.locator('h1').innerText(), MSG_EN['agency.apply_title']);
+    await checked(page, '/agency/apply in English');
+    await page.setViewportSize({ width: 360, height: 740 });
+    await assertNoHorizontalScroll(page, '/agency/apply on a phone');
+    await page.setViewportSize({ width: 1280, height: 900 });
+    await page.goto(`${stack.issuer}/agency/apply?lang=zh-TW`);
 
     // Nothing filled in: the error summary names the fields.
     await page.getByRole('button', { name: msg('agency.submit') }).click();
