@@ -21,6 +21,7 @@ import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import * as client from 'openid-client';
+import * as jose from 'jose';
 import { startStack, HttpAgent, limit, decodeEntities, REPO } from './lib/harness.mjs';
 import {
   NO_BROWSER, launchBrowser, newPage, axeCheck, assertNoHorizontalScroll,
@@ -36,6 +37,8 @@ const MSG_EN = JSON.parse(fs.readFileSync(path.join(REPO, 'locales', 'en.json'),
 const CARD_STAFF = 'TP03000000000001';
 const CARD_ADMIN = 'TP03000000000006';
 const CARD_OUTSIDER = 'TP03000000000012';
+const CARD_PKJWT = 'TP03000000000008';
+const UBN_PKJWT = '12345670';
 
 let stack;
 let citizen;
@@ -531,4 +534,41 @@ test('the web: apply, review with a field left out, credentials once, a citizen 
   const outLanded = await cardLogin(out, '/agency', CARD_OUTSIDER);
   assert.equal(outLanded.res.status, 403);
   assert.match(outLanded.res.pageText(), new RegExp(msg('agency.not_staff').slice(0, 8)));
+});
+
+test('the web: a private_key_jwt application registers its JWK set and gets no secret', { timeout: limit(120_000) }, async () => {
+  const c = cardOf(CARD_PKJWT);
+  const staff = await stack.addUser({ account: 'pk.staff', password: 'Pk-staff-42', phone: '0912000603', name: c.name, idNumber: c.national_id });
+  await stack.issoctl(['org', 'add', '--ubn', UBN_PKJWT, '--name', '金鑰測試局']);
+  await stack.issoctl(['org', 'member', 'add', '--ubn', UBN_PKJWT, '--account', staff.account, '--role', 'admin']);
+  const agent = new HttpAgent();
+  const landed = await cardLogin(agent, '/agency/apply', CARD_PKJWT);
+  assert.equal(new URL(landed.url).pathname, '/agency/apply');
+  const form = landed.res.forms().find((f) => f.has('notice'));
+  const { publicKey, privateKey } = await jose.generateKeyPair('ES256', { extractable: true });
+  const jwk = { ...(await jose.exportJWK(publicKey)), kid: 'agency-key-1', alg: 'ES256', use: 'sig' };
+  const base = {
+    name: '金鑰測試服務', purpose: '金鑰登入測試', notice: '告知事項', contacts: '承辦人',
+    redirect_uris: RP, need_profile: 'required', reason_profile: '核對姓名', auth_method: 'private_key_jwt',
+  };
+  // No keys, keys that are not a set, a jwks_uri not https or on a private address: refused.
+  for (const bad of [{}, { jwks: '{"keys":[]}' }, { jwks: 'not json' }, { jwks_uri: 'http://jwks.example/jwks' }, { jwks_uri: 'https://10.0.0.1/jwks' }]) {
+    const r = await agent.submit(form, { ...base, ...bad });
+    assert.equal(r.res.status, 400, `${JSON.stringify(bad)}: ${r.url} ${r.res.pageText().slice(0, 300)}`);
+    assert.match(r.res.alerts().join(' '), new RegExp(msg('agency.err_jwks').slice(0, 8)));
+  }
+  const done = await agent.submit(form, { ...base, jwks: JSON.stringify({ keys: [jwk] }) });
+  assert.match(done.url, /\/agency\/service\/[A-Za-z0-9_-]+\?done=applied$/);
+  const clientId = new URL(done.url).pathname.split('/').pop();
+  const approved = await stack.issoctl(['application', 'approve', clientId]);
+  assert.equal(approved.token_endpoint_auth_method, 'private_key_jwt');
+  assert.equal(approved.status, 'approved');
+  const page = await agent.get(`${stack.issuer}/agency/service/${clientId}`);
+  assert.ok(!page.forms().some((f) => f.buttons.some((b) => b.value === 'reveal')), 'no secret to take');
+  assert.ok(!page.forms().some((f) => f.buttons.some((b) => b.value === 'rotate')), 'no secret to rotate');
+  const cfg = await client.discovery(new URL(stack.issuer), clientId, { id_token_signed_response_alg: 'ES256' },
+    client.PrivateKeyJwt({ key: privateKey, kid: 'agency-key-1' }), { execute: [client.allowInsecureRequests], timeout: 5 });
+  const tokens = await login(cfg, 'openid profile');
+  const ui = await client.fetchUserInfo(cfg, tokens.access_token, tokens.claims().sub);
+  assert.equal(ui.name, citizen.name);
 });
