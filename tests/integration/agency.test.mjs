@@ -24,7 +24,7 @@ import * as client from 'openid-client';
 import * as jose from 'jose';
 import { startStack, HttpAgent, limit, decodeEntities, REPO } from './lib/harness.mjs';
 import {
-  NO_BROWSER, launchBrowser, newPage, axeCheck, assertNoHorizontalScroll,
+  NO_BROWSER, launchBrowser, newPage, axeCheck, assertNoHorizontalScroll, tabTo,
 } from './lib/browser.mjs';
 
 const RP = 'http://127.0.0.1:9/cb'; // never contacted: the agent stops at it
@@ -295,7 +295,9 @@ test('the web: apply, review with a field left out, credentials once, a citizen 
     await page.goto(`${stack.issuer}/agency`);
     assert.equal(await page.locator('h1').innerText(), msg('agency.title'));
     await checked(page, '/agency');
-    await page.getByRole('link', { name: msg('agency.apply') }).click();
+    // Keyboard only: Tab to the apply link, Enter.
+    await tabTo(page, (el) => el.tag === 'a' && el.href === '/agency/apply', 'the apply link');
+    await page.keyboard.press('Enter');
     await page.waitForURL(/\/agency\/apply$/);
     await checked(page, '/agency/apply');
     // English second, and usable on a phone.
@@ -388,8 +390,12 @@ test('the web: apply, review with a field left out, credentials once, a citizen 
     await a.page.waitForSelector('#error-summary');
     assert.equal(await a.page.locator('#reason').getAttribute('aria-invalid'), 'true');
     await checked(a.page, 'the review with an error');
-    await a.page.uncheck('#keep_phone');
-    await a.page.getByRole('button', { name: msg('admin.approve'), exact: true }).click();
+    // Keyboard only: untick phone, then approve.
+    await a.page.locator('#keep_phone').focus();
+    await a.page.keyboard.press('Space');
+    assert.equal(await a.page.isChecked('#keep_phone'), false);
+    await tabTo(a.page, (el) => el.tag === 'button' && el.value === 'approve', 'the approve button');
+    await a.page.keyboard.press('Enter');
     await a.page.waitForURL(/\/admin\/applications\?done=approved$/);
     await checked(a.page, 'after approval');
     assert.ok(!(await a.page.content()).includes(clientId), 'no longer pending');
