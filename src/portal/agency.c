@@ -1125,6 +1125,11 @@ admin_review(struct http_req *req, void *ctx)
 		           "/admin/applications");
 		goto out;
 	}
+	/* Nobody decides on their own application. */
+	if (same_text(json_string_value(json_object_get(agency_app_of(c), "owner")), uuid)) {
+		page_error(app, req, 403, "admin.own_title", "admin.own", "/admin/applications");
+		goto out;
+	}
 	if (http_method(req) != HTTP_POST) {
 		review_page(app, req, c, NULL);
 		goto out;

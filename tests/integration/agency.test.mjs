@@ -566,6 +566,14 @@ test('the web: a private_key_jwt application registers its JWK set and gets no s
   const done = await agent.submit(form, { ...base, jwks: JSON.stringify({ keys: [jwk] }) });
   assert.match(done.url, /\/agency\/service\/[A-Za-z0-9_-]+\?done=applied$/);
   const clientId = new URL(done.url).pathname.split('/').pop();
+  // A reviewer who applied does not decide on their own application.
+  await stack.issoctl(['admin', 'grant', '--account', staff.account]);
+  const own = await agent.get(`${stack.issuer}/admin/applications/${clientId}`);
+  assert.equal(own.status, 403);
+  assert.match(own.pageText(), new RegExp(msg('admin.own').slice(0, 8)));
+  const ownPost = await agent.request(`${stack.issuer}/admin/applications/${clientId}`, { method: 'POST', form: { decision: 'approve' } });
+  assert.equal(ownPost.status, 403);
+  assert.equal((await stack.issoctl(['client', 'show', clientId])).status, 'pending');
   const approved = await stack.issoctl(['application', 'approve', clientId]);
   assert.equal(approved.token_endpoint_auth_method, 'private_key_jwt');
   assert.equal(approved.status, 'approved');
