@@ -369,6 +369,17 @@ consent(struct http_req *req, void *ctx)
 	                 "csrf", csrf_token(req, &app->secrets, "consent"), "has_optional",
 	                 json_array_size(optional) > 0, "optional", optional);
 	json_object_set_new(page, "has_required", json_boolean(json_array_size(rows) > 0));
+	/* The agency's own §8 notice, as it applied for it (agency-app.h). */
+	{
+		const char *n = json_string_value(
+		    json_object_get(json_object_get(c->settings, "application"), "notice"));
+		if (n != NULL && n[0] != '\0') {
+			json_object_set_new(page, "agency_notice", json_string(n));
+			if (page_other_lang(req, n) != NULL)
+				json_object_set_new(page, "agency_notice_lang",
+				                    json_string(page_other_lang(req, n)));
+		}
+	}
 	/* OIDC Core §11: the citizen sees that access outlives the login. */
 	if (scope != NULL && scope_has(scope, "offline_access"))
 		json_object_set_new(page, "offline", json_true());

@@ -437,8 +437,24 @@ test('the web: apply, review with a field left out, credentials once, a citizen 
   assert.ok(!replay.text.includes(secret));
   assert.match(replay.pageText(), new RegExp(msg('agency.reveal_gone').slice(0, 10)));
 
-  // A citizen logs in with the new client and gets only what was approved.
+  // A citizen logs in with the new client and gets only what was approved;
+  // the consent page shows the agency's own notice.
   const cfg = await rp(clientId, secret);
+  {
+    const url = client.buildAuthorizationUrl(cfg, {
+      redirect_uri: RP, scope: 'openid profile email', state: client.randomState(),
+      code_challenge: await client.calculatePKCECodeChallenge(client.randomPKCECodeVerifier()), code_challenge_method: 'S256',
+    });
+    const ca = new HttpAgent();
+    const ch = await ca.followUntil(url.href);
+    const tpl = ch.res.links().find((l) => new URL(l.href).pathname === '/login/taipeipass');
+    const lp = await ca.get(tpl.href);
+    const consentPage = await ca.submit(lp.forms().find((f) => f.has('password')), { account: citizen.account, password: citizen.password });
+    assert.equal(new URL(consentPage.url).pathname, '/consent');
+    const text = consentPage.res.pageText();
+    assert.ok(text.includes(msg('consent.agency_notice')));
+    assert.ok(text.includes('臺北市測試局依個人資料保護法第 8 條告知'), 'the agency\'s notice is on consent');
+  }
   const tokens = await login(cfg, 'openid profile email');
   const ui = await client.fetchUserInfo(cfg, tokens.access_token, tokens.claims().sub);
   assert.equal(ui.name, citizen.name);
