@@ -459,9 +459,11 @@ apply_page(struct isso_app *app, struct http_req *req, json_t *orgs, json_t *ech
 	            page);
 }
 
-/* Reads and checks the application form. On success *c_r holds the
- * client's new values (json members owned by the caller: redirect_uris,
- * post_logout_redirect_uris, jwks) and *app_r the application object. */
+/* Reads and checks the application form: each field in error goes into
+ * errors ({field: message key}), what was typed into echo (for the form
+ * shown again). *application_r gets the application object, and
+ * *redirects_r, *logouts_r, *jwks_r the parsed URIs and JWK set (NULL when
+ * bad or absent); the caller owns (decrefs) all four. */
 static void
 apply_read(struct http_req *req, json_t *orgs, json_t *echo, json_t *errors, json_t **application_r,
            json_t **redirects_r, json_t **logouts_r, json_t **jwks_r)
