@@ -18,6 +18,7 @@
 #include "lib/secret.h"
 #include "lib/xmalloc.h"
 #include "oidc/oidc.h"
+#include "portal/agency-app.h"
 #include "store/store.h"
 
 #define MAX_URIS 16
@@ -699,9 +700,18 @@ client_cmd(struct isso_app *app, int argc, char **argv)
 	}
 	if (strcmp(sub, "legacy-api") == 0 && argc > 3)
 		return client_legacy_api(app, argv[2], argv[3]);
+	if (strcmp(sub, "delete") == 0 && argc > 2) {
+		bool found = false;
+		if (agency_app_delete(app, argv[2], "issoctl", &found) < 0)
+			return fail(1, "cannot delete the client", NULL);
+		if (!found)
+			return fail(1, "no such client: %s", argv[2]);
+		log_warn("admin_action", "action", "client_deleted", "client_id", argv[2], NULL);
+		return emit(json_pack("{s:s, s:b}", "client_id", argv[2], "deleted", 1));
+	}
 	return fail(2,
 	            "usage: issoctl client add|update|list|show|approve|suspend|rotate-secret|"
-	            "set-optional-scopes|legacy-api ID on|off",
+	            "set-optional-scopes|delete|legacy-api ID on|off",
 	            NULL);
 }
 
@@ -892,6 +902,233 @@ out:
 	return ret;
 }
 
+/* ---- applications (申請介接): pending clients and the decisions ---- */
+
+static json_t *
+application_json(const struct store_client *c)
+{
+	json_t *o = client_json(c);
+
+	json_object_set_new(o, "application_state", json_string(agency_app_state(c)));
+	return o;
+}
+
+static int
+pending_one(const struct store_client *c, void *ctx)
+{
+	if (c->status == CLIENT_PENDING)
+		json_array_append_new(ctx, application_json(c));
+	return 0;
+}
+
+/* issoctl application list|show ID|approve ID [--drop SCOPE]…|refuse ID --reason R */
+static int
+application_cmd(struct isso_app *app, int argc, char **argv)
+{
+	static const struct option opts[] = {
+	    {"drop", required_argument, NULL, 'd'},
+	    {"reason", required_argument, NULL, 'r'},
+	    {NULL, 0, NULL, 0},
+	};
+	const char *sub = argc > 1 ? argv[1] : "", *id = argc > 2 ? argv[2] : NULL;
+	const char *reason = NULL, *why = NULL;
+	struct store_client *c = NULL;
+	char drop[512] = "";
+	int opt, ret;
+
+	if (strcmp(sub, "list") == 0) {
+		json_t *a = json_array();
+		if (store_client_list(app->store, pending_one, a) < 0) {
+			json_decref(a);
+			return fail(1, "cannot list applications", NULL);
+		}
+		return emit(a);
+	}
+	if (id == NULL ||
+	    (strcmp(sub, "show") != 0 && strcmp(sub, "approve") != 0 && strcmp(sub, "refuse") != 0))
+		return fail(2,
+		            "usage: issoctl application list|show ID|approve ID [--drop SCOPE]…|"
+		            "refuse ID --reason TEXT",
+		            NULL);
+	optind = 1;
+	while ((opt = getopt_long(argc - 2, argv + 2, "", opts, NULL)) != -1) {
+		switch (opt) {
+		case 'd':
+			if (!scope_known(optarg) || strcmp(optarg, "openid") == 0 ||
+			    strlen(drop) + strlen(optarg) + 2 > sizeof(drop))
+				return fail(2, "--drop takes a field's scope: %s", optarg);
+			if (drop[0] != '\0')
+				strncat(drop, " ", sizeof(drop) - strlen(drop) - 1);
+			strncat(drop, optarg, sizeof(drop) - strlen(drop) - 1);
+			break;
+		case 'r':
+			reason = optarg;
+			break;
+		default:
+			return fail(2, "unknown option", NULL);
+		}
+	}
+	if (strcmp(sub, "approve") == 0) {
+		ret = agency_app_approve(app, id, drop, "issoctl", &why);
+		if (ret < 0)
+			return fail(1, "cannot approve: %s",
+			            why != NULL ? why : "the store failed");
+		log_warn("admin_action", "action", "client_approved", "client_id", id, NULL);
+	} else if (strcmp(sub, "refuse") == 0) {
+		ret = agency_app_refuse(app, id, reason, "issoctl", &why);
+		if (ret < 0)
+			return fail(ret == ISSO_ERR_INVALID ? 2 : 1, "cannot refuse: %s",
+			            why != NULL ? why : "the store failed");
+		log_warn("admin_action", "action", "client_refused", "client_id", id, NULL);
+	}
+	if (store_client_get(app->store, id, &c) < 0 || c == NULL)
+		return fail(1, "no such application: %s", id);
+	/* The secret is never printed here: the agency takes it once from
+	 * its own page. */
+	ret = emit(application_json(c));
+	store_client_free(c);
+	return ret;
+}
+
+/* The member by account name (any case), NULL when unknown. */
+static struct store_member *
+member_by_account(struct isso_app *app, const char *account)
+{
+	struct store_member *m = NULL;
+	char lower[64];
+
+	if (account == NULL || strlen(account) >= sizeof(lower))
+		return NULL;
+	for (size_t i = 0; i <= strlen(account); i++)
+		lower[i] = (account[i] >= 'A' && account[i] <= 'Z') ? (char)(account[i] - 'A' + 'a')
+		                                                    : account[i];
+	if (store_member_find(app->store, lower, NULL, NULL, &m) < 0)
+		return NULL;
+	return m;
+}
+
+/* issoctl admin grant|revoke --account A: the city administrator role. */
+static int
+admin_cmd(struct isso_app *app, int argc, char **argv)
+{
+	static const struct option opts[] = {
+	    {"account", required_argument, NULL, 'a'},
+	    {NULL, 0, NULL, 0},
+	};
+	const char *sub = argc > 1 ? argv[1] : "", *account = NULL;
+	struct store_member *m = NULL;
+	bool grant = strcmp(sub, "grant") == 0, found = false;
+	int opt, ret;
+
+	if (!grant && strcmp(sub, "revoke") != 0)
+		return fail(2, "usage: issoctl admin grant|revoke --account ACCOUNT", NULL);
+	optind = 1;
+	while ((opt = getopt_long(argc - 1, argv + 1, "", opts, NULL)) != -1) {
+		if (opt != 'a')
+			return fail(2, "unknown option", NULL);
+		account = optarg;
+	}
+	if (account == NULL)
+		return fail(2, "usage: issoctl admin grant|revoke --account ACCOUNT", NULL);
+	m = member_by_account(app, account);
+	if (m == NULL)
+		return fail(1, "no such member: %s", account);
+	if (grant) {
+		ret = store_role_grant(app->store, m->uuid, STORE_ROLE_CITY_ADMIN, app_now());
+		found = ret == 0;
+		if (ret == ISSO_ERR_CONFLICT)
+			ret = 0;
+	} else {
+		ret = store_role_revoke(app->store, m->uuid, STORE_ROLE_CITY_ADMIN, &found);
+	}
+	if (ret < 0) {
+		store_member_free(m);
+		return fail(1, "cannot change the role", NULL);
+	}
+	if (found)
+		admin_audit(
+		    app, app_now(), grant ? "admin_granted" : "admin_revoked",
+		    json_pack("{s:s, s:s}", "uuid", m->uuid, "role", STORE_ROLE_CITY_ADMIN));
+	ret = emit(json_pack("{s:s, s:s, s:s, s:b}", "account", m->account, "uuid", m->uuid, "role",
+	                     STORE_ROLE_CITY_ADMIN, "held", grant));
+	store_member_free(m);
+	return ret;
+}
+
+struct owned_ctx {
+	const char *ubn;
+	int n;
+};
+
+static int
+owned_one(const struct store_client *c, void *ctx)
+{
+	struct owned_ctx *x = ctx;
+
+	if (agency_app_owned_by(c, x->ubn))
+		x->n++;
+	return 0;
+}
+
+/* issoctl org remove UBN: refused while it owns services. */
+static int
+org_remove(struct isso_app *app, const char *ubn)
+{
+	struct owned_ctx x = {ubn, 0};
+	bool found = false;
+
+	if (store_client_list(app->store, owned_one, &x) < 0)
+		return fail(1, "cannot list clients", NULL);
+	if (x.n > 0)
+		return fail(1, "the organisation still has services; delete them first: %s", ubn);
+	if (store_org_remove(app->store, ubn, &found) < 0)
+		return fail(1, "cannot remove the organisation", NULL);
+	if (!found)
+		return fail(1, "no such organisation: %s", ubn);
+	admin_audit(app, app_now(), "org_removed", json_pack("{s:s}", "ubn", ubn));
+	return emit(json_pack("{s:s, s:b}", "ubn", ubn, "removed", 1));
+}
+
+/* issoctl org member remove UBN --account A */
+static int
+org_member_remove(struct isso_app *app, int argc, char **argv)
+{
+	static const struct option opts[] = {
+	    {"account", required_argument, NULL, 'a'},
+	    {NULL, 0, NULL, 0},
+	};
+	const char *ubn = argc > 1 ? argv[1] : NULL, *account = NULL;
+	struct store_member *m;
+	bool found = false;
+	int opt, ret;
+
+	optind = 1;
+	while (ubn != NULL && (opt = getopt_long(argc - 1, argv + 1, "", opts, NULL)) != -1) {
+		if (opt != 'a')
+			return fail(2, "unknown option", NULL);
+		account = optarg;
+	}
+	if (ubn == NULL || account == NULL)
+		return fail(2, "usage: issoctl org member remove UBN --account ACCOUNT", NULL);
+	m = member_by_account(app, account);
+	if (m == NULL)
+		return fail(1, "no such member: %s", account);
+	ret = store_org_member_remove(app->store, ubn, m->uuid, &found);
+	if (ret < 0) {
+		store_member_free(m);
+		return fail(1, "cannot remove the member", NULL);
+	}
+	if (!found) {
+		store_member_free(m);
+		return fail(1, "not a member of the organisation: %s", account);
+	}
+	admin_audit(app, app_now(), "org_member_removed",
+	            json_pack("{s:s, s:s}", "ubn", ubn, "uuid", m->uuid));
+	ret = emit(json_pack("{s:s, s:s, s:b}", "ubn", ubn, "account", m->account, "removed", 1));
+	store_member_free(m);
+	return ret;
+}
+
 static int
 org_cmd(struct isso_app *app, int argc, char **argv)
 {
@@ -903,6 +1140,22 @@ org_cmd(struct isso_app *app, int argc, char **argv)
 		return org_add(app, argc - 1, argv + 1);
 	if (strcmp(sub, "member") == 0 && argc > 2 && strcmp(argv[2], "add") == 0)
 		return org_member_add(app, argc - 2, argv + 2);
+	if (strcmp(sub, "member") == 0 && argc > 2 && strcmp(argv[2], "remove") == 0)
+		return org_member_remove(app, argc - 2, argv + 2);
+	if (strcmp(sub, "remove") == 0 && argc > 2)
+		return org_remove(app, argv[2]);
+	if (strcmp(sub, "list") == 0) {
+		struct store_org *list = NULL;
+		size_t n = 0;
+		json_t *a;
+		if (store_org_list(app->store, STORE_ORG_LIST_MAX, &list, &n) < 0)
+			return fail(1, "cannot list organisations", NULL);
+		a = json_array();
+		for (size_t i = 0; i < n; i++)
+			json_array_append_new(a, org_json(&list[i]));
+		store_org_list_free(list, n);
+		return emit(a);
+	}
 	if (strcmp(sub, "show") == 0 && argc > 2) {
 		if (store_org_get(app->store, argv[2], &org) < 0 || org == NULL)
 			return fail(1, "no such organisation: %s", argv[2]);
@@ -910,7 +1163,8 @@ org_cmd(struct isso_app *app, int argc, char **argv)
 		store_org_free(org);
 		return ret;
 	}
-	return fail(2, "usage: issoctl org add|member add|show", NULL);
+	return fail(2, "usage: issoctl org add|list|show UBN|remove UBN|member add|member remove",
+	            NULL);
 }
 
 static int
@@ -1107,7 +1361,9 @@ main(int argc, char **argv)
 	int ret = 1;
 
 	if (argc < 2 || strcmp(argv[1], "--help") == 0) {
-		fputs("usage: issoctl init | client … | user add … | org add|member add|show … | "
+		fputs("usage: issoctl init | client … | application list|show|approve|refuse … | "
+		      "admin grant|revoke --account A | user add … | "
+		      "org add|list|show|remove|member add|member remove … | "
 		      "member device list|revoke … | keys list|rotate | audit "
 		      "verify [--checkpoints FILE]|export|checkpoint|checkpoints export\n"
 		      "Configuration from ISSO_<SECTION>_<KEY> or --config FILE as the first "
@@ -1138,6 +1394,10 @@ main(int argc, char **argv)
 		                     "keys", keys));
 	} else if (strcmp(cmd, "client") == 0) {
 		ret = client_cmd(&app, argc - 1, argv + 1);
+	} else if (strcmp(cmd, "application") == 0) {
+		ret = application_cmd(&app, argc - 1, argv + 1);
+	} else if (strcmp(cmd, "admin") == 0) {
+		ret = admin_cmd(&app, argc - 1, argv + 1);
 	} else if (strcmp(cmd, "org") == 0) {
 		ret = org_cmd(&app, argc - 1, argv + 1);
 	} else if (strcmp(cmd, "member") == 0 && argc > 2 && strcmp(argv[2], "device") == 0) {

@@ -14,6 +14,7 @@
 #include "lib/log.h"
 #include "oidc/oidc.h"
 #include "portal/account.h"
+#include "portal/agency.h"
 #include "portal/portal.h"
 #include "portal/ops.h"
 #include "store/store.h"
@@ -50,6 +51,42 @@ method_cards(struct isso_app *app, struct http_req *req, enum loa min, const cha
 	return cards;
 }
 
+/* Where a login to iSSO's own pages ("account": true) comes back to: the
+ * transaction's "return_to" when it is one of those pages, else
+ * /account. */
+static const char *
+own_page_path(json_t *txn)
+{
+	static const char *const prefixes[] = {"/agency", "/admin/applications", NULL};
+	const char *to = json_string_value(json_object_get(txn, "return_to"));
+
+	if (to == NULL || strstr(to, "//") != NULL || strlen(to) > 200)
+		return "/account";
+	for (const char *p = to; *p != '\0'; p++) {
+		if (*p <= ' ' || *p >= 0x7f || *p == '\\')
+			return "/account";
+	}
+	for (const char *const *p = prefixes; *p != NULL; p++) {
+		size_t n = strlen(*p);
+		if (strncmp(to, *p, n) == 0 && (to[n] == '\0' || to[n] == '/' || to[n] == '?'))
+			return to;
+	}
+	return "/account";
+}
+
+/* The name the method choice shows for a login to iSSO's own pages. */
+static const char *
+own_page_title(json_t *txn)
+{
+	const char *to = own_page_path(txn);
+
+	if (strncmp(to, "/agency", 7) == 0)
+		return "agency.title";
+	if (strncmp(to, "/admin", 6) == 0)
+		return "admin.title";
+	return "account.title";
+}
+
 static void
 choose(struct http_req *req, void *ctx)
 {
@@ -62,9 +99,12 @@ choose(struct http_req *req, void *ctx)
 	if (txn == NULL)
 		return;
 	if (json_is_true(json_object_get(txn, "account"))) {
-		/* Logging in to /account: iSSO's own page, any method; binding
-		 * a method from there: only those that prove the ID. */
-		json_t *cards = method_cards(app, req, LOA_LOW, id), *card;
+		/* Logging in to iSSO's own pages: /account at any level, the
+		 * agencies' and reviewers' pages at the level they ask; binding
+		 * a method from /account: only those that prove the ID. */
+		json_t *cards = method_cards(
+		    app, req, (enum loa)json_integer_value(json_object_get(txn, "min_loa")), id);
+		json_t *card;
 		size_t i;
 		if (bind_txn(txn)) {
 			for (i = json_array_size(cards); i-- > 0;) {
@@ -74,7 +114,7 @@ choose(struct http_req *req, void *ctx)
 			}
 		}
 		page = json_pack("{s:o, s:s, s:s}", "methods", cards, "client_name",
-		                 page_text(app, req, "account.title"), "cancel_url",
+		                 page_text(app, req, own_page_title(txn)), "cancel_url",
 		                 flow_url(req, "/cancel", id));
 		page_render(app, req, 200, "portal", "portal.title", page);
 		goto out;
@@ -274,9 +314,9 @@ consent(struct http_req *req, void *ctx)
 		goto out;
 	}
 	if (json_is_true(json_object_get(txn, "account"))) {
-		/* A login to /account releases nothing to anyone. */
+		/* A login to iSSO's own pages releases nothing to anyone. */
 		flow_txn_delete(app, id);
-		http_redirect(req, 303, "/account");
+		http_redirect(req, 303, own_page_path(txn));
 		goto out;
 	}
 	c = oidc_client(app, json_string_value(json_object_get(txn, "client_id")));
@@ -339,6 +379,17 @@ consent(struct http_req *req, void *ctx)
 	                 "csrf", csrf_token(req, &app->secrets, "consent"), "has_optional",
 	                 json_array_size(optional) > 0, "optional", optional);
 	json_object_set_new(page, "has_required", json_boolean(json_array_size(rows) > 0));
+	/* The agency's own §8 notice, as it applied for it (agency-app.h). */
+	{
+		const char *n = json_string_value(
+		    json_object_get(json_object_get(c->settings, "application"), "notice"));
+		if (n != NULL && n[0] != '\0') {
+			json_object_set_new(page, "agency_notice", json_string(n));
+			if (page_other_lang(req, n) != NULL)
+				json_object_set_new(page, "agency_notice_lang",
+				                    json_string(page_other_lang(req, n)));
+		}
+	}
 	/* OIDC Core §11: the citizen sees that access outlives the login. */
 	if (scope != NULL && scope_has(scope, "offline_access"))
 		json_object_set_new(page, "offline", json_true());
@@ -425,6 +476,7 @@ portal_routes(struct isso_app *app, struct http_server *srv)
 	http_route(srv, HTTP_GET, "/privacy", privacy, app);
 	http_route(srv, HTTP_GET, "/terms", terms, app);
 	account_routes(app, srv);
+	agency_routes(app, srv);
 	http_route(srv, HTTP_GET, "/login", choose, app);
 	http_route(srv, HTTP_GET | HTTP_POST, "/login/", method_dispatch, app);
 	http_route(srv, HTTP_GET | HTTP_POST, "/consent", consent, app);

@@ -173,6 +173,20 @@ struct store_driver {
 	                     int *n_r);
 	int (*person_bind)(struct store_backend *b, const char *uuid, const char *merged,
 	                   const char *id_hash, const char *pii, int64_t now);
+	int (*client_delete)(struct store_backend *b, const char *client_id, bool *found_r);
+	int (*org_list)(struct store_backend *b, size_t max, struct store_org **list_r,
+	                size_t *n_r);
+	int (*org_remove)(struct store_backend *b, const char *ubn, bool *found_r);
+	int (*org_member_remove)(struct store_backend *b, const char *ubn, const char *uuid,
+	                         bool *found_r);
+	int (*org_memberships)(struct store_backend *b, const char *uuid, size_t max,
+	                       struct store_org_membership **list_r, size_t *n_r);
+	int (*role_grant)(struct store_backend *b, const char *uuid, const char *role, int64_t now);
+	int (*role_revoke)(struct store_backend *b, const char *uuid, const char *role,
+	                   bool *found_r);
+	int (*role_has)(struct store_backend *b, const char *uuid, const char *role, bool *has_r);
+	int (*client_update)(struct store_backend *b, const struct store_client *client,
+	                     int status_before, bool *found_r);
 };
 
 /* The registry, NULL-terminated: the only place a build option selects

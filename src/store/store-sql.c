@@ -155,6 +155,18 @@ enum ss_id {
 	SS_BIND_PERSON_DROP,
 	SS_BIND_PERSON_SET,
 	SS_BIND_MEMBER_GOLD,
+	SS_CLIENT_DEL_TOKENS,
+	SS_CLIENT_DEL_CONSENTS,
+	SS_CLIENT_DELETE,
+	SS_ORG_LIST,
+	SS_ORG_DEL_MEMBERS,
+	SS_ORG_DELETE,
+	SS_ORG_MEMBER_REMOVE,
+	SS_ORG_MEMBERSHIPS,
+	SS_ROLE_GRANT,
+	SS_ROLE_REVOKE,
+	SS_ROLE_HAS,
+	SS_CLIENT_UPDATE,
 	SS_COUNT
 };
 
@@ -332,6 +344,24 @@ static const struct sql_statement ss_statements[SS_COUNT] = {
     S(SS_BIND_PERSON_SET, "UPDATE persons SET id_hash = ?2, pii = ?3, updated_at = ?4 "
                           "WHERE uuid = ?1 AND (id_hash IS NULL OR id_hash = ?2)"),
     S(SS_BIND_MEMBER_GOLD, "UPDATE members SET level = 1 WHERE uuid = ?1"),
+    S(SS_CLIENT_DEL_TOKENS, "DELETE FROM tokens WHERE client_id = ?1"),
+    S(SS_CLIENT_DEL_CONSENTS, "DELETE FROM consents WHERE client_id = ?1"),
+    S(SS_CLIENT_DELETE, "DELETE FROM clients WHERE client_id = ?1"),
+    S(SS_ORG_LIST, "SELECT ubn, name, created_at FROM organisations ORDER BY ubn "
+                   "LIMIT CAST(?1 AS BIGINT)"),
+    S(SS_ORG_DEL_MEMBERS, "DELETE FROM org_members WHERE ubn = ?1"),
+    S(SS_ORG_DELETE, "DELETE FROM organisations WHERE ubn = ?1"),
+    S(SS_ORG_MEMBER_REMOVE, "DELETE FROM org_members WHERE ubn = ?1 AND uuid = ?2"),
+    S(SS_ORG_MEMBERSHIPS, "SELECT ubn, role FROM org_members WHERE uuid = ?1 ORDER BY ubn "
+                          "LIMIT CAST(?2 AS BIGINT)"),
+    S(SS_ROLE_GRANT, "INSERT INTO roles (uuid, role, created_at) VALUES (?1, ?2, ?3)"),
+    S(SS_ROLE_REVOKE, "DELETE FROM roles WHERE uuid = ?1 AND role = ?2"),
+    S(SS_ROLE_HAS, "SELECT role FROM roles WHERE uuid = ?1 AND role = ?2"),
+    S(SS_CLIENT_UPDATE,
+      "UPDATE clients SET secret_hash = ?2, name = ?3, purpose = ?4, redirect_uris = ?5, "
+      "post_logout_redirect_uris = ?6, backchannel_logout_uri = ?7, scope = ?8, "
+      "auth_method = ?9, jwks_uri = ?10, jwks = ?11, status = ?12, settings = ?13 "
+      "WHERE client_id = ?1 AND status = ?14"),
 };
 
 #undef S
@@ -739,6 +769,51 @@ ss_client_add(struct store_backend *base, const struct store_client *cl)
 	              cl->grant_types != NULL ? cl->grant_types : STORE_CLIENT_DEFAULT_GRANTS);
 	sql_bind_text(st, 17, settings);
 	ret = sql_exec(st, NULL);
+out:
+	sql_finish(st);
+	free(uris);
+	free(logout_uris);
+	free(jwks);
+	free(settings);
+	return ret;
+}
+
+static int
+ss_client_update(struct store_backend *base, const struct store_client *cl, int status_before,
+                 bool *found_r)
+{
+	struct sql_stmt *st = NULL;
+	char *uris = NULL, *logout_uris = NULL, *jwks = NULL, *settings = NULL;
+	int ret, changes = 0;
+
+	uris = ss_json_text(cl->redirect_uris, "[]");
+	logout_uris = ss_json_text(cl->post_logout_redirect_uris, "[]");
+	jwks = ss_json_text(cl->jwks, NULL);
+	settings = ss_json_text(cl->settings, "{}");
+	if (uris == NULL || logout_uris == NULL || settings == NULL ||
+	    (cl->jwks != NULL && jwks == NULL)) {
+		ret = ISSO_ERR_INVALID;
+		goto out;
+	}
+	ret = sql_query(ss_db(base), SS_CLIENT_UPDATE, &st);
+	if (ret < 0)
+		goto out;
+	sql_bind_text(st, 1, cl->client_id);
+	sql_bind_text(st, 2, cl->secret_hash);
+	sql_bind_text(st, 3, cl->name);
+	sql_bind_text(st, 4, cl->purpose);
+	sql_bind_text(st, 5, uris);
+	sql_bind_text(st, 6, logout_uris);
+	sql_bind_text(st, 7, cl->backchannel_logout_uri);
+	sql_bind_text(st, 8, cl->scope != NULL ? cl->scope : "");
+	sql_bind_text(st, 9, cl->auth_method);
+	sql_bind_text(st, 10, cl->jwks_uri);
+	sql_bind_text(st, 11, jwks);
+	sql_bind_int(st, 12, cl->status);
+	sql_bind_text(st, 13, settings);
+	sql_bind_int(st, 14, status_before);
+	ret = sql_exec(st, &changes);
+	*found_r = ret == 0 && changes > 0;
 out:
 	sql_finish(st);
 	free(uris);
@@ -2326,6 +2401,170 @@ out:
 	return ret;
 }
 
+/* ---- deleting clients, organisations; roles ---- */
+
+/* Runs statement ids[0..n) with the one text parameter t in one
+ * transaction; *changes_r (may be NULL) gets the last one's changes. */
+static int
+ss_delete_all(struct store_backend *base, const enum ss_id *ids, size_t n, const char *t,
+              int *changes_r)
+{
+	struct sql_conn *c = NULL;
+	struct sql_stmt *st = NULL;
+	int ret, changes = 0;
+
+	ret = sql_acquire(ss_db(base), &c, NULL);
+	if (ret < 0)
+		return ret;
+	ret = sql_begin(c);
+	for (size_t i = 0; ret == 0 && i < n; i++) {
+		ret = sql_prepare(c, ids[i], &st);
+		if (ret < 0)
+			break;
+		sql_bind_text(st, 1, t);
+		ret = sql_exec(st, &changes);
+		sql_finish(st);
+		st = NULL;
+	}
+	if (ret == 0)
+		ret = sql_commit(c);
+	sql_release(c);
+	if (ret == 0 && changes_r != NULL)
+		*changes_r = changes;
+	return ret;
+}
+
+static int
+ss_client_delete(struct store_backend *base, const char *client_id, bool *found_r)
+{
+	static const enum ss_id ids[] = {SS_CLIENT_DEL_TOKENS, SS_CLIENT_DEL_CONSENTS,
+	                                 SS_CLIENT_DELETE};
+	int changes = 0, ret;
+
+	ret = ss_delete_all(base, ids, sizeof(ids) / sizeof(ids[0]), client_id, &changes);
+	*found_r = ret == 0 && changes > 0;
+	return ret;
+}
+
+static int
+ss_org_list(struct store_backend *base, size_t max, struct store_org **list_r, size_t *n_r)
+{
+	struct store_org *list = NULL;
+	struct sql_stmt *st;
+	size_t n = 0;
+	int ret;
+
+	ret = sql_query(ss_db(base), SS_ORG_LIST, &st);
+	if (ret < 0)
+		return ret;
+	sql_bind_int(st, 1, (int64_t)max);
+	list = xcalloc(max > 0 ? max : 1, sizeof(*list));
+	while (n < max && (ret = sql_step(st)) > 0) {
+		list[n].ubn = sql_col_dup(st, 0);
+		list[n].name = sql_col_dup(st, 1);
+		list[n].created_at = sql_col_int(st, 2);
+		n++;
+	}
+	sql_finish(st);
+	if (ret < 0) {
+		store_org_list_free(list, n);
+		return ret;
+	}
+	*list_r = list;
+	*n_r = n;
+	return 0;
+}
+
+static int
+ss_org_remove(struct store_backend *base, const char *ubn, bool *found_r)
+{
+	static const enum ss_id ids[] = {SS_ORG_DEL_MEMBERS, SS_ORG_DELETE};
+	int changes = 0, ret;
+
+	ret = ss_delete_all(base, ids, sizeof(ids) / sizeof(ids[0]), ubn, &changes);
+	*found_r = ret == 0 && changes > 0;
+	return ret;
+}
+
+static int
+ss_org_member_remove(struct store_backend *base, const char *ubn, const char *uuid, bool *found_r)
+{
+	int changes = 0, ret;
+
+	ret = ss_texts(base, SS_ORG_MEMBER_REMOVE, &changes, 2, ubn, uuid);
+	*found_r = ret == 0 && changes > 0;
+	return ret;
+}
+
+static int
+ss_org_memberships(struct store_backend *base, const char *uuid, size_t max,
+                   struct store_org_membership **list_r, size_t *n_r)
+{
+	struct store_org_membership *list;
+	struct sql_stmt *st;
+	size_t n = 0;
+	int ret;
+
+	ret = sql_query(ss_db(base), SS_ORG_MEMBERSHIPS, &st);
+	if (ret < 0)
+		return ret;
+	sql_bind_text(st, 1, uuid);
+	sql_bind_int(st, 2, (int64_t)max);
+	list = xcalloc(max > 0 ? max : 1, sizeof(*list));
+	while (n < max && (ret = sql_step(st)) > 0) {
+		list[n].ubn = sql_col_dup(st, 0);
+		list[n].role = sql_col_dup(st, 1);
+		n++;
+	}
+	sql_finish(st);
+	if (ret < 0) {
+		store_org_memberships_free(list, n);
+		return ret;
+	}
+	*list_r = list;
+	*n_r = n;
+	return 0;
+}
+
+static int
+ss_role_grant(struct store_backend *base, const char *uuid, const char *role, int64_t now)
+{
+	struct sql_stmt *st;
+	int ret;
+
+	ret = sql_query(ss_db(base), SS_ROLE_GRANT, &st);
+	if (ret < 0)
+		return ret;
+	sql_bind_text(st, 1, uuid);
+	sql_bind_text(st, 2, role);
+	sql_bind_int(st, 3, now);
+	ret = sql_exec(st, NULL);
+	sql_finish(st);
+	return ret;
+}
+
+static int
+ss_role_revoke(struct store_backend *base, const char *uuid, const char *role, bool *found_r)
+{
+	int changes = 0, ret;
+
+	ret = ss_texts(base, SS_ROLE_REVOKE, &changes, 2, uuid, role);
+	*found_r = ret == 0 && changes > 0;
+	return ret;
+}
+
+static int
+ss_role_has(struct store_backend *base, const char *uuid, const char *role, bool *has_r)
+{
+	char *found = NULL;
+	int ret;
+
+	ret = ss_text_row(base, SS_ROLE_HAS, uuid, role, &found);
+	*has_r = ret == 0 && found != NULL;
+	free(found);
+	return ret;
+}
+
 /* ---- the driver tables ---- */
 
 #define SS_DRIVER_OPS                                                                              \
@@ -2358,7 +2597,10 @@ out:
 	.release_add = ss_release_add, .release_list = ss_release_list,                            \
 	.device_add = ss_device_add, .device_get = ss_device_get, .device_list = ss_device_list,   \
 	.device_use = ss_device_use, .device_revoke = ss_device_revoke,                            \
-	.person_bind = ss_person_bind
+	.person_bind = ss_person_bind, .client_delete = ss_client_delete, .org_list = ss_org_list, \
+	.org_remove = ss_org_remove, .org_member_remove = ss_org_member_remove,                    \
+	.org_memberships = ss_org_memberships, .role_grant = ss_role_grant,                        \
+	.role_revoke = ss_role_revoke, .role_has = ss_role_has, .client_update = ss_client_update
 
 static int
 ss_open_sqlite(const char *dsn, const char *migrations_dir, struct store_backend **backend_r,

@@ -399,6 +399,30 @@ store_client_set_settings(struct store *store, const char *client_id, const json
 	return ret;
 }
 
+int
+store_client_update(struct store *store, const struct store_client *client, int status_before,
+                    bool *found_r)
+{
+	*found_r = false;
+	if (client == NULL || client->client_id == NULL || client->name == NULL ||
+	    client->auth_method == NULL || !store_json_array_or_null(client->redirect_uris) ||
+	    !store_json_array_or_null(client->post_logout_redirect_uris) ||
+	    (client->jwks != NULL && !json_is_object(client->jwks)) ||
+	    (client->settings != NULL && !json_is_object(client->settings)) || client->status < 0 ||
+	    client->status > CLIENT_SUSPENDED)
+		return ISSO_ERR_INVALID;
+	return STORE_CALL(store, client_update, client, status_before, found_r);
+}
+
+int
+store_client_delete(struct store *store, const char *client_id, bool *found_r)
+{
+	*found_r = false;
+	if (client_id == NULL)
+		return ISSO_ERR_INVALID;
+	return STORE_CALL(store, client_delete, client_id, found_r);
+}
+
 void
 store_client_free(struct store_client *client)
 {
@@ -604,6 +628,99 @@ store_org_member_role(struct store *store, const char *ubn, const char *uuid, ch
 	if (ubn == NULL || uuid == NULL)
 		return ISSO_ERR_INVALID;
 	return STORE_CALL(store, org_member_role, ubn, uuid, role_r);
+}
+
+int
+store_org_list(struct store *store, size_t max, struct store_org **list_r, size_t *n_r)
+{
+	*list_r = NULL;
+	*n_r = 0;
+	if (max > STORE_ORG_LIST_MAX)
+		max = STORE_ORG_LIST_MAX;
+	return STORE_CALL(store, org_list, max, list_r, n_r);
+}
+
+void
+store_org_list_free(struct store_org *list, size_t n)
+{
+	if (list == NULL)
+		return;
+	for (size_t i = 0; i < n; i++) {
+		free(list[i].ubn);
+		free(list[i].name);
+	}
+	free(list);
+}
+
+int
+store_org_remove(struct store *store, const char *ubn, bool *found_r)
+{
+	*found_r = false;
+	if (ubn == NULL)
+		return ISSO_ERR_INVALID;
+	return STORE_CALL(store, org_remove, ubn, found_r);
+}
+
+int
+store_org_member_remove(struct store *store, const char *ubn, const char *uuid, bool *found_r)
+{
+	*found_r = false;
+	if (ubn == NULL || uuid == NULL)
+		return ISSO_ERR_INVALID;
+	return STORE_CALL(store, org_member_remove, ubn, uuid, found_r);
+}
+
+int
+store_org_memberships(struct store *store, const char *uuid, size_t max,
+                      struct store_org_membership **list_r, size_t *n_r)
+{
+	*list_r = NULL;
+	*n_r = 0;
+	if (uuid == NULL)
+		return ISSO_ERR_INVALID;
+	if (max > STORE_MEMBERSHIPS_MAX)
+		max = STORE_MEMBERSHIPS_MAX;
+	return STORE_CALL(store, org_memberships, uuid, max, list_r, n_r);
+}
+
+void
+store_org_memberships_free(struct store_org_membership *list, size_t n)
+{
+	if (list == NULL)
+		return;
+	for (size_t i = 0; i < n; i++) {
+		free(list[i].ubn);
+		free(list[i].role);
+	}
+	free(list);
+}
+
+/* ---- roles ---- */
+
+int
+store_role_grant(struct store *store, const char *uuid, const char *role, int64_t now)
+{
+	if (uuid == NULL || role == NULL || role[0] == '\0')
+		return ISSO_ERR_INVALID;
+	return STORE_CALL(store, role_grant, uuid, role, now);
+}
+
+int
+store_role_revoke(struct store *store, const char *uuid, const char *role, bool *found_r)
+{
+	*found_r = false;
+	if (uuid == NULL || role == NULL)
+		return ISSO_ERR_INVALID;
+	return STORE_CALL(store, role_revoke, uuid, role, found_r);
+}
+
+int
+store_role_has(struct store *store, const char *uuid, const char *role, bool *has_r)
+{
+	*has_r = false;
+	if (uuid == NULL || role == NULL)
+		return ISSO_ERR_INVALID;
+	return STORE_CALL(store, role_has, uuid, role, has_r);
 }
 
 /* ---- consents ---- */

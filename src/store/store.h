@@ -76,6 +76,18 @@ int store_client_set_status(struct store *store, const char *client_id, int stat
 int store_client_set_secret(struct store *store, const char *client_id, const char *secret_hash);
 /* Replaces the client's settings object (a JSON object, not NULL). */
 int store_client_set_settings(struct store *store, const char *client_id, const json_t *settings);
+/* Replaces what an agency or a reviewer may change of a client (secret
+ * hash, name, purpose, URIs, scope, auth method, JWKS, status, settings;
+ * not the id, public flag, ID token alg, grant types or creation time)
+ * in one statement, only while its status is still status_before:
+ * *found_r false when it is not (or no such client), and nothing changed.
+ * Two decisions racing on one client: one wins. */
+int store_client_update(struct store *store, const struct store_client *client, int status_before,
+                        bool *found_r);
+/* Deletes the client with every token issued to it and every consent
+ * given to it, in one transaction (the release history stays: it is the
+ * citizens'). *found_r false when there was no such client. */
+int store_client_delete(struct store *store, const char *client_id, bool *found_r);
 void store_client_free(struct store_client *client);
 
 /* ---- persons: one per human, the stable uuid (歸戶) ---- */
@@ -165,6 +177,44 @@ int store_org_member_add(struct store *store, const char *ubn, const char *uuid,
 /* The member's role in the organisation (malloc'd, "" when none), NULL
  * when uuid is not a member of ubn. */
 int store_org_member_role(struct store *store, const char *ubn, const char *uuid, char **role_r);
+
+/* At most this many organisations are listed. */
+#define STORE_ORG_LIST_MAX 1000
+/* At most this many organisations of one member are listed. */
+#define STORE_MEMBERSHIPS_MAX 50
+
+/* The organisations by ubn, at most max: *list_r (free with
+ * store_org_list_free) and *n_r. */
+int store_org_list(struct store *store, size_t max, struct store_org **list_r, size_t *n_r);
+void store_org_list_free(struct store_org *list, size_t n);
+/* Deletes organisation ubn and its members' right to act for it, in one
+ * transaction; *found_r false when unknown. The caller refuses first
+ * while the organisation still owns services. */
+int store_org_remove(struct store *store, const char *ubn, bool *found_r);
+/* Member uuid no longer acts for ubn; *found_r false when it did not. */
+int store_org_member_remove(struct store *store, const char *ubn, const char *uuid, bool *found_r);
+
+struct store_org_membership {
+	char *ubn;
+	char *role; /* "" when none */
+};
+
+/* The organisations uuid acts for, by ubn, at most max: *list_r (free
+ * with store_org_memberships_free) and *n_r. */
+int store_org_memberships(struct store *store, const char *uuid, size_t max,
+                          struct store_org_membership **list_r, size_t *n_r);
+void store_org_memberships_free(struct store_org_membership *list, size_t n);
+
+/* ---- iSSO's own roles (table roles) ---- */
+
+/* A city administrator: reviews agencies' applications (/admin). */
+#define STORE_ROLE_CITY_ADMIN "city_admin"
+
+/* Grants role to person uuid. ISSO_ERR_CONFLICT when held already. */
+int store_role_grant(struct store *store, const char *uuid, const char *role, int64_t now);
+/* *found_r false when uuid did not hold role. */
+int store_role_revoke(struct store *store, const char *uuid, const char *role, bool *found_r);
+int store_role_has(struct store *store, const char *uuid, const char *role, bool *has_r);
 
 /* ---- consents ---- */
 

@@ -802,6 +802,121 @@ test_org(void **state)
 	assert_null(role);
 }
 
+/* Listing, removing organisations and members; memberships of a member. */
+static void
+test_org_remove(void **state)
+{
+	struct fixture *f = *state;
+	struct store_member m;
+	struct store_org org, *list = NULL, *out = NULL;
+	struct store_org_membership *ms = NULL;
+	char ubn1[64], ubn2[64], u1[64], acc1[64], p1[64];
+	char *role = NULL;
+	size_t n = 0, seen = 0;
+	bool found = false;
+
+	id(f, "ubn1", ubn1, sizeof(ubn1));
+	id(f, "ubn2", ubn2, sizeof(ubn2));
+	id(f, "u1", u1, sizeof(u1));
+	id(f, "acc1", acc1, sizeof(acc1));
+	id(f, "p1", p1, sizeof(p1));
+	add_person(f, u1, NULL);
+	member_init(&m, u1, acc1, NULL, p1);
+	assert_int_equal(store_member_add(f->store, &m), 0);
+	org = (struct store_org){.ubn = ubn1, .name = "First", .created_at = NOW};
+	assert_int_equal(store_org_add(f->store, &org), 0);
+	org = (struct store_org){.ubn = ubn2, .name = "Second", .created_at = NOW};
+	assert_int_equal(store_org_add(f->store, &org), 0);
+	assert_int_equal(store_org_member_add(f->store, ubn1, u1, "admin", NOW), 0);
+	assert_int_equal(store_org_member_add(f->store, ubn2, u1, NULL, NOW), 0);
+
+	assert_int_equal(store_org_list(f->store, STORE_ORG_LIST_MAX, &list, &n), 0);
+	for (size_t i = 0; i < n; i++) {
+		if (strcmp(list[i].ubn, ubn1) == 0) {
+			assert_string_equal(list[i].name, "First");
+			seen++;
+		}
+		if (strcmp(list[i].ubn, ubn2) == 0)
+			seen++;
+	}
+	assert_int_equal(seen, 2);
+	store_org_list_free(list, n);
+	/* The bound holds. */
+	assert_int_equal(store_org_list(f->store, 1, &list, &n), 0);
+	assert_int_equal(n, 1);
+	store_org_list_free(list, n);
+
+	assert_int_equal(store_org_memberships(f->store, u1, STORE_MEMBERSHIPS_MAX, &ms, &n), 0);
+	assert_int_equal(n, 2);
+	assert_string_equal(ms[0].ubn, strcmp(ubn1, ubn2) < 0 ? ubn1 : ubn2);
+	for (size_t i = 0; i < n; i++)
+		assert_string_equal(ms[i].role, strcmp(ms[i].ubn, ubn1) == 0 ? "admin" : "");
+	store_org_memberships_free(ms, n);
+	ms = NULL;
+
+	/* A member leaves one organisation. */
+	assert_int_equal(store_org_member_remove(f->store, ubn2, u1, &found), 0);
+	assert_true(found);
+	assert_int_equal(store_org_member_remove(f->store, ubn2, u1, &found), 0);
+	assert_false(found);
+	assert_int_equal(store_org_member_role(f->store, ubn2, u1, &role), 0);
+	assert_null(role);
+	assert_int_equal(store_org_memberships(f->store, u1, STORE_MEMBERSHIPS_MAX, &ms, &n), 0);
+	assert_int_equal(n, 1);
+	assert_string_equal(ms[0].ubn, ubn1);
+	store_org_memberships_free(ms, n);
+
+	/* An organisation goes with its members' right to act for it. */
+	assert_int_equal(store_org_remove(f->store, ubn1, &found), 0);
+	assert_true(found);
+	assert_int_equal(store_org_get(f->store, ubn1, &out), 0);
+	assert_null(out);
+	assert_int_equal(store_org_member_role(f->store, ubn1, u1, &role), 0);
+	assert_null(role);
+	assert_int_equal(store_org_remove(f->store, ubn1, &found), 0);
+	assert_false(found);
+	/* Added again, nobody acts for it. */
+	org = (struct store_org){.ubn = ubn1, .name = "First again", .created_at = NOW};
+	assert_int_equal(store_org_add(f->store, &org), 0);
+	assert_int_equal(store_org_member_role(f->store, ubn1, u1, &role), 0);
+	assert_null(role);
+	assert_int_equal(store_org_remove(f->store, NULL, &found), ISSO_ERR_INVALID);
+}
+
+/* iSSO's own roles. */
+static void
+test_roles(void **state)
+{
+	struct fixture *f = *state;
+	char u1[64], u2[64];
+	bool has = true, found = false;
+
+	id(f, "u1", u1, sizeof(u1));
+	id(f, "u2", u2, sizeof(u2));
+	add_person(f, u1, NULL);
+	add_person(f, u2, NULL);
+	assert_int_equal(store_role_has(f->store, u1, STORE_ROLE_CITY_ADMIN, &has), 0);
+	assert_false(has);
+	assert_int_equal(store_role_grant(f->store, u1, STORE_ROLE_CITY_ADMIN, NOW), 0);
+	assert_int_equal(store_role_grant(f->store, u1, STORE_ROLE_CITY_ADMIN, NOW),
+	                 ISSO_ERR_CONFLICT);
+	assert_int_equal(store_role_has(f->store, u1, STORE_ROLE_CITY_ADMIN, &has), 0);
+	assert_true(has);
+	assert_int_equal(store_role_has(f->store, u2, STORE_ROLE_CITY_ADMIN, &has), 0);
+	assert_false(has);
+	assert_int_equal(store_role_has(f->store, u1, "other", &has), 0);
+	assert_false(has);
+	/* Only persons hold roles. */
+	assert_true(store_role_grant(f->store, "no-such-person", STORE_ROLE_CITY_ADMIN, NOW) < 0);
+	assert_int_equal(store_role_revoke(f->store, u1, STORE_ROLE_CITY_ADMIN, &found), 0);
+	assert_true(found);
+	assert_int_equal(store_role_revoke(f->store, u1, STORE_ROLE_CITY_ADMIN, &found), 0);
+	assert_false(found);
+	assert_int_equal(store_role_has(f->store, u1, STORE_ROLE_CITY_ADMIN, &has), 0);
+	assert_false(has);
+	assert_int_equal(store_role_grant(f->store, u1, "", NOW), ISSO_ERR_INVALID);
+}
+
 /* ---- TaipeiPass app device keys ---- */
 
 static void
@@ -1245,6 +1360,112 @@ race_thread(void *p)
 			r->wins[arg->n][k]++;
 	}
 	return NULL;
+}
+
+/* An update replaces what may change, only while the status is as expected. */
+static void
+test_client_update(void **state)
+{
+	struct fixture *f = *state;
+	struct store_client in, *out = NULL;
+	char a[64];
+	bool found = false;
+
+	id(f, "a", a, sizeof(a));
+	client_init(&in, a, 300);
+	assert_int_equal(store_client_add(f->store, &in), 0);
+	client_clear(&in);
+
+	assert_int_equal(store_client_get(f->store, a, &out), 0);
+	json_decref(out->redirect_uris);
+	out->redirect_uris = json_pack("[s]", "https://b.example/cb");
+	free(out->name);
+	out->name = strdup("新名稱");
+	free(out->scope);
+	out->scope = strdup("openid email");
+	free(out->secret_hash);
+	out->secret_hash = NULL;
+	json_decref(out->settings);
+	out->settings = json_pack("{s:{s:s}}", "application", "state", "approved");
+	out->status = CLIENT_APPROVED;
+	/* Expected approved, but it is pending: nothing changes. */
+	assert_int_equal(store_client_update(f->store, out, CLIENT_APPROVED, &found), 0);
+	assert_false(found);
+	assert_int_equal(store_client_update(f->store, out, CLIENT_PENDING, &found), 0);
+	assert_true(found);
+	store_client_free(out);
+	out = NULL;
+
+	assert_int_equal(store_client_get(f->store, a, &out), 0);
+	assert_string_equal(out->name, "新名稱");
+	assert_string_equal(out->scope, "openid email");
+	assert_null(out->secret_hash);
+	assert_int_equal(out->status, CLIENT_APPROVED);
+	assert_int_equal(json_array_size(out->redirect_uris), 1);
+	assert_string_equal(json_string_value(json_array_get(out->redirect_uris, 0)),
+	                    "https://b.example/cb");
+	assert_string_equal(json_string_value(json_object_get(
+	                        json_object_get(out->settings, "application"), "state")),
+	                    "approved");
+	assert_int_equal(out->created_at, 300);
+	/* A second decision expecting pending loses. */
+	assert_int_equal(store_client_update(f->store, out, CLIENT_PENDING, &found), 0);
+	assert_false(found);
+	out->status = 7;
+	assert_int_equal(store_client_update(f->store, out, CLIENT_APPROVED, &found),
+	                 ISSO_ERR_INVALID);
+	store_client_free(out);
+}
+
+/* A deleted client takes its tokens and consents with it, no one else's. */
+static void
+test_client_delete(void **state)
+{
+	struct fixture *f = *state;
+	struct store_client in, *out = NULL;
+	struct store_token *t = NULL;
+	char c1[64], c2[64], u[64], h1[64], h2[64], g[64];
+	char *scope = NULL;
+	bool found = false;
+
+	id(f, "c1", c1, sizeof(c1));
+	id(f, "c2", c2, sizeof(c2));
+	id(f, "u", u, sizeof(u));
+	id(f, "h1", h1, sizeof(h1));
+	id(f, "h2", h2, sizeof(h2));
+	id(f, "g", g, sizeof(g));
+	add_person(f, u, NULL);
+	client_init(&in, c1, 300);
+	assert_int_equal(store_client_add(f->store, &in), 0);
+	client_clear(&in);
+	client_init(&in, c2, 301);
+	assert_int_equal(store_client_add(f->store, &in), 0);
+	client_clear(&in);
+	add_token(f, h1, TOKEN_REFRESH, g, c1, u, NOW + 600);
+	add_token(f, h2, TOKEN_REFRESH, g, c2, u, NOW + 600);
+	assert_int_equal(store_consent_put(f->store, u, c1, "openid phone", NOW), 0);
+	assert_int_equal(store_consent_put(f->store, u, c2, "openid email", NOW), 0);
+
+	assert_int_equal(store_client_delete(f->store, c1, &found), 0);
+	assert_true(found);
+	assert_int_equal(store_client_get(f->store, c1, &out), 0);
+	assert_null(out);
+	assert_int_equal(store_token_get(f->store, h1, NOW, &t), 0);
+	assert_null(t);
+	assert_int_equal(store_consent_get(f->store, u, c1, &scope), 0);
+	assert_null(scope);
+	/* The other client keeps everything. */
+	assert_int_equal(store_token_get(f->store, h2, NOW, &t), 0);
+	assert_non_null(t);
+	assert_false(t->revoked);
+	store_token_free(t);
+	assert_int_equal(store_consent_get(f->store, u, c2, &scope), 0);
+	assert_non_null(scope);
+	assert_string_equal(scope, "openid email");
+	free(scope);
+	assert_int_equal(store_client_delete(f->store, c1, &found), 0);
+	assert_false(found);
+	assert_int_equal(store_client_delete(f->store, NULL, &found), ISSO_ERR_INVALID);
 }
 
 static void
@@ -2327,10 +2548,14 @@ main(void)
 	    cmocka_unit_test_setup_teardown(test_person_bind, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_member_lockout, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_org, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_org_remove, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_roles, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_consent, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_consent_records_releases, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_token, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_token_revoke_sets, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_client_delete, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_client_update, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_token_use_race, setup, teardown),
 	    cmocka_unit_test(test_memory_sqlite),
 	    cmocka_unit_test_setup_teardown(test_eph, setup, teardown),
