@@ -42,6 +42,16 @@ method_find(const char *id)
 	return NULL;
 }
 
+const struct method_step *
+method_step_find(const struct method *m, const char *name)
+{
+	for (const struct method_step *s = m->steps; s != NULL && s->name != NULL; s++) {
+		if (strcmp(s->name, name) == 0)
+			return s;
+	}
+	return NULL;
+}
+
 static const struct {
 	unsigned need;
 	const char *setting;
