@@ -929,34 +929,12 @@ phone_step(struct isso_app *app, struct http_req *req, const char *id, json_t *t
 	    .current = 2,
 	    .back_url = flow_url(req, "/login", id),
 	};
-	struct flow_auth auth;
-	char phone[11], *idn = NULL, *name = NULL;
 
 	if (strcmp(stage_of(st), "proven") != 0 || uuid == NULL) {
 		refuse_order(app, req, id);
 		return;
 	}
-	if (!otp_step(app, req, id, txn, &method_moica_mobile, &view, NULL, phone))
-		return;
-	idn = method_state_open(app, st, "id");
-	if (idn == NULL) {
-		page_error(app, req, 503, "error.unavailable", "error.unavailable.message", NULL);
-		return;
-	}
-	memset(&auth, 0, sizeof(auth));
-	auth.uuid = uuid;
-	auth.method = &method_moica_mobile;
-	auth.loa = LOA_HIGH;
-	auth.phone = phone;
-	auth.attrs = json_pack("{s:s}", "id_number", idn);
-	name = method_state_open(app, st, "name");
-	if (name != NULL)
-		json_object_set_new(auth.attrs, "name", json_string(name));
-	flow_complete(app, req, id, txn, &auth);
-	json_decref(auth.attrs);
-	xfree_secret(idn);
-	if (name != NULL)
-		xfree_secret(name);
+	otp_step_complete(app, req, id, txn, &method_moica_mobile, &view, st, uuid, LOA_HIGH);
 }
 
 /* The return from the app in a browser that did not start the login:
