@@ -12,23 +12,23 @@
 #include "lib/secret.h"
 #include "store/store.h"
 
-extern const struct method method_taipeipass;
-extern const struct method method_moica_mobile;
-extern const struct method method_telecom;
-extern const struct method method_moica_card;
-extern const struct method method_nhi_card;
-
-/* One method per line, in portal order. */
+/* The registry, one method per line in portal order: adding a method is
+ * its own files (src/auth/methods/<id>.c, its templates, its messages)
+ * and one line here (docs/ARCHITECTURE.md, "Adding a method"). */
 /* clang-format off */
-const struct method *const methods[] = {
-    &method_taipeipass,
-    &method_moica_mobile,
-    &method_telecom,
-    &method_moica_card,
-    &method_nhi_card,
-    NULL,
-};
+#define METHOD_LIST(X)          \
+	X(method_taipeipass)    \
+	X(method_moica_mobile)  \
+	X(method_telecom)       \
+	X(method_moica_card)    \
+	X(method_nhi_card)
 /* clang-format on */
+
+#define METHOD_EXTERN(m) extern const struct method m;
+#define METHOD_ENTRY(m)  &m,
+METHOD_LIST(METHOD_EXTERN)
+
+const struct method *const methods[] = {METHOD_LIST(METHOD_ENTRY) NULL};
 
 const struct method *
 method_find(const char *id)
@@ -38,6 +38,16 @@ method_find(const char *id)
 	for (const struct method *const *m = methods; *m != NULL; m++) {
 		if (strcmp((*m)->id, id) == 0)
 			return *m;
+	}
+	return NULL;
+}
+
+const struct method_step *
+method_step_find(const struct method *m, const char *name)
+{
+	for (const struct method_step *s = m->steps; s != NULL && s->name != NULL; s++) {
+		if (strcmp(s->name, name) == 0)
+			return s;
 	}
 	return NULL;
 }

@@ -24,6 +24,25 @@ enum method_needs {
 	METHOD_NEEDS_NHI = 1u << 4,     /* nhi.url */
 };
 
+/* One page or call of a method, served at /login/<id>[/<name>]. */
+enum method_step_flags {
+	/* Loads the transaction with flow_txn_load_bound: a browser that did
+	 * not start the login gets the method's foreign_page instead. */
+	METHOD_STEP_BOUND = 1u << 0,
+	/* A JSON call (polled by a page script): a refusal before the step
+	 * is answered in JSON ({"state":"none"}), not with a page. */
+	METHOD_STEP_JSON = 1u << 1,
+};
+
+struct method_step {
+	const char *name;      /* "" for the first page; NULL ends the table */
+	unsigned http_methods; /* enum http_method: others get 405 */
+	unsigned flags;        /* enum method_step_flags */
+	/* Serves the step for the login transaction id, loaded as txn (the
+	 * dispatcher's reference: json_incref to keep it past the return). */
+	void (*handler)(struct isso_app *app, struct http_req *req, const char *id, json_t *txn);
+};
+
 struct method {
 	const char *id;          /* "taipeipass": also its URL /login/<id> */
 	enum loa loa;            /* level its strongest path reaches */
@@ -38,9 +57,26 @@ struct method {
 	/* enum method_needs: connectors the login needs, and those the
 	 * register_path page needs (its link is hidden without them). */
 	unsigned needs, register_needs;
-	/* Serves /login/<id>[/<step>] (GET shows, POST acts) for the login
-	 * transaction txn_id; step is "" for the first page. */
-	void (*handle)(struct isso_app *app, struct http_req *req, const char *step);
+	/* Its steps. The portal serves /login/<id>[/<step>]: an unknown step
+	 * is 404, a request method the step does not take 405, then the
+	 * login transaction is loaded (its error pages sent by flow) and
+	 * the handler called. */
+	const struct method_step *steps;
+	/* Called for a known step before the 405 check and the transaction;
+	 * false when it answered (e.g. 503 without a part it needs). May be
+	 * NULL. */
+	bool (*prepare)(struct isso_app *app, struct http_req *req, const struct method_step *step);
+	/* True: a login asking for more than loa is refused before any step
+	 * (403), rather than at flow_complete. */
+	bool refuse_above_loa;
+	/* The page for a METHOD_STEP_BOUND step opened in another browser. */
+	void (*foreign_page)(struct isso_app *app, struct http_req *req);
+	/* Its help page, served at GET /<id>/help from this template with
+	 * this title (message key) when help_template is not NULL; back_url
+	 * leads to the login when the link carries a transaction. help_vars
+	 * (may be NULL) adds the template's own variables. */
+	const char *help_template, *help_title_key;
+	void (*help_vars)(struct isso_app *app, json_t *page);
 	/* Registers extra routes (account pages …) at start-up; may be NULL. */
 	void (*routes)(struct isso_app *app, struct http_server *srv);
 };
@@ -49,6 +85,8 @@ struct method {
 extern const struct method *const methods[];
 
 const struct method *method_find(const char *id);
+/* The step of m named name, or NULL. */
+const struct method_step *method_step_find(const struct method *m, const char *name);
 /* True when every connector in needs (enum method_needs) is configured. */
 bool method_connectors_ready(const struct isso_app *app, unsigned needs);
 /* True when the method's connectors are configured: only then is it

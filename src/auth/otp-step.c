@@ -11,6 +11,7 @@
 #include "lib/idnum.h"
 #include "lib/isso.h"
 #include "lib/log.h"
+#include "lib/xmalloc.h"
 
 /* The page of the step. phone: the number to show in its field (what was
  * typed, else the number the code went to, else prefill). error_key, if
@@ -135,4 +136,35 @@ otp_step(struct isso_app *app, struct http_req *req, const char *txn_id, json_t 
 	show(app, req, txn_id, txn, view, phone, 400, "phone",
 	     r == OTP_EXHAUSTED ? "otp.exhausted_step" : "otp.expired_step");
 	return false;
+}
+
+void
+otp_step_complete(struct isso_app *app, struct http_req *req, const char *txn_id, json_t *txn,
+                  const struct method *m, const struct otp_step_view *view, json_t *st,
+                  const char *uuid, enum loa loa)
+{
+	struct flow_auth auth;
+	char phone[11], *idn = NULL, *name = NULL;
+
+	if (!otp_step(app, req, txn_id, txn, m, view, NULL, phone))
+		return;
+	idn = method_state_open(app, st, "id");
+	if (idn == NULL) {
+		page_error(app, req, 503, "error.unavailable", "error.unavailable.message", NULL);
+		return;
+	}
+	memset(&auth, 0, sizeof(auth));
+	auth.uuid = uuid;
+	auth.method = m;
+	auth.loa = loa;
+	auth.phone = phone;
+	auth.attrs = json_pack("{s:s}", "id_number", idn);
+	name = method_state_open(app, st, "name");
+	if (name != NULL)
+		json_object_set_new(auth.attrs, "name", json_string(name));
+	flow_complete(app, req, txn_id, txn, &auth);
+	json_decref(auth.attrs);
+	xfree_secret(idn);
+	if (name != NULL)
+		xfree_secret(name);
 }

@@ -10,10 +10,10 @@
 #include <jansson.h>
 #include <stdbool.h>
 
+#include "auth/method.h"
 #include "http/http.h"
 
 struct isso_app;
-struct method;
 
 /* How the page shows where the citizen is: the method's step labels
  * (message keys, NULL-ended) and the index (0-based) of this step. */
@@ -31,5 +31,15 @@ struct otp_step_view {
 bool otp_step(struct isso_app *app, struct http_req *req, const char *txn_id, json_t *txn,
               const struct method *m, const struct otp_step_view *view, const char *prefill,
               char phone_r[11]);
+
+/* The shared ending of the methods that first prove an ID (card,
+ * certificate) and then a phone: the SMS step above, then the ID (and
+ * the name, when there is one) opened from the sealed "id" and "name" of
+ * the method's state st, and flow_complete for person uuid at level loa
+ * with the phone proven. The caller has checked that st is at that
+ * stage; a sealed ID that cannot be opened is answered with 503. */
+void otp_step_complete(struct isso_app *app, struct http_req *req, const char *txn_id, json_t *txn,
+                       const struct method *m, const struct otp_step_view *view, json_t *st,
+                       const char *uuid, enum loa loa);
 
 #endif

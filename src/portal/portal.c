@@ -426,6 +426,10 @@ method_dispatch(struct http_req *req, void *ctx)
 	size_t n = strcspn(rest, "/");
 	char id[32];
 	const struct method *m;
+	const struct method_step *step;
+	const char *txn_id = NULL;
+	bool foreign = false;
+	json_t *txn;
 
 	if (n == 0 || n >= sizeof(id)) {
 		page_error(app, req, 404, "error.not_found", "error.not_found.message", "/");
@@ -443,7 +447,70 @@ method_dispatch(struct http_req *req, void *ctx)
 		page_error(app, req, 503, "error.unavailable", "error.unavailable.message", NULL);
 		return;
 	}
-	m->handle(app, req, rest[n] == '/' ? rest + n + 1 : "");
+	step = method_step_find(m, rest[n] == '/' ? rest + n + 1 : "");
+	if (step == NULL) {
+		page_error(app, req, 404, "error.not_found", "error.not_found.message", "/");
+		return;
+	}
+	if (m->prepare != NULL && !m->prepare(app, req, step))
+		return;
+	if ((http_method(req) & step->http_methods) == 0) {
+		page_error(app, req, 405, "error.method_not_allowed",
+		           "error.method_not_allowed.message", "/");
+		return;
+	}
+	if (step->flags & METHOD_STEP_BOUND) {
+		txn = flow_txn_load_bound(app, req, &txn_id, &foreign);
+		if (foreign && m->foreign_page != NULL)
+			m->foreign_page(app, req);
+	} else {
+		txn = flow_txn_load(app, req, &txn_id);
+	}
+	if (txn == NULL)
+		return;
+	/* A login that asks for more than the method reaches is refused
+	 * before any step spends a message or a check on it. */
+	if (m->refuse_above_loa && json_integer_value(json_object_get(txn, "min_loa")) > m->loa) {
+		if (step->flags & METHOD_STEP_JSON)
+			http_send_json(req, 403, json_pack("{s:s}", "state", "none"));
+		else
+			page_error(app, req, 403, "error.loa_title", "error.loa_too_low",
+			           flow_url(req, "/login", txn_id));
+	} else {
+		step->handler(app, req, txn_id, txn);
+	}
+	json_decref(txn);
+}
+
+/* GET /<id>/help: a method's help page, with the way back to the login
+ * when the link carries its transaction. */
+static void
+method_help(struct http_req *req, void *ctx)
+{
+	struct isso_app *app = ctx;
+	const char *path = http_path(req), *t = method_keep_txn(req);
+	size_t n = strcspn(path + 1, "/");
+	char id[32];
+	const struct method *m;
+	json_t *page;
+
+	if (n == 0 || n >= sizeof(id)) {
+		page_error(app, req, 404, "error.not_found", "error.not_found.message", "/");
+		return;
+	}
+	memcpy(id, path + 1, n);
+	id[n] = '\0';
+	m = method_find(id);
+	if (m == NULL || m->help_template == NULL) {
+		page_error(app, req, 404, "error.not_found", "error.not_found.message", "/");
+		return;
+	}
+	page = json_object();
+	if (t != NULL)
+		json_object_set_new(page, "back_url", json_string(flow_url(req, "/login", t)));
+	if (m->help_vars != NULL)
+		m->help_vars(app, page);
+	page_render(app, req, 200, m->help_template, m->help_title_key, page);
 }
 
 static void
@@ -482,6 +549,10 @@ portal_routes(struct isso_app *app, struct http_server *srv)
 	http_route(srv, HTTP_GET | HTTP_POST, "/consent", consent, app);
 	http_route(srv, HTTP_GET, "/cancel", cancel, app);
 	for (const struct method *const *m = methods; *m != NULL; m++) {
+		if ((*m)->help_template != NULL) {
+			snprintf(path, sizeof(path), "/%s/help", (*m)->id);
+			http_route(srv, HTTP_GET, path, method_help, app);
+		}
 		if ((*m)->routes != NULL)
 			(*m)->routes(app, srv);
 	}

@@ -307,6 +307,37 @@ test('issoctl client add refuses look-alike loopback and user-info URIs', { time
   assert.ok(!all.includes('evil.example') && !all.includes('example.com/'), 'no refused URI was stored');
 });
 
+test('login steps: an unknown step is 404, a request method a step does not take is 405, for every method', T, async () => {
+  const agent = new HttpAgent();
+  const r = await agent.followUntil(stack.url(authorizeQuery()));
+  assert.equal(r.res.status, 200, `method page: ${r.res.status}`);
+  const t = new URL(r.url).searchParams.get('t');
+  assert.match(t, /^[A-Za-z0-9_-]{43}$/, 'the login transaction');
+  const ids = [...new Set(r.res.links().map((l) => new URL(l.href).pathname)
+    .filter((p) => /^\/login\/[a-z-]+$/.test(p)).map((p) => p.slice('/login/'.length)))];
+  assert.ok(ids.length >= 5, `every method offered: ${ids}`);
+  for (const id of ids) {
+    for (const step of ['no-such-step', 'phone/x', 'status/']) {
+      const res = await raw('GET', `/login/${id}/${step}?t=${t}`);
+      assert.equal(res.status, 404, `GET /login/${id}/${step}: ${res.status}`);
+    }
+    // the first page of every method exists and reads the transaction
+    // (moica-mobile answers 503 first when no MOICA roots are configured,
+    // as here: no result certificate could be checked)
+    const first = await raw('GET', `/login/${id}?t=${'A'.repeat(43)}`);
+    assert.equal(first.status, id === 'moica-mobile' ? 503 : 400, `GET /login/${id} with an unknown transaction: ${first.status}`);
+  }
+  // the polled and returning steps take GET only: refused before the
+  // transaction is read (moica-mobile's: moica-mobile.test.mjs, where its
+  // MOICA roots are configured)
+  for (const path of ['/login/taipeipass/app-status', '/login/taipeipass/org', '/login/telecom/status',
+    '/login/telecom/done']) {
+    const res = await raw('POST', `${path}?t=${t}`, { headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: Buffer.from('x=1') });
+    assert.equal(res.status, 405, `POST ${path}: ${res.status}`);
+  }
+  await assertHealthy('login step probes');
+});
+
 test('issod stops cleanly after all that', T, async () => {
   const s = stack;
   stack = null;

@@ -110,7 +110,22 @@ test_method_registry(void **state)
 		assert_true((*m)->loa >= LOA_LOW && (*m)->loa <= LOA_HIGH);
 		assert_non_null((*m)->amr);
 		assert_non_null((*m)->amr[0]);
-		assert_non_null((*m)->handle);
+		/* a step table with the first page, each step named once,
+		 * served by a handler for at least one request method */
+		assert_non_null((*m)->steps);
+		assert_ptr_equal(method_step_find(*m, ""), &(*m)->steps[0]);
+		for (const struct method_step *s = (*m)->steps; s->name != NULL; s++) {
+			assert_non_null(s->handler);
+			assert_true((s->http_methods & (HTTP_GET | HTTP_POST)) != 0);
+			assert_ptr_equal(method_step_find(*m, s->name), s);
+			if (s->flags & METHOD_STEP_BOUND)
+				assert_non_null((*m)->foreign_page);
+		}
+		assert_null(method_step_find(*m, "no-such-step"));
+		assert_null(method_step_find(*m, "status/x"));
+		/* a help page has its title */
+		if ((*m)->help_template != NULL)
+			assert_non_null((*m)->help_title_key);
 		/* every login names a person */
 		assert_true(((*m)->vouches & CLAIM_UUID) != 0);
 		/* no method vouches for an organisation: only its login does */

@@ -76,8 +76,16 @@ static const char *const amr_mc[] = {"sc", "hwk", "pin", "sms", "otp", "mfa", NU
 static const char *const bullets[] = {"mc.bullet1", "mc.bullet2", NULL};
 static const char *const step_keys[] = {"mc.step1", "mc.step2", "mc.step3", NULL};
 
-static void handle(struct isso_app *app, struct http_req *req, const char *step);
-static void routes(struct isso_app *app, struct http_server *srv);
+static void card_step(struct isso_app *app, struct http_req *req, const char *id, json_t *txn);
+static void phone_step(struct isso_app *app, struct http_req *req, const char *id, json_t *txn);
+static bool prepare(struct isso_app *app, struct http_req *req, const struct method_step *step);
+static void help_vars(struct isso_app *app, json_t *page);
+
+static const struct method_step steps[] = {
+    {"", HTTP_GET | HTTP_POST, 0, card_step},
+    {"phone", HTTP_GET | HTTP_POST, 0, phone_step},
+    {NULL, 0, 0, NULL},
+};
 
 /* The name comes from the certificate's subject; a linked TaipeiPass
  * member's other data flows through linked_member_data (歸戶 by the ID). */
@@ -91,8 +99,11 @@ const struct method method_moica_card = {
     .bullet_keys = bullets,
     .register_path = HELP_PATH,
     .needs = METHOD_NEEDS_MOICA | METHOD_NEEDS_SMS,
-    .handle = handle,
-    .routes = routes,
+    .steps = steps,
+    .prepare = prepare,
+    .help_template = "moica-card-help",
+    .help_title_key = "mc.help_title",
+    .help_vars = help_vars,
 };
 
 /* What the page's script may say, by name, and the message key of each
@@ -603,77 +614,29 @@ phone_step(struct isso_app *app, struct http_req *req, const char *id, json_t *t
 	    .current = 1,
 	    .back_url = flow_url(req, "/login", id),
 	};
-	struct flow_auth auth;
-	char phone[11], *idn = NULL, *name = NULL;
 
 	if (strcmp(stage_of(st), "proven") != 0 || uuid == NULL) {
 		page_error(app, req, 403, "mc.order_title", "mc.order",
 		           flow_url(req, "/login/moica-card", id));
 		return;
 	}
-	if (!otp_step(app, req, id, txn, &method_moica_card, &view, NULL, phone))
-		return;
-	idn = method_state_open(app, st, "id");
-	if (idn == NULL) {
-		page_error(app, req, 503, "error.unavailable", "error.unavailable.message", NULL);
-		return;
-	}
-	memset(&auth, 0, sizeof(auth));
-	auth.uuid = uuid;
-	auth.method = &method_moica_card;
-	auth.loa = LOA_HIGH;
-	auth.phone = phone;
-	auth.attrs = json_pack("{s:s}", "id_number", idn);
-	name = method_state_open(app, st, "name");
-	if (name != NULL)
-		json_object_set_new(auth.attrs, "name", json_string(name));
-	flow_complete(app, req, id, txn, &auth);
-	json_decref(auth.attrs);
-	xfree_secret(idn);
-	if (name != NULL)
-		xfree_secret(name);
+	otp_step_complete(app, req, id, txn, &method_moica_card, &view, st, uuid, LOA_HIGH);
 }
 
-static void
-handle(struct isso_app *app, struct http_req *req, const char *step)
+/* The card page opens the card component's window and must keep hold of
+ * it (window.opener, postMessage) across origins. */
+static bool
+prepare(struct isso_app *app, struct http_req *req, const struct method_step *step)
 {
-	const char *id = NULL;
-	json_t *txn;
-
-	/* The card page opens the card component's window and must keep
-	 * hold of it (window.opener, postMessage) across origins. */
+	(void)app;
+	(void)step;
 	http_set_header(req, "Cross-Origin-Opener-Policy", "same-origin-allow-popups");
-	if (step[0] != '\0' && strcmp(step, "phone") != 0) {
-		page_error(app, req, 404, "error.not_found", "error.not_found.message", "/");
-		return;
-	}
-	txn = flow_txn_load(app, req, &id);
-	if (txn == NULL)
-		return;
-	if (step[0] == '\0')
-		card_step(app, req, id, txn);
-	else
-		phone_step(app, req, id, txn);
-	json_decref(txn);
+	return true;
 }
 
-/* ---- help: what a citizen needs, unlocking, applying ---- */
-
+/* The help page links to the card component's download. */
 static void
-help_route(struct http_req *req, void *ctx)
+help_vars(struct isso_app *app, json_t *page)
 {
-	struct isso_app *app = ctx;
-	const char *t = method_keep_txn(req);
-	json_t *page = json_object();
-
-	if (t != NULL)
-		json_object_set_new(page, "back_url", json_string(flow_url(req, "/login", t)));
 	json_object_set_new(page, "agent_url", json_string(app->cfg->cardagent.url));
-	page_render(app, req, 200, "moica-card-help", "mc.help_title", page);
-}
-
-static void
-routes(struct isso_app *app, struct http_server *srv)
-{
-	http_route(srv, HTTP_GET, HELP_PATH, help_route, app);
 }

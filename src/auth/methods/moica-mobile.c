@@ -82,8 +82,29 @@ static const char *const amr_mm[] = {"swk", "mca", "sms", "otp", "mfa", NULL};
 static const char *const bullets[] = {"mm.bullet1", "mm.bullet2", "mm.bullet3", NULL};
 static const char *const step_keys[] = {"mm.step1", "mm.step2", "mm.step3", NULL};
 
-static void handle(struct isso_app *app, struct http_req *req, const char *step);
-static void routes(struct isso_app *app, struct http_server *srv);
+static void notice_step(struct isso_app *app, struct http_req *req, const char *id, json_t *txn);
+static void id_step(struct isso_app *app, struct http_req *req, const char *id, json_t *txn);
+static void qr_step(struct isso_app *app, struct http_req *req, const char *id, json_t *txn);
+static void app_step(struct isso_app *app, struct http_req *req, const char *id, json_t *txn);
+static void push_step(struct isso_app *app, struct http_req *req, const char *id, json_t *txn);
+static void status_step(struct isso_app *app, struct http_req *req, const char *id, json_t *txn);
+static void return_step(struct isso_app *app, struct http_req *req, const char *id, json_t *txn);
+static void phone_step(struct isso_app *app, struct http_req *req, const char *id, json_t *txn);
+static bool prepare(struct isso_app *app, struct http_req *req, const struct method_step *step);
+static void elsewhere_page(struct isso_app *app, struct http_req *req);
+
+static const struct method_step steps[] = {
+    {"", HTTP_GET | HTTP_POST, 0, notice_step},
+    {"id", HTTP_GET | HTTP_POST, 0, id_step},
+    {"qr", HTTP_GET | HTTP_POST, 0, qr_step},
+    {"app", HTTP_GET | HTTP_POST, 0, app_step},
+    {"push", HTTP_GET | HTTP_POST, 0, push_step},
+    {"status", HTTP_GET, 0, status_step},
+    /* the app comes back to the default browser, maybe not this one */
+    {"return", HTTP_GET, METHOD_STEP_BOUND, return_step},
+    {"phone", HTTP_GET | HTTP_POST, 0, phone_step},
+    {NULL, 0, 0, NULL},
+};
 
 /* The name comes from the subject of the certificate the TW FidO result
  * carries, checked like a MOICA card's (chain, validity, revocation, the
@@ -100,8 +121,11 @@ const struct method method_moica_mobile = {
     .bullet_keys = bullets,
     .register_path = HELP_PATH,
     .needs = METHOD_NEEDS_TWFIDO | METHOD_NEEDS_SMS | METHOD_NEEDS_MOICA,
-    .handle = handle,
-    .routes = routes,
+    .steps = steps,
+    .prepare = prepare,
+    .foreign_page = elsewhere_page,
+    .help_template = "moica-mobile-help",
+    .help_title_key = "mm.help_title",
 };
 
 enum outcome {
@@ -905,34 +929,12 @@ phone_step(struct isso_app *app, struct http_req *req, const char *id, json_t *t
 	    .current = 2,
 	    .back_url = flow_url(req, "/login", id),
 	};
-	struct flow_auth auth;
-	char phone[11], *idn = NULL, *name = NULL;
 
 	if (strcmp(stage_of(st), "proven") != 0 || uuid == NULL) {
 		refuse_order(app, req, id);
 		return;
 	}
-	if (!otp_step(app, req, id, txn, &method_moica_mobile, &view, NULL, phone))
-		return;
-	idn = method_state_open(app, st, "id");
-	if (idn == NULL) {
-		page_error(app, req, 503, "error.unavailable", "error.unavailable.message", NULL);
-		return;
-	}
-	memset(&auth, 0, sizeof(auth));
-	auth.uuid = uuid;
-	auth.method = &method_moica_mobile;
-	auth.loa = LOA_HIGH;
-	auth.phone = phone;
-	auth.attrs = json_pack("{s:s}", "id_number", idn);
-	name = method_state_open(app, st, "name");
-	if (name != NULL)
-		json_object_set_new(auth.attrs, "name", json_string(name));
-	flow_complete(app, req, id, txn, &auth);
-	json_decref(auth.attrs);
-	xfree_secret(idn);
-	if (name != NULL)
-		xfree_secret(name);
+	otp_step_complete(app, req, id, txn, &method_moica_mobile, &view, st, uuid, LOA_HIGH);
 }
 
 /* The return from the app in a browser that did not start the login:
@@ -945,77 +947,33 @@ elsewhere_page(struct isso_app *app, struct http_req *req)
 	page_render(app, req, 400, "moica-mobile-elsewhere", "mm.elsewhere_title", ctx);
 }
 
-static void
-handle(struct isso_app *app, struct http_req *req, const char *step)
+/* Without the MOICA roots no result certificate can be checked: the
+ * method is not available (as the MOICA card's). */
+static bool
+prepare(struct isso_app *app, struct http_req *req, const struct method_step *step)
 {
-	static const char *const steps[] = {"",     "id",     "qr",     "app",
-	                                    "push", "status", "return", "phone"};
-	const char *id = NULL;
-	bool known = false, foreign = false;
-	json_t *txn;
-
-	for (size_t i = 0; i < ISSO_N_ELEMENTS(steps); i++)
-		known = known || strcmp(step, steps[i]) == 0;
-	if (!known) {
-		page_error(app, req, 404, "error.not_found", "error.not_found.message", "/");
-		return;
-	}
-	/* Without the MOICA roots no result certificate can be checked: the
-	 * method is not available (as the MOICA card's). */
+	(void)step;
 	if (app->cardpki == NULL) {
 		page_error(app, req, 503, "mm.error_title", "mm.error", "/");
-		return;
+		return false;
 	}
-	if ((strcmp(step, "status") == 0 || strcmp(step, "return") == 0) &&
-	    http_method(req) != HTTP_GET) {
-		page_error(app, req, 405, "error.method_not_allowed",
-		           "error.method_not_allowed.message", "/");
-		return;
-	}
-	if (strcmp(step, "return") == 0) {
-		txn = flow_txn_load_bound(app, req, &id, &foreign);
-		if (foreign)
-			elsewhere_page(app, req);
-	} else {
-		txn = flow_txn_load(app, req, &id);
-	}
-	if (txn == NULL)
-		return;
-	if (step[0] == '\0')
-		notice_step(app, req, id, txn);
-	else if (strcmp(step, "id") == 0)
-		id_step(app, req, id, txn);
-	else if (strcmp(step, "qr") == 0)
-		wait_step(app, req, id, txn, WAY_QR);
-	else if (strcmp(step, "app") == 0)
-		wait_step(app, req, id, txn, WAY_APP);
-	else if (strcmp(step, "push") == 0)
-		wait_step(app, req, id, txn, WAY_PUSH);
-	else if (strcmp(step, "status") == 0)
-		status_step(app, req, id, txn);
-	else if (strcmp(step, "return") == 0)
-		return_step(app, req, id, txn);
-	else
-		phone_step(app, req, id, txn);
-	json_decref(txn);
-}
-
-/* ---- help: enrolment and frequent questions ---- */
-
-static void
-help_route(struct http_req *req, void *ctx)
-{
-	struct isso_app *app = ctx;
-	const char *t = method_keep_txn(req);
-	json_t *page = json_object();
-
-	if (t != NULL)
-		json_object_set_new(page, "back_url", json_string(flow_url(req, "/login", t)));
-	page_render(app, req, 200, "moica-mobile-help", "mm.help_title", page);
+	return true;
 }
 
 static void
-routes(struct isso_app *app, struct http_server *srv)
+qr_step(struct isso_app *app, struct http_req *req, const char *id, json_t *txn)
 {
-	http_route(srv, HTTP_GET, HELP_PATH, help_route, app);
+	wait_step(app, req, id, txn, WAY_QR);
+}
+
+static void
+app_step(struct isso_app *app, struct http_req *req, const char *id, json_t *txn)
+{
+	wait_step(app, req, id, txn, WAY_APP);
+}
+
+static void
+push_step(struct isso_app *app, struct http_req *req, const char *id, json_t *txn)
+{
+	wait_step(app, req, id, txn, WAY_PUSH);
 }

@@ -67,8 +67,16 @@ static const char *const amr_nhi[] = {"sc", "pwd", "sms", "otp", "mfa", NULL};
 static const char *const bullets[] = {"nhi.bullet1", "nhi.bullet2", NULL};
 static const char *const step_keys[] = {"nhi.step1", "nhi.step2", "nhi.step3", NULL};
 
-static void handle(struct isso_app *app, struct http_req *req, const char *step);
-static void routes(struct isso_app *app, struct http_server *srv);
+static void card_step(struct isso_app *app, struct http_req *req, const char *id, json_t *txn);
+static void password_step(struct isso_app *app, struct http_req *req, const char *id, json_t *txn);
+static void phone_step(struct isso_app *app, struct http_req *req, const char *id, json_t *txn);
+
+static const struct method_step steps[] = {
+    {"", HTTP_GET | HTTP_POST, 0, card_step},
+    {"password", HTTP_GET | HTTP_POST, 0, password_step},
+    {"phone", HTTP_GET | HTTP_POST, 0, phone_step},
+    {NULL, 0, 0, NULL},
+};
 
 /* Vouches the ID and the number proven by SMS (the briefing: 健保卡 →
  * 身分證號、手機); a linked TaipeiPass member's data flows through
@@ -83,8 +91,9 @@ const struct method method_nhi_card = {
     .bullet_keys = bullets,
     .register_path = HELP_PATH,
     .needs = METHOD_NEEDS_NHI | METHOD_NEEDS_SMS,
-    .handle = handle,
-    .routes = routes,
+    .steps = steps,
+    .help_template = "nhi-card-help",
+    .help_title_key = "nhi.help_title",
 };
 
 /* The scheme://host[:port] of a ws:// or wss:// URL (for CSP connect-src),
@@ -522,69 +531,10 @@ phone_step(struct isso_app *app, struct http_req *req, const char *id, json_t *t
 	    .current = 2,
 	    .back_url = flow_url(req, "/login", id),
 	};
-	struct flow_auth auth;
-	char phone[11], *idn = NULL;
 
 	if (strcmp(stage_of(st), "proven") != 0 || uuid == NULL) {
 		refuse_order(app, req, id);
 		return;
 	}
-	if (!otp_step(app, req, id, txn, &method_nhi_card, &view, NULL, phone))
-		return;
-	idn = method_state_open(app, st, "id");
-	if (idn == NULL) {
-		page_error(app, req, 503, "error.unavailable", "error.unavailable.message", NULL);
-		return;
-	}
-	memset(&auth, 0, sizeof(auth));
-	auth.uuid = uuid;
-	auth.method = &method_nhi_card;
-	auth.loa = LOA_SUBSTANTIAL;
-	auth.phone = phone;
-	auth.attrs = json_pack("{s:s}", "id_number", idn);
-	flow_complete(app, req, id, txn, &auth);
-	json_decref(auth.attrs);
-	xfree_secret(idn);
-}
-
-static void
-handle(struct isso_app *app, struct http_req *req, const char *step)
-{
-	const char *id = NULL;
-	json_t *txn;
-
-	if (step[0] != '\0' && strcmp(step, "password") != 0 && strcmp(step, "phone") != 0) {
-		page_error(app, req, 404, "error.not_found", "error.not_found.message", "/");
-		return;
-	}
-	txn = flow_txn_load(app, req, &id);
-	if (txn == NULL)
-		return;
-	if (step[0] == '\0')
-		card_step(app, req, id, txn);
-	else if (strcmp(step, "password") == 0)
-		password_step(app, req, id, txn);
-	else
-		phone_step(app, req, id, txn);
-	json_decref(txn);
-}
-
-/* ---- help: what is needed, and frequent questions ---- */
-
-static void
-help_route(struct http_req *req, void *ctx)
-{
-	struct isso_app *app = ctx;
-	const char *t = method_keep_txn(req);
-	json_t *page = json_object();
-
-	if (t != NULL)
-		json_object_set_new(page, "back_url", json_string(flow_url(req, "/login", t)));
-	page_render(app, req, 200, "nhi-card-help", "nhi.help_title", page);
-}
-
-static void
-routes(struct isso_app *app, struct http_server *srv)
-{
-	http_route(srv, HTTP_GET, HELP_PATH, help_route, app);
+	otp_step_complete(app, req, id, txn, &method_nhi_card, &view, st, uuid, LOA_SUBSTANTIAL);
 }

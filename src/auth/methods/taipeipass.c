@@ -77,8 +77,25 @@ static const char *const amr_pwd[] = {"pwd", NULL};
 static const char *const amr_swk[] = {"swk", NULL};
 static const char *const bullets[] = {"tp.bullet1", "tp.bullet2", "tp.bullet3", NULL};
 
-static void handle(struct isso_app *app, struct http_req *req, const char *step);
+static void login_step(struct isso_app *app, struct http_req *req, const char *id, json_t *txn);
+static void org_step(struct isso_app *app, struct http_req *req, const char *id, json_t *txn);
+static void app_step(struct isso_app *app, struct http_req *req, const char *id, json_t *txn);
+static void app_status_step(struct isso_app *app, struct http_req *req, const char *id,
+                            json_t *txn);
+static void app_done_step(struct isso_app *app, struct http_req *req, const char *id, json_t *txn);
+static void app_return_step(struct isso_app *app, struct http_req *req, const char *id,
+                            json_t *txn);
 static void routes(struct isso_app *app, struct http_server *srv);
+
+static const struct method_step steps[] = {
+    {"", HTTP_GET | HTTP_POST, 0, login_step},
+    {"app", HTTP_GET | HTTP_POST, 0, app_step},
+    {"app-status", HTTP_GET, METHOD_STEP_JSON, app_status_step},
+    {"app-done", HTTP_GET, 0, app_done_step},
+    {"app-return", HTTP_GET, 0, app_return_step},
+    {"org", HTTP_GET, 0, org_step},
+    {NULL, 0, 0, NULL},
+};
 
 const struct method method_taipeipass = {
     .id = "taipeipass",
@@ -92,7 +109,11 @@ const struct method method_taipeipass = {
     .register_path = "/taipeipass/register",
     .needs = 0,
     .register_needs = METHOD_NEEDS_SMS,
-    .handle = handle,
+    .steps = steps,
+    /* No path of this method proves more than a password: a login that
+     * asks for more is refused before any step (flow_complete would
+     * refuse it too). */
+    .refuse_above_loa = true,
     .routes = routes,
 };
 
@@ -171,12 +192,6 @@ login_page(struct isso_app *app, struct http_req *req, const char *id, json_t *t
 	login_page_wait(app, req, id, txn, status, error_key, account, 0);
 }
 
-static void app_step(struct isso_app *app, struct http_req *req, const char *id, json_t *txn);
-static void app_status_step(struct isso_app *app, struct http_req *req, const char *id,
-                            json_t *txn);
-static void app_done_step(struct isso_app *app, struct http_req *req, const char *id, json_t *txn);
-static void app_return_step(struct isso_app *app, struct http_req *req, const char *id,
-                            json_t *txn);
 static bool app_set_org(struct isso_app *app, json_t *txn, bool org);
 static bool app_save(struct isso_app *app, struct http_req *req, const char *id, json_t *txn);
 
@@ -233,90 +248,49 @@ out:
 	lc->txn = NULL;
 }
 
+/* /login/taipeipass/org: the app's QR code for an organisation account. */
 static void
-handle(struct isso_app *app, struct http_req *req, const char *step)
+org_step(struct isso_app *app, struct http_req *req, const char *id, json_t *txn)
 {
-	const char *id = NULL, *account, *password;
-	json_t *txn;
+	if (app_set_org(app, txn, true) && !app_save(app, req, id, txn))
+		return;
+	http_redirect(req, 303, flow_url(req, "/login/taipeipass/app", id));
+}
+
+/* /login/taipeipass: the account and password form, and its answer. */
+static void
+login_step(struct isso_app *app, struct http_req *req, const char *id, json_t *txn)
+{
+	const char *account, *password;
 	struct login_check *lc;
 
-	if (step[0] != '\0' && strcmp(step, "app") != 0 && strcmp(step, "app-status") != 0 &&
-	    strcmp(step, "app-done") != 0 && strcmp(step, "app-return") != 0 &&
-	    strcmp(step, "org") != 0) {
-		page_error(app, req, 404, "error.not_found", "error.not_found.message", "/");
-		return;
-	}
-	if (step[0] != '\0' && strcmp(step, "app") != 0 && http_method(req) != HTTP_GET) {
-		page_error(app, req, 405, "error.method_not_allowed",
-		           "error.method_not_allowed.message", "/");
-		return;
-	}
-	txn = flow_txn_load(app, req, &id);
-	if (txn == NULL)
-		return;
-	/* No path of this method proves more than a password: a login that
-	 * asks for more is refused before any step (flow_complete would
-	 * refuse it too). */
-	if (json_integer_value(json_object_get(txn, "min_loa")) > method_taipeipass.loa) {
-		if (strcmp(step, "app-status") == 0)
-			http_send_json(req, 403, json_pack("{s:s}", "state", "none"));
-		else
-			page_error(app, req, 403, "error.loa_title", "error.loa_too_low",
-			           flow_url(req, "/login", id));
-		goto out;
-	}
-	if (strcmp(step, "app-return") == 0) {
-		app_return_step(app, req, id, txn);
-		goto out;
-	}
-	if (strcmp(step, "app") == 0) {
-		app_step(app, req, id, txn);
-		goto out;
-	}
-	if (strcmp(step, "app-status") == 0) {
-		app_status_step(app, req, id, txn);
-		goto out;
-	}
-	if (strcmp(step, "app-done") == 0) {
-		app_done_step(app, req, id, txn);
-		goto out;
-	}
-	if (strcmp(step, "org") == 0) {
-		if (app_set_org(app, txn, true) && !app_save(app, req, id, txn))
-			goto out;
-		http_redirect(req, 303, flow_url(req, "/login/taipeipass/app", id));
-		goto out;
-	}
 	if (http_method(req) != HTTP_POST) {
 		const char *hint = json_string_value(json_object_get(txn, "login_hint"));
 		/* Back on the login page: the next QR code is a personal one. */
 		if (app_set_org(app, txn, false) && !app_save(app, req, id, txn))
-			goto out;
+			return;
 		login_page(app, req, id, txn, 200, NULL, hint);
-		goto out;
+		return;
 	}
 	if (!csrf_check(req, &app->secrets, "tp-login")) {
 		login_page(app, req, id, txn, 403, "error.csrf", NULL);
-		goto out;
+		return;
 	}
 	account = http_form(req, "account");
 	password = http_form(req, "password");
 	if (account == NULL || account[0] == '\0' || password == NULL || password[0] == '\0') {
 		login_page(app, req, id, txn, 400, "tp.missing", account);
-		goto out;
+		return;
 	}
 	if (method_addr_limited(app, req, "login")) {
 		login_page(app, req, id, txn, 429, "error.rate_limited", account);
-		goto out;
+		return;
 	}
 	lc = pool_alloc(http_pool(req), sizeof(*lc));
 	lc->app = app;
 	lc->id = id;
-	lc->txn = txn;
-	txn = NULL; /* login_checked's now */
+	lc->txn = json_incref(txn); /* login_checked's */
 	member_authenticate(app, req, account, password, login_checked, lc);
-out:
-	json_decref(txn);
 }
 
 /* ---- the TaipeiPass app: QR login and the same-phone app link ---- */

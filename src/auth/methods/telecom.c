@@ -84,7 +84,17 @@ static const char *const step_keys[] = {"tel.step1", "tel.step2", "tel.step3", N
 static const char *const reminder_keys[] = {"tel.remind1", "tel.remind2", "tel.remind3",
                                             "tel.remind4", NULL};
 
-static void handle(struct isso_app *app, struct http_req *req, const char *step);
+static void form_step(struct isso_app *app, struct http_req *req, const char *id, json_t *txn);
+static void code_step(struct isso_app *app, struct http_req *req, const char *id, json_t *txn);
+static void qr_step(struct isso_app *app, struct http_req *req, const char *id, json_t *txn);
+static void status_step(struct isso_app *app, struct http_req *req, const char *id, json_t *txn);
+static void done_step(struct isso_app *app, struct http_req *req, const char *id, json_t *txn);
+
+static const struct method_step steps[] = {
+    {"", HTTP_GET | HTTP_POST, 0, form_step}, {"code", HTTP_GET | HTTP_POST, 0, code_step},
+    {"qr", HTTP_GET | HTTP_POST, 0, qr_step}, {"status", HTTP_GET, METHOD_STEP_JSON, status_step},
+    {"done", HTTP_GET, 0, done_step},         {NULL, 0, 0, NULL},
+};
 
 /* Vouches the ID, the number and the birthdate it had the carrier check;
  * a linked TaipeiPass member's other data flows through
@@ -99,7 +109,10 @@ const struct method method_telecom = {
     .bullet_keys = bullets,
     .register_path = NULL,
     .needs = METHOD_NEEDS_TELECOM | METHOD_NEEDS_SMS,
-    .handle = handle,
+    .steps = steps,
+    /* A login that asks for more than this method reaches is refused
+     * before any SMS or carrier check is spent on it. */
+    .refuse_above_loa = true,
     .routes = NULL,
 };
 
@@ -906,49 +919,4 @@ done_step(struct isso_app *app, struct http_req *req, const char *id, json_t *tx
 	auth.attrs = who;
 	flow_complete(app, req, id, txn, &auth);
 	json_decref(who);
-}
-
-static void
-handle(struct isso_app *app, struct http_req *req, const char *step)
-{
-	static const char *const steps[] = {"", "code", "qr", "status", "done", NULL};
-	const char *id = NULL;
-	json_t *txn;
-	int i;
-
-	for (i = 0; steps[i] != NULL && strcmp(steps[i], step) != 0; i++)
-		;
-	if (steps[i] == NULL) {
-		page_error(app, req, 404, "error.not_found", "error.not_found.message", "/");
-		return;
-	}
-	if ((strcmp(step, "status") == 0 || strcmp(step, "done") == 0) &&
-	    http_method(req) != HTTP_GET) {
-		page_error(app, req, 405, "error.method_not_allowed",
-		           "error.method_not_allowed.message", "/");
-		return;
-	}
-	txn = flow_txn_load(app, req, &id);
-	if (txn == NULL)
-		return;
-	/* A login that asks for more than this method reaches is refused
-	 * before any SMS or carrier check is spent on it. */
-	if (json_integer_value(json_object_get(txn, "min_loa")) > method_telecom.loa) {
-		if (strcmp(step, "status") == 0)
-			http_send_json(req, 403, json_pack("{s:s}", "state", "none"));
-		else
-			page_error(app, req, 403, "error.loa_title", "error.loa_too_low",
-			           flow_url(req, "/login", id));
-	} else if (step[0] == '\0') {
-		form_step(app, req, id, txn);
-	} else if (strcmp(step, "code") == 0) {
-		code_step(app, req, id, txn);
-	} else if (strcmp(step, "qr") == 0) {
-		qr_step(app, req, id, txn);
-	} else if (strcmp(step, "status") == 0) {
-		status_step(app, req, id, txn);
-	} else {
-		done_step(app, req, id, txn);
-	}
-	json_decref(txn);
 }
