@@ -40,12 +40,10 @@ struct isso_app {
 	struct cardpki *cardpki;      /* card certificate verification; NULL when
 	                               * moica.roots / intermediates are missing */
 	struct conn_nhi *nhi;         /* NHI card verification (健保卡) */
-	char *discovery;
-	/* the discovery document, built once */ /* Told when a browser session ends other than
-	                                          * by logout (another person logged in on the
-	                                          * same browser), so its clients can be
-	                                          * informed (back-channel logout). May be NULL.
-	                                          */
+	char *discovery;              /* the discovery document, built once */
+	/* Told when a browser session ends other than by logout (another
+	 * person logged in on the same browser), so its clients can be
+	 * informed (back-channel logout). May be NULL. */
 	void (*session_ended)(struct isso_app *app, json_t *session);
 	/* Person merged is now kept (auth/bind.h): clients, the client ids
 	 * that held merged's consents, are told (oidc/events.c). May be NULL. */
