@@ -517,25 +517,38 @@ account(struct http_req *req, void *ctx)
 	json_decref(session);
 }
 
+/* The start of a POST of /account: the citizen's session (a login page
+ * when it ended since the page was shown) and the form's CSRF token.
+ * NULL when the answer has been sent. */
+static json_t *
+account_post_session(struct isso_app *app, struct http_req *req, const char **key_r)
+{
+	json_t *session = flow_session(app, req, key_r);
+
+	if (session == NULL) {
+		account_login(app, req);
+		return NULL;
+	}
+	if (!csrf_check(req, &app->secrets, ACCOUNT_CSRF)) {
+		page_error(app, req, 403, "error.title", "error.csrf", "/account");
+		json_decref(session);
+		return NULL;
+	}
+	return session;
+}
+
 /* POST /account/withdraw: client_id. */
 static void
 withdraw(struct http_req *req, void *ctx)
 {
 	struct isso_app *app = ctx;
 	const char *key = NULL, *client_id = http_form(req, "client_id");
-	json_t *session = flow_session(app, req, &key);
+	json_t *session = account_post_session(app, req, &key);
 	const char *uuid;
 	char *scope = NULL;
 
-	if (session == NULL) {
-		/* The session ended since the page was shown: log in again. */
-		account_login(app, req);
+	if (session == NULL)
 		return;
-	}
-	if (!csrf_check(req, &app->secrets, ACCOUNT_CSRF)) {
-		page_error(app, req, 403, "error.title", "error.csrf", "/account");
-		goto out;
-	}
 	uuid = json_string_value(json_object_get(session, "uuid"));
 	if (client_id == NULL || client_id[0] == '\0' || strlen(client_id) > CLIENT_ID_MAX) {
 		page_error(app, req, 400, "error.bad_request", "error.bad_request.message",
@@ -600,18 +613,12 @@ device_revoke(struct http_req *req, void *ctx)
 {
 	struct isso_app *app = ctx;
 	const char *key = NULL, *device = http_form(req, "device");
-	json_t *session = flow_session(app, req, &key);
+	json_t *session = account_post_session(app, req, &key);
 	const char *uuid;
 	int n = 0;
 
-	if (session == NULL) {
-		account_login(app, req);
+	if (session == NULL)
 		return;
-	}
-	if (!csrf_check(req, &app->secrets, ACCOUNT_CSRF)) {
-		page_error(app, req, 403, "error.title", "error.csrf", "/account");
-		goto out;
-	}
 	if (device == NULL || strlen(device) != DEVICE_ID_LEN ||
 	    strspn(device, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_") !=
 	        DEVICE_ID_LEN) {
@@ -643,20 +650,14 @@ bind_post(struct http_req *req, void *ctx)
 {
 	struct isso_app *app = ctx;
 	const char *key = NULL, *method_id = http_form(req, "method");
-	json_t *session = flow_session(app, req, &key);
+	json_t *session = account_post_session(app, req, &key);
 	struct store_member *member = NULL;
 	const struct method *m;
 	char txn_id[44];
 	int ret;
 
-	if (session == NULL) {
-		account_login(app, req);
+	if (session == NULL)
 		return;
-	}
-	if (!csrf_check(req, &app->secrets, ACCOUNT_CSRF)) {
-		page_error(app, req, 403, "error.title", "error.csrf", "/account");
-		goto out;
-	}
 	/* Only a TaipeiPass member binds (checked again at the end). */
 	if (store_member_get(app->store, json_string_value(json_object_get(session, "uuid")),
 	                     &member) < 0) {
