@@ -473,8 +473,9 @@ client_settings_save(struct isso_app *app, const char *id, json_t *settings, con
 }
 
 /* issoctl client update ID [--require-par yes|no] [--require-dpop yes|no]
- * [--access-token-format opaque|jwt] [--access-token-audience AUD]:
- * changes registered settings, keeping the others. */
+ * [--access-token-format opaque|jwt] [--access-token-audience AUD]
+ * [--events-uri URL]: changes registered settings, keeping the others.
+ * An empty audience or events URI removes it. */
 static int
 client_update(struct isso_app *app, int argc, char **argv)
 {
@@ -483,11 +484,13 @@ client_update(struct isso_app *app, int argc, char **argv)
 	    {"require-dpop", required_argument, NULL, 'D'},
 	    {"access-token-format", required_argument, NULL, 'F'},
 	    {"access-token-audience", required_argument, NULL, 'A'},
+	    {"events-uri", required_argument, NULL, 'E'},
 	    {NULL, 0, NULL, 0},
 	};
 	static const char usage[] = "usage: issoctl client update ID [--require-par yes|no] "
 	                            "[--require-dpop yes|no] [--access-token-format opaque|jwt] "
-	                            "[--access-token-audience AUD]";
+	                            "[--access-token-audience AUD] [--events-uri URL]";
+	static const char *const removable[] = {"access_token_audience", "events_uri"};
 	struct store_client *c = NULL;
 	json_t *settings = NULL, *changed = json_object();
 	/* A client id may begin with '-' (base64url): it is the first
@@ -515,6 +518,9 @@ client_update(struct isso_app *app, int argc, char **argv)
 		case 'A':
 			json_object_set_new(changed, "access_token_audience", json_string(optarg));
 			break;
+		case 'E':
+			json_object_set_new(changed, "events_uri", json_string(optarg));
+			break;
 		default:
 			ret = fail(2, usage, NULL);
 			goto out;
@@ -530,12 +536,21 @@ client_update(struct isso_app *app, int argc, char **argv)
 	}
 	settings = json_is_object(c->settings) ? json_deep_copy(c->settings) : json_object();
 	json_object_update(settings, changed);
-	/* An empty audience removes the setting: the issuer again. */
-	if (json_is_string(json_object_get(settings, "access_token_audience")) &&
-	    json_string_value(json_object_get(settings, "access_token_audience"))[0] == '\0')
-		json_object_del(settings, "access_token_audience");
+	/* Empty removes: the audience is the issuer again, no events sent. */
+	for (size_t i = 0; i < ISSO_N_ELEMENTS(removable); i++) {
+		json_t *v = json_object_get(settings, removable[i]);
+		if (json_is_string(v) && json_string_value(v)[0] == '\0')
+			json_object_del(settings, removable[i]);
+	}
 	if (oidc_client_settings_check(settings, &why) < 0) {
 		ret = fail(2, "%s", why);
+		goto out;
+	}
+	/* where the events go is checked as at client add */
+	if (json_is_string(json_object_get(settings, "events_uri")) &&
+	    outbound_check_url(json_string_value(json_object_get(settings, "events_uri")), &why) <
+	        0) {
+		ret = fail(2, "--events-uri refused: %s", why);
 		goto out;
 	}
 	ret = client_settings_save(app, id, settings, "client_updated",

@@ -184,6 +184,20 @@ test('forgeries and other JWTs of the issuer are not access tokens', T, async ()
   assert.equal((await userinfo(tokens.id_token)).status, 401);
 });
 
+test('issoctl client update sets, refuses and removes the events URI', T, async () => {
+  const c = await stack.registerClient({ name: '事件服務', redirectUris: [RP], scope: 'openid' });
+  const set = await stack.issoctl(['client', 'update', c.client_id, '--events-uri', 'https://agency.example.gov.taipei/events']);
+  assert.deepEqual(set.settings, { events_uri: 'https://agency.example.gov.taipei/events' });
+  for (const bad of ['javascript:alert(1)', 'https://10.0.0.1/events', 'x'.repeat(3000)]) {
+    const r = await stack.issoctl(['client', 'update', c.client_id, '--events-uri', bad], { allowFailure: true });
+    assert.equal(r.code, 2, `refused: ${bad.slice(0, 40)}`);
+  }
+  const kept = await stack.issoctl(['client', 'update', c.client_id, '--require-dpop', 'no']);
+  assert.equal(kept.settings.events_uri, 'https://agency.example.gov.taipei/events', 'a refused update changed nothing');
+  const gone = await stack.issoctl(['client', 'update', c.client_id, '--events-uri', '']);
+  assert.equal(gone.settings.events_uri, undefined);
+});
+
 test('issoctl client update switches the format and sets the audience', T, async () => {
   const c = await stack.registerClient({ name: '切換服務', redirectUris: [RP], scope: 'openid', grantTypes: ['authorization_code', 'client_credentials'] });
   assert.match((await ccToken(c)).access_token, /^[A-Za-z0-9_-]{43}$/);
