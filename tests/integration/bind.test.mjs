@@ -3,8 +3,9 @@
 // part, as in nhi-card.test.mjs; the NHI service is isso-sim): the card's
 // proven ID links the member's person, the member becomes gold, and a later
 // card login through an agency (openid-client) lands on the same uuid —
-// the same `sub` as the member's password login. The MOICA card too (its
-// certificate's name replaces the typed one). The merge: a citizen who
+// the same `sub` as the member's password login. The MOICA card and the
+// mobile natural-person certificate (TW FidO through isso-sim, approved on
+// its phone) too (the certificate's name replaces the typed one). The merge: a citizen who
 // logged in by card first (a second uuid, with a consent) binds the card
 // to the member account: the consent moves (the agency asks nothing
 // again), the card's uuid is gone, audit `persons_merged`, and the agency
@@ -347,6 +348,59 @@ test('a member binds the MOICA card: the certificate\'s name replaces the typed 
   assert.ok(!text.includes('自填的名字'), 'in place of the typed one');
   const bound = (await audit()).filter((e) => e.event === 'person_bound' && e.data.uuid === u.uuid);
   assert.equal(bound[0]?.data.method, 'moica-card');
+});
+
+test('a member binds the mobile natural-person certificate: the certificate is checked, its name kept, gold', T, async () => {
+  const id = 'E222223335'; // 楊佩珊, enrolled in isso-sim's TW FidO
+  secrets.add(id);
+  const name = JSON.parse(fs.readFileSync(path.join(REPO, 'sim', 'identities.json'), 'utf8'))
+    .citizens.find((x) => x.national_id === id).name;
+  const u = await newMember();
+  const agent = new HttpAgent();
+  const page = await accountLogin(agent, u);
+  const f = page.forms().find((x) => pathOf(x.action) === '/account/bind');
+  const start = await agent.submit(f, {}, f.buttons.find((b) => b.value === 'moica-mobile'), () => true);
+  assert.equal(pathOf(start.url), '/login/moica-mobile');
+  const t = new URL(start.url).searchParams.get('t');
+  assert.ok(t, 'the binding login has its transaction');
+  const notice = await agent.get(start.url);
+  const nf = notice.forms().find((x) => x.has('agree'));
+  assert.ok(nf, `the notice: ${notice.pageText().slice(0, 300)}`);
+  const idPage = await agent.submit(nf, { agree: '1' });
+  assert.equal(pathOf(idPage.url), '/login/moica-mobile/id');
+  const qr = await agent.submit(idPage.res.forms().find((x) => x.has('id_number')), { id_number: id });
+  assert.equal(pathOf(qr.url), '/login/moica-mobile/qr', qr.res.pageText().slice(0, 300));
+  // isso-sim's phone approves the newest ticket for the ID
+  const list = await (await fetch(`${stack.simUrl}/phone/mobilecert/pending?id_num=${id}`)).json();
+  assert.ok(list.length >= 1, 'a pending ticket');
+  const ok = await fetch(`${stack.simUrl}/phone/mobilecert/approve?${new URLSearchParams({ ticket: list[0].sp_ticket })}`, { method: 'POST' });
+  assert.equal(ok.status, 200);
+  let st;
+  for (let i = 0; i < 15; i++) {
+    const r = await agent.get(stack.url(`/login/moica-mobile/status?t=${t}`), { headers: { accept: 'application/json' } });
+    st = r.json();
+    if (st.state !== 'pending') break;
+    await sleep(1000);
+  }
+  assert.equal(st.state, 'done', JSON.stringify(st));
+  const phone = newPhone();
+  const pp = await agent.get(stack.url(st.next));
+  const pf = pp.forms().find((x) => x.has('phone'));
+  const sent = await agent.submit(pf, { phone }, pf.buttons.find((b) => b.value === 'send'));
+  const cf = sent.res.forms().find((x) => x.has('code'));
+  const sms = await stack.readLastSms(phone);
+  secrets.add(sms.code);
+  const done = await agent.submit(cf, { code: sms.code }, cf.buttons.find((b) => b.value === 'verify'));
+  assert.equal(pathOf(done.url), '/account', done.res.pageText().slice(0, 300));
+  const text = done.res.pageText();
+  assert.ok(text.includes(msg('account.bound')), 'the notice');
+  assert.ok(text.includes(msg('account.gold')), 'gold now');
+  assert.ok(text.includes(name), 'the name in the certificate');
+  assert.ok(!text.includes('自填的名字'), 'in place of the typed one');
+  assert.ok(!done.res.text.includes(id), 'the whole ID is never on the page');
+  const bound = (await audit()).filter((e) => e.event === 'person_bound' && e.data.uuid === u.uuid);
+  assert.equal(bound.length, 1);
+  assert.equal(bound[0].data.method, 'moica-mobile');
 });
 
 // ---------------------------------------------------------------- refusals
