@@ -399,6 +399,7 @@ app_init_admin(struct isso_app *app, const struct isso_config *cfg, const char *
 	                 path, &app->store, error_r);
 	if (ret < 0)
 		goto out;
+	store_set_pool_wait(app->store, (unsigned int)cfg->store.pool_wait_ms);
 	ret = app_ensure_keys(app, error_r);
 	if (ret < 0)
 		goto out;

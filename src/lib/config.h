@@ -25,6 +25,8 @@ struct isso_config {
 		char *driver;   /* "sqlite" (default) | "postgresql" */
 		char *path;     /* SQLite file, "var/isso.db" */
 		char *conninfo; /* PostgreSQL connection string */
+		/* ms a call waits for a pooled connection when all are busy */
+		int pool_wait_ms;
 	} store;
 	struct {
 		char *master_key_file; /* "var/master.key", created on first start */
