@@ -23,6 +23,10 @@
 #include "lib/xmalloc.h"
 #include "store/store.h"
 
+/* Waiting for the store at start: 0.5 s, doubling, at most 10 s apart. */
+#define APP_STORE_RETRY_FIRST_MS 500
+#define APP_STORE_RETRY_MAX_MS   10000
+
 int64_t
 app_now(void)
 {
@@ -109,8 +113,10 @@ keys_read(struct isso_app *app, struct jose_keyset **ks_r, struct key_load *kl,
 	int ret;
 
 	*kl = (struct key_load){.app = app, .ks = jose_keyset_new()};
+	/* load_key stops the walk with 1 on a key it cannot take: that is
+	 * the failure in kl, not a success with fewer keys */
 	ret = store_key_list(app->store, load_key, kl);
-	if (ret == 0 && kl->err < 0) {
+	if (ret >= 0 && kl->err < 0) {
 		*error_r = kl->error;
 		ret = kl->err;
 	} else if (ret < 0) {
@@ -367,12 +373,114 @@ out:
 	return ret;
 }
 
-int
-app_init_admin(struct isso_app *app, const struct isso_config *cfg, const char **error_r)
+/* One attempt at the store: open (migrating), then load or create the
+ * signing keys. On failure nothing of it is kept. */
+static int
+app_store_attempt(struct isso_app *app, const struct isso_config *cfg, const char *migrations,
+                  const char **error_r)
+{
+	int ret;
+
+	ret = store_open(cfg->store.driver,
+	                 strcmp(cfg->store.driver, "sqlite") == 0 ? cfg->store.path
+	                                                          : cfg->store.conninfo,
+	                 migrations, &app->store, error_r);
+	if (ret < 0)
+		goto out;
+	store_set_pool_wait(app->store, (unsigned int)cfg->store.pool_wait_ms);
+	ret = app_ensure_keys(app, error_r);
+out:
+	if (ret < 0) {
+		jose_keyset_free(app->keys);
+		app->keys = NULL;
+		store_close(app->store);
+		app->store = NULL;
+	}
+	return ret;
+}
+
+static int64_t
+app_monotonic_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Failures that waiting may cure: the store did not answer. A refused
+ * configuration, a bad migration file or a wrong master key is not. */
+static bool
+app_store_retryable(int ret)
+{
+	return ret == ISSO_ERR_STORE || ret == ISSO_ERR_TIMEOUT || ret == ISSO_ERR_IO;
+}
+
+/* The store, waiting for it with a capped backoff when wait is given. */
+static int
+app_store_open(struct isso_app *app, const struct isso_config *cfg,
+               const struct app_store_wait *wait, const char **error_r)
+{
+	static char errbuf[640];
+	char *path = xasprintf("%s/migrations", cfg->server.datadir);
+	int64_t start = app_monotonic_ms(), limit = (int64_t)cfg->store.start_timeout * 1000;
+	int64_t delay = APP_STORE_RETRY_FIRST_MS;
+	const char *error = NULL;
+	unsigned int attempt;
+	int ret;
+
+	for (attempt = 1;; attempt++) {
+		int64_t elapsed, sleep_ms;
+		char n[16], in[24];
+
+		error = NULL;
+		ret = app_store_attempt(app, cfg, path, &error);
+		if (ret == 0 || wait == NULL || !app_store_retryable(ret))
+			break;
+		elapsed = app_monotonic_ms() - start;
+		if (limit > 0 && elapsed >= limit) {
+			snprintf(errbuf, sizeof(errbuf),
+			         "the store did not answer within store.start_timeout (%d s, %u "
+			         "attempts): %s",
+			         cfg->store.start_timeout, attempt, error != NULL ? error : "?");
+			error = errbuf;
+			break;
+		}
+		sleep_ms = delay;
+		if (limit > 0 && sleep_ms > limit - elapsed)
+			sleep_ms = limit - elapsed;
+		snprintf(n, sizeof(n), "%u", attempt);
+		snprintf(in, sizeof(in), "%lld", (long long)sleep_ms);
+		/* The driver's reason names host and port, never the password. */
+		log_warn("store_waiting", "attempt", n, "retry_in_ms", in, "reason",
+		         error != NULL ? error : "?", NULL);
+		if (!wait->sleep(wait->ctx, (unsigned int)sleep_ms)) {
+			error = "stopped while waiting for the store";
+			ret = ISSO_ERR_IO;
+			break;
+		}
+		delay = delay * 2 > APP_STORE_RETRY_MAX_MS ? APP_STORE_RETRY_MAX_MS : delay * 2;
+	}
+	if (ret == 0 && attempt > 1) {
+		char n[16];
+
+		snprintf(n, sizeof(n), "%u", attempt);
+		log_info("store_reached", "attempts", n, NULL);
+	}
+	if (ret < 0)
+		*error_r = error != NULL ? error : isso_strerror(ret);
+	free(path);
+	return ret;
+}
+
+/* What both issod and issoctl need: master key, store, keys, outbound
+ * policy. */
+static int
+app_init_base(struct isso_app *app, const struct isso_config *cfg,
+              const struct app_store_wait *wait, const char **error_r)
 {
 	struct outbound_policy policy;
 	unsigned char master[32];
-	char *path = NULL;
 	int ret;
 
 	memset(app, 0, sizeof(*app));
@@ -392,15 +500,7 @@ app_init_admin(struct isso_app *app, const struct isso_config *cfg, const char *
 	secret_keys_derive(master, &app->secrets);
 	sodium_memzero(master, sizeof(master));
 
-	path = xasprintf("%s/migrations", cfg->server.datadir);
-	ret = store_open(cfg->store.driver,
-	                 strcmp(cfg->store.driver, "sqlite") == 0 ? cfg->store.path
-	                                                          : cfg->store.conninfo,
-	                 path, &app->store, error_r);
-	if (ret < 0)
-		goto out;
-	store_set_pool_wait(app->store, (unsigned int)cfg->store.pool_wait_ms);
-	ret = app_ensure_keys(app, error_r);
+	ret = app_store_open(app, cfg, wait, error_r);
 	if (ret < 0)
 		goto out;
 	/* issoctl checks agencies' URLs against it */
@@ -408,18 +508,30 @@ app_init_admin(struct isso_app *app, const struct isso_config *cfg, const char *
 	policy.allow = cfg->outbound.allow;
 	ret = outbound_configure(&policy, error_r);
 out:
-	free(path);
 	return ret;
+}
+
+int
+app_init_admin(struct isso_app *app, const struct isso_config *cfg, const char **error_r)
+{
+	return app_init_base(app, cfg, NULL, error_r);
 }
 
 int
 app_init(struct isso_app *app, const struct isso_config *cfg, const char **error_r)
 {
+	return app_init_wait(app, cfg, NULL, error_r);
+}
+
+int
+app_init_wait(struct isso_app *app, const struct isso_config *cfg,
+              const struct app_store_wait *wait, const char **error_r)
+{
 	static char errbuf[512];
 	char *path = NULL, *err = NULL;
 	int ret;
 
-	ret = app_init_admin(app, cfg, error_r);
+	ret = app_init_base(app, cfg, wait, error_r);
 	if (ret < 0)
 		goto out;
 	path = xasprintf("%s/templates", cfg->server.datadir);
