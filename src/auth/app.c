@@ -486,6 +486,7 @@ app_init_base(struct isso_app *app, const struct isso_config *cfg,
 	memset(app, 0, sizeof(*app));
 	app->cfg = cfg;
 	app->issuer = cfg->server.public_url;
+	app->notice_sender = -1;
 
 	/* Out of memory anywhere aborts through one place, jansson included. */
 	json_set_alloc_funcs(xmalloc, free);

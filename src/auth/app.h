@@ -53,6 +53,10 @@ struct isso_app {
 	/* Background threads (issod only, NULL elsewhere): outbound calls and
 	 * other work that must not hold a request thread. */
 	struct worker_pool *workers;
+	/* The SMS notice sender (auth/notice.h): its worker_every id, -1
+	 * when none runs here, and this process's lease owner name. */
+	int notice_sender;
+	char notice_node[24];
 	/* The OpenID Provider's background state (oidc_start), or NULL. */
 	struct oidc_runtime *oidc;
 	/* A precomputed argon2id hash, verified against when a login names no

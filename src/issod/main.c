@@ -12,6 +12,7 @@
 #include "auth/anchor.h"
 #include "auth/app.h"
 #include "auth/method.h"
+#include "auth/notice.h"
 #include "auth/page.h"
 #include "http/http.h"
 #include "lib/config.h"
@@ -155,7 +156,7 @@ main(int argc, char **argv)
 		goto out;
 	}
 	if (worker_pool_new(WORKER_THREADS, WORKER_QUEUE, &app.workers) < 0 ||
-	    oidc_start(&app) < 0 || anchor_start(&app) < 0) {
+	    oidc_start(&app) < 0 || anchor_start(&app) < 0 || notice_start(&app) < 0) {
 		log_error("startup_failed", "reason", "background workers", NULL);
 		goto out;
 	}
