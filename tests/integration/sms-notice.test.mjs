@@ -58,6 +58,12 @@ async function untilEvent(daemon, name, timeoutMs) {
   throw daemon.failure(`did not log ${name} within ${timeoutMs} ms`);
 }
 
+const SANITIZER = /(AddressSanitizer|LeakSanitizer|UndefinedBehaviorSanitizer|runtime error:)/;
+
+function noSanitizerReport(d) {
+  assert.ok(!SANITIZER.test(d.stderr), `${d.name} reported a sanitizer error:\n${d.tail()}`);
+}
+
 before(async () => {
   pg = new Postgres().init();
   // isso-sim's SMS gateway, behind a switch: 503 while gatewayFails.
@@ -142,7 +148,9 @@ test('a notice queued on a node killed before sending it is sent by another node
     assert.ok(!d.stderr.includes(phone), `${d.name} never logs the number`);
     assert.ok(!d.stderr.includes(NOTICE), `${d.name} never logs the text`);
   }
-  // stack.stop() below must not trip over the killed node
-  stack.issod = nodeB;
+  const r = await nodeB.stop();
+  assert.equal(r.code, 0, 'the second node stops cleanly');
+  noSanitizerReport(nodeB);
+  noSanitizerReport(nodeA);
   nodeB = null;
 });

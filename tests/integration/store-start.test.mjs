@@ -62,6 +62,12 @@ function events(daemon, name) {
   }).filter((e) => e?.event === name);
 }
 
+const SANITIZER = /(AddressSanitizer|LeakSanitizer|UndefinedBehaviorSanitizer|runtime error:)/;
+
+function noSanitizerReport(d) {
+  assert.ok(!SANITIZER.test(d.stderr), `${d.name} reported a sanitizer error:\n${d.tail()}`);
+}
+
 before(async () => {
   pg = new Postgres().init();
   stack = await startStack({
@@ -126,6 +132,7 @@ test('started with PostgreSQL down: waits without listening, then serves a login
 
   const r = await d.stop();
   assert.equal(r.code, 0, 'stops cleanly on SIGTERM');
+  noSanitizerReport(d);
 });
 
 test('store.start_timeout passed: issod exits non-zero and says why', T, async () => {
@@ -142,6 +149,7 @@ test('store.start_timeout passed: issod exits non-zero and says why', T, async (
     assert.match(failed[0].reason, /store\.start_timeout \(2 s/);
     assert.ok(events(d, 'store_waiting').length >= 2, 'it tried more than once');
     assert.ok(!d.stderr.includes(PASSWORD), 'the conninfo password is never logged');
+    noSanitizerReport(d);
   } finally {
     pg.start();
   }
@@ -159,6 +167,7 @@ test('SIGTERM while waiting for the store: issod stops at once', T, async () => 
     assert.ok(Date.now() - t0 < 2000, `stopped in ${Date.now() - t0} ms`);
     assert.equal(d.exitCode, 0);
     assert.equal(events(d, 'startup_failed').length, 0);
+    noSanitizerReport(d);
   } finally {
     pg.start();
   }
@@ -173,4 +182,5 @@ test('a store that answers but cannot be used is not waited for', T, async () =>
   assert.notEqual(d.exitCode, 0);
   assert.equal(events(d, 'store_waiting').length, 0);
   assert.match(events(d, 'startup_failed')[0]?.reason ?? '', /master key/);
+  noSanitizerReport(d);
 });
