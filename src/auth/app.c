@@ -416,6 +416,28 @@ app_store_retryable(int ret)
 	return ret == ISSO_ERR_STORE || ret == ISSO_ERR_TIMEOUT || ret == ISSO_ERR_IO;
 }
 
+/* The driver's reason on one line (libpq's spans several): runs of
+ * white space become one space, none at the ends. */
+static const char *
+app_one_line(const char *in, char *out, size_t size)
+{
+	size_t o = 0;
+	bool space = false;
+
+	for (; in != NULL && *in != '\0' && o + 1 < size; in++) {
+		if (*in == ' ' || *in == '\n' || *in == '\t' || *in == '\r') {
+			space = o > 0;
+			continue;
+		}
+		if (space && o + 2 < size)
+			out[o++] = ' ';
+		space = false;
+		out[o++] = *in;
+	}
+	out[o] = '\0';
+	return o > 0 ? out : "?";
+}
+
 /* The store, waiting for it with a capped backoff when wait is given. */
 static int
 app_store_open(struct isso_app *app, const struct isso_config *cfg,
@@ -426,23 +448,27 @@ app_store_open(struct isso_app *app, const struct isso_config *cfg,
 	int64_t start = app_monotonic_ms(), limit = (int64_t)cfg->store.start_timeout * 1000;
 	int64_t delay = APP_STORE_RETRY_FIRST_MS;
 	const char *error = NULL;
+	/* Only a database server can come up later; a SQLite file that
+	 * cannot be opened is a configuration to fix. */
+	bool server = strcmp(cfg->store.driver, "sqlite") != 0;
 	unsigned int attempt;
 	int ret;
 
 	for (attempt = 1;; attempt++) {
 		int64_t elapsed, sleep_ms;
-		char n[16], in[24];
+		char n[16], in[24], why[512];
 
 		error = NULL;
 		ret = app_store_attempt(app, cfg, path, &error);
-		if (ret == 0 || wait == NULL || !app_store_retryable(ret))
+		if (ret == 0 || wait == NULL || !server || !app_store_retryable(ret))
 			break;
 		elapsed = app_monotonic_ms() - start;
 		if (limit > 0 && elapsed >= limit) {
 			snprintf(errbuf, sizeof(errbuf),
 			         "the store did not answer within store.start_timeout (%d s, %u "
 			         "attempts): %s",
-			         cfg->store.start_timeout, attempt, error != NULL ? error : "?");
+			         cfg->store.start_timeout, attempt,
+			         app_one_line(error, why, sizeof(why)));
 			error = errbuf;
 			break;
 		}
@@ -453,7 +479,7 @@ app_store_open(struct isso_app *app, const struct isso_config *cfg,
 		snprintf(in, sizeof(in), "%lld", (long long)sleep_ms);
 		/* The driver's reason names host and port, never the password. */
 		log_warn("store_waiting", "attempt", n, "retry_in_ms", in, "reason",
-		         error != NULL ? error : "?", NULL);
+		         app_one_line(error, why, sizeof(why)), NULL);
 		if (!wait->sleep(wait->ctx, (unsigned int)sleep_ms)) {
 			error = "stopped while waiting for the store";
 			ret = ISSO_ERR_IO;

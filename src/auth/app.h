@@ -82,7 +82,8 @@ struct app_store_wait {
  * server starting) it tries again, 0.5 s doubling to 10 s apart, one
  * store_waiting log line per attempt, until store.start_timeout seconds
  * have passed (0: for ever) or wait->sleep says stop. A refused
- * configuration or migration fails at once. wait NULL: app_init. */
+ * configuration or migration, and a SQLite store, fail at once. wait
+ * NULL: app_init. */
 int app_init_wait(struct isso_app *app, const struct isso_config *cfg,
                   const struct app_store_wait *wait, const char **error_r);
 /* What issoctl needs and nothing more: the master key, the store

@@ -184,3 +184,13 @@ test('a store that answers but cannot be used is not waited for', T, async () =>
   assert.match(events(d, 'startup_failed')[0]?.reason ?? '', /master key/);
   noSanitizerReport(d);
 });
+
+test('a SQLite file that cannot be opened is not waited for', T, async () => {
+  const d = startIssod({ ISSO_STORE_DRIVER: 'sqlite', ISSO_STORE_PATH: path.join(stack.tmp, 'no-such-dir', 'isso.db') });
+  const exited = await Promise.race([d.exited.then(() => true), sleep(limit(10_000)).then(() => false)]);
+  assert.ok(exited, `issod exited: ${d.tail()}`);
+  assert.notEqual(d.exitCode, 0);
+  assert.equal(events(d, 'store_waiting').length, 0);
+  assert.equal(events(d, 'startup_failed').length, 1);
+  noSanitizerReport(d);
+});
