@@ -67,14 +67,14 @@ issod_store_sleep(void *ctx, unsigned int ms)
 		}
 		if (left.tv_sec < 0)
 			return true;
+		/* SIGHUP or an interruption sleeps on; EAGAIN: the time is up */
 		sig = sigtimedwait(w->sigs, NULL, &left);
 		if (sig == SIGTERM || sig == SIGINT) {
 			w->stopped = true;
 			return false;
 		}
 		if (sig < 0 && errno != EINTR)
-			return true; /* EAGAIN: the time is up */
-		                     /* SIGHUP or an interruption: sleep on */
+			return true;
 	}
 }
 
