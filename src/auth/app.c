@@ -23,6 +23,10 @@
 #include "lib/xmalloc.h"
 #include "store/store.h"
 
+/* Waiting for the store at start: 0.5 s, doubling, at most 10 s apart. */
+#define APP_STORE_RETRY_FIRST_MS 500
+#define APP_STORE_RETRY_MAX_MS   10000
+
 int64_t
 app_now(void)
 {
@@ -109,8 +113,10 @@ keys_read(struct isso_app *app, struct jose_keyset **ks_r, struct key_load *kl,
 	int ret;
 
 	*kl = (struct key_load){.app = app, .ks = jose_keyset_new()};
+	/* load_key stops the walk with 1 on a key it cannot take: that is
+	 * the failure in kl, not a success with fewer keys */
 	ret = store_key_list(app->store, load_key, kl);
-	if (ret == 0 && kl->err < 0) {
+	if (ret >= 0 && kl->err < 0) {
 		*error_r = kl->error;
 		ret = kl->err;
 	} else if (ret < 0) {
@@ -367,17 +373,146 @@ out:
 	return ret;
 }
 
-int
-app_init_admin(struct isso_app *app, const struct isso_config *cfg, const char **error_r)
+/* One attempt at the store: open (migrating), then load or create the
+ * signing keys. On failure nothing of it is kept. */
+static int
+app_store_attempt(struct isso_app *app, const struct isso_config *cfg, const char *migrations,
+                  const char **error_r)
+{
+	int ret;
+
+	ret = store_open(cfg->store.driver,
+	                 strcmp(cfg->store.driver, "sqlite") == 0 ? cfg->store.path
+	                                                          : cfg->store.conninfo,
+	                 migrations, &app->store, error_r);
+	if (ret < 0)
+		goto out;
+	store_set_pool_wait(app->store, (unsigned int)cfg->store.pool_wait_ms);
+	ret = app_ensure_keys(app, error_r);
+out:
+	if (ret < 0) {
+		jose_keyset_free(app->keys);
+		app->keys = NULL;
+		store_close(app->store);
+		app->store = NULL;
+	}
+	return ret;
+}
+
+static int64_t
+app_monotonic_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Failures that waiting may cure: the store did not answer. A refused
+ * configuration, a bad migration file or a wrong master key is not. */
+static bool
+app_store_retryable(int ret)
+{
+	return ret == ISSO_ERR_STORE || ret == ISSO_ERR_TIMEOUT || ret == ISSO_ERR_IO;
+}
+
+/* The driver's reason on one line (libpq's spans several): runs of
+ * white space become one space, none at the ends. */
+static const char *
+app_one_line(const char *in, char *out, size_t size)
+{
+	size_t o = 0;
+	bool space = false;
+
+	for (; in != NULL && *in != '\0' && o + 1 < size; in++) {
+		if (*in == ' ' || *in == '\n' || *in == '\t' || *in == '\r') {
+			space = o > 0;
+			continue;
+		}
+		if (space && o + 2 < size)
+			out[o++] = ' ';
+		space = false;
+		out[o++] = *in;
+	}
+	out[o] = '\0';
+	return o > 0 ? out : "?";
+}
+
+/* The store, waiting for it with a capped backoff when wait is given. */
+static int
+app_store_open(struct isso_app *app, const struct isso_config *cfg,
+               const struct app_store_wait *wait, const char **error_r)
+{
+	static char errbuf[640];
+	char *path = xasprintf("%s/migrations", cfg->server.datadir);
+	int64_t start = app_monotonic_ms(), limit = (int64_t)cfg->store.start_timeout * 1000;
+	int64_t delay = APP_STORE_RETRY_FIRST_MS;
+	const char *error = NULL;
+	/* Only a database server can come up later; a SQLite file that
+	 * cannot be opened is a configuration to fix. */
+	bool server = strcmp(cfg->store.driver, "sqlite") != 0;
+	unsigned int attempt;
+	int ret;
+
+	for (attempt = 1;; attempt++) {
+		int64_t elapsed, sleep_ms;
+		char n[16], in[24], why[512];
+
+		error = NULL;
+		ret = app_store_attempt(app, cfg, path, &error);
+		if (ret == 0 || wait == NULL || !server || !app_store_retryable(ret))
+			break;
+		elapsed = app_monotonic_ms() - start;
+		if (limit > 0 && elapsed >= limit) {
+			snprintf(errbuf, sizeof(errbuf),
+			         "the store did not answer within store.start_timeout (%d s, %u "
+			         "attempts): %s",
+			         cfg->store.start_timeout, attempt,
+			         app_one_line(error, why, sizeof(why)));
+			error = errbuf;
+			break;
+		}
+		sleep_ms = delay;
+		if (limit > 0 && sleep_ms > limit - elapsed)
+			sleep_ms = limit - elapsed;
+		snprintf(n, sizeof(n), "%u", attempt);
+		snprintf(in, sizeof(in), "%lld", (long long)sleep_ms);
+		/* The driver's reason names host and port, never the password. */
+		log_warn("store_waiting", "attempt", n, "retry_in_ms", in, "reason",
+		         app_one_line(error, why, sizeof(why)), NULL);
+		if (!wait->sleep(wait->ctx, (unsigned int)sleep_ms)) {
+			error = "stopped while waiting for the store";
+			ret = ISSO_ERR_IO;
+			break;
+		}
+		delay = delay * 2 > APP_STORE_RETRY_MAX_MS ? APP_STORE_RETRY_MAX_MS : delay * 2;
+	}
+	if (ret == 0 && attempt > 1) {
+		char n[16];
+
+		snprintf(n, sizeof(n), "%u", attempt);
+		log_info("store_reached", "attempts", n, NULL);
+	}
+	if (ret < 0)
+		*error_r = error != NULL ? error : isso_strerror(ret);
+	free(path);
+	return ret;
+}
+
+/* What both issod and issoctl need: master key, store, keys, outbound
+ * policy. */
+static int
+app_init_base(struct isso_app *app, const struct isso_config *cfg,
+              const struct app_store_wait *wait, const char **error_r)
 {
 	struct outbound_policy policy;
 	unsigned char master[32];
-	char *path = NULL;
 	int ret;
 
 	memset(app, 0, sizeof(*app));
 	app->cfg = cfg;
 	app->issuer = cfg->server.public_url;
+	app->notice_sender = -1;
 
 	/* Out of memory anywhere aborts through one place, jansson included. */
 	json_set_alloc_funcs(xmalloc, free);
@@ -392,14 +527,7 @@ app_init_admin(struct isso_app *app, const struct isso_config *cfg, const char *
 	secret_keys_derive(master, &app->secrets);
 	sodium_memzero(master, sizeof(master));
 
-	path = xasprintf("%s/migrations", cfg->server.datadir);
-	ret = store_open(cfg->store.driver,
-	                 strcmp(cfg->store.driver, "sqlite") == 0 ? cfg->store.path
-	                                                          : cfg->store.conninfo,
-	                 path, &app->store, error_r);
-	if (ret < 0)
-		goto out;
-	ret = app_ensure_keys(app, error_r);
+	ret = app_store_open(app, cfg, wait, error_r);
 	if (ret < 0)
 		goto out;
 	/* issoctl checks agencies' URLs against it */
@@ -407,18 +535,30 @@ app_init_admin(struct isso_app *app, const struct isso_config *cfg, const char *
 	policy.allow = cfg->outbound.allow;
 	ret = outbound_configure(&policy, error_r);
 out:
-	free(path);
 	return ret;
+}
+
+int
+app_init_admin(struct isso_app *app, const struct isso_config *cfg, const char **error_r)
+{
+	return app_init_base(app, cfg, NULL, error_r);
 }
 
 int
 app_init(struct isso_app *app, const struct isso_config *cfg, const char **error_r)
 {
+	return app_init_wait(app, cfg, NULL, error_r);
+}
+
+int
+app_init_wait(struct isso_app *app, const struct isso_config *cfg,
+              const struct app_store_wait *wait, const char **error_r)
+{
 	static char errbuf[512];
 	char *path = NULL, *err = NULL;
 	int ret;
 
-	ret = app_init_admin(app, cfg, error_r);
+	ret = app_init_base(app, cfg, wait, error_r);
 	if (ret < 0)
 		goto out;
 	path = xasprintf("%s/templates", cfg->server.datadir);

@@ -5,6 +5,7 @@
 #define ISSO_APP_H
 
 #include <jansson.h>
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "lib/config.h"
@@ -52,6 +53,10 @@ struct isso_app {
 	/* Background threads (issod only, NULL elsewhere): outbound calls and
 	 * other work that must not hold a request thread. */
 	struct worker_pool *workers;
+	/* The SMS notice sender (auth/notice.h): its worker_every id, -1
+	 * when none runs here, and this process's lease owner name. */
+	int notice_sender;
+	char notice_node[24];
 	/* The OpenID Provider's background state (oidc_start), or NULL. */
 	struct oidc_runtime *oidc;
 	/* A precomputed argon2id hash, verified against when a login names no
@@ -65,6 +70,22 @@ struct isso_app {
  * signing keys, compiles templates and catalogues. Returns 0 or an
  * ISSO_ERR_* with *error_r (static or owned by app). */
 int app_init(struct isso_app *app, const struct isso_config *cfg, const char **error_r);
+
+/* How issod waits at start for a store that does not answer yet. */
+struct app_store_wait {
+	/* Sleeps up to ms; false when the wait must end (issod was told to
+	 * stop). */
+	bool (*sleep)(void *ctx, unsigned int ms);
+	void *ctx;
+};
+/* app_init, but while the store does not answer (a connection refused, a
+ * server starting) it tries again, 0.5 s doubling to 10 s apart, one
+ * store_waiting log line per attempt, until store.start_timeout seconds
+ * have passed (0: for ever) or wait->sleep says stop. A refused
+ * configuration or migration, and a SQLite store, fail at once. wait
+ * NULL: app_init. */
+int app_init_wait(struct isso_app *app, const struct isso_config *cfg,
+                  const struct app_store_wait *wait, const char **error_r);
 /* What issoctl needs and nothing more: the master key, the store
  * (migrated), the signing keys and the outbound policy; no templates,
  * catalogues, connectors or certificate roots. app_free frees it. */

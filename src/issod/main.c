@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <getopt.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,6 +12,7 @@
 #include "auth/anchor.h"
 #include "auth/app.h"
 #include "auth/method.h"
+#include "auth/notice.h"
 #include "auth/page.h"
 #include "http/http.h"
 #include "lib/config.h"
@@ -33,6 +35,49 @@ usage(FILE *f)
 	      f);
 }
 
+/* Waiting for the store at start: SIGTERM or SIGINT ends the wait at once. */
+struct issod_wait {
+	const sigset_t *sigs;
+	bool stopped;
+};
+
+static bool
+issod_store_sleep(void *ctx, unsigned int ms)
+{
+	struct issod_wait *w = ctx;
+	struct timespec now, end;
+
+	clock_gettime(CLOCK_MONOTONIC, &end);
+	end.tv_sec += (time_t)(ms / 1000);
+	end.tv_nsec += (long)(ms % 1000) * 1000000L;
+	if (end.tv_nsec >= 1000000000L) {
+		end.tv_sec++;
+		end.tv_nsec -= 1000000000L;
+	}
+	for (;;) {
+		struct timespec left;
+		int sig;
+
+		clock_gettime(CLOCK_MONOTONIC, &now);
+		left.tv_sec = end.tv_sec - now.tv_sec;
+		left.tv_nsec = end.tv_nsec - now.tv_nsec;
+		if (left.tv_nsec < 0) {
+			left.tv_sec--;
+			left.tv_nsec += 1000000000L;
+		}
+		if (left.tv_sec < 0)
+			return true;
+		/* SIGHUP or an interruption sleeps on; EAGAIN: the time is up */
+		sig = sigtimedwait(w->sigs, NULL, &left);
+		if (sig == SIGTERM || sig == SIGINT) {
+			w->stopped = true;
+			return false;
+		}
+		if (sig < 0 && errno != EINTR)
+			return true;
+	}
+}
+
 /* Error answers: JSON on the legacy API's machine paths, pages elsewhere. */
 static void
 issod_http_error(struct http_req *req, int status, void *ctx)
@@ -53,6 +98,8 @@ main(int argc, char **argv)
 	struct isso_app app;
 	struct http_server_settings hs;
 	struct http_server *srv = NULL;
+	struct app_store_wait store_wait;
+	struct issod_wait waiting = {.sigs = NULL, .stopped = false};
 	const char *config_path = NULL, *error = NULL;
 	sigset_t sigs;
 	int c, sig, level, status = 1;
@@ -88,8 +135,19 @@ main(int argc, char **argv)
 	pthread_sigmask(SIG_BLOCK, &sigs, NULL);
 	signal(SIGPIPE, SIG_IGN);
 
-	if (app_init(&app, &cfg, &error) < 0) {
-		log_error("startup_failed", "reason", error, NULL);
+	/* Until the store answers (and is migrated, and the signing keys are
+	 * there) issod does not listen: nothing could be served without them,
+	 * and a load balancer's health check sees the node down. */
+	store_wait.sleep = issod_store_sleep;
+	store_wait.ctx = &waiting;
+	waiting.sigs = &sigs;
+	if (app_init_wait(&app, &cfg, &store_wait, &error) < 0) {
+		if (waiting.stopped) {
+			log_info("stopping", "detail", "stopped while waiting for the store", NULL);
+			status = 0;
+		} else {
+			log_error("startup_failed", "reason", error, NULL);
+		}
 		goto out;
 	}
 	method_log_unavailable(&app);
@@ -98,7 +156,7 @@ main(int argc, char **argv)
 		goto out;
 	}
 	if (worker_pool_new(WORKER_THREADS, WORKER_QUEUE, &app.workers) < 0 ||
-	    oidc_start(&app) < 0 || anchor_start(&app) < 0) {
+	    oidc_start(&app) < 0 || anchor_start(&app) < 0 || notice_start(&app) < 0) {
 		log_error("startup_failed", "reason", "background workers", NULL);
 		goto out;
 	}

@@ -25,6 +25,11 @@ struct isso_config {
 		char *driver;   /* "sqlite" (default) | "postgresql" */
 		char *path;     /* SQLite file, "var/isso.db" */
 		char *conninfo; /* PostgreSQL connection string */
+		/* seconds issod waits at start for a store it cannot reach,
+		 * 300; 0: for ever */
+		int start_timeout;
+		/* ms a call waits for a pooled connection when all are busy */
+		int pool_wait_ms;
 	} store;
 	struct {
 		char *master_key_file; /* "var/master.key", created on first start */

@@ -412,6 +412,12 @@ struct metrics_family metrics_store_duration =
     METRICS_FAMILY("isso_store_call_duration_seconds", "Time of each call into the store backend.",
                    METRICS_HISTOGRAM, 0, NULL, NULL, metrics_latency_bounds,
                    ISSO_N_ELEMENTS(metrics_latency_bounds));
+struct metrics_family metrics_store_pool_waits =
+    METRICS_FAMILY("isso_store_pool_waits_total",
+                   "Store calls that found every pooled connection busy and waited: result "
+                   "acquired (one came free) or timeout (store.pool_wait_ms passed; the call "
+                   "failed as if the store were down).",
+                   METRICS_COUNTER, 1, "result", NULL, NULL, 0);
 
 void
 metrics_login(const char *method, bool completed)
@@ -450,12 +456,19 @@ metrics_store_call(uint64_t ns)
 	metrics_histogram_observe(&metrics_store_duration, NULL, NULL, ns);
 }
 
+void
+metrics_store_pool_wait(bool timed_out)
+{
+	metrics_counter_add(&metrics_store_pool_waits, timed_out ? "timeout" : "acquired", NULL, 1);
+}
+
 int
 metrics_render_all(struct buf *out)
 {
-	struct metrics_family *const all[] = {&metrics_logins,         &metrics_tokens,
-	                                      &metrics_client_auths,   &metrics_http_duration,
-	                                      &metrics_http_responses, &metrics_store_duration};
+	struct metrics_family *const all[] = {&metrics_logins,          &metrics_tokens,
+	                                      &metrics_client_auths,    &metrics_http_duration,
+	                                      &metrics_http_responses,  &metrics_store_duration,
+	                                      &metrics_store_pool_waits};
 	int ret = 0;
 
 	for (size_t i = 0; i < ISSO_N_ELEMENTS(all) && ret == 0; i++)

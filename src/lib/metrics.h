@@ -126,10 +126,13 @@ void metrics_client_auth(const char *method, bool accepted);
 void metrics_http_request(const char *route, int status, uint64_t ns);
 /* One call into the store backend and its duration. */
 void metrics_store_call(uint64_t ns);
+/* A call had to wait for a pooled store connection: it got one, or the
+ * pool's deadline passed (store.pool_wait_ms). */
+void metrics_store_pool_wait(bool timed_out);
 /* Appends every family above. Returns 0 or ISSO_ERR_LIMIT. */
 int metrics_render_all(struct buf *out);
 /* The families, for tests. */
 extern struct metrics_family metrics_logins, metrics_tokens, metrics_client_auths,
-    metrics_http_duration, metrics_http_responses, metrics_store_duration;
+    metrics_http_duration, metrics_http_responses, metrics_store_duration, metrics_store_pool_waits;
 
 #endif

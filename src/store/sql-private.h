@@ -21,6 +21,8 @@ struct sql_db {
 	struct sql_conn *idle; /* connections not in use */
 	unsigned int n_conns;  /* open connections, idle or not */
 	unsigned int max_conns;
+	/* How long sql_acquire waits for a busy pool, ms; 0: no deadline. */
+	unsigned int wait_ms;
 };
 
 struct sql_conn {

@@ -3,11 +3,14 @@
  * dispatch to the dialect driver (sqlite/sql-sqlite.c, pgsql/sql-pgsql.c). */
 #include "store/sql-private.h"
 
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "lib/isso.h"
 #include "lib/log.h"
+#include "lib/metrics.h"
 #include "lib/xmalloc.h"
 #include "store/store-private.h"
 
@@ -117,6 +120,7 @@ sql_db_open(const struct sql_dialect *dialect, const char *dsn, const struct sql
             unsigned int n_stmts, struct sql_db **db_r, const char **error_r)
 {
 	struct sql_db *db = xcalloc(1, sizeof(*db));
+	pthread_condattr_t attr;
 	int ret;
 
 	*db_r = NULL;
@@ -127,8 +131,14 @@ sql_db_open(const struct sql_dialect *dialect, const char *dsn, const struct sql
 	db->sql = xcalloc(n_stmts > 0 ? n_stmts : 1, sizeof(*db->sql));
 	db->n_params = xcalloc(n_stmts > 0 ? n_stmts : 1, sizeof(*db->n_params));
 	db->max_conns = 1;
+	db->wait_ms = SQL_POOL_WAIT_MS;
 	pthread_mutex_init(&db->lock, NULL);
-	pthread_cond_init(&db->cond, NULL);
+	/* The pool's deadline is on the monotonic clock: setting the time
+	 * of day must not cut a wait short or stretch it. */
+	pthread_condattr_init(&attr);
+	pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
+	pthread_cond_init(&db->cond, &attr);
+	pthread_condattr_destroy(&attr);
 	for (unsigned int i = 0; i < n_stmts; i++) {
 		const char *text = sql_variant(dialect, &stmts[i]);
 
@@ -151,6 +161,16 @@ out:
 	return ret;
 }
 
+void
+sql_db_pool(struct sql_db *db, unsigned int max_conns, unsigned int wait_ms)
+{
+	pthread_mutex_lock(&db->lock);
+	if (max_conns != 0 && max_conns < db->max_conns)
+		db->max_conns = max_conns;
+	db->wait_ms = wait_ms;
+	pthread_mutex_unlock(&db->lock);
+}
+
 const char *
 sql_db_dialect_name(const struct sql_db *db)
 {
@@ -158,6 +178,38 @@ sql_db_dialect_name(const struct sql_db *db)
 }
 
 /* ---- the pool ---- */
+
+/* With db->lock held: waits until a connection is idle or may be opened.
+ * false when the pool's deadline passed first. */
+static bool
+sql_pool_wait(struct sql_db *db)
+{
+	struct timespec deadline;
+	bool waited = false, ok = true;
+
+	while (db->idle == NULL && db->n_conns >= db->max_conns) {
+		if (!waited) {
+			waited = true;
+			clock_gettime(CLOCK_MONOTONIC, &deadline);
+			deadline.tv_sec += (time_t)(db->wait_ms / 1000);
+			deadline.tv_nsec += (long)(db->wait_ms % 1000) * 1000000L;
+			if (deadline.tv_nsec >= 1000000000L) {
+				deadline.tv_sec++;
+				deadline.tv_nsec -= 1000000000L;
+			}
+		}
+		if (db->wait_ms == 0) {
+			pthread_cond_wait(&db->cond, &db->lock);
+		} else if (pthread_cond_timedwait(&db->cond, &db->lock, &deadline) == ETIMEDOUT &&
+		           db->idle == NULL && db->n_conns >= db->max_conns) {
+			ok = false;
+			break;
+		}
+	}
+	if (waited)
+		metrics_store_pool_wait(!ok);
+	return ok;
+}
 
 int
 sql_acquire(struct sql_db *db, struct sql_conn **conn_r, const char **error_r)
@@ -169,8 +221,14 @@ sql_acquire(struct sql_db *db, struct sql_conn **conn_r, const char **error_r)
 	*conn_r = NULL;
 	pthread_mutex_lock(&db->lock);
 	for (;;) {
-		while (db->idle == NULL && db->n_conns >= db->max_conns)
-			pthread_cond_wait(&db->cond, &db->lock);
+		if (!sql_pool_wait(db)) {
+			pthread_mutex_unlock(&db->lock);
+			log_warn("store_pool_timeout", "driver", db->dialect->name, "detail",
+			         "no connection of the pool became free in time", NULL);
+			if (error_r != NULL)
+				*error_r = "every connection of the pool is busy";
+			return ISSO_ERR_STORE;
+		}
 		if (db->idle == NULL)
 			break;
 		c = db->idle;
@@ -193,9 +251,11 @@ sql_acquire(struct sql_db *db, struct sql_conn **conn_r, const char **error_r)
 
 	ret = db->dialect->connect(db, &c, &error);
 	if (ret < 0) {
-		log_error("store_sql_connect", "driver", db->dialect->name, "error", error, NULL);
 		if (error_r != NULL)
 			*error_r = error;
+		else
+			log_error("store_sql_connect", "driver", db->dialect->name, "error", error,
+			          NULL);
 		pthread_mutex_lock(&db->lock);
 		db->n_conns--;
 		pthread_cond_signal(&db->cond);

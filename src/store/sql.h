@@ -51,6 +51,13 @@ int sql_db_open(const struct sql_dialect *dialect, const char *dsn,
                 const char **error_r);
 /* Closes every pooled connection. No connection may be in use. */
 void sql_db_close(struct sql_db *db);
+/* A request waits at most SQL_POOL_WAIT_MS for a busy pool by default. */
+#define SQL_POOL_WAIT_MS 3000
+/* Sets how long sql_acquire waits for a connection when the pool is full
+ * (wait_ms; 0: without a deadline) and, when max_conns is not 0, lowers
+ * the pool to at most max_conns connections (never above the dialect's
+ * own limit). Call before the pool is in use. */
+void sql_db_pool(struct sql_db *db, unsigned int max_conns, unsigned int wait_ms);
 /* "sqlite" or "postgresql" (also the migrations folder's name). */
 const char *sql_db_dialect_name(const struct sql_db *db);
 
@@ -60,8 +67,10 @@ const char *sql_db_dialect_name(const struct sql_db *db);
 int sql_translate(const char *sql, char mark, char **out_r);
 
 /* Takes a connection from the pool, opening one when none is idle and the
- * pool is not full, else waiting for one. error_r (may be NULL) gets why
- * a new connection failed. */
+ * pool is not full, else waiting for one, up to the pool's deadline
+ * (sql_db_pool): past it ISSO_ERR_STORE, as when the store is down.
+ * error_r gets why a new connection failed; when it is NULL the reason
+ * is logged here instead. */
 int sql_acquire(struct sql_db *db, struct sql_conn **conn_r, const char **error_r);
 /* Gives it back; an open transaction is rolled back first, and a broken
  * connection is closed instead of pooled. NULL is a no-op. */

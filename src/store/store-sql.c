@@ -707,6 +707,12 @@ ss_schema_version(struct store_backend *base, int *version_r)
 	return ret;
 }
 
+static void
+ss_set_pool_wait(struct store_backend *base, unsigned int wait_ms)
+{
+	sql_db_pool(ss_db(base), 0, wait_ms);
+}
+
 /* Readiness: the dialect's own check, then a query answers. */
 static int
 ss_ping(struct store_backend *base, const char **error_r)
@@ -2600,7 +2606,8 @@ ss_role_has(struct store_backend *base, const char *uuid, const char *role, bool
 	.person_bind = ss_person_bind, .client_delete = ss_client_delete, .org_list = ss_org_list, \
 	.org_remove = ss_org_remove, .org_member_remove = ss_org_member_remove,                    \
 	.org_memberships = ss_org_memberships, .role_grant = ss_role_grant,                        \
-	.role_revoke = ss_role_revoke, .role_has = ss_role_has, .client_update = ss_client_update
+	.role_revoke = ss_role_revoke, .role_has = ss_role_has, .client_update = ss_client_update, \
+	.set_pool_wait = ss_set_pool_wait
 
 static int
 ss_open_sqlite(const char *dsn, const char *migrations_dir, struct store_backend **backend_r,

@@ -109,6 +109,13 @@ store_close(struct store *store)
 	free(store);
 }
 
+void
+store_set_pool_wait(struct store *store, unsigned int wait_ms)
+{
+	if (store->driver->set_pool_wait != NULL)
+		store->driver->set_pool_wait(store->backend, wait_ms);
+}
+
 int
 store_schema_version(struct store *store, int *version_r)
 {

@@ -23,6 +23,12 @@ struct store;
 int store_open(const char *driver, const char *dsn, const char *migrations_dir,
                struct store **store_r, const char **error_r);
 void store_close(struct store *store);
+/* How long a call waits for a connection when every pooled one is busy,
+ * in ms (store.pool_wait_ms; 0: without a deadline). Past it the call
+ * fails with ISSO_ERR_STORE, as when the store is down, so a request
+ * answers 503 instead of hanging. Set once after store_open, before the
+ * store is shared by threads. */
+void store_set_pool_wait(struct store *store, unsigned int wait_ms);
 /* The schema version after migrations. */
 int store_schema_version(struct store *store, int *version_r);
 /* A cheap round trip that says whether the store can serve requests

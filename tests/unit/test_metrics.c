@@ -260,6 +260,9 @@ test_isso_families(void **state)
 	metrics_http_request(NULL, 404, 1000);
 	metrics_http_request("/x", 999, 1000);
 	metrics_store_call(1000);
+	metrics_store_pool_wait(false);
+	metrics_store_pool_wait(true);
+	metrics_store_pool_wait(true);
 	assert_int_equal(metrics_counter_get(&metrics_logins, "taipeipass", "completed"), 1);
 	assert_int_equal(metrics_counter_get(&metrics_logins, "taipeipass", "failed"), 1);
 	assert_int_equal(metrics_counter_get(&metrics_logins, "unknown", "failed"), 1);
@@ -272,6 +275,8 @@ test_isso_families(void **state)
 	assert_non_null(
 	    strstr(b.data, "isso_http_request_duration_seconds_count{route=\"(none)\"} 1\n"));
 	assert_non_null(strstr(b.data, "isso_store_call_duration_seconds_count 1\n"));
+	assert_non_null(strstr(b.data, "isso_store_pool_waits_total{result=\"acquired\"} 1\n"));
+	assert_non_null(strstr(b.data, "isso_store_pool_waits_total{result=\"timeout\"} 2\n"));
 	buf_free(&b);
 	/* a full buffer is an error, not a truncated exposition */
 	buf_init(&b, 64);

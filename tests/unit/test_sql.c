@@ -11,13 +11,16 @@
 
 #include <cmocka.h>
 #include <libpq-fe.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "lib/isso.h"
 #include "lib/log.h"
+#include "lib/metrics.h"
 #include "store/sql.h"
 
 static const char *test_driver = "sqlite";
@@ -493,6 +496,82 @@ test_pgsql_change_not_repeated(void **state)
 	assert_int_equal(get(f->db, "ctr"), ok);
 }
 
+/* ---- the pool's deadline ---- */
+
+static int64_t
+now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+struct waiter {
+	struct sql_db *db;
+	int ret;
+	bool got_stmt;
+	int64_t waited_ms;
+};
+
+/* A request's query on another thread, timed. */
+static void *
+waiter_run(void *arg)
+{
+	struct waiter *w = arg;
+	struct sql_stmt *st = NULL;
+	int64_t t0 = now_ms();
+
+	w->ret = sql_query(w->db, T_COUNT, &st);
+	w->waited_ms = now_ms() - t0;
+	w->got_stmt = st != NULL;
+	if (w->ret == 0)
+		w->ret = sql_exec(st, NULL);
+	sql_finish(st);
+	return NULL;
+}
+
+/* Every connection of the pool busy: a call waits for the pool's
+ * deadline, then fails as if the store were down (ISSO_ERR_STORE), and
+ * /metrics counts it; a connection given back in time is taken. */
+static void
+test_pool_wait_deadline(void **state)
+{
+	struct fixture *f = *state;
+	struct sql_conn *held = NULL;
+	struct waiter w = {.db = f->db};
+	pthread_t th;
+	uint64_t timeouts = metrics_counter_get(&metrics_store_pool_waits, "timeout", NULL);
+
+	sql_db_pool(f->db, 1, 400);
+	assert_int_equal(sql_acquire(f->db, &held, NULL), 0);
+	assert_int_equal(pthread_create(&th, NULL, waiter_run, &w), 0);
+	assert_int_equal(pthread_join(th, NULL), 0);
+	assert_int_equal(w.ret, ISSO_ERR_STORE);
+	assert_false(w.got_stmt);
+	assert_true(w.waited_ms >= 400);
+	assert_true(w.waited_ms < 20000);
+	assert_int_equal(metrics_counter_get(&metrics_store_pool_waits, "timeout", NULL),
+	                 timeouts + 1);
+
+	/* Given back before the deadline: the waiting call gets it. */
+	sql_db_pool(f->db, 1, 30000);
+	memset(&w, 0, sizeof(w));
+	w.db = f->db;
+	assert_int_equal(pthread_create(&th, NULL, waiter_run, &w), 0);
+	usleep(200 * 1000);
+	sql_release(held);
+	assert_int_equal(pthread_join(th, NULL), 0);
+	assert_int_equal(w.ret, 0);
+	assert_true(w.got_stmt);
+	assert_true(w.waited_ms < 30000);
+	assert_int_equal(metrics_counter_get(&metrics_store_pool_waits, "timeout", NULL),
+	                 timeouts + 1);
+	/* and the pool is whole again */
+	assert_int_equal(put(f->db, "after", 1, NULL), 0);
+	assert_int_equal(get(f->db, "after"), 1);
+}
+
 int
 main(void)
 {
@@ -505,6 +584,7 @@ main(void)
 	    cmocka_unit_test_setup_teardown(test_transaction_rollback, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_errors, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_pgsql_change_not_repeated, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_pool_wait_deadline, setup, teardown),
 	};
 
 	if (drv != NULL && drv[0] != '\0')

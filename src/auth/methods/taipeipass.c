@@ -55,11 +55,11 @@
 #include "auth/devkey.h"
 #include "auth/flow.h"
 #include "auth/method.h"
+#include "auth/notice.h"
 #include "auth/otp.h"
 #include "auth/page.h"
 #include "auth/person.h"
 #include "auth/qr.h"
-#include "conn/sms.h"
 #include "auth/throttle.h"
 #include "http/csrf.h"
 #include "http/i18n.h"
@@ -1198,7 +1198,7 @@ app_enrol_notify(struct isso_app *app, const char *uuid)
 		goto out;
 	phone = json_string_value(json_object_get(pii, "phone"));
 	if (phone != NULL && phone[0] != '\0' &&
-	    conn_sms_queue(app->sms, phone, i18n_get(zh, "tp.device_enrolled_sms")) < 0)
+	    notice_sms_queue(app, phone, i18n_get(zh, "tp.device_enrolled_sms")) < 0)
 		log_warn("tpapp_enrol_notice_failed", NULL);
 out:
 	json_decref(pii);
@@ -1808,15 +1808,15 @@ forgot_start(struct isso_app *app, struct http_req *req)
 
 /* Tells the member by SMS, on the number the reset was proven with, that
  * the password changed and earlier logins ended, so a reset the member did
- * not make (a SIM swap) does not go unnoticed. Through the outbox, like
- * the reset's code. iSSO has no e-mail sender: members with an e-mail
- * address get the SMS only. */
+ * not make (a SIM swap) does not go unnoticed. A store job (notice.h), so
+ * it is sent even when this node dies first. iSSO has no e-mail sender:
+ * members with an e-mail address get the SMS only. */
 static void
 reset_notify(struct isso_app *app, const char *phone)
 {
 	const struct i18n_catalog *zh = i18n_catalog(app->i18n, "zh-TW");
 
-	if (conn_sms_queue(app->sms, phone, i18n_get(zh, "tp.reset_notice_sms")) < 0)
+	if (notice_sms_queue(app, phone, i18n_get(zh, "tp.reset_notice_sms")) < 0)
 		log_warn("reset_notice_failed", NULL);
 }
 
