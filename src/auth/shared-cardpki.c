@@ -29,21 +29,21 @@ struct pki_settings {
 	int crl_cache_seconds; /* a fetched CRL is reused until min(nextUpdate, this) */
 };
 
-#define O(key, type, field, def, lo, hi)                                                           \
+#define PKI_OPT(key, type, field, def, lo, hi)                                                     \
 	{                                                                                          \
 		key, type, offsetof(struct pki_settings, field), def, lo, hi, false                \
 	}
 
 static const struct config_option pki_options[] = {
-    O("mode", CONFIG_OPT_STRING, mode, "http", 0, 0),
-    O("url", CONFIG_OPT_URL, url, "", 0, 0),
-    O("timeout_ms", CONFIG_OPT_INT, timeout_ms, "5000", 100, 600000),
-    O("roots", CONFIG_OPT_STRING, roots, "var/pki/roots.pem", 0, 0),
-    O("intermediates", CONFIG_OPT_STRING, intermediates, "var/pki/chain.pem", 0, 0),
-    O("ocsp_url", CONFIG_OPT_URL, ocsp_url, "", 0, 0),
-    O("crl_url", CONFIG_OPT_URL, crl_url, "", 0, 0),
-    O("revocation", CONFIG_OPT_STRING, revocation, "ocsp,crl", 0, 0),
-    O("crl_cache_seconds", CONFIG_OPT_INT, crl_cache_seconds, "3600", 0, 604800),
+    PKI_OPT("mode", CONFIG_OPT_STRING, mode, "http", 0, 0),
+    PKI_OPT("url", CONFIG_OPT_URL, url, "", 0, 0),
+    PKI_OPT("timeout_ms", CONFIG_OPT_INT, timeout_ms, "5000", 100, 600000),
+    PKI_OPT("roots", CONFIG_OPT_STRING, roots, "var/pki/roots.pem", 0, 0),
+    PKI_OPT("intermediates", CONFIG_OPT_STRING, intermediates, "var/pki/chain.pem", 0, 0),
+    PKI_OPT("ocsp_url", CONFIG_OPT_URL, ocsp_url, "", 0, 0),
+    PKI_OPT("crl_url", CONFIG_OPT_URL, crl_url, "", 0, 0),
+    PKI_OPT("revocation", CONFIG_OPT_STRING, revocation, "ocsp,crl", 0, 0),
+    PKI_OPT("crl_cache_seconds", CONFIG_OPT_INT, crl_cache_seconds, "3600", 0, 604800),
     {NULL, 0, 0, NULL, 0, 0, false},
 };
 

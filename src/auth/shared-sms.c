@@ -16,7 +16,7 @@ struct sms_settings {
 	int timeout_ms;
 };
 
-#define O(key, type, field, def, lo, hi, secret)                                                   \
+#define SMS_OPT(key, type, field, def, lo, hi, secret)                                             \
 	{                                                                                          \
 		key, type, offsetof(struct sms_settings, field), def, lo, hi, secret               \
 	}
@@ -24,11 +24,11 @@ struct sms_settings {
 /* No working defaults: the simulator's settings belong in the
  * development and test configuration (scripts/run.sh, tests' harness). */
 static const struct config_option sms_options[] = {
-    O("mode", CONFIG_OPT_STRING, mode, "http", 0, 0, false),
-    O("url", CONFIG_OPT_URL, url, "", 0, 0, false),
-    O("username", CONFIG_OPT_STRING, username, "", 0, 0, false),
-    O("password", CONFIG_OPT_STRING, password, "", 0, 0, true),
-    O("timeout_ms", CONFIG_OPT_INT, timeout_ms, "5000", 100, 600000, false),
+    SMS_OPT("mode", CONFIG_OPT_STRING, mode, "http", 0, 0, false),
+    SMS_OPT("url", CONFIG_OPT_URL, url, "", 0, 0, false),
+    SMS_OPT("username", CONFIG_OPT_STRING, username, "", 0, 0, false),
+    SMS_OPT("password", CONFIG_OPT_STRING, password, "", 0, 0, true),
+    SMS_OPT("timeout_ms", CONFIG_OPT_INT, timeout_ms, "5000", 100, 600000, false),
     {NULL, 0, 0, NULL, 0, 0, false},
 };
 
