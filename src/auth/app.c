@@ -7,14 +7,12 @@
 #include <sodium.h>
 
 #include "auth/app.h"
+#include "auth/method.h"
 #include "auth/password.h"
+#include "auth/shared.h"
 #include "conn/cardpki.h"
-#include "conn/moica.h"
-#include "conn/sms.h"
-#include "conn/nhi.h"
 #include "conn/outbound.h"
-#include "conn/telecom.h"
-#include "conn/twfido.h"
+#include "conn/sms.h"
 #include "http/i18n.h"
 #include "http/tmpl.h"
 #include "jose/jose.h"
@@ -195,182 +193,46 @@ app_rotate_keys(struct isso_app *app, const char **error_r)
 	return app_ensure_keys(app, error_r);
 }
 
-/* The reason behind a connector setting that cannot be used, as
- * "<section>.<key>: <why>" (start-up is single-threaded). */
-static char conn_errbuf[512];
-
+/* Every part's settings: the shared connectors', then each method's (in
+ * registry order, so the first offending setting is named). With build
+ * false nothing is kept: the settings are parsed and checked only, and
+ * a key nobody claimed is refused. With build true the shared connectors
+ * are built and each method's init fills app->method_setups. */
 static int
-conn_fail(const char **error_r, const char *section, const char *key, const char *why)
+parts_init(struct isso_app *app, bool build, const char **error_r)
 {
-	snprintf(conn_errbuf, sizeof(conn_errbuf), "%s.%s: %s", section, key, why);
-	*error_r = conn_errbuf;
-	return ISSO_ERR_INVALID;
-}
-
-/* What every connector with a url and an account shares: mode http talks
- * to the real service over https only; the url must pass the outbound
- * policy; the account must be given. */
-static int
-conn_settings_ok(const char *section, const char *mode, const char *url, const char *id_key,
-                 const char *id, const char *secret_key, const char *secret, const char **error_r)
-{
-	const char *why = NULL;
-
-	if (strcmp(mode, "http") == 0 && strncmp(url, "https://", 8) != 0)
-		return conn_fail(error_r, section, "url", "mode http needs an https URL");
-	if (outbound_check_url(url, &why) < 0)
-		return conn_fail(error_r, section, "url", why);
-	if (id_key != NULL && id[0] == '\0')
-		return conn_fail(error_r, section, id_key, "needed with a url");
-	if (secret_key != NULL && secret[0] == '\0')
-		return conn_fail(error_r, section, secret_key, "needed with a url");
-	return 0;
-}
-
-/* The MOICA card method's connector and certificate checks. Without the
- * trust anchors (a server not set up for cards) issod starts anyway:
- * app->cardpki stays NULL, a warning is logged and the method answers
- * with a "not available" page. Anything else wrong is a start-up error. */
-static int
-moica_init(struct isso_app *app, const struct isso_config *cfg, const char **error_r)
-{
-	struct cardpki_settings s;
-	char *ocsp = NULL, *crl = NULL;
-	const char *why = NULL;
-	bool sim = strcmp(cfg->moica.mode, "sim") == 0;
+	struct method_setup scratch;
+	size_t n = 0;
 	int ret;
 
-	if (cfg->moica.url[0] == '\0')
-		return 0; /* unconfigured */
-	ret = conn_settings_ok("moica", cfg->moica.mode, cfg->moica.url, "client_id",
-	                       cfg->moica.client_id, "secret", cfg->moica.secret, error_r);
-	if (ret < 0)
-		goto out;
-	if (!sim && strcmp(cfg->moica.revocation, "none") == 0) {
-		ret =
-		    conn_fail(error_r, "moica", "revocation", "none is for tests (mode sim) only");
-		goto out;
+	if ((ret = shared_sms_init(app, build, error_r)) < 0)
+		return ret;
+	if ((ret = shared_cardpki_init(app, build, error_r)) < 0)
+		return ret;
+	while (methods[n] != NULL)
+		n++;
+	if (build)
+		app->method_setups = xcalloc(n, sizeof(*app->method_setups));
+	for (size_t i = 0; i < n; i++) {
+		struct method_setup *s = build ? &app->method_setups[i] : &scratch;
+
+		memset(&scratch, 0, sizeof(scratch));
+		if (methods[i]->init != NULL &&
+		    (ret = methods[i]->init(app, build, s, error_r)) < 0)
+			return ret;
 	}
-	ret = ISSO_ERR_INVALID;
-	app->moica = conn_moica_new(cfg->moica.url, cfg->moica.client_id, cfg->moica.secret,
-	                            cfg->moica.timeout_ms);
-	if (app->moica == NULL) {
-		*error_r = "moica: bad url or credentials";
-		goto out;
-	}
-	/* isso-sim serves OCSP and the CRL beside its ID check. */
-	ocsp = xstrdup(cfg->moica.ocsp_url);
-	crl = xstrdup(cfg->moica.crl_url);
-	if (sim && ocsp[0] == '\0') {
-		free(ocsp);
-		ocsp = xasprintf("%s/ocsp", cfg->moica.url);
-	}
-	if (sim && crl[0] == '\0') {
-		free(crl);
-		crl = xasprintf("%s/crl", cfg->moica.url);
-	}
-	/* OCSP responses and CRLs are signed: plain http is theirs */
-	if (ocsp[0] != '\0' && outbound_check_url_flags(ocsp, OUTBOUND_PLAIN_HTTP_OK, &why) < 0) {
-		ret = conn_fail(error_r, "moica", "ocsp_url", why);
-		goto out;
-	}
-	if (crl[0] != '\0' && outbound_check_url_flags(crl, OUTBOUND_PLAIN_HTTP_OK, &why) < 0) {
-		ret = conn_fail(error_r, "moica", "crl_url", why);
-		goto out;
-	}
-	if (access(cfg->moica.roots, R_OK) != 0 || access(cfg->moica.intermediates, R_OK) != 0) {
-		log_warn("moica_card_unavailable", "reason",
-		         "moica.roots or moica.intermediates cannot be read", "roots",
-		         cfg->moica.roots, "intermediates", cfg->moica.intermediates, NULL);
-		ret = 0;
-		goto out;
-	}
-	memset(&s, 0, sizeof(s));
-	s.roots_file = cfg->moica.roots;
-	s.intermediates_file = cfg->moica.intermediates;
-	s.ocsp_url = ocsp;
-	s.crl_url = crl;
-	s.revocation = cfg->moica.revocation;
-	s.timeout_ms = cfg->moica.timeout_ms;
-	s.crl_cache_seconds = cfg->moica.crl_cache_seconds;
-	ret = cardpki_new(&s, &app->cardpki, error_r);
-out:
-	free(ocsp);
-	free(crl);
-	return ret;
+	return build ? 0 : config_check_claimed(app->cfg, error_r);
 }
 
-/* The connectors to national services. One without a url is
- * unconfigured: it stays NULL and the methods that need it are not
- * offered (app_log_unavailable). */
-static int
-connectors_init(struct isso_app *app, const struct isso_config *cfg, const char **error_r)
+int
+app_check_config(const struct isso_config *cfg, const char **error_r)
 {
-	int ret = 0;
+	struct isso_app app;
 
-	if (cfg->sms.url[0] != '\0') {
-		ret = conn_settings_ok("sms", cfg->sms.mode, cfg->sms.url, "username",
-		                       cfg->sms.username, "password", cfg->sms.password, error_r);
-		if (ret < 0)
-			goto out;
-		app->sms = conn_sms_new(cfg->sms.url, cfg->sms.username, cfg->sms.password,
-		                        cfg->sms.timeout_ms);
-		if (app->sms == NULL) {
-			ret = conn_fail(error_r, "sms", "url", "must be an http(s) URL");
-			goto out;
-		}
-	}
-	if (cfg->twfido.url[0] != '\0') {
-		ret = conn_settings_ok("twfido", cfg->twfido.mode, cfg->twfido.url, "sp_service_id",
-		                       cfg->twfido.sp_service_id, "key", cfg->twfido.key, error_r);
-		if (ret < 0)
-			goto out;
-		if (strcmp(cfg->twfido.mode, "http") == 0 &&
-		    config_is_sim_twfido_key(cfg->twfido.key)) {
-			ret = conn_fail(error_r, "twfido", "key",
-			                "mode http needs the SP's own key, not isso-sim's");
-			goto out;
-		}
-		app->twfido = conn_twfido_new(cfg->twfido.url, cfg->twfido.sp_service_id,
-		                              cfg->twfido.key, cfg->twfido.timeout_ms);
-		if (app->twfido == NULL) {
-			*error_r = "twfido: bad url, sp_service_id or key";
-			ret = ISSO_ERR_INVALID;
-			goto out;
-		}
-	}
-	if (cfg->telecom.url[0] != '\0') {
-		ret = conn_settings_ok("telecom", cfg->telecom.mode, cfg->telecom.url, "client_id",
-		                       cfg->telecom.client_id, "secret", cfg->telecom.secret,
-		                       error_r);
-		if (ret < 0)
-			goto out;
-		app->telecom = conn_telecom_new(cfg->telecom.url, cfg->telecom.client_id,
-		                                cfg->telecom.secret, cfg->telecom.timeout_ms);
-		if (app->telecom == NULL) {
-			*error_r = "telecom: bad url or credentials";
-			ret = ISSO_ERR_INVALID;
-			goto out;
-		}
-	}
-	ret = moica_init(app, cfg, error_r);
-	if (ret < 0)
-		goto out;
-	if (cfg->nhi.url[0] != '\0') {
-		ret = conn_settings_ok("nhi", cfg->nhi.mode, cfg->nhi.url, "client_id",
-		                       cfg->nhi.client_id, "secret", cfg->nhi.secret, error_r);
-		if (ret < 0)
-			goto out;
-		app->nhi = conn_nhi_new(cfg->nhi.url, cfg->nhi.client_id, cfg->nhi.secret,
-		                        cfg->nhi.timeout_ms);
-		if (app->nhi == NULL) {
-			*error_r = "nhi: bad url or credentials";
-			ret = ISSO_ERR_INVALID;
-			goto out;
-		}
-	}
-out:
-	return ret;
+	memset(&app, 0, sizeof(app));
+	app.cfg = cfg;
+	app.issuer = cfg->server.public_url;
+	return parts_init(&app, false, error_r);
 }
 
 /* One attempt at the store: open (migrating), then load or create the
@@ -516,6 +378,10 @@ app_init_base(struct isso_app *app, const struct isso_config *cfg,
 
 	/* Out of memory anywhere aborts through one place, jansson included. */
 	json_set_alloc_funcs(xmalloc, free);
+	/* a refused setting stops the start before anything is written */
+	ret = app_check_config(cfg, error_r);
+	if (ret < 0)
+		goto out;
 	ret = secret_init();
 	if (ret < 0) {
 		*error_r = "libsodium failed to initialise";
@@ -578,7 +444,7 @@ app_init_wait(struct isso_app *app, const struct isso_config *cfg,
 		ret = ISSO_ERR_INVALID;
 		goto out;
 	}
-	ret = connectors_init(app, cfg, error_r);
+	ret = parts_init(app, true, error_r);
 	if (ret < 0)
 		goto out;
 	ret = secret_password_hash("isso-no-such-account", app->dummy_password_hash);
@@ -602,18 +468,15 @@ out:
 void
 app_free(struct isso_app *app)
 {
+	for (size_t i = 0; app->method_setups != NULL && methods[i] != NULL; i++) {
+		if (methods[i]->free != NULL && app->method_setups[i].state != NULL)
+			methods[i]->free(app->method_setups[i].state);
+	}
+	free(app->method_setups);
 	if (app->sms != NULL)
 		conn_sms_free(app->sms);
-	if (app->twfido != NULL)
-		conn_twfido_free(app->twfido);
-	if (app->telecom != NULL)
-		conn_telecom_free(app->telecom);
-	if (app->moica != NULL)
-		conn_moica_free(app->moica);
 	if (app->cardpki != NULL)
 		cardpki_free(app->cardpki);
-	if (app->nhi != NULL)
-		conn_nhi_free(app->nhi);
 	if (app->i18n != NULL)
 		i18n_free(app->i18n);
 	if (app->tmpl != NULL)

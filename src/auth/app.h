@@ -1,6 +1,6 @@
-/* The daemon's shared state: configuration, store, keys, templates and
- * connectors, built once at start-up and read-only afterwards, so request
- * handlers on every thread can use it without locks. */
+/* The daemon's shared state: configuration, store, keys, templates, the
+ * shared connectors and each login method's state, built once at start-up and read-only afterwards,
+ * so request handlers on every thread can use it without locks. */
 #ifndef ISSO_APP_H
 #define ISSO_APP_H
 
@@ -16,11 +16,8 @@ struct jose_keyset;
 struct tmpl_set;
 struct i18n;
 struct conn_sms;
-struct conn_twfido;
-struct conn_telecom;
-struct conn_moica;
 struct cardpki;
-struct conn_nhi;
+struct method_setup;
 struct http_server;
 struct worker_pool;
 struct oidc_runtime;
@@ -34,14 +31,17 @@ struct isso_app {
 	struct secret_keys secrets;
 	struct tmpl_set *tmpl;
 	struct i18n *i18n;
-	struct conn_sms *sms;
-	struct conn_twfido *twfido;   /* mobile natural-person certificate (TW FidO) */
-	struct conn_telecom *telecom; /* carriers' number verification */
-	struct conn_moica *moica;     /* MOICA card certificate ↔ ID check */
-	struct cardpki *cardpki;      /* card certificate verification; NULL when
-	                               * moica.roots / intermediates are missing */
-	struct conn_nhi *nhi;         /* NHI card verification (健保卡) */
-	char *discovery;              /* the discovery document, built once */
+	/* The connectors several parts share (auth/shared.h), each parsing
+	 * its own section. */
+	struct conn_sms *sms;    /* the SMS gateway; NULL when sms.url is unset */
+	struct cardpki *cardpki; /* card certificate verification; NULL when
+	                          * moica.url is unset or moica.roots /
+	                          * intermediates cannot be read */
+	bool cardpki_configured; /* moica.url is set (roots readable or not) */
+	/* What each method's init answered, indexed like methods[]
+	 * (method_state_of, method_available). */
+	struct method_setup *method_setups;
+	char *discovery; /* the discovery document, built once */
 	/* Told when a browser session ends other than by logout (another
 	 * person logged in on the same browser), so its clients can be
 	 * informed (back-channel logout). May be NULL. */
@@ -66,11 +66,12 @@ struct isso_app {
 	struct password_policy *passwords;
 };
 
-/* Opens the store (migrating it), loads or creates the master key and the
- * signing keys, compiles templates and catalogues. Returns 0 or an
+/* Checks every part's settings (app_init_admin), opens the store
+ * (migrating it), loads or creates the master key and the signing keys,
+ * compiles templates and catalogues, builds the shared connectors and
+ * runs each method's init. Returns 0 or an
  * ISSO_ERR_* with *error_r (static or owned by app). */
 int app_init(struct isso_app *app, const struct isso_config *cfg, const char **error_r);
-
 /* How issod waits at start for a store that does not answer yet. */
 struct app_store_wait {
 	/* Sleeps up to ms; false when the wait must end (issod was told to
@@ -86,9 +87,16 @@ struct app_store_wait {
  * NULL: app_init. */
 int app_init_wait(struct isso_app *app, const struct isso_config *cfg,
                   const struct app_store_wait *wait, const char **error_r);
-/* What issoctl needs and nothing more: the master key, the store
- * (migrated), the signing keys and the outbound policy; no templates,
- * catalogues, connectors or certificate roots. app_free frees it. */
+/* Parses and checks every part's settings (the shared connectors', each
+ * method's init without building) and refuses a key no part claimed:
+ * what issod and issoctl do first, before anything is opened or written.
+ * 0 or ISSO_ERR_INVALID with *error_r naming the setting. */
+int app_check_config(const struct isso_config *cfg, const char **error_r);
+/* What issoctl needs and nothing more: every part's settings parsed and
+ * checked (production refusals, unknown keys) before anything is opened,
+ * then the master key, the store (migrated), the signing keys and the
+ * outbound policy; no templates, catalogues, connectors or certificate
+ * roots. app_free frees it. */
 int app_init_admin(struct isso_app *app, const struct isso_config *cfg, const char **error_r);
 void app_free(struct isso_app *app);
 /* Creates an ES256 and an RS256 signing key when the store has none of

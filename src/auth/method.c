@@ -52,76 +52,124 @@ method_step_find(const struct method *m, const char *name)
 	return NULL;
 }
 
-static const struct {
-	unsigned need;
-	const char *setting;
-} method_need_settings[] = {
-    {METHOD_NEEDS_SMS, "sms.url"},         {METHOD_NEEDS_TWFIDO, "twfido.url"},
-    {METHOD_NEEDS_TELECOM, "telecom.url"}, {METHOD_NEEDS_MOICA, "moica.url"},
-    {METHOD_NEEDS_NHI, "nhi.url"},
-};
-
-/* The needs among mask that are not configured. */
-static unsigned
-method_missing(const struct isso_app *app, unsigned mask)
+/* The index of m in methods[], or -1. */
+static int
+method_index(const struct method *m)
 {
-	unsigned missing = 0;
-
-	if ((mask & METHOD_NEEDS_SMS) && app->sms == NULL)
-		missing |= METHOD_NEEDS_SMS;
-	if ((mask & METHOD_NEEDS_TWFIDO) && app->twfido == NULL)
-		missing |= METHOD_NEEDS_TWFIDO;
-	if ((mask & METHOD_NEEDS_TELECOM) && app->telecom == NULL)
-		missing |= METHOD_NEEDS_TELECOM;
-	if ((mask & METHOD_NEEDS_MOICA) && app->moica == NULL)
-		missing |= METHOD_NEEDS_MOICA;
-	if ((mask & METHOD_NEEDS_NHI) && app->nhi == NULL)
-		missing |= METHOD_NEEDS_NHI;
-	return missing;
+	for (int i = 0; methods[i] != NULL; i++) {
+		if (methods[i] == m)
+			return i;
+	}
+	return -1;
 }
 
-bool
-method_connectors_ready(const struct isso_app *app, unsigned needs)
+static const struct method_setup *
+method_setup_of(const struct isso_app *app, const struct method *m)
 {
-	return method_missing(app, needs) == 0;
+	int i = method_index(m);
+
+	return i < 0 || app->method_setups == NULL ? NULL : &app->method_setups[i];
 }
 
 bool
 method_available(const struct isso_app *app, const struct method *m)
 {
-	return method_missing(app, m->needs) == 0;
+	const struct method_setup *s = method_setup_of(app, m);
+
+	return s != NULL && s->unset[0] == '\0';
+}
+
+bool
+method_register_available(const struct isso_app *app, const struct method *m)
+{
+	const struct method_setup *s = method_setup_of(app, m);
+
+	return m->register_path != NULL && s != NULL && s->register_unset[0] == '\0';
+}
+
+void *
+method_state_of(const struct isso_app *app, const struct method *m)
+{
+	const struct method_setup *s = method_setup_of(app, m);
+
+	return s != NULL ? s->state : NULL;
+}
+
+/* True when the comma-separated list has item. */
+static bool
+list_has(const char *list, const char *item)
+{
+	size_t n = strlen(item);
+
+	for (const char *p = list; *p != '\0'; p += strcspn(p, ","), p += *p == ',') {
+		if (strncmp(p, item, n) == 0 && (p[n] == ',' || p[n] == '\0'))
+			return true;
+	}
+	return false;
+}
+
+/* Appends item to the comma-separated list in dst (size n) unless there. */
+static void
+list_add(char *dst, size_t n, const char *item)
+{
+	size_t len = strlen(dst);
+
+	if (item[0] == '\0' || list_has(dst, item))
+		return;
+	snprintf(dst + len, n - len, "%s%s", len > 0 ? "," : "", item);
+}
+
+void
+method_setup_unset(char *dst, size_t n, const char *setting)
+{
+	list_add(dst, n, setting);
+}
+
+/* The unset list of m as method_log_unavailable names it ("" when
+ * nothing is missing), its id in id (size n). */
+static const char *
+method_missing(const struct isso_app *app, const struct method *m, char *id, size_t n)
+{
+	const struct method_setup *s = method_setup_of(app, m);
+
+	if (s == NULL)
+		return "";
+	snprintf(id, n, "%s", m->id);
+	if (s->unset[0] != '\0')
+		return s->unset;
+	if (m->register_path != NULL && s->register_unset[0] != '\0') {
+		snprintf(id, n, "%s/register", m->id);
+		return s->register_unset;
+	}
+	return "";
 }
 
 void
 method_log_unavailable(const struct isso_app *app)
 {
-	char ids[256] = "", settings[256] = "";
-	unsigned missing = 0;
-	size_t n;
+	char ids[256] = "", settings[512] = "", id[64], one[128];
+	const char *unset;
 
-	for (const struct method *const *m = methods; *m != NULL; m++) {
-		unsigned mm = method_missing(app, (*m)->needs);
-		unsigned rm = method_missing(app, (*m)->register_needs);
-
-		missing |= mm | rm;
-		n = strlen(ids);
-		if (mm != 0)
-			snprintf(ids + n, sizeof(ids) - n, "%s%s", n > 0 ? "," : "", (*m)->id);
-		else if (rm != 0 && (*m)->register_path != NULL)
-			snprintf(ids + n, sizeof(ids) - n, "%s%s%s", n > 0 ? "," : "", (*m)->id,
-			         "/register");
+	/* each method's own setting (the first it names) in portal order,
+	 * then the shared ones they also name */
+	for (int pass = 0; pass < 2; pass++) {
+		for (const struct method *const *m = methods; *m != NULL; m++) {
+			unset = method_missing(app, *m, id, sizeof(id));
+			if (unset[0] == '\0')
+				continue;
+			if (pass == 0)
+				list_add(ids, sizeof(ids), id);
+			for (const char *p = unset; *p != '\0';
+			     p += strcspn(p, ","), p += *p == ',') {
+				snprintf(one, sizeof(one), "%.*s", (int)strcspn(p, ","), p);
+				list_add(settings, sizeof(settings), one);
+				if (pass == 0)
+					break;
+			}
+		}
 	}
-	if (missing == 0)
-		return;
-	for (size_t i = 0; i < sizeof(method_need_settings) / sizeof(method_need_settings[0]);
-	     i++) {
-		if ((missing & method_need_settings[i].need) == 0)
-			continue;
-		n = strlen(settings);
-		snprintf(settings + n, sizeof(settings) - n, "%s%s", n > 0 ? "," : "",
-		         method_need_settings[i].setting);
-	}
-	log_warn("methods_unavailable", "methods", ids, "unset", settings, NULL);
+	if (ids[0] != '\0')
+		log_warn("methods_unavailable", "methods", ids, "unset", settings, NULL);
 }
 
 static const char *const loa_names[] = {

@@ -6,6 +6,7 @@
 
 #include <jansson.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "http/http.h"
@@ -15,13 +16,16 @@ struct isso_app;
 /* Assurance levels, ordered. */
 enum loa { LOA_LOW = 1, LOA_SUBSTANTIAL = 2, LOA_HIGH = 3 };
 
-/* The connectors a method cannot work without. */
-enum method_needs {
-	METHOD_NEEDS_SMS = 1u << 0,     /* sms.url */
-	METHOD_NEEDS_TWFIDO = 1u << 1,  /* twfido.url */
-	METHOD_NEEDS_TELECOM = 1u << 2, /* telecom.url */
-	METHOD_NEEDS_MOICA = 1u << 3,   /* moica.url */
-	METHOD_NEEDS_NHI = 1u << 4,     /* nhi.url */
+/* What a method's init answers (kept in struct isso_app, indexed like
+ * methods[], read-only after start). */
+struct method_setup {
+	void *state; /* what its handlers use (method_state_of); NULL: none */
+	/* Empty: offered. Otherwise it is not, and these are the settings
+	 * that would enable it, comma-separated, its own first
+	 * ("twfido.url,sms.url": method_setup_unset). */
+	char unset[128];
+	/* Likewise for its register_path page (the link is hidden). */
+	char register_unset[64];
 };
 
 /* One page or call of a method, served at /login/<id>[/<name>]. */
@@ -54,9 +58,19 @@ struct method {
 	const char *title_key;
 	const char *const *bullet_keys;
 	const char *register_path;
-	/* enum method_needs: connectors the login needs, and those the
-	 * register_path page needs (its link is hidden without them). */
-	unsigned needs, register_needs;
+	/* Lifecycle, run by app_init in registry order after the shared
+	 * connectors (auth/shared.h) are built. init parses the method's own
+	 * sections (config_section_parse) and checks them, refusing what a
+	 * server for citizens must not run (conn/conn-service.h). With build
+	 * false (issoctl, and issod before it opens anything) it stops there
+	 * and keeps nothing. With build true it also builds its connectors
+	 * into setup->state, or says in setup->unset what would enable it.
+	 * Returns 0, or ISSO_ERR_INVALID with *error_r "section.key: why",
+	 * which stops the start. May be NULL: nothing to configure. */
+	int (*init)(struct isso_app *app, bool build, struct method_setup *setup,
+	            const char **error_r);
+	/* Releases setup->state at app_free. May be NULL. */
+	void (*free)(void *state);
 	/* Its steps. The portal serves /login/<id>[/<step>]: an unknown step
 	 * is 404, a request method the step does not take 405, then the
 	 * login transaction is loaded (its error pages sent by flow) and
@@ -87,14 +101,20 @@ extern const struct method *const methods[];
 const struct method *method_find(const char *id);
 /* The step of m named name, or NULL. */
 const struct method_step *method_step_find(const struct method *m, const char *name);
-/* True when every connector in needs (enum method_needs) is configured. */
-bool method_connectors_ready(const struct isso_app *app, unsigned needs);
-/* True when the method's connectors are configured: only then is it
- * offered on the portal and served under /login/<id>. */
+/* True when m's init found it configured: only then is it offered on the
+ * portal and served under /login/<id>. */
 bool method_available(const struct isso_app *app, const struct method *m);
+/* True when m's register_path page can be offered. */
+bool method_register_available(const struct isso_app *app, const struct method *m);
+/* The state m's init built (struct method_setup), or NULL. */
+void *method_state_of(const struct isso_app *app, const struct method *m);
+/* Adds setting ("sms.url") to a method_setup unset list (dst, of size n). */
+void method_setup_unset(char *dst, size_t n, const char *setting);
 /* Logs, in one line (methods_unavailable), the methods that are not
- * offered for want of a connector and the settings that would enable
- * them; nothing when all are available. For issod's start. */
+ * offered and the settings that would enable them, each once: every
+ * method's own setting (the first of its unset list) in portal order,
+ * then the shared ones; nothing when all are available. For issod's
+ * start. */
 void method_log_unavailable(const struct isso_app *app);
 /* "urn:isso:loa:low" … and back; 0 for an unknown name. */
 const char *loa_name(enum loa loa);

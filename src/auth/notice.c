@@ -144,10 +144,11 @@ int
 notice_send_due(struct isso_app *app)
 {
 	/* The lease outlasts any attempt: no other node sends it meanwhile. */
-	int lease = app->cfg->sms.timeout_ms / 1000 + 30, n;
+	int lease, n;
 
 	if (app->sms == NULL)
 		return 0;
+	lease = (int)(conn_sms_timeout_ms(app->sms) / 1000) + 30;
 	if (app->notice_node[0] == '\0')
 		secret_token(12, app->notice_node);
 	for (n = 0; n < NOTICE_PER_TICK && !notice_stopping(app); n++) {

@@ -56,6 +56,12 @@ sms_phone_valid(const char *s)
 	return true;
 }
 
+long
+conn_sms_timeout_ms(const struct conn_sms *sms)
+{
+	return sms->timeout_ms;
+}
+
 struct conn_sms *
 conn_sms_new(const char *url, const char *username, const char *password, int timeout_ms)
 {

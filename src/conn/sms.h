@@ -12,6 +12,8 @@ struct conn_sms;
 struct conn_sms *conn_sms_new(const char *url, const char *username, const char *password,
                               int timeout_ms);
 void conn_sms_free(struct conn_sms *sms);
+/* The bound on one exchange, in milliseconds. */
+long conn_sms_timeout_ms(const struct conn_sms *sms);
 /* Sends body (UTF-8, at most 335 bytes) to phone ("09xxxxxxxx"). Returns 0
  * with *msgid_r (malloc'd, may be NULL), ISSO_ERR_TIMEOUT, ISSO_ERR_IO
  * (unreachable, HTTP error) or ISSO_ERR_DENIED (gateway status code says

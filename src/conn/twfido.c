@@ -1188,3 +1188,37 @@ out:
 		xfree_secret(body);
 	return ret;
 }
+
+/* isso-sim's TW FidO SP key, published with iSSO (src/sim/main.c). */
+static const unsigned char twfido_sim_key[32] = {
+    0x6e, 0xc2, 0x49, 0x96, 0x48, 0x49, 0xd0, 0x03, 0x14, 0xf8, 0xdf, 0xc7, 0xd3, 0x85, 0xd2, 0xf7,
+    0x87, 0x68, 0xe2, 0xf1, 0xd2, 0x49, 0xc4, 0x9d, 0xe5, 0x84, 0x9d, 0x0e, 0x0a, 0xfa, 0xad, 0xd4,
+};
+
+bool
+conn_twfido_is_sim_key(const char *text)
+{
+	unsigned char k[48];
+	size_t len = strlen(text);
+	bool same;
+
+	if (len == 64) {
+		for (size_t i = 0; i < 32; i++) {
+			int hi = hex_digit_value((unsigned char)text[2 * i]),
+			    lo = hex_digit_value((unsigned char)text[2 * i + 1]);
+
+			if (hi < 0 || lo < 0)
+				goto base64;
+			k[i] = (unsigned char)(hi << 4 | lo);
+		}
+		same = memcmp(k, twfido_sim_key, 32) == 0;
+		explicit_bzero(k, sizeof(k));
+		return same;
+	}
+base64:
+	if (b64_decode(text, len, k, sizeof(k)) != 32)
+		return false;
+	same = memcmp(k, twfido_sim_key, 32) == 0;
+	explicit_bzero(k, sizeof(k));
+	return same;
+}

@@ -21,6 +21,11 @@
 
 struct conn_twfido;
 
+/* True when text, in either form twfido.key takes (64 hex digits or
+ * base64 of 32 bytes), is isso-sim's published test key: refused in mode
+ * http and behind an issuer off loopback. */
+bool conn_twfido_is_sim_key(const char *text);
+
 /* What the service says about a login. */
 enum twfido_state {
 	TWFIDO_PENDING,      /* ticket issued; the citizen has not answered yet */

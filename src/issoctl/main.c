@@ -1395,6 +1395,11 @@ main(int argc, char **argv)
 	cmd = argv[1];
 	if (config_load(config_path, &cfg, &error) < 0)
 		return fail(2, "configuration: %s", error);
+	if (app_check_config(&cfg, &error) < 0) {
+		ret = fail(2, "configuration: %s", error);
+		config_free(&cfg);
+		return ret;
+	}
 	log_init(2, LOG_WARN);
 	if (app_init_admin(&app, &cfg, &error) < 0) {
 		ret = fail(1, "start-up: %s", error);

@@ -119,8 +119,16 @@ main(int argc, char **argv)
 			return 2;
 		}
 	}
+	/* the core sections, then every part's own (methods, shared
+	 * connectors): a refused setting stops the start before anything
+	 * is opened */
 	if (config_load(config_path, &cfg, &error) < 0) {
 		fprintf(stderr, "issod: configuration: %s\n", error);
+		return 2;
+	}
+	if (app_check_config(&cfg, &error) < 0) {
+		fprintf(stderr, "issod: configuration: %s\n", error);
+		config_free(&cfg);
 		return 2;
 	}
 	level = log_level_parse(cfg.log.level);

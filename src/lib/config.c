@@ -1,7 +1,8 @@
 /* Configuration loading: defaults, then the INI file, then the environment.
- * Every setting is one row of config_table; adding one is a one-line change
- * plus the field in struct isso_config. */
-#include "lib/hex.h"
+ * Every core setting is one row of config_table; adding one is a one-line
+ * change plus the field in struct isso_config. Every other section is kept
+ * raw (struct config_raw) for the part that owns it, which reads it with
+ * config_section_parse() from its own table of options. */
 #include "lib/config.h"
 
 #include <ctype.h>
@@ -18,7 +19,6 @@
 
 #include <ini.h>
 
-#include "lib/b64.h"
 #include "lib/isso.h"
 #include "lib/log.h"
 #include "lib/metrics.h"
@@ -92,52 +92,25 @@ static const struct config_item config_table[] = {
     CS(outbound, allow, ""),
     CI(metrics, enabled, 1, 0, 1),
     CS(metrics, allow, "127.0.0.1, ::1"),
-    /* The connectors have no working defaults: a connector without a url
-     * is unconfigured and its login methods are not offered. The
-     * simulator's settings (mode sim, isso-sim's address and secrets, the
-     * published TW FidO test key) belong in the development and test
-     * configuration (scripts/run.sh, tests/integration/lib/harness.mjs). */
-    CS(sms, mode, "http"),
-    CS(sms, url, ""),
-    CS(sms, username, ""),
-    CS(sms, password, ""),
-    CI(sms, timeout_ms, 5000, 100, 600000),
-    CS(twfido, mode, "http"),
-    CS(twfido, url, ""),
-    CS(twfido, sp_service_id, ""),
-    CS(twfido, key, ""),
-    CI(twfido, timeout_ms, 5000, 100, 600000),
-    CI(twfido, time_limit, 60, 30, 600),
-    CS(twfido, hint, "臺北市政府單一身分驗證入口登入"),
-    CS(telecom, mode, "http"),
-    CS(telecom, url, ""),
-    CS(telecom, client_id, ""),
-    CS(telecom, secret, ""),
-    CI(telecom, timeout_ms, 5000, 100, 600000),
-    CI(telecom, window, 37, 10, 300),
-    CI(taipeipass, app_qr_ttl, 120, 2, 600),
     CI(audit, checkpoint_interval, 300, 0, 86400),
-    CS(cardagent, url, "http://localhost:61161"),
-    CS(cardagent, nhi_url, "wss://iccert.nhi.gov.tw:7777/echo"),
-    CS(moica, mode, "http"),
-    CS(moica, url, ""),
-    CS(moica, client_id, ""),
-    CS(moica, secret, ""),
-    CI(moica, timeout_ms, 5000, 100, 600000),
-    CS(moica, roots, "var/pki/roots.pem"),
-    CS(moica, intermediates, "var/pki/chain.pem"),
-    CS(moica, ocsp_url, ""),
-    CS(moica, crl_url, ""),
-    CS(moica, revocation, "ocsp,crl"),
-    CI(moica, crl_cache_seconds, 3600, 0, 604800),
-    CS(nhi, mode, "http"),
-    CS(nhi, url, ""),
-    CS(nhi, client_id, ""),
-    CS(nhi, secret, ""),
-    CI(nhi, timeout_ms, 5000, 100, 600000),
 };
 
 #define CONFIG_N ISSO_N_ELEMENTS(config_table)
+
+/* The most keys the file may give outside the core sections. */
+#define CONFIG_RAW_MAX 512
+
+/* A key of a section outside config_table, as the file gave it. */
+struct config_raw_entry {
+	char *section, *key, *value;
+	int line;
+	bool claimed; /* some owner parsed it (start-up is single-threaded) */
+};
+
+struct config_raw {
+	struct config_raw_entry *v;
+	size_t n, cap;
+};
 
 struct config_ctx {
 	struct isso_config *cfg;
@@ -220,6 +193,62 @@ config_set(struct isso_config *cfg, const struct config_item *it, const char *va
 	return NULL;
 }
 
+/* True for the sections config_table types; every other one is kept raw
+ * for its owner. */
+static bool
+config_core_section(const char *section)
+{
+	for (size_t i = 0; i < CONFIG_N; i++) {
+		if (strcmp(config_table[i].section, section) == 0)
+			return true;
+	}
+	return false;
+}
+
+static struct config_raw_entry *
+config_raw_find(const struct config_raw *raw, const char *section, const char *key)
+{
+	for (size_t i = 0; raw != NULL && i < raw->n; i++) {
+		if (strcmp(raw->v[i].section, section) == 0 && strcmp(raw->v[i].key, key) == 0)
+			return &raw->v[i];
+	}
+	return NULL;
+}
+
+/* inih handler's part for a key outside the core sections. */
+static int
+config_raw_add(struct config_ctx *ctx, const char *section, const char *key, const char *value)
+{
+	struct config_raw *raw = ctx->cfg->raw;
+	struct config_raw_entry *e;
+
+	if (config_raw_find(raw, section, key) != NULL) {
+		ctx->error =
+		    config_fail("line %d: [%.64s] %.64s given twice", ctx->line, section, key);
+		return 0;
+	}
+	if (strlen(value) > CONFIG_VALUE_MAX) {
+		ctx->error =
+		    config_fail("line %d: [%.64s] %.64s: value too long", ctx->line, section, key);
+		return 0;
+	}
+	if (raw->n == CONFIG_RAW_MAX) {
+		ctx->error = config_fail("line %d: too many settings", ctx->line);
+		return 0;
+	}
+	if (raw->n == raw->cap) {
+		raw->cap = raw->cap == 0 ? 16 : raw->cap * 2;
+		raw->v = xrealloc(raw->v, raw->cap * sizeof(*raw->v));
+	}
+	e = &raw->v[raw->n++];
+	e->section = xstrdup(section);
+	e->key = xstrdup(key);
+	e->value = xstrdup(value);
+	e->line = ctx->line;
+	e->claimed = false;
+	return 1;
+}
+
 /* fgets-style reader for inih that counts lines and refuses long ones. */
 static char *
 config_reader(char *str, int num, void *stream)
@@ -254,7 +283,9 @@ config_handler(void *user, const char *section, const char *name, const char *va
 	if (ctx->error != NULL)
 		return 0;
 	ctx->error_line = ctx->line;
-	if ((it = config_find(section, name, &i)) == NULL) {
+	if ((it = config_find(section, name, &i)) == NULL && !config_core_section(section))
+		return config_raw_add(ctx, section, name, value);
+	if (it == NULL) {
 		ctx->error =
 		    config_fail("line %d: unknown key [%.64s] %.64s", ctx->line, section, name);
 		return 0;
@@ -325,68 +356,6 @@ config_seen(const struct config_ctx *ctx, const char *section, const char *key)
 	return config_find(section, key, &i) != NULL && ctx->seen[i];
 }
 
-/* isso-sim's secrets: a connector carrying one talks to the simulator. */
-#define CONFIG_SIM_SECRET "isso-sim"
-/* isso-sim's TW FidO SP key, published with iSSO (src/sim/main.c). */
-static const unsigned char config_sim_twfido_key[32] = {
-    0x6e, 0xc2, 0x49, 0x96, 0x48, 0x49, 0xd0, 0x03, 0x14, 0xf8, 0xdf, 0xc7, 0xd3, 0x85, 0xd2, 0xf7,
-    0x87, 0x68, 0xe2, 0xf1, 0xd2, 0x49, 0xc4, 0x9d, 0xe5, 0x84, 0x9d, 0x0e, 0x0a, 0xfa, 0xad, 0xd4,
-};
-
-/* The connectors with a mode, a url and a shared secret, for the checks
- * a production issuer needs. */
-static const struct {
-	const char *section;
-	size_t mode, url, secret;
-	const char *secret_key;
-} config_connectors[] = {
-    {"sms", offsetof(struct isso_config, sms.mode), offsetof(struct isso_config, sms.url),
-     offsetof(struct isso_config, sms.password), "password"},
-    {"twfido", offsetof(struct isso_config, twfido.mode), offsetof(struct isso_config, twfido.url),
-     0, NULL},
-    {"telecom", offsetof(struct isso_config, telecom.mode),
-     offsetof(struct isso_config, telecom.url), offsetof(struct isso_config, telecom.secret),
-     "secret"},
-    {"moica", offsetof(struct isso_config, moica.mode), offsetof(struct isso_config, moica.url),
-     offsetof(struct isso_config, moica.secret), "secret"},
-    {"nhi", offsetof(struct isso_config, nhi.mode), offsetof(struct isso_config, nhi.url),
-     offsetof(struct isso_config, nhi.secret), "secret"},
-};
-
-static const char *
-config_at(const struct isso_config *cfg, size_t offset)
-{
-	return *(char *const *)(const void *)((const char *)cfg + offset);
-}
-
-bool
-config_is_sim_twfido_key(const char *text)
-{
-	unsigned char k[48];
-	size_t len = strlen(text);
-	bool same;
-
-	if (len == 64) {
-		for (size_t i = 0; i < 32; i++) {
-			int hi = hex_digit_value((unsigned char)text[2 * i]),
-			    lo = hex_digit_value((unsigned char)text[2 * i + 1]);
-
-			if (hi < 0 || lo < 0)
-				goto base64;
-			k[i] = (unsigned char)(hi << 4 | lo);
-		}
-		same = memcmp(k, config_sim_twfido_key, 32) == 0;
-		explicit_bzero(k, sizeof(k));
-		return same;
-	}
-base64:
-	if (b64_decode(text, len, k, sizeof(k)) != 32)
-		return false;
-	same = memcmp(k, config_sim_twfido_key, 32) == 0;
-	explicit_bzero(k, sizeof(k));
-	return same;
-}
-
 bool
 config_issuer_on_loopback(const struct isso_config *cfg)
 {
@@ -424,44 +393,6 @@ config_issuer_on_loopback(const struct isso_config *cfg)
 		name[--n] = '\0';
 	return strcasecmp(name, "localhost") == 0 ||
 	       (n > 10 && strcasecmp(name + n - 10, ".localhost") == 0);
-}
-
-/* An issuer that is not on loopback serves citizens: no connector may
- * talk to the simulator or in clear, and card revocation must be checked.
- * Returns the first offending setting's reason, or NULL. */
-static const char *
-config_check_production(const struct isso_config *cfg)
-{
-	if (config_issuer_on_loopback(cfg))
-		return NULL;
-	for (size_t i = 0; i < ISSO_N_ELEMENTS(config_connectors); i++) {
-		const char *sec = config_connectors[i].section;
-
-		if (strcmp(config_at(cfg, config_connectors[i].mode), "sim") == 0)
-			return config_fail(
-			    "%s.mode: sim (isso-sim) is for development and tests; the "
-			    "issuer %s is not on loopback",
-			    sec, cfg->server.public_url);
-		if (strncasecmp(config_at(cfg, config_connectors[i].url), "http://", 7) == 0)
-			return config_fail("%s.url: plain http; with the issuer %s not on loopback "
-			                   "every connector needs https",
-			                   sec, cfg->server.public_url);
-		if (config_connectors[i].secret_key != NULL &&
-		    strcmp(config_at(cfg, config_connectors[i].secret), CONFIG_SIM_SECRET) == 0)
-			return config_fail("%s.%s: isso-sim's test secret; the issuer %s is not on "
-			                   "loopback",
-			                   sec, config_connectors[i].secret_key,
-			                   cfg->server.public_url);
-	}
-	if (config_is_sim_twfido_key(cfg->twfido.key))
-		return config_fail("twfido.key: the published isso-sim test key; the issuer %s is "
-		                   "not on loopback",
-		                   cfg->server.public_url);
-	if (strcmp(cfg->moica.revocation, "none") == 0)
-		return config_fail("moica.revocation: none turns certificate revocation checking "
-		                   "off; the issuer %s is not on loopback",
-		                   cfg->server.public_url);
-	return NULL;
 }
 
 /* Derived values and checks across settings. */
@@ -509,21 +440,11 @@ config_finish(struct config_ctx *ctx)
 		return "keys.master_key_file: empty";
 	if (log_level_parse(cfg->log.level) < 0)
 		return "log.level: must be debug, info, warn or error";
-	if (strcmp(cfg->sms.mode, "sim") != 0 && strcmp(cfg->sms.mode, "http") != 0)
-		return "sms.mode: must be sim or http";
-	if (strcmp(cfg->twfido.mode, "sim") != 0 && strcmp(cfg->twfido.mode, "http") != 0)
-		return "twfido.mode: must be sim or http";
-	if (strcmp(cfg->telecom.mode, "sim") != 0 && strcmp(cfg->telecom.mode, "http") != 0)
-		return "telecom.mode: must be sim or http";
-	if (strcmp(cfg->moica.mode, "sim") != 0 && strcmp(cfg->moica.mode, "http") != 0)
-		return "moica.mode: must be sim or http";
-	if (strcmp(cfg->nhi.mode, "sim") != 0 && strcmp(cfg->nhi.mode, "http") != 0)
-		return "nhi.mode: must be sim or http";
 	if (metrics_allow_parse(cfg->metrics.allow, &allow, &why) < 0)
 		return config_fail("metrics.allow: %s", why);
 	if (metrics_allow_parse(cfg->server.trusted_proxies, &allow, &why) < 0)
 		return config_fail("server.trusted_proxies: %s", why);
-	return config_check_production(cfg);
+	return NULL;
 }
 
 int
@@ -537,6 +458,7 @@ config_load(const char *path, struct isso_config *cfg, const char **error_r)
 	memset(cfg, 0, sizeof(*cfg));
 	memset(&ctx, 0, sizeof(ctx));
 	ctx.cfg = cfg;
+	cfg->raw = xcalloc(1, sizeof(*cfg->raw));
 	for (i = 0; i < CONFIG_N; i++) {
 		if (config_table[i].type == CONFIG_STRING)
 			*config_str(cfg, &config_table[i]) = xstrdup(config_table[i].def);
@@ -576,4 +498,137 @@ config_free(struct isso_config *cfg)
 			*sp = NULL;
 		}
 	}
+	if (cfg->raw != NULL) {
+		for (i = 0; i < cfg->raw->n; i++) {
+			struct config_raw_entry *e = &cfg->raw->v[i];
+
+			explicit_bzero(e->value, strlen(e->value));
+			free(e->value);
+			free(e->section);
+			free(e->key);
+		}
+		free(cfg->raw->v);
+		free(cfg->raw);
+		cfg->raw = NULL;
+	}
+}
+
+/* Converts text for option o into out; on error returns a reason. */
+static const char *
+config_option_set(const struct config_option *o, void *out, const char *text)
+{
+	char **sp = (char **)((char *)out + o->offset), *end;
+	long v;
+
+	switch (o->type) {
+	case CONFIG_OPT_INT:
+		errno = 0;
+		v = strtol(text, &end, 10);
+		if (end == text || *end != '\0' || isspace((unsigned char)text[0]))
+			return "not an integer";
+		if (errno == ERANGE || v < o->min || v > o->max)
+			return "out of range";
+		*(int *)((char *)out + o->offset) = (int)v;
+		return NULL;
+	case CONFIG_OPT_BOOL:
+		if (strcmp(text, "1") == 0 || strcasecmp(text, "true") == 0 ||
+		    strcasecmp(text, "yes") == 0 || strcasecmp(text, "on") == 0)
+			*(bool *)((char *)out + o->offset) = true;
+		else if (strcmp(text, "0") == 0 || strcasecmp(text, "false") == 0 ||
+		         strcasecmp(text, "no") == 0 || strcasecmp(text, "off") == 0)
+			*(bool *)((char *)out + o->offset) = false;
+		else
+			return "not a boolean (1 or 0)";
+		return NULL;
+	case CONFIG_OPT_URL:
+		if (text[0] != '\0' && strncasecmp(text, "http://", 7) != 0 &&
+		    strncasecmp(text, "https://", 8) != 0)
+			return "must be an http:// or https:// URL";
+		for (const char *p = text; *p != '\0'; p++) {
+			if ((unsigned char)*p <= ' ' || *p == 0x7f)
+				return "no space or control character allowed in a URL";
+		}
+		break;
+	case CONFIG_OPT_STRING:
+		break;
+	}
+	if (strlen(text) > CONFIG_VALUE_MAX)
+		return "value too long";
+	if (*sp != NULL) {
+		explicit_bzero(*sp, strlen(*sp));
+		free(*sp);
+	}
+	*sp = xstrdup(text);
+	return NULL;
+}
+
+int
+config_section_parse(const struct isso_config *cfg, const char *section,
+                     const struct config_option *opts, void *out, const char **error_r)
+{
+	char name[128], *p;
+	const char *why, *text;
+	const struct config_option *o;
+	struct config_raw_entry *e;
+
+	for (o = opts; o->key != NULL; o++) {
+		if ((why = config_option_set(o, out, o->def != NULL ? o->def : "")) != NULL) {
+			*error_r = config_fail("%s.%s: default: %s", section, o->key, why);
+			goto fail;
+		}
+		e = config_raw_find(cfg->raw, section, o->key);
+		if (e != NULL) {
+			e->claimed = true;
+			if ((why = config_option_set(o, out, e->value)) != NULL) {
+				*error_r = config_fail("%s.%s: %s (line %d)", section, o->key, why,
+				                       e->line);
+				goto fail;
+			}
+		}
+		snprintf(name, sizeof(name), "ISSO_%s_%s", section, o->key);
+		for (p = name; *p != '\0'; p++)
+			*p = (char)toupper((unsigned char)*p);
+		if ((text = getenv(name)) == NULL)
+			continue;
+		if ((why = config_option_set(o, out, text)) != NULL) {
+			*error_r = config_fail("%s.%s: %s (%s)", section, o->key, why, name);
+			goto fail;
+		}
+	}
+	return 0;
+fail:
+	config_section_free(opts, out);
+	return ISSO_ERR_INVALID;
+}
+
+void
+config_section_free(const struct config_option *opts, void *out)
+{
+	for (const struct config_option *o = opts; o->key != NULL; o++) {
+		char **sp = (char **)((char *)out + o->offset);
+
+		if (o->type != CONFIG_OPT_STRING && o->type != CONFIG_OPT_URL)
+			continue;
+		if (*sp == NULL)
+			continue;
+		if (o->secret)
+			explicit_bzero(*sp, strlen(*sp));
+		free(*sp);
+		*sp = NULL;
+	}
+}
+
+int
+config_check_claimed(const struct isso_config *cfg, const char **error_r)
+{
+	for (size_t i = 0; cfg->raw != NULL && i < cfg->raw->n; i++) {
+		const struct config_raw_entry *e = &cfg->raw->v[i];
+
+		if (!e->claimed) {
+			*error_r = config_fail("line %d: unknown key [%.64s] %.64s", e->line,
+			                       e->section, e->key);
+			return ISSO_ERR_INVALID;
+		}
+	}
+	return 0;
 }

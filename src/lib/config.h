@@ -1,10 +1,13 @@
 /* Configuration: built-in defaults, then an optional INI file, then
  * ISSO_<SECTION>_<KEY> environment variables (upper case), later winning.
- * No file is needed to run with the defaults. */
+ * No file is needed to run with the defaults. The core sections are typed
+ * here; the others belong to the parts that use them (login methods,
+ * shared connectors), which parse them with config_section_parse(). */
 #ifndef ISSO_CONFIG_H
 #define ISSO_CONFIG_H
 
 #include <stdbool.h>
+#include <stddef.h>
 
 struct isso_config {
 	struct {
@@ -69,67 +72,19 @@ struct isso_config {
 		char *allow;
 	} outbound;
 	struct {
-		char *mode;     /* "sim" | "http" */
-		char *url;      /* Mitake-style SmSend endpoint */
-		char *username; /* gateway account */
-		char *password;
-		int timeout_ms; /* 5000 */
-	} sms;
-	struct {
-		char *mode;          /* "sim" | "http" */
-		char *url;           /* API base: scheme and host (/moise/sp/… appended) */
-		char *sp_service_id; /* assigned by MOI */
-		char *key;           /* the SP's AES-256 key: 64 hex digits or base64 */
-		int timeout_ms;      /* 5000 */
-		int time_limit;      /* seconds to approve in the app, 60 */
-		char *hint;          /* shown in the app */
-	} twfido;
-	struct {
-		char *mode;      /* "sim" | "http" */
-		char *url;       /* verification API base (/v1/verifications appended) */
-		char *client_id; /* our account at the carriers' aggregator */
-		char *secret;
-		int timeout_ms; /* 5000 */
-		int window;     /* seconds to open the link on the phone, 37 */
-	} telecom;
-	struct {
 		int enabled; /* 1: serve /metrics, 1 */
 		/* addresses and CIDRs that may read /metrics, "127.0.0.1, ::1" */
 		char *allow;
 	} metrics;
 	struct {
-		int app_qr_ttl; /* seconds a TaipeiPass app QR code stays valid, 120 */
-	} taipeipass;
-	struct {
-		char *url;     /* the HiPKI local server the card pages talk to,
-		                * "http://localhost:61161" (HiPKI or isso-cardagent) */
-		char *nhi_url; /* the NHI card component's WebSocket */
-	} cardagent;
-	struct {
-		char *mode;      /* "sim" | "http" */
-		char *url;       /* MOICA ID-check API base (/v1/id-check appended) */
-		char *client_id; /* our account at the MOICA service */
-		char *secret;
-		int timeout_ms;        /* 5000, also for OCSP and CRL fetches */
-		char *roots;           /* PEM file: trusted roots (GRCA) */
-		char *intermediates;   /* PEM file: MOICA CA certificates (all generations) */
-		char *ocsp_url;        /* "" : {url}/ocsp in sim mode, else the cert's AIA */
-		char *crl_url;         /* "" : {url}/crl in sim mode, else the cert's CDP */
-		char *revocation;      /* order of checks: "ocsp,crl" | "ocsp" | "crl" */
-		int crl_cache_seconds; /* a fetched CRL is reused until min(nextUpdate, this) */
-	} moica;
-	struct {
-		char *mode;      /* "sim" | "http" */
-		char *url;       /* NHI card verification API base (/v1/verify appended) */
-		char *client_id; /* our account at the NHI service */
-		char *secret;
-		int timeout_ms; /* 5000 */
-	} nhi;
-	struct {
 		/* seconds between signed checkpoints of the audit chain's head,
 		 * 300; 0: none written */
 		int checkpoint_interval;
 	} audit;
+	/* Every other section ([sms], [twfido], [moica] …), kept as the file
+	 * gave it: its owner (a login method, a shared connector) parses it
+	 * with config_section_parse(). */
+	struct config_raw *raw;
 };
 
 /* Fills cfg from defaults, the file at path (NULL: none) and the
@@ -137,14 +92,48 @@ struct isso_config {
  * key or line (static or owned by cfg). Release with config_free(). */
 int config_load(const char *path, struct isso_config *cfg, const char **error_r);
 /* True when server.public_url's host is on loopback (127.0.0.0/8, ::1,
- * localhost): a development or test set-up. Otherwise config_load()
- * refuses, naming the setting, any connector in mode sim, with a plain
- * http url or isso-sim's secret, the published TW FidO test key, and
- * moica.revocation none. */
+ * localhost): a development or test set-up. Otherwise the owners of the
+ * connector sections refuse, naming the setting, any connector in mode
+ * sim, with a plain http url or isso-sim's secret (conn/conn-service.h). */
 bool config_issuer_on_loopback(const struct isso_config *cfg);
-/* True when text, in either form twfido.key takes (64 hex digits or
- * base64 of 32 bytes), is isso-sim's published test key. */
-bool config_is_sim_twfido_key(const char *text);
 void config_free(struct isso_config *cfg);
+
+/* ---- sections parsed by their owners ---- */
+
+enum config_option_type {
+	CONFIG_OPT_STRING, /* char *; at most 4096 bytes */
+	CONFIG_OPT_INT,    /* int within [min, max] */
+	CONFIG_OPT_BOOL,   /* bool: 1 / 0, true / false, yes / no, on / off */
+	CONFIG_OPT_URL,    /* char *: "" or an http:// or https:// URL */
+};
+
+/* One key of a section: where it lands in the owner's struct (offsetof),
+ * its default as text (as it would be written in the file), and whether
+ * it is a secret (wiped when freed). A table ends with a NULL key. */
+struct config_option {
+	const char *key;
+	enum config_option_type type;
+	size_t offset;
+	const char *def;
+	long min, max; /* CONFIG_OPT_INT */
+	bool secret;
+};
+
+/* Fills out (the owner's struct, zeroed by the caller) from section's
+ * keys in opts: the default, then the file's value, then the environment
+ * variable ISSO_<SECTION>_<KEY>, later winning. The keys read are claimed
+ * (config_check_claimed); several owners may read one key. Returns 0, or
+ * ISSO_ERR_INVALID with *error_r "section.key: why (where)" (per-thread
+ * buffer) and out released. Free out with config_section_free(). */
+int config_section_parse(const struct isso_config *cfg, const char *section,
+                         const struct config_option *opts, void *out, const char **error_r);
+/* Releases the strings config_section_parse() put into out, secrets
+ * wiped first; harmless twice. */
+void config_section_free(const struct config_option *opts, void *out);
+/* A key of the file's sections that no owner parsed is a mistake, as an
+ * unknown key of the core sections is: 0, or ISSO_ERR_INVALID with
+ * *error_r "line N: unknown key [section] key" for the first one. Call
+ * once every part has parsed its sections. */
+int config_check_claimed(const struct isso_config *cfg, const char **error_r);
 
 #endif

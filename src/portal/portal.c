@@ -40,8 +40,7 @@ method_cards(struct isso_app *app, struct http_req *req, enum loa min, const cha
 			    card, "login_url",
 			    json_string(flow_url(
 			        req, pool_printf(http_pool(req), "/login/%s", (*m)->id), txn_id)));
-		if ((*m)->register_path != NULL &&
-		    method_connectors_ready(app, (*m)->register_needs))
+		if (method_register_available(app, *m))
 			json_object_set_new(
 			    card, "register_url",
 			    json_string(txn_id != NULL ? flow_url(req, (*m)->register_path, txn_id)

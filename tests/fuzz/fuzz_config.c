@@ -1,15 +1,21 @@
-/* Fuzzes the configuration reader (config_load in src/lib/config.c): the
- * input is an isso.conf, handed over as a memfd's /proc path (the reader
- * opens a file by name). A configuration reaches the daemon only when it
- * keeps config.h's promises, checked here for every one accepted; a
- * refused one names its reason and leaves nothing allocated. */
+/* Fuzzes the configuration reader (config_load in src/lib/config.c) and
+ * the section owners' settings (app_check_config: the shared connectors'
+ * and every method's): the input is an isso.conf, handed over as a memfd's
+ * /proc path (the reader opens a file by name). A configuration reaches
+ * the daemon only when it keeps config.h's and the owners' promises,
+ * checked here for every one accepted; a refused one names its reason and
+ * leaves nothing allocated. */
+#include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include "auth/app.h"
+#include "conn/twfido.h"
 #include "lib/config.h"
 #include "lib/isso.h"
 #include "lib/log.h"
@@ -26,7 +32,7 @@ is_mode(const char *s)
 static void
 check_config(const struct isso_config *c)
 {
-	const char *url = c->server.public_url, *modes[5], *urls[5];
+	const char *url = c->server.public_url;
 	size_t n = strlen(url);
 
 	if (c->server.port < 1 || c->server.port > 65535 || c->server.threads < 0 ||
@@ -48,27 +54,43 @@ check_config(const struct isso_config *c)
 		abort();
 	if (log_level_parse(c->log.level) < 0)
 		abort();
-	modes[0] = c->sms.mode;
-	modes[1] = c->twfido.mode;
-	modes[2] = c->telecom.mode;
-	modes[3] = c->moica.mode;
-	modes[4] = c->nhi.mode;
-	urls[0] = c->sms.url;
-	urls[1] = c->twfido.url;
-	urls[2] = c->telecom.url;
-	urls[3] = c->moica.url;
-	urls[4] = c->nhi.url;
-	for (size_t i = 0; i < 5; i++) {
-		if (!is_mode(modes[i]))
+}
+
+/* What a connector section says, read again after its owners took it. */
+struct conn_view {
+	char *mode, *url, *key, *revocation;
+};
+
+static const struct config_option conn_view_options[] = {
+    {"mode", CONFIG_OPT_STRING, offsetof(struct conn_view, mode), "http", 0, 0, false},
+    {"url", CONFIG_OPT_STRING, offsetof(struct conn_view, url), "", 0, 0, false},
+    {"key", CONFIG_OPT_STRING, offsetof(struct conn_view, key), "", 0, 0, true},
+    {"revocation", CONFIG_OPT_STRING, offsetof(struct conn_view, revocation), "", 0, 0, false},
+    {NULL, 0, 0, NULL, 0, 0, false},
+};
+
+/* The owners accepted c: every connector's mode is sim or http, and an
+ * issuer that serves citizens talks to no simulator, in clear, checks
+ * card revocation and has its own TW FidO key. */
+static void
+check_sections(const struct isso_config *c)
+{
+	static const char *const sections[] = {"sms", "twfido", "telecom", "moica", "nhi"};
+	struct conn_view v;
+	const char *error = NULL;
+
+	for (size_t i = 0; i < sizeof(sections) / sizeof(sections[0]); i++) {
+		memset(&v, 0, sizeof(v));
+		if (config_section_parse(c, sections[i], conn_view_options, &v, &error) != 0)
 			abort();
-		/* an issuer that serves citizens talks to no simulator, in clear */
+		if (!is_mode(v.mode))
+			abort();
 		if (!config_issuer_on_loopback(c) &&
-		    (strcmp(modes[i], "sim") == 0 || strncasecmp(urls[i], "http://", 7) == 0))
+		    (strcmp(v.mode, "sim") == 0 || strncasecmp(v.url, "http://", 7) == 0 ||
+		     strcmp(v.revocation, "none") == 0 || conn_twfido_is_sim_key(v.key)))
 			abort();
+		config_section_free(conn_view_options, &v);
 	}
-	if (!config_issuer_on_loopback(c) &&
-	    (strcmp(c->moica.revocation, "none") == 0 || config_is_sim_twfido_key(c->twfido.key)))
-		abort();
 }
 
 int
@@ -108,13 +130,19 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		if (error != NULL)
 			abort();
 		check_config(&cfg);
+		r = app_check_config(&cfg, &error);
+		if (r == 0)
+			check_sections(&cfg);
+		else if (r != ISSO_ERR_INVALID || error == NULL || error[0] == '\0' ||
+		         strlen(error) >= 512)
+			abort();
 		config_free(&cfg);
 		return 0;
 	}
 	if (r != ISSO_ERR_INVALID || error == NULL || error[0] == '\0' || strlen(error) >= 512)
 		abort();
 	/* nothing is left for the caller to free */
-	if (cfg.server.listen != NULL || cfg.server.public_url != NULL || cfg.twfido.key != NULL)
+	if (cfg.server.listen != NULL || cfg.server.public_url != NULL || cfg.raw != NULL)
 		abort();
 	return 0;
 }

@@ -144,6 +144,45 @@ test('issod and issoctl refuse each production misconfiguration, naming the sett
   }
 });
 
+// Each method and shared connector parses its own section: a key none of
+// them knows, or a value out of its range, stops issod and issoctl before
+// anything is written, naming the line or the setting.
+test('an unknown key or a bad value in a method\'s section stops the start', T, async () => {
+  const dir = tmpDir();
+  const port = await freePort();
+  const cases = [
+    ['[sms]\nusername = tpe-isso\nbogus = 1\n', {}, 'line 3: unknown key [sms] bogus'],
+    ['[cardagent]\nurl = http://localhost:61161\nnhi_url = wss://localhost:7777/echo\nhint = x\n', {}, 'line 4: unknown key [cardagent] hint'],
+    ['[nosuch]\nkey = 1\n', {}, 'line 2: unknown key [nosuch] key'],
+    ['[telecom]\nwindow = 9\n', {}, 'telecom.window: out of range (line 2)'],
+    ['', { ISSO_TWFIDO_TIME_LIMIT: '601' }, 'twfido.time_limit: out of range (ISSO_TWFIDO_TIME_LIMIT)'],
+    ['[taipeipass]\napp_qr_ttl = soon\n', {}, 'taipeipass.app_qr_ttl: not an integer (line 2)'],
+    ['[nhi]\nurl = ftp://nhi.example.gov.tw/nhi\n', {}, 'nhi.url: must be an http:// or https:// URL (line 2)'],
+  ];
+  for (const [text, extra, needle] of cases) {
+    const file = path.join(dir, 'isso.conf');
+    fs.writeFileSync(file, text);
+    const env = { ...prodEnv(dir, port), ...extra };
+    const d = new Daemon('issod', path.join(BUILD_DIR, 'issod'), ['--config', file], { env, cwd: dir });
+    let timer;
+    const exited = await Promise.race([
+      d.exited.then(() => true),
+      new Promise((resolve) => { timer = setTimeout(() => resolve(false), limit(10_000)); }),
+    ]);
+    clearTimeout(timer);
+    if (!exited) {
+      await d.stop();
+      throw d.failure(`started with ${JSON.stringify(text)}`);
+    }
+    assert.equal(d.exitCode, 2, `issod exits 2 (${needle})`);
+    assert.equal(d.stderr.trim(), `issod: configuration: ${needle}`);
+    const c = await issoctl(['--config', file, 'init'], env, dir);
+    assert.equal(c.code, 2, `issoctl exits 2 (${needle}): ${c.stdout}${c.stderr}`);
+    assert.equal(JSON.parse(c.stdout).error, `configuration: ${needle}`);
+    assert.ok(!fs.existsSync(path.join(dir, 'isso.db')), `no store was created (${needle})`);
+  }
+});
+
 test('a correct production configuration starts', T, async () => {
   const dir = tmpDir();
   const port = await freePort();

@@ -171,13 +171,34 @@ test_method_connectors(void **state)
 
 	/* the default configuration has no connector URLs */
 	assert_null(app->sms);
-	assert_true(method_connectors_ready(app, 0));
-	assert_false(method_connectors_ready(app, METHOD_NEEDS_SMS));
-	assert_false(method_connectors_ready(app, METHOD_NEEDS_MOICA | METHOD_NEEDS_NHI));
-	/* the password login needs nothing; the card logins their services */
+	assert_null(app->cardpki);
+	assert_false(app->cardpki_configured);
+	/* the password login needs nothing; the card logins their services,
+	 * each init naming the settings that would enable it */
 	assert_true(method_available(app, method_find("taipeipass")));
+	assert_false(method_register_available(app, method_find("taipeipass")));
+	assert_string_equal(app->method_setups[0].register_unset, "sms.url");
 	assert_false(method_available(app, method_find("moica-card")));
 	assert_false(method_available(app, method_find("telecom")));
+	assert_false(method_available(app, method_find("moica-mobile")));
+	assert_false(method_available(app, method_find("nhi-card")));
+	for (size_t i = 0; methods[i] != NULL; i++) {
+		const char *unset = app->method_setups[i].unset;
+
+		if (strcmp(methods[i]->id, "moica-mobile") == 0)
+			assert_string_equal(unset, "twfido.url,sms.url,moica.url");
+		else if (strcmp(methods[i]->id, "telecom") == 0)
+			assert_string_equal(unset, "telecom.url,sms.url");
+		else if (strcmp(methods[i]->id, "moica-card") == 0)
+			assert_string_equal(unset, "moica.url,sms.url");
+		else if (strcmp(methods[i]->id, "nhi-card") == 0)
+			assert_string_equal(unset, "nhi.url,sms.url");
+		else
+			assert_string_equal(unset, "");
+	}
+	/* the card methods keep their component's address for the help pages */
+	assert_non_null(method_state_of(app, method_find("moica-card")));
+	assert_null(method_state_of(app, method_find("telecom")));
 }
 
 static void

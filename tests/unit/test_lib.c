@@ -1,6 +1,7 @@
 /* Unit tests for the base library: pool, buf, b64, log, config. */
 #include <setjmp.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <cmocka.h>
@@ -423,27 +424,7 @@ test_config_defaults(void **state)
 	assert_int_equal(c.security.account_free_failures, 3);
 	assert_int_equal(c.security.account_delay_max, 10);
 	assert_int_equal(c.security.ip_rate_per_min, 30);
-	/* no connector is configured, none talks to the simulator */
 	assert_string_equal(c.outbound.allow, "");
-	assert_string_equal(c.sms.mode, "http");
-	assert_string_equal(c.sms.url, "");
-	assert_string_equal(c.sms.username, "");
-	assert_string_equal(c.sms.password, "");
-	assert_int_equal(c.sms.timeout_ms, 5000);
-	assert_string_equal(c.twfido.mode, "http");
-	assert_string_equal(c.twfido.url, "");
-	assert_string_equal(c.twfido.sp_service_id, "");
-	assert_string_equal(c.twfido.key, "");
-	assert_string_equal(c.telecom.mode, "http");
-	assert_string_equal(c.telecom.url, "");
-	assert_string_equal(c.telecom.secret, "");
-	assert_string_equal(c.moica.mode, "http");
-	assert_string_equal(c.moica.url, "");
-	assert_string_equal(c.moica.secret, "");
-	assert_string_equal(c.moica.revocation, "ocsp,crl");
-	assert_string_equal(c.nhi.mode, "http");
-	assert_string_equal(c.nhi.url, "");
-	assert_string_equal(c.nhi.secret, "");
 	assert_true(config_issuer_on_loopback(&c));
 	config_free(&c);
 	config_free(&c);
@@ -479,11 +460,9 @@ test_config_file_env(void **state)
 
 	/* Environment wins over the file. */
 	setenv("ISSO_OIDC_CODE_TTL", "45", 1);
-	setenv("ISSO_SMS_PASSWORD", "s3cret", 1);
 	setenv("ISSO_SERVER_PUBLIC_URL", "https://sso.example.gov.tw/", 1);
 	assert_int_equal(config_load(path, &c, &err), 0);
 	assert_int_equal(c.oidc.code_ttl, 45);
-	assert_string_equal(c.sms.password, "s3cret");
 	assert_string_equal(c.server.public_url, "https://sso.example.gov.tw");
 	assert_int_equal(c.server.port, 9000);
 	config_free(&c);
@@ -520,80 +499,6 @@ expect_error(const char *text, const char *needle)
 	unlink(path);
 }
 
-/* An issuer off loopback refuses every simulator setting, naming it. */
-static void
-test_config_production(void **state)
-{
-	static const struct {
-		const char *text, *needle;
-	} cases[] = {
-	    {"[sms]\nmode = sim\n", "sms.mode: sim"},
-	    {"[twfido]\nmode = sim\n", "twfido.mode: sim"},
-	    {"[telecom]\nmode = sim\n", "telecom.mode: sim"},
-	    {"[moica]\nmode = sim\n", "moica.mode: sim"},
-	    {"[nhi]\nmode = sim\n", "nhi.mode: sim"},
-	    {"[sms]\nurl = http://sms.example.com.tw/api/mtk/SmSend\n", "sms.url: plain http"},
-	    {"[twfido]\nurl = HTTP://fido.example.gov.tw\n", "twfido.url: plain http"},
-	    {"[telecom]\nurl = http://t.example.com.tw/telecom\n", "telecom.url: plain http"},
-	    {"[moica]\nurl = http://m.example.gov.tw/moica\n", "moica.url: plain http"},
-	    {"[nhi]\nurl = http://n.example.gov.tw/nhi\n", "nhi.url: plain http"},
-	    {"[sms]\npassword = isso-sim\n", "sms.password: isso-sim"},
-	    {"[telecom]\nsecret = isso-sim\n", "telecom.secret: isso-sim"},
-	    {"[moica]\nsecret = isso-sim\n", "moica.secret: isso-sim"},
-	    {"[nhi]\nsecret = isso-sim\n", "nhi.secret: isso-sim"},
-	    {"[twfido]\nkey = 6EC249964849D00314F8DFC7D385D2F78768E2F1D249C49DE5849D0E0AFAADD4\n",
-	     "twfido.key: the published"},
-	    {"[twfido]\nkey = bsJJlkhJ0AMU+N/H04XS94do4vHSScSd5YSdDgr6rdQ=\n",
-	     "twfido.key: the published"},
-	    {"[moica]\nrevocation = none\n", "moica.revocation: none"},
-	};
-	static const char *const issuers[] = {"https://isso.gov.taipei", "http://isso.gov.taipei",
-	                                      "https://10.0.0.5:8443", "https://[2001:db8::1]",
-	                                      "https://localhost.example.gov.tw"};
-	struct isso_config c;
-	const char *err = NULL;
-
-	clear_env();
-	for (size_t j = 0; j < sizeof(issuers) / sizeof(issuers[0]); j++) {
-		setenv("ISSO_SERVER_PUBLIC_URL", issuers[j], 1);
-		for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
-			expect_error(cases[i].text, cases[i].needle);
-		/* the real services' settings pass */
-		const char *path =
-		    write_tmp("[sms]\nurl = https://sms.example.com.tw/SmSend\n"
-		              "password = p\n[twfido]\nkey = "
-		              "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff\n"
-		              "[moica]\nocsp_url = http://ocsp.example.gov.tw/\n"
-		              "revocation = ocsp\n");
-		assert_int_equal(config_load(path, &c, &err), 0);
-		assert_false(config_issuer_on_loopback(&c));
-		config_free(&c);
-		unlink(path);
-	}
-	/* on loopback, the simulator is the development set-up */
-	static const char *const loopbacks[] = {"http://127.0.0.1:8080",  "http://127.1.2.3",
-	                                        "https://localhost:8443", "http://[::1]:8080",
-	                                        "http://api.localhost",   "http://LOCALHOST."};
-	for (size_t j = 0; j < sizeof(loopbacks) / sizeof(loopbacks[0]); j++) {
-		setenv("ISSO_SERVER_PUBLIC_URL", loopbacks[j], 1);
-		for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
-			const char *path = write_tmp(cases[i].text);
-
-			if (config_load(path, &c, &err) != 0)
-				fail_msg("%s refused %s: %s", loopbacks[j], cases[i].text, err);
-			assert_true(config_issuer_on_loopback(&c));
-			config_free(&c);
-			unlink(path);
-		}
-	}
-	assert_true(config_is_sim_twfido_key(
-	    "6ec249964849d00314f8dfc7d385d2f78768e2f1d249c49de5849d0e0afaadd4"));
-	assert_false(config_is_sim_twfido_key(""));
-	assert_false(config_is_sim_twfido_key(
-	    "6ec249964849d00314f8dfc7d385d2f78768e2f1d249c49de5849d0e0afaadd5"));
-	clear_env();
-}
-
 static void
 test_config_errors(void **state)
 {
@@ -603,8 +508,6 @@ test_config_errors(void **state)
 
 	clear_env();
 	expect_error("[server]\nport = 80\nbogus = 1\n", "line 3: unknown key [server] bogus");
-	expect_error("[nosuch]\nport = 1\n", "line 2: unknown key [nosuch] port");
-	expect_error("port = 1\n", "unknown key [] port");
 	expect_error("[server]\n\nport = 8x\n", "line 3: [server] port: not an integer");
 	expect_error("[server]\nport = \n", "not an integer");
 	expect_error("[server]\nport = 70000\n", "line 2: [server] port: out of range");
@@ -615,7 +518,6 @@ test_config_errors(void **state)
 	expect_error("[server]\njunk line\n", "line 2: syntax error");
 	expect_error("[store]\ndriver = mysql\n", "store.driver");
 	expect_error("[log]\nlevel = loud\n", "log.level");
-	expect_error("[sms]\nmode = smtp\n", "sms.mode");
 	expect_error("[server]\npublic_url = ftp://x\n", "public_url");
 	expect_error("[server]\npublic_url = http://\n", "public_url");
 	memset(longline, 'a', sizeof(longline) - 1);
@@ -785,6 +687,205 @@ test_hex(void **state)
 	assert_int_equal(hex_digit_upper(0xab), 'B');
 }
 
+/* explicit_bzero, as config.c calls it, interposed: remembers whether
+ * the last text "wipe-me-secret" was wiped, so a test can see secrets go. */
+static bool wiped_secret;
+
+void
+explicit_bzero(void *p, size_t n)
+{
+	static const char text[] = "wipe-me-secret";
+	volatile unsigned char *v = p;
+	size_t same = 0;
+
+	/* read through v: string.h declares p write-only */
+	for (size_t i = 0; n == sizeof(text) - 1 && i < n; i++)
+		same += v[i] == (unsigned char)text[i];
+	if (n == sizeof(text) - 1 && same == n)
+		wiped_secret = true;
+	for (size_t i = 0; i < n; i++)
+		v[i] = 0;
+}
+
+struct demo_settings {
+	char *mode, *url, *secret;
+	int n;
+	bool on;
+};
+
+static const struct config_option demo_options[] = {
+    {"mode", CONFIG_OPT_STRING, offsetof(struct demo_settings, mode), "http", 0, 0, false},
+    {"url", CONFIG_OPT_URL, offsetof(struct demo_settings, url), "", 0, 0, false},
+    {"secret", CONFIG_OPT_STRING, offsetof(struct demo_settings, secret), "", 0, 0, true},
+    {"n", CONFIG_OPT_INT, offsetof(struct demo_settings, n), "5", 1, 10, false},
+    {"on", CONFIG_OPT_BOOL, offsetof(struct demo_settings, on), "1", 0, 0, false},
+    {NULL, 0, 0, NULL, 0, 0, false},
+};
+
+static void
+clear_demo_env(void)
+{
+	unsetenv("ISSO_DEMO_MODE");
+	unsetenv("ISSO_DEMO_URL");
+	unsetenv("ISSO_DEMO_SECRET");
+	unsetenv("ISSO_DEMO_N");
+	unsetenv("ISSO_DEMO_ON");
+}
+
+/* Parses [demo] of text (NULL: no file) and expects needle in the error,
+ * or success when needle is NULL (then d is filled). */
+static void
+demo_parse(const char *text, const char *needle, struct demo_settings *d)
+{
+	struct isso_config c;
+	const char *err = NULL, *path = text != NULL ? write_tmp(text) : NULL;
+	int r;
+
+	assert_int_equal(config_load(path, &c, &err), 0);
+	memset(d, 0, sizeof(*d));
+	r = config_section_parse(&c, "demo", demo_options, d, &err);
+	if (needle == NULL) {
+		if (r != 0)
+			fail_msg("demo refused: %s", err);
+	} else {
+		assert_int_equal(r, ISSO_ERR_INVALID);
+		if (strstr(err, needle) == NULL)
+			fail_msg("error \"%s\" lacks \"%s\"", err, needle);
+		/* nothing is left for the caller */
+		assert_null(d->mode);
+		assert_null(d->url);
+		assert_null(d->secret);
+	}
+	config_free(&c);
+	if (path != NULL)
+		unlink(path);
+}
+
+/* A section's owner parses it from a table: types, ranges, defaults, the
+ * file, the environment winning, errors naming section.key. */
+static void
+test_config_section(void **state)
+{
+	struct demo_settings d;
+
+	clear_env();
+	clear_demo_env();
+	/* the defaults */
+	demo_parse(NULL, NULL, &d);
+	assert_string_equal(d.mode, "http");
+	assert_string_equal(d.url, "");
+	assert_string_equal(d.secret, "");
+	assert_int_equal(d.n, 5);
+	assert_true(d.on);
+	config_section_free(demo_options, &d);
+	config_section_free(demo_options, &d);
+
+	/* the file */
+	demo_parse("[server]\nthreads = 2\n[demo]\nmode = sim\nurl = https://x.example/a\n"
+	           "secret = s3cret\nn = 10\non = no\n",
+	           NULL, &d);
+	assert_string_equal(d.mode, "sim");
+	assert_string_equal(d.url, "https://x.example/a");
+	assert_string_equal(d.secret, "s3cret");
+	assert_int_equal(d.n, 10);
+	assert_false(d.on);
+	config_section_free(demo_options, &d);
+
+	/* the environment wins over the file */
+	setenv("ISSO_DEMO_N", "1", 1);
+	setenv("ISSO_DEMO_ON", "true", 1);
+	setenv("ISSO_DEMO_URL", "HTTP://y.example", 1);
+	demo_parse("[demo]\nn = 7\non = off\nurl = https://x.example\n", NULL, &d);
+	assert_int_equal(d.n, 1);
+	assert_true(d.on);
+	assert_string_equal(d.url, "HTTP://y.example");
+	config_section_free(demo_options, &d);
+	clear_demo_env();
+
+	/* errors name the setting and where it came from */
+	demo_parse("[demo]\nn = 11\n", "demo.n: out of range (line 2)", &d);
+	demo_parse("[demo]\n\nn = 0\n", "demo.n: out of range (line 3)", &d);
+	demo_parse("[demo]\nn = 5x\n", "demo.n: not an integer", &d);
+	demo_parse("[demo]\nn = \n", "demo.n: not an integer", &d);
+	demo_parse("[demo]\non = maybe\n", "demo.on: not a boolean", &d);
+	demo_parse("[demo]\nurl = ftp://x.example\n", "demo.url: must be an http", &d);
+	demo_parse("[demo]\nurl = javascript:alert(1)\n", "demo.url: must be an http", &d);
+	setenv("ISSO_DEMO_URL", "https://x.example/a b", 1);
+	demo_parse(NULL, "demo.url: no space or control character allowed in a URL (ISSO_DEMO_URL)",
+	           &d);
+	clear_demo_env();
+	setenv("ISSO_DEMO_N", "99999999999999999999", 1);
+	demo_parse(NULL, "demo.n: out of range (ISSO_DEMO_N)", &d);
+	clear_demo_env();
+	/* a raw key given twice is refused at load, as a core key is */
+	expect_error("[demo]\nn = 1\nn = 2\n", "line 3: [demo] n given twice");
+
+	/* secrets are wiped when freed */
+	setenv("ISSO_DEMO_SECRET", "wipe-me-secret", 1);
+	demo_parse(NULL, NULL, &d);
+	assert_string_equal(d.secret, "wipe-me-secret");
+	wiped_secret = false;
+	config_section_free(demo_options, &d);
+	assert_true(wiped_secret);
+	assert_null(d.secret);
+	/* the file's copy too, when the configuration is freed */
+	{
+		struct isso_config c;
+		const char *err = NULL, *path = write_tmp("[demo]\nsecret = wipe-me-secret\n");
+
+		clear_demo_env();
+		assert_int_equal(config_load(path, &c, &err), 0);
+		wiped_secret = false;
+		config_free(&c);
+		assert_true(wiped_secret);
+		unlink(path);
+	}
+}
+
+/* A key of the file that no owner parsed stops the start, as an unknown
+ * key of a core section does at load. */
+static void
+test_config_claimed(void **state)
+{
+	static const struct {
+		const char *text, *needle;
+	} cases[] = {
+	    {"[demo]\nmode = sim\nbogus = 1\n", "line 3: unknown key [demo] bogus"},
+	    {"[nosuch]\nport = 1\n", "line 2: unknown key [nosuch] port"},
+	    {"port = 1\n", "line 1: unknown key [] port"},
+	};
+	struct isso_config c;
+	struct demo_settings d;
+	const char *err = NULL, *path;
+
+	clear_env();
+	clear_demo_env();
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		path = write_tmp(cases[i].text);
+		assert_int_equal(config_load(path, &c, &err), 0);
+		memset(&d, 0, sizeof(d));
+		assert_int_equal(config_section_parse(&c, "demo", demo_options, &d, &err), 0);
+		config_section_free(demo_options, &d);
+		assert_int_equal(config_check_claimed(&c, &err), ISSO_ERR_INVALID);
+		if (strstr(err, cases[i].needle) == NULL)
+			fail_msg("error \"%s\" lacks \"%s\"", err, cases[i].needle);
+		config_free(&c);
+		unlink(path);
+	}
+	/* every key claimed, by one owner or several */
+	path = write_tmp("[server]\nthreads = 2\n[demo]\nmode = sim\nn = 3\n");
+	assert_int_equal(config_load(path, &c, &err), 0);
+	assert_int_equal(config_check_claimed(&c, &err), ISSO_ERR_INVALID);
+	memset(&d, 0, sizeof(d));
+	assert_int_equal(config_section_parse(&c, "demo", demo_options, &d, &err), 0);
+	config_section_free(demo_options, &d);
+	assert_int_equal(config_section_parse(&c, "demo", demo_options, &d, &err), 0);
+	config_section_free(demo_options, &d);
+	assert_int_equal(config_check_claimed(&c, &err), 0);
+	config_free(&c);
+	unlink(path);
+}
+
 int
 main(void)
 {
@@ -800,7 +901,8 @@ main(void)
 	    cmocka_unit_test(test_config_defaults),
 	    cmocka_unit_test(test_config_file_env),
 	    cmocka_unit_test(test_config_errors),
-	    cmocka_unit_test(test_config_production),
+	    cmocka_unit_test(test_config_section),
+	    cmocka_unit_test(test_config_claimed),
 	    cmocka_unit_test(test_utf8),
 	    cmocka_unit_test(test_loginchal),
 	    cmocka_unit_test(test_hex),

@@ -33,6 +33,7 @@
  * start-up) app->cardpki is NULL and the method shows a "not available"
  * page instead of its form. Logs carry the verdict and the ID masked,
  * never the ID, the certificate or the signature. */
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -45,8 +46,10 @@
 #include "auth/page.h"
 #include "auth/person.h"
 #include "conn/cardpki.h"
+#include "conn/conn-service.h"
 #include "conn/moica.h"
 #include "http/csrf.h"
+#include "lib/config.h"
 #include "lib/idnum.h"
 #include "lib/isso.h"
 #include "lib/log.h"
@@ -89,6 +92,10 @@ static const struct method_step steps[] = {
 
 /* The name comes from the certificate's subject; a linked TaipeiPass
  * member's other data flows through linked_member_data (歸戶 by the ID). */
+static int mc_init(struct isso_app *app, bool build, struct method_setup *setup,
+                   const char **error_r);
+static void mc_free(void *state);
+
 const struct method method_moica_card = {
     .id = "moica-card",
     .loa = LOA_HIGH,
@@ -98,13 +105,115 @@ const struct method method_moica_card = {
     .title_key = "mc.title",
     .bullet_keys = bullets,
     .register_path = HELP_PATH,
-    .needs = METHOD_NEEDS_MOICA | METHOD_NEEDS_SMS,
+    .init = mc_init,
+    .free = mc_free,
     .steps = steps,
     .prepare = prepare,
     .help_template = "moica-card-help",
     .help_title_key = "mc.help_title",
     .help_vars = help_vars,
 };
+
+/* [moica]'s ID check: the card's certificate ↔ the typed ID. The same
+ * section's certificate settings (roots, revocation …) are the shared
+ * verifier's (auth/shared.h: app->cardpki). No working defaults: without
+ * a url the method is not offered. */
+struct mc_settings {
+	char *mode;      /* "sim" | "http" */
+	char *url;       /* MOICA ID-check API base (/v1/id-check appended) */
+	char *client_id; /* our account at the MOICA service */
+	char *secret;
+	int timeout_ms; /* 5000 */
+};
+
+#define MC_OPT(key, type, field, def, lo, hi, secret)                                              \
+	{                                                                                          \
+		key, type, offsetof(struct mc_settings, field), def, lo, hi, secret                \
+	}
+
+static const struct config_option mc_options[] = {
+    MC_OPT("mode", CONFIG_OPT_STRING, mode, "http", 0, 0, false),
+    MC_OPT("url", CONFIG_OPT_URL, url, "", 0, 0, false),
+    MC_OPT("client_id", CONFIG_OPT_STRING, client_id, "", 0, 0, false),
+    MC_OPT("secret", CONFIG_OPT_STRING, secret, "", 0, 0, true),
+    MC_OPT("timeout_ms", CONFIG_OPT_INT, timeout_ms, "5000", 100, 600000, false),
+    {NULL, 0, 0, NULL, 0, 0, false},
+};
+
+/* [cardagent] url: the HiPKI local server the card pages talk to (HiPKI
+ * or isso-cardagent). */
+struct mc_agent_settings {
+	char *url;
+};
+
+static const struct config_option mc_agent_options[] = {
+    {"url", CONFIG_OPT_STRING, offsetof(struct mc_agent_settings, url), "http://localhost:61161", 0,
+     0, false},
+    {NULL, 0, 0, NULL, 0, 0, false},
+};
+
+/* What the handlers use, built at start-up (also when not configured: the
+ * help page is served anyway). */
+struct mc_state {
+	struct conn_moica *conn; /* NULL: moica.url unset, the method not offered */
+	char *agent_url;         /* cardagent.url */
+};
+
+static int
+mc_init(struct isso_app *app, bool build, struct method_setup *setup, const char **error_r)
+{
+	struct mc_settings s = {0};
+	struct mc_agent_settings a = {0};
+	struct conn_service svc;
+	struct mc_state *st;
+	int ret = config_section_parse(app->cfg, "moica", mc_options, &s, error_r);
+
+	if (ret < 0)
+		return ret;
+	ret = config_section_parse(app->cfg, "cardagent", mc_agent_options, &a, error_r);
+	if (ret < 0)
+		goto out;
+	svc = (struct conn_service){"moica",     s.mode,   s.url,   "client_id",
+	                            s.client_id, "secret", s.secret};
+	ret = conn_service_check(app->cfg, &svc, error_r);
+	if (ret < 0 || !build)
+		goto out;
+	if (s.url[0] == '\0')
+		method_setup_unset(setup->unset, sizeof(setup->unset), "moica.url");
+	if (app->sms == NULL)
+		method_setup_unset(setup->unset, sizeof(setup->unset), "sms.url");
+	st = xcalloc(1, sizeof(*st));
+	st->agent_url = xstrdup(a.url);
+	setup->state = st;
+	if (s.url[0] == '\0' || (ret = conn_service_usable(&svc, error_r)) < 0)
+		goto out;
+	st->conn = conn_moica_new(s.url, s.client_id, s.secret, s.timeout_ms);
+	if (st->conn == NULL) {
+		*error_r = "moica: bad url or credentials";
+		ret = ISSO_ERR_INVALID;
+	}
+out:
+	config_section_free(mc_options, &s);
+	config_section_free(mc_agent_options, &a);
+	return ret;
+}
+
+static void
+mc_free(void *state)
+{
+	struct mc_state *st = state;
+
+	if (st->conn != NULL)
+		conn_moica_free(st->conn);
+	free(st->agent_url);
+	free(st);
+}
+
+static const struct mc_state *
+mc_state(const struct isso_app *app)
+{
+	return method_state_of(app, &method_moica_card);
+}
 
 /* What the page's script may say, by name, and the message key of each
  * (the script has no text of its own: it reads them from the page). */
@@ -340,7 +449,7 @@ card_page(struct isso_app *app, struct http_req *req, const char *id, json_t *tx
           const char *error_key, const char *typed)
 {
 	json_t *st = method_state(txn, STATE_KEY), *ctx, *msgs;
-	const char *agent = app->cfg->cardagent.url, *origin = origin_of(req, agent);
+	const char *agent = mc_state(app)->agent_url, *origin = origin_of(req, agent);
 
 	if (origin == NULL) {
 		log_error("moica_card_bad_agent_url", NULL);
@@ -553,7 +662,8 @@ card_post(struct isso_app *app, struct http_req *req, const char *id, json_t *tx
 		card_page(app, req, id, txn, 403, "mc.id_mismatch", idn);
 		goto save;
 	}
-	idr = conn_moica_id_check(app->moica, holder.serial_hex, holder.issuer_key_id_hex, idn);
+	idr = conn_moica_id_check(mc_state(app)->conn, holder.serial_hex, holder.issuer_key_id_hex,
+	                          idn);
 	if (idr == MOICA_ID_MISMATCH) {
 		verdict = "id_mismatch";
 		card_page(app, req, id, txn, 403, "mc.id_mismatch", idn);
@@ -591,7 +701,7 @@ out:
 static void
 card_step(struct isso_app *app, struct http_req *req, const char *id, json_t *txn)
 {
-	if (app->cardpki == NULL || app->moica == NULL) {
+	if (app->cardpki == NULL || mc_state(app)->conn == NULL) {
 		result_page(app, req, id, REF_UNAVAILABLE);
 		return;
 	}
@@ -638,5 +748,5 @@ prepare(struct isso_app *app, struct http_req *req, const struct method_step *st
 static void
 help_vars(struct isso_app *app, json_t *page)
 {
-	json_object_set_new(page, "agent_url", json_string(app->cfg->cardagent.url));
+	json_object_set_new(page, "agent_url", json_string(mc_state(app)->agent_url));
 }

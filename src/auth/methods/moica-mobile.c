@@ -35,6 +35,8 @@
  * A later step refuses to run until the earlier one succeeded. The
  * national ID appears in logs only masked (log_mask), and in no page
  * after the ID step. */
+#include <stddef.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -48,8 +50,10 @@
 #include "auth/person.h"
 #include "auth/qr.h"
 #include "conn/cardpki.h"
+#include "conn/conn-service.h"
 #include "conn/twfido.h"
 #include "http/csrf.h"
+#include "lib/config.h"
 #include "lib/idnum.h"
 #include "lib/isso.h"
 #include "lib/log.h"
@@ -106,11 +110,124 @@ static const struct method_step steps[] = {
     {NULL, 0, 0, NULL},
 };
 
+extern const struct method method_moica_mobile;
+
+/* [twfido]: MOI's TW FidO SP API. No working defaults: without a url the
+ * method is not offered. */
+struct mm_settings {
+	char *mode;          /* "sim" | "http" */
+	char *url;           /* API base: scheme and host (/moise/sp/… appended) */
+	char *sp_service_id; /* assigned by MOI */
+	char *key;           /* the SP's AES-256 key: 64 hex digits or base64 */
+	int timeout_ms;      /* 5000 */
+	int time_limit;      /* seconds to approve in the app, 60 */
+	char *hint;          /* shown in the app */
+};
+
+#define MM_OPT(key, type, field, def, lo, hi, secret)                                              \
+	{                                                                                          \
+		key, type, offsetof(struct mm_settings, field), def, lo, hi, secret                \
+	}
+
+static const struct config_option mm_options[] = {
+    MM_OPT("mode", CONFIG_OPT_STRING, mode, "http", 0, 0, false),
+    MM_OPT("url", CONFIG_OPT_URL, url, "", 0, 0, false),
+    MM_OPT("sp_service_id", CONFIG_OPT_STRING, sp_service_id, "", 0, 0, false),
+    MM_OPT("key", CONFIG_OPT_STRING, key, "", 0, 0, true),
+    MM_OPT("timeout_ms", CONFIG_OPT_INT, timeout_ms, "5000", 100, 600000, false),
+    MM_OPT("time_limit", CONFIG_OPT_INT, time_limit, "60", 30, 600, false),
+    MM_OPT("hint", CONFIG_OPT_STRING, hint, "臺北市政府單一身分驗證入口登入", 0, 0, false),
+    {NULL, 0, 0, NULL, 0, 0, false},
+};
+
+/* What the handlers use, built at start-up. */
+struct mm_state {
+	struct conn_twfido *conn;
+	int time_limit;
+	char *hint;
+};
+
+static int
+mm_init(struct isso_app *app, bool build, struct method_setup *setup, const char **error_r)
+{
+	struct mm_settings s = {0};
+	struct conn_service svc;
+	struct mm_state *st;
+	char why[256];
+	int ret = config_section_parse(app->cfg, "twfido", mm_options, &s, error_r);
+
+	if (ret < 0)
+		return ret;
+	svc = (struct conn_service){"twfido",        s.mode, s.url, "sp_service_id",
+	                            s.sp_service_id, "key",  s.key};
+	ret = conn_service_check(app->cfg, &svc, error_r);
+	if (ret < 0)
+		goto out;
+	if (!config_issuer_on_loopback(app->cfg) && conn_twfido_is_sim_key(s.key)) {
+		snprintf(why, sizeof(why),
+		         "the published isso-sim test key; the issuer %s is not on "
+		         "loopback",
+		         app->cfg->server.public_url);
+		ret = conn_service_fail(error_r, "twfido", "key", why);
+		goto out;
+	}
+	if (!build)
+		goto out;
+	/* the result certificate is checked like a MOICA card's */
+	if (s.url[0] == '\0')
+		method_setup_unset(setup->unset, sizeof(setup->unset), "twfido.url");
+	if (app->sms == NULL)
+		method_setup_unset(setup->unset, sizeof(setup->unset), "sms.url");
+	if (!app->cardpki_configured)
+		method_setup_unset(setup->unset, sizeof(setup->unset), "moica.url");
+	if (s.url[0] == '\0' || (ret = conn_service_usable(&svc, error_r)) < 0)
+		goto out;
+	if (strcmp(s.mode, "http") == 0 && conn_twfido_is_sim_key(s.key)) {
+		ret = conn_service_fail(error_r, "twfido", "key",
+		                        "mode http needs the SP's own key, not isso-sim's");
+		goto out;
+	}
+	st = xcalloc(1, sizeof(*st));
+	st->conn = conn_twfido_new(s.url, s.sp_service_id, s.key, s.timeout_ms);
+	if (st->conn == NULL) {
+		free(st);
+		*error_r = "twfido: bad url, sp_service_id or key";
+		ret = ISSO_ERR_INVALID;
+		goto out;
+	}
+	st->time_limit = s.time_limit;
+	st->hint = xstrdup(s.hint);
+	setup->state = st;
+out:
+	config_section_free(mm_options, &s);
+	return ret;
+}
+
+static void
+mm_free(void *state)
+{
+	struct mm_state *st = state;
+
+	conn_twfido_free(st->conn);
+	free(st->hint);
+	free(st);
+}
+
+static const struct mm_state *
+mm_state(const struct isso_app *app)
+{
+	return method_state_of(app, &method_moica_mobile);
+}
+
 /* The name comes from the subject of the certificate the TW FidO result
  * carries, checked like a MOICA card's (chain, validity, revocation, the
  * typed ID's last four digits; docs/connectors/twfido.md): hence the
  * MOICA settings; a linked TaipeiPass member's other data still flows
  * through linked_member_data. */
+static int mm_init(struct isso_app *app, bool build, struct method_setup *setup,
+                   const char **error_r);
+static void mm_free(void *state);
+
 const struct method method_moica_mobile = {
     .id = "moica-mobile",
     .loa = LOA_HIGH,
@@ -120,7 +237,8 @@ const struct method method_moica_mobile = {
     .title_key = "mm.title",
     .bullet_keys = bullets,
     .register_path = HELP_PATH,
-    .needs = METHOD_NEEDS_TWFIDO | METHOD_NEEDS_SMS | METHOD_NEEDS_MOICA,
+    .init = mm_init,
+    .free = mm_free,
     .steps = steps,
     .prepare = prepare,
     .foreign_page = elsewhere_page,
@@ -383,8 +501,8 @@ issue_ticket(struct isso_app *app, const char *idn, json_t *st, enum way w)
 	int ret;
 
 	memset(&ticket, 0, sizeof(ticket));
-	ret = conn_twfido_request(app->twfido, ways[w].mode, idn, app->cfg->twfido.hint,
-	                          app->cfg->twfido.time_limit, &ticket, &status, &error);
+	ret = conn_twfido_request(mm_state(app)->conn, ways[w].mode, idn, mm_state(app)->hint,
+	                          mm_state(app)->time_limit, &ticket, &status, &error);
 	json_object_del(st, "ticket");
 	json_object_del(st, "polled");
 	json_object_del(st, "outcome");
@@ -635,9 +753,9 @@ poll_once(struct isso_app *app, struct http_req *req, json_t *st, bool *changed_
 		return OUT_PENDING;
 	if (!poll_turn(app, json_string_value(json_object_get(ticket, "txn")), polled))
 		return OUT_PENDING;
-	ret = conn_twfido_poll(app->twfido, json_string_value(json_object_get(ticket, "txn")),
-	                       json_string_value(json_object_get(ticket, "tid")), &status, &hashed,
-	                       &cert, &error);
+	ret = conn_twfido_poll(
+	    mm_state(app)->conn, json_string_value(json_object_get(ticket, "txn")),
+	    json_string_value(json_object_get(ticket, "tid")), &status, &hashed, &cert, &error);
 	/* Stamped after the exchange: the connector's own stamp is earlier,
 	 * so a poll this method allows is never one the connector refuses. */
 	json_object_set_new(st, "polled", json_integer(method_now_ms()));

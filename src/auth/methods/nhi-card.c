@@ -22,6 +22,7 @@
  *            nhi-rand), taken atomically before the service is asked, so
  *            two POSTs racing with one random cannot both use it
  *   uuid     the person, once proven */
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -32,9 +33,11 @@
 #include "auth/otp-step.h"
 #include "auth/page.h"
 #include "auth/person.h"
+#include "conn/conn-service.h"
 #include "conn/nhi.h"
 #include "http/csrf.h"
 #include "lib/b64.h"
+#include "lib/config.h"
 #include "lib/idnum.h"
 #include "lib/isso.h"
 #include "lib/log.h"
@@ -81,6 +84,10 @@ static const struct method_step steps[] = {
 /* Vouches the ID and the number proven by SMS (the briefing: 健保卡 →
  * 身分證號、手機); a linked TaipeiPass member's data flows through
  * linked_member_data (歸戶 by the national ID). */
+static int nhi_init(struct isso_app *app, bool build, struct method_setup *setup,
+                    const char **error_r);
+static void nhi_free(void *state);
+
 const struct method method_nhi_card = {
     .id = "nhi-card",
     .loa = LOA_SUBSTANTIAL,
@@ -90,11 +97,110 @@ const struct method method_nhi_card = {
     .title_key = "nhi.title",
     .bullet_keys = bullets,
     .register_path = HELP_PATH,
-    .needs = METHOD_NEEDS_NHI | METHOD_NEEDS_SMS,
+    .init = nhi_init,
+    .free = nhi_free,
     .steps = steps,
     .help_template = "nhi-card-help",
     .help_title_key = "nhi.help_title",
 };
+
+/* [nhi]: the NHI card verification service. No working defaults:
+ * without a url the method is not offered. */
+struct nhi_settings {
+	char *mode;      /* "sim" | "http" */
+	char *url;       /* NHI card verification API base (/v1/verify appended) */
+	char *client_id; /* our account at the NHI service */
+	char *secret;
+	int timeout_ms; /* 5000 */
+};
+
+#define NHI_OPT(key, type, field, def, lo, hi, secret)                                             \
+	{                                                                                          \
+		key, type, offsetof(struct nhi_settings, field), def, lo, hi, secret               \
+	}
+
+static const struct config_option nhi_options[] = {
+    NHI_OPT("mode", CONFIG_OPT_STRING, mode, "http", 0, 0, false),
+    NHI_OPT("url", CONFIG_OPT_URL, url, "", 0, 0, false),
+    NHI_OPT("client_id", CONFIG_OPT_STRING, client_id, "", 0, 0, false),
+    NHI_OPT("secret", CONFIG_OPT_STRING, secret, "", 0, 0, true),
+    NHI_OPT("timeout_ms", CONFIG_OPT_INT, timeout_ms, "5000", 100, 600000, false),
+    {NULL, 0, 0, NULL, 0, 0, false},
+};
+
+/* [cardagent] nhi_url: the NHI card component's WebSocket the pages use. */
+struct nhi_agent_settings {
+	char *nhi_url;
+};
+
+static const struct config_option nhi_agent_options[] = {
+    {"nhi_url", CONFIG_OPT_STRING, offsetof(struct nhi_agent_settings, nhi_url),
+     "wss://iccert.nhi.gov.tw:7777/echo", 0, 0, false},
+    {NULL, 0, 0, NULL, 0, 0, false},
+};
+
+/* What the handlers use, built at start-up (also when not configured: the
+ * help page is served anyway). */
+struct nhi_state {
+	struct conn_nhi *conn; /* NULL: nhi.url unset, the method not offered */
+	char *component_url;   /* cardagent.nhi_url */
+};
+
+static int
+nhi_init(struct isso_app *app, bool build, struct method_setup *setup, const char **error_r)
+{
+	struct nhi_settings s = {0};
+	struct nhi_agent_settings a = {0};
+	struct conn_service svc;
+	struct nhi_state *st;
+	int ret = config_section_parse(app->cfg, "nhi", nhi_options, &s, error_r);
+
+	if (ret < 0)
+		return ret;
+	ret = config_section_parse(app->cfg, "cardagent", nhi_agent_options, &a, error_r);
+	if (ret < 0)
+		goto out;
+	svc = (struct conn_service){"nhi",       s.mode,   s.url,   "client_id",
+	                            s.client_id, "secret", s.secret};
+	ret = conn_service_check(app->cfg, &svc, error_r);
+	if (ret < 0 || !build)
+		goto out;
+	if (s.url[0] == '\0')
+		method_setup_unset(setup->unset, sizeof(setup->unset), "nhi.url");
+	if (app->sms == NULL)
+		method_setup_unset(setup->unset, sizeof(setup->unset), "sms.url");
+	st = xcalloc(1, sizeof(*st));
+	st->component_url = xstrdup(a.nhi_url);
+	setup->state = st;
+	if (s.url[0] == '\0' || (ret = conn_service_usable(&svc, error_r)) < 0)
+		goto out;
+	st->conn = conn_nhi_new(s.url, s.client_id, s.secret, s.timeout_ms);
+	if (st->conn == NULL) {
+		*error_r = "nhi: bad url or credentials";
+		ret = ISSO_ERR_INVALID;
+	}
+out:
+	config_section_free(nhi_options, &s);
+	config_section_free(nhi_agent_options, &a);
+	return ret;
+}
+
+static void
+nhi_free(void *state)
+{
+	struct nhi_state *st = state;
+
+	if (st->conn != NULL)
+		conn_nhi_free(st->conn);
+	free(st->component_url);
+	free(st);
+}
+
+static const struct nhi_state *
+nhi_state(const struct isso_app *app)
+{
+	return method_state_of(app, &method_nhi_card);
+}
 
 /* The scheme://host[:port] of a ws:// or wss:// URL (for CSP connect-src),
  * in request memory; NULL when url is neither. */
@@ -162,7 +268,7 @@ stage_of(json_t *st)
 static json_t *
 base_ctx(struct isso_app *app, struct http_req *req, const char *id, int current)
 {
-	const char *url = app->cfg->cardagent.nhi_url, *origin = ws_origin(req, url);
+	const char *url = nhi_state(app)->component_url, *origin = ws_origin(req, url);
 	json_t *ctx =
 	    json_pack("{s:s, s:s, s:s, s:s}", "txn", id, "back_url", flow_url(req, "/login", id),
 	              "page_script", SCRIPT_PATH, "help_url", flow_url(req, HELP_PATH, id));
@@ -447,7 +553,7 @@ password_step(struct isso_app *app, struct http_req *req, const char *id, json_t
 		password_page(app, req, id, txn, 429, page_text(app, req, "nhi.id_limited"));
 		goto out;
 	}
-	r = conn_nhi_verify(app->nhi, card, idn, random, sig, cert, blob, &tries_left,
+	r = conn_nhi_verify(nhi_state(app)->conn, card, idn, random, sig, cert, blob, &tries_left,
 	                    &retry_after);
 	/* Tries per ID count only once the card's signature was good (any
 	 * answer but "signature" or an error): a stranger posting junk with

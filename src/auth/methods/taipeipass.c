@@ -43,6 +43,7 @@
  * service, outcome, reason} under "tpapp". The enrolment's password is
  * checked by member_authenticate, with the login page's guess delays; a
  * password never answers a challenge. */
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -63,6 +64,7 @@
 #include "auth/throttle.h"
 #include "http/csrf.h"
 #include "http/i18n.h"
+#include "lib/config.h"
 #include "lib/idnum.h"
 #include "lib/isso.h"
 #include "lib/log.h"
@@ -97,6 +99,9 @@ static const struct method_step steps[] = {
     {NULL, 0, 0, NULL},
 };
 
+static int tp_init(struct isso_app *app, bool build, struct method_setup *setup,
+                   const char **error_r);
+
 const struct method method_taipeipass = {
     .id = "taipeipass",
     .loa = LOA_LOW, /* the app too: its device key is a single factor */
@@ -107,8 +112,8 @@ const struct method method_taipeipass = {
     .title_key = "tp.title",
     .bullet_keys = bullets,
     .register_path = "/taipeipass/register",
-    .needs = 0,
-    .register_needs = METHOD_NEEDS_SMS,
+    .init = tp_init,
+    .free = free,
     .steps = steps,
     /* No path of this method proves more than a password: a login that
      * asks for more is refused before any step (flow_complete would
@@ -116,6 +121,40 @@ const struct method method_taipeipass = {
     .refuse_above_loa = true,
     .routes = routes,
 };
+
+/* [taipeipass] */
+struct tp_settings {
+	int app_qr_ttl; /* seconds a TaipeiPass app QR code stays valid, 120 */
+};
+
+static const struct config_option tp_options[] = {
+    {"app_qr_ttl", CONFIG_OPT_INT, offsetof(struct tp_settings, app_qr_ttl), "120", 2, 600, false},
+    {NULL, 0, 0, NULL, 0, 0, false},
+};
+
+/* The password login needs no connector; registration sends SMS codes. */
+static int
+tp_init(struct isso_app *app, bool build, struct method_setup *setup, const char **error_r)
+{
+	struct tp_settings s = {0};
+	int ret = config_section_parse(app->cfg, "taipeipass", tp_options, &s, error_r);
+
+	if (ret < 0 || !build)
+		return ret;
+	if (app->sms == NULL)
+		method_setup_unset(setup->register_unset, sizeof(setup->register_unset), "sms.url");
+	struct tp_settings *st = xmalloc(sizeof(*st));
+
+	*st = s;
+	setup->state = st;
+	return 0;
+}
+
+static const struct tp_settings *
+tp_settings(const struct isso_app *app)
+{
+	return method_state_of(app, &method_taipeipass);
+}
 
 /* The field a message is about, so that the page's error summary links
  * to it and the field is marked invalid (page_form_error); NULL: the page
@@ -394,7 +433,7 @@ app_random_number(const int *avoid, size_t n)
 static int
 app_issue(struct isso_app *app, const char *id, json_t *txn)
 {
-	int64_t exp = app_now() + app->cfg->taipeipass.app_qr_ttl;
+	int64_t exp = app_now() + tp_settings(app)->app_qr_ttl;
 	json_t *st = app_state(txn), *data, *choices;
 	struct store_client *client = NULL;
 	int picks[APP_CHOICES], right;

@@ -38,6 +38,7 @@
  * are limited per number and per national ID (lookup hashes) and per
  * address, and a transaction never holds two pending verifications. The
  * national ID and birthdate never reach a log; the number only masked. */
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -50,9 +51,11 @@
 #include "auth/page.h"
 #include "auth/person.h"
 #include "auth/qr.h"
+#include "conn/conn-service.h"
 #include "conn/telecom.h"
 #include "http/csrf.h"
 #include "lib/birthdate.h"
+#include "lib/config.h"
 #include "lib/idnum.h"
 #include "lib/isso.h"
 #include "lib/log.h"
@@ -99,6 +102,10 @@ static const struct method_step steps[] = {
 /* Vouches the ID, the number and the birthdate it had the carrier check;
  * a linked TaipeiPass member's other data flows through
  * linked_member_data (歸戶 by the national ID). */
+static int tel_init(struct isso_app *app, bool build, struct method_setup *setup,
+                    const char **error_r);
+static void tel_free(void *state);
+
 const struct method method_telecom = {
     .id = "telecom",
     .loa = LOA_SUBSTANTIAL,
@@ -108,13 +115,97 @@ const struct method method_telecom = {
     .title_key = "tel.title",
     .bullet_keys = bullets,
     .register_path = NULL,
-    .needs = METHOD_NEEDS_TELECOM | METHOD_NEEDS_SMS,
+    .init = tel_init,
+    .free = tel_free,
     .steps = steps,
     /* A login that asks for more than this method reaches is refused
      * before any SMS or carrier check is spent on it. */
     .refuse_above_loa = true,
     .routes = NULL,
 };
+
+/* [telecom]: the carriers' aggregator. No working defaults: without a
+ * url the method is not offered. */
+struct tel_settings {
+	char *mode;      /* "sim" | "http" */
+	char *url;       /* verification API base (/v1/verifications appended) */
+	char *client_id; /* our account at the carriers' aggregator */
+	char *secret;
+	int timeout_ms; /* 5000 */
+	int window;     /* seconds to open the link on the phone, 37 */
+};
+
+#define TEL_OPT(key, type, field, def, lo, hi, secret)                                             \
+	{                                                                                          \
+		key, type, offsetof(struct tel_settings, field), def, lo, hi, secret               \
+	}
+
+static const struct config_option tel_options[] = {
+    TEL_OPT("mode", CONFIG_OPT_STRING, mode, "http", 0, 0, false),
+    TEL_OPT("url", CONFIG_OPT_URL, url, "", 0, 0, false),
+    TEL_OPT("client_id", CONFIG_OPT_STRING, client_id, "", 0, 0, false),
+    TEL_OPT("secret", CONFIG_OPT_STRING, secret, "", 0, 0, true),
+    TEL_OPT("timeout_ms", CONFIG_OPT_INT, timeout_ms, "5000", 100, 600000, false),
+    TEL_OPT("window", CONFIG_OPT_INT, window, "37", 10, 300, false),
+    {NULL, 0, 0, NULL, 0, 0, false},
+};
+
+/* What the handlers use, built at start-up. */
+struct tel_state {
+	struct conn_telecom *conn;
+	int window;
+};
+
+static int
+tel_init(struct isso_app *app, bool build, struct method_setup *setup, const char **error_r)
+{
+	struct tel_settings s = {0};
+	struct conn_service svc;
+	struct tel_state *st;
+	int ret = config_section_parse(app->cfg, "telecom", tel_options, &s, error_r);
+
+	if (ret < 0)
+		return ret;
+	svc = (struct conn_service){"telecom",   s.mode,   s.url,   "client_id",
+	                            s.client_id, "secret", s.secret};
+	ret = conn_service_check(app->cfg, &svc, error_r);
+	if (ret < 0 || !build)
+		goto out;
+	if (s.url[0] == '\0')
+		method_setup_unset(setup->unset, sizeof(setup->unset), "telecom.url");
+	if (app->sms == NULL)
+		method_setup_unset(setup->unset, sizeof(setup->unset), "sms.url");
+	if (s.url[0] == '\0' || (ret = conn_service_usable(&svc, error_r)) < 0)
+		goto out;
+	st = xcalloc(1, sizeof(*st));
+	st->window = s.window;
+	st->conn = conn_telecom_new(s.url, s.client_id, s.secret, s.timeout_ms);
+	if (st->conn == NULL) {
+		free(st);
+		*error_r = "telecom: bad url or credentials";
+		ret = ISSO_ERR_INVALID;
+		goto out;
+	}
+	setup->state = st;
+out:
+	config_section_free(tel_options, &s);
+	return ret;
+}
+
+static void
+tel_free(void *state)
+{
+	struct tel_state *st = state;
+
+	conn_telecom_free(st->conn);
+	free(st);
+}
+
+static const struct tel_state *
+tel_state(const struct isso_app *app)
+{
+	return method_state_of(app, &method_telecom);
+}
 
 /* Outcomes without a verification to show, with their page. */
 static const struct outcome_view {
@@ -610,10 +701,9 @@ do_start(struct isso_app *app, struct http_req *req, const char *id, json_t *txn
 		set_outcome(st, "limited");
 		goto done;
 	}
-	ret =
-	    conn_telecom_start(app->telecom, sget(who, "id_number"), phone, sget(who, "birthdate"),
-	                       sget(st, "carrier"), app->cfg->telecom.window, vid, &link,
-	                       &expires_in, &refusal, &error);
+	ret = conn_telecom_start(tel_state(app)->conn, sget(who, "id_number"), phone,
+	                         sget(who, "birthdate"), sget(st, "carrier"),
+	                         tel_state(app)->window, vid, &link, &expires_in, &refusal, &error);
 	if (ret == 0 && secret_seal(&app->secrets, link, strlen(link), &sealed) == 0) {
 		json_object_del(st, "outcome");
 		json_object_del(st, "polled");
@@ -692,7 +782,7 @@ poll_once(struct isso_app *app, struct http_req *req, json_t *st, bool *changed_
 	*changed_r = true;
 	json_object_set_new(st, "polled", json_integer(ms));
 	over = app_now() > json_integer_value(json_object_get(ver, "exp")) + EXPIRY_GRACE;
-	ret = conn_telecom_status(app->telecom, sget(ver, "id"), &state, &error);
+	ret = conn_telecom_status(tel_state(app)->conn, sget(ver, "id"), &state, &error);
 	if (ret == ISSO_ERR_LIMIT || ret == ISSO_ERR_TIMEOUT) {
 		/* Busy or slow: ask again at the next poll, within the window. */
 		if (over)
