@@ -383,42 +383,47 @@ out:
 	return ret;
 }
 
-/* Stores a new token of kind for the grant; writes its value to value_r. */
-static int
-token_put(struct isso_app *app, int kind, const char *grant, const struct store_client *c,
-          const char *uuid, const char *sid, const char *scope, json_t *data, int ttl,
-          char value_r[44])
+/* Fills t with a new token of kind for the grant (its hash in hash_r, its
+ * value in value_r); nothing is written yet. */
+static void
+token_new(struct store_token *t, int kind, const char *grant, const struct store_client *c,
+          const char *uuid, const char *sid, const char *scope, json_t *data, int64_t now, int ttl,
+          char value_r[44], char hash_r[65])
 {
-	struct store_token t;
-	char hash[65];
-	int64_t now = app_now();
-
-	oidc_new_token(value_r, hash);
-	memset(&t, 0, sizeof(t));
-	t.hash = hash;
-	t.kind = kind;
-	t.grant_id = (char *)grant;
-	t.client_id = c->client_id;
-	t.uuid = (char *)uuid;
-	t.sid = (char *)sid;
-	t.scope = (char *)scope;
-	t.data = data;
-	t.created_at = now;
-	t.expires_at = now + ttl;
-	return store_token_add(app->store, &t);
+	oidc_new_token(value_r, hash_r);
+	memset(t, 0, sizeof(*t));
+	t->hash = hash_r;
+	t->kind = kind;
+	t->grant_id = (char *)grant;
+	t->client_id = c->client_id;
+	t->uuid = (char *)uuid;
+	t->sid = (char *)sid;
+	t->scope = (char *)scope;
+	t->data = data;
+	t->created_at = now;
+	t->expires_at = now + ttl;
 }
 
-json_t *
+/* Everything that can fail without the store (the values, the answer,
+ * the ID token's signature) comes first; the one store transaction comes
+ * last, so that nothing is written for an answer that cannot be given,
+ * and after it only the answer is sent. */
+int
 oidc_tokens_issue(struct isso_app *app, const struct store_client *c, const char *grant,
                   const char *uuid, const char *sid, const char *scope, const char *grant_scope,
-                  json_t *data, bool with_nonce, const char *jkt)
+                  json_t *data, bool with_nonce, const char *jkt, const char *spend, json_t **rep_r)
 {
 	const struct isso_config *cfg = app->cfg;
-	char access[44], refresh[44], sub[44], at_hash[64];
-	json_t *tdata = json_object(), *rep = NULL, *idt = NULL, *answer = NULL;
+	struct store_token rows[2];
+	char access[44], refresh[44], sub[44], at_hash[64], ahash[65], rhash[65];
+	json_t *tdata = json_object(), *rdata = NULL, *rep = NULL, *idt = NULL;
 	char *jwt = NULL;
 	int64_t now = app_now();
+	size_t n = 0;
+	bool won = false;
+	int ret = ISSO_ERR_NOMEM;
 
+	*rep_r = NULL;
 	if (json_object_get(data, "claims") != NULL)
 		json_object_set(tdata, "claims", json_object_get(data, "claims"));
 	/* A token of the legacy API answers only there, with its names. */
@@ -428,12 +433,13 @@ oidc_tokens_issue(struct isso_app *app, const struct store_client *c, const char
 	}
 	if (jkt[0] != '\0')
 		json_object_set_new(tdata, "jkt", json_string(jkt));
-	if (token_put(app, TOKEN_ACCESS, grant, c, uuid, sid, scope, tdata,
-	              cfg->oidc.access_token_ttl, access) < 0)
-		goto fail;
+	token_new(&rows[n++], TOKEN_ACCESS, grant, c, uuid, sid, scope, tdata, now,
+	          cfg->oidc.access_token_ttl, access, ahash);
 	rep = json_pack("{s:s, s:s, s:i, s:s}", "access_token", access, "token_type",
 	                jkt[0] != '\0' ? "DPoP" : "Bearer", "expires_in",
 	                cfg->oidc.access_token_ttl, "scope", scope);
+	if (rep == NULL)
+		goto out;
 	if (uuid != NULL && oidc_client_grant(c, "refresh_token")) {
 		/* Without offline_access (OIDC Core §11) a refresh token lives
 		 * no longer than the single sign-on session; none at all when
@@ -445,7 +451,7 @@ oidc_tokens_issue(struct isso_app *app, const struct store_client *c, const char
 		    session_end - now < ttl)
 			ttl = (int)(session_end - now);
 		if (offline || session_end > now) {
-			json_t *rdata = json_deep_copy(data);
+			rdata = json_deep_copy(data);
 			json_object_del(rdata, "nonce");
 			json_object_del(rdata, "redirect_uri");
 			json_object_del(rdata, "redirect_uri_given");
@@ -460,11 +466,8 @@ oidc_tokens_issue(struct isso_app *app, const struct store_client *c, const char
 				json_object_set_new(rdata, "offline", json_true());
 			/* RFC 6749 §6: the new refresh token keeps the grant's
 			 * scope, whatever this access token was narrowed to. */
-			int ret = token_put(app, TOKEN_REFRESH, grant, c, uuid, sid, grant_scope,
-			                    rdata, ttl, refresh);
-			json_decref(rdata);
-			if (ret < 0)
-				goto fail;
+			token_new(&rows[n++], TOKEN_REFRESH, grant, c, uuid, sid, grant_scope,
+			          rdata, now, ttl, refresh, rhash);
 			json_object_set_new(rep, "refresh_token", json_string(refresh));
 		}
 	}
@@ -477,20 +480,32 @@ oidc_tokens_issue(struct isso_app *app, const struct store_client *c, const char
 		    (json_int_t)(now + cfg->oidc.id_token_ttl), "iat", (json_int_t)now, "auth_time",
 		    json_object_get(data, "auth_time"), "acr", loa_name(loa), "amr",
 		    json_object_get(data, "amr"), "azp", c->client_id, "at_hash", at_hash);
+		if (idt == NULL)
+			goto out;
 		if (sid != NULL)
 			json_object_set_new(idt, "sid", json_string(sid));
 		if (with_nonce && json_object_get(data, "nonce") != NULL)
 			json_object_set(idt, "nonce", json_object_get(data, "nonce"));
-		if (jose_sign(app->keys, c->id_token_alg, NULL, idt, &jwt) < 0)
-			goto fail;
+		ret = jose_sign(app->keys, c->id_token_alg, NULL, idt, &jwt);
+		if (ret < 0)
+			goto out;
 		json_object_set_new(rep, "id_token", json_string(jwt));
 	}
-	answer = rep;
+	/* The code or refresh token spent and the new tokens: one commit. */
+	ret = store_token_exchange(app->store, spend, now, rows, n, &won);
+	if (ret < 0)
+		goto out;
+	if (!won) {
+		ret = ISSO_ERR_DENIED;
+		goto out;
+	}
+	*rep_r = rep;
 	rep = NULL;
-fail:
+out:
 	free(jwt);
 	json_decref(idt);
 	json_decref(rep);
+	json_decref(rdata);
 	json_decref(tdata);
-	return answer;
+	return ret;
 }

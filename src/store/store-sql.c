@@ -1278,6 +1278,24 @@ ss_consent_delete(struct store_backend *base, const char *uuid, const char *clie
 
 /* ---- tokens ---- */
 
+/* Binds a token's row to SS_TOKEN_ADD; data is its serialised JSON. */
+static void
+ss_token_bind(struct sql_stmt *st, const struct store_token *t, const char *data)
+{
+	sql_bind_text(st, 1, t->hash);
+	sql_bind_int(st, 2, t->kind);
+	sql_bind_text(st, 3, t->grant_id);
+	sql_bind_text(st, 4, t->client_id);
+	sql_bind_text(st, 5, t->uuid);
+	sql_bind_text(st, 6, t->sid);
+	sql_bind_text(st, 7, t->scope);
+	sql_bind_text(st, 8, data);
+	sql_bind_int(st, 9, t->created_at);
+	sql_bind_int(st, 10, t->expires_at);
+	sql_bind_int(st, 11, t->used ? 1 : 0);
+	sql_bind_int(st, 12, t->revoked ? 1 : 0);
+}
+
 static int
 ss_token_add(struct store_backend *base, const struct store_token *t)
 {
@@ -1291,22 +1309,75 @@ ss_token_add(struct store_backend *base, const struct store_token *t)
 	ret = sql_query(ss_db(base), SS_TOKEN_ADD, &st);
 	if (ret < 0)
 		goto out;
-	sql_bind_text(st, 1, t->hash);
-	sql_bind_int(st, 2, t->kind);
-	sql_bind_text(st, 3, t->grant_id);
-	sql_bind_text(st, 4, t->client_id);
-	sql_bind_text(st, 5, t->uuid);
-	sql_bind_text(st, 6, t->sid);
-	sql_bind_text(st, 7, t->scope);
-	sql_bind_text(st, 8, data);
-	sql_bind_int(st, 9, t->created_at);
-	sql_bind_int(st, 10, t->expires_at);
-	sql_bind_int(st, 11, t->used ? 1 : 0);
-	sql_bind_int(st, 12, t->revoked ? 1 : 0);
+	ss_token_bind(st, t, data);
 	ret = sql_exec(st, NULL);
 	sql_finish(st);
 out:
 	free(data);
+	return ret;
+}
+
+/* One transaction for a token request: the spend first, then the rows.
+ * The conditional UPDATE comes first so that a racing redeem of the same
+ * code or refresh token (another thread or node) is decided before
+ * anything is written: on PostgreSQL the loser's UPDATE waits on the
+ * winner's row lock and then finds used = 1, on SQLite BEGIN IMMEDIATE
+ * already serialises the two; the loser writes nothing. A failing insert
+ * after it rolls the spend back too, so a code is never left used without
+ * its tokens (the client may retry), nor tokens added for a code that
+ * was not spent. */
+static int
+ss_token_exchange(struct store_backend *base, const char *spend, int64_t now,
+                  const struct store_token *tokens, size_t n, bool *won_r)
+{
+	struct sql_conn *c = NULL;
+	struct sql_stmt *st = NULL;
+	char *data = NULL;
+	int ret, changes = 0;
+
+	*won_r = false;
+	ret = sql_acquire(ss_db(base), &c, NULL);
+	if (ret < 0)
+		return ret;
+	ret = sql_begin(c);
+	if (ret < 0)
+		goto out;
+	if (spend != NULL) {
+		ret = sql_prepare(c, SS_TOKEN_USE, &st);
+		if (ret < 0)
+			goto out;
+		sql_bind_text(st, 1, spend);
+		sql_bind_int(st, 2, now);
+		ret = sql_exec(st, &changes);
+		sql_finish(st);
+		st = NULL;
+		/* Used, revoked, expired or unknown: nothing is written. */
+		if (ret < 0 || changes != 1)
+			goto out;
+	}
+	for (size_t i = 0; i < n; i++) {
+		data = ss_json_text(tokens[i].data, "{}");
+		if (data == NULL) {
+			ret = ISSO_ERR_INVALID;
+			goto out;
+		}
+		ret = sql_prepare(c, SS_TOKEN_ADD, &st);
+		if (ret < 0)
+			goto out;
+		ss_token_bind(st, &tokens[i], data);
+		ret = sql_exec(st, NULL);
+		sql_finish(st);
+		st = NULL;
+		free(data);
+		data = NULL;
+		if (ret < 0)
+			goto out;
+	}
+	ret = sql_commit(c);
+	*won_r = ret == 0;
+out:
+	free(data);
+	sql_release(c); /* rolls back whatever is left open */
 	return ret;
 }
 
@@ -2600,7 +2671,8 @@ ss_role_has(struct store_backend *base, const char *uuid, const char *role, bool
 	.person_bind = ss_person_bind, .client_delete = ss_client_delete, .org_list = ss_org_list, \
 	.org_remove = ss_org_remove, .org_member_remove = ss_org_member_remove,                    \
 	.org_memberships = ss_org_memberships, .role_grant = ss_role_grant,                        \
-	.role_revoke = ss_role_revoke, .role_has = ss_role_has, .client_update = ss_client_update
+	.role_revoke = ss_role_revoke, .role_has = ss_role_has, .client_update = ss_client_update, \
+	.token_exchange = ss_token_exchange
 
 static int
 ss_open_sqlite(const char *dsn, const char *migrations_dir, struct store_backend **backend_r,

@@ -1325,11 +1325,172 @@ test_token_revoke_sets(void **state)
 	assert_false(token_revoked(f, b1));
 }
 
+static bool
+token_exists(struct fixture *f, const char *hash)
+{
+	struct store_token *t = NULL;
+	bool found;
+
+	assert_int_equal(store_token_get(f->store, hash, NOW, &t), 0);
+	found = t != NULL;
+	store_token_free(t);
+	return found;
+}
+
+static bool
+token_used(struct fixture *f, const char *hash)
+{
+	struct store_token *t = NULL;
+	bool used;
+
+	assert_int_equal(store_token_get(f->store, hash, NOW, &t), 0);
+	assert_non_null(t);
+	used = t->used;
+	store_token_free(t);
+	return used;
+}
+
+/* A token request's writes, one transaction: the code spent and the new
+ * tokens added, all or nothing. */
+static void
+test_token_exchange(void **state)
+{
+	struct fixture *f = *state;
+	struct store_token rows[STORE_TOKEN_EXCHANGE_MAX + 1], *t = NULL;
+	char code[64], code2[64], code3[64], code4[64], at[64], rt[64], at2[64], rt2[64], cc[64],
+	    g[64];
+	char cl[64], u[64];
+	bool won = true;
+
+	id(f, "code", code, sizeof(code));
+	id(f, "code2", code2, sizeof(code2));
+	id(f, "code3", code3, sizeof(code3));
+	id(f, "code4", code4, sizeof(code4));
+	id(f, "at", at, sizeof(at));
+	id(f, "rt", rt, sizeof(rt));
+	id(f, "at2", at2, sizeof(at2));
+	id(f, "rt2", rt2, sizeof(rt2));
+	id(f, "cc", cc, sizeof(cc));
+	id(f, "g", g, sizeof(g));
+	id(f, "cl", cl, sizeof(cl));
+	id(f, "u", u, sizeof(u));
+	add_token(f, code, TOKEN_CODE, g, cl, u, NOW + 60);
+	memset(rows, 0, sizeof(rows));
+	for (size_t i = 0; i < ISSO_N_ELEMENTS(rows); i++) {
+		rows[i].kind = TOKEN_ACCESS;
+		rows[i].grant_id = g;
+		rows[i].client_id = cl;
+		rows[i].uuid = u;
+		rows[i].sid = "sid-1";
+		rows[i].scope = "openid";
+		rows[i].created_at = NOW;
+		rows[i].expires_at = NOW + 600;
+	}
+	rows[0].hash = at;
+	rows[0].data = json_pack("{ss}", "claims", "sealed");
+	rows[1].hash = rt;
+	rows[1].kind = TOKEN_REFRESH;
+	rows[1].scope = "openid offline_access";
+	rows[1].expires_at = NOW + 3600;
+
+	/* Success: the code used, both tokens there as given. */
+	assert_int_equal(store_token_exchange(f->store, code, NOW, rows, 2, &won), 0);
+	assert_true(won);
+	assert_true(token_used(f, code));
+	assert_int_equal(store_token_get(f->store, at, NOW, &t), 0);
+	assert_non_null(t);
+	assert_int_equal(t->kind, TOKEN_ACCESS);
+	assert_string_equal(t->grant_id, g);
+	assert_string_equal(t->uuid, u);
+	assert_string_equal(t->sid, "sid-1");
+	assert_string_equal(json_string_value(json_object_get(t->data, "claims")), "sealed");
+	assert_int_equal(t->expires_at, NOW + 600);
+	assert_false(t->used);
+	store_token_free(t);
+	assert_int_equal(store_token_get(f->store, rt, NOW, &t), 0);
+	assert_non_null(t);
+	assert_int_equal(t->kind, TOKEN_REFRESH);
+	assert_string_equal(t->scope, "openid offline_access");
+	assert_int_equal(t->expires_at, NOW + 3600);
+	store_token_free(t);
+
+	/* The code already used: not won, nothing written. */
+	rows[0].hash = at2;
+	rows[1].hash = rt2;
+	assert_int_equal(store_token_exchange(f->store, code, NOW, rows, 2, &won), 0);
+	assert_false(won);
+	assert_false(token_exists(f, at2));
+	assert_false(token_exists(f, rt2));
+	/* Unknown, expired or revoked: likewise. */
+	won = true;
+	assert_int_equal(store_token_exchange(f->store, "unknown", NOW, rows, 2, &won), 0);
+	assert_false(won);
+	add_token(f, code2, TOKEN_CODE, g, cl, u, NOW + 60);
+	won = true;
+	assert_int_equal(store_token_exchange(f->store, code2, NOW + 60, rows, 2, &won), 0);
+	assert_false(won);
+	add_token(f, code3, TOKEN_REFRESH, g, cl, u, NOW + 60);
+	assert_int_equal(store_token_revoke(f->store, code3), 0);
+	won = true;
+	assert_int_equal(store_token_exchange(f->store, code3, NOW, rows, 2, &won), 0);
+	assert_false(won);
+	assert_false(token_exists(f, at2));
+	assert_false(token_exists(f, rt2));
+
+	/* A later insert fails (its hash is taken): the code stays unused
+	 * and the token before it is not added. */
+	rows[0].hash = at2;
+	rows[1].hash = rt; /* taken above */
+	won = true;
+	assert_int_equal(store_token_exchange(f->store, code2, NOW, rows, 2, &won),
+	                 ISSO_ERR_CONFLICT);
+	assert_false(won);
+	assert_false(token_used(f, code2));
+	assert_false(token_exists(f, at2));
+	/* … and can be redeemed afterwards. */
+	rows[1].hash = rt2;
+	assert_int_equal(store_token_exchange(f->store, code2, NOW, rows, 2, &won), 0);
+	assert_true(won);
+	assert_true(token_used(f, code2));
+	assert_true(token_exists(f, at2));
+	assert_true(token_exists(f, rt2));
+
+	/* Nothing to spend (client_credentials): the tokens only. */
+	rows[0].hash = cc;
+	won = false;
+	assert_int_equal(store_token_exchange(f->store, NULL, NOW, rows, 1, &won), 0);
+	assert_true(won);
+	assert_true(token_exists(f, cc));
+
+	/* Refused before the store: no token, too many, a bad one. The code
+	 * stays unused. */
+	add_token(f, code4, TOKEN_CODE, g, cl, u, NOW + 60);
+	won = true;
+	assert_int_equal(store_token_exchange(f->store, code4, NOW, rows, 0, &won),
+	                 ISSO_ERR_INVALID);
+	assert_false(won);
+	assert_int_equal(store_token_exchange(f->store, code4, NOW, NULL, 1, &won),
+	                 ISSO_ERR_INVALID);
+	assert_int_equal(
+	    store_token_exchange(f->store, code4, NOW, rows, STORE_TOKEN_EXCHANGE_MAX + 1, &won),
+	    ISSO_ERR_INVALID);
+	rows[0].kind = 9;
+	assert_int_equal(store_token_exchange(f->store, code4, NOW, rows, 1, &won),
+	                 ISSO_ERR_INVALID);
+	rows[0].kind = TOKEN_ACCESS;
+	rows[1].scope = NULL;
+	assert_int_equal(store_token_exchange(f->store, code4, NOW, rows, 2, &won),
+	                 ISSO_ERR_INVALID);
+	assert_false(token_used(f, code4));
+	json_decref(rows[0].data);
+}
+
 #define RACE_THREADS 8
 #define RACE_TOKENS  16
 
 struct race {
 	struct store *store;
+	bool exchange; /* store_token_exchange instead of store_token_use */
 	pthread_barrier_t barrier;
 	char hashes[RACE_TOKENS][64];
 	int wins[RACE_THREADS][RACE_TOKENS];
@@ -1340,6 +1501,41 @@ struct race_arg {
 	struct race *race;
 	int n;
 };
+
+/* The hash of the token of kind ("at", "rt") that thread n adds when it
+ * redeems race code k. */
+static void
+race_token_hash(struct race *r, int k, int n, const char *kind, char *buf, size_t size)
+{
+	snprintf(buf, size, "%s-%d-%s", r->hashes[k], n, kind);
+}
+
+/* Thread n redeems code k for an access and a refresh token. */
+static int
+race_exchange(struct race *r, int k, int n, bool *won_r)
+{
+	char at[96], rt[96];
+	struct store_token t[2] = {
+	    {.hash = at,
+	     .kind = TOKEN_ACCESS,
+	     .grant_id = "race-g",
+	     .client_id = "race-c",
+	     .scope = "openid",
+	     .created_at = NOW,
+	     .expires_at = NOW + 600},
+	    {.hash = rt,
+	     .kind = TOKEN_REFRESH,
+	     .grant_id = "race-g",
+	     .client_id = "race-c",
+	     .scope = "openid",
+	     .created_at = NOW,
+	     .expires_at = NOW + 3600},
+	};
+
+	race_token_hash(r, k, n, "at", at, sizeof(at));
+	race_token_hash(r, k, n, "rt", rt, sizeof(rt));
+	return store_token_exchange(r->store, r->hashes[k], NOW, t, 2, won_r);
+}
 
 static void *
 race_thread(void *p)
@@ -1354,6 +1550,13 @@ race_thread(void *p)
 		int k = (i + arg->n) % RACE_TOKENS;
 
 		won = false;
+		if (r->exchange) {
+			if (race_exchange(r, k, arg->n, &won) < 0)
+				r->errors[arg->n]++;
+			else if (won)
+				r->wins[arg->n][k]++;
+			continue;
+		}
 		if (store_token_use(r->store, r->hashes[k], NOW, &won) < 0)
 			r->errors[arg->n]++;
 		else if (won)
@@ -1504,6 +1707,56 @@ test_token_use_race(void **state)
 		winners = 0;
 		for (t = 0; t < RACE_THREADS; t++)
 			winners += r->wins[t][k];
+		assert_int_equal(winners, 1);
+	}
+	free(r);
+}
+
+/* Two redeems of one code at once (threads with connections of their
+ * own, as two nodes): exactly one wins, and only its tokens exist. */
+static void
+test_token_exchange_race(void **state)
+{
+	struct fixture *f = *state;
+	struct race *r = calloc(1, sizeof(*r));
+	struct race_arg args[RACE_THREADS];
+	pthread_t th[RACE_THREADS];
+	char g[64], cl[64], u[64], name[16], h[96];
+	int t, k, winners;
+
+	assert_non_null(r);
+	r->store = f->store;
+	r->exchange = true;
+	id(f, "g", g, sizeof(g));
+	id(f, "cl", cl, sizeof(cl));
+	id(f, "u", u, sizeof(u));
+	for (k = 0; k < RACE_TOKENS; k++) {
+		snprintf(name, sizeof(name), "xrace%d", k);
+		id(f, name, r->hashes[k], sizeof(r->hashes[k]));
+		add_token(f, r->hashes[k], TOKEN_CODE, g, cl, u, NOW + 60);
+	}
+	assert_int_equal(pthread_barrier_init(&r->barrier, NULL, RACE_THREADS), 0);
+	for (t = 0; t < RACE_THREADS; t++) {
+		args[t].race = r;
+		args[t].n = t;
+		assert_int_equal(pthread_create(&th[t], NULL, race_thread, &args[t]), 0);
+	}
+	for (t = 0; t < RACE_THREADS; t++)
+		pthread_join(th[t], NULL);
+	pthread_barrier_destroy(&r->barrier);
+
+	for (t = 0; t < RACE_THREADS; t++)
+		assert_int_equal(r->errors[t], 0);
+	for (k = 0; k < RACE_TOKENS; k++) {
+		winners = 0;
+		assert_true(token_used(f, r->hashes[k]));
+		for (t = 0; t < RACE_THREADS; t++) {
+			winners += r->wins[t][k];
+			race_token_hash(r, k, t, "at", h, sizeof(h));
+			assert_int_equal(token_exists(f, h), r->wins[t][k] == 1);
+			race_token_hash(r, k, t, "rt", h, sizeof(h));
+			assert_int_equal(token_exists(f, h), r->wins[t][k] == 1);
+		}
 		assert_int_equal(winners, 1);
 	}
 	free(r);
@@ -2557,6 +2810,8 @@ main(void)
 	    cmocka_unit_test_setup_teardown(test_client_delete, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_client_update, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_token_use_race, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_token_exchange, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_token_exchange_race, setup, teardown),
 	    cmocka_unit_test(test_memory_sqlite),
 	    cmocka_unit_test_setup_teardown(test_eph, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_eph_take_incr, setup, teardown),
