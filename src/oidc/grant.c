@@ -193,18 +193,19 @@ out:
 
 /* One release of personal data to a client: the audit event "release"
  * and the person's release index (/account) hold the same record — the
- * names of the fields, never their values. */
-int
-oidc_release_record(struct isso_app *app, json_t *request, json_t *session, json_t *claims,
-                    int64_t now)
+ * names of the fields, never their values. *release_r gets the index's
+ * record, *audit_r the audit event's (the same with uuid and client_id). */
+static int
+release_records(json_t *request, json_t *session, json_t *claims, json_t **release_r,
+                json_t **audit_r)
 {
 	const char *client_id = json_string_value(json_object_get(request, "client_id"));
 	const char *uuid = json_string_value(json_object_get(session, "uuid"));
-	json_t *fields = json_array(), *data;
+	json_t *fields = json_array(), *data, *audit;
 	const char *key;
 	json_t *v;
-	int ret;
 
+	*release_r = *audit_r = NULL;
 	json_object_foreach(claims, key, v)
 	{
 		json_array_append_new(fields, json_string(key));
@@ -215,15 +216,37 @@ oidc_release_record(struct isso_app *app, json_t *request, json_t *session, json
 	                 loa_name((enum loa)json_integer_value(json_object_get(session, "loa"))),
 	                 "sso", json_is_true(json_object_get(request, "sso")), "auth_time",
 	                 json_integer_value(json_object_get(session, "auth_time")));
-	if (data == NULL)
-		return ISSO_ERR_NOMEM;
-	ret = store_release_add(app->store, uuid, client_id, now, data);
-	if (ret == 0) {
-		json_object_set_new(data, "uuid", json_string(uuid));
-		json_object_set_new(data, "client_id", json_string(client_id));
-		ret = store_audit_append(app->store, now, "release", json_incref(data));
-	}
+	if (data == NULL || uuid == NULL || client_id == NULL)
+		goto fail;
+	audit = json_deep_copy(data);
+	if (audit == NULL)
+		goto fail;
+	json_object_set_new(audit, "uuid", json_string(uuid));
+	json_object_set_new(audit, "client_id", json_string(client_id));
+	*release_r = data;
+	*audit_r = audit;
+	return 0;
+fail:
 	json_decref(data);
+	return ISSO_ERR_NOMEM;
+}
+
+int
+oidc_release_record(struct isso_app *app, json_t *request, json_t *session, json_t *claims,
+                    int64_t now)
+{
+	const char *client_id = json_string_value(json_object_get(request, "client_id"));
+	const char *uuid = json_string_value(json_object_get(session, "uuid"));
+	json_t *data = NULL, *audit = NULL;
+	int ret;
+
+	ret = release_records(request, session, claims, &data, &audit);
+	if (ret == 0)
+		ret = store_release_add(app->store, uuid, client_id, now, data);
+	if (ret == 0)
+		ret = store_audit_append(app->store, now, "release", json_incref(audit));
+	json_decref(data);
+	json_decref(audit);
 	return ret;
 }
 
@@ -237,7 +260,7 @@ oidc_code_redirect(struct isso_app *app, struct http_req *req, json_t *request, 
 	const char *scope = json_string_value(json_object_get(request, "scope"));
 	const char *uuid = json_string_value(json_object_get(session, "uuid"));
 	struct store_token t;
-	json_t *claims = NULL, *data = NULL, *fresh = NULL;
+	json_t *claims = NULL, *data = NULL, *fresh = NULL, *release = NULL, *audit = NULL;
 	char code[44], hash[65], grant[44];
 	char *sealed = NULL, *consented = NULL, *released = NULL;
 	int64_t now = app_now();
@@ -314,12 +337,10 @@ oidc_code_redirect(struct isso_app *app, struct http_req *req, json_t *request, 
 	t.data = data;
 	t.created_at = now;
 	t.expires_at = now + app->cfg->oidc.code_ttl;
-	if (store_token_add(app->store, &t) < 0) {
-		page_error(app, req, 503, "error.unavailable", "error.unavailable.message", NULL);
-		goto out;
-	}
-	if (oidc_release_record(app, request, session, claims, now) < 0) {
-		(void)store_token_revoke(app->store, hash);
+	/* The code and the record of what it releases: one commit, so there
+	 * is never a code whose release went unrecorded. */
+	if (release_records(request, session, claims, &release, &audit) < 0 ||
+	    store_code_add(app->store, &t, now, release, audit) < 0) {
 		page_error(app, req, 503, "error.unavailable", "error.unavailable.message", NULL);
 		goto out;
 	}
@@ -335,6 +356,8 @@ out:
 	json_decref(fresh);
 	json_decref(claims);
 	json_decref(data);
+	json_decref(release);
+	json_decref(audit);
 }
 
 /* The legacy API's own fields (docs/legacy-api.md): the account, verifyLevel

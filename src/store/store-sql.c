@@ -1828,10 +1828,12 @@ ss_key_set_active(struct store_backend *base, const char *kid, bool active)
 
 /* ---- audit ---- */
 
+/* Appends to the audit chain inside c's open transaction. The lock is
+ * taken before reading the chain's end, so two appenders (of any node)
+ * cannot both link to the same row; it is held until the commit. */
 static int
-ss_audit_append(struct store_backend *base, int64_t ts, const char *event, const char *data)
+ss_audit_append_on(struct sql_conn *c, int64_t ts, const char *event, const char *data)
 {
-	struct sql_conn *c = NULL;
 	struct sql_stmt *st = NULL;
 	char prev[65], hash[65];
 	const char *h;
@@ -1839,38 +1841,30 @@ ss_audit_append(struct store_backend *base, int64_t ts, const char *event, const
 	int ret;
 
 	memcpy(prev, STORE_AUDIT_GENESIS, sizeof(prev));
-	ret = sql_acquire(ss_db(base), &c, NULL);
-	if (ret < 0)
-		return ret;
-	/* The lock is taken before reading the chain's end, so two appenders
-	 * (of any node) cannot both link to the same row. */
-	ret = sql_begin(c);
-	if (ret == 0)
-		ret = sql_lock(c, "audit");
+	ret = sql_lock(c, "audit");
 	if (ret == 0)
 		ret = sql_prepare(c, SS_AUDIT_LAST, &st);
 	if (ret < 0)
-		goto out;
+		return ret;
 	ret = sql_step(st);
 	if (ret > 0) {
 		h = sql_col_text(st, 1);
 		if (h == NULL || strlen(h) != 64) {
 			ss_corrupt("audit");
-			ret = ISSO_ERR_STORE;
-			goto out;
+			sql_finish(st);
+			return ISSO_ERR_STORE;
 		}
 		seq = sql_col_int(st, 0) + 1;
 		memcpy(prev, h, sizeof(prev));
 		ret = 0;
 	}
 	sql_finish(st);
-	st = NULL;
 	if (ret < 0)
-		goto out;
+		return ret;
 	store_audit_hash(prev, seq, ts, event, data, hash);
 	ret = sql_prepare(c, SS_AUDIT_ADD, &st);
 	if (ret < 0)
-		goto out;
+		return ret;
 	sql_bind_int(st, 1, seq);
 	sql_bind_int(st, 2, ts);
 	sql_bind_text(st, 3, event);
@@ -1879,11 +1873,23 @@ ss_audit_append(struct store_backend *base, int64_t ts, const char *event, const
 	sql_bind_text(st, 6, hash);
 	ret = sql_exec(st, NULL);
 	sql_finish(st);
-	st = NULL;
+	return ret;
+}
+
+static int
+ss_audit_append(struct store_backend *base, int64_t ts, const char *event, const char *data)
+{
+	struct sql_conn *c = NULL;
+	int ret;
+
+	ret = sql_acquire(ss_db(base), &c, NULL);
+	if (ret < 0)
+		return ret;
+	ret = sql_begin(c);
+	if (ret == 0)
+		ret = ss_audit_append_on(c, ts, event, data);
 	if (ret == 0)
 		ret = sql_commit(c);
-out:
-	sql_finish(st);
 	sql_release(c); /* rolls back what is left open */
 	return ret;
 }
@@ -2223,6 +2229,52 @@ ss_release_add(struct store_backend *base, const char *uuid, const char *client_
 	sql_bind_text(st, 4, data);
 	ret = sql_exec(st, NULL);
 	sql_finish(st);
+	return ret;
+}
+
+/* The code, its release record and the audit event in one transaction;
+ * the audit chain last, so its lock is held only until the commit that
+ * follows. */
+static int
+ss_code_add(struct store_backend *base, const struct store_token *code, int64_t now,
+            const char *release, const char *audit)
+{
+	struct sql_conn *c = NULL;
+	struct sql_stmt *st = NULL;
+	char *data;
+	int ret;
+
+	data = ss_json_text(code->data, "{}");
+	if (data == NULL)
+		return ISSO_ERR_INVALID;
+	ret = sql_acquire(ss_db(base), &c, NULL);
+	if (ret < 0)
+		goto out;
+	ret = sql_begin(c);
+	if (ret == 0)
+		ret = sql_prepare(c, SS_TOKEN_ADD, &st);
+	if (ret < 0)
+		goto out;
+	ss_token_bind(st, code, data);
+	ret = sql_exec(st, NULL);
+	sql_finish(st);
+	if (ret == 0)
+		ret = sql_prepare(c, SS_RELEASE_ADD, &st);
+	if (ret < 0)
+		goto out;
+	sql_bind_text(st, 1, code->uuid);
+	sql_bind_int(st, 2, now);
+	sql_bind_text(st, 3, code->client_id);
+	sql_bind_text(st, 4, release);
+	ret = sql_exec(st, NULL);
+	sql_finish(st);
+	if (ret == 0)
+		ret = ss_audit_append_on(c, now, "release", audit);
+	if (ret == 0)
+		ret = sql_commit(c);
+out:
+	sql_release(c); /* rolls back whatever is left open */
+	free(data);
 	return ret;
 }
 
@@ -2672,7 +2724,7 @@ ss_role_has(struct store_backend *base, const char *uuid, const char *role, bool
 	.org_remove = ss_org_remove, .org_member_remove = ss_org_member_remove,                    \
 	.org_memberships = ss_org_memberships, .role_grant = ss_role_grant,                        \
 	.role_revoke = ss_role_revoke, .role_has = ss_role_has, .client_update = ss_client_update, \
-	.token_exchange = ss_token_exchange
+	.token_exchange = ss_token_exchange, .code_add = ss_code_add
 
 static int
 ss_open_sqlite(const char *dsn, const char *migrations_dir, struct store_backend **backend_r,

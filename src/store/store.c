@@ -1261,6 +1261,24 @@ store_release_add(struct store *store, const char *uuid, const char *client_id, 
 }
 
 int
+store_code_add(struct store *store, const struct store_token *code, int64_t now,
+               const json_t *release, const json_t *audit)
+{
+	char *rtext = NULL, *atext = NULL;
+	int ret = ISSO_ERR_INVALID;
+
+	if (!store_token_valid(code) || code->kind != TOKEN_CODE || code->uuid == NULL)
+		return ISSO_ERR_INVALID;
+	rtext = store_json_object_text(release);
+	atext = store_json_object_text(audit);
+	if (rtext != NULL && atext != NULL)
+		ret = STORE_CALL(store, code_add, code, now, rtext, atext);
+	free(rtext);
+	free(atext);
+	return ret;
+}
+
+int
 store_release_list(struct store *store, const char *uuid, int limit,
                    int (*fn)(const struct store_release *r, void *ctx), void *ctx)
 {

@@ -447,6 +447,14 @@ int store_release_add(struct store *store, const char *uuid, const char *client_
  * and returns that value. */
 int store_release_list(struct store *store, const char *uuid, int limit,
                        int (*fn)(const struct store_release *r, void *ctx), void *ctx);
+/* Issues an authorization code with the record of the release it carries,
+ * in one transaction: adds code (kind TOKEN_CODE; its uuid and client_id
+ * name the release), records the release of its data (release, as
+ * store_release_add) and appends (now, "release", audit) to the audit log
+ * (as store_audit_append, but audit, not NULL, is not stolen). All of it
+ * or nothing. */
+int store_code_add(struct store *store, const struct store_token *code, int64_t now,
+                   const json_t *release, const json_t *audit);
 
 /* ---- TaipeiPass app device keys ---- */
 

@@ -2291,6 +2291,135 @@ test_audit_tamper_sqlite(void **state)
 	assert_int_equal(bad, 5);
 }
 
+/* Copies the data of the last row listed. */
+static int
+audit_data_cb(int64_t seq, int64_t ts, const char *event, const char *data, const char *hash,
+              void *context)
+{
+	(void)seq;
+	(void)ts;
+	(void)hash;
+	snprintf(context, 512, "%s %s", event, data);
+	return 0;
+}
+
+/* Makes the audit log refuse (on) or accept again (off) rows whose data
+ * holds "refuse-me", behind the store's back. */
+static void
+audit_refuse(struct fixture *f, bool on)
+{
+	if (is_pgsql()) {
+		assert_true(pg_admin(
+		    on ? "CREATE FUNCTION isso_test_refuse() RETURNS trigger LANGUAGE plpgsql AS "
+		         "$$ BEGIN IF NEW.data LIKE '%refuse-me%' THEN RAISE EXCEPTION 'refused'; "
+		         "END IF; RETURN NEW; END $$; "
+		         "CREATE TRIGGER isso_test_refuse BEFORE INSERT ON audit FOR EACH ROW "
+		         "EXECUTE FUNCTION isso_test_refuse()"
+		       : "DROP TRIGGER isso_test_refuse ON audit; DROP FUNCTION "
+		         "isso_test_refuse()"));
+		return;
+	}
+	sqlite_tamper(f->dsn,
+	              on ? "CREATE TRIGGER isso_test_refuse BEFORE INSERT ON audit "
+	                   "WHEN NEW.data LIKE '%refuse-me%' BEGIN SELECT RAISE(ABORT, 'refused'); "
+	                   "END"
+	                 : "DROP TRIGGER isso_test_refuse",
+	              true);
+}
+
+/* A code with the record of its release, one transaction: all or nothing. */
+static void
+test_code_add(void **state)
+{
+	struct fixture *f = *state;
+	char code[64], code2[64], g[64], cl[64], u[64], want[160], last[512];
+	struct store_token c = {
+	    .kind = TOKEN_CODE,
+	    .grant_id = g,
+	    .client_id = cl,
+	    .uuid = u,
+	    .sid = "sid-1",
+	    .scope = "openid profile",
+	    .created_at = NOW,
+	    .expires_at = NOW + 60,
+	};
+	json_t *release, *audit;
+	struct seen_ctx l;
+	int64_t start;
+	bool ok = false;
+	int64_t bad = -1;
+
+	id(f, "code", code, sizeof(code));
+	id(f, "code2", code2, sizeof(code2));
+	id(f, "g", g, sizeof(g));
+	id(f, "cl", cl, sizeof(cl));
+	id(f, "u", u, sizeof(u));
+	c.hash = code;
+	c.data = json_pack("{ss}", "nonce", "n-1");
+	release = json_pack("{s:s, s:[s]}", "method", "taipeipass", "fields", "name");
+	audit = json_pack("{s:s, s:[s], s:s, s:s}", "method", "taipeipass", "fields", "name",
+	                  "uuid", u, "client_id", cl);
+	start = audit_last_seq(f);
+
+	assert_int_equal(store_code_add(f->store, &c, NOW, release, audit), 0);
+	assert_true(token_exists(f, code));
+	assert_false(token_used(f, code));
+	memset(&l, 0, sizeof(l));
+	assert_int_equal(store_release_list(f->store, u, 10, release_seen, &l), 0);
+	assert_int_equal(l.n, 1);
+	snprintf(want, sizeof(want), "%s|%lld|taipeipass", cl, (long long)NOW);
+	assert_string_equal(l.seen[0], want);
+	assert_int_equal(audit_last_seq(f), start + 1);
+	assert_int_equal(store_audit_list(f->store, start, audit_data_cb, last), 0);
+	assert_true(starts_with(last, "release {"));
+	assert_non_null(strstr(last, u));
+	assert_non_null(strstr(last, cl));
+	assert_int_equal(store_audit_verify(f->store, &ok, &bad), 0);
+	assert_true(ok);
+
+	/* The code's hash taken: nothing of it is written. */
+	assert_int_equal(store_code_add(f->store, &c, NOW + 1, release, audit), ISSO_ERR_CONFLICT);
+	memset(&l, 0, sizeof(l));
+	assert_int_equal(store_release_list(f->store, u, 10, release_seen, &l), 0);
+	assert_int_equal(l.n, 1);
+	assert_int_equal(audit_last_seq(f), start + 1);
+
+	/* The audit log refuses the row (the last step): the code and the
+	 * release written before it are rolled back. */
+	if (fresh_db() || is_pgsql()) {
+		c.hash = code2;
+		json_object_set_new(audit, "method", json_string("refuse-me"));
+		audit_refuse(f, true);
+		assert_true(store_code_add(f->store, &c, NOW + 2, release, audit) < 0);
+		audit_refuse(f, false);
+		assert_false(token_exists(f, code2));
+		memset(&l, 0, sizeof(l));
+		assert_int_equal(store_release_list(f->store, u, 10, release_seen, &l), 0);
+		assert_int_equal(l.n, 1);
+		assert_int_equal(audit_last_seq(f), start + 1);
+		/* … and the same code goes in once it is accepted. */
+		json_object_set_new(audit, "method", json_string("taipeipass"));
+		assert_int_equal(store_code_add(f->store, &c, NOW + 2, release, audit), 0);
+		assert_true(token_exists(f, code2));
+		assert_int_equal(audit_last_seq(f), start + 2);
+		c.hash = code;
+	}
+
+	/* Refused before the store. */
+	c.kind = TOKEN_ACCESS;
+	assert_int_equal(store_code_add(f->store, &c, NOW, release, audit), ISSO_ERR_INVALID);
+	c.kind = TOKEN_CODE;
+	c.uuid = NULL;
+	assert_int_equal(store_code_add(f->store, &c, NOW, release, audit), ISSO_ERR_INVALID);
+	c.uuid = u;
+	assert_int_equal(store_code_add(f->store, &c, NOW, NULL, audit), ISSO_ERR_INVALID);
+	assert_int_equal(store_code_add(f->store, &c, NOW, release, NULL), ISSO_ERR_INVALID);
+	assert_int_equal(store_code_add(f->store, NULL, NOW, release, audit), ISSO_ERR_INVALID);
+	json_decref(c.data);
+	json_decref(release);
+	json_decref(audit);
+}
+
 /* SQLite only: error paths (a conflict) and multi-step operations leave
  * no transaction open: an outside writer gets the lock at once. */
 static void
@@ -2821,6 +2950,7 @@ main(void)
 	    cmocka_unit_test_setup_teardown(test_throttle, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_keys, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_audit, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_code_add, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_audit_tamper_sqlite, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_no_open_transaction_sqlite, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_jobs, setup, teardown),
