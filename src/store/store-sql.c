@@ -23,9 +23,11 @@
  * Semantics kept from the backends before: every change that must be
  * atomic is one statement (UPDATE … RETURNING, INSERT … ON CONFLICT, a job
  * claim that locks its row) or one transaction (the audit chain, under a
- * table lock); purges delete in small batches and re-check expiry on the
- * row they delete; each migration runs in its own transaction under the
- * migration lock, so a failing one leaves the schema as it was. */
+ * table lock; a token request's spend with the tokens it issues; a code
+ * with the record of its release); purges delete in small batches and
+ * re-check expiry on the row they delete; each migration runs in its own
+ * transaction under the migration lock, so a failing one leaves the
+ * schema as it was. */
 #include "store/store-private.h"
 
 #include <inttypes.h>
