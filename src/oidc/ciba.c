@@ -374,8 +374,8 @@ oidc_ciba_grant(struct isso_app *app, struct http_req *req, struct store_client 
 	                  "claims", json_object_get(data, "claims"));
 	secret_token(16, grant);
 	if (uuid == NULL || scope == NULL || tdata == NULL ||
-	    (rep = oidc_tokens_issue(app, c, grant, uuid, NULL, scope, scope, tdata, false, jkt)) ==
-	        NULL) {
+	    oidc_tokens_issue(app, c, grant, uuid, NULL, scope, scope, tdata, false, jkt, NULL,
+	                      &rep) < 0) {
 		oidc_json_error(req, 503, "temporarily_unavailable", NULL);
 		goto out;
 	}

@@ -193,18 +193,19 @@ out:
 
 /* One release of personal data to a client: the audit event "release"
  * and the person's release index (/account) hold the same record — the
- * names of the fields, never their values. */
-int
-oidc_release_record(struct isso_app *app, json_t *request, json_t *session, json_t *claims,
-                    int64_t now)
+ * names of the fields, never their values. *release_r gets the index's
+ * record, *audit_r the audit event's (the same with uuid and client_id). */
+static int
+release_records(json_t *request, json_t *session, json_t *claims, json_t **release_r,
+                json_t **audit_r)
 {
 	const char *client_id = json_string_value(json_object_get(request, "client_id"));
 	const char *uuid = json_string_value(json_object_get(session, "uuid"));
-	json_t *fields = json_array(), *data;
+	json_t *fields = json_array(), *data, *audit;
 	const char *key;
 	json_t *v;
-	int ret;
 
+	*release_r = *audit_r = NULL;
 	json_object_foreach(claims, key, v)
 	{
 		json_array_append_new(fields, json_string(key));
@@ -215,15 +216,37 @@ oidc_release_record(struct isso_app *app, json_t *request, json_t *session, json
 	                 loa_name((enum loa)json_integer_value(json_object_get(session, "loa"))),
 	                 "sso", json_is_true(json_object_get(request, "sso")), "auth_time",
 	                 json_integer_value(json_object_get(session, "auth_time")));
-	if (data == NULL)
-		return ISSO_ERR_NOMEM;
-	ret = store_release_add(app->store, uuid, client_id, now, data);
-	if (ret == 0) {
-		json_object_set_new(data, "uuid", json_string(uuid));
-		json_object_set_new(data, "client_id", json_string(client_id));
-		ret = store_audit_append(app->store, now, "release", json_incref(data));
-	}
+	if (data == NULL || uuid == NULL || client_id == NULL)
+		goto fail;
+	audit = json_deep_copy(data);
+	if (audit == NULL)
+		goto fail;
+	json_object_set_new(audit, "uuid", json_string(uuid));
+	json_object_set_new(audit, "client_id", json_string(client_id));
+	*release_r = data;
+	*audit_r = audit;
+	return 0;
+fail:
 	json_decref(data);
+	return ISSO_ERR_NOMEM;
+}
+
+int
+oidc_release_record(struct isso_app *app, json_t *request, json_t *session, json_t *claims,
+                    int64_t now)
+{
+	const char *client_id = json_string_value(json_object_get(request, "client_id"));
+	const char *uuid = json_string_value(json_object_get(session, "uuid"));
+	json_t *data = NULL, *audit = NULL;
+	int ret;
+
+	ret = release_records(request, session, claims, &data, &audit);
+	if (ret == 0)
+		ret = store_release_add(app->store, uuid, client_id, now, data);
+	if (ret == 0)
+		ret = store_audit_append(app->store, now, "release", json_incref(audit));
+	json_decref(data);
+	json_decref(audit);
 	return ret;
 }
 
@@ -237,7 +260,7 @@ oidc_code_redirect(struct isso_app *app, struct http_req *req, json_t *request, 
 	const char *scope = json_string_value(json_object_get(request, "scope"));
 	const char *uuid = json_string_value(json_object_get(session, "uuid"));
 	struct store_token t;
-	json_t *claims = NULL, *data = NULL, *fresh = NULL;
+	json_t *claims = NULL, *data = NULL, *fresh = NULL, *release = NULL, *audit = NULL;
 	char code[44], hash[65], grant[44];
 	char *sealed = NULL, *consented = NULL, *released = NULL;
 	int64_t now = app_now();
@@ -314,12 +337,10 @@ oidc_code_redirect(struct isso_app *app, struct http_req *req, json_t *request, 
 	t.data = data;
 	t.created_at = now;
 	t.expires_at = now + app->cfg->oidc.code_ttl;
-	if (store_token_add(app->store, &t) < 0) {
-		page_error(app, req, 503, "error.unavailable", "error.unavailable.message", NULL);
-		goto out;
-	}
-	if (oidc_release_record(app, request, session, claims, now) < 0) {
-		(void)store_token_revoke(app->store, hash);
+	/* The code and the record of what it releases: one commit, so there
+	 * is never a code whose release went unrecorded. */
+	if (release_records(request, session, claims, &release, &audit) < 0 ||
+	    store_code_add(app->store, &t, now, release, audit) < 0) {
 		page_error(app, req, 503, "error.unavailable", "error.unavailable.message", NULL);
 		goto out;
 	}
@@ -335,6 +356,8 @@ out:
 	json_decref(fresh);
 	json_decref(claims);
 	json_decref(data);
+	json_decref(release);
+	json_decref(audit);
 }
 
 /* The legacy API's own fields (docs/legacy-api.md): the account, verifyLevel
@@ -383,42 +406,47 @@ out:
 	return ret;
 }
 
-/* Stores a new token of kind for the grant; writes its value to value_r. */
-static int
-token_put(struct isso_app *app, int kind, const char *grant, const struct store_client *c,
-          const char *uuid, const char *sid, const char *scope, json_t *data, int ttl,
-          char value_r[44])
+/* Fills t with a new token of kind for the grant (its hash in hash_r, its
+ * value in value_r); nothing is written yet. */
+static void
+token_new(struct store_token *t, int kind, const char *grant, const struct store_client *c,
+          const char *uuid, const char *sid, const char *scope, json_t *data, int64_t now, int ttl,
+          char value_r[44], char hash_r[65])
 {
-	struct store_token t;
-	char hash[65];
-	int64_t now = app_now();
-
-	oidc_new_token(value_r, hash);
-	memset(&t, 0, sizeof(t));
-	t.hash = hash;
-	t.kind = kind;
-	t.grant_id = (char *)grant;
-	t.client_id = c->client_id;
-	t.uuid = (char *)uuid;
-	t.sid = (char *)sid;
-	t.scope = (char *)scope;
-	t.data = data;
-	t.created_at = now;
-	t.expires_at = now + ttl;
-	return store_token_add(app->store, &t);
+	oidc_new_token(value_r, hash_r);
+	memset(t, 0, sizeof(*t));
+	t->hash = hash_r;
+	t->kind = kind;
+	t->grant_id = (char *)grant;
+	t->client_id = c->client_id;
+	t->uuid = (char *)uuid;
+	t->sid = (char *)sid;
+	t->scope = (char *)scope;
+	t->data = data;
+	t->created_at = now;
+	t->expires_at = now + ttl;
 }
 
-json_t *
+/* Everything that can fail without the store (the values, the answer,
+ * the ID token's signature) comes first; the one store transaction comes
+ * last, so that nothing is written for an answer that cannot be given,
+ * and after it only the answer is sent. */
+int
 oidc_tokens_issue(struct isso_app *app, const struct store_client *c, const char *grant,
                   const char *uuid, const char *sid, const char *scope, const char *grant_scope,
-                  json_t *data, bool with_nonce, const char *jkt)
+                  json_t *data, bool with_nonce, const char *jkt, const char *spend, json_t **rep_r)
 {
 	const struct isso_config *cfg = app->cfg;
-	char access[44], refresh[44], sub[44], at_hash[64];
-	json_t *tdata = json_object(), *rep = NULL, *idt = NULL, *answer = NULL;
+	struct store_token rows[2];
+	char access[44], refresh[44], sub[44], at_hash[64], ahash[65], rhash[65];
+	json_t *tdata = json_object(), *rdata = NULL, *rep = NULL, *idt = NULL;
 	char *jwt = NULL;
 	int64_t now = app_now();
+	size_t n = 0;
+	bool won = false;
+	int ret = ISSO_ERR_NOMEM;
 
+	*rep_r = NULL;
 	if (json_object_get(data, "claims") != NULL)
 		json_object_set(tdata, "claims", json_object_get(data, "claims"));
 	/* A token of the legacy API answers only there, with its names. */
@@ -428,12 +456,13 @@ oidc_tokens_issue(struct isso_app *app, const struct store_client *c, const char
 	}
 	if (jkt[0] != '\0')
 		json_object_set_new(tdata, "jkt", json_string(jkt));
-	if (token_put(app, TOKEN_ACCESS, grant, c, uuid, sid, scope, tdata,
-	              cfg->oidc.access_token_ttl, access) < 0)
-		goto fail;
+	token_new(&rows[n++], TOKEN_ACCESS, grant, c, uuid, sid, scope, tdata, now,
+	          cfg->oidc.access_token_ttl, access, ahash);
 	rep = json_pack("{s:s, s:s, s:i, s:s}", "access_token", access, "token_type",
 	                jkt[0] != '\0' ? "DPoP" : "Bearer", "expires_in",
 	                cfg->oidc.access_token_ttl, "scope", scope);
+	if (rep == NULL)
+		goto out;
 	if (uuid != NULL && oidc_client_grant(c, "refresh_token")) {
 		/* Without offline_access (OIDC Core §11) a refresh token lives
 		 * no longer than the single sign-on session; none at all when
@@ -445,7 +474,7 @@ oidc_tokens_issue(struct isso_app *app, const struct store_client *c, const char
 		    session_end - now < ttl)
 			ttl = (int)(session_end - now);
 		if (offline || session_end > now) {
-			json_t *rdata = json_deep_copy(data);
+			rdata = json_deep_copy(data);
 			json_object_del(rdata, "nonce");
 			json_object_del(rdata, "redirect_uri");
 			json_object_del(rdata, "redirect_uri_given");
@@ -460,11 +489,8 @@ oidc_tokens_issue(struct isso_app *app, const struct store_client *c, const char
 				json_object_set_new(rdata, "offline", json_true());
 			/* RFC 6749 §6: the new refresh token keeps the grant's
 			 * scope, whatever this access token was narrowed to. */
-			int ret = token_put(app, TOKEN_REFRESH, grant, c, uuid, sid, grant_scope,
-			                    rdata, ttl, refresh);
-			json_decref(rdata);
-			if (ret < 0)
-				goto fail;
+			token_new(&rows[n++], TOKEN_REFRESH, grant, c, uuid, sid, grant_scope,
+			          rdata, now, ttl, refresh, rhash);
 			json_object_set_new(rep, "refresh_token", json_string(refresh));
 		}
 	}
@@ -477,20 +503,32 @@ oidc_tokens_issue(struct isso_app *app, const struct store_client *c, const char
 		    (json_int_t)(now + cfg->oidc.id_token_ttl), "iat", (json_int_t)now, "auth_time",
 		    json_object_get(data, "auth_time"), "acr", loa_name(loa), "amr",
 		    json_object_get(data, "amr"), "azp", c->client_id, "at_hash", at_hash);
+		if (idt == NULL)
+			goto out;
 		if (sid != NULL)
 			json_object_set_new(idt, "sid", json_string(sid));
 		if (with_nonce && json_object_get(data, "nonce") != NULL)
 			json_object_set(idt, "nonce", json_object_get(data, "nonce"));
-		if (jose_sign(app->keys, c->id_token_alg, NULL, idt, &jwt) < 0)
-			goto fail;
+		ret = jose_sign(app->keys, c->id_token_alg, NULL, idt, &jwt);
+		if (ret < 0)
+			goto out;
 		json_object_set_new(rep, "id_token", json_string(jwt));
 	}
-	answer = rep;
+	/* The code or refresh token spent and the new tokens: one commit. */
+	ret = store_token_exchange(app->store, spend, now, rows, n, &won);
+	if (ret < 0)
+		goto out;
+	if (!won) {
+		ret = ISSO_ERR_DENIED;
+		goto out;
+	}
+	*rep_r = rep;
 	rep = NULL;
-fail:
+out:
 	free(jwt);
 	json_decref(idt);
 	json_decref(rep);
+	json_decref(rdata);
 	json_decref(tdata);
-	return answer;
+	return ret;
 }

@@ -146,19 +146,17 @@ denied:
 	return NULL;
 }
 
-/* Answers with the token response of the legacy contract: its scope in
- * the legacy names the grant was given for. */
+/* Redeems t (oidc_redeem: spent in the same transaction as the new tokens
+ * are added) and answers with the token response of the legacy contract:
+ * its scope in the legacy names the grant was given for. */
 static void
 legacy_tokens_send(struct isso_app *app, struct http_req *req, const struct store_client *c,
-                   const struct store_token *t)
+                   const struct store_token *t, const char *event, const char *description)
 {
-	json_t *rep = oidc_tokens_issue(app, c, t->grant_id, t->uuid, t->sid, t->scope, t->scope,
-	                                t->data, false, "");
+	json_t *rep = oidc_redeem(app, req, c, t, t->scope, false, "", event, description);
 
-	if (rep == NULL) {
-		oidc_json_error(req, 503, "temporarily_unavailable", NULL);
+	if (rep == NULL)
 		return;
-	}
 	json_object_del(rep, "id_token");
 	json_object_set_new(rep, "token_type", json_string("bearer"));
 	json_object_set(rep, "scope", json_object_get(t->data, "legacy_scope"));
@@ -182,7 +180,7 @@ legacy_grant_code(struct isso_app *app, struct http_req *req, struct store_clien
 	const char *code = http_form(req, "code");
 	const char *uri = http_form(req, "redirect_uri");
 	const char *verifier = http_form(req, "code_verifier");
-	const char *challenge, *want_uri;
+	const char *challenge, *want_uri, *why = NULL;
 	struct store_token *t = NULL;
 
 	if (code == NULL || code[0] == '\0') {
@@ -198,22 +196,22 @@ legacy_grant_code(struct isso_app *app, struct http_req *req, struct store_clien
 		               "Invalid authorization code");
 		goto out;
 	}
-	if (!oidc_use_once(app, req, t, c, "code_replayed", "Invalid authorization code"))
-		goto out;
 	/* Not required, but when sent it must be the one used at authorize. */
 	want_uri = json_string_value(json_object_get(t->data, "redirect_uri"));
-	if (uri != NULL && strcmp(uri, want_uri != NULL ? want_uri : "") != 0) {
-		legacy_refused(req, c, "authorization_code", "invalid_grant",
-		               "redirect_uri mismatch");
-		goto out;
-	}
+	if (uri != NULL && strcmp(uri, want_uri != NULL ? want_uri : "") != 0)
+		why = "redirect_uri mismatch";
 	challenge = json_string_value(json_object_get(t->data, "code_challenge"));
-	if (challenge != NULL && (verifier == NULL || !jose_pkce_s256_ok(verifier, challenge))) {
-		legacy_refused(req, c, "authorization_code", "invalid_grant",
-		               "PKCE verification failed");
+	if (why == NULL && challenge != NULL &&
+	    (verifier == NULL || !jose_pkce_s256_ok(verifier, challenge)))
+		why = "PKCE verification failed";
+	/* A code that fails a check is spent all the same; a replay is told
+	 * as a replay whatever else is wrong. */
+	if (why != NULL) {
+		if (oidc_use_once(app, req, t, c, "code_replayed", "Invalid authorization code"))
+			legacy_refused(req, c, "authorization_code", "invalid_grant", why);
 		goto out;
 	}
-	legacy_tokens_send(app, req, c, t);
+	legacy_tokens_send(app, req, c, t, "code_replayed", "Invalid authorization code");
 out:
 	store_token_free(t);
 }
@@ -245,9 +243,7 @@ legacy_grant_refresh(struct isso_app *app, struct http_req *req, struct store_cl
 		legacy_refused(req, c, "refresh_token", "invalid_grant", "Invalid refresh token");
 		goto out;
 	}
-	if (!oidc_use_once(app, req, t, c, "refresh_token_reused", "Invalid refresh token"))
-		goto out;
-	legacy_tokens_send(app, req, c, t);
+	legacy_tokens_send(app, req, c, t, "refresh_token_reused", "Invalid refresh token");
 out:
 	free(consented);
 	store_token_free(t);

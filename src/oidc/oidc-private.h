@@ -87,19 +87,36 @@ void oidc_legacy_new_code(char out[44], char hash[65]);
 /* The legacy names of legacy_scope that granted (iSSO scopes) covers. */
 char *oidc_legacy_scope_granted(struct pool *pool, const char *legacy_scope, const char *granted);
 
-/* Issues access (+ refresh, + ID) tokens for a grant: the token response
- * as a new object, NULL on a store or signing failure. data carries
- * auth_time, loa, amr, sid, claims (sealed), nonce and, for the legacy
- * API, legacy and legacy_scope. jkt: the DPoP key's thumbprint ("" for
- * none) that the access token, and a public client's refresh token, are
- * bound to (RFC 9449 §5). */
-json_t *oidc_tokens_issue(struct isso_app *app, const struct store_client *c, const char *grant,
-                          const char *uuid, const char *sid, const char *scope,
-                          const char *grant_scope, json_t *data, bool with_nonce, const char *jkt);
+/* Issues access (+ refresh, + ID) tokens for a grant: *rep_r gets the
+ * token response as a new object. data carries auth_time, loa, amr, sid,
+ * claims (sealed), nonce and, for the legacy API, legacy and
+ * legacy_scope. jkt: the DPoP key's thumbprint ("" for none) that the
+ * access token, and a public client's refresh token, are bound to
+ * (RFC 9449 §5). spend: the hash of the code or refresh token this
+ * request redeems (NULL for none), marked used in the same store
+ * transaction that adds the new tokens. ISSO_ERR_DENIED when spend was no
+ * longer usable (a replay, or another request won the race); any error
+ * (a store or signing failure otherwise) issues and writes nothing. */
+int oidc_tokens_issue(struct isso_app *app, const struct store_client *c, const char *grant,
+                      const char *uuid, const char *sid, const char *scope, const char *grant_scope,
+                      json_t *data, bool with_nonce, const char *jkt, const char *spend,
+                      json_t **rep_r);
 /* Marks a code or refresh token used. The loser of a race, or a replay,
- * revokes the whole grant and is answered invalid_grant (false). */
+ * is refused (oidc_spent_refused) and false returned. */
 bool oidc_use_once(struct isso_app *app, struct http_req *req, const struct store_token *t,
                    const struct store_client *c, const char *event, const char *description);
+/* t was already used (or lost a race to be): someone holds a copy, so the
+ * whole grant is revoked, event logged and the request answered
+ * invalid_grant with description. */
+void oidc_spent_refused(struct isso_app *app, struct http_req *req, const struct store_token *t,
+                        const struct store_client *c, const char *event, const char *description);
+/* Issues tokens for t's grant, spending t in the same transaction
+ * (oidc_tokens_issue with t->hash), and handles what can go wrong: a
+ * replay or a lost race as oidc_spent_refused, any other failure 503
+ * temporarily_unavailable. The token response, or NULL once answered. */
+json_t *oidc_redeem(struct isso_app *app, struct http_req *req, const struct store_client *c,
+                    const struct store_token *t, const char *scope, bool with_nonce,
+                    const char *jkt, const char *event, const char *description);
 /* The attributes the login method vouched for, sealed in the session
  * (phone, id_number, name, birthdate, organisation); a new object, empty
  * when none. */

@@ -29,19 +29,28 @@ grant_refused(struct http_req *req, const struct store_client *c, const char *gr
 	oidc_json_error(req, 400, error, description);
 }
 
-/* Issues tokens (oidc_tokens_issue) and answers with them. */
+/* Issues tokens (oidc_tokens_issue) for a grant that spends nothing and
+ * answers with them. */
 static void
 issue_tokens(struct isso_app *app, struct http_req *req, const struct store_client *c,
-             const char *grant, const char *uuid, const char *sid, const char *scope,
-             const char *grant_scope, json_t *data, bool with_nonce, const char *jkt)
+             const char *grant, const char *scope, json_t *data, const char *jkt)
 {
-	json_t *rep =
-	    oidc_tokens_issue(app, c, grant, uuid, sid, scope, grant_scope, data, with_nonce, jkt);
+	json_t *rep = NULL;
 
-	if (rep == NULL)
+	if (oidc_tokens_issue(app, c, grant, NULL, NULL, scope, scope, data, false, jkt, NULL,
+	                      &rep) < 0)
 		oidc_json_error(req, 503, "temporarily_unavailable", NULL);
 	else
 		http_send_json(req, 200, rep);
+}
+
+void
+oidc_spent_refused(struct isso_app *app, struct http_req *req, const struct store_token *t,
+                   const struct store_client *c, const char *event, const char *description)
+{
+	(void)store_token_revoke_grant(app->store, t->grant_id);
+	log_warn(event, "client_id", c->client_id, NULL);
+	oidc_json_error(req, 400, "invalid_grant", description);
 }
 
 bool
@@ -54,34 +63,69 @@ oidc_use_once(struct isso_app *app, struct http_req *req, const struct store_tok
 		oidc_json_error(req, 503, "temporarily_unavailable", NULL);
 		return false;
 	}
-	if (!won) {
-		(void)store_token_revoke_grant(app->store, t->grant_id);
-		log_warn(event, "client_id", c->client_id, NULL);
-		oidc_json_error(req, 400, "invalid_grant", description);
-	}
+	if (!won)
+		oidc_spent_refused(app, req, t, c, event, description);
 	return won;
 }
 
+json_t *
+oidc_redeem(struct isso_app *app, struct http_req *req, const struct store_client *c,
+            const struct store_token *t, const char *scope, bool with_nonce, const char *jkt,
+            const char *event, const char *description)
+{
+	json_t *rep = NULL;
+	int ret;
+
+	ret = oidc_tokens_issue(app, c, t->grant_id, t->uuid, t->sid, scope, t->scope, t->data,
+	                        with_nonce, jkt, t->hash, &rep);
+	if (ret == ISSO_ERR_DENIED)
+		oidc_spent_refused(app, req, t, c, event, description);
+	else if (ret < 0)
+		oidc_json_error(req, 503, "temporarily_unavailable", NULL);
+	return rep;
+}
+
 /* A token request's DPoP key (jkt, "" for none) against the key its code
- * or refresh token was bound to (want, NULL for none); false after
- * answering invalid_dpop_proof (RFC 9449 §5, §10). */
-static bool
-dpop_key_matches(struct http_req *req, const struct store_client *c, const char *grant_type,
-                 const char *want, const char *jkt)
+ * or refresh token was bound to (want, NULL for none): NULL when they
+ * agree, else why not (answered invalid_dpop_proof, RFC 9449 §5, §10). */
+static const char *
+dpop_key_refusal(const char *want, const char *jkt)
 {
 	if (want == NULL)
-		return true;
-	if (jkt[0] == '\0') {
-		grant_refused(req, c, grant_type, "invalid_dpop_proof",
-		              "the grant is bound to a DPoP key: a DPoP proof is required");
-		return false;
+		return NULL;
+	if (jkt[0] == '\0')
+		return "the grant is bound to a DPoP key: a DPoP proof is required";
+	if (strcmp(want, jkt) != 0)
+		return "the DPoP proof is signed by another key than the grant is bound to";
+	return NULL;
+}
+
+/* Why this request may not redeem code t (NULL when it may), *error_r the
+ * OAuth error to answer with. */
+static const char *
+code_refusal(const struct store_token *t, const char *uri, const char *verifier, const char *jkt,
+             const char **error_r)
+{
+	const char *challenge, *want_uri, *why;
+
+	*error_r = "invalid_grant";
+	want_uri = json_string_value(json_object_get(t->data, "redirect_uri"));
+	if (json_object_get(t->data, "redirect_uri_given") != NULL &&
+	    (uri == NULL || strcmp(uri, want_uri ?: "") != 0))
+		return "redirect_uri mismatch";
+	if (uri != NULL && strcmp(uri, want_uri ?: "") != 0)
+		return "redirect_uri mismatch";
+	challenge = json_string_value(json_object_get(t->data, "code_challenge"));
+	if (challenge != NULL) {
+		if (verifier == NULL || !jose_pkce_s256_ok(verifier, challenge))
+			return "PKCE verification failed";
+	} else if (verifier != NULL) {
+		return "no code_challenge was sent";
 	}
-	if (strcmp(want, jkt) != 0) {
-		grant_refused(req, c, grant_type, "invalid_dpop_proof",
-		              "the DPoP proof is signed by another key than the grant is bound to");
-		return false;
-	}
-	return true;
+	why = dpop_key_refusal(json_string_value(json_object_get(t->data, "dpop_jkt")), jkt);
+	if (why != NULL)
+		*error_r = "invalid_dpop_proof";
+	return why;
 }
 
 static void
@@ -91,7 +135,8 @@ grant_code(struct isso_app *app, struct http_req *req, struct store_client *c, c
 	const char *uri = http_form(req, "redirect_uri");
 	const char *verifier = http_form(req, "code_verifier");
 	struct store_token *t = NULL;
-	const char *challenge, *want_uri;
+	const char *why, *error;
+	json_t *rep;
 
 	if (code == NULL) {
 		oidc_json_error(req, 400, "invalid_request", "code missing");
@@ -114,38 +159,19 @@ grant_code(struct isso_app *app, struct http_req *req, struct store_client *c, c
 		              "code was issued for the legacy API");
 		goto out;
 	}
-	/* RFC 6749 §4.1.2: a replayed code revokes what it issued. */
-	if (!oidc_use_once(app, req, t, c, "code_replayed", "unknown, expired or used code"))
-		goto out;
-	want_uri = json_string_value(json_object_get(t->data, "redirect_uri"));
-	if (json_object_get(t->data, "redirect_uri_given") != NULL &&
-	    (uri == NULL || strcmp(uri, want_uri ?: "") != 0)) {
-		grant_refused(req, c, "authorization_code", "invalid_grant",
-		              "redirect_uri mismatch");
-		goto out;
-	}
-	if (uri != NULL && strcmp(uri, want_uri ?: "") != 0) {
-		grant_refused(req, c, "authorization_code", "invalid_grant",
-		              "redirect_uri mismatch");
+	/* RFC 6749 §4.1.2: a replayed code revokes what it issued. A code
+	 * that fails a check is spent all the same (it has been shown), and
+	 * a replay is told as a replay whatever else is wrong. */
+	why = code_refusal(t, uri, verifier, jkt, &error);
+	if (why != NULL) {
+		if (oidc_use_once(app, req, t, c, "code_replayed", "unknown, expired or used code"))
+			grant_refused(req, c, "authorization_code", error, why);
 		goto out;
 	}
-	challenge = json_string_value(json_object_get(t->data, "code_challenge"));
-	if (challenge != NULL) {
-		if (verifier == NULL || !jose_pkce_s256_ok(verifier, challenge)) {
-			grant_refused(req, c, "authorization_code", "invalid_grant",
-			              "PKCE verification failed");
-			goto out;
-		}
-	} else if (verifier != NULL) {
-		grant_refused(req, c, "authorization_code", "invalid_grant",
-		              "no code_challenge was sent");
-		goto out;
-	}
-	if (!dpop_key_matches(req, c, "authorization_code",
-	                      json_string_value(json_object_get(t->data, "dpop_jkt")), jkt))
-		goto out;
-	issue_tokens(app, req, c, t->grant_id, t->uuid, t->sid, t->scope, t->scope, t->data, true,
-	             jkt);
+	rep = oidc_redeem(app, req, c, t, t->scope, true, jkt, "code_replayed",
+	                  "unknown, expired or used code");
+	if (rep != NULL)
+		http_send_json(req, 200, rep);
 out:
 	store_token_free(t);
 }
@@ -177,6 +203,8 @@ grant_refresh(struct isso_app *app, struct http_req *req, struct store_client *c
 	const char *scope = http_form(req, "scope");
 	struct store_token *t = NULL;
 	char *consented = NULL;
+	const char *why;
+	json_t *rep;
 
 	if (value == NULL) {
 		oidc_json_error(req, 400, "invalid_request", "refresh_token missing");
@@ -206,16 +234,17 @@ grant_refresh(struct isso_app *app, struct http_req *req, struct store_client *c
 	}
 	/* Before it is used up: a thief without the key must not be able to
 	 * spend the holder's refresh token. */
-	if (!dpop_key_matches(req, c, "refresh_token",
-	                      json_string_value(json_object_get(t->data, "jkt")), jkt))
+	why = dpop_key_refusal(json_string_value(json_object_get(t->data, "jkt")), jkt);
+	if (why != NULL) {
+		grant_refused(req, c, "refresh_token", "invalid_dpop_proof", why);
 		goto out;
+	}
 	/* Reuse of a rotated refresh token: someone holds a copy, so the
 	 * whole family goes (OAuth 2.0 Security BCP §4.14). */
-	if (!oidc_use_once(app, req, t, c, "refresh_token_reused",
-	                   "unknown, expired or revoked token"))
-		goto out;
-	issue_tokens(app, req, c, t->grant_id, t->uuid, t->sid, scope != NULL ? scope : t->scope,
-	             t->scope, t->data, false, jkt);
+	rep = oidc_redeem(app, req, c, t, scope != NULL ? scope : t->scope, false, jkt,
+	                  "refresh_token_reused", "unknown, expired or revoked token");
+	if (rep != NULL)
+		http_send_json(req, 200, rep);
 out:
 	free(consented);
 	store_token_free(t);
@@ -274,8 +303,7 @@ grant_client_credentials(struct isso_app *app, struct http_req *req, struct stor
 		goto out;
 	}
 	secret_token(16, grant);
-	issue_tokens(app, req, c, grant, NULL, NULL, scope != NULL ? scope : "",
-	             scope != NULL ? scope : "", data, false, jkt);
+	issue_tokens(app, req, c, grant, scope != NULL ? scope : "", data, jkt);
 out:
 	json_decref(data);
 }

@@ -190,6 +190,14 @@ struct store_driver {
 	int (*role_has)(struct store_backend *b, const char *uuid, const char *role, bool *has_r);
 	int (*client_update)(struct store_backend *b, const struct store_client *client,
 	                     int status_before, bool *found_r);
+	/* spend may be NULL; 1 <= n <= STORE_TOKEN_EXCHANGE_MAX, each token
+	 * checked as for token_add. */
+	int (*token_exchange)(struct store_backend *b, const char *spend, int64_t now,
+	                      const struct store_token *tokens, size_t n, bool *won_r);
+	/* release and audit are serialised JSON objects (audit's keys
+	 * sorted, as audit_append's data). */
+	int (*code_add)(struct store_backend *b, const struct store_token *code, int64_t now,
+	                const char *release, const char *audit);
 };
 
 /* The registry, NULL-terminated: the only place a build option selects

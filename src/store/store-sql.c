@@ -23,9 +23,11 @@
  * Semantics kept from the backends before: every change that must be
  * atomic is one statement (UPDATE … RETURNING, INSERT … ON CONFLICT, a job
  * claim that locks its row) or one transaction (the audit chain, under a
- * table lock); purges delete in small batches and re-check expiry on the
- * row they delete; each migration runs in its own transaction under the
- * migration lock, so a failing one leaves the schema as it was. */
+ * table lock; a token request's spend with the tokens it issues; a code
+ * with the record of its release); purges delete in small batches and
+ * re-check expiry on the row they delete; each migration runs in its own
+ * transaction under the migration lock, so a failing one leaves the
+ * schema as it was. */
 #include "store/store-private.h"
 
 #include <inttypes.h>
@@ -1284,6 +1286,24 @@ ss_consent_delete(struct store_backend *base, const char *uuid, const char *clie
 
 /* ---- tokens ---- */
 
+/* Binds a token's row to SS_TOKEN_ADD; data is its serialised JSON. */
+static void
+ss_token_bind(struct sql_stmt *st, const struct store_token *t, const char *data)
+{
+	sql_bind_text(st, 1, t->hash);
+	sql_bind_int(st, 2, t->kind);
+	sql_bind_text(st, 3, t->grant_id);
+	sql_bind_text(st, 4, t->client_id);
+	sql_bind_text(st, 5, t->uuid);
+	sql_bind_text(st, 6, t->sid);
+	sql_bind_text(st, 7, t->scope);
+	sql_bind_text(st, 8, data);
+	sql_bind_int(st, 9, t->created_at);
+	sql_bind_int(st, 10, t->expires_at);
+	sql_bind_int(st, 11, t->used ? 1 : 0);
+	sql_bind_int(st, 12, t->revoked ? 1 : 0);
+}
+
 static int
 ss_token_add(struct store_backend *base, const struct store_token *t)
 {
@@ -1297,22 +1317,75 @@ ss_token_add(struct store_backend *base, const struct store_token *t)
 	ret = sql_query(ss_db(base), SS_TOKEN_ADD, &st);
 	if (ret < 0)
 		goto out;
-	sql_bind_text(st, 1, t->hash);
-	sql_bind_int(st, 2, t->kind);
-	sql_bind_text(st, 3, t->grant_id);
-	sql_bind_text(st, 4, t->client_id);
-	sql_bind_text(st, 5, t->uuid);
-	sql_bind_text(st, 6, t->sid);
-	sql_bind_text(st, 7, t->scope);
-	sql_bind_text(st, 8, data);
-	sql_bind_int(st, 9, t->created_at);
-	sql_bind_int(st, 10, t->expires_at);
-	sql_bind_int(st, 11, t->used ? 1 : 0);
-	sql_bind_int(st, 12, t->revoked ? 1 : 0);
+	ss_token_bind(st, t, data);
 	ret = sql_exec(st, NULL);
 	sql_finish(st);
 out:
 	free(data);
+	return ret;
+}
+
+/* One transaction for a token request: the spend first, then the rows.
+ * The conditional UPDATE comes first so that a racing redeem of the same
+ * code or refresh token (another thread or node) is decided before
+ * anything is written: on PostgreSQL the loser's UPDATE waits on the
+ * winner's row lock and then finds used = 1, on SQLite BEGIN IMMEDIATE
+ * already serialises the two; the loser writes nothing. A failing insert
+ * after it rolls the spend back too, so a code is never left used without
+ * its tokens (the client may retry), nor tokens added for a code that
+ * was not spent. */
+static int
+ss_token_exchange(struct store_backend *base, const char *spend, int64_t now,
+                  const struct store_token *tokens, size_t n, bool *won_r)
+{
+	struct sql_conn *c = NULL;
+	struct sql_stmt *st = NULL;
+	char *data = NULL;
+	int ret, changes = 0;
+
+	*won_r = false;
+	ret = sql_acquire(ss_db(base), &c, NULL);
+	if (ret < 0)
+		return ret;
+	ret = sql_begin(c);
+	if (ret < 0)
+		goto out;
+	if (spend != NULL) {
+		ret = sql_prepare(c, SS_TOKEN_USE, &st);
+		if (ret < 0)
+			goto out;
+		sql_bind_text(st, 1, spend);
+		sql_bind_int(st, 2, now);
+		ret = sql_exec(st, &changes);
+		sql_finish(st);
+		st = NULL;
+		/* Used, revoked, expired or unknown: nothing is written. */
+		if (ret < 0 || changes != 1)
+			goto out;
+	}
+	for (size_t i = 0; i < n; i++) {
+		data = ss_json_text(tokens[i].data, "{}");
+		if (data == NULL) {
+			ret = ISSO_ERR_INVALID;
+			goto out;
+		}
+		ret = sql_prepare(c, SS_TOKEN_ADD, &st);
+		if (ret < 0)
+			goto out;
+		ss_token_bind(st, &tokens[i], data);
+		ret = sql_exec(st, NULL);
+		sql_finish(st);
+		st = NULL;
+		free(data);
+		data = NULL;
+		if (ret < 0)
+			goto out;
+	}
+	ret = sql_commit(c);
+	*won_r = ret == 0;
+out:
+	free(data);
+	sql_release(c); /* rolls back whatever is left open */
 	return ret;
 }
 
@@ -1763,10 +1836,12 @@ ss_key_set_active(struct store_backend *base, const char *kid, bool active)
 
 /* ---- audit ---- */
 
+/* Appends to the audit chain inside c's open transaction. The lock is
+ * taken before reading the chain's end, so two appenders (of any node)
+ * cannot both link to the same row; it is held until the commit. */
 static int
-ss_audit_append(struct store_backend *base, int64_t ts, const char *event, const char *data)
+ss_audit_append_on(struct sql_conn *c, int64_t ts, const char *event, const char *data)
 {
-	struct sql_conn *c = NULL;
 	struct sql_stmt *st = NULL;
 	char prev[65], hash[65];
 	const char *h;
@@ -1774,38 +1849,30 @@ ss_audit_append(struct store_backend *base, int64_t ts, const char *event, const
 	int ret;
 
 	memcpy(prev, STORE_AUDIT_GENESIS, sizeof(prev));
-	ret = sql_acquire(ss_db(base), &c, NULL);
-	if (ret < 0)
-		return ret;
-	/* The lock is taken before reading the chain's end, so two appenders
-	 * (of any node) cannot both link to the same row. */
-	ret = sql_begin(c);
-	if (ret == 0)
-		ret = sql_lock(c, "audit");
+	ret = sql_lock(c, "audit");
 	if (ret == 0)
 		ret = sql_prepare(c, SS_AUDIT_LAST, &st);
 	if (ret < 0)
-		goto out;
+		return ret;
 	ret = sql_step(st);
 	if (ret > 0) {
 		h = sql_col_text(st, 1);
 		if (h == NULL || strlen(h) != 64) {
 			ss_corrupt("audit");
-			ret = ISSO_ERR_STORE;
-			goto out;
+			sql_finish(st);
+			return ISSO_ERR_STORE;
 		}
 		seq = sql_col_int(st, 0) + 1;
 		memcpy(prev, h, sizeof(prev));
 		ret = 0;
 	}
 	sql_finish(st);
-	st = NULL;
 	if (ret < 0)
-		goto out;
+		return ret;
 	store_audit_hash(prev, seq, ts, event, data, hash);
 	ret = sql_prepare(c, SS_AUDIT_ADD, &st);
 	if (ret < 0)
-		goto out;
+		return ret;
 	sql_bind_int(st, 1, seq);
 	sql_bind_int(st, 2, ts);
 	sql_bind_text(st, 3, event);
@@ -1814,11 +1881,23 @@ ss_audit_append(struct store_backend *base, int64_t ts, const char *event, const
 	sql_bind_text(st, 6, hash);
 	ret = sql_exec(st, NULL);
 	sql_finish(st);
-	st = NULL;
+	return ret;
+}
+
+static int
+ss_audit_append(struct store_backend *base, int64_t ts, const char *event, const char *data)
+{
+	struct sql_conn *c = NULL;
+	int ret;
+
+	ret = sql_acquire(ss_db(base), &c, NULL);
+	if (ret < 0)
+		return ret;
+	ret = sql_begin(c);
+	if (ret == 0)
+		ret = ss_audit_append_on(c, ts, event, data);
 	if (ret == 0)
 		ret = sql_commit(c);
-out:
-	sql_finish(st);
 	sql_release(c); /* rolls back what is left open */
 	return ret;
 }
@@ -2158,6 +2237,52 @@ ss_release_add(struct store_backend *base, const char *uuid, const char *client_
 	sql_bind_text(st, 4, data);
 	ret = sql_exec(st, NULL);
 	sql_finish(st);
+	return ret;
+}
+
+/* The code, its release record and the audit event in one transaction;
+ * the audit chain last, so its lock is held only until the commit that
+ * follows. */
+static int
+ss_code_add(struct store_backend *base, const struct store_token *code, int64_t now,
+            const char *release, const char *audit)
+{
+	struct sql_conn *c = NULL;
+	struct sql_stmt *st = NULL;
+	char *data;
+	int ret;
+
+	data = ss_json_text(code->data, "{}");
+	if (data == NULL)
+		return ISSO_ERR_INVALID;
+	ret = sql_acquire(ss_db(base), &c, NULL);
+	if (ret < 0)
+		goto out;
+	ret = sql_begin(c);
+	if (ret == 0)
+		ret = sql_prepare(c, SS_TOKEN_ADD, &st);
+	if (ret < 0)
+		goto out;
+	ss_token_bind(st, code, data);
+	ret = sql_exec(st, NULL);
+	sql_finish(st);
+	if (ret == 0)
+		ret = sql_prepare(c, SS_RELEASE_ADD, &st);
+	if (ret < 0)
+		goto out;
+	sql_bind_text(st, 1, code->uuid);
+	sql_bind_int(st, 2, now);
+	sql_bind_text(st, 3, code->client_id);
+	sql_bind_text(st, 4, release);
+	ret = sql_exec(st, NULL);
+	sql_finish(st);
+	if (ret == 0)
+		ret = ss_audit_append_on(c, now, "release", audit);
+	if (ret == 0)
+		ret = sql_commit(c);
+out:
+	sql_release(c); /* rolls back whatever is left open */
+	free(data);
 	return ret;
 }
 
@@ -2607,7 +2732,8 @@ ss_role_has(struct store_backend *base, const char *uuid, const char *role, bool
 	.org_remove = ss_org_remove, .org_member_remove = ss_org_member_remove,                    \
 	.org_memberships = ss_org_memberships, .role_grant = ss_role_grant,                        \
 	.role_revoke = ss_role_revoke, .role_has = ss_role_has, .client_update = ss_client_update, \
-	.set_pool_wait = ss_set_pool_wait
+	.set_pool_wait = ss_set_pool_wait, .token_exchange = ss_token_exchange,                    \
+	.code_add = ss_code_add
 
 static int
 ss_open_sqlite(const char *dsn, const char *migrations_dir, struct store_backend **backend_r,

@@ -760,14 +760,34 @@ store_consent_delete(struct store *store, const char *uuid, const char *client_i
 
 /* ---- tokens ---- */
 
+static bool
+store_token_valid(const struct store_token *token)
+{
+	return token != NULL && token->hash != NULL && token->grant_id != NULL &&
+	       token->client_id != NULL && token->scope != NULL && token->kind >= TOKEN_CODE &&
+	       token->kind <= TOKEN_REFRESH && (token->data == NULL || json_is_object(token->data));
+}
+
 int
 store_token_add(struct store *store, const struct store_token *token)
 {
-	if (token == NULL || token->hash == NULL || token->grant_id == NULL ||
-	    token->client_id == NULL || token->scope == NULL || token->kind < TOKEN_CODE ||
-	    token->kind > TOKEN_REFRESH || (token->data != NULL && !json_is_object(token->data)))
+	if (!store_token_valid(token))
 		return ISSO_ERR_INVALID;
 	return STORE_CALL(store, token_add, token);
+}
+
+int
+store_token_exchange(struct store *store, const char *spend, int64_t now,
+                     const struct store_token *tokens, size_t n, bool *won_r)
+{
+	*won_r = false;
+	if (tokens == NULL || n == 0 || n > STORE_TOKEN_EXCHANGE_MAX)
+		return ISSO_ERR_INVALID;
+	for (size_t i = 0; i < n; i++) {
+		if (!store_token_valid(&tokens[i]))
+			return ISSO_ERR_INVALID;
+	}
+	return STORE_CALL(store, token_exchange, spend, now, tokens, n, won_r);
 }
 
 int
@@ -1244,6 +1264,24 @@ store_release_add(struct store *store, const char *uuid, const char *client_id, 
 		return ISSO_ERR_INVALID;
 	ret = STORE_CALL(store, release_add, uuid, client_id, now, text);
 	free(text);
+	return ret;
+}
+
+int
+store_code_add(struct store *store, const struct store_token *code, int64_t now,
+               const json_t *release, const json_t *audit)
+{
+	char *rtext = NULL, *atext = NULL;
+	int ret = ISSO_ERR_INVALID;
+
+	if (!store_token_valid(code) || code->kind != TOKEN_CODE || code->uuid == NULL)
+		return ISSO_ERR_INVALID;
+	rtext = store_json_object_text(release);
+	atext = store_json_object_text(audit);
+	if (rtext != NULL && atext != NULL)
+		ret = STORE_CALL(store, code_add, code, now, rtext, atext);
+	free(rtext);
+	free(atext);
 	return ret;
 }
 

@@ -256,6 +256,18 @@ int store_token_get(struct store *store, const char *hash, int64_t now,
 /* Atomically marks an unused, unrevoked, unexpired token used. *won_r is
  * true only for the one caller that flipped it. */
 int store_token_use(struct store *store, const char *hash, int64_t now, bool *won_r);
+/* At most this many tokens are added by one exchange. */
+#define STORE_TOKEN_EXCHANGE_MAX 4
+/* A token request's writes as one transaction: spends token spend (marks
+ * it used exactly as store_token_use: only while unused, unrevoked and
+ * unexpired at now) and adds tokens[0..n), 1 <= n <=
+ * STORE_TOKEN_EXCHANGE_MAX. All of it or nothing: *won_r is true only for
+ * the one caller, of any node, that spent it, and when it is false nothing
+ * was written; an error (a token's hash taken: ISSO_ERR_CONFLICT) leaves
+ * spend unused and adds no token. spend NULL: the tokens are only added,
+ * together (*won_r true). */
+int store_token_exchange(struct store *store, const char *spend, int64_t now,
+                         const struct store_token *tokens, size_t n, bool *won_r);
 int store_token_revoke(struct store *store, const char *hash);
 /* Revokes every token of a grant (code replay, refresh-token reuse). */
 int store_token_revoke_grant(struct store *store, const char *grant_id);
@@ -441,6 +453,14 @@ int store_release_add(struct store *store, const char *uuid, const char *client_
  * and returns that value. */
 int store_release_list(struct store *store, const char *uuid, int limit,
                        int (*fn)(const struct store_release *r, void *ctx), void *ctx);
+/* Issues an authorization code with the record of the release it carries,
+ * in one transaction: adds code (kind TOKEN_CODE; its uuid and client_id
+ * name the release), records the release of its data (release, as
+ * store_release_add) and appends (now, "release", audit) to the audit log
+ * (as store_audit_append, but audit, not NULL, is not stolen). All of it
+ * or nothing. */
+int store_code_add(struct store *store, const struct store_token *code, int64_t now,
+                   const json_t *release, const json_t *audit);
 
 /* ---- TaipeiPass app device keys ---- */
 

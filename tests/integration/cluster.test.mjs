@@ -27,6 +27,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import path from 'node:path';
+import { createHash } from 'node:crypto';
 import * as client from 'openid-client';
 import {
   startStack, HttpAgent, Daemon, waitReady, freePort, BUILD_DIR, redirectParams, sameEndpoint,
@@ -337,6 +338,67 @@ test('counter identification (CIBA) across the nodes: the poll interval is kept 
   assert.equal(won.length, 1, `tokens once: ${JSON.stringify([a.body, b.body])}`);
   const ui = await (await fetch(`${urlB}/userinfo`, { headers: { authorization: `Bearer ${won[0].body.access_token}` } })).json();
   assert.equal(ui.uuid, member.uuid);
+});
+
+/** POST /token of node base as the registered client (client_secret_basic):
+ * {status, body}. */
+async function tokenAt(base, params) {
+  const auth = Buffer.from(`${encodeURIComponent(rp.client_id)}:${encodeURIComponent(rp.client_secret)}`).toString('base64');
+  const res = await fetch(`${base}/token`, {
+    method: 'POST',
+    headers: { authorization: `Basic ${auth}`, 'content-type': 'application/x-www-form-urlencoded' },
+    body: new URLSearchParams(params).toString(),
+  });
+  return { status: res.status, body: await res.json() };
+}
+
+/** The kind, used and revoked flags of every token of the grant of the
+ * token whose value is value, sorted. */
+function grantRows(value) {
+  const hash = createHash('sha256').update(value).digest('hex');
+  return rows(`SELECT kind || ' ' || used || ' ' || revoked FROM tokens WHERE grant_id = `
+    + `(SELECT grant_id FROM tokens WHERE hash = '${hash}') ORDER BY 1`);
+}
+
+test('one code, and then one refresh token, redeemed on both nodes at once: one answer gets tokens, the other invalid_grant, the grant is revoked', T, async () => {
+  const verifier = client.randomPKCECodeVerifier();
+  const url = client.buildAuthorizationUrl(cfg, {
+    redirect_uri: RP, scope: 'openid profile', state: client.randomState(), nonce: client.randomNonce(),
+    code_challenge: await client.calculatePKCECodeChallenge(verifier), code_challenge_method: 'S256',
+  });
+  // a citizen of its own: the test below counts the consents of the others
+  const user = await stack.addUser({
+    account: 'cluster.race', password: 'Tp-Cluster-Race-42', phone: '0912000399',
+    email: 'race@example.tw', name: '林大同', birthdate: '1988-02-03',
+  });
+  const cb = await new HttpAgent().loginViaPages({ authorizeUrl: url, account: user.account, password: user.password, consent: true });
+  const code = redirectParams(cb).get('code');
+  assert.ok(code, `a code in ${cb}`);
+  const redeem = { grant_type: 'authorization_code', code, redirect_uri: RP, code_verifier: verifier };
+  const answers = await Promise.all([tokenAt(stack.issuer, redeem), tokenAt(urlB, redeem)]);
+  const won = answers.filter((a) => a.status === 200);
+  const lost = answers.filter((a) => a.status !== 200);
+  assert.equal(won.length, 1, `one redeem wins: ${JSON.stringify(answers)}`);
+  assert.equal(lost.length, 1);
+  assert.equal(lost[0].status, 400);
+  assert.equal(lost[0].body.error, 'invalid_grant');
+  assert.ok(won[0].body.access_token && won[0].body.refresh_token && won[0].body.id_token);
+  // the code spent once, the winner's access and refresh token only, and
+  // all of it revoked by the replay
+  assert.deepEqual(grantRows(won[0].body.access_token), ['1 1 1', '2 0 1', '3 0 1']);
+
+  // a second login's refresh token rotated on both nodes at once
+  const tokens = await passwordLogin(user);
+  const refresh = { grant_type: 'refresh_token', refresh_token: tokens.refresh_token };
+  const again = await Promise.all([tokenAt(stack.issuer, refresh), tokenAt(urlB, refresh)]);
+  const rotated = again.filter((a) => a.status === 200);
+  assert.equal(rotated.length, 1, `one rotation wins: ${JSON.stringify(again)}`);
+  assert.equal(again.find((a) => a.status !== 200).body.error, 'invalid_grant');
+  // code, the first access token, the second, the old refresh token
+  // (used) and one successor: every one revoked
+  assert.deepEqual(grantRows(tokens.access_token), ['1 1 1', '2 0 1', '2 0 1', '3 0 1', '3 1 1']);
+  const after = await tokenAt(urlB, { grant_type: 'refresh_token', refresh_token: rotated[0].body.refresh_token });
+  assert.equal(after.status, 400, 'the successor went with the grant');
 });
 
 test('through haproxy: logins alternate between the nodes; kill -9 of one loses no committed row, the logins in flight finish on the other', T, async () => {

@@ -1325,11 +1325,172 @@ test_token_revoke_sets(void **state)
 	assert_false(token_revoked(f, b1));
 }
 
+static bool
+token_exists(struct fixture *f, const char *hash)
+{
+	struct store_token *t = NULL;
+	bool found;
+
+	assert_int_equal(store_token_get(f->store, hash, NOW, &t), 0);
+	found = t != NULL;
+	store_token_free(t);
+	return found;
+}
+
+static bool
+token_used(struct fixture *f, const char *hash)
+{
+	struct store_token *t = NULL;
+	bool used;
+
+	assert_int_equal(store_token_get(f->store, hash, NOW, &t), 0);
+	assert_non_null(t);
+	used = t->used;
+	store_token_free(t);
+	return used;
+}
+
+/* A token request's writes, one transaction: the code spent and the new
+ * tokens added, all or nothing. */
+static void
+test_token_exchange(void **state)
+{
+	struct fixture *f = *state;
+	struct store_token rows[STORE_TOKEN_EXCHANGE_MAX + 1], *t = NULL;
+	char code[64], code2[64], code3[64], code4[64], at[64], rt[64], at2[64], rt2[64], cc[64],
+	    g[64];
+	char cl[64], u[64];
+	bool won = true;
+
+	id(f, "code", code, sizeof(code));
+	id(f, "code2", code2, sizeof(code2));
+	id(f, "code3", code3, sizeof(code3));
+	id(f, "code4", code4, sizeof(code4));
+	id(f, "at", at, sizeof(at));
+	id(f, "rt", rt, sizeof(rt));
+	id(f, "at2", at2, sizeof(at2));
+	id(f, "rt2", rt2, sizeof(rt2));
+	id(f, "cc", cc, sizeof(cc));
+	id(f, "g", g, sizeof(g));
+	id(f, "cl", cl, sizeof(cl));
+	id(f, "u", u, sizeof(u));
+	add_token(f, code, TOKEN_CODE, g, cl, u, NOW + 60);
+	memset(rows, 0, sizeof(rows));
+	for (size_t i = 0; i < ISSO_N_ELEMENTS(rows); i++) {
+		rows[i].kind = TOKEN_ACCESS;
+		rows[i].grant_id = g;
+		rows[i].client_id = cl;
+		rows[i].uuid = u;
+		rows[i].sid = "sid-1";
+		rows[i].scope = "openid";
+		rows[i].created_at = NOW;
+		rows[i].expires_at = NOW + 600;
+	}
+	rows[0].hash = at;
+	rows[0].data = json_pack("{ss}", "claims", "sealed");
+	rows[1].hash = rt;
+	rows[1].kind = TOKEN_REFRESH;
+	rows[1].scope = "openid offline_access";
+	rows[1].expires_at = NOW + 3600;
+
+	/* Success: the code used, both tokens there as given. */
+	assert_int_equal(store_token_exchange(f->store, code, NOW, rows, 2, &won), 0);
+	assert_true(won);
+	assert_true(token_used(f, code));
+	assert_int_equal(store_token_get(f->store, at, NOW, &t), 0);
+	assert_non_null(t);
+	assert_int_equal(t->kind, TOKEN_ACCESS);
+	assert_string_equal(t->grant_id, g);
+	assert_string_equal(t->uuid, u);
+	assert_string_equal(t->sid, "sid-1");
+	assert_string_equal(json_string_value(json_object_get(t->data, "claims")), "sealed");
+	assert_int_equal(t->expires_at, NOW + 600);
+	assert_false(t->used);
+	store_token_free(t);
+	assert_int_equal(store_token_get(f->store, rt, NOW, &t), 0);
+	assert_non_null(t);
+	assert_int_equal(t->kind, TOKEN_REFRESH);
+	assert_string_equal(t->scope, "openid offline_access");
+	assert_int_equal(t->expires_at, NOW + 3600);
+	store_token_free(t);
+
+	/* The code already used: not won, nothing written. */
+	rows[0].hash = at2;
+	rows[1].hash = rt2;
+	assert_int_equal(store_token_exchange(f->store, code, NOW, rows, 2, &won), 0);
+	assert_false(won);
+	assert_false(token_exists(f, at2));
+	assert_false(token_exists(f, rt2));
+	/* Unknown, expired or revoked: likewise. */
+	won = true;
+	assert_int_equal(store_token_exchange(f->store, "unknown", NOW, rows, 2, &won), 0);
+	assert_false(won);
+	add_token(f, code2, TOKEN_CODE, g, cl, u, NOW + 60);
+	won = true;
+	assert_int_equal(store_token_exchange(f->store, code2, NOW + 60, rows, 2, &won), 0);
+	assert_false(won);
+	add_token(f, code3, TOKEN_REFRESH, g, cl, u, NOW + 60);
+	assert_int_equal(store_token_revoke(f->store, code3), 0);
+	won = true;
+	assert_int_equal(store_token_exchange(f->store, code3, NOW, rows, 2, &won), 0);
+	assert_false(won);
+	assert_false(token_exists(f, at2));
+	assert_false(token_exists(f, rt2));
+
+	/* A later insert fails (its hash is taken): the code stays unused
+	 * and the token before it is not added. */
+	rows[0].hash = at2;
+	rows[1].hash = rt; /* taken above */
+	won = true;
+	assert_int_equal(store_token_exchange(f->store, code2, NOW, rows, 2, &won),
+	                 ISSO_ERR_CONFLICT);
+	assert_false(won);
+	assert_false(token_used(f, code2));
+	assert_false(token_exists(f, at2));
+	/* … and can be redeemed afterwards. */
+	rows[1].hash = rt2;
+	assert_int_equal(store_token_exchange(f->store, code2, NOW, rows, 2, &won), 0);
+	assert_true(won);
+	assert_true(token_used(f, code2));
+	assert_true(token_exists(f, at2));
+	assert_true(token_exists(f, rt2));
+
+	/* Nothing to spend (client_credentials): the tokens only. */
+	rows[0].hash = cc;
+	won = false;
+	assert_int_equal(store_token_exchange(f->store, NULL, NOW, rows, 1, &won), 0);
+	assert_true(won);
+	assert_true(token_exists(f, cc));
+
+	/* Refused before the store: no token, too many, a bad one. The code
+	 * stays unused. */
+	add_token(f, code4, TOKEN_CODE, g, cl, u, NOW + 60);
+	won = true;
+	assert_int_equal(store_token_exchange(f->store, code4, NOW, rows, 0, &won),
+	                 ISSO_ERR_INVALID);
+	assert_false(won);
+	assert_int_equal(store_token_exchange(f->store, code4, NOW, NULL, 1, &won),
+	                 ISSO_ERR_INVALID);
+	assert_int_equal(
+	    store_token_exchange(f->store, code4, NOW, rows, STORE_TOKEN_EXCHANGE_MAX + 1, &won),
+	    ISSO_ERR_INVALID);
+	rows[0].kind = 9;
+	assert_int_equal(store_token_exchange(f->store, code4, NOW, rows, 1, &won),
+	                 ISSO_ERR_INVALID);
+	rows[0].kind = TOKEN_ACCESS;
+	rows[1].scope = NULL;
+	assert_int_equal(store_token_exchange(f->store, code4, NOW, rows, 2, &won),
+	                 ISSO_ERR_INVALID);
+	assert_false(token_used(f, code4));
+	json_decref(rows[0].data);
+}
+
 #define RACE_THREADS 8
 #define RACE_TOKENS  16
 
 struct race {
 	struct store *store;
+	bool exchange; /* store_token_exchange instead of store_token_use */
 	pthread_barrier_t barrier;
 	char hashes[RACE_TOKENS][64];
 	int wins[RACE_THREADS][RACE_TOKENS];
@@ -1340,6 +1501,41 @@ struct race_arg {
 	struct race *race;
 	int n;
 };
+
+/* The hash of the token of kind ("at", "rt") that thread n adds when it
+ * redeems race code k. */
+static void
+race_token_hash(struct race *r, int k, int n, const char *kind, char *buf, size_t size)
+{
+	snprintf(buf, size, "%s-%d-%s", r->hashes[k], n, kind);
+}
+
+/* Thread n redeems code k for an access and a refresh token. */
+static int
+race_exchange(struct race *r, int k, int n, bool *won_r)
+{
+	char at[96], rt[96];
+	struct store_token t[2] = {
+	    {.hash = at,
+	     .kind = TOKEN_ACCESS,
+	     .grant_id = "race-g",
+	     .client_id = "race-c",
+	     .scope = "openid",
+	     .created_at = NOW,
+	     .expires_at = NOW + 600},
+	    {.hash = rt,
+	     .kind = TOKEN_REFRESH,
+	     .grant_id = "race-g",
+	     .client_id = "race-c",
+	     .scope = "openid",
+	     .created_at = NOW,
+	     .expires_at = NOW + 3600},
+	};
+
+	race_token_hash(r, k, n, "at", at, sizeof(at));
+	race_token_hash(r, k, n, "rt", rt, sizeof(rt));
+	return store_token_exchange(r->store, r->hashes[k], NOW, t, 2, won_r);
+}
 
 static void *
 race_thread(void *p)
@@ -1354,6 +1550,13 @@ race_thread(void *p)
 		int k = (i + arg->n) % RACE_TOKENS;
 
 		won = false;
+		if (r->exchange) {
+			if (race_exchange(r, k, arg->n, &won) < 0)
+				r->errors[arg->n]++;
+			else if (won)
+				r->wins[arg->n][k]++;
+			continue;
+		}
 		if (store_token_use(r->store, r->hashes[k], NOW, &won) < 0)
 			r->errors[arg->n]++;
 		else if (won)
@@ -1504,6 +1707,56 @@ test_token_use_race(void **state)
 		winners = 0;
 		for (t = 0; t < RACE_THREADS; t++)
 			winners += r->wins[t][k];
+		assert_int_equal(winners, 1);
+	}
+	free(r);
+}
+
+/* Two redeems of one code at once (threads with connections of their
+ * own, as two nodes): exactly one wins, and only its tokens exist. */
+static void
+test_token_exchange_race(void **state)
+{
+	struct fixture *f = *state;
+	struct race *r = calloc(1, sizeof(*r));
+	struct race_arg args[RACE_THREADS];
+	pthread_t th[RACE_THREADS];
+	char g[64], cl[64], u[64], name[16], h[96];
+	int t, k, winners;
+
+	assert_non_null(r);
+	r->store = f->store;
+	r->exchange = true;
+	id(f, "g", g, sizeof(g));
+	id(f, "cl", cl, sizeof(cl));
+	id(f, "u", u, sizeof(u));
+	for (k = 0; k < RACE_TOKENS; k++) {
+		snprintf(name, sizeof(name), "xrace%d", k);
+		id(f, name, r->hashes[k], sizeof(r->hashes[k]));
+		add_token(f, r->hashes[k], TOKEN_CODE, g, cl, u, NOW + 60);
+	}
+	assert_int_equal(pthread_barrier_init(&r->barrier, NULL, RACE_THREADS), 0);
+	for (t = 0; t < RACE_THREADS; t++) {
+		args[t].race = r;
+		args[t].n = t;
+		assert_int_equal(pthread_create(&th[t], NULL, race_thread, &args[t]), 0);
+	}
+	for (t = 0; t < RACE_THREADS; t++)
+		pthread_join(th[t], NULL);
+	pthread_barrier_destroy(&r->barrier);
+
+	for (t = 0; t < RACE_THREADS; t++)
+		assert_int_equal(r->errors[t], 0);
+	for (k = 0; k < RACE_TOKENS; k++) {
+		winners = 0;
+		assert_true(token_used(f, r->hashes[k]));
+		for (t = 0; t < RACE_THREADS; t++) {
+			winners += r->wins[t][k];
+			race_token_hash(r, k, t, "at", h, sizeof(h));
+			assert_int_equal(token_exists(f, h), r->wins[t][k] == 1);
+			race_token_hash(r, k, t, "rt", h, sizeof(h));
+			assert_int_equal(token_exists(f, h), r->wins[t][k] == 1);
+		}
 		assert_int_equal(winners, 1);
 	}
 	free(r);
@@ -2038,6 +2291,135 @@ test_audit_tamper_sqlite(void **state)
 	assert_int_equal(bad, 5);
 }
 
+/* Copies the data of the last row listed. */
+static int
+audit_data_cb(int64_t seq, int64_t ts, const char *event, const char *data, const char *hash,
+              void *context)
+{
+	(void)seq;
+	(void)ts;
+	(void)hash;
+	snprintf(context, 512, "%s %s", event, data);
+	return 0;
+}
+
+/* Makes the audit log refuse (on) or accept again (off) rows whose data
+ * holds "refuse-me", behind the store's back. */
+static void
+audit_refuse(struct fixture *f, bool on)
+{
+	if (is_pgsql()) {
+		assert_true(pg_admin(
+		    on ? "CREATE FUNCTION isso_test_refuse() RETURNS trigger LANGUAGE plpgsql AS "
+		         "$$ BEGIN IF NEW.data LIKE '%refuse-me%' THEN RAISE EXCEPTION 'refused'; "
+		         "END IF; RETURN NEW; END $$; "
+		         "CREATE TRIGGER isso_test_refuse BEFORE INSERT ON audit FOR EACH ROW "
+		         "EXECUTE FUNCTION isso_test_refuse()"
+		       : "DROP TRIGGER isso_test_refuse ON audit; DROP FUNCTION "
+		         "isso_test_refuse()"));
+		return;
+	}
+	sqlite_tamper(f->dsn,
+	              on ? "CREATE TRIGGER isso_test_refuse BEFORE INSERT ON audit "
+	                   "WHEN NEW.data LIKE '%refuse-me%' BEGIN SELECT RAISE(ABORT, 'refused'); "
+	                   "END"
+	                 : "DROP TRIGGER isso_test_refuse",
+	              true);
+}
+
+/* A code with the record of its release, one transaction: all or nothing. */
+static void
+test_code_add(void **state)
+{
+	struct fixture *f = *state;
+	char code[64], code2[64], g[64], cl[64], u[64], want[160], last[512];
+	struct store_token c = {
+	    .kind = TOKEN_CODE,
+	    .grant_id = g,
+	    .client_id = cl,
+	    .uuid = u,
+	    .sid = "sid-1",
+	    .scope = "openid profile",
+	    .created_at = NOW,
+	    .expires_at = NOW + 60,
+	};
+	json_t *release, *audit;
+	struct seen_ctx l;
+	int64_t start;
+	bool ok = false;
+	int64_t bad = -1;
+
+	id(f, "code", code, sizeof(code));
+	id(f, "code2", code2, sizeof(code2));
+	id(f, "g", g, sizeof(g));
+	id(f, "cl", cl, sizeof(cl));
+	id(f, "u", u, sizeof(u));
+	c.hash = code;
+	c.data = json_pack("{ss}", "nonce", "n-1");
+	release = json_pack("{s:s, s:[s]}", "method", "taipeipass", "fields", "name");
+	audit = json_pack("{s:s, s:[s], s:s, s:s}", "method", "taipeipass", "fields", "name",
+	                  "uuid", u, "client_id", cl);
+	start = audit_last_seq(f);
+
+	assert_int_equal(store_code_add(f->store, &c, NOW, release, audit), 0);
+	assert_true(token_exists(f, code));
+	assert_false(token_used(f, code));
+	memset(&l, 0, sizeof(l));
+	assert_int_equal(store_release_list(f->store, u, 10, release_seen, &l), 0);
+	assert_int_equal(l.n, 1);
+	snprintf(want, sizeof(want), "%s|%lld|taipeipass", cl, (long long)NOW);
+	assert_string_equal(l.seen[0], want);
+	assert_int_equal(audit_last_seq(f), start + 1);
+	assert_int_equal(store_audit_list(f->store, start, audit_data_cb, last), 0);
+	assert_true(starts_with(last, "release {"));
+	assert_non_null(strstr(last, u));
+	assert_non_null(strstr(last, cl));
+	assert_int_equal(store_audit_verify(f->store, &ok, &bad), 0);
+	assert_true(ok);
+
+	/* The code's hash taken: nothing of it is written. */
+	assert_int_equal(store_code_add(f->store, &c, NOW + 1, release, audit), ISSO_ERR_CONFLICT);
+	memset(&l, 0, sizeof(l));
+	assert_int_equal(store_release_list(f->store, u, 10, release_seen, &l), 0);
+	assert_int_equal(l.n, 1);
+	assert_int_equal(audit_last_seq(f), start + 1);
+
+	/* The audit log refuses the row (the last step): the code and the
+	 * release written before it are rolled back. */
+	if (fresh_db() || is_pgsql()) {
+		c.hash = code2;
+		json_object_set_new(audit, "method", json_string("refuse-me"));
+		audit_refuse(f, true);
+		assert_true(store_code_add(f->store, &c, NOW + 2, release, audit) < 0);
+		audit_refuse(f, false);
+		assert_false(token_exists(f, code2));
+		memset(&l, 0, sizeof(l));
+		assert_int_equal(store_release_list(f->store, u, 10, release_seen, &l), 0);
+		assert_int_equal(l.n, 1);
+		assert_int_equal(audit_last_seq(f), start + 1);
+		/* … and the same code goes in once it is accepted. */
+		json_object_set_new(audit, "method", json_string("taipeipass"));
+		assert_int_equal(store_code_add(f->store, &c, NOW + 2, release, audit), 0);
+		assert_true(token_exists(f, code2));
+		assert_int_equal(audit_last_seq(f), start + 2);
+		c.hash = code;
+	}
+
+	/* Refused before the store. */
+	c.kind = TOKEN_ACCESS;
+	assert_int_equal(store_code_add(f->store, &c, NOW, release, audit), ISSO_ERR_INVALID);
+	c.kind = TOKEN_CODE;
+	c.uuid = NULL;
+	assert_int_equal(store_code_add(f->store, &c, NOW, release, audit), ISSO_ERR_INVALID);
+	c.uuid = u;
+	assert_int_equal(store_code_add(f->store, &c, NOW, NULL, audit), ISSO_ERR_INVALID);
+	assert_int_equal(store_code_add(f->store, &c, NOW, release, NULL), ISSO_ERR_INVALID);
+	assert_int_equal(store_code_add(f->store, NULL, NOW, release, audit), ISSO_ERR_INVALID);
+	json_decref(c.data);
+	json_decref(release);
+	json_decref(audit);
+}
+
 /* SQLite only: error paths (a conflict) and multi-step operations leave
  * no transaction open: an outside writer gets the lock at once. */
 static void
@@ -2557,6 +2939,8 @@ main(void)
 	    cmocka_unit_test_setup_teardown(test_client_delete, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_client_update, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_token_use_race, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_token_exchange, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_token_exchange_race, setup, teardown),
 	    cmocka_unit_test(test_memory_sqlite),
 	    cmocka_unit_test_setup_teardown(test_eph, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_eph_take_incr, setup, teardown),
@@ -2566,6 +2950,7 @@ main(void)
 	    cmocka_unit_test_setup_teardown(test_throttle, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_keys, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_audit, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_code_add, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_audit_tamper_sqlite, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_no_open_transaction_sqlite, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_jobs, setup, teardown),
