@@ -132,6 +132,7 @@ enum ss_id {
 	SS_AUDIT_ADD,
 	SS_AUDIT_PAGE,
 	SS_JOB_ADD,
+	SS_JOB_DUE,
 	SS_JOB_CLAIM,
 	SS_JOB_DONE,
 	SS_JOB_RETRY,
@@ -304,6 +305,8 @@ static const struct sql_statement ss_statements[SS_COUNT] = {
     S(SS_JOB_ADD, "INSERT INTO jobs (id, kind, data, attempts, run_at, lease_owner, "
                   "lease_until, created_at, expires_at) VALUES (?1, ?2, ?3, 0, ?5, NULL, 0, "
                   "?4, ?6)"),
+    S(SS_JOB_DUE, "SELECT 1 FROM jobs WHERE kind = ?1 AND run_at <= CAST(?2 AS BIGINT) AND "
+                  "lease_until <= CAST(?2 AS BIGINT) AND expires_at > CAST(?2 AS BIGINT) LIMIT 1"),
     [SS_JOB_CLAIM] = {.name = "SS_JOB_CLAIM",
                       .sql = SS_JOB_CLAIM(""),
                       .pgsql = SS_JOB_CLAIM(" FOR UPDATE SKIP LOCKED")},
@@ -2002,8 +2005,22 @@ ss_job_claim(struct store_backend *base, const char *kind, const char *owner, in
 {
 	struct store_job *job = NULL;
 	struct sql_stmt *st;
-	int ret, parsed = 0;
+	int ret, parsed = 0, due = 0;
 
+	*job_r = NULL;
+	/* Senders tick every second on every node and mostly find nothing:
+	 * a read first, so an idle tick never takes the write lock that
+	 * logins wait on. */
+	ret = sql_query(ss_db(base), SS_JOB_DUE, &st);
+	if (ret < 0)
+		return ret;
+	sql_bind_text(st, 1, kind);
+	sql_bind_int(st, 2, now);
+	while ((ret = sql_step(st)) > 0)
+		due = 1;
+	sql_finish(st);
+	if (ret < 0 || !due)
+		return ret;
 	ret = sql_query(ss_db(base), SS_JOB_CLAIM, &st);
 	if (ret < 0)
 		return ret;
