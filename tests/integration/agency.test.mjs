@@ -13,7 +13,12 @@
 // city administrator role), org list|remove (refused while the
 // organisation owns services)|member remove. Every decision is an audit
 // event; an approval never prints the new secret (the agency takes it
-// once from its own page).
+// once from its own page). Suspending and resuming: the agency resumes its
+// own suspension from its page (logins refused meanwhile, working again at
+// once), not the city's (no resume offered, a forged one refused with 403);
+// a city administrator suspends with a reason and resumes, issoctl client
+// suspend|approve act for the city; the review history, newest first with
+// the refusal's reason, on both the agency's and the reviewer's page.
 
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -652,7 +657,9 @@ test('suspend and resume: the agency lifts only its own suspension, the city any
     assert.equal(await s.page.locator('#state').innerText(), msg('agency.state_suspended'));
     assert.equal(await s.page.locator('#city-suspension').count(), 0);
     await checked(s.page, 'the service suspended by the agency');
-    await s.page.getByRole('button', { name: msg('agency.resume') }).click();
+    // Keyboard only: Tab to the resume button, Enter.
+    await tabTo(s.page, (el) => el.tag === 'button' && el.value === 'resume', 'the resume button');
+    await s.page.keyboard.press('Enter');
     await s.page.waitForURL(/\?done=resumed$/);
     assert.equal(await s.page.locator('#state').innerText(), msg('agency.state_approved'));
     assert.match(await s.page.locator('[role=status]').first().innerText(), new RegExp(msg('agency.resumed')));
@@ -691,6 +698,11 @@ test('suspend and resume: the agency lifts only its own suspension, the city any
     const text = await a.page.locator('main').innerText();
     assert.ok(!text.includes(staff.uuid) && !text.includes(sc.national_id), 'no person on the history');
     await checked(a.page, 'the review page with its history');
+    await a.page.goto(`${reviewUrl}?lang=en`);
+    assert.equal(await a.page.locator('#history-title').innerText(), MSG_EN['agency.history']);
+    assert.match(await rows.nth(4).innerText(), new RegExp(MSG_EN['agency.by_city']));
+    await checked(a.page, 'the review page in English');
+    await a.page.goto(`${reviewUrl}?lang=zh-TW`);
     await a.page.setViewportSize({ width: 360, height: 740 });
     await assertNoHorizontalScroll(a.page, 'the review page on a phone');
     await a.page.setViewportSize({ width: 1280, height: 900 });
