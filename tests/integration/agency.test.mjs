@@ -775,4 +775,14 @@ test('suspend and resume: the agency lifts only its own suspension, the city any
     ['client_suspended', 'issoctl', 'city', '停權測試'], ['client_resumed', 'issoctl', 'city', undefined]]);
   assert.deepEqual((await events('client_resumed')).filter((d) => d.client_id === clientId).map((d) => d.by),
     [staff.uuid, adminUuid, 'issoctl']);
+  // Every decision in the history is an audit event too.
+  const all = (await audit()).filter((x) => {
+    const d = typeof x.data === 'string' ? JSON.parse(x.data) : x.data;
+    return d?.client_id === clientId;
+  }).map((x) => x.event);
+  for (const ev of ['client_applied', 'client_refused', 'client_edited', 'client_approved', 'client_suspended', 'client_resumed']) {
+    assert.ok(all.includes(ev), `${ev} audited`);
+  }
+  assert.equal(all.filter((x) => x === 'client_suspended').length, 3);
+  assert.equal(all.filter((x) => x === 'client_resumed').length, 3);
 });
