@@ -562,21 +562,55 @@ out:
 	return ret;
 }
 
+/* client approve ID: approves a client (one registered with client add);
+ * a suspended one is resumed (the city lifts any suspension, recorded in
+ * its application's history). client suspend ID [--reason TEXT]: the
+ * city suspends it; the agency then cannot resume it from its page. */
 static int
-client_status(struct isso_app *app, const char *id, int status, const char *event)
+client_status(struct isso_app *app, int argc, char **argv, int status)
 {
+	static const struct option opts[] = {
+	    {"reason", required_argument, NULL, 'r'},
+	    {NULL, 0, NULL, 0},
+	};
+	const char *id = argc > 1 ? argv[1] : NULL, *reason = NULL, *why = NULL;
+	const char *event = status == CLIENT_APPROVED ? "client_approved" : "client_suspended";
 	struct store_client *c = NULL;
-	int ret;
+	int opt, ret, was;
 
-	if (id == NULL)
+	if (id == NULL || id[0] == '-')
 		return fail(2, "a client id is required", NULL);
+	optind = 1;
+	while ((opt = getopt_long(argc - 1, argv + 1, "", opts, NULL)) != -1) {
+		if (opt != 'r' || status != CLIENT_SUSPENDED)
+			return fail(2, "unknown option", NULL);
+		reason = optarg;
+	}
 	if (store_client_get(app->store, id, &c) < 0 || c == NULL)
 		return fail(1, "no such client: %s", id);
+	was = c->status;
 	store_client_free(c);
 	c = NULL;
-	if (store_client_set_status(app->store, id, status) < 0)
-		return fail(1, "cannot update the client", NULL);
-	admin_audit(app, app_now(), event, json_pack("{s:s}", "client_id", id));
+	if (status == CLIENT_SUSPENDED && was == CLIENT_APPROVED) {
+		ret = agency_app_suspend(app, id, AGENCY_BY_CITY, reason, "issoctl", &why);
+		if (ret < 0)
+			return fail(ret == ISSO_ERR_INVALID ? 2 : 1, "cannot suspend: %s",
+			            why != NULL ? why : "the store failed");
+		log_warn("admin_action", "action", event, "client_id", id, NULL);
+	} else if (status == CLIENT_APPROVED && was == CLIENT_SUSPENDED) {
+		ret = agency_app_resume(app, id, AGENCY_BY_CITY, "issoctl", &why);
+		if (ret < 0)
+			return fail(1, "cannot resume: %s", why != NULL ? why : "the store failed");
+		log_warn("admin_action", "action", "client_resumed", "client_id", id, NULL);
+	} else {
+		/* Not yet approved: a suspension names no one, which reads as
+		 * the city's. */
+		if (reason != NULL)
+			return fail(2, "--reason is for an approved client", NULL);
+		if (store_client_set_status(app->store, id, status) < 0)
+			return fail(1, "cannot update the client", NULL);
+		admin_audit(app, app_now(), event, json_pack("{s:s}", "client_id", id));
+	}
 	store_client_get(app->store, id, &c);
 	ret = emit(client_json(c));
 	store_client_free(c);
@@ -674,11 +708,9 @@ client_cmd(struct isso_app *app, int argc, char **argv)
 	if (strcmp(sub, "update") == 0)
 		return client_update(app, argc - 1, argv + 1);
 	if (strcmp(sub, "approve") == 0)
-		return client_status(app, argc > 2 ? argv[2] : NULL, CLIENT_APPROVED,
-		                     "client_approved");
+		return client_status(app, argc - 1, argv + 1, CLIENT_APPROVED);
 	if (strcmp(sub, "suspend") == 0)
-		return client_status(app, argc > 2 ? argv[2] : NULL, CLIENT_SUSPENDED,
-		                     "client_suspended");
+		return client_status(app, argc - 1, argv + 1, CLIENT_SUSPENDED);
 	if (strcmp(sub, "list") == 0) {
 		json_t *a = json_array();
 		if (store_client_list(app->store, list_one, a) < 0) {

@@ -41,10 +41,11 @@ agency_app_owned_by(const struct store_client *c, const char *ubn)
 	return owner != NULL && ubn != NULL && strcmp(owner, ubn) == 0;
 }
 
-void
-agency_app_history(json_t *settings, const char *event, const char *by, int64_t now)
+json_t *
+agency_app_history(json_t *settings, const char *event, const char *by, int64_t now,
+                   const char *reason)
 {
-	json_t *a = json_object_get(settings, AGENCY_APP_KEY), *h;
+	json_t *a = json_object_get(settings, AGENCY_APP_KEY), *h, *e;
 
 	if (!json_is_object(a)) {
 		a = json_object();
@@ -57,8 +58,23 @@ agency_app_history(json_t *settings, const char *event, const char *by, int64_t 
 	}
 	while (json_array_size(h) >= AGENCY_HISTORY_MAX)
 		json_array_remove(h, 0);
-	json_array_append_new(
-	    h, json_pack("{s:I, s:s, s:s}", "at", (json_int_t)now, "event", event, "by", by));
+	e = json_pack("{s:I, s:s, s:s}", "at", (json_int_t)now, "event", event, "by", by);
+	if (reason != NULL)
+		json_object_set_new(e, "reason", json_string(reason));
+	json_array_append_new(h, e);
+	return e;
+}
+
+const char *
+agency_app_suspended_by(const struct store_client *c)
+{
+	const char *s = json_string_value(json_object_get(agency_app_of(c), "suspended_by"));
+
+	if (c->status != CLIENT_SUSPENDED)
+		return NULL;
+	/* A suspension that names no one (older, or made outside these
+	 * rules) is the city's: only the city lifts it. */
+	return s != NULL && strcmp(s, AGENCY_BY_AGENCY) == 0 ? AGENCY_BY_AGENCY : AGENCY_BY_CITY;
 }
 
 /* The scope an approval gives: openid, then each claim scope asked for
@@ -149,7 +165,7 @@ agency_app_approve(struct isso_app *app, const char *client_id, const char *drop
 		ret = ISSO_ERR_INVALID;
 		goto out;
 	}
-	agency_app_history(settings, "client_approved", by, now);
+	agency_app_history(settings, "client_approved", by, now, NULL);
 	a = json_object_get(settings, AGENCY_APP_KEY);
 	json_object_set_new(a, "state", json_string("approved"));
 	json_object_del(a, "refusal");
@@ -232,7 +248,7 @@ agency_app_refuse(struct isso_app *app, const char *client_id, const char *reaso
 		json_decref(settings);
 		settings = json_object();
 	}
-	agency_app_history(settings, "client_refused", by, now);
+	agency_app_history(settings, "client_refused", by, now, reason);
 	a = json_object_get(settings, AGENCY_APP_KEY);
 	json_object_set_new(a, "state", json_string("refused"));
 	json_object_set_new(a, "refusal", json_string(reason));
@@ -240,6 +256,127 @@ agency_app_refuse(struct isso_app *app, const char *client_id, const char *reaso
 	if (ret == 0)
 		store_audit_append(app->store, now, "client_refused",
 		                   json_pack("{s:s, s:s}", "client_id", client_id, "by", by));
+	store_client_free(c);
+	json_decref(settings);
+	return ret;
+}
+
+/* The client's settings, copied for a change (an object). */
+static json_t *
+settings_copy(const struct store_client *c)
+{
+	json_t *settings = json_deep_copy(c->settings);
+
+	if (!json_is_object(settings)) {
+		json_decref(settings);
+		settings = json_object();
+	}
+	return settings;
+}
+
+int
+agency_app_suspend(struct isso_app *app, const char *client_id, const char *side,
+                   const char *reason, const char *by, const char **why_r)
+{
+	struct store_client *c = NULL, n;
+	json_t *settings = NULL, *a, *e, *data;
+	bool found = false;
+	int64_t now = app_now();
+	int ret;
+
+	*why_r = NULL;
+	if (reason != NULL && (reason[0] == '\0' || strlen(reason) > AGENCY_REASON_MAX)) {
+		*why_r = "a reason is at most 1000 bytes";
+		return ISSO_ERR_INVALID;
+	}
+	ret = store_client_get(app->store, client_id, &c);
+	if (ret < 0)
+		return ret;
+	if (c == NULL || c->status != CLIENT_APPROVED) {
+		*why_r = c == NULL ? "no such client" : "only an approved service can be suspended";
+		ret = ISSO_ERR_INVALID;
+		goto out;
+	}
+	settings = settings_copy(c);
+	e = agency_app_history(settings, "client_suspended", by, now, reason);
+	json_object_set_new(e, "side", json_string(side));
+	a = json_object_get(settings, AGENCY_APP_KEY);
+	json_object_set_new(a, "suspended_by", json_string(side));
+	if (reason != NULL)
+		json_object_set_new(a, "suspension", json_string(reason));
+	else
+		json_object_del(a, "suspension");
+	n = *c;
+	n.settings = settings;
+	n.status = CLIENT_SUSPENDED;
+	/* Only while still approved: two suspensions racing, one counts. */
+	ret = store_client_update(app->store, &n, CLIENT_APPROVED, &found);
+	if (ret < 0)
+		goto out;
+	if (!found) {
+		*why_r = "only an approved service can be suspended";
+		ret = ISSO_ERR_INVALID;
+		goto out;
+	}
+	data = json_pack("{s:s, s:s, s:s}", "client_id", client_id, "by", by, "suspended_by", side);
+	if (reason != NULL)
+		json_object_set_new(data, "reason", json_string(reason));
+	store_audit_append(app->store, now, "client_suspended", data);
+out:
+	store_client_free(c);
+	json_decref(settings);
+	return ret;
+}
+
+int
+agency_app_resume(struct isso_app *app, const char *client_id, const char *side, const char *by,
+                  const char **why_r)
+{
+	struct store_client *c = NULL, n;
+	json_t *settings = NULL, *a, *e;
+	bool found = false;
+	int64_t now = app_now();
+	int ret;
+
+	*why_r = NULL;
+	ret = store_client_get(app->store, client_id, &c);
+	if (ret < 0)
+		return ret;
+	if (c == NULL || c->status != CLIENT_SUSPENDED) {
+		*why_r = c == NULL ? "no such client" : "the service is not suspended";
+		ret = ISSO_ERR_INVALID;
+		goto out;
+	}
+	/* The agency lifts only its own suspension; the city any. */
+	if (strcmp(side, AGENCY_BY_CITY) != 0 &&
+	    strcmp(agency_app_suspended_by(c), AGENCY_BY_AGENCY) != 0) {
+		*why_r = "the city suspended the service: only the city resumes it";
+		ret = ISSO_ERR_DENIED;
+		goto out;
+	}
+	settings = settings_copy(c);
+	e = agency_app_history(settings, "client_resumed", by, now, NULL);
+	json_object_set_new(e, "side", json_string(side));
+	a = json_object_get(settings, AGENCY_APP_KEY);
+	json_object_del(a, "suspended_by");
+	json_object_del(a, "suspension");
+	/* Nothing citizens see can have changed meanwhile (a suspended
+	 * service cannot be edited), so it is approved as it was. */
+	n = *c;
+	n.settings = settings;
+	n.status = CLIENT_APPROVED;
+	ret = store_client_update(app->store, &n, CLIENT_SUSPENDED, &found);
+	if (ret < 0)
+		goto out;
+	if (!found) {
+		*why_r = "the service is not suspended";
+		ret = ISSO_ERR_INVALID;
+		goto out;
+	}
+	store_audit_append(app->store, now, "client_resumed",
+	                   json_pack("{s:s, s:s, s:s}", "client_id", client_id, "by", by,
+	                             "suspended_by", agency_app_suspended_by(c)));
+out:
 	store_client_free(c);
 	json_decref(settings);
 	return ret;

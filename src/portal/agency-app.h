@@ -10,7 +10,10 @@
  *    "notice": the §8 notice text, "contacts": who to call,
  *    "fields": {"phone": {"required": true, "reason": "…"}, …},
  *    "state": "pending" | "approved" | "refused", "refusal": "…",
- *    "history": [{"at": t, "event": "client_applied", "by": uuid}, …]}
+ *    "suspended_by": "agency" | "city", "suspension": "reason",
+ *    "history": [{"at": t, "event": "client_applied", "by": uuid,
+ *                 "reason": "…" (refusals, suspensions),
+ *                 "side": "agency" | "city" (suspensions)}, …]}
  *
  * The client's scope is what the city approved (openid plus the approved
  * fields); the fields asked for stay in the application, so an approval
@@ -69,7 +72,30 @@ int agency_app_delete(struct isso_app *app, const char *client_id, const char *b
  * (free with xfree_secret), NULL when none waits (taken or expired). */
 int agency_app_reveal(struct isso_app *app, const char *client_id, char **secret_r);
 /* Appends a decision to the history in settings' application (created
- * when absent). */
-void agency_app_history(json_t *settings, const char *event, const char *by, int64_t now);
+ * when absent), with reason when not NULL; returns the entry (borrowed). */
+json_t *agency_app_history(json_t *settings, const char *event, const char *by, int64_t now,
+                           const char *reason);
+
+/* Who suspended a service, recorded as the application's "suspended_by"
+ * (and the history entry's "side"): the agency itself (an incident on its
+ * side), or the city (issoctl, a city administrator). */
+#define AGENCY_BY_AGENCY "agency"
+#define AGENCY_BY_CITY   "city"
+/* AGENCY_BY_AGENCY or AGENCY_BY_CITY for a suspended client (one that
+ * names no one is the city's), NULL when it is not suspended. */
+const char *agency_app_suspended_by(const struct store_client *c);
+/* Suspends approved client_id: logins and tokens are refused until it is
+ * resumed. side is AGENCY_BY_AGENCY or AGENCY_BY_CITY, reason (NULL: none,
+ * else 1..1000 bytes) is shown to the agency. Audited as client_suspended.
+ * ISSO_ERR_INVALID with *why_r when it is not approved (or unknown). */
+int agency_app_suspend(struct isso_app *app, const char *client_id, const char *side,
+                       const char *reason, const char *by, const char **why_r);
+/* Resumes suspended client_id: approved again as it was (a suspended
+ * service cannot be edited). The agency (side AGENCY_BY_AGENCY) resumes
+ * only its own suspension: ISSO_ERR_DENIED otherwise, and nothing
+ * changes. Audited as client_resumed. ISSO_ERR_INVALID when it is not
+ * suspended (or unknown). */
+int agency_app_resume(struct isso_app *app, const char *client_id, const char *side, const char *by,
+                      const char **why_r);
 
 #endif

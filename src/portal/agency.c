@@ -4,9 +4,13 @@
  *   /agency                    my organisations' services and applications
  *   /agency/apply              the application form
  *   /agency/service/ID         one service: credentials once, rotate,
- *                              suspend, delete
- *   /admin/applications        pending applications (city administrators)
- *   /admin/applications/ID     approve (narrowing fields) or refuse
+ *                              suspend, resume (its own suspension only),
+ *                              delete, the review history
+ *   /admin/applications        pending applications and suspended
+ *                              services (city administrators)
+ *   /admin/applications/ID     approve (narrowing fields) or refuse;
+ *                              suspend (with a reason) or resume a
+ *                              service; the review history
  *
  * iSSO is its own relying party here as on /account, at high assurance:
  * without a session of level high (MOICA card or mobile certificate) a
@@ -21,6 +25,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "auth/app.h"
 #include "auth/claims.h"
@@ -167,6 +172,84 @@ state_key(const char *state)
 	return "agency.state_pending";
 }
 
+/* A time as people in Taipei read it (UTC+8, no daylight saving), and as
+ * an ISO 8601 value for <time datetime>. */
+static void
+taipei_time(struct http_req *req, int64_t ts, const char **text_r, const char **iso_r)
+{
+	time_t t = (time_t)(ts + 8 * 3600);
+	struct tm tm;
+	char text[32], iso[40];
+
+	if (gmtime_r(&t, &tm) == NULL) {
+		*text_r = *iso_r = "";
+		return;
+	}
+	strftime(text, sizeof(text), "%Y-%m-%d %H:%M", &tm);
+	strftime(iso, sizeof(iso), "%Y-%m-%dT%H:%M:%S+08:00", &tm);
+	*text_r = pool_strdup(http_pool(req), text);
+	*iso_r = pool_strdup(http_pool(req), iso);
+}
+
+/* What each decision in an application's history reads as, and whose
+ * side made it when the entry does not say. */
+static const struct {
+	const char *event, *key, *side;
+} history_events[] = {
+    {"client_applied", "agency.history_applied", AGENCY_BY_AGENCY},
+    {"client_edited", "agency.history_edited", AGENCY_BY_AGENCY},
+    {"client_approved", "agency.history_approved", AGENCY_BY_CITY},
+    {"client_refused", "agency.history_refused", AGENCY_BY_CITY},
+    {"client_suspended", "agency.history_suspended", AGENCY_BY_CITY},
+    {"client_resumed", "agency.history_resumed", AGENCY_BY_CITY},
+};
+
+/* The decisions on a service, newest first: [{when, when_iso, what, who,
+ * reason}]. Who is a side (the agency, a city reviewer), never a person:
+ * the agency and the reviewer read the same rows. */
+static json_t *
+history_rows(struct isso_app *app, struct http_req *req, const struct store_client *c)
+{
+	json_t *a = agency_app_of(c), *h = json_object_get(a, "history"), *rows = json_array();
+	/* A refusal recorded before the history kept reasons: the current
+	 * one is the application's "refusal". */
+	const char *refusal = json_string_value(json_object_get(a, "refusal"));
+	size_t n = json_array_size(h);
+
+	for (size_t i = n; i-- > 0;) {
+		json_t *e = json_array_get(h, i), *row;
+		const char *event = json_string_value(json_object_get(e, "event"));
+		const char *side = json_string_value(json_object_get(e, "side"));
+		const char *reason = json_string_value(json_object_get(e, "reason"));
+		const char *key = "agency.history_other", *when, *when_iso;
+		if (!json_is_object(e) || event == NULL)
+			continue;
+		for (size_t k = 0; k < sizeof(history_events) / sizeof(history_events[0]); k++) {
+			if (strcmp(event, history_events[k].event) == 0) {
+				key = history_events[k].key;
+				if (side == NULL)
+					side = history_events[k].side;
+				break;
+			}
+		}
+		if (reason == NULL && refusal != NULL && strcmp(event, "client_refused") == 0)
+			reason = refusal;
+		if (strcmp(event, "client_refused") == 0)
+			refusal = NULL; /* only the newest refusal */
+		taipei_time(req, json_integer_value(json_object_get(e, "at")), &when, &when_iso);
+		row = json_pack("{s:s, s:s, s:s, s:s}", "when", when, "when_iso", when_iso, "what",
+		                page_text(app, req, key), "who",
+		                page_text(app, req,
+		                          side != NULL && strcmp(side, AGENCY_BY_AGENCY) == 0
+		                              ? "agency.by_agency"
+		                              : "agency.by_city"));
+		if (reason != NULL && reason[0] != '\0')
+			json_object_set_new(row, "reason", json_string(reason));
+		json_array_append_new(rows, row);
+	}
+	return rows;
+}
+
 static json_t *
 uris_text(json_t *uris)
 {
@@ -227,8 +310,16 @@ service_json(struct isso_app *app, struct http_req *req, const struct store_clie
 		json_object_set_new(o, "refusal", json_string(refusal));
 	if (strcmp(state, "approved") == 0)
 		json_object_set_new(o, "is_approved", json_true());
-	if (strcmp(state, "suspended") == 0)
+	if (strcmp(state, "suspended") == 0) {
+		const char *reason = json_string_value(json_object_get(a, "suspension"));
 		json_object_set_new(o, "is_suspended", json_true());
+		if (strcmp(agency_app_suspended_by(c), AGENCY_BY_AGENCY) == 0)
+			json_object_set_new(o, "suspended_by_agency", json_true());
+		else
+			json_object_set_new(o, "suspended_by_city", json_true());
+		if (reason != NULL)
+			json_object_set_new(o, "suspension", json_string(reason));
+	}
 	if (c->secret_hash != NULL)
 		json_object_set_new(o, "has_secret", json_true());
 	if (page_other_lang(req, c->name) != NULL)
@@ -621,7 +712,7 @@ apply(struct http_req *req, void *ctx)
 	json_object_set_new(application, "owner", json_string(uuid));
 	settings = json_object();
 	json_object_set(settings, AGENCY_APP_KEY, application);
-	agency_app_history(settings, "client_applied", uuid, now);
+	agency_app_history(settings, "client_applied", uuid, now, NULL);
 	secret_token(16, client_id);
 	jwks_uri = json_is_true(json_object_get(echo, "private_key_jwt")) && jwks == NULL
 	               ? http_form(req, "jwks_uri")
@@ -702,6 +793,7 @@ service_page(struct isso_app *app, struct http_req *req, const struct store_clie
 	    row != NULL)
 		json_object_set_new(page, "reveal_waiting", json_true());
 	json_decref(row);
+	json_object_set_new(page, "history", history_rows(app, req, c));
 	if (notice_key != NULL)
 		json_object_set_new(page, "notice", json_string(page_text(app, req, notice_key)));
 	if (secret != NULL)
@@ -852,7 +944,7 @@ service_edit(struct isso_app *app, struct http_req *req, const struct store_clie
 		json_object_del(a, "refusal");
 		status = CLIENT_PENDING;
 	}
-	agency_app_history(settings, "client_edited", uuid, now);
+	agency_app_history(settings, "client_edited", uuid, now, NULL);
 	n = *c;
 	n.name = (char *)http_form(req, "name");
 	n.purpose = (char *)http_form(req, "purpose");
@@ -940,6 +1032,8 @@ service(struct http_req *req, void *ctx)
 			notice = "agency.saved";
 		else if (done != NULL && strcmp(done, "suspended") == 0)
 			notice = "agency.suspended";
+		else if (done != NULL && strcmp(done, "resumed") == 0)
+			notice = "agency.resumed";
 		service_page(app, req, c, notice, NULL);
 		goto out;
 	}
@@ -979,14 +1073,38 @@ service(struct http_req *req, void *ctx)
 		service_page(app, req, c, "agency.rotated", fresh);
 		explicit_bzero(fresh, sizeof(fresh));
 	} else if (strcmp(action, "suspend") == 0 && c->status == CLIENT_APPROVED) {
-		if (store_client_set_status(app->store, c->client_id, CLIENT_SUSPENDED) < 0) {
+		const char *why = NULL;
+		int ret = agency_app_suspend(app, c->client_id, AGENCY_BY_AGENCY, NULL, uuid, &why);
+		if (ret == ISSO_ERR_INVALID) {
+			page_error(app, req, 409, "admin.conflict_title", "admin.conflict_service",
+			           path);
+			goto out;
+		}
+		if (ret < 0) {
 			page_error(app, req, 503, "error.unavailable", "error.unavailable.message",
 			           path);
 			goto out;
 		}
-		store_audit_append(app->store, now, "client_suspended",
-		                   json_pack("{s:s, s:s}", "client_id", c->client_id, "by", uuid));
 		http_redirect(req, 303, pool_printf(http_pool(req), "%s?done=suspended", path));
+	} else if (strcmp(action, "resume") == 0 && c->status == CLIENT_SUSPENDED) {
+		const char *why = NULL;
+		int ret = agency_app_resume(app, c->client_id, AGENCY_BY_AGENCY, uuid, &why);
+		if (ret == ISSO_ERR_DENIED) {
+			page_error(app, req, 403, "agency.suspended_title", "agency.resume_city",
+			           path);
+			goto out;
+		}
+		if (ret == ISSO_ERR_INVALID) {
+			page_error(app, req, 409, "admin.conflict_title", "admin.conflict_service",
+			           path);
+			goto out;
+		}
+		if (ret < 0) {
+			page_error(app, req, 503, "error.unavailable", "error.unavailable.message",
+			           path);
+			goto out;
+		}
+		http_redirect(req, 303, pool_printf(http_pool(req), "%s?done=resumed", path));
 	} else if (strcmp(action, "delete") == 0 && http_form(req, "confirm") != NULL) {
 		bool found = false;
 		if (agency_app_delete(app, c->client_id, uuid, &found) < 0) {
@@ -1010,7 +1128,8 @@ out:
 struct pending_ctx {
 	struct isso_app *app;
 	struct http_req *req;
-	json_t *list;
+	json_t *list;      /* applications waiting for review */
+	json_t *suspended; /* suspended services */
 };
 
 static int
@@ -1018,14 +1137,19 @@ pending_one(const struct store_client *c, void *arg)
 {
 	struct pending_ctx *x = arg;
 	const char *ubn = json_string_value(json_object_get(agency_app_of(c), "ubn"));
-	json_t *o;
+	json_t *o, *into;
 
-	if (c->status != CLIENT_PENDING || strcmp(agency_app_state(c), "pending") != 0 ||
-	    json_array_size(x->list) >= SERVICES_SHOWN)
+	if (c->status == CLIENT_PENDING && strcmp(agency_app_state(c), "pending") == 0)
+		into = x->list;
+	else if (c->status == CLIENT_SUSPENDED)
+		into = x->suspended;
+	else
+		return 0;
+	if (json_array_size(into) >= SERVICES_SHOWN)
 		return 0;
 	o = service_json(x->app, x->req, c);
 	json_object_set_new(o, "ubn", json_string(ubn ?: ""));
-	json_array_append_new(x->list, o);
+	json_array_append_new(into, o);
 	return 0;
 }
 
@@ -1061,14 +1185,16 @@ admin_list(struct http_req *req, void *ctx)
 
 	if (session == NULL)
 		return;
-	x = (struct pending_ctx){app, req, json_array()};
+	x = (struct pending_ctx){app, req, json_array(), json_array()};
 	if (store_client_list(app->store, pending_one, &x) < 0) {
 		json_decref(x.list);
+		json_decref(x.suspended);
 		page_error(app, req, 503, "error.unavailable", "error.unavailable.message", NULL);
 		goto out;
 	}
-	page = json_pack("{s:o, s:b}", "applications", x.list, "has_applications",
-	                 json_array_size(x.list) > 0);
+	page = json_pack("{s:o, s:b, s:o, s:b}", "applications", x.list, "has_applications",
+	                 json_array_size(x.list) > 0, "suspended", x.suspended, "has_suspended",
+	                 json_array_size(x.suspended) > 0);
 	if (done != NULL && strcmp(done, "approved") == 0)
 		json_object_set_new(page, "notice",
 		                    json_string(page_text(app, req, "admin.approved")));
@@ -1082,12 +1208,12 @@ out:
 
 static void
 review_page(struct isso_app *app, struct http_req *req, const struct store_client *c,
-            json_t *errors)
+            json_t *errors, const char *notice_key)
 {
 	json_t *page = service_json(app, req, c);
 	struct store_org *org = NULL;
 	const char *ubn = json_string_value(json_object_get(agency_app_of(c), "ubn"));
-	static const char *const order[] = {"reason", NULL};
+	static const char *const order[] = {"reason", "suspension", NULL};
 
 	if (ubn != NULL && store_org_get(app->store, ubn, &org) == 0 && org != NULL)
 		json_object_set_new(page, "org",
@@ -1095,6 +1221,10 @@ review_page(struct isso_app *app, struct http_req *req, const struct store_clien
 	store_org_free(org);
 	json_object_set_new(page, "csrf", json_string(csrf_token(req, &app->secrets, ADMIN_CSRF)));
 	json_object_set_new(page, "reviewable", json_boolean(c->status == CLIENT_PENDING));
+	json_object_set_new(page, "suspendable", json_boolean(c->status == CLIENT_APPROVED));
+	json_object_set_new(page, "history", history_rows(app, req, c));
+	if (notice_key != NULL)
+		json_object_set_new(page, "notice", json_string(page_text(app, req, notice_key)));
 	if (errors != NULL)
 		page_form_error(app, req, page, NULL, errors, order);
 	page_render(app, req, errors != NULL ? 400 : 200, "admin-application", "admin.review_title",
@@ -1133,7 +1263,12 @@ admin_review(struct http_req *req, void *ctx)
 		goto out;
 	}
 	if (http_method(req) != HTTP_POST) {
-		review_page(app, req, c, NULL);
+		const char *done = http_query(req, "done"), *notice = NULL;
+		if (done != NULL && strcmp(done, "suspended") == 0)
+			notice = "admin.suspended";
+		else if (done != NULL && strcmp(done, "resumed") == 0)
+			notice = "admin.resumed";
+		review_page(app, req, c, NULL, notice);
 		goto out;
 	}
 	if (!csrf_check(req, &app->secrets, ADMIN_CSRF)) {
@@ -1169,7 +1304,7 @@ admin_review(struct http_req *req, void *ctx)
 		const char *reason = http_form(req, "reason");
 		if (!text_ok(reason, AGENCY_REASON_MAX, true)) {
 			json_t *errors = json_pack("{s:s}", "reason", "admin.err_reason");
-			review_page(app, req, c, errors);
+			review_page(app, req, c, errors, NULL);
 			json_decref(errors);
 			goto out;
 		}
@@ -1185,6 +1320,39 @@ admin_review(struct http_req *req, void *ctx)
 			goto out;
 		}
 		http_redirect(req, 303, "/admin/applications?done=refused");
+	} else if (decision != NULL && strcmp(decision, "suspend") == 0) {
+		const char *reason = http_form(req, "suspension");
+		if (!text_ok(reason, AGENCY_REASON_MAX, true)) {
+			json_t *errors = json_pack("{s:s}", "suspension", "admin.err_suspension");
+			review_page(app, req, c, errors, NULL);
+			json_decref(errors);
+			goto out;
+		}
+		ret = agency_app_suspend(app, c->client_id, AGENCY_BY_CITY, reason, uuid, &why);
+		if (ret == ISSO_ERR_INVALID) {
+			page_error(app, req, 409, "admin.conflict_title", "admin.conflict_service",
+			           path);
+			goto out;
+		}
+		if (ret < 0) {
+			page_error(app, req, 503, "error.unavailable", "error.unavailable.message",
+			           path);
+			goto out;
+		}
+		http_redirect(req, 303, pool_printf(http_pool(req), "%s?done=suspended", path));
+	} else if (decision != NULL && strcmp(decision, "resume") == 0) {
+		ret = agency_app_resume(app, c->client_id, AGENCY_BY_CITY, uuid, &why);
+		if (ret == ISSO_ERR_INVALID) {
+			page_error(app, req, 409, "admin.conflict_title", "admin.conflict_service",
+			           path);
+			goto out;
+		}
+		if (ret < 0) {
+			page_error(app, req, 503, "error.unavailable", "error.unavailable.message",
+			           path);
+			goto out;
+		}
+		http_redirect(req, 303, pool_printf(http_pool(req), "%s?done=resumed", path));
 	} else {
 		page_error(app, req, 400, "error.bad_request", "error.bad_request.message", path);
 	}

@@ -13,7 +13,12 @@
 // city administrator role), org list|remove (refused while the
 // organisation owns services)|member remove. Every decision is an audit
 // event; an approval never prints the new secret (the agency takes it
-// once from its own page).
+// once from its own page). Suspending and resuming: the agency resumes its
+// own suspension from its page (logins refused meanwhile, working again at
+// once), not the city's (no resume offered, a forged one refused with 403);
+// a city administrator suspends with a reason and resumes, issoctl client
+// suspend|approve act for the city; the review history, newest first with
+// the refusal's reason, on both the agency's and the reviewer's page.
 
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -39,6 +44,8 @@ const CARD_ADMIN = 'TP03000000000006';
 const CARD_OUTSIDER = 'TP03000000000012';
 const CARD_PKJWT = 'TP03000000000008';
 const UBN_PKJWT = '12345670';
+const CARD_STAFF2 = 'TP03000000000002';
+const UBN_RESUME = '30000002';
 
 let stack;
 let citizen;
@@ -601,4 +608,181 @@ test('the web: a private_key_jwt application registers its JWK set and gets no s
   const tokens = await login(cfg, 'openid profile');
   const ui = await client.fetchUserInfo(cfg, tokens.access_token, tokens.claims().sub);
   assert.equal(ui.name, citizen.name);
+});
+
+test('suspend and resume: the agency lifts only its own suspension, the city any; the review history on both pages', { timeout: limit(240_000), skip: NO_BROWSER }, async () => {
+  const sc = cardOf(CARD_STAFF2);
+  const staff = await stack.addUser({ account: 'resume.staff', password: 'Resume-staff-42', phone: '0912000604', name: sc.name, idNumber: sc.national_id });
+  // The city administrator of the web test (added here when that test did not run).
+  const ac = cardOf(CARD_ADMIN);
+  await stack.addUser({ account: 'web.admin', password: 'Web-admin-42', phone: '0912000602', name: ac.name, idNumber: ac.national_id }).catch(() => {});
+  const adminUuid = (await stack.issoctl(['admin', 'grant', '--account', 'web.admin'])).uuid;
+  await stack.issoctl(['org', 'add', '--ubn', UBN_RESUME, '--name', '恢復測試局']);
+  await stack.issoctl(['org', 'member', 'add', '--ubn', UBN_RESUME, '--account', staff.account, '--role', 'admin']);
+
+  // Applied, refused with a reason, changed, approved; the agency takes its secret.
+  const agent = new HttpAgent();
+  const landed = await cardLogin(agent, '/agency/apply', CARD_STAFF2);
+  const form = landed.res.forms().find((f) => f.has('notice'));
+  const applied = await agent.submit(form, {
+    name: '恢復測試服務', purpose: '停用與恢復測試', notice: '告知事項', contacts: '承辦人', redirect_uris: RP,
+    need_profile: 'required', reason_profile: '核對姓名', auth_method: 'client_secret_basic',
+  });
+  assert.match(applied.url, /\/agency\/service\/[A-Za-z0-9_-]+\?done=applied$/);
+  const clientId = new URL(applied.url).pathname.split('/').pop();
+  const svcUrl = `${stack.issuer}/agency/service/${clientId}`;
+  const reviewUrl = `${stack.issuer}/admin/applications/${clientId}`;
+  await stack.issoctl(['application', 'refuse', clientId, '--reason', '蒐集目的說明不足']);
+  const ef = (await agent.get(`${svcUrl}/edit`)).forms().find((f) => f.has('contacts'));
+  assert.match((await agent.submit(ef, { purpose: '停用與恢復測試：核對申辦人姓名' })).url, /\?done=edited$/);
+  await stack.issoctl(['application', 'approve', clientId]);
+  const csrfOf = async (a, url) => (await a.get(url)).forms().find((f) => f.has('csrf')).fields().find(([n]) => n === 'csrf')[1];
+  const agencyPost = async (fields) => agent.request(svcUrl, { method: 'POST', form: { csrf: await csrfOf(agent, svcUrl), ...fields } });
+  const revealed = await agencyPost({ action: 'reveal' });
+  const secret = /id="client-secret">([A-Za-z0-9_-]{43})</.exec(revealed.text)?.[1];
+  assert.ok(secret, 'the secret is shown once');
+  const cfg = await rp(clientId, secret);
+  await login(cfg, 'openid profile');
+  const status = async () => (await stack.issoctl(['client', 'show', clientId])).status;
+
+  // The agency suspends (an incident on its side): logins are refused; it resumes from its page.
+  const sus = await agencyPost({ action: 'suspend' });
+  assert.equal(sus.status, 303);
+  assert.equal(await status(), 'suspended');
+  assert.equal((await stack.issoctl(['client', 'show', clientId])).settings.application.suspended_by, 'agency');
+  await assert.rejects(login(cfg, 'openid profile'), 'no logins while suspended');
+  const s = await browserAs(agent);
+  try {
+    await s.page.goto(svcUrl);
+    assert.equal(await s.page.locator('#state').innerText(), msg('agency.state_suspended'));
+    assert.equal(await s.page.locator('#city-suspension').count(), 0);
+    await checked(s.page, 'the service suspended by the agency');
+    // Keyboard only: Tab to the resume button, Enter.
+    await tabTo(s.page, (el) => el.tag === 'button' && el.value === 'resume', 'the resume button');
+    await s.page.keyboard.press('Enter');
+    await s.page.waitForURL(/\?done=resumed$/);
+    assert.equal(await s.page.locator('#state').innerText(), msg('agency.state_approved'));
+    assert.match(await s.page.locator('[role=status]').first().innerText(), new RegExp(msg('agency.resumed')));
+    await checked(s.page, 'the service resumed');
+  } finally {
+    await s.context.close();
+  }
+  assert.equal(await status(), 'approved');
+  await login(cfg, 'openid profile'); // works again at once
+  const susEv = (await events('client_suspended')).filter((d) => d.client_id === clientId);
+  assert.deepEqual(susEv.map((d) => [d.by, d.suspended_by]), [[staff.uuid, 'agency']]);
+  let resEv = (await events('client_resumed')).filter((d) => d.client_id === clientId);
+  assert.deepEqual(resEv.map((d) => [d.by, d.suspended_by]), [[staff.uuid, 'agency']]);
+  // Resume only what is suspended.
+  assert.equal((await agencyPost({ action: 'resume' })).status, 400);
+
+  // The city suspends from the review page, with a reason (required).
+  const adminAgent = new HttpAgent();
+  const adminLanded = await cardLogin(adminAgent, `/admin/applications/${clientId}`, CARD_ADMIN);
+  assert.equal(new URL(adminLanded.url).pathname, `/admin/applications/${clientId}`);
+  const a = await browserAs(adminAgent);
+  try {
+    await a.page.goto(reviewUrl);
+    // The reviewer sees the earlier decisions, newest first, with the refusal's reason.
+    const rows = a.page.locator('#history > li');
+    assert.deepEqual(await rows.locator('h3').evaluateAll((hs) => hs.map((h) => h.textContent.replace(/^\S+ \S+ /, ''))), [
+      msg('agency.history_resumed'), msg('agency.history_suspended'), msg('agency.history_approved'),
+      msg('agency.history_edited'), msg('agency.history_refused'), msg('agency.history_applied'),
+    ]);
+    const times = await rows.locator('time').evaluateAll((ts) => ts.map((t) => t.getAttribute('datetime')));
+    assert.ok(times.every((t) => /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\+08:00$/.test(t)), times.join());
+    assert.deepEqual([...times].sort().reverse(), times, 'newest first');
+    assert.match(await rows.nth(4).innerText(), /蒐集目的說明不足/);
+    assert.match(await rows.nth(4).innerText(), new RegExp(msg('agency.by_city')));
+    assert.match(await rows.nth(0).innerText(), new RegExp(msg('agency.by_agency')));
+    const text = await a.page.locator('main').innerText();
+    assert.ok(!text.includes(staff.uuid) && !text.includes(sc.national_id), 'no person on the history');
+    await checked(a.page, 'the review page with its history');
+    await a.page.goto(`${reviewUrl}?lang=en`);
+    assert.equal(await a.page.locator('#history-title').innerText(), MSG_EN['agency.history']);
+    assert.match(await rows.nth(4).innerText(), new RegExp(MSG_EN['agency.by_city']));
+    await checked(a.page, 'the review page in English');
+    await a.page.goto(`${reviewUrl}?lang=zh-TW`);
+    await a.page.setViewportSize({ width: 360, height: 740 });
+    await assertNoHorizontalScroll(a.page, 'the review page on a phone');
+    await a.page.setViewportSize({ width: 1280, height: 900 });
+    await a.page.getByRole('button', { name: msg('admin.suspend') }).click();
+    await a.page.waitForSelector('#error-summary');
+    assert.equal(await a.page.locator('#suspension').getAttribute('aria-invalid'), 'true');
+    await checked(a.page, 'suspending without a reason');
+    assert.equal(await status(), 'approved');
+    await a.page.fill('#suspension', '資安事件調查中');
+    await a.page.getByRole('button', { name: msg('admin.suspend') }).click();
+    await a.page.waitForURL(/\?done=suspended$/);
+    assert.equal(await a.page.getByRole('button', { name: msg('admin.resume') }).count(), 1);
+    await checked(a.page, 'the review page of a suspended service');
+    await a.page.goto(`${stack.issuer}/admin/applications`);
+    assert.equal(await a.page.getByRole('link', { name: '恢復測試服務' }).count(), 1, 'listed as suspended');
+    await checked(a.page, '/admin/applications with a suspended service');
+  } finally {
+    await a.context.close();
+  }
+  assert.equal(await status(), 'suspended');
+  await assert.rejects(login(cfg, 'openid profile'));
+  const cityEv = (await events('client_suspended')).filter((d) => d.client_id === clientId).at(-1);
+  assert.deepEqual([cityEv.by, cityEv.suspended_by, cityEv.reason], [adminUuid, 'city', '資安事件調查中']);
+
+  // The agency sees why, is offered no resume, and a forged resume changes nothing.
+  const e = await browserAs(agent, { viewport: { width: 360, height: 740 } });
+  try {
+    await e.page.goto(`${svcUrl}?lang=en`);
+    assert.equal(await e.page.locator('#history-title').innerText(), MSG_EN['agency.history']);
+    await e.page.goto(`${svcUrl}?lang=zh-TW`);
+    assert.equal(await e.page.getByRole('button', { name: msg('agency.resume') }).count(), 0);
+    assert.equal(await e.page.locator('#suspension').innerText(), '資安事件調查中');
+    const first = await e.page.locator('#history > li').first().innerText();
+    assert.match(first, new RegExp(msg('agency.history_suspended')));
+    assert.match(first, /資安事件調查中/);
+    assert.match(await e.page.locator('#history').innerText(), /蒐集目的說明不足/, 'the agency reads the refusal\'s reason');
+    assert.ok(!(await e.page.content()).includes(adminUuid), 'the reviewer is not named');
+    await checked(e.page, 'the service suspended by the city');
+    await assertNoHorizontalScroll(e.page, 'the service with its history on a phone');
+  } finally {
+    await e.context.close();
+  }
+  const forged = await agencyPost({ action: 'resume' });
+  assert.equal(forged.status, 403);
+  assert.match(forged.pageText(), new RegExp(msg('agency.resume_city').slice(0, 10)));
+  assert.equal(await status(), 'suspended');
+  assert.equal((await events('client_resumed')).filter((d) => d.client_id === clientId).length, 1);
+  await assert.rejects(login(cfg, 'openid profile'));
+
+  // The city resumes: logins work again at once.
+  const resumed = await adminAgent.request(reviewUrl, { method: 'POST', form: { csrf: await csrfOf(adminAgent, reviewUrl), decision: 'resume' } });
+  assert.equal(resumed.status, 303);
+  assert.equal(await status(), 'approved');
+  await login(cfg, 'openid profile');
+  resEv = (await events('client_resumed')).filter((d) => d.client_id === clientId).at(-1);
+  assert.deepEqual([resEv.by, resEv.suspended_by], [adminUuid, 'city']);
+
+  // issoctl suspends for the city too; issoctl client approve resumes.
+  const cs = await stack.issoctl(['client', 'suspend', clientId, '--reason', '停權測試']);
+  assert.equal(cs.status, 'suspended');
+  assert.equal(cs.settings.application.suspended_by, 'city');
+  assert.equal((await agencyPost({ action: 'resume' })).status, 403);
+  assert.equal(await status(), 'suspended');
+  const ca = await stack.issoctl(['client', 'approve', clientId]);
+  assert.equal(ca.status, 'approved');
+  assert.equal(ca.settings.application.suspended_by, undefined);
+  await login(cfg, 'openid profile');
+  const last = (await stack.issoctl(['client', 'show', clientId])).settings.application.history.slice(-2);
+  assert.deepEqual(last.map((h) => [h.event, h.by, h.side, h.reason]), [
+    ['client_suspended', 'issoctl', 'city', '停權測試'], ['client_resumed', 'issoctl', 'city', undefined]]);
+  assert.deepEqual((await events('client_resumed')).filter((d) => d.client_id === clientId).map((d) => d.by),
+    [staff.uuid, adminUuid, 'issoctl']);
+  // Every decision in the history is an audit event too.
+  const all = (await audit()).filter((x) => {
+    const d = typeof x.data === 'string' ? JSON.parse(x.data) : x.data;
+    return d?.client_id === clientId;
+  }).map((x) => x.event);
+  for (const ev of ['client_applied', 'client_refused', 'client_edited', 'client_approved', 'client_suspended', 'client_resumed']) {
+    assert.ok(all.includes(ev), `${ev} audited`);
+  }
+  assert.equal(all.filter((x) => x === 'client_suspended').length, 3);
+  assert.equal(all.filter((x) => x === 'client_resumed').length, 3);
 });
