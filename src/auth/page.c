@@ -1,5 +1,7 @@
 /* Citizen-facing page rendering. */
+#include <stdint.h>
 #include <string.h>
+#include <time.h>
 
 #include "auth/app.h"
 #include "auth/page.h"
@@ -292,4 +294,21 @@ page_notice(struct isso_app *app, struct http_req *req, json_t *ctx, const char 
 	json_object_set_new(ctx, "notice", notice);
 	store_client_free(c);
 	json_decref(txn);
+}
+
+void
+page_taipei_time(struct http_req *req, int64_t ts, const char **text_r, const char **iso_r)
+{
+	time_t t = (time_t)(ts + 8 * 3600);
+	struct tm tm;
+	char text[32], iso[40];
+
+	if (gmtime_r(&t, &tm) == NULL) {
+		*text_r = *iso_r = "";
+		return;
+	}
+	strftime(text, sizeof(text), "%Y-%m-%d %H:%M", &tm);
+	strftime(iso, sizeof(iso), "%Y-%m-%dT%H:%M:%S+08:00", &tm);
+	*text_r = pool_strdup(http_pool(req), text);
+	*iso_r = pool_strdup(http_pool(req), iso);
 }

@@ -4,6 +4,7 @@
 #define ISSO_PAGE_H
 
 #include <jansson.h>
+#include <stdint.h>
 
 #include "http/http.h"
 
@@ -43,6 +44,9 @@ void page_notice(struct isso_app *app, struct http_req *req, json_t *ctx, const 
 /* "zh-Hant-TW" when text (an agency's name, a stored value) is Chinese on
  * an English page, for its lang attribute; NULL otherwise. */
 const char *page_other_lang(struct http_req *req, const char *text);
+/* A time as people in Taipei read it (UTC+8, no daylight saving), and as
+ * an ISO 8601 value for <time datetime>; both in the request's pool. */
+void page_taipei_time(struct http_req *req, int64_t ts, const char **text_r, const char **iso_r);
 /* The http_server error_page hook (400, 404, 405, 413, 500 …). */
 void page_http_error(struct http_req *req, int status, void *ctx);
 /* The per-request hook: picks the language (?lang=, cookie, header). */

@@ -34,32 +34,13 @@
 #define DEVICES_SHOWN    100 /* a member's devices read, revoked ones too */
 #define DEVICE_ID_LEN    43  /* base64url of 32 bytes */
 
-/* A time as people in Taipei read it (UTC+8, no daylight saving), and as
- * an ISO 8601 value for <time datetime>. */
-static void
-taipei_time(struct http_req *req, int64_t ts, const char **text_r, const char **iso_r)
-{
-	time_t t = (time_t)(ts + 8 * 3600);
-	struct tm tm;
-	char text[32], iso[40];
-
-	if (gmtime_r(&t, &tm) == NULL) {
-		*text_r = *iso_r = "";
-		return;
-	}
-	strftime(text, sizeof(text), "%Y-%m-%d %H:%M", &tm);
-	strftime(iso, sizeof(iso), "%Y-%m-%dT%H:%M:%S+08:00", &tm);
-	*text_r = pool_strdup(http_pool(req), text);
-	*iso_r = pool_strdup(http_pool(req), iso);
-}
-
 static void
 set_time(struct http_req *req, json_t *o, const char *key, int64_t ts)
 {
 	const char *text, *iso;
 	char iso_key[64];
 
-	taipei_time(req, ts, &text, &iso);
+	page_taipei_time(req, ts, &text, &iso);
 	snprintf(iso_key, sizeof(iso_key), "%s_iso", key);
 	json_object_set_new(o, key, json_string(text));
 	json_object_set_new(o, iso_key, json_string(iso));

@@ -172,25 +172,6 @@ state_key(const char *state)
 	return "agency.state_pending";
 }
 
-/* A time as people in Taipei read it (UTC+8, no daylight saving), and as
- * an ISO 8601 value for <time datetime>. */
-static void
-taipei_time(struct http_req *req, int64_t ts, const char **text_r, const char **iso_r)
-{
-	time_t t = (time_t)(ts + 8 * 3600);
-	struct tm tm;
-	char text[32], iso[40];
-
-	if (gmtime_r(&t, &tm) == NULL) {
-		*text_r = *iso_r = "";
-		return;
-	}
-	strftime(text, sizeof(text), "%Y-%m-%d %H:%M", &tm);
-	strftime(iso, sizeof(iso), "%Y-%m-%dT%H:%M:%S+08:00", &tm);
-	*text_r = pool_strdup(http_pool(req), text);
-	*iso_r = pool_strdup(http_pool(req), iso);
-}
-
 /* What each decision in an application's history reads as, and whose
  * side made it when the entry does not say. */
 static const struct {
@@ -236,7 +217,8 @@ history_rows(struct isso_app *app, struct http_req *req, const struct store_clie
 			reason = refusal;
 		if (strcmp(event, "client_refused") == 0)
 			refusal = NULL; /* only the newest refusal */
-		taipei_time(req, json_integer_value(json_object_get(e, "at")), &when, &when_iso);
+		page_taipei_time(req, json_integer_value(json_object_get(e, "at")), &when,
+		                 &when_iso);
 		row = json_pack("{s:s, s:s, s:s, s:s}", "when", when, "when_iso", when_iso, "what",
 		                page_text(app, req, key), "who",
 		                page_text(app, req,
