@@ -578,7 +578,9 @@ client_status(struct isso_app *app, int argc, char **argv, int status)
 	struct store_client *c = NULL;
 	int opt, ret, was;
 
-	if (id == NULL || id[0] == '-')
+	/* A client id may begin with '-' (base64url): it is the first
+	 * argument, whatever it looks like. */
+	if (id == NULL)
 		return fail(2, "a client id is required", NULL);
 	optind = 1;
 	while ((opt = getopt_long(argc - 1, argv + 1, "", opts, NULL)) != -1) {
@@ -586,6 +588,8 @@ client_status(struct isso_app *app, int argc, char **argv, int status)
 			return fail(2, "unknown option", NULL);
 		reason = optarg;
 	}
+	if (optind != argc - 1)
+		return fail(2, "one client id, then the options", NULL);
 	if (store_client_get(app->store, id, &c) < 0 || c == NULL)
 		return fail(1, "no such client: %s", id);
 	was = c->status;

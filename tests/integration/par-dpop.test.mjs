@@ -243,6 +243,11 @@ test('issoctl: require_par and require_dpop are registered per client and can be
   const dash = await stack.issoctl(['client', 'update', '-XoTr53jtuDrhwLZbR1hOQ', '--require-par', 'yes'], { allowFailure: true });
   assert.equal(dash.code, 1, `${JSON.stringify(dash)}`);
   assert.match(dash.json?.error ?? '', /no such client: -XoTr53jtuDrhwLZbR1hOQ/);
+  for (const cmd of [['approve'], ['suspend', '--reason', '調查中']]) {
+    const r = await stack.issoctl(['client', cmd[0], '-XoTr53jtuDrhwLZbR1hOQ', ...cmd.slice(1)], { allowFailure: true });
+    assert.equal(r.code, 1, `${cmd[0]}: ${JSON.stringify(r)}`);
+    assert.match(r.json?.error ?? '', /no such client: -XoTr53jtuDrhwLZbR1hOQ/);
+  }
 });
 
 // ---------------------------------------------------------------- PAR
