@@ -271,7 +271,9 @@ app_monotonic_ms(void)
 }
 
 /* Failures that waiting may cure: the store did not answer. A refused
- * configuration, a bad migration file or a wrong master key is not. */
+ * configuration, a bad migration file or a wrong master key is not; nor
+ * is any failure while the database server accepts connections
+ * (app_store_open asks it). */
 static bool
 app_store_retryable(int ret)
 {
@@ -312,7 +314,8 @@ app_store_open(struct isso_app *app, const struct isso_config *cfg,
 	const char *error = NULL;
 	/* Only a database server can come up later; a SQLite file that
 	 * cannot be opened is a configuration to fix. */
-	bool server = strcmp(cfg->store.driver, "sqlite") != 0;
+	bool server = strcmp(cfg->store.driver, "sqlite") != 0, answered = false;
+	const char *dsn = server ? cfg->store.conninfo : cfg->store.path;
 	unsigned int attempt;
 	int ret;
 
@@ -324,6 +327,17 @@ app_store_open(struct isso_app *app, const struct isso_config *cfg,
 		ret = app_store_attempt(app, cfg, path, &error);
 		if (ret == 0 || wait == NULL || !server || !app_store_retryable(ret))
 			break;
+		/* A server that accepts connections while opening fails (our
+		 * password refused, no such database, a migration that fails)
+		 * is a matter for its operator, not for waiting: one more
+		 * attempt at once, in case it came up just now, then give up. */
+		if (store_server_answers(cfg->store.driver, dsn)) {
+			if (answered)
+				break;
+			answered = true;
+			continue;
+		}
+		answered = false;
 		elapsed = app_monotonic_ms() - start;
 		if (limit > 0 && elapsed >= limit) {
 			snprintf(errbuf, sizeof(errbuf),

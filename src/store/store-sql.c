@@ -2776,11 +2776,18 @@ ss_open_pgsql(const char *dsn, const char *migrations_dir, struct store_backend 
 	               error_r);
 }
 
+static bool
+ss_server_answers_pgsql(const char *dsn)
+{
+	return sql_server_answers(&sql_dialect_pgsql, dsn);
+}
+
 /* Readiness is a query (store_ping's schema version). */
 const struct store_driver store_driver_pgsql = {
     .name = "postgresql",
     .open = ss_open_pgsql,
     .ping = NULL,
+    .server_answers = ss_server_answers_pgsql,
     SS_DRIVER_OPS,
 };
 #endif

@@ -57,6 +57,17 @@ store_error_fmt(const char *fmt, ...)
 	return store_error_buf;
 }
 
+bool
+store_server_answers(const char *driver, const char *dsn)
+{
+	for (size_t i = 0; store_drivers[i] != NULL; i++) {
+		if (strcmp(store_drivers[i]->name, driver) == 0)
+			return store_drivers[i]->server_answers != NULL &&
+			       store_drivers[i]->server_answers(dsn);
+	}
+	return false;
+}
+
 int
 store_open(const char *driver, const char *dsn, const char *migrations_dir, struct store **store_r,
            const char **error_r)

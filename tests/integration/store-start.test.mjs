@@ -6,9 +6,10 @@
 // wait ends it at once. The cluster is a throwaway one (lib/pgsql.mjs).
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
+import fs from 'node:fs';
 import path from 'node:path';
 import * as client from 'openid-client';
-import { startStack, Daemon, waitReady, HttpAgent, redirectParams, limit, sleep, BUILD_DIR } from './lib/harness.mjs';
+import { startStack, Daemon, waitReady, HttpAgent, redirectParams, limit, sleep, BUILD_DIR, REPO } from './lib/harness.mjs';
 import { Postgres } from './lib/pgsql.mjs';
 
 const RP = 'http://127.0.0.1:9/cb'; // never contacted: the agent stops at it
@@ -183,6 +184,36 @@ test('a store that answers but cannot be used is not waited for', T, async () =>
   assert.equal(events(d, 'store_waiting').length, 0);
   assert.match(events(d, 'startup_failed')[0]?.reason ?? '', /master key/);
   noSanitizerReport(d);
+});
+
+test('a server that answers but refuses the store is not waited for: no such database, a failing migration', T, async () => {
+  // no such database: the server answers, so waiting would not help
+  const nodb = startIssod({ ISSO_STORE_CONNINFO: `${pg.conninfo} dbname=isso_no_such_db password=${PASSWORD}` });
+  const gone = await Promise.race([nodb.exited.then(() => true), sleep(limit(15_000)).then(() => false)]);
+  assert.ok(gone, `issod exited: ${nodb.tail()}`);
+  assert.notEqual(nodb.exitCode, 0);
+  assert.equal(events(nodb, 'store_waiting').length, 0);
+  assert.match(events(nodb, 'startup_failed')[0]?.reason ?? '', /isso_no_such_db/);
+  assert.ok(!nodb.stderr.includes(PASSWORD), 'the password stays out of the log');
+  noSanitizerReport(nodb);
+
+  // a data folder whose migrations end with one that fails
+  const datadir = path.join(stack.tmp, 'datadir-broken');
+  fs.mkdirSync(path.join(datadir, 'migrations'), { recursive: true });
+  for (const d of ['templates', 'static', 'locales', 'data']) fs.symlinkSync(path.join(REPO, d), path.join(datadir, d));
+  fs.cpSync(path.join(REPO, 'migrations', 'postgresql'), path.join(datadir, 'migrations', 'postgresql'), { recursive: true });
+  fs.writeFileSync(path.join(datadir, 'migrations', 'postgresql', '9999-broken.sql'),
+    'CREATE TABLE broken_half (x INTEGER);\nTHIS IS NOT SQL;\n');
+  const before = pg.psql('SELECT max(version) FROM schema_version');
+  const broken = startIssod({ ISSO_SERVER_DATADIR: datadir });
+  const ended = await Promise.race([broken.exited.then(() => true), sleep(limit(15_000)).then(() => false)]);
+  assert.ok(ended, `issod exited: ${broken.tail()}`);
+  assert.notEqual(broken.exitCode, 0);
+  assert.equal(events(broken, 'store_waiting').length, 0);
+  assert.match(events(broken, 'startup_failed')[0]?.reason ?? '', /9999/);
+  assert.equal(pg.psql('SELECT max(version) FROM schema_version'), before, 'the schema is as it was');
+  assert.equal(pg.psql("SELECT count(*) FROM pg_tables WHERE tablename = 'broken_half'"), '0', 'nothing of the failed migration stays');
+  noSanitizerReport(broken);
 });
 
 test('a SQLite file that cannot be opened is not waited for', T, async () => {
