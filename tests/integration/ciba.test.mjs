@@ -382,6 +382,10 @@ test('optional fields at the counter: listed as such, the citizen declines one, 
   const httpNo = await simHttp('ciba-approve', { issod: stack.issuer, account: citizen.account, password: citizen.password, request: entry.request, decline: ['profile'] });
   assert.equal(httpNo.status, 400, JSON.stringify(httpNo.body));
   assert.equal(httpNo.body.error, 'invalid_request');
+  // the sim's app declines only in an approval
+  assert.equal((await simTpapp(['ciba-deny', entry.request, '--decline', 'email', ...who])).code, 2, 'a usage error');
+  const denyDecline = await simHttp('ciba-deny', { issod: stack.issuer, account: citizen.account, password: citizen.password, request: entry.request, decline: ['email'] });
+  assert.equal(denyDecline.status, 400, JSON.stringify(denyDecline.body));
   const notArray = await signedAnswer(citizenDevice(), entry, 'approve', { payload: { declined: 'email' }, body: { declined: 'email' } });
   assert.equal(notArray.status, 400);
   assert.equal(notArray.body.error, 'invalid_request');
