@@ -18,6 +18,16 @@ appsig_nonce_ok(json_t *claims, const char *nonce)
 	       secret_equal(cn, nonce);
 }
 
+bool
+appsig_same(json_t *claims, const char *key, const json_t *value)
+{
+	const json_t *signed_value = json_object_get(claims, key);
+
+	if (signed_value == NULL || value == NULL)
+		return signed_value == NULL && value == NULL;
+	return json_equal(signed_value, value) != 0;
+}
+
 int
 appsig_check(struct isso_app *app, const char *device, const char *sig, appsig_match_fn *match,
              void *ctx, char uuid_r[37], json_t **claims_r, const char **error_r)

@@ -31,5 +31,9 @@ int appsig_check(struct isso_app *app, const char *device, const char *sig, apps
 /* Whether the payload's nonce equals nonce (constant time; false when
  * either is missing). */
 bool appsig_nonce_ok(json_t *claims, const char *nonce);
+/* Whether the payload's member key says exactly what the request body
+ * carries (value, NULL when the body has none): both absent, or equal
+ * JSON. So a body cannot add, drop or change what the key signed. */
+bool appsig_same(json_t *claims, const char *key, const json_t *value);
 
 #endif

@@ -2,13 +2,16 @@
  * Backchannel Authentication (CIBA Core 1.0), poll mode only. A counter
  * client asks at /bc-authorize for a citizen named by a login_hint; the
  * citizen's TaipeiPass app lists the request (/app/v1/ciba/pending),
- * shows the agency and the binding message, and answers it with a
+ * shows the agency, the binding message and the fields (the agency's
+ * optional ones the citizen may decline), and answers it with a
  * signature of its device key (/app/v1/ciba/answer); the counter polls
  * /token with the CIBA grant.
  *
  * The store (ephemeral rows only):
  *   "ciba"      id → {client_id, hash (of the auth_req_id's secret part),
- *               scope, binding, exp, state pending|approved|denied, nonce,
+ *               scope (once approved, without the optional fields the
+ *               citizen declined), binding, exp, state
+ *               pending|approved|denied, nonce,
  *               uuid (absent when the hint named nobody), and once
  *               approved loa, amr, auth_time, claims (sealed)}; kept
  *               CIBA_GRACE s after exp to answer expired_token
@@ -462,14 +465,15 @@ list_claims_match(json_t *claims, void *ctx)
 }
 
 /* The member's request filed in slot n, when still pending for them:
- * what the app shows. NULL otherwise. */
+ * what the app shows (its fields, and which of them the agency marked
+ * optional: the citizen may decline those). NULL otherwise. */
 static json_t *
 pending_entry(struct isso_app *app, const char *uuid, int n, int64_t now)
 {
 	json_t *slot = NULL, *data = NULL, *out = NULL;
 	struct store_client *c = NULL;
 	char *slot_key = xasprintf("%s:%d", uuid, n);
-	const char *id;
+	const char *id, *scope;
 	int64_t exp;
 
 	if (store_eph_get(app->store, CIBA_SLOT, slot_key, now, &slot, NULL) < 0 || slot == NULL)
@@ -486,9 +490,10 @@ pending_entry(struct isso_app *app, const char *uuid, int n, int64_t now)
 	c = oidc_client(app, json_string_value(json_object_get(data, "client_id")));
 	if (c == NULL)
 		goto out;
-	out = json_pack("{s:s, s:s, s:O, s:o, s:s, s:I, s:O}", "request", id, "service", c->name,
-	                "binding_message", json_object_get(data, "binding"), "fields",
-	                scope_fields(json_string_value(json_object_get(data, "scope"))), "acr",
+	scope = json_string_value(json_object_get(data, "scope"));
+	out = json_pack("{s:s, s:s, s:O, s:o, s:o, s:s, s:I, s:O}", "request", id, "service",
+	                c->name, "binding_message", json_object_get(data, "binding"), "fields",
+	                scope_fields(scope), "optional", oidc_scope_optional_list(c, scope), "acr",
 	                loa_name(LOA_LOW), "expires_in", (json_int_t)(exp - now), "nonce",
 	                json_object_get(data, "nonce"));
 out:
@@ -571,6 +576,7 @@ struct answer_ctx {
 	const char *request;
 	const char *decision;
 	const char *nonce;
+	const json_t *declined; /* the body's, NULL when it has none */
 };
 
 static bool
@@ -582,13 +588,16 @@ answer_claims_match(json_t *claims, void *ctx)
 	       strcmp(json_string_value(json_object_get(claims, "request")) ?: "", a->request) ==
 	           0 &&
 	       strcmp(json_string_value(json_object_get(claims, "decision")) ?: "", a->decision) ==
-	           0;
+	           0 &&
+	       appsig_same(claims, "declined", a->declined);
 }
 
-/* The citizen's approval: the fields are released with their consent,
- * recorded as on the consent page. */
+/* The citizen's approval: the fields of released (the request's scope
+ * without the optional ones declined) are released with their consent,
+ * recorded as on the consent page; the grant then carries released. */
 static int
-approve(struct isso_app *app, json_t *data, const char *uuid, int64_t now)
+approve(struct isso_app *app, json_t *data, const char *uuid, const char *declined,
+        const char *released, int64_t now)
 {
 	const char *client_id = json_string_value(json_object_get(data, "client_id"));
 	const char *scope = json_string_value(json_object_get(data, "scope"));
@@ -597,12 +606,18 @@ approve(struct isso_app *app, json_t *data, const char *uuid, int64_t now)
 	char *sealed = NULL;
 	int ret;
 
-	ret = oidc_claims(app, uuid, scope, session, &claims);
+	ret = oidc_claims(app, uuid, released, session, &claims);
 	if (ret == 0 && (sealed = oidc_seal_claims(app, claims)) == NULL)
 		ret = ISSO_ERR_CRYPTO;
 	if (ret == 0)
-		ret = oidc_consent_record(app, uuid, client_id, scope, NULL, claims);
+		ret = oidc_consent_record(app, uuid, client_id, scope, declined, claims);
 	if (ret == 0) {
+		store_audit_append(app->store, now, "consent_granted",
+		                   json_pack("{s:s, s:s, s:s, s:s, s:s, s:s}", "uuid", uuid,
+		                             "client_id", client_id, "scope", scope, "declined",
+		                             declined, "notice", oidc_consent_notice_version, "via",
+		                             "ciba"));
+		json_object_set_new(data, "scope", json_string(released));
 		json_object_set_new(data, "state", json_string("approved"));
 		json_object_set_new(data, "loa", json_integer(LOA_LOW));
 		json_object_set_new(data, "amr", json_pack("[s]", "swk"));
@@ -616,17 +631,21 @@ approve(struct isso_app *app, json_t *data, const char *uuid, int64_t now)
 }
 
 /* POST /app/v1/ciba/answer: {request, device, decision approve|deny,
- * signature}, the signature's payload {request, device, decision, nonce
- * (the listing's), iat}. A request that is not the device's member's
- * answers expired, like one that is gone. */
+ * declined?, signature}, the signature's payload {request, device,
+ * decision, declined (exactly when the body has it), nonce (the
+ * listing's), iat}. declined names optional fields the citizen leaves out
+ * (none when absent); any other word is invalid_request and changes
+ * nothing. A request that is not the device's member's answers expired,
+ * like one that is gone. */
 static void
 app_answer_route(struct http_req *req, void *ctx)
 {
 	struct isso_app *app = ctx;
 	json_t *body = app_body(req), *data = NULL;
+	struct store_client *c = NULL;
 	struct answer_ctx a;
 	const char *device, *sig, *error = NULL;
-	char uuid[37];
+	char uuid[37], *declined = NULL, *released = NULL;
 	int64_t now = app_now();
 	bool yes, found = false;
 	int ret, uses = 0;
@@ -640,8 +659,10 @@ app_answer_route(struct http_req *req, void *ctx)
 	a.decision = json_string_value(json_object_get(body, "decision"));
 	device = json_string_value(json_object_get(body, "device"));
 	sig = json_string_value(json_object_get(body, "signature"));
+	a.declined = json_object_get(body, "declined");
 	if (body == NULL || !b64url_token(a.request, CIBA_ID_LEN) || a.decision == NULL ||
-	    (strcmp(a.decision, "approve") != 0 && strcmp(a.decision, "deny") != 0)) {
+	    (strcmp(a.decision, "approve") != 0 && strcmp(a.decision, "deny") != 0) ||
+	    (a.declined != NULL && !json_is_array(a.declined))) {
 		app_reply(req, 400, "error", "invalid_request");
 		goto out;
 	}
@@ -676,6 +697,17 @@ app_answer_route(struct http_req *req, void *ctx)
 		app_reply(req, 409, "error", "already_used");
 		goto out;
 	}
+	/* Only the agency's optional fields may be declined; the check comes
+	 * before the answer is taken, so a refused one leaves it pending. */
+	if (oidc_client_find(app, json_string_value(json_object_get(data, "client_id")), &c) < 0) {
+		app_reply(req, 503, "error", "unavailable");
+		goto out;
+	}
+	if (oidc_scope_decline(c, json_string_value(json_object_get(data, "scope")), a.declined,
+	                       &declined, &released) < 0) {
+		app_reply(req, 400, "error", "invalid_request");
+		goto out;
+	}
 	/* One answer per request, even from two phones at once. */
 	if (store_eph_bump(app->store, CIBA_KIND, a.request, now, &uses) < 0 || uses != 1) {
 		app_reply(req, uses < 0 ? 404 : 409, "error",
@@ -683,7 +715,7 @@ app_answer_route(struct http_req *req, void *ctx)
 		goto out;
 	}
 	if (yes)
-		ret = approve(app, data, uuid, now);
+		ret = approve(app, data, uuid, declined, released, now);
 	else
 		json_object_set_new(data, "state", json_string("denied"));
 	if (ret < 0 || store_eph_update(app->store, CIBA_KIND, a.request, data, now, &found) < 0) {
@@ -698,6 +730,9 @@ app_answer_route(struct http_req *req, void *ctx)
 	         json_string_value(json_object_get(data, "client_id")), NULL);
 	app_reply(req, 200, "result", yes ? "approved" : "denied");
 out:
+	store_client_free(c);
+	free(declined);
+	free(released);
 	json_decref(body);
 	json_decref(data);
 }

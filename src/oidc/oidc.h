@@ -70,6 +70,16 @@ char *oidc_scope_consented(const char *scope, const char *consented);
 /* Whether the client marked the claim scope word optional (its settings'
  * "optional_scopes"): the citizen may untick it on the consent page. */
 bool oidc_scope_optional(const struct store_client *c, const char *word);
+/* The words of scope the client marked optional, in scope order: what the
+ * app may let the citizen decline at a counter. A new array. */
+json_t *oidc_scope_optional_list(const struct store_client *c, const char *scope);
+/* The citizen's declined fields (a JSON array of scope words, NULL for
+ * none) checked against scope: each one of its optional words, each once.
+ * 0 with *declined_r (the declined words, space-separated) and
+ * *released_r (scope without them), both malloc'd; ISSO_ERR_INVALID for
+ * anything else (a required or unknown word, not an array of strings). */
+int oidc_scope_decline(const struct store_client *c, const char *scope, const json_t *declined,
+                       char **declined_r, char **released_r);
 /* Validates a client's settings' "optional_scopes" (absent is fine): an
  * array of distinct claim scopes among client_scope. 0, or
  * ISSO_ERR_INVALID with *why_r. */

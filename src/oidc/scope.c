@@ -201,3 +201,78 @@ oidc_optional_scopes_check(const json_t *settings, const char *client_scope, con
 	}
 	return 0;
 }
+
+json_t *
+oidc_scope_optional_list(const struct store_client *c, const char *scope)
+{
+	json_t *out = json_array();
+	char w[64];
+
+	for (const char *p = scope; p != NULL && *p != '\0';) {
+		size_t n = strcspn(p, " ");
+		if (n > 0 && n < sizeof(w)) {
+			memcpy(w, p, n);
+			w[n] = '\0';
+			if (oidc_scope_optional(c, w))
+				json_array_append_new(out, json_string(w));
+		}
+		p += n;
+		while (*p == ' ')
+			p++;
+	}
+	return out;
+}
+
+int
+oidc_scope_decline(const struct store_client *c, const char *scope, const json_t *declined,
+                   char **declined_r, char **released_r)
+{
+	struct buf no, yes;
+	size_t i, j;
+	json_t *v;
+
+	*declined_r = NULL;
+	*released_r = NULL;
+	if (scope == NULL)
+		return ISSO_ERR_INVALID;
+	if (declined != NULL &&
+	    (!json_is_array(declined) || json_array_size(declined) > claim_scopes_count))
+		return ISSO_ERR_INVALID;
+	json_array_foreach(declined, i, v)
+	{
+		const char *w = json_string_value(v);
+		/* Only the request's own optional fields, each once. */
+		if (w == NULL || json_string_length(v) != strlen(w) || !scope_has(scope, w) ||
+		    !oidc_scope_optional(c, w))
+			return ISSO_ERR_INVALID;
+		for (j = 0; j < i; j++)
+			if (strcmp(json_string_value(json_array_get(declined, j)), w) == 0)
+				return ISSO_ERR_INVALID;
+	}
+	buf_init(&no, SCOPE_MAX + 1);
+	buf_init(&yes, SCOPE_MAX + 1);
+	for (const char *p = scope; *p != '\0';) {
+		size_t n = strcspn(p, " ");
+		bool out = false;
+		json_array_foreach(declined, i, v)
+		{
+			if (strlen(json_string_value(v)) == n &&
+			    strncmp(json_string_value(v), p, n) == 0)
+				out = true;
+		}
+		if (n > 0) {
+			struct buf *b = out ? &no : &yes;
+			if (b->len > 0)
+				buf_addc(b, ' ');
+			buf_add(b, p, n);
+		}
+		p += n;
+		while (*p == ' ')
+			p++;
+	}
+	*declined_r = xstrdup(no.data != NULL ? no.data : "");
+	*released_r = xstrdup(yes.data != NULL ? yes.data : "");
+	buf_free(&no);
+	buf_free(&yes);
+	return 0;
+}

@@ -23,8 +23,10 @@
  *   POST /phone/tpapp/ciba-list  JSON {issod, account, password?}: the
  *                                counter requests (CIBA) waiting for the app
  *   POST /phone/tpapp/ciba-approve|ciba-deny  JSON {issod, account,
- *                                password?, request?}: answers request, or
- *                                the only one waiting
+ *                                password?, request?, decline?}: answers
+ *                                request, or the only one waiting; decline
+ *                                (approve only) lists the fields the
+ *                                citizen leaves out, sent as they are
  *   POST /phone/tpapp/open-link  JSON {link, account, password?, issod?, org?}:
  *                                approve through the app link (no number:
  *                                the page is on this very phone); issod's
@@ -50,7 +52,9 @@
  *   isso-sim phone tpapp open-link LINK --account A [--password P] [--org UBN] …
  *   isso-sim phone tpapp enrol --account A --issod URL [--password P] [--name N]
  *   isso-sim phone tpapp ciba-list --account A --issod URL
- *   isso-sim phone tpapp ciba-approve|ciba-deny [REQUEST] --account A --issod URL
+ *   isso-sim phone tpapp ciba-approve [REQUEST] --account A --issod URL
+ *            [--decline FIELD]…
+ *   isso-sim phone tpapp ciba-deny [REQUEST] --account A --issod URL
  * do the same from the command line (no running simulator needed). approve
  * without --pick shows the service and the choices and asks which number
  * the page shows (on a terminal; otherwise it is a usage error).
@@ -708,7 +712,9 @@ tpapp_usage(void)
 	    "       isso-sim phone tpapp open-link LINK --account A [--password P] [--org UBN] …\n"
 	    "       isso-sim phone tpapp enrol --account A --issod URL [--password P] [--name N]\n"
 	    "       isso-sim phone tpapp ciba-list --account A --issod URL\n"
-	    "       isso-sim phone tpapp ciba-approve|ciba-deny [REQUEST] --account A --issod URL\n"
+	    "       isso-sim phone tpapp ciba-approve [REQUEST] --account A --issod URL\n"
+	    "                [--decline FIELD]...\n"
+	    "       isso-sim phone tpapp ciba-deny [REQUEST] --account A --issod URL\n"
 	    "  every command but show takes --state DIR (default $ISSO_SIM_STATE, else\n"
 	    "  ~/.local/state/isso-sim): where the app keeps its device keys; an answer\n"
 	    "  for an account without one enrols one first (with its password);\n"
@@ -721,7 +727,8 @@ tpapp_usage(void)
 	    "  the test identities' password for the account is used;\n"
 	    "  ciba-list shows the counter requests (CIBA) waiting for the account's app\n"
 	    "  (the agency's service, the binding message, the fields); ciba-approve and\n"
-	    "  ciba-deny answer REQUEST, or the only one waiting\n");
+	    "  ciba-deny answer REQUEST, or the only one waiting; --decline leaves out an\n"
+	    "  optional field (repeatable)\n");
 	return 2;
 }
 
@@ -863,10 +870,12 @@ tpapp_ciba_list(const char *base, const json_t *key, int *status_r, json_t **rep
 	return ret;
 }
 
-/* The app's answer to the pending request entry (from the list). */
+/* The app's answer to the pending request entry (from the list), with
+ * the fields the citizen declined (NULL: none, and no "declined" sent,
+ * as older apps answer) in the signed payload and the body alike. */
 static int
 tpapp_ciba_answer(const char *base, const json_t *key, const json_t *entry, const char *decision,
-                  int *status_r, json_t **reply_r, const char **error_r)
+                  const json_t *declined, int *status_r, json_t **reply_r, const char **error_r)
 {
 	json_t *claims, *req;
 	int ret;
@@ -877,6 +886,10 @@ tpapp_ciba_answer(const char *base, const json_t *key, const json_t *entry, cons
 	              json_object_get(entry, "nonce"), "iat", (json_int_t)time(NULL));
 	req = json_pack("{s:O, s:s}", "request", json_object_get(entry, "request"), "decision",
 	                decision);
+	if (declined != NULL && claims != NULL && req != NULL) {
+		json_object_set_new(claims, "declined", json_deep_copy(declined));
+		json_object_set_new(req, "declined", json_deep_copy(declined));
+	}
 	if (claims == NULL || req == NULL) {
 		*error_r = "issod's list entry has no request or nonce";
 		ret = ISSO_ERR_IO;
@@ -892,15 +905,16 @@ tpapp_ciba_answer(const char *base, const json_t *key, const json_t *entry, cons
 /* The app's side of a counter request (CIBA) for account at issod base:
  * action "ciba-list" lists the requests waiting for its app; "ciba-approve"
  * and "ciba-deny" answer request (or, when NULL, the only one waiting) as
- * the list shows it. Returns 0 with issod's status and reply (the answer
+ * the list shows it, declining the fields in declined (NULL: none).
+ * Returns 0 with issod's status and reply (the answer
  * carries the request, service and binding message), or the app's own
  * refusal: 404 {"error": "no_such_request", requests} / 409 {"error":
  * "request_required", requests} (not exactly one waiting); < 0 with
  * *error_r when issod cannot be reached or the key cannot be kept. */
 static int
-tpapp_ciba_run(const char *action, const char *request, const char *state, const char *base,
-               const char *account, const char *password, int *status_r, json_t **reply_r,
-               const char **error_r)
+tpapp_ciba_run(const char *action, const char *request, const json_t *declined, const char *state,
+               const char *base, const char *account, const char *password, int *status_r,
+               json_t **reply_r, const char **error_r)
 {
 	json_t *key = NULL, *list = NULL, *answer = NULL, *entry = NULL, *v;
 	bool deny = strcmp(action, "ciba-deny") == 0;
@@ -933,8 +947,8 @@ tpapp_ciba_run(const char *action, const char *request, const char *state, const
 		                     "requests", json_object_get(list, "requests"));
 		goto out;
 	}
-	ret = tpapp_ciba_answer(base, key, entry, deny ? "deny" : "approve", status_r, &answer,
-	                        error_r);
+	ret = tpapp_ciba_answer(base, key, entry, deny ? "deny" : "approve", declined, status_r,
+	                        &answer, error_r);
 	if (ret < 0)
 		goto out;
 	json_object_set(answer, "service", json_object_get(entry, "service"));
@@ -950,15 +964,18 @@ out:
 }
 
 /* POST /phone/tpapp/ciba-list|ciba-approve|ciba-deny {issod, account,
- * password?, request?}: tpapp_ciba_run's status and reply. */
+ * password?, request?, decline?}: tpapp_ciba_run's status and reply. */
 static void
 tpapp_ciba_handle(struct http_req *req, const char *action)
 {
 	size_t len = 0;
 	const char *raw = http_body(req, &len), *account, *password, *request, *error = NULL;
 	json_t *in = raw != NULL ? json_loadb(raw, len, 0, NULL) : NULL, *reply = NULL, *kept;
+	json_t *decline, *v;
 	char *base = NULL;
 	int status = 0;
+	bool strings;
+	size_t i;
 
 	account = json_string_value(json_object_get(in, "account"));
 	password = json_string_value(json_object_get(in, "password"));
@@ -966,6 +983,17 @@ tpapp_ciba_handle(struct http_req *req, const char *action)
 	base = tpapp_base(json_string_value(json_object_get(in, "issod")));
 	if (account == NULL || base == NULL) {
 		sim_send_error(req, 400, "issod_and_account_required");
+		goto out;
+	}
+	/* decline: strings, for an approval; issod judges the words. */
+	decline = json_object_get(in, "decline");
+	strings = json_is_array(decline);
+	json_array_foreach(decline, i, v)
+	{
+		strings = strings && json_is_string(v);
+	}
+	if (decline != NULL && (!strings || strcmp(action, "ciba-approve") != 0)) {
+		sim_send_error(req, 400, "decline_takes_field_names_for_ciba_approve");
 		goto out;
 	}
 	kept = tpapp_key_load(tpapp_state, base, account);
@@ -976,8 +1004,8 @@ tpapp_ciba_handle(struct http_req *req, const char *action)
 		goto out;
 	}
 	json_decref(kept);
-	if (tpapp_ciba_run(action, request, tpapp_state, base, account, password, &status, &reply,
-	                   &error) < 0 ||
+	if (tpapp_ciba_run(action, request, decline, tpapp_state, base, account, password, &status,
+	                   &reply, &error) < 0 ||
 	    reply == NULL) {
 		sim_send_error(req, 502, "issod_unreachable");
 		goto out;
@@ -1015,15 +1043,15 @@ tpapp_ciba_deny_handler(struct http_req *req, void *ctx)
  * --account A --issod URL: prints tpapp_ciba_run's reply; exit 0 when
  * issod took it. */
 static int
-tpapp_ciba_cmd(const char *action, const char *request, const char *state, const char *base,
-               const char *account, const char *password)
+tpapp_ciba_cmd(const char *action, const char *request, const json_t *declined, const char *state,
+               const char *base, const char *account, const char *password)
 {
 	json_t *reply = NULL;
 	const char *error = NULL;
 	int status = 0, ret;
 
-	if (tpapp_ciba_run(action, request, state, base, account, password, &status, &reply,
-	                   &error) < 0 ||
+	if (tpapp_ciba_run(action, request, declined, state, base, account, password, &status,
+	                   &reply, &error) < 0 ||
 	    reply == NULL) {
 		fprintf(stderr, "isso-sim: %s\n", error != NULL ? error : "no reply");
 		json_decref(reply);
@@ -1040,7 +1068,7 @@ sim_tpapp_phone_cmd(int argc, char **argv)
 	const char *action = NULL, *text = NULL, *account = NULL, *password = NULL;
 	const char *issod = NULL, *ids_path = TPAPP_DEFAULT_IDENTITIES, *error = NULL, *org = NULL;
 	const char *pick_arg = NULL, *state_arg = NULL, *name = NULL;
-	json_t *ids = NULL, *reply = NULL, *details = NULL;
+	json_t *ids = NULL, *reply = NULL, *details = NULL, *declined = NULL;
 	struct tpapp_code c = {0};
 	char *state = NULL, *base = NULL;
 	int status = 0, ret = 2, pick = -1;
@@ -1064,26 +1092,39 @@ sim_tpapp_phone_cmd(int argc, char **argv)
 			state_arg = argv[++i];
 		else if (strcmp(argv[i], "--name") == 0 && i + 1 < argc)
 			name = argv[++i];
-		else if (argv[i][0] == '-')
-			return tpapp_usage();
-		else if (action == NULL)
+		else if (strcmp(argv[i], "--decline") == 0 && i + 1 < argc) {
+			if (declined == NULL)
+				declined = json_array();
+			json_array_append_new(declined, json_string(argv[++i]));
+		} else if (argv[i][0] == '-') {
+			ret = tpapp_usage();
+			goto out;
+		} else if (action == NULL)
 			action = argv[i];
 		else if (text == NULL)
 			text = argv[i];
-		else
-			return tpapp_usage();
+		else {
+			ret = tpapp_usage();
+			goto out;
+		}
 	}
-	if (action == NULL)
-		return tpapp_usage();
+	if (action == NULL) {
+		ret = tpapp_usage();
+		goto out;
+	}
 	if (strncmp(action, "ciba-", 5) == 0) {
 		if ((strcmp(action, "ciba-list") != 0 && strcmp(action, "ciba-approve") != 0 &&
 		     strcmp(action, "ciba-deny") != 0) ||
 		    account == NULL || issod == NULL || org != NULL || pick_arg != NULL ||
-		    name != NULL || (text != NULL && strcmp(action, "ciba-list") == 0))
-			return tpapp_usage();
+		    name != NULL || (text != NULL && strcmp(action, "ciba-list") == 0) ||
+		    (declined != NULL && strcmp(action, "ciba-approve") != 0)) {
+			ret = tpapp_usage();
+			goto out;
+		}
 		if ((base = tpapp_base(issod)) == NULL) {
 			fprintf(stderr, "isso-sim: --issod takes issod's http(s) address\n");
-			return 2;
+			ret = 2;
+			goto out;
 		}
 		state = tpapp_cli_state(state_arg);
 		if (password == NULL) {
@@ -1095,23 +1136,27 @@ sim_tpapp_phone_cmd(int argc, char **argv)
 			json_decref(kept);
 		}
 		curl_global_init(CURL_GLOBAL_DEFAULT);
-		ret = tpapp_ciba_cmd(action, text, state, base, account, password);
+		ret = tpapp_ciba_cmd(action, text, declined, state, base, account, password);
 		goto out;
 	}
 	enrol = strcmp(action, "enrol") == 0;
 	if (enrol ? (text != NULL || account == NULL || issod == NULL)
 	          : (text == NULL ||
 	             (strcmp(action, "show") != 0 && strcmp(action, "approve") != 0 &&
-	              strcmp(action, "deny") != 0 && strcmp(action, "open-link") != 0)))
-		return tpapp_usage();
+	              strcmp(action, "deny") != 0 && strcmp(action, "open-link") != 0))) {
+		ret = tpapp_usage();
+		goto out;
+	}
 	show = strcmp(action, "show") == 0;
 	link = strcmp(action, "open-link") == 0;
 	if ((!show && account == NULL) || (pick_arg != NULL && strcmp(action, "approve") != 0) ||
-	    (name != NULL && !enrol))
-		return tpapp_usage();
+	    (name != NULL && !enrol) || declined != NULL) {
+		ret = tpapp_usage();
+		goto out;
+	}
 	if (pick_arg != NULL && (pick = tpapp_parse_pick(pick_arg)) < 0) {
 		fprintf(stderr, "isso-sim: --pick takes the two digits the page shows\n");
-		return 2;
+		goto out;
 	}
 	state = tpapp_cli_state(state_arg);
 	if (!enrol && tpapp_code_parse(text, link, issod, &c, &error) != 0) {
@@ -1186,6 +1231,7 @@ out:
 	json_decref(details);
 	json_decref(reply);
 	json_decref(ids);
+	json_decref(declined);
 	free(state);
 	free(base);
 	return ret;

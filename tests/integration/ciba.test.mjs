@@ -7,11 +7,15 @@
 // binding message and the fields, and answers with its device key; the
 // counter polls /token (authorization_pending, slow_down, access_denied,
 // expired_token) and gets the same subject and fields as an online login.
-// A hint that names nobody gets the same answer and simply expires.
+// A hint that names nobody gets the same answer and simply expires. The
+// agency's optional fields are listed as such and the citizen may decline
+// them in the signed answer (`ciba-approve --decline FIELD`): the counter
+// then gets the rest only, and the consent record says what was declined.
 
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
+import { execFile, execFileSync } from 'node:child_process';
+import crypto from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -113,6 +117,7 @@ test('a counter identifies a citizen by account: pending, slow_down, the app app
   assert.equal(entry.service, SERVICE);
   assert.equal(entry.binding_message, BINDING);
   assert.deepEqual(entry.fields, ['uuid', 'profile', 'email']);
+  assert.deepEqual(entry.optional, [], 'no optional fields for this agency');
   assert.equal(entry.acr, 'urn:isso:loa:low');
   assert.ok(!JSON.stringify(entry).includes(r.auth_req_id.split('.')[1]), 'the app never sees the counter\'s secret');
 
@@ -178,6 +183,22 @@ test('the citizen declines (national ID hint): access_denied', T, async () => {
   assert.equal(p.status, 400);
   assert.equal(p.body.error, 'access_denied');
 });
+
+/** The citizen's device key, as the sim's app keeps it. */
+function citizenDevice() {
+  const key = JSON.parse(fs.readdirSync(simState).filter((f) => f.startsWith('tpapp-')).map((f) => fs.readFileSync(path.join(simState, f), 'utf8'))[0]);
+  assert.equal(key.account, citizen.account);
+  return { device: key.device, privateKey: crypto.createPrivateKey({ key: JSON.parse(key.jwk), format: 'jwk' }) };
+}
+
+/** An answer to entry signed by d over payload (what the body says, and
+ * payload's changes), the body with body's changes. */
+async function signedAnswer(d, entry, decision, { payload = {}, body = {} } = {}) {
+  const p = { request: entry.request, device: d.device, decision, nonce: entry.nonce, iat: Math.floor(Date.now() / 1000), ...payload };
+  const b = { request: entry.request, device: d.device, decision, ...body, signature: tpapp.signJws(d.privateKey, p) };
+  const res = await fetch(stack.url('/app/v1/ciba/answer'), { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(b) });
+  return { status: res.status, body: await res.json() };
+}
 
 async function simHttp(what, body) {
   const res = await fetch(`${stack.simUrl}/phone/tpapp/${what}`, {
@@ -322,11 +343,9 @@ test('the app\'s CIBA endpoints: signed by the enrolled device key, a listing si
   const foreign = await answer(dev, 'approve');
   assert.equal(foreign.status, 404);
   assert.equal(foreign.body.error, 'expired');
-  const key = JSON.parse(fs.readdirSync(simState).filter((f) => f.startsWith('tpapp-')).map((f) => fs.readFileSync(path.join(simState, f), 'utf8'))[0]);
-  assert.equal(key.account, citizen.account);
   assert.equal((await poll(counter, r.auth_req_id)).body.error, 'authorization_pending');
   // a signature over another decision
-  const citizenDev = { device: key.device, privateKey: (await import('node:crypto')).createPrivateKey({ key: JSON.parse(key.jwk), format: 'jwk' }) };
+  const citizenDev = citizenDevice();
   const lie = await answer(citizenDev, 'approve', { decision: 'deny' });
   assert.equal(lie.status, 401);
   assert.equal(lie.body.error, 'invalid_signature');
@@ -337,4 +356,106 @@ test('the app\'s CIBA endpoints: signed by the enrolled device key, a listing si
   assert.equal(yes.body.result, 'denied');
   const twice = await answer(citizenDev, 'deny');
   assert.equal(twice.status, 409);
+});
+
+test('optional fields at the counter: listed as such, the citizen declines one, the counter gets the rest; the records agree', T, async () => {
+  const scope = 'openid uuid profile email phone';
+  const agency = await stack.registerClient({ name: '臺北市立圖書館臨櫃', redirectUris: [RP], scope, grantTypes: ['authorization_code', CIBA] });
+  await stack.issoctl(['client', 'set-optional-scopes', agency.client_id, 'email']);
+  const r = (await bcAuthorize(agency, { login_hint: citizen.account, scope })).body;
+  assert.ok(r.auth_req_id, JSON.stringify(r));
+  const who = ['--account', citizen.account, '--issod', stack.issuer];
+  const list = await simTpapp(['ciba-list', ...who]);
+  assert.equal(list.out.requests.length, 1, JSON.stringify(list.out));
+  const entry = list.out.requests[0];
+  assert.deepEqual(entry.fields, ['uuid', 'profile', 'email', 'phone']);
+  assert.deepEqual(entry.optional, ['email'], 'the optional fields, a subset of fields');
+
+  // a required, unknown or repeated field cannot be declined: 400, and the
+  // request stays pending
+  for (const d of [['profile'], ['phone'], ['openid'], ['address'], ['email', 'email'], ['email', 'uuid']]) {
+    const no = await simTpapp(['ciba-approve', entry.request, ...d.flatMap((f) => ['--decline', f]), ...who]);
+    assert.equal(no.code, 1, `${d}: ${no.stderr} ${JSON.stringify(no.out)}`);
+    assert.equal(no.out.status, 400, `${d}: ${JSON.stringify(no.out)}`);
+    assert.equal(no.out.error, 'invalid_request');
+  }
+  const httpNo = await simHttp('ciba-approve', { issod: stack.issuer, account: citizen.account, password: citizen.password, request: entry.request, decline: ['profile'] });
+  assert.equal(httpNo.status, 400, JSON.stringify(httpNo.body));
+  assert.equal(httpNo.body.error, 'invalid_request');
+  // the sim's app declines only in an approval
+  assert.equal((await simTpapp(['ciba-deny', entry.request, '--decline', 'email', ...who])).code, 2, 'a usage error');
+  const denyDecline = await simHttp('ciba-deny', { issod: stack.issuer, account: citizen.account, password: citizen.password, request: entry.request, decline: ['email'] });
+  assert.equal(denyDecline.status, 400, JSON.stringify(denyDecline.body));
+  const notArray = await signedAnswer(citizenDevice(), entry, 'approve', { payload: { declined: 'email' }, body: { declined: 'email' } });
+  assert.equal(notArray.status, 400);
+  assert.equal(notArray.body.error, 'invalid_request');
+
+  // declined must be what the device key signed: added, dropped or changed
+  // in the body, the signature does not hold
+  const dev = citizenDevice();
+  for (const [what, change] of [
+    ['added to the body', { body: { declined: ['email'] } }],
+    ['dropped from the body', { payload: { declined: ['email'] } }],
+    ['emptied in the body', { payload: { declined: ['email'] }, body: { declined: [] } }],
+  ]) {
+    const lie = await signedAnswer(dev, entry, 'approve', change);
+    assert.equal(lie.status, 401, `${what}: ${JSON.stringify(lie.body)}`);
+    assert.equal(lie.body.error, 'invalid_signature', what);
+  }
+  assert.equal((await poll(agency, r.auth_req_id)).body.error, 'authorization_pending', 'nothing changed');
+  assert.equal((await simTpapp(['ciba-list', ...who])).out.requests.length, 1, 'still listed');
+
+  // the citizen declines e-mail
+  const ok = await simTpapp(['ciba-approve', entry.request, '--decline', 'email', ...who]);
+  assert.equal(ok.code, 0, `${ok.stderr} ${JSON.stringify(ok.out)}`);
+  assert.equal(ok.out.result, 'approved');
+  await sleep((INTERVAL + 0.5) * 1000);
+  const tok = await poll(agency, r.auth_req_id);
+  assert.equal(tok.status, 200, JSON.stringify(tok.body));
+  assert.deepEqual(tok.body.scope.split(' '), ['openid', 'uuid', 'profile', 'phone'], 'the grant leaves e-mail out');
+  const idt = decodeJwt(tok.body.id_token).payload;
+  assert.equal(idt.email, undefined, 'the ID token has no e-mail (iSSO puts fields in UserInfo only)');
+  const ui = await (await fetch(stack.url('/userinfo'), { headers: { authorization: `Bearer ${tok.body.access_token}` } })).json();
+  assert.equal(ui.sub, idt.sub);
+  assert.equal(ui.name, citizen.name);
+  assert.equal(ui.phone_number, '+886922333444');
+  assert.equal(ui.email, undefined, 'UserInfo has no e-mail');
+  assert.equal(ui.email_verified, undefined);
+
+  // the consent record, the audit log and the citizen's releases agree
+  const db = path.join(stack.tmp, 'isso.db');
+  const q = (text) => JSON.parse(execFileSync('sqlite3', ['-json', db, text], { encoding: 'utf8' }) || '[]');
+  const consent = () => q(`SELECT scope, record FROM consents WHERE uuid = '${citizen.uuid}' AND client_id = '${agency.client_id}'`);
+  const [c1] = consent();
+  assert.equal(c1.scope, 'openid uuid profile email- phone');
+  const record = JSON.parse(c1.record);
+  assert.deepEqual(record.declined, ['email']);
+  const ev = (await stack.issoctl(['audit', 'export'])).filter((e) => e.data.client_id === agency.client_id);
+  const granted = ev.filter((e) => e.event === 'consent_granted');
+  assert.equal(granted.length, 1);
+  assert.equal(granted[0].data.declined, 'email');
+  assert.equal(granted[0].data.scope, scope);
+  assert.ok(record.notice && record.notice === granted[0].data.notice, `the notice version (${record.notice})`);
+  const rel = ev.filter((e) => e.event === 'release');
+  assert.equal(rel.length, 1);
+  assert.deepEqual([...rel[0].data.fields].sort(), ['member_level', 'name', 'phone_number', 'phone_number_verified', 'uuid'].sort());
+  assert.equal(rel[0].data.scope, 'openid uuid profile phone');
+  const rows = q(`SELECT data FROM releases WHERE uuid = '${citizen.uuid}' AND client_id = '${agency.client_id}'`);
+  assert.equal(rows.length, 1);
+  const { uuid: _u, client_id: _c, ...released } = rel[0].data; // the row's own columns
+  assert.deepEqual(JSON.parse(rows[0].data), released);
+
+  // an answer without declined (an older app) releases every field
+  const r2 = (await bcAuthorize(agency, { login_hint: citizen.account, scope })).body;
+  const all = await simTpapp(['ciba-approve', ...who]);
+  assert.equal(all.code, 0, `${all.stderr} ${JSON.stringify(all.out)}`);
+  await sleep((INTERVAL + 0.5) * 1000);
+  const tok2 = await poll(agency, r2.auth_req_id);
+  assert.equal(tok2.status, 200, JSON.stringify(tok2.body));
+  assert.deepEqual(tok2.body.scope.split(' '), scope.split(' '));
+  const ui2 = await (await fetch(stack.url('/userinfo'), { headers: { authorization: `Bearer ${tok2.body.access_token}` } })).json();
+  assert.equal(ui2.email, citizen.email);
+  const [c2] = consent();
+  assert.equal(c2.scope, scope);
+  assert.deepEqual(JSON.parse(c2.record).declined, []);
 });

@@ -1,5 +1,6 @@
 /* Optional fields: which scopes a client may mark optional, and what a
- * stored consent with declined fields leaves to release. */
+ * stored consent with declined fields leaves to release, and what a
+ * counter approval (CIBA) may decline. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -8,6 +9,7 @@
 #include <string.h>
 #include <cmocka.h>
 
+#include "auth/appsig.h"
 #include "lib/isso.h"
 #include "oidc/oidc.h"
 #include "store/store.h"
@@ -95,6 +97,115 @@ test_scope_consented(void **state)
 	expect_released("", "openid email-", "");
 }
 
+static void
+test_scope_optional_list(void **state)
+{
+	struct store_client c;
+	json_t *list;
+
+	(void)state;
+	memset(&c, 0, sizeof(c));
+	c.settings = json_loads("{\"optional_scopes\": [\"phone\", \"email\"]}", 0, NULL);
+	/* In the request's order, only words it asks for. */
+	list = oidc_scope_optional_list(&c, "openid uuid email profile phone");
+	assert_int_equal(json_array_size(list), 2);
+	assert_string_equal(json_string_value(json_array_get(list, 0)), "email");
+	assert_string_equal(json_string_value(json_array_get(list, 1)), "phone");
+	json_decref(list);
+	list = oidc_scope_optional_list(&c, "openid profile");
+	assert_int_equal(json_array_size(list), 0);
+	json_decref(list);
+	list = oidc_scope_optional_list(NULL, "openid email");
+	assert_int_equal(json_array_size(list), 0);
+	json_decref(list);
+	json_decref(c.settings);
+}
+
+/* Declines the JSON array text (NULL: no array) from scope: the return
+ * code, and on success the declined and released words. */
+static int
+decline(const struct store_client *c, const char *scope, const char *json, const char *want_no,
+        const char *want_yes)
+{
+	json_t *declined =
+	    json != NULL ? json_loads(json, JSON_DECODE_ANY | JSON_ALLOW_NUL, NULL) : NULL;
+	char *no = (char *)"x", *yes = (char *)"x";
+	int ret;
+
+	if (json != NULL)
+		assert_non_null(declined);
+	ret = oidc_scope_decline(c, scope, declined, &no, &yes);
+	if (ret == 0) {
+		assert_string_equal(no, want_no);
+		assert_string_equal(yes, want_yes);
+	} else {
+		assert_null(no);
+		assert_null(yes);
+	}
+	free(no);
+	free(yes);
+	json_decref(declined);
+	return ret;
+}
+
+static void
+test_scope_decline(void **state)
+{
+	const char *scope = "openid uuid profile email phone";
+	struct store_client c;
+
+	(void)state;
+	memset(&c, 0, sizeof(c));
+	c.settings = json_loads("{\"optional_scopes\": [\"email\", \"phone\"]}", 0, NULL);
+	/* Nothing declined: everything is released (older apps). */
+	assert_int_equal(decline(&c, scope, NULL, "", scope), 0);
+	assert_int_equal(decline(&c, scope, "[]", "", scope), 0);
+	assert_int_equal(decline(&c, scope, "[\"email\"]", "email", "openid uuid profile phone"),
+	                 0);
+	assert_int_equal(
+	    decline(&c, scope, "[\"phone\", \"email\"]", "email phone", "openid uuid profile"), 0);
+	/* Required, unknown, not asked for, repeated, or not words at all. */
+	assert_int_equal(decline(&c, scope, "[\"profile\"]", NULL, NULL), ISSO_ERR_INVALID);
+	assert_int_equal(decline(&c, scope, "[\"openid\"]", NULL, NULL), ISSO_ERR_INVALID);
+	assert_int_equal(decline(&c, scope, "[\"emai\"]", NULL, NULL), ISSO_ERR_INVALID);
+	assert_int_equal(decline(&c, scope, "[\"email\", \"email\"]", NULL, NULL),
+	                 ISSO_ERR_INVALID);
+	assert_int_equal(decline(&c, scope, "[\"email\", 3]", NULL, NULL), ISSO_ERR_INVALID);
+	assert_int_equal(decline(&c, scope, "[\"email\\u0000x\"]", NULL, NULL), ISSO_ERR_INVALID);
+	assert_int_equal(decline(&c, scope, "[\"email phone\"]", NULL, NULL), ISSO_ERR_INVALID);
+	assert_int_equal(decline(&c, scope, "\"email\"", NULL, NULL), ISSO_ERR_INVALID);
+	assert_int_equal(decline(&c, scope, "{\"email\": true}", NULL, NULL), ISSO_ERR_INVALID);
+	assert_int_equal(decline(&c, "openid uuid profile", "[\"email\"]", NULL, NULL),
+	                 ISSO_ERR_INVALID);
+	assert_int_equal(decline(&c, NULL, NULL, NULL, NULL), ISSO_ERR_INVALID);
+	/* A client gone or without optional fields: nothing may be declined. */
+	assert_int_equal(decline(NULL, scope, "[\"email\"]", NULL, NULL), ISSO_ERR_INVALID);
+	assert_int_equal(decline(NULL, scope, NULL, "", scope), 0);
+	json_decref(c.settings);
+}
+
+static void
+test_appsig_same(void **state)
+{
+	json_t *claims = json_loads("{\"declined\": [\"email\"], \"n\": 1}", 0, NULL);
+	json_t *email = json_loads("[\"email\"]", 0, NULL);
+	json_t *none = json_array(), *two = json_loads("[\"email\", \"phone\"]", 0, NULL);
+
+	(void)state;
+	assert_true(appsig_same(claims, "declined", email));
+	/* The body may not drop, widen or add what was signed. */
+	assert_false(appsig_same(claims, "declined", NULL));
+	assert_false(appsig_same(claims, "declined", none));
+	assert_false(appsig_same(claims, "declined", two));
+	assert_false(appsig_same(claims, "other", email));
+	assert_true(appsig_same(claims, "other", NULL));
+	assert_false(appsig_same(claims, "n", json_object_get(claims, "declined")));
+	json_decref(claims);
+	json_decref(email);
+	json_decref(none);
+	json_decref(two);
+}
+
 int
 main(void)
 {
@@ -102,6 +213,9 @@ main(void)
 	    cmocka_unit_test(test_optional_scopes_check),
 	    cmocka_unit_test(test_scope_optional),
 	    cmocka_unit_test(test_scope_consented),
+	    cmocka_unit_test(test_scope_optional_list),
+	    cmocka_unit_test(test_scope_decline),
+	    cmocka_unit_test(test_appsig_same),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
