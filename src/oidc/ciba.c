@@ -323,6 +323,19 @@ ciba_row(struct isso_app *app, const struct store_client *c, const char *auth_re
 	return data;
 }
 
+/* A taken approval whose tokens could not be issued (the store failed
+ * after the take): put it back as it was, so the counter's next poll
+ * gets the tokens instead of invalid_grant. Best effort: with the store
+ * down, the counter asks the citizen again. */
+static void
+ciba_give_back(struct isso_app *app, const char *id, json_t *data)
+{
+	int64_t exp = json_integer_value(json_object_get(data, "exp"));
+
+	if (store_eph_put(app->store, CIBA_KIND, id, data, exp + CIBA_GRACE) < 0)
+		log_warn("ciba_approval_lost", "reason", "store", NULL);
+}
+
 void
 oidc_ciba_grant(struct isso_app *app, struct http_req *req, struct store_client *c, const char *jkt)
 {
@@ -379,6 +392,7 @@ oidc_ciba_grant(struct isso_app *app, struct http_req *req, struct store_client 
 	if (uuid == NULL || scope == NULL || tdata == NULL ||
 	    oidc_tokens_issue(app, c, grant, uuid, NULL, scope, scope, tdata, false, jkt, NULL,
 	                      &rep) < 0) {
+		ciba_give_back(app, id, data);
 		oidc_json_error(req, 503, "temporarily_unavailable", NULL);
 		goto out;
 	}
@@ -389,6 +403,7 @@ oidc_ciba_grant(struct isso_app *app, struct http_req *req, struct store_client 
 	                    json_object_get(data, "auth_time"));
 	if (claims == NULL || oidc_release_record(app, request, session, claims, now) < 0) {
 		(void)store_token_revoke_grant(app->store, grant);
+		ciba_give_back(app, id, data);
 		json_decref(rep);
 		rep = NULL;
 		oidc_json_error(req, 503, "temporarily_unavailable", NULL);

@@ -174,6 +174,30 @@ test('a counter identifies a citizen by account: pending, slow_down, the app app
   assert.equal(releases[0].data.acr, 'urn:isso:loa:low');
 });
 
+test('an approval whose tokens cannot be stored is not lost: 503, then the next poll gets them', T, async () => {
+  const r = await start(citizen.account);
+  const ok = await simTpapp(['ciba-approve', '--account', citizen.account, '--issod', stack.issuer]);
+  assert.equal(ok.code, 0, `${ok.stderr} ${JSON.stringify(ok.out)}`);
+  // the store refuses new token rows for a moment, after the approval was taken
+  const db = path.join(stack.tmp, 'isso.db');
+  const sql = (text) => execFileSync('sqlite3', ['-cmd', '.timeout 10000', db, text], { encoding: 'utf8' });
+  sql("CREATE TRIGGER ciba_test_no_tokens BEFORE INSERT ON tokens BEGIN SELECT RAISE(ABORT, 'refused for the test'); END;");
+  try {
+    const failed = await poll(counter, r.auth_req_id);
+    assert.equal(failed.status, 503, JSON.stringify(failed.body));
+    assert.equal(failed.body.error, 'temporarily_unavailable');
+  } finally {
+    sql('DROP TRIGGER ciba_test_no_tokens;');
+  }
+  await sleep((INTERVAL + 0.5) * 1000);
+  const tok = await poll(counter, r.auth_req_id);
+  assert.equal(tok.status, 200, `the approval is still there: ${JSON.stringify(tok.body)}`);
+  const ui = await (await fetch(stack.url('/userinfo'), { headers: { authorization: `Bearer ${tok.body.access_token}` } })).json();
+  assert.equal(ui.uuid, citizen.uuid);
+  await sleep((INTERVAL + 0.5) * 1000);
+  assert.equal((await poll(counter, r.auth_req_id)).body.error, 'invalid_grant', 'and it is used once');
+});
+
 test('the citizen declines (national ID hint): access_denied', T, async () => {
   const r = await start('a123456789');
   const no = await simTpapp(['ciba-deny', '--account', citizen.account, '--issod', stack.issuer]);
