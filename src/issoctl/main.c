@@ -11,6 +11,7 @@
 #include "auth/claims.h"
 #include "auth/person.h"
 #include "conn/outbound.h"
+#include "jose/jose.h"
 #include "lib/config.h"
 #include "lib/idnum.h"
 #include "lib/isso.h"
@@ -254,8 +255,8 @@ client_add(struct isso_app *app, int argc, char **argv)
 		case 'J':
 			json_decref(c.jwks);
 			c.jwks = json_loads(optarg, 0, NULL);
-			if (!json_is_array(json_object_get(c.jwks, "keys"))) {
-				ret = fail(2, "--jwks must be a JWK set {\"keys\":[…]}", NULL);
+			if (jose_jwks_check(c.jwks, &why) < 0) {
+				ret = fail(2, "--jwks refused: %s", why);
 				goto out;
 			}
 			break;

@@ -341,6 +341,74 @@ jose_jwk_has_private(const json_t *jwk)
 }
 
 int
+jose_jwks_check(const json_t *jwks, const char **why_r)
+{
+	const json_t *keys = json_object_get(jwks, "keys"), *k;
+	const char *why = NULL;
+	size_t i, j;
+
+	if (!json_is_object(jwks) || !json_is_array(keys) || json_array_size(keys) == 0) {
+		why = "a JWK set is an object with a non-empty \"keys\" array";
+		goto out;
+	}
+	if (json_array_size(keys) > JOSE_MAX_CLIENT_KEYS) {
+		why = "at most 10 keys";
+		goto out;
+	}
+	json_array_foreach(keys, i, k)
+	{
+		const char *kty = json_string_value(json_object_get(k, "kty"));
+		const char *kid = json_string_value(json_object_get(k, "kid"));
+		const json_t *alg = json_object_get(k, "alg");
+		const struct jose_alg *a;
+		cjose_jwk_t *jwk;
+		cjose_err cerr;
+		bool fits;
+
+		if (!json_is_object(k) || kty == NULL) {
+			why = "every key is an object with \"kty\"";
+			goto out;
+		}
+		if (jose_jwk_has_private(k)) {
+			why = "a key holds private members: register the public keys only";
+			goto out;
+		}
+		if (json_object_get(k, "kid") != NULL && (kid == NULL || !kid_ok(kid))) {
+			why = "a \"kid\" is 1 to 128 printable characters";
+			goto out;
+		}
+		if (alg != NULL)
+			a = alg_find(json_string_value(alg));
+		else
+			a = alg_find(strcmp(kty, "EC") == 0 ? "ES256" : "RS256");
+		if (a == NULL || !json_fits(a, k)) {
+			why =
+			    "a key is not a P-256 (ES256) or RSA (at least 2048 bits) signing key";
+			goto out;
+		}
+		jwk = cjose_jwk_import_json((cjose_header_t *)k, &cerr);
+		fits = jwk != NULL && jwk_fits(a, jwk);
+		cjose_jwk_release(jwk);
+		if (!fits) {
+			ERR_clear_error();
+			why = "a key cannot be read";
+			goto out;
+		}
+		for (j = 0; kid != NULL && j < i; j++) {
+			const char *other =
+			    json_string_value(json_object_get(json_array_get(keys, j), "kid"));
+			if (other != NULL && strcmp(other, kid) == 0) {
+				why = "two keys with the same \"kid\"";
+				goto out;
+			}
+		}
+	}
+out:
+	*why_r = why;
+	return why == NULL ? 0 : ISSO_ERR_INVALID;
+}
+
+int
 jose_key_generate(const char *alg, char **jwk_r, char **kid_r)
 {
 	static const uint8_t e65537[] = {0x01, 0x00, 0x01};

@@ -24,6 +24,15 @@ int jose_jwk_thumbprint(const json_t *jwk, char out[44]);
  * member (RFC 7518 §6: d, p, q, dp, dq, qi, k) or is not an object. */
 bool jose_jwk_has_private(const json_t *jwk);
 
+/* Checks a JWK set a client registers for its signed requests
+ * (private_key_jwt assertions, request objects): an object whose "keys"
+ * holds 1 to JOSE_MAX_CLIENT_KEYS public signing keys, each usable with
+ * an algorithm we accept (P-256 for ES256, RSA of at least 2048 bits),
+ * importable, without private members, "use" sig when given, kids
+ * distinct when given. 0, or ISSO_ERR_INVALID with *why_r (static). */
+#define JOSE_MAX_CLIENT_KEYS 10
+int jose_jwks_check(const json_t *jwks, const char **why_r);
+
 struct jose_keyset *jose_keyset_new(void);
 void jose_keyset_free(struct jose_keyset *ks);
 /* Adds a private JWK (text). The newest active key of each alg signs; every

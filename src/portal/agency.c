@@ -34,6 +34,7 @@
 #include "auth/page.h"
 #include "conn/outbound.h"
 #include "http/csrf.h"
+#include "jose/jose.h"
 #include "lib/buf.h"
 #include "lib/idnum.h"
 #include "lib/isso.h"
@@ -615,8 +616,7 @@ apply_read(struct http_req *req, json_t *orgs, json_t *echo, json_t *errors, jso
 			json_error_t jerr;
 			*jwks_r =
 			    strlen(jwks_text) <= JWKS_MAX ? json_loads(jwks_text, 0, &jerr) : NULL;
-			if (!json_is_object(*jwks_r) ||
-			    json_array_size(json_object_get(*jwks_r, "keys")) == 0) {
+			if (jose_jwks_check(*jwks_r, &why) < 0) {
 				json_decref(*jwks_r);
 				*jwks_r = NULL;
 				json_object_set_new(errors, "jwks", json_string("agency.err_jwks"));

@@ -581,7 +581,15 @@ test('the web: a private_key_jwt application registers its JWK set and gets no s
     redirect_uris: RP, need_profile: 'required', reason_profile: '核對姓名', auth_method: 'private_key_jwt',
   };
   // No keys, keys that are not a set, a jwks_uri not https or on a private address: refused.
-  for (const bad of [{}, { jwks: '{"keys":[]}' }, { jwks: 'not json' }, { jwks_uri: 'http://jwks.example/jwks' }, { jwks_uri: 'https://10.0.0.1/jwks' }]) {
+  // Keys that are no public signing keys we accept: refused too.
+  const priv = { ...(await jose.exportJWK(privateKey)), kid: 'leaked' };
+  const rsa1024 = crypto.generateKeyPairSync('rsa', { modulusLength: 1024 }).publicKey.export({ format: 'jwk' });
+  const set = (...keys) => ({ jwks: JSON.stringify({ keys }) });
+  const badKeys = [
+    set(priv), set(rsa1024), set({ kty: 'oct', k: 'c2VjcmV0' }), set({ ...jwk, use: 'enc' }),
+    set({ ...jwk, crv: 'P-384' }), set(jwk, { ...jwk }), set(...Array.from({ length: 11 }, (_, i) => ({ ...jwk, kid: `k${i}` }))),
+  ];
+  for (const bad of [{}, { jwks: '{"keys":[]}' }, { jwks: 'not json' }, { jwks_uri: 'http://jwks.example/jwks' }, { jwks_uri: 'https://10.0.0.1/jwks' }, ...badKeys]) {
     const r = await agent.submit(form, { ...base, ...bad });
     assert.equal(r.res.status, 400, `${JSON.stringify(bad)}: ${r.url} ${r.res.pageText().slice(0, 300)}`);
     assert.match(r.res.alerts().join(' '), new RegExp(msg('agency.err_jwks').slice(0, 8)));

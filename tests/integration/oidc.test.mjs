@@ -454,6 +454,14 @@ test('private_key_jwt (inline JWKS); a foreign key is refused', T, async () => {
   const c = await stack.registerClient({
     name: 'pkjwt client', redirectUris: [RP], scope: 'openid profile', authMethod: 'private_key_jwt', jwks: { keys: [jwk] },
   });
+  // issoctl registers public signing keys only
+  const leaked = { ...(await jose.exportJWK(privateKey)), kid: 'rp-key-1' };
+  await assert.rejects(stack.registerClient({
+    name: 'pkjwt leaked', redirectUris: [RP], scope: 'openid', authMethod: 'private_key_jwt', jwks: { keys: [leaked] },
+  }), /--jwks refused: a key holds private members/);
+  await assert.rejects(stack.registerClient({
+    name: 'pkjwt symmetric', redirectUris: [RP], scope: 'openid', authMethod: 'private_key_jwt', jwks: { keys: [{ kty: 'oct', k: 'c2VjcmV0' }] },
+  }), /--jwks refused/);
   const cfg = await configFor(c, { auth: client.PrivateKeyJwt({ key: privateKey, kid: 'rp-key-1' }) });
   const agent = new HttpAgent();
   const { tokens } = await codeFlow(cfg, agent, user, { scope: 'openid profile' });

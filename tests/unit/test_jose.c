@@ -1115,6 +1115,89 @@ test_swap_under_signers(void **state)
 	}
 }
 
+/* A client's registered JWK set: public signing keys we accept only. */
+static void
+test_jwks_check(void **state)
+{
+	char *priv_text = NULL, *kid = NULL, *rsa_text = NULL, *rkid = NULL;
+	json_t *priv, *pub, *rsa, *set;
+	const char *why = NULL;
+
+	assert_int_equal(jose_key_generate("ES256", &priv_text, &kid), 0);
+	assert_int_equal(jose_key_generate("RS256", &rsa_text, &rkid), 0);
+	priv = json_loads(priv_text, 0, NULL);
+	rsa = json_loads(rsa_text, 0, NULL);
+	pub = json_deep_copy(priv);
+	json_object_del(pub, "d");
+	json_object_del(rsa, "d");
+	json_object_del(rsa, "p");
+	json_object_del(rsa, "q");
+	json_object_del(rsa, "dp");
+	json_object_del(rsa, "dq");
+	json_object_del(rsa, "qi");
+
+	set = json_pack("{s:[O, O]}", "keys", pub, rsa);
+	assert_int_equal(jose_jwks_check(set, &why), 0);
+	assert_null(why);
+	json_decref(set);
+
+	/* private members, a symmetric key, an encryption key, another curve */
+	set = json_pack("{s:[O]}", "keys", priv);
+	assert_int_equal(jose_jwks_check(set, &why), ISSO_ERR_INVALID);
+	assert_non_null(strstr(why, "private"));
+	json_decref(set);
+	set = json_pack("{s:[{s:s, s:s}]}", "keys", "kty", "oct", "k", "c2VjcmV0");
+	assert_int_equal(jose_jwks_check(set, &why), ISSO_ERR_INVALID);
+	json_decref(set);
+	set = json_pack("{s:[o]}", "keys", json_deep_copy(pub));
+	json_object_set_new(json_array_get(json_object_get(set, "keys"), 0), "use",
+	                    json_string("enc"));
+	assert_int_equal(jose_jwks_check(set, &why), ISSO_ERR_INVALID);
+	json_decref(set);
+	set = json_pack("{s:[o]}", "keys", json_deep_copy(pub));
+	json_object_set_new(json_array_get(json_object_get(set, "keys"), 0), "crv",
+	                    json_string("P-384"));
+	assert_int_equal(jose_jwks_check(set, &why), ISSO_ERR_INVALID);
+	json_decref(set);
+	/* a point not on the curve cannot be read */
+	set = json_pack("{s:[o]}", "keys", json_deep_copy(pub));
+	json_object_set_new(json_array_get(json_object_get(set, "keys"), 0), "x",
+	                    json_string("AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"));
+	assert_int_equal(jose_jwks_check(set, &why), ISSO_ERR_INVALID);
+	json_decref(set);
+	/* two keys, one kid; eleven keys; no keys; not a set */
+	set = json_pack("{s:[O, O]}", "keys", pub, pub);
+	assert_int_equal(jose_jwks_check(set, &why), ISSO_ERR_INVALID);
+	assert_non_null(strstr(why, "kid"));
+	json_decref(set);
+	set = json_pack("{s:[]}", "keys");
+	for (int i = 0; i < JOSE_MAX_CLIENT_KEYS + 1; i++) {
+		json_t *k = json_deep_copy(pub);
+		char name[16];
+
+		snprintf(name, sizeof(name), "k%d", i);
+		json_object_set_new(k, "kid", json_string(name));
+		json_array_append_new(json_object_get(set, "keys"), k);
+	}
+	assert_int_equal(jose_jwks_check(set, &why), ISSO_ERR_INVALID);
+	json_array_remove(json_object_get(set, "keys"), 0);
+	assert_int_equal(jose_jwks_check(set, &why), 0);
+	json_decref(set);
+	set = json_pack("{s:[]}", "keys");
+	assert_int_equal(jose_jwks_check(set, &why), ISSO_ERR_INVALID);
+	json_decref(set);
+	assert_int_equal(jose_jwks_check(NULL, &why), ISSO_ERR_INVALID);
+	assert_int_equal(jose_jwks_check(pub, &why), ISSO_ERR_INVALID);
+
+	json_decref(priv);
+	json_decref(pub);
+	json_decref(rsa);
+	free(priv_text);
+	free(kid);
+	free(rsa_text);
+	free(rkid);
+}
+
 int
 main(void)
 {
@@ -1135,6 +1218,7 @@ main(void)
 	    cmocka_unit_test(test_half_hash),
 	    cmocka_unit_test(test_pkce),
 	    cmocka_unit_test(test_jwk_has_private),
+	    cmocka_unit_test(test_jwks_check),
 	    cmocka_unit_test(test_threads),
 	    cmocka_unit_test(test_swap_under_signers),
 	};
