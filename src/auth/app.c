@@ -270,14 +270,15 @@ app_monotonic_ms(void)
 	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-/* Failures that waiting may cure: the store did not answer. A refused
- * configuration, a bad migration file or a wrong master key is not; nor
- * is any failure while the database server accepts connections
- * (app_store_open asks it). */
+/* Failures that waiting may cure: no session with the database server
+ * (store_open's ISSO_ERR_IO: not answering, starting, too many clients,
+ * a standby during a failover, even a refused login or a missing
+ * database an operator is fixing). Once connected, a migration that
+ * fails, a bad migration file or a wrong master key is not. */
 static bool
 app_store_retryable(int ret)
 {
-	return ret == ISSO_ERR_STORE || ret == ISSO_ERR_TIMEOUT || ret == ISSO_ERR_IO;
+	return ret == ISSO_ERR_IO || ret == ISSO_ERR_TIMEOUT;
 }
 
 /* The driver's reason on one line (libpq's spans several): runs of
@@ -314,8 +315,7 @@ app_store_open(struct isso_app *app, const struct isso_config *cfg,
 	const char *error = NULL;
 	/* Only a database server can come up later; a SQLite file that
 	 * cannot be opened is a configuration to fix. */
-	bool server = strcmp(cfg->store.driver, "sqlite") != 0, answered = false;
-	const char *dsn = server ? cfg->store.conninfo : cfg->store.path;
+	bool server = strcmp(cfg->store.driver, "sqlite") != 0;
 	unsigned int attempt;
 	int ret;
 
@@ -327,17 +327,6 @@ app_store_open(struct isso_app *app, const struct isso_config *cfg,
 		ret = app_store_attempt(app, cfg, path, &error);
 		if (ret == 0 || wait == NULL || !server || !app_store_retryable(ret))
 			break;
-		/* A server that accepts connections while opening fails (our
-		 * password refused, no such database, a migration that fails)
-		 * is a matter for its operator, not for waiting: one more
-		 * attempt at once, in case it came up just now, then give up. */
-		if (store_server_answers(cfg->store.driver, dsn)) {
-			if (answered)
-				break;
-			answered = true;
-			continue;
-		}
-		answered = false;
 		elapsed = app_monotonic_ms() - start;
 		if (limit > 0 && elapsed >= limit) {
 			snprintf(errbuf, sizeof(errbuf),

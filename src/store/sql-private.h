@@ -48,10 +48,6 @@ struct sql_dialect {
 	/* Checks dsn and sets db->max_conns. */
 	int (*init)(struct sql_db *db, const char **error_r);
 	int (*connect)(struct sql_db *db, struct sql_conn **conn_r, const char **error_r);
-	/* For a database server: does the server at dsn accept connections
-	 * at all (whatever it would say to our credentials)? NULL for an
-	 * embedded database. */
-	bool (*server_answers)(const char *dsn);
 	void (*disconnect)(struct sql_conn *conn);
 	/* An idle connection about to be reused: still usable? */
 	bool (*alive)(struct sql_conn *conn);

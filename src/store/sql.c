@@ -115,12 +115,6 @@ sql_db_close(struct sql_db *db)
 	free(db);
 }
 
-bool
-sql_server_answers(const struct sql_dialect *dialect, const char *dsn)
-{
-	return dialect->server_answers != NULL && dialect->server_answers(dsn);
-}
-
 int
 sql_db_open(const struct sql_dialect *dialect, const char *dsn, const struct sql_statement *stmts,
             unsigned int n_stmts, struct sql_db **db_r, const char **error_r)

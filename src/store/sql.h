@@ -42,9 +42,6 @@ struct sql_statement {
 	bool secret;
 };
 
-/* A database server at dsn accepts connections (whatever it would say
- * to our credentials); false for an embedded database. */
-bool sql_server_answers(const struct sql_dialect *dialect, const char *dsn);
 /* Opens a database of dialect at dsn (a path or URI for SQLite, a
  * conninfo for PostgreSQL) whose statements are stmts[0..n_stmts). Every
  * statement's text is chosen and its placeholders translated here, once;

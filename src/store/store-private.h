@@ -43,9 +43,6 @@ struct store_driver {
 	/* Readiness: a cheap query with a short timeout. Optional (NULL:
 	 * store_ping asks for the schema version instead). */
 	int (*ping)(struct store_backend *b, const char **error_r);
-	/* A database server at dsn accepts connections (store_server_answers);
-	 * NULL for an embedded database. */
-	bool (*server_answers)(const char *dsn);
 	/* How long a call waits for a pooled connection (store_set_pool_wait).
 	 * Optional: a backend without a pool has no such wait. */
 	void (*set_pool_wait)(struct store_backend *b, unsigned int wait_ms);

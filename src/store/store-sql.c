@@ -688,6 +688,18 @@ ss_open(const struct store_driver *driver, const struct sql_dialect *dialect, co
 	*backend_r = NULL;
 	b->base.driver = driver;
 	ret = sql_db_open(dialect, dsn, ss_statements, SS_COUNT, &b->db, error_r);
+	if (ret == 0) {
+		/* A session first, apart from the migrations: failing to get one
+		 * (no server, a refused login, no such database, too many
+		 * clients) is ISSO_ERR_IO, which a caller may wait out; a
+		 * migration that fails once connected is not. */
+		struct sql_conn *c = NULL;
+
+		ret = sql_acquire(b->db, &c, error_r);
+		sql_release(c);
+		if (ret < 0)
+			ret = ISSO_ERR_IO;
+	}
 	if (ret == 0)
 		ret = ss_migrate(b->db, migrations_dir, error_r);
 	if (ret < 0) {
@@ -2776,18 +2788,11 @@ ss_open_pgsql(const char *dsn, const char *migrations_dir, struct store_backend 
 	               error_r);
 }
 
-static bool
-ss_server_answers_pgsql(const char *dsn)
-{
-	return sql_server_answers(&sql_dialect_pgsql, dsn);
-}
-
 /* Readiness is a query (store_ping's schema version). */
 const struct store_driver store_driver_pgsql = {
     .name = "postgresql",
     .open = ss_open_pgsql,
     .ping = NULL,
-    .server_answers = ss_server_answers_pgsql,
     SS_DRIVER_OPS,
 };
 #endif

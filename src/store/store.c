@@ -57,17 +57,6 @@ store_error_fmt(const char *fmt, ...)
 	return store_error_buf;
 }
 
-bool
-store_server_answers(const char *driver, const char *dsn)
-{
-	for (size_t i = 0; store_drivers[i] != NULL; i++) {
-		if (strcmp(store_drivers[i]->name, driver) == 0)
-			return store_drivers[i]->server_answers != NULL &&
-			       store_drivers[i]->server_answers(dsn);
-	}
-	return false;
-}
-
 int
 store_open(const char *driver, const char *dsn, const char *migrations_dir, struct store **store_r,
            const char **error_r)
@@ -246,7 +235,7 @@ store_migrations_scan(const char *migrations_dir, const char *driver,
 	if (d == NULL) {
 		*error_r =
 		    store_error_fmt("cannot read migrations in %s: %s", dir, strerror(errno));
-		ret = ISSO_ERR_IO;
+		ret = ISSO_ERR_INVALID; /* the data folder's, not an outage */
 		goto out;
 	}
 	while ((de = readdir(d)) != NULL) {
@@ -315,7 +304,7 @@ store_migration_read(const struct store_migration *m, char **sql_r, const char *
 	f = fopen(m->path, "re");
 	if (f == NULL || fstat(fileno(f), &st) < 0) {
 		*error_r = store_error_fmt("cannot read %s: %s", m->path, strerror(errno));
-		ret = ISSO_ERR_IO;
+		ret = ISSO_ERR_INVALID;
 		goto out;
 	}
 	if (!S_ISREG(st.st_mode) || st.st_size > STORE_MIGRATION_MAX_SIZE) {
@@ -328,7 +317,7 @@ store_migration_read(const struct store_migration *m, char **sql_r, const char *
 	n = fread(sql, 1, (size_t)st.st_size, f);
 	if (n != (size_t)st.st_size || ferror(f)) {
 		*error_r = store_error_fmt("short read on %s", m->path);
-		ret = ISSO_ERR_IO;
+		ret = ISSO_ERR_INVALID;
 		goto out;
 	}
 	sql[n] = '\0';

@@ -23,11 +23,6 @@ struct store;
 int store_open(const char *driver, const char *dsn, const char *migrations_dir,
                struct store **store_r, const char **error_r);
 void store_close(struct store *store);
-/* True when driver names a database server (not an embedded file) and
- * the server at dsn accepts connections, whether or not it would accept
- * ours: a store_open failure then is not cured by waiting. False for an
- * unknown driver, an embedded one, or a server that does not answer. */
-bool store_server_answers(const char *driver, const char *dsn);
 /* How long a call waits for a connection when every pooled one is busy,
  * in ms (store.pool_wait_ms; 0: without a deadline). Past it the call
  * fails with ISSO_ERR_STORE, as when the store is down, so a request

@@ -225,7 +225,7 @@ test_migrations_sequence(void **state)
 	struct store *store = NULL;
 	const char *error = NULL;
 	char mdir[64], sub[128], path[600], dsn[512], real[192], dbname[64] = "";
-	int version = 0;
+	int version = 0, ret;
 
 	if (!fresh_db() && !is_pgsql())
 		skip();
@@ -253,7 +253,9 @@ test_migrations_sequence(void **state)
 	snprintf(path, sizeof(path), "%s/0003-bad.sql", sub);
 	write_file(path, "CREATE TABLE extra_test3 (z INTEGER);\nTHIS IS NOT SQL;\n");
 	error = NULL;
-	assert_true(store_open(test_driver, dsn, mdir, &store, &error) < 0);
+	ret = store_open(test_driver, dsn, mdir, &store, &error);
+	assert_true(ret < 0);
+	assert_int_not_equal(ret, ISSO_ERR_IO); /* connected: nothing to wait for */
 	assert_null(store);
 	assert_non_null(error);
 	write_file(path, "CREATE TABLE extra_test3 (z INTEGER);\n");
@@ -266,6 +268,11 @@ test_migrations_sequence(void **state)
 	/* The database is now newer than these migrations. */
 	assert_true(store_open(test_driver, dsn, mdir, &store, &error) < 0);
 	assert_null(store);
+
+	/* No migrations folder: the data folder is wrong, not the store down. */
+	assert_int_equal(
+	    store_open(test_driver, dsn, "/nonexistent-isso-migrations", &store, &error),
+	    ISSO_ERR_INVALID);
 
 	/* A .sql file with a bad name is refused, not skipped. */
 	snprintf(path, sizeof(path), "%s/initial.sql", sub);
@@ -2904,9 +2911,10 @@ test_pgsql_unreachable(void **state)
 	(void)state;
 	if (!is_pgsql())
 		skip();
+	/* no session: ISSO_ERR_IO, what issod waits out at start */
 	assert_int_equal(store_open("postgresql", "host=/nonexistent-isso-dir dbname=isso",
 	                            MIGRATIONS_DIR, &store, &error),
-	                 ISSO_ERR_STORE);
+	                 ISSO_ERR_IO);
 	assert_null(store);
 	assert_non_null(error);
 	assert_non_null(strstr(error, "cannot connect"));

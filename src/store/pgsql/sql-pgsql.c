@@ -549,24 +549,11 @@ pg_script(struct sql_conn *base, const char *sql, const char **error_r)
 	return ret;
 }
 
-/* PQPING_OK: the server accepts connections, so a failure to open the
- * store is about our credentials, database or migrations, not about
- * waiting. Starting up, shutting down, not answering: not yet. */
-static bool
-pg_server_answers(const char *dsn)
-{
-	const char *const keys[] = {"connect_timeout", "dbname", NULL};
-	const char *const values[] = {PG_CONNECT_WAIT, dsn, NULL};
-
-	return PQpingParams(keys, values, 1) == PQPING_OK;
-}
-
 const struct sql_dialect sql_dialect_pgsql = {
     .name = "postgresql",
     .placeholder = '$',
     .init = pg_init,
     .connect = pg_connect,
-    .server_answers = pg_server_answers,
     .disconnect = pg_disconnect,
     .alive = pg_alive,
     .healthy = pg_healthy,
