@@ -29,7 +29,7 @@ import * as client from 'openid-client';
 import * as jose from 'jose';
 import { startStack, HttpAgent, limit, decodeEntities, REPO } from './lib/harness.mjs';
 import {
-  NO_BROWSER, launchBrowser, newPage, axeCheck, assertNoHorizontalScroll, tabTo,
+  NO_BROWSER, launchBrowser, newPage, axeCheck, assertNoHorizontalScroll, tabTo, Screenshots,
 } from './lib/browser.mjs';
 
 const RP = 'http://127.0.0.1:9/cb'; // never contacted: the agent stops at it
@@ -112,8 +112,12 @@ async function browserAs(agent, opts = {}) {
   return { context, page };
 }
 
+const shots = new Screenshots();
+
+/** axe-core on the page, and a screenshot of it (a test diagnostic). */
 async function checked(page, label) {
   await axeCheck(page, label);
+  await shots.take({ diagnostic() {} }, page, label.replace(/[^A-Za-z0-9]+/g, '-').slice(0, 60));
 }
 
 async function audit() {
@@ -154,6 +158,7 @@ before(async () => {
 
 after(async () => {
   await browser?.close().catch(() => {});
+  shots.report();
   await stack?.stop();
 });
 
