@@ -367,7 +367,8 @@ static const struct sql_statement ss_statements[SS_COUNT] = {
       "UPDATE clients SET secret_hash = ?2, name = ?3, purpose = ?4, redirect_uris = ?5, "
       "post_logout_redirect_uris = ?6, backchannel_logout_uri = ?7, scope = ?8, "
       "auth_method = ?9, jwks_uri = ?10, jwks = ?11, status = ?12, settings = ?13 "
-      "WHERE client_id = ?1 AND status = ?14"),
+      "WHERE client_id = ?1 AND status = ?14 "
+      "AND (CAST(?15 AS TEXT) IS NULL OR settings = ?15)"),
     /* ?4 and ?5 NULL: unchanged. Conditional on the status and the
      * settings text as read. */
     S(SS_CLIENT_SET_STATE,
@@ -830,6 +831,7 @@ ss_client_update(struct store_backend *base, const struct store_client *cl, int 
 	sql_bind_int(st, 12, cl->status);
 	sql_bind_text(st, 13, settings);
 	sql_bind_int(st, 14, status_before);
+	sql_bind_text(st, 15, cl->settings_text);
 	ret = sql_exec(st, &changes);
 	*found_r = ret == 0 && changes > 0;
 out:

@@ -1614,6 +1614,22 @@ test_client_update(void **state)
 	/* A second decision expecting pending loses. */
 	assert_int_equal(store_client_update(f->store, out, CLIENT_PENDING, &found), 0);
 	assert_false(found);
+	/* A change of the settings after the read (the status as expected)
+	 * makes an update from that read lose: nothing is written back. */
+	{
+		json_t *now = json_pack("{s:{s:s}}", "application", "state", "suspended meanwhile");
+		assert_int_equal(store_client_set_settings(f->store, a, now), 0);
+		free(out->name);
+		out->name = strdup("舊讀取");
+		assert_int_equal(store_client_update(f->store, out, CLIENT_APPROVED, &found), 0);
+		assert_false(found);
+		store_client_free(out);
+		out = NULL;
+		assert_int_equal(store_client_get(f->store, a, &out), 0);
+		assert_string_equal(out->name, "新名稱");
+		assert_true(json_equal(out->settings, now));
+		json_decref(now);
+	}
 	out->status = 7;
 	assert_int_equal(store_client_update(f->store, out, CLIENT_APPROVED, &found),
 	                 ISSO_ERR_INVALID);
