@@ -564,9 +564,13 @@ out:
 }
 
 /* client approve ID: approves a client (one registered with client add);
- * a suspended one is resumed (the city lifts any suspension, recorded in
- * its application's history). client suspend ID [--reason TEXT]: the
- * city suspends it; the agency then cannot resume it from its page. */
+ * a suspended one that was approved is resumed (the city lifts any
+ * suspension, recorded in its application's history); one suspended
+ * before it was ever approved is refused: it needs a review (issoctl
+ * application approve). client suspend ID [--reason TEXT]: the city
+ * suspends it, or takes over a suspension the agency made; the agency
+ * then cannot resume it from its page. Exit 1 when the client changed
+ * meanwhile (nothing changed). */
 static int
 client_status(struct isso_app *app, int argc, char **argv, int status)
 {
@@ -577,7 +581,8 @@ client_status(struct isso_app *app, int argc, char **argv, int status)
 	const char *id = argc > 1 ? argv[1] : NULL, *reason = NULL, *why = NULL;
 	const char *event = status == CLIENT_APPROVED ? "client_approved" : "client_suspended";
 	struct store_client *c = NULL;
-	int opt, ret, was;
+	bool found = false;
+	int opt, ret;
 
 	/* A client id may begin with '-' (base64url): it is the first
 	 * argument, whatever it looks like. */
@@ -593,33 +598,63 @@ client_status(struct isso_app *app, int argc, char **argv, int status)
 		return fail(2, "one client id, then the options", NULL);
 	if (store_client_get(app->store, id, &c) < 0 || c == NULL)
 		return fail(1, "no such client: %s", id);
-	was = c->status;
-	store_client_free(c);
-	c = NULL;
-	if (status == CLIENT_SUSPENDED && was == CLIENT_APPROVED) {
+	if (c->status == status && (status != CLIENT_SUSPENDED || !agency_app_resumable(c) ||
+	                            strcmp(agency_app_suspended_by(c), AGENCY_BY_CITY) == 0)) {
+		/* Nothing to do, and nothing audited; a reason would be lost. */
+		if (reason != NULL) {
+			store_client_free(c);
+			return fail(1, "already suspended by the city: %s", id);
+		}
+		ret = emit(client_json(c));
+		store_client_free(c);
+		return ret;
+	}
+	if (status == CLIENT_SUSPENDED && c->status != CLIENT_PENDING) {
 		ret = agency_app_suspend(app, id, AGENCY_BY_CITY, reason, "issoctl", &why);
 		if (ret < 0)
-			return fail(ret == ISSO_ERR_INVALID ? 2 : 1, "cannot suspend: %s",
-			            why != NULL ? why : "the store failed");
+			goto failed;
 		log_warn("admin_action", "action", event, "client_id", id, NULL);
-	} else if (status == CLIENT_APPROVED && was == CLIENT_SUSPENDED) {
+	} else if (status == CLIENT_APPROVED && c->status == CLIENT_SUSPENDED) {
 		ret = agency_app_resume(app, id, AGENCY_BY_CITY, "issoctl", &why);
 		if (ret < 0)
-			return fail(1, "cannot resume: %s", why != NULL ? why : "the store failed");
+			goto failed;
 		log_warn("admin_action", "action", "client_resumed", "client_id", id, NULL);
 	} else {
-		/* Not yet approved: a suspension names no one, which reads as
-		 * the city's. */
-		if (reason != NULL)
+		/* Pending: approved as registered, or suspended before any
+		 * approval (which names no one, reads as the city's, and is
+		 * lifted only by a review). Only while it is as read. */
+		if (reason != NULL) {
+			store_client_free(c);
 			return fail(2, "--reason is for an approved client", NULL);
-		if (store_client_set_status(app->store, id, status) < 0)
+		}
+		if (status == CLIENT_APPROVED && json_is_object(agency_app_of(c)) &&
+		    !agency_app_decidable(c)) {
+			store_client_free(c);
+			return fail(1, "the application was refused: the agency edits it first",
+			            NULL);
+		}
+		if (store_client_set_state(app->store, c, status, NULL, NULL, c->settings, &found) <
+		    0) {
+			store_client_free(c);
 			return fail(1, "cannot update the client", NULL);
+		}
+		if (!found) {
+			store_client_free(c);
+			return fail(1, "the client changed meanwhile: nothing changed", NULL);
+		}
 		admin_audit(app, app_now(), event, json_pack("{s:s}", "client_id", id));
 	}
+	store_client_free(c);
+	c = NULL;
 	store_client_get(app->store, id, &c);
 	ret = emit(client_json(c));
 	store_client_free(c);
 	return ret;
+failed:
+	store_client_free(c);
+	return fail(ret == ISSO_ERR_INVALID ? 2 : 1,
+	            status == CLIENT_SUSPENDED ? "cannot suspend: %s" : "cannot resume: %s",
+	            why != NULL ? why : "the store failed");
 }
 
 /* Registers an existing client for the legacy API (docs/legacy-api.md)

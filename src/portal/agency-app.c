@@ -108,7 +108,52 @@ approved_scope(const struct store_client *c, const char *drop, struct buf *scope
 		buf_addstr(scope, " offline_access");
 }
 
-/* Loads a pending client for a decision. */
+bool
+agency_app_decidable(const struct store_client *c)
+{
+	const char *s = json_string_value(json_object_get(agency_app_of(c), "state"));
+
+	if (s != NULL && strcmp(s, "refused") == 0)
+		return false;
+	if (c->status == CLIENT_PENDING)
+		return true;
+	/* Suspended before it was ever approved (issoctl client suspend of
+	 * a pending client): only a review puts it to work. */
+	return c->status == CLIENT_SUSPENDED && !agency_app_resumable(c);
+}
+
+bool
+agency_app_resumable(const struct store_client *c)
+{
+	/* Only a suspension of an approved service records who made it
+	 * (agency_app_suspend); resuming takes that record away. */
+	return c->status == CLIENT_SUSPENDED &&
+	       json_is_string(json_object_get(agency_app_of(c), "suspended_by"));
+}
+
+int
+agency_app_member(struct isso_app *app, const struct store_client *c, const char *uuid,
+                  bool *member_r)
+{
+	const char *ubn = json_string_value(json_object_get(agency_app_of(c), "ubn"));
+	struct store_org_membership *ms = NULL;
+	size_t n = 0;
+	int ret;
+
+	*member_r = false;
+	if (ubn == NULL || uuid == NULL)
+		return 0;
+	ret = store_org_memberships(app->store, uuid, STORE_MEMBERSHIPS_MAX, &ms, &n);
+	if (ret < 0)
+		return ret;
+	for (size_t i = 0; i < n; i++)
+		if (ms[i].ubn != NULL && strcmp(ms[i].ubn, ubn) == 0)
+			*member_r = true;
+	store_org_memberships_free(ms, n);
+	return 0;
+}
+
+/* Loads a client waiting for a decision. */
 static int
 load_pending(struct isso_app *app, const char *client_id, struct store_client **c_r,
              const char **why_r)
@@ -123,7 +168,7 @@ load_pending(struct isso_app *app, const char *client_id, struct store_client **
 		*why_r = "no such application";
 		return ISSO_ERR_INVALID;
 	}
-	if ((*c_r)->status != CLIENT_PENDING) {
+	if (!agency_app_decidable(*c_r)) {
 		*why_r = "the application is not waiting for a decision";
 		store_client_free(*c_r);
 		*c_r = NULL;
@@ -139,8 +184,7 @@ agency_app_approve(struct isso_app *app, const char *client_id, const char *drop
 	struct store_client *c = NULL;
 	struct buf scope;
 	json_t *settings = NULL, *optional = json_array(), *a, *dropped = json_array();
-	char secret[44], hash[65], *sealed = NULL, *old_scope = NULL, *old_hash = NULL;
-	json_t *old_settings = NULL;
+	char secret[44], hash[65], *sealed = NULL;
 	bool with_secret, found = false;
 	int64_t now = app_now();
 	int ret;
@@ -177,27 +221,19 @@ agency_app_approve(struct isso_app *app, const char *client_id, const char *drop
 	with_secret = (strcmp(c->auth_method, "client_secret_basic") == 0 ||
 	               strcmp(c->auth_method, "client_secret_post") == 0) &&
 	              c->secret_hash == NULL;
-	old_scope = c->scope;
-	old_hash = c->secret_hash;
-	old_settings = c->settings;
-	c->scope = scope.data;
-	c->settings = settings;
 	if (with_secret) {
 		secret_token(32, secret);
-		c->secret_hash = secret_sha256_hex(secret, strlen(secret), hash);
+		secret_sha256_hex(secret, strlen(secret), hash);
 	}
-	c->status = CLIENT_APPROVED;
-	/* One statement, only while still pending: of two reviewers, one
-	 * decides. */
-	ret = store_client_update(app->store, c, CLIENT_PENDING, &found);
-	c->scope = old_scope;
-	c->secret_hash = old_hash;
-	c->settings = old_settings;
+	/* One statement, only while the application is still as read: of
+	 * two reviewers, one decides; an edit meanwhile is reviewed again. */
+	ret = store_client_set_state(app->store, c, CLIENT_APPROVED, scope.data,
+	                             with_secret ? hash : NULL, settings, &found);
 	if (ret < 0)
 		goto out;
 	if (!found) {
-		*why_r = "the application is not waiting for a decision";
-		ret = ISSO_ERR_INVALID;
+		*why_r = "the application changed meanwhile";
+		ret = ISSO_ERR_CONFLICT;
 		goto out;
 	}
 	store_audit_append(app->store, now, "client_approved",
@@ -232,6 +268,7 @@ agency_app_refuse(struct isso_app *app, const char *client_id, const char *reaso
 {
 	struct store_client *c = NULL;
 	json_t *settings = NULL, *a;
+	bool found = false;
 	int64_t now = app_now();
 	int ret;
 
@@ -252,7 +289,12 @@ agency_app_refuse(struct isso_app *app, const char *client_id, const char *reaso
 	a = json_object_get(settings, AGENCY_APP_KEY);
 	json_object_set_new(a, "state", json_string("refused"));
 	json_object_set_new(a, "refusal", json_string(reason));
-	ret = store_client_set_settings(app->store, client_id, settings);
+	/* As an approval: only while the application is as read. */
+	ret = store_client_set_state(app->store, c, c->status, NULL, NULL, settings, &found);
+	if (ret == 0 && !found) {
+		*why_r = "the application changed meanwhile";
+		ret = ISSO_ERR_CONFLICT;
+	}
 	if (ret == 0)
 		store_audit_append(app->store, now, "client_refused",
 		                   json_pack("{s:s, s:s}", "client_id", client_id, "by", by));
@@ -278,7 +320,7 @@ int
 agency_app_suspend(struct isso_app *app, const char *client_id, const char *side,
                    const char *reason, const char *by, const char **why_r)
 {
-	struct store_client *c = NULL, n;
+	struct store_client *c = NULL;
 	json_t *settings = NULL, *a, *e, *data;
 	bool found = false;
 	int64_t now = app_now();
@@ -292,8 +334,20 @@ agency_app_suspend(struct isso_app *app, const char *client_id, const char *side
 	ret = store_client_get(app->store, client_id, &c);
 	if (ret < 0)
 		return ret;
-	if (c == NULL || c->status != CLIENT_APPROVED) {
-		*why_r = c == NULL ? "no such client" : "only an approved service can be suspended";
+	if (c == NULL) {
+		*why_r = "no such client";
+		ret = ISSO_ERR_INVALID;
+		goto out;
+	}
+	/* An approved service; or, for the city, one the agency suspended:
+	 * the city takes the suspension over (the agency can no longer lift
+	 * it). */
+	if (c->status != CLIENT_APPROVED &&
+	    !(strcmp(side, AGENCY_BY_CITY) == 0 && agency_app_resumable(c) &&
+	      strcmp(agency_app_suspended_by(c), AGENCY_BY_AGENCY) == 0)) {
+		*why_r = c->status == CLIENT_SUSPENDED
+		             ? "the service is already suspended"
+		             : "only an approved service can be suspended";
 		ret = ISSO_ERR_INVALID;
 		goto out;
 	}
@@ -306,16 +360,14 @@ agency_app_suspend(struct isso_app *app, const char *client_id, const char *side
 		json_object_set_new(a, "suspension", json_string(reason));
 	else
 		json_object_del(a, "suspension");
-	n = *c;
-	n.settings = settings;
-	n.status = CLIENT_SUSPENDED;
-	/* Only while still approved: two suspensions racing, one counts. */
-	ret = store_client_update(app->store, &n, CLIENT_APPROVED, &found);
+	/* Only status and settings, only while both are as read: two
+	 * decisions racing, one counts; nothing else is written back. */
+	ret = store_client_set_state(app->store, c, CLIENT_SUSPENDED, NULL, NULL, settings, &found);
 	if (ret < 0)
 		goto out;
 	if (!found) {
-		*why_r = "only an approved service can be suspended";
-		ret = ISSO_ERR_INVALID;
+		*why_r = "the service changed meanwhile";
+		ret = ISSO_ERR_CONFLICT;
 		goto out;
 	}
 	data = json_pack("{s:s, s:s, s:s}", "client_id", client_id, "by", by, "suspended_by", side);
@@ -332,7 +384,7 @@ int
 agency_app_resume(struct isso_app *app, const char *client_id, const char *side, const char *by,
                   const char **why_r)
 {
-	struct store_client *c = NULL, n;
+	struct store_client *c = NULL;
 	json_t *settings = NULL, *a, *e;
 	bool found = false;
 	int64_t now = app_now();
@@ -354,6 +406,12 @@ agency_app_resume(struct isso_app *app, const char *client_id, const char *side,
 		ret = ISSO_ERR_DENIED;
 		goto out;
 	}
+	if (!agency_app_resumable(c)) {
+		*why_r = "the service was never approved: it needs a review (issoctl application "
+		         "approve)";
+		ret = ISSO_ERR_INVALID;
+		goto out;
+	}
 	settings = settings_copy(c);
 	e = agency_app_history(settings, "client_resumed", by, now, NULL);
 	json_object_set_new(e, "side", json_string(side));
@@ -362,15 +420,12 @@ agency_app_resume(struct isso_app *app, const char *client_id, const char *side,
 	json_object_del(a, "suspension");
 	/* Nothing citizens see can have changed meanwhile (a suspended
 	 * service cannot be edited), so it is approved as it was. */
-	n = *c;
-	n.settings = settings;
-	n.status = CLIENT_APPROVED;
-	ret = store_client_update(app->store, &n, CLIENT_SUSPENDED, &found);
+	ret = store_client_set_state(app->store, c, CLIENT_APPROVED, NULL, NULL, settings, &found);
 	if (ret < 0)
 		goto out;
 	if (!found) {
-		*why_r = "the service is not suspended";
-		ret = ISSO_ERR_INVALID;
+		*why_r = "the service changed meanwhile";
+		ret = ISSO_ERR_CONFLICT;
 		goto out;
 	}
 	store_audit_append(app->store, now, "client_resumed",

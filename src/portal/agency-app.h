@@ -53,15 +53,32 @@ const char *agency_app_state(const struct store_client *c);
 /* Whether the client is the organisation ubn's. */
 bool agency_app_owned_by(const struct store_client *c, const char *ubn);
 
-/* Approves pending client client_id: its scope becomes openid plus the
- * fields asked for, less the claim scopes in drop (space-separated, may
- * be NULL: none); the optional fields asked for stay optional. by names
- * who decided (a uuid, or "issoctl"). Audited as client_approved.
- * 0; ISSO_ERR_INVALID with *why_r (static) when it cannot be approved
- * (not pending, unknown, nothing left); other errors from the store. */
+/* Whether the client waits for a decision: pending and not refused (a
+ * refused application goes back to pending when the agency edits it),
+ * or suspended before it was ever approved. */
+bool agency_app_decidable(const struct store_client *c);
+/* Whether the client is suspended after it was approved (a suspension
+ * made by agency_app_suspend, which records who made it): only such a
+ * service is resumed; one suspended while pending needs a review. */
+bool agency_app_resumable(const struct store_client *c);
+/* Whether uuid holds any membership of the organisation that owns the
+ * client's application (*member_r): such a city administrator decides
+ * nothing on it. */
+int agency_app_member(struct isso_app *app, const struct store_client *c, const char *uuid,
+                      bool *member_r);
+
+/* Every decision below is one store statement conditional on the client's
+ * status and settings as read: of two racing changes one wins, and the
+ * loser gets ISSO_ERR_CONFLICT (*why_r set) with nothing changed.
+ *
+ * Approves client_id waiting for a decision (agency_app_decidable): its scope becomes openid plus
+ * the fields asked for, less the claim scopes in drop (space-separated, may be NULL: none); the
+ * optional fields asked for stay optional. by names who decided (a uuid, or "issoctl"). Audited as
+ * client_approved. 0; ISSO_ERR_INVALID with *why_r (static) when it cannot be approved (not
+ * pending, unknown, nothing left); other errors from the store. */
 int agency_app_approve(struct isso_app *app, const char *client_id, const char *drop,
                        const char *by, const char **why_r);
-/* Refuses pending client client_id with reason (shown to the agency).
+/* Refuses client_id waiting for a decision with reason (shown to the agency).
  * Audited as client_refused. Errors as agency_app_approve. */
 int agency_app_refuse(struct isso_app *app, const char *client_id, const char *reason,
                       const char *by, const char **why_r);
@@ -86,12 +103,15 @@ json_t *agency_app_history(json_t *settings, const char *event, const char *by, 
 const char *agency_app_suspended_by(const struct store_client *c);
 /* Suspends approved client_id: logins and tokens are refused until it is
  * resumed. side is AGENCY_BY_AGENCY or AGENCY_BY_CITY, reason (NULL: none,
- * else 1..1000 bytes) is shown to the agency. Audited as client_suspended.
- * ISSO_ERR_INVALID with *why_r when it is not approved (or unknown). */
+ * else 1..1000 bytes) is shown to the agency. The city also suspends a
+ * service the agency suspended: the suspension becomes the city's (with
+ * its reason), which the agency cannot lift. Audited as client_suspended.
+ * ISSO_ERR_INVALID with *why_r when it cannot be suspended (or unknown). */
 int agency_app_suspend(struct isso_app *app, const char *client_id, const char *side,
                        const char *reason, const char *by, const char **why_r);
-/* Resumes suspended client_id: approved again as it was (a suspended
- * service cannot be edited). The agency (side AGENCY_BY_AGENCY) resumes
+/* Resumes suspended client_id (agency_app_resumable; ISSO_ERR_INVALID
+ * otherwise): approved again as it was (a suspended service cannot be
+ * edited). The agency (side AGENCY_BY_AGENCY) resumes
  * only its own suspension: ISSO_ERR_DENIED otherwise, and nothing
  * changes. Audited as client_resumed. ISSO_ERR_INVALID when it is not
  * suspended (or unknown). */

@@ -1057,7 +1057,7 @@ service(struct http_req *req, void *ctx)
 	} else if (strcmp(action, "suspend") == 0 && c->status == CLIENT_APPROVED) {
 		const char *why = NULL;
 		int ret = agency_app_suspend(app, c->client_id, AGENCY_BY_AGENCY, NULL, uuid, &why);
-		if (ret == ISSO_ERR_INVALID) {
+		if (ret == ISSO_ERR_INVALID || ret == ISSO_ERR_CONFLICT) {
 			page_error(app, req, 409, "admin.conflict_title", "admin.conflict_service",
 			           path);
 			goto out;
@@ -1076,7 +1076,7 @@ service(struct http_req *req, void *ctx)
 			           path);
 			goto out;
 		}
-		if (ret == ISSO_ERR_INVALID) {
+		if (ret == ISSO_ERR_INVALID || ret == ISSO_ERR_CONFLICT) {
 			page_error(app, req, 409, "admin.conflict_title", "admin.conflict_service",
 			           path);
 			goto out;
@@ -1202,8 +1202,15 @@ review_page(struct isso_app *app, struct http_req *req, const struct store_clien
 		                    json_pack("{s:s, s:s}", "ubn", org->ubn, "name", org->name));
 	store_org_free(org);
 	json_object_set_new(page, "csrf", json_string(csrf_token(req, &app->secrets, ADMIN_CSRF)));
-	json_object_set_new(page, "reviewable", json_boolean(c->status == CLIENT_PENDING));
-	json_object_set_new(page, "suspendable", json_boolean(c->status == CLIENT_APPROVED));
+	json_object_set_new(page, "reviewable", json_boolean(agency_app_decidable(c)));
+	/* The city suspends an approved service, and takes over a
+	 * suspension the agency made. */
+	json_object_set_new(
+	    page, "suspendable",
+	    json_boolean(c->status == CLIENT_APPROVED ||
+	                 (agency_app_resumable(c) &&
+	                  strcmp(agency_app_suspended_by(c), AGENCY_BY_AGENCY) == 0)));
+	json_object_set_new(page, "resumable", json_boolean(agency_app_resumable(c)));
 	json_object_set_new(page, "history", history_rows(app, req, c));
 	if (notice_key != NULL)
 		json_object_set_new(page, "notice", json_string(page_text(app, req, notice_key)));
@@ -1239,10 +1246,24 @@ admin_review(struct http_req *req, void *ctx)
 		           "/admin/applications");
 		goto out;
 	}
-	/* Nobody decides on their own application. */
+	/* Nobody decides on their own application, nor on one of an
+	 * organisation they belong to (a colleague's, or their own edit). */
 	if (same_text(json_string_value(json_object_get(agency_app_of(c), "owner")), uuid)) {
 		page_error(app, req, 403, "admin.own_title", "admin.own", "/admin/applications");
 		goto out;
+	}
+	{
+		bool member = false;
+		if (agency_app_member(app, c, uuid, &member) < 0) {
+			page_error(app, req, 503, "error.unavailable", "error.unavailable.message",
+			           NULL);
+			goto out;
+		}
+		if (member) {
+			page_error(app, req, 403, "admin.own_title", "admin.own_org",
+			           "/admin/applications");
+			goto out;
+		}
 	}
 	if (http_method(req) != HTTP_POST) {
 		const char *done = http_query(req, "done"), *notice = NULL;
@@ -1271,7 +1292,7 @@ admin_review(struct http_req *req, void *ctx)
 			strncat(drop, claim_scopes[i].scope, sizeof(drop) - strlen(drop) - 1);
 		}
 		ret = agency_app_approve(app, c->client_id, drop, uuid, &why);
-		if (ret == ISSO_ERR_INVALID) {
+		if (ret == ISSO_ERR_INVALID || ret == ISSO_ERR_CONFLICT) {
 			page_error(app, req, 409, "admin.conflict_title", "admin.conflict",
 			           "/admin/applications");
 			goto out;
@@ -1291,7 +1312,7 @@ admin_review(struct http_req *req, void *ctx)
 			goto out;
 		}
 		ret = agency_app_refuse(app, c->client_id, reason, uuid, &why);
-		if (ret == ISSO_ERR_INVALID) {
+		if (ret == ISSO_ERR_INVALID || ret == ISSO_ERR_CONFLICT) {
 			page_error(app, req, 409, "admin.conflict_title", "admin.conflict",
 			           "/admin/applications");
 			goto out;
@@ -1311,7 +1332,7 @@ admin_review(struct http_req *req, void *ctx)
 			goto out;
 		}
 		ret = agency_app_suspend(app, c->client_id, AGENCY_BY_CITY, reason, uuid, &why);
-		if (ret == ISSO_ERR_INVALID) {
+		if (ret == ISSO_ERR_INVALID || ret == ISSO_ERR_CONFLICT) {
 			page_error(app, req, 409, "admin.conflict_title", "admin.conflict_service",
 			           path);
 			goto out;
@@ -1324,7 +1345,7 @@ admin_review(struct http_req *req, void *ctx)
 		http_redirect(req, 303, pool_printf(http_pool(req), "%s?done=suspended", path));
 	} else if (decision != NULL && strcmp(decision, "resume") == 0) {
 		ret = agency_app_resume(app, c->client_id, AGENCY_BY_CITY, uuid, &why);
-		if (ret == ISSO_ERR_INVALID) {
+		if (ret == ISSO_ERR_INVALID || ret == ISSO_ERR_CONFLICT) {
 			page_error(app, req, 409, "admin.conflict_title", "admin.conflict_service",
 			           path);
 			goto out;

@@ -198,6 +198,11 @@ struct store_driver {
 	 * sorted, as audit_append's data). */
 	int (*code_add)(struct store_backend *b, const struct store_token *code, int64_t now,
 	                const char *release, const char *audit);
+	/* scope and secret_hash NULL: unchanged; before->settings_text not
+	 * NULL; settings serialised. */
+	int (*client_set_state)(struct store_backend *b, const struct store_client *before,
+	                        int status, const char *scope, const char *secret_hash,
+	                        const char *settings, bool *found_r);
 };
 
 /* The registry, NULL-terminated: the only place a build option selects

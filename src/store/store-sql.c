@@ -170,6 +170,7 @@ enum ss_id {
 	SS_ROLE_REVOKE,
 	SS_ROLE_HAS,
 	SS_CLIENT_UPDATE,
+	SS_CLIENT_SET_STATE,
 	SS_COUNT
 };
 
@@ -366,7 +367,14 @@ static const struct sql_statement ss_statements[SS_COUNT] = {
       "UPDATE clients SET secret_hash = ?2, name = ?3, purpose = ?4, redirect_uris = ?5, "
       "post_logout_redirect_uris = ?6, backchannel_logout_uri = ?7, scope = ?8, "
       "auth_method = ?9, jwks_uri = ?10, jwks = ?11, status = ?12, settings = ?13 "
-      "WHERE client_id = ?1 AND status = ?14"),
+      "WHERE client_id = ?1 AND status = ?14 "
+      "AND (CAST(?15 AS TEXT) IS NULL OR settings = ?15)"),
+    /* ?4 and ?5 NULL: unchanged. Conditional on the status and the
+     * settings text as read. */
+    S(SS_CLIENT_SET_STATE,
+      "UPDATE clients SET status = ?2, settings = ?3, scope = COALESCE(?4, scope), "
+      "secret_hash = COALESCE(?5, secret_hash) "
+      "WHERE client_id = ?1 AND status = ?6 AND settings = ?7"),
 };
 
 #undef S
@@ -835,6 +843,7 @@ ss_client_update(struct store_backend *base, const struct store_client *cl, int 
 	sql_bind_int(st, 12, cl->status);
 	sql_bind_text(st, 13, settings);
 	sql_bind_int(st, 14, status_before);
+	sql_bind_text(st, 15, cl->settings_text);
 	ret = sql_exec(st, &changes);
 	*found_r = ret == 0 && changes > 0;
 out:
@@ -843,6 +852,29 @@ out:
 	free(logout_uris);
 	free(jwks);
 	free(settings);
+	return ret;
+}
+
+static int
+ss_client_set_state(struct store_backend *base, const struct store_client *before, int status,
+                    const char *scope, const char *secret_hash, const char *settings, bool *found_r)
+{
+	struct sql_stmt *st;
+	int ret, changes = 0;
+
+	ret = sql_query(ss_db(base), SS_CLIENT_SET_STATE, &st);
+	if (ret < 0)
+		return ret;
+	sql_bind_text(st, 1, before->client_id);
+	sql_bind_int(st, 2, status);
+	sql_bind_text(st, 3, settings);
+	sql_bind_text(st, 4, scope);
+	sql_bind_text(st, 5, secret_hash);
+	sql_bind_int(st, 6, before->status);
+	sql_bind_text(st, 7, before->settings_text);
+	ret = sql_exec(st, &changes);
+	*found_r = ret == 0 && changes > 0;
+	sql_finish(st);
 	return ret;
 }
 
@@ -866,6 +898,7 @@ ss_client_row(struct sql_stmt *st, struct store_client **client_r)
 	cl->status = (int)sql_col_int(st, 13);
 	cl->created_at = sql_col_int(st, 14);
 	cl->grant_types = sql_col_dup(st, 15);
+	cl->settings_text = sql_col_dup(st, 16);
 	ret = store_json_parse(sql_col_text(st, 4), JSON_ARRAY, &cl->redirect_uris);
 	if (ret == 0)
 		ret = store_json_parse(sql_col_text(st, 5), JSON_ARRAY,
@@ -2762,7 +2795,7 @@ ss_role_has(struct store_backend *base, const char *uuid, const char *role, bool
 	.org_memberships = ss_org_memberships, .role_grant = ss_role_grant,                        \
 	.role_revoke = ss_role_revoke, .role_has = ss_role_has, .client_update = ss_client_update, \
 	.set_pool_wait = ss_set_pool_wait, .token_exchange = ss_token_exchange,                    \
-	.code_add = ss_code_add
+	.code_add = ss_code_add, .client_set_state = ss_client_set_state
 
 static int
 ss_open_sqlite(const char *dsn, const char *migrations_dir, struct store_backend **backend_r,

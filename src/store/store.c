@@ -422,6 +422,27 @@ store_client_update(struct store *store, const struct store_client *client, int 
 }
 
 int
+store_client_set_state(struct store *store, const struct store_client *before, int status,
+                       const char *scope, const char *secret_hash, const json_t *settings,
+                       bool *found_r)
+{
+	char *text;
+	int ret;
+
+	*found_r = false;
+	if (before == NULL || before->client_id == NULL || before->settings_text == NULL ||
+	    !json_is_object(settings) || status < 0 || status > CLIENT_SUSPENDED)
+		return ISSO_ERR_INVALID;
+	text = json_dumps(settings, JSON_COMPACT | JSON_SORT_KEYS);
+	if (text == NULL)
+		return ISSO_ERR_INVALID;
+	ret =
+	    STORE_CALL(store, client_set_state, before, status, scope, secret_hash, text, found_r);
+	free(text);
+	return ret;
+}
+
+int
 store_client_delete(struct store *store, const char *client_id, bool *found_r)
 {
 	*found_r = false;
@@ -449,6 +470,7 @@ store_client_free(struct store_client *client)
 	json_decref(client->jwks);
 	free(client->grant_types);
 	json_decref(client->settings);
+	free(client->settings_text);
 	free(client);
 }
 

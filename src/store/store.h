@@ -68,6 +68,10 @@ struct store_client {
 	 * and reads (e.g. per-client protocol requirements); the store keeps
 	 * it opaque. NULL on add: {}. Never NULL when read. */
 	json_t *settings;
+	/* The settings exactly as the store holds them, set when read: the
+	 * condition of store_client_set_state and store_client_update;
+	 * ignored on add. */
+	char *settings_text;
 };
 
 #define STORE_CLIENT_DEFAULT_GRANTS "authorization_code refresh_token"
@@ -85,11 +89,23 @@ int store_client_set_settings(struct store *store, const char *client_id, const 
 /* Replaces what an agency or a reviewer may change of a client (secret
  * hash, name, purpose, URIs, scope, auth method, JWKS, status, settings;
  * not the id, public flag, ID token alg, grant types or creation time)
- * in one statement, only while its status is still status_before:
- * *found_r false when it is not (or no such client), and nothing changed.
- * Two decisions racing on one client: one wins. */
+ * in one statement, only while its status is still status_before and,
+ * when client carries the settings_text it was read with (a copy of a
+ * client read from the store), its settings are still that text: *found_r
+ * false when not (or no such client), and nothing changed. Two decisions
+ * racing on one client: one wins. */
 int store_client_update(struct store *store, const struct store_client *client, int status_before,
                         bool *found_r);
+/* A decision on a client read with store_client_get (before): sets its
+ * status and settings (a JSON object), and its scope and secret hash
+ * when not NULL (NULL: unchanged), nothing else, in one statement, only
+ * while its status and settings are still exactly as before read them:
+ * *found_r false when they are not (another change came between the read
+ * and this write, or the client is gone), and nothing changed. A change
+ * of anything else meanwhile (a secret rotated, ...) is kept. */
+int store_client_set_state(struct store *store, const struct store_client *before, int status,
+                           const char *scope, const char *secret_hash, const json_t *settings,
+                           bool *found_r);
 /* Deletes the client with every token issued to it and every consent
  * given to it, in one transaction (the release history stays: it is the
  * citizens'). *found_r false when there was no such client. */

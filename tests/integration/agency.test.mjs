@@ -19,6 +19,12 @@
 // a city administrator suspends with a reason and resumes, issoctl client
 // suspend|approve act for the city; the review history, newest first with
 // the refusal's reason, on both the agency's and the reviewer's page.
+// Decisions: a refused application is decided no further (none offered,
+// forged ones 409, issoctl exit 1) until the agency's edit; the city
+// takes over a suspension the agency made (page and issoctl); a city
+// administrator who is a member of the organisation gets 403 and changes
+// nothing; a client suspended while pending is not resumed into approval
+// by client approve, only by application approve.
 
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -798,4 +804,140 @@ test('suspend and resume: the agency lifts only its own suspension, the city any
   }
   assert.equal(all.filter((x) => x === 'client_suspended').length, 3);
   assert.equal(all.filter((x) => x === 'client_resumed').length, 3);
+});
+
+test('decisions: a refused application waits for its edit; the city takes over the agency\'s suspension; no decision by a member of the organisation; a pending suspension is never resumed into approval', { timeout: limit(240_000) }, async () => {
+  const UBN_DECIDE = '50000000';
+  const sc = cardOf(CARD_STAFF2);
+  const ac = cardOf(CARD_ADMIN);
+  // The staff member and the city administrator of the tests above (added here when those did not run).
+  await stack.addUser({ account: 'resume.staff', password: 'Resume-staff-42', phone: '0912000604', name: sc.name, idNumber: sc.national_id }).catch(() => {});
+  await stack.addUser({ account: 'web.admin', password: 'Web-admin-42', phone: '0912000602', name: ac.name, idNumber: ac.national_id }).catch(() => {});
+  const adminUuid = (await stack.issoctl(['admin', 'grant', '--account', 'web.admin'])).uuid;
+  await stack.issoctl(['org', 'add', '--ubn', UBN_DECIDE, '--name', '決定測試局']);
+  await stack.issoctl(['org', 'member', 'add', '--ubn', UBN_DECIDE, '--account', 'resume.staff', '--role', 'admin']);
+
+  const agent = new HttpAgent();
+  const landed = await cardLogin(agent, '/agency/apply', CARD_STAFF2);
+  const form = landed.res.forms().find((f) => f.has('notice'));
+  const applied = await agent.submit(form, {
+    ubn: UBN_DECIDE, name: '決定測試服務', purpose: '審核決定測試', notice: '告知事項', contacts: '承辦人', redirect_uris: RP,
+    need_profile: 'required', reason_profile: '核對姓名', auth_method: 'client_secret_basic',
+  });
+  assert.match(applied.url, /\/agency\/service\/[A-Za-z0-9_-]+\?done=applied$/);
+  const clientId = new URL(applied.url).pathname.split('/').pop();
+  const svcUrl = `${stack.issuer}/agency/service/${clientId}`;
+  const reviewUrl = `${stack.issuer}/admin/applications/${clientId}`;
+  const show = async () => stack.issoctl(['client', 'show', clientId]);
+  const csrfOf = async (a, url) => (await a.get(url)).forms().find((f) => f.has('csrf')).fields().find(([n]) => n === 'csrf')[1];
+  const agencyPost = async (fields) => agent.request(svcUrl, { method: 'POST', form: { csrf: await csrfOf(agent, svcUrl), ...fields } });
+  const decided = async () => (await audit()).filter((x) => {
+    const d = typeof x.data === 'string' ? JSON.parse(x.data) : x.data;
+    return d?.client_id === clientId;
+  }).length;
+
+  // A city administrator who is a member of the organisation (any role,
+  // even none) neither reviews nor decides: 403, nothing changes.
+  await stack.issoctl(['org', 'member', 'add', '--ubn', UBN_DECIDE, '--account', 'web.admin']);
+  const adminAgent = new HttpAgent();
+  const adminLanded = await cardLogin(adminAgent, `/admin/applications/${clientId}`, CARD_ADMIN);
+  assert.equal(adminLanded.res.status, 403);
+  assert.match(adminLanded.res.pageText(), new RegExp(msg('admin.own_org').slice(0, 12)));
+  // The session's CSRF token, from a page the administrator may see.
+  const other = await stack.issoctl(['client', 'add', '--name', '他機關服務', '--redirect-uri', RP, '--scope', 'openid']);
+  const adminCsrf = await csrfOf(adminAgent, `${stack.issuer}/admin/applications/${other.client_id}`);
+  const adminPost = (fields) => adminAgent.request(reviewUrl, { method: 'POST', form: { csrf: adminCsrf, ...fields } });
+  let n = await decided();
+  assert.equal((await adminPost({ decision: 'approve', keep_profile: '1' })).status, 403);
+  assert.equal((await adminPost({ decision: 'refuse', reason: '同機關' })).status, 403);
+  assert.equal((await show()).status, 'pending');
+  assert.equal(await decided(), n, 'nothing audited');
+  await stack.issoctl(['org', 'member', 'remove', UBN_DECIDE, '--account', 'web.admin']);
+
+  // Refused: no decision is offered or taken until the agency edits it.
+  assert.equal((await adminPost({ decision: 'refuse', reason: '告知事項不足' })).status, 303);
+  const refusedPage = await adminAgent.get(reviewUrl);
+  assert.equal(refusedPage.status, 200);
+  assert.ok(!/name="decision" value="(approve|refuse)"/.test(refusedPage.text), 'no decision offered on a refused application');
+  n = await decided();
+  let r = await adminPost({ decision: 'approve', keep_profile: '1' });
+  assert.equal(r.status, 409);
+  assert.equal((await adminPost({ decision: 'refuse', reason: '再次拒絕' })).status, 409);
+  r = await stack.issoctl(['application', 'approve', clientId], { allowFailure: true });
+  assert.equal(r.code, 1);
+  assert.match(r.json.error, /not waiting/);
+  r = await stack.issoctl(['client', 'approve', clientId], { allowFailure: true });
+  assert.equal(r.code, 1);
+  assert.match(r.json.error, /refused/);
+  let shown = await show();
+  assert.deepEqual([shown.status, shown.application_state ?? shown.settings.application.state], ['pending', 'refused']);
+  assert.equal(await decided(), n, 'nothing audited');
+  // The agency's edit sends it back to review.
+  const ef = (await agent.get(`${svcUrl}/edit`)).forms().find((f) => f.has('contacts'));
+  assert.match((await agent.submit(ef, { purpose: '審核決定測試：核對姓名' })).url, /\?done=edited$/);
+  assert.match((await adminAgent.get(reviewUrl)).text, /name="decision" value="approve"/);
+  assert.equal((await adminPost({ decision: 'approve', keep_profile: '1' })).status, 303);
+  assert.equal((await show()).status, 'approved');
+
+  // The agency suspends; the city takes the suspension over from the
+  // review page (offered), with its reason: the agency cannot lift it now.
+  assert.equal((await agencyPost({ action: 'suspend' })).status, 303);
+  const both = await adminAgent.get(reviewUrl);
+  assert.match(both.text, /name="decision" value="suspend"/);
+  assert.match(both.text, /name="decision" value="resume"/);
+  if (!NO_BROWSER) {
+    const a = await browserAs(adminAgent);
+    try {
+      await a.page.goto(reviewUrl);
+      await checked(a.page, 'the review page of a service the agency suspended');
+    } finally {
+      await a.context.close();
+    }
+  }
+  assert.equal((await adminPost({ decision: 'suspend', suspension: '市府接手調查' })).status, 303);
+  shown = await show();
+  assert.equal(shown.status, 'suspended');
+  assert.deepEqual([shown.settings.application.suspended_by, shown.settings.application.suspension], ['city', '市府接手調查']);
+  const h = shown.settings.application.history.at(-1);
+  assert.deepEqual([h.event, h.side, h.by, h.reason], ['client_suspended', 'city', adminUuid, '市府接手調查']);
+  assert.equal((await agencyPost({ action: 'resume' })).status, 403);
+  assert.equal((await show()).status, 'suspended');
+  assert.ok(!/name="decision" value="suspend"/.test((await adminAgent.get(reviewUrl)).text), 'the city\'s own suspension is not offered again');
+  assert.equal((await adminPost({ decision: 'suspend', suspension: '再次' })).status, 409);
+
+  // A member of the organisation does not lift the city's suspension either.
+  await stack.issoctl(['org', 'member', 'add', '--ubn', UBN_DECIDE, '--account', 'web.admin']);
+  n = await decided();
+  assert.equal((await adminPost({ decision: 'resume' })).status, 403);
+  assert.equal((await show()).status, 'suspended');
+  assert.equal(await decided(), n, 'nothing audited');
+  await stack.issoctl(['org', 'member', 'remove', UBN_DECIDE, '--account', 'web.admin']);
+  assert.equal((await adminPost({ decision: 'resume' })).status, 303);
+  assert.equal((await show()).status, 'approved');
+
+  // issoctl takes over the agency's suspension too; suspending the
+  // city's own again changes nothing, a new reason is refused.
+  assert.equal((await agencyPost({ action: 'suspend' })).status, 303);
+  const cs = await stack.issoctl(['client', 'suspend', clientId, '--reason', '命令列接手']);
+  assert.deepEqual([cs.status, cs.settings.application.suspended_by, cs.settings.application.suspension], ['suspended', 'city', '命令列接手']);
+  assert.equal((await agencyPost({ action: 'resume' })).status, 403);
+  n = await decided();
+  const again = await stack.issoctl(['client', 'suspend', clientId]);
+  assert.equal(again.status, 'suspended');
+  assert.equal(await decided(), n, 'a suspension that changes nothing is not audited');
+  r = await stack.issoctl(['client', 'suspend', clientId, '--reason', '另一理由'], { allowFailure: true });
+  assert.equal(r.code, 1);
+  assert.equal((await show()).settings.application.suspension, '命令列接手');
+  assert.equal((await stack.issoctl(['client', 'approve', clientId])).status, 'approved');
+
+  // Suspended while pending, never approved: client approve does not
+  // resume it into approval; a review does.
+  const pend = await stack.issoctl(['client', 'add', '--name', '待審停用服務', '--redirect-uri', RP, '--scope', 'openid']);
+  assert.equal((await stack.issoctl(['client', 'suspend', pend.client_id])).status, 'suspended');
+  r = await stack.issoctl(['client', 'approve', pend.client_id], { allowFailure: true });
+  assert.notEqual(r.code, 0);
+  assert.match(r.json.error, /never approved.*application approve/);
+  assert.equal((await stack.issoctl(['client', 'show', pend.client_id])).status, 'suspended');
+  await assert.rejects(login(await rp(pend.client_id, pend.client_secret), 'openid'));
+  assert.equal((await stack.issoctl(['application', 'approve', pend.client_id])).status, 'approved');
 });

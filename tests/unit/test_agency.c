@@ -1,7 +1,11 @@
 /* Suspending and resuming a service (portal/agency-app.h) on a real app
  * (SQLite store): who suspended is recorded, the agency lifts only its
- * own suspension, the city any; a refused resume changes nothing; every
- * step lands in the application's history with its reason. */
+ * own suspension, the city any and takes over the agency's; a refused
+ * resume changes nothing; every step lands in the application's history
+ * with its reason. Decisions on applications: only a pending one is
+ * decided, a refused one waits for the agency's edit; a service suspended
+ * before it was approved is not resumed into approval; a member of the
+ * organisation is told apart. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -62,6 +66,15 @@ last_entry(struct isso_app *app, const char *id)
 }
 
 static void
+last_event_is(struct isso_app *app, const char *id, const char *event)
+{
+	json_t *e = last_entry(app, id);
+
+	assert_string_equal(json_string_value(json_object_get(e, "event")), event);
+	json_decref(e);
+}
+
+static void
 assert_state(struct isso_app *app, const char *id, int status, const char *by)
 {
 	struct store_client *c = client_get(app, id);
@@ -94,10 +107,12 @@ test_agency_own_suspension(void **state)
 	assert_string_equal(json_string_value(json_object_get(e, "side")), AGENCY_BY_AGENCY);
 	assert_null(json_object_get(e, "reason"));
 	json_decref(e);
-	/* Suspended once, not again. */
-	assert_int_equal(agency_app_suspend(app, "svc-own", AGENCY_BY_CITY, NULL, "u-admin", &why),
-	                 ISSO_ERR_INVALID);
+	/* Suspended once by the agency, not again by it. */
+	assert_int_equal(
+	    agency_app_suspend(app, "svc-own", AGENCY_BY_AGENCY, NULL, "u-staff", &why),
+	    ISSO_ERR_INVALID);
 	assert_non_null(why);
+	assert_state(app, "svc-own", CLIENT_SUSPENDED, AGENCY_BY_AGENCY);
 
 	assert_int_equal(agency_app_resume(app, "svc-own", AGENCY_BY_AGENCY, "u-staff", &why), 0);
 	assert_state(app, "svc-own", CLIENT_APPROVED, NULL);
@@ -190,8 +205,155 @@ test_suspension_edges(void **state)
 	assert_state(app, "svc-bare", CLIENT_SUSPENDED, AGENCY_BY_CITY);
 	assert_int_equal(agency_app_resume(app, "svc-bare", AGENCY_BY_AGENCY, "u-staff", &why),
 	                 ISSO_ERR_DENIED);
-	assert_int_equal(agency_app_resume(app, "svc-bare", AGENCY_BY_CITY, "issoctl", &why), 0);
+	/* Suspended before it was ever approved: no resume turns it into an
+	 * approved service, only a review does. */
+	{
+		struct store_client *c = client_get(app, "svc-bare");
+		assert_false(agency_app_resumable(c));
+		assert_true(agency_app_decidable(c));
+		store_client_free(c);
+	}
+	assert_int_equal(agency_app_resume(app, "svc-bare", AGENCY_BY_CITY, "issoctl", &why),
+	                 ISSO_ERR_INVALID);
+	assert_non_null(strstr(why, "application approve"));
+	assert_state(app, "svc-bare", CLIENT_SUSPENDED, AGENCY_BY_CITY);
+	assert_int_equal(agency_app_approve(app, "svc-bare", NULL, "issoctl", &why), 0);
 	assert_state(app, "svc-bare", CLIENT_APPROVED, NULL);
+}
+
+/* The city takes over a suspension the agency made: then it is the
+ * city's, with the city's reason, and the agency cannot lift it. */
+static void
+test_city_takes_over(void **state)
+{
+	struct app_fixture *f = *state;
+	struct isso_app *app = &f->app;
+	const char *why = NULL;
+	struct store_client *c;
+	json_t *e;
+
+	client_add(app, "svc-take", CLIENT_APPROVED,
+	           json_pack("{s:{s:s}}", AGENCY_APP_KEY, "ubn", "04595257"));
+	assert_int_equal(
+	    agency_app_suspend(app, "svc-take", AGENCY_BY_AGENCY, NULL, "u-staff", &why), 0);
+	assert_int_equal(
+	    agency_app_suspend(app, "svc-take", AGENCY_BY_CITY, "停權調查", "u-admin", &why), 0);
+	assert_state(app, "svc-take", CLIENT_SUSPENDED, AGENCY_BY_CITY);
+	c = client_get(app, "svc-take");
+	assert_string_equal(json_string_value(json_object_get(agency_app_of(c), "suspension")),
+	                    "停權調查");
+	store_client_free(c);
+	e = last_entry(app, "svc-take");
+	assert_string_equal(json_string_value(json_object_get(e, "event")), "client_suspended");
+	assert_string_equal(json_string_value(json_object_get(e, "side")), AGENCY_BY_CITY);
+	assert_string_equal(json_string_value(json_object_get(e, "reason")), "停權調查");
+	json_decref(e);
+	assert_int_equal(agency_app_resume(app, "svc-take", AGENCY_BY_AGENCY, "u-staff", &why),
+	                 ISSO_ERR_DENIED);
+	/* The city's own suspension is not taken over again. */
+	assert_int_equal(agency_app_suspend(app, "svc-take", AGENCY_BY_CITY, NULL, "u-admin", &why),
+	                 ISSO_ERR_INVALID);
+	assert_int_equal(agency_app_resume(app, "svc-take", AGENCY_BY_CITY, "u-admin", &why), 0);
+	assert_state(app, "svc-take", CLIENT_APPROVED, NULL);
+}
+
+/* Suspending keeps what changed outside status and settings (a secret
+ * rotated by the agency): only those two are written. */
+static void
+test_suspend_keeps_secret(void **state)
+{
+	struct app_fixture *f = *state;
+	struct isso_app *app = &f->app;
+	const char *why = NULL;
+	struct store_client *c;
+
+	client_add(app, "svc-rot", CLIENT_APPROVED, NULL);
+	assert_int_equal(store_client_set_secret(app->store, "svc-rot", "11"), 0);
+	assert_int_equal(agency_app_suspend(app, "svc-rot", AGENCY_BY_CITY, NULL, "u-admin", &why),
+	                 0);
+	assert_int_equal(agency_app_resume(app, "svc-rot", AGENCY_BY_CITY, "u-admin", &why), 0);
+	c = client_get(app, "svc-rot");
+	assert_string_equal(c->secret_hash, "11");
+	assert_string_equal(c->name, "停用測試服務");
+	store_client_free(c);
+}
+
+/* A refused application is decided no further until the agency edits it
+ * (state back to pending). */
+static void
+test_refused_waits_for_edit(void **state)
+{
+	struct app_fixture *f = *state;
+	struct isso_app *app = &f->app;
+	const char *why = NULL;
+	struct store_client *c;
+	json_t *settings;
+
+	client_add(
+	    app, "svc-ref", CLIENT_PENDING,
+	    json_pack("{s:{s:s, s:s}}", AGENCY_APP_KEY, "ubn", "04595257", "state", "pending"));
+	assert_int_equal(agency_app_refuse(app, "svc-ref", "目的不明", "u-admin", &why), 0);
+	c = client_get(app, "svc-ref");
+	assert_string_equal(agency_app_state(c), "refused");
+	assert_false(agency_app_decidable(c));
+	store_client_free(c);
+	assert_int_equal(agency_app_approve(app, "svc-ref", NULL, "u-admin", &why),
+	                 ISSO_ERR_INVALID);
+	assert_int_equal(agency_app_refuse(app, "svc-ref", "再拒絕", "u-admin", &why),
+	                 ISSO_ERR_INVALID);
+	assert_state(app, "svc-ref", CLIENT_PENDING, NULL);
+	last_event_is(app, "svc-ref", "client_refused");
+
+	/* The agency's edit puts it back to pending: decided again. */
+	c = client_get(app, "svc-ref");
+	settings = json_deep_copy(c->settings);
+	json_object_set_new(json_object_get(settings, AGENCY_APP_KEY), "state",
+	                    json_string("pending"));
+	assert_int_equal(store_client_set_settings(app->store, "svc-ref", settings), 0);
+	json_decref(settings);
+	store_client_free(c);
+	assert_int_equal(agency_app_approve(app, "svc-ref", NULL, "u-admin", &why), 0);
+	assert_state(app, "svc-ref", CLIENT_APPROVED, NULL);
+}
+
+/* Membership of the application's organisation, in any role. */
+static void
+test_member_of_org(void **state)
+{
+	struct app_fixture *f = *state;
+	struct isso_app *app = &f->app;
+	struct store_person p = {
+	    .uuid = "u-colleague", .id_hash = "h-colleague", .pii = "{}", .created_at = 1};
+	struct store_member m = {.uuid = "u-colleague",
+	                         .account = "colleague",
+	                         .phone_hash = "p-colleague",
+	                         .password_hash = "x",
+	                         .created_at = 1};
+	struct store_org org = {.ubn = "04595257", .name = "臺北市政府", .created_at = 1};
+	struct store_client *c;
+	bool member = true;
+
+	assert_int_equal(store_person_add(app->store, &p), 0);
+	assert_int_equal(store_member_add(app->store, &m), 0);
+	assert_int_equal(store_org_add(app->store, &org), 0);
+	client_add(app, "svc-org", CLIENT_PENDING,
+	           json_pack("{s:{s:s}}", AGENCY_APP_KEY, "ubn", "04595257"));
+	c = client_get(app, "svc-org");
+	assert_int_equal(agency_app_member(app, c, "u-colleague", &member), 0);
+	assert_false(member);
+	/* A member with no role at all counts. */
+	assert_int_equal(store_org_member_add(app->store, "04595257", "u-colleague", NULL, 1), 0);
+	assert_int_equal(agency_app_member(app, c, "u-colleague", &member), 0);
+	assert_true(member);
+	assert_int_equal(agency_app_member(app, c, "u-other", &member), 0);
+	assert_false(member);
+	store_client_free(c);
+	/* A client with no application has no organisation. */
+	client_add(app, "svc-noorg", CLIENT_PENDING, NULL);
+	c = client_get(app, "svc-noorg");
+	assert_int_equal(agency_app_member(app, c, "u-colleague", &member), 0);
+	assert_false(member);
+	store_client_free(c);
 }
 
 static void
@@ -224,6 +386,10 @@ main(void)
 	    cmocka_unit_test(test_city_suspension),
 	    cmocka_unit_test(test_suspension_edges),
 	    cmocka_unit_test(test_history_bounded),
+	    cmocka_unit_test(test_city_takes_over),
+	    cmocka_unit_test(test_suspend_keeps_secret),
+	    cmocka_unit_test(test_refused_waits_for_edit),
+	    cmocka_unit_test(test_member_of_org),
 	};
 
 	return cmocka_run_group_tests_name("agency", tests, app_fixture_setup,

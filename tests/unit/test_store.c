@@ -1621,10 +1621,128 @@ test_client_update(void **state)
 	/* A second decision expecting pending loses. */
 	assert_int_equal(store_client_update(f->store, out, CLIENT_PENDING, &found), 0);
 	assert_false(found);
+	/* A change of the settings after the read (the status as expected)
+	 * makes an update from that read lose: nothing is written back. */
+	{
+		json_t *now = json_pack("{s:{s:s}}", "application", "state", "suspended meanwhile");
+		assert_int_equal(store_client_set_settings(f->store, a, now), 0);
+		free(out->name);
+		out->name = strdup("舊讀取");
+		assert_int_equal(store_client_update(f->store, out, CLIENT_APPROVED, &found), 0);
+		assert_false(found);
+		store_client_free(out);
+		out = NULL;
+		assert_int_equal(store_client_get(f->store, a, &out), 0);
+		assert_string_equal(out->name, "新名稱");
+		assert_true(json_equal(out->settings, now));
+		json_decref(now);
+	}
 	out->status = 7;
 	assert_int_equal(store_client_update(f->store, out, CLIENT_APPROVED, &found),
 	                 ISSO_ERR_INVALID);
 	store_client_free(out);
+}
+
+/* A decision writes only status and settings (and scope and secret when
+ * given), only while status and settings are as read: a change of the
+ * settings meanwhile, or of the status and back (A-B-A, each step
+ * recorded in the settings), makes it lose with nothing changed; a secret
+ * rotated meanwhile is kept. */
+static void
+test_client_set_state(void **state)
+{
+	struct fixture *f = *state;
+	struct store_client in, *read = NULL, *out = NULL;
+	json_t *settings, *mid;
+	char a[64];
+	bool found = true;
+
+	id(f, "a", a, sizeof(a));
+	client_init(&in, a, 300);
+	in.settings = json_pack("{s:{s:s, s:s}}", "application", "state", "approved", "z", "末");
+	assert_int_equal(store_client_add(f->store, &in), 0);
+	json_decref(in.settings);
+	in.settings = NULL;
+	client_clear(&in);
+	assert_int_equal(store_client_set_status(f->store, a, CLIENT_APPROVED), 0);
+
+	assert_int_equal(store_client_get(f->store, a, &read), 0);
+	assert_non_null(read->settings_text);
+	/* A secret rotated after the read is kept. */
+	assert_int_equal(store_client_set_secret(f->store, a, "rotated"), 0);
+	settings =
+	    json_pack("{s:{s:s, s:s}}", "application", "state", "approved", "suspended_by", "city");
+	assert_int_equal(
+	    store_client_set_state(f->store, read, CLIENT_SUSPENDED, NULL, NULL, settings, &found),
+	    0);
+	assert_true(found);
+	assert_int_equal(store_client_get(f->store, a, &out), 0);
+	assert_int_equal(out->status, CLIENT_SUSPENDED);
+	assert_string_equal(out->secret_hash, "rotated");
+	assert_string_equal(out->name, "臺北市政府 測試服務");
+	assert_true(json_equal(out->settings, settings));
+	store_client_free(out);
+	out = NULL;
+	/* The same stale read again loses: the status moved. */
+	assert_int_equal(
+	    store_client_set_state(f->store, read, CLIENT_APPROVED, NULL, NULL, settings, &found),
+	    0);
+	assert_false(found);
+	store_client_free(read);
+	read = NULL;
+
+	/* A-B-A: status back where it was, settings not: the stale read
+	 * loses and nothing changes. */
+	assert_int_equal(store_client_get(f->store, a, &read), 0);
+	mid = json_pack("{s:{s:s}}", "application", "history", "resumed, suspended again");
+	assert_int_equal(store_client_set_status(f->store, a, CLIENT_APPROVED), 0);
+	assert_int_equal(store_client_set_settings(f->store, a, mid), 0);
+	assert_int_equal(store_client_set_status(f->store, a, CLIENT_SUSPENDED), 0);
+	assert_int_equal(store_client_set_state(f->store, read, CLIENT_APPROVED, "openid", "x",
+	                                        settings, &found),
+	                 0);
+	assert_false(found);
+	assert_int_equal(store_client_get(f->store, a, &out), 0);
+	assert_int_equal(out->status, CLIENT_SUSPENDED);
+	assert_true(json_equal(out->settings, mid));
+	assert_string_equal(out->secret_hash, "rotated");
+	store_client_free(read);
+	read = out;
+	out = NULL;
+
+	/* Scope and secret when given, from a fresh read. */
+	assert_int_equal(store_client_set_state(f->store, read, CLIENT_APPROVED, "openid email",
+	                                        "fresh", settings, &found),
+	                 0);
+	assert_true(found);
+	assert_int_equal(store_client_get(f->store, a, &out), 0);
+	assert_int_equal(out->status, CLIENT_APPROVED);
+	assert_string_equal(out->scope, "openid email");
+	assert_string_equal(out->secret_hash, "fresh");
+	store_client_free(out);
+
+	/* Refused: no text as read, no object, no such status. */
+	free(read->settings_text);
+	read->settings_text = NULL;
+	assert_int_equal(
+	    store_client_set_state(f->store, read, CLIENT_APPROVED, NULL, NULL, settings, &found),
+	    ISSO_ERR_INVALID);
+	read->settings_text = strdup("{}");
+	assert_int_equal(store_client_set_state(f->store, read, 9, NULL, NULL, settings, &found),
+	                 ISSO_ERR_INVALID);
+	assert_int_equal(
+	    store_client_set_state(f->store, read, CLIENT_APPROVED, NULL, NULL, NULL, &found),
+	    ISSO_ERR_INVALID);
+	/* Unknown client: not found. */
+	free(read->client_id);
+	read->client_id = strdup("no-such-client");
+	assert_int_equal(
+	    store_client_set_state(f->store, read, CLIENT_APPROVED, NULL, NULL, settings, &found),
+	    0);
+	assert_false(found);
+	store_client_free(read);
+	json_decref(settings);
+	json_decref(mid);
 }
 
 /* A deleted client takes its tokens and consents with it, no one else's. */
@@ -2946,6 +3064,7 @@ main(void)
 	    cmocka_unit_test_setup_teardown(test_token_revoke_sets, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_client_delete, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_client_update, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_client_set_state, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_token_use_race, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_token_exchange, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_token_exchange_race, setup, teardown),
