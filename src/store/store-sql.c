@@ -364,7 +364,8 @@ static const struct sql_statement ss_statements[SS_COUNT] = {
     S(SS_ROLE_REVOKE, "DELETE FROM roles WHERE uuid = ?1 AND role = ?2"),
     S(SS_ROLE_HAS, "SELECT role FROM roles WHERE uuid = ?1 AND role = ?2"),
     S(SS_CLIENT_UPDATE,
-      "UPDATE clients SET secret_hash = ?2, name = ?3, purpose = ?4, redirect_uris = ?5, "
+      "UPDATE clients SET secret_hash = CASE WHEN CAST(?2 AS TEXT) IS NULL THEN NULL "
+      "ELSE secret_hash END, name = ?3, purpose = ?4, redirect_uris = ?5, "
       "post_logout_redirect_uris = ?6, backchannel_logout_uri = ?7, scope = ?8, "
       "auth_method = ?9, jwks_uri = ?10, jwks = ?11, status = ?12, settings = ?13 "
       "WHERE client_id = ?1 AND status = ?14 "

@@ -86,10 +86,13 @@ int store_client_set_status(struct store *store, const char *client_id, int stat
 int store_client_set_secret(struct store *store, const char *client_id, const char *secret_hash);
 /* Replaces the client's settings object (a JSON object, not NULL). */
 int store_client_set_settings(struct store *store, const char *client_id, const json_t *settings);
-/* Replaces what an agency or a reviewer may change of a client (secret
- * hash, name, purpose, URIs, scope, auth method, JWKS, status, settings;
- * not the id, public flag, ID token alg, grant types or creation time)
- * in one statement, only while its status is still status_before and,
+/* Replaces what an agency or a reviewer may change of a client (name,
+ * purpose, URIs, scope, auth method, JWKS, status, settings; not the id,
+ * public flag, ID token alg, grant types or creation time) in one
+ * statement. The secret is never written back from a read: a NULL
+ * secret_hash removes it (a service turning to private_key_jwt), any
+ * other value keeps the stored one (a rotation in between stays). All
+ * that only while its status is still status_before and,
  * when client carries the settings_text it was read with (a copy of a
  * client read from the store), its settings are still that text: *found_r
  * false when not (or no such client), and nothing changed. Two decisions

@@ -1637,6 +1637,23 @@ test_client_update(void **state)
 		assert_true(json_equal(out->settings, now));
 		json_decref(now);
 	}
+	/* A secret rotated after the read stays: an update never writes the
+	 * secret it read. */
+	assert_int_equal(store_client_set_secret(f->store, a, "hash-before"), 0);
+	store_client_free(out);
+	out = NULL;
+	assert_int_equal(store_client_get(f->store, a, &out), 0);
+	assert_string_equal(out->secret_hash, "hash-before");
+	assert_int_equal(store_client_set_secret(f->store, a, "hash-rotated"), 0);
+	free(out->name);
+	out->name = strdup("改名");
+	assert_int_equal(store_client_update(f->store, out, CLIENT_APPROVED, &found), 0);
+	assert_true(found);
+	store_client_free(out);
+	out = NULL;
+	assert_int_equal(store_client_get(f->store, a, &out), 0);
+	assert_string_equal(out->name, "改名");
+	assert_string_equal(out->secret_hash, "hash-rotated");
 	out->status = 7;
 	assert_int_equal(store_client_update(f->store, out, CLIENT_APPROVED, &found),
 	                 ISSO_ERR_INVALID);
