@@ -967,6 +967,22 @@ out:
 	json_decref(changed);
 }
 
+/* The answer to a decision on a service (agency_app_*): 409 with
+ * conflict_key (back to conflict_back) when another change came first or
+ * it no longer applies, 503 when the store failed (back to back), else a
+ * redirect to done. */
+static void
+decision_answer(struct isso_app *app, struct http_req *req, int ret, const char *conflict_key,
+                const char *conflict_back, const char *back, const char *done)
+{
+	if (ret == ISSO_ERR_INVALID || ret == ISSO_ERR_CONFLICT)
+		page_error(app, req, 409, "admin.conflict_title", conflict_key, conflict_back);
+	else if (ret < 0)
+		page_error(app, req, 503, "error.unavailable", "error.unavailable.message", back);
+	else
+		http_redirect(req, 303, done);
+}
+
 static void
 service(struct http_req *req, void *ctx)
 {
@@ -1057,17 +1073,8 @@ service(struct http_req *req, void *ctx)
 	} else if (strcmp(action, "suspend") == 0 && c->status == CLIENT_APPROVED) {
 		const char *why = NULL;
 		int ret = agency_app_suspend(app, c->client_id, AGENCY_BY_AGENCY, NULL, uuid, &why);
-		if (ret == ISSO_ERR_INVALID || ret == ISSO_ERR_CONFLICT) {
-			page_error(app, req, 409, "admin.conflict_title", "admin.conflict_service",
-			           path);
-			goto out;
-		}
-		if (ret < 0) {
-			page_error(app, req, 503, "error.unavailable", "error.unavailable.message",
-			           path);
-			goto out;
-		}
-		http_redirect(req, 303, pool_printf(http_pool(req), "%s?done=suspended", path));
+		decision_answer(app, req, ret, "admin.conflict_service", path, path,
+		                pool_printf(http_pool(req), "%s?done=suspended", path));
 	} else if (strcmp(action, "resume") == 0 && c->status == CLIENT_SUSPENDED) {
 		const char *why = NULL;
 		int ret = agency_app_resume(app, c->client_id, AGENCY_BY_AGENCY, uuid, &why);
@@ -1076,17 +1083,8 @@ service(struct http_req *req, void *ctx)
 			           path);
 			goto out;
 		}
-		if (ret == ISSO_ERR_INVALID || ret == ISSO_ERR_CONFLICT) {
-			page_error(app, req, 409, "admin.conflict_title", "admin.conflict_service",
-			           path);
-			goto out;
-		}
-		if (ret < 0) {
-			page_error(app, req, 503, "error.unavailable", "error.unavailable.message",
-			           path);
-			goto out;
-		}
-		http_redirect(req, 303, pool_printf(http_pool(req), "%s?done=resumed", path));
+		decision_answer(app, req, ret, "admin.conflict_service", path, path,
+		                pool_printf(http_pool(req), "%s?done=resumed", path));
 	} else if (strcmp(action, "delete") == 0 && http_form(req, "confirm") != NULL) {
 		bool found = false;
 		if (agency_app_delete(app, c->client_id, uuid, &found) < 0) {
@@ -1292,17 +1290,8 @@ admin_review(struct http_req *req, void *ctx)
 			strncat(drop, claim_scopes[i].scope, sizeof(drop) - strlen(drop) - 1);
 		}
 		ret = agency_app_approve(app, c->client_id, drop, uuid, &why);
-		if (ret == ISSO_ERR_INVALID || ret == ISSO_ERR_CONFLICT) {
-			page_error(app, req, 409, "admin.conflict_title", "admin.conflict",
-			           "/admin/applications");
-			goto out;
-		}
-		if (ret < 0) {
-			page_error(app, req, 503, "error.unavailable", "error.unavailable.message",
-			           path);
-			goto out;
-		}
-		http_redirect(req, 303, "/admin/applications?done=approved");
+		decision_answer(app, req, ret, "admin.conflict", "/admin/applications", path,
+		                "/admin/applications?done=approved");
 	} else if (decision != NULL && strcmp(decision, "refuse") == 0) {
 		const char *reason = http_form(req, "reason");
 		if (!text_ok(reason, AGENCY_REASON_MAX, true)) {
@@ -1312,17 +1301,8 @@ admin_review(struct http_req *req, void *ctx)
 			goto out;
 		}
 		ret = agency_app_refuse(app, c->client_id, reason, uuid, &why);
-		if (ret == ISSO_ERR_INVALID || ret == ISSO_ERR_CONFLICT) {
-			page_error(app, req, 409, "admin.conflict_title", "admin.conflict",
-			           "/admin/applications");
-			goto out;
-		}
-		if (ret < 0) {
-			page_error(app, req, 503, "error.unavailable", "error.unavailable.message",
-			           path);
-			goto out;
-		}
-		http_redirect(req, 303, "/admin/applications?done=refused");
+		decision_answer(app, req, ret, "admin.conflict", "/admin/applications", path,
+		                "/admin/applications?done=refused");
 	} else if (decision != NULL && strcmp(decision, "suspend") == 0) {
 		const char *reason = http_form(req, "suspension");
 		if (!text_ok(reason, AGENCY_REASON_MAX, true)) {
@@ -1332,30 +1312,12 @@ admin_review(struct http_req *req, void *ctx)
 			goto out;
 		}
 		ret = agency_app_suspend(app, c->client_id, AGENCY_BY_CITY, reason, uuid, &why);
-		if (ret == ISSO_ERR_INVALID || ret == ISSO_ERR_CONFLICT) {
-			page_error(app, req, 409, "admin.conflict_title", "admin.conflict_service",
-			           path);
-			goto out;
-		}
-		if (ret < 0) {
-			page_error(app, req, 503, "error.unavailable", "error.unavailable.message",
-			           path);
-			goto out;
-		}
-		http_redirect(req, 303, pool_printf(http_pool(req), "%s?done=suspended", path));
+		decision_answer(app, req, ret, "admin.conflict_service", path, path,
+		                pool_printf(http_pool(req), "%s?done=suspended", path));
 	} else if (decision != NULL && strcmp(decision, "resume") == 0) {
 		ret = agency_app_resume(app, c->client_id, AGENCY_BY_CITY, uuid, &why);
-		if (ret == ISSO_ERR_INVALID || ret == ISSO_ERR_CONFLICT) {
-			page_error(app, req, 409, "admin.conflict_title", "admin.conflict_service",
-			           path);
-			goto out;
-		}
-		if (ret < 0) {
-			page_error(app, req, 503, "error.unavailable", "error.unavailable.message",
-			           path);
-			goto out;
-		}
-		http_redirect(req, 303, pool_printf(http_pool(req), "%s?done=resumed", path));
+		decision_answer(app, req, ret, "admin.conflict_service", path, path,
+		                pool_printf(http_pool(req), "%s?done=resumed", path));
 	} else {
 		page_error(app, req, 400, "error.bad_request", "error.bad_request.message", path);
 	}
