@@ -446,26 +446,17 @@ app_body(struct http_req *req)
 	return body;
 }
 
+static bool
+releases_claims(const char *word, const void *ctx)
+{
+	return claims_from_scope(word) != 0;
+}
+
 /* The fields a request's scope would release, as the app lists them. */
 static json_t *
 scope_fields(const char *scope)
 {
-	json_t *out = json_array();
-	char w[64];
-
-	for (const char *p = scope; p != NULL && *p != '\0';) {
-		size_t n = strcspn(p, " ");
-		if (n > 0 && n < sizeof(w)) {
-			memcpy(w, p, n);
-			w[n] = '\0';
-			if (claims_from_scope(w) != 0)
-				json_array_append_new(out, json_string(w));
-		}
-		p += n;
-		while (*p == ' ')
-			p++;
-	}
-	return out;
+	return oidc_scope_words_where(scope, releases_claims, NULL);
 }
 
 static bool

@@ -73,6 +73,10 @@ bool oidc_scope_optional(const struct store_client *c, const char *word);
 /* The words of scope the client marked optional, in scope order: what the
  * app may let the citizen decline at a counter. A new array. */
 json_t *oidc_scope_optional_list(const struct store_client *c, const char *scope);
+/* The words of scope for which keep(word, ctx) is true, in order, as a
+ * new JSON array of strings (words of 64 bytes or more are skipped). */
+json_t *oidc_scope_words_where(const char *scope, bool (*keep)(const char *word, const void *ctx),
+                               const void *ctx);
 /* The citizen's declined fields (a JSON array of scope words, NULL for
  * none) checked against scope: each one of its optional words, each once.
  * 0 with *declined_r (the declined words, space-separated) and

@@ -203,7 +203,8 @@ oidc_optional_scopes_check(const json_t *settings, const char *client_scope, con
 }
 
 json_t *
-oidc_scope_optional_list(const struct store_client *c, const char *scope)
+oidc_scope_words_where(const char *scope, bool (*keep)(const char *word, const void *ctx),
+                       const void *ctx)
 {
 	json_t *out = json_array();
 	char w[64];
@@ -213,7 +214,7 @@ oidc_scope_optional_list(const struct store_client *c, const char *scope)
 		if (n > 0 && n < sizeof(w)) {
 			memcpy(w, p, n);
 			w[n] = '\0';
-			if (oidc_scope_optional(c, w))
+			if (keep(w, ctx))
 				json_array_append_new(out, json_string(w));
 		}
 		p += n;
@@ -221,6 +222,18 @@ oidc_scope_optional_list(const struct store_client *c, const char *scope)
 			p++;
 	}
 	return out;
+}
+
+static bool
+optional_word(const char *word, const void *client)
+{
+	return oidc_scope_optional(client, word);
+}
+
+json_t *
+oidc_scope_optional_list(const struct store_client *c, const char *scope)
+{
+	return oidc_scope_words_where(scope, optional_word, c);
 }
 
 int
