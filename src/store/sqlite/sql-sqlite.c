@@ -9,6 +9,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <sqlite3.h>
 #include <stdlib.h>
 #include <string.h>
@@ -149,9 +150,19 @@ sq_disconnect(struct sql_conn *base)
 	free(c);
 }
 
+/* Before SQLite's first use in the process: without memory statistics
+ * its allocator takes no process-wide mutex, which every statement of
+ * every connection otherwise contended for. */
+static void
+sq_configure_once(void)
+{
+	(void)sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0);
+}
+
 static int
 sq_connect(struct sql_db *db, struct sql_conn **conn_r, const char **error_r)
 {
+	static pthread_once_t configured = PTHREAD_ONCE_INIT;
 	/* Reads through a memory map: with several connections each write
 	 * drops the others' page caches, and pread() of every page again
 	 * was a tenth of a token request. Checkpoints (each one fsyncs) come
@@ -166,6 +177,7 @@ sq_connect(struct sql_db *db, struct sql_conn **conn_r, const char **error_r)
 	struct sq_conn *c = xcalloc(1, sizeof(*c));
 	int rc, ret = 0;
 
+	(void)pthread_once(&configured, sq_configure_once);
 	*conn_r = NULL;
 	c->base.db = db;
 	c->stmts = xcalloc(db->n_stmts > 0 ? db->n_stmts : 1, sizeof(*c->stmts));
