@@ -24,7 +24,13 @@
 #define SECRET_TAG      crypto_aead_xchacha20poly1305_ietf_ABYTES
 
 /* Subkey ids for crypto_kdf; never renumber (stored data depends on them). */
-enum { SECRET_KDF_DATA = 1, SECRET_KDF_LOOKUP, SECRET_KDF_COOKIE, SECRET_KDF_SUB };
+enum {
+	SECRET_KDF_DATA = 1,
+	SECRET_KDF_LOOKUP,
+	SECRET_KDF_COOKIE,
+	SECRET_KDF_SUB,
+	SECRET_KDF_TOKEN
+};
 static const char secret_kdf_context[crypto_kdf_CONTEXTBYTES] = {'i', 's', 's', 'o',
                                                                  '-', 'k', 'e', 'y'};
 
@@ -143,6 +149,8 @@ secret_keys_derive(const unsigned char master[32], struct secret_keys *keys)
 	                           secret_kdf_context, master);
 	crypto_kdf_derive_from_key(keys->sub, sizeof(keys->sub), SECRET_KDF_SUB, secret_kdf_context,
 	                           master);
+	crypto_kdf_derive_from_key(keys->token, sizeof(keys->token), SECRET_KDF_TOKEN,
+	                           secret_kdf_context, master);
 }
 
 /* Creates each missing directory above path (mode 0700). */
@@ -306,52 +314,55 @@ out:
 	return ret;
 }
 
-int
-secret_seal(const struct secret_keys *keys, const char *plaintext, size_t len, char **out_r)
+/* XChaCha20-Poly1305 under key, bound to ad: base64url of nonce ‖
+ * ciphertext ‖ tag into *out_r (malloc'd); the nonce alone, base64url,
+ * into id_r when not NULL. */
+static int
+seal_with(const unsigned char key[32], const char *ad, const char *plaintext, size_t len,
+          char **out_r, char id_r[SECRET_TOKEN_ID_LEN + 1])
 {
-	unsigned char *raw = NULL;
-	char *out = NULL;
+	size_t adlen = ad != NULL ? strlen(ad) : 0;
+	unsigned char *raw;
 	size_t rawlen;
-	int ret = ISSO_ERR_INVALID;
 
 	*out_r = NULL;
 	if (len > SECRET_SEAL_MAX || (plaintext == NULL && len > 0))
-		goto out;
+		return ISSO_ERR_INVALID;
 	rawlen = SECRET_NONCE + len + SECRET_TAG;
 	raw = xmalloc(rawlen);
 	randombytes_buf(raw, SECRET_NONCE);
-	crypto_aead_xchacha20poly1305_ietf_encrypt(raw + SECRET_NONCE, NULL,
-	                                           (const unsigned char *)plaintext, len, NULL, 0,
-	                                           NULL, raw, keys->data);
-	out = xmalloc(b64url_encoded_len(rawlen) + 1);
-	b64url_encode(raw, rawlen, out);
-	*out_r = out;
-	out = NULL;
-	ret = 0;
-out:
+	crypto_aead_xchacha20poly1305_ietf_encrypt(
+	    raw + SECRET_NONCE, NULL, (const unsigned char *)plaintext, len,
+	    (const unsigned char *)ad, adlen, NULL, raw, key);
+	*out_r = xmalloc(b64url_encoded_len(rawlen) + 1);
+	b64url_encode(raw, rawlen, *out_r);
+	if (id_r != NULL)
+		b64url_encode(raw, SECRET_NONCE, id_r);
 	free(raw);
-	free(out);
-	return ret;
+	return 0;
 }
 
-int
-secret_open(const struct secret_keys *keys, const char *sealed, char **out_r)
+/* The inverse of seal_with for at most max bytes of plaintext:
+ * ISSO_ERR_CRYPTO when forged, tampered with, sealed under another key or
+ * ad, or longer. */
+static int
+open_with(const unsigned char key[32], const char *ad, const char *sealed, size_t max, char **out_r,
+          char id_r[SECRET_TOKEN_ID_LEN + 1])
 {
+	size_t adlen = ad != NULL ? strlen(ad) : 0;
 	unsigned char *raw = NULL;
 	char *plain = NULL;
-	size_t slen, rawmax, plainlen;
+	size_t slen, rawmax, plainlen = 0;
 	long rawlen;
 	int ret = ISSO_ERR_CRYPTO;
 
 	*out_r = NULL;
-	if (sealed == NULL) {
-		ret = ISSO_ERR_INVALID;
+	if (sealed == NULL)
+		return ISSO_ERR_INVALID;
+	slen = strnlen(sealed, b64url_encoded_len(SECRET_NONCE + max + SECRET_TAG) + 1);
+	if (slen > b64url_encoded_len(SECRET_NONCE + max + SECRET_TAG))
 		goto out;
-	}
-	slen = strlen(sealed);
 	rawmax = slen / 4 * 3 + 3;
-	if (rawmax > SECRET_NONCE + SECRET_SEAL_MAX + SECRET_TAG + 3)
-		goto out;
 	raw = xmalloc(rawmax);
 	rawlen = b64url_decode(sealed, slen, raw, rawmax);
 	if (rawlen < (long)(SECRET_NONCE + SECRET_TAG))
@@ -360,9 +371,11 @@ secret_open(const struct secret_keys *keys, const char *sealed, char **out_r)
 	plain = xmalloc(plainlen + 1);
 	if (crypto_aead_xchacha20poly1305_ietf_decrypt(
 	        (unsigned char *)plain, NULL, NULL, raw + SECRET_NONCE,
-	        (size_t)rawlen - SECRET_NONCE, NULL, 0, raw, keys->data) != 0)
+	        (size_t)rawlen - SECRET_NONCE, (const unsigned char *)ad, adlen, raw, key) != 0)
 		goto out;
 	plain[plainlen] = '\0';
+	if (id_r != NULL)
+		b64url_encode(raw, SECRET_NONCE, id_r);
 	*out_r = plain;
 	plain = NULL;
 	ret = 0;
@@ -373,6 +386,34 @@ out:
 	}
 	free(raw);
 	return ret;
+}
+
+int
+secret_seal(const struct secret_keys *keys, const char *plaintext, size_t len, char **out_r)
+{
+	return seal_with(keys->data, NULL, plaintext, len, out_r, NULL);
+}
+
+int
+secret_open(const struct secret_keys *keys, const char *sealed, char **out_r)
+{
+	return open_with(keys->data, NULL, sealed, SECRET_SEAL_MAX, out_r, NULL);
+}
+
+int
+secret_token_seal(const struct secret_keys *keys, const char *ad, const char *plaintext, size_t len,
+                  char **out_r, char id_r[SECRET_TOKEN_ID_LEN + 1])
+{
+	if (len > SECRET_TOKEN_MAX)
+		return ISSO_ERR_INVALID;
+	return seal_with(keys->token, ad, plaintext, len, out_r, id_r);
+}
+
+int
+secret_token_open(const struct secret_keys *keys, const char *ad, const char *sealed, char **out_r,
+                  char id_r[SECRET_TOKEN_ID_LEN + 1])
+{
+	return open_with(keys->token, ad, sealed, SECRET_TOKEN_MAX, out_r, id_r);
 }
 
 char *

@@ -37,6 +37,7 @@ struct secret_keys {
 	unsigned char lookup[32]; /* keyed BLAKE2b for ID / e-mail / phone lookups */
 	unsigned char cookie[32]; /* HMAC for CSRF tokens and signed cookies */
 	unsigned char sub[32];    /* pairwise subject identifiers */
+	unsigned char token[32];  /* XChaCha20-Poly1305 for self-contained tokens */
 };
 /* Derives the subkeys from a 32-byte master key. */
 void secret_keys_derive(const unsigned char master[32], struct secret_keys *keys);
@@ -51,6 +52,20 @@ int secret_seal(const struct secret_keys *keys, const char *plaintext, size_t le
 /* Decrypts; *out_r is malloc'd and NUL-terminated, the caller frees
  * (wipe with xfree_secret). ISSO_ERR_CRYPTO when tampered. */
 int secret_open(const struct secret_keys *keys, const char *sealed, char **out_r);
+/* Self-contained tokens: at most SECRET_TOKEN_MAX bytes of plaintext,
+ * encrypted and authenticated under the token key and bound to ad (e.g.
+ * the issuer: a token of another deployment never opens here). *out_r is
+ * malloc'd base64url of a random 24-byte nonce, the ciphertext and its
+ * tag; id_r receives the nonce as base64url (SECRET_TOKEN_ID_LEN
+ * characters), an identifier unique to the token. Open fails with
+ * ISSO_ERR_CRYPTO for anything not sealed so; *out_r is NUL-terminated,
+ * the caller frees it. */
+#define SECRET_TOKEN_MAX    4096
+#define SECRET_TOKEN_ID_LEN 32
+int secret_token_seal(const struct secret_keys *keys, const char *ad, const char *plaintext,
+                      size_t len, char **out_r, char id_r[SECRET_TOKEN_ID_LEN + 1]);
+int secret_token_open(const struct secret_keys *keys, const char *ad, const char *sealed,
+                      char **out_r, char id_r[SECRET_TOKEN_ID_LEN + 1]);
 /* Keyed hash for lookups: hex(BLAKE2b-256(lookup key, domain ‖ 0 ‖ value))
  * into out (65 bytes). domain separates kinds ("id", "email", "phone"). */
 char *secret_lookup_hash(const struct secret_keys *keys, const char *domain, const char *value,

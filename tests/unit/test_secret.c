@@ -46,6 +46,50 @@ test_derive(void **state)
 	assert_memory_not_equal(keys.lookup, keys.sub, 32);
 	assert_memory_not_equal(keys.cookie, keys.sub, 32);
 	assert_memory_not_equal(keys.data, other_keys.data, 32);
+	assert_memory_not_equal(keys.data, keys.token, 32);
+	assert_memory_not_equal(keys.token, other_keys.token, 32);
+}
+
+/* Self-contained token boxes: bound to their associated data and key,
+ * bounded in size, the nonce given back as the token's identifier. */
+static void
+test_token_seal_open(void **state)
+{
+	static const char text[] = "{\"client_id\":\"svc\",\"exp\":1}";
+	char id[SECRET_TOKEN_ID_LEN + 1], id2[SECRET_TOKEN_ID_LEN + 1];
+	char *box = NULL, *plain = NULL, *big, *data_box = NULL;
+
+	(void)state;
+	assert_int_equal(
+	    secret_token_seal(&keys, "https://isso.example", text, strlen(text), &box, id), 0);
+	assert_int_equal(strlen(id), SECRET_TOKEN_ID_LEN);
+	assert_int_equal(strncmp(box, id, SECRET_TOKEN_ID_LEN), 0);
+	assert_int_equal(secret_token_open(&keys, "https://isso.example", box, &plain, id2), 0);
+	assert_string_equal(plain, text);
+	assert_string_equal(id, id2);
+	free(plain);
+	/* Another issuer, another master key, the personal-data key. */
+	assert_int_equal(secret_token_open(&keys, "https://other.example", box, &plain, id2),
+	                 ISSO_ERR_CRYPTO);
+	assert_int_equal(secret_token_open(&keys, NULL, box, &plain, id2), ISSO_ERR_CRYPTO);
+	assert_int_equal(secret_token_open(&other_keys, "https://isso.example", box, &plain, id2),
+	                 ISSO_ERR_CRYPTO);
+	assert_int_equal(secret_open(&keys, box, &plain), ISSO_ERR_CRYPTO);
+	assert_int_equal(secret_seal(&keys, text, strlen(text), &data_box), 0);
+	assert_int_equal(secret_token_open(&keys, NULL, data_box, &plain, id2), ISSO_ERR_CRYPTO);
+	assert_null(plain);
+	/* At most SECRET_TOKEN_MAX bytes of claims. */
+	big = calloc(1, SECRET_TOKEN_MAX + 2);
+	assert_non_null(big);
+	memset(big, 'x', SECRET_TOKEN_MAX + 1);
+	assert_int_equal(secret_token_seal(&keys, "a", big, SECRET_TOKEN_MAX + 1, &plain, id),
+	                 ISSO_ERR_INVALID);
+	assert_null(plain);
+	assert_int_equal(secret_token_seal(&keys, "a", big, SECRET_TOKEN_MAX, &plain, id), 0);
+	free(plain);
+	free(big);
+	free(data_box);
+	free(box);
 }
 
 static void
@@ -286,10 +330,10 @@ int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_derive),      cmocka_unit_test(test_seal_open),
-	    cmocka_unit_test(test_lookup_hash), cmocka_unit_test(test_mac_sha),
-	    cmocka_unit_test(test_password),    cmocka_unit_test(test_random),
-	    cmocka_unit_test(test_master_key),
+	    cmocka_unit_test(test_derive),          cmocka_unit_test(test_seal_open),
+	    cmocka_unit_test(test_token_seal_open), cmocka_unit_test(test_lookup_hash),
+	    cmocka_unit_test(test_mac_sha),         cmocka_unit_test(test_password),
+	    cmocka_unit_test(test_random),          cmocka_unit_test(test_master_key),
 	};
 
 	return cmocka_run_group_tests(tests, setup, NULL);
