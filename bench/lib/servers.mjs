@@ -119,7 +119,7 @@ export async function startIssod(opts = {}) {
       basic: basicAuth(c.client_id, c.client_secret),
       users,
       chooseLink: (href) => new URL(href).pathname === '/login/taipeipass',
-      accessTokens: pg ? 'opaque (a row in PostgreSQL)' : 'opaque (a row in SQLite)',
+      accessTokens: 'opaque (sealed: none stored)',
       stack, // isso-sim's phone (readLastSms, simUrl) for the OTP flow; the store's path
       simPid: stack.sim.child.pid,
       stop: stopAll,

@@ -1,7 +1,8 @@
 // POST grant_type=client_credentials with client_secret_basic, with wrk:
-// every answer is a new access token (issod: an opaque token, one SQLite
-// row, or for its second client an RFC 9068 ES256 JWT, nothing stored; the
-// peers: an opaque token in memory, or an ES256 JWT).
+// every answer is a new access token (issod: an opaque token, sealed with
+// XChaCha20-Poly1305, or for its second client an RFC 9068 ES256 JWT;
+// neither is stored; the peers: an opaque token in memory, or an ES256
+// JWT).
 import { wrk } from '../lib/measure.mjs';
 
 export default {

@@ -1,21 +1,34 @@
-/* Access tokens as JWTs (RFC 9068), a per-client registered setting, and
- * the client settings that the OpenID Provider reads.
+/* Self-contained access tokens, and the client settings that the OpenID
+ * Provider reads.
  *
- * A JWT access token is issued only by the client_credentials grant: no
- * person and no session stand behind it, so nothing at logout, consent
- * withdrawal or a password reset has to reach it, and issuing it writes
- * nothing to the store. Tokens of a person stay opaque rows (token.c):
- * those are revoked by grant and by person, and UserInfo reads the claims
- * sealed in them. A revoked JWT access token's jti is kept as an
- * ephemeral row ("at_revoked") until the token's own expiry; introspection
- * and UserInfo look it up, so revocation holds on every node. */
+ * The client_credentials grant issues self-contained access tokens: no
+ * person and no session stand behind them, so nothing at logout, consent
+ * withdrawal or a password reset has to reach them, and issuing one writes
+ * nothing to the store. Two forms, chosen per client (settings
+ * access_token_format):
+ *  - "jwt": an RFC 9068 JWT signed with the provider's keys, which a
+ *    resource server may verify itself;
+ *  - "opaque" (the default): sealed, "isso_at1_" and base64url of an
+ *    XChaCha20-Poly1305 box of the same claims under a key derived from
+ *    the master key, bound to the issuer. Opaque to everyone but this
+ *    provider (resource servers introspect it), on every node sharing the
+ *    master key, and an AEAD costs a microsecond where a signature costs
+ *    thirty.
+ * Tokens of a person stay opaque rows (token.c): those are revoked by
+ * grant and by person, and UserInfo reads the claims sealed in them. A
+ * revoked self-contained token's jti is kept as an ephemeral row
+ * ("at_revoked") until the token's own expiry; introspection and UserInfo
+ * look it up, so revocation holds on every node. */
 #include <stdlib.h>
 #include <string.h>
+
+#include <jansson.h>
 
 #include "auth/app.h"
 #include "jose/jose.h"
 #include "lib/isso.h"
 #include "lib/secret.h"
+#include "lib/xmalloc.h"
 #include "oidc/oidc-private.h"
 #include "store/store.h"
 
@@ -23,6 +36,8 @@
 #define AT_REVOKED_KIND   "at_revoked"
 #define AUDIENCE_MAX      512
 #define AT_JWT_CLOCK_SKEW 60 /* tolerated for iat in the future */
+#define AT_SEALED_PREFIX  "isso_at1_"
+#define AT_STORED_LEN     43 /* oidc_new_token: 32 random bytes */
 
 static const char *const at_algs[] = {"ES256", "RS256", NULL};
 
@@ -94,12 +109,29 @@ oidc_client_jwt_access_tokens(const struct store_client *c)
 	return f != NULL && strcmp(f, "jwt") == 0;
 }
 
-bool
-oidc_at_jwt_form(const char *value)
+enum oidc_at_form
+oidc_at_form(const char *value)
 {
 	const char *d1 = value != NULL ? strchr(value, '.') : NULL;
 
-	return d1 != NULL && strchr(d1 + 1, '.') != NULL;
+	if (d1 != NULL && strchr(d1 + 1, '.') != NULL)
+		return OIDC_AT_JWT;
+	/* A stored token is 43 base64url characters, a sealed one longer. */
+	if (value != NULL && strncmp(value, AT_SEALED_PREFIX, strlen(AT_SEALED_PREFIX)) == 0 &&
+	    strnlen(value, AT_STORED_LEN + 1) > AT_STORED_LEN)
+		return OIDC_AT_SEALED;
+	return OIDC_AT_STORED;
+}
+
+/* The registered audience, or NULL. */
+static const char *
+client_audience(const struct store_client *c)
+{
+	const char *why;
+
+	if (c->settings == NULL || oidc_client_settings_check(c->settings, &why) < 0)
+		return NULL;
+	return json_string_value(json_object_get(c->settings, "access_token_audience"));
 }
 
 int
@@ -107,14 +139,12 @@ oidc_at_jwt_sign(const struct jose_keyset *ks, const char *issuer, const struct 
                  const char *scope, const char *jkt, int64_t now, int ttl, char **jwt_r,
                  char jti_r[44])
 {
-	const char *aud = NULL, *why;
+	const char *aud = client_audience(c);
 	const char *alg = jose_keyset_has_alg(ks, "ES256") ? "ES256" : "RS256";
 	json_t *claims;
 	int ret;
 
 	*jwt_r = NULL;
-	if (c->settings != NULL && oidc_client_settings_check(c->settings, &why) == 0)
-		aud = json_string_value(json_object_get(c->settings, "access_token_audience"));
 	secret_token(16, jti_r);
 	/* RFC 9068 §2.2; without a person, sub is the client itself. */
 	claims = json_pack("{s:s, s:I, s:s, s:s, s:s, s:I, s:s}", "iss", issuer, "exp",
@@ -176,7 +206,114 @@ out:
 }
 
 int
-oidc_at_jwt_active(struct isso_app *app, const char *value, json_t **claims_r)
+oidc_at_seal(const struct secret_keys *keys, const char *issuer, const struct store_client *c,
+             const char *scope, const char *jkt, int64_t now, int ttl, char **token_r)
+{
+	const char *aud = client_audience(c);
+	char id[SECRET_TOKEN_ID_LEN + 1];
+	char *text = NULL, *box = NULL;
+	json_t *claims;
+	int ret = ISSO_ERR_NOMEM;
+
+	*token_r = NULL;
+	/* iss, sub and jti are not carried: the issuer is the box's
+	 * associated data, sub the client, jti the box's nonce. */
+	claims = json_pack("{s:s, s:I, s:I}", "client_id", c->client_id, "iat", (json_int_t)now,
+	                   "exp", (json_int_t)(now + ttl));
+	if (claims == NULL)
+		return ISSO_ERR_NOMEM;
+	if (scope != NULL && scope[0] != '\0')
+		json_object_set_new(claims, "scope", json_string(scope));
+	if (aud != NULL)
+		json_object_set_new(claims, "aud", json_string(aud));
+	if (jkt != NULL && jkt[0] != '\0')
+		json_object_set_new(claims, "cnf", json_pack("{s:s}", "jkt", jkt));
+	text = json_dumps(claims, JSON_COMPACT);
+	if (text == NULL)
+		goto out;
+	ret = secret_token_seal(keys, issuer, text, strlen(text), &box, id);
+	if (ret < 0)
+		goto out;
+	*token_r = xasprintf("%s%s", AT_SEALED_PREFIX, box);
+out:
+	free(box);
+	free(text);
+	json_decref(claims);
+	return ret;
+}
+
+int
+oidc_at_open(const struct secret_keys *keys, const char *issuer, const char *value, int64_t now,
+             json_t **claims_r, const char **why_r)
+{
+	char id[SECRET_TOKEN_ID_LEN + 1];
+	json_t *claims = NULL, *exp, *iat, *cnf;
+	const char *client_id;
+	char *text = NULL;
+	int ret = ISSO_ERR_INVALID;
+
+	*claims_r = NULL;
+	*why_r = "not an access token";
+	if (oidc_at_form(value) != OIDC_AT_SEALED ||
+	    secret_token_open(keys, issuer, value + strlen(AT_SEALED_PREFIX), &text, id) < 0)
+		goto out;
+	/* Sealed by this provider: the checks below catch our own mistakes. */
+	claims = json_loads(text, JSON_REJECT_DUPLICATES, NULL);
+	exp = json_object_get(claims, "exp");
+	iat = json_object_get(claims, "iat");
+	cnf = json_object_get(claims, "cnf");
+	client_id = json_string_value(json_object_get(claims, "client_id"));
+	if (!json_is_object(claims) || client_id == NULL || client_id[0] == '\0' ||
+	    !json_is_integer(exp) || !json_is_integer(iat) ||
+	    (json_object_get(claims, "scope") != NULL &&
+	     !json_is_string(json_object_get(claims, "scope"))) ||
+	    (json_object_get(claims, "aud") != NULL &&
+	     !json_is_string(json_object_get(claims, "aud"))) ||
+	    (cnf != NULL && !json_is_string(json_object_get(cnf, "jkt"))))
+		goto out;
+	if (json_integer_value(exp) <= now || json_integer_value(iat) > now + AT_JWT_CLOCK_SKEW) {
+		*why_r = "expired";
+		goto out;
+	}
+	/* The same claims as the JWT form (RFC 9068 §2.2). */
+	json_object_set_new(claims, "iss", json_string(issuer));
+	json_object_set_new(claims, "sub", json_string(client_id));
+	json_object_set_new(claims, "jti", json_string(id));
+	if (json_object_get(claims, "aud") == NULL)
+		json_object_set_new(claims, "aud", json_string(issuer));
+	*claims_r = claims;
+	claims = NULL;
+	*why_r = NULL;
+	ret = 0;
+out:
+	json_decref(claims);
+	free(text);
+	return ret;
+}
+
+int
+oidc_at_issue(struct isso_app *app, const struct store_client *c, const char *scope,
+              const char *jkt, int ttl, char **token_r)
+{
+	char jti[44];
+
+	if (oidc_client_jwt_access_tokens(c))
+		return oidc_at_jwt_sign(app->keys, app->issuer, c, scope, jkt, app_now(), ttl,
+		                        token_r, jti);
+	return oidc_at_seal(&app->secrets, app->issuer, c, scope, jkt, app_now(), ttl, token_r);
+}
+
+int
+oidc_at_verify(struct isso_app *app, const char *value, int64_t now, json_t **claims_r,
+               const char **why_r)
+{
+	if (oidc_at_form(value) == OIDC_AT_JWT)
+		return oidc_at_jwt_verify(app->keys, app->issuer, value, now, claims_r, why_r);
+	return oidc_at_open(&app->secrets, app->issuer, value, now, claims_r, why_r);
+}
+
+int
+oidc_at_active(struct isso_app *app, const char *value, json_t **claims_r)
 {
 	json_t *claims = NULL;
 	const char *why;
@@ -184,7 +321,7 @@ oidc_at_jwt_active(struct isso_app *app, const char *value, json_t **claims_r)
 	int counter = 0, ret;
 
 	*claims_r = NULL;
-	if (oidc_at_jwt_verify(app->keys, app->issuer, value, now, &claims, &why) < 0)
+	if (oidc_at_verify(app, value, now, &claims, &why) < 0)
 		return 0;
 	ret = store_eph_get(app->store, AT_REVOKED_KIND,
 	                    json_string_value(json_object_get(claims, "jti")), now, NULL, &counter);
@@ -201,7 +338,7 @@ oidc_at_jwt_active(struct isso_app *app, const char *value, json_t **claims_r)
 }
 
 int
-oidc_at_jwt_revoke(struct isso_app *app, json_t *claims)
+oidc_at_revoke(struct isso_app *app, json_t *claims)
 {
 	int counter = 0;
 

@@ -186,21 +186,27 @@ struct store_token *oidc_token_lookup(struct isso_app *app, const char *value);
 char *oidc_seal_claims(struct isso_app *app, json_t *claims);
 json_t *oidc_open_claims(struct isso_app *app, json_t *data);
 
-/* ---- JWT access tokens (RFC 9068, access-token.c) ---- */
+/* ---- self-contained access tokens (access-token.c) ---- */
 
 struct jose_keyset;
+struct secret_keys;
 
 /* Whether the client registered access_token_format "jwt" (a settings
  * object that fails oidc_client_settings_check means opaque). */
 bool oidc_client_jwt_access_tokens(const struct store_client *c);
-/* Whether a presented token has the form of a JWT (opaque ones have no
- * dot). */
-bool oidc_at_jwt_form(const char *value);
-/* Signs a JWT access token of client c, which has no person behind it
- * (client_credentials): typ at+jwt; iss, exp (now + ttl), aud (the
+
+/* What a presented access token is: a JWT (two dots), a sealed one
+ * ("isso_at1_" and more than 43 characters) or a stored row's. */
+enum oidc_at_form { OIDC_AT_STORED, OIDC_AT_JWT, OIDC_AT_SEALED };
+enum oidc_at_form oidc_at_form(const char *value);
+
+/* The claims of a self-contained access token of client c, which has no
+ * person behind it (client_credentials): iss, exp (now + ttl), aud (the
  * client's access_token_audience, else the issuer), sub and client_id (the
- * client), iat, jti (also written to jti_r), scope unless empty, and
- * cnf.jkt when jkt (a DPoP key's thumbprint) is not NULL or "".
+ * client), iat, jti, scope unless empty, and cnf.jkt when jkt (a DPoP
+ * key's thumbprint) is not NULL or "".
+ *
+ * Signs them as a JWT (RFC 9068, typ at+jwt); jti also into jti_r.
  * *jwt_r is malloc'd. */
 int oidc_at_jwt_sign(const struct jose_keyset *ks, const char *issuer, const struct store_client *c,
                      const char *scope, const char *jkt, int64_t now, int ttl, char **jwt_r,
@@ -211,12 +217,30 @@ int oidc_at_jwt_sign(const struct jose_keyset *ks, const char *issuer, const str
  * with *why_r. */
 int oidc_at_jwt_verify(const struct jose_keyset *ks, const char *issuer, const char *value,
                        int64_t now, json_t **claims_r, const char **why_r);
+/* Seals them under keys' token key, bound to issuer (the opaque form).
+ * *token_r is malloc'd. */
+int oidc_at_seal(const struct secret_keys *keys, const char *issuer, const struct store_client *c,
+                 const char *scope, const char *jkt, int64_t now, int ttl, char **token_r);
+/* Opens a sealed one of this issuer, valid at now, into the same claims
+ * as the JWT form (iss, sub and jti added). Revocation is not looked at.
+ * 0 with *claims_r, or ISSO_ERR_INVALID with *why_r. */
+int oidc_at_open(const struct secret_keys *keys, const char *issuer, const char *value, int64_t now,
+                 json_t **claims_r, const char **why_r);
+
+/* Issues client c's access token in the form it registered: the JWT or
+ * the sealed one. *token_r is malloc'd. */
+int oidc_at_issue(struct isso_app *app, const struct store_client *c, const char *scope,
+                  const char *jkt, int ttl, char **token_r);
+/* Verifies or opens a self-contained token (either form) of this
+ * provider: as oidc_at_jwt_verify. */
+int oidc_at_verify(struct isso_app *app, const char *value, int64_t now, json_t **claims_r,
+                   const char **why_r);
 /* The same, and not revoked: 0 with *claims_r (NULL when the token is not
  * active), or < 0 when the store fails. */
-int oidc_at_jwt_active(struct isso_app *app, const char *value, json_t **claims_r);
-/* Revokes the JWT access token whose verified claims are given, on every
- * node, until it expires. */
-int oidc_at_jwt_revoke(struct isso_app *app, json_t *claims);
+int oidc_at_active(struct isso_app *app, const char *value, json_t **claims_r);
+/* Revokes the self-contained access token whose verified claims are
+ * given, on every node, until it expires. */
+int oidc_at_revoke(struct isso_app *app, json_t *claims);
 
 /* Queues back-channel logout notices for sid (NULL: every session of
  * uuid, the token names the subject only) to every client in clients

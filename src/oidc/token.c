@@ -29,21 +29,6 @@ grant_refused(struct http_req *req, const struct store_client *c, const char *gr
 	oidc_json_error(req, 400, error, description);
 }
 
-/* Issues tokens (oidc_tokens_issue) for a grant that spends nothing and
- * answers with them. */
-static void
-issue_tokens(struct isso_app *app, struct http_req *req, const struct store_client *c,
-             const char *grant, const char *scope, json_t *data, const char *jkt)
-{
-	json_t *rep = NULL;
-
-	if (oidc_tokens_issue(app, c, grant, NULL, NULL, scope, scope, data, false, jkt, NULL,
-	                      &rep) < 0)
-		oidc_json_error(req, 503, "temporarily_unavailable", NULL);
-	else
-		http_send_json(req, 200, rep);
-}
-
 void
 oidc_spent_refused(struct isso_app *app, struct http_req *req, const struct store_token *t,
                    const struct store_client *c, const char *event, const char *description)
@@ -250,26 +235,24 @@ out:
 	store_token_free(t);
 }
 
-/* A self-contained access token (RFC 9068) for a client that registered
- * them: nothing is written to the store. */
+/* A self-contained access token (access-token.c), the form the client
+ * registered: nothing is written to the store. */
 static void
-issue_jwt_access_token(struct isso_app *app, struct http_req *req, const struct store_client *c,
-                       const char *scope, const char *jkt)
+issue_access_token(struct isso_app *app, struct http_req *req, const struct store_client *c,
+                   const char *scope, const char *jkt)
 {
 	int ttl = app->cfg->oidc.access_token_ttl;
-	char *jwt = NULL;
-	char jti[44];
+	char *token = NULL;
 
-	if (oidc_at_jwt_sign(app->keys, app->issuer, c, scope, jkt, app_now(), ttl, &jwt, jti) <
-	    0) {
+	if (oidc_at_issue(app, c, scope, jkt, ttl, &token) < 0) {
 		oidc_json_error(req, 503, "temporarily_unavailable", NULL);
 		return;
 	}
 	http_send_json(req, 200,
-	               json_pack("{s:s, s:s, s:i, s:s}", "access_token", jwt, "token_type",
+	               json_pack("{s:s, s:s, s:i, s:s}", "access_token", token, "token_type",
 	                         jkt[0] != '\0' ? "DPoP" : "Bearer", "expires_in", ttl, "scope",
 	                         scope));
-	free(jwt);
+	free(token);
 }
 
 static void
@@ -277,35 +260,26 @@ grant_client_credentials(struct isso_app *app, struct http_req *req, struct stor
                          const char *jkt)
 {
 	const char *scope = http_form(req, "scope");
-	char grant[44];
-	json_t *data = json_object();
 
 	if (c->public_client) {
 		grant_refused(req, c, "client_credentials", "unauthorized_client",
 		              "public clients cannot use client_credentials");
-		goto out;
+		return;
 	}
 	/* Only scopes the client was approved for (RFC 6749 §3.3), and no
 	 * person is involved: personal-data scopes make no sense here. */
 	if (scope != NULL && (strlen(scope) > 2048 || !scope_subset(scope, c->scope))) {
 		grant_refused(req, c, "client_credentials", "invalid_scope",
 		              "scope not approved for this client");
-		goto out;
+		return;
 	}
 	if (scope != NULL && (claims_from_scope(scope) != 0 || scope_has(scope, "openid") ||
 	                      scope_has(scope, "offline_access"))) {
 		grant_refused(req, c, "client_credentials", "invalid_scope",
 		              "client_credentials carry no person");
-		goto out;
+		return;
 	}
-	if (oidc_client_jwt_access_tokens(c)) {
-		issue_jwt_access_token(app, req, c, scope != NULL ? scope : "", jkt);
-		goto out;
-	}
-	secret_token(16, grant);
-	issue_tokens(app, req, c, grant, scope != NULL ? scope : "", data, jkt);
-out:
-	json_decref(data);
+	issue_access_token(app, req, c, scope != NULL ? scope : "", jkt);
 }
 
 /* The CIBA grant (ciba.c), for a confidential client in poll mode. */

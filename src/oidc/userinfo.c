@@ -78,11 +78,12 @@ userinfo(struct http_req *req, void *ctx)
 		bearer_error(req, 401, NULL, NULL);
 		goto out;
 	}
-	if (oidc_at_jwt_form(value)) {
-		/* JWT access tokens come only from client_credentials: no
-		 * person to tell about, once the token itself holds. */
+	if (oidc_at_form(value) != OIDC_AT_STORED) {
+		/* Self-contained access tokens come only from
+		 * client_credentials: no person to tell about, once the token
+		 * itself holds. */
 		json_t *at = NULL;
-		if (oidc_at_jwt_active(app, value, &at) < 0) {
+		if (oidc_at_active(app, value, &at) < 0) {
 			oidc_json_error(req, 503, "temporarily_unavailable", NULL);
 			goto out;
 		}
@@ -174,15 +175,15 @@ revoke(struct http_req *req, void *ctx)
 		oidc_json_error(req, 400, "invalid_request", "token missing");
 		goto out;
 	}
-	if (oidc_at_jwt_form(value)) {
+	if (oidc_at_form(value) != OIDC_AT_STORED) {
 		json_t *at = NULL;
 		const char *why;
 		/* An expired or forged one needs nothing; another client's
 		 * is not ours to revoke (RFC 7009 §2.1) but answered alike. */
-		if (oidc_at_jwt_verify(app->keys, app->issuer, value, app_now(), &at, &why) == 0 &&
+		if (oidc_at_verify(app, value, app_now(), &at, &why) == 0 &&
 		    strcmp(json_string_value(json_object_get(at, "client_id")), c->client_id) ==
 		        0 &&
-		    oidc_at_jwt_revoke(app, at) < 0) {
+		    oidc_at_revoke(app, at) < 0) {
 			json_decref(at);
 			/* RFC 7009 §2.2.1: the client may retry. */
 			oidc_json_error(req, 503, "temporarily_unavailable", NULL);
@@ -206,17 +207,18 @@ out:
 	store_client_free(c);
 }
 
-/* RFC 7662 for a JWT access token (RFC 9068): active only for the client
- * it was issued to, while it is unexpired and not revoked. */
+/* RFC 7662 for a self-contained access token (a JWT, RFC 9068, or a
+ * sealed one): active only for the client it was issued to, while it is
+ * unexpired and not revoked. */
 static void
-introspect_jwt(struct isso_app *app, struct http_req *req, const struct store_client *c,
-               const char *value)
+introspect_self(struct isso_app *app, struct http_req *req, const struct store_client *c,
+                const char *value)
 {
 	json_t *at = NULL, *o;
 	static const char *const copied[] = {"scope", "client_id", "exp", "iat", "iss",
 	                                     "sub",   "aud",       "jti", "cnf", NULL};
 
-	if (oidc_at_jwt_active(app, value, &at) < 0) {
+	if (oidc_at_active(app, value, &at) < 0) {
 		oidc_json_error(req, 503, "temporarily_unavailable", NULL);
 		return;
 	}
@@ -257,8 +259,8 @@ introspect(struct http_req *req, void *ctx)
 		oidc_json_error(req, 400, "invalid_request", "token missing");
 		goto out;
 	}
-	if (oidc_at_jwt_form(value)) {
-		introspect_jwt(app, req, c, value);
+	if (oidc_at_form(value) != OIDC_AT_STORED) {
+		introspect_self(app, req, c, value);
 		goto out;
 	}
 	t = oidc_token_lookup(app, value);

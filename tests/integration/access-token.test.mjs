@@ -1,18 +1,24 @@
-// JWT access tokens (RFC 9068) for clients that register
-// access_token_format "jwt": they verify against the published JWK set
-// with the right header and claims, introspection and UserInfo refuse them
-// once revoked (also after a restart: the revocation is in the store),
-// forgeries and other tokens signed with the same keys are refused, and
-// opaque tokens stay the default (also for the code flow of a JWT client).
+// Self-contained client_credentials access tokens. JWTs (RFC 9068) for
+// clients that register access_token_format "jwt": they verify against the
+// published JWK set with the right header and claims, introspection and
+// UserInfo refuse them once revoked (also after a restart: the revocation
+// is in the store), forgeries and other tokens signed with the same keys
+// are refused. Opaque ones (the default) are sealed: nothing is stored,
+// they introspect with the same claims, revoke the same way, and neither a
+// tampered one nor another deployment's opens. A person's tokens stay
+// stored opaque rows (also in the code flow of a JWT client).
 
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import path from 'node:path';
 import * as client from 'openid-client';
 import * as jose from 'jose';
 import { startStack, HttpAgent, decodeJwt, redirectParams, limit, sleep } from './lib/harness.mjs';
 
 const RP = 'http://127.0.0.1:9/cb';
 const T = { timeout: limit(15_000) };
+const SLOW = { timeout: limit(40_000) };
 
 let stack;
 let md;
@@ -20,6 +26,8 @@ let jwtClient; // client_credentials, access_token_format jwt
 let opaqueClient; // client_credentials, default format
 let user;
 
+// an opaque client_credentials token: sealed, nothing stored
+const SEALED = /^isso_at1_[A-Za-z0-9_-]{100,}$/;
 const formEnc = (s) => encodeURIComponent(s).replace(/%20/g, '+');
 const basic = (c) => `Basic ${Buffer.from(`${formEnc(c.client_id)}:${formEnc(c.client_secret)}`).toString('base64')}`;
 
@@ -75,7 +83,7 @@ test('the setting is registered and shown; opaque is the default', T, async () =
   assert.equal(jwtClient.settings?.access_token_format, 'jwt');
   assert.equal(opaqueClient.settings?.access_token_format, undefined);
   const tokens = await ccToken(opaqueClient);
-  assert.match(tokens.access_token, /^[A-Za-z0-9_-]{43}$/, 'an opaque token by default');
+  assert.match(tokens.access_token, SEALED, 'an opaque (sealed) token by default');
   const r = await introspect(opaqueClient, tokens.access_token);
   assert.equal(r.active, true);
   const refused = await stack.issoctl(['client', 'add', '--name', 'x', '--redirect-uri', RP, '--scope', 'openid',
@@ -144,6 +152,75 @@ test('revocation: refused at introspection and UserInfo, also after a restart', 
   assert.equal((await introspect(jwtClient, b)).active, true);
 });
 
+test('opaque client_credentials tokens are sealed: nothing stored, introspection, revocation, restarts', SLOW, async () => {
+  const db = path.join(stack.tmp, 'isso.db');
+  const rows = () => Number(execFileSync('sqlite3', ['-cmd', '.timeout 10000', db, 'SELECT count(*) FROM tokens'], { encoding: 'utf8' }).trim());
+  const before = rows();
+  const t0 = Math.floor(Date.now() / 1000);
+  const a = await ccToken(opaqueClient);
+  const b = (await ccToken(opaqueClient)).access_token;
+  assert.equal(rows(), before, 'issuing writes no token row');
+  assert.equal(a.token_type, 'Bearer');
+  assert.equal(a.expires_in, 600);
+  assert.equal(a.refresh_token, undefined);
+  assert.match(a.access_token, SEALED);
+  assert.notEqual(a.access_token, b);
+  assert.ok(!a.access_token.includes(opaqueClient.client_id), 'its claims cannot be read from it');
+
+  const r = await introspect(opaqueClient, a.access_token);
+  assert.equal(r.active, true);
+  assert.equal(r.client_id, opaqueClient.client_id);
+  assert.equal(r.sub, opaqueClient.client_id);
+  assert.equal(r.iss, stack.issuer);
+  assert.equal(r.token_type, 'Bearer');
+  assert.equal(r.scope, '');
+  assert.ok(r.iat >= t0 - 2 && r.iat <= t0 + 5, `iat ${r.iat}`);
+  assert.equal(r.exp - r.iat, 600);
+  assert.match(r.jti, /^[A-Za-z0-9_-]{32}$/);
+  assert.notEqual((await introspect(opaqueClient, b)).jti, r.jti);
+  // only the client it was issued to may introspect it
+  assert.equal((await introspect(jwtClient, a.access_token)).active, false);
+  const ui = await userinfo(a.access_token);
+  assert.equal(ui.status, 403, 'it names no person');
+  assert.match(ui.auth, /insufficient_scope/);
+
+  // tampered with, truncated, or sealed for another deployment: not active
+  const flip = (t, i) => t.slice(0, i) + (t[i] === 'A' ? 'B' : 'A') + t.slice(i + 1);
+  const other = await startStack({ label: 'access-token-other' });
+  let foreign;
+  try {
+    const omd = await other.metadata();
+    const oc = await other.registerClient({ name: '他處服務', redirectUris: [RP], scope: 'openid', grantTypes: ['authorization_code', 'client_credentials'] });
+    const got = await post(omd.token_endpoint, { grant_type: 'client_credentials' }, oc);
+    assert.equal(got.status, 200, got.text);
+    foreign = got.json.access_token;
+  } finally {
+    await other.stop({ check: false });
+  }
+  assert.match(foreign, SEALED);
+  for (const [what, t] of [['tampered', flip(a.access_token, 40)], ['tampered tag', flip(a.access_token, a.access_token.length - 2)],
+    ['truncated', a.access_token.slice(0, -4)], ['another deployment\'s', foreign], ['prefix only', 'isso_at1_'.padEnd(60, 'A')]]) {
+    assert.equal((await introspect(opaqueClient, t)).active, false, what);
+    assert.equal((await userinfo(t)).status, 401, what);
+    assert.equal((await revoke(opaqueClient, t)).status, 200, what);
+  }
+  assert.equal((await introspect(opaqueClient, a.access_token)).active, true, 'revoking forgeries left the real one alone');
+
+  // another client cannot revoke it (200 all the same, RFC 7009)
+  assert.equal((await revoke(jwtClient, a.access_token)).status, 200);
+  assert.equal((await introspect(opaqueClient, a.access_token)).active, true);
+  assert.equal((await revoke(opaqueClient, a.access_token)).status, 200);
+  assert.equal((await introspect(opaqueClient, a.access_token)).active, false);
+  assert.equal((await userinfo(a.access_token)).status, 401);
+  assert.equal((await introspect(opaqueClient, b)).active, true, 'the other token lives on');
+
+  // the key is the deployment's (derived from its master key) and the
+  // revocation is in the store: both outlive a restart
+  await stack.restartIssod();
+  assert.equal((await introspect(opaqueClient, a.access_token)).active, false);
+  assert.equal((await introspect(opaqueClient, b)).active, true);
+});
+
 test('forgeries and other JWTs of the issuer are not access tokens', T, async () => {
   const good = (await ccToken(jwtClient)).access_token;
   const [h, p, s] = good.split('.');
@@ -200,14 +277,14 @@ test('issoctl client update sets, refuses and removes the events URI', T, async 
 
 test('issoctl client update switches the format and sets the audience', T, async () => {
   const c = await stack.registerClient({ name: '切換服務', redirectUris: [RP], scope: 'openid', grantTypes: ['authorization_code', 'client_credentials'] });
-  assert.match((await ccToken(c)).access_token, /^[A-Za-z0-9_-]{43}$/);
+  assert.match((await ccToken(c)).access_token, SEALED);
   const up = await stack.issoctl(['client', 'update', c.client_id, '--access-token-format', 'jwt', '--access-token-audience', 'https://api.example.gov.taipei']);
   assert.deepEqual(up.settings, { access_token_format: 'jwt', access_token_audience: 'https://api.example.gov.taipei' });
   const t = (await ccToken(c)).access_token;
   await jose.jwtVerify(t, await remoteKeys(), { issuer: stack.issuer, audience: 'https://api.example.gov.taipei', typ: 'at+jwt' });
   const back = await stack.issoctl(['client', 'update', c.client_id, '--access-token-format', 'opaque', '--access-token-audience', '']);
   assert.deepEqual(back.settings, { access_token_format: 'opaque' });
-  assert.match((await ccToken(c)).access_token, /^[A-Za-z0-9_-]{43}$/);
+  assert.match((await ccToken(c)).access_token, SEALED);
   // a JWT issued before the switch still introspects until it expires
   assert.equal((await introspect(c, t)).active, true);
 });

@@ -1,7 +1,9 @@
-/* Unit tests for JWT access tokens (RFC 9068, src/oidc/access-token.c):
- * the client settings that choose them, their claims and header, and the
- * refusal of anything else signed with the same keys (ID tokens), of
- * other issuers, foreign keys, expired and tampered tokens. */
+/* Unit tests for self-contained access tokens (src/oidc/access-token.c):
+ * the client settings that choose their form; JWTs (RFC 9068): their
+ * claims and header, and the refusal of anything else signed with the same
+ * keys (ID tokens), of other issuers, foreign keys, expired and tampered
+ * tokens; sealed ones: the same claims, and the refusal of other issuers,
+ * other master keys, expired, tampered and truncated ones. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -14,6 +16,7 @@
 
 #include "jose/jose.h"
 #include "lib/isso.h"
+#include "lib/secret.h"
 #include "oidc/oidc-private.h"
 #include "store/store.h"
 
@@ -116,10 +119,125 @@ format_choice(void **state)
 	assert_false(oidc_client_jwt_access_tokens(&c));
 	json_decref(c.settings);
 
-	assert_true(oidc_at_jwt_form("a.b.c"));
-	assert_false(oidc_at_jwt_form("abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG"));
-	assert_false(oidc_at_jwt_form("a.b"));
-	assert_false(oidc_at_jwt_form(NULL));
+	assert_int_equal(oidc_at_form("a.b.c"), OIDC_AT_JWT);
+	assert_int_equal(oidc_at_form("abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG"),
+	                 OIDC_AT_STORED);
+	assert_int_equal(oidc_at_form("a.b"), OIDC_AT_STORED);
+	assert_int_equal(oidc_at_form(NULL), OIDC_AT_STORED);
+	/* A stored token that happens to begin like a sealed one is 43
+	 * characters long; a sealed one is always longer. */
+	assert_int_equal(oidc_at_form("isso_at1_abcdefghijklmnopqrstuvwxyz01234567"),
+	                 OIDC_AT_STORED);
+	assert_int_equal(oidc_at_form("isso_at1_abcdefghijklmnopqrstuvwxyz012345678"),
+	                 OIDC_AT_SEALED);
+}
+
+static void
+keys_from(unsigned char fill, struct secret_keys *keys)
+{
+	unsigned char master[32];
+
+	memset(master, fill, sizeof(master));
+	secret_keys_derive(master, keys);
+}
+
+static void
+seal_and_open(void **state)
+{
+	struct secret_keys keys, other;
+	struct store_client c;
+	json_t *got = NULL, *again = NULL;
+	const char *why = NULL;
+	char *tok = NULL, *tok2 = NULL, *bad;
+	size_t n;
+
+	(void)state;
+	keys_from(1, &keys);
+	keys_from(2, &other);
+	memset(&c, 0, sizeof(c));
+	c.client_id = "svc-sealed";
+	assert_int_equal(oidc_at_seal(&keys, ISS, &c, "api.read api.write", NULL, NOW, 600, &tok),
+	                 0);
+	assert_int_equal(oidc_at_form(tok), OIDC_AT_SEALED);
+	/* Opaque: nothing of the claims readable in the text. */
+	assert_null(strstr(tok, "svc"));
+	assert_null(strstr(tok, "eyJ"));
+	assert_int_equal(oidc_at_open(&keys, ISS, tok, NOW + 1, &got, &why), 0);
+	assert_string_equal(json_string_value(json_object_get(got, "iss")), ISS);
+	assert_string_equal(json_string_value(json_object_get(got, "aud")), ISS);
+	assert_string_equal(json_string_value(json_object_get(got, "sub")), "svc-sealed");
+	assert_string_equal(json_string_value(json_object_get(got, "client_id")), "svc-sealed");
+	assert_string_equal(json_string_value(json_object_get(got, "scope")), "api.read api.write");
+	assert_int_equal(json_integer_value(json_object_get(got, "iat")), NOW);
+	assert_int_equal(json_integer_value(json_object_get(got, "exp")), NOW + 600);
+	assert_int_equal(strlen(json_string_value(json_object_get(got, "jti"))),
+	                 SECRET_TOKEN_ID_LEN);
+	assert_null(json_object_get(got, "cnf"));
+	/* A second token of the same claims has another jti. */
+	assert_int_equal(oidc_at_seal(&keys, ISS, &c, "api.read api.write", NULL, NOW, 600, &tok2),
+	                 0);
+	assert_int_equal(oidc_at_open(&keys, ISS, tok2, NOW, &again, &why), 0);
+	assert_string_not_equal(json_string_value(json_object_get(got, "jti")),
+	                        json_string_value(json_object_get(again, "jti")));
+	json_decref(again);
+	json_decref(got);
+	got = NULL;
+
+	/* Expired at exp; another issuer's, another master key's. */
+	assert_int_equal(oidc_at_open(&keys, ISS, tok, NOW + 600, &got, &why), ISSO_ERR_INVALID);
+	assert_string_equal(why, "expired");
+	assert_int_equal(oidc_at_open(&keys, "https://other.example", tok, NOW, &got, &why),
+	                 ISSO_ERR_INVALID);
+	assert_int_equal(oidc_at_open(&other, ISS, tok, NOW, &got, &why), ISSO_ERR_INVALID);
+	assert_null(got);
+	/* Each character changed, the box truncated, or nothing after the
+	 * prefix: refused. */
+	bad = strdup(tok);
+	n = strlen(bad);
+	for (size_t i = strlen("isso_at1_"); i < n; i++) {
+		char was = bad[i];
+		bad[i] = was == 'A' ? 'B' : 'A';
+		assert_int_equal(oidc_at_open(&keys, ISS, bad, NOW, &got, &why), ISSO_ERR_INVALID);
+		bad[i] = was;
+	}
+	bad[n - 1] = '\0';
+	assert_int_equal(oidc_at_open(&keys, ISS, bad, NOW, &got, &why), ISSO_ERR_INVALID);
+	bad[60] = '\0';
+	assert_int_equal(oidc_at_open(&keys, ISS, bad, NOW, &got, &why), ISSO_ERR_INVALID);
+	assert_int_equal(oidc_at_open(&keys, ISS, "isso_at1_", NOW, &got, &why), ISSO_ERR_INVALID);
+	assert_int_equal(oidc_at_open(&keys, ISS, "a.b.c", NOW, &got, &why), ISSO_ERR_INVALID);
+	assert_null(got);
+	free(bad);
+	free(tok);
+	free(tok2);
+}
+
+static void
+sealed_audience_and_dpop(void **state)
+{
+	struct secret_keys keys;
+	struct store_client c;
+	json_t *got = NULL;
+	const char *why = NULL;
+	char *tok = NULL;
+
+	(void)state;
+	keys_from(3, &keys);
+	memset(&c, 0, sizeof(c));
+	c.client_id = "svc-aud";
+	c.settings = json_pack("{s:s}", "access_token_audience", "https://api.example/v1");
+	assert_int_equal(oidc_at_seal(&keys, ISS, &c, "", "thumbprint-of-the-key", NOW, 60, &tok),
+	                 0);
+	assert_int_equal(oidc_at_open(&keys, ISS, tok, NOW, &got, &why), 0);
+	assert_string_equal(json_string_value(json_object_get(got, "aud")),
+	                    "https://api.example/v1");
+	assert_string_equal(json_string_value(json_object_get(json_object_get(got, "cnf"), "jkt")),
+	                    "thumbprint-of-the-key");
+	/* No scope asked: none carried. */
+	assert_null(json_object_get(got, "scope"));
+	json_decref(got);
+	json_decref(c.settings);
+	free(tok);
 }
 
 static void
@@ -277,9 +395,13 @@ int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(settings_check),  cmocka_unit_test(format_choice),
-	    cmocka_unit_test(sign_and_verify), cmocka_unit_test(rs256_only_issuer),
+	    cmocka_unit_test(settings_check),
+	    cmocka_unit_test(format_choice),
+	    cmocka_unit_test(sign_and_verify),
+	    cmocka_unit_test(rs256_only_issuer),
 	    cmocka_unit_test(rotated_key),
+	    cmocka_unit_test(seal_and_open),
+	    cmocka_unit_test(sealed_audience_and_dpop),
 	};
 
 	if (sodium_init() < 0)
