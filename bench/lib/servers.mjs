@@ -44,6 +44,19 @@ async function discovery(issuer) {
   return res.json();
 }
 
+/** Settings a person running the benchmark gives issod: BENCH_ISSOD_ENV,
+ * space-separated ISSO_NAME=value pairs (e.g. ISSO_SERVER_HASH_WORKERS=1);
+ * the test harness passes no other ISSO_* variable of the shell on. */
+function issodSettings() {
+  const out = {};
+  for (const pair of (process.env.BENCH_ISSOD_ENV || '').split(/\s+/).filter(Boolean)) {
+    const m = /^(ISSO_[A-Z0-9_]+)=(.*)$/.exec(pair);
+    if (!m) throw new Error(`BENCH_ISSOD_ENV: not ISSO_NAME=value: ${pair}`);
+    out[m[1]] = m[2];
+  }
+  return out;
+}
+
 /**
  * Starts issod with isso-sim, registers the bench client and users.
  * opts: label; env (extra ISSO_* settings); key and title (the target's
@@ -52,7 +65,8 @@ async function discovery(issuer) {
  * keep-alive; the target's issuer is then the proxy and pids every node).
  */
 export async function startIssod(opts = {}) {
-  const { label = 'bench', env = {}, key = 'issod', title = 'issod', pg = null, nodes = 0 } = opts;
+  const { label = 'bench', key = 'issod', title = 'issod', pg = null, nodes = 0 } = opts;
+  const env = { ...issodSettings(), ...(opts.env ?? {}) };
   const lbPort = nodes > 0 ? await freePort() : null;
   const lbUrl = lbPort ? `http://127.0.0.1:${lbPort}` : null;
   const stack = await startStack({
