@@ -151,7 +151,8 @@ struct http_server_settings {
 	const char *listen; /* address */
 	int port;
 	int threads; /* 0: one per core */
-	/* The work pool for http_defer: threads (0: one per core) and the
+	/* The work pool for http_defer: threads (0: one fewer than the cores,
+	 * at least one) and the
 	 * tasks that may wait for one (0: no pool, deferred work runs
 	 * inline). */
 	unsigned defer_threads;

@@ -1470,8 +1470,12 @@ http_server_start(struct http_server *srv, const char **error_r)
 	}
 	if (srv->set.defer_queue > 0) {
 		ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+		/* By default one core is left to the request threads: a storm
+		 * of password logins then never takes the whole machine from
+		 * token refreshes, discovery and every other page. */
 		defer_threads = srv->set.defer_threads > 0 ? srv->set.defer_threads
-		                : ncpu > 0 && ncpu < 64    ? (unsigned)ncpu
+		                : ncpu > 64                ? 63
+		                : ncpu > 1                 ? (unsigned)ncpu - 1
 		                                           : 1;
 		if (worker_pool_new(defer_threads, srv->set.defer_queue, &srv->defer_pool) < 0) {
 			if (error_r != NULL)

@@ -21,7 +21,7 @@ struct isso_config {
 		/* the proxies trust_proxy believes: addresses and CIDRs,
 		 * "127.0.0.1, ::1" */
 		char *trusted_proxies;
-		int hash_workers; /* threads for password hashing; 0: one per core */
+		int hash_workers; /* threads for password hashing; 0: cores - 1 */
 		int hash_queue;   /* hashing tasks that may wait for a thread, 64 */
 	} server;
 	struct {
