@@ -23,11 +23,11 @@ import discovery from './scenarios/discovery.mjs';
 import jwks from './scenarios/jwks.mjs';
 import clientCredentials from './scenarios/client-credentials.mjs';
 import introspection from './scenarios/introspection.mjs';
-import introspectionJwt from './scenarios/introspection-jwt.mjs';
+import { introspectionJwt, introspectionSealed } from './scenarios/introspection-self.mjs';
 import refresh from './scenarios/refresh.mjs';
 import sso from './scenarios/sso.mjs';
 import password from './scenarios/password.mjs';
-import storm from './scenarios/storm.mjs';
+import { stormDiscovery, stormToken } from './scenarios/storm.mjs';
 import otpTelecom from './scenarios/otp-telecom.mjs';
 import manySessions from './scenarios/sessions.mjs';
 
@@ -40,7 +40,7 @@ const num = (name, def) => {
   return Number.isFinite(v) && v > 0 ? v : def;
 };
 
-const SCENARIOS = [discovery, jwks, clientCredentials, introspection, introspectionJwt, refresh, sso, password, otpTelecom, storm, manySessions];
+const SCENARIOS = [discovery, jwks, clientCredentials, introspection, introspectionSealed, introspectionJwt, refresh, sso, password, otpTelecom, stormDiscovery, stormToken, manySessions];
 const only = process.env.BENCH_ONLY ? new Set(process.env.BENCH_ONLY.split(',')) : null;
 
 function sh(cmd, args) {
@@ -182,11 +182,14 @@ async function main() {
     console.log(`  ${m.label.padEnd(24)} ${f(m.idle_rss_kib / 1024, 1).padStart(6)}  ${f(m.after_rss_kib / 1024, 1).padStart(14)}   ${m.password_logins}`);
   }
 
-  const st = results.find((x) => x.name === 'password_storm');
-  if (st) {
-    console.log('\nPassword storm: discovery during the storm against discovery alone');
+  for (const st of results.filter((x) => x.name.startsWith('password_storm'))) {
+    console.log(`\n${st.title}: against each half alone`);
     for (const [key, r] of Object.entries(st.runs)) {
-      if (r.vs_idle) console.log(`  ${key.padEnd(8)} ${f(r.vs_idle.rps_fraction * 100, 1)}% of idle ops/s; p99 ${f(r.vs_idle.p99_idle_ms, 2)} ms -> ${f(r.vs_idle.p99_storm_ms, 2)} ms`);
+      const v = r.vs_idle;
+      if (v) {
+        console.log(`  ${key.padEnd(8)} ${f(v.rps_fraction * 100, 1)}% of its ops/s alone; p99 ${f(v.p99_idle_ms, 2)} ms -> ${f(v.p99_storm_ms, 2)} ms; `
+          + `password logins ${f(v.logins_alone_rps, 1)}/s alone -> ${f(r.logins.rps, 1)}/s (${f(v.logins_fraction * 100, 1)}%)`);
+      }
     }
   }
   info.loadavg_at_end = os.loadavg();

@@ -1,17 +1,18 @@
-// POST a JWT access token (RFC 9068) from client_credentials to the
-// introspection endpoint, with wrk: for issod a signature check and one
-// store read (its revocation list). issod alone: node oidc-provider
-// refuses to introspect the JWT access tokens it issues.
+// POST a self-contained access token from client_credentials to the
+// introspection endpoint, with wrk, issod alone: a JWT (RFC 9068; a
+// signature check and one store read, its revocation list; node
+// oidc-provider refuses to introspect the JWT access tokens it issues),
+// or issod's default sealed one (an AEAD opened and the same store read).
 import { wrk } from '../lib/measure.mjs';
 
 const form = { 'content-type': 'application/x-www-form-urlencoded' };
 
-export default {
-  name: 'introspection_jwt',
-  title: 'introspection of a live JWT access token (POST)',
+const scenario = (name, title, target) => ({
+  name,
+  title,
   tool: 'wrk',
   alone: true,
-  targets: ['issodJwt'],
+  targets: [target],
   async prepare(t) {
     const got = await fetch(t.md.token_endpoint, {
       method: 'POST',
@@ -35,4 +36,7 @@ export default {
     body: new URLSearchParams({ token }).toString(),
     headers: { authorization: t.basic, ...form },
   }),
-};
+});
+
+export const introspectionJwt = scenario('introspection_jwt', 'introspection of a live JWT access token (POST)', 'issodJwt');
+export const introspectionSealed = scenario('introspection_sealed', 'introspection of a live sealed client_credentials token (POST)', 'issod');
