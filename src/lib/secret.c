@@ -404,6 +404,7 @@ int
 secret_token_seal(const struct secret_keys *keys, const char *ad, const char *plaintext, size_t len,
                   char **out_r, char id_r[SECRET_TOKEN_ID_LEN + 1])
 {
+	*out_r = NULL;
 	if (len > SECRET_TOKEN_MAX)
 		return ISSO_ERR_INVALID;
 	return seal_with(keys->token, ad, plaintext, len, out_r, id_r);

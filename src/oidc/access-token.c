@@ -10,7 +10,7 @@
  *    resource server may verify itself;
  *  - "opaque" (the default): sealed, "isso_at1_" and base64url of an
  *    XChaCha20-Poly1305 box of the same claims under a key derived from
- *    the master key, bound to the issuer. Opaque to everyone but this
+ *    the master key, bound to the token kind and the issuer. Opaque to everyone but this
  *    provider (resource servers introspect it), on every node sharing the
  *    master key, and an AEAD costs a microsecond where a signature costs
  *    thirty.
@@ -211,13 +211,13 @@ oidc_at_seal(const struct secret_keys *keys, const char *issuer, const struct st
 {
 	const char *aud = client_audience(c);
 	char id[SECRET_TOKEN_ID_LEN + 1];
-	char *text = NULL, *box = NULL;
+	char *text = NULL, *box = NULL, *ad = NULL;
 	json_t *claims;
 	int ret = ISSO_ERR_NOMEM;
 
 	*token_r = NULL;
-	/* iss, sub and jti are not carried: the issuer is the box's
-	 * associated data, sub the client, jti the box's nonce. */
+	/* iss and jti are not carried: the issuer is in the box's associated
+	 * data, the jti is its nonce. */
 	claims = json_pack("{s:s, s:I, s:I}", "client_id", c->client_id, "iat", (json_int_t)now,
 	                   "exp", (json_int_t)(now + ttl));
 	if (claims == NULL)
@@ -231,11 +231,13 @@ oidc_at_seal(const struct secret_keys *keys, const char *issuer, const struct st
 	text = json_dumps(claims, JSON_COMPACT);
 	if (text == NULL)
 		goto out;
-	ret = secret_token_seal(keys, issuer, text, strlen(text), &box, id);
+	ad = xasprintf("%s %s", AT_SEALED_PREFIX, issuer);
+	ret = secret_token_seal(keys, ad, text, strlen(text), &box, id);
 	if (ret < 0)
 		goto out;
 	*token_r = xasprintf("%s%s", AT_SEALED_PREFIX, box);
 out:
+	free(ad);
 	free(box);
 	free(text);
 	json_decref(claims);
@@ -249,13 +251,15 @@ oidc_at_open(const struct secret_keys *keys, const char *issuer, const char *val
 	char id[SECRET_TOKEN_ID_LEN + 1];
 	json_t *claims = NULL, *exp, *iat, *cnf;
 	const char *client_id;
-	char *text = NULL;
+	char *text = NULL, *ad = NULL;
 	int ret = ISSO_ERR_INVALID;
 
 	*claims_r = NULL;
 	*why_r = "not an access token";
-	if (oidc_at_form(value) != OIDC_AT_SEALED ||
-	    secret_token_open(keys, issuer, value + strlen(AT_SEALED_PREFIX), &text, id) < 0)
+	if (oidc_at_form(value) != OIDC_AT_SEALED)
+		goto out;
+	ad = xasprintf("%s %s", AT_SEALED_PREFIX, issuer);
+	if (secret_token_open(keys, ad, value + strlen(AT_SEALED_PREFIX), &text, id) < 0)
 		goto out;
 	/* Sealed by this provider: the checks below catch our own mistakes. */
 	claims = json_loads(text, JSON_REJECT_DUPLICATES, NULL);
@@ -275,12 +279,9 @@ oidc_at_open(const struct secret_keys *keys, const char *issuer, const char *val
 		*why_r = "expired";
 		goto out;
 	}
-	/* The same claims as the JWT form (RFC 9068 §2.2). */
+	/* Introspection answers what a stored token's did, and its jti. */
 	json_object_set_new(claims, "iss", json_string(issuer));
-	json_object_set_new(claims, "sub", json_string(client_id));
 	json_object_set_new(claims, "jti", json_string(id));
-	if (json_object_get(claims, "aud") == NULL)
-		json_object_set_new(claims, "aud", json_string(issuer));
 	*claims_r = claims;
 	claims = NULL;
 	*why_r = NULL;
@@ -288,6 +289,7 @@ oidc_at_open(const struct secret_keys *keys, const char *issuer, const char *val
 out:
 	json_decref(claims);
 	free(text);
+	free(ad);
 	return ret;
 }
 

@@ -124,6 +124,8 @@ json_t *oidc_session_attrs(struct isso_app *app, json_t *session);
 
 /* ---- scope words (scope.c) ---- */
 
+/* Is every word of sub also in scope? */
+bool oidc_scope_subset(const char *sub, const char *scope);
 /* The claim_bit of a claim scope word of len bytes, 0 for openid and the
  * like. */
 unsigned oidc_scope_bit(const char *word, size_t len);
@@ -200,14 +202,12 @@ bool oidc_client_jwt_access_tokens(const struct store_client *c);
 enum oidc_at_form { OIDC_AT_STORED, OIDC_AT_JWT, OIDC_AT_SEALED };
 enum oidc_at_form oidc_at_form(const char *value);
 
-/* The claims of a self-contained access token of client c, which has no
+/* A JWT access token (RFC 9068, typ at+jwt) of client c, which has no
  * person behind it (client_credentials): iss, exp (now + ttl), aud (the
  * client's access_token_audience, else the issuer), sub and client_id (the
- * client), iat, jti, scope unless empty, and cnf.jkt when jkt (a DPoP
- * key's thumbprint) is not NULL or "".
- *
- * Signs them as a JWT (RFC 9068, typ at+jwt); jti also into jti_r.
- * *jwt_r is malloc'd. */
+ * client), iat, jti (also into jti_r), scope unless empty, and cnf.jkt
+ * when jkt (a DPoP key's thumbprint) is not NULL or "". *jwt_r is
+ * malloc'd. */
 int oidc_at_jwt_sign(const struct jose_keyset *ks, const char *issuer, const struct store_client *c,
                      const char *scope, const char *jkt, int64_t now, int ttl, char **jwt_r,
                      char jti_r[44]);
@@ -217,12 +217,15 @@ int oidc_at_jwt_sign(const struct jose_keyset *ks, const char *issuer, const str
  * with *why_r. */
 int oidc_at_jwt_verify(const struct jose_keyset *ks, const char *issuer, const char *value,
                        int64_t now, json_t **claims_r, const char **why_r);
-/* Seals them under keys' token key, bound to issuer (the opaque form).
- * *token_r is malloc'd. */
+/* The opaque form: client_id, iat, exp, and scope, aud (a registered
+ * access_token_audience) and cnf.jkt as above, sealed under keys' token
+ * key, bound to the token kind and the issuer. *token_r is malloc'd. */
 int oidc_at_seal(const struct secret_keys *keys, const char *issuer, const struct store_client *c,
                  const char *scope, const char *jkt, int64_t now, int ttl, char **token_r);
-/* Opens a sealed one of this issuer, valid at now, into the same claims
- * as the JWT form (iss, sub and jti added). Revocation is not looked at.
+/* Opens a sealed one of this issuer, valid at now: client_id, iat, exp,
+ * and scope, aud and cnf when sealed with them; iss and jti added (no
+ * sub: introspection answers as it did for the stored form). Revocation
+ * is not looked at.
  * 0 with *claims_r, or ISSO_ERR_INVALID with *why_r. */
 int oidc_at_open(const struct secret_keys *keys, const char *issuer, const char *value, int64_t now,
                  json_t **claims_r, const char **why_r);

@@ -15,6 +15,25 @@
 
 #define SCOPE_MAX 2048 /* bytes of a scope parameter */
 
+bool
+oidc_scope_subset(const char *sub, const char *scope)
+{
+	for (const char *p = sub; *p != '\0';) {
+		size_t n = strcspn(p, " ");
+		char w[64];
+		if (n >= sizeof(w))
+			return false;
+		memcpy(w, p, n);
+		w[n] = '\0';
+		if (n > 0 && !scope_has(scope, w))
+			return false;
+		p += n;
+		while (*p == ' ')
+			p++;
+	}
+	return true;
+}
+
 unsigned
 oidc_scope_bit(const char *word, size_t len)
 {

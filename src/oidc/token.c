@@ -161,26 +161,6 @@ out:
 	store_token_free(t);
 }
 
-/* Is every word of sub also in scope? */
-static bool
-scope_subset(const char *sub, const char *scope)
-{
-	for (const char *p = sub; *p != '\0';) {
-		size_t n = strcspn(p, " ");
-		char w[64];
-		if (n >= sizeof(w))
-			return false;
-		memcpy(w, p, n);
-		w[n] = '\0';
-		if (n > 0 && !scope_has(scope, w))
-			return false;
-		p += n;
-		while (*p == ' ')
-			p++;
-	}
-	return true;
-}
-
 static void
 grant_refresh(struct isso_app *app, struct http_req *req, struct store_client *c, const char *jkt)
 {
@@ -212,7 +192,7 @@ grant_refresh(struct isso_app *app, struct http_req *req, struct store_client *c
 		grant_refused(req, c, "refresh_token", "invalid_grant", "consent was withdrawn");
 		goto out;
 	}
-	if (scope != NULL && (strlen(scope) > 2048 || !scope_subset(scope, t->scope))) {
+	if (scope != NULL && (strlen(scope) > 2048 || !oidc_scope_subset(scope, t->scope))) {
 		grant_refused(req, c, "refresh_token", "invalid_scope",
 		              "scope exceeds the original grant");
 		goto out;
@@ -268,7 +248,7 @@ grant_client_credentials(struct isso_app *app, struct http_req *req, struct stor
 	}
 	/* Only scopes the client was approved for (RFC 6749 §3.3), and no
 	 * person is involved: personal-data scopes make no sense here. */
-	if (scope != NULL && (strlen(scope) > 2048 || !scope_subset(scope, c->scope))) {
+	if (scope != NULL && (strlen(scope) > 2048 || !oidc_scope_subset(scope, c->scope))) {
 		grant_refused(req, c, "client_credentials", "invalid_scope",
 		              "scope not approved for this client");
 		return;

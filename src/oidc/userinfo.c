@@ -47,6 +47,47 @@ bearer_error(struct http_req *req, int status, const char *error, const char *de
 	auth_error(req, "Bearer", status, error, description);
 }
 
+/* RFC 9449 §7: a DPoP-bound token (bound: its key's thumbprint) only with
+ * the DPoP scheme and a proof of that key for this request; a Bearer
+ * token never as DPoP. Answers and returns true when the request is
+ * refused. */
+static bool
+dpop_binding_refused(struct isso_app *app, struct http_req *req, const char *value,
+                     const char *bound, bool as_dpop)
+{
+	const char *why = NULL;
+	char jkt[44];
+	int ret;
+
+	if (bound != NULL && !as_dpop) {
+		auth_error(req, "DPoP", 401, "invalid_token",
+		           "the token is DPoP-bound: use the DPoP scheme with a proof");
+		return true;
+	}
+	if (bound == NULL && as_dpop) {
+		auth_error(req, "DPoP", 401, "invalid_token", "the token is not DPoP-bound");
+		return true;
+	}
+	if (bound == NULL)
+		return false;
+	ret = oidc_dpop_check(app, req, value, jkt, &why);
+	if (ret == ISSO_ERR_INVALID || (ret == 0 && jkt[0] == '\0')) {
+		auth_error(req, "DPoP", 401, "invalid_dpop_proof",
+		           why != NULL ? why : "DPoP proof missing");
+		return true;
+	}
+	if (ret < 0) {
+		oidc_json_error(req, 503, "temporarily_unavailable", NULL);
+		return true;
+	}
+	if (strcmp(jkt, bound) != 0) {
+		auth_error(req, "DPoP", 401, "invalid_dpop_proof",
+		           "the DPoP proof is signed by another key than the token is bound to");
+		return true;
+	}
+	return false;
+}
+
 static void
 userinfo(struct http_req *req, void *ctx)
 {
@@ -57,12 +98,11 @@ userinfo(struct http_req *req, void *ctx)
 	const char *from_header = from_bearer != NULL ? from_bearer : from_dpop;
 	const char *from_body =
 	    http_method(req) == HTTP_POST ? http_form(req, "access_token") : NULL;
-	const char *value, *bound, *why = NULL;
+	const char *value;
 	struct store_token *t = NULL;
 	struct store_client *c = NULL;
 	json_t *claims = NULL;
-	char sub[44], jkt[44];
-	int ret;
+	char sub[44];
 
 	/* RFC 6750 §2: exactly one way of sending the token. */
 	if (from_header != NULL && from_body != NULL) {
@@ -87,15 +127,21 @@ userinfo(struct http_req *req, void *ctx)
 			oidc_json_error(req, 503, "temporarily_unavailable", NULL);
 			goto out;
 		}
-		if (at == NULL)
-			bearer_error(req, 401, "invalid_token",
-			             "unknown, expired or revoked token");
-		else if ((c = oidc_client(
-		              app, json_string_value(json_object_get(at, "client_id")))) == NULL)
-			bearer_error(req, 401, "invalid_token", "the client is no longer active");
-		else
-			bearer_error(req, 403, "insufficient_scope",
-			             "the token carries no openid scope");
+		if (at == NULL) {
+			auth_error(req, from_dpop != NULL ? "DPoP" : "Bearer", 401, "invalid_token",
+			           "unknown, expired or revoked token");
+		} else if (!dpop_binding_refused(app, req, value,
+		                                 json_string_value(json_object_get(
+		                                     json_object_get(at, "cnf"), "jkt")),
+		                                 from_dpop != NULL)) {
+			c = oidc_client(app, json_string_value(json_object_get(at, "client_id")));
+			if (c == NULL)
+				bearer_error(req, 401, "invalid_token",
+				             "the client is no longer active");
+			else
+				bearer_error(req, 403, "insufficient_scope",
+				             "the token carries no openid scope");
+		}
 		json_decref(at);
 		goto out;
 	}
@@ -105,36 +151,10 @@ userinfo(struct http_req *req, void *ctx)
 		           "unknown, expired or revoked token");
 		goto out;
 	}
-	/* RFC 9449 §7: a DPoP-bound token only with the DPoP scheme and a
-	 * proof of its key for this request; a Bearer token never as DPoP. */
-	bound = json_string_value(json_object_get(t->data, "jkt"));
-	if (bound != NULL && from_dpop == NULL) {
-		auth_error(req, "DPoP", 401, "invalid_token",
-		           "the token is DPoP-bound: use the DPoP scheme with a proof");
+	if (dpop_binding_refused(app, req, value,
+	                         json_string_value(json_object_get(t->data, "jkt")),
+	                         from_dpop != NULL))
 		goto out;
-	}
-	if (bound == NULL && from_dpop != NULL) {
-		auth_error(req, "DPoP", 401, "invalid_token", "the token is not DPoP-bound");
-		goto out;
-	}
-	if (bound != NULL) {
-		ret = oidc_dpop_check(app, req, value, jkt, &why);
-		if (ret == ISSO_ERR_INVALID || (ret == 0 && jkt[0] == '\0')) {
-			auth_error(req, "DPoP", 401, "invalid_dpop_proof",
-			           why != NULL ? why : "DPoP proof missing");
-			goto out;
-		}
-		if (ret < 0) {
-			oidc_json_error(req, 503, "temporarily_unavailable", NULL);
-			goto out;
-		}
-		if (strcmp(jkt, bound) != 0) {
-			auth_error(req, "DPoP", 401, "invalid_dpop_proof",
-			           "the DPoP proof is signed by another key than the token is "
-			           "bound to");
-			goto out;
-		}
-	}
 	if (t->uuid == NULL || !scope_has(t->scope, "openid")) {
 		bearer_error(req, 403, "insufficient_scope", "the token carries no openid scope");
 		goto out;
@@ -209,7 +229,7 @@ out:
 
 /* RFC 7662 for a self-contained access token (a JWT, RFC 9068, or a
  * sealed one): active only for the client it was issued to, while it is
- * unexpired and not revoked. */
+ * unexpired, not revoked and within the client's approved scope. */
 static void
 introspect_self(struct isso_app *app, struct http_req *req, const struct store_client *c,
                 const char *value)
@@ -222,8 +242,11 @@ introspect_self(struct isso_app *app, struct http_req *req, const struct store_c
 		oidc_json_error(req, 503, "temporarily_unavailable", NULL);
 		return;
 	}
+	/* Nor once the client's approval no longer covers its scope: a
+	 * self-contained token cannot be narrowed, only refused. */
 	if (at == NULL ||
-	    strcmp(json_string_value(json_object_get(at, "client_id")), c->client_id) != 0) {
+	    strcmp(json_string_value(json_object_get(at, "client_id")), c->client_id) != 0 ||
+	    !oidc_scope_subset(json_string_value(json_object_get(at, "scope")) ?: "", c->scope)) {
 		json_decref(at);
 		http_send_json(req, 200, json_pack("{s:b}", "active", 0));
 		return;

@@ -170,7 +170,8 @@ test('opaque client_credentials tokens are sealed: nothing stored, introspection
   const r = await introspect(opaqueClient, a.access_token);
   assert.equal(r.active, true);
   assert.equal(r.client_id, opaqueClient.client_id);
-  assert.equal(r.sub, opaqueClient.client_id);
+  assert.equal(r.sub, undefined, 'no person, and no sub: as a stored token answered');
+  assert.equal(r.aud, undefined, 'no audience registered');
   assert.equal(r.iss, stack.issuer);
   assert.equal(r.token_type, 'Bearer');
   assert.equal(r.scope, '');

@@ -521,6 +521,36 @@ test('require_dpop: no token without a proof', T, async () => {
   assert.deepEqual(intro.cnf, { jkt: key.jkt });
 });
 
+test('UserInfo holds a bound client_credentials token to its key before saying it names no person', T, async () => {
+  const key = await newKey();
+  const got = await ccToken(dpopOnly, await proof(key, { htu: md.token_endpoint }));
+  assert.equal(got.status, 200, got.text);
+  const token = got.json.access_token;
+  assert.match(token, /^isso_at1_/, 'sealed, not stored');
+  const ui = (headers) => rawGet(md.userinfo_endpoint, headers);
+  // as a Bearer token, or with the DPoP scheme and no proof or another key's
+  const bearer = await ui({ authorization: `Bearer ${token}` });
+  assert.equal(bearer.status, 401);
+  assert.match(bearer.headers.get('www-authenticate'), /^DPoP .*error="invalid_token"/);
+  const noProof = await ui({ authorization: `DPoP ${token}` });
+  assert.equal(noProof.status, 401);
+  assert.match(noProof.headers.get('www-authenticate'), /error="invalid_dpop_proof"/);
+  const stranger = await newKey();
+  const wrongKey = await ui({ authorization: `DPoP ${token}`, dpop: await proof(stranger, { htm: 'GET', htu: md.userinfo_endpoint, token }) });
+  assert.equal(wrongKey.status, 401);
+  assert.match(wrongKey.headers.get('www-authenticate'), /error="invalid_dpop_proof"/);
+  // with its key's proof: the token holds, and it names no person
+  const right = await ui({ authorization: `DPoP ${token}`, dpop: await proof(key, { htm: 'GET', htu: md.userinfo_endpoint, token }) });
+  assert.equal(right.status, 403);
+  assert.match(right.headers.get('www-authenticate'), /insufficient_scope/);
+  // an unbound one is refused with the DPoP scheme
+  const plain = await ccToken(cc, undefined);
+  assert.equal(plain.status, 200, plain.text);
+  const asDpop = await ui({ authorization: `DPoP ${plain.json.access_token}`, dpop: await proof(key, { htm: 'GET', htu: md.userinfo_endpoint, token: plain.json.access_token }) });
+  assert.equal(asDpop.status, 401);
+  assert.match(asDpop.headers.get('www-authenticate'), /not DPoP-bound|invalid_token/);
+});
+
 test('UserInfo: the proof must match method, URI, token (ath) and key; each proof once', T, async () => {
   const key = await newKey();
   const { tokens } = await flow(cfgConf, new HttpAgent(), { dpop: handle(cfgConf, key) });
