@@ -77,6 +77,7 @@ static const struct config_item config_table[] = {
     CI(oidc, session_ttl, 28800, 1, 2592000),
     CI(oidc, txn_ttl, 900, 1, 86400),
     CI(oidc, par_ttl, 60, 1, 600),
+    CI(oidc, sealed_access_tokens, 1, 0, 1),
     CI(security, ip_rate_per_min, 30, 1, 1000000),
     CI(security, otp_ttl, 300, 2, 3600),
     CI(security, guess_memory, 900, 1, 86400),

@@ -49,6 +49,8 @@ struct isso_config {
 		int session_ttl;       /* browser SSO session, 8 hours */
 		int txn_ttl;           /* an unfinished login, 15 minutes */
 		int par_ttl;           /* a pushed authorization request, 60 */
+		/* opaque client_credentials tokens sealed (1) or stored rows (0) */
+		int sealed_access_tokens;
 	} oidc;
 	struct {
 		int ip_rate_per_min; /* login / OTP attempts per client address per minute, 30 */

@@ -259,6 +259,19 @@ grant_client_credentials(struct isso_app *app, struct http_req *req, struct stor
 		              "client_credentials carry no person");
 		return;
 	}
+	if (!app->cfg->oidc.sealed_access_tokens && !oidc_client_jwt_access_tokens(c)) {
+		/* A stored row, for nodes of a version that cannot open a
+		 * sealed token (docs/operating.md, upgrading). */
+		json_t *data = json_object(), *rep = NULL;
+		char grant[44];
+		if (oidc_tokens_issue(app, c, secret_token(16, grant), NULL, NULL, scope ?: "",
+		                      scope ?: "", data, false, jkt, NULL, &rep) < 0)
+			oidc_json_error(req, 503, "temporarily_unavailable", NULL);
+		else
+			http_send_json(req, 200, rep);
+		json_decref(data);
+		return;
+	}
 	issue_access_token(app, req, c, scope != NULL ? scope : "", jkt);
 }
 

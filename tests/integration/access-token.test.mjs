@@ -304,6 +304,28 @@ test('a suspended client\'s JWT access tokens stop working at UserInfo and intro
   assert.equal(again.status, 401, 'nor get new tokens');
 });
 
+test('with oidc.sealed_access_tokens = 0 opaque client_credentials tokens are stored rows (rolling upgrades)', SLOW, async () => {
+  const rowed = await startStack({ label: 'access-token-rows', env: { ISSO_OIDC_SEALED_ACCESS_TOKENS: '0' } });
+  try {
+    const rmd = await rowed.metadata();
+    const c = await rowed.registerClient({ name: '逐台升級', redirectUris: [RP], scope: 'openid', grantTypes: ['authorization_code', 'client_credentials'] });
+    const db = path.join(rowed.tmp, 'isso.db');
+    const rows = () => Number(execFileSync('sqlite3', ['-cmd', '.timeout 10000', db, 'SELECT count(*) FROM tokens'], { encoding: 'utf8' }).trim());
+    const before = rows();
+    const r = await post(rmd.token_endpoint, { grant_type: 'client_credentials' }, c);
+    assert.equal(r.status, 200, r.text);
+    assert.match(r.json.access_token, /^[A-Za-z0-9_-]{43}$/, 'the form every version reads');
+    assert.equal(rows(), before + 1, 'one row');
+    const i = await post(rmd.introspection_endpoint, { token: r.json.access_token }, c);
+    assert.equal(i.json.active, true);
+    assert.equal(i.json.client_id, c.client_id);
+    assert.equal((await post(rmd.revocation_endpoint, { token: r.json.access_token }, c)).status, 200);
+    assert.equal((await post(rmd.introspection_endpoint, { token: r.json.access_token }, c)).json.active, false);
+  } finally {
+    await rowed.stop({ check: false });
+  }
+});
+
 test('an expired JWT access token is inactive', { timeout: limit(30_000) }, async () => {
   const short = await startStack({ label: 'access-token-ttl', env: { ISSO_OIDC_ACCESS_TOKEN_TTL: '1' } });
   try {

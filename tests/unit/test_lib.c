@@ -421,6 +421,7 @@ test_config_defaults(void **state)
 	assert_int_equal(c.oidc.session_ttl, 28800);
 	assert_int_equal(c.oidc.txn_ttl, 900);
 	assert_int_equal(c.oidc.par_ttl, 60);
+	assert_int_equal(c.oidc.sealed_access_tokens, 1);
 	assert_int_equal(c.security.account_free_failures, 3);
 	assert_int_equal(c.security.account_delay_max, 10);
 	assert_int_equal(c.security.ip_rate_per_min, 30);
