@@ -203,7 +203,7 @@ async function main() {
       password_concurrency: ctx.passwordConcurrency, storm_logins: ctx.stormLogins,
       session_logins: ctx.sessionLogins, scope: SCOPE,
     },
-    access_tokens: { issod: 'opaque, stored in SQLite', issodJwt: 'ES256 JWT (RFC 9068), not stored; revocations in SQLite', peer: 'opaque, in memory', peerJwt: 'ES256 JWT, not stored' },
+    access_tokens: { issod: 'a person\'s: opaque, stored in SQLite; client_credentials: sealed, not stored; revocations in SQLite', issodJwt: 'client_credentials: ES256 JWT (RFC 9068), not stored; revocations in SQLite', peer: 'opaque, in memory', peerJwt: 'ES256 JWT, not stored' },
     scenarios: results,
     memory,
   }, null, 2)}\n`);

@@ -133,7 +133,7 @@ export async function startIssod(opts = {}) {
       basic: basicAuth(c.client_id, c.client_secret),
       users,
       chooseLink: (href) => new URL(href).pathname === '/login/taipeipass',
-      accessTokens: 'opaque (sealed: none stored)',
+      accessTokens: `a person's opaque, one row in ${pg ? 'PostgreSQL' : 'SQLite'}; client_credentials sealed, none stored`,
       stack, // isso-sim's phone (readLastSms, simUrl) for the OTP flow; the store's path
       simPid: stack.sim.child.pid,
       stop: stopAll,
