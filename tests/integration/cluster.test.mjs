@@ -401,6 +401,37 @@ test('one code, and then one refresh token, redeemed on both nodes at once: one 
   assert.equal(after.status, 400, 'the successor went with the grant');
 });
 
+test('a client_credentials token sealed on one node opens on the other; a revocation on either holds on both', T, async () => {
+  const svc = await stack.registerClient({
+    name: '臺北市測試機關 批次', redirectUris: [RP], scope: 'openid', grantTypes: ['client_credentials'],
+  });
+  const auth = `Basic ${Buffer.from(`${encodeURIComponent(svc.client_id)}:${encodeURIComponent(svc.client_secret)}`).toString('base64')}`;
+  const at = async (base, p, params) => {
+    const res = await fetch(`${base}${p}`, {
+      method: 'POST',
+      headers: { authorization: auth, 'content-type': 'application/x-www-form-urlencoded' },
+      body: new URLSearchParams(params).toString(),
+    });
+    const text = await res.text();
+    return { status: res.status, body: text ? JSON.parse(text) : {} };
+  };
+  const fromA = await at(stack.issuer, '/token', { grant_type: 'client_credentials' });
+  const fromB = await at(urlB, '/token', { grant_type: 'client_credentials' });
+  assert.equal(fromA.status, 200, JSON.stringify(fromA.body));
+  assert.equal(fromB.status, 200, JSON.stringify(fromB.body));
+  assert.match(fromA.body.access_token, /^isso_at1_/);
+  for (const [base, token] of [[urlB, fromA.body.access_token], [stack.issuer, fromB.body.access_token]]) {
+    const i = await at(base, '/introspect', { token });
+    assert.equal(i.body.active, true, `opens on ${base}`);
+    assert.equal(i.body.client_id, svc.client_id);
+  }
+  // revoked on B: inactive on A at once (the marker is in the store)
+  assert.equal((await at(urlB, '/revoke', { token: fromA.body.access_token })).status, 200);
+  assert.equal((await at(stack.issuer, '/introspect', { token: fromA.body.access_token })).body.active, false);
+  assert.equal((await at(urlB, '/introspect', { token: fromA.body.access_token })).body.active, false);
+  assert.equal((await at(stack.issuer, '/introspect', { token: fromB.body.access_token })).body.active, true);
+});
+
 test('through haproxy: logins alternate between the nodes; kill -9 of one loses no committed row, the logins in flight finish on the other', T, async () => {
   const clientId = cfg.clientMetadata().client_id;
   const consents0 = rows(`SELECT uuid FROM consents WHERE client_id = '${clientId}'`).length;
