@@ -1442,9 +1442,8 @@ http_server_start(struct http_server *srv, const char **error_r)
 	const union MHD_DaemonInfo *di;
 	unsigned int flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_ERROR_LOG |
 	                     MHD_ALLOW_SUSPEND_RESUME;
-	unsigned int threads, defer_threads;
+	unsigned int threads, defer_threads, ncpu;
 	bool ipv6, dual;
-	long ncpu;
 	int ret = ISSO_ERR_IO;
 
 	if (error_r != NULL)
@@ -1462,20 +1461,15 @@ http_server_start(struct http_server *srv, const char **error_r)
 	}
 	if (ipv6)
 		flags |= dual ? MHD_USE_DUAL_STACK : MHD_USE_IPv6;
-	if (srv->set.threads > 0) {
-		threads = (unsigned)srv->set.threads;
-	} else {
-		ncpu = sysconf(_SC_NPROCESSORS_ONLN);
-		threads = ncpu > 0 && ncpu < 256 ? (unsigned)ncpu : 1;
-	}
+	ncpu = isso_cpu_count();
+	threads = srv->set.threads > 0 ? (unsigned)srv->set.threads : ncpu < 256 ? ncpu : 256;
 	if (srv->set.defer_queue > 0) {
-		ncpu = sysconf(_SC_NPROCESSORS_ONLN);
 		/* By default one core is left to the request threads: a storm
 		 * of password logins then never takes the whole machine from
 		 * token refreshes, discovery and every other page. */
 		defer_threads = srv->set.defer_threads > 0 ? srv->set.defer_threads
 		                : ncpu > 64                ? 63
-		                : ncpu > 1                 ? (unsigned)ncpu - 1
+		                : ncpu > 1                 ? ncpu - 1
 		                                           : 1;
 		if (worker_pool_new(defer_threads, srv->set.defer_queue, &srv->defer_pool) < 0) {
 			if (error_r != NULL)

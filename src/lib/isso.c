@@ -1,5 +1,20 @@
-/* Error names. */
+/* Error names, and the machine facts every part sizes itself by. */
 #include "lib/isso.h"
+
+#include <sched.h>
+#include <unistd.h>
+
+unsigned
+isso_cpu_count(void)
+{
+	cpu_set_t set;
+	long n;
+
+	if (sched_getaffinity(0, sizeof(set), &set) == 0 && CPU_COUNT(&set) > 0)
+		return (unsigned)CPU_COUNT(&set);
+	n = sysconf(_SC_NPROCESSORS_ONLN);
+	return n > 0 ? (unsigned)n : 1;
+}
 
 const char *
 isso_strerror(int err)

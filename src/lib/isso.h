@@ -22,6 +22,10 @@
 /* A short English name for an ISSO_ERR_* value, for logs. */
 const char *isso_strerror(int err);
 
+/* The cores this process may run on (its CPU affinity, so a container
+ * limited to two cores of a large host counts two), at least 1. */
+unsigned isso_cpu_count(void);
+
 #define ISSO_N_ELEMENTS(a) (sizeof(a) / sizeof((a)[0]))
 
 #endif

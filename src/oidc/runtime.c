@@ -24,7 +24,7 @@ oidc_start(struct isso_app *app)
 	 * default); at most half of them may wait for a JWK set fetch, and
 	 * none when there is only one. */
 	if (threads <= 0)
-		threads = sysconf(_SC_NPROCESSORS_ONLN);
+		threads = isso_cpu_count();
 	waiters = threads > 1 ? (unsigned)(threads / 2 < 4 ? threads / 2 : 4) : 0;
 	rt = xcalloc(1, sizeof(*rt));
 	secret_token(12, rt->node);
