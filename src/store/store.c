@@ -1,7 +1,8 @@
 /* The store front end: picks a backend from the registry, checks arguments
  * once for every backend, dispatches through the driver table, and holds
  * the pieces every backend must share (audit chain hashing and
- * verification, migration discovery, record freeing). */
+ * verification, migration discovery, record freeing, and the client cache
+ * of store_client_get_cached, which every client write here empties). */
 #include "store/store-private.h"
 
 #include <dirent.h>

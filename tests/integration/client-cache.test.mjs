@@ -152,6 +152,11 @@ test('issoctl: a suspension, a resumption and a rotated secret are in force with
   // change is in force.
   await stack.issoctl(['client', 'suspend', c.client_id]);
   assert.equal((await ccToken(c.client_id, rotated.client_secret)).status, 401);
+
+  // The polls above were served from the cache, and read the store again.
+  const metrics = await (await fetch(stack.url('/metrics'), { signal: AbortSignal.timeout(5000) })).text();
+  assert.match(metrics, /^isso_store_client_cache_total\{result="hit"\} [1-9]/m);
+  assert.match(metrics, /^isso_store_client_cache_total\{result="miss"\} [1-9]/m);
 });
 
 test('the review page: a city administrator\'s suspension and resumption are in force at the next request', T, async () => {
