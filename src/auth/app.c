@@ -250,6 +250,7 @@ app_store_attempt(struct isso_app *app, const struct isso_config *cfg, const cha
 	if (ret < 0)
 		goto out;
 	store_set_pool_wait(app->store, (unsigned int)cfg->store.pool_wait_ms);
+	store_set_client_cache(app->store, (unsigned int)cfg->store.client_cache_ms);
 	ret = app_ensure_keys(app, error_r);
 out:
 	if (ret < 0) {

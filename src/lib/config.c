@@ -67,6 +67,7 @@ static const struct config_item config_table[] = {
     CS(store, conninfo, ""),
     CI(store, start_timeout, 300, 0, 86400),
     CI(store, pool_wait_ms, 3000, 100, 600000),
+    CI(store, client_cache_ms, 1000, 0, 60000),
     CS(keys, master_key_file, "var/master.key"),
     CI(keys, reload_interval, 60, 1, 3600),
     CS(log, level, "info"),

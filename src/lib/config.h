@@ -33,6 +33,9 @@ struct isso_config {
 		int start_timeout;
 		/* ms a call waits for a pooled connection when all are busy */
 		int pool_wait_ms;
+		/* ms the OpenID endpoints may use a client row read
+		 * before (store_client_get_cached), 1000; 0: no cache */
+		int client_cache_ms;
 	} store;
 	struct {
 		char *master_key_file; /* "var/master.key", created on first start */

@@ -418,6 +418,11 @@ struct metrics_family metrics_store_pool_waits =
                    "acquired (one came free) or timeout (store.pool_wait_ms passed; the call "
                    "failed as if the store were down).",
                    METRICS_COUNTER, 1, "result", NULL, NULL, 0);
+struct metrics_family metrics_store_client_cache_lookups =
+    METRICS_FAMILY("isso_store_client_cache_total",
+                   "Client lookups of the OpenID endpoints: result hit (a row read less than "
+                   "store.client_cache_ms ago) or miss (read from the store).",
+                   METRICS_COUNTER, 1, "result", NULL, NULL, 0);
 
 void
 metrics_login(const char *method, bool completed)
@@ -462,13 +467,20 @@ metrics_store_pool_wait(bool timed_out)
 	metrics_counter_add(&metrics_store_pool_waits, timed_out ? "timeout" : "acquired", NULL, 1);
 }
 
+void
+metrics_store_client_cache(bool hit)
+{
+	metrics_counter_add(&metrics_store_client_cache_lookups, hit ? "hit" : "miss", NULL, 1);
+}
+
 int
 metrics_render_all(struct buf *out)
 {
-	struct metrics_family *const all[] = {&metrics_logins,          &metrics_tokens,
-	                                      &metrics_client_auths,    &metrics_http_duration,
-	                                      &metrics_http_responses,  &metrics_store_duration,
-	                                      &metrics_store_pool_waits};
+	struct metrics_family *const all[] = {
+	    &metrics_logins,           &metrics_tokens,
+	    &metrics_client_auths,     &metrics_http_duration,
+	    &metrics_http_responses,   &metrics_store_duration,
+	    &metrics_store_pool_waits, &metrics_store_client_cache_lookups};
 	int ret = 0;
 
 	for (size_t i = 0; i < ISSO_N_ELEMENTS(all) && ret == 0; i++)

@@ -129,10 +129,14 @@ void metrics_store_call(uint64_t ns);
 /* A call had to wait for a pooled store connection: it got one, or the
  * pool's deadline passed (store.pool_wait_ms). */
 void metrics_store_pool_wait(bool timed_out);
+/* A client lookup through the store's client cache (store.client_cache_ms
+ * above 0): served from it (hit) or read from the store (miss). */
+void metrics_store_client_cache(bool hit);
 /* Appends every family above. Returns 0 or ISSO_ERR_LIMIT. */
 int metrics_render_all(struct buf *out);
 /* The families, for tests. */
 extern struct metrics_family metrics_logins, metrics_tokens, metrics_client_auths,
-    metrics_http_duration, metrics_http_responses, metrics_store_duration, metrics_store_pool_waits;
+    metrics_http_duration, metrics_http_responses, metrics_store_duration, metrics_store_pool_waits,
+    metrics_store_client_cache_lookups;
 
 #endif

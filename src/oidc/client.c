@@ -56,7 +56,9 @@ oidc_client_find(struct isso_app *app, const char *client_id, struct store_clien
 	*client_r = NULL;
 	if (client_id == NULL || strlen(client_id) > 128)
 		return 0;
-	ret = store_client_get(app->store, client_id, &c);
+	/* A row up to store.client_cache_ms old: a change made elsewhere
+	 * reaches here that late, one made through this process at once. */
+	ret = store_client_get_cached(app->store, client_id, &c);
 	if (ret < 0)
 		return ret;
 	if (c != NULL && c->status != CLIENT_APPROVED) {

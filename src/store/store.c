@@ -1,13 +1,16 @@
 /* The store front end: picks a backend from the registry, checks arguments
  * once for every backend, dispatches through the driver table, and holds
  * the pieces every backend must share (audit chain hashing and
- * verification, migration discovery, record freeing). */
+ * verification, migration discovery, record freeing, and the client cache
+ * of store_client_get_cached, which every client write here empties). */
 #include "store/store-private.h"
 
 #include <dirent.h>
 #include <errno.h>
 #include <inttypes.h>
+#include <pthread.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,10 +24,37 @@
 #define STORE_MIGRATION_MAX_SIZE (4 * 1024 * 1024)
 #define STORE_MIGRATIONS_MAX     10000
 
+/* A power of two; STORE_CLIENT_CACHE_MAX rows make chains of about 4. */
+#define STORE_CLIENT_CACHE_BUCKETS 1024
+
+/* One cached client row. The row never changes once cached: readers copy
+ * it outside the lock, holding a reference. */
+struct store_client_entry {
+	struct store_client_entry *next;
+	struct store_client *client;
+	uint64_t hash;
+	uint64_t loaded_ns; /* metrics_now_ns() before the row was read */
+	atomic_uint refs;   /* the table's, and one per reader copying it */
+};
+
+/* store_client_get_cached's rows, keyed by client_id. generation counts
+ * the client writes made through this store: a row read before a write
+ * is not cached after it. */
+struct store_client_cache {
+	pthread_mutex_t lock;
+	uint64_t ttl_ns; /* 0: no cache */
+	uint64_t generation;
+	size_t n, evict_at;
+	struct store_client_entry *buckets[STORE_CLIENT_CACHE_BUCKETS];
+};
+
 struct store {
 	const struct store_driver *driver;
 	struct store_backend *backend;
+	struct store_client_cache clients;
 };
+
+static void store_client_cache_clear(struct store *store);
 
 /* Every call into the backend goes through here: its duration is the
  * store latency operators see (isso_store_call_duration_seconds). */
@@ -93,6 +123,7 @@ store_open(const char *driver, const char *dsn, const char *migrations_dir, stru
 	store = xcalloc(1, sizeof(*store));
 	store->driver = drv;
 	store->backend = backend;
+	pthread_mutex_init(&store->clients.lock, NULL);
 	*store_r = store;
 out:
 	if (error_r != NULL)
@@ -106,7 +137,15 @@ store_close(struct store *store)
 	if (store == NULL)
 		return;
 	store->driver->close(store->backend);
+	store_client_cache_clear(store);
+	pthread_mutex_destroy(&store->clients.lock);
 	free(store);
+}
+
+void
+store_set_client_cache(struct store *store, unsigned int ttl_ms)
+{
+	store->clients.ttl_ns = (uint64_t)ttl_ms * 1000000u;
 }
 
 void
@@ -346,6 +385,8 @@ store_json_array_or_null(const json_t *j)
 int
 store_client_add(struct store *store, const struct store_client *client)
 {
+	int ret;
+
 	if (client == NULL || client->client_id == NULL || client->name == NULL ||
 	    client->id_token_alg == NULL || client->auth_method == NULL ||
 	    !store_json_array_or_null(client->redirect_uris) ||
@@ -353,7 +394,9 @@ store_client_add(struct store *store, const struct store_client *client)
 	    (client->jwks != NULL && !json_is_object(client->jwks)) || client->status < 0 ||
 	    client->status > CLIENT_SUSPENDED)
 		return ISSO_ERR_INVALID;
-	return STORE_CALL(store, client_add, client);
+	ret = STORE_CALL(store, client_add, client);
+	store_client_cache_clear(store);
+	return ret;
 }
 
 int
@@ -377,17 +420,25 @@ store_client_list(struct store *store, int (*fn)(const struct store_client *c, v
 int
 store_client_set_status(struct store *store, const char *client_id, int status)
 {
+	int ret;
+
 	if (client_id == NULL || status < CLIENT_PENDING || status > CLIENT_SUSPENDED)
 		return ISSO_ERR_INVALID;
-	return STORE_CALL(store, client_set_status, client_id, status);
+	ret = STORE_CALL(store, client_set_status, client_id, status);
+	store_client_cache_clear(store);
+	return ret;
 }
 
 int
 store_client_set_secret(struct store *store, const char *client_id, const char *secret_hash)
 {
+	int ret;
+
 	if (client_id == NULL)
 		return ISSO_ERR_INVALID;
-	return STORE_CALL(store, client_set_secret, client_id, secret_hash);
+	ret = STORE_CALL(store, client_set_secret, client_id, secret_hash);
+	store_client_cache_clear(store);
+	return ret;
 }
 
 int
@@ -402,6 +453,7 @@ store_client_set_settings(struct store *store, const char *client_id, const json
 	if (text == NULL)
 		return ISSO_ERR_INVALID;
 	ret = STORE_CALL(store, client_set_settings, client_id, text);
+	store_client_cache_clear(store);
 	free(text);
 	return ret;
 }
@@ -410,6 +462,8 @@ int
 store_client_update(struct store *store, const struct store_client *client, int status_before,
                     bool *found_r)
 {
+	int ret;
+
 	*found_r = false;
 	if (client == NULL || client->client_id == NULL || client->name == NULL ||
 	    client->auth_method == NULL || !store_json_array_or_null(client->redirect_uris) ||
@@ -418,7 +472,9 @@ store_client_update(struct store *store, const struct store_client *client, int 
 	    (client->settings != NULL && !json_is_object(client->settings)) || client->status < 0 ||
 	    client->status > CLIENT_SUSPENDED)
 		return ISSO_ERR_INVALID;
-	return STORE_CALL(store, client_update, client, status_before, found_r);
+	ret = STORE_CALL(store, client_update, client, status_before, found_r);
+	store_client_cache_clear(store);
+	return ret;
 }
 
 int
@@ -438,6 +494,7 @@ store_client_set_state(struct store *store, const struct store_client *before, i
 		return ISSO_ERR_INVALID;
 	ret =
 	    STORE_CALL(store, client_set_state, before, status, scope, secret_hash, text, found_r);
+	store_client_cache_clear(store);
 	free(text);
 	return ret;
 }
@@ -445,10 +502,14 @@ store_client_set_state(struct store *store, const struct store_client *before, i
 int
 store_client_delete(struct store *store, const char *client_id, bool *found_r)
 {
+	int ret;
+
 	*found_r = false;
 	if (client_id == NULL)
 		return ISSO_ERR_INVALID;
-	return STORE_CALL(store, client_delete, client_id, found_r);
+	ret = STORE_CALL(store, client_delete, client_id, found_r);
+	store_client_cache_clear(store);
+	return ret;
 }
 
 void
@@ -472,6 +533,227 @@ store_client_free(struct store_client *client)
 	json_decref(client->settings);
 	free(client->settings_text);
 	free(client);
+}
+
+/* ---- the client cache (store_client_get_cached) ---- */
+
+static char *
+store_strdup_opt(const char *s)
+{
+	return s != NULL ? xstrdup(s) : NULL;
+}
+
+/* A deep copy of an optional JSON value: cached rows are shared by every
+ * thread, so a caller gets values of its own that it may change, and no
+ * jansson value is ever reached from two threads but for reading. The
+ * copy allocates, never parses. */
+static json_t *
+store_json_copy(const json_t *json)
+{
+	json_t *copy;
+
+	if (json == NULL)
+		return NULL;
+	copy = json_deep_copy(json);
+	if (copy == NULL)
+		abort(); /* out of memory (the daemon's jansson allocates with xmalloc) */
+	return copy;
+}
+
+/* A private copy of a client, every string and JSON value its own. */
+static struct store_client *
+store_client_dup(const struct store_client *c)
+{
+	struct store_client *d = xcalloc(1, sizeof(*d));
+
+	d->client_id = store_strdup_opt(c->client_id);
+	d->secret_hash = store_strdup_opt(c->secret_hash);
+	d->name = store_strdup_opt(c->name);
+	d->purpose = store_strdup_opt(c->purpose);
+	d->redirect_uris = store_json_copy(c->redirect_uris);
+	d->post_logout_redirect_uris = store_json_copy(c->post_logout_redirect_uris);
+	d->backchannel_logout_uri = store_strdup_opt(c->backchannel_logout_uri);
+	d->scope = store_strdup_opt(c->scope);
+	d->public_client = c->public_client;
+	d->id_token_alg = store_strdup_opt(c->id_token_alg);
+	d->auth_method = store_strdup_opt(c->auth_method);
+	d->jwks_uri = store_strdup_opt(c->jwks_uri);
+	d->jwks = store_json_copy(c->jwks);
+	d->grant_types = store_strdup_opt(c->grant_types);
+	d->status = c->status;
+	d->created_at = c->created_at;
+	d->settings = store_json_copy(c->settings);
+	d->settings_text = store_strdup_opt(c->settings_text);
+	return d;
+}
+
+/* FNV-1a: the keys are the ids of clients that exist (unknown ids are
+ * never cached), so no one outside chooses what fills a chain. */
+static uint64_t
+store_client_hash(const char *client_id)
+{
+	uint64_t h = 14695981039346656037u;
+
+	for (const unsigned char *p = (const unsigned char *)client_id; *p != '\0'; p++) {
+		h ^= *p;
+		h *= 1099511628211u;
+	}
+	return h;
+}
+
+static void
+store_client_entry_unref(struct store_client_entry *e)
+{
+	if (atomic_fetch_sub_explicit(&e->refs, 1, memory_order_acq_rel) == 1) {
+		store_client_free(e->client);
+		free(e);
+	}
+}
+
+/* With the lock held: the entry of client_id, NULL when none; *prev_r
+ * (may be NULL) gets the link that points to it. */
+static struct store_client_entry *
+store_client_cache_find(struct store_client_cache *cache, const char *client_id, uint64_t hash,
+                        struct store_client_entry ***prev_r)
+{
+	struct store_client_entry **link = &cache->buckets[hash % STORE_CLIENT_CACHE_BUCKETS];
+
+	for (; *link != NULL; link = &(*link)->next) {
+		if ((*link)->hash == hash && strcmp((*link)->client->client_id, client_id) == 0)
+			break;
+	}
+	if (prev_r != NULL)
+		*prev_r = link;
+	return *link;
+}
+
+/* With the lock held: unlinks the entry *link points to and drops the
+ * table's reference. */
+static void
+store_client_cache_unlink(struct store_client_cache *cache, struct store_client_entry **link)
+{
+	struct store_client_entry *e = *link;
+
+	*link = e->next;
+	cache->n--;
+	store_client_entry_unref(e);
+}
+
+/* With the lock held: makes room for one more row. Drops every expired
+ * row, and when none was, the first row of the next non-empty bucket
+ * after the last one evicted from. */
+static void
+store_client_cache_evict(struct store_client_cache *cache, uint64_t now)
+{
+	struct store_client_entry **link;
+	size_t i, n = cache->n;
+
+	for (i = 0; i < STORE_CLIENT_CACHE_BUCKETS; i++) {
+		link = &cache->buckets[i];
+		while (*link != NULL) {
+			if (now >= (*link)->loaded_ns + cache->ttl_ns)
+				store_client_cache_unlink(cache, link);
+			else
+				link = &(*link)->next;
+		}
+	}
+	for (i = 0; cache->n == n && i < STORE_CLIENT_CACHE_BUCKETS; i++) {
+		cache->evict_at = (cache->evict_at + 1) % STORE_CLIENT_CACHE_BUCKETS;
+		if (cache->buckets[cache->evict_at] != NULL)
+			store_client_cache_unlink(cache, &cache->buckets[cache->evict_at]);
+	}
+}
+
+/* Empties the cache after a client write through this store (whatever its
+ * result: a failed commit may still have written). A lookup that read
+ * its row before this does not cache it (the generation moved). */
+static void
+store_client_cache_clear(struct store *store)
+{
+	struct store_client_cache *cache = &store->clients;
+
+	pthread_mutex_lock(&cache->lock);
+	cache->generation++;
+	for (size_t i = 0; cache->n > 0 && i < STORE_CLIENT_CACHE_BUCKETS; i++) {
+		while (cache->buckets[i] != NULL)
+			store_client_cache_unlink(cache, &cache->buckets[i]);
+	}
+	pthread_mutex_unlock(&cache->lock);
+}
+
+/* Caches c (not stolen), read at loaded_ns, unless a client write came
+ * after generation; c NULL (unknown) forgets the id's row. */
+static void
+store_client_cache_put(struct store *store, const char *client_id, uint64_t hash,
+                       const struct store_client *c, uint64_t generation, uint64_t loaded_ns)
+{
+	struct store_client_cache *cache = &store->clients;
+	struct store_client_entry *e = NULL, *old, **link;
+
+	if (c != NULL) {
+		e = xcalloc(1, sizeof(*e));
+		e->client = store_client_dup(c);
+		e->hash = hash;
+		e->loaded_ns = loaded_ns;
+		atomic_init(&e->refs, 1);
+	}
+	pthread_mutex_lock(&cache->lock);
+	if (cache->generation == generation) {
+		old = store_client_cache_find(cache, client_id, hash, &link);
+		if (old != NULL)
+			store_client_cache_unlink(cache, link);
+		if (e != NULL) {
+			if (cache->n >= STORE_CLIENT_CACHE_MAX)
+				store_client_cache_evict(cache, loaded_ns);
+			link = &cache->buckets[hash % STORE_CLIENT_CACHE_BUCKETS];
+			e->next = *link;
+			*link = e;
+			cache->n++;
+			e = NULL;
+		}
+	}
+	pthread_mutex_unlock(&cache->lock);
+	if (e != NULL)
+		store_client_entry_unref(e);
+}
+
+int
+store_client_get_cached(struct store *store, const char *client_id, struct store_client **client_r)
+{
+	struct store_client_cache *cache = &store->clients;
+	struct store_client_entry *e;
+	struct store_client *c = NULL;
+	uint64_t hash, now, generation;
+	int ret;
+
+	*client_r = NULL;
+	if (client_id == NULL)
+		return ISSO_ERR_INVALID;
+	if (cache->ttl_ns == 0)
+		return store_client_get(store, client_id, client_r);
+	hash = store_client_hash(client_id);
+	now = metrics_now_ns();
+	pthread_mutex_lock(&cache->lock);
+	e = store_client_cache_find(cache, client_id, hash, NULL);
+	if (e != NULL && now < e->loaded_ns + cache->ttl_ns)
+		atomic_fetch_add_explicit(&e->refs, 1, memory_order_relaxed);
+	else
+		e = NULL;
+	generation = cache->generation;
+	pthread_mutex_unlock(&cache->lock);
+	if (e != NULL) {
+		*client_r = store_client_dup(e->client);
+		store_client_entry_unref(e);
+		metrics_store_client_cache(true);
+		return 0;
+	}
+	metrics_store_client_cache(false);
+	ret = store_client_get(store, client_id, &c);
+	if (ret < 0)
+		return ret;
+	store_client_cache_put(store, client_id, hash, c, generation, now);
+	*client_r = c;
+	return 0;
 }
 
 /* ---- persons ---- */

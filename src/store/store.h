@@ -29,6 +29,11 @@ void store_close(struct store *store);
  * answers 503 instead of hanging. Set once after store_open, before the
  * store is shared by threads. */
 void store_set_pool_wait(struct store *store, unsigned int wait_ms);
+/* How long store_client_get_cached may serve a client row it read
+ * before, in ms (store.client_cache_ms, at most 60000; 0, the default
+ * after store_open: no cache, every lookup reads the store). Set once
+ * after store_open, before the store is shared by threads. */
+void store_set_client_cache(struct store *store, unsigned int ttl_ms);
 /* The schema version after migrations. */
 int store_schema_version(struct store *store, int *version_r);
 /* A cheap round trip that says whether the store can serve requests
@@ -78,6 +83,21 @@ struct store_client {
 
 int store_client_add(struct store *store, const struct store_client *client);
 int store_client_get(struct store *store, const char *client_id, struct store_client **client_r);
+/* store_client_get for the OpenID endpoints' hot paths: the same answer
+ * (*client_r a private deep copy the caller owns and frees with
+ * store_client_free, whatever its status; NULL when unknown), but it may
+ * come from a per-store cache of rows read at most store_set_client_cache
+ * ms ago (monotonic clock). So a change made by another process or node
+ * is seen up to that long late; a change made through this same struct
+ * store (every store_client_* write empties the cache when it returns) is
+ * seen by the next call. Unknown client ids and store errors are never
+ * cached: a client added elsewhere is found at once. The cache holds at
+ * most STORE_CLIENT_CACHE_MAX rows. Not for a read whose settings_text
+ * conditions a write (store_client_set_state, store_client_update): read
+ * those with store_client_get. */
+int store_client_get_cached(struct store *store, const char *client_id,
+                            struct store_client **client_r);
+#define STORE_CLIENT_CACHE_MAX 4096
 /* Calls fn for each client ordered by created_at; stops when fn returns
  * non-zero and returns that value. */
 int store_client_list(struct store *store, int (*fn)(const struct store_client *c, void *ctx),

@@ -388,6 +388,7 @@ clear_env(void)
 	unsetenv("ISSO_SERVER_PUBLIC_URL");
 	unsetenv("ISSO_SERVER_LISTEN");
 	unsetenv("ISSO_STORE_DRIVER");
+	unsetenv("ISSO_STORE_CLIENT_CACHE_MS");
 	unsetenv("ISSO_SMS_PASSWORD");
 	unsetenv("ISSO_OIDC_CODE_TTL");
 	unsetenv("ISSO_KEYS_MASTER_KEY_FILE");
@@ -412,6 +413,7 @@ test_config_defaults(void **state)
 	assert_string_equal(c.store.driver, "sqlite");
 	assert_string_equal(c.store.path, "var/isso.db");
 	assert_string_equal(c.store.conninfo, "");
+	assert_int_equal(c.store.client_cache_ms, 1000);
 	assert_string_equal(c.keys.master_key_file, "var/master.key");
 	assert_string_equal(c.log.level, "info");
 	assert_int_equal(c.oidc.code_ttl, 60);
@@ -518,6 +520,8 @@ test_config_errors(void **state)
 	expect_error("[server\nport = 1\n", "line 1: syntax error");
 	expect_error("[server]\njunk line\n", "line 2: syntax error");
 	expect_error("[store]\ndriver = mysql\n", "store.driver");
+	expect_error("[store]\nclient_cache_ms = 60001\n", "[store] client_cache_ms: out of range");
+	expect_error("[store]\nclient_cache_ms = -1\n", "out of range");
 	expect_error("[log]\nlevel = loud\n", "log.level");
 	expect_error("[server]\npublic_url = ftp://x\n", "public_url");
 	expect_error("[server]\npublic_url = http://\n", "public_url");
@@ -539,6 +543,16 @@ test_config_errors(void **state)
 	assert_int_equal(c.security.device_cookie_max_failures, 5);
 	config_free(&c);
 	unsetenv("ISSO_SECURITY_DEVICE_COOKIE_MAX_FAILURES");
+
+	/* 0 turns the client cache off. */
+	setenv("ISSO_STORE_CLIENT_CACHE_MS", "0", 1);
+	assert_int_equal(config_load(NULL, &c, &err), 0);
+	assert_int_equal(c.store.client_cache_ms, 0);
+	config_free(&c);
+	setenv("ISSO_STORE_CLIENT_CACHE_MS", "60001", 1);
+	assert_int_equal(config_load(NULL, &c, &err), ISSO_ERR_INVALID);
+	assert_string_equal(err, "ISSO_STORE_CLIENT_CACHE_MS: out of range");
+	unsetenv("ISSO_STORE_CLIENT_CACHE_MS");
 }
 
 static void

@@ -17,6 +17,7 @@
 #include <libpq-fe.h>
 #include <pthread.h>
 #include <sqlite3.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -25,6 +26,7 @@
 
 #include "lib/isso.h"
 #include "lib/log.h"
+#include "lib/metrics.h"
 #include "lib/secret.h"
 #include "store/store.h"
 
@@ -3059,6 +3061,474 @@ test_pgsql_unreachable(void **state)
 	assert_null(store);
 }
 
+/* ---- the client cache (store_client_get_cached) ---- */
+
+static uint64_t
+cache_lookups(const char *result)
+{
+	return metrics_counter_get(&metrics_store_client_cache_lookups, result, NULL);
+}
+
+/* Another handle on the same database: another process, or another node. */
+static struct store *
+open_other(struct fixture *f)
+{
+	struct store *other = NULL;
+	const char *error = NULL;
+
+	assert_int_equal(store_open(test_driver, fixture_dsn(f), MIGRATIONS_DIR, &other, &error),
+	                 0);
+	assert_non_null(other);
+	return other;
+}
+
+/* store_client_get_cached's answer (NULL when unknown); the caller frees. */
+static struct store_client *
+cached(struct store *store, const char *client_id)
+{
+	struct store_client *c = (struct store_client *)1;
+
+	assert_int_equal(store_client_get_cached(store, client_id, &c), 0);
+	return c;
+}
+
+static void
+assert_same_string(const char *a, const char *b)
+{
+	if (a == NULL) {
+		assert_null(b);
+		return;
+	}
+	assert_non_null(b);
+	assert_ptr_not_equal(a, b);
+	assert_string_equal(a, b);
+}
+
+static void
+assert_same_json(const json_t *a, const json_t *b)
+{
+	if (a == NULL) {
+		assert_null(b);
+		return;
+	}
+	assert_non_null(b);
+	assert_ptr_not_equal(a, b);
+	assert_true(json_equal(a, b));
+}
+
+/* b holds what a holds, in memory of its own. */
+static void
+assert_client_copy(const struct store_client *a, const struct store_client *b)
+{
+	assert_non_null(a);
+	assert_non_null(b);
+	assert_ptr_not_equal(a, b);
+	assert_same_string(a->client_id, b->client_id);
+	assert_same_string(a->secret_hash, b->secret_hash);
+	assert_same_string(a->name, b->name);
+	assert_same_string(a->purpose, b->purpose);
+	assert_same_json(a->redirect_uris, b->redirect_uris);
+	assert_same_json(a->post_logout_redirect_uris, b->post_logout_redirect_uris);
+	assert_same_string(a->backchannel_logout_uri, b->backchannel_logout_uri);
+	assert_same_string(a->scope, b->scope);
+	assert_int_equal(a->public_client, b->public_client);
+	assert_same_string(a->id_token_alg, b->id_token_alg);
+	assert_same_string(a->auth_method, b->auth_method);
+	assert_same_string(a->jwks_uri, b->jwks_uri);
+	assert_same_json(a->jwks, b->jwks);
+	assert_same_string(a->grant_types, b->grant_types);
+	assert_int_equal(a->status, b->status);
+	assert_int_equal(a->created_at, b->created_at);
+	assert_same_json(a->settings, b->settings);
+	assert_same_string(a->settings_text, b->settings_text);
+}
+
+/* A cached read answers what a fresh one does, whatever the status, each
+ * time in a copy of the caller's own. */
+static void
+test_client_cache_copy(void **state)
+{
+	struct fixture *f = *state;
+	struct store_client in, *fresh = NULL, *c1 = NULL, *c2 = NULL;
+	uint64_t hits, misses;
+	char a[64], b[64];
+
+	store_set_client_cache(f->store, 60000);
+	id(f, "a", a, sizeof(a));
+	id(f, "b", b, sizeof(b));
+	client_init(&in, a, 300);
+	in.jwks_uri = "https://a.example/jwks";
+	in.grant_types = "client_credentials";
+	in.settings = json_pack("{s:b, s:[s], s:{s:s}}", "require_par", 1, "optional_scopes",
+	                        "email", "application", "state", "停權");
+	in.status = CLIENT_SUSPENDED;
+	assert_int_equal(store_client_add(f->store, &in), 0);
+	json_decref(in.settings);
+	in.settings = NULL;
+	client_clear(&in);
+	memset(&in, 0, sizeof(in));
+	in.client_id = b;
+	in.name = "public";
+	in.public_client = true;
+	in.id_token_alg = "RS256";
+	in.auth_method = "none";
+	in.created_at = 100;
+	assert_int_equal(store_client_add(f->store, &in), 0);
+
+	assert_int_equal(store_client_get(f->store, a, &fresh), 0);
+	hits = cache_lookups("hit");
+	misses = cache_lookups("miss");
+	c1 = cached(f->store, a);
+	assert_int_equal(cache_lookups("miss"), misses + 1);
+	c2 = cached(f->store, a);
+	assert_int_equal(cache_lookups("hit"), hits + 1);
+	assert_client_copy(fresh, c1);
+	assert_client_copy(fresh, c2);
+	assert_client_copy(c1, c2);
+	/* A caller's copy is its own: changing it changes no later answer. */
+	assert_int_equal(
+	    json_array_append_new(c2->redirect_uris, json_string("https://evil.example/cb")), 0);
+	assert_int_equal(json_object_set_new(c2->settings, "require_par", json_false()), 0);
+	assert_int_equal(json_object_clear(json_object_get(c2->settings, "application")), 0);
+	free(c2->name);
+	c2->name = strdup("changed");
+	store_client_free(c2);
+	c2 = cached(f->store, a);
+	assert_int_equal(cache_lookups("hit"), hits + 2);
+	assert_client_copy(fresh, c2);
+	store_client_free(fresh);
+	store_client_free(c1);
+	store_client_free(c2);
+
+	/* Without the optional values. */
+	assert_int_equal(store_client_get(f->store, b, &fresh), 0);
+	c1 = cached(f->store, b);
+	c2 = cached(f->store, b);
+	assert_int_equal(cache_lookups("hit"), hits + 3);
+	assert_null(c2->secret_hash);
+	assert_null(c2->jwks);
+	assert_client_copy(fresh, c1);
+	assert_client_copy(fresh, c2);
+	store_client_free(fresh);
+	store_client_free(c1);
+	store_client_free(c2);
+
+	c1 = (struct store_client *)1;
+	assert_int_equal(store_client_get_cached(f->store, NULL, &c1), ISSO_ERR_INVALID);
+	assert_null(c1);
+}
+
+/* Every client write through a store is seen by its next cached read,
+ * however long the rows may be kept. */
+static void
+test_client_cache_own_writes(void **state)
+{
+	struct fixture *f = *state;
+	struct store_client in, *c, *r = NULL;
+	json_t *settings, *settings2;
+	bool found = false;
+	char a[64];
+
+	store_set_client_cache(f->store, 60000);
+	id(f, "a", a, sizeof(a));
+	client_init(&in, a, 300);
+	assert_int_equal(store_client_add(f->store, &in), 0);
+	client_clear(&in);
+	c = cached(f->store, a);
+	assert_int_equal(c->status, CLIENT_PENDING);
+	store_client_free(c);
+
+	assert_int_equal(store_client_set_status(f->store, a, CLIENT_APPROVED), 0);
+	c = cached(f->store, a);
+	assert_int_equal(c->status, CLIENT_APPROVED);
+	store_client_free(c);
+
+	assert_int_equal(store_client_set_secret(f->store, a, "bb22"), 0);
+	c = cached(f->store, a);
+	assert_string_equal(c->secret_hash, "bb22");
+	store_client_free(c);
+
+	settings = json_pack("{s:s}", "k", "v1");
+	assert_int_equal(store_client_set_settings(f->store, a, settings), 0);
+	c = cached(f->store, a);
+	assert_true(json_equal(c->settings, settings));
+	store_client_free(c);
+
+	assert_int_equal(store_client_get(f->store, a, &r), 0);
+	free(r->name);
+	r->name = strdup("新名稱");
+	assert_int_equal(store_client_update(f->store, r, CLIENT_APPROVED, &found), 0);
+	assert_true(found);
+	store_client_free(r);
+	r = NULL;
+	c = cached(f->store, a);
+	assert_string_equal(c->name, "新名稱");
+	store_client_free(c);
+
+	assert_int_equal(store_client_get(f->store, a, &r), 0);
+	settings2 = json_pack("{s:s}", "suspended_by", "city");
+	assert_int_equal(store_client_set_state(f->store, r, CLIENT_SUSPENDED, "openid", "cc33",
+	                                        settings2, &found),
+	                 0);
+	assert_true(found);
+	store_client_free(r);
+	c = cached(f->store, a);
+	assert_int_equal(c->status, CLIENT_SUSPENDED);
+	assert_string_equal(c->scope, "openid");
+	assert_string_equal(c->secret_hash, "cc33");
+	assert_true(json_equal(c->settings, settings2));
+	store_client_free(c);
+
+	assert_int_equal(store_client_delete(f->store, a, &found), 0);
+	assert_true(found);
+	assert_null(cached(f->store, a));
+
+	/* Registered again under the same id. */
+	client_init(&in, a, 400);
+	in.name = "再次";
+	assert_int_equal(store_client_add(f->store, &in), 0);
+	client_clear(&in);
+	c = cached(f->store, a);
+	assert_string_equal(c->name, "再次");
+	assert_int_equal(c->created_at, 400);
+	store_client_free(c);
+	json_decref(settings);
+	json_decref(settings2);
+}
+
+/* A change made through another handle (another process or node) is seen
+ * once the cached row is older than the lifetime, and not before; an
+ * unknown id is never cached; with 0 every lookup reads the store. */
+static void
+test_client_cache_other_handle(void **state)
+{
+	struct fixture *f = *state;
+	struct store *other = open_other(f);
+	struct store_client in, *c;
+	uint64_t hits, misses;
+	bool found = false;
+	char a[64], b[64];
+
+	store_set_client_cache(f->store, 60000);
+	id(f, "a", a, sizeof(a));
+	id(f, "b", b, sizeof(b));
+	client_init(&in, a, 300);
+	assert_int_equal(store_client_add(f->store, &in), 0);
+	client_clear(&in);
+	c = cached(f->store, a);
+	assert_int_equal(c->status, CLIENT_PENDING);
+	store_client_free(c);
+
+	assert_int_equal(store_client_set_status(other, a, CLIENT_APPROVED), 0);
+	/* Not seen while the row is fresh, though a plain read sees it. */
+	c = cached(f->store, a);
+	assert_int_equal(c->status, CLIENT_PENDING);
+	store_client_free(c);
+	assert_int_equal(store_client_get(f->store, a, &c), 0);
+	assert_int_equal(c->status, CLIENT_APPROVED);
+	store_client_free(c);
+	/* Seen once the row is older than the lifetime. */
+	store_set_client_cache(f->store, 50);
+	usleep(60 * 1000);
+	c = cached(f->store, a);
+	assert_int_equal(c->status, CLIENT_APPROVED);
+	store_client_free(c);
+
+	/* Likewise with 50 ms from the read on: a secret rotated elsewhere. */
+	c = cached(f->store, a);
+	assert_string_equal(c->secret_hash, "aa11");
+	store_client_free(c);
+	assert_int_equal(store_client_set_secret(other, a, "dd44"), 0);
+	usleep(60 * 1000);
+	c = cached(f->store, a);
+	assert_string_equal(c->secret_hash, "dd44");
+	store_client_free(c);
+
+	/* Deleted elsewhere: gone after the lifetime. */
+	c = cached(f->store, a);
+	assert_non_null(c);
+	store_client_free(c);
+	assert_int_equal(store_client_delete(other, a, &found), 0);
+	assert_true(found);
+	usleep(60 * 1000);
+	assert_null(cached(f->store, a));
+
+	/* An unknown id is not cached: added elsewhere, found at once. */
+	store_set_client_cache(f->store, 60000);
+	assert_null(cached(f->store, b));
+	client_init(&in, b, 300);
+	assert_int_equal(store_client_add(other, &in), 0);
+	client_clear(&in);
+	c = cached(f->store, b);
+	assert_non_null(c);
+	assert_int_equal(c->status, CLIENT_PENDING);
+	store_client_free(c);
+
+	/* 0: no cache, every lookup reads the store. */
+	store_set_client_cache(f->store, 0);
+	hits = cache_lookups("hit");
+	misses = cache_lookups("miss");
+	assert_int_equal(store_client_set_status(other, b, CLIENT_APPROVED), 0);
+	c = cached(f->store, b);
+	assert_int_equal(c->status, CLIENT_APPROVED);
+	store_client_free(c);
+	assert_int_equal(store_client_set_status(other, b, CLIENT_SUSPENDED), 0);
+	c = cached(f->store, b);
+	assert_int_equal(c->status, CLIENT_SUSPENDED);
+	store_client_free(c);
+	assert_int_equal(cache_lookups("hit"), hits);
+	assert_int_equal(cache_lookups("miss"), misses);
+	store_close(other);
+}
+
+/* A row the store cannot read is an error each time, never cached: once
+ * it is readable again it is found at once. */
+static void
+test_client_cache_errors(void **state)
+{
+	struct fixture *f = *state;
+	struct store_client in, *c = NULL;
+	char a[64], sql[256];
+
+	if (!is_pgsql() && !fresh_db())
+		skip();
+	store_set_client_cache(f->store, 60000);
+	id(f, "a", a, sizeof(a));
+	client_init(&in, a, 300);
+	assert_int_equal(store_client_add(f->store, &in), 0);
+	client_clear(&in);
+	snprintf(sql, sizeof(sql),
+	         "UPDATE clients SET redirect_uris = 'not json' WHERE client_id = '%s'", a);
+	if (is_pgsql())
+		assert_true(pg_admin(sql));
+	else
+		sqlite_tamper(f->dsn, sql, true);
+	assert_int_equal(store_client_get_cached(f->store, a, &c), ISSO_ERR_STORE);
+	assert_null(c);
+	assert_int_equal(store_client_get_cached(f->store, a, &c), ISSO_ERR_STORE);
+	snprintf(sql, sizeof(sql), "UPDATE clients SET redirect_uris = '[]' WHERE client_id = '%s'",
+	         a);
+	if (is_pgsql())
+		assert_true(pg_admin(sql));
+	else
+		sqlite_tamper(f->dsn, sql, true);
+	c = cached(f->store, a);
+	assert_non_null(c);
+	assert_int_equal(json_array_size(c->redirect_uris), 0);
+	store_client_free(c);
+}
+
+/* The cache holds at most STORE_CLIENT_CACHE_MAX rows, and goes on
+ * serving when more clients are looked up. */
+static void
+test_client_cache_bound(void **state)
+{
+	struct fixture *f = *state;
+	struct store_client in, *c;
+	uint64_t hits, misses;
+	char cid[64], name[16];
+	const int n = STORE_CLIENT_CACHE_MAX + 1;
+
+	store_set_client_cache(f->store, 60000);
+	for (int i = 0; i < n; i++) {
+		snprintf(name, sizeof(name), "n%d", i);
+		client_init(&in, id(f, name, cid, sizeof(cid)), i);
+		assert_int_equal(store_client_add(f->store, &in), 0);
+		client_clear(&in);
+	}
+	misses = cache_lookups("miss");
+	for (int i = 0; i < n; i++) {
+		snprintf(name, sizeof(name), "n%d", i);
+		c = cached(f->store, id(f, name, cid, sizeof(cid)));
+		assert_non_null(c);
+		assert_string_equal(c->client_id, cid);
+		store_client_free(c);
+	}
+	assert_int_equal(cache_lookups("miss"), misses + (uint64_t)n);
+	hits = cache_lookups("hit");
+	misses = cache_lookups("miss");
+	for (int i = 0; i < n; i++) {
+		snprintf(name, sizeof(name), "n%d", i);
+		c = cached(f->store, id(f, name, cid, sizeof(cid)));
+		assert_non_null(c);
+		assert_string_equal(c->client_id, cid);
+		store_client_free(c);
+	}
+	/* Not all n rows were kept, most were. */
+	assert_true(cache_lookups("miss") > misses);
+	assert_true(cache_lookups("hit") - hits >= (uint64_t)n / 2);
+}
+
+struct cache_race {
+	struct store *store;
+	const char *client_id;
+	atomic_bool stop;
+	atomic_int errors;
+};
+
+static void *
+cache_race_reader(void *arg)
+{
+	struct cache_race *r = arg;
+	struct store_client *c;
+
+	while (!atomic_load(&r->stop)) {
+		c = NULL;
+		if (store_client_get_cached(r->store, r->client_id, &c) < 0 || c == NULL)
+			atomic_fetch_add(&r->errors, 1);
+		store_client_free(c);
+	}
+	return NULL;
+}
+
+/* Readers that read a row just before a write through the same store do
+ * not put it back in the cache after the write: the writer's next read
+ * sees its write, every time. */
+static void
+test_client_cache_race(void **state)
+{
+	struct fixture *f = *state;
+	struct cache_race r = {.store = f->store};
+	struct store_client in, *c;
+	pthread_t threads[3];
+	json_t *settings;
+	char a[64], b[64];
+
+	store_set_client_cache(f->store, 60000);
+	id(f, "a", a, sizeof(a));
+	id(f, "b", b, sizeof(b));
+	client_init(&in, a, 300);
+	assert_int_equal(store_client_add(f->store, &in), 0);
+	client_clear(&in);
+	client_init(&in, b, 300);
+	assert_int_equal(store_client_add(f->store, &in), 0);
+	client_clear(&in);
+	r.client_id = a;
+	atomic_init(&r.stop, false);
+	atomic_init(&r.errors, 0);
+	for (size_t i = 0; i < ISSO_N_ELEMENTS(threads); i++)
+		assert_int_equal(pthread_create(&threads[i], NULL, cache_race_reader, &r), 0);
+	for (int i = 0; i < 200; i++) {
+		settings = json_pack("{s:i}", "n", i);
+		/* A write to another client empties the cache: the readers
+		 * are reading a's row again when it changes. */
+		assert_int_equal(store_client_set_status(f->store, b, i % 3), 0);
+		assert_int_equal(store_client_set_settings(f->store, a, settings), 0);
+		/* Time for a reader that read the row before the write to
+		 * finish its lookup. */
+		usleep(1000);
+		c = cached(f->store, a);
+		assert_non_null(c);
+		assert_int_equal(json_integer_value(json_object_get(c->settings, "n")), i);
+		store_client_free(c);
+		json_decref(settings);
+	}
+	atomic_store(&r.stop, true);
+	for (size_t i = 0; i < ISSO_N_ELEMENTS(threads); i++)
+		pthread_join(threads[i], NULL);
+	assert_int_equal(atomic_load(&r.errors), 0);
+}
+
 int
 main(void)
 {
@@ -3106,6 +3576,12 @@ main(void)
 	    cmocka_unit_test(test_pgsql_unreachable),
 	    cmocka_unit_test_setup_teardown(test_purge, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_devices, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_client_cache_copy, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_client_cache_own_writes, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_client_cache_other_handle, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_client_cache_errors, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_client_cache_bound, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_client_cache_race, setup, teardown),
 	};
 
 	if (drv != NULL && drv[0] != '\0')

@@ -47,6 +47,37 @@ export function freePort() {
   });
 }
 
+// ---------------------------------------------------------------- issoctl
+
+/** The issoctl commands that write a client (issoctl [--config FILE] CMD
+ * SUB …): issod, another process, takes their changes up within its
+ * store.client_cache_ms. `client add` is not one: issod never keeps an
+ * unknown client id. */
+const CLIENT_WRITES = {
+  client: new Set(['approve', 'suspend', 'update', 'rotate-secret', 'delete', 'legacy-api', 'set-optional-scopes']),
+  application: new Set(['approve', 'refuse']),
+};
+
+export function issoctlWritesClient(args) {
+  const a = args[0] === '--config' ? args.slice(2) : args;
+  return CLIENT_WRITES[a[0]]?.has(a[1]) ?? false;
+}
+
+/** How long issod may keep a client row it read: its store.client_cache_ms
+ * (ISSO_STORE_CLIENT_CACHE_MS in env, else the production default). */
+export function clientCacheMs(env) {
+  const v = env?.ISSO_STORE_CLIENT_CACHE_MS;
+  return v === undefined || v === '' ? 1000 : Number(v);
+}
+
+/** The lifetime tests start issod with unless they set their own: short,
+ * so that waiting out an issoctl change costs little. */
+export const TEST_CLIENT_CACHE_MS = 250;
+
+/** The answers of issoctl runs that failed (allowFailure): nothing to wait
+ * out after those. */
+const issoctlFailures = new WeakSet();
+
 // ---------------------------------------------------------------- daemons
 
 const live = new Set(); // children to kill if the test process exits abruptly
@@ -361,6 +392,9 @@ export class Stack {
       // Likewise the per-address delays of password guessing (the
       // per-account ones stay as they are).
       ISSO_SECURITY_ADDRESS_FREE_FAILURES: '100000',
+      // issod keeps client rows this long (store.client_cache_ms); issoctl()
+      // waits it out after a command that writes a client.
+      ISSO_STORE_CLIENT_CACHE_MS: String(TEST_CLIENT_CACHE_MS),
       ...this.extraEnv,
     });
 
@@ -453,8 +487,22 @@ export class Stack {
   }
 
   /** Runs issoctl with this stack's environment; returns its JSON output.
-   * Throws with stdout/stderr when it exits non-zero or prints non-JSON. */
-  issoctl(args, { env = {}, allowFailure = false } = {}) {
+   * Throws with stdout/stderr when it exits non-zero or prints non-JSON.
+   * After a command that wrote a client (issoctlWritesClient) it returns
+   * only once issod's client cache lifetime has passed (plus 50 ms), so
+   * issod answers with the change, as the test expects; settle: false
+   * skips that wait (a client issod cannot have looked up yet). */
+  async issoctl(args, { env = {}, allowFailure = false, settle = true } = {}) {
+    const out = await this.runIssoctl(args, { env, allowFailure });
+    if (settle && !issoctlFailures.has(out) && issoctlWritesClient(args)) {
+      await sleep(clientCacheMs({ ...this.env, ...env }) + 50);
+    }
+    return out;
+  }
+
+  /** issoctl() without the wait after a client write: for tests of that
+   * wait itself. */
+  runIssoctl(args, { env = {}, allowFailure = false } = {}) {
     const file = path.join(BUILD_DIR, 'issoctl');
     return new Promise((resolve, reject) => {
       execFile(file, args, {
@@ -471,7 +519,11 @@ export class Stack {
           json = undefined;
         }
         if (err) {
-          if (allowFailure) return resolve({ failed: true, code: err.code, stdout, stderr, json });
+          if (allowFailure) {
+            const failure = { failed: true, code: err.code, stdout, stderr, json };
+            issoctlFailures.add(failure);
+            return resolve(failure);
+          }
           return reject(new Error(`${shown} failed (${err.killed ? 'timed out' : `exit ${err.code}`})\nstderr:\n${stderr}\nstdout:\n${stdout}`));
         }
         if (json === undefined) return reject(new Error(`${shown}: stdout is not JSON:\n${stdout}\nstderr:\n${stderr}`));
@@ -514,7 +566,8 @@ export class Stack {
       throw new Error(`issoctl client add printed no client_secret for a confidential client: ${JSON.stringify(added)}`);
     }
     let approved = null;
-    if (o.approve !== false) approved = await this.issoctl(['client', 'approve', added.client_id]);
+    // issod never looked this new client id up: nothing to wait out.
+    if (o.approve !== false) approved = await this.issoctl(['client', 'approve', added.client_id], { settle: false });
     return { ...added, redirect_uris: redirectUris, approved };
   }
 
