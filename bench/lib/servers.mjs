@@ -66,7 +66,9 @@ function issodSettings() {
  */
 export async function startIssod(opts = {}) {
   const { label = 'bench', key = 'issod', title = 'issod', pg = null, nodes = 0 } = opts;
-  const env = { ...issodSettings(), ...(opts.env ?? {}) };
+  // the client cache at its production lifetime (the test harness
+  // shortens it to keep the suite fast)
+  const env = { ISSO_STORE_CLIENT_CACHE_MS: '1000', ...issodSettings(), ...(opts.env ?? {}) };
   const lbPort = nodes > 0 ? await freePort() : null;
   const lbUrl = lbPort ? `http://127.0.0.1:${lbPort}` : null;
   const stack = await startStack({
