@@ -34,6 +34,7 @@ import path from 'node:path';
 import * as client from 'openid-client';
 import * as jose from 'jose';
 import { startStack, HttpAgent, limit, decodeEntities, REPO } from './lib/harness.mjs';
+import { cardOf, fileSign } from './lib/cards.mjs';
 import {
   NO_BROWSER, launchBrowser, newPage, axeCheck, assertNoHorizontalScroll, tabTo, Screenshots,
 } from './lib/browser.mjs';
@@ -63,29 +64,11 @@ function msg(key) {
   return MSG[key];
 }
 
-function cardOf(sn) {
-  const c = stack.cards.moica.find((x) => x.card_sn === sn);
-  assert.ok(c, `card ${sn} in cards.json`);
-  return c;
-}
-
-/** PKCS#1 v1.5 SHA-256 with the card's key file (test PKI), and its cert. */
-function fileSign(sn, tbs) {
-  const key = fs.readFileSync(path.join(stack.pki, 'moica', `${sn}.key`));
-  const pem = fs.readFileSync(path.join(stack.pki, 'moica', `${sn}.crt`), 'utf8');
-  return {
-    sig_type: 'PKCS1',
-    signature: crypto.sign('sha256', Buffer.from(tbs, 'utf8'), key).toString('base64'),
-    certb64: pem.replace(/-----[^-]+-----|\s/g, ''),
-    card_sn: sn,
-  };
-}
-
 /** Opens startPath without a high session: the method choice offers only
  * high methods; logs in with card sn (signature, phone, SMS code) and
  * returns where the login came back to ({res, url}). */
 async function cardLogin(agent, startPath, sn) {
-  const c = cardOf(sn);
+  const c = cardOf(stack, sn);
   const choice = await agent.followUntil(`${stack.issuer}${startPath}`);
   assert.equal(choice.res.status, 200);
   assert.equal(new URL(choice.url).pathname, '/login', `${startPath} sends to a login`);
@@ -97,7 +80,7 @@ async function cardLogin(agent, startPath, sn) {
   const form = res.forms().find((f) => f.has('challenge'));
   assert.ok(form, 'the card form');
   const tbs = decodeEntities(/data-tbs="([^"]*)"/.exec(res.text)?.[1] ?? '');
-  const posted = await agent.submit(form, { id_number: c.national_id, ...fileSign(sn, tbs) }, null,
+  const posted = await agent.submit(form, { id_number: c.national_id, ...fileSign(stack.pki, sn, tbs) }, null,
     (next) => new URL(next).pathname === '/login/moica-card/phone');
   assert.ok(posted.stopped, `the card was accepted: ${posted.res?.status}`);
   phoneSeq += 1;
@@ -273,8 +256,8 @@ test('issoctl admin grant|revoke and org list|remove|member remove', T, async ()
 });
 
 test('the web: apply, review with a field left out, credentials once, a citizen logs in', { timeout: limit(180_000), skip: NO_BROWSER }, async () => {
-  const staffCard = cardOf(CARD_STAFF);
-  const adminCard = cardOf(CARD_ADMIN);
+  const staffCard = cardOf(stack, CARD_STAFF);
+  const adminCard = cardOf(stack, CARD_ADMIN);
   const staff = await stack.addUser({ account: 'web.staff', password: 'Web-staff-42', phone: '0912000601', name: staffCard.name, idNumber: staffCard.national_id });
   const admin = await stack.addUser({ account: 'web.admin', password: 'Web-admin-42', phone: '0912000602', name: adminCard.name, idNumber: adminCard.national_id });
   await stack.issoctl(['org', 'add', '--ubn', UBN, '--name', '臺北市測試局']);
@@ -577,7 +560,7 @@ test('the web: apply, review with a field left out, credentials once, a citizen 
 });
 
 test('the web: a private_key_jwt application registers its JWK set and gets no secret', { timeout: limit(120_000) }, async () => {
-  const c = cardOf(CARD_PKJWT);
+  const c = cardOf(stack, CARD_PKJWT);
   const staff = await stack.addUser({ account: 'pk.staff', password: 'Pk-staff-42', phone: '0912000603', name: c.name, idNumber: c.national_id });
   await stack.issoctl(['org', 'add', '--ubn', UBN_PKJWT, '--name', '金鑰測試局']);
   await stack.issoctl(['org', 'member', 'add', '--ubn', UBN_PKJWT, '--account', staff.account, '--role', 'admin']);
@@ -630,10 +613,10 @@ test('the web: a private_key_jwt application registers its JWK set and gets no s
 });
 
 test('suspend and resume: the agency lifts only its own suspension, the city any; the review history on both pages', { timeout: limit(240_000), skip: NO_BROWSER }, async () => {
-  const sc = cardOf(CARD_STAFF2);
+  const sc = cardOf(stack, CARD_STAFF2);
   const staff = await stack.addUser({ account: 'resume.staff', password: 'Resume-staff-42', phone: '0912000604', name: sc.name, idNumber: sc.national_id });
   // The city administrator of the web test (added here when that test did not run).
-  const ac = cardOf(CARD_ADMIN);
+  const ac = cardOf(stack, CARD_ADMIN);
   await stack.addUser({ account: 'web.admin', password: 'Web-admin-42', phone: '0912000602', name: ac.name, idNumber: ac.national_id }).catch(() => {});
   const adminUuid = (await stack.issoctl(['admin', 'grant', '--account', 'web.admin'])).uuid;
   await stack.issoctl(['org', 'add', '--ubn', UBN_RESUME, '--name', '恢復測試局']);
@@ -808,8 +791,8 @@ test('suspend and resume: the agency lifts only its own suspension, the city any
 
 test('decisions: a refused application waits for its edit; the city takes over the agency\'s suspension; no decision by a member of the organisation; a pending suspension is never resumed into approval', { timeout: limit(240_000) }, async () => {
   const UBN_DECIDE = '50000000';
-  const sc = cardOf(CARD_STAFF2);
-  const ac = cardOf(CARD_ADMIN);
+  const sc = cardOf(stack, CARD_STAFF2);
+  const ac = cardOf(stack, CARD_ADMIN);
   // The staff member and the city administrator of the tests above (added here when those did not run).
   await stack.addUser({ account: 'resume.staff', password: 'Resume-staff-42', phone: '0912000604', name: sc.name, idNumber: sc.national_id }).catch(() => {});
   await stack.addUser({ account: 'web.admin', password: 'Web-admin-42', phone: '0912000602', name: ac.name, idNumber: ac.national_id }).catch(() => {});

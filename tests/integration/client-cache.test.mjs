@@ -10,10 +10,8 @@
 
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import crypto from 'node:crypto';
-import fs from 'node:fs';
-import path from 'node:path';
 import { startStack, HttpAgent, limit, sleep, decodeEntities } from './lib/harness.mjs';
+import { cardOf, fileSign } from './lib/cards.mjs';
 
 const RP = 'http://127.0.0.1:9/cb';
 const T = { timeout: limit(60_000) };
@@ -59,28 +57,10 @@ async function tokenUntil(id, secret, want, since) {
   }
 }
 
-function cardOf(sn) {
-  const c = stack.cards.moica.find((x) => x.card_sn === sn);
-  assert.ok(c, `card ${sn} in cards.json`);
-  return c;
-}
-
-/** PKCS#1 v1.5 SHA-256 with the card's key file (test PKI), and its cert. */
-function fileSign(sn, tbs) {
-  const key = fs.readFileSync(path.join(stack.pki, 'moica', `${sn}.key`));
-  const pem = fs.readFileSync(path.join(stack.pki, 'moica', `${sn}.crt`), 'utf8');
-  return {
-    sig_type: 'PKCS1',
-    signature: crypto.sign('sha256', Buffer.from(tbs, 'utf8'), key).toString('base64'),
-    certb64: pem.replace(/-----[^-]+-----|\s/g, ''),
-    card_sn: sn,
-  };
-}
-
 /** Opens startPath, logs in with card sn (signature, phone, SMS code) and
  * returns where the login came back to ({res, url}). */
 async function cardLogin(agent, startPath, sn) {
-  const c = cardOf(sn);
+  const c = cardOf(stack, sn);
   const choice = await agent.followUntil(`${stack.issuer}${startPath}`);
   assert.equal(new URL(choice.url).pathname, '/login', `${startPath} sends to a login`);
   const link = choice.res.links().find((l) => new URL(l.href).pathname === '/login/moica-card');
@@ -89,7 +69,7 @@ async function cardLogin(agent, startPath, sn) {
   const form = res.forms().find((f) => f.has('challenge'));
   assert.ok(form, 'the card form');
   const tbs = decodeEntities(/data-tbs="([^"]*)"/.exec(res.text)?.[1] ?? '');
-  const posted = await agent.submit(form, { id_number: c.national_id, ...fileSign(sn, tbs) }, null,
+  const posted = await agent.submit(form, { id_number: c.national_id, ...fileSign(stack.pki, sn, tbs) }, null,
     (next) => new URL(next).pathname === '/login/moica-card/phone');
   assert.ok(posted.stopped, `the card was accepted: ${posted.res?.status}`);
   phoneSeq += 1;
@@ -160,7 +140,7 @@ test('issoctl: a suspension, a resumption and a rotated secret are in force with
 });
 
 test('the review page: a city administrator\'s suspension and resumption are in force at the next request', T, async () => {
-  const ac = cardOf(CARD_ADMIN);
+  const ac = cardOf(stack, CARD_ADMIN);
   await stack.addUser({ account: 'cache.admin', password: 'Cache-admin-42', phone: '0912000701', name: ac.name, idNumber: ac.national_id });
   await stack.issoctl(['admin', 'grant', '--account', 'cache.admin']);
   const c = await registerCc('快取審查服務');

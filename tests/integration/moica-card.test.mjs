@@ -19,10 +19,10 @@
 
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import * as client from 'openid-client';
+import { fileSign } from './lib/cards.mjs';
 import {
   startStack, testPki, freePort, HttpAgent, REPO, limit, redirectParams, sameEndpoint, decodeEntities,
 } from './lib/harness.mjs';
@@ -200,18 +200,6 @@ async function agentSign(sn, tbs, { type = 'PKCS7', pin = card(sn).pin, s = stac
   const r = await res.json();
   assert.equal(r.ret_code, 0, `the card signed: ${JSON.stringify({ ...r, signature: undefined, certb64: undefined })}`);
   return { sig_type: type, signature: r.signature, certb64: r.certb64, card_sn: r.cardSN };
-}
-
-/** PKCS#1 v1.5 SHA-256 with the card's key file (test PKI), and its cert. */
-function fileSign(sn, tbs, pkiDir = stack.pki) {
-  const key = fs.readFileSync(path.join(pkiDir, 'moica', `${sn}.key`));
-  const pem = fs.readFileSync(path.join(pkiDir, 'moica', `${sn}.crt`), 'utf8');
-  return {
-    sig_type: 'PKCS1',
-    signature: crypto.sign('sha256', Buffer.from(tbs, 'utf8'), key).toString('base64'),
-    certb64: pem.replace(/-----[^-]+-----|\s/g, ''),
-    card_sn: sn,
-  };
 }
 
 /** Posts the card form with the ID and a signature; stops before the phone step. */
@@ -404,7 +392,7 @@ test('PKCS#1 signatures work too (key file and the agent)', T, async () => {
   const c = card(CARD.pkcs1);
   const agent = new HttpAgent();
   const { a, form, tbs } = await toCard(agent);
-  const r = await post(agent, form, c.national_id, fileSign(CARD.pkcs1, tbs));
+  const r = await post(agent, form, c.national_id, fileSign(stack.pki, CARD.pkcs1, tbs));
   assert.ok(r.stopped, `PKCS#1 from the key file: ${r.res.status} ${alertsOf(r.res)}`);
   const phone = newPhone();
   const done = await phoneStep(agent, r.url, phone);
@@ -509,7 +497,7 @@ test('tampered or foreign signatures are refused with their own message', T, asy
       return { ...s, signature: der.toString('base64') };
     }, 'PKCS7'],
     ['a signature over another challenge', null, 'other-tbs'],
-    ['another card\'s certificate with a PKCS#1', (s) => ({ ...s, certb64: fileSign(CARD.happy, 'x').certb64 }), 'PKCS1'],
+    ['another card\'s certificate with a PKCS#1', (s) => ({ ...s, certb64: fileSign(stack.pki, CARD.happy, 'x').certb64 }), 'PKCS1'],
     ['not base64 at all', (s) => ({ ...s, signature: '!!!' }), 'PKCS1'],
     ['an unknown signature type', (s) => ({ ...s, sig_type: 'CMS' }), 'PKCS1'],
   ];
@@ -517,7 +505,7 @@ test('tampered or foreign signatures are refused with their own message', T, asy
     let signed;
     if (kind === 'PKCS7') signed = change(await agentSign(CARD.pkcs1, tbs));
     else if (kind === 'other-tbs') signed = await agentSign(CARD.pkcs1, tbs.replace(/\n[A-Za-z0-9_-]{43}\n/, `\n${'A'.repeat(43)}\n`));
-    else signed = change(fileSign(CARD.pkcs1, tbs));
+    else signed = change(fileSign(stack.pki, CARD.pkcs1, tbs));
     const r = await post(agent, form, c.national_id, signed);
     assert.ok(!r.stopped, `${what}: refused`);
     assert.equal(r.res.status, 400, what);
@@ -572,11 +560,11 @@ test('without script (no signature), a bad ID, a forged CSRF token', T, async ()
   assert.equal(noscript.res.status, 400);
   assert.deepEqual(alertsOf(noscript.res), [msg('mc.no_signature')]);
   const f2 = cardForm(noscript.res);
-  const bad = await post(agent, f2.form, 'A12345', fileSign(CARD.happy, f2.tbs));
+  const bad = await post(agent, f2.form, 'A12345', fileSign(stack.pki, CARD.happy, f2.tbs));
   assert.equal(bad.res.status, 400);
   assert.deepEqual(alertsOf(bad.res), [msg('mc.bad_id')]);
   const f3 = cardForm(bad.res);
-  const forged = await agent.submit(f3.form, { csrf: 'x', id_number: 'A123456789', ...fileSign(CARD.happy, f3.tbs) });
+  const forged = await agent.submit(f3.form, { csrf: 'x', id_number: 'A123456789', ...fileSign(stack.pki, CARD.happy, f3.tbs) });
   assert.equal(forged.res.status, 403);
   assert.deepEqual(alertsOf(forged.res), [msg('error.csrf')]);
   assert.equal((await agent.get(stack.url(`/login/moica-card/phone?t=${t}`))).status, 403);
@@ -592,7 +580,7 @@ test('revocation sources down: the login is refused ("service failed, try anothe
   const agent = new HttpAgent();
   const { form, tbs, t } = await toCard(agent, s, conf);
   const c = s.cards.moica.find((x) => x.card_sn === CARD.happy);
-  const r = await post(agent, form, c.national_id, fileSign(CARD.happy, tbs, s.pkiDir));
+  const r = await post(agent, form, c.national_id, fileSign(s.pkiDir, CARD.happy, tbs));
   await refused(agent, r, t, { status: 503, title: 'mc.error_title', text: 'mc.error' }, s);
   assert.ok(r.res.links().some((l) => l.text === msg('mc.other_method') && pathOf(l.href) === '/login'));
   assert.match(s.issod.stderr, /"moica_card_result","state":"revocation_unavailable"/);
@@ -628,7 +616,7 @@ test('too many card-proven attempts for one ID are refused; junk with the ID doe
     ({ form, tbs } = cardForm(last.res));
   }
   for (let i = 0; i < 11; i++) {
-    last = await post(agent, form, c.national_id, fileSign(CARD.happy, tbs));
+    last = await post(agent, form, c.national_id, fileSign(stack.pki, CARD.happy, tbs));
     ({ form, tbs } = last.res.forms().some((f) => f.has('challenge')) ? cardForm(last.res) : await toCard(agent));
   }
   assert.equal(last.res.status, 429);
