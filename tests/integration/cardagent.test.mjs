@@ -75,6 +75,13 @@ async function startAgent(args, env = {}) {
       cwd: tmp,
     });
   await waitReady(d, `http://127.0.0.1:${port}/selfTest.htm`);
+  // the HiPKI port answers before the NHI server has started and the
+  // agent has logged what it listens on
+  const deadline = Date.now() + limit(5000);
+  while (!d.stderr.includes('"event":"listening"')) {
+    assert.ok(Date.now() < deadline, `the agent logs "listening": ${d.stderr.slice(-2000)}`);
+    await sleep(20);
+  }
   return { d, port, url: `http://127.0.0.1:${port}` };
 }
 
