@@ -474,33 +474,46 @@ flow_session_add_client(struct isso_app *app, const char *key, json_t *session,
 	(void)store_eph_update(app->store, "session", key, session, app_now(), &found);
 }
 
-bool
-flow_sid_alive(struct isso_app *app, const char *sid, const char *uuid, int64_t *expires_at_r)
+int
+flow_sid_state(struct isso_app *app, const char *sid, const char *uuid, bool *alive_r,
+               int64_t *expires_at_r)
 {
 	json_t *live = NULL, *mark = NULL;
 	int64_t now = app_now();
-	bool alive = false;
+	int ret = 0;
 
+	*alive_r = false;
 	if (expires_at_r != NULL)
 		*expires_at_r = 0;
-	if (sid == NULL || uuid == NULL ||
-	    store_eph_get(app->store, "sid", sid, now, &live, NULL) < 0 || live == NULL)
+	if (sid == NULL || uuid == NULL)
+		return 0;
+	ret = store_eph_get(app->store, "sid", sid, now, &live, NULL);
+	if (ret < 0 || live == NULL)
 		goto out;
 	if (strcmp(json_string_value(json_object_get(live, "uuid")) ?: "", uuid) != 0)
 		goto out;
 	/* A password reset ends every session that began before it. */
-	if (store_eph_get(app->store, "sessions-ended", uuid, now, &mark, NULL) < 0)
+	ret = store_eph_get(app->store, "sessions-ended", uuid, now, &mark, NULL);
+	if (ret < 0)
 		goto out;
 	if (mark != NULL && json_integer_value(json_object_get(live, "auth_time")) <=
 	                        json_integer_value(json_object_get(mark, "before")))
 		goto out;
-	alive = true;
+	*alive_r = true;
 	if (expires_at_r != NULL)
 		*expires_at_r = json_integer_value(json_object_get(live, "expires_at"));
 out:
 	json_decref(mark);
 	json_decref(live);
-	return alive;
+	return ret;
+}
+
+bool
+flow_sid_alive(struct isso_app *app, const char *sid, const char *uuid, int64_t *expires_at_r)
+{
+	bool alive = false;
+
+	return flow_sid_state(app, sid, uuid, &alive, expires_at_r) == 0 && alive;
 }
 
 void

@@ -74,6 +74,10 @@ void flow_session_end(struct isso_app *app, struct http_req *req, const char *ke
  * a password reset. *expires_at_r (may be NULL) gets when it ends.
  * Refresh tokens issued without offline_access live only as long. */
 bool flow_sid_alive(struct isso_app *app, const char *sid, const char *uuid, int64_t *expires_at_r);
+/* The same, telling a store failure (< 0, *alive_r false) from a session
+ * that has ended (0, *alive_r false). */
+int flow_sid_state(struct isso_app *app, const char *sid, const char *uuid, bool *alive_r,
+                   int64_t *expires_at_r);
 
 /* Ends every browser session of uuid (password reset): they stop
  * counting for single sign-on at once. */

@@ -28,25 +28,32 @@ oidc_new_token(char out[44], char hash[65])
 	secret_sha256_hex(out, strlen(out), hash);
 }
 
-struct store_token *
-oidc_token_lookup(struct isso_app *app, const char *value)
+int
+oidc_token_lookup(struct isso_app *app, const char *value, struct store_token **t_r)
 {
 	struct store_token *t = NULL;
+	bool alive = false;
 	char hash[65];
+	int ret;
 
+	*t_r = NULL;
 	if (value == NULL || strlen(value) != 43)
-		return NULL;
+		return 0;
 	secret_sha256_hex(value, 43, hash);
-	if (store_token_get(app->store, hash, app_now(), &t) < 0)
-		return NULL;
+	ret = store_token_get(app->store, hash, app_now(), &t);
+	if (ret < 0)
+		return ret;
 	/* A refresh token without offline_access dies with the session. */
 	if (t != NULL && t->kind == TOKEN_REFRESH &&
-	    !json_is_true(json_object_get(t->data, "offline")) &&
-	    !flow_sid_alive(app, t->sid, t->uuid, NULL)) {
-		store_token_free(t);
-		t = NULL;
+	    !json_is_true(json_object_get(t->data, "offline"))) {
+		ret = flow_sid_state(app, t->sid, t->uuid, &alive, NULL);
+		if (ret < 0 || !alive) {
+			store_token_free(t);
+			return ret;
+		}
 	}
-	return t;
+	*t_r = t;
+	return 0;
 }
 
 char *

@@ -28,24 +28,30 @@
  * service answers for what it does not release). */
 static const char *const legacy_unfilled[] = {"idNoUnverified", "citizen", "nativePeople", NULL};
 
-/* A presented code: iSSO's (43 characters) or a short one. */
-static struct store_token *
-legacy_code_lookup(struct isso_app *app, const char *value)
+/* A presented code: iSSO's (43 characters) or a short one. 0 with *t_r
+ * (NULL when unknown), or < 0 when the store fails. */
+static int
+legacy_code_lookup(struct isso_app *app, const char *value, struct store_token **t_r)
 {
 	struct store_token *t = NULL;
 	char hash[65];
+	int ret;
 
+	*t_r = NULL;
 	if (!oidc_legacy_short_code_hash(value, hash))
-		return strlen(value) == OIDC_LEGACY_SHORT_CODE_LEN ? NULL
-		                                                   : oidc_token_lookup(app, value);
-	if (store_token_get(app->store, hash, app_now(), &t) < 0)
-		return NULL;
+		return strlen(value) == OIDC_LEGACY_SHORT_CODE_LEN
+		           ? 0
+		           : oidc_token_lookup(app, value, t_r);
+	ret = store_token_get(app->store, hash, app_now(), &t);
+	if (ret < 0)
+		return ret;
 	/* Only codes have the short form. */
 	if (t != NULL && t->kind != TOKEN_CODE) {
 		store_token_free(t);
 		t = NULL;
 	}
-	return t;
+	*t_r = t;
+	return 0;
 }
 
 /* ---- authorize ---- */
@@ -187,7 +193,10 @@ legacy_grant_code(struct isso_app *app, struct http_req *req, struct store_clien
 		oidc_json_error(req, 400, "invalid_request", "code missing");
 		goto out;
 	}
-	t = legacy_code_lookup(app, code);
+	if (legacy_code_lookup(app, code, &t) < 0) {
+		oidc_json_error(req, 503, "temporarily_unavailable", NULL);
+		goto out;
+	}
 	/* The code must come from a legacy authorize for this very client:
 	 * nothing else stands in for the redirect_uri and PKCE checks. */
 	if (t == NULL || t->kind != TOKEN_CODE || t->revoked ||
@@ -227,7 +236,10 @@ legacy_grant_refresh(struct isso_app *app, struct http_req *req, struct store_cl
 		oidc_json_error(req, 400, "invalid_request", "refresh_token missing");
 		goto out;
 	}
-	t = oidc_token_lookup(app, value);
+	if (oidc_token_lookup(app, value, &t) < 0) {
+		oidc_json_error(req, 503, "temporarily_unavailable", NULL);
+		goto out;
+	}
 	if (t == NULL || t->kind != TOKEN_REFRESH || t->revoked ||
 	    strcmp(t->client_id, c->client_id) != 0 || json_object_get(t->data, "legacy") == NULL) {
 		legacy_refused(req, c, "refresh_token", "invalid_grant", "Invalid refresh token");
@@ -404,7 +416,10 @@ user_my(struct http_req *req, void *ctx)
 		legacy_bearer_error(req, 401, "invalid_token", "Invalid access token");
 		goto out;
 	}
-	t = oidc_token_lookup(app, value);
+	if (oidc_token_lookup(app, value, &t) < 0) {
+		oidc_json_error(req, 503, "temporarily_unavailable", NULL);
+		goto out;
+	}
 	if (t == NULL || t->kind != TOKEN_ACCESS || t->revoked || t->uuid == NULL ||
 	    json_object_get(t->data, "legacy") == NULL) {
 		legacy_bearer_error(req, 401, "invalid_token", "Invalid access token");

@@ -181,8 +181,10 @@ void oidc_json_error(struct http_req *req, int status, const char *error, const 
  * hash (65 bytes). */
 void oidc_new_token(char out[44], char hash[65]);
 
-/* Looks a presented token up by value; NULL when unknown or expired. */
-struct store_token *oidc_token_lookup(struct isso_app *app, const char *value);
+/* Looks a presented token up by value: 0 with *t_r (NULL when unknown,
+ * expired, or a refresh token whose session has ended), or < 0 when the
+ * store fails (answer 503: the token may well be good). */
+int oidc_token_lookup(struct isso_app *app, const char *value, struct store_token **t_r);
 
 /* Seals / opens the claims carried by codes and tokens. */
 char *oidc_seal_claims(struct isso_app *app, json_t *claims);

@@ -127,7 +127,10 @@ grant_code(struct isso_app *app, struct http_req *req, struct store_client *c, c
 		oidc_json_error(req, 400, "invalid_request", "code missing");
 		goto out;
 	}
-	t = oidc_token_lookup(app, code);
+	if (oidc_token_lookup(app, code, &t) < 0) {
+		oidc_json_error(req, 503, "temporarily_unavailable", NULL);
+		goto out;
+	}
 	if (t == NULL || t->kind != TOKEN_CODE || t->revoked) {
 		grant_refused(req, c, "authorization_code", "invalid_grant",
 		              "unknown, expired or used code");
@@ -175,7 +178,10 @@ grant_refresh(struct isso_app *app, struct http_req *req, struct store_client *c
 		oidc_json_error(req, 400, "invalid_request", "refresh_token missing");
 		goto out;
 	}
-	t = oidc_token_lookup(app, value);
+	if (oidc_token_lookup(app, value, &t) < 0) {
+		oidc_json_error(req, 503, "temporarily_unavailable", NULL);
+		goto out;
+	}
 	if (t == NULL || t->kind != TOKEN_REFRESH || t->revoked ||
 	    strcmp(t->client_id, c->client_id) != 0 || json_object_get(t->data, "legacy") != NULL) {
 		grant_refused(req, c, "refresh_token", "invalid_grant",

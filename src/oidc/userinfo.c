@@ -145,7 +145,10 @@ userinfo(struct http_req *req, void *ctx)
 		json_decref(at);
 		goto out;
 	}
-	t = oidc_token_lookup(app, value);
+	if (oidc_token_lookup(app, value, &t) < 0) {
+		oidc_json_error(req, 503, "temporarily_unavailable", NULL);
+		goto out;
+	}
 	if (t == NULL || t->kind != TOKEN_ACCESS || t->revoked) {
 		auth_error(req, from_dpop != NULL ? "DPoP" : "Bearer", 401, "invalid_token",
 		           "unknown, expired or revoked token");
@@ -213,13 +216,18 @@ revoke(struct http_req *req, void *ctx)
 		http_send(req, 200, "application/json", "{}", 2);
 		goto out;
 	}
-	t = oidc_token_lookup(app, value);
+	/* RFC 7009 §2.2.1: when the token cannot be looked up or revoked now,
+	 * 503, so the client tries again rather than believe it revoked. */
+	if (oidc_token_lookup(app, value, &t) < 0) {
+		oidc_json_error(req, 503, "temporarily_unavailable", NULL);
+		goto out;
+	}
 	/* RFC 7009 §2.2: unknown tokens and other clients' tokens get 200 too. */
-	if (t != NULL && strcmp(t->client_id, c->client_id) == 0 && t->kind != TOKEN_CODE) {
-		if (t->kind == TOKEN_REFRESH)
-			(void)store_token_revoke_grant(app->store, t->grant_id);
-		else
-			(void)store_token_revoke(app->store, t->hash);
+	if (t != NULL && strcmp(t->client_id, c->client_id) == 0 && t->kind != TOKEN_CODE &&
+	    (t->kind == TOKEN_REFRESH ? store_token_revoke_grant(app->store, t->grant_id)
+	                              : store_token_revoke(app->store, t->hash)) < 0) {
+		oidc_json_error(req, 503, "temporarily_unavailable", NULL);
+		goto out;
 	}
 	http_send(req, 200, "application/json", "{}", 2);
 out:
@@ -286,7 +294,10 @@ introspect(struct http_req *req, void *ctx)
 		introspect_self(app, req, c, value);
 		goto out;
 	}
-	t = oidc_token_lookup(app, value);
+	if (oidc_token_lookup(app, value, &t) < 0) {
+		oidc_json_error(req, 503, "temporarily_unavailable", NULL);
+		goto out;
+	}
 	if (t == NULL || t->revoked || t->kind == TOKEN_CODE ||
 	    (t->kind == TOKEN_REFRESH && t->used) || strcmp(t->client_id, c->client_id) != 0) {
 		http_send_json(req, 200, json_pack("{s:b}", "active", 0));

@@ -51,7 +51,9 @@ before(async () => {
   pg = new Postgres().init();
   stack = await startStack({
     label: 'pgsql',
-    env: { ISSO_STORE_DRIVER: 'postgresql', ISSO_STORE_CONNINFO: pg.conninfo },
+    // the client stays cached through the outage below, so the token
+    // endpoint gets past client authentication to the token's own lookup
+    env: { ISSO_STORE_DRIVER: 'postgresql', ISSO_STORE_CONNINFO: pg.conninfo, ISSO_STORE_CLIENT_CACHE_MS: '60000' },
   });
   user = await stack.addUser({
     account: 'pg.citizen', password: 'Tp-Postgres-Login-42', phone: '0912000111',
@@ -148,6 +150,18 @@ test('PostgreSQL restarted mid-way: 503 meanwhile, recovery without restarting i
     assert.equal(tok.status, 503, `token during the outage: ${tok.status} ${tok.text}`);
     assert.equal(tok.json?.error, 'temporarily_unavailable');
     assert.match(tok.headers.get('content-type'), /^application\/json/);
+    // The client itself may come from issod's cache: the token's lookup
+    // failing is still no verdict on the token. Nor is a revocation that
+    // could not be written taken as done (RFC 7009 §2.2.1).
+    for (const p of ['/introspect', '/revoke']) {
+      const r = await fetchText(`${stack.issuer}${p}`, {
+        method: 'POST',
+        headers: { authorization: `Basic ${basic}`, 'content-type': 'application/x-www-form-urlencoded' },
+        body: new URLSearchParams({ token: before.refresh_token }),
+      });
+      assert.equal(r.status, 503, `${p} during the outage: ${r.status} ${r.text}`);
+      assert.equal(r.json?.error, 'temporarily_unavailable');
+    }
   } finally {
     pg.start();
   }
