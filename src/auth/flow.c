@@ -508,14 +508,6 @@ out:
 	return ret;
 }
 
-bool
-flow_sid_alive(struct isso_app *app, const char *sid, const char *uuid, int64_t *expires_at_r)
-{
-	bool alive = false;
-
-	return flow_sid_state(app, sid, uuid, &alive, expires_at_r) == 0 && alive;
-}
-
 void
 flow_session_end(struct isso_app *app, struct http_req *req, const char *key)
 {

@@ -71,11 +71,9 @@ void flow_session_end(struct isso_app *app, struct http_req *req, const char *ke
 
 /* Whether the session that clients know as sid is still live for uuid:
  * not ended by logout, expiry, another person's login on the browser or
- * a password reset. *expires_at_r (may be NULL) gets when it ends.
+ * a password reset. 0 with *alive_r (and *expires_at_r, may be NULL:
+ * when it ends), or < 0 when the store fails (*alive_r false: no verdict).
  * Refresh tokens issued without offline_access live only as long. */
-bool flow_sid_alive(struct isso_app *app, const char *sid, const char *uuid, int64_t *expires_at_r);
-/* The same, telling a store failure (< 0, *alive_r false) from a session
- * that has ended (0, *alive_r false). */
 int flow_sid_state(struct isso_app *app, const char *sid, const char *uuid, bool *alive_r,
                    int64_t *expires_at_r);
 

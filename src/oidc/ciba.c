@@ -293,34 +293,39 @@ out:
 /* ---- the token grant (CIBA §10.1, §11) ---- */
 
 /* The request row of an auth_req_id issued to client c (a new
- * reference, its id into id_r); NULL for an unknown, used or foreign one. */
-static json_t *
+ * reference into *data_r, its id into id_r): 0 with *data_r NULL for an
+ * unknown, used or foreign one, < 0 when the store fails. */
+static int
 ciba_row(struct isso_app *app, const struct store_client *c, const char *auth_req_id,
-         char id_r[CIBA_ID_LEN + 1])
+         char id_r[CIBA_ID_LEN + 1], json_t **data_r)
 {
 	json_t *data = NULL;
 	const char *want;
 	char hash[65];
+	int ret;
 
+	*data_r = NULL;
 	if (auth_req_id == NULL || strlen(auth_req_id) != CIBA_ID_LEN + 1 + CIBA_SECRET_LEN ||
 	    auth_req_id[CIBA_ID_LEN] != '.')
-		return NULL;
+		return 0;
 	memcpy(id_r, auth_req_id, CIBA_ID_LEN);
 	id_r[CIBA_ID_LEN] = '\0';
 	if (!b64url_token(id_r, CIBA_ID_LEN) ||
 	    !b64url_token(auth_req_id + CIBA_ID_LEN + 1, CIBA_SECRET_LEN))
-		return NULL;
-	if (store_eph_get(app->store, CIBA_KIND, id_r, app_now(), &data, NULL) < 0 || data == NULL)
-		return NULL;
+		return 0;
+	ret = store_eph_get(app->store, CIBA_KIND, id_r, app_now(), &data, NULL);
+	if (ret < 0 || data == NULL)
+		return ret;
 	secret_sha256_hex(auth_req_id + CIBA_ID_LEN + 1, CIBA_SECRET_LEN, hash);
 	want = json_string_value(json_object_get(data, "hash"));
 	if (want == NULL || strlen(want) != 64 || !secret_equal(want, hash) ||
 	    strcmp(json_string_value(json_object_get(data, "client_id")) ?: "", c->client_id) !=
 	        0) {
 		json_decref(data);
-		return NULL;
+		return 0;
 	}
-	return data;
+	*data_r = data;
+	return 0;
 }
 
 /* A taken approval whose tokens could not be issued (the store failed
@@ -347,7 +352,11 @@ oidc_ciba_grant(struct isso_app *app, struct http_req *req, struct store_client 
 	bool taken = false;
 	int polls = 0;
 
-	data = ciba_row(app, c, http_form(req, "auth_req_id"), id);
+	if (ciba_row(app, c, http_form(req, "auth_req_id"), id, &data) < 0) {
+		/* invalid_grant would end the counter's polling for good */
+		oidc_json_error(req, 503, "temporarily_unavailable", NULL);
+		goto out;
+	}
 	if (data == NULL) {
 		oidc_security_event(req, "grant_refused", "client_id", c->client_id, "grant_type",
 		                    OIDC_CIBA_GRANT, "error", "invalid_grant", NULL);
@@ -378,9 +387,12 @@ oidc_ciba_grant(struct isso_app *app, struct http_req *req, struct store_client 
 		goto out;
 	}
 	/* Single use, even for two polls at once. */
-	if (store_eph_take(app->store, CIBA_KIND, id, now, &taken) < 0 || !taken) {
-		oidc_json_error(req, taken ? 503 : 400,
-		                taken ? "temporarily_unavailable" : "invalid_grant", NULL);
+	if (store_eph_take(app->store, CIBA_KIND, id, now, &taken) < 0) {
+		oidc_json_error(req, 503, "temporarily_unavailable", NULL);
+		goto out;
+	}
+	if (!taken) {
+		oidc_json_error(req, 400, "invalid_grant", NULL);
 		goto out;
 	}
 	uuid = json_string_value(json_object_get(data, "uuid"));

@@ -202,10 +202,11 @@ int_claim(json_t *claims, const char *name, bool *present_r, json_int_t *v_r)
 /* private_key_jwt (RFC 7523 §3, FAPI 2.0 §5.3.2.1): everything the
  * payload says is checked first, unverified; only an assertion that would
  * be acceptable makes us look for the client's keys (possibly fetching
- * them), and the signature is checked last. */
+ * them), and the signature is checked last. *unavailable_r is set when
+ * the store failed: no verdict on the assertion. */
 static bool
 assertion_ok(struct isso_app *app, struct store_client *c, const char *assertion,
-             const char **why_r)
+             const char **why_r, bool *unavailable_r)
 {
 	json_t *header = NULL, *claims = NULL, *verified = NULL, *jwks = NULL, *again = NULL, *aud;
 	const char *alg, *jti;
@@ -215,6 +216,7 @@ assertion_ok(struct isso_app *app, struct store_client *c, const char *assertion
 	bool ok = false, has_exp, has_iat, has_nbf, from_uri;
 	int counter = 0;
 
+	*unavailable_r = false;
 	*why_r = "malformed client assertion";
 	if (!compact_jws_form(assertion) || jose_decode_unverified(assertion, &header, &claims) < 0)
 		goto out;
@@ -270,6 +272,7 @@ assertion_ok(struct isso_app *app, struct store_client *c, const char *assertion
 	key = xasprintf("%s|%s", c->client_id, jti);
 	if (store_eph_get(app->store, "jti", key, now, NULL, &counter) < 0) {
 		*why_r = "temporarily unavailable";
+		*unavailable_r = true;
 		goto out;
 	}
 	if (counter > 0) {
@@ -298,6 +301,7 @@ assertion_ok(struct isso_app *app, struct store_client *c, const char *assertion
 	/* One use per jti while the assertion is valid (RFC 7523 §3 item 7). */
 	if (store_eph_incr(app->store, "jti", key, now, exp + CLOCK_SKEW, &counter) < 0) {
 		*why_r = "temporarily unavailable";
+		*unavailable_r = true;
 		goto out;
 	}
 	if (counter != 1) {
@@ -320,7 +324,9 @@ bool
 oidc_client_assertion_ok(struct isso_app *app, struct store_client *c, const char *assertion,
                          const char **why_r)
 {
-	return assertion_ok(app, c, assertion, why_r);
+	bool unavailable = false;
+
+	return assertion_ok(app, c, assertion, why_r, &unavailable);
 }
 
 /* Is method one of the two that carry the client secret itself? */
@@ -377,6 +383,7 @@ oidc_client_auth(struct isso_app *app, struct http_req *req)
 	char *user = NULL, *pass = NULL;
 	const char *used, *id, *secret = NULL, *why = NULL;
 	bool basic = authz != NULL && strncasecmp(authz, "Basic ", 6) == 0;
+	bool unavailable = false;
 	int n = (basic ? 1 : 0) + (form_secret != NULL ? 1 : 0) + (assertion != NULL ? 1 : 0);
 	char hash[65];
 
@@ -457,7 +464,13 @@ oidc_client_auth(struct isso_app *app, struct http_req *req)
 			client_denied(req, basic, id, used, "client authentication failed");
 			goto fail;
 		}
-	} else if (assertion != NULL && !assertion_ok(app, c, assertion, &why)) {
+	} else if (assertion != NULL && !assertion_ok(app, c, assertion, &why, &unavailable)) {
+		/* The store could not say whether its jti was used: no
+		 * verdict on the client's credentials. */
+		if (unavailable) {
+			oidc_json_error(req, 503, "temporarily_unavailable", NULL);
+			goto fail;
+		}
 		oidc_security_event(req, "client_assertion_refused", "client_id", id, "reason", why,
 		                    NULL);
 		client_denied(req, false, id, used, why);

@@ -85,16 +85,23 @@ oidc_set_deliver(struct isso_app *app, const struct store_job *job, const char *
 	const char *client_id = json_string_value(json_object_get(job->data, "client_id"));
 	const char *sub = json_string_value(json_object_get(job->data, "sub"));
 	const char *merged_sub = json_string_value(json_object_get(job->data, "merged_sub"));
-	struct store_client *c = oidc_client(app, client_id);
+	struct store_client *c = NULL;
 	struct outbound_resp rs;
 	struct outbound_req rq;
 	const char *err = NULL;
 	json_t *claims = NULL;
 	char *jwt = NULL;
-	int ret = 1;
+	int ret;
 
 	*why_r = "cannot sign";
 	memset(&rs, 0, sizeof(rs));
+	/* A store that fails is no "client gone": the event is tried again. */
+	ret = oidc_client_find(app, client_id, &c);
+	if (ret < 0) {
+		*why_r = "store unavailable";
+		goto out;
+	}
+	ret = 1;
 	/* Client gone, or no longer listening: nothing to deliver. */
 	if (c == NULL || sub == NULL || merged_sub == NULL || events_uri(c) == NULL)
 		goto out;

@@ -474,11 +474,18 @@ oidc_tokens_issue(struct isso_app *app, const struct store_client *c, const char
 		/* Without offline_access (OIDC Core §11) a refresh token lives
 		 * no longer than the single sign-on session; none at all when
 		 * that has already ended. */
-		bool offline = scope_has(grant_scope, "offline_access");
+		bool offline = scope_has(grant_scope, "offline_access"), alive = false;
 		int64_t session_end = 0;
 		int ttl = cfg->oidc.refresh_token_ttl;
-		if (!offline && flow_sid_alive(app, sid, uuid, &session_end) &&
-		    session_end - now < ttl)
+		/* A store failure here is no "session ended": answered 503
+		 * before anything is spent. */
+		if (!offline) {
+			ret = flow_sid_state(app, sid, uuid, &alive, &session_end);
+			if (ret < 0)
+				goto out;
+			ret = ISSO_ERR_NOMEM;
+		}
+		if (alive && session_end - now < ttl)
 			ttl = (int)(session_end - now);
 		if (offline || session_end > now) {
 			rdata = json_deep_copy(data);

@@ -425,7 +425,10 @@ user_my(struct http_req *req, void *ctx)
 		legacy_bearer_error(req, 401, "invalid_token", "Invalid access token");
 		goto out;
 	}
-	c = oidc_client(app, t->client_id);
+	if (oidc_client_find(app, t->client_id, &c) < 0) {
+		oidc_json_error(req, 503, "temporarily_unavailable", NULL);
+		goto out;
+	}
 	if (c == NULL || !oidc_legacy_allowed(c)) {
 		legacy_bearer_error(req, 401, "invalid_token", "Invalid access token");
 		goto out;

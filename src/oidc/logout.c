@@ -73,15 +73,22 @@ backchannel_deliver(struct isso_app *app, const struct store_job *job, const cha
 	const char *client_id = json_string_value(json_object_get(job->data, "client_id"));
 	const char *sub = json_string_value(json_object_get(job->data, "sub"));
 	const char *sid = json_string_value(json_object_get(job->data, "sid"));
-	struct store_client *c = oidc_client(app, client_id);
+	struct store_client *c = NULL;
 	char *jwt = NULL;
 	int64_t now = app_now();
 	json_t *claims = NULL;
 	struct buf form;
-	int ret = 1;
+	int ret;
 
 	*why_r = "cannot sign";
 	buf_init(&form, 16384);
+	/* A store that fails is no "client gone": the notice is tried again. */
+	ret = oidc_client_find(app, client_id, &c);
+	if (ret < 0) {
+		*why_r = "store unavailable";
+		goto out;
+	}
+	ret = 1;
 	if (c == NULL || sub == NULL || c->backchannel_logout_uri == NULL ||
 	    c->backchannel_logout_uri[0] == '\0')
 		goto out;

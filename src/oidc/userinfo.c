@@ -134,8 +134,10 @@ userinfo(struct http_req *req, void *ctx)
 		                                 json_string_value(json_object_get(
 		                                     json_object_get(at, "cnf"), "jkt")),
 		                                 from_dpop != NULL)) {
-			c = oidc_client(app, json_string_value(json_object_get(at, "client_id")));
-			if (c == NULL)
+			if (oidc_client_find(
+			        app, json_string_value(json_object_get(at, "client_id")), &c) < 0)
+				oidc_json_error(req, 503, "temporarily_unavailable", NULL);
+			else if (c == NULL)
 				bearer_error(req, 401, "invalid_token",
 				             "the client is no longer active");
 			else
@@ -162,7 +164,10 @@ userinfo(struct http_req *req, void *ctx)
 		bearer_error(req, 403, "insufficient_scope", "the token carries no openid scope");
 		goto out;
 	}
-	c = oidc_client(app, t->client_id);
+	if (oidc_client_find(app, t->client_id, &c) < 0) {
+		oidc_json_error(req, 503, "temporarily_unavailable", NULL);
+		goto out;
+	}
 	if (c == NULL) {
 		bearer_error(req, 401, "invalid_token", "the client is no longer active");
 		goto out;

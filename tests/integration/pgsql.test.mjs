@@ -162,6 +162,8 @@ test('PostgreSQL restarted mid-way: 503 meanwhile, recovery without restarting i
       assert.equal(r.status, 503, `${p} during the outage: ${r.status} ${r.text}`);
       assert.equal(r.json?.error, 'temporarily_unavailable');
     }
+    const ui = await fetchText(`${stack.issuer}/userinfo`, { headers: { authorization: `Bearer ${before.access_token}` } });
+    assert.equal(ui.status, 503, `UserInfo during the outage: ${ui.status} ${ui.text}`);
   } finally {
     pg.start();
   }
