@@ -332,8 +332,10 @@ logout(struct http_req *req, void *ctx)
 		}
 		client_id = aud;
 	}
-	if (client_id != NULL)
-		c = oidc_client(app, client_id);
+	if (client_id != NULL && oidc_client_find(app, client_id, &c) < 0) {
+		page_error(app, req, 503, "error.unavailable", "error.unavailable.message", NULL);
+		goto out;
+	}
 	if (uri != NULL && (c == NULL || !oidc_uri_listed(c->post_logout_redirect_uris, uri))) {
 		page_error(app, req, 400, "logout.title", "logout.bad_redirect", NULL);
 		goto out;

@@ -107,7 +107,8 @@ bool oidc_use_once(struct isso_app *app, struct http_req *req, const struct stor
                    const struct store_client *c, const char *event, const char *description);
 /* t was already used (or lost a race to be): someone holds a copy, so the
  * whole grant is revoked, event logged and the request answered
- * invalid_grant with description. */
+ * invalid_grant with description (503 when the revocation cannot be
+ * written: the retry revokes it). */
 void oidc_spent_refused(struct isso_app *app, struct http_req *req, const struct store_token *t,
                         const struct store_client *c, const char *event, const char *description);
 /* Issues tokens for t's grant, spending t in the same transaction

@@ -33,8 +33,13 @@ void
 oidc_spent_refused(struct isso_app *app, struct http_req *req, const struct store_token *t,
                    const struct store_client *c, const char *event, const char *description)
 {
-	(void)store_token_revoke_grant(app->store, t->grant_id);
 	log_warn(event, "client_id", c->client_id, NULL);
+	/* A replay whose grant could not be revoked is answered 503: the
+	 * client's retry (or the thief's) revokes it then. */
+	if (store_token_revoke_grant(app->store, t->grant_id) < 0) {
+		oidc_json_error(req, 503, "temporarily_unavailable", NULL);
+		return;
+	}
 	oidc_json_error(req, 400, "invalid_grant", description);
 }
 

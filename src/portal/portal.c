@@ -118,7 +118,10 @@ choose(struct http_req *req, void *ctx)
 		page_render(app, req, 200, "portal", "portal.title", page);
 		goto out;
 	}
-	c = oidc_client(app, json_string_value(json_object_get(txn, "client_id")));
+	if (oidc_client_find(app, json_string_value(json_object_get(txn, "client_id")), &c) < 0) {
+		page_error(app, req, 503, "error.unavailable", "error.unavailable.message", NULL);
+		goto out;
+	}
 	if (c == NULL) {
 		page_error(app, req, 400, "error.client_title", "error.client_unknown", NULL);
 		goto out;
@@ -318,7 +321,10 @@ consent(struct http_req *req, void *ctx)
 		http_redirect(req, 303, own_page_path(txn));
 		goto out;
 	}
-	c = oidc_client(app, json_string_value(json_object_get(txn, "client_id")));
+	if (oidc_client_find(app, json_string_value(json_object_get(txn, "client_id")), &c) < 0) {
+		page_error(app, req, 503, "error.unavailable", "error.unavailable.message", NULL);
+		goto out;
+	}
 	if (c == NULL) {
 		page_error(app, req, 400, "error.client_title", "error.client_unknown", NULL);
 		goto out;
