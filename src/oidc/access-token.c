@@ -123,6 +123,14 @@ oidc_at_form(const char *value)
 	return OIDC_AT_STORED;
 }
 
+/* A sealed token's associated data: its kind and the issuer, so that it
+ * opens only as an access token of this deployment (malloc'd). */
+static char *
+sealed_ad(const char *issuer)
+{
+	return xasprintf("%s %s", AT_SEALED_PREFIX, issuer);
+}
+
 /* The registered audience, or NULL. */
 static const char *
 client_audience(const struct store_client *c)
@@ -231,7 +239,7 @@ oidc_at_seal(const struct secret_keys *keys, const char *issuer, const struct st
 	text = json_dumps(claims, JSON_COMPACT);
 	if (text == NULL)
 		goto out;
-	ad = xasprintf("%s %s", AT_SEALED_PREFIX, issuer);
+	ad = sealed_ad(issuer);
 	ret = secret_token_seal(keys, ad, text, strlen(text), &box, id);
 	if (ret < 0)
 		goto out;
@@ -258,7 +266,7 @@ oidc_at_open(const struct secret_keys *keys, const char *issuer, const char *val
 	*why_r = "not an access token";
 	if (oidc_at_form(value) != OIDC_AT_SEALED)
 		goto out;
-	ad = xasprintf("%s %s", AT_SEALED_PREFIX, issuer);
+	ad = sealed_ad(issuer);
 	if (secret_token_open(keys, ad, value + strlen(AT_SEALED_PREFIX), &text, id) < 0)
 		goto out;
 	/* Sealed by this provider: the checks below catch our own mistakes. */

@@ -66,6 +66,15 @@ static void store_client_cache_clear(struct store *store);
 		store_ret_;                                                                        \
 	})
 
+/* A call that writes the clients table: the process's cached rows go
+ * with it, whatever the outcome (store_client_get_cached). */
+#define STORE_CLIENT_WRITE(s, op, ...)                                                             \
+	({                                                                                         \
+		int store_wret_ = STORE_CALL(s, op, ##__VA_ARGS__);                                \
+		store_client_cache_clear(s);                                                       \
+		store_wret_;                                                                       \
+	})
+
 const struct store_driver *const store_drivers[] = {
     &store_driver_sqlite,
 #ifdef HAVE_LIBPQ
@@ -385,8 +394,6 @@ store_json_array_or_null(const json_t *j)
 int
 store_client_add(struct store *store, const struct store_client *client)
 {
-	int ret;
-
 	if (client == NULL || client->client_id == NULL || client->name == NULL ||
 	    client->id_token_alg == NULL || client->auth_method == NULL ||
 	    !store_json_array_or_null(client->redirect_uris) ||
@@ -394,9 +401,7 @@ store_client_add(struct store *store, const struct store_client *client)
 	    (client->jwks != NULL && !json_is_object(client->jwks)) || client->status < 0 ||
 	    client->status > CLIENT_SUSPENDED)
 		return ISSO_ERR_INVALID;
-	ret = STORE_CALL(store, client_add, client);
-	store_client_cache_clear(store);
-	return ret;
+	return STORE_CLIENT_WRITE(store, client_add, client);
 }
 
 int
@@ -420,25 +425,17 @@ store_client_list(struct store *store, int (*fn)(const struct store_client *c, v
 int
 store_client_set_status(struct store *store, const char *client_id, int status)
 {
-	int ret;
-
 	if (client_id == NULL || status < CLIENT_PENDING || status > CLIENT_SUSPENDED)
 		return ISSO_ERR_INVALID;
-	ret = STORE_CALL(store, client_set_status, client_id, status);
-	store_client_cache_clear(store);
-	return ret;
+	return STORE_CLIENT_WRITE(store, client_set_status, client_id, status);
 }
 
 int
 store_client_set_secret(struct store *store, const char *client_id, const char *secret_hash)
 {
-	int ret;
-
 	if (client_id == NULL)
 		return ISSO_ERR_INVALID;
-	ret = STORE_CALL(store, client_set_secret, client_id, secret_hash);
-	store_client_cache_clear(store);
-	return ret;
+	return STORE_CLIENT_WRITE(store, client_set_secret, client_id, secret_hash);
 }
 
 int
@@ -452,8 +449,7 @@ store_client_set_settings(struct store *store, const char *client_id, const json
 	text = json_dumps(settings, JSON_COMPACT | JSON_SORT_KEYS);
 	if (text == NULL)
 		return ISSO_ERR_INVALID;
-	ret = STORE_CALL(store, client_set_settings, client_id, text);
-	store_client_cache_clear(store);
+	ret = STORE_CLIENT_WRITE(store, client_set_settings, client_id, text);
 	free(text);
 	return ret;
 }
@@ -462,8 +458,6 @@ int
 store_client_update(struct store *store, const struct store_client *client, int status_before,
                     bool *found_r)
 {
-	int ret;
-
 	*found_r = false;
 	if (client == NULL || client->client_id == NULL || client->name == NULL ||
 	    client->auth_method == NULL || !store_json_array_or_null(client->redirect_uris) ||
@@ -472,9 +466,7 @@ store_client_update(struct store *store, const struct store_client *client, int 
 	    (client->settings != NULL && !json_is_object(client->settings)) || client->status < 0 ||
 	    client->status > CLIENT_SUSPENDED)
 		return ISSO_ERR_INVALID;
-	ret = STORE_CALL(store, client_update, client, status_before, found_r);
-	store_client_cache_clear(store);
-	return ret;
+	return STORE_CLIENT_WRITE(store, client_update, client, status_before, found_r);
 }
 
 int
@@ -492,9 +484,8 @@ store_client_set_state(struct store *store, const struct store_client *before, i
 	text = json_dumps(settings, JSON_COMPACT | JSON_SORT_KEYS);
 	if (text == NULL)
 		return ISSO_ERR_INVALID;
-	ret =
-	    STORE_CALL(store, client_set_state, before, status, scope, secret_hash, text, found_r);
-	store_client_cache_clear(store);
+	ret = STORE_CLIENT_WRITE(store, client_set_state, before, status, scope, secret_hash, text,
+	                         found_r);
 	free(text);
 	return ret;
 }
@@ -502,14 +493,10 @@ store_client_set_state(struct store *store, const struct store_client *before, i
 int
 store_client_delete(struct store *store, const char *client_id, bool *found_r)
 {
-	int ret;
-
 	*found_r = false;
 	if (client_id == NULL)
 		return ISSO_ERR_INVALID;
-	ret = STORE_CALL(store, client_delete, client_id, found_r);
-	store_client_cache_clear(store);
-	return ret;
+	return STORE_CLIENT_WRITE(store, client_delete, client_id, found_r);
 }
 
 void
